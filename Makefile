@@ -1,0 +1,66 @@
+# Meta-Agent FinOps — every command the README gives.
+# The first target run on a fresh clone installs everything (uv, then the locked workspace).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV := .venv
+FINOPS := $(VENV)/bin/finops
+STAMP := $(VENV)/.installed
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck bench clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv
+
+$(STAMP): pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $(STAMP)
+
+install: $(STAMP) ## install the locked workspace into .venv
+
+demo: $(STAMP) ## the main job: run the platform on the embedded local stack
+	$(FINOPS) demo
+
+test: $(STAMP) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
+	$(VENV)/bin/pytest -q
+
+test-unit: $(STAMP) ## unit tests only (no infrastructure)
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: $(STAMP)
+	$(VENV)/bin/pytest -q tests/integration
+
+test-e2e: $(STAMP)
+	$(VENV)/bin/pytest -q tests/e2e
+
+up: $(STAMP) ## start the local stack in the foreground (Ctrl-C stops it)
+	$(FINOPS) up
+
+down: $(STAMP) ## stop a detached stack
+	$(FINOPS) down
+
+status: $(STAMP) ## one line per component
+	$(FINOPS) status
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs services
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## run every benchmark under bench/ and print its figures
+	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
+
+clean: ## remove the local stack's data (.finops/)
+	rm -rf .finops

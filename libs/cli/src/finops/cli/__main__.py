@@ -1,0 +1,3 @@
+from finops.cli.main import app
+
+app(prog_name="finops")

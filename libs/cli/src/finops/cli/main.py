@@ -1,0 +1,246 @@
+"""The ``finops`` command: run the local stack and operate the platform."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finops.cli.stack import (
+    Stack,
+    StackError,
+    StackSettings,
+    pid_alive,
+    probe_component,
+    read_state,
+    stop_recorded,
+)
+
+app = typer.Typer(
+    help="Meta-Agent FinOps: run the local stack and operate the platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _status_table(root: Path) -> tuple[Table, bool]:
+    state = read_state(root)
+    table = Table(title=f"finops stack ({root})")
+    for col in ("component", "state", "pid", "port", "readiness", "restarts"):
+        table.add_column(col)
+    all_ready = bool(state)
+    if not state:
+        return table, False
+    for name, info in state["components"].items():
+        alive, readiness = probe_component(name, info)
+        if info.get("external"):
+            state_txt, pid_txt = "external", "-"
+        else:
+            state_txt, pid_txt = ("up" if alive else "down"), str(info.get("pid") or "-")
+        all_ready &= alive and readiness in ("ready", "external")
+        table.add_row(
+            name,
+            state_txt,
+            pid_txt,
+            str(info["port"]) if not info.get("external") else info["external"],
+            readiness,
+            str(info.get("restarts", 0)),
+        )
+    return table, all_ready
+
+
+def _running_supervisor(root: Path) -> int | None:
+    state = read_state(root)
+    pid = state.get("supervisor_pid") if state else None
+    return pid if pid_alive(pid) and state and state.get("status") != "stopped" else None
+
+
+@app.command()
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Start in the background and return.")
+    ] = False,
+    infra_only: Annotated[
+        bool,
+        typer.Option("--infra-only", help="Only PostgreSQL, Redis and the broker; no services."),
+    ] = False,
+) -> None:
+    """Start the local stack: PostgreSQL, Redis, the Kafka-protocol broker and the services.
+
+    Creates every topic, applies migrations, waits until each component is ready and prints
+    what runs where. In the foreground, Ctrl-C stops everything; with --detach use
+    `finops down`. Crashed services are restarted with backoff.
+    """
+    settings = StackSettings()
+    root = settings.data_dir.resolve()
+    running = _running_supervisor(root)
+    if running:
+        _fail(f"a stack is already running (supervisor pid {running}); see `finops status`")
+    if detach:
+        _up_detached(root, infra_only)
+        return
+
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    stack = Stack(settings, infra_only=infra_only, echo=lambda line: console.print(f"• {line}"))
+    started = time.monotonic()
+    try:
+        stack.root.mkdir(parents=True, exist_ok=True)
+        stack.write_state("starting")
+        stack.start()
+    except StackError as exc:
+        stack.write_state("failed", str(exc))
+        _fail(str(exc), 2)
+    except Exception as exc:
+        stack.write_state("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    stack.write_state("ready")
+    console.print(f"stack ready in {time.monotonic() - started:.1f}s")
+    console.print(_status_table(stack.root)[0])
+    console.print("Ctrl-C stops everything." if not os.environ.get("FINOPS_DETACHED") else "")
+    try:
+        stack.supervise(lambda: stop_requested, lambda: stack.write_state("ready"))
+    finally:
+        console.print("stopping the stack…")
+        stack.stop()
+        stack.write_state("stopped")
+        console.print("stopped.")
+
+
+def _up_detached(root: Path, infra_only: bool) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    log_path = root / "logs" / "stack.log"
+    state_path = root / "stack.json"
+    state_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "finops.cli", "up"] + (["--infra-only"] if infra_only else [])
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "FINOPS_DETACHED": "1", "COLUMNS": "120"},
+        )
+    started = time.monotonic()
+    with console.status("starting the stack…"):
+        while True:
+            state = read_state(root)
+            status = state.get("status") if state else None
+            if status == "ready":
+                break
+            if status == "failed" or proc.poll() is not None:
+                detail = state.get("error") if state else None
+                _fail(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)
+            time.sleep(0.3)
+    console.print(f"stack ready in {time.monotonic() - started:.1f}s (supervisor pid {proc.pid})")
+    console.print(_status_table(root)[0])
+    console.print(f"logs: {root / 'logs'}   stop with: finops down")
+
+
+@app.command()
+def down() -> None:
+    """Stop a detached stack and every process it started."""
+    root = StackSettings().data_dir.resolve()
+    stopped = stop_recorded(root)
+    if not stopped:
+        console.print("no stack is running.")
+        return
+    for line in stopped:
+        console.print(f"stopped {line}")
+
+
+@app.command()
+def status() -> None:
+    """One line per component: up/down, pid, port, readiness. Exit 1 unless all are ready."""
+    root = StackSettings().data_dir.resolve()
+    table, all_ready = _status_table(root)
+    if not read_state(root):
+        console.print("no stack has been started here (no .finops/stack.json).")
+        raise typer.Exit(1)
+    console.print(table)
+    raise typer.Exit(0 if all_ready else 1)
+
+
+@app.command()
+def demo() -> None:
+    """Run the platform end to end on the embedded local stack, then shut it down.
+
+    Brings every component up, checks that each one is ready, prints the status table and
+    stops everything it started. Exit 0 means the whole platform came up healthy.
+    """
+    settings = StackSettings()
+    root = settings.data_dir.resolve()
+    if _running_supervisor(root):
+        _fail("a stack is already running here; `finops down` first, or use it directly")
+    stack = Stack(settings, echo=lambda line: console.print(f"• {line}"))
+    started = time.monotonic()
+    try:
+        stack.root.mkdir(parents=True, exist_ok=True)
+        stack.write_state("starting")
+        stack.start()
+        stack.write_state("ready")
+        console.print(f"stack ready in {time.monotonic() - started:.1f}s")
+        table, all_ready = _status_table(root)
+        console.print(table)
+        if not all_ready:
+            _fail("not every component is ready", 1)
+        console.print("[bold green]demo: every component is up and ready[/]")
+    except StackError as exc:
+        _fail(str(exc), 2)
+    finally:
+        stack.stop()
+        stack.write_state("stopped")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations of every service up to REVISION."""
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    url = CommonSettings().database_url
+    migrations.upgrade(url, revision)
+    console.print(f"migrated {', '.join(migrations.services_with_migrations())} to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+) -> None:
+    """Revert database migrations of every service down to REVISION."""
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    migrations.downgrade(CommonSettings().database_url, revision)
+    console.print(f"downgraded to {revision}")
+
+
+if __name__ == "__main__":
+    app()

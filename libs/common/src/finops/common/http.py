@@ -1,0 +1,171 @@
+"""Assembly of a service's HTTP app: health, readiness, metrics, request ids, body limits.
+
+Every service builds its FastAPI app with :func:`create_service_app` so the operational
+surface (``/healthz``, ``/readyz``, ``/metrics``, the error shape, JSON logs with a request
+id) is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from finops.common.errors import error_body, install_error_handlers
+from finops.common.logging import request_id_var
+from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
+from finops.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[Any]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class OperationalMiddleware:
+    """Request id, request-size limit and Prometheus timings in one pure ASGI layer."""
+
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        start = time.perf_counter()
+        status = 500
+        try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                status = 413
+                await self._too_large(send, request_id)
+                return
+
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise _BodyTooLarge
+                return message
+
+            async def send_with_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"x-request-id", request_id.encode("latin-1")),
+                    ]
+                await send(message)
+
+            try:
+                await self.app(scope, limited_receive, send_with_id)
+            except _BodyTooLarge:
+                status = 413
+                await self._too_large(send, request_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, route, method).observe(time.perf_counter() - start)
+            request_id_var.reset(token)
+
+    async def _too_large(self, send: Send, request_id: str) -> None:
+        body = json.dumps(
+            error_body(
+                "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_service_app(
+    settings: CommonSettings,
+    *,
+    title: str,
+    description: str,
+    version: str = "0.1.0",
+    lifespan: Lifespan | None = None,
+    readiness: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
+    max_body_bytes: int | None = None,
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """Build a FastAPI app with the platform's operational endpoints already in place.
+
+    ``readiness`` returns the named checks at request time, so checks can use clients that the
+    lifespan creates after the app object exists.
+    """
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+    )
+    install_error_handlers(app)
+    install_metrics_endpoint(app)
+    app.add_middleware(
+        OperationalMiddleware,
+        service=settings.service_name,
+        max_body_bytes=max_body_bytes or settings.max_body_bytes,
+    )
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency is reachable")
+    async def readyz() -> JSONResponse:
+        checks = readiness() if readiness else {}
+        results: dict[str, str] = {}
+        ok = True
+
+        async def run(name: str, check: ReadinessCheck) -> None:
+            nonlocal ok
+            try:
+                await asyncio.wait_for(check(), timeout=3.0)
+                results[name] = "ok"
+            except Exception as exc:  # a failed check is a readiness answer, not an error
+                ok = False
+                results[name] = f"down: {type(exc).__name__}: {exc}"[:200]
+
+        await asyncio.gather(*(run(n, c) for n, c in checks.items()))
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": results},
+            status_code=200 if ok else 503,
+        )
+
+    return app

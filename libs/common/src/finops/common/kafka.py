@@ -1,0 +1,101 @@
+"""Kafka client factories whose reliability settings come from :class:`CommonSettings`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from finops.common.settings import CommonSettings
+from finops.common.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def _security(settings: CommonSettings) -> dict[str, Any]:
+    conf: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        conf.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return conf
+
+
+def producer_config(settings: CommonSettings, **overrides: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": settings.kafka_acks if settings.kafka_acks != "all" else "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "linger_ms": settings.kafka_linger_ms,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "client_id": f"finops-{settings.service_name}",
+        **_security(settings),
+    }
+    conf.update(overrides)
+    return conf
+
+
+def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that waits for every in-sync replica (acks=all)."""
+    return AIOKafkaProducer(**producer_config(settings, **overrides))
+
+
+def make_consumer(
+    settings: CommonSettings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer that commits only what the caller says it has processed."""
+    conf: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "client_id": f"finops-{settings.service_name}",
+        **_security(settings),
+    }
+    conf.update(overrides)
+    return AIOKafkaConsumer(*topics, **conf)
+
+
+def make_admin(settings: CommonSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        **_security(settings),
+    )
+
+
+async def ensure_topics(
+    settings: CommonSettings, specs: Iterable[TopicSpec] = ALL_TOPICS
+) -> list[str]:
+    """Create every missing topic with its declared partitions and config; return new names."""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in wanted:
+            topic = NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.kafka_replication_factor,
+                topic_configs=spec.config(),
+            )
+            try:
+                await admin.create_topics([topic])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("created topics", extra={"topics": created})
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,29 @@
+"""Prometheus metrics: one registry per process, scraped at ``GET /metrics``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_REQUESTS = Counter(
+    "finops_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "finops_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def install_metrics_endpoint(app: FastAPI) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+STREAM_EVENTS = Counter(
+    "finops_stream_events_total",
+    "Events a stream processor took from a topic, by outcome",
+    ["service", "topic", "outcome"],
+)

@@ -1,0 +1,77 @@
+"""Settings shared by every service: infrastructure addresses, Kafka reliability, auth trust.
+
+Every value reads from the environment with the ``FINOPS_`` prefix, so one set of variables
+configures the whole fleet (``FINOPS_DATABASE_URL``, ``FINOPS_REDIS_URL``,
+``FINOPS_KAFKA_BOOTSTRAP``, ...). Broker quirks of the local stack are settings too; the
+defaults are those of a real Apache Kafka cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
+
+DEFAULT_PORTS = {
+    "postgres": 55432,
+    "redis": 56379,
+    "kafka": 59092,
+    "auth": 8001,
+    "ingest": 8002,
+    "optimizer": 8003,
+    "healer": 8004,
+    "experiments": 8005,
+}
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs to know about the platform around it."""
+
+    model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore", env_file=None)
+
+    service_name: str = "finops"
+    environment: str = Field("local", description="local | test | production")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    data_dir: Path = Path(".finops")
+
+    database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
+    redis_url: str = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
+    kafka_bootstrap: str = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
+
+    # Apache Kafka defaults; the local tansu broker turns idempotence off (InitProducerId v0).
+    kafka_enable_idempotence: bool = True
+    kafka_acks: str = "all"
+    kafka_linger_ms: int = 5
+    kafka_request_timeout_ms: int = 15000
+    kafka_session_timeout_ms: int = 10000
+    kafka_heartbeat_interval_ms: int = 1000
+    kafka_replication_factor: int = 1
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+
+    # Token trust: every service verifies tokens itself against auth's JWKS.
+    auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
+    jwt_issuer: str = "finops-auth"
+    jwt_audience: str = "finops"
+    jwks_cache_seconds: int = 300
+    jwks_min_refetch_seconds: float = 5.0
+
+    max_body_bytes: int = 1024 * 1024
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _refuse_placeholder_secret(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("refusing a placeholder secret; set a real one")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"

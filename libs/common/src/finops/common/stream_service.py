@@ -1,0 +1,52 @@
+"""One process, two faces: a Faust stream processor and its FastAPI HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
+
+import faust
+from fastapi import FastAPI
+from faust.contrib.asgi import faust_app_running
+
+from finops.common.health import tcp_check
+from finops.common.http import ReadinessCheck, create_service_app
+from finops.common.streams import StreamSettings, faust_check
+
+
+def create_stream_service_app(
+    settings: StreamSettings,
+    faust_app: faust.App,
+    *,
+    title: str,
+    description: str,
+    resources: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
+) -> FastAPI:
+    """Run ``faust_app`` inside the HTTP app's lifespan, after ``resources`` are open."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)
+        async with (
+            resources(app) if resources else nullcontext(),
+            faust_app_running(faust_app),
+        ):
+            yield
+
+    def checks() -> dict[str, ReadinessCheck]:
+        named: dict[str, ReadinessCheck] = {
+            "kafka": lambda: tcp_check(settings.kafka_bootstrap),
+            "streams": lambda: faust_check(faust_app),
+        }
+        if readiness:
+            named.update(readiness(app))
+        return named
+
+    app = create_service_app(
+        settings, title=title, description=description, lifespan=lifespan, readiness=checks
+    )
+    app.state.settings = settings
+    app.state.faust = faust_app
+    return app

@@ -1,0 +1,49 @@
+"""Faust apps built the same way for every stream service, with broker quirks from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from finops.common.settings import CommonSettings
+
+
+class StreamSettings(CommonSettings):
+    """Settings of a service that runs a Faust app next to its HTTP API."""
+
+    faust_store: str = "memory://"
+    faust_topic_partitions: int = 3
+    faust_broker_session_timeout_s: float = 10.0
+    faust_broker_heartbeat_interval_s: float = 1.0
+    faust_table_standby_replicas: int = 0
+
+
+def make_faust_app(settings: StreamSettings, app_id: str, **overrides: Any) -> faust.App:
+    """An at-least-once Faust app; handlers must be idempotent on the event id."""
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    options: dict[str, Any] = {
+        "broker": brokers,
+        "store": settings.faust_store,
+        "processing_guarantee": "at_least_once",
+        "topic_replication_factor": settings.kafka_replication_factor,
+        "topic_partitions": settings.faust_topic_partitions,
+        "broker_session_timeout": settings.faust_broker_session_timeout_s,
+        "broker_heartbeat_interval": settings.faust_broker_heartbeat_interval_s,
+        "table_standby_replicas": settings.faust_table_standby_replicas,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "web_enabled": False,
+        "autodiscover": False,
+        "datadir": str(Path(settings.data_dir) / "faust" / app_id),
+    }
+    options.update(overrides)
+    return faust.App(app_id, **options)
+
+
+async def faust_check(app: faust.App) -> None:
+    if app.crashed:
+        raise RuntimeError(f"stream processor crashed: {app.crash_reason!r}")
+    if not app.started:
+        raise RuntimeError("stream processor not started")

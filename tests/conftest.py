@@ -1,0 +1,102 @@
+"""Real infrastructure for the whole test session.
+
+Order of preference: the ``FINOPS_*`` URLs when set (each one replaces that component),
+testcontainers when ``FINOPS_TEST_CONTAINERS=1`` and a Docker engine answers, otherwise the
+embedded stack that ``finops up --infra-only`` runs, on free ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from finops.cli.stack import Stack, StackSettings, free_port
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    redis_url: str
+    kafka_bootstrap: str
+    local_broker: bool
+
+    def env(self) -> dict[str, str]:
+        env = {
+            "FINOPS_DATABASE_URL": self.database_url,
+            "FINOPS_REDIS_URL": self.redis_url,
+            "FINOPS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+        }
+        if self.local_broker:
+            env["FINOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+        return env
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    if os.environ.get("FINOPS_TEST_CONTAINERS") == "1" and _docker_available():
+        yield from _containers()
+        return
+    root = tmp_path_factory.mktemp("finops-stack")
+    settings = StackSettings(
+        data_dir=root,
+        postgres_port=free_port(),
+        redis_port=free_port(),
+        kafka_port=free_port(),
+        postgres_fsync=False,
+        database_url=os.environ.get("FINOPS_DATABASE_URL"),
+        redis_url=os.environ.get("FINOPS_REDIS_URL"),
+        kafka_bootstrap=os.environ.get("FINOPS_KAFKA_BOOTSTRAP"),
+    )
+    stack = Stack(settings, infra_only=True)
+    stack.start()
+    try:
+        yield Infra(stack.database_url, stack.redis_url, stack.kafka_bootstrap, stack.local_broker)
+    finally:
+        stack.stop()
+
+
+def _containers() -> Iterator[Infra]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    from finops.cli.stack import Stack
+
+    with (
+        PostgresContainer("postgres:17", driver=None) as pg,
+        RedisContainer("redis:7") as rd,
+        KafkaContainer() as kf,
+    ):
+        redis_url = f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0"
+        infra = Infra(pg.get_connection_url(), redis_url, kf.get_bootstrap_server(), False)
+        stack = Stack(
+            StackSettings(
+                database_url=infra.database_url,
+                redis_url=infra.redis_url,
+                kafka_bootstrap=infra.kafka_bootstrap,
+            ),
+            infra_only=True,
+        )
+        stack.bootstrap_infra()
+        yield infra
+
+
+@pytest.fixture
+def infra_env(infra: Infra, monkeypatch: pytest.MonkeyPatch) -> Infra:
+    """Point every settings class at the session's infrastructure."""
+    for key, value in infra.env().items():
+        monkeypatch.setenv(key, value)
+    return infra

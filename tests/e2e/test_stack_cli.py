@@ -1,0 +1,101 @@
+"""`finops up --detach`, `status`, crash restart and `down`, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from finops.cli.stack import free_port, pid_alive
+
+pytestmark = pytest.mark.e2e
+
+COMPONENTS = ["postgres", "redis", "kafka", "auth", "ingest", "optimizer", "healer", "experiments"]
+
+
+def finops(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
+    env["FINOPS_DATA_DIR"] = str(tmp_path / "stack")
+    env["COLUMNS"] = "200"
+    for name in COMPONENTS:
+        env[f"FINOPS_{name.upper()}_PORT"] = str(free_port())
+    return env
+
+
+def test_detached_stack_restarts_crashes_and_leaves_nothing_behind(stack_env):
+    started = time.monotonic()
+    up = finops("up", "--detach", env=stack_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert time.monotonic() - started < 90
+    for name in COMPONENTS:
+        assert name in up.stdout
+
+    status = finops("status", env=stack_env)
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count(" ready ") >= len(COMPONENTS)
+
+    state_path = Path(stack_env["FINOPS_DATA_DIR"]) / "stack.json"
+    state = json.loads(state_path.read_text())
+    pids = {n: c["pid"] for n, c in state["components"].items()}
+    pids["supervisor"] = state["supervisor_pid"]
+    assert all(pid_alive(p) for p in pids.values())
+
+    os.kill(pids["ingest"], signal.SIGKILL)
+
+    def restarted():
+        info = json.loads(state_path.read_text())["components"]["ingest"]
+        return info["restarts"] >= 1 and info["pid"] != pids["ingest"] and info
+
+    info = wait_for(restarted, 30, "ingest to be restarted")
+    wait_for(lambda: finops("status", env=stack_env).returncode == 0, 60, "all ready again")
+    pids["ingest-restarted"] = info["pid"]
+    assert "ingest restarted" in (Path(stack_env["FINOPS_DATA_DIR"]) / "logs" / "stack.log").read_text()
+
+    down = finops("down", env=stack_env)
+    assert down.returncode == 0, down.stderr
+    wait_for(lambda: not any(pid_alive(p) for p in pids.values()), 30, "every process to exit")
+    ports = [int(stack_env[f"FINOPS_{n.upper()}_PORT"]) for n in COMPONENTS]
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+    assert finops("status", env=stack_env).returncode == 1
+
+
+def test_a_taken_port_is_named_in_a_clear_error(stack_env):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        stack_env["FINOPS_REDIS_PORT"] = str(port)
+        result = finops("up", "--infra-only", env=stack_env, timeout=60)
+    assert result.returncode == 2
+    assert f"port {port} (redis) is already in use" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr + result.stdout
