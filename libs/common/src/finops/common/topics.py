@@ -96,3 +96,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = PRIMARY_TOPICS + tuple(
     dlq_spec(t) for t in PRIMARY_TOPICS if t.consumed
 )
 TOPICS_BY_NAME = {t.name: t for t in ALL_TOPICS}
+
+#: Where ingest publishes each event type.
+TOPIC_FOR_EVENT_TYPE = {"agent.llm_call": AGENT_COST.name, "agent.error": AGENT_ERROR.name}

@@ -1,0 +1,63 @@
+"""Event schemas (``agent.llm_call``, ``agent.error``), usage normalisation and pricing."""
+
+from finops.common.events.jsonschema import event_json_schemas, write_json_schemas
+from finops.common.events.pricing import (
+    PriceResult,
+    apply_pricing,
+    genai_provider_id,
+    price_call,
+    price_data_version,
+    to_genai_usage,
+    warm_up,
+)
+from finops.common.events.schemas import (
+    ERROR,
+    ERROR_KINDS,
+    EVENT_TYPES,
+    LLM_CALL,
+    SCHEMA_VERSION,
+    AnyEvent,
+    BatchError,
+    BatchResult,
+    ErrorData,
+    ErrorEvent,
+    Event,
+    LlmCallData,
+    LlmCallEvent,
+    parse_event,
+    stamp_principal,
+    validate_batch,
+    validation_errors,
+)
+from finops.common.events.usage import Usage, normalize_usage
+
+__all__ = [
+    "ERROR",
+    "ERROR_KINDS",
+    "EVENT_TYPES",
+    "LLM_CALL",
+    "SCHEMA_VERSION",
+    "AnyEvent",
+    "BatchError",
+    "BatchResult",
+    "ErrorData",
+    "ErrorEvent",
+    "Event",
+    "LlmCallData",
+    "LlmCallEvent",
+    "PriceResult",
+    "Usage",
+    "apply_pricing",
+    "event_json_schemas",
+    "genai_provider_id",
+    "normalize_usage",
+    "parse_event",
+    "price_call",
+    "price_data_version",
+    "stamp_principal",
+    "to_genai_usage",
+    "validate_batch",
+    "validation_errors",
+    "warm_up",
+    "write_json_schemas",
+]
