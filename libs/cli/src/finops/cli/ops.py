@@ -1,0 +1,275 @@
+"""Operator commands: `finops price`, `finops tail`, `finops topics`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _settings() -> Any:
+    from finops.common.settings import CommonSettings
+
+    return CommonSettings(service_name="cli")
+
+
+def price(
+    provider: Annotated[str, typer.Option(help="Provider, e.g. openai, anthropic, google.")],
+    model: Annotated[str, typer.Option(help="Model name as the provider spells it.")],
+    usage: Annotated[
+        str,
+        typer.Option(
+            help="Usage as JSON: normalized ({input_tokens, output_tokens, cached_input_tokens, "
+            "cache_write_tokens, reasoning_tokens}) or the provider's raw usage object."
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Price one call's usage with genai-prices and print the total in USD."""
+    from pydantic import ValidationError
+
+    from finops.common.events import Usage, price_call
+
+    try:
+        normalized = Usage.model_validate(json.loads(usage))
+    except (ValueError, ValidationError) as exc:
+        console.print(f"[red]error:[/] invalid usage: {exc}")
+        raise typer.Exit(2) from exc
+    result = price_call(provider, model, normalized)
+    if json_out:
+        console.print_json(
+            json.dumps(
+                {
+                    "provider": provider,
+                    "model": model,
+                    "total_usd": result.total_usd,
+                    "input_usd": result.input_usd,
+                    "output_usd": result.output_usd,
+                    "cost_source": result.cost_source,
+                    "price_version": result.price_version,
+                    "usage": normalized.model_dump(),
+                }
+            )
+        )
+    elif result.total_usd is None:
+        console.print(f"unpriced: no price for {provider}/{model} ({result.price_version})")
+        raise typer.Exit(1)
+    else:
+        console.print(f"${result.total_usd:.8f}")
+        console.print(
+            f"[dim]input ${result.input_usd or 0:.8f} · output ${result.output_usd or 0:.8f} · "
+            f"{normalized.model_dump()} · {result.price_version}[/]"
+        )
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def _summary(value: dict[str, Any]) -> str:
+    data = value.get("data") if isinstance(value.get("data"), dict) else value
+    fields = ("type", "agent_id", "task_type", "provider", "model", "cost_usd", "latency_ms")
+    parts = []
+    for name in fields:
+        found = value.get(name) if name == "type" else _lookup(data, name)
+        if found is not None:
+            parts.append(f"{name}={found}")
+    return " ".join(parts) or json.dumps(value)[:160]
+
+
+def tail(
+    topic: Annotated[str, typer.Argument(help="Topic name, e.g. agent.cost.v1.")],
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the earliest offset.")
+    ] = False,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="key=value on the JSON value (dotted paths, e.g. data.model=gpt-4o); repeatable.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print each record as JSON.")] = False,
+    max_records: Annotated[
+        int | None, typer.Option("--max", help="Stop after this many matching records.")
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option("--idle-timeout", help="Stop when nothing arrives for this many seconds."),
+    ] = None,
+) -> None:
+    """Print a topic's records as they arrive (Ctrl-C stops)."""
+    wanted = []
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            console.print(f"[red]error:[/] --filter takes key=value, got {item!r}")
+            raise typer.Exit(2)
+        wanted.append((key, value))
+    try:
+        asyncio.run(_tail(topic, from_beginning, wanted, json_out, max_records, idle_timeout))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _tail(
+    topic: str,
+    from_beginning: bool,
+    wanted: list[tuple[str, str]],
+    json_out: bool,
+    max_records: int | None,
+    idle_timeout: float | None,
+) -> None:
+    from aiokafka import TopicPartition
+
+    from finops.common.consumer import header_map
+    from finops.common.kafka import make_consumer
+
+    consumer = make_consumer(_settings(), group_id=None)
+    await consumer.start()
+    shown = 0
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata
+            partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            console.print(f"[red]error:[/] no such topic: {topic}")
+            raise typer.Exit(2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        last = time.monotonic()
+        while max_records is None or shown < max_records:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            if not batch:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    break
+                continue
+            last = time.monotonic()
+            for records in batch.values():
+                for r in records:
+                    try:
+                        value = json.loads(r.value) if r.value else None
+                    except ValueError:
+                        value = (r.value or b"").decode(errors="replace")
+                    if wanted and not all(
+                        isinstance(value, dict) and str(_lookup(value, k)) == v for k, v in wanted
+                    ):
+                        continue
+                    shown += 1
+                    if json_out:
+                        print(
+                            json.dumps(
+                                {
+                                    "topic": r.topic,
+                                    "partition": r.partition,
+                                    "offset": r.offset,
+                                    "key": (r.key or b"").decode(errors="replace"),
+                                    "headers": header_map(r.headers),
+                                    "value": value,
+                                }
+                            ),
+                            flush=True,
+                        )
+                    else:
+                        text = _summary(value) if isinstance(value, dict) else str(value)
+                        console.print(f"[dim]{r.topic}[{r.partition}]@{r.offset}[/] {text}")
+                    if max_records is not None and shown >= max_records:
+                        return
+    finally:
+        await consumer.stop()
+
+
+def topics(
+    count: Annotated[
+        bool, typer.Option("--count/--no-count", help="Count messages by consuming each topic.")
+    ] = True,
+) -> None:
+    """Every topic with its partitions and message count (counted by consuming)."""
+    rows = asyncio.run(_topics(count))
+    table = Table(title="topics")
+    for col in ("topic", "partitions", "messages", "cleanup", "declared"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[str(c) for c in row])
+    console.print(table)
+
+
+async def count_messages(settings: Any, topic: str, idle_s: float = 1.0) -> int:
+    """Count a topic's records by reading it from the earliest offset to quiet.
+
+    Consuming, rather than subtracting offsets, is the only count that is right on brokers
+    whose ListOffsets(latest) is not (the local tansu broker).
+    """
+    from aiokafka import TopicPartition
+
+    from finops.common.kafka import make_consumer
+
+    consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        total, quiet_since = 0, time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            n = sum(len(v) for v in batch.values())
+            if n:
+                total += n
+                quiet_since = time.monotonic()
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def _topics(count: bool) -> list[tuple[Any, ...]]:
+    from finops.common.kafka import make_admin
+    from finops.common.topics import TOPICS_BY_NAME
+
+    settings = _settings()
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
+        described = {d["topic"]: d for d in await admin.describe_topics(names)} if names else {}
+    finally:
+        await admin.close()
+    rows = []
+    for name in names:
+        spec = TOPICS_BY_NAME.get(name)
+        messages = await count_messages(settings, name, idle_s=0.5) if count else "-"
+        rows.append(
+            (
+                name,
+                len(described.get(name, {}).get("partitions", [])),
+                messages,
+                spec.cleanup_policy if spec else "?",
+                "yes" if spec else "no (internal)",
+            )
+        )
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(price)
+    app.command()(tail)
+    app.command()(topics)

@@ -1,0 +1,70 @@
+"""A blocking wrapper for agents that are not async: the async client on its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from finops.client.client import AsyncFinOpsClient, ClientStats
+
+T = TypeVar("T")
+
+
+class FinOpsClient:
+    """Same arguments and methods as :class:`AsyncFinOpsClient`, but blocking.
+
+    Example::
+
+        with FinOpsClient(ingest_url=..., auth_url=..., api_key=..., agent_id="bot") as finops:
+            finops.record_call(task_type="qa", provider="openai", model="gpt-4o-mini",
+                               usage={"input_tokens": 10, "output_tokens": 5}, latency_ms=300)
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="finops-client", daemon=True
+        )
+        self._thread.start()
+        self._client: AsyncFinOpsClient = self._run(self._make(kwargs))
+
+    @staticmethod
+    async def _make(kwargs: dict[str, Any]) -> AsyncFinOpsClient:
+        return AsyncFinOpsClient(**kwargs)
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def record_call(self, **kwargs: Any) -> str:
+        return self._run(self._client.record_call(**kwargs))
+
+    def record_error(self, **kwargs: Any) -> str:
+        return self._run(self._client.record_error(**kwargs))
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._run(self._client.flush(timeout))
+
+    def close(self, timeout: float | None = None) -> None:
+        if not self._loop.is_running():
+            return
+        try:
+            self._run(self._client.close(timeout))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    @property
+    def pending(self) -> int:
+        return self._client.pending
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._client.stats
+
+    def __enter__(self) -> FinOpsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
