@@ -61,6 +61,10 @@ class StackSettings(BaseSettings):
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     postgres_fsync: bool = True
+    # The broker keeps data in memory unless pointed at S3 (e.g. a local moto server), where
+    # topics, records and committed offsets survive a broker restart.
+    kafka_s3_endpoint: str | None = None
+    kafka_s3_bucket: str = "tansu"
     ready_timeout_s: float = 90.0
     restart_backoff_max_s: float = 30.0
 
@@ -284,7 +288,7 @@ class Stack:
             external=self.settings.kafka_bootstrap,
             log_file=logs,
             command=lambda: self._kafka_command(host, port),
-            env={"RUST_LOG": "warn"},
+            env=self._kafka_env(),
             ready_probe=lambda: self._kafka_ready(host, port),
         )
 
@@ -414,8 +418,22 @@ class Stack:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            f"s3://{self.settings.kafka_s3_bucket}/"
+            if self.settings.kafka_s3_endpoint
+            else "memory://tansu/",
         ]
+
+    def _kafka_env(self) -> dict[str, str]:
+        env = {"RUST_LOG": "warn"}
+        if self.settings.kafka_s3_endpoint:
+            env.update(
+                AWS_ENDPOINT=self.settings.kafka_s3_endpoint,
+                AWS_ALLOW_HTTP="true",
+                AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+                AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            )
+        return env
 
     def _kafka_ready(self, host: str, port: int) -> bool:
         if not tcp_open(host, port):

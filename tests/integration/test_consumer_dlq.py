@@ -1,0 +1,86 @@
+"""At-least-once consumption: commit after processing, poison records to the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import TopicPartition
+
+from finops.common.consumer import AtLeastOnceConsumer, header_map
+from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import TopicSpec, dlq_spec
+
+pytestmark = pytest.mark.integration
+
+
+async def test_poison_records_go_to_the_dlq_and_the_rest_is_committed(infra):
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    spec = TopicSpec(f"test.dlq.{uuid.uuid4().hex[:8]}", 2, "k", "test", consumed=True)
+    await ensure_topics(settings, [spec, dlq_spec(spec)])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for i in range(20):
+            await producer.send_and_wait(spec.name, f"v{i}".encode(), key=f"k{i % 3}".encode())
+
+        attempts: dict[str, int] = {}
+        handled: list[str] = []
+
+        async def handler(record) -> None:
+            value = record.value.decode()
+            attempts[value] = attempts.get(value, 0) + 1
+            if value in ("v7", "v13"):
+                raise ValueError(f"cannot handle {value}")
+            handled.append(value)
+
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        consumer = make_consumer(settings, spec.name, group_id=group)
+        await consumer.start()
+        worker = AtLeastOnceConsumer(
+            consumer, producer, handler, service="test", max_attempts=3, retry_backoff_s=0.01
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        async with asyncio.timeout(30):
+            while worker.processed + worker.dead_lettered < 20:
+                await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        committed = [
+            await consumer.committed(TopicPartition(spec.name, p)) for p in range(spec.partitions)
+        ]
+        await consumer.stop()
+    finally:
+        await producer.stop()
+
+    assert sorted(handled) == sorted(f"v{i}" for i in range(20) if i not in (7, 13))
+    assert attempts["v7"] == 3 and attempts["v13"] == 3
+    assert sum(c or 0 for c in committed) == 20
+
+    dlq = make_consumer(settings, group_id=None)
+    await dlq.start()
+    try:
+        dlq.assign([TopicPartition(spec.dlq, 0)])
+        await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
+        dead = []
+        async with asyncio.timeout(20):
+            while len(dead) < 2:
+                batch = await dlq.getmany(timeout_ms=500)
+                for records in batch.values():
+                    dead.extend(records)
+    finally:
+        await dlq.stop()
+    by_value = {r.value.decode(): header_map(r.headers) for r in dead}
+    assert set(by_value) == {"v7", "v13"}
+    headers = by_value["v7"]
+    assert headers["x-origin-topic"] == spec.name
+    assert int(headers["x-origin-offset"]) >= 0
+    assert headers["x-origin-partition"] in ("0", "1")
+    assert headers["x-error-type"] == "ValueError"
+    assert headers["x-error"] == "cannot handle v7"
+    assert headers["x-attempts"] == "3"
