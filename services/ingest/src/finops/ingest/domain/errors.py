@@ -1,0 +1,23 @@
+"""Errors of the ingest domain, each with a stable code; only the API maps them to HTTP."""
+
+from __future__ import annotations
+
+from finops.common.errors import FinopsError, Forbidden, PayloadTooLarge, ValidationFailed
+
+
+class InvalidBatch(ValidationFailed):
+    code = "invalid_events"
+    message = "the batch has invalid events; nothing was published"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    code = "batch_too_large"
+
+
+class AgentMismatch(Forbidden):
+    code = "agent_mismatch"
+    message = "events may only be sent for the caller's own agent_id"
+
+
+class BrokerUnavailable(FinopsError):
+    code, status, message = "broker_unavailable", 503, "the event broker is unavailable"
