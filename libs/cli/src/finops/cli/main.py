@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -31,6 +32,13 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(
+    help="User accounts, written straight to the database (no running service needed).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="The auth service's token signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -242,5 +250,101 @@ def db_downgrade(
     console.print(f"downgraded to {revision}")
 
 
+ROLES = ("agent", "operator", "admin")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[
+        str, typer.Option(help="3-32 characters of a-z, 0-9, '_', '.', '-'.", show_default=False)
+    ],
+    email: Annotated[str, typer.Option(help="Email address (unique).", show_default=False)],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="The password. Visible in shell history and `ps`: prefer --password-stdin "
+            "or the prompt you get when neither is given.",
+            show_default=False,
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+    role: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(ROLES)}. Use admin for the first admin.")
+    ] = "agent",
+) -> None:
+    """Create a user in the database with the same rules as registration.
+
+    This is how the first admin is made (public registration only creates agents):
+
+        finops users create --username alice --email alice@example.com --role admin
+
+    Connects to FINOPS_DATABASE_URL; the schema must be migrated (`finops db upgrade`).
+    """
+    from finops.auth.admin import create_user
+    from finops.auth.domain.errors import AccountInvalid, EmailTaken, UsernameTaken
+    from finops.auth.settings import AuthSettings
+    from finops.common.auth.scopes import Role
+
+    if role not in ROLES:
+        _fail(f"--role must be one of {', '.join(ROLES)}", 2)
+    if password is not None and password_stdin:
+        _fail("give either --password or --password-stdin, not both", 2)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    assert password is not None
+    try:
+        user = asyncio.run(create_user(AuthSettings(), username, email, password, Role(role)))
+    except AccountInvalid as exc:
+        for problem in exc.details:
+            err_console.print(f"[bold red]error:[/] {problem['field']}: {problem['message']}")
+        raise typer.Exit(1) from None
+    except (UsernameTaken, EmailTaken) as exc:
+        _fail(exc.message)
+    # soft_wrap: ids must stay on one line so they can be copied.
+    console.print(
+        f"created user {user.username} (id {user.id}, role {user.role.value})", soft_wrap=True
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Generate a new signing key; the current one stays in the JWKS as the previous key.
+
+    Keys live under <FINOPS_DATA_DIR>/keys/. Running auth services switch to the new key
+    within FINOPS_KEY_RELOAD_SECONDS; tokens signed with the previous key keep verifying
+    until they expire. The key before the previous one is dropped, so wait at least one
+    token lifetime (15 min by default) between two rotations. Refused when the key comes
+    from FINOPS_JWT_PRIVATE_KEY_PEM / _FILE: rotate it where it is configured.
+    """
+    from finops.auth.adapters.keystore import KeyConfigurationError
+    from finops.auth.admin import rotate_signing_keys
+    from finops.auth.settings import AuthSettings
+
+    settings = AuthSettings()
+    try:
+        ring = rotate_signing_keys(settings)
+    except KeyConfigurationError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"new signing key {ring.current.kid}", soft_wrap=True)
+    if ring.previous:
+        console.print(f"previous key {ring.previous.kid} stays in the JWKS", soft_wrap=True)
+    console.print(f"keys folder: {settings.keys_dir.resolve()}", soft_wrap=True)
+
+
 if __name__ == "__main__":
     app()
+
+
+def _register_operator_commands() -> None:
+    from finops.cli import ops
+
+    ops.register(app)
+
+
+_register_operator_commands()

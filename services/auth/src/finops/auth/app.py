@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from finops.auth.adapters.keystore import ActiveKeys, KeyStore
+from finops.auth.adapters.postgres import PostgresUnitOfWork
+from finops.auth.adapters.redis_store import RedisLoginThrottle, RedisTokenRevocations
+from finops.auth.api import ROUTERS
+from finops.auth.domain.passwords import PasswordHashing
+from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
 from finops.auth.settings import AuthSettings
+from finops.common.auth import TokenVerifier, blocklist_redis, install_verifier
 from finops.common.health import postgres_check, redis_check
 from finops.common.http import create_service_app
+
+log = logging.getLogger(__name__)
+
+TAGS = [
+    {"name": "auth", "description": "Register, log in, tokens, refresh, logout."},
+    {"name": "api keys", "description": "Keys agents exchange for short-lived tokens."},
+    {"name": "users", "description": "The caller's account; role changes by admins."},
+    {"name": "keys", "description": "Public signing keys (JWKS) for every verifier."},
+]
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -19,11 +38,28 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
-        app.state.redis = aioredis.from_url(settings.redis_url)
+        # Key generation and the dummy password hash take CPU time: keep the loop free.
+        keys = await asyncio.to_thread(ActiveKeys, KeyStore(settings))
+        app.state.keys = keys
+        app.state.hashing = await asyncio.to_thread(PasswordHashing, settings.argon2)
+        app.state.db = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=settings.db_pool_max_size
+        )
+        app.state.redis = blocklist_redis(settings.redis_url)
+        app.state.auth_service = build_auth_service(
+            settings, app.state.db, app.state.redis, app.state.hashing, keys
+        )
+        # Auth verifies its own tokens with the keys it holds: no HTTP round trip to itself.
+        verifier = TokenVerifier(settings, app.state.redis, keys.verification_keys)
+        install_verifier(app, verifier)
+        watcher = asyncio.create_task(_follow_key_rotations(keys, settings.key_reload_seconds))
         try:
             yield
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await verifier.aclose()
             await app.state.redis.aclose()
             await app.state.db.close()
 
@@ -36,6 +72,46 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
         },
+        max_body_bytes=settings.max_body_bytes,
+        openapi_tags=TAGS,
     )
+    for router in ROUTERS:
+        app.include_router(router)
     app.state.settings = settings
     return app
+
+
+def build_auth_service(
+    settings: AuthSettings,
+    pool: asyncpg.Pool,
+    redis: Any,
+    hashing: PasswordHashing,
+    keys: ActiveKeys,
+) -> AuthService:
+    """The use cases wired to PostgreSQL, Redis and the active signing key."""
+    return AuthService(
+        uow=lambda: PostgresUnitOfWork(pool),
+        hashing=hashing,
+        signer=keys.signer,
+        throttle=RedisLoginThrottle(redis, settings.login_failure_window_seconds),
+        revocations=RedisTokenRevocations(
+            redis, max(settings.access_token_ttl_seconds, settings.api_key_token_ttl_seconds)
+        ),
+        policy=AuthPolicy(
+            refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+            api_key_token_ttl_seconds=settings.api_key_token_ttl_seconds,
+            max_failures_per_account=settings.login_max_failures_per_account,
+            max_failures_per_address=settings.login_max_failures_per_address,
+        ),
+    )
+
+
+async def _follow_key_rotations(keys: ActiveKeys, every_seconds: float) -> None:
+    """Pick up `finops keys rotate` (run by another process) without a restart."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            if await asyncio.to_thread(keys.reload_if_changed):
+                log.info("signing keys reloaded", extra={"kid": keys.signer().kid})
+        except Exception:  # a half-written key must not stop the watcher; next round retries
+            log.exception("reloading the signing keys failed")

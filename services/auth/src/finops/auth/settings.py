@@ -1,9 +1,70 @@
+"""The auth service's settings (``FINOPS_`` environment variables), checked at start-up."""
+
 from __future__ import annotations
 
-from finops.common.settings import DEFAULT_PORTS, CommonSettings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from finops.auth.domain.passwords import Argon2Parameters
+from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSettings
 
 
 class AuthSettings(CommonSettings):
     service_name: str = "auth"
     port: int = DEFAULT_PORTS["auth"]
     max_body_bytes: int = 64 * 1024
+    db_pool_max_size: int = 10
+
+    # Signing keys. Either a PEM (env) or a PEM file; with neither, the service keeps its keys
+    # under <data_dir>/keys/ and generates the first one (the local stack's way).
+    jwt_private_key_pem: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_previous_key_pem: SecretStr | None = None
+    jwt_previous_key_file: Path | None = None
+    key_reload_seconds: float = Field(5.0, gt=0, description="how often to look for rotated keys")
+
+    access_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+    api_key_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
+
+    # argon2id cost; below OWASP's minimum only with environment=test (fast test suites).
+    argon2_memory_kib: int = Field(19 * 1024, ge=8)
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_parallelism: int = Field(1, ge=1)
+
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
+    login_failure_window_seconds: int = Field(15 * 60, ge=1)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def argon2(self) -> Argon2Parameters:
+        return Argon2Parameters(
+            self.argon2_memory_kib, self.argon2_time_cost, self.argon2_parallelism
+        )
+
+    @field_validator("jwt_private_key_pem", "jwt_previous_key_pem")
+    @classmethod
+    def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("refusing a placeholder secret; set a real PEM private key")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_configuration(self) -> AuthSettings:
+        if self.environment != "test" and not self.argon2.meets_owasp_minimum():
+            raise ValueError(
+                "argon2 parameters below OWASP's minimum (m=19456 KiB, t=2, p=1) are only "
+                "allowed with FINOPS_ENVIRONMENT=test"
+            )
+        if self.environment != "local":
+            for name in ("database_url", "redis_url"):
+                password = urlsplit(getattr(self, name)).password
+                if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"refusing a placeholder password in {name}; set a real one")
+        return self

@@ -1,0 +1,76 @@
+"""Token verification for every service: signature and claims, then the Redis blocklist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from finops.common.auth.blocklist import BlocklistLookups
+from finops.common.auth.errors import InvalidToken, TokenRevoked
+from finops.common.auth.key_sources import JwksFromUrl, KeySource
+from finops.common.auth.principal import Principal
+from finops.common.auth.tokens import decode, unverified_kid
+from finops.common.errors import Unavailable
+from finops.common.settings import CommonSettings
+
+
+class TokenVerifier:
+    """Turns a bearer token into a :class:`Principal` or raises :class:`InvalidToken`.
+
+    Keys come from ``keys`` (default: auth's JWKS at ``settings.auth_url``). The blocklist
+    check needs Redis; when Redis cannot answer the verifier fails closed with 503 rather
+    than let a possibly revoked token through.
+    """
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        redis: Any,
+        keys: KeySource | None = None,
+        *,
+        leeway_seconds: int = 0,
+    ) -> None:
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.redis = redis
+        self._blocklist = BlocklistLookups(redis)
+        self.keys: KeySource = keys or JwksFromUrl(
+            f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json",
+            cache_seconds=settings.jwks_cache_seconds,
+            min_refetch_seconds=settings.jwks_min_refetch_seconds,
+        )
+        self.leeway_seconds = leeway_seconds
+
+    async def verify(self, token: str, *, check_revoked: bool = True) -> Principal:
+        """Verify ``token``. ``check_revoked=False`` is for logout, which must stay idempotent."""
+        principal = await self.verify_signature(token)
+        if check_revoked:
+            try:
+                revoked = await self._blocklist.is_revoked(principal.jti)
+            except (RedisError, OSError) as exc:
+                raise Unavailable("the token blocklist cannot be checked") from exc
+            if revoked:
+                raise TokenRevoked()
+        return principal
+
+    async def verify_signature(self, token: str) -> Principal:
+        """Signature and claims only, without the blocklist (benchmarks, offline checks)."""
+        if not isinstance(token, str) or not token or len(token) > 8192:
+            raise InvalidToken("the access token is malformed")
+        kid = unverified_kid(token)
+        key = await self.keys.key_for(kid)
+        if key is None:
+            raise InvalidToken("the access token is signed with an unknown key")
+        claims = decode(
+            token,
+            key,
+            issuer=self.issuer,
+            audience=self.audience,
+            leeway_seconds=self.leeway_seconds,
+        )
+        return Principal.from_claims(claims)
+
+    async def aclose(self) -> None:
+        """Close the key source's HTTP client; the Redis client belongs to the caller."""
+        await self.keys.aclose()

@@ -1,0 +1,275 @@
+"""PostgreSQL adapters (asyncpg): the unit of work, its repositories and the read views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import asyncpg
+
+from finops.auth.domain.errors import EmailTaken, UsernameTaken
+from finops.auth.domain.model import ApiKey, RefreshToken, User
+from finops.common.auth.scopes import Role
+
+# Queries are spelled out in full: no SQL is ever assembled from strings at run time.
+_USER_BY_ID = (
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " FROM users WHERE id = $1"
+)
+_USER_BY_EMAIL = (
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " FROM users WHERE lower(email) = lower($1)"
+)
+_USER_BY_USERNAME = (
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " FROM users WHERE username = lower($1)"
+)
+_SET_ROLE = (
+    "UPDATE users SET role = $2 WHERE id = $1"
+    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
+)
+_INSERT_REFRESH = (
+    "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, scope, access_jti,"
+    " issued_at, expires_at, used_at, revoked_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+# One statement: two concurrent refreshes with the same token cannot both win.
+_CLAIM_REFRESH = (
+    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL"
+    " AND revoked_at IS NULL AND expires_at > $2"
+    " RETURNING id, family_id, user_id, token_hash, scope, access_jti, issued_at, expires_at,"
+    " used_at, revoked_at"
+)
+_REFRESH_BY_HASH = (
+    "SELECT id, family_id, user_id, token_hash, scope, access_jti, issued_at, expires_at,"
+    " used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1"
+)
+_INSERT_API_KEY = (
+    "INSERT INTO api_keys (id, user_id, created_by, name, prefix, key_hash, created_at,"
+    " last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+_API_KEY_BY_ID = (
+    "SELECT id, user_id, created_by, name, prefix, key_hash, created_at, last_used_at,"
+    " revoked_at FROM api_keys WHERE id = $1"
+)
+_API_KEY_BY_HASH = (
+    "SELECT id, user_id, created_by, name, prefix, key_hash, created_at, last_used_at,"
+    " revoked_at FROM api_keys WHERE key_hash = $1"
+)
+_API_KEYS_VISIBLE = (
+    "SELECT id, user_id, created_by, name, prefix, key_hash, created_at, last_used_at,"
+    " revoked_at FROM api_keys WHERE $1::uuid IS NULL OR user_id = $1 OR created_by = $1"
+    " ORDER BY created_at, id"
+)
+# Unique constraints of the migrations, mapped to the error a client sees.
+_DUPLICATE_ERRORS = {"users_username_key": UsernameTaken, "users_email_lower_key": EmailTaken}
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    if row is None:
+        return None
+    return User(**{**dict(row), "role": Role(row["role"])})
+
+
+def _affected(status: str) -> int:
+    """asyncpg's status string ("UPDATE 3") → 3."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresUsers:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def add(self, user: User) -> None:
+        try:
+            await self._conn.execute(
+                "INSERT INTO users (id, username, email, hashed_password, role, is_active)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                user.id,
+                user.username,
+                user.email,
+                user.hashed_password,
+                user.role.value,
+                user.is_active,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            error = _DUPLICATE_ERRORS.get(exc.constraint_name or "")
+            if error is None:
+                raise
+            raise error() from None
+
+    async def get(self, user_id: UUID) -> User | None:
+        return _user(await self._conn.fetchrow(_USER_BY_ID, user_id))
+
+    async def get_by_login(self, login: str) -> User | None:
+        # Usernames cannot hold '@', so the shape of the login says which column to search.
+        query = _USER_BY_EMAIL if "@" in login else _USER_BY_USERNAME
+        return _user(await self._conn.fetchrow(query, login))
+
+    async def set_password_hash(self, user_id: UUID, hashed_password: str) -> None:
+        await self._conn.execute(
+            "UPDATE users SET hashed_password = $2 WHERE id = $1", user_id, hashed_password
+        )
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None:
+        return _user(
+            await self._conn.fetchrow(
+                _SET_ROLE,
+                user_id,
+                role.value,
+            )
+        )
+
+    async def count_active_admins(self) -> int:
+        count = await self._conn.fetchval(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND is_active"
+        )
+        return int(count)
+
+
+class PostgresRefreshTokens:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def add(self, token: RefreshToken) -> None:
+        await self._conn.execute(
+            _INSERT_REFRESH,
+            token.id,
+            token.family_id,
+            token.user_id,
+            token.token_hash,
+            token.scope,
+            token.access_jti,
+            token.issued_at,
+            token.expires_at,
+            token.used_at,
+            token.revoked_at,
+        )
+
+    async def claim(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        row = await self._conn.fetchrow(_CLAIM_REFRESH, token_hash, now)
+        return RefreshToken(**dict(row)) if row else None
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
+        row = await self._conn.fetchrow(_REFRESH_BY_HASH, token_hash)
+        return RefreshToken(**dict(row)) if row else None
+
+    async def family_of_access_token(self, access_jti: str) -> UUID | None:
+        family: UUID | None = await self._conn.fetchval(
+            "SELECT family_id FROM refresh_tokens WHERE access_jti = $1 LIMIT 1", access_jti
+        )
+        return family
+
+    async def revoke_family(self, family_id: UUID, now: datetime) -> int:
+        return _affected(
+            await self._conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = $2"
+                " WHERE family_id = $1 AND revoked_at IS NULL",
+                family_id,
+                now,
+            )
+        )
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int:
+        return _affected(
+            await self._conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = $2"
+                " WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+                now,
+            )
+        )
+
+
+class PostgresApiKeys:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def add(self, key: ApiKey) -> None:
+        await self._conn.execute(
+            _INSERT_API_KEY,
+            key.id,
+            key.user_id,
+            key.created_by,
+            key.name,
+            key.prefix,
+            key.key_hash,
+            key.created_at,
+            key.last_used_at,
+            key.revoked_at,
+        )
+
+    async def get(self, key_id: UUID) -> ApiKey | None:
+        row = await self._conn.fetchrow(_API_KEY_BY_ID, key_id)
+        return ApiKey(**dict(row)) if row else None
+
+    async def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        row = await self._conn.fetchrow(_API_KEY_BY_HASH, key_hash)
+        return ApiKey(**dict(row)) if row else None
+
+    async def list(self, visible_to: UUID | None) -> list[ApiKey]:
+        rows = await self._conn.fetch(_API_KEYS_VISIBLE, visible_to)
+        return [ApiKey(**dict(row)) for row in rows]
+
+    async def revoke(self, key_id: UUID, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            key_id,
+            now,
+        )
+
+    async def touch(self, key_id: UUID, now: datetime) -> None:
+        await self._conn.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", key_id, now)
+
+
+class PostgresUnitOfWork:
+    """One connection and one transaction; leaving without ``commit()`` rolls back."""
+
+    users: PostgresUsers
+    refresh_tokens: PostgresRefreshTokens
+    api_keys: PostgresApiKeys
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._pool.acquire()
+        try:
+            self._transaction = self._conn.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self._pool.release(self._conn)
+            raise
+        self._finished = False
+        self.users = PostgresUsers(self._conn)
+        self.refresh_tokens = PostgresRefreshTokens(self._conn)
+        self.api_keys = PostgresApiKeys(self._conn)
+        return self
+
+    async def commit(self) -> None:
+        await self._transaction.commit()
+        self._finished = True
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._finished:
+                await self._transaction.rollback()
+        finally:
+            await self._pool.release(self._conn)
+
+
+class PostgresUserViews:
+    """Single-statement reads straight from the pool: no transaction round trips."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def user(self, user_id: UUID) -> User | None:
+        return _user(await self._pool.fetchrow(_USER_BY_ID, user_id))

@@ -1,0 +1,98 @@
+"""The auth service's errors. Each has a stable ``code``; only the API layer makes HTTP of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finops.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
+
+
+class InvalidCredentials(NotAuthenticated):
+    """Unknown user, wrong password and inactive user alike: one answer tells nothing."""
+
+    code, message = "invalid_credentials", "incorrect login or password"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"})
+
+
+class LoginThrottled(RateLimited):
+    code, message = "too_many_attempts", "too many failed logins; try again later"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+        super().__init__(
+            details={"retry_after_seconds": self.retry_after_seconds},
+            headers={"Retry-After": str(self.retry_after_seconds)},
+        )
+
+
+class AccountInvalid(ValidationFailed):
+    """A new account breaks the username, email or password rules (details: per field)."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("the account details are invalid", details=problems)
+
+
+class UsernameTaken(Conflict):
+    code, message = "username_taken", "this username is already registered"
+
+
+class EmailTaken(Conflict):
+    code, message = "email_taken", "this email address is already registered"
+
+
+class LastAdmin(Conflict):
+    code, message = "last_admin", "the last active admin cannot lose the admin role"
+
+
+class InvalidRefreshToken(NotAuthenticated):
+    code, message = "invalid_refresh_token", "the refresh token is invalid, expired or revoked"
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    code = "refresh_token_reused"
+    message = "this refresh token was already used; the session has been revoked"
+
+
+class InvalidClient(NotAuthenticated):
+    code, message = "invalid_client", "the API key is invalid or revoked"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"})
+
+
+class UnsupportedGrantType(BadRequest):
+    code = "unsupported_grant_type"
+    message = "grant_type must be password, client_credentials or refresh_token"
+
+
+class InvalidScope(BadRequest):
+    code, message = "invalid_scope", "the requested scope exceeds what the account is granted"
+
+
+class MissingParameter(BadRequest):
+    code = "invalid_request"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is required for this grant type", details={"field": name})
+
+
+class UserNotFound(NotFound):
+    code, message = "user_not_found", "no such user"
+
+
+class ApiKeyNotFound(NotFound):
+    code, message = "api_key_not_found", "no such API key"
+
+
+class RoleNotAllowed(Forbidden):
+    code, message = "role_not_allowed", "you may not act for an account with this role"

@@ -1,0 +1,104 @@
+"""Rules for new accounts: username, email and password. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from finops.auth.domain.errors import AccountInvalid
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
+USERNAME_RULE = "3 to 32 characters of a-z, 0-9, '_', '.' and '-'"
+PASSWORD_MIN_CHARS = 12
+PASSWORD_MAX_CHARS = 128
+EMAIL_MAX_CHARS = 254
+# Characters no field may hold: C0/C1 controls (NUL breaks PostgreSQL text) and lone
+# surrogates (they cannot be encoded as UTF-8 at all).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    username: str
+    email: str  # as email-validator normalised it (domain lowercased, IDNA)
+
+
+def problem(field: str, message: str, kind: str) -> dict[str, Any]:
+    """One per-field problem, in the shape the platform's 422 details use."""
+    return {"field": field, "message": message, "type": kind}
+
+
+def has_forbidden_characters(value: str) -> bool:
+    return _FORBIDDEN_CHARS.search(value) is not None
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = resources.files("finops.auth.domain").joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def _comparable(value: str) -> str:
+    return "".join(value.split()).casefold()
+
+
+def is_common_password(password: str) -> bool:
+    listed = common_passwords()
+    return password.strip().casefold() in listed or _comparable(password) in listed
+
+
+def username_problems(username: str) -> list[dict[str, Any]]:
+    if USERNAME_PATTERN.fullmatch(username) is None:
+        return [problem("username", f"username must be {USERNAME_RULE}", "username_format")]
+    return []
+
+
+def normalized_email(email: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """(normalised address, problems). Never resolves the domain: deliverability is off."""
+    if len(email) > EMAIL_MAX_CHARS or has_forbidden_characters(email):
+        return None, [problem("email", "not a valid email address", "email_invalid")]
+    try:
+        result = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, [problem("email", f"not a valid email address: {exc}", "email_invalid")]
+    return result.normalized, []
+
+
+def password_problems(password: str, *, username: str, email: str) -> list[dict[str, Any]]:
+    if len(password) < PASSWORD_MIN_CHARS:
+        message = f"password must have at least {PASSWORD_MIN_CHARS} characters"
+        return [problem("password", message, "password_too_short")]
+    if len(password) > PASSWORD_MAX_CHARS:
+        message = f"password must have at most {PASSWORD_MAX_CHARS} characters"
+        return [problem("password", message, "password_too_long")]
+    if has_forbidden_characters(password):
+        message = "password must not contain control characters"
+        return [problem("password", message, "password_characters")]
+    said = _comparable(password)
+    local_part = email.rpartition("@")[0]
+    if said in {_comparable(username), _comparable(email), _comparable(local_part)} - {""}:
+        message = "password must not be the username or the email address"
+        return [problem("password", message, "password_matches_identity")]
+    if is_common_password(password):
+        message = "password is too common; choose one that is not on lists of leaked passwords"
+        return [problem("password", message, "password_common")]
+    return []
+
+
+def check_new_account(username: str, email: str, password: str) -> NewAccount:
+    """The account to create, or :class:`AccountInvalid` listing every problem per field."""
+    problems = username_problems(username)
+    normalized, email_issues = normalized_email(email)
+    problems += email_issues
+    problems += password_problems(password, username=username, email=email)
+    if problems:
+        raise AccountInvalid(problems)
+    assert normalized is not None
+    return NewAccount(username=username, email=normalized)

@@ -1,0 +1,1 @@
+"""Use cases of the auth service: orchestrate the domain over the ports in ``ports``."""

@@ -1,0 +1,304 @@
+"""The auth use cases: register, log in, refresh, log out, roles and API keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from finops.auth.domain.credentials import hash_secret, new_api_key, new_refresh_token
+from finops.auth.domain.errors import (
+    ApiKeyNotFound,
+    InvalidClient,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    LastAdmin,
+    LoginThrottled,
+    RefreshTokenReused,
+    RoleNotAllowed,
+    UserNotFound,
+)
+from finops.auth.domain.model import ApiKey, RefreshToken, TokenPair, User
+from finops.auth.domain.passwords import PasswordHashing
+from finops.auth.domain.policy import check_new_account
+from finops.auth.domain.rules import (
+    account_throttle_key,
+    address_throttle_key,
+    api_key_group,
+    granted_scopes,
+    may_act_for,
+    session_group,
+    user_group,
+)
+from finops.auth.service_layer.ports import (
+    AccessTokenRevocations,
+    LoginThrottle,
+    UnitOfWork,
+)
+from finops.common.auth.errors import InvalidToken
+from finops.common.auth.principal import Principal
+from finops.common.auth.scopes import Role, format_scope, parse_scope
+from finops.common.auth.tokens import IssuedToken, TokenSigner
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+    api_key_token_ttl_seconds: int = 15 * 60
+    max_failures_per_account: int = 5
+    max_failures_per_address: int = 50
+
+
+class AuthService:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], UnitOfWork],
+        hashing: PasswordHashing,
+        signer: Callable[[], TokenSigner],
+        throttle: LoginThrottle,
+        revocations: AccessTokenRevocations,
+        policy: AuthPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._uow = uow
+        self._hashing = hashing
+        self._signer = signer
+        self._throttle = throttle
+        self._revocations = revocations
+        self.policy = policy or AuthPolicy()
+        self._clock = clock
+
+    # ---- accounts --------------------------------------------------------------------
+
+    async def register(
+        self, username: str, email: str, password: str, role: Role = Role.AGENT
+    ) -> User:
+        return await register_user(
+            self._uow(), self._hashing, username, email, password, role, now=self._clock()
+        )
+
+    async def change_role(self, actor: Principal, user_id: UUID, role: Role) -> User:
+        async with self._uow() as uow:
+            user = await uow.users.get(user_id)
+            if user is None:
+                raise UserNotFound()
+            if user.role == role:
+                return user
+            demoting_an_admin = user.role == Role.ADMIN and user.is_active
+            if demoting_an_admin and await uow.users.count_active_admins() <= 1:
+                raise LastAdmin()
+            updated = await uow.users.set_role(user_id, role)
+            # Tokens carry their scopes: end the user's sessions so none keeps the old ones.
+            await uow.refresh_tokens.revoke_all_of_user(user_id, self._clock())
+            await uow.commit()
+        await self._revocations.revoke_group(user_group(user_id))
+        assert updated is not None
+        return updated
+
+    # ---- password login and sessions -------------------------------------------------
+
+    async def login(
+        self, login: str, password: str, *, client_address: str, scope: str | None = None
+    ) -> TokenPair:
+        account_key = account_throttle_key(login)
+        address_key = address_throttle_key(client_address)
+        retry_after = await self._throttle.retry_after(
+            {
+                account_key: self.policy.max_failures_per_account,
+                address_key: self.policy.max_failures_per_address,
+            }
+        )
+        if retry_after:
+            raise LoginThrottled(retry_after)
+
+        async with self._uow() as uow:
+            user = await uow.users.get_by_login(login)
+        if user is None:
+            await asyncio.to_thread(self._hashing.verify_dummy, password)
+            matches = False
+        else:
+            matches = await asyncio.to_thread(self._hashing.verify, user.hashed_password, password)
+        if user is None or not matches or not user.is_active:
+            await self._throttle.record_failure([account_key, address_key])
+            raise InvalidCredentials()
+        await self._throttle.reset(account_key)
+
+        scopes = granted_scopes(user.role, scope)
+        async with self._uow() as uow:
+            if self._hashing.needs_rehash(user.hashed_password):
+                rehashed = await asyncio.to_thread(self._hashing.hash, password)
+                await uow.users.set_password_hash(user.id, rehashed)
+            pair, groups, access = await self._start_session(uow, user, scopes, family_id=uuid4())
+            await uow.commit()
+        await self._revocations.remember(groups, access.jti, access.expires_at)
+        return pair
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        token_hash = hash_secret(refresh_token)
+        now = self._clock()
+        async with self._uow() as uow:
+            record = await uow.refresh_tokens.claim(token_hash, now)
+            if record is None:
+                known = await uow.refresh_tokens.get_by_hash(token_hash)
+                if known is not None and known.was_used() and known.revoked_at is None:
+                    # A used token came back: one of its holders is not the user. End it all.
+                    await uow.refresh_tokens.revoke_family(known.family_id, now)
+                    await uow.commit()
+                    await self._revocations.revoke_group(session_group(known.family_id))
+                    raise RefreshTokenReused()
+                raise InvalidRefreshToken()
+            user = await uow.users.get(record.user_id)
+            if user is None or not user.is_active:
+                await uow.refresh_tokens.revoke_family(record.family_id, now)
+                await uow.commit()
+                await self._revocations.revoke_group(session_group(record.family_id))
+                raise InvalidRefreshToken()
+            # The role may have changed since the login: never grant more than it allows now.
+            scopes = granted_scopes(user.role, None) & parse_scope(record.scope)
+            pair, groups, access = await self._start_session(
+                uow, user, scopes, family_id=record.family_id
+            )
+            await uow.commit()
+        await self._revocations.remember(groups, access.jti, access.expires_at)
+        return pair
+
+    async def logout(self, principal: Principal) -> None:
+        """Blocklist this access token and end its session. Safe to repeat."""
+        await self._revocations.revoke(principal.jti, principal.expires_at)
+        async with self._uow() as uow:
+            family_id = await uow.refresh_tokens.family_of_access_token(principal.jti)
+            if family_id is not None:
+                await uow.refresh_tokens.revoke_family(family_id, self._clock())
+                await uow.commit()
+        if family_id is not None:
+            await self._revocations.revoke_group(session_group(family_id))
+
+    async def _start_session(
+        self, uow: UnitOfWork, user: User, scopes: frozenset[str], *, family_id: UUID
+    ) -> tuple[TokenPair, list[str], IssuedToken]:
+        access = self._issue_access(user, scopes)
+        plain, token_hash = new_refresh_token()
+        now = self._clock()
+        await uow.refresh_tokens.add(
+            RefreshToken(
+                id=uuid4(),
+                family_id=family_id,
+                user_id=user.id,
+                token_hash=token_hash,
+                scope=format_scope(scopes),
+                access_jti=access.jti,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.policy.refresh_token_ttl_seconds),
+            )
+        )
+        pair = TokenPair(access.token, access.expires_in, plain, format_scope(scopes))
+        return pair, [user_group(user.id), session_group(family_id)], access
+
+    def _issue_access(
+        self, user: User, scopes: frozenset[str], ttl_seconds: int | None = None
+    ) -> IssuedToken:
+        return self._signer().issue(
+            subject=str(user.id),
+            username=user.username,
+            role=user.role.value,
+            scopes=scopes,
+            ttl_seconds=ttl_seconds,
+        )
+
+    # ---- API keys --------------------------------------------------------------------
+
+    async def create_api_key(
+        self, actor: Principal, name: str, user_id: UUID | None = None
+    ) -> tuple[ApiKey, str]:
+        """The stored key and its only plaintext copy."""
+        owner_id = user_id or _as_uuid(actor.sub)
+        async with self._uow() as uow:
+            owner = await uow.users.get(owner_id)
+            if owner is None or not owner.is_active:
+                raise UserNotFound()
+            if not may_act_for(Role(actor.role), actor.sub, owner.role, str(owner.id)):
+                raise RoleNotAllowed()
+            plain, key_hash, prefix = new_api_key()
+            key = ApiKey(
+                id=uuid4(),
+                user_id=owner.id,
+                created_by=_as_uuid(actor.sub),
+                name=name,
+                prefix=prefix,
+                key_hash=key_hash,
+                created_at=self._clock(),
+            )
+            await uow.api_keys.add(key)
+            await uow.commit()
+        return key, plain
+
+    async def list_api_keys(self, actor: Principal) -> list[ApiKey]:
+        visible_to = None if actor.role == Role.ADMIN else _as_uuid(actor.sub)
+        async with self._uow() as uow:
+            return await uow.api_keys.list(visible_to)
+
+    async def revoke_api_key(self, actor: Principal, key_id: UUID) -> None:
+        """Revoke a key and every access token it was exchanged for. Safe to repeat."""
+        async with self._uow() as uow:
+            key = await uow.api_keys.get(key_id)
+            visible = key is not None and (
+                actor.role == Role.ADMIN or actor.sub in {str(key.user_id), str(key.created_by)}
+            )
+            if key is None or not visible:
+                raise ApiKeyNotFound()
+            if not key.is_revoked:
+                await uow.api_keys.revoke(key_id, self._clock())
+                await uow.commit()
+        await self._revocations.revoke_group(api_key_group(key_id))
+
+    async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
+        """OAuth2 client credentials: an API key for a short-lived access token."""
+        async with self._uow() as uow:
+            key = await uow.api_keys.get_by_hash(hash_secret(api_key))
+            user = await uow.users.get(key.user_id) if key is not None else None
+            if key is None or key.is_revoked or user is None or not user.is_active:
+                raise InvalidClient()
+            await uow.api_keys.touch(key.id, self._clock())
+            await uow.commit()
+        scopes = granted_scopes(user.role, scope)
+        access = self._issue_access(user, scopes, self.policy.api_key_token_ttl_seconds)
+        groups = [user_group(user.id), api_key_group(key.id)]
+        await self._revocations.remember(groups, access.jti, access.expires_at)
+        return TokenPair(access.token, access.expires_in, None, format_scope(scopes))
+
+
+async def register_user(
+    uow: UnitOfWork,
+    hashing: PasswordHashing,
+    username: str,
+    email: str,
+    password: str,
+    role: Role = Role.AGENT,
+    *,
+    now: datetime | None = None,
+) -> User:
+    """Create an account (the API's registration and `finops users create` both use this)."""
+    account = check_new_account(username, email, password)
+    hashed = await asyncio.to_thread(hashing.hash, password)
+    now = now or utcnow()
+    user = User(uuid4(), account.username, account.email, hashed, role, True, now, now)
+    async with uow:
+        await uow.users.add(user)
+        stored = await uow.users.get(user.id)
+        await uow.commit()
+    assert stored is not None
+    return stored
+
+
+def _as_uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidToken("the access token's subject is not a user id") from None

@@ -1,0 +1,103 @@
+"""The small interfaces the use cases need. Postgres and Redis adapters implement them; unit
+tests use in-memory fakes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from finops.auth.domain.model import ApiKey, RefreshToken, User
+from finops.common.auth.scopes import Role
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Raises UsernameTaken / EmailTaken (email compared case-insensitively)."""
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_login(self, login: str) -> User | None:
+        """By username, or by email (case-insensitive) when ``login`` contains '@'."""
+
+    async def set_password_hash(self, user_id: UUID, hashed_password: str) -> None: ...
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None: ...
+
+    async def count_active_admins(self) -> int: ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+
+    async def claim(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        """Atomically mark an unused, unrevoked, unexpired token used and return it."""
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def family_of_access_token(self, access_jti: str) -> UUID | None: ...
+
+    async def revoke_family(self, family_id: UUID, now: datetime) -> int: ...
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def get(self, key_id: UUID) -> ApiKey | None: ...
+
+    async def get_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def list(self, visible_to: UUID | None) -> list[ApiKey]:
+        """Keys created by or for ``visible_to``; every key when it is None."""
+
+    async def revoke(self, key_id: UUID, now: datetime) -> None: ...
+
+    async def touch(self, key_id: UUID, now: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories; leaving without ``commit()`` rolls back."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class LoginThrottle(Protocol):
+    """Counts failed logins per key in a fixed window."""
+
+    async def retry_after(self, keys: dict[str, int]) -> int:
+        """Seconds until every key over its limit (key -> limit) frees up; 0 when none is."""
+
+    async def record_failure(self, keys: list[str]) -> None: ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class AccessTokenRevocations(Protocol):
+    """The blocklist of access tokens, plus groups so a whole session or user can be revoked."""
+
+    async def revoke(self, jti: str, expires_at: int) -> None: ...
+
+    async def remember(self, groups: list[str], jti: str, expires_at: int) -> None: ...
+
+    async def revoke_group(self, group: str) -> int: ...

@@ -1,0 +1,102 @@
+"""Helpers of the auth integration tests (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+PASSWORD = "violet tractor mirage 42"
+
+
+def asgi_client(app: FastAPI, address: str = "10.9.8.7") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://auth")
+
+
+def unique_name(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, payload) of a JWT, read without verifying it."""
+
+    def part(segment: str) -> dict[str, Any]:
+        return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
+
+    header, payload, _ = token.split(".")
+    return part(header), part(payload)
+
+
+@dataclass
+class Account:
+    id: str
+    username: str
+    email: str
+    password: str
+    access_token: str = ""
+    refresh_token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class Accounts:
+    """Creates accounts through the API and promotes them straight in the database."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+
+    async def register(self, password: str = PASSWORD) -> Account:
+        username = unique_name()
+        email = f"{username}@example.com"
+        response = await self.client.post(
+            "/api/auth/register", json={"username": username, "email": email, "password": password}
+        )
+        assert response.status_code == 201, response.text
+        return Account(response.json()["id"], username, email, password)
+
+    async def login(self, account: Account) -> Account:
+        response = await self.client.post(
+            "/api/auth/login", json={"login": account.username, "password": account.password}
+        )
+        assert response.status_code == 200, response.text
+        account.access_token = response.json()["access_token"]
+        account.refresh_token = response.json()["refresh_token"]
+        return account
+
+    async def create(self, role: str = "agent") -> Account:
+        account = await self.register()
+        if role != "agent":
+            await self.app.state.db.execute(
+                "UPDATE users SET role = $2 WHERE id = $1", uuid.UUID(account.id), role
+            )
+        return await self.login(account)
+
+
+async def wait_until(condition, within_seconds: float = 10.0, what: str = "a condition") -> None:
+    """Poll an (async or plain) condition until it holds; fail after ``within_seconds``."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_seconds}s waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,58 @@
+"""The auth service on the session's real PostgreSQL and Redis, reached in-process over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from auth_helpers import Accounts, asgi_client
+from fastapi import FastAPI
+
+from finops.auth.app import create_app
+from finops.auth.settings import AuthSettings
+
+
+@pytest.fixture(scope="session")
+def auth_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("auth-data")
+
+
+@pytest.fixture(scope="session")
+def make_auth_settings(infra: Any, auth_data_dir: Path) -> Callable[..., AuthSettings]:
+    def make(**overrides: Any) -> AuthSettings:
+        values: dict[str, Any] = {
+            "database_url": infra.database_url,
+            "redis_url": infra.redis_url,
+            "kafka_bootstrap": infra.kafka_bootstrap,
+            "data_dir": auth_data_dir,
+            "environment": "test",
+            "key_reload_seconds": 0.2,
+            # Tests share one client address; the per-address limit has its own test.
+            "login_max_failures_per_address": 100_000,
+        }
+        values.update(overrides)
+        return AuthSettings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+async def auth_app(make_auth_settings: Callable[..., AuthSettings]) -> AsyncIterator[FastAPI]:
+    app = create_app(make_auth_settings())
+    async with LifespanManager(app, startup_timeout=60):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(auth_app) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def accounts(auth_app: FastAPI, client: httpx.AsyncClient) -> Accounts:
+    return Accounts(auth_app, client)

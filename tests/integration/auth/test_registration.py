@@ -1,0 +1,177 @@
+"""POST /api/auth/register: the user it creates, its validation, duplicates, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from auth_helpers import PASSWORD, unique_name
+
+pytestmark = pytest.mark.integration
+
+
+def account(**overrides: str) -> dict[str, str]:
+    username = unique_name()
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    body.update(overrides)
+    return body
+
+
+def fields_in(response) -> dict[str, str]:
+    """field -> problem type of a 422 answer."""
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    return {d["field"]: d["type"] for d in response.json()["error"]["details"]}
+
+
+async def test_register_returns_the_user_without_any_secret(client, auth_app):
+    username = unique_name()
+    response = await client.post(
+        "/api/auth/register",
+        json={"username": username, "email": f"{username}@Example.COM", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"id", "username", "email", "role", "created_at"}
+    assert body["username"] == username
+    assert body["email"] == f"{username}@example.com"  # the domain part is normalised
+    assert body["role"] == "agent"
+    stored = await auth_app.state.db.fetchval(
+        "SELECT hashed_password FROM users WHERE username = $1", username
+    )
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+async def test_duplicate_username_is_409_username_taken(client):
+    first = account()
+    assert (await client.post("/api/auth/register", json=first)).status_code == 201
+    again = account(username=first["username"])
+    response = await client.post("/api/auth/register", json=again)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "username_taken"
+
+
+async def test_duplicate_email_differing_only_in_case_is_409_email_taken(client):
+    first = account()
+    assert (await client.post("/api/auth/register", json=first)).status_code == 201
+    shouted = account(email=first["email"].upper())
+    response = await client.post("/api/auth/register", json=shouted)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "email_taken"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "kind"),
+    [
+        ({"username": "ab"}, "username", None),
+        ({"username": "x" * 33}, "username", None),
+        ({"username": "Upper"}, "username", None),
+        ({"username": "x'; DROP TABLE users;--"}, "username", None),
+        ({"username": "ユーザー名"}, "username", None),
+        ({"email": "not-an-email"}, "email", None),
+        ({"email": "a@b'; DELETE FROM users;--"}, "email", None),
+        ({"password": "short"}, "password", None),
+        ({"password": "p" * 129}, "password", None),
+        ({"password": "Correct Horse Battery Staple"}, "password", "password_common"),
+        ({"password": "qwertyuiopasdfghjkl"}, "password", "password_common"),
+    ],
+)
+async def test_invalid_fields_are_422_with_the_field_named(client, overrides, field, kind):
+    """``kind`` is checked for the service's own rules; schema rules are pydantic's types."""
+    response = await client.post("/api/auth/register", json=account(**overrides))
+    problems = fields_in(response)
+    assert set(problems) == {field}
+    if kind is not None:
+        assert problems[field] == kind
+
+
+async def test_password_equal_to_username_or_email_is_refused(client):
+    body = account(username="longusername12")
+    body["password"] = "LongUsername12"
+    assert fields_in(await client.post("/api/auth/register", json=body)) == {
+        "password": "password_matches_identity"
+    }
+    body = account()
+    body["password"] = body["email"]
+    assert fields_in(await client.post("/api/auth/register", json=body)) == {
+        "password": "password_matches_identity"
+    }
+
+
+async def test_every_invalid_field_is_reported_at_once(client):
+    body = {"username": "A!", "email": "nope", "password": "short"}
+    assert set(fields_in(await client.post("/api/auth/register", json=body))) == {
+        "username",
+        "email",
+        "password",
+    }
+
+
+async def test_unicode_email_and_password_are_accepted_and_work(client):
+    username = unique_name()
+    password = "pässwörd mit ümläüten ✓ 安全"
+    body = {"username": username, "email": f"josé.{username}@exämple.com", "password": password}
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    login = await client.post("/api/auth/login", json={"login": username, "password": password})
+    assert login.status_code == 200, login.text
+
+
+@pytest.mark.parametrize("field", ["username", "email", "password"])
+@pytest.mark.parametrize("bad", ["\u0000", "\ud800", "\x1b[31m"])
+async def test_control_characters_and_lone_surrogates_are_422_in_every_field(client, field, bad):
+    body = account()
+    body[field] = body[field][:6] + bad + body[field][6:]
+    raw = json.dumps(body)  # ensure_ascii keeps the lone surrogate as an escape
+    response = await client.post(
+        "/api/auth/register", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert field in {d["field"] for d in response.json()["error"]["details"]}
+
+
+async def test_malformed_json_is_400_invalid_json(client):
+    response = await client.post(
+        "/api/auth/register",
+        content=b'{"username": "abc", ',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": 123, "email": "a@example.com", "password": PASSWORD},
+        {"username": "abcdef", "email": ["a@example.com"], "password": PASSWORD},
+        {"username": "abcdef", "email": "a@example.com", "password": None},
+        [],
+        "just a string",
+    ],
+)
+async def test_wrong_types_are_422(client, body):
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_fields_beyond_the_schema_are_refused(client):
+    response = await client.post("/api/auth/register", json=account(role="admin"))
+    assert set(fields_in(response)) == {"role"}
+
+
+async def test_bodies_over_64_kib_are_413(client):
+    body = account(password="p" * (65 * 1024))
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_sql_metacharacters_in_login_are_plain_data(client, auth_app):
+    users_before = await auth_app.state.db.fetchval("SELECT count(*) FROM users")
+    for login in ["' OR '1'='1", "admin'--", "x@y.z' OR 1=1;--", "%", "_"]:
+        response = await client.post("/api/auth/login", json={"login": login, "password": "x"})
+        assert response.status_code == 401, (login, response.text)
+        assert response.json()["error"]["code"] == "invalid_credentials"
+    assert await auth_app.state.db.fetchval("SELECT count(*) FROM users") >= users_before

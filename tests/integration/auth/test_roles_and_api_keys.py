@@ -1,0 +1,165 @@
+"""Role changes by admins; API keys created by operators and exchanged by agents."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from auth_helpers import bearer, claims_of
+
+from finops.common.auth.scopes import ROLE_SCOPES, Role
+
+pytestmark = pytest.mark.integration
+
+
+async def set_role(client, actor, user_id: str, role: str):
+    return await client.patch(
+        f"/api/users/{user_id}/role", json={"role": role}, headers=actor.headers
+    )
+
+
+async def test_an_admin_changes_a_role_and_ends_the_users_sessions(client, accounts):
+    admin = await accounts.create("admin")
+    agent = await accounts.create("agent")
+    response = await set_role(client, admin, agent.id, "operator")
+    assert response.status_code == 200, response.text
+    assert response.json()["role"] == "operator"
+    assert response.json()["id"] == agent.id
+    # Old tokens carried the agent's scopes: they are revoked, refresh tokens too.
+    assert (await client.get("/api/users/me", headers=agent.headers)).status_code == 401
+    stale = await client.post("/api/auth/refresh", json={"refresh_token": agent.refresh_token})
+    assert stale.status_code == 401
+    fresh = await accounts.login(agent)
+    scopes = set(claims_of(fresh.access_token)[1]["scope"].split())
+    assert scopes == ROLE_SCOPES[Role.OPERATOR]
+    me = await client.get("/api/users/me", headers=fresh.headers)
+    assert me.json()["role"] == "operator"
+
+
+@pytest.mark.parametrize("role", ["agent", "operator"])
+async def test_only_admins_change_roles(client, accounts, role):
+    actor = await accounts.create(role)
+    target = await accounts.create()
+    response = await set_role(client, actor, target.id, "admin")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+async def test_role_change_errors(client, accounts):
+    admin = await accounts.create("admin")
+    missing = await set_role(client, admin, str(uuid.uuid4()), "operator")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "user_not_found"
+    bad_id = await set_role(client, admin, "not-a-uuid", "operator")
+    assert bad_id.status_code == 422
+    bad_role = await set_role(client, admin, admin.id, "superuser")
+    assert bad_role.status_code == 422
+    assert bad_role.json()["error"]["details"][0]["field"] == "role"
+    anonymous = await client.patch(f"/api/users/{admin.id}/role", json={"role": "agent"})
+    assert anonymous.status_code == 401
+
+
+async def test_an_operator_creates_a_key_for_an_agent_who_exchanges_it(client, accounts):
+    operator = await accounts.create("operator")
+    agent = await accounts.create("agent")
+    created = await client.post(
+        "/api/auth/api-keys",
+        json={"name": "build agent 7", "user_id": agent.id},
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    key = body["key"]
+    assert key.startswith("fo_ak_") and len(key) > 40
+    assert body["prefix"] == key[:12]
+    assert body["user_id"] == agent.id and body["created_by"] == operator.id
+    assert body["revoked_at"] is None
+
+    listed = await client.get("/api/auth/api-keys", headers=operator.headers)
+    assert listed.status_code == 200
+    entry = next(k for k in listed.json() if k["id"] == body["id"])
+    assert "key" not in entry and "key_hash" not in entry  # shown once, never again
+
+    exchanged = await client.post(
+        "/api/auth/token", data={"grant_type": "client_credentials", "client_secret": key}
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    token = exchanged.json()
+    assert token["refresh_token"] is None
+    claims = claims_of(token["access_token"])[1]
+    assert claims["sub"] == agent.id and claims["role"] == "agent"
+    assert set(claims["scope"].split()) == ROLE_SCOPES[Role.AGENT]
+    me = await client.get("/api/users/me", headers=bearer(token["access_token"]))
+    assert me.json()["username"] == agent.username
+    listed = await client.get("/api/auth/api-keys", headers=operator.headers)
+    used = next(k for k in listed.json() if k["id"] == body["id"])
+    assert used["last_used_at"] is not None
+
+    revoked = await client.delete(f"/api/auth/api-keys/{body['id']}", headers=operator.headers)
+    assert revoked.status_code == 204
+    again = await client.delete(f"/api/auth/api-keys/{body['id']}", headers=operator.headers)
+    assert again.status_code == 204
+    refused = await client.post(
+        "/api/auth/token", data={"grant_type": "client_credentials", "client_secret": key}
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_client"
+    # The token the key was exchanged for is revoked with it.
+    assert (
+        await client.get("/api/users/me", headers=bearer(token["access_token"]))
+    ).status_code == 401
+
+
+async def test_key_creation_rules(client, accounts):
+    agent = await accounts.create("agent")
+    operator = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    by_agent = await client.post("/api/auth/api-keys", json={"name": "x"}, headers=agent.headers)
+    assert by_agent.status_code == 403
+    assert by_agent.json()["error"]["code"] == "insufficient_scope"
+    for_admin = await client.post(
+        "/api/auth/api-keys", json={"name": "x", "user_id": admin.id}, headers=operator.headers
+    )
+    assert for_admin.status_code == 403
+    assert for_admin.json()["error"]["code"] == "role_not_allowed"
+    for_nobody = await client.post(
+        "/api/auth/api-keys",
+        json={"name": "x", "user_id": str(uuid.uuid4())},
+        headers=operator.headers,
+    )
+    assert for_nobody.status_code == 404
+    for_self = await client.post(
+        "/api/auth/api-keys", json={"name": "mine"}, headers=operator.headers
+    )
+    assert for_self.status_code == 201
+    assert for_self.json()["user_id"] == operator.id
+    blank = await client.post("/api/auth/api-keys", json={"name": "  "}, headers=operator.headers)
+    assert blank.status_code == 422
+
+
+async def test_keys_of_others_are_invisible_to_operators_but_not_to_admins(client, accounts):
+    owner = await accounts.create("operator")
+    stranger = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    key = (
+        await client.post("/api/auth/api-keys", json={"name": "k"}, headers=owner.headers)
+    ).json()
+    seen_by_stranger = await client.get("/api/auth/api-keys", headers=stranger.headers)
+    assert key["id"] not in {k["id"] for k in seen_by_stranger.json()}
+    hidden = await client.delete(f"/api/auth/api-keys/{key['id']}", headers=stranger.headers)
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["code"] == "api_key_not_found"
+    seen_by_admin = await client.get("/api/auth/api-keys", headers=admin.headers)
+    assert key["id"] in {k["id"] for k in seen_by_admin.json()}
+    assert (
+        await client.delete(f"/api/auth/api-keys/{key['id']}", headers=admin.headers)
+    ).status_code == 204
+
+
+async def test_a_wrong_api_key_is_401_invalid_client(client):
+    for secret in ("fo_ak_wrong", "x", "🙂"):
+        response = await client.post(
+            "/api/auth/token", data={"grant_type": "client_credentials", "client_secret": secret}
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_client"

@@ -1,0 +1,232 @@
+"""In-memory stand-ins for the auth service's ports (no mocks: real, small behaviour)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from finops.auth.domain.errors import EmailTaken, UsernameTaken
+from finops.auth.domain.model import ApiKey, RefreshToken, User
+from finops.auth.domain.passwords import Argon2Parameters, PasswordHashing
+from finops.common.auth.scopes import Role
+
+
+class FakeStore:
+    """The "database": committed state shared by every unit of work."""
+
+    def __init__(self) -> None:
+        self.users: dict[UUID, User] = {}
+        self.refresh_tokens: dict[UUID, RefreshToken] = {}
+        self.api_keys: dict[UUID, ApiKey] = {}
+        self.commits = 0
+
+
+class FakeUsers:
+    def __init__(self, rows: dict[UUID, User]) -> None:
+        self.rows = rows
+
+    async def add(self, user: User) -> None:
+        for other in self.rows.values():
+            if other.username == user.username:
+                raise UsernameTaken()
+            if other.email.lower() == user.email.lower():
+                raise EmailTaken()
+        self.rows[user.id] = user
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self.rows.get(user_id)
+
+    async def get_by_login(self, login: str) -> User | None:
+        for user in self.rows.values():
+            if (
+                "@" in login and user.email.lower() == login.lower()
+            ) or user.username == login.lower():
+                return user
+        return None
+
+    async def set_password_hash(self, user_id: UUID, hashed_password: str) -> None:
+        self.rows[user_id] = dataclasses.replace(
+            self.rows[user_id], hashed_password=hashed_password
+        )
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None:
+        if user_id not in self.rows:
+            return None
+        self.rows[user_id] = dataclasses.replace(self.rows[user_id], role=role)
+        return self.rows[user_id]
+
+    async def count_active_admins(self) -> int:
+        return sum(1 for u in self.rows.values() if u.role == Role.ADMIN and u.is_active)
+
+
+class FakeRefreshTokens:
+    def __init__(self, rows: dict[UUID, RefreshToken]) -> None:
+        self.rows = rows
+
+    async def add(self, token: RefreshToken) -> None:
+        self.rows[token.id] = token
+
+    async def claim(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        for token in self.rows.values():
+            if (
+                token.token_hash == token_hash
+                and token.used_at is None
+                and token.revoked_at is None
+                and token.expires_at > now
+            ):
+                self.rows[token.id] = dataclasses.replace(token, used_at=now)
+                return self.rows[token.id]
+        return None
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
+        return next((t for t in self.rows.values() if t.token_hash == token_hash), None)
+
+    async def family_of_access_token(self, access_jti: str) -> UUID | None:
+        return next((t.family_id for t in self.rows.values() if t.access_jti == access_jti), None)
+
+    async def revoke_family(self, family_id: UUID, now: datetime) -> int:
+        return self._revoke(lambda t: t.family_id == family_id, now)
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int:
+        return self._revoke(lambda t: t.user_id == user_id, now)
+
+    def _revoke(self, matches, now: datetime) -> int:
+        count = 0
+        for token in list(self.rows.values()):
+            if matches(token) and token.revoked_at is None:
+                self.rows[token.id] = dataclasses.replace(token, revoked_at=now)
+                count += 1
+        return count
+
+
+class FakeApiKeys:
+    def __init__(self, rows: dict[UUID, ApiKey]) -> None:
+        self.rows = rows
+
+    async def add(self, key: ApiKey) -> None:
+        self.rows[key.id] = key
+
+    async def get(self, key_id: UUID) -> ApiKey | None:
+        return self.rows.get(key_id)
+
+    async def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        return next((k for k in self.rows.values() if k.key_hash == key_hash), None)
+
+    async def list(self, visible_to: UUID | None) -> list[ApiKey]:
+        return [
+            k
+            for k in self.rows.values()
+            if visible_to is None or visible_to in (k.user_id, k.created_by)
+        ]
+
+    async def revoke(self, key_id: UUID, now: datetime) -> None:
+        self.rows[key_id] = dataclasses.replace(self.rows[key_id], revoked_at=now)
+
+    async def touch(self, key_id: UUID, now: datetime) -> None:
+        self.rows[key_id] = dataclasses.replace(self.rows[key_id], last_used_at=now)
+
+
+class FakeUnitOfWork:
+    """Works on copies; ``commit`` writes them back, leaving without it discards them."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def __aenter__(self) -> Self:
+        self.users = FakeUsers(dict(self.store.users))
+        self.refresh_tokens = FakeRefreshTokens(dict(self.store.refresh_tokens))
+        self.api_keys = FakeApiKeys(dict(self.store.api_keys))
+        return self
+
+    async def commit(self) -> None:
+        self.store.users = dict(self.users.rows)
+        self.store.refresh_tokens = dict(self.refresh_tokens.rows)
+        self.store.api_keys = dict(self.api_keys.rows)
+        self.store.commits += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class FakeThrottle:
+    """Counters without a clock: a window never ends within a unit test."""
+
+    def __init__(self, window_seconds: int = 900) -> None:
+        self.failures: dict[str, int] = {}
+        self.window_seconds = window_seconds
+
+    async def retry_after(self, keys: dict[str, int]) -> int:
+        over = [k for k, limit in keys.items() if self.failures.get(k, 0) >= limit]
+        return self.window_seconds if over else 0
+
+    async def record_failure(self, keys: list[str]) -> None:
+        for key in keys:
+            self.failures[key] = self.failures.get(key, 0) + 1
+
+    async def reset(self, key: str) -> None:
+        self.failures.pop(key, None)
+
+
+class FakeRevocations:
+    def __init__(self) -> None:
+        self.blocklist: dict[str, int] = {}
+        self.groups: dict[str, dict[str, int]] = {}
+
+    async def revoke(self, jti: str, expires_at: int) -> None:
+        if expires_at > time.time():
+            self.blocklist[jti] = expires_at
+
+    async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
+        for group in groups:
+            self.groups.setdefault(group, {})[jti] = expires_at
+
+    async def revoke_group(self, group: str) -> int:
+        live = self.groups.pop(group, {})
+        self.blocklist.update(live)
+        return len(live)
+
+
+class CountingHashing(PasswordHashing):
+    """The real hasher at the lowest cost, counting dummy verifications."""
+
+    def __init__(self) -> None:
+        super().__init__(Argon2Parameters(memory_kib=64, time_cost=1, parallelism=1))
+        self.dummy_verifications = 0
+
+    def verify_dummy(self, password: str) -> None:
+        self.dummy_verifications += 1
+        super().verify_dummy(password)
+
+
+class FakeRedis:
+    """The two commands the blocklist uses, with expiry."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[bytes, float]] = {}
+        self.down = False
+        self.mget_calls = 0
+
+    async def set(self, key: str, value: bytes, ex: int) -> None:
+        self.values[key] = (value, time.time() + ex)
+
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        if self.down:
+            raise ConnectionError("redis is down")
+        self.mget_calls += 1
+        now = time.time()
+        return [v[0] if (v := self.values.get(k)) and v[1] > now else None for k in keys]
+
+    async def exists(self, key: str) -> int:
+        if self.down:
+            raise ConnectionError("redis is down")
+        entry = self.values.get(key)
+        return int(entry is not None and entry[1] > time.time())

@@ -1,0 +1,218 @@
+"""The auth use cases over in-memory fakes: sessions, reuse detection, throttling, keys."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from auth_fakes import (
+    CountingHashing,
+    FakeRevocations,
+    FakeStore,
+    FakeThrottle,
+    FakeUnitOfWork,
+)
+
+from finops.auth.domain.errors import (
+    AccountInvalid,
+    ApiKeyNotFound,
+    EmailTaken,
+    InvalidClient,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidScope,
+    LastAdmin,
+    LoginThrottled,
+    RefreshTokenReused,
+    RoleNotAllowed,
+    UsernameTaken,
+    UserNotFound,
+)
+from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.common.auth import Principal, StaticKeys, TokenSigner, generate_signing_key
+from finops.common.auth.scopes import ROLE_SCOPES, Role, parse_scope
+from finops.common.auth.tokens import decode
+
+PASSWORD = "violet tractor mirage 42"
+
+
+@pytest.fixture(scope="module")
+def signer() -> TokenSigner:
+    return TokenSigner(generate_signing_key(), issuer="finops-auth", audience="finops")
+
+
+class World:
+    def __init__(self, signer: TokenSigner) -> None:
+        self.store = FakeStore()
+        self.throttle = FakeThrottle()
+        self.revocations = FakeRevocations()
+        self.hashing = CountingHashing()
+        self.signer = signer
+        self.service = AuthService(
+            uow=lambda: FakeUnitOfWork(self.store),
+            hashing=self.hashing,
+            signer=lambda: signer,
+            throttle=self.throttle,
+            revocations=self.revocations,
+            policy=AuthPolicy(max_failures_per_account=3, max_failures_per_address=5),
+        )
+
+    async def user(self, name: str, role: Role = Role.AGENT):
+        return await self.service.register(name, f"{name}@example.com", PASSWORD, role)
+
+    async def principal(self, name: str, role: Role = Role.AGENT) -> Principal:
+        user = await self.user(name, role)
+        pair = await self.service.login(name, PASSWORD, client_address="10.0.0.1")
+        return await self.verify(pair.access_token, user.id)
+
+    async def verify(self, token: str, user_id=None) -> Principal:
+        key = await StaticKeys.of(self.signer.key).key_for(self.signer.kid)
+        claims = decode(token, key, issuer="finops-auth", audience="finops")
+        principal = Principal.from_claims(claims)
+        assert user_id is None or principal.sub == str(user_id)
+        return principal
+
+
+@pytest.fixture
+def world(signer) -> World:
+    return World(signer)
+
+
+async def test_register_then_login_issues_a_token_pair_for_the_role(world):
+    user = await world.user("alice")
+    assert user.role == Role.AGENT and user.hashed_password.startswith("$argon2id$")
+    pair = await world.service.login("alice", PASSWORD, client_address="10.0.0.1")
+    principal = await world.verify(pair.access_token, user.id)
+    assert principal.scopes == ROLE_SCOPES[Role.AGENT]
+    assert pair.refresh_token and pair.expires_in == 900
+    [stored] = world.store.refresh_tokens.values()
+    assert stored.access_jti == principal.jti and stored.user_id == user.id
+
+
+async def test_duplicates_and_invalid_accounts_are_refused(world):
+    await world.user("alice")
+    with pytest.raises(UsernameTaken):
+        await world.service.register("alice", "other@example.com", PASSWORD)
+    with pytest.raises(EmailTaken):
+        await world.service.register("alice2", "ALICE@example.com", PASSWORD)
+    with pytest.raises(AccountInvalid) as invalid:
+        await world.service.register("A", "nope", "short")
+    assert {p["field"] for p in invalid.value.details} == {"username", "email", "password"}
+
+
+async def test_unknown_users_cost_a_dummy_hash_and_get_the_same_error(world):
+    await world.user("alice")
+    with pytest.raises(InvalidCredentials) as wrong:
+        await world.service.login("alice", "not the password", client_address="a")
+    assert world.hashing.dummy_verifications == 0
+    with pytest.raises(InvalidCredentials) as unknown:
+        await world.service.login("bob", PASSWORD, client_address="a")
+    assert world.hashing.dummy_verifications == 1
+    assert (wrong.value.code, wrong.value.message) == (unknown.value.code, unknown.value.message)
+
+
+async def test_failures_are_throttled_per_account_and_per_address(world):
+    await world.user("alice")
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            await world.service.login("alice", "wrong password!", client_address="a")
+    with pytest.raises(LoginThrottled) as throttled:
+        await world.service.login("alice", PASSWORD, client_address="b")
+    assert throttled.value.headers == {"Retry-After": "900"}
+    # Address "a" has 3 failures; two more on other accounts reach its limit of 5.
+    for name in ("ghost1", "ghost2"):
+        with pytest.raises(InvalidCredentials):
+            await world.service.login(name, PASSWORD, client_address="a")
+    await world.user("carol")
+    with pytest.raises(LoginThrottled):
+        await world.service.login("carol", PASSWORD, client_address="a")
+    assert await world.service.login("carol", PASSWORD, client_address="c")
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(world):
+    user = await world.user("alice")
+    first = await world.service.login("alice", PASSWORD, client_address="a")
+    second = await world.service.refresh(first.refresh_token)
+    third = await world.service.refresh(second.refresh_token)
+    jtis = [(await world.verify(p.access_token, user.id)).jti for p in (first, second, third)]
+
+    with pytest.raises(RefreshTokenReused):
+        await world.service.refresh(first.refresh_token)
+    assert set(jtis) <= set(world.revocations.blocklist)
+    assert all(t.revoked_at for t in world.store.refresh_tokens.values())
+    with pytest.raises(InvalidRefreshToken):
+        await world.service.refresh(third.refresh_token)
+    with pytest.raises(InvalidRefreshToken):
+        await world.service.refresh("fo_rt_never-issued")
+
+
+async def test_refresh_never_grants_more_than_the_current_role(world):
+    user = await world.user("olivia", Role.OPERATOR)
+    pair = await world.service.login("olivia", PASSWORD, client_address="a")
+    world.store.users[user.id] = world.store.users[user.id].__class__(
+        **{**world.store.users[user.id].__dict__, "role": Role.AGENT}
+    )
+    refreshed = await world.service.refresh(pair.refresh_token)
+    assert parse_scope(refreshed.scope) == ROLE_SCOPES[Role.AGENT]
+
+
+async def test_logout_blocklists_the_token_and_revokes_its_session(world):
+    principal = await world.principal("alice")
+    [session] = world.store.refresh_tokens.values()
+    await world.service.logout(principal)
+    assert world.revocations.blocklist[principal.jti] == principal.expires_at
+    assert world.store.refresh_tokens[session.id].revoked_at is not None
+    await world.service.logout(principal)  # idempotent
+
+
+async def test_role_changes_end_sessions_and_keep_one_admin(world):
+    admin = await world.principal("root", Role.ADMIN)
+    agent = await world.principal("alice")
+    changed = await world.service.change_role(admin, uuid.UUID(agent.sub), Role.OPERATOR)
+    assert changed.role == Role.OPERATOR
+    assert agent.jti in world.revocations.blocklist
+    with pytest.raises(LastAdmin):
+        await world.service.change_role(admin, uuid.UUID(admin.sub), Role.AGENT)
+    with pytest.raises(UserNotFound):
+        await world.service.change_role(admin, uuid.uuid4(), Role.AGENT)
+
+
+async def test_scope_requests_narrow_but_never_widen(world):
+    await world.user("alice")
+    pair = await world.service.login("alice", PASSWORD, client_address="a", scope="healing:read")
+    assert pair.scope == "healing:read"
+    with pytest.raises(InvalidScope):
+        await world.service.login("alice", PASSWORD, client_address="a", scope="users:write")
+
+
+async def test_api_keys_are_stored_hashed_and_exchange_until_revoked(world):
+    operator = await world.principal("olivia", Role.OPERATOR)
+    agent = await world.user("bot")
+    key, plaintext = await world.service.create_api_key(operator, "ci", agent.id)
+    assert plaintext not in {key.key_hash, key.prefix} and plaintext.startswith(key.prefix)
+    pair = await world.service.exchange_api_key(plaintext)
+    principal = await world.verify(pair.access_token, agent.id)
+    assert pair.refresh_token is None and principal.role == "agent"
+
+    await world.service.revoke_api_key(operator, key.id)
+    assert principal.jti in world.revocations.blocklist
+    with pytest.raises(InvalidClient):
+        await world.service.exchange_api_key(plaintext)
+    with pytest.raises(InvalidClient):
+        await world.service.exchange_api_key("fo_ak_guess")
+
+
+async def test_who_may_manage_which_keys(world):
+    operator = await world.principal("olivia", Role.OPERATOR)
+    other = await world.principal("oscar", Role.OPERATOR)
+    admin = await world.user("root", Role.ADMIN)
+    with pytest.raises(RoleNotAllowed):
+        await world.service.create_api_key(operator, "x", admin.id)
+    with pytest.raises(RoleNotAllowed):
+        await world.service.create_api_key(operator, "x", uuid.UUID(other.sub))
+    with pytest.raises(UserNotFound):
+        await world.service.create_api_key(operator, "x", uuid.uuid4())
+    own, _ = await world.service.create_api_key(operator, "mine")
+    assert await world.service.list_api_keys(other) == []
+    with pytest.raises(ApiKeyNotFound):
+        await world.service.revoke_api_key(other, own.id)

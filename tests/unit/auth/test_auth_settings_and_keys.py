@@ -1,0 +1,86 @@
+"""AuthSettings refuses placeholders and weak hashing; the key store generates and rotates."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from finops.auth.adapters.keystore import ActiveKeys, KeyConfigurationError, KeyStore
+from finops.auth.settings import AuthSettings
+from finops.common.auth import generate_signing_key
+
+
+def test_defaults_meet_owasp_and_limit_bodies_to_64_kib():
+    settings = AuthSettings()
+    assert (settings.argon2_memory_kib, settings.argon2_time_cost) == (19456, 2)
+    assert settings.max_body_bytes == 64 * 1024
+    assert settings.access_token_ttl_seconds == 900
+
+
+@pytest.mark.parametrize("placeholder", ["changeme", "secret", "", "  CHANGETHIS "])
+def test_placeholder_signing_keys_are_refused(placeholder):
+    with pytest.raises(ValidationError, match="placeholder"):
+        AuthSettings(jwt_private_key_pem=placeholder)
+
+
+def test_weak_hashing_only_in_tests():
+    with pytest.raises(ValidationError, match="OWASP"):
+        AuthSettings(argon2_memory_kib=1024)
+    assert AuthSettings(argon2_memory_kib=1024, environment="test").argon2.memory_kib == 1024
+
+
+def test_placeholder_database_passwords_are_refused_outside_local():
+    url = "postgresql://finops:changeme@db:5432/finops"
+    assert AuthSettings(database_url=url)  # the local stack may do as it likes
+    with pytest.raises(ValidationError, match="database_url"):
+        AuthSettings(database_url=url, environment="production")
+
+
+def test_a_managed_key_is_generated_once_then_reused(tmp_path):
+    store = KeyStore(AuthSettings(data_dir=tmp_path))
+    first = store.load()
+    assert store.load() == first and first.previous is None
+    assert (tmp_path / "keys" / "current.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_rotation_keeps_exactly_one_previous_key(tmp_path):
+    store = KeyStore(AuthSettings(data_dir=tmp_path))
+    original = store.load()
+    rotated = store.rotate()
+    assert rotated.previous == original.current
+    assert [k["kid"] for k in rotated.jwks()["keys"]] == [rotated.current.kid, original.current.kid]
+    again = store.rotate()
+    assert again.previous == rotated.current
+    assert original.current.kid not in {k["kid"] for k in again.jwks()["keys"]}
+
+
+def test_running_services_notice_a_rotation(tmp_path):
+    settings = AuthSettings(data_dir=tmp_path)
+    active = ActiveKeys(KeyStore(settings))
+    before = active.signer().kid
+    assert not active.reload_if_changed()
+    KeyStore(settings).rotate()
+    assert active.reload_if_changed()
+    assert active.signer().kid != before
+    assert active.verification_keys.kids == {active.signer().kid, before}
+
+
+def test_keys_from_settings_are_used_and_not_rotated(tmp_path):
+    current, previous = generate_signing_key(), generate_signing_key()
+    settings = AuthSettings(
+        data_dir=tmp_path,
+        jwt_private_key_pem=current.private_pem.decode(),
+        jwt_previous_key_pem=previous.private_pem.decode(),
+    )
+    ring = KeyStore(settings).load()
+    assert (ring.current.kid, ring.previous.kid) == (current.kid, previous.kid)
+    with pytest.raises(KeyConfigurationError, match="rotate it"):
+        KeyStore(settings).rotate()
+    assert not (tmp_path / "keys").exists()
+
+
+def test_an_unreadable_key_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "key.pem"
+    bad.write_text("not a key")
+    with pytest.raises(KeyConfigurationError, match=r"key\.pem"):
+        KeyStore(AuthSettings(jwt_private_key_file=bad)).load()

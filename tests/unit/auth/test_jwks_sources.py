@@ -1,0 +1,116 @@
+"""JwksFromUrl: caching, refetch on unknown kids (rate-limited), surviving auth outages."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from finops.common.auth import JwksFromUrl, StaticKeys, generate_signing_key
+from finops.common.auth.tokens import jwks_document
+from finops.common.errors import Unavailable
+
+
+class FakeAuth:
+    """An httpx transport that serves a JWKS and counts the requests it gets."""
+
+    def __init__(self, *keys) -> None:
+        self.keys = list(keys)
+        self.requests = 0
+        self.failing = False
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.failing:
+            return httpx.Response(503, json={"error": "down"})
+        return httpx.Response(200, json=jwks_document(self.keys))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return generate_signing_key(), generate_signing_key()
+
+
+def source(auth: FakeAuth, clock: Clock, **kwargs) -> JwksFromUrl:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(auth.handler))
+    return JwksFromUrl(
+        "http://auth/.well-known/jwks.json",
+        client=client,
+        clock=clock,
+        cache_seconds=kwargs.get("cache_seconds", 300),
+        min_refetch_seconds=kwargs.get("min_refetch_seconds", 5),
+    )
+
+
+async def test_keys_are_cached_for_cache_seconds(keys):
+    auth, clock = FakeAuth(keys[0]), Clock()
+    jwks = source(auth, clock)
+    for _ in range(10):
+        assert (await jwks.key_for(keys[0].kid)).kid == keys[0].kid
+    assert auth.requests == 1
+    clock.now += 301
+    assert await jwks.key_for(keys[0].kid)
+    assert auth.requests == 2
+
+
+async def test_an_unknown_kid_refetches_at_most_once_per_interval(keys):
+    old, new = keys
+    auth, clock = FakeAuth(old), Clock()
+    jwks = source(auth, clock)
+    assert await jwks.key_for(old.kid)
+    auth.keys = [new, old]  # auth rotated
+    clock.now += 6
+    assert (await jwks.key_for(new.kid)).kid == new.kid
+    assert auth.requests == 2
+    for _ in range(20):
+        assert await jwks.key_for("made-up-kid") is None
+    assert auth.requests == 2  # within min_refetch_seconds of the last fetch: no request
+    clock.now += 6
+    assert await jwks.key_for("another-made-up-kid") is None
+    assert auth.requests == 3
+
+
+async def test_known_keys_keep_working_while_auth_is_down(keys):
+    auth, clock = FakeAuth(keys[0]), Clock()
+    jwks = source(auth, clock)
+    assert await jwks.key_for(keys[0].kid)
+    auth.failing = True
+    clock.now += 400  # cache expired, refetch fails
+    assert (await jwks.key_for(keys[0].kid)).kid == keys[0].kid
+
+
+async def test_no_keys_at_all_is_unavailable_not_unauthenticated(keys):
+    auth, clock = FakeAuth(keys[0]), Clock()
+    auth.failing = True
+    with pytest.raises(Unavailable):
+        await source(auth, clock).key_for(keys[0].kid)
+
+
+async def test_static_keys_are_replaced_after_a_rotation(keys):
+    static = StaticKeys.of(keys[0])
+    assert await static.key_for(keys[0].kid) and await static.key_for(keys[1].kid) is None
+    static.replace(jwks_document(keys))
+    assert static.kids == {keys[0].kid, keys[1].kid}
+
+
+def test_unusable_jwks_entries_are_skipped(keys):
+    good = keys[0].public_jwk()
+    document = {
+        "keys": [
+            good,
+            {**keys[1].public_jwk(), "alg": "HS256"},
+            {**keys[1].public_jwk(), "use": "enc"},
+            {"kty": "oct", "kid": "x", "k": "c2VjcmV0"},
+            {"kty": "RSA", "n": "bad"},
+            "not an object",
+        ]
+    }
+    assert StaticKeys(document).kids == {keys[0].kid}
+    assert StaticKeys({"keys": "nope"}).kids == frozenset()

@@ -1,0 +1,75 @@
+"""Username, email and password rules for new accounts."""
+
+from __future__ import annotations
+
+import pytest
+
+from finops.auth.domain.errors import AccountInvalid
+from finops.auth.domain.policy import (
+    check_new_account,
+    common_passwords,
+    is_common_password,
+    password_problems,
+)
+
+GOOD = "violet tractor mirage 42"
+
+
+def kinds(password: str, username: str = "alice", email: str = "alice@example.com") -> list[str]:
+    return [p["type"] for p in password_problems(password, username=username, email=email)]
+
+
+def test_a_good_account_passes_with_the_email_normalised():
+    account = check_new_account("alice.ops-1_x", "Alice@EXAMPLE.com", GOOD)
+    assert account.username == "alice.ops-1_x"
+    assert account.email == "Alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "username", ["ab", "a" * 33, "Alice", "al ice", "al@ice", "ålice", "x'--", ""]
+)
+def test_bad_usernames(username):
+    with pytest.raises(AccountInvalid) as invalid:
+        check_new_account(username, "a@example.com", GOOD)
+    assert [p["field"] for p in invalid.value.details] == ["username"]
+
+
+@pytest.mark.parametrize(
+    "email", ["plain", "a@", "@b.com", "a b@c.com", "a@b@c.com", "a\x00@b.com", "x" * 250 + "@b.co"]
+)
+def test_bad_emails(email):
+    with pytest.raises(AccountInvalid) as invalid:
+        check_new_account("alice", email, GOOD)
+    assert [p["field"] for p in invalid.value.details] == ["email"]
+
+
+def test_no_network_is_needed_for_emails_of_unknown_domains():
+    assert check_new_account("alice", "a@no-such-domain.invalid-tld-xyz", GOOD)
+
+
+def test_password_length_is_counted_in_characters():
+    assert kinds("x" * 11 + "y") == []  # not common, exactly 12
+    assert kinds("abc12") == ["password_too_short"]
+    assert kinds("ü" * 11) == ["password_too_short"]
+    assert kinds("ü" * 12) == []
+    assert kinds("p" * 128 + "q") == ["password_too_long"]
+
+
+def test_password_must_not_be_the_username_or_email():
+    assert kinds("LongUsername12", username="longusername12") == ["password_matches_identity"]
+    assert kinds("alice@example.com") == ["password_matches_identity"]
+    assert kinds("aliceinchains", email="aliceinchains@example.com") == [
+        "password_matches_identity"
+    ]
+
+
+def test_common_passwords_are_refused_ignoring_case_and_spaces():
+    assert len(common_passwords()) > 19_000
+    assert is_common_password("Q1W2E3R4T5Y6")
+    assert is_common_password("correct horse battery staple")
+    assert not is_common_password(GOOD)
+    assert kinds("qwertyuiop123") == ["password_common"]
+
+
+def test_control_characters_are_refused():
+    assert kinds("good password\x00 here") == ["password_characters"]

@@ -1,0 +1,203 @@
+"""TokenSigner / TokenVerifier: claims, the attacks they refuse, the blocklist, speed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+from auth_fakes import FakeRedis
+
+from finops.common.auth import (
+    InvalidToken,
+    Principal,
+    StaticKeys,
+    TokenRevoked,
+    TokenSigner,
+    TokenVerifier,
+    blocklist_key,
+    generate_signing_key,
+    revoke,
+)
+from finops.common.auth.tokens import SigningKey, jwk_thumbprint
+from finops.common.errors import Unavailable
+from finops.common.settings import CommonSettings
+
+SETTINGS = CommonSettings(jwt_issuer="finops-auth", jwt_audience="finops")
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return generate_signing_key()
+
+
+@pytest.fixture
+def signer(key) -> TokenSigner:
+    return TokenSigner(key, issuer="finops-auth", audience="finops")
+
+
+@pytest.fixture
+def redis() -> FakeRedis:
+    return FakeRedis()
+
+
+@pytest.fixture
+def verifier(key, redis) -> TokenVerifier:
+    return TokenVerifier(SETTINGS, redis, StaticKeys.of(key))
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def parts(token: str) -> tuple[dict, dict]:
+    def load(s: str) -> dict:
+        return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+
+    header, payload, _ = token.split(".")
+    return load(header), load(payload)
+
+
+def claims(**changes):
+    now = int(time.time())
+    base = {"sub": "u1", "username": "alice", "role": "agent", "scope": "events:write"}
+    base |= {"iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    base |= {"iss": "finops-auth", "aud": "finops"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+async def test_issued_tokens_carry_every_claim_and_verify(signer, verifier, key):
+    issued = signer.issue(
+        subject="u1", username="alice", role="operator", scopes=["stats:read", "events:write"]
+    )
+    header, payload = parts(issued.token)
+    assert header == {"alg": "RS256", "kid": key.kid, "typ": "JWT"}
+    assert payload["scope"] == "events:write stats:read"
+    assert payload["exp"] - payload["iat"] == 900 == issued.expires_in
+    assert payload["jti"] == issued.jti and payload["iss"] == "finops-auth"
+    principal = await verifier.verify(issued.token)
+    assert principal == Principal(
+        sub="u1",
+        username="alice",
+        role="operator",
+        scopes=frozenset({"events:write", "stats:read"}),
+        jti=issued.jti,
+        expires_at=issued.expires_at,
+    )
+    assert principal.has_scope("stats:read") and not principal.has_scope("users:write")
+
+
+def test_the_kid_is_the_rfc7638_thumbprint(key):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    public = load_pem_private_key(key.private_pem, None).public_key()
+    assert key.kid == jwk_thumbprint(public) == SigningKey.from_pem(key.private_pem).kid
+    assert len(key.kid) == 43
+
+
+def test_weak_or_foreign_keys_are_refused():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def pem(k) -> bytes:
+        return k.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    with pytest.raises(ValueError, match="2048"):
+        SigningKey.from_pem(pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)))  # noqa: S505 (must be refused)
+    with pytest.raises(ValueError, match="RSA"):
+        SigningKey.from_pem(pem(ec.generate_private_key(ec.SECP256R1())))
+    with pytest.raises(ValueError, match="PEM"):
+        SigningKey.from_pem("changeme")
+
+
+async def test_revoked_tokens_are_refused(signer, verifier, redis):
+    issued = signer.issue(subject="u1", username="a", role="agent", scopes=[])
+    assert await revoke(redis, issued.jti, issued.expires_at - time.time())
+    assert blocklist_key(issued.jti) in redis.values
+    with pytest.raises(TokenRevoked):
+        await verifier.verify(issued.token)
+    # logout stays idempotent: it may verify without the blocklist.
+    assert (await verifier.verify(issued.token, check_revoked=False)).jti == issued.jti
+    assert not await revoke(redis, "expired-jti", -5)
+
+
+async def test_a_blocklist_that_cannot_answer_fails_closed(signer, verifier, redis):
+    redis.down = True
+    issued = signer.issue(subject="u1", username="a", role="agent", scopes=[])
+    with pytest.raises(Unavailable):
+        await verifier.verify(issued.token)
+
+
+async def test_alg_none_and_hs256_with_the_public_key_are_refused(signer, verifier, key):
+    body = b64(json.dumps(claims()).encode())
+    none = b64(json.dumps({"alg": "none", "kid": key.kid}).encode())
+    with pytest.raises(InvalidToken):
+        await verifier.verify(f"{none}.{body}.")
+    hs = b64(json.dumps({"alg": "HS256", "kid": key.kid}).encode())
+    mac = hmac.new(key.public_pem(), f"{hs}.{body}".encode(), hashlib.sha256).digest()
+    with pytest.raises(InvalidToken, match="RS256"):
+        await verifier.verify(f"{hs}.{body}.{b64(mac)}")
+
+
+async def test_tampered_unknown_kid_and_foreign_signatures_are_refused(signer, verifier):
+    header, _, signature = signer.sign_claims(claims()).split(".")
+    forged = b64(json.dumps(claims(role="admin")).encode())
+    with pytest.raises(InvalidToken, match="Signature"):
+        await verifier.verify(f"{header}.{forged}.{signature}")
+    stranger = TokenSigner(generate_signing_key(), issuer="finops-auth", audience="finops")
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(stranger.sign_claims(claims()))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"nbf": int(time.time()) + 300}, "not yet valid"),
+        ({"exp": int(time.time()) - 1}, "expired"),
+        ({"aud": "other"}, "audience"),
+        ({"iss": "other"}, "issuer"),
+        ({"jti": None}, "jti"),
+        ({"iat": None}, "iat"),
+        ({"exp": None}, "exp"),
+        ({"sub": None}, "sub"),
+        ({"role": None}, "claims"),
+        ({"exp": "later"}, None),
+    ],
+)
+async def test_unacceptable_claims_are_refused(signer, verifier, changes, reason):
+    with pytest.raises(InvalidToken, match=reason):
+        await verifier.verify(signer.sign_claims(claims(**changes)))
+
+
+@pytest.mark.parametrize("token", ["", "a", "a.b", "a.b.c", "x" * 9000, "\ud800.x.y"])
+async def test_garbage_is_refused(verifier, token):
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_concurrent_blocklist_checks_share_one_redis_round_trip(signer, verifier, redis):
+    import asyncio
+
+    issued = [signer.issue(subject="u", username="a", role="agent", scopes=[]) for _ in range(40)]
+    revoked = issued[::3]
+    for token in revoked:
+        await revoke(redis, token.jti, 60)
+    results = await asyncio.gather(
+        *(verifier.verify(t.token) for t in issued), return_exceptions=True
+    )
+    assert redis.mget_calls == 1
+    assert [isinstance(r, TokenRevoked) for r in results] == [t in revoked for t in issued]
+    redis.down = True
+    outcomes = await asyncio.gather(
+        *(verifier.verify(t.token) for t in issued[:5]), return_exceptions=True
+    )
+    assert all(isinstance(o, Unavailable) for o in outcomes)
