@@ -8,8 +8,11 @@ embedded stack that ``finops up --infra-only`` runs, on free ports in a temporar
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +48,13 @@ def _docker_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def infra() -> Iterator[Infra]:
     if os.environ.get("FINOPS_TEST_CONTAINERS") == "1" and _docker_available():
         yield from _containers()
         return
-    root = tmp_path_factory.mktemp("finops-stack")
+    # Not under pytest's basetemp: pytest strips group/other access from it at every session
+    # start, and PostgreSQL runs as another OS user when the suite runs as root.
+    root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
     settings = StackSettings(
         data_dir=root,
         postgres_port=free_port(),
@@ -66,6 +71,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         yield Infra(stack.database_url, stack.redis_url, stack.kafka_bootstrap, stack.local_broker)
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _containers() -> Iterator[Infra]:
@@ -100,3 +106,11 @@ def infra_env(infra: Infra, monkeypatch: pytest.MonkeyPatch) -> Infra:
     for key, value in infra.env().items():
         monkeypatch.setenv(key, value)
     return infra
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A data folder PostgreSQL's OS user can reach (see :func:`infra`)."""
+    root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 COMPONENTS = ["postgres", "redis", "kafka", "auth", "ingest", "optimizer", "healer", "experiments"]
 
 
-def finops(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def finops(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "finops.cli", *args],
         env=env,
@@ -41,9 +43,9 @@ def wait_for(condition, timeout: float, what: str):
 
 
 @pytest.fixture
-def stack_env(tmp_path: Path) -> dict[str, str]:
+def stack_env(stack_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
-    env["FINOPS_DATA_DIR"] = str(tmp_path / "stack")
+    env["FINOPS_DATA_DIR"] = str(stack_dir)
     env["COLUMNS"] = "200"
     for name in COMPONENTS:
         env[f"FINOPS_{name.upper()}_PORT"] = str(free_port())
@@ -77,7 +79,10 @@ def test_detached_stack_restarts_crashes_and_leaves_nothing_behind(stack_env):
     info = wait_for(restarted, 30, "ingest to be restarted")
     wait_for(lambda: finops("status", env=stack_env).returncode == 0, 60, "all ready again")
     pids["ingest-restarted"] = info["pid"]
-    assert "ingest restarted" in (Path(stack_env["FINOPS_DATA_DIR"]) / "logs" / "stack.log").read_text()
+    assert (
+        "ingest restarted"
+        in (Path(stack_env["FINOPS_DATA_DIR"]) / "logs" / "stack.log").read_text()
+    )
 
     down = finops("down", env=stack_env)
     assert down.returncode == 0, down.stderr

@@ -358,10 +358,6 @@ def test_batch_ok_and_not_a_list() -> None:
     assert bad_json.errors[0]["type"] == "json_invalid"
 
 
-
-
-
-
 # ----------------------------------------------------------------------------- usage
 def test_anthropic_raw_usage_normalizes() -> None:
     u = Usage.model_validate(ANTHROPIC_USAGE)

@@ -67,8 +67,11 @@ def test_errors_share_one_shape():
 
 def test_oversized_bodies_get_413_before_parsing():
     client = TestClient(_app(max_body=100))
-    resp = client.post("/items", content=json.dumps({"n": 1, "pad": "x" * 200}),
-                       headers={"content-type": "application/json"})
+    resp = client.post(
+        "/items",
+        content=json.dumps({"n": 1, "pad": "x" * 200}),
+        headers={"content-type": "application/json"},
+    )
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "payload_too_large"
     ok = client.post("/items", json={"n": 7})

@@ -294,8 +294,6 @@ def test_price_data_version() -> None:
     assert price_data_version() == VERSION
 
 
-
-
 # ----------------------------------------------------------------------------- apply_pricing
 def _event(**data: Any) -> dict[str, Any]:
     body = {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from finops.ingest.domain.batches import Caller, parse_batch
-from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch
+from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
 
 AGENT = Caller(subject="user-1", agent_ids=frozenset({"user-1", "bot"}), may_write_any=False)
 
@@ -96,10 +96,11 @@ def test_every_bad_index_and_field_is_listed():
 
 
 def test_invalid_json_and_non_batches_are_refused():
-    with pytest.raises(InvalidBatch) as caught:
+    with pytest.raises(MalformedBody) as caught:
         parse_batch(b"{not json", AGENT, 1000)
     assert caught.value.details[0]["type"] == "json_invalid"
-    with pytest.raises(InvalidBatch):
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")
+    with pytest.raises(MalformedBody):
         parse_batch(b"[{not json", AGENT, 1000)
     with pytest.raises(InvalidBatch):
         parse_batch(b'{"event": []}', AGENT, 1000)

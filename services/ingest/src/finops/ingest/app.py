@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from finops.common.health import kafka_check, redis_check
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.events.pricing import warm_up
+from finops.common.health import redis_check
 from finops.common.http import create_service_app
-from finops.common.kafka import make_producer
+from finops.ingest.adapters.publisher import KafkaPublisher
+from finops.ingest.api.routes import router
 from finops.ingest.settings import IngestSettings
 
 
@@ -19,24 +22,29 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.producer = make_producer(settings)
-        await app.state.producer.start()
-        app.state.redis = aioredis.from_url(settings.redis_url)
+        app.state.redis = blocklist_redis(settings.redis_url)
+        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
+        install_verifier(app, verifier)
+        warm_up()
+        app.state.publisher = KafkaPublisher(settings, settings.publish_timeout_s)
+        await app.state.publisher.start()
         try:
             yield
         finally:
+            await app.state.publisher.stop()
+            await verifier.aclose()
             await app.state.redis.aclose()
-            await app.state.producer.stop()
 
     app = create_service_app(
         settings,
         title="FinOps ingest",
-        description="Validates agent events and publishes them to Kafka, nothing lost.",
+        description="Validates agent events and publishes them to Kafka; nothing accepted is lost.",
         lifespan=lifespan,
         readiness=lambda: {
-            "kafka": lambda: kafka_check(app.state.producer),
+            "kafka": app.state.publisher.check,
             "redis": lambda: redis_check(app.state.redis),
         },
     )
     app.state.settings = settings
+    app.include_router(router)
     return app

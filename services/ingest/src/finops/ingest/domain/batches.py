@@ -8,7 +8,7 @@ from typing import Any
 
 from finops.common.events import Event, apply_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
-from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch
+from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
 
 WRITE_ANY_SCOPE = "events:write:any"
 
@@ -39,7 +39,7 @@ def _events_payload(body: bytes) -> Any:
     try:
         payload = json.loads(body)
     except ValueError as exc:
-        raise InvalidBatch(
+        raise MalformedBody(
             "request body is not valid JSON",
             details=[{"index": None, "field": "", "message": str(exc), "type": "json_invalid"}],
         ) from exc
@@ -60,7 +60,7 @@ def parse_batch(body: bytes, caller: Caller, max_events: int) -> list[Record]:
     result = validate_batch(_events_payload(body))
     if not result.ok:
         if any(e["type"] == "json_invalid" for e in result.errors):
-            raise InvalidBatch("request body is not valid JSON", details=result.errors)
+            raise MalformedBody("request body is not valid JSON", details=result.errors)
         raise InvalidBatch(details=result.errors)
     events: list[Event] = result.events or []
     if len(events) > max_events:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from finops.common.errors import FinopsError, Forbidden, PayloadTooLarge, ValidationFailed
+from finops.common.errors import (
+    FinopsError,
+    Forbidden,
+    InvalidJson,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 
 
 class InvalidBatch(ValidationFailed):
     code = "invalid_events"
     message = "the batch has invalid events; nothing was published"
+
+
+class MalformedBody(InvalidJson):
+    """The body is not JSON, or not a batch at all (400 ``invalid_json``)."""
 
 
 class BatchTooLarge(PayloadTooLarge):

@@ -1,0 +1,187 @@
+"""Ingest against a real broker and Redis: accepted events all arrive, bad ones never do."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from asgi_lifespan import LifespanManager
+from support import TokenFactory, ids_on_topic, llm_call
+
+from finops.cli.stack import free_port
+from finops.common.auth import TokenVerifier, revoke
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST, AGENT_ERROR
+from finops.ingest.app import create_app
+from finops.ingest.settings import IngestSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def ingest(infra_env, tmp_path):
+    tokens = TokenFactory()
+    settings = IngestSettings(data_dir=tmp_path)
+    app = create_app(settings)
+    redis = aioredis.from_url(settings.redis_url)
+    app.state.verifier = TokenVerifier(settings, redis, tokens.keys)
+    async with LifespanManager(app, startup_timeout=60):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            client.tokens = tokens  # type: ignore[attr-defined]
+            client.redis = redis  # type: ignore[attr-defined]
+            client.kafka = CommonSettings(  # type: ignore[attr-defined]
+                kafka_bootstrap=infra_env.kafka_bootstrap
+            )
+            yield client
+    await redis.aclose()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def error_event(agent: str) -> dict:
+    event = llm_call(agent)
+    event["type"] = "agent.error"
+    event["data"] = {
+        "agent_id": agent,
+        "task_type": "summarize",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "error": {"kind": "rate_limit", "status_code": 429, "message": "slow down"},
+        "attempt": 2,
+    }
+    return event
+
+
+async def test_accepted_events_are_all_on_their_topics(ingest):
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    token = ingest.tokens.token(username=agent)
+    calls = [llm_call(agent) for _ in range(1200)]
+    errors = [error_event(agent) for _ in range(30)]
+    for start in range(0, len(calls), 400):
+        resp = await ingest.post(
+            "/api/events", json=calls[start : start + 400], headers=auth(token)
+        )
+        assert resp.status_code == 202, resp.text
+        assert resp.json() == {"accepted": 400}
+    resp = await ingest.post("/api/events", json={"events": errors}, headers=auth(token))
+    assert resp.json() == {"accepted": 30}
+
+    want_calls = {e["id"] for e in calls}
+    on_cost = await ids_on_topic(ingest.kafka, AGENT_COST.name, expect=want_calls)
+    assert want_calls <= set(on_cost)
+    want_errors = {e["id"] for e in errors}
+    on_error = await ids_on_topic(ingest.kafka, AGENT_ERROR.name, expect=want_errors)
+    assert want_errors <= set(on_error)
+    assert not want_errors & set(on_cost)
+
+
+async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    token = ingest.tokens.token(username=agent)
+    refused: list[str] = []
+
+    async def refuse(body, expected_status, expected_code, headers=None, raw=None):
+        if body is not None:
+            refused.extend(e["id"] for e in body if isinstance(e, dict) and "id" in e)
+        resp = await ingest.post(
+            "/api/events",
+            content=raw if raw is not None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **(headers if headers is not None else auth(token)),
+            },
+        )
+        assert resp.status_code == expected_status, resp.text
+        assert resp.json()["error"]["code"] == expected_code
+        return resp.json()["error"]
+
+    negative = llm_call(agent)
+    negative["data"]["usage"]["input_tokens"] = -5
+    err = await refuse([llm_call(agent), negative], 422, "invalid_events")
+    assert {(d["index"], d["field"]) for d in err["details"]} == {(1, "data.usage.input_tokens")}
+    await refuse([llm_call(agent, latency_ms="fast")], 422, "invalid_events")
+    unknown = llm_call(agent)
+    unknown["type"] = "agent.unknown"
+    await refuse([unknown], 422, "invalid_events")
+    missing = llm_call(agent)
+    del missing["data"]["model"]
+    err = await refuse([missing], 422, "invalid_events")
+    assert err["details"][0]["field"] == "data.model"
+    await refuse(None, 400, "invalid_json", raw=b"{not json")
+    await refuse([llm_call(agent)], 401, "not_authenticated", headers={})
+    await refuse([llm_call("someone-else")], 403, "agent_mismatch")
+    await refuse([llm_call(agent) for _ in range(1001)], 413, "batch_too_large")
+    no_scope = ingest.tokens.token(username=agent, scopes=["stats:read"])
+    await refuse([llm_call(agent)], 403, "insufficient_scope", headers=auth(no_scope))
+
+    big = [llm_call(agent, config={"prompt_version": "x" * 100}) for _ in range(1000)]
+    big_body = json.dumps(big).encode() + b" " * (1024 * 1024)
+    refused.extend(e["id"] for e in big)
+    resp = await ingest.post(
+        "/api/events", content=big_body, headers={"Content-Type": "application/json", **auth(token)}
+    )
+    assert resp.status_code == 413
+
+    sentinel = llm_call(agent)
+    assert (
+        await ingest.post("/api/events", json=[sentinel], headers=auth(token))
+    ).status_code == 202
+    seen = set(await ids_on_topic(ingest.kafka, AGENT_COST.name, expect={sentinel["id"]}))
+    assert sentinel["id"] in seen
+    assert not set(refused) & seen
+
+
+async def test_revoked_token_is_refused(ingest):
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    principal_token = ingest.tokens.token(username=agent)
+    ok = await ingest.post("/api/events", json=[llm_call(agent)], headers=auth(principal_token))
+    assert ok.status_code == 202
+    claims = json.loads(
+        __import__("base64").urlsafe_b64decode(principal_token.split(".")[1] + "==")
+    )
+    await revoke(ingest.redis, claims["jti"], 60)
+    resp = await ingest.post("/api/events", json=[llm_call(agent)], headers=auth(principal_token))
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+async def test_write_any_scope_may_send_for_other_agents(ingest):
+    token = ingest.tokens.token(username="collector", role="admin")
+    resp = await ingest.post(
+        "/api/events", json=[llm_call("fleet-a"), llm_call("fleet-b")], headers=auth(token)
+    )
+    assert resp.status_code == 202
+
+
+async def test_schemas_are_published(ingest):
+    resp = await ingest.get("/api/schemas")
+    body = resp.json()
+    assert set(body) == {"agent.llm_call", "agent.error"}
+    assert "data" in body["agent.llm_call"]["properties"]
+
+
+async def test_broker_unreachable_gives_503_with_retry_after(infra_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    tokens = TokenFactory()
+    settings = IngestSettings(data_dir=tmp_path, publish_timeout_s=1.0)
+    app = create_app(settings)
+    redis = aioredis.from_url(settings.redis_url)
+    app.state.verifier = TokenVerifier(settings, redis, tokens.keys)
+    async with LifespanManager(app, startup_timeout=60):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            resp = await client.post(
+                "/api/events", json=[llm_call("bot")], headers=auth(tokens.token("bot"))
+            )
+            ready = await client.get("/readyz")
+    await redis.aclose()
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "broker_unavailable"
+    assert resp.headers["retry-after"] == "1"
+    assert ready.status_code == 503 and ready.json()["checks"]["kafka"].startswith("down")

@@ -1,0 +1,102 @@
+"""`finops tail`, `finops topics` and `finops price` against the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from support import llm_call
+
+from finops.common.kafka import ensure_topics, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import TopicSpec
+
+pytestmark = pytest.mark.integration
+
+
+def finops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_tail_filters_and_topics_count_by_consuming(infra):
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    spec = TopicSpec(f"test.tail.{uuid.uuid4().hex[:8]}", 2, "agent_id", "test")
+    await ensure_topics(settings, [spec])
+    events = [llm_call("bot", model="gpt-4o" if i % 3 == 0 else "gpt-4o-mini") for i in range(30)]
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(spec.name, json.dumps(e).encode(), key=b"bot")
+    finally:
+        await producer.stop()
+
+    env = infra.env()
+    tail = finops(
+        "tail",
+        spec.name,
+        "--from-beginning",
+        "--filter",
+        "data.model=gpt-4o",
+        "--json",
+        "--max",
+        "10",
+        "--idle-timeout",
+        "10",
+        env=env,
+    )
+    assert tail.returncode == 0, tail.stderr
+    rows = [json.loads(line) for line in tail.stdout.splitlines()]
+    # Two partitions: order holds within a partition only.
+    assert sorted(r["value"]["id"] for r in rows) == sorted(e["id"] for e in events[::3])
+    assert {r["topic"] for r in rows} == {spec.name}
+    assert {r["key"] for r in rows} == {"bot"}
+
+    topics = finops("topics", env=env)
+    assert topics.returncode == 0, topics.stderr
+    line = next(ln for ln in topics.stdout.splitlines() if spec.name in ln)
+    assert [c.strip() for c in line.split("│") if c.strip()][:3] == [spec.name, "2", "30"]
+
+    missing = finops("tail", "no.such.topic", "--idle-timeout", "1", env=env)
+    assert missing.returncode == 2 and "no such topic" in missing.stdout
+
+
+def test_price_prints_the_total_for_raw_and_normalized_usage():
+    raw = {
+        "prompt_tokens": 2006,
+        "completion_tokens": 300,
+        "prompt_tokens_details": {"cached_tokens": 1920},
+    }
+    normalized = {"input_tokens": 2006, "output_tokens": 300, "cached_input_tokens": 1920}
+    outs = []
+    for usage in (raw, normalized):
+        result = finops(
+            "price",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4o",
+            "--usage",
+            json.dumps(usage),
+            "--json",
+            env={},
+        )
+        assert result.returncode == 0, result.stderr
+        outs.append(json.loads(result.stdout))
+    assert outs[0]["total_usd"] == outs[1]["total_usd"]
+    # gpt-4o: $2.50/M input, $1.25/M cached input, $10/M output
+    assert outs[0]["total_usd"] == pytest.approx(86e-6 * 2.5 + 1920e-6 * 1.25 + 300e-6 * 10)
+    bad = finops("price", "--provider", "openai", "--model", "gpt-4o", "--usage", "{", env={})
+    assert bad.returncode == 2
