@@ -62,7 +62,9 @@ async def test_acked_messages_come_back_from_earliest(infra):
     marker = uuid.uuid4().hex
     try:
         futures = [
-            await producer.send(AGENT_COST.name, key=f"a{i % 5}".encode(), value=f"{marker}:{i}".encode())
+            await producer.send(
+                AGENT_COST.name, key=f"a{i % 5}".encode(), value=f"{marker}:{i}".encode()
+            )
             for i in range(200)
         ]
         metadata = await asyncio.gather(*futures)

@@ -34,7 +34,10 @@ async def test_service_is_alive_ready_and_scrapeable(service, infra_env, tmp_pat
             assert missing.headers["x-request-id"] == "abc123"
             metrics = await client.get("/metrics")
             assert metrics.status_code == 200
-            assert f'finops_http_requests_total{{method="GET",route="/healthz",service="{service}",status="200"}}' in metrics.text
+            assert (
+                f'finops_http_requests_total{{method="GET",route="/healthz",service="{service}",status="200"}}'
+                in metrics.text
+            )
 
 
 async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatch):

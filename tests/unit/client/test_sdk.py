@@ -24,12 +24,16 @@ class ScriptedIngest:
         if request.url.path == "/api/auth/token":
             self.token_requests += 1
             assert b"grant_type=client_credentials" in request.content
-            return httpx.Response(200, json={"access_token": f"t{self.token_requests}", "expires_in": 900})
+            return httpx.Response(
+                200, json={"access_token": f"t{self.token_requests}", "expires_in": 900}
+            )
         batch = json.loads(request.content)
         status = self.statuses.pop(0) if self.statuses else 202
         if status == 422:
             details = [{"index": i, "field": "data.model"} for i in sorted(self.reject_indexes)]
-            return httpx.Response(422, json={"error": {"code": "invalid_events", "details": details}})
+            return httpx.Response(
+                422, json={"error": {"code": "invalid_events", "details": details}}
+            )
         if status == 202:
             self.batches.append(batch)
             return httpx.Response(202, json={"accepted": len(batch)})
@@ -54,8 +58,11 @@ def client(ingest: ScriptedIngest, **kwargs) -> AsyncFinOpsClient:
 async def record(c: AsyncFinOpsClient, n: int) -> list[str]:
     return [
         await c.record_call(
-            task_type="qa", provider="openai", model="gpt-4o-mini",
-            usage={"input_tokens": 10, "output_tokens": 2}, latency_ms=100,
+            task_type="qa",
+            provider="openai",
+            model="gpt-4o-mini",
+            usage={"input_tokens": 10, "output_tokens": 2},
+            latency_ms=100,
         )
         for _ in range(n)
     ]
@@ -97,8 +104,13 @@ async def test_invalid_events_are_dropped_and_reported_the_rest_delivered():
 async def test_api_key_is_exchanged_and_renewed_after_401():
     ingest = ScriptedIngest(statuses=[401])
     c = AsyncFinOpsClient(
-        ingest_url="http://ingest", auth_url="http://auth", api_key="fk_secret", agent_id="bot",
-        transport=httpx.MockTransport(ingest), max_backoff_s=0.01, batch_size=3,
+        ingest_url="http://ingest",
+        auth_url="http://auth",
+        api_key="fk_secret",
+        agent_id="bot",
+        transport=httpx.MockTransport(ingest),
+        max_backoff_s=0.01,
+        batch_size=3,
     )
     await record(c, 3)
     await c.close()
@@ -113,7 +125,9 @@ async def test_overflow_policies():
     with pytest.raises(BufferFull):
         await record(raising, 1)
 
-    dropping = client(ScriptedIngest(), batch_size=1000, max_buffer=5, overflow="drop_oldest", linger_s=10)
+    dropping = client(
+        ScriptedIngest(), batch_size=1000, max_buffer=5, overflow="drop_oldest", linger_s=10
+    )
     ids = await record(dropping, 8)
     assert dropping.stats.dropped == 3
     assert [e["id"] for e in dropping._buffer] == ids[3:]
@@ -129,13 +143,27 @@ async def test_overflow_policies():
 def test_sync_wrapper_delivers_everything():
     ingest = ScriptedIngest(statuses=[503])
     with FinOpsClient(
-        ingest_url="http://ingest", agent_id="bot", token="t",
-        transport=httpx.MockTransport(ingest), max_backoff_s=0.01, batch_size=4,
+        ingest_url="http://ingest",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(ingest),
+        max_backoff_s=0.01,
+        batch_size=4,
     ) as c:
         ids = [
-            c.record_error(task_type="qa", provider="openai", model="gpt-4o", kind="rate_limit",
-                           status_code=429, message="slow down")
+            c.record_error(
+                task_type="qa",
+                provider="openai",
+                model="gpt-4o",
+                kind="rate_limit",
+                status_code=429,
+                message="slow down",
+            )
             for _ in range(6)
         ]
     assert ingest.ids == ids
-    assert ingest.batches[0][0]["data"]["error"] == {"kind": "rate_limit", "message": "slow down", "status_code": 429}
+    assert ingest.batches[0][0]["data"]["error"] == {
+        "kind": "rate_limit",
+        "message": "slow down",
+        "status_code": 429,
+    }

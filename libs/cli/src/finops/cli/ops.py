@@ -142,7 +142,7 @@ async def _tail(
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             console.print(f"[red]error:[/] no such topic: {topic}")

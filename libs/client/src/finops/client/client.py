@@ -376,7 +376,9 @@ class AsyncFinOpsClient:
         self._reject(batch, _body(resp))
         return []
 
-    def _drop_invalid(self, batch: list[dict[str, Any]], resp: httpx.Response) -> list[dict[str, Any]]:
+    def _drop_invalid(
+        self, batch: list[dict[str, Any]], resp: httpx.Response
+    ) -> list[dict[str, Any]]:
         body = _body(resp)
         details = (body.get("error") or {}).get("details") if isinstance(body, dict) else None
         bad = {d.get("index") for d in details or [] if isinstance(d, dict)}

@@ -7,6 +7,7 @@ only the HTTP layer (:func:`install_error_handlers`) turns them into responses.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -91,7 +92,7 @@ def error_response(exc: FinopsError) -> JSONResponse:
     )
 
 
-def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
+def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Pydantic errors as ``[{field, message, type}]`` with dotted field paths."""
     out = []
     for err in errors:

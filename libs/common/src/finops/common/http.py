@@ -90,9 +90,7 @@ class OperationalMiddleware:
 
     async def _too_large(self, send: Send, request_id: str) -> None:
         body = json.dumps(
-            error_body(
-                "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
-            )
+            error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")
         ).encode()
         await send(
             {

@@ -28,7 +28,7 @@ def create_stream_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)
+        Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         async with (
             resources(app) if resources else nullcontext(),
             faust_app_running(faust_app),
