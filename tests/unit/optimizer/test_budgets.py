@@ -256,8 +256,6 @@ def test_budget_state_round_trip_and_reprocessing_gives_the_same_alert_ids():
     assert [b.id for b in full.budgets()] == ["b"]
 
 
-
-
 # ---------------------------------------------------------------------------- anomalies
 def minute_stream(
     det: SpendAnomalyDetector,

@@ -1,12 +1,27 @@
-"""Assembles the optimizer: its Faust app and HTTP API in one process. No I/O at import."""
+"""Assembles the optimizer: intake, engine, API and Faust app in one process. No I/O at import."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
 from fastapi import FastAPI
 
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.health import postgres_check, redis_check
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.optimizer.adapters.checkpoints import PostgresCheckpointStore
+from finops.optimizer.adapters.recommendation_log import RecommendationLog
+from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.agents import register_agents
+from finops.optimizer.api.routes import router
+from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.settings import OptimizerSettings
 
 
@@ -14,9 +29,65 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
     settings = settings or OptimizerSettings()
     faust_app = make_faust_app(settings, "finops-optimizer")
     register_agents(faust_app)
-    return create_stream_service_app(
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        app.state.redis = blocklist_redis(settings.redis_url)
+        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
+        install_verifier(app, verifier)
+        producer = make_producer(settings)
+        await producer.start()
+        consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+        intake = EventIntake(
+            OptimizerEngine(settings.fleet_quality_target, settings.policy_seed),
+            consumer,
+            producer,
+            PostgresCheckpointStore(app.state.db),
+            name=settings.checkpoint_name,
+            checkpoint_every_events=settings.checkpoint_every_events,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+            topics=(settings.cost_topic, settings.error_topic),
+            alerts_topic=settings.alerts_topic,
+        )
+        await intake.restore()
+        intake.subscribe()
+        await consumer.start()
+        app.state.intake = intake
+        app.state.reclog = RecommendationLog(producer)
+        await app.state.reclog.start()
+        stop = asyncio.Event()
+        runner = asyncio.create_task(intake.run(stop), name="optimizer-intake")
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(runner, timeout=30)
+            await app.state.reclog.stop()
+            await consumer.stop()
+            await producer.stop()
+            await verifier.aclose()
+            await app.state.redis.aclose()
+            await app.state.db.close()
+
+    app = create_stream_service_app(
         settings,
         faust_app,
         title="FinOps optimizer",
-        description="Spend analytics and online model recommendations.",
+        description="Spend analytics, budgets and online model recommendations.",
+        resources=resources,
+        readiness=lambda app: {
+            "postgres": lambda: postgres_check(app.state.db),
+            "redis": lambda: redis_check(app.state.redis),
+            "intake": lambda: _intake_check(app),
+        },
     )
+    app.include_router(router)
+    return app
+
+
+async def _intake_check(app: FastAPI) -> None:
+    runner = [t for t in asyncio.all_tasks() if t.get_name() == "optimizer-intake"]
+    if not runner or runner[0].done():
+        raise RuntimeError("the event intake is not running")

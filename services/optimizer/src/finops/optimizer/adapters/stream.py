@@ -1,0 +1,179 @@
+"""The optimizer's event intake: cost and error events into the engine, checkpointed.
+
+State and offsets are saved together (see :mod:`.checkpoints`); Kafka offsets are committed
+only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
+checkpoint's offsets, so every event is applied to the state exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import Counter, Gauge
+
+from finops.common.consumer import dlq_headers
+from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
+from finops.optimizer.adapters.checkpoints import Checkpoint, CheckpointStore
+from finops.optimizer.domain.engine import OptimizerEngine
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
+ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
+CHECKPOINT_AGE = Gauge("finops_optimizer_checkpoint_timestamp_seconds", "Last checkpoint time")
+
+
+def _key(tp: TopicPartition) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
+class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, intake: EventIntake) -> None:
+        self.intake = intake
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            await self.intake.checkpoint()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            offset = self.intake.offsets.get(_key(tp))
+            if offset is not None:
+                self.intake.consumer.seek(tp, offset)
+
+
+class EventIntake:
+    """Runs the engine over the input topics and keeps its checkpoint current."""
+
+    def __init__(
+        self,
+        engine: OptimizerEngine,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        store: CheckpointStore,
+        *,
+        name: str = "optimizer",
+        checkpoint_every_events: int = 20_000,
+        checkpoint_interval_s: float = 5.0,
+        on_alert: Callable[[dict[str, Any]], None] | None = None,
+        topics: tuple[str, ...] = (AGENT_COST.name, AGENT_ERROR.name),
+        alerts_topic: str = ALERTS.name,
+    ) -> None:
+        self.topics = topics
+        self.alerts_topic = alerts_topic
+        self.engine = engine
+        self.consumer = consumer
+        self.producer = producer
+        self.store = store
+        self.name = name
+        self.checkpoint_every_events = checkpoint_every_events
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.on_alert = on_alert
+        self.offsets: dict[str, int] = {}
+        self.events = 0
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._pending_sends: list[asyncio.Future[Any]] = []
+
+    async def restore(self) -> bool:
+        """Load the last checkpoint into the engine; False when there is none."""
+        saved = await self.store.load(self.name)
+        if saved is None:
+            return False
+        self.engine = OptimizerEngine.from_state(saved.state)
+        self.offsets = dict(saved.offsets)
+        self.events = saved.events
+        log.info("restored checkpoint", extra={"events": saved.events, "offsets": saved.offsets})
+        return True
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe(list(self.topics), listener=_SeekToCheckpoint(self))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+            for tp, records in batch.items():
+                for record in records:
+                    await self._apply(record)
+                    self.offsets[_key(tp)] = record.offset + 1
+                self._since_checkpoint += len(records)
+            if self._since_checkpoint and (
+                self._since_checkpoint >= self.checkpoint_every_events
+                or time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
+            ):
+                await self.checkpoint()
+        await self.checkpoint()
+
+    async def _apply(self, record: Any) -> None:
+        try:
+            event = Event.from_kafka(record.value)
+        except (ValueError, TypeError) as exc:
+            EVENTS.labels(record.topic, "invalid").inc()
+            await self._dead_letter(record, exc)
+            return
+        try:
+            if isinstance(event, LlmCallEvent):
+                alerts = self.engine.observe(event)
+            elif isinstance(event, ErrorEvent):
+                alerts = self.engine.observe_error(event)
+            else:
+                alerts = []
+        except Exception as exc:  # one bad event must not stop the stream: log, park, go on
+            log.exception("engine failed on an event")
+            EVENTS.labels(record.topic, "failed").inc()
+            await self._dead_letter(record, exc)
+            return
+        self.events += 1
+        EVENTS.labels(record.topic, "applied").inc()
+        for alert in alerts:
+            await self.emit_alert(alert)
+
+    async def emit_alert(self, alert: dict[str, Any]) -> None:
+        ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()
+        if self.on_alert:
+            self.on_alert(alert)
+        future = await self.producer.send(
+            self.alerts_topic,
+            json.dumps(alert, default=str).encode(),
+            key=str(alert.get("subject", "")).encode(),
+        )
+        self._pending_sends.append(future)
+
+    async def _dead_letter(self, record: Any, error: BaseException) -> None:
+        await self.producer.send_and_wait(
+            f"{record.topic}.dlq",
+            record.value,
+            key=record.key,
+            headers=list(record.headers or ())
+            + dlq_headers(record.topic, record.partition, record.offset, error, 1),
+        )
+
+    async def checkpoint(self) -> None:
+        """Save state + offsets, then commit the offsets to the group."""
+        async with self._lock:
+            if self._pending_sends:
+                await asyncio.gather(*self._pending_sends)
+                self._pending_sends.clear()
+            await self.store.save(
+                self.name, Checkpoint(self.engine.to_state(), dict(self.offsets), self.events)
+            )
+            assigned = self.consumer.assignment()
+            commit = {
+                tp: OffsetAndMetadata(self.offsets[_key(tp)], "")
+                for tp in assigned
+                if _key(tp) in self.offsets
+            }
+            if commit:
+                await self.consumer.commit(commit)
+            self._since_checkpoint = 0
+            self._last_checkpoint = time.monotonic()
+            CHECKPOINT_AGE.set_to_current_time()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from finops.common.auth import Principal, require_scope
+from finops.common.auth.scopes import OPTIMIZER_WRITE
+from finops.optimizer.adapters.recommendation_log import RecommendationLog
+from finops.optimizer.adapters.stream import EventIntake
+from finops.optimizer.domain.engine import OptimizerEngine
+
+
+def _intake(request: Request) -> EventIntake:
+    return request.app.state.intake  # type: ignore[no-any-return]
+
+
+def _engine(request: Request) -> OptimizerEngine:
+    # Always through the intake: restoring a checkpoint replaces the engine object.
+    return request.app.state.intake.engine  # type: ignore[no-any-return]
+
+
+def _reclog(request: Request) -> RecommendationLog:
+    return request.app.state.reclog  # type: ignore[no-any-return]
+
+
+Intake = Annotated[EventIntake, Depends(_intake)]
+Engine = Annotated[OptimizerEngine, Depends(_engine)]
+RecLog = Annotated[RecommendationLog, Depends(_reclog)]
+Recommender = Annotated[Principal, Depends(require_scope("recommendations:read"))]
+StatsReader = Annotated[Principal, Depends(require_scope("stats:read"))]
+OptimizerWriter = Annotated[Principal, Depends(require_scope(OPTIMIZER_WRITE))]

@@ -1,0 +1,265 @@
+"""HTTP layer of the optimizer: recommendations, spend statistics, operator settings."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from finops.common.errors import BadRequest, NotFound, ValidationFailed
+from finops.optimizer.api.deps import (
+    Engine,
+    Intake,
+    OptimizerWriter,
+    RecLog,
+    Recommender,
+    StatsReader,
+)
+from finops.optimizer.domain.analytics import DIMENSIONS, GRANULARITIES
+from finops.optimizer.domain.budgets import Budget
+from finops.optimizer.domain.engine import ArmSpec, NoArms
+from finops.optimizer.domain.policy import Objective
+
+router = APIRouter()
+_rng = random.SystemRandom()
+
+_ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or revoked token", **_ERR},
+    403: {"description": "`insufficient_scope`", **_ERR},
+}
+RESERVED_QUERY = {"task_type", "agent_id", "team"}
+Dimension = Literal["agent", "team", "task_type", "provider", "model", "fleet"]
+
+
+@router.get(
+    "/api/recommendations",
+    tags=["recommendations"],
+    summary="The model and configuration to use for a task",
+    description=(
+        "Scope `recommendations:read`. Any other numeric query parameter is a request feature "
+        "for contextual routing (e.g. `input_tokens=1200`). The answer is logged with its "
+        "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
+        "`decision.propensity` back on the cost event of the call you make with it."
+    ),
+    responses={
+        **AUTH_ERRORS,
+        404: {"description": "`no_arms`: nothing known yet", **_ERR},
+        422: {"description": "a feature is not a number", **_ERR},
+    },
+)
+async def recommend(
+    request: Request,
+    _: Recommender,
+    engine: Engine,
+    reclog: RecLog,
+    task_type: Annotated[str, Query(min_length=1, max_length=128)],
+    agent_id: Annotated[str | None, Query(max_length=128)] = None,
+    team: Annotated[str | None, Query(max_length=128)] = None,
+) -> dict[str, Any]:
+    features: dict[str, float] = {}
+    for key, value in request.query_params.items():
+        if key in RESERVED_QUERY:
+            continue
+        try:
+            features[key] = float(value)
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"feature {key!r} must be a number", details=[{"field": key, "value": value}]
+            ) from exc
+    if len(features) > 32:
+        raise ValidationFailed("at most 32 features")
+    try:
+        rec = engine.recommend(
+            task_type, features or None, agent_id=agent_id, team=team, rng=_rng
+        ).to_dict()
+    except NoArms as exc:
+        raise NotFound(str(exc)) from exc
+    reclog.record({**rec, "agent_id": agent_id, "features": features})
+    return rec
+
+
+@router.get(
+    "/api/stats/summary",
+    tags=["stats"],
+    summary="Fleet totals and top spenders",
+    responses=AUTH_ERRORS,
+)
+async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
+    return engine.analytics.summary()
+
+
+@router.get(
+    "/api/stats/{dimension}",
+    tags=["stats"],
+    summary="Totals or tumbling windows per agent, team, task_type, provider or model",
+    description="Calls, tokens, spend, success rate, cost per success, latency p50/p95. "
+    "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
+    responses=AUTH_ERRORS,
+)
+async def stats(
+    _: StatsReader,
+    engine: Engine,
+    dimension: Annotated[Dimension, Path()],
+    window: Annotated[Literal["minute", "hour", "day"] | None, Query()] = None,
+    key: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 60,
+    by: Annotated[str, Query(max_length=32)] = "spend_usd",
+) -> dict[str, Any]:
+    dim = dimension
+    if window is None:
+        return {"dimension": dim, "totals": engine.analytics.totals(dim, key=key, by=by)}
+    if window not in GRANULARITIES:
+        raise BadRequest(f"window must be one of {GRANULARITIES}")
+    return {
+        "dimension": dim,
+        "window": window,
+        "windows": engine.analytics.window(dim, window, limit=limit, key=key, by=by),
+    }
+
+
+@router.get(
+    "/api/stats/{dimension}/top",
+    tags=["stats"],
+    summary="Top keys of a dimension",
+    responses=AUTH_ERRORS,
+)
+async def stats_top(
+    _: StatsReader,
+    engine: Engine,
+    dimension: Annotated[Dimension, Path()],
+    by: Annotated[str, Query(max_length=32)] = "spend_usd",
+    n: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    if dimension not in DIMENSIONS:
+        raise BadRequest(f"dimension must be one of {DIMENSIONS}")
+    return {"dimension": dimension, "by": by, "top": engine.analytics.top(dimension, by=by, n=n)}
+
+
+@router.get(
+    "/api/tasks",
+    tags=["recommendations"],
+    summary="What the policy believes per task",
+    responses=AUTH_ERRORS,
+)
+async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
+    return {"policy": engine.policy.status(), "tasks": engine.tasks()}
+
+
+class ArmIn(BaseModel):
+    model: str = Field(min_length=1, max_length=128)
+    provider: str = Field(min_length=1, max_length=64)
+    config: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
+
+
+@router.get(
+    "/api/catalog", tags=["catalog"], summary="Operator-managed arms", responses=AUTH_ERRORS
+)
+async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
+    return {
+        "arms": [spec.to_dict() for spec in engine.catalog.values()],
+        "seen": [spec.to_dict() for spec in engine.arms.values()],
+    }
+
+
+@router.post(
+    "/api/catalog",
+    tags=["catalog"],
+    status_code=201,
+    summary="Offer an arm (model, provider, config) to every task",
+    responses=AUTH_ERRORS,
+)
+async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake) -> dict[str, Any]:
+    spec = ArmSpec(arm.model, arm.provider, dict(arm.config))
+    engine.add_catalog_arm(spec)
+    await intake.checkpoint()
+    return spec.to_dict()
+
+
+@router.delete("/api/catalog/{arm}", tags=["catalog"], status_code=204, responses=AUTH_ERRORS)
+async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
+    if not engine.remove_catalog_arm(arm):
+        raise NotFound(f"no catalog arm {arm!r}")
+    await intake.checkpoint()
+
+
+class ObjectiveIn(BaseModel):
+    quality_floor: float | None = Field(None, ge=0, le=1)
+    relative_quality_floor: float | None = Field(None, gt=0, le=1)
+    latency_p95_ms: float | None = Field(None, gt=0)
+    wtp_per_usd: float | None = Field(None, ge=0)
+    latency_weight_per_s: float = Field(0.0, ge=0)
+
+
+@router.get("/api/objectives", tags=["objectives"], responses=AUTH_ERRORS)
+async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
+    return engine.objectives()
+
+
+@router.put(
+    "/api/objectives/{scope}",
+    tags=["objectives"],
+    summary="Set the objective of a task type, a task family or `*`",
+    responses=AUTH_ERRORS,
+)
+async def set_objective(
+    scope: Annotated[str, Path(min_length=1, max_length=128)],
+    body: ObjectiveIn,
+    _: OptimizerWriter,
+    engine: Engine,
+    intake: Intake,
+) -> dict[str, Any]:
+    engine.set_objective(scope, Objective(**body.model_dump()))
+    await intake.checkpoint()
+    return {scope: engine.objectives()[scope]}
+
+
+class BudgetIn(BaseModel):
+    scope: Literal["team", "agent"]
+    subject: str = Field(min_length=1, max_length=128)
+    period: Literal["day", "month"]
+    limit_usd: float = Field(gt=0)
+    alert_thresholds: tuple[float, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
+
+
+@router.get(
+    "/api/budgets",
+    tags=["budgets"],
+    summary="Budgets with spend, forecast, pacing",
+    responses=AUTH_ERRORS,
+)
+async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
+    return {"budgets": engine.budgets.statuses()}
+
+
+@router.put(
+    "/api/budgets/{budget_id}",
+    tags=["budgets"],
+    summary="Create or replace a budget",
+    responses=AUTH_ERRORS,
+)
+async def put_budget(
+    budget_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: BudgetIn,
+    _: OptimizerWriter,
+    engine: Engine,
+    intake: Intake,
+) -> dict[str, Any]:
+    engine.set_budget(Budget(budget_id, **body.model_dump()))
+    await intake.checkpoint()
+    return engine.budgets.status(budget_id)
+
+
+@router.delete(
+    "/api/budgets/{budget_id}",
+    tags=["budgets"],
+    status_code=204,
+    responses={**AUTH_ERRORS, 404: {"description": "`not_found`", **_ERR}},
+)
+async def delete_budget(budget_id: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
+    if engine.budgets.get(budget_id) is None:
+        raise NotFound(f"no budget {budget_id!r}")
+    engine.remove_budget(budget_id)
+    await intake.checkpoint()

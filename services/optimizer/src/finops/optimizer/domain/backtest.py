@@ -1,0 +1,226 @@
+"""Offline replay of logged outcomes through :class:`.policy.RoutingPolicy` (bandit feedback).
+
+Input: a long-format outcomes file (``.csv`` or ``.csv.gz``), one row per ``(prompt, model)``::
+
+    prompt_id, task_type, model, quality, cost_usd, input_tokens, output_tokens, prompt
+
+The replay shuffles the prompts with a seeded RNG, asks the policy for one model per prompt
+(features come from the prompt text and ``input_tokens`` only), reveals only that model's outcome
+and reports the realised quality and cost against the best single model and the per-prompt
+oracle.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .arms import Arm
+from .features import prompt_features
+from .policy import PolicyConfig, RoutingPolicy
+
+__all__ = ["Outcomes", "ProgressCallback", "PromptRecord", "load_outcomes", "run_backtest"]
+
+#: called as ``progress(done, total, running_metrics)`` every ``progress_every`` prompts
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+
+REPLAY_PROVIDER = "replay"
+REPLAY_CONFIG = "default"
+
+
+@dataclass
+class PromptRecord:
+    prompt_id: str
+    task_type: str
+    prompt: str
+    input_tokens: float | None
+    outcomes: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> (q, cost)
+
+
+@dataclass
+class Outcomes:
+    prompts: list[PromptRecord]
+    models: list[str]
+
+
+def _open_text(path: str | Path) -> io.TextIOBase:
+    p = str(path)
+    if p.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
+    return open(p, encoding="utf-8", newline="")
+
+
+def load_outcomes(path: str | Path) -> Outcomes:
+    """Read an outcomes file into one :class:`PromptRecord` per prompt (file order kept)."""
+    by_id: dict[str, PromptRecord] = {}
+    models: dict[str, None] = {}
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        for row in reader:
+            pid = row["prompt_id"]
+            rec = by_id.get(pid)
+            if rec is None:
+                tok = row.get("input_tokens")
+                rec = by_id[pid] = PromptRecord(
+                    prompt_id=pid,
+                    task_type=row["task_type"],
+                    prompt=row.get("prompt") or "",
+                    input_tokens=float(tok) if tok not in (None, "") else None,
+                )
+            model = row["model"]
+            models[model] = None
+            rec.outcomes[model] = (float(row["quality"]), float(row["cost_usd"]))
+    return Outcomes(prompts=list(by_id.values()), models=sorted(models))
+
+
+def _arm_key(model: str) -> str:
+    return Arm(model, REPLAY_PROVIDER, REPLAY_CONFIG).key
+
+
+def _reference_numbers(data: Outcomes) -> dict[str, Any]:
+    sums: dict[str, list[float]] = {m: [0.0, 0.0, 0.0] for m in data.models}
+    oracle_q = 0.0
+    oracle_c = 0.0
+    for rec in data.prompts:
+        best_q = max(q for q, _ in rec.outcomes.values())
+        oracle_q += best_q
+        oracle_c += min(c for q, c in rec.outcomes.values() if q >= best_q)
+        for m, (q, c) in rec.outcomes.items():
+            s = sums[m]
+            s[0] += q
+            s[1] += c
+            s[2] += 1
+    means = {m: (s[0] / s[2], s[1] / s[2]) for m, s in sums.items() if s[2] > 0}
+    best = max(means, key=lambda m: (means[m][0], -means[m][1]))
+    n = len(data.prompts)
+    return {
+        "models": {m: {"quality": q, "cost_per_prompt": c} for m, (q, c) in means.items()},
+        "best_model": best,
+        "best_quality": means[best][0],
+        "best_cost_per_prompt": means[best][1],
+        "oracle_quality": oracle_q / n,
+        "oracle_cost_per_prompt": oracle_c / n,
+    }
+
+
+def run_backtest(
+    path: str | Path,
+    quality_target: float = 0.95,
+    seed: int = 0,
+    *,
+    progress: ProgressCallback | None = None,
+    progress_every: int = 1000,
+    config: PolicyConfig | None = None,
+    data: Outcomes | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Replay an outcomes file through the routing policy.
+
+    Parameters
+    ----------
+    path
+        Outcomes file (``.csv`` or ``.csv.gz``).
+    quality_target
+        Fleet-wide quality to keep relative to the best single model (e.g. ``0.95``).
+    seed
+        Seeds the prompt order and the policy's randomisation.
+    progress
+        Optional callback ``progress(done, total, metrics)`` called every ``progress_every``
+        prompts and at the end; ``metrics`` has the running ``quality`` and ``cost_per_prompt``.
+    config
+        Policy configuration (its ``fleet_quality_target`` and ``seed`` are overridden).
+    data
+        Already-loaded outcomes (skips reading ``path``).
+    details
+        If a dict is given it is filled with extra information (runtime, per-model means, policy
+        status, drift events, choice counts).
+
+    Returns
+    -------
+    dict
+        ``prompts, models, best_model, best_quality, best_cost_per_prompt, policy_quality,
+        policy_cost_per_prompt, quality_ratio, saving, oracle_quality, oracle_cost_per_prompt``.
+    """
+    t0 = time.perf_counter()
+    if data is None:
+        data = load_outcomes(path)
+    if not data.prompts:
+        raise ValueError(f"no prompts in {path}")
+    ref = _reference_numbers(data)
+
+    cfg = PolicyConfig(**{**(config.__dict__ if config else {})})
+    cfg.fleet_quality_target = quality_target
+    cfg.seed = seed
+    arm_of = {m: _arm_key(m) for m in data.models}
+    model_of = {a: m for m, a in arm_of.items()}
+    policy = RoutingPolicy(config=cfg)
+    for task_type in sorted({r.task_type for r in data.prompts}):
+        present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
+        policy.register_arms(task_type, [arm_of[m] for m in present])
+
+    order = list(range(len(data.prompts)))
+    rng = random.Random(seed)
+    rng.shuffle(order)
+
+    total = len(order)
+    q_sum = 0.0
+    c_sum = 0.0
+    choices: dict[str, int] = {m: 0 for m in data.models}
+    drift_events: list[dict[str, Any]] = []
+    every = max(1, int(progress_every))
+    for done, idx in enumerate(order, start=1):
+        rec = data.prompts[idx]
+        feats = prompt_features(rec.prompt, rec.input_tokens)
+        if len(rec.outcomes) == len(data.models):
+            decision = policy.recommend(rec.task_type, feats, rng)
+        else:
+            decision = policy.recommend(
+                rec.task_type, feats, rng, candidates=[arm_of[m] for m in rec.outcomes]
+            )
+        model = model_of[decision.arm]
+        q, c = rec.outcomes[model]
+        policy.update(rec.task_type, decision.arm, feats, q, c, None, True)
+        q_sum += q
+        c_sum += c
+        choices[model] += 1
+        if progress is not None and (done % every == 0 or done == total):
+            progress(done, total, {"quality": q_sum / done, "cost_per_prompt": c_sum / done})
+        if policy._drift_events:
+            drift_events.extend(policy.drain_drift_events())
+
+    n = total
+    policy_q = q_sum / n
+    policy_c = c_sum / n
+    result = {
+        "prompts": n,
+        "models": list(data.models),
+        "best_model": ref["best_model"],
+        "best_quality": ref["best_quality"],
+        "best_cost_per_prompt": ref["best_cost_per_prompt"],
+        "policy_quality": policy_q,
+        "policy_cost_per_prompt": policy_c,
+        "quality_ratio": policy_q / ref["best_quality"] if ref["best_quality"] > 0 else 0.0,
+        "saving": 1.0 - policy_c / ref["best_cost_per_prompt"]
+        if ref["best_cost_per_prompt"] > 0
+        else 0.0,
+        "oracle_quality": ref["oracle_quality"],
+        "oracle_cost_per_prompt": ref["oracle_cost_per_prompt"],
+    }
+    if details is not None:
+        details.update(
+            {
+                "runtime_s": time.perf_counter() - t0,
+                "per_model": ref["models"],
+                "choices": choices,
+                "policy_status": policy.status(),
+                "drift_events": drift_events,
+            }
+        )
+    return result

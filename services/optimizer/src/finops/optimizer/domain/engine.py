@@ -1,0 +1,366 @@
+"""The optimizer's whole learned state and the rules that change it. Pure: no I/O.
+
+:class:`OptimizerEngine` takes cost and error events one at a time (spend analytics, budgets,
+anomalies, the routing policy all learn from the same event), answers recommendation
+requests, and turns what it notices (drift, budget thresholds, spend spikes) into alerts.
+Its state is plain data, so the service can checkpoint it together with the offsets of the
+events it has taken in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
+from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
+from finops.optimizer.domain.anomaly import SpendAnomalyDetector
+from finops.optimizer.domain.budgets import Budget, BudgetTracker
+from finops.optimizer.domain.features import COST_FEATURE
+from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
+
+STATE_VERSION = 1
+DEFAULT_CONFIG_KEY = "default"
+
+
+class OptimizerError(Exception):
+    """Base of the optimizer's domain errors; ``code`` is stable for API clients."""
+
+    code = "optimizer_error"
+
+
+class NoArms(OptimizerError):
+    code = "no_arms"
+
+
+class UnknownBudget(OptimizerError):
+    code = "unknown_budget"
+
+
+def config_key(config: Mapping[str, Any] | None) -> str:
+    """A short stable id for a model configuration (``default`` when there is none)."""
+    relevant = {k: v for k, v in (config or {}).items() if v is not None}
+    if not relevant:
+        return DEFAULT_CONFIG_KEY
+    text = json.dumps(relevant, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(text, digest_size=5).hexdigest()
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One routable option: a model at a provider with a configuration."""
+
+    model: str
+    provider: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arm_id(self) -> str:
+        return f"{self.model}|{self.provider}|{config_key(self.config)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arm": self.arm_id, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    recommendation_id: str
+    task_type: str
+    arm: ArmSpec
+    expected: dict[str, float | None]
+    propensity: float
+    policy_version: str
+    alternatives: list[dict[str, Any]]
+    reason: str
+    explored: bool
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recommendation_id": self.recommendation_id,
+            "task_type": self.task_type,
+            "model": self.arm.model,
+            "provider": self.arm.provider,
+            "config": self.arm.config,
+            "arm": self.arm.arm_id,
+            "expected": self.expected,
+            "propensity": self.propensity,
+            "policy_version": self.policy_version,
+            "alternatives": self.alternatives,
+            "reason": self.reason,
+            "explored": self.explored,
+            "time": self.time,
+        }
+
+
+def _alert(
+    kind: str, alert_id: str, subject: str, severity: str, message: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "kind": kind,
+        "subject": subject,
+        "severity": severity,
+        "message": message,
+        "source": "optimizer",
+        "details": details,
+    }
+
+
+def _drift_alert(event: Mapping[str, Any], seen: int) -> dict[str, Any]:
+    subject = f"{event.get('task_type')}/{event.get('arm')}"
+    metric = event.get("metric", "quality")
+    alert_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"drift:{subject}:{metric}:{seen}"))
+    return _alert(
+        "drift",
+        alert_id,
+        subject,
+        "warning",
+        f"{metric} of {event.get('arm')} on {event.get('task_type')} changed; "
+        "its history was discounted and the task is re-exploring",
+        {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))},
+    )
+
+
+class OptimizerEngine:
+    """Analytics, routing policy, budgets and anomaly detection fed by one event stream.
+
+    Parameters
+    ----------
+    fleet_quality_target
+        Overall quality to keep relative to the best single arm (``None``: per-task objectives
+        only, default "cheapest arm within 95% of the best").
+    seed
+        Seed of the policy's internal random generator.
+    """
+
+    def __init__(self, fleet_quality_target: float | None = None, seed: int = 0) -> None:
+        self.analytics = SpendAnalytics()
+        self.policy = RoutingPolicy(
+            PolicyConfig(fleet_quality_target=fleet_quality_target, seed=seed),
+            objectives={"*": Objective(relative_quality_floor=0.95)},
+        )
+        self.budgets = BudgetTracker()
+        self.anomalies = SpendAnomalyDetector()
+        self.error_ids = IdDedupe(200_000)
+        self.arms: dict[str, ArmSpec] = {}
+        self.catalog: dict[str, ArmSpec] = {}
+        self.task_arms: dict[str, list[str]] = {}
+        self.errors_seen = 0
+        self.drift_alerts = 0
+
+    # ---- learning ----------------------------------------------------------------------
+
+    def observe(self, event: LlmCallEvent) -> list[dict[str, Any]]:
+        """Take one ``agent.llm_call`` in; return the alerts it raised. Idempotent on its id."""
+        if not self.analytics.observe(event):
+            return []
+        data = event.data
+        spec = ArmSpec(data.model, data.provider, _config_dict(data.config))
+        arm = self._know_arm(data.task_type, spec)
+        features = _features(data.features, data.usage)
+        drift = self.policy.update(
+            data.task_type,
+            arm,
+            features,
+            data.quality,
+            data.cost_usd,
+            data.latency_ms,
+            data.success,
+        )
+        alerts = [self._drift(d) for d in drift]
+        alerts += [a.to_dict() | {"source": "optimizer"} for a in self.budgets.observe(event)]
+        alerts += [a.to_dict() | {"source": "optimizer"} for a in self.anomalies.observe(event)]
+        return alerts
+
+    def observe_error(self, event: ErrorEvent) -> list[dict[str, Any]]:
+        """A failed call counts against its arm's reliability (a quality-0 outcome)."""
+        if not self.error_ids.add(fingerprint(event.id)):
+            return []
+        self.errors_seen += 1
+        data = event.data
+        prefix = f"{data.model}|{data.provider}|"
+        known = [a for a in self.task_arms.get(data.task_type, []) if a.startswith(prefix)]
+        arm = (
+            known[-1]
+            if known
+            else self._know_arm(data.task_type, ArmSpec(data.model, data.provider))
+        )
+        tokens = data.request.input_tokens if data.request else None
+        features = {COST_FEATURE: float(tokens)} if tokens is not None else None
+        drift = self.policy.update(data.task_type, arm, features, None, None, None, False)
+        return [self._drift(d) for d in drift]
+
+    def _drift(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        self.drift_alerts += 1
+        return _drift_alert(event, self.drift_alerts)
+
+    def _know_arm(self, task_type: str, spec: ArmSpec) -> str:
+        arm = spec.arm_id
+        self.arms.setdefault(arm, spec)
+        arms = self.task_arms.setdefault(task_type, [])
+        if arm not in arms:
+            arms.append(arm)
+            self.policy.register_arms(task_type, [arm], self._cost_hints([arm]))
+        return arm
+
+    def _cost_hints(self, arms: list[str]) -> dict[str, float]:
+        """Price per 1k input + 250 output tokens from genai-prices, for arms not yet seen."""
+        hints = {}
+        for arm in arms:
+            spec = self.arms.get(arm) or self.catalog.get(arm)
+            if spec is None:
+                continue
+            priced = price_call(
+                spec.provider, spec.model, Usage(input_tokens=1000, output_tokens=250)
+            )
+            if priced.total_usd is not None:
+                hints[arm] = priced.total_usd
+        return hints
+
+    # ---- answering ---------------------------------------------------------------------
+
+    def candidates(self, task_type: str) -> list[str]:
+        """Arms seen for this task, the operator's catalog, or (for a new task) every arm."""
+        own = list(self.task_arms.get(task_type, []))
+        for arm in self.catalog:
+            if arm not in own:
+                own.append(arm)
+        return own or list(self.arms)
+
+    def recommend(
+        self,
+        task_type: str,
+        features: Mapping[str, float] | None = None,
+        *,
+        agent_id: str | None = None,
+        team: str | None = None,
+        rng: Any = None,
+        now: datetime | None = None,
+    ) -> Recommendation:
+        candidates = self.candidates(task_type)
+        if not candidates:
+            raise NoArms(f"no model is known for task type {task_type!r} yet")
+        for arm in candidates:
+            if arm not in self.task_arms.get(task_type, []):
+                self._know_arm(task_type, self.arms.get(arm) or self.catalog[arm])
+        pacing = self.budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
+        reason_prefix = ""
+        if pacing and pacing.get("action") in ("step_down", "exhausted"):
+            cap = pacing.get("max_cost_per_call_usd") or 0.0
+            summary = self.policy.arm_summary(task_type)
+            affordable = [
+                a for a in candidates if (summary.get(a, {}).get("cost_usd") or 0.0) <= cap
+            ]
+            if not affordable:
+                cheapest = min(
+                    candidates, key=lambda a: summary.get(a, {}).get("cost_usd") or float("inf")
+                )
+                affordable = [cheapest]
+            candidates = affordable
+            reason_prefix = f"budget pacing ({pacing.get('action')}, cap ${cap:.6f}/call); "
+        decision = self.policy.recommend(task_type, features, rng, candidates=candidates)
+        spec = self.arms.get(decision.arm) or self.catalog[decision.arm]
+        return Recommendation(
+            recommendation_id=str(uuid.uuid4()),
+            task_type=task_type,
+            arm=spec,
+            expected={
+                "quality": decision.expected_quality,
+                "cost_usd": decision.expected_cost_usd,
+                "latency_ms": decision.expected_latency_ms,
+            },
+            propensity=decision.propensity,
+            policy_version=self.policy_version,
+            alternatives=[dict(a) for a in decision.alternatives],
+            reason=reason_prefix + decision.reason,
+            explored=decision.explored,
+            time=(now or datetime.now(UTC)).isoformat(),
+        )
+
+    @property
+    def policy_version(self) -> str:
+        return f"routing-v{STATE_VERSION}.{self.policy.status()['updates']}"
+
+    # ---- operator settings -------------------------------------------------------------
+
+    def add_catalog_arm(self, spec: ArmSpec) -> str:
+        self.catalog[spec.arm_id] = spec
+        for task_type in self.task_arms:
+            self._know_arm(task_type, spec)
+        return spec.arm_id
+
+    def remove_catalog_arm(self, arm: str) -> bool:
+        return self.catalog.pop(arm, None) is not None
+
+    def set_objective(self, scope: str, objective: Objective) -> None:
+        self.policy.set_objective(scope, objective)
+
+    def objectives(self) -> dict[str, dict[str, Any]]:
+        return {k: asdict(v) for k, v in self.policy.objectives.items()}
+
+    def set_budget(self, budget: Budget) -> None:
+        self.budgets.set_budget(budget)
+
+    def remove_budget(self, budget_id: str) -> None:
+        if self.budgets.get(budget_id) is None:
+            raise UnknownBudget(f"no budget {budget_id!r}")
+        self.budgets.remove_budget(budget_id)
+
+    def tasks(self) -> dict[str, Any]:
+        return {
+            task: {"family": family_of(task), "arms": self.policy.arm_summary(task)}
+            for task in sorted(self.task_arms)
+        }
+
+    # ---- state -------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "analytics": self.analytics.to_state(),
+            "policy": self.policy.to_state(),
+            "budgets": self.budgets.to_state(),
+            "anomalies": self.anomalies.to_state(),
+            "error_ids": self.error_ids.to_state(),
+            "arms": {k: asdict(v) for k, v in self.arms.items()},
+            "catalog": {k: asdict(v) for k, v in self.catalog.items()},
+            "task_arms": self.task_arms,
+            "errors_seen": self.errors_seen,
+            "drift_alerts": self.drift_alerts,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> OptimizerEngine:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported optimizer state version {state.get('version')!r}")
+        engine = cls.__new__(cls)
+        engine.analytics = SpendAnalytics.from_state(state["analytics"])
+        engine.policy = RoutingPolicy.from_state(state["policy"])
+        engine.budgets = BudgetTracker.from_state(state["budgets"])
+        engine.anomalies = SpendAnomalyDetector.from_state(state["anomalies"])
+        engine.error_ids = IdDedupe.from_state(state["error_ids"])
+        engine.arms = {k: ArmSpec(**v) for k, v in state["arms"].items()}
+        engine.catalog = {k: ArmSpec(**v) for k, v in state["catalog"].items()}
+        engine.task_arms = {k: list(v) for k, v in state["task_arms"].items()}
+        engine.errors_seen = state["errors_seen"]
+        engine.drift_alerts = state["drift_alerts"]
+        return engine
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    raw = config.model_dump() if hasattr(config, "model_dump") else dict(config)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _features(features: Mapping[str, float] | None, usage: Usage) -> dict[str, float]:
+    out = dict(features or {})
+    out.setdefault(COST_FEATURE, float(usage.input_tokens))
+    return out

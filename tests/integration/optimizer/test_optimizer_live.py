@@ -1,0 +1,227 @@
+"""The optimizer on a real broker and PostgreSQL: it learns, notices drift, survives restarts."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from support import TokenFactory, llm_call, wait_until
+
+from finops.common.auth import TokenVerifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import TopicSpec, dlq_spec
+from finops.optimizer.app import create_app
+from finops.optimizer.settings import OptimizerSettings
+
+pytestmark = pytest.mark.integration
+
+TRUTH = {"gpt-4o": 0.90, "gpt-4o-mini": 0.88}
+
+
+class Lab:
+    """Isolated topics, a producer playing the fleet, and optimizer instances to start."""
+
+    def __init__(self, infra, tmp_path) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
+        self.errors = TopicSpec(f"test.error.{tag}", 3, "agent_id", "test", consumed=True)
+        self.alerts = TopicSpec(f"test.alerts.{tag}", 1, "subject", "test")
+        self.kafka = CommonSettings(
+            kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+        )
+        self.settings = OptimizerSettings(
+            data_dir=tmp_path,
+            consumer_group=f"optimizer-{tag}",
+            checkpoint_name=f"optimizer-{tag}",
+            checkpoint_interval_s=0.5,
+            cost_topic=self.cost.name,
+            error_topic=self.errors.name,
+            alerts_topic=self.alerts.name,
+        )
+        self.tokens = TokenFactory()
+        self.token = self.tokens.token("operator-1", role="operator")
+        self.sent = 0
+
+    async def setup(self) -> None:
+        specs = [self.cost, self.errors, self.alerts, dlq_spec(self.cost), dlq_spec(self.errors)]
+        await ensure_topics(self.kafka, specs)
+        self.producer = make_producer(self.kafka)
+        await self.producer.start()
+
+    @asynccontextmanager
+    async def optimizer(self):
+        app = create_app(self.settings)
+        app.state.verifier = TokenVerifier(
+            self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
+        )
+        async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"Authorization": f"Bearer {self.token}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://optimizer", headers=headers
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+
+    async def publish(self, events: list[dict]) -> None:
+        for e in events:
+            await self.producer.send(
+                self.cost.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
+            )
+        await self.producer.flush()
+        self.sent += len(events)
+
+    async def caught_up(self, client) -> None:
+        intake = client.app.state.intake
+        await wait_until(lambda: intake.events >= self.sent, 60, f"{self.sent} events applied")
+
+    async def play(self, client, n: int, truth: dict[str, float], rng: random.Random) -> list[str]:
+        """n rounds of: ask, call the recommended model, report the outcome."""
+        picks = []
+        for start in range(0, n, 25):
+            events = []
+            for _ in range(min(25, n - start)):
+                rec = (
+                    await client.get("/api/recommendations", params={"task_type": "summarize"})
+                ).json()
+                picks.append(rec["model"])
+                quality = float(rng.random() < truth[rec["model"]])
+                events.append(
+                    llm_call(
+                        "bot",
+                        model=rec["model"],
+                        quality=quality,
+                        decision={
+                            "recommendation_id": rec["recommendation_id"],
+                            "propensity": rec["propensity"],
+                        },
+                    )
+                )
+            await self.publish(events)
+            await self.caught_up(client)
+        return picks
+
+
+@pytest.fixture
+async def lab(infra_env, tmp_path):
+    lab = Lab(infra_env, tmp_path)
+    await lab.setup()
+    yield lab
+    await lab.producer.stop()
+
+
+async def alerts_on(lab: Lab) -> list[dict]:
+    consumer = make_consumer(lab.kafka, lab.alerts.name, group_id=f"read-{uuid.uuid4().hex}")
+    await consumer.start()
+    out: list[dict] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1500)
+            if not batch:
+                return out
+            for records in batch.values():
+                out.extend(json.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+
+
+async def test_cheap_arm_takes_over_then_drift_moves_it_back_with_an_alert(lab):
+    rng = random.Random(7)
+    async with lab.optimizer() as client:
+        await lab.publish([llm_call("bot", model=m, quality=1.0) for m in TRUTH])
+        await lab.caught_up(client)
+        picks = await lab.play(client, 600, TRUTH, rng)
+        assert picks[-100:].count("gpt-4o-mini") >= 80
+
+        drifted = {"gpt-4o": 0.90, "gpt-4o-mini": 0.30}
+        picks = await lab.play(client, 500, drifted, rng)
+        moved_back = next(
+            (i for i in range(0, len(picks) - 50) if picks[i : i + 50].count("gpt-4o") >= 40),
+            None,
+        )
+        assert moved_back is not None and moved_back <= 400, picks
+        tasks = (await client.get("/api/tasks")).json()
+        assert tasks["tasks"]["summarize"]["arms"]["gpt-4o-mini|openai|default"]["drifts"] >= 1
+
+    drift = [a for a in await alerts_on(lab) if a["kind"] == "drift"]
+    assert drift and drift[0]["subject"] == "summarize/gpt-4o-mini|openai|default"
+    assert drift[0]["source"] == "optimizer"
+
+
+async def test_restart_keeps_learned_state_and_counts_nothing_twice(lab):
+    rng = random.Random(11)
+    async with lab.optimizer() as client:
+        await lab.publish([llm_call("bot", model=m, quality=1.0) for m in TRUTH])
+        await lab.caught_up(client)
+        await lab.play(client, 200, TRUTH, rng)
+        before = (await client.get("/api/stats/model")).json()["totals"]
+        tasks_before = (await client.get("/api/tasks")).json()
+        put = await client.put(
+            "/api/budgets/bot-daily",
+            json={"scope": "agent", "subject": "bot", "period": "day", "limit_usd": 50},
+        )
+        assert put.status_code == 200, put.text
+    assert sum(row["calls"] for row in before) == lab.sent
+
+    # a crash: events after the last checkpoint are applied again from their offsets
+    async with lab.optimizer() as client:
+        intake = client.app.state.intake
+        assert intake.events == lab.sent
+        after = (await client.get("/api/stats/model")).json()["totals"]
+        assert after == before
+        assert (await client.get("/api/tasks")).json()["policy"] == tasks_before["policy"]
+        assert [
+            b["budget"]["id"] for b in (await client.get("/api/budgets")).json()["budgets"]
+        ] == ["bot-daily"]
+
+        async def no_checkpoint() -> None:  # the process dies before it can save
+            return None
+
+        await lab.publish([llm_call("bot", model="gpt-4o", quality=1.0) for _ in range(30)])
+        await lab.caught_up(client)
+        intake.checkpoint = no_checkpoint
+
+    async with lab.optimizer() as client:
+        await lab.caught_up(client)
+        totals = (await client.get("/api/stats/model")).json()["totals"]
+        assert sum(row["calls"] for row in totals) == lab.sent
+        # the same events published twice (a client retry) are counted once
+        duplicate = llm_call("bot", model="gpt-4o", quality=1.0)
+        await lab.publish([duplicate, duplicate])
+        await wait_until(lambda: client.app.state.intake.events >= lab.sent - 1, 30, "applied")
+        totals = (await client.get("/api/stats/model")).json()["totals"]
+        assert sum(row["calls"] for row in totals) == lab.sent - 1
+
+
+async def test_api_scopes_and_errors(lab):
+    async with lab.optimizer() as client:
+        agent = {"Authorization": f"Bearer {lab.tokens.token('bot')}"}
+        assert (await client.get("/api/stats/summary", headers=agent)).status_code == 403
+        missing = await client.get("/api/recommendations", params={"task_type": "nothing-yet"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        bad = await client.get(
+            "/api/recommendations", params={"task_type": "x", "input_tokens": "many"}
+        )
+        assert bad.status_code == 422
+        added = await client.post(
+            "/api/catalog", json={"model": "gpt-4.1-nano", "provider": "openai"}
+        )
+        assert added.status_code == 201 and added.json()["arm"] == "gpt-4.1-nano|openai|default"
+        rec = await client.get(
+            "/api/recommendations", params={"task_type": "new-task", "input_tokens": "800"}
+        )
+        assert rec.status_code == 200 and rec.json()["model"] == "gpt-4.1-nano"
+        put = await client.put(
+            "/api/objectives/summarize",
+            json={"relative_quality_floor": 0.9, "latency_p95_ms": 2000},
+        )
+        assert put.json()["summarize"]["relative_quality_floor"] == 0.9
+        assert (await client.put("/api/objectives/x", json={"quality_floor": 3})).status_code == 422
+        assert (await client.delete("/api/budgets/none")).status_code == 404

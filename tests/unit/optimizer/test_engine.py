@@ -1,0 +1,195 @@
+"""The optimizer engine: learning from events, recommending, alerts, state round trip."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from finops.common.events import ErrorEvent, LlmCallEvent, apply_pricing, parse_event
+from finops.optimizer.domain.budgets import Budget
+from finops.optimizer.domain.engine import ArmSpec, NoArms, OptimizerEngine, config_key
+
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+TRUTH = {
+    "gpt-4o": 0.90,
+    "gpt-4o-mini": 0.88,
+}
+
+
+def call(
+    model: str, quality: float, t: datetime, agent: str = "bot", task: str = "summarize", **extra
+) -> LlmCallEvent:
+    event = parse_event(
+        {
+            "id": str(uuid.uuid4()),
+            "type": "agent.llm_call",
+            "source": agent,
+            "specversion": "1.0",
+            "time": t.isoformat(),
+            "data": {
+                "agent_id": agent,
+                "task_type": task,
+                "provider": "openai",
+                "model": model,
+                "usage": {"input_tokens": 1000, "output_tokens": 200},
+                "latency_ms": 500.0,
+                "success": True,
+                "quality": quality,
+                **extra,
+            },
+        }
+    )
+    return apply_pricing(event)  # type: ignore[return-value]
+
+
+def feed(
+    engine: OptimizerEngine, n: int, truth: dict[str, float], rng: random.Random, start: datetime
+) -> list[dict]:
+    alerts = []
+    for i in range(n):
+        rec = engine.recommend("summarize", {"input_tokens": 1000.0}, rng=rng)
+        q = float(rng.random() < truth[rec.arm.model])
+        alerts += engine.observe(call(rec.arm.model, q, start + timedelta(seconds=i)))
+    return alerts
+
+
+def seeded_engine() -> OptimizerEngine:
+    engine = OptimizerEngine()
+    engine.observe(call("gpt-4o", 1.0, T0))
+    engine.observe(call("gpt-4o-mini", 1.0, T0))
+    return engine
+
+
+def test_recommendation_moves_to_the_cheap_arm_when_it_is_good_enough():
+    engine = seeded_engine()
+    rng = random.Random(1)
+    feed(engine, 800, TRUTH, rng, T0)
+    picks = [
+        engine.recommend("summarize", {"input_tokens": 1000.0}, rng=rng).arm.model
+        for _ in range(200)
+    ]
+    assert picks.count("gpt-4o-mini") / len(picks) > 0.8
+    rec = engine.recommend("summarize", rng=rng)
+    body = rec.to_dict()
+    assert set(body) >= {
+        "recommendation_id",
+        "model",
+        "provider",
+        "config",
+        "expected",
+        "propensity",
+        "policy_version",
+        "alternatives",
+        "reason",
+    }
+    assert 0 < body["propensity"] <= 1
+    assert body["expected"]["cost_usd"] > 0
+
+
+def test_drift_moves_it_back_with_an_alert():
+    engine = seeded_engine()
+    rng = random.Random(2)
+    feed(engine, 800, TRUTH, rng, T0)
+    assert engine.recommend("summarize", rng=rng).arm.model == "gpt-4o-mini"
+    dropped = {"gpt-4o": 0.90, "gpt-4o-mini": 0.30}
+    alerts, moved_back_after = [], None
+    for i in range(1500):
+        rec = engine.recommend("summarize", {"input_tokens": 1000.0}, rng=rng)
+        q = float(rng.random() < dropped[rec.arm.model])
+        alerts += engine.observe(call(rec.arm.model, q, T0 + timedelta(hours=1, seconds=i)))
+        if i % 20 == 0 and moved_back_after is None:
+            picks = [
+                engine.recommend("summarize", rng=random.Random(i + k)).arm.model for k in range(20)
+            ]
+            if picks.count("gpt-4o") >= 16:
+                moved_back_after = i
+    assert moved_back_after is not None and moved_back_after < 600
+    drift = [a for a in alerts if a["kind"] == "drift"]
+    assert drift and "gpt-4o-mini" in drift[0]["subject"]
+
+
+def test_duplicates_are_counted_once_everywhere():
+    engine = OptimizerEngine()
+    event = call("gpt-4o", 1.0, T0)
+    engine.observe(event)
+    assert engine.observe(event) == []
+    assert engine.analytics.totals("model")[0]["calls"] == 1
+    assert engine.policy.status()["updates"] == 1
+
+
+def test_errors_count_against_reliability_once():
+    engine = seeded_engine()
+    error = parse_event(
+        {
+            "id": str(uuid.uuid4()),
+            "type": "agent.error",
+            "source": "bot",
+            "specversion": "1.0",
+            "time": T0.isoformat(),
+            "data": {
+                "agent_id": "bot",
+                "task_type": "summarize",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "error": {"kind": "timeout", "message": "t"},
+                "attempt": 1,
+            },
+        }
+    )
+    assert isinstance(error, ErrorEvent)
+    before = engine.policy.status()["updates"]
+    engine.observe_error(error)
+    engine.observe_error(error)
+    assert engine.errors_seen == 1
+    assert engine.policy.status()["updates"] == before + 1
+
+
+def test_unknown_task_uses_known_arms_and_no_arms_is_an_error():
+    with pytest.raises(NoArms):
+        OptimizerEngine().recommend("anything")
+    engine = seeded_engine()
+    rec = engine.recommend("brand-new-task", rng=random.Random(0))
+    assert rec.arm.model in TRUTH
+
+
+def test_catalog_arm_is_a_candidate_priced_from_genai_prices():
+    engine = seeded_engine()
+    arm = engine.add_catalog_arm(ArmSpec("gpt-4.1-nano", "openai", {"temperature": 0.2}))
+    assert arm == f"gpt-4.1-nano|openai|{config_key({'temperature': 0.2})}"
+    assert arm in engine.candidates("summarize")
+    summary = engine.policy.arm_summary("summarize")
+    assert summary[arm]["cost_usd"] < summary["gpt-4o|openai|default"]["cost_usd"]
+
+
+def test_budget_pacing_steps_down_to_affordable_arms():
+    engine = seeded_engine()
+    rng = random.Random(3)
+    for i in range(300):
+        model = "gpt-4o" if i % 2 else "gpt-4o-mini"
+        engine.observe(call(model, 1.0, T0 + timedelta(seconds=i)))
+    engine.set_budget(Budget("b1", "agent", "bot", "day", limit_usd=0.5))
+    alerts = []
+    for i in range(300):
+        alerts += engine.observe(call("gpt-4o", 1.0, T0 + timedelta(minutes=10, seconds=i)))
+    assert any(a["kind"] == "budget" for a in alerts)
+    rec = engine.recommend("summarize", agent_id="bot", rng=rng, now=T0 + timedelta(minutes=20))
+    assert rec.arm.model == "gpt-4o-mini"
+    assert rec.reason.startswith("budget pacing")
+
+
+def test_state_round_trips_through_json_with_identical_decisions():
+    engine = seeded_engine()
+    feed(engine, 300, TRUTH, random.Random(4), T0)
+    engine.set_budget(Budget("b1", "team", "search", "month", limit_usd=100))
+    engine.add_catalog_arm(ArmSpec("gpt-4.1-nano", "openai"))
+    restored = OptimizerEngine.from_state(json.loads(json.dumps(engine.to_state())))
+    for seed in range(5):
+        a = engine.recommend("summarize", {"input_tokens": 500.0}, rng=random.Random(seed))
+        b = restored.recommend("summarize", {"input_tokens": 500.0}, rng=random.Random(seed))
+        assert (a.arm, a.propensity, a.expected) == (b.arm, b.propensity, b.expected)
+    assert restored.analytics.totals("model") == engine.analytics.totals("model")
+    assert restored.budgets.budgets() == engine.budgets.budgets()
