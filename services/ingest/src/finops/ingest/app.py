@@ -26,7 +26,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
         warm_up()
-        app.state.publisher = KafkaPublisher(settings, settings.publish_timeout_s)
+        app.state.publisher = KafkaPublisher(
+            settings, settings.publish_timeout_s, max_batch_bytes=settings.kafka_max_batch_bytes
+        )
         await app.state.publisher.start()
         try:
             yield

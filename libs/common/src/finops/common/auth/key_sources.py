@@ -85,7 +85,8 @@ class JwksFromUrl:
         key = self._keys.get(kid)
         if key is not None and self._fresh():
             return key
-        if self._may_fetch():
+        # While a fetch is under way, wait for it rather than fail for want of keys.
+        if self._may_fetch() or self._lock.locked():
             async with self._lock:
                 # Another request may have fetched while this one waited for the lock.
                 if self._may_fetch() and (kid not in self._keys or not self._fresh()):

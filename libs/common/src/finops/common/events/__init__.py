@@ -7,6 +7,7 @@ from finops.common.events.pricing import (
     genai_provider_id,
     price_call,
     price_data_version,
+    stamp_pricing,
     to_genai_usage,
     warm_up,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "parse_event",
     "price_call",
     "price_data_version",
+    "stamp_pricing",
     "stamp_principal",
     "to_genai_usage",
     "validate_batch",

@@ -339,6 +339,18 @@ def price_call(
     )
 
 
+def _price_update(event: LlmCallEvent) -> dict[str, Any]:
+    data = event.data
+    if data.cost_usd is not None:
+        return {"cost_source": "reported", "price_version": None}
+    res = price_call(data.provider, data.model, data.usage, event.time)
+    return {
+        "cost_usd": res.total_usd,
+        "cost_source": res.cost_source,
+        "price_version": res.price_version,
+    }
+
+
 def apply_pricing(event: Event) -> Event:
     """Stamp ``cost_usd`` / ``cost_source`` / ``price_version`` on an ``agent.llm_call``.
 
@@ -351,17 +363,15 @@ def apply_pricing(event: Event) -> Event:
     """
     if not isinstance(event, LlmCallEvent):
         return event
-    data = event.data
-    if data.cost_usd is not None:
-        update: dict[str, Any] = {"cost_source": "reported", "price_version": None}
-    else:
-        res = price_call(data.provider, data.model, data.usage, event.time)
-        update = {
-            "cost_usd": res.total_usd,
-            "cost_source": res.cost_source,
-            "price_version": res.price_version,
-        }
-    return event.model_copy(update={"data": data.model_copy(update=update)})
+    update = _price_update(event)
+    return event.model_copy(update={"data": event.data.model_copy(update=update)})
+
+
+def stamp_pricing(event: Event) -> None:
+    """:func:`apply_pricing` in place, for an event the caller owns (no copies: hot path)."""
+    if isinstance(event, LlmCallEvent):
+        for name, value in _price_update(event).items():
+            setattr(event.data, name, value)
 
 
 def warm_up(*models: tuple[str, str]) -> None:

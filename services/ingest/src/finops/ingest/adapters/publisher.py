@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
@@ -17,6 +18,11 @@ from finops.ingest.domain.batches import Record
 from finops.ingest.domain.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
+
+#: Up to this many records, a request appends to the producer's shared open batches; above
+#: it, it builds its own batch per partition (faster per record, but a partition's batches
+#: are drained one at a time, so many small ones from concurrent requests would queue).
+SMALL_PUBLISH = 64
 
 
 class EventPublisher(Protocol):
@@ -29,12 +35,19 @@ class KafkaPublisher:
     """An aiokafka producer (acks=all) that (re)connects in the background."""
 
     def __init__(
-        self, settings: CommonSettings, publish_timeout_s: float, reconnect_interval_s: float = 1.0
+        self,
+        settings: CommonSettings,
+        publish_timeout_s: float,
+        reconnect_interval_s: float = 1.0,
+        max_batch_bytes: int = 16 * 1024,
     ) -> None:
+        self.max_batch_bytes = max_batch_bytes
         self.settings = settings
         self.publish_timeout_s = publish_timeout_s
         self.reconnect_interval_s = reconnect_interval_s
         self.producer: AIOKafkaProducer | None = None
+        self._partitioner = DefaultPartitioner()
+        self._partition_cache: dict[str, list[int]] = {}
         self._connector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -43,7 +56,7 @@ class KafkaPublisher:
             self._connector = asyncio.create_task(self._connect_forever())
 
     async def _try_connect(self) -> bool:
-        producer = make_producer(self.settings)
+        producer = make_producer(self.settings, max_batch_size=self.max_batch_bytes)
         try:
             await producer.start()
         except (KafkaError, OSError) as exc:
@@ -73,11 +86,46 @@ class KafkaPublisher:
             raise BrokerUnavailable("not connected to the event broker yet", headers=_retry_after())
         try:
             async with asyncio.timeout(self.publish_timeout_s):
-                acks = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+                if len(records) <= SMALL_PUBLISH:
+                    # Small requests share the producer's open batches with each other.
+                    acks = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+                else:
+                    acks = await self._send_batches(producer, records)
                 await asyncio.gather(*acks)
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("publish failed", extra={"error": repr(exc), "records": len(records)})
             raise BrokerUnavailable(headers=_retry_after()) from exc
+
+    async def _send_batches(
+        self, producer: AIOKafkaProducer, records: Sequence[Record]
+    ) -> list[asyncio.Future[Any]]:
+        """Group records into one batch per partition (about twice as fast as send() each).
+
+        Partitions are chosen by the client's default partitioner (murmur2 of the key), so
+        an agent's events land where any other Kafka producer would put them.
+        """
+        futures: list[asyncio.Future[Any]] = []
+        open_batches: dict[tuple[str, int], Any] = {}
+        for record in records:
+            partitions = await self._partitions(producer, record.topic)
+            partition = self._partitioner(record.key, partitions, partitions)
+            slot = (record.topic, partition)
+            batch = open_batches.get(slot)
+            if batch is None:
+                batch = open_batches[slot] = producer.create_batch()
+            if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+                futures.append(await producer.send_batch(batch, record.topic, partition=partition))
+                batch = open_batches[slot] = producer.create_batch()
+                batch.append(key=record.key, value=record.value, timestamp=None)
+        for (topic, partition), batch in open_batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> list[int]:
+        known = self._partition_cache.get(topic)
+        if known is None:
+            known = self._partition_cache[topic] = sorted(await producer.partitions_for(topic))
+        return known
 
     async def check(self) -> None:
         if self.producer is None:

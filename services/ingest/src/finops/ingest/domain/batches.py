@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from finops.common.events import Event, apply_pricing, validate_batch
+from finops.common.events import Event, stamp_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
 from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
 
@@ -78,13 +78,14 @@ def parse_batch(body: bytes, caller: Caller, max_events: int) -> list[Record]:
 
 
 def _record(event: Event, subject: str) -> Record:
+    # The events were parsed from this request's body: stamping them in place is safe.
     event.data.principal = subject
-    priced = apply_pricing(event)
-    key, value = priced.to_kafka()
+    stamp_pricing(event)
+    key, value = event.to_kafka()
     return Record(
-        TOPIC_FOR_EVENT_TYPE[priced.type],
+        TOPIC_FOR_EVENT_TYPE[event.type],
         key,
         value,
-        priced.type,
-        getattr(priced.data, "cost_source", None),
+        event.type,
+        getattr(event.data, "cost_source", None),
     )
