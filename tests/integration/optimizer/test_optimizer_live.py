@@ -225,3 +225,24 @@ async def test_api_scopes_and_errors(lab):
         assert put.json()["summarize"]["relative_quality_floor"] == 0.9
         assert (await client.put("/api/objectives/x", json={"quality_floor": 3})).status_code == 422
         assert (await client.delete("/api/budgets/none")).status_code == 404
+
+
+async def test_unreadable_checkpoint_rebuilds_the_state_from_the_log(lab):
+    import asyncpg
+
+    from finops.optimizer.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
+
+    async with lab.optimizer() as client:
+        await lab.publish([llm_call("bot", model="gpt-4o", quality=1.0) for _ in range(40)])
+        await lab.caught_up(client)
+    pool = await asyncpg.create_pool(lab.settings.database_url, min_size=1, max_size=1)
+    try:
+        await PostgresCheckpointStore(pool).save(
+            lab.settings.checkpoint_name, Checkpoint({"version": 999}, {}, 0)
+        )
+    finally:
+        await pool.close()
+    async with lab.optimizer() as client:
+        await lab.caught_up(client)
+        totals = (await client.get("/api/stats/model")).json()["totals"]
+        assert sum(row["calls"] for row in totals) == 40

@@ -48,6 +48,8 @@ class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
             offset = self.intake.offsets.get(_key(tp))
             if offset is not None:
                 self.intake.consumer.seek(tp, offset)
+            elif self.intake.rebuild:
+                await self.intake.consumer.seek_to_beginning(tp)
 
 
 class EventIntake:
@@ -78,6 +80,7 @@ class EventIntake:
         self.checkpoint_interval_s = checkpoint_interval_s
         self.on_alert = on_alert
         self.offsets: dict[str, int] = {}
+        self.rebuild = False  # seek every partition without a checkpoint offset to the start
         self.events = 0
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
@@ -89,7 +92,17 @@ class EventIntake:
         saved = await self.store.load(self.name)
         if saved is None:
             return False
-        self.engine = OptimizerEngine.from_state(saved.state)
+        try:
+            self.engine = OptimizerEngine.from_state(saved.state)
+        except (KeyError, ValueError, TypeError) as exc:
+            # A checkpoint from another version of the engine: the log is the source of
+            # truth, so rebuild the state by replaying the topics from their beginning.
+            log.error(
+                "checkpoint unreadable; rebuilding the state from the earliest offsets",
+                extra={"error": repr(exc)},
+            )
+            self.rebuild = True
+            return False
         self.offsets = dict(saved.offsets)
         self.events = saved.events
         log.info("restored checkpoint", extra={"events": saved.events, "offsets": saved.offsets})
