@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from aiokafka import TopicPartition
 
 from finops.common.auth import StaticKeys, TokenSigner, generate_signing_key, scopes_for
-from finops.common.kafka import make_consumer
+from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -92,34 +91,21 @@ async def ids_on_topic(
 ) -> list[str]:
     """Every event id on ``topic`` (with repeats), read from the earliest offset.
 
-    Stops when ``expect`` is covered, or when nothing arrives for ``idle_s`` seconds.
+    Stops when ``expect`` is covered (or, without ``expect``, after ``idle_s`` of quiet).
     """
-    consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
-    await consumer.start()
     seen: list[str] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        quiet_since = time.monotonic()
-        found: set[str] = set()
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300, max_records=10_000)
-            if batch:
-                quiet_since = time.monotonic()
-                for records in batch.values():
-                    for r in records:
-                        event_id = json.loads(r.value)["id"]
-                        seen.append(event_id)
-                        found.add(event_id)
-            elif expect is not None and expect <= found:
-                break
-            elif expect is None and time.monotonic() - quiet_since > idle_s:
-                break
-    finally:
-        await consumer.stop()
+    found: set[str] = set()
+    quiet = idle_s if expect is None else timeout
+    async for record in read_topic(
+        settings,
+        topic,
+        idle_s=quiet,
+        timeout_s=timeout,
+        until=(lambda: expect <= found) if expect is not None else None,
+    ):
+        event_id = json.loads(record.value)["id"]
+        seen.append(event_id)
+        found.add(event_id)
     return seen
 
 

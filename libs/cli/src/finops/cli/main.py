@@ -342,9 +342,10 @@ if __name__ == "__main__":
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import ops
+    from finops.cli import ops, optimizer_cmds
 
     ops.register(app)
+    optimizer_cmds.register(app)
 
 
 _register_operator_commands()

@@ -211,34 +211,10 @@ def topics(
 
 
 async def count_messages(settings: Any, topic: str, idle_s: float = 1.0) -> int:
-    """Count a topic's records by reading it from the earliest offset to quiet.
+    """Count a topic's records by reading it from the earliest offset to quiet."""
+    from finops.common.kafka import read_topic
 
-    Consuming, rather than subtracting offsets, is the only count that is right on brokers
-    whose ListOffsets(latest) is not (the local tansu broker).
-    """
-    from aiokafka import TopicPartition
-
-    from finops.common.kafka import make_consumer
-
-    consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return 0
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        total, quiet_since = 0, time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            n = sum(len(v) for v in batch.values())
-            if n:
-                total += n
-                quiet_since = time.monotonic()
-        return total
-    finally:
-        await consumer.stop()
+    return sum([1 async for _ in read_topic(settings, topic, idle_s=idle_s)])
 
 
 async def _topics(count: bool) -> list[tuple[Any, ...]]:

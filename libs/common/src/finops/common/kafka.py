@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -99,3 +100,42 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def read_topic(
+    settings: CommonSettings,
+    topic: str,
+    *,
+    idle_s: float = 1.0,
+    timeout_s: float | None = None,
+    until: Any = None,
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from the earliest offset, until nothing arrives for ``idle_s``.
+
+    Reading to quiet, rather than to the end offsets, is the only way that stays right on
+    brokers whose ListOffsets(latest) is not (the local tansu broker). ``until()`` returning
+    true ends the read early; ``timeout_s`` bounds it.
+    """
+    consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        started = quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                return
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            if batch:
+                quiet_since = time.monotonic()
+                for records in batch.values():
+                    for record in records:
+                        yield record
+            elif until is not None and until():
+                return
+    finally:
+        await consumer.stop()

@@ -1,0 +1,195 @@
+"""`finops backtest` and `finops evaluate-policy`: the optimizer judged on history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def backtest(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Outcomes file (.csv or .csv.gz): prompt_id, task_type, model, quality, "
+            "cost_usd, input_tokens, output_tokens, prompt.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    quality_target: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Overall quality to keep, relative to the best single model.",
+        ),
+    ] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seeds the replay order and the policy.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the cost-quality frontier (several targets) to this PNG."),
+    ] = None,
+) -> None:
+    """Replay history through the live routing policy with bandit feedback, and report.
+
+    Prompts are replayed in a seeded random order; for each, the policy picks one model and
+    sees only that model's outcome. The report compares the policy with the best single
+    model and the per-prompt oracle.
+    """
+    from finops.optimizer.domain.backtest import load_outcomes, run_backtest
+
+    started = time.perf_counter()
+    outcomes = load_outcomes(data)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} prompts"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=json_out and not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("replaying", total=len(outcomes.prompts))
+
+        def progress(done: int, total: int, metrics: dict[str, float]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_backtest(
+            data, quality_target, seed, data=outcomes, progress=progress, progress_every=500
+        )
+    elapsed = time.perf_counter() - started
+    if plot is not None:
+        from finops.optimizer.domain.frontier_plot import plot_frontier
+
+        plot_frontier(data, plot, seed=seed, data=outcomes)
+    if json_out:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"backtest of {data.name} (target {quality_target}, seed {seed})")
+    table.add_column("")
+    table.add_column("quality", justify="right")
+    table.add_column("cost per prompt", justify="right")
+    table.add_row(
+        f"best single model ({result['best_model']})",
+        f"{result['best_quality']:.4f}",
+        f"${result['best_cost_per_prompt']:.6f}",
+    )
+    table.add_row(
+        "routing policy",
+        f"{result['policy_quality']:.4f}",
+        f"${result['policy_cost_per_prompt']:.6f}",
+    )
+    table.add_row(
+        "oracle (cheapest correct model per prompt)",
+        f"{result['oracle_quality']:.4f}",
+        f"${result['oracle_cost_per_prompt']:.6f}",
+    )
+    console.print(table)
+    console.print(
+        f"quality ratio {result['quality_ratio']:.4f} · saving {result['saving']:.1%} · "
+        f"{result['prompts']:,} prompts, {len(result['models'])} models · {elapsed:.1f}s"
+    )
+    if plot is not None:
+        console.print(f"frontier plot: {plot}")
+
+
+def evaluate_policy(
+    policies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="Policy to evaluate (repeatable): cheapest, best-quality, cheapest-within-95, "
+            "cheapest-within-90 or fixed:<arm>.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Stop reading a topic after this many quiet seconds.")
+    ] = 2.0,
+) -> None:
+    """Estimate what other routing policies would have earned, from the decision log.
+
+    Joins finops.recommendations.v1 (each decision with its propensity and the policy's
+    per-arm estimates) with the cost events that carry its recommendation_id, and prints IPS,
+    self-normalised IPS and doubly robust estimates of quality and cost per call.
+    """
+    from finops.optimizer.domain.offpolicy import evaluate, join, target_policy
+
+    names = policies or ["cheapest", "best-quality", "cheapest-within-95"]
+    try:
+        chosen = [(n, target_policy(n)) for n in names]
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    recommendations, outcomes = asyncio.run(_read_log(idle_timeout))
+    samples, stats = join(recommendations, outcomes)
+    estimates = [evaluate(samples, fn, name) for name, fn in chosen]
+    if json_out:
+        print(json.dumps({"join": vars(stats), "estimates": [e.to_dict() for e in estimates]}))
+        return
+    console.print(
+        f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
+        f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
+        f"{stats.unmatched:,} unmatched"
+    )
+    if not samples:
+        console.print("nothing to evaluate yet: no outcome carries a logged recommendation_id")
+        raise typer.Exit(1)
+    table = Table(title="off-policy estimates (per call)")
+    for col in ("policy", "matched", "ESS", "quality IPS", "SNIPS", "DR", "cost DR"):
+        table.add_column(col, justify="right")
+    first = estimates[0]
+    table.add_row(
+        "logged (as run)",
+        str(first.samples),
+        "-",
+        f"{first.logged_quality:.4f}",
+        "-",
+        "-",
+        f"${first.logged_cost_usd:.6f}",
+    )
+    for e in estimates:
+        table.add_row(
+            e.policy,
+            str(e.matched),
+            f"{e.effective_sample_size:.0f}",
+            f"{e.ips_quality:.4f}",
+            f"{e.snips_quality:.4f}",
+            f"{e.dr_quality:.4f}",
+            f"${e.dr_cost_usd:.6f}",
+        )
+    console.print(table)
+
+
+async def _read_log(idle_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from finops.common.kafka import read_topic
+    from finops.common.settings import CommonSettings
+    from finops.common.topics import AGENT_COST, RECOMMENDATIONS
+
+    settings = CommonSettings(service_name="cli")
+    recs = [
+        json.loads(r.value) async for r in read_topic(settings, RECOMMENDATIONS.name, idle_s=idle_s)
+    ]
+    outcomes = []
+    async for r in read_topic(settings, AGENT_COST.name, idle_s=idle_s):
+        if b'"recommendation_id"' in r.value:
+            outcomes.append(json.loads(r.value))
+    return recs, outcomes
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(backtest)
+    app.command("evaluate-policy")(evaluate_policy)
