@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,6 +52,10 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
             alerts_topic=settings.alerts_topic,
         )
         await intake.restore()
+        # The restored state is long-lived: keep it out of the cyclic GC's full scans, which
+        # would otherwise stall requests for tens of milliseconds (p99 latency).
+        gc.collect()
+        gc.freeze()
         intake.subscribe()
         await consumer.start()
         app.state.intake = intake

@@ -9,11 +9,11 @@ from finops.ingest.adapters.publisher import EventPublisher
 from finops.ingest.settings import IngestSettings
 
 
-def _publisher(request: Request) -> EventPublisher:
+async def _publisher(request: Request) -> EventPublisher:
     return request.app.state.publisher  # type: ignore[no-any-return]
 
 
-def _settings(request: Request) -> IngestSettings:
+async def _settings(request: Request) -> IngestSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 

@@ -11,16 +11,16 @@ from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
 
 
-def _intake(request: Request) -> EventIntake:
+async def _intake(request: Request) -> EventIntake:
     return request.app.state.intake  # type: ignore[no-any-return]
 
 
-def _engine(request: Request) -> OptimizerEngine:
+async def _engine(request: Request) -> OptimizerEngine:
     # Always through the intake: restoring a checkpoint replaces the engine object.
     return request.app.state.intake.engine  # type: ignore[no-any-return]
 
 
-def _reclog(request: Request) -> RecommendationLog:
+async def _reclog(request: Request) -> RecommendationLog:
     return request.app.state.reclog  # type: ignore[no-any-return]
 
 

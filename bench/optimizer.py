@@ -1,0 +1,222 @@
+"""Optimizer throughput (topic -> model update) and recommendation API latency, in one run.
+
+Starts its own stack (PostgreSQL, Redis, broker, auth, optimizer) on free ports in a temporary
+folder, then measures:
+
+1. the raw aiokafka consume rate of the same records (baseline, this process);
+2. the optimizer's rate from topic to model update (analytics, policy, budgets, anomaly
+   detection, checkpoints), read from its own Prometheus counter;
+3. GET /api/recommendations latency at a fixed 500 requests/s from a load generator on
+   loopback.
+
+Targets (issue #5): >= 5,000 events/s for one worker; recommendation p99 <= 10 ms at 500/s.
+
+    .venv/bin/python bench/optimizer.py [--events 50000] [--rate 500] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from finops.cli.stack import Stack, StackSettings, free_port
+from finops.common.kafka import make_producer, read_topic
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST
+
+MODELS = [("gpt-4o", 0.90), ("gpt-4o-mini", 0.86), ("gpt-4.1-nano", 0.70)]
+TASKS = [f"task-{i}" for i in range(20)]
+
+
+def cost_event(i: int, rng: random.Random, start: datetime) -> dict:
+    model, quality = MODELS[i % len(MODELS)]
+    agent = f"agent-{i % 50}"
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "agent.llm_call",
+        "source": agent,
+        "specversion": "1.0",
+        "time": (start + timedelta(milliseconds=20 * i)).isoformat(),
+        "data": {
+            "agent_id": agent,
+            "team": f"team-{i % 5}",
+            "task_type": TASKS[i % len(TASKS)],
+            "provider": "openai",
+            "model": model,
+            "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
+            "cost_usd": 0.0001 * (1 + MODELS.index((model, quality))),
+            "cost_source": "reported",
+            "latency_ms": 300 + (i * 7) % 900,
+            "success": True,
+            "quality": float(rng.random() < quality),
+            "features": {"input_tokens": float(500 + i % 700)},
+        },
+    }
+
+
+async def produce(bootstrap: str, local: bool, n: int) -> None:
+    settings = CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
+    producer = make_producer(settings)
+    await producer.start()
+    rng = random.Random(0)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        futures = []
+        for i in range(n):
+            e = cost_event(i, rng, start)
+            futures.append(
+                await producer.send(
+                    AGENT_COST.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(bootstrap: str, n: int) -> float:
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    start, count = time.perf_counter(), 0
+    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0, until=lambda: count >= n):
+        count += 1
+        if count >= n:
+            break
+    return count / (time.perf_counter() - start)
+
+
+async def applied(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    m = re.search(
+        r'finops_optimizer_events_total\{outcome="applied",topic="agent.cost.v1"\} (\S+)', text
+    )
+    return int(float(m.group(1))) if m else 0
+
+
+async def optimizer_rate(url: str, n: int) -> float:
+    """Events applied per second, from the first applied event to the n-th."""
+    async with aiohttp.ClientSession() as session:
+        while await applied(session, url) == 0:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        first = await applied(session, url)
+        while (done := await applied(session, url)) < n:
+            await asyncio.sleep(0.05)
+        return (done - first) / (time.perf_counter() - start)
+
+
+async def login(auth: str) -> str:
+    name = "bench" + uuid.uuid4().hex[:8]
+    password = "bench password " + uuid.uuid4().hex
+    async with aiohttp.ClientSession() as s:
+        body = {"username": name, "email": f"{name}@example.com", "password": password}
+        async with s.post(f"{auth}/api/auth/register", json=body) as r:
+            assert r.status == 201, await r.text()
+        async with s.post(
+            f"{auth}/api/auth/login", json={"login": name, "password": password}
+        ) as r:
+            return str((await r.json())["access_token"])
+
+
+async def recommendation_latency(url: str, token: str, rate: float, seconds: float) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            params = {"task_type": TASKS[i % len(TASKS)], "input_tokens": str(300 + i % 900)}
+            t0 = time.perf_counter()
+            async with session.get(f"{url}/api/recommendations", params=params) as r:
+                await r.read()
+                failures += r.status != 200
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(50)))  # warm connections
+        latencies.clear()
+        total = int(rate * seconds)
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - start)
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="finops-bench-") as tmp:
+        ports = {
+            f"{c}_port": free_port() for c in ("postgres", "redis", "kafka", "auth", "optimizer")
+        }
+        settings = StackSettings(data_dir=Path(tmp), postgres_fsync=False, **ports)
+        stack = Stack(
+            settings,
+            services=("auth", "optimizer"),
+            echo=lambda line: print(f"  {line}", file=sys.stderr),
+        )
+        print(
+            "starting a private stack (auth, optimizer, broker, redis, postgres)…", file=sys.stderr
+        )
+        stack.start()
+        try:
+            url = stack.service_url("optimizer")
+
+            async def run() -> None:
+                print(f"producing {args.events:,} cost events …", file=sys.stderr)
+                watcher = asyncio.create_task(optimizer_rate(url, args.events))
+                await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
+                rate = await watcher
+                raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
+                token = await login(stack.service_url("auth"))
+                print(
+                    f"recommendations at {args.rate:.0f}/s for {args.seconds:.0f}s …",
+                    file=sys.stderr,
+                )
+                lat = await recommendation_latency(url, token, args.rate, args.seconds)
+                print()
+                print("bench/optimizer (one run, one worker, loopback)")
+                print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
+                print(
+                    f"  optimizer topic -> model update   {rate:>10,.0f} events/s   "
+                    f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+                )
+                print(
+                    f"  GET /api/recommendations at {lat['achieved']:.0f}/s   p50 {lat['p50']:.1f} ms"
+                    f"   p99 {lat['p99']:.1f} ms   failures {lat['failures']}   (target: p99 <= 10 ms)"
+                )
+
+            asyncio.run(run())
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
