@@ -226,6 +226,16 @@ async def test_api_scopes_and_errors(lab):
         assert (await client.put("/api/objectives/x", json={"quality_floor": 3})).status_code == 422
         assert (await client.delete("/api/budgets/none")).status_code == 404
 
+        for i in range(30):  # 30 agents: only the top 10 get their own series
+            await lab.publish([llm_call(f"agent-{i}", model="gpt-4o", quality=1.0)])
+        await lab.caught_up(client)
+        metrics = (await client.get("/metrics")).text
+        agent_series = [
+            ln for ln in metrics.splitlines() if ln.startswith('finops_calls{dimension="agent"')
+        ]
+        assert len(agent_series) == 11
+        assert 'finops_calls{dimension="agent",key="__other__"} 20.0' in metrics
+
 
 async def test_unreadable_checkpoint_rebuilds_the_state_from_the_log(lab):
     import asyncpg

@@ -18,6 +18,7 @@ from finops.common.kafka import make_consumer, make_producer
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.optimizer.adapters.checkpoints import PostgresCheckpointStore
+from finops.optimizer.adapters.metrics import SPEND
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.agents import register_agents
@@ -59,6 +60,7 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
         intake.subscribe()
         await consumer.start()
         app.state.intake = intake
+        SPEND.source = lambda: intake.engine
         app.state.reclog = RecommendationLog(producer)
         await app.state.reclog.start()
         stop = asyncio.Event()

@@ -1,0 +1,44 @@
+"""Spend figures for Prometheus, with bounded label cardinality.
+
+Per dimension only the top ``k`` keys by spend are labelled; the rest are summed under
+``key="__other__"``, so a fleet of ten thousand agents still exports a few dozen series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+TOP_K = 10
+_FIELDS = (
+    ("spend_usd", "finops_spend_usd", "Spend in USD since the optimizer's state began"),
+    ("calls", "finops_calls", "LLM calls"),
+    ("success_rate", "finops_success_ratio", "Share of successful calls"),
+    ("latency_p95_ms", "finops_latency_p95_ms", "p95 latency in milliseconds"),
+)
+
+
+class SpendCollector(Collector):
+    def __init__(self) -> None:
+        self.source: Callable[[], Any] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        engine = self.source() if self.source else None
+        if engine is None:
+            return
+        totals = engine.analytics.bounded_totals(TOP_K)
+        for field, name, doc in _FIELDS:
+            family = GaugeMetricFamily(name, doc, labels=["dimension", "key"])
+            for dimension, rows in totals.items():
+                for row in rows:
+                    value = row.get(field)
+                    if value is not None:
+                        family.add_metric([dimension, str(row["key"])], float(value))
+            yield family
+
+
+SPEND = SpendCollector()
+REGISTRY.register(SPEND)
