@@ -56,3 +56,44 @@ async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatc
     assert body["status"] == "not_ready"
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["redis"].startswith("down:")
+
+
+async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
+    infra_env, tmp_path, monkeypatch
+):
+    import uuid
+
+    from finops.common.consumer import header_map
+    from finops.common.kafka import make_producer, read_topic
+    from finops.common.settings import CommonSettings
+    from finops.common.topics import AGENT_ERROR
+
+    monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
+    kafka = CommonSettings(
+        kafka_bootstrap=infra_env.kafka_bootstrap,
+        kafka_enable_idempotence=not infra_env.local_broker,
+    )
+    poison = f"not an event {uuid.uuid4()}".encode()
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        await producer.send_and_wait(AGENT_ERROR.name, poison, key=b"poison")
+    finally:
+        await producer.stop()
+
+    from finops.healer.app import create_app
+
+    app = create_app()
+    found = None
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
+        for _ in range(60):
+            async for record in read_topic(kafka, AGENT_ERROR.dlq, idle_s=0.5):
+                if record.value == poison:
+                    found = record
+            if found:
+                break
+    assert found is not None, "the poison message never reached the DLQ"
+    headers = header_map(found.headers)
+    assert headers["x-origin-topic"] == AGENT_ERROR.name
+    assert headers["x-error-type"] == "ValidationError"
+    assert found.key == b"poison"
