@@ -104,3 +104,14 @@ def test_a_taken_port_is_named_in_a_clear_error(stack_env):
     assert result.returncode == 2
     assert f"port {port} (redis) is already in use" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_demo_runs_the_fleet_end_to_end_and_stops_everything(stack_env):
+    result = finops("demo", "--calls", "300", env=stack_env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = " ".join(result.stdout.split())
+    assert "demo: every component is up and the fleet ran end to end" in out
+    assert "308 events ingested" in out
+    state = json.loads((Path(stack_env["FINOPS_DATA_DIR"]) / "stack.json").read_text())
+    assert state["status"] == "stopped"
+    assert not any(pid_alive(c["pid"]) for c in state["components"].values())

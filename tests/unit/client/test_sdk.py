@@ -167,3 +167,36 @@ def test_sync_wrapper_delivers_everything():
         "message": "slow down",
         "status_code": 429,
     }
+
+
+async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
+    calls = []
+
+    def optimizer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503, headers={"Retry-After": "0"})
+        return httpx.Response(
+            200, json={"model": "gpt-4o-mini", "recommendation_id": "r1", "propensity": 0.9}
+        )
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        optimizer_url="http://opt",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(optimizer),
+        max_backoff_s=0.01,
+    )
+    answer = await c.recommend("summarize", {"input_tokens": 1200}, team="search")
+    await c.close()
+    assert answer["model"] == "gpt-4o-mini"
+    assert len(calls) == 2
+    params = dict(calls[-1].url.params)
+    assert params == {
+        "task_type": "summarize",
+        "agent_id": "bot",
+        "team": "search",
+        "input_tokens": "1200.0",
+    }
+    assert calls[-1].headers["authorization"] == "Bearer t"

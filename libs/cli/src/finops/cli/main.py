@@ -195,11 +195,18 @@ def status() -> None:
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    calls: Annotated[
+        int, typer.Option(min=0, help="LLM calls the simulated fleet makes (0: only bring up).")
+    ] = 800,
+) -> None:
     """Run the platform end to end on the embedded local stack, then shut it down.
 
-    Brings every component up, checks that each one is ready, prints the status table and
-    stops everything it started. Exit 0 means the whole platform came up healthy.
+    Brings every component up and checks that each one is ready, then a small simulated fleet
+    (two agents, two models, four task types) works through the SDK: API keys exchanged for
+    tokens, recommendations asked for every call, every call reported. The optimizer learns
+    online which task types the cheap model can take; the report shows what it chose and what
+    that saved. Exit 0 means the whole platform worked.
     """
     settings = StackSettings()
     root = settings.data_dir.resolve()
@@ -217,12 +224,51 @@ def demo() -> None:
         console.print(table)
         if not all_ready:
             _fail("not every component is ready", 1)
-        console.print("[bold green]demo: every component is up and ready[/]")
+        if calls:
+            _demo_fleet(stack, calls)
+        console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")
     except StackError as exc:
         _fail(str(exc), 2)
     finally:
         stack.stop()
         stack.write_state("stopped")
+
+
+def _demo_fleet(stack: Stack, calls: int) -> None:
+    from finops.cli.demo import TRUTH, run_fleet
+
+    result = asyncio.run(run_fleet(stack, calls, lambda line: console.print(f"• {line}")))
+    table = Table(title="what the optimizer learned (last 100 picks per task type)")
+    for col in ("task type", "gpt-4o", "gpt-4o-mini", "true quality 4o / mini", "recommends now"):
+        table.add_column(col)
+    for task, truth in TRUTH.items():
+        picks = result["picks"].get(task, {})
+        table.add_row(
+            task,
+            str(picks.get("gpt-4o", 0)),
+            str(picks.get("gpt-4o-mini", 0)),
+            f"{truth['gpt-4o']:.2f} / {truth['gpt-4o-mini']:.2f}",
+            result["final"][task]["model"],
+        )
+    console.print(table)
+    spend = Table(title="spend by model (optimizer's analytics)")
+    for col in ("model", "calls", "spend", "mean quality", "latency p95"):
+        spend.add_column(col)
+    for row in result["by_model"]:
+        spend.add_row(
+            str(row["key"]),
+            str(row["calls"]),
+            f"${row['spend_usd']:.4f}",
+            f"{row['quality_mean']:.3f}" if row.get("quality_mean") is not None else "-",
+            f"{row['latency_p95_ms']:.0f} ms",
+        )
+    console.print(spend)
+    saving = 1 - result["spend"] / result["spend_if_best"] if result["spend_if_best"] else 0.0
+    console.print(
+        f"{result['events']:,} events ingested · mean quality {result['quality']:.3f} · "
+        f"spend ${result['spend']:.4f} vs ${result['spend_if_best']:.4f} if every call had "
+        f"used gpt-4o ([bold]{saving:.0%} saved[/])"
+    )
 
 
 @db_app.command("upgrade")

@@ -42,6 +42,7 @@ import httpx
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
+    stop_after_attempt,
     stop_never,
     wait_random_exponential,
 )
@@ -91,6 +92,7 @@ class AsyncFinOpsClient:
         ingest_url: str,
         agent_id: str,
         auth_url: str | None = None,
+        optimizer_url: str | None = None,
         api_key: str | None = None,
         token: str | None = None,
         batch_size: int = 500,
@@ -110,6 +112,7 @@ class AsyncFinOpsClient:
             raise ValueError(f"unknown overflow policy {overflow!r}")
         self.ingest_url = ingest_url.rstrip("/")
         self.auth_url = auth_url.rstrip("/") if auth_url else None
+        self.optimizer_url = optimizer_url.rstrip("/") if optimizer_url else None
         self.agent_id = agent_id
         self.batch_size = batch_size
         self.linger_s = linger_s
@@ -232,6 +235,53 @@ class AsyncFinOpsClient:
         if remedy:
             data["remedy"] = dict(remedy)
         return await self._enqueue("agent.error", data, event_id)
+
+    async def recommend(
+        self,
+        task_type: str,
+        features: Mapping[str, float] | None = None,
+        *,
+        team: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask the optimizer which model and configuration to use for ``task_type``.
+
+        Returns its answer (``model``, ``provider``, ``config``, ``expected``,
+        ``recommendation_id``, ``propensity``, ...). Pass ``decision=`` built from it to
+        :meth:`record_call`, e.g. ``decision={"recommendation_id": r["recommendation_id"],
+        "propensity": r["propensity"]}``, so the optimizer can learn from the outcome and
+        policies can be evaluated off-policy. Retries transient faults like delivery does.
+        """
+        if not self.optimizer_url:
+            raise ValueError("recommend() needs optimizer_url")
+        params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
+        if team:
+            params["team"] = team
+        params.update({k: float(v) for k, v in (features or {}).items()})
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=_RetryAfterOrJitter(self.max_backoff_s),
+            stop=stop_after_attempt(5),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                token = await self._bearer()
+                try:
+                    resp = await self._http.get(
+                        f"{self.optimizer_url}/api/recommendations",
+                        params=params,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                except httpx.TransportError as exc:
+                    raise _Transient(f"connection: {exc!r}") from exc
+                if resp.status_code == 401 and self._api_key:
+                    self._token_expires_at = 0.0
+                    raise _Transient("token refused; renewing")
+                if resp.status_code in RETRYABLE_STATUS:
+                    raise _Transient(f"HTTP {resp.status_code}", _retry_after(resp))
+                resp.raise_for_status()
+                return dict(resp.json())
+        raise AssertionError("unreachable")
 
     @property
     def pending(self) -> int:

@@ -43,6 +43,9 @@ class FinOpsClient:
     def record_error(self, **kwargs: Any) -> str:
         return self._run(self._client.record_error(**kwargs))
 
+    def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:
+        return self._run(self._client.recommend(task_type, features, **kwargs))
+
     def flush(self, timeout: float | None = None) -> None:
         self._run(self._client.flush(timeout))
 
