@@ -21,17 +21,14 @@ import asyncio
 import json
 import random
 import re
-import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
+from _harness import open_loop, private_stack, register_and_login
 
-from finops.cli.stack import Stack, StackSettings, free_port
 from finops.common.kafka import make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
@@ -117,49 +114,15 @@ async def optimizer_rate(url: str, n: int) -> float:
         return (done - first) / (time.perf_counter() - start)
 
 
-async def login(auth: str) -> str:
-    name = "bench" + uuid.uuid4().hex[:8]
-    password = "bench password " + uuid.uuid4().hex
-    async with aiohttp.ClientSession() as s:
-        body = {"username": name, "email": f"{name}@example.com", "password": password}
-        async with s.post(f"{auth}/api/auth/register", json=body) as r:
-            assert r.status == 201, await r.text()
-        async with s.post(
-            f"{auth}/api/auth/login", json={"login": name, "password": password}
-        ) as r:
-            return str((await r.json())["access_token"])
-
-
 async def recommendation_latency(url: str, token: str, rate: float, seconds: float) -> dict:
+    async def get(session: aiohttp.ClientSession, i: int) -> bool:
+        params = {"task_type": TASKS[i % len(TASKS)], "input_tokens": str(300 + i % 900)}
+        async with session.get(f"{url}/api/recommendations", params=params) as r:
+            await r.read()
+            return r.status == 200
+
     headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    failures = 0
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def one(i: int) -> None:
-            nonlocal failures
-            params = {"task_type": TASKS[i % len(TASKS)], "input_tokens": str(300 + i % 900)}
-            t0 = time.perf_counter()
-            async with session.get(f"{url}/api/recommendations", params=params) as r:
-                await r.read()
-                failures += r.status != 200
-            latencies.append((time.perf_counter() - t0) * 1000)
-
-        await asyncio.gather(*(one(i) for i in range(50)))  # warm connections
-        latencies.clear()
-        total = int(rate * seconds)
-        tasks = []
-        start = time.perf_counter()
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        achieved = total / (time.perf_counter() - start)
-    q = statistics.quantiles(latencies, n=100)
-    return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+    return await open_loop(get, rate=rate, seconds=seconds, headers=headers)
 
 
 def main() -> int:
@@ -171,51 +134,35 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="finops-bench-") as tmp:
-        ports = {
-            f"{c}_port": free_port() for c in ("postgres", "redis", "kafka", "auth", "optimizer")
-        }
-        settings = StackSettings(data_dir=Path(tmp), postgres_fsync=False, **ports)
-        stack = Stack(
-            settings,
-            services=("auth", "optimizer"),
-            echo=lambda line: print(f"  {line}", file=sys.stderr),
-        )
-        print(
-            "starting a private stack (auth, optimizer, broker, redis, postgres)…", file=sys.stderr
-        )
-        stack.start()
-        try:
-            url = stack.service_url("optimizer")
+    with private_stack(("auth", "optimizer")) as stack:
+        url = stack.service_url("optimizer")
 
-            async def run() -> None:
-                print(f"producing {args.events:,} cost events …", file=sys.stderr)
-                watcher = asyncio.create_task(optimizer_rate(url, args.events))
-                await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
-                rate = await watcher
-                raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
-                token = await login(stack.service_url("auth"))
-                print(
-                    f"recommendations at {args.rate:.0f}/s for {args.seconds:.0f}s …",
-                    file=sys.stderr,
-                )
-                lat = await recommendation_latency(url, token, args.rate, args.seconds)
-                print()
-                print("bench/optimizer (one run, one worker, loopback)")
-                print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
-                print(
-                    f"  optimizer topic -> model update   {rate:>10,.0f} events/s   "
-                    f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
-                )
-                print(
-                    f"  GET /api/recommendations at {lat['achieved']:.0f}/s   "
-                    f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
-                    f"failures {lat['failures']}   (target: p99 <= 10 ms)"
-                )
+        async def run() -> None:
+            print(f"producing {args.events:,} cost events …", file=sys.stderr)
+            watcher = asyncio.create_task(optimizer_rate(url, args.events))
+            await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
+            rate = await watcher
+            raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
+            _, token = await register_and_login(stack.service_url("auth"))
+            print(
+                f"recommendations at {args.rate:.0f}/s for {args.seconds:.0f}s …",
+                file=sys.stderr,
+            )
+            lat = await recommendation_latency(url, token, args.rate, args.seconds)
+            print()
+            print("bench/optimizer (one run, one worker, loopback)")
+            print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
+            print(
+                f"  optimizer topic -> model update   {rate:>10,.0f} events/s   "
+                f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+            )
+            print(
+                f"  GET /api/recommendations at {lat['achieved']:.0f}/s   "
+                f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
+                f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+            )
 
-            asyncio.run(run())
-        finally:
-            stack.stop()
+        asyncio.run(run())
     return 0
 
 

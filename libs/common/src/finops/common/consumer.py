@@ -161,3 +161,21 @@ async def faust_handle(
     )
     STREAM_EVENTS.labels(service, message.topic, "dead_lettered").inc()
     return False
+
+
+def register_validating_agent(app: Any, spec: Any, event_type: Any, service: str) -> None:
+    """A Faust agent on ``spec``'s topic that decodes each record as ``event_type``.
+
+    Records that do not decode are retried, then parked on the topic's DLQ (see
+    :func:`faust_handle`). Stream services start from this until their own handlers land.
+    """
+    source = app.topic(spec.name, value_serializer="raw", partitions=spec.partitions)
+
+    async def decode(value: bytes) -> None:
+        event_type.from_kafka(value)
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            await faust_handle(app, event, decode, service=service)
+
+    app.agent(source, name=f"{service}-{spec.name}")(consume)
