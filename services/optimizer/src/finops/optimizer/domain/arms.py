@@ -242,22 +242,29 @@ class LatencyWindow:
         self._sorted = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"size": self.size, "q": self.q, "buf": list(self.buf), "pos": self.pos}
+        return {
+            "size": self.size,
+            "q": self.q,
+            "buf": list(self.buf),
+            "pos": self.pos,
+            "total": self.total,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LatencyWindow:
         lw = cls(size=state["size"], q=state["q"])
         lw.buf = list(state["buf"])
         lw.pos = state["pos"]
-        lw.total = sum(lw.buf)
+        lw.total = state["total"]
         return lw
 
 
 class DriftMonitor:
     """Page-Hinkley change detector on a standardised stream.
 
-    The first ``warmup`` values estimate the stream's scale; afterwards every value is divided by
-    that scale, winsorised to +/- ``clip`` and fed to :class:`river.drift.PageHinkley`, so that
+    The first ``warmup`` values estimate the stream's location and scale; afterwards every value
+    is standardised with them, winsorised to +/- ``clip`` and fed to
+    :class:`river.drift.PageHinkley` (which tracks its own running mean), so that
     ``delta`` and ``threshold`` are in standard-deviation units and the same settings work for
     quality, log-latency and log-cost.
 
@@ -279,7 +286,9 @@ class DriftMonitor:
     >>> import random
     >>> rng = random.Random(1)
     >>> mon = DriftMonitor()
-    >>> stream = [float(rng.random() < 0.9) for _ in range(300)] + [float(rng.random() < 0.3) for _ in range(300)]
+    >>> before = [float(rng.random() < 0.9) for _ in range(300)]
+    >>> after = [float(rng.random() < 0.3) for _ in range(300)]
+    >>> stream = before + after
     >>> detected = [i for i, q in enumerate(stream) if mon.update(q)]
     >>> 300 <= detected[0] < 360
     True
@@ -287,6 +296,7 @@ class DriftMonitor:
 
     __slots__ = (
         "_buf",
+        "_center",
         "_ph",
         "_scale",
         "clip",
@@ -311,6 +321,7 @@ class DriftMonitor:
         self.min_scale = min_scale
         self.clip = clip
         self._buf: list[float] | None = []
+        self._center = 0.0
         self._scale = 1.0
         self._ph: drift.PageHinkley | None = None
         self.last_direction = 0
@@ -322,11 +333,12 @@ class DriftMonitor:
 
     def reset(self) -> None:
         self._buf = []
+        self._center = 0.0
         self._scale = 1.0
         self._ph = None
 
     def update(self, x: float) -> bool:
-        """Feed one value; returns ``True`` when a change is detected (then the monitor restarts)."""
+        """Feed one value; ``True`` when a change is detected (the monitor then restarts)."""
         if self._buf is not None:
             self._buf.append(x)
             if len(self._buf) < self.warmup:
@@ -334,21 +346,23 @@ class DriftMonitor:
             n = len(self._buf)
             mean = sum(self._buf) / n
             var = sum((v - mean) ** 2 for v in self._buf) / max(1, n - 1)
+            self._center = mean
             self._scale = max(math.sqrt(var), self.min_scale)
             self._ph = self._make_ph()
             buf, self._buf = self._buf, None
             ph = self._ph
             for v in buf:  # replay; PH does not test before ``min_instances`` values
-                z = v / self._scale
+                z = (v - mean) / self._scale
                 ph.update(self.clip if z > self.clip else (-self.clip if z < -self.clip else z))
             ph._drift_detected = False  # never alarm on the warm-up sample itself
             return False
         return self._feed(x)
 
     def _feed(self, x: float) -> bool:
-        z = x / self._scale
+        z = (x - self._center) / self._scale
         z = self.clip if z > self.clip else (-self.clip if z < -self.clip else z)
         ph = self._ph
+        assert ph is not None
         mean_before = ph._x_mean.get()
         ph.update(z)
         if ph.drift_detected:
@@ -372,6 +386,7 @@ class DriftMonitor:
         return {
             "p": [self.delta, self.threshold, self.warmup, self.min_scale, self.clip],
             "buf": None if self._buf is None else list(self._buf),
+            "center": self._center,
             "scale": self._scale,
             "ph": ph_state,
             "dir": self.last_direction,
@@ -382,6 +397,7 @@ class DriftMonitor:
         d, t, w, ms, c = state["p"]
         mon = cls(delta=d, threshold=t, warmup=int(w), min_scale=ms, clip=c)
         mon._buf = None if state["buf"] is None else list(state["buf"])
+        mon._center = state["center"]
         mon._scale = state["scale"]
         mon.last_direction = state["dir"]
         if state["ph"] is not None:
@@ -426,7 +442,7 @@ class ArmStats:
     )
 
     def __init__(
-        self, latency_window: int = 256, drift_params: dict[str, float] | None = None
+        self, latency_window: int = 256, drift_params: dict[str, Any] | None = None
     ) -> None:
         dp = drift_params or {}
         self.quality = QualityPosterior()
@@ -483,11 +499,12 @@ class ArmStats:
         self.unobs_r = 0.0
 
     def add_recent(self, q: float, alpha: float) -> None:
-        if self.recent_q is None:
+        rq, rq2 = self.recent_q, self.recent_q2
+        if rq is None or rq2 is None:
             self.recent_q, self.recent_q2 = q, q * q
         else:
-            self.recent_q += alpha * (q - self.recent_q)
-            self.recent_q2 += alpha * (q * q - self.recent_q2)
+            self.recent_q = rq + alpha * (q - rq)
+            self.recent_q2 = rq2 + alpha * (q * q - rq2)
 
     def to_state(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,17 @@ COST_FEATURE = "input_tokens"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CHOICE = re.compile(r"^\s*\(?[A-Ja-j][.)]\s", re.MULTILINE)
 _CODE_CHARS = "{}[];=<>_\\"
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_DECIMAL = re.compile(r"\d\.\d")
+_CURRENCY = "$\u20ac\u00a3\u00a5"
 _BIAS = "__bias__"
+
+
+def _number_value(token: str) -> float:
+    try:
+        return float(token.replace(",", ""))
+    except ValueError:
+        return 0.0
 
 
 def prompt_features(prompt: str | None, input_tokens: float | None = None) -> dict[str, float]:
@@ -45,15 +55,16 @@ def prompt_features(prompt: str | None, input_tokens: float | None = None) -> di
     -------
     dict
         ``input_tokens`` (raw, used for the cost estimate) plus scale-free text statistics used by
-        the quality model.
+        the quality model: length, sentence structure, how many and how large the numbers are,
+        answer choices, code-like characters, percent / fraction / currency / decimal markers.
 
     Examples
     --------
     >>> f = prompt_features("What is 12 + 30?\\nA. 42\\nB. 43\\nAnswer:", input_tokens=12)
     >>> f["input_tokens"], f["choices"], f["questions"]
     (12.0, 2.0, 1.0)
-    >>> round(f["log_input_tokens"], 3)
-    2.565
+    >>> round(f["log_input_tokens"], 3), round(f["log_max_number"], 3)
+    (2.565, 3.784)
     """
     text = prompt or ""
     n_chars = len(text)
@@ -66,12 +77,18 @@ def prompt_features(prompt: str | None, input_tokens: float | None = None) -> di
     code = 0
     for ch in _CODE_CHARS:
         code += text.count(ch)
+    sentences = max(1, len(_SENTENCE_END.findall(text)))
+    max_number = max(map(_number_value, numbers)) if numbers else 0.0
     return {
         COST_FEATURE: tokens,
         "log_input_tokens": math.log1p(tokens),
         "log_words": math.log1p(n_words),
         "chars_per_word": n_chars / n_words if n_words else 0.0,
+        "log_sentences": math.log1p(sentences),
+        "words_per_sentence": n_words / sentences,
         "log_numbers": math.log1p(len(numbers)),
+        "log_distinct_numbers": math.log1p(len(set(numbers))),
+        "log_max_number": math.log1p(max_number if max_number > 0 else 0.0),
         "digit_frac": n_digits * inv_chars,
         "max_number_len": float(max(map(len, numbers))) if numbers else 0.0,
         "log_lines": math.log1p(text.count("\n")),
@@ -79,6 +96,10 @@ def prompt_features(prompt: str | None, input_tokens: float | None = None) -> di
         "choices": float(len(_CHOICE.findall(text))),
         "code_frac": code * inv_chars,
         "distinct_word_frac": len(set(words)) / n_words if n_words else 0.0,
+        "has_percent": 1.0 if "%" in text or "percent" in text else 0.0,
+        "has_fraction": 1.0 if "/" in text else 0.0,
+        "has_currency": 1.0 if any(c in text for c in _CURRENCY) else 0.0,
+        "has_decimal": 1.0 if _DECIMAL.search(text) else 0.0,
     }
 
 
@@ -151,7 +172,8 @@ class ResidualQualityModel(base.Regressor):
     The state is plain data:
 
     >>> clone = ResidualQualityModel.from_state(model.to_state())
-    >>> clone.predict_one({"length": 0.3, "noise": 0.2}) == model.predict_one({"length": 0.3, "noise": 0.2})
+    >>> x = {"length": 0.3, "noise": 0.2}
+    >>> clone.predict_one(x) == model.predict_one(x)
     True
     """
 
@@ -187,6 +209,7 @@ class ResidualQualityModel(base.Regressor):
         self._n_fit = 0  # observations at the last ``optimise_prior``
         # prequential calibration: out-of-sample predictions d vs. realised residuals y
         self._cal = [0.0, 0.0, 0.0, 0.0, 0.0]  # n, sum d, sum d^2, sum y, sum d*y
+        self._form: tuple[float, list[tuple[Any, float, float, float]]] | None = None
 
     def _select(self, x: dict[str, float]) -> dict[str, float]:
         if not self.ignore:
@@ -206,7 +229,7 @@ class ResidualQualityModel(base.Regressor):
             z[_BIAS] = 1.0
         return z
 
-    def learn_one(self, x: dict[str, float], y: float) -> None:
+    def learn_one(self, x: dict[Any, Any], y: float) -> None:
         x = self._select(x)
         self._scaler.learn_one(x)
         z = self._standardise(x)
@@ -228,11 +251,40 @@ class ResidualQualityModel(base.Regressor):
         self._xty += y * v
         self._yty += y * y
         self.n += 1
+        self._form = None
 
-    def predict_one(self, x: dict[str, float]) -> float:
+    def _linear_form(self) -> tuple[float, list[tuple[Any, float, float, float]]]:
+        """(bias, [(feature, mean, 1/std, weight)]): the fitted model as a flat linear form."""
+        blr = self._blr
+        blr._ensure_m()
+        weights = blr._m_arr
+        means, vars_ = self._scaler.means, self._scaler.vars
+        bias = 0.0
+        terms = []
+        for name, i in blr._idx.items():
+            w = float(weights[i])
+            if name == _BIAS:
+                bias = w
+                continue
+            var = vars_.get(name, 0.0)
+            terms.append((name, means.get(name, 0.0), 1.0 / math.sqrt(var) if var else 0.0, w))
+        return bias, terms
+
+    def predict_one(self, x: dict[Any, Any]) -> float:
+        """Predicted residual (same value as the river pipeline, via a cached linear form)."""
         if self.n < self.warmup:
             return 0.0
-        y = self._blr.predict_one(self._standardise(self._select(x)))
+        form = self._form
+        if form is None:
+            form = self._form = self._linear_form()
+        y, terms = form
+        lim = self.winsor
+        get = x.get
+        for name, mean, inv_std, w in terms:
+            v = get(name)
+            if v is not None:
+                z = (v - mean) * inv_std
+                y += w * (lim if z > lim else (-lim if z < -lim else z))
         c = self.clip
         return c if y > c else (-c if y < -c else y)
 
@@ -309,6 +361,7 @@ class ResidualQualityModel(base.Regressor):
         eta[:d] = beta * xty
         blr._eta_arr = eta
         blr._m_dirty = True
+        self._form = None
         self._n_fit = self.n
 
     @property

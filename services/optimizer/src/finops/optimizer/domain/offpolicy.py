@@ -107,10 +107,11 @@ def join(
         if not rec_id:
             continue
         stats.outcomes += 1
-        rec = by_id.get(str(rec_id))
-        if rec is None or rec_id in seen or data.get("quality") is None:
+        found = by_id.get(str(rec_id))
+        if found is None or rec_id in seen or data.get("quality") is None:
             stats.unmatched += 1
             continue
+        rec = found
         if arm_of(data) != rec["arm"]:
             stats.not_followed += 1
             continue

@@ -5,58 +5,70 @@ Model
 For every task type the policy routes a request to one *arm* (``"model|provider|config"``).  For
 each ``(task_type, arm)`` it keeps (see :mod:`.arms`)
 
-* a quality posterior (mean / variance, hierarchical prior: the arm's empirical-Bayes mean over
-  the task *family* -- ``mmlu/anatomy`` belongs to family ``mmlu``),
+* a quality posterior (Normal approximation of a Beta) with an empirical-Bayes prior: the arm's
+  typical quality over the task *family* (``mmlu/anatomy`` belongs to ``mmlu``) shifted by the
+  task's difficulty as seen by the *other* arms (a task that is hard for the cheap model is hard
+  for the expensive one too),
 * an expected-cost model (linear in the request's input tokens, slope pooled per arm),
 * a latency window (mean and p95),
 * Page-Hinkley drift monitors on quality, log-latency and log-cost residuals.
 
-When the request carries features (see :func:`.features.prompt_features`), a
-:class:`.features.ResidualQualityModel` per ``(family, arm)`` predicts how this prompt deviates
-from the arm's task-level mean, so ``q_hat(x, a) = posterior_mean(task, a) + residual_a(x)``.
+With request features (:func:`.features.prompt_features`) a
+:class:`.features.ResidualQualityModel` per ``(family, arm)`` -- river StandardScaler + Bayesian
+linear regression with evidence-optimised prior, on features centred per task type -- predicts
+how this prompt deviates from the arm's task-level mean.  Its predictions are centred per task
+(they rank prompts *within* a task) and scaled by a prequentially measured calibration slope, so
+``q_hat(x, a) = mean(task, a) + lam_a * (r_a(x) - rbar(task, a))``.
 
 Decision rule
 -------------
-Per request, among the arms that satisfy the operator's constraints for the task family
-(absolute or relative quality floor, p95 latency ceiling) the *greedy* arm maximises::
+Among the arms meeting the operator's constraints for the scope (absolute or relative quality
+floor, p95 latency ceiling) the *greedy* arm maximises::
 
     q_hat(x, a) - latency_weight * p95_a - price * cost_hat(x, a)
 
-where ``price`` is, by objective: the operator's willingness-to-pay ``lambda`` (quality per USD);
-``+inf`` for "cheapest arm meeting the floor"; ``0`` for "best quality"; or -- when a fleet-wide
-quality target is configured -- the learned *shadow price* ``mu`` of quality.
+``price`` is, by objective: the operator's willingness to pay (quality per USD); ``+inf`` for
+"cheapest arm meeting the floor"; ``0`` for "best quality"; or, with a fleet-wide quality
+target, the learned *shadow price* ``mu`` of quality.
 
-Exploration is Thompson-style with exact propensities: every other arm ``a`` gets probability
-``P(u_a > u_greedy)`` under the Gaussian posteriors (times the probability that it meets the
-quality floor), the total is capped by a per-task exploration budget (fraction of exploratory
-picks) and floored by a small ``explore_floor`` so every arm keeps a positive propensity (needed
-for IPS / doubly-robust off-policy evaluation, and to notice that a neglected arm has changed).
+Exploration has exact propensities (needed for IPS / doubly-robust evaluation): every other arm
+gets the Thompson probability ``P(u_a > u_greedy)`` under the Gaussian posteriors (times the
+probability of meeting the floor), capped so that the expected *waste* (quality given up plus
+extra cost at the price) stays below ``explore_regret_rate`` per request and by a per-task budget
+of exploratory picks; arms whose evidence on a task is thin get a fair trial; arms that may be
+materially better than the apparent best get sampled (targets are relative to the best arm); a
+small floor keeps every propensity positive.
 
 Fleet-wide quality target (shadow price)
 ----------------------------------------
 With ``fleet_quality_target = T`` the realised quality of all routed requests must stay at
-``>= T x`` the quality the single best arm (highest traffic-weighted mean quality) would have
-delivered on the same requests.  Every few hundred updates the policy re-plans ``mu``:
+``>= T x`` the quality the best single arm (highest estimated total over all task types) would
+have delivered on the same requests.  Every ``replan_every`` updates the policy re-plans ``mu``:
 
-1. *Pacing.*  The realised policy quality so far is known exactly; the reference quality is
-   estimated from the posteriors (``sum_t n_t * q_hat(t, ref)``) together with its standard
-   error.  The policy aims at ``T + z * se`` (a confidence margin) and adds the accumulated
-   surplus / deficit, spread over a horizon equal to the traffic seen so far.
-2. *Dual solve.*  On a window of recent requests (their task types and features: a sample of
-   future traffic), each request's arms form a cost/quality hull; the breakpoints
-   ``delta quality / delta cost`` of all requests are sorted and ``mu`` is set where the
-   cumulative quality loss reaches the allowed budget.  This is the exact Lagrangian relaxation
-   of "minimise cost s.t. fleet quality >= target": the quality loss is spent where the cost
-   saved per unit of quality lost is largest, across task types and prompts.
+1. *Reference.*  For each arm the counterfactual total is the quality it delivered where it
+   served plus, on requests it did not serve, its task mean (raised by ``ref_optimism`` posterior
+   sds: adaptively sampled means are biased low) plus the calibrated residuals of those prompts.
+   The aim is ``T`` times the largest *upper confidence bound* of these totals over the best
+   one's estimate: the ratio must hold against every arm that may plausibly be the best.
+2. *Pacing.*  The realised policy quality is known exactly; the surplus / deficit against the
+   aim is spread over a horizon of ``pacing_horizon`` x the traffic seen so far, and the
+   expected loss of exploratory picks is added.
+3. *Dual solve.*  On a window of recent requests (task types and features: a sample of future
+   traffic) every request's arms form a cost/quality hull; the breakpoints
+   ``delta quality / delta cost`` are sorted and ``mu`` is set where the cumulative quality loss
+   reaches the budget -- the exact Lagrangian relaxation of "minimise cost s.t. fleet quality >=
+   target", spending the quality loss where the cost saved per unit of quality is largest, across
+   task types and prompts.  Requests at the marginal breakpoint are split by randomised rounding
+   (``mu`` / ``mu_hi`` with probability ``mu_mix``); when the target is slack ``mu = inf``.
 
-Because ``mu`` is in quality-per-USD and chosen by a sort, nothing depends on the cost scale or
-the number of arms, and no learning-rate has to be tuned.
+``mu`` is in quality per USD and chosen by a sort: nothing depends on the cost scale or on the
+number of arms, and there is no learning rate.
 
 Drift
 -----
-On a detected change of an arm's quality, its posterior is shrunk to a few pseudo-observations
+On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
-an exploration boost, and a drift event is queued (:meth:`RoutingPolicy.drain_drift_events`).
+an exploration boost and a drift event is queued (:meth:`RoutingPolicy.drain_drift_events`).
 Latency / cost drifts reset the latency window / cost statistics and are reported the same way.
 
 The whole state is plain data: :meth:`RoutingPolicy.to_state` returns a JSON-able dict and
@@ -85,9 +97,18 @@ class _Rng(Protocol):
 
 
 def family_of(task_type: str) -> str:
-    """Task family of a task type: the part before the first ``/`` (``mmlu/anatomy`` -> ``mmlu``)."""
+    """Task family of a task type: the part before the first ``/`` (``mmlu/x`` -> ``mmlu``)."""
     i = task_type.find("/")
     return task_type if i < 0 else task_type[:i]
+
+
+def _enc_inf(x: Any) -> Any:
+    """JSON has no infinity: +inf (an unbounded shadow price) is stored as ``None``."""
+    return None if isinstance(x, float) and x == _INF else x
+
+
+def _dec_inf(x: Any) -> float:
+    return _INF if x is None else float(x)
 
 
 def _phi(z: float) -> float:
@@ -125,63 +146,89 @@ class Objective:
 
 @dataclass
 class PolicyConfig:
-    """Tuning knobs of :class:`RoutingPolicy` (defaults are meant to be left alone)."""
+    """Knobs of :class:`RoutingPolicy`.
 
-    #: fleet-wide quality to keep, relative to the best single arm (``None``: per-scope objectives)
+    The defaults are the method, not a fit to one data set: only ``fleet_quality_target`` (and
+    ``seed``) are meant to be set by callers.  Quality is in [0, 1], prices in quality per USD.
+    """
+
+    # --- fleet-wide objective ------------------------------------------------------------
+    #: quality to keep relative to the best single arm over all task types (``None``: off)
     fleet_quality_target: float | None = None
-    #: confidence margin (in standard errors of the estimated quality ratio) added to the target
+    #: confidence (standard errors) with which the target must hold against every arm that may
+    #: be the best one
     target_z: float = 1.0
-    #: minimum total probability of non-greedy arms (positive propensities for every arm)
-    explore_floor: float = 0.01
-    #: per-task budget: max fraction of exploratory picks
-    max_explore_frac: float = 0.15
-    #: max expected waste per request of exploration (quality units; extra cost at the price)
-    explore_regret_rate: float = 0.005
-    #: exploratory picks per non-greedy arm allowed on top of the budget (cold start)
-    explore_allowance: int = 20
-    #: per-decision cap of the exploration probability
-    max_explore_step: float = 0.5
-    #: exploration floor right after a drift, for ``drift_explore_events`` updates of the task
-    drift_explore_floor: float = 0.2
-    drift_explore_events: int = 100
-    #: pseudo-observations kept (and max prior strength) after a quality drift
-    drift_keep: float = 5.0
-    #: Page-Hinkley settings (standard-deviation units)
-    drift_delta: float = 0.1
-    drift_threshold: float = 40.0
-    drift_warmup: int = 30
-    #: weight of the exponentially weighted "recent" quality mean
-    recent_alpha: float = 0.05
-    #: bounds of the empirical-Bayes prior strength (pseudo-observations)
-    prior_strength_min: float = 1.0
-    prior_strength_max: float = 100.0
-    default_prior_strength: float = 2.0
-    #: contextual residual models
-    contextual: bool = True
-    ctx_prior_variance: float = 0.002
-    ctx_noise_variance: float = 0.2
-    ctx_clip: float = 0.3
-    ctx_warmup: int = 30
-    #: contextual models per "task" type or per task "family"
-    ctx_scope: str = "family"
-    #: residual predictions are centred on their running mean over this many requests per task
-    ctx_center_window: int = 200
-    #: a quality surplus / deficit is paced out over this fraction of the traffic seen so far
-    pacing_horizon: float = 0.5
+    #: a surplus / deficit is paced out over this fraction of the traffic seen so far
+    pacing_horizon: float = 0.25
     #: re-plan the shadow price every this many updates (more often at the start)
     replan_every: int = 200
-    #: number of recent requests used to plan the shadow price
-    plan_window: int = 512
-    latency_window: int = 256
-    min_latency_obs: int = 20
+    #: recent requests used as the planning sample (and minimum pacing horizon)
+    plan_window: int = 256
+    #: counterfactual reference totals: include the (calibrated) contextual residuals of the
+    #: requests an arm did not serve
     ref_residuals: bool = True
+    ref_residual_calibrated: bool = True
     #: the reference arm's mean on requests it did not serve is raised by this many posterior
     #: standard deviations: adaptively collected sample means are biased low for arms the
     #: policy stopped sampling (Nie et al., 2018), which would overstate the quality ratio
     ref_optimism: float = 0.2
-    ctx_backfit: bool = False
+
+    # --- exploration (all probabilities are exact propensities) ---------------------------
+    #: minimum total probability of the non-greedy arms
+    explore_floor: float = 0.01
+    #: max expected waste per request (quality given up + extra cost at the price)
+    explore_regret_rate: float = 0.0025
+    #: per-task budget: max fraction of exploratory picks (plus ``explore_allowance`` per arm)
+    max_explore_frac: float = 0.15
+    explore_allowance: int = 20
+    #: per-decision cap of the exploration probability
+    max_explore_step: float = 0.5
+    #: weight of sampling arms that may be materially better than the apparent best
+    identify_weight: float = 0.5
+    #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
+    #: than ``explore_min_obs`` are sampled with probability ``young_explore``
+    explore_min_obs: int = 30
+    young_explore: float = 0.2
+
+    # --- quality posteriors (empirical Bayes) ---------------------------------------------
+    prior_strength_min: float = 1.0
+    prior_strength_max: float = 100.0
+    default_prior_strength: float = 2.0
+    #: task types with data needed before priors are pooled across a family
+    eb_min_tasks: int = 5
+
+    # --- contextual residual models ---------------------------------------------------------
+    contextual: bool = True
+    #: one model per task "family" (pooled over its task types) or per "task" type
+    ctx_scope: str = "family"
+    ctx_prior_variance: float = 0.002
+    ctx_noise_variance: float = 0.2
+    ctx_clip: float = 0.3
+    ctx_warmup: int = 30
+    #: feature means and residual predictions are centred per task over this many requests
+    ctx_center_window: int = 200
     #: pseudo-observations shrinking the prequential calibration slope of the residuals to 0
-    ctx_calibration_prior: float = 50.0
+    ctx_calibration_prior: float = 30.0
+    #: also feed the intercept with residual-adjusted qualities (off: proved over-confident
+    #: on adaptively selected requests)
+    ctx_backfit: bool = False
+
+    # --- drift ----------------------------------------------------------------------------
+    #: Page-Hinkley settings (standard-deviation units)
+    drift_delta: float = 0.1
+    drift_threshold: float = 40.0
+    drift_warmup: int = 30
+    #: pseudo-observations kept (and max prior strength) after a quality drift
+    drift_keep: float = 5.0
+    #: weight of the exponentially weighted "recent" quality mean used after a drift
+    recent_alpha: float = 0.05
+    #: exploration floor right after a drift, for ``drift_explore_events`` updates of the task
+    drift_explore_floor: float = 0.2
+    drift_explore_events: int = 100
+
+    # --- latency / misc ---------------------------------------------------------------------
+    latency_window: int = 256
+    min_latency_obs: int = 20
     #: seed of the internal RNG (used when ``recommend`` gets no ``rng``)
     seed: int = 0
 
@@ -298,12 +345,13 @@ class RoutingPolicy:
     >>> for _ in range(600):
     ...     d = policy.recommend("qa", None, rng)
     ...     p, cost = truth[d.arm]
-    ...     policy.update("qa", d.arm, None, float(rng.random() < p), cost, 100.0)
+    ...     _ = policy.update("qa", d.arm, None, float(rng.random() < p), cost, 100.0)
     >>> d = policy.recommend("qa", None, rng)
     >>> d.arm, d.propensity > 0.9
     ('small|p|c', True)
     >>> clone = RoutingPolicy.from_state(policy.to_state())
-    >>> clone.recommend("qa", None, random.Random(1)) == policy.recommend("qa", None, random.Random(1))
+    >>> a = clone.recommend("qa", None, random.Random(1))
+    >>> a == policy.recommend("qa", None, random.Random(1))
     True
     """
 
@@ -329,6 +377,8 @@ class RoutingPolicy:
         self._n_updates = 0
         self._since_replan = 0
         self.mu = 0.0  # shadow price of quality (quality per USD)
+        self.mu_hi = 0.0  # price applied to the fraction ``mu_mix`` of marginal requests
+        self.mu_mix = 0.0
         self._xloss = 0.0  # EW mean expected exploration loss per request (quality units)
         self._xloss_w = 0.0
         self._plan_info: dict[str, Any] = {}
@@ -486,7 +536,7 @@ class RoutingPolicy:
     ) -> list[float]:
         lw = obj.latency_weight_per_s
         out = []
-        for q, c, lat in zip(qs, cs, lats):
+        for q, c, lat in zip(qs, cs, lats, strict=True):
             u = q
             if lw and lat is not None:
                 u -= lw * lat / 1000.0
@@ -506,6 +556,123 @@ class RoutingPolicy:
             if best < 0 or us[i] > us[best] or (us[i] == us[best] and cs[i] < cs[best]):
                 best = i
         return best
+
+    def _choice_probs(
+        self,
+        task: _Task,
+        arm_keys: Sequence[str],
+        obj: Objective,
+        qs: Sequence[float],
+        vs: Sequence[float],
+        cs: Sequence[float],
+        lats: Sequence[float | None],
+        price: float,
+    ) -> tuple[list[float], int, list[float], list[bool], bool]:
+        """Choice probabilities at one price: greedy arm plus budgeted exploration."""
+        cfg = self.config
+        k = len(arm_keys)
+        ok = self._feasible(obj, qs, lats)
+        relaxed = not any(ok)
+        if relaxed:  # nothing meets the constraints: best expected quality
+            ok = [True] * k
+            us = list(qs)
+        else:
+            us = self._utilities(obj, price, qs, cs, lats)
+        g = self._argmax(us, cs, ok)
+        probs = [0.0] * k
+        if k == 1:
+            probs[0] = 1.0
+            return probs, g, us, ok, relaxed
+        # exploration probabilities (Thompson-style, exact propensities)
+        floor_q = self._quality_floor(obj, qs)
+        sg = vs[g]
+        raw = 0.0
+        for i in range(k):
+            if i == g:
+                continue
+            if price == _INF and not relaxed:
+                # cost-minimisation: a cheaper arm is better iff it meets the floor
+                p = 1.0 if cs[i] < cs[g] else 0.0
+            else:
+                scale = math.sqrt(vs[i] + sg)
+                p = _phi((us[i] - us[g]) / scale) if scale > 0 else 0.0
+            if floor_q is not None and not relaxed and p > 0.0:
+                p *= _phi((qs[i] - floor_q) / math.sqrt(vs[i]))
+            if obj.latency_p95_ms is not None and not ok[i] and lats[i] is not None:
+                p = 0.0  # known to violate the latency ceiling
+            probs[i] = p
+            raw += p
+        budget_left = (
+            task.explores < cfg.explore_allowance * (k - 1) + cfg.max_explore_frac * task.picks
+        )
+        cap = cfg.max_explore_step if budget_left else 0.0
+        if raw > cap:
+            scale_down = cap / raw
+            probs = [p * scale_down for p in probs]
+            raw = cap
+        if raw > 0.0 and price != _INF:
+            # the expected waste of exploring -- quality given up plus extra cost (valued at
+            # the price) -- is capped per request: arms about as good and as cheap as the
+            # greedy one are explored freely, clearly worse or dearer ones rarely.  (When only
+            # cost matters, exploration is of cheaper arms that may meet the floor, limited by
+            # the budget alone.)
+            regret = 0.0
+            qg, cg = qs[g], cs[g]
+            px = price
+            young = cfg.explore_min_obs
+            for i in range(k):
+                if i != g and task.arms[arm_keys[i]].quality.n >= young:
+                    waste = (qg - qs[i] if qs[i] < qg else 0.0) + (
+                        px * (cs[i] - cg) if cs[i] > cg else 0.0
+                    )
+                    regret += probs[i] * waste
+            if regret > cfg.explore_regret_rate:
+                scale_down = cfg.explore_regret_rate / regret
+                probs = [
+                    p * scale_down if task.arms[arm_keys[i]].quality.n >= young else p
+                    for i, p in enumerate(probs)
+                ]
+        rel_target = cfg.fleet_quality_target
+        if rel_target is None:
+            rel_target = obj.relative_quality_floor
+        if cfg.identify_weight > 0.0 and rel_target is not None:
+            # targets relative to the best arm need to know which arm is the best: an arm that
+            # may be materially better (by more than the slack the target leaves) than the
+            # apparent best is sampled whatever it costs -- otherwise an unlucky start can leave
+            # the reference under-estimated for a long time
+            b = max(range(k), key=lambda i: qs[i])
+            slack = (1.0 - rel_target) * qs[b]
+            for i in range(k):
+                if i == g or i == b:
+                    continue
+                scale = math.sqrt(vs[i] + vs[b])
+                if scale > 0:
+                    p_id = cfg.identify_weight * _phi((qs[i] - qs[b] - slack) / scale)
+                    if p_id > probs[i]:
+                        probs[i] = min(p_id, cfg.max_explore_step)
+        floor_total = cfg.explore_floor
+        if task.boost_until > task.n:
+            floor_total = max(floor_total, cfg.drift_explore_floor)
+        per_arm_floor = floor_total / (k - 1)
+        for i in range(k):
+            if i == g:
+                continue
+            if probs[i] < per_arm_floor:
+                probs[i] = per_arm_floor
+            # fair trial: an arm whose evidence on this task (own observations plus prior
+            # pseudo-observations) is still thin is sampled at a fixed rate
+            st = task.arms[arm_keys[i]]
+            if probs[i] < cfg.young_explore:
+                _p0, m, _v0 = st.effective_prior()
+                if st.quality.n + m < cfg.explore_min_obs:
+                    probs[i] = cfg.young_explore
+        others = sum(probs) - probs[g]
+        limit = max(cfg.max_explore_step, floor_total)
+        if others > limit:
+            probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
+            others = limit
+        probs[g] = 1.0 - others
+        return probs, g, us, ok, relaxed
 
     # ------------------------------------------------------------------ public API
     def recommend(
@@ -546,75 +713,39 @@ class RoutingPolicy:
             arm_keys = list(task.arms)
         if not arm_keys:
             raise ValueError(f"no arms registered for task type {task_type!r}")
-        cfg = self.config
         obj = self.objective_for(task_type)
         qs, vs, cs, lats = self._estimates(task, arm_keys, features)
-        price = self._price(obj)
-        ok = self._feasible(obj, qs, lats)
         k = len(arm_keys)
-        relaxed = not any(ok)
-        if relaxed:  # nothing meets the constraints: best expected quality
-            ok = [True] * k
-            us = list(qs)
-        else:
-            us = self._utilities(obj, price, qs, cs, lats)
-        g = self._argmax(us, cs, ok)
-
-        # --- exploration probabilities (Thompson-style, exact propensities)
-        probs = [0.0] * k
-        if k > 1:
-            floor_q = self._quality_floor(obj, qs)
-            sg = vs[g]
-            raw = 0.0
-            for i in range(k):
-                if i == g:
-                    continue
-                if price == _INF and not relaxed:
-                    # cost-minimisation: a cheaper arm is better iff it meets the floor
-                    p = 1.0 if cs[i] < cs[g] else 0.0
-                else:
-                    scale = math.sqrt(vs[i] + sg)
-                    p = _phi((us[i] - us[g]) / scale) if scale > 0 else 0.0
-                if floor_q is not None and not relaxed and p > 0.0:
-                    p *= _phi((qs[i] - floor_q) / math.sqrt(vs[i]))
-                if obj.latency_p95_ms is not None and not ok[i] and lats[i] is not None:
-                    p = 0.0  # known to violate the latency ceiling
-                probs[i] = p
-                raw += p
-            budget_left = (
-                task.explores < cfg.explore_allowance * (k - 1) + cfg.max_explore_frac * task.picks
+        price = self._price(obj)
+        mixing = (
+            obj.wtp_per_usd is None
+            and self.config.fleet_quality_target is not None
+            and 0.0 < self.mu_mix < 1.0
+        )
+        if mixing:
+            # fractional plan: the marginal requests take the cheaper side with probability
+            # ``mu_mix`` (randomised rounding between the two prices around the breakpoint)
+            probs_lo, g_lo, us, ok, relaxed = self._choice_probs(
+                task, arm_keys, obj, qs, vs, cs, lats, self.mu
             )
-            cap = cfg.max_explore_step if budget_left else 0.0
-            if raw > cap:
-                scale_down = cap / raw
-                probs = [p * scale_down for p in probs]
-                raw = cap
-            if raw > 0.0:
-                # the expected waste of exploring -- quality given up plus extra cost (valued at
-                # the price) -- is capped per request: arms about as good and as cheap as the
-                # greedy one are explored freely, clearly worse or dearer ones rarely
-                regret = 0.0
-                qg, cg = qs[g], cs[g]
-                px = price if price != _INF else 0.0
-                for i in range(k):
-                    if i != g:
-                        waste = (qg - qs[i] if qs[i] < qg else 0.0) + (
-                            px * (cs[i] - cg) if cs[i] > cg else 0.0
-                        )
-                        regret += probs[i] * waste
-                if regret > cfg.explore_regret_rate:
-                    scale_down = cfg.explore_regret_rate / regret
-                    probs = [p * scale_down for p in probs]
-            floor_total = cfg.explore_floor
-            if task.boost_until > task.n:
-                floor_total = max(floor_total, cfg.drift_explore_floor)
-            per_arm_floor = floor_total / (k - 1)
-            for i in range(k):
-                if i != g and probs[i] < per_arm_floor:
-                    probs[i] = per_arm_floor
-            probs[g] = 1.0 - (sum(probs) - probs[g])
+            probs_hi, g_hi, us_hi, _ok, _rel = self._choice_probs(
+                task, arm_keys, obj, qs, vs, cs, lats, self.mu_hi
+            )
+            f = self.mu_mix
+            probs = [
+                (1.0 - f) * p_lo + f * p_hi for p_lo, p_hi in zip(probs_lo, probs_hi, strict=True)
+            ]
+            greedy = {g_lo, g_hi}
+            q_greedy = (1.0 - f) * qs[g_lo] + f * qs[g_hi]
+            g = g_lo if (1.0 - f) >= f else g_hi
+            if g == g_hi:
+                us = us_hi
         else:
-            probs[0] = 1.0
+            probs, g, us, ok, relaxed = self._choice_probs(
+                task, arm_keys, obj, qs, vs, cs, lats, price
+            )
+            greedy = {g}
+            q_greedy = qs[g]
 
         r = (rng or self._rng).random()
         chosen = k - 1
@@ -624,14 +755,14 @@ class RoutingPolicy:
             if r < acc:
                 chosen = i
                 break
-        explored = chosen != g
+        explored = chosen not in greedy
         # expected quality given up by exploring (the planner compensates for it)
-        x_loss = qs[g]
+        x_loss = q_greedy
         for i in range(k):
             x_loss -= probs[i] * qs[i]
-        a = 1.0 / self.config.plan_window
-        self._xloss = (1.0 - a) * self._xloss + a * x_loss
-        self._xloss_w = (1.0 - a) * self._xloss_w + a
+        w = 1.0 / self.config.plan_window
+        self._xloss = (1.0 - w) * self._xloss + w * x_loss
+        self._xloss_w = (1.0 - w) * self._xloss_w + w
         task.picks += 1
         if explored:
             task.explores += 1
@@ -640,12 +771,20 @@ class RoutingPolicy:
             reason = "no arm meets the constraints: best expected quality"
         elif explored:
             reason = f"explore (p={probs[chosen]:.3f}); greedy was {arm_keys[g]}"
+        elif price == _INF and obj.wtp_per_usd is None and self.config.fleet_quality_target:
+            reason = "cheapest arm: the fleet quality target has slack"
         elif price == _INF:
             reason = "cheapest arm meeting the quality/latency constraints"
         elif price == 0.0:
             reason = "best expected quality"
         elif obj.wtp_per_usd is not None:
             reason = f"max quality - {price:.4g} x cost (willingness to pay)"
+        elif mixing:
+            reason = (
+                f"max quality - mu x cost (fleet shadow price mu in [{self.mu:.4g}, "
+                f"{self.mu_hi:.4g}]/USD, marginal requests split {1 - self.mu_mix:.2f}/"
+                f"{self.mu_mix:.2f})"
+            )
         else:
             reason = f"max quality - mu x cost (fleet shadow price mu={price:.4g}/USD)"
         alternatives = tuple(
@@ -732,8 +871,10 @@ class RoutingPolicy:
                     if other is st:
                         m_a.observe_calibration(dev, q - q_before)
                         r_chosen = m_a.calibration(cfg.ctx_calibration_prior) * dev
-                    else:
+                    elif cfg.ref_residual_calibrated:
                         other.unobs_r += m_a.calibration(cfg.ctx_calibration_prior) * dev
+                    else:
+                        other.unobs_r += dev
                     other.r_n += 1.0
                     other.r_bar += (r_a - other.r_bar) / min(other.r_n, window)
                 if other is st:
@@ -890,14 +1031,17 @@ class RoutingPolicy:
             m = cfg.default_prior_strength
             tau2 = v_w / m
             big = [r for r in rows if r[1] >= 2.0]
-            if len(big) >= 3:
+            if len(big) >= cfg.eb_min_tasks:
                 nb = sum(r[1] for r in big)
                 mb = sum(r[1] * r[2] for r in big) / nb
                 between = sum(r[1] * (r[2] - mb) ** 2 for r in big) / nb
-                tau2 = max(between - len(big) * v_w / nb, v_w / m_max)
-                m = min(max(v_w / tau2, m_min), m_max)
+                # the between-task variance is estimated from few task types: a prior learned
+                # from k of them is worth at most ~2k pseudo-observations on a new one
+                m_cap = min(m_max, 2.0 * len(big))
+                tau2 = max(between - len(big) * v_w / nb, v_w / m_cap)
+                m = min(max(v_w / tau2, m_min), m_cap)
                 ws = [1.0 / (tau2 + v_w / r[1]) for r in big]
-                g = sum(w * r[2] for w, r in zip(ws, big)) / sum(ws)
+                g = sum(w * r[2] for w, r in zip(ws, big, strict=True)) / sum(ws)
             level1[key] = (g, m, v_w, tau2)
         self._priors = {k: (v[0], v[1], v[2]) for k, v in level1.items()}
 
@@ -925,19 +1069,20 @@ class RoutingPolicy:
                 x = other_difficulty(task_type, arm)
                 if x is not None and n >= 2.0:
                     pts.append((x, mu - g, n))
-            if len(pts) < 5:
+            if len(pts) < cfg.eb_min_tasks:
                 continue
             ws = [1.0 / (tau2 + v_w / n) for _x, _y, n in pts]
-            sxx = sum(w * x * x for w, (x, _y, _n) in zip(ws, pts))
+            sxx = sum(w * x * x for w, (x, _y, _n) in zip(ws, pts, strict=True))
             if sxx <= 1e-12:
                 continue
-            beta = sum(w * x * y for w, (x, y, _n) in zip(ws, pts)) / sxx
+            beta = sum(w * x * y for w, (x, y, _n) in zip(ws, pts, strict=True)) / sxx
             beta = min(max(beta, 0.0), 1.5)
             nb = sum(n for _x, _y, n in pts)
             res = sum(n * (y - beta * x) ** 2 for x, y, n in pts) / nb
             tau2_res = max(res - len(pts) * v_w / nb, v_w / m_max)
             tau2_res = min(tau2_res, tau2)
-            level2[key] = (beta, min(max(v_w / tau2_res, m_min), m_max))
+            m_cap = min(m_max, 2.0 * len(pts))
+            level2[key] = (beta, min(max(v_w / tau2_res, m_min), m_cap))
 
         for task_type, task in self._tasks.items():
             for arm, st in task.arms.items():
@@ -952,23 +1097,54 @@ class RoutingPolicy:
                         continue
                 st.prior = base
 
-    def _reference_arm(self) -> str | None:
-        totals: dict[str, float] = {}
+    @staticmethod
+    def _total_variance(st: ArmStats) -> float:
+        """Variance of an arm's counterfactual total on its task (unserved requests only)."""
+        unseen = st.unobs_n
+        if unseen <= 0:
+            return 0.0
+        _p0, m, v0 = st.effective_prior()
+        v_obs = (st.quality.m2 + m * v0) / (st.quality.n + m)
+        return unseen * unseen * st.quality_var() + unseen * v_obs
+
+    def _reference_totals(self) -> dict[str, tuple[float, float]]:
+        """Estimated total quality (and its variance) each arm would have delivered.
+
+        Only arms available on every task type with traffic are candidates for the fleet's
+        "best single arm"; if there is none the per-task best arm is used (key ``""``).
+        """
+        cfg = self.config
+        totals: dict[str, list[float]] = {}
         counts: dict[str, int] = {}
         n_tasks = 0
+        best_t = 0.0
+        best_v = 0.0
         for task in self._tasks.values():
-            if task.n <= 0:
+            if task.n <= 0 or not task.arms:
                 continue
             n_tasks += 1
+            best = None
             for arm, st in task.arms.items():
-                totals[arm] = totals.get(arm, 0.0) + st.counterfactual_total(
-                    self.config.ref_residuals
-                )
+                t = st.counterfactual_total(cfg.ref_residuals, cfg.ref_optimism)
+                acc = totals.setdefault(arm, [0.0, 0.0])
+                acc[0] += t
+                acc[1] += self._total_variance(st)
                 counts[arm] = counts.get(arm, 0) + 1
-        complete = [a for a in totals if counts[a] == n_tasks]
-        if not complete:
+                if best is None or t > best[0]:
+                    best = (t, st)
+            best_t += best[0]  # type: ignore[index]
+            best_v += self._total_variance(best[1])  # type: ignore[index]
+        out = {a: (v[0], v[1]) for a, v in totals.items() if counts[a] == n_tasks}
+        if not out and n_tasks:
+            out = {"": (best_t, best_v)}
+        return out
+
+    def _reference_arm(self) -> str | None:
+        tots = self._reference_totals()
+        if not tots:
             return None
-        return max(complete, key=lambda a: (totals[a], a))
+        arm = max(tots, key=lambda a: (tots[a][0], a))
+        return arm or None
 
     def replan(self) -> None:
         """Re-estimate priors and the fleet shadow price (called automatically by ``update``)."""
@@ -981,37 +1157,31 @@ class RoutingPolicy:
         target = cfg.fleet_quality_target
         if target is None:
             return
-        ref_arm = self._reference_arm()
-        n_tot = 0
-        ref = 0.0
-        q_pol = 0.0
-        var = 0.0
-        for task in self._tasks.values():
-            if task.n <= 0 or not task.arms:
-                continue
-            if ref_arm is not None and ref_arm in task.arms:
-                st = task.arms[ref_arm]
-            else:
-                st = max(task.arms.values(), key=lambda s: s.mean_quality())
-            n_tot += task.n
-            ref += st.counterfactual_total(cfg.ref_residuals, cfg.ref_optimism)
-            q_pol += task.q_sum
-            unseen = st.unobs_n
-            p0, m, v0 = st.effective_prior()
-            v_obs = (st.quality.m2 + m * v0) / (st.quality.n + m)
-            var += unseen * unseen * st.quality_var() + unseen * v_obs
-        if n_tot <= 0 or ref <= 0:
-            self.mu = 0.0
+        tots = self._reference_totals()
+        n_tot = sum(t.n for t in self._tasks.values() if t.arms)
+        q_pol = sum(t.q_sum for t in self._tasks.values() if t.arms)
+        if not tots or n_tot <= 0:
+            self.mu = self.mu_hi = self.mu_mix = 0.0
+            return
+        ref_key = max(tots, key=lambda a: (tots[a][0], a))
+        ref_arm = ref_key or None
+        ref, var = tots[ref_key]
+        if ref <= 0:
+            self.mu = self.mu_hi = self.mu_mix = 0.0
             return
         se = math.sqrt(var) / ref
-        aim = min(target + cfg.target_z * se, 1.0)
+        # the ratio must hold against every arm that may plausibly be the best one: an arm with
+        # few observations and a poor start can still turn out to be the reference
+        z = cfg.target_z
+        ref_ucb = max(t + z * math.sqrt(v) for t, v in tots.values())
+        aim = min(target * ref_ucb / ref, 1.0)
         horizon = max(cfg.pacing_horizon * n_tot, cfg.plan_window)
         t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
         t_eff = min(max(t_eff, aim - 0.25), 1.5)
         # greedy choices must also cover the expected loss of exploratory picks
         x_rate = self._xloss / self._xloss_w if self._xloss_w > 0 else 0.0
         t_plan = t_eff + x_rate * n_tot / ref
-        self.mu = self._solve_price(ref_arm, t_plan)
+        self.mu, self.mu_hi, self.mu_mix = self._solve_price(ref_arm, t_plan)
         self._plan_info = {
             "updates": self._n_updates,
             "reference_arm": ref_arm,
@@ -1022,15 +1192,25 @@ class RoutingPolicy:
             "planned_ratio": t_plan,
             "exploration_loss": x_rate,
             "mu": self.mu,
+            "mu_hi": self.mu_hi,
+            "marginal_split": self.mu_mix,
         }
 
-    def _solve_price(self, ref_arm: str | None, t_eff: float) -> float:
-        """Largest shadow price whose planned fleet quality on the window stays >= ``t_eff``."""
+    def _solve_price(self, ref_arm: str | None, t_eff: float) -> tuple[float, float, float]:
+        """Shadow price whose planned fleet quality on the window is ``t_eff``.
+
+        Returns ``(mu_lo, mu_hi, f)``: the breakpoints of all window requests are taken in
+        increasing order while the quality budget lasts; the requests at the marginal breakpoint
+        are split, a fraction ``f`` of them priced at ``mu_hi`` (switched to the cheaper arm)
+        and the rest at ``mu_lo``.  This randomised rounding matters when many requests share a
+        breakpoint (no prompt features, or a single task type).
+        """
         base_q = 0.0
         ref_q = 0.0
         breaks: list[tuple[float, float]] = []  # (breakpoint mu, quality change)
         cache: dict[str, tuple[_Task, list[str], Objective]] = {}
-        for task_type, feats in self._window:
+        # chronological order, so that a restored policy sums in the same order
+        for task_type, feats in self._window[self._window_pos :] + self._window[: self._window_pos]:
             entry = cache.get(task_type)
             if entry is None:
                 task = self._tasks.get(task_type)
@@ -1067,27 +1247,46 @@ class RoutingPolicy:
                 breaks.append((max(best_bp, 0.0), qs[best_k] - qs[j]))
                 j = best_k
         budget = base_q - t_eff * ref_q
-        if budget <= 0 or not breaks:
-            return 0.0
+        if budget <= 0:
+            return 0.0, 0.0, 0.0
+        if not breaks:
+            # the quality target is slack and nothing cheaper is left: only cost matters
+            return _INF, _INF, 0.0
         breaks.sort()
         loss = 0.0
         last = 0.0
-        for bp, dq in breaks:
-            if loss - dq > budget:
-                return 0.5 * (last + bp)
-            loss -= dq
+        i, n = 0, len(breaks)
+        while i < n:
+            bp = breaks[i][0]
+            j = i
+            group_loss = 0.0
+            while j < n and breaks[j][0] <= bp * (1.0 + 1e-9) + 1e-300:
+                group_loss -= breaks[j][1]
+                j += 1
+            if loss + group_loss > budget:
+                frac = (budget - loss) / group_loss if group_loss > 0 else 0.0
+                nxt = breaks[j][0] if j < n else 4.0 * bp
+                return 0.5 * (last + bp), 0.5 * (bp + nxt), frac
+            loss += group_loss
             last = bp
-        return 2.0 * last if last > 0 else 0.0
+            i = j
+        # every switch is affordable: the quality constraint is slack, only cost matters
+        return _INF, _INF, 0.0
 
     # ------------------------------------------------------------------ introspection
     def status(self) -> dict[str, Any]:
-        """Fleet-level planning status (shadow price, estimated quality ratio, ...)."""
-        return {
+        """Fleet-level planning status (shadow price, estimated quality ratio, ...).
+
+        JSON-safe: an unbounded shadow price (the quality target has slack) is reported as
+        ``None``.
+        """
+        out = {
             "updates": self._n_updates,
             "mu": self.mu,
             "tasks": len(self._tasks),
             **self._plan_info,
         }
+        return {k: _enc_inf(v) for k, v in out.items()}
 
     def arm_summary(self, task_type: str) -> dict[str, dict[str, Any]]:
         """Per-arm estimates of a task type (no features)."""
@@ -1128,9 +1327,11 @@ class RoutingPolicy:
             "window": [[t, f] for t, f in window],
             "n_updates": self._n_updates,
             "since_replan": self._since_replan,
-            "mu": self.mu,
+            "mu": _enc_inf(self.mu),
+            "mu_hi": _enc_inf(self.mu_hi),
+            "mu_mix": self.mu_mix,
             "xloss": [self._xloss, self._xloss_w],
-            "plan_info": dict(self._plan_info),
+            "plan_info": {k: _enc_inf(v) for k, v in self._plan_info.items()},
             "rng": [version, list(internal), gauss],
         }
 
@@ -1154,12 +1355,17 @@ class RoutingPolicy:
         policy._ctx = {k: ResidualQualityModel.from_state(v) for k, v in state["ctx"].items()}
         policy._drift_events = list(state["drift_events"])
         policy._window = [(t, f) for t, f in state["window"]]
-        policy._window_pos = 0 if len(policy._window) < config.plan_window else 0
+        policy._window_pos = 0  # the window is stored oldest first
         policy._n_updates = state["n_updates"]
         policy._since_replan = state["since_replan"]
-        policy.mu = state["mu"]
+        policy.mu = _dec_inf(state["mu"])
+        policy.mu_hi = _dec_inf(state["mu_hi"])
+        policy.mu_mix = state["mu_mix"]
         policy._xloss, policy._xloss_w = state["xloss"]
-        policy._plan_info = dict(state["plan_info"])
+        policy._plan_info = {
+            k: (_INF if k in ("mu", "mu_hi") and v is None else v)
+            for k, v in state["plan_info"].items()
+        }
         version, internal, gauss = state["rng"]
         policy._rng.setstate((version, tuple(internal), gauss))
         return policy
