@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from finops.cli.stack import Stack, StackSettings, free_port
+from finops.common.settings import LOCAL_BROKER_ENV
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Infra:
             "FINOPS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
         }
         if self.local_broker:
-            env["FINOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+            env.update(LOCAL_BROKER_ENV)
         return env
 
 

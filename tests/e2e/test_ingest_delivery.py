@@ -19,7 +19,7 @@ from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 from finops.cli.stack import Component, Stack, StackSettings, free_port
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
-from finops.common.settings import CommonSettings
+from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
 from finops.common.topics import AGENT_COST
 from finops.ingest.app import create_app
 from finops.ingest.settings import IngestSettings
@@ -120,7 +120,8 @@ def s3_stack(tmp_path: Path, stack_dir: Path):
 async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(s3_stack, tmp_path, monkeypatch):
     monkeypatch.setenv("FINOPS_REDIS_URL", s3_stack.redis_url)
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", s3_stack.kafka_bootstrap)
-    monkeypatch.setenv("FINOPS_KAFKA_ENABLE_IDEMPOTENCE", "false")
+    for key, value in LOCAL_BROKER_ENV.items():
+        monkeypatch.setenv(key, value)
     tokens = TokenFactory()
     agent = "outage-" + uuid.uuid4().hex[:6]
     token = tokens.token(username=agent)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from finops.common.settings import DEFAULT_PORTS
+from finops.common.settings import DEFAULT_PORTS, LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
 
@@ -248,8 +248,7 @@ class Stack:
             "FINOPS_HOST": self.settings.bind_host,
         }
         if self.local_broker:
-            # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
-            env["FINOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+            env.update(LOCAL_BROKER_ENV)
         return env
 
     # ---- component definitions ---------------------------------------------------------

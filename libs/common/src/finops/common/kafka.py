@@ -31,7 +31,7 @@ def _security(settings: CommonSettings) -> dict[str, Any]:
 def producer_config(settings: CommonSettings, **overrides: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
-        "acks": settings.kafka_acks if settings.kafka_acks != "all" else "all",
+        "acks": "all" if settings.kafka_acks == "all" else int(settings.kafka_acks),
         "enable_idempotence": settings.kafka_enable_idempotence,
         "linger_ms": settings.kafka_linger_ms,
         "request_timeout_ms": settings.kafka_request_timeout_ms,

@@ -27,6 +27,17 @@ DEFAULT_PORTS = {
 }
 
 
+#: Settings for the embedded tansu broker; real Apache Kafka keeps the defaults.
+LOCAL_BROKER_ENV = {
+    # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
+    "FINOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+    # tansu makes a group join wait half the session timeout: keep it short.
+    "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "10000",
+    "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "10",
+    "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
+}
+
+
 class CommonSettings(BaseSettings):
     """What every service needs to know about the platform around it."""
 

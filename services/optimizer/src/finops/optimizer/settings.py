@@ -10,8 +10,10 @@ class OptimizerSettings(StreamSettings):
     port: int = DEFAULT_PORTS["optimizer"]
     consumer_group: str = "finops-optimizer"
     checkpoint_name: str = "optimizer"
-    checkpoint_every_events: int = 20_000
-    checkpoint_interval_s: float = 5.0
+    # How much is replayed after a crash, not whether the numbers are right (they always
+    # are): a checkpoint costs tens of milliseconds of loop time, so not too often.
+    checkpoint_every_events: int = 100_000
+    checkpoint_interval_s: float = 30.0
     #: overall quality to keep relative to the best single model (None: per-task objectives)
     fleet_quality_target: float | None = None
     policy_seed: int = 0

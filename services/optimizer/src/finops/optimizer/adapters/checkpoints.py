@@ -9,15 +9,29 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    state: dict[str, Any]
+    state: dict[str, Any] | bytes  # the state, or its JSON text already serialised
     offsets: dict[str, int]  # "topic:partition" -> next offset to read
     events: int
+
+
+async def serialize_in_parts(parts: list[tuple[str, Callable[[], Any]]]) -> bytes:
+    """JSON of ``{name: build()}``, yielding to the event loop between parts.
+
+    A large state serialised in one go would stall every request the loop serves for tens
+    of milliseconds; part by part, the longest stall is the largest part.
+    """
+    chunks = []
+    for name, build in parts:
+        chunks.append(json.dumps(name) + ":" + json.dumps(build(), separators=(",", ":")))
+        await asyncio.sleep(0)
+    return ("{" + ",".join(chunks) + "}").encode()
 
 
 class CheckpointStore(Protocol):
@@ -44,9 +58,12 @@ class PostgresCheckpointStore:
         return Checkpoint(state, dict(json.loads(row["offsets"])), row["events"])
 
     async def save(self, name: str, checkpoint: Checkpoint) -> None:
-        # Serialise on the loop: the state shares objects with the live engine. Only the
+        # Serialise on the loop (the state shares objects with the live engine); only the
         # compression of the finished bytes runs on a thread.
-        text = json.dumps(checkpoint.state, separators=(",", ":")).encode()
+        state = checkpoint.state
+        text = (
+            state if isinstance(state, bytes) else json.dumps(state, separators=(",", ":")).encode()
+        )
         blob = await asyncio.to_thread(zlib.compress, text, 1)
         await self.pool.execute(
             """

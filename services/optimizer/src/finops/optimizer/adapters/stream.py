@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from finops.common.consumer import dlq_headers
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
-from finops.optimizer.adapters.checkpoints import Checkpoint, CheckpointStore
+from finops.optimizer.adapters.checkpoints import Checkpoint, CheckpointStore, serialize_in_parts
 from finops.optimizer.domain.engine import OptimizerEngine
 
 log = logging.getLogger(__name__)
@@ -114,16 +114,19 @@ class EventIntake:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-            for tp, records in batch.items():
-                for record in records:
-                    await self._apply(record)
-                    self.offsets[_key(tp)] = record.offset + 1
-                self._since_checkpoint += len(records)
-            if self._since_checkpoint and (
-                self._since_checkpoint >= self.checkpoint_every_events
-                or time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
-            ):
-                await self.checkpoint()
+            # Under the lock: a checkpoint asked for by the API must not interleave with
+            # applying events, or its state and its offsets would describe different moments.
+            async with self._lock:
+                for tp, records in batch.items():
+                    for record in records:
+                        await self._apply(record)
+                        self.offsets[_key(tp)] = record.offset + 1
+                    self._since_checkpoint += len(records)
+                if self._since_checkpoint and (
+                    self._since_checkpoint >= self.checkpoint_every_events
+                    or time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
+                ):
+                    await self._checkpoint_locked()
         await self.checkpoint()
 
     async def _apply(self, record: Any) -> None:
@@ -173,20 +176,23 @@ class EventIntake:
     async def checkpoint(self) -> None:
         """Save state + offsets, then commit the offsets to the group."""
         async with self._lock:
-            if self._pending_sends:
-                await asyncio.gather(*self._pending_sends)
-                self._pending_sends.clear()
-            await self.store.save(
-                self.name, Checkpoint(self.engine.to_state(), dict(self.offsets), self.events)
-            )
-            assigned = self.consumer.assignment()
-            commit = {
-                tp: OffsetAndMetadata(self.offsets[_key(tp)], "")
-                for tp in assigned
-                if _key(tp) in self.offsets
-            }
-            if commit:
-                await self.consumer.commit(commit)
-            self._since_checkpoint = 0
-            self._last_checkpoint = time.monotonic()
-            CHECKPOINT_AGE.set_to_current_time()
+            await self._checkpoint_locked()
+
+    async def _checkpoint_locked(self) -> None:
+        if self._pending_sends:
+            await asyncio.gather(*self._pending_sends)
+            self._pending_sends.clear()
+        # The lock is held: no event is applied while the parts are built.
+        state = await serialize_in_parts(self.engine.state_parts())
+        await self.store.save(self.name, Checkpoint(state, dict(self.offsets), self.events))
+        assigned = self.consumer.assignment()
+        commit = {
+            tp: OffsetAndMetadata(self.offsets[_key(tp)], "")
+            for tp in assigned
+            if _key(tp) in self.offsets
+        }
+        if commit:
+            await self.consumer.commit(commit)
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        CHECKPOINT_AGE.set_to_current_time()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -320,20 +320,24 @@ class OptimizerEngine:
 
     # ---- state -------------------------------------------------------------------------
 
+    def state_parts(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The state as named parts, so a caller can serialise it a piece at a time."""
+        return [
+            ("version", lambda: STATE_VERSION),
+            ("analytics", self.analytics.to_state),
+            ("policy", self.policy.to_state),
+            ("budgets", self.budgets.to_state),
+            ("anomalies", self.anomalies.to_state),
+            ("error_ids", self.error_ids.to_state),
+            ("arms", lambda: {k: asdict(v) for k, v in self.arms.items()}),
+            ("catalog", lambda: {k: asdict(v) for k, v in self.catalog.items()}),
+            ("task_arms", lambda: {k: list(v) for k, v in self.task_arms.items()}),
+            ("errors_seen", lambda: self.errors_seen),
+            ("drift_alerts", lambda: self.drift_alerts),
+        ]
+
     def to_state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "analytics": self.analytics.to_state(),
-            "policy": self.policy.to_state(),
-            "budgets": self.budgets.to_state(),
-            "anomalies": self.anomalies.to_state(),
-            "error_ids": self.error_ids.to_state(),
-            "arms": {k: asdict(v) for k, v in self.arms.items()},
-            "catalog": {k: asdict(v) for k, v in self.catalog.items()},
-            "task_arms": self.task_arms,
-            "errors_seen": self.errors_seen,
-            "drift_alerts": self.drift_alerts,
-        }
+        return {name: build() for name, build in self.state_parts()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> OptimizerEngine:
