@@ -128,8 +128,9 @@ async def test_a_foreign_key_claiming_our_kid_is_refused(client, auth_app, victi
 @pytest.mark.parametrize(
     ("changes", "message_part"),
     [
-        ({"nbf": int(time.time()) + 3600}, "not yet valid"),
-        ({"exp": int(time.time()) - 5, "iat": int(time.time()) - 900}, "expired"),
+        # Times relative to when the test runs, not to when pytest collected it.
+        ({"nbf": lambda: int(time.time()) + 3600}, "not yet valid"),
+        ({"exp": lambda: int(time.time()) - 5, "iat": lambda: int(time.time()) - 900}, "expired"),
         ({"aud": "someone-else"}, "audience"),
         ({"iss": "evil-issuer"}, "issuer"),
         ({"jti": None}, "jti"),
@@ -145,5 +146,6 @@ async def test_a_foreign_key_claiming_our_kid_is_refused(client, auth_app, victi
 async def test_signed_tokens_with_unacceptable_claims_are_refused(
     client, auth_app, victim, changes, message_part
 ):
+    changes = {k: v() if callable(v) else v for k, v in changes.items()}
     token = auth_app.state.keys.signer().sign_claims(valid_claims(victim, **changes))
     await assert_refused(client, token, message_part)

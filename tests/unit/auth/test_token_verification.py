@@ -161,8 +161,9 @@ async def test_tampered_unknown_kid_and_foreign_signatures_are_refused(signer, v
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"nbf": int(time.time()) + 300}, "not yet valid"),
-        ({"exp": int(time.time()) - 1}, "expired"),
+        # Times relative to when the test runs, not to when pytest collected it.
+        ({"nbf": lambda: int(time.time()) + 300}, "not yet valid"),
+        ({"exp": lambda: int(time.time()) - 1}, "expired"),
         ({"aud": "other"}, "audience"),
         ({"iss": "other"}, "issuer"),
         ({"jti": None}, "jti"),
@@ -174,6 +175,7 @@ async def test_tampered_unknown_kid_and_foreign_signatures_are_refused(signer, v
     ],
 )
 async def test_unacceptable_claims_are_refused(signer, verifier, changes, reason):
+    changes = {k: v() if callable(v) else v for k, v in changes.items()}
     with pytest.raises(InvalidToken, match=reason):
         await verifier.verify(signer.sign_claims(claims(**changes)))
 
