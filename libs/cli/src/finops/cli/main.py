@@ -128,7 +128,8 @@ def up(
     stack.write_state("ready")
     console.print(f"stack ready in {time.monotonic() - started:.1f}s")
     console.print(_status_table(stack.root)[0])
-    console.print("Ctrl-C stops everything." if not os.environ.get("FINOPS_DETACHED") else "")
+    if not os.environ.get("FINOPS_DETACHED"):
+        console.print("Ctrl-C stops everything.")
     try:
         stack.supervise(lambda: stop_requested, lambda: stack.write_state("ready"))
     finally:
