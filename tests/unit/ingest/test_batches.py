@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from support import llm_call
 
 from finops.ingest.domain.batches import Caller, parse_batch
 from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
@@ -15,24 +16,9 @@ AGENT = Caller(subject="user-1", agent_ids=frozenset({"user-1", "bot"}), may_wri
 
 
 def call(agent: str = "bot", **data) -> dict:
-    body = {
-        "agent_id": agent,
-        "task_type": "summarize",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "usage": {"input_tokens": 1000, "output_tokens": 100},
-        "latency_ms": 850,
-        "success": True,
-    }
-    body.update(data)
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": body,
-    }
+    data.setdefault("model", "gpt-4o")
+    data.setdefault("usage", {"input_tokens": 1000, "output_tokens": 100})
+    return llm_call(agent, **data)
 
 
 def error_event(agent: str = "bot") -> dict:
