@@ -293,6 +293,12 @@ def price_call(
         when = datetime.now(UTC)
     elif when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+
+    def unpriced(reason: str) -> PriceResult:
+        return PriceResult(
+            None, "unpriced", version, provider_id=prov.id, model_id=model_info.id, reason=reason
+        )
+
     try:
         model_price = model_info.get_prices(when)
         plan = _plan_for(model_price)
@@ -300,40 +306,19 @@ def price_call(
             values = _genai_values(usage)
             result = plan.calc(values)
             if result is None:
-                return PriceResult(
-                    None,
-                    "unpriced",
-                    version,
-                    provider_id=prov.id,
-                    model_id=model_info.id,
-                    reason="invalid_usage",
-                )
+                return unpriced("invalid_usage")
             inp, out, total = result
         else:
             calc = model_info.calc_price(to_genai_usage(usage), prov, genai_request_timestamp=when)
             inp, out, total = calc.input_price, calc.output_price, calc.total_price
     except ValueError as exc:
         log.debug("unpriced", extra={"provider": provider, "model": model, "error": str(exc)})
-        return PriceResult(
-            None,
-            "unpriced",
-            version,
-            provider_id=prov.id,
-            model_id=model_info.id,
-            reason="invalid_usage",
-        )
+        return unpriced("invalid_usage")
     except Exception as exc:  # never raise from pricing
         log.warning(
             "pricing failed", extra={"provider": provider, "model": model, "error": repr(exc)}
         )
-        return PriceResult(
-            None,
-            "unpriced",
-            version,
-            provider_id=prov.id,
-            model_id=model_info.id,
-            reason="price_error",
-        )
+        return unpriced("price_error")
     return PriceResult(
         float(total), "computed", version, float(inp), float(out), prov.id, model_info.id
     )
