@@ -93,7 +93,8 @@ class EventIntake:
         if saved is None:
             return False
         try:
-            self.engine = OptimizerEngine.from_state(saved.state)
+            state = saved.state if isinstance(saved.state, dict) else json.loads(saved.state)
+            self.engine = OptimizerEngine.from_state(state)
         except (KeyError, ValueError, TypeError) as exc:
             # A checkpoint from another version of the engine: the log is the source of
             # truth, so rebuild the state by replaying the topics from their beginning.
