@@ -112,6 +112,19 @@ def _alert(
     }
 
 
+def _enveloped(fields: dict[str, Any]) -> dict[str, Any]:
+    """A budget or anomaly alert in the one alert shape, its own fields under ``details``."""
+    common = {k: fields.pop(k) for k in ("alert_id", "kind", "subject", "severity", "message")}
+    return _alert(
+        common["kind"],
+        common["alert_id"],
+        common["subject"],
+        common["severity"],
+        common["message"],
+        fields,
+    )
+
+
 def _drift_alert(event: Mapping[str, Any], seen: int) -> dict[str, Any]:
     subject = f"{event.get('task_type')}/{event.get('arm')}"
     metric = event.get("metric", "quality")
@@ -174,8 +187,8 @@ class OptimizerEngine:
             data.success,
         )
         alerts = [self._drift(d) for d in drift]
-        alerts += [a.to_dict() | {"source": "optimizer"} for a in self.budgets.observe(event)]
-        alerts += [a.to_dict() | {"source": "optimizer"} for a in self.anomalies.observe(event)]
+        alerts += [_enveloped(a.to_dict()) for a in self.budgets.observe(event)]
+        alerts += [_enveloped(a.to_dict()) for a in self.anomalies.observe(event)]
         return alerts
 
     def observe_error(self, event: ErrorEvent) -> list[dict[str, Any]]:
