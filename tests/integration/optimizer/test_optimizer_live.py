@@ -23,6 +23,11 @@ from finops.optimizer.settings import OptimizerSettings
 pytestmark = pytest.mark.integration
 
 TRUTH = {"gpt-4o": 0.90, "gpt-4o-mini": 0.88}
+SCORE_NOISE = 0.1  # an evaluator's score scatters around the model's true quality
+
+
+def score(rng: random.Random, true_quality: float) -> float:
+    return min(1.0, max(0.0, rng.gauss(true_quality, SCORE_NOISE)))
 
 
 class Lab:
@@ -92,7 +97,7 @@ class Lab:
                     await client.get("/api/recommendations", params={"task_type": "summarize"})
                 ).json()
                 picks.append(rec["model"])
-                quality = float(rng.random() < truth[rec["model"]])
+                quality = score(rng, truth[rec["model"]])
                 events.append(
                     llm_call(
                         "bot",
