@@ -264,3 +264,59 @@ def test_unknown_task_uses_default_arms_and_candidates():
     assert d.arm == MID and d.propensity == 1.0
     with pytest.raises(ValueError):
         RoutingPolicy().recommend("no-arms")
+
+
+def test_ten_arms_explore_within_what_the_target_leaves():
+    # one strong expensive arm, one nearly-as-good cheap arm and eight weak ones on six task
+    # types: trying every weak arm 30 times on every task type would cost more quality than
+    # the 5 % the target leaves
+    strong, cheap = "strong|prov|default", "cheap|prov|default"
+    weak = [f"weak-{i}|prov|default" for i in range(8)]
+    truth = {strong: (0.92, 2e-2), cheap: (0.90, 1e-3), **{w: (0.35, 5e-4) for w in weak}}
+    policy = RoutingPolicy(
+        PolicyConfig(fleet_quality_target=0.95, seed=3), default_arms=[strong, cheap, *weak]
+    )
+    rng = random.Random(3)
+    tasks = [f"fam{t}" for t in range(6)]
+    picks, quality = [], 0.0
+    for i in range(3000):
+        task = tasks[i % len(tasks)]
+        d = policy.recommend(task, None, rng)
+        p, cost = truth[d.arm]
+        q = float(rng.random() < p)
+        policy.update(task, d.arm, None, q, cost)
+        picks.append(d.arm)
+        quality += q
+    weak_share = sum(picks.count(w) for w in weak) / len(picks)
+    assert weak_share < 0.08, weak_share
+    assert quality / len(picks) / 0.92 >= 0.93
+    assert picks[-600:].count(cheap) / 600 >= 0.5
+
+
+def test_one_bad_outcome_does_not_make_an_arm_certainly_useless():
+    policy = RoutingPolicy(PolicyConfig(seed=0), default_arms=[BIG, SMALL])
+    policy.update("first", SMALL, None, 0.0, 1e-4)
+    for _ in range(20):
+        policy.update("first", BIG, None, 1.0, 1e-2)
+    policy.replan()
+    policy.recommend("second", None, random.Random(0))  # a new task type: priors only
+    small = policy.arm_summary("second")[SMALL]
+    assert small["quality"] > 0.2
+    assert small["quality_sd"] > 0.1
+
+
+def test_reference_arm_is_audited_where_the_policy_left_it():
+    # the cheap arm serves nearly everything; the reference arm's estimate on the big task
+    # type would rest on a handful of observations without audits
+    policy = RoutingPolicy(
+        PolicyConfig(fleet_quality_target=0.9, seed=4), default_arms=[BIG, SMALL]
+    )
+    rng = random.Random(4)
+    truth = {BIG: (0.90, 1e-2), SMALL: (0.88, 1e-4)}
+    _simulate(policy, truth, 3000, rng, task="big")
+    _simulate(policy, truth, 300, rng, task="small")
+    status = policy.status()
+    assert status["reference_arm"] == BIG
+    big = policy.arm_summary("big")[BIG]
+    assert big["observations"] >= 100
+    assert big["quality"] == pytest.approx(0.90, abs=0.05)

@@ -35,9 +35,16 @@ Exploration has exact propensities (needed for IPS / doubly-robust evaluation): 
 gets the Thompson probability ``P(u_a > u_greedy)`` under the Gaussian posteriors (times the
 probability of meeting the floor), capped so that the expected *waste* (quality given up plus
 extra cost at the price) stays below ``explore_regret_rate`` per request and by a per-task budget
-of exploratory picks; arms whose evidence on a task is thin get a fair trial; arms that may be
+of exploratory picks; arms whose evidence on a task is thin get a fair trial (the task's trial
+traffic is shared by its arms, so it does not grow with their number) and are exempt from the
+waste cap -- but only while they are *plausible*: likely enough (``explore_floor``) to beat the
+greedy arm, or to be the best arm that quality targets are measured against.  With ten arms, trying
+each one on every task type would cost more quality than a 5% target leaves.  Arms that may be
 materially better than the apparent best get sampled (targets are relative to the best arm); a
 small floor keeps every propensity positive.
+
+Priors pooled from a handful of identical outcomes are smoothed by ``default_prior_strength``
+pseudo-observations, so that one wrong answer does not make an arm "certainly useless" everywhere.
 
 Fleet-wide quality target (shadow price)
 ----------------------------------------
@@ -50,6 +57,12 @@ have delivered on the same requests.  Every ``replan_every`` updates the policy 
    sds: adaptively sampled means are biased low) plus the calibrated residuals of those prompts.
    The aim is ``T`` times the largest *upper confidence bound* of these totals over the best
    one's estimate: the ratio must hold against every arm that may plausibly be the best.
+   *Reference audits* keep that estimate honest where the policy has moved away from the
+   reference arm: one more observation of it on a task type lowers the quality the fleet must
+   deliver by ``T z dV / (2 sd)`` (``dV`` the variance it removes from the total); where that is
+   worth more than the extra cost at the shadow price, the reference arm is sampled.  The
+   decision ignores its estimate on the task, or sampling would stop where it looks worse and
+   leave that estimate biased low.
 2. *Pacing.*  The realised policy quality is known exactly; the surplus / deficit against the
    aim is spread over a horizon of ``pacing_horizon`` x the traffic seen so far, and the
    expected loss of exploratory picks is added.
@@ -174,7 +187,9 @@ class PolicyConfig:
     ref_optimism: float = 0.2
 
     # --- exploration (all probabilities are exact propensities) ---------------------------
-    #: minimum total probability of the non-greedy arms
+    #: minimum total probability of the non-greedy arms; also the plausibility bar: an arm whose
+    #: chance of beating the greedy one and of being the best arm are both below it is left to
+    #: this floor and the regret cap, however thin its evidence
     explore_floor: float = 0.01
     #: max expected waste per request (quality given up + extra cost at the price)
     explore_regret_rate: float = 0.0025
@@ -186,7 +201,8 @@ class PolicyConfig:
     #: weight of sampling arms that may be materially better than the apparent best
     identify_weight: float = 0.5
     #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
-    #: than ``explore_min_obs`` are sampled with probability ``young_explore``
+    #: than ``explore_min_obs`` are sampled with probability ``young_explore / (arms - 1)``
+    #: each, unless they are implausible (see ``explore_floor``)
     explore_min_obs: int = 30
     young_explore: float = 0.2
 
@@ -256,6 +272,7 @@ class Decision:
 class _Task:
     __slots__ = (
         "arms",
+        "audit",
         "boost_until",
         "ctx_prefix",
         "explores",
@@ -276,6 +293,8 @@ class _Task:
         self.picks = 0
         self.explores = 0
         self.boost_until = 0
+        # value, in fleet quality, of one more observation of the reference arm here
+        self.audit = 0.0
         self.feat_mean: dict[str, float] = {}  # running mean of the request features
         self.feat_n = 0
 
@@ -302,6 +321,7 @@ class _Task:
             "picks": self.picks,
             "explores": self.explores,
             "boost_until": self.boost_until,
+            "audit": self.audit,
             "feat_mean": dict(self.feat_mean),
             "feat_n": self.feat_n,
         }
@@ -313,6 +333,7 @@ class _Task:
         t.n, t.q_sum, t.picks = s["n"], s["q_sum"], s["picks"]
         t.explores, t.boost_until = s["explores"], s["boost_until"]
         t.feat_mean, t.feat_n = dict(s["feat_mean"]), s["feat_n"]
+        t.audit = s.get("audit", 0.0)
         return t
 
 
@@ -382,6 +403,8 @@ class RoutingPolicy:
         self._xloss = 0.0  # EW mean expected exploration loss per request (quality units)
         self._xloss_w = 0.0
         self._plan_info: dict[str, Any] = {}
+        self._ref_arm: str | None = None  # the fleet's best single arm at the last re-plan
+        self._ref_candidates: set[str] = set()  # arms that may still be the best one
         self._rng = random.Random(self.config.seed)
         self._drift_params = {
             "delta": self.config.drift_delta,
@@ -602,6 +625,7 @@ class RoutingPolicy:
                 p = 0.0  # known to violate the latency ceiling
             probs[i] = p
             raw += p
+        plausible = self._plausible(arm_keys, probs, qs, vs)
         budget_left = (
             task.explores < cfg.explore_allowance * (k - 1) + cfg.max_explore_frac * task.picks
         )
@@ -621,7 +645,7 @@ class RoutingPolicy:
             px = price
             young = cfg.explore_min_obs
             for i in range(k):
-                if i != g and task.arms[arm_keys[i]].quality.n >= young:
+                if i != g and (task.arms[arm_keys[i]].quality.n >= young or not plausible[i]):
                     waste = (qg - qs[i] if qs[i] < qg else 0.0) + (
                         px * (cs[i] - cg) if cs[i] > cg else 0.0
                     )
@@ -629,7 +653,9 @@ class RoutingPolicy:
             if regret > cfg.explore_regret_rate:
                 scale_down = cfg.explore_regret_rate / regret
                 probs = [
-                    p * scale_down if task.arms[arm_keys[i]].quality.n >= young else p
+                    p * scale_down
+                    if task.arms[arm_keys[i]].quality.n >= young or not plausible[i]
+                    else p
                     for i, p in enumerate(probs)
                 ]
         rel_target = cfg.fleet_quality_target
@@ -650,10 +676,27 @@ class RoutingPolicy:
                     p_id = cfg.identify_weight * _phi((qs[i] - qs[b] - slack) / scale)
                     if p_id > probs[i]:
                         probs[i] = min(p_id, cfg.max_explore_step)
+        if task.audit > 0.0 and self._ref_arm is not None and price != _INF:
+            r = arm_keys.index(self._ref_arm) if self._ref_arm in arm_keys else None
+            if r is not None and r != g:
+                # reference audit: the fleet target is judged against the reference arm's
+                # counterfactual total, so where one more observation of it is worth more
+                # (in fleet quality) than the extra cost at the price, take it.  Decided on cost
+                # alone: sampling the reference less where its estimate looks worse would leave
+                # that estimate biased low
+                waste = price * (cs[r] - cs[g]) if cs[r] > cs[g] else 0.0
+                if task.audit > waste:
+                    p_audit = min(
+                        cfg.max_explore_step, cfg.identify_weight * (1.0 - waste / task.audit)
+                    )
+                    if p_audit > probs[r]:
+                        probs[r] = p_audit
         floor_total = cfg.explore_floor
         if task.boost_until > task.n:
             floor_total = max(floor_total, cfg.drift_explore_floor)
         per_arm_floor = floor_total / (k - 1)
+        # a task's fair-trial traffic does not grow with its number of arms
+        fair_trial = cfg.young_explore / (k - 1)
         for i in range(k):
             if i == g:
                 continue
@@ -662,10 +705,10 @@ class RoutingPolicy:
             # fair trial: an arm whose evidence on this task (own observations plus prior
             # pseudo-observations) is still thin is sampled at a fixed rate
             st = task.arms[arm_keys[i]]
-            if probs[i] < cfg.young_explore:
+            if probs[i] < fair_trial and plausible[i]:
                 _p0, m, _v0 = st.effective_prior()
                 if st.quality.n + m < cfg.explore_min_obs:
-                    probs[i] = cfg.young_explore
+                    probs[i] = fair_trial
         others = sum(probs) - probs[g]
         limit = max(cfg.max_explore_step, floor_total)
         if others > limit:
@@ -673,6 +716,35 @@ class RoutingPolicy:
             others = limit
         probs[g] = 1.0 - others
         return probs, g, us, ok, relaxed
+
+    def _plausible(
+        self,
+        arm_keys: Sequence[str],
+        thompson: Sequence[float],
+        qs: Sequence[float],
+        vs: Sequence[float],
+    ) -> list[bool]:
+        """Arms worth a fair trial and uncapped exploration while their evidence is thin.
+
+        An arm qualifies if its Thompson probability of beating the greedy arm reaches the
+        exploration floor, or if it may be the best arm -- the one quality targets are measured
+        against: with a fleet target, a candidate for the fleet's best single arm (decided at
+        re-plan from the counterfactual totals); without, an arm whose chance of the highest
+        quality on this task reaches the floor.  With many arms, trying each on every task type
+        costs more quality than a 5% target leaves; an arm known to be both worse and no better
+        value is left to the exploration floor and the regret cap.
+        """
+        bar = self.config.explore_floor
+        if self.config.fleet_quality_target is not None:
+            cands = self._ref_candidates
+            return [p >= bar or a in cands for a, p in zip(arm_keys, thompson, strict=True)]
+        b = max(range(len(qs)), key=lambda i: qs[i])
+        out = []
+        for i, p in enumerate(thompson):
+            scale = math.sqrt(vs[i] + vs[b])
+            best = i == b or (scale > 0 and _phi((qs[i] - qs[b]) / scale) >= bar)
+            out.append(p >= bar or best)
+        return out
 
     # ------------------------------------------------------------------ public API
     def recommend(
@@ -1017,17 +1089,20 @@ class RoutingPolicy:
                 t = arm_tot.setdefault(arm, [0.0, 0.0])
                 t[0] += post.n
                 t[1] += post.n * post.mu
+        k0 = cfg.default_prior_strength
+        # smoothed towards 1/2 by the default prior strength: an arm seen a couple of times
+        # (say, one wrong answer) is not yet known to be useless
         self._arm_prior = {
-            a: (t[1] / t[0], cfg.default_prior_strength, 0.25) for a, t in arm_tot.items()
+            a: ((t[1] + 0.5 * k0) / (t[0] + k0), k0, 0.25) for a, t in arm_tot.items()
         }
         # level 1: one-way empirical Bayes per (family, arm)
         level1: dict[str, tuple[float, float, float, float]] = {}  # key -> (g, m, v_w, tau2)
         for key, rows in groups.items():
             n_tot = sum(r[1] for r in rows)
-            g = sum(r[1] * r[2] for r in rows) / n_tot
-            v_w = sum(r[3] for r in rows) / n_tot
-            if v_w <= 1e-6:
-                v_w = max(g * (1.0 - g), 1e-4)
+            # mean and per-observation variance smoothed by ``k0`` pseudo-observations of a
+            # Bernoulli(g_s): a few identical outcomes must not make the prior certain
+            g = (sum(r[1] * r[2] for r in rows) + 0.5 * k0) / (n_tot + k0)
+            v_w = (sum(r[3] for r in rows) + k0 * g * (1.0 - g)) / (n_tot + k0)
             m = cfg.default_prior_strength
             tau2 = v_w / m
             big = [r for r in rows if r[1] >= 2.0]
@@ -1170,6 +1245,12 @@ class RoutingPolicy:
             self.mu = self.mu_hi = self.mu_mix = 0.0
             return
         se = math.sqrt(var) / ref
+        self._plan_audits(ref_arm, target, var)
+        self._ref_candidates = {
+            a
+            for a, (t, v) in tots.items()
+            if a and (a == ref_key or _phi((t - ref) / math.sqrt(v + var)) >= cfg.explore_floor)
+        }
         # the ratio must hold against every arm that may plausibly be the best one: an arm with
         # few observations and a poor start can still turn out to be the reference
         z = cfg.target_z
@@ -1195,6 +1276,26 @@ class RoutingPolicy:
             "mu_hi": self.mu_hi,
             "marginal_split": self.mu_mix,
         }
+
+    def _plan_audits(self, ref_arm: str | None, target: float, var: float) -> None:
+        """Value of one more observation of the reference arm on each task type.
+
+        The planner must deliver ``target x (reference total + z sd)``: one more observation of
+        the reference arm on a task type shrinks the variance of its counterfactual total there
+        by about ``unserved^2 x var(mean) / (n + m + 1)`` and so lowers the quality the fleet
+        must deliver by ``target x z x dV / (2 sd)``.  That is compared, per decision, with the
+        quality and cost (at the price) the observation gives up.
+        """
+        self._ref_arm = ref_arm
+        sd = math.sqrt(var) if var > 0.0 else 0.0
+        scale = target * self.config.target_z / (2.0 * sd) if sd > 0.0 else 0.0
+        for task in self._tasks.values():
+            st = task.arms.get(ref_arm) if ref_arm is not None else None
+            if st is None or scale <= 0.0 or st.unobs_n <= 0:
+                task.audit = 0.0
+                continue
+            _p0, m, _v0 = st.effective_prior()
+            task.audit = scale * st.unobs_n**2 * st.quality_var() / (st.quality.n + m + 1.0)
 
     def _solve_price(self, ref_arm: str | None, t_eff: float) -> tuple[float, float, float]:
         """Shadow price whose planned fleet quality on the window is ``t_eff``.
@@ -1330,6 +1431,8 @@ class RoutingPolicy:
             "mu": _enc_inf(self.mu),
             "mu_hi": _enc_inf(self.mu_hi),
             "mu_mix": self.mu_mix,
+            "ref_arm": self._ref_arm,
+            "ref_candidates": sorted(self._ref_candidates),
             "xloss": [self._xloss, self._xloss_w],
             "plan_info": {k: _enc_inf(v) for k, v in self._plan_info.items()},
             "rng": [version, list(internal), gauss],
@@ -1361,6 +1464,8 @@ class RoutingPolicy:
         policy.mu = _dec_inf(state["mu"])
         policy.mu_hi = _dec_inf(state["mu_hi"])
         policy.mu_mix = state["mu_mix"]
+        policy._ref_arm = state.get("ref_arm")
+        policy._ref_candidates = set(state.get("ref_candidates", ()))
         policy._xloss, policy._xloss_w = state["xloss"]
         policy._plan_info = {
             k: (_INF if k in ("mu", "mu_hi") and v is None else v)
