@@ -252,7 +252,8 @@ def _demo_fleet(stack: Stack, calls: int) -> None:
             result["final"][task]["model"],
         )
     console.print(table)
-    spend = Table(title="spend by model (optimizer's analytics)")
+    # the analytics are the platform's, kept in .finops/ across runs, not this run's alone
+    spend = Table(title="spend by model, all time (optimizer's analytics; data in .finops/)")
     for col in ("model", "calls", "spend", "mean quality", "latency p95"):
         spend.add_column(col)
     for row in result["by_model"]:
@@ -266,7 +267,7 @@ def _demo_fleet(stack: Stack, calls: int) -> None:
     console.print(spend)
     saving = 1 - result["spend"] / result["spend_if_best"] if result["spend_if_best"] else 0.0
     console.print(
-        f"{result['events']:,} events ingested · mean quality {result['quality']:.3f} · "
+        f"this run: {result['events']:,} events ingested · mean quality {result['quality']:.3f} · "
         f"spend ${result['spend']:.4f} vs ${result['spend_if_best']:.4f} if every call had "
         f"used gpt-4o ([bold]{saving:.0%} saved[/])"
     )
