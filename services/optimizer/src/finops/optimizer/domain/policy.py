@@ -676,7 +676,12 @@ class RoutingPolicy:
                     p_id = cfg.identify_weight * _phi((qs[i] - qs[b] - slack) / scale)
                     if p_id > probs[i]:
                         probs[i] = min(p_id, cfg.max_explore_step)
-        if task.audit > 0.0 and self._ref_arm is not None and price != _INF:
+        if (
+            task.audit > 0.0
+            and cfg.fleet_quality_target is not None
+            and self._ref_arm is not None
+            and price != _INF
+        ):
             r = arm_keys.index(self._ref_arm) if self._ref_arm in arm_keys else None
             if r is not None and r != g:
                 # reference audit: the fleet target is judged against the reference arm's
@@ -1246,11 +1251,11 @@ class RoutingPolicy:
             return
         se = math.sqrt(var) / ref
         self._plan_audits(ref_arm, target, var)
-        self._ref_candidates = {
-            a
-            for a, (t, v) in tots.items()
-            if a and (a == ref_key or _phi((t - ref) / math.sqrt(v + var)) >= cfg.explore_floor)
-        }
+        self._ref_candidates = {ref_key} if ref_key else set()
+        for a, (t, v) in tots.items():
+            spread = math.sqrt(v + var)
+            if a and spread > 0.0 and _phi((t - ref) / spread) >= cfg.explore_floor:
+                self._ref_candidates.add(a)
         # the ratio must hold against every arm that may plausibly be the best one: an arm with
         # few observations and a poor start can still turn out to be the reference
         z = cfg.target_z
@@ -1284,7 +1289,7 @@ class RoutingPolicy:
         the reference arm on a task type shrinks the variance of its counterfactual total there
         by about ``unserved^2 x var(mean) / (n + m + 1)`` and so lowers the quality the fleet
         must deliver by ``target x z x dV / (2 sd)``.  That is compared, per decision, with the
-        quality and cost (at the price) the observation gives up.
+        extra cost of the observation at the shadow price.
         """
         self._ref_arm = ref_arm
         sd = math.sqrt(var) if var > 0.0 else 0.0
