@@ -403,7 +403,6 @@ class RoutingPolicy:
         self._xloss = 0.0  # EW mean expected exploration loss per request (quality units)
         self._xloss_w = 0.0
         self._plan_info: dict[str, Any] = {}
-        self._ref_arm: str | None = None  # the fleet's best single arm at the last re-plan
         self._ref_candidates: set[str] = set()  # arms that may still be the best one
         self._rng = random.Random(self.config.seed)
         self._drift_params = {
@@ -644,20 +643,19 @@ class RoutingPolicy:
             qg, cg = qs[g], cs[g]
             px = price
             young = cfg.explore_min_obs
+            # young plausible arms are exempt from the cap: their fair trial is not waste yet
+            capped = [
+                task.arms[a].quality.n >= young or not plausible[i] for i, a in enumerate(arm_keys)
+            ]
             for i in range(k):
-                if i != g and (task.arms[arm_keys[i]].quality.n >= young or not plausible[i]):
+                if i != g and capped[i]:
                     waste = (qg - qs[i] if qs[i] < qg else 0.0) + (
                         px * (cs[i] - cg) if cs[i] > cg else 0.0
                     )
                     regret += probs[i] * waste
             if regret > cfg.explore_regret_rate:
                 scale_down = cfg.explore_regret_rate / regret
-                probs = [
-                    p * scale_down
-                    if task.arms[arm_keys[i]].quality.n >= young or not plausible[i]
-                    else p
-                    for i, p in enumerate(probs)
-                ]
+                probs = [p * scale_down if capped[i] else p for i, p in enumerate(probs)]
         rel_target = cfg.fleet_quality_target
         if rel_target is None:
             rel_target = obj.relative_quality_floor
@@ -679,10 +677,10 @@ class RoutingPolicy:
         if (
             task.audit > 0.0
             and cfg.fleet_quality_target is not None
-            and self._ref_arm is not None
+            and (ref_arm := self._plan_info.get("reference_arm")) is not None
             and price != _INF
         ):
-            r = arm_keys.index(self._ref_arm) if self._ref_arm in arm_keys else None
+            r = arm_keys.index(ref_arm) if ref_arm in arm_keys else None
             if r is not None and r != g:
                 # reference audit: the fleet target is judged against the reference arm's
                 # counterfactual total, so where one more observation of it is worth more
@@ -1291,7 +1289,6 @@ class RoutingPolicy:
         must deliver by ``target x z x dV / (2 sd)``.  That is compared, per decision, with the
         extra cost of the observation at the shadow price.
         """
-        self._ref_arm = ref_arm
         sd = math.sqrt(var) if var > 0.0 else 0.0
         scale = target * self.config.target_z / (2.0 * sd) if sd > 0.0 else 0.0
         for task in self._tasks.values():
@@ -1436,7 +1433,6 @@ class RoutingPolicy:
             "mu": _enc_inf(self.mu),
             "mu_hi": _enc_inf(self.mu_hi),
             "mu_mix": self.mu_mix,
-            "ref_arm": self._ref_arm,
             "ref_candidates": sorted(self._ref_candidates),
             "xloss": [self._xloss, self._xloss_w],
             "plan_info": {k: _enc_inf(v) for k, v in self._plan_info.items()},
@@ -1469,7 +1465,6 @@ class RoutingPolicy:
         policy.mu = _dec_inf(state["mu"])
         policy.mu_hi = _dec_inf(state["mu_hi"])
         policy.mu_mix = state["mu_mix"]
-        policy._ref_arm = state.get("ref_arm")
         policy._ref_candidates = set(state.get("ref_candidates", ()))
         policy._xloss, policy._xloss_w = state["xloss"]
         policy._plan_info = {
