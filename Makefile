@@ -8,6 +8,9 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 VENV := .venv
 FINOPS := $(VENV)/bin/finops
 STAMP := $(VENV)/.installed
+# The broker's disk storage: s3rver, a file-backed S3 server from the npm registry (MIT).
+S3RVER := $(TOOLS)/s3rver/node_modules/.bin/s3rver
+INSTALLED := $(STAMP) $(S3RVER)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
@@ -24,42 +27,46 @@ $(STAMP): pyproject.toml uv.lock libs/*/pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $(STAMP)
 
-install: $(STAMP) ## install the locked workspace into .venv
+$(S3RVER):
+	@command -v npm >/dev/null || { echo "npm is needed to install s3rver (the broker's disk storage): install Node.js and npm"; exit 2; }
+	npm install --prefix $(TOOLS)/s3rver --no-audit --no-fund --loglevel=error s3rver@3.7.1
 
-demo: $(STAMP) ## the main job: run the platform on the embedded local stack
+install: $(INSTALLED) ## install the locked workspace into .venv and s3rver into .tools/
+
+demo: $(INSTALLED) ## the main job: run the platform on the embedded local stack
 	$(FINOPS) demo
 
-test: $(STAMP) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
+test: $(INSTALLED) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
 	$(VENV)/bin/pytest -q
 
-test-unit: $(STAMP) ## unit tests only (no infrastructure)
+test-unit: $(INSTALLED) ## unit tests only (no infrastructure)
 	$(VENV)/bin/pytest -q tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(INSTALLED)
 	$(VENV)/bin/pytest -q tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(INSTALLED)
 	$(VENV)/bin/pytest -q tests/e2e
 
-up: $(STAMP) ## start the local stack in the foreground (Ctrl-C stops it)
+up: $(INSTALLED) ## start the local stack in the foreground (Ctrl-C stops it)
 	$(FINOPS) up
 
-down: $(STAMP) ## stop a detached stack
+down: $(INSTALLED) ## stop a detached stack
 	$(FINOPS) down
 
-status: $(STAMP) ## one line per component
+status: $(INSTALLED) ## one line per component
 	$(FINOPS) status
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(INSTALLED) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs services
 
-format: $(STAMP) ## apply ruff's fixes and formatting
+format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## run every benchmark under bench/ and print its figures
+bench: $(INSTALLED) ## run every benchmark under bench/ and print its figures
 	@for script in bench/[a-z]*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
 
 clean: ## remove the local stack's data (.finops/)

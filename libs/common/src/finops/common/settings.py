@@ -19,6 +19,7 @@ DEFAULT_PORTS = {
     "postgres": 55432,
     "redis": 56379,
     "kafka": 59092,
+    "storage": 59093,
     "auth": 8001,
     "ingest": 8002,
     "optimizer": 8003,

@@ -15,6 +15,7 @@ from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.auth.blocklist import blocklist_redis
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.optimizer.adapters.checkpoints import PostgresCheckpointStore
@@ -53,6 +54,9 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
             alerts_topic=settings.alerts_topic,
         )
         await intake.restore()
+        intake.resume_from(
+            await plan_resume(settings, intake.offsets, intake.cluster_id, what="optimizer intake")
+        )
         # The restored state is long-lived: keep it out of the cyclic GC's full scans, which
         # would otherwise stall requests for tens of milliseconds (p99 latency).
         gc.collect()

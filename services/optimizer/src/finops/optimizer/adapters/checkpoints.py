@@ -19,6 +19,7 @@ class Checkpoint:
     state: dict[str, Any] | bytes  # the state, or its JSON text already serialised
     offsets: dict[str, int]  # "topic:partition" -> next offset to read
     events: int
+    cluster_id: str | None = None  # the broker cluster the offsets were read from
 
 
 async def serialize_in_parts(parts: list[tuple[str, Callable[[], Any]]]) -> bytes:
@@ -50,12 +51,14 @@ class PostgresCheckpointStore:
 
     async def load(self, name: str) -> Checkpoint | None:
         row = await self.pool.fetchrow(
-            "SELECT state, offsets, events FROM optimizer_checkpoints WHERE name = $1", name
+            "SELECT state, offsets, events, cluster_id FROM optimizer_checkpoints WHERE name = $1",
+            name,
         )
         if row is None:
             return None
         state = await asyncio.to_thread(decode, row["state"])
-        return Checkpoint(state, dict(json.loads(row["offsets"])), row["events"])
+        offsets = dict(json.loads(row["offsets"]))
+        return Checkpoint(state, offsets, row["events"], row["cluster_id"])
 
     async def save(self, name: str, checkpoint: Checkpoint) -> None:
         # Serialise on the loop (the state shares objects with the live engine); only the
@@ -67,14 +70,15 @@ class PostgresCheckpointStore:
         blob = await asyncio.to_thread(zlib.compress, text, 1)
         await self.pool.execute(
             """
-            INSERT INTO optimizer_checkpoints (name, state, offsets, events, saved_at)
-            VALUES ($1, $2, $3::jsonb, $4, now())
+            INSERT INTO optimizer_checkpoints (name, state, offsets, events, cluster_id, saved_at)
+            VALUES ($1, $2, $3::jsonb, $4, $5, now())
             ON CONFLICT (name) DO UPDATE
               SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
-                  events = EXCLUDED.events, saved_at = now()
+                  events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id, saved_at = now()
             """,
             name,
             blob,
             json.dumps(checkpoint.offsets),
             checkpoint.events,
+            checkpoint.cluster_id,
         )

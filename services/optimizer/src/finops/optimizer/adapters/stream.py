@@ -2,7 +2,10 @@
 
 State and offsets are saved together (see :mod:`.checkpoints`); Kafka offsets are committed
 only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
-checkpoint's offsets, so every event is applied to the state exactly once.
+checkpoint's offsets, so every event is applied to the state exactly once. Before it resumes,
+:meth:`EventIntake.resume_from` drops saved offsets that no longer point into the broker's log
+(see :mod:`finops.common.log_position`); those partitions, and every partition the checkpoint
+does not name, are read from their earliest offset.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 
 from finops.common.consumer import dlq_headers
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.log_position import ResumePlan
+from finops.common.log_position import partition_key as _key
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.adapters.checkpoints import Checkpoint, CheckpointStore, serialize_in_parts
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -29,10 +34,6 @@ log = logging.getLogger(__name__)
 EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
 ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
 CHECKPOINT_AGE = Gauge("finops_optimizer_checkpoint_timestamp_seconds", "Last checkpoint time")
-
-
-def _key(tp: TopicPartition) -> str:
-    return f"{tp.topic}:{tp.partition}"
 
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -48,7 +49,8 @@ class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
             offset = self.intake.offsets.get(_key(tp))
             if offset is not None:
                 self.intake.consumer.seek(tp, offset)
-            elif self.intake.rebuild:
+            else:
+                # Not covered by the checkpoint: none of its events are in the state yet.
                 await self.intake.consumer.seek_to_beginning(tp)
 
 
@@ -80,7 +82,7 @@ class EventIntake:
         self.checkpoint_interval_s = checkpoint_interval_s
         self.on_alert = on_alert
         self.offsets: dict[str, int] = {}
-        self.rebuild = False  # seek every partition without a checkpoint offset to the start
+        self.cluster_id: str | None = None  # the broker cluster ``offsets`` belong to
         self.events = 0
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
@@ -102,12 +104,17 @@ class EventIntake:
                 "checkpoint unreadable; rebuilding the state from the earliest offsets",
                 extra={"error": repr(exc)},
             )
-            self.rebuild = True
             return False
         self.offsets = dict(saved.offsets)
+        self.cluster_id = saved.cluster_id
         self.events = saved.events
         log.info("restored checkpoint", extra={"events": saved.events, "offsets": saved.offsets})
         return True
+
+    def resume_from(self, plan: ResumePlan) -> None:
+        """Keep only the offsets the broker's log still holds (the state stays as restored)."""
+        self.offsets = dict(plan.offsets)
+        self.cluster_id = plan.cluster_id
 
     def subscribe(self) -> None:
         self.consumer.subscribe(list(self.topics), listener=_SeekToCheckpoint(self))
@@ -171,7 +178,7 @@ class EventIntake:
             record.value,
             key=record.key,
             headers=list(record.headers or ())
-            + dlq_headers(record.topic, record.partition, record.offset, error, 1),
+            + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
         )
 
     async def checkpoint(self) -> None:
@@ -185,7 +192,9 @@ class EventIntake:
             self._pending_sends.clear()
         # The lock is held: no event is applied while the parts are built.
         state = await serialize_in_parts(self.engine.state_parts())
-        await self.store.save(self.name, Checkpoint(state, dict(self.offsets), self.events))
+        await self.store.save(
+            self.name, Checkpoint(state, dict(self.offsets), self.events, self.cluster_id)
+        )
         assigned = self.consumer.assignment()
         commit = {
             tp: OffsetAndMetadata(self.offsets[_key(tp)], "")

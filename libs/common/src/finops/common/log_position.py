@@ -1,0 +1,153 @@
+"""Check that saved consumer offsets still point into the log they were read from.
+
+A consumer that keeps its offsets next to its state (the optimizer's checkpoint) resumes by
+seeking to them. If the log has been replaced since, those offsets are meaningless: a broker
+that lost its data comes back under a new cluster id, a recreated topic starts again at 0,
+and a saved offset past the new end makes the consumer wait for records that were already
+written before it, skipping every new one in silence. :func:`plan_resume` finds each such
+offset, logs a warning, and resumes that partition from the earliest offset the broker has,
+so the state is kept and nothing new is skipped.
+
+The check reads the record just before each saved offset instead of asking for the end
+offsets: some Kafka-protocol brokers (the local tansu broker) answer ListOffsets(latest)
+wrongly, while a fetch is answered right by every broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from finops.common.kafka import make_admin, make_consumer
+from finops.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def partition_key(tp: TopicPartition) -> str:
+    """How saved offsets name a partition: ``"topic:partition"``."""
+    return f"{tp.topic}:{tp.partition}"
+
+
+def parse_partition_key(key: str) -> TopicPartition:
+    topic, _, partition = key.rpartition(":")
+    return TopicPartition(topic, int(partition))
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """Where to resume: the saved offsets the log still holds; every other partition from
+    its earliest offset. ``reset`` names each saved offset that was dropped, and why."""
+
+    cluster_id: str
+    offsets: dict[str, int]
+    reset: dict[str, str] = field(default_factory=dict)
+
+
+async def broker_cluster_id(settings: CommonSettings) -> str:
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return str(cluster.get("cluster_id") or "")
+
+
+async def plan_resume(
+    settings: CommonSettings,
+    saved: Mapping[str, int],
+    saved_cluster_id: str | None,
+    *,
+    what: str,
+    probe_timeout_s: float = 3.0,
+) -> ResumePlan:
+    """Decide where a consumer resumes, given the offsets (and cluster id) it saved.
+
+    ``what`` names the consumer in the warnings. An offset is kept when the record just
+    before it is still in the log (offset 0 always is); otherwise the partition resumes from
+    the earliest offset the broker has.
+    """
+    cluster_id = await broker_cluster_id(settings)
+    if saved_cluster_id and cluster_id and saved_cluster_id != cluster_id:
+        reason = f"the broker's cluster id changed from {saved_cluster_id!r} to {cluster_id!r}"
+        _warn(what, reason, list(saved))
+        return ResumePlan(cluster_id, {}, dict.fromkeys(saved, reason))
+    held = await _offsets_the_log_holds(settings, saved, probe_timeout_s)
+    reset = {key: reason for key, reason in held.items() if reason}
+    if reset:
+        for key, reason in reset.items():
+            _warn(what, reason, [key])
+    offsets = {key: offset for key, offset in saved.items() if key not in reset}
+    return ResumePlan(cluster_id, offsets, reset)
+
+
+def _warn(what: str, reason: str, keys: list[str]) -> None:
+    log.warning(
+        "%s: saved offsets no longer point into the log (%s); resuming %s from the earliest"
+        " offset the broker has, keeping the state",
+        what,
+        reason,
+        ", ".join(sorted(keys)),
+        extra={"reason": reason, "partitions": sorted(keys)},
+    )
+
+
+async def _offsets_the_log_holds(
+    settings: CommonSettings, saved: Mapping[str, int], timeout_s: float
+) -> dict[str, str | None]:
+    """For each saved ``topic:partition`` offset: None if the log holds it, else why not."""
+    verdict: dict[str, str | None] = {k: None for k, v in saved.items() if v <= 0}
+    to_probe = {parse_partition_key(k): v for k, v in saved.items() if v > 0}
+    if not to_probe:
+        return verdict
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        existing = {
+            tp
+            for tp in to_probe
+            if tp.partition in (consumer.partitions_for_topic(tp.topic) or set())
+        }
+        for tp in set(to_probe) - existing:
+            verdict[partition_key(tp)] = f"partition {partition_key(tp)} no longer exists"
+        if existing:
+            consumer.assign(list(existing))
+            for tp in existing:
+                consumer.seek(tp, to_probe[tp] - 1)
+            verdict.update(await _probe(consumer, {tp: to_probe[tp] for tp in existing}, timeout_s))
+    finally:
+        await consumer.stop()
+    return verdict
+
+
+async def _probe(
+    consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int], timeout_s: float
+) -> dict[str, str | None]:
+    """Fetch from each saved offset minus one and judge by the first record that comes back."""
+    verdict: dict[str, str | None] = {}
+    pending = dict(wanted)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        batch = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+        for tp, records in batch.items():
+            if not records or tp not in pending:
+                continue
+            saved = pending.pop(tp)
+            first = records[0].offset
+            # Earlier than asked: the broker said the offset is out of range and the fetch
+            # restarted from the earliest record, so the log is shorter than the saved offset.
+            verdict[partition_key(tp)] = (
+                None
+                if first >= saved - 1
+                else f"offset {saved} of {partition_key(tp)} is past the end of the log"
+            )
+        await asyncio.sleep(0)
+    for tp, saved in pending.items():
+        verdict[partition_key(tp)] = f"offset {saved} of {partition_key(tp)} is past the end"
+    return verdict
