@@ -61,6 +61,7 @@ def infra() -> Iterator[Infra]:
         postgres_port=free_port(),
         redis_port=free_port(),
         kafka_port=free_port(),
+        storage_port=free_port(),
         postgres_fsync=False,
         database_url=os.environ.get("FINOPS_DATABASE_URL"),
         redis_url=os.environ.get("FINOPS_REDIS_URL"),

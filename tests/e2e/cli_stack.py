@@ -1,0 +1,80 @@
+"""Helpers for tests that run a whole local stack through the `finops` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+COMPONENTS = [
+    "postgres",
+    "redis",
+    "storage",
+    "broker",
+    "kafka",
+    "auth",
+    "ingest",
+    "optimizer",
+    "healer",
+    "experiments",
+]
+
+
+def finops(
+    *args: str, env: dict[str, str], timeout: float = 180, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def url_of(env: dict[str, str], service: str) -> str:
+    return f"http://127.0.0.1:{env[f'FINOPS_{service.upper()}_PORT']}"
+
+
+def operator_token(env: dict[str, str]) -> tuple[str, str]:
+    """Create an operator with `finops users create` and log in: (username, access token)."""
+    name = "op-" + uuid.uuid4().hex[:8]
+    password = "operator password " + uuid.uuid4().hex
+    db = f"postgresql://postgres@127.0.0.1:{env['FINOPS_POSTGRES_PORT']}/finops"
+    created = finops(
+        "users",
+        "create",
+        "--username",
+        name,
+        "--email",
+        f"{name}@example.com",
+        "--role",
+        "operator",
+        "--password-stdin",
+        env={**env, "FINOPS_DATABASE_URL": db},
+        stdin=password + "\n",
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    resp = httpx.post(
+        f"{url_of(env, 'auth')}/api/auth/login",
+        json={"login": name, "password": password},
+        timeout=30,
+    )
+    resp.raise_for_status()
+    return name, str(resp.json()["access_token"])
