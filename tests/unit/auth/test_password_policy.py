@@ -73,3 +73,28 @@ def test_common_passwords_are_refused_ignoring_case_and_spaces():
 
 def test_control_characters_are_refused():
     assert kinds("good password\x00 here") == ["password_characters"]
+
+
+def fullwidth(ascii_text: str) -> str:
+    """The same text in fullwidth forms (U+FF01-U+FF5E), as an East Asian keyboard types it."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in ascii_text)
+
+
+def test_a_fullwidth_common_password_is_refused_after_nfkc_normalisation():
+    typed = fullwidth("password1234")  # NFKC gives back "password1234", on the common list
+    assert typed != "password1234"
+    assert kinds(typed) == ["password_common"]
+    assert is_common_password(typed)
+
+
+def test_length_is_counted_after_nfkc_normalisation():
+    decomposed = "e\u0301" * 6  # 12 code points, NFKC composes them into 6 "é"
+    assert len(decomposed) == 12
+    assert kinds(decomposed) == ["password_too_short"]
+    ligatures = "\ufb00" * 65  # 65 "ff" ligatures are 130 characters once normalised
+    assert kinds(ligatures) == ["password_too_long"]
+
+
+def test_identity_is_compared_after_nfkc_normalisation():
+    typed = fullwidth("LongUsername12")
+    assert kinds(typed, username="longusername12") == ["password_matches_identity"]

@@ -37,12 +37,18 @@ class Argon2Parameters:
         )
 
 
-def normalize(password: str) -> bytes:
+def normalized_text(password: str) -> str:
     """NFKC, as NIST SP 800-63B asks, so the same password typed on two keyboards matches.
 
-    Encoded with surrogatepass so no string, however odd, makes hashing raise.
+    The password rules (length, common list) judge this form: it is what gets hashed.
     """
-    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
+    return unicodedata.normalize("NFKC", password)
+
+
+def normalize(password: str) -> bytes:
+    """The bytes that are hashed: NFKC, encoded with surrogatepass so no string, however
+    odd, makes hashing raise."""
+    return normalized_text(password).encode("utf-8", "surrogatepass")
 
 
 def is_bcrypt_hash(hashed: str) -> bool:

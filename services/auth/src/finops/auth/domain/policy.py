@@ -11,6 +11,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from finops.auth.domain.errors import AccountInvalid
+from finops.auth.domain.passwords import normalized_text
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
 USERNAME_RULE = "3 to 32 characters of a-z, 0-9, '_', '.' and '-'"
@@ -46,12 +47,13 @@ def common_passwords() -> frozenset[str]:
 
 
 def _comparable(value: str) -> str:
-    return "".join(value.split()).casefold()
+    return "".join(normalized_text(value).split()).casefold()
 
 
 def is_common_password(password: str) -> bool:
     listed = common_passwords()
-    return password.strip().casefold() in listed or _comparable(password) in listed
+    normalized = normalized_text(password)
+    return normalized.strip().casefold() in listed or _comparable(normalized) in listed
 
 
 def username_problems(username: str) -> list[dict[str, Any]]:
@@ -72,6 +74,9 @@ def normalized_email(email: str) -> tuple[str | None, list[dict[str, Any]]]:
 
 
 def password_problems(password: str, *, username: str, email: str) -> list[dict[str, Any]]:
+    """Judged on the NFKC form, the one that is hashed: a fullwidth "password" is "password",
+    and 12 code points that compose into 6 characters are 6 characters."""
+    password = normalized_text(password)
     if len(password) < PASSWORD_MIN_CHARS:
         message = f"password must have at least {PASSWORD_MIN_CHARS} characters"
         return [problem("password", message, "password_too_short")]
