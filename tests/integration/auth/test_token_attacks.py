@@ -130,6 +130,7 @@ async def test_a_foreign_key_claiming_our_kid_is_refused(client, auth_app, victi
     [
         # Times relative to when the test runs, not to when pytest collected it.
         ({"nbf": lambda: int(time.time()) + 3600}, "not yet valid"),
+        ({"iat": lambda: int(time.time()) + 3600}, "future"),
         ({"exp": lambda: int(time.time()) - 5, "iat": lambda: int(time.time()) - 900}, "expired"),
         ({"aud": "someone-else"}, "audience"),
         ({"iss": "evil-issuer"}, "issuer"),

@@ -172,6 +172,8 @@ async def test_tampered_unknown_kid_and_foreign_signatures_are_refused(signer, v
         ({"sub": None}, "sub"),
         ({"role": None}, "claims"),
         ({"exp": "later"}, None),
+        ({"iat": lambda: int(time.time()) + 3600}, "future"),
+        ({"iat": lambda: int(time.time()) + 60}, "future"),
     ],
 )
 async def test_unacceptable_claims_are_refused(signer, verifier, changes, reason):
@@ -203,3 +205,8 @@ async def test_concurrent_blocklist_checks_share_one_redis_round_trip(signer, ve
         *(verifier.verify(t.token) for t in issued[:5]), return_exceptions=True
     )
     assert all(isinstance(o, Unavailable) for o in outcomes)
+
+
+async def test_an_iat_within_the_clock_skew_leeway_is_accepted(signer, verifier):
+    token = signer.sign_claims(claims(iat=int(time.time()) + 3))
+    assert (await verifier.verify(token)).username == "alice"

@@ -29,6 +29,9 @@ ALGORITHM = "RS256"
 ALGORITHMS = [ALGORITHM]  # never taken from the token header
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub")
 DEFAULT_TTL_SECONDS = 15 * 60
+# How far ahead of the verifier's clock a token's ``iat`` may be: clocks of two hosts differ a
+# little, but a token "issued" further in the future was not issued by a sane auth service.
+ISSUED_AT_SKEW_SECONDS = 10
 RSA_KEY_BITS = 2048
 
 _DECODE_OPTIONS = {
@@ -272,4 +275,13 @@ def decode(
         raise InvalidToken("the access token's format is invalid") from None
     if not isinstance(claims, dict):
         raise InvalidToken("the access token's payload is not an object")
+    _check_issued_at(claims.get("iat"), leeway_seconds)
     return claims
+
+
+def _check_issued_at(issued_at: Any, leeway_seconds: int) -> None:
+    """jose only checks that ``iat`` reads as an integer; a time in the future is refused here."""
+    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
+        raise InvalidToken("the access token's iat must be a number")
+    if issued_at > time.time() + max(leeway_seconds, ISSUED_AT_SKEW_SECONDS):
+        raise InvalidToken("the access token's iat is in the future")
