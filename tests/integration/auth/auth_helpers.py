@@ -100,3 +100,53 @@ async def wait_until(condition, within_seconds: float = 10.0, what: str = "a con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within_seconds}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+class CommitGate:
+    """A unit-of-work factory whose next commit, once armed, stops until the test releases it.
+
+    ``when="before"`` holds the transaction open (its row and advisory locks still held);
+    ``when="after"`` holds the use case just after its commit, before it answers. Either way
+    the test runs another use case in that gap, so a race is replayed in one exact order.
+    """
+
+    def __init__(self, factory, when: str) -> None:
+        assert when in ("before", "after")
+        self.factory = factory
+        self.when = when
+        self.armed = False
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def __call__(self) -> _GatedUnitOfWork:
+        return _GatedUnitOfWork(self, self.factory())
+
+
+class _GatedUnitOfWork:
+    def __init__(self, gate: CommitGate, inner) -> None:
+        self._gate = gate
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> _GatedUnitOfWork:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._inner.__aexit__(*exc_info)
+
+    async def commit(self) -> None:
+        gate = self._gate
+        stop, gate.armed = gate.armed, False
+        if stop and gate.when == "before":
+            gate.reached.set()
+            await gate.release.wait()
+        await self._inner.commit()
+        if stop and gate.when == "after":
+            gate.reached.set()
+            await gate.release.wait()

@@ -85,8 +85,13 @@ class FakeRefreshTokens:
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         return next((t for t in self.rows.values() if t.token_hash == token_hash), None)
 
-    async def family_of_access_token(self, access_jti: str) -> UUID | None:
-        return next((t.family_id for t in self.rows.values() if t.access_jti == access_jti), None)
+    async def lock_family_of(self, token_hash: str) -> UUID | None:
+        # One event loop and no awaits inside a use case's fake calls: nothing to lock.
+        token = await self.get_by_hash(token_hash)
+        return token.family_id if token else None
+
+    async def lock_family(self, family_id: UUID) -> bool:
+        return any(t.family_id == family_id for t in self.rows.values())
 
     async def revoke_family(self, family_id: UUID, now: datetime) -> int:
         return self._revoke(lambda t: t.family_id == family_id, now)
@@ -126,8 +131,11 @@ class FakeApiKeys:
     async def revoke(self, key_id: UUID, now: datetime) -> None:
         self.rows[key_id] = dataclasses.replace(self.rows[key_id], revoked_at=now)
 
-    async def touch(self, key_id: UUID, now: datetime) -> None:
+    async def touch(self, key_id: UUID, now: datetime) -> bool:
+        if self.rows[key_id].revoked_at is not None:
+            return False
         self.rows[key_id] = dataclasses.replace(self.rows[key_id], last_used_at=now)
+        return True
 
 
 class FakeUnitOfWork:
@@ -179,11 +187,19 @@ class FakeThrottle:
 class FakeRevocations:
     def __init__(self) -> None:
         self.blocklist: dict[str, int] = {}
+        self.sessions: set[str] = set()
         self.groups: dict[str, dict[str, int]] = {}
+
+    def refuses(self, principal) -> bool:
+        """What every verifier answers: revoked by jti or by session."""
+        return principal.jti in self.blocklist or principal.session_id in self.sessions
 
     async def revoke(self, jti: str, expires_at: int) -> None:
         if expires_at > time.time():
             self.blocklist[jti] = expires_at
+
+    async def revoke_session(self, session_id: str) -> None:
+        self.sessions.add(session_id)
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
         for group in groups:

@@ -134,11 +134,12 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(world):
     first = await world.service.login("alice", PASSWORD, client_address="a")
     second = await world.service.refresh(first.refresh_token)
     third = await world.service.refresh(second.refresh_token)
-    jtis = [(await world.verify(p.access_token, user.id)).jti for p in (first, second, third)]
+    principals = [await world.verify(p.access_token, user.id) for p in (first, second, third)]
+    assert len({p.session_id for p in principals}) == 1
 
     with pytest.raises(RefreshTokenReused):
         await world.service.refresh(first.refresh_token)
-    assert set(jtis) <= set(world.revocations.blocklist)
+    assert all(world.revocations.refuses(p) for p in principals)
     assert all(t.revoked_at for t in world.store.refresh_tokens.values())
     with pytest.raises(InvalidRefreshToken):
         await world.service.refresh(third.refresh_token)
@@ -161,8 +162,20 @@ async def test_logout_blocklists_the_token_and_revokes_its_session(world):
     [session] = world.store.refresh_tokens.values()
     await world.service.logout(principal)
     assert world.revocations.blocklist[principal.jti] == principal.expires_at
+    assert world.revocations.sessions == {str(session.family_id)} == {principal.session_id}
     assert world.store.refresh_tokens[session.id].revoked_at is not None
     await world.service.logout(principal)  # idempotent
+
+
+async def test_logout_with_an_api_key_token_revokes_that_token_only(world):
+    operator = await world.principal("olivia", Role.OPERATOR)
+    key, plaintext = await world.service.create_api_key(operator, "ci")
+    token = await world.verify((await world.service.exchange_api_key(plaintext)).access_token)
+    sibling = await world.verify((await world.service.exchange_api_key(plaintext)).access_token)
+    assert token.session_id == sibling.session_id == str(key.id)
+    await world.service.logout(token)
+    assert world.revocations.refuses(token) and not world.revocations.refuses(sibling)
+    assert await world.service.exchange_api_key(plaintext)
 
 
 async def test_role_changes_end_sessions_and_keep_one_admin(world):
@@ -194,8 +207,9 @@ async def test_api_keys_are_stored_hashed_and_exchange_until_revoked(world):
     principal = await world.verify(pair.access_token, agent.id)
     assert pair.refresh_token is None and principal.role == "agent"
 
+    assert principal.session_id == str(key.id)
     await world.service.revoke_api_key(operator, key.id)
-    assert principal.jti in world.revocations.blocklist
+    assert world.revocations.refuses(principal)
     with pytest.raises(InvalidClient):
         await world.service.exchange_api_key(plaintext)
     with pytest.raises(InvalidClient):

@@ -22,6 +22,8 @@ from finops.common.auth import (
     blocklist_key,
     generate_signing_key,
     revoke,
+    revoke_session,
+    revoke_subject,
 )
 from finops.common.auth.tokens import SigningKey, jwk_thumbprint
 from finops.common.errors import Unavailable
@@ -128,6 +130,33 @@ async def test_revoked_tokens_are_refused(signer, verifier, redis):
     # logout stays idempotent: it may verify without the blocklist.
     assert (await verifier.verify(issued.token, check_revoked=False)).jti == issued.jti
     assert not await revoke(redis, "expired-jti", -5)
+
+
+async def test_revoking_a_session_refuses_its_tokens_even_those_issued_afterwards(
+    signer, verifier, redis
+):
+    before = signer.issue(subject="u1", username="a", role="agent", scopes=[], session_id="s1")
+    other = signer.issue(subject="u1", username="a", role="agent", scopes=[], session_id="s2")
+    assert (await verifier.verify(before.token)).session_id == "s1"
+    assert await revoke_session(redis, "s1", 60)
+    after = signer.issue(subject="u1", username="a", role="agent", scopes=[], session_id="s1")
+    for token in (before, after):
+        with pytest.raises(TokenRevoked):
+            await verifier.verify(token.token)
+    assert (await verifier.verify(other.token)).jti == other.jti
+
+
+async def test_revoking_a_subject_refuses_every_token_of_that_account(signer, verifier, redis):
+    mine = [
+        signer.issue(subject="u1", username="a", role="agent", scopes=[], session_id=sid)
+        for sid in ("s1", None)
+    ]
+    someone_else = signer.issue(subject="u2", username="b", role="agent", scopes=[])
+    assert await revoke_subject(redis, "u1", 60)
+    for token in mine:
+        with pytest.raises(TokenRevoked):
+            await verifier.verify(token.token)
+    assert (await verifier.verify(someone_else.token)).sub == "u2"
 
 
 async def test_a_blocklist_that_cannot_answer_fails_closed(signer, verifier, redis):

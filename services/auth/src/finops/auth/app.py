@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from finops.auth.adapters.redis_store import RedisLoginThrottle, RedisTokenRevoc
 from finops.auth.api import ROUTERS
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.auth.service_layer.ports import UnitOfWork
 from finops.auth.settings import AuthSettings
 from finops.common.auth import TokenVerifier, blocklist_redis, install_verifier
 from finops.common.health import postgres_check, redis_check
@@ -87,10 +88,13 @@ def build_auth_service(
     redis: Any,
     hashing: PasswordHashing,
     keys: ActiveKeys,
+    *,
+    uow: Callable[[], UnitOfWork] | None = None,
 ) -> AuthService:
-    """The use cases wired to PostgreSQL, Redis and the active signing key."""
+    """The use cases wired to PostgreSQL, Redis and the active signing key (``uow`` replaces
+    the PostgreSQL unit of work, e.g. with one that tests pause at a commit)."""
     return AuthService(
-        uow=lambda: PostgresUnitOfWork(pool),
+        uow=uow or (lambda: PostgresUnitOfWork(pool)),
         hashing=hashing,
         signer=keys.signer,
         throttle=RedisLoginThrottle(redis, settings.login_failure_window_seconds),

@@ -4,7 +4,14 @@ Tokens are RS256 JWTs signed by the auth service; every service verifies them it
 the keys from auth's JWKS and checks the Redis blocklist, so auth is not on the hot path.
 """
 
-from finops.common.auth.blocklist import blocklist_key, blocklist_redis, is_revoked, revoke
+from finops.common.auth.blocklist import (
+    blocklist_key,
+    blocklist_redis,
+    is_revoked,
+    revoke,
+    revoke_session,
+    revoke_subject,
+)
 from finops.common.auth.dependencies import (
     CurrentPrincipal,
     authenticate,
@@ -46,6 +53,8 @@ __all__ = [
     "is_revoked",
     "require_scope",
     "revoke",
+    "revoke_session",
+    "revoke_subject",
     "scope_checker",
     "scopes_for",
 ]

@@ -20,6 +20,9 @@ class Principal:
     scopes: frozenset[str]
     jti: str
     expires_at: int
+    # The session the token belongs to (claim ``sid``): the login it descends from, or the
+    # API key it was exchanged for. Revoking the session refuses every token carrying it.
+    session_id: str | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -27,8 +30,8 @@ class Principal:
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
         """Build from verified claims; a claim of the wrong type makes the token invalid."""
-        sub, username, role, scope, jti, expires_at = (
-            claims.get(name) for name in ("sub", "username", "role", "scope", "jti", "exp")
+        sub, username, role, scope, jti, expires_at, session_id = (
+            claims.get(name) for name in ("sub", "username", "role", "scope", "jti", "exp", "sid")
         )
         if not (
             isinstance(sub, str)
@@ -37,6 +40,7 @@ class Principal:
             and isinstance(scope, str)
             and isinstance(jti, str)
             and isinstance(expires_at, int)
+            and (session_id is None or isinstance(session_id, str))
         ):
             raise InvalidToken("the access token lacks the platform's claims")
         return cls(
@@ -46,4 +50,5 @@ class Principal:
             scopes=parse_scope(scope),
             jti=jti,
             expires_at=expires_at,
+            session_id=session_id,
         )

@@ -198,7 +198,10 @@ class TokenSigner:
         role: str,
         scopes: Iterable[str],
         ttl_seconds: int | None = None,
+        session_id: str | None = None,
     ) -> IssuedToken:
+        """A signed access token; ``session_id`` becomes the ``sid`` claim that revoking the
+        session (logout, deleting an API key) refuses everywhere."""
         now = int(self._clock())
         expires_at = now + (ttl_seconds if ttl_seconds is not None else self.ttl_seconds)
         jti = uuid.uuid4().hex
@@ -213,6 +216,8 @@ class TokenSigner:
             "iss": self.issuer,
             "aud": self.audience,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         return IssuedToken(self.sign_claims(claims), jti, now, expires_at)
 
     def sign_claims(self, claims: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from finops.common.auth.blocklist import BlocklistLookups
+from finops.common.auth.blocklist import BlocklistLookups, revocation_keys
 from finops.common.auth.errors import InvalidToken, TokenRevoked
 from finops.common.auth.key_sources import JwksFromUrl, KeySource
 from finops.common.auth.principal import Principal
@@ -47,7 +47,7 @@ class TokenVerifier:
         principal = await self.verify_signature(token)
         if check_revoked:
             try:
-                revoked = await self._blocklist.is_revoked(principal.jti)
+                revoked = await self._blocklist.is_revoked(revocation_keys(principal))
             except (RedisError, OSError) as exc:
                 raise Unavailable("the token blocklist cannot be checked") from exc
             if revoked:

@@ -42,6 +42,9 @@ _CLAIM_REFRESH = (
     " RETURNING id, family_id, user_id, token_hash, scope, access_jti, issued_at, expires_at,"
     " used_at, revoked_at"
 )
+# A transaction-scoped advisory lock per refresh-token family (class 7301 = "auth family").
+_LOCK_FAMILY = "SELECT pg_advisory_xact_lock(7301, hashtext($1::uuid::text))"
+_FAMILY_EXISTS = "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1)"
 _REFRESH_BY_HASH = (
     "SELECT id, family_id, user_id, token_hash, scope, access_jti, issued_at, expires_at,"
     " used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1"
@@ -156,11 +159,19 @@ class PostgresRefreshTokens:
         row = await self._conn.fetchrow(_REFRESH_BY_HASH, token_hash)
         return RefreshToken(**dict(row)) if row else None
 
-    async def family_of_access_token(self, access_jti: str) -> UUID | None:
+    async def lock_family_of(self, token_hash: str) -> UUID | None:
         family: UUID | None = await self._conn.fetchval(
-            "SELECT family_id FROM refresh_tokens WHERE access_jti = $1 LIMIT 1", access_jti
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash
         )
+        if family is not None:
+            await self._conn.execute(_LOCK_FAMILY, family)
         return family
+
+    async def lock_family(self, family_id: UUID) -> bool:
+        # A lock on the family id, not on rows: a row lock cannot cover the row a concurrent
+        # refresh is about to insert, and that row is exactly what a logout must not miss.
+        await self._conn.execute(_LOCK_FAMILY, family_id)
+        return bool(await self._conn.fetchval(_FAMILY_EXISTS, family_id))
 
     async def revoke_family(self, family_id: UUID, now: datetime) -> int:
         return _affected(
@@ -220,8 +231,14 @@ class PostgresApiKeys:
             now,
         )
 
-    async def touch(self, key_id: UUID, now: datetime) -> None:
-        await self._conn.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", key_id, now)
+    async def touch(self, key_id: UUID, now: datetime) -> bool:
+        # The row lock this takes orders the exchange against a concurrent revocation.
+        status = await self._conn.execute(
+            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            key_id,
+            now,
+        )
+        return _affected(status) == 1
 
 
 class PostgresUnitOfWork:

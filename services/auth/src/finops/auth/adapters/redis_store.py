@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from finops.common.auth.blocklist import blocklist_key, revoke
+from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
@@ -49,8 +49,10 @@ class RedisLoginThrottle:
 class RedisTokenRevocations:
     """Blocklist entries (shared with every service's verifier) and groups of live tokens.
 
-    A group (a login session, a user, an API key) is a sorted set of jti scored by expiry, so
-    revoking the group blocklists exactly the tokens of it that are still alive.
+    A session entry refuses every token carrying that ``sid``, so it outlives the longest
+    token lifetime (plus a minute for a token being issued while it is written). A group (a
+    user's tokens) is a sorted set of jti scored by expiry, so revoking the group blocklists
+    exactly the tokens of it that are still alive.
     """
 
     def __init__(
@@ -62,6 +64,9 @@ class RedisTokenRevocations:
 
     async def revoke(self, jti: str, expires_at: int) -> None:
         await revoke(self._redis, jti, expires_at - self._clock())
+
+    async def revoke_session(self, session_id: str) -> None:
+        await revoke_session(self._redis, session_id, self._group_ttl)
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
         now = self._clock()

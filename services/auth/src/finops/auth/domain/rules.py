@@ -44,13 +44,5 @@ def address_throttle_key(client_address: str) -> str:
     return f"address:{_digest(client_address)}"
 
 
-def session_group(family_id: object) -> str:
-    return f"family:{family_id}"
-
-
 def user_group(user_id: object) -> str:
     return f"user:{user_id}"
-
-
-def api_key_group(key_id: object) -> str:
-    return f"api-key:{key_id}"

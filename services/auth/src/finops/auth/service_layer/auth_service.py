@@ -26,10 +26,8 @@ from finops.auth.domain.policy import check_new_account
 from finops.auth.domain.rules import (
     account_throttle_key,
     address_throttle_key,
-    api_key_group,
     granted_scopes,
     may_act_for,
-    session_group,
     user_group,
 )
 from finops.auth.service_layer.ports import (
@@ -135,55 +133,63 @@ class AuthService:
             if self._hashing.needs_rehash(user.hashed_password):
                 rehashed = await asyncio.to_thread(self._hashing.hash, password)
                 await uow.users.set_password_hash(user.id, rehashed)
-            pair, groups, access = await self._start_session(uow, user, scopes, family_id=uuid4())
+            pair, access = await self._start_session(uow, user, scopes, family_id=uuid4())
             await uow.commit()
-        await self._revocations.remember(groups, access.jti, access.expires_at)
+        await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return pair
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         token_hash = hash_secret(refresh_token)
         now = self._clock()
         async with self._uow() as uow:
-            record = await uow.refresh_tokens.claim(token_hash, now)
-            if record is None:
+            # Under the family's lock: a logout or reuse revocation of this family either
+            # waits for this refresh (and then revokes what it wrote) or is seen by it.
+            family_id = await uow.refresh_tokens.lock_family_of(token_hash)
+            record = await uow.refresh_tokens.claim(token_hash, now) if family_id else None
+            if family_id is None or record is None:
                 known = await uow.refresh_tokens.get_by_hash(token_hash)
                 if known is not None and known.was_used() and known.revoked_at is None:
                     # A used token came back: one of its holders is not the user. End it all.
-                    await uow.refresh_tokens.revoke_family(known.family_id, now)
-                    await uow.commit()
-                    await self._revocations.revoke_group(session_group(known.family_id))
+                    await self._end_session(uow, known.family_id, now)
                     raise RefreshTokenReused()
                 raise InvalidRefreshToken()
             user = await uow.users.get(record.user_id)
             if user is None or not user.is_active:
-                await uow.refresh_tokens.revoke_family(record.family_id, now)
-                await uow.commit()
-                await self._revocations.revoke_group(session_group(record.family_id))
+                await self._end_session(uow, record.family_id, now)
                 raise InvalidRefreshToken()
             # The role may have changed since the login: never grant more than it allows now.
             scopes = granted_scopes(user.role, None) & parse_scope(record.scope)
-            pair, groups, access = await self._start_session(
-                uow, user, scopes, family_id=record.family_id
-            )
+            pair, access = await self._start_session(uow, user, scopes, family_id=record.family_id)
             await uow.commit()
-        await self._revocations.remember(groups, access.jti, access.expires_at)
+        await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return pair
 
     async def logout(self, principal: Principal) -> None:
-        """Blocklist this access token and end its session. Safe to repeat."""
+        """Blocklist this access token and end the login session it belongs to, whichever
+        generation of it the token is. Safe to repeat."""
         await self._revocations.revoke(principal.jti, principal.expires_at)
+        family_id = _session_uuid(principal)
+        if family_id is None:
+            return
         async with self._uow() as uow:
-            family_id = await uow.refresh_tokens.family_of_access_token(principal.jti)
-            if family_id is not None:
-                await uow.refresh_tokens.revoke_family(family_id, self._clock())
-                await uow.commit()
-        if family_id is not None:
-            await self._revocations.revoke_group(session_group(family_id))
+            # No refresh tokens: the token came from an API key, whose other tokens stay valid.
+            if await uow.refresh_tokens.lock_family(family_id):
+                await self._end_session(uow, family_id, self._clock())
+
+    async def _end_session(self, uow: UnitOfWork, family_id: UUID, now: datetime) -> None:
+        """Revoke a login session: its refresh tokens, and every access token with its sid.
+
+        The family's lock is held. The blocklist entry is written before the commit, so a
+        failure leaves the session refused rather than half ended.
+        """
+        await self._revocations.revoke_session(str(family_id))
+        await uow.refresh_tokens.revoke_family(family_id, now)
+        await uow.commit()
 
     async def _start_session(
         self, uow: UnitOfWork, user: User, scopes: frozenset[str], *, family_id: UUID
-    ) -> tuple[TokenPair, list[str], IssuedToken]:
-        access = self._issue_access(user, scopes)
+    ) -> tuple[TokenPair, IssuedToken]:
+        access = self._issue_access(user, scopes, session_id=str(family_id))
         plain, token_hash = new_refresh_token()
         now = self._clock()
         await uow.refresh_tokens.add(
@@ -199,10 +205,15 @@ class AuthService:
             )
         )
         pair = TokenPair(access.token, access.expires_in, plain, format_scope(scopes))
-        return pair, [user_group(user.id), session_group(family_id)], access
+        return pair, access
 
     def _issue_access(
-        self, user: User, scopes: frozenset[str], ttl_seconds: int | None = None
+        self,
+        user: User,
+        scopes: frozenset[str],
+        ttl_seconds: int | None = None,
+        *,
+        session_id: str,
     ) -> IssuedToken:
         return self._signer().issue(
             subject=str(user.id),
@@ -210,6 +221,7 @@ class AuthService:
             role=user.role.value,
             scopes=scopes,
             ttl_seconds=ttl_seconds,
+            session_id=session_id,
         )
 
     # ---- API keys --------------------------------------------------------------------
@@ -253,10 +265,12 @@ class AuthService:
             )
             if key is None or not visible:
                 raise ApiKeyNotFound()
+            # Tokens exchanged for the key carry its id as sid: this refuses all of them,
+            # including one an exchange racing with this deletion issues a moment later.
+            await self._revocations.revoke_session(str(key_id))
             if not key.is_revoked:
                 await uow.api_keys.revoke(key_id, self._clock())
                 await uow.commit()
-        await self._revocations.revoke_group(api_key_group(key_id))
 
     async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
         """OAuth2 client credentials: an API key for a short-lived access token."""
@@ -265,12 +279,14 @@ class AuthService:
             user = await uow.users.get(key.user_id) if key is not None else None
             if key is None or key.is_revoked or user is None or not user.is_active:
                 raise InvalidClient()
-            await uow.api_keys.touch(key.id, self._clock())
+            if not await uow.api_keys.touch(key.id, self._clock()):
+                raise InvalidClient()  # revoked since it was read
             await uow.commit()
         scopes = granted_scopes(user.role, scope)
-        access = self._issue_access(user, scopes, self.policy.api_key_token_ttl_seconds)
-        groups = [user_group(user.id), api_key_group(key.id)]
-        await self._revocations.remember(groups, access.jti, access.expires_at)
+        access = self._issue_access(
+            user, scopes, self.policy.api_key_token_ttl_seconds, session_id=str(key.id)
+        )
+        await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return TokenPair(access.token, access.expires_in, None, format_scope(scopes))
 
 
@@ -295,6 +311,14 @@ async def register_user(
         await uow.commit()
     assert stored is not None
     return stored
+
+
+def _session_uuid(principal: Principal) -> UUID | None:
+    """The login session (refresh-token family) id a token names, if it names one."""
+    try:
+        return UUID(principal.session_id) if principal.session_id else None
+    except ValueError:
+        return None
 
 
 def _as_uuid(value: str) -> UUID:

@@ -36,7 +36,15 @@ class RefreshTokenRepository(Protocol):
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None: ...
 
-    async def family_of_access_token(self, access_jti: str) -> UUID | None: ...
+    async def lock_family_of(self, token_hash: str) -> UUID | None:
+        """The family of the token (None: unknown token), locked until the transaction ends.
+
+        Refreshing and revoking a family take this lock, so they run one after the other: a
+        revocation sees every token a refresh wrote, and a refresh sees a revocation.
+        """
+
+    async def lock_family(self, family_id: UUID) -> bool:
+        """Lock the family as ``lock_family_of`` does; True when it holds any token."""
 
     async def revoke_family(self, family_id: UUID, now: datetime) -> int: ...
 
@@ -55,7 +63,8 @@ class ApiKeyRepository(Protocol):
 
     async def revoke(self, key_id: UUID, now: datetime) -> None: ...
 
-    async def touch(self, key_id: UUID, now: datetime) -> None: ...
+    async def touch(self, key_id: UUID, now: datetime) -> bool:
+        """Record a use; False when the key has been revoked meanwhile (then it is not used)."""
 
 
 class UnitOfWork(Protocol):
@@ -94,9 +103,12 @@ class LoginThrottle(Protocol):
 
 
 class AccessTokenRevocations(Protocol):
-    """The blocklist of access tokens, plus groups so a whole session or user can be revoked."""
+    """The blocklist every service checks: tokens, sessions (``sid``), and groups of tokens."""
 
     async def revoke(self, jti: str, expires_at: int) -> None: ...
+
+    async def revoke_session(self, session_id: str) -> None:
+        """Refuse every access token with this ``sid``, however late it was issued."""
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None: ...
 

@@ -1,0 +1,205 @@
+"""Revocation that races with issuance: logout against refresh, key deletion against exchange.
+
+Each race is replayed deterministically (a commit held open, or held just after it happened,
+while the other use case runs), then run for real as concurrent requests many times over.
+"Refused everywhere" is checked by a second verifier, built the way every other service
+builds one (its own Redis connection, auth's public keys), not only by auth itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from auth_helpers import CommitGate, bearer, unique_name
+
+from finops.auth.adapters.postgres import PostgresUnitOfWork
+from finops.auth.app import build_auth_service
+from finops.common.auth import InvalidToken, TokenVerifier, installed_verifier
+
+pytestmark = pytest.mark.integration
+
+TRIALS = 30
+
+
+@pytest.fixture
+async def elsewhere(auth_app, infra):
+    """Answers "does another service accept this access token?"."""
+    redis = aioredis.from_url(infra.redis_url)
+    verifier = TokenVerifier(auth_app.state.settings, redis, auth_app.state.keys.verification_keys)
+
+    async def accepts(token: str) -> bool:
+        try:
+            await verifier.verify(token)
+        except InvalidToken:
+            return False
+        return True
+
+    yield accepts
+    await redis.aclose()
+
+
+def gated_service(auth_app, when: str):
+    """The auth use cases over the app's database, Redis and keys, with a commit gate."""
+    state = auth_app.state
+    gate = CommitGate(lambda: PostgresUnitOfWork(state.db), when)
+    service = build_auth_service(
+        state.settings, state.db, state.redis, state.hashing, state.keys, uow=gate
+    )
+    return service, gate
+
+
+async def principal_of(auth_app, token: str):
+    return await installed_verifier(auth_app).verify(token, check_revoked=False)
+
+
+async def refresh(client, token: str):
+    return await client.post("/api/auth/refresh", json={"refresh_token": token})
+
+
+async def assert_session_is_dead(client, elsewhere, access_token: str, refresh_token: str):
+    response = await refresh(client, refresh_token)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_refresh_token"
+    assert (await client.get("/api/users/me", headers=bearer(access_token))).status_code == 401
+    assert not await elsewhere(access_token)
+
+
+# ---- logout against refresh ---------------------------------------------------------------
+
+
+async def test_logout_just_after_a_refresh_committed_ends_the_new_generation(
+    client, accounts, auth_app, elsewhere
+):
+    user = await accounts.create()
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    refreshing = asyncio.create_task(service.refresh(user.refresh_token))
+    await asyncio.wait_for(gate.reached.wait(), 10)  # committed, not yet answered
+
+    await service.logout(await principal_of(auth_app, user.access_token))
+    gate.release.set()
+    pair = await refreshing
+
+    await assert_session_is_dead(client, elsewhere, pair.access_token, pair.refresh_token)
+    assert not await elsewhere(user.access_token)
+
+
+async def test_logout_during_an_uncommitted_refresh_revokes_what_that_refresh_issues(
+    client, accounts, auth_app, elsewhere
+):
+    user = await accounts.create()
+    service, gate = gated_service(auth_app, "before")
+    gate.arm()
+    refreshing = asyncio.create_task(service.refresh(user.refresh_token))
+    await asyncio.wait_for(gate.reached.wait(), 10)  # new refresh token written, uncommitted
+
+    logging_out = asyncio.create_task(
+        service.logout(await principal_of(auth_app, user.access_token))
+    )
+    # Logout must wait for the refresh's transaction, not revoke around it.
+    await _until_blocked_on_a_lock_or_done(auth_app, logging_out)
+    gate.release.set()
+    pair = await refreshing
+    await logging_out
+
+    await assert_session_is_dead(client, elsewhere, pair.access_token, pair.refresh_token)
+
+
+async def test_logout_with_an_early_generation_ends_every_later_one(client, accounts, elsewhere):
+    user = await accounts.create()
+    second = (await refresh(client, user.refresh_token)).json()
+    third = (await refresh(client, second["refresh_token"])).json()
+    logout = await client.post("/api/auth/logout", headers=user.headers)
+    assert logout.status_code == 204
+    await assert_session_is_dead(client, elsewhere, third["access_token"], third["refresh_token"])
+    assert not await elsewhere(second["access_token"])
+
+
+async def test_concurrent_refresh_and_logout_leave_no_live_token(client, accounts, elsewhere):
+    survivors = []
+    for _ in range(TRIALS):
+        user = await accounts.create()
+        refreshed, logout = await asyncio.gather(
+            refresh(client, user.refresh_token),
+            client.post("/api/auth/logout", headers=user.headers),
+        )
+        assert logout.status_code == 204
+        assert refreshed.status_code in (200, 401), refreshed.text
+        if refreshed.status_code == 200:
+            pair = refreshed.json()
+            still_refreshes = (await refresh(client, pair["refresh_token"])).status_code == 200
+            if still_refreshes or await elsewhere(pair["access_token"]):
+                survivors.append(pair)
+    assert survivors == []
+
+
+# ---- API key deletion against exchange ----------------------------------------------------
+
+
+async def new_api_key(client, accounts):
+    """(key id, key, the operator who created it and may delete it)."""
+    operator = await accounts.create("operator")
+    response = await client.post(
+        "/api/auth/api-keys", json={"name": unique_name("key")}, headers=operator.headers
+    )
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"]), response.json()["key"], operator
+
+
+async def exchange(client, key: str):
+    return await client.post(
+        "/api/auth/token", data={"grant_type": "client_credentials", "client_secret": key}
+    )
+
+
+async def test_deleting_a_key_revokes_a_token_exchanged_at_that_moment(
+    client, accounts, auth_app, elsewhere
+):
+    key_id, key, operator = await new_api_key(client, accounts)
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    exchanging = asyncio.create_task(service.exchange_api_key(key))
+    await asyncio.wait_for(gate.reached.wait(), 10)  # the key looked valid and was touched
+
+    await service.revoke_api_key(await principal_of(auth_app, operator.access_token), key_id)
+    gate.release.set()
+    pair = await exchanging
+
+    assert not await elsewhere(pair.access_token)
+    me = await client.get("/api/users/me", headers=bearer(pair.access_token))
+    assert me.status_code == 401
+    refused = await exchange(client, key)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_client"
+    assert await elsewhere(operator.access_token)  # the deleting operator's session lives on
+
+
+async def test_concurrent_exchange_and_key_deletion_leave_no_live_token(
+    client, accounts, elsewhere
+):
+    survivors = []
+    for _ in range(TRIALS):
+        key_id, key, operator = await new_api_key(client, accounts)
+        exchanged, deleted = await asyncio.gather(
+            exchange(client, key),
+            client.delete(f"/api/auth/api-keys/{key_id}", headers=operator.headers),
+        )
+        assert deleted.status_code == 204, deleted.text
+        assert exchanged.status_code in (200, 401), exchanged.text
+        if exchanged.status_code == 200 and await elsewhere(exchanged.json()["access_token"]):
+            survivors.append(exchanged.json())
+    assert survivors == []
+
+
+async def _until_blocked_on_a_lock_or_done(auth_app, task: asyncio.Task) -> None:
+    """Poll until ``task`` finished or a session of this database waits for a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while not task.done() and not await auth_app.state.db.fetchval(query):
+            await asyncio.sleep(0.01)
