@@ -8,12 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from auth_helpers import Accounts, asgi_client
 from fastapi import FastAPI
 
 from finops.auth.app import create_app
 from finops.auth.settings import AuthSettings
+from finops.common.auth import InvalidToken, TokenVerifier
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +58,21 @@ async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 def accounts(auth_app: FastAPI, client: httpx.AsyncClient) -> Accounts:
     return Accounts(auth_app, client)
+
+
+@pytest.fixture
+async def elsewhere(auth_app: FastAPI, infra: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Answers "does another service accept this access token?" with a verifier built the way
+    every other service builds one: its own Redis connection, auth's public keys."""
+    redis = aioredis.from_url(infra.redis_url)
+    verifier = TokenVerifier(auth_app.state.settings, redis, auth_app.state.keys.verification_keys)
+
+    async def accepts(token: str) -> bool:
+        try:
+            await verifier.verify(token)
+        except InvalidToken:
+            return False
+        return True
+
+    yield accepts
+    await redis.aclose()

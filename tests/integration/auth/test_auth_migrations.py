@@ -46,7 +46,11 @@ async def test_upgrade_and_downgrade_both_work(scratch_database):
     try:
         assert await tables(conn) == TABLES
         version = await conn.fetchval("SELECT version_num FROM alembic_version_auth")
-        assert version == "0002_refresh_tokens_api_keys"
+        assert version == "0003_refresh_tokens_expiry_idx"
+        indexes = await conn.fetchval(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'refresh_tokens_expires_at_idx'"
+        )
+        assert indexes == 1
 
         await migrate("down", url, "0001_users")
         assert await tables(conn) == {"users"}

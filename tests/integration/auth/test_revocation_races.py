@@ -12,33 +12,15 @@ import asyncio
 import uuid
 
 import pytest
-import redis.asyncio as aioredis
 from auth_helpers import CommitGate, bearer, unique_name
 
 from finops.auth.adapters.postgres import PostgresUnitOfWork
 from finops.auth.app import build_auth_service
-from finops.common.auth import InvalidToken, TokenVerifier, installed_verifier
+from finops.common.auth import installed_verifier
 
 pytestmark = pytest.mark.integration
 
 TRIALS = 30
-
-
-@pytest.fixture
-async def elsewhere(auth_app, infra):
-    """Answers "does another service accept this access token?"."""
-    redis = aioredis.from_url(infra.redis_url)
-    verifier = TokenVerifier(auth_app.state.settings, redis, auth_app.state.keys.verification_keys)
-
-    async def accepts(token: str) -> bool:
-        try:
-            await verifier.verify(token)
-        except InvalidToken:
-            return False
-        return True
-
-    yield accepts
-    await redis.aclose()
 
 
 def gated_service(auth_app, when: str):

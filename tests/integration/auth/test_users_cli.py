@@ -79,3 +79,18 @@ async def test_keys_rotate_keeps_the_previous_key_in_the_folder(tmp_path):
     keys = tmp_path / "keys"
     assert sorted(p.name for p in keys.glob("*.pem")) == ["current.pem", "previous.pem"]
     assert (keys / "current.pem").stat().st_mode & 0o777 == 0o600
+
+
+async def test_users_deactivate_refuses_the_users_tokens_everywhere(accounts, infra, elsewhere):
+    user = await accounts.create()
+    assert await elsewhere(user.access_token)
+    env = {"FINOPS_DATABASE_URL": infra.database_url, "FINOPS_REDIS_URL": infra.redis_url}
+    result = await asyncio.to_thread(finops, "users", "deactivate", user.username, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"deactivated user {user.username} (id {user.id})" in result.output
+    assert not await elsewhere(user.access_token)
+    by_id = await asyncio.to_thread(finops, "users", "deactivate", user.id, env=env)
+    assert by_id.exit_code == 0, by_id.output  # repeating it is harmless
+    unknown = await asyncio.to_thread(finops, "users", "deactivate", "nobody-at-all", env=env)
+    assert unknown.exit_code == 1
+    assert "no such user" in unknown.output

@@ -59,6 +59,12 @@ class FakeUsers:
         self.rows[user_id] = dataclasses.replace(self.rows[user_id], role=role)
         return self.rows[user_id]
 
+    async def set_active(self, user_id: UUID, active: bool) -> User | None:
+        if user_id not in self.rows:
+            return None
+        self.rows[user_id] = dataclasses.replace(self.rows[user_id], is_active=active)
+        return self.rows[user_id]
+
     async def count_active_admins(self) -> int:
         return sum(1 for u in self.rows.values() if u.role == Role.ADMIN and u.is_active)
 
@@ -99,6 +105,12 @@ class FakeRefreshTokens:
     async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int:
         return self._revoke(lambda t: t.user_id == user_id, now)
 
+    async def delete_expired(self, before: datetime, limit: int) -> int:
+        expired = [t.id for t in self.rows.values() if t.expires_at < before][:limit]
+        for token_id in expired:
+            del self.rows[token_id]
+        return len(expired)
+
     def _revoke(self, matches, now: datetime) -> int:
         count = 0
         for token in list(self.rows.values()):
@@ -130,6 +142,12 @@ class FakeApiKeys:
 
     async def revoke(self, key_id: UUID, now: datetime) -> None:
         self.rows[key_id] = dataclasses.replace(self.rows[key_id], revoked_at=now)
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int:
+        mine = [k for k in self.rows.values() if k.user_id == user_id and k.revoked_at is None]
+        for key in mine:
+            self.rows[key.id] = dataclasses.replace(key, revoked_at=now)
+        return len(mine)
 
     async def touch(self, key_id: UUID, now: datetime) -> bool:
         if self.rows[key_id].revoked_at is not None:
@@ -188,11 +206,16 @@ class FakeRevocations:
     def __init__(self) -> None:
         self.blocklist: dict[str, int] = {}
         self.sessions: set[str] = set()
+        self.users: set[str] = set()
         self.groups: dict[str, dict[str, int]] = {}
 
     def refuses(self, principal) -> bool:
-        """What every verifier answers: revoked by jti or by session."""
-        return principal.jti in self.blocklist or principal.session_id in self.sessions
+        """What every verifier answers: revoked by jti, by session or by account."""
+        return (
+            principal.jti in self.blocklist
+            or principal.session_id in self.sessions
+            or principal.sub in self.users
+        )
 
     async def revoke(self, jti: str, expires_at: int) -> None:
         if expires_at > time.time():
@@ -200,6 +223,9 @@ class FakeRevocations:
 
     async def revoke_session(self, session_id: str) -> None:
         self.sessions.add(session_id)
+
+    async def revoke_user(self, user_id: str) -> None:
+        self.users.add(user_id)
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
         for group in groups:

@@ -190,6 +190,46 @@ async def test_role_changes_end_sessions_and_keep_one_admin(world):
         await world.service.change_role(admin, uuid.uuid4(), Role.AGENT)
 
 
+async def test_deactivation_refuses_every_credential_and_keeps_one_admin(world):
+    admin = await world.principal("root", Role.ADMIN)
+    agent = await world.principal("alice")
+    key, plaintext = await world.service.create_api_key(admin, "ci", uuid.UUID(agent.sub))
+    exchanged = await world.verify((await world.service.exchange_api_key(plaintext)).access_token)
+
+    user = await world.service.deactivate_user(uuid.UUID(agent.sub))
+
+    assert user.is_active is False and world.store.users[user.id].is_active is False
+    assert world.revocations.refuses(agent) and world.revocations.refuses(exchanged)
+    assert world.store.api_keys[key.id].revoked_at is not None
+    revoked = {
+        str(t.user_id): t.revoked_at is not None for t in world.store.refresh_tokens.values()
+    }
+    assert revoked == {agent.sub: True, admin.sub: False}
+    with pytest.raises(InvalidCredentials):
+        await world.service.login("alice", PASSWORD, client_address="a")
+    with pytest.raises(InvalidClient):
+        await world.service.exchange_api_key(plaintext)
+    with pytest.raises(LastAdmin, match="deactivated"):
+        await world.service.deactivate_user(uuid.UUID(admin.sub))
+    with pytest.raises(UserNotFound):
+        await world.service.deactivate_user(uuid.uuid4())
+    assert not world.revocations.refuses(admin)
+
+
+async def test_pruning_deletes_only_expired_refresh_tokens(world):
+    await world.user("alice")
+    live = await world.service.login("alice", PASSWORD, client_address="a")
+    world.service.policy = AuthPolicy(refresh_token_ttl_seconds=-1)  # born expired
+    await world.service.login("alice", PASSWORD, client_address="a")
+    await world.service.login("alice", PASSWORD, client_address="a")
+    assert len(world.store.refresh_tokens) == 3
+
+    assert await world.service.prune_expired_refresh_tokens(batch_size=1) == 2
+
+    assert len(world.store.refresh_tokens) == 1
+    assert await world.service.refresh(live.refresh_token)
+
+
 async def test_scope_requests_narrow_but_never_widen(world):
     await world.user("alice")
     pair = await world.service.login("alice", PASSWORD, client_address="a", scope="healing:read")

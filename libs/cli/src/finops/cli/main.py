@@ -359,6 +359,27 @@ def users_create(
     )
 
 
+@users_app.command("deactivate")
+def users_deactivate(
+    user: Annotated[str, typer.Argument(help="Username, email or user id.", show_default=False)],
+) -> None:
+    """Deactivate a user, as `POST /api/users/{id}/deactivate` does: every access token,
+    refresh token and API key of it is refused on every service at once.
+
+    Connects to FINOPS_DATABASE_URL and FINOPS_REDIS_URL.
+    """
+    from finops.auth.admin import deactivate_user
+    from finops.auth.domain.errors import LastAdmin, UserNotFound
+    from finops.auth.settings import AuthSettings
+
+    try:
+        done = asyncio.run(deactivate_user(AuthSettings(), user))
+    except (UserNotFound, LastAdmin) as exc:
+        _fail(exc.message)
+        return
+    console.print(f"deactivated user {done.username} (id {done.id})", soft_wrap=True)
+
+
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Generate a new signing key; the current one stays in the JWKS as the previous key.

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from uuid import UUID
+
 import asyncpg
 
 from finops.auth.adapters.keystore import KeyRing, KeyStore
 from finops.auth.adapters.postgres import PostgresUnitOfWork
+from finops.auth.adapters.redis_store import RedisTokenRevocations
+from finops.auth.domain.errors import UserNotFound
 from finops.auth.domain.model import User
 from finops.auth.domain.passwords import PasswordHashing
-from finops.auth.service_layer.auth_service import register_user
+from finops.auth.service_layer.auth_service import deactivate_account, register_user
 from finops.auth.settings import AuthSettings
+from finops.common.auth import blocklist_redis
 from finops.common.auth.scopes import Role
 
 
@@ -24,6 +30,33 @@ async def create_user(
         return await register_user(uow, hashing, username, email, password, role)
     finally:
         await pool.close()
+
+
+async def deactivate_user(settings: AuthSettings, who: str) -> User:
+    """Deactivate the user named ``who`` (username, email or id), as the admin API does."""
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    redis = blocklist_redis(settings.redis_url)
+    try:
+        user_id = _uuid_or_none(who)
+        async with PostgresUnitOfWork(pool) as uow:
+            user = await (uow.users.get(user_id) if user_id else uow.users.get_by_login(who))
+        if user is None:
+            raise UserNotFound()
+        max_ttl = max(settings.access_token_ttl_seconds, settings.api_key_token_ttl_seconds)
+        revocations = RedisTokenRevocations(redis, max_ttl)
+        return await deactivate_account(
+            PostgresUnitOfWork(pool), revocations, user.id, datetime.now(UTC)
+        )
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def _uuid_or_none(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
 
 
 def rotate_signing_keys(settings: AuthSettings) -> KeyRing:

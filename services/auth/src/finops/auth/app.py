@@ -53,13 +53,20 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         # Auth verifies its own tokens with the keys it holds: no HTTP round trip to itself.
         verifier = TokenVerifier(settings, app.state.redis, keys.verification_keys)
         install_verifier(app, verifier)
-        watcher = asyncio.create_task(_follow_key_rotations(keys, settings.key_reload_seconds))
+        chores = [
+            asyncio.create_task(_follow_key_rotations(keys, settings.key_reload_seconds)),
+            asyncio.create_task(
+                _prune_refresh_tokens(app.state.auth_service, settings.refresh_token_prune_seconds)
+            ),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for chore in chores:
+                chore.cancel()
+            for chore in chores:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
             await verifier.aclose()
             await app.state.redis.aclose()
             await app.state.db.close()
@@ -119,3 +126,15 @@ async def _follow_key_rotations(keys: ActiveKeys, every_seconds: float) -> None:
                 log.info("signing keys reloaded", extra={"kid": keys.signer().kid})
         except Exception:  # a half-written key must not stop the watcher; next round retries
             log.exception("reloading the signing keys failed")
+
+
+async def _prune_refresh_tokens(service: AuthService, every_seconds: float) -> None:
+    """Delete expired refresh tokens now and then (the table would otherwise only grow)."""
+    while True:
+        try:
+            pruned = await service.prune_expired_refresh_tokens()
+            if pruned:
+                log.info("expired refresh tokens deleted", extra={"count": pruned})
+        except Exception:  # the database may be away for a while; the next round retries
+            log.exception("deleting expired refresh tokens failed")
+        await asyncio.sleep(every_seconds)

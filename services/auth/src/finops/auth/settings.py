@@ -28,6 +28,9 @@ class AuthSettings(CommonSettings):
     access_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
     api_key_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
+    refresh_token_prune_seconds: float = Field(
+        3600, gt=0, description="how often expired refresh tokens are deleted"
+    )
 
     # argon2id cost; below OWASP's minimum only with environment=test (fast test suites).
     argon2_memory_kib: int = Field(19 * 1024, ge=8)

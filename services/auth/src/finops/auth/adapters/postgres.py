@@ -30,6 +30,20 @@ _SET_ROLE = (
     "UPDATE users SET role = $2 WHERE id = $1"
     " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
 )
+_SET_ACTIVE = (
+    "UPDATE users SET is_active = $2 WHERE id = $1"
+    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
+)
+# FOR UPDATE: see UserRepository.count_active_admins.
+_COUNT_ACTIVE_ADMINS = (
+    "SELECT count(*) FROM"
+    " (SELECT id FROM users WHERE role = 'admin' AND is_active FOR UPDATE) AS admins"
+)
+# In batches: one statement never holds many row locks for long.
+_DELETE_EXPIRED_REFRESH = (
+    "DELETE FROM refresh_tokens WHERE id IN"
+    " (SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)"
+)
 _INSERT_REFRESH = (
     "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, scope, access_jti,"
     " issued_at, expires_at, used_at, revoked_at)"
@@ -125,11 +139,11 @@ class PostgresUsers:
             )
         )
 
+    async def set_active(self, user_id: UUID, active: bool) -> User | None:
+        return _user(await self._conn.fetchrow(_SET_ACTIVE, user_id, active))
+
     async def count_active_admins(self) -> int:
-        count = await self._conn.fetchval(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND is_active"
-        )
-        return int(count)
+        return int(await self._conn.fetchval(_COUNT_ACTIVE_ADMINS))
 
 
 class PostgresRefreshTokens:
@@ -193,6 +207,9 @@ class PostgresRefreshTokens:
             )
         )
 
+    async def delete_expired(self, before: datetime, limit: int) -> int:
+        return _affected(await self._conn.execute(_DELETE_EXPIRED_REFRESH, before, limit))
+
 
 class PostgresApiKeys:
     def __init__(self, conn: Any) -> None:
@@ -229,6 +246,15 @@ class PostgresApiKeys:
             "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             key_id,
             now,
+        )
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int:
+        return _affected(
+            await self._conn.execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+                now,
+            )
         )
 
     async def touch(self, key_id: UUID, now: datetime) -> bool:

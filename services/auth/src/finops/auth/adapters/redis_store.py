@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session
+from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
@@ -49,7 +49,8 @@ class RedisLoginThrottle:
 class RedisTokenRevocations:
     """Blocklist entries (shared with every service's verifier) and groups of live tokens.
 
-    A session entry refuses every token carrying that ``sid``, so it outlives the longest
+    A session (``sid``) or account (``sub``) entry refuses every token carrying it, so it
+    outlives the longest
     token lifetime (plus a minute for a token being issued while it is written). A group (a
     user's tokens) is a sorted set of jti scored by expiry, so revoking the group blocklists
     exactly the tokens of it that are still alive.
@@ -67,6 +68,9 @@ class RedisTokenRevocations:
 
     async def revoke_session(self, session_id: str) -> None:
         await revoke_session(self._redis, session_id, self._group_ttl)
+
+    async def revoke_user(self, user_id: str) -> None:
+        await revoke_subject(self._redis, user_id, self._group_ttl)
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
         now = self._clock()

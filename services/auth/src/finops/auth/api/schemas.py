@@ -104,6 +104,7 @@ class UserOut(BaseModel):
     username: str
     email: str
     role: Role
+    is_active: bool = Field(description="false once an admin deactivated the account")
     created_at: datetime
 
     @classmethod
@@ -113,6 +114,7 @@ class UserOut(BaseModel):
             username=user.username,
             email=user.email,
             role=user.role,
+            is_active=user.is_active,
             created_at=user.created_at,
         )
 

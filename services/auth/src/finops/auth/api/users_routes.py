@@ -1,4 +1,4 @@
-"""The caller's account, and role changes by admins."""
+"""The caller's account; role changes and deactivation by admins."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ async def change_role(
 ) -> UserOut:
     """Ends the user's sessions: tokens carry their scopes, and none may keep the old ones."""
     return UserOut.of(await service.change_role(admin, user_id, body.role))
+
+
+@router.post(
+    "/{user_id}/deactivate",
+    summary="Deactivate a user (admin, scope users:write)",
+    responses=errors(422, *PROTECTED, 403, 404, 409),
+)
+async def deactivate(user_id: UUID, admin: UserAdmin, service: Service) -> UserOut:
+    """Every access token, refresh token and API key of the user is refused on every service
+    from this answer on, and the password no longer logs in. Repeating it is harmless; the
+    last active admin cannot be deactivated (409 `last_admin`)."""
+    return UserOut.of(await service.deactivate_user(user_id))

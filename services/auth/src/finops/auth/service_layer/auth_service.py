@@ -82,6 +82,20 @@ class AuthService:
             self._uow(), self._hashing, username, email, password, role, now=self._clock()
         )
 
+    async def deactivate_user(self, user_id: UUID) -> User:
+        return await deactivate_account(self._uow(), self._revocations, user_id, self._clock())
+
+    async def prune_expired_refresh_tokens(self, batch_size: int = 10_000) -> int:
+        """Delete the refresh tokens that expired (none can ever be used again); how many."""
+        pruned = 0
+        while True:
+            async with self._uow() as uow:
+                deleted = await uow.refresh_tokens.delete_expired(self._clock(), batch_size)
+                await uow.commit()
+            pruned += deleted
+            if deleted < batch_size:
+                return pruned
+
     async def change_role(self, actor: Principal, user_id: UUID, role: Role) -> User:
         async with self._uow() as uow:
             user = await uow.users.get(user_id)
@@ -89,8 +103,7 @@ class AuthService:
                 raise UserNotFound()
             if user.role == role:
                 return user
-            demoting_an_admin = user.role == Role.ADMIN and user.is_active
-            if demoting_an_admin and await uow.users.count_active_admins() <= 1:
+            if await _is_last_active_admin(uow, user):
                 raise LastAdmin()
             updated = await uow.users.set_role(user_id, role)
             # Tokens carry their scopes: end the user's sessions so none keeps the old ones.
@@ -311,6 +324,33 @@ async def register_user(
         await uow.commit()
     assert stored is not None
     return stored
+
+
+async def deactivate_account(
+    uow: UnitOfWork, revocations: AccessTokenRevocations, user_id: UUID, now: datetime
+) -> User:
+    """Refuse every credential of the account at once, on every service: its access tokens
+    (the blocklist entry for its ``sub``), refresh tokens, API keys and password. Safe to
+    repeat. The API's deactivation and `finops users deactivate` both use this."""
+    async with uow:
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound()
+        if await _is_last_active_admin(uow, user):
+            raise LastAdmin("the last active admin cannot be deactivated")
+        # Before the commit: a token issued by a login racing with this one is refused too.
+        await revocations.revoke_user(str(user_id))
+        updated = await uow.users.set_active(user_id, False)
+        await uow.refresh_tokens.revoke_all_of_user(user_id, now)
+        await uow.api_keys.revoke_all_of_user(user_id, now)
+        await uow.commit()
+    assert updated is not None
+    return updated
+
+
+async def _is_last_active_admin(uow: UnitOfWork, user: User) -> bool:
+    active_admin = user.role == Role.ADMIN and user.is_active
+    return active_admin and await uow.users.count_active_admins() <= 1
 
 
 def _session_uuid(principal: Principal) -> UUID | None:

@@ -25,7 +25,11 @@ class UserRepository(Protocol):
 
     async def set_role(self, user_id: UUID, role: Role) -> User | None: ...
 
-    async def count_active_admins(self) -> int: ...
+    async def set_active(self, user_id: UUID, active: bool) -> User | None: ...
+
+    async def count_active_admins(self) -> int:
+        """Locks the active admins until the transaction ends, so that two concurrent
+        demotions or deactivations cannot both see a second admin and leave none."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -50,6 +54,9 @@ class RefreshTokenRepository(Protocol):
 
     async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int: ...
 
+    async def delete_expired(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` tokens that expired before ``before``; how many went."""
+
 
 class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKey) -> None: ...
@@ -62,6 +69,8 @@ class ApiKeyRepository(Protocol):
         """Keys created by or for ``visible_to``; every key when it is None."""
 
     async def revoke(self, key_id: UUID, now: datetime) -> None: ...
+
+    async def revoke_all_of_user(self, user_id: UUID, now: datetime) -> int: ...
 
     async def touch(self, key_id: UUID, now: datetime) -> bool:
         """Record a use; False when the key has been revoked meanwhile (then it is not used)."""
@@ -109,6 +118,9 @@ class AccessTokenRevocations(Protocol):
 
     async def revoke_session(self, session_id: str) -> None:
         """Refuse every access token with this ``sid``, however late it was issued."""
+
+    async def revoke_user(self, user_id: str) -> None:
+        """Refuse every access token of this account (``sub``), however late it was issued."""
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None: ...
 
