@@ -129,6 +129,15 @@ async def test_failures_are_throttled_per_account_and_per_address(world):
     assert await world.service.login("carol", PASSWORD, client_address="c")
 
 
+async def test_failures_count_per_account_whichever_spelling_reached_it(world):
+    await world.user("alice")
+    for n, spelling in enumerate(("alice", "ALICE@example.com", "alice@EXAMPLE.COM")):
+        with pytest.raises(InvalidCredentials):
+            await world.service.login(spelling, "wrong password!", client_address=f"10.0.0.{n}")
+    with pytest.raises(LoginThrottled):
+        await world.service.login("Alice@Example.com", PASSWORD, client_address="10.0.0.9")
+
+
 async def test_refresh_rotates_and_reuse_revokes_the_family(world):
     user = await world.user("alice")
     first = await world.service.login("alice", PASSWORD, client_address="a")

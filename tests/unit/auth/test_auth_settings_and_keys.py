@@ -84,3 +84,22 @@ def test_an_unreadable_key_file_is_a_clear_error(tmp_path):
     bad.write_text("not a key")
     with pytest.raises(KeyConfigurationError, match=r"key\.pem"):
         KeyStore(AuthSettings(jwt_private_key_file=bad)).load()
+
+
+def test_forwarded_headers_are_believed_only_from_configured_proxies(monkeypatch):
+    from finops.common.runner import uvicorn_options
+    from finops.common.settings import CommonSettings
+
+    monkeypatch.delenv("FINOPS_TRUSTED_PROXIES", raising=False)
+    default = uvicorn_options(CommonSettings())
+    assert (default["proxy_headers"], default["forwarded_allow_ips"]) == (False, [])
+
+    monkeypatch.setenv("FINOPS_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")
+    behind_proxies = uvicorn_options(CommonSettings())
+    assert behind_proxies["proxy_headers"] is True
+    assert behind_proxies["forwarded_allow_ips"] == ["10.0.0.5", "10.1.0.0/16"]
+    monkeypatch.setenv("FINOPS_TRUSTED_PROXIES", '["::1"]')
+    assert CommonSettings().trusted_proxies == ["::1"]
+    monkeypatch.setenv("FINOPS_TRUSTED_PROXIES", "10.0.0.5,everyone")
+    with pytest.raises(ValidationError, match="everyone"):
+        CommonSettings()

@@ -11,15 +11,26 @@ from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
 
 
+def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
+    """uvicorn's options for a service.
+
+    uvicorn believes ``X-Forwarded-For`` from 127.0.0.1 unless told otherwise, so any local
+    client could claim any address (and, say, a fresh login-throttle budget with each one).
+    Here forwarded headers count only from the proxies listed in ``FINOPS_TRUSTED_PROXIES``:
+    none by default.
+    """
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+    }
+
+
 def serve(create_app: Callable[[Any], Any], settings: CommonSettings) -> None:
     configure_logging(settings.service_name, settings.log_level)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))

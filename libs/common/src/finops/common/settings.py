@@ -8,10 +8,13 @@ defaults are those of a real Apache Kafka cluster.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
 
@@ -77,11 +80,33 @@ class CommonSettings(BaseSettings):
 
     max_body_bytes: int = 1024 * 1024
 
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed; none by default, so the client address is the peer's. Comma-separated or
+    # a JSON list: FINOPS_TRUSTED_PROXIES=10.0.0.5,10.1.0.0/16
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("kafka_sasl_password")
     @classmethod
     def _refuse_placeholder_secret(cls, value: str | None) -> str | None:
         if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("refusing a placeholder secret; set a real one")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
         return value
 
     @property

@@ -88,7 +88,8 @@ ApiKeyManager = Annotated[Principal, Depends(require_scope(API_KEYS_WRITE))]
 
 
 async def client_address(request: Request) -> str:
-    """The peer address (uvicorn's --proxy-headers decides whether X-Forwarded-For counts)."""
+    """The peer address; X-Forwarded-For replaces it only when the peer is one of
+    FINOPS_TRUSTED_PROXIES (uvicorn's proxy headers, see ``finops.common.runner``)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
+from uuid import UUID
 
 from finops.auth.domain.errors import InvalidScope
 from finops.common.auth.scopes import ROLE_RANK, Role, parse_scope, scopes_for
@@ -35,9 +37,14 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def account_throttle_key(login: str) -> str:
-    """Keyed on what was typed, not on a user id, so unknown accounts throttle identically."""
-    return f"account:{_digest(login.strip().casefold())}"
+def account_throttle_key(user_id: UUID | None, login: str) -> str:
+    """Failures count per account: its id, whichever spelling of the username or email
+    reached it (PostgreSQL's ``lower()`` and Python's ``casefold()`` disagree, e.g. on "İ",
+    so no normalisation of the typed name can stand for the account). A name that reaches
+    no account is counted by what was typed, so unknown accounts are throttled too."""
+    if user_id is not None:
+        return f"account:{user_id}"
+    return f"login:{_digest(unicodedata.normalize('NFKC', login).strip().casefold())}"
 
 
 def address_throttle_key(client_address: str) -> str:

@@ -118,7 +118,9 @@ class AuthService:
     async def login(
         self, login: str, password: str, *, client_address: str, scope: str | None = None
     ) -> TokenPair:
-        account_key = account_throttle_key(login)
+        async with self._uow() as uow:
+            user = await uow.users.get_by_login(login)
+        account_key = account_throttle_key(user.id if user else None, login)
         address_key = address_throttle_key(client_address)
         retry_after = await self._throttle.retry_after(
             {
@@ -129,8 +131,6 @@ class AuthService:
         if retry_after:
             raise LoginThrottled(retry_after)
 
-        async with self._uow() as uow:
-            user = await uow.users.get_by_login(login)
         if user is None:
             await asyncio.to_thread(self._hashing.verify_dummy, password)
             matches = False

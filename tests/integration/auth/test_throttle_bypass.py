@@ -1,0 +1,106 @@
+"""Login throttling that cannot be sidestepped: by another spelling of the same account, or
+by a forged X-Forwarded-For header (only configured proxies are believed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import uvicorn
+from auth_helpers import PASSWORD, unique_name, wait_until
+
+from finops.auth.app import create_app
+from finops.cli.stack import free_port
+from finops.common.runner import uvicorn_options
+
+pytestmark = pytest.mark.integration
+
+WRONG = "wrong password 123"
+
+
+async def login(client, name: str, password: str, **kwargs):
+    return await client.post(
+        "/api/auth/login", json={"login": name, "password": password}, **kwargs
+    )
+
+
+async def register_ending_in_i(client) -> tuple[str, str]:
+    """(username, email) of a new account whose username ends in "i"."""
+    username = unique_name() + "i"
+    email = f"{username}@example.com"
+    body = {"username": username, "email": email, "password": PASSWORD}
+    assert (await client.post("/api/auth/register", json=body)).status_code == 201
+    return username, email
+
+
+def dotted(name: str) -> str:
+    """ "…i" spelled "…İ": PostgreSQL's lower() gives back "…i", Python's casefold "…i̇"."""
+    return name[:-1] + "\u0130"
+
+
+async def test_another_spelling_of_a_locked_account_is_locked_too(client):
+    username, email = await register_ending_in_i(client)
+    assert (await login(client, dotted(username), WRONG)).status_code == 401
+    for _ in range(4):
+        assert (await login(client, username, WRONG)).status_code == 401
+
+    for spelling in (dotted(username), username, email.upper()):
+        blocked = await login(client, spelling, PASSWORD)
+        assert blocked.status_code == 429, (spelling, blocked.text)
+        assert blocked.json()["error"]["code"] == "too_many_attempts"
+
+
+async def test_failures_under_different_spellings_add_up(client):
+    username, email = await register_ending_in_i(client)
+    local, domain = email.split("@")
+    for spelling in (username, dotted(username), email, email.upper(), f"{dotted(local)}@{domain}"):
+        assert (await login(client, spelling, WRONG)).status_code == 401
+    assert (await login(client, username, PASSWORD)).status_code == 429
+
+
+@pytest.fixture
+async def auth_under_uvicorn(make_auth_settings):
+    """Auth served the way `finops up` serves it (the runner's uvicorn options)."""
+    servers = []
+
+    async def start(**overrides):
+        settings = make_auth_settings(
+            port=free_port(), login_max_failures_per_address=3, **overrides
+        )
+        config = uvicorn.Config(create_app(settings), **uvicorn_options(settings))
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        await wait_until(lambda: server.started or task.done(), 30, "auth under uvicorn")
+        assert server.started, task
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=10)
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def test_forged_forwarded_for_headers_get_no_fresh_budget(auth_under_uvicorn):
+    async with await auth_under_uvicorn() as http:
+        for forged in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+            response = await login(
+                http, f"ghost-{forged}", WRONG, headers={"X-Forwarded-For": forged}
+            )
+            assert response.status_code == 401
+        blocked = await login(http, "ghost-x", WRONG, headers={"X-Forwarded-For": "203.0.113.4"})
+        assert blocked.status_code == 429, blocked.text
+
+
+async def test_a_configured_proxy_is_believed(auth_under_uvicorn):
+    async with await auth_under_uvicorn(trusted_proxies=["127.0.0.1"]) as http:
+        for n in range(3):
+            response = await login(
+                http, f"ghost{n}", WRONG, headers={"X-Forwarded-For": "198.51.100.7"}
+            )
+            assert response.status_code == 401
+        blocked = await login(http, "ghost9", WRONG, headers={"X-Forwarded-For": "198.51.100.7"})
+        assert blocked.status_code == 429
+        other = await login(http, "ghost9", WRONG, headers={"X-Forwarded-For": "198.51.100.8"})
+        assert other.status_code == 401
