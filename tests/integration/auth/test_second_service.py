@@ -61,12 +61,11 @@ async def auth_http(auth_server):
 
 
 class SecondService:
-    def __init__(self, auth_url: str, redis_url: str, min_refetch_seconds: float) -> None:
+    def __init__(self, auth_url: str, redis_url: str, **jwks_settings: float) -> None:
+        """``jwks_settings``: ``jwks_cache_seconds`` / ``jwks_min_refetch_seconds``, else the
+        platform's defaults."""
         settings = CommonSettings(
-            service_name="second",
-            auth_url=auth_url,
-            redis_url=redis_url,
-            jwks_min_refetch_seconds=min_refetch_seconds,
+            service_name="second", auth_url=auth_url, redis_url=redis_url, **jwks_settings
         )
         self.redis = aioredis.from_url(redis_url)
         self.verifier = TokenVerifier(settings, self.redis)
@@ -101,7 +100,10 @@ class SecondService:
 
 @pytest.fixture
 async def second(auth_server, infra):
-    service = SecondService(auth_server[0], infra.redis_url, min_refetch_seconds=0.0)
+    # A long cache: the tests below count JWKS fetches.
+    service = SecondService(
+        auth_server[0], infra.redis_url, jwks_min_refetch_seconds=0.0, jwks_cache_seconds=300
+    )
     yield service
     await service.aclose()
 
@@ -148,7 +150,9 @@ async def test_a_missing_scope_is_403_insufficient_scope(auth_http, second):
 async def test_unknown_kids_cannot_make_the_verifier_hammer_auth(auth_server, infra):
     from finops.common.auth import TokenSigner, generate_signing_key
 
-    service = SecondService(auth_server[0], infra.redis_url, min_refetch_seconds=60)
+    service = SecondService(
+        auth_server[0], infra.redis_url, jwks_min_refetch_seconds=60, jwks_cache_seconds=300
+    )
     try:
         for _ in range(5):
             forged = TokenSigner(generate_signing_key(), issuer="finops-auth", audience="finops")
@@ -209,3 +213,34 @@ async def _has_two_keys(auth_http, old_kid) -> bool:
 
 async def _kids_are(auth_http, predicate) -> bool:
     return predicate(await kids(auth_http))
+
+
+async def test_a_key_rotated_out_is_refused_by_every_service_within_seconds(
+    auth_server, auth_http, infra
+):
+    """With the platform's default JWKS settings, and no token ever naming a newer key (which
+    would make the service refetch anyway): only the cache's own expiry can drop the key."""
+    _, settings = auth_server
+    service = SecondService(auth_server[0], infra.redis_url)
+    try:
+        _, old_token = await register_and_login(auth_http)
+        old_kid = claims_of(old_token)[0]["kid"]
+        assert (await service.http.get("/whoami", headers=bearer(old_token))).status_code == 200
+        await asyncio.to_thread(rotate, settings.data_dir)
+        await wait_until(
+            lambda: _kids_are(auth_http, lambda ks: ks[0] != old_kid), 10, "a new current key"
+        )
+        await asyncio.to_thread(rotate, settings.data_dir)  # drops old_kid from the JWKS
+        await wait_until(
+            lambda: _kids_are(auth_http, lambda ks: old_kid not in ks), 10, "the old key gone"
+        )
+
+        async def refused() -> bool:
+            response = await service.http.get("/whoami", headers=bearer(old_token))
+            return response.status_code == 401
+
+        await wait_until(refused, 15, "the second service to refuse the removed key")
+        response = await service.http.get("/whoami", headers=bearer(old_token))
+        assert "unknown key" in response.json()["error"]["message"]
+    finally:
+        await service.aclose()

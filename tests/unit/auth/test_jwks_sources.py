@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from finops.common.auth import JwksFromUrl, StaticKeys, generate_signing_key
 from finops.common.auth.tokens import jwks_document
 from finops.common.errors import Unavailable
+from finops.common.settings import CommonSettings
 
 
 class FakeAuth:
@@ -38,6 +41,19 @@ def keys():
     return generate_signing_key(), generate_signing_key()
 
 
+class SlowAuth(FakeAuth):
+    """Answers only once ``answer`` is set: an auth service that is slow or frozen."""
+
+    def __init__(self, *keys) -> None:
+        super().__init__(*keys)
+        self.answer = asyncio.Event()
+        self.answer.set()
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+        await self.answer.wait()
+        return super().handler(request)
+
+
 def source(auth: FakeAuth, clock: Clock, **kwargs) -> JwksFromUrl:
     client = httpx.AsyncClient(transport=httpx.MockTransport(auth.handler))
     return JwksFromUrl(
@@ -46,6 +62,7 @@ def source(auth: FakeAuth, clock: Clock, **kwargs) -> JwksFromUrl:
         clock=clock,
         cache_seconds=kwargs.get("cache_seconds", 300),
         min_refetch_seconds=kwargs.get("min_refetch_seconds", 5),
+        stale_wait_seconds=kwargs.get("stale_wait_seconds", 0.5),
     )
 
 
@@ -75,6 +92,40 @@ async def test_an_unknown_kid_refetches_at_most_once_per_interval(keys):
     clock.now += 6
     assert await jwks.key_for("another-made-up-kid") is None
     assert auth.requests == 3
+
+
+async def test_a_key_auth_stopped_publishing_is_refused_once_the_cache_is_stale(keys):
+    old, new = keys
+    auth, clock = FakeAuth(new, old), Clock()
+    cache_seconds = CommonSettings().jwks_cache_seconds  # the platform's default
+    assert cache_seconds <= 10
+    jwks = source(auth, clock, cache_seconds=cache_seconds)
+    assert (await jwks.key_for(old.kid)).kid == old.kid
+    auth.keys = [new]  # a second rotation dropped the old key
+    clock.now += cache_seconds - 0.5
+    assert (await jwks.key_for(old.kid)).kid == old.kid  # cached: no request yet
+    assert auth.requests == 1
+    clock.now += 1
+    assert await jwks.key_for(old.kid) is None
+    assert (await jwks.key_for(new.kid)).kid == new.kid
+    assert auth.requests == 2
+
+
+async def test_a_slow_auth_does_not_hold_up_requests_with_a_known_key(keys):
+    old, new = keys
+    auth, clock = SlowAuth(new, old), Clock()
+    jwks = source(auth, clock, cache_seconds=5, stale_wait_seconds=0.01)
+    assert await jwks.key_for(old.kid)
+    auth.answer.clear()  # auth freezes
+    auth.keys = [new]
+    clock.now += 6
+    answers = await asyncio.gather(*(jwks.key_for(old.kid) for _ in range(20)))
+    assert {key.kid for key in answers} == {old.kid}  # the known key, without waiting for auth
+    assert jwks.fetches == 2  # one refresh, shared (auth has not answered it yet)
+    auth.answer.set()
+    await jwks.refreshed()
+    assert await jwks.key_for(old.kid) is None
+    await jwks.aclose()
 
 
 async def test_known_keys_keep_working_while_auth_is_down(keys):

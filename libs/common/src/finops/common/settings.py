@@ -75,7 +75,8 @@ class CommonSettings(BaseSettings):
     auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
     jwt_issuer: str = "finops-auth"
     jwt_audience: str = "finops"
-    jwks_cache_seconds: int = 300
+    # Short, so a key auth stopped publishing stops verifying everywhere within seconds.
+    jwks_cache_seconds: float = Field(5.0, gt=0)
     jwks_min_refetch_seconds: float = 5.0
 
     max_body_bytes: int = 1024 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -50,20 +51,26 @@ class StaticKeys:
 
 
 class JwksFromUrl:
-    """Auth's JWKS fetched over HTTP, cached ``cache_seconds``.
+    """Auth's JWKS fetched over HTTP, cached ``cache_seconds`` (a few seconds).
 
-    An unknown ``kid`` (auth rotated its key) triggers a refetch, but never more often than
-    ``min_refetch_seconds``, so a flood of tokens with made-up kids cannot hammer auth. When a
-    refetch fails the keys already known keep working: a short auth outage must not log
-    everybody out.
+    The cache is short so that a key auth stops publishing (a rotation drops the oldest one)
+    stops verifying everywhere within seconds. Once the cache is stale, the next request
+    refreshes it: it waits for the new key set up to ``stale_wait_seconds`` and answers from
+    it; when auth is slow or down it goes on with the keys it knows (a short auth outage must
+    not log everybody out) while the refresh finishes in the background.
+
+    An unknown ``kid`` (auth rotated its key) triggers a refetch too. Fetches start at most
+    once per ``min_refetch_seconds``, so a flood of tokens with made-up kids cannot hammer
+    auth; concurrent requests share one fetch.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        cache_seconds: float = 300,
+        cache_seconds: float = 5.0,
         min_refetch_seconds: float = 5.0,
+        stale_wait_seconds: float = 0.5,
         client: httpx.AsyncClient | None = None,
         timeout_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -71,6 +78,7 @@ class JwksFromUrl:
         self.url = url
         self.cache_seconds = cache_seconds
         self.min_refetch_seconds = min_refetch_seconds
+        self.stale_wait_seconds = stale_wait_seconds
         self._client = client
         self._owns_client = client is None
         self._timeout = timeout_seconds
@@ -78,36 +86,49 @@ class JwksFromUrl:
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
         self.fetches = 0  # how many requests went to auth (observability and tests)
 
     async def key_for(self, kid: str) -> VerificationKey | None:
         key = self._keys.get(kid)
         if key is not None and self._fresh():
             return key
-        # While a fetch is under way, wait for it rather than fail for want of keys.
-        if self._may_fetch() or self._lock.locked():
-            async with self._lock:
-                # Another request may have fetched while this one waited for the lock.
-                if self._may_fetch() and (kid not in self._keys or not self._fresh()):
-                    await self._fetch()
+        refresh = self._start_refresh()
+        if refresh is not None:
+            if key is None:
+                # Unknown kid, or no keys yet: nothing to answer with until auth answers.
+                await asyncio.shield(refresh)
+            else:
+                # Known but stale: the refresh may say the key is gone; don't wait long.
+                await asyncio.wait({refresh}, timeout=self.stale_wait_seconds)
         key = self._keys.get(kid)
         if key is None and self._fetched_at is None:
             raise Unavailable("the auth service's signing keys cannot be fetched")
         return key
+
+    async def refreshed(self) -> None:
+        """Wait for the refresh under way, if any (a request may have stopped waiting)."""
+        if self._refresh is not None:
+            await asyncio.shield(self._refresh)
 
     def _fresh(self) -> bool:
         return self._fetched_at is not None and (
             self._clock() - self._fetched_at < self.cache_seconds
         )
 
-    def _may_fetch(self) -> bool:
-        return self._attempted_at is None or (
-            self._clock() - self._attempted_at >= self.min_refetch_seconds
-        )
+    def _start_refresh(self) -> asyncio.Task[None] | None:
+        """The refresh under way, else a new one unless the last began too recently."""
+        if self._refresh is not None and not self._refresh.done():
+            return self._refresh
+        if self._attempted_at is not None and (
+            self._clock() - self._attempted_at < self.min_refetch_seconds
+        ):
+            return None
+        self._attempted_at = self._clock()
+        self._refresh = asyncio.get_running_loop().create_task(self._fetch())
+        return self._refresh
 
     async def _fetch(self) -> None:
-        self._attempted_at = self._clock()
         self.fetches += 1
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
@@ -115,7 +136,7 @@ class JwksFromUrl:
             response = await self._client.get(self.url)
             response.raise_for_status()
             keys = verification_keys(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+        except Exception as exc:  # whatever went wrong, the keys already known stay in use
             log.warning("fetching the JWKS failed", extra={"url": self.url, "error": str(exc)})
             return
         if not keys:
@@ -125,6 +146,10 @@ class JwksFromUrl:
         self._fetched_at = self._clock()
 
     async def aclose(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None

@@ -13,5 +13,6 @@ router = APIRouter(tags=["keys"])
 async def jwks(request: Request, response: Response) -> Jwks:
     """Verifiers cache this; after a rotation the previous key stays listed so tokens it
     signed keep verifying until they expire."""
-    response.headers["Cache-Control"] = "public, max-age=60"
+    # As short as the verifiers' own cache: a removed key must not linger in HTTP caches.
+    response.headers["Cache-Control"] = "public, max-age=5"
     return Jwks.model_validate(request.app.state.keys.jwks())
