@@ -116,6 +116,10 @@ async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
     await refuse(None, 400, "invalid_json", raw=b"{not json")
     await refuse([llm_call(agent)], 401, "not_authenticated", headers={})
     await refuse([llm_call("someone-else")], 403, "agent_mismatch")
+    spoofed = llm_call(agent)
+    spoofed["source"] = "someone-else"
+    err = await refuse([spoofed], 403, "source_mismatch")
+    assert err["details"] == [{"index": 0, "field": "source", "source": "someone-else"}]
     await refuse([llm_call(agent) for _ in range(1001)], 413, "batch_too_large")
     no_scope = ingest.tokens.token(username=agent, scopes=["stats:read"])
     await refuse([llm_call(agent)], 403, "insufficient_scope", headers=auth(no_scope))

@@ -10,7 +10,13 @@ import pytest
 from support import llm_call
 
 from finops.ingest.domain.batches import Caller, parse_batch
-from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
+from finops.ingest.domain.errors import (
+    AgentMismatch,
+    BatchTooLarge,
+    InvalidBatch,
+    MalformedBody,
+    SourceMismatch,
+)
 
 AGENT = Caller(subject="user-1", agent_ids=frozenset({"user-1", "bot"}), may_write_any=False)
 
@@ -107,6 +113,30 @@ def test_events_for_another_agent_need_write_any():
     ]
     admin = Caller(subject="admin", agent_ids=frozenset({"admin"}), may_write_any=True)
     assert len(parse_batch(encode(events), admin, 1000)) == 2
+
+
+def test_an_event_must_not_claim_another_source_than_its_caller():
+    spoofed = call()
+    spoofed["source"] = "someone-else"  # its own agent_id, but "emitted" by another agent
+    with pytest.raises(SourceMismatch) as caught:
+        parse_batch(encode([call(), spoofed]), AGENT, 1000)
+    assert (caught.value.status, caught.value.code) == (403, "source_mismatch")
+    assert caught.value.details == [{"index": 1, "field": "source", "source": "someone-else"}]
+    as_user_id = call()
+    as_user_id["source"] = "user-1"  # the caller's user id is the caller too
+    assert len(parse_batch(encode([as_user_id]), AGENT, 1000)) == 1
+
+
+def test_a_writer_for_any_agent_may_name_itself_or_that_agent_as_source():
+    admin = Caller(
+        subject="admin-id", agent_ids=frozenset({"admin-id", "root"}), may_write_any=True
+    )
+    for_agent, by_admin, elsewhere = call(agent="bot"), call(agent="bot"), call(agent="bot")
+    by_admin["source"] = "root"
+    elsewhere["source"] = "third-party"
+    assert len(parse_batch(encode([for_agent, by_admin]), admin, 1000)) == 2
+    with pytest.raises(SourceMismatch):
+        parse_batch(encode([elsewhere]), admin, 1000)
 
 
 def test_unknown_model_is_kept_unpriced():

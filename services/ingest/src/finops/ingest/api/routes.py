@@ -33,12 +33,15 @@ _ERROR = {
         "1 MiB. Every event is validated; one invalid event refuses the whole batch (422 "
         "listing each bad index and field). 202 only after the broker acknowledged every "
         "event (acks=all). Scope `events:write`; events for another agent_id need "
-        "`events:write:any`."
+        "`events:write:any`; an event's `source` must be the caller (or that agent_id)."
     ),
     responses={
         400: {"description": "body is not valid JSON (`invalid_json`)", **_ERROR},
         401: {"description": "missing, invalid, expired or revoked token", **_ERROR},
-        403: {"description": "`insufficient_scope` or `agent_mismatch`", **_ERROR},
+        403: {
+            "description": "`insufficient_scope`, `agent_mismatch` or `source_mismatch`",
+            **_ERROR,
+        },
         413: {"description": "`payload_too_large` or `batch_too_large`", **_ERROR},
         422: {"description": "`invalid_events`: details list index, field, message", **_ERROR},
         503: {"description": "`broker_unavailable`; retry after Retry-After seconds", **_ERROR},

@@ -8,7 +8,13 @@ from typing import Any
 
 from finops.common.events import Event, stamp_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
-from finops.ingest.domain.errors import AgentMismatch, BatchTooLarge, InvalidBatch, MalformedBody
+from finops.ingest.domain.errors import (
+    AgentMismatch,
+    BatchTooLarge,
+    InvalidBatch,
+    MalformedBody,
+    SourceMismatch,
+)
 
 WRITE_ANY_SCOPE = "events:write:any"
 
@@ -74,7 +80,25 @@ def parse_batch(body: bytes, caller: Caller, max_events: int) -> list[Record]:
                     for i in foreign[:50]
                 ]
             )
+    _check_sources(events, caller)
     return [_record(e, caller.subject) for e in events]
+
+
+def _check_sources(events: list[Event], caller: Caller) -> None:
+    """``source`` says who emitted the event: the caller itself, or, for a caller that writes
+    for any agent, the agent it writes for. Anything else would put words in another's mouth."""
+    spoofed = [
+        i
+        for i, e in enumerate(events)
+        if e.source not in caller.agent_ids
+        and not (caller.may_write_any and e.source == e.agent_id)
+    ]
+    if spoofed:
+        raise SourceMismatch(
+            details=[
+                {"index": i, "field": "source", "source": events[i].source} for i in spoofed[:50]
+            ]
+        )
 
 
 def _record(event: Event, subject: str) -> Record:

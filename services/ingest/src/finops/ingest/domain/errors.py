@@ -29,5 +29,10 @@ class AgentMismatch(Forbidden):
     message = "events may only be sent for the caller's own agent_id"
 
 
+class SourceMismatch(Forbidden):
+    code = "source_mismatch"
+    message = "an event's source must be the caller (or, for events:write:any, its agent_id)"
+
+
 class BrokerUnavailable(FinopsError):
     code, status, message = "broker_unavailable", 503, "the event broker is unavailable"
