@@ -26,6 +26,10 @@ _USER_BY_USERNAME = (
     "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
     " FROM users WHERE username = lower($1)"
 )
+_USERS_PAGE = (
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+)
 _SET_ROLE = (
     "UPDATE users SET role = $2 WHERE id = $1"
     " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
@@ -316,3 +320,8 @@ class PostgresUserViews:
 
     async def user(self, user_id: UUID) -> User | None:
         return _user(await self._pool.fetchrow(_USER_BY_ID, user_id))
+
+    async def users(self, limit: int, offset: int) -> list[User]:
+        """A page of every account, oldest first."""
+        rows = await self._pool.fetch(_USERS_PAGE, limit, offset)
+        return [User(**{**dict(row), "role": Role(row["role"])}) for row in rows]

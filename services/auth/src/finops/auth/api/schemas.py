@@ -13,6 +13,7 @@ from finops.auth.domain.policy import (
     EMAIL_MAX_CHARS,
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
+    email_warnings,
     has_forbidden_characters,
 )
 from finops.common.auth.scopes import Role
@@ -116,6 +117,26 @@ class UserOut(BaseModel):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
+        )
+
+
+class AccountWarning(BaseModel):
+    code: str = Field(description="email_mixed_scripts: a part mixes lookalike scripts")
+    part: str = Field(description="the part of the address it is about")
+    scripts: list[str]
+    message: str
+
+
+class AdminUserOut(UserOut):
+    """A user as admins list them: with warnings such as a lookalike email address."""
+
+    warnings: list[AccountWarning]
+
+    @classmethod
+    def of(cls, user: User) -> AdminUserOut:
+        return cls(
+            **UserOut.of(user).model_dump(),
+            warnings=[AccountWarning(**w) for w in email_warnings(user.email)],
         )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from finops.auth.api.deps import CurrentUser, Service, UserAdmin
+from finops.auth.adapters.postgres import PostgresUserViews
+from finops.auth.api.deps import CurrentUser, DbPool, Service, UserAdmin
 from finops.auth.api.responses import BODY_ERRORS, PROTECTED, errors
-from finops.auth.api.schemas import RoleChange, UserOut
+from finops.auth.api.schemas import AdminUserOut, RoleChange, UserOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -16,6 +18,23 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 @router.get("/me", summary="The account the token belongs to", responses=errors(*PROTECTED))
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
+
+
+@router.get(
+    "",
+    summary="Every user, with warnings (admin, scope users:write)",
+    responses=errors(422, *PROTECTED, 403),
+)
+async def list_users(
+    admin: UserAdmin,
+    pool: DbPool,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AdminUserOut]:
+    """Oldest first, `limit` per page from `offset`. `warnings` flags what an admin should
+    look at, such as an email address whose letters mix lookalike scripts ("alice" spelled
+    with a Cyrillic "a", U+0430), which may imitate another account."""
+    return [AdminUserOut.of(user) for user in await PostgresUserViews(pool).users(limit, offset)]
 
 
 @router.patch(

@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from confusable_homoglyphs import categories, confusables
 from email_validator import EmailNotValidError, validate_email
 
 from finops.auth.domain.errors import AccountInvalid
@@ -71,6 +72,31 @@ def normalized_email(email: str) -> tuple[str | None, list[dict[str, Any]]]:
     except EmailNotValidError as exc:
         return None, [problem("email", f"not a valid email address: {exc}", "email_invalid")]
     return result.normalized, []
+
+
+def email_warnings(email: str) -> list[dict[str, Any]]:
+    """Signs that an address imitates another: a part of it (the local part, or a label of
+    the domain) mixes scripts with letters that look alike, as "alice" spelled with a
+    Cyrillic "a" (U+0430).
+
+    Such addresses are valid and accepted; admins see these warnings in the user listing.
+    Each part is judged alone, so a Latin name at a Cyrillic domain is not flagged.
+    """
+    local, _, domain = email.rpartition("@")
+    warnings = []
+    for part in [local, *domain.split(".")]:
+        if part and confusables.is_dangerous(part):
+            scripts = sorted(s.title() for s in categories.unique_aliases(part) - {"COMMON"})
+            warnings.append(
+                {
+                    "code": "email_mixed_scripts",
+                    "part": part,
+                    "scripts": scripts,
+                    "message": f"{part!r} mixes {' and '.join(scripts)} letters that look "
+                    "alike: the address may imitate another one",
+                }
+            )
+    return warnings
 
 
 def password_problems(password: str, *, username: str, email: str) -> list[dict[str, Any]]:
