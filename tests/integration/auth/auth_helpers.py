@@ -150,3 +150,14 @@ class _GatedUnitOfWork:
         if stop and gate.when == "after":
             gate.reached.set()
             await gate.release.wait()
+
+
+async def until_blocked_on_a_lock_or_done(pool, task: asyncio.Task) -> None:
+    """Poll until ``task`` finished or a session of the pool's database waits for a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while not task.done() and not await pool.fetchval(query):
+            await asyncio.sleep(0.01)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -76,3 +78,17 @@ async def elsewhere(auth_app: FastAPI, infra: Any) -> AsyncIterator[Callable[...
 
     yield accepts
     await redis.aclose()
+
+
+@pytest.fixture
+async def scratch_database(infra: Any) -> AsyncIterator[str]:
+    """The URL of a database of its own, dropped afterwards (nothing migrated yet)."""
+    name = f"auth_scratch_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(infra.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

@@ -15,19 +15,6 @@ pytestmark = pytest.mark.integration
 TABLES = {"users", "refresh_tokens", "api_keys"}
 
 
-@pytest.fixture
-async def scratch_database(infra):
-    name = f"auth_migrations_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def tables(conn) -> set[str]:
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {r["tablename"] for r in rows} & TABLES

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
+import asyncpg
 import pytest
-from auth_helpers import CommitGate
+import redis.asyncio as aioredis
+from auth_helpers import CommitGate, unique_name, until_blocked_on_a_lock_or_done
 
 from finops.auth.adapters.postgres import PostgresUnitOfWork
+from finops.auth.adapters.redis_store import RedisTokenRevocations
 from finops.auth.app import build_auth_service
+from finops.auth.domain.errors import LastAdmin
+from finops.auth.service_layer.auth_service import deactivate_account
+from finops.common import migrations
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +109,44 @@ async def test_only_admins_deactivate_and_unknown_users_are_404(client, accounts
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "user_not_found"
     assert (await deactivate(client, admin, "not-a-uuid")).status_code == 422
+
+
+async def test_two_concurrent_deactivations_of_the_last_two_admins_leave_one(
+    scratch_database, infra
+):
+    """On a database of its own, so that exactly two admins exist."""
+    await asyncio.to_thread(migrations.upgrade, scratch_database, "head", ["auth"])
+    pool = await asyncpg.create_pool(scratch_database, min_size=2, max_size=4)
+    redis = aioredis.from_url(infra.redis_url)
+    try:
+        admins = [
+            await pool.fetchval(
+                "INSERT INTO users (username, email, hashed_password, role)"
+                " VALUES ($1, $2, 'h', 'admin') RETURNING id",
+                name,
+                f"{name}@example.com",
+            )
+            for name in (unique_name("adm"), unique_name("adm"))
+        ]
+        revocations = RedisTokenRevocations(redis, 900)
+        gate = CommitGate(lambda: PostgresUnitOfWork(pool), "before")
+        gate.arm()
+        first = asyncio.create_task(
+            deactivate_account(gate(), revocations, admins[0], datetime.now(UTC))
+        )
+        await asyncio.wait_for(gate.reached.wait(), 10)  # counted 2 admins, not committed
+        second = asyncio.create_task(
+            deactivate_account(PostgresUnitOfWork(pool), revocations, admins[1], datetime.now(UTC))
+        )
+        await until_blocked_on_a_lock_or_done(pool, second)
+        gate.release.set()
+        assert (await first).is_active is False
+        with pytest.raises(LastAdmin):
+            await second
+        active = await pool.fetchval(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND is_active"
+        )
+        assert active == 1
+    finally:
+        await redis.aclose()
+        await pool.close()

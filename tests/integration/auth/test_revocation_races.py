@@ -12,7 +12,7 @@ import asyncio
 import uuid
 
 import pytest
-from auth_helpers import CommitGate, bearer, unique_name
+from auth_helpers import CommitGate, bearer, unique_name, until_blocked_on_a_lock_or_done
 
 from finops.auth.adapters.postgres import PostgresUnitOfWork
 from finops.auth.app import build_auth_service
@@ -82,7 +82,7 @@ async def test_logout_during_an_uncommitted_refresh_revokes_what_that_refresh_is
         service.logout(await principal_of(auth_app, user.access_token))
     )
     # Logout must wait for the refresh's transaction, not revoke around it.
-    await _until_blocked_on_a_lock_or_done(auth_app, logging_out)
+    await until_blocked_on_a_lock_or_done(auth_app.state.db, logging_out)
     gate.release.set()
     pair = await refreshing
     await logging_out
@@ -174,14 +174,3 @@ async def test_concurrent_exchange_and_key_deletion_leave_no_live_token(
         if exchanged.status_code == 200 and await elsewhere(exchanged.json()["access_token"]):
             survivors.append(exchanged.json())
     assert survivors == []
-
-
-async def _until_blocked_on_a_lock_or_done(auth_app, task: asyncio.Task) -> None:
-    """Poll until ``task`` finished or a session of this database waits for a lock."""
-    query = (
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while not task.done() and not await auth_app.state.db.fetchval(query):
-            await asyncio.sleep(0.01)
