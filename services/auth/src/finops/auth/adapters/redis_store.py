@@ -50,27 +50,26 @@ class RedisTokenRevocations:
     """Blocklist entries (shared with every service's verifier) and groups of live tokens.
 
     A session (``sid``) or account (``sub``) entry refuses every token carrying it, so it
-    outlives the longest
-    token lifetime (plus a minute for a token being issued while it is written). A group (a
-    user's tokens) is a sorted set of jti scored by expiry, so revoking the group blocklists
-    exactly the tokens of it that are still alive.
+    outlives the longest token lifetime (plus a minute for a token being issued while it is
+    written). A group (a user's tokens) is a sorted set of jti scored by expiry, so revoking
+    the group blocklists exactly the tokens of it that are still alive.
     """
 
     def __init__(
         self, redis: Any, max_token_ttl_seconds: int, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = redis
-        self._group_ttl = max_token_ttl_seconds + 60
+        self._entry_ttl = max_token_ttl_seconds + 60
         self._clock = clock
 
     async def revoke(self, jti: str, expires_at: int) -> None:
         await revoke(self._redis, jti, expires_at - self._clock())
 
     async def revoke_session(self, session_id: str) -> None:
-        await revoke_session(self._redis, session_id, self._group_ttl)
+        await revoke_session(self._redis, session_id, self._entry_ttl)
 
     async def revoke_user(self, user_id: str) -> None:
-        await revoke_subject(self._redis, user_id, self._group_ttl)
+        await revoke_subject(self._redis, user_id, self._entry_ttl)
 
     async def remember(self, groups: list[str], jti: str, expires_at: int) -> None:
         now = self._clock()
@@ -79,7 +78,7 @@ class RedisTokenRevocations:
                 key = REVOCATION_GROUP_PREFIX + group
                 pipe.zremrangebyscore(key, "-inf", now)
                 pipe.zadd(key, {jti: expires_at})
-                pipe.expire(key, self._group_ttl)
+                pipe.expire(key, self._entry_ttl)
             await pipe.execute()
 
     async def revoke_group(self, group: str) -> int:

@@ -158,8 +158,8 @@ class AuthService:
             # Under the family's lock: a logout or reuse revocation of this family either
             # waits for this refresh (and then revokes what it wrote) or is seen by it.
             family_id = await uow.refresh_tokens.lock_family_of(token_hash)
-            record = await uow.refresh_tokens.claim(token_hash, now) if family_id else None
-            if family_id is None or record is None:
+            record = None if family_id is None else await uow.refresh_tokens.claim(token_hash, now)
+            if record is None:
                 known = await uow.refresh_tokens.get_by_hash(token_hash)
                 if known is not None and known.was_used() and known.revoked_at is None:
                     # A used token came back: one of its holders is not the user. End it all.
