@@ -280,69 +280,37 @@ class Stack:
     def _infra(self, name: str) -> Component:
         host = self.settings.bind_host
         port = self.broker_port if name == "broker" else self.settings.port(name)
+        gate = [sys.executable, "-m", "finops.cli.broker_gate"]
+        how: dict[str, dict[str, Any]] = {
+            "postgres": {
+                "external": self.settings.database_url,
+                "prepare": self._prepare_postgres,
+                "command": lambda: self._postgres_command(host, port),
+                "user": POSTGRES_OS_USER if os.geteuid() == 0 else None,
+                "stop_signal": signal.SIGINT,  # "fast" shutdown
+                "ready_probe": lambda: self._postgres_ready(host, port),
+            },
+            "redis": {
+                "external": self.settings.redis_url,
+                "command": lambda: self._redis_command(host, port),
+            },
+            "storage": {"command": lambda: self._storage_command(host, port)},
+            "broker": {
+                "prepare": self._prepare_kafka,
+                "command": lambda: self._kafka_command(host, port, self.settings.kafka_port),
+                "env": self._kafka_env(),
+            },
+            "kafka": {
+                "external": self.settings.kafka_bootstrap,
+                "command": lambda: [
+                    *gate,
+                    *("--listen", f"{host}:{port}", "--broker", f"{host}:{self.broker_port}"),
+                ],
+                "ready_probe": lambda: self._kafka_ready(host, port),
+            },
+        }
         logs = self.root / "logs" / f"{name}.log"
-        if name == "postgres":
-            return Component(
-                name,
-                "infra",
-                port,
-                host,
-                external=self.settings.database_url,
-                log_file=logs,
-                prepare=self._prepare_postgres,
-                command=lambda: self._postgres_command(host, port),
-                user=POSTGRES_OS_USER if os.geteuid() == 0 else None,
-                stop_signal=signal.SIGINT,  # "fast" shutdown
-                ready_probe=lambda: self._postgres_ready(host, port),
-            )
-        if name == "redis":
-            return Component(
-                name,
-                "infra",
-                port,
-                host,
-                external=self.settings.redis_url,
-                log_file=logs,
-                command=lambda: self._redis_command(host, port),
-            )
-        if name == "storage":
-            return Component(
-                name,
-                "infra",
-                port,
-                host,
-                log_file=logs,
-                command=lambda: self._storage_command(host, port),
-            )
-        if name == "broker":
-            return Component(
-                name,
-                "infra",
-                port,
-                host,
-                log_file=logs,
-                prepare=self._prepare_kafka,
-                command=lambda: self._kafka_command(host, port, self.settings.kafka_port),
-                env=self._kafka_env(),
-            )
-        return Component(
-            name,
-            "infra",
-            port,
-            host,
-            external=self.settings.kafka_bootstrap,
-            log_file=logs,
-            command=lambda: [
-                sys.executable,
-                "-m",
-                "finops.cli.broker_gate",
-                "--listen",
-                f"{host}:{port}",
-                "--broker",
-                f"{host}:{self.broker_port}",
-            ],
-            ready_probe=lambda: self._kafka_ready(host, port),
-        )
+        return Component(name, "infra", port, host, log_file=logs, **how[name])
 
     def _service(self, name: str) -> Component:
         port = self.settings.port(name)
