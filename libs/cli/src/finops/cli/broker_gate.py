@@ -181,6 +181,8 @@ class BrokerGate:
             await asyncio.gather(
                 _pump(client_reader, broker_writer), _pump(broker_reader, client_writer)
             )
+        except asyncio.CancelledError:
+            pass  # the gate closed (the broker is gone): this connection ends here
         finally:
             for writer in (client_writer, broker_writer):
                 writer.close()
