@@ -121,6 +121,17 @@ async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
     err = await refuse([spoofed], 403, "source_mismatch")
     assert err["details"] == [{"index": 0, "field": "source", "source": "someone-else"}]
     await refuse([llm_call(agent) for _ in range(1001)], 413, "batch_too_large")
+    err = await refuse([{}] * 100_000, 413, "batch_too_large")  # counted, not validated
+    assert err["details"] == {"max_events": 1000, "events": 100_000}
+    far_future = llm_call(agent)
+    far_future["time"] = "9999-12-31T00:00:00Z"
+    ancient = llm_call(agent)
+    ancient["time"] = "2001-01-01T00:00:00Z"
+    err = await refuse([llm_call(agent), far_future, ancient], 422, "invalid_events")
+    assert [(d["index"], d["field"], d["type"]) for d in err["details"]] == [
+        (1, "time", "time_in_future"),
+        (2, "time", "time_too_old"),
+    ]
     no_scope = ingest.tokens.token(username=agent, scopes=["stats:read"])
     await refuse([llm_call(agent)], 403, "insufficient_scope", headers=auth(no_scope))
 

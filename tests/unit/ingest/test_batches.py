@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import llm_call
 
-from finops.ingest.domain.batches import Caller, parse_batch
+from finops.ingest.domain import batches
+from finops.ingest.domain.batches import BatchLimits, Caller
 from finops.ingest.domain.errors import (
     AgentMismatch,
     BatchTooLarge,
@@ -19,12 +20,21 @@ from finops.ingest.domain.errors import (
 )
 
 AGENT = Caller(subject="user-1", agent_ids=frozenset({"user-1", "bot"}), may_write_any=False)
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+LIMITS = BatchLimits(max_events=1000, max_clock_skew_s=300.0, max_event_age_s=60 * 86400.0)
 
 
-def call(agent: str = "bot", **data) -> dict:
+def parse_batch(body: bytes, caller: Caller, max_events: int, now: datetime = NOW):
+    limits = BatchLimits(max_events, LIMITS.max_clock_skew_s, LIMITS.max_event_age_s)
+    return batches.parse_batch(body, caller, limits, now)
+
+
+def call(agent: str = "bot", at: datetime | str = NOW, **data) -> dict:
     data.setdefault("model", "gpt-4o")
     data.setdefault("usage", {"input_tokens": 1000, "output_tokens": 100})
-    return llm_call(agent, **data)
+    event = llm_call(agent, **data)
+    event["time"] = at if isinstance(at, str) else at.isoformat()
+    return event
 
 
 def error_event(agent: str = "bot") -> dict:
@@ -33,7 +43,7 @@ def error_event(agent: str = "bot") -> dict:
         "type": "agent.error",
         "source": agent,
         "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
+        "time": NOW.isoformat(),
         "data": {
             "agent_id": agent,
             "task_type": "summarize",
@@ -102,6 +112,51 @@ def test_oversized_batch_is_refused():
     with pytest.raises(BatchTooLarge) as caught:
         parse_batch(encode([call() for _ in range(11)]), AGENT, 10)
     assert caught.value.status == 413
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_batch_over_the_count_is_refused_before_any_event_is_validated(monkeypatch, wrapped):
+    validated = []
+
+    def counting_validate_batch(*args, **kwargs):
+        validated.append(args)
+        raise AssertionError("per-event validation ran on an oversized batch")
+
+    monkeypatch.setattr(batches, "validate_batch", counting_validate_batch)
+    invalid = [{}] * 100_000
+    body = json.dumps({"events": invalid} if wrapped else invalid).encode()
+    with pytest.raises(BatchTooLarge) as caught:
+        parse_batch(body, AGENT, 1000)
+    assert validated == []
+    assert (caught.value.status, caught.value.code) == (413, "batch_too_large")
+    assert caught.value.message == "a batch holds at most 1000 events, got 100000"
+    assert caught.value.details == {"max_events": 1000, "events": 100_000}
+
+
+def test_event_times_beyond_the_clock_skew_or_the_retention_are_refused_with_the_field():
+    events = [
+        call(at=NOW),
+        call(at=NOW + timedelta(seconds=299)),  # an agent clock a little ahead: accepted
+        call(at=NOW - timedelta(days=59)),  # a late delivery within the retention: accepted
+        call(at=NOW + timedelta(seconds=301)),
+        call(at="9999-12-31T23:59:59Z"),
+        call(at="9999-12-31T23:59:59-05:00"),  # year 10000 in UTC
+        call(at=NOW - timedelta(days=61)),
+        call(at="0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+    ]
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(encode(events), AGENT, 1000)
+    details = caught.value.details
+    assert [(d["index"], d["field"], d["type"]) for d in details] == [
+        (3, "time", "time_in_future"),
+        (4, "time", "time_in_future"),
+        (5, "time", "time_in_future"),
+        (6, "time", "time_too_old"),
+        (7, "time", "time_too_old"),
+    ]
+    assert "300 s" in details[0]["message"]
+    assert "60 days" in details[3]["message"]
+    assert len(parse_batch(encode(events[:3]), AGENT, 1000)) == 3
 
 
 def test_events_for_another_agent_need_write_any():

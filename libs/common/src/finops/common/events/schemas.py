@@ -9,6 +9,10 @@ Wire shape (JSON)::
 * ``type`` selects the data schema (discriminated union); unknown types are rejected.
 * Everything is strict: token counts must be JSON integers, strings are length-bounded, unknown
   fields are rejected everywhere except in ``data.config`` (free-form, but small and scalar).
+* ``time`` may be bounded by the receiver: :func:`validate_batch` with :class:`TimeBounds`
+  refuses times further ahead of its clock than the allowed skew (``time_in_future``) or older
+  than the retention it supports (``time_too_old``). Parsing without bounds (consumers) takes
+  any time the format allows.
 * ``cost_source``, ``price_version`` and ``principal`` are stamped by the server
   (:func:`finops.common.events.pricing.apply_pricing` and :func:`stamp_principal`); any value
   a client sends for them is overwritten.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, Union
 from uuid import UUID
@@ -35,8 +40,10 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from finops.common.events.usage import TokenCount, UsageInput
 
@@ -239,6 +246,49 @@ class ErrorDataV1(_Strict):
     )
 
 
+# ---------------------------------------------------------------- event time bounds
+_TIME_BOUNDS = "time_bounds"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """Event times a receiver accepts, relative to its clock ``now`` (epoch seconds).
+
+    ``max_future_s``: how far an agent's clock may run ahead (clock skew);
+    ``max_age_s``: how old an event may be (the retention the receiver supports).
+    """
+
+    now: float
+    max_future_s: float
+    max_age_s: float
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} days"
+    return f"{seconds:g} s"
+
+
+def _within_time_bounds(value: datetime, info: ValidationInfo) -> datetime:
+    bounds = info.context.get(_TIME_BOUNDS) if info.context else None
+    if bounds is None:
+        return value
+    ts = value.timestamp()  # defined for every aware datetime, even past year 9999 in UTC
+    if ts > bounds.now + bounds.max_future_s:
+        raise PydanticCustomError(
+            "time_in_future",
+            "event time is more than {skew} ahead of the server's clock",
+            {"skew": _duration(bounds.max_future_s)},
+        )
+    if ts < bounds.now - bounds.max_age_s:
+        raise PydanticCustomError(
+            "time_too_old",
+            "event time is older than the {retention} this server accepts",
+            {"retention": _duration(bounds.max_age_s)},
+        )
+    return value
+
+
 # ---------------------------------------------------------------- envelope
 class Event(_Strict):
     """CloudEvents-style envelope; the base of every event type.
@@ -251,7 +301,9 @@ class Event(_Strict):
     id: UUID = Field(description="Client-generated UUID; the dedupe key.")
     type: str
     source: Id128 = Field(description="The emitting agent (or SDK instance).")
-    time: AwareDatetime = Field(description="When the call finished (RFC 3339 with offset).")
+    time: Annotated[AwareDatetime, AfterValidator(_within_time_bounds)] = Field(
+        description="When the call finished (RFC 3339 with offset)."
+    )
     specversion: Literal["1.0"] = SPEC_VERSION
     datacontenttype: Literal["application/json"] | None = None
     dataschema: Annotated[str, StringConstraints(max_length=256)] | None = None
@@ -361,19 +413,23 @@ class BatchResult:
         return f"BatchResult(events={n}, errors={self.errors!r})"
 
 
-def validate_batch(batch: list[Any] | bytes | str) -> BatchResult:
+def validate_batch(
+    batch: list[Any] | bytes | str, *, time_bounds: TimeBounds | None = None
+) -> BatchResult:
     """Validate a whole batch, reporting EVERY bad index and field.
 
     ``batch`` is a list of event dicts or the raw JSON array (bytes / str; fastest).
+    ``time_bounds`` refuses event times outside them (see :class:`TimeBounds`).
     Returns ``BatchResult(events, [])`` or ``BatchResult(None, errors)``; the caller applies
     all-or-nothing semantics. Errors are sorted by index; a non-list batch gives one error
     with ``index=None``.
     """
+    context = {_TIME_BOUNDS: time_bounds} if time_bounds is not None else None
     try:
         if isinstance(batch, (bytes, bytearray, str)):
-            events = _BATCH_ADAPTER.validate_json(batch)
+            events = _BATCH_ADAPTER.validate_json(batch, context=context)
         else:
-            events = _BATCH_ADAPTER.validate_python(batch)
+            events = _BATCH_ADAPTER.validate_python(batch, context=context)
     except ValidationError as exc:
         errors = validation_errors(exc, batch=True)
         errors.sort(key=lambda e: -1 if e["index"] is None else e["index"])

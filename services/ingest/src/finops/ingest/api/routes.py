@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,7 +11,8 @@ from prometheus_client import Counter
 
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
-from finops.ingest.domain.batches import WRITE_ANY_SCOPE, Caller, parse_batch
+from finops.ingest.domain.batches import WRITE_ANY_SCOPE, BatchLimits, Caller, parse_batch
+from finops.ingest.settings import IngestSettings
 
 router = APIRouter(tags=["events"])
 
@@ -30,7 +32,9 @@ _ERROR = {
     summary="Publish a batch of agent events (all or nothing)",
     description=(
         'Body: a JSON array of events, or `{"events": [...]}`; at most 1,000 events and '
-        "1 MiB. Every event is validated; one invalid event refuses the whole batch (422 "
+        "1 MiB (counted before any event is validated). Every event is validated, its `time` "
+        "included: at most 5 minutes ahead of the server's clock and at most 60 days old "
+        "(settings); one invalid event refuses the whole batch (422 "
         "listing each bad index and field). 202 only after the broker acknowledged every "
         "event (acks=all). Scope `events:write`; events for another agent_id need "
         "`events:write:any`; an event's `source` must be the caller (or that agent_id)."
@@ -43,7 +47,11 @@ _ERROR = {
             **_ERROR,
         },
         413: {"description": "`payload_too_large` or `batch_too_large`", **_ERROR},
-        422: {"description": "`invalid_events`: details list index, field, message", **_ERROR},
+        422: {
+            "description": "`invalid_events`: details list index, field, message, type "
+            "(e.g. `time_in_future`, `time_too_old`)",
+            **_ERROR,
+        },
         503: {"description": "`broker_unavailable`; retry after Retry-After seconds", **_ERROR},
     },
 )
@@ -57,7 +65,7 @@ async def publish_events(
     )
     body = await request.body()
     try:
-        records = parse_batch(body, caller, settings.max_batch_events)
+        records = parse_batch(body, caller, _limits(settings), datetime.now(UTC))
     except Exception as exc:
         REJECTED.labels(getattr(exc, "code", "error")).inc()
         raise
@@ -65,6 +73,14 @@ async def publish_events(
     for record in records:
         EVENTS.labels(record.event_type, record.cost_source or "n/a").inc()
     return JSONResponse({"accepted": len(records)}, status_code=202)
+
+
+def _limits(settings: IngestSettings) -> BatchLimits:
+    return BatchLimits(
+        max_events=settings.max_batch_events,
+        max_clock_skew_s=settings.max_event_clock_skew_s,
+        max_event_age_s=settings.max_event_age_days * 86400.0,
+    )
 
 
 @router.get("/api/schemas", summary="JSON Schema of every event type", tags=["schemas"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from finops.common.events import Event, stamp_pricing, validate_batch
+from pydantic_core import from_json
+
+from finops.common.events import Event, TimeBounds, stamp_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
 from finops.ingest.domain.errors import (
     AgentMismatch,
@@ -37,40 +39,54 @@ class Caller:
     may_write_any: bool
 
 
-def _events_payload(body: bytes) -> Any:
-    """The body's events: the raw JSON array (fast path) or the list under ``"events"``."""
-    stripped = body.lstrip()
-    if stripped.startswith(b"["):
-        return stripped
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """What one batch may hold: its event count and how far event times may stray from now."""
+
+    max_events: int
+    max_clock_skew_s: float
+    max_event_age_s: float
+
+
+def _events_payload(body: bytes) -> list[Any]:
+    """The body's events: a JSON array, or the list under ``"events"``. Parsed once, so the
+    batch can be counted before any event is validated."""
     try:
-        payload = json.loads(body)
+        payload = from_json(body)
     except ValueError as exc:
         raise MalformedBody(
             "request body is not valid JSON",
             details=[{"index": None, "field": "", "message": str(exc), "type": "json_invalid"}],
         ) from exc
+    if isinstance(payload, list):
+        return payload
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
-        return payload["events"]
+        return payload["events"]  # type: ignore[no-any-return]
     raise InvalidBatch(
         'expected a JSON array of events or {"events": [...]}',
         details=[{"index": None, "field": "", "message": "not a batch", "type": "list_type"}],
     )
 
 
-def parse_batch(body: bytes, caller: Caller, max_events: int) -> list[Record]:
-    """Validate, authorise, price and encode every event; raise on the first class of fault.
+def parse_batch(body: bytes, caller: Caller, limits: BatchLimits, now: datetime) -> list[Record]:
+    """Count, validate, authorise, price and encode every event; raise on the first class of
+    fault.
 
-    Validation reports every bad index and field at once; nothing of a faulty batch is
-    returned, so nothing of it can be published.
+    An oversized batch is refused before any event is validated. Validation reports every bad
+    index and field at once (event times are checked against ``now`` and ``limits``); nothing
+    of a faulty batch is returned, so nothing of it can be published.
     """
-    result = validate_batch(_events_payload(body))
+    payload = _events_payload(body)
+    if len(payload) > limits.max_events:
+        raise BatchTooLarge(
+            f"a batch holds at most {limits.max_events} events, got {len(payload)}",
+            details={"max_events": limits.max_events, "events": len(payload)},
+        )
+    bounds = TimeBounds(now.timestamp(), limits.max_clock_skew_s, limits.max_event_age_s)
+    result = validate_batch(payload, time_bounds=bounds)
     if not result.ok:
-        if any(e["type"] == "json_invalid" for e in result.errors):
-            raise MalformedBody("request body is not valid JSON", details=result.errors)
         raise InvalidBatch(details=result.errors)
     events: list[Event] = result.events or []
-    if len(events) > max_events:
-        raise BatchTooLarge(f"a batch holds at most {max_events} events, got {len(events)}")
     if not caller.may_write_any:
         foreign = [i for i, e in enumerate(events) if e.agent_id not in caller.agent_ids]
         if foreign:
