@@ -12,6 +12,7 @@ import pytest
 
 from finops.common.events import LlmCallEvent
 from finops.optimizer.domain.analytics import (
+    GRANULARITIES,
     NONE_KEY,
     OTHER_KEY,
     IdDedupe,
@@ -348,3 +349,59 @@ def test_state_is_compact():
     size = len(json.dumps(sa.to_state(), separators=(",", ":")))
     # measured with 100k events over 50 agents: 2.6 MB over a day, 3.3 MB over two hours
     assert size < 1_000_000, size
+
+
+# ---------------------------------------------------------------------------- extreme times
+END_OF_9999 = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+
+
+def test_an_event_dated_9999_12_31_counts_in_the_totals_and_breaks_no_window():
+    sa = SpendAnalytics()
+    sa.observe(call(at=T0))
+    sa.observe(call(at=END_OF_9999))
+    # +14:00 offset: 10000-01-01 in UTC is past what datetime represents
+    sa.observe(call(at=datetime.fromisoformat("9999-12-31T23:00:00-05:00")))
+    sa.observe(call(at=T0 + timedelta(seconds=20)))
+    assert sa.totals("fleet")[0]["calls"] == 4
+    for granularity in ("minute", "hour", "day"):
+        windows = sa.window("model", granularity)
+        assert [(w["start_ts"], w["rows"][0]["calls"]) for w in windows] == [
+            (int(T0.timestamp()) // GRANULARITIES[granularity] * GRANULARITIES[granularity], 2)
+        ]
+    assert sa.top("model", granularity="day")[0]["calls"] == 2
+    summary = sa.summary()
+    assert summary["out_of_range_for_windows"] == 2
+    assert summary["late_for_windows"] == {"minute": 0, "hour": 0, "day": 0}
+    assert summary["watermark"] == "2025-03-01T10:00:20Z"
+    restored = SpendAnalytics.from_state(json.loads(json.dumps(sa.to_state())))
+    assert restored.summary() == summary
+
+
+def _checkpoint_after_an_event_in_9999() -> dict:
+    """The state an earlier version checkpointed after one event dated 9999-12-31: every
+    window of that event in 9999, the watermarks there, the real windows evicted."""
+    sa = SpendAnalytics()
+    sa.observe(call(at=T0))
+    state = json.loads(json.dumps(sa.to_state()))
+    shift = int(END_OF_9999.timestamp() - T0.timestamp())
+    for granularity, windows in state["windows"].items():
+        for window in windows:
+            window[0] += shift
+        state["watermark"][granularity] += shift
+    state["max_ts"] += shift
+    return state
+
+
+def test_a_restored_state_with_windows_in_9999_serves_every_stats_request(caplog):
+    with caplog.at_level("WARNING", logger="finops.optimizer.domain.analytics"):
+        sa = SpendAnalytics.from_state(_checkpoint_after_an_event_in_9999())
+    assert "dropped 3 windows outside the representable time range" in caplog.text
+    assert sa.totals("fleet")[0]["calls"] == 1  # the totals keep every event
+    for granularity in ("minute", "hour", "day"):
+        assert sa.window("model", granularity) == []
+    assert sa.summary()["watermark"] is None
+    # the windows work again from the next event on
+    sa.observe(call(at=T0 + timedelta(days=1)))
+    day = sa.window("fleet", "day")
+    assert [(w["start"], w["rows"][0]["calls"]) for w in day] == [("2025-03-02T00:00:00Z", 1)]
+    assert sa.summary()["late_for_windows"] == {"minute": 0, "hour": 0, "day": 0}

@@ -84,6 +84,21 @@ def test_budget_validation_and_period_bounds():
     assert s == T0.timestamp() and e - s == 86400
 
 
+def test_a_monthly_budget_in_december_9999_is_tracked_and_reported():
+    bt = BudgetTracker()
+    bt.set_budget(Budget("b", "agent", "bot", "month", 10.0))
+    december = datetime(9999, 12, 30, 12, tzinfo=UTC)
+    s, e = period_bounds("month", december.timestamp())
+    assert (s, (e - s) / 86400) == (datetime(9999, 12, 1, tzinfo=UTC).timestamp(), 31)
+    bt.observe(call("bot", 9.0, december))
+    status = bt.status("b")
+    assert (status["spend_usd"], status["calls"]) == (9.0, 1)
+    assert status["period_start"] == "9999-12-01T00:00:00Z"
+    # 10000-01-01 is past what datetime shows: the end is shown as its last second
+    assert status["period_end"] == "9999-12-31T23:59:59Z"
+    assert bt.pacing("b")["action"] in ("none", "step_down", "exhausted")
+
+
 def test_80_then_100_percent_alerts_fire_once_each_per_period_and_reset():
     bt = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)])
     fired = []

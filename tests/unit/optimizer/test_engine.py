@@ -193,3 +193,16 @@ def test_state_round_trips_through_json_with_identical_decisions():
         assert (a.arm, a.propensity, a.expected) == (b.arm, b.propensity, b.expected)
     assert restored.analytics.totals("model") == engine.analytics.totals("model")
     assert restored.budgets.budgets() == engine.budgets.budgets()
+
+
+def test_an_event_dated_9999_12_31_counts_in_the_totals_and_in_no_time_based_aggregate():
+    engine = seeded_engine()
+    engine.set_budget(Budget("b1", "agent", "bot", "month", limit_usd=100))
+    far = call("gpt-4o", 1.0, datetime(9999, 12, 31, 12, tzinfo=UTC), cost_usd=50.0)
+    assert engine.observe(far) == []
+    engine.observe(call("gpt-4o", 1.0, T0 + timedelta(minutes=1), cost_usd=1.0))
+    summary = engine.analytics.summary()
+    assert (summary["events"], summary["out_of_range_for_windows"]) == (4, 1)
+    status = engine.budgets.status("b1")
+    assert (status["spend_usd"], status["period_start"]) == (1.0, "2026-11-01T00:00:00Z")
+    assert [w["rows"][0]["calls"] for w in engine.analytics.window("fleet", "day")] == [3]

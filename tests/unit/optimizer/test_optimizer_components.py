@@ -1,4 +1,4 @@
-"""Unit tests of the optimizer's building blocks (arms.py, features.py) and their doctests."""
+"""Unit tests of the optimizer's building blocks (arms.py, features.py) and domain doctests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import random
 
 import pytest
 
+from finops.optimizer.domain import analytics as analytics_mod
 from finops.optimizer.domain import arms as arms_mod
+from finops.optimizer.domain import budgets as budgets_mod
+from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
 from finops.optimizer.domain import policy as policy_mod
 from finops.optimizer.domain.arms import (
@@ -23,7 +26,9 @@ from finops.optimizer.domain.arms import (
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
 
 
-@pytest.mark.parametrize("module", [arms_mod, features_mod, policy_mod])
+@pytest.mark.parametrize(
+    "module", [analytics_mod, arms_mod, budgets_mod, eventtime_mod, features_mod, policy_mod]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

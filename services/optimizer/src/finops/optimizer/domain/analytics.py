@@ -14,7 +14,11 @@ Numbers are kept for all time (``totals``) and in tumbling windows by **event ti
 (``minute``, ``hour``, ``day``; window start = floor of the event time in UTC). Each granularity
 keeps a bounded number of recent windows (default 120 minutes, 72 hours, 60 days) counted back
 from the newest window seen (the *watermark*); an event older than that still counts in the
-totals but in no window (counted in ``late_for_windows``).
+totals but in no window (counted in ``late_for_windows``). So does an event whose windows would
+not start and end within years 1-9999 UTC (see :mod:`.eventtime`; counted in
+``out_of_range_for_windows``): the schema accepts 9999-12-31T23:00-05:00, and one such event
+must neither break the window queries nor move the watermark past every real window. A restored
+state that holds such windows (checkpointed by an earlier version) drops them with a warning.
 
 Exactly once in the numbers
 ---------------------------
@@ -44,12 +48,15 @@ dict lookup plus the arithmetic: about 10-15 us per event on the reference machi
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from finops.optimizer.domain.eventtime import iso_utc, windowable
 
 __all__ = [
     "DIMENSIONS",
@@ -100,6 +107,8 @@ _DIM_INDEX = {d: i for i, d in enumerate(DIMENSIONS)}
 _PROVIDER = _DIM_INDEX["provider"]
 _M64 = (1 << 64) - 1
 STATE_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def fingerprint(event_id: Any) -> int:
@@ -399,6 +408,17 @@ def _new_bucket() -> list[dict[str, _Agg]]:
     return [{} for _ in DIMENSIONS]
 
 
+def _bucket_aggs(bucket: list[dict[str, _Agg]], keys: tuple[str, ...]) -> list[_Agg]:
+    """The aggregates of one bucket that an event with these keys updates (created if new)."""
+    aggs = []
+    for dct, k in zip(bucket, keys, strict=True):
+        a = dct.get(k)
+        if a is None:
+            a = dct[k] = _Agg()
+        aggs.append(a)
+    return aggs
+
+
 def _dim_dict(bucket: list[dict[str, _Agg]], dimension: str) -> dict[str, _Agg]:
     """A bucket's ``{key: aggregate}`` of one dimension (``fleet``: one merged row)."""
     if dimension == FLEET:
@@ -423,10 +443,6 @@ def _pack_bucket(b: list[dict[str, _Agg]]) -> list[dict[str, list[Any]]]:
 
 def _unpack_bucket(p: list[dict[str, list[Any]]]) -> list[dict[str, _Agg]]:
     return [{k: _Agg.unpack(v) for k, v in d.items()} for d in p]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _to_ts(value: datetime | float | int | str) -> float:
@@ -501,6 +517,7 @@ class SpendAnalytics:
         self._windows: dict[str, dict[int, list[dict[str, _Agg]]]] = {g: {} for g in GRANULARITIES}
         self._watermark: dict[str, int | None] = {g: None for g in GRANULARITIES}
         self._late: dict[str, int] = {g: 0 for g in GRANULARITIES}
+        self._out_of_range = 0
         self.events = 0
         self.duplicates = 0
         self._max_ts: float | None = None
@@ -560,25 +577,30 @@ class SpendAnalytics:
         latency_ms: float,
     ) -> None:
         self.events += 1
-        if self._max_ts is None or ts > self._max_ts:
-            self._max_ts = ts
         idx = _latency_index(latency_ms)
-        its = int(ts // 1)
-        starts = (its - its % 60, its - its % 3600, its - its % 86400)
-        if starts == self._cache_starts:
-            # every event of the newest minute with the same keys hits the same 20 aggregates
-            aggs = self._cache.get(keys)
-            if aggs is None:
-                aggs = self._cache[keys] = self._collect(keys, starts)
+        if not windowable(ts):
+            self._out_of_range += 1
+            aggs = _bucket_aggs(self._totals, keys)
         else:
-            aggs = self._collect(keys, starts)
-            if starts == (
-                self._watermark["minute"],
-                self._watermark["hour"],
-                self._watermark["day"],
-            ):
-                self._cache_starts = starts
-                self._cache = {keys: aggs}
+            if self._max_ts is None or ts > self._max_ts:
+                self._max_ts = ts
+            its = int(ts // 1)
+            starts = (its - its % 60, its - its % 3600, its - its % 86400)
+            if starts == self._cache_starts:
+                # every event of the newest minute with the same keys hits the same 20 aggregates
+                hit = self._cache.get(keys)
+                if hit is None:
+                    hit = self._cache[keys] = self._collect(keys, starts)
+                aggs = hit
+            else:
+                aggs = self._collect(keys, starts)
+                if starts == (
+                    self._watermark["minute"],
+                    self._watermark["hour"],
+                    self._watermark["day"],
+                ):
+                    self._cache_starts = starts
+                    self._cache = {keys: aggs}
         for a in aggs:
             a.calls += 1
             a.inp += inp
@@ -614,11 +636,7 @@ class SpendAnalytics:
             buckets.append(b)
         aggs = []
         for b in buckets:
-            for dct, k in zip(b, keys, strict=True):
-                a = dct.get(k)
-                if a is None:
-                    a = dct[k] = _Agg()
-                aggs.append(a)
+            aggs += _bucket_aggs(b, keys)
         return aggs
 
     def _advance(self, g: str, start: int) -> None:
@@ -685,8 +703,8 @@ class SpendAnalytics:
             out.append(
                 {
                     "granularity": granularity,
-                    "start": _iso(s),
-                    "end": _iso(s + size),
+                    "start": iso_utc(s),
+                    "end": iso_utc(s + size),
                     "start_ts": s,
                     "rows": rows,
                 }
@@ -743,7 +761,8 @@ class SpendAnalytics:
             "keys": {dim: len(_dim_dict(self._totals, dim)) for dim in DIMENSIONS},
             "windows": {g: len(w) for g, w in self._windows.items()},
             "late_for_windows": dict(self._late),
-            "watermark": None if self._max_ts is None else _iso(self._max_ts),
+            "out_of_range_for_windows": self._out_of_range,
+            "watermark": None if self._max_ts is None else iso_utc(self._max_ts),
             "dedupe": {
                 "remembered": len(self._dedupe),
                 "capacity": self._dedupe.capacity,
@@ -762,6 +781,7 @@ class SpendAnalytics:
             "max_ts": self._max_ts,
             "watermark": dict(self._watermark),
             "late": dict(self._late),
+            "out_of_range": self._out_of_range,
             "totals": _pack_bucket(self._totals),
             "windows": {
                 g: [[s, _pack_bucket(b)] for s, b in sorted(w.items())]
@@ -780,10 +800,34 @@ class SpendAnalytics:
         sa._max_ts = state["max_ts"]
         sa._watermark.update(state["watermark"])
         sa._late.update(state["late"])
+        sa._out_of_range = state.get("out_of_range", 0)
         sa._totals = _unpack_bucket(state["totals"])
         for g, wins in state["windows"].items():
             target = sa._windows[g]  # same dict object the hot path holds
             for s, b in wins:
                 target[int(s)] = _unpack_bucket(b)
         sa._dedupe = IdDedupe.from_state(state["dedupe"])
+        sa._drop_unrepresentable_windows()
         return sa
+
+    def _drop_unrepresentable_windows(self) -> None:
+        """Forget windows outside years 1-9999 UTC, which an earlier version could
+        checkpoint, and the watermarks they moved; the totals keep their events."""
+        dropped = 0
+        for g, wins in self._windows.items():
+            for start in [s for s in wins if not windowable(s)]:
+                del wins[start]
+                dropped += 1
+            wm = self._watermark[g]
+            if wm is not None and not windowable(wm):
+                self._watermark[g] = max(wins) if wins else None
+        if self._max_ts is not None and not windowable(self._max_ts):
+            newest = [max(w) + GRANULARITIES[g] - 1 for g, w in self._windows.items() if w]
+            self._max_ts = float(max(newest)) if newest else None
+        if dropped:
+            log.warning(
+                "dropped %d windows outside the representable time range (years 1-9999 UTC) "
+                "from the restored analytics state; the all-time totals keep their events",
+                dropped,
+                extra={"dropped_windows": dropped},
+            )

@@ -43,12 +43,15 @@ The tracker does not dedupe events: feed it the events :meth:`SpendAnalytics.obs
 
 from __future__ import annotations
 
+import calendar
 import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from finops.optimizer.domain.eventtime import WINDOWABLE_FROM, WINDOWABLE_UNTIL, iso_utc
 
 __all__ = [
     "PERIODS",
@@ -72,10 +75,6 @@ _NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
 _ACTION_RANK = {"exhausted": 0, "step_down": 1, "none": 2}
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _ts(value: datetime | float | int) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -88,23 +87,23 @@ def period_bounds(period: str, ts: float) -> tuple[float, float]:
     """``(start, end)`` (epoch seconds, UTC) of the day or month containing ``ts``.
 
     >>> ts = datetime(2024, 12, 31, 23, tzinfo=UTC).timestamp()
-    >>> [_iso(t) for t in period_bounds("month", ts)]
+    >>> [iso_utc(t) for t in period_bounds("month", ts)]
     ['2024-12-01T00:00:00Z', '2025-01-01T00:00:00Z']
     """
     if period == "day":
         start = math.floor(ts / 86400) * 86400
         return float(start), float(start + 86400)
     if period == "month":
-        d = datetime.fromtimestamp(ts, UTC)
-        start_dt = datetime(d.year, d.month, 1, tzinfo=UTC)
-        end_dt = datetime(d.year + (d.month == 12), d.month % 12 + 1, 1, tzinfo=UTC)
-        return start_dt.timestamp(), end_dt.timestamp()
+        d = datetime.fromtimestamp(min(max(ts, WINDOWABLE_FROM), WINDOWABLE_UNTIL), UTC)
+        first = datetime(d.year, d.month, 1, tzinfo=UTC).timestamp()
+        # counted in days, not built as a datetime: December 9999 ends in year 10000
+        return first, first + calendar.monthrange(d.year, d.month)[1] * 86400.0
     raise ValueError(f"unknown period {period!r}; one of day, month")
 
 
 def alert_id(budget_id: str, period_start: float, label: str) -> str:
     """Deterministic alert id: UUID5 of ``budget|<id>|<period start>|<label>``."""
-    return str(uuid.uuid5(_NAMESPACE, f"budget|{budget_id}|{_iso(period_start)}|{label}"))
+    return str(uuid.uuid5(_NAMESPACE, f"budget|{budget_id}|{iso_utc(period_start)}|{label}"))
 
 
 def _label(threshold: float) -> str:
@@ -484,7 +483,7 @@ class BudgetTracker:
                         "critical" if th >= 1.0 else "warning",
                         f"{b.scope} {b.subject!r} has spent ${st.spend:.2f}, {pct}% or more of "
                         f"its ${b.limit_usd:.2f} {b.period} budget "
-                        f"(period from {_iso(st.period_start)[:10]})",
+                        f"(period from {iso_utc(st.period_start)[:10]})",
                     )
                 )
         if "forecast" not in st.fired and st.spend < b.limit_usd and forecast > b.limit_usd:
@@ -503,7 +502,7 @@ class BudgetTracker:
                     f"{b.scope} {b.subject!r} is forecast to spend ${forecast:.2f} against its "
                     f"${b.limit_usd:.2f} {b.period} budget; at the current burn rate it breaks "
                     f"in about {left_h:.1f} h, before the period ends at "
-                    f"{_iso(st.period_end)}",
+                    f"{iso_utc(st.period_end)}",
                 )
             )
         return alerts
@@ -532,9 +531,9 @@ class BudgetTracker:
             spend_usd=st.spend,
             limit_usd=b.limit_usd,
             forecast_usd=forecast,
-            period_start=_iso(st.period_start),
-            period_end=_iso(st.period_end),
-            time=_iso(ts),
+            period_start=iso_utc(st.period_start),
+            period_end=iso_utc(st.period_end),
+            time=iso_utc(ts),
             message=message,
         )
 
@@ -563,9 +562,9 @@ class BudgetTracker:
         rate, crate = self._rates(st, ts)
         return {
             "budget": b.to_dict(),
-            "period_start": _iso(st.period_start),
-            "period_end": _iso(st.period_end),
-            "as_of": _iso(ts),
+            "period_start": iso_utc(st.period_start),
+            "period_end": iso_utc(st.period_end),
+            "as_of": iso_utc(ts),
             "spend_usd": st.spend,
             "calls": st.calls,
             "used_fraction": st.spend / b.limit_usd,
@@ -653,7 +652,7 @@ class BudgetTracker:
             "spend_usd": st.spend,
             "forecast_usd": forecast,
             "limit_usd": b.limit_usd,
-            "period_end": _iso(st.period_end),
+            "period_end": iso_utc(st.period_end),
             "reason": reason,
         }
 

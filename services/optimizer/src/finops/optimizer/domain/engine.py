@@ -21,6 +21,7 @@ from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
+from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
 
@@ -187,8 +188,11 @@ class OptimizerEngine:
             data.success,
         )
         alerts = [self._drift(d) for d in drift]
-        alerts += [_enveloped(a.to_dict()) for a in self.budgets.observe(event)]
-        alerts += [_enveloped(a.to_dict()) for a in self.anomalies.observe(event)]
+        if windowable(event.time.timestamp()):
+            # beyond years 1-9999 UTC an event counts in the all-time totals only (the
+            # analytics count it as out of range): no period or window could hold it
+            alerts += [_enveloped(a.to_dict()) for a in self.budgets.observe(event)]
+            alerts += [_enveloped(a.to_dict()) for a in self.anomalies.observe(event)]
         return alerts
 
     def observe_error(self, event: ErrorEvent) -> list[dict[str, Any]]:
