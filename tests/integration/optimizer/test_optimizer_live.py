@@ -261,3 +261,37 @@ async def test_unreadable_checkpoint_rebuilds_the_state_from_the_log(lab):
         await lab.caught_up(client)
         totals = (await client.get("/api/stats/model")).json()["totals"]
         assert sum(row["calls"] for row in totals) == 40
+
+
+async def test_a_deleted_catalog_arm_is_never_recommended_again(lab):
+    nano = "gpt-4.1-nano|openai|default"
+
+    async def named_arms(client, task_type: str, n: int) -> set[str]:
+        """Every arm named (chosen or as an alternative) in n recommendations."""
+        named: set[str] = set()
+        for _ in range(n):
+            resp = await client.get("/api/recommendations", params={"task_type": task_type})
+            assert resp.status_code == 200, resp.text
+            rec = resp.json()
+            named |= {rec["arm"], *(a["arm"] for a in rec["alternatives"])}
+        return named
+
+    async with lab.optimizer() as client:
+        await lab.publish([llm_call("bot", model=m, quality=1.0) for m in TRUTH])
+        await lab.caught_up(client)
+        added = await client.post(
+            "/api/catalog", json={"model": "gpt-4.1-nano", "provider": "openai"}
+        )
+        assert added.status_code == 201
+        assert nano in await named_arms(client, "summarize", 5)
+        deleted = await client.delete(f"/api/catalog/{nano}")
+        assert deleted.status_code == 204
+        assert nano not in await named_arms(client, "summarize", 50)
+        assert nano not in await named_arms(client, "a-new-task", 20)
+        catalog = (await client.get("/api/catalog")).json()
+        assert (catalog["arms"], catalog["withdrawn"]) == ([], [nano])
+        again = await client.delete(f"/api/catalog/{nano}")
+        assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
+    async with lab.optimizer() as client:  # the deletion is in the checkpoint
+        assert nano not in await named_arms(client, "summarize", 20)
+

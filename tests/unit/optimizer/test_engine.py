@@ -206,3 +206,21 @@ def test_an_event_dated_9999_12_31_counts_in_the_totals_and_in_no_time_based_agg
     status = engine.budgets.status("b1")
     assert (status["spend_usd"], status["period_start"]) == (1.0, "2026-11-01T00:00:00Z")
     assert [w["rows"][0]["calls"] for w in engine.analytics.window("fleet", "day")] == [3]
+
+
+def test_a_deleted_catalog_arm_is_no_candidate_even_where_agents_used_it():
+    engine = seeded_engine()
+    nano = engine.add_catalog_arm(ArmSpec("gpt-4.1-nano", "openai"))
+    engine.observe(call("gpt-4.1-nano", 1.0, T0))  # an agent also reported a call with it
+    assert nano in engine.candidates("summarize")
+    assert engine.remove_catalog_arm(nano)
+    assert nano not in engine.candidates("summarize")
+    assert nano not in engine.candidates("a-new-task")
+    rng = random.Random(0)
+    for _ in range(200):
+        rec = engine.recommend("summarize", rng=rng)
+        assert nano not in {rec.arm.arm_id, *(a["arm"] for a in rec.alternatives)}
+    restored = OptimizerEngine.from_state(json.loads(json.dumps(engine.to_state())))
+    assert nano not in restored.candidates("summarize")
+    restored.add_catalog_arm(ArmSpec("gpt-4.1-nano", "openai"))  # offered again
+    assert nano in restored.candidates("summarize")

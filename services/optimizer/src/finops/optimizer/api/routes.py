@@ -161,6 +161,7 @@ async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {
         "arms": [spec.to_dict() for spec in engine.catalog.values()],
         "seen": [spec.to_dict() for spec in engine.arms.values()],
+        "withdrawn": sorted(engine.withdrawn),
     }
 
 
@@ -178,7 +179,13 @@ async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake
     return spec.to_dict()
 
 
-@router.delete("/api/catalog/{arm}", tags=["catalog"], status_code=204, responses=AUTH_ERRORS)
+@router.delete(
+    "/api/catalog/{arm}",
+    tags=["catalog"],
+    status_code=204,
+    summary="Withdraw an arm: never recommended again until it is offered again",
+    responses={**AUTH_ERRORS, 404: {"description": "`not_found`: not in the catalog", **_ERR}},
+)
 async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
     if not engine.remove_catalog_arm(arm):
         raise NotFound(f"no catalog arm {arm!r}")

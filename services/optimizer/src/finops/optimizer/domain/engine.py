@@ -164,6 +164,9 @@ class OptimizerEngine:
         self.error_ids = IdDedupe(200_000)
         self.arms: dict[str, ArmSpec] = {}
         self.catalog: dict[str, ArmSpec] = {}
+        #: arms the operator deleted from the catalog: never recommended until offered again,
+        #: even where agents keep reporting calls with them (those still count and teach)
+        self.withdrawn: set[str] = set()
         self.task_arms: dict[str, list[str]] = {}
         self.errors_seen = 0
         self.drift_alerts = 0
@@ -243,12 +246,13 @@ class OptimizerEngine:
     # ---- answering ---------------------------------------------------------------------
 
     def candidates(self, task_type: str) -> list[str]:
-        """Arms seen for this task, the operator's catalog, or (for a new task) every arm."""
-        own = list(self.task_arms.get(task_type, []))
+        """Arms seen for this task, the operator's catalog, or (for a new task) every arm;
+        never an arm deleted from the catalog."""
+        own = [a for a in self.task_arms.get(task_type, []) if a not in self.withdrawn]
         for arm in self.catalog:
             if arm not in own:
                 own.append(arm)
-        return own or list(self.arms)
+        return own or [a for a in self.arms if a not in self.withdrawn]
 
     def recommend(
         self,
@@ -308,12 +312,17 @@ class OptimizerEngine:
 
     def add_catalog_arm(self, spec: ArmSpec) -> str:
         self.catalog[spec.arm_id] = spec
+        self.withdrawn.discard(spec.arm_id)
         for task_type in self.task_arms:
             self._know_arm(task_type, spec)
         return spec.arm_id
 
     def remove_catalog_arm(self, arm: str) -> bool:
-        return self.catalog.pop(arm, None) is not None
+        """Stop offering a catalog arm to any task; False when it is not in the catalog."""
+        if self.catalog.pop(arm, None) is None:
+            return False
+        self.withdrawn.add(arm)
+        return True
 
     def set_objective(self, scope: str, objective: Objective) -> None:
         self.policy.set_objective(scope, objective)
@@ -348,6 +357,7 @@ class OptimizerEngine:
             ("error_ids", self.error_ids.to_state),
             ("arms", lambda: {k: asdict(v) for k, v in self.arms.items()}),
             ("catalog", lambda: {k: asdict(v) for k, v in self.catalog.items()}),
+            ("withdrawn", lambda: sorted(self.withdrawn)),
             ("task_arms", lambda: {k: list(v) for k, v in self.task_arms.items()}),
             ("errors_seen", lambda: self.errors_seen),
             ("drift_alerts", lambda: self.drift_alerts),
@@ -368,6 +378,7 @@ class OptimizerEngine:
         engine.error_ids = IdDedupe.from_state(state["error_ids"])
         engine.arms = {k: ArmSpec(**v) for k, v in state["arms"].items()}
         engine.catalog = {k: ArmSpec(**v) for k, v in state["catalog"].items()}
+        engine.withdrawn = set(state.get("withdrawn", ()))  # absent before deletions stuck
         engine.task_arms = {k: list(v) for k, v in state["task_arms"].items()}
         engine.errors_seen = state["errors_seen"]
         engine.drift_alerts = state["drift_alerts"]
