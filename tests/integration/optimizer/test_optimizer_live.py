@@ -295,3 +295,21 @@ async def test_a_deleted_catalog_arm_is_never_recommended_again(lab):
     async with lab.optimizer() as client:  # the deletion is in the checkpoint
         assert nano not in await named_arms(client, "summarize", 20)
 
+
+async def test_an_event_dated_9999_on_the_topic_breaks_no_stats_request(lab):
+    far_future = llm_call("bot", model="gpt-4o", quality=1.0)
+    far_future["time"] = "9999-12-31T12:00:00Z"
+    async with lab.optimizer() as client:
+        await lab.publish([llm_call("bot", model="gpt-4o", quality=1.0), far_future])
+        await lab.publish([llm_call("bot", model="gpt-4o", quality=1.0)])
+        await lab.caught_up(client)
+        for window in ("minute", "hour", "day"):
+            resp = await client.get("/api/stats/model", params={"window": window})
+            assert resp.status_code == 200, resp.text
+            assert sum(w["rows"][0]["calls"] for w in resp.json()["windows"]) == 2
+        summary = (await client.get("/api/stats/summary")).json()
+        assert (summary["events"], summary["out_of_range_for_windows"]) == (3, 1)
+    async with lab.optimizer() as client:  # and after a restart from the checkpoint
+        resp = await client.get("/api/stats/model", params={"window": "day"})
+        assert resp.status_code == 200
+        assert resp.json()["windows"][-1]["rows"][0]["calls"] == 2
