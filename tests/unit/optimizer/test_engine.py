@@ -110,6 +110,8 @@ def test_drift_moves_it_back_with_an_alert():
     assert moved_back_after is not None and moved_back_after < 600
     drift = [a for a in alerts if a["kind"] == "drift"]
     assert drift and "gpt-4o-mini" in drift[0]["subject"]
+    # reported as alerts, so not queued again in the policy (nor in every checkpoint)
+    assert engine.to_state()["policy"]["drift_events"] == []
 
 
 def test_duplicates_are_counted_once_everywhere():

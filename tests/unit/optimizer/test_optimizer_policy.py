@@ -180,6 +180,20 @@ def test_drift_moves_back_and_emits_signal():
     assert policy.drain_drift_events() == []  # drained
 
 
+def test_the_drift_event_queue_keeps_only_the_newest_events():
+    policy = RoutingPolicy(PolicyConfig(drift_queue_max=3), default_arms=[SMALL])
+    raised = []
+    for task in [f"task-{i}" for i in range(6)]:  # every task's cost jumps a thousandfold
+        for t in range(200):
+            raised += policy.update(task, SMALL, None, 1.0, 1e-4 if t < 100 else 1e-1, 100.0)
+    assert len(raised) >= 6
+    assert policy.to_state()["drift_events"] == raised[-3:]
+    restored = RoutingPolicy.from_state(json.loads(json.dumps(policy.to_state())))
+    assert restored.drain_drift_events() == raised[-3:]
+    assert policy.drain_drift_events() == raised[-3:]
+    assert policy.drain_drift_events() == []
+
+
 def test_drift_recovery_under_fleet_target():
     policy = RoutingPolicy(
         PolicyConfig(fleet_quality_target=0.95, seed=8), default_arms=[BIG, SMALL]

@@ -181,7 +181,7 @@ class OptimizerEngine:
         spec = ArmSpec(data.model, data.provider, _config_dict(data.config))
         arm = self._know_arm(data.task_type, spec)
         features = _features(data.features, data.usage)
-        drift = self.policy.update(
+        self.policy.update(
             data.task_type,
             arm,
             features,
@@ -190,7 +190,7 @@ class OptimizerEngine:
             data.latency_ms,
             data.success,
         )
-        alerts = [self._drift(d) for d in drift]
+        alerts = self._drift_alerts()
         if windowable(event.time.timestamp()):
             # beyond years 1-9999 UTC an event counts in the all-time totals only (the
             # analytics count it as out of range): no period or window could hold it
@@ -213,12 +213,16 @@ class OptimizerEngine:
         )
         tokens = data.request.input_tokens if data.request else None
         features = {COST_FEATURE: float(tokens)} if tokens is not None else None
-        drift = self.policy.update(data.task_type, arm, features, None, None, None, False)
-        return [self._drift(d) for d in drift]
+        self.policy.update(data.task_type, arm, features, None, None, None, False)
+        return self._drift_alerts()
 
-    def _drift(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        self.drift_alerts += 1
-        return _drift_alert(event, self.drift_alerts)
+    def _drift_alerts(self) -> list[dict[str, Any]]:
+        """The policy's drift events as alerts, drained: reported once, never checkpointed."""
+        alerts = []
+        for event in self.policy.drain_drift_events():
+            self.drift_alerts += 1
+            alerts.append(_drift_alert(event, self.drift_alerts))
+        return alerts
 
     def _know_arm(self, task_type: str, spec: ArmSpec) -> str:
         arm = spec.arm_id
@@ -373,6 +377,8 @@ class OptimizerEngine:
         engine = cls.__new__(cls)
         engine.analytics = SpendAnalytics.from_state(state["analytics"])
         engine.policy = RoutingPolicy.from_state(state["policy"])
+        # an earlier version checkpointed drift events it had already reported as alerts
+        engine.policy.drain_drift_events()
         engine.budgets = BudgetTracker.from_state(state["budgets"])
         engine.anomalies = SpendAnomalyDetector.from_state(state["anomalies"])
         engine.error_ids = IdDedupe.from_state(state["error_ids"])

@@ -81,8 +81,10 @@ Drift
 -----
 On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
-an exploration boost and a drift event is queued (:meth:`RoutingPolicy.drain_drift_events`).
-Latency / cost drifts reset the latency window / cost statistics and are reported the same way.
+an exploration boost and a drift event is returned by :meth:`RoutingPolicy.update` and queued
+for :meth:`RoutingPolicy.drain_drift_events` (the newest ``drift_queue_max`` only: a caller that
+never drains must not grow the state without bound). Latency / cost drifts reset the latency
+window / cost statistics and are reported the same way.
 
 The whole state is plain data: :meth:`RoutingPolicy.to_state` returns a JSON-able dict and
 :meth:`RoutingPolicy.from_state` restores a policy that makes identical decisions.
@@ -92,6 +94,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -241,6 +244,8 @@ class PolicyConfig:
     #: exploration floor right after a drift, for ``drift_explore_events`` updates of the task
     drift_explore_floor: float = 0.2
     drift_explore_events: int = 100
+    #: drift events kept for :meth:`RoutingPolicy.drain_drift_events` (the oldest are dropped)
+    drift_queue_max: int = 100
 
     # --- latency / misc ---------------------------------------------------------------------
     latency_window: int = 256
@@ -392,7 +397,7 @@ class RoutingPolicy:
         self._arm_cost: dict[str, list[Any]] = {}  # arm -> [CostModel, pooled cxy, pooled cxx]
         self._cost_hints: dict[str, float] = {}
         self._ctx: dict[str, ResidualQualityModel] = {}
-        self._drift_events: list[dict[str, Any]] = []
+        self._drift_events: deque[dict[str, Any]] = deque(maxlen=self.config.drift_queue_max)
         self._window: list[tuple[str, dict[str, float] | None]] = []
         self._window_pos = 0
         self._n_updates = 0
@@ -1015,8 +1020,10 @@ class RoutingPolicy:
         return events
 
     def drain_drift_events(self) -> list[dict[str, Any]]:
-        """Return and clear the queued drift events (the service turns them into alerts)."""
-        out, self._drift_events = self._drift_events, []
+        """Return and clear the queued drift events, oldest first (at most the newest
+        ``drift_queue_max`` since the last drain)."""
+        out = list(self._drift_events)
+        self._drift_events.clear()
         return out
 
     # ------------------------------------------------------------------ drift handling
@@ -1457,7 +1464,7 @@ class RoutingPolicy:
         }
         policy._cost_hints = dict(state["cost_hints"])
         policy._ctx = {k: ResidualQualityModel.from_state(v) for k, v in state["ctx"].items()}
-        policy._drift_events = list(state["drift_events"])
+        policy._drift_events.extend(state["drift_events"])  # keeps the newest, up to maxlen
         policy._window = [(t, f) for t, f in state["window"]]
         policy._window_pos = 0  # the window is stored oldest first
         policy._n_updates = state["n_updates"]
