@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from finops.cli.stack import free_port
 
 COMPONENTS = [
     "postgres",
@@ -46,6 +50,16 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def fresh_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a stack of its own: its data folder, free ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
+    env["FINOPS_DATA_DIR"] = str(data_dir)
+    env["COLUMNS"] = "200"
+    for name in COMPONENTS:
+        env[f"FINOPS_{name.upper()}_PORT"] = str(free_port())
+    return env
 
 
 def url_of(env: dict[str, str], service: str) -> str:

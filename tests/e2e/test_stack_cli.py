@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_stack import COMPONENTS, finops, wait_for
+from cli_stack import COMPONENTS, finops, fresh_env, wait_for
 
 from finops.cli.stack import pid_alive
 
@@ -80,3 +80,24 @@ def test_demo_runs_the_fleet_end_to_end_and_stops_everything(stack_env):
     state = json.loads((Path(stack_env["FINOPS_DATA_DIR"]) / "stack.json").read_text())
     assert state["status"] == "stopped"
     assert not any(pid_alive(c["pid"]) for c in state["components"].values())
+
+
+def demo_figures(stdout: str) -> list[str]:
+    """What a demo run reports: its two tables' rows (picks per task type, spend by model)
+    and this run's totals."""
+    lines = [" ".join(line.split()) for line in stdout.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("what the optimizer"))
+    table = [line for line in lines[start:] if line.startswith("│")]
+    totals = [line for line in lines if line.startswith("this run:")]
+    return table + totals
+
+
+def test_two_demo_runs_from_a_clean_start_print_the_same_figures(stack_dir):
+    figures = []
+    for run in ("first", "second"):
+        result = finops("demo", "--calls", "200", env=fresh_env(stack_dir / run), timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        figures.append(demo_figures(result.stdout))
+    assert len(figures[0]) == 4 + 2 + 1  # task types, models, this run's totals
+    assert "208 events ingested" in figures[0][-1]
+    assert figures[0] == figures[1]

@@ -226,3 +226,25 @@ def test_a_deleted_catalog_arm_is_no_candidate_even_where_agents_used_it():
     assert nano not in restored.candidates("summarize")
     restored.add_catalog_arm(ArmSpec("gpt-4.1-nano", "openai"))  # offered again
     assert nano in restored.candidates("summarize")
+
+
+def test_a_request_seed_gives_the_same_answer_whatever_other_requests_drew():
+    engine = seeded_engine()
+    feed(engine, 300, TRUTH, random.Random(5), T0)
+    first = engine.recommend("summarize", rng=engine.request_rng("summarize", 7))
+    for k in range(50):  # other requests draw in between, from their own generators
+        engine.recommend("summarize", rng=random.Random(k))
+    again = engine.recommend("summarize", rng=engine.request_rng("summarize", 7))
+    assert (again.arm, again.propensity, again.explored) == (
+        first.arm,
+        first.propensity,
+        first.explored,
+    )
+    draws = {engine.request_rng("summarize", seed).random() for seed in range(100)}
+    assert len(draws) == 100  # each request seed draws its own number
+    assert engine.request_rng("extract", 7).random() != engine.request_rng("summarize", 7).random()
+    other_policy_seed = OptimizerEngine(seed=1)
+    assert (
+        other_policy_seed.request_rng("summarize", 7).random()
+        != engine.request_rng("summarize", 7).random()
+    )

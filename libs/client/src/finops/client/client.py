@@ -242,6 +242,7 @@ class AsyncFinOpsClient:
         features: Mapping[str, float] | None = None,
         *,
         team: str | None = None,
+        seed: int | None = None,
     ) -> dict[str, Any]:
         """Ask the optimizer which model and configuration to use for ``task_type``.
 
@@ -250,12 +251,16 @@ class AsyncFinOpsClient:
         :meth:`record_call`, e.g. ``decision={"recommendation_id": r["recommendation_id"],
         "propensity": r["propensity"]}``, so the optimizer can learn from the outcome and
         policies can be evaluated off-policy. Retries transient faults like delivery does.
+        ``seed`` (0 <= seed < 2**63) makes the optimizer's random draw reproducible: the same
+        seed and task type against the same learned state give the same answer.
         """
         if not self.optimizer_url:
             raise ValueError("recommend() needs optimizer_url")
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
+        if seed is not None:
+            params["seed"] = seed
         params.update({k: float(v) for k, v in (features or {}).items()})
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Transient),

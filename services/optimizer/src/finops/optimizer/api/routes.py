@@ -30,7 +30,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or revoked token", **_ERR},
     403: {"description": "`insufficient_scope`", **_ERR},
 }
-RESERVED_QUERY = {"task_type", "agent_id", "team"}
+RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
 Dimension = Literal["agent", "team", "task_type", "provider", "model", "fleet"]
 
 
@@ -40,7 +40,10 @@ Dimension = Literal["agent", "team", "task_type", "provider", "model", "fleet"]
     summary="The model and configuration to use for a task",
     description=(
         "Scope `recommendations:read`. Any other numeric query parameter is a request feature "
-        "for contextual routing (e.g. `input_tokens=1200`). The answer is logged with its "
+        "for contextual routing (e.g. `input_tokens=1200`). With `seed`, the random draw "
+        "comes from the policy's seed, the task type and this seed: the same request against "
+        "the same learned state gets the same answer (reproducible runs); without it, the "
+        "draw is unpredictable. The answer is logged with its "
         "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
         "`decision.propensity` back on the cost event of the call you make with it."
     ),
@@ -58,6 +61,7 @@ async def recommend(
     task_type: Annotated[str, Query(min_length=1, max_length=128)],
     agent_id: Annotated[str | None, Query(max_length=128)] = None,
     team: Annotated[str | None, Query(max_length=128)] = None,
+    seed: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
 ) -> dict[str, Any]:
     features: dict[str, float] = {}
     for key, value in request.query_params.items():
@@ -72,8 +76,9 @@ async def recommend(
     if len(features) > 32:
         raise ValidationFailed("at most 32 features")
     try:
+        rng = _rng if seed is None else engine.request_rng(task_type, seed)
         rec = engine.recommend(
-            task_type, features or None, agent_id=agent_id, team=team, rng=_rng
+            task_type, features or None, agent_id=agent_id, team=team, rng=rng
         ).to_dict()
     except NoArms as exc:
         raise NotFound(str(exc)) from exc

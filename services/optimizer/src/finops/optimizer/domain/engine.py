@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -307,6 +308,13 @@ class OptimizerEngine:
             explored=decision.explored,
             time=(now or datetime.now(UTC)).isoformat(),
         )
+
+    def request_rng(self, task_type: str, seed: int) -> random.Random:
+        """The random generator of one request, from the policy's seed, the task type and the
+        request's own seed: the same request against the same learned state gets the same
+        answer, whatever other requests drew in between (reproducible runs, e.g. the demo)."""
+        key = f"{self.policy.config.seed}|{task_type}|{seed}".encode()
+        return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest()))
 
     @property
     def policy_version(self) -> str:
