@@ -14,7 +14,9 @@ from pathlib import Path
 
 import aiohttp
 
-from finops.cli.stack import INFRA, Stack, StackSettings, free_port
+from finops.cli.infra import INFRA
+from finops.cli.process import free_port
+from finops.cli.stack import Stack, StackSettings
 
 
 def note(line: str) -> None:

@@ -28,7 +28,8 @@ from pathlib import Path
 import httpx
 
 from finops.auth.domain.passwords import PasswordHashing
-from finops.cli.stack import Stack, StackSettings, free_port
+from finops.cli.process import free_port
+from finops.cli.stack import Stack, StackSettings
 from finops.common.auth import (
     StaticKeys,
     TokenSigner,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.stack import Stack, StackSettings, free_port
+from finops.cli.process import free_port
+from finops.cli.stack import Stack, StackSettings
 from finops.common.settings import LOCAL_BROKER_ENV
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from finops.cli.stack import free_port
+from finops.cli.process import free_port
 
 COMPONENTS = [
     "postgres",

@@ -13,7 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
-from finops.cli.stack import Stack, StackSettings, free_port
+from finops.cli.process import free_port
+from finops.cli.stack import Stack, StackSettings
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_stack import COMPONENTS, finops, fresh_env, wait_for
 
-from finops.cli.stack import pid_alive
+from finops.cli.process import pid_alive
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from finops.cli.folder_access import PosixAcl, can_traverse, grant_traverse
-from finops.cli.stack import POSTGRES_OS_USER, Stack, StackSettings, free_port
+from finops.cli.infra import POSTGRES_OS_USER
+from finops.cli.process import free_port
+from finops.cli.stack import Stack, StackSettings
 
 pytestmark = pytest.mark.integration
 

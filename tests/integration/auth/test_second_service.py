@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from finops.auth.app import create_app
 from finops.cli.main import app as finops_cli
-from finops.cli.stack import free_port
+from finops.cli.process import free_port
 from finops.common.auth import (
     CurrentPrincipal,
     Principal,

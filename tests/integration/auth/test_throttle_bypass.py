@@ -11,7 +11,7 @@ import uvicorn
 from auth_helpers import PASSWORD, unique_name, wait_until
 
 from finops.auth.app import create_app
-from finops.cli.stack import free_port
+from finops.cli.process import free_port
 from finops.common.runner import uvicorn_options
 
 pytestmark = pytest.mark.integration

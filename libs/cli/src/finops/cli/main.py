@@ -15,15 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from finops.cli.stack import (
-    Stack,
-    StackError,
-    StackSettings,
-    pid_alive,
-    probe_component,
-    read_state,
-    stop_recorded,
-)
+from finops.cli.process import pid_alive
+from finops.cli.stack import Stack, StackError, StackSettings
+from finops.cli.stack_state import probe_component, read_state, stop_recorded
 
 app = typer.Typer(
     help="Meta-Agent FinOps: run the local stack and operate the platform.",

@@ -1,0 +1,133 @@
+"""Processes of the local stack: ports, liveness, and one supervised child process."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); read its state to be sure.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this child when the supervisor dies, even by kill -9."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Component:
+    """One process of the stack: how to start it, how to tell it is ready, how to stop it."""
+
+    name: str
+    kind: str  # "infra" or "service"
+    port: int
+    host: str = "127.0.0.1"
+    external: str | None = None  # the URL used instead of starting it
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_restart_at: float = 0.0
+    log_file: Path | None = None
+    prepare: Callable[[], None] | None = None
+    command: Callable[[], list[str]] = field(default=lambda: [])
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    ready_probe: Callable[[], bool] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.prepare:
+            self.prepare()
+        assert self.log_file is not None
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_file.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                user=self.user,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        self.started_at = time.monotonic()
+
+    def ready(self) -> bool:
+        if self.external:
+            return True
+        if not self.running():
+            return False
+        return self.ready_probe() if self.ready_probe else tcp_open(self.host, self.port)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, self.stop_signal)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

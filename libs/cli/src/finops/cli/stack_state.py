@@ -1,0 +1,60 @@
+"""The detached stack's state file (``.finops/stack.json``): read it, probe it, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from finops.cli.process import pid_alive, tcp_open
+
+
+def read_state(root: Path) -> dict[str, Any] | None:
+    path = root / "stack.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def probe_component(name: str, info: dict[str, Any]) -> tuple[bool, str]:
+    """(alive, readiness) of one component as recorded in the state file."""
+    host, port = info["host"], info["port"]
+    alive = bool(info.get("external")) or pid_alive(info.get("pid"))
+    if info["kind"] == "service":
+        try:
+            resp = httpx.get(f"http://{host}:{port}/readyz", timeout=2.0)
+            return alive, "ready" if resp.status_code == 200 else "not ready"
+        except httpx.HTTPError:
+            return alive, "unreachable"
+    if info.get("external"):
+        return alive, "external"
+    return alive, "ready" if tcp_open(host, port) else "unreachable"
+
+
+def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
+    """Stop a detached stack: SIGTERM its supervisor, then anything of it still alive."""
+    state = read_state(root)
+    if not state:
+        return []
+    stopped: list[str] = []
+    sup = state.get("supervisor_pid")
+    if sup and pid_alive(sup):
+        os.kill(sup, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(sup) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stopped.append(f"supervisor (pid {sup})")
+    for name, info in state.get("components", {}).items():
+        pid = info.get("pid")
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            stopped.append(f"{name} (pid {pid}, killed)")
+    return stopped
