@@ -83,6 +83,13 @@ class Unavailable(FinopsError):
     code, status, message = "unavailable", 503, "a dependency is unavailable"
 
 
+class DependencyUnavailable(Unavailable):
+    """PostgreSQL, Redis or another server did not answer in time; the answer carries
+    Retry-After (see :mod:`finops.common.datastores`)."""
+
+    code, message = "dependency_unavailable", "a dependency is unavailable; retry later"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from finops.common.datastores import install_dependency_failure_handler
 from finops.common.errors import error_body, install_error_handlers
 from finops.common.logging import request_id_var
 from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
@@ -134,6 +135,7 @@ def create_service_app(
         openapi_tags=openapi_tags,
     )
     install_error_handlers(app)
+    install_dependency_failure_handler(app, settings.dependency_retry_after_s)
     install_metrics_endpoint(app)
     app.add_middleware(
         OperationalMiddleware,

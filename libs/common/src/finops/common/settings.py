@@ -86,6 +86,15 @@ class CommonSettings(BaseSettings):
     # a JSON list: FINOPS_TRUSTED_PROXIES=10.0.0.5,10.1.0.0/16
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Every PostgreSQL and Redis call is bounded: a server that is down or frozen costs a
+    # request about two seconds and a 503 dependency_unavailable, never a hang.
+    postgres_connect_timeout_s: float = Field(2.0, gt=0)
+    postgres_acquire_timeout_s: float = Field(1.0, gt=0, description="wait for a pool slot")
+    postgres_command_timeout_s: float = Field(1.0, gt=0, description="one statement")
+    redis_connect_timeout_s: float = Field(1.0, gt=0)
+    redis_timeout_s: float = Field(1.0, gt=0, description="one command, or a pool slot")
+    dependency_retry_after_s: int = Field(2, ge=1, description="Retry-After of those 503s")
+
     @field_validator("kafka_sasl_password")
     @classmethod
     def _refuse_placeholder_secret(cls, value: str | None) -> str | None:

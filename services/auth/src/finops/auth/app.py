@@ -20,7 +20,8 @@ from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
 from finops.auth.service_layer.ports import UnitOfWork
 from finops.auth.settings import AuthSettings
-from finops.common.auth import TokenVerifier, blocklist_redis, install_verifier
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.http import create_service_app
 
@@ -43,10 +44,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         keys = await asyncio.to_thread(ActiveKeys, KeyStore(settings))
         app.state.keys = keys
         app.state.hashing = await asyncio.to_thread(PasswordHashing, settings.argon2)
-        app.state.db = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=settings.db_pool_max_size
-        )
-        app.state.redis = blocklist_redis(settings.redis_url)
+        app.state.db = await postgres_pool(settings, max_size=settings.db_pool_max_size)
+        app.state.redis = redis_client(settings)
         app.state.auth_service = build_auth_service(
             settings, app.state.db, app.state.redis, app.state.hashing, keys
         )

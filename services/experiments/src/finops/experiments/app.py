@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 from fastapi import FastAPI
 
+from finops.common.datastores import postgres_pool
 from finops.common.health import postgres_check
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -22,7 +22,7 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def database(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=5)
+        app.state.db = await postgres_pool(settings, max_size=5)
         try:
             yield
         finally:

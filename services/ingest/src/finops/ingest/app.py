@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.auth.blocklist import blocklist_redis
+from finops.common.datastores import redis_client
 from finops.common.events.pricing import warm_up
 from finops.common.health import redis_check
 from finops.common.http import create_service_app
@@ -22,7 +22,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = blocklist_redis(settings.redis_url)
+        app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
         warm_up()

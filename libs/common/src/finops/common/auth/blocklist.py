@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from finops.common.auth.principal import Principal
 
@@ -29,15 +32,30 @@ SUBJECT_BLOCKLIST_PREFIX = "finops:auth:revoked-subject:"
 
 
 def blocklist_redis(
-    redis_url: str, *, max_connections: int = 64, wait_seconds: float = 5.0
+    redis_url: str,
+    *,
+    max_connections: int = 64,
+    wait_seconds: float = 1.0,
+    socket_timeout: float = 1.0,
+    socket_connect_timeout: float = 1.0,
 ) -> aioredis.Redis:
     """A Redis client whose pool waits for a free connection instead of failing.
 
     redis-py's default pool raises "Too many connections" past 100 concurrent commands, which
     under load would turn into 503s on every service; a blocking pool queues them instead.
+    Every wait is bounded, so a Redis that is down or frozen fails a command within seconds
+    (services pass their settings' timeouts through ``finops.common.datastores.redis_client``).
+    A command that finds its pooled connection closed (Redis restarted, or the link dropped)
+    is sent once more on a new one, so no request fails for a connection that died while idle;
+    a timeout is not retried, which would only double the wait on a frozen server.
     """
     pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url, max_connections=max_connections, timeout=wait_seconds
+        redis_url,
+        max_connections=max_connections,
+        timeout=wait_seconds,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)
 

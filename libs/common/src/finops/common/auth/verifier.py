@@ -11,7 +11,7 @@ from finops.common.auth.errors import InvalidToken, TokenRevoked
 from finops.common.auth.key_sources import JwksFromUrl, KeySource
 from finops.common.auth.principal import Principal
 from finops.common.auth.tokens import decode, unverified_kid
-from finops.common.errors import Unavailable
+from finops.common.errors import DependencyUnavailable
 from finops.common.settings import CommonSettings
 
 
@@ -49,7 +49,7 @@ class TokenVerifier:
             try:
                 revoked = await self._blocklist.is_revoked(revocation_keys(principal))
             except (RedisError, OSError) as exc:
-                raise Unavailable("the token blocklist cannot be checked") from exc
+                raise DependencyUnavailable("the token blocklist cannot be checked") from exc
             if revoked:
                 raise TokenRevoked()
         return principal

@@ -17,7 +17,8 @@ _DESCRIPTIONS = {
     413: "payload_too_large: the body exceeds the service's limit (64 KiB)",
     422: "validation_error with one entry per field in details",
     429: "too_many_attempts: too many failed logins; see Retry-After",
-    503: "unavailable: PostgreSQL or Redis cannot be reached",
+    503: "dependency_unavailable: PostgreSQL or Redis is down or did not answer in time "
+    "(see Retry-After)",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
@@ -29,6 +30,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
     429: {
         "Retry-After": {
             "description": "seconds until a new attempt is allowed",
+            "schema": {"type": "string"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "seconds after which a retry may succeed",
             "schema": {"type": "string"},
         }
     },

@@ -1,0 +1,133 @@
+"""PostgreSQL and Redis clients whose every call is bounded, and the 503 their failures become.
+
+A server that is down answers quickly with a refused or reset connection; a frozen one (a
+stopped process, a network partition) answers nothing at all, and an unbounded call waits for
+it as long as the kernel keeps the connection. So every connect, pool checkout, query and
+Redis command here has a timeout from :class:`CommonSettings`, and
+:func:`install_dependency_failure_handler` turns whatever those failures raise into
+503 ``dependency_unavailable`` with Retry-After instead of a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.errors import DependencyUnavailable, error_response
+from finops.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+#: What a dependency that is down, frozen or overwhelmed raises.
+DEPENDENCY_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable; TimeoutError (asyncpg's timeouts) is one too
+    asyncpg.PostgresConnectionError,  # SQLSTATE 08: the connection failed
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting up, cancelled
+    RedisConnectionError,  # refused, reset, loading, no free connection in the pool
+    RedisTimeoutError,
+)
+
+
+def is_dependency_failure(exc: BaseException) -> bool:
+    """True for a failure of the server, not of the request.
+
+    asyncpg reports a statement on a connection that just timed out (a rollback on the way
+    out of a transaction, say) as an ``InterfaceError`` chained to that timeout.
+    """
+    if isinstance(exc, DEPENDENCY_FAILURES):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        cause = exc.__cause__ or exc.__context__
+        return cause is not None and is_dependency_failure(cause)
+    return False
+
+
+class BoundedPool(asyncpg.Pool):
+    """An asyncpg pool whose checkouts wait at most ``acquire_timeout`` seconds.
+
+    asyncpg applies a timeout to ``acquire()`` only when each caller passes one, and its
+    ``fetchrow``/``execute`` shortcuts never do; a frozen server then holds every connection
+    and the queue of requests waiting for one grows without bound. The same budget bounds
+    the release, which waits for the server to acknowledge a cancelled statement.
+    """
+
+    __slots__ = ("_acquire_timeout",)
+
+    def __init__(self, dsn: str, *, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(dsn, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def postgres_pool(
+    settings: CommonSettings, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool on ``settings.database_url`` with connect, checkout and statement timeouts."""
+    pool = BoundedPool(
+        settings.database_url,
+        acquire_timeout=settings.postgres_acquire_timeout_s,
+        min_size=min_size,
+        max_size=max_size,
+        # asyncpg's own defaults, spelled out because the constructor requires them.
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        # Passed through to every connection:
+        timeout=settings.postgres_connect_timeout_s,
+        command_timeout=settings.postgres_command_timeout_s,
+    )
+    return await pool
+
+
+def redis_client(settings: CommonSettings, *, max_connections: int = 64) -> aioredis.Redis:
+    """A Redis client on ``settings.redis_url`` whose connects and commands time out."""
+    return blocklist_redis(
+        settings.redis_url,
+        max_connections=max_connections,
+        wait_seconds=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+    )
+
+
+def install_dependency_failure_handler(app: FastAPI, retry_after_seconds: int) -> None:
+    """Answer a dependency failure anywhere in a request with 503 ``dependency_unavailable``.
+
+    Other exceptions of the same types (a unique violation is a ``PostgresError`` too) are
+    raised on to the generic handler, as if this one were not there.
+    """
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DependencyUnavailable):
+            error = exc
+        elif is_dependency_failure(exc):
+            log.warning("a dependency failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            error = DependencyUnavailable()
+        else:
+            raise exc
+        response = error_response(error)
+        response.headers.setdefault("Retry-After", str(retry_after_seconds))
+        return response
+
+    for kind in (
+        DependencyUnavailable,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        RedisError,
+    ):
+        app.add_exception_handler(kind, unavailable)
