@@ -4,21 +4,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from fault_injection import FaultyLink
-from support import TokenFactory
+from support import TokenFactory, llm_call, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.datastores import redis_client
-from finops.common.kafka import ensure_topics
+from finops.common.kafka import ensure_topics, make_producer
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.app import create_app
@@ -127,3 +129,36 @@ async def test_a_token_is_refused_while_the_blocklist_cannot_be_read(optimizer, 
         async with asyncio.timeout(HANG_GUARD_S):
             response = await optimizer.client.get("/api/stats/summary")
     assert_dependency_unavailable(response)
+
+
+async def test_the_intake_outlives_a_postgres_outage_and_checkpoints_after_it(optimizer) -> None:
+    intake = optimizer.app.state.intake
+    producer = make_producer(optimizer.kafka)
+    await producer.start()
+    try:
+        async with optimizer.fault("postgres", "down"):
+            target = intake.events + 20
+            for _ in range(20):
+                event = llm_call("bot")
+                await producer.send(optimizer.cost_topic, json.dumps(event).encode(), key=b"bot")
+            await producer.flush()
+            await wait_until(lambda: intake.events >= target, 60, "events applied during outage")
+            ready = await optimizer.client.get("/readyz")
+            assert ready.json()["checks"]["intake"] == "ok"
+            assert ready.json()["checks"]["postgres"].startswith("down")
+    finally:
+        await producer.stop()
+
+    database = await asyncpg.connect(optimizer.settings.database_url)
+    try:
+
+        async def checkpoint_covers_the_outage() -> bool:
+            saved = await database.fetchval(
+                "SELECT events FROM optimizer_checkpoints WHERE name = $1",
+                optimizer.settings.checkpoint_name,
+            )
+            return saved is not None and saved >= target
+
+        await wait_until(checkpoint_covers_the_outage, 30, "a checkpoint covering the outage")
+    finally:
+        await database.close()

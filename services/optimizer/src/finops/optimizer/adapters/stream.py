@@ -22,6 +22,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 
 from finops.common.consumer import dlq_headers
+from finops.common.datastores import is_dependency_failure
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
 ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
+CHECKPOINT_FAILURES = Counter(
+    "finops_optimizer_checkpoint_failures_total", "Periodic checkpoints the database refused"
+)
 CHECKPOINT_AGE = Gauge("finops_optimizer_checkpoint_timestamp_seconds", "Last checkpoint time")
 
 
@@ -86,6 +90,7 @@ class EventIntake:
         self.events = 0
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+        self._retry_checkpoint_at = 0.0  # after a failed one: not before this monotonic time
         self._lock = asyncio.Lock()
         self._pending_sends: list[asyncio.Future[Any]] = []
 
@@ -130,11 +135,16 @@ class EventIntake:
                         await self._apply(record)
                         self.offsets[_key(tp)] = record.offset + 1
                     self._since_checkpoint += len(records)
-                if self._since_checkpoint and (
-                    self._since_checkpoint >= self.checkpoint_every_events
-                    or time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
+                now = time.monotonic()
+                if (
+                    self._since_checkpoint
+                    and now >= self._retry_checkpoint_at
+                    and (
+                        self._since_checkpoint >= self.checkpoint_every_events
+                        or now - self._last_checkpoint >= self.checkpoint_interval_s
+                    )
                 ):
-                    await self._checkpoint_locked()
+                    await self._checkpoint_or_retry_later()
         await self.checkpoint()
 
     async def _apply(self, record: Any) -> None:
@@ -180,6 +190,22 @@ class EventIntake:
             headers=list(record.headers or ())
             + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
         )
+
+    async def _checkpoint_or_retry_later(self) -> None:
+        """A periodic checkpoint PostgreSQL cannot take now is tried again an interval later.
+
+        The events stay applied and their offsets uncommitted, so an outage delays the
+        checkpoint without losing or double-counting anything; stopping the intake over it
+        would stop the optimizer learning until a restart.
+        """
+        try:
+            await self._checkpoint_locked()
+        except Exception as exc:
+            if not is_dependency_failure(exc):
+                raise
+            CHECKPOINT_FAILURES.inc()
+            log.warning("checkpoint failed; retrying later", extra={"error": repr(exc)})
+            self._retry_checkpoint_at = time.monotonic() + self.checkpoint_interval_s
 
     async def checkpoint(self) -> None:
         """Save state + offsets, then commit the offsets to the group."""
