@@ -147,6 +147,17 @@ async def test_service_answers_again_once_a_frozen_dependency_thaws(
     await wait_until(logs_in, 30, f"a login after {dependency} thawed")
 
 
+async def test_a_refresh_refused_while_redis_is_down_works_once_it_is_back(faulty, account) -> None:
+    """The refresh token is spent only together with the new session being recorded in
+    Redis; otherwise a short Redis outage would end every session refreshing during it."""
+    client, faults = faulty
+    async with faults.injected("redis", "down"):
+        assert_dependency_unavailable(await refresh(client, account))
+    retried = await refresh(client, account)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["refresh_token"] != account.refresh_token
+
+
 @pytest.mark.parametrize("dependency", ["postgres", "redis"])
 async def test_the_first_request_after_a_restart_succeeds(faulty, account, dependency: str) -> None:
     """Pooled connections that died while idle are replaced, not reported as failures."""

@@ -173,8 +173,10 @@ class AuthService:
             # The role may have changed since the login: never grant more than it allows now.
             scopes = granted_scopes(user.role, None) & parse_scope(record.scope)
             pair, access = await self._start_session(uow, user, scopes, family_id=record.family_id)
+            # Before the commit: if Redis fails, the presented token stays unspent and the
+            # client can retry, instead of the retry looking like a reuse of a spent token.
+            await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
             await uow.commit()
-        await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return pair
 
     async def logout(self, principal: Principal) -> None:
