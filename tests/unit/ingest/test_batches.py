@@ -108,6 +108,18 @@ def test_invalid_json_and_non_batches_are_refused():
         parse_batch(b'{"event": []}', AGENT, 1000)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"events": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", b"[" * 10_000 + b"]" * 10_000],
+    ids=["wrapped", "bare"],
+)
+def test_json_nested_too_deeply_is_invalid_json(body: bytes):
+    with pytest.raises(MalformedBody) as refused:
+        parse_batch(body, AGENT, 1000)
+    assert refused.value.code == "invalid_json"
+    assert "recursion limit" in refused.value.details[0]["message"]
+
+
 def test_oversized_batch_is_refused():
     with pytest.raises(BatchTooLarge) as caught:
         parse_batch(encode([call() for _ in range(11)]), AGENT, 10)
