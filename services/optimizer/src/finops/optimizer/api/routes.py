@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.optimizer.api.deps import (
@@ -17,7 +18,7 @@ from finops.optimizer.api.deps import (
     Recommender,
     StatsReader,
 )
-from finops.optimizer.domain.analytics import DIMENSIONS, GRANULARITIES
+from finops.optimizer.domain.analytics import DIMENSIONS, GRANULARITIES, Metric
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec, NoArms
 from finops.optimizer.domain.policy import Objective
@@ -29,6 +30,12 @@ _ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "m
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or revoked token", **_ERR},
     403: {"description": "`insufficient_scope`", **_ERR},
+    422: {"description": "`validation_error`: details list each bad field", **_ERR},
+    503: {
+        "description": "`dependency_unavailable`: Redis (token blocklist) or PostgreSQL "
+        "(checkpoints) did not answer; retry after Retry-After seconds",
+        **_ERR,
+    },
 }
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
 Dimension = Literal["agent", "team", "task_type", "provider", "model", "fleet"]
@@ -69,10 +76,13 @@ async def recommend(
             continue
         try:
             features[key] = float(value)
-        except ValueError as exc:
+        except ValueError:
+            features[key] = math.nan
+        if not math.isfinite(features[key]):
             raise ValidationFailed(
-                f"feature {key!r} must be a number", details=[{"field": key, "value": value}]
-            ) from exc
+                f"feature {key!r} must be a finite number",
+                details=[{"field": key, "message": "not a finite number", "value": value}],
+            )
     if len(features) > 32:
         raise ValidationFailed("at most 32 features")
     try:
@@ -111,7 +121,7 @@ async def stats(
     window: Annotated[Literal["minute", "hour", "day"] | None, Query()] = None,
     key: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 60,
-    by: Annotated[str, Query(max_length=32)] = "spend_usd",
+    by: Annotated[Metric, Query()] = "spend_usd",
 ) -> dict[str, Any]:
     dim = dimension
     if window is None:
@@ -135,7 +145,7 @@ async def stats_top(
     _: StatsReader,
     engine: Engine,
     dimension: Annotated[Dimension, Path()],
-    by: Annotated[str, Query(max_length=32)] = "spend_usd",
+    by: Annotated[Metric, Query()] = "spend_usd",
     n: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     if dimension not in DIMENSIONS:
@@ -153,7 +163,13 @@ async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {"policy": engine.policy.status(), "tasks": engine.tasks()}
 
 
+# JSON carries no Infinity or NaN, but Python's parser accepts them: refuse them here.
+FINITE = ConfigDict(allow_inf_nan=False)
+
+
 class ArmIn(BaseModel):
+    model_config = FINITE
+
     model: str = Field(min_length=1, max_length=128)
     provider: str = Field(min_length=1, max_length=64)
     config: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
@@ -198,6 +214,8 @@ async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intak
 
 
 class ObjectiveIn(BaseModel):
+    model_config = FINITE
+
     quality_floor: float | None = Field(None, ge=0, le=1)
     relative_quality_floor: float | None = Field(None, gt=0, le=1)
     latency_p95_ms: float | None = Field(None, gt=0)
@@ -228,12 +246,17 @@ async def set_objective(
     return {scope: engine.objectives()[scope]}
 
 
+AlertThreshold = Annotated[float, Field(gt=0, le=10, description="fraction of the limit")]
+
+
 class BudgetIn(BaseModel):
+    model_config = FINITE
+
     scope: Literal["team", "agent"]
     subject: str = Field(min_length=1, max_length=128)
     period: Literal["day", "month"]
     limit_usd: float = Field(gt=0)
-    alert_thresholds: tuple[float, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
+    alert_thresholds: tuple[AlertThreshold, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
 
 
 @router.get(

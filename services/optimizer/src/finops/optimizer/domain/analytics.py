@@ -54,7 +54,7 @@ import sys
 from array import array
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from finops.optimizer.domain.eventtime import iso_utc, windowable
 
@@ -68,6 +68,7 @@ __all__ = [
     "OTHER_KEY",
     "IdDedupe",
     "LatencySketch",
+    "Metric",
     "SpendAnalytics",
     "fingerprint",
 ]
@@ -84,7 +85,7 @@ GRANULARITIES: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 DEFAULT_RETAIN: dict[str, int] = {"minute": 120, "hour": 72, "day": 60}
 
 #: numeric fields of a row (valid values of ``by``)
-METRICS: tuple[str, ...] = (
+Metric = Literal[
     "calls",
     "input_tokens",
     "output_tokens",
@@ -98,7 +99,8 @@ METRICS: tuple[str, ...] = (
     "latency_p95_ms",
     "unpriced_calls",
     "quality_mean",
-)
+]
+METRICS: tuple[str, ...] = get_args(Metric)
 
 _ALL_DIMS = (FLEET, *DIMENSIONS)
 # buckets hold one dict per dimension; the fleet row is the merge of the provider rows (every

@@ -1,0 +1,112 @@
+"""The optimizer's HTTP layer refuses bad input with a 4xx and a code, never a 500.
+
+The API runs on an in-memory engine with checkpoints that go nowhere; tokens are verified for
+real (RS256) against a blocklist that holds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from support import TokenFactory
+
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.http import create_service_app
+from finops.common.settings import CommonSettings
+from finops.optimizer.api.routes import router
+from finops.optimizer.domain.engine import OptimizerEngine
+
+
+class EmptyBlocklist:
+    async def mget(self, keys: list[str]) -> list[None]:
+        return [None] * len(keys)
+
+
+class InMemoryIntake:
+    def __init__(self) -> None:
+        self.engine = OptimizerEngine()
+        self.checkpoints = 0
+
+    async def checkpoint(self) -> None:
+        self.checkpoints += 1
+
+
+class KeptLog:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def record(self, recommendation: dict[str, Any]) -> None:
+        self.records.append(recommendation)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    settings = CommonSettings(service_name="optimizer")
+    app = create_service_app(settings, title="optimizer", description="test")
+    app.include_router(router)
+    app.state.intake = InMemoryIntake()
+    app.state.reclog = KeptLog()
+    tokens = TokenFactory(settings)
+    install_verifier(app, TokenVerifier(settings, EmptyBlocklist(), tokens.keys))
+    headers = {"Authorization": f"Bearer {tokens.token('operator-1', role='operator')}"}
+    return TestClient(app, headers=headers, raise_server_exceptions=False)
+
+
+def budget(**overrides: Any) -> dict[str, Any]:
+    return {"scope": "team", "subject": "search", "period": "day", "limit_usd": 5.0, **overrides}
+
+
+def assert_refused(response: Any, field: str) -> None:
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert any(d["field"].startswith(field) for d in error["details"]), error
+
+
+@pytest.mark.parametrize("path", ["/api/stats/agent/top", "/api/stats/agent"])
+def test_an_unknown_metric_to_sort_by_is_422(client: TestClient, path: str) -> None:
+    assert_refused(client.get(path, params={"by": "x"}), "query.by")
+
+
+@pytest.mark.parametrize("thresholds", [[-0.5], [1e300], [0.8, 0]], ids=repr)
+def test_alert_thresholds_outside_the_limit_range_are_422(
+    client: TestClient, thresholds: list[float]
+) -> None:
+    assert_refused(client.put("/api/budgets/b1", json=budget(alert_thresholds=thresholds)), "")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/budgets/b1",
+            b'{"scope": "team", "subject": "s", "period": "day", "limit_usd": Infinity}',
+            "limit_usd",
+        ),
+        ("/api/objectives/summarize", b'{"latency_p95_ms": Infinity}', "latency_p95_ms"),
+        ("/api/objectives/summarize", b'{"wtp_per_usd": NaN}', "wtp_per_usd"),
+    ],
+    ids=["limit", "latency", "nan"],
+)
+def test_numbers_that_are_not_finite_are_422(
+    client: TestClient, path: str, body: bytes, field: str
+) -> None:
+    response = client.put(path, content=body, headers={"Content-Type": "application/json"})
+    assert_refused(response, field)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "many"])
+def test_a_feature_that_is_not_a_finite_number_is_422(client: TestClient, value: str) -> None:
+    response = client.get("/api/recommendations", params={"task_type": "t", "tokens": value})
+    assert_refused(response, "tokens")
+
+
+def test_a_valid_budget_is_stored_and_checkpointed(client: TestClient) -> None:
+    intake = client.app.state.intake  # type: ignore[attr-defined]
+    before = intake.checkpoints
+    response = client.put("/api/budgets/b2", json=budget(alert_thresholds=[0.5, 1.0]))
+    assert response.status_code == 200, response.text
+    assert response.json()["budget"]["alert_thresholds"] == [0.5, 1.0]
+    assert intake.checkpoints == before + 1
