@@ -110,3 +110,7 @@ def test_a_valid_budget_is_stored_and_checkpointed(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["budget"]["alert_thresholds"] == [0.5, 1.0]
     assert intake.checkpoints == before + 1
+
+
+def test_the_fleet_has_no_top_keys(client: TestClient) -> None:
+    assert_refused(client.get("/api/stats/fleet/top"), "path.dimension")

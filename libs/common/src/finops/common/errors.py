@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -88,6 +89,18 @@ class DependencyUnavailable(Unavailable):
     Retry-After (see :mod:`finops.common.datastores`)."""
 
     code, message = "dependency_unavailable", "a dependency is unavailable; retry later"
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The shape of every error answer, for the OpenAPI ``responses`` of each route."""
+
+    error: ErrorInfo
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

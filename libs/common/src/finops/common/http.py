@@ -147,7 +147,12 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency is reachable")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: every dependency is reachable",
+        responses={503: {"description": "not ready: the same body, the failed checks say why"}},
+    )
     async def readyz() -> JSONResponse:
         checks = readiness() if readiness else {}
         results: dict[str, str] = {}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
+from finops.common.errors import ErrorResponse
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
 from finops.ingest.domain.batches import WRITE_ANY_SCOPE, BatchLimits, Caller, parse_batch
@@ -21,14 +22,53 @@ EVENTS = Counter(
 )
 REJECTED = Counter("finops_ingest_batches_rejected_total", "Batches refused", ["code"])
 
-_ERROR = {
-    "content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}
-}
+_ERROR: dict[str, Any] = {"model": ErrorResponse}
+
+
+def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
+    """``schema`` with its ``#/$defs/...`` references replaced by what they name.
+
+    An event's JSON Schema keeps its sub-schemas under ``$defs``; inside the OpenAPI
+    document such a reference would resolve against the document's root, so the request
+    body below carries them inlined (events are not recursive).
+    """
+    if isinstance(schema, list):
+        return [_inlined(item, definitions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    definitions = {**(definitions or {}), **schema.get("$defs", {})}
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
+    dropped = {"$defs", "$schema", "$id", "x-schema-version"}
+    return {
+        key: _inlined(value, definitions) for key, value in schema.items() if key not in dropped
+    }
+
+
+def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
+    events = {
+        "type": "array",
+        "maxItems": max_events,
+        "items": {"oneOf": [_inlined(s) for s in event_json_schemas().values()]},
+    }
+    return {
+        "oneOf": [
+            events,
+            {"type": "object", "properties": {"events": events}, "required": ["events"]},
+        ]
+    }
 
 
 @router.post(
     "/api/events",
     status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _batch_schema()}},
+        }
+    },
     summary="Publish a batch of agent events (all or nothing)",
     description=(
         'Body: a JSON array of events, or `{"events": [...]}`; at most 1,000 events and '

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from finops.common.errors import BadRequest, NotFound, ValidationFailed
+from finops.common.errors import BadRequest, ErrorResponse, NotFound, ValidationFailed
 from finops.optimizer.api.deps import (
     Engine,
     Intake,
@@ -18,7 +18,7 @@ from finops.optimizer.api.deps import (
     Recommender,
     StatsReader,
 )
-from finops.optimizer.domain.analytics import DIMENSIONS, GRANULARITIES, Metric
+from finops.optimizer.domain.analytics import GRANULARITIES, Metric
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec, NoArms
 from finops.optimizer.domain.policy import Objective
@@ -26,7 +26,7 @@ from finops.optimizer.domain.policy import Objective
 router = APIRouter()
 _rng = random.SystemRandom()
 
-_ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
+_ERR: dict[str, Any] = {"model": ErrorResponse}
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or revoked token", **_ERR},
     403: {"description": "`insufficient_scope`", **_ERR},
@@ -37,8 +37,13 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
         **_ERR,
     },
 }
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    400: {"description": "`invalid_json` or `bad_request`: the body cannot be parsed", **_ERR},
+}
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
-Dimension = Literal["agent", "team", "task_type", "provider", "model", "fleet"]
+KeyedDimension = Literal["agent", "team", "task_type", "provider", "model"]
+Dimension = KeyedDimension | Literal["fleet"]
 
 
 @router.get(
@@ -144,12 +149,10 @@ async def stats(
 async def stats_top(
     _: StatsReader,
     engine: Engine,
-    dimension: Annotated[Dimension, Path()],
+    dimension: Annotated[KeyedDimension, Path()],
     by: Annotated[Metric, Query()] = "spend_usd",
     n: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
-    if dimension not in DIMENSIONS:
-        raise BadRequest(f"dimension must be one of {DIMENSIONS}")
     return {"dimension": dimension, "by": by, "top": engine.analytics.top(dimension, by=by, n=n)}
 
 
@@ -191,7 +194,7 @@ async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
     tags=["catalog"],
     status_code=201,
     summary="Offer an arm (model, provider, config) to every task",
-    responses=AUTH_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake) -> dict[str, Any]:
     spec = ArmSpec(arm.model, arm.provider, dict(arm.config))
@@ -232,7 +235,7 @@ async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/objectives/{scope}",
     tags=["objectives"],
     summary="Set the objective of a task type, a task family or `*`",
-    responses=AUTH_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def set_objective(
     scope: Annotated[str, Path(min_length=1, max_length=128)],
@@ -273,7 +276,7 @@ async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/budgets/{budget_id}",
     tags=["budgets"],
     summary="Create or replace a budget",
-    responses=AUTH_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def put_budget(
     budget_id: Annotated[str, Path(min_length=1, max_length=64)],
