@@ -8,6 +8,7 @@ import redis.exceptions
 from fastapi.testclient import TestClient
 
 from finops.common.datastores import is_dependency_failure
+from finops.common.errors import Unavailable
 from finops.common.http import create_service_app
 from finops.common.settings import CommonSettings
 
@@ -69,6 +70,13 @@ def test_a_dependency_failure_is_503_dependency_unavailable_with_retry_after() -
     response = _client_raising(redis.exceptions.TimeoutError("Timeout reading")).get("/boom")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "dependency_unavailable"
+    assert response.headers["Retry-After"] == "7"
+
+
+def test_every_503_says_when_to_retry() -> None:
+    response = _client_raising(Unavailable("the signing keys cannot be fetched")).get("/boom")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
     assert response.headers["Retry-After"] == "7"
 
 

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from finops.common.auth.blocklist import blocklist_redis
-from finops.common.errors import DependencyUnavailable, error_response
+from finops.common.errors import DependencyUnavailable, Unavailable, error_response
 from finops.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -105,14 +105,15 @@ def redis_client(settings: CommonSettings, *, max_connections: int = 64) -> aior
 
 
 def install_dependency_failure_handler(app: FastAPI, retry_after_seconds: int) -> None:
-    """Answer a dependency failure anywhere in a request with 503 ``dependency_unavailable``.
+    """Answer a dependency failure anywhere in a request with 503 ``dependency_unavailable``,
+    and give every 503 (``Unavailable`` raised anywhere) a Retry-After.
 
     Other exceptions of the same types (a unique violation is a ``PostgresError`` too) are
     raised on to the generic handler, as if this one were not there.
     """
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DependencyUnavailable):
+        if isinstance(exc, Unavailable):
             error = exc
         elif is_dependency_failure(exc):
             log.warning("a dependency failed", extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -124,7 +125,7 @@ def install_dependency_failure_handler(app: FastAPI, retry_after_seconds: int) -
         return response
 
     for kind in (
-        DependencyUnavailable,
+        Unavailable,
         OSError,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
