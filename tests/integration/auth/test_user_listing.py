@@ -60,3 +60,12 @@ async def test_the_listing_is_for_admins_and_pages_are_bounded(client, accounts)
         response = await client.get("/api/users", params=bad, headers=admin.headers)
         assert response.status_code == 422, bad
         assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_an_offset_past_postgresql_bigint_is_422_not_500(client, accounts):
+    admin = await accounts.create("admin")
+    response = await client.get("/api/users", params={"offset": 2**63}, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    last = await client.get("/api/users", params={"offset": 2**63 - 1}, headers=admin.headers)
+    assert (last.status_code, last.json()) == (200, [])

@@ -29,7 +29,7 @@ async def list_users(
     admin: UserAdmin,
     pool: DbPool,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1, description="up to PostgreSQL's bigint")] = 0,
 ) -> list[AdminUserOut]:
     """Oldest first, `limit` per page from `offset`. `warnings` flags what an admin should
     look at, such as an email address whose letters mix lookalike scripts ("alice" spelled
