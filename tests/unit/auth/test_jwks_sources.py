@@ -9,7 +9,7 @@ import pytest
 
 from finops.common.auth import JwksFromUrl, StaticKeys, generate_signing_key
 from finops.common.auth.tokens import jwks_document
-from finops.common.errors import Unavailable
+from finops.common.errors import DependencyUnavailable
 from finops.common.settings import CommonSettings
 
 
@@ -140,7 +140,7 @@ async def test_known_keys_keep_working_while_auth_is_down(keys):
 async def test_no_keys_at_all_is_unavailable_not_unauthenticated(keys):
     auth, clock = FakeAuth(keys[0]), Clock()
     auth.failing = True
-    with pytest.raises(Unavailable):
+    with pytest.raises(DependencyUnavailable):
         await source(auth, clock).key_for(keys[0].kid)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import httpx
 
 from finops.common.auth.tokens import SigningKey, VerificationKey, jwks_document, verification_keys
-from finops.common.errors import Unavailable
+from finops.common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class JwksFromUrl:
                 await asyncio.wait({refresh}, timeout=self.stale_wait_seconds)
         key = self._keys.get(kid)
         if key is None and self._fetched_at is None:
-            raise Unavailable("the auth service's signing keys cannot be fetched")
+            raise DependencyUnavailable("the auth service's signing keys cannot be fetched")
         return key
 
     async def refreshed(self) -> None:
