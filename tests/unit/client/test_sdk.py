@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from finops.client import AsyncFinOpsClient, BufferFull, FinOpsClient
+from finops.client import (
+    AsyncFinOpsClient,
+    BufferFull,
+    EventsRejected,
+    FinOpsClient,
+    PlatformUnavailable,
+    RequestRefused,
+)
 
 
 class ScriptedIngest:
@@ -44,7 +52,7 @@ class ScriptedIngest:
         return [e["id"] for b in self.batches for e in b]
 
 
-def client(ingest: ScriptedIngest, **kwargs) -> AsyncFinOpsClient:
+def client(ingest: Callable[[httpx.Request], httpx.Response], **kwargs) -> AsyncFinOpsClient:
     kwargs.setdefault("token", "static")
     return AsyncFinOpsClient(
         ingest_url="http://ingest",
@@ -106,7 +114,7 @@ async def test_api_key_is_exchanged_and_renewed_after_401():
     c = AsyncFinOpsClient(
         ingest_url="http://ingest",
         auth_url="http://auth",
-        api_key="fk_secret",
+        api_key="fo_ak_secret",
         agent_id="bot",
         transport=httpx.MockTransport(ingest),
         max_backoff_s=0.01,
@@ -200,3 +208,228 @@ async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
         "input_tokens": "1200.0",
     }
     assert calls[-1].headers["authorization"] == "Bearer t"
+
+
+# ---- failing loudly: answers that retrying cannot fix --------------------------------------
+
+
+def auth_answering(status: int, body: dict | str, ingest: ScriptedIngest | None = None):
+    """A transport whose token endpoint answers ``status``/``body``; counts token requests."""
+    seen = {"token_requests": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/auth/token":
+            seen["token_requests"] += 1
+            if isinstance(body, str):
+                return httpx.Response(status, text=body)
+            return httpx.Response(status, json=body)
+        assert ingest is not None, "no event may be sent without a token"
+        return ingest(request)
+
+    return handler, seen
+
+
+def keyed_client(handler, **kwargs) -> AsyncFinOpsClient:
+    return AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        auth_url="http://auth",
+        api_key="fo_ak_wrong",
+        agent_id="bot",
+        transport=httpx.MockTransport(handler),
+        max_backoff_s=0.01,
+        **kwargs,
+    )
+
+
+async def test_a_refused_api_key_fails_fast_with_what_to_fix():
+    handler, seen = auth_answering(
+        401, {"error": {"code": "invalid_client", "message": "unknown or revoked API key"}}
+    )
+    c = keyed_client(handler, batch_size=2)
+    await record(c, 2)
+    with pytest.raises(RequestRefused) as refused:
+        await c.flush(timeout=5)
+    assert refused.value.status == 401 and refused.value.code == "invalid_client"
+    assert str(refused.value) == (
+        "the auth service at http://auth refused the API key (401 invalid_client: unknown or "
+        "revoked API key); check api_key: it must be an active key (fo_ak_…) of agent 'bot'"
+    )
+    assert seen["token_requests"] == 1
+    # The client stays failed: the events are kept, new ones are refused with the same error.
+    assert c.pending == 2
+    with pytest.raises(RequestRefused):
+        await record(c, 1)
+    with pytest.raises(RequestRefused, match="2 events were not delivered"):
+        await c.close()
+
+
+async def test_a_wrong_auth_url_fails_fast_naming_the_url():
+    handler, seen = auth_answering(404, "<html>Not Found</html>")
+    c = keyed_client(handler, batch_size=1)
+    await record(c, 1)
+    with pytest.raises(RequestRefused) as refused:
+        await c.flush(timeout=5)
+    assert str(refused.value) == (
+        "http://auth/api/auth/token answered 404 (not a FinOps error answer); "
+        "is auth_url the auth service (port 8001 on the local stack)?"
+    )
+    assert seen["token_requests"] == 1
+    with pytest.raises(RequestRefused):
+        await c.close()
+
+
+async def test_a_wrong_ingest_url_fails_fast_naming_the_url():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    c = client(handler, batch_size=1)
+    await record(c, 1)
+    with pytest.raises(RequestRefused, match=r"is ingest_url the ingest service \(port 8002"):
+        await c.flush(timeout=5)
+    with pytest.raises(RequestRefused):
+        await c.close()
+
+
+async def test_ingest_refusing_a_fresh_token_fails_after_one_renewal():
+    refusals = 0
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        nonlocal refusals
+        refusals += 1
+        return httpx.Response(
+            401,
+            json={"error": {"code": "invalid_token", "message": "signed with an unknown key"}},
+        )
+
+    handler, seen = auth_answering(200, {"access_token": "t", "expires_in": 900}, ingest)
+    c = keyed_client(handler, batch_size=1)
+    await record(c, 1)
+    with pytest.raises(RequestRefused) as refused:
+        await c.flush(timeout=5)
+    assert refused.value.code == "invalid_token"
+    assert "refused a fresh token from http://auth" in str(refused.value)
+    assert (seen["token_requests"], refusals) == (2, 2)
+    with pytest.raises(RequestRefused):
+        await c.close()
+
+
+async def test_a_missing_scope_fails_fast():
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"error": {"code": "insufficient_scope", "message": "needs events:write"}}
+        return httpx.Response(403, json=body)
+
+    c = client(handler, batch_size=1)
+    await record(c, 1)
+    with pytest.raises(RequestRefused) as refused:
+        await c.flush(timeout=5)
+    assert (refused.value.status, refused.value.code) == (403, "insufficient_scope")
+    with pytest.raises(RequestRefused):
+        await c.close()
+
+
+async def test_rejected_events_raise_on_flush_and_are_logged_by_default(caplog):
+    ingest = ScriptedIngest(statuses=[422], reject_indexes=[1, 3])
+    c = client(ingest, batch_size=5)
+    ids = await record(c, 5)
+    with caplog.at_level("ERROR", logger="finops.client"):
+        with pytest.raises(EventsRejected) as rejected:
+            await c.flush(timeout=5)
+    assert [e["id"] for e in rejected.value.events] == [ids[1], ids[3]]
+    assert ingest.ids == [ids[0], ids[2], ids[4]]
+    expected = "ingest rejected 2 events (422 invalid_events): data.model"
+    assert str(rejected.value) == expected
+    assert [r.getMessage() for r in caplog.records] == [expected]
+    await c.close()  # reported once: closing afterwards does not raise again
+    assert c.stats.rejected == 2
+
+
+async def test_transient_faults_are_logged_as_warnings_with_the_reason(caplog):
+    ingest = ScriptedIngest(statuses=[503])
+    c = client(ingest, batch_size=1)
+    with caplog.at_level("WARNING", logger="finops.client"):
+        await record(c, 1)
+        await c.flush(timeout=5)
+    await c.close()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("delivery to http://ingest failed (HTTP 503); retry 1 in ")
+
+
+async def test_recommend_raises_what_the_optimizer_said():
+    def optimizer(request: httpx.Request) -> httpx.Response:
+        body = {"error": {"code": "no_arms", "message": "no arm known for task 'qa'"}}
+        return httpx.Response(404, json=body)
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        optimizer_url="http://opt",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(optimizer),
+    )
+    with pytest.raises(RequestRefused) as refused:
+        await c.recommend("qa")
+    assert (refused.value.status, refused.value.code) == (404, "no_arms")
+    assert str(refused.value) == (
+        "the optimizer at http://opt: 404 no_arms: no arm known for task 'qa'"
+    )
+    await c.close()
+
+
+async def test_recommend_gives_up_on_an_unreachable_optimizer_with_a_clear_error():
+    def optimizer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        optimizer_url="http://opt",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(optimizer),
+        max_backoff_s=0.01,
+    )
+    with pytest.raises(PlatformUnavailable) as unavailable:
+        await c.recommend("qa")
+    assert str(unavailable.value) == (
+        "no answer from the optimizer at http://opt after 5 attempts (ConnectError: "
+        "connection refused); is it running, and is optimizer_url right?"
+    )
+    await c.close()
+
+
+async def test_urls_and_api_key_default_to_the_environment(monkeypatch):
+    monkeypatch.setenv("FINOPS_INGEST_URL", "http://ingest.example:9002/")
+    monkeypatch.setenv("FINOPS_AUTH_URL", "http://auth.example:9001")
+    monkeypatch.setenv("FINOPS_OPTIMIZER_URL", "http://opt.example:9003")
+    monkeypatch.setenv("FINOPS_API_KEY", "fo_ak_from_env")
+    sent: list[httpx.Request] = []
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/api/auth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 900})
+        if request.url.path == "/api/recommendations":
+            return httpx.Response(200, json={"model": "gpt-4o-mini"})
+        return httpx.Response(202, json={"accepted": 1})
+
+    c = AsyncFinOpsClient(agent_id="bot", transport=httpx.MockTransport(platform))
+    await c.recommend("qa")
+    await record(c, 1)
+    await c.close()
+    assert [str(r.url).split("?")[0] for r in sent] == [
+        "http://auth.example:9001/api/auth/token",
+        "http://opt.example:9003/api/recommendations",
+        "http://ingest.example:9002/api/events",
+    ]
+    assert b"client_secret=fo_ak_from_env" in sent[0].content
+
+    for name in ("FINOPS_INGEST_URL", "FINOPS_AUTH_URL", "FINOPS_OPTIMIZER_URL", "FINOPS_API_KEY"):
+        monkeypatch.delenv(name)
+    local = AsyncFinOpsClient(agent_id="bot", api_key="fo_ak_x")
+    assert (local.ingest_url, local.auth_url, local.optimizer_url) == (
+        "http://127.0.0.1:8002",
+        "http://127.0.0.1:8001",
+        "http://127.0.0.1:8003",
+    )
+    await local.close()
+    with pytest.raises(ValueError, match="FINOPS_API_KEY"):
+        AsyncFinOpsClient(agent_id="bot")

@@ -1,6 +1,24 @@
 """The FinOps agent SDK: record LLM calls and errors; delivery is batched and retried."""
 
-from finops.client.client import AsyncFinOpsClient, BufferFull, ClientClosed, ClientStats
+from finops.client.client import AsyncFinOpsClient, ClientStats
+from finops.client.errors import (
+    BufferFull,
+    ClientClosed,
+    EventsRejected,
+    FinOpsError,
+    PlatformUnavailable,
+    RequestRefused,
+)
 from finops.client.sync import FinOpsClient
 
-__all__ = ["AsyncFinOpsClient", "BufferFull", "ClientClosed", "ClientStats", "FinOpsClient"]
+__all__ = [
+    "AsyncFinOpsClient",
+    "BufferFull",
+    "ClientClosed",
+    "ClientStats",
+    "EventsRejected",
+    "FinOpsClient",
+    "FinOpsError",
+    "PlatformUnavailable",
+    "RequestRefused",
+]

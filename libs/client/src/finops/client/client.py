@@ -2,23 +2,25 @@
 
 Delivery guarantee: every event handed to :meth:`AsyncFinOpsClient.record_call` or
 :meth:`~AsyncFinOpsClient.record_error` is delivered at least once, unless the platform
-rejects it as invalid (reported through ``on_rejected``) or the buffer overflows under the
-``drop_oldest`` policy (counted in ``stats.dropped``). Transient faults (HTTP 429, 5xx,
-connection errors, timeouts) are retried with exponential backoff and full jitter, for as
-long as the client is open; :meth:`~AsyncFinOpsClient.close` waits for delivery.
+rejects it as invalid (:class:`EventsRejected`, raised by ``flush()``/``close()`` or given to
+``on_rejected``) or the buffer overflows under the ``drop_oldest`` policy (counted in
+``stats.dropped``). Transient faults (HTTP 429, 5xx, connection errors, timeouts) are retried
+with exponential backoff and full jitter, for as long as the client is open, each retry
+logged as a warning; :meth:`~AsyncFinOpsClient.close` waits for delivery. Answers that
+retrying cannot fix (a wrong or revoked API key, a URL that points at another server, a
+missing scope) stop delivery at once: the events stay pending and every later ``record_*``,
+``flush()`` and ``close()`` raises :class:`RequestRefused` saying what to fix.
 
 Overflow policy (``overflow=``): ``"block"`` (default) makes ``record_*`` wait for room, so
 back-pressure reaches the agent and nothing is dropped; ``"drop_oldest"`` discards the oldest
 pending event; ``"raise"`` raises :class:`BufferFull`.
 
+Addresses and the API key default to ``FINOPS_INGEST_URL``, ``FINOPS_AUTH_URL``,
+``FINOPS_OPTIMIZER_URL`` and ``FINOPS_API_KEY``, then to the local stack's ports.
+
 Example::
 
-    async with AsyncFinOpsClient(
-        ingest_url="http://127.0.0.1:8002",
-        auth_url="http://127.0.0.1:8001",
-        api_key="fk_...",
-        agent_id="support-bot",
-    ) as finops:
+    async with AsyncFinOpsClient(api_key="fo_ak_...", agent_id="support-bot") as finops:
         await finops.record_call(
             task_type="summarize", provider="openai", model="gpt-4o-mini",
             usage={"input_tokens": 1200, "output_tokens": 300}, latency_ms=850,
@@ -29,44 +31,38 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import time
+import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_never,
-    wait_random_exponential,
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
+
+from finops.client._answers import RetryAfterOrJitter, Transient
+from finops.client._ingest import IngestPoster, OnRejected
+from finops.client._optimizer import recommendation
+from finops.client._tokens import Tokens
+from finops.client.errors import (
+    BufferFull,
+    ClientClosed,
+    EventsRejected,
+    FinOpsError,
+    PlatformUnavailable,
+    RequestRefused,
 )
 
 log = logging.getLogger("finops.client")
 
 Overflow = Literal["block", "drop_oldest", "raise"]
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class BufferFull(RuntimeError):
-    """The pending-event buffer is full and the overflow policy is ``"raise"``."""
-
-
-class ClientClosed(RuntimeError):
-    """The client was closed; it takes no more events."""
-
-
-class _Transient(Exception):
-    """A delivery fault worth retrying."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
+LOCAL_URLS = {
+    "ingest": "http://127.0.0.1:8002",
+    "auth": "http://127.0.0.1:8001",
+    "optimizer": "http://127.0.0.1:8003",
+}
 
 
 @dataclass
@@ -83,14 +79,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _url(given: str | None, service: str) -> str:
+    url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
+    return url.rstrip("/")
+
+
 class AsyncFinOpsClient:
     """Asynchronous client for agents. Use as ``async with`` or call :meth:`close`."""
 
     def __init__(
         self,
         *,
-        ingest_url: str,
         agent_id: str,
+        ingest_url: str | None = None,
         auth_url: str | None = None,
         optimizer_url: str | None = None,
         api_key: str | None = None,
@@ -101,30 +102,33 @@ class AsyncFinOpsClient:
         overflow: Overflow = "block",
         request_timeout_s: float = 10.0,
         max_backoff_s: float = 30.0,
-        on_rejected: Callable[[list[dict[str, Any]], Any], None] | None = None,
+        on_rejected: OnRejected | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not (api_key or token):
-            raise ValueError("give an api_key (exchanged for tokens) or a bearer token")
-        if api_key and not auth_url:
-            raise ValueError("an api_key needs auth_url to exchange it for a token")
+            api_key = os.environ.get("FINOPS_API_KEY")
+        if not (api_key or token):
+            raise ValueError(
+                "give an api_key (or set FINOPS_API_KEY; it is exchanged for tokens) "
+                "or a bearer token"
+            )
         if overflow not in ("block", "drop_oldest", "raise"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
-        self.ingest_url = ingest_url.rstrip("/")
-        self.auth_url = auth_url.rstrip("/") if auth_url else None
-        self.optimizer_url = optimizer_url.rstrip("/") if optimizer_url else None
+        self.ingest_url = _url(ingest_url, "ingest")
+        self.auth_url = _url(auth_url, "auth")
+        self.optimizer_url = _url(optimizer_url, "optimizer")
         self.agent_id = agent_id
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.max_buffer = max_buffer
         self.overflow = overflow
         self.max_backoff_s = max_backoff_s
-        self.on_rejected = on_rejected
         self.stats = ClientStats()
-        self._api_key = api_key
-        self._token = token
-        self._token_expires_at = float("inf") if token else 0.0
         self._http = httpx.AsyncClient(timeout=request_timeout_s, transport=transport)
+        self._tokens = Tokens(self._http, self.auth_url, agent_id, api_key=api_key, token=token)
+        self._ingest = IngestPoster(
+            self._http, self.ingest_url, self._tokens, self.stats, on_rejected
+        )
         self._buffer: collections.deque[dict[str, Any]] = collections.deque()
         self._in_flight = 0
         self._wakeup = asyncio.Event()
@@ -135,6 +139,7 @@ class AsyncFinOpsClient:
         self._flush_requested = False
         self._closing = False
         self._closed = False
+        self._failure: RequestRefused | None = None
         self._sender: asyncio.Task[None] | None = None
 
     # ---- public API --------------------------------------------------------------------
@@ -250,43 +255,21 @@ class AsyncFinOpsClient:
         ``recommendation_id``, ``propensity``, ...). Pass ``decision=`` built from it to
         :meth:`record_call`, e.g. ``decision={"recommendation_id": r["recommendation_id"],
         "propensity": r["propensity"]}``, so the optimizer can learn from the outcome and
-        policies can be evaluated off-policy. Retries transient faults like delivery does.
-        ``seed`` (0 <= seed < 2**63) makes the optimizer's random draw reproducible: the same
-        seed and task type against the same learned state give the same answer.
+        policies can be evaluated off-policy. Transient faults are retried a few times, then
+        :class:`PlatformUnavailable`; a refusal (e.g. 404 ``no_arms``: nothing known yet for
+        this task type) raises :class:`RequestRefused` at once. ``seed`` (0 <= seed < 2**63)
+        makes the optimizer's random draw reproducible: the same seed and task type against
+        the same learned state give the same answer.
         """
-        if not self.optimizer_url:
-            raise ValueError("recommend() needs optimizer_url")
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
         if seed is not None:
             params["seed"] = seed
         params.update({k: float(v) for k, v in (features or {}).items()})
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Transient),
-            wait=_RetryAfterOrJitter(self.max_backoff_s),
-            stop=stop_after_attempt(5),
-            reraise=True,
+        return await recommendation(
+            self._http, self._tokens, self.optimizer_url, params, self.max_backoff_s
         )
-        async for attempt in retrying:
-            with attempt:
-                token = await self._bearer()
-                try:
-                    resp = await self._http.get(
-                        f"{self.optimizer_url}/api/recommendations",
-                        params=params,
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                except httpx.TransportError as exc:
-                    raise _Transient(f"connection: {exc!r}") from exc
-                if resp.status_code == 401 and self._api_key:
-                    self._token_expires_at = 0.0
-                    raise _Transient("token refused; renewing")
-                if resp.status_code in RETRYABLE_STATUS:
-                    raise _Transient(f"HTTP {resp.status_code}", _retry_after(resp))
-                resp.raise_for_status()
-                return dict(resp.json())
-        raise AssertionError("unreachable")
 
     @property
     def pending(self) -> int:
@@ -294,12 +277,19 @@ class AsyncFinOpsClient:
         return len(self._buffer) + self._in_flight
 
     async def flush(self, timeout: float | None = None) -> None:
-        """Wait until every event recorded so far is delivered (or rejected as invalid)."""
-        if not self.pending:
-            return
-        self._flush_requested = True
-        self._wakeup.set()
-        await asyncio.wait_for(self._wait_idle(), timeout)
+        """Wait until every event recorded so far is delivered (or rejected as invalid).
+
+        Raises :class:`RequestRefused` when delivery stopped on a refusal, and
+        :class:`EventsRejected` for the events refused as invalid since the last flush
+        (unless ``on_rejected`` took them).
+        """
+        self._raise_if_failed()
+        if self.pending:
+            self._flush_requested = True
+            self._wakeup.set()
+            await asyncio.wait_for(self._wait_idle(), timeout)
+            self._raise_if_failed()
+        self._ingest.raise_rejected()
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver everything pending, then release the connection."""
@@ -308,6 +298,13 @@ class AsyncFinOpsClient:
         self._closing = True
         try:
             await self.flush(timeout)
+        except RequestRefused as exc:
+            raise RequestRefused(
+                f"{exc}; {self.pending} events were not delivered",
+                status=exc.status,
+                code=exc.code,
+                url=exc.url,
+            ) from exc
         finally:
             self._closed = True
             if self._sender:
@@ -318,11 +315,16 @@ class AsyncFinOpsClient:
                     pass
             await self._http.aclose()
 
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
     # ---- buffering ---------------------------------------------------------------------
 
     async def _enqueue(self, event_type: str, data: dict[str, Any], event_id: str | None) -> str:
         if self._closing:
             raise ClientClosed("the client is closed")
+        self._raise_if_failed()
         event = {
             "id": event_id or str(uuid.uuid4()),
             "type": event_type,
@@ -341,6 +343,7 @@ class AsyncFinOpsClient:
             self._room.clear()
             self._wakeup.set()
             await self._room.wait()
+            self._raise_if_failed()
         self._buffer.append(event)
         self._idle.clear()
         self.stats.recorded += 1
@@ -351,12 +354,12 @@ class AsyncFinOpsClient:
         return str(event["id"])
 
     async def _wait_idle(self) -> None:
-        while self.pending:
+        while self.pending and self._failure is None:
             self._idle.clear()
             await self._idle.wait()
 
     async def _send_loop(self) -> None:
-        while True:
+        while self._failure is None:
             if not self._buffer:
                 self._idle.set()
                 self._flush_requested = False
@@ -381,123 +384,48 @@ class AsyncFinOpsClient:
                 await asyncio.sleep(1.0)
             finally:
                 self._in_flight = 0
-                if not self.pending:
+                if not self.pending or self._failure is not None:
                     self._idle.set()
+
+    def _stop_delivery(self, refusal: RequestRefused, undelivered: list[dict[str, Any]]) -> None:
+        """Keep the events, remember the refusal, wake everyone who waits on delivery."""
+        self._buffer.extendleft(reversed(undelivered))
+        self._failure = refusal
+        log.error("event delivery stopped: %s", refusal)
+        self._room.set()
+        self._idle.set()
 
     # ---- delivery ----------------------------------------------------------------------
 
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         while batch:
             retrying = AsyncRetrying(
-                retry=retry_if_exception_type(_Transient),
-                wait=_RetryAfterOrJitter(self.max_backoff_s),
+                retry=retry_if_exception_type(Transient),
+                wait=RetryAfterOrJitter(self.max_backoff_s),
                 stop=stop_never,
                 reraise=True,
-                before_sleep=self._count_retry,
+                before_sleep=self._warn_retry,
             )
-            async for attempt in retrying:
-                with attempt:
-                    batch = await self._post(batch)
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        batch = await self._ingest.post(batch)
+            except RequestRefused as refusal:
+                self._stop_delivery(refusal, batch)
+                return
 
-    def _count_retry(self, state: Any) -> None:
+    def _warn_retry(self, state: Any) -> None:
         self.stats.retries += 1
-        log.info("delivery will be retried", extra={"error": repr(state.outcome.exception())})
-
-    async def _post(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send one batch; return what still has to be sent (empty when done)."""
-        token = await self._bearer()
-        try:
-            resp = await self._http.post(
-                f"{self.ingest_url}/api/events",
-                content=json.dumps(batch, separators=(",", ":")).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-        except httpx.TransportError as exc:
-            raise _Transient(f"connection: {exc!r}") from exc
-        if resp.status_code == 202:
-            self.stats.delivered += len(batch)
-            self.stats.batches += 1
-            return []
-        if resp.status_code == 401 and self._api_key:
-            self._token_expires_at = 0.0  # exchange the key again
-            raise _Transient("token refused; renewing")
-        if resp.status_code in RETRYABLE_STATUS:
-            raise _Transient(f"HTTP {resp.status_code}", _retry_after(resp))
-        if resp.status_code == 413 and len(batch) > 1:
-            half = len(batch) // 2
-            return (await self._post(batch[:half])) + (await self._post(batch[half:]))
-        if resp.status_code == 422:
-            return self._drop_invalid(batch, resp)
-        self._reject(batch, _body(resp))
-        return []
-
-    def _drop_invalid(
-        self, batch: list[dict[str, Any]], resp: httpx.Response
-    ) -> list[dict[str, Any]]:
-        body = _body(resp)
-        details = (body.get("error") or {}).get("details") if isinstance(body, dict) else None
-        bad = {d.get("index") for d in details or [] if isinstance(d, dict)}
-        if not bad or None in bad:
-            self._reject(batch, body)
-            return []
-        self._reject([e for i, e in enumerate(batch) if i in bad], body)
-        return [e for i, e in enumerate(batch) if i not in bad]
-
-    def _reject(self, events: list[dict[str, Any]], reason: Any) -> None:
-        self.stats.rejected += len(events)
-        log.error("events rejected by the platform", extra={"count": len(events), "reason": reason})
-        if self.on_rejected:
-            self.on_rejected(events, reason)
-
-    async def _bearer(self) -> str:
-        if self._token and time.monotonic() < self._token_expires_at - 30:
-            return self._token
-        if not self._api_key:
-            assert self._token is not None
-            return self._token
-        try:
-            resp = await self._http.post(
-                f"{self.auth_url}/api/auth/token",
-                data={"grant_type": "client_credentials", "client_secret": self._api_key},
-            )
-        except httpx.TransportError as exc:
-            raise _Transient(f"auth connection: {exc!r}") from exc
-        if resp.status_code in RETRYABLE_STATUS:
-            raise _Transient(f"auth HTTP {resp.status_code}", _retry_after(resp))
-        if resp.status_code != 200:
-            raise _Transient(f"api key exchange refused: HTTP {resp.status_code} {resp.text[:200]}")
-        body = resp.json()
-        self._token = str(body["access_token"])
-        self._token_expires_at = time.monotonic() + float(body.get("expires_in", 900))
-        return self._token
-
-
-class _RetryAfterOrJitter(wait_random_exponential):
-    """Full-jitter exponential backoff that honours a server's Retry-After."""
-
-    def __init__(self, max_s: float) -> None:
-        super().__init__(multiplier=0.2, max=max_s)
-
-    def __call__(self, retry_state: Any) -> float:
-        backoff = float(super().__call__(retry_state))
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        return max(backoff, retry_after) if retry_after else backoff
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    try:
-        return min(float(value), 60.0) if value else None
-    except ValueError:
-        return None
-
-
-def _body(resp: httpx.Response) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return resp.text[:500]
+        exc = state.outcome.exception()
+        reason = getattr(exc, "reason", None) or repr(exc)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "delivery to %s failed (%s); retry %d in %.1fs",
+            self.ingest_url,
+            reason,
+            state.attempt_number,
+            wait,
+        )
 
 
 __all__ = [
@@ -505,5 +433,9 @@ __all__ = [
     "BufferFull",
     "ClientClosed",
     "ClientStats",
+    "EventsRejected",
+    "FinOpsError",
     "Overflow",
+    "PlatformUnavailable",
+    "RequestRefused",
 ]

@@ -17,7 +17,7 @@ class FinOpsClient:
 
     Example::
 
-        with FinOpsClient(ingest_url=..., auth_url=..., api_key=..., agent_id="bot") as finops:
+        with FinOpsClient(api_key="fo_ak_...", agent_id="bot") as finops:
             finops.record_call(task_type="qa", provider="openai", model="gpt-4o-mini",
                                usage={"input_tokens": 10, "output_tokens": 5}, latency_ms=300)
     """

@@ -1,0 +1,113 @@
+"""Reading the platform's HTTP answers: error codes, Retry-After, what is worth retrying."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import wait_random_exponential
+
+from finops.client.errors import RequestRefused
+
+#: the local stack's port of each service, for hints
+LOCAL_PORTS = {"auth": 8001, "ingest": 8002, "optimizer": 8003}
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: statuses (and codes) that mean the URL points at the wrong place, not a bad request
+WRONG_PLACE_STATUS = frozenset({404, 405})
+WRONG_PLACE_CODES = frozenset({None, "not_found", "method_not_allowed"})
+
+
+class Transient(Exception):
+    """A fault worth retrying (connection error, timeout, 429, 5xx)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RetryAfterOrJitter(wait_random_exponential):
+    """Full-jitter exponential backoff that honours a server's Retry-After."""
+
+    def __init__(self, max_s: float) -> None:
+        super().__init__(multiplier=0.2, max=max_s)
+
+    def __call__(self, retry_state: Any) -> float:
+        backoff = float(super().__call__(retry_state))
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return max(backoff, retry_after) if retry_after else backoff
+
+
+def transport_reason(exc: httpx.TransportError) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after")
+    try:
+        return min(float(value), 60.0) if value else None
+    except ValueError:
+        return None
+
+
+def body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:500]
+
+
+def error_of(resp: httpx.Response) -> tuple[str | None, str, Any]:
+    """``(code, message, details)`` of a FinOps error answer; code ``None`` for anything else."""
+    answer = body(resp)
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return None, "", None
+    return error["code"], str(error.get("message") or ""), error.get("details")
+
+
+def describe(resp: httpx.Response) -> str:
+    """``"401 invalid_client: unknown API key"``, or the status alone for a foreign answer."""
+    code, message, _ = error_of(resp)
+    if code is None:
+        return f"{resp.status_code} (not a FinOps error answer)"
+    return f"{resp.status_code} {code}: {message}" if message else f"{resp.status_code} {code}"
+
+
+def status_and_code(resp: httpx.Response) -> str:
+    """``"422 invalid_events"`` (or the status alone for a foreign answer)."""
+    code = error_of(resp)[0]
+    return f"{resp.status_code} {code}" if code else str(resp.status_code)
+
+
+def points_elsewhere(resp: httpx.Response) -> bool:
+    """The answer says the URL is not the service we meant (a 404/405 or a foreign body)."""
+    code = error_of(resp)[0]
+    return code is None or (resp.status_code in WRONG_PLACE_STATUS and code in WRONG_PLACE_CODES)
+
+
+def problems(details: Any, fallback: str) -> list[str]:
+    """Distinct ``field: message`` strings from an error's details (in order of appearance)."""
+    found: dict[str, None] = {}
+    for item in details if isinstance(details, list) else []:
+        if not isinstance(item, dict):
+            continue
+        field, message = item.get("field"), item.get("message")
+        text = f"{field}: {message}" if field and message else str(field or message or "")
+        if text:
+            found[text] = None
+    return list(found) or ([fallback] if fallback else [])
+
+
+def wrong_place(
+    service: str, url: str, resp: httpx.Response, what: str | None = None
+) -> RequestRefused:
+    """The refusal for a URL that does not lead to ``service``."""
+    return RequestRefused(
+        f"{url} {what or 'answered ' + describe(resp)}; is {service}_url the {service} service "
+        f"(port {LOCAL_PORTS[service]} on the local stack)?",
+        status=resp.status_code,
+        code=error_of(resp)[0],
+        url=url,
+    )

@@ -1,0 +1,129 @@
+"""Posting one batch to ingest and reading its answer: delivered, retry, rejected or refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from finops.client._answers import (
+    RETRYABLE_STATUS,
+    Transient,
+    body,
+    describe,
+    error_of,
+    points_elsewhere,
+    problems,
+    retry_after,
+    status_and_code,
+    transport_reason,
+    wrong_place,
+)
+from finops.client._tokens import Tokens
+from finops.client.errors import EventsRejected, RequestRefused
+
+log = logging.getLogger("finops.client")
+
+Event = dict[str, Any]
+OnRejected = Callable[[list[Event], Any], None]
+
+
+class IngestPoster:
+    """Sends batches to ``POST /api/events``; keeps the rejected events until reported."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        ingest_url: str,
+        tokens: Tokens,
+        stats: Any,
+        on_rejected: OnRejected | None,
+    ) -> None:
+        self.http = http
+        self.ingest_url = ingest_url
+        self.url = f"{ingest_url}/api/events"
+        self.tokens = tokens
+        self.stats = stats
+        self.on_rejected = on_rejected
+        self._unreported: list[tuple[list[Event], str, Any]] = []
+
+    async def post(self, batch: list[Event]) -> list[Event]:
+        """Send one batch; return what still has to be sent (empty when done).
+
+        Raises :class:`Transient` for what is worth retrying and :class:`RequestRefused` for
+        what is not; events refused as invalid are dropped from the batch and reported.
+        """
+        token = await self.tokens.bearer()
+        try:
+            resp = await self.http.post(
+                self.url,
+                content=json.dumps(batch, separators=(",", ":")).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            raise Transient(transport_reason(exc)) from exc
+        status = resp.status_code
+        if status == 202:
+            self.tokens.accepted()
+            self.stats.delivered += len(batch)
+            self.stats.batches += 1
+            return []
+        if status in RETRYABLE_STATUS:
+            raise Transient(f"HTTP {status}", retry_after(resp))
+        if status == 401:
+            self.tokens.refused("ingest", self.ingest_url, resp)
+        if points_elsewhere(resp):
+            raise wrong_place("ingest", self.url, resp)
+        code = error_of(resp)[0]
+        if status == 413 and len(batch) > 1:
+            half = len(batch) // 2
+            return (await self.post(batch[:half])) + (await self.post(batch[half:]))
+        if status == 422 or code == "agent_mismatch":
+            return self._drop_invalid(batch, resp)
+        if status == 403:
+            raise RequestRefused(
+                f"ingest at {self.ingest_url} refused the events ({describe(resp)}); the "
+                "account of the API key or token needs the scope events:write",
+                status=status,
+                code=code,
+                url=self.url,
+            )
+        self._reject(batch, resp)
+        return []
+
+    def raise_rejected(self) -> None:
+        """Raise :class:`EventsRejected` for the rejects not reported yet (then forget them)."""
+        if not self._unreported:
+            return
+        unreported, self._unreported = self._unreported, []
+        raise EventsRejected(
+            "; ".join(text for _, text, _ in unreported),
+            [e for events, _, _ in unreported for e in events],
+            [reason for _, _, reason in unreported],
+        )
+
+    def _drop_invalid(self, batch: list[Event], resp: httpx.Response) -> list[Event]:
+        details = error_of(resp)[2]
+        bad = {d.get("index") for d in details or [] if isinstance(d, dict)}
+        if not bad or None in bad:
+            self._reject(batch, resp)
+            return []
+        self._reject([e for i, e in enumerate(batch) if i in bad], resp)
+        return [e for i, e in enumerate(batch) if i not in bad]
+
+    def _reject(self, events: list[Event], resp: httpx.Response) -> None:
+        _, message, details = error_of(resp)
+        found = problems(details, message)
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        plural = "event" if len(events) == 1 else "events"
+        text = f"ingest rejected {len(events)} {plural} ({status_and_code(resp)})"
+        text += f": {listed}" if listed else ""
+        self.stats.rejected += len(events)
+        log.error("%s", text)
+        if self.on_rejected:
+            self.on_rejected(events, body(resp))
+        else:
+            self._unreported.append((events, text, body(resp)))
