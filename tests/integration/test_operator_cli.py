@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 def finops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "finops.cli", *args],
-        env={**os.environ, **env, "COLUMNS": "200"},
+        # piped, as in `finops tail ... | grep`: no terminal, no COLUMNS
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -32,7 +33,8 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
     settings = CommonSettings(
         kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
     )
-    spec = TopicSpec(f"test.tail.{uuid.uuid4().hex[:8]}", 2, "agent_id", "test")
+    # a name longer than a squeezed table column, to show it is never cut
+    spec = TopicSpec(f"test.tail.{uuid.uuid4().hex}.a-rather-long-topic-name", 2, "agent_id", "x")
     await ensure_topics(settings, [spec])
     events = [llm_call("bot", model="gpt-4o" if i % 3 == 0 else "gpt-4o-mini") for i in range(30)]
     producer = make_producer(settings)
@@ -69,8 +71,16 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
     line = next(ln for ln in topics.stdout.splitlines() if spec.name in ln)
     assert [c.strip() for c in line.split("│") if c.strip()][:3] == [spec.name, "2", "30"]
 
+    plain = finops("tail", spec.name, "--from-beginning", "--max", "30", env=env)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert len(lines) == 30  # one line per record, however long, never wrapped
+    assert all(ln.startswith(f"{spec.name}[") and "latency_ms=850" in ln for ln in lines)
+    assert max(len(ln) for ln in lines) > 80
+
     missing = finops("tail", "no.such.topic", "--idle-timeout", "1", env=env)
-    assert missing.returncode == 2 and "no such topic" in missing.stdout
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == "error: no such topic: no.such.topic (`finops topics` lists them)\n"
 
 
 def test_price_prints_the_total_for_raw_and_normalized_usage():

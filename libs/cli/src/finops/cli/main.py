@@ -12,40 +12,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from finops.cli.failures import CliError
+from finops.cli.output import console, print_error
 from finops.cli.process import pid_alive
 from finops.cli.stack import Stack, StackError, StackSettings
 from finops.cli.stack_state import probe_component, read_state, stop_recorded
+from finops.cli.typer_app import FinopsTyper
 
-app = typer.Typer(
-    help="Meta-Agent FinOps: run the local stack and operate the platform.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
+db_app = FinopsTyper(help="Database schema migrations (Alembic).")
 app.add_typer(db_app, name="db")
-users_app = typer.Typer(
-    help="User accounts, written straight to the database (no running service needed).",
-    no_args_is_help=True,
+users_app = FinopsTyper(
+    help="User accounts, written straight to the database (no running service needed)."
 )
 app.add_typer(users_app, name="users")
-keys_app = typer.Typer(help="The auth service's token signing keys.", no_args_is_help=True)
+keys_app = FinopsTyper(help="The auth service's token signing keys.")
 app.add_typer(keys_app, name="keys")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def _status_table(root: Path) -> tuple[Table, bool]:
     state = read_state(root)
     table = Table(title=f"finops stack ({root})")
-    for col in ("component", "state", "pid", "port", "readiness", "restarts"):
+    table.add_column("component", no_wrap=True)
+    for col in ("state", "pid", "port", "readiness", "restarts"):
         table.add_column(col)
     all_ready = bool(state)
     if not state:
@@ -94,7 +85,9 @@ def up(
     root = settings.data_dir.resolve()
     running = _running_supervisor(root)
     if running:
-        _fail(f"a stack is already running (supervisor pid {running}); see `finops status`")
+        raise CliError(
+            f"a stack is already running (supervisor pid {running}); see `finops status`"
+        )
     if detach:
         _up_detached(root, infra_only)
         return
@@ -115,7 +108,7 @@ def up(
         stack.start()
     except StackError as exc:
         stack.write_state("failed", str(exc))
-        _fail(str(exc), 2)
+        raise CliError(str(exc), 2) from exc
     except Exception as exc:
         stack.write_state("failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -158,7 +151,7 @@ def _up_detached(root: Path, infra_only: bool) -> None:
                 break
             if status == "failed" or proc.poll() is not None:
                 detail = state.get("error") if state else None
-                _fail(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)
+                raise CliError(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)
             time.sleep(0.3)
     console.print(f"stack ready in {time.monotonic() - started:.1f}s (supervisor pid {proc.pid})")
     console.print(_status_table(root)[0])
@@ -206,7 +199,7 @@ def demo(
     settings = StackSettings()
     root = settings.data_dir.resolve()
     if _running_supervisor(root):
-        _fail("a stack is already running here; `finops down` first, or use it directly")
+        raise CliError("a stack is already running here; `finops down` first, or use it directly")
     stack = Stack(settings, echo=lambda line: console.print(f"• {line}"))
     started = time.monotonic()
     try:
@@ -218,12 +211,12 @@ def demo(
         table, all_ready = _status_table(root)
         console.print(table)
         if not all_ready:
-            _fail("not every component is ready", 1)
+            raise CliError("not every component is ready", 1)
         if calls:
             _demo_fleet(stack, calls)
         console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")
     except StackError as exc:
-        _fail(str(exc), 2)
+        raise CliError(str(exc), 2) from exc
     finally:
         stack.stop()
         stack.write_state("stopped")
@@ -234,7 +227,8 @@ def _demo_fleet(stack: Stack, calls: int) -> None:
 
     result = asyncio.run(run_fleet(stack, calls, lambda line: console.print(f"• {line}")))
     table = Table(title="what the optimizer learned (last 100 picks per task type)")
-    for col in ("task type", "gpt-4o", "gpt-4o-mini", "true quality 4o / mini", "recommends now"):
+    table.add_column("task type", no_wrap=True)
+    for col in ("gpt-4o", "gpt-4o-mini", "true quality 4o / mini", "recommends now"):
         table.add_column(col)
     for task, truth in TRUTH.items():
         picks = result["picks"].get(task, {})
@@ -248,7 +242,8 @@ def _demo_fleet(stack: Stack, calls: int) -> None:
     console.print(table)
     # the analytics are the platform's, kept in .finops/ across runs, not this run's alone
     spend = Table(title="spend by model, all time (optimizer's analytics; data in .finops/)")
-    for col in ("model", "calls", "spend", "mean quality", "latency p95"):
+    spend.add_column("model", no_wrap=True)
+    for col in ("calls", "spend", "mean quality", "latency p95"):
         spend.add_column(col)
     for row in result["by_model"]:
         spend.add_row(
@@ -331,9 +326,9 @@ def users_create(
     from finops.common.auth.scopes import Role
 
     if role not in ROLES:
-        _fail(f"--role must be one of {', '.join(ROLES)}", 2)
+        raise CliError(f"--role must be one of {', '.join(ROLES)}", 2)
     if password is not None and password_stdin:
-        _fail("give either --password or --password-stdin, not both", 2)
+        raise CliError("give either --password or --password-stdin, not both", 2)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif password is None:
@@ -343,10 +338,10 @@ def users_create(
         user = asyncio.run(create_user(AuthSettings(), username, email, password, Role(role)))
     except AccountInvalid as exc:
         for problem in exc.details:
-            err_console.print(f"[bold red]error:[/] {problem['field']}: {problem['message']}")
+            print_error(f"{problem['field']}: {problem['message']}")
         raise typer.Exit(1) from None
     except (UsernameTaken, EmailTaken) as exc:
-        _fail(exc.message)
+        raise CliError(exc.message) from exc
     # soft_wrap: ids must stay on one line so they can be copied.
     console.print(
         f"created user {user.username} (id {user.id}, role {user.role.value})", soft_wrap=True
@@ -369,8 +364,7 @@ def users_deactivate(
     try:
         done = asyncio.run(deactivate_user(AuthSettings(), user))
     except (UserNotFound, LastAdmin) as exc:
-        _fail(exc.message)
-        return
+        raise CliError(exc.message) from exc
     console.print(f"deactivated user {done.username} (id {done.id})", soft_wrap=True)
 
 
@@ -392,8 +386,7 @@ def keys_rotate() -> None:
     try:
         ring = rotate_signing_keys(settings)
     except KeyConfigurationError as exc:
-        _fail(str(exc))
-        return
+        raise CliError(str(exc)) from exc
     console.print(f"new signing key {ring.current.kid}", soft_wrap=True)
     if ring.previous:
         console.print(f"previous key {ring.previous.kid} stays in the JWKS", soft_wrap=True)

@@ -8,10 +8,13 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+from finops.cli.failures import CliError
+from finops.cli.output import console
+
+USAGE_HELP = "give input_tokens and output_tokens, or the provider's raw usage object"
 
 
 def _settings() -> Any:
@@ -33,40 +36,51 @@ def price(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Price one call's usage with genai-prices and print the total in USD."""
-    from pydantic import ValidationError
+    from finops.common.events import price_call
 
-    from finops.common.events import Usage, price_call
-
-    try:
-        normalized = Usage.model_validate(json.loads(usage))
-    except (ValueError, ValidationError) as exc:
-        console.print(f"[red]error:[/] invalid usage: {exc}")
-        raise typer.Exit(2) from exc
+    normalized = _usage(usage)
     result = price_call(provider, model, normalized)
     if json_out:
-        console.print_json(
-            json.dumps(
-                {
-                    "provider": provider,
-                    "model": model,
-                    "total_usd": result.total_usd,
-                    "input_usd": result.input_usd,
-                    "output_usd": result.output_usd,
-                    "cost_source": result.cost_source,
-                    "price_version": result.price_version,
-                    "usage": normalized.model_dump(),
-                }
-            )
-        )
+        answer = {
+            "provider": provider,
+            "model": model,
+            "total_usd": result.total_usd,
+            "input_usd": result.input_usd,
+            "output_usd": result.output_usd,
+            "cost_source": result.cost_source,
+            "price_version": result.price_version,
+            "usage": normalized.model_dump(),
+        }
+        print(json.dumps(answer))
     elif result.total_usd is None:
-        console.print(f"unpriced: no price for {provider}/{model} ({result.price_version})")
-        raise typer.Exit(1)
+        raise CliError(f"unpriced: no price for {provider}/{model} ({result.price_version})")
     else:
         console.print(f"${result.total_usd:.8f}")
         console.print(
-            f"[dim]input ${result.input_usd or 0:.8f} · output ${result.output_usd or 0:.8f} · "
-            f"{normalized.model_dump()} · {result.price_version}[/]"
+            f"input ${result.input_usd or 0:.8f} · output ${result.output_usd or 0:.8f} · "
+            f"{normalized.model_dump()} · {result.price_version}",
+            style="dim",
+            markup=False,
         )
+
+
+def _usage(text: str) -> Any:
+    """``--usage`` as a normalized Usage, or one line saying what is wrong with it."""
+    from pydantic import ValidationError
+
+    from finops.common.events import Usage
+
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"--usage is not JSON ({exc}); {USAGE_HELP}", 2) from exc
+    try:
+        return Usage.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'usage'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CliError(f"--usage: {problems} ({USAGE_HELP})", 2) from exc
 
 
 def _lookup(obj: Any, dotted: str) -> Any:
@@ -114,8 +128,7 @@ def tail(
     for item in filters or []:
         key, sep, value = item.partition("=")
         if not sep:
-            console.print(f"[red]error:[/] --filter takes key=value, got {item!r}")
-            raise typer.Exit(2)
+            raise CliError(f"--filter takes key=value, got {item!r}", 2)
         wanted.append((key, value))
     try:
         asyncio.run(_tail(topic, from_beginning, wanted, json_out, max_records, idle_timeout))
@@ -137,16 +150,15 @@ async def _tail(
     from finops.common.kafka import make_consumer
 
     consumer = make_consumer(_settings(), group_id=None)
-    await consumer.start()
     shown = 0
     try:
+        await consumer.start()  # inside: a consumer that failed to start is stopped too
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            console.print(f"[red]error:[/] no such topic: {topic}")
-            raise typer.Exit(2)
+            raise CliError(f"no such topic: {topic} (`finops topics` lists them)", 2)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         if from_beginning:
@@ -188,7 +200,8 @@ async def _tail(
                         )
                     else:
                         text = _summary(value) if isinstance(value, dict) else str(value)
-                        console.print(f"[dim]{r.topic}[{r.partition}]@{r.offset}[/] {text}")
+                        where = escape(f"{r.topic}[{r.partition}]@{r.offset}")
+                        console.print(f"[dim]{where}[/] {escape(text)}")
                     if max_records is not None and shown >= max_records:
                         return
     finally:
@@ -203,7 +216,8 @@ def topics(
     """Every topic with its partitions and message count (counted by consuming)."""
     rows = asyncio.run(_topics(count))
     table = Table(title="topics")
-    for col in ("topic", "partitions", "messages", "cleanup", "declared"):
+    table.add_column("topic", no_wrap=True)
+    for col in ("partitions", "messages", "cleanup", "declared"):
         table.add_column(col)
     for row in rows:
         table.add_row(*[str(c) for c in row])

@@ -3,18 +3,75 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
+import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from finops.cli.failures import CliError
+from finops.cli.output import console
+from finops.cli.output import err_console as err
+
+if TYPE_CHECKING:
+    from finops.optimizer.domain.backtest import Outcomes
+
+OUTCOME_COLUMNS = (
+    "prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens, prompt]"
+)
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def _progress(unit: str) -> Progress:
+    """A bar on stderr while a terminal watches; nothing when stderr is piped."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn(f"{{task.completed:,}}/{{task.total:,}} {unit}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _load(data: Path) -> Outcomes:
+    """The outcomes file, or one line saying why it is not one."""
+    from finops.optimizer.domain.backtest import load_outcomes
+
+    try:
+        outcomes = load_outcomes(data)
+    except KeyError as exc:
+        raise CliError(
+            f"{data} is not an outcomes CSV: it has no {exc.args[0]} column "
+            f"(columns: {OUTCOME_COLUMNS})",
+            2,
+        ) from exc
+    except (ValueError, csv.Error, EOFError, OSError) as exc:
+        raise CliError(
+            f"{data} is not an outcomes CSV ({exc}); columns: {OUTCOME_COLUMNS}", 2
+        ) from exc
+    if not outcomes.prompts:
+        raise CliError(f"{data} holds no outcomes (columns: {OUTCOME_COLUMNS})", 2)
+    return outcomes
+
+
+def _check_writable(plot: Path) -> None:
+    """Refuse a plot path that cannot be written before the replay, not after it."""
+    folder = plot.parent
+    if plot.suffix.lower() not in PLOT_FORMATS:
+        raise CliError(f"--plot {plot}: give a {', '.join(PLOT_FORMATS)} file", 2)
+    if not folder.exists():
+        raise CliError(f"--plot {plot}: the folder {folder} does not exist", 2)
+    if not folder.is_dir():
+        raise CliError(f"--plot {plot}: {folder} is not a folder", 2)
+    if plot.is_dir() or not os.access(folder, os.W_OK):
+        raise CliError(f"--plot {plot}: cannot write there", 2)
 
 
 def backtest(
@@ -49,37 +106,29 @@ def backtest(
     sees only that model's outcome. The report compares the policy with the best single
     model and the per-prompt oracle.
     """
-    from finops.optimizer.domain.backtest import load_outcomes, run_backtest
+    from finops.optimizer.domain.backtest import run_backtest
 
     started = time.perf_counter()
-    outcomes = load_outcomes(data)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} prompts"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=json_out and not err.is_terminal,
-    ) as bar:
+    if plot is not None:
+        _check_writable(plot)
+    outcomes = _load(data)
+    with _progress("prompts") as bar:
         task = bar.add_task("replaying", total=len(outcomes.prompts))
 
         def progress(done: int, total: int, metrics: dict[str, float]) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, refresh=True)
 
         result = run_backtest(
             data, quality_target, seed, data=outcomes, progress=progress, progress_every=500
         )
     elapsed = time.perf_counter() - started
     if plot is not None:
-        from finops.optimizer.domain.frontier_plot import plot_frontier
-
-        plot_frontier(data, plot, seed=seed, data=outcomes)
+        _draw_frontier(data, plot, seed, outcomes)
     if json_out:
         print(json.dumps(result))
         return
     table = Table(title=f"backtest of {data.name} (target {quality_target}, seed {seed})")
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     table.add_column("quality", justify="right")
     table.add_column("cost per prompt", justify="right")
     table.add_row(
@@ -104,6 +153,24 @@ def backtest(
     )
     if plot is not None:
         console.print(f"frontier plot: {plot}")
+
+
+def _draw_frontier(data: Path, plot: Path, seed: int, outcomes: Outcomes) -> None:
+    from finops.optimizer.domain.frontier_plot import DEFAULT_TARGETS, plot_frontier
+
+    runs = len(DEFAULT_TARGETS)
+    prompts = len(outcomes.prompts)
+    finished = 0
+    with _progress("prompts") as bar:
+        task = bar.add_task(f"frontier plot: {runs} targets", total=runs * prompts)
+
+        def progress(done: int, total: int, metrics: dict[str, float]) -> None:
+            nonlocal finished
+            if done == total:
+                finished, done = finished + 1, 0
+            bar.update(task, completed=finished * total + done, refresh=True)
+
+        plot_frontier(data, plot, seed=seed, data=outcomes, progress=progress)
 
 
 def evaluate_policy(
@@ -132,8 +199,7 @@ def evaluate_policy(
     try:
         chosen = [(n, target_policy(n)) for n in names]
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise CliError(str(exc), 2) from exc
     recommendations, outcomes = asyncio.run(_read_log(idle_timeout))
     samples, stats = join(recommendations, outcomes)
     estimates = [evaluate(samples, fn, name) for name, fn in chosen]
@@ -149,7 +215,8 @@ def evaluate_policy(
         console.print("nothing to evaluate yet: no outcome carries a logged recommendation_id")
         raise typer.Exit(1)
     table = Table(title="off-policy estimates (per call)")
-    for col in ("policy", "matched", "ESS", "quality IPS", "SNIPS", "DR", "cost DR"):
+    table.add_column("policy", justify="right", no_wrap=True)
+    for col in ("matched", "ESS", "quality IPS", "SNIPS", "DR", "cost DR"):
         table.add_column(col, justify="right")
     first = estimates[0]
     table.add_row(

@@ -117,8 +117,8 @@ async def read_topic(
     true ends the read early; ``timeout_s`` bounds it.
     """
     consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a consumer that failed to start is stopped too
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:

@@ -1,0 +1,119 @@
+"""What a failed command tells its user: one line saying what is wrong and what to run.
+
+Commands raise :class:`CliError` for failures they foresee. Everything else reaches
+:func:`explain` in the CLI's entry point, which recognises the failures a user can fix (a
+component that does not answer, a schema that is not migrated, a file that cannot be read or
+written) whatever command met them; anything it does not recognise is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+START_STACK = "start the stack with `finops up --detach`"
+
+
+class CliError(Exception):
+    """A failure reported as ``error: <message>`` with exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    modules: tuple[str, ...]  # the client libraries that talk to it
+    variable: str  # the setting that points at it
+
+    def address(self) -> str:
+        from finops.common.settings import CommonSettings
+
+        value = str(getattr(CommonSettings(), self.variable.removeprefix("FINOPS_").lower()))
+        if "://" not in value:
+            return value.split(",")[0]
+        parts = urlsplit(value)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+    def unreachable(self) -> CliError:
+        if os.environ.get(self.variable):
+            hint = f"check that it runs and that {self.variable} is right"
+        else:
+            hint = START_STACK
+        return CliError(f"cannot reach {self.name} at {self.address()} — {hint}")
+
+
+DEPENDENCIES = (
+    Dependency("PostgreSQL", ("asyncpg", "psycopg", "sqlalchemy"), "FINOPS_DATABASE_URL"),
+    Dependency("the Kafka broker", ("aiokafka", "kafka"), "FINOPS_KAFKA_BOOTSTRAP"),
+    Dependency("Redis", ("redis",), "FINOPS_REDIS_URL"),
+)
+_UNREACHABLE_NAMES = {
+    "KafkaConnectionError",  # aiokafka: "Unable to bootstrap from ..."
+    "CannotConnectNowError",  # asyncpg: the server is starting or shutting down
+    "ConnectionError",  # redis.exceptions
+}
+_NOT_MIGRATED_NAMES = {"UndefinedTableError", "UndefinedTable"}  # asyncpg, psycopg
+
+
+def explain(exc: BaseException) -> CliError | None:
+    """The one-line report for ``exc``, or ``None`` when it is not the user's to fix."""
+    for error in _chain(exc):
+        if isinstance(error, CliError):
+            return error
+    dependency = _dependency_in(exc)
+    for error in _chain(exc):
+        name = type(error).__name__
+        if dependency and (_is_connection_failure(error) or name in _UNREACHABLE_NAMES):
+            return dependency.unreachable()
+        if dependency and dependency.name == "PostgreSQL" and name in _NOT_MIGRATED_NAMES:
+            return CliError(f"the database schema is not there ({error}) — run `finops db upgrade`")
+    for error in _chain(exc):
+        if isinstance(error, OSError) and error.filename is not None:
+            return CliError(f"{error.filename}: {error.strerror or error}")
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, its causes and contexts, and the members of exception groups."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        if isinstance(error, BaseExceptionGroup):
+            todo.extend(error.exceptions)
+        todo.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+
+
+def _is_connection_failure(error: BaseException) -> bool:
+    return isinstance(error, ConnectionError | TimeoutError) or (
+        isinstance(error, OSError) and error.errno is not None and error.filename is None
+    )
+
+
+def _dependency_in(exc: BaseException) -> Dependency | None:
+    """The dependency whose client library raised (the innermost one in the traceback)."""
+    found: Dependency | None = None
+    for error in _chain(exc):
+        modules = [type(error).__module__] + [
+            str(frame.f_globals.get("__name__", ""))
+            for frame, _ in traceback.walk_tb(error.__traceback__)
+        ]
+        for module in modules:
+            for dependency in DEPENDENCIES:
+                if module.split(".")[0] in dependency.modules:
+                    found = dependency
+        if found:
+            return found
+    return None

@@ -1,0 +1,66 @@
+"""The ``finops`` command's Typer classes: one error handler for every command, plain help.
+
+:class:`FinopsTyper` is a ``typer.Typer`` whose groups turn every failure the user can fix
+into one line on stderr (see :mod:`finops.cli.failures`), and whose commands list flags in
+``--help`` without a ``<bool>`` value they do not take.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.exceptions import Abort, Exit, TyperException
+
+from finops.cli.failures import explain
+from finops.cli.output import print_error
+
+
+class _FlagsTakeNoValue:
+    """Help lists ``--json``, not ``--json <bool>``: a flag takes no value."""
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class FinopsCommand(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
+class FinopsGroup(_FlagsTakeNoValue, TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        # The CLI reports an unreachable broker itself, in one line; aiokafka would also log
+        # every failed connection attempt.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        try:
+            return super().invoke(ctx)
+        except (Exit, Abort, TyperException):
+            raise
+        except Exception as exc:
+            failure = explain(exc)
+            if failure is None:
+                raise  # not the user's to fix: keep the traceback
+            print_error(failure.message)
+            raise typer.Exit(failure.code) from None
+
+
+class FinopsTyper(typer.Typer):
+    """A Typer app (or sub-app) of the ``finops`` command."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", FinopsGroup)
+        kwargs.setdefault("no_args_is_help", True)
+        kwargs.setdefault("add_completion", False)
+        super().__init__(**kwargs)
+
+    def command(  # type: ignore[override]
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[Any], Any]:
+        return super().command(name, cls=cls or FinopsCommand, **kwargs)

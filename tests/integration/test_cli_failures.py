@@ -1,0 +1,202 @@
+"""The `finops` command as a new user meets it: one line per failure, plain help, whole lines.
+
+No stack runs here: every address points at a free port of this machine, where nothing
+listens, so the commands fail exactly as they do before `finops up`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.failures import explain
+from finops.cli.main import app
+from finops.cli.process import free_port
+
+pytestmark = pytest.mark.integration
+
+BIG_MODEL = "a-large-model-with-a-rather-long-name-2025-01-01"
+OUTCOME_COLUMNS = (
+    "prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens, prompt]"
+)
+# Deterministic rich output whatever the terminal running the suite: not a terminal, no width.
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def outcomes(tmp_path: Path) -> Path:
+    """200 prompts over 4 task types, a strong expensive model and a weaker cheap one."""
+    rng = random.Random(0)
+    lines = ["prompt_id,task_type,model,quality,cost_usd,input_tokens,output_tokens,prompt"]
+    for i in range(200):
+        task = f"task-{i % 4}"
+        for model, skill, cost in ((BIG_MODEL, 0.9, 0.01), ("small", 0.6 + 0.1 * (i % 4), 0.001)):
+            quality = int(rng.random() < skill)
+            lines.append(f"p{i},{task},{model},{quality},{cost},100,20,question {i}")
+    path = tmp_path / "outcomes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def nothing_runs() -> dict[str, int]:
+    return {name: free_port() for name in ("postgres", "redis", "kafka")}
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None, stdin: str | None = None):
+    return CliRunner().invoke(app, list(args), env={**PLAIN, **(env or {})}, input=stdin)
+
+
+def finops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def urls(ports: dict[str, int]) -> dict[str, str | None]:
+    return {
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{ports['postgres']}/finops",
+        "FINOPS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "FINOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "component", "variable"),
+    [
+        (
+            ("users", "create", "--username", "alice", "--email", "a@example.com"),
+            "PostgreSQL",
+            "FINOPS_DATABASE_URL",
+        ),
+        (("db", "upgrade"), "PostgreSQL", "FINOPS_DATABASE_URL"),
+        (("topics",), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
+        (("tail", "agent.cost.v1"), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
+        (("evaluate-policy",), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
+    ],
+    ids=["users-create", "db-upgrade", "topics", "tail", "evaluate-policy"],
+)
+def test_a_command_without_its_dependency_prints_one_line(nothing_runs, args, component, variable):
+    port = nothing_runs["postgres" if component == "PostgreSQL" else "kafka"]
+    stdin = "a long enough password\n" if args[0] == "users" else None
+    extra = ("--password-stdin",) if args[0] == "users" else ()
+    result = invoke(*args, *extra, env=urls(nothing_runs), stdin=stdin)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: cannot reach {component} at 127.0.0.1:{port} — check that it runs and that "
+        f"{variable} is right\n"
+    )
+
+
+async def test_without_a_configured_url_the_hint_is_to_start_the_local_stack(monkeypatch):
+    monkeypatch.delenv("FINOPS_DATABASE_URL", raising=False)
+    with pytest.raises(OSError) as refused:
+        await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/finops")
+    failure = explain(refused.value)
+    assert failure is not None and failure.code == 1
+    # The address is the one the commands use: the local stack's default.
+    assert failure.message == (
+        "cannot reach PostgreSQL at 127.0.0.1:55432 — start the stack with `finops up --detach`"
+    )
+
+
+def test_an_unexpected_error_is_not_explained_away():
+    assert explain(ZeroDivisionError("a bug")) is None
+
+
+def test_a_file_that_is_not_an_outcomes_csv_gives_one_line(tmp_path):
+    readme = Path(__file__).parents[2] / "README.md"
+    result = invoke("backtest", "--data", str(readme))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {readme} is not an outcomes CSV: it has no prompt_id column "
+        f"(columns: {OUTCOME_COLUMNS})\n"
+    )
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(bytes(range(128, 256)))
+    result = invoke("backtest", "--data", str(binary))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {binary} is not an outcomes CSV ('utf-8' codec")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unwritable_plot_path_fails_before_the_replay_and_creates_no_folder(tmp_path, outcomes):
+    missing = tmp_path / "no" / "such" / "frontier.png"
+    result = invoke("backtest", "--data", str(outcomes), "--plot", str(missing))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: --plot {missing}: the folder {missing.parent} does not exist\n"
+    )
+    assert not (tmp_path / "no").exists()
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = invoke("backtest", "--data", str(outcomes), "--plot", str(a_file / "f.png"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --plot {a_file / 'f.png'}: {a_file} is not a folder\n"
+
+
+def test_plot_shows_progress_on_a_terminal_and_piped_tables_keep_whole_names(tmp_path, outcomes):
+    png = tmp_path / "frontier.png"
+    # A terminal as rich sees one; set before the process starts, as a real terminal is.
+    terminal = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    result = finops("backtest", "--data", str(outcomes), "--plot", str(png), env=terminal)
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "frontier plot: 6 targets" in result.stderr
+    assert "replaying" in result.stderr
+
+    piped = invoke("backtest", "--data", str(outcomes), "--seed", "1")
+    assert piped.exit_code == 0
+    assert piped.stderr == ""  # no progress bar into a pipe
+    rows = [line for line in piped.stdout.splitlines() if "│" in line]
+    labels = [row.split("│")[1].strip() for row in rows]
+    assert labels == [
+        f"best single model ({BIG_MODEL})",
+        "routing policy",
+        "oracle (cheapest correct model per prompt)",
+    ]
+
+
+def test_help_lists_flags_without_a_value_type():
+    result = invoke("tail", "--help")
+    assert result.exit_code == 0
+    flags = [line for line in result.stdout.splitlines() if "--json" in line or "--help" in line]
+    assert len(flags) == 2
+    assert all("<bool>" not in line for line in flags)
+    assert "<int>" in next(line for line in result.stdout.splitlines() if "--max" in line)
+
+
+def test_price_with_an_incomplete_usage_gives_one_line():
+    result = invoke(
+        "price", "--provider", "openai", "--model", "gpt-4o", "--usage", '{"input_tokens": 10}'
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --usage: output_tokens: Field required (give input_tokens and output_tokens, "
+        "or the provider's raw usage object)\n"
+    )
+
+
+def test_piped_price_output_is_not_wrapped():
+    usage = '{"input_tokens": 12, "cache_read_input_tokens": 18000, "output_tokens": 500}'
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
+    args = ["--provider", "anthropic", "--model", "claude-sonnet-4-20250514", "--usage", usage]
+    result = finops("price", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    total, details = result.stdout.splitlines()
+    assert total.startswith("$")
+    assert len(details) > 80
+    assert details.startswith("input $") and "'cached_input_tokens': 18000" in details
