@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Form
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -76,6 +77,38 @@ def test_oversized_bodies_get_413_before_parsing():
     assert resp.json()["error"]["code"] == "payload_too_large"
     ok = client.post("/items", json={"n": 7})
     assert ok.json() == {"n": 7}
+
+
+def test_a_chunked_body_over_the_limit_gets_413_too():
+    app = _app(max_body=100)
+
+    @app.post("/form")
+    async def form(name: Annotated[str, Form()]) -> dict[str, str]:
+        return {"name": name}
+
+    client = TestClient(app)
+
+    def chunks(text: bytes):  # no Content-Length: the limit applies while the body arrives
+        yield from (text[i : i + 50] for i in range(0, len(text), 50))
+
+    for path, content_type, body in (
+        ("/items", "application/json", json.dumps({"n": 1, "pad": "x" * 200}).encode()),
+        ("/form", "application/x-www-form-urlencoded", b"name=" + b"x" * 200),
+    ):
+        resp = client.post(path, content=chunks(body), headers={"content-type": content_type})
+        assert "content-length" not in resp.request.headers
+        assert resp.status_code == 413, (path, resp.text)
+        assert resp.json()["error"] == {
+            "code": "payload_too_large",
+            "message": "request body exceeds 100 bytes",
+            "details": None,
+        }
+    small = client.post(
+        "/form",
+        content=chunks(b"name=ok"),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert small.json() == {"name": "ok"}
 
 
 def test_unhandled_errors_become_500_in_the_same_shape():

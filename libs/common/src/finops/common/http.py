@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finops.common.datastores import install_dependency_failure_handler
@@ -64,7 +65,7 @@ class OperationalMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise _BodyTooLarge
+                        raise _BodyTooLarge(self.max_body_bytes)
                 return message
 
             async def send_with_id(message: Message) -> None:
@@ -107,8 +108,16 @@ class OperationalMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised by the receive channel once a body passes the limit.
+
+    An HTTPException, because FastAPI turns any other error met while it reads a body (a
+    chunked one, which has no Content-Length to refuse up front) into 400 "error parsing
+    the body"; this way every route answers 413 ``payload_too_large``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 def create_service_app(
