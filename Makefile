@@ -14,7 +14,7 @@ INSTALLED := $(STAMP) $(S3RVER)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck bench clean
+.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck docs bench clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ lint: $(INSTALLED) ## ruff (lint + format check) and mypy
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+docs: $(STAMP) ## rewrite the error-code tables in README.md and docs/ from the code
+	$(VENV)/bin/python -m finops.common.error_docs README.md docs/*.md
 
 bench: $(INSTALLED) ## run every benchmark under bench/ and print its figures
 	@for script in bench/[a-z]*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done

@@ -163,6 +163,7 @@ async def test_revoked_token_is_refused(ingest):
     await revoke(ingest.redis, claims["jti"], 60)
     resp = await ingest.post("/api/events", json=[llm_call(agent)], headers=auth(principal_token))
     assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "invalid_token"  # as docs/events.md lists it
     assert resp.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 

@@ -210,7 +210,7 @@ async def test_api_scopes_and_errors(lab):
         agent = {"Authorization": f"Bearer {lab.tokens.token('bot')}"}
         assert (await client.get("/api/stats/summary", headers=agent)).status_code == 403
         missing = await client.get("/api/recommendations", params={"task_type": "nothing-yet"})
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_arms"
         bad = await client.get(
             "/api/recommendations", params={"task_type": "x", "input_tokens": "many"}
         )

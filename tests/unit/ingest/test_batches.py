@@ -78,6 +78,14 @@ def test_wrapped_form_is_accepted():
     assert len(records) == 1
 
 
+@pytest.mark.parametrize("body", [b'{"event": {}}', b'"text"', b"42", b'{"events": 1}'])
+def test_json_that_is_not_a_batch_is_invalid_events_not_invalid_json(body):
+    # docs/events.md: 400 only for a body that is not JSON; JSON that is no batch is 422.
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(body, AGENT, 1000)
+    assert (caught.value.status, caught.value.code) == (422, "invalid_events")
+
+
 def test_every_bad_index_and_field_is_listed():
     bad_tokens = call()
     bad_tokens["data"]["usage"]["input_tokens"] = -5

@@ -266,7 +266,7 @@ def _demo_fleet(stack: Stack, calls: int) -> None:
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply database migrations of every service up to REVISION."""
+    """Apply the migrations of every service with a database schema (auth, optimizer)."""
     from finops.common import migrations
     from finops.common.settings import CommonSettings
 
@@ -279,7 +279,7 @@ def db_upgrade(
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
 ) -> None:
-    """Revert database migrations of every service down to REVISION."""
+    """Revert the migrations of every service with a database schema down to REVISION."""
     from finops.common import migrations
     from finops.common.settings import CommonSettings
 

@@ -1,32 +1,46 @@
-"""OpenAPI documentation of the error answers, so every status code an endpoint gives is listed."""
+"""The auth service's error answers, one table for the OpenAPI document and docs/auth.md."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from finops.auth.api.schemas import ErrorResponse
+from finops.common.api_errors import INVALID_TOKEN, NOT_AUTHENTICATED, ApiError, responses
 
-_DESCRIPTIONS = {
-    400: "Malformed request: invalid_json, bad_request, invalid_request, "
-    "unsupported_grant_type or invalid_scope",
-    401: "Not authenticated: invalid_token (missing, malformed, expired, revoked), "
-    "invalid_credentials, invalid_refresh_token, refresh_token_reused or invalid_client",
-    403: "insufficient_scope (the token lacks the scope) or role_not_allowed",
-    404: "user_not_found or api_key_not_found",
-    409: "username_taken, email_taken or last_admin",
-    413: "payload_too_large: the body exceeds the service's limit (64 KiB)",
-    422: "validation_error with one entry per field in details",
-    429: "too_many_attempts: too many failed logins; see Retry-After",
-    503: "dependency_unavailable: PostgreSQL or Redis is down or did not answer in time "
-    "(see Retry-After)",
-}
+ERRORS = (
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(400, "bad_request", "the form body cannot be parsed"),
+    ApiError(400, "invalid_request", "a grant type's required parameter is missing"),
+    ApiError(
+        400,
+        "unsupported_grant_type",
+        "`grant_type` is not password, client_credentials or refresh_token",
+    ),
+    ApiError(400, "invalid_scope", "the requested scope exceeds the account's"),
+    NOT_AUTHENTICATED,
+    INVALID_TOKEN,
+    ApiError(401, "invalid_credentials", "unknown user, wrong password or inactive account"),
+    ApiError(401, "invalid_refresh_token", "unknown, expired or revoked refresh token"),
+    ApiError(401, "refresh_token_reused", "a spent refresh token came back; its family is revoked"),
+    ApiError(401, "invalid_client", "unknown or revoked API key"),
+    ApiError(403, "insufficient_scope", "the token lacks the scope the call needs"),
+    ApiError(403, "role_not_allowed", "an API key for an account of a higher role"),
+    ApiError(404, "user_not_found", "no such user"),
+    ApiError(404, "api_key_not_found", "no such API key (or not one the caller may see)"),
+    ApiError(409, "username_taken", "the username is registered"),
+    ApiError(409, "email_taken", "the email is registered (ignoring case)"),
+    ApiError(409, "last_admin", "demoting or deactivating the last active admin"),
+    ApiError(413, "payload_too_large", "the body is over 64 KiB"),
+    ApiError(422, "validation_error", "per-field problems in `details: [{field, message, type}]`"),
+    ApiError(429, "too_many_attempts", "login throttled; see `Retry-After`"),
+    ApiError(
+        503,
+        "dependency_unavailable",
+        "PostgreSQL or Redis is down or did not answer in time; see `Retry-After`",
+    ),
+)
 _HEADERS: dict[int, dict[str, Any]] = {
-    401: {
-        "WWW-Authenticate": {
-            "description": "Bearer challenge",
-            "schema": {"type": "string"},
-        }
-    },
+    401: {"WWW-Authenticate": {"description": "Bearer challenge", "schema": {"type": "string"}}},
     429: {
         "Retry-After": {
             "description": "seconds until a new attempt is allowed",
@@ -43,13 +57,9 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    out: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        if status in _HEADERS:
-            entry["headers"] = _HEADERS[status]
-        out[status] = entry
-    return out
+    """The OpenAPI answers of these statuses, each with every code auth gives with it."""
+    rows = [row for row in ERRORS if row.status in statuses]
+    return responses(rows, model=ErrorResponse, headers=_HEADERS)
 
 
 BODY_ERRORS = (400, 413, 422, 503)

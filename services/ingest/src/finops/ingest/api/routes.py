@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
-from finops.common.errors import ErrorResponse
+from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
 from finops.ingest.domain.batches import WRITE_ANY_SCOPE, BatchLimits, Caller, parse_batch
@@ -22,7 +22,40 @@ EVENTS = Counter(
 )
 REJECTED = Counter("finops_ingest_batches_rejected_total", "Batches refused", ["code"])
 
-_ERROR: dict[str, Any] = {"model": ErrorResponse}
+PUBLISH_ERRORS = (
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    *BEARER,
+    ApiError(
+        403,
+        "agent_mismatch",
+        "an event for another agent than the caller, without `events:write:any` "
+        "(details list the indexes)",
+    ),
+    ApiError(
+        403,
+        "source_mismatch",
+        "an event whose `source` is not the caller (with `events:write:any`: nor its "
+        "agent_id); details list the indexes",
+    ),
+    ApiError(413, "payload_too_large", "the body is over 1 MiB"),
+    ApiError(
+        413,
+        "batch_too_large",
+        "the batch holds over 1,000 events (details: `{max_events, events}`)",
+    ),
+    ApiError(
+        422,
+        "invalid_events",
+        'the body is not a batch (a JSON array or `{"events": [...]}`), or events are '
+        "invalid; details: `[{index, field, message, type}]` for every bad event and field "
+        "(type `time_in_future` or `time_too_old` for an implausible `time`)",
+    ),
+    ApiError(
+        503,
+        "broker_unavailable",
+        "the broker did not acknowledge in time; retry after `Retry-After` seconds",
+    ),
+)
 
 
 def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
@@ -79,21 +112,7 @@ def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
         "event (acks=all). Scope `events:write`; events for another agent_id need "
         "`events:write:any`; an event's `source` must be the caller (or that agent_id)."
     ),
-    responses={
-        400: {"description": "body is not valid JSON (`invalid_json`)", **_ERROR},
-        401: {"description": "missing, invalid, expired or revoked token", **_ERROR},
-        403: {
-            "description": "`insufficient_scope`, `agent_mismatch` or `source_mismatch`",
-            **_ERROR,
-        },
-        413: {"description": "`payload_too_large` or `batch_too_large`", **_ERROR},
-        422: {
-            "description": "`invalid_events`: details list index, field, message, type "
-            "(e.g. `time_in_future`, `time_too_old`)",
-            **_ERROR,
-        },
-        503: {"description": "`broker_unavailable`; retry after Retry-After seconds", **_ERROR},
-    },
+    responses=responses(PUBLISH_ERRORS),
 )
 async def publish_events(
     request: Request, principal: EventWriter, publisher: Publisher, settings: Settings

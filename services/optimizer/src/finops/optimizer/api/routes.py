@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from finops.common.errors import BadRequest, ErrorResponse, NotFound, ValidationFailed
+from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.optimizer.api.deps import (
     Engine,
     Intake,
@@ -24,23 +25,29 @@ from finops.optimizer.domain.engine import ArmSpec, NoArms
 from finops.optimizer.domain.policy import Objective
 
 router = APIRouter()
+
+
+class NoArmsKnown(NotFound):
+    code = "no_arms"
+
+
 _rng = random.SystemRandom()
 
-_ERR: dict[str, Any] = {"model": ErrorResponse}
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing, invalid or revoked token", **_ERR},
-    403: {"description": "`insufficient_scope`", **_ERR},
-    422: {"description": "`validation_error`: details list each bad field", **_ERR},
-    503: {
-        "description": "`dependency_unavailable`: Redis (token blocklist) or PostgreSQL "
-        "(checkpoints) did not answer; retry after Retry-After seconds",
-        **_ERR,
-    },
-}
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    **AUTH_ERRORS,
-    400: {"description": "`invalid_json` or `bad_request`: the body cannot be parsed", **_ERR},
-}
+INVALID = ApiError(
+    422, "validation_error", "a parameter or the body is invalid (details: each field)"
+)
+CHECKPOINT_DOWN = ApiError(
+    503,
+    "dependency_unavailable",
+    "PostgreSQL did not take the checkpoint of the change in time; see `Retry-After`",
+)
+READ = (*BEARER, INVALID)
+WRITE = (
+    *READ,
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(400, "bad_request", "the body cannot be parsed"),
+    CHECKPOINT_DOWN,
+)
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
 KeyedDimension = Literal["agent", "team", "task_type", "provider", "model"]
 Dimension = KeyedDimension | Literal["fleet"]
@@ -59,11 +66,16 @@ Dimension = KeyedDimension | Literal["fleet"]
         "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
         "`decision.propensity` back on the cost event of the call you make with it."
     ),
-    responses={
-        **AUTH_ERRORS,
-        404: {"description": "`no_arms`: nothing known yet", **_ERR},
-        422: {"description": "a feature is not a number", **_ERR},
-    },
+    responses=responses(
+        BEARER,
+        ApiError(404, "no_arms", "no model is known yet (no event and no catalog arm)"),
+        ApiError(
+            422,
+            "validation_error",
+            "`task_type` missing or too long, `seed` out of range, a feature that is not a "
+            "number, over 32 features",
+        ),
+    ),
 )
 async def recommend(
     request: Request,
@@ -96,7 +108,7 @@ async def recommend(
             task_type, features or None, agent_id=agent_id, team=team, rng=rng
         ).to_dict()
     except NoArms as exc:
-        raise NotFound(str(exc)) from exc
+        raise NoArmsKnown(str(exc)) from exc
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
 
@@ -105,7 +117,7 @@ async def recommend(
     "/api/stats/summary",
     tags=["stats"],
     summary="Fleet totals and top spenders",
-    responses=AUTH_ERRORS,
+    responses=responses(READ),
 )
 async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return engine.analytics.summary()
@@ -117,7 +129,7 @@ async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
     summary="Totals or tumbling windows per agent, team, task_type, provider or model",
     description="Calls, tokens, spend, success rate, cost per success, latency p50/p95. "
     "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
-    responses=AUTH_ERRORS,
+    responses=responses(READ),
 )
 async def stats(
     _: StatsReader,
@@ -144,7 +156,7 @@ async def stats(
     "/api/stats/{dimension}/top",
     tags=["stats"],
     summary="Top keys of a dimension",
-    responses=AUTH_ERRORS,
+    responses=responses(READ),
 )
 async def stats_top(
     _: StatsReader,
@@ -160,7 +172,7 @@ async def stats_top(
     "/api/tasks",
     tags=["recommendations"],
     summary="What the policy believes per task",
-    responses=AUTH_ERRORS,
+    responses=responses(READ),
 )
 async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {"policy": engine.policy.status(), "tasks": engine.tasks()}
@@ -179,7 +191,10 @@ class ArmIn(BaseModel):
 
 
 @router.get(
-    "/api/catalog", tags=["catalog"], summary="Operator-managed arms", responses=AUTH_ERRORS
+    "/api/catalog",
+    tags=["catalog"],
+    summary="Operator-managed arms",
+    responses=responses(READ),
 )
 async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {
@@ -194,7 +209,7 @@ async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
     tags=["catalog"],
     status_code=201,
     summary="Offer an arm (model, provider, config) to every task",
-    responses=BODY_ERRORS,
+    responses=responses(WRITE),
 )
 async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake) -> dict[str, Any]:
     spec = ArmSpec(arm.model, arm.provider, dict(arm.config))
@@ -208,7 +223,7 @@ async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake
     tags=["catalog"],
     status_code=204,
     summary="Withdraw an arm: never recommended again until it is offered again",
-    responses={**AUTH_ERRORS, 404: {"description": "`not_found`: not in the catalog", **_ERR}},
+    responses=responses(READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "not in the catalog")),
 )
 async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
     if not engine.remove_catalog_arm(arm):
@@ -226,7 +241,7 @@ class ObjectiveIn(BaseModel):
     latency_weight_per_s: float = Field(0.0, ge=0)
 
 
-@router.get("/api/objectives", tags=["objectives"], responses=AUTH_ERRORS)
+@router.get("/api/objectives", tags=["objectives"], responses=responses(READ))
 async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return engine.objectives()
 
@@ -235,7 +250,7 @@ async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/objectives/{scope}",
     tags=["objectives"],
     summary="Set the objective of a task type, a task family or `*`",
-    responses=BODY_ERRORS,
+    responses=responses(WRITE),
 )
 async def set_objective(
     scope: Annotated[str, Path(min_length=1, max_length=128)],
@@ -266,7 +281,7 @@ class BudgetIn(BaseModel):
     "/api/budgets",
     tags=["budgets"],
     summary="Budgets with spend, forecast, pacing",
-    responses=AUTH_ERRORS,
+    responses=responses(READ),
 )
 async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {"budgets": engine.budgets.statuses()}
@@ -276,7 +291,7 @@ async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/budgets/{budget_id}",
     tags=["budgets"],
     summary="Create or replace a budget",
-    responses=BODY_ERRORS,
+    responses=responses(WRITE),
 )
 async def put_budget(
     budget_id: Annotated[str, Path(min_length=1, max_length=64)],
@@ -294,7 +309,9 @@ async def put_budget(
     "/api/budgets/{budget_id}",
     tags=["budgets"],
     status_code=204,
-    responses={**AUTH_ERRORS, 404: {"description": "`not_found`", **_ERR}},
+    responses=responses(
+        READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "no budget with that id")
+    ),
 )
 async def delete_budget(budget_id: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
     if engine.budgets.get(budget_id) is None:
