@@ -142,20 +142,11 @@ async def platform(infra, tmp_path_factory) -> AsyncIterator[Platform]:
 
 @pytest.mark.parametrize("example", PROGRAMS, ids=[e.where for e in PROGRAMS])
 async def test_the_example_runs_as_written_and_its_events_arrive(platform, example):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        example.code,
-        env=platform.env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode()
-    assert err.decode() == ""  # no retry warning, no rejected event
-    reported = set(UUID.findall(out.decode()))
-    assert out.decode().startswith("reported ") and reported
+    code, out, err = await run_program(example.code, platform.env)
+    assert code == 0, err
+    assert err == ""  # no retry warning, no rejected event
+    reported = set(UUID.findall(out))
+    assert out.startswith("reported ") and reported
     agents: dict[str, str] = {}
     for topic in (AGENT_COST.name, AGENT_ERROR.name):
         async for record in read_topic(
@@ -165,3 +156,41 @@ async def test_the_example_runs_as_written_and_its_events_arrive(platform, examp
             if event["id"] in reported:
                 agents[event["id"]] = event["data"]["agent_id"]
     assert agents == dict.fromkeys(reported, AGENT)
+
+
+async def run_program(code: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_readme_example_with_a_wrong_key_or_url_fails_at_once_saying_what_to_fix(
+    platform,
+):
+    [readme] = [e for e in PROGRAMS if e.where.startswith("README.md")]
+    wrong_key = {**platform.env, "FINOPS_API_KEY": "fo_ak_" + "0" * 43}
+    code, out, err = await run_program(readme.code, wrong_key)
+    assert (code, out) == (1, "")
+    auth_url = platform.env["FINOPS_AUTH_URL"]
+    assert err.splitlines()[-1] == (
+        f"finops.client.errors.RequestRefused: the auth service at {auth_url} refused the API "
+        "key (401 invalid_client: the API key is invalid or revoked); check api_key: it must be "
+        "an active key (fo_ak_…) of agent 'support-bot'; 1 event was not delivered"
+    )
+
+    wrong_url = {**platform.env, "FINOPS_AUTH_URL": platform.env["FINOPS_INGEST_URL"]}
+    code, out, err = await run_program(readme.code, wrong_url)
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1].endswith(
+        "/api/auth/token answered 404 not_found: Not Found; is auth_url the auth service "
+        "(port 8001 on the local stack)?; 1 event was not delivered"
+    )

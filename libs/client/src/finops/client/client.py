@@ -299,8 +299,9 @@ class AsyncFinOpsClient:
         try:
             await self.flush(timeout)
         except RequestRefused as exc:
+            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
             raise RequestRefused(
-                f"{exc}; {self.pending} events were not delivered",
+                f"{exc}; {undelivered} not delivered",
                 status=exc.status,
                 code=exc.code,
                 url=exc.url,
