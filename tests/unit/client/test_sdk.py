@@ -343,6 +343,38 @@ async def test_rejected_events_raise_on_flush_and_are_logged_by_default(caplog):
     assert c.stats.rejected == 2
 
 
+@pytest.mark.parametrize("code", ["agent_mismatch", "source_mismatch"])
+async def test_events_refused_for_their_agent_or_source_are_rejected_not_fatal(code):
+    delivered: list[dict] = []
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        batch = json.loads(request.content)
+        foreign = [i for i, e in enumerate(batch) if e["data"]["agent_id"] != "bot"]
+        if foreign:
+            details = [{"index": i, "field": "data.agent_id"} for i in foreign]
+            body = {"error": {"code": code, "message": "not yours", "details": details}}
+            return httpx.Response(403, json=body)
+        delivered.extend(batch)
+        return httpx.Response(202, json={"accepted": len(batch)})
+
+    rejected: list[dict] = []
+    c = client(ingest, batch_size=3, on_rejected=lambda events, reason: rejected.extend(events))
+    ids = [
+        await c.record_call(
+            task_type="qa",
+            provider="openai",
+            model="gpt-4o-mini",
+            usage={"input_tokens": 1, "output_tokens": 1},
+            latency_ms=1,
+            agent_id=agent,
+        )
+        for agent in ("bot", "other", "bot")
+    ]
+    await c.close()
+    assert [e["id"] for e in delivered] == [ids[0], ids[2]]
+    assert [e["id"] for e in rejected] == [ids[1]]
+
+
 async def test_transient_faults_are_logged_as_warnings_with_the_reason(caplog):
     ingest = ScriptedIngest(statuses=[503])
     c = client(ingest, batch_size=1)

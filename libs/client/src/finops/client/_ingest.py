@@ -28,6 +28,8 @@ from finops.client.errors import EventsRejected, RequestRefused
 log = logging.getLogger("finops.client")
 
 Event = dict[str, Any]
+#: 403 codes about some events of a batch (details list their indexes), not about the caller
+PER_EVENT_REFUSALS = frozenset({"agent_mismatch", "source_mismatch"})
 OnRejected = Callable[[list[Event], Any], None]
 
 
@@ -81,7 +83,7 @@ class IngestPoster:
         if status == 413 and len(batch) > 1:
             half = len(batch) // 2
             return (await self.post(batch[:half])) + (await self.post(batch[half:]))
-        if status == 422 or code == "agent_mismatch":
+        if status == 422 or code in PER_EVENT_REFUSALS:
             return self._drop_invalid(batch, resp)
         if status == 403:
             raise RequestRefused(
