@@ -200,3 +200,16 @@ def test_piped_price_output_is_not_wrapped():
     assert total.startswith("$")
     assert len(details) > 80
     assert details.startswith("input $") and "'cached_input_tokens': 18000" in details
+
+
+def test_operator_commands_reach_the_stack_on_its_configured_ports():
+    """After `FINOPS_KAFKA_PORT=… finops up`, `finops topics` looks on that port, not 59092."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
+    result = finops("topics", env={**env, "FINOPS_KAFKA_PORT": str(port), **_plain_env()})
+    assert result.returncode == 1
+    assert f"cannot reach the Kafka broker at 127.0.0.1:{port}" in " ".join(result.stderr.split())
+
+
+def _plain_env() -> dict[str, str]:
+    return {k: v for k, v in PLAIN.items() if v is not None}

@@ -72,6 +72,17 @@ class StackSettings(BaseSettings):
     def port(self, component: str) -> int:
         return int(getattr(self, f"{component}_port"))
 
+    def client_addresses(self) -> dict[str, str]:
+        """The ``FINOPS_*`` addresses a client of this stack uses (URLs given win over ports)."""
+        host = self.bind_host
+        return {
+            "FINOPS_DATABASE_URL": self.database_url
+            or f"postgresql://postgres@{host}:{self.postgres_port}/{DATABASE_NAME}",
+            "FINOPS_REDIS_URL": self.redis_url or f"redis://{host}:{self.redis_port}/0",
+            "FINOPS_KAFKA_BOOTSTRAP": self.kafka_bootstrap or f"{host}:{self.kafka_port}",
+            "FINOPS_AUTH_URL": f"http://{host}:{self.auth_port}",
+        }
+
 
 class LocalInfra:
     """The infrastructure processes of one stack, described as :class:`Component` objects."""

@@ -31,6 +31,19 @@ app.add_typer(users_app, name="users")
 keys_app = FinopsTyper(help="The auth service's token signing keys.")
 app.add_typer(keys_app, name="keys")
 
+#: Commands that run the stack itself: they read its settings, not a client's addresses.
+_STACK_COMMANDS = frozenset({"up", "down", "status", "demo"})
+
+
+@app.callback()
+def _client_addresses(ctx: typer.Context) -> None:
+    """Operator commands reach the stack on the ports it was started with
+    (``FINOPS_<COMPONENT>_PORT``) unless a ``FINOPS_*_URL`` says otherwise."""
+    if ctx.invoked_subcommand in _STACK_COMMANDS:
+        return
+    for key, value in StackSettings().client_addresses().items():
+        os.environ.setdefault(key, value)
+
 
 def _status_table(root: Path) -> tuple[Table, bool]:
     state = read_state(root)
