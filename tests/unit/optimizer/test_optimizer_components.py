@@ -14,7 +14,6 @@ from finops.optimizer.domain import arms as arms_mod
 from finops.optimizer.domain import budgets as budgets_mod
 from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
-from finops.optimizer.domain import policy as policy_mod
 from finops.optimizer.domain.arms import (
     Arm,
     ArmStats,
@@ -24,10 +23,12 @@ from finops.optimizer.domain.arms import (
     QualityPosterior,
 )
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
+from finops.optimizer.domain.policy import routing as policy_routing_mod
 
 
 @pytest.mark.parametrize(
-    "module", [analytics_mod, arms_mod, budgets_mod, eventtime_mod, features_mod, policy_mod]
+    "module",
+    [analytics_mod, arms_mod, budgets_mod, eventtime_mod, features_mod, policy_routing_mod],
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -1,0 +1,85 @@
+"""Online cost/quality routing policy (one implementation for the live service and the backtest).
+
+Where things are
+----------------
+=================  ===========================================================================
+``routing``        :class:`RoutingPolicy`, the facade: register arms, recommend, update, replan
+``config``         :class:`Objective` (what the operator asks) and :class:`PolicyConfig` (knobs)
+``keys``           :func:`family_of` and the one key format of per-(scope, arm) tables
+``task``           per-task-type state (arms' statistics, exploration counters, feature means)
+``estimates``      per-request estimates of every arm (:class:`~.estimates.Estimates`)
+``costs``          expected cost: per-task, pooled per arm, or an operator hint
+``scoring``        price of cost, the quality floor (written once), feasibility, scores
+``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials
+``decision``       :class:`Decision` and its reason
+``learning``       learning from one outcome: quality (contextual), cost, latency, drift
+``priors``         empirical-Bayes priors of the quality posteriors
+``planner``        the fleet planner: reference totals, pacing, shadow price
+``persistence``    the checkpoint format (``to_state`` / ``from_state``)
+=================  ===========================================================================
+
+Model
+-----
+For every task type the policy routes a request to one *arm* (``"model|provider|config"``).  For
+each ``(task_type, arm)`` it keeps (see :mod:`..arms`)
+
+* a quality posterior (Normal approximation of a Beta) with an empirical-Bayes prior: the arm's
+  typical quality over the task *family* (``mmlu/anatomy`` belongs to ``mmlu``) shifted by the
+  task's difficulty as seen by the *other* arms (a task that is hard for the cheap model is hard
+  for the expensive one too),
+* an expected-cost model (linear in the request's input tokens, slope pooled per arm),
+* a latency window (mean and p95),
+* Page-Hinkley drift monitors on quality, log-latency and log-cost residuals.
+
+With request features (:func:`..features.prompt_features`) a
+:class:`..features.ResidualQualityModel` per ``(family, arm)`` -- river StandardScaler + Bayesian
+linear regression with evidence-optimised prior, on features centred per task type -- predicts
+how this prompt deviates from the arm's task-level mean.  Its predictions are centred per task
+(they rank prompts *within* a task) and scaled by a prequentially measured calibration slope, so
+``q_hat(x, a) = mean(task, a) + lam_a * (r_a(x) - rbar(task, a))``.
+
+Decision rule
+-------------
+Among the arms meeting the operator's constraints for the scope (absolute or relative quality
+floor, p95 latency ceiling) the *greedy* arm maximises::
+
+    q_hat(x, a) - latency_weight * p95_a - price * cost_hat(x, a)
+
+``price`` is, by objective: the operator's willingness to pay (quality per USD); ``+inf`` for
+"cheapest arm meeting the floor"; ``0`` for "best quality"; or, with a fleet-wide quality
+target, the learned *shadow price* ``mu`` of quality (see :mod:`.planner`).
+
+Exploration has exact propensities (needed for IPS / doubly-robust evaluation): every other arm
+gets the Thompson probability ``P(u_a > u_greedy)`` under the Gaussian posteriors (times the
+probability of meeting the floor), capped so that the expected *waste* (quality given up plus
+extra cost at the price) stays below ``explore_regret_rate`` per request and by a per-task budget
+of exploratory picks; arms whose evidence on a task is thin get a fair trial (the task's trial
+traffic is shared by its arms, so it does not grow with their number) and are exempt from the
+waste cap -- but only while they are *plausible*: likely enough (``explore_floor``) to beat the
+greedy arm, or to be the best arm that quality targets are measured against.  With ten arms, trying
+each one on every task type would cost more quality than a 5% target leaves.  Arms that may be
+materially better than the apparent best get sampled (targets are relative to the best arm); a
+small floor keeps every propensity positive (see :mod:`.exploration`).
+
+Priors pooled from a handful of identical outcomes are smoothed by ``default_prior_strength``
+pseudo-observations, so that one wrong answer does not make an arm "certainly useless" everywhere.
+
+Drift
+-----
+On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
+centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
+an exploration boost and a drift event is returned by :meth:`RoutingPolicy.update` and queued
+for :meth:`RoutingPolicy.drain_drift_events` (the newest ``drift_queue_max`` only: a caller that
+never drains must not grow the state without bound). Latency / cost drifts reset the latency
+window / cost statistics and are reported the same way.
+
+The whole state is plain data: :meth:`RoutingPolicy.to_state` returns a JSON-able dict and
+:meth:`RoutingPolicy.from_state` restores a policy that makes identical decisions.
+"""
+
+from .config import Objective, PolicyConfig
+from .decision import Decision
+from .keys import family_of
+from .routing import RoutingPolicy
+
+__all__ = ["Decision", "Objective", "PolicyConfig", "RoutingPolicy", "family_of"]

@@ -1,0 +1,143 @@
+"""Operator objectives (:class:`Objective`) and the knobs of the method (:class:`PolicyConfig`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .keys import family_of
+
+__all__ = ["Objective", "PolicyConfig", "objective_for"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Operator objective for a task type or task family.
+
+    Parameters
+    ----------
+    quality_floor
+        Absolute minimum expected quality (0..1) an arm must have to be eligible.
+    relative_quality_floor
+        Minimum expected quality relative to the best arm of the task (e.g. ``0.95``).
+    latency_p95_ms
+        Ceiling on an arm's estimated p95 latency (arms with too few observations are eligible).
+    wtp_per_usd
+        Willingness to pay: score ``quality - wtp_per_usd * cost_usd``.  Overrides the fleet
+        shadow price for this scope.
+    latency_weight_per_s
+        Quality units subtracted per second of p95 latency (soft latency preference).
+
+    Without ``wtp_per_usd`` and without a fleet target, an objective with a floor means "cheapest
+    eligible arm"; an empty objective means "best expected quality".
+    """
+
+    quality_floor: float | None = None
+    relative_quality_floor: float | None = None
+    latency_p95_ms: float | None = None
+    wtp_per_usd: float | None = None
+    latency_weight_per_s: float = 0.0
+
+
+@dataclass
+class PolicyConfig:
+    """Knobs of :class:`RoutingPolicy`.
+
+    The defaults are the method, not a fit to one data set: only ``fleet_quality_target`` (and
+    ``seed``) are meant to be set by callers.  Quality is in [0, 1], prices in quality per USD.
+    """
+
+    # --- fleet-wide objective ------------------------------------------------------------
+    #: quality to keep relative to the best single arm over all task types (``None``: off)
+    fleet_quality_target: float | None = None
+    #: confidence (standard errors) with which the target must hold against every arm that may
+    #: be the best one
+    target_z: float = 1.0
+    #: a surplus / deficit is paced out over this fraction of the traffic seen so far
+    pacing_horizon: float = 0.25
+    #: re-plan the shadow price every this many updates (more often at the start)
+    replan_every: int = 200
+    #: recent requests used as the planning sample (and minimum pacing horizon)
+    plan_window: int = 256
+    #: counterfactual reference totals: include the (calibrated) contextual residuals of the
+    #: requests an arm did not serve
+    ref_residuals: bool = True
+    ref_residual_calibrated: bool = True
+    #: the reference arm's mean on requests it did not serve is raised by this many posterior
+    #: standard deviations: adaptively collected sample means are biased low for arms the
+    #: policy stopped sampling (Nie et al., 2018), which would overstate the quality ratio
+    ref_optimism: float = 0.2
+
+    # --- exploration (all probabilities are exact propensities) ---------------------------
+    #: minimum total probability of the non-greedy arms; also the plausibility bar: an arm whose
+    #: chance of beating the greedy one and of being the best arm are both below it is left to
+    #: this floor and the regret cap, however thin its evidence
+    explore_floor: float = 0.01
+    #: max expected waste per request (quality given up + extra cost at the price)
+    explore_regret_rate: float = 0.0025
+    #: per-task budget: max fraction of exploratory picks (plus ``explore_allowance`` per arm)
+    max_explore_frac: float = 0.15
+    explore_allowance: int = 20
+    #: per-decision cap of the exploration probability
+    max_explore_step: float = 0.5
+    #: weight of sampling arms that may be materially better than the apparent best
+    identify_weight: float = 0.5
+    #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
+    #: than ``explore_min_obs`` are sampled with probability ``young_explore / (arms - 1)``
+    #: each, unless they are implausible (see ``explore_floor``)
+    explore_min_obs: int = 30
+    young_explore: float = 0.2
+
+    # --- quality posteriors (empirical Bayes) ---------------------------------------------
+    prior_strength_min: float = 1.0
+    prior_strength_max: float = 100.0
+    default_prior_strength: float = 2.0
+    #: task types with data needed before priors are pooled across a family
+    eb_min_tasks: int = 5
+
+    # --- contextual residual models ---------------------------------------------------------
+    contextual: bool = True
+    #: one model per task "family" (pooled over its task types) or per "task" type
+    ctx_scope: str = "family"
+    ctx_prior_variance: float = 0.002
+    ctx_noise_variance: float = 0.2
+    ctx_clip: float = 0.3
+    ctx_warmup: int = 30
+    #: feature means and residual predictions are centred per task over this many requests
+    ctx_center_window: int = 200
+    #: pseudo-observations shrinking the prequential calibration slope of the residuals to 0
+    ctx_calibration_prior: float = 30.0
+    #: also feed the intercept with residual-adjusted qualities (off: proved over-confident
+    #: on adaptively selected requests)
+    ctx_backfit: bool = False
+
+    # --- drift ----------------------------------------------------------------------------
+    #: Page-Hinkley settings (standard-deviation units)
+    drift_delta: float = 0.1
+    drift_threshold: float = 40.0
+    drift_warmup: int = 30
+    #: pseudo-observations kept (and max prior strength) after a quality drift
+    drift_keep: float = 5.0
+    #: weight of the exponentially weighted "recent" quality mean used after a drift
+    recent_alpha: float = 0.05
+    #: exploration floor right after a drift, for ``drift_explore_events`` updates of the task
+    drift_explore_floor: float = 0.2
+    drift_explore_events: int = 100
+    #: drift events kept for :meth:`RoutingPolicy.drain_drift_events` (the oldest are dropped)
+    drift_queue_max: int = 100
+
+    # --- latency / misc ---------------------------------------------------------------------
+    latency_window: int = 256
+    min_latency_obs: int = 20
+    #: seed of the internal RNG (used when ``recommend`` gets no ``rng``)
+    seed: int = 0
+
+
+def objective_for(objectives: Mapping[str, Objective], task_type: str) -> Objective:
+    """The objective of a task type: its own, else its family's, else ``"*"``, else none."""
+    obj = objectives.get(task_type)
+    if obj is None:
+        obj = objectives.get(family_of(task_type))
+        if obj is None:
+            obj = objectives.get("*")
+    return obj or Objective()

@@ -1,0 +1,174 @@
+"""Learning from one outcome (bandit feedback): quality, cost, latency, and their drifts.
+
+Quality follows an additive model ``q(x) = intercept(task, arm) + lam * [r_arm(x) - rbar]``:
+the posterior is over the task-level intercept, the residual model ``r`` over prompt-level
+deviations (features centred per task, and predictions centred on their running mean ``rbar``
+over the task's requests, so it only ranks prompts within a task), ``lam`` its prequential
+calibration slope.  By default the intercept learns from the raw quality (``ctx_backfit=False``):
+backfitting on selected requests proved over-confident.
+
+A detected drift returns a :class:`DriftSignal`; the policy turns it into a drift event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..arms import ArmStats
+from ..features import ResidualQualityModel
+from .config import PolicyConfig
+from .costs import CostBook
+from .keys import scoped_key
+from .task import TaskState
+
+__all__ = [
+    "DriftSignal",
+    "clipped_quality",
+    "drift_event",
+    "learn_cost",
+    "learn_latency",
+    "learn_quality",
+    "on_quality_drift",
+]
+
+
+@dataclass(frozen=True)
+class DriftSignal:
+    """A change detected in one arm's quality, cost or latency."""
+
+    metric: str  # "quality" | "cost" | "latency"
+    direction: int  # > 0: increase
+    before: Any
+    after: Any
+
+
+def drift_event(task_type: str, arm: str, signal: DriftSignal, update_index: int) -> dict[str, Any]:
+    """The JSON-able drift event reported to callers (and kept in checkpoints)."""
+    return {
+        "kind": "drift",
+        "task_type": task_type,
+        "arm": arm,
+        "metric": signal.metric,
+        "direction": "increase" if signal.direction > 0 else "decrease",
+        "update_index": update_index,
+        "before": signal.before,
+        "after": signal.after,
+    }
+
+
+def clipped_quality(quality: float | None, success: bool) -> float:
+    """Quality in [0, 1]: 0 for a failed call, 1 when a successful call reports none."""
+    if not success:
+        return 0.0
+    q = 1.0 if quality is None else float(quality)
+    return 0.0 if q < 0.0 else (1.0 if q > 1.0 else q)
+
+
+def learn_quality(
+    config: PolicyConfig,
+    task: TaskState,
+    st: ArmStats,
+    features: Mapping[str, float] | None,
+    q: float,
+    q_before: float,
+    ctx: MutableMapping[str, ResidualQualityModel],
+) -> None:
+    """Quality posterior, residual models, recent mean and counterfactual bookkeeping.
+
+    ``q_before`` is the arm's mean quality before this outcome."""
+    r_chosen = 0.0
+    if features and config.contextual:
+        r_chosen = _learn_residuals(config, task, st, features, q, q_before, ctx)
+    st.quality.add(q - r_chosen if config.ctx_backfit else q)
+    st.add_recent(q, config.recent_alpha)
+    # counterfactual bookkeeping for the fleet reference
+    st.obs_sum += q
+    for other in task.arms.values():
+        if other is not st:
+            other.unobs_n += 1.0
+
+
+def _learn_residuals(
+    config: PolicyConfig,
+    task: TaskState,
+    st: ArmStats,
+    features: Mapping[str, float],
+    q: float,
+    q_before: float,
+    ctx: MutableMapping[str, ResidualQualityModel],
+) -> float:
+    """Feed the served arm's residual model; track every arm's centred residual predictions
+    (the unserved ones count towards their counterfactual totals).  Returns the served arm's
+    calibrated residual."""
+    r_chosen = 0.0
+    xc = task.centred(features)
+    task.learn_features(features, config.ctx_center_window)
+    window = config.ctx_center_window
+    for a, other in task.arms.items():
+        key = scoped_key(task.ctx_prefix, a)
+        m_a = ctx.get(key)
+        if m_a is None:
+            if other is not st:
+                continue
+            m_a = ctx[key] = ResidualQualityModel(
+                prior_variance=config.ctx_prior_variance,
+                noise_variance=config.ctx_noise_variance,
+                clip=config.ctx_clip,
+                warmup=config.ctx_warmup,
+            )
+        r_a = m_a.predict_one(xc)
+        if m_a.n > m_a.warmup:
+            dev = r_a - other.r_bar
+            if other is st:
+                m_a.observe_calibration(dev, q - q_before)
+                r_chosen = m_a.calibration(config.ctx_calibration_prior) * dev
+            elif config.ref_residual_calibrated:
+                other.unobs_r += m_a.calibration(config.ctx_calibration_prior) * dev
+            else:
+                other.unobs_r += dev
+            other.r_n += 1.0
+            other.r_bar += (r_a - other.r_bar) / min(other.r_n, window)
+        if other is st:
+            m_a.learn_one(xc, q - q_before)
+    return r_chosen
+
+
+def on_quality_drift(config: PolicyConfig, task: TaskState, st: ArmStats) -> None:
+    """Shrink the arm's posterior to a few pseudo-observations around its recent mean, cap its
+    prior strength and boost the task's exploration."""
+    st.rebase_counterfactual()
+    recent = st.recent_q if st.recent_q is not None else st.quality.mu
+    var = max((st.recent_q2 or 0.0) - recent * recent, 0.01)
+    st.quality.discount(config.drift_keep, mean=recent, var=var)
+    st.prior_cap = config.drift_keep
+    st.n_drifts += 1
+    task.boost_until = task.n + config.drift_explore_events
+    task.explores = 0
+    task.picks = 0
+
+
+def learn_cost(
+    costs: CostBook, arm: str, st: ArmStats, tokens: float | None, cost: float
+) -> DriftSignal | None:
+    """Cost models (task and pooled); a drift of the log-cost residual restarts the task's."""
+    c_hat = costs.expected(arm, st, tokens) if st.cost.n > 0 else None
+    costs.learn(arm, st, tokens, cost)
+    if c_hat is not None and cost > 0 and c_hat > 0:
+        if st.cost_drift.update(math.log(cost / c_hat)):
+            costs.restart(arm, st, tokens, cost)
+            return DriftSignal("cost", st.cost_drift.last_direction, c_hat, cost)
+    return None
+
+
+def learn_latency(config: PolicyConfig, st: ArmStats, latency_ms: float) -> DriftSignal | None:
+    """Latency window; a drift of log-latency keeps only the most recent observations."""
+    lat = float(latency_ms)
+    st.latency.add(lat)
+    if st.lat_drift.update(math.log(lat if lat > 1e-3 else 1e-3)):
+        before = st.latency.p95()
+        st.latency.keep_recent(max(config.min_latency_obs, 1))
+        return DriftSignal("latency", st.lat_drift.last_direction, before, st.latency.p95())
+    return None

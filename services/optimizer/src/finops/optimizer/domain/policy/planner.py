@@ -1,0 +1,347 @@
+"""Fleet planner: the shadow price of quality that holds a fleet-wide quality target.
+
+With ``fleet_quality_target = T`` the realised quality of all routed requests must stay at
+``>= T x`` the quality the best single arm (highest estimated total over all task types) would
+have delivered on the same requests.  Every ``replan_every`` updates the policy re-plans ``mu``:
+
+1. *Reference.*  For each arm the counterfactual total is the quality it delivered where it
+   served plus, on requests it did not serve, its task mean (raised by ``ref_optimism`` posterior
+   sds: adaptively sampled means are biased low) plus the calibrated residuals of those prompts.
+   The aim is ``T`` times the largest *upper confidence bound* of these totals over the best
+   one's estimate: the ratio must hold against every arm that may plausibly be the best.
+   *Reference audits* (see :mod:`.exploration`) keep that estimate honest where the policy has
+   moved away from the reference arm.
+2. *Pacing.*  The realised policy quality is known exactly; the surplus / deficit against the
+   aim is spread over a horizon of ``pacing_horizon`` x the traffic seen so far, and the
+   expected loss of exploratory picks is added.
+3. *Dual solve.*  On a window of recent requests (a sample of future traffic) every request's
+   arms form a cost/quality hull; the breakpoints ``delta quality / delta cost`` are sorted and
+   ``mu`` is set where the cumulative quality loss reaches the budget -- the exact Lagrangian
+   relaxation of "minimise cost s.t. fleet quality >= target".  Requests at the marginal
+   breakpoint are split by randomised rounding (``mu`` / ``mu_hi`` with probability ``mu_mix``);
+   when the target is slack ``mu = inf``.
+
+``mu`` is in quality per USD and chosen by a sort: nothing depends on the cost scale or on the
+number of arms, and there is no learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..arms import ArmStats
+from .config import Objective, PolicyConfig
+from .estimates import Estimates
+from .scoring import INF, argmax, feasible, phi, utilities
+from .task import TaskState
+
+__all__ = ["FleetPlan", "PlanWindow", "PlannedRequest", "RefTotal", "reference_totals"]
+
+#: estimates of a task's arms for one request's features
+Estimator = Callable[[TaskState, Sequence[str], Mapping[str, float] | None], Estimates]
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A recent request in the planning window."""
+
+    task_type: str
+    features: dict[str, float] | None
+
+
+@dataclass
+class PlanWindow:
+    """Ring buffer of the most recent ``size`` requests (the planning sample)."""
+
+    size: int
+    items: list[PlannedRequest] = field(default_factory=list)
+    pos: int = 0
+
+    def add(self, request: PlannedRequest) -> None:
+        if len(self.items) < self.size:
+            self.items.append(request)
+        else:
+            self.items[self.pos] = request
+            self.pos = (self.pos + 1) % self.size
+
+    def chronological(self) -> list[PlannedRequest]:
+        """Oldest first (a restored policy must sum in the same order)."""
+        return self.items[self.pos :] + self.items[: self.pos]
+
+
+@dataclass(frozen=True)
+class RefTotal:
+    """Estimated total quality an arm would have delivered on all requests, and its variance."""
+
+    total: float
+    variance: float
+
+
+@dataclass(frozen=True, order=True)
+class _Breakpoint:
+    """Price at which one request switches to the next cheaper arm, and the quality change."""
+
+    price: float
+    quality_change: float
+
+
+@dataclass
+class _WindowHull:
+    base_q: float = 0.0  # planned quality at price 0
+    ref_q: float = 0.0  # reference quality on the window
+    breaks: list[_Breakpoint] = field(default_factory=list)
+
+
+def _total_variance(st: ArmStats) -> float:
+    """Variance of an arm's counterfactual total on its task (unserved requests only)."""
+    unseen = st.unobs_n
+    if unseen <= 0:
+        return 0.0
+    _p0, m, v0 = st.effective_prior()
+    v_obs = (st.quality.m2 + m * v0) / (st.quality.n + m)
+    return unseen * unseen * st.quality_var() + unseen * v_obs
+
+
+def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> dict[str, RefTotal]:
+    """Estimated total quality (and its variance) each arm would have delivered.
+
+    Only arms available on every task type with traffic are candidates for the fleet's
+    "best single arm"; if there is none the per-task best arm is used (key ``""``).
+    """
+    totals: dict[str, float] = {}
+    variances: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    n_tasks = 0
+    best_t = 0.0
+    best_v = 0.0
+    for task in tasks.values():
+        if task.n <= 0 or not task.arms:
+            continue
+        n_tasks += 1
+        best: tuple[float, ArmStats] | None = None
+        for arm, st in task.arms.items():
+            t = st.counterfactual_total(config.ref_residuals, config.ref_optimism)
+            totals[arm] = totals.get(arm, 0.0) + t
+            variances[arm] = variances.get(arm, 0.0) + _total_variance(st)
+            counts[arm] = counts.get(arm, 0) + 1
+            if best is None or t > best[0]:
+                best = (t, st)
+        best_t += best[0]  # type: ignore[index]
+        best_v += _total_variance(best[1])  # type: ignore[index]
+    out = {a: RefTotal(t, variances[a]) for a, t in totals.items() if counts[a] == n_tasks}
+    if not out and n_tasks:
+        out = {"": RefTotal(best_t, best_v)}
+    return out
+
+
+def best_reference(tots: Mapping[str, RefTotal]) -> str:
+    """Key of the highest reference total (ties: the larger name)."""
+    return max(tots, key=lambda a: (tots[a].total, a))
+
+
+@dataclass
+class FleetPlan:
+    """The planner's state: shadow price(s), exploration loss, reference candidates."""
+
+    mu: float = 0.0  # shadow price of quality (quality per USD)
+    mu_hi: float = 0.0  # price applied to the fraction ``mu_mix`` of marginal requests
+    mu_mix: float = 0.0
+    xloss: float = 0.0  # EW mean expected exploration loss per request (quality units)
+    xloss_w: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    ref_candidates: set[str] = field(default_factory=set)  # arms that may still be the best
+
+    def record_exploration_loss(self, x_loss: float, window: int) -> None:
+        w = 1.0 / window
+        self.xloss = (1.0 - w) * self.xloss + w * x_loss
+        self.xloss_w = (1.0 - w) * self.xloss_w + w
+
+    def replan(
+        self,
+        config: PolicyConfig,
+        tasks: Mapping[str, TaskState],
+        window: PlanWindow,
+        estimate: Estimator,
+        objective_of: Callable[[str], Objective],
+        n_updates: int,
+    ) -> None:
+        """Re-plan the shadow price for ``config.fleet_quality_target``."""
+        target = config.fleet_quality_target
+        assert target is not None
+        tots = reference_totals(config, tasks)
+        n_tot = sum(t.n for t in tasks.values() if t.arms)
+        q_pol = sum(t.q_sum for t in tasks.values() if t.arms)
+        ref_key = best_reference(tots) if tots else ""
+        ref = tots[ref_key].total if tots else 0.0
+        if not tots or n_tot <= 0 or ref <= 0:
+            self.mu = self.mu_hi = self.mu_mix = 0.0
+            return
+        ref_arm = ref_key or None
+        var = tots[ref_key].variance
+        _plan_audits(config, tasks, ref_arm, target, var)
+        self.ref_candidates = _ref_candidates(config, tots, ref_key)
+        # the ratio must hold against every arm that may plausibly be the best one: an arm with
+        # few observations and a poor start can still turn out to be the reference
+        z = config.target_z
+        ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
+        aim = min(target * ref_ucb / ref, 1.0)
+        horizon = max(config.pacing_horizon * n_tot, config.plan_window)
+        t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
+        t_eff = min(max(t_eff, aim - 0.25), 1.5)
+        # greedy choices must also cover the expected loss of exploratory picks
+        x_rate = self.xloss / self.xloss_w if self.xloss_w > 0 else 0.0
+        t_plan = t_eff + x_rate * n_tot / ref
+        hull = _window_hull(tasks, window, ref_arm, estimate, objective_of)
+        self.mu, self.mu_hi, self.mu_mix = _solve_price(hull, t_plan)
+        self.info = {
+            "updates": n_updates,
+            "reference_arm": ref_arm,
+            "estimated_quality_ratio": q_pol / ref,
+            "ratio_se": math.sqrt(var) / ref,
+            "aim": aim,
+            "paced_ratio": t_eff,
+            "planned_ratio": t_plan,
+            "exploration_loss": x_rate,
+            "mu": self.mu,
+            "mu_hi": self.mu_hi,
+            "marginal_split": self.mu_mix,
+        }
+
+
+def _ref_candidates(config: PolicyConfig, tots: Mapping[str, RefTotal], ref_key: str) -> set[str]:
+    """Arms whose chance of having the highest total reaches the exploration floor."""
+    ref, var = tots[ref_key].total, tots[ref_key].variance
+    out = {ref_key} if ref_key else set()
+    for a, t in tots.items():
+        spread = math.sqrt(t.variance + var)
+        if a and spread > 0.0 and phi((t.total - ref) / spread) >= config.explore_floor:
+            out.add(a)
+    return out
+
+
+def _plan_audits(
+    config: PolicyConfig,
+    tasks: Mapping[str, TaskState],
+    ref_arm: str | None,
+    target: float,
+    var: float,
+) -> None:
+    """Value of one more observation of the reference arm on each task type.
+
+    The planner must deliver ``target x (reference total + z sd)``: one more observation of
+    the reference arm on a task type shrinks the variance of its counterfactual total there
+    by about ``unserved^2 x var(mean) / (n + m + 1)`` and so lowers the quality the fleet
+    must deliver by ``target x z x dV / (2 sd)``.  That is compared, per decision, with the
+    extra cost of the observation at the shadow price.
+    """
+    sd = math.sqrt(var) if var > 0.0 else 0.0
+    scale = target * config.target_z / (2.0 * sd) if sd > 0.0 else 0.0
+    for task in tasks.values():
+        st = task.arms.get(ref_arm) if ref_arm is not None else None
+        if st is None or scale <= 0.0 or st.unobs_n <= 0:
+            task.audit = 0.0
+            continue
+        _p0, m, _v0 = st.effective_prior()
+        task.audit = scale * st.unobs_n**2 * st.quality_var() / (st.quality.n + m + 1.0)
+
+
+def _window_hull(
+    tasks: Mapping[str, TaskState],
+    window: PlanWindow,
+    ref_arm: str | None,
+    estimate: Estimator,
+    objective_of: Callable[[str], Objective],
+) -> _WindowHull:
+    """Quality at price 0, reference quality and the hull breakpoints of the window requests."""
+    hull = _WindowHull()
+    cache: dict[str, tuple[TaskState, list[str], Objective]] = {}
+    for request in window.chronological():
+        task_type = request.task_type
+        entry = cache.get(task_type)
+        if entry is None:
+            task = tasks.get(task_type)
+            if task is None or not task.arms:
+                continue
+            entry = cache[task_type] = (task, list(task.arms), objective_of(task_type))
+        task, arm_keys, obj = entry
+        est = estimate(task, arm_keys, request.features)
+        qs = est.quality
+        if ref_arm is not None and ref_arm in task.arms:
+            hull.ref_q += qs[arm_keys.index(ref_arm)]
+        else:
+            hull.ref_q += max(qs)
+        _add_request(hull, obj, est)
+    return hull
+
+
+def _add_request(hull: _WindowHull, obj: Objective, est: Estimates) -> None:
+    """Add one request: its best feasible arm at price 0, then walk the upper cost/quality
+    hull towards cheaper arms, one breakpoint per step."""
+    qs, cs = est.quality, est.cost
+    ok = feasible(obj, est)
+    if not any(ok):
+        hull.base_q += max(qs)
+        return
+    if obj.wtp_per_usd is not None:
+        us = utilities(obj, obj.wtp_per_usd, est)
+        hull.base_q += qs[argmax(us, cs, ok)]
+        return
+    u0 = utilities(obj, 0.0, est)
+    j = argmax(u0, cs, ok)
+    hull.base_q += qs[j]
+    while True:
+        best_k, best_bp = -1, INF
+        for i in range(len(qs)):
+            if ok[i] and cs[i] < cs[j]:
+                bp = (u0[j] - u0[i]) / (cs[j] - cs[i])
+                if bp < best_bp or (bp == best_bp and cs[i] < cs[best_k]):
+                    best_k, best_bp = i, bp
+        if best_k < 0:
+            break
+        hull.breaks.append(_Breakpoint(max(best_bp, 0.0), qs[best_k] - qs[j]))
+        j = best_k
+
+
+def _solve_price(hull: _WindowHull, t_eff: float) -> tuple[float, float, float]:
+    """Shadow price whose planned fleet quality on the window is ``t_eff``.
+
+    Returns ``(mu_lo, mu_hi, f)``: the breakpoints of all window requests are taken in
+    increasing order while the quality budget lasts; the requests at the marginal breakpoint
+    are split, a fraction ``f`` of them priced at ``mu_hi`` (switched to the cheaper arm)
+    and the rest at ``mu_lo``.  This randomised rounding matters when many requests share a
+    breakpoint (no prompt features, or a single task type).
+    """
+    budget = hull.base_q - t_eff * hull.ref_q
+    if budget <= 0:
+        return 0.0, 0.0, 0.0
+    if not hull.breaks:
+        # the quality target is slack and nothing cheaper is left: only cost matters
+        return INF, INF, 0.0
+    loss = 0.0
+    last = 0.0
+    for bp, group_loss, nxt in _breakpoint_groups(sorted(hull.breaks)):
+        if loss + group_loss > budget:
+            frac = (budget - loss) / group_loss if group_loss > 0 else 0.0
+            return 0.5 * (last + bp), 0.5 * (bp + nxt), frac
+        loss += group_loss
+        last = bp
+    # every switch is affordable: the quality constraint is slack, only cost matters
+    return INF, INF, 0.0
+
+
+def _breakpoint_groups(breaks: list[_Breakpoint]) -> Iterator[tuple[float, float, float]]:
+    """Sorted breakpoints grouped by price (within a relative 1e-9): ``(price, quality lost,
+    next group's price)``; the last group's "next" price is 4 x its own."""
+    i, n = 0, len(breaks)
+    while i < n:
+        bp = breaks[i].price
+        j = i
+        group_loss = 0.0
+        while j < n and breaks[j].price <= bp * (1.0 + 1e-9) + 1e-300:
+            group_loss -= breaks[j].quality_change
+            j += 1
+        yield bp, group_loss, breaks[j].price if j < n else 4.0 * bp
+        i = j
