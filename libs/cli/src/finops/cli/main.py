@@ -411,10 +411,11 @@ if __name__ == "__main__":
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import ops, optimizer_cmds
+    from finops.cli import experiments_cmds, ops, optimizer_cmds
 
     ops.register(app)
     optimizer_cmds.register(app)
+    experiments_cmds.register(app)
 
 
 _register_operator_commands()

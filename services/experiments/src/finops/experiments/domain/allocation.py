@@ -1,0 +1,70 @@
+"""Which variant a unit gets: sticky salted hashing for fixed splits, Thompson sampling for
+bandits, always with the probability of the variant given (its propensity). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from finops.experiments.domain.sequential import LOWER_IS_BETTER, Metric, log_estimate
+from finops.experiments.domain.stats import VariantStats
+
+# Bandit allocation starts from the declared weights until every variant has this many
+# events, and never gives a variant less than this share of the traffic (so the analysis
+# and off-policy estimates keep seeing every variant).
+BANDIT_WARMUP = 30
+BANDIT_MIN_SHARE = 0.02
+THOMPSON_DRAWS = 4000
+
+
+def unit_hash(salt: str, unit: str) -> float:
+    """A uniform number in [0, 1) fixed by (salt, unit): the same unit always lands the same."""
+    digest = hashlib.blake2b(f"{salt}\x00{unit}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def pick(weights: Sequence[float], u: float) -> int:
+    """The index whose cumulative-weight slot holds ``u``."""
+    edges = np.cumsum(np.asarray(weights, dtype=float))
+    edges /= edges[-1]
+    return min(int(np.searchsorted(edges, u, side="right")), len(edges) - 1)
+
+
+def probability_best(
+    stats: Sequence[VariantStats],
+    metric: Metric,
+    rng: np.random.Generator,
+    draws: int = THOMPSON_DRAWS,
+) -> list[float]:
+    """Posterior probability that each variant has the best metric (normal approximation of
+    the log metric); equal shares while some variant has no usable data."""
+    means = []
+    sds = []
+    for s in stats:
+        est = log_estimate(s, metric)
+        means.append(float(est.log_value))
+        sds.append(float(np.sqrt(est.variance)))
+    if not all(np.isfinite(means)) or not all(np.isfinite(sds)):
+        return [1.0 / len(stats)] * len(stats)
+    samples = rng.normal(np.asarray(means), np.asarray(sds), size=(draws, len(stats)))
+    best = samples.argmin(axis=1) if LOWER_IS_BETTER[metric] else samples.argmax(axis=1)
+    counts = np.bincount(best, minlength=len(stats))
+    return [float(c) / draws for c in counts]
+
+
+def thompson_propensities(
+    stats: Sequence[VariantStats],
+    weights: Sequence[float],
+    metric: Metric,
+    rng: np.random.Generator,
+) -> list[float]:
+    """Thompson sampling's allocation: each variant's probability of being best, floored at
+    ``BANDIT_MIN_SHARE`` and renormalised; the declared weights during warm-up."""
+    if min(int(s.n) for s in stats) < BANDIT_WARMUP:
+        total = float(sum(weights))
+        return [w / total for w in weights]
+    raw = np.maximum(np.asarray(probability_best(stats, metric, rng)), BANDIT_MIN_SHARE)
+    return [float(p) for p in raw / raw.sum()]

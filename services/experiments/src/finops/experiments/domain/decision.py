@@ -1,0 +1,272 @@
+"""The decision rules of an experiment, taken at every look. Pure: no I/O.
+
+At each look (after every event), for each treatment against the control (the first
+variant), in this order:
+
+1. nothing while a variant has fewer than ``min_samples`` events, or while the SRM check
+   rejects the declared split (fixed allocation only);
+2. a guardrail *confirmed* broken by its always-valid interval (quality ratio against the
+   control below ``min_quality_ratio``, success-rate drop above ``max_success_rate_drop``)
+   or a p95 latency over ``max_p95_latency_ms`` stops the experiment with no winner;
+3. a treatment whose interval on the primary metric lies wholly on the better side wins,
+   provided its guardrails hold at their point estimates;
+4. when every treatment's interval lies wholly on the worse side, the control wins.
+
+With more than two variants each comparison runs at alpha / (number of treatments)
+(Bonferroni), so the chance of any false winner stays at most alpha.
+
+:func:`look` does one comparison on plain numbers or on numpy arrays (one element per look,
+as the simulations use); :func:`analyse` applies it to a running experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from finops.experiments.domain.sequential import (
+    LOWER_IS_BETTER,
+    Metric,
+    compare,
+    metric_value,
+    success_rate_drop,
+    variant_interval,
+)
+from finops.experiments.domain.srm import SRM_P_THRESHOLD
+from finops.experiments.domain.stats import VariantStats
+
+DEFAULT_TAU = 0.1
+DEFAULT_GUARDRAIL_TAU = 0.05
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    metric: Metric = "cost_per_success"
+    alpha: float = 0.05
+    min_samples: int = 100
+    min_quality_ratio: float = 0.95
+    max_p95_latency_ms: float | None = None
+    max_success_rate_drop: float | None = None
+    tau: float = DEFAULT_TAU
+    guardrail_tau: float = DEFAULT_GUARDRAIL_TAU
+    srm_threshold: float = SRM_P_THRESHOLD
+
+
+class Outcome(IntEnum):
+    CONTINUE = 0
+    TREATMENT_WINS = 1
+    CONTROL_WINS = 2
+    GUARDRAIL_BROKEN = 3
+
+
+@dataclass(frozen=True)
+class GuardrailCheck:
+    broken: Any  # confirmed by the always-valid interval (or p95 over the ceiling)
+    holds: Any  # holds at the point estimates
+    reasons: Any  # text per check, only for scalar looks
+
+
+def guardrails(
+    control: VariantStats,
+    treatment: VariantStats,
+    settings: AnalysisSettings,
+    alpha: float,
+    treatment_p95_ms: float | None = None,
+) -> GuardrailCheck:
+    broken: Any = np.zeros_like(np.asarray(treatment.n), dtype=bool)
+    holds: Any = np.ones_like(np.asarray(treatment.n), dtype=bool)
+    reasons: list[str] = []
+    has_quality = (np.asarray(control.quality_n) > 0) & (np.asarray(treatment.quality_n) > 0)
+    quality = compare(control, treatment, "quality", alpha, settings.guardrail_tau)
+    floor = math.log(settings.min_quality_ratio)
+    with np.errstate(invalid="ignore"):
+        quality_broken = has_quality & (quality.upper < floor)
+        quality_holds = ~has_quality | (quality.estimate >= floor)
+    broken = broken | quality_broken
+    holds = holds & quality_holds
+    if np.ndim(quality_broken) == 0 and bool(quality_broken):
+        reasons.append(
+            f"quality ratio {math.exp(float(quality.estimate)):.3f} (interval upper "
+            f"{math.exp(float(quality.upper)):.3f}) below min_quality_ratio "
+            f"{settings.min_quality_ratio}"
+        )
+    if settings.max_success_rate_drop is not None:
+        drop = success_rate_drop(control, treatment, alpha, settings.guardrail_tau)
+        with np.errstate(invalid="ignore"):
+            drop_broken = drop.lower > settings.max_success_rate_drop
+            drop_holds = ~(drop.estimate > settings.max_success_rate_drop)
+        broken = broken | drop_broken
+        holds = holds & drop_holds
+        if np.ndim(drop_broken) == 0 and bool(drop_broken):
+            reasons.append(
+                f"success rate drop {float(drop.estimate):.3f} (interval lower "
+                f"{float(drop.lower):.3f}) above max_success_rate_drop "
+                f"{settings.max_success_rate_drop}"
+            )
+    if settings.max_p95_latency_ms is not None and treatment_p95_ms is not None:
+        if treatment_p95_ms > settings.max_p95_latency_ms:
+            broken = broken | True
+            holds = holds & False
+            reasons.append(
+                f"p95 latency {treatment_p95_ms:.0f} ms above max_p95_latency_ms "
+                f"{settings.max_p95_latency_ms:g}"
+            )
+    return GuardrailCheck(broken, holds, reasons)
+
+
+def look(
+    control: VariantStats,
+    treatment: VariantStats,
+    settings: AnalysisSettings,
+    *,
+    srm_p: Any = 1.0,
+    alpha: float | None = None,
+    treatment_p95_ms: float | None = None,
+) -> Any:
+    """The :class:`Outcome` of one treatment against the control at each look."""
+    alpha = settings.alpha if alpha is None else alpha
+    enough = (np.asarray(control.n) >= settings.min_samples) & (
+        np.asarray(treatment.n) >= settings.min_samples
+    )
+    active = enough & (np.asarray(srm_p) >= settings.srm_threshold)
+    primary = compare(control, treatment, settings.metric, alpha, settings.tau)
+    with np.errstate(invalid="ignore"):
+        if LOWER_IS_BETTER[settings.metric]:
+            better, worse = primary.upper < 0, primary.lower > 0
+        else:
+            better, worse = primary.lower > 0, primary.upper < 0
+    guard = guardrails(control, treatment, settings, alpha, treatment_p95_ms)
+    return np.select(
+        [~active, guard.broken, better & guard.holds, worse],
+        [Outcome.CONTINUE, Outcome.GUARDRAIL_BROKEN, Outcome.TREATMENT_WINS, Outcome.CONTROL_WINS],
+        default=Outcome.CONTINUE,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision: ``winner`` is None when the experiment stops without one."""
+
+    winner: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class VariantReport:
+    name: str
+    metric_value: float | None
+    interval: tuple[float, float] | None
+    guardrails_ok: bool
+    guardrail_reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    verdict: Verdict | None
+    srm_p_value: float | None
+    srm_ok: bool
+    variants: list[VariantReport]
+
+
+def _finite(x: Any) -> float | None:
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def analyse(
+    names: Sequence[str],
+    stats: Sequence[VariantStats],
+    settings: AnalysisSettings,
+    srm_p: float | None,
+) -> Analysis:
+    """Look at a running experiment once; ``srm_p`` is None for bandit allocation."""
+    control = stats[0]
+    alpha = settings.alpha / max(1, len(stats) - 1)
+    srm_ok = srm_p is None or srm_p >= settings.srm_threshold
+    reports = [_report(names[0], control, control, settings, alpha, is_control=True)]
+    outcomes: list[tuple[str, Outcome, VariantReport]] = []
+    for name, s in zip(names[1:], stats[1:], strict=True):
+        report = _report(name, control, s, settings, alpha, is_control=False)
+        reports.append(report)
+        outcome = Outcome(
+            int(
+                look(
+                    control,
+                    s,
+                    settings,
+                    srm_p=1.0 if srm_p is None else srm_p,
+                    alpha=alpha,
+                    treatment_p95_ms=s.p95_latency_ms(),
+                )
+            )
+        )
+        outcomes.append((name, outcome, report))
+    verdict = _verdict(names[0], outcomes, settings)
+    return Analysis(verdict, srm_p, bool(srm_ok), reports)
+
+
+def _report(
+    name: str,
+    control: VariantStats,
+    s: VariantStats,
+    settings: AnalysisSettings,
+    alpha: float,
+    *,
+    is_control: bool,
+) -> VariantReport:
+    lo, hi = variant_interval(s, settings.metric, alpha, settings.tau)
+    interval = (_finite(lo), _finite(hi))
+    if is_control:
+        return VariantReport(
+            name, _finite(metric_value(s, settings.metric)), _pair(interval), True, []
+        )
+    guard = guardrails(control, s, settings, alpha, s.p95_latency_ms())
+    return VariantReport(
+        name,
+        _finite(metric_value(s, settings.metric)),
+        _pair(interval),
+        bool(guard.holds) and not bool(guard.broken),
+        list(guard.reasons),
+    )
+
+
+def _pair(interval: tuple[float | None, float | None]) -> tuple[float, float] | None:
+    lo, hi = interval
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
+def _verdict(
+    control_name: str,
+    outcomes: list[tuple[str, Outcome, VariantReport]],
+    settings: AnalysisSettings,
+) -> Verdict | None:
+    for name, outcome, report in outcomes:
+        if outcome == Outcome.GUARDRAIL_BROKEN:
+            return Verdict(
+                None, f"variant {name} broke a guardrail: " + "; ".join(report.guardrail_reasons)
+            )
+    winners = [
+        (name, report) for name, outcome, report in outcomes if outcome == Outcome.TREATMENT_WINS
+    ]
+    if winners:
+        lower_better = LOWER_IS_BETTER[settings.metric]
+        name, report = sorted(
+            winners, key=lambda w: (w[1].metric_value or 0.0) * (1 if lower_better else -1)
+        )[0]
+        return Verdict(
+            name,
+            f"{name} beats {control_name} on {settings.metric} at alpha {settings.alpha} "
+            "(always-valid interval excludes no difference); guardrails hold",
+        )
+    if outcomes and all(outcome == Outcome.CONTROL_WINS for _, outcome, _ in outcomes):
+        return Verdict(
+            control_name,
+            f"every variant is worse than {control_name} on {settings.metric} at alpha "
+            f"{settings.alpha}",
+        )
+    return None
