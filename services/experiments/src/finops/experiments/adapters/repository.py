@@ -1,0 +1,184 @@
+"""Experiment definitions, their status and audit trail in PostgreSQL.
+
+Every change (creation, start, stop, a decision of the analysis) is written in the same
+transaction as its audit row, so the trail cannot miss a change.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from finops.experiments.domain.definition import (
+    Definition,
+    ExperimentNotFound,
+    NameTaken,
+    transition,
+)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    definition: Definition
+    status: str
+    salt: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    decision: dict[str, Any] | None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            **self.definition.to_dict(),
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "decision": self.decision,
+        }
+
+
+def _experiment(row: asyncpg.Record) -> Experiment:
+    return Experiment(
+        id=row["id"],
+        definition=Definition.from_dict(json.loads(row["definition"])),
+        status=row["status"],
+        salt=row["salt"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        decision=json.loads(row["decision"]) if row["decision"] is not None else None,
+    )
+
+
+class ExperimentRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def task_type_known(self, task_type: str) -> bool:
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM experiment_task_types WHERE task_type = $1", task_type
+        )
+        return found is not None
+
+    async def record_task_types(self, task_types: Iterable[str]) -> None:
+        names = sorted(set(task_types))
+        if names:
+            await self.pool.execute(
+                "INSERT INTO experiment_task_types (task_type) SELECT unnest($1::text[]) "
+                "ON CONFLICT DO NOTHING",
+                names,
+            )
+
+    async def create(self, definition: Definition, actor: str) -> Experiment:
+        experiment_id = str(uuid.uuid4())
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                row = await conn.fetchrow(
+                    "INSERT INTO experiments (id, name, task_type, definition, status, salt, "
+                    "created_by) VALUES ($1, $2, $3, $4, 'draft', $5, $6) RETURNING *",
+                    experiment_id,
+                    definition.name,
+                    definition.task_type,
+                    json.dumps(definition.to_dict()),
+                    secrets.token_hex(16),
+                    actor,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise NameTaken(f"an experiment named {definition.name!r} exists") from exc
+            await _audit(conn, experiment_id, actor, "create", definition.to_dict())
+        return _experiment(row)
+
+    async def get(self, experiment_id: str) -> Experiment:
+        row = await self.pool.fetchrow("SELECT * FROM experiments WHERE id = $1", experiment_id)
+        if row is None:
+            raise ExperimentNotFound(f"no experiment {experiment_id!r}")
+        return _experiment(row)
+
+    async def all(self, status: str | None = None) -> list[Experiment]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM experiments WHERE $1::text IS NULL OR status = $1 "
+            "ORDER BY created_at, id",
+            status,
+        )
+        return [_experiment(r) for r in rows]
+
+    async def audit(self, experiment_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT at, actor, action, details FROM experiment_audit WHERE experiment_id = $1 "
+            "ORDER BY id",
+            experiment_id,
+        )
+        return [
+            {
+                "at": r["at"].isoformat(),
+                "actor": r["actor"],
+                "action": r["action"],
+                "details": json.loads(r["details"]),
+            }
+            for r in rows
+        ]
+
+    async def apply(self, experiment_id: str, action: str, actor: str) -> Experiment:
+        """An operator's ``start`` or ``stop``, checked against the current status."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(
+                "SELECT status FROM experiments WHERE id = $1 FOR UPDATE", experiment_id
+            )
+            if status is None:
+                raise ExperimentNotFound(f"no experiment {experiment_id!r}")
+            target = transition(action, status)
+            row = await conn.fetchrow(
+                "UPDATE experiments SET status = $2, "
+                "started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END, "
+                "ended_at = CASE WHEN $2 = 'running' THEN ended_at ELSE now() END "
+                "WHERE id = $1 RETURNING *",
+                experiment_id,
+                target,
+            )
+            await _audit(conn, experiment_id, actor, action, {"from": status, "to": target})
+        return _experiment(row)
+
+    async def conclude(
+        self, experiment_id: str, status: str, decision: dict[str, Any], actor: str
+    ) -> bool:
+        """The analysis ends a running experiment; False if it was no longer running."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                "UPDATE experiments SET status = $2, ended_at = now(), decision = $3 "
+                "WHERE id = $1 AND status = 'running' RETURNING id",
+                experiment_id,
+                status,
+                json.dumps(decision),
+            )
+            if updated is None:
+                return False
+            await _audit(
+                conn, experiment_id, actor, status, {"from": "running", "decision": decision}
+            )
+        return True
+
+
+async def _audit(
+    conn: asyncpg.Connection, experiment_id: str, actor: str, action: str, details: Any
+) -> None:
+    await conn.execute(
+        "INSERT INTO experiment_audit (experiment_id, actor, action, details) "
+        "VALUES ($1, $2, $3, $4)",
+        experiment_id,
+        actor,
+        action,
+        json.dumps(details),
+    )

@@ -1,0 +1,226 @@
+"""HTTP layer of the experiments: definitions, life cycle, assignment and results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from finops.common.auth import Principal, require_scope
+from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
+from finops.common.errors import error_body
+from finops.common.events.schemas import LlmConfig
+from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
+from finops.experiments.domain.definition import (
+    DEFAULT_MAX_DURATION_S,
+    ExperimentError,
+    Guardrails,
+    NotRunning,
+    build_definition,
+)
+from finops.experiments.domain.stats import VariantStats
+
+router = APIRouter(tags=["experiments"])
+
+_ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, invalid or revoked token", **_ERR},
+    403: {"description": "`insufficient_scope`", **_ERR},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "`experiment_not_found`", **_ERR}
+}
+
+Writer = Annotated[Principal, Depends(require_scope(EXPERIMENTS_WRITE))]
+Assigner = Annotated[Principal, Depends(require_scope(EXPERIMENTS_ASSIGN))]
+Reader = Annotated[Principal, Depends(require_scope(STATS_READ))]
+
+
+async def _repository(request: Request) -> ExperimentRepository:
+    return request.app.state.experiments  # type: ignore[no-any-return]
+
+
+Repository = Annotated[ExperimentRepository, Depends(_repository)]
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=256)
+    provider: str = Field(min_length=1, max_length=64)
+    config: LlmConfig = Field(default_factory=LlmConfig)
+    weight: float | None = Field(None, allow_inf_nan=False)
+
+
+class GuardrailsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_quality_ratio: float = Field(0.95, gt=0, le=1)
+    max_p95_latency_ms: float | None = Field(None, gt=0, allow_inf_nan=False)
+    max_success_rate_drop: float | None = Field(None, ge=0, le=1)
+
+
+class ExperimentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    task_type: str = Field(min_length=1, max_length=64)
+    variants: list[VariantIn] = Field(max_length=16)
+    allocation: Literal["fixed", "bandit"] = "fixed"
+    metric: Literal["cost_per_success", "cost", "quality"] = "cost_per_success"
+    guardrails: GuardrailsIn = Field(default_factory=GuardrailsIn)
+    min_samples: int = Field(100, ge=10, le=10_000_000)
+    max_duration_s: float = Field(DEFAULT_MAX_DURATION_S, gt=0, le=366 * 24 * 3600)
+    alpha: float = Field(0.05, allow_inf_nan=False)
+
+
+@router.post(
+    "/api/experiments",
+    status_code=201,
+    summary="Define an experiment (status draft)",
+    description=(
+        "Scope `experiments:write`. The first variant is the control. Weights: all given "
+        "(positive, summing to 1) or none (equal split). The task type must have been seen "
+        "on agent.cost.v1."
+    ),
+    responses={
+        **AUTH_ERRORS,
+        409: {"description": "`experiment_name_taken`", **_ERR},
+        422: {
+            "description": "`unknown_task_type`, `too_few_variants`, `duplicate_variant_names`, "
+            "`weights_not_summing_to_one`, `alpha_out_of_range`, `validation_error`",
+            **_ERR,
+        },
+    },
+)
+async def create_experiment(
+    body: ExperimentIn, principal: Writer, repo: Repository
+) -> dict[str, Any]:
+    known = {body.task_type} if await repo.task_type_known(body.task_type) else set()
+    definition = build_definition(
+        name=body.name,
+        task_type=body.task_type,
+        variants=[
+            {**v.model_dump(exclude={"config"}), "config": v.config.model_dump(exclude_none=True)}
+            for v in body.variants
+        ],
+        known_task_types=known,
+        allocation=body.allocation,
+        metric=body.metric,
+        guardrails=Guardrails(**body.guardrails.model_dump()),
+        min_samples=body.min_samples,
+        max_duration_s=body.max_duration_s,
+        alpha=body.alpha,
+    )
+    experiment = await repo.create(definition, principal.username)
+    return experiment.to_api()
+
+
+@router.get("/api/experiments", summary="Every experiment", responses=AUTH_ERRORS)
+async def list_experiments(
+    _: Reader,
+    repo: Repository,
+    status: Literal["draft", "running", "stopped", "decided"] | None = None,
+) -> dict[str, Any]:
+    return {"experiments": [e.to_api() for e in await repo.all(status)]}
+
+
+@router.get(
+    "/api/experiments/{experiment_id}",
+    summary="One experiment with its audit trail",
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def get_experiment(experiment_id: str, _: Reader, repo: Repository) -> dict[str, Any]:
+    experiment = await repo.get(experiment_id)
+    return {**experiment.to_api(), "audit": await repo.audit(experiment_id)}
+
+
+_TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
+    **NOT_FOUND,
+    409: {"description": "`invalid_status_transition`", **_ERR},
+}
+
+
+@router.post(
+    "/api/experiments/{experiment_id}/start",
+    summary="Start a draft experiment",
+    responses=_TRANSITION_ERRORS,
+)
+async def start_experiment(
+    experiment_id: str, principal: Writer, repo: Repository, request: Request
+) -> dict[str, Any]:
+    experiment = await repo.apply(experiment_id, "start", principal.username)
+    await _announce(request, experiment, "started")
+    return experiment.to_api()
+
+
+@router.post(
+    "/api/experiments/{experiment_id}/stop",
+    summary="Stop a draft or running experiment (no winner)",
+    responses=_TRANSITION_ERRORS,
+)
+async def stop_experiment(
+    experiment_id: str, principal: Writer, repo: Repository, request: Request
+) -> dict[str, Any]:
+    experiment = await repo.apply(experiment_id, "stop", principal.username)
+    await _announce(request, experiment, "stopped")
+    return experiment.to_api()
+
+
+async def _announce(request: Request, experiment: Experiment, kind: str) -> None:
+    announce = getattr(request.app.state, "announce", None)
+    if announce is not None:
+        await announce(experiment, kind)
+
+
+@router.get(
+    "/api/experiments/{experiment_id}/assignment",
+    summary="The variant for a unit",
+    description=(
+        "Scope `experiments:assign`. Fixed splits hash the unit with the experiment's salt, so "
+        "a unit always gets the same variant; bandits allocate by Thompson sampling over the "
+        "current results, with the unit's hash as the draw. `propensity` is the probability "
+        "of the variant given."
+    ),
+    responses={**AUTH_ERRORS, **NOT_FOUND, 409: {"description": "`experiment_not_running`"}},
+)
+async def assign(
+    experiment_id: str,
+    _: Assigner,
+    repo: Repository,
+    request: Request,
+    unit: Annotated[str, Query(min_length=1, max_length=256)],
+) -> dict[str, Any]:
+    experiment = await repo.get(experiment_id)
+    if experiment.status != "running":
+        raise NotRunning(f"experiment {experiment_id} is {experiment.status}, not running")
+    definition = experiment.definition
+    weights = definition.weights
+    if definition.allocation == "bandit":
+        stats = _current_stats(request, experiment)
+        weights = thompson_propensities(stats, weights, definition.metric, np.random.default_rng())
+    index = pick(weights, unit_hash(experiment.salt, unit))
+    variant = definition.variants[index]
+    return {
+        "experiment_id": experiment.id,
+        "variant": variant.name,
+        "model": variant.model,
+        "provider": variant.provider,
+        "config": variant.config,
+        "propensity": weights[index],
+    }
+
+
+def _current_stats(request: Request, experiment: Experiment) -> list[VariantStats]:
+    analysis = getattr(request.app.state, "analysis", None)
+    stats = analysis.variant_stats(experiment.id) if analysis is not None else None
+    return stats or [VariantStats() for _ in experiment.definition.variants]
+
+
+def install_experiment_errors(app: FastAPI) -> None:
+    @app.exception_handler(ExperimentError)
+    async def _experiment_error(_: Request, exc: ExperimentError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.status)

@@ -1,0 +1,209 @@
+"""The experiments API on real PostgreSQL: definitions, life cycle, audit, assignment, 4xx."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from support import TokenFactory
+
+from finops.common.auth import TokenVerifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.experiments.app import create_app
+from finops.experiments.settings import ExperimentsSettings
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def experiments_api(tmp_path):
+    tokens = TokenFactory()
+    settings = ExperimentsSettings(data_dir=tmp_path)
+    app = create_app(settings)
+    app.state.verifier = TokenVerifier(settings, blocklist_redis(settings.redis_url), tokens.keys)
+    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://experiments") as client:
+            client.app = app  # type: ignore[attr-defined]
+            client.operator = {"Authorization": f"Bearer {tokens.token('ops-ann', 'operator')}"}
+            client.agent = {"Authorization": f"Bearer {tokens.token('bot-1', 'agent')}"}
+            yield client
+
+
+@pytest.fixture
+async def api(infra_env, tmp_path):
+    async with experiments_api(tmp_path) as client:
+        yield client
+
+
+def definition(task_type: str, **overrides) -> dict:
+    body = {
+        "name": f"exp-{uuid.uuid4().hex[:8]}",
+        "task_type": task_type,
+        "variants": [
+            {"name": "A", "model": "gpt-4o", "provider": "openai", "weight": 0.5},
+            {"name": "B", "model": "gpt-4o-mini", "provider": "openai", "weight": 0.5},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+async def known_task_type(api) -> str:
+    task_type = f"summarize-{uuid.uuid4().hex[:6]}"
+    await api.app.state.experiments.record_task_types([task_type])
+    return task_type
+
+
+async def test_an_experiment_is_created_started_and_stopped_with_an_audit_trail(api) -> None:
+    task_type = await known_task_type(api)
+    created = await api.post("/api/experiments", json=definition(task_type), headers=api.operator)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "draft" and body["task_type"] == task_type
+    assert body["alpha"] == 0.05 and body["metric"] == "cost_per_success"
+    assert body["guardrails"]["min_quality_ratio"] == 0.95
+    assert [v["weight"] for v in body["variants"]] == [0.5, 0.5]
+    eid = body["id"]
+    listed = await api.get("/api/experiments", params={"status": "draft"}, headers=api.operator)
+    assert eid in [e["id"] for e in listed.json()["experiments"]]
+    started = await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    assert started.status_code == 200 and started.json()["status"] == "running"
+    assert started.json()["started_at"] is not None
+    stopped = await api.post(f"/api/experiments/{eid}/stop", headers=api.operator)
+    assert stopped.json()["status"] == "stopped"
+    again = await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_status_transition"
+    detail = (await api.get(f"/api/experiments/{eid}", headers=api.operator)).json()
+    assert [(a["action"], a["actor"]) for a in detail["audit"]] == [
+        ("create", "ops-ann"),
+        ("start", "ops-ann"),
+        ("stop", "ops-ann"),
+    ]
+    assert detail["audit"][1]["details"] == {"from": "draft", "to": "running"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"task_type": "never-seen-task"}, "unknown_task_type"),
+        (
+            {"variants": [{"name": "A", "model": "m", "provider": "p"}]},
+            "too_few_variants",
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "A", "model": "m", "provider": "p"},
+                    {"name": "A", "model": "n", "provider": "p"},
+                ]
+            },
+            "duplicate_variant_names",
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "A", "model": "m", "provider": "p", "weight": 0.3},
+                    {"name": "B", "model": "n", "provider": "p", "weight": 0.3},
+                ]
+            },
+            "weights_not_summing_to_one",
+        ),
+        ({"alpha": 0.0}, "alpha_out_of_range"),
+        ({"alpha": 0.6}, "alpha_out_of_range"),
+        ({"allocation": "round-robin"}, "validation_error"),
+    ],
+)
+async def test_a_bad_definition_is_refused_with_its_code(api, overrides, code) -> None:
+    task_type = await known_task_type(api)
+    body = {**definition(task_type), **overrides}
+    response = await api.post("/api/experiments", json=body, headers=api.operator)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_names_are_unique_and_decided_or_draft_experiments_refuse_start_and_assign(
+    api,
+) -> None:
+    task_type = await known_task_type(api)
+    body = definition(task_type)
+    eid = (await api.post("/api/experiments", json=body, headers=api.operator)).json()["id"]
+    duplicate = await api.post("/api/experiments", json=body, headers=api.operator)
+    assert duplicate.status_code == 409
+    assert duplicate.json()["error"]["code"] == "experiment_name_taken"
+    draft_assign = await api.get(
+        f"/api/experiments/{eid}/assignment", params={"unit": "u1"}, headers=api.agent
+    )
+    assert draft_assign.status_code == 409
+    assert draft_assign.json()["error"]["code"] == "experiment_not_running"
+    await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    repo = api.app.state.experiments
+    assert await repo.conclude(eid, "decided", {"winner": "B", "reason": "test"}, "analysis")
+    start_decided = await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    assert start_decided.status_code == 409
+    assert start_decided.json()["error"]["code"] == "invalid_status_transition"
+    missing = await api.get(f"/api/experiments/{uuid.uuid4()}", headers=api.operator)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "experiment_not_found"
+
+
+async def test_assignment_is_sticky_follows_the_weights_and_needs_its_scope(api) -> None:
+    task_type = await known_task_type(api)
+    body = definition(
+        task_type,
+        variants=[
+            {"name": "A", "model": "gpt-4o", "provider": "openai", "weight": 0.25},
+            {
+                "name": "B",
+                "model": "gpt-4o-mini",
+                "provider": "openai",
+                "weight": 0.75,
+                "config": {"temperature": 0.2},
+            },
+        ],
+    )
+    forbidden = await api.post("/api/experiments", json=body, headers=api.agent)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"]["code"] == "insufficient_scope"
+    eid = (await api.post("/api/experiments", json=body, headers=api.operator)).json()["id"]
+    await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    picks: Counter[str] = Counter()
+    answers = {}
+    for i in range(400):
+        answer = (
+            await api.get(
+                f"/api/experiments/{eid}/assignment",
+                params={"unit": f"user-{i}"},
+                headers=api.agent,
+            )
+        ).json()
+        answers[answer["variant"]] = answer
+        picks[answer["variant"]] += 1
+        assert answer["propensity"] == (0.25 if answer["variant"] == "A" else 0.75)
+    assert 0.18 < picks["A"] / 400 < 0.32
+    first = await api.get(
+        f"/api/experiments/{eid}/assignment", params={"unit": "user-7"}, headers=api.agent
+    )
+    for _ in range(5):
+        again = await api.get(
+            f"/api/experiments/{eid}/assignment", params={"unit": "user-7"}, headers=api.agent
+        )
+        assert again.json() == first.json()
+    assert answers["B"]["config"] == {"temperature": 0.2}
+    assert answers["B"]["model"] == "gpt-4o-mini" and answers["A"]["model"] == "gpt-4o"
+    assert first.json()["experiment_id"] == eid
+
+
+async def test_a_bandit_starts_from_the_declared_weights(api) -> None:
+    task_type = await known_task_type(api)
+    body = definition(task_type, allocation="bandit")
+    eid = (await api.post("/api/experiments", json=body, headers=api.operator)).json()["id"]
+    await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    answer = await api.get(
+        f"/api/experiments/{eid}/assignment", params={"unit": "u"}, headers=api.agent
+    )
+    assert answer.status_code == 200 and answer.json()["propensity"] == 0.5
