@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from support import TokenFactory
-
-from finops.common.auth import TokenVerifier
-from finops.common.auth.blocklist import blocklist_redis
-from finops.experiments.app import create_app
-from finops.experiments.settings import ExperimentsSettings
 
 pytestmark = pytest.mark.integration
 
 
-@asynccontextmanager
-async def experiments_api(tmp_path):
-    tokens = TokenFactory()
-    settings = ExperimentsSettings(data_dir=tmp_path)
-    app = create_app(settings)
-    app.state.verifier = TokenVerifier(settings, blocklist_redis(settings.redis_url), tokens.keys)
-    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://experiments") as client:
-            client.app = app  # type: ignore[attr-defined]
-            client.operator = {"Authorization": f"Bearer {tokens.token('ops-ann', 'operator')}"}
-            client.agent = {"Authorization": f"Bearer {tokens.token('bot-1', 'agent')}"}
-            yield client
-
-
 @pytest.fixture
-async def api(infra_env, tmp_path):
-    async with experiments_api(tmp_path) as client:
+async def api(lab):
+    async with lab.service() as client:
+        client.operator = lab.operator
+        client.agent = lab.agent
         yield client
 
 

@@ -1,17 +1,33 @@
-"""Faust agents of the experiments: decode, call the domain, emit. Nothing else.
+"""Faust agents of the experiments: decode, count, nothing else.
 
-Until the experiments's own capability lands, its agent validates what it reads; an event that
-does not decode is parked on the topic's dead-letter twin (at least once, never dropped).
+The cost-event intake is checkpointed with its offsets (see ``adapters/stream.py``); the Faust
+app reads ``finops.experiments.v1`` back, so operators see every announcement on /metrics.
 """
 
 from __future__ import annotations
 
+import json
+
 import faust
+from prometheus_client import Counter
 
-from finops.common.consumer import register_validating_agent
-from finops.common.events import LlmCallEvent
-from finops.common.topics import AGENT_COST
+from finops.common.topics import EXPERIMENTS
+
+READ_BACK = Counter(
+    "finops_experiments_announcements_read_total",
+    "Experiment announcements read back from finops.experiments.v1, by kind",
+    ["kind"],
+)
 
 
-def register_agents(app: faust.App) -> None:
-    register_validating_agent(app, AGENT_COST, LlmCallEvent, "experiments")
+def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:
+    source = app.topic(topic, value_serializer="raw", partitions=EXPERIMENTS.partitions)
+
+    @app.agent(source, name="experiments-announcements")
+    async def read_back(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            try:
+                kind = str(json.loads(value).get("kind", "?"))[:32]
+            except (ValueError, AttributeError):
+                kind = "unreadable"
+            READ_BACK.labels(kind).inc()

@@ -1,19 +1,26 @@
-"""Assembles the experiments: definitions (PostgreSQL), HTTP API and Faust app in one process.
-No I/O at import."""
+"""Assembles the experiments: definitions (PostgreSQL), streaming analysis, HTTP API and Faust
+app in one process. No I/O at import."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
+from finops.common.kafka import make_consumer, make_producer
+from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
-from finops.experiments.adapters.repository import ExperimentRepository
+from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
+from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
 from finops.experiments.api.routes import install_experiment_errors, router
 from finops.experiments.settings import ExperimentsSettings
@@ -22,7 +29,7 @@ from finops.experiments.settings import ExperimentsSettings
 def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
     settings = settings or ExperimentsSettings()
     faust_app = make_faust_app(settings, "finops-experiments")
-    register_agents(faust_app)
+    register_agents(faust_app, settings.experiments_topic)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
@@ -30,10 +37,55 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        app.state.experiments = ExperimentRepository(app.state.db)
+        repo = ExperimentRepository(app.state.db)
+        app.state.experiments = repo
+        producer = make_producer(settings)
+        await producer.start()
+        consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+        intake = AnalysisIntake(
+            consumer,
+            producer,
+            PostgresCheckpointStore(app.state.db),
+            repo,
+            name=settings.checkpoint_name,
+            cost_topic=settings.cost_topic,
+            experiments_topic=settings.experiments_topic,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+            refresh_interval_s=settings.refresh_interval_s,
+        )
+        await intake.restore()
+        intake.resume_from(
+            await plan_resume(
+                settings, intake.offsets, intake.cluster_id, what="experiments intake"
+            )
+        )
+        intake.subscribe()
+        await consumer.start()
+        app.state.intake = intake
+
+        async def announce(experiment: Experiment, kind: str) -> None:
+            await intake.announce(
+                {
+                    "kind": kind,
+                    "experiment_id": experiment.id,
+                    "name": experiment.definition.name,
+                    "task_type": experiment.definition.task_type,
+                    "status": experiment.status,
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            )
+
+        app.state.announce = announce
+        stop = asyncio.Event()
+        runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
         try:
             yield
         finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(runner, timeout=30)
+            await consumer.stop()
+            await producer.stop()
             await verifier.aclose()
             await app.state.redis.aclose()
             await app.state.db.close()
@@ -46,9 +98,16 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
+            "intake": lambda: _intake_check(),
         },
         description="Automated cost A/B tests that stay valid under continuous monitoring.",
     )
     install_experiment_errors(app)
     app.include_router(router)
     return app
+
+
+async def _intake_check() -> None:
+    runner = [t for t in asyncio.all_tasks() if t.get_name() == "experiments-intake"]
+    if not runner or runner[0].done():
+        raise RuntimeError("the event intake is not running")

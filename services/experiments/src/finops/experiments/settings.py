@@ -2,8 +2,19 @@ from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
+from finops.common.topics import AGENT_COST, EXPERIMENTS
 
 
 class ExperimentsSettings(StreamSettings):
     service_name: str = "experiments"
     port: int = DEFAULT_PORTS["experiments"]
+    consumer_group: str = "finops-experiments"
+    checkpoint_name: str = "experiments"
+    # How much is replayed after a crash, not whether the numbers are right (they always
+    # are); a decision is checkpointed at once whatever this says.
+    checkpoint_interval_s: float = 5.0
+    # How soon the analysis follows an operator's start or stop and expires experiments.
+    refresh_interval_s: float = 1.0
+    # The registry's topics; a separate deployment (or a test) may point elsewhere.
+    cost_topic: str = AGENT_COST.name
+    experiments_topic: str = EXPERIMENTS.name

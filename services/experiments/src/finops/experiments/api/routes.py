@@ -215,9 +215,31 @@ async def assign(
 
 
 def _current_stats(request: Request, experiment: Experiment) -> list[VariantStats]:
-    analysis = getattr(request.app.state, "analysis", None)
-    stats = analysis.variant_stats(experiment.id) if analysis is not None else None
+    intake = getattr(request.app.state, "intake", None)
+    stats = intake.analysis.variant_stats(experiment.id) if intake is not None else None
     return stats or [VariantStats() for _ in experiment.definition.variants]
+
+
+@router.get(
+    "/api/experiments/{experiment_id}/results",
+    summary="Per-variant statistics, SRM check and the decision",
+    description=(
+        "Scope `stats:read`. `interval` is the always-valid interval of the variant's primary "
+        "metric (valid however often results are looked at); `probability_best` is the "
+        "posterior probability (normal approximation) that the variant is best on it."
+    ),
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+async def results(
+    experiment_id: str, _: Reader, repo: Repository, request: Request
+) -> dict[str, Any]:
+    experiment = await repo.get(experiment_id)
+    body = request.app.state.intake.analysis.results(experiment.id, experiment.definition)
+    if body["decision"] is None and experiment.decision is not None:
+        body["decision"] = {
+            k: experiment.decision.get(k) for k in ("winner", "reason", "decided_at")
+        }
+    return {"status": experiment.status, **body}
 
 
 def install_experiment_errors(app: FastAPI) -> None:

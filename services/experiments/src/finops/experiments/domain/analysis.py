@@ -1,0 +1,258 @@
+"""The streaming analysis: tagged cost events into per-variant statistics, a look after each
+event, and the conclusions it reaches. Pure: no I/O; its state is plain data for checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from finops.experiments.domain.allocation import probability_best, unit_hash
+from finops.experiments.domain.decision import Analysis, Verdict, analyse
+from finops.experiments.domain.definition import Definition
+from finops.experiments.domain.sequential import metric_value
+from finops.experiments.domain.srm import srm_p_value
+from finops.experiments.domain.stats import VariantStats
+
+STATE_VERSION = 1
+# Event ids remembered per experiment to drop a redelivered event (a client retry that sent
+# the same event twice); the checkpoint's offsets already stop a replay from counting twice.
+DEDUPE_WINDOW = 100_000
+
+
+@dataclass
+class ExperimentState:
+    definition: Definition
+    started_at: float  # epoch seconds
+    stats: list[VariantStats]
+    recent_ids: deque[str] = field(default_factory=lambda: deque(maxlen=DEDUPE_WINDOW))
+    seen: set[str] = field(default_factory=set)
+    conclusion: dict[str, Any] | None = None
+    duplicates: int = 0
+
+    def remember(self, event_id: str) -> bool:
+        """False when the id was seen already (a duplicate)."""
+        if event_id in self.seen:
+            self.duplicates += 1
+            return False
+        if len(self.recent_ids) == self.recent_ids.maxlen:
+            self.seen.discard(self.recent_ids[0])
+        self.recent_ids.append(event_id)
+        self.seen.add(event_id)
+        return True
+
+    def srm_p(self) -> float | None:
+        if self.definition.allocation != "fixed":
+            return None  # a bandit's split moves on purpose
+        return float(srm_p_value([s.n for s in self.stats], self.definition.weights))
+
+    def analysis(self) -> Analysis:
+        d = self.definition
+        return analyse(d.variant_names, self.stats, d.analysis_settings(), self.srm_p())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "definition": self.definition.to_dict(),
+            "started_at": self.started_at,
+            "stats": [s.to_dict() for s in self.stats],
+            "recent_ids": list(self.recent_ids),
+            "conclusion": self.conclusion,
+            "duplicates": self.duplicates,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentState:
+        ids = deque(data["recent_ids"], maxlen=DEDUPE_WINDOW)
+        return cls(
+            definition=Definition.from_dict(data["definition"]),
+            started_at=float(data["started_at"]),
+            stats=[VariantStats.from_dict(s) for s in data["stats"]],
+            recent_ids=ids,
+            seen=set(ids),
+            conclusion=data["conclusion"],
+            duplicates=int(data["duplicates"]),
+        )
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """What the analysis reads from one cost event."""
+
+    event_id: str
+    experiment_id: str
+    variant: str
+    cost_usd: float
+    success: bool
+    latency_ms: float
+    quality: float | None
+
+
+class ExperimentAnalysis:
+    """Every running experiment's statistics, looked at after each of its events."""
+
+    def __init__(self) -> None:
+        self.experiments: dict[str, ExperimentState] = {}
+        self.ignored: dict[str, int] = {}  # why tagged events were not counted
+
+    def track(self, experiment_id: str, definition: Definition, started_at: float) -> None:
+        """Start analysing a running experiment (no-op when it is tracked already)."""
+        if experiment_id not in self.experiments:
+            self.experiments[experiment_id] = ExperimentState(
+                definition, started_at, [VariantStats() for _ in definition.variants]
+            )
+
+    def is_tracked(self, experiment_id: str) -> bool:
+        return experiment_id in self.experiments
+
+    def variant_stats(self, experiment_id: str) -> list[VariantStats] | None:
+        state = self.experiments.get(experiment_id)
+        return state.stats if state else None
+
+    def _ignore(self, why: str) -> None:
+        self.ignored[why] = self.ignored.get(why, 0) + 1
+
+    def observe(self, event: Tagged, now: float) -> dict[str, Any] | None:
+        """Count one tagged event; the conclusion when this look decides the experiment."""
+        state = self.experiments.get(event.experiment_id)
+        if state is None:
+            self._ignore("unknown_or_not_running_experiment")
+            return None
+        if state.conclusion is not None:
+            self._ignore("experiment_concluded")
+            return None
+        names = state.definition.variant_names
+        if event.variant not in names:
+            self._ignore("unknown_variant")
+            return None
+        if not state.remember(event.event_id):
+            self._ignore("duplicate_event_id")
+            return None
+        state.stats[names.index(event.variant)].add(
+            cost_usd=event.cost_usd,
+            success=event.success,
+            latency_ms=event.latency_ms,
+            quality=event.quality,
+        )
+        verdict = state.analysis().verdict
+        if verdict is not None:
+            return self._conclude(event.experiment_id, state, verdict, now)
+        return self.expire(event.experiment_id, now)
+
+    def expire(self, experiment_id: str, now: float) -> dict[str, Any] | None:
+        """Stop an experiment past its ``max_duration_s`` with no winner."""
+        state = self.experiments[experiment_id]
+        if state.conclusion is None and now - state.started_at >= state.definition.max_duration_s:
+            reason = (
+                f"max_duration_s {state.definition.max_duration_s:g} reached without a "
+                "significant difference"
+            )
+            return self._conclude(experiment_id, state, Verdict(None, reason), now)
+        return None
+
+    def expire_all(self, now: float) -> list[dict[str, Any]]:
+        found = [self.expire(eid, now) for eid in list(self.experiments)]
+        return [c for c in found if c is not None]
+
+    def halt(self, experiment_id: str, reason: str, now: float) -> None:
+        """An operator stopped the experiment: its events count no more, its results stay."""
+        state = self.experiments.get(experiment_id)
+        if state is not None and state.conclusion is None:
+            self._conclude(experiment_id, state, Verdict(None, reason), now)
+
+    def _conclude(
+        self, experiment_id: str, state: ExperimentState, verdict: Verdict, now: float
+    ) -> dict[str, Any]:
+        d = state.definition
+        winner = next((v for v in d.variants if v.name == verdict.winner), None)
+        state.conclusion = {
+            "experiment_id": experiment_id,
+            "name": d.name,
+            "task_type": d.task_type,
+            "status": "decided" if winner else "stopped",
+            "winner": verdict.winner,
+            "reason": verdict.reason,
+            "decided_at": datetime.fromtimestamp(now, UTC).isoformat(),
+            "winner_arm": (
+                {"model": winner.model, "provider": winner.provider, "config": winner.config}
+                if winner
+                else None
+            ),
+            "losers": [
+                {"name": v.name, "model": v.model, "provider": v.provider, "config": v.config}
+                for v in d.variants
+                if winner is not None and v.name != winner.name
+            ],
+            "n": [int(s.n) for s in state.stats],
+        }
+        return state.conclusion
+
+    def results(self, experiment_id: str, definition: Definition) -> dict[str, Any]:
+        """The results body of the API (zeros for an experiment not analysed yet)."""
+        state = self.experiments.get(experiment_id) or ExperimentState(
+            definition, 0.0, [VariantStats() for _ in definition.variants]
+        )
+        analysis = state.analysis()
+        # Seeded by the id: the same state gives the same figures on every replica.
+        rng = np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
+        best = probability_best(state.stats, definition.metric, rng)
+        variants = []
+        for variant, stats, report, p_best in zip(
+            definition.variants, state.stats, analysis.variants, best, strict=True
+        ):
+            variants.append(
+                {
+                    "name": variant.name,
+                    "n": int(stats.n),
+                    "successes": int(stats.successes),
+                    "cost_usd": round(float(stats.cost_sum), 10),
+                    "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
+                    "mean_quality": _number(metric_value(stats, "quality")),
+                    "p95_latency_ms": stats.p95_latency_ms(),
+                    "interval": list(report.interval) if report.interval else None,
+                    "probability_best": p_best,
+                    "guardrails_ok": report.guardrails_ok,
+                }
+            )
+        conclusion = state.conclusion
+        return {
+            "metric": definition.metric,
+            "decision": (
+                {
+                    "winner": conclusion["winner"],
+                    "reason": conclusion["reason"],
+                    "decided_at": conclusion["decided_at"],
+                }
+                if conclusion
+                else None
+            ),
+            "srm": {"p_value": analysis.srm_p_value, "ok": analysis.srm_ok},
+            "variants": variants,
+            "duplicates_dropped": state.duplicates,
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "experiments": {k: v.to_dict() for k, v in self.experiments.items()},
+            "ignored": dict(self.ignored),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ExperimentAnalysis:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown analysis state version {state.get('version')!r}")
+        analysis = cls()
+        analysis.experiments = {
+            k: ExperimentState.from_dict(v) for k, v in state["experiments"].items()
+        }
+        analysis.ignored = dict(state["ignored"])
+        return analysis
+
+
+def _number(x: Any) -> float | None:
+    value = float(x)
+    return value if np.isfinite(value) else None

@@ -1,0 +1,158 @@
+"""A lab for the experiments on real infrastructure: isolated topics, a producer playing the
+fleet, experiments service instances to start and restart."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from support import TokenFactory, llm_call, wait_until
+
+from finops.common.auth import TokenVerifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import TopicSpec, dlq_spec
+from finops.experiments.app import create_app
+from finops.experiments.settings import ExperimentsSettings
+
+
+class ExperimentsLab:
+    def __init__(self, infra: Any, tmp_path: Any) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.tag = tag
+        self.task_type = f"summarize-{tag}"
+        self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
+        self.decisions = TopicSpec(f"test.experiments.{tag}", 3, "experiment_id", "test")
+        self.kafka = CommonSettings(
+            kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+        )
+        self.settings = ExperimentsSettings(
+            data_dir=tmp_path,
+            consumer_group=f"experiments-{tag}",
+            checkpoint_name=f"experiments-{tag}",
+            checkpoint_interval_s=0.5,
+            refresh_interval_s=0.3,
+            cost_topic=self.cost.name,
+            experiments_topic=self.decisions.name,
+        )
+        self.tokens = TokenFactory()
+        self.operator = {"Authorization": f"Bearer {self.tokens.token('ops-ann', 'operator')}"}
+        self.agent = {"Authorization": f"Bearer {self.tokens.token('bot', 'agent')}"}
+        self.sent = 0
+
+    async def setup(self) -> None:
+        await ensure_topics(self.kafka, [self.cost, self.decisions, dlq_spec(self.cost)])
+        self.producer = make_producer(self.kafka)
+        await self.producer.start()
+
+    async def close(self) -> None:
+        await self.producer.stop()
+
+    @asynccontextmanager
+    async def service(self):
+        app = create_app(self.settings)
+        app.state.verifier = TokenVerifier(
+            self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
+        )
+        async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://experiments"
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+
+    async def publish(self, events: list[dict]) -> None:
+        for e in events:
+            await self.producer.send(
+                self.cost.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
+            )
+        await self.producer.flush()
+        self.sent += len(events)
+
+    async def announce_task_type(self, client) -> None:
+        """One untagged call of the lab's task type, until the service knows it."""
+        await self.publish([llm_call("bot", task_type=self.task_type, cost_usd=0.01)])
+        repo = client.app.state.experiments
+        await wait_until(
+            lambda: repo.task_type_known(self.task_type), 60, "the task type to be known"
+        )
+
+    async def create_and_start(self, client, **overrides: Any) -> str:
+        body = {
+            "name": f"exp-{uuid.uuid4().hex[:8]}",
+            "task_type": self.task_type,
+            "variants": [
+                {"name": "A", "model": "gpt-4o", "provider": "openai"},
+                {"name": "B", "model": "gpt-4o-mini", "provider": "openai"},
+            ],
+            **overrides,
+        }
+        created = await client.post("/api/experiments", json=body, headers=self.operator)
+        assert created.status_code == 201, created.text
+        eid = created.json()["id"]
+        started = await client.post(f"/api/experiments/{eid}/start", headers=self.operator)
+        assert started.status_code == 200, started.text
+        return str(eid)
+
+    def calls(
+        self,
+        eid: str,
+        n: int,
+        rng: random.Random,
+        *,
+        cost: dict[str, float],
+        quality: dict[str, float],
+        start: int = 0,
+    ) -> list[dict]:
+        """n calls of units start..start+n, each tagged with the variant its unit would get
+        (a fixed 50/50 split by unit parity keeps the counts even)."""
+        events = []
+        for i in range(start, start + n):
+            variant = "A" if i % 2 == 0 else "B"
+            events.append(
+                llm_call(
+                    f"bot-{i % 7}",
+                    task_type=self.task_type,
+                    model="gpt-4o" if variant == "A" else "gpt-4o-mini",
+                    cost_usd=round(cost[variant] * rng.lognormvariate(0, 0.3), 8),
+                    quality=min(1.0, max(0.0, rng.gauss(quality[variant], 0.05))),
+                    success=rng.random() < 0.95,
+                    experiment={"id": eid, "variant": variant},
+                )
+            )
+        return events
+
+    async def results(self, client, eid: str) -> dict:
+        response = await client.get(f"/api/experiments/{eid}/results", headers=self.operator)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def counted(self, client, eid: str, n: int) -> dict:
+        async def enough() -> dict | None:
+            body = await self.results(client, eid)
+            return body if sum(v["n"] for v in body["variants"]) >= n else None
+
+        return dict(await wait_until(enough, 60, f"{n} events counted"))
+
+    async def announcements(self) -> list[dict]:
+        consumer = make_consumer(
+            self.kafka, self.decisions.name, group_id=f"read-{uuid.uuid4().hex}"
+        )
+        await consumer.start()
+        out: list[dict] = []
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=1500)
+                if not batch:
+                    return out
+                for records in batch.values():
+                    out.extend(json.loads(r.value) for r in records)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,105 @@
+"""The streaming analysis on a real broker and PostgreSQL: decisions, guardrails, expiry,
+restarts with nothing counted twice."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from support import wait_until
+
+pytestmark = pytest.mark.integration
+
+EQUAL_QUALITY = {"A": 0.85, "B": 0.85}
+
+
+async def status_of(lab, client, eid: str, wanted: str, timeout: float = 60) -> dict:
+    async def reached() -> dict | None:
+        body = (await client.get(f"/api/experiments/{eid}", headers=lab.operator)).json()
+        return body if body["status"] == wanted else None
+
+    return dict(await wait_until(reached, timeout, f"experiment {wanted}"))
+
+
+async def test_a_variant_30_percent_cheaper_is_decided_and_announced(lab) -> None:
+    rng = random.Random(1)
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        eid = await lab.create_and_start(client, min_samples=50)
+        await lab.publish(
+            lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.007}, quality=EQUAL_QUALITY)
+        )
+        detail = await status_of(lab, client, eid, "decided")
+        assert detail["decision"]["winner"] == "B"
+        assert "cost_per_success" in detail["decision"]["reason"]
+        assert [a["action"] for a in detail["audit"]][-1] == "decided"
+        assert detail["audit"][-1]["actor"] == "analysis"
+        results = await lab.results(client, eid)
+        assert results["status"] == "decided" and results["decision"]["winner"] == "B"
+        a, b = results["variants"]
+        assert b["mean_cost_per_success"] < 0.8 * a["mean_cost_per_success"]
+        assert b["probability_best"] > 0.99 and b["guardrails_ok"] is True
+        assert b["interval"][0] < b["mean_cost_per_success"] < b["interval"][1]
+        assert results["srm"]["ok"] is True
+    announced = [m for m in await lab.announcements() if m["experiment_id"] == eid]
+    assert [m["kind"] for m in announced] == ["started", "decision"]
+    decision = announced[-1]
+    assert decision["winner"] == "B" and decision["winner_arm"]["model"] == "gpt-4o-mini"
+    assert decision["task_type"] == lab.task_type
+    assert [loser["name"] for loser in decision["losers"]] == ["A"]
+
+
+async def test_a_cheaper_variant_with_poor_quality_is_stopped_without_a_winner(lab) -> None:
+    rng = random.Random(2)
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        eid = await lab.create_and_start(client, min_samples=50)
+        await lab.publish(
+            lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.005}, quality={"A": 0.85, "B": 0.6})
+        )
+        detail = await status_of(lab, client, eid, "stopped")
+        assert detail["decision"]["winner"] is None
+        assert "min_quality_ratio" in detail["decision"]["reason"]
+        results = await lab.results(client, eid)
+        assert results["variants"][1]["guardrails_ok"] is False
+    decision = [m for m in await lab.announcements() if m.get("kind") == "decision"]
+    assert len(decision) == 1 and decision[0]["winner"] is None
+    assert decision[0]["winner_arm"] is None and decision[0]["status"] == "stopped"
+
+
+async def test_an_a_a_experiment_ends_at_max_duration_with_no_winner(lab) -> None:
+    rng = random.Random(3)
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        eid = await lab.create_and_start(client, min_samples=50, max_duration_s=4)
+        await lab.publish(
+            lab.calls(eid, 600, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY)
+        )
+        detail = await status_of(lab, client, eid, "stopped", timeout=30)
+        assert detail["decision"]["winner"] is None
+        assert "max_duration_s" in detail["decision"]["reason"]
+        results = await lab.results(client, eid)
+        assert sum(v["n"] for v in results["variants"]) == 600
+
+
+async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) -> None:
+    rng = random.Random(4)
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        # Equal variants and a high min_samples: nothing decides while the test runs.
+        eid = await lab.create_and_start(client, min_samples=100_000)
+        first = lab.calls(eid, 400, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY)
+        await lab.publish(first)
+        before = await lab.counted(client, eid, 400)
+    async with lab.service() as client:
+        after_restart = await lab.results(client, eid)
+        assert after_restart["variants"] == before["variants"]
+        await lab.publish(first[:100])  # a client retry sends 100 events a second time
+        more = lab.calls(
+            eid, 50, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY, start=400
+        )
+        await lab.publish(more)
+        final = await lab.counted(client, eid, 450)
+        assert [v["n"] for v in final["variants"]] == [225, 225]
+        assert final["duplicates_dropped"] == 100
+        assert final["status"] == "running" and final["decision"] is None

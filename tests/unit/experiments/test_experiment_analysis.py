@@ -1,0 +1,76 @@
+"""The streaming analysis on plain data: counting, dedupe, conclusions, expiry, state."""
+
+from __future__ import annotations
+
+import random
+
+from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged
+from finops.experiments.domain.definition import build_definition
+
+DEFINITION = build_definition(
+    name="e",
+    task_type="t",
+    variants=[
+        {"name": "A", "model": "big", "provider": "p"},
+        {"name": "B", "model": "small", "provider": "p"},
+    ],
+    known_task_types={"t"},
+    min_samples=50,
+    max_duration_s=100,
+)
+
+
+def event(i: int, variant: str, cost: float, rng: random.Random) -> Tagged:
+    return Tagged(f"id-{i}", "x", variant, cost * rng.lognormvariate(0, 0.3), True, 500.0, 0.9)
+
+
+def test_a_cheaper_variant_is_concluded_once_and_later_events_are_not_counted() -> None:
+    rng = random.Random(0)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    conclusion = None
+    i = 0
+    while conclusion is None and i < 5000:
+        variant = "AB"[i % 2]
+        conclusion = analysis.observe(event(i, variant, 0.01 if variant == "A" else 0.007, rng), 1)
+        i += 1
+    assert conclusion is not None and conclusion["winner"] == "B"
+    assert conclusion["status"] == "decided" and conclusion["winner_arm"]["model"] == "small"
+    assert [loser["name"] for loser in conclusion["losers"]] == ["A"]
+    assert analysis.observe(event(i, "A", 0.01, rng), 2) is None
+    assert analysis.ignored == {"experiment_concluded": 1}
+    assert sum(int(s.n) for s in analysis.variant_stats("x") or []) == i
+
+
+def test_duplicates_unknown_variants_and_unknown_experiments_are_counted_as_ignored() -> None:
+    rng = random.Random(1)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    analysis.observe(event(1, "A", 0.01, rng), 1)
+    analysis.observe(event(1, "A", 0.01, rng), 1)
+    analysis.observe(event(2, "C", 0.01, rng), 1)
+    analysis.observe(Tagged("id-3", "other", "A", 0.01, True, 1.0, None), 1)
+    assert analysis.ignored == {
+        "duplicate_event_id": 1,
+        "unknown_variant": 1,
+        "unknown_or_not_running_experiment": 1,
+    }
+    assert [int(s.n) for s in analysis.variant_stats("x") or []] == [1, 0]
+
+
+def test_past_max_duration_the_experiment_stops_with_no_winner_and_state_round_trips() -> None:
+    rng = random.Random(2)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    for i in range(10):
+        analysis.observe(event(i, "AB"[i % 2], 0.01, rng), 5)
+    restored = ExperimentAnalysis.from_state(analysis.to_state())
+    assert restored.to_state() == analysis.to_state()
+    assert restored.observe(event(3, "B", 0.01, rng), 6) is None  # still a duplicate
+    assert restored.expire_all(99.0) == []
+    (stopped,) = restored.expire_all(100.0)
+    assert stopped["winner"] is None and stopped["status"] == "stopped"
+    assert "max_duration_s" in stopped["reason"]
+    results = restored.results("x", DEFINITION)
+    assert results["decision"]["winner"] is None
+    assert [v["n"] for v in results["variants"]] == [5, 5]
