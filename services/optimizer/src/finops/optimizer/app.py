@@ -51,6 +51,7 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
             checkpoint_interval_s=settings.checkpoint_interval_s,
             topics=(settings.cost_topic, settings.error_topic),
             alerts_topic=settings.alerts_topic,
+            experiments_topic=settings.experiments_topic,
         )
         await intake.restore()
         intake.resume_from(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
-from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
+from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, EXPERIMENTS
 
 
 class OptimizerSettings(StreamSettings):
@@ -21,3 +21,5 @@ class OptimizerSettings(StreamSettings):
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name
     alerts_topic: str = ALERTS.name
+    #: decisions of the experiments service; their winners are adopted per task type
+    experiments_topic: str = EXPERIMENTS.name

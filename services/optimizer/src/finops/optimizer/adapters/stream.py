@@ -74,8 +74,13 @@ class EventIntake:
         on_alert: Callable[[dict[str, Any]], None] | None = None,
         topics: tuple[str, ...] = (AGENT_COST.name, AGENT_ERROR.name),
         alerts_topic: str = ALERTS.name,
+        experiments_topic: str | None = None,
     ) -> None:
-        self.topics = topics
+        # Experiment decisions go through the same checkpointed path as the events, so a
+        # promotion is applied once and survives restarts.
+        self.experiments_topic = experiments_topic
+        self.announcements_read = 0
+        self.topics = topics + ((experiments_topic,) if experiments_topic else ())
         self.alerts_topic = alerts_topic
         self.engine = engine
         self.consumer = consumer
@@ -148,6 +153,9 @@ class EventIntake:
         await self.checkpoint()
 
     async def _apply(self, record: Any) -> None:
+        if record.topic == self.experiments_topic:
+            self._adopt(record)
+            return
         try:
             event = Event.from_kafka(record.value)
         except (ValueError, TypeError) as exc:
@@ -170,6 +178,17 @@ class EventIntake:
         EVENTS.labels(record.topic, "applied").inc()
         for alert in alerts:
             await self.emit_alert(alert)
+
+    def _adopt(self, record: Any) -> None:
+        self.announcements_read += 1
+        try:
+            announcement = json.loads(record.value)
+            adopted = isinstance(announcement, dict) and self.engine.adopt_decision(announcement)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("unreadable experiment announcement", extra={"error": repr(exc)})
+            EVENTS.labels(record.topic, "invalid").inc()
+            return
+        EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
 
     async def emit_alert(self, alert: dict[str, Any]) -> None:
         ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()

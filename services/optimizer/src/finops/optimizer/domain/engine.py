@@ -171,6 +171,9 @@ class OptimizerEngine:
         self.task_arms: dict[str, list[str]] = {}
         self.errors_seen = 0
         self.drift_alerts = 0
+        #: winners of experiments (finops.experiments.v1), by task type: the arm recommended
+        #: there before the policy is asked, and the arms it beat (never recommended there)
+        self.promoted: dict[str, dict[str, Any]] = {}
 
     # ---- learning ----------------------------------------------------------------------
 
@@ -248,6 +251,24 @@ class OptimizerEngine:
                 hints[arm] = priced.total_usd
         return hints
 
+    def adopt_decision(self, decision: Mapping[str, Any]) -> bool:
+        """Adopt an experiment's winner for its task type; False when there is none."""
+        winner = decision.get("winner_arm")
+        task_type = decision.get("task_type")
+        if decision.get("kind") != "decision" or not winner or not isinstance(task_type, str):
+            return False
+        arm = self._know_arm(task_type, _arm_spec(winner))
+        losers = [self._know_arm(task_type, _arm_spec(loser)) for loser in decision["losers"]]
+        self.promoted[task_type] = {
+            "arm": arm,
+            "losers": [a for a in losers if a != arm],
+            "experiment_id": decision.get("experiment_id"),
+            "experiment": decision.get("name"),
+            "variant": decision.get("winner"),
+            "decided_at": decision.get("decided_at"),
+        }
+        return True
+
     # ---- answering ---------------------------------------------------------------------
 
     def candidates(self, task_type: str) -> list[str]:
@@ -290,6 +311,16 @@ class OptimizerEngine:
                 affordable = [cheapest]
             candidates = affordable
             reason_prefix = f"budget pacing ({pacing.get('action')}, cap ${cap:.6f}/call); "
+        promoted = self.promoted.get(task_type)
+        if promoted:
+            if promoted["arm"] in candidates:
+                candidates = [promoted["arm"]]
+                reason_prefix += (
+                    f"winner of experiment {promoted['experiment']!r} "
+                    f"({promoted['experiment_id']}), variant {promoted['variant']}; "
+                )
+            else:  # withdrawn or over budget: anything but the arms it beat
+                candidates = [a for a in candidates if a not in promoted["losers"]] or candidates
         decision = self.policy.recommend(task_type, features, rng, candidates=candidates)
         spec = self.arms.get(decision.arm) or self.catalog[decision.arm]
         return Recommendation(
@@ -373,6 +404,7 @@ class OptimizerEngine:
             ("task_arms", lambda: {k: list(v) for k, v in self.task_arms.items()}),
             ("errors_seen", lambda: self.errors_seen),
             ("drift_alerts", lambda: self.drift_alerts),
+            ("promoted", lambda: {k: dict(v) for k, v in self.promoted.items()}),
         ]
 
     def to_state(self) -> dict[str, Any]:
@@ -396,7 +428,12 @@ class OptimizerEngine:
         engine.task_arms = {k: list(v) for k, v in state["task_arms"].items()}
         engine.errors_seen = state["errors_seen"]
         engine.drift_alerts = state["drift_alerts"]
+        engine.promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
         return engine
+
+
+def _arm_spec(arm: Mapping[str, Any]) -> ArmSpec:
+    return ArmSpec(str(arm["model"]), str(arm["provider"]), _config_dict(arm.get("config")))
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
