@@ -114,15 +114,16 @@ class AnalysisIntake:
         while not stop.is_set():
             batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
             async with self._lock:
-                conclusions: list[dict[str, Any]] = []
+                tagged: list[Tagged] = []
                 task_types: set[str] = set()
                 for tp, records in batch.items():
                     for record in records:
-                        conclusion = await self._apply(record, task_types)
-                        if conclusion is not None:
-                            conclusions.append(conclusion)
+                        event = await self._apply(record, task_types)
+                        if event is not None:
+                            tagged.append(event)
                         self.offsets[_key(tp)] = record.offset + 1
                         self._dirty = True
+                conclusions = self.analysis.observe_many(tagged, time.time())
                 if time.monotonic() - self._last_refresh >= self.refresh_interval_s:
                     conclusions += await self._refresh()
                 await self._record_task_types(task_types)
@@ -135,7 +136,7 @@ class AnalysisIntake:
                     await self._announce_conclusion(conclusion)
         await self.checkpoint()
 
-    async def _apply(self, record: Any, task_types: set[str]) -> dict[str, Any] | None:
+    async def _apply(self, record: Any, task_types: set[str]) -> Tagged | None:
         if b'"experiment"' not in record.value:
             # Untagged: only its task type matters here (an experiment needs live traffic).
             try:
@@ -168,17 +169,14 @@ class AnalysisIntake:
             return None
         self.events += 1
         EVENTS.labels("tagged").inc()
-        return self.analysis.observe(
-            Tagged(
-                event_id=str(event.id),
-                experiment_id=experiment_id,
-                variant=data.experiment.variant,
-                cost_usd=data.cost_usd,
-                success=data.success,
-                latency_ms=data.latency_ms,
-                quality=data.quality,
-            ),
-            time.time(),
+        return Tagged(
+            event_id=str(event.id),
+            experiment_id=experiment_id,
+            variant=data.experiment.variant,
+            cost_usd=data.cost_usd,
+            success=data.success,
+            latency_ms=data.latency_ms,
+            quality=data.quality,
         )
 
     async def _learn(self, experiment_id: str) -> None:

@@ -5,6 +5,7 @@ event, and the conclusions it reaches. Pure: no I/O; its state is plain data for
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from finops.experiments.domain.allocation import probability_best, unit_hash
-from finops.experiments.domain.decision import Analysis, Verdict, analyse
+from finops.experiments.domain.decision import Analysis, Verdict, analyse, decisive_looks
 from finops.experiments.domain.definition import Definition
 from finops.experiments.domain.sequential import metric_value
 from finops.experiments.domain.srm import srm_p_value
-from finops.experiments.domain.stats import VariantStats
+from finops.experiments.domain.stats import VariantStats, cumulative_stats
 
 STATE_VERSION = 1
 # Event ids remembered per experiment to drop a redelivered event (a client retry that sent
@@ -117,30 +118,85 @@ class ExperimentAnalysis:
 
     def observe(self, event: Tagged, now: float) -> dict[str, Any] | None:
         """Count one tagged event; the conclusion when this look decides the experiment."""
-        state = self.experiments.get(event.experiment_id)
-        if state is None:
-            self._ignore("unknown_or_not_running_experiment")
-            return None
-        if state.conclusion is not None:
-            self._ignore("experiment_concluded")
-            return None
+        conclusions = self.observe_many([event], now)
+        return conclusions[0] if conclusions else None
+
+    def observe_many(self, events: Sequence[Tagged], now: float) -> list[dict[str, Any]]:
+        """Count tagged events in order, with a look after each one; the conclusions reached.
+
+        The looks of a batch are computed at once on cumulative arrays (the code the
+        simulations of ``finops experiments validate`` run); the events after the look that
+        decides an experiment are not counted. The p95 latency guardrail, which needs the
+        histogram, is checked after the batch.
+        """
+        by_experiment: dict[str, list[Tagged]] = {}
+        for event in events:
+            by_experiment.setdefault(event.experiment_id, []).append(event)
+        conclusions = []
+        for experiment_id, batch in by_experiment.items():
+            conclusion = self._observe_batch(experiment_id, batch, now)
+            if conclusion is not None:
+                conclusions.append(conclusion)
+        return conclusions
+
+    def _accepted(self, state: ExperimentState, batch: Sequence[Tagged]) -> list[Tagged]:
         names = state.definition.variant_names
-        if event.variant not in names:
-            self._ignore("unknown_variant")
+        accepted = []
+        for event in batch:
+            if event.variant not in names:
+                self._ignore("unknown_variant")
+            elif state.remember(event.event_id):
+                accepted.append(event)
+            else:
+                self._ignore("duplicate_event_id")
+        return accepted
+
+    def _observe_batch(
+        self, experiment_id: str, batch: Sequence[Tagged], now: float
+    ) -> dict[str, Any] | None:
+        state = self.experiments.get(experiment_id)
+        if state is None or state.conclusion is not None:
+            why = "unknown_or_not_running_experiment" if state is None else "experiment_concluded"
+            for _ in batch:
+                self._ignore(why)
             return None
-        if not state.remember(event.event_id):
-            self._ignore("duplicate_event_id")
-            return None
-        state.stats[names.index(event.variant)].add(
-            cost_usd=event.cost_usd,
-            success=event.success,
-            latency_ms=event.latency_ms,
-            quality=event.quality,
-        )
-        verdict = state.analysis().verdict
-        if verdict is not None:
-            return self._conclude(event.experiment_id, state, verdict, now)
-        return self.expire(event.experiment_id, now)
+        accepted = self._accepted(state, batch)
+        if not accepted:
+            return self.expire(experiment_id, now)
+        decisive = np.flatnonzero(self._looks(state, accepted))
+        counted = accepted if decisive.size == 0 else accepted[: int(decisive[0]) + 1]
+        names = state.definition.variant_names
+        for event in counted:
+            state.stats[names.index(event.variant)].add(
+                cost_usd=event.cost_usd,
+                success=event.success,
+                latency_ms=event.latency_ms,
+                quality=event.quality,
+            )
+        for _ in accepted[len(counted) :]:
+            self._ignore("experiment_concluded")
+        if decisive.size or state.definition.guardrails.max_p95_latency_ms is not None:
+            verdict = state.analysis().verdict
+            if verdict is not None:
+                return self._conclude(experiment_id, state, verdict, now)
+        return self.expire(experiment_id, now)
+
+    def _looks(self, state: ExperimentState, events: Sequence[Tagged]) -> Any:
+        """Whether the look after each event reaches a verdict."""
+        d = state.definition
+        variant = np.array([d.variant_names.index(e.variant) for e in events])
+        cost = np.array([e.cost_usd for e in events])
+        success = np.array([e.success for e in events], dtype=float)
+        has_quality = np.array([e.quality is not None for e in events], dtype=float)
+        quality = np.array([e.quality if e.quality is not None else 0.0 for e in events])
+        stats = [
+            cumulative_stats(variant == i, cost, success, quality, has_quality, base)
+            for i, base in enumerate(state.stats)
+        ]
+        srm_p: Any = 1.0
+        if d.allocation == "fixed":
+            srm_p = srm_p_value([s.n for s in stats], d.weights)
+        return decisive_looks(stats, d.analysis_settings(), srm_p)
 
     def expire(self, experiment_id: str, now: float) -> dict[str, Any] | None:
         """Stop an experiment past its ``max_duration_s`` with no winner."""

@@ -148,6 +148,20 @@ def look(
     )
 
 
+def decisive_looks(stats: Sequence[VariantStats], settings: AnalysisSettings, srm_p: Any) -> Any:
+    """Which looks (elements of the cumulative arrays in ``stats``) reach a verdict, by the
+    same rules as :func:`analyse` except the p95 latency guardrail (scalar looks only)."""
+    alpha = settings.alpha / max(1, len(stats) - 1)
+    outcomes = np.vstack(
+        [np.atleast_1d(look(stats[0], s, settings, srm_p=srm_p, alpha=alpha)) for s in stats[1:]]
+    )
+    return (
+        (outcomes == Outcome.GUARDRAIL_BROKEN).any(axis=0)
+        | (outcomes == Outcome.TREATMENT_WINS).any(axis=0)
+        | (outcomes == Outcome.CONTROL_WINS).all(axis=0)
+    )
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A decision: ``winner`` is None when the experiment stops without one."""

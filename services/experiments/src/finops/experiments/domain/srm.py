@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
+from scipy import special
 
 SRM_P_THRESHOLD = 0.001
 
@@ -28,7 +28,9 @@ def srm_p_value(counts: Sequence[Any], weights: Sequence[float]) -> Any:
     expected = np.multiply.outer(np.asarray(weights, dtype=float), total)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = np.where(expected > 0, (observed - expected) ** 2 / expected, 0.0).sum(axis=0)
-    p_value = scipy_stats.chi2.sf(statistic, df=len(weights) - 1)
+    # chdtrc is the chi-square survival function (scipy.stats.chi2.sf) without the
+    # distribution object's overhead, which dominated a look on the stream.
+    p_value = special.chdtrc(len(weights) - 1, statistic)
     return np.where(total > 0, p_value, 1.0)
 
 

@@ -113,21 +113,27 @@ def cumulative_stats(
     cost: np.ndarray,
     success: np.ndarray,
     quality: np.ndarray,
+    has_quality: np.ndarray | None = None,
+    base: VariantStats | None = None,
 ) -> VariantStats:
-    """The statistics of one variant after each event of a simulated stream, as arrays.
+    """The statistics of one variant after each event of a stream of events, as arrays.
 
-    Element ``t`` holds the sums over events ``0..t`` that went to this variant: the look
-    after event ``t``. Latency is not simulated (the histogram stays empty).
+    Element ``t`` holds ``base`` plus the sums over events ``0..t`` that went to this
+    variant: the look after event ``t``. Latency is left out (the histogram stays ``base``'s).
     """
+    base = base or VariantStats()
     mask = in_variant.astype(float)
     won = mask * success
+    rated = mask if has_quality is None else mask * has_quality
+    q = np.where(rated > 0, quality, 0.0)
     return VariantStats(
-        n=np.cumsum(mask),
-        successes=np.cumsum(won),
-        cost_sum=np.cumsum(mask * cost),
-        cost_sq_sum=np.cumsum(mask * cost * cost),
-        cost_success_sum=np.cumsum(won * cost),
-        quality_n=np.cumsum(mask),
-        quality_sum=np.cumsum(mask * quality),
-        quality_sq_sum=np.cumsum(mask * quality * quality),
+        n=base.n + np.cumsum(mask),
+        successes=base.successes + np.cumsum(won),
+        cost_sum=base.cost_sum + np.cumsum(mask * cost),
+        cost_sq_sum=base.cost_sq_sum + np.cumsum(mask * cost * cost),
+        cost_success_sum=base.cost_success_sum + np.cumsum(won * cost),
+        quality_n=base.quality_n + np.cumsum(rated),
+        quality_sum=base.quality_sum + np.cumsum(rated * q),
+        quality_sq_sum=base.quality_sq_sum + np.cumsum(rated * q * q),
+        latency_counts=base.latency_counts,
     )
