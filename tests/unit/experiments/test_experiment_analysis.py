@@ -74,3 +74,19 @@ def test_past_max_duration_the_experiment_stops_with_no_winner_and_state_round_t
     results = restored.results("x", DEFINITION)
     assert results["decision"]["winner"] is None
     assert [v["n"] for v in results["variants"]] == [5, 5]
+
+
+def test_a_batch_decides_at_the_same_event_as_one_event_at_a_time() -> None:
+    rng = random.Random(3)
+    events = [event(i, "AB"[i % 2], 0.01 if i % 2 == 0 else 0.007, rng) for i in range(3000)]
+    one_by_one = ExperimentAnalysis()
+    one_by_one.track("x", DEFINITION, started_at=0.0)
+    for e in events:
+        if one_by_one.observe(e, 1) is not None:
+            break
+    batched = ExperimentAnalysis()
+    batched.track("x", DEFINITION, started_at=0.0)
+    (conclusion,) = batched.observe_many(events, 1)
+    assert conclusion["winner"] == "B"
+    assert conclusion["n"] == [int(s.n) for s in one_by_one.variant_stats("x") or []]
+    assert batched.ignored == {"experiment_concluded": 3000 - sum(conclusion["n"])}

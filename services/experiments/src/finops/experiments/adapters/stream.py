@@ -24,7 +24,7 @@ from finops.common.events import Event, LlmCallEvent
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
 from finops.experiments.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
-from finops.experiments.adapters.repository import ExperimentRepository
+from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged
 from finops.experiments.domain.definition import ExperimentNotFound
 
@@ -85,6 +85,9 @@ class AnalysisIntake:
         self._not_running: dict[str, float] = {}
         self._task_types: set[str] = set()
         self._lock = asyncio.Lock()
+        #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
+        #: the assignment API; a status other than running is always re-read from PostgreSQL
+        self.known: dict[str, Experiment] = {}
 
     async def restore(self) -> bool:
         saved = await self.store.load(self.name)
@@ -191,13 +194,16 @@ class AnalysisIntake:
         if experiment is None or experiment.status != "running" or not experiment.started_at:
             self._not_running[experiment_id] = time.monotonic()
             return
+        self.known[experiment.id] = experiment
         self.analysis.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
 
     async def _refresh(self) -> list[dict[str, Any]]:
         """Follow the operators: newly started experiments, stops; expire old ones."""
         self._last_refresh = time.monotonic()
         now = time.time()
-        for experiment in await self.repo.all():
+        everything = await self.repo.all()
+        self.known = {e.id: e for e in everything}
+        for experiment in everything:
             tracked = self.analysis.is_tracked(experiment.id)
             if experiment.status == "running" and experiment.started_at and not tracked:
                 self.analysis.track(
@@ -214,6 +220,7 @@ class AnalysisIntake:
             self._task_types |= task_types
 
     async def _announce_conclusion(self, conclusion: dict[str, Any]) -> None:
+        self.known.pop(conclusion["experiment_id"], None)
         await self.announce({"kind": "decision", **conclusion})
         await self.repo.conclude(
             conclusion["experiment_id"],

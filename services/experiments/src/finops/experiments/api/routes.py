@@ -166,6 +166,7 @@ async def stop_experiment(
     experiment_id: str, principal: Writer, repo: Repository, request: Request
 ) -> dict[str, Any]:
     experiment = await repo.apply(experiment_id, "stop", principal.username)
+    request.app.state.intake.known[experiment.id] = experiment  # no assignment after a stop
     await _announce(request, experiment, "stopped")
     return experiment.to_api()
 
@@ -194,7 +195,9 @@ async def assign(
     request: Request,
     unit: Annotated[str, Query(min_length=1, max_length=256)],
 ) -> dict[str, Any]:
-    experiment = await repo.get(experiment_id)
+    cached = request.app.state.intake.known.get(experiment_id)
+    # Running as of the last refresh (<= refresh_interval_s old): no database round trip.
+    experiment = cached if cached and cached.status == "running" else await repo.get(experiment_id)
     if experiment.status != "running":
         raise NotRunning(f"experiment {experiment_id} is {experiment.status}, not running")
     definition = experiment.definition

@@ -4,7 +4,9 @@ bandits, always with the probability of the variant given (its propensity). Pure
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,10 +29,9 @@ def unit_hash(salt: str, unit: str) -> float:
 
 
 def pick(weights: Sequence[float], u: float) -> int:
-    """The index whose cumulative-weight slot holds ``u``."""
-    edges = np.cumsum(np.asarray(weights, dtype=float))
-    edges /= edges[-1]
-    return min(int(np.searchsorted(edges, u, side="right")), len(edges) - 1)
+    """The index whose cumulative-weight slot holds ``u`` (plain Python: it runs per request)."""
+    edges = list(itertools.accumulate(weights))
+    return min(bisect.bisect_right(edges, u * edges[-1]), len(edges) - 1)
 
 
 def probability_best(

@@ -1,0 +1,196 @@
+"""Experiments: assignment API latency and tagged events/s through the analysis, in one run.
+
+Starts its own stack (PostgreSQL, Redis, broker, auth, experiments) on free ports in a
+temporary folder, defines and starts one experiment straight in PostgreSQL, then measures:
+
+1. GET /healthz of the experiments service at a fixed rate (baseline: the same server, no
+   token, no database) and GET /api/experiments/{id}/assignment at the same rate;
+2. the raw aiokafka consume rate of the same records (baseline, this process) and the
+   experiments service's rate from topic to analysis (a look after every event, checkpoints),
+   read from its own Prometheus counter.
+
+Targets (issue #11): assignment p99 <= 10 ms at 500/s; >= 5,000 tagged events/s per worker.
+
+    .venv/bin/python bench/experiments.py [--events 50000] [--rate 500] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+from _harness import open_loop, private_stack, register_and_login
+
+from finops.common.kafka import make_producer, read_topic
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST
+from finops.experiments.adapters.repository import ExperimentRepository
+from finops.experiments.domain.definition import build_definition
+
+TASK = "bench-summarize"
+
+
+async def running_experiment(database_url: str) -> str:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        repo = ExperimentRepository(pool)
+        await repo.record_task_types([TASK])
+        definition = build_definition(
+            name=f"bench-{uuid.uuid4().hex[:8]}",
+            task_type=TASK,
+            variants=[
+                {"name": "A", "model": "gpt-4o", "provider": "openai"},
+                {"name": "B", "model": "gpt-4o-mini", "provider": "openai"},
+            ],
+            known_task_types={TASK},
+            # equal variants and an unreachable min_samples: every event gets its full look
+            # and nothing decides mid-run
+            min_samples=10_000_000,
+        )
+        experiment = await repo.create(definition, "bench")
+        await repo.apply(experiment.id, "start", "bench")
+        return experiment.id
+    finally:
+        await pool.close()
+
+
+def tagged_event(i: int, rng: random.Random, experiment_id: str) -> dict:
+    agent = f"agent-{i % 50}"
+    variant = "AB"[i % 2]
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "agent.llm_call",
+        "source": agent,
+        "specversion": "1.0",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {
+            "agent_id": agent,
+            "task_type": TASK,
+            "provider": "openai",
+            "model": "gpt-4o" if variant == "A" else "gpt-4o-mini",
+            "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
+            "cost_usd": 0.01 * rng.lognormvariate(0, 0.5),
+            "cost_source": "reported",
+            "latency_ms": 300 + (i * 7) % 900,
+            "success": rng.random() < 0.95,
+            "quality": rng.random(),
+            "experiment": {"id": experiment_id, "variant": variant},
+        },
+    }
+
+
+async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> None:
+    settings = CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
+    producer = make_producer(settings)
+    await producer.start()
+    rng = random.Random(0)
+    try:
+        futures = []
+        for i in range(n):
+            e = tagged_event(i, rng, experiment_id)
+            futures.append(
+                await producer.send(
+                    AGENT_COST.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(bootstrap: str, n: int) -> float:
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    start, count = time.perf_counter(), 0
+    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0):
+        count += 1
+        if count >= n:
+            break
+    return count / (time.perf_counter() - start)
+
+
+async def analysed(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    m = re.search(r'finops_experiments_events_total\{outcome="tagged"\} (\S+)', text)
+    return int(float(m.group(1))) if m else 0
+
+
+async def analysis_rate(url: str, n: int) -> float:
+    """Tagged events analysed per second, from the first one to the n-th."""
+    async with aiohttp.ClientSession() as session:
+        while await analysed(session, url) == 0:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        first = await analysed(session, url)
+        while (done := await analysed(session, url)) < n:
+            await asyncio.sleep(0.05)
+        return (done - first) / (time.perf_counter() - start)
+
+
+async def latency(url: str, path: str, token: str, rate: float, seconds: float) -> dict:
+    async def get(session: aiohttp.ClientSession, i: int) -> bool:
+        params = {"unit": f"user-{i}"} if "assignment" in path else None
+        async with session.get(f"{url}{path}", params=params) as r:
+            await r.read()
+            return r.status == 200
+
+    headers = {"Authorization": f"Bearer {token}"}
+    return await open_loop(get, rate=rate, seconds=seconds, headers=headers)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with private_stack(("auth", "experiments")) as stack:
+        url = stack.service_url("experiments")
+
+        async def run() -> None:
+            experiment_id = await running_experiment(stack.database_url)
+            _, token = await register_and_login(stack.service_url("auth"))
+            print(f"GET at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
+            base = await latency(url, "/healthz", token, args.rate, args.seconds)
+            path = f"/api/experiments/{experiment_id}/assignment"
+            lat = await latency(url, path, token, args.rate, args.seconds)
+            print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
+            watcher = asyncio.create_task(analysis_rate(url, args.events))
+            await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
+            rate = await watcher
+            raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
+            print()
+            print("bench/experiments (one run, one worker, loopback)")
+            print(
+                f"  GET /healthz at {base['achieved']:.0f}/s (baseline)   "
+                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
+            )
+            print(
+                f"  GET /api/experiments/{{id}}/assignment at {lat['achieved']:.0f}/s   "
+                f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
+                f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+            )
+            print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
+            print(
+                f"  experiments topic -> analysis     {rate:>10,.0f} events/s   "
+                f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+            )
+
+        asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
