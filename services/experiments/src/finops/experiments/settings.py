@@ -8,7 +8,9 @@ from finops.common.topics import AGENT_COST, EXPERIMENTS
 class ExperimentsSettings(StreamSettings):
     service_name: str = "experiments"
     port: int = DEFAULT_PORTS["experiments"]
-    consumer_group: str = "finops-experiments"
+    # Not the Faust app's id ("finops-experiments"), which Faust uses as its own group: two
+    # consumers with different subscriptions in one group rebalance each other forever.
+    consumer_group: str = "finops-experiments-intake"
     checkpoint_name: str = "experiments"
     # How much is replayed after a crash, not whether the numbers are right (they always
     # are); a decision is checkpointed at once whatever this says.

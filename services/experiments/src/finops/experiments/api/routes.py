@@ -87,6 +87,7 @@ class ExperimentIn(BaseModel):
     ),
     responses={
         **AUTH_ERRORS,
+        400: {"description": "`invalid_json` or `bad_request`: the body cannot be parsed", **_ERR},
         409: {"description": "`experiment_name_taken`", **_ERR},
         422: {
             "description": "`unknown_task_type`, `too_few_variants`, `duplicate_variant_names`, "
