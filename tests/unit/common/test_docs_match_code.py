@@ -86,5 +86,5 @@ def test_the_readme_names_the_services_db_upgrade_migrates():
 
     readme = (ROOT / "README.md").read_text()
     [row] = [line for line in readme.splitlines() if line.startswith("| `finops db upgrade")]
-    assert services_with_migrations() == ["auth", "optimizer"]
-    assert "database schema: auth and optimizer" in row
+    assert services_with_migrations() == ["auth", "experiments", "optimizer"]
+    assert "database schema: auth, experiments and optimizer" in row

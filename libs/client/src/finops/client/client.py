@@ -43,6 +43,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
 from finops.client._answers import RetryAfterOrJitter, Transient
+from finops.client._experiments import assignment
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._optimizer import recommendation
 from finops.client._tokens import Tokens
@@ -62,6 +63,7 @@ LOCAL_URLS = {
     "ingest": "http://127.0.0.1:8002",
     "auth": "http://127.0.0.1:8001",
     "optimizer": "http://127.0.0.1:8003",
+    "experiments": "http://127.0.0.1:8005",
 }
 
 
@@ -79,6 +81,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """``{id, variant}`` from a tag, or from what :meth:`AsyncFinOpsClient.assign` answered."""
+    if "experiment_id" in experiment:
+        return {"id": str(experiment["experiment_id"]), "variant": str(experiment["variant"])}
+    return {"id": str(experiment["id"]), "variant": str(experiment["variant"])}
+
+
 def _url(given: str | None, service: str) -> str:
     url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
     return url.rstrip("/")
@@ -94,6 +103,7 @@ class AsyncFinOpsClient:
         ingest_url: str | None = None,
         auth_url: str | None = None,
         optimizer_url: str | None = None,
+        experiments_url: str | None = None,
         api_key: str | None = None,
         token: str | None = None,
         batch_size: int = 500,
@@ -117,6 +127,7 @@ class AsyncFinOpsClient:
         self.ingest_url = _url(ingest_url, "ingest")
         self.auth_url = _url(auth_url, "auth")
         self.optimizer_url = _url(optimizer_url, "optimizer")
+        self.experiments_url = _url(experiments_url, "experiments")
         self.agent_id = agent_id
         self.batch_size = batch_size
         self.linger_s = linger_s
@@ -189,7 +200,7 @@ class AsyncFinOpsClient:
             "ttft_ms": ttft_ms,
             "team": team,
             "project": project,
-            "experiment": dict(experiment) if experiment else None,
+            "experiment": _experiment_tag(experiment) if experiment else None,
             "decision": dict(decision) if decision else None,
             "remedy": dict(remedy) if remedy else None,
             "features": dict(features) if features else None,
@@ -269,6 +280,20 @@ class AsyncFinOpsClient:
         params.update({k: float(v) for k, v in (features or {}).items()})
         return await recommendation(
             self._http, self._tokens, self.optimizer_url, params, self.max_backoff_s
+        )
+
+    async def assign(self, experiment_id: str, unit: str) -> dict[str, Any]:
+        """The variant of a running experiment for ``unit`` (a user, a conversation...).
+
+        Returns ``experiment_id``, ``variant``, ``model``, ``provider``, ``config`` and
+        ``propensity``. Make the call with that model and configuration, then pass the answer
+        as ``experiment=`` to :meth:`record_call` so the call counts for its variant. A fixed
+        split always gives one unit the same variant. Transient faults are retried a few
+        times, then :class:`PlatformUnavailable`; a refusal (409 ``experiment_not_running``)
+        raises :class:`RequestRefused` at once.
+        """
+        return await assignment(
+            self._http, self._tokens, self.experiments_url, experiment_id, unit, self.max_backoff_s
         )
 
     @property

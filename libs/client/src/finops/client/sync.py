@@ -46,6 +46,9 @@ class FinOpsClient:
     def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:
         return self._run(self._client.recommend(task_type, features, **kwargs))
 
+    def assign(self, experiment_id: str, unit: str) -> dict[str, Any]:
+        return self._run(self._client.assign(experiment_id, unit))
+
     def flush(self, timeout: float | None = None) -> None:
         self._run(self._client.flush(timeout))
 

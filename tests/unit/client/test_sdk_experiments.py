@@ -1,0 +1,90 @@
+"""SDK and experiments: assign() asks the experiments service; record_call(experiment=…) tags."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from finops.client import AsyncFinOpsClient
+from finops.client.errors import RequestRefused
+
+ASSIGNMENT = {
+    "experiment_id": "e1",
+    "variant": "B",
+    "model": "gpt-4o-mini",
+    "provider": "openai",
+    "config": {},
+    "propensity": 0.5,
+}
+
+
+async def test_assign_retries_transient_faults_and_its_answer_tags_the_call() -> None:
+    requests: list[httpx.Request] = []
+
+    def services(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.host == "experiments":
+            if len([r for r in requests if r.url.host == "experiments"]) == 1:
+                return httpx.Response(503, headers={"Retry-After": "0"})
+            return httpx.Response(200, json=ASSIGNMENT)
+        return httpx.Response(202, json={"accepted": 1})
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        experiments_url="http://experiments/",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(services),
+        max_backoff_s=0.01,
+    )
+    answer = await c.assign("e1", "user-42")
+    await c.record_call(
+        task_type="qa",
+        provider=answer["provider"],
+        model=answer["model"],
+        usage={"input_tokens": 10, "output_tokens": 2},
+        latency_ms=100,
+        experiment=answer,
+    )
+    await c.record_call(
+        task_type="qa",
+        provider="openai",
+        model="gpt-4o",
+        usage={"input_tokens": 10, "output_tokens": 2},
+        latency_ms=100,
+        experiment={"id": "e1", "variant": "A"},
+    )
+    await c.close()
+    assigned = [r for r in requests if r.url.host == "experiments"]
+    assert len(assigned) == 2
+    assert assigned[-1].url.path == "/api/experiments/e1/assignment"
+    assert dict(assigned[-1].url.params) == {"unit": "user-42"}
+    assert assigned[-1].headers["authorization"] == "Bearer t"
+    sent = [e for r in requests if r.url.host == "ingest" for e in json.loads(r.content)]
+    assert [e["data"]["experiment"] for e in sent] == [
+        {"id": "e1", "variant": "B"},
+        {"id": "e1", "variant": "A"},
+    ]
+
+
+async def test_an_assignment_from_a_stopped_experiment_is_refused_at_once() -> None:
+    requests: list[httpx.Request] = []
+
+    def experiments(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        body = {"error": {"code": "experiment_not_running", "message": "e1 is stopped"}}
+        return httpx.Response(409, json=body)
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        experiments_url="http://experiments",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(experiments),
+    )
+    with pytest.raises(RequestRefused) as refused:
+        await c.assign("e1", "u")
+    await c.close()
+    assert refused.value.code == "experiment_not_running" and len(requests) == 1
