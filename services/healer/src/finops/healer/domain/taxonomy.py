@@ -48,7 +48,12 @@ PROVIDER_FAULT_KINDS = RETRYABLE_KINDS
 @dataclass(frozen=True)
 class ProviderError:
     """One failed call as the agent saw it (status, provider's error type/code, message,
-    the response headers that matter, e.g. ``retry-after``, ``x-ratelimit-*``)."""
+    the response headers that matter, e.g. ``retry-after``, ``x-ratelimit-*``).
+
+    ``headers`` have lower-case names. ``retry_after_ms`` is a wait the payload stated outside
+    the headers and the message (Gemini's ``RetryInfo.retryDelay``, or the agent's own
+    ``error.retry_after_ms``).
+    """
 
     message: str = ""
     status: int | None = None
@@ -56,6 +61,7 @@ class ProviderError:
     error_type: str | None = None
     error_code: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    retry_after_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,8 @@ class Classification:
     """The healer's verdict on one error.
 
     ``rule`` names the rule of the table that matched, ``"classifier"`` for the learned text
-    classifier, or ``"hint"`` when only the agent's own ``error.kind`` was there to go on.
+    classifier, ``"hint"`` when only the agent's own ``error.kind`` was there to go on, or
+    ``"none"`` when nothing was (kind ``unknown``).
     ``stated_wait_ms`` is the wait the provider asked for (header or message), if any.
     """
 

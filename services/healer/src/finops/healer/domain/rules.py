@@ -1,0 +1,569 @@
+"""The classification rules: one ordered data table, first match wins.
+
+A rule matches when every condition it sets holds: provider family, HTTP status, provider
+error type or code (``ids``, either field, case-insensitive; ``id_pattern`` for a substring
+such as Google's ``...PerDay...`` quota ids), a message regex, a header regex. ``source``
+names where the payload shape comes from (provider documentation or a public issue thread);
+a test checks that every rule has one and that every kind has at least one rule.
+
+Two tiers: ``SPECIFIC_RULES`` name something the provider said (type, code, message, header)
+and run first; ``STATUS_RULES`` look at the status alone and run only after the learned text
+classifier and the agent's hint had their say (see :mod:`finops.healer.domain.classify`).
+
+Order matters where messages overlap: quota before rate limits (OpenAI sends "You exceeded
+your current quota" as a 429), Google's per-minute quotas before the generic quota wording
+(Gemini says "You exceeded your current quota" for a per-minute limit too), context overflow
+before rate limits (OpenAI's "Request too large … on tokens per min" can never succeed),
+throttling before overload ("Too many tokens, please wait" is Bedrock throttling).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+
+K = ErrorKind
+
+#: Provider names agents use → the family a rule names.
+PROVIDER_FAMILIES = {
+    "openai": "openai",
+    "azure": "azure",
+    "azure_openai": "azure",
+    "azure-openai": "azure",
+    "azureopenai": "azure",
+    "anthropic": "anthropic",
+    "google": "google",
+    "gemini": "google",
+    "google-gemini": "google",
+    "vertex": "google",
+    "vertex_ai": "google",
+    "vertexai": "google",
+    "google-vertex": "google",
+    "bedrock": "bedrock",
+    "aws": "bedrock",
+    "aws-bedrock": "bedrock",
+    "amazon-bedrock": "bedrock",
+    "mistral": "mistral",
+    "mistralai": "mistral",
+}
+
+
+def provider_family(provider: str | None) -> str | None:
+    if not provider:
+        return None
+    return PROVIDER_FAMILIES.get(provider.strip().lower().replace(" ", "-"))
+
+
+def _ids(*names: str) -> frozenset[str]:
+    return frozenset(n.lower() for n in names)
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    kind: ErrorKind
+    source: str
+    providers: frozenset[str] = frozenset()  # families; empty = any provider
+    statuses: frozenset[int] = frozenset()  # empty = any status, or none
+    ids: frozenset[str] = frozenset()  # provider error type or code, lower-case
+    id_pattern: re.Pattern[str] | None = None
+    message: re.Pattern[str] | None = None
+    header: tuple[str, re.Pattern[str]] | None = None  # (lower-case name, value regex)
+
+    def matches(self, error: ProviderError, family: str | None, ids: tuple[str, ...]) -> bool:
+        if self.providers and family not in self.providers:
+            return False
+        if self.statuses and error.status not in self.statuses:
+            return False
+        if self.ids and not any(i in self.ids for i in ids):
+            return False
+        if self.id_pattern and not any(self.id_pattern.search(i) for i in ids):
+            return False
+        if self.message and not self.message.search(error.message):
+            return False
+        if self.header:
+            name, pattern = self.header
+            value = error.headers.get(name)
+            if value is None or not pattern.search(value):
+                return False
+        return True
+
+
+OPENAI_ERRORS = "https://platform.openai.com/docs/guides/error-codes/api-errors"
+ANTHROPIC_ERRORS = "https://docs.anthropic.com/en/api/errors"
+GEMINI_ERRORS = "https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes"
+VERTEX_429 = "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
+GOOGLE_RPC = "https://cloud.google.com/apis/design/errors#error_model"
+BEDROCK_ERRORS = "https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html"
+BEDROCK_RUNTIME = (
+    "https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html"
+)
+AZURE_QUOTA = "https://learn.microsoft.com/azure/ai-services/openai/quotas-limits"
+AZURE_FILTER = "https://learn.microsoft.com/azure/ai-services/openai/concepts/content-filter"
+MISTRAL_ERRORS = "https://docs.mistral.ai/api/"
+PI_OVERFLOW = "https://github.com/badlogic/pi-mono/blob/main/packages/ai/src/utils/overflow.ts"
+LITELLM_MAP = (
+    "https://github.com/BerriAI/litellm/blob/main/"
+    "litellm/litellm_core_utils/exception_mapping_utils.py"
+)
+HTTPX_ERRORS = "https://www.python-httpx.org/exceptions/"
+
+SPECIFIC_RULES: tuple[Rule, ...] = (
+    # ---- quota and billing: used up, not retryable (before rate limits: both are 429s)
+    Rule(
+        name="openai_insufficient_quota",
+        kind=K.QUOTA_EXHAUSTED,
+        source=OPENAI_ERRORS,
+        ids=_ids("insufficient_quota", "billing_hard_limit_reached", "billing_not_active"),
+    ),
+    # Gemini free tier for a model outside the plan: "Quota exceeded for metric: …, limit: 0".
+    Rule(
+        name="gemini_quota_limit_zero",
+        kind=K.QUOTA_EXHAUSTED,
+        source="https://github.com/continuedev/continue/issues/10062",
+        message=_re(r"quota exceeded for metric: \S+, limit: 0\b"),
+    ),
+    # Google QuotaFailure with a per-day quota id, e.g. GenerateRequestsPerDayPerProjectPerModel.
+    Rule(
+        name="google_daily_quota",
+        kind=K.QUOTA_EXHAUSTED,
+        source="https://github.com/langgenius/dify/issues/19838",
+        id_pattern=_re(r"PerDay"),
+    ),
+    Rule(
+        name="google_daily_quota_message",
+        kind=K.QUOTA_EXHAUSTED,
+        source="https://github.com/langgenius/dify/issues/19838",
+        providers=frozenset({"google"}),
+        message=_re(r"per[_ ]day|requests per day"),
+    ),
+    # Google RESOURCE_EXHAUSTED otherwise means a per-minute quota or shared capacity: retry.
+    Rule(
+        name="google_resource_exhausted",
+        kind=K.RATE_LIMIT,
+        source=VERTEX_429,
+        ids=_ids("RESOURCE_EXHAUSTED", "rateLimitExceeded"),
+    ),
+    Rule(
+        name="google_quota_per_minute",
+        kind=K.RATE_LIMIT,
+        source="https://github.com/felixbinder/introspection_self_prediction/issues/66",
+        message=_re(
+            r"resource (?:has been )?exhausted"
+            r"|quota exceeded for (?:metric|aiplatform|quota metric)"
+        ),
+    ),
+    Rule(
+        name="quota_message",
+        kind=K.QUOTA_EXHAUSTED,
+        source=OPENAI_ERRORS,
+        message=_re(
+            r"exceeded your current quota|check your plan and billing|billing hard limit"
+            r"|credit balance is too low|insufficient (?:credits|balance|funds|quota)"
+            r"|(?:monthly|usage) (?:spend )?limit (?:has been )?reached|payment required"
+        ),
+    ),
+    # ---- context window: fall back to a bigger window or trim (before rate limits)
+    Rule(
+        name="context_length_code",
+        kind=K.CONTEXT_LENGTH_EXCEEDED,
+        source=OPENAI_ERRORS,
+        ids=_ids(
+            "context_length_exceeded",
+            "model_context_window_exceeded",
+            "request_too_large",
+            "string_above_max_length",
+        ),
+    ),
+    Rule(
+        name="context_length_message",
+        kind=K.CONTEXT_LENGTH_EXCEEDED,
+        source=PI_OVERFLOW,
+        message=_re(
+            r"maximum context length|context[_ ]length[_ ]exceeded|exceeds? the context window"
+            r"|prompt is too long|input is too long|too many input tokens"
+            r"|input token count.{0,40}exceeds the maximum|maximum prompt length is"
+            r"|reduce the length of the messages|too large for model with \d+ maximum context"
+            r"|exceeded model token limit|prompt: length|input length .{0,40}exceeds"
+            r"|request exceeds the maximum size|request payload size exceeds"
+            r"|longer than the model's context length|exceeds the available context size"
+            r"|invalid '(?:messages|input)[^']*': string too long"
+        ),
+    ),
+    # OpenAI: a request larger than the whole per-minute token limit can never pass as it is.
+    Rule(
+        name="openai_request_too_large",
+        kind=K.CONTEXT_LENGTH_EXCEEDED,
+        source="https://github.com/TheR1D/shell_gpt/issues/653",
+        message=_re(r"request too large for .{1,80} on tokens per min"),
+    ),
+    # ---- content policy: do not retry the same prompt
+    Rule(
+        name="content_policy_code",
+        kind=K.CONTENT_POLICY,
+        source=AZURE_FILTER,
+        ids=_ids(
+            "content_filter",
+            "content_policy_violation",
+            "ResponsibleAIPolicyViolation",
+            "moderation_blocked",
+            "SAFETY",
+            "PROHIBITED_CONTENT",
+            "BLOCKLIST",
+            "SPII",
+            "guardrail_intervened",
+            "content_filtered",
+        ),
+    ),
+    Rule(
+        name="content_policy_message",
+        kind=K.CONTENT_POLICY,
+        source="https://github.com/openai/openai-python/issues/331",
+        message=_re(
+            r"content management policy|content (?:filtering )?polic|content filter"
+            r"|safety system|violating our usage polic|usage policies"
+            r"|(?:prompt|response|output|content) (?:was |has been )?blocked"
+            r"|blocked by (?:the )?(?:safety|content)|harm category|guardrail"
+            r"|\bblocked\b.{0,30}\b(?:safety|recitation|prohibited_content|blocklist|spii)\b"
+        ),
+    ),
+    # ---- authentication and permission (401 and 403)
+    Rule(
+        name="auth_code",
+        kind=K.AUTH,
+        source=ANTHROPIC_ERRORS,
+        ids=_ids(
+            "invalid_api_key",
+            "authentication_error",
+            "permission_error",
+            "unauthorized",
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+            "IncompleteSignature",
+            "InvalidClientTokenId",
+            "MissingAuthenticationToken",
+            "API_KEY_INVALID",
+            "PERMISSION_DENIED",
+            "UNAUTHENTICATED",
+            "PermissionDenied",
+            "invalid_authentication",
+            "unsupported_country_region_territory",
+            "account_deactivated",
+            "forbidden",
+            "AuthenticationError",
+            "PermissionDeniedError",
+        ),
+    ),
+    Rule(
+        name="auth_message",
+        kind=K.AUTH,
+        source=LITELLM_MAP,
+        message=_re(
+            r"invalid (?:x-)?api[ _-]?key|incorrect api key|api key (?:not valid|not found)"
+            r"|invalid authentication|authentication (?:failed|error)|unauthori[sz]ed"
+            r"|access denied|permission denied|not authorized|security token included in"
+            r"|unable to locate credentials|invalid subscription key|reported as leaked"
+            r"|don't have access to the model|no api key provided"
+        ),
+    ),
+    # ---- model (or Azure deployment) not found: fall back to another model
+    Rule(
+        name="model_not_found_code",
+        kind=K.MODEL_NOT_FOUND,
+        source=OPENAI_ERRORS,
+        ids=_ids(
+            "model_not_found",
+            "DeploymentNotFound",
+            "NOT_FOUND",
+            "not_found_error",
+            "invalid_model",
+            "ResourceNotFoundException",
+            "NotFoundError",
+        ),
+    ),
+    Rule(
+        name="model_not_found_message",
+        kind=K.MODEL_NOT_FOUND,
+        source="https://github.com/wwardaww/gnome-gemini-ai/issues/22",
+        message=_re(
+            r"model\b.{0,80}\b(?:does not exist|not found|was not found)"
+            r"|deployment for this resource does not exist|invalid model|unknown model"
+            r"|no such model|model identifier is invalid|is not found for api version"
+            r"|^model: \S+\s*$"
+        ),
+    ),
+    # ---- rate limits: wait the stated time and retry
+    Rule(
+        name="rate_limit_code",
+        kind=K.RATE_LIMIT,
+        source=OPENAI_ERRORS,
+        ids=_ids(
+            "rate_limit_exceeded",
+            "rate_limit_error",
+            "rate_limited",
+            "RateLimitReached",
+            "ThrottlingException",
+            "TooManyRequestsException",
+            "ServiceQuotaExceededException",
+            "RateLimitError",
+            "too_many_requests",
+            "1300",
+        ),
+    ),
+    # Bedrock names the exception in a header; the body is only {"message": ...}.
+    Rule(
+        name="bedrock_throttling_header",
+        kind=K.RATE_LIMIT,
+        source="https://github.com/aws-samples/amazon-bedrock-client-for-mac/issues/99",
+        header=("x-amzn-errortype", _re(r"^(?:Throttling|ServiceQuotaExceeded)Exception")),
+    ),
+    Rule(
+        name="rate_limit_message",
+        kind=K.RATE_LIMIT,
+        source=LITELLM_MAP,
+        message=_re(
+            r"rate[ _-]?limit|too many requests|throttl|please wait before trying again"
+            r"|reduce the frequency of requests|request rate is too high"
+            r"|exceeds the service quota"
+        ),
+    ),
+    # ---- overloaded: the provider is short of capacity; retry or go elsewhere
+    Rule(
+        name="overloaded_code",
+        kind=K.OVERLOADED,
+        source=ANTHROPIC_ERRORS,
+        ids=_ids(
+            "overloaded_error",
+            "server_is_overloaded",
+            "service_tier_capacity_exceeded",
+            "ModelNotReadyException",
+            "MODEL_CAPACITY_EXHAUSTED",
+            "ServiceUnavailableException",
+            "serviceUnavailableException",
+            "UNAVAILABLE",
+            "3505",
+        ),
+    ),
+    Rule(
+        name="bedrock_unavailable_header",
+        kind=K.OVERLOADED,
+        source=BEDROCK_ERRORS,
+        header=("x-amzn-errortype", _re(r"^ServiceUnavailableException")),
+    ),
+    Rule(
+        name="overloaded_message",
+        kind=K.OVERLOADED,
+        source="https://github.com/openai/openai-python/issues/414",
+        message=_re(
+            r"overloaded|over capacity|at capacity|capacity exceeded|high demand"
+            r"|no capacity available|out of capacity|temporarily unable to process"
+            r"|is unable to process your request|service (?:is )?(?:temporarily )?unavailable"
+        ),
+    ),
+    # ---- timeouts
+    Rule(
+        name="timeout_code",
+        kind=K.TIMEOUT,
+        source=BEDROCK_RUNTIME,
+        ids=_ids(
+            "ModelTimeoutException",
+            "DEADLINE_EXCEEDED",
+            "timeout",
+            "request_timeout",
+            "APITimeoutError",
+            "ReadTimeout",
+            "ConnectTimeout",
+            "WriteTimeout",
+            "PoolTimeout",
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+            "TimeoutError",
+            "TimeoutException",
+            "Timeout",
+        ),
+    ),
+    Rule(
+        name="timeout_message",
+        kind=K.TIMEOUT,
+        source="https://github.com/Arize-ai/phoenix/issues/1925",
+        message=_re(
+            r"timed? ?out|deadline (?:expired|exceeded)|read timeout|connect timeout"
+            r"|request timeout|gateway time-?out|ETIMEDOUT"
+        ),
+    ),
+    # ---- network: no (complete) response at all
+    Rule(
+        name="network_code",
+        kind=K.NETWORK,
+        source=HTTPX_ERRORS,
+        ids=_ids(
+            "APIConnectionError",
+            "ConnectError",
+            "ConnectionError",
+            "ConnectionResetError",
+            "ConnectionRefusedError",
+            "ConnectionAbortedError",
+            "RemoteProtocolError",
+            "EndpointConnectionError",
+            "ServerDisconnectedError",
+            "ClientConnectorError",
+            "ClientOSError",
+            "ProtocolError",
+            "NetworkError",
+            "ReadError",
+            "WriteError",
+            "SSLError",
+            "ProxyError",
+            "ConnectionClosedError",
+        ),
+    ),
+    Rule(
+        name="network_message",
+        kind=K.NETWORK,
+        source="https://github.com/OpenHands/OpenHands/issues/1008",
+        message=_re(
+            r"connection (?:error|refused|reset|aborted|closed)|could not connect"
+            r"|failed to establish a new connection|name or service not known"
+            r"|temporary failure in name resolution|nodename nor servname"
+            r"|server disconnected|peer closed connection|incomplete chunked read"
+            r"|network is unreachable|ECONNRESET|ECONNREFUSED|EAI_AGAIN|socket hang up"
+            r"|broken pipe|getaddrinfo|upstream connect error|reset before headers"
+        ),
+    ),
+    # ---- the model's output was malformed: re-ask (JSON mode, lower temperature)
+    Rule(
+        name="invalid_output_code",
+        kind=K.INVALID_OUTPUT,
+        source="https://github.com/Bklieger/infinite-bookshelf/issues/42",
+        ids=_ids(
+            "json_validate_failed",
+            "model_error",
+            "MALFORMED_FUNCTION_CALL",
+            "UNEXPECTED_TOOL_CALL",
+            "tool_use_failed",
+            "output_parse_failed",
+            "JSONDecodeError",
+            "LengthFinishReasonError",
+            "OutputParserException",
+        ),
+    ),
+    Rule(
+        name="invalid_output_message",
+        kind=K.INVALID_OUTPUT,
+        source="https://github.com/BerriAI/litellm/issues/8020",
+        message=_re(
+            r"produced invalid content|failed to generate (?:valid )?json|invalid json"
+            r"|could not parse (?:the )?(?:response|output|model)|malformed function call"
+            r"|failed to parse (?:tool|function|the model)|expecting value: line \d+"
+            r"|unterminated string|not valid json|tool call validation failed"
+        ),
+    ),
+    # ---- provider-side failures
+    Rule(
+        name="server_error_code",
+        kind=K.SERVER_ERROR,
+        source=ANTHROPIC_ERRORS,
+        ids=_ids(
+            "api_error",
+            "server_error",
+            "InternalServerException",
+            "INTERNAL",
+            "internal_error",
+            "internal_server_error",
+            "ModelErrorException",
+            "ModelStreamErrorException",
+            "InternalServerError",
+            "InternalFailure",
+        ),
+    ),
+    Rule(
+        name="server_error_message",
+        kind=K.SERVER_ERROR,
+        source="https://github.com/LlmKira/Openaibot/issues/125",
+        message=_re(
+            r"internal server error|server had an error|error occurred while processing your"
+            r"|internal error|unexpected (?:server )?error|bad gateway|unknown error"
+        ),
+    ),
+    # ---- anything else the provider rejected as a bad request
+    Rule(
+        name="bad_request_code",
+        kind=K.BAD_REQUEST,
+        source=ANTHROPIC_ERRORS,
+        ids=_ids(
+            "invalid_request_error",
+            "INVALID_ARGUMENT",
+            "FAILED_PRECONDITION",
+            "OUT_OF_RANGE",
+            "ValidationException",
+            "invalid_request",
+            "BadRequest",
+            "BadRequestError",
+            "bad_request",
+            "UnprocessableEntityError",
+            "invalid_value",
+            "unsupported_parameter",
+            "unsupported_value",
+        ),
+    ),
+    Rule(
+        name="bad_request_message",
+        kind=K.BAD_REQUEST,
+        source=LITELLM_MAP,
+        message=_re(
+            r"malformed input request|unsupported parameter|invalid parameter"
+            r"|invalid value for|is not a valid|extra inputs are not permitted"
+        ),
+    ),
+)
+
+
+def _statuses(values: Iterable[int]) -> frozenset[int]:
+    return frozenset(values)
+
+
+RFC9110 = "https://www.rfc-editor.org/rfc/rfc9110#name-status-codes"
+STATUS_RULES: tuple[Rule, ...] = (
+    Rule(name="status_401_403", kind=K.AUTH, source=RFC9110, statuses=_statuses((401, 403))),
+    Rule(
+        name="status_404", kind=K.MODEL_NOT_FOUND, source=OPENAI_ERRORS, statuses=_statuses((404,))
+    ),
+    Rule(name="status_408", kind=K.TIMEOUT, source=RFC9110, statuses=_statuses((408,))),
+    Rule(
+        name="status_413",
+        kind=K.CONTEXT_LENGTH_EXCEEDED,
+        source="https://docs.anthropic.com/en/api/errors#http-errors",
+        statuses=_statuses((413,)),
+    ),
+    Rule(name="status_429", kind=K.RATE_LIMIT, source=RFC9110, statuses=_statuses((429,))),
+    Rule(name="status_529", kind=K.OVERLOADED, source=ANTHROPIC_ERRORS, statuses=_statuses((529,))),
+    Rule(name="status_503", kind=K.OVERLOADED, source=RFC9110, statuses=_statuses((503,))),
+    Rule(name="status_504", kind=K.TIMEOUT, source=RFC9110, statuses=_statuses((504, 524))),
+    Rule(
+        name="status_5xx", kind=K.SERVER_ERROR, source=RFC9110, statuses=_statuses(range(500, 600))
+    ),
+    Rule(
+        name="status_4xx", kind=K.BAD_REQUEST, source=RFC9110, statuses=_statuses(range(400, 500))
+    ),
+)
+
+RULES: tuple[Rule, ...] = SPECIFIC_RULES + STATUS_RULES
+
+
+def error_ids(error: ProviderError) -> tuple[str, ...]:
+    return tuple(i.lower() for i in (error.error_type, error.error_code) if i)
+
+
+def first_match(rules: tuple[Rule, ...], error: ProviderError) -> Rule | None:
+    family = provider_family(error.provider)
+    ids = error_ids(error)
+    return next((rule for rule in rules if rule.matches(error, family, ids)), None)
