@@ -35,8 +35,8 @@ def test_status_rules_look_at_the_status_only() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(401, K.AUTH), (403, K.AUTH), (404, K.MODEL_NOT_FOUND), (408, K.TIMEOUT),
-     (413, K.CONTEXT_LENGTH_EXCEEDED), (418, K.BAD_REQUEST), (422, K.BAD_REQUEST),
+    [(401, K.AUTH), (402, K.QUOTA_EXHAUSTED), (403, K.AUTH), (404, K.MODEL_NOT_FOUND),
+     (408, K.TIMEOUT), (413, K.CONTEXT_LENGTH_EXCEEDED), (418, K.BAD_REQUEST), (422, K.BAD_REQUEST),
      (429, K.RATE_LIMIT), (500, K.SERVER_ERROR), (502, K.SERVER_ERROR), (503, K.OVERLOADED),
      (504, K.TIMEOUT), (529, K.OVERLOADED)],
 )  # fmt: skip
@@ -144,17 +144,17 @@ def test_taught_vocabulary_generalises_to_new_wordings() -> None:
 
 def test_the_classifier_abstains_on_unfamiliar_text() -> None:
     text = TextClassifier()
+    text.learn("the request took too long and was cancelled", K.TIMEOUT)
+    text.learn("the upstream returned a malformed reply", K.SERVER_ERROR)
     assert text.predict("zxqv wubble frobnicate") is None
-    assert text.predict("Request was aborted.") is None
+    assert text.predict("Request was aborted.") is None  # one shared word is no evidence
     assert text.predict("") is None
 
 
-def test_the_seeds_cover_every_kind_but_unknown_and_can_be_left_out() -> None:
-    from finops.healer.domain.text_classifier import SEED_LABELS
-
-    assert {kind for _, kind in SEED_LABELS} == set(ErrorKind) - {K.UNKNOWN}
-    blank = TextClassifier(seed=False)
-    assert blank.predict("the api key provided is not valid") is None
+def test_an_untaught_classifier_knows_nothing() -> None:
+    text = TextClassifier()
+    assert text.predict("the api key provided is not valid") is None
+    assert text.labels_learned == 0
 
 
 def test_learning_an_empty_message_is_refused() -> None:

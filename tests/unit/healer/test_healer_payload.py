@@ -132,6 +132,26 @@ def test_botocore_and_python_exception_names_become_the_type() -> None:
     assert provider_error(message=httpx).error_type == "ConnectError"
 
 
+def test_dotted_exception_paths_name_the_type_whatever_its_suffix() -> None:
+    message = "google.api_core.exceptions.ResourceExhausted: 429 You exceeded your current quota."
+    error = provider_error(message=message)
+    assert (error.error_type, error.status) == ("ResourceExhausted", 429)
+
+
+def test_a_status_stated_in_the_text_fills_a_missing_status() -> None:
+    cases = {
+        "MistralAPIStatusException: Cannot stream response. Status: 429": 429,
+        "HTTP/1.1 500 model_error": 500,
+        "Error: 429 Too Many Requests": 429,
+        "402 This request requires more credits": 402,
+        "API error occurred: Status 401": 401,
+        "Limit 30000, Used 29937, Requested 385": None,
+        "maximum context length is 4097 tokens": None,
+    }
+    assert {text: provider_error(message=text).status for text in cases} == cases
+    assert provider_error(message="HTTP/1.1 500 model_error", status=503).status == 503
+
+
 def test_explicit_arguments_win_over_the_body() -> None:
     body = {"error": {"message": "m", "type": "a", "code": "b"}}
     error = provider_error(status=500, body=body, error_type="x", error_code="y", retry_after_ms=5)

@@ -3,7 +3,7 @@
 The cases live in ``provider_errors.json`` (status, body, headers and/or the exception string
 an SDK raised, each with its public source). Each one is turned into a ``ProviderError`` the
 way the SDK and the healer do it (:func:`provider_error`) and classified without any hint from
-the agent, with the seed-only text classifier: what is tested is the rules and the parsing.
+the agent and without taught labels: what is tested is the rules and the parsing.
 """
 
 from __future__ import annotations

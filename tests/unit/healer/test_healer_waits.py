@@ -48,7 +48,10 @@ def test_text_that_is_not_a_duration_parses_to_none(text: str) -> None:
         ("Rate limit is exceeded. Try again in 30 seconds.", [30_000.0]),
         ("try again after 5 minutes.", [300_000.0]),
         ("Please try again in 1m8.64s.", [68_640.0]),
+        ("You've made too many requests, please wait one minute and try again.", [60_000.0]),
+        ("wait 90 seconds", [90_000.0]),
         ("Please try again later.", []),
+        ("Too many tokens, please wait before trying again.", []),
         ("wait a moment and try again.", []),
     ],
 )

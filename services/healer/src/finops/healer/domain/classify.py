@@ -18,7 +18,6 @@ Pure: no I/O.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 
 from finops.healer.domain.payload import enrich
 from finops.healer.domain.rules import SPECIFIC_RULES, STATUS_RULES, first_match
@@ -31,12 +30,6 @@ HINT = "hint"
 NO_RULE = "none"
 
 
-@cache
-def seeded_text_classifier() -> TextClassifier:
-    """A process-wide classifier that knows only the seed phrasings (never taught here)."""
-    return TextClassifier()
-
-
 def classify(
     error: ProviderError,
     hint: ErrorKind | None = None,
@@ -47,16 +40,16 @@ def classify(
     """The kind of ``error`` and the wait its provider stated.
 
     ``learned`` is the service's taught classifier (see :class:`ErrorClassifier`); without
-    one, the seed-only classifier is used. ``now`` anchors absolute times (``Retry-After`` as
-    an HTTP date) when the response carries no ``date`` header.
+    one, step 2 is skipped. ``now`` anchors absolute times (``Retry-After`` as an HTTP date)
+    when the response carries no ``date`` header.
     """
     error = enrich(error)
     wait = stated_wait_ms(error, now)
     rule = first_match(SPECIFIC_RULES, error)
     if rule is not None:
         return Classification(rule.kind, rule.name, wait)
-    if error.message:
-        guess = (learned or seeded_text_classifier()).predict(error.message)
+    if learned is not None and error.message:
+        guess = learned.predict(error.message)
         if guess is not None:
             return Classification(guess.kind, CLASSIFIER, wait)
     if hint is not None and hint is not ErrorKind.UNKNOWN:

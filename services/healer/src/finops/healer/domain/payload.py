@@ -37,14 +37,24 @@ MAX_MESSAGE = 2000
 _MAX_PARSE = 16_000
 _MAX_DEPTH = 4
 _BOTOCORE = re.compile(r"An error occurred \((\w+)\) when calling the \w+ operation", re.I)
-# "openai.APIConnectionError: Connection error.", "httpx.ConnectError: [Errno 111] …"
+# "openai.APIConnectionError: Connection error.", "httpx.ConnectError: [Errno 111] …",
+# "google.api_core.exceptions.ResourceExhausted: 429 …" (a dotted path makes any name count)
 _EXCEPTION_NAME = re.compile(
-    r"^(?:<class '|\[)?(?:[a-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception|Timeout))(?:'>)?\]?:"
+    r"^(?:<class '|\[)?(?:(?:[a-z_]\w*\.)+([A-Z]\w+)|([A-Z]\w*(?:Error|Exception|Timeout)))"
+    r"(?:'>)?\]?:"
+)
+# "Status: 429", "status code 401", "Error: 429 Too Many Requests", "402 This request …"
+_STATUS_IN_TEXT = re.compile(
+    r"(?:^(?:[\w.]+:\s*)?|\berror:?\s+|\bstatus(?:\s+code)?:?\s*|\bhttp(?:/[\d.]+|\s+code)?:?\s+)"
+    r"\(?([1-5]\d\d)\)?(?![\d.,])",
+    re.IGNORECASE,
 )
 _PREFIX_STATUS = re.compile(r"(?<![\d.])([1-5]\d\d)(?![\d.])")
 _PREFIX_TYPE = re.compile(r"\b([A-Z][A-Z_]{3,})\b")
 _AMZN_TYPE_HEADERS = ("x-amzn-errortype", ":exception-type")
-_MAYBE_STRUCTURED = re.compile(r"[{\[]|An error occurred \(|^\S*(?:Error|Exception|Timeout)\S*:")
+_MAYBE_STRUCTURED = re.compile(
+    r"[{\[]|An error occurred \(|^\S*(?:Error|Exception|Timeout)\S*:|^[\w.]+\.[A-Z]\w+:|[1-5]\d\d"
+)
 
 
 @dataclass
@@ -207,7 +217,9 @@ def _from_text(text: str) -> _Fields:
     if found.error_type is None and (boto := _BOTOCORE.search(text)):
         found.error_type = boto.group(1)
     if found.error_type is None and (name := _EXCEPTION_NAME.match(text.strip())):
-        found.error_type = name.group(1)
+        found.error_type = name.group(1) or name.group(2)
+    if found.status is None and (status := _STATUS_IN_TEXT.search(text)):
+        found.status = int(status.group(1))
     return found
 
 

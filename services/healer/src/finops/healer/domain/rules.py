@@ -61,7 +61,18 @@ def _ids(*names: str) -> frozenset[str]:
     return frozenset(n.lower() for n in names)
 
 
+_LETTER_OUTSIDE_ESCAPE = re.compile(r"(\\.)|([A-Z])")
+
+
 def _re(pattern: str) -> re.Pattern[str]:
+    """A message or id pattern, matched against lower-cased text (cheaper than IGNORECASE):
+    letters are lower-cased except in escapes such as ``\\S`` or ``\\b``."""
+    return re.compile(
+        _LETTER_OUTSIDE_ESCAPE.sub(lambda m: m.group(1) or m.group(2).lower(), pattern)
+    )
+
+
+def _header_re(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
@@ -77,7 +88,10 @@ class Rule:
     message: re.Pattern[str] | None = None
     header: tuple[str, re.Pattern[str]] | None = None  # (lower-case name, value regex)
 
-    def matches(self, error: ProviderError, family: str | None, ids: tuple[str, ...]) -> bool:
+    def matches(
+        self, error: ProviderError, family: str | None, ids: tuple[str, ...], message: str
+    ) -> bool:
+        """``ids`` and ``message`` are the error's, lower-cased."""
         if self.providers and family not in self.providers:
             return False
         if self.statuses and error.status not in self.statuses:
@@ -86,7 +100,7 @@ class Rule:
             return False
         if self.id_pattern and not any(self.id_pattern.search(i) for i in ids):
             return False
-        if self.message and not self.message.search(error.message):
+        if self.message and not self.message.search(message):
             return False
         if self.header:
             name, pattern = self.header
@@ -149,7 +163,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="google_resource_exhausted",
         kind=K.RATE_LIMIT,
         source=VERTEX_429,
-        ids=_ids("RESOURCE_EXHAUSTED", "rateLimitExceeded"),
+        ids=_ids("RESOURCE_EXHAUSTED", "rateLimitExceeded", "ResourceExhausted", "TooManyRequests"),
     ),
     Rule(
         name="google_quota_per_minute",
@@ -160,6 +174,14 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             r"|quota exceeded for (?:metric|aiplatform|quota metric)"
         ),
     ),
+    # Gemini words its per-minute limits "You exceeded your current quota" too (rate-limits docs).
+    Rule(
+        name="gemini_quota_wording",
+        kind=K.RATE_LIMIT,
+        source="https://ai.google.dev/gemini-api/docs/rate-limits",
+        providers=frozenset({"google"}),
+        message=_re(r"exceeded your current quota"),
+    ),
     Rule(
         name="quota_message",
         kind=K.QUOTA_EXHAUSTED,
@@ -168,6 +190,8 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             r"exceeded your current quota|check your plan and billing|billing hard limit"
             r"|credit balance is too low|insufficient (?:credits|balance|funds|quota)"
             r"|(?:monthly|usage) (?:spend )?limit (?:has been )?reached|payment required"
+            r"|(?:more|insufficient|enough) credits|credits? (?:are|is) required|out of credits"
+            r"|(?:purchase|add|buy) (?:more )?credits|higher monthly limit|spend(?:ing)? limit"
         ),
     ),
     # ---- context window: fall back to a bigger window or trim (before rate limits)
@@ -220,7 +244,15 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             "SPII",
             "guardrail_intervened",
             "content_filtered",
+            "task_failed_text_safety_system",
         ),
+    ),
+    # Google ErrorInfo reasons such as PUBLIC_ERROR_UNSAFE_GENERATION under INVALID_ARGUMENT.
+    Rule(
+        name="google_unsafe_reason",
+        kind=K.CONTENT_POLICY,
+        source="https://github.com/ffroliva/gflow-cli/issues/342",
+        id_pattern=_re(r"UNSAFE|_SAFETY"),
     ),
     Rule(
         name="content_policy_message",
@@ -273,6 +305,9 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             r"|access denied|permission denied|not authorized|security token included in"
             r"|unable to locate credentials|invalid subscription key|reported as leaked"
             r"|don't have access to the model|no api key provided"
+            r"|organization has been disabled"
+            r"|account (?:has been |is )?(?:disabled|deactivated|suspended)"
+            r"|(?:api )?key (?:has been |is )?(?:disabled|revoked|deactivated)"
         ),
     ),
     # ---- model (or Azure deployment) not found: fall back to another model
@@ -287,6 +322,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             "not_found_error",
             "invalid_model",
             "ResourceNotFoundException",
+            "NotFound",
             "NotFoundError",
         ),
     ),
@@ -324,7 +360,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="bedrock_throttling_header",
         kind=K.RATE_LIMIT,
         source="https://github.com/aws-samples/amazon-bedrock-client-for-mac/issues/99",
-        header=("x-amzn-errortype", _re(r"^(?:Throttling|ServiceQuotaExceeded)Exception")),
+        header=("x-amzn-errortype", _header_re(r"^(?:Throttling|ServiceQuotaExceeded)Exception")),
     ),
     Rule(
         name="rate_limit_message",
@@ -346,6 +382,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             "server_is_overloaded",
             "service_tier_capacity_exceeded",
             "ModelNotReadyException",
+            "ServiceUnavailable",
             "MODEL_CAPACITY_EXHAUSTED",
             "ServiceUnavailableException",
             "serviceUnavailableException",
@@ -357,7 +394,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="bedrock_unavailable_header",
         kind=K.OVERLOADED,
         source=BEDROCK_ERRORS,
-        header=("x-amzn-errortype", _re(r"^ServiceUnavailableException")),
+        header=("x-amzn-errortype", _header_re(r"^ServiceUnavailableException")),
     ),
     Rule(
         name="overloaded_message",
@@ -377,6 +414,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         ids=_ids(
             "ModelTimeoutException",
             "DEADLINE_EXCEEDED",
+            "DeadlineExceeded",
             "timeout",
             "request_timeout",
             "APITimeoutError",
@@ -464,7 +502,7 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             r"produced invalid content|failed to generate (?:valid )?json|invalid json"
             r"|could not parse (?:the )?(?:response|output|model)|malformed function call"
             r"|failed to parse (?:tool|function|the model)|expecting value: line \d+"
-            r"|unterminated string|not valid json|tool call validation failed"
+            r"|unterminated string|not valid json|tool call validation failed|\bmodel_error\b"
         ),
     ),
     # ---- provider-side failures
@@ -503,6 +541,8 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
             "invalid_request_error",
             "INVALID_ARGUMENT",
             "FAILED_PRECONDITION",
+            "FailedPrecondition",
+            "InvalidArgument",
             "OUT_OF_RANGE",
             "ValidationException",
             "invalid_request",
@@ -534,6 +574,7 @@ def _statuses(values: Iterable[int]) -> frozenset[int]:
 RFC9110 = "https://www.rfc-editor.org/rfc/rfc9110#name-status-codes"
 STATUS_RULES: tuple[Rule, ...] = (
     Rule(name="status_401_403", kind=K.AUTH, source=RFC9110, statuses=_statuses((401, 403))),
+    Rule(name="status_402", kind=K.QUOTA_EXHAUSTED, source=RFC9110, statuses=_statuses((402,))),
     Rule(
         name="status_404", kind=K.MODEL_NOT_FOUND, source=OPENAI_ERRORS, statuses=_statuses((404,))
     ),
@@ -566,4 +607,5 @@ def error_ids(error: ProviderError) -> tuple[str, ...]:
 def first_match(rules: tuple[Rule, ...], error: ProviderError) -> Rule | None:
     family = provider_family(error.provider)
     ids = error_ids(error)
-    return next((rule for rule in rules if rule.matches(error, family, ids)), None)
+    message = error.message.lower()
+    return next((rule for rule in rules if rule.matches(error, family, ids, message)), None)

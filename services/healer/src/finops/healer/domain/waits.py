@@ -10,7 +10,7 @@ Sources, all reduced to milliseconds:
   OpenAI sends them on every response;
 * ``anthropic-ratelimit-*-reset`` (RFC 3339 times), likewise only for an exhausted limit;
 * the message: "try again in 6ms", "Please try again in 20s", "retry after 20 seconds",
-  Gemini's "Please retry in 33.5s";
+  Gemini's "Please retry in 33.5s", "please wait one minute";
 * a wait the payload itself carried (Gemini's ``RetryInfo.retryDelay``), passed in as
   :attr:`ProviderError.retry_after_ms`.
 
@@ -39,6 +39,21 @@ _WORD_UNIT_MS = {
     "min": 60_000.0,
     "hour": 3_600_000.0,
 }
+_NUMBER_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "five": 5,
+    "ten": 10,
+    "thirty": 30,
+}
+_WAIT_WORDS = re.compile(
+    r"\bwait(?:\s+for)?\s+(\d+(?:\.\d+)?|a|an|one|two|three|five|ten|thirty)\s*"
+    r"(milliseconds?|seconds?|secs?|minutes?|mins?|hours?)\b",
+    re.IGNORECASE,
+)
 _LEAD = r"(?:try|retry|retrying)(?:\s+(?:the\s+request|your\s+request|again))?\s+(?:in|after)\s+"
 _MESSAGE_COMPACT = re.compile(_LEAD + r"((?:\d+(?:\.\d+)?(?:ms|us|µs|h|m|s))+)\b", re.IGNORECASE)
 _MESSAGE_WORDS = re.compile(
@@ -158,6 +173,9 @@ def message_waits_ms(message: str) -> list[float]:
     ]
     for amount, unit in _MESSAGE_WORDS.findall(message):
         waits.append(float(amount) * _WORD_UNIT_MS[unit.lower().rstrip("s")])
+    for amount, unit in _WAIT_WORDS.findall(message):
+        count = _NUMBER_WORDS.get(amount.lower()) or float(amount)
+        waits.append(count * _WORD_UNIT_MS[unit.lower().rstrip("s")])
     return waits
 
 
