@@ -12,6 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from finops.common.events import (
+    ERROR_KIND_ALIASES,
+    ERROR_KINDS,
     EVENT_TYPES,
     ErrorEvent,
     Event,
@@ -192,6 +194,34 @@ def test_error_event_minimal_and_defaults() -> None:
     assert ev.data.error.status_code is None
 
 
+def test_error_kind_is_an_optional_hint_and_old_names_read_as_new_ones() -> None:
+    assert parse_event(error_event(error={"message": "m"})).data.error.kind is None
+    read = {
+        old: parse_event(error_event(error={"kind": old, "message": "m"})).data.error.kind
+        for old in ERROR_KIND_ALIASES
+    }
+    assert read == ERROR_KIND_ALIASES
+    assert set(ERROR_KINDS) >= set(ERROR_KIND_ALIASES.values())
+    for kind in ERROR_KINDS:
+        event = error_event(error={"kind": kind, "message": "m"})
+        assert parse_event(event).data.error.kind == kind
+
+
+def test_error_type_and_headers_are_kept_with_lower_case_names() -> None:
+    error = {
+        "message": "Too many tokens, please wait before trying again.",
+        "type": "ThrottlingException",
+        "headers": {"Retry-After": "20", "x-amzn-ErrorType": "ThrottlingException:http://x/"},
+    }
+    parsed = parse_event(error_event(error=error)).data.error
+    assert (parsed.type, parsed.headers) == (
+        "ThrottlingException",
+        {"retry-after": "20", "x-amzn-errortype": "ThrottlingException:http://x/"},
+    )
+    _, value = parse_event(error_event(error=error)).to_kafka()
+    assert json.loads(value)["data"]["error"]["headers"]["retry-after"] == "20"
+
+
 def test_error_message_is_truncated_not_rejected() -> None:
     ev = parse_event(error_event(error={"kind": "other", "message": "x" * 10_000}))
     assert len(ev.data.error.message) == MAX_ERROR_MESSAGE
@@ -296,6 +326,28 @@ BAD_CASES: list[tuple[dict[str, Any], str, str]] = [
         "value_error",
     ),
     (_mutate(ERR, "data.error.kind", "meltdown"), "data.error.kind", "literal_error"),
+    (
+        _mutate(ERR, "data.error.headers", {"Retry-After": "1", "retry-after": "2"}),
+        "data.error.headers",
+        "value_error",
+    ),
+    (
+        _mutate(ERR, "data.error.headers", {f"x-h{i}": "v" for i in range(33)}),
+        "data.error.headers",
+        "value_error",
+    ),
+    (
+        _mutate(ERR, "data.error.headers", {"retry after": "1"}),
+        "data.error.headers.retry after.[key]",
+        "string_pattern_mismatch",
+    ),
+    (
+        _mutate(ERR, "data.error.headers", {"x": "v" * 513}),
+        "data.error.headers.x",
+        "string_too_long",
+    ),
+    (_mutate(ERR, "data.error.headers", {"x": 5}), "data.error.headers.x", "string_type"),
+    (_mutate(ERR, "data.error.type", ""), "data.error.type", "string_too_short"),
     (_mutate(ERR, "data.error.status_code", "429"), "data.error.status_code", "int_type"),
     (_mutate(ERR, "data.attempt", 0), "data.attempt", "greater_than_equal"),
     (_mutate(ERR, "data.model", DELETE), "data.model", "missing"),
@@ -514,7 +566,11 @@ def test_event_json_schemas() -> None:
         "AnthropicUsage",
     ]
     err = schemas["agent.error"]["$defs"]["ErrorInfo"]
-    assert err["properties"]["kind"]["enum"][0] == "rate_limit"
+    kind = err["properties"]["kind"]["anyOf"][0]
+    assert kind["enum"] == [*ERROR_KINDS, *ERROR_KIND_ALIASES]
+    assert "kind" not in err["required"]
+    headers = err["properties"]["headers"]["anyOf"][0]
+    assert (headers["maxProperties"], headers["additionalProperties"]["maxLength"]) == (32, 512)
     json.dumps(schemas)  # serialisable
 
 
@@ -527,6 +583,8 @@ def test_sample_events_conform_to_json_schema() -> None:
         llm_call(usage=OPENAI_CHAT_USAGE),
         llm_call(usage=OPENAI_RESPONSES_USAGE),
         error_event(),
+        error_event(error={"message": "Overloaded", "headers": {"Retry-After": "20"}}),
+        error_event(error={"kind": "connection", "message": "Connection error.", "type": "x"}),
     ]
     for s in samples:
         jsonschema.validate(s, schemas[s["type"]])

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from finops.healer.domain.payload import MAX_MESSAGE, enrich, provider_error
-from finops.healer.domain.taxonomy import ProviderError
+from finops.healer.domain.payload import MAX_MESSAGE, enrich, from_error_data, provider_error
+from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
 
 def test_openai_body_gives_message_type_and_code() -> None:
@@ -186,3 +186,39 @@ def test_enrich_leaves_plain_errors_alone_and_fills_only_empty_fields() -> None:
         "context_length",
         "too long",
     )
+
+
+def test_an_error_event_becomes_a_provider_error_and_a_hint() -> None:
+    from finops.common.events import ERROR_KINDS, ErrorData
+
+    data = ErrorData.model_validate(
+        {
+            "agent_id": "a",
+            "task_type": "t",
+            "provider": "bedrock",
+            "model": "m",
+            "error": {
+                "kind": "connection",
+                "status_code": 429,
+                "type": "ThrottlingException",
+                "provider_code": "c",
+                "message": "Too many tokens",
+                "headers": {"Retry-After": "3"},
+                "retry_after_ms": 2500,
+            },
+        }
+    )
+    error, hint = from_error_data(data)
+    assert error == ProviderError(
+        message="Too many tokens",
+        status=429,
+        provider="bedrock",
+        error_type="ThrottlingException",
+        error_code="c",
+        headers={"retry-after": "3"},
+        retry_after_ms=2500,
+    )
+    assert hint is ErrorKind.NETWORK
+    assert {k.value for k in ErrorKind} == set(ERROR_KINDS)
+    bare = data.model_copy(update={"error": data.error.model_copy(update={"kind": None})})
+    assert from_error_data(bare)[1] is None

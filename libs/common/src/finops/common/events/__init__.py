@@ -13,6 +13,7 @@ from finops.common.events.pricing import (
 )
 from finops.common.events.schemas import (
     ERROR,
+    ERROR_KIND_ALIASES,
     ERROR_KINDS,
     EVENT_TYPES,
     LLM_CALL,
@@ -36,6 +37,7 @@ from finops.common.events.usage import Usage, normalize_usage
 __all__ = [
     "ERROR",
     "ERROR_KINDS",
+    "ERROR_KIND_ALIASES",
     "EVENT_TYPES",
     "LLM_CALL",
     "SCHEMA_VERSION",

@@ -41,6 +41,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -56,6 +57,9 @@ ERROR = "agent.error"
 MAX_FEATURES = 32
 MAX_CONFIG_KEYS = 32
 MAX_ERROR_MESSAGE = 2000
+MAX_ERROR_HEADERS = 32
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 512
 
 # ---------------------------------------------------------------- reusable field types
 Id128 = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
@@ -68,18 +72,31 @@ FeatureKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_len
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 CostSource = Literal["reported", "computed", "unpriced"]
+# The healer's taxonomy (finops.healer.domain.taxonomy.ErrorKind has the same values).
 ErrorKind = Literal[
     "rate_limit",
-    "timeout",
+    "quota_exhausted",
+    "overloaded",
     "server_error",
-    "context_length",
-    "content_filter",
+    "timeout",
+    "network",
+    "context_length_exceeded",
+    "invalid_output",
+    "content_policy",
     "auth",
-    "invalid_request",
-    "connection",
-    "other",
+    "bad_request",
+    "model_not_found",
+    "unknown",
 ]
 ERROR_KINDS: tuple[str, ...] = ErrorKind.__args__  # type: ignore[attr-defined]
+#: Names of the first schema, still accepted and read as the current ones.
+ERROR_KIND_ALIASES: dict[str, str] = {
+    "context_length": "context_length_exceeded",
+    "content_filter": "content_policy",
+    "invalid_request": "bad_request",
+    "connection": "network",
+    "other": "unknown",
+}
 
 _SERVER: dict[str, Any] = {
     "readOnly": True,
@@ -183,15 +200,89 @@ def _truncate(limit: int) -> Any:
     return BeforeValidator(truncate)
 
 
+def _kind_alias(v: Any) -> Any:
+    return ERROR_KIND_ALIASES.get(v, v) if type(v) is str else v
+
+
+ErrorKindInput = Annotated[
+    ErrorKind,
+    BeforeValidator(_kind_alias),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [*ERROR_KINDS, *ERROR_KIND_ALIASES],
+            "description": "The agent's own reading of the error (a hint: the healer classifies "
+            "every error itself). Old names are read as the current ones: "
+            + ", ".join(f"{old} → {new}" for old, new in ERROR_KIND_ALIASES.items())
+            + ".",
+        },
+        mode="validation",
+    ),
+]
+
+
+def _error_headers(v: Any) -> Any:
+    """Header names lower-cased (HTTP names are case-insensitive); a name given twice is an
+    error rather than one value silently winning."""
+    if not isinstance(v, Mapping):
+        return v
+    if len(v) > MAX_ERROR_HEADERS:
+        raise ValueError(f"at most {MAX_ERROR_HEADERS} headers")
+    out: dict[Any, Any] = {}
+    for name, value in v.items():
+        key = name.strip().lower() if isinstance(name, str) else name
+        if key in out:
+            raise ValueError(f"header {key!r} given more than once")
+        out[key] = value
+    return out
+
+
+# RFC 9110 token characters (after lower-casing), plus the ':' of event-stream pseudo-headers.
+_HEADER_NAME = r"^:?[!#-'*+.0-9^-z|~-]+$"
+HeaderName = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=MAX_HEADER_NAME, pattern=_HEADER_NAME),
+]
+HeaderValue = Annotated[str, StringConstraints(strict=True, max_length=MAX_HEADER_VALUE)]
+ErrorHeaders = Annotated[
+    dict[HeaderName, HeaderValue],
+    BeforeValidator(_error_headers),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_ERROR_HEADERS,
+            "propertyNames": {
+                "minLength": 1,
+                "maxLength": MAX_HEADER_NAME,
+                "pattern": r"^:?[!#-'*+.0-9A-Z^-z|~-]+$",
+            },
+            "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE},
+            "description": "Response headers that matter for the remedy (retry-after, "
+            "retry-after-ms, x-ratelimit-*, anthropic-ratelimit-*, x-amzn-errortype, date): "
+            f"at most {MAX_ERROR_HEADERS}; names are stored lower-cased.",
+        },
+        mode="validation",
+    ),
+]
+
+
 class ErrorInfo(_Strict):
-    kind: ErrorKind
+    kind: ErrorKindInput | None = None
     status_code: Annotated[int, Field(strict=True, ge=100, le=599)] | None = None
-    provider_code: Id128 | None = None
+    type: Id128 | None = Field(
+        None,
+        description="The provider's error type (invalid_request_error, RESOURCE_EXHAUSTED, "
+        "ThrottlingException, …).",
+    )
+    provider_code: Id128 | None = Field(
+        None, description="The provider's error code (insufficient_quota, API_KEY_INVALID, …)."
+    )
     message: Annotated[
         str,
         StringConstraints(strict=True, max_length=MAX_ERROR_MESSAGE),
         _truncate(MAX_ERROR_MESSAGE),
     ] = Field(description=f"Provider error message; truncated to {MAX_ERROR_MESSAGE} characters.")
+    headers: ErrorHeaders | None = None
     retry_after_ms: Millis | None = None
 
 

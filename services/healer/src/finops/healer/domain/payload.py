@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from finops.healer.domain.taxonomy import ProviderError
+from finops.common.events import ErrorData
+from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 from finops.healer.domain.waits import parse_duration_ms
 
 MAX_MESSAGE = 2000
@@ -278,3 +279,18 @@ def enrich(error: ProviderError) -> ProviderError:
     if found.headers:
         updates["headers"] = {**found.headers, **error.headers}
     return replace(error, **updates) if updates else error
+
+
+def from_error_data(data: ErrorData) -> tuple[ProviderError, ErrorKind | None]:
+    """The provider error an ``agent.error`` event reports, and the agent's kind (its hint)."""
+    error = data.error
+    reported = ProviderError(
+        message=error.message,
+        status=error.status_code,
+        provider=data.provider,
+        error_type=error.type,
+        error_code=error.provider_code,
+        headers=dict(error.headers or {}),
+        retry_after_ms=error.retry_after_ms,
+    )
+    return reported, ErrorKind(error.kind) if error.kind else None
