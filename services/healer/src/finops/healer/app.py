@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
 from fastapi import FastAPI
 
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.health import postgres_check, redis_check
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
+from finops.healer.api.labels import router as labels_router
+from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.settings import HealerSettings
 
 
@@ -14,9 +26,50 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
     settings = settings or HealerSettings()
     faust_app = make_faust_app(settings, "finops-healer")
     register_agents(faust_app)
-    return create_stream_service_app(
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        app.state.redis = blocklist_redis(settings.redis_url)
+        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
+        install_verifier(app, verifier)
+        async with _error_classifier(app, settings):
+            try:
+                yield
+            finally:
+                await verifier.aclose()
+                await app.state.redis.aclose()
+                await app.state.db.close()
+
+    app = create_stream_service_app(
         settings,
         faust_app,
         title="FinOps healer",
         description="Error patterns, remedies and fleet-wide circuit breakers.",
+        resources=resources,
+        readiness=lambda app: {
+            "postgres": lambda: postgres_check(app.state.db),
+            "redis": lambda: redis_check(app.state.redis),
+        },
     )
+    app.include_router(labels_router)
+    return app
+
+
+@asynccontextmanager
+async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]:
+    """The instance's classifier, taught every stored label before the first request and
+    then whatever other instances store (``app.state.classifier``, ``app.state.labels``)."""
+    app.state.classifier = ErrorClassifier()
+    app.state.labels = LabelSync(PostgresLabelStore(app.state.db), app.state.classifier)
+    await app.state.labels.catch_up()
+    stop = asyncio.Event()
+    refresh = asyncio.create_task(
+        app.state.labels.run(stop, settings.label_refresh_interval_s), name="healer-labels"
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(refresh, timeout=10)

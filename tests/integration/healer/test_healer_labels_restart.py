@@ -1,0 +1,79 @@
+"""Labels are the classifier's state: they survive a restart and reach every instance."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+from healer_helpers import auth, healer, kind_of, settings_for
+from support import wait_until
+
+from finops.common import migrations
+from finops.healer.adapters.labels import LabelSync, NewLabel, PostgresLabelStore
+from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_labels_survive_a_restart(infra: Any, tmp_path: Any) -> None:
+    quirk = f"gateway {uuid.uuid4().hex[:8]} swallowed the completion halfway"
+    label = {"message": quirk, "kind": "server_error", "status": 400}
+    async with healer(settings_for(infra, tmp_path / "a")) as first:
+        taught = await first.post("/api/healing/labels", json=label, headers=auth())
+        assert taught.status_code == 201, taught.text
+    async with healer(settings_for(infra, tmp_path / "b")) as restarted:
+        assert kind_of(restarted, quirk.upper(), 400) is ErrorKind.SERVER_ERROR
+
+
+async def test_a_label_stored_by_one_instance_reaches_another(infra_env: Any) -> None:
+    """Two instances share the labels table: each learns what the other stored."""
+    pool = await asyncpg.create_pool(infra_env.database_url, min_size=1, max_size=2)
+    try:
+        one = LabelSync(PostgresLabelStore(pool), ErrorClassifier())
+        other = LabelSync(PostgresLabelStore(pool), ErrorClassifier())
+        await one.catch_up()
+        await other.catch_up()
+        quirk = f"shard {uuid.uuid4().hex[:8]} evicted the session"
+        stop = asyncio.Event()
+        refresh = asyncio.create_task(other.run(stop, interval_s=0.1))
+        await one.add([NewLabel(quirk, ErrorKind.OVERLOADED)], created_by="op")
+        await wait_until(
+            lambda: (
+                other.classifier.classify(ProviderError(message=quirk)).kind is ErrorKind.OVERLOADED
+            ),
+            10,
+            "the other instance learned the label",
+        )
+        stop.set()
+        await refresh
+        assert one.last_id == other.last_id
+    finally:
+        await pool.close()
+
+
+async def test_the_labels_migration_upgrades_and_downgrades(infra: Any) -> None:
+    name = f"healer_scratch_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(infra.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
+    query = "SELECT count(*) FROM pg_tables WHERE tablename = 'healer_error_labels'"
+    try:
+        # Alembic's env runs its own event loop: keep it off the test's loop.
+        await asyncio.to_thread(migrations.upgrade, url, "head", ["healer"])
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval(query) == 1
+            assert await conn.fetchval("SELECT version_num FROM alembic_version_healer") == (
+                "heal0001"
+            )
+            await asyncio.to_thread(migrations.downgrade, url, "base", ["healer"])
+            assert await conn.fetchval(query) == 0
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

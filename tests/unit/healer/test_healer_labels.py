@@ -1,0 +1,126 @@
+"""Label input checks and the sync that teaches every stored label exactly once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from finops.healer.adapters.labels import LabelSync, NewLabel, StoredLabel
+from finops.healer.api.labels import MAX_LABELS, LabelRejected, parse_labels
+from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+
+K = ErrorKind
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.rows: list[StoredLabel] = []
+        self.reads = 0
+
+    async def add(self, labels: Sequence[NewLabel], created_by: str) -> list[int]:
+        ids = []
+        for label in labels:
+            self.rows.append(StoredLabel(len(self.rows) + 1, label.message, label.kind))
+            ids.append(len(self.rows))
+        return ids
+
+    async def after(self, last_id: int, limit: int) -> list[StoredLabel]:
+        self.reads += 1
+        return [row for row in self.rows if row.id > last_id][:limit]
+
+
+def rejected(body: Any) -> LabelRejected:
+    with pytest.raises(LabelRejected) as info:
+        parse_labels(body)
+    return info.value
+
+
+def test_one_label_or_a_list_is_accepted() -> None:
+    one = parse_labels({"message": "  gateway ate it  ", "kind": "server_error", "status": 502})
+    assert one == [NewLabel("gateway ate it", K.SERVER_ERROR, None, 502)]
+    many = parse_labels([{"message": "a b", "kind": "timeout", "provider": "x"}] * 3)
+    assert many == [NewLabel("a b", K.TIMEOUT, "x", None)] * 3
+
+
+@pytest.mark.parametrize(
+    ("label", "code", "field"),
+    [
+        ({"message": "m", "kind": "meltdown"}, "unknown_kind", "kind"),
+        ({"message": "m", "kind": "unknown"}, "unknown_kind", "kind"),
+        ({"message": "m"}, "unknown_kind", "kind"),
+        ({"message": "   ", "kind": "auth"}, "empty_message", "message"),
+        ({"message": 5, "kind": "auth"}, "empty_message", "message"),
+        ({"message": "x" * 2001, "kind": "auth"}, "message_too_long", "message"),
+        ({"message": "m", "kind": "auth", "provider": ""}, "invalid_provider", "provider"),
+        ({"message": "m", "kind": "auth", "status": 99}, "invalid_status", "status"),
+        ({"message": "m", "kind": "auth", "status": "429"}, "invalid_status", "status"),
+        ({"message": "m", "kind": "auth", "colour": "red"}, "unknown_field", "colour"),
+        ("just text", "invalid_label", ""),
+    ],
+)
+def test_each_bad_label_gets_its_code(label: Any, code: str, field: str) -> None:
+    error = rejected(label)
+    assert (error.code, error.status, error.details) == (
+        code,
+        422,
+        [{"index": 0, "field": field, "code": code, "message": error.details[0]["message"]}],
+    )
+
+
+def test_every_problem_of_a_list_is_reported_with_its_index() -> None:
+    error = rejected(
+        [{"message": "ok", "kind": "auth"}, {"message": "", "kind": "auth"}, {"message": "m"}]
+    )
+    assert error.code == "invalid_labels"
+    assert [(d["index"], d["code"]) for d in error.details] == [
+        (1, "empty_message"),
+        (2, "unknown_kind"),
+    ]
+
+
+def test_an_empty_or_oversized_list_is_refused() -> None:
+    assert rejected([]).code == "no_labels"
+    assert rejected([{"message": "m", "kind": "auth"}] * (MAX_LABELS + 1)).code == (
+        "too_many_labels"
+    )
+
+
+async def test_sync_teaches_each_stored_label_once_in_order() -> None:
+    store = MemoryStore()
+    classifier = ErrorClassifier()
+    sync = LabelSync(store, classifier)
+    await store.add([NewLabel("the widget shard melted", K.OVERLOADED)], "op")
+    assert await sync.catch_up() == 1
+    await sync.add([NewLabel("the widget shard melted", K.SERVER_ERROR)], "op")
+    assert await sync.catch_up() == 0
+    assert (sync.last_id, classifier.text.labels_learned) == (2, 2)
+    verdict = classifier.classify(ProviderError(message="The widget shard melted", status=503))
+    assert (verdict.kind, verdict.rule) == (K.SERVER_ERROR, "classifier")
+
+
+async def test_concurrent_catch_ups_learn_nothing_twice() -> None:
+    store = MemoryStore()
+    await store.add([NewLabel(f"sprocket {i} wobble", K.TIMEOUT) for i in range(50)], "op")
+    sync = LabelSync(store, ErrorClassifier())
+    counts = await asyncio.gather(*(sync.catch_up() for _ in range(5)))
+    assert sorted(counts) == [0, 0, 0, 0, 50]
+    assert sync.classifier.text.labels_learned == 50
+
+
+async def test_the_refresh_loop_learns_new_rows_and_stops_on_request() -> None:
+    store = MemoryStore()
+    sync = LabelSync(store, ErrorClassifier())
+    stop = asyncio.Event()
+    runner = asyncio.create_task(sync.run(stop, interval_s=0.01))
+    await store.add([NewLabel("flux capacitor desync", K.NETWORK)], "op")
+    async with asyncio.timeout(5):
+        while sync.last_id < 1:
+            await asyncio.sleep(0.01)
+    stop.set()
+    async with asyncio.timeout(5):
+        await runner
+    assert sync.classifier.text.labels_learned == 1
