@@ -55,6 +55,8 @@ def test_one_label_or_a_list_is_accepted() -> None:
         ({"message": "   ", "kind": "auth"}, "empty_message", "message"),
         ({"message": 5, "kind": "auth"}, "empty_message", "message"),
         ({"message": "x" * 2001, "kind": "auth"}, "message_too_long", "message"),
+        ({"message": "a\x00b", "kind": "auth"}, "invalid_text", "message"),
+        ({"message": "m", "kind": "auth", "provider": "x\x00"}, "invalid_provider", "provider"),
         ({"message": "m", "kind": "auth", "provider": ""}, "invalid_provider", "provider"),
         ({"message": "m", "kind": "auth", "status": 99}, "invalid_status", "status"),
         ({"message": "m", "kind": "auth", "status": "429"}, "invalid_status", "status"),

@@ -25,6 +25,24 @@ MAX_PROVIDER = 64
 TEACHABLE_KINDS = tuple(k.value for k in ErrorKind if k is not ErrorKind.UNKNOWN)
 FIELDS = {"message", "kind", "provider", "status"}
 
+LABEL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["message", "kind"],
+    "properties": {
+        "message": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_MESSAGE},
+        "kind": {"type": "string", "enum": list(TEACHABLE_KINDS)},
+        "provider": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_PROVIDER},
+        "status": {"type": ["integer", "null"], "minimum": 100, "maximum": 599},
+    },
+}
+BODY_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        LABEL_SCHEMA,
+        {"type": "array", "minItems": 1, "maxItems": MAX_LABELS, "items": LABEL_SCHEMA},
+    ]
+}
+
 _ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
 
 
@@ -58,6 +76,10 @@ def _check(index: int, item: Any) -> tuple[NewLabel | None, list[dict[str, Any]]
         problems.append(
             _problem(index, "message", "empty_message", "message must be non-empty text")
         )
+    elif "\x00" in message:
+        problems.append(
+            _problem(index, "message", "invalid_text", "message must not contain NUL characters")
+        )
     elif len(message) > MAX_LABEL_MESSAGE:
         problems.append(
             _problem(
@@ -77,7 +99,9 @@ def _check(index: int, item: Any) -> tuple[NewLabel | None, list[dict[str, Any]]
             )
         )
     if provider is not None and (
-        not isinstance(provider, str) or not 1 <= len(provider) <= MAX_PROVIDER
+        not isinstance(provider, str)
+        or not 1 <= len(provider) <= MAX_PROVIDER
+        or "\x00" in provider
     ):
         problems.append(
             _problem(index, "provider", "invalid_provider", "provider must be 1..64 characters")
@@ -123,14 +147,19 @@ def parse_labels(body: Any) -> list[NewLabel]:
         "already classifies the labelled error (then the label changes nothing for it)."
     ),
     responses={
+        400: {"description": "`invalid_json`", **_ERR},
         401: {"description": "missing, invalid or revoked token", **_ERR},
         403: {"description": "`insufficient_scope`", **_ERR},
         422: {
             "description": "`unknown_kind`, `empty_message`, `message_too_long`, "
-            "`invalid_provider`, `invalid_status`, `unknown_field`, `invalid_label`, "
+            "`invalid_text`, `invalid_provider`, `invalid_status`, `unknown_field`, "
+            "`invalid_label`, "
             "`no_labels`, `too_many_labels`, or `invalid_labels` when several apply",
             **_ERR,
         },
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BODY_SCHEMA}}}
     },
 )
 async def teach(
