@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from finops.healer.domain.classify import classify
+from finops.healer.domain.matching import provider_family
 from finops.healer.domain.payload import provider_error
-from finops.healer.domain.rules import provider_family
 from finops.healer.domain.taxonomy import ErrorKind
 
 CASES: list[dict[str, Any]] = json.loads(

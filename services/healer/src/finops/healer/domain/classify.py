@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from finops.healer.domain.matching import first_match
 from finops.healer.domain.payload import enrich
-from finops.healer.domain.rules import SPECIFIC_RULES, STATUS_RULES, first_match
+from finops.healer.domain.rules import SPECIFIC_RULES, STATUS_RULES
 from finops.healer.domain.taxonomy import Classification, ErrorKind, ProviderError
 from finops.healer.domain.text_classifier import TextClassifier
 from finops.healer.domain.waits import stated_wait_ms

@@ -4,7 +4,8 @@ A rule matches when every condition it sets holds: provider family, HTTP status,
 error type or code (``ids``, either field, case-insensitive; ``id_pattern`` for a substring
 such as Google's ``...PerDay...`` quota ids), a message regex, a header regex. ``source``
 names where the payload shape comes from (provider documentation or a public issue thread);
-a test checks that every rule has one and that every kind has at least one rule.
+a test checks that every rule has one and that every kind has at least one rule. Patterns are
+matched against lower-cased text; the matching itself is :mod:`finops.healer.domain.matching`.
 
 Two tiers: ``SPECIFIC_RULES`` name something the provider said (type, code, message, header)
 and run first; ``STATUS_RULES`` look at the status alone and run only after the learned text
@@ -19,109 +20,21 @@ throttling before overload ("Too many tokens, please wait" is Bedrock throttling
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+from finops.healer.domain.matching import Rule, header_pattern, idset, pattern
+from finops.healer.domain.taxonomy import ErrorKind
 
 K = ErrorKind
 
-#: Provider names agents use → the family a rule names.
-PROVIDER_FAMILIES = {
-    "openai": "openai",
-    "azure": "azure",
-    "azure_openai": "azure",
-    "azure-openai": "azure",
-    "azureopenai": "azure",
-    "anthropic": "anthropic",
-    "google": "google",
-    "gemini": "google",
-    "google-gemini": "google",
-    "vertex": "google",
-    "vertex_ai": "google",
-    "vertexai": "google",
-    "google-vertex": "google",
-    "bedrock": "bedrock",
-    "aws": "bedrock",
-    "aws-bedrock": "bedrock",
-    "amazon-bedrock": "bedrock",
-    "mistral": "mistral",
-    "mistralai": "mistral",
-}
-
-
-def provider_family(provider: str | None) -> str | None:
-    if not provider:
-        return None
-    return PROVIDER_FAMILIES.get(provider.strip().lower().replace(" ", "-"))
-
-
-def _ids(*names: str) -> frozenset[str]:
-    return frozenset(n.lower() for n in names)
-
-
-_LETTER_OUTSIDE_ESCAPE = re.compile(r"(\\.)|([A-Z])")
-
-
-def _re(pattern: str) -> re.Pattern[str]:
-    """A message or id pattern, matched against lower-cased text (cheaper than IGNORECASE):
-    letters are lower-cased except in escapes such as ``\\S`` or ``\\b``."""
-    return re.compile(
-        _LETTER_OUTSIDE_ESCAPE.sub(lambda m: m.group(1) or m.group(2).lower(), pattern)
-    )
-
-
-def _header_re(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    name: str
-    kind: ErrorKind
-    source: str
-    providers: frozenset[str] = frozenset()  # families; empty = any provider
-    statuses: frozenset[int] = frozenset()  # empty = any status, or none
-    ids: frozenset[str] = frozenset()  # provider error type or code, lower-case
-    id_pattern: re.Pattern[str] | None = None
-    message: re.Pattern[str] | None = None
-    header: tuple[str, re.Pattern[str]] | None = None  # (lower-case name, value regex)
-
-    def matches(
-        self, error: ProviderError, family: str | None, ids: tuple[str, ...], message: str
-    ) -> bool:
-        """``ids`` and ``message`` are the error's, lower-cased."""
-        if self.providers and family not in self.providers:
-            return False
-        if self.statuses and error.status not in self.statuses:
-            return False
-        if self.ids and not any(i in self.ids for i in ids):
-            return False
-        if self.id_pattern and not any(self.id_pattern.search(i) for i in ids):
-            return False
-        if self.message and not self.message.search(message):
-            return False
-        if self.header:
-            name, pattern = self.header
-            value = error.headers.get(name)
-            if value is None or not pattern.search(value):
-                return False
-        return True
-
-
 OPENAI_ERRORS = "https://platform.openai.com/docs/guides/error-codes/api-errors"
 ANTHROPIC_ERRORS = "https://docs.anthropic.com/en/api/errors"
-GEMINI_ERRORS = "https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes"
 VERTEX_429 = "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
-GOOGLE_RPC = "https://cloud.google.com/apis/design/errors#error_model"
 BEDROCK_ERRORS = "https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html"
 BEDROCK_RUNTIME = (
     "https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html"
 )
-AZURE_QUOTA = "https://learn.microsoft.com/azure/ai-services/openai/quotas-limits"
 AZURE_FILTER = "https://learn.microsoft.com/azure/ai-services/openai/concepts/content-filter"
-MISTRAL_ERRORS = "https://docs.mistral.ai/api/"
 PI_OVERFLOW = "https://github.com/badlogic/pi-mono/blob/main/packages/ai/src/utils/overflow.ts"
 LITELLM_MAP = (
     "https://github.com/BerriAI/litellm/blob/main/"
@@ -135,41 +48,43 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="openai_insufficient_quota",
         kind=K.QUOTA_EXHAUSTED,
         source=OPENAI_ERRORS,
-        ids=_ids("insufficient_quota", "billing_hard_limit_reached", "billing_not_active"),
+        ids=idset("insufficient_quota", "billing_hard_limit_reached", "billing_not_active"),
     ),
     # Gemini free tier for a model outside the plan: "Quota exceeded for metric: …, limit: 0".
     Rule(
         name="gemini_quota_limit_zero",
         kind=K.QUOTA_EXHAUSTED,
         source="https://github.com/continuedev/continue/issues/10062",
-        message=_re(r"quota exceeded for metric: \S+, limit: 0\b"),
+        message=pattern(r"quota exceeded for metric: \S+, limit: 0\b"),
     ),
     # Google QuotaFailure with a per-day quota id, e.g. GenerateRequestsPerDayPerProjectPerModel.
     Rule(
         name="google_daily_quota",
         kind=K.QUOTA_EXHAUSTED,
         source="https://github.com/langgenius/dify/issues/19838",
-        id_pattern=_re(r"PerDay"),
+        id_pattern=pattern(r"PerDay"),
     ),
     Rule(
         name="google_daily_quota_message",
         kind=K.QUOTA_EXHAUSTED,
         source="https://github.com/langgenius/dify/issues/19838",
         providers=frozenset({"google"}),
-        message=_re(r"per[_ ]day|requests per day"),
+        message=pattern(r"per[_ ]day|requests per day"),
     ),
     # Google RESOURCE_EXHAUSTED otherwise means a per-minute quota or shared capacity: retry.
     Rule(
         name="google_resource_exhausted",
         kind=K.RATE_LIMIT,
         source=VERTEX_429,
-        ids=_ids("RESOURCE_EXHAUSTED", "rateLimitExceeded", "ResourceExhausted", "TooManyRequests"),
+        ids=idset(
+            "RESOURCE_EXHAUSTED", "rateLimitExceeded", "ResourceExhausted", "TooManyRequests"
+        ),
     ),
     Rule(
         name="google_quota_per_minute",
         kind=K.RATE_LIMIT,
         source="https://github.com/felixbinder/introspection_self_prediction/issues/66",
-        message=_re(
+        message=pattern(
             r"resource (?:has been )?exhausted"
             r"|quota exceeded for (?:metric|aiplatform|quota metric)"
         ),
@@ -180,13 +95,13 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         kind=K.RATE_LIMIT,
         source="https://ai.google.dev/gemini-api/docs/rate-limits",
         providers=frozenset({"google"}),
-        message=_re(r"exceeded your current quota"),
+        message=pattern(r"exceeded your current quota"),
     ),
     Rule(
         name="quota_message",
         kind=K.QUOTA_EXHAUSTED,
         source=OPENAI_ERRORS,
-        message=_re(
+        message=pattern(
             r"exceeded your current quota|check your plan and billing|billing hard limit"
             r"|credit balance is too low|insufficient (?:credits|balance|funds|quota)"
             r"|(?:monthly|usage) (?:spend )?limit (?:has been )?reached|payment required"
@@ -199,18 +114,16 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="context_length_code",
         kind=K.CONTEXT_LENGTH_EXCEEDED,
         source=OPENAI_ERRORS,
-        ids=_ids(
-            "context_length_exceeded",
-            "model_context_window_exceeded",
-            "request_too_large",
-            "string_above_max_length",
+        ids=idset(
+            "context_length_exceeded model_context_window_exceeded request_too_large "
+            "string_above_max_length"
         ),
     ),
     Rule(
         name="context_length_message",
         kind=K.CONTEXT_LENGTH_EXCEEDED,
         source=PI_OVERFLOW,
-        message=_re(
+        message=pattern(
             r"maximum context length|context[_ ]length[_ ]exceeded|exceeds? the context window"
             r"|prompt is too long|input is too long|too many input tokens"
             r"|input token count.{0,40}exceeds the maximum|maximum prompt length is"
@@ -226,25 +139,17 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="openai_request_too_large",
         kind=K.CONTEXT_LENGTH_EXCEEDED,
         source="https://github.com/TheR1D/shell_gpt/issues/653",
-        message=_re(r"request too large for .{1,80} on tokens per min"),
+        message=pattern(r"request too large for .{1,80} on tokens per min"),
     ),
     # ---- content policy: do not retry the same prompt
     Rule(
         name="content_policy_code",
         kind=K.CONTENT_POLICY,
         source=AZURE_FILTER,
-        ids=_ids(
-            "content_filter",
-            "content_policy_violation",
-            "ResponsibleAIPolicyViolation",
-            "moderation_blocked",
-            "SAFETY",
-            "PROHIBITED_CONTENT",
-            "BLOCKLIST",
-            "SPII",
-            "guardrail_intervened",
-            "content_filtered",
-            "task_failed_text_safety_system",
+        ids=idset(
+            "content_filter content_policy_violation ResponsibleAIPolicyViolation "
+            "moderation_blocked SAFETY PROHIBITED_CONTENT BLOCKLIST SPII "
+            "guardrail_intervened content_filtered task_failed_text_safety_system"
         ),
     ),
     # Google ErrorInfo reasons such as PUBLIC_ERROR_UNSAFE_GENERATION under INVALID_ARGUMENT.
@@ -252,13 +157,13 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="google_unsafe_reason",
         kind=K.CONTENT_POLICY,
         source="https://github.com/ffroliva/gflow-cli/issues/342",
-        id_pattern=_re(r"UNSAFE|_SAFETY"),
+        id_pattern=pattern(r"UNSAFE|_SAFETY"),
     ),
     Rule(
         name="content_policy_message",
         kind=K.CONTENT_POLICY,
         source="https://github.com/openai/openai-python/issues/331",
-        message=_re(
+        message=pattern(
             r"content management policy|content (?:filtering )?polic|content filter"
             r"|safety system|violating our usage polic|usage policies"
             r"|(?:prompt|response|output|content) (?:was |has been )?blocked"
@@ -271,35 +176,20 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="auth_code",
         kind=K.AUTH,
         source=ANTHROPIC_ERRORS,
-        ids=_ids(
-            "invalid_api_key",
-            "authentication_error",
-            "permission_error",
-            "unauthorized",
-            "AccessDeniedException",
-            "UnrecognizedClientException",
-            "ExpiredTokenException",
-            "InvalidSignatureException",
-            "IncompleteSignature",
-            "InvalidClientTokenId",
-            "MissingAuthenticationToken",
-            "API_KEY_INVALID",
-            "PERMISSION_DENIED",
-            "UNAUTHENTICATED",
-            "PermissionDenied",
-            "invalid_authentication",
-            "unsupported_country_region_territory",
-            "account_deactivated",
-            "forbidden",
-            "AuthenticationError",
-            "PermissionDeniedError",
+        ids=idset(
+            "invalid_api_key authentication_error permission_error unauthorized "
+            "AccessDeniedException UnrecognizedClientException ExpiredTokenException "
+            "InvalidSignatureException IncompleteSignature InvalidClientTokenId "
+            "MissingAuthenticationToken API_KEY_INVALID PERMISSION_DENIED UNAUTHENTICATED "
+            "PermissionDenied invalid_authentication unsupported_country_region_territory "
+            "account_deactivated forbidden AuthenticationError PermissionDeniedError"
         ),
     ),
     Rule(
         name="auth_message",
         kind=K.AUTH,
         source=LITELLM_MAP,
-        message=_re(
+        message=pattern(
             r"invalid (?:x-)?api[ _-]?key|incorrect api key|api key (?:not valid|not found)"
             r"|invalid authentication|authentication (?:failed|error)|unauthori[sz]ed"
             r"|access denied|permission denied|not authorized|security token included in"
@@ -315,22 +205,16 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="model_not_found_code",
         kind=K.MODEL_NOT_FOUND,
         source=OPENAI_ERRORS,
-        ids=_ids(
-            "model_not_found",
-            "DeploymentNotFound",
-            "NOT_FOUND",
-            "not_found_error",
-            "invalid_model",
-            "ResourceNotFoundException",
-            "NotFound",
-            "NotFoundError",
+        ids=idset(
+            "model_not_found DeploymentNotFound NOT_FOUND not_found_error invalid_model "
+            "ResourceNotFoundException NotFound NotFoundError"
         ),
     ),
     Rule(
         name="model_not_found_message",
         kind=K.MODEL_NOT_FOUND,
         source="https://github.com/wwardaww/gnome-gemini-ai/issues/22",
-        message=_re(
+        message=pattern(
             r"model\b.{0,80}\b(?:does not exist|not found|was not found)"
             r"|deployment for this resource does not exist|invalid model|unknown model"
             r"|no such model|model identifier is invalid|is not found for api version"
@@ -342,17 +226,10 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="rate_limit_code",
         kind=K.RATE_LIMIT,
         source=OPENAI_ERRORS,
-        ids=_ids(
-            "rate_limit_exceeded",
-            "rate_limit_error",
-            "rate_limited",
-            "RateLimitReached",
-            "ThrottlingException",
-            "TooManyRequestsException",
-            "ServiceQuotaExceededException",
-            "RateLimitError",
-            "too_many_requests",
-            "1300",
+        ids=idset(
+            "rate_limit_exceeded rate_limit_error rate_limited RateLimitReached "
+            "ThrottlingException TooManyRequestsException ServiceQuotaExceededException "
+            "RateLimitError too_many_requests 1300"
         ),
     ),
     # Bedrock names the exception in a header; the body is only {"message": ...}.
@@ -360,13 +237,16 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="bedrock_throttling_header",
         kind=K.RATE_LIMIT,
         source="https://github.com/aws-samples/amazon-bedrock-client-for-mac/issues/99",
-        header=("x-amzn-errortype", _header_re(r"^(?:Throttling|ServiceQuotaExceeded)Exception")),
+        header=(
+            "x-amzn-errortype",
+            header_pattern(r"^(?:Throttling|ServiceQuotaExceeded)Exception"),
+        ),
     ),
     Rule(
         name="rate_limit_message",
         kind=K.RATE_LIMIT,
         source=LITELLM_MAP,
-        message=_re(
+        message=pattern(
             r"rate[ _-]?limit|too many requests|throttl|please wait before trying again"
             r"|reduce the frequency of requests|request rate is too high"
             r"|exceeds the service quota"
@@ -377,30 +257,23 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="overloaded_code",
         kind=K.OVERLOADED,
         source=ANTHROPIC_ERRORS,
-        ids=_ids(
-            "overloaded_error",
-            "server_is_overloaded",
-            "service_tier_capacity_exceeded",
-            "ModelNotReadyException",
-            "ServiceUnavailable",
-            "MODEL_CAPACITY_EXHAUSTED",
-            "ServiceUnavailableException",
-            "serviceUnavailableException",
-            "UNAVAILABLE",
-            "3505",
+        ids=idset(
+            "overloaded_error server_is_overloaded service_tier_capacity_exceeded "
+            "ModelNotReadyException ServiceUnavailable MODEL_CAPACITY_EXHAUSTED "
+            "ServiceUnavailableException serviceUnavailableException UNAVAILABLE 3505"
         ),
     ),
     Rule(
         name="bedrock_unavailable_header",
         kind=K.OVERLOADED,
         source=BEDROCK_ERRORS,
-        header=("x-amzn-errortype", _header_re(r"^ServiceUnavailableException")),
+        header=("x-amzn-errortype", header_pattern(r"^ServiceUnavailableException")),
     ),
     Rule(
         name="overloaded_message",
         kind=K.OVERLOADED,
         source="https://github.com/openai/openai-python/issues/414",
-        message=_re(
+        message=pattern(
             r"overloaded|over capacity|at capacity|capacity exceeded|high demand"
             r"|no capacity available|out of capacity|temporarily unable to process"
             r"|is unable to process your request|service (?:is )?(?:temporarily )?unavailable"
@@ -411,29 +284,18 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="timeout_code",
         kind=K.TIMEOUT,
         source=BEDROCK_RUNTIME,
-        ids=_ids(
-            "ModelTimeoutException",
-            "DEADLINE_EXCEEDED",
-            "DeadlineExceeded",
-            "timeout",
-            "request_timeout",
-            "APITimeoutError",
-            "ReadTimeout",
-            "ConnectTimeout",
-            "WriteTimeout",
-            "PoolTimeout",
-            "ReadTimeoutError",
-            "ConnectTimeoutError",
-            "TimeoutError",
-            "TimeoutException",
-            "Timeout",
+        ids=idset(
+            "ModelTimeoutException DEADLINE_EXCEEDED DeadlineExceeded timeout "
+            "request_timeout APITimeoutError ReadTimeout ConnectTimeout WriteTimeout "
+            "PoolTimeout ReadTimeoutError ConnectTimeoutError TimeoutError TimeoutException "
+            "Timeout"
         ),
     ),
     Rule(
         name="timeout_message",
         kind=K.TIMEOUT,
         source="https://github.com/Arize-ai/phoenix/issues/1925",
-        message=_re(
+        message=pattern(
             r"timed? ?out|deadline (?:expired|exceeded)|read timeout|connect timeout"
             r"|request timeout|gateway time-?out|ETIMEDOUT"
         ),
@@ -443,32 +305,19 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="network_code",
         kind=K.NETWORK,
         source=HTTPX_ERRORS,
-        ids=_ids(
-            "APIConnectionError",
-            "ConnectError",
-            "ConnectionError",
-            "ConnectionResetError",
-            "ConnectionRefusedError",
-            "ConnectionAbortedError",
-            "RemoteProtocolError",
-            "EndpointConnectionError",
-            "ServerDisconnectedError",
-            "ClientConnectorError",
-            "ClientOSError",
-            "ProtocolError",
-            "NetworkError",
-            "ReadError",
-            "WriteError",
-            "SSLError",
-            "ProxyError",
-            "ConnectionClosedError",
+        ids=idset(
+            "APIConnectionError ConnectError ConnectionError ConnectionResetError "
+            "ConnectionRefusedError ConnectionAbortedError RemoteProtocolError "
+            "EndpointConnectionError ServerDisconnectedError ClientConnectorError "
+            "ClientOSError ProtocolError NetworkError ReadError WriteError SSLError "
+            "ProxyError ConnectionClosedError"
         ),
     ),
     Rule(
         name="network_message",
         kind=K.NETWORK,
         source="https://github.com/OpenHands/OpenHands/issues/1008",
-        message=_re(
+        message=pattern(
             r"connection (?:error|refused|reset|aborted|closed)|could not connect"
             r"|failed to establish a new connection|name or service not known"
             r"|temporary failure in name resolution|nodename nor servname"
@@ -482,23 +331,17 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="invalid_output_code",
         kind=K.INVALID_OUTPUT,
         source="https://github.com/Bklieger/infinite-bookshelf/issues/42",
-        ids=_ids(
-            "json_validate_failed",
-            "model_error",
-            "MALFORMED_FUNCTION_CALL",
-            "UNEXPECTED_TOOL_CALL",
-            "tool_use_failed",
-            "output_parse_failed",
-            "JSONDecodeError",
-            "LengthFinishReasonError",
-            "OutputParserException",
+        ids=idset(
+            "json_validate_failed model_error MALFORMED_FUNCTION_CALL UNEXPECTED_TOOL_CALL "
+            "tool_use_failed output_parse_failed JSONDecodeError LengthFinishReasonError "
+            "OutputParserException"
         ),
     ),
     Rule(
         name="invalid_output_message",
         kind=K.INVALID_OUTPUT,
         source="https://github.com/BerriAI/litellm/issues/8020",
-        message=_re(
+        message=pattern(
             r"produced invalid content|failed to generate (?:valid )?json|invalid json"
             r"|could not parse (?:the )?(?:response|output|model)|malformed function call"
             r"|failed to parse (?:tool|function|the model)|expecting value: line \d+"
@@ -510,24 +353,17 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="server_error_code",
         kind=K.SERVER_ERROR,
         source=ANTHROPIC_ERRORS,
-        ids=_ids(
-            "api_error",
-            "server_error",
-            "InternalServerException",
-            "INTERNAL",
-            "internal_error",
-            "internal_server_error",
-            "ModelErrorException",
-            "ModelStreamErrorException",
-            "InternalServerError",
-            "InternalFailure",
+        ids=idset(
+            "api_error server_error InternalServerException INTERNAL internal_error "
+            "internal_server_error ModelErrorException ModelStreamErrorException "
+            "InternalServerError InternalFailure"
         ),
     ),
     Rule(
         name="server_error_message",
         kind=K.SERVER_ERROR,
         source="https://github.com/LlmKira/Openaibot/issues/125",
-        message=_re(
+        message=pattern(
             r"internal server error|server had an error|error occurred while processing your"
             r"|internal error|unexpected (?:server )?error|bad gateway|unknown error"
         ),
@@ -537,29 +373,18 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         name="bad_request_code",
         kind=K.BAD_REQUEST,
         source=ANTHROPIC_ERRORS,
-        ids=_ids(
-            "invalid_request_error",
-            "INVALID_ARGUMENT",
-            "FAILED_PRECONDITION",
-            "FailedPrecondition",
-            "InvalidArgument",
-            "OUT_OF_RANGE",
-            "ValidationException",
-            "invalid_request",
-            "BadRequest",
-            "BadRequestError",
-            "bad_request",
-            "UnprocessableEntityError",
-            "invalid_value",
-            "unsupported_parameter",
-            "unsupported_value",
+        ids=idset(
+            "invalid_request_error INVALID_ARGUMENT FAILED_PRECONDITION FailedPrecondition "
+            "InvalidArgument OUT_OF_RANGE ValidationException invalid_request BadRequest "
+            "BadRequestError bad_request UnprocessableEntityError invalid_value "
+            "unsupported_parameter unsupported_value"
         ),
     ),
     Rule(
         name="bad_request_message",
         kind=K.BAD_REQUEST,
         source=LITELLM_MAP,
-        message=_re(
+        message=pattern(
             r"malformed input request|unsupported parameter|invalid parameter"
             r"|invalid value for|is not a valid|extra inputs are not permitted"
         ),
@@ -598,14 +423,3 @@ STATUS_RULES: tuple[Rule, ...] = (
 )
 
 RULES: tuple[Rule, ...] = SPECIFIC_RULES + STATUS_RULES
-
-
-def error_ids(error: ProviderError) -> tuple[str, ...]:
-    return tuple(i.lower() for i in (error.error_type, error.error_code) if i)
-
-
-def first_match(rules: tuple[Rule, ...], error: ProviderError) -> Rule | None:
-    family = provider_family(error.provider)
-    ids = error_ids(error)
-    message = error.message.lower()
-    return next((rule for rule in rules if rule.matches(error, family, ids, message)), None)
