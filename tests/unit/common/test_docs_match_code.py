@@ -28,6 +28,7 @@ def test_every_service_with_an_api_has_its_generated_table():
         "finops.ingest.app:create_app POST /api/events",
         "finops.optimizer.app:create_app summary",
         "finops.optimizer.app:create_app",
+        "finops.healer.app:create_app summary",
     }
 
 
@@ -86,5 +87,5 @@ def test_the_readme_names_the_services_db_upgrade_migrates():
 
     readme = (ROOT / "README.md").read_text()
     [row] = [line for line in readme.splitlines() if line.startswith("| `finops db upgrade")]
-    assert services_with_migrations() == ["auth", "experiments", "optimizer"]
-    assert "database schema: auth, experiments and optimizer" in row
+    assert services_with_migrations() == ["auth", "experiments", "optimizer", "healer"]
+    assert "database schema: auth, experiments, optimizer and healer" in row

@@ -126,3 +126,27 @@ async def test_the_refresh_loop_learns_new_rows_and_stops_on_request() -> None:
     async with asyncio.timeout(5):
         await runner
     assert sync.classifier.text.labels_learned == 1
+
+
+def test_every_code_the_checks_send_is_declared_in_the_openapi_answers() -> None:
+    from finops.healer.api.labels import ERRORS, TEACHABLE_KINDS
+
+    sent = {
+        rejected(body).code
+        for body in (
+            {"message": "m", "kind": "meltdown"},
+            {"message": "", "kind": "auth"},
+            {"message": "x" * 2001, "kind": "auth"},
+            {"message": "\x00", "kind": "auth"},
+            {"message": "m", "kind": "auth", "provider": ""},
+            {"message": "m", "kind": "auth", "status": 1},
+            {"message": "m", "kind": "auth", "x": 1},
+            [1],
+            [],
+            [{"message": "m", "kind": "auth"}] * (MAX_LABELS + 1),
+            [{"message": ""}],
+        )
+    }
+    declared = {error.code for error in ERRORS if error.status == 422}
+    assert sent | {"validation_error"} == declared
+    assert "unknown" not in TEACHABLE_KINDS and len(TEACHABLE_KINDS) == len(ErrorKind) - 1

@@ -7,11 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.auth.blocklist import blocklist_redis
+from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -29,8 +28,8 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-        app.state.redis = blocklist_redis(settings.redis_url)
+        app.state.db = await postgres_pool(settings, max_size=4)
+        app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
         async with _error_classifier(app, settings):

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.errors import FinopsError
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
@@ -43,7 +44,29 @@ BODY_SCHEMA: dict[str, Any] = {
     ]
 }
 
-_ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
+ERRORS = (
+    *BEARER,
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(422, "validation_error", "there is no body"),
+    ApiError(422, "unknown_kind", "a label's kind is not a kind, or is `unknown` (not teachable)"),
+    ApiError(422, "empty_message", "a label's message is missing, not text or blank"),
+    ApiError(422, "message_too_long", f"a label's message is over {MAX_LABEL_MESSAGE} characters"),
+    ApiError(422, "invalid_text", "a label's message holds a NUL character"),
+    ApiError(422, "invalid_provider", "a label's provider is not text of 1..64 characters"),
+    ApiError(422, "invalid_status", "a label's status is not an integer 100..599"),
+    ApiError(
+        422, "unknown_field", "a label has a field other than message, kind, provider, status"
+    ),
+    ApiError(422, "invalid_label", "a label is not a JSON object"),
+    ApiError(422, "no_labels", "the list of labels is empty"),
+    ApiError(422, "too_many_labels", f"over {MAX_LABELS} labels in one request"),
+    ApiError(422, "invalid_labels", "several of the above; `details` lists each (index, field)"),
+    ApiError(
+        503,
+        "dependency_unavailable",
+        "PostgreSQL did not store or return the labels in time; see `Retry-After`",
+    ),
+)
 
 
 class LabelRejected(FinopsError):
@@ -146,18 +169,7 @@ def parse_labels(body: Any) -> list[NewLabel]:
         "decides errors that no rule of the table knows. `decided_by_rule` names the rule that "
         "already classifies the labelled error (then the label changes nothing for it)."
     ),
-    responses={
-        400: {"description": "`invalid_json`", **_ERR},
-        401: {"description": "missing, invalid or revoked token", **_ERR},
-        403: {"description": "`insufficient_scope`", **_ERR},
-        422: {
-            "description": "`unknown_kind`, `empty_message`, `message_too_long`, "
-            "`invalid_text`, `invalid_provider`, `invalid_status`, `unknown_field`, "
-            "`invalid_label`, "
-            "`no_labels`, `too_many_labels`, or `invalid_labels` when several apply",
-            **_ERR,
-        },
-    },
+    responses=responses(ERRORS),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BODY_SCHEMA}}}
     },
