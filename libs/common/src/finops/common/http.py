@@ -51,6 +51,15 @@ class OperationalMiddleware:
         start = time.perf_counter()
         status = 500
         try:
+            if _holds_nul(scope):
+                status = 422
+                problem = error_body(
+                    "validation_error",
+                    _NUL_IN_PATH,
+                    [{"field": "path", "message": _NUL_IN_PATH, "type": "invalid_text"}],
+                )
+                await self._refuse(send, request_id, 422, problem)
+                return
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 status = 413
@@ -91,13 +100,18 @@ class OperationalMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")
-        ).encode()
+        problem = error_body(
+            "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
+        )
+        await self._refuse(send, request_id, 413, problem)
+
+    @staticmethod
+    async def _refuse(send: Send, request_id: str, status: int, problem: dict[str, Any]) -> None:
+        body = json.dumps(problem).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -106,6 +120,16 @@ class OperationalMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+_NUL_IN_PATH = "the path holds a NUL character (%00), which no identifier may contain"
+
+
+def _holds_nul(scope: Scope) -> bool:
+    # Path parameters become keys stored in PostgreSQL, which cannot hold NUL: refuse it here,
+    # once for every route, rather than as a 500 wherever one is stored. 422, as for any other
+    # invalid path parameter. Query parameters are validated by the routes that read them.
+    return "\x00" in scope.get("path", "")
 
 
 class _BodyTooLarge(StarletteHTTPException):

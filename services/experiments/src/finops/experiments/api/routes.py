@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.errors import error_body
 from finops.common.events.schemas import LlmConfig
+from finops.common.request_body import Count, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
 from finops.experiments.domain.definition import (
@@ -47,33 +48,30 @@ async def _repository(request: Request) -> ExperimentRepository:
 Repository = Annotated[ExperimentRepository, Depends(_repository)]
 
 
-class VariantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VariantIn(RequestBody):
     name: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=256)
     provider: str = Field(min_length=1, max_length=64)
     config: LlmConfig = Field(default_factory=LlmConfig)
-    weight: float | None = Field(None, allow_inf_nan=False)
+    weight: Number | None = None
 
 
-class GuardrailsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min_quality_ratio: float = Field(0.95, gt=0, le=1)
-    max_p95_latency_ms: float | None = Field(None, gt=0, allow_inf_nan=False)
-    max_success_rate_drop: float | None = Field(None, ge=0, le=1)
+class GuardrailsIn(RequestBody):
+    min_quality_ratio: Number = Field(0.95, gt=0, le=1)
+    max_p95_latency_ms: Number | None = Field(None, gt=0)
+    max_success_rate_drop: Number | None = Field(None, ge=0, le=1)
 
 
-class ExperimentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExperimentIn(RequestBody):
     name: str = Field(min_length=1, max_length=128)
     task_type: str = Field(min_length=1, max_length=64)
     variants: list[VariantIn] = Field(max_length=16)
     allocation: Literal["fixed", "bandit"] = "fixed"
     metric: Literal["cost_per_success", "cost", "quality"] = "cost_per_success"
     guardrails: GuardrailsIn = Field(default_factory=GuardrailsIn)
-    min_samples: int = Field(100, ge=10, le=10_000_000)
-    max_duration_s: float = Field(DEFAULT_MAX_DURATION_S, gt=0, le=366 * 24 * 3600)
-    alpha: float = Field(0.05, allow_inf_nan=False)
+    min_samples: Count = Field(100, ge=10, le=10_000_000)
+    max_duration_s: Number = Field(DEFAULT_MAX_DURATION_S, gt=0, le=366 * 24 * 3600)
+    alpha: Number = 0.05
 
 
 @router.post(

@@ -7,10 +7,11 @@ import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
+from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
     Engine,
     Intake,
@@ -178,16 +179,10 @@ async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return {"policy": engine.policy.status(), "tasks": engine.tasks()}
 
 
-# JSON carries no Infinity or NaN, but Python's parser accepts them: refuse them here.
-FINITE = ConfigDict(allow_inf_nan=False)
-
-
-class ArmIn(BaseModel):
-    model_config = FINITE
-
+class ArmIn(RequestBody):
     model: str = Field(min_length=1, max_length=128)
     provider: str = Field(min_length=1, max_length=64)
-    config: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
+    config: dict[str, str | Count | Number | Flag] = Field(default_factory=dict, max_length=32)
 
 
 @router.get(
@@ -231,14 +226,12 @@ async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intak
     await intake.checkpoint()
 
 
-class ObjectiveIn(BaseModel):
-    model_config = FINITE
-
-    quality_floor: float | None = Field(None, ge=0, le=1)
-    relative_quality_floor: float | None = Field(None, gt=0, le=1)
-    latency_p95_ms: float | None = Field(None, gt=0)
-    wtp_per_usd: float | None = Field(None, ge=0)
-    latency_weight_per_s: float = Field(0.0, ge=0)
+class ObjectiveIn(RequestBody):
+    quality_floor: Number | None = Field(None, ge=0, le=1)
+    relative_quality_floor: Number | None = Field(None, gt=0, le=1)
+    latency_p95_ms: Number | None = Field(None, gt=0)
+    wtp_per_usd: Number | None = Field(None, ge=0)
+    latency_weight_per_s: Number = Field(0.0, ge=0)
 
 
 @router.get("/api/objectives", tags=["objectives"], responses=responses(READ))
@@ -264,16 +257,14 @@ async def set_objective(
     return {scope: engine.objectives()[scope]}
 
 
-AlertThreshold = Annotated[float, Field(gt=0, le=10, description="fraction of the limit")]
+AlertThreshold = Annotated[Number, Field(gt=0, le=10, description="fraction of the limit")]
 
 
-class BudgetIn(BaseModel):
-    model_config = FINITE
-
+class BudgetIn(RequestBody):
     scope: Literal["team", "agent"]
     subject: str = Field(min_length=1, max_length=128)
     period: Literal["day", "month"]
-    limit_usd: float = Field(gt=0)
+    limit_usd: Number = Field(gt=0)
     alert_thresholds: tuple[AlertThreshold, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
 
 

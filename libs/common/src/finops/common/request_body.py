@@ -1,0 +1,76 @@
+"""The base of every JSON request body the services accept.
+
+One rule set for all of them, so a value a service cannot store never reaches its code:
+
+* strict numbers where a body declares them with :data:`Number`, :data:`Count` and :data:`Flag`:
+  ``false`` is not the number 0, ``"3"`` is not the integer 3 (a JSON integer is still a valid
+  float). The model itself stays lax, because FastAPI validates the parsed body in Python mode,
+  where a strict model would refuse a JSON array for a tuple or a string for a datetime;
+* no NaN or Infinity (Python's JSON parser reads them; JSON has neither);
+* no unknown fields: a typo is an error, not a silently ignored setting;
+* no NUL character and no unpaired surrogate in any string, at any depth: PostgreSQL's text and
+  jsonb types cannot hold them, so accepting one would end in a 500 (or a checkpoint that no
+  longer saves) instead of a 422.
+
+Examples
+--------
+>>> from pydantic import ValidationError
+>>> class Limit(RequestBody):
+...     name: str
+...     usd: Number
+>>> Limit.model_validate({"name": "team-a", "usd": 5}).usd
+5.0
+>>> try:
+...     Limit.model_validate({"name": "team\\x00a", "usd": 5})
+... except ValidationError as exc:
+...     print(exc.errors()[0]["msg"])
+Value error, strings must not hold a NUL character or an unpaired surrogate
+>>> try:
+...     Limit.model_validate({"name": "team-a", "usd": False})
+... except ValidationError as exc:
+...     print(exc.errors()[0]["type"])
+float_type
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Strict, model_validator
+
+Number = Annotated[float, Strict()]
+"""A JSON number: an integer or a float, never a boolean or a numeric string."""
+Count = Annotated[int, Strict()]
+"""A JSON integer, never a float with no fraction, a boolean or a numeric string."""
+Flag = Annotated[bool, Strict()]
+"""``true`` or ``false``, never ``1``, ``"yes"`` or ``"true"``."""
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def holds_unstorable_text(value: Any) -> bool:
+    """Whether ``value`` (a string, or JSON containers of them) holds a NUL or lone surrogate.
+
+    Keys count as much as values: both end up in PostgreSQL.
+    """
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_unstorable_text(k) or holds_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(holds_unstorable_text(item) for item in value)
+    return False
+
+
+class RequestBody(BaseModel):
+    """A request body: finite, closed, storable. Subclass it; see the module doc."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unstorable_text(cls, data: Any) -> Any:
+        if holds_unstorable_text(data):
+            raise ValueError("strings must not hold a NUL character or an unpaired surrogate")
+        return data
