@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from finops.common.alerts import Alert
 from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
@@ -103,15 +104,7 @@ class Recommendation:
 def _alert(
     kind: str, alert_id: str, subject: str, severity: str, message: str, details: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "alert_id": alert_id,
-        "kind": kind,
-        "subject": subject,
-        "severity": severity,
-        "message": message,
-        "source": "optimizer",
-        "details": details,
-    }
+    return Alert(kind, alert_id, subject, severity, message, "optimizer", details).to_dict()
 
 
 def _enveloped(fields: dict[str, Any]) -> dict[str, Any]:
