@@ -61,6 +61,14 @@ CIRCUITS = TopicSpec(
     cleanup_policy="compact",
     consumed=True,
 )
+PROVIDER_OUTCOMES = TopicSpec(
+    "finops.provider-outcomes.v1",
+    3,
+    "provider/model",
+    "each call's verdict on its provider/model (success or provider fault), for the breakers",
+    retention_ms=1 * DAY_MS,
+    consumed=True,
+)
 EXPERIMENTS = TopicSpec(
     "finops.experiments.v1",
     3,
@@ -76,6 +84,7 @@ PRIMARY_TOPICS: tuple[TopicSpec, ...] = (
     AGENT_ERROR,
     RECOMMENDATIONS,
     HEALING,
+    PROVIDER_OUTCOMES,
     CIRCUITS,
     EXPERIMENTS,
     ALERTS,

@@ -12,10 +12,14 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
+from finops.common.kafka import make_consumer
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.healer.adapters.circuits import CircuitsView
+from finops.healer.adapters.circuits_stream import BreakerStream
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
+from finops.healer.api.circuits import router as circuits_router
 from finops.healer.api.labels import router as labels_router
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.settings import HealerSettings
@@ -32,7 +36,7 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        async with _error_classifier(app, settings):
+        async with _error_classifier(app, settings), _circuits_view(app, settings):
             try:
                 yield
             finally:
@@ -49,9 +53,14 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
+            "circuits": lambda: _circuits_check(app),
         },
     )
+    BreakerStream(
+        settings, lambda: app.state.classifier, lambda p, m: app.state.circuits.get(p, m)
+    ).register(faust_app)
     app.include_router(labels_router)
+    app.include_router(circuits_router)
     return app
 
 
@@ -72,3 +81,21 @@ async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIter
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(refresh, timeout=10)
+
+
+@asynccontextmanager
+async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]:
+    """Every breaker's state, read from the compacted topic (``app.state.circuits``)."""
+    app.state.circuits = CircuitsView(
+        make_consumer(settings, group_id=None), settings.circuits_topic
+    )
+    await app.state.circuits.start()
+    try:
+        yield
+    finally:
+        await app.state.circuits.stop()
+
+
+async def _circuits_check(app: FastAPI) -> None:
+    if not app.state.circuits.running:
+        raise RuntimeError("the circuit-breaker reader is not running")

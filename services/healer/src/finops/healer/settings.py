@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
+from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, PROVIDER_OUTCOMES
 
 
 class HealerSettings(StreamSettings):
@@ -9,3 +10,19 @@ class HealerSettings(StreamSettings):
     port: int = DEFAULT_PORTS["healer"]
     #: How soon a label posted to another instance is learned here (seconds).
     label_refresh_interval_s: float = 5.0
+
+    # Circuit breakers per provider/model (see docs/healer.md, "Circuit breakers").
+    breaker_window_s: float = 60.0
+    breaker_min_calls: int = 20
+    breaker_failure_threshold: float = 0.5
+    breaker_cooldown_s: float = 30.0
+    breaker_max_cooldown_s: float = 600.0
+    breaker_probes_to_close: int = 3
+    #: how often breaker counts are published and cooled-down breakers half-opened (seconds)
+    breaker_publish_interval_s: float = 1.0
+    # The registry's topics; a test may point elsewhere.
+    cost_topic: str = AGENT_COST.name
+    error_topic: str = AGENT_ERROR.name
+    outcomes_topic: str = PROVIDER_OUTCOMES.name
+    circuits_topic: str = CIRCUITS.name
+    alerts_topic: str = ALERTS.name

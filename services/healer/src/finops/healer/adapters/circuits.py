@@ -1,0 +1,146 @@
+"""The healer's circuit breakers on Kafka: outcomes in, breaker states and alerts out.
+
+Two stages (see docs/healer.md, "Circuit breakers"):
+
+1. Every instance reads its partitions of ``agent.error.v1`` and ``agent.cost.v1`` (keyed by
+   agent), classifies each error, and forwards one :class:`ProviderOutcome` per call that
+   says something about a provider's health to ``finops.provider-outcomes.v1``, keyed by
+   provider/model: every outcome of one breaker lands in one partition, owned by one instance.
+2. The owner updates the breaker (:class:`~finops.healer.domain.breakers.BreakerBoard`) and
+   publishes its state to the compacted ``finops.circuits.v1``, and an alert to
+   ``finops.alerts.v1`` when it opens or closes.
+
+Every instance reads the whole circuits topic into a :class:`CircuitsView`, which answers for
+every breaker (``GET /api/healing/circuits``, and ``state_of`` for the advice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from finops.common.alerts import Alert
+from finops.common.circuits import (
+    CircuitReader,
+    CircuitState,
+    CircuitStatus,
+    CircuitTable,
+    circuit_key,
+)
+from finops.healer.domain.breakers import Transition
+
+
+@dataclass(frozen=True)
+class ProviderOutcome:
+    """One call's verdict on a provider/model: a success, or a provider fault of ``kind``."""
+
+    event_id: str
+    provider: str
+    model: str
+    failed: bool
+    at: float
+    kind: str | None = None
+
+    @property
+    def key(self) -> str:
+        return circuit_key(self.provider, self.model)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ProviderOutcome:
+        data = json.loads(raw)
+        return cls(
+            event_id=str(data["event_id"]),
+            provider=str(data["provider"]),
+            model=str(data["model"]),
+            failed=bool(data["failed"]),
+            at=float(data["at"]),
+            kind=data.get("kind"),
+        )
+
+
+class RecentIds:
+    """The last ``size`` event ids: a redelivered outcome is counted once."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self.ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, event_id: str) -> bool:
+        """False when ``event_id`` was already seen."""
+        if event_id in self.ids:
+            return False
+        self.ids[event_id] = None
+        if len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+        return True
+
+
+def breaker_alert(transition: Transition) -> Alert | None:
+    """The alert of a breaker that opened or closed (none for half-opening)."""
+    state = transition.state
+    if transition.after is CircuitStatus.HALF_OPEN:
+        return None
+    opened = transition.after is CircuitStatus.OPEN
+    subject = f"{state.provider}/{state.model}"
+    at = state.opened_at if opened else state.updated_at
+    return Alert(
+        kind="breaker_open" if opened else "breaker_closed",
+        alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"breaker:{subject}:{transition.after}:{at}")),
+        subject=subject,
+        severity="critical" if opened else "info",
+        message=(
+            f"circuit breaker of {subject} opened: {state.reason}; calls stop until a probe at "
+            f"{state.to_dict()['next_probe_at']}"
+            if opened
+            else f"circuit breaker of {subject} closed: {state.reason}"
+        ),
+        source="healer",
+        details=state.to_dict(),
+    )
+
+
+class CircuitsView:
+    """Every breaker's latest published state, read from the compacted topic.
+
+    ``state_of(provider, model)`` is the port the remedy advice reads (``"closed"``,
+    ``"open"``, ``"half_open"``, or None for a breaker never published).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self.table = CircuitTable()
+        self.reader = CircuitReader(consumer, topic, self.table)
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    def state_of(self, provider: str, model: str) -> str | None:
+        return self.table.state_of(provider, model)
+
+    def get(self, provider: str, model: str) -> CircuitState | None:
+        return self.table.get(provider, model)
+
+    def all(self) -> list[CircuitState]:
+        return self.table.all()
+
+    async def start(self) -> None:
+        await self.reader.start()
+        self._task = asyncio.create_task(self.reader.run(self._stop), name="healer-circuits")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=10)
+        await self.reader.stop()

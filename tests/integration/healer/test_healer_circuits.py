@@ -1,0 +1,110 @@
+"""Circuit breakers over the real broker: an outage opens one, every reader of the compacted
+topic sees it, probes close it, alerts say so, and the endpoint lists it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from circuit_lab import CircuitLab
+from healer_helpers import TOKENS, auth, healer
+from support import wait_until
+
+pytestmark = pytest.mark.integration
+
+OVERLOADED = "The model is overloaded. Please try again later."
+
+
+@pytest.fixture
+async def lab(infra_env: Any, tmp_path: Any) -> Any:
+    lab = CircuitLab(infra_env, tmp_path)
+    await lab.setup()
+    yield lab
+    await lab.close()
+
+
+async def circuits(client: Any, **params: str) -> dict[tuple[str, str], dict[str, Any]]:
+    answer = await client.get("/api/healing/circuits", params=params, headers=auth("agent"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["count"] == len(body["circuits"])
+    return {(c["provider"], c["model"]): c for c in body["circuits"]}
+
+
+async def test_an_outage_opens_the_breaker_everywhere_and_probes_close_it(lab: CircuitLab) -> None:
+    second = lab.reader()
+    await second.start()
+    try:
+        async with healer(lab.healer_settings()) as client:
+            await lab.succeed("openai", "gpt-4o-mini", 12)
+            await lab.fail("openai", "gpt-4o", 12, 503, OVERLOADED)
+            # the caller's own mistakes say nothing about the provider
+            await lab.fail("anthropic", "claude-3-5-haiku", 12, 400, "max_tokens: Field required")
+
+            async def opened() -> Any:
+                return (await circuits(client)).get(("openai", "gpt-4o"), {}).get("state") == "open"
+
+            await wait_until(opened, 60, "the breaker of openai/gpt-4o to open")
+            listed = await circuits(client)
+            broken = listed[("openai", "gpt-4o")]
+            assert broken["failures"] == broken["calls"] >= 10  # it opened at the 10th call
+            assert broken["failure_rate"] == 1.0
+            assert broken["opened_at"] is not None and broken["next_probe_at"] > broken["opened_at"]
+            assert ("anthropic", "claude-3-5-haiku") not in listed
+            await wait_until(
+                lambda: second.state_of("openai", "gpt-4o") in ("open", "half_open"),
+                10,
+                "the second reader to see the breaker open",
+            )
+            await wait_until(
+                lambda: (
+                    (healthy := second.get("openai", "gpt-4o-mini")) is not None
+                    and healthy.calls == 12
+                ),
+                10,
+                "the second reader to see the healthy model's counts",
+            )
+            assert second.state_of("openai", "gpt-4o-mini") == "closed"
+
+            # after the cool-down (2 s) the owner half-opens it; two successful probes close it
+            async def half_open() -> bool:
+                found = (await circuits(client, state="half_open")).get(("openai", "gpt-4o"))
+                return found is not None
+
+            await wait_until(half_open, 30, "the breaker to half-open after its cool-down")
+            await lab.succeed("openai", "gpt-4o", 2)
+
+            async def closed() -> bool:
+                found = (await circuits(client)).get(("openai", "gpt-4o"), {})
+                return found.get("state") == "closed"
+
+            await wait_until(closed, 30, "the probes to close the breaker")
+            await wait_until(
+                lambda: second.state_of("openai", "gpt-4o") == "closed",
+                10,
+                "the second reader to see it closed",
+            )
+            only_open = await circuits(client, state="open")
+            assert only_open == {}
+    finally:
+        await second.stop()
+    alerts = [a for a in await lab.alerts_read() if a["subject"] == "openai/gpt-4o"]
+    assert [a["kind"] for a in alerts] == ["breaker_open", "breaker_closed"]
+    assert alerts[0]["source"] == "healer" and alerts[0]["severity"] == "critical"
+    assert alerts[0]["details"]["state"] == "open"
+    assert alerts[1]["details"]["state"] == "closed"
+
+
+async def test_the_circuits_endpoint_refuses_bad_input_with_a_code(lab: CircuitLab) -> None:
+    async with healer(lab.healer_settings()) as client:
+        anonymous = await client.get("/api/healing/circuits")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "not_authenticated"
+        no_scope = {"Authorization": f"Bearer {TOKENS.token('x', role='agent', scopes=[])}"}
+        refused = await client.get("/api/healing/circuits", headers=no_scope)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "insufficient_scope"
+        for params in ({"state": "ajar"}, {"provider": ""}, {"model": "m" * 257}):
+            bad = await client.get("/api/healing/circuits", params=params, headers=auth())
+            assert bad.status_code == 422, params
+            assert bad.json()["error"]["code"] == "validation_error"
