@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from support import TokenFactory
 
 from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.circuits import CircuitTable
 from finops.common.http import create_service_app
 from finops.common.settings import CommonSettings
 from finops.optimizer.api.routes import router
 from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.settings import OptimizerSettings
 
 
 class EmptyBlocklist:
@@ -48,6 +50,8 @@ def client() -> TestClient:
     app.include_router(router)
     app.state.intake = InMemoryIntake()
     app.state.reclog = KeptLog()
+    app.state.circuits = CircuitTable()
+    app.state.settings = OptimizerSettings()
     tokens = TokenFactory(settings)
     install_verifier(app, TokenVerifier(settings, EmptyBlocklist(), tokens.keys))
     headers = {"Authorization": f"Bearer {tokens.token('operator-1', role='operator')}"}

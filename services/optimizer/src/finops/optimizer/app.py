@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.circuits import CircuitReader, CircuitTable
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
@@ -69,12 +70,20 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
         await app.state.reclog.start()
         stop = asyncio.Event()
         runner = asyncio.create_task(intake.run(stop), name="optimizer-intake")
+        circuits = CircuitReader(
+            make_consumer(settings, group_id=None), settings.circuits_topic, app.state.circuits
+        )
+        await circuits.start()
+        breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
         try:
             yield
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(runner, timeout=30)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(breakers, timeout=10)
+            await circuits.stop()
             await app.state.reclog.stop()
             await consumer.stop()
             await producer.stop()
@@ -92,13 +101,19 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
             "intake": lambda: _intake_check(app),
+            "circuits": lambda: _task_check("optimizer-circuits", "the circuit-breaker reader"),
         },
     )
+    app.state.circuits = CircuitTable()  # filled by the reader the lifespan starts
     app.include_router(router)
     return app
 
 
 async def _intake_check(app: FastAPI) -> None:
-    runner = [t for t in asyncio.all_tasks() if t.get_name() == "optimizer-intake"]
+    await _task_check("optimizer-intake", "the event intake")
+
+
+async def _task_check(name: str, what: str) -> None:
+    runner = [t for t in asyncio.all_tasks() if t.get_name() == name]
     if not runner or runner[0].done():
-        raise RuntimeError("the event intake is not running")
+        raise RuntimeError(f"{what} is not running")

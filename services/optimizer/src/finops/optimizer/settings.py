@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
-from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, EXPERIMENTS
+from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, EXPERIMENTS
 
 
 class OptimizerSettings(StreamSettings):
@@ -23,3 +23,7 @@ class OptimizerSettings(StreamSettings):
     alerts_topic: str = ALERTS.name
     #: decisions of the experiments service; their winners are adopted per task type
     experiments_topic: str = EXPERIMENTS.name
+    #: the healer's circuit breakers: arms whose breaker is open are not recommended
+    circuits_topic: str = CIRCUITS.name
+    #: share of requests that may go to an arm whose breaker is half-open (probes)
+    breaker_probe_rate: float = 0.05

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import OPTIMIZER_WRITE
+from finops.common.circuits import CircuitTable
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -24,9 +25,14 @@ async def _reclog(request: Request) -> RecommendationLog:
     return request.app.state.reclog  # type: ignore[no-any-return]
 
 
+async def _circuits(request: Request) -> CircuitTable:
+    return request.app.state.circuits  # type: ignore[no-any-return]
+
+
 Intake = Annotated[EventIntake, Depends(_intake)]
 Engine = Annotated[OptimizerEngine, Depends(_engine)]
 RecLog = Annotated[RecommendationLog, Depends(_reclog)]
+Circuits = Annotated[CircuitTable, Depends(_circuits)]
 Recommender = Annotated[Principal, Depends(require_scope("recommendations:read"))]
 StatsReader = Annotated[Principal, Depends(require_scope("stats:read"))]
 OptimizerWriter = Annotated[Principal, Depends(require_scope(OPTIMIZER_WRITE))]

@@ -13,6 +13,7 @@ from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
+    Circuits,
     Engine,
     Intake,
     OptimizerWriter,
@@ -65,7 +66,9 @@ Dimension = KeyedDimension | Literal["fleet"]
         "the same learned state gets the same answer (reproducible runs); without it, the "
         "draw is unpredictable. The answer is logged with its "
         "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
-        "`decision.propensity` back on the cost event of the call you make with it."
+        "`decision.propensity` back on the cost event of the call you make with it. "
+        "Arms whose circuit breaker (the healer's, `finops.circuits.v1`) is open are left out, "
+        "half-open ones but for a few probing requests; `skipped` lists them."
     ),
     responses=responses(
         BEARER,
@@ -83,6 +86,7 @@ async def recommend(
     _: Recommender,
     engine: Engine,
     reclog: RecLog,
+    circuits: Circuits,
     task_type: Annotated[str, Query(min_length=1, max_length=128)],
     agent_id: Annotated[str | None, Query(max_length=128)] = None,
     team: Annotated[str | None, Query(max_length=128)] = None,
@@ -106,7 +110,13 @@ async def recommend(
     try:
         rng = _rng if seed is None else engine.request_rng(task_type, seed)
         rec = engine.recommend(
-            task_type, features or None, agent_id=agent_id, team=team, rng=rng
+            task_type,
+            features or None,
+            agent_id=agent_id,
+            team=team,
+            rng=rng,
+            breakers=circuits,
+            probe_rate=request.app.state.settings.breaker_probe_rate,
         ).to_dict()
     except NoArms as exc:
         raise NoArmsKnown(str(exc)) from exc

@@ -23,6 +23,7 @@ from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
+from finops.optimizer.domain.circuits import BreakerStates, SkippedArm, screen
 from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
@@ -82,6 +83,8 @@ class Recommendation:
     reason: str
     explored: bool
     time: str
+    #: arms left out because their circuit breaker is open (or half-open, not probing)
+    skipped: tuple[SkippedArm, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,7 @@ class Recommendation:
             "reason": self.reason,
             "explored": self.explored,
             "time": self.time,
+            "skipped": [s.to_dict() for s in self.skipped],
         }
 
 
@@ -282,15 +286,24 @@ class OptimizerEngine:
         team: str | None = None,
         rng: Any = None,
         now: datetime | None = None,
+        breakers: BreakerStates | None = None,
+        probe_rate: float = 0.05,
     ) -> Recommendation:
+        """The arm for one request. ``breakers`` (the healer's circuit states) leave out the
+        arms whose breaker is open, and half-open ones but for ``probe_rate`` of requests."""
         candidates = self.candidates(task_type)
         if not candidates:
             raise NoArms(f"no model is known for task type {task_type!r} yet")
         for arm in candidates:
             if arm not in self.task_arms.get(task_type, []):
                 self._know_arm(task_type, self.arms.get(arm) or self.catalog[arm])
-        pacing = self.budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
+        skipped: list[SkippedArm] = []
         reason_prefix = ""
+        if breakers is not None:
+            candidates, skipped, reason_prefix = self._screen(
+                candidates, breakers, probe_rate, rng or random
+            )
+        pacing = self.budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
         if pacing and pacing.get("action") in ("step_down", "exhausted"):
             cap = pacing.get("max_cost_per_call_usd") or 0.0
             summary = self.policy.arm_summary(task_type)
@@ -303,7 +316,7 @@ class OptimizerEngine:
                 )
                 affordable = [cheapest]
             candidates = affordable
-            reason_prefix = f"budget pacing ({pacing.get('action')}, cap ${cap:.6f}/call); "
+            reason_prefix += f"budget pacing ({pacing.get('action')}, cap ${cap:.6f}/call); "
         promoted = self.promoted.get(task_type)
         if promoted:
             if promoted["arm"] in candidates:
@@ -331,7 +344,21 @@ class OptimizerEngine:
             reason=reason_prefix + decision.reason,
             explored=decision.explored,
             time=(now or datetime.now(UTC)).isoformat(),
+            skipped=tuple(skipped),
         )
+
+    def _screen(
+        self, candidates: list[str], breakers: BreakerStates, probe_rate: float, draw: Any
+    ) -> tuple[list[str], list[SkippedArm], str]:
+        """Candidates without the arms whose breaker stops them, those arms, and the reason."""
+        specs = [self.arms.get(a) or self.catalog[a] for a in candidates]
+        kept, skipped = screen(specs, breakers, probe_rate, draw)
+        if not skipped:
+            return kept, [], ""
+        if len(skipped) == len(specs):
+            return kept, [], "every candidate's circuit breaker is open: none skipped; "
+        names = ", ".join(f"{s.arm} ({s.breaker})" for s in skipped)
+        return kept, skipped, f"circuit breaker skipped {names}; "
 
     def request_rng(self, task_type: str, seed: int) -> random.Random:
         """The random generator of one request, from the policy's seed, the task type and the
