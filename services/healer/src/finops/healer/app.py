@@ -27,7 +27,11 @@ from finops.healer.settings import HealerSettings
 
 def create_app(settings: HealerSettings | None = None) -> FastAPI:
     settings = settings or HealerSettings()
-    faust_app = make_faust_app(settings, "finops-healer")
+    # Batch what the agents send (breaker outcomes, states): one produce request per record
+    # would be thousands of tiny batches a second (the local broker stores each as an object).
+    faust_app = make_faust_app(
+        settings, "finops-healer", producer_linger=settings.kafka_linger_ms / 1000
+    )
     register_agents(faust_app)
 
     @asynccontextmanager

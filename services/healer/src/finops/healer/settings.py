@@ -11,7 +11,7 @@ class HealerSettings(StreamSettings):
     #: How soon a label posted to another instance is learned here (seconds).
     label_refresh_interval_s: float = 5.0
 
-    # Circuit breakers per provider/model (see docs/healer.md, "Circuit breakers").
+    # Circuit breakers per provider/model (see docs/breakers.md).
     breaker_window_s: float = 60.0
     breaker_min_calls: int = 20
     breaker_failure_threshold: float = 0.5

@@ -1,6 +1,6 @@
 """The healer's circuit breakers on Kafka: outcomes in, breaker states and alerts out.
 
-Two stages (see docs/healer.md, "Circuit breakers"):
+Two stages (see docs/breakers.md):
 
 1. Every instance reads its partitions of ``agent.error.v1`` and ``agent.cost.v1`` (keyed by
    agent), classifies each error, and forwards one :class:`ProviderOutcome` per call that

@@ -36,6 +36,9 @@ OUTCOMES = Counter(
     "Calls read for the circuit breakers, by what they were",
     ["outcome"],
 )
+UPDATES = Counter(
+    "finops_healer_breaker_updates_total", "Outcomes counted in the breakers this instance owns"
+)
 TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state changes", ["state"])
 
 
@@ -102,6 +105,7 @@ class BreakerStream:
         if not self.seen.add(outcome.event_id):
             return None
         self.outcomes_applied += 1
+        UPDATES.inc()
         if outcome.failed:
             kind = ErrorKind(outcome.kind or ErrorKind.UNKNOWN)
             return self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)

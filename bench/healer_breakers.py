@@ -1,0 +1,254 @@
+"""Circuit breakers: error events through the breaker update, and how soon another instance
+sees a breaker change, each next to its baseline measured in the same run.
+
+Starts its own stack (PostgreSQL, Redis, broker, healer) on free ports in a temporary folder,
+then measures:
+
+1. the raw aiokafka consume rate of the same error events (baseline, this process);
+2. the healer's rate from ``agent.error.v1`` to the breaker update, one worker: each event
+   decoded, classified, forwarded by provider/model and counted in its breaker (stage 1 and
+   stage 2 of docs/breakers.md), read from its Prometheus counters;
+3. for a series of breakers tripped one after another: the time from the healer publishing
+   a state change on ``finops.circuits.v1`` (the record's timestamp) until a second reader of
+   the topic in this process holds it — what another healer or optimizer instance waits — and
+   the time from the tripping error event being acknowledged to that moment; baseline: a
+   plain produce (acks=all) until the same kind of reader holds the record.
+
+Target (issue #10): >= 5,000 error events/s per worker; a second instance within 1 s.
+
+    .venv/bin/python bench/healer_breakers.py [--events 20000] [--trips 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import aiohttp
+from _harness import note, private_stack
+from aiokafka import TopicPartition
+
+from finops.common.circuits import CircuitState, CircuitStatus
+from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_ERROR, CIRCUITS, TopicSpec
+
+#: (status, message): provider faults, and the caller's own mistakes (not counted)
+ERRORS = [
+    (429, "Rate limit reached for gpt-4o in organization org-x on tokens per min. "),
+    (503, "The model is overloaded. Please try again later."),
+    (500, "The server had an error while processing your request. Sorry about that!"),
+    (400, "Invalid 'messages[1].content': string too long."),
+]
+MODELS = [
+    (provider, model)
+    for provider in ("openai", "azure", "anthropic", "google")
+    for model in ("large", "mini", "nano")
+]
+
+
+def error_event(i: int, provider: str, model: str, status: int, message: str) -> dict:
+    agent = f"agent-{i % 50}"
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "agent.error",
+        "source": agent,
+        "specversion": "1.0",
+        "time": datetime.now(UTC).isoformat(),
+        "data": {
+            "agent_id": agent,
+            "task_type": "summarize",
+            "provider": provider,
+            "model": model,
+            "error": {"status_code": status, "message": message},
+        },
+    }
+
+
+def kafka(bootstrap: str, local: bool) -> CommonSettings:
+    return CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
+
+
+async def produce(settings: CommonSettings, events: list[dict]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                AGENT_ERROR.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(settings: CommonSettings, n: int) -> float:
+    start, count = time.perf_counter(), 0
+    async for _ in read_topic(settings, AGENT_ERROR.name, idle_s=1.0):
+        count += 1
+        if count >= n:
+            break
+    return count / (time.perf_counter() - start)
+
+
+async def counter(session: aiohttp.ClientSession, url: str, name: str) -> float:
+    async with session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
+
+
+async def breaker_rate(url: str, n: int, faults: int) -> float:
+    """Error events per second from the first one read to the last fault counted."""
+    read, updated = "finops_healer_breaker_outcomes_total", "finops_healer_breaker_updates_total"
+    async with aiohttp.ClientSession() as session:
+        while await counter(session, url, read) == 0:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        first = await counter(session, url, read)
+        while await counter(session, url, updated) < faults:
+            await asyncio.sleep(0.05)
+        return (n - first) / (time.perf_counter() - start)
+
+
+class SecondReader:
+    """Another instance's view of the circuits topic: when each state change arrived."""
+
+    def __init__(self, settings: CommonSettings, topic: str) -> None:
+        self.consumer = make_consumer(settings, group_id=None)
+        self.topic = topic
+        self.arrivals: dict[tuple[str, str, str], tuple[float, float]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.start()
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=50)
+                now = time.time()
+                for records in batch.values():
+                    for r in records:
+                        key = self.key_of(r.value)
+                        self.arrivals.setdefault(key, (r.timestamp / 1000, now))
+        finally:
+            await self.consumer.stop()
+
+    def key_of(self, raw: bytes) -> tuple[str, str, str]:
+        try:
+            state = CircuitState.from_json(raw)
+        except (ValueError, KeyError):
+            text = raw.decode(errors="replace")
+            return ("raw", text, "")
+        return (state.provider, state.model, state.state.value)
+
+
+async def wait_for(reader: SecondReader, key: tuple[str, str, str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while key not in reader.arrivals and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    return key in reader.arrivals
+
+
+async def trips(settings: CommonSettings, n: int) -> tuple[list[float], list[float], list[float]]:
+    """Trip ``n`` fresh breakers one at a time; publish→seen and event→seen delays, and the
+    baseline produce→seen delays of plain records on a topic of the same shape."""
+    plain = TopicSpec(f"bench.plain.{uuid.uuid4().hex[:8]}", CIRCUITS.partitions, "k", "bench")
+    await ensure_topics(settings, [plain])
+    reader, plain_reader = SecondReader(settings, CIRCUITS.name), SecondReader(settings, plain.name)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in (reader, plain_reader)]
+    producer = make_producer(settings, linger_ms=0)
+    await producer.start()
+    seen, end_to_end, baseline = [], [], []
+    try:
+        await asyncio.sleep(2)  # the readers have their partitions
+        for i in range(n):
+            model = f"bench-model-{uuid.uuid4().hex[:6]}"
+            # min_calls is 20: the 20th fault opens the breaker; time from its ack
+            burst = [error_event(j, "bench", model, 503, ERRORS[1][1]) for j in range(20)]
+            for event in burst:
+                await producer.send(
+                    AGENT_ERROR.name,
+                    json.dumps(event).encode(),
+                    key=event["data"]["agent_id"].encode(),
+                )
+            await producer.flush()
+            acked = time.time()
+            if not await wait_for(reader, ("bench", model, CircuitStatus.OPEN.value), 60):
+                note(f"  trip {i}: not seen within 60 s")
+                continue
+            published, arrived = reader.arrivals[("bench", model, CircuitStatus.OPEN.value)]
+            seen.append(arrived - published)
+            end_to_end.append(arrived - acked)
+            marker = f"baseline-{uuid.uuid4().hex}"
+            sent = time.time()
+            await producer.send_and_wait(plain.name, marker.encode(), key=marker.encode())
+            if await wait_for(plain_reader, ("raw", marker, ""), 30):
+                baseline.append(plain_reader.arrivals[("raw", marker, "")][1] - sent)
+    finally:
+        await producer.stop()
+        stop.set()
+        await asyncio.gather(*tasks)
+    return seen, end_to_end, baseline
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ms = [v * 1000 for v in values]
+    return f"median {statistics.median(ms):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--trips", type=int, default=10)
+    args = parser.parse_args()
+
+    with private_stack(("healer",)) as stack:
+        url = stack.service_url("healer")
+        settings = kafka(stack.kafka_bootstrap, stack.local_broker)
+
+        async def run() -> None:
+            events = [
+                error_event(i, *MODELS[i % len(MODELS)], *ERRORS[i % len(ERRORS)])
+                for i in range(args.events)
+            ]
+            faults = sum(1 for e in events if e["data"]["error"]["status_code"] != 400)
+            note(f"producing {args.events:,} error events …")
+            watcher = asyncio.create_task(breaker_rate(url, args.events, faults))
+            await produce(settings, events)
+            rate = await watcher
+            raw = await raw_consume_rate(settings, args.events)
+            note(f"tripping {args.trips} breakers …")
+            seen, end_to_end, baseline = await trips(settings, args.trips)
+            print()
+            print("bench/healer_breakers (one run, one healer worker, loopback, shared machine)")
+            print(f"  raw aiokafka consume of agent.error.v1   {raw:>10,.0f} events/s   (baseline)")
+            print(
+                f"  error events -> breaker update           {rate:>10,.0f} events/s   "
+                f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+            )
+            print(f"  plain record produce -> second reader    {spread(baseline)}   (baseline)")
+            print(f"  breaker published -> second reader       {spread(seen)}   (target: <= 1 s)")
+            print(f"  tripping event acked -> second reader    {spread(end_to_end)}")
+
+        asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
