@@ -16,7 +16,7 @@ from finops.common.kafka import make_consumer
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.healer.adapters.circuits import CircuitsView
-from finops.healer.adapters.circuits_stream import BreakerStream
+from finops.healer.adapters.circuits_stream import breaker_pipeline
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
 from finops.healer.api.circuits import router as circuits_router
@@ -27,11 +27,7 @@ from finops.healer.settings import HealerSettings
 
 def create_app(settings: HealerSettings | None = None) -> FastAPI:
     settings = settings or HealerSettings()
-    # Batch what the agents send (breaker outcomes, states): one produce request per record
-    # would be thousands of tiny batches a second (the local broker stores each as an object).
-    faust_app = make_faust_app(
-        settings, "finops-healer", producer_linger=settings.kafka_linger_ms / 1000
-    )
+    faust_app = make_faust_app(settings, "finops-healer")
     register_agents(faust_app)
 
     @asynccontextmanager
@@ -40,7 +36,11 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        async with _error_classifier(app, settings), _circuits_view(app, settings):
+        async with (
+            _error_classifier(app, settings),
+            _circuits_view(app, settings),
+            breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
+        ):
             try:
                 yield
             finally:
@@ -60,9 +60,6 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
             "circuits": lambda: _circuits_check(app),
         },
     )
-    BreakerStream(
-        settings, lambda: app.state.classifier, lambda p, m: app.state.circuits.get(p, m)
-    ).register(faust_app)
     app.include_router(labels_router)
     app.include_router(circuits_router)
     return app
@@ -103,3 +100,6 @@ async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterato
 async def _circuits_check(app: FastAPI) -> None:
     if not app.state.circuits.running:
         raise RuntimeError("the circuit-breaker reader is not running")
+    loops = [t for t in asyncio.all_tasks() if t.get_name() == "healer-breakers"]
+    if not loops or loops[0].done():
+        raise RuntimeError("the circuit breakers' stream loops are not running")

@@ -20,6 +20,9 @@ class HealerSettings(StreamSettings):
     breaker_probes_to_close: int = 3
     #: how often breaker counts are published and cooled-down breakers half-opened (seconds)
     breaker_publish_interval_s: float = 1.0
+    #: consumer groups: stage 1 (errors and costs → outcomes), stage 2 (the breakers' owners)
+    breaker_group: str = "finops-healer-breaker-outcomes"
+    breaker_owner_group: str = "finops-healer-breakers"
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name

@@ -1,24 +1,30 @@
-"""Faust agents of the circuit breakers: forward outcomes by provider/model, update, publish.
+"""The circuit breakers' stream loops: forward outcomes by provider/model, update, publish.
 
-See :mod:`finops.healer.adapters.circuits` for the two stages. Decoding failures are not
-handled here: the validating agent on ``agent.error.v1`` parks them on the dead-letter topic;
-these agents count them and go on. A forwarded outcome that does not decode (never written by
-anyone but this code) is parked on ``finops.provider-outcomes.v1.dlq``.
+See :mod:`finops.healer.adapters.circuits` for the two stages. Each stage is an aiokafka
+consumer in its own group that takes batches, produces, waits for the acknowledgements and
+only then commits (at least once; outcomes are deduplicated by event id). Events that do not
+decode are not handled here: the validating agent on ``agent.error.v1`` parks them on the
+dead-letter topic; stage 1 counts them and goes on. A forwarded outcome that does not decode
+(never written by anyone but this code) is parked on ``finops.provider-outcomes.v1.dlq``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
-from finops.common.consumer import faust_handle
+from finops.common.consumer import dlq_headers
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.kafka import make_consumer, make_producer
 from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
 from finops.healer.domain.breakers import (
     BreakerBoard,
@@ -54,10 +60,10 @@ def breaker_config(settings: HealerSettings) -> BreakerConfig:
 
 
 class BreakerStream:
-    """The breakers this instance owns and the Faust agents that feed and publish them.
+    """The breakers this instance owns, the stages that feed them and their publishing.
 
-    ``classifier`` and ``published`` are looked up when needed: the service opens them in
-    its lifespan, after the agents are registered.
+    ``classifier`` and ``published`` are looked up when needed (the classifier learns labels
+    while the service runs).
     """
 
     def __init__(
@@ -111,52 +117,127 @@ class BreakerStream:
             return self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
         return self.board.success(outcome.provider, outcome.model, at=outcome.at)
 
-    def register(self, app: faust.App) -> None:
-        settings = self.settings
-        calls = app.topic(settings.error_topic, settings.cost_topic, value_serializer="raw")
-        outcomes = app.topic(
-            settings.outcomes_topic,
-            value_serializer="raw",
-            key_serializer="raw",
-            partitions=settings.faust_topic_partitions,
-        )
-        circuits = app.topic(settings.circuits_topic, value_serializer="raw", key_serializer="raw")
-        alerts = app.topic(settings.alerts_topic, value_serializer="raw", key_serializer="raw")
+    async def forward(self, records: list[Any], producer: AIOKafkaProducer) -> None:
+        """Stage 1 for a batch: send each record's outcome, keyed by provider/model."""
+        sends = []
+        for record in records:
+            outcome = self.outcome(record.value)
+            if outcome is not None:
+                sends.append(
+                    await producer.send(
+                        self.settings.outcomes_topic, outcome.to_json(), key=outcome.key.encode()
+                    )
+                )
+        await asyncio.gather(*sends)
 
-        async def publish(states: list[CircuitState], transitions: list[Transition]) -> None:
-            for state in states:
-                await circuits.send(key=state.key.encode(), value=state.to_json())
-            for transition in transitions:
-                TRANSITIONS.labels(transition.after.value).inc()
-                alert = breaker_alert(transition)
-                if alert is not None:
-                    await alerts.send(key=alert.subject.encode(), value=_json(alert.to_dict()))
+    async def update(self, records: list[Any], producer: AIOKafkaProducer) -> None:
+        """Stage 2 for a batch: count each outcome, then publish what changed."""
+        transitions = []
+        for record in records:
+            try:
+                outcome = ProviderOutcome.from_json(record.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                await _dead_letter(producer, record, exc)
+                continue
+            transition = self.apply(outcome)
+            if transition is not None:
+                transitions.append(transition)
+        if transitions:
+            # a state change is published at once, not at the next tick
+            await self.publish(producer, transitions)
 
-        async def forward(stream: faust.StreamT[bytes]) -> None:
-            async for value in stream:
-                outcome = self.outcome(value)
-                if outcome is not None:
-                    await outcomes.send(key=outcome.key.encode(), value=outcome.to_json())
+    async def publish(self, producer: AIOKafkaProducer, transitions: list[Transition]) -> None:
+        """Every changed breaker's state, and the alerts of the transitions."""
+        sends = [
+            await producer.send(self.settings.circuits_topic, s.to_json(), key=s.key.encode())
+            for s in self.board.drain_changed()
+        ]
+        for transition in transitions:
+            TRANSITIONS.labels(transition.after.value).inc()
+            alert = breaker_alert(transition)
+            if alert is not None:
+                sends.append(
+                    await producer.send(
+                        self.settings.alerts_topic,
+                        json.dumps(alert.to_dict(), default=str).encode(),
+                        key=alert.subject.encode(),
+                    )
+                )
+        await asyncio.gather(*sends)
 
-        async def update(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-
-                async def handle(value: bytes) -> None:
-                    transition = self.apply(ProviderOutcome.from_json(value))
-                    if transition is not None:
-                        # a state change is published at once, not at the next tick
-                        await publish(self.board.drain_changed(), [transition])
-
-                await faust_handle(app, event, handle, service="healer-breakers")
+    async def run(
+        self,
+        calls: AIOKafkaConsumer,
+        outcomes: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        stop: asyncio.Event,
+    ) -> None:
+        """Both stages and the publishing tick until ``stop``; offsets are committed only
+        after what a batch produced is acknowledged (at least once)."""
 
         async def tick() -> None:
-            transitions = self.board.tick(time.time())
-            await publish(self.board.drain_changed(), transitions)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.breaker_publish_interval_s)
+                await self.publish(producer, self.board.tick(time.time()))
 
-        app.agent(calls, name="healer-breaker-outcomes")(forward)
-        app.agent(outcomes, name="healer-breakers")(update)
-        app.timer(settings.breaker_publish_interval_s, name="healer-breakers-publish")(tick)
+        await asyncio.gather(
+            _consume(calls, lambda records: self.forward(records, producer), stop),
+            _consume(outcomes, lambda records: self.update(records, producer), stop),
+            tick(),
+        )
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value, default=str).encode()
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    handle: Callable[[list[Any]], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    while not stop.is_set():
+        batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+        for tp, records in batch.items():
+            await handle(records)
+            await consumer.commit({tp: records[-1].offset + 1})
+
+
+async def _dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
+    await producer.send_and_wait(
+        f"{record.topic}.dlq",
+        record.value,
+        key=record.key,
+        headers=list(record.headers or ())
+        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
+    )
+
+
+@asynccontextmanager
+async def breaker_pipeline(
+    settings: HealerSettings,
+    classifier: Callable[[], ErrorClassifier],
+    published: Callable[[str, str], CircuitState | None],
+) -> AsyncIterator[BreakerStream]:
+    """The breakers' consumers, producer and loops, running for the ``with`` block."""
+    stream = BreakerStream(settings, classifier, published)
+    producer = make_producer(settings)
+    calls = make_consumer(
+        settings, settings.error_topic, settings.cost_topic, group_id=settings.breaker_group
+    )
+    outcomes = make_consumer(
+        settings, settings.outcomes_topic, group_id=settings.breaker_owner_group
+    )
+    await producer.start()
+    await calls.start()
+    await outcomes.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(
+        stream.run(calls, outcomes, producer, stop), name="healer-breakers"
+    )
+    try:
+        yield stream
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(runner, timeout=30)
+        await calls.stop()
+        await outcomes.stop()
+        await producer.stop()
