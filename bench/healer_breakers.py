@@ -1,13 +1,15 @@
 """Circuit breakers: error events through the breaker update, and how soon another instance
 sees a breaker change, each next to its baseline measured in the same run.
 
-Starts its own stack (PostgreSQL, Redis, broker, healer) on free ports in a temporary folder,
-then measures:
+Starts its own infrastructure (PostgreSQL, Redis, broker) on free ports in a temporary folder,
+produces the error events, then measures:
 
-1. the raw aiokafka consume rate of the same error events (baseline, this process);
-2. the healer's rate from ``agent.error.v1`` to the breaker update, one worker: each event
-   decoded, classified, forwarded by provider/model and counted in its breaker (stage 1 and
-   stage 2 of docs/breakers.md), read from its Prometheus counters;
+1. the raw aiokafka consume rate of those events (baseline, this process);
+2. one worker's rate from ``agent.error.v1`` to the breaker update: the healer's breaker
+   loops (``finops.healer.adapters.circuits_stream.breaker_pipeline``, both stages of
+   docs/breakers.md: each event decoded, classified, forwarded by provider/model, counted in
+   its breaker) run in this process over the events already on the topic, timed from the
+   first event read to the last fault counted;
 3. for a series of breakers tripped one after another: the time from the healer publishing
    a state change on ``finops.circuits.v1`` (the record's timestamp) until a second reader of
    the topic in this process holds it — what another healer or optimizer instance waits — and
@@ -24,21 +26,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-import aiohttp
 from _harness import note, private_stack
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
-from finops.common.circuits import CircuitState, CircuitStatus
+from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
 from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_ERROR, CIRCUITS, TopicSpec
+from finops.healer.adapters.circuits_stream import breaker_pipeline
+from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.settings import HealerSettings
 
 #: (status, message): provider faults, and the caller's own mistakes (not counted)
 ERRORS = [
@@ -100,23 +105,23 @@ async def raw_consume_rate(settings: CommonSettings, n: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def counter(session: aiohttp.ClientSession, url: str, name: str) -> float:
-    async with session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
+def counted(outcome: str | None = None) -> float:
+    """This process's breaker counters (the pipeline runs here)."""
+    if outcome is None:
+        return REGISTRY.get_sample_value("finops_healer_breaker_updates_total") or 0.0
+    labels = {"outcome": outcome}
+    return REGISTRY.get_sample_value("finops_healer_breaker_outcomes_total", labels) or 0.0
 
 
-async def breaker_rate(url: str, n: int, faults: int) -> float:
+async def breaker_rate(n: int, faults: int) -> float:
     """Error events per second from the first one read to the last fault counted."""
-    read, updated = "finops_healer_breaker_outcomes_total", "finops_healer_breaker_updates_total"
-    async with aiohttp.ClientSession() as session:
-        while await counter(session, url, read) == 0:
-            await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await counter(session, url, read)
-        while await counter(session, url, updated) < faults:
-            await asyncio.sleep(0.05)
-        return (n - first) / (time.perf_counter() - start)
+    while counted("fault") + counted("not_a_provider_fault") == 0:
+        await asyncio.sleep(0.001)
+    start = time.perf_counter()
+    first = counted("fault") + counted("not_a_provider_fault")
+    while counted() < faults:
+        await asyncio.sleep(0.01)
+    return (n - first) / (time.perf_counter() - start)
 
 
 class SecondReader:
@@ -210,6 +215,16 @@ def spread(values: list[float]) -> str:
     return f"median {statistics.median(ms):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
 
 
+def healer_settings(stack: Any) -> HealerSettings:
+    tag = uuid.uuid4().hex[:8]
+    return HealerSettings(
+        kafka_bootstrap=stack.kafka_bootstrap,
+        kafka_enable_idempotence=not stack.local_broker,
+        breaker_group=f"bench-outcomes-{tag}",
+        breaker_owner_group=f"bench-breakers-{tag}",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,8 +233,7 @@ def main() -> int:
     parser.add_argument("--trips", type=int, default=10)
     args = parser.parse_args()
 
-    with private_stack(("healer",)) as stack:
-        url = stack.service_url("healer")
+    with private_stack(()) as stack:
         settings = kafka(stack.kafka_bootstrap, stack.local_broker)
 
         async def run() -> None:
@@ -229,14 +243,17 @@ def main() -> int:
             ]
             faults = sum(1 for e in events if e["data"]["error"]["status_code"] != 400)
             note(f"producing {args.events:,} error events …")
-            watcher = asyncio.create_task(breaker_rate(url, args.events, faults))
             await produce(settings, events)
-            rate = await watcher
             raw = await raw_consume_rate(settings, args.events)
-            note(f"tripping {args.trips} breakers …")
-            seen, end_to_end, baseline = await trips(settings, args.trips)
+            view = CircuitTable()
+            classifier = ErrorClassifier()
+            async with breaker_pipeline(healer_settings(stack), lambda: classifier, view.get):
+                note("breaker loops started: reading the events …")
+                rate = await breaker_rate(args.events, faults)
+                note(f"tripping {args.trips} breakers …")
+                seen, end_to_end, baseline = await trips(settings, args.trips)
             print()
-            print("bench/healer_breakers (one run, one healer worker, loopback, shared machine)")
+            print("bench/healer_breakers (one run, one worker, loopback, shared machine)")
             print(f"  raw aiokafka consume of agent.error.v1   {raw:>10,.0f} events/s   (baseline)")
             print(
                 f"  error events -> breaker update           {rate:>10,.0f} events/s   "

@@ -10,6 +10,8 @@ from circuit_lab import CircuitLab
 from healer_helpers import TOKENS, auth, healer
 from support import wait_until
 
+from finops.common.kafka import read_topic
+
 pytestmark = pytest.mark.integration
 
 OVERLOADED = "The model is overloaded. Please try again later."
@@ -108,3 +110,22 @@ async def test_the_circuits_endpoint_refuses_bad_input_with_a_code(lab: CircuitL
             bad = await client.get("/api/healing/circuits", params=params, headers=auth())
             assert bad.status_code == 422, params
             assert bad.json()["error"]["code"] == "validation_error"
+
+
+async def test_a_poison_outcome_is_parked_on_the_dead_letter_topic(lab: CircuitLab) -> None:
+    poison = b'{"provider": "openai"}'  # no model, no verdict
+    async with healer(lab.healer_settings()) as client:
+        await lab.producer.send_and_wait(lab.outcomes.name, poison, key=b"openai/x")
+        await lab.succeed("openai", "gpt-4o", 3)  # and the stream goes on
+        await wait_until(
+            lambda: client.app.state.circuits.state_of("openai", "gpt-4o") == "closed",
+            60,
+            "the next outcomes to be counted",
+        )
+    parked = [
+        record async for record in read_topic(lab.kafka, f"{lab.outcomes.name}.dlq", idle_s=2.0)
+    ]
+    assert [r.value for r in parked] == [poison]
+    headers = dict(parked[0].headers)
+    assert headers["x-origin-topic"] == lab.outcomes.name.encode()
+    assert headers["x-error-type"] == b"KeyError"
