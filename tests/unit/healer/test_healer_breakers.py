@@ -180,3 +180,13 @@ def test_a_steady_five_percent_error_rate_never_opens_it(seed):
     rng = random.Random(seed)
     opened = [breaker.record(rng.random() < 0.05, at=i * 0.05) for i in range(5000)]
     assert [t for t in opened if t is not None] == []
+
+
+def test_a_breaker_handed_to_another_owner_is_forgotten_and_never_published_here():
+    board = BreakerBoard(BreakerConfig(min_calls=2))
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.0)
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=1.0)
+    board.success("openai", "gpt-4o-mini", at=1.0)
+    board.forget(("openai", "gpt-4o"))
+    assert [(s.model, s.state) for s in board.drain_changed()] == [("gpt-4o-mini", CLOSED)]
+    assert board.tick(now=1000.0) == []  # its cool-down ends elsewhere

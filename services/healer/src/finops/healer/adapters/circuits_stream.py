@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
@@ -77,6 +77,8 @@ class BreakerStream:
         self.board = BreakerBoard(breaker_config(settings), published=published)
         self.seen = RecentIds()
         self.outcomes_applied = 0
+        #: the outcomes partition each breaker's outcomes come from
+        self.partition_of: dict[tuple[str, str], int] = {}
 
     def outcome(self, value: bytes) -> ProviderOutcome | None:
         """Stage 1: what one cost/error record says about its provider/model, if anything."""
@@ -139,12 +141,21 @@ class BreakerStream:
             except (ValueError, KeyError, TypeError) as exc:
                 await _dead_letter(producer, record, exc)
                 continue
+            self.partition_of[(outcome.provider, outcome.model)] = record.partition
             transition = self.apply(outcome)
             if transition is not None:
                 transitions.append(transition)
         if transitions:
             # a state change is published at once, not at the next tick
             await self.publish(producer, transitions)
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget the breakers of partitions another instance owns now: it publishes them,
+        starting from what this one published last."""
+        gone = [key for key, p in self.partition_of.items() if p in partitions]
+        for key in gone:
+            del self.partition_of[key]
+            self.board.forget(key)
 
     async def publish(self, producer: AIOKafkaProducer, transitions: list[Transition]) -> None:
         """Every changed breaker's state, and the alerts of the transitions."""
@@ -200,6 +211,17 @@ async def _consume(
             await consumer.commit({tp: records[-1].offset + 1})
 
 
+class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stream: BreakerStream) -> None:
+        self.stream = stream
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.stream.release({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        """Nothing to load: a breaker starts from its published state when first used."""
+
+
 async def _dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
     await producer.send_and_wait(
         f"{record.topic}.dlq",
@@ -222,9 +244,8 @@ async def breaker_pipeline(
     calls = make_consumer(
         settings, settings.error_topic, settings.cost_topic, group_id=settings.breaker_group
     )
-    outcomes = make_consumer(
-        settings, settings.outcomes_topic, group_id=settings.breaker_owner_group
-    )
+    outcomes = make_consumer(settings, group_id=settings.breaker_owner_group)
+    outcomes.subscribe([settings.outcomes_topic], listener=_Release(stream))
     await producer.start()
     await calls.start()
     await outcomes.start()

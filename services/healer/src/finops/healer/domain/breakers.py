@@ -352,6 +352,11 @@ class BreakerBoard:
         self.changed.add((provider, model))
         return self.breaker(provider, model).record(failed, at=at)
 
+    def forget(self, key: BreakerKey) -> None:
+        """Drop a breaker this instance no longer owns."""
+        self.breakers.pop(key, None)
+        self.changed.discard(key)
+
     def tick(self, now: float) -> list[Transition]:
         """Half-open every breaker whose cool-down is over."""
         moved = []
