@@ -11,6 +11,8 @@ from healer_helpers import TOKENS, auth, healer
 from support import wait_until
 
 from finops.common.kafka import read_topic
+from finops.healer.adapters.circuits_stream import breaker_pipeline
+from finops.healer.domain.classify import ErrorClassifier
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +131,40 @@ async def test_a_poison_outcome_is_parked_on_the_dead_letter_topic(lab: CircuitL
     headers = dict(parked[0].headers)
     assert headers["x-origin-topic"] == lab.outcomes.name.encode()
     assert headers["x-error-type"] == b"KeyError"
+
+
+async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: CircuitLab) -> None:
+    """Each breaker is counted by one owner; both instances' views hold every breaker."""
+    settings = lab.healer_settings(breaker_cooldown_s=600.0)  # they stay open meanwhile
+    classifier = ErrorClassifier()
+    views = [lab.reader(), lab.reader()]
+    for view in views:
+        await view.start()
+    models = [f"model-{i}" for i in range(12)]
+    try:
+        async with (
+            breaker_pipeline(settings, lambda: classifier, views[0].get) as one,
+            breaker_pipeline(settings, lambda: classifier, views[1].get) as other,
+        ):
+            await wait_until(
+                lambda: one.owned and other.owned and one.owned | other.owned == {0, 1, 2},
+                60,
+                "the two instances to share the outcome partitions",
+            )
+            assert not one.owned & other.owned
+            for model in models:  # twice the minimum: a rebalance may still be settling
+                await lab.fail("openai", model, 20, 500, "The server had an error")
+            for view in views:
+                await wait_until(
+                    lambda v=view: all(v.state_of("openai", m) == "open" for m in models),
+                    60,
+                    "every breaker open in both views",
+                )
+            counted_by_one = {m for (_, m) in one.board.breakers}
+            counted_by_other = {m for (_, m) in other.board.breakers}
+            # never on both boards (a partition that moved is forgotten by its old owner)
+            assert not counted_by_one & counted_by_other
+            assert counted_by_one and counted_by_other
+    finally:
+        for view in views:
+            await view.stop()

@@ -190,3 +190,12 @@ def test_a_breaker_handed_to_another_owner_is_forgotten_and_never_published_here
     board.forget(("openai", "gpt-4o"))
     assert [(s.model, s.state) for s in board.drain_changed()] == [("gpt-4o-mini", CLOSED)]
     assert board.tick(now=1000.0) == []  # its cool-down ends elsewhere
+
+
+def test_a_new_owner_carries_on_from_the_published_counts():
+    published = CircuitState("openai", "gpt-4o", CLOSED, 0.5, 8, 4, 60.0, None, None, "", 100.0)
+    board = BreakerBoard(BreakerConfig(min_calls=10), published=lambda p, m: published)
+    assert board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=101.0) is None  # 5 of 9
+    opened = board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=102.0)
+    assert opened is not None and opened.after is OPEN
+    assert (opened.state.calls, opened.state.failures) == (10, 6)

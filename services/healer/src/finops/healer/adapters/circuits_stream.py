@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
@@ -36,6 +38,8 @@ from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.payload import from_error_data
 from finops.healer.domain.taxonomy import ErrorKind
 from finops.healer.settings import HealerSettings
+
+log = logging.getLogger(__name__)
 
 OUTCOMES = Counter(
     "finops_healer_breaker_outcomes_total",
@@ -79,6 +83,8 @@ class BreakerStream:
         self.outcomes_applied = 0
         #: the outcomes partition each breaker's outcomes come from
         self.partition_of: dict[tuple[str, str], int] = {}
+        #: the partitions of the outcomes topic this instance owns
+        self.owned: set[int] = set()
 
     def outcome(self, value: bytes) -> ProviderOutcome | None:
         """Stage 1: what one cost/error record says about its provider/model, if anything."""
@@ -152,6 +158,7 @@ class BreakerStream:
     def release(self, partitions: set[int]) -> None:
         """Forget the breakers of partitions another instance owns now: it publishes them,
         starting from what this one published last."""
+        self.owned -= partitions
         gone = [key for key, p in self.partition_of.items() if p in partitions]
         for key in gone:
             del self.partition_of[key]
@@ -208,18 +215,27 @@ async def _consume(
         batch = await consumer.getmany(timeout_ms=200, max_records=2000)
         for tp, records in batch.items():
             await handle(records)
-            await consumer.commit({tp: records[-1].offset + 1})
+            try:
+                await consumer.commit({tp: records[-1].offset + 1})
+            except KafkaError as exc:
+                # The group rebalanced under the batch: the partition's next owner reads these
+                # records again (at least once), so the loop goes on rather than dying.
+                log.warning("offsets not committed", extra={"tp": str(tp), "error": repr(exc)})
 
 
 class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, stream: BreakerStream) -> None:
+    def __init__(self, stream: BreakerStream, producer: AIOKafkaProducer) -> None:
         self.stream = stream
+        self.producer = producer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # The next owner starts from the published state: publish the latest counts first.
+        await self.stream.publish(self.producer, [])
         self.stream.release({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        """Nothing to load: a breaker starts from its published state when first used."""
+        # Nothing to load: a breaker starts from its published state when first used.
+        self.stream.owned |= {tp.partition for tp in assigned}
 
 
 async def _dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
@@ -245,7 +261,7 @@ async def breaker_pipeline(
         settings, settings.error_topic, settings.cost_topic, group_id=settings.breaker_group
     )
     outcomes = make_consumer(settings, group_id=settings.breaker_owner_group)
-    outcomes.subscribe([settings.outcomes_topic], listener=_Release(stream))
+    outcomes.subscribe([settings.outcomes_topic], listener=_Release(stream, producer))
     await producer.start()
     await calls.start()
     await outcomes.start()

@@ -117,6 +117,12 @@ class SlidingWindow:
             self.calls -= old.calls
             self.failures -= old.failures
 
+    def seed(self, at: float, calls: int, failures: int) -> None:
+        """Start from counts another instance published (as one bucket at ``at``)."""
+        self.clear()
+        self.buckets.append(_Bucket(int(at), calls, failures))
+        self.calls, self.failures = calls, failures
+
     def recent(self, seconds: float) -> tuple[int, int]:
         """Calls and failures in the newest ``seconds`` of the window."""
         calls = failures = 0
@@ -281,6 +287,8 @@ class Breaker:
         self.next_probe_at = published.next_probe_at
         self.reason = published.reason
         self.updated_at = published.updated_at
+        if published.state is CircuitStatus.CLOSED:
+            self.window.seed(published.updated_at, published.calls, published.failures)
         if published.opened_at is not None and published.next_probe_at is not None:
             self.cooldown_s = max(published.next_probe_at - published.opened_at, 0.0)
 
