@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import llm_call
 
-from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.healer.adapters.circuits import CircuitsView
@@ -102,15 +102,7 @@ class CircuitLab:
         return CircuitsView(make_consumer(self.kafka, group_id=None), self.circuits.name)
 
     async def alerts_read(self) -> list[dict[str, Any]]:
-        consumer = make_consumer(self.kafka, self.alerts.name, group_id=f"read-{uuid.uuid4()}")
-        await consumer.start()
-        out: list[dict[str, Any]] = []
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=1500)
-                if not batch:
-                    return out
-                for records in batch.values():
-                    out.extend(json.loads(r.value) for r in records)
-        finally:
-            await consumer.stop()
+        return [
+            json.loads(record.value)
+            async for record in read_topic(self.kafka, self.alerts.name, idle_s=1.5)
+        ]
