@@ -142,6 +142,9 @@ class BreakerStream:
         """Stage 2 for a batch: count each outcome, then publish what changed."""
         transitions = []
         for record in records:
+            if record.partition not in self.owned:
+                # revoked while this batch was being processed: its next owner reads it
+                continue
             try:
                 outcome = ProviderOutcome.from_json(record.value)
             except (ValueError, KeyError, TypeError) as exc:
