@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.backtest import run_backtest
 
 OUTCOMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "outcomes"
@@ -172,7 +173,7 @@ MISS_TOLERANCE = 0.005
 def _one(job: tuple[str, float, int]) -> tuple[str, float, int, dict, float]:
     path, target, seed = job
     t0 = time.perf_counter()
-    result = run_backtest(path, target, seed)
+    result = run_backtest(load_outcomes(path), target, seed)
     return path, target, seed, result, time.perf_counter() - t0
 
 
