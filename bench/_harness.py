@@ -91,3 +91,15 @@ async def open_loop(
         achieved = total / (time.perf_counter() - start)
     q = statistics.quantiles(latencies, n=100)
     return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+
+
+async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """``GET /healthz`` at ``rate`` for ``seconds``: the same server's floor (no token, no
+    database), the baseline of an endpoint's latency in the same run."""
+
+    async def get(session: aiohttp.ClientSession, i: int) -> bool:
+        async with session.get(f"{url}/healthz") as r:
+            await r.read()
+            return r.status == 200
+
+    return await open_loop(get, rate=rate, seconds=seconds)

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from _harness import open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, at_most, record
+from _harness import healthz_latency, open_loop, private_stack, register_and_login
 
 from finops.common.kafka import make_producer, read_topic
 from finops.common.settings import CommonSettings
@@ -37,6 +38,7 @@ from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.definition import build_definition
 
 TASK = "bench-summarize"
+QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 async def running_experiment(database_url: str) -> str:
@@ -136,10 +138,13 @@ async def analysis_rate(url: str, n: int) -> float:
         return (done - first) / (time.perf_counter() - start)
 
 
-async def latency(url: str, path: str, token: str, rate: float, seconds: float) -> dict:
+async def assignment_latency(
+    url: str, experiment_id: str, token: str, rate: float, seconds: float
+) -> dict:
+    path = f"/api/experiments/{experiment_id}/assignment"
+
     async def get(session: aiohttp.ClientSession, i: int) -> bool:
-        params = {"unit": f"user-{i}"} if "assignment" in path else None
-        async with session.get(f"{url}{path}", params=params) as r:
+        async with session.get(f"{url}{path}", params={"unit": f"user-{i}"}) as r:
             await r.read()
             return r.status == 200
 
@@ -163,9 +168,8 @@ def main() -> int:
             experiment_id = await running_experiment(stack.database_url)
             _, token = await register_and_login(stack.service_url("auth"))
             print(f"GET at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
-            base = await latency(url, "/healthz", token, args.rate, args.seconds)
-            path = f"/api/experiments/{experiment_id}/assignment"
-            lat = await latency(url, path, token, args.rate, args.seconds)
+            base = await healthz_latency(url, args.rate, args.seconds)
+            lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
             watcher = asyncio.create_task(analysis_rate(url, args.events))
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
@@ -186,6 +190,22 @@ def main() -> int:
             print(
                 f"  experiments topic -> analysis     {rate:>10,.0f} events/s   "
                 f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+            )
+            record(
+                Measurement(
+                    f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
+                    lat["p99"],
+                    "ms",
+                ),
+                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
+                at_most(10, "#11"),
+                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
+            )
+            record(
+                Measurement("experiments, topic → analysis, one worker", rate, "events/s"),
+                Measurement("raw aiokafka consume", raw, "events/s"),
+                at_least(5_000, "#11"),
+                detail=f"{rate / raw:.3f} x raw",
             )
 
         asyncio.run(run())

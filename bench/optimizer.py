@@ -7,7 +7,7 @@ folder, then measures:
 2. the optimizer's rate from topic to model update (analytics, policy, budgets, anomaly
    detection, checkpoints), read from its own Prometheus counter;
 3. GET /api/recommendations latency at a fixed 500 requests/s from a load generator on
-   loopback.
+   loopback, next to GET /healthz of the same server at the same rate (baseline).
 
 Targets (issue #5): >= 5,000 events/s for one worker; recommendation p99 <= 10 ms at 500/s.
 
@@ -27,7 +27,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from _harness import open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, at_most, record
+from _harness import healthz_latency, open_loop, private_stack, register_and_login
 
 from finops.common.kafka import make_producer, read_topic
 from finops.common.settings import CommonSettings
@@ -35,6 +36,7 @@ from finops.common.topics import AGENT_COST
 
 MODELS = [("gpt-4o", 0.90), ("gpt-4o-mini", 0.86), ("gpt-4.1-nano", 0.70)]
 TASKS = [f"task-{i}" for i in range(20)]
+QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 def cost_event(i: int, rng: random.Random, start: datetime) -> dict:
@@ -149,6 +151,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             lat = await recommendation_latency(url, token, args.rate, args.seconds)
+            base = await healthz_latency(url, args.rate, args.seconds)
             print()
             print("bench/optimizer (one run, one worker, loopback)")
             print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
@@ -160,6 +163,22 @@ def main() -> int:
                 f"  GET /api/recommendations at {lat['achieved']:.0f}/s   "
                 f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
                 f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+            )
+            print(
+                f"  GET /healthz at {base['achieved']:.0f}/s (baseline)   "
+                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
+            )
+            record(
+                Measurement("optimizer, topic → model update, one worker", rate, "events/s"),
+                Measurement("raw aiokafka consume", raw, "events/s"),
+                at_least(5_000, "#5"),
+                detail=f"{rate / raw:.3f} x raw",
+            )
+            record(
+                Measurement(f"GET /api/recommendations p99 at {args.rate:.0f}/s", lat["p99"], "ms"),
+                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
+                at_most(10, "#5"),
+                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
             )
 
         asyncio.run(run())
