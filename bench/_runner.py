@@ -89,7 +89,8 @@ def run_script(script: BenchScript, quick: bool, position: str) -> ScriptRun:
     print(f"== [{position}] {script.name} {' '.join(args)}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="finops-bench-figures-") as tmp:
         figures_file = Path(tmp) / "figures.jsonl"
-        env = {**os.environ, FIGURES_FILE: str(figures_file)}
+        path = os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, FIGURES_FILE: str(figures_file), "PYTHONPATH": path}
         started = time.monotonic()
         done = subprocess.run([sys.executable, str(script.path), *args], env=env, check=False)
         seconds = time.monotonic() - started

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -45,6 +48,18 @@ class TokenFactory:
             role=role,
             scopes=scopes if scopes is not None else scopes_for(role),
         ).token
+
+
+def finops_piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The ``finops`` command as ``finops ... | grep`` runs it: no terminal, no ``COLUMNS``;
+    ``env`` over this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
+from support import finops_piped as finops
 from support import llm_call
 
 from finops.common.kafka import ensure_topics, make_producer
@@ -16,17 +14,6 @@ from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
-
-
-def finops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "finops.cli", *args],
-        # piped, as in `finops tail ... | grep`: no terminal, no COLUMNS
-        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_tail_filters_and_topics_count_by_consuming(infra):

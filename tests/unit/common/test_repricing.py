@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,15 @@ def test_token_prices_without_cache_prices_charge_cached_tokens_as_input():
     prices = TokenPrices(input=Decimal(1), output=Decimal(2))
     usage = Usage(input_tokens=1_000_000, output_tokens=0, cached_input_tokens=500_000)
     assert prices.cost(usage) == Decimal(1)
+
+
+def test_the_price_table_of_the_cli_page_reads_as_documented():
+    page = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text()
+    (example,) = re.findall(r"```csv\n(.*?)```", page, re.DOTALL)
+    table = parse_price_table(example)
+    assert table.lookup("openai", "gpt-4o") == TokenPrices(
+        Decimal("2.50"), Decimal("10.00"), cached_input=Decimal("1.25")
+    )
+    assert table.lookup("anthropic", "claude-sonnet-4") == TokenPrices(
+        Decimal("3.00"), Decimal("15.00"), Decimal("0.30"), Decimal("3.75")
+    )
