@@ -123,7 +123,7 @@ def _read(repricing: Repricing) -> str:
 
 
 def _usd(value: Decimal) -> str:
-    return f"${value:,.6f}"
+    return f"{'-' if value < 0 else ''}${abs(value):,.6f}"
 
 
 def _change(spend: Spend) -> str:
@@ -156,12 +156,12 @@ def _table(title: str, column: str, spends: dict[str, Spend], total: Spend) -> T
 
 def _print_report(repricing: Repricing, price_names: str) -> None:
     window = repricing.window
-    bounds = f"{window.since or 'the start'} to {window.until or 'the end'}"
-    console.print(
-        f"{_read(repricing)} · {repricing.outside:,} outside {bounds} · "
-        f"{repricing.duplicates:,} duplicates · {repricing.invalid:,} invalid",
-        markup=False,
-    )
+    counts = [_read(repricing)]
+    if window.since or window.until:
+        bounds = f"{window.since or 'the start'} to {window.until or 'the end'}"
+        counts.append(f"{repricing.outside:,} outside {bounds}")
+    counts += [f"{repricing.duplicates:,} duplicates", f"{repricing.invalid:,} invalid"]
+    console.print(" · ".join(counts), markup=False)
     console.print(f"new prices: {price_names}", markup=False)
     console.print(_table("spend per model", "provider/model", repricing.by_model, repricing.total))
     console.print(_table("spend per team", "team", repricing.by_team, repricing.total))
