@@ -117,7 +117,17 @@ class Spend:
 
 @dataclass(frozen=True)
 class TimeWindow:
-    """Event times from ``since`` (included) to ``until`` (excluded); ``None`` is open."""
+    """Event times from ``since`` (included) to ``until`` (excluded); ``None`` is open.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> december = TimeWindow(since=datetime(2026, 12, 1, tzinfo=UTC))
+    >>> december.holds(datetime(2026, 12, 1, tzinfo=UTC))
+    True
+    >>> december.holds(datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
+    False
+    """
 
     since: datetime | None = None
     until: datetime | None = None
