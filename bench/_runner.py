@@ -104,12 +104,15 @@ def run_script(script: BenchScript, quick: bool, position: str) -> ScriptRun:
     return ScriptRun(script.name, done.returncode, seconds, figures)
 
 
-def machine_note(load_before: float) -> str:
+def machine_note(load_before: float, load_peak: float) -> str:
+    """How busy the machine was: the 1-minute load average before the run and at its highest
+    between scripts (the scripts' own load shows while they run, not between them)."""
     cores = os.cpu_count() or 1
-    loaded = load_before >= 0.5 * cores
+    loaded = max(load_before, load_peak) >= 0.5 * cores
     state = "a loaded" if loaded else "an idle"
     return (
-        f"{state} {cores}-core machine (1-minute load average {load_before:.1f} before the run"
+        f"{state} {cores}-core machine (1-minute load average {load_before:.1f} before the run, "
+        f"up to {load_peak:.1f} between scripts"
         + ("; other work shared the cores, so figures are noisy" if loaded else "")
         + ")"
     )
@@ -204,11 +207,12 @@ def main() -> int:
     if args.only:
         scripts = [s for s in scripts if any(o in s.path.name for o in args.only)]
     started = datetime.now(UTC)
-    note = machine_note(os.getloadavg()[0])
-    runs = [
-        run_script(script, args.quick, f"{i}/{len(scripts)}") for i, script in enumerate(scripts, 1)
-    ]
-    write_results(out, runs, started, note, args.quick)
+    load_before = load_peak = os.getloadavg()[0]
+    runs = []
+    for i, script in enumerate(scripts, 1):
+        runs.append(run_script(script, args.quick, f"{i}/{len(scripts)}"))
+        load_peak = max(load_peak, os.getloadavg()[0])
+    write_results(out, runs, started, machine_note(load_before, load_peak), args.quick)
     print(f"figures: {out / 'figures.md'} and {out / 'figures.json'}", file=sys.stderr)
     return 0 if all(r.exit_code == 0 and r.figures for r in runs) else 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ sys.path.insert(0, str(BENCH))
 from _figures import Measurement, at_least, at_most  # noqa: E402
 from _runner import (  # noqa: E402
     discover,
+    machine_note,
     paste_into,
     quick_args_of,
     render_markdown,
@@ -118,3 +120,11 @@ def test_the_readme_block_is_replaced_by_the_last_full_run(tmp_path):
         "# x\n<!-- generated: make bench -->\n`make bench`, full run, 2026-12-02"
     )
     assert text.endswith("|---|---|---|---|---|---|\n<!-- end generated -->\ntail\n")
+
+
+def test_the_note_says_loaded_when_the_load_was_high_before_or_during_the_run():
+    cores = os.cpu_count() or 1
+    assert machine_note(0.0, 0.0).startswith(f"an idle {cores}-core machine")
+    busy = machine_note(0.0, float(cores))
+    assert busy.startswith(f"a loaded {cores}-core machine")
+    assert busy.endswith("other work shared the cores, so figures are noisy)")
