@@ -84,6 +84,20 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
     }
 
 
+async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[str, Any]]) -> None:
+    """Produce each event as JSON to ``topic``, keyed by its agent, one acknowledged at a time."""
+    from finops.common.kafka import make_producer
+
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            key = str(e["data"]["agent_id"]).encode()
+            await producer.send_and_wait(topic, json.dumps(e).encode(), key=key)
+    finally:
+        await producer.stop()
+
+
 async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 from support import finops_piped as finops
-from support import llm_call
+from support import llm_call, publish
 
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import ensure_topics
 from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec
 
@@ -24,13 +24,7 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
     spec = TopicSpec(f"test.tail.{uuid.uuid4().hex}.a-rather-long-topic-name", 2, "agent_id", "x")
     await ensure_topics(settings, [spec])
     events = [llm_call("bot", model="gpt-4o" if i % 3 == 0 else "gpt-4o-mini") for i in range(30)]
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(spec.name, json.dumps(e).encode(), key=b"bot")
-    finally:
-        await producer.stop()
+    await publish(settings, spec.name, events)
 
     env = infra.env()
     tail = finops(

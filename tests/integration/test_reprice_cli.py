@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from support import finops_piped as finops
-from support import llm_call
+from support import llm_call, publish
 
-from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 
@@ -28,19 +27,6 @@ def at(when: datetime, **data: object) -> dict[str, object]:
     event = llm_call(**data)
     event["time"] = when.isoformat()
     return event
-
-
-async def produce(infra, events: list[dict[str, object]]) -> None:
-    settings = CommonSettings(
-        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
-    )
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(AGENT_COST.name, json.dumps(e).encode(), key=b"bot")
-    finally:
-        await producer.stop()
 
 
 async def test_a_replay_with_a_price_table_sums_each_model_and_team_exactly(infra, tmp_path):
@@ -70,7 +56,11 @@ async def test_a_replay_with_a_price_table_sums_each_model_and_team_exactly(infr
         at(until, model="gpt-4o", team="search", cost_usd=1.0),  # until is excluded
         at(since - timedelta(seconds=1), model="gpt-4o", team="search", cost_usd=1.0),
     ]
-    await produce(infra, [*inside, *outside, inside[0]])  # the first one delivered twice
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    # the first event delivered twice
+    await publish(settings, AGENT_COST.name, [*inside, *outside, inside[0]])
     prices = tmp_path / "prices.csv"
     prices.write_text(PRICES)
 
