@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import statistics
 import sys
 import tempfile
@@ -17,6 +18,9 @@ import aiohttp
 from finops.cli.infra import INFRA
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
+from finops.common.kafka import read_topic
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST
 
 
 def note(line: str) -> None:
@@ -103,3 +107,35 @@ async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, fl
             return r.status == 200
 
     return await open_loop(get, rate=rate, seconds=seconds)
+
+
+async def raw_consume_rate(bootstrap: str, n: int) -> float:
+    """``agent.cost.v1`` read by a bare aiokafka consumer in this process: the baseline of a
+    stream service's rate, over the same records."""
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    start, count = time.perf_counter(), 0
+    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0):
+        count += 1
+        if count >= n:
+            break
+    return count / (time.perf_counter() - start)
+
+
+async def counter_value(session: aiohttp.ClientSession, url: str, series: str) -> int:
+    """The value of one Prometheus series (name and labels, as exposed) at ``url/metrics``."""
+    async with session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    m = re.search(re.escape(series) + r" (\S+)", text)
+    return int(float(m.group(1))) if m else 0
+
+
+async def counter_rate(url: str, series: str, n: int) -> float:
+    """Per second, how fast the counter ``series`` grows from its first increment to ``n``."""
+    async with aiohttp.ClientSession() as session:
+        while await counter_value(session, url, series) == 0:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        first = await counter_value(session, url, series)
+        while (done := await counter_value(session, url, series)) < n:
+            await asyncio.sleep(0.05)
+        return (done - first) / (time.perf_counter() - start)

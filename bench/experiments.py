@@ -20,24 +20,31 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
 from _figures import Measurement, at_least, at_most, record
-from _harness import healthz_latency, open_loop, private_stack, register_and_login
+from _harness import (
+    counter_rate,
+    healthz_latency,
+    open_loop,
+    private_stack,
+    raw_consume_rate,
+    register_and_login,
+)
 
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.definition import build_definition
 
 TASK = "bench-summarize"
+#: the counter of events done, from the service's /metrics
+SERIES = 'finops_experiments_events_total{outcome="tagged"}'
 QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
@@ -109,35 +116,6 @@ async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> No
         await producer.stop()
 
 
-async def raw_consume_rate(bootstrap: str, n: int) -> float:
-    settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0):
-        count += 1
-        if count >= n:
-            break
-    return count / (time.perf_counter() - start)
-
-
-async def analysed(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    m = re.search(r'finops_experiments_events_total\{outcome="tagged"\} (\S+)', text)
-    return int(float(m.group(1))) if m else 0
-
-
-async def analysis_rate(url: str, n: int) -> float:
-    """Tagged events analysed per second, from the first one to the n-th."""
-    async with aiohttp.ClientSession() as session:
-        while await analysed(session, url) == 0:
-            await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await analysed(session, url)
-        while (done := await analysed(session, url)) < n:
-            await asyncio.sleep(0.05)
-        return (done - first) / (time.perf_counter() - start)
-
-
 async def assignment_latency(
     url: str, experiment_id: str, token: str, rate: float, seconds: float
 ) -> dict:
@@ -171,7 +149,7 @@ def main() -> int:
             base = await healthz_latency(url, args.rate, args.seconds)
             lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
-            watcher = asyncio.create_task(analysis_rate(url, args.events))
+            watcher = asyncio.create_task(counter_rate(url, SERIES, args.events))
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
             rate = await watcher
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)

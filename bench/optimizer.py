@@ -20,22 +20,29 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from _figures import Measurement, at_least, at_most, record
-from _harness import healthz_latency, open_loop, private_stack, register_and_login
+from _harness import (
+    counter_rate,
+    healthz_latency,
+    open_loop,
+    private_stack,
+    raw_consume_rate,
+    register_and_login,
+)
 
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 
 MODELS = [("gpt-4o", 0.90), ("gpt-4o-mini", 0.86), ("gpt-4.1-nano", 0.70)]
 TASKS = [f"task-{i}" for i in range(20)]
+#: the counter of events done, from the service's /metrics
+SERIES = 'finops_optimizer_events_total{outcome="applied",topic="agent.cost.v1"}'
 QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
@@ -85,37 +92,6 @@ async def produce(bootstrap: str, local: bool, n: int) -> None:
         await producer.stop()
 
 
-async def raw_consume_rate(bootstrap: str, n: int) -> float:
-    settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0):
-        count += 1
-        if count >= n:
-            break
-    return count / (time.perf_counter() - start)
-
-
-async def applied(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    m = re.search(
-        r'finops_optimizer_events_total\{outcome="applied",topic="agent.cost.v1"\} (\S+)', text
-    )
-    return int(float(m.group(1))) if m else 0
-
-
-async def optimizer_rate(url: str, n: int) -> float:
-    """Events applied per second, from the first applied event to the n-th."""
-    async with aiohttp.ClientSession() as session:
-        while await applied(session, url) == 0:
-            await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await applied(session, url)
-        while (done := await applied(session, url)) < n:
-            await asyncio.sleep(0.05)
-        return (done - first) / (time.perf_counter() - start)
-
-
 async def recommendation_latency(url: str, token: str, rate: float, seconds: float) -> dict:
     async def get(session: aiohttp.ClientSession, i: int) -> bool:
         params = {"task_type": TASKS[i % len(TASKS)], "input_tokens": str(300 + i % 900)}
@@ -141,7 +117,7 @@ def main() -> int:
 
         async def run() -> None:
             print(f"producing {args.events:,} cost events …", file=sys.stderr)
-            watcher = asyncio.create_task(optimizer_rate(url, args.events))
+            watcher = asyncio.create_task(counter_rate(url, SERIES, args.events))
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
             rate = await watcher
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
