@@ -37,6 +37,7 @@ from pathlib import Path
 
 from _figures import Measurement, at_least, record
 
+from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.backtest import run_backtest
 
 OUTCOMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "outcomes"
@@ -182,7 +183,7 @@ QUICK_ARGS = ["--seeds", "1", "--targets", "0.95", "--no-synthetic", "--only", "
 def _one(job: tuple[str, float, int]) -> tuple[str, float, int, dict, float]:
     path, target, seed = job
     t0 = time.perf_counter()
-    result = run_backtest(path, target, seed)
+    result = run_backtest(load_outcomes(path), target, seed)
     return path, target, seed, result, time.perf_counter() - t0
 
 

@@ -137,6 +137,9 @@ class AnalysisIntake:
                     await self._checkpoint_locked()
                 for conclusion in conclusions:
                     await self._announce_conclusion(conclusion)
+            # getmany() returns without suspending while records are buffered: without this
+            # the API would wait for a whole backlog to drain.
+            await asyncio.sleep(0)
         await self.checkpoint()
 
     async def _apply(self, record: Any, task_types: set[str]) -> Tagged | None:
