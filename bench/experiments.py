@@ -27,10 +27,17 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from _harness import open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, at_most, record
+from _harness import (
+    healthz_latency,
+    open_loop,
+    private_stack,
+    raw_consume_rate,
+    register_and_login,
+)
 
 from finops.cli.stack import Stack
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 from finops.experiments.adapters.repository import ExperimentRepository
@@ -39,6 +46,7 @@ from finops.experiments.domain.definition import build_definition
 from finops.experiments.settings import ExperimentsSettings
 
 TASK = "bench-summarize"
+QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 async def running_experiment(database_url: str) -> str:
@@ -109,20 +117,6 @@ async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> No
         await producer.stop()
 
 
-async def raw_consume_rate(bootstrap: str, n: int) -> float:
-    """Records per second read by a bare consumer, from its first record to the n-th (as the
-    intake is timed), so joining the group is in neither figure."""
-    settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = 0.0, 0
-    async for _ in read_topic(settings, AGENT_COST.name, idle_s=10.0):
-        if count == 0:
-            start = time.perf_counter()
-        count += 1
-        if count >= n:
-            break
-    return (count - 1) / (time.perf_counter() - start)
-
-
 async def analysis_rate(stack: Stack, n: int) -> float:
     """Tagged events per second through one analysis intake catching up on a backlog.
 
@@ -160,10 +154,13 @@ async def analysis_rate(stack: Stack, n: int) -> float:
         await pool.close()
 
 
-async def latency(url: str, path: str, token: str, rate: float, seconds: float) -> dict:
+async def assignment_latency(
+    url: str, experiment_id: str, token: str, rate: float, seconds: float
+) -> dict:
+    path = f"/api/experiments/{experiment_id}/assignment"
+
     async def get(session: aiohttp.ClientSession, i: int) -> bool:
-        params = {"unit": f"user-{i}"} if "assignment" in path else None
-        async with session.get(f"{url}{path}", params=params) as r:
+        async with session.get(f"{url}{path}", params={"unit": f"user-{i}"}) as r:
             await r.read()
             return r.status == 200
 
@@ -187,9 +184,8 @@ def main() -> int:
             experiment_id = await running_experiment(stack.database_url)
             _, token = await register_and_login(stack.service_url("auth"))
             print(f"GET at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
-            base = await latency(url, "/healthz", token, args.rate, args.seconds)
-            path = f"/api/experiments/{experiment_id}/assignment"
-            lat = await latency(url, path, token, args.rate, args.seconds)
+            base = await healthz_latency(url, args.rate, args.seconds)
+            lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
             rate = await analysis_rate(stack, args.events)
@@ -209,6 +205,22 @@ def main() -> int:
             print(
                 f"  experiments topic -> analysis (backlog) {rate:>10,.0f} events/s   "
                 f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
+            )
+            record(
+                Measurement(
+                    f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
+                    lat["p99"],
+                    "ms",
+                ),
+                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
+                at_most(10, "#11"),
+                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
+            )
+            record(
+                Measurement("experiments, one analysis intake on a backlog", rate, "events/s"),
+                Measurement("raw aiokafka consume", raw, "events/s"),
+                at_least(5_000, "#11"),
+                detail=f"{rate / raw:.3f} x raw",
             )
 
         asyncio.run(run())
