@@ -9,56 +9,15 @@ between two batches, a probe task must get its turn.
 from __future__ import annotations
 
 import asyncio
-import json
-from types import SimpleNamespace
 from typing import Any
 
-from aiokafka.structs import TopicPartition
+from stream_fakes import BufferedConsumer, NoExperiments, NoStore
 
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
 
 BATCHES = 50
-
-
-class BufferedConsumer:
-    """Answers every poll at once, as aiokafka does with records already fetched."""
-
-    def __init__(self, topic: str, stop: asyncio.Event) -> None:
-        self.topic = topic
-        self.stop = stop
-        self.polls = 0
-
-    async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
-        self.polls += 1
-        if self.polls >= BATCHES:
-            self.stop.set()
-        tp = TopicPartition(self.topic, 0)
-        body = json.dumps({"data": {"task_type": "t"}}).encode()
-        record = SimpleNamespace(
-            topic=self.topic, partition=0, offset=self.polls, value=body, key=None, headers=()
-        )
-        return {tp: [record]}
-
-    def assignment(self) -> set[Any]:
-        return set()
-
-    async def commit(self, offsets: Any) -> None:
-        return None
-
-
-class NoStore:
-    async def save(self, name: str, checkpoint: Any) -> None:
-        return None
-
-
-class NoExperiments:
-    async def all(self) -> list[Any]:
-        return []
-
-    async def record_task_types(self, task_types: Any) -> None:
-        return None
 
 
 async def _probe_turns_while(run: Any, consumer: BufferedConsumer) -> int:
@@ -78,7 +37,7 @@ async def _probe_turns_while(run: Any, consumer: BufferedConsumer) -> int:
 
 async def test_experiments_intake_yields_between_batches():
     stop = asyncio.Event()
-    consumer = BufferedConsumer("agent.cost.v1", stop)
+    consumer = BufferedConsumer("agent.cost.v1", stop, polls=BATCHES)
     intake = AnalysisIntake(
         consumer,  # type: ignore[arg-type]
         producer=None,  # type: ignore[arg-type]
@@ -97,7 +56,7 @@ async def test_experiments_intake_yields_between_batches():
 
 async def test_optimizer_intake_yields_between_batches():
     stop = asyncio.Event()
-    consumer = BufferedConsumer("finops.unused.v1", stop)
+    consumer = BufferedConsumer("finops.unused.v1", stop, polls=BATCHES)
     intake = EventIntake(
         OptimizerEngine(),
         consumer,  # type: ignore[arg-type]
