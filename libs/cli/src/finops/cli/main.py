@@ -411,11 +411,12 @@ if __name__ == "__main__":
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import experiments_cmds, ops, optimizer_cmds
+    from finops.cli import experiments_cmds, ops, optimizer_cmds, simulate_cmd
 
     ops.register(app)
     optimizer_cmds.register(app)
     experiments_cmds.register(app)
+    simulate_cmd.register(app)
 
 
 _register_operator_commands()

@@ -67,7 +67,8 @@ class TaskOutcome:
 class CallStrategy(Protocol):
     """Makes one task's call, attempt after attempt, until it answers or gives up."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def call(
         self, task: Task, model: SimModel, providers: SimulatedProviders
