@@ -237,7 +237,7 @@ async def run_simulation(
     """Run the fleet against the stack, then the baseline offline; compare them."""
     from finops.cli.demo import _operator_token
 
-    started = time.monotonic()
+    began = time.monotonic()
     tasks = make_tasks(seed, calls, agents)
     providers = SimulatedProviders(schedule)
     operator = await _operator_token(endpoints)
@@ -251,14 +251,18 @@ async def run_simulation(
             await client.flush(timeout=120)
         run_id = uuid.uuid4().hex[:6]
         outcomes = []
-        for plan in PLANS:
-            try:
-                experiment = await api.start_experiment(plan, run_id, max(10, calls // 40))
-            except ExperimentNotStarted as refused:
-                warn(f"experiment {refused.outcome.name} not started: {refused}")
-                outcomes.append(refused.outcome)
+        started = await asyncio.gather(
+            *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
+            return_exceptions=True,
+        )
+        for experiment in started:
+            if isinstance(experiment, ExperimentNotStarted):
+                warn(f"experiment {experiment.outcome.name} not started: {experiment}")
+                outcomes.append(experiment.outcome)
+            elif isinstance(experiment, BaseException):
+                raise experiment
             else:
-                fleet.experiments[plan.task_type] = experiment
+                fleet.experiments[experiment.plan.task_type] = experiment
         await fleet.work(tasks[warm_up:], progress)
         for client in clients:
             await client.close(timeout=120)
@@ -278,5 +282,5 @@ async def run_simulation(
         comparison=Comparison(baseline=baseline, optimized=fleet.tally),
         experiments=outcomes,
         models_used=fleet.models_used,
-        elapsed_s=time.monotonic() - started,
+        elapsed_s=time.monotonic() - began,
     )
