@@ -123,6 +123,27 @@ def test_healing_waits_as_long_as_the_rate_limit_says_in_simulated_time():
     assert all(at >= first.at_ms + 5000 for at in later)
 
 
+def test_healing_asks_again_for_malformed_output():
+    sim = SimulatedProviders(FaultSchedule(malformed_share=0.5))
+    malformed = next(
+        n for n in range(100) if _raises(lambda n=n: sim.attempt(summarize_task(n), GPT_4O, 1, 0))
+    )
+    outcome = _run(Healing(MODELS).call(summarize_task(malformed), GPT_4O, sim))
+    assert outcome.failures[0].error.kind == "invalid_output"
+    assert {f.remedy for f in outcome.failures} == {"repair"}
+    assert outcome.answer is not None and outcome.answer.model is GPT_4O
+
+
+def test_healing_leaves_a_provider_that_keeps_rate_limiting():
+    storm = RateLimitStorm("openai", Window(0.0, 1.0), share=1.0)
+    sim = SimulatedProviders(FaultSchedule(storms=(storm,)))
+    outcome = _run(Healing(MODELS).call(summarize_task(), GPT_4O_MINI, sim))
+    assert [f.remedy for f in outcome.failures] == ["wait", "fallback"]
+    assert outcome.answer is not None and outcome.answer.model.provider == "anthropic"
+    waited = outcome.failures[0].error.retry_after_ms
+    assert outcome.failures[1].at_ms >= outcome.failures[0].at_ms + waited
+
+
 def test_healing_never_retries_a_refused_prompt():
     sim = SimulatedProviders(FaultSchedule(refusal_share=1.0))
     outcome = _run(Healing(MODELS).call(summarize_task(), GPT_4O, sim))

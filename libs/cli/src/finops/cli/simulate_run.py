@@ -53,6 +53,7 @@ class SimulationReport:
     comparison: Comparison
     experiments: list[ExperimentOutcome]
     models_used: dict[str, int]
+    unknown_recommendations: int
     elapsed_s: float
 
     def as_json(self) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class SimulationReport:
             "answered": opt.answered,
             "baseline_answered": base.answered,
             "models_used": self.models_used,
+            "unknown_recommendations": self.unknown_recommendations,
             "experiments": [e.as_json() for e in self.experiments],
             "elapsed_s": round(self.elapsed_s, 1),
         }
@@ -106,6 +108,8 @@ class FleetRun:
     sent_ids: set[str] = field(default_factory=set)
     tally: PolicyTally = field(default_factory=PolicyTally)
     models_used: dict[str, int] = field(default_factory=dict)
+    #: recommendations of models the simulation does not serve (the strongest is used instead)
+    unknown_recommendations: int = 0
     #: task type -> models no call has been reported with yet (the optimizer's first look)
     untried: dict[str, list[SimModel]] = field(
         default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
@@ -156,8 +160,13 @@ class FleetRun:
             if refused.code != "no_arms":
                 raise
             return Choice(STRONGEST)  # the optimizer has not read this task type's events yet
+        try:
+            model = model_named(rec["model"])
+        except KeyError:  # an arm this stack learned elsewhere, which no simulated provider serves
+            self.unknown_recommendations += 1
+            return Choice(STRONGEST)
         decision = {"recommendation_id": rec["recommendation_id"], "propensity": rec["propensity"]}
-        return Choice(model_named(rec["model"]), decision=decision)
+        return Choice(model, decision=decision)
 
     async def _report(
         self, client: AsyncFinOpsClient, task: Task, choice: Choice, outcome: TaskOutcome
@@ -282,5 +291,6 @@ async def run_simulation(
         comparison=Comparison(baseline=baseline, optimized=fleet.tally),
         experiments=outcomes,
         models_used=fleet.models_used,
+        unknown_recommendations=fleet.unknown_recommendations,
         elapsed_s=time.monotonic() - began,
     )
