@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from finops.cli.failures import START_STACK, CliError
 from finops.cli.output import console, err_console
+from finops.client import FinOpsError
 
 
 def simulate(
@@ -31,6 +35,7 @@ def simulate(
     from finops.cli.simulate_run import run_simulation
     from finops.cli.simulation.faults import default_schedule
 
+    endpoints = Endpoints.from_environment()
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -38,24 +43,46 @@ def simulate(
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,  # a piped stderr gets no bar and no blank line
     ) as bar:
         job = bar.add_task("tasks", total=calls)
-        report = asyncio.run(
-            run_simulation(
-                Endpoints.from_environment(),
-                agents=agents,
-                calls=calls,
-                seed=seed,
-                schedule=default_schedule(),
-                progress=lambda: bar.advance(job),
-                warn=lambda line: err_console.print(f"warning: {line}", markup=False),
+        try:
+            report = asyncio.run(
+                run_simulation(
+                    endpoints,
+                    agents=agents,
+                    calls=calls,
+                    seed=seed,
+                    schedule=default_schedule(),
+                    progress=lambda: bar.advance(job),
+                    warn=lambda line: err_console.print(f"warning: {line}", markup=False),
+                )
             )
-        )
+        except httpx.TransportError as exc:
+            raise CliError(_unreachable(endpoints, exc)) from exc
+        except FinOpsError as exc:  # the SDK's own words say what to fix
+            raise CliError(str(exc)) from exc
     result = report.as_json()
     if json_out:
         print(json.dumps(result))
         return
     _print_summary(result)
+
+
+def _unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
+    """``cannot reach the <service> service at <url> — <what to do>``."""
+    try:
+        url = str(exc.request.url)
+    except RuntimeError:  # an error raised before any request was made
+        return f"cannot reach the platform ({exc!r}) — {START_STACK}"
+    for name, base in endpoints.urls.items():
+        if url.startswith(base.rstrip("/")):
+            variable = f"FINOPS_{name.upper()}_URL"
+            hint = f"check that it runs and that {variable} is right"
+            if not os.environ.get(variable):
+                hint = f"{START_STACK}, or set {variable}"
+            return f"cannot reach the {name} service at {base} — {hint}"
+    return f"cannot reach {url} — {START_STACK}"
 
 
 def _print_summary(result: dict[str, Any]) -> None:
