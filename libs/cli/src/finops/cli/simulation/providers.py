@@ -8,6 +8,7 @@ classifies real ones. Only answered calls are billed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from finops.cli.simulation.catalog import SimModel
 from finops.cli.simulation.faults import FaultSchedule
@@ -32,7 +33,11 @@ class Answer:
 
 
 class ProviderError(Exception):
-    """A failed attempt, as the provider reported it."""
+    """A failed attempt, as the provider reported it.
+
+    Shaped like the providers' SDK exceptions (``status``, ``body``, ``headers``), so a
+    strategy built on the FinOps SDK's self-healing ``call()`` reads it as it reads theirs.
+    """
 
     def __init__(
         self,
@@ -55,6 +60,25 @@ class ProviderError(Exception):
     @property
     def recoverable(self) -> bool:
         return self.kind in RECOVERABLE_KINDS
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The error body as the provider's SDK exposes it (``exc.body``)."""
+        error = {"message": self.message, "code": self.provider_code}
+        return {"error": {k: v for k, v in error.items() if v is not None}}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers that matter for a remedy (``exc.headers``).
+
+        Examples
+        --------
+        >>> ProviderError("rate_limit", 429, "slow down", latency_ms=5, retry_after_ms=2500).headers
+        {'retry-after-ms': '2500'}
+        """
+        if self.retry_after_ms is None:
+            return {}
+        return {"retry-after-ms": str(round(self.retry_after_ms))}
 
 
 class SimulatedProviders:
