@@ -9,7 +9,7 @@ from cli_stack import finops
 
 pytestmark = pytest.mark.e2e
 
-DECISIONS = {"not_started", "running", "decided", "stopped"}
+DECISIONS = {"running", "decided", "stopped"}
 
 
 def test_a_short_simulation_loses_no_event_and_its_json_adds_up(stack_env):
@@ -49,15 +49,14 @@ def test_a_short_simulation_loses_no_event_and_its_json_adds_up(stack_env):
         result["optimized_quality"] / result["baseline_quality"], abs=1e-3
     )
     assert result["saving"] > 0  # the fleet took cheaper models than the baseline's
+    assert result["quality_ratio"] >= 0.95
     # the baseline met the same faults: naive retries get past fewer of them
     assert result["baseline_healed_ratio"] < result["healed_ratio"]
 
     experiments = {e["kind"]: e for e in result["experiments"]}
     assert set(experiments) == {"cheaper_variant", "a_a"}
     for experiment in experiments.values():
+        # both start: the service knows their task types from the warm-up's untagged calls
         assert experiment["decision"] in DECISIONS
         assert experiment["promoted"] <= (experiment["winner"] is not None)
-        if experiment["decision"] == "not_started":
-            assert "has not been seen" in experiment["reason"]
-        else:
-            assert sum(experiment["samples"]) > 0
+        assert sum(experiment["samples"]) > 0
