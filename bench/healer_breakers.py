@@ -33,12 +33,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from _harness import note, private_stack
+from _figures import Measurement, at_least, at_most, record
+from _harness import note, private_stack, raw_consume_rate
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
-from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
+from finops.common.kafka import ensure_topics, make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_ERROR, CIRCUITS, TopicSpec
 from finops.healer.adapters.circuits_stream import breaker_pipeline
@@ -57,6 +58,8 @@ MODELS = [
     for provider in ("openai", "azure", "anthropic", "google")
     for model in ("large", "mini", "nano")
 ]
+
+QUICK_ARGS = ["--events", "2000", "--trips", "2"]
 
 
 def error_event(i: int, provider: str, model: str, status: int, message: str) -> dict:
@@ -94,15 +97,6 @@ async def produce(settings: CommonSettings, events: list[dict]) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-async def raw_consume_rate(settings: CommonSettings, n: int) -> float:
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, AGENT_ERROR.name, idle_s=1.0):
-        count += 1
-        if count >= n:
-            break
-    return count / (time.perf_counter() - start)
 
 
 def counted(outcome: str | None = None) -> float:
@@ -212,7 +206,7 @@ def spread(values: list[float]) -> str:
     if not values:
         return "n/a"
     ms = [v * 1000 for v in values]
-    return f"median {statistics.median(ms):7.1f} ms   max {max(ms):7.1f} ms   (n={len(ms)})"
+    return f"median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms (n={len(ms)})"
 
 
 def healer_settings(stack: Any) -> HealerSettings:
@@ -244,7 +238,7 @@ def main() -> int:
             faults = sum(1 for e in events if e["data"]["error"]["status_code"] != 400)
             note(f"producing {args.events:,} error events …")
             await produce(settings, events)
-            raw = await raw_consume_rate(settings, args.events)
+            raw = await raw_consume_rate(stack.kafka_bootstrap, args.events, AGENT_ERROR.name)
             view = CircuitTable()
             classifier = ErrorClassifier()
             async with breaker_pipeline(healer_settings(stack), lambda: classifier, view.get):
@@ -262,6 +256,26 @@ def main() -> int:
             print(f"  plain record produce -> second reader    {spread(baseline)}   (baseline)")
             print(f"  breaker published -> second reader       {spread(seen)}   (target: <= 1 s)")
             print(f"  tripping event acked -> second reader    {spread(end_to_end)}")
+            record(
+                Measurement("healer, error event → breaker update, one worker", rate, "events/s"),
+                Measurement("raw aiokafka consume of agent.error.v1", raw, "events/s"),
+                at_least(5_000, "#10"),
+            )
+            if seen and baseline:
+                record(
+                    Measurement(
+                        "breaker change published → a second instance holds it (median)",
+                        statistics.median(seen) * 1000,
+                        "ms",
+                    ),
+                    Measurement(
+                        "plain record produced → a reader holds it (median)",
+                        statistics.median(baseline) * 1000,
+                        "ms",
+                    ),
+                    at_most(1_000, "#10"),
+                    detail=f"tripping event acknowledged → second instance: {spread(end_to_end)}",
+                )
 
         asyncio.run(run())
     return 0

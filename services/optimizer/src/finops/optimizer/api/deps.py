@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from finops.common.auth import Principal, require_scope
-from finops.common.auth.scopes import OPTIMIZER_WRITE
+from finops.common.auth.scopes import OPTIMIZER_WRITE, RECOMMENDATIONS_READ, STATS_READ
 from finops.common.circuits import CircuitTable
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
 from finops.optimizer.adapters.stream import EventIntake
@@ -33,6 +33,6 @@ Intake = Annotated[EventIntake, Depends(_intake)]
 Engine = Annotated[OptimizerEngine, Depends(_engine)]
 RecLog = Annotated[RecommendationLog, Depends(_reclog)]
 Circuits = Annotated[CircuitTable, Depends(_circuits)]
-Recommender = Annotated[Principal, Depends(require_scope("recommendations:read"))]
-StatsReader = Annotated[Principal, Depends(require_scope("stats:read"))]
+Recommender = Annotated[Principal, Depends(require_scope(RECOMMENDATIONS_READ))]
+StatsReader = Annotated[Principal, Depends(require_scope(STATS_READ))]
 OptimizerWriter = Annotated[Principal, Depends(require_scope(OPTIMIZER_WRITE))]
