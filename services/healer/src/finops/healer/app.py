@@ -12,12 +12,21 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
+from finops.common.kafka import make_consumer, make_producer
+from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.healer.adapters.catalog import catalog_from_prices
+from finops.healer.adapters.effectiveness import OutcomeIntake, PostgresLedgerStore
+from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
+from finops.healer.api.advice import router as advice_router
 from finops.healer.api.labels import router as labels_router
+from finops.healer.api.stats import router as stats_router
+from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.settings import HealerSettings
 
 
@@ -32,7 +41,7 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        async with _error_classifier(app, settings):
+        async with _error_classifier(app, settings), _advice(app, settings):
             try:
                 yield
             finally:
@@ -52,6 +61,8 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         },
     )
     app.include_router(labels_router)
+    app.include_router(advice_router)
+    app.include_router(stats_router)
     return app
 
 
@@ -72,3 +83,47 @@ async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIter
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(refresh, timeout=10)
+
+
+@asynccontextmanager
+async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]:
+    """The advisor (``app.state.advisor``), the advice log (``app.state.healing_log``) and the
+    outcome intake that teaches the advisor and keeps the stats (``app.state.outcomes``).
+
+    Breaker states come from ``app.state.breakers`` when something set it (any object with
+    ``state_of(provider, model) -> str | None``), else from :class:`NoBreakers`.
+    """
+    producer = make_producer(settings)
+    await producer.start()
+    consumer = make_consumer(settings, group_id=None, max_poll_records=2000)
+    outcomes = OutcomeIntake(
+        HealingLedger(),
+        consumer,
+        PostgresLedgerStore(app.state.db),
+        app.state.classifier,
+        name=settings.effectiveness_checkpoint_name,
+        checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,
+    )
+    await outcomes.restore()
+    outcomes.resume_from(
+        await plan_resume(settings, outcomes.offsets, outcomes.cluster_id, what="healer outcomes")
+    )
+    await consumer.start()
+    await outcomes.assign()
+    app.state.outcomes = outcomes
+    app.state.healing_log = HealingLog(producer)
+    app.state.advisor = Advisor(
+        catalog_from_prices(settings.fallback_models),
+        getattr(app.state, "breakers", None) or NoBreakers(),
+        outcomes.ledger.learner,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(runner, timeout=30)
+        await consumer.stop()
+        await producer.stop()
