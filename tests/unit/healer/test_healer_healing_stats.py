@@ -13,9 +13,9 @@ K = ErrorKind
 
 
 def record(
-    advice_id: str, at_s: float, action: Action = Action.RETRY, **kw: object
+    advice_id: str, at_s: float, action: Action = Action.RETRY, follows: str | None = None
 ) -> AdviceRecord:
-    return AdviceRecord(advice_id, K.RATE_LIMIT, "openai", "gpt-4o", action, at_s, **kw)  # type: ignore[arg-type]
+    return AdviceRecord(advice_id, K.RATE_LIMIT, "openai", "gpt-4o", action, at_s, follows)
 
 
 def test_a_chain_of_advice_counts_once_and_heals_from_its_first_advice() -> None:
