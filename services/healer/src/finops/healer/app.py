@@ -41,13 +41,14 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        async with _error_classifier(app, settings), _advice(app, settings):
-            try:
+        try:
+            # Their background tasks stop (and checkpoint) before the pool closes.
+            async with _error_classifier(app, settings), _advice(app, settings):
                 yield
-            finally:
-                await verifier.aclose()
-                await app.state.redis.aclose()
-                await app.state.db.close()
+        finally:
+            await verifier.aclose()
+            await app.state.redis.aclose()
+            await app.state.db.close()
 
     app = create_stream_service_app(
         settings,

@@ -7,9 +7,9 @@ so a remedy that keeps failing is chosen less and less, and one that heals more 
 while every candidate keeps a chance (exploration). It only ever chooses among the candidates
 it is given, which are the safe ones (:func:`~finops.healer.domain.remedies.candidate_remedies`).
 
-The default remedy (the first candidate) starts with a head start
-(``Beta(1 + DEFAULT_PRIOR, 1)``) so that, before anything is learned, advice follows the
-rules of :mod:`~finops.healer.domain.remedies`.
+Before anything is learned, advice follows the rules of :mod:`~finops.healer.domain.remedies`:
+the default remedy (the first candidate) is chosen until it has :data:`WARM_UP` outcomes
+for that (kind, provider), and keeps a head start (``Beta(1 + DEFAULT_PRIOR, 1)``) after.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from finops.healer.domain.taxonomy import ErrorKind
 
 #: Extra prior successes of the default remedy.
 DEFAULT_PRIOR = 3.0
+#: Outcomes of the default remedy (per kind and provider) before any other is tried.
+WARM_UP = 5
 
 
 @dataclass
@@ -60,7 +62,8 @@ class RemedyLearner:
         self, kind: ErrorKind, provider: str, actions: Sequence[Action], rng: random.Random
     ) -> Action:
         """One of ``actions`` (the first is the default), by Thompson sampling."""
-        if len(actions) == 1:
+        default = self.trials.get((kind, provider, actions[0]), Trials())
+        if len(actions) == 1 or default.healed + default.failed < WARM_UP:
             return actions[0]
         best, best_draw = actions[0], -1.0
         for index, action in enumerate(actions):
