@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+from finops.client._healing import CallState, Limits, SelfHealingCall, Trim
 from finops.client.client import AsyncFinOpsClient, ClientStats
 
 T = TypeVar("T")
@@ -42,6 +44,53 @@ class FinOpsClient:
 
     def record_error(self, **kwargs: Any) -> str:
         return self._run(self._client.record_error(**kwargs))
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        *,
+        task_type: str,
+        provider: str,
+        model: str,
+        params: Mapping[str, Any] | None = None,
+        trim: Trim | None = None,
+        input_tokens: int | None = None,
+        max_tokens: int | None = None,
+        usage: Callable[[Any], Mapping[str, Any]] | None = None,
+        max_attempts: int = 5,
+        budget_s: float = 120.0,
+        quality: float | None = None,
+        team: str | None = None,
+        project: str | None = None,
+    ) -> Any:
+        """:meth:`AsyncFinOpsClient.call` for a blocking ``fn`` (and a blocking ``trim``):
+        they run on the calling thread, the reporting and advice on the client's."""
+        client = self._client
+        state = CallState(task_type, provider, model, dict(params or {}), input_tokens, max_tokens)
+        healing = SelfHealingCall(
+            client._healing,
+            client._enqueue,
+            client.agent_id,
+            state,
+            Limits(max_attempts, budget_s),
+            can_trim=trim is not None,
+            usage=usage,
+            record={"quality": quality, "team": team, "project": project},
+        )
+        while True:
+            began = time.monotonic()
+            try:
+                result = fn(**state.arguments())
+            except Exception as exc:
+                step = self._run(healing.after_failure(exc))
+                if step.give_up:
+                    raise
+                if trim is not None and step.trim_to is not None:
+                    trim(step.trim_to)
+                time.sleep(step.delay_s)
+                continue
+            self._run(healing.succeeded(result, (time.monotonic() - began) * 1000.0))
+            return result
 
     def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:
         return self._run(self._client.recommend(task_type, features, **kwargs))
