@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import statistics
 import sys
 import tempfile
@@ -91,3 +92,38 @@ async def open_loop(
         achieved = total / (time.perf_counter() - start)
     q = statistics.quantiles(latencies, n=100)
     return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
+    """Records/s of a bare aiokafka read of ``topic`` from its start (the baseline of a
+    consumer's rate, measured in this process)."""
+    from finops.common.kafka import read_topic
+    from finops.common.settings import CommonSettings
+
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    start, count = time.perf_counter(), 0
+    async for _ in read_topic(settings, topic, idle_s=1.0):
+        count += 1
+        if count >= n:
+            break
+    return count / (time.perf_counter() - start)
+
+
+async def counter_rate(url: str, counter: str, n: int) -> float:
+    """Per second, how fast the Prometheus sample ``counter`` (its full text before the value,
+    labels included) of the service at ``url`` rises from its first increase to ``n``."""
+    pattern = re.compile(re.escape(counter) + r" (\S+)")
+
+    async def value(session: aiohttp.ClientSession) -> int:
+        async with session.get(f"{url}/metrics") as r:
+            found = pattern.search(await r.text())
+        return int(float(found.group(1))) if found else 0
+
+    async with aiohttp.ClientSession() as session:
+        while await value(session) == 0:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        first = await value(session)
+        while (done := await value(session)) < n:
+            await asyncio.sleep(0.05)
+        return (done - first) / (time.perf_counter() - start)

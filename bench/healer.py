@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
-from _harness import open_loop, private_stack, register_and_login
+from _harness import counter_rate, open_loop, private_stack, raw_consume_rate, register_and_login
 
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_ERROR
 
+APPLIED = 'finops_healer_outcome_records_total{outcome="applied",topic="agent.error.v1"}'
 #: (status, provider, error part) of the errors agents report, round robin
 ERRORS = [
     (429, "openai", {"type": "requests", "provider_code": "rate_limit_exceeded",
@@ -91,38 +90,6 @@ async def produce(bootstrap: str, local: bool, n: int) -> None:
         await producer.stop()
 
 
-async def raw_consume_rate(bootstrap: str, n: int) -> float:
-    settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, AGENT_ERROR.name, idle_s=1.0):
-        count += 1
-        if count >= n:
-            break
-    return count / (time.perf_counter() - start)
-
-
-async def applied(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    found = re.search(
-        r'finops_healer_outcome_records_total\{outcome="applied",topic="agent.error.v1"\} (\S+)',
-        text,
-    )
-    return int(float(found.group(1))) if found else 0
-
-
-async def healer_rate(url: str, n: int) -> float:
-    """Error events applied per second, from the first applied event to the n-th."""
-    async with aiohttp.ClientSession() as session:
-        while await applied(session, url) == 0:
-            await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await applied(session, url)
-        while (done := await applied(session, url)) < n:
-            await asyncio.sleep(0.05)
-        return (done - first) / (time.perf_counter() - start)
-
-
 async def latency(url: str, path: str, token: str, rate: float, seconds: float) -> dict:
     async def request(session: aiohttp.ClientSession, i: int) -> bool:
         if path == "/healthz":
@@ -158,10 +125,10 @@ def main() -> int:
 
         async def run() -> None:
             print(f"producing {args.events:,} error events …", file=sys.stderr)
-            watcher = asyncio.create_task(healer_rate(url, args.events))
+            watcher = asyncio.create_task(counter_rate(url, APPLIED, args.events))
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
             rate = await watcher
-            raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
+            raw = await raw_consume_rate(stack.kafka_bootstrap, AGENT_ERROR.name, args.events)
             _, token = await register_and_login(stack.service_url("auth"))
             print(f"requests at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
             health = await latency(url, "/healthz", token, args.rate, args.seconds)

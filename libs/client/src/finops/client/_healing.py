@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import httpx
 
@@ -217,7 +217,7 @@ class Healing:
         delay = max(self.rng.uniform(0, cap), failure.retry_after_s() or 0.0)
         return Step(False, delay, reason="plain backoff (the healer is unreachable)")
 
-    def apply(self, advice: Mapping[str, Any], state: CallState, can_trim: bool) -> Step:
+    def apply(self, advice: Mapping[str, Any], state: CallState, *, can_trim: bool) -> Step:
         """Change ``state`` as the advice says; the step tells the loop the rest."""
         remedy = advice["remedy"]
         action = remedy["action"]
@@ -285,6 +285,25 @@ async def maybe_await(value: Any) -> Any:
 Trim = Callable[[int], Awaitable[None] | None]
 
 
+class CallOptions(TypedDict, total=False):
+    """The options of :meth:`~finops.client.AsyncFinOpsClient.call` (and its blocking twin)."""
+
+    task_type: Required[str]
+    provider: Required[str]
+    model: Required[str]
+    params: Mapping[str, Any]
+    trim: Trim
+    input_tokens: int
+    max_tokens: int
+    usage: Callable[[Any], Mapping[str, Any]]
+    max_attempts: int
+    budget_s: float
+    quality: float
+    team: str
+    project: str
+    event_id: str
+
+
 Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
 
 
@@ -299,6 +318,32 @@ class Limits:
 class SelfHealingCall:
     """One call's reporting and advice; the async and blocking loops share it."""
 
+    @classmethod
+    def start(
+        cls, healing: Healing, enqueue: Enqueue, agent_id: str, options: CallOptions
+    ) -> SelfHealingCall:
+        state = CallState(
+            options["task_type"],
+            options["provider"],
+            options["model"],
+            dict(options.get("params") or {}),
+            options.get("input_tokens"),
+            options.get("max_tokens"),
+        )
+        record = {k: options.get(k) for k in ("quality", "team", "project")}
+        limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
+        return cls(
+            healing,
+            enqueue,
+            agent_id,
+            state,
+            limits,
+            trim=options.get("trim"),
+            usage=options.get("usage"),
+            record=record,
+            event_id=options.get("event_id"),
+        )
+
     def __init__(
         self,
         healing: Healing,
@@ -307,18 +352,20 @@ class SelfHealingCall:
         state: CallState,
         limits: Limits,
         *,
-        can_trim: bool,
+        trim: Trim | None = None,
         usage: Callable[[Any], Mapping[str, Any]] | None = None,
         record: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
     ) -> None:
         self.healing = healing
         self.enqueue = enqueue
         self.agent_id = agent_id
         self.state = state
         self.limits = limits
-        self.can_trim = can_trim
+        self.trim = trim
         self.usage = usage
         self.record = dict(record or {})
+        self.event_id = event_id
 
     async def after_failure(self, exc: BaseException) -> Step:
         """Report the failure, ask for advice, apply it; the exception gets a note saying
@@ -339,7 +386,7 @@ class SelfHealingCall:
         advice = await self.healing.advice(data)
         if advice is None:
             return self.healing.offline_step(failure, self.state)
-        return self.healing.apply(advice, self.state, self.can_trim)
+        return self.healing.apply(advice, self.state, can_trim=self.trim is not None)
 
     def _within_limits(self, step: Step) -> Step:
         spent = time.monotonic() - self.state.started
@@ -360,4 +407,4 @@ class SelfHealingCall:
         }
         if self.state.advice_id:
             data["remedy"] = {"advice_id": self.state.advice_id}
-        await self.enqueue("agent.llm_call", data, None)
+        await self.enqueue("agent.llm_call", data, self.event_id)

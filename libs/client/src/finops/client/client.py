@@ -38,21 +38,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
 from finops.client._answers import RetryAfterOrJitter, Transient
 from finops.client._experiments import assignment
-from finops.client._healing import (
-    CallState,
-    Healing,
-    Limits,
-    SelfHealingCall,
-    Trim,
-    maybe_await,
-)
+from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._optimizer import recommendation
 from finops.client._tokens import Tokens
@@ -274,25 +267,13 @@ class AsyncFinOpsClient:
             data["remedy"] = dict(remedy)
         return await self._enqueue("agent.error", data, event_id)
 
-    async def call(
-        self,
-        fn: Callable[..., Any],
-        *,
-        task_type: str,
-        provider: str,
-        model: str,
-        params: Mapping[str, Any] | None = None,
-        trim: Trim | None = None,
-        input_tokens: int | None = None,
-        max_tokens: int | None = None,
-        usage: Callable[[Any], Mapping[str, Any]] | None = None,
-        max_attempts: int = 5,
-        budget_s: float = 120.0,
-        quality: float | None = None,
-        team: str | None = None,
-        project: str | None = None,
-    ) -> Any:
+    async def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
         """Run the agent's LLM call ``fn`` and heal its failures; returns what ``fn`` returns.
+
+        Options (:class:`~finops.client._healing.CallOptions`): ``task_type``,
+        ``provider``, ``model`` (required); ``params``, ``trim``, ``input_tokens``,
+        ``max_tokens``, ``usage``, ``max_attempts`` (5), ``budget_s`` (120), ``quality``,
+        ``team``, ``project``, ``event_id``.
 
         ``fn(provider=..., model=..., **params)`` makes the call (sync or async). On an
         exception the SDK reports the ``agent.error``, asks the healer for advice and applies
@@ -303,33 +284,27 @@ class AsyncFinOpsClient:
         an exhausted budget) re-raises the last exception with a note saying why. When the
         healer is unreachable, 408/429/5xx, timeouts and connection errors get plain
         backoff and anything else is raised at once. ``usage(result)`` extracts the usage
-        (default: ``result.usage``).
+        (default: ``result.usage``); ``event_id`` is the id of the reported successful call.
         """
-        state = CallState(task_type, provider, model, dict(params or {}), input_tokens, max_tokens)
-        healing = SelfHealingCall(
-            self._healing,
-            self._enqueue,
-            self.agent_id,
-            state,
-            Limits(max_attempts, budget_s),
-            can_trim=trim is not None,
-            usage=usage,
-            record={"quality": quality, "team": team, "project": project},
-        )
+        healing = self._self_healing(options)
         while True:
             began = time.monotonic()
             try:
-                result = await maybe_await(fn(**state.arguments()))
+                result = await maybe_await(fn(**healing.state.arguments()))
             except Exception as exc:
                 step = await healing.after_failure(exc)
                 if step.give_up:
                     raise
-                if trim is not None and step.trim_to is not None:
-                    await maybe_await(trim(step.trim_to))
+                if healing.trim is not None and step.trim_to is not None:
+                    await maybe_await(healing.trim(step.trim_to))
                 await asyncio.sleep(step.delay_s)
                 continue
             await healing.succeeded(result, (time.monotonic() - began) * 1000.0)
             return result
+
+    def _self_healing(self, options: CallOptions) -> SelfHealingCall:
+        """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
+        return SelfHealingCall.start(self._healing, self._enqueue, self.agent_id, options)
 
     async def recommend(
         self,

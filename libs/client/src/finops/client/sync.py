@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, Unpack
 
-from finops.client._healing import CallState, Limits, SelfHealingCall, Trim
+from finops.client._healing import CallOptions
 from finops.client.client import AsyncFinOpsClient, ClientStats
 
 T = TypeVar("T")
@@ -45,48 +45,20 @@ class FinOpsClient:
     def record_error(self, **kwargs: Any) -> str:
         return self._run(self._client.record_error(**kwargs))
 
-    def call(
-        self,
-        fn: Callable[..., Any],
-        *,
-        task_type: str,
-        provider: str,
-        model: str,
-        params: Mapping[str, Any] | None = None,
-        trim: Trim | None = None,
-        input_tokens: int | None = None,
-        max_tokens: int | None = None,
-        usage: Callable[[Any], Mapping[str, Any]] | None = None,
-        max_attempts: int = 5,
-        budget_s: float = 120.0,
-        quality: float | None = None,
-        team: str | None = None,
-        project: str | None = None,
-    ) -> Any:
-        """:meth:`AsyncFinOpsClient.call` for a blocking ``fn`` (and a blocking ``trim``):
+    def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
+        """:meth:`AsyncFinOpsClient.call` (same options) for a blocking ``fn`` and ``trim``:
         they run on the calling thread, the reporting and advice on the client's."""
-        client = self._client
-        state = CallState(task_type, provider, model, dict(params or {}), input_tokens, max_tokens)
-        healing = SelfHealingCall(
-            client._healing,
-            client._enqueue,
-            client.agent_id,
-            state,
-            Limits(max_attempts, budget_s),
-            can_trim=trim is not None,
-            usage=usage,
-            record={"quality": quality, "team": team, "project": project},
-        )
+        healing = self._client._self_healing(options)
         while True:
             began = time.monotonic()
             try:
-                result = fn(**state.arguments())
+                result = fn(**healing.state.arguments())
             except Exception as exc:
                 step = self._run(healing.after_failure(exc))
                 if step.give_up:
                     raise
-                if trim is not None and step.trim_to is not None:
-                    trim(step.trim_to)
+                if healing.trim is not None and step.trim_to is not None:
+                    healing.trim(step.trim_to)
                 time.sleep(step.delay_s)
                 continue
             self._run(healing.succeeded(result, (time.monotonic() - began) * 1000.0))
