@@ -1,6 +1,6 @@
 """``POST /api/healing/advice`` and ``GET /api/healing/stats`` on real PostgreSQL, Redis and
-broker: the advice for each kind, its record on finops.healing.v1, abort alerts, outcomes
-that teach the advisor and feed the stats, a restart that keeps them, bad input as 4xx."""
+broker: the advice for each kind, its record on finops.healing.v1, abort alerts, bad input as
+4xx. (Outcomes, the stats and a restart: test_healer_outcomes.py.)"""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from healer_helpers import auth, healer, settings_for
-from support import llm_call, wait_until
 
-from finops.common.kafka import make_producer, read_topic
-from finops.common.topics import AGENT_COST, ALERTS, HEALING
+from finops.common.kafka import read_topic
+from finops.common.topics import ALERTS, HEALING
 from finops.healer.settings import HealerSettings
 
 pytestmark = pytest.mark.integration
@@ -164,49 +163,3 @@ async def test_advice_and_stats_need_their_scopes(client: httpx.AsyncClient) -> 
         403,
         "insufficient_scope",
     )
-
-
-async def test_outcomes_feed_the_stats_and_the_learner_and_survive_a_restart(
-    settings: HealerSettings,
-) -> None:
-    provider = f"prov{uuid.uuid4().hex[:6]}"  # its own (kind, provider) trials
-    body = {**error_data(status_code=503, message="The server is overloaded"), "provider": provider}
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        async with healer(settings) as first:
-            answer = await advise(first, body)
-            healed = llm_call(
-                "agent-1",
-                provider=provider,
-                model="gpt-4o",
-                remedy={"advice_id": answer["advice_id"]},
-            )
-            await producer.send_and_wait(
-                AGENT_COST.name, json.dumps(healed).encode(), key=b"agent-1"
-            )
-            learner = first.app.state.outcomes.ledger.learner  # type: ignore[attr-defined]
-
-            def trials() -> list[tuple[str, int, int]]:
-                return [
-                    (action.value, t.healed, t.failed)
-                    for (_, p, action), t in learner.trials.items()
-                    if p == provider
-                ]
-
-            await wait_until(lambda: trials(), 30, "the outcome reached the learner")
-            assert trials() == [(answer["remedy"]["action"], 1, 0)]
-            stats = (await first.get("/api/healing/stats", headers=auth())).json()
-            overloaded = stats["kinds"]["overloaded"]
-            assert overloaded["healed"] >= 1 and overloaded["mean_time_to_heal_ms"] is not None
-            await first.app.state.outcomes.checkpoint()  # type: ignore[attr-defined]
-        async with healer(settings) as restarted:
-            ledger = restarted.app.state.outcomes.ledger  # type: ignore[attr-defined]
-            restored = [
-                (a.value, t.healed, t.failed)
-                for (_, p, a), t in ledger.learner.trials.items()
-                if p == provider
-            ]
-            assert restored == [(answer["remedy"]["action"], 1, 0)]  # counted once, not twice
-    finally:
-        await producer.stop()
