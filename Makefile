@@ -66,11 +66,12 @@ format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-docs: $(STAMP) ## rewrite the error-code tables in README.md and docs/ from the code
+docs: $(STAMP) ## rewrite the error-code tables in README.md and docs/ from the code, and the README's bench table from bench/out/figures.md
 	$(VENV)/bin/python -m finops.common.error_docs README.md docs/*.md
+	$(VENV)/bin/python bench/_runner.py --readme README.md
 
-bench: $(INSTALLED) ## run every benchmark under bench/ and print its figures
-	@for script in bench/[a-z]*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
+bench: $(INSTALLED) ## run every benchmark under bench/; one table of figures, baselines, targets in bench/out/
+	$(VENV)/bin/python bench/_runner.py $(BENCH_ARGS)
 
 clean: ## remove the local stack's data (.finops/)
 	rm -rf .finops

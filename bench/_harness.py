@@ -18,6 +18,9 @@ import aiohttp
 from finops.cli.infra import INFRA
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
+from finops.common.kafka import read_topic
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST
 
 
 def note(line: str) -> None:
@@ -94,36 +97,48 @@ async def open_loop(
     return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
 
 
-async def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
-    """Records/s of a bare aiokafka read of ``topic`` from its start (the baseline of a
-    consumer's rate, measured in this process)."""
-    from finops.common.kafka import read_topic
-    from finops.common.settings import CommonSettings
+async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """``GET /healthz`` at ``rate`` for ``seconds``: the same server's floor (no token, no
+    database), the baseline of an endpoint's latency in the same run."""
 
+    async def get(session: aiohttp.ClientSession, i: int) -> bool:
+        async with session.get(f"{url}/healthz") as r:
+            await r.read()
+            return r.status == 200
+
+    return await open_loop(get, rate=rate, seconds=seconds)
+
+
+async def raw_consume_rate(bootstrap: str, n: int, topic: str = AGENT_COST.name) -> float:
+    """``topic`` (default ``agent.cost.v1``) read by a bare aiokafka consumer in this process,
+    the baseline of a stream service's rate over the same records: per second from its first
+    record to the n-th (as the services are timed), so joining the broker is in neither figure."""
     settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, topic, idle_s=1.0):
+    start, count = 0.0, 0
+    async for _ in read_topic(settings, topic, idle_s=10.0):
+        if count == 0:
+            start = time.perf_counter()
         count += 1
         if count >= n:
             break
-    return count / (time.perf_counter() - start)
+    return (count - 1) / (time.perf_counter() - start)
 
 
-async def counter_rate(url: str, counter: str, n: int) -> float:
-    """Per second, how fast the Prometheus sample ``counter`` (its full text before the value,
-    labels included) of the service at ``url`` rises from its first increase to ``n``."""
-    pattern = re.compile(re.escape(counter) + r" (\S+)")
+async def counter_value(session: aiohttp.ClientSession, url: str, series: str) -> int:
+    """The value of one Prometheus series (name and labels, as exposed) at ``url/metrics``."""
+    async with session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    m = re.search(re.escape(series) + r" (\S+)", text)
+    return int(float(m.group(1))) if m else 0
 
-    async def value(session: aiohttp.ClientSession) -> int:
-        async with session.get(f"{url}/metrics") as r:
-            found = pattern.search(await r.text())
-        return int(float(found.group(1))) if found else 0
 
+async def counter_rate(url: str, series: str, n: int) -> float:
+    """Per second, how fast the counter ``series`` grows from its first increment to ``n``."""
     async with aiohttp.ClientSession() as session:
-        while await value(session) == 0:
+        while await counter_value(session, url, series) == 0:
             await asyncio.sleep(0.01)
         start = time.perf_counter()
-        first = await value(session)
-        while (done := await value(session)) < n:
+        first = await counter_value(session, url, series)
+        while (done := await counter_value(session, url, series)) < n:
             await asyncio.sleep(0.05)
         return (done - first) / (time.perf_counter() - start)

@@ -5,7 +5,8 @@ folder, then measures, from load generators on loopback:
 
 1. the raw aiokafka producer rate to the same broker (acks=all), the baseline;
 2. the end-to-end ingest rate: HTTP batches of 500 events, each acknowledged (202);
-3. single-event POST latency at a fixed 300 requests/s.
+3. single-event POST latency at a fixed 300 requests/s, next to GET /healthz of the same
+   server at the same rate (baseline: no token, no validation, no broker).
 
 Targets (issue #4): ingest >= 10,000 events/s and >= 0.4 x raw; single-event p99 <= 25 ms.
 
@@ -23,11 +24,14 @@ import uuid
 from datetime import UTC, datetime
 
 import aiohttp
-from _harness import open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, at_most, record
+from _harness import healthz_latency, open_loop, private_stack, register_and_login
 
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
+
+QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 def event(agent: str) -> dict:
@@ -130,6 +134,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             lat = await single_event_latency(ingest, token, agent, args.rate, args.seconds)
+            base = await healthz_latency(ingest, args.rate, args.seconds)
             print()
             print("bench/ingest (one run, same broker, loopback)")
             print(f"  raw aiokafka producer (acks=all)   {raw:>10,.0f} events/s   (baseline)")
@@ -141,6 +146,24 @@ def main() -> int:
                 f"  single-event POST at {lat['achieved']:.0f} req/s      "
                 f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
                 f"failures {lat['failures']}   (target: p99 <= 25 ms)"
+            )
+            print(
+                f"  GET /healthz at {base['achieved']:.0f} req/s (baseline)   "
+                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
+            )
+            raw_rate = Measurement("raw aiokafka producer, acks=all", raw, "events/s")
+            batches = "ingest, HTTP batches of 500, acknowledged"
+            record(Measurement(batches, rate, "events/s"), raw_rate, at_least(10_000, "#4"))
+            record(
+                Measurement(f"{batches}, relative to raw", rate / raw, "x raw"),
+                raw_rate,
+                at_least(0.4, "#4"),
+            )
+            record(
+                Measurement(f"single-event POST p99 at {args.rate:.0f} req/s", lat["p99"], "ms"),
+                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
+                at_most(25, "#4"),
+                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
             )
 
         asyncio.run(run())

@@ -7,7 +7,7 @@ folder, then measures:
 2. the optimizer's rate from topic to model update (analytics, policy, budgets, anomaly
    detection, checkpoints), read from its own Prometheus counter;
 3. GET /api/recommendations latency at a fixed 500 requests/s from a load generator on
-   loopback.
+   loopback, next to GET /healthz of the same server at the same rate (baseline).
 
 Targets (issue #5): >= 5,000 events/s for one worker; recommendation p99 <= 10 ms at 500/s.
 
@@ -20,21 +20,30 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from _harness import open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, at_most, record
+from _harness import (
+    counter_rate,
+    healthz_latency,
+    open_loop,
+    private_stack,
+    raw_consume_rate,
+    register_and_login,
+)
 
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 
 MODELS = [("gpt-4o", 0.90), ("gpt-4o-mini", 0.86), ("gpt-4.1-nano", 0.70)]
 TASKS = [f"task-{i}" for i in range(20)]
+#: the counter of events done, from the service's /metrics
+SERIES = 'finops_optimizer_events_total{outcome="applied",topic="agent.cost.v1"}'
+QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 def cost_event(i: int, rng: random.Random, start: datetime) -> dict:
@@ -83,37 +92,6 @@ async def produce(bootstrap: str, local: bool, n: int) -> None:
         await producer.stop()
 
 
-async def raw_consume_rate(bootstrap: str, n: int) -> float:
-    settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = time.perf_counter(), 0
-    async for _ in read_topic(settings, AGENT_COST.name, idle_s=1.0):
-        count += 1
-        if count >= n:
-            break
-    return count / (time.perf_counter() - start)
-
-
-async def applied(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    m = re.search(
-        r'finops_optimizer_events_total\{outcome="applied",topic="agent.cost.v1"\} (\S+)', text
-    )
-    return int(float(m.group(1))) if m else 0
-
-
-async def optimizer_rate(url: str, n: int) -> float:
-    """Events applied per second, from the first applied event to the n-th."""
-    async with aiohttp.ClientSession() as session:
-        while await applied(session, url) == 0:
-            await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await applied(session, url)
-        while (done := await applied(session, url)) < n:
-            await asyncio.sleep(0.05)
-        return (done - first) / (time.perf_counter() - start)
-
-
 async def recommendation_latency(url: str, token: str, rate: float, seconds: float) -> dict:
     async def get(session: aiohttp.ClientSession, i: int) -> bool:
         params = {"task_type": TASKS[i % len(TASKS)], "input_tokens": str(300 + i % 900)}
@@ -139,7 +117,7 @@ def main() -> int:
 
         async def run() -> None:
             print(f"producing {args.events:,} cost events …", file=sys.stderr)
-            watcher = asyncio.create_task(optimizer_rate(url, args.events))
+            watcher = asyncio.create_task(counter_rate(url, SERIES, args.events))
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events)
             rate = await watcher
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
@@ -149,6 +127,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             lat = await recommendation_latency(url, token, args.rate, args.seconds)
+            base = await healthz_latency(url, args.rate, args.seconds)
             print()
             print("bench/optimizer (one run, one worker, loopback)")
             print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
@@ -160,6 +139,22 @@ def main() -> int:
                 f"  GET /api/recommendations at {lat['achieved']:.0f}/s   "
                 f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
                 f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+            )
+            print(
+                f"  GET /healthz at {base['achieved']:.0f}/s (baseline)   "
+                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
+            )
+            record(
+                Measurement("optimizer, topic → model update, one worker", rate, "events/s"),
+                Measurement("raw aiokafka consume", raw, "events/s"),
+                at_least(5_000, "#5"),
+                detail=f"{rate / raw:.3f} x raw",
+            )
+            record(
+                Measurement(f"GET /api/recommendations p99 at {args.rate:.0f}/s", lat["p99"], "ms"),
+                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
+                at_most(10, "#5"),
+                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
             )
 
         asyncio.run(run())

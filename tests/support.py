@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -47,6 +50,18 @@ class TokenFactory:
         ).token
 
 
+def finops_piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The ``finops`` command as ``finops ... | grep`` runs it: no terminal, no ``COLUMNS``;
+    ``env`` over this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args],
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "agent_id": agent,
@@ -67,6 +82,20 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
         "time": datetime.now(UTC).isoformat(),
         "data": body,
     }
+
+
+async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[str, Any]]) -> None:
+    """Produce each event as JSON to ``topic``, keyed by its agent, one acknowledged at a time."""
+    from finops.common.kafka import make_producer
+
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            key = str(e["data"]["agent_id"]).encode()
+            await producer.send_and_wait(topic, json.dumps(e).encode(), key=key)
+    finally:
+        await producer.stop()
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
-from support import llm_call
+from support import finops_piped as finops
+from support import llm_call, publish
 
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import ensure_topics
 from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
-
-
-def finops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "finops.cli", *args],
-        # piped, as in `finops tail ... | grep`: no terminal, no COLUMNS
-        env={k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_tail_filters_and_topics_count_by_consuming(infra):
@@ -37,13 +24,7 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
     spec = TopicSpec(f"test.tail.{uuid.uuid4().hex}.a-rather-long-topic-name", 2, "agent_id", "x")
     await ensure_topics(settings, [spec])
     events = [llm_call("bot", model="gpt-4o" if i % 3 == 0 else "gpt-4o-mini") for i in range(30)]
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(spec.name, json.dumps(e).encode(), key=b"bot")
-    finally:
-        await producer.stop()
+    await publish(settings, spec.name, events)
 
     env = infra.env()
     tail = finops(

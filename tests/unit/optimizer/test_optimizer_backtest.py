@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from finops.optimizer.domain.backtest import load_outcomes, run_backtest
+from finops.optimizer.adapters.outcome_files import load_outcomes
+from finops.optimizer.domain.backtest import run_backtest
 
 EXPECTED_KEYS = {
     "prompts",
@@ -115,7 +116,7 @@ def synthetic_csv(tmp_path):
 
 
 def test_backtest_keys_and_reference_values(synthetic_csv):
-    result = run_backtest(synthetic_csv, quality_target=0.95, seed=0)
+    result = run_backtest(load_outcomes(synthetic_csv), quality_target=0.95, seed=0)
     assert set(result) == EXPECTED_KEYS
     n, best, (bq, bc), oq, oc = _reference(synthetic_csv)
     assert result["prompts"] == n == 1500
@@ -135,16 +136,16 @@ def test_backtest_keys_and_reference_values(synthetic_csv):
 
 
 def test_backtest_is_deterministic_and_seed_dependent(synthetic_csv):
-    a = run_backtest(synthetic_csv, 0.95, seed=3)
-    b = run_backtest(synthetic_csv, 0.95, seed=3)
-    c = run_backtest(synthetic_csv, 0.95, seed=4)
+    a = run_backtest(load_outcomes(synthetic_csv), 0.95, seed=3)
+    b = run_backtest(load_outcomes(synthetic_csv), 0.95, seed=3)
+    c = run_backtest(load_outcomes(synthetic_csv), 0.95, seed=4)
     assert a == b
     assert a["policy_cost_per_prompt"] != c["policy_cost_per_prompt"]
 
 
 def test_backtest_quality_target_moves_along_the_frontier(synthetic_csv):
-    strict = run_backtest(synthetic_csv, 0.99, seed=0)
-    loose = run_backtest(synthetic_csv, 0.85, seed=0)
+    strict = run_backtest(load_outcomes(synthetic_csv), 0.99, seed=0)
+    loose = run_backtest(load_outcomes(synthetic_csv), 0.85, seed=0)
     assert strict["quality_ratio"] > loose["quality_ratio"]
     assert strict["saving"] < loose["saving"]
 
@@ -153,7 +154,7 @@ def test_backtest_progress_callback_and_details(synthetic_csv):
     calls = []
     details: dict = {}
     run_backtest(
-        synthetic_csv,
+        load_outcomes(synthetic_csv),
         0.95,
         0,
         progress=lambda d, t, m: calls.append((d, t, m)),
@@ -173,7 +174,7 @@ def test_backtest_reads_gzip_and_partial_rows(tmp_path):
     data = load_outcomes(path)
     assert len(data.prompts) == 600
     assert sum(1 for p in data.prompts if len(p.outcomes) == 1) == len(range(0, 600, 7))
-    result = run_backtest(path, 0.95, seed=0)
+    result = run_backtest(load_outcomes(path), 0.95, seed=0)
     assert set(result) == EXPECTED_KEYS
     _n, _best, (bq, _bc), _oq, oc = _reference(path)
     assert result["best_quality"] == pytest.approx(bq)
@@ -182,10 +183,10 @@ def test_backtest_reads_gzip_and_partial_rows(tmp_path):
 
 def test_plot_frontier_writes_png(tmp_path, synthetic_csv):
     pytest.importorskip("matplotlib")
-    from finops.optimizer.domain.frontier_plot import plot_frontier
+    from finops.optimizer.adapters.frontier_plot import plot_frontier
 
     out = tmp_path / "plots" / "frontier.png"
-    pts = plot_frontier(synthetic_csv, out, targets=(0.9, 0.98), seed=0)
+    pts = plot_frontier(load_outcomes(synthetic_csv), out, targets=(0.9, 0.98), seed=0)
     assert out.exists() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [t for t, _ in pts["policy"]] == [0.9, 0.98]
     assert set(pts["models"]) == set(MODELS)
@@ -205,7 +206,8 @@ def _shared_data_file(name: str) -> Path:
     reason="shared reference data not available",
 )
 def test_backtest_gsm8k_reference_targets():
-    result = run_backtest(_shared_data_file("routellm_gsm8k.csv"), quality_target=0.95, seed=0)
+    outcomes = load_outcomes(_shared_data_file("routellm_gsm8k.csv"))
+    result = run_backtest(outcomes, quality_target=0.95, seed=0)
     assert result["prompts"] == 1319
     assert result["quality_ratio"] >= 0.945
     assert result["saving"] >= 0.15

@@ -411,11 +411,13 @@ if __name__ == "__main__":
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import experiments_cmds, ops, optimizer_cmds
+    from finops.cli import experiments_cmds, ops, optimizer_cmds, reprice_cmd, simulate_cmd
 
     ops.register(app)
     optimizer_cmds.register(app)
     experiments_cmds.register(app)
+    reprice_cmd.register(app)
+    simulate_cmd.register(app)
 
 
 _register_operator_commands()

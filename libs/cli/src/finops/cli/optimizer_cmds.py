@@ -42,7 +42,7 @@ def _progress(unit: str) -> Progress:
 
 def _load(data: Path) -> Outcomes:
     """The outcomes file, or one line saying why it is not one."""
-    from finops.optimizer.domain.backtest import load_outcomes
+    from finops.optimizer.adapters.outcome_files import load_outcomes
 
     try:
         outcomes = load_outcomes(data)
@@ -118,9 +118,7 @@ def backtest(
         def progress(done: int, total: int, metrics: dict[str, float]) -> None:
             bar.update(task, completed=done, total=total, refresh=True)
 
-        result = run_backtest(
-            data, quality_target, seed, data=outcomes, progress=progress, progress_every=500
-        )
+        result = run_backtest(outcomes, quality_target, seed, progress=progress, progress_every=500)
     elapsed = time.perf_counter() - started
     if plot is not None:
         _draw_frontier(data, plot, seed, outcomes)
@@ -156,7 +154,8 @@ def backtest(
 
 
 def _draw_frontier(data: Path, plot: Path, seed: int, outcomes: Outcomes) -> None:
-    from finops.optimizer.domain.frontier_plot import DEFAULT_TARGETS, plot_frontier
+    from finops.optimizer.adapters.frontier_plot import plot_frontier
+    from finops.optimizer.domain.backtest import DEFAULT_TARGETS
 
     runs = len(DEFAULT_TARGETS)
     prompts = len(outcomes.prompts)
@@ -170,7 +169,7 @@ def _draw_frontier(data: Path, plot: Path, seed: int, outcomes: Outcomes) -> Non
                 finished, done = finished + 1, 0
             bar.update(task, completed=finished * total + done, refresh=True)
 
-        plot_frontier(data, plot, seed=seed, data=outcomes, progress=progress)
+        plot_frontier(outcomes, plot, seed=seed, label=data.name, progress=progress)
 
 
 def evaluate_policy(

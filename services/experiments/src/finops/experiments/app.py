@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier, install_verifier
@@ -41,26 +43,8 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         app.state.experiments = repo
         producer = make_producer(settings)
         await producer.start()
-        consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
-        intake = AnalysisIntake(
-            consumer,
-            producer,
-            PostgresCheckpointStore(app.state.db),
-            repo,
-            name=settings.checkpoint_name,
-            cost_topic=settings.cost_topic,
-            experiments_topic=settings.experiments_topic,
-            checkpoint_interval_s=settings.checkpoint_interval_s,
-            refresh_interval_s=settings.refresh_interval_s,
-        )
-        await intake.restore()
-        intake.resume_from(
-            await plan_resume(
-                settings, intake.offsets, intake.cluster_id, what="experiments intake"
-            )
-        )
-        intake.subscribe()
-        await consumer.start()
+        intake = await open_intake(settings, app.state.db, producer, repo)
+        consumer = intake.consumer
         app.state.intake = intake
 
         async def announce(experiment: Experiment, kind: str) -> None:
@@ -105,6 +89,38 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
     install_experiment_errors(app)
     app.include_router(router)
     return app
+
+
+async def open_intake(
+    settings: ExperimentsSettings,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    repo: ExperimentRepository,
+) -> AnalysisIntake:
+    """The analysis intake restored from its checkpoint, subscribed and its consumer started.
+
+    The caller runs ``intake.run(stop)`` and stops ``intake.consumer`` (the benchmark builds
+    one this way too, to measure the intake alone).
+    """
+    consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+    intake = AnalysisIntake(
+        consumer,
+        producer,
+        PostgresCheckpointStore(pool),
+        repo,
+        name=settings.checkpoint_name,
+        cost_topic=settings.cost_topic,
+        experiments_topic=settings.experiments_topic,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        refresh_interval_s=settings.refresh_interval_s,
+    )
+    await intake.restore()
+    intake.resume_from(
+        await plan_resume(settings, intake.offsets, intake.cluster_id, what="experiments intake")
+    )
+    intake.subscribe()
+    await consumer.start()
+    return intake
 
 
 async def _intake_check() -> None:

@@ -8,7 +8,10 @@ from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, EXPERIMENTS
 class OptimizerSettings(StreamSettings):
     service_name: str = "optimizer"
     port: int = DEFAULT_PORTS["optimizer"]
-    consumer_group: str = "finops-optimizer"
+    # Not the Faust app's id ("finops-optimizer"), which Faust uses as its own group: two
+    # consumers with different subscriptions in one group rebalance each other. Changing it
+    # loses nothing: the intake resumes from the offsets stored with its checkpoint.
+    consumer_group: str = "finops-optimizer-intake"
     checkpoint_name: str = "optimizer"
     # How much is replayed after a crash, not whether the numbers are right (they always
     # are): a checkpoint costs tens of milliseconds of loop time, so not too often.

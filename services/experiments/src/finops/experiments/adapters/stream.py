@@ -137,6 +137,9 @@ class AnalysisIntake:
                     await self._checkpoint_locked()
                 for conclusion in conclusions:
                     await self._announce_conclusion(conclusion)
+            # getmany() returns without suspending while records are buffered: without this
+            # the API would wait for a whole backlog to drain.
+            await asyncio.sleep(0)
         await self.checkpoint()
 
     async def _apply(self, record: Any, task_types: set[str]) -> Tagged | None:
@@ -156,12 +159,15 @@ class AnalysisIntake:
             EVENTS.labels("invalid").inc()
             await self._dead_letter(record, exc)
             return None
-        if not isinstance(event, LlmCallEvent) or event.data.experiment is None:
+        if not isinstance(event, LlmCallEvent):
             EVENTS.labels("untagged").inc()
             return None
         data = event.data
         if data.task_type not in self._task_types:
             task_types.add(data.task_type)
+        if data.experiment is None:  # ingest writes "experiment": null on untagged calls
+            EVENTS.labels("untagged").inc()
+            return None
         assert data.experiment is not None
         experiment_id = data.experiment.id
         if not self.analysis.is_tracked(experiment_id):

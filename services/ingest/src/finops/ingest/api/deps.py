@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from finops.common.auth import Principal, require_scope
+from finops.common.auth.scopes import EVENTS_WRITE
 from finops.ingest.adapters.publisher import EventPublisher
 from finops.ingest.settings import IngestSettings
 
@@ -19,4 +20,4 @@ async def _settings(request: Request) -> IngestSettings:
 
 Publisher = Annotated[EventPublisher, Depends(_publisher)]
 Settings = Annotated[IngestSettings, Depends(_settings)]
-EventWriter = Annotated[Principal, Depends(require_scope("events:write"))]
+EventWriter = Annotated[Principal, Depends(require_scope(EVENTS_WRITE))]

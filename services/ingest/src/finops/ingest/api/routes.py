@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
-from finops.ingest.domain.batches import WRITE_ANY_SCOPE, BatchLimits, Caller, parse_batch
+from finops.ingest.domain.batches import BatchLimits, Caller, parse_batch
 from finops.ingest.settings import IngestSettings
 
 router = APIRouter(tags=["events"])
@@ -120,7 +121,7 @@ async def publish_events(
     caller = Caller(
         subject=principal.sub,
         agent_ids=frozenset({principal.sub, principal.username}),
-        may_write_any=principal.has_scope(WRITE_ANY_SCOPE),
+        may_write_any=principal.has_scope(EVENTS_WRITE_ANY),
     )
     body = await request.body()
     try:

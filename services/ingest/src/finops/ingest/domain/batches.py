@@ -18,8 +18,6 @@ from finops.ingest.domain.errors import (
     SourceMismatch,
 )
 
-WRITE_ANY_SCOPE = "events:write:any"
-
 
 @dataclass(frozen=True, slots=True)
 class Record:

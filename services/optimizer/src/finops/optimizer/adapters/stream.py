@@ -150,6 +150,9 @@ class EventIntake:
                     )
                 ):
                     await self._checkpoint_or_retry_later()
+            # getmany() returns without suspending while records are buffered: without this
+            # the API would wait for a whole backlog to drain.
+            await asyncio.sleep(0)
         await self.checkpoint()
 
     async def _apply(self, record: Any) -> None:

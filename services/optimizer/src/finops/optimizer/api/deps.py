@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from finops.common.auth import Principal, require_scope
-from finops.common.auth.scopes import OPTIMIZER_WRITE
+from finops.common.auth.scopes import OPTIMIZER_WRITE, RECOMMENDATIONS_READ, STATS_READ
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -27,6 +27,6 @@ async def _reclog(request: Request) -> RecommendationLog:
 Intake = Annotated[EventIntake, Depends(_intake)]
 Engine = Annotated[OptimizerEngine, Depends(_engine)]
 RecLog = Annotated[RecommendationLog, Depends(_reclog)]
-Recommender = Annotated[Principal, Depends(require_scope("recommendations:read"))]
-StatsReader = Annotated[Principal, Depends(require_scope("stats:read"))]
+Recommender = Annotated[Principal, Depends(require_scope(RECOMMENDATIONS_READ))]
+StatsReader = Annotated[Principal, Depends(require_scope(STATS_READ))]
 OptimizerWriter = Annotated[Principal, Depends(require_scope(OPTIMIZER_WRITE))]

@@ -1,6 +1,7 @@
 """Offline replay of logged outcomes through :class:`.policy.RoutingPolicy` (bandit feedback).
 
-Input: a long-format outcomes file (``.csv`` or ``.csv.gz``), one row per ``(prompt, model)``::
+Input: long-format outcome rows, one per ``(prompt, model)``, as read from a file by
+:mod:`finops.optimizer.adapters.outcome_files`::
 
     prompt_id, task_type, model, quality, cost_usd, input_tokens, output_tokens, prompt
 
@@ -12,21 +13,27 @@ oracle.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .arms import Arm
 from .features import prompt_features
 from .policy import PolicyConfig, RoutingPolicy
 
-__all__ = ["Outcomes", "ProgressCallback", "PromptRecord", "load_outcomes", "run_backtest"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "Outcomes",
+    "ProgressCallback",
+    "PromptRecord",
+    "frontier_points",
+    "run_backtest",
+]
+
+#: the quality targets of a cost-quality frontier
+DEFAULT_TARGETS: tuple[float, ...] = (0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
 
 #: called as ``progress(done, total, running_metrics)`` every ``progress_every`` prompts
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -49,35 +56,30 @@ class Outcomes:
     prompts: list[PromptRecord]
     models: list[str]
 
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, str | None]]) -> Outcomes:
+        """One :class:`PromptRecord` per prompt (first-seen order kept) from outcome rows.
 
-def _open_text(path: str | Path) -> io.TextIOBase:
-    p = str(path)
-    if p.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
-    return open(p, encoding="utf-8", newline="")
-
-
-def load_outcomes(path: str | Path) -> Outcomes:
-    """Read an outcomes file into one :class:`PromptRecord` per prompt (file order kept)."""
-    by_id: dict[str, PromptRecord] = {}
-    models: dict[str, None] = {}
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        for row in reader:
-            pid = row["prompt_id"]
+        A missing required column raises ``KeyError`` naming it; a value that is not a
+        number raises ``ValueError``.
+        """
+        by_id: dict[str, PromptRecord] = {}
+        models: dict[str, None] = {}
+        for row in rows:
+            pid = str(row["prompt_id"])
             rec = by_id.get(pid)
             if rec is None:
                 tok = row.get("input_tokens")
                 rec = by_id[pid] = PromptRecord(
                     prompt_id=pid,
-                    task_type=row["task_type"],
+                    task_type=str(row["task_type"]),
                     prompt=row.get("prompt") or "",
                     input_tokens=float(tok) if tok not in (None, "") else None,
                 )
-            model = row["model"]
+            model = str(row["model"])
             models[model] = None
-            rec.outcomes[model] = (float(row["quality"]), float(row["cost_usd"]))
-    return Outcomes(prompts=list(by_id.values()), models=sorted(models))
+            rec.outcomes[model] = (float(str(row["quality"])), float(str(row["cost_usd"])))
+        return cls(prompts=list(by_id.values()), models=sorted(models))
 
 
 def _arm_key(model: str) -> str:
@@ -111,22 +113,21 @@ def _reference_numbers(data: Outcomes) -> dict[str, Any]:
 
 
 def run_backtest(
-    path: str | Path,
+    data: Outcomes,
     quality_target: float = 0.95,
     seed: int = 0,
     *,
     progress: ProgressCallback | None = None,
     progress_every: int = 1000,
     config: PolicyConfig | None = None,
-    data: Outcomes | None = None,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Replay an outcomes file through the routing policy.
+    """Replay outcomes through the routing policy.
 
     Parameters
     ----------
-    path
-        Outcomes file (``.csv`` or ``.csv.gz``).
+    data
+        The outcomes (see :meth:`Outcomes.from_rows`).
     quality_target
         Fleet-wide quality to keep relative to the best single model (e.g. ``0.95``).
     seed
@@ -136,8 +137,6 @@ def run_backtest(
         prompts and at the end; ``metrics`` has the running ``quality`` and ``cost_per_prompt``.
     config
         Policy configuration (its ``fleet_quality_target`` and ``seed`` are overridden).
-    data
-        Already-loaded outcomes (skips reading ``path``).
     details
         If a dict is given it is filled with extra information (runtime, per-model means, policy
         status, drift events, choice counts).
@@ -149,10 +148,8 @@ def run_backtest(
         policy_cost_per_prompt, quality_ratio, saving, oracle_quality, oracle_cost_per_prompt``.
     """
     t0 = time.perf_counter()
-    if data is None:
-        data = load_outcomes(path)
     if not data.prompts:
-        raise ValueError(f"no prompts in {path}")
+        raise ValueError("no prompts in the outcomes")
     ref = _reference_numbers(data)
 
     cfg = PolicyConfig(**{**(config.__dict__ if config else {})})
@@ -224,3 +221,35 @@ def run_backtest(
             }
         )
     return result
+
+
+def frontier_points(
+    data: Outcomes,
+    targets: Sequence[float] = DEFAULT_TARGETS,
+    seed: int = 0,
+    *,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Backtest the policy at several quality targets.
+
+    Returns ``{"policy": [(target, result), ...], "models": {model: (quality, cost)},
+    "oracle": (quality, cost), "best_model": name}`` (qualities are mean quality per prompt, costs
+    mean USD per prompt).
+    """
+    runs = []
+    first: dict[str, Any] | None = None
+    for target in targets:
+        details: dict[str, Any] = {}
+        result = run_backtest(data, target, seed, details=details, progress=progress)
+        runs.append((float(target), result))
+        if first is None:
+            first = {"result": result, "details": details}
+    assert first is not None, "at least one target is required"
+    per_model = first["details"]["per_model"]
+    res = first["result"]
+    return {
+        "policy": runs,
+        "models": {m: (v["quality"], v["cost_per_prompt"]) for m, v in per_model.items()},
+        "oracle": (res["oracle_quality"], res["oracle_cost_per_prompt"]),
+        "best_model": res["best_model"],
+    }

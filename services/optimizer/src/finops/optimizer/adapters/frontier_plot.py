@@ -1,4 +1,4 @@
-"""Cost-quality frontier of the routing policy on an outcomes file (matplotlib, Agg backend)."""
+"""The cost-quality frontier of the routing policy drawn to an image file (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -6,55 +6,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .backtest import Outcomes, ProgressCallback, load_outcomes, run_backtest
+from finops.optimizer.domain.backtest import (
+    DEFAULT_TARGETS,
+    Outcomes,
+    ProgressCallback,
+    frontier_points,
+)
 
-__all__ = ["frontier_points", "plot_frontier"]
-
-DEFAULT_TARGETS: tuple[float, ...] = (0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
-
-
-def frontier_points(
-    path: str | Path,
-    targets: Sequence[float] = DEFAULT_TARGETS,
-    seed: int = 0,
-    *,
-    data: Outcomes | None = None,
-    progress: ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Backtest the policy at several quality targets.
-
-    Returns ``{"policy": [(target, result), ...], "models": {model: (quality, cost)},
-    "oracle": (quality, cost), "best_model": name}`` (qualities are mean quality per prompt, costs
-    mean USD per prompt).
-    """
-    if data is None:
-        data = load_outcomes(path)
-    runs = []
-    first: dict[str, Any] | None = None
-    for target in targets:
-        details: dict[str, Any] = {}
-        result = run_backtest(path, target, seed, data=data, details=details, progress=progress)
-        runs.append((float(target), result))
-        if first is None:
-            first = {"result": result, "details": details}
-    assert first is not None, "at least one target is required"
-    per_model = first["details"]["per_model"]
-    res = first["result"]
-    return {
-        "policy": runs,
-        "models": {m: (v["quality"], v["cost_per_prompt"]) for m, v in per_model.items()},
-        "oracle": (res["oracle_quality"], res["oracle_cost_per_prompt"]),
-        "best_model": res["best_model"],
-    }
+__all__ = ["plot_frontier"]
 
 
 def plot_frontier(
-    path: str | Path,
+    data: Outcomes,
     out_png: str | Path,
     targets: Sequence[float] = DEFAULT_TARGETS,
     seed: int = 0,
     *,
-    data: Outcomes | None = None,
+    label: str = "outcomes",
     progress: ProgressCallback | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
@@ -65,7 +33,7 @@ def plot_frontier(
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    pts = frontier_points(path, targets, seed, data=data, progress=progress)
+    pts = frontier_points(data, targets, seed, progress=progress)
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
     pol = pts["policy"]
     xs = [r["policy_cost_per_prompt"] for _, r in pol]
@@ -96,7 +64,7 @@ def plot_frontier(
     ax.set_xscale("log")
     ax.set_xlabel("cost per prompt (USD, log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_title(title or f"Cost-quality frontier: {Path(str(path)).name} (seed {seed})")
+    ax.set_title(title or f"Cost-quality frontier: {label} (seed {seed})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,126 @@
+"""``finops simulate``: a simulated fleet against a running stack, compared with a baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from finops.cli.failures import START_STACK, CliError
+from finops.cli.output import console, err_console
+from finops.client import FinOpsError
+
+
+def simulate(
+    agents: Annotated[int, typer.Option(min=1, max=50, help="Agents in the fleet.")] = 4,
+    calls: Annotated[int, typer.Option(min=100, help="Tasks the fleet works through.")] = 2000,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the tasks and every draw.")] = 42,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a simulated fleet through the SDK against the running stack and compare it with a
+    baseline (the strongest model, naive retries) over the same tasks, draws and faults.
+
+    The agents follow the optimizer's recommendations, heal provider errors, take part in two
+    experiments the simulator starts (a cheaper variant and an A/A), and report every call and
+    error. Faults: a rate-limit storm, a provider outage, context overflows, malformed output,
+    refused prompts and one model's quality drifting mid-run. See docs/simulator.md.
+    """
+    from finops.cli.simulate_platform import Endpoints
+    from finops.cli.simulate_run import run_simulation
+    from finops.cli.simulation.faults import default_schedule
+
+    endpoints = Endpoints.from_environment()
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,  # a piped stderr gets no bar and no blank line
+    ) as bar:
+        job = bar.add_task("tasks", total=calls)
+        try:
+            report = asyncio.run(
+                run_simulation(
+                    endpoints,
+                    agents=agents,
+                    calls=calls,
+                    seed=seed,
+                    schedule=default_schedule(),
+                    progress=lambda: bar.advance(job),
+                    warn=lambda line: err_console.print(f"warning: {line}", markup=False),
+                )
+            )
+        except httpx.TransportError as exc:
+            raise CliError(_unreachable(endpoints, exc)) from exc
+        except FinOpsError as exc:  # the SDK's own words say what to fix
+            raise CliError(str(exc)) from exc
+    result = report.as_json()
+    if json_out:
+        print(json.dumps(result))
+        return
+    _print_summary(result)
+
+
+def _unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
+    """``cannot reach the <service> service at <url> — <what to do>``."""
+    try:
+        url = str(exc.request.url)
+    except RuntimeError:  # an error raised before any request was made
+        return f"cannot reach the platform ({exc!r}) — {START_STACK}"
+    for name, base in endpoints.urls.items():
+        if url.startswith(base.rstrip("/")):
+            variable = f"FINOPS_{name.upper()}_URL"
+            hint = f"check that it runs and that {variable} is right"
+            if not os.environ.get(variable):
+                hint = f"{START_STACK}, or set {variable}"
+            return f"cannot reach the {name} service at {base} — {hint}"
+    return f"cannot reach {url} — {START_STACK}"
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    table = Table(
+        title=f"{result['calls']:,} tasks, {result['agents']} agents, seed {result['seed']}: "
+        "optimized fleet vs baseline (strongest model, naive retries)"
+    )
+    table.add_column("figure", no_wrap=True)
+    table.add_column("baseline", justify="right")
+    table.add_column("optimized", justify="right")
+    table.add_row(
+        "spend", f"${result['baseline_cost_usd']:.4f}", f"${result['optimized_cost_usd']:.4f}"
+    )
+    table.add_row(
+        "mean quality", f"{result['baseline_quality']:.3f}", f"{result['optimized_quality']:.3f}"
+    )
+    table.add_row("answered", str(result["baseline_answered"]), str(result["answered"]))
+    table.add_row("errors", str(result["baseline_errors"]), str(result["errors"]))
+    table.add_row(
+        "recoverable errors healed",
+        f"{result['baseline_healed']}/{result['baseline_recoverable_errors']}",
+        f"{result['healed']}/{result['recoverable_errors']}",
+    )
+    console.print(table)
+    console.print(
+        f"saving {result['saving']:.1%} · quality ratio {result['quality_ratio']:.3f} · "
+        f"healed {result['healed_ratio']:.1%} · {result['events_sent']:,} events sent, "
+        f"{result['lost_events']} lost · {result['elapsed_s']} s"
+    )
+    for exp in result["experiments"]:
+        promoted = "promoted" if exp["promoted"] else "not promoted"
+        console.print(
+            f"experiment {exp['name']} ({exp['kind']}): {exp['decision']}, winner "
+            f"{exp['winner'] or '-'}, {promoted}, samples {exp['samples']}"
+            + (f" ({exp['reason']})" if exp["reason"] else ""),
+            markup=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(simulate)

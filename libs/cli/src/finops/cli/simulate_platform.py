@@ -1,0 +1,235 @@
+"""What ``finops simulate`` does on the platform besides the agents' calls.
+
+Accounts (an operator, one API key per agent, made as ``finops demo`` makes them), the two
+experiments it defines and starts, their outcome, and the check that every event ingest
+acknowledged reached the consumers' topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from finops.cli.failures import CliError
+from finops.cli.simulation.catalog import CLAUDE_HAIKU, GPT_4O, GPT_4O_MINI, SimModel
+
+SERVICES = ("auth", "ingest", "optimizer", "experiments")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the stack answers (``FINOPS_<SERVICE>_URL``, else the stack's ports)."""
+
+    urls: dict[str, str]
+    database_url: str
+
+    @classmethod
+    def from_environment(cls) -> Endpoints:
+        from finops.cli.infra import StackSettings
+        from finops.common.settings import CommonSettings
+
+        stack = StackSettings()
+        urls = {
+            name: os.environ.get(f"FINOPS_{name.upper()}_URL")
+            or f"http://{stack.bind_host}:{stack.port(name)}"
+            for name in SERVICES
+        }
+        return cls(urls, CommonSettings().database_url)
+
+    def service_url(self, name: str) -> str:
+        return self.urls[name].rstrip("/")
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """An experiment the simulator runs: ``kind`` is "cheaper_variant" or "a_a"."""
+
+    kind: str
+    task_type: str
+    control: SimModel
+    treatment: SimModel
+
+
+PLANS = (
+    ExperimentPlan("cheaper_variant", "summarize", GPT_4O, GPT_4O_MINI),
+    ExperimentPlan("a_a", "knowledge", CLAUDE_HAIKU, CLAUDE_HAIKU),
+)
+
+
+@dataclass
+class RunningExperiment:
+    """An experiment started for this run; ``running`` turns false once assignment refuses."""
+
+    plan: ExperimentPlan
+    id: str
+    name: str
+    running: bool = True
+    tagged_events: int = 0
+
+
+@dataclass
+class ExperimentOutcome:
+    """What became of an experiment by the end of the run."""
+
+    name: str
+    kind: str
+    task_type: str
+    id: str
+    status: str
+    winner: str | None
+    promoted: bool
+    samples: list[int] = field(default_factory=list)
+    #: why it did not start or decide, when the service said
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "task_type": self.task_type,
+            "id": self.id,
+            "decision": self.status,
+            "winner": self.winner,
+            "promoted": self.promoted,
+            "samples": self.samples,
+            "reason": self.reason,
+        }
+
+
+class ExperimentNotStarted(Exception):
+    """The experiments service still did not know the task type at the deadline."""
+
+    def __init__(self, plan: ExperimentPlan, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = ExperimentOutcome(
+            name, plan.kind, plan.task_type, "", "not_started", None, False, reason=reason
+        )
+
+
+class OperatorApi:
+    """The experiments and optimizer APIs with an operator's token."""
+
+    def __init__(self, endpoints: Endpoints, token: str) -> None:
+        self.endpoints = endpoints
+        self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def start_experiment(
+        self, plan: ExperimentPlan, run_id: str, min_samples: int, timeout_s: float = 30.0
+    ) -> RunningExperiment:
+        """Define and start ``plan``'s experiment; waits until its task type is known."""
+        url = self.endpoints.service_url("experiments") + "/api/experiments"
+        name = f"sim-{run_id}-{plan.task_type}-{plan.kind.replace('_', '-')}"
+        body = {
+            "name": name,
+            "task_type": plan.task_type,
+            "variants": [
+                {"name": "A", "model": plan.control.name, "provider": plan.control.provider},
+                {"name": "B", "model": plan.treatment.name, "provider": plan.treatment.provider},
+            ],
+            "min_samples": min_samples,
+        }
+        deadline = time.monotonic() + timeout_s
+        while True:
+            resp = await self.http.post(url, json=body)
+            if resp.status_code == 201:
+                break
+            if _code(resp) != "unknown_task_type":
+                raise CliError(f"the experiments service refused {name}: {resp.text[:300]}")
+            if time.monotonic() > deadline:
+                raise ExperimentNotStarted(plan, name, _message(resp))
+            await asyncio.sleep(0.5)  # its intake has not read this task type's events yet
+        experiment_id = str(resp.json()["id"])
+        started = await self.http.post(f"{url}/{experiment_id}/start")
+        if started.status_code != 200:
+            raise CliError(f"the experiments service did not start {name}: {started.text[:300]}")
+        return RunningExperiment(plan, experiment_id, name)
+
+    async def outcome(
+        self, experiment: RunningExperiment, timeout_s: float = 60.0
+    ) -> ExperimentOutcome:
+        """Its results once the analysis has counted every tagged event (or at the deadline),
+        and whether the optimizer now recommends its winner."""
+        url = self.endpoints.service_url("experiments")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            resp = await self.http.get(f"{url}/api/experiments/{experiment.id}/results")
+            resp.raise_for_status()
+            results = resp.json()
+            samples = [int(v["n"]) for v in results.get("variants", [])]
+            counted = sum(samples) >= experiment.tagged_events
+            if counted or results["status"] != "running" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        decision = results.get("decision") or {}
+        winner = decision.get("winner")
+        reason = decision.get("reason")
+        promoted = bool(winner) and await self._promoted(experiment, deadline)
+        plan = experiment.plan
+        return ExperimentOutcome(
+            experiment.name,
+            plan.kind,
+            plan.task_type,
+            experiment.id,
+            str(results["status"]),
+            winner,
+            promoted,
+            samples,
+            reason,
+        )
+
+    async def _promoted(self, experiment: RunningExperiment, deadline: float) -> bool:
+        """Whether the optimizer pins the winner (it reads the decision asynchronously)."""
+        url = self.endpoints.service_url("optimizer") + "/api/recommendations"
+        while True:
+            resp = await self.http.get(url, params={"task_type": experiment.plan.task_type})
+            if resp.status_code == 200 and experiment.id in str(resp.json().get("reason", "")):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.5)
+
+
+def _code(resp: httpx.Response) -> str | None:
+    try:
+        return str(resp.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return resp.text[:300]
+
+
+async def lost_events(sent: set[str], timeout_s: float = 120.0) -> int:
+    """How many of ``sent`` (ids ingest acknowledged) are on neither agent.cost.v1 nor
+    agent.error.v1, read back from the broker from the earliest offset."""
+    import json
+
+    from finops.common.kafka import read_topic
+    from finops.common.settings import CommonSettings
+    from finops.common.topics import AGENT_COST, AGENT_ERROR
+
+    settings = CommonSettings(service_name="cli")
+    seen: set[str] = set()
+    for topic in (AGENT_COST.name, AGENT_ERROR.name):
+        async for record in read_topic(
+            settings, topic, idle_s=2.0, timeout_s=timeout_s, until=lambda: sent <= seen
+        ):
+            try:
+                event_id = json.loads(record.value)["id"]
+            except (ValueError, KeyError, TypeError):
+                continue  # not an event of this run
+            if event_id in sent:
+                seen.add(event_id)
+    return len(sent - seen)

@@ -1,0 +1,296 @@
+"""``finops simulate``'s run: a fleet of agents works through the seeded tasks with the SDK.
+
+Each agent (an SDK client with an API key of its own) asks the optimizer for a model for each
+task, or takes an experiment's assignment when one runs for the task type, makes the call
+against the simulated providers through the healing strategy, and reports every failed attempt
+(``record_error``) and every answer (``record_call``). The baseline (the strongest model, naive
+retries) runs offline over the same tasks, draws and faults: see :mod:`finops.cli.simulation`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from finops.cli.simulate_platform import (
+    PLANS,
+    Endpoints,
+    ExperimentNotStarted,
+    ExperimentOutcome,
+    OperatorApi,
+    RunningExperiment,
+    lost_events,
+)
+from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, model_named
+from finops.cli.simulation.faults import FaultSchedule
+from finops.cli.simulation.fleet import Task, make_tasks
+from finops.cli.simulation.providers import SimulatedProviders
+from finops.cli.simulation.strategies import (
+    CallStrategy,
+    Healing,
+    NaiveRetries,
+    TaskOutcome,
+)
+from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
+from finops.client import AsyncFinOpsClient, RequestRefused
+
+TEAMS = ("support", "research", "sales", "ops")
+
+
+@dataclass
+class SimulationReport:
+    """Everything ``finops simulate --json`` prints."""
+
+    agents: int
+    calls: int
+    seed: int
+    events_sent: int
+    lost_events: int
+    comparison: Comparison
+    experiments: list[ExperimentOutcome]
+    models_used: dict[str, int]
+    unknown_recommendations: int
+    elapsed_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        base, opt = self.comparison.baseline, self.comparison.optimized
+        return {
+            "agents": self.agents,
+            "calls": self.calls,
+            "seed": self.seed,
+            "events_sent": self.events_sent,
+            "lost_events": self.lost_events,
+            "baseline_cost_usd": round(base.cost_usd, 6),
+            "optimized_cost_usd": round(opt.cost_usd, 6),
+            "saving": round(self.comparison.saving, 4),
+            "baseline_quality": round(base.mean_quality, 4),
+            "optimized_quality": round(opt.mean_quality, 4),
+            "quality_ratio": round(self.comparison.quality_ratio, 4),
+            "errors": opt.errors,
+            "recoverable_errors": opt.recoverable_errors,
+            "healed": opt.healed,
+            "healed_ratio": round(opt.healed_ratio, 4),
+            "baseline_errors": base.errors,
+            "baseline_recoverable_errors": base.recoverable_errors,
+            "baseline_healed": base.healed,
+            "baseline_healed_ratio": round(base.healed_ratio, 4),
+            "answered": opt.answered,
+            "baseline_answered": base.answered,
+            "models_used": self.models_used,
+            "unknown_recommendations": self.unknown_recommendations,
+            "experiments": [e.as_json() for e in self.experiments],
+            "elapsed_s": round(self.elapsed_s, 1),
+        }
+
+
+@dataclass
+class Choice:
+    """The model an agent will call for one task, and what to tag its answer with."""
+
+    model: SimModel
+    decision: dict[str, Any] | None = None
+    experiment: dict[str, Any] | None = None
+
+
+@dataclass
+class FleetRun:
+    """The live side of a run: the agents' clients, the experiments, what was sent."""
+
+    clients: list[AsyncFinOpsClient]
+    providers: SimulatedProviders
+    strategy: CallStrategy
+    seed: int
+    experiments: dict[str, RunningExperiment] = field(default_factory=dict)
+    sent_ids: set[str] = field(default_factory=set)
+    tally: PolicyTally = field(default_factory=PolicyTally)
+    models_used: dict[str, int] = field(default_factory=dict)
+    #: recommendations of models the simulation does not serve (the strongest is used instead)
+    unknown_recommendations: int = 0
+    #: task type -> models no call has been reported with yet (the optimizer's first look)
+    untried: dict[str, list[SimModel]] = field(
+        default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
+    )
+
+    async def work(self, tasks: list[Task], done: Callable[[], None]) -> None:
+        """Every agent works through its own tasks, in order, all agents at once."""
+        mine: list[list[Task]] = [[] for _ in self.clients]
+        for task in tasks:
+            mine[task.agent].append(task)
+        await asyncio.gather(
+            *(self._agent(self.clients[n], queue, done) for n, queue in enumerate(mine))
+        )
+
+    async def _agent(
+        self, client: AsyncFinOpsClient, tasks: list[Task], done: Callable[[], None]
+    ) -> None:
+        for task in tasks:
+            choice = await self._choose(client, task)
+            outcome = await self.strategy.call(task, choice.model, self.providers)
+            await self._report(client, task, choice, outcome)
+            self.tally.add(outcome)
+            done()
+
+    async def _choose(self, client: AsyncFinOpsClient, task: Task) -> Choice:
+        kind = task.task_type.name
+        untried = self.untried[kind]
+        if untried:  # every model once per task type, so the optimizer knows each arm
+            return Choice(untried.pop(0))
+        experiment = self.experiments.get(kind)
+        if experiment and experiment.running:
+            try:
+                assigned = await client.assign(experiment.id, unit=f"task-{task.number}")
+            except RequestRefused as refused:
+                if refused.code != "experiment_not_running":
+                    raise
+                experiment.running = False  # decided: the optimizer now pins its winner
+            else:
+                return Choice(model_named(assigned["model"]), experiment=assigned)
+        try:
+            rec = await client.recommend(
+                kind,
+                {"input_tokens": task.input_tokens},
+                team=TEAMS[task.agent % len(TEAMS)],
+                seed=self.seed * 1_000_000 + task.number,
+            )
+        except RequestRefused as refused:
+            if refused.code != "no_arms":
+                raise
+            return Choice(STRONGEST)  # the optimizer has not read this task type's events yet
+        try:
+            model = model_named(rec["model"])
+        except KeyError:  # an arm this stack learned elsewhere, which no simulated provider serves
+            self.unknown_recommendations += 1
+            return Choice(STRONGEST)
+        decision = {"recommendation_id": rec["recommendation_id"], "propensity": rec["propensity"]}
+        return Choice(model, decision=decision)
+
+    async def _report(
+        self, client: AsyncFinOpsClient, task: Task, choice: Choice, outcome: TaskOutcome
+    ) -> None:
+        kind = task.task_type.name
+        for failure in outcome.failures:
+            error = failure.error
+            event_id = await client.record_error(
+                task_type=kind,
+                provider=failure.model.provider,
+                model=failure.model.name,
+                kind=error.kind,
+                message=error.message,
+                status_code=error.status,
+                provider_code=error.provider_code,
+                retry_after_ms=error.retry_after_ms,
+                input_tokens=task.input_tokens,
+                max_tokens=task.output_tokens,
+                attempt=failure.attempt,
+            )
+            self.sent_ids.add(event_id)
+        answer = outcome.answer
+        if answer is None:
+            return
+        # a fallback's answer is not the recommended (or assigned) model's outcome
+        chosen = answer.model is choice.model
+        event_id = await client.record_call(
+            task_type=kind,
+            provider=answer.model.provider,
+            model=answer.model.name,
+            usage={"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+            latency_ms=round(answer.latency_ms, 1),
+            quality=answer.quality,
+            team=TEAMS[task.agent % len(TEAMS)],
+            decision=choice.decision if chosen else None,
+            experiment=choice.experiment if chosen else None,
+            features={"input_tokens": float(task.input_tokens)},
+        )
+        self.sent_ids.add(event_id)
+        self.models_used[answer.model.name] = self.models_used.get(answer.model.name, 0) + 1
+        if chosen and choice.experiment:
+            self.experiments[kind].tagged_events += 1
+
+
+async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[AsyncFinOpsClient]:
+    from finops.cli.demo import _agent_api_key
+
+    suffix = uuid.uuid4().hex[:4]
+    clients = []
+    for n in range(agents):
+        name = f"sim-agent-{n}-{suffix}"
+        clients.append(
+            AsyncFinOpsClient(
+                agent_id=name,
+                api_key=await _agent_api_key(endpoints, operator, name),
+                ingest_url=endpoints.service_url("ingest"),
+                auth_url=endpoints.service_url("auth"),
+                optimizer_url=endpoints.service_url("optimizer"),
+                experiments_url=endpoints.service_url("experiments"),
+                batch_size=200,
+                linger_s=0.05,
+            )
+        )
+    return clients
+
+
+async def run_simulation(
+    endpoints: Endpoints,
+    *,
+    agents: int,
+    calls: int,
+    seed: int,
+    schedule: FaultSchedule,
+    progress: Callable[[], None],
+    warn: Callable[[str], None],
+) -> SimulationReport:
+    """Run the fleet against the stack, then the baseline offline; compare them."""
+    from finops.cli.demo import _operator_token
+
+    began = time.monotonic()
+    tasks = make_tasks(seed, calls, agents)
+    providers = SimulatedProviders(schedule)
+    operator = await _operator_token(endpoints)
+    api = OperatorApi(endpoints, operator)
+    clients = await _clients(endpoints, operator, agents)
+    fleet = FleetRun(clients, providers, Healing(MODELS), seed)
+    warm_up = min(len(tasks), max(50, calls // 20))
+    try:
+        await fleet.work(tasks[:warm_up], progress)
+        for client in clients:
+            await client.flush(timeout=120)
+        run_id = uuid.uuid4().hex[:6]
+        outcomes = []
+        started = await asyncio.gather(
+            *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
+            return_exceptions=True,
+        )
+        for experiment in started:
+            if isinstance(experiment, ExperimentNotStarted):
+                warn(f"experiment {experiment.outcome.name} not started: {experiment}")
+                outcomes.append(experiment.outcome)
+            elif isinstance(experiment, BaseException):
+                raise experiment
+            else:
+                fleet.experiments[experiment.plan.task_type] = experiment
+        await fleet.work(tasks[warm_up:], progress)
+        for client in clients:
+            await client.close(timeout=120)
+        lost = await lost_events(fleet.sent_ids)
+        outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
+    finally:
+        for client in clients:
+            await client.close(timeout=120)
+        await api.aclose()
+    baseline = await run_fixed_policy(tasks, STRONGEST, NaiveRetries(), providers)
+    return SimulationReport(
+        agents=agents,
+        calls=calls,
+        seed=seed,
+        events_sent=len(fleet.sent_ids),
+        lost_events=lost,
+        comparison=Comparison(baseline=baseline, optimized=fleet.tally),
+        experiments=outcomes,
+        models_used=fleet.models_used,
+        unknown_recommendations=fleet.unknown_recommendations,
+        elapsed_s=time.monotonic() - began,
+    )

@@ -1,0 +1,51 @@
+"""`make bench --quick`: every script under bench/ runs and gives every figure a baseline and a
+target. A smoke run: the figures of a loaded machine are not asserted, only their presence."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+from _runner import discover  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+def test_a_quick_run_gives_every_script_figures_with_baselines_and_targets(tmp_path):
+    scripts, _ = discover()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "_runner.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=850,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((tmp_path / "figures.json").read_text())
+    assert document["quick"] is True
+    assert [(s["script"], s["exit_code"]) for s in document["scripts"]] == [
+        (s.name, 0) for s in scripts
+    ]
+    by_script: dict[str, int] = {}
+    for f in document["figures"]:
+        by_script[f["script"]] = by_script.get(f["script"], 0) + 1
+        for measured in (f["figure"], f["baseline"]):
+            assert measured["label"] and math.isfinite(measured["value"]), f
+        assert f["baseline"]["value"] > 0, f
+        assert f["target"]["bound"] in ("at least", "at most"), f
+        bound = f["target"]["value"]
+        value = f["figure"]["value"]
+        assert f["met"] == (
+            value >= bound if f["target"]["bound"] == "at least" else value <= bound
+        )
+    assert sorted(f"bench/{name}.py" for name in by_script) == sorted(s.name for s in scripts)
+    rows = [line for line in (tmp_path / "figures.md").read_text().splitlines() if "| `" in line]
+    assert len(rows) == len(document["figures"])
+    assert all(row.rstrip(" |").endswith(("met", "**missed**")) for row in rows)

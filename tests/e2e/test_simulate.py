@@ -1,0 +1,62 @@
+"""`finops simulate` against a whole local stack: nothing lost, its figures add up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_stack import finops
+
+pytestmark = pytest.mark.e2e
+
+DECISIONS = {"running", "decided", "stopped"}
+
+
+def test_a_short_simulation_loses_no_event_and_its_json_adds_up(stack_env):
+    up = finops("up", "--detach", env=stack_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        run = finops(
+            "simulate",
+            "--calls",
+            "300",
+            "--agents",
+            "2",
+            "--seed",
+            "7",
+            "--json",
+            env=stack_env,
+            timeout=600,
+        )
+    finally:
+        down = finops("down", env=stack_env)
+    assert run.returncode == 0, run.stderr
+    assert down.returncode == 0, down.stderr
+    result = json.loads(run.stdout)
+
+    assert result["lost_events"] == 0
+    # one agent.error per failed attempt, one agent.llm_call per answered task
+    assert result["events_sent"] == result["errors"] + result["answered"] > 300
+    assert sum(result["models_used"].values()) == result["answered"]
+    assert 0 <= result["healed"] <= result["recoverable_errors"] <= result["errors"]
+    assert result["healed_ratio"] == pytest.approx(
+        result["healed"] / result["recoverable_errors"], abs=1e-4
+    )
+    assert result["saving"] == pytest.approx(
+        1 - result["optimized_cost_usd"] / result["baseline_cost_usd"], abs=1e-3
+    )
+    assert result["quality_ratio"] == pytest.approx(
+        result["optimized_quality"] / result["baseline_quality"], abs=1e-3
+    )
+    assert result["saving"] > 0  # the fleet took cheaper models than the baseline's
+    assert result["quality_ratio"] >= 0.95
+    # the baseline met the same faults: naive retries get past fewer of them
+    assert result["baseline_healed_ratio"] < result["healed_ratio"]
+
+    experiments = {e["kind"]: e for e in result["experiments"]}
+    assert set(experiments) == {"cheaper_variant", "a_a"}
+    for experiment in experiments.values():
+        # both start: the service knows their task types from the warm-up's untagged calls
+        assert experiment["decision"] in DECISIONS
+        assert experiment["promoted"] <= (experiment["winner"] is not None)
+        assert sum(experiment["samples"]) > 0

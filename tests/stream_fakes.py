@@ -1,0 +1,64 @@
+"""Fakes of the Kafka consumer and the stores that stream intakes use, for unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+
+class BufferedConsumer:
+    """Answers every poll at once, as aiokafka does with records already fetched."""
+
+    def __init__(
+        self,
+        topic: str,
+        stop: asyncio.Event,
+        *,
+        polls: int,
+        body: bytes = b'{"data": {"task_type": "t"}}',
+    ) -> None:
+        self.topic = topic
+        self.stop = stop
+        self.last_poll = polls
+        self.body = body
+        self.polls = 0
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
+        """One record a poll; asks the intake to stop at the last poll."""
+        self.polls += 1
+        if self.polls >= self.last_poll:
+            self.stop.set()
+        record = SimpleNamespace(
+            topic=self.topic, partition=0, offset=self.polls, value=self.body, key=None, headers=()
+        )
+        return {TopicPartition(self.topic, 0): [record]}
+
+    def assignment(self) -> set[Any]:
+        return set()
+
+    async def commit(self, offsets: Any) -> None:
+        return None
+
+
+class NoStore:
+    async def save(self, name: str, checkpoint: Any) -> None:
+        return None
+
+
+class NoExperiments:
+    """No experiment defined; remembers the task types it is told about."""
+
+    def __init__(self) -> None:
+        self.task_types: set[str] = set()
+
+    async def all(self) -> list[Any]:
+        return []
+
+    async def get(self, experiment_id: str) -> None:
+        return None
+
+    async def record_task_types(self, task_types: Any) -> None:
+        self.task_types |= set(task_types)

@@ -1,0 +1,211 @@
+"""The pure fleet simulation: seeded, its faults do what the schedule says, fair baselines."""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+from dataclasses import replace
+
+import pytest
+
+from finops.cli.simulation import catalog, faults, fleet, providers, strategies, tally
+from finops.cli.simulation.catalog import GPT_4O, GPT_4O_MINI, MODELS, STRONGEST, TASK_TYPES
+from finops.cli.simulation.faults import (
+    NO_FAULTS,
+    FaultSchedule,
+    Outage,
+    QualityDrift,
+    RateLimitStorm,
+    Window,
+    default_schedule,
+)
+from finops.cli.simulation.fleet import RUN_MS, Task, make_tasks
+from finops.cli.simulation.providers import ProviderError, SimulatedProviders
+from finops.cli.simulation.strategies import Healing, NaiveRetries
+from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
+
+
+@pytest.mark.parametrize("module", [catalog, faults, fleet, providers, strategies, tally])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def summarize_task(number: int = 0, input_tokens: int = 3000, at_fraction: float = 0.0) -> Task:
+    kind = next(t for t in TASK_TYPES if t.name == "summarize")
+    return Task(3, number, 0, kind, input_tokens, 200, RUN_MS * at_fraction)
+
+
+def test_the_same_seed_gives_the_same_tasks_and_outcomes():
+    schedule = default_schedule()
+    runs = []
+    for _ in range(2):
+        tasks = make_tasks(seed=11, calls=300, agents=3)
+        outcome = [
+            (o.answer.latency_ms, o.answer.quality, o.answer.cost_usd) if o.answer else None
+            for o in [
+                _run(Healing(MODELS).call(t, GPT_4O, SimulatedProviders(schedule))) for t in tasks
+            ]
+        ]
+        runs.append((tasks, outcome))
+    assert runs[0] == runs[1]
+    other = make_tasks(seed=12, calls=300, agents=3)
+    assert [t.input_tokens for t in other] != [t.input_tokens for t in runs[0][0]]
+
+
+def test_tasks_cover_every_task_type_and_are_dealt_to_every_agent():
+    tasks = make_tasks(seed=1, calls=500, agents=4)
+    assert {t.task_type.name for t in tasks} == {k.name for k in TASK_TYPES}
+    assert {t.agent for t in tasks} == {0, 1, 2, 3}
+    assert [t.start_ms for t in tasks] == sorted(t.start_ms for t in tasks)
+
+
+def test_an_outage_fails_every_attempt_of_that_provider_within_its_window_only():
+    schedule = FaultSchedule(outages=(Outage("openai", Window(0.5, 0.6)),))
+    sim = SimulatedProviders(schedule)
+    task = summarize_task()
+    with pytest.raises(ProviderError) as down:
+        sim.attempt(task, GPT_4O, 1, RUN_MS * 0.55)
+    assert (down.value.kind, down.value.status) == ("overloaded", 503)
+    assert sim.attempt(task, GPT_4O, 1, RUN_MS * 0.65).model is GPT_4O
+    assert sim.attempt(task, catalog.CLAUDE_HAIKU, 1, RUN_MS * 0.55).model is catalog.CLAUDE_HAIKU
+
+
+def test_a_storm_rate_limits_its_share_of_attempts_with_a_retry_after():
+    storm = RateLimitStorm("openai", Window(0.0, 1.0), share=0.5, retry_after_ms=(2000, 4000))
+    sim = SimulatedProviders(FaultSchedule(storms=(storm,)))
+    limited = []
+    for number in range(400):
+        try:
+            sim.attempt(summarize_task(number), GPT_4O_MINI, 1, 0.0)
+        except ProviderError as error:
+            assert error.kind == "rate_limit" and error.status == 429
+            assert error.retry_after_ms is not None and 2000 <= error.retry_after_ms <= 4000
+            limited.append(number)
+    assert 160 <= len(limited) <= 240
+
+
+def test_a_prompt_beyond_the_window_overflows_and_healing_moves_to_a_larger_window():
+    task = summarize_task(input_tokens=150_000)
+    sim = SimulatedProviders(NO_FAULTS)
+    with pytest.raises(ProviderError) as overflow:
+        sim.attempt(task, GPT_4O, 1, 0.0)
+    assert overflow.value.kind == "context_length_exceeded"
+    healed = _run(Healing(MODELS).call(task, GPT_4O, sim))
+    assert healed.answer is not None and healed.answer.model.context_window >= 150_200
+    assert [f.remedy for f in healed.failures] == ["bigger_context"]
+    naive = _run(NaiveRetries().call(task, GPT_4O, sim))
+    assert naive.answer is None and len(naive.failures) == 3
+
+
+def test_quality_drift_lowers_one_model_on_one_task_type_from_its_start():
+    drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    before = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, 0.0).quality for n in range(200)]
+    after = [
+        sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.6).quality for n in range(200)
+    ]
+    assert sum(before) > 150
+    assert sum(after) == 0
+    assert sim.attempt(summarize_task(1), GPT_4O, 1, RUN_MS * 0.6).model is GPT_4O
+
+
+def test_healing_waits_as_long_as_the_rate_limit_says_in_simulated_time():
+    storm = RateLimitStorm("openai", Window(0.0, 1.0), share=0.5, retry_after_ms=(5000, 5000))
+    sim = SimulatedProviders(FaultSchedule(storms=(storm,)))
+    limited = next(
+        n for n in range(100) if _raises(lambda n=n: sim.attempt(summarize_task(n), GPT_4O, 1, 0))
+    )
+    outcome = _run(Healing(MODELS, fallback_after=99).call(summarize_task(limited), GPT_4O, sim))
+    first = outcome.failures[0]
+    assert first.remedy == "wait"
+    later = [f.at_ms for f in outcome.failures[1:]]
+    assert all(at >= first.at_ms + 5000 for at in later)
+
+
+def test_healing_asks_again_for_malformed_output():
+    sim = SimulatedProviders(FaultSchedule(malformed_share=0.5))
+    malformed = next(
+        n for n in range(100) if _raises(lambda n=n: sim.attempt(summarize_task(n), GPT_4O, 1, 0))
+    )
+    outcome = _run(Healing(MODELS).call(summarize_task(malformed), GPT_4O, sim))
+    assert outcome.failures[0].error.kind == "invalid_output"
+    assert {f.remedy for f in outcome.failures} == {"repair"}
+    assert outcome.answer is not None and outcome.answer.model is GPT_4O
+
+
+def test_healing_leaves_a_provider_that_keeps_rate_limiting():
+    storm = RateLimitStorm("openai", Window(0.0, 1.0), share=1.0)
+    sim = SimulatedProviders(FaultSchedule(storms=(storm,)))
+    outcome = _run(Healing(MODELS).call(summarize_task(), GPT_4O_MINI, sim))
+    assert [f.remedy for f in outcome.failures] == ["wait", "fallback"]
+    assert outcome.answer is not None and outcome.answer.model.provider == "anthropic"
+    waited = outcome.failures[0].error.retry_after_ms
+    assert outcome.failures[1].at_ms >= outcome.failures[0].at_ms + waited
+
+
+def test_healing_never_retries_a_refused_prompt():
+    sim = SimulatedProviders(FaultSchedule(refusal_share=1.0))
+    outcome = _run(Healing(MODELS).call(summarize_task(), GPT_4O, sim))
+    assert outcome.answer is None
+    assert [(f.error.kind, f.remedy) for f in outcome.failures] == [("content_policy", "give_up")]
+    assert outcome.recoverable_errors == 0
+
+
+def test_healing_falls_back_to_another_provider_during_an_outage():
+    sim = SimulatedProviders(FaultSchedule(outages=(Outage("openai", Window(0.0, 1.0)),)))
+    outcome = _run(Healing(MODELS).call(summarize_task(), GPT_4O, sim))
+    assert [f.remedy for f in outcome.failures] == ["retry", "fallback"]
+    assert outcome.answer is not None and outcome.answer.model.provider == "anthropic"
+    assert outcome.healed == 2
+
+
+def test_the_baseline_is_the_strongest_model_with_naive_retries_over_the_same_tasks():
+    tasks = make_tasks(seed=5, calls=400, agents=2)
+    sim = SimulatedProviders(default_schedule())
+    baseline = _run(run_fixed_policy(tasks, STRONGEST, NaiveRetries(), sim))
+    again = _run(run_fixed_policy(tasks, STRONGEST, NaiveRetries(), sim))
+    assert baseline == again
+    assert baseline.tasks == 400
+    assert baseline.errors > 0 and baseline.healed < baseline.recoverable_errors
+    # without faults the strongest model answers everything: the baseline pays for each
+    clean = _run(run_fixed_policy(tasks, STRONGEST, NaiveRetries(), SimulatedProviders(NO_FAULTS)))
+    long_prompts = sum(t.input_tokens + t.output_tokens > GPT_4O.context_window for t in tasks)
+    assert clean.answered == 400 - long_prompts
+    cheap = _run(
+        run_fixed_policy(tasks, GPT_4O_MINI, NaiveRetries(), SimulatedProviders(NO_FAULTS))
+    )
+    comparison = Comparison(baseline=clean, optimized=cheap)
+    assert comparison.saving == pytest.approx(1 - cheap.cost_usd / clean.cost_usd)
+    assert 0.9 < comparison.saving < 1.0
+    assert comparison.quality_ratio < 1.0
+
+
+def test_both_policies_meet_the_same_luck_on_the_same_attempt():
+    task = summarize_task(number=17)
+    sim = SimulatedProviders(NO_FAULTS)
+    one = sim.attempt(task, GPT_4O, 1, 0.0)
+    other = sim.attempt(replace(task), GPT_4O, 1, RUN_MS * 0.9)
+    assert (one.quality, one.latency_ms) == (other.quality, other.latency_ms)
+
+
+def test_a_tally_counts_healed_errors_only_of_tasks_that_got_an_answer():
+    sim = SimulatedProviders(FaultSchedule(outages=(Outage("openai", Window(0.0, 1.0)),)))
+    tally_ = PolicyTally()
+    tally_.add(_run(NaiveRetries().call(summarize_task(), GPT_4O, sim)))
+    tally_.add(_run(Healing(MODELS).call(summarize_task(), GPT_4O, sim)))
+    assert (tally_.tasks, tally_.answered, tally_.errors) == (2, 1, 5)
+    assert (tally_.recoverable_errors, tally_.healed) == (5, 2)
+    assert tally_.healed_ratio == pytest.approx(0.4)
+
+
+def _raises(attempt) -> bool:
+    try:
+        attempt()
+    except ProviderError:
+        return True
+    return False
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
