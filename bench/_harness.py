@@ -110,9 +110,9 @@ async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, fl
 
 
 async def raw_consume_rate(bootstrap: str, n: int, topic: str = AGENT_COST.name) -> float:
-    """``topic`` read by a bare aiokafka consumer in this process, the baseline of a
-    stream service's rate over the same records: per second from its first record to the n-th
-    (as the services are timed), so joining the broker is in neither figure."""
+    """``topic`` (default ``agent.cost.v1``) read by a bare aiokafka consumer in this process,
+    the baseline of a stream service's rate over the same records: per second from its first
+    record to the n-th (as the services are timed), so joining the broker is in neither figure."""
     settings = CommonSettings(kafka_bootstrap=bootstrap)
     start, count = 0.0, 0
     async for _ in read_topic(settings, topic, idle_s=10.0):

@@ -1,8 +1,9 @@
 """Every full Python program in README.md and docs/ runs, as written, against a real platform.
 
-Auth and ingest run in this process (uvicorn) on the session's PostgreSQL, Redis and broker;
-each program runs in its own interpreter with only what a user would set: FINOPS_API_KEY (a
-real key of the account `support-bot`), FINOPS_AUTH_URL and FINOPS_INGEST_URL. A block
+Auth, ingest and the healer run in this process (uvicorn) on the session's PostgreSQL, Redis
+and broker; each program runs in its own interpreter with only what a user would set:
+FINOPS_API_KEY (a real key of the account `support-bot`), FINOPS_AUTH_URL, FINOPS_INGEST_URL
+and FINOPS_HEALER_URL. A block
 preceded by ``<!-- fragment: not a full program -->`` is only compiled.
 """
 
@@ -32,6 +33,8 @@ from finops.common.auth.scopes import Role
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR
+from finops.healer.app import create_app as healer_app
+from finops.healer.settings import HealerSettings
 from finops.ingest.app import create_app as ingest_app
 from finops.ingest.settings import IngestSettings
 
@@ -70,7 +73,12 @@ PROGRAMS = [e for e in EXAMPLES if not e.fragment]
 
 
 def test_the_docs_hold_full_programs_and_every_block_compiles():
-    assert [e.where.split(":")[0] for e in PROGRAMS] == ["README.md", "events.md", "events.md"]
+    assert [e.where.split(":")[0] for e in PROGRAMS] == [
+        "README.md",
+        "events.md",
+        "events.md",
+        "healer.md",
+    ]
     for example in EXAMPLES:
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if example.fragment else 0
         compile(example.code, example.where, "exec", flags=flags)
@@ -120,13 +128,20 @@ async def platform(infra, tmp_path_factory) -> AsyncIterator[Platform]:
         "environment": "test",
     }
     auth_settings = AuthSettings(data_dir=tmp_path_factory.mktemp("docs-auth"), **common)
-    auth_port, ingest_port = free_port(), free_port()
+    auth_port, ingest_port, healer_port = free_port(), free_port(), free_port()
     async with serve(auth_app(auth_settings), auth_port) as auth_url:
         ingest_settings = IngestSettings(
             data_dir=tmp_path_factory.mktemp("docs-ingest"), auth_url=auth_url, **common
         )
+        healer_settings = HealerSettings(
+            data_dir=tmp_path_factory.mktemp("docs-healer"),
+            auth_url=auth_url,
+            effectiveness_checkpoint_name=f"docs-healer-{uuid.uuid4().hex[:8]}",
+            **common,
+        )
         async with (
             serve(ingest_app(ingest_settings), ingest_port) as ingest_url,
+            serve(healer_app(healer_settings), healer_port) as healer_url,
             httpx.AsyncClient(base_url=auth_url, timeout=30) as http,
         ):
             env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
@@ -134,6 +149,7 @@ async def platform(infra, tmp_path_factory) -> AsyncIterator[Platform]:
                 FINOPS_API_KEY=await _api_key_for_agent(http, auth_settings),
                 FINOPS_AUTH_URL=auth_url,
                 FINOPS_INGEST_URL=ingest_url,
+                FINOPS_HEALER_URL=healer_url,
                 # nothing listens here: an example that needs the optimizer fails loudly
                 FINOPS_OPTIMIZER_URL=f"http://127.0.0.1:{free_port()}",
             )

@@ -55,20 +55,23 @@ async def test_a_label_stored_by_one_instance_reaches_another(infra_env: Any) ->
         await pool.close()
 
 
-async def test_the_labels_migration_upgrades_and_downgrades(infra: Any) -> None:
+async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
     name = f"healer_scratch_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(infra.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
-    query = "SELECT count(*) FROM pg_tables WHERE tablename = 'healer_error_labels'"
+    query = (
+        "SELECT count(*) FROM pg_tables"
+        " WHERE tablename IN ('healer_error_labels', 'healer_checkpoints')"
+    )
     try:
         # Alembic's env runs its own event loop: keep it off the test's loop.
         await asyncio.to_thread(migrations.upgrade, url, "head", ["healer"])
         conn = await asyncpg.connect(url)
         try:
-            assert await conn.fetchval(query) == 1
+            assert await conn.fetchval(query) == 2
             assert await conn.fetchval("SELECT version_num FROM alembic_version_healer") == (
-                "heal0001"
+                "heal0002"
             )
             await asyncio.to_thread(migrations.downgrade, url, "base", ["healer"])
             assert await conn.fetchval(query) == 0

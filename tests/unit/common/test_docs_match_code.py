@@ -30,6 +30,8 @@ def test_every_service_with_an_api_has_its_generated_table():
         "finops.optimizer.app:create_app",
         "finops.healer.app:create_app summary",
         "finops.healer.app:create_app GET /api/healing/circuits",
+        "finops.healer.app:create_app POST /api/healing/advice",
+        "finops.healer.app:create_app GET /api/healing/stats",
     }
 
 

@@ -33,17 +33,19 @@ import asyncio
 import collections
 import logging
 import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
 from finops.client._answers import RetryAfterOrJitter, Transient
 from finops.client._experiments import assignment
+from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._optimizer import recommendation
 from finops.client._tokens import Tokens
@@ -64,6 +66,7 @@ LOCAL_URLS = {
     "auth": "http://127.0.0.1:8001",
     "optimizer": "http://127.0.0.1:8003",
     "experiments": "http://127.0.0.1:8005",
+    "healer": "http://127.0.0.1:8004",
 }
 
 
@@ -104,6 +107,7 @@ class AsyncFinOpsClient:
         auth_url: str | None = None,
         optimizer_url: str | None = None,
         experiments_url: str | None = None,
+        healer_url: str | None = None,
         api_key: str | None = None,
         token: str | None = None,
         batch_size: int = 500,
@@ -128,6 +132,7 @@ class AsyncFinOpsClient:
         self.auth_url = _url(auth_url, "auth")
         self.optimizer_url = _url(optimizer_url, "optimizer")
         self.experiments_url = _url(experiments_url, "experiments")
+        self.healer_url = _url(healer_url, "healer")
         self.agent_id = agent_id
         self.batch_size = batch_size
         self.linger_s = linger_s
@@ -140,6 +145,7 @@ class AsyncFinOpsClient:
         self._ingest = IngestPoster(
             self._http, self.ingest_url, self._tokens, self.stats, on_rejected
         )
+        self._healing = Healing(self._http, self._tokens, self.healer_url, max_backoff_s)
         self._buffer: collections.deque[dict[str, Any]] = collections.deque()
         self._in_flight = 0
         self._wakeup = asyncio.Event()
@@ -214,10 +220,12 @@ class AsyncFinOpsClient:
         task_type: str,
         provider: str,
         model: str,
-        kind: str,
+        kind: str | None = None,
         message: str = "",
         status_code: int | None = None,
+        error_type: str | None = None,
         provider_code: str | None = None,
+        headers: Mapping[str, str] | None = None,
         retry_after_ms: float | None = None,
         input_tokens: int | None = None,
         max_tokens: int | None = None,
@@ -226,12 +234,19 @@ class AsyncFinOpsClient:
         event_id: str | None = None,
         agent_id: str | None = None,
     ) -> str:
-        """Queue one ``agent.error`` event; returns its id."""
+        """Queue one ``agent.error`` event; returns its id.
+
+        ``kind`` is only the agent's hint (the healer classifies every error itself from the
+        status, the provider's ``error_type``/``provider_code``, the message and ``headers``
+        such as ``retry-after``).
+        """
         error = {
             "kind": kind,
             "message": message,
             "status_code": status_code,
+            "type": error_type,
             "provider_code": provider_code,
+            "headers": {k.lower(): str(v) for k, v in headers.items()} if headers else None,
             "retry_after_ms": retry_after_ms,
         }
         data: dict[str, Any] = {
@@ -251,6 +266,45 @@ class AsyncFinOpsClient:
         if remedy:
             data["remedy"] = dict(remedy)
         return await self._enqueue("agent.error", data, event_id)
+
+    async def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
+        """Run the agent's LLM call ``fn`` and heal its failures; returns what ``fn`` returns.
+
+        Options (:class:`~finops.client._healing.CallOptions`): ``task_type``,
+        ``provider``, ``model`` (required); ``params``, ``trim``, ``input_tokens``,
+        ``max_tokens``, ``usage``, ``max_attempts`` (5), ``budget_s`` (120), ``quality``,
+        ``team``, ``project``, ``event_id``.
+
+        ``fn(provider=..., model=..., **params)`` makes the call (sync or async). On an
+        exception the SDK reports the ``agent.error``, asks the healer for advice and applies
+        it: waits its ``delay_ms``, switches ``provider``/``model`` (fallback), merges its
+        ``params`` (repair), or calls ``trim(max_input_tokens)`` so the agent shortens its
+        prompt; then calls ``fn`` again, within ``max_attempts`` calls and ``budget_s``
+        seconds. The successful call is reported with ``remedy.advice_id``; an abort (or
+        an exhausted budget) re-raises the last exception with a note saying why. When the
+        healer is unreachable, 408/429/5xx, timeouts and connection errors get plain
+        backoff and anything else is raised at once. ``usage(result)`` extracts the usage
+        (default: ``result.usage``); ``event_id`` is the id of the reported successful call.
+        """
+        healing = self._self_healing(options)
+        while True:
+            began = time.monotonic()
+            try:
+                result = await maybe_await(fn(**healing.state.arguments()))
+            except Exception as exc:
+                step = await healing.after_failure(exc)
+                if step.give_up:
+                    raise
+                if healing.trim is not None and step.trim_to is not None:
+                    await maybe_await(healing.trim(step.trim_to))
+                await asyncio.sleep(step.delay_s)
+                continue
+            await healing.succeeded(result, (time.monotonic() - began) * 1000.0)
+            return result
+
+    def _self_healing(self, options: CallOptions) -> SelfHealingCall:
+        """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
+        return SelfHealingCall.start(self._healing, self._enqueue, self.agent_id, options)
 
     async def recommend(
         self,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, Unpack
 
+from finops.client._healing import CallOptions
 from finops.client.client import AsyncFinOpsClient, ClientStats
 
 T = TypeVar("T")
@@ -42,6 +44,25 @@ class FinOpsClient:
 
     def record_error(self, **kwargs: Any) -> str:
         return self._run(self._client.record_error(**kwargs))
+
+    def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
+        """:meth:`AsyncFinOpsClient.call` (same options) for a blocking ``fn`` and ``trim``:
+        they run on the calling thread, the reporting and advice on the client's."""
+        healing = self._client._self_healing(options)
+        while True:
+            began = time.monotonic()
+            try:
+                result = fn(**healing.state.arguments())
+            except Exception as exc:
+                step = self._run(healing.after_failure(exc))
+                if step.give_up:
+                    raise
+                if healing.trim is not None and step.trim_to is not None:
+                    healing.trim(step.trim_to)
+                time.sleep(step.delay_s)
+                continue
+            self._run(healing.succeeded(result, (time.monotonic() - began) * 1000.0))
+            return result
 
     def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:
         return self._run(self._client.recommend(task_type, features, **kwargs))

@@ -12,16 +12,24 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
-from finops.common.kafka import make_consumer
+from finops.common.kafka import make_consumer, make_producer
+from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.healer.adapters.catalog import catalog_from_prices
 from finops.healer.adapters.circuits import CircuitsView
 from finops.healer.adapters.circuits_stream import breaker_pipeline
+from finops.healer.adapters.effectiveness import OutcomeIntake, PostgresLedgerStore
+from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
+from finops.healer.api.advice import router as advice_router
 from finops.healer.api.circuits import router as circuits_router
 from finops.healer.api.labels import router as labels_router
+from finops.healer.api.stats import router as stats_router
+from finops.healer.domain.advice import Advisor
 from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.settings import HealerSettings
 
 
@@ -36,17 +44,20 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
         app.state.redis = redis_client(settings)
         verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
         install_verifier(app, verifier)
-        async with (
-            _error_classifier(app, settings),
-            _circuits_view(app, settings),
-            breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
-        ):
-            try:
+        try:
+            # Their background tasks stop (and checkpoint) before the pool closes; the advisor
+            # reads breaker states from the circuits view.
+            async with (
+                _error_classifier(app, settings),
+                _circuits_view(app, settings),
+                breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
+                _advice(app, settings),
+            ):
                 yield
-            finally:
-                await verifier.aclose()
-                await app.state.redis.aclose()
-                await app.state.db.close()
+        finally:
+            await verifier.aclose()
+            await app.state.redis.aclose()
+            await app.state.db.close()
 
     app = create_stream_service_app(
         settings,
@@ -62,6 +73,8 @@ def create_app(settings: HealerSettings | None = None) -> FastAPI:
     )
     app.include_router(labels_router)
     app.include_router(circuits_router)
+    app.include_router(advice_router)
+    app.include_router(stats_router)
     return app
 
 
@@ -103,3 +116,47 @@ async def _circuits_check(app: FastAPI) -> None:
     loops = [t for t in asyncio.all_tasks() if t.get_name() == "healer-breakers"]
     if not loops or loops[0].done():
         raise RuntimeError("the circuit breakers' stream loops are not running")
+
+
+@asynccontextmanager
+async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]:
+    """The advisor (``app.state.advisor``), the advice log (``app.state.healing_log``) and the
+    outcome intake that teaches the advisor and keeps the stats (``app.state.outcomes``).
+
+    Breaker states come from the circuits view (``app.state.circuits``): a fallback never
+    picks a (provider, model) whose breaker is open.
+    """
+    producer = make_producer(settings)
+    await producer.start()
+    consumer = make_consumer(settings, group_id=None, max_poll_records=2000)
+    outcomes = OutcomeIntake(
+        HealingLedger(),
+        consumer,
+        PostgresLedgerStore(app.state.db),
+        app.state.classifier,
+        name=settings.effectiveness_checkpoint_name,
+        checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,
+    )
+    await outcomes.restore()
+    outcomes.resume_from(
+        await plan_resume(settings, outcomes.offsets, outcomes.cluster_id, what="healer outcomes")
+    )
+    await consumer.start()
+    await outcomes.assign()
+    app.state.outcomes = outcomes
+    app.state.healing_log = HealingLog(producer)
+    app.state.advisor = Advisor(
+        catalog_from_prices(settings.fallback_models),
+        app.state.circuits,
+        outcomes.ledger.learner,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(runner, timeout=30)
+        await consumer.stop()
+        await producer.stop()

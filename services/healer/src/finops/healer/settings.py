@@ -4,6 +4,22 @@ from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, PROVIDER_OUTCOMES
 
+#: Models a remedy may fall back to ("provider/model"; windows and prices from genai-prices).
+DEFAULT_FALLBACK_MODELS = (
+    "openai/gpt-4o",
+    "openai/gpt-4o-mini",
+    "openai/gpt-4.1",
+    "openai/gpt-4.1-mini",
+    "anthropic/claude-sonnet-4-5",
+    "anthropic/claude-haiku-4-5",
+    "google/gemini-2.5-flash",
+    "google/claude-sonnet-4-5",
+    "aws/global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "aws/global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "mistral/mistral-large-2512",
+    "mistral/mistral-small-2603",
+)
+
 
 class HealerSettings(StreamSettings):
     service_name: str = "healer"
@@ -29,3 +45,8 @@ class HealerSettings(StreamSettings):
     outcomes_topic: str = PROVIDER_OUTCOMES.name
     circuits_topic: str = CIRCUITS.name
     alerts_topic: str = ALERTS.name
+    #: Models a fallback may choose ("provider/model").
+    fallback_models: tuple[str, ...] = DEFAULT_FALLBACK_MODELS
+    #: Where the learned effectiveness and the stats are checkpointed with their offsets.
+    effectiveness_checkpoint_name: str = "healer-effectiveness"
+    effectiveness_checkpoint_interval_s: float = 5.0

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from finops.common.events import ErrorData
+from finops.common.events.schemas import ErrorInfo
 from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 from finops.healer.domain.waits import parse_duration_ms
 
@@ -283,11 +284,15 @@ def enrich(error: ProviderError) -> ProviderError:
 
 def from_error_data(data: ErrorData) -> tuple[ProviderError, ErrorKind | None]:
     """The provider error an ``agent.error`` event reports, and the agent's kind (its hint)."""
-    error = data.error
+    return from_error_info(data.error, data.provider)
+
+
+def from_error_info(error: ErrorInfo, provider: str) -> tuple[ProviderError, ErrorKind | None]:
+    """The provider error of an event's ``error`` part, and the agent's kind (its hint)."""
     reported = ProviderError(
         message=error.message,
         status=error.status_code,
-        provider=data.provider,
+        provider=provider,
         error_type=error.type,
         error_code=error.provider_code,
         headers=dict(error.headers or {}),

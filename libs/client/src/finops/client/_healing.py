@@ -1,0 +1,410 @@
+"""Self-healing calls: read a failed LLM call, ask the healer, apply its remedy.
+
+:class:`Healing` holds the decisions; :meth:`AsyncFinOpsClient.call` and its blocking twin
+only run the loop (call, and on an exception: report, ask, apply, sleep, call again).
+
+A provider exception is read duck-typed (:func:`read_failure`): ``.status_code``, ``.body``
+and ``.response.headers`` (the openai and anthropic SDKs), ``.response`` of
+``httpx.HTTPStatusError``, or a plain dict with ``status``/``body``/``headers``/``message``.
+When the healer cannot be reached the remedy is plain backoff (full jitter, honouring
+``Retry-After``) on 408/429/5xx, timeouts and connection errors, and the exception on anything
+else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Required, TypedDict
+
+import httpx
+
+from finops.client._answers import RETRYABLE_STATUS
+from finops.client._tokens import Tokens
+
+log = logging.getLogger("finops.client")
+
+#: Response headers the healer reads (a prefix ending in "-" matches every header under it).
+REMEDY_HEADERS = (
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-",
+    "x-rate-limit-",
+    "anthropic-ratelimit-",
+    "x-amzn-errortype",
+    "date",
+)
+MAX_HEADERS = 32
+MAX_MESSAGE = 2000
+OFFLINE_STATUS = RETRYABLE_STATUS | {529}
+#: Exception names (of any library) that mean no complete answer came back.
+TRANSPORT_NAMES = ("Timeout", "TimedOut", "Connect", "Connection", "Network", "Protocol")
+ADVICE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed call as the SDK reads it from the exception."""
+
+    message: str
+    status: int | None = None
+    error_type: str | None = None
+    provider_code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    transport: bool = False  # a timeout or connection error: no complete answer
+
+    @property
+    def transient(self) -> bool:
+        """Worth a plain retry when the healer cannot be asked."""
+        return self.transport or self.status in OFFLINE_STATUS
+
+    def retry_after_s(self) -> float | None:
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            try:
+                return float(self.headers[name]) * scale
+            except (KeyError, ValueError):
+                continue
+        return None
+
+
+def _get(source: Any, name: str) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
+def _headers_of(exc: Any) -> dict[str, str]:
+    raw = _get(exc, "headers") or _get(_get(exc, "response"), "headers") or {}
+    try:
+        items = list(raw.items())
+    except AttributeError:
+        return {}
+    kept: dict[str, str] = {}
+    for name, value in items:
+        key = str(name).lower()
+        if any(key == h or (h.endswith("-") and key.startswith(h)) for h in REMEDY_HEADERS):
+            kept[key] = str(value)[:512]
+        if len(kept) >= MAX_HEADERS:
+            break
+    return kept
+
+
+def _status_of(exc: Any) -> int | None:
+    for candidate in (
+        _get(exc, "status_code"),
+        _get(exc, "status"),
+        _get(_get(exc, "response"), "status_code"),
+        _get(exc, "code"),
+    ):
+        if (
+            isinstance(candidate, int)
+            and not isinstance(candidate, bool)
+            and 100 <= candidate <= 599
+        ):
+            return candidate
+    return None
+
+
+def _body_of(exc: Any) -> Any:
+    body = _get(exc, "body")
+    if body is None and isinstance(_get(exc, "response"), httpx.Response):
+        try:
+            body = exc.response.json()
+        except (ValueError, httpx.ResponseNotRead):
+            body = None
+    return body
+
+
+def _identifier(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+
+def read_failure(exc: Any) -> Failure:
+    """What an exception (or a dict describing one) says about the failed call."""
+    body = _body_of(exc)
+    inner = _get(body, "error") if isinstance(body, Mapping) else None
+    inner = inner if isinstance(inner, Mapping) else body if isinstance(body, Mapping) else {}
+    name = type(exc).__name__
+    transport = not isinstance(exc, Mapping) and (
+        isinstance(exc, (TimeoutError, ConnectionError, httpx.TransportError))
+        or any(part in name for part in TRANSPORT_NAMES)
+    )
+    if isinstance(exc, Mapping):
+        text = str(exc.get("message") or "")
+    else:
+        text = f"{type(exc).__module__}.{name}: {exc}"
+    if isinstance(body, (Mapping, list)) and json.dumps(body, default=str)[:40] not in text:
+        text = f"{text} - {json.dumps(body, default=str)}"
+    return Failure(
+        message=text[:MAX_MESSAGE],
+        status=_status_of(exc),
+        error_type=_identifier(_get(inner, "type")) or _identifier(_get(inner, "status")),
+        provider_code=_identifier(_get(inner, "code")),
+        headers=_headers_of(exc),
+        transport=transport,
+    )
+
+
+@dataclass
+class CallState:
+    """Where a self-healing call stands: the model it uses now and what it changed."""
+
+    task_type: str
+    provider: str
+    model: str
+    params: dict[str, Any]
+    input_tokens: int | None = None
+    max_tokens: int | None = None
+    attempt: int = 1
+    advice_id: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def arguments(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, **self.params}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do after a failure: give up, or wait ``delay_s`` (after trimming to
+    ``trim_to`` tokens through the agent's hook, when set) and call again."""
+
+    give_up: bool
+    delay_s: float = 0.0
+    trim_to: int | None = None
+    reason: str = ""
+
+
+class Healing:
+    """Asks the healer about failures and turns its advice into the next :class:`Step`."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, tokens: Tokens, healer_url: str, max_backoff_s: float
+    ) -> None:
+        self.http = http
+        self.tokens = tokens
+        self.healer_url = healer_url
+        self.max_backoff_s = max_backoff_s
+        self.rng = random.Random()
+
+    async def advice(self, error_data: dict[str, Any]) -> dict[str, Any] | None:
+        """The healer's advice, or ``None`` when it cannot be had (then: offline backoff)."""
+        url = f"{self.healer_url}/api/healing/advice"
+        try:
+            token = await self.tokens.bearer()
+            resp = await self.http.post(
+                url,
+                json=error_data,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=ADVICE_TIMEOUT_S,
+            )
+        except Exception as exc:  # the healer's absence must never break the agent's call
+            log.warning("no advice from %s (%s); plain backoff", url, exc)
+            return None
+        if resp.status_code != 200:
+            log.warning("no advice from %s (HTTP %s); plain backoff", url, resp.status_code)
+            return None
+        return dict(resp.json())
+
+    def offline_step(self, failure: Failure, state: CallState) -> Step:
+        if not failure.transient:
+            return Step(True, reason="not retryable and the healer is unreachable")
+        cap = min(self.max_backoff_s, 0.5 * 2 ** (state.attempt - 1))
+        delay = max(self.rng.uniform(0, cap), failure.retry_after_s() or 0.0)
+        return Step(False, delay, reason="plain backoff (the healer is unreachable)")
+
+    def apply(self, advice: Mapping[str, Any], state: CallState, *, can_trim: bool) -> Step:
+        """Change ``state`` as the advice says; the step tells the loop the rest."""
+        remedy = advice["remedy"]
+        action = remedy["action"]
+        state.advice_id = str(advice["advice_id"])
+        delay = float(remedy.get("delay_ms") or 0) / 1000.0
+        if action == "abort" or (action == "trim" and not can_trim):
+            return Step(True, reason=str(advice.get("reason", action)))
+        if action == "fallback":
+            state.provider, state.model = str(remedy["provider"]), str(remedy["model"])
+        elif action == "repair":
+            state.params.update(remedy.get("params") or {})
+        elif action == "trim":
+            state.input_tokens = int(remedy["max_input_tokens"])
+            return Step(False, delay, trim_to=state.input_tokens, reason=str(advice["reason"]))
+        return Step(False, delay, reason=str(advice.get("reason", action)))
+
+
+def error_data(state: CallState, failure: Failure, agent_id: str) -> dict[str, Any]:
+    """The ``data`` of the ``agent.error`` event for ``failure`` (also the advice request)."""
+    error: dict[str, Any] = {"message": failure.message}
+    if failure.transport and failure.status is None:
+        error["kind"] = "timeout" if "imeout" in failure.message else "network"
+    optional = {
+        "status_code": failure.status,
+        "type": failure.error_type,
+        "provider_code": failure.provider_code,
+        "headers": failure.headers or None,
+    }
+    error.update({k: v for k, v in optional.items() if v is not None})
+    data: dict[str, Any] = {
+        "agent_id": agent_id,
+        "task_type": state.task_type,
+        "provider": state.provider,
+        "model": state.model,
+        "error": error,
+        "attempt": state.attempt,
+    }
+    request = {"input_tokens": state.input_tokens, "max_tokens": state.max_tokens}
+    if any(v is not None for v in request.values()):
+        data["request"] = {k: v for k, v in request.items() if v is not None}
+    if state.advice_id:
+        data["remedy"] = {"advice_id": state.advice_id}
+    return data
+
+
+def usage_of(result: Any, extract: Callable[[Any], Mapping[str, Any]] | None) -> dict[str, Any]:
+    """The call's usage: the agent's extractor, else ``result.usage`` (a pydantic model, a
+    dict or an object), else zero tokens."""
+    if extract is not None:
+        return dict(extract(result))
+    usage = _get(result, "usage")
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    if hasattr(usage, "model_dump"):
+        return dict(usage.model_dump(exclude_none=True))
+    if isinstance(usage, Mapping):
+        return dict(usage)
+    return {k: v for k, v in vars(usage).items() if isinstance(v, int)}
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+Trim = Callable[[int], Awaitable[None] | None]
+
+
+class CallOptions(TypedDict, total=False):
+    """The options of :meth:`~finops.client.AsyncFinOpsClient.call` (and its blocking twin)."""
+
+    task_type: Required[str]
+    provider: Required[str]
+    model: Required[str]
+    params: Mapping[str, Any]
+    trim: Trim
+    input_tokens: int
+    max_tokens: int
+    usage: Callable[[Any], Mapping[str, Any]]
+    max_attempts: int
+    budget_s: float
+    quality: float
+    team: str
+    project: str
+    event_id: str
+
+
+Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far a self-healing call may go: attempts in all, and seconds from its start."""
+
+    max_attempts: int = 5
+    budget_s: float = 120.0
+
+
+class SelfHealingCall:
+    """One call's reporting and advice; the async and blocking loops share it."""
+
+    @classmethod
+    def start(
+        cls, healing: Healing, enqueue: Enqueue, agent_id: str, options: CallOptions
+    ) -> SelfHealingCall:
+        state = CallState(
+            options["task_type"],
+            options["provider"],
+            options["model"],
+            dict(options.get("params") or {}),
+            options.get("input_tokens"),
+            options.get("max_tokens"),
+        )
+        record = {k: options.get(k) for k in ("quality", "team", "project")}
+        limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
+        return cls(
+            healing,
+            enqueue,
+            agent_id,
+            state,
+            limits,
+            trim=options.get("trim"),
+            usage=options.get("usage"),
+            record=record,
+            event_id=options.get("event_id"),
+        )
+
+    def __init__(
+        self,
+        healing: Healing,
+        enqueue: Enqueue,
+        agent_id: str,
+        state: CallState,
+        limits: Limits,
+        *,
+        trim: Trim | None = None,
+        usage: Callable[[Any], Mapping[str, Any]] | None = None,
+        record: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        self.healing = healing
+        self.enqueue = enqueue
+        self.agent_id = agent_id
+        self.state = state
+        self.limits = limits
+        self.trim = trim
+        self.usage = usage
+        self.record = dict(record or {})
+        self.event_id = event_id
+
+    async def after_failure(self, exc: BaseException) -> Step:
+        """Report the failure, ask for advice, apply it; the exception gets a note saying
+        why when the step gives up."""
+        failure = read_failure(exc)
+        data = error_data(self.state, failure, self.agent_id)
+        await self.enqueue("agent.error", data, None)
+        step = self._within_limits(await self._step(failure, data))
+        if step.give_up:
+            exc.add_note(f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}")
+        else:
+            self.state.attempt += 1
+        return step
+
+    async def _step(self, failure: Failure, data: dict[str, Any]) -> Step:
+        if self.state.attempt >= self.limits.max_attempts:
+            return Step(True, reason=f"{self.limits.max_attempts} attempts made")
+        advice = await self.healing.advice(data)
+        if advice is None:
+            return self.healing.offline_step(failure, self.state)
+        return self.healing.apply(advice, self.state, can_trim=self.trim is not None)
+
+    def _within_limits(self, step: Step) -> Step:
+        spent = time.monotonic() - self.state.started
+        if not step.give_up and spent + step.delay_s > self.limits.budget_s:
+            return Step(True, reason=f"waiting {step.delay_s:.1f}s would pass the time budget")
+        return step
+
+    async def succeeded(self, result: Any, latency_ms: float) -> None:
+        data: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "task_type": self.state.task_type,
+            "provider": self.state.provider,
+            "model": self.state.model,
+            "usage": usage_of(result, self.usage),
+            "latency_ms": latency_ms,
+            "success": True,
+            **{k: v for k, v in self.record.items() if v is not None},
+        }
+        if self.state.advice_id:
+            data["remedy"] = {"advice_id": self.state.advice_id}
+        await self.enqueue("agent.llm_call", data, self.event_id)

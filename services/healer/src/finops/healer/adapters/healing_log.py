@@ -1,0 +1,98 @@
+"""Every advice goes to ``finops.healing.v1``; an abort also raises an alert on
+``finops.alerts.v1`` (the platform's one alert shape, ``source: "healer"``).
+
+``publish`` hands the record to the producer's buffer (it waits only when that buffer is
+full: back-pressure, never a silent drop); delivery completes in the background and a
+failed delivery is logged and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
+
+from finops.common.alerts import Alert
+from finops.common.topics import ALERTS, HEALING
+from finops.healer.domain.advice import Advice
+from finops.healer.domain.remedies import Action
+
+log = logging.getLogger(__name__)
+ADVICE = Counter("finops_healer_advice_total", "Advice given", ["kind", "action"])
+PUBLISHED = Counter(
+    "finops_healer_published_total", "Advice and alerts by delivery outcome", ["topic", "outcome"]
+)
+
+
+def healing_record(advice: Advice, task_type: str) -> dict[str, Any]:
+    """The ``finops.healing.v1`` record of one advice: the answer plus what it was about."""
+    return {
+        **advice.to_answer(),
+        "agent_id": advice.agent_id,
+        "task_type": task_type,
+        "provider": advice.call.provider,
+        "model": advice.call.model,
+        "attempt": advice.call.attempt,
+        "rule": advice.rule,
+        "stated_wait_ms": advice.stated_wait_ms,
+        "follows": advice.follows,
+        "candidates": [action.value for action in advice.candidates],
+        "time": datetime.now(UTC).isoformat(),
+    }
+
+
+def abort_alert(advice: Advice) -> Alert:
+    subject = f"{advice.call.provider}/{advice.call.model}"
+    return Alert(
+        kind="healing_abort",
+        alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"healing-abort:{advice.advice_id}")),
+        subject=subject,
+        severity="warning",
+        message=f"{advice.kind.value} on {subject}: {advice.remedy.reason}",
+        source="healer",
+        details={
+            "advice_id": advice.advice_id,
+            "agent_id": advice.agent_id,
+            "kind": advice.kind.value,
+            "rule": advice.rule,
+        },
+    )
+
+
+class HealingLog:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def publish(self, advice: Advice, task_type: str) -> None:
+        ADVICE.labels(advice.kind.value, advice.remedy.action.value).inc()
+        record = healing_record(advice, task_type)
+        await self._send(HEALING.name, record, advice.agent_id)
+        if advice.remedy.action is Action.ABORT:
+            alert = abort_alert(advice)
+            await self._send(ALERTS.name, alert.to_dict(), alert.subject)
+
+    async def _send(self, topic: str, record: dict[str, Any], key: str) -> None:
+        delivery = await self.producer.send(
+            topic, json.dumps(record, separators=(",", ":")).encode(), key=key.encode()
+        )
+        delivery.add_done_callback(lambda done: _count(topic, done))
+
+
+def _count(topic: str, delivery: asyncio.Future[Any]) -> None:
+    if delivery.cancelled() or delivery.exception() is not None:
+        PUBLISHED.labels(topic, "failed").inc()
+        log.error(
+            "an advice record was not delivered",
+            extra={
+                "topic": topic,
+                "error": repr(None if delivery.cancelled() else delivery.exception()),
+            },
+        )
+    else:
+        PUBLISHED.labels(topic, "sent").inc()

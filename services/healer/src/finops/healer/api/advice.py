@@ -1,0 +1,111 @@
+"""``POST /api/healing/advice``: what to do about one failed call.
+
+The body is the ``data`` of an ``agent.error`` event (``agent_id`` defaults to the caller,
+``error.kind`` is an optional hint). The healer classifies the error, chooses a safe remedy
+(the learned effectiveness picks among the candidates), publishes the advice on
+``finops.healing.v1`` (an abort also on ``finops.alerts.v1``) and answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter
+from pydantic import Field
+
+from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.errors import DependencyUnavailable
+from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
+from finops.common.events.schemas import Remedy as RemedyTag
+from finops.common.request_body import Count, RequestBody
+from finops.healer.api.deps import AdviceReader, Advisor, Classifier, HealingLog
+from finops.healer.domain.payload import from_error_info
+from finops.healer.domain.remedies import FailedCall
+
+router = APIRouter()
+#: How long the advice may wait for the broker to take its record before a 503.
+PUBLISH_TIMEOUT_S = 2.0
+
+ERRORS = (
+    *BEARER,
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(
+        422,
+        "validation_error",
+        "the body is not the `data` of an `agent.error` event (a field missing, of the wrong "
+        "type or unknown; `details` names each)",
+    ),
+    ApiError(
+        503,
+        "dependency_unavailable",
+        "the broker did not take the advice record in time (nothing was advised); see "
+        "`Retry-After`",
+    ),
+)
+
+
+class AdviceIn(RequestBody):
+    """The ``data`` of an ``agent.error`` event; ``agent_id`` defaults to the caller."""
+
+    agent_id: Id128 | None = None
+    team: Id128 | None = None
+    project: Id128 | None = None
+    task_type: Name64
+    provider: Name64
+    model: ModelName
+    error: ErrorInfo
+    request: RequestInfo | None = None
+    attempt: Count = Field(1, ge=1, le=1000)
+    remedy: RemedyTag | None = Field(
+        None, description="The advice the agent applied before this failure, if any."
+    )
+
+
+@router.post(
+    "/api/healing/advice",
+    tags=["healing"],
+    summary="What to do about a failed LLM call",
+    description=(
+        "Scope `healing:read`. Body: the `data` of an `agent.error` event. Answer: "
+        "`{advice_id, kind, retryable, remedy: {action, delay_ms, model, provider, "
+        "max_input_tokens, params}, reason, breaker}`; `action` is one of retry, wait, "
+        "fallback, trim, repair, abort. For retry/wait, `delay_ms` is at least the wait the "
+        "provider stated. Every advice is also published on `finops.healing.v1`."
+    ),
+    responses=responses(ERRORS),
+)
+async def advise(
+    body: AdviceIn,
+    principal: AdviceReader,
+    classifier: Classifier,
+    advisor: Advisor,
+    healing_log: HealingLog,
+) -> dict[str, Any]:
+    error, hint = from_error_info(body.error, body.provider)
+    verdict = classifier.classify(error, hint)
+    request = body.request
+    call = FailedCall(
+        body.provider,
+        body.model,
+        body.attempt,
+        request.input_tokens if request else None,
+        request.max_tokens if request else None,
+    )
+    advice = advisor.advise(
+        str(uuid.uuid4()),
+        body.agent_id or principal.username,
+        verdict,
+        call,
+        follows=body.remedy.advice_id if body.remedy else None,
+    )
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await healing_log.publish(advice, body.task_type)
+    except (TimeoutError, KafkaError) as exc:
+        raise DependencyUnavailable(
+            "the broker did not take the advice record", headers={"Retry-After": "1"}
+        ) from exc
+    return advice.to_answer()

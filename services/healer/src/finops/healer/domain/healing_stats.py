@@ -1,0 +1,234 @@
+"""Outcomes of advice: what healed, how fast, at what extra cost; the learner's trials.
+
+Pure: no I/O. The healer reads three streams and hands this ledger what they say:
+
+* every advice given (``finops.healing.v1``, from every instance): :meth:`HealingLedger.advised`;
+* every error (``agent.error.v1``), classified: :meth:`HealingLedger.failed`. One that carries
+  ``remedy.advice_id`` is a failed trial of that advice's remedy;
+* every successful call that carries ``remedy.advice_id`` (``agent.cost.v1``):
+  :meth:`HealingLedger.healed`, a healed trial.
+
+An agent that applies advice and fails again asks again, naming the advice it followed
+(``remedy.advice_id`` of its error): the advices of one failing call form a chain, counted
+once, under the kind of its first error. A chain is healed when a call of it succeeds;
+its time to heal runs from its first advice to that success, and its extra cost is what the
+healing call cost over the same usage on the model first asked for.
+
+The streams are separate topics, so an outcome can be read before its advice: it waits (at
+most :data:`MAX_WAITING` of them) until the advice arrives.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from finops.healer.domain.effectiveness import RemedyLearner
+from finops.healer.domain.remedies import Action
+from finops.healer.domain.taxonomy import ErrorKind
+
+#: Advices remembered while their outcome is awaited (the oldest is forgotten first).
+MAX_PENDING = 200_000
+#: Outcomes that arrived before their advice, kept until it does.
+MAX_WAITING = 20_000
+
+
+@dataclass(frozen=True)
+class AdviceRecord:
+    """What the ledger needs of one advice (read back from ``finops.healing.v1``)."""
+
+    advice_id: str
+    kind: ErrorKind
+    provider: str
+    model: str
+    action: Action
+    at_s: float
+    follows: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A call that followed an advice: it succeeded (``healed``) or failed again."""
+
+    advice_id: str
+    healed: bool
+    at_s: float
+    cost_usd: float = 0.0
+    #: what the same usage costs on the model the chain first asked for
+    baseline_cost_usd: float = 0.0
+
+
+@dataclass
+class KindStats:
+    """Per kind: errors seen, chains advised, chains healed, time to heal, extra cost."""
+
+    occurrences: int = 0
+    advised: int = 0
+    healed: int = 0
+    heal_time_s: float = 0.0
+    extra_cost_usd: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "occurrences": self.occurrences,
+            "advised": self.advised,
+            "healed": self.healed,
+            "healed_ratio": self.healed / self.advised if self.advised else None,
+            "mean_time_to_heal_ms": (
+                round(self.heal_time_s / self.healed * 1000.0, 1) if self.healed else None
+            ),
+            "extra_cost_usd": round(self.extra_cost_usd, 9),
+        }
+
+
+@dataclass
+class _Pending:
+    record: AdviceRecord
+    chain: str  # the advice id that started the chain
+    chain_start_s: float
+    chain_kind: ErrorKind
+    resolved: bool = False
+
+
+@dataclass
+class HealingLedger:
+    """Stats per kind and the learner's trials, from advice and outcomes.
+
+    Examples
+    --------
+    >>> ledger = HealingLedger()
+    >>> first = AdviceRecord("a1", ErrorKind.OVERLOADED, "openai", "gpt-4o", Action.RETRY, 0.0)
+    >>> ledger.failed(ErrorKind.OVERLOADED, None, 0.0)
+    >>> ledger.advised(first)
+    >>> ledger.failed(ErrorKind.OVERLOADED, "a1", 1.0)
+    >>> ledger.advised(AdviceRecord("a2", ErrorKind.OVERLOADED, "openai", "gpt-4o",
+    ...                             Action.FALLBACK, 1.0, follows="a1"))
+    >>> ledger.healed(Outcome("a2", True, 2.5, cost_usd=0.03, baseline_cost_usd=0.02))
+    >>> overloaded = ledger.report()["overloaded"]
+    >>> overloaded["healed_ratio"], overloaded["mean_time_to_heal_ms"], overloaded["extra_cost_usd"]
+    (1.0, 2500.0, 0.01)
+    """
+
+    learner: RemedyLearner = field(default_factory=RemedyLearner)
+    kinds: dict[ErrorKind, KindStats] = field(default_factory=dict)
+    pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
+    waiting: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
+    healed_chains: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def _stats(self, kind: ErrorKind) -> KindStats:
+        return self.kinds.setdefault(kind, KindStats())
+
+    def advised(self, record: AdviceRecord) -> None:
+        before = self.pending.get(record.follows) if record.follows else None
+        if before is not None:
+            entry = _Pending(record, before.chain, before.chain_start_s, before.chain_kind)
+        else:
+            entry = _Pending(record, record.advice_id, record.at_s, record.kind)
+            self._stats(record.kind).advised += 1
+        self.pending[record.advice_id] = entry
+        while len(self.pending) > MAX_PENDING:
+            self.pending.popitem(last=False)
+        early = self.waiting.pop(record.advice_id, None)
+        if early is not None:
+            self._resolve(entry, early)
+
+    def failed(self, kind: ErrorKind, advice_id: str | None, at_s: float) -> None:
+        """One classified error; ``advice_id`` is the advice the agent had applied, if any."""
+        self._stats(kind).occurrences += 1
+        if advice_id is not None:
+            self._outcome(Outcome(advice_id, healed=False, at_s=at_s))
+
+    def healed(self, outcome: Outcome) -> None:
+        self._outcome(outcome)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        entry = self.pending.get(outcome.advice_id)
+        if entry is None:
+            self.waiting[outcome.advice_id] = outcome
+            while len(self.waiting) > MAX_WAITING:
+                self.waiting.popitem(last=False)
+            return
+        self._resolve(entry, outcome)
+
+    def _resolve(self, entry: _Pending, outcome: Outcome) -> None:
+        if entry.resolved:  # a redelivered outcome counts once
+            return
+        entry.resolved = True
+        record = entry.record
+        self.learner.observe(record.kind, record.provider, record.action, healed=outcome.healed)
+        if not outcome.healed or entry.chain in self.healed_chains:
+            return
+        self.healed_chains[entry.chain] = None
+        while len(self.healed_chains) > MAX_PENDING:
+            self.healed_chains.popitem(last=False)
+        stats = self._stats(entry.chain_kind)
+        stats.healed += 1
+        stats.heal_time_s += max(0.0, outcome.at_s - entry.chain_start_s)
+        stats.extra_cost_usd += outcome.cost_usd - outcome.baseline_cost_usd
+
+    def first_model(self, advice_id: str) -> tuple[str, str] | None:
+        """(provider, model) the chain of ``advice_id`` first asked for, if the advice is known."""
+        entry = self.pending.get(advice_id)
+        if entry is None:
+            return None
+        root = self.pending.get(entry.chain, entry)
+        return root.record.provider, root.record.model
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        return {kind.value: stats.report() for kind, stats in sorted(self.kinds.items())}
+
+    # ---- state --------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.to_state(),
+            "kinds": {k.value: asdict(s) for k, s in self.kinds.items()},
+            "pending": [_pending_state(p) for p in self.pending.values()],
+            "waiting": [asdict(o) for o in self.waiting.values()],
+            "healed_chains": list(self.healed_chains),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> HealingLedger:
+        ledger = cls(learner=RemedyLearner.from_state(state["learner"]))
+        ledger.kinds = {ErrorKind(k): KindStats(**v) for k, v in state["kinds"].items()}
+        for row in state["pending"]:
+            record = _record_from_state(row)
+            ledger.pending[record.advice_id] = _Pending(
+                record,
+                row["chain"],
+                float(row["chain_start_s"]),
+                ErrorKind(row["chain_kind"]),
+                bool(row["resolved"]),
+            )
+        for row in state["waiting"]:
+            ledger.waiting[row["advice_id"]] = Outcome(**row)
+        ledger.healed_chains = OrderedDict.fromkeys(state["healed_chains"])
+        return ledger
+
+
+def _pending_state(entry: _Pending) -> dict[str, Any]:
+    return {
+        **_record_state(entry.record),
+        "chain": entry.chain,
+        "chain_start_s": entry.chain_start_s,
+        "chain_kind": entry.chain_kind.value,
+        "resolved": entry.resolved,
+    }
+
+
+def _record_state(record: AdviceRecord) -> dict[str, Any]:
+    return {**asdict(record), "kind": record.kind.value, "action": record.action.value}
+
+
+def _record_from_state(row: dict[str, Any]) -> AdviceRecord:
+    return AdviceRecord(
+        row["advice_id"],
+        ErrorKind(row["kind"]),
+        row["provider"],
+        row["model"],
+        Action(row["action"]),
+        float(row["at_s"]),
+        row.get("follows"),
+    )

@@ -1,0 +1,96 @@
+"""The healer's outcome intake leaves the event loop to the API between batches, and applies
+each kind of record to its ledger (fakes for the consumer and the store)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+from stream_fakes import BufferedConsumer
+
+from finops.common.topics import HEALING
+from finops.healer.adapters.effectiveness import OutcomeIntake, SavedLedger
+from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.domain.healing_stats import HealingLedger
+from finops.healer.domain.taxonomy import ErrorKind
+
+BATCHES = 50
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.saved: SavedLedger | None = None
+
+    async def load(self, name: str) -> SavedLedger | None:
+        return self.saved
+
+    async def save(self, name: str, saved: SavedLedger) -> None:
+        self.saved = saved
+
+
+def advice_value(advice_id: str) -> bytes:
+    return json.dumps(
+        {
+            "advice_id": advice_id,
+            "kind": "rate_limit",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "remedy": {"action": "wait"},
+            "time": datetime.now(UTC).isoformat(),
+            "follows": None,
+        }
+    ).encode()
+
+
+async def test_the_intake_yields_between_batches_and_checkpoints_at_the_end() -> None:
+    stop = asyncio.Event()
+    consumer = BufferedConsumer(HEALING.name, stop, polls=BATCHES, body=advice_value("a1"))
+    store = MemoryStore()
+    intake = OutcomeIntake(
+        HealingLedger(),
+        consumer,  # type: ignore[arg-type]
+        store,
+        ErrorClassifier(),
+        name="t",
+        checkpoint_interval_s=3600,
+    )
+    turns = 0
+
+    async def probe() -> None:
+        nonlocal turns
+        while consumer.polls < BATCHES:
+            turns += 1
+            await asyncio.sleep(0)
+
+    prober = asyncio.create_task(probe())
+    await intake.run(stop)
+    prober.cancel()
+    assert consumer.polls == BATCHES and turns >= BATCHES - 1
+    assert store.saved is not None
+    assert store.saved.offsets == {f"{HEALING.name}:0": BATCHES + 1}
+    assert intake.records == BATCHES and list(intake.ledger.pending) == ["a1"]
+
+
+def test_an_unreadable_record_is_counted_and_skipped() -> None:
+    intake = OutcomeIntake(
+        HealingLedger(),
+        None,
+        MemoryStore(),
+        ErrorClassifier(),
+        name="t",  # type: ignore[arg-type]
+    )
+    intake.apply(HEALING.name, b"{not json")
+    intake.apply(HEALING.name, advice_value("a2"))
+    assert intake.records == 1 and list(intake.ledger.pending) == ["a2"]
+
+
+async def test_a_restored_ledger_replaces_the_fresh_one() -> None:
+    ledger = HealingLedger()
+    ledger.failed(ErrorKind.AUTH, None, 0.0)
+    store = MemoryStore()
+    store.saved = SavedLedger(ledger.to_state(), {"agent.error.v1:0": 7}, "cluster")
+    intake = OutcomeIntake(HealingLedger(), None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
+    assert await intake.restore() is True
+    assert intake.ledger.report()["auth"]["occurrences"] == 1
+    assert (intake.offsets, intake.cluster_id) == ({"agent.error.v1:0": 7}, "cluster")
