@@ -19,22 +19,35 @@ class BufferedConsumer:
         *,
         polls: int,
         body: bytes = b'{"data": {"task_type": "t"}}',
+        per_poll: int = 1,
     ) -> None:
         self.topic = topic
         self.stop = stop
         self.last_poll = polls
         self.body = body
+        self.per_poll = per_poll
         self.polls = 0
+        self.offset = 0
 
     async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
-        """One record a poll; asks the intake to stop at the last poll."""
+        """``per_poll`` records a poll; asks the loop to stop at the last poll."""
         self.polls += 1
         if self.polls >= self.last_poll:
             self.stop.set()
-        record = SimpleNamespace(
-            topic=self.topic, partition=0, offset=self.polls, value=self.body, key=None, headers=()
-        )
-        return {TopicPartition(self.topic, 0): [record]}
+        records = []
+        for _ in range(self.per_poll):
+            self.offset += 1
+            records.append(
+                SimpleNamespace(
+                    topic=self.topic,
+                    partition=0,
+                    offset=self.offset,
+                    value=self.body,
+                    key=None,
+                    headers=(),
+                )
+            )
+        return {TopicPartition(self.topic, 0): records}
 
     def assignment(self) -> set[Any]:
         return set()

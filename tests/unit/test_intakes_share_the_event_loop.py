@@ -13,7 +13,9 @@ from typing import Any
 
 from stream_fakes import BufferedConsumer, NoExperiments, NoStore
 
+from finops.common.circuits import CircuitReader, CircuitTable
 from finops.experiments.adapters.stream import AnalysisIntake
+from finops.healer.adapters.circuits_stream import HANDLE_AT_ONCE, _consume
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
 
@@ -21,11 +23,12 @@ BATCHES = 50
 
 
 async def _probe_turns_while(run: Any, consumer: BufferedConsumer) -> int:
+    """How many turns another task gets while ``run`` drains ``consumer``."""
     turns = 0
 
     async def probe() -> None:
         nonlocal turns
-        while consumer.polls < BATCHES:
+        while True:
             turns += 1
             await asyncio.sleep(0)
 
@@ -69,3 +72,25 @@ async def test_optimizer_intake_yields_between_batches():
     turns = await _probe_turns_while(intake.run(stop), consumer)
     assert consumer.polls == BATCHES
     assert turns >= BATCHES - 1
+
+
+async def test_circuit_reader_yields_between_batches():
+    stop = asyncio.Event()
+    consumer = BufferedConsumer("finops.circuits.v1", stop, polls=BATCHES, body=b"{}")
+    reader = CircuitReader(consumer, "finops.circuits.v1", CircuitTable())  # type: ignore[arg-type]
+    turns = await _probe_turns_while(reader.run(stop), consumer)
+    assert consumer.polls == BATCHES
+    assert turns >= BATCHES - 1
+
+
+async def test_breaker_loops_yield_within_a_batch():
+    stop = asyncio.Event()
+    consumer = BufferedConsumer("agent.error.v1", stop, polls=1, per_poll=10 * HANDLE_AT_ONCE)
+    handled: list[int] = []
+
+    async def handle(records: list[Any]) -> None:
+        handled.append(len(records))
+
+    turns = await _probe_turns_while(_consume(consumer, handle, stop), consumer)  # type: ignore[arg-type]
+    assert sum(handled) == 10 * HANDLE_AT_ONCE
+    assert turns >= 9

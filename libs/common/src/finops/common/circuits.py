@@ -184,6 +184,7 @@ class CircuitReader:
             for records in batch.values():
                 for record in records:
                     self.take(record.value)
+            await asyncio.sleep(0)  # getmany() does not suspend while records are buffered
 
     async def stop(self) -> None:
         await self.consumer.stop()

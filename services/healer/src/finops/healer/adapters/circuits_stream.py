@@ -209,6 +209,10 @@ class BreakerStream:
         )
 
 
+#: records classified (stage 1) or counted (stage 2) between two turns of the event loop
+HANDLE_AT_ONCE = 100
+
+
 async def _consume(
     consumer: AIOKafkaConsumer,
     handle: Callable[[list[Any]], Awaitable[None]],
@@ -217,7 +221,11 @@ async def _consume(
     while not stop.is_set():
         batch = await consumer.getmany(timeout_ms=200, max_records=2000)
         for tp, records in batch.items():
-            await handle(records)
+            for start in range(0, len(records), HANDLE_AT_ONCE):
+                await handle(records[start : start + HANDLE_AT_ONCE])
+                # getmany() returns without suspending while records are buffered: the API
+                # (advice, circuits) gets its turn between slices, not after 2,000 records.
+                await asyncio.sleep(0)
             try:
                 await consumer.commit({tp: records[-1].offset + 1})
             except KafkaError as exc:
