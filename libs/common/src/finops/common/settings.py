@@ -35,9 +35,11 @@ DEFAULT_PORTS = {
 LOCAL_BROKER_ENV = {
     # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
     "FINOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
-    # tansu makes a group join wait half the session timeout: keep it short.
-    "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "10000",
-    "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "10",
+    # tansu makes every group join wait half the session timeout (a consumer's start, a
+    # restart, a rebalance): keep it short. 4 s costs 2 s per join and still lets a member
+    # miss three heartbeats (1 s apart) on a loaded machine before the broker drops it.
+    "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "4000",
+    "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "4",
     "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
 }
 
