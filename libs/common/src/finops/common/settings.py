@@ -36,8 +36,10 @@ LOCAL_BROKER_ENV = {
     # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
     "FINOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
     # tansu makes every group join wait half the session timeout (a consumer's start, a
-    # restart, a rebalance): keep it short. 4 s costs 2 s per join and still lets a member
-    # miss three heartbeats (1 s apart) on a loaded machine before the broker drops it.
+    # restart, a rebalance), and it numbers generations from 0, which aiokafka never sends a
+    # LeaveGroup for: a stopped first member holds its group for the whole timeout. Keep it
+    # short: 4 s costs 2 s per join and still lets a member miss three heartbeats (1 s apart)
+    # on a loaded machine before the broker drops it.
     "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "4000",
     "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "4",
     "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
