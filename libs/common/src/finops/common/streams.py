@@ -16,7 +16,7 @@ class StreamSettings(CommonSettings):
     faust_store: str = "memory://"
     faust_topic_partitions: int = 3
     # Faust's defaults, right for Apache Kafka. The local broker makes a group join wait half
-    # the session timeout, so the local stack sets 4 s / 1 s (see LOCAL_BROKER_ENV).
+    # the session timeout, so the local stack sets 10 s / 1 s (see LOCAL_BROKER_ENV).
     faust_broker_session_timeout_s: float = 60.0
     faust_broker_heartbeat_interval_s: float = 3.0
     faust_table_standby_replicas: int = 0
