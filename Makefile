@@ -36,17 +36,24 @@ install: $(INSTALLED) ## install the locked workspace into .venv and s3rver into
 demo: $(INSTALLED) ## the main job: run the platform on the embedded local stack
 	$(FINOPS) demo
 
+# The suite mostly waits (for services, the broker, group joins), so it runs in two pytest-xdist
+# workers, each with its own session infrastructure on free ports (tests/conftest.py). A test
+# file stays on one worker, and files go out in collection order, so the long e2e files start
+# first. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(INSTALLED) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
 
 test-unit: $(INSTALLED) ## unit tests only (no infrastructure)
 	$(VENV)/bin/pytest -q tests/unit
 
 test-integration: $(INSTALLED)
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) tests/integration
 
 test-e2e: $(INSTALLED)
-	$(VENV)/bin/pytest -q tests/e2e
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) tests/e2e
 
 up: $(INSTALLED) ## start the local stack in the foreground (Ctrl-C stops it)
 	$(FINOPS) up

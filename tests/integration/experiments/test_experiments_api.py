@@ -10,11 +10,13 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def api(lab):
-    async with lab.service() as client:
-        client.operator = lab.operator
-        client.agent = lab.agent
+@pytest.fixture(scope="module")
+async def api(module_lab):
+    """One service for the module: every test makes its own task type and experiment names,
+    so none needs a fresh one (each start waits for two consumer-group joins)."""
+    async with module_lab.service() as client:
+        client.operator = module_lab.operator
+        client.agent = module_lab.agent
         yield client
 
 

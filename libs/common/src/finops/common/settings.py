@@ -35,7 +35,11 @@ DEFAULT_PORTS = {
 LOCAL_BROKER_ENV = {
     # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
     "FINOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
-    # tansu makes a group join wait half the session timeout: keep it short.
+    # tansu makes every group join wait half the session timeout (a consumer's start, a
+    # restart, a rebalance), and it numbers generations from 0, which aiokafka never sends a
+    # LeaveGroup for: a stopped first member holds its group for the whole timeout. Shorter
+    # would start services faster, but 4 s left healer restarts hanging now and then with two
+    # test workers on a loaded 2-core machine (tests/integration/healer); 10 s did not.
     "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "10000",
     "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "10",
     "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
