@@ -42,14 +42,33 @@ def finops(
     )
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """Poll ``condition`` until it is truthy; on timeout, fail with the stack's log tails
+    when ``env`` names the stack (its folder is gone once the test ends)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    logs = f"\n{stack_log_tails(env)}" if env else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{logs}")
+
+
+def stack_log_tails(env: dict[str, str], lines: int = 25) -> str:
+    """The last lines of every component's log (and the stack state) of the stack in ``env``."""
+    root = Path(env["FINOPS_DATA_DIR"])
+    parts = []
+    for log in [*sorted((root / "logs").glob("*.log")), root / "stack.json"]:
+        if log.exists():
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name}\n" + "\n".join(tail))
+    return "\n".join(parts)
 
 
 def fresh_env(data_dir: Path) -> dict[str, str]:

@@ -103,7 +103,9 @@ def test_broker_killed_midway_loses_no_acknowledged_event_and_counts_each_once(s
                     break
                 assert resp.status_code == 503, resp.text  # the broker is restarting
                 refused += 1
-                wait_for(lambda: _ingest_ready(stack_env), 120, "ingest to be ready again")
+                wait_for(
+                    lambda: _ingest_ready(stack_env), 120, "ingest to be ready again", stack_env
+                )
         assert len(acked) == 20_000
 
         kafka = CommonSettings(
