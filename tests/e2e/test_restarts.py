@@ -104,7 +104,7 @@ def test_broker_killed_midway_loses_no_acknowledged_event_and_counts_each_once(s
                 assert resp.status_code == 503, resp.text  # the broker is restarting
                 refused += 1
                 wait_for(
-                    lambda: _ingest_ready(stack_env), 120, "ingest to be ready again", stack_env
+                    lambda: _ingest_ready(stack_env), 240, "ingest to be ready again", stack_env
                 )
         assert len(acked) == 20_000
 
