@@ -57,6 +57,32 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def started_at_ticks(pid: int | None) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), or None.
+
+    A pid and this number together name one process: pids are reused (pid_max is 32,768 on
+    many machines), so a recorded pid alone may by now be somebody else's process.
+    """
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])  # fields[0] is field 3 (state)
+
+
+def is_same_process(pid: int | None, ticks: int | None) -> bool:
+    """Whether ``pid`` is still the process that started at ``ticks`` (alive, not reused).
+
+    Without recorded ticks (a state file of an older version) the pid alone decides.
+    """
+    if not pid_alive(pid):
+        return False
+    return ticks is None or started_at_ticks(pid) == ticks
+
+
 def _die_with_parent() -> None:
     """Ask the kernel to SIGTERM this child when the supervisor dies, even by kill -9."""
     with contextlib.suppress(OSError, AttributeError):

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
-from finops.cli.process import Component, port_is_free
+from finops.cli.process import Component, port_is_free, started_at_ticks
 from finops.common.settings import LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
@@ -236,11 +236,13 @@ class Stack:
             "status": status,
             "error": error,
             "supervisor_pid": os.getpid(),
+            "supervisor_ticks": started_at_ticks(os.getpid()),
             "updated": time.time(),
             "components": {
                 c.name: {
                     "kind": c.kind,
                     "pid": None if c.external else c.pid,
+                    "ticks": None if c.external else started_at_ticks(c.pid),
                     "host": c.host,
                     "port": c.port,
                     "external": c.external,

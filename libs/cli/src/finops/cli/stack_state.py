@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from finops.cli.process import pid_alive, tcp_open
+from finops.cli.process import is_same_process, pid_alive, tcp_open
 
 
 def read_state(root: Path) -> dict[str, Any] | None:
@@ -45,7 +45,9 @@ def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
         return []
     stopped: list[str] = []
     sup = state.get("supervisor_pid")
-    if sup and pid_alive(sup):
+    # A recorded pid may belong to another process by now (pids are reused): only the
+    # process that started at the recorded time is signalled, never another stack's.
+    if sup and is_same_process(sup, state.get("supervisor_ticks")):
         os.kill(sup, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while pid_alive(sup) and time.monotonic() < deadline:
@@ -53,7 +55,7 @@ def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
         stopped.append(f"supervisor (pid {sup})")
     for name, info in state.get("components", {}).items():
         pid = info.get("pid")
-        if pid_alive(pid):
+        if is_same_process(pid, info.get("ticks")):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             stopped.append(f"{name} (pid {pid}, killed)")

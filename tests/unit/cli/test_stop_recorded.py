@@ -1,0 +1,63 @@
+"""`finops down` signals only the processes it started, never one that reused their pid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from finops.cli.process import is_same_process, pid_alive, started_at_ticks
+from finops.cli.stack_state import stop_recorded
+
+
+def _bystander() -> subprocess.Popen[bytes]:
+    """Another stack's process: a process-group leader, as every component is."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+
+
+def _state(root: Path, pid: int, ticks: int | None) -> None:
+    component = {"kind": "infra", "pid": pid, "ticks": ticks, "host": "127.0.0.1", "port": 1}
+    (root / "stack.json").write_text(json.dumps({"components": {"postgres": component}}))
+
+
+def test_a_pid_reused_by_another_process_is_left_alone(tmp_path):
+    other = _bystander()
+    try:
+        ticks = started_at_ticks(other.pid)
+        assert ticks is not None
+        # The recorded process started at another time: the pid was reused since.
+        _state(tmp_path, other.pid, ticks - 1)
+        assert stop_recorded(tmp_path, timeout=1) == []
+        assert pid_alive(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_the_recorded_process_itself_is_stopped(tmp_path):
+    own = _bystander()
+    try:
+        _state(tmp_path, own.pid, started_at_ticks(own.pid))
+        stopped = stop_recorded(tmp_path, timeout=1)
+        assert stopped == [f"postgres (pid {own.pid}, killed)"]
+        assert own.wait(timeout=10) != 0
+    finally:
+        if own.poll() is None:
+            own.kill()
+            own.wait()
+
+
+def test_same_process_needs_the_same_start_time():
+    own = _bystander()
+    try:
+        ticks = started_at_ticks(own.pid)
+        assert is_same_process(own.pid, ticks)
+        assert not is_same_process(own.pid, (ticks or 0) + 1)
+        assert is_same_process(own.pid, None)  # an older state file: the pid alone decides
+    finally:
+        own.kill()
+        own.wait()
+    assert not is_same_process(own.pid, ticks)
