@@ -112,3 +112,27 @@ def test_the_metric_name_check_would_catch_a_misspelt_metric():
     queried = _queried_names(['sum(rate(finops_ingest_event_total{type="x"}[5m]))'])
     assert queried == {"finops_ingest_event_total"}
     assert queried - _exported_series_names() == {"finops_ingest_event_total"}
+
+
+def _base_secret_placeholders() -> dict[str, str]:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "base" / "kustomization.yaml").read_text())
+    (secret,) = [g for g in kustomization["secretGenerator"] if g["name"] == "finops-secrets"]
+    return dict(literal.split("=", 1) for literal in secret["literals"])
+
+
+@pytest.mark.parametrize(
+    ("key", "setting"),
+    [
+        ("database-url", "database_url"),
+        ("redis-url", "redis_url"),
+        ("jwt-private-key-pem", "jwt_private_key_pem"),
+    ],
+)
+def test_auth_refuses_each_placeholder_of_the_base_secret(key, setting):
+    from pydantic import ValidationError
+
+    from finops.auth.settings import AuthSettings
+
+    placeholder = _base_secret_placeholders()[key]
+    with pytest.raises(ValidationError, match="placeholder"):
+        AuthSettings(environment="production", **{setting: placeholder})
