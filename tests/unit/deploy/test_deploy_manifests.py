@@ -136,3 +136,90 @@ def test_auth_refuses_each_placeholder_of_the_base_secret(key, setting):
     placeholder = _base_secret_placeholders()[key]
     with pytest.raises(ValidationError, match="placeholder"):
         AuthSettings(environment="production", **{setting: placeholder})
+
+
+SETTINGS_CLASSES = {
+    "auth": "finops.auth.settings:AuthSettings",
+    "ingest": "finops.ingest.settings:IngestSettings",
+    "optimizer": "finops.optimizer.settings:OptimizerSettings",
+    "healer": "finops.healer.settings:HealerSettings",
+    "experiments": "finops.experiments.settings:ExperimentsSettings",
+}
+
+
+def _settings_class(service: str) -> type:
+    module, name = SETTINGS_CLASSES[service].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _environment_names_read_by_some_service() -> set[str]:
+    return {
+        f"FINOPS_{field.upper()}"
+        for service in SERVICES
+        for field in _settings_class(service).model_fields
+    }
+
+
+def _k8s_documents() -> list[dict]:
+    base = DEPLOY / "k8s" / "base"
+    return [
+        doc
+        for path in sorted(base.glob("*.yaml"))
+        if path.name not in {"kustomization.yaml", "topics.yaml"}
+        for doc in yaml.safe_load_all(path.read_text())
+    ]
+
+
+def _deployed_environment_names() -> dict[str, set[str]]:
+    """Every FINOPS_* variable compose and the Kubernetes manifests set, by where."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    found = {"compose.yaml": set(compose["x-finops-env"])}
+    for doc in _k8s_documents():
+        where = f"k8s {doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "ConfigMap":
+            found[where] = set(doc["data"])
+        elif doc["kind"] in {"Deployment", "Job"}:
+            containers = doc["spec"]["template"]["spec"]["containers"]
+            found[where] = {e["name"] for c in containers for e in c.get("env", [])}
+    return found
+
+
+def test_every_variable_the_deployments_set_is_a_setting_a_service_reads():
+    known = _environment_names_read_by_some_service()
+    deployed = _deployed_environment_names()
+    assert "FINOPS_KAFKA_ENABLE_IDEMPOTENCE" in deployed["compose.yaml"]
+    unknown = {where: names - known for where, names in deployed.items() if names - known}
+    assert unknown == {}
+
+
+def test_production_settings_of_compose_and_kubernetes_are_apache_kafkas():
+    compose_env = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["x-finops-env"]
+    (config,) = [d for d in _k8s_documents() if d["kind"] == "ConfigMap"]
+    for env in (compose_env, config["data"]):
+        settings = _settings_class("ingest")(
+            **{k[len("FINOPS_") :].lower(): v for k, v in env.items()}
+        )
+        assert settings.kafka_enable_idempotence is True
+        assert settings.kafka_acks == "all"
+        assert settings.environment == "production"
+    assert config["data"]["FINOPS_KAFKA_REPLICATION_FACTOR"] == "3"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_probed_and_scraped_paths_are_routes_of_the_service(service):
+    (deployment,) = [
+        d
+        for d in _k8s_documents()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == service
+    ]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    paths = {
+        container[probe]["httpGet"]["path"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    paths.add(pod["metadata"]["annotations"]["prometheus.io/path"])
+    assert paths == {"/healthz", "/readyz", "/metrics"}
+    create_app = importlib.import_module(f"finops.{service}.app").create_app
+    routes = {getattr(route, "path", None) for route in create_app().routes}
+    assert paths <= routes
