@@ -7,6 +7,8 @@ import importlib
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -223,3 +225,32 @@ def test_the_probed_and_scraped_paths_are_routes_of_the_service(service):
     create_app = importlib.import_module(f"finops.{service}.app").create_app
     routes = {getattr(route, "path", None) for route in create_app().routes}
     assert paths <= routes
+
+
+def _dev_tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_compose_file_validates_against_the_compose_spec_schema():
+    result = subprocess.run(
+        [
+            _dev_tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        [_dev_tool("hadolint"), str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
