@@ -14,7 +14,7 @@ INSTALLED := $(STAMP) $(S3RVER)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck docs bench clean
+.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck docs bench clean deploy-check
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,7 +64,7 @@ down: $(INSTALLED) ## stop a detached stack
 status: $(INSTALLED) ## one line per component
 	$(FINOPS) status
 
-lint: $(INSTALLED) ## ruff (lint + format check) and mypy
+lint: $(INSTALLED) deploy-check ## ruff (lint + format check), mypy, and the deploy/ checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs services
@@ -79,6 +79,25 @@ docs: $(STAMP) ## rewrite the error-code tables in README.md and docs/ from the 
 
 bench: $(INSTALLED) ## run every benchmark under bench/; one table of figures, baselines, targets in bench/out/
 	$(VENV)/bin/python bench/_runner.py $(BENCH_ARGS)
+
+# kubectl (its `kustomize`) and promtool come from Debian's kubernetes-client and prometheus
+# packages, downloaded with the project's own package lists and unpacked into .tools/deploy:
+# nothing is installed on the system.
+DEPLOY_TOOLS := $(TOOLS)/deploy
+DEPLOY_APT := -o Dir::State::Lists=$(CURDIR)/$(DEPLOY_TOOLS)/apt/lists -o Dir::Cache=$(CURDIR)/$(DEPLOY_TOOLS)/apt/cache
+DEPLOY_STAMP := $(DEPLOY_TOOLS)/.installed
+
+$(DEPLOY_STAMP):
+	mkdir -p $(DEPLOY_TOOLS)/apt/lists/partial $(DEPLOY_TOOLS)/apt/cache/archives/partial $(DEPLOY_TOOLS)/debs
+	apt-get -qq $(DEPLOY_APT) update
+	cd $(DEPLOY_TOOLS)/debs && apt-get -qq $(DEPLOY_APT) download kubernetes-client prometheus
+	for deb in $(DEPLOY_TOOLS)/debs/*.deb; do dpkg -x "$$deb" $(DEPLOY_TOOLS)/root; done
+	mkdir -p $(DEPLOY_TOOLS)/bin && mv $(DEPLOY_TOOLS)/root/usr/bin/kubectl $(DEPLOY_TOOLS)/root/usr/bin/promtool $(DEPLOY_TOOLS)/bin/
+	rm -rf $(DEPLOY_TOOLS)/debs $(DEPLOY_TOOLS)/apt $(DEPLOY_TOOLS)/root
+	@touch $(DEPLOY_STAMP)
+
+deploy-check: $(STAMP) $(DEPLOY_STAMP) ## compose schema, kustomize render + Kubernetes schemas, promtool, hadolint
+	$(VENV)/bin/python deploy/check.py --bin $(VENV)/bin --kubectl $(DEPLOY_TOOLS)/bin/kubectl --promtool $(DEPLOY_TOOLS)/bin/promtool
 
 clean: ## remove the local stack's data (.finops/)
 	rm -rf .finops
