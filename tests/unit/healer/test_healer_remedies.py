@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from finops.healer.domain import advice, catalog, effectiveness, healing_stats, remedies
+from finops.healer.domain import classify as classify_module
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
 from finops.healer.domain.classify import classify
@@ -59,7 +60,9 @@ def context(call: FailedCall, wait: int | None = None) -> RemedyContext:
     return RemedyContext(call, wait, CATALOG, lambda p, m: False, random.Random(1))
 
 
-@pytest.mark.parametrize("module", [advice, catalog, effectiveness, healing_stats, remedies])
+@pytest.mark.parametrize(
+    "module", [advice, catalog, classify_module, effectiveness, healing_stats, remedies]
+)
 def test_domain_doctests_pass(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
