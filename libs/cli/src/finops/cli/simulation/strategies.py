@@ -25,6 +25,9 @@ from finops.cli.simulation.providers import (
     SimulatedProviders,
 )
 
+#: remedies that make the same call again
+SAME_CALL_AGAIN = frozenset({"retry", "wait"})
+
 
 @dataclass(frozen=True)
 class FailedAttempt:
@@ -34,7 +37,7 @@ class FailedAttempt:
     model: SimModel
     at_ms: float
     error: ProviderError
-    #: "retry", "wait", "fallback", "bigger_context", "repair", or "give_up"
+    #: "retry", "wait", "fallback", "bigger_context", "trim", "repair", or "give_up"
     remedy: str
 
 
@@ -57,6 +60,13 @@ class TaskOutcome:
     @property
     def recoverable_errors(self) -> int:
         return sum(1 for f in self.failures if f.error.recoverable)
+
+    @property
+    def unrecoverable_retried(self) -> int:
+        """Errors no remedy can get past (a refused prompt) whose same call was made again."""
+        return sum(
+            1 for f in self.failures if not f.error.recoverable and f.remedy in SAME_CALL_AGAIN
+        )
 
     @property
     def healed(self) -> int:
