@@ -26,13 +26,13 @@ from finops.cli.simulate_platform import (
     lost_events,
 )
 from finops.cli.simulation.attempts import TaskAttempts
-from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, model_named
+from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, serving
 from finops.cli.simulation.faults import FaultSchedule
 from finops.cli.simulation.fleet import Task, make_tasks
 from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProviders
 from finops.cli.simulation.strategies import NaiveRetries, TaskOutcome
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
-from finops.client import AsyncFinOpsClient, CallOptions, RequestRefused
+from finops.client import AsyncFinOpsClient, CallOptions, PlatformUnavailable, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")
 #: a task's self-healing call: attempts in all, and seconds of simulated time from its start
@@ -53,6 +53,7 @@ class SimulationReport:
     experiments: list[ExperimentOutcome]
     models_used: dict[str, int]
     unknown_recommendations: int
+    recommendations_unavailable: int
     elapsed_s: float
 
     def as_json(self) -> dict[str, Any]:
@@ -83,6 +84,7 @@ class SimulationReport:
             "baseline_answered": base.answered,
             "models_used": self.models_used,
             "unknown_recommendations": self.unknown_recommendations,
+            "recommendations_unavailable": self.recommendations_unavailable,
             "experiments": [e.as_json() for e in self.experiments],
             "elapsed_s": round(self.elapsed_s, 1),
         }
@@ -110,6 +112,8 @@ class FleetRun:
     models_used: dict[str, int] = field(default_factory=dict)
     #: recommendations of models the simulation does not serve (the strongest is used instead)
     unknown_recommendations: int = 0
+    #: tasks that found the optimizer unreachable (the strongest model was used instead)
+    recommendations_unavailable: int = 0
     #: task type -> models no call has been reported with yet (the optimizer's first look)
     untried: dict[str, list[SimModel]] = field(
         default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
@@ -183,7 +187,7 @@ class FleetRun:
                     raise
                 experiment.running = False  # decided: the optimizer now pins its winner
             else:
-                return Choice(model_named(assigned["model"]), experiment=assigned)
+                return Choice(serving(assigned["provider"], assigned["model"]), experiment=assigned)
         try:
             rec = await client.recommend(
                 kind,
@@ -195,8 +199,11 @@ class FleetRun:
             if refused.code != "no_arms":
                 raise
             return Choice(STRONGEST)  # the optimizer has not read this task type's events yet
+        except PlatformUnavailable:  # it is restarting: the agent goes on with the strongest
+            self.recommendations_unavailable += 1
+            return Choice(STRONGEST)
         try:
-            model = model_named(rec["model"])
+            model = serving(rec["provider"], rec["model"])
         except KeyError:  # an arm this stack learned elsewhere, which no simulated provider serves
             self.unknown_recommendations += 1
             return Choice(STRONGEST)
@@ -294,5 +301,6 @@ async def run_simulation(
         experiments=outcomes,
         models_used=fleet.models_used,
         unknown_recommendations=fleet.unknown_recommendations,
+        recommendations_unavailable=fleet.recommendations_unavailable,
         elapsed_s=time.monotonic() - began,
     )

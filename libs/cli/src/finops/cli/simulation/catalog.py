@@ -127,14 +127,6 @@ TASK_TYPES = (
 )
 
 
-def model_named(name: str) -> SimModel:
-    """The simulated model called ``name`` (``KeyError`` if none is)."""
-    for model in MODELS:
-        if model.name == name:
-            return model
-    raise KeyError(name)
-
-
 def _input_usd_per_mtok(provider: str, name: str) -> float | None:
     from finops.common.events import price_call
 
