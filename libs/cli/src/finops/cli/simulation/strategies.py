@@ -1,11 +1,11 @@
 """How an agent calls a provider and reacts to its errors: one interface, two strategies.
 
 :class:`NaiveRetries` is the baseline: the same call again, a fixed pause apart, whatever
-failed. :class:`Healing` does what the healer advises: wait as long as a rate limit says and
-try again, move to another provider when one keeps failing, move to a model with a larger
-context window when the prompt does not fit, ask once more for malformed output, and never
-retry what cannot succeed. When the SDK's ``call()`` (which asks the healer service) is
-available, a strategy wrapping it implements the same :class:`CallStrategy`.
+failed. :class:`Healing` is an offline stand-in for the healer's rules (the simulation's unit
+tests use it): wait as long as a rate limit says and try again, move to another provider when
+one keeps failing, move to a model with a larger context window when the prompt does not fit,
+ask once more for malformed output, and never retry what cannot succeed. The live fleet heals
+through the SDK's ``call()`` and the healer service instead (:mod:`.attempts`).
 
 Waits are simulated time: a task's clock moves, nothing sleeps.
 """
