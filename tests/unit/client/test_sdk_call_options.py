@@ -127,3 +127,21 @@ def test_docstring_examples_of_the_healing_module_run() -> None:
 
     result = doctest.testmod(_healing)
     assert result.failed == 0 and result.attempted >= 1
+
+
+def test_the_blocking_twin_awaits_a_clock_whose_sleep_is_a_coroutine() -> None:
+    class AsyncSleepClock(SimulatedClock):
+        async def sleep(self, seconds: float) -> None:  # type: ignore[override]
+            super().sleep(seconds)
+
+    platform = Platform([advice("wait", delay_ms=7_000)])
+    clock = AsyncSleepClock(call_s=0.1)
+    with FinOpsClient(
+        agent_id="bot", token="static", ingest_url="http://ingest", healer_url="http://healer",
+        transport=httpx.MockTransport(platform),
+    ) as finops:  # fmt: skip
+        finops.call(
+            TimedProvider(clock, APIStatusError(429, {})),
+            task_type="qa", provider="p", model="m", clock=clock,
+        )  # fmt: skip
+    assert clock.slept == [7.0]

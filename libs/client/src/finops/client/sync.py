@@ -62,8 +62,10 @@ class FinOpsClient:
                     healing.trim(step.trim_to)
                 if clock is None:
                     time.sleep(step.delay_s)
-                else:  # the agent's clock: its sleep blocks, or returns nothing to await
-                    clock.sleep(step.delay_s)
+                else:  # the agent's clock: a blocking sleep, or a coroutine run to its end
+                    waited = clock.sleep(step.delay_s)
+                    if asyncio.iscoroutine(waited):
+                        self._run(waited)
                 continue
             self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
             return result
