@@ -28,6 +28,8 @@ class PolicyTally:
     errors: int = 0
     recoverable_errors: int = 0
     healed: int = 0
+    #: non-recoverable errors that were tried again (the healer should abort them at once)
+    unrecoverable_retried: int = 0
 
     def add(self, outcome: TaskOutcome) -> None:
         self.tasks += 1
@@ -37,6 +39,7 @@ class PolicyTally:
         self.errors += len(outcome.failures)
         self.recoverable_errors += outcome.recoverable_errors
         self.healed += outcome.healed
+        self.unrecoverable_retried += outcome.unrecoverable_retried
 
     @property
     def mean_quality(self) -> float:
