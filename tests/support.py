@@ -12,12 +12,12 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
 from finops.common.auth import StaticKeys, TokenSigner, generate_signing_key, scopes_for
+from finops.common.events import llm_call_event
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 
@@ -74,14 +74,7 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
         "quality": 0.9,
     }
     body.update(data)
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": body,
-    }
+    return llm_call_event(body)
 
 
 async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[str, Any]]) -> None:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finops.common.events import ErrorEvent, LlmCallEvent, apply_pricing, parse_event
+from finops.common.events import (
+    ErrorEvent,
+    LlmCallEvent,
+    apply_pricing,
+    error_event,
+    llm_call_event,
+    parse_event,
+)
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec, NoArms, OptimizerEngine, config_key
 
@@ -24,13 +30,8 @@ def call(
     model: str, quality: float, t: datetime, agent: str = "bot", task: str = "summarize", **extra
 ) -> LlmCallEvent:
     event = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": agent,
-            "specversion": "1.0",
-            "time": t.isoformat(),
-            "data": {
+        llm_call_event(
+            {
                 "agent_id": agent,
                 "task_type": task,
                 "provider": "openai",
@@ -41,7 +42,8 @@ def call(
                 "quality": quality,
                 **extra,
             },
-        }
+            time=t,
+        )
     )
     return apply_pricing(event)  # type: ignore[return-value]
 
@@ -126,13 +128,8 @@ def test_duplicates_are_counted_once_everywhere():
 def test_errors_count_against_reliability_once():
     engine = seeded_engine()
     error = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.error",
-            "source": "bot",
-            "specversion": "1.0",
-            "time": T0.isoformat(),
-            "data": {
+        error_event(
+            {
                 "agent_id": "bot",
                 "task_type": "summarize",
                 "provider": "openai",
@@ -140,7 +137,8 @@ def test_errors_count_against_reliability_once():
                 "error": {"kind": "timeout", "message": "t"},
                 "attempt": 1,
             },
-        }
+            time=T0,
+        )
     )
     assert isinstance(error, ErrorEvent)
     before = engine.policy.status()["updates"]

@@ -4,10 +4,9 @@ the experiment named, the arms it beat are not, and the promotion survives a res
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime
 
-from finops.common.events import LlmCallEvent, apply_pricing, parse_event
+from finops.common.events import LlmCallEvent, apply_pricing, llm_call_event, parse_event
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -15,13 +14,8 @@ T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 def call(model: str, task: str, quality: float) -> LlmCallEvent:
     event = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": "bot",
-            "specversion": "1.0",
-            "time": T0.isoformat(),
-            "data": {
+        llm_call_event(
+            {
                 "agent_id": "bot",
                 "task_type": task,
                 "provider": "openai",
@@ -31,7 +25,8 @@ def call(model: str, task: str, quality: float) -> LlmCallEvent:
                 "success": True,
                 "quality": quality,
             },
-        }
+            time=T0,
+        )
     )
     return apply_pricing(event)  # type: ignore[return-value]
 
