@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import uvicorn
@@ -91,16 +92,47 @@ async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[st
         await producer.stop()
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def _until(timeout: float) -> Iterator[None]:
+    """One step per try until ``timeout`` seconds from now have passed (monotonic clock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        yield
+
+
+def _timed_out(timeout: float, what: str, detail: str = "") -> AssertionError:
+    return AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
+async def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll a plain or async ``condition`` until it is truthy (its value is returned); fail
+    with ``what`` after ``timeout`` seconds. The event loop runs between tries."""
+    for _ in _until(timeout):
         value = condition()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):
             value = await value
         if value:
             return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+    raise _timed_out(timeout, what)
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    detail: Callable[[], str] = str,
+) -> Any:
+    """:func:`wait_until` for code without an event loop: blocks between tries. On timeout the
+    failure ends with ``detail()`` (e.g. the log tails of what did not get ready)."""
+    for _ in _until(timeout):
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise _timed_out(timeout, what, detail())
 
 
 async def ids_on_topic(
