@@ -78,6 +78,20 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
     return llm_call_event(body)
 
 
+def json_bytes(content: Any) -> bytes:
+    """The bytes Starlette's ``JSONResponse`` sends for ``content``."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def answered_through(model: Any, content: Any) -> bytes:
+    """The bytes a route with ``response_model=model`` (and a ``JSONResponse`` class) sends
+    when it returns ``content``: validated, dumped in JSON mode, then ``json.dumps``."""
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(model)
+    return json_bytes(adapter.dump_python(adapter.validate_python(content), mode="json"))
+
+
 async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[str, Any]]) -> None:
     """Produce each event as JSON to ``topic``, keyed by its agent, one acknowledged at a time."""
     from finops.common.kafka import make_producer

@@ -7,22 +7,16 @@ changes go through the service layer, which checkpoints each one exactly once.
 
 from __future__ import annotations
 
-import json
 import random
-from typing import Any
 
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
+from support import json_bytes as encoded
 from support import llm_call
 
 from finops.common.events import apply_pricing, parse_event
 from finops.optimizer.domain.engine import OptimizerEngine
-
-
-def encoded(content: Any) -> bytes:
-    """The bytes of a JSON answer before the response models (Starlette's JSONResponse)."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 @pytest.fixture(scope="module")

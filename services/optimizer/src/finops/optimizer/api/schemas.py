@@ -1,22 +1,17 @@
 """Response bodies of the optimizer API, so that OpenAPI documents every answer.
 
-The engine builds JSON-ready dicts; these models describe them field by field, in the same
-order, and are strict about extra keys so that a field the engine adds without a model fails
-the API tests instead of vanishing from the answer. ``Real`` keeps an integer an integer
-(``float`` would turn ``0`` into ``0.0``): the bytes sent are the engine's.
+Each model describes a dict the engine builds, field by field and in the same order (see
+:mod:`finops.common.response_body`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import Field
 
-Real = Annotated[int | float, WithJsonSchema({"type": "number"})]
-
-
-class Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from finops.common.response_body import Real
+from finops.common.response_body import ResponseBody as Out
 
 
 class ArmOut(Out):
