@@ -22,11 +22,11 @@ Examples
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
-__all__ = ["Real", "ResponseBody"]
+__all__ = ["Readiness", "Real", "ResponseBody"]
 
 Real = Annotated[int | float, WithJsonSchema({"type": "number"})]
 
@@ -35,3 +35,10 @@ class ResponseBody(BaseModel):
     """A JSON answer; no key but those declared."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Readiness(ResponseBody):
+    """``GET /readyz`` of every service (200 ready, 503 not ready)."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
