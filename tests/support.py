@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -63,7 +64,9 @@ def finops_piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
+def llm_call(agent: str = "bot", *, at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """A valid ``agent.llm_call`` event of ``agent`` (finished ``at``, default now), its data
+    the defaults below updated with ``data``."""
     body: dict[str, Any] = {
         "agent_id": agent,
         "task_type": "summarize",
@@ -75,7 +78,7 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
         "quality": 0.9,
     }
     body.update(data)
-    return llm_call_event(body)
+    return llm_call_event(body, time=at)
 
 
 def json_bytes(content: Any) -> bytes:

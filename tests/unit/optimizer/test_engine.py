@@ -7,13 +7,13 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import llm_call
 
 from finops.common.events import (
     ErrorEvent,
     LlmCallEvent,
     apply_pricing,
     error_event,
-    llm_call_event,
     parse_event,
 )
 from finops.optimizer.domain.budgets import Budget
@@ -29,23 +29,9 @@ TRUTH = {
 def call(
     model: str, quality: float, t: datetime, agent: str = "bot", task: str = "summarize", **extra
 ) -> LlmCallEvent:
-    event = parse_event(
-        llm_call_event(
-            {
-                "agent_id": agent,
-                "task_type": task,
-                "provider": "openai",
-                "model": model,
-                "usage": {"input_tokens": 1000, "output_tokens": 200},
-                "latency_ms": 500.0,
-                "success": True,
-                "quality": quality,
-                **extra,
-            },
-            time=t,
-        )
-    )
-    return apply_pricing(event)  # type: ignore[return-value]
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    data = {"task_type": task, "model": model, "usage": usage, "latency_ms": 500.0, **extra}
+    return apply_pricing(parse_event(llm_call(agent, at=t, quality=quality, **data)))  # type: ignore[return-value]
 
 
 def feed(

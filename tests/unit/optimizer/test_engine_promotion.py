@@ -6,29 +6,18 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from finops.common.events import LlmCallEvent, apply_pricing, llm_call_event, parse_event
+from support import llm_call
+
+from finops.common.events import LlmCallEvent, apply_pricing, parse_event
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def call(model: str, task: str, quality: float) -> LlmCallEvent:
-    event = parse_event(
-        llm_call_event(
-            {
-                "agent_id": "bot",
-                "task_type": task,
-                "provider": "openai",
-                "model": model,
-                "usage": {"input_tokens": 1000, "output_tokens": 200},
-                "latency_ms": 500.0,
-                "success": True,
-                "quality": quality,
-            },
-            time=T0,
-        )
-    )
-    return apply_pricing(event)  # type: ignore[return-value]
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    data = {"task_type": task, "model": model, "usage": usage, "latency_ms": 500.0}
+    return apply_pricing(parse_event(llm_call("bot", at=T0, quality=quality, **data)))  # type: ignore[return-value]
 
 
 def decision(task: str, winner: str, loser: str) -> dict:
