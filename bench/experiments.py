@@ -16,29 +16,31 @@ Targets (issue #11): assignment p99 <= 10 ms at 500/s; >= 5,000 tagged events/s 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from _figures import Measurement, at_least, at_most, record
 from _harness import (
+    arguments,
     healthz_latency,
+    kafka_settings,
+    latency_line,
     open_loop,
     private_stack,
+    produce_events,
     raw_consume_rate,
+    record_p99_against_healthz,
+    record_rate_against_raw_consume,
     register_and_login,
 )
 
 from finops.cli.stack import Stack
+from finops.common.events import llm_call_event
 from finops.common.kafka import make_producer
-from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.app import open_intake
@@ -74,47 +76,27 @@ async def running_experiment(database_url: str) -> str:
 
 
 def tagged_event(i: int, rng: random.Random, experiment_id: str) -> dict:
-    agent = f"agent-{i % 50}"
     variant = "AB"[i % 2]
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
-            "agent_id": agent,
-            "task_type": TASK,
-            "provider": "openai",
-            "model": "gpt-4o" if variant == "A" else "gpt-4o-mini",
-            "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
-            "cost_usd": 0.01 * rng.lognormvariate(0, 0.5),
-            "cost_source": "reported",
-            "latency_ms": 300 + (i * 7) % 900,
-            "success": rng.random() < 0.95,
-            "quality": rng.random(),
-            "experiment": {"id": experiment_id, "variant": variant},
-        },
+    data = {
+        "agent_id": f"agent-{i % 50}",
+        "task_type": TASK,
+        "provider": "openai",
+        "model": "gpt-4o" if variant == "A" else "gpt-4o-mini",
+        "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
+        "cost_usd": 0.01 * rng.lognormvariate(0, 0.5),
+        "cost_source": "reported",
+        "latency_ms": 300 + (i * 7) % 900,
+        "success": rng.random() < 0.95,
+        "quality": rng.random(),
+        "experiment": {"id": experiment_id, "variant": variant},
     }
+    return llm_call_event(data)
 
 
 async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> None:
-    settings = CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
-    producer = make_producer(settings)
-    await producer.start()
     rng = random.Random(0)
-    try:
-        futures = []
-        for i in range(n):
-            e = tagged_event(i, rng, experiment_id)
-            futures.append(
-                await producer.send(
-                    AGENT_COST.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
-                )
-            )
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    events = (tagged_event(i, rng, experiment_id) for i in range(n))
+    await produce_events(kafka_settings(bootstrap, local), AGENT_COST.name, events)
 
 
 async def analysis_rate(stack: Stack, n: int) -> float:
@@ -169,13 +151,7 @@ async def assignment_latency(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--rate", type=float, default=500.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+    args = arguments(__doc__, events=50_000, rate=500.0, seconds=10.0).parse_args()
 
     with private_stack(("auth", "experiments")) as stack:
         url = stack.service_url("experiments")
@@ -192,35 +168,26 @@ def main() -> int:
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events)
             print()
             print("bench/experiments (one run, one worker, loopback)")
+            print(latency_line("GET /healthz (baseline)", base))
             print(
-                f"  GET /healthz at {base['achieved']:.0f}/s (baseline)   "
-                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
-            )
-            print(
-                f"  GET /api/experiments/{{id}}/assignment at {lat['achieved']:.0f}/s   "
-                f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
-                f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+                latency_line(
+                    "GET /api/experiments/{id}/assignment", lat, "   (target: p99 <= 10 ms)"
+                )
             )
             print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
             print(
                 f"  experiments topic -> analysis (backlog) {rate:>10,.0f} events/s   "
                 f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)"
             )
-            record(
-                Measurement(
-                    f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
-                    lat["p99"],
-                    "ms",
-                ),
-                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
-                at_most(10, "#11"),
-                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
+            record_p99_against_healthz(
+                f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
+                lat,
+                base,
+                10,
+                "#11",
             )
-            record(
-                Measurement("experiments, one analysis intake on a backlog", rate, "events/s"),
-                Measurement("raw aiokafka consume", raw, "events/s"),
-                at_least(5_000, "#11"),
-                detail=f"{rate / raw:.3f} x raw",
+            record_rate_against_raw_consume(
+                "experiments, one analysis intake on a backlog", rate, raw, 5_000, "#11"
             )
 
         asyncio.run(run())

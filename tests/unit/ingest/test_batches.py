@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import llm_call
 
+from finops.common.events import error_event as enveloped_error
 from finops.ingest.domain import batches
 from finops.ingest.domain.batches import BatchLimits, Caller
 from finops.ingest.domain.errors import (
@@ -38,13 +38,8 @@ def call(agent: str = "bot", at: datetime | str = NOW, **data) -> dict:
 
 
 def error_event(agent: str = "bot") -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.error",
-        "source": agent,
-        "specversion": "1.0",
-        "time": NOW.isoformat(),
-        "data": {
+    return enveloped_error(
+        {
             "agent_id": agent,
             "task_type": "summarize",
             "provider": "openai",
@@ -52,7 +47,8 @@ def error_event(agent: str = "bot") -> dict:
             "error": {"kind": "rate_limit", "status_code": 429, "message": "slow down"},
             "attempt": 1,
         },
-    }
+        time=NOW,
+    )
 
 
 def encode(events) -> bytes:

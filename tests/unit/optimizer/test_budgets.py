@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finops.common.events import LlmCallEvent
+from finops.common.events import LlmCallEvent, llm_call_event
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector, SpendSpikeScorer
 from finops.optimizer.domain.budgets import (
     Budget,
@@ -28,12 +28,8 @@ def at(hours: float = 0.0, minutes: float = 0.0) -> datetime:
 
 def call(agent: str, cost: float | None, when: datetime, team: str | None = None) -> LlmCallEvent:
     return LlmCallEvent.model_validate(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": agent,
-            "time": when,
-            "data": {
+        llm_call_event(
+            {
                 "agent_id": agent,
                 "team": team,
                 "task_type": "qa",
@@ -44,7 +40,8 @@ def call(agent: str, cost: float | None, when: datetime, team: str | None = None
                 "latency_ms": 300.0,
                 "success": True,
             },
-        }
+            time=when,
+        )
     )
 
 

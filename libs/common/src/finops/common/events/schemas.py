@@ -291,13 +291,22 @@ class RequestInfo(_Strict):
     max_tokens: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] | None = None
 
 
-class LlmCallDataV1(_Strict):
+class CallIdentity(_Strict):
+    """Who made the call and to which model: the fields every event type starts with.
+
+    Subclasses add their own fields after these, so the JSON field order stays
+    ``agent_id, team, project, task_type, provider, model, ...`` for every type.
+    """
+
     agent_id: Id128
     team: Id128 | None = None
     project: Id128 | None = None
     task_type: Name64
     provider: Name64
     model: ModelName
+
+
+class LlmCallDataV1(CallIdentity):
     config: LlmConfig = Field(default_factory=LlmConfig)
     usage: UsageInput
     cost_usd: Usd | None = Field(None, description="Client-reported cost; else computed.")
@@ -321,13 +330,7 @@ class LlmCallDataV1(_Strict):
     )
 
 
-class ErrorDataV1(_Strict):
-    agent_id: Id128
-    team: Id128 | None = None
-    project: Id128 | None = None
-    task_type: Name64
-    provider: Name64
-    model: ModelName
+class ErrorDataV1(CallIdentity):
     error: ErrorInfo
     request: RequestInfo | None = None
     attempt: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1

@@ -15,6 +15,13 @@ from finops.common.errors import error_body
 from finops.common.events.schemas import LlmConfig
 from finops.common.request_body import Count, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.api.schemas import (
+    AssignmentOut,
+    ExperimentOut,
+    ExperimentsOut,
+    ExperimentWithAuditOut,
+    ResultsOut,
+)
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
@@ -25,7 +32,8 @@ from finops.experiments.domain.definition import (
 )
 from finops.experiments.domain.stats import VariantStats
 
-router = APIRouter(tags=["experiments"])
+# json.dumps bytes with the response models: see finops.common.response_body
+router = APIRouter(tags=["experiments"], default_response_class=JSONResponse)
 
 _ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -78,6 +86,7 @@ class ExperimentIn(RequestBody):
     "/api/experiments",
     status_code=201,
     summary="Define an experiment (status draft)",
+    response_model=ExperimentOut,
     description=(
         "Scope `experiments:write`. The first variant is the control. Weights: all given "
         "(positive, summing to 1) or none (equal split). The task type must have been seen "
@@ -117,7 +126,12 @@ async def create_experiment(
     return experiment.to_api()
 
 
-@router.get("/api/experiments", summary="Every experiment", responses=AUTH_ERRORS)
+@router.get(
+    "/api/experiments",
+    summary="Every experiment",
+    response_model=ExperimentsOut,
+    responses=AUTH_ERRORS,
+)
 async def list_experiments(
     _: Reader,
     repo: Repository,
@@ -129,6 +143,7 @@ async def list_experiments(
 @router.get(
     "/api/experiments/{experiment_id}",
     summary="One experiment with its audit trail",
+    response_model=ExperimentWithAuditOut,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def get_experiment(experiment_id: str, _: Reader, repo: Repository) -> dict[str, Any]:
@@ -146,6 +161,7 @@ _TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/api/experiments/{experiment_id}/start",
     summary="Start a draft experiment",
+    response_model=ExperimentOut,
     responses=_TRANSITION_ERRORS,
 )
 async def start_experiment(
@@ -159,6 +175,7 @@ async def start_experiment(
 @router.post(
     "/api/experiments/{experiment_id}/stop",
     summary="Stop a draft or running experiment (no winner)",
+    response_model=ExperimentOut,
     responses=_TRANSITION_ERRORS,
 )
 async def stop_experiment(
@@ -179,6 +196,7 @@ async def _announce(request: Request, experiment: Experiment, kind: str) -> None
 @router.get(
     "/api/experiments/{experiment_id}/assignment",
     summary="The variant for a unit",
+    response_model=AssignmentOut,
     description=(
         "Scope `experiments:assign`. Fixed splits hash the unit with the experiment's salt, so "
         "a unit always gets the same variant; bandits allocate by Thompson sampling over the "
@@ -225,6 +243,7 @@ def _current_stats(request: Request, experiment: Experiment) -> list[VariantStat
 @router.get(
     "/api/experiments/{experiment_id}/results",
     summary="Per-variant statistics, SRM check and the decision",
+    response_model=ResultsOut,
     description=(
         "Scope `stats:read`. `interval` is the always-valid interval of the variant's primary "
         "metric (valid however often results are looked at); `probability_best` is the "

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.errors import FinopsError
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
+from finops.healer.api.schemas import LabelsOut
 from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 
 MAX_LABELS = 100
 MAX_LABEL_MESSAGE = 2000
@@ -169,6 +171,7 @@ def parse_labels(body: Any) -> list[NewLabel]:
         "decides errors that no rule of the table knows. `decided_by_rule` names the rule that "
         "already classifies the labelled error (then the label changes nothing for it)."
     ),
+    response_model=LabelsOut,
     responses=responses(ERRORS),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BODY_SCHEMA}}}
