@@ -230,7 +230,7 @@ def _error_headers(v: Any) -> Any:
         raise ValueError(f"at most {MAX_ERROR_HEADERS} headers")
     out: dict[Any, Any] = {}
     for name, value in v.items():
-        key = name.strip().lower() if isinstance(name, str) else name
+        key = name.lower() if isinstance(name, str) else name
         if key in out:
             raise ValueError(f"header {key!r} given more than once")
         out[key] = value
@@ -277,11 +277,11 @@ class ErrorInfo(_Strict):
     provider_code: Id128 | None = Field(
         None, description="The provider's error code (insufficient_quota, API_KEY_INVALID, …)."
     )
-    message: Annotated[
-        str,
-        StringConstraints(strict=True, max_length=MAX_ERROR_MESSAGE),
-        _truncate(MAX_ERROR_MESSAGE),
-    ] = Field(description=f"Provider error message; truncated to {MAX_ERROR_MESSAGE} characters.")
+    # No maxLength: a longer message is accepted and truncated (a schema that said otherwise
+    # would promise a refusal that never comes).
+    message: Annotated[str, StringConstraints(strict=True), _truncate(MAX_ERROR_MESSAGE)] = Field(
+        description=f"Provider error message; truncated to {MAX_ERROR_MESSAGE} characters."
+    )
     headers: ErrorHeaders | None = None
     retry_after_ms: Millis | None = None
 
