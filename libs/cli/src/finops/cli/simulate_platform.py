@@ -18,7 +18,7 @@ import httpx
 from finops.cli.failures import CliError
 from finops.cli.simulation.catalog import CLAUDE_HAIKU, GPT_4O, GPT_4O_MINI, SimModel
 
-SERVICES = ("auth", "ingest", "optimizer", "experiments")
+SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")
 
 
 @dataclass(frozen=True)

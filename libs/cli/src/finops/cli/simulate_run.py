@@ -36,6 +36,8 @@ from finops.cli.simulation.strategies import (
     TaskOutcome,
 )
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
+from finops.cli.simulation.timeline import Timeline
+from finops.cli.timeline_sampler import PlatformSampler
 from finops.client import AsyncFinOpsClient, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")
@@ -55,6 +57,8 @@ class SimulationReport:
     models_used: dict[str, int]
     unknown_recommendations: int
     elapsed_s: float
+    #: the run bucket by bucket, with the platform's breaker and experiment samples
+    timeline: Timeline = field(default_factory=Timeline.empty)
 
     def as_json(self) -> dict[str, Any]:
         base, opt = self.comparison.baseline, self.comparison.optimized
@@ -114,6 +118,8 @@ class FleetRun:
     untried: dict[str, list[SimModel]] = field(
         default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
     )
+    timeline: Timeline = field(default_factory=Timeline.empty)
+    done: int = 0
 
     async def work(self, tasks: list[Task], done: Callable[[], None]) -> None:
         """Every agent works through its own tasks, in order, all agents at once."""
@@ -132,6 +138,8 @@ class FleetRun:
             outcome = await self.strategy.call(task, choice.model, self.providers)
             await self._report(client, task, choice, outcome)
             self.tally.add(outcome)
+            self.timeline.add_optimized(outcome)
+            self.done += 1
             done()
 
     async def _choose(self, client: AsyncFinOpsClient, task: Task) -> Choice:
@@ -253,6 +261,14 @@ async def run_simulation(
     api = OperatorApi(endpoints, operator)
     clients = await _clients(endpoints, operator, agents)
     fleet = FleetRun(clients, providers, Healing(MODELS), seed)
+    sampler = PlatformSampler(
+        api.http,
+        endpoints.urls,
+        fleet.timeline,
+        progress=lambda: fleet.done / len(tasks),
+        experiments=lambda: [(e.name, e.id) for e in fleet.experiments.values()],
+    )
+    sampler.start()
     warm_up = min(len(tasks), max(50, calls // 20))
     try:
         await fleet.work(tasks[:warm_up], progress)
@@ -277,11 +293,16 @@ async def run_simulation(
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
         outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
+        await sampler.stop()
+        await sampler.sample(progress=1.0)  # the decisions and breakers at the end
     finally:
+        await sampler.stop()
         for client in clients:
             await client.close(timeout=120)
         await api.aclose()
-    baseline = await run_fixed_policy(tasks, STRONGEST, NaiveRetries(), providers)
+    baseline = await run_fixed_policy(
+        tasks, STRONGEST, NaiveRetries(), providers, observe=fleet.timeline.add_baseline
+    )
     return SimulationReport(
         agents=agents,
         calls=calls,
@@ -293,4 +314,5 @@ async def run_simulation(
         models_used=fleet.models_used,
         unknown_recommendations=fleet.unknown_recommendations,
         elapsed_s=time.monotonic() - began,
+        timeline=fleet.timeline,
     )
