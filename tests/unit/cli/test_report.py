@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from finops.cli.report import model, page, store
+from finops.cli.report import model, page, platform, store
 from finops.cli.report.store import LastRun
 from finops.cli.simulation import timeline as timeline_module
 from finops.cli.simulation.catalog import GPT_4O, GPT_4O_MINI, MODELS, STRONGEST
@@ -22,7 +22,7 @@ from finops.cli.simulation.timeline import Timeline
 from finops.cli.timeline_sampler import PlatformSampler
 
 
-@pytest.mark.parametrize("module", [timeline_module, model])
+@pytest.mark.parametrize("module", [timeline_module, model, platform])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -220,7 +220,7 @@ class FleetRun:
 
 
 async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[AsyncFinOpsClient]:
-    from finops.cli.demo import _agent_api_key
+    from finops.cli.accounts import agent_api_key
 
     suffix = uuid.uuid4().hex[:4]
     clients = []
@@ -229,7 +229,7 @@ async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[Asy
         clients.append(
             AsyncFinOpsClient(
                 agent_id=name,
-                api_key=await _agent_api_key(endpoints, operator, name),
+                api_key=await agent_api_key(endpoints, operator, name),
                 ingest_url=endpoints.service_url("ingest"),
                 auth_url=endpoints.service_url("auth"),
                 optimizer_url=endpoints.service_url("optimizer"),
@@ -252,12 +252,12 @@ async def run_simulation(
     warn: Callable[[str], None],
 ) -> SimulationReport:
     """Run the fleet against the stack, then the baseline offline; compare them."""
-    from finops.cli.demo import _operator_token
+    from finops.cli.accounts import operator_token
 
     began = time.monotonic()
     tasks = make_tasks(seed, calls, agents)
     providers = SimulatedProviders(schedule)
-    operator = await _operator_token(endpoints)
+    operator = await operator_token(endpoints)
     api = OperatorApi(endpoints, operator)
     clients = await _clients(endpoints, operator, agents)
     fleet = FleetRun(clients, providers, Healing(MODELS), seed)

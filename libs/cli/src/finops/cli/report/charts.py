@@ -43,6 +43,11 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+def _legend_outside(ax: Axes) -> None:
+    """The legend right of the plot, where it hides no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+
+
 def _nothing(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="#666")
     ax.set_xticks([])
@@ -86,7 +91,7 @@ def traffic_chart(timeline: Timeline) -> Chart:
         ax.set_xlim(0, RUN_MIN)
         ax.set_xlabel("simulated minutes")
         ax.set_ylabel("share of calls (%)")
-        ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
+        _legend_outside(ax)
     return Chart("traffic", "Traffic share per model", _svg(fig))
 
 
@@ -106,7 +111,7 @@ def errors_chart(timeline: Timeline) -> Chart:
     ax.plot(x, healed, color="black", marker="o", ms=3, lw=1.5, label="healed")
     ax.set_xlabel("simulated minutes")
     ax.set_ylabel("failed attempts")
-    ax.legend(loc="upper right", fontsize="small", ncols=2, framealpha=0.9)
+    _legend_outside(ax)
     return Chart("errors", "Errors per kind and errors healed", _svg(fig))
 
 
@@ -130,7 +135,7 @@ def breakers_chart(timeline: Timeline) -> Chart:
     ax.set_xlabel("simulated minutes (when the healer was asked)")
     for state, colour in STATE_COLOURS.items():
         ax.bar(0, 0, color=colour, label=state.replace("_", "-"))
-    ax.legend(loc="upper right", fontsize="small", ncols=3, framealpha=0.9)
+    _legend_outside(ax)
     return Chart("breakers", "Circuit breaker states", _svg(fig))
 
 
@@ -156,22 +161,30 @@ def experiments_chart(timeline: Timeline) -> Chart:
             label = f"{_short(name)} {variant}"
             samples_ax.plot(x, n, lw=1.6, label=label)
             best_ax.plot(x, [float("nan") if b is None else b for b in best], lw=1.6, label=label)
-        _mark_decision(best_ax, series)
+        _mark_decision(best_ax, series, _short(name))
     samples_ax.set_ylabel("samples")
-    samples_ax.legend(loc="upper left", fontsize="small", ncols=2, framealpha=0.9)
+    _legend_outside(samples_ax)
     best_ax.set_ylabel("P(best)")
     best_ax.set_ylim(-0.05, 1.05)
-    best_ax.set_xlabel("simulated minutes")
+    best_ax.set_xlim(0, RUN_MIN)
+    best_ax.set_xlabel("simulated minutes (when the experiments service was asked)")
     return Chart("experiments", "Experiment progress: samples and probability best", _svg(fig))
 
 
-def _mark_decision(ax: Axes, series: list[ExperimentSample]) -> None:
+def _mark_decision(ax: Axes, series: list[ExperimentSample], name: str) -> None:
     decided = next((s for s in series if s.status != "running"), None)
     if decided is None:
         return
     ax.axvline(decided.progress * RUN_MIN, color="#444", ls="--", lw=1)
-    text = f"{decided.status}" + (f": {decided.winner}" if decided.winner else "")
-    ax.annotate(text, (decided.progress * RUN_MIN, 0.5), fontsize="small", rotation=90)
+    text = f"{name} {decided.status}" + (f": {decided.winner}" if decided.winner else "")
+    ax.annotate(
+        text,
+        (decided.progress * RUN_MIN, 0.5),
+        fontsize="x-small",
+        rotation=90,
+        ha="right",
+        va="center",
+    )
 
 
 def _short(name: str) -> str:
