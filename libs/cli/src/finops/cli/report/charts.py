@@ -58,6 +58,10 @@ def _bucket_ends(timeline: Timeline) -> list[float]:
     return [b.start_min + timeline.bucket_min for b in timeline.buckets]
 
 
+def _bucket_centres(timeline: Timeline) -> list[float]:
+    return [b.start_min + timeline.bucket_min / 2 for b in timeline.buckets]
+
+
 def spend_chart(timeline: Timeline) -> Chart:
     fig, ax = _figure()
     optimized, baseline = timeline.cumulative_spend()
@@ -77,21 +81,20 @@ def traffic_chart(timeline: Timeline) -> Chart:
     models = timeline.models()
     if not models:
         _nothing(ax, "no answered call")
-    else:
-        shares = [
-            [
-                100.0 * b.calls_per_model.get(m, 0) / max(1, sum(b.calls_per_model.values()))
-                for b in timeline.buckets
-            ]
-            for m in models
+        return Chart("traffic", "Traffic share per model", _svg(fig))
+    shares = [
+        [
+            100.0 * b.calls_per_model.get(m, 0) / max(1, sum(b.calls_per_model.values()))
+            for b in timeline.buckets
         ]
-        centres = [b.start_min + timeline.bucket_min / 2 for b in timeline.buckets]
-        ax.stackplot(centres, shares, labels=models, alpha=0.85)
-        ax.set_ylim(0, 100)
-        ax.set_xlim(0, RUN_MIN)
-        ax.set_xlabel("simulated minutes")
-        ax.set_ylabel("share of calls (%)")
-        _legend_outside(ax)
+        for m in models
+    ]
+    ax.stackplot(_bucket_centres(timeline), shares, labels=models, alpha=0.85)
+    ax.set_ylim(0, 100)
+    ax.set_xlim(0, RUN_MIN)
+    ax.set_xlabel("simulated minutes")
+    ax.set_ylabel("share of calls (%)")
+    _legend_outside(ax)
     return Chart("traffic", "Traffic share per model", _svg(fig))
 
 
@@ -101,7 +104,7 @@ def errors_chart(timeline: Timeline) -> Chart:
     if not kinds:
         _nothing(ax, "no error")
         return Chart("errors", "Errors and healing", _svg(fig))
-    x = [b.start_min + timeline.bucket_min / 2 for b in timeline.buckets]
+    x = _bucket_centres(timeline)
     bottom = [0] * len(x)
     for kind in kinds:
         counts = [b.errors_per_kind.get(kind, 0) for b in timeline.buckets]
