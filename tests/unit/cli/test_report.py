@@ -134,3 +134,19 @@ async def test_the_sampler_records_breakers_and_experiments_at_the_fleets_progre
     assert (sample.progress, sample.status, sample.winner) == (0.25, "decided", "A")
     assert [(v.name, v.n, v.probability_best) for v in sample.variants] == [("A", 5, 0.2)]
     assert sampler.missed == 0
+
+
+async def test_a_sample_the_platform_cannot_answer_is_counted_not_raised():
+    def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/healing/circuits":
+            return httpx.Response(200, json={"circuits": [{"provider": "openai"}]})  # no state
+        return httpx.Response(503, json={"error": {"code": "dependency_unavailable"}})
+
+    timeline = Timeline.empty()
+    urls = {"healer": "http://healer", "experiments": "http://experiments"}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(platform)) as http:
+        sampler = PlatformSampler(http, urls, timeline, lambda: 0.5, lambda: [("exp", "x1")])
+        await sampler.sample()
+
+    assert sampler.missed == 1
+    assert timeline.breakers == [] and timeline.experiments == []

@@ -295,6 +295,8 @@ async def run_simulation(
         outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
+        if sampler.missed:
+            warn(f"{sampler.missed} looks at the breakers or experiments got no answer")
     finally:
         await sampler.stop()
         for client in clients:

@@ -67,7 +67,7 @@ class PlatformSampler:
         self.experiments = experiments
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
-        #: samples the platform refused or could not answer (the report says so)
+        #: samples the platform refused or could not answer (the run warns of them)
         self.missed = 0
 
     async def sample(self, progress: float | None = None) -> None:
@@ -86,8 +86,9 @@ class PlatformSampler:
                     self.timeline.experiments.append(experiment_sample(at, name, resp.json()))
                 else:
                     self.missed += 1
-        except httpx.TransportError:
-            self.missed += 1  # a service restarting: the next sample will tell
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            # a service restarting, or an answer of another shape: the next sample will tell
+            self.missed += 1
 
     async def _loop(self) -> None:
         while True:
