@@ -52,7 +52,7 @@ chromium: $(CHROMIUM) ## headless Chromium into .tools/ (for the report renderin
 
 install: $(INSTALLED) ## install the locked workspace into .venv and s3rver into .tools/
 
-demo: $(INSTALLED) ## the main job: run the platform on the embedded local stack
+demo: $(INSTALLED) ## the main job: the whole-fleet simulation on the local stack, an HTML report in reports/
 	$(FINOPS) demo
 
 # The suite mostly waits (for services, the broker, group joins), so it runs in two pytest-xdist

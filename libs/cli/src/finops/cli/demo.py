@@ -11,7 +11,7 @@ from finops.cli.output import console
 from finops.cli.stack import Stack
 
 #: a simulation of one to three minutes on a laptop
-DEMO_CALLS = 5000
+DEMO_CALLS = 10000
 DEMO_AGENTS = 4
 
 
