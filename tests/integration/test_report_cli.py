@@ -42,3 +42,17 @@ def test_report_with_the_stack_down_names_what_it_cannot_reach(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot reach PostgreSQL at 127.0.0.1:{port}")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_demo_refuses_a_reports_folder_it_cannot_create_before_starting_anything(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path / "stack")}
+
+    result = CliRunner().invoke(app, ["demo", "--reports", str(blocker / "reports")], env=env)
+
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"error: --reports {blocker / 'reports'}: cannot create it (Not a directory)"
+    )
+    assert not (tmp_path / "stack").exists()  # no stack was started

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from finops.cli.failures import CliError
 from finops.cli.output import console
 from finops.cli.stack import Stack
 
@@ -35,6 +36,9 @@ def run_demo(stack: Stack, *, calls: int, agents: int, seed: int, reports: Path)
     keep_last_run(report)
     source = f"finops demo: {calls:,} tasks, {agents} agents, seed {seed}, local stack"
     document = from_simulation(result, report.timeline, datetime.now(UTC), source)
-    written = page.write(document, reports)
+    try:
+        written = page.write(document, reports)
+    except OSError as exc:
+        raise CliError(f"cannot write the report under {reports}: {exc}", 2) from exc
     console.print(f"[bold]report:[/] {written.resolve()}", soft_wrap=True)
     return written

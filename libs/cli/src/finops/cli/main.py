@@ -219,6 +219,8 @@ def demo(
     """
     if 0 < calls < 100:
         raise CliError("--calls: 0 (only bring the stack up) or at least 100", 2)
+    if calls:
+        _check_reports_folder(reports)
     settings = StackSettings()
     root = settings.data_dir.resolve()
     if _running_supervisor(root):
@@ -245,6 +247,16 @@ def demo(
     finally:
         stack.stop()
         stack.write_state("stopped")
+
+
+def _check_reports_folder(reports: Path) -> None:
+    """Refuse a reports folder that cannot be written before the run, not after it."""
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--reports {reports}: cannot create it ({exc.strerror})", 2) from exc
+    if not os.access(reports, os.W_OK):
+        raise CliError(f"--reports {reports}: cannot write there", 2)
 
 
 @db_app.command("upgrade")
