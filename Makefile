@@ -14,7 +14,7 @@ INSTALLED := $(STAMP) $(S3RVER)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install demo test test-unit test-integration test-e2e up down status lint format typecheck docs bench clean deploy-check
+.PHONY: help install chromium demo test test-unit test-integration test-e2e up down status lint format typecheck docs bench clean deploy-check
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,9 +31,28 @@ $(S3RVER):
 	@command -v npm >/dev/null || { echo "npm is needed to install s3rver (the broker's disk storage): install Node.js and npm"; exit 2; }
 	npm install --prefix $(TOOLS)/s3rver --no-audit --no-fund --loglevel=error s3rver@3.7.1
 
+# Headless Chromium for the report's rendering test: Debian's chromium-headless-shell and the
+# libraries it needs that a base system lacks, unpacked into .tools/chromium (apt-get download
+# + dpkg -x: nothing is installed system-wide). Needs a Debian/Ubuntu apt with bookworm's names.
+CHROMIUM := $(TOOLS)/bin/chromium-headless-shell
+CHROMIUM_DEBS := chromium-headless-shell chromium-common libopenh264-7 libdouble-conversion3 \
+	libopus0 libharfbuzz-subset0 libxnvctrl0 libpulse0 libflac12 libminizip1 libogg0 \
+	libsndfile1 libasyncns0 libvorbis0a libvorbisenc2 libmpg123-0 libmp3lame0
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "apt-get is needed to fetch chromium-headless-shell (Debian packages) into $(TOOLS)/chromium"; exit 2; }
+	rm -rf $(TOOLS)/chromium && mkdir -p $(TOOLS)/chromium/debs $(TOOLS)/bin
+	cd $(TOOLS)/chromium/debs && apt-get download $(CHROMIUM_DEBS)
+	for deb in $(TOOLS)/chromium/debs/*.deb; do dpkg -x "$$deb" $(TOOLS)/chromium/root; done
+	rm -rf $(TOOLS)/chromium/debs
+	printf '#!/bin/sh\nroot="$$(cd "$$(dirname "$$0")/../chromium/root" && pwd)"\nexport LD_LIBRARY_PATH="$$root/usr/lib/x86_64-linux-gnu:$$root/usr/lib/x86_64-linux-gnu/pulseaudio$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}"\nexec "$$root/usr/lib/chromium/chromium-headless-shell" "$$@"\n' > $@
+	chmod +x $@
+
+chromium: $(CHROMIUM) ## headless Chromium into .tools/ (for the report rendering test)
+
 install: $(INSTALLED) ## install the locked workspace into .venv and s3rver into .tools/
 
-demo: $(INSTALLED) ## the main job: run the platform on the embedded local stack
+demo: $(INSTALLED) ## the main job: the whole-fleet simulation on the local stack, an HTML report in reports/
 	$(FINOPS) demo
 
 # The suite mostly waits (for services, the broker, group joins), so it runs in two pytest-xdist
@@ -43,7 +62,7 @@ demo: $(INSTALLED) ## the main job: run the platform on the embedded local stack
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: $(INSTALLED) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
+test: $(INSTALLED) $(CHROMIUM) ## the whole suite: unit, integration (real Postgres/Redis/broker), e2e
 	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL)
 
 test-unit: $(INSTALLED) ## unit tests only (no infrastructure)
@@ -52,7 +71,7 @@ test-unit: $(INSTALLED) ## unit tests only (no infrastructure)
 test-integration: $(INSTALLED)
 	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) tests/integration
 
-test-e2e: $(INSTALLED)
+test-e2e: $(INSTALLED) $(CHROMIUM)
 	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) tests/e2e
 
 up: $(INSTALLED) ## start the local stack in the foreground (Ctrl-C stops it)

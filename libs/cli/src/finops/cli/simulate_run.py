@@ -32,6 +32,8 @@ from finops.cli.simulation.fleet import Task, make_tasks
 from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProviders
 from finops.cli.simulation.strategies import NaiveRetries, TaskOutcome
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
+from finops.cli.simulation.timeline import Timeline
+from finops.cli.timeline_sampler import PlatformSampler
 from finops.client import AsyncFinOpsClient, CallOptions, PlatformUnavailable, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")
@@ -55,6 +57,8 @@ class SimulationReport:
     unknown_recommendations: int
     recommendations_unavailable: int
     elapsed_s: float
+    #: the run bucket by bucket, with the platform's breaker and experiment samples
+    timeline: Timeline = field(default_factory=Timeline.empty)
 
     def as_json(self) -> dict[str, Any]:
         base, opt = self.comparison.baseline, self.comparison.optimized
@@ -118,6 +122,8 @@ class FleetRun:
     untried: dict[str, list[SimModel]] = field(
         default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
     )
+    timeline: Timeline = field(default_factory=Timeline.empty)
+    done: int = 0
 
     async def work(self, tasks: list[Task], done: Callable[[], None]) -> None:
         """Every agent works through its own tasks, in order, all agents at once."""
@@ -135,6 +141,8 @@ class FleetRun:
             choice = await self._choose(client, task)
             outcome = await self._call(client, task, choice)
             self.tally.add(outcome)
+            self.timeline.add_optimized(outcome)
+            self.done += 1
             done()
 
     async def _call(self, client: AsyncFinOpsClient, task: Task, choice: Choice) -> TaskOutcome:
@@ -220,7 +228,7 @@ def _quality(answer: Answer) -> float:
 
 
 async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[AsyncFinOpsClient]:
-    from finops.cli.demo import _agent_api_key
+    from finops.cli.accounts import agent_api_key
 
     suffix = uuid.uuid4().hex[:4]
     clients = []
@@ -229,7 +237,7 @@ async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[Asy
         clients.append(
             AsyncFinOpsClient(
                 agent_id=name,
-                api_key=await _agent_api_key(endpoints, operator, name),
+                api_key=await agent_api_key(endpoints, operator, name),
                 ingest_url=endpoints.service_url("ingest"),
                 auth_url=endpoints.service_url("auth"),
                 optimizer_url=endpoints.service_url("optimizer"),
@@ -253,15 +261,23 @@ async def run_simulation(
     warn: Callable[[str], None],
 ) -> SimulationReport:
     """Run the fleet against the stack, then the baseline offline; compare them."""
-    from finops.cli.demo import _operator_token
+    from finops.cli.accounts import operator_token
 
     began = time.monotonic()
     tasks = make_tasks(seed, calls, agents)
     providers = SimulatedProviders(schedule)
-    operator = await _operator_token(endpoints)
+    operator = await operator_token(endpoints)
     api = OperatorApi(endpoints, operator)
     clients = await _clients(endpoints, operator, agents)
     fleet = FleetRun(clients, providers, seed)
+    sampler = PlatformSampler(
+        api.http,
+        endpoints.urls,
+        fleet.timeline,
+        progress=lambda: fleet.done / len(tasks),
+        experiments=lambda: [(e.name, e.id) for e in fleet.experiments.values()],
+    )
+    sampler.start()
     warm_up = min(len(tasks), max(50, calls // 20))
     try:
         await fleet.work(tasks[:warm_up], progress)
@@ -286,11 +302,18 @@ async def run_simulation(
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
         outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
+        await sampler.stop()
+        await sampler.sample(progress=1.0)  # the decisions and breakers at the end
+        if sampler.missed:
+            warn(f"{sampler.missed} looks at the breakers or experiments got no answer")
     finally:
+        await sampler.stop()
         for client in clients:
             await client.close(timeout=120)
         await api.aclose()
-    baseline = await run_fixed_policy(tasks, STRONGEST, NaiveRetries(), providers)
+    baseline = await run_fixed_policy(
+        tasks, STRONGEST, NaiveRetries(), providers, observe=fleet.timeline.add_baseline
+    )
     return SimulationReport(
         agents=agents,
         calls=calls,
@@ -303,4 +326,5 @@ async def run_simulation(
         unknown_recommendations=fleet.unknown_recommendations,
         recommendations_unavailable=fleet.recommendations_unavailable,
         elapsed_s=time.monotonic() - began,
+        timeline=fleet.timeline,
     )

@@ -15,7 +15,7 @@ Quality (the probability that a call's answer is right, per task type): for ``ma
 Mixtral-8x7B's score in the RouteLLM evaluations (``../shared/data/outcomes``: GSM8K 0.857 /
 0.638, MMLU 0.806 / 0.681, MT-Bench 0.923 / 0.834, each the mean over every prompt). The mid
 model's scores there, and every score of ``extract`` and ``summarize`` (easy tasks where a
-small model is about as good, as in ``finops demo``), are assumptions, not measurements.
+small model is about as good), are assumptions, not measurements.
 """
 
 from __future__ import annotations
