@@ -24,7 +24,7 @@ from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
-from finops.experiments.api.routes import install_experiment_errors, router
+from finops.experiments.api.routes import router
 from finops.experiments.settings import ExperimentsSettings
 
 
@@ -86,7 +86,6 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         },
         description="Automated cost A/B tests that stay valid under continuous monitoring.",
     )
-    install_experiment_errors(app)
     app.include_router(router)
     return app
 

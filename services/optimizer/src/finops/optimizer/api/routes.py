@@ -23,14 +23,10 @@ from finops.optimizer.api.deps import (
 )
 from finops.optimizer.domain.analytics import GRANULARITIES, Metric
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec, NoArms
+from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
 
 router = APIRouter()
-
-
-class NoArmsKnown(NotFound):
-    code = "no_arms"
 
 
 _rng = random.SystemRandom()
@@ -107,19 +103,17 @@ async def recommend(
             )
     if len(features) > 32:
         raise ValidationFailed("at most 32 features")
-    try:
-        rng = _rng if seed is None else engine.request_rng(task_type, seed)
-        rec = engine.recommend(
-            task_type,
-            features or None,
-            agent_id=agent_id,
-            team=team,
-            rng=rng,
-            breakers=circuits,
-            probe_rate=request.app.state.settings.breaker_probe_rate,
-        ).to_dict()
-    except NoArms as exc:
-        raise NoArmsKnown(str(exc)) from exc
+    rng = _rng if seed is None else engine.request_rng(task_type, seed)
+    # NoArms (no model known for the task type yet) answers 404 ``no_arms``
+    rec = engine.recommend(
+        task_type,
+        features or None,
+        agent_id=agent_id,
+        team=team,
+        rng=rng,
+        breakers=circuits,
+        probe_rate=request.app.state.settings.breaker_probe_rate,
+    ).to_dict()
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from finops.common.alerts import Alert
+from finops.common.errors import FinopsError, NotFound
 from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
@@ -32,17 +33,17 @@ STATE_VERSION = 1
 DEFAULT_CONFIG_KEY = "default"
 
 
-class OptimizerError(Exception):
+class OptimizerError(FinopsError):
     """Base of the optimizer's domain errors; ``code`` is stable for API clients."""
 
     code = "optimizer_error"
 
 
-class NoArms(OptimizerError):
+class NoArms(NotFound, OptimizerError):
     code = "no_arms"
 
 
-class UnknownBudget(OptimizerError):
+class UnknownBudget(NotFound, OptimizerError):
     code = "unknown_budget"
 
 
