@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import doctest
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,26 @@ def test_no_domain_module_and_no_error_tree_imports_an_http_framework():
         for path in modules
     }
     assert {path: names for path, names in offending.items() if names} == {}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(path.parents[len(path.parts) - 1 - path.parts.index("finops")])
+    return ".".join(parts.with_suffix("").parts).removesuffix(".__init__")
+
+
+def test_importing_the_domain_and_the_error_tree_loads_no_http_framework():
+    # also what they import in turn: a domain module must not reach FastAPI through a helper
+    modules = [_module_name(path) for path in _pure_modules()]
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HTTP_PACKAGES!r}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "finops.optimizer.domain.engine" in modules
+    assert loaded.strip() == "[]"
 
 
 def _error_classes() -> list[type[FinopsError]]:
