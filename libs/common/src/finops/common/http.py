@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from finops.common.api_errors import error_body, install_error_handlers
 from finops.common.datastores import install_dependency_failure_handler
-from finops.common.errors import error_body, install_error_handlers
 from finops.common.logging import request_id_var
 from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
 from finops.common.response_body import Readiness

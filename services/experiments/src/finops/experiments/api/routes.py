@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
-from finops.common.errors import error_body
 from finops.common.events.schemas import LlmConfig
 from finops.common.request_body import Count, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
@@ -25,7 +23,6 @@ from finops.experiments.api.schemas import (
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
-    ExperimentError,
     Guardrails,
     NotRunning,
     build_definition,
@@ -261,9 +258,3 @@ async def results(
             k: experiment.decision.get(k) for k in ("winner", "reason", "decided_at")
         }
     return {"status": experiment.status, **body}
-
-
-def install_experiment_errors(app: FastAPI) -> None:
-    @app.exception_handler(ExperimentError)
-    async def _experiment_error(_: Request, exc: ExperimentError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.status)

@@ -109,6 +109,6 @@ async def advise(
             await healing_log.publish(advice, body.task_type)
     except (TimeoutError, KafkaError) as exc:
         raise DependencyUnavailable(
-            "the broker did not take the advice record", headers={"Retry-After": "1"}
+            "the broker did not take the advice record", retry_after_seconds=1
         ) from exc
     return advice.to_answer()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, ApiError, responses
-from finops.common.errors import FinopsError
+from finops.common.errors import ValidationFailed
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
 from finops.healer.api.schemas import LabelsOut
@@ -71,10 +71,10 @@ ERRORS = (
 )
 
 
-class LabelRejected(FinopsError):
+class LabelRejected(ValidationFailed):
     """One or more labels are not acceptable; ``details`` names each (index, field, code)."""
 
-    status, message = 422, "labels rejected"
+    message = "labels rejected"
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         codes = {p["code"] for p in problems}

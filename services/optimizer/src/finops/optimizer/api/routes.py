@@ -37,17 +37,13 @@ from finops.optimizer.api.schemas import (
 )
 from finops.optimizer.domain.analytics import GRANULARITIES, Metric
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec, NoArms
+from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
 
 # An explicit JSONResponse: the response models validate the answer, and the bytes stay those
 # of ``json.dumps`` (FastAPI's default with a response model is pydantic's own encoder, which
 # writes some floats differently, e.g. 1e-05 as 0.00001).
 router = APIRouter(default_response_class=JSONResponse)
-
-
-class NoArmsKnown(NotFound):
-    code = "no_arms"
 
 
 _rng = random.SystemRandom()
@@ -125,19 +121,17 @@ async def recommend(
             )
     if len(features) > 32:
         raise ValidationFailed("at most 32 features")
-    try:
-        rng = _rng if seed is None else engine.request_rng(task_type, seed)
-        rec = engine.recommend(
-            task_type,
-            features or None,
-            agent_id=agent_id,
-            team=team,
-            rng=rng,
-            breakers=circuits,
-            probe_rate=request.app.state.settings.breaker_probe_rate,
-        ).to_dict()
-    except NoArms as exc:
-        raise NoArmsKnown(str(exc)) from exc
+    rng = _rng if seed is None else engine.request_rng(task_type, seed)
+    # NoArms (no model known for the task type yet) answers 404 ``no_arms``
+    rec = engine.recommend(
+        task_type,
+        features or None,
+        agent_id=agent_id,
+        team=team,
+        rng=rng,
+        breakers=circuits,
+        probe_rate=request.app.state.settings.breaker_probe_rate,
+    ).to_dict()
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
 
