@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 from _figures import Measurement, at_least, at_most, record
@@ -68,11 +69,20 @@ async def produce_events(settings: CommonSettings, topic: str, events: Iterable[
 
 
 @contextlib.contextmanager
-def private_stack(services: tuple[str, ...]) -> Iterator[Stack]:
-    """The infrastructure and ``services`` on free ports in a temporary folder."""
+def private_stack(
+    services: tuple[str, ...], storage: Literal["disk", "memory"] = "disk"
+) -> Iterator[Stack]:
+    """The infrastructure and ``services`` on free ports in a temporary folder.
+
+    ``storage="memory"`` keeps the broker's log in memory: the local disk storage (s3rver,
+    one single-threaded process) then no longer caps a service whose several consumers read
+    the same topic, so the figure is the service's, not the local broker's.
+    """
     with tempfile.TemporaryDirectory(prefix="finops-bench-") as tmp:
         ports = {f"{c}_port": free_port() for c in (*INFRA, *services)}
-        settings = StackSettings(data_dir=Path(tmp), postgres_fsync=False, **ports)
+        settings = StackSettings(
+            data_dir=Path(tmp), postgres_fsync=False, kafka_storage=storage, **ports
+        )
         stack = Stack(settings, services=services, echo=lambda line: note(f"  {line}"))
         note(f"starting a private stack ({', '.join((*services, *INFRA))})…")
         stack.start()
@@ -304,10 +314,11 @@ class ServiceBench:
     title: str  #: the script and its issue, e.g. "bench/healer #10"
     intake: str  #: the name of the intake figure
     endpoint: str  #: the name of the endpoint figure, e.g. "POST /api/healing/advice"
+    storage: Literal["disk", "memory"] = "disk"  #: the broker's log (see :func:`private_stack`)
 
     def main(self, doc: str | None, events: int) -> int:
         args = arguments(doc, events=events, rate=500.0, seconds=10.0).parse_args()
-        with private_stack(("auth", self.service)) as stack:
+        with private_stack(("auth", self.service), self.storage) as stack:
             figures = asyncio.run(
                 measure_service(
                     stack,
