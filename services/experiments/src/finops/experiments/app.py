@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -17,10 +17,11 @@ from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.log_position import plan_resume
+from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
+from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
@@ -45,6 +46,7 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         await producer.start()
         intake = await open_intake(settings, app.state.db, producer, repo)
         consumer = intake.consumer
+        assert intake.forwarder is not None
         app.state.intake = intake
 
         async def announce(experiment: Experiment, kind: str) -> None:
@@ -69,6 +71,7 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(runner, timeout=30)
             await consumer.stop()
+            await intake.forwarder.consumer.stop()
             await producer.stop()
             await verifier.aclose()
             await app.state.redis.aclose()
@@ -97,29 +100,41 @@ async def open_intake(
     producer: AIOKafkaProducer,
     repo: ExperimentRepository,
 ) -> AnalysisIntake:
-    """The analysis intake restored from its checkpoint, subscribed and its consumer started.
+    """Both stages of the analysis, subscribed and their consumers started.
 
-    The caller runs ``intake.run(stop)`` and stops ``intake.consumer`` (the benchmark builds
-    one this way too, to measure the intake alone).
+    The caller runs ``intake.run(stop)`` and stops ``intake.consumer`` and
+    ``intake.forwarder.consumer`` (the benchmark builds one this way too, to measure the
+    analysis alone).
     """
-    consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+    partitions = len(await producer.partitions_for(settings.events_topic))
+    forwarder = TaggedForwarder(
+        make_consumer(settings, settings.cost_topic, group_id=settings.consumer_group),
+        producer,
+        repo,
+        events_topic=settings.events_topic,
+        partitions=partitions,
+    )
+
+    async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        return await plan_resume(settings, saved, cluster_id, what="experiments analysis")
+
     intake = AnalysisIntake(
-        consumer,
+        make_consumer(settings, group_id=settings.analysis_group, max_poll_records=2000),
         producer,
         PostgresCheckpointStore(pool),
         repo,
         name=settings.checkpoint_name,
-        cost_topic=settings.cost_topic,
+        events_topic=settings.events_topic,
         experiments_topic=settings.experiments_topic,
+        partitions=partitions,
+        resume=resume,
+        forwarder=forwarder,
         checkpoint_interval_s=settings.checkpoint_interval_s,
         refresh_interval_s=settings.refresh_interval_s,
     )
-    await intake.restore()
-    intake.resume_from(
-        await plan_resume(settings, intake.offsets, intake.cluster_id, what="experiments intake")
-    )
     intake.subscribe()
-    await consumer.start()
+    await intake.consumer.start()
+    await forwarder.consumer.start()
     return intake
 
 

@@ -2,6 +2,11 @@
 
 Restoring a checkpoint and seeking to its offsets replays exactly the events the state has
 not seen, so a restart neither loses results nor counts an event twice.
+
+Each instance checkpoints the partitions it owns, one row per partition. With a partition's
+row go the snapshots of its experiments (their statistics without the deduplication ids), in
+the same transaction: any instance answers results for any experiment from them, and they
+never show an event the checkpoint could lose.
 """
 
 from __future__ import annotations
@@ -40,10 +45,36 @@ class PostgresCheckpointStore:
             json.loads(text), dict(json.loads(row["offsets"])), row["events"], row["cluster_id"]
         )
 
-    async def save(self, name: str, checkpoint: Checkpoint) -> None:
+    async def save(
+        self, name: str, checkpoint: Checkpoint, snapshots: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Save the checkpoint, and ``snapshots`` (experiment id -> snapshot) with it."""
         text = json.dumps(checkpoint.state, separators=(",", ":")).encode()
         blob = await asyncio.to_thread(zlib.compress, text, 1)
-        await self.pool.execute(
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._save(conn, name, checkpoint, blob)
+            if snapshots:
+                await conn.executemany(
+                    """
+                    INSERT INTO experiment_snapshots (experiment_id, checkpoint, snapshot)
+                    VALUES ($1, $2, $3::jsonb)
+                    ON CONFLICT (experiment_id) DO UPDATE
+                      SET checkpoint = EXCLUDED.checkpoint, snapshot = EXCLUDED.snapshot,
+                          saved_at = now()
+                    """,
+                    [(eid, name, json.dumps(snap)) for eid, snap in snapshots.items()],
+                )
+
+    async def snapshot(self, experiment_id: str) -> dict[str, Any] | None:
+        """The last saved snapshot of an experiment, if any."""
+        raw = await self.pool.fetchval(
+            "SELECT snapshot FROM experiment_snapshots WHERE experiment_id = $1", experiment_id
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    @staticmethod
+    async def _save(conn: Any, name: str, checkpoint: Checkpoint, blob: bytes) -> None:
+        await conn.execute(
             """
             INSERT INTO experiments_checkpoints (name, state, offsets, events, cluster_id)
             VALUES ($1, $2, $3::jsonb, $4, $5)

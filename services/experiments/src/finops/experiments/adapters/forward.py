@@ -1,0 +1,122 @@
+"""Stage 1 of the analysis: tagged cost events re-keyed by experiment id.
+
+Every instance reads its partitions of ``agent.cost.v1`` (keyed by agent) in the intake group,
+learns the task types it sees, parks an event that does not decode on ``agent.cost.v1.dlq``,
+and forwards what the analysis needs of each tagged call (a
+:class:`~finops.experiments.domain.analysis.Tagged`) to ``finops.experiment-events.v1`` in
+the partition of its experiment id: all of one experiment's events reach one partition, whose
+owner keeps the experiment's statistics (stage 2, :mod:`.stream`). Offsets are committed
+after the forwarded records are acknowledged (at least once; the analysis drops an event id it
+has counted already).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import Counter
+
+from finops.common.consumer import dlq_headers
+from finops.common.events import Event, LlmCallEvent
+from finops.common.partitions import consume_in_slices, partition_for
+from finops.experiments.adapters.repository import ExperimentRepository
+from finops.experiments.domain.analysis import Tagged
+
+EVENTS = Counter("finops_experiments_events_total", "Cost events read", ["outcome"])
+
+
+class TaggedForwarder:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        repo: ExperimentRepository,
+        *,
+        events_topic: str,
+        partitions: int,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.repo = repo
+        self.events_topic = events_topic
+        self.partitions = partitions
+        self.forwarded = 0
+        self._task_types: set[str] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await consume_in_slices(self.consumer, self.forward, stop)
+
+    async def forward(self, records: list[Any]) -> None:
+        """Forward a slice's tagged calls, record its new task types; return once acknowledged."""
+        task_types: set[str] = set()
+        sends = []
+        for record in records:
+            tagged = await self._tagged(record, task_types)
+            if tagged is not None:
+                sends.append(
+                    await self.producer.send(
+                        self.events_topic,
+                        tagged.to_json(),
+                        key=tagged.experiment_id.encode(),
+                        partition=partition_for(tagged.experiment_id, self.partitions),
+                    )
+                )
+        await asyncio.gather(*sends)
+        self.forwarded += len(sends)
+        if task_types:
+            await self.repo.record_task_types(task_types)
+            self._task_types |= task_types
+
+    async def _tagged(self, record: Any, task_types: set[str]) -> Tagged | None:
+        if b'"experiment"' not in record.value:
+            # Untagged: only its task type matters here (an experiment needs live traffic).
+            try:
+                task_type = json.loads(record.value)["data"]["task_type"]
+            except (ValueError, KeyError, TypeError):
+                task_type = None
+            if isinstance(task_type, str) and task_type not in self._task_types:
+                task_types.add(task_type)
+            EVENTS.labels("untagged").inc()
+            return None
+        try:
+            event = Event.from_kafka(record.value)
+        except (ValueError, TypeError) as exc:
+            EVENTS.labels("invalid").inc()
+            await self._dead_letter(record, exc)
+            return None
+        if not isinstance(event, LlmCallEvent):
+            EVENTS.labels("untagged").inc()
+            return None
+        data = event.data
+        if data.task_type not in self._task_types:
+            task_types.add(data.task_type)
+        if data.experiment is None:  # ingest writes "experiment": null on untagged calls
+            EVENTS.labels("untagged").inc()
+            return None
+        EVENTS.labels("tagged").inc()
+        return Tagged(
+            event_id=str(event.id),
+            experiment_id=data.experiment.id,
+            variant=data.experiment.variant,
+            cost_usd=data.cost_usd,  # None (unpriced) is counted as such by the analysis
+            success=data.success,
+            latency_ms=data.latency_ms,
+            quality=data.quality,
+        )
+
+    async def _dead_letter(self, record: Any, error: BaseException) -> None:
+        await dead_letter(self.producer, record, error)
+
+
+async def dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
+    """Park a record that does not decode on its topic's dead-letter topic."""
+    await producer.send_and_wait(
+        f"{record.topic}.dlq",
+        record.value,
+        key=record.key,
+        headers=list(record.headers or ())
+        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
+    )
