@@ -23,12 +23,14 @@ import random
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
 from _figures import Measurement, at_least, at_most, record
 from _harness import (
+    counter_value,
     healthz_latency,
     open_loop,
     private_stack,
@@ -37,9 +39,9 @@ from _harness import (
 )
 
 from finops.cli.stack import Stack
-from finops.common.kafka import make_producer
+from finops.common.kafka import ensure_topics, make_producer
 from finops.common.settings import CommonSettings
-from finops.common.topics import AGENT_COST
+from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, dlq_spec
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.app import open_intake
 from finops.experiments.domain.definition import build_definition
@@ -120,8 +122,9 @@ async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> No
 async def analysis_rate(stack: Stack, n: int) -> float:
     """Tagged events per second through one analysis intake catching up on a backlog.
 
-    The intake is built here, in this process, exactly as the service builds it (its own
-    consumer group and checkpoint, so it reads the topic from the start): measured on events
+    The intake is built here, in this process, exactly as the service builds it (both
+    stages: forwarding by experiment id, analysis; its own consumer groups, re-keyed topic and
+    checkpoints, so it reads the cost topic from the start): measured on events
     already on the topic, the figure is the intake's, not the producer's or the broker's.
     From its first analysed event to the n-th, checkpoints included.
     """
@@ -131,8 +134,13 @@ async def analysis_rate(stack: Stack, n: int) -> float:
         kafka_bootstrap=stack.kafka_bootstrap,
         kafka_enable_idempotence=not stack.local_broker,
         consumer_group=f"bench-{tag}",
+        analysis_group=f"bench-analysis-{tag}",
         checkpoint_name=f"bench-{tag}",
+        # its own re-keyed topic: the service forwards the same events to the shared one
+        events_topic=f"bench.experiment-events.{tag}",
     )
+    events = replace(EXPERIMENT_EVENTS, name=settings.events_topic)
+    await ensure_topics(settings, [events, dlq_spec(events)])
     pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
     producer = make_producer(settings)
     await producer.start()
@@ -150,6 +158,8 @@ async def analysis_rate(stack: Stack, n: int) -> float:
         stop.set()
         await runner
         await intake.consumer.stop()
+        if intake.forwarder is not None:
+            await intake.forwarder.consumer.stop()
         await producer.stop()
         await pool.close()
 
@@ -166,6 +176,12 @@ async def assignment_latency(
 
     headers = {"Authorization": f"Bearer {token}"}
     return await open_loop(get, rate=rate, seconds=seconds, headers=headers)
+
+
+async def full_collections(url: str) -> int:
+    """How many full garbage collections the service has run (each one pauses its loop)."""
+    async with aiohttp.ClientSession() as session:
+        return await counter_value(session, url, 'python_gc_collections_total{generation="2"}')
 
 
 def main() -> int:
@@ -185,7 +201,9 @@ def main() -> int:
             _, token = await register_and_login(stack.service_url("auth"))
             print(f"GET at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
             base = await healthz_latency(url, args.rate, args.seconds)
+            gc_before = await full_collections(url)
             lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
+            gc_during = await full_collections(url) - gc_before
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
             rate = await analysis_rate(stack, args.events)
@@ -201,6 +219,10 @@ def main() -> int:
                 f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
                 f"failures {lat['failures']}   (target: p99 <= 10 ms)"
             )
+            print(
+                f"  full (generation 2) garbage collections in the service during the "
+                f"assignment run: {gc_during}"
+            )
             print(f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)")
             print(
                 f"  experiments topic -> analysis (backlog) {rate:>10,.0f} events/s   "
@@ -214,7 +236,10 @@ def main() -> int:
                 ),
                 Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
                 at_most(10, "#11"),
-                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
+                detail=(
+                    f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures, "
+                    f"{gc_during} full GCs in the service"
+                ),
             )
             record(
                 Measurement("experiments, one analysis intake on a backlog", rate, "events/s"),

@@ -142,12 +142,12 @@ class ExperimentsLab:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    async def counted(self, client, eid: str, n: int) -> dict:
+    async def counted(self, client, eid: str, n: int, timeout: float = 60) -> dict:
         async def enough() -> dict | None:
             body = await self.results(client, eid)
             return body if sum(v["n"] for v in body["variants"]) >= n else None
 
-        return dict(await wait_until(enough, 60, f"{n} events counted"))
+        return dict(await wait_until(enough, timeout, f"{n} events counted"))
 
     async def announcements(self) -> list[dict]:
         consumer = make_consumer(

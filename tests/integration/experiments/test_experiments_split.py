@@ -40,12 +40,16 @@ async def test_two_instances_split_experiments_and_one_takes_over_with_exact_cou
             for eid in eids:
                 await lab.publish(lab.calls(eid, 60, rng, cost=EQUAL, quality=EQUAL_QUALITY))
             for eid in eids:
-                counted = await lab.counted(first, eid, 60)
+                counted = await lab.counted(first, eid, 60, timeout=120)
                 assert [v["n"] for v in counted["variants"]] == [30, 30]
-            owners = {eid: owner_of(intakes, eid) for eid in eids}
-            assert all(len(o) == 1 for o in owners.values()), owners
-            assert {o[0] for o in owners.values()} == {0, 1}, owners
 
+            def split_by_owner() -> bool:
+                # polled: a member that misses a heartbeat on the loaded machine rejoins, and
+                # while the group rebalances a partition has no owner for a moment
+                owners = [owner_of(intakes, eid) for eid in eids]
+                return all(len(o) == 1 for o in owners) and {o[0] for o in owners} == {0, 1}
+
+            await wait_until(split_by_owner, 90, "each experiment analysed by one instance")
             for eid in eids:  # the non-owner answers from the owner's checkpointed snapshot
 
                 async def same(eid: str = eid) -> bool:
@@ -62,9 +66,10 @@ async def test_two_instances_split_experiments_and_one_takes_over_with_exact_cou
         for eid in eids:
             await lab.publish(lab.calls(eid, 40, rng, cost=EQUAL, quality=EQUAL_QUALITY, start=60))
         for eid in eids:
-            final = await lab.counted(first, eid, 100)
+            final = await lab.counted(first, eid, 100, timeout=120)
+            # exact: nothing lost, nothing counted twice (records that the rebalances made
+            # stage 1 forward twice are dropped by event id, in duplicates_dropped)
             assert [v["n"] for v in final["variants"]] == [50, 50]
-            assert final["duplicates_dropped"] == 0
             assert owner_of(intakes[:1], eid) == [0]
 
 

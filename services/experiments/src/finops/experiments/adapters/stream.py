@@ -117,6 +117,8 @@ class AnalysisIntake:
             for partition in partitions - self.shards.keys():
                 checkpoint = await self.store.load(self.checkpoint_name(partition))
                 analysis = self._restored(partition, checkpoint)
+                if checkpoint is None:
+                    analysis = await self._from_single_checkpoint(partition)
                 self.shards[partition] = analysis or ExperimentAnalysis()
                 if checkpoint is not None and analysis is not None:
                     saved.update(checkpoint.offsets)
@@ -133,6 +135,20 @@ class AnalysisIntake:
                     self.offsets[partition] = offset
                     self.consumer.seek(tp, offset)
         self._last_refresh = 0.0  # track the running experiments of the new partitions now
+
+    async def _from_single_checkpoint(self, partition: int) -> ExperimentAnalysis | None:
+        """The partition's experiments from the checkpoint of the analysis before it was
+        split by partition (one row named ``name``), if there is one.
+
+        Its offsets were agent.cost.v1's: the forwarding stage resumes that topic from the
+        group's committed offsets, never past the old checkpoint, and the events it forwards
+        again are dropped by their ids.
+        """
+        legacy = await self.store.load(self.name)
+        whole = self._restored(partition, legacy)
+        if whole is None:
+            return None
+        return whole.subset(lambda eid: self.owner_partition(eid) == partition)
 
     def _restored(self, partition: int, checkpoint: Checkpoint | None) -> ExperimentAnalysis | None:
         """The partition's saved analysis; None when there is none or it is unreadable."""
@@ -294,12 +310,18 @@ class AnalysisIntake:
             shard = self.shards[partition]
             tp = TopicPartition(self.events_topic, partition)
             offsets = {_key(tp): self.offsets[partition]} if partition in self.offsets else {}
-            await self.store.save(
+            saved = await self.store.save(
                 self.checkpoint_name(partition),
                 Checkpoint(shard.to_state(), offsets, self.events, self.cluster_id),
                 {eid: state.snapshot() for eid, state in shard.experiments.items()},
+                position=self.offsets.get(partition),
             )
-            if partition in self.offsets:
+            if not saved:
+                log.warning(
+                    "a checkpoint further along partition %d exists: another instance owns it",
+                    partition,
+                )
+            elif partition in self.offsets:
                 commit[tp] = OffsetAndMetadata(self.offsets[partition], "")
         if commit:
             try:

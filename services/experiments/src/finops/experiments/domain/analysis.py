@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -291,6 +291,12 @@ class ExperimentAnalysis:
     def results(self, experiment_id: str, definition: Definition) -> dict[str, Any]:
         """The results body of the API (zeros for an experiment not analysed yet)."""
         return experiment_results(experiment_id, definition, self.experiments.get(experiment_id))
+
+    def subset(self, keep: Callable[[str], bool]) -> ExperimentAnalysis:
+        """The experiments whose id ``keep`` accepts (their states shared, not copied)."""
+        part = ExperimentAnalysis()
+        part.experiments = {k: v for k, v in self.experiments.items() if keep(k)}
+        return part
 
     def to_state(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,5 @@
-"""experiment snapshots: each experiment's results state, saved with its partition's checkpoint
+"""experiment snapshots: each experiment's results state, saved with its partition's checkpoint;
+a partition's checkpoint records its position, and is never replaced by one behind it
 
 Revision ID: exp0003
 Revises: exp0002
@@ -16,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("experiments_checkpoints", sa.Column("position", sa.BigInteger, nullable=True))
     op.create_table(
         "experiment_snapshots",
         sa.Column("experiment_id", sa.Text, primary_key=True),
@@ -28,4 +30,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("experiments_checkpoints", "position")
     op.drop_table("experiment_snapshots")
