@@ -5,14 +5,16 @@ per experiment id) re-keys its input onto an internal topic by that key; each in
 service's owner group then owns some partitions, and with them the state of their keys.
 :func:`partition_for` is the producer's default partitioner, so an owner knows which keys are
 its own before any of their records arrives; :func:`consume_in_slices` is the loop of a
-forwarding (or owning) consumer that commits after each partition's slice is handled.
+consumer that commits after each partition's records are handled, and
+:func:`forward_in_slices` the loop of a forwarding consumer that waits for the broker's
+acknowledgements once per batch, not once per slice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -59,3 +61,30 @@ async def consume_in_slices(
                 # The group rebalanced under the batch: the partition's next owner reads these
                 # records again (at least once), so the loop goes on rather than dying.
                 log.warning("offsets not committed", extra={"tp": str(tp), "error": repr(exc)})
+
+
+async def forward_in_slices(
+    consumer: AIOKafkaConsumer,
+    send: Callable[[list[Any]], Awaitable[Sequence[Awaitable[Any]]]],
+    stop: asyncio.Event,
+) -> None:
+    """Forward each batch in slices: ``send`` queues a slice's records on a producer and
+    returns their delivery futures; once the whole batch is acknowledged, its offsets are
+    committed (at least once), until ``stop``.
+
+    Waiting for the acknowledgements of each slice before sending the next would cap the
+    forwarding at one slice per broker round trip.
+    """
+    while not stop.is_set():
+        batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+        deliveries: list[Awaitable[Any]] = []
+        for records in batch.values():
+            for start in range(0, len(records), HANDLE_AT_ONCE):
+                deliveries.extend(await send(records[start : start + HANDLE_AT_ONCE]))
+                await asyncio.sleep(0)  # the API's turn between slices
+        await asyncio.gather(*deliveries)
+        if batch:
+            try:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            except KafkaError as exc:
+                log.warning("offsets not committed", extra={"error": repr(exc)})

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
+from prometheus_client import Histogram
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.datastores import postgres_pool, redis_client
@@ -67,9 +69,11 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
         if settings.freeze_startup_heap:
             freeze_startup_heap()
+        gc_timer = time_gc_pauses()
         try:
             yield
         finally:
+            gc.callbacks.remove(gc_timer)
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(runner, timeout=30)
@@ -139,6 +143,30 @@ async def open_intake(
     await intake.consumer.start()
     await forwarder.consumer.start()
     return intake
+
+
+GC_PAUSES = Histogram(
+    "finops_experiments_gc_pause_seconds",
+    "Garbage collections of the process (each one pauses the event loop), by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+
+
+def time_gc_pauses() -> Callable[[str, dict[str, int]], None]:
+    """Observe every collection's duration on :data:`GC_PAUSES`; returns the callback
+    installed in ``gc.callbacks`` (for its removal)."""
+    started = 0.0
+
+    def observe(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - started)
+
+    gc.callbacks.append(observe)
+    return observe
 
 
 def freeze_startup_heap() -> None:

@@ -6,8 +6,8 @@ and forwards what the analysis needs of each tagged call (a
 :class:`~finops.experiments.domain.analysis.Tagged`) to ``finops.experiment-events.v1`` in
 the partition of its experiment id: all of one experiment's events reach one partition, whose
 owner keeps the experiment's statistics (stage 2, :mod:`.stream`). Offsets are committed
-after the forwarded records are acknowledged (at least once; the analysis drops an event id it
-has counted already).
+after a batch's forwarded records are acknowledged (at least once; the analysis drops an event
+id it has counted already).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
-from finops.common.consumer import dlq_headers
+from finops.common.consumer import park_on_dlq
 from finops.common.events import Event, LlmCallEvent
-from finops.common.partitions import consume_in_slices, partition_for
+from finops.common.partitions import forward_in_slices, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.analysis import Tagged
 
@@ -47,10 +47,10 @@ class TaggedForwarder:
         self._task_types: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await consume_in_slices(self.consumer, self.forward, stop)
+        await forward_in_slices(self.consumer, self.forward, stop)
 
-    async def forward(self, records: list[Any]) -> None:
-        """Forward a slice's tagged calls, record its new task types; return once acknowledged."""
+    async def forward(self, records: list[Any]) -> list[asyncio.Future[Any]]:
+        """Queue a slice's tagged calls (their delivery futures), record its new task types."""
         task_types: set[str] = set()
         sends = []
         for record in records:
@@ -64,11 +64,11 @@ class TaggedForwarder:
                         partition=partition_for(tagged.experiment_id, self.partitions),
                     )
                 )
-        await asyncio.gather(*sends)
         self.forwarded += len(sends)
         if task_types:
             await self.repo.record_task_types(task_types)
             self._task_types |= task_types
+        return sends
 
     async def _tagged(self, record: Any, task_types: set[str]) -> Tagged | None:
         if b'"experiment"' not in record.value:
@@ -85,7 +85,7 @@ class TaggedForwarder:
             event = Event.from_kafka(record.value)
         except (ValueError, TypeError) as exc:
             EVENTS.labels("invalid").inc()
-            await self._dead_letter(record, exc)
+            await park_on_dlq(self.producer, record, exc)
             return None
         if not isinstance(event, LlmCallEvent):
             EVENTS.labels("untagged").inc()
@@ -106,17 +106,3 @@ class TaggedForwarder:
             latency_ms=data.latency_ms,
             quality=data.quality,
         )
-
-    async def _dead_letter(self, record: Any, error: BaseException) -> None:
-        await dead_letter(self.producer, record, error)
-
-
-async def dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
-    """Park a record that does not decode on its topic's dead-letter topic."""
-    await producer.send_and_wait(
-        f"{record.topic}.dlq",
-        record.value,
-        key=record.key,
-        headers=list(record.headers or ())
-        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
-    )

@@ -26,11 +26,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
+from finops.common.consumer import park_on_dlq
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
 from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
-from finops.experiments.adapters.forward import TaggedForwarder, dead_letter
+from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.domain.analysis import ExperimentAnalysis, ExperimentState, Tagged
 from finops.experiments.domain.definition import ExperimentNotFound
@@ -228,7 +229,7 @@ class AnalysisIntake:
             try:
                 event = Tagged.from_json(record.value)
             except (ValueError, TypeError) as exc:
-                await dead_letter(self.producer, record, exc)
+                await park_on_dlq(self.producer, record, exc)
                 continue
             if not shard.is_tracked(event.experiment_id):
                 await self._learn(shard, event.experiment_id)

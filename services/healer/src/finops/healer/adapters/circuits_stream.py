@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
-from finops.common.consumer import dlq_headers
+from finops.common.consumer import park_on_dlq
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.partitions import consume_in_slices
@@ -148,7 +148,7 @@ class BreakerStream:
             try:
                 outcome = ProviderOutcome.from_json(record.value)
             except (ValueError, KeyError, TypeError) as exc:
-                await _dead_letter(producer, record, exc)
+                await park_on_dlq(producer, record, exc)
                 continue
             self.partition_of[(outcome.provider, outcome.model)] = record.partition
             transition = self.apply(outcome)
@@ -222,16 +222,6 @@ class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # Nothing to load: a breaker starts from its published state when first used.
         self.stream.owned |= {tp.partition for tp in assigned}
-
-
-async def _dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
-    await producer.send_and_wait(
-        f"{record.topic}.dlq",
-        record.value,
-        key=record.key,
-        headers=list(record.headers or ())
-        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
-    )
 
 
 @asynccontextmanager
