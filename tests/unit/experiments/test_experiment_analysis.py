@@ -13,6 +13,8 @@ from finops.experiments.domain.analysis import (
     ExperimentAnalysis,
     ExperimentState,
     Tagged,
+    decode_tagged,
+    encode_tagged,
     experiment_results,
 )
 from finops.experiments.domain.definition import build_definition
@@ -125,11 +127,14 @@ def test_results_from_a_snapshot_equal_the_live_results() -> None:
 
 
 def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
-    tagged = Tagged("id-1", "x", "B", None, False, 12.5, 0.7)
-    assert Tagged.from_json(tagged.to_json()) == tagged
-    for garbage in (b"{}", b"[1, 2]", b"not json"):
+    tagged = [
+        Tagged("id-1", "x", "B", None, False, 12.5, 0.7),
+        event(2, "A", 0.01, random.Random()),
+    ]
+    assert decode_tagged(encode_tagged(tagged)) == tagged
+    for garbage in (b"{}", b"[[1, 2]]", b"[1]", b"not json"):
         with pytest.raises((ValueError, TypeError)):
-            Tagged.from_json(garbage)
+            decode_tagged(garbage)
 
 
 def test_the_analysis_doctests_pass() -> None:

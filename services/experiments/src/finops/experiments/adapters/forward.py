@@ -3,11 +3,11 @@
 Every instance reads its partitions of ``agent.cost.v1`` (keyed by agent) in the intake group,
 learns the task types it sees, parks an event that does not decode on ``agent.cost.v1.dlq``,
 and forwards what the analysis needs of each tagged call (a
-:class:`~finops.experiments.domain.analysis.Tagged`) to ``finops.experiment-events.v1`` in
-the partition of its experiment id: all of one experiment's events reach one partition, whose
-owner keeps the experiment's statistics (stage 2, :mod:`.stream`). Offsets are committed
-after a batch's forwarded records are acknowledged (at least once; the analysis drops an event
-id it has counted already).
+:class:`~finops.experiments.domain.analysis.Tagged`; one record per experiment and slice of
+up to 100 calls) to ``finops.experiment-events.v1``, in the partition of its experiment id:
+all of one experiment's events reach one partition, whose owner keeps the experiment's
+statistics (stage 2, :mod:`.stream`). Offsets are committed after a batch's forwarded records
+are acknowledged (at least once; the analysis drops an event id it has counted already).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from finops.common.consumer import park_on_dlq
 from finops.common.events import Event, LlmCallEvent
 from finops.common.partitions import forward_in_slices, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
-from finops.experiments.domain.analysis import Tagged
+from finops.experiments.domain.analysis import Tagged, encode_tagged
 
 EVENTS = Counter("finops_experiments_events_total", "Cost events read", ["outcome"])
 
@@ -50,21 +50,24 @@ class TaggedForwarder:
         await forward_in_slices(self.consumer, self.forward, stop)
 
     async def forward(self, records: list[Any]) -> list[asyncio.Future[Any]]:
-        """Queue a slice's tagged calls (their delivery futures), record its new task types."""
+        """Queue a slice's tagged calls, one record per experiment (their delivery futures);
+        record the slice's new task types."""
         task_types: set[str] = set()
-        sends = []
+        by_experiment: dict[str, list[Tagged]] = {}
         for record in records:
             tagged = await self._tagged(record, task_types)
             if tagged is not None:
-                sends.append(
-                    await self.producer.send(
-                        self.events_topic,
-                        tagged.to_json(),
-                        key=tagged.experiment_id.encode(),
-                        partition=partition_for(tagged.experiment_id, self.partitions),
-                    )
-                )
-        self.forwarded += len(sends)
+                by_experiment.setdefault(tagged.experiment_id, []).append(tagged)
+        sends = [
+            await self.producer.send(
+                self.events_topic,
+                encode_tagged(events),
+                key=experiment_id.encode(),
+                partition=partition_for(experiment_id, self.partitions),
+            )
+            for experiment_id, events in by_experiment.items()
+        ]
+        self.forwarded += sum(len(events) for events in by_experiment.values())
         if task_types:
             await self.repo.record_task_types(task_types)
             self._task_types |= task_types

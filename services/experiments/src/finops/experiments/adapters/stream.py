@@ -33,7 +33,12 @@ from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
-from finops.experiments.domain.analysis import ExperimentAnalysis, ExperimentState, Tagged
+from finops.experiments.domain.analysis import (
+    ExperimentAnalysis,
+    ExperimentState,
+    Tagged,
+    decode_tagged,
+)
 from finops.experiments.domain.definition import ExperimentNotFound
 
 log = logging.getLogger(__name__)
@@ -227,13 +232,14 @@ class AnalysisIntake:
         tagged: list[Tagged] = []
         for record in records:
             try:
-                event = Tagged.from_json(record.value)
+                events = decode_tagged(record.value)
             except (ValueError, TypeError) as exc:
                 await park_on_dlq(self.producer, record, exc)
                 continue
-            if not shard.is_tracked(event.experiment_id):
-                await self._learn(shard, event.experiment_id)
-            tagged.append(event)
+            for event in events:
+                if not shard.is_tracked(event.experiment_id):
+                    await self._learn(shard, event.experiment_id)
+            tagged.extend(events)
         self.offsets[partition] = records[-1].offset + 1
         self._dirty.add(partition)
         self.events += len(tagged)

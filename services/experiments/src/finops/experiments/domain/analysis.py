@@ -91,7 +91,7 @@ class Tagged:
     Examples
     --------
     >>> t = Tagged("e1", "x1", "B", 0.01, True, 420.0, None)
-    >>> Tagged.from_json(t.to_json()) == t
+    >>> Tagged.from_list(t.to_list()) == t
     True
     """
 
@@ -103,23 +103,21 @@ class Tagged:
     latency_ms: float
     quality: float | None
 
-    def to_json(self) -> bytes:
-        return json.dumps(
-            [
-                self.event_id,
-                self.experiment_id,
-                self.variant,
-                self.cost_usd,
-                self.success,
-                self.latency_ms,
-                self.quality,
-            ]
-        ).encode()
+    def to_list(self) -> list[Any]:
+        return [
+            self.event_id,
+            self.experiment_id,
+            self.variant,
+            self.cost_usd,
+            self.success,
+            self.latency_ms,
+            self.quality,
+        ]
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Tagged:
-        """Raises ValueError (or TypeError) on anything :meth:`to_json` did not write."""
-        event_id, experiment_id, variant, cost, success, latency, quality = json.loads(raw)
+    def from_list(cls, fields: Any) -> Tagged:
+        """Raises ValueError (or TypeError) on anything :meth:`to_list` did not write."""
+        event_id, experiment_id, variant, cost, success, latency, quality = fields
         return cls(
             event_id=str(event_id),
             experiment_id=str(experiment_id),
@@ -129,6 +127,28 @@ class Tagged:
             latency_ms=float(latency),
             quality=None if quality is None else float(quality),
         )
+
+
+def encode_tagged(events: Sequence[Tagged]) -> bytes:
+    """Several tagged events in one record (one per experiment and slice: a record per event
+    would cost more than the analysis of the event).
+
+    Examples
+    --------
+    >>> events = [Tagged("e1", "x", "A", 0.01, True, 300.0, 0.9),
+    ...           Tagged("e2", "x", "B", None, False, 250.0, None)]
+    >>> decode_tagged(encode_tagged(events)) == events
+    True
+    """
+    return json.dumps([e.to_list() for e in events]).encode()
+
+
+def decode_tagged(raw: bytes) -> list[Tagged]:
+    """Raises ValueError (or TypeError) on anything :func:`encode_tagged` did not write."""
+    rows = json.loads(raw)
+    if not isinstance(rows, list):
+        raise ValueError("a list of tagged events was expected")
+    return [Tagged.from_list(row) for row in rows]
 
 
 class ExperimentAnalysis:
