@@ -1,30 +1,70 @@
-"""What the benchmark scripts share: a private stack, a user, an open-loop load generator."""
+"""What the benchmark scripts share: a private stack, a user, an open-loop load generator,
+producing events, and the figures every stream service and API is measured by."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import re
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from _figures import Measurement, at_least, at_most, record
 
 from finops.cli.infra import INFRA
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
-from finops.common.kafka import read_topic
+from finops.common.kafka import make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 
 
 def note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def arguments(
+    doc: str | None, *, events: int, rate: float | None = None, seconds: float | None = None
+) -> argparse.ArgumentParser:
+    """The parser of a script's ``--events`` (and ``--rate``, ``--seconds`` of its API load);
+    a script adds its own options before parsing."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=events)
+    if rate is not None:
+        parser.add_argument("--rate", type=float, default=rate)
+    if seconds is not None:
+        parser.add_argument("--seconds", type=float, default=seconds)
+    return parser
+
+
+def kafka_settings(bootstrap: str, local: bool) -> CommonSettings:
+    """Client settings for the private stack's broker (the local broker has no idempotence)."""
+    return CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
+
+
+async def produce_events(settings: CommonSettings, topic: str, events: Iterable[dict]) -> None:
+    """Send every event as JSON to ``topic``, keyed by its agent; return once all are acked."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, json.dumps(e).encode(), key=e["data"]["agent_id"].encode())
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
 
 
 @contextlib.contextmanager
@@ -139,6 +179,147 @@ async def counter_rate(url: str, series: str, n: int) -> float:
             await asyncio.sleep(0.01)
         start = time.perf_counter()
         first = await counter_value(session, url, series)
+        # A scrape renders every metric of the service: polled often, it would slow what is
+        # measured (the counter is read to within a fifth of a second of the end).
         while (done := await counter_value(session, url, series)) < n:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         return (done - first) / (time.perf_counter() - start)
+
+
+def latency_line(name: str, lat: dict[str, float], remark: str = "") -> str:
+    """One printed line of an open-loop run: achieved rate, p50, p99, failures."""
+    return (
+        f"  {name:<34} at {lat['achieved']:.0f}/s   p50 {lat['p50']:.1f} ms   "
+        f"p99 {lat['p99']:.1f} ms   failures {lat['failures']:.0f}{remark}"
+    )
+
+
+def record_rate_against_raw_consume(
+    name: str, rate: float, raw: float, target: float, source: str, raw_name: str = ""
+) -> None:
+    """Record a stream service's events/s next to the raw consume of the same records."""
+    record(
+        Measurement(name, rate, "events/s"),
+        Measurement(raw_name or "raw aiokafka consume", raw, "events/s"),
+        at_least(target, source),
+        detail=f"{rate / raw:.3f} x raw",
+    )
+
+
+def record_p99_against_healthz(
+    name: str, lat: dict[str, float], healthz: dict[str, float], target_ms: float, source: str
+) -> None:
+    """Record an endpoint's p99 next to ``GET /healthz``'s of the same server, same rate."""
+    record(
+        Measurement(name, lat["p99"], "ms"),
+        Measurement("GET /healthz p99, same rate", healthz["p99"], "ms"),
+        at_most(target_ms, source),
+        detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']:.0f} failures",
+    )
+
+
+#: one request of an API load: ``(session, service URL, i) -> whether it succeeded``
+Request = Callable[[aiohttp.ClientSession, str, int], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class ServiceFigures:
+    """A stream service's intake rate and one endpoint's latency, each with its baseline."""
+
+    rate: float  #: events/s the service counted, from its first event to the last
+    raw: float  #: events/s of a bare aiokafka consumer over the same records
+    endpoint: dict[str, float]  #: the endpoint under an open-loop load (see open_loop)
+    healthz: dict[str, float]  #: ``GET /healthz`` of the same server at the same rate
+    load: float  #: the requests/s both loads were fired at
+
+    def report(
+        self, title: str, intake: str, endpoint: str, rate_target: float, p99_target_ms: float
+    ) -> None:
+        """Print the four figures and record the two against their baselines; ``title`` names
+        the script and ends with its issue (``"bench/healer #10"``)."""
+        script, source = title.rsplit(" ", 1)
+        print()
+        print(f"{script} (one run, one worker, loopback, shared machine)")
+        print(f"  {'raw aiokafka consume':<34} {self.raw:>10,.0f} events/s   (baseline)")
+        print(
+            f"  {intake:<34} {self.rate:>10,.0f} events/s   = {self.rate / self.raw:.3f} x raw"
+            f"   (target: >= {rate_target:,.0f}/s)"
+        )
+        print(latency_line("GET /healthz (baseline)", self.healthz))
+        target = f"   (target: p99 <= {p99_target_ms:g} ms)"
+        print(latency_line(endpoint, self.endpoint, target))
+        record_rate_against_raw_consume(intake, self.rate, self.raw, rate_target, source)
+        record_p99_against_healthz(
+            f"{endpoint} p99 at {self.load:.0f}/s",
+            self.endpoint,
+            self.healthz,
+            p99_target_ms,
+            source,
+        )
+
+
+async def measure_service(
+    stack: Stack,
+    service: str,
+    *,
+    counter: str,
+    topic: str,
+    events: Iterable[dict],
+    n: int,
+    request: Request,
+    rate: float,
+    seconds: float,
+) -> ServiceFigures:
+    """Produce ``n`` events to ``topic`` and time the service's ``counter`` up to ``n``; then
+    load ``request`` (with a fresh user's token) and ``/healthz`` at ``rate`` for ``seconds``."""
+    url = stack.service_url(service)
+    note(f"producing {n:,} events to {topic} …")
+    watcher = asyncio.create_task(counter_rate(url, counter, n))
+    await produce_events(kafka_settings(stack.kafka_bootstrap, stack.local_broker), topic, events)
+    service_rate = await watcher
+    raw = await raw_consume_rate(stack.kafka_bootstrap, n, topic)
+    _, token = await register_and_login(stack.service_url("auth"))
+    note(f"requests at {rate:.0f}/s for {seconds:.0f}s …")
+    healthz = await healthz_latency(url, rate, seconds)
+    endpoint = await open_loop(
+        lambda session, i: request(session, url, i),
+        rate=rate,
+        seconds=seconds,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return ServiceFigures(service_rate, raw, endpoint, healthz, rate)
+
+
+@dataclass(frozen=True)
+class ServiceBench:
+    """A stream service's benchmark: its intake rate over produced events, and one endpoint's
+    latency, each next to its baseline (see :func:`measure_service`, :meth:`ServiceFigures.report`).
+    """
+
+    service: str  #: the service to start next to auth
+    counter: str  #: the Prometheus series that counts the events it has taken in
+    topic: str  #: where the events go
+    events: Callable[[int], Iterable[dict]]  #: the n events to produce
+    request: Request  #: one request of the endpoint's load
+    title: str  #: the script and its issue, e.g. "bench/healer #10"
+    intake: str  #: the name of the intake figure
+    endpoint: str  #: the name of the endpoint figure, e.g. "POST /api/healing/advice"
+
+    def main(self, doc: str | None, events: int) -> int:
+        args = arguments(doc, events=events, rate=500.0, seconds=10.0).parse_args()
+        with private_stack(("auth", self.service)) as stack:
+            figures = asyncio.run(
+                measure_service(
+                    stack,
+                    self.service,
+                    counter=self.counter,
+                    topic=self.topic,
+                    events=self.events(args.events),
+                    n=args.events,
+                    request=self.request,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                )
+            )
+        figures.report(self.title, self.intake, self.endpoint, rate_target=5_000, p99_target_ms=10)
+        return 0

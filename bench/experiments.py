@@ -16,31 +16,33 @@ Targets (issue #11): assignment p99 <= 10 ms at 500/s; >= 5,000 tagged events/s 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import re
 import sys
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from _figures import Measurement, at_least, at_most, record
 from _harness import (
+    arguments,
     healthz_latency,
+    kafka_settings,
+    latency_line,
     open_loop,
     private_stack,
+    produce_events,
     raw_consume_rate,
+    record_p99_against_healthz,
+    record_rate_against_raw_consume,
     register_and_login,
 )
 
 from finops.cli.stack import Stack
+from finops.common.events import llm_call_event
 from finops.common.kafka import ensure_topics, make_producer
-from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, dlq_spec
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.app import open_intake
@@ -76,47 +78,27 @@ async def running_experiment(database_url: str) -> str:
 
 
 def tagged_event(i: int, rng: random.Random, experiment_id: str) -> dict:
-    agent = f"agent-{i % 50}"
     variant = "AB"[i % 2]
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
-            "agent_id": agent,
-            "task_type": TASK,
-            "provider": "openai",
-            "model": "gpt-4o" if variant == "A" else "gpt-4o-mini",
-            "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
-            "cost_usd": 0.01 * rng.lognormvariate(0, 0.5),
-            "cost_source": "reported",
-            "latency_ms": 300 + (i * 7) % 900,
-            "success": rng.random() < 0.95,
-            "quality": rng.random(),
-            "experiment": {"id": experiment_id, "variant": variant},
-        },
+    data = {
+        "agent_id": f"agent-{i % 50}",
+        "task_type": TASK,
+        "provider": "openai",
+        "model": "gpt-4o" if variant == "A" else "gpt-4o-mini",
+        "usage": {"input_tokens": 500 + i % 700, "output_tokens": 120},
+        "cost_usd": 0.01 * rng.lognormvariate(0, 0.5),
+        "cost_source": "reported",
+        "latency_ms": 300 + (i * 7) % 900,
+        "success": rng.random() < 0.95,
+        "quality": rng.random(),
+        "experiment": {"id": experiment_id, "variant": variant},
     }
+    return llm_call_event(data)
 
 
 async def produce(bootstrap: str, local: bool, n: int, experiment_id: str) -> None:
-    settings = CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
-    producer = make_producer(settings)
-    await producer.start()
     rng = random.Random(0)
-    try:
-        futures = []
-        for i in range(n):
-            e = tagged_event(i, rng, experiment_id)
-            futures.append(
-                await producer.send(
-                    AGENT_COST.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
-                )
-            )
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    events = (tagged_event(i, rng, experiment_id) for i in range(n))
+    await produce_events(kafka_settings(bootstrap, local), AGENT_COST.name, events)
 
 
 async def analysis_rate(stack: Stack, n: int) -> tuple[float, float]:
@@ -209,13 +191,7 @@ async def full_collections(url: str) -> tuple[int, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--rate", type=float, default=500.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+    args = arguments(__doc__, events=50_000, rate=500.0, seconds=10.0).parse_args()
 
     with private_stack(("auth", "experiments")) as stack:
         url = stack.service_url("experiments")
@@ -230,8 +206,6 @@ def main() -> int:
             gc_before, cpu_before = await full_collections(url), await service_cpu_s(url)
             lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
             gc_after = await full_collections(url)
-            gc_during = gc_after[0] - gc_before[0]
-            gc_ms = (gc_after[1] - gc_before[1]) * 1000
             cpu_lat = await service_cpu_s(url) - cpu_before
             requests = args.rate * args.seconds + WARMUP_REQUESTS
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
@@ -242,14 +216,11 @@ def main() -> int:
             raw_cpu = args.events / (time.process_time() - cpu)
             print()
             print("bench/experiments (one run, one worker, loopback)")
+            print(latency_line("GET /healthz (baseline)", base))
             print(
-                f"  GET /healthz at {base['achieved']:.0f}/s (baseline)   "
-                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
-            )
-            print(
-                f"  GET /api/experiments/{{id}}/assignment at {lat['achieved']:.0f}/s   "
-                f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
-                f"failures {lat['failures']}   (target: p99 <= 10 ms)"
+                latency_line(
+                    "GET /api/experiments/{id}/assignment", lat, "   (target: p99 <= 10 ms)"
+                )
             )
             print(
                 f"  service CPU per request: /healthz {cpu_base / requests * 1000:.2f} ms "
@@ -257,7 +228,8 @@ def main() -> int:
             )
             print(
                 f"  full (generation 2) garbage collections in the service during the "
-                f"assignment run: {gc_during}, {gc_ms:.1f} ms in all"
+                f"assignment run: {gc_after[0] - gc_before[0]}, "
+                f"{(gc_after[1] - gc_before[1]) * 1000:.1f} ms in all"
             )
             print(
                 f"  raw aiokafka consume              {raw:>10,.0f} events/s   (baseline)   "
@@ -268,27 +240,15 @@ def main() -> int:
                 f"= {rate / raw:.3f} x raw   (target: >= 5,000/s)   "
                 f"{rate_cpu:>10,.0f} per CPU-s = {rate_cpu / raw_cpu:.3f} x raw"
             )
-            record(
-                Measurement(
-                    f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
-                    lat["p99"],
-                    "ms",
-                ),
-                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
-                at_most(10, "#11"),
-                detail=(
-                    f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures, "
-                    f"{gc_during} full GCs in the service ({gc_ms:.1f} ms)"
-                ),
+            record_p99_against_healthz(
+                f"GET /api/experiments/{{id}}/assignment p99 at {args.rate:.0f}/s",
+                lat,
+                base,
+                10,
+                "#11",
             )
-            record(
-                Measurement("experiments, one analysis intake on a backlog", rate, "events/s"),
-                Measurement("raw aiokafka consume", raw, "events/s"),
-                at_least(5_000, "#11"),
-                detail=(
-                    f"{rate / raw:.3f} x raw; per CPU-s {rate_cpu:,.0f} "
-                    f"= {rate_cpu / raw_cpu:.3f} x raw"
-                ),
+            record_rate_against_raw_consume(
+                "experiments, one analysis intake on a backlog", rate, raw, 5_000, "#11"
             )
 
         asyncio.run(run())

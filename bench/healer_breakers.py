@@ -23,22 +23,29 @@ Target (issue #10): >= 5,000 error events/s per worker; a second instance within
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from _figures import Measurement, at_least, at_most, record
-from _harness import note, private_stack, raw_consume_rate
+from _figures import Measurement, at_most, record
+from _harness import (
+    arguments,
+    kafka_settings,
+    note,
+    private_stack,
+    produce_events,
+    raw_consume_rate,
+    record_rate_against_raw_consume,
+)
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
+from finops.common.events import error_event
 from finops.common.kafka import ensure_topics, make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_ERROR, CIRCUITS, TopicSpec
@@ -62,41 +69,10 @@ MODELS = [
 QUICK_ARGS = ["--events", "2000", "--trips", "2"]
 
 
-def error_event(i: int, provider: str, model: str, status: int, message: str) -> dict:
-    agent = f"agent-{i % 50}"
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.error",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
-            "agent_id": agent,
-            "task_type": "summarize",
-            "provider": provider,
-            "model": model,
-            "error": {"status_code": status, "message": message},
-        },
-    }
-
-
-def kafka(bootstrap: str, local: bool) -> CommonSettings:
-    return CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
-
-
-async def produce(settings: CommonSettings, events: list[dict]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                AGENT_ERROR.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+def agent_error(i: int, provider: str, model: str, status: int, message: str) -> dict:
+    error = {"status_code": status, "message": message}
+    identity = {"agent_id": f"agent-{i % 50}", "task_type": "summarize"}
+    return error_event({**identity, "provider": provider, "model": model, "error": error})
 
 
 def counted(outcome: str | None = None) -> float:
@@ -175,7 +151,7 @@ async def trips(settings: CommonSettings, n: int) -> tuple[list[float], list[flo
         for i in range(n):
             model = f"bench-model-{uuid.uuid4().hex[:6]}"
             # min_calls is 20: the 20th fault opens the breaker; time from its ack
-            burst = [error_event(j, "bench", model, 503, ERRORS[1][1]) for j in range(20)]
+            burst = [agent_error(j, "bench", model, 503, ERRORS[1][1]) for j in range(20)]
             for event in burst:
                 await producer.send(
                     AGENT_ERROR.name,
@@ -220,24 +196,21 @@ def healer_settings(stack: Any) -> HealerSettings:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=20_000)
+    parser = arguments(__doc__, events=20_000)
     parser.add_argument("--trips", type=int, default=10)
     args = parser.parse_args()
 
     with private_stack(()) as stack:
-        settings = kafka(stack.kafka_bootstrap, stack.local_broker)
+        settings = kafka_settings(stack.kafka_bootstrap, stack.local_broker)
 
         async def run() -> None:
             events = [
-                error_event(i, *MODELS[i % len(MODELS)], *ERRORS[i % len(ERRORS)])
+                agent_error(i, *MODELS[i % len(MODELS)], *ERRORS[i % len(ERRORS)])
                 for i in range(args.events)
             ]
             faults = sum(1 for e in events if e["data"]["error"]["status_code"] != 400)
             note(f"producing {args.events:,} error events …")
-            await produce(settings, events)
+            await produce_events(settings, AGENT_ERROR.name, events)
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events, AGENT_ERROR.name)
             view = CircuitTable()
             classifier = ErrorClassifier()
@@ -256,10 +229,13 @@ def main() -> int:
             print(f"  plain record produce -> second reader    {spread(baseline)}   (baseline)")
             print(f"  breaker published -> second reader       {spread(seen)}   (target: <= 1 s)")
             print(f"  tripping event acked -> second reader    {spread(end_to_end)}")
-            record(
-                Measurement("healer, error event → breaker update, one worker", rate, "events/s"),
-                Measurement("raw aiokafka consume of agent.error.v1", raw, "events/s"),
-                at_least(5_000, "#10"),
+            record_rate_against_raw_consume(
+                "healer, error event → breaker update, one worker",
+                rate,
+                raw,
+                5_000,
+                "#10",
+                raw_name="raw aiokafka consume of agent.error.v1",
             )
             if seen and baseline:
                 record(

@@ -15,33 +15,34 @@ Targets (issue #4): ingest >= 10,000 events/s and >= 0.4 x raw; single-event p99
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
 
 import aiohttp
-from _figures import Measurement, at_least, at_most, record
-from _harness import healthz_latency, open_loop, private_stack, register_and_login
+from _figures import Measurement, at_least, record
+from _harness import (
+    arguments,
+    healthz_latency,
+    kafka_settings,
+    latency_line,
+    open_loop,
+    private_stack,
+    record_p99_against_healthz,
+    register_and_login,
+)
 
+from finops.common.events import llm_call_event
 from finops.common.kafka import make_producer
-from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
 
 QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
 
 
 def event(agent: str) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
+    return llm_call_event(
+        {
             "agent_id": agent,
             "task_type": "summarize",
             "provider": "openai",
@@ -50,13 +51,12 @@ def event(agent: str) -> dict:
             "latency_ms": 850,
             "success": True,
             "quality": 0.9,
-        },
-    }
+        }
+    )
 
 
 async def raw_producer_rate(bootstrap: str, local: bool, n: int) -> float:
-    settings = CommonSettings(kafka_bootstrap=bootstrap, kafka_enable_idempotence=not local)
-    producer = make_producer(settings)
+    producer = make_producer(kafka_settings(bootstrap, local))
     await producer.start()
     values = [json.dumps(event(f"agent-{i % 50}")).encode() for i in range(n)]
     try:
@@ -111,13 +111,8 @@ async def single_event_latency(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=100_000)
+    parser = arguments(__doc__, events=100_000, rate=300.0, seconds=10.0)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=300.0)
     args = parser.parse_args()
 
     with private_stack(("auth", "ingest")) as stack:
@@ -142,15 +137,8 @@ def main() -> int:
                 f"  ingest, HTTP batches of 500        {rate:>10,.0f} events/s   "
                 f"= {rate / raw:.2f} x raw   (targets: >= 10,000/s, >= 0.40 x raw)"
             )
-            print(
-                f"  single-event POST at {lat['achieved']:.0f} req/s      "
-                f"p50 {lat['p50']:.1f} ms   p99 {lat['p99']:.1f} ms   "
-                f"failures {lat['failures']}   (target: p99 <= 25 ms)"
-            )
-            print(
-                f"  GET /healthz at {base['achieved']:.0f} req/s (baseline)   "
-                f"p50 {base['p50']:.1f} ms   p99 {base['p99']:.1f} ms"
-            )
+            print(latency_line("single-event POST", lat, "   (target: p99 <= 25 ms)"))
+            print(latency_line("GET /healthz (baseline)", base))
             raw_rate = Measurement("raw aiokafka producer, acks=all", raw, "events/s")
             batches = "ingest, HTTP batches of 500, acknowledged"
             record(Measurement(batches, rate, "events/s"), raw_rate, at_least(10_000, "#4"))
@@ -159,11 +147,8 @@ def main() -> int:
                 raw_rate,
                 at_least(0.4, "#4"),
             )
-            record(
-                Measurement(f"single-event POST p99 at {args.rate:.0f} req/s", lat["p99"], "ms"),
-                Measurement("GET /healthz p99, same rate", base["p99"], "ms"),
-                at_most(25, "#4"),
-                detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']} failures",
+            record_p99_against_healthz(
+                f"single-event POST p99 at {args.rate:.0f} req/s", lat, base, 25, "#4"
             )
 
         asyncio.run(run())

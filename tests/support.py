@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -11,13 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import uvicorn
 
 from finops.common.auth import StaticKeys, TokenSigner, generate_signing_key, scopes_for
+from finops.common.events import llm_call_event
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 
@@ -62,7 +64,9 @@ def finops_piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
+def llm_call(agent: str = "bot", *, at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    """A valid ``agent.llm_call`` event of ``agent`` (finished ``at``, default now), its data
+    the defaults below updated with ``data``."""
     body: dict[str, Any] = {
         "agent_id": agent,
         "task_type": "summarize",
@@ -74,14 +78,21 @@ def llm_call(agent: str = "bot", **data: Any) -> dict[str, Any]:
         "quality": 0.9,
     }
     body.update(data)
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": body,
-    }
+    return llm_call_event(body, time=at)
+
+
+def json_bytes(content: Any) -> bytes:
+    """The bytes Starlette's ``JSONResponse`` sends for ``content``."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def answered_through(model: Any, content: Any) -> bytes:
+    """The bytes a route with ``response_model=model`` (and a ``JSONResponse`` class) sends
+    when it returns ``content``: validated, dumped in JSON mode, then ``json.dumps``."""
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(model)
+    return json_bytes(adapter.dump_python(adapter.validate_python(content), mode="json"))
 
 
 async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[str, Any]]) -> None:
@@ -98,16 +109,47 @@ async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[st
         await producer.stop()
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def _until(timeout: float) -> Iterator[None]:
+    """One step per try until ``timeout`` seconds from now have passed (monotonic clock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        yield
+
+
+def _timed_out(timeout: float, what: str, detail: str = "") -> AssertionError:
+    return AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
+async def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll a plain or async ``condition`` until it is truthy (its value is returned); fail
+    with ``what`` after ``timeout`` seconds. The event loop runs between tries."""
+    for _ in _until(timeout):
         value = condition()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):
             value = await value
         if value:
             return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+    raise _timed_out(timeout, what)
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    detail: Callable[[], str] = str,
+) -> Any:
+    """:func:`wait_until` for code without an event loop: blocks between tries. On timeout the
+    failure ends with ``detail()`` (e.g. the log tails of what did not get ready)."""
+    for _ in _until(timeout):
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise _timed_out(timeout, what, detail())
 
 
 async def ids_on_topic(

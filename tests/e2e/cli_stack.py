@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import support
 
 from finops.cli.process import free_port
 
@@ -50,14 +50,9 @@ def wait_for(
 ) -> Any:
     """Poll ``condition`` until it is truthy; on timeout, fail with the stack's log tails
     when ``env`` names the stack (its folder is gone once the test ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    logs = f"\n{stack_log_tails(env)}" if env else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{logs}")
+    return support.wait_for(
+        condition, timeout, what, 0.3, lambda: f"\n{stack_log_tails(env)}" if env else ""
+    )
 
 
 def stack_log_tails(env: dict[str, str], lines: int = 25) -> str:

@@ -27,9 +27,8 @@ N_EVENTS = int(os.environ.get("FINOPS_TEST_SDK_EVENTS", "100000"))
 
 
 def ingest_app(tokens: TokenFactory, settings: IngestSettings):
-    app = create_app(settings)
-    app.state.verifier = TokenVerifier(settings, aioredis.from_url(settings.redis_url), tokens.keys)
-    return app
+    verifier = TokenVerifier(settings, aioredis.from_url(settings.redis_url), tokens.keys)
+    return create_app(settings, verifier=verifier)
 
 
 async def record(client: AsyncFinOpsClient, n: int, i0: int = 0) -> list[str]:

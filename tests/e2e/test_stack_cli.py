@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from cli_stack import COMPONENTS, finops, fresh_env, wait_for
+from cli_stack import COMPONENTS, finops, wait_for
+from headless_chromium import painted_charts
 
 from finops.cli.process import pid_alive
+from finops.cli.report.store import LAST_RUN
 
 pytestmark = pytest.mark.e2e
 
@@ -71,33 +74,50 @@ def test_a_taken_port_is_named_in_a_clear_error(stack_env):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_demo_runs_the_fleet_end_to_end_and_stops_everything(stack_env):
-    result = finops("demo", "--calls", "300", env=stack_env, timeout=300)
+def test_demo_runs_the_fleet_writes_a_report_with_every_chart_and_stops_everything(
+    stack_env, tmp_path
+):
+    reports = tmp_path / "reports"
+    result = finops(
+        "demo",
+        "--calls",
+        "300",
+        "--agents",
+        "2",
+        "--reports",
+        str(reports),
+        env=stack_env,
+        timeout=420,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = " ".join(result.stdout.split())
     assert "demo: every component is up and the fleet ran end to end" in out
-    assert "308 events ingested" in out
+    assert re.search(r"saving \d+\.\d% · quality ratio \d\.\d+ · healed", out), out[-2000:]
+    assert ", 0 lost" in out
     state = json.loads((Path(stack_env["FINOPS_DATA_DIR"]) / "stack.json").read_text())
     assert state["status"] == "stopped"
     assert not any(pid_alive(c["pid"]) for c in state["components"].values())
+    (written,) = reports.glob("finops-report-*.html")
+    assert f"report: {written.resolve()}" in out
 
+    _, charts = painted_charts(written, tmp_path)
+    assert len(charts) == 5
+    assert all(c.width > 600 and c.painted_share > 0.02 for c in charts), charts
 
-def demo_figures(stdout: str) -> list[str]:
-    """What a demo run reports: its two tables' rows (picks per task type, spend by model)
-    and this run's totals."""
-    lines = [" ".join(line.split()) for line in stdout.splitlines()]
-    start = next(i for i, line in enumerate(lines) if line.startswith("what the optimizer"))
-    table = [line for line in lines[start:] if line.startswith("│")]
-    totals = [line for line in lines if line.startswith("this run:")]
-    return table + totals
-
-
-def test_two_demo_runs_from_a_clean_start_print_the_same_figures(stack_dir):
-    figures = []
-    for run in ("first", "second"):
-        result = finops("demo", "--calls", "200", env=fresh_env(stack_dir / run), timeout=300)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        figures.append(demo_figures(result.stdout))
-    assert len(figures[0]) == 4 + 2 + 1  # task types, models, this run's totals
-    assert "208 events ingested" in figures[0][-1]
-    assert figures[0] == figures[1]
+    # the same stack, up again: `finops report` rebuilds the report from the run it kept,
+    # with the platform's figures read from the services now
+    up = finops("up", "--detach", env=stack_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        again = finops("report", "--out", str(tmp_path / "again.html"), env=stack_env)
+    finally:
+        down = finops("down", env=stack_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert down.returncode == 0, down.stderr
+    html = (tmp_path / "again.html").read_text()
+    assert "The platform now" in html
+    kept = json.loads((Path(stack_env["FINOPS_DATA_DIR"]) / LAST_RUN).read_text())["result"]
+    calls = re.search(r"<th>fleet spend</th><td class='value'>[^<]*</td><td>([\d,]+) calls", html)
+    # the optimizer's figures survived the restart: every answered call of the run, once
+    assert calls and int(calls.group(1).replace(",", "")) == kept["answered"], html[-3000:]
+    assert html.count("<figure class='chart'") == 5

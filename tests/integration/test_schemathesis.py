@@ -118,13 +118,16 @@ def service_under_fuzz(
 ) -> Iterator[tuple[FastAPI, Tokens]]:
     service = request.param
     settings = _settings(service, infra, tmp_path)
-    app = importlib.import_module(f"finops.{service}.app").create_app(settings)
+    create_app = importlib.import_module(f"finops.{service}.app").create_app
     if service == "auth":
+        app = create_app(settings)
         tokens = asyncio.run(_auth_admin_tokens(settings))
     else:
         # Other services verify tokens against auth's JWKS; here against test keys instead.
         factory = TokenFactory(settings)
-        app.state.verifier = TokenVerifier(settings, redis_client(settings), factory.keys)
+        app = create_app(
+            settings, verifier=TokenVerifier(settings, redis_client(settings), factory.keys)
+        )
 
         def tokens() -> str:
             return factory.token("fuzz-admin", role="admin")

@@ -8,10 +8,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 from finops.cli.folder_access import PosixAcl, can_traverse, grant_traverse
 from finops.cli.infra import POSTGRES_OS_USER
@@ -80,11 +80,14 @@ def test_postgres_starts_in_a_0700_parent_without_widening_it(private_parent):
     postgres = stack.components["postgres"]
     try:
         postgres.start()
-        deadline = time.monotonic() + 60
-        while not postgres.ready():
+
+        def ready() -> bool:
+            if postgres.ready():
+                return True
             assert postgres.running(), postgres.log_file.read_text() if postgres.log_file else ""
-            assert time.monotonic() < deadline, "PostgreSQL did not become ready"
-            time.sleep(0.2)
+            return False
+
+        wait_for(ready, 60, "PostgreSQL to become ready")
     finally:
         postgres.stop()
     mode = stat.S_IMODE(private_parent.stat().st_mode)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -86,20 +84,6 @@ class Accounts:
                 "UPDATE users SET role = $2 WHERE id = $1", uuid.UUID(account.id), role
             )
         return await self.login(account)
-
-
-async def wait_until(condition, within_seconds: float = 10.0, what: str = "a condition") -> None:
-    """Poll an (async or plain) condition until it holds; fail after ``within_seconds``."""
-    deadline = time.monotonic() + within_seconds
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_seconds}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class CommitGate:

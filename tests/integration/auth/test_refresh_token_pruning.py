@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgi_lifespan import LifespanManager
-from auth_helpers import wait_until
+from support import wait_until
 
 from finops.auth.app import create_app
 

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from auth_helpers import PASSWORD, bearer, claims_of, unique_name, wait_until
+from auth_helpers import PASSWORD, bearer, claims_of, unique_name
 from fastapi import Depends
+from support import wait_until
 from typer.testing import CliRunner
 
 from finops.auth.app import create_app

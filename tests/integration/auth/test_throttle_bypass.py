@@ -8,7 +8,8 @@ import asyncio
 import httpx
 import pytest
 import uvicorn
-from auth_helpers import PASSWORD, unique_name, wait_until
+from auth_helpers import PASSWORD, unique_name
+from support import wait_until
 
 from finops.auth.app import create_app
 from finops.cli.process import free_port

@@ -36,9 +36,9 @@ async def optimizer(lab, tmp_path):
         alerts_topic=alerts.name,
         experiments_topic=lab.decisions.name,
     )
-    app = create_app(settings)
-    app.state.verifier = TokenVerifier(
-        settings, blocklist_redis(settings.redis_url), lab.tokens.keys
+    app = create_app(
+        settings,
+        verifier=TokenVerifier(settings, blocklist_redis(settings.redis_url), lab.tokens.keys),
     )
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
         transport = httpx.ASGITransport(app=app)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from support import llm_call
 
+from finops.common.events import error_event
 from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec, dlq_spec
@@ -21,20 +21,15 @@ from finops.healer.settings import HealerSettings
 def agent_error(
     agent: str, provider: str, model: str, status: int, message: str, **error: Any
 ) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.error",
-        "source": agent,
-        "specversion": "1.0",
-        "time": datetime.now(UTC).isoformat(),
-        "data": {
+    return error_event(
+        {
             "agent_id": agent,
             "task_type": "summarize",
             "provider": provider,
             "model": model,
             "error": {"status_code": status, "message": message, **error},
-        },
-    }
+        }
+    )
 
 
 class CircuitLab:

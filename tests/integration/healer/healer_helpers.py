@@ -23,8 +23,9 @@ TOKENS = TokenFactory()
 
 @asynccontextmanager
 async def healer(settings: HealerSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    app.state.verifier = TokenVerifier(settings, blocklist_redis(settings.redis_url), TOKENS.keys)
+    app = create_app(
+        settings, verifier=TokenVerifier(settings, blocklist_redis(settings.redis_url), TOKENS.keys)
+    )
     async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://healer"

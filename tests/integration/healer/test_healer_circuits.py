@@ -3,6 +3,7 @@ topic sees it, probes close it, alerts say so, and the endpoint lists it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -35,6 +36,13 @@ async def circuits(client: Any, **params: str) -> dict[tuple[str, str], dict[str
     return {(c["provider"], c["model"]): c for c in body["circuits"]}
 
 
+async def breaker_gauge(client: Any) -> dict[str, float]:
+    """``finops_healer_breakers{state}`` as the healer's /metrics shows it."""
+    text = (await client.get("/metrics")).text
+    found = re.findall(r'^finops_healer_breakers\{state="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return {state: float(value) for state, value in found}
+
+
 async def test_an_outage_opens_the_breaker_everywhere_and_probes_close_it(lab: CircuitLab) -> None:
     second = lab.reader()
     await second.start()
@@ -55,6 +63,9 @@ async def test_an_outage_opens_the_breaker_everywhere_and_probes_close_it(lab: C
             assert broken["failure_rate"] == 1.0
             assert broken["opened_at"] is not None and broken["next_probe_at"] > broken["opened_at"]
             assert ("anthropic", "claude-3-5-haiku") not in listed
+            gauge = await breaker_gauge(client)
+            # the broken breaker may half-open at any moment now (its cool-down is 2 s)
+            assert gauge["open"] + gauge["half_open"] == 1 and gauge["closed"] == 1
             await wait_until(
                 lambda: second.state_of("openai", "gpt-4o") in ("open", "half_open"),
                 10,

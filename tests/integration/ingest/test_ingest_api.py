@@ -25,9 +25,8 @@ pytestmark = pytest.mark.integration
 async def ingest(infra_env, tmp_path):
     tokens = TokenFactory()
     settings = IngestSettings(data_dir=tmp_path)
-    app = create_app(settings)
     redis = aioredis.from_url(settings.redis_url)
-    app.state.verifier = TokenVerifier(settings, redis, tokens.keys)
+    app = create_app(settings, verifier=TokenVerifier(settings, redis, tokens.keys))
     async with LifespanManager(app, startup_timeout=60):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
@@ -186,9 +185,8 @@ async def test_broker_unreachable_gives_503_with_retry_after(infra_env, tmp_path
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
     tokens = TokenFactory()
     settings = IngestSettings(data_dir=tmp_path, publish_timeout_s=1.0)
-    app = create_app(settings)
     redis = aioredis.from_url(settings.redis_url)
-    app.state.verifier = TokenVerifier(settings, redis, tokens.keys)
+    app = create_app(settings, verifier=TokenVerifier(settings, redis, tokens.keys))
     async with LifespanManager(app, startup_timeout=60):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:

@@ -82,8 +82,8 @@ async def optimizer(infra, tmp_path_factory) -> AsyncIterator[Optimizer]:
         alerts_topic=alerts.name,
     )
     tokens = TokenFactory()
-    app = create_app(settings)
-    app.state.verifier = TokenVerifier(settings, redis_client(settings), tokens.keys)
+    verifier = TokenVerifier(settings, redis_client(settings), tokens.keys)
+    app = create_app(settings, verifier=verifier)
     headers = {"Authorization": f"Bearer {tokens.token('operator-1', role='operator')}"}
     try:
         async with (

@@ -62,9 +62,11 @@ class Lab:
 
     @asynccontextmanager
     async def optimizer(self):
-        app = create_app(self.settings)
-        app.state.verifier = TokenVerifier(
-            self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
+        app = create_app(
+            self.settings,
+            verifier=TokenVerifier(
+                self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
+            ),
         )
         async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
             transport = httpx.ASGITransport(app=app)

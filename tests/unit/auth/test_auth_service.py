@@ -118,7 +118,7 @@ async def test_failures_are_throttled_per_account_and_per_address(world):
             await world.service.login("alice", "wrong password!", client_address="a")
     with pytest.raises(LoginThrottled) as throttled:
         await world.service.login("alice", PASSWORD, client_address="b")
-    assert throttled.value.headers == {"Retry-After": "900"}
+    assert throttled.value.retry_after_seconds == 900
     # Address "a" has 3 failures; two more on other accounts reach its limit of 5.
     for name in ("ghost1", "ghost2"):
         with pytest.raises(InvalidCredentials):

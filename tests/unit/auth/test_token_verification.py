@@ -239,3 +239,31 @@ async def test_concurrent_blocklist_checks_share_one_redis_round_trip(signer, ve
 async def test_an_iat_within_the_clock_skew_leeway_is_accepted(signer, verifier):
     token = signer.sign_claims(claims(iat=int(time.time()) + 3))
     assert (await verifier.verify(token)).username == "alice"
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(signer, verifier, monkeypatch):
+    issued = signer.issue(subject="u1", username="alice", role="agent", scopes=["stats:read"])
+    principal = await verifier.verify(issued.token)
+    assert await verifier.verify(issued.token) == principal  # answered from memory
+    later = principal.expires_at + 1
+    monkeypatch.setattr("finops.common.auth.verifier.time.time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(issued.token)
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(signer, key, redis):
+    keys = StaticKeys.of(key)
+    verifier = TokenVerifier(SETTINGS, redis, keys)
+    issued = signer.issue(subject="u1", username="alice", role="agent", scopes=["stats:read"])
+    assert (await verifier.verify(issued.token)).username == "alice"
+    keys.replace({"keys": []})
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(issued.token)
+
+
+async def test_a_remembered_token_revoked_afterwards_is_refused(signer, verifier, redis):
+    issued = signer.issue(subject="u1", username="alice", role="agent", scopes=["stats:read"])
+    assert (await verifier.verify(issued.token)).username == "alice"
+    await revoke(redis, issued.jti, ttl_seconds=60)
+    with pytest.raises(TokenRevoked):
+        await verifier.verify(issued.token)

@@ -67,11 +67,12 @@ def test_post_events_declares_its_request_body():
 
 
 def test_the_optimizer_promises_no_arms_for_an_unknown_task():
-    from finops.optimizer.api.routes import NoArmsKnown
+    from finops.common.api_errors import http_answer
+    from finops.optimizer.domain.engine import NoArms
 
     answer = optimizer_app().openapi()["paths"]["/api/recommendations"]["get"]["responses"]
     assert [c["code"] for c in answer["404"]["x-error-codes"]] == ["no_arms"]
-    assert (NoArmsKnown.code, NoArmsKnown.status) == ("no_arms", 404)
+    assert (NoArms.code, http_answer(NoArms()).status) == ("no_arms", 404)
 
 
 def test_the_readme_layout_lists_only_folders_that_exist():

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from finops.common.events import (
+    ERROR,
     ERROR_KIND_ALIASES,
     ERROR_KINDS,
     EVENT_TYPES,
@@ -19,7 +20,9 @@ from finops.common.events import (
     Event,
     LlmCallEvent,
     Usage,
+    envelope,
     event_json_schemas,
+    llm_call_event,
     parse_event,
     stamp_principal,
     validate_batch,
@@ -75,14 +78,7 @@ def llm_call(**data: Any) -> dict[str, Any]:
         "success": True,
     }
     body.update(data)
-    return {
-        "id": EVENT_ID,
-        "type": "agent.llm_call",
-        "source": "agent-7",
-        "time": "2025-06-01T12:00:00.250+02:00",
-        "specversion": "1.0",
-        "data": body,
-    }
+    return llm_call_event(body, time="2025-06-01T12:00:00.250+02:00", event_id=EVENT_ID)
 
 
 def error_event(**data: Any) -> dict[str, Any]:
@@ -103,14 +99,7 @@ def error_event(**data: Any) -> dict[str, Any]:
         "remedy": {"advice_id": "adv-42"},
     }
     body.update(data)
-    return {
-        "id": str(uuid.UUID(int=7)),
-        "type": "agent.error",
-        "source": "agent-7",
-        "time": "2025-06-01T10:00:01Z",
-        "specversion": "1.0",
-        "data": body,
-    }
+    return envelope(ERROR, body, time="2025-06-01T10:00:01Z", event_id=uuid.UUID(int=7))
 
 
 # ----------------------------------------------------------------------------- valid events

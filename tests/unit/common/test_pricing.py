@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,9 @@ from finops.common.events import (
     PriceResult,
     Usage,
     apply_pricing,
+    error_event,
     genai_provider_id,
+    llm_call_event,
     parse_event,
     price_call,
     price_data_version,
@@ -306,13 +307,7 @@ def _event(**data: Any) -> dict[str, Any]:
         "success": True,
     }
     body.update(data)
-    return {
-        "id": str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": "agent-1",
-        "time": "2025-07-01T12:00:00Z",
-        "data": body,
-    }
+    return llm_call_event(body, time="2025-07-01T12:00:00Z")
 
 
 def test_apply_pricing_computed() -> None:
@@ -353,19 +348,16 @@ def test_apply_pricing_uses_event_time() -> None:
 
 def test_apply_pricing_ignores_error_events() -> None:
     ev = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.error",
-            "source": "a",
-            "time": "2025-07-01T12:00:00Z",
-            "data": {
+        error_event(
+            {
                 "agent_id": "a",
                 "task_type": "qa",
                 "provider": "openai",
                 "model": "gpt-4o",
                 "error": {"kind": "timeout", "message": "timed out"},
             },
-        }
+            time="2025-07-01T12:00:00Z",
+        )
     )
     assert apply_pricing(ev) is ev
 

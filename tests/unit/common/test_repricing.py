@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from finops.common.events import Usage, price_call, price_table, repricing
+from finops.common.events import Usage, llm_call_event, price_call, price_table, repricing
 from finops.common.events.price_table import PriceTableError, TokenPrices, parse_price_table
 from finops.common.events.repricing import (
     NO_TEAM,
@@ -51,15 +51,7 @@ def cost_event(
     }
     if team is not None:
         data["team"] = team
-    event = {
-        "id": event_id or str(uuid.uuid4()),
-        "type": "agent.llm_call",
-        "source": "bot",
-        "specversion": "1.0",
-        "time": time,
-        "data": data,
-    }
-    return json.dumps(event).encode()
+    return json.dumps(llm_call_event(data, time=time, event_id=event_id)).encode()
 
 
 @pytest.mark.parametrize("module", [price_table, repricing])

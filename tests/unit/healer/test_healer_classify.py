@@ -157,3 +157,31 @@ def test_learning_an_empty_message_is_refused() -> None:
         TextClassifier().learn("   ", K.AUTH)
     with pytest.raises(ValueError, match="threshold"):
         TextClassifier(threshold=0)
+
+
+# ---------------------------------------------------------------- remembered verdicts
+def test_a_remembered_verdict_still_reads_each_errors_own_wait() -> None:
+    classifier = ErrorClassifier()
+    first = ProviderError("Overloaded", 529, "anthropic", headers={"retry-after": "2"})
+    again = ProviderError("Overloaded", 529, "anthropic", headers={"retry-after": "30"})
+    assert classifier.classify(first).stated_wait_ms == 2_000
+    verdict = classifier.classify(again)
+    assert len(classifier.remembered) == 1  # the second error hit the remembered verdict
+    assert (verdict.kind, verdict.stated_wait_ms) == (K.OVERLOADED, 30_000)
+
+
+def test_a_taught_label_replaces_a_remembered_verdict() -> None:
+    classifier = ErrorClassifier()
+    error = ProviderError("gremlin flux capacitor misaligned", 400, "acme")
+    assert classifier.classify(error).kind is K.BAD_REQUEST  # the status alone decided
+    classifier.teach("gremlin flux capacitor misaligned", K.OVERLOADED)
+    verdict = classifier.classify(error)
+    assert (verdict.kind, verdict.rule) == (K.OVERLOADED, CLASSIFIER)
+
+
+def test_the_hint_and_the_headers_rules_read_are_part_of_what_is_remembered() -> None:
+    classifier = ErrorClassifier()
+    error = ProviderError("something odd", 418, "acme")
+    assert classifier.classify(error, K.TIMEOUT).kind is K.TIMEOUT
+    assert classifier.classify(error, K.NETWORK).kind is K.NETWORK
+    assert len(classifier.remembered) == 2

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from finops.common.api_errors import http_answer
 from finops.healer.adapters.labels import LabelSync, NewLabel, StoredLabel
 from finops.healer.api.labels import MAX_LABELS, LabelRejected, parse_labels
 from finops.healer.domain.classify import ErrorClassifier
@@ -66,7 +67,7 @@ def test_one_label_or_a_list_is_accepted() -> None:
 )
 def test_each_bad_label_gets_its_code(label: Any, code: str, field: str) -> None:
     error = rejected(label)
-    assert (error.code, error.status, error.details) == (
+    assert (error.code, http_answer(error).status, error.details) == (
         code,
         422,
         [{"index": 0, "field": field, "code": code, "message": error.details[0]["message"]}],

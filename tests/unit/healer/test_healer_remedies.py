@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from finops.healer.domain import advice, catalog, effectiveness, healing_stats, remedies
+from finops.healer.domain import classify as classify_module
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
 from finops.healer.domain.classify import classify
@@ -59,7 +60,9 @@ def context(call: FailedCall, wait: int | None = None) -> RemedyContext:
     return RemedyContext(call, wait, CATALOG, lambda p, m: False, random.Random(1))
 
 
-@pytest.mark.parametrize("module", [advice, catalog, effectiveness, healing_stats, remedies])
+@pytest.mark.parametrize(
+    "module", [advice, catalog, classify_module, effectiveness, healing_stats, remedies]
+)
 def test_domain_doctests_pass(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -187,3 +190,17 @@ def test_the_learner_state_round_trips() -> None:
     learner.observe(K.RATE_LIMIT, "openai", Action.WAIT, healed=False)
     restored = RemedyLearner.from_state(json.loads(json.dumps(learner.to_state())))
     assert restored.trials == learner.trials
+
+
+@pytest.mark.parametrize("kind", [K.OVERLOADED, K.RATE_LIMIT, K.SERVER_ERROR, K.TIMEOUT])
+def test_a_transient_error_that_retries_did_not_heal_falls_back_by_default(kind) -> None:
+    early = candidate_remedies(kind, context(FailedCall("openai", "gpt-4o", attempt=2)))
+    late = candidate_remedies(kind, context(FailedCall("openai", "gpt-4o", attempt=3)))
+    assert early[0].action in SAME_CALL_AGAIN
+    assert late[0].action == Action.FALLBACK and late[0].provider != "openai"
+    assert late[1].action in SAME_CALL_AGAIN  # still a candidate the learner may prefer
+    alone = ModelCatalog([CatalogModel("openai", "gpt-4o", 128_000, 2.5, "gpt-4o")])
+    nowhere = RemedyContext(
+        FailedCall("openai", "gpt-4o", attempt=3), None, alone, lambda p, m: False, random.Random(1)
+    )
+    assert [r.action for r in candidate_remedies(kind, nowhere)] == [Action.RETRY]

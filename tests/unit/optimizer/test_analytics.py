@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from finops.common.events import LlmCallEvent
+from finops.common.events import LlmCallEvent, llm_call_event
 from finops.optimizer.domain.analytics import (
     GRANULARITIES,
     NONE_KEY,
@@ -42,12 +42,8 @@ def call(
     eid: uuid.UUID | None = None,
 ) -> LlmCallEvent:
     return LlmCallEvent.model_validate(
-        {
-            "id": str(eid or uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": agent,
-            "time": at,
-            "data": {
+        llm_call_event(
+            {
                 "agent_id": agent,
                 "team": team,
                 "task_type": task,
@@ -64,7 +60,9 @@ def call(
                 "success": success,
                 "quality": quality,
             },
-        }
+            time=at,
+            event_id=eid,
+        )
     )
 
 

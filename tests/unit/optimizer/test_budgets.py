@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from finops.common.events import LlmCallEvent
+from finops.common.events import LlmCallEvent, llm_call_event
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector, SpendSpikeScorer
 from finops.optimizer.domain.budgets import (
     Budget,
@@ -28,12 +28,8 @@ def at(hours: float = 0.0, minutes: float = 0.0) -> datetime:
 
 def call(agent: str, cost: float | None, when: datetime, team: str | None = None) -> LlmCallEvent:
     return LlmCallEvent.model_validate(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": agent,
-            "time": when,
-            "data": {
+        llm_call_event(
+            {
                 "agent_id": agent,
                 "team": team,
                 "task_type": "qa",
@@ -44,7 +40,8 @@ def call(agent: str, cost: float | None, when: datetime, team: str | None = None
                 "latency_ms": 300.0,
                 "success": True,
             },
-        }
+            time=when,
+        )
     )
 
 
@@ -104,8 +101,8 @@ def test_80_then_100_percent_alerts_fire_once_each_per_period_and_reset():
     fired = []
     for i in range(15):  # $1 per hour: 80 % at the 8th call, 100 % at the 10th
         for a in bt.observe_cost("agent", "bot", at(i), 1.0):
-            if a.alert_type == "threshold":
-                fired.append((i, a.threshold, a.severity, a.spend_usd))
+            if a.details["alert_type"] == "threshold":
+                fired.append((i, a.details["threshold"], a.severity, a.details["spend_usd"]))
     assert fired == [(7, 0.8, "warning", 8.0), (9, 1.0, "critical", 10.0)]
     assert bt.status("b1")["alerts_fired"][-2:] == ["0.8", "1"]
 
@@ -113,8 +110,8 @@ def test_80_then_100_percent_alerts_fire_once_each_per_period_and_reset():
     day2 = []
     for i in range(12):
         day2 += bt.observe_cost("agent", "bot", at(24 + i), 1.0)
-    th = [a for a in day2 if a.alert_type == "threshold"]
-    assert [(a.threshold, a.period_start) for a in th] == [
+    th = [a for a in day2 if a.details["alert_type"] == "threshold"]
+    assert [(a.details["threshold"], a.details["period_start"]) for a in th] == [
         (0.8, "2025-03-02T00:00:00Z"),
         (1.0, "2025-03-02T00:00:00Z"),
     ]
@@ -123,9 +120,9 @@ def test_80_then_100_percent_alerts_fire_once_each_per_period_and_reset():
     # a single big call crossing both thresholds gives both, in order
     bt2 = BudgetTracker([Budget("b2", "agent", "bot", "day", 10.0)])
     assert [
-        a.threshold
+        a.details["threshold"]
         for a in bt2.observe_cost("agent", "bot", at(1), 25.0)
-        if a.alert_type == "threshold"
+        if a.details["alert_type"] == "threshold"
     ] == [0.8, 1.0]
 
     # a late event of a finished period changes nothing
@@ -143,11 +140,16 @@ def test_alert_fields_and_deterministic_ids():
 
     first, second = run(), run()
     assert [a.to_dict() for a in first] == [a.to_dict() for a in second]
-    a = next(x for x in first if x.threshold == 0.8 and x.alert_type == "threshold")
+    a = next(
+        x for x in first if x.details["threshold"] == 0.8 and x.details["alert_type"] == "threshold"
+    )
     d = a.to_dict()
-    assert d["kind"] == "budget" and d["subject"] == "search" and d["scope"] == "team"
-    assert d["limit_usd"] == 5.0 and d["spend_usd"] == pytest.approx(4.0)
-    assert d["forecast_usd"] > 5.0 and d["period_start"] == "2025-03-01T00:00:00Z"
+    assert d["kind"] == "budget" and d["subject"] == "search" and d["details"]["scope"] == "team"
+    assert d["details"]["limit_usd"] == 5.0 and d["details"]["spend_usd"] == pytest.approx(4.0)
+    assert (
+        d["details"]["forecast_usd"] > 5.0
+        and d["details"]["period_start"] == "2025-03-01T00:00:00Z"
+    )
     assert "search" in d["message"] and "80%" in d["message"]
     assert d["alert_id"] == alert_id("team-search-daily", T0.timestamp(), "0.8")
     uuid.UUID(d["alert_id"])
@@ -159,13 +161,13 @@ def test_alert_fields_and_deterministic_ids():
 def test_forecast_alert_fires_before_the_budget_breaks_on_a_steady_burn():
     bt = BudgetTracker([Budget("b", "agent", "bot", "day", 10.0)])
     alerts = steady(bt, usd_per_hour=0.75, hours=24)  # $18 a day against $10
-    kinds = [(a.alert_type, a.threshold) for a in alerts]
+    kinds = [(a.details["alert_type"], a.details["threshold"]) for a in alerts]
     assert kinds == [("forecast_exceeds", 1.0), ("threshold", 0.8), ("threshold", 1.0)]
     forecast, _, broke = alerts
-    assert forecast.spend_usd < 10.0 and forecast.forecast_usd > 10.0
+    assert forecast.details["spend_usd"] < 10.0 and forecast.details["forecast_usd"] > 10.0
     assert forecast.severity == "warning"
-    t_forecast = datetime.fromisoformat(forecast.time)
-    t_broke = datetime.fromisoformat(broke.time)
+    t_forecast = datetime.fromisoformat(forecast.details["time"])
+    t_broke = datetime.fromisoformat(broke.details["time"])
     assert t_broke - t_forecast > timedelta(hours=10)  # an early warning, not a late one
     assert t_forecast < at(2)
 
@@ -183,7 +185,7 @@ def test_burn_rate_follows_a_change_of_pace_and_carries_over_periods():
     assert bt.status("b")["burn_rate_usd_per_hour"] == pytest.approx(1.0, rel=0.25)
     alerts = steady(bt, usd_per_hour=10.0, hours=1, start=12)  # a runaway
     assert bt.status("b")["burn_rate_usd_per_hour"] > 8.0  # current hour seen within minutes
-    assert [a.alert_type for a in alerts] == ["forecast_exceeds"]
+    assert [a.details["alert_type"] for a in alerts] == ["forecast_exceeds"]
     # next day, before any spend: the forecast uses the learned pace
     bt2 = BudgetTracker([Budget("b", "agent", "bot", "day", 100.0)])
     steady(bt2, usd_per_hour=2.0, hours=24)
@@ -304,11 +306,17 @@ def test_spike_after_warm_up_is_flagged_and_steady_stream_is_not():
                     agent, at(0, m) + timedelta(seconds=5 + 15 * c), spend / 3
                 )
     alerts += det.flush()
-    assert [(a.subject, a.window_start) for a in alerts] == [("spiky", "2025-03-01T02:30:00Z")]
+    assert [(a.subject, a.details["window_start"]) for a in alerts] == [
+        ("spiky", "2025-03-01T02:30:00Z")
+    ]
     a = alerts[0].to_dict()
     assert a["kind"] == "anomaly" and a["severity"] in ("warning", "critical")
-    assert a["score"] >= a["threshold"] and a["spend_usd"] == pytest.approx(2.0)
-    assert a["expected_usd"] == pytest.approx(0.2, rel=0.15) and a["calls"] == 3
+    assert a["details"]["score"] >= a["details"]["threshold"] and a["details"][
+        "spend_usd"
+    ] == pytest.approx(2.0)
+    assert (
+        a["details"]["expected_usd"] == pytest.approx(0.2, rel=0.15) and a["details"]["calls"] == 3
+    )
     assert a["alert_id"] == str(uuid.UUID(a["alert_id"]))
     assert det.windows_scored == 480 and det.late == 0
 
@@ -323,7 +331,7 @@ def test_no_alert_during_warm_up_and_cooldown_limits_repeats(cooldown, flagged):
     runaway = {m: 3.0 for m in range(60, 63)}
     alerts = minute_stream(det, "bot", range(60, 70), 0.1, rng, spikes=runaway)
     alerts += det.flush()
-    assert [a.window_start[11:16] for a in alerts] == flagged
+    assert [a.details["window_start"][11:16] for a in alerts] == flagged
     assert det.late == 0
 
 
@@ -360,7 +368,7 @@ def test_scorer_and_close_window_api():
     for m in range(20):
         assert det.close_window("bot", at(0, m), 0.05) is None
     alert = det.close_window("bot", at(0, 20), 1.0, calls=12)
-    assert alert is not None and alert.calls == 12 and alert.subject == "bot"
+    assert alert is not None and alert.details["calls"] == 12 and alert.subject == "bot"
     assert det.score("bot", 1.0) >= det.threshold and det.score("nobody", 1.0) == 0.0
     # sub-cent spikes are ignored
     tiny = SpendAnomalyDetector(scorer_params={"grace_period": 10})

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import llm_call
 
-from finops.common.events import ErrorEvent, LlmCallEvent, apply_pricing, parse_event
+from finops.common.events import (
+    ErrorEvent,
+    LlmCallEvent,
+    apply_pricing,
+    error_event,
+    parse_event,
+)
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec, NoArms, OptimizerEngine, config_key
 
@@ -23,27 +29,9 @@ TRUTH = {
 def call(
     model: str, quality: float, t: datetime, agent: str = "bot", task: str = "summarize", **extra
 ) -> LlmCallEvent:
-    event = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": agent,
-            "specversion": "1.0",
-            "time": t.isoformat(),
-            "data": {
-                "agent_id": agent,
-                "task_type": task,
-                "provider": "openai",
-                "model": model,
-                "usage": {"input_tokens": 1000, "output_tokens": 200},
-                "latency_ms": 500.0,
-                "success": True,
-                "quality": quality,
-                **extra,
-            },
-        }
-    )
-    return apply_pricing(event)  # type: ignore[return-value]
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    data = {"task_type": task, "model": model, "usage": usage, "latency_ms": 500.0, **extra}
+    return apply_pricing(parse_event(llm_call(agent, at=t, quality=quality, **data)))  # type: ignore[return-value]
 
 
 def feed(
@@ -126,13 +114,8 @@ def test_duplicates_are_counted_once_everywhere():
 def test_errors_count_against_reliability_once():
     engine = seeded_engine()
     error = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.error",
-            "source": "bot",
-            "specversion": "1.0",
-            "time": T0.isoformat(),
-            "data": {
+        error_event(
+            {
                 "agent_id": "bot",
                 "task_type": "summarize",
                 "provider": "openai",
@@ -140,7 +123,8 @@ def test_errors_count_against_reliability_once():
                 "error": {"kind": "timeout", "message": "t"},
                 "attempt": 1,
             },
-        }
+            time=T0,
+        )
     )
     assert isinstance(error, ErrorEvent)
     before = engine.policy.status()["updates"]

@@ -4,8 +4,9 @@ the experiment named, the arms it beat are not, and the promotion survives a res
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime
+
+from support import llm_call
 
 from finops.common.events import LlmCallEvent, apply_pricing, parse_event
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
@@ -14,26 +15,9 @@ T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def call(model: str, task: str, quality: float) -> LlmCallEvent:
-    event = parse_event(
-        {
-            "id": str(uuid.uuid4()),
-            "type": "agent.llm_call",
-            "source": "bot",
-            "specversion": "1.0",
-            "time": T0.isoformat(),
-            "data": {
-                "agent_id": "bot",
-                "task_type": task,
-                "provider": "openai",
-                "model": model,
-                "usage": {"input_tokens": 1000, "output_tokens": 200},
-                "latency_ms": 500.0,
-                "success": True,
-                "quality": quality,
-            },
-        }
-    )
-    return apply_pricing(event)  # type: ignore[return-value]
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    data = {"task_type": task, "model": model, "usage": usage, "latency_ms": 500.0}
+    return apply_pricing(parse_event(llm_call("bot", at=T0, quality=quality, **data)))  # type: ignore[return-value]
 
 
 def decision(task: str, winner: str, loser: str) -> dict:

@@ -9,53 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_app import operator_client
 from fastapi.testclient import TestClient
-from support import TokenFactory
-
-from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.circuits import CircuitTable
-from finops.common.http import create_service_app
-from finops.common.settings import CommonSettings
-from finops.optimizer.api.routes import router
-from finops.optimizer.domain.engine import OptimizerEngine
-from finops.optimizer.settings import OptimizerSettings
-
-
-class EmptyBlocklist:
-    async def mget(self, keys: list[str]) -> list[None]:
-        return [None] * len(keys)
-
-
-class InMemoryIntake:
-    def __init__(self) -> None:
-        self.engine = OptimizerEngine()
-        self.checkpoints = 0
-
-    async def checkpoint(self) -> None:
-        self.checkpoints += 1
-
-
-class KeptLog:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def record(self, recommendation: dict[str, Any]) -> None:
-        self.records.append(recommendation)
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    settings = CommonSettings(service_name="optimizer")
-    app = create_service_app(settings, title="optimizer", description="test")
-    app.include_router(router)
-    app.state.intake = InMemoryIntake()
-    app.state.reclog = KeptLog()
-    app.state.circuits = CircuitTable()
-    app.state.settings = OptimizerSettings()
-    tokens = TokenFactory(settings)
-    install_verifier(app, TokenVerifier(settings, EmptyBlocklist(), tokens.keys))
-    headers = {"Authorization": f"Bearer {tokens.token('operator-1', role='operator')}"}
-    return TestClient(app, headers=headers, raise_server_exceptions=False)
+    return operator_client()
 
 
 def budget(**overrides: Any) -> dict[str, Any]:

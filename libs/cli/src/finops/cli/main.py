@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS
 from finops.cli.failures import CliError
 from finops.cli.output import console, print_error
 from finops.cli.process import pid_alive
@@ -198,17 +199,28 @@ def status() -> None:
 @app.command()
 def demo(
     calls: Annotated[
-        int, typer.Option(min=0, help="LLM calls the simulated fleet makes (0: only bring up).")
-    ] = 800,
+        int,
+        typer.Option(min=0, help="Tasks the simulated fleet works through (0: only bring up)."),
+    ] = DEMO_CALLS,
+    agents: Annotated[int, typer.Option(min=1, max=50, help="Agents in the fleet.")] = DEMO_AGENTS,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the tasks and every draw.")] = 42,
+    reports: Annotated[
+        Path, typer.Option(help="Folder the HTML report is written to.", file_okay=False)
+    ] = Path("reports"),
 ) -> None:
-    """Run the platform end to end on the embedded local stack, then shut it down.
+    """Run the whole platform on the embedded local stack, then shut it down.
 
-    Brings every component up and checks that each one is ready, then a small simulated fleet
-    (two agents, two models, four task types) works through the SDK: API keys exchanged for
-    tokens, recommendations asked for every call, every call reported. The optimizer learns
-    online which task types the cheap model can take; the report shows what it chose and what
-    that saved. Exit 0 means the whole platform worked.
+    Brings every component up and checks that each one is ready, then the whole-fleet
+    simulation (`finops simulate`) runs on it: an operator and agent accounts with API keys,
+    agents following the optimizer, healing provider errors, taking part in two experiments,
+    under injected faults, compared with a baseline over the same tasks. Prints the summary,
+    writes a self-contained HTML report with charts to REPORTS/finops-report-<time>.html and
+    says where. The stack is stopped whether the run succeeds or fails.
     """
+    if 0 < calls < 100:
+        raise CliError("--calls: 0 (only bring the stack up) or at least 100", 2)
+    if calls:
+        _check_reports_folder(reports)
     settings = StackSettings()
     root = settings.data_dir.resolve()
     if _running_supervisor(root):
@@ -226,7 +238,9 @@ def demo(
         if not all_ready:
             raise CliError("not every component is ready", 1)
         if calls:
-            _demo_fleet(stack, calls)
+            from finops.cli.demo import run_demo
+
+            run_demo(stack, calls=calls, agents=agents, seed=seed, reports=reports)
         console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")
     except StackError as exc:
         raise CliError(str(exc), 2) from exc
@@ -235,44 +249,14 @@ def demo(
         stack.write_state("stopped")
 
 
-def _demo_fleet(stack: Stack, calls: int) -> None:
-    from finops.cli.demo import TRUTH, run_fleet
-
-    result = asyncio.run(run_fleet(stack, calls, lambda line: console.print(f"• {line}")))
-    table = Table(title="what the optimizer learned (last 100 picks per task type)")
-    table.add_column("task type", no_wrap=True)
-    for col in ("gpt-4o", "gpt-4o-mini", "true quality 4o / mini", "recommends now"):
-        table.add_column(col)
-    for task, truth in TRUTH.items():
-        picks = result["picks"].get(task, {})
-        table.add_row(
-            task,
-            str(picks.get("gpt-4o", 0)),
-            str(picks.get("gpt-4o-mini", 0)),
-            f"{truth['gpt-4o']:.2f} / {truth['gpt-4o-mini']:.2f}",
-            result["final"][task]["model"],
-        )
-    console.print(table)
-    # the analytics are the platform's, kept in .finops/ across runs, not this run's alone
-    spend = Table(title="spend by model, all time (optimizer's analytics; data in .finops/)")
-    spend.add_column("model", no_wrap=True)
-    for col in ("calls", "spend", "mean quality", "latency p95"):
-        spend.add_column(col)
-    for row in result["by_model"]:
-        spend.add_row(
-            str(row["key"]),
-            str(row["calls"]),
-            f"${row['spend_usd']:.4f}",
-            f"{row['quality_mean']:.3f}" if row.get("quality_mean") is not None else "-",
-            f"{row['latency_p95_ms']:.0f} ms",
-        )
-    console.print(spend)
-    saving = 1 - result["spend"] / result["spend_if_best"] if result["spend_if_best"] else 0.0
-    console.print(
-        f"this run: {result['events']:,} events ingested · mean quality {result['quality']:.3f} · "
-        f"spend ${result['spend']:.4f} vs ${result['spend_if_best']:.4f} if every call had "
-        f"used gpt-4o ([bold]{saving:.0%} saved[/])"
-    )
+def _check_reports_folder(reports: Path) -> None:
+    """Refuse a reports folder that cannot be written before the run, not after it."""
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--reports {reports}: cannot create it ({exc.strerror})", 2) from exc
+    if not os.access(reports, os.W_OK):
+        raise CliError(f"--reports {reports}: cannot write there", 2)
 
 
 @db_app.command("upgrade")
@@ -411,13 +395,21 @@ if __name__ == "__main__":
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import experiments_cmds, ops, optimizer_cmds, reprice_cmd, simulate_cmd
+    from finops.cli import (
+        experiments_cmds,
+        ops,
+        optimizer_cmds,
+        report_cmd,
+        reprice_cmd,
+        simulate_cmd,
+    )
 
     ops.register(app)
     optimizer_cmds.register(app)
     experiments_cmds.register(app)
     reprice_cmd.register(app)
     simulate_cmd.register(app)
+    report_cmd.register(app)
 
 
 _register_operator_commands()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -15,6 +15,10 @@ from rich.table import Table
 from finops.cli.failures import START_STACK, CliError
 from finops.cli.output import console, err_console
 from finops.client import FinOpsError
+
+if TYPE_CHECKING:
+    from finops.cli.simulate_platform import Endpoints
+    from finops.cli.simulate_run import SimulationReport
 
 
 def simulate(
@@ -30,12 +34,28 @@ def simulate(
     experiments the simulator starts (a cheaper variant and an A/A), and report every call and
     error. Faults: a rate-limit storm, a provider outage, context overflows, malformed output,
     refused prompts and one model's quality drifting mid-run. See docs/simulator.md.
+    The run's result and timeline stay in the stack's folder for `finops report`.
     """
     from finops.cli.simulate_platform import Endpoints
+
+    endpoints = Endpoints.from_environment()
+    report = run_with_progress(endpoints, agents=agents, calls=calls, seed=seed)
+    keep_last_run(report)
+    result = report.as_json()
+    if json_out:
+        print(json.dumps(result))
+        return
+    print_summary(result)
+
+
+def run_with_progress(
+    endpoints: Endpoints, *, agents: int, calls: int, seed: int
+) -> SimulationReport:
+    """The simulation under a progress bar (on a terminal); the platform's failures as one
+    line saying what to do."""
     from finops.cli.simulate_run import run_simulation
     from finops.cli.simulation.faults import default_schedule
 
-    endpoints = Endpoints.from_environment()
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -47,7 +67,7 @@ def simulate(
     ) as bar:
         job = bar.add_task("tasks", total=calls)
         try:
-            report = asyncio.run(
+            return asyncio.run(
                 run_simulation(
                     endpoints,
                     agents=agents,
@@ -59,17 +79,23 @@ def simulate(
                 )
             )
         except httpx.TransportError as exc:
-            raise CliError(_unreachable(endpoints, exc)) from exc
+            raise CliError(unreachable(endpoints, exc)) from exc
         except FinOpsError as exc:  # the SDK's own words say what to fix
             raise CliError(str(exc)) from exc
-    result = report.as_json()
-    if json_out:
-        print(json.dumps(result))
-        return
-    _print_summary(result)
 
 
-def _unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
+def keep_last_run(report: SimulationReport) -> None:
+    """Leave the run's result and timeline in the stack's folder for ``finops report``
+    (when the folder is there: a simulation against a remote stack keeps nothing)."""
+    from finops.cli.infra import StackSettings
+    from finops.cli.report import store
+
+    data_dir = StackSettings().data_dir.resolve()
+    if data_dir.is_dir():
+        store.save(data_dir, store.LastRun(report.as_json(), report.timeline))
+
+
+def unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
     """``cannot reach the <service> service at <url> — <what to do>``."""
     try:
         url = str(exc.request.url)
@@ -85,7 +111,7 @@ def _unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
     return f"cannot reach {url} — {START_STACK}"
 
 
-def _print_summary(result: dict[str, Any]) -> None:
+def print_summary(result: dict[str, Any]) -> None:
     table = Table(
         title=f"{result['calls']:,} tasks, {result['agents']} agents, seed {result['seed']}: "
         "optimized fleet vs baseline (strongest model, naive retries)"

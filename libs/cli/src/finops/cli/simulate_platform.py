@@ -1,6 +1,6 @@
 """What ``finops simulate`` does on the platform besides the agents' calls.
 
-Accounts (an operator, one API key per agent, made as ``finops demo`` makes them), the two
+Accounts (an operator, one API key per agent, made by :mod:`finops.cli.accounts`), the two
 experiments it defines and starts, their outcome, and the check that every event ingest
 acknowledged reached the consumers' topics.
 """
@@ -18,7 +18,7 @@ import httpx
 from finops.cli.failures import CliError
 from finops.cli.simulation.catalog import CLAUDE_HAIKU, GPT_4O, GPT_4O_MINI, SimModel
 
-SERVICES = ("auth", "ingest", "optimizer", "experiments")
+SERVICES = ("auth", "ingest", "optimizer", "experiments", "healer")
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,21 @@ from finops.cli.simulate_platform import (
     RunningExperiment,
     lost_events,
 )
-from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, model_named
+from finops.cli.simulation.attempts import TaskAttempts
+from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, serving
 from finops.cli.simulation.faults import FaultSchedule
 from finops.cli.simulation.fleet import Task, make_tasks
-from finops.cli.simulation.providers import SimulatedProviders
-from finops.cli.simulation.strategies import (
-    CallStrategy,
-    Healing,
-    NaiveRetries,
-    TaskOutcome,
-)
+from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProviders
+from finops.cli.simulation.strategies import NaiveRetries, TaskOutcome
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
-from finops.client import AsyncFinOpsClient, RequestRefused
+from finops.cli.simulation.timeline import Timeline
+from finops.cli.timeline_sampler import PlatformSampler
+from finops.client import AsyncFinOpsClient, CallOptions, PlatformUnavailable, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")
+#: a task's self-healing call: attempts in all, and seconds of simulated time from its start
+MAX_ATTEMPTS = 6
+BUDGET_S = 120.0
 
 
 @dataclass
@@ -54,7 +55,10 @@ class SimulationReport:
     experiments: list[ExperimentOutcome]
     models_used: dict[str, int]
     unknown_recommendations: int
+    recommendations_unavailable: int
     elapsed_s: float
+    #: the run bucket by bucket, with the platform's breaker and experiment samples
+    timeline: Timeline = field(default_factory=Timeline.empty)
 
     def as_json(self) -> dict[str, Any]:
         base, opt = self.comparison.baseline, self.comparison.optimized
@@ -74,14 +78,17 @@ class SimulationReport:
             "recoverable_errors": opt.recoverable_errors,
             "healed": opt.healed,
             "healed_ratio": round(opt.healed_ratio, 4),
+            "unrecoverable_retried": opt.unrecoverable_retried,
             "baseline_errors": base.errors,
             "baseline_recoverable_errors": base.recoverable_errors,
             "baseline_healed": base.healed,
             "baseline_healed_ratio": round(base.healed_ratio, 4),
+            "baseline_unrecoverable_retried": base.unrecoverable_retried,
             "answered": opt.answered,
             "baseline_answered": base.answered,
             "models_used": self.models_used,
             "unknown_recommendations": self.unknown_recommendations,
+            "recommendations_unavailable": self.recommendations_unavailable,
             "experiments": [e.as_json() for e in self.experiments],
             "elapsed_s": round(self.elapsed_s, 1),
         }
@@ -102,7 +109,6 @@ class FleetRun:
 
     clients: list[AsyncFinOpsClient]
     providers: SimulatedProviders
-    strategy: CallStrategy
     seed: int
     experiments: dict[str, RunningExperiment] = field(default_factory=dict)
     sent_ids: set[str] = field(default_factory=set)
@@ -110,10 +116,14 @@ class FleetRun:
     models_used: dict[str, int] = field(default_factory=dict)
     #: recommendations of models the simulation does not serve (the strongest is used instead)
     unknown_recommendations: int = 0
+    #: tasks that found the optimizer unreachable (the strongest model was used instead)
+    recommendations_unavailable: int = 0
     #: task type -> models no call has been reported with yet (the optimizer's first look)
     untried: dict[str, list[SimModel]] = field(
         default_factory=lambda: {t.name: list(MODELS) for t in TASK_TYPES}
     )
+    timeline: Timeline = field(default_factory=Timeline.empty)
+    done: int = 0
 
     async def work(self, tasks: list[Task], done: Callable[[], None]) -> None:
         """Every agent works through its own tasks, in order, all agents at once."""
@@ -129,10 +139,47 @@ class FleetRun:
     ) -> None:
         for task in tasks:
             choice = await self._choose(client, task)
-            outcome = await self.strategy.call(task, choice.model, self.providers)
-            await self._report(client, task, choice, outcome)
+            outcome = await self._call(client, task, choice)
             self.tally.add(outcome)
+            self.timeline.add_optimized(outcome)
+            self.done += 1
             done()
+
+    async def _call(self, client: AsyncFinOpsClient, task: Task, choice: Choice) -> TaskOutcome:
+        """The task's call through the SDK's self-healing ``call()``: it asks the healer after
+        each failed attempt, applies the advice in simulated time, and reports every failed
+        attempt and the answer (the FleetRun reports nothing itself)."""
+        attempts = TaskAttempts(task, self.providers)
+        options = CallOptions(
+            task_type=task.task_type.name,
+            provider=choice.model.provider,
+            model=choice.model.name,
+            trim=attempts.trim,
+            input_tokens=task.input_tokens,
+            max_tokens=task.output_tokens,
+            usage=_usage,
+            quality=_quality,
+            max_attempts=MAX_ATTEMPTS,
+            budget_s=BUDGET_S,
+            team=TEAMS[task.agent % len(TEAMS)],
+            features={"input_tokens": float(task.input_tokens)},
+            clock=attempts.clock,
+            on_reported=self.sent_ids.add,
+        )
+        if choice.decision:
+            options["decision"] = choice.decision
+        if choice.experiment:
+            options["experiment"] = choice.experiment
+        try:
+            answer: Answer | None = await client.call(attempts, **options)
+        except ProviderError:  # the healer advised to give up, or the budget ran out
+            answer = None
+        if answer is not None:
+            name = answer.model.name
+            self.models_used[name] = self.models_used.get(name, 0) + 1
+            if choice.experiment and answer.model is choice.model:
+                self.experiments[task.task_type.name].tagged_events += 1
+        return attempts.outcome(answer)
 
     async def _choose(self, client: AsyncFinOpsClient, task: Task) -> Choice:
         kind = task.task_type.name
@@ -148,7 +195,7 @@ class FleetRun:
                     raise
                 experiment.running = False  # decided: the optimizer now pins its winner
             else:
-                return Choice(model_named(assigned["model"]), experiment=assigned)
+                return Choice(serving(assigned["provider"], assigned["model"]), experiment=assigned)
         try:
             rec = await client.recommend(
                 kind,
@@ -160,59 +207,28 @@ class FleetRun:
             if refused.code != "no_arms":
                 raise
             return Choice(STRONGEST)  # the optimizer has not read this task type's events yet
+        except PlatformUnavailable:  # it is restarting: the agent goes on with the strongest
+            self.recommendations_unavailable += 1
+            return Choice(STRONGEST)
         try:
-            model = model_named(rec["model"])
+            model = serving(rec["provider"], rec["model"])
         except KeyError:  # an arm this stack learned elsewhere, which no simulated provider serves
             self.unknown_recommendations += 1
             return Choice(STRONGEST)
         decision = {"recommendation_id": rec["recommendation_id"], "propensity": rec["propensity"]}
         return Choice(model, decision=decision)
 
-    async def _report(
-        self, client: AsyncFinOpsClient, task: Task, choice: Choice, outcome: TaskOutcome
-    ) -> None:
-        kind = task.task_type.name
-        for failure in outcome.failures:
-            error = failure.error
-            event_id = await client.record_error(
-                task_type=kind,
-                provider=failure.model.provider,
-                model=failure.model.name,
-                kind=error.kind,
-                message=error.message,
-                status_code=error.status,
-                provider_code=error.provider_code,
-                retry_after_ms=error.retry_after_ms,
-                input_tokens=task.input_tokens,
-                max_tokens=task.output_tokens,
-                attempt=failure.attempt,
-            )
-            self.sent_ids.add(event_id)
-        answer = outcome.answer
-        if answer is None:
-            return
-        # a fallback's answer is not the recommended (or assigned) model's outcome
-        chosen = answer.model is choice.model
-        event_id = await client.record_call(
-            task_type=kind,
-            provider=answer.model.provider,
-            model=answer.model.name,
-            usage={"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
-            latency_ms=round(answer.latency_ms, 1),
-            quality=answer.quality,
-            team=TEAMS[task.agent % len(TEAMS)],
-            decision=choice.decision if chosen else None,
-            experiment=choice.experiment if chosen else None,
-            features={"input_tokens": float(task.input_tokens)},
-        )
-        self.sent_ids.add(event_id)
-        self.models_used[answer.model.name] = self.models_used.get(answer.model.name, 0) + 1
-        if chosen and choice.experiment:
-            self.experiments[kind].tagged_events += 1
+
+def _usage(answer: Answer) -> dict[str, int]:
+    return {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens}
+
+
+def _quality(answer: Answer) -> float:
+    return answer.quality
 
 
 async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[AsyncFinOpsClient]:
-    from finops.cli.demo import _agent_api_key
+    from finops.cli.accounts import agent_api_key
 
     suffix = uuid.uuid4().hex[:4]
     clients = []
@@ -221,11 +237,12 @@ async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[Asy
         clients.append(
             AsyncFinOpsClient(
                 agent_id=name,
-                api_key=await _agent_api_key(endpoints, operator, name),
+                api_key=await agent_api_key(endpoints, operator, name),
                 ingest_url=endpoints.service_url("ingest"),
                 auth_url=endpoints.service_url("auth"),
                 optimizer_url=endpoints.service_url("optimizer"),
                 experiments_url=endpoints.service_url("experiments"),
+                healer_url=endpoints.service_url("healer"),
                 batch_size=200,
                 linger_s=0.05,
             )
@@ -244,15 +261,23 @@ async def run_simulation(
     warn: Callable[[str], None],
 ) -> SimulationReport:
     """Run the fleet against the stack, then the baseline offline; compare them."""
-    from finops.cli.demo import _operator_token
+    from finops.cli.accounts import operator_token
 
     began = time.monotonic()
     tasks = make_tasks(seed, calls, agents)
     providers = SimulatedProviders(schedule)
-    operator = await _operator_token(endpoints)
+    operator = await operator_token(endpoints)
     api = OperatorApi(endpoints, operator)
     clients = await _clients(endpoints, operator, agents)
-    fleet = FleetRun(clients, providers, Healing(MODELS), seed)
+    fleet = FleetRun(clients, providers, seed)
+    sampler = PlatformSampler(
+        api.http,
+        endpoints.urls,
+        fleet.timeline,
+        progress=lambda: fleet.done / len(tasks),
+        experiments=lambda: [(e.name, e.id) for e in fleet.experiments.values()],
+    )
+    sampler.start()
     warm_up = min(len(tasks), max(50, calls // 20))
     try:
         await fleet.work(tasks[:warm_up], progress)
@@ -277,11 +302,18 @@ async def run_simulation(
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
         outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
+        await sampler.stop()
+        await sampler.sample(progress=1.0)  # the decisions and breakers at the end
+        if sampler.missed:
+            warn(f"{sampler.missed} looks at the breakers or experiments got no answer")
     finally:
+        await sampler.stop()
         for client in clients:
             await client.close(timeout=120)
         await api.aclose()
-    baseline = await run_fixed_policy(tasks, STRONGEST, NaiveRetries(), providers)
+    baseline = await run_fixed_policy(
+        tasks, STRONGEST, NaiveRetries(), providers, observe=fleet.timeline.add_baseline
+    )
     return SimulationReport(
         agents=agents,
         calls=calls,
@@ -292,5 +324,7 @@ async def run_simulation(
         experiments=outcomes,
         models_used=fleet.models_used,
         unknown_recommendations=fleet.unknown_recommendations,
+        recommendations_unavailable=fleet.recommendations_unavailable,
         elapsed_s=time.monotonic() - began,
+        timeline=fleet.timeline,
     )

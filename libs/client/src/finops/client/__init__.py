@@ -1,5 +1,6 @@
 """The FinOps agent SDK: record LLM calls and errors; delivery is batched and retried."""
 
+from finops.client._healing import CallOptions, Clock, WallClock
 from finops.client.client import AsyncFinOpsClient, ClientStats
 from finops.client.errors import (
     BufferFull,
@@ -14,11 +15,14 @@ from finops.client.sync import FinOpsClient
 __all__ = [
     "AsyncFinOpsClient",
     "BufferFull",
+    "CallOptions",
     "ClientClosed",
     "ClientStats",
+    "Clock",
     "EventsRejected",
     "FinOpsClient",
     "FinOpsError",
     "PlatformUnavailable",
     "RequestRefused",
+    "WallClock",
 ]

@@ -13,6 +13,7 @@ else.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -20,7 +21,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Required, TypedDict
+from typing import Any, Protocol, Required, TypedDict
 
 import httpx
 
@@ -162,7 +163,15 @@ class CallState:
     max_tokens: int | None = None
     attempt: int = 1
     advice_id: str | None = None
-    started: float = field(default_factory=time.monotonic)
+    #: the model and provider first asked for (a decision or experiment tag is about them)
+    first_arm: tuple[str, str] = ("", "")
+
+    def __post_init__(self) -> None:
+        self.first_arm = (self.provider, self.model)
+
+    @property
+    def on_first_arm(self) -> bool:
+        return (self.provider, self.model) == self.first_arm
 
     def arguments(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, **self.params}
@@ -285,6 +294,36 @@ async def maybe_await(value: Any) -> Any:
 Trim = Callable[[int], Awaitable[None] | None]
 
 
+class Clock(Protocol):
+    """The time a self-healing call reads and waits in: :class:`WallClock` unless the agent
+    gives another (a simulation passes its simulated clock, so waits cost no wall time).
+
+    ``now()`` is monotonic seconds (the time budget and the reported ``latency_ms``);
+    ``sleep(seconds)`` waits, blocking or awaitable.
+    """
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> Awaitable[None] | None: ...
+
+
+class WallClock:
+    """Real time: ``time.monotonic`` and ``asyncio.sleep``.
+
+    Examples
+    --------
+    >>> clock = WallClock()
+    >>> clock.now() <= clock.now()
+    True
+    """
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        return asyncio.sleep(seconds)
+
+
 class CallOptions(TypedDict, total=False):
     """The options of :meth:`~finops.client.AsyncFinOpsClient.call` (and its blocking twin)."""
 
@@ -298,13 +337,23 @@ class CallOptions(TypedDict, total=False):
     usage: Callable[[Any], Mapping[str, Any]]
     max_attempts: int
     budget_s: float
-    quality: float
+    #: the answer's quality: a number, or a function of the result
+    quality: float | Callable[[Any], float]
     team: str
     project: str
     event_id: str
+    #: the recommendation (or experiment assignment) the first model came from; reported
+    #: only when the call succeeds on that model, not after a fallback
+    decision: Mapping[str, Any]
+    experiment: Mapping[str, Any]
+    features: Mapping[str, float]
+    clock: Clock
+    #: told the id of every event the call queues (its errors and its successful call)
+    on_reported: Callable[[str], None]
 
 
 Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
+RecordCall = Callable[..., Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -320,7 +369,12 @@ class SelfHealingCall:
 
     @classmethod
     def start(
-        cls, healing: Healing, enqueue: Enqueue, agent_id: str, options: CallOptions
+        cls,
+        healing: Healing,
+        enqueue: Enqueue,
+        record_call: RecordCall,
+        agent_id: str,
+        options: CallOptions,
     ) -> SelfHealingCall:
         state = CallState(
             options["task_type"],
@@ -330,49 +384,41 @@ class SelfHealingCall:
             options.get("input_tokens"),
             options.get("max_tokens"),
         )
-        record = {k: options.get(k) for k in ("quality", "team", "project")}
         limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
-        return cls(
-            healing,
-            enqueue,
-            agent_id,
-            state,
-            limits,
-            trim=options.get("trim"),
-            usage=options.get("usage"),
-            record=record,
-            event_id=options.get("event_id"),
-        )
+        return cls(healing, enqueue, record_call, agent_id, state, limits, options)
 
     def __init__(
         self,
         healing: Healing,
         enqueue: Enqueue,
+        record_call: RecordCall,
         agent_id: str,
         state: CallState,
         limits: Limits,
-        *,
-        trim: Trim | None = None,
-        usage: Callable[[Any], Mapping[str, Any]] | None = None,
-        record: Mapping[str, Any] | None = None,
-        event_id: str | None = None,
+        options: CallOptions,
     ) -> None:
         self.healing = healing
         self.enqueue = enqueue
+        self.record_call = record_call
         self.agent_id = agent_id
         self.state = state
         self.limits = limits
-        self.trim = trim
-        self.usage = usage
-        self.record = dict(record or {})
-        self.event_id = event_id
+        self.options = options
+        self.trim = options.get("trim")
+        self.clock: Clock = options.get("clock") or WallClock()
+        self.started = self.clock.now()
+
+    def _reported(self, event_id: str) -> None:
+        on_reported = self.options.get("on_reported")
+        if on_reported is not None:
+            on_reported(event_id)
 
     async def after_failure(self, exc: BaseException) -> Step:
         """Report the failure, ask for advice, apply it; the exception gets a note saying
         why when the step gives up."""
         failure = read_failure(exc)
         data = error_data(self.state, failure, self.agent_id)
-        await self.enqueue("agent.error", data, None)
+        self._reported(await self.enqueue("agent.error", data, None))
         step = self._within_limits(await self._step(failure, data))
         if step.give_up:
             exc.add_note(f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}")
@@ -389,22 +435,28 @@ class SelfHealingCall:
         return self.healing.apply(advice, self.state, can_trim=self.trim is not None)
 
     def _within_limits(self, step: Step) -> Step:
-        spent = time.monotonic() - self.state.started
+        spent = self.clock.now() - self.started
         if not step.give_up and spent + step.delay_s > self.limits.budget_s:
             return Step(True, reason=f"waiting {step.delay_s:.1f}s would pass the time budget")
         return step
 
     async def succeeded(self, result: Any, latency_ms: float) -> None:
-        data: dict[str, Any] = {
-            "agent_id": self.agent_id,
-            "task_type": self.state.task_type,
-            "provider": self.state.provider,
-            "model": self.state.model,
-            "usage": usage_of(result, self.usage),
-            "latency_ms": latency_ms,
-            "success": True,
-            **{k: v for k, v in self.record.items() if v is not None},
-        }
-        if self.state.advice_id:
-            data["remedy"] = {"advice_id": self.state.advice_id}
-        await self.enqueue("agent.llm_call", data, self.event_id)
+        """Report the successful call (its tags only when it ran on the model first asked)."""
+        options, state = self.options, self.state
+        quality = options.get("quality")
+        tags = {k: options.get(k) for k in ("decision", "experiment")}
+        event_id = await self.record_call(
+            task_type=state.task_type,
+            provider=state.provider,
+            model=state.model,
+            usage=usage_of(result, options.get("usage")),
+            latency_ms=latency_ms,
+            quality=quality(result) if callable(quality) else quality,
+            team=options.get("team"),
+            project=options.get("project"),
+            features=options.get("features"),
+            remedy={"advice_id": state.advice_id} if state.advice_id else None,
+            event_id=options.get("event_id"),
+            **(tags if state.on_first_arm else {}),
+        )
+        self._reported(event_id)

@@ -33,7 +33,6 @@ import asyncio
 import collections
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -273,7 +272,8 @@ class AsyncFinOpsClient:
         Options (:class:`~finops.client._healing.CallOptions`): ``task_type``,
         ``provider``, ``model`` (required); ``params``, ``trim``, ``input_tokens``,
         ``max_tokens``, ``usage``, ``max_attempts`` (5), ``budget_s`` (120), ``quality``,
-        ``team``, ``project``, ``event_id``.
+        ``team``, ``project``, ``event_id``, ``decision``, ``experiment``, ``features``,
+        ``clock``, ``on_reported``.
 
         ``fn(provider=..., model=..., **params)`` makes the call (sync or async). On an
         exception the SDK reports the ``agent.error``, asks the healer for advice and applies
@@ -285,10 +285,16 @@ class AsyncFinOpsClient:
         healer is unreachable, 408/429/5xx, timeouts and connection errors get plain
         backoff and anything else is raised at once. ``usage(result)`` extracts the usage
         (default: ``result.usage``); ``event_id`` is the id of the reported successful call.
+        ``quality`` is a number or a function of the result. ``decision`` and ``experiment``
+        (as for :meth:`record_call`) tag the successful call only when it ran on the model
+        first asked for: after a fallback it is not the recommended (or assigned) model's
+        outcome. ``clock`` (``now()`` in seconds, ``sleep(seconds)``; default real time)
+        measures the latency and the time budget and does the waits: a simulation passes
+        its simulated clock. ``on_reported(event_id)`` is told the id of every event queued.
         """
         healing = self._self_healing(options)
         while True:
-            began = time.monotonic()
+            began = healing.clock.now()
             try:
                 result = await maybe_await(fn(**healing.state.arguments()))
             except Exception as exc:
@@ -297,14 +303,16 @@ class AsyncFinOpsClient:
                     raise
                 if healing.trim is not None and step.trim_to is not None:
                     await maybe_await(healing.trim(step.trim_to))
-                await asyncio.sleep(step.delay_s)
+                await maybe_await(healing.clock.sleep(step.delay_s))
                 continue
-            await healing.succeeded(result, (time.monotonic() - began) * 1000.0)
+            await healing.succeeded(result, (healing.clock.now() - began) * 1000.0)
             return result
 
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
-        return SelfHealingCall.start(self._healing, self._enqueue, self.agent_id, options)
+        return SelfHealingCall.start(
+            self._healing, self._enqueue, self.record_call, self.agent_id, options
+        )
 
     async def recommend(
         self,

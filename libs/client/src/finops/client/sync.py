@@ -49,8 +49,9 @@ class FinOpsClient:
         """:meth:`AsyncFinOpsClient.call` (same options) for a blocking ``fn`` and ``trim``:
         they run on the calling thread, the reporting and advice on the client's."""
         healing = self._client._self_healing(options)
+        clock = options.get("clock")
         while True:
-            began = time.monotonic()
+            began = healing.clock.now()
             try:
                 result = fn(**healing.state.arguments())
             except Exception as exc:
@@ -59,9 +60,14 @@ class FinOpsClient:
                     raise
                 if healing.trim is not None and step.trim_to is not None:
                     healing.trim(step.trim_to)
-                time.sleep(step.delay_s)
+                if clock is None:
+                    time.sleep(step.delay_s)
+                else:  # the agent's clock: a blocking sleep, or a coroutine run to its end
+                    waited = clock.sleep(step.delay_s)
+                    if asyncio.iscoroutine(waited):
+                        self._run(waited)
                 continue
-            self._run(healing.succeeded(result, (time.monotonic() - began) * 1000.0))
+            self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
             return result
 
     def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:

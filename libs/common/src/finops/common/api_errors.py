@@ -1,4 +1,10 @@
-"""Every endpoint's error answers, declared once: the OpenAPI ``responses`` and the docs' tables.
+"""The API layer of errors: how each error code is answered over HTTP, and what each endpoint
+declares it may answer.
+
+:data:`ANSWERS` is the one table from an error code (:mod:`finops.common.errors`) to its status
+and headers; :func:`install_error_handlers` answers every :class:`FinopsError` from it, in
+every service. A code missing from the table takes the answer of the nearest base class whose
+code is in it (``username_taken`` is a ``Conflict``: 409).
 
 A service lists its errors as :class:`ApiError` rows (status, code, when) and passes them to a
 route as ``responses=responses(...)``. The OpenAPI document then describes each status with
@@ -9,13 +15,101 @@ that they are current).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from finops.common.errors import ErrorResponse
+from finops.common.errors import FinopsError, InvalidJson, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The shape of every error answer, for the OpenAPI ``responses`` of each route."""
+
+    error: ErrorInfo
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _no_headers(_: FinopsError) -> dict[str, str]:
+    return {}
+
+
+def _retry_after(error: FinopsError) -> dict[str, str]:
+    if error.retry_after_seconds is None:
+        return {}
+    return {"Retry-After": str(error.retry_after_seconds)}
+
+
+def _challenge(value: str) -> Callable[[FinopsError], dict[str, str]]:
+    return lambda _: {"WWW-Authenticate": value}
+
+
+def _scope_challenge(error: FinopsError) -> dict[str, str]:
+    scope = error.details["required_scope"]
+    return {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """How an error code is answered: the status, and the headers built from the error."""
+
+    status: int
+    headers: Callable[[FinopsError], dict[str, str]] = field(default=_no_headers)
+
+
+#: error code -> its HTTP answer (codes not here take their base class's answer)
+ANSWERS: Mapping[str, HttpAnswer] = {
+    "bad_request": HttpAnswer(400),
+    "invalid_json": HttpAnswer(400),
+    "not_authenticated": HttpAnswer(401, _challenge('Bearer error="invalid_token"')),
+    # a bad password or API key: the plain challenge, as OAuth 2 asks (RFC 6750 section 3)
+    "invalid_credentials": HttpAnswer(401, _challenge("Bearer")),
+    "invalid_client": HttpAnswer(401, _challenge("Bearer")),
+    "forbidden": HttpAnswer(403),
+    "insufficient_scope": HttpAnswer(403, _scope_challenge),
+    "not_found": HttpAnswer(404),
+    "conflict": HttpAnswer(409),
+    "payload_too_large": HttpAnswer(413),
+    "validation_error": HttpAnswer(422),
+    "rate_limited": HttpAnswer(429, _retry_after),
+    "internal_error": HttpAnswer(500),
+    "unavailable": HttpAnswer(503, _retry_after),
+}
+
+
+def http_answer(error: FinopsError) -> HttpAnswer:
+    """The answer of ``error``'s own code, else of the nearest base class's code in the table.
+
+    >>> from finops.common.errors import Conflict
+    >>> class UsernameTaken(Conflict):
+    ...     code = "username_taken"
+    >>> http_answer(UsernameTaken()).status
+    409
+    """
+    inherited = (vars(cls)["code"] for cls in type(error).__mro__ if "code" in vars(cls))
+    for code in (error.code, *inherited):
+        if code in ANSWERS:
+            return ANSWERS[code]
+    return ANSWERS["internal_error"]
+
 
 #: the OpenAPI extension holding an answer's rows
 EXTENSION = "x-error-codes"
@@ -80,3 +174,90 @@ INSUFFICIENT_SCOPE = ApiError(
 )
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
+
+
+def error_response(error: FinopsError) -> JSONResponse:
+    answer = http_answer(error)
+    return JSONResponse(
+        error_body(error.code, error.message, error.details),
+        status_code=answer.status,
+        headers=answer.headers(error),
+    )
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors as ``[{field, message, type}]`` with dotted field paths."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        out.append({"field": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type")})
+    return out
+
+
+#: the code of an HTTPException raised by Starlette itself (no route, wrong method, ...)
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path answers.
+
+    Starlette's 405 names the methods of the first route whose path matched, but a path
+    often has several routes (``GET`` and ``POST`` of a collection). Each method is tried
+    against the app's routes with the same path: only on a 405, so the cost does not matter,
+    and it relies on nothing but ``BaseRoute.matches`` (included routers nest routes).
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FinopsError)
+    async def _finops(_: Request, exc: FinopsError) -> JSONResponse:
+        if http_answer(exc).status >= 500:
+            log.error("request failed", extra={"code": exc.code, "error": exc.message})
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errs):
+            return error_response(InvalidJson(details=field_errors(errs)))
+        return error_response(ValidationFailed(details=field_errors(errs)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers, details = getattr(exc, "headers", None), None
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            details = {"allowed_methods": allowed}
+        return JSONResponse(
+            error_body(code, str(exc.detail), details),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

@@ -21,10 +21,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from finops.common.api_errors import error_body, install_error_handlers
 from finops.common.datastores import install_dependency_failure_handler
-from finops.common.errors import error_body, install_error_handlers
 from finops.common.logging import request_id_var
 from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
+from finops.common.response_body import Readiness
 from finops.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def create_service_app(
         "/readyz",
         tags=["ops"],
         summary="Readiness: every dependency is reachable",
+        response_model=Readiness,
         responses={503: {"description": "not ready: the same body, the failed checks say why"}},
     )
     async def readyz() -> JSONResponse:

@@ -20,10 +20,9 @@ from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
 from finops.auth.service_layer.ports import UnitOfWork
 from finops.auth.settings import AuthSettings
-from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.http import create_service_app
+from finops.common.lifespan import shared_resources
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +43,32 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         keys = await asyncio.to_thread(ActiveKeys, KeyStore(settings))
         app.state.keys = keys
         app.state.hashing = await asyncio.to_thread(PasswordHashing, settings.argon2)
-        app.state.db = await postgres_pool(settings, max_size=settings.db_pool_max_size)
-        app.state.redis = redis_client(settings)
-        app.state.auth_service = build_auth_service(
-            settings, app.state.db, app.state.redis, app.state.hashing, keys
-        )
-        # Auth verifies its own tokens with the keys it holds: no HTTP round trip to itself.
-        verifier = TokenVerifier(settings, app.state.redis, keys.verification_keys)
-        install_verifier(app, verifier)
-        chores = [
-            asyncio.create_task(_follow_key_rotations(keys, settings.key_reload_seconds)),
-            asyncio.create_task(
-                _prune_refresh_tokens(app.state.auth_service, settings.refresh_token_prune_seconds)
-            ),
-        ]
-        try:
-            yield
-        finally:
-            for chore in chores:
-                chore.cancel()
-            for chore in chores:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await chore
-            await verifier.aclose()
-            await app.state.redis.aclose()
-            await app.state.db.close()
+        async with shared_resources(
+            app,
+            settings,
+            postgres_pool_size=settings.db_pool_max_size,
+            # Auth verifies its own tokens with the keys it holds: no HTTP round trip to itself.
+            keys=keys.verification_keys,
+        ):
+            app.state.auth_service = build_auth_service(
+                settings, app.state.db, app.state.redis, app.state.hashing, keys
+            )
+            chores = [
+                asyncio.create_task(_follow_key_rotations(keys, settings.key_reload_seconds)),
+                asyncio.create_task(
+                    _prune_refresh_tokens(
+                        app.state.auth_service, settings.refresh_token_prune_seconds
+                    )
+                ),
+            ]
+            try:
+                yield
+            finally:
+                for chore in chores:
+                    chore.cancel()
+                for chore in chores:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await chore
 
     app = create_service_app(
         settings,

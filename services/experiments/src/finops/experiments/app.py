@@ -16,10 +16,10 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from prometheus_client import Histogram
 
-from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.datastores import postgres_pool, redis_client
+from finops.common.auth import TokenVerifier
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -28,21 +28,20 @@ from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
-from finops.experiments.api.routes import install_experiment_errors, router
+from finops.experiments.api.routes import router
 from finops.experiments.settings import ExperimentsSettings
 
 
-def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ExperimentsSettings | None = None, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The experiments app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or ExperimentsSettings()
     faust_app = make_faust_app(settings, "finops-experiments")
     register_agents(faust_app, settings.experiments_topic)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await postgres_pool(settings, max_size=5)
-        app.state.redis = redis_client(settings)
-        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
-        install_verifier(app, verifier)
         repo = ExperimentRepository(app.state.db)
         app.state.experiments = repo
         producer = make_producer(settings)
@@ -80,15 +79,14 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
             await consumer.stop()
             await intake.forwarder.consumer.stop()
             await producer.stop()
-            await verifier.aclose()
-            await app.state.redis.aclose()
-            await app.state.db.close()
 
     app = create_stream_service_app(
         settings,
         faust_app,
         title="FinOps experiments",
-        resources=resources,
+        resources=with_shared_resources(
+            resources, settings, postgres_pool_size=5, verifier=verifier
+        ),
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
@@ -96,7 +94,6 @@ def create_app(settings: ExperimentsSettings | None = None) -> FastAPI:
         },
         description="Automated cost A/B tests that stay valid under continuous monitoring.",
     )
-    install_experiment_errors(app)
     app.include_router(router)
     return app
 

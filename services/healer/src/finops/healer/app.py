@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.datastores import postgres_pool, redis_client
+from finops.common.auth import TokenVerifier
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -33,38 +33,34 @@ from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.settings import HealerSettings
 
 
-def create_app(settings: HealerSettings | None = None) -> FastAPI:
+def create_app(
+    settings: HealerSettings | None = None, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The healer app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or HealerSettings()
     faust_app = make_faust_app(settings, "finops-healer")
     register_agents(faust_app)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await postgres_pool(settings, max_size=4)
-        app.state.redis = redis_client(settings)
-        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
-        install_verifier(app, verifier)
-        try:
-            # Their background tasks stop (and checkpoint) before the pool closes; the advisor
-            # reads breaker states from the circuits view.
-            async with (
-                _error_classifier(app, settings),
-                _circuits_view(app, settings),
-                breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
-                _advice(app, settings),
-            ):
-                yield
-        finally:
-            await verifier.aclose()
-            await app.state.redis.aclose()
-            await app.state.db.close()
+        # Their background tasks stop (and checkpoint) before the pool closes; the advisor
+        # reads breaker states from the circuits view.
+        async with (
+            _error_classifier(app, settings),
+            _circuits_view(app, settings),
+            breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
+            _advice(app, settings),
+        ):
+            yield
 
     app = create_stream_service_app(
         settings,
         faust_app,
         title="FinOps healer",
         description="Error patterns, remedies and fleet-wide circuit breakers.",
-        resources=resources,
+        resources=with_shared_resources(
+            resources, settings, postgres_pool_size=4, verifier=verifier
+        ),
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),

@@ -7,24 +7,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from finops.common.auth import TokenVerifier, install_verifier
-from finops.common.datastores import redis_client
+from finops.common.auth import TokenVerifier
 from finops.common.events.pricing import warm_up
 from finops.common.health import redis_check
 from finops.common.http import create_service_app
+from finops.common.lifespan import with_shared_resources
 from finops.ingest.adapters.publisher import KafkaPublisher
 from finops.ingest.api.routes import router
 from finops.ingest.settings import IngestSettings
 
 
-def create_app(settings: IngestSettings | None = None) -> FastAPI:
+def create_app(
+    settings: IngestSettings | None = None, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The ingest app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or IngestSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = redis_client(settings)
-        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
-        install_verifier(app, verifier)
         warm_up()
         app.state.publisher = KafkaPublisher(
             settings, settings.publish_timeout_s, max_batch_bytes=settings.kafka_max_batch_bytes
@@ -34,14 +34,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.publisher.stop()
-            await verifier.aclose()
-            await app.state.redis.aclose()
 
     app = create_service_app(
         settings,
         title="FinOps ingest",
         description="Validates agent events and publishes them to Kafka; nothing accepted is lost.",
-        lifespan=lifespan,
+        lifespan=with_shared_resources(lifespan, settings, verifier=verifier),
         readiness=lambda: {
             "kafka": app.state.publisher.check,
             "redis": lambda: redis_check(app.state.redis),

@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.auth import TokenVerifier
 from finops.common.circuits import CircuitReader, CircuitTable
-from finops.common.datastores import postgres_pool, redis_client
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -28,17 +28,16 @@ from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.settings import OptimizerSettings
 
 
-def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
+def create_app(
+    settings: OptimizerSettings | None = None, *, verifier: TokenVerifier | None = None
+) -> FastAPI:
+    """The optimizer app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or OptimizerSettings()
     faust_app = make_faust_app(settings, "finops-optimizer")
     register_agents(faust_app)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = await postgres_pool(settings, max_size=4)
-        app.state.redis = redis_client(settings)
-        verifier = getattr(app.state, "verifier", None) or TokenVerifier(settings, app.state.redis)
-        install_verifier(app, verifier)
         producer = make_producer(settings)
         await producer.start()
         consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
@@ -87,16 +86,15 @@ def create_app(settings: OptimizerSettings | None = None) -> FastAPI:
             await app.state.reclog.stop()
             await consumer.stop()
             await producer.stop()
-            await verifier.aclose()
-            await app.state.redis.aclose()
-            await app.state.db.close()
 
     app = create_stream_service_app(
         settings,
         faust_app,
         title="FinOps optimizer",
         description="Spend analytics, budgets and online model recommendations.",
-        resources=resources,
+        resources=with_shared_resources(
+            resources, settings, postgres_pool_size=4, verifier=verifier
+        ),
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),

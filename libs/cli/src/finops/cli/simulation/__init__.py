@@ -9,7 +9,10 @@ running stack. Its parts:
   output, refusals, a model's quality drifting mid-run; context overflows come from the tasks).
 - :mod:`.providers`: one attempt of a call against a simulated provider, in simulated time.
 - :mod:`.strategies`: how an agent calls a provider and reacts to errors (:class:`NaiveRetries`,
-  the baseline, and :class:`Healing`), behind one :class:`CallStrategy` interface.
+  the baseline, and :class:`Healing`, an offline stand-in for the healer's rules), behind one
+  :class:`CallStrategy` interface.
+- :mod:`.attempts`: one task's attempts as the agent's LLM call for the SDK's ``call()``, on a
+  simulated clock.
 - :mod:`.fleet`: the seeded list of tasks the fleet works through.
 - :mod:`.tally`: what a policy's run cost and earned, and the comparison of two runs.
 """

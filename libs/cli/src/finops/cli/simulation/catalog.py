@@ -15,7 +15,7 @@ Quality (the probability that a call's answer is right, per task type): for ``ma
 Mixtral-8x7B's score in the RouteLLM evaluations (``../shared/data/outcomes``: GSM8K 0.857 /
 0.638, MMLU 0.806 / 0.681, MT-Bench 0.923 / 0.834, each the mean over every prompt). The mid
 model's scores there, and every score of ``extract`` and ``summarize`` (easy tasks where a
-small model is about as good, as in ``finops demo``), are assumptions, not measurements.
+small model is about as good), are assumptions, not measurements.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ GPT_4O_MINI = SimModel(
 )
 CLAUDE_HAIKU = SimModel(
     "anthropic",
-    "claude-3-5-haiku-latest",
+    "claude-haiku-4-5",
     200_000,
     LatencyProfile("together_13b.json", 0.5499, 0.6572, 0.009728, 0.011237),
     {"math": 0.78, "knowledge": 0.78, "chat": 0.89, "extract": 0.94, "summarize": 0.91},
@@ -127,9 +127,52 @@ TASK_TYPES = (
 )
 
 
-def model_named(name: str) -> SimModel:
-    """The simulated model called ``name`` (``KeyError`` if none is)."""
-    for model in MODELS:
-        if model.name == name:
-            return model
-    raise KeyError(name)
+def _input_usd_per_mtok(provider: str, name: str) -> float | None:
+    from finops.common.events import price_call
+
+    price = price_call(provider, name, {"input_tokens": 1_000_000, "output_tokens": 0})
+    return None if price.total_usd is None else float(price.total_usd)
+
+
+def _context_window(provider: str, name: str) -> int | None:
+    import genai_prices.data as prices
+
+    from finops.common.events import genai_provider_id
+
+    found = next((p for p in prices.providers if p.id == genai_provider_id(provider)), None)
+    info = found.find_model(name) if found else None
+    return int(info.context_window) if info and info.context_window else None
+
+
+_STAND_INS: dict[tuple[str, str], SimModel] = {}
+
+
+def serving(provider: str, name: str) -> SimModel:
+    """The simulated model a provider serves as ``name``: a catalog model, or a stand-in.
+
+    The healer may fall back to a model of its own catalog (``FINOPS_FALLBACK_MODELS``), and
+    the optimizer then learns that arm too. The simulation serves such a model as a stand-in:
+    its real name, price (genai-prices) and context window (genai-prices), with the latency and
+    quality of the catalog model closest to it in input price (an assumption: a model of the
+    same price tier answers about as well). ``KeyError`` when genai-prices does not know it.
+
+    Examples
+    --------
+    >>> serving("openai", "gpt-4o") is GPT_4O
+    True
+    >>> haiku_4_5 = serving("aws", "global.anthropic.claude-haiku-4-5-20251001-v1:0")
+    >>> haiku_4_5.arm, haiku_4_5.context_window, haiku_4_5.quality is CLAUDE_HAIKU.quality
+    ('aws/global.anthropic.claude-haiku-4-5-20251001-v1:0', 200000, True)
+    """
+    known = next((m for m in MODELS if m.provider == provider and m.name == name), None)
+    if known is not None:
+        return known
+    key = (provider, name)
+    if key not in _STAND_INS:
+        price, window = _input_usd_per_mtok(provider, name), _context_window(provider, name)
+        if not price or window is None:  # unknown, or free (no price tier to compare)
+            raise KeyError(f"{provider}/{name}")
+        tiers = {m: _input_usd_per_mtok(m.provider, m.name) or price for m in MODELS}
+        tier = min(MODELS, key=lambda m: abs(math.log(price / tiers[m])))
+        _STAND_INS[key] = SimModel(provider, name, window, tier.latency, tier.quality)
+    return _STAND_INS[key]

@@ -1,11 +1,11 @@
 """How an agent calls a provider and reacts to its errors: one interface, two strategies.
 
 :class:`NaiveRetries` is the baseline: the same call again, a fixed pause apart, whatever
-failed. :class:`Healing` does what the healer advises: wait as long as a rate limit says and
-try again, move to another provider when one keeps failing, move to a model with a larger
-context window when the prompt does not fit, ask once more for malformed output, and never
-retry what cannot succeed. When the SDK's ``call()`` (which asks the healer service) is
-available, a strategy wrapping it implements the same :class:`CallStrategy`.
+failed. :class:`Healing` is an offline stand-in for the healer's rules (the simulation's unit
+tests use it): wait as long as a rate limit says and try again, move to another provider when
+one keeps failing, move to a model with a larger context window when the prompt does not fit,
+ask once more for malformed output, and never retry what cannot succeed. The live fleet heals
+through the SDK's ``call()`` and the healer service instead (:mod:`.attempts`).
 
 Waits are simulated time: a task's clock moves, nothing sleeps.
 """
@@ -25,6 +25,9 @@ from finops.cli.simulation.providers import (
     SimulatedProviders,
 )
 
+#: remedies that make the same call again
+SAME_CALL_AGAIN = frozenset({"retry", "wait"})
+
 
 @dataclass(frozen=True)
 class FailedAttempt:
@@ -34,7 +37,7 @@ class FailedAttempt:
     model: SimModel
     at_ms: float
     error: ProviderError
-    #: "retry", "wait", "fallback", "bigger_context", "repair", or "give_up"
+    #: "retry", "wait", "fallback", "bigger_context", "trim", "repair", or "give_up"
     remedy: str
 
 
@@ -57,6 +60,13 @@ class TaskOutcome:
     @property
     def recoverable_errors(self) -> int:
         return sum(1 for f in self.failures if f.error.recoverable)
+
+    @property
+    def unrecoverable_retried(self) -> int:
+        """Errors no remedy can get past (a refused prompt) whose same call was made again."""
+        return sum(
+            1 for f in self.failures if not f.error.recoverable and f.remedy in SAME_CALL_AGAIN
+        )
 
     @property
     def healed(self) -> int:

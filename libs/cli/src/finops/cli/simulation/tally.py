@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from finops.cli.simulation.catalog import SimModel
@@ -28,6 +29,8 @@ class PolicyTally:
     errors: int = 0
     recoverable_errors: int = 0
     healed: int = 0
+    #: non-recoverable errors that were tried again (the healer should abort them at once)
+    unrecoverable_retried: int = 0
 
     def add(self, outcome: TaskOutcome) -> None:
         self.tasks += 1
@@ -37,6 +40,7 @@ class PolicyTally:
         self.errors += len(outcome.failures)
         self.recoverable_errors += outcome.recoverable_errors
         self.healed += outcome.healed
+        self.unrecoverable_retried += outcome.unrecoverable_retried
 
     @property
     def mean_quality(self) -> float:
@@ -71,10 +75,18 @@ class Comparison:
 
 
 async def run_fixed_policy(
-    tasks: list[Task], model: SimModel, strategy: CallStrategy, providers: SimulatedProviders
+    tasks: list[Task],
+    model: SimModel,
+    strategy: CallStrategy,
+    providers: SimulatedProviders,
+    observe: Callable[[TaskOutcome], None] | None = None,
 ) -> PolicyTally:
-    """Every task on ``model`` through ``strategy``, offline (nothing is sent anywhere)."""
+    """Every task on ``model`` through ``strategy``, offline (nothing is sent anywhere);
+    ``observe`` sees each task's outcome (the report's timeline)."""
     tally = PolicyTally()
     for task in tasks:
-        tally.add(await strategy.call(task, model, providers))
+        outcome = await strategy.call(task, model, providers)
+        tally.add(outcome)
+        if observe is not None:
+            observe(outcome)
     return tally

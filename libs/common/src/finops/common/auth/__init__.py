@@ -4,6 +4,9 @@ Tokens are RS256 JWTs signed by the auth service; every service verifies them it
 the keys from auth's JWKS and checks the Redis blocklist, so auth is not on the hot path.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from finops.common.auth.blocklist import (
     blocklist_key,
     blocklist_redis,
@@ -12,21 +15,44 @@ from finops.common.auth.blocklist import (
     revoke_session,
     revoke_subject,
 )
-from finops.common.auth.dependencies import (
-    CurrentPrincipal,
-    authenticate,
-    current_principal,
-    install_verifier,
-    installed_verifier,
-    require_scope,
-    scope_checker,
-)
 from finops.common.auth.errors import InsufficientScope, InvalidToken, TokenRevoked
 from finops.common.auth.key_sources import JwksFromUrl, KeySource, StaticKeys
 from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import ALL_SCOPES, ROLE_SCOPES, Role, scopes_for
 from finops.common.auth.tokens import SigningKey, TokenSigner, generate_signing_key
 from finops.common.auth.verifier import TokenVerifier
+
+if TYPE_CHECKING:
+    from finops.common.auth.dependencies import (
+        CurrentPrincipal,
+        authenticate,
+        current_principal,
+        install_verifier,
+        installed_verifier,
+        require_scope,
+        scope_checker,
+    )
+
+#: The FastAPI dependencies, imported on first use: the token errors and the scopes stay
+#: importable by domain code without loading an HTTP framework.
+_HTTP_NAMES = frozenset(
+    {
+        "CurrentPrincipal",
+        "authenticate",
+        "current_principal",
+        "install_verifier",
+        "installed_verifier",
+        "require_scope",
+        "scope_checker",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HTTP_NAMES:
+        return getattr(importlib.import_module("finops.common.auth.dependencies"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_SCOPES",

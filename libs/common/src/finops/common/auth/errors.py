@@ -1,8 +1,7 @@
-"""Errors of token verification. The HTTP layer turns them into 401 / 403 responses."""
+"""Errors of token verification. The API layer (:mod:`finops.common.api_errors`) answers them
+with 401 / 403 and their ``WWW-Authenticate`` challenge."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from finops.common.errors import Forbidden, NotAuthenticated
 
@@ -14,7 +13,7 @@ class InvalidToken(NotAuthenticated):
     which check failed, which helps an operator and tells an attacker nothing new.
     """
 
-    code, status, message = "invalid_token", 401, "the access token is invalid"
+    code, message = "invalid_token", "the access token is invalid"
 
 
 class TokenRevoked(InvalidToken):
@@ -22,11 +21,8 @@ class TokenRevoked(InvalidToken):
 
 
 class InsufficientScope(Forbidden):
-    code, status, message = "insufficient_scope", 403, "the token lacks a required scope"
+    code, message = "insufficient_scope", "the token lacks a required scope"
 
-    def __init__(self, scope: str, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "headers", {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
-        )
-        kwargs.setdefault("details", {"required_scope": scope})
-        super().__init__(f"this call needs the scope {scope!r}", **kwargs)
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"this call needs the scope {scope!r}", details={"required_scope": scope})

@@ -1,5 +1,6 @@
 """Event schemas (``agent.llm_call``, ``agent.error``), usage normalisation and pricing."""
 
+from finops.common.events.envelopes import envelope, error_event, llm_call_event
 from finops.common.events.jsonschema import event_json_schemas, write_json_schemas
 from finops.common.events.pricing import (
     PriceResult,
@@ -53,8 +54,11 @@ __all__ = [
     "TimeBounds",
     "Usage",
     "apply_pricing",
+    "envelope",
+    "error_event",
     "event_json_schemas",
     "genai_provider_id",
+    "llm_call_event",
     "normalize_usage",
     "parse_event",
     "price_call",

@@ -230,7 +230,7 @@ def _error_headers(v: Any) -> Any:
         raise ValueError(f"at most {MAX_ERROR_HEADERS} headers")
     out: dict[Any, Any] = {}
     for name, value in v.items():
-        key = name.strip().lower() if isinstance(name, str) else name
+        key = name.lower() if isinstance(name, str) else name
         if key in out:
             raise ValueError(f"header {key!r} given more than once")
         out[key] = value
@@ -277,11 +277,11 @@ class ErrorInfo(_Strict):
     provider_code: Id128 | None = Field(
         None, description="The provider's error code (insufficient_quota, API_KEY_INVALID, …)."
     )
-    message: Annotated[
-        str,
-        StringConstraints(strict=True, max_length=MAX_ERROR_MESSAGE),
-        _truncate(MAX_ERROR_MESSAGE),
-    ] = Field(description=f"Provider error message; truncated to {MAX_ERROR_MESSAGE} characters.")
+    # No maxLength: a longer message is accepted and truncated (a schema that said otherwise
+    # would promise a refusal that never comes).
+    message: Annotated[str, StringConstraints(strict=True), _truncate(MAX_ERROR_MESSAGE)] = Field(
+        description=f"Provider error message; truncated to {MAX_ERROR_MESSAGE} characters."
+    )
     headers: ErrorHeaders | None = None
     retry_after_ms: Millis | None = None
 
@@ -291,13 +291,22 @@ class RequestInfo(_Strict):
     max_tokens: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] | None = None
 
 
-class LlmCallDataV1(_Strict):
+class CallIdentity(_Strict):
+    """Who made the call and to which model: the fields every event type starts with.
+
+    Subclasses add their own fields after these, so the JSON field order stays
+    ``agent_id, team, project, task_type, provider, model, ...`` for every type.
+    """
+
     agent_id: Id128
     team: Id128 | None = None
     project: Id128 | None = None
     task_type: Name64
     provider: Name64
     model: ModelName
+
+
+class LlmCallDataV1(CallIdentity):
     config: LlmConfig = Field(default_factory=LlmConfig)
     usage: UsageInput
     cost_usd: Usd | None = Field(None, description="Client-reported cost; else computed.")
@@ -321,13 +330,7 @@ class LlmCallDataV1(_Strict):
     )
 
 
-class ErrorDataV1(_Strict):
-    agent_id: Id128
-    team: Id128 | None = None
-    project: Id128 | None = None
-    task_type: Name64
-    provider: Name64
-    model: ModelName
+class ErrorDataV1(CallIdentity):
     error: ErrorInfo
     request: RequestInfo | None = None
     attempt: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1

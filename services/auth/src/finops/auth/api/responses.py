@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from finops.auth.api.schemas import ErrorResponse
 from finops.common.api_errors import INVALID_TOKEN, NOT_AUTHENTICATED, ApiError, responses
 
 ERRORS = (
@@ -59,7 +58,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI answers of these statuses, each with every code auth gives with it."""
     rows = [row for row in ERRORS if row.status in statuses]
-    return responses(rows, model=ErrorResponse, headers=_HEADERS)
+    return responses(rows, headers=_HEADERS)
 
 
 BODY_ERRORS = (400, 413, 422, 503)

@@ -190,13 +190,3 @@ class Jwk(BaseModel):
 
 class Jwks(BaseModel):
     keys: list[Jwk]
-
-
-class ErrorInfo(BaseModel):
-    code: str = Field(description="stable machine-readable code")
-    message: str
-    details: Any = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorInfo

@@ -20,9 +20,6 @@ class InvalidCredentials(NotAuthenticated):
 
     code, message = "invalid_credentials", "incorrect login or password"
 
-    def __init__(self) -> None:
-        super().__init__(headers={"WWW-Authenticate": "Bearer"})
-
 
 class LoginThrottled(RateLimited):
     code, message = "too_many_attempts", "too many failed logins; try again later"
@@ -31,7 +28,7 @@ class LoginThrottled(RateLimited):
         self.retry_after_seconds = max(1, int(retry_after_seconds))
         super().__init__(
             details={"retry_after_seconds": self.retry_after_seconds},
-            headers={"Retry-After": str(self.retry_after_seconds)},
+            retry_after_seconds=self.retry_after_seconds,
         )
 
 
@@ -65,9 +62,6 @@ class RefreshTokenReused(InvalidRefreshToken):
 
 class InvalidClient(NotAuthenticated):
     code, message = "invalid_client", "the API key is invalid or revoked"
-
-    def __init__(self) -> None:
-        super().__init__(headers={"WWW-Authenticate": "Bearer"})
 
 
 class UnsupportedGrantType(BadRequest):

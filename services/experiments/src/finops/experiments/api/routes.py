@@ -5,28 +5,34 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
-from finops.common.errors import error_body
 from finops.common.events.schemas import LlmConfig
 from finops.common.request_body import Count, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.api.schemas import (
+    AssignmentOut,
+    ExperimentOut,
+    ExperimentsOut,
+    ExperimentWithAuditOut,
+    ResultsOut,
+)
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
 from finops.experiments.domain.analysis import experiment_results
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
-    ExperimentError,
     Guardrails,
     NotRunning,
     build_definition,
 )
 from finops.experiments.domain.stats import VariantStats
 
-router = APIRouter(tags=["experiments"])
+# json.dumps bytes with the response models: see finops.common.response_body
+router = APIRouter(tags=["experiments"], default_response_class=JSONResponse)
 
 _ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -79,6 +85,7 @@ class ExperimentIn(RequestBody):
     "/api/experiments",
     status_code=201,
     summary="Define an experiment (status draft)",
+    response_model=ExperimentOut,
     description=(
         "Scope `experiments:write`. The first variant is the control. Weights: all given "
         "(positive, summing to 1) or none (equal split). The task type must have been seen "
@@ -118,7 +125,12 @@ async def create_experiment(
     return experiment.to_api()
 
 
-@router.get("/api/experiments", summary="Every experiment", responses=AUTH_ERRORS)
+@router.get(
+    "/api/experiments",
+    summary="Every experiment",
+    response_model=ExperimentsOut,
+    responses=AUTH_ERRORS,
+)
 async def list_experiments(
     _: Reader,
     repo: Repository,
@@ -130,6 +142,7 @@ async def list_experiments(
 @router.get(
     "/api/experiments/{experiment_id}",
     summary="One experiment with its audit trail",
+    response_model=ExperimentWithAuditOut,
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def get_experiment(experiment_id: str, _: Reader, repo: Repository) -> dict[str, Any]:
@@ -147,6 +160,7 @@ _TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/api/experiments/{experiment_id}/start",
     summary="Start a draft experiment",
+    response_model=ExperimentOut,
     responses=_TRANSITION_ERRORS,
 )
 async def start_experiment(
@@ -160,6 +174,7 @@ async def start_experiment(
 @router.post(
     "/api/experiments/{experiment_id}/stop",
     summary="Stop a draft or running experiment (no winner)",
+    response_model=ExperimentOut,
     responses=_TRANSITION_ERRORS,
 )
 async def stop_experiment(
@@ -180,6 +195,7 @@ async def _announce(request: Request, experiment: Experiment, kind: str) -> None
 @router.get(
     "/api/experiments/{experiment_id}/assignment",
     summary="The variant for a unit",
+    response_model=AssignmentOut,
     description=(
         "Scope `experiments:assign`. Fixed splits hash the unit with the experiment's salt, so "
         "a unit always gets the same variant; bandits allocate by Thompson sampling over the "
@@ -226,6 +242,7 @@ async def _current_stats(request: Request, experiment: Experiment) -> list[Varia
 @router.get(
     "/api/experiments/{experiment_id}/results",
     summary="Per-variant statistics, SRM check and the decision",
+    response_model=ResultsOut,
     description=(
         "Scope `stats:read`. `interval` is the always-valid interval of the variant's primary "
         "metric (valid however often results are looked at); `probability_best` is the "
@@ -245,9 +262,3 @@ async def results(
             k: experiment.decision.get(k) for k in ("winner", "reason", "decided_at")
         }
     return {"status": experiment.status, **body}
-
-
-def install_experiment_errors(app: FastAPI) -> None:
-    @app.exception_handler(ExperimentError)
-    async def _experiment_error(_: Request, exc: ExperimentError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.status)

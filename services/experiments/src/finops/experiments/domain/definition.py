@@ -1,7 +1,7 @@
 """What an experiment is, the rules a definition must follow, and its life cycle. Pure.
 
 Every rule broken raises an :class:`ExperimentError` whose ``code`` is stable for API clients
-(the HTTP layer maps it to a 4xx answer with that code).
+(the API layer, :mod:`finops.common.api_errors`, answers it with a 4xx carrying that code).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from finops.common.errors import Conflict, NotFound, ValidationFailed
 from finops.experiments.domain.decision import AnalysisSettings
 
 Allocation = Literal["fixed", "bandit"]
@@ -18,11 +19,11 @@ WEIGHT_TOLERANCE = 1e-6
 DEFAULT_MAX_DURATION_S = 14 * 24 * 3600.0
 
 
-class ExperimentError(Exception):
-    """Base of the experiments' domain errors: ``code`` and ``status`` for API clients."""
+class ExperimentError(ValidationFailed):
+    """Base of the experiments' domain errors: a definition breaking a rule, unless a subclass
+    is also a :class:`NotFound` or :class:`Conflict`."""
 
     code = "experiment_error"
-    status = 422
 
 
 class UnknownTaskType(ExperimentError):
@@ -45,20 +46,20 @@ class AlphaOutOfRange(ExperimentError):
     code = "alpha_out_of_range"
 
 
-class ExperimentNotFound(ExperimentError):
-    code, status = "experiment_not_found", 404
+class ExperimentNotFound(NotFound, ExperimentError):
+    code = "experiment_not_found"
 
 
-class NameTaken(ExperimentError):
-    code, status = "experiment_name_taken", 409
+class NameTaken(Conflict, ExperimentError):
+    code = "experiment_name_taken"
 
 
-class InvalidTransition(ExperimentError):
-    code, status = "invalid_status_transition", 409
+class InvalidTransition(Conflict, ExperimentError):
+    code = "invalid_status_transition"
 
 
-class NotRunning(ExperimentError):
-    code, status = "experiment_not_running", 409
+class NotRunning(Conflict, ExperimentError):
+    code = "experiment_not_running"
 
 
 @dataclass(frozen=True)

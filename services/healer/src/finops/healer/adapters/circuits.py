@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import Gauge
 
 from finops.common.alerts import Alert
 from finops.common.circuits import (
@@ -108,11 +109,19 @@ def breaker_alert(transition: Transition) -> Alert | None:
     )
 
 
+BREAKERS = Gauge(
+    "finops_healer_breakers",
+    "Breakers (provider/model) by their latest published state, as this instance reads them",
+    ["state"],
+)
+
+
 class CircuitsView:
     """Every breaker's latest published state, read from the compacted topic.
 
     ``state_of(provider, model)`` is the port the remedy advice reads (``"closed"``,
-    ``"open"``, ``"half_open"``, or None for a breaker never published).
+    ``"open"``, ``"half_open"``, or None for a breaker never published). The gauge
+    ``finops_healer_breakers{state}`` counts the breakers in each state when scraped.
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
@@ -120,6 +129,13 @@ class CircuitsView:
         self.reader = CircuitReader(consumer, topic, self.table)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        for status in CircuitStatus:
+            BREAKERS.labels(status.value).set_function(
+                lambda status=status: self.count(status)  # type: ignore[misc]
+            )
+
+    def count(self, status: CircuitStatus) -> int:
+        return sum(1 for state in self.table.all() if state.state is status)
 
     def state_of(self, provider: str, model: str) -> str | None:
         return self.table.state_of(provider, model)

@@ -221,10 +221,13 @@ class OutcomeIntake:
 
     async def checkpoint(self) -> None:
         async with self._lock:
-            state = self.ledger.to_state()
+            snapshot = self.ledger.snapshot()
             offsets = dict(self.offsets)
             self._dirty = False
         try:
+            # Converting up to MAX_PENDING advices takes long enough to stall requests: the
+            # snapshot shares immutable entries, so it is converted on a thread.
+            state = await asyncio.to_thread(snapshot.to_state)
             await self.store.save(self.name, SavedLedger(state, offsets, self.cluster_id))
         except BaseException:
             self._dirty = True

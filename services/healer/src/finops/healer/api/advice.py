@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from finops.common.api_errors import BEARER, ApiError, responses
@@ -22,10 +23,11 @@ from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, Re
 from finops.common.events.schemas import Remedy as RemedyTag
 from finops.common.request_body import Count, RequestBody
 from finops.healer.api.deps import AdviceReader, Advisor, Classifier, HealingLog
+from finops.healer.api.schemas import AdviceOut
 from finops.healer.domain.payload import from_error_info
 from finops.healer.domain.remedies import FailedCall
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 #: How long the advice may wait for the broker to take its record before a 503.
 PUBLISH_TIMEOUT_S = 2.0
 
@@ -75,6 +77,7 @@ class AdviceIn(RequestBody):
         "fallback, trim, repair, abort. For retry/wait, `delay_ms` is at least the wait the "
         "provider stated. Every advice is also published on `finops.healing.v1`."
     ),
+    response_model=AdviceOut,
     responses=responses(ERRORS),
 )
 async def advise(
@@ -106,6 +109,6 @@ async def advise(
             await healing_log.publish(advice, body.task_type)
     except (TimeoutError, KafkaError) as exc:
         raise DependencyUnavailable(
-            "the broker did not take the advice record", headers={"Retry-After": "1"}
+            "the broker did not take the advice record", retry_after_seconds=1
         ) from exc
     return advice.to_answer()

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import HEALING_READ
 from finops.healer.adapters.circuits import CircuitsView
+from finops.healer.api.schemas import CircuitsOut
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 
 
 async def _circuits(request: Request) -> CircuitsView:
@@ -42,6 +44,7 @@ ERRORS = (
         "sliding window of `window_s` seconds; `opened_at` and `next_probe_at` are set while "
         "the breaker is open or half-open. Filter with `state`, `provider`, `model`."
     ),
+    response_model=CircuitsOut,
     responses=responses(ERRORS),
 )
 async def list_circuits(

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, ApiError, responses
-from finops.common.errors import FinopsError
+from finops.common.errors import ValidationFailed
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
+from finops.healer.api.schemas import LabelsOut
 from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 
 MAX_LABELS = 100
 MAX_LABEL_MESSAGE = 2000
@@ -69,10 +71,10 @@ ERRORS = (
 )
 
 
-class LabelRejected(FinopsError):
+class LabelRejected(ValidationFailed):
     """One or more labels are not acceptable; ``details`` names each (index, field, code)."""
 
-    status, message = 422, "labels rejected"
+    message = "labels rejected"
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         codes = {p["code"] for p in problems}
@@ -169,6 +171,7 @@ def parse_labels(body: Any) -> list[NewLabel]:
         "decides errors that no rule of the table knows. `decided_by_rule` names the rule that "
         "already classifies the labelled error (then the label changes nothing for it)."
     ),
+    response_model=LabelsOut,
     responses=responses(ERRORS),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BODY_SCHEMA}}}

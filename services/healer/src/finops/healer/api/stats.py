@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, responses
 from finops.healer.api.deps import Outcomes, StatsReader
+from finops.healer.api.schemas import HealingStatsOut
 
-router = APIRouter()
+router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 
 
 @router.get(
@@ -24,6 +26,7 @@ router = APIRouter()
         "healing calls cost over the same usage on the model first asked for). `remedies` "
         "lists the learned outcomes per (kind, provider, action)."
     ),
+    response_model=HealingStatsOut,
     responses=responses(BEARER),
 )
 async def stats(_: StatsReader, outcomes: Outcomes) -> dict[str, Any]:

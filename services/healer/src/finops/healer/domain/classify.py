@@ -61,19 +61,68 @@ def classify(
     return Classification(ErrorKind.UNKNOWN, NO_RULE, wait)
 
 
+#: Response headers some rule reads: the only ones a verdict can depend on.
+RULE_HEADERS = tuple(
+    sorted({rule.header[0] for rule in SPECIFIC_RULES + STATUS_RULES if rule.header})
+)
+#: Verdicts remembered by :class:`ErrorClassifier` before it starts afresh.
+MAX_REMEMBERED = 8_192
+
+VerdictKey = tuple[object, ...]
+
+
+def verdict_key(error: ProviderError, hint: ErrorKind | None) -> VerdictKey:
+    """What the kind and rule of ``error`` depend on (the stated wait is read anew each time:
+    it may depend on the clock)."""
+    return (
+        error.message,
+        error.status,
+        error.provider,
+        error.error_type,
+        error.error_code,
+        hint,
+        *(error.headers.get(name) for name in RULE_HEADERS),
+    )
+
+
 class ErrorClassifier:
-    """Rules plus one taught text classifier: the healer holds one and teaches it labels."""
+    """Rules plus one taught text classifier: the healer holds one and teaches it labels.
+
+    A fleet repeats the same errors, and each error event is classified by more than one of
+    the healer's consumers, so verdicts are remembered by :func:`verdict_key` (at most
+    :data:`MAX_REMEMBERED`; forgotten whenever a label is taught).
+
+    Examples
+    --------
+    >>> classifier = ErrorClassifier()
+    >>> error = ProviderError("Rate limit reached. Please try again in 6ms.", 429, "openai")
+    >>> first = classifier.classify(error)
+    >>> first.kind.value, first.stated_wait_ms
+    ('rate_limit', 6)
+    >>> classifier.classify(error) == first, len(classifier.remembered)
+    (True, 1)
+    """
 
     def __init__(self, text: TextClassifier | None = None) -> None:
         self.text = text or TextClassifier()
+        self.remembered: dict[VerdictKey, Classification] = {}
 
     def classify(
         self, error: ProviderError, hint: ErrorKind | None = None, *, now: datetime | None = None
     ) -> Classification:
-        return classify(error, hint, learned=self.text, now=now)
+        key = verdict_key(error, hint)
+        known = self.remembered.get(key)
+        if known is not None:
+            return Classification(known.kind, known.rule, stated_wait_ms(enrich(error), now))
+        verdict = classify(error, hint, learned=self.text, now=now)
+        if len(self.remembered) >= MAX_REMEMBERED:
+            self.remembered.clear()
+        self.remembered[key] = verdict
+        return verdict
 
     def teach(self, message: str, kind: ErrorKind) -> None:
         self.text.learn(message, kind)
+        self.remembered.clear()  # a taught label may change any verdict the classifier gave
 
     def rule_for(self, error: ProviderError) -> str | None:
         """The specific rule that decides ``error`` whatever the classifier learns, if any."""

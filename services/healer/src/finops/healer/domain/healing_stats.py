@@ -21,7 +21,7 @@ most :data:`MAX_WAITING` of them) until the advice arrives.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from finops.healer.domain.effectiveness import RemedyLearner
@@ -82,8 +82,11 @@ class KindStats:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
+    """An advice awaiting its outcome. Immutable, so a snapshot may share it (see
+    :meth:`HealingLedger.snapshot`); resolving it replaces the entry."""
+
     record: AdviceRecord
     chain: str  # the advice id that started the chain
     chain_start_s: float
@@ -154,7 +157,7 @@ class HealingLedger:
     def _resolve(self, entry: _Pending, outcome: Outcome) -> None:
         if entry.resolved:  # a redelivered outcome counts once
             return
-        entry.resolved = True
+        self.pending[entry.record.advice_id] = replace(entry, resolved=True)
         record = entry.record
         self.learner.observe(record.kind, record.provider, record.action, healed=outcome.healed)
         if not outcome.healed or entry.chain in self.healed_chains:
@@ -181,13 +184,19 @@ class HealingLedger:
     # ---- state --------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "learner": self.learner.to_state(),
-            "kinds": {k.value: asdict(s) for k, s in self.kinds.items()},
-            "pending": [_pending_state(p) for p in self.pending.values()],
-            "waiting": [asdict(o) for o in self.waiting.values()],
-            "healed_chains": list(self.healed_chains),
-        }
+        return self.snapshot().to_state()
+
+    def snapshot(self) -> LedgerSnapshot:
+        """The ledger as it is now, taken in time linear in its size but without converting
+        anything: the entries are immutable and shared. The live ledger may change afterwards
+        while :meth:`LedgerSnapshot.to_state` runs elsewhere (on a thread)."""
+        return LedgerSnapshot(
+            learner=self.learner.to_state(),
+            kinds={k.value: asdict(s) for k, s in self.kinds.items()},
+            pending=list(self.pending.values()),
+            waiting=list(self.waiting.values()),
+            healed_chains=list(self.healed_chains),
+        )
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> HealingLedger:
@@ -206,6 +215,26 @@ class HealingLedger:
             ledger.waiting[row["advice_id"]] = Outcome(**row)
         ledger.healed_chains = OrderedDict.fromkeys(state["healed_chains"])
         return ledger
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """A :class:`HealingLedger` frozen at one moment, turned into its saved state on demand."""
+
+    learner: list[dict[str, Any]]
+    kinds: dict[str, dict[str, Any]]
+    pending: list[_Pending]
+    waiting: list[Outcome]
+    healed_chains: list[str]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner,
+            "kinds": self.kinds,
+            "pending": [_pending_state(p) for p in self.pending],
+            "waiting": [asdict(o) for o in self.waiting],
+            "healed_chains": self.healed_chains,
+        }
 
 
 def _pending_state(entry: _Pending) -> dict[str, Any]:

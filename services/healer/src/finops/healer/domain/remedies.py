@@ -6,7 +6,8 @@ one of them, so learning can only ever choose between safe remedies.
 
 * ``rate_limit``, ``overloaded``, ``server_error``, ``timeout``, ``network``: retry after an
   exponential backoff with full jitter, never sooner than the provider's stated wait (then the
-  action is ``wait``), or fall back to an equivalent model at another provider.
+  action is ``wait``), or fall back to an equivalent model at another provider (the default
+  from the call's :data:`FALLBACK_FROM_ATTEMPT`-th attempt on, when there is one).
 * ``context_length_exceeded``: never the same call again. Trim to the model's window (minus the
   room the answer needs) when the window is known, or fall back to a model whose window fits.
 * ``invalid_output``: repair (JSON mode, a lower temperature), or fall back.
@@ -183,9 +184,18 @@ def _fallback_equivalent(ctx: RemedyContext, why: str) -> Remedy | None:
     return None
 
 
+#: Attempts of one call after which a transient error moves it elsewhere by default: the
+#: retries already made did not help, so the provider is likely down for longer than a
+#: backoff (an outage), and an equivalent model elsewhere answers now.
+FALLBACK_FROM_ATTEMPT = 3
+
+
 def _backoff_kind(why: str) -> Any:
     def remedies(ctx: RemedyContext) -> list[Remedy | None]:
-        return [_retry(ctx, why), _fallback_equivalent(ctx, why)]
+        retry, elsewhere = _retry(ctx, why), _fallback_equivalent(ctx, why)
+        if ctx.call.attempt >= FALLBACK_FROM_ATTEMPT and elsewhere is not None:
+            return [elsewhere, retry]
+        return [retry, elsewhere]
 
     return remedies
 

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 #: it, it builds its own batch per partition (faster per record, but a partition's batches
 #: are drained one at a time, so many small ones from concurrent requests would queue).
 SMALL_PUBLISH = 64
+#: when a client refused for a broker outage may try again
+RETRY_AFTER_S = 1
 
 
 class EventPublisher(Protocol):
@@ -84,7 +86,9 @@ class KafkaPublisher:
     async def publish(self, records: Sequence[Record]) -> None:
         producer = self.producer
         if producer is None:
-            raise BrokerUnavailable("not connected to the event broker yet", headers=_retry_after())
+            raise BrokerUnavailable(
+                "not connected to the event broker yet", retry_after_seconds=RETRY_AFTER_S
+            )
         try:
             async with asyncio.timeout(self.publish_timeout_s):
                 if len(records) <= SMALL_PUBLISH:
@@ -95,7 +99,7 @@ class KafkaPublisher:
                 await asyncio.gather(*acks)
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("publish failed", extra={"error": repr(exc), "records": len(records)})
-            raise BrokerUnavailable(headers=_retry_after()) from exc
+            raise BrokerUnavailable(retry_after_seconds=RETRY_AFTER_S) from exc
 
     async def _send_batches(
         self, producer: AIOKafkaProducer, records: Sequence[Record]
@@ -132,7 +136,3 @@ class KafkaPublisher:
         if self.producer is None:
             raise ConnectionError("not connected to the broker")
         await kafka_check(self.producer.client)
-
-
-def _retry_after(seconds: int = 1) -> dict[str, str]:
-    return {"Retry-After": str(seconds)}

@@ -13,10 +13,12 @@ from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
+from finops.ingest.api.schemas import Accepted, EventSchemas
 from finops.ingest.domain.batches import BatchLimits, Caller, parse_batch
 from finops.ingest.settings import IngestSettings
 
-router = APIRouter(tags=["events"])
+# json.dumps bytes with the response models: see finops.common.response_body
+router = APIRouter(tags=["events"], default_response_class=JSONResponse)
 
 EVENTS = Counter(
     "finops_ingest_events_total", "Events accepted and acknowledged", ["type", "cost_source"]
@@ -104,6 +106,7 @@ def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
         }
     },
     summary="Publish a batch of agent events (all or nothing)",
+    response_model=Accepted,
     description=(
         'Body: a JSON array of events, or `{"events": [...]}`; at most 1,000 events and '
         "1 MiB (counted before any event is validated). Every event is validated, its `time` "
@@ -143,6 +146,11 @@ def _limits(settings: IngestSettings) -> BatchLimits:
     )
 
 
-@router.get("/api/schemas", summary="JSON Schema of every event type", tags=["schemas"])
+@router.get(
+    "/api/schemas",
+    summary="JSON Schema of every event type",
+    tags=["schemas"],
+    response_model=EventSchemas,
+)
 async def schemas() -> dict[str, Any]:
     return event_json_schemas()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from finops.common.errors import (
-    FinopsError,
     Forbidden,
     InvalidJson,
     PayloadTooLarge,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -34,5 +34,5 @@ class SourceMismatch(Forbidden):
     message = "an event's source must be the caller (or, for events:write:any, its agent_id)"
 
 
-class BrokerUnavailable(FinopsError):
-    code, status, message = "broker_unavailable", 503, "the event broker is unavailable"
+class BrokerUnavailable(Unavailable):
+    code, message = "broker_unavailable", "the event broker is unavailable"

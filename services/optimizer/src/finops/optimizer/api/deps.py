@@ -8,17 +8,17 @@ from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import OPTIMIZER_WRITE, RECOMMENDATIONS_READ, STATS_READ
 from finops.common.circuits import CircuitTable
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
-from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
-
-
-async def _intake(request: Request) -> EventIntake:
-    return request.app.state.intake  # type: ignore[no-any-return]
+from finops.optimizer.service_layer.commands import OperatorCommands
 
 
 async def _engine(request: Request) -> OptimizerEngine:
     # Always through the intake: restoring a checkpoint replaces the engine object.
     return request.app.state.intake.engine  # type: ignore[no-any-return]
+
+
+async def _commands(request: Request) -> OperatorCommands:
+    return OperatorCommands(request.app.state.intake)
 
 
 async def _reclog(request: Request) -> RecommendationLog:
@@ -29,8 +29,8 @@ async def _circuits(request: Request) -> CircuitTable:
     return request.app.state.circuits  # type: ignore[no-any-return]
 
 
-Intake = Annotated[EventIntake, Depends(_intake)]
 Engine = Annotated[OptimizerEngine, Depends(_engine)]
+Commands = Annotated[OperatorCommands, Depends(_commands)]
 RecLog = Annotated[RecommendationLog, Depends(_reclog)]
 Circuits = Annotated[CircuitTable, Depends(_circuits)]
 Recommender = Annotated[Principal, Depends(require_scope(RECOMMENDATIONS_READ))]

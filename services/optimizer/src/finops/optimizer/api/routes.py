@@ -7,6 +7,7 @@ import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from finops.common.api_errors import BEARER, ApiError, responses
@@ -14,23 +15,35 @@ from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
     Circuits,
+    Commands,
     Engine,
-    Intake,
     OptimizerWriter,
     RecLog,
     Recommender,
     StatsReader,
 )
+from finops.optimizer.api.schemas import (
+    ArmOut,
+    BudgetsOut,
+    BudgetStatusOut,
+    CatalogOut,
+    ObjectiveOut,
+    RecommendationOut,
+    SummaryOut,
+    TasksOut,
+    TopOut,
+    TotalsOut,
+    WindowsOut,
+)
 from finops.optimizer.domain.analytics import GRANULARITIES, Metric
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec, NoArms
+from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
 
-router = APIRouter()
-
-
-class NoArmsKnown(NotFound):
-    code = "no_arms"
+# An explicit JSONResponse: the response models validate the answer, and the bytes stay those
+# of ``json.dumps`` (FastAPI's default with a response model is pydantic's own encoder, which
+# writes some floats differently, e.g. 1e-05 as 0.00001).
+router = APIRouter(default_response_class=JSONResponse)
 
 
 _rng = random.SystemRandom()
@@ -59,6 +72,7 @@ Dimension = KeyedDimension | Literal["fleet"]
     "/api/recommendations",
     tags=["recommendations"],
     summary="The model and configuration to use for a task",
+    response_model=RecommendationOut,
     description=(
         "Scope `recommendations:read`. Any other numeric query parameter is a request feature "
         "for contextual routing (e.g. `input_tokens=1200`). With `seed`, the random draw "
@@ -107,19 +121,17 @@ async def recommend(
             )
     if len(features) > 32:
         raise ValidationFailed("at most 32 features")
-    try:
-        rng = _rng if seed is None else engine.request_rng(task_type, seed)
-        rec = engine.recommend(
-            task_type,
-            features or None,
-            agent_id=agent_id,
-            team=team,
-            rng=rng,
-            breakers=circuits,
-            probe_rate=request.app.state.settings.breaker_probe_rate,
-        ).to_dict()
-    except NoArms as exc:
-        raise NoArmsKnown(str(exc)) from exc
+    rng = _rng if seed is None else engine.request_rng(task_type, seed)
+    # NoArms (no model known for the task type yet) answers 404 ``no_arms``
+    rec = engine.recommend(
+        task_type,
+        features or None,
+        agent_id=agent_id,
+        team=team,
+        rng=rng,
+        breakers=circuits,
+        probe_rate=request.app.state.settings.breaker_probe_rate,
+    ).to_dict()
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
 
@@ -128,6 +140,7 @@ async def recommend(
     "/api/stats/summary",
     tags=["stats"],
     summary="Fleet totals and top spenders",
+    response_model=SummaryOut,
     responses=responses(READ),
 )
 async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
@@ -138,6 +151,7 @@ async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/stats/{dimension}",
     tags=["stats"],
     summary="Totals or tumbling windows per agent, team, task_type, provider or model",
+    response_model=TotalsOut | WindowsOut,
     description="Calls, tokens, spend, success rate, cost per success, latency p50/p95. "
     "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
     responses=responses(READ),
@@ -167,6 +181,7 @@ async def stats(
     "/api/stats/{dimension}/top",
     tags=["stats"],
     summary="Top keys of a dimension",
+    response_model=TopOut,
     responses=responses(READ),
 )
 async def stats_top(
@@ -183,6 +198,7 @@ async def stats_top(
     "/api/tasks",
     tags=["recommendations"],
     summary="What the policy believes per task",
+    response_model=TasksOut,
     responses=responses(READ),
 )
 async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
@@ -199,6 +215,7 @@ class ArmIn(RequestBody):
     "/api/catalog",
     tags=["catalog"],
     summary="Operator-managed arms",
+    response_model=CatalogOut,
     responses=responses(READ),
 )
 async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
@@ -214,12 +231,11 @@ async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
     tags=["catalog"],
     status_code=201,
     summary="Offer an arm (model, provider, config) to every task",
+    response_model=ArmOut,
     responses=responses(WRITE),
 )
-async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake) -> dict[str, Any]:
-    spec = ArmSpec(arm.model, arm.provider, dict(arm.config))
-    engine.add_catalog_arm(spec)
-    await intake.checkpoint()
+async def add_arm(arm: ArmIn, _: OptimizerWriter, commands: Commands) -> dict[str, Any]:
+    spec = await commands.offer_arm(ArmSpec(arm.model, arm.provider, dict(arm.config)))
     return spec.to_dict()
 
 
@@ -230,10 +246,9 @@ async def add_arm(arm: ArmIn, _: OptimizerWriter, engine: Engine, intake: Intake
     summary="Withdraw an arm: never recommended again until it is offered again",
     responses=responses(READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "not in the catalog")),
 )
-async def remove_arm(arm: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
-    if not engine.remove_catalog_arm(arm):
+async def remove_arm(arm: str, _: OptimizerWriter, commands: Commands) -> None:
+    if not await commands.withdraw_arm(arm):
         raise NotFound(f"no catalog arm {arm!r}")
-    await intake.checkpoint()
 
 
 class ObjectiveIn(RequestBody):
@@ -244,7 +259,12 @@ class ObjectiveIn(RequestBody):
     latency_weight_per_s: Number = Field(0.0, ge=0)
 
 
-@router.get("/api/objectives", tags=["objectives"], responses=responses(READ))
+@router.get(
+    "/api/objectives",
+    tags=["objectives"],
+    response_model=dict[str, ObjectiveOut],
+    responses=responses(READ),
+)
 async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
     return engine.objectives()
 
@@ -253,18 +273,16 @@ async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/objectives/{scope}",
     tags=["objectives"],
     summary="Set the objective of a task type, a task family or `*`",
+    response_model=dict[str, ObjectiveOut],
     responses=responses(WRITE),
 )
 async def set_objective(
     scope: Annotated[str, Path(min_length=1, max_length=128)],
     body: ObjectiveIn,
     _: OptimizerWriter,
-    engine: Engine,
-    intake: Intake,
+    commands: Commands,
 ) -> dict[str, Any]:
-    engine.set_objective(scope, Objective(**body.model_dump()))
-    await intake.checkpoint()
-    return {scope: engine.objectives()[scope]}
+    return {scope: await commands.set_objective(scope, Objective(**body.model_dump()))}
 
 
 AlertThreshold = Annotated[Number, Field(gt=0, le=10, description="fraction of the limit")]
@@ -282,6 +300,7 @@ class BudgetIn(RequestBody):
     "/api/budgets",
     tags=["budgets"],
     summary="Budgets with spend, forecast, pacing",
+    response_model=BudgetsOut,
     responses=responses(READ),
 )
 async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
@@ -292,18 +311,16 @@ async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
     "/api/budgets/{budget_id}",
     tags=["budgets"],
     summary="Create or replace a budget",
+    response_model=BudgetStatusOut,
     responses=responses(WRITE),
 )
 async def put_budget(
     budget_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: BudgetIn,
     _: OptimizerWriter,
-    engine: Engine,
-    intake: Intake,
+    commands: Commands,
 ) -> dict[str, Any]:
-    engine.set_budget(Budget(budget_id, **body.model_dump()))
-    await intake.checkpoint()
-    return engine.budgets.status(budget_id)
+    return await commands.put_budget(Budget(budget_id, **body.model_dump()))
 
 
 @router.delete(
@@ -314,8 +331,6 @@ async def put_budget(
         READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "no budget with that id")
     ),
 )
-async def delete_budget(budget_id: str, _: OptimizerWriter, engine: Engine, intake: Intake) -> None:
-    if engine.budgets.get(budget_id) is None:
+async def delete_budget(budget_id: str, _: OptimizerWriter, commands: Commands) -> None:
+    if not await commands.delete_budget(budget_id):
         raise NotFound(f"no budget {budget_id!r}")
-    engine.remove_budget(budget_id)
-    await intake.checkpoint()

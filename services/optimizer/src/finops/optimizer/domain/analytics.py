@@ -53,10 +53,10 @@ import math
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
-from finops.optimizer.domain.eventtime import iso_utc, windowable
+from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc, windowable
 
 __all__ = [
     "DIMENSIONS",
@@ -447,16 +447,6 @@ def _unpack_bucket(p: list[dict[str, list[Any]]]) -> list[dict[str, _Agg]]:
     return [{k: _Agg.unpack(v) for k, v in d.items()} for d in p]
 
 
-def _to_ts(value: datetime | float | int | str) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
-    if isinstance(value, str):
-        return _to_ts(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    return float(value)
-
-
 def _sort_rows(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
     if by not in METRICS:
         raise ValueError(f"unknown metric {by!r}; one of {', '.join(METRICS)}")
@@ -687,7 +677,7 @@ class SpendAnalytics:
         wins = self._windows[granularity]
         starts = sorted(wins)
         if start is not None:
-            s0 = _to_ts(start)
+            s0 = epoch_seconds(start)
             starts = [s for s in starts if s >= s0]
         if key is not None:
             starts = [s for s in starts if key in _dim_dict(wins[s], dimension)]

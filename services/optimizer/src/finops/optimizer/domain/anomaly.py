@@ -5,7 +5,9 @@ Each agent's spend is summed into tumbling minute windows by event time. When a 
 the agent's :class:`SpendSpikeScorer` -- a river anomaly detector (the
 ``river.base.SupervisedAnomalyDetector`` API, like ``river.anomaly.GaussianScorer``) on the
 log of the minute spend -- and then learned. After a warm-up of ``grace_period`` active
-minutes, a score at or above ``threshold`` raises an :class:`AnomalyAlert` (``kind="anomaly"``).
+minutes, a score at or above ``threshold`` raises an :class:`~finops.common.alerts.Alert` of
+``kind="anomaly"`` (its ``details``: score, threshold, spend and expected spend, calls, window
+start and end).
 
 Choices
 -------
@@ -28,28 +30,19 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from river import base
 
-__all__ = ["AnomalyAlert", "SpendAnomalyDetector", "SpendSpikeScorer"]
+from finops.common.alerts import Alert
+from finops.optimizer.domain import ALERT_SOURCE
+from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc
+
+__all__ = ["SpendAnomalyDetector", "SpendSpikeScorer"]
 
 STATE_VERSION = 1
 _NAMESPACE = uuid.UUID("0c5e2b8a-3f7d-4a61-b7c9-2d4e8f1a6b35")
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ts(value: datetime | float | int) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
-    return float(value)
 
 
 class SpendSpikeScorer(base.SupervisedAnomalyDetector):
@@ -144,27 +137,6 @@ class SpendSpikeScorer(base.SupervisedAnomalyDetector):
         return s
 
 
-@dataclass(frozen=True)
-class AnomalyAlert:
-    """A spend anomaly of one agent in one window (``kind="anomaly"``)."""
-
-    alert_id: str
-    subject: str  # agent_id
-    severity: str  # "warning" | "critical"
-    score: float
-    threshold: float
-    spend_usd: float
-    expected_usd: float
-    calls: int
-    window_start: str
-    window_end: str
-    message: str
-    kind: str = field(default="anomaly")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class SpendAnomalyDetector:
     """Per-agent minute spend windows scored by a :class:`SpendSpikeScorer` each.
 
@@ -222,16 +194,16 @@ class SpendAnomalyDetector:
         self.windows_scored = 0
 
     # ------------------------------------------------------------------ ingestion
-    def observe(self, event: Any) -> list[AnomalyAlert]:
+    def observe(self, event: Any) -> list[Alert]:
         """Add one ``LlmCallEvent``'s cost (unpriced: 0) to its agent's window."""
         d = event.data
         return self.observe_cost(d.agent_id, event.time.timestamp(), d.cost_usd)
 
     def observe_cost(
         self, agent_id: str, time: datetime | float, cost_usd: float | None
-    ) -> list[AnomalyAlert]:
+    ) -> list[Alert]:
         """Add spend at ``time``; returns the alerts of the windows this closes."""
-        ts = _ts(time)
+        ts = epoch_seconds(time)
         size = self.window_seconds
         start = int(ts // size) * size
         closed = self._closed_upto.get(agent_id)
@@ -251,11 +223,11 @@ class SpendAnomalyDetector:
             return self._close_until(self._watermark)
         return []
 
-    def flush(self, until: datetime | float | None = None) -> list[AnomalyAlert]:
+    def flush(self, until: datetime | float | None = None) -> list[Alert]:
         """Close every open window (or those whose end + lateness <= ``until``)."""
-        return self._close_until(math.inf if until is None else _ts(until))
+        return self._close_until(math.inf if until is None else epoch_seconds(until))
 
-    def _close_until(self, now: float) -> list[AnomalyAlert]:
+    def _close_until(self, now: float) -> list[Alert]:
         size = self.window_seconds
         lateness = self.allowed_lateness_s
         due = sorted(
@@ -273,10 +245,10 @@ class SpendAnomalyDetector:
 
     def close_window(
         self, agent_id: str, window_start: datetime | float, spend_usd: float, calls: int = 1
-    ) -> AnomalyAlert | None:
+    ) -> Alert | None:
         """Score then learn one closed window of an agent (for callers that aggregate
         windows themselves); the alert, if it is an anomaly."""
-        start = _ts(window_start)
+        start = epoch_seconds(window_start)
         scorer = self._scorers.get(agent_id)
         if scorer is None:
             scorer = self._scorers[agent_id] = SpendSpikeScorer(**self.scorer_params)
@@ -292,22 +264,26 @@ class SpendAnomalyDetector:
             return None
         self._last_alert[agent_id] = istart
         ratio = spend_usd / expected if expected > 0 else math.inf
-        return AnomalyAlert(
-            alert_id=str(uuid.uuid5(_NAMESPACE, f"anomaly|{agent_id}|{_iso(start)}")),
+        return Alert(
+            kind="anomaly",
+            alert_id=str(uuid.uuid5(_NAMESPACE, f"anomaly|{agent_id}|{iso_utc(start)}")),
             subject=agent_id,
             severity="critical" if score >= 2 * self.threshold else "warning",
-            score=score,
-            threshold=self.threshold,
-            spend_usd=spend_usd,
-            expected_usd=expected,
-            calls=calls,
-            window_start=_iso(start),
-            window_end=_iso(start + self.window_seconds),
             message=(
                 f"agent {agent_id!r} spent ${spend_usd:.4f} in the {self.window_seconds}s "
-                f"window from {_iso(start)}, {ratio:.1f}x its usual ${expected:.4f} "
+                f"window from {iso_utc(start)}, {ratio:.1f}x its usual ${expected:.4f} "
                 f"(score {score:.1f} >= {self.threshold:g})"
             ),
+            source=ALERT_SOURCE,
+            details={
+                "score": score,
+                "threshold": self.threshold,
+                "spend_usd": spend_usd,
+                "expected_usd": expected,
+                "calls": calls,
+                "window_start": iso_utc(start),
+                "window_end": iso_utc(start + self.window_seconds),
+            },
         )
 
     def score(self, agent_id: str, spend_usd: float) -> float:

@@ -18,8 +18,11 @@ Before the first hour has closed the EWMA is replaced by ``spend / max(time obse
 (the one-hour floor keeps a first expensive call from projecting absurd totals). The same
 estimator, applied to call counts, gives the expected number of remaining calls for pacing.
 
-Alerts (:class:`BudgetAlert`, ``kind="budget"``)
------------------------------------------------
+Alerts (:class:`~finops.common.alerts.Alert`, ``kind="budget"``)
+----------------------------------------------------------------
+Each alert's ``details`` hold ``alert_type``, the budget, the threshold, spend, limit and
+forecast, the period and the event time that raised it.
+
 * ``alert_type="threshold"``: once per threshold (default 80 % and 100 %) per period, when the
   actual spend reaches ``threshold x limit`` (one event crossing both gives both, in order).
 * ``alert_type="forecast_exceeds"``: once per period, when the forecast exceeds the limit
@@ -47,17 +50,23 @@ import calendar
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from finops.optimizer.domain.eventtime import WINDOWABLE_FROM, WINDOWABLE_UNTIL, iso_utc
+from finops.common.alerts import Alert
+from finops.optimizer.domain import ALERT_SOURCE
+from finops.optimizer.domain.eventtime import (
+    WINDOWABLE_FROM,
+    WINDOWABLE_UNTIL,
+    epoch_seconds,
+    iso_utc,
+)
 
 __all__ = [
     "PERIODS",
     "SCOPES",
     "Budget",
-    "BudgetAlert",
     "BudgetTracker",
     "alert_id",
     "period_bounds",
@@ -73,14 +82,6 @@ MIN_OBSERVED_S = 3600
 DEFAULT_HALF_LIFE_H = {"day": 3.0, "month": 24.0}
 _NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
 _ACTION_RANK = {"exhausted": 0, "step_down": 1, "none": 2}
-
-
-def _ts(value: datetime | float | int) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
-    return float(value)
 
 
 def period_bounds(period: str, ts: float) -> tuple[float, float]:
@@ -156,31 +157,6 @@ class Budget:
         )
 
 
-@dataclass(frozen=True)
-class BudgetAlert:
-    """One budget alert (``kind="budget"``), ready for ``finops.alerts.v1`` via :meth:`to_dict`."""
-
-    alert_id: str
-    alert_type: str  # "threshold" | "forecast_exceeds"
-    budget_id: str
-    scope: str
-    subject: str
-    period: str
-    severity: str  # "warning" | "critical"
-    threshold: float
-    spend_usd: float
-    limit_usd: float
-    forecast_usd: float
-    period_start: str
-    period_end: str
-    time: str
-    message: str
-    kind: str = field(default="budget")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class _State:
     __slots__ = (
         "call_ewma",
@@ -253,13 +229,15 @@ class BudgetTracker:
     ...         alerts += bt.observe_cost("agent", "bot", at, 0.125)
     >>> alerts = []
     >>> burn((0, 6), alerts)
-    >>> [(a.alert_type, a.threshold, a.time[11:16]) for a in alerts]
+    >>> def brief(a):
+    ...     return a.details["alert_type"], a.details["threshold"], a.details["time"][11:16]
+    >>> [brief(a) for a in alerts]
     [('forecast_exceeds', 1.0, '00:30')]
     >>> p = bt.pacing("b")
     >>> p["action"], round(p["max_cost_per_call_usd"], 4), p["current_cost_per_call_usd"]
     ('step_down', 0.0505, 0.125)
     >>> burn((6, 24), alerts)
-    >>> [(a.alert_type, a.threshold, a.time[11:16]) for a in alerts[1:]]
+    >>> [brief(a) for a in alerts[1:]]
     [('threshold', 0.8, '10:30'), ('threshold', 1.0, '13:10')]
     >>> bt.pacing("b")["action"]
     'exhausted'
@@ -320,14 +298,14 @@ class BudgetTracker:
         return [self._budgets[k] for k in sorted(self._budgets)]
 
     # ------------------------------------------------------------------ ingestion
-    def observe(self, event: Any) -> list[BudgetAlert]:
+    def observe(self, event: Any) -> list[Alert]:
         """Apply one ``LlmCallEvent`` (agent and team budgets); unpriced calls count 0 USD."""
         d = event.data
         if not self._index:
             return []
         ts = event.time.timestamp()
         cost = d.cost_usd or 0.0
-        alerts: list[BudgetAlert] = []
+        alerts: list[Alert] = []
         for key in (("agent", d.agent_id), ("team", d.team)):
             ids = self._index.get(key)  # type: ignore[arg-type]
             if ids:
@@ -342,21 +320,21 @@ class BudgetTracker:
         time: datetime | float,
         cost_usd: float | None,
         calls: int = 1,
-    ) -> list[BudgetAlert]:
+    ) -> list[Alert]:
         """Apply spend of ``calls`` calls to every budget of ``(scope, subject)``."""
-        ts = _ts(time)
-        alerts: list[BudgetAlert] = []
+        ts = epoch_seconds(time)
+        alerts: list[Alert] = []
         for bid in self._index.get((scope, subject), ()):
             alerts.extend(self._apply(bid, ts, cost_usd or 0.0, calls))
         return alerts
 
     def seed(
         self, budget_id: str, spend_usd: float, calls: int, at: datetime | float
-    ) -> list[BudgetAlert]:
+    ) -> list[Alert]:
         """Set the spend so far in the period containing ``at`` (e.g. from the analytics' day
         windows when a budget is created mid-period); alerts it crosses are returned."""
         b = self._budgets[budget_id]
-        ts = _ts(at)
+        ts = epoch_seconds(at)
         start, end = period_bounds(b.period, ts)
         st = self._states.get(budget_id)
         if st is None or st.period_start != start:
@@ -381,7 +359,7 @@ class BudgetTracker:
             st.first_ts, st.last_ts = prev.first_ts, prev.last_ts
         return st
 
-    def _apply(self, bid: str, ts: float, cost: float, calls: int) -> list[BudgetAlert]:
+    def _apply(self, bid: str, ts: float, cost: float, calls: int) -> list[Alert]:
         b = self._budgets[bid]
         if self._watermark is None or ts > self._watermark:
             self._watermark = ts
@@ -463,8 +441,8 @@ class BudgetTracker:
         rate, _ = self._rates(st, ts)
         return st.spend + rate * max(st.period_end - ts, 0.0)
 
-    def _check(self, b: Budget, st: _State, ts: float) -> list[BudgetAlert]:
-        alerts: list[BudgetAlert] = []
+    def _check(self, b: Budget, st: _State, ts: float) -> list[Alert]:
+        alerts: list[Alert] = []
         forecast = self._forecast(st, ts)
         for th in b.alert_thresholds:
             label = _label(th)
@@ -518,23 +496,27 @@ class BudgetTracker:
         forecast: float,
         severity: str,
         message: str,
-    ) -> BudgetAlert:
-        return BudgetAlert(
+    ) -> Alert:
+        return Alert(
+            kind="budget",
             alert_id=alert_id(b.id, st.period_start, label),
-            alert_type=alert_type,
-            budget_id=b.id,
-            scope=b.scope,
             subject=b.subject,
-            period=b.period,
             severity=severity,
-            threshold=threshold,
-            spend_usd=st.spend,
-            limit_usd=b.limit_usd,
-            forecast_usd=forecast,
-            period_start=iso_utc(st.period_start),
-            period_end=iso_utc(st.period_end),
-            time=iso_utc(ts),
             message=message,
+            source=ALERT_SOURCE,
+            details={
+                "alert_type": alert_type,  # "threshold" | "forecast_exceeds"
+                "budget_id": b.id,
+                "scope": b.scope,
+                "period": b.period,
+                "threshold": threshold,
+                "spend_usd": st.spend,
+                "limit_usd": b.limit_usd,
+                "forecast_usd": forecast,
+                "period_start": iso_utc(st.period_start),
+                "period_end": iso_utc(st.period_end),
+                "time": iso_utc(ts),
+            },
         )
 
     # ------------------------------------------------------------------ queries
@@ -542,7 +524,7 @@ class BudgetTracker:
         """The budget's state as of ``at`` (default: the newest event time seen)."""
         st = self._states.get(b.id)
         if at is not None:
-            ts = _ts(at)
+            ts = epoch_seconds(at)
         elif st is not None and st.last_ts is not None:
             ts = max(st.last_ts, self._watermark or st.last_ts)
         else:

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from finops.common.alerts import Alert
+from finops.common.errors import FinopsError, NotFound
 from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
+from finops.optimizer.domain import ALERT_SOURCE
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
@@ -32,17 +34,17 @@ STATE_VERSION = 1
 DEFAULT_CONFIG_KEY = "default"
 
 
-class OptimizerError(Exception):
+class OptimizerError(FinopsError):
     """Base of the optimizer's domain errors; ``code`` is stable for API clients."""
 
     code = "optimizer_error"
 
 
-class NoArms(OptimizerError):
+class NoArms(NotFound, OptimizerError):
     code = "no_arms"
 
 
-class UnknownBudget(OptimizerError):
+class UnknownBudget(NotFound, OptimizerError):
     code = "unknown_budget"
 
 
@@ -105,38 +107,20 @@ class Recommendation:
         }
 
 
-def _alert(
-    kind: str, alert_id: str, subject: str, severity: str, message: str, details: dict[str, Any]
-) -> dict[str, Any]:
-    return Alert(kind, alert_id, subject, severity, message, "optimizer", details).to_dict()
-
-
-def _enveloped(fields: dict[str, Any]) -> dict[str, Any]:
-    """A budget or anomaly alert in the one alert shape, its own fields under ``details``."""
-    common = {k: fields.pop(k) for k in ("alert_id", "kind", "subject", "severity", "message")}
-    return _alert(
-        common["kind"],
-        common["alert_id"],
-        common["subject"],
-        common["severity"],
-        common["message"],
-        fields,
-    )
-
-
 def _drift_alert(event: Mapping[str, Any], seen: int) -> dict[str, Any]:
     subject = f"{event.get('task_type')}/{event.get('arm')}"
     metric = event.get("metric", "quality")
     alert_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"drift:{subject}:{metric}:{seen}"))
-    return _alert(
+    return Alert(
         "drift",
         alert_id,
         subject,
         "warning",
         f"{metric} of {event.get('arm')} on {event.get('task_type')} changed; "
         "its history was discounted and the task is re-exploring",
+        ALERT_SOURCE,
         {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))},
-    )
+    ).to_dict()
 
 
 class OptimizerEngine:
@@ -195,8 +179,8 @@ class OptimizerEngine:
         if windowable(event.time.timestamp()):
             # beyond years 1-9999 UTC an event counts in the all-time totals only (the
             # analytics count it as out of range): no period or window could hold it
-            alerts += [_enveloped(a.to_dict()) for a in self.budgets.observe(event)]
-            alerts += [_enveloped(a.to_dict()) for a in self.anomalies.observe(event)]
+            alerts += [a.to_dict() for a in self.budgets.observe(event)]
+            alerts += [a.to_dict() for a in self.anomalies.observe(event)]
         return alerts
 
     def observe_error(self, event: ErrorEvent) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["WINDOWABLE_FROM", "WINDOWABLE_UNTIL", "iso_utc", "windowable"]
+__all__ = ["WINDOWABLE_FROM", "WINDOWABLE_UNTIL", "epoch_seconds", "iso_utc", "windowable"]
 
 WINDOWABLE_FROM = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 WINDOWABLE_UNTIL = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
@@ -43,3 +43,19 @@ def iso_utc(ts: float) -> str:
     """
     clamped = min(max(ts, _MIN_TS), _MAX_TS)
     return datetime.fromtimestamp(clamped, UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_seconds(value: datetime | float | int | str) -> float:
+    """``value`` (a datetime, naive meaning UTC; RFC 3339 text; or epoch seconds) as epoch
+    seconds.
+
+    >>> epoch_seconds(datetime(1970, 1, 2)), epoch_seconds("1970-01-01T00:01:00Z"), epoch_seconds(5)
+    (86400.0, 60.0, 5.0)
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    if isinstance(value, str):
+        return epoch_seconds(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return float(value)

@@ -1,0 +1,27 @@
+#!/bin/sh
+# The image's entrypoint: one argument names what this container runs.
+set -eu
+
+usage() {
+    echo "usage: finops-service auth|ingest|optimizer|healer|experiments|migrate|create-topics" >&2
+    echo "  a service listens on FINOPS_HOST:FINOPS_PORT (0.0.0.0:8000 in this image);" >&2
+    echo "  migrate brings the database schema to head; create-topics creates every" >&2
+    echo "  declared Kafka topic that is missing (FINOPS_KAFKA_REPLICATION_FACTOR replicas)." >&2
+}
+
+case "${1:-}" in
+    auth | ingest | optimizer | healer | experiments)
+        exec python -m "finops.$1"
+        ;;
+    migrate)
+        exec finops db upgrade
+        ;;
+    create-topics)
+        exec python -m finops.common.create_topics
+        ;;
+    *)
+        usage
+        [ "${1:-}" = "--help" ] && exit 0
+        exit 2
+        ;;
+esac

@@ -1,0 +1,67 @@
+"""What every service's lifespan opens first: PostgreSQL, Redis and the token verifier.
+
+Written once here so each ``app.py`` keeps only what is its own (intakes, producers, chores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from finops.common.auth import TokenVerifier, install_verifier
+from finops.common.auth.key_sources import KeySource
+from finops.common.datastores import postgres_pool, redis_client
+from finops.common.http import Lifespan
+from finops.common.settings import CommonSettings
+
+
+@asynccontextmanager
+async def shared_resources(
+    app: FastAPI,
+    settings: CommonSettings,
+    *,
+    postgres_pool_size: int | None = None,
+    verifier: TokenVerifier | None = None,
+    keys: KeySource | None = None,
+) -> AsyncIterator[None]:
+    """Open ``app.state.db`` (a pool of ``postgres_pool_size``; none when it is None) and
+    ``app.state.redis``, install the token verifier, and close all three in reverse order.
+
+    ``verifier`` replaces the one built on this Redis client (tests pass one that trusts
+    their keys); ``keys`` are what the built one trusts (default: auth's JWKS).
+    """
+    async with AsyncExitStack() as opened:
+        if postgres_pool_size is not None:
+            app.state.db = await postgres_pool(settings, max_size=postgres_pool_size)
+            opened.push_async_callback(app.state.db.close)
+        app.state.redis = redis_client(settings)
+        opened.push_async_callback(app.state.redis.aclose)
+        verifier = verifier or TokenVerifier(settings, app.state.redis, keys)
+        opened.push_async_callback(verifier.aclose)
+        install_verifier(app, verifier)
+        yield
+
+
+def with_shared_resources(
+    own: Lifespan,
+    settings: CommonSettings,
+    *,
+    postgres_pool_size: int | None = None,
+    verifier: TokenVerifier | None = None,
+) -> Lifespan:
+    """A lifespan that opens :func:`shared_resources`, then the service's ``own`` resources
+    (which may use ``app.state.db`` and ``app.state.redis``), and closes them the other way."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            shared_resources(
+                app, settings, postgres_pool_size=postgres_pool_size, verifier=verifier
+            ),
+            own(app),
+        ):
+            yield
+
+    return lifespan

@@ -1,0 +1,107 @@
+"""Response bodies of the experiments API, so that OpenAPI documents every answer.
+
+Each model describes a dict the domain or the repository builds, field by field and in the same
+order (see :mod:`finops.common.response_body`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from finops.common.response_body import Real, ResponseBody
+
+Metric = Literal["cost_per_success", "cost", "quality"]
+
+
+class VariantOut(ResponseBody):
+    name: str
+    model: str
+    provider: str
+    config: dict[str, Any]
+    weight: Real
+
+
+class GuardrailsOut(ResponseBody):
+    min_quality_ratio: Real
+    max_p95_latency_ms: Real | None
+    max_success_rate_drop: Real | None
+
+
+class ExperimentOut(ResponseBody):
+    id: str
+    status: Literal["draft", "running", "stopped", "decided"]
+    name: str
+    task_type: str
+    variants: list[VariantOut]
+    allocation: Literal["fixed", "bandit"]
+    metric: Metric
+    guardrails: GuardrailsOut
+    min_samples: int
+    max_duration_s: Real
+    alpha: Real
+    created_by: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    decision: dict[str, Any] | None = Field(
+        description="winner, reason, decided_at and the figures behind it, once decided"
+    )
+
+
+class AuditEntryOut(ResponseBody):
+    at: str
+    actor: str
+    action: str
+    details: Any
+
+
+class ExperimentWithAuditOut(ExperimentOut):
+    audit: list[AuditEntryOut]
+
+
+class ExperimentsOut(ResponseBody):
+    experiments: list[ExperimentOut]
+
+
+class AssignmentOut(ResponseBody):
+    experiment_id: str
+    variant: str
+    model: str
+    provider: str
+    config: dict[str, Any]
+    propensity: Real
+
+
+class DecisionOut(ResponseBody):
+    winner: str | None
+    reason: str | None
+    decided_at: str | None
+
+
+class SrmOut(ResponseBody):
+    p_value: Real | None
+    ok: bool
+
+
+class VariantResultsOut(ResponseBody):
+    name: str
+    n: int
+    successes: int
+    cost_usd: Real
+    mean_cost_per_success: Real | None
+    mean_quality: Real | None
+    p95_latency_ms: Real | None
+    interval: list[Real] | None
+    probability_best: Real
+    guardrails_ok: bool
+
+
+class ResultsOut(ResponseBody):
+    status: Literal["draft", "running", "stopped", "decided"]
+    metric: Metric
+    decision: DecisionOut | None
+    srm: SrmOut
+    variants: list[VariantResultsOut]
+    duplicates_dropped: int

@@ -1,0 +1,205 @@
+"""Response bodies of the optimizer API, so that OpenAPI documents every answer.
+
+Each model describes a dict the engine builds, field by field and in the same order (see
+:mod:`finops.common.response_body`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from finops.common.response_body import Real
+from finops.common.response_body import ResponseBody as Out
+
+
+class ArmOut(Out):
+    arm: str
+    model: str
+    provider: str
+    config: dict[str, Any]
+
+
+class SkippedArmOut(Out):
+    arm: str
+    model: str
+    provider: str
+    breaker: str
+
+
+class ExpectedOut(Out):
+    quality: Real | None
+    cost_usd: Real | None
+    latency_ms: Real | None
+
+
+class AlternativeOut(Out):
+    arm: str
+    probability: Real
+    expected_quality: Real
+    quality_sd: Real
+    expected_cost_usd: Real
+    p95_latency_ms: Real | None
+    feasible: bool
+    score: Real
+
+
+class RecommendationOut(Out):
+    recommendation_id: str
+    task_type: str
+    model: str
+    provider: str
+    config: dict[str, Any]
+    arm: str
+    expected: ExpectedOut
+    propensity: Real
+    policy_version: str
+    alternatives: list[AlternativeOut]
+    reason: str
+    explored: bool
+    time: str
+    skipped: list[SkippedArmOut]
+
+
+class UsageRow(Out):
+    """Calls, tokens, spend, success and latency of one key (or window row)."""
+
+    key: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    spend_usd: Real
+    successes: int
+    success_rate: Real | None
+    cost_per_success: Real | None
+    latency_p50_ms: Real | None
+    latency_p95_ms: Real | None
+    unpriced_calls: int
+    quality_mean: Real | None
+
+
+class DedupeOut(Out):
+    remembered: int
+    capacity: int
+    horizon: int
+
+
+class SummaryOut(Out):
+    events: int
+    duplicates: int
+    fleet: UsageRow
+    keys: dict[str, int]
+    windows: dict[str, int]
+    late_for_windows: dict[str, int]
+    out_of_range_for_windows: int
+    watermark: str | None
+    dedupe: DedupeOut
+
+
+class TotalsOut(Out):
+    dimension: str
+    totals: list[UsageRow]
+
+
+class WindowOut(Out):
+    granularity: str
+    start: str
+    end: str
+    start_ts: Real
+    rows: list[UsageRow]
+
+
+class WindowsOut(Out):
+    dimension: str
+    window: Literal["minute", "hour", "day"]
+    windows: list[WindowOut]
+
+
+class TopOut(Out):
+    dimension: str
+    by: str
+    top: list[UsageRow]
+
+
+class ArmBeliefOut(Out):
+    quality: Real
+    quality_sd: Real
+    cost_usd: Real
+    p95_latency_ms: Real | None
+    observations: Real
+    drifts: int
+
+
+class TaskOut(Out):
+    family: str
+    arms: dict[str, ArmBeliefOut]
+
+
+class TasksOut(Out):
+    policy: dict[str, Any] = Field(
+        description="fleet-level planning status: updates, shadow price `mu`, quality ratios"
+    )
+    tasks: dict[str, TaskOut]
+
+
+class CatalogOut(Out):
+    arms: list[ArmOut]
+    seen: list[ArmOut]
+    withdrawn: list[str]
+
+
+class ObjectiveOut(Out):
+    quality_floor: Real | None
+    relative_quality_floor: Real | None
+    latency_p95_ms: Real | None
+    wtp_per_usd: Real | None
+    latency_weight_per_s: Real
+
+
+class BudgetOut(Out):
+    id: str
+    scope: Literal["team", "agent"]
+    subject: str
+    period: Literal["day", "month"]
+    limit_usd: Real
+    alert_thresholds: list[Real]
+
+
+class PacingOut(Out):
+    budget_id: str
+    scope: Literal["team", "agent"]
+    subject: str
+    action: Literal["none", "step_down", "exhausted"]
+    max_cost_per_call_usd: Real
+    current_cost_per_call_usd: Real | None
+    cost_ratio: Real | None
+    remaining_usd: Real
+    expected_remaining_calls: Real
+    spend_usd: Real
+    forecast_usd: Real
+    limit_usd: Real
+    period_end: str
+    reason: str
+
+
+class BudgetStatusOut(Out):
+    budget: BudgetOut
+    period_start: str
+    period_end: str
+    as_of: str
+    spend_usd: Real
+    calls: int
+    used_fraction: Real
+    burn_rate_usd_per_hour: Real
+    calls_per_hour: Real
+    forecast_usd: Real
+    alerts_fired: list[str]
+    late_events: int
+    pacing: PacingOut
+
+
+class BudgetsOut(Out):
+    budgets: list[BudgetStatusOut]

@@ -1,0 +1,1 @@
+"""Use cases of the optimizer: operator changes to the engine, each made durable at once."""

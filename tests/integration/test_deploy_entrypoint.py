@@ -1,0 +1,99 @@
+"""The container image's entrypoint (deploy/entrypoint.sh) runs each of its commands against
+real PostgreSQL, Redis and broker, with the environment the image sets (production)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from support import wait_until
+
+from finops.cli.process import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
+
+
+@pytest.fixture
+def image_env(infra, tmp_path) -> dict[str, str]:
+    """The image's ENV lines (deploy/Dockerfile), on loopback, plus the session's infra."""
+    return {
+        **os.environ,
+        **infra.env(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONUNBUFFERED": "1",
+        "FINOPS_HOST": "127.0.0.1",
+        "FINOPS_DATA_DIR": str(tmp_path),
+        "FINOPS_ENVIRONMENT": "production",
+    }
+
+
+def _entrypoint(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_create_topics_finds_every_declared_topic_and_creates_none_twice(image_env):
+    result = _entrypoint("create-topics", env=image_env)
+    assert result.returncode == 0, result.stderr
+    assert "topics ready (0 created: none)" in result.stdout
+
+
+def test_migrate_brings_every_schema_to_head(image_env):
+    result = _entrypoint("migrate", env=image_env)
+    assert result.returncode == 0, result.stderr
+    assert "migrated auth, experiments, optimizer, healer to head" in " ".join(
+        result.stdout.split()
+    )
+
+
+def test_an_unknown_command_exits_2_with_the_usage(image_env):
+    result = _entrypoint("billing", env=image_env)
+    assert result.returncode == 2
+    assert "usage: finops-service auth|ingest|optimizer|healer|experiments" in result.stderr
+
+
+def _command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
+async def test_a_service_command_execs_that_service_until_it_is_ready(image_env):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        "sh",
+        str(ENTRYPOINT),
+        "ingest",
+        env={**image_env, "FINOPS_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                return answer.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        await wait_until(ready, timeout=90, what="ingest's /readyz from the entrypoint")
+        # exec: the service itself is the container's process and gets its SIGTERM.
+        assert _command_line(process.pid)[1:3] == ["-m", "finops.ingest"]
+        async with httpx.AsyncClient() as client:
+            schemas = await client.get(f"http://127.0.0.1:{port}/api/schemas", timeout=5)
+        assert schemas.status_code == 200
+        assert "agent.llm_call" in schemas.json()
+    finally:
+        process.terminate()
+        # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
+        assert await asyncio.wait_for(process.wait(), timeout=30) == -signal.SIGTERM

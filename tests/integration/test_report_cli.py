@@ -1,0 +1,58 @@
+"""`finops report` before any simulation, or with nothing running: one line saying what to do."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+from finops.cli.process import free_port
+from finops.cli.report import store
+from finops.cli.simulation.timeline import Timeline
+
+pytestmark = pytest.mark.integration
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+
+
+def test_report_before_any_simulation_says_to_run_one(tmp_path):
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}
+
+    result = CliRunner().invoke(app, ["report"], env=env)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert " ".join(result.stderr.split()) == (
+        f"error: no simulation has run on the stack in {tmp_path}: run `finops simulate` first "
+        "(or `make demo`, which writes its report itself)"
+    )
+
+
+def test_report_with_the_stack_down_names_what_it_cannot_reach(tmp_path):
+    store.save(tmp_path, store.LastRun({"saving": 0.5}, Timeline.empty()))
+    port = free_port()
+    env = {
+        **PLAIN,
+        "FINOPS_DATA_DIR": str(tmp_path),
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/finops",
+    }
+
+    result = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r.html")], env=env)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot reach PostgreSQL at 127.0.0.1:{port}")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_demo_refuses_a_reports_folder_it_cannot_create_before_starting_anything(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path / "stack")}
+
+    result = CliRunner().invoke(app, ["demo", "--reports", str(blocker / "reports")], env=env)
+
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"error: --reports {blocker / 'reports'}: cannot create it (Not a directory)"
+    )
+    assert not (tmp_path / "stack").exists()  # no stack was started

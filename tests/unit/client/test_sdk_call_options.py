@@ -1,0 +1,147 @@
+"""``call()``'s options for agents that keep their own time and tag their calls: a clock that
+does the waits and measures the latency, a quality read from the result, the decision and
+experiment tags (only for the model first asked), and the ids of every event queued."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from test_sdk_healing import OVERLOADED, APIStatusError, Platform, Provider, advice, sdk
+
+from finops.client import FinOpsClient
+
+
+class SimulatedClock:
+    """Seconds that pass only when told: a call takes ``call_s``, a sleep its argument."""
+
+    def __init__(self, call_s: float) -> None:
+        self.t = 1000.0
+        self.call_s = call_s
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+
+class TimedProvider(Provider):
+    """A :class:`Provider` whose every attempt takes ``clock.call_s`` simulated seconds."""
+
+    def __init__(self, clock: SimulatedClock, *failures: BaseException) -> None:
+        super().__init__(*failures)
+        self.clock = clock
+
+    def __call__(self, **arguments: Any) -> Any:
+        self.clock.t += self.clock.call_s
+        return super().__call__(**arguments)
+
+
+async def test_a_clock_does_the_waits_and_measures_the_latency() -> None:
+    platform = Platform([advice("wait", delay_ms=20_000)])
+    clock = SimulatedClock(call_s=0.25)
+    provider = TimedProvider(clock, APIStatusError(429, {}))
+    async with sdk(platform) as finops:
+        await finops.call(provider, task_type="qa", provider="p", model="m", clock=clock)
+    # the 20 s wait passed on the clock only (a real sleep would time the test out)
+    assert clock.slept == [20.0]
+    assert platform.of_type("agent.llm_call")[0]["latency_ms"] == pytest.approx(250.0)
+
+
+async def test_the_time_budget_is_read_on_the_clock() -> None:
+    platform = Platform([advice("wait", delay_ms=5_000), advice("wait", delay_ms=5_000)])
+    clock = SimulatedClock(call_s=3.0)
+    provider = TimedProvider(clock, APIStatusError(429, {}), APIStatusError(429, {}))
+    async with sdk(platform) as finops:
+        with pytest.raises(APIStatusError) as raised:
+            await finops.call(
+                provider, task_type="qa", provider="p", model="m", clock=clock, budget_s=10
+            )
+    # 3 s + 5 s wait + 3 s: a second 5 s wait would end at 16 s, past the 10 s budget
+    assert len(provider.calls) == 2 and clock.slept == [5.0]
+    assert "time budget" in raised.value.__notes__[0]
+
+
+async def test_quality_from_the_result_and_tags_when_the_first_model_answers() -> None:
+    platform = Platform([advice("retry")])
+    provider = Provider(APIStatusError(503, {}))
+    reported: list[str] = []
+    decision = {"recommendation_id": "rec-1", "propensity": 0.5}
+    async with sdk(platform) as finops:
+        await finops.call(
+            provider,
+            task_type="qa",
+            provider="p",
+            model="m",
+            quality=lambda result: 0.25 if result["text"] == "ok" else 0.0,
+            decision=decision,
+            experiment={"experiment_id": "exp-1", "variant": "B", "model": "m"},
+            features={"input_tokens": 12.0},
+            on_reported=reported.append,
+        )
+    (success,) = platform.of_type("agent.llm_call")
+    assert success["quality"] == 0.25 and success["decision"] == decision
+    assert success["experiment"] == {"id": "exp-1", "variant": "B"}
+    assert success["features"] == {"input_tokens": 12.0}
+    assert reported == [e["id"] for e in platform.events]  # the error, then the call
+    assert [e["type"] for e in platform.events] == ["agent.error", "agent.llm_call"]
+
+
+async def test_after_a_fallback_the_call_carries_no_decision_or_experiment() -> None:
+    platform = Platform([advice("fallback", provider="openai", model="gpt-4o")])
+    async with sdk(platform) as finops:
+        await finops.call(
+            Provider(OVERLOADED),
+            task_type="qa",
+            provider="anthropic",
+            model="claude",
+            decision={"recommendation_id": "rec-1", "propensity": 0.5},
+            experiment={"id": "exp-1", "variant": "A"},
+        )
+    (success,) = platform.of_type("agent.llm_call")
+    assert success["model"] == "gpt-4o" and success["remedy"] == {"advice_id": "adv-1"}
+    assert "decision" not in success and "experiment" not in success
+
+
+def test_the_blocking_twin_waits_on_the_agents_clock() -> None:
+    platform = Platform([advice("wait", delay_ms=30_000)])
+    clock = SimulatedClock(call_s=0.5)
+    provider = TimedProvider(clock, APIStatusError(429, {}))
+    with FinOpsClient(
+        agent_id="bot", token="static", ingest_url="http://ingest", healer_url="http://healer",
+        transport=httpx.MockTransport(platform),
+    ) as finops:  # fmt: skip
+        finops.call(provider, task_type="qa", provider="p", model="m", clock=clock)
+    assert clock.slept == [30.0]
+    assert platform.of_type("agent.llm_call")[0]["latency_ms"] == pytest.approx(500.0)
+
+
+def test_docstring_examples_of_the_healing_module_run() -> None:
+    import doctest
+
+    from finops.client import _healing
+
+    result = doctest.testmod(_healing)
+    assert result.failed == 0 and result.attempted >= 1
+
+
+def test_the_blocking_twin_awaits_a_clock_whose_sleep_is_a_coroutine() -> None:
+    class AsyncSleepClock(SimulatedClock):
+        async def sleep(self, seconds: float) -> None:  # type: ignore[override]
+            super().sleep(seconds)
+
+    platform = Platform([advice("wait", delay_ms=7_000)])
+    clock = AsyncSleepClock(call_s=0.1)
+    with FinOpsClient(
+        agent_id="bot", token="static", ingest_url="http://ingest", healer_url="http://healer",
+        transport=httpx.MockTransport(platform),
+    ) as finops:  # fmt: skip
+        finops.call(
+            TimedProvider(clock, APIStatusError(429, {})),
+            task_type="qa", provider="p", model="m", clock=clock,
+        )  # fmt: skip
+    assert clock.slept == [7.0]

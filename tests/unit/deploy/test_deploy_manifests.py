@@ -1,0 +1,256 @@
+"""deploy/ stays true to the code: the KafkaTopic resources are the topic registry's, and the
+alert rules and the Grafana dashboard query only metrics the services export."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY, generate_latest
+
+from finops.common.topics import ALL_TOPICS
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")
+#: Series that come from outside the platform's code: Prometheus itself and kafka-exporter.
+EXTERNAL_METRICS = {"up", "kafka_consumergroup_lag"}
+SUFFIXES = {"counter": ("",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def _gen_topics() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_topics", DEPLOY / "gen_topics.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_kafka_topics_are_the_ones_generated_from_the_registry():
+    gen_topics = _gen_topics()
+    committed = (DEPLOY / "k8s" / "base" / "topics.yaml").read_text()
+    assert committed == gen_topics.render(), "stale: run `python deploy/gen_topics.py`"
+
+
+def test_every_registry_topic_is_a_kafka_topic_with_production_replication():
+    documents = list(yaml.safe_load_all((DEPLOY / "k8s" / "base" / "topics.yaml").read_text()))
+    by_name = {doc["spec"]["topicName"]: doc for doc in documents}
+    assert sorted(by_name) == sorted(spec.name for spec in ALL_TOPICS)
+    for spec in ALL_TOPICS:
+        resource = by_name[spec.name]
+        assert resource["kind"] == "KafkaTopic"
+        assert resource["spec"]["partitions"] == spec.partitions
+        assert resource["spec"]["replicas"] == 3
+        assert resource["spec"]["config"]["min.insync.replicas"] == 2
+        assert resource["spec"]["config"]["cleanup.policy"] == spec.cleanup_policy
+
+
+def test_the_generator_check_mode_reports_a_stale_file(tmp_path, monkeypatch):
+    gen_topics = _gen_topics()
+    stale = tmp_path / "topics.yaml"
+    stale.write_text(gen_topics.render().replace("partitions: 3", "partitions: 4", 1))
+    monkeypatch.setattr(gen_topics, "TOPICS_FILE", stale)
+    assert gen_topics.main(["--check"]) == 1
+    stale.write_text(gen_topics.render())
+    assert gen_topics.main(["--check"]) == 0
+
+
+def _exported_series_names() -> set[str]:
+    """Every series name the five services can export, from the TYPE lines of their registry
+    (a counter's TYPE line names it with ``_total`` already)."""
+    for service in SERVICES:
+        importlib.import_module(f"finops.{service}.app")
+    spend = importlib.import_module("finops.optimizer.adapters.metrics").SPEND
+    row = {"key": "k", "spend_usd": 1.0, "calls": 1, "success_rate": 1.0, "latency_p95_ms": 1.0}
+    engine = SimpleNamespace(analytics=SimpleNamespace(bounded_totals=lambda k: {"model": [row]}))
+    previous, spend.source = spend.source, lambda: engine
+    try:
+        text = generate_latest(REGISTRY).decode()
+    finally:
+        spend.source = previous
+    names = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE):
+        names.update(name + suffix for suffix in SUFFIXES.get(kind, ("",)))
+    return names
+
+
+#: A metric name in PromQL: followed by its selector, a range, a closing parenthesis or ==.
+METRIC_IN_QUERY = re.compile(r"\b(finops_[a-z0-9_]+|kafka_[a-z0-9_]+|up)\b(?=\s*[{\[)]|\s*==)")
+
+
+def _queried_names(expressions: list[str]) -> set[str]:
+    return {name for expr in expressions for name in METRIC_IN_QUERY.findall(expr)}
+
+
+def _alert_expressions() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def _dashboard_expressions() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "finops.json").read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+
+
+@pytest.mark.parametrize(
+    "source", [_alert_expressions, _dashboard_expressions], ids=["alerts", "dashboard"]
+)
+def test_queries_use_only_metrics_the_services_export(source):
+    queried = _queried_names(source())
+    assert len(queried) >= 5, queried  # the pattern found the names
+    unknown = queried - _exported_series_names() - EXTERNAL_METRICS
+    assert unknown == set()
+
+
+def test_the_metric_name_check_would_catch_a_misspelt_metric():
+    queried = _queried_names(['sum(rate(finops_ingest_event_total{type="x"}[5m]))'])
+    assert queried == {"finops_ingest_event_total"}
+    assert queried - _exported_series_names() == {"finops_ingest_event_total"}
+
+
+def _base_secret_placeholders() -> dict[str, str]:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "base" / "kustomization.yaml").read_text())
+    (secret,) = [g for g in kustomization["secretGenerator"] if g["name"] == "finops-secrets"]
+    return dict(literal.split("=", 1) for literal in secret["literals"])
+
+
+@pytest.mark.parametrize(
+    ("key", "setting"),
+    [
+        ("database-url", "database_url"),
+        ("redis-url", "redis_url"),
+        ("jwt-private-key-pem", "jwt_private_key_pem"),
+    ],
+)
+def test_auth_refuses_each_placeholder_of_the_base_secret(key, setting):
+    from pydantic import ValidationError
+
+    from finops.auth.settings import AuthSettings
+
+    placeholder = _base_secret_placeholders()[key]
+    with pytest.raises(ValidationError, match="placeholder"):
+        AuthSettings(environment="production", **{setting: placeholder})
+
+
+SETTINGS_CLASSES = {
+    "auth": "finops.auth.settings:AuthSettings",
+    "ingest": "finops.ingest.settings:IngestSettings",
+    "optimizer": "finops.optimizer.settings:OptimizerSettings",
+    "healer": "finops.healer.settings:HealerSettings",
+    "experiments": "finops.experiments.settings:ExperimentsSettings",
+}
+
+
+def _settings_class(service: str) -> type:
+    module, name = SETTINGS_CLASSES[service].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _environment_names_read_by_some_service() -> set[str]:
+    return {
+        f"FINOPS_{field.upper()}"
+        for service in SERVICES
+        for field in _settings_class(service).model_fields
+    }
+
+
+def _k8s_documents() -> list[dict]:
+    base = DEPLOY / "k8s" / "base"
+    return [
+        doc
+        for path in sorted(base.glob("*.yaml"))
+        if path.name not in {"kustomization.yaml", "topics.yaml"}
+        for doc in yaml.safe_load_all(path.read_text())
+    ]
+
+
+def _deployed_environment_names() -> dict[str, set[str]]:
+    """Every FINOPS_* variable compose and the Kubernetes manifests set, by where."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    found = {"compose.yaml": set(compose["x-finops-env"])}
+    for doc in _k8s_documents():
+        where = f"k8s {doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "ConfigMap":
+            found[where] = set(doc["data"])
+        elif doc["kind"] in {"Deployment", "Job"}:
+            containers = doc["spec"]["template"]["spec"]["containers"]
+            found[where] = {e["name"] for c in containers for e in c.get("env", [])}
+    return found
+
+
+def test_every_variable_the_deployments_set_is_a_setting_a_service_reads():
+    known = _environment_names_read_by_some_service()
+    deployed = _deployed_environment_names()
+    assert "FINOPS_KAFKA_ENABLE_IDEMPOTENCE" in deployed["compose.yaml"]
+    unknown = {where: names - known for where, names in deployed.items() if names - known}
+    assert unknown == {}
+
+
+def test_production_settings_of_compose_and_kubernetes_are_apache_kafkas():
+    compose_env = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["x-finops-env"]
+    (config,) = [d for d in _k8s_documents() if d["kind"] == "ConfigMap"]
+    for env in (compose_env, config["data"]):
+        settings = _settings_class("ingest")(
+            **{k[len("FINOPS_") :].lower(): v for k, v in env.items()}
+        )
+        assert settings.kafka_enable_idempotence is True
+        assert settings.kafka_acks == "all"
+        assert settings.environment == "production"
+    assert config["data"]["FINOPS_KAFKA_REPLICATION_FACTOR"] == "3"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_probed_and_scraped_paths_are_routes_of_the_service(service):
+    (deployment,) = [
+        d
+        for d in _k8s_documents()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == service
+    ]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    paths = {
+        container[probe]["httpGet"]["path"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    paths.add(pod["metadata"]["annotations"]["prometheus.io/path"])
+    assert paths == {"/healthz", "/readyz", "/metrics"}
+    create_app = importlib.import_module(f"finops.{service}.app").create_app
+    routes = {getattr(route, "path", None) for route in create_app().routes}
+    assert paths <= routes
+
+
+def _dev_tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_compose_file_validates_against_the_compose_spec_schema():
+    result = subprocess.run(
+        [
+            _dev_tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        [_dev_tool("hadolint"), str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")

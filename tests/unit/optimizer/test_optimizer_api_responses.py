@@ -1,0 +1,109 @@
+"""Every JSON answer of the optimizer goes through its response model and keeps its bytes.
+
+The response models (``api/schemas.py``) document the answers in OpenAPI; they must not change
+a byte of them: each answer here equals ``json.dumps`` of what the engine returns. Operator
+changes go through the service layer, which checkpoints each one exactly once.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from api_app import operator_client
+from fastapi.testclient import TestClient
+from support import json_bytes as encoded
+from support import llm_call
+
+from finops.common.events import apply_pricing, parse_event
+from finops.optimizer.domain.engine import OptimizerEngine
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    client = operator_client()
+    engine: OptimizerEngine = client.app.state.intake.engine  # type: ignore[attr-defined]
+    rng = random.Random(5)
+    for i in range(40):
+        model = ("gpt-4o-mini", "gpt-4o")[i % 2]
+        tokens = {"input_tokens": rng.randint(1, 20), "output_tokens": rng.randint(0, 5)}
+        event = llm_call(f"agent-{i % 3}", model=model, usage=tokens, quality=rng.random())
+        engine.observe(apply_pricing(parse_event(event)))
+    return client
+
+
+def engine_of(client: TestClient) -> OptimizerEngine:
+    return client.app.state.intake.engine  # type: ignore[attr-defined, no-any-return]
+
+
+def test_reads_answer_exactly_what_the_engine_returns(client: TestClient) -> None:
+    engine = engine_of(client)
+    expected = {
+        "/api/stats/summary": engine.analytics.summary(),
+        "/api/stats/model": {"dimension": "model", "totals": engine.analytics.totals("model")},
+        "/api/stats/agent?window=minute&limit=3": {
+            "dimension": "agent",
+            "window": "minute",
+            "windows": engine.analytics.window("agent", "minute", limit=3),
+        },
+        "/api/stats/team/top?n=2": {
+            "dimension": "team",
+            "by": "spend_usd",
+            "top": engine.analytics.top("team", n=2),
+        },
+        "/api/tasks": {"policy": engine.policy.status(), "tasks": engine.tasks()},
+        "/api/objectives": engine.objectives(),
+        "/api/catalog": {
+            "arms": [spec.to_dict() for spec in engine.catalog.values()],
+            "seen": [spec.to_dict() for spec in engine.arms.values()],
+            "withdrawn": sorted(engine.withdrawn),
+        },
+    }
+    for path, content in expected.items():
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.content == encoded(content), path
+    # Small spends are where pydantic's encoder would write 0.00001 for json.dumps' 1e-05.
+    assert b"e-0" in client.get("/api/stats/model").content
+
+
+def test_a_recommendation_answers_what_it_logs(client: TestClient) -> None:
+    response = client.get("/api/recommendations", params={"task_type": "summarize", "seed": 3})
+    assert response.status_code == 200, response.text
+    logged = dict(client.app.state.reclog.records[-1])  # type: ignore[attr-defined]
+    del logged["agent_id"], logged["features"]
+    assert response.content == encoded(logged)
+    assert response.json()["model"] in {"gpt-4o-mini", "gpt-4o"}
+
+
+def test_each_operator_change_is_checkpointed_once_and_answered_as_the_engine_holds_it(
+    client: TestClient,
+) -> None:
+    intake = client.app.state.intake  # type: ignore[attr-defined]
+    before = intake.checkpoints
+    arm = {"model": "gpt-4.1", "provider": "openai", "config": {"temperature": 0.5}}
+    added = client.post("/api/catalog", json=arm)
+    assert added.status_code == 201, added.text
+    assert added.content == encoded(intake.engine.catalog[added.json()["arm"]].to_dict())
+    objective = client.put("/api/objectives/summarize", json={"quality_floor": 0.5})
+    assert objective.content == encoded({"summarize": intake.engine.objectives()["summarize"]})
+    budget = {"scope": "team", "subject": "search", "period": "day", "limit_usd": 5}
+    put = client.put("/api/budgets/b-1", json=budget)
+    assert put.content == encoded(intake.engine.budgets.status("b-1"))
+    assert put.json()["budget"]["limit_usd"] == 5  # an integer stays an integer
+    assert client.get("/api/budgets").content == encoded(
+        {"budgets": intake.engine.budgets.statuses()}
+    )
+    assert client.delete("/api/budgets/b-1").status_code == 204
+    assert client.delete(f"/api/catalog/{added.json()['arm']}").status_code == 204
+    assert intake.checkpoints == before + 5
+    assert intake.engine.budgets.get("b-1") is None
+    assert added.json()["arm"] in intake.engine.withdrawn
+
+
+def test_a_change_that_finds_nothing_to_remove_saves_no_checkpoint(client: TestClient) -> None:
+    intake = client.app.state.intake  # type: ignore[attr-defined]
+    before = intake.checkpoints
+    assert client.delete("/api/budgets/none-such").status_code == 404
+    assert client.delete("/api/catalog/none|such|default").status_code == 404
+    assert intake.checkpoints == before
