@@ -14,8 +14,9 @@ from typing import Any
 from stream_fakes import BufferedConsumer, NoExperiments, NoStore
 
 from finops.common.circuits import CircuitReader, CircuitTable
+from finops.common.log_position import ResumePlan
+from finops.common.partitions import HANDLE_AT_ONCE, consume_in_slices
 from finops.experiments.adapters.stream import AnalysisIntake
-from finops.healer.adapters.circuits_stream import HANDLE_AT_ONCE, _consume
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
 
@@ -40,15 +41,21 @@ async def _probe_turns_while(run: Any, consumer: BufferedConsumer) -> int:
 
 async def test_experiments_intake_yields_between_batches():
     stop = asyncio.Event()
-    consumer = BufferedConsumer("agent.cost.v1", stop, polls=BATCHES)
+    consumer = BufferedConsumer("finops.experiment-events.v1", stop, polls=BATCHES)
+
+    async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
+        return ResumePlan("cluster", dict(saved))
+
     intake = AnalysisIntake(
         consumer,  # type: ignore[arg-type]
         producer=None,  # type: ignore[arg-type]
         store=NoStore(),  # type: ignore[arg-type]
         repo=NoExperiments(),  # type: ignore[arg-type]
         name="t",
-        cost_topic="agent.cost.v1",
+        events_topic="finops.experiment-events.v1",
         experiments_topic="finops.experiments.v1",
+        partitions=3,
+        resume=resume,
         checkpoint_interval_s=3600,
         refresh_interval_s=3600,
     )
@@ -83,7 +90,7 @@ async def test_circuit_reader_yields_between_batches():
     assert turns >= BATCHES - 1
 
 
-async def test_breaker_loops_yield_within_a_batch():
+async def test_forwarding_loops_yield_within_a_batch():
     stop = asyncio.Event()
     consumer = BufferedConsumer("agent.error.v1", stop, polls=1, per_poll=10 * HANDLE_AT_ONCE)
     handled: list[int] = []
@@ -91,6 +98,6 @@ async def test_breaker_loops_yield_within_a_batch():
     async def handle(records: list[Any]) -> None:
         handled.append(len(records))
 
-    turns = await _probe_turns_while(_consume(consumer, handle, stop), consumer)  # type: ignore[arg-type]
+    turns = await _probe_turns_while(consume_in_slices(consumer, handle, stop), consumer)  # type: ignore[arg-type]
     assert sum(handled) == 10 * HANDLE_AT_ONCE
     assert turns >= 9

@@ -29,17 +29,22 @@ class ExperimentsLab:
         self.task_type = f"summarize-{tag}"
         self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
         self.decisions = TopicSpec(f"test.experiments.{tag}", 3, "experiment_id", "test")
+        self.events = TopicSpec(
+            f"test.experiment-events.{tag}", 3, "experiment_id", "test", consumed=True
+        )
         self.kafka = CommonSettings(
             kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
         )
         self.settings = ExperimentsSettings(
             data_dir=tmp_path,
             consumer_group=f"experiments-{tag}",
+            analysis_group=f"experiments-analysis-{tag}",
             checkpoint_name=f"experiments-{tag}",
             checkpoint_interval_s=0.5,
             refresh_interval_s=0.3,
             cost_topic=self.cost.name,
             experiments_topic=self.decisions.name,
+            events_topic=self.events.name,
         )
         self.tokens = TokenFactory()
         self.operator = {"Authorization": f"Bearer {self.tokens.token('ops-ann', 'operator')}"}
@@ -47,7 +52,10 @@ class ExperimentsLab:
         self.sent = 0
 
     async def setup(self) -> None:
-        await ensure_topics(self.kafka, [self.cost, self.decisions, dlq_spec(self.cost)])
+        await ensure_topics(
+            self.kafka,
+            [self.cost, self.decisions, self.events, dlq_spec(self.cost), dlq_spec(self.events)],
+        )
         self.producer = make_producer(self.kafka)
         await self.producer.start()
 
@@ -136,12 +144,12 @@ class ExperimentsLab:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    async def counted(self, client, eid: str, n: int) -> dict:
+    async def counted(self, client, eid: str, n: int, timeout: float = 60) -> dict:
         async def enough() -> dict | None:
             body = await self.results(client, eid)
             return body if sum(v["n"] for v in body["variants"]) >= n else None
 
-        return dict(await wait_until(enough, 60, f"{n} events counted"))
+        return dict(await wait_until(enough, timeout, f"{n} events counted"))
 
     async def announcements(self) -> list[dict]:
         consumer = make_consumer(

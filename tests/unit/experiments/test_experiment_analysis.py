@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import doctest
+import json
 import random
 
-from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged
+import pytest
+
+from finops.experiments.domain import analysis as analysis_module
+from finops.experiments.domain.analysis import (
+    ExperimentAnalysis,
+    ExperimentState,
+    Tagged,
+    decode_tagged,
+    encode_tagged,
+    experiment_results,
+)
 from finops.experiments.domain.definition import build_definition
 
 DEFINITION = build_definition(
@@ -90,3 +102,41 @@ def test_a_batch_decides_at_the_same_event_as_one_event_at_a_time() -> None:
     assert conclusion["winner"] == "B"
     assert conclusion["n"] == [int(s.n) for s in one_by_one.variant_stats("x") or []]
     assert batched.ignored == {"experiment_concluded": 3000 - sum(conclusion["n"])}
+
+
+def test_an_unpriced_event_is_counted_as_ignored_and_not_in_the_statistics() -> None:
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    analysis.observe(Tagged("id-1", "x", "A", None, True, 300.0, 0.9), 1)
+    analysis.observe(Tagged("id-2", "x", "B", 0.01, True, 300.0, 0.9), 1)
+    assert analysis.ignored == {"unpriced": 1}
+    assert [int(s.n) for s in analysis.variant_stats("x") or []] == [0, 1]
+
+
+def test_results_from_a_snapshot_equal_the_live_results() -> None:
+    rng = random.Random(5)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    analysis.observe_many([event(i, "AB"[i % 2], 0.01, rng) for i in range(40)], 1)
+    analysis.observe(event(3, "B", 0.01, rng), 1)  # a duplicate
+    state = analysis.experiments["x"]
+    snapshot = ExperimentState.from_dict(json.loads(json.dumps(state.snapshot())))
+    assert "recent_ids" not in state.snapshot()
+    assert experiment_results("x", DEFINITION, snapshot) == analysis.results("x", DEFINITION)
+    assert analysis.results("x", DEFINITION)["duplicates_dropped"] == 1
+
+
+def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
+    tagged = [
+        Tagged("id-1", "x", "B", None, False, 12.5, 0.7),
+        event(2, "A", 0.01, random.Random()),
+    ]
+    assert decode_tagged(encode_tagged(tagged)) == tagged
+    for garbage in (b"{}", b"[[1, 2]]", b"[1]", b"not json"):
+        with pytest.raises((ValueError, TypeError)):
+            decode_tagged(garbage)
+
+
+def test_the_analysis_doctests_pass() -> None:
+    result = doctest.testmod(analysis_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,31 +1,27 @@
-"""The experiments intake learns every task type it sees, tagged or not."""
+"""The experiments intake (its forwarding stage) learns every task type it sees, tagged or not."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from stream_fakes import BufferedConsumer, NoExperiments, NoStore
+from stream_fakes import BufferedConsumer, NoExperiments
 from support import llm_call
 
-from finops.experiments.adapters.stream import AnalysisIntake
+from finops.experiments.adapters.forward import TaggedForwarder
 
 
 async def _task_types_recorded(body: bytes) -> set[str]:
     stop = asyncio.Event()
     repo = NoExperiments()
-    intake = AnalysisIntake(
+    forwarder = TaggedForwarder(
         BufferedConsumer("agent.cost.v1", stop, polls=1, body=body),  # type: ignore[arg-type]
         producer=None,  # type: ignore[arg-type]
-        store=NoStore(),  # type: ignore[arg-type]
         repo=repo,  # type: ignore[arg-type]
-        name="t",
-        cost_topic="agent.cost.v1",
-        experiments_topic="finops.experiments.v1",
-        checkpoint_interval_s=3600,
-        refresh_interval_s=3600,
+        events_topic="finops.experiment-events.v1",
+        partitions=3,
     )
-    await intake.run(stop)
+    await forwarder.run(stop)
     return repo.task_types
 
 

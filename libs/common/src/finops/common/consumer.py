@@ -37,6 +37,18 @@ def dlq_headers(
     ]
 
 
+async def park_on_dlq(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
+    """Send a record that does not decode to its topic's dead-letter topic, with the headers
+    of :func:`dlq_headers` (one attempt: decoding again would fail again)."""
+    await producer.send_and_wait(
+        f"{record.topic}.dlq",
+        record.value,
+        key=record.key,
+        headers=list(record.headers or ())
+        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
+    )
+
+
 class AtLeastOnceConsumer:
     """Consume ``topics`` in ``group_id``; commit after processing; poison → DLQ."""
 

@@ -77,6 +77,14 @@ EXPERIMENTS = TopicSpec(
     retention_ms=90 * DAY_MS,
     consumed=True,
 )
+EXPERIMENT_EVENTS = TopicSpec(
+    "finops.experiment-events.v1",
+    3,
+    "experiment_id",
+    "tagged cost events re-keyed by experiment id, for the experiment's analysing instance",
+    retention_ms=1 * DAY_MS,
+    consumed=True,
+)
 ALERTS = TopicSpec("finops.alerts.v1", 1, "subject", "budget, anomaly, drift and breaker alerts")
 
 PRIMARY_TOPICS: tuple[TopicSpec, ...] = (
@@ -87,6 +95,7 @@ PRIMARY_TOPICS: tuple[TopicSpec, ...] = (
     PROVIDER_OUTCOMES,
     CIRCUITS,
     EXPERIMENTS,
+    EXPERIMENT_EVENTS,
     ALERTS,
 )
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
+from prometheus_client import Histogram
 
 from finops.common.auth import TokenVerifier
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
-from finops.common.log_position import plan_resume
+from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
+from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
@@ -44,6 +48,7 @@ def create_app(
         await producer.start()
         intake = await open_intake(settings, app.state.db, producer, repo)
         consumer = intake.consumer
+        assert intake.forwarder is not None
         app.state.intake = intake
 
         async def announce(experiment: Experiment, kind: str) -> None:
@@ -61,13 +66,18 @@ def create_app(
         app.state.announce = announce
         stop = asyncio.Event()
         runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
+        if settings.freeze_startup_heap:
+            freeze_startup_heap()
+        gc_timer = time_gc_pauses()
         try:
             yield
         finally:
+            gc.callbacks.remove(gc_timer)
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(runner, timeout=30)
             await consumer.stop()
+            await intake.forwarder.consumer.stop()
             await producer.stop()
 
     app = create_stream_service_app(
@@ -94,30 +104,78 @@ async def open_intake(
     producer: AIOKafkaProducer,
     repo: ExperimentRepository,
 ) -> AnalysisIntake:
-    """The analysis intake restored from its checkpoint, subscribed and its consumer started.
+    """Both stages of the analysis, subscribed and their consumers started.
 
-    The caller runs ``intake.run(stop)`` and stops ``intake.consumer`` (the benchmark builds
-    one this way too, to measure the intake alone).
+    The caller runs ``intake.run(stop)`` and stops ``intake.consumer`` and
+    ``intake.forwarder.consumer`` (the benchmark builds one this way too, to measure the
+    analysis alone).
     """
-    consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+    partitions = len(await producer.partitions_for(settings.events_topic))
+    forwarder = TaggedForwarder(
+        make_consumer(settings, settings.cost_topic, group_id=settings.consumer_group),
+        producer,
+        repo,
+        events_topic=settings.events_topic,
+        partitions=partitions,
+    )
+
+    async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        return await plan_resume(settings, saved, cluster_id, what="experiments analysis")
+
     intake = AnalysisIntake(
-        consumer,
+        make_consumer(settings, group_id=settings.analysis_group, max_poll_records=2000),
         producer,
         PostgresCheckpointStore(pool),
         repo,
         name=settings.checkpoint_name,
-        cost_topic=settings.cost_topic,
+        events_topic=settings.events_topic,
         experiments_topic=settings.experiments_topic,
+        partitions=partitions,
+        resume=resume,
+        forwarder=forwarder,
         checkpoint_interval_s=settings.checkpoint_interval_s,
         refresh_interval_s=settings.refresh_interval_s,
     )
-    await intake.restore()
-    intake.resume_from(
-        await plan_resume(settings, intake.offsets, intake.cluster_id, what="experiments intake")
-    )
     intake.subscribe()
-    await consumer.start()
+    await intake.consumer.start()
+    await forwarder.consumer.start()
     return intake
+
+
+GC_PAUSES = Histogram(
+    "finops_experiments_gc_pause_seconds",
+    "Garbage collections of the process (each one pauses the event loop), by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+
+
+def time_gc_pauses() -> Callable[[str, dict[str, int]], None]:
+    """Observe every collection's duration on :data:`GC_PAUSES`; returns the callback
+    installed in ``gc.callbacks`` (for its removal)."""
+    started = 0.0
+
+    def observe(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - started)
+
+    gc.callbacks.append(observe)
+    return observe
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated so far out of the garbage collector's sight.
+
+    The modules, the Faust app and the clients live as long as the process; left in the
+    oldest generation, every full collection walks their ~150,000 objects, which paused the
+    event loop (and so every request) for tens of milliseconds: the assignment API's p99
+    stalls (see docs/experiments.md, "Assignment latency").
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _intake_check() -> None:

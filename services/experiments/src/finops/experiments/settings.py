@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
-from finops.common.topics import AGENT_COST, EXPERIMENTS
+from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, EXPERIMENTS
 
 
 class ExperimentsSettings(StreamSettings):
@@ -11,12 +11,19 @@ class ExperimentsSettings(StreamSettings):
     # Not the Faust app's id ("finops-experiments"), which Faust uses as its own group: two
     # consumers with different subscriptions in one group rebalance each other forever.
     consumer_group: str = "finops-experiments-intake"
+    # The owners of finops.experiment-events.v1's partitions: each instance analyses the
+    # experiments of the partitions it owns (checkpoint rows "<checkpoint_name>:<partition>").
+    analysis_group: str = "finops-experiments-analysis"
     checkpoint_name: str = "experiments"
     # How much is replayed after a crash, not whether the numbers are right (they always
     # are); a decision is checkpointed at once whatever this says.
     checkpoint_interval_s: float = 5.0
     # How soon the analysis follows an operator's start or stop and expires experiments.
     refresh_interval_s: float = 1.0
+    # Freeze the start-up heap out of the garbage collector's sight (see app.py); off only to
+    # measure what it saves.
+    freeze_startup_heap: bool = True
     # The registry's topics; a separate deployment (or a test) may point elsewhere.
     cost_topic: str = AGENT_COST.name
     experiments_topic: str = EXPERIMENTS.name
+    events_topic: str = EXPERIMENT_EVENTS.name

@@ -2,6 +2,11 @@
 
 Restoring a checkpoint and seeking to its offsets replays exactly the events the state has
 not seen, so a restart neither loses results nor counts an event twice.
+
+Each instance checkpoints the partitions it owns, one row per partition. With a partition's
+row go the snapshots of its experiments (their statistics without the deduplication ids), in
+the same transaction: any instance answers results for any experiment from them, and they
+never show an event the checkpoint could lose.
 """
 
 from __future__ import annotations
@@ -40,20 +45,69 @@ class PostgresCheckpointStore:
             json.loads(text), dict(json.loads(row["offsets"])), row["events"], row["cluster_id"]
         )
 
-    async def save(self, name: str, checkpoint: Checkpoint) -> None:
+    async def save(
+        self,
+        name: str,
+        checkpoint: Checkpoint,
+        snapshots: dict[str, dict[str, Any]] | None = None,
+        *,
+        position: int | None = None,
+    ) -> bool:
+        """Save the checkpoint, and ``snapshots`` (experiment id -> snapshot) with it.
+
+        With a ``position`` (a partition's next offset) the row is not replaced by one behind
+        it: an instance that lost its partition without knowing it (its session expired
+        under load) cannot overwrite its successor's checkpoint with an older one. False when
+        the save was refused for that reason.
+        """
         text = json.dumps(checkpoint.state, separators=(",", ":")).encode()
         blob = await asyncio.to_thread(zlib.compress, text, 1)
-        await self.pool.execute(
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await self._save(conn, name, checkpoint, blob, position):
+                return False
+            if snapshots:
+                await conn.executemany(
+                    """
+                    INSERT INTO experiment_snapshots (experiment_id, checkpoint, snapshot)
+                    VALUES ($1, $2, $3::jsonb)
+                    ON CONFLICT (experiment_id) DO UPDATE
+                      SET checkpoint = EXCLUDED.checkpoint, snapshot = EXCLUDED.snapshot,
+                          saved_at = now()
+                    """,
+                    [(eid, name, json.dumps(snap)) for eid, snap in snapshots.items()],
+                )
+        return True
+
+    async def snapshot(self, experiment_id: str) -> dict[str, Any] | None:
+        """The last saved snapshot of an experiment, if any."""
+        raw = await self.pool.fetchval(
+            "SELECT snapshot FROM experiment_snapshots WHERE experiment_id = $1", experiment_id
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    @staticmethod
+    async def _save(
+        conn: Any, name: str, checkpoint: Checkpoint, blob: bytes, position: int | None
+    ) -> bool:
+        saved = await conn.fetchval(
             """
-            INSERT INTO experiments_checkpoints (name, state, offsets, events, cluster_id)
-            VALUES ($1, $2, $3::jsonb, $4, $5)
+            INSERT INTO experiments_checkpoints
+              (name, state, offsets, events, cluster_id, position)
+            VALUES ($1, $2, $3::jsonb, $4, $5, $6)
             ON CONFLICT (name) DO UPDATE
               SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
-                  events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id, saved_at = now()
+                  events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id,
+                  position = EXCLUDED.position, saved_at = now()
+              WHERE EXCLUDED.position IS NULL OR experiments_checkpoints.position IS NULL
+                 OR experiments_checkpoints.position <= EXCLUDED.position
+                 OR experiments_checkpoints.cluster_id IS DISTINCT FROM EXCLUDED.cluster_id
+            RETURNING name
             """,
             name,
             blob,
             json.dumps(checkpoint.offsets),
             checkpoint.events,
             checkpoint.cluster_id,
+            position,
         )
+        return saved is not None

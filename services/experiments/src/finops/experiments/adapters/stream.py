@@ -1,10 +1,15 @@
-"""The experiments' intake: tagged cost events into the analysis, checkpointed, decisions out.
+"""Stage 2 of the analysis: the experiments of the partitions this instance owns.
 
-State and offsets are saved together (see :mod:`.checkpoints`); Kafka offsets are committed
-only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
-checkpoint's offsets, so every event is counted once across restarts. A conclusion is
-checkpointed *before* it is announced on ``finops.experiments.v1`` and written to
-PostgreSQL, so a crash in between re-announces it (at least once) and never forgets it.
+Tagged events arrive on ``finops.experiment-events.v1`` in the partition of their experiment
+id (stage 1, :mod:`.forward`). Each instance of the owner group owns some partitions and, per
+partition, an :class:`ExperimentAnalysis` of that partition's experiments, checkpointed in its
+own row with that partition's offset (see :mod:`.checkpoints`), together with the snapshots
+any instance serves results from. Offsets are committed only after the checkpoint that covers
+them; when a partition is assigned its checkpoint is loaded and the consumer seeks to its
+offset, and before one is revoked it is checkpointed: a restart or a rebalance neither loses
+nor double-counts an event. A conclusion is checkpointed *before* it is announced on
+``finops.experiments.v1`` and written to PostgreSQL, so a crash in between re-announces it (at
+least once) and never forgets it.
 """
 
 from __future__ import annotations
@@ -13,43 +18,47 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
-from finops.common.consumer import dlq_headers
-from finops.common.events import Event, LlmCallEvent
+from finops.common.consumer import park_on_dlq
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
+from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
+from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
-from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged
+from finops.experiments.domain.analysis import (
+    ExperimentAnalysis,
+    ExperimentState,
+    Tagged,
+    decode_tagged,
+)
 from finops.experiments.domain.definition import ExperimentNotFound
 
 log = logging.getLogger(__name__)
 
-EVENTS = Counter("finops_experiments_events_total", "Cost events read", ["outcome"])
 ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
 NEGATIVE_CACHE_S = 1.0
 
+#: where to resume, given the offsets and cluster id a checkpoint saved
+Resume = Callable[[Mapping[str, int], str | None], Awaitable[ResumePlan]]
 
-class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+
+class _OwnPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, intake: AnalysisIntake) -> None:
         self.intake = intake
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:
-            await self.intake.checkpoint()
+        await self.intake.release({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in assigned:
-            offset = self.intake.offsets.get(_key(tp))
-            if offset is not None:
-                self.intake.consumer.seek(tp, offset)
-            else:
-                await self.intake.consumer.seek_to_beginning(tp)
+        await self.intake.adopt({tp.partition for tp in assigned})
 
 
 class AnalysisIntake:
@@ -61,75 +70,147 @@ class AnalysisIntake:
         repo: ExperimentRepository,
         *,
         name: str,
-        cost_topic: str,
+        events_topic: str,
         experiments_topic: str,
+        partitions: int,
+        resume: Resume,
+        forwarder: TaggedForwarder | None = None,
         checkpoint_interval_s: float = 5.0,
         refresh_interval_s: float = 1.0,
     ) -> None:
-        self.analysis = ExperimentAnalysis()
         self.consumer = consumer
         self.producer = producer
         self.store = store
         self.repo = repo
         self.name = name
-        self.cost_topic = cost_topic
+        self.events_topic = events_topic
         self.experiments_topic = experiments_topic
+        self.partitions = partitions
+        self.resume = resume
+        self.forwarder = forwarder
         self.checkpoint_interval_s = checkpoint_interval_s
         self.refresh_interval_s = refresh_interval_s
-        self.offsets: dict[str, int] = {}
+        #: the analysis of each partition this instance owns, and the next offset to read there
+        self.shards: dict[int, ExperimentAnalysis] = {}
+        self.offsets: dict[int, int] = {}
         self.cluster_id: str | None = None
+        #: tagged events analysed by this instance since it started
         self.events = 0
-        self._dirty = False
+        self._dirty: set[int] = set()
         self._last_checkpoint = time.monotonic()
         self._last_refresh = 0.0
         self._not_running: dict[str, float] = {}
-        self._task_types: set[str] = set()
         self._lock = asyncio.Lock()
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
         self.known: dict[str, Experiment] = {}
 
-    async def restore(self) -> bool:
-        saved = await self.store.load(self.name)
-        if saved is None:
-            return False
-        try:
-            self.analysis = ExperimentAnalysis.from_state(saved.state)
-        except (KeyError, ValueError, TypeError) as exc:
-            log.error(
-                "checkpoint unreadable; rebuilding the analysis from the earliest offsets",
-                extra={"error": repr(exc)},
-            )
-            return False
-        self.offsets = dict(saved.offsets)
-        self.cluster_id = saved.cluster_id
-        self.events = saved.events
-        return True
+    # -- ownership -------------------------------------------------------------------------
 
-    def resume_from(self, plan: ResumePlan) -> None:
-        self.offsets = dict(plan.offsets)
-        self.cluster_id = plan.cluster_id
+    def checkpoint_name(self, partition: int) -> str:
+        return f"{self.name}:{partition}"
+
+    def owner_partition(self, experiment_id: str) -> int:
+        return partition_for(experiment_id, self.partitions)
 
     def subscribe(self) -> None:
-        self.consumer.subscribe([self.cost_topic], listener=_SeekToCheckpoint(self))
+        self.consumer.subscribe([self.events_topic], listener=_OwnPartitions(self))
+
+    async def adopt(self, partitions: set[int]) -> None:
+        """Load the checkpoints of newly assigned partitions and seek to their offsets."""
+        async with self._lock:
+            saved: dict[str, int] = {}
+            for partition in partitions - self.shards.keys():
+                checkpoint = await self.store.load(self.checkpoint_name(partition))
+                analysis = self._restored(partition, checkpoint)
+                if checkpoint is None:
+                    analysis = await self._from_single_checkpoint(partition)
+                self.shards[partition] = analysis or ExperimentAnalysis()
+                if checkpoint is not None and analysis is not None:
+                    saved.update(checkpoint.offsets)
+                    self.cluster_id = self.cluster_id or checkpoint.cluster_id
+            plan = await self.resume(saved, self.cluster_id)
+            self.cluster_id = plan.cluster_id
+            for partition in partitions:
+                tp = TopicPartition(self.events_topic, partition)
+                offset = plan.offsets.get(_key(tp))
+                if offset is None:
+                    self.offsets.pop(partition, None)
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.offsets[partition] = offset
+                    self.consumer.seek(tp, offset)
+        self._last_refresh = 0.0  # track the running experiments of the new partitions now
+
+    async def _from_single_checkpoint(self, partition: int) -> ExperimentAnalysis | None:
+        """The partition's experiments from the checkpoint of the analysis before it was
+        split by partition (one row named ``name``), if there is one.
+
+        Its offsets were agent.cost.v1's: the forwarding stage resumes that topic from the
+        group's committed offsets, never past the old checkpoint, and the events it forwards
+        again are dropped by their ids.
+        """
+        legacy = await self.store.load(self.name)
+        whole = self._restored(partition, legacy)
+        if whole is None:
+            return None
+        return whole.subset(lambda eid: self.owner_partition(eid) == partition)
+
+    def _restored(self, partition: int, checkpoint: Checkpoint | None) -> ExperimentAnalysis | None:
+        """The partition's saved analysis; None when there is none or it is unreadable."""
+        if checkpoint is None:
+            return None
+        try:
+            return ExperimentAnalysis.from_state(checkpoint.state)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error(
+                "checkpoint unreadable; rebuilding the partition from the earliest offset",
+                extra={"partition": partition, "error": repr(exc)},
+            )
+            return None
+
+    async def release(self, partitions: set[int]) -> None:
+        """Checkpoint revoked partitions, then forget them: their next owner starts there."""
+        async with self._lock:
+            owned = partitions & self.shards.keys()
+            self._dirty |= owned
+            await self._checkpoint_locked()
+            for partition in owned:
+                del self.shards[partition]
+                self.offsets.pop(partition, None)
+
+    def state_of(self, experiment_id: str) -> ExperimentState | None:
+        """The live state of an experiment this instance owns (None when it owns none)."""
+        shard = self.shards.get(self.owner_partition(experiment_id))
+        return shard.experiments.get(experiment_id) if shard else None
+
+    async def published_state(self, experiment_id: str) -> ExperimentState | None:
+        """The live state if this instance owns the experiment, else its owner's last
+        checkpointed snapshot."""
+        live = self.state_of(experiment_id)
+        if live is not None:
+            return live
+        snapshot = await self.store.snapshot(experiment_id)
+        return None if snapshot is None else ExperimentState.from_dict(snapshot)
+
+    # -- the loop --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.forwarder is None:
+            await self._analyse(stop)
+        else:
+            await asyncio.gather(self.forwarder.run(stop), self._analyse(stop))
+
+    async def _analyse(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
             async with self._lock:
-                tagged: list[Tagged] = []
-                task_types: set[str] = set()
+                conclusions = []
+                now = time.time()
                 for tp, records in batch.items():
-                    for record in records:
-                        event = await self._apply(record, task_types)
-                        if event is not None:
-                            tagged.append(event)
-                        self.offsets[_key(tp)] = record.offset + 1
-                        self._dirty = True
-                conclusions = self.analysis.observe_many(tagged, time.time())
+                    conclusions += await self._observe(tp.partition, records, now)
                 if time.monotonic() - self._last_refresh >= self.refresh_interval_s:
                     conclusions += await self._refresh()
-                await self._record_task_types(task_types)
                 if conclusions or (
                     self._dirty
                     and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
@@ -142,53 +223,30 @@ class AnalysisIntake:
             await asyncio.sleep(0)
         await self.checkpoint()
 
-    async def _apply(self, record: Any, task_types: set[str]) -> Tagged | None:
-        if b'"experiment"' not in record.value:
-            # Untagged: only its task type matters here (an experiment needs live traffic).
+    async def _observe(
+        self, partition: int, records: list[Any], now: float
+    ) -> list[dict[str, Any]]:
+        shard = self.shards.get(partition)
+        if shard is None:
+            return []  # revoked while the batch was read: its next owner reads these records
+        tagged: list[Tagged] = []
+        for record in records:
             try:
-                task_type = json.loads(record.value)["data"]["task_type"]
-            except (ValueError, KeyError, TypeError):
-                task_type = None
-            if isinstance(task_type, str) and task_type not in self._task_types:
-                task_types.add(task_type)
-            EVENTS.labels("untagged").inc()
-            return None
-        try:
-            event = Event.from_kafka(record.value)
-        except (ValueError, TypeError) as exc:
-            EVENTS.labels("invalid").inc()
-            await self._dead_letter(record, exc)
-            return None
-        if not isinstance(event, LlmCallEvent):
-            EVENTS.labels("untagged").inc()
-            return None
-        data = event.data
-        if data.task_type not in self._task_types:
-            task_types.add(data.task_type)
-        if data.experiment is None:  # ingest writes "experiment": null on untagged calls
-            EVENTS.labels("untagged").inc()
-            return None
-        assert data.experiment is not None
-        experiment_id = data.experiment.id
-        if not self.analysis.is_tracked(experiment_id):
-            await self._learn(experiment_id)
-        if data.cost_usd is None:
-            EVENTS.labels("unpriced").inc()
-            self.analysis.ignored["unpriced"] = self.analysis.ignored.get("unpriced", 0) + 1
-            return None
-        self.events += 1
-        EVENTS.labels("tagged").inc()
-        return Tagged(
-            event_id=str(event.id),
-            experiment_id=experiment_id,
-            variant=data.experiment.variant,
-            cost_usd=data.cost_usd,
-            success=data.success,
-            latency_ms=data.latency_ms,
-            quality=data.quality,
-        )
+                events = decode_tagged(record.value)
+            except (ValueError, TypeError) as exc:
+                await park_on_dlq(self.producer, record, exc)
+                continue
+            for event in events:
+                if not shard.is_tracked(event.experiment_id):
+                    await self._learn(shard, event.experiment_id)
+            tagged.extend(events)
+        self.offsets[partition] = records[-1].offset + 1
+        self._dirty.add(partition)
+        self.events += len(tagged)
+        conclusions = shard.observe_many(tagged, now)
+        return conclusions
 
-    async def _learn(self, experiment_id: str) -> None:
+    async def _learn(self, shard: ExperimentAnalysis, experiment_id: str) -> None:
         """Look up an experiment first met on an event (it may have started a moment ago)."""
         checked = self._not_running.get(experiment_id)
         if checked is not None and time.monotonic() - checked < NEGATIVE_CACHE_S:
@@ -201,7 +259,7 @@ class AnalysisIntake:
             self._not_running[experiment_id] = time.monotonic()
             return
         self.known[experiment.id] = experiment
-        self.analysis.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
+        shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
 
     async def _refresh(self) -> list[dict[str, Any]]:
         """Follow the operators: newly started experiments, stops; expire old ones."""
@@ -210,20 +268,23 @@ class AnalysisIntake:
         everything = await self.repo.all()
         self.known = {e.id: e for e in everything}
         for experiment in everything:
-            tracked = self.analysis.is_tracked(experiment.id)
+            partition = self.owner_partition(experiment.id)
+            shard = self.shards.get(partition)
+            if shard is None:
+                continue  # another instance owns it
+            tracked = shard.is_tracked(experiment.id)
             if experiment.status == "running" and experiment.started_at and not tracked:
-                self.analysis.track(
-                    experiment.id, experiment.definition, experiment.started_at.timestamp()
-                )
+                shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
-                self.analysis.halt(experiment.id, "stopped by an operator", now)
-                self._dirty = True
-        return self.analysis.expire_all(now)
-
-    async def _record_task_types(self, task_types: set[str]) -> None:
-        if task_types:
-            await self.repo.record_task_types(task_types)
-            self._task_types |= task_types
+                shard.halt(experiment.id, "stopped by an operator", now)
+                self._dirty.add(partition)
+        expired = []
+        for partition, shard in self.shards.items():
+            found = shard.expire_all(now)
+            if found:
+                self._dirty.add(partition)
+            expired += found
+        return expired
 
     async def _announce_conclusion(self, conclusion: dict[str, Any]) -> None:
         self.known.pop(conclusion["experiment_id"], None)
@@ -243,30 +304,37 @@ class AnalysisIntake:
         )
         ANNOUNCED.labels(body["kind"]).inc()
 
-    async def _dead_letter(self, record: Any, error: BaseException) -> None:
-        await self.producer.send_and_wait(
-            f"{record.topic}.dlq",
-            record.value,
-            key=record.key,
-            headers=list(record.headers or ())
-            + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
-        )
+    # -- checkpoints -----------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
         async with self._lock:
             await self._checkpoint_locked()
 
     async def _checkpoint_locked(self) -> None:
-        await self.store.save(
-            self.name,
-            Checkpoint(self.analysis.to_state(), dict(self.offsets), self.events, self.cluster_id),
-        )
-        commit = {
-            tp: OffsetAndMetadata(self.offsets[_key(tp)], "")
-            for tp in self.consumer.assignment()
-            if _key(tp) in self.offsets
-        }
+        """Checkpoint every changed partition (state, offset, snapshots), then commit."""
+        commit = {}
+        for partition in sorted(self._dirty & self.shards.keys()):
+            shard = self.shards[partition]
+            tp = TopicPartition(self.events_topic, partition)
+            offsets = {_key(tp): self.offsets[partition]} if partition in self.offsets else {}
+            saved = await self.store.save(
+                self.checkpoint_name(partition),
+                Checkpoint(shard.to_state(), offsets, self.events, self.cluster_id),
+                {eid: state.snapshot() for eid, state in shard.experiments.items()},
+                position=self.offsets.get(partition),
+            )
+            if not saved:
+                log.warning(
+                    "a checkpoint further along partition %d exists: another instance owns it",
+                    partition,
+                )
+            elif partition in self.offsets:
+                commit[tp] = OffsetAndMetadata(self.offsets[partition], "")
         if commit:
-            await self.consumer.commit(commit)
-        self._dirty = False
+            try:
+                await self.consumer.commit(commit)
+            except KafkaError as exc:
+                # The checkpoint holds the offsets: the next owner seeks there anyway.
+                log.warning("offsets not committed", extra={"error": repr(exc)})
+        self._dirty.clear()
         self._last_checkpoint = time.monotonic()

@@ -22,6 +22,7 @@ from finops.experiments.api.schemas import (
     ResultsOut,
 )
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
+from finops.experiments.domain.analysis import experiment_results
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
     Guardrails,
@@ -218,7 +219,7 @@ async def assign(
     definition = experiment.definition
     weights = definition.weights
     if definition.allocation == "bandit":
-        stats = _current_stats(request, experiment)
+        stats = await _current_stats(request, experiment)
         weights = thompson_propensities(stats, weights, definition.metric, np.random.default_rng())
     index = pick(weights, unit_hash(experiment.salt, unit))
     variant = definition.variants[index]
@@ -232,10 +233,10 @@ async def assign(
     }
 
 
-def _current_stats(request: Request, experiment: Experiment) -> list[VariantStats]:
+async def _current_stats(request: Request, experiment: Experiment) -> list[VariantStats]:
     intake = getattr(request.app.state, "intake", None)
-    stats = intake.analysis.variant_stats(experiment.id) if intake is not None else None
-    return stats or [VariantStats() for _ in experiment.definition.variants]
+    state = await intake.published_state(experiment.id) if intake is not None else None
+    return state.stats if state else [VariantStats() for _ in experiment.definition.variants]
 
 
 @router.get(
@@ -253,7 +254,9 @@ async def results(
     experiment_id: str, _: Reader, repo: Repository, request: Request
 ) -> dict[str, Any]:
     experiment = await repo.get(experiment_id)
-    body = request.app.state.intake.analysis.results(experiment.id, experiment.definition)
+    # Live on the instance that owns the experiment, its last checkpoint's snapshot elsewhere.
+    state = await request.app.state.intake.published_state(experiment.id)
+    body = experiment_results(experiment.id, experiment.definition, state)
     if body["decision"] is None and experiment.decision is not None:
         body["decision"] = {
             k: experiment.decision.get(k) for k in ("winner", "reason", "decided_at")

@@ -4,8 +4,9 @@ event, and the conclusions it reaches. Pure: no I/O; its state is plain data for
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,19 +56,23 @@ class ExperimentState:
         d = self.definition
         return analyse(d.variant_names, self.stats, d.analysis_settings(), self.srm_p())
 
-    def to_dict(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the results need, without the event ids kept for deduplication."""
         return {
             "definition": self.definition.to_dict(),
             "started_at": self.started_at,
             "stats": [s.to_dict() for s in self.stats],
-            "recent_ids": list(self.recent_ids),
             "conclusion": self.conclusion,
             "duplicates": self.duplicates,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.snapshot(), "recent_ids": list(self.recent_ids)}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentState:
-        ids = deque(data["recent_ids"], maxlen=DEDUPE_WINDOW)
+        """From :meth:`to_dict`, or from a :meth:`snapshot` (with no event ids remembered)."""
+        ids = deque(data.get("recent_ids", ()), maxlen=DEDUPE_WINDOW)
         return cls(
             definition=Definition.from_dict(data["definition"]),
             started_at=float(data["started_at"]),
@@ -81,15 +86,69 @@ class ExperimentState:
 
 @dataclass(frozen=True)
 class Tagged:
-    """What the analysis reads from one cost event."""
+    """What the analysis reads from one cost event (``cost_usd`` None: the call is unpriced).
+
+    Examples
+    --------
+    >>> t = Tagged("e1", "x1", "B", 0.01, True, 420.0, None)
+    >>> Tagged.from_list(t.to_list()) == t
+    True
+    """
 
     event_id: str
     experiment_id: str
     variant: str
-    cost_usd: float
+    cost_usd: float | None
     success: bool
     latency_ms: float
     quality: float | None
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.event_id,
+            self.experiment_id,
+            self.variant,
+            self.cost_usd,
+            self.success,
+            self.latency_ms,
+            self.quality,
+        ]
+
+    @classmethod
+    def from_list(cls, fields: Any) -> Tagged:
+        """Raises ValueError (or TypeError) on anything :meth:`to_list` did not write."""
+        event_id, experiment_id, variant, cost, success, latency, quality = fields
+        return cls(
+            event_id=str(event_id),
+            experiment_id=str(experiment_id),
+            variant=str(variant),
+            cost_usd=None if cost is None else float(cost),
+            success=bool(success),
+            latency_ms=float(latency),
+            quality=None if quality is None else float(quality),
+        )
+
+
+def encode_tagged(events: Sequence[Tagged]) -> bytes:
+    """Several tagged events in one record (one per experiment and slice: a record per event
+    would cost more than the analysis of the event).
+
+    Examples
+    --------
+    >>> events = [Tagged("e1", "x", "A", 0.01, True, 300.0, 0.9),
+    ...           Tagged("e2", "x", "B", None, False, 250.0, None)]
+    >>> decode_tagged(encode_tagged(events)) == events
+    True
+    """
+    return json.dumps([e.to_list() for e in events]).encode()
+
+
+def decode_tagged(raw: bytes) -> list[Tagged]:
+    """Raises ValueError (or TypeError) on anything :func:`encode_tagged` did not write."""
+    rows = json.loads(raw)
+    if not isinstance(rows, list):
+        raise ValueError("a list of tagged events was expected")
+    return [Tagged.from_list(row) for row in rows]
 
 
 class ExperimentAnalysis:
@@ -143,7 +202,9 @@ class ExperimentAnalysis:
         names = state.definition.variant_names
         accepted = []
         for event in batch:
-            if event.variant not in names:
+            if event.cost_usd is None:
+                self._ignore("unpriced")
+            elif event.variant not in names:
                 self._ignore("unknown_variant")
             elif state.remember(event.event_id):
                 accepted.append(event)
@@ -167,6 +228,7 @@ class ExperimentAnalysis:
         counted = accepted if decisive.size == 0 else accepted[: int(decisive[0]) + 1]
         names = state.definition.variant_names
         for event in counted:
+            assert event.cost_usd is not None  # unpriced events are not accepted
             state.stats[names.index(event.variant)].add(
                 cost_usd=event.cost_usd,
                 success=event.success,
@@ -185,7 +247,7 @@ class ExperimentAnalysis:
         """Whether the look after each event reaches a verdict."""
         d = state.definition
         variant = np.array([d.variant_names.index(e.variant) for e in events])
-        cost = np.array([e.cost_usd for e in events])
+        cost = np.array([e.cost_usd for e in events], dtype=float)
         success = np.array([e.success for e in events], dtype=float)
         has_quality = np.array([e.quality is not None for e in events], dtype=float)
         quality = np.array([e.quality if e.quality is not None else 0.0 for e in events])
@@ -248,47 +310,13 @@ class ExperimentAnalysis:
 
     def results(self, experiment_id: str, definition: Definition) -> dict[str, Any]:
         """The results body of the API (zeros for an experiment not analysed yet)."""
-        state = self.experiments.get(experiment_id) or ExperimentState(
-            definition, 0.0, [VariantStats() for _ in definition.variants]
-        )
-        analysis = state.analysis()
-        # Seeded by the id: the same state gives the same figures on every replica.
-        rng = np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
-        best = probability_best(state.stats, definition.metric, rng)
-        variants = []
-        for variant, stats, report, p_best in zip(
-            definition.variants, state.stats, analysis.variants, best, strict=True
-        ):
-            variants.append(
-                {
-                    "name": variant.name,
-                    "n": int(stats.n),
-                    "successes": int(stats.successes),
-                    "cost_usd": round(float(stats.cost_sum), 10),
-                    "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
-                    "mean_quality": _number(metric_value(stats, "quality")),
-                    "p95_latency_ms": stats.p95_latency_ms(),
-                    "interval": list(report.interval) if report.interval else None,
-                    "probability_best": p_best,
-                    "guardrails_ok": report.guardrails_ok,
-                }
-            )
-        conclusion = state.conclusion
-        return {
-            "metric": definition.metric,
-            "decision": (
-                {
-                    "winner": conclusion["winner"],
-                    "reason": conclusion["reason"],
-                    "decided_at": conclusion["decided_at"],
-                }
-                if conclusion
-                else None
-            ),
-            "srm": {"p_value": analysis.srm_p_value, "ok": analysis.srm_ok},
-            "variants": variants,
-            "duplicates_dropped": state.duplicates,
-        }
+        return experiment_results(experiment_id, definition, self.experiments.get(experiment_id))
+
+    def subset(self, keep: Callable[[str], bool]) -> ExperimentAnalysis:
+        """The experiments whose id ``keep`` accepts (their states shared, not copied)."""
+        part = ExperimentAnalysis()
+        part.experiments = {k: v for k, v in self.experiments.items() if keep(k)}
+        return part
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -307,6 +335,51 @@ class ExperimentAnalysis:
         }
         analysis.ignored = dict(state["ignored"])
         return analysis
+
+
+def experiment_results(
+    experiment_id: str, definition: Definition, state: ExperimentState | None
+) -> dict[str, Any]:
+    """The results body of the API from an experiment's state (zeros when there is none)."""
+    state = state or ExperimentState(definition, 0.0, [VariantStats() for _ in definition.variants])
+    analysis = state.analysis()
+    # Seeded by the id: the same state gives the same figures on every replica.
+    rng = np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
+    best = probability_best(state.stats, definition.metric, rng)
+    variants = []
+    for variant, stats, report, p_best in zip(
+        definition.variants, state.stats, analysis.variants, best, strict=True
+    ):
+        variants.append(
+            {
+                "name": variant.name,
+                "n": int(stats.n),
+                "successes": int(stats.successes),
+                "cost_usd": round(float(stats.cost_sum), 10),
+                "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
+                "mean_quality": _number(metric_value(stats, "quality")),
+                "p95_latency_ms": stats.p95_latency_ms(),
+                "interval": list(report.interval) if report.interval else None,
+                "probability_best": p_best,
+                "guardrails_ok": report.guardrails_ok,
+            }
+        )
+    conclusion = state.conclusion
+    return {
+        "metric": definition.metric,
+        "decision": (
+            {
+                "winner": conclusion["winner"],
+                "reason": conclusion["reason"],
+                "decided_at": conclusion["decided_at"],
+            }
+            if conclusion
+            else None
+        ),
+        "srm": {"p_value": analysis.srm_p_value, "ok": analysis.srm_ok},
+        "variants": variants,
+        "duplicates_dropped": state.duplicates,
+    }
 
 
 def _number(x: Any) -> float | None:

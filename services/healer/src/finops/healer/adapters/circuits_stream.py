@@ -15,18 +15,18 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
-from finops.common.consumer import dlq_headers
+from finops.common.consumer import park_on_dlq
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.partitions import consume_in_slices
 from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
 from finops.healer.domain.breakers import (
     BreakerBoard,
@@ -148,7 +148,7 @@ class BreakerStream:
             try:
                 outcome = ProviderOutcome.from_json(record.value)
             except (ValueError, KeyError, TypeError) as exc:
-                await _dead_letter(producer, record, exc)
+                await park_on_dlq(producer, record, exc)
                 continue
             self.partition_of[(outcome.provider, outcome.model)] = record.partition
             transition = self.apply(outcome)
@@ -203,35 +203,10 @@ class BreakerStream:
                 await self.publish(producer, self.board.tick(time.time()))
 
         await asyncio.gather(
-            _consume(calls, lambda records: self.forward(records, producer), stop),
-            _consume(outcomes, lambda records: self.update(records, producer), stop),
+            consume_in_slices(calls, lambda records: self.forward(records, producer), stop),
+            consume_in_slices(outcomes, lambda records: self.update(records, producer), stop),
             tick(),
         )
-
-
-#: records classified (stage 1) or counted (stage 2) between two turns of the event loop
-HANDLE_AT_ONCE = 100
-
-
-async def _consume(
-    consumer: AIOKafkaConsumer,
-    handle: Callable[[list[Any]], Awaitable[None]],
-    stop: asyncio.Event,
-) -> None:
-    while not stop.is_set():
-        batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-        for tp, records in batch.items():
-            for start in range(0, len(records), HANDLE_AT_ONCE):
-                await handle(records[start : start + HANDLE_AT_ONCE])
-                # getmany() returns without suspending while records are buffered: the API
-                # (advice, circuits) gets its turn between slices, not after 2,000 records.
-                await asyncio.sleep(0)
-            try:
-                await consumer.commit({tp: records[-1].offset + 1})
-            except KafkaError as exc:
-                # The group rebalanced under the batch: the partition's next owner reads these
-                # records again (at least once), so the loop goes on rather than dying.
-                log.warning("offsets not committed", extra={"tp": str(tp), "error": repr(exc)})
 
 
 class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -247,16 +222,6 @@ class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # Nothing to load: a breaker starts from its published state when first used.
         self.stream.owned |= {tp.partition for tp in assigned}
-
-
-async def _dead_letter(producer: AIOKafkaProducer, record: Any, error: BaseException) -> None:
-    await producer.send_and_wait(
-        f"{record.topic}.dlq",
-        record.value,
-        key=record.key,
-        headers=list(record.headers or ())
-        + dlq_headers(record.topic, record.partition, record.offset, error, attempts=1),
-    )
 
 
 @asynccontextmanager
