@@ -182,6 +182,38 @@ async def counter_value(session: aiohttp.ClientSession, url: str, series: str) -
     return int(float(m.group(1))) if m else 0
 
 
+@dataclass(frozen=True)
+class Series:
+    """A metric summed over every series of ``name`` whose labels include ``labels``."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def total(self, exposition: str) -> float:
+        found = 0.0
+        for line in exposition.splitlines():
+            if not line.startswith(self.name + "{"):
+                continue
+            labels, _, value = line[len(self.name) :].rpartition(" ")
+            if all(f'{k}="{v}"' in labels for k, v in self.labels):
+                found += float(value)
+        return found
+
+
+async def all_counted(url: str, series: tuple[Series, ...], n: int, limit_s: float = 600) -> None:
+    """Wait until each of ``series`` at ``url/metrics`` has reached ``n``."""
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{url}/metrics") as r:
+                text = await r.text()
+            if all(s.total(text) >= n for s in series):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{series} did not reach {n} in {limit_s:.0f} s")
+            await asyncio.sleep(0.2)
+
+
 async def counter_rate(url: str, series: str, n: int) -> float:
     """Per second, how fast the counter ``series`` grows from its first increment to ``n``."""
     async with aiohttp.ClientSession() as session:
@@ -279,14 +311,20 @@ async def measure_service(
     request: Request,
     rate: float,
     seconds: float,
+    settled: tuple[Series, ...] = (),
 ) -> ServiceFigures:
-    """Produce ``n`` events to ``topic`` and time the service's ``counter`` up to ``n``; then
-    load ``request`` (with a fresh user's token) and ``/healthz`` at ``rate`` for ``seconds``."""
+    """Produce ``n`` events to ``topic`` and time the service's ``counter`` up to ``n``; then,
+    once each of the ``settled`` series has counted ``n`` too (the service's other consumers
+    of the same events are done: latency is measured on an idle service), load ``request``
+    (with a fresh user's token) and ``/healthz`` at ``rate`` for ``seconds``."""
     url = stack.service_url(service)
     note(f"producing {n:,} events to {topic} …")
     watcher = asyncio.create_task(counter_rate(url, counter, n))
     await produce_events(kafka_settings(stack.kafka_bootstrap, stack.local_broker), topic, events)
     service_rate = await watcher
+    if settled:
+        note("waiting for the service's other consumers of the events to catch up …")
+        await all_counted(url, settled, n)
     raw = await raw_consume_rate(stack.kafka_bootstrap, n, topic)
     _, token = await register_and_login(stack.service_url("auth"))
     note(f"requests at {rate:.0f}/s for {seconds:.0f}s …")
@@ -315,6 +353,8 @@ class ServiceBench:
     intake: str  #: the name of the intake figure
     endpoint: str  #: the name of the endpoint figure, e.g. "POST /api/healing/advice"
     storage: Literal["disk", "memory"] = "disk"  #: the broker's log (see :func:`private_stack`)
+    #: the service's other consumers of the events, waited for before the latency is measured
+    settled: tuple[Series, ...] = ()
 
     def main(self, doc: str | None, events: int) -> int:
         args = arguments(doc, events=events, rate=500.0, seconds=10.0).parse_args()
@@ -330,6 +370,7 @@ class ServiceBench:
                     request=self.request,
                     rate=args.rate,
                     seconds=args.seconds,
+                    settled=self.settled,
                 )
             )
         figures.report(self.title, self.intake, self.endpoint, rate_target=5_000, p99_target_ms=10)

@@ -181,7 +181,7 @@ async def full_collections(url: str) -> tuple[int, float]:
     (each one pauses its event loop)."""
     async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as r:
         text = await r.text()
-    series = 'finops_experiments_gc_pause_seconds_{}{{generation="2"}} (\\S+)'
+    series = 'finops_gc_pause_seconds_{}{{generation="2",service="experiments"}} (\\S+)'
     count = re.search(series.format("count"), text)
     total = re.search(series.format("sum"), text)
     return (

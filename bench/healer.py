@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 import aiohttp
-from _harness import ServiceBench
+from _harness import Series, ServiceBench
 
 from finops.common.events import error_event
 from finops.common.topics import AGENT_ERROR
@@ -72,6 +72,15 @@ BENCH = ServiceBench(
     # on disk storage the local broker's s3rver serves their fetches at 100 % of one core
     # and the healer waits at a quarter of one (measured), so the log is kept in memory.
     storage="memory",
+    # The advice latency is measured once the breakers' stage 1 and the validating consumer
+    # have read every event too (the ledger is usually first).
+    settled=(
+        Series("finops_healer_breaker_outcomes_total"),
+        Series(
+            "finops_stream_events_total",
+            (("service", "healer"), ("topic", AGENT_ERROR.name)),
+        ),
+    ),
 )
 
 

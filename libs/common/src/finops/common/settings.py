@@ -82,6 +82,9 @@ class CommonSettings(BaseSettings):
     # Short, so a key auth stopped publishing stops verifying everywhere within seconds.
     jwks_cache_seconds: float = Field(5.0, gt=0)
     jwks_min_refetch_seconds: float = 5.0
+    # Stream services freeze their start-up heap out of the garbage collector's full scans
+    # (finops.common.gc_pauses); off only to measure what that saves.
+    freeze_startup_heap: bool = True
 
     max_body_bytes: int = 1024 * 1024
 

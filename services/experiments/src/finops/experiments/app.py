@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from prometheus_client import Histogram
 
 from finops.common.auth import TokenVerifier
+from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
@@ -66,13 +64,10 @@ def create_app(
         app.state.announce = announce
         stop = asyncio.Event()
         runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
-        if settings.freeze_startup_heap:
-            freeze_startup_heap()
-        gc_timer = time_gc_pauses()
         try:
-            yield
+            with gc_pauses_watched("experiments", freeze=settings.freeze_startup_heap):
+                yield
         finally:
-            gc.callbacks.remove(gc_timer)
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(runner, timeout=30)
@@ -140,42 +135,6 @@ async def open_intake(
     await intake.consumer.start()
     await forwarder.consumer.start()
     return intake
-
-
-GC_PAUSES = Histogram(
-    "finops_experiments_gc_pause_seconds",
-    "Garbage collections of the process (each one pauses the event loop), by generation",
-    ["generation"],
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-)
-
-
-def time_gc_pauses() -> Callable[[str, dict[str, int]], None]:
-    """Observe every collection's duration on :data:`GC_PAUSES`; returns the callback
-    installed in ``gc.callbacks`` (for its removal)."""
-    started = 0.0
-
-    def observe(phase: str, info: dict[str, int]) -> None:
-        nonlocal started
-        if phase == "start":
-            started = time.perf_counter()
-        else:
-            GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - started)
-
-    gc.callbacks.append(observe)
-    return observe
-
-
-def freeze_startup_heap() -> None:
-    """Move everything allocated so far out of the garbage collector's sight.
-
-    The modules, the Faust app and the clients live as long as the process; left in the
-    oldest generation, every full collection walks their ~150,000 objects, which paused the
-    event loop (and so every request) for tens of milliseconds: the assignment API's p99
-    stalls (see docs/experiments.md, "Assignment latency").
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def _intake_check() -> None:

@@ -20,9 +20,6 @@ class ExperimentsSettings(StreamSettings):
     checkpoint_interval_s: float = 5.0
     # How soon the analysis follows an operator's start or stop and expires experiments.
     refresh_interval_s: float = 1.0
-    # Freeze the start-up heap out of the garbage collector's sight (see app.py); off only to
-    # measure what it saves.
-    freeze_startup_heap: bool = True
     # The registry's topics; a separate deployment (or a test) may point elsewhere.
     cost_topic: str = AGENT_COST.name
     experiments_topic: str = EXPERIMENTS.name

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
+from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
@@ -51,7 +52,10 @@ def create_app(
             breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
             _advice(app, settings),
         ):
-            yield
+            # What start-up allocated (the taught classifier, the restored ledger, the clients)
+            # is frozen out of the collector's full scans, which stalled requests.
+            with gc_pauses_watched("healer", freeze=settings.freeze_startup_heap):
+                yield
 
     app = create_stream_service_app(
         settings,

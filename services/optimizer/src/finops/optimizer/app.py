@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
 from finops.common.circuits import CircuitReader, CircuitTable
+from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
@@ -59,8 +59,8 @@ def create_app(
         )
         # The restored state is long-lived: keep it out of the cyclic GC's full scans, which
         # would otherwise stall requests for tens of milliseconds (p99 latency).
-        gc.collect()
-        gc.freeze()
+        if settings.freeze_startup_heap:
+            freeze_startup_heap()
         intake.subscribe()
         await consumer.start()
         app.state.intake = intake
@@ -75,7 +75,8 @@ def create_app(
         await circuits.start()
         breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
         try:
-            yield
+            with gc_pauses_watched("optimizer", freeze=False):  # frozen above, before the intake
+                yield
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
