@@ -222,9 +222,31 @@ def _floor_and_fair_trials(
     limit = max(cfg.max_explore_step, floor_total)
     if others > limit:
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
-        others = limit
-    probs[g] = 1.0 - others
+    if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
+        _fit_slack(cfg, inp.est.quality, g, probs)
+    probs[g] = 0.0
+    probs[g] = 1.0 - sum(probs)
     choice.probs = probs
+
+
+def _fit_slack(config: PolicyConfig, qs: Sequence[float], g: int, probs: list[float]) -> None:
+    """Scale down the arms that are expected to lose quality against the greedy one so that
+    exploration spends at most ``explore_slack_share`` of the slack the fleet target leaves.
+
+    A 1 % target leaves 1 % of the quality to lose: trying ten weak arms at a fixed rate
+    would spend several times that.  Arms expected to be as good as the greedy one cost no
+    quality and are not scaled; the others keep at least ``min_propensity``.
+    """
+    target, share = config.fleet_quality_target, config.explore_slack_share
+    assert target is not None and share is not None
+    allowance = share * max(1.0 - target, 0.0) * qs[g]
+    lossy = [i for i in range(len(qs)) if i != g and qs[i] < qs[g]]
+    spent = sum(probs[i] * (qs[g] - qs[i]) for i in lossy)
+    if spent <= allowance:
+        return
+    scale_down = allowance / spent
+    for i in lossy:
+        probs[i] = max(probs[i] * scale_down, config.min_propensity)
 
 
 def plausible_arms(
