@@ -332,5 +332,5 @@ def test_reference_arm_is_audited_where_the_policy_left_it():
     status = policy.status()
     assert status["reference_arm"] == BIG
     big = policy.arm_summary("big")[BIG]
-    assert big["observations"] >= 100
+    assert big["observations"] >= 80  # 92 since the threshold tests of #15 (above 100 before)
     assert big["quality"] == pytest.approx(0.90, abs=0.05)

@@ -93,6 +93,11 @@ class PolicyConfig:
     explore_slack_share: float | None = 0.5
     #: smallest choice probability of an arm whose exploration the slack cannot afford
     min_propensity: float = 1e-4
+    #: with a fleet target: an arm cheaper than the greedy one whose chance of reaching
+    #: ``target x`` the task's best estimate lies between this risk and one minus it is
+    #: *undecided*; undecided arms share the slack budget and are sampled until the test
+    #: decides (``None``: no such tests, such arms are left to Thompson exploration)
+    threshold_test_risk: float | None = 0.05
 
     # --- cost ---------------------------------------------------------------------------------
     #: an arm never called and without a list price is priced as the task's dearest arm
@@ -159,4 +164,5 @@ def objective_for(objectives: Mapping[str, Objective], task_type: str) -> Object
 LEGACY_SETTINGS: dict[str, object] = {
     "explore_slack_share": None,
     "price_unseen_as_dearest": False,
+    "threshold_test_risk": None,
 }

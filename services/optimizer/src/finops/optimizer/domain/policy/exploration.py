@@ -71,6 +71,7 @@ def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
         _cap_waste(inp, choice, price, plausible)
     _identify_best(inp, choice)
     _audit_reference(inp, choice, price)
+    _test_near_threshold(inp, choice)
     _floor_and_fair_trials(inp, choice, plausible)
     return choice
 
@@ -190,6 +191,44 @@ def _audit_reference(inp: ExplorationInputs, choice: Choice, price: float) -> No
         p_audit = min(cfg.max_explore_step, cfg.identify_weight * (1.0 - waste / task.audit))
         if p_audit > choice.probs[r]:
             choice.probs[r] = p_audit
+
+
+def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
+    """Sequential tests of cheap arms near the quality the fleet target asks for.
+
+    An arm cheaper than the greedy one may be the saving a target leaves room for (an arm at
+    95 % of the best's quality, 15 x cheaper, is the whole saving at a 0.95 target) -- or not.
+    Left to Thompson exploration, one unlucky start leaves it looking worse than it is and it
+    is rarely sampled again; mixed in forever, it spends quality.  Here each such arm whose
+    chance of reaching ``target x`` the task's best estimate is between ``threshold_test_risk``
+    and one minus it is sampled until that chance leaves the band (the test decides, with the
+    stated risk; no arm is rejected on fewer than ``explore_min_obs`` outcomes of its own); the
+    undecided arms share the slack budget, each at the rate its expected
+    quality loss against the greedy arm allows.
+    """
+    cfg, est, g = inp.config, inp.est, choice.greedy
+    target, risk, share = cfg.fleet_quality_target, cfg.threshold_test_risk, cfg.explore_slack_share
+    if target is None or risk is None or share is None:
+        return
+    qs, vs, cs = est.quality, est.variance, est.cost
+    bar = target * max(qs)
+    undecided = []
+    for i, arm in enumerate(inp.arm_keys):
+        if i == g or cs[i] >= cs[g]:
+            continue
+        p_reach = phi((qs[i] - bar) / math.sqrt(vs[i]))
+        # a normal approximation is not trusted to reject an arm on a handful of outcomes
+        thin = inp.task.arms[arm].quality.n < cfg.explore_min_obs
+        if (risk <= p_reach or thin) and p_reach <= 1 - risk:
+            undecided.append(i)
+    if not undecided:
+        return
+    allowance = share * max(1.0 - target, 0.0) * qs[g] / len(undecided)
+    for i in undecided:
+        loss = qs[g] - qs[i]
+        rate = cfg.max_explore_step if loss <= 0.0 else min(allowance / loss, cfg.max_explore_step)
+        if rate > choice.probs[i]:
+            choice.probs[i] = rate
 
 
 def _floor_and_fair_trials(
