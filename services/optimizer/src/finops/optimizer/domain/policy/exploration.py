@@ -202,7 +202,8 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
     is rarely sampled again; mixed in forever, it spends quality.  Here each such arm whose
     chance of reaching ``target x`` the task's best estimate is between ``threshold_test_risk``
     and one minus it is sampled until that chance leaves the band (the test decides, with the
-    stated risk; no arm is rejected on fewer than ``explore_min_obs`` outcomes of its own); the
+    stated risk; an arm with fewer than ``explore_min_obs`` outcomes of its own is rejected only
+    at the square of that risk); the
     undecided arms share the slack budget, each at the rate its expected
     quality loss against the greedy arm allows.
     """
@@ -217,9 +218,10 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
         if i == g or cs[i] >= cs[g]:
             continue
         p_reach = phi((qs[i] - bar) / math.sqrt(vs[i]))
-        # a normal approximation is not trusted to reject an arm on a handful of outcomes
+        # on a handful of outcomes a normal approximation is trusted to reject an arm only
+        # at a far smaller risk (the square of the stated one)
         thin = inp.task.arms[arm].quality.n < cfg.explore_min_obs
-        if (risk <= p_reach or thin) and p_reach <= 1 - risk:
+        if (risk * risk if thin else risk) <= p_reach <= 1 - risk:
             undecided.append(i)
     if not undecided:
         return
@@ -262,19 +264,22 @@ def _floor_and_fair_trials(
     if others > limit:
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
     if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
-        _fit_slack(cfg, inp.est.quality, g, probs)
+        _fit_slack(cfg, inp.est.quality, g, probs, per_arm_floor)
     probs[g] = 0.0
     probs[g] = 1.0 - sum(probs)
     choice.probs = probs
 
 
-def _fit_slack(config: PolicyConfig, qs: Sequence[float], g: int, probs: list[float]) -> None:
+def _fit_slack(
+    config: PolicyConfig, qs: Sequence[float], g: int, probs: list[float], floor: float
+) -> None:
     """Scale down the arms that are expected to lose quality against the greedy one so that
     exploration spends at most ``explore_slack_share`` of the slack the fleet target leaves.
 
     A 1 % target leaves 1 % of the quality to lose: trying ten weak arms at a fixed rate
     would spend several times that.  Arms expected to be as good as the greedy one cost no
-    quality and are not scaled; the others keep at least ``min_propensity``.
+    quality and are not scaled; the others keep the exploration floor ``floor`` (every
+    propensity stays positive for off-policy evaluation).
     """
     target, share = config.fleet_quality_target, config.explore_slack_share
     assert target is not None and share is not None
@@ -285,7 +290,7 @@ def _fit_slack(config: PolicyConfig, qs: Sequence[float], g: int, probs: list[fl
         return
     scale_down = allowance / spent
     for i in lossy:
-        probs[i] = max(probs[i] * scale_down, config.min_propensity)
+        probs[i] = max(probs[i] * scale_down, floor)
 
 
 def plausible_arms(
