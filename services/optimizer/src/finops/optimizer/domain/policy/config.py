@@ -91,6 +91,8 @@ class PolicyConfig:
     #: that exploration's expected quality loss may spend (what is left holds the target);
     #: ``None``: exploration is not budgeted from the slack
     explore_slack_share: float | None = 0.5
+    #: an arm's first outcomes on a task are exempt from that budget
+    first_look: int = 3
     #: with a fleet target: an arm cheaper than the greedy one whose chance of reaching
     #: ``target x`` the task's best estimate lies between this risk and one minus it is
     #: *undecided*; undecided arms share the slack budget and are sampled until the test

@@ -264,14 +264,23 @@ def _floor_and_fair_trials(
     if others > limit:
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
     if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
-        _fit_slack(cfg, inp.est.quality, g, probs, per_arm_floor)
+        first_look = [
+            probs[i] if task.arms[a].quality.n < cfg.first_look else 0.0
+            for i, a in enumerate(inp.arm_keys)
+        ]
+        _fit_slack(cfg, inp.est.quality, g, probs, per_arm_floor, first_look)
     probs[g] = 0.0
     probs[g] = 1.0 - sum(probs)
     choice.probs = probs
 
 
 def _fit_slack(
-    config: PolicyConfig, qs: Sequence[float], g: int, probs: list[float], floor: float
+    config: PolicyConfig,
+    qs: Sequence[float],
+    g: int,
+    probs: list[float],
+    floor: float,
+    first_look: Sequence[float],
 ) -> None:
     """Scale down the arms that are expected to lose quality against the greedy one so that
     exploration spends at most ``explore_slack_share`` of the slack the fleet target leaves.
@@ -279,7 +288,10 @@ def _fit_slack(
     A 1 % target leaves 1 % of the quality to lose: trying ten weak arms at a fixed rate
     would spend several times that.  Arms expected to be as good as the greedy one cost no
     quality and are not scaled; the others keep the exploration floor ``floor`` (every
-    propensity stays positive for off-policy evaluation).
+    propensity stays positive for off-policy evaluation).  An arm's first ``first_look``
+    outcomes on a task are not scaled (``first_look``: their probabilities): an estimate
+    resting on the prior alone says nothing about the quality exploring it gives up, and an
+    arm never tried may be the best one, against which the target is measured.
     """
     target, share = config.fleet_quality_target, config.explore_slack_share
     assert target is not None and share is not None
@@ -290,7 +302,7 @@ def _fit_slack(
         return
     scale_down = allowance / spent
     for i in lossy:
-        probs[i] = max(probs[i] * scale_down, floor)
+        probs[i] = max(probs[i] * scale_down, floor, first_look[i])
 
 
 def plausible_arms(
