@@ -23,12 +23,21 @@ from finops.optimizer.domain.arms import (
     QualityPosterior,
 )
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
+from finops.optimizer.domain.policy import costs as policy_costs_mod
 from finops.optimizer.domain.policy import routing as policy_routing_mod
 
 
 @pytest.mark.parametrize(
     "module",
-    [analytics_mod, arms_mod, budgets_mod, eventtime_mod, features_mod, policy_routing_mod],
+    [
+        analytics_mod,
+        arms_mod,
+        budgets_mod,
+        eventtime_mod,
+        features_mod,
+        policy_costs_mod,
+        policy_routing_mod,
+    ],
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from finops.optimizer.domain.features import prompt_features
-from finops.optimizer.domain.policy import RoutingPolicy
+from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "policy_state_v1.json"
 
@@ -41,7 +42,15 @@ def saved() -> dict:
 def test_an_old_checkpoint_restores_to_the_same_state_and_status(saved, scenario):
     old = saved[scenario]
     policy = RoutingPolicy.from_state(old["state"])
-    assert json.loads(json.dumps(policy.to_state())) == old["state"]
+    restored = json.loads(json.dumps(policy.to_state()))
+    old_config = old["state"]["config"]
+    added = {k: v for k, v in restored["config"].items() if k not in old_config}
+    # knobs added since are recorded at the values that keep the old behaviour
+    defaults = PolicyConfig()
+    assert added == {k: LEGACY_SETTINGS.get(k, getattr(defaults, k)) for k in added}
+    assert set(LEGACY_SETTINGS) <= set(added)
+    restored["config"] = {k: v for k, v in restored["config"].items() if k in old_config}
+    assert restored == old["state"]
     assert policy.status() == old["status"]
 
 

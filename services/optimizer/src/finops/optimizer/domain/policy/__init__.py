@@ -61,6 +61,18 @@ each one on every task type would cost more quality than a 5% target leaves.  Ar
 materially better than the apparent best get sampled (targets are relative to the best arm); a
 small floor keeps every propensity positive (see :mod:`.exploration`).
 
+With a fleet quality target, exploration is budgeted from the slack the target leaves: the
+expected quality that non-greedy picks give up against the greedy arm is capped per request at
+``explore_slack_share`` x ``(1 - target)`` x the greedy arm's quality (a 1 % target leaves 1 %
+to lose; trying ten weak arms at a fixed rate would spend several times that), down to the
+exploration floor.  Arms cheaper than the greedy one whose chance of reaching ``target`` x the
+task's best estimate is *undecided* -- between ``threshold_test_risk`` and one minus it -- are
+sampled, sharing that budget, until the test decides: a near-threshold cheap arm (the whole
+saving at a 0.95 target when it sits at 95 % of the best) is identified instead of being left
+to one unlucky start.  An arm never called and without a list price (``cost_hints``: the live
+engine prices catalog arms with genai-prices) is priced as the task's dearest arm, not as free;
+one call tells its cost.
+
 Priors pooled from a handful of identical outcomes are smoothed by ``default_prior_strength``
 pseudo-observations, so that one wrong answer does not make an arm "certainly useless" everywhere.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .keys import family_of
 
-__all__ = ["Objective", "PolicyConfig", "objective_for"]
+__all__ = ["LEGACY_SETTINGS", "Objective", "PolicyConfig", "objective_for"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,22 @@ class PolicyConfig:
     #: each, unless they are implausible (see ``explore_floor``)
     explore_min_obs: int = 30
     young_explore: float = 0.2
+    #: with a fleet target: share of the quality slack ``(1 - target) x q_greedy`` per request
+    #: that exploration's expected quality loss may spend (what is left holds the target);
+    #: ``None``: exploration is not budgeted from the slack
+    explore_slack_share: float | None = 0.5
+    #: an arm's first outcomes on a task are exempt from that budget
+    first_look: int = 3
+    #: with a fleet target: an arm cheaper than the greedy one whose chance of reaching
+    #: ``target x`` the task's best estimate lies between this risk and one minus it is
+    #: *undecided*; undecided arms share the slack budget and are sampled until the test
+    #: decides (``None``: no such tests, such arms are left to Thompson exploration)
+    threshold_test_risk: float | None = 0.05
+
+    # --- cost ---------------------------------------------------------------------------------
+    #: an arm never called and without a list price is priced as the task's dearest arm
+    #: (``False``: as free)
+    price_unseen_as_dearest: bool = True
 
     # --- quality posteriors (empirical Bayes) ---------------------------------------------
     prior_strength_min: float = 1.0
@@ -141,3 +157,12 @@ def objective_for(objectives: Mapping[str, Objective], task_type: str) -> Object
         if obj is None:
             obj = objectives.get("*")
     return obj or Objective()
+
+
+#: knobs added after checkpoints were first written, at the values that keep a restored
+#: policy's behaviour: a checkpoint without them continues the method it was started with
+LEGACY_SETTINGS: dict[str, object] = {
+    "explore_slack_share": None,
+    "price_unseen_as_dearest": False,
+    "threshold_test_risk": None,
+}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..arms import ArmStats, CostModel
 
-__all__ = ["CostBook", "PooledCost"]
+__all__ = ["CostBook", "PooledCost", "fill_unknown"]
 
 
 @dataclass
@@ -33,13 +33,14 @@ class CostBook:
         pc = self.pooled.get(arm)
         return 0.0 if pc is None else pc.slope()
 
-    def expected(self, arm: str, st: ArmStats, tokens: float | None) -> float:
-        """Expected cost (USD) of one request of ``tokens`` input tokens on this task's arm."""
+    def expected(self, arm: str, st: ArmStats, tokens: float | None) -> float | None:
+        """Expected cost (USD) of one request of ``tokens`` input tokens on this task's arm;
+        ``None`` for an arm never seen and without a list price (see :func:`fill_unknown`)."""
         cm = st.cost
         if cm.n <= 0:
             pc = self.pooled.get(arm)
             if pc is None or pc.model.n <= 0:
-                return self.hints.get(arm, 0.0)
+                return self.hints.get(arm)
             cm = pc.model
         c = cm.mean_cost
         if tokens is not None and cm.cxx >= 0:
@@ -63,3 +64,19 @@ class CostBook:
         pc.cxx -= st.cost.cxx
         st.cost = CostModel()
         st.cost.add(tokens, cost)
+
+
+def fill_unknown(costs: list[float | None]) -> list[float]:
+    """Costs with the unknown ones set to the dearest known cost (0 if none is known).
+
+    An arm never called and without a list price is not free: priced as the dearest arm it
+    is explored for its quality only, and one call tells its cost.
+
+    >>> fill_unknown([0.002, None, 0.01])
+    [0.002, 0.01, 0.01]
+    >>> fill_unknown([None, None])
+    [0.0, 0.0]
+    """
+    known = [c for c in costs if c is not None]
+    dearest = max(known) if known else 0.0
+    return [dearest if c is None else c for c in costs]

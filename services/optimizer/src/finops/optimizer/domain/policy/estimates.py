@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..features import COST_FEATURE, ResidualQualityModel
 from .config import PolicyConfig
-from .costs import CostBook
+from .costs import CostBook, fill_unknown
 from .keys import scoped_key
 from .task import TaskState
 
@@ -34,6 +34,7 @@ def estimate_arms(
 ) -> Estimates:
     """``q_hat(x, a) = mean(task, a) + lam_a * (r_a(x) - rbar(task, a))`` and the rest."""
     est = Estimates([], [], [], [])
+    costs_or_unknown: list[float | None] = []
     tokens = features.get(COST_FEATURE) if features else None
     use_ctx = bool(features) and config.contextual
     fam = task.ctx_prefix
@@ -54,6 +55,10 @@ def estimate_arms(
                 q = 0.0 if q < 0.0 else (1.0 if q > 1.0 else q)
         est.quality.append(q)
         est.variance.append(post.variance(p0, m, v0))
-        est.cost.append(costs.expected(a, st, tokens))
+        costs_or_unknown.append(costs.expected(a, st, tokens))
         est.latency.append(st.latency.p95() if len(st.latency) >= min_lat else None)
+    if config.price_unseen_as_dearest:
+        est.cost = fill_unknown(costs_or_unknown)
+    else:
+        est.cost = [0.0 if c is None else c for c in costs_or_unknown]
     return est

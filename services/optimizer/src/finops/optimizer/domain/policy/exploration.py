@@ -71,6 +71,7 @@ def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
         _cap_waste(inp, choice, price, plausible)
     _identify_best(inp, choice)
     _audit_reference(inp, choice, price)
+    _test_near_threshold(inp, choice)
     _floor_and_fair_trials(inp, choice, plausible)
     return choice
 
@@ -192,6 +193,46 @@ def _audit_reference(inp: ExplorationInputs, choice: Choice, price: float) -> No
             choice.probs[r] = p_audit
 
 
+def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
+    """Sequential tests of cheap arms near the quality the fleet target asks for.
+
+    An arm cheaper than the greedy one may be the saving a target leaves room for (an arm at
+    95 % of the best's quality, 15 x cheaper, is the whole saving at a 0.95 target) -- or not.
+    Left to Thompson exploration, one unlucky start leaves it looking worse than it is and it
+    is rarely sampled again; mixed in forever, it spends quality.  Here each such arm whose
+    chance of reaching ``target x`` the task's best estimate is between ``threshold_test_risk``
+    and one minus it is sampled until that chance leaves the band (the test decides, with the
+    stated risk; an arm with fewer than ``explore_min_obs`` outcomes of its own is rejected only
+    at the square of that risk); the
+    undecided arms share the slack budget, each at the rate its expected
+    quality loss against the greedy arm allows.
+    """
+    cfg, est, g = inp.config, inp.est, choice.greedy
+    target, risk, share = cfg.fleet_quality_target, cfg.threshold_test_risk, cfg.explore_slack_share
+    if target is None or risk is None or share is None:
+        return
+    qs, vs, cs = est.quality, est.variance, est.cost
+    bar = target * max(qs)
+    undecided = []
+    for i, arm in enumerate(inp.arm_keys):
+        if i == g or cs[i] >= cs[g]:
+            continue
+        p_reach = phi((qs[i] - bar) / math.sqrt(vs[i]))
+        # on a handful of outcomes a normal approximation is trusted to reject an arm only
+        # at a far smaller risk (the square of the stated one)
+        thin = inp.task.arms[arm].quality.n < cfg.explore_min_obs
+        if (risk * risk if thin else risk) <= p_reach <= 1 - risk:
+            undecided.append(i)
+    if not undecided:
+        return
+    allowance = share * max(1.0 - target, 0.0) * qs[g] / len(undecided)
+    for i in undecided:
+        loss = qs[g] - qs[i]
+        rate = cfg.max_explore_step if loss <= 0.0 else min(allowance / loss, cfg.max_explore_step)
+        if rate > choice.probs[i]:
+            choice.probs[i] = rate
+
+
 def _floor_and_fair_trials(
     inp: ExplorationInputs, choice: Choice, plausible: Sequence[bool]
 ) -> None:
@@ -222,9 +263,46 @@ def _floor_and_fair_trials(
     limit = max(cfg.max_explore_step, floor_total)
     if others > limit:
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
-        others = limit
-    probs[g] = 1.0 - others
+    if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
+        first_look = [
+            probs[i] if task.arms[a].quality.n < cfg.first_look else 0.0
+            for i, a in enumerate(inp.arm_keys)
+        ]
+        _fit_slack(cfg, inp.est.quality, g, probs, per_arm_floor, first_look)
+    probs[g] = 0.0
+    probs[g] = 1.0 - sum(probs)
     choice.probs = probs
+
+
+def _fit_slack(
+    config: PolicyConfig,
+    qs: Sequence[float],
+    g: int,
+    probs: list[float],
+    floor: float,
+    first_look: Sequence[float],
+) -> None:
+    """Scale down the arms that are expected to lose quality against the greedy one so that
+    exploration spends at most ``explore_slack_share`` of the slack the fleet target leaves.
+
+    A 1 % target leaves 1 % of the quality to lose: trying ten weak arms at a fixed rate
+    would spend several times that.  Arms expected to be as good as the greedy one cost no
+    quality and are not scaled; the others keep the exploration floor ``floor`` (every
+    propensity stays positive for off-policy evaluation).  An arm's first ``first_look``
+    outcomes on a task are not scaled (``first_look``: their probabilities): an estimate
+    resting on the prior alone says nothing about the quality exploring it gives up, and an
+    arm never tried may be the best one, against which the target is measured.
+    """
+    target, share = config.fleet_quality_target, config.explore_slack_share
+    assert target is not None and share is not None
+    allowance = share * max(1.0 - target, 0.0) * qs[g]
+    lossy = [i for i in range(len(qs)) if i != g and qs[i] < qs[g]]
+    spent = sum(probs[i] * (qs[g] - qs[i]) for i in lossy)
+    if spent <= allowance:
+        return
+    scale_down = allowance / spent
+    for i in lossy:
+        probs[i] = max(probs[i] * scale_down, floor, first_look[i])
 
 
 def plausible_arms(

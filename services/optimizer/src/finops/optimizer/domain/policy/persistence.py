@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..arms import CostModel
 from ..features import ResidualQualityModel
-from .config import Objective, PolicyConfig
+from .config import LEGACY_SETTINGS, Objective, PolicyConfig
 from .costs import PooledCost
 from .planner import PlannedRequest
 from .priors import Prior
@@ -71,7 +71,8 @@ def dump(policy: RoutingPolicy) -> dict[str, Any]:
 def load(cls: type[RoutingPolicy], state: Mapping[str, Any]) -> RoutingPolicy:
     """Rebuild a policy from :func:`dump` output (e.g. after a JSON round trip)."""
     names = {f.name for f in fields(PolicyConfig)}
-    config = PolicyConfig(**{k: v for k, v in state["config"].items() if k in names})
+    saved = {**LEGACY_SETTINGS, **state["config"]}
+    config = PolicyConfig(**{k: v for k, v in saved.items() if k in names})
     policy = cls(
         config=config,
         default_arms=state["default_arms"],
