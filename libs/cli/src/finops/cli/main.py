@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS
+from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError
 from finops.cli.output import console, print_error
 from finops.cli.process import pid_alive
@@ -225,6 +225,7 @@ def demo(
     root = settings.data_dir.resolve()
     if _running_supervisor(root):
         raise CliError("a stack is already running here; `finops down` first, or use it directly")
+    use_demo_service_settings()
     stack = Stack(settings, echo=lambda line: console.print(f"• {line}"))
     started = time.monotonic()
     try:
