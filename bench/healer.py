@@ -1,7 +1,7 @@
 """Healer: advice API latency and error events classified per second, each with its baseline.
 
 Starts its own stack (PostgreSQL, Redis, broker with its log in memory, auth, healer) on
-free ports in a temporary folder, then measures, in one run:
+free ports in a temporary folder (see ``_harness.private_stack``), then measures, in one run:
 
 1. the raw aiokafka consume rate of the same error records (baseline, this process);
 2. the healer's rate from ``agent.error.v1`` to its ledger (decode, classify, learn), read
@@ -68,10 +68,6 @@ BENCH = ServiceBench(
     "bench/healer #10",
     "healer, agent.error → ledger (classify, learn), one worker",
     "POST /api/healing/advice",
-    # Four consumers of the healer read agent.error.v1 (validation, breakers, ledger, ...):
-    # on disk storage the local broker's s3rver serves their fetches at 100 % of one core
-    # and the healer waits at a quarter of one (measured), so the log is kept in memory.
-    storage="memory",
     # The advice latency is measured once the breakers' stage 1 and the validating consumer
     # have read every event too (the ledger is usually first).
     settled=(
