@@ -16,8 +16,9 @@ from finops.common.events import (
     error_event,
     parse_event,
 )
+from finops.optimizer.domain.arm_identity import ArmSpec, config_key
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec, NoArms, OptimizerEngine, config_key
+from finops.optimizer.domain.engine import NoArms, OptimizerEngine
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 TRUTH = {
@@ -132,6 +133,41 @@ def test_errors_count_against_reliability_once():
     engine.observe_error(error)
     assert engine.errors_seen == 1
     assert engine.policy.status()["updates"] == before + 1
+
+
+def timeout_error(model: str, provider: str = "openai") -> ErrorEvent:
+    event = parse_event(
+        error_event(
+            {
+                "agent_id": "bot",
+                "task_type": "summarize",
+                "provider": provider,
+                "model": model,
+                "error": {"kind": "timeout", "message": "t"},
+                "attempt": 1,
+            },
+            time=T0,
+        )
+    )
+    assert isinstance(event, ErrorEvent)
+    return event
+
+
+def test_an_error_counts_against_the_known_arm_of_its_model_and_provider_only():
+    engine = OptimizerEngine()
+    configured = ArmSpec("gpt-4o", "openai", {"temperature": 0.2}).arm_id
+    engine.observe(call("gpt-4o", 0.9, T0, config={"temperature": 0.2}))
+    # a model whose name starts like the known one's, and the same model at another provider,
+    # are other arms: each error is attributed to a new default arm of its own
+    engine.observe_error(timeout_error("gpt-4o-mini"))
+    engine.observe_error(timeout_error("gpt-4o", provider="azure"))
+    engine.observe_error(timeout_error("gpt-4o"))
+    assert engine.task_arms["summarize"] == [
+        configured,
+        "gpt-4o-mini|openai|default",
+        "gpt-4o|azure|default",
+    ]
+    assert engine.policy.status()["updates"] == 4
 
 
 def test_unknown_task_uses_known_arms_and_no_arms_is_an_error():

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from support import llm_call
 
 from finops.common.events import LlmCallEvent, apply_pricing, parse_event
-from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
+from finops.optimizer.domain.arm_identity import ArmSpec
+from finops.optimizer.domain.engine import OptimizerEngine
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 

@@ -10,12 +10,13 @@ import random
 import pytest
 
 from finops.optimizer.domain import analytics as analytics_mod
+from finops.optimizer.domain import arm_identity as arm_identity_mod
 from finops.optimizer.domain import arms as arms_mod
 from finops.optimizer.domain import budgets as budgets_mod
 from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
+from finops.optimizer.domain.arm_identity import Arm
 from finops.optimizer.domain.arms import (
-    Arm,
     ArmStats,
     CostModel,
     DriftMonitor,
@@ -31,6 +32,7 @@ from finops.optimizer.domain.policy import routing as policy_routing_mod
     "module",
     [
         analytics_mod,
+        arm_identity_mod,
         arms_mod,
         budgets_mod,
         eventtime_mod,

@@ -1,8 +1,8 @@
 """Per-arm online statistics used by the routing policy.
 
 An *arm* is one way of serving a request: a ``(model, provider, config-id)`` triple, written as
-the string ``"model|provider|config"`` (see :class:`Arm`).  For every ``(task_type, arm)`` pair the
-policy keeps an :class:`ArmStats`, which bundles
+the string ``"model|provider|config"`` (its identity is :class:`.arm_identity.Arm`).  For every
+``(task_type, arm)`` pair the policy keeps an :class:`ArmStats`, which bundles
 
 * :class:`QualityPosterior` -- a conjugate (Beta-like / Normal) posterior over mean quality whose
   prior is supplied at query time (hierarchical shrinkage towards the arm's family-wide mean),
@@ -18,50 +18,17 @@ serialises to plain JSON-able dicts with ``to_state`` / ``from_state``.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 from river import drift
 
 __all__ = [
-    "Arm",
     "ArmStats",
     "CostModel",
     "DriftMonitor",
     "LatencyWindow",
     "QualityPosterior",
 ]
-
-
-class Arm(NamedTuple):
-    """A routable option: model served by a provider with a given configuration.
-
-    Examples
-    --------
-    >>> arm = Arm("gpt-4o", "openai", "temp0")
-    >>> arm.key
-    'gpt-4o|openai|temp0'
-    >>> Arm.parse("gpt-4o|openai|temp0") == arm
-    True
-    >>> Arm.parse("llama-3-8b")
-    Arm(model='llama-3-8b', provider='default', config='default')
-    """
-
-    model: str
-    provider: str = "default"
-    config: str = "default"
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}|{self.provider}|{self.config}"
-
-    @classmethod
-    def parse(cls, key: str) -> Arm:
-        parts = key.split("|")
-        if len(parts) == 1:
-            return cls(parts[0])
-        if len(parts) == 2:
-            return cls(parts[0], parts[1])
-        return cls(parts[0], parts[1], "|".join(parts[2:]))
 
 
 def _finite_or_none(x: float) -> float | None:

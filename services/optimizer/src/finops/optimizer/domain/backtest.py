@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .arms import Arm
+from .arm_identity import Arm
 from .features import prompt_features
 from .policy import PolicyConfig, RoutingPolicy
 

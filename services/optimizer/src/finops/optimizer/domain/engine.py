@@ -10,11 +10,10 @@ events it has taken in.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain import ALERT_SOURCE
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
+from finops.optimizer.domain.arm_identity import ArmSpec
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.circuits import BreakerStates, SkippedArm, screen
 from finops.optimizer.domain.eventtime import windowable
@@ -31,7 +31,6 @@ from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
 
 STATE_VERSION = 1
-DEFAULT_CONFIG_KEY = "default"
 
 
 class OptimizerError(FinopsError):
@@ -46,31 +45,6 @@ class NoArms(NotFound, OptimizerError):
 
 class UnknownBudget(NotFound, OptimizerError):
     code = "unknown_budget"
-
-
-def config_key(config: Mapping[str, Any] | None) -> str:
-    """A short stable id for a model configuration (``default`` when there is none)."""
-    relevant = {k: v for k, v in (config or {}).items() if v is not None}
-    if not relevant:
-        return DEFAULT_CONFIG_KEY
-    text = json.dumps(relevant, sort_keys=True, default=str).encode()
-    return hashlib.blake2b(text, digest_size=5).hexdigest()
-
-
-@dataclass(frozen=True)
-class ArmSpec:
-    """One routable option: a model at a provider with a configuration."""
-
-    model: str
-    provider: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def arm_id(self) -> str:
-        return f"{self.model}|{self.provider}|{config_key(self.config)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"arm": self.arm_id, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -189,8 +163,11 @@ class OptimizerEngine:
             return []
         self.errors_seen += 1
         data = event.data
-        prefix = f"{data.model}|{data.provider}|"
-        known = [a for a in self.task_arms.get(data.task_type, []) if a.startswith(prefix)]
+        known = [
+            a
+            for a in self.task_arms.get(data.task_type, [])
+            if self.arms[a].arm.serves(data.model, data.provider)
+        ]
         arm = (
             known[-1]
             if known

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from finops.optimizer.domain.arm_identity import Arm
+
 #: arm -> (expected quality, expected cost in USD), as logged with the decision
 Estimates = dict[str, tuple[float, float]]
 TargetPolicy = Callable[[str, Estimates], str]
@@ -78,13 +80,6 @@ class JoinStats:
     unmatched: int = 0
 
 
-def arm_of(data: Mapping[str, Any]) -> str:
-    """The arm id of a cost event's ``data`` (must match the optimizer's arm ids)."""
-    from finops.optimizer.domain.engine import config_key
-
-    return f"{data['model']}|{data['provider']}|{config_key(data.get('config'))}"
-
-
 def join(
     recommendations: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str, Any]]
 ) -> tuple[list[LoggedDecision], JoinStats]:
@@ -112,7 +107,7 @@ def join(
             stats.unmatched += 1
             continue
         rec = found
-        if arm_of(data) != rec["arm"]:
+        if Arm.of_call(data).key != rec["arm"]:
             stats.not_followed += 1
             continue
         seen.add(rec_id)
