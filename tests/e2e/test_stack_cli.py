@@ -92,7 +92,9 @@ def test_demo_runs_the_fleet_writes_a_report_with_every_chart_and_stops_everythi
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = " ".join(result.stdout.split())
     assert "demo: every component is up and the fleet ran end to end" in out
-    assert re.search(r"saving \d+\.\d% · quality ratio \d\.\d+ · healed", out), out[-2000:]
+    # 300 tasks are mostly the optimizer's first look at every model: the saving may be
+    # negative this early (test_simulate.py asserts the default run's figures)
+    assert re.search(r"saving -?\d+\.\d% · quality ratio \d\.\d+ · healed", out), out[-2000:]
     assert ", 0 lost" in out
     state = json.loads((Path(stack_env["FINOPS_DATA_DIR"]) / "stack.json").read_text())
     assert state["status"] == "stopped"

@@ -134,6 +134,11 @@ async def _prune_refresh_tokens(service: AuthService, every_seconds: float) -> N
             pruned = await service.prune_expired_refresh_tokens()
             if pruned:
                 log.info("expired refresh tokens deleted", extra={"count": pruned})
-        except Exception:  # the database may be away for a while; the next round retries
+        except Exception as exc:  # the database may be away for a while; the next round retries
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Cancelled mid-commit, asyncpg's rollback fails with its own error: that is
+                # the shutdown's cancellation, and swallowing it would hang the shutdown.
+                raise asyncio.CancelledError() from exc
             log.exception("deleting expired refresh tokens failed")
         await asyncio.sleep(every_seconds)
