@@ -7,7 +7,13 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -63,6 +69,23 @@ def make_consumer(
     }
     conf.update(overrides)
     return AIOKafkaConsumer(*topics, **conf)
+
+
+async def start_subscribed(
+    consumer: AIOKafkaConsumer,
+    topics: Iterable[str],
+    listener: ConsumerRebalanceListener | None = None,
+) -> None:
+    """Start ``consumer``, then subscribe it to ``topics`` in its group.
+
+    The group join runs in the background and the consumer's first ``getmany`` reads once the
+    group has assigned it partitions: a service's start-up never waits for a rebalance, which
+    lasts up to the session timeout when a previous member went away without leaving (a
+    killed process; on tansu, any member of generation 0). aiokafka's ``start`` would wait
+    for the assignment when the consumer was subscribed first.
+    """
+    await consumer.start()
+    consumer.subscribe(list(topics), listener=listener)
 
 
 def make_admin(settings: CommonSettings) -> AIOKafkaAdminClient:

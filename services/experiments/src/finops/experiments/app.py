@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
-from finops.common.kafka import make_consumer, make_producer
+from finops.common.kafka import make_consumer, make_producer, start_subscribed
 from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
@@ -107,7 +107,7 @@ async def open_intake(
     """
     partitions = len(await producer.partitions_for(settings.events_topic))
     forwarder = TaggedForwarder(
-        make_consumer(settings, settings.cost_topic, group_id=settings.consumer_group),
+        make_consumer(settings, group_id=settings.consumer_group),
         producer,
         repo,
         events_topic=settings.events_topic,
@@ -131,9 +131,8 @@ async def open_intake(
         checkpoint_interval_s=settings.checkpoint_interval_s,
         refresh_interval_s=settings.refresh_interval_s,
     )
-    intake.subscribe()
-    await intake.consumer.start()
-    await forwarder.consumer.start()
+    await intake.start()
+    await start_subscribed(forwarder.consumer, [settings.cost_topic])
     return intake
 
 

@@ -61,8 +61,7 @@ def create_app(
         # would otherwise stall requests for tens of milliseconds (p99 latency).
         if settings.freeze_startup_heap:
             freeze_startup_heap()
-        intake.subscribe()
-        await consumer.start()
+        await intake.start()
         app.state.intake = intake
         SPEND.source = lambda: intake.engine
         app.state.reclog = RecommendationLog(producer)

@@ -27,6 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
 from finops.common.consumer import park_on_dlq
+from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
 from finops.common.partitions import partition_for
@@ -113,8 +114,10 @@ class AnalysisIntake:
     def owner_partition(self, experiment_id: str) -> int:
         return partition_for(experiment_id, self.partitions)
 
-    def subscribe(self) -> None:
-        self.consumer.subscribe([self.events_topic], listener=_OwnPartitions(self))
+    async def start(self) -> None:
+        """Start the consumer; its group join and the adoption of the partitions it is
+        assigned run in the background (:func:`~finops.common.kafka.start_subscribed`)."""
+        await start_subscribed(self.consumer, [self.events_topic], _OwnPartitions(self))
 
     async def adopt(self, partitions: set[int]) -> None:
         """Load the checkpoints of newly assigned partitions and seek to their offsets."""

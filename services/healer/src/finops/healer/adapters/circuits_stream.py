@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from finops.common.circuits import CircuitState
 from finops.common.consumer import park_on_dlq
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
-from finops.common.kafka import make_consumer, make_producer
+from finops.common.kafka import make_consumer, make_producer, start_subscribed
 from finops.common.partitions import consume_in_slices
 from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
 from finops.healer.domain.breakers import (
@@ -233,14 +233,11 @@ async def breaker_pipeline(
     """The breakers' consumers, producer and loops, running for the ``with`` block."""
     stream = BreakerStream(settings, classifier, published)
     producer = make_producer(settings)
-    calls = make_consumer(
-        settings, settings.error_topic, settings.cost_topic, group_id=settings.breaker_group
-    )
+    calls = make_consumer(settings, group_id=settings.breaker_group)
     outcomes = make_consumer(settings, group_id=settings.breaker_owner_group)
-    outcomes.subscribe([settings.outcomes_topic], listener=_Release(stream, producer))
     await producer.start()
-    await calls.start()
-    await outcomes.start()
+    await start_subscribed(calls, [settings.error_topic, settings.cost_topic])
+    await start_subscribed(outcomes, [settings.outcomes_topic], _Release(stream, producer))
     stop = asyncio.Event()
     runner = asyncio.create_task(
         stream.run(calls, outcomes, producer, stop), name="healer-breakers"

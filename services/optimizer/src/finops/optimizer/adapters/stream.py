@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge
 from finops.common.consumer import dlq_headers
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
@@ -126,8 +127,10 @@ class EventIntake:
         self.offsets = dict(plan.offsets)
         self.cluster_id = plan.cluster_id
 
-    def subscribe(self) -> None:
-        self.consumer.subscribe(list(self.topics), listener=_SeekToCheckpoint(self))
+    async def start(self) -> None:
+        """Start the consumer; its group join and the seek to the checkpoint run in the
+        background (:func:`~finops.common.kafka.start_subscribed`)."""
+        await start_subscribed(self.consumer, self.topics, _SeekToCheckpoint(self))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
