@@ -152,6 +152,31 @@ class OperatorApi:
             raise CliError(f"the experiments service did not start {name}: {started.text[:300]}")
         return RunningExperiment(plan, experiment_id, name)
 
+    async def optimizer_events(self) -> int | None:
+        """How many call events the optimizer has read (None when it does not answer)."""
+        url = self.endpoints.service_url("optimizer") + "/api/stats/summary"
+        try:
+            resp = await self.http.get(url)
+        except httpx.HTTPError:
+            return None
+        return int(resp.json()["events"]) if resp.status_code == 200 else None
+
+    async def optimizer_caught_up(self, events: int, timeout_s: float = 120.0) -> bool:
+        """Wait until the optimizer has read ``events`` call events (False at the deadline).
+
+        The simulation compresses hours into seconds; a real fleet's optimizer reads its
+        warm-up long before the next tasks come, so the run waits for it here (a service that
+        just started may still be joining its consumer group).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            read = await self.optimizer_events()
+            if read is not None and read >= events:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+
     async def outcome(
         self, experiment: RunningExperiment, timeout_s: float = 60.0
     ) -> ExperimentOutcome:

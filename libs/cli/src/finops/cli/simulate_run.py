@@ -280,9 +280,13 @@ async def run_simulation(
     sampler.start()
     warm_up = min(len(tasks), max(50, calls // 20))
     try:
+        read_before = await api.optimizer_events() or 0
         await fleet.work(tasks[:warm_up], progress)
         for client in clients:
             await client.flush(timeout=120)
+        answered = sum(fleet.models_used.values())
+        if not await api.optimizer_caught_up(read_before + answered):
+            warn("the optimizer had not read the warm-up's calls after 120 s; going on")
         run_id = uuid.uuid4().hex[:6]
         outcomes = []
         started = await asyncio.gather(
