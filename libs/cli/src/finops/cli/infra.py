@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.cli.folder_access import FolderAccessError, grant_traverse
 from finops.cli.process import Component, free_port, tcp_open
+from finops.cli.storage_repair import repair_storage
 from finops.common.settings import DEFAULT_PORTS
 
 #: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
@@ -318,6 +319,11 @@ class LocalInfra:
         if self.settings.kafka_storage == "memory" and not self.settings.kafka_s3_endpoint:
             self._cluster_id = f"finops-memory-{uuid.uuid4().hex[:12]}"
             return
+        if not self._storage_external():
+            # a broker killed in the middle of a write leaves objects that it cannot read back
+            bucket = self.root / "kafka" / "s3" / self.settings.kafka_s3_bucket
+            for repair in repair_storage(bucket):
+                self.echo(f"broker storage repaired: {repair.key} ({repair.action})")
         id_file = self.root / "kafka" / "cluster-id"
         if not id_file.exists():
             id_file.parent.mkdir(parents=True, exist_ok=True)
