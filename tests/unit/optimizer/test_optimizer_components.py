@@ -9,12 +9,20 @@ import random
 
 import pytest
 
+from finops.optimizer.domain import aggregates as aggregates_mod
 from finops.optimizer.domain import analytics as analytics_mod
 from finops.optimizer.domain import arm_identity as arm_identity_mod
 from finops.optimizer.domain import arms as arms_mod
+from finops.optimizer.domain import budget_alerts as budget_alerts_mod
+from finops.optimizer.domain import budget_definitions as budget_definitions_mod
+from finops.optimizer.domain import budget_pacing as budget_pacing_mod
 from finops.optimizer.domain import budgets as budgets_mod
+from finops.optimizer.domain import burn_rate as burn_rate_mod
 from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
+from finops.optimizer.domain import id_dedupe as id_dedupe_mod
+from finops.optimizer.domain import latency_sketch as latency_sketch_mod
+from finops.optimizer.domain import windows as windows_mod
 from finops.optimizer.domain.arm_identity import Arm
 from finops.optimizer.domain.arms import (
     ArmStats,
@@ -31,14 +39,22 @@ from finops.optimizer.domain.policy import routing as policy_routing_mod
 @pytest.mark.parametrize(
     "module",
     [
+        aggregates_mod,
         analytics_mod,
         arm_identity_mod,
         arms_mod,
+        budget_alerts_mod,
+        budget_definitions_mod,
+        budget_pacing_mod,
         budgets_mod,
+        burn_rate_mod,
         eventtime_mod,
         features_mod,
+        id_dedupe_mod,
+        latency_sketch_mod,
         policy_costs_mod,
         policy_routing_mod,
+        windows_mod,
     ],
 )
 def test_docstring_examples_run(module):

@@ -250,6 +250,28 @@ async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[Asy
     return clients
 
 
+async def _start_experiments(
+    api: OperatorApi, fleet: FleetRun, calls: int, warn: Callable[[str], None]
+) -> list[ExperimentOutcome]:
+    """Start every planned experiment (the fleet takes their assignments from now on); the
+    outcomes of those that could not start, with a warning each."""
+    run_id = uuid.uuid4().hex[:6]
+    outcomes = []
+    started = await asyncio.gather(
+        *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
+        return_exceptions=True,
+    )
+    for experiment in started:
+        if isinstance(experiment, ExperimentNotStarted):
+            warn(f"experiment {experiment.outcome.name} not started: {experiment}")
+            outcomes.append(experiment.outcome)
+        elif isinstance(experiment, BaseException):
+            raise experiment
+        else:
+            fleet.experiments[experiment.plan.task_type] = experiment
+    return outcomes
+
+
 async def run_simulation(
     endpoints: Endpoints,
     *,
@@ -287,20 +309,7 @@ async def run_simulation(
         answered = sum(fleet.models_used.values())
         if not await api.optimizer_caught_up(read_before + answered):
             warn("the optimizer had not read the warm-up's calls after 120 s; going on")
-        run_id = uuid.uuid4().hex[:6]
-        outcomes = []
-        started = await asyncio.gather(
-            *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
-            return_exceptions=True,
-        )
-        for experiment in started:
-            if isinstance(experiment, ExperimentNotStarted):
-                warn(f"experiment {experiment.outcome.name} not started: {experiment}")
-                outcomes.append(experiment.outcome)
-            elif isinstance(experiment, BaseException):
-                raise experiment
-            else:
-                fleet.experiments[experiment.plan.task_type] = experiment
+        outcomes = await _start_experiments(api, fleet, calls, warn)
         await fleet.work(tasks[warm_up:], progress)
         for client in clients:
             await client.close(timeout=120)

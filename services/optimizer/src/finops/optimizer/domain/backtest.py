@@ -151,7 +151,47 @@ def run_backtest(
     if not data.prompts:
         raise ValueError("no prompts in the outcomes")
     ref = _reference_numbers(data)
+    policy, arms = _policy_for(data, quality_target, seed, config)
+    order = list(range(len(data.prompts)))
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    replay = _replay(data, policy, arms, order, rng, progress, max(1, int(progress_every)))
+    result = _result(ref, replay, len(order), list(data.models))
+    if details is not None:
+        details.update(
+            {
+                "runtime_s": time.perf_counter() - t0,
+                "per_model": ref["models"],
+                "choices": replay.choices,
+                "policy_status": policy.status(),
+                "drift_events": replay.drift_events,
+            }
+        )
+    return result
 
+
+@dataclass(frozen=True)
+class _ReplayArms:
+    """The policy's arm key of every model, and back."""
+
+    arm_of: dict[str, str]
+    model_of: dict[str, str]
+
+
+@dataclass
+class _Replay:
+    """What a replay realised: quality and cost sums, choices per model, drift events."""
+
+    quality_sum: float = 0.0
+    cost_sum: float = 0.0
+    choices: dict[str, int] = field(default_factory=dict)
+    drift_events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _policy_for(
+    data: Outcomes, quality_target: float, seed: int, config: PolicyConfig | None
+) -> tuple[RoutingPolicy, _ReplayArms]:
+    """A fresh policy at this target and seed, with every task type's models as arms."""
     cfg = PolicyConfig(**{**(config.__dict__ if config else {})})
     cfg.fleet_quality_target = quality_target
     cfg.seed = seed
@@ -161,17 +201,21 @@ def run_backtest(
     for task_type in sorted({r.task_type for r in data.prompts}):
         present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
         policy.register_arms(task_type, [arm_of[m] for m in present])
+    return policy, _ReplayArms(arm_of, model_of)
 
-    order = list(range(len(data.prompts)))
-    rng = random.Random(seed)
-    rng.shuffle(order)
 
+def _replay(
+    data: Outcomes,
+    policy: RoutingPolicy,
+    arms: _ReplayArms,
+    order: list[int],
+    rng: random.Random,
+    progress: ProgressCallback | None,
+    every: int,
+) -> _Replay:
+    """Ask the policy for one model per prompt in ``order`` and show it only that outcome."""
     total = len(order)
-    q_sum = 0.0
-    c_sum = 0.0
-    choices: dict[str, int] = {m: 0 for m in data.models}
-    drift_events: list[dict[str, Any]] = []
-    every = max(1, int(progress_every))
+    replay = _Replay(choices={m: 0 for m in data.models})
     for done, idx in enumerate(order, start=1):
         rec = data.prompts[idx]
         feats = prompt_features(rec.prompt, rec.input_tokens)
@@ -179,25 +223,32 @@ def run_backtest(
             decision = policy.recommend(rec.task_type, feats, rng)
         else:
             decision = policy.recommend(
-                rec.task_type, feats, rng, candidates=[arm_of[m] for m in rec.outcomes]
+                rec.task_type, feats, rng, candidates=[arms.arm_of[m] for m in rec.outcomes]
             )
-        model = model_of[decision.arm]
+        model = arms.model_of[decision.arm]
         q, c = rec.outcomes[model]
         policy.update(rec.task_type, decision.arm, feats, q, c, None, True)
-        q_sum += q
-        c_sum += c
-        choices[model] += 1
+        replay.quality_sum += q
+        replay.cost_sum += c
+        replay.choices[model] += 1
         if progress is not None and (done % every == 0 or done == total):
-            progress(done, total, {"quality": q_sum / done, "cost_per_prompt": c_sum / done})
+            progress(
+                done,
+                total,
+                {"quality": replay.quality_sum / done, "cost_per_prompt": replay.cost_sum / done},
+            )
         if policy._drift_events:
-            drift_events.extend(policy.drain_drift_events())
+            replay.drift_events.extend(policy.drain_drift_events())
+    return replay
 
-    n = total
-    policy_q = q_sum / n
-    policy_c = c_sum / n
-    result = {
+
+def _result(ref: dict[str, Any], replay: _Replay, n: int, models: list[str]) -> dict[str, Any]:
+    """The report of a replay of ``n`` prompts against the reference numbers."""
+    policy_q = replay.quality_sum / n
+    policy_c = replay.cost_sum / n
+    return {
         "prompts": n,
-        "models": list(data.models),
+        "models": models,
         "best_model": ref["best_model"],
         "best_quality": ref["best_quality"],
         "best_cost_per_prompt": ref["best_cost_per_prompt"],
@@ -210,17 +261,6 @@ def run_backtest(
         "oracle_quality": ref["oracle_quality"],
         "oracle_cost_per_prompt": ref["oracle_cost_per_prompt"],
     }
-    if details is not None:
-        details.update(
-            {
-                "runtime_s": time.perf_counter() - t0,
-                "per_model": ref["models"],
-                "choices": choices,
-                "policy_status": policy.status(),
-                "drift_events": drift_events,
-            }
-        )
-    return result
 
 
 def frontier_points(

@@ -1,0 +1,136 @@
+"""Budget alerts: which thresholds a budget's spend or forecast crossed (pure domain code).
+
+Alerts are :class:`~finops.common.alerts.Alert` with ``kind="budget"``. Each alert's ``details``
+hold ``alert_type``, the budget, the threshold, spend, limit and forecast, the period and the
+event time that raised it.
+
+* ``alert_type="threshold"``: once per threshold (default 80 % and 100 %) per period, when the
+  actual spend reaches ``threshold x limit`` (one event crossing both gives both, in order).
+* ``alert_type="forecast_exceeds"``: once per period, when the forecast exceeds the limit
+  while the spend is still below it: the early warning.
+
+``alert_id`` is a UUID5 of ``budget id | period start | threshold`` (or ``forecast``): re-
+processing the same events after a restart yields the same ids, so a consumer can dedupe.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from finops.common.alerts import Alert
+from finops.optimizer.domain import ALERT_SOURCE
+from finops.optimizer.domain.budget_definitions import Budget
+from finops.optimizer.domain.burn_rate import HOUR, BurnState
+from finops.optimizer.domain.eventtime import iso_utc
+
+__all__ = ["alert_id", "check_alerts"]
+
+_NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
+#: the ``fired`` label of the forecast alert (thresholds are labelled by their value)
+FORECAST_LABEL = "forecast"
+
+
+def alert_id(budget_id: str, period_start: float, label: str) -> str:
+    """Deterministic alert id: UUID5 of ``budget|<id>|<period start>|<label>``."""
+    return str(uuid.uuid5(_NAMESPACE, f"budget|{budget_id}|{iso_utc(period_start)}|{label}"))
+
+
+def _label(threshold: float) -> str:
+    return f"{threshold:g}"
+
+
+def check_alerts(b: Budget, st: BurnState, ts: float) -> list[Alert]:
+    """The alerts not yet fired in the period that the state at ``ts`` crosses (now marked
+    fired in ``st``): thresholds in increasing order, then the forecast.
+
+    >>> st = BurnState(0.0, 86400.0)
+    >>> st.add(0.0, 9.0, 1)
+    >>> b = Budget("b", "team", "search", "day", 10.0)
+    >>> [a.details["alert_type"] for a in check_alerts(b, st, 1800.0)]
+    ['threshold', 'forecast_exceeds']
+    >>> check_alerts(b, st, 1800.0), st.fired
+    ([], ['0.8', 'forecast'])
+    """
+    forecast = st.forecast(ts)
+    alerts = _threshold_alerts(b, st, ts, forecast)
+    if FORECAST_LABEL not in st.fired and st.spend < b.limit_usd and forecast > b.limit_usd:
+        st.fired.append(FORECAST_LABEL)
+        alerts.append(_forecast_alert(b, st, ts, forecast))
+    return alerts
+
+
+def _threshold_alerts(b: Budget, st: BurnState, ts: float, forecast: float) -> list[Alert]:
+    alerts: list[Alert] = []
+    for th in b.alert_thresholds:
+        label = _label(th)
+        if label not in st.fired and st.spend >= th * b.limit_usd:
+            st.fired.append(label)
+            pct = round(th * 100)
+            alerts.append(
+                _alert(
+                    b,
+                    st,
+                    ts,
+                    "threshold",
+                    label,
+                    th,
+                    forecast,
+                    "critical" if th >= 1.0 else "warning",
+                    f"{b.scope} {b.subject!r} has spent ${st.spend:.2f}, {pct}% or more of "
+                    f"its ${b.limit_usd:.2f} {b.period} budget "
+                    f"(period from {iso_utc(st.period_start)[:10]})",
+                )
+            )
+    return alerts
+
+
+def _forecast_alert(b: Budget, st: BurnState, ts: float, forecast: float) -> Alert:
+    left_h = (b.limit_usd - st.spend) / max(st.rates(ts)[0], 1e-18) / HOUR
+    return _alert(
+        b,
+        st,
+        ts,
+        "forecast_exceeds",
+        FORECAST_LABEL,
+        1.0,
+        forecast,
+        "warning",
+        f"{b.scope} {b.subject!r} is forecast to spend ${forecast:.2f} against its "
+        f"${b.limit_usd:.2f} {b.period} budget; at the current burn rate it breaks "
+        f"in about {left_h:.1f} h, before the period ends at "
+        f"{iso_utc(st.period_end)}",
+    )
+
+
+def _alert(
+    b: Budget,
+    st: BurnState,
+    ts: float,
+    alert_type: str,
+    label: str,
+    threshold: float,
+    forecast: float,
+    severity: str,
+    message: str,
+) -> Alert:
+    return Alert(
+        kind="budget",
+        alert_id=alert_id(b.id, st.period_start, label),
+        subject=b.subject,
+        severity=severity,
+        message=message,
+        source=ALERT_SOURCE,
+        details={
+            "alert_type": alert_type,  # "threshold" | "forecast_exceeds"
+            "budget_id": b.id,
+            "scope": b.scope,
+            "period": b.period,
+            "threshold": threshold,
+            "spend_usd": st.spend,
+            "limit_usd": b.limit_usd,
+            "forecast_usd": forecast,
+            "period_start": iso_utc(st.period_start),
+            "period_end": iso_utc(st.period_end),
+            "time": iso_utc(ts),
+        },
+    )

@@ -1,0 +1,110 @@
+"""Exactly once in the numbers: a bounded memory of seen event ids (pure domain code, no I/O).
+
+Ids are remembered in an :class:`IdDedupe`: four generations of a 64-bit :func:`fingerprint` of
+the UUID (the two 64-bit halves XOR-ed; collision probability ~3e-8 at a million ids); when the
+newest generation holds ``capacity / 4`` ids the oldest generation is dropped. Horizon: the last
+``0.75 * capacity`` distinct ids are always remembered, up to ``capacity`` (default 1,000,000,
+i.e. at 5,000 events/s at least the last 2.5 minutes, at 100 events/s the last 2 hours).
+Redeliveries (Kafka at-least-once, SDK retries) fall well within it. The ids are part of
+:meth:`.analytics.SpendAnalytics.to_state`, so the numbers stay exact across restarts when the
+state is checkpointed with the consumer offsets.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["IdDedupe", "fingerprint"]
+
+_M64 = (1 << 64) - 1
+
+
+def fingerprint(event_id: Any) -> int:
+    """64-bit fingerprint of a UUID (or anything with an ``int``): the halves XOR-ed."""
+    i = event_id.int
+    return (i >> 64) ^ (i & _M64)
+
+
+class IdDedupe:
+    """Bounded memory of seen 64-bit fingerprints (generational FIFO).
+
+    ``capacity`` ids are spread over ``generations`` sets; when the newest set is full the
+    oldest set is dropped. Always remembers the last ``capacity * (generations - 1) /
+    generations`` distinct ids.
+
+    Examples
+    --------
+    >>> d = IdDedupe(capacity=8, generations=4)
+    >>> d.add(1), d.add(1)
+    (True, False)
+    >>> for i in range(2, 9):
+    ...     _ = d.add(i)
+    >>> 1 in d, 8 in d
+    (True, True)
+    >>> d.add(9)  # the first generation (ids 1, 2) is dropped
+    True
+    >>> 1 in d, 3 in d
+    (False, True)
+    """
+
+    __slots__ = ("_gen_size", "_gens", "capacity", "generations")
+
+    def __init__(self, capacity: int = 1_000_000, generations: int = 4) -> None:
+        if generations < 2 or capacity < generations:
+            raise ValueError("need generations >= 2 and capacity >= generations")
+        self.capacity = capacity
+        self.generations = generations
+        self._gen_size = capacity // generations
+        self._gens: list[set[int]] = [set()]  # oldest first, newest last
+
+    def __contains__(self, fp: int) -> bool:
+        return any(fp in g for g in self._gens)
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self._gens)
+
+    def add(self, fp: int) -> bool:
+        """Remember ``fp``; False when it was already remembered."""
+        gens = self._gens
+        for g in gens:
+            if fp in g:
+                return False
+        newest = gens[-1]
+        if len(newest) >= self._gen_size:
+            newest = set()
+            gens.append(newest)
+            if len(gens) > self.generations:
+                del gens[0]
+        newest.add(fp)
+        return True
+
+    @property
+    def horizon(self) -> int:
+        """Number of most recent distinct ids that are guaranteed to be remembered."""
+        return self._gen_size * (self.generations - 1)
+
+    def to_state(self) -> dict[str, Any]:
+        packed = []
+        for g in self._gens:
+            arr = array("Q", sorted(g))
+            if sys.byteorder != "little":  # pragma: no cover
+                arr.byteswap()
+            packed.append(base64.b64encode(arr.tobytes()).decode("ascii"))
+        return {"capacity": self.capacity, "generations": self.generations, "ids": packed}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> IdDedupe:
+        d = cls(state["capacity"], state["generations"])
+        gens: list[set[int]] = []
+        for blob in state["ids"]:
+            arr = array("Q")
+            arr.frombytes(base64.b64decode(blob))
+            if sys.byteorder != "little":  # pragma: no cover
+                arr.byteswap()
+            gens.append(set(arr))
+        d._gens = gens or [set()]
+        return d
