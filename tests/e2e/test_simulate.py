@@ -12,22 +12,15 @@ pytestmark = pytest.mark.e2e
 DECISIONS = {"running", "decided", "stopped"}
 
 
-def test_a_short_simulation_meets_the_issues_figures_and_its_json_adds_up(stack_env):
+def test_the_default_simulation_meets_the_issues_figures_and_its_json_adds_up(stack_env):
     up = finops("up", "--detach", env=stack_env)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        run = finops(
-            "simulate",
-            "--calls",
-            "600",
-            "--agents",
-            "2",
-            "--seed",
-            "7",
-            "--json",
-            env=stack_env,
-            timeout=600,
-        )
+        # The issues' figures are those of the default run (2,000 tasks, 4 agents, seed 42;
+        # about 40 s). A 600-task run's saving swung between 19 % and 47 %: a handful of
+        # 130k-token prompts decide it, and which model each lands on depends on when the
+        # experiment on their task type decides.
+        run = finops("simulate", "--json", env=stack_env, timeout=600)
     finally:
         down = finops("down", env=stack_env)
     assert run.returncode == 0, run.stderr
@@ -36,7 +29,8 @@ def test_a_short_simulation_meets_the_issues_figures_and_its_json_adds_up(stack_
 
     assert result["lost_events"] == 0
     # one agent.error per failed attempt, one agent.llm_call per answered task
-    assert result["events_sent"] == result["errors"] + result["answered"] > 600
+    assert (result["calls"], result["agents"], result["seed"]) == (2000, 4, 42)
+    assert result["events_sent"] == result["errors"] + result["answered"] > 2000
     assert sum(result["models_used"].values()) == result["answered"]
     assert 0 <= result["healed"] <= result["recoverable_errors"] <= result["errors"]
     assert result["healed_ratio"] == pytest.approx(
