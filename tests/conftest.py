@@ -103,6 +103,18 @@ def _containers() -> Iterator[Infra]:
         yield infra
 
 
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """The environment as it was before each test: the CLI fills in the stack's addresses it
+    is not given (``os.environ.setdefault``) when a test runs a command in-process, and a
+    leaked ``FINOPS_KAFKA_BOOTSTRAP`` pointed a later test's own stack at the default port."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def infra_env(infra: Infra, monkeypatch: pytest.MonkeyPatch) -> Infra:
     """Point every settings class at the session's infrastructure."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_stack import finops, operator_token, url_of, wait_for
+from cli_stack import finops, operator_token, stack_log_tails, url_of, wait_for
 from support import ids_on_topic, llm_call
 
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def up(env: dict[str, str]) -> None:
     result = finops("up", "--detach", env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr + stack_log_tails(env)
 
 
 def down(env: dict[str, str]) -> None:

@@ -34,6 +34,10 @@ def stack() -> Iterator[Stack]:
         storage_port=free_port(),
         postgres_fsync=False,
         kafka_storage="disk",
+        # its own infrastructure, whatever FINOPS_* the environment holds
+        database_url=None,
+        redis_url=None,
+        kafka_bootstrap=None,
     )
     stack = Stack(settings, infra_only=True)
     stack.start()

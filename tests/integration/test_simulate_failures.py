@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 from typer.testing import CliRunner
 
@@ -14,16 +11,6 @@ from finops.cli.process import free_port
 pytestmark = pytest.mark.integration
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
-
-
-@pytest.fixture(autouse=True)
-def environment_restored() -> Iterator[None]:
-    """The command fills in the stack's addresses it is not given (``os.environ.setdefault``);
-    they must not leak into later tests."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def simulate(env: dict[str, str | None]):
