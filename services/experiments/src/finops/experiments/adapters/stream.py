@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
-from finops.common.consumer import park_on_dlq
+from finops.common.consumer import dead_letter
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
@@ -237,7 +237,7 @@ class AnalysisIntake:
             try:
                 events = decode_tagged(record.value)
             except (ValueError, TypeError) as exc:
-                await park_on_dlq(self.producer, record, exc)
+                await dead_letter(self.producer, record, exc, attempts=1, service="experiments")
                 continue
             for event in events:
                 if not shard.is_tracked(event.experiment_id):
