@@ -39,11 +39,11 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_is_committed(infra):
             handled.append(value)
 
         group = f"g-{uuid.uuid4().hex[:8]}"
-        consumer = make_consumer(settings, spec.name, group_id=group)
-        await consumer.start()
+        consumer = make_consumer(settings, group_id=group)
         worker = AtLeastOnceConsumer(
             consumer, producer, handler, service="test", max_attempts=3, retry_backoff_s=0.01
         )
+        await worker.start_subscribed([spec.name])
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         async with asyncio.timeout(30):

@@ -14,8 +14,9 @@ from typing import Any
 from stream_fakes import BufferedConsumer, NoExperiments, NoStore
 
 from finops.common.circuits import CircuitReader, CircuitTable
+from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.log_position import ResumePlan
-from finops.common.partitions import HANDLE_AT_ONCE, consume_in_slices
+from finops.common.partitions import HANDLE_AT_ONCE
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -94,10 +95,24 @@ async def test_forwarding_loops_yield_within_a_batch():
     stop = asyncio.Event()
     consumer = BufferedConsumer("agent.error.v1", stop, polls=1, per_poll=10 * HANDLE_AT_ONCE)
     handled: list[int] = []
+    flushed: list[int] = []
 
-    async def handle(records: list[Any]) -> None:
-        handled.append(len(records))
+    async def handle(record: Any) -> None:
+        handled.append(record.offset)
 
-    turns = await _probe_turns_while(consume_in_slices(consumer, handle, stop), consumer)  # type: ignore[arg-type]
-    assert sum(handled) == 10 * HANDLE_AT_ONCE
+    async def flush() -> None:
+        flushed.append(len(handled))
+
+    worker = AtLeastOnceConsumer(
+        consumer,  # type: ignore[arg-type]
+        None,
+        handle,
+        service="test",
+        max_attempts=1,
+        records_per_turn=HANDLE_AT_ONCE,
+        flush=flush,
+    )
+    turns = await _probe_turns_while(worker.run(stop), consumer)
+    assert len(handled) == 10 * HANDLE_AT_ONCE
+    assert flushed == [10 * HANDLE_AT_ONCE]  # once, after the whole batch
     assert turns >= 9

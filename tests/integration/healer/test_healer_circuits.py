@@ -157,12 +157,20 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
             breaker_pipeline(settings, lambda: classifier, views[0].get) as one,
             breaker_pipeline(settings, lambda: classifier, views[1].get) as other,
         ):
+            # Split, not shared: each partition has one owner. The local broker (tansu) may,
+            # when two members join at once, elect a leader in each of two generations for a
+            # moment (both own a partition until the stale one's heartbeat is refused and it
+            # revokes), so the split is awaited, not asserted at first sight.
             await wait_until(
-                lambda: one.owned and other.owned and one.owned | other.owned == {0, 1, 2},
+                lambda: (
+                    one.owned
+                    and other.owned
+                    and one.owned | other.owned == {0, 1, 2}
+                    and not one.owned & other.owned
+                ),
                 60,
-                "the two instances to share the outcome partitions",
+                "the two instances to split the outcome partitions between them",
             )
-            assert not one.owned & other.owned
             for model in models:  # twice the minimum: a rebalance may still be settling
                 await lab.fail("openai", model, 20, 500, "The server had an error")
             for view in views:

@@ -247,14 +247,14 @@ async def test_api_scopes_and_errors(lab):
 async def test_unreadable_checkpoint_rebuilds_the_state_from_the_log(lab):
     import asyncpg
 
-    from finops.optimizer.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
+    from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
 
     async with lab.optimizer() as client:
         await lab.publish([llm_call("bot", model="gpt-4o", quality=1.0) for _ in range(40)])
         await lab.caught_up(client)
     pool = await asyncpg.create_pool(lab.settings.database_url, min_size=1, max_size=1)
     try:
-        await PostgresCheckpointStore(pool).save(
+        await PostgresCheckpointStore(pool, "optimizer_checkpoints").save(
             lab.settings.checkpoint_name, Checkpoint({"version": 999}, {}, 0)
         )
     finally:

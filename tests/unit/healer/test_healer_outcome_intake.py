@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from stream_fakes import BufferedConsumer
 
+from finops.common.checkpoints import Checkpoint
 from finops.common.topics import HEALING
-from finops.healer.adapters.effectiveness import OutcomeIntake, SavedLedger
+from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.taxonomy import ErrorKind
@@ -20,12 +21,12 @@ BATCHES = 50
 
 class MemoryStore:
     def __init__(self) -> None:
-        self.saved: SavedLedger | None = None
+        self.saved: Checkpoint | None = None
 
-    async def load(self, name: str) -> SavedLedger | None:
+    async def load(self, name: str) -> Checkpoint | None:
         return self.saved
 
-    async def save(self, name: str, saved: SavedLedger) -> None:
+    async def save(self, name: str, saved: Checkpoint) -> None:
         self.saved = saved
 
 
@@ -89,7 +90,7 @@ async def test_a_restored_ledger_replaces_the_fresh_one() -> None:
     ledger = HealingLedger()
     ledger.failed(ErrorKind.AUTH, None, 0.0)
     store = MemoryStore()
-    store.saved = SavedLedger(ledger.to_state(), {"agent.error.v1:0": 7}, "cluster")
+    store.saved = Checkpoint(ledger.to_state(), {"agent.error.v1:0": 7}, cluster_id="cluster")
     intake = OutcomeIntake(HealingLedger(), None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
     assert await intake.restore() is True
     assert intake.ledger.report()["auth"]["occurrences"] == 1

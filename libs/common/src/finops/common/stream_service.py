@@ -1,4 +1,8 @@
-"""One process, two faces: a Faust stream processor and its FastAPI HTTP API."""
+"""One process, two faces: a stream processor and its FastAPI HTTP API.
+
+The processor is a Faust app, or none where every consumer of the service is an
+:class:`~finops.common.consumer.AtLeastOnceConsumer` its ``resources`` start.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +16,28 @@ from faust.contrib.asgi import faust_app_running
 
 from finops.common.health import BrokerProbe
 from finops.common.http import ReadinessCheck, create_service_app
-from finops.common.streams import StreamSettings, faust_check
+from finops.common.settings import CommonSettings
+from finops.common.streams import faust_check
 
 
 def create_stream_service_app(
-    settings: StreamSettings,
-    faust_app: faust.App,
+    settings: CommonSettings,
+    faust_app: faust.App | None,
     *,
     title: str,
     description: str,
     resources: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Callable[[FastAPI], Mapping[str, ReadinessCheck]] | None = None,
 ) -> FastAPI:
-    """Run ``faust_app`` inside the HTTP app's lifespan, after ``resources`` are open."""
+    """Run ``faust_app`` (if any) inside the HTTP app's lifespan, after ``resources`` are open."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        if faust_app is not None:
+            Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         async with (
             resources(app) if resources else nullcontext(),
-            faust_app_running(faust_app),
+            faust_app_running(faust_app) if faust_app is not None else nullcontext(),
         ):
             try:
                 yield
@@ -41,10 +47,9 @@ def create_stream_service_app(
     broker = BrokerProbe(settings)
 
     def checks() -> dict[str, ReadinessCheck]:
-        named: dict[str, ReadinessCheck] = {
-            "kafka": broker.check,
-            "streams": lambda: faust_check(faust_app),
-        }
+        named: dict[str, ReadinessCheck] = {"kafka": broker.check}
+        if faust_app is not None:
+            named["streams"] = lambda: faust_check(faust_app)
         if readiness:
             named.update(readiness(app))
         return named

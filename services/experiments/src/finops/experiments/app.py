@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
-from finops.common.kafka import make_consumer, make_producer, start_subscribed
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
@@ -132,7 +132,7 @@ async def open_intake(
         refresh_interval_s=settings.refresh_interval_s,
     )
     await intake.start()
-    await start_subscribed(forwarder.consumer, [settings.cost_topic])
+    await forwarder.start(settings.cost_topic)
     return intake
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
+from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
@@ -20,7 +21,7 @@ from finops.common.streams import make_faust_app
 from finops.healer.adapters.catalog import catalog_from_prices
 from finops.healer.adapters.circuits import CircuitsView
 from finops.healer.adapters.circuits_stream import breaker_pipeline
-from finops.healer.adapters.effectiveness import OutcomeIntake, PostgresLedgerStore
+from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
 from finops.healer.agents import register_agents
@@ -132,17 +133,17 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
     outcomes = OutcomeIntake(
         HealingLedger(),
         consumer,
-        PostgresLedgerStore(app.state.db),
+        PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
         app.state.classifier,
         name=settings.effectiveness_checkpoint_name,
         checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,
+        producer=producer,
     )
     await outcomes.restore()
     outcomes.resume_from(
         await plan_resume(settings, outcomes.offsets, outcomes.cluster_id, what="healer outcomes")
     )
-    await consumer.start()
-    await outcomes.assign()
+    await outcomes.start()
     app.state.outcomes = outcomes
     app.state.healing_log = HealingLog(producer)
     app.state.advisor = Advisor(

@@ -1,4 +1,8 @@
-"""Assembles the optimizer: intake, engine, API and Faust app in one process. No I/O at import."""
+"""Assembles the optimizer: intake, engine and API in one process. No I/O at import.
+
+It runs no Faust app: its consumers (the checkpointed event intake, the circuit-breaker reader)
+are aiokafka consumers its lifespan starts.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
+from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitReader, CircuitTable
 from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
@@ -17,12 +22,9 @@ from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
 from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
-from finops.common.streams import make_faust_app
-from finops.optimizer.adapters.checkpoints import PostgresCheckpointStore
 from finops.optimizer.adapters.metrics import SPEND
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
 from finops.optimizer.adapters.stream import EventIntake
-from finops.optimizer.agents import register_agents
 from finops.optimizer.api.routes import router
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.settings import OptimizerSettings
@@ -33,8 +35,6 @@ def create_app(
 ) -> FastAPI:
     """The optimizer app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or OptimizerSettings()
-    faust_app = make_faust_app(settings, "finops-optimizer")
-    register_agents(faust_app)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +45,7 @@ def create_app(
             OptimizerEngine(settings.fleet_quality_target, settings.policy_seed),
             consumer,
             producer,
-            PostgresCheckpointStore(app.state.db),
+            PostgresCheckpointStore(app.state.db, "optimizer_checkpoints"),
             name=settings.checkpoint_name,
             checkpoint_every_events=settings.checkpoint_every_events,
             checkpoint_interval_s=settings.checkpoint_interval_s,
@@ -89,7 +89,7 @@ def create_app(
 
     app = create_stream_service_app(
         settings,
-        faust_app,
+        None,
         title="FinOps optimizer",
         description="Spend analytics, budgets and online model recommendations.",
         resources=with_shared_resources(

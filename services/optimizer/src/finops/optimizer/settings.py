@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from finops.common.settings import DEFAULT_PORTS
-from finops.common.streams import StreamSettings
+from finops.common.settings import DEFAULT_PORTS, CommonSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, EXPERIMENTS
 
 
-class OptimizerSettings(StreamSettings):
+class OptimizerSettings(CommonSettings):
     service_name: str = "optimizer"
     port: int = DEFAULT_PORTS["optimizer"]
-    # Not the Faust app's id ("finops-optimizer"), which Faust uses as its own group: two
-    # consumers with different subscriptions in one group rebalance each other. Changing it
-    # loses nothing: the intake resumes from the offsets stored with its checkpoint.
+    # Changing it loses nothing: the intake resumes from the offsets stored with its
+    # checkpoint. (It was kept apart from "finops-optimizer", the group of the Faust app the
+    # optimizer ran until it had no job for one.)
     consumer_group: str = "finops-optimizer-intake"
     checkpoint_name: str = "optimizer"
     # How much is replayed after a crash, not whether the numbers are right (they always

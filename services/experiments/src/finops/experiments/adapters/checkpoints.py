@@ -14,36 +14,24 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-
-@dataclass(frozen=True)
-class Checkpoint:
-    state: dict[str, Any]
-    offsets: dict[str, int]  # "topic:partition" -> next offset to read
-    events: int
-    cluster_id: str | None = None  # the broker cluster the offsets were read from
+from finops.common import checkpoints
+from finops.common.checkpoints import Checkpoint, json_bytes
 
 
 class PostgresCheckpointStore:
+    """``experiments_checkpoints``: the common store's rows, saved with a position guard and
+    with the experiments' snapshots."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.rows = checkpoints.PostgresCheckpointStore(pool, "experiments_checkpoints")
 
     async def load(self, name: str) -> Checkpoint | None:
-        row = await self.pool.fetchrow(
-            "SELECT state, offsets, events, cluster_id FROM experiments_checkpoints "
-            "WHERE name = $1",
-            name,
-        )
-        if row is None:
-            return None
-        text = await asyncio.to_thread(zlib.decompress, row["state"])
-        return Checkpoint(
-            json.loads(text), dict(json.loads(row["offsets"])), row["events"], row["cluster_id"]
-        )
+        return await self.rows.load(name)
 
     async def save(
         self,
@@ -60,7 +48,8 @@ class PostgresCheckpointStore:
         under load) cannot overwrite its successor's checkpoint with an older one. False when
         the save was refused for that reason.
         """
-        text = json.dumps(checkpoint.state, separators=(",", ":")).encode()
+        state = checkpoint.state
+        text = state if isinstance(state, bytes) else json_bytes(state)
         blob = await asyncio.to_thread(zlib.compress, text, 1)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self._save(conn, name, checkpoint, blob, position):

@@ -6,8 +6,10 @@ and forwards what the analysis needs of each tagged call (a
 :class:`~finops.experiments.domain.analysis.Tagged`; one record per experiment and slice of
 up to 100 calls) to ``finops.experiment-events.v1``, in the partition of its experiment id:
 all of one experiment's events reach one partition, whose owner keeps the experiment's
-statistics (stage 2, :mod:`.stream`). Offsets are committed after a batch's forwarded records
-are acknowledged (at least once; the analysis drops an event id it has counted already).
+statistics (stage 2, :mod:`.stream`). The stage is an
+:class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed after a batch's
+forwarded records are acknowledged, once a batch (at least once; the analysis drops an event
+id it has counted already), and the event that does not decode is parked by it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
-from finops.common.consumer import park_on_dlq
+from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.events import Event, LlmCallEvent
-from finops.common.partitions import forward_in_slices, partition_for
+from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.analysis import Tagged, encode_tagged
 
@@ -45,35 +47,63 @@ class TaggedForwarder:
         self.partitions = partitions
         self.forwarded = 0
         self._task_types: set[str] = set()
+        self._new_task_types: set[str] = set()
+        #: tagged calls not sent yet, by experiment id (sent at HANDLE_AT_ONCE or batch end)
+        self._unsent: dict[str, list[Tagged]] = {}
+        self._sends: list[asyncio.Future[Any]] = []
+        # One try: a record that does not decode will not decode on a second one.
+        self.stream = AtLeastOnceConsumer(
+            consumer,
+            producer,
+            self.forward,
+            service="experiments",
+            max_attempts=1,
+            records_per_turn=HANDLE_AT_ONCE,
+            flush=self.flush,
+        )
+
+    async def start(self, topic: str) -> None:
+        """Start the consumer; its group join runs in the background."""
+        await self.stream.start_subscribed([topic])
 
     async def run(self, stop: asyncio.Event) -> None:
-        await forward_in_slices(self.consumer, self.forward, stop)
+        await self.stream.run(stop)
 
-    async def forward(self, records: list[Any]) -> list[asyncio.Future[Any]]:
-        """Queue a slice's tagged calls, one record per experiment (their delivery futures);
-        record the slice's new task types."""
-        task_types: set[str] = set()
-        by_experiment: dict[str, list[Tagged]] = {}
-        for record in records:
-            tagged = await self._tagged(record, task_types)
-            if tagged is not None:
-                by_experiment.setdefault(tagged.experiment_id, []).append(tagged)
-        sends = [
+    async def forward(self, record: Any) -> None:
+        """Queue one cost record's tagged call with its experiment's others (one record per
+        experiment and ``HANDLE_AT_ONCE`` calls); raises for a record that does not decode."""
+        tagged = self._tagged(record)
+        if tagged is None:
+            return
+        unsent = self._unsent.setdefault(tagged.experiment_id, [])
+        unsent.append(tagged)
+        if len(unsent) >= HANDLE_AT_ONCE:
+            await self._send(tagged.experiment_id)
+
+    async def flush(self) -> None:
+        """Send what is queued, wait for the acknowledgements, record new task types."""
+        for experiment_id in list(self._unsent):
+            await self._send(experiment_id)
+        sends, self._sends = self._sends, []
+        await asyncio.gather(*sends)
+        if self._new_task_types:
+            await self.repo.record_task_types(self._new_task_types)
+            self._task_types |= self._new_task_types
+            self._new_task_types = set()
+
+    async def _send(self, experiment_id: str) -> None:
+        events = self._unsent.pop(experiment_id)
+        self._sends.append(
             await self.producer.send(
                 self.events_topic,
                 encode_tagged(events),
                 key=experiment_id.encode(),
                 partition=partition_for(experiment_id, self.partitions),
             )
-            for experiment_id, events in by_experiment.items()
-        ]
-        self.forwarded += sum(len(events) for events in by_experiment.values())
-        if task_types:
-            await self.repo.record_task_types(task_types)
-            self._task_types |= task_types
-        return sends
+        )
+        self.forwarded += len(events)
 
-    async def _tagged(self, record: Any, task_types: set[str]) -> Tagged | None:
+    def _tagged(self, record: Any) -> Tagged | None:
         if b'"experiment"' not in record.value:
             # Untagged: only its task type matters here (an experiment needs live traffic).
             try:
@@ -81,21 +111,20 @@ class TaggedForwarder:
             except (ValueError, KeyError, TypeError):
                 task_type = None
             if isinstance(task_type, str) and task_type not in self._task_types:
-                task_types.add(task_type)
+                self._new_task_types.add(task_type)
             EVENTS.labels("untagged").inc()
             return None
         try:
             event = Event.from_kafka(record.value)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError):
             EVENTS.labels("invalid").inc()
-            await park_on_dlq(self.producer, record, exc)
-            return None
+            raise
         if not isinstance(event, LlmCallEvent):
             EVENTS.labels("untagged").inc()
             return None
         data = event.data
         if data.task_type not in self._task_types:
-            task_types.add(data.task_type)
+            self._new_task_types.add(data.task_type)
         if data.experiment is None:  # ingest writes "experiment": null on untagged calls
             EVENTS.labels("untagged").inc()
             return None

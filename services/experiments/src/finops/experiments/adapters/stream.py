@@ -26,12 +26,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
-from finops.common.consumer import park_on_dlq
+from finops.common.checkpoints import Checkpoint
+from finops.common.consumer import dead_letter
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan
 from finops.common.log_position import partition_key as _key
 from finops.common.partitions import partition_for
-from finops.experiments.adapters.checkpoints import Checkpoint, PostgresCheckpointStore
+from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.domain.analysis import (
@@ -164,7 +165,7 @@ class AnalysisIntake:
         if checkpoint is None:
             return None
         try:
-            return ExperimentAnalysis.from_state(checkpoint.state)
+            return ExperimentAnalysis.from_state(checkpoint.state_dict())
         except (KeyError, ValueError, TypeError) as exc:
             log.error(
                 "checkpoint unreadable; rebuilding the partition from the earliest offset",
@@ -237,7 +238,7 @@ class AnalysisIntake:
             try:
                 events = decode_tagged(record.value)
             except (ValueError, TypeError) as exc:
-                await park_on_dlq(self.producer, record, exc)
+                await dead_letter(self.producer, record, exc, attempts=1, service="experiments")
                 continue
             for event in events:
                 if not shard.is_tracked(event.experiment_id):

@@ -1,11 +1,12 @@
 """The circuit breakers' stream loops: forward outcomes by provider/model, update, publish.
 
-See :mod:`finops.healer.adapters.circuits` for the two stages. Each stage is an aiokafka
-consumer in its own group that takes batches, produces, waits for the acknowledgements and
-only then commits (at least once; outcomes are deduplicated by event id). Events that do not
-decode are not handled here: the validating agent on ``agent.error.v1`` parks them on the
-dead-letter topic; stage 1 counts them and goes on. A forwarded outcome that does not decode
-(never written by anyone but this code) is parked on ``finops.provider-outcomes.v1.dlq``.
+See :mod:`finops.healer.adapters.circuits` for the two stages. Each stage is an
+:class:`~finops.common.consumer.AtLeastOnceConsumer` in its own group that takes batches,
+produces, waits for the acknowledgements and only then commits (at least once; outcomes are
+deduplicated by event id). Events that do not decode are not handled here: the validating
+agent on ``agent.error.v1`` parks them on the dead-letter topic; stage 1 counts them and goes
+on. A forwarded outcome that does not decode (never written by anyone but this code) is parked
+by the consumer on ``finops.provider-outcomes.v1.dlq``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,10 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import Counter
 
 from finops.common.circuits import CircuitState
-from finops.common.consumer import park_on_dlq
+from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
-from finops.common.kafka import make_consumer, make_producer, start_subscribed
-from finops.common.partitions import consume_in_slices
+from finops.common.kafka import make_consumer, make_producer
+from finops.common.partitions import HANDLE_AT_ONCE
 from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
 from finops.healer.domain.breakers import (
     BreakerBoard,
@@ -85,6 +86,8 @@ class BreakerStream:
         self.partition_of: dict[tuple[str, str], int] = {}
         #: the partitions of the outcomes topic this instance owns
         self.owned: set[int] = set()
+        self._forwarded: list[asyncio.Future[Any]] = []
+        self._transitions: list[Transition] = []
 
     def outcome(self, value: bytes) -> ProviderOutcome | None:
         """Stage 1: what one cost/error record says about its provider/model, if anything."""
@@ -125,37 +128,35 @@ class BreakerStream:
             return self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
         return self.board.success(outcome.provider, outcome.model, at=outcome.at)
 
-    async def forward(self, records: list[Any], producer: AIOKafkaProducer) -> None:
-        """Stage 1 for a batch: send each record's outcome, keyed by provider/model."""
-        sends = []
-        for record in records:
-            outcome = self.outcome(record.value)
-            if outcome is not None:
-                sends.append(
-                    await producer.send(
-                        self.settings.outcomes_topic, outcome.to_json(), key=outcome.key.encode()
-                    )
+    async def forward(self, record: Any, producer: AIOKafkaProducer) -> None:
+        """Stage 1 for one record: send its outcome, keyed by provider/model."""
+        outcome = self.outcome(record.value)
+        if outcome is not None:
+            self._forwarded.append(
+                await producer.send(
+                    self.settings.outcomes_topic, outcome.to_json(), key=outcome.key.encode()
                 )
+            )
+
+    async def forwarded(self) -> None:
+        """Wait until every outcome sent so far is acknowledged."""
+        sends, self._forwarded = self._forwarded, []
         await asyncio.gather(*sends)
 
-    async def update(self, records: list[Any], producer: AIOKafkaProducer) -> None:
-        """Stage 2 for a batch: count each outcome, then publish what changed."""
-        transitions = []
-        for record in records:
-            if record.partition not in self.owned:
-                # revoked while this batch was being processed: its next owner reads it
-                continue
-            try:
-                outcome = ProviderOutcome.from_json(record.value)
-            except (ValueError, KeyError, TypeError) as exc:
-                await park_on_dlq(producer, record, exc)
-                continue
-            self.partition_of[(outcome.provider, outcome.model)] = record.partition
-            transition = self.apply(outcome)
-            if transition is not None:
-                transitions.append(transition)
+    async def update(self, record: Any) -> None:
+        """Stage 2 for one record: count its outcome (raises for one that does not decode)."""
+        if record.partition not in self.owned:
+            return  # revoked while this batch was being processed: its next owner reads it
+        outcome = ProviderOutcome.from_json(record.value)
+        self.partition_of[(outcome.provider, outcome.model)] = record.partition
+        transition = self.apply(outcome)
+        if transition is not None:
+            self._transitions.append(transition)
+
+    async def publish_updates(self, producer: AIOKafkaProducer) -> None:
+        """Publish what the outcomes counted so far changed (at once, not at the next tick)."""
+        transitions, self._transitions = self._transitions, []
         if transitions:
-            # a state change is published at once, not at the next tick
             await self.publish(producer, transitions)
 
     def release(self, partitions: set[int]) -> None:
@@ -188,8 +189,8 @@ class BreakerStream:
 
     async def run(
         self,
-        calls: AIOKafkaConsumer,
-        outcomes: AIOKafkaConsumer,
+        calls: AtLeastOnceConsumer,
+        outcomes: AtLeastOnceConsumer,
         producer: AIOKafkaProducer,
         stop: asyncio.Event,
     ) -> None:
@@ -202,11 +203,29 @@ class BreakerStream:
                     await asyncio.wait_for(stop.wait(), self.settings.breaker_publish_interval_s)
                 await self.publish(producer, self.board.tick(time.time()))
 
-        await asyncio.gather(
-            consume_in_slices(calls, lambda records: self.forward(records, producer), stop),
-            consume_in_slices(outcomes, lambda records: self.update(records, producer), stop),
-            tick(),
-        )
+        await asyncio.gather(calls.run(stop), outcomes.run(stop), tick())
+
+
+def stage(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    handler: Handler,
+    flush: Callable[[], Awaitable[None]],
+) -> AtLeastOnceConsumer:
+    """One stage's loop: ``HANDLE_AT_ONCE`` records, then ``flush``, then the API's turn.
+
+    One try a record: stage 1 only skips what it cannot read, and stage 2 counts an outcome
+    once per event id, so a second try of one it failed on half-way would pass as counted.
+    """
+    return AtLeastOnceConsumer(
+        consumer,
+        producer,
+        handler,
+        service="healer",
+        max_attempts=1,
+        records_per_turn=HANDLE_AT_ONCE,
+        flush=flush,
+    )
 
 
 class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -233,11 +252,25 @@ async def breaker_pipeline(
     """The breakers' consumers, producer and loops, running for the ``with`` block."""
     stream = BreakerStream(settings, classifier, published)
     producer = make_producer(settings)
-    calls = make_consumer(settings, group_id=settings.breaker_group)
-    outcomes = make_consumer(settings, group_id=settings.breaker_owner_group)
+
+    async def forward(record: Any) -> None:
+        await stream.forward(record, producer)
+
+    calls = stage(
+        make_consumer(settings, group_id=settings.breaker_group),
+        producer,
+        forward,
+        stream.forwarded,
+    )
+    outcomes = stage(
+        make_consumer(settings, group_id=settings.breaker_owner_group),
+        producer,
+        stream.update,
+        lambda: stream.publish_updates(producer),
+    )
     await producer.start()
-    await start_subscribed(calls, [settings.error_topic, settings.cost_topic])
-    await start_subscribed(outcomes, [settings.outcomes_topic], _Release(stream, producer))
+    await calls.start_subscribed([settings.error_topic, settings.cost_topic])
+    await outcomes.start_subscribed([settings.outcomes_topic], _Release(stream, producer))
     stop = asyncio.Event()
     runner = asyncio.create_task(
         stream.run(calls, outcomes, producer, stop), name="healer-breakers"
@@ -248,6 +281,6 @@ async def breaker_pipeline(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(runner, timeout=30)
-        await calls.stop()
-        await outcomes.stop()
+        await calls.consumer.stop()
+        await outcomes.consumer.stop()
         await producer.stop()

@@ -3,7 +3,9 @@
 Every healer instance reads every partition of ``finops.healing.v1`` (the advice of all
 instances), ``agent.cost.v1`` and ``agent.error.v1`` itself, so each one learns from the whole
 fleet and answers the same stats. The ledger and the offsets it covers are saved together in
-one PostgreSQL row (``healer_checkpoints``); at start-up the instance restores them and
+one PostgreSQL row (``healer_checkpoints``, see :mod:`finops.common.checkpoints`): the intake
+is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option, reading
+without a group. At start-up the instance restores them and
 resumes from those offsets, after :func:`finops.common.log_position.plan_resume` dropped any
 the broker's log no longer holds (those partitions are read from the earliest offset, the
 state kept). A restart therefore neither loses what was learned nor counts an outcome twice.
@@ -18,17 +20,16 @@ import asyncio
 import json
 import logging
 import time
-import zlib
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter
 
+from finops.common.checkpoints import Checkpoint, CheckpointStore, json_bytes
+from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import ErrorEvent, Event, LlmCallEvent, price_call
-from finops.common.log_position import ResumePlan, partition_key
 from finops.common.topics import AGENT_COST, AGENT_ERROR, HEALING, TopicSpec
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
@@ -41,55 +42,6 @@ OUTCOMES = Counter("finops_healer_outcome_records_total", "Records read", ["topi
 TOPICS: tuple[TopicSpec, ...] = (HEALING, AGENT_COST, AGENT_ERROR)
 #: Records applied between two turns of the event loop (about 5 ms of classifying).
 YIELD_EVERY = 100
-
-
-@dataclass(frozen=True)
-class SavedLedger:
-    state: dict[str, Any]
-    offsets: dict[str, int]  # "topic:partition" -> next offset to read
-    cluster_id: str | None = None
-
-
-class LedgerStore(Protocol):
-    async def load(self, name: str) -> SavedLedger | None: ...
-
-    async def save(self, name: str, saved: SavedLedger) -> None: ...
-
-
-class PostgresLedgerStore:
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-
-    async def load(self, name: str) -> SavedLedger | None:
-        row = await self.pool.fetchrow(
-            "SELECT state, offsets, cluster_id FROM healer_checkpoints WHERE name = $1", name
-        )
-        if row is None:
-            return None
-        state = json.loads(await asyncio.to_thread(zlib.decompress, row["state"]))
-        return SavedLedger(state, dict(json.loads(row["offsets"])), row["cluster_id"])
-
-    async def save(self, name: str, saved: SavedLedger) -> None:
-        # ``state`` is a fresh snapshot (new containers, immutable leaves): serialising it on a
-        # thread cannot race the live ledger, and keeps a large state from stalling requests.
-        blob = await asyncio.to_thread(_compressed_json, saved.state)
-        await self.pool.execute(
-            """
-            INSERT INTO healer_checkpoints (name, state, offsets, cluster_id, saved_at)
-            VALUES ($1, $2, $3::jsonb, $4, now())
-            ON CONFLICT (name) DO UPDATE
-              SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
-                  cluster_id = EXCLUDED.cluster_id, saved_at = now()
-            """,
-            name,
-            blob,
-            json.dumps(saved.offsets),
-            saved.cluster_id,
-        )
-
-
-def _compressed_json(state: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
 
 def advice_record(value: bytes) -> AdviceRecord:
@@ -106,80 +58,65 @@ def advice_record(value: bytes) -> AdviceRecord:
     )
 
 
-class OutcomeIntake:
+class OutcomeIntake(CheckpointedState):
     """Reads advice and outcomes into a :class:`HealingLedger` and checkpoints it."""
 
     def __init__(
         self,
         ledger: HealingLedger,
         consumer: AIOKafkaConsumer,
-        store: LedgerStore,
+        store: CheckpointStore,
         classifier: ErrorClassifier,
         *,
         name: str,
         checkpoint_interval_s: float = 5.0,
         topics: tuple[TopicSpec, ...] = TOPICS,
+        producer: AIOKafkaProducer | None = None,
     ) -> None:
+        super().__init__(store, name)
         self.ledger = ledger
         self.consumer = consumer
-        self.store = store
         self.classifier = classifier
-        self.name = name
         self.checkpoint_interval_s = checkpoint_interval_s
         self.topics = topics
-        self.offsets: dict[str, int] = {}
-        self.cluster_id: str | None = None
         self.records = 0
         self._dirty = False
-        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+        # An unreadable record is counted and skipped by ``apply`` (the validating agent and
+        # the optimizer park the events); a record ``apply`` fails on is parked at once (a
+        # second try of one it failed on half-way would count it twice).
+        self.stream = AtLeastOnceConsumer(
+            consumer,
+            producer,
+            self._apply,
+            service="healer",
+            max_attempts=1,
+            records_per_turn=YIELD_EVERY,
+            checkpointed=self,
+        )
 
-    async def restore(self) -> bool:
-        saved = await self.store.load(self.name)
-        if saved is None:
-            return False
-        try:
-            self.ledger = HealingLedger.from_state(saved.state)
-        except (KeyError, ValueError, TypeError) as exc:
-            log.error(
-                "healer checkpoint unreadable; replaying the topics", extra={"error": repr(exc)}
-            )
-            return False
-        self.offsets, self.cluster_id = dict(saved.offsets), saved.cluster_id
-        return True
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.ledger = HealingLedger.from_state(state)
 
-    def resume_from(self, plan: ResumePlan) -> None:
-        self.offsets, self.cluster_id = dict(plan.offsets), plan.cluster_id
-
-    async def assign(self) -> None:
-        """Every partition of every topic, from the saved offset or the beginning."""
+    async def start(self) -> None:
+        """Start the consumer on every partition of every topic (no group), each from its
+        saved offset or the beginning."""
         partitions = [TopicPartition(t.name, p) for t in self.topics for p in range(t.partitions)]
-        self.consumer.assign(partitions)
-        fresh = [tp for tp in partitions if partition_key(tp) not in self.offsets]
-        for tp in partitions:
-            if partition_key(tp) in self.offsets:
-                self.consumer.seek(tp, self.offsets[partition_key(tp)])
-        if fresh:
-            await self.consumer.seek_to_beginning(*fresh)
+        await self.stream.start_assigned(partitions)
 
     async def run(self, stop: asyncio.Event) -> None:
-        last = time.monotonic()
-        while not stop.is_set():
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-            for tp, records in batch.items():
-                for start in range(0, len(records), YIELD_EVERY):
-                    # Each record and its offset change together (no await between them), so
-                    # a checkpoint between two chunks is consistent; the API gets its turn.
-                    async with self._lock:
-                        for record in records[start : start + YIELD_EVERY]:
-                            self.apply(record.topic, record.value)
-                            self.offsets[partition_key(tp)] = record.offset + 1
-                        self._dirty = True
-                    await asyncio.sleep(0)
-            if self._dirty and time.monotonic() - last >= self.checkpoint_interval_s:
-                last = time.monotonic()
-                await self._checkpoint_or_retry_later()
-            await asyncio.sleep(0)
-        await self.checkpoint()
+        """Read until ``stop``: ``YIELD_EVERY`` records and their offsets at a time under the
+        lock (a checkpoint between two is consistent; the API gets its turn)."""
+        await self.stream.run(stop)
+
+    async def after_batch(self) -> None:
+        if self._dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+            self._last_checkpoint = time.monotonic()
+            await self._checkpoint_or_retry_later()
+
+    async def _apply(self, record: Any) -> None:
+        self.apply(record.topic, record.value)
+        self._dirty = True
 
     def apply(self, topic: str, value: bytes) -> None:
         try:
@@ -213,22 +150,21 @@ class OutcomeIntake:
 
     async def _checkpoint_or_retry_later(self) -> None:
         try:
-            await self.checkpoint()
+            await self._checkpoint_locked()
         except Exception as exc:  # PostgreSQL down: the next interval tries again
             if not is_dependency_failure(exc):
                 raise
             log.warning("healer checkpoint failed; retrying later", extra={"error": repr(exc)})
 
     async def checkpoint(self) -> None:
-        async with self._lock:
-            snapshot = self.ledger.snapshot()
-            offsets = dict(self.offsets)
-            self._dirty = False
-        try:
-            # Converting up to MAX_PENDING advices takes long enough to stall requests: the
-            # snapshot shares immutable entries, so it is converted on a thread.
-            state = await asyncio.to_thread(snapshot.to_state)
-            await self.store.save(self.name, SavedLedger(state, offsets, self.cluster_id))
-        except BaseException:
-            self._dirty = True
-            raise
+        async with self.lock:
+            await self._checkpoint_locked()
+
+    async def _checkpoint_locked(self) -> None:
+        snapshot = self.ledger.snapshot()
+        offsets = dict(self.offsets)
+        # Converting up to MAX_PENDING advices takes long enough to stall requests: the
+        # snapshot shares immutable entries, so it is converted (and serialised) on a thread.
+        state = await asyncio.to_thread(lambda: json_bytes(snapshot.to_state()))
+        await self.store.save(self.name, Checkpoint(state, offsets, cluster_id=self.cluster_id))
+        self._dirty = False

@@ -1,7 +1,9 @@
-"""Checkpoints: the engine's state and the offsets it covers, saved in one row.
+"""Checkpoints: a consumer's state and the Kafka offsets it covers, saved in one row.
 
 Restoring a checkpoint and seeking to its offsets replays exactly the events the state has
-not seen, so a restart neither loses learned state nor counts an event twice.
+not seen, so a restart neither loses what was learned nor counts an event twice. Each service
+keeps its checkpoints in a table of its own (``<service>_checkpoints``: name, compressed JSON
+state, offsets, events, cluster id, saved_at); this module reads and writes any of them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """What a consumer saves: its state, the offsets it covers, how many events it applied."""
+
     state: dict[str, Any] | bytes  # the state, or its JSON text already serialised
     offsets: dict[str, int]  # "topic:partition" -> next offset to read
-    events: int
+    events: int = 0
     cluster_id: str | None = None  # the broker cluster the offsets were read from
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state as a dict (a loaded checkpoint's is one already)."""
+        return self.state if isinstance(self.state, dict) else dict(json.loads(self.state))
+
+
+class CheckpointStore(Protocol):
+    async def load(self, name: str) -> Checkpoint | None: ...
+
+    async def save(self, name: str, checkpoint: Checkpoint) -> None: ...
 
 
 async def serialize_in_parts(parts: list[tuple[str, Callable[[], Any]]]) -> bytes:
@@ -35,47 +49,49 @@ async def serialize_in_parts(parts: list[tuple[str, Callable[[], Any]]]) -> byte
     return ("{" + ",".join(chunks) + "}").encode()
 
 
-class CheckpointStore(Protocol):
-    async def load(self, name: str) -> Checkpoint | None: ...
+def json_bytes(state: dict[str, Any]) -> bytes:
+    """The compact JSON a checkpoint stores (callers with a snapshot may build it on a thread)."""
+    return json.dumps(state, separators=(",", ":")).encode()
 
-    async def save(self, name: str, checkpoint: Checkpoint) -> None: ...
 
-
-def decode(blob: bytes) -> dict[str, Any]:
+def _decode(blob: bytes) -> dict[str, Any]:
     return dict(json.loads(zlib.decompress(blob)))
 
 
 class PostgresCheckpointStore:
-    def __init__(self, pool: Any) -> None:
+    """Checkpoints in ``table`` (one of the services' ``*_checkpoints`` tables)."""
+
+    def __init__(self, pool: Any, table: str) -> None:
+        if not table.isidentifier():
+            raise ValueError(f"not a table name: {table!r}")
         self.pool = pool
+        self.table = table
 
     async def load(self, name: str) -> Checkpoint | None:
         row = await self.pool.fetchrow(
-            "SELECT state, offsets, events, cluster_id FROM optimizer_checkpoints WHERE name = $1",
+            f"SELECT state, offsets, events, cluster_id FROM {self.table} WHERE name = $1",  # noqa: S608
             name,
         )
         if row is None:
             return None
-        state = await asyncio.to_thread(decode, row["state"])
+        state = await asyncio.to_thread(_decode, row["state"])
         offsets = dict(json.loads(row["offsets"]))
         return Checkpoint(state, offsets, row["events"], row["cluster_id"])
 
     async def save(self, name: str, checkpoint: Checkpoint) -> None:
-        # Serialise on the loop (the state shares objects with the live engine); only the
-        # compression of the finished bytes runs on a thread.
+        # A dict is serialised on the loop (it may share objects with the live state); only
+        # the compression of the finished bytes runs on a thread.
         state = checkpoint.state
-        text = (
-            state if isinstance(state, bytes) else json.dumps(state, separators=(",", ":")).encode()
-        )
+        text = state if isinstance(state, bytes) else json_bytes(state)
         blob = await asyncio.to_thread(zlib.compress, text, 1)
         await self.pool.execute(
-            """
-            INSERT INTO optimizer_checkpoints (name, state, offsets, events, cluster_id, saved_at)
+            f"""
+            INSERT INTO {self.table} (name, state, offsets, events, cluster_id, saved_at)
             VALUES ($1, $2, $3::jsonb, $4, $5, now())
             ON CONFLICT (name) DO UPDATE
               SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
                   events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id, saved_at = now()
-            """,
+            """,  # noqa: S608 -- the table name is an identifier chosen by the service
             name,
             blob,
             json.dumps(checkpoint.offsets),
