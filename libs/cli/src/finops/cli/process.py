@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -157,3 +159,44 @@ class Component:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def last_error(log_file: Path | None, lines: int = 400) -> str | None:
+    r"""The last error a component logged, to say why it stopped; None when there is none.
+
+    The exception of the last ERROR or CRITICAL JSON line that carries one (``exc_info``),
+    or of the last plain traceback, wins over a bare message ("Application startup failed"
+    says less than the exception before it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "optimizer.log"
+    >>> _ = log.write_text(
+    ...     '{"level": "ERROR", "message": "Exception in lifespan", "exc_info": '
+    ...     '"Traceback (most recent call last):\\nOSError: [Errno 98] address in use"}\n'
+    ...     '{"level": "ERROR", "message": "Application startup failed. Exiting."}\n'
+    ... )
+    >>> last_error(log)
+    'OSError: [Errno 98] address in use'
+    """
+    if log_file is None or not log_file.exists():
+        return None
+    message: str | None = None
+    for line in reversed(log_file.read_text(errors="replace").splitlines()[-lines:]):
+        if _EXCEPTION_LINE.match(line):
+            return line[:300]
+        try:
+            record = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or record.get("level") not in {"ERROR", "CRITICAL"}:
+            continue
+        trace = str(record.get("exc_info") or "").strip().splitlines()
+        if trace:
+            return trace[-1][:300]
+        message = message or str(record.get("message", ""))[:300] or None
+    return message
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
-from finops.cli.process import Component, port_is_free, started_at_ticks
+from finops.cli.process import Component, last_error, port_is_free, started_at_ticks
 from finops.common.settings import LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
@@ -142,8 +142,11 @@ class Stack:
                     self.echo(f"{comp.name} ready on port {comp.port}")
                 elif not comp.external and not comp.running():
                     code = comp.process.returncode if comp.process else None
+                    why = last_error(comp.log_file)
                     raise StackError(
-                        f"{comp.name} exited during start-up (code {code}); see {comp.log_file}"
+                        f"{comp.name} exited during start-up (code {code})"
+                        + (f": {why}" if why else "")
+                        + f"; see {comp.log_file}"
                     )
             if pending and time.monotonic() > deadline:
                 names_left = ", ".join(c.name for c in pending)

@@ -1,0 +1,31 @@
+"""What `finops up` says when a component exits during start-up: the last error it logged."""
+
+from __future__ import annotations
+
+import doctest
+
+from finops.cli import process
+from finops.cli.process import last_error
+
+
+def test_the_last_error_line_of_a_json_log_is_named(tmp_path):
+    log = tmp_path / "healer.log"
+    log.write_text(
+        '{"level": "ERROR", "message": "an older failure"}\n'
+        '{"level": "ERROR", "message": "Application startup failed. Exiting."}\n'
+        '{"level": "INFO", "message": "Finished server process"}\n'
+        "not json at all\n"
+    )
+    assert last_error(log) == "Application startup failed. Exiting."
+
+
+def test_no_log_or_no_error_says_nothing(tmp_path):
+    quiet = tmp_path / "auth.log"
+    quiet.write_text('{"level": "INFO", "message": "Started server process"}\n')
+    assert last_error(quiet) is None
+    assert last_error(tmp_path / "missing.log") is None
+    assert last_error(None) is None
+
+
+def test_the_docstring_example_runs():
+    assert doctest.testmod(process).failed == 0
