@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,19 @@ def _docker_available() -> bool:
         return False
 
 
+def own_stack_settings(root: Path, **overrides: Any) -> StackSettings:
+    """A stack of the test's own: its folder, free ports, no fsync (see :func:`infra`)."""
+    return StackSettings(
+        data_dir=root,
+        postgres_port=free_port(),
+        redis_port=free_port(),
+        kafka_port=free_port(),
+        storage_port=free_port(),
+        postgres_fsync=False,
+        **overrides,
+    )
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     if os.environ.get("FINOPS_TEST_CONTAINERS") == "1" and _docker_available():
@@ -57,13 +71,8 @@ def infra() -> Iterator[Infra]:
     # Not under pytest's basetemp: pytest strips group/other access from it at every session
     # start, and PostgreSQL runs as another OS user when the suite runs as root.
     root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
-    settings = StackSettings(
-        data_dir=root,
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        kafka_port=free_port(),
-        storage_port=free_port(),
-        postgres_fsync=False,
+    settings = own_stack_settings(
+        root,
         database_url=os.environ.get("FINOPS_DATABASE_URL"),
         redis_url=os.environ.get("FINOPS_REDIS_URL"),
         kafka_bootstrap=os.environ.get("FINOPS_KAFKA_BOOTSTRAP"),
@@ -129,3 +138,19 @@ def stack_dir() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def disk_stack(stack_dir: Path) -> Iterator[Stack]:
+    """Infrastructure of the test's own whose broker keeps its log on disk (the stack's
+    default), so the log survives a restart of the broker; whatever ``FINOPS_*`` the
+    environment holds."""
+    settings = own_stack_settings(
+        stack_dir, kafka_storage="disk", database_url=None, redis_url=None, kafka_bootstrap=None
+    )
+    stack = Stack(settings, infra_only=True)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

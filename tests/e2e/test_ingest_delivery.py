@@ -6,7 +6,6 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +13,6 @@ import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
 from finops.cli.process import free_port
-from finops.cli.stack import Stack, StackSettings
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
@@ -68,35 +66,16 @@ async def test_100k_events_through_the_sdk_arrive_exactly_once_each(infra_env, t
     assert duplicated == {}, f"{len(duplicated)} events reached the topic more than once"
 
 
-@pytest.fixture
-def s3_stack(stack_dir: Path):
-    """A broker that keeps its data on disk (the stack's default), so it survives a restart."""
-    settings = StackSettings(
-        data_dir=stack_dir,
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        kafka_port=free_port(),
-        storage_port=free_port(),
-        postgres_fsync=False,
-    )
-    stack = Stack(settings, infra_only=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
-async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(s3_stack, tmp_path, monkeypatch):
-    monkeypatch.setenv("FINOPS_REDIS_URL", s3_stack.redis_url)
-    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", s3_stack.kafka_bootstrap)
+async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(disk_stack, tmp_path, monkeypatch):
+    monkeypatch.setenv("FINOPS_REDIS_URL", disk_stack.redis_url)
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", disk_stack.kafka_bootstrap)
     for key, value in LOCAL_BROKER_ENV.items():
         monkeypatch.setenv(key, value)
     tokens = TokenFactory()
     agent = "outage-" + uuid.uuid4().hex[:6]
     token = tokens.token(username=agent)
     settings = IngestSettings(data_dir=tmp_path, publish_timeout_s=2.0)
-    broker = s3_stack.components["broker"]
+    broker = disk_stack.components["broker"]
     async with serve(ingest_app(tokens, settings), free_port()) as url:
         client = AsyncFinOpsClient(
             ingest_url=url,
@@ -128,6 +107,6 @@ async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(s3_stack, tmp_pa
         await wait_until(lambda: asyncio.to_thread(broker.ready), 60, "the broker to come back")
         await client.close(timeout=120)
     assert client.stats.delivered == 3000
-    kafka = CommonSettings(kafka_bootstrap=s3_stack.kafka_bootstrap)
+    kafka = CommonSettings(kafka_bootstrap=disk_stack.kafka_bootstrap)
     on_topic = set(await ids_on_topic(kafka, AGENT_COST.name, expect=set(sent), timeout=120))
     assert set(sent) <= on_topic

@@ -5,47 +5,16 @@ continues after them, instead of the gate staying shut for good."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from finops.cli.process import free_port
-from finops.cli.stack import Stack, StackSettings
 from finops.cli.storage_repair import OBJECT_SUFFIX
 from finops.common.topics import PROVIDER_OUTCOMES
 
 pytestmark = pytest.mark.integration
 
 TOPIC = PROVIDER_OUTCOMES.name
-
-
-@pytest.fixture
-def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
-    settings = StackSettings(
-        data_dir=root,
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        kafka_port=free_port(),
-        storage_port=free_port(),
-        postgres_fsync=False,
-        kafka_storage="disk",
-        # its own infrastructure, whatever FINOPS_* the environment holds
-        database_url=None,
-        redis_url=None,
-        kafka_bootstrap=None,
-    )
-    stack = Stack(settings, infra_only=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _produce(bootstrap: str, values: list[bytes]) -> list[int]:
@@ -75,7 +44,10 @@ async def _read(bootstrap: str, count: int) -> list[bytes]:
         await consumer.stop()
 
 
-def test_an_emptied_watermark_is_rebuilt_and_the_log_goes_on_after_the_stored_records(stack):
+def test_an_emptied_watermark_is_rebuilt_and_the_log_goes_on_after_the_stored_records(
+    disk_stack,
+):
+    stack = disk_stack
     bootstrap = stack.kafka_bootstrap
     first = [f"r{n}".encode() for n in range(5)]
     assert asyncio.run(_produce(bootstrap, first)) == [0, 1, 2, 3, 4]
