@@ -277,8 +277,8 @@ def _floor_and_fair_trials(
 
 def looks(config: PolicyConfig, st: ArmStats) -> float:
     """How much an arm has been seen on a task, against ``first_look``: its own outcomes, plus
-    the pseudo-observations of a prior pooled across the family's task types when that prior
-    is stronger than the default smoothing (``first_look_counts_prior``).
+    the pseudo-observations of its prior when that prior was fitted across the family's task
+    types -- its strength is not the default smoothing's (``first_look_counts_prior``).
 
     A prior resting on the default alone says nothing about what exploring the arm gives up;
     one fitted on sibling task types does: with twenty prompts per task type and a 1 % slack,
@@ -295,12 +295,15 @@ def looks(config: PolicyConfig, st: ArmStats) -> float:
     >>> st.prior = (0.7, 12.0, 0.2)  # pooled from sibling task types
     >>> looks(config, st)
     12.0
+    >>> st.prior = (0.7, 1.0, 0.2)  # pooled, from task types that disagree
+    >>> looks(config, st)
+    1.0
     """
     n = st.quality.n
     if not config.first_look_counts_prior:
         return n
     _p0, m, _v0 = st.effective_prior()
-    return n + m if m > config.default_prior_strength else n
+    return n if m == config.default_prior_strength else n + m
 
 
 def _fit_slack(
