@@ -392,3 +392,27 @@ def test_an_arm_never_called_is_priced_as_the_dearest_not_as_free():
     )
     legacy.update("qa", BIG, None, 1.0, 1e-2)
     assert legacy.arm_summary("qa")["new|p|c"]["cost_usd"] == 0.0
+
+
+def test_a_prior_pooled_from_sibling_task_types_counts_as_first_looks():
+    # twelve task types of one family, 20 requests each: once the family's prior tells the
+    # small arm is weaker, a 1 % target does not give it three free looks on every new type
+    truth = {BIG: (0.9, 1e-2), SMALL: (0.75, 1e-4)}
+
+    def small_picks_on_later_task_types(counts_prior: bool) -> int:
+        config = PolicyConfig(
+            fleet_quality_target=0.99, seed=3, first_look_counts_prior=counts_prior
+        )
+        policy = RoutingPolicy(config, default_arms=[BIG, SMALL])
+        rng = random.Random(3)
+        picks = []
+        for i in range(12):
+            picks += _simulate(policy, truth, 20, rng, task=f"fam/t{i}")
+        prior_strength = policy._tasks["fam/t11"].arms[SMALL].effective_prior()[1]
+        assert prior_strength > config.default_prior_strength  # pooled across the family
+        return picks[120:].count(SMALL)
+
+    pooled, own = small_picks_on_later_task_types(True), small_picks_on_later_task_types(False)
+    assert pooled <= 5
+    assert own >= 10
+    assert own >= 4 * pooled

@@ -93,6 +93,10 @@ class PolicyConfig:
     explore_slack_share: float | None = 0.5
     #: an arm's first outcomes on a task are exempt from that budget
     first_look: int = 3
+    #: a prior fitted across the family's task types (empirical Bayes; its strength is not
+    #: ``default_prior_strength``) counts its pseudo-observations as looks: sibling task types
+    #: already tell what exploring the arm gives up (``False``: only the arm's own outcomes)
+    first_look_counts_prior: bool = True
     #: with a fleet target: an arm cheaper than the greedy one whose chance of reaching
     #: ``target x`` the task's best estimate lies between this risk and one minus it is
     #: *undecided*; undecided arms share the slack budget and are sampled until the test
@@ -165,4 +169,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "explore_slack_share": None,
     "price_unseen_as_dearest": False,
     "threshold_test_risk": None,
+    "first_look_counts_prior": False,
 }
