@@ -1,6 +1,7 @@
-"""The local broker comes back from a watermark left empty by a kill mid-write (a real stack:
-s3rver disk storage, tansu, the gate): the stored records are kept and the next produce
-continues after them, instead of the gate staying shut for good."""
+"""The local broker's disk storage across broker restarts (a real stack: s3rver, tansu, the
+gate): it comes back from a watermark left empty by a kill mid-write, and from a partition of
+more than 1,000 stored batches; the stored records are kept and the next produce continues
+after them, instead of the gate staying shut for good."""
 
 from __future__ import annotations
 
@@ -52,14 +53,33 @@ def test_an_emptied_watermark_is_rebuilt_and_the_log_goes_on_after_the_stored_re
     first = [f"r{n}".encode() for n in range(5)]
     assert asyncio.run(_produce(bootstrap, first)) == [0, 1, 2, 3, 4]
 
-    broker = stack.components["broker"]
-    broker.stop()
+    stack.components["broker"].stop()
     (watermark,) = stack.root.glob(
         f"kafka/s3/*/clusters/*/topics/{TOPIC}/partitions/0000000000/watermark.json{OBJECT_SUFFIX}"
     )
     watermark.write_bytes(b"")  # what a kill in the middle of its write leaves
-    broker.start()  # the stack's supervisor restarts it this way: prepare, then the command
+    stack.components["broker"].start()  # as the supervisor restarts it: prepare, then command
     stack._wait_ready(["broker", "kafka"], 120)
 
     assert asyncio.run(_produce(bootstrap, [b"after"])) == [5]
     assert asyncio.run(_read(bootstrap, 6)) == [*first, b"after"]
+
+
+def _restart_broker(stack) -> None:
+    broker = stack.components["broker"]
+    broker.stop()
+    broker.start()  # as the stack's supervisor restarts it: prepare, then the command
+    stack._wait_ready(["broker", "kafka"], 120)
+
+
+def test_a_partition_of_more_than_a_thousand_batches_is_loaded_again_after_a_restart(
+    disk_stack,
+):
+    # s3rver lists 1,000 objects a page; the next page's token needs Node's legacy ciphers
+    values = [f"r{n}".encode() for n in range(1_001)]
+    assert asyncio.run(_produce(disk_stack.kafka_bootstrap, values))[-1] == 1_000
+
+    _restart_broker(disk_stack)
+
+    assert asyncio.run(_produce(disk_stack.kafka_bootstrap, [b"after"])) == [1_001]
+    assert asyncio.run(_read(disk_stack.kafka_bootstrap, 1_002)) == [*values, b"after"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -140,7 +142,10 @@ class LocalInfra:
                 "external": self.settings.redis_url,
                 "command": lambda: self._redis_command(host, port),
             },
-            "storage": {"command": lambda: self._storage_command(host, port)},
+            "storage": {
+                "command": lambda: self._storage_command(host, port),
+                "env": _legacy_ciphers_env(),
+            },
             "broker": {
                 "prepare": self._prepare_kafka,
                 "command": lambda: self._kafka_command(host, port, self.settings.kafka_port),
@@ -381,3 +386,25 @@ class LocalInfra:
         except Exception:
             return False
         return True
+
+
+@functools.cache
+def _legacy_ciphers_env() -> dict[str, str]:
+    """s3rver's environment: Node's legacy OpenSSL provider where Node has one.
+
+    s3rver pages a listing of more than 1,000 objects with a continuation token it encrypts
+    with DES, which Node 17 and later (OpenSSL 3) only have in the legacy provider; without
+    it every such listing answers 500, and a broker restarted on a partition of more than
+    1,000 stored batches never loads it (the gate stays shut).
+    """
+    try:
+        version = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+        major = int(version.strip().lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+    if major < 17:
+        return {}
+    flags = os.environ.get("NODE_OPTIONS", "")
+    return {"NODE_OPTIONS": f"{flags} --openssl-legacy-provider".strip()}
