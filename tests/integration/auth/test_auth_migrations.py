@@ -33,7 +33,7 @@ async def test_upgrade_and_downgrade_both_work(scratch_database):
     try:
         assert await tables(conn) == TABLES
         version = await conn.fetchval("SELECT version_num FROM alembic_version_auth")
-        assert version == "0003_refresh_tokens_expiry_idx"
+        assert version == "0004_users_insert_updated_at"
         indexes = await conn.fetchval(
             "SELECT count(*) FROM pg_indexes WHERE indexname = 'refresh_tokens_expires_at_idx'"
         )
@@ -45,7 +45,8 @@ async def test_upgrade_and_downgrade_both_work(scratch_database):
         assert await tables(conn) == set()
         assert await conn.fetchval("SELECT count(*) FROM alembic_version_auth") == 0
         functions = await conn.fetchval(
-            "SELECT count(*) FROM pg_proc WHERE proname = 'auth_touch_updated_at'"
+            "SELECT count(*) FROM pg_proc"
+            " WHERE proname IN ('auth_touch_updated_at', 'auth_insert_updated_at')"
         )
         assert functions == 0
 
