@@ -58,7 +58,7 @@ def repair_storage(bucket: Path) -> list[Repair]:
     repairs: list[Repair] = []
     objects = sorted(bucket.rglob(f"*{OBJECT_SUFFIX}"))
     for path in objects:
-        if path.name.endswith(f".batch{OBJECT_SUFFIX}") and not _whole_batch(path.read_bytes()):
+        if path.name.endswith(f".batch{OBJECT_SUFFIX}") and not _whole_batch(path):
             _remove(path)
             repairs.append(Repair(_key(bucket, path), "removed a batch cut short"))
     for path in objects:
@@ -77,10 +77,15 @@ def repair_storage(bucket: Path) -> list[Repair]:
     return repairs
 
 
-def _whole_batch(data: bytes) -> bool:
-    if len(data) < BATCH_HEADER:
+def _whole_batch(path: Path) -> bool:
+    """Whether the batch's length field matches the object's size (only its first bytes are
+    read: the stack repairs before every broker start, over every stored batch)."""
+    size = path.stat().st_size
+    if size < BATCH_HEADER:
         return False
-    return len(data) == 12 + int.from_bytes(data[8:12], "big")
+    with path.open("rb") as batch:
+        head = batch.read(12)
+    return size == 12 + int.from_bytes(head[8:12], "big")
 
 
 def _high_watermark(records: Path) -> int | None:
@@ -88,7 +93,8 @@ def _high_watermark(records: Path) -> int | None:
     high: int | None = None
     for path in records.glob(f"*.batch{OBJECT_SUFFIX}"):
         base = int(path.name.split(".", 1)[0])
-        last_delta = int.from_bytes(path.read_bytes()[23:27], "big", signed=True)
+        with path.open("rb") as batch:
+            last_delta = int.from_bytes(batch.read(27)[23:27], "big", signed=True)
         high = max(high or 0, base + last_delta + 1)
     return high
 
