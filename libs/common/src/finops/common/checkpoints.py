@@ -98,3 +98,38 @@ class PostgresCheckpointStore:
             checkpoint.events,
             checkpoint.cluster_id,
         )
+
+    async def save_at(
+        self, name: str, checkpoint: Checkpoint, position: int | None, *, conn: Any = None
+    ) -> bool:
+        """Save a partition's checkpoint unless the row holds one further along it.
+
+        ``position`` is the partition's next offset (the table needs a ``position`` column):
+        an instance that lost its partition without knowing it (its session expired under
+        load) cannot overwrite its successor's checkpoint with an older one. False when the
+        save was refused for that reason. ``conn`` saves inside a caller's transaction.
+        """
+        state = checkpoint.state
+        text = state if isinstance(state, bytes) else json_bytes(state)
+        blob = await asyncio.to_thread(zlib.compress, text, 1)
+        saved = await (conn or self.pool).fetchval(
+            f"""
+            INSERT INTO {self.table} (name, state, offsets, events, cluster_id, position)
+            VALUES ($1, $2, $3::jsonb, $4, $5, $6)
+            ON CONFLICT (name) DO UPDATE
+              SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
+                  events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id,
+                  position = EXCLUDED.position, saved_at = now()
+              WHERE EXCLUDED.position IS NULL OR {self.table}.position IS NULL
+                 OR {self.table}.position <= EXCLUDED.position
+                 OR {self.table}.cluster_id IS DISTINCT FROM EXCLUDED.cluster_id
+            RETURNING name
+            """,  # noqa: S608 -- the table name is an identifier chosen by the service
+            name,
+            blob,
+            json.dumps(checkpoint.offsets),
+            checkpoint.events,
+            checkpoint.cluster_id,
+            position,
+        )
+        return saved is not None

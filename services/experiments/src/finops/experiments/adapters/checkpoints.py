@@ -11,15 +11,13 @@ never show an event the checkpoint could lose.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import zlib
 from typing import Any
 
 import asyncpg
 
 from finops.common import checkpoints
-from finops.common.checkpoints import Checkpoint, json_bytes
+from finops.common.checkpoints import Checkpoint
 
 
 class PostgresCheckpointStore:
@@ -48,11 +46,8 @@ class PostgresCheckpointStore:
         under load) cannot overwrite its successor's checkpoint with an older one. False when
         the save was refused for that reason.
         """
-        state = checkpoint.state
-        text = state if isinstance(state, bytes) else json_bytes(state)
-        blob = await asyncio.to_thread(zlib.compress, text, 1)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await self._save(conn, name, checkpoint, blob, position):
+            if not await self.rows.save_at(name, checkpoint, position, conn=conn):
                 return False
             if snapshots:
                 await conn.executemany(
@@ -73,30 +68,3 @@ class PostgresCheckpointStore:
             "SELECT snapshot FROM experiment_snapshots WHERE experiment_id = $1", experiment_id
         )
         return None if raw is None else dict(json.loads(raw))
-
-    @staticmethod
-    async def _save(
-        conn: Any, name: str, checkpoint: Checkpoint, blob: bytes, position: int | None
-    ) -> bool:
-        saved = await conn.fetchval(
-            """
-            INSERT INTO experiments_checkpoints
-              (name, state, offsets, events, cluster_id, position)
-            VALUES ($1, $2, $3::jsonb, $4, $5, $6)
-            ON CONFLICT (name) DO UPDATE
-              SET state = EXCLUDED.state, offsets = EXCLUDED.offsets,
-                  events = EXCLUDED.events, cluster_id = EXCLUDED.cluster_id,
-                  position = EXCLUDED.position, saved_at = now()
-              WHERE EXCLUDED.position IS NULL OR experiments_checkpoints.position IS NULL
-                 OR experiments_checkpoints.position <= EXCLUDED.position
-                 OR experiments_checkpoints.cluster_id IS DISTINCT FROM EXCLUDED.cluster_id
-            RETURNING name
-            """,
-            name,
-            blob,
-            json.dumps(checkpoint.offsets),
-            checkpoint.events,
-            checkpoint.cluster_id,
-            position,
-        )
-        return saved is not None

@@ -1,0 +1,204 @@
+"""State owned partition by partition: the KTable pattern of Kafka Streams, on our stack.
+
+A stage whose state is keyed (an experiment's statistics by experiment id, the optimizer's
+learning by task type) reads an internal topic partitioned by that key (a forwarding stage
+re-keys its input there, see :mod:`finops.common.partitions`). Each instance of the owner
+group owns some partitions and, per partition, one *shard* of the state, checkpointed in a row
+of its own with that partition's next offset. When a partition is assigned, its checkpoint is
+loaded and the consumer seeks to its offset (to the beginning when there is none); before one
+is revoked it is checkpointed; offsets are committed to the group only after the checkpoint
+that covers them. So a rebalance, a restart or a ``kill -9`` neither loses nor double-counts
+an event: the next owner replays exactly the records after the last checkpoint, which no saved
+state has seen.
+
+:class:`OwnedPartitions` is the loop and the bookkeeping; a stage subclasses it and says how a
+shard is loaded, saved and fed a partition's batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from finops.common.kafka import start_subscribed
+from finops.common.log_position import ResumePlan, partition_key
+
+log = logging.getLogger(__name__)
+
+Shard = TypeVar("Shard")
+
+#: where to resume, given the offsets and the cluster id a checkpoint saved
+Resume = Callable[[Mapping[str, int], str | None], Awaitable[ResumePlan]]
+
+
+class _OwnAssignedPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: OwnedPartitions[Any]) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.owner.release({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.owner.adopt({tp.partition for tp in assigned})
+
+
+class OwnedPartitions(Generic[Shard]):
+    """One shard of state per owned partition of ``topic``, checkpointed with its offset.
+
+    Subclasses implement :meth:`load_shard`, :meth:`save_shard` and :meth:`handle`; they may
+    extend :meth:`after_batch` (called under :attr:`lock` after every poll). Changing a shard
+    outside :meth:`handle` (an operator's command, say) is done under :attr:`lock` and marks
+    the partition in :attr:`dirty`.
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        topic: str,
+        *,
+        resume: Resume,
+        checkpoint_interval_s: float = 5.0,
+        poll_timeout_ms: int = 200,
+        batch_max_records: int = 2000,
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.resume = resume
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.poll_timeout_ms = poll_timeout_ms
+        self.batch_max_records = batch_max_records
+        #: the shard of each partition this instance owns, and the next offset to read there
+        self.shards: dict[int, Shard] = {}
+        self.offsets: dict[int, int] = {}
+        self.cluster_id: str | None = None
+        #: partitions changed since their last checkpoint
+        self.dirty: set[int] = set()
+        self.lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+
+    # -- what a stage says ---------------------------------------------------------------
+
+    async def load_shard(self, partition: int) -> tuple[Shard, Mapping[str, int], str | None]:
+        """The partition's saved shard, the offsets and cluster id saved with it (empty and
+        None for a new shard, which then reads the partition from its beginning)."""
+        raise NotImplementedError
+
+    async def save_shard(self, partition: int, shard: Shard, offsets: dict[str, int]) -> bool:
+        """Save the shard with ``offsets``; False when a checkpoint further along exists (an
+        instance that owned the partition later saved it: the offset is not committed)."""
+        raise NotImplementedError
+
+    async def handle(self, partition: int, shard: Shard, records: list[Any]) -> None:
+        """Apply one partition's records (in order) to its shard."""
+        raise NotImplementedError
+
+    def released(self, partition: int, shard: Shard) -> None:
+        """Called once a revoked partition's shard is checkpointed and forgotten."""
+
+    async def after_batch(self) -> None:
+        """Called with :attr:`lock` held after every poll: checkpoints what changed once
+        ``checkpoint_interval_s`` has passed since the last checkpoint."""
+        if self.dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+            await self.checkpoint_locked()
+
+    # -- ownership -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the consumer; its group join and the adoption of the partitions it is
+        assigned run in the background (:func:`~finops.common.kafka.start_subscribed`)."""
+        await start_subscribed(self.consumer, [self.topic], _OwnAssignedPartitions(self))
+
+    async def adopt(self, partitions: set[int]) -> None:
+        """Load the checkpoints of newly assigned partitions and seek to their offsets."""
+        async with self.lock:
+            saved: dict[str, int] = {}
+            for partition in sorted(partitions - self.shards.keys()):
+                shard, offsets, cluster_id = await self.load_shard(partition)
+                self.shards[partition] = shard
+                saved.update(offsets)
+                self.cluster_id = self.cluster_id or cluster_id
+            plan = await self.resume(saved, self.cluster_id)
+            self.cluster_id = plan.cluster_id
+            for partition in sorted(partitions):
+                tp = TopicPartition(self.topic, partition)
+                offset = plan.offsets.get(partition_key(tp), self.offsets.get(partition))
+                if offset is None:
+                    self.offsets.pop(partition, None)
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.offsets[partition] = offset
+                    self.consumer.seek(tp, offset)
+            log.info(
+                "partitions adopted", extra={"topic": self.topic, "adopted": sorted(partitions)}
+            )
+
+    async def release(self, partitions: set[int]) -> None:
+        """Checkpoint revoked partitions, then forget them: their next owner starts there."""
+        async with self.lock:
+            owned = partitions & self.shards.keys()
+            self.dirty |= owned
+            await self.checkpoint_locked()
+            for partition in sorted(owned):
+                shard = self.shards.pop(partition)
+                self.offsets.pop(partition, None)
+                self.released(partition, shard)
+            log.info("partitions released", extra={"topic": self.topic, "released": sorted(owned)})
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll and apply until ``stop`` is set, then checkpoint what changed."""
+        while not stop.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
+            )
+            async with self.lock:
+                for tp, records in batch.items():
+                    shard = self.shards.get(tp.partition)
+                    if shard is None or not records:
+                        continue  # revoked while the batch was read: its next owner reads them
+                    await self.handle(tp.partition, shard, records)
+                    self.offsets[tp.partition] = records[-1].offset + 1
+                    self.dirty.add(tp.partition)
+                await self.after_batch()
+            # getmany() returns without suspending while records are buffered: without this
+            # the API sharing the loop would wait for a whole backlog to drain.
+            await asyncio.sleep(0)
+        await self.checkpoint()
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    async def checkpoint(self) -> None:
+        async with self.lock:
+            await self.checkpoint_locked()
+
+    async def checkpoint_locked(self) -> None:
+        """Checkpoint every changed partition (its shard and offset), then commit the
+        offsets those checkpoints cover."""
+        commit = {}
+        for partition in sorted(self.dirty & self.shards.keys()):
+            tp = TopicPartition(self.topic, partition)
+            offset = self.offsets.get(partition)
+            offsets = {} if offset is None else {partition_key(tp): offset}
+            if not await self.save_shard(partition, self.shards[partition], offsets):
+                log.warning(
+                    "a checkpoint further along partition %d exists: another instance owns it",
+                    partition,
+                )
+            elif offset is not None:
+                commit[tp] = OffsetAndMetadata(offset, "")
+        if commit:
+            try:
+                await self.consumer.commit(commit)
+            except KafkaError as exc:
+                # The checkpoint holds the offsets: the next owner seeks there anyway.
+                log.warning("offsets not committed", extra={"error": repr(exc)})
+        self.dirty.clear()
+        self._last_checkpoint = time.monotonic()
