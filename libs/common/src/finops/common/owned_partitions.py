@@ -105,8 +105,15 @@ class OwnedPartitions(Generic[Shard]):
     async def after_batch(self) -> None:
         """Called with :attr:`lock` held after every poll: checkpoints what changed once
         ``checkpoint_interval_s`` has passed since the last checkpoint."""
-        if self.dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+        if self.checkpoint_due():
             await self.checkpoint_locked()
+
+    def checkpoint_due(self) -> bool:
+        """Whether something changed and ``checkpoint_interval_s`` has passed since the last
+        checkpoint."""
+        return bool(self.dirty) and (
+            time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
+        )
 
     # -- ownership -----------------------------------------------------------------------
 
