@@ -4,10 +4,11 @@ Tagged events arrive on ``finops.experiment-events.v1`` in the partition of thei
 id (stage 1, :mod:`.forward`). Each instance of the owner group owns some partitions and, per
 partition, an :class:`ExperimentAnalysis` of that partition's experiments, checkpointed in its
 own row with that partition's offset (see :mod:`.checkpoints`), together with the snapshots
-any instance serves results from. Offsets are committed only after the checkpoint that covers
-them; when a partition is assigned its checkpoint is loaded and the consumer seeks to its
-offset, and before one is revoked it is checkpointed: a restart or a rebalance neither loses
-nor double-counts an event. A conclusion is checkpointed *before* it is announced on
+any instance serves results from. :class:`~finops.common.owned_partitions.OwnedPartitions`
+does the rest: offsets are committed only after the checkpoint that covers them; when a
+partition is assigned its checkpoint is loaded and the consumer seeks to its offset, and
+before one is revoked it is checkpointed: a restart or a rebalance neither loses nor
+double-counts an event. A conclusion is checkpointed *before* it is announced on
 ``finops.experiments.v1`` and written to PostgreSQL, so a crash in between re-announces it (at
 least once) and never forgets it.
 """
@@ -18,19 +19,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.consumer import dead_letter
-from finops.common.kafka import start_subscribed
-from finops.common.log_position import ResumePlan
-from finops.common.log_position import partition_key as _key
+from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
@@ -48,22 +44,11 @@ log = logging.getLogger(__name__)
 ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
 NEGATIVE_CACHE_S = 1.0
 
-#: where to resume, given the offsets and cluster id a checkpoint saved
-Resume = Callable[[Mapping[str, int], str | None], Awaitable[ResumePlan]]
 
+class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
+    """The :class:`ExperimentAnalysis` of each partition this instance owns (the loop, the
+    rebalances and the checkpoint bookkeeping are :class:`OwnedPartitions`')."""
 
-class _OwnPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, intake: AnalysisIntake) -> None:
-        self.intake = intake
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.intake.release({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.intake.adopt({tp.partition for tp in assigned})
-
-
-class AnalysisIntake:
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
@@ -80,29 +65,23 @@ class AnalysisIntake:
         checkpoint_interval_s: float = 5.0,
         refresh_interval_s: float = 1.0,
     ) -> None:
-        self.consumer = consumer
+        super().__init__(
+            consumer, events_topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
+        )
         self.producer = producer
         self.store = store
         self.repo = repo
         self.name = name
-        self.events_topic = events_topic
         self.experiments_topic = experiments_topic
         self.partitions = partitions
-        self.resume = resume
         self.forwarder = forwarder
-        self.checkpoint_interval_s = checkpoint_interval_s
         self.refresh_interval_s = refresh_interval_s
-        #: the analysis of each partition this instance owns, and the next offset to read there
-        self.shards: dict[int, ExperimentAnalysis] = {}
-        self.offsets: dict[int, int] = {}
-        self.cluster_id: str | None = None
         #: tagged events analysed by this instance since it started
         self.events = 0
-        self._dirty: set[int] = set()
-        self._last_checkpoint = time.monotonic()
+        #: conclusions reached in the current batch, announced once it is checkpointed
+        self.conclusions: list[dict[str, Any]] = []
         self._last_refresh = 0.0
         self._not_running: dict[str, float] = {}
-        self._lock = asyncio.Lock()
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
         self.known: dict[str, Experiment] = {}
@@ -115,36 +94,23 @@ class AnalysisIntake:
     def owner_partition(self, experiment_id: str) -> int:
         return partition_for(experiment_id, self.partitions)
 
-    async def start(self) -> None:
-        """Start the consumer; its group join and the adoption of the partitions it is
-        assigned run in the background (:func:`~finops.common.kafka.start_subscribed`)."""
-        await start_subscribed(self.consumer, [self.events_topic], _OwnPartitions(self))
-
     async def adopt(self, partitions: set[int]) -> None:
-        """Load the checkpoints of newly assigned partitions and seek to their offsets."""
-        async with self._lock:
-            saved: dict[str, int] = {}
-            for partition in partitions - self.shards.keys():
-                checkpoint = await self.store.load(self.checkpoint_name(partition))
-                analysis = self._restored(partition, checkpoint)
-                if checkpoint is None:
-                    analysis = await self._from_single_checkpoint(partition)
-                self.shards[partition] = analysis or ExperimentAnalysis()
-                if checkpoint is not None and analysis is not None:
-                    saved.update(checkpoint.offsets)
-                    self.cluster_id = self.cluster_id or checkpoint.cluster_id
-            plan = await self.resume(saved, self.cluster_id)
-            self.cluster_id = plan.cluster_id
-            for partition in partitions:
-                tp = TopicPartition(self.events_topic, partition)
-                offset = plan.offsets.get(_key(tp))
-                if offset is None:
-                    self.offsets.pop(partition, None)
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.offsets[partition] = offset
-                    self.consumer.seek(tp, offset)
+        await super().adopt(partitions)
         self._last_refresh = 0.0  # track the running experiments of the new partitions now
+
+    async def load_shard(
+        self, partition: int
+    ) -> tuple[ExperimentAnalysis, dict[str, int], str | None]:
+        """The partition's checkpoint; without one, its part of the legacy single checkpoint
+        (read from the partition's beginning); an unreadable one is rebuilt from there."""
+        checkpoint = await self.store.load(self.checkpoint_name(partition))
+        if checkpoint is None:
+            legacy = await self._from_single_checkpoint(partition)
+            return legacy or ExperimentAnalysis(), {}, None
+        analysis = self._restored(partition, checkpoint)
+        if analysis is None:
+            return ExperimentAnalysis(), {}, None
+        return analysis, checkpoint.offsets, checkpoint.cluster_id
 
     async def _from_single_checkpoint(self, partition: int) -> ExperimentAnalysis | None:
         """The partition's experiments from the checkpoint of the analysis before it was
@@ -173,15 +139,17 @@ class AnalysisIntake:
             )
             return None
 
-    async def release(self, partitions: set[int]) -> None:
-        """Checkpoint revoked partitions, then forget them: their next owner starts there."""
-        async with self._lock:
-            owned = partitions & self.shards.keys()
-            self._dirty |= owned
-            await self._checkpoint_locked()
-            for partition in owned:
-                del self.shards[partition]
-                self.offsets.pop(partition, None)
+    async def save_shard(
+        self, partition: int, shard: ExperimentAnalysis, offsets: dict[str, int]
+    ) -> bool:
+        """The partition's analysis, its offset and its experiments' snapshots, in one row
+        guarded by the partition's position."""
+        return await self.store.save(
+            self.checkpoint_name(partition),
+            Checkpoint(shard.to_state(), offsets, self.events, self.cluster_id),
+            {eid: state.snapshot() for eid, state in shard.experiments.items()},
+            position=self.offsets.get(partition),
+        )
 
     def state_of(self, experiment_id: str) -> ExperimentState | None:
         """The live state of an experiment this instance owns (None when it owns none)."""
@@ -201,38 +169,12 @@ class AnalysisIntake:
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.forwarder is None:
-            await self._analyse(stop)
+            await super().run(stop)
         else:
-            await asyncio.gather(self.forwarder.run(stop), self._analyse(stop))
+            await asyncio.gather(self.forwarder.run(stop), super().run(stop))
 
-    async def _analyse(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-            async with self._lock:
-                conclusions = []
-                now = time.time()
-                for tp, records in batch.items():
-                    conclusions += await self._observe(tp.partition, records, now)
-                if time.monotonic() - self._last_refresh >= self.refresh_interval_s:
-                    conclusions += await self._refresh()
-                if conclusions or (
-                    self._dirty
-                    and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
-                ):
-                    await self._checkpoint_locked()
-                for conclusion in conclusions:
-                    await self._announce_conclusion(conclusion)
-            # getmany() returns without suspending while records are buffered: without this
-            # the API would wait for a whole backlog to drain.
-            await asyncio.sleep(0)
-        await self.checkpoint()
-
-    async def _observe(
-        self, partition: int, records: list[Any], now: float
-    ) -> list[dict[str, Any]]:
-        shard = self.shards.get(partition)
-        if shard is None:
-            return []  # revoked while the batch was read: its next owner reads these records
+    async def handle(self, partition: int, shard: ExperimentAnalysis, records: list[Any]) -> None:
+        """Analyse a partition's tagged events; a record that is not one is dead-lettered."""
         tagged: list[Tagged] = []
         for record in records:
             try:
@@ -244,11 +186,19 @@ class AnalysisIntake:
                 if not shard.is_tracked(event.experiment_id):
                     await self._learn(shard, event.experiment_id)
             tagged.extend(events)
-        self.offsets[partition] = records[-1].offset + 1
-        self._dirty.add(partition)
         self.events += len(tagged)
-        conclusions = shard.observe_many(tagged, now)
-        return conclusions
+        self.conclusions += shard.observe_many(tagged, time.time())
+
+    async def after_batch(self) -> None:
+        """Follow the operators, checkpoint, then announce the batch's conclusions: one is
+        checkpointed before it is announced, so a crash in between re-announces it."""
+        conclusions, self.conclusions = self.conclusions, []
+        if time.monotonic() - self._last_refresh >= self.refresh_interval_s:
+            conclusions += await self._refresh()
+        if conclusions or self.checkpoint_due():
+            await self.checkpoint_locked()
+        for conclusion in conclusions:
+            await self._announce_conclusion(conclusion)
 
     async def _learn(self, shard: ExperimentAnalysis, experiment_id: str) -> None:
         """Look up an experiment first met on an event (it may have started a moment ago)."""
@@ -281,12 +231,12 @@ class AnalysisIntake:
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
                 shard.halt(experiment.id, "stopped by an operator", now)
-                self._dirty.add(partition)
+                self.dirty.add(partition)
         expired = []
         for partition, shard in self.shards.items():
             found = shard.expire_all(now)
             if found:
-                self._dirty.add(partition)
+                self.dirty.add(partition)
             expired += found
         return expired
 
@@ -307,38 +257,3 @@ class AnalysisIntake:
             key=str(body["experiment_id"]).encode(),
         )
         ANNOUNCED.labels(body["kind"]).inc()
-
-    # -- checkpoints -----------------------------------------------------------------------
-
-    async def checkpoint(self) -> None:
-        async with self._lock:
-            await self._checkpoint_locked()
-
-    async def _checkpoint_locked(self) -> None:
-        """Checkpoint every changed partition (state, offset, snapshots), then commit."""
-        commit = {}
-        for partition in sorted(self._dirty & self.shards.keys()):
-            shard = self.shards[partition]
-            tp = TopicPartition(self.events_topic, partition)
-            offsets = {_key(tp): self.offsets[partition]} if partition in self.offsets else {}
-            saved = await self.store.save(
-                self.checkpoint_name(partition),
-                Checkpoint(shard.to_state(), offsets, self.events, self.cluster_id),
-                {eid: state.snapshot() for eid, state in shard.experiments.items()},
-                position=self.offsets.get(partition),
-            )
-            if not saved:
-                log.warning(
-                    "a checkpoint further along partition %d exists: another instance owns it",
-                    partition,
-                )
-            elif partition in self.offsets:
-                commit[tp] = OffsetAndMetadata(self.offsets[partition], "")
-        if commit:
-            try:
-                await self.consumer.commit(commit)
-            except KafkaError as exc:
-                # The checkpoint holds the offsets: the next owner seeks there anyway.
-                log.warning("offsets not committed", extra={"error": repr(exc)})
-        self._dirty.clear()
-        self._last_checkpoint = time.monotonic()
