@@ -55,6 +55,7 @@ from finops.optimizer.domain.aggregates import (
     sort_rows,
     unpack_bucket,
 )
+from finops.optimizer.domain.analytics_merge import merge_into, shared_retention
 from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc, windowable
 from finops.optimizer.domain.id_dedupe import IdDedupe, fingerprint
 from finops.optimizer.domain.latency_sketch import LatencySketch, latency_index
@@ -370,6 +371,15 @@ class SpendAnalytics:
                 "horizon": self._dedupe.horizon,
             },
         }
+
+    @classmethod
+    def merged(cls, parts: Iterable[SpendAnalytics]) -> SpendAnalytics:
+        """Read-only analytics of the union of parts that saw disjoint events (e.g. one per
+        ``task_type`` partition), with an empty dedupe; see :mod:`.analytics_merge`."""
+        parts = list(parts)
+        merged = cls(retain=shared_retention(p.retain for p in parts))
+        merge_into(merged, parts)
+        return merged
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from finops.optimizer.domain.budget_definitions import Budget
 from finops.optimizer.domain.burn_rate import HOUR, BurnState
 from finops.optimizer.domain.eventtime import iso_utc
 
-__all__ = ["alert_id", "check_alerts"]
+__all__ = ["FORECAST_LABEL", "alert_id", "check_alerts", "threshold_label"]
 
 _NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
 #: the ``fired`` label of the forecast alert (thresholds are labelled by their value)
@@ -35,7 +35,12 @@ def alert_id(budget_id: str, period_start: float, label: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"budget|{budget_id}|{iso_utc(period_start)}|{label}"))
 
 
-def _label(threshold: float) -> str:
+def threshold_label(threshold: float) -> str:
+    """The ``fired`` label (and alert-id part) of a threshold alert.
+
+    >>> threshold_label(0.8), threshold_label(1.0)
+    ('0.8', '1')
+    """
     return f"{threshold:g}"
 
 
@@ -62,7 +67,7 @@ def check_alerts(b: Budget, st: BurnState, ts: float) -> list[Alert]:
 def _threshold_alerts(b: Budget, st: BurnState, ts: float, forecast: float) -> list[Alert]:
     alerts: list[Alert] = []
     for th in b.alert_thresholds:
-        label = _label(th)
+        label = threshold_label(th)
         if label not in st.fired and st.spend >= th * b.limit_usd:
             st.fired.append(label)
             pct = round(th * 100)

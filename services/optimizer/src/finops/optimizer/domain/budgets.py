@@ -17,7 +17,7 @@ The tracker does not dedupe events: feed it the events :meth:`SpendAnalytics.obs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from finops.common.alerts import Alert
 from finops.optimizer.domain.budget_alerts import alert_id, check_alerts
 from finops.optimizer.domain.budget_definitions import PERIODS, SCOPES, Budget, period_bounds
 from finops.optimizer.domain.budget_pacing import pacing_of, stricter
+from finops.optimizer.domain.burn_merge import merged_burn_state
 from finops.optimizer.domain.burn_rate import DEFAULT_HALF_LIFE_H, HOUR, BurnState, ewma_alpha
 from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc
 
@@ -264,6 +265,63 @@ class BudgetTracker:
                     best = p
         return best
 
+    def due_alerts(
+        self, at: datetime | float | None = None, emitted: Collection[str] = frozenset()
+    ) -> list[Alert]:
+        """The threshold and forecast alerts whose condition holds as of ``at`` (default: the
+        newest event time), whether fired before or not, less those whose ``alert_id`` is in
+        ``emitted``: for a tracker that does not fire alerts itself (:meth:`merged`). The ids
+        are deterministic per budget, period and threshold, so a caller that polls passes the
+        ids it has sent; an alert whose condition no longer holds at the next poll (a forecast
+        that fell back, a period that ended) is not reported.
+        """
+        alerts: list[Alert] = []
+        for b in self.budgets():
+            st, ts = self._view(b, at)
+            unfired = BurnState.unpack(st.pack())
+            unfired.fired = []
+            alerts += [a for a in check_alerts(b, unfired, ts) if a.alert_id not in emitted]
+        return alerts
+
+    @classmethod
+    def merged(cls, parts: Iterable[BudgetTracker]) -> BudgetTracker:
+        """The tracker of the union of parts that saw disjoint events (e.g. one per
+        ``task_type`` partition), a read-only view: its alerts come from :meth:`due_alerts`.
+
+        The budget definitions, half-lives and pacing headroom are the first part's (operator
+        commands reach every partition, so they are the same in every part); a part's state of
+        a budget whose scope, subject or period differs there (a change not yet applied) is
+        left out. Spend and calls are exact; the burn-rate EWMAs are summed after aligning each
+        part to the newest hour, exact up to each part's warm-up (bound in :mod:`.burn_merge`).
+
+        >>> t0 = 1735689600.0  # 2025-01-01T00:00:00Z
+        >>> b = Budget("b", "agent", "bot", "day", 1.0)
+        >>> qa, code = BudgetTracker([b]), BudgetTracker([b])
+        >>> _ = qa.observe_cost("agent", "bot", t0, 0.5)
+        >>> _ = code.observe_cost("agent", "bot", t0 + 60, 0.375)
+        >>> fleet = BudgetTracker.merged([qa, code])
+        >>> fleet.status("b")["spend_usd"], fleet.status("b")["calls"]
+        (0.875, 2)
+        >>> [a.details["threshold"] for a in fleet.due_alerts()]
+        [0.8, 1.0]
+        """
+        parts = list(parts)
+        if not parts:
+            return cls()
+        first = parts[0]
+        merged = cls(first.budgets(), first.half_life_hours, first.pacing_headroom)
+        watermarks = [p._watermark for p in parts if p._watermark is not None]
+        merged._watermark = max(watermarks) if watermarks else None
+        for b in merged.budgets():
+            states = [
+                p._states[b.id]
+                for p in parts
+                if b.id in p._states and _same_accounting(p._budgets[b.id], b)
+            ]
+            if states:
+                merged._states[b.id] = merged_burn_state(b, states, merged._alpha(b))
+        return merged
+
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         return {
@@ -287,3 +345,8 @@ class BudgetTracker:
         bt._watermark = state["watermark"]
         bt._states = {bid: BurnState.unpack(p) for bid, p in state["states"].items()}
         return bt
+
+
+def _same_accounting(one: Budget, other: Budget) -> bool:
+    """Whether a state kept for budget ``one`` counts the calls ``other`` counts."""
+    return (one.scope, one.subject, one.period) == (other.scope, other.subject, other.period)
