@@ -17,6 +17,7 @@ from finops.common.http import create_service_app
 from finops.common.settings import CommonSettings
 from finops.optimizer.api.routes import router
 from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.service_layer.commands import OperatorChange
 from finops.optimizer.settings import OptimizerSettings
 
 
@@ -33,6 +34,14 @@ class InMemoryIntake:
     async def checkpoint(self) -> None:
         self.checkpoints += 1
 
+    def configured(self) -> OptimizerEngine:
+        return self.engine
+
+    async def apply(self, change: OperatorChange) -> Any:
+        result = change.apply(self.engine)
+        await self.checkpoint()
+        return result
+
 
 class KeptLog:
     def __init__(self) -> None:
@@ -47,7 +56,7 @@ def operator_client() -> TestClient:
     settings = CommonSettings(service_name="optimizer")
     app = create_service_app(settings, title="optimizer", description="test")
     app.include_router(router)
-    app.state.intake = InMemoryIntake()
+    app.state.intake = app.state.changes = InMemoryIntake()
     app.state.reclog = KeptLog()
     app.state.circuits = CircuitTable()
     app.state.settings = OptimizerSettings()

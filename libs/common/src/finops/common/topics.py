@@ -85,6 +85,22 @@ EXPERIMENT_EVENTS = TopicSpec(
     retention_ms=1 * DAY_MS,
     consumed=True,
 )
+OPTIMIZER_EVENTS = TopicSpec(
+    "finops.optimizer-events.v1",
+    6,
+    "task_type",
+    "cost, error and experiment-decision events and operator changes re-keyed by task type, "
+    "for the optimizer worker that owns the task type's partition (partitioned learning)",
+    consumed=True,
+)
+OPTIMIZER_SHARDS = TopicSpec(
+    "finops.optimizer-shards.v1",
+    6,
+    "partition",
+    "the latest learned state of each optimizer partition, which every replica answers from",
+    retention_ms=None,
+    cleanup_policy="compact",
+)
 ALERTS = TopicSpec("finops.alerts.v1", 1, "subject", "budget, anomaly, drift and breaker alerts")
 
 PRIMARY_TOPICS: tuple[TopicSpec, ...] = (
@@ -96,6 +112,8 @@ PRIMARY_TOPICS: tuple[TopicSpec, ...] = (
     CIRCUITS,
     EXPERIMENTS,
     EXPERIMENT_EVENTS,
+    OPTIMIZER_EVENTS,
+    OPTIMIZER_SHARDS,
     ALERTS,
 )
 

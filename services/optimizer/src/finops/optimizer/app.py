@@ -1,16 +1,20 @@
 """Assembles the optimizer: intake, engine and API in one process. No I/O at import.
 
-It runs no Faust app: its consumers (the checkpointed event intake, the circuit-breaker reader)
-are aiokafka consumers its lifespan starts.
+It runs no Faust app: its consumers are aiokafka consumers its lifespan starts. With one
+worker (the default) the checkpointed event intake learns every task type; with
+``partitioned_learning`` each worker forwards its share of the input re-keyed by task type,
+learns the partitions it owns and answers from every partition's published state
+(docs/optimizer.md, "Scaling out"). Either way the circuit-breaker reader runs beside.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
@@ -20,11 +24,14 @@ from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import with_shared_resources
-from finops.common.log_position import plan_resume
+from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
+from finops.optimizer.adapters.engine_shards import EngineShards
 from finops.optimizer.adapters.metrics import SPEND
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
+from finops.optimizer.adapters.shard_snapshots import PartitionedLearning, ShardSnapshotReader
 from finops.optimizer.adapters.stream import EventIntake
+from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
 from finops.optimizer.api.routes import router
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.settings import OptimizerSettings
@@ -40,52 +47,26 @@ def create_app(
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         producer = make_producer(settings)
         await producer.start()
-        consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
-        intake = EventIntake(
-            OptimizerEngine(settings.fleet_quality_target, settings.policy_seed),
-            consumer,
-            producer,
-            PostgresCheckpointStore(app.state.db, "optimizer_checkpoints"),
-            name=settings.checkpoint_name,
-            checkpoint_every_events=settings.checkpoint_every_events,
-            checkpoint_interval_s=settings.checkpoint_interval_s,
-            topics=(settings.cost_topic, settings.error_topic),
-            alerts_topic=settings.alerts_topic,
-            experiments_topic=settings.experiments_topic,
-        )
-        await intake.restore()
-        intake.resume_from(
-            await plan_resume(settings, intake.offsets, intake.cluster_id, what="optimizer intake")
-        )
-        # The restored state is long-lived: keep it out of the cyclic GC's full scans, which
-        # would otherwise stall requests for tens of milliseconds (p99 latency).
-        if settings.freeze_startup_heap:
-            freeze_startup_heap()
-        await intake.start()
-        app.state.intake = intake
-        SPEND.source = lambda: intake.engine
         app.state.reclog = RecommendationLog(producer)
         await app.state.reclog.start()
         stop = asyncio.Event()
-        runner = asyncio.create_task(intake.run(stop), name="optimizer-intake")
-        circuits = CircuitReader(
-            make_consumer(settings, group_id=None), settings.circuits_topic, app.state.circuits
-        )
-        await circuits.start()
-        breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
-        try:
-            with gc_pauses_watched("optimizer", freeze=False):  # frozen above, before the intake
-                yield
-        finally:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(runner, timeout=30)
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(breakers, timeout=10)
-            await circuits.stop()
-            await app.state.reclog.stop()
-            await consumer.stop()
-            await producer.stop()
+        learning = _partitioned if settings.partitioned_learning else _one_worker
+        async with learning(app, settings, producer, stop):
+            circuits = CircuitReader(
+                make_consumer(settings, group_id=None), settings.circuits_topic, app.state.circuits
+            )
+            await circuits.start()
+            breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
+            try:
+                with gc_pauses_watched("optimizer", freeze=False):  # frozen before the intake
+                    yield
+            finally:
+                stop.set()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(breakers, timeout=10)
+                await circuits.stop()
+        await app.state.reclog.stop()
+        await producer.stop()
 
     app = create_stream_service_app(
         settings,
@@ -115,3 +96,108 @@ async def _task_check(name: str, what: str) -> None:
     runner = [t for t in asyncio.all_tasks() if t.get_name() == name]
     if not runner or runner[0].done():
         raise RuntimeError(f"{what} is not running")
+
+
+@asynccontextmanager
+async def _one_worker(
+    app: FastAPI, settings: OptimizerSettings, producer: AIOKafkaProducer, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """One worker learns every task type: the checkpointed event intake."""
+    consumer = make_consumer(settings, group_id=settings.consumer_group, max_poll_records=2000)
+    intake = EventIntake(
+        new_engine(settings),
+        consumer,
+        producer,
+        PostgresCheckpointStore(app.state.db, "optimizer_checkpoints"),
+        name=settings.checkpoint_name,
+        checkpoint_every_events=settings.checkpoint_every_events,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        topics=(settings.cost_topic, settings.error_topic),
+        alerts_topic=settings.alerts_topic,
+        experiments_topic=settings.experiments_topic,
+    )
+    await intake.restore()
+    intake.resume_from(
+        await plan_resume(settings, intake.offsets, intake.cluster_id, what="optimizer intake")
+    )
+    # The restored state is long-lived: keep it out of the cyclic GC's full scans, which
+    # would otherwise stall requests for tens of milliseconds (p99 latency).
+    if settings.freeze_startup_heap:
+        freeze_startup_heap()
+    await intake.start()
+    app.state.intake = app.state.changes = intake
+    SPEND.source = lambda: intake.engine
+    runner = asyncio.create_task(intake.run(stop), name="optimizer-intake")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(runner, timeout=30)
+        await consumer.stop()
+
+
+@asynccontextmanager
+async def _partitioned(
+    app: FastAPI, settings: OptimizerSettings, producer: AIOKafkaProducer, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """Learning partitioned by task type: forward, own some partitions, serve every one."""
+    forward_consumer = make_consumer(settings, group_id=settings.forward_group)
+    owner_consumer = make_consumer(settings, group_id=settings.owner_group, max_poll_records=2000)
+    reader_consumer = make_consumer(settings, group_id=None)
+
+    async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        return await plan_resume(settings, saved, cluster_id, what="optimizer partitions")
+
+    learning = PartitionedLearning(
+        TaskTypeForwarder(
+            forward_consumer,
+            producer,
+            learning_topic=settings.learning_topic,
+            partitions=settings.learning_partitions,
+            experiments_topic=settings.experiments_topic,
+        ),
+        EngineShards(
+            owner_consumer,
+            producer,
+            PostgresCheckpointStore(app.state.db, "optimizer_checkpoints"),
+            topic=settings.learning_topic,
+            resume=resume,
+            name=settings.checkpoint_name,
+            new_engine=lambda: new_engine(settings),
+            shards_topic=settings.shards_topic,
+            alerts_topic=settings.alerts_topic,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+            snapshot_interval_s=settings.snapshot_interval_s,
+        ),
+        ShardSnapshotReader(
+            reader_consumer,
+            settings.shards_topic,
+            partitions=settings.learning_partitions,
+            blank=lambda: new_engine(settings),
+        ),
+        producer,
+        learning_topic=settings.learning_topic,
+        partitions=settings.learning_partitions,
+        alerts_topic=settings.alerts_topic,
+    )
+    await learning.reader.start()
+    await learning.shards.start()
+    await learning.forwarder.start(
+        [settings.cost_topic, settings.error_topic, settings.experiments_topic]
+    )
+    app.state.intake = app.state.changes = app.state.learning = learning
+    SPEND.source = lambda: learning.engine
+    runner = asyncio.create_task(learning.run(stop), name="optimizer-intake")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(runner, timeout=30)
+        for consumer in (forward_consumer, owner_consumer, reader_consumer):
+            await consumer.stop()
+
+
+def new_engine(settings: OptimizerSettings) -> OptimizerEngine:
+    return OptimizerEngine(settings.fleet_quality_target, settings.policy_seed)

@@ -1,7 +1,15 @@
 from __future__ import annotations
 
 from finops.common.settings import DEFAULT_PORTS, CommonSettings
-from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, EXPERIMENTS
+from finops.common.topics import (
+    AGENT_COST,
+    AGENT_ERROR,
+    ALERTS,
+    CIRCUITS,
+    EXPERIMENTS,
+    OPTIMIZER_EVENTS,
+    OPTIMIZER_SHARDS,
+)
 
 
 class OptimizerSettings(CommonSettings):
@@ -29,3 +37,15 @@ class OptimizerSettings(CommonSettings):
     circuits_topic: str = CIRCUITS.name
     #: share of requests that may go to an arm whose breaker is half-open (probes)
     breaker_probe_rate: float = 0.05
+
+    # ---- partitioned learning (many workers; docs/optimizer.md "Scaling out") -------------
+    #: learn in partitions by task type, each worker owning some; False: this one worker
+    #: learns everything (the default, and the local stack's)
+    partitioned_learning: bool = False
+    learning_topic: str = OPTIMIZER_EVENTS.name
+    learning_partitions: int = OPTIMIZER_EVENTS.partitions
+    shards_topic: str = OPTIMIZER_SHARDS.name
+    forward_group: str = "finops-optimizer-forward"
+    owner_group: str = "finops-optimizer-owners"
+    #: how often an owner publishes a changed partition's state (the view's staleness)
+    snapshot_interval_s: float = 1.0

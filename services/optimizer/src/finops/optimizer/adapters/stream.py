@@ -28,6 +28,7 @@ from finops.common.datastores import is_dependency_failure
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.service_layer.commands import OperatorChange
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,16 @@ class EventIntake(CheckpointedState):
             CHECKPOINT_FAILURES.inc()
             log.warning("checkpoint failed; retrying later", extra={"error": repr(exc)})
             self._retry_checkpoint_at = time.monotonic() + self.checkpoint_interval_s
+
+    def configured(self) -> OptimizerEngine:
+        """The live engine operator changes go to (a :class:`ChangeTarget`)."""
+        return self.engine
+
+    async def apply(self, change: OperatorChange) -> Any:
+        """Apply an operator change to the live engine and checkpoint it before answering."""
+        result = change.apply(self.engine)
+        await self.checkpoint()
+        return result
 
     async def checkpoint(self) -> None:
         """Save state + offsets, then commit the offsets to the group."""

@@ -18,7 +18,7 @@ async def _engine(request: Request) -> OptimizerEngine:
 
 
 async def _commands(request: Request) -> OperatorCommands:
-    return OperatorCommands(request.app.state.intake)
+    return OperatorCommands(request.app.state.changes)
 
 
 async def _reclog(request: Request) -> RecommendationLog:

@@ -28,6 +28,7 @@ from finops.optimizer.api.schemas import (
     BudgetStatusOut,
     CatalogOut,
     ObjectiveOut,
+    PartitionsOut,
     RecommendationOut,
     SummaryOut,
     TasksOut,
@@ -148,6 +149,31 @@ async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
 
 
 @router.get(
+    "/api/partitions",
+    tags=["stats"],
+    summary="Which learning partitions this worker owns, and which its view holds",
+    response_model=PartitionsOut,
+    description="With partitioned learning (`FINOPS_PARTITIONED_LEARNING=true`), the "
+    "partitions of `finops.optimizer-events.v1` this worker owns and learns, those whose state "
+    "it has read from `finops.optimizer-shards.v1`, and those its current view answers from. "
+    "With one worker (the default): one partition, owned.",
+    responses=responses(READ),
+)
+async def partitions(_: StatsReader, request: Request) -> dict[str, Any]:
+    learning = getattr(request.app.state, "learning", None)
+    if learning is None:
+        return {
+            "partitioned": False,
+            "partitions": 1,
+            "owned": [0],
+            "published": [0],
+            "viewed": [0],
+            "events_applied": request.app.state.intake.events,
+        }
+    return {"partitioned": True, **learning.ownership()}
+
+
+@router.get(
     "/api/stats/{dimension}",
     tags=["stats"],
     summary="Totals or tumbling windows per agent, team, task_type, provider or model",
@@ -202,7 +228,7 @@ async def stats_top(
     responses=responses(READ),
 )
 async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return {"policy": engine.policy.status(), "tasks": engine.tasks()}
+    return {"policy": engine.policy_status(), "tasks": engine.tasks()}
 
 
 class ArmIn(RequestBody):

@@ -138,6 +138,15 @@ class TaskOut(Out):
     arms: dict[str, ArmBeliefOut]
 
 
+class PartitionsOut(Out):
+    partitioned: bool = Field(description="whether learning is partitioned by task type")
+    partitions: int = Field(description="partitions of the learning topic")
+    owned: list[int] = Field(description="partitions this worker learns")
+    published: list[int] = Field(description="partitions whose state this worker has read")
+    viewed: list[int] = Field(description="partitions its current view answers from")
+    events_applied: int = Field(description="records this worker applied since it started")
+
+
 class TasksOut(Out):
     policy: dict[str, Any] = Field(
         description="fleet-level planning status: updates, shadow price `mu`, quality ratios"

@@ -382,8 +382,9 @@ class SpendAnalytics:
         return merged
 
     # ------------------------------------------------------------------ state
-    def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable snapshot (aggregates, sketches, windows and the dedupe memory)."""
+    def to_state(self, *, remember_ids: bool = True) -> dict[str, Any]:
+        """JSON-serialisable snapshot (aggregates, sketches, windows and the dedupe memory;
+        without ``remember_ids``, an empty memory: a read-only view for answering queries)."""
         return {
             "version": STATE_VERSION,
             "retain": dict(self.retain),
@@ -398,7 +399,9 @@ class SpendAnalytics:
                 g: [[s, pack_bucket(b)] for s, b in sorted(w.items())]
                 for g, w in self._windows.items()
             },
-            "dedupe": self._dedupe.to_state(),
+            "dedupe": (
+                self._dedupe if remember_ids else IdDedupe(self._dedupe.capacity)
+            ).to_state(),
         }
 
     @classmethod

@@ -249,9 +249,11 @@ class OptimizerEngine:
         now: datetime | None = None,
         breakers: BreakerStates | None = None,
         probe_rate: float = 0.05,
+        budgets: BudgetTracker | None = None,
     ) -> Recommendation:
         """The arm for one request. ``breakers`` (the healer's circuit states) leave out the
-        arms whose breaker is open, and half-open ones but for ``probe_rate`` of requests."""
+        arms whose breaker is open, and half-open ones but for ``probe_rate`` of requests;
+        ``budgets`` (default: the engine's) pace the spend of the request's agent and team."""
         candidates = self.candidates(task_type)
         if not candidates:
             raise NoArms(f"no model is known for task type {task_type!r} yet")
@@ -264,7 +266,8 @@ class OptimizerEngine:
             candidates, skipped, reason_prefix = self._screen(
                 candidates, breakers, probe_rate, rng or random
             )
-        pacing = self.budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
+        budgets = budgets or self.budgets
+        pacing = budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
         if pacing and pacing.get("action") in ("step_down", "exhausted"):
             cap = pacing.get("max_cost_per_call_usd") or 0.0
             summary = self.policy.arm_summary(task_type)
@@ -362,6 +365,12 @@ class OptimizerEngine:
             raise UnknownBudget(f"no budget {budget_id!r}")
         self.budgets.remove_budget(budget_id)
 
+    def has_budget(self, budget_id: str) -> bool:
+        return self.budgets.get(budget_id) is not None
+
+    def budget_status(self, budget_id: str) -> dict[str, Any]:
+        return self.budgets.status(budget_id)
+
     def tasks(self) -> dict[str, Any]:
         return {
             task: {"family": family_of(task), "arms": self.policy.arm_summary(task)}
@@ -387,6 +396,20 @@ class OptimizerEngine:
             ("drift_alerts", lambda: self.drift_alerts),
             ("promoted", lambda: {k: dict(v) for k, v in self.promoted.items()}),
         ]
+
+    def view_parts(self) -> list[tuple[str, Callable[[], Any]]]:
+        """:meth:`state_parts` without the memories of event ids: what a replica needs to
+        answer queries and recommendations (a view restored from it must not be fed events)."""
+        capacity = self.error_ids.capacity
+        replaced: dict[str, Callable[[], Any]] = {
+            "analytics": lambda: self.analytics.to_state(remember_ids=False),
+            "error_ids": lambda: IdDedupe(capacity).to_state(),
+        }
+        return [(name, replaced.get(name, build)) for name, build in self.state_parts()]
+
+    def policy_status(self) -> dict[str, Any]:
+        """Fleet-level planning status of the routing policy (shadow price, updates, ...)."""
+        return self.policy.status()
 
     def to_state(self) -> dict[str, Any]:
         return {name: build() for name, build in self.state_parts()}

@@ -1,76 +1,154 @@
-"""Operator commands: change the engine, then checkpoint it, in one place.
+"""Operator commands: a change to what the optimizer learns with, made durable in one place.
 
 An operator change (a catalog arm, an objective, a budget) must survive a restart the moment
-it is acknowledged, so each command applies its change to the live engine and then saves a
-checkpoint before it returns. The routes call these commands; none touches the engine's
-settings or the checkpoint directly.
+it is acknowledged. Each command is an :class:`OperatorChange`, a serialisable value; the
+routes call :class:`OperatorCommands`, which hands it to the :class:`ChangeTarget` of the
+process: with one worker the event intake applies it to the live engine and checkpoints it;
+with learning partitioned by task type, the change is written to every partition of the
+internal topic (each partition's owner applies it in order with the events) and the answer
+comes from the replica's view. None of the routes touches an engine's settings directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
+from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
 
-Result = TypeVar("Result")
+ChangeKind = Literal["offer_arm", "withdraw_arm", "set_objective", "put_budget", "delete_budget"]
 
 
-class CheckpointedEngine(Protocol):
-    """The live engine and the checkpoint that makes its state durable (the event intake)."""
+class Configurable(Protocol):
+    """What a change is applied to: an engine, or a replica's view of every partition."""
 
-    @property
-    def engine(self) -> OptimizerEngine: ...
+    catalog: dict[str, ArmSpec]
 
-    async def checkpoint(self) -> None: ...
+    def add_catalog_arm(self, spec: ArmSpec) -> str: ...
+
+    def remove_catalog_arm(self, arm: str) -> bool: ...
+
+    def set_objective(self, scope: str, objective: Objective) -> None: ...
+
+    def objectives(self) -> dict[str, dict[str, Any]]: ...
+
+    def set_budget(self, budget: Budget) -> None: ...
+
+    def remove_budget(self, budget_id: str) -> None: ...
+
+    def budget_status(self, budget_id: str) -> dict[str, Any]: ...
+
+    def has_budget(self, budget_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OperatorChange:
+    """One operator change and its arguments, as JSON travels.
+
+    Examples
+    --------
+    >>> change = OperatorChange.offer_arm(ArmSpec("gpt-4o-mini", "openai"))
+    >>> OperatorChange.from_json(change.to_json()) == change
+    True
+    """
+
+    kind: ChangeKind
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def offer_arm(cls, spec: ArmSpec) -> OperatorChange:
+        return cls("offer_arm", asdict(spec))
+
+    @classmethod
+    def withdraw_arm(cls, arm: str) -> OperatorChange:
+        return cls("withdraw_arm", {"arm": arm})
+
+    @classmethod
+    def set_objective(cls, scope: str, objective: Objective) -> OperatorChange:
+        return cls("set_objective", {"scope": scope, "objective": asdict(objective)})
+
+    @classmethod
+    def put_budget(cls, budget: Budget) -> OperatorChange:
+        return cls("put_budget", {**asdict(budget), "alert_thresholds": budget.alert_thresholds})
+
+    @classmethod
+    def delete_budget(cls, budget_id: str) -> OperatorChange:
+        return cls("delete_budget", {"id": budget_id})
+
+    def apply(self, target: Configurable) -> Any:
+        """Apply the change; what the command answers (the arm, the objective, ...)."""
+        args = self.args
+        if self.kind == "offer_arm":
+            spec = ArmSpec(args["model"], args["provider"], dict(args.get("config") or {}))
+            target.add_catalog_arm(spec)
+            return spec
+        if self.kind == "withdraw_arm":
+            return target.remove_catalog_arm(args["arm"])
+        if self.kind == "set_objective":
+            target.set_objective(args["scope"], Objective(**args["objective"]))
+            return target.objectives()[args["scope"]]
+        if self.kind == "put_budget":
+            budget = Budget(**{**args, "alert_thresholds": tuple(args["alert_thresholds"])})
+            target.set_budget(budget)
+            return target.budget_status(budget.id)
+        if self.kind == "delete_budget":
+            target.remove_budget(args["id"])
+            return True
+        raise ValueError(f"unknown operator change {self.kind!r}")
+
+    def to_json(self) -> bytes:
+        return json.dumps({"kind": self.kind, "args": self.args}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> OperatorChange:
+        """The change ``raw`` holds; ValueError, KeyError or TypeError for one it does not."""
+        body = json.loads(raw)
+        return cls(body["kind"], dict(body["args"]))
+
+
+class ChangeTarget(Protocol):
+    """Where changes go: it applies a change, makes it durable, and answers for it."""
+
+    def configured(self) -> Configurable:
+        """What the changes are applied to, as this process sees it now."""
+        ...
+
+    async def apply(self, change: OperatorChange) -> Any:
+        """Apply ``change`` durably; returns what :meth:`OperatorChange.apply` returned."""
+        ...
 
 
 class OperatorCommands:
-    """Every operator change to the engine; each returns once its checkpoint is saved."""
+    """Every operator change; each returns once it is durable."""
 
-    def __init__(self, intake: CheckpointedEngine) -> None:
-        self._intake = intake
-
-    async def _apply(self, change: Callable[[OptimizerEngine], Result]) -> Result:
-        # Read the engine at call time: restoring a checkpoint replaces the engine object.
-        result = change(self._intake.engine)
-        await self._intake.checkpoint()
-        return result
+    def __init__(self, target: ChangeTarget) -> None:
+        self._target = target
 
     async def offer_arm(self, spec: ArmSpec) -> ArmSpec:
         """Offer ``spec`` to every task (again, if it was withdrawn)."""
-        await self._apply(lambda engine: engine.add_catalog_arm(spec))
+        await self._target.apply(OperatorChange.offer_arm(spec))
         return spec
 
     async def withdraw_arm(self, arm: str) -> bool:
         """Withdraw a catalog arm; False (and nothing saved) when it is not in the catalog."""
-        if arm not in self._intake.engine.catalog:
+        if arm not in self._target.configured().catalog:
             return False
-        return await self._apply(lambda engine: engine.remove_catalog_arm(arm))
+        return bool(await self._target.apply(OperatorChange.withdraw_arm(arm)))
 
     async def set_objective(self, scope: str, objective: Objective) -> dict[str, Any]:
         """Set the objective of ``scope``; the objective as the engine now holds it."""
-
-        def change(engine: OptimizerEngine) -> dict[str, Any]:
-            engine.set_objective(scope, objective)
-            return engine.objectives()[scope]
-
-        return await self._apply(change)
+        return dict(await self._target.apply(OperatorChange.set_objective(scope, objective)))
 
     async def put_budget(self, budget: Budget) -> dict[str, Any]:
         """Create or replace ``budget``; its status right after the change."""
-
-        def change(engine: OptimizerEngine) -> dict[str, Any]:
-            engine.set_budget(budget)
-            return engine.budgets.status(budget.id)
-
-        return await self._apply(change)
+        return dict(await self._target.apply(OperatorChange.put_budget(budget)))
 
     async def delete_budget(self, budget_id: str) -> bool:
         """Delete a budget; False (and nothing saved) when there is none with that id."""
-        if self._intake.engine.budgets.get(budget_id) is None:
+        if not self._target.configured().has_budget(budget_id):
             return False
-        await self._apply(lambda engine: engine.remove_budget(budget_id))
+        await self._target.apply(OperatorChange.delete_budget(budget_id))
         return True

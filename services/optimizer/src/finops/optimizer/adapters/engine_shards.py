@@ -1,0 +1,191 @@
+"""Stage 2 of partitioned learning: one engine per owned partition of the internal topic.
+
+Each worker of the owner group owns some partitions of ``finops.optimizer-events.v1`` and, per
+partition, an :class:`~finops.optimizer.domain.engine.OptimizerEngine` that learns the task
+types keyed there. The bookkeeping is :class:`~finops.common.owned_partitions.OwnedPartitions`:
+each engine is checkpointed in its own row (``<checkpoint name>:p<partition>``, with the
+position guard) with its partition's offset, restored by whoever owns the partition next, so a
+rebalance or a ``kill -9`` neither loses nor double-counts an event. Operator changes arrive
+in every partition, in order with the events (see
+:mod:`finops.optimizer.service_layer.commands`).
+
+At most every ``snapshot_interval_s`` each changed engine's state, without its memories of
+event ids, is published to the compacted ``finops.optimizer-shards.v1`` (key: the partition):
+every replica's API answers from the latest of them (:mod:`.shard_snapshots`). Alerts go to
+``finops.alerts.v1`` as they are raised, except budget alerts: a partition sees only its share
+of a team's spend, so those are raised from the merged view instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+
+from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, serialize_in_parts
+from finops.common.consumer import dead_letter, header_map
+from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.owned_partitions import OwnedPartitions, Resume
+from finops.optimizer.adapters.stream import ALERTS_EMITTED, EVENTS
+from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
+from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.service_layer.commands import OperatorChange
+
+log = logging.getLogger(__name__)
+
+OWNED = Gauge("finops_optimizer_owned_partitions", "Partitions of the learning this worker owns")
+SNAPSHOTS = Counter("finops_optimizer_snapshots_total", "Partition states published")
+
+
+class EngineShards(OwnedPartitions[OptimizerEngine]):
+    """The engines of the partitions this worker owns, checkpointed and published."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        store: PostgresCheckpointStore,
+        *,
+        topic: str,
+        resume: Resume,
+        name: str,
+        new_engine: Any,
+        shards_topic: str,
+        alerts_topic: str,
+        checkpoint_interval_s: float = 5.0,
+        snapshot_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__(
+            consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
+        )
+        self.producer = producer
+        self.store = store
+        self.name = name
+        self.new_engine = new_engine
+        self.shards_topic = shards_topic
+        self.alerts_topic = alerts_topic
+        self.snapshot_interval_s = snapshot_interval_s
+        #: records applied by this worker since it started (not the engines' totals)
+        self.events = 0
+        self.unpublished: set[int] = set()
+        self._last_snapshot = 0.0
+        self._sends: list[asyncio.Future[Any]] = []
+
+    def checkpoint_name(self, partition: int) -> str:
+        return f"{self.name}:p{partition}"
+
+    async def load_shard(
+        self, partition: int
+    ) -> tuple[OptimizerEngine, Mapping[str, int], str | None]:
+        saved = await self.store.load(self.checkpoint_name(partition))
+        self.unpublished.add(partition)  # its new owner says it owns it
+        if saved is not None:
+            try:
+                return (
+                    OptimizerEngine.from_state(saved.state_dict()),
+                    saved.offsets,
+                    saved.cluster_id,
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error(
+                    "checkpoint unreadable; rebuilding the partition from the earliest offset",
+                    extra={"partition": partition, "error": repr(exc)},
+                )
+        return self.new_engine(), {}, None
+
+    async def save_shard(
+        self, partition: int, shard: OptimizerEngine, offsets: dict[str, int]
+    ) -> bool:
+        await self._flush_sends()  # the alerts of the events this checkpoint covers
+        state = await serialize_in_parts(shard.state_parts())
+        position = self.offsets.get(partition)
+        checkpoint = Checkpoint(state, offsets, shard.analytics.events, self.cluster_id)
+        return await self.store.save_at(self.checkpoint_name(partition), checkpoint, position)
+
+    def released(self, partition: int, shard: OptimizerEngine) -> None:
+        self.unpublished.discard(partition)
+        OWNED.set(len(self.shards))
+
+    async def handle(self, partition: int, shard: OptimizerEngine, records: list[Any]) -> None:
+        OWNED.set(len(self.shards))
+        for record in records:
+            try:
+                alerts = self._apply(shard, record)
+            except Exception as exc:  # one bad record must not stop the partition: park it
+                log.exception("engine failed on a record", extra={"partition": partition})
+                await dead_letter(self.producer, record, exc, attempts=1, service="optimizer")
+                continue
+            self.events += 1
+            for alert in alerts:
+                await self._emit(alert)
+        self.unpublished.add(partition)
+
+    def _apply(self, engine: OptimizerEngine, record: Any) -> list[dict[str, Any]]:
+        kind = header_map(record.headers).get(INPUT_HEADER, "").encode()
+        if kind == EVENT:
+            event = Event.from_kafka(record.value)
+            if isinstance(event, LlmCallEvent):
+                alerts = engine.observe(event)
+            elif isinstance(event, ErrorEvent):
+                alerts = engine.observe_error(event)
+            else:
+                alerts = []
+            EVENTS.labels(record.topic, "applied").inc()
+            # a partition sees its share of a budget's spend: budget alerts come from the
+            # merged view (see shard_snapshots), never from one partition
+            return [a for a in alerts if a.get("kind") != "budget"]
+        if kind == DECISION:
+            decision = json.loads(record.value)
+            if not isinstance(decision, dict):
+                raise ValueError("an experiment's decision must be a JSON object")
+            adopted = engine.adopt_decision(decision)
+            EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
+            return []
+        if kind == OPERATOR:
+            OperatorChange.from_json(record.value).apply(engine)
+            return []
+        raise ValueError(f"record without a known {INPUT_HEADER} header")
+
+    async def _emit(self, alert: dict[str, Any]) -> None:
+        ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()
+        self._sends.append(
+            await self.producer.send(
+                self.alerts_topic,
+                json.dumps(alert, default=str).encode(),
+                key=str(alert.get("subject", "")).encode(),
+            )
+        )
+
+    async def _flush_sends(self) -> None:
+        sends, self._sends = self._sends, []
+        await asyncio.gather(*sends)
+
+    async def after_batch(self) -> None:
+        await super().after_batch()
+        if self.unpublished and time.monotonic() - self._last_snapshot >= self.snapshot_interval_s:
+            await self.publish()
+
+    async def publish(self) -> None:
+        """Publish the state of every partition changed since it was last published."""
+        self._last_snapshot = time.monotonic()
+        for partition in sorted(self.unpublished & self.shards.keys()):
+            engine = self.shards[partition]
+            text = await serialize_in_parts(engine.view_parts())
+            blob = await asyncio.to_thread(zlib.compress, text, 1)
+            self._sends.append(
+                await self.producer.send(
+                    self.shards_topic,
+                    blob,
+                    key=str(partition).encode(),
+                    headers=[("x-events", str(engine.analytics.events).encode())],
+                )
+            )
+            SNAPSHOTS.inc()
+        self.unpublished.clear()

@@ -1,0 +1,149 @@
+"""A replica's view of every partition's learning: what the API answers from when the
+optimizer's learning is partitioned by task type (pure domain code, no I/O).
+
+Each partition of the optimizer's internal topic holds the task types whose key lands there,
+and its owner publishes the partition's engine state. A :class:`FleetView` is built from the
+latest of those states, one :class:`~.engine.OptimizerEngine` per partition, and answers like
+one engine that had seen every event:
+
+* a recommendation for a task type comes from the engine of the task type's partition, which
+  holds everything learned about it; its budget pacing reads the fleet-wide budgets;
+* spend analytics and budgets are the merge of the partitions' (each saw a disjoint share of
+  the events), so totals, windows and budget spend are the fleet's;
+* the fleet quality target is held partition by partition: when every partition keeps its
+  quality ratio at or above the target, so does the fleet (the sum of the partitions' quality
+  over the sum of their best arms' is a mediant of ratios that are all at least the target);
+* operator settings (catalog, objectives, budget definitions) reach every partition (see
+  :mod:`finops.optimizer.service_layer.commands`), so any partition's copy is the fleet's.
+
+A view is read-only: it is rebuilt from newer states, never fed events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from finops.common.partitions import partition_for
+from finops.optimizer.domain.analytics import SpendAnalytics
+from finops.optimizer.domain.budgets import Budget, BudgetTracker
+from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine, Recommendation
+from finops.optimizer.domain.policy import Objective
+
+
+class FleetView:
+    """Every partition's engine, answering as one.
+
+    Parameters
+    ----------
+    engines
+        The latest engine of each partition that has published one.
+    partitions
+        How many partitions the task types are spread over.
+    blank
+        The engine answering for a partition that has published nothing yet.
+
+    Examples
+    --------
+    >>> view = FleetView({}, 6, OptimizerEngine())
+    >>> view.analytics.summary()["events"], view.tasks()
+    (0, {})
+    """
+
+    def __init__(
+        self, engines: Mapping[int, OptimizerEngine], partitions: int, blank: OptimizerEngine
+    ) -> None:
+        self.partitions = partitions
+        self.engines = dict(engines)
+        self.blank = blank
+        parts = [self.engines[p] for p in sorted(self.engines)]
+        self.analytics = (
+            SpendAnalytics.merged(e.analytics for e in parts) if parts else blank.analytics
+        )
+        self.budgets = BudgetTracker.merged(e.budgets for e in parts) if parts else blank.budgets
+        settings = parts[0] if parts else blank
+        self.catalog: dict[str, ArmSpec] = dict(settings.catalog)
+        self.withdrawn: set[str] = set(settings.withdrawn)
+        self.arms: dict[str, ArmSpec] = {}
+        for engine in parts:
+            # list(): a copy taken at once (the view may be built on a thread while the API
+            # adds to an engine's arms)
+            for arm, spec in list(engine.arms.items()):
+                self.arms.setdefault(arm, spec)
+
+    def engine_for(self, task_type: str) -> OptimizerEngine:
+        """The engine of the partition that learns ``task_type``."""
+        return self.engines.get(partition_for(task_type, self.partitions), self.blank)
+
+    # ---- answering ---------------------------------------------------------------------
+
+    def recommend(self, task_type: str, *args: Any, **kwargs: Any) -> Recommendation:
+        """:meth:`OptimizerEngine.recommend` of the task type's partition, paced by the
+        fleet's budgets."""
+        return self.engine_for(task_type).recommend(
+            task_type, *args, budgets=self.budgets, **kwargs
+        )
+
+    def request_rng(self, task_type: str, seed: int) -> Any:
+        return self.engine_for(task_type).request_rng(task_type, seed)
+
+    def tasks(self) -> dict[str, Any]:
+        """What the policy believes per task type, from each task type's own partition."""
+        found: dict[str, Any] = {}
+        for partition, engine in self.engines.items():
+            for task, belief in engine.tasks().items():
+                if partition_for(task, self.partitions) == partition:
+                    found[task] = belief
+        return dict(sorted(found.items()))
+
+    def policy_status(self) -> dict[str, Any]:
+        """The partitions' planning status: updates and task types summed, and each
+        partition's own (its shadow price holds the quality target over its task types)."""
+        statuses = {str(p): e.policy_status() for p, e in sorted(self.engines.items())}
+        return {
+            "updates": sum(s.get("updates") or 0 for s in statuses.values()),
+            "tasks": sum(s.get("tasks") or 0 for s in statuses.values()),
+            "partitions": statuses,
+        }
+
+    def objectives(self) -> dict[str, dict[str, Any]]:
+        return self._settings_engine().objectives()
+
+    def _settings_engine(self) -> OptimizerEngine:
+        return self.engines[min(self.engines)] if self.engines else self.blank
+
+    # ---- operator changes, as this replica answers them (the owners apply them for good) ---
+
+    def _every_engine(self) -> list[OptimizerEngine]:
+        return [*self.engines.values(), self.blank]
+
+    def add_catalog_arm(self, spec: ArmSpec) -> str:
+        for engine in self._every_engine():
+            engine.add_catalog_arm(spec)
+        self.catalog[spec.arm_id] = spec
+        self.withdrawn.discard(spec.arm_id)
+        return spec.arm_id
+
+    def remove_catalog_arm(self, arm: str) -> bool:
+        for engine in self._every_engine():
+            engine.remove_catalog_arm(arm)
+        if self.catalog.pop(arm, None) is None:
+            return False
+        self.withdrawn.add(arm)
+        return True
+
+    def set_objective(self, scope: str, objective: Objective) -> None:
+        for engine in self._every_engine():
+            engine.set_objective(scope, objective)
+
+    def set_budget(self, budget: Budget) -> None:
+        self.budgets.set_budget(budget)
+
+    def remove_budget(self, budget_id: str) -> None:
+        self.budgets.remove_budget(budget_id)
+
+    def has_budget(self, budget_id: str) -> bool:
+        return self.budgets.get(budget_id) is not None
+
+    def budget_status(self, budget_id: str) -> dict[str, Any]:
+        return self.budgets.status(budget_id)

@@ -1,0 +1,150 @@
+"""Partitioned learning on the local stack with two optimizer workers (issue 14, item 1).
+
+The stack's optimizer and a second worker started beside it split the learning partitions;
+each answers recommendations for every task type; after ``kill -9`` of the second, the first
+owns every partition and counts exactly the distinct events sent: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cli_stack import finops, operator_token, stack_log_tails, url_of, wait_for
+from support import llm_call
+
+from finops.cli.process import free_port
+from finops.common.settings import LOCAL_BROKER_ENV
+from finops.common.topics import OPTIMIZER_EVENTS
+
+pytestmark = pytest.mark.e2e
+
+TASK_TYPES = [f"task-{i}" for i in range(12)]
+MODELS = {t: ("gpt-4o-mini" if i % 2 else "gpt-4o") for i, t in enumerate(TASK_TYPES)}
+ALL_PARTITIONS = list(range(OPTIMIZER_EVENTS.partitions))
+
+
+def second_worker(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """One more optimizer worker on the stack's PostgreSQL, Redis, broker and auth."""
+    worker_env = {
+        **env,
+        **LOCAL_BROKER_ENV,
+        "FINOPS_PORT": str(port),
+        "FINOPS_HOST": "127.0.0.1",
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{env['FINOPS_POSTGRES_PORT']}/finops",
+        "FINOPS_REDIS_URL": f"redis://127.0.0.1:{env['FINOPS_REDIS_PORT']}/0",
+        "FINOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{env['FINOPS_KAFKA_PORT']}",
+        "FINOPS_AUTH_URL": url_of(env, "auth"),
+    }
+    log = (Path(env["FINOPS_DATA_DIR"]) / "logs" / "optimizer-2.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "finops.optimizer"],
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+class Replica:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=30)
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def owned(self) -> list[int]:
+        return list(self.get("/api/partitions").json()["owned"])
+
+    def events(self) -> int:
+        return int(self.get("/api/stats/summary").json()["events"])
+
+
+def send(env: dict[str, str], token: str, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 200):
+        resp = httpx.post(
+            f"{url_of(env, 'ingest')}/api/events",
+            json=events[start : start + 200],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert resp.status_code == 202, resp.text
+
+
+def calls(agent: str, n: int) -> list[dict[str, Any]]:
+    return [
+        llm_call(
+            agent,
+            task_type=TASK_TYPES[i % len(TASK_TYPES)],
+            model=MODELS[TASK_TYPES[i % len(TASK_TYPES)]],
+        )
+        for i in range(n)
+    ]
+
+
+def test_two_workers_split_the_partitions_and_the_survivor_of_a_kill_counts_each_event_once(
+    stack_env: dict[str, str],
+) -> None:
+    stack_env["FINOPS_PARTITIONED_LEARNING"] = "true"
+    up = finops("up", "--detach", env=stack_env)
+    assert up.returncode == 0, up.stdout + up.stderr + stack_log_tails(stack_env)
+    worker = None
+    try:
+        agent, token = operator_token(stack_env)
+        first = Replica(url_of(stack_env, "optimizer"), token)
+        port = free_port()
+        worker = second_worker(stack_env, port)
+        second = Replica(f"http://127.0.0.1:{port}", token)
+        wait_for(second.ready, 120, "the second worker to be ready", stack_env)
+
+        def split() -> bool:
+            a, b = first.owned(), second.owned()
+            return bool(a) and bool(b) and sorted(a + b) == ALL_PARTITIONS
+
+        wait_for(split, 120, "the partitions to split between the workers", stack_env)
+        assert not set(first.owned()) & set(second.owned())
+
+        sent = calls(agent, 600)
+        send(stack_env, token, sent)
+        for replica in (first, second):
+            wait_for(lambda r=replica: r.events() >= 600, 120, "600 events counted", stack_env)
+            assert replica.events() == 600
+            for task_type in TASK_TYPES:
+                resp = replica.get("/api/recommendations", task_type=task_type, seed=1)
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["arm"]["model"] == MODELS[task_type]
+            tasks = replica.get("/api/tasks").json()["tasks"]
+            assert sorted(tasks) == sorted(TASK_TYPES)
+
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        more = calls(agent, 300)
+        send(stack_env, token, more)
+        wait_for(
+            lambda: first.owned() == ALL_PARTITIONS, 120, "the survivor to own every partition"
+        )
+        wait_for(lambda: first.events() >= 900, 120, "900 events counted", stack_env)
+        summary = first.get("/api/stats/summary").json()
+        assert summary["events"] == len({e["id"] for e in sent + more}) == 900
+        assert summary["fleet"]["calls"] == 900
+        by_task = {
+            row["key"]: row["calls"] for row in first.get("/api/stats/task_type").json()["totals"]
+        }
+        assert by_task == {t: 75 for t in TASK_TYPES}
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        finops("down", env=stack_env)
