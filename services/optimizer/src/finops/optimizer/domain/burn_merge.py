@@ -12,7 +12,8 @@ into the state one tracker fed every call would hold:
   rate weighted by ``alpha`` and the decay of the hours since, the same weights in every part,
   so the sum is one tracker's EWMA (a part whose calls all fall in the current hour has no
   EWMA yet and adds nothing to it, as in one tracker); the first and the current hour's first
-  call are the earliest of the parts', the latest call the latest.
+  call are the earliest of the parts' (on a tie, the first part's: one tracker keeps the one
+  that arrived first), the latest call the latest.
 
 Exact: spend, calls (whatever the order of the events) and, for calls in time order, the EWMAs
 when every part's first call came at the same time. Approximate: an EWMA starts from its first
