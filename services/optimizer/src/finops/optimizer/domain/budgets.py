@@ -291,8 +291,8 @@ class BudgetTracker:
         The budget definitions, half-lives and pacing headroom are the first part's (operator
         commands reach every partition, so they are the same in every part); a part's state of
         a budget whose scope, subject or period differs there (a change not yet applied) is
-        left out. Spend and calls are exact; the burn-rate EWMAs are summed after aligning each
-        part to the newest hour, exact up to each part's warm-up (bound in :mod:`.burn_merge`).
+        left out. Spend and calls are exact; so are the burn-rate EWMAs (summed after aligning
+        each part to the newest hour) for calls in time order (see :mod:`.burn_merge`).
 
         >>> t0 = 1735689600.0  # 2025-01-01T00:00:00Z
         >>> b = Budget("b", "agent", "bot", "day", 1.0)

@@ -11,18 +11,24 @@ into the state one tracker fed every call would hold:
   call-rate EWMAs are then summed: after alignment every term of an EWMA is a closed hour's
   rate weighted by ``alpha`` and the decay of the hours since, the same weights in every part,
   so the sum is one tracker's EWMA (a part whose calls all fall in the current hour has no
-  EWMA yet and adds nothing to it, as in one tracker); the first and the current hour's first
-  call are the earliest of the parts', the latest call the latest.
+  EWMA yet and adds nothing to it, as in one tracker) but for the first closed hour of each
+  part, which started its EWMA at full weight over the time since its first call (see
+  :mod:`.burn_rate`): each part's :class:`~.burn_rate.FirstHour` is reweighted to what one
+  tracker gives it (full weight over the union's observed span for the union's first hour,
+  ``alpha`` over an hour for a later one);
+* the first and the current hour's first call are the earliest of the parts' (on a tie, the
+  first part's: one tracker keeps the one that arrived first), the latest call the latest.
 
-Exact: spend, calls (whatever the order of the events) and, for calls in time order, the EWMAs
-when every part's first call came at the same time. Approximate: an EWMA starts from its first
-closed hour's rate at full weight, measured over the time since the first call (see
-:mod:`.burn_rate`), so a part whose first call came later than the union's gives its first hour
-the weight ``(1 - alpha) ** k / observed`` where one tracker gives ``alpha (1 - alpha) ** k /
-3600`` (``k`` closed hours since). The error of the burn rate is at most the sum over the parts
-of ``(1 - alpha) ** k x (spend in the part's first hour) / (the shorter of the two observed
-spans)``: it fades with the EWMA's half-life (3 hours for day budgets, 24 for month budgets).
-The same holds for the call rate, so for the forecast and the pacing derived from them.
+Exact (up to float rounding): spend and calls whatever the order of the events; for calls in
+time order, the EWMAs too, and so the forecast and the pacing. A part restored from a state
+packed before the first hour was kept (``first_hour`` None) leaves the EWMAs summed as they are:
+a part whose first call came later than the union's then gives its first hour the weight
+``(1 - alpha) ** k / observed`` where one tracker gives ``alpha (1 - alpha) ** k / 3600`` (``k``
+closed hours since), so the burn rate is off by at most the sum over the parts of ``(1 - alpha)
+** k x (spend in the part's first hour) / (the shorter of the two observed spans)``, fading with
+the EWMA's half-life (3 hours for day budgets, 24 for month budgets); likewise the call rate.
+For calls out of time order one tracker's EWMAs depend on the order the calls arrived in (a
+call of an hour already closed enters no EWMA), which no part knows.
 
 Two figures are the parts' and not exactly one tracker's: ``late`` (the parts' sum, a lower
 bound: an event late in its part is late in the union) and ``fired``, which lists the thresholds
@@ -38,7 +44,7 @@ from collections.abc import Iterable, Sequence
 
 from finops.optimizer.domain.budget_alerts import FORECAST_LABEL, threshold_label
 from finops.optimizer.domain.budget_definitions import Budget
-from finops.optimizer.domain.burn_rate import BurnState
+from finops.optimizer.domain.burn_rate import HOUR, BurnState, FirstHour
 
 __all__ = ["aligned", "merged_burn_state"]
 
@@ -107,12 +113,39 @@ def merged_burn_state(b: Budget, parts: Sequence[BurnState], alpha: float) -> Bu
     merged.last_ts = _latest(st.last_ts for st in copies)
     merged.rate_ewma = _total(st.rate_ewma for st in copies)
     merged.call_ewma = _total(st.call_ewma for st in copies)
+    _reweigh_first_hours(merged, copies, alpha)
     merged.fired = [
         threshold_label(th) for th in b.alert_thresholds if merged.spend >= th * b.limit_usd
     ]
     if any(FORECAST_LABEL in st.fired for st in copies):
         merged.fired.append(FORECAST_LABEL)
     return merged
+
+
+def _reweigh_first_hours(merged: BurnState, copies: Sequence[BurnState], alpha: float) -> None:
+    """Give each part's first closed hour, which started its EWMAs at full weight over its
+    observed span, the weight one state fed every call gives it: full weight over the union's
+    observed span for the union's first hour, ``alpha`` over an hour for a later one. Left as
+    summed when a part with an EWMA does not know its first hour (packed before it was kept)."""
+    if merged.rate_ewma is None or merged.call_ewma is None or merged.hour_start is None:
+        return
+    firsts = [st.first_hour for st in copies if st.rate_ewma is not None]
+    known = [first for first in firsts if first is not None]
+    if len(known) < len(firsts):
+        return
+    start = min(first.start for first in known)
+    union = FirstHour(
+        start,
+        sum(first.spend for first in known if first.start == start),
+        sum(first.calls for first in known if first.start == start),
+        max(start + HOUR - max(merged.first_ts or start, start), 60.0),
+    )
+    for first in known:
+        decay = (1.0 - alpha) ** (round((merged.hour_start - first.start) / HOUR) - 1)
+        weight = 1.0 / union.observed if first.start == start else alpha / HOUR
+        merged.rate_ewma += decay * first.spend * (weight - 1.0 / first.observed)
+        merged.call_ewma += decay * first.calls * (weight - 1.0 / first.observed)
+    merged.first_hour = union
 
 
 def _present(values: Iterable[float | None]) -> list[float]:

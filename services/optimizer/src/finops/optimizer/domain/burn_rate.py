@@ -12,17 +12,23 @@ over at least 15 minutes.
 Before the first hour has closed the EWMA is replaced by ``spend / max(time observed, 1 h)``
 (the one-hour floor keeps a first expensive call from projecting absurd totals). The same
 estimator, applied to call counts, gives the expected number of remaining calls for pacing.
+
+The first closed hour, which starts the EWMAs at full weight, is kept (:class:`FirstHour`):
+merging the states of disjoint streams (:mod:`.burn_merge`) reweights it to what one state fed
+every call would have given it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import astuple, dataclass
 from typing import Any
 
 __all__ = [
     "DEFAULT_HALF_LIFE_H",
     "HOUR",
     "BurnState",
+    "FirstHour",
     "ewma_alpha",
 ]
 
@@ -40,6 +46,18 @@ def ewma_alpha(half_life_hours: float) -> float:
     (0.5, 0.206)
     """
     return 1.0 - 0.5 ** (1.0 / max(half_life_hours, 1e-9))
+
+
+@dataclass(frozen=True)
+class FirstHour:
+    """The hour whose rates started a state's EWMAs: its start (epoch s), spend, calls and
+    the seconds it was observed over (its rates are ``spend / observed``, ``calls /
+    observed``)."""
+
+    start: float
+    spend: float
+    calls: int
+    observed: float
 
 
 class BurnState:
@@ -66,6 +84,7 @@ class BurnState:
         "call_ewma",
         "calls",
         "fired",
+        "first_hour",
         "first_ts",
         "hour_calls",
         "hour_first_cost",
@@ -95,6 +114,7 @@ class BurnState:
         self.hour_first_cost = 0.0
         self.rate_ewma: float | None = None  # USD / s
         self.call_ewma: float | None = None  # calls / s
+        self.first_hour: FirstHour | None = None  # None too in states packed before it was kept
         self.late = 0
 
     @classmethod
@@ -110,6 +130,7 @@ class BurnState:
             )
             st.hour_first_ts, st.hour_first_cost = prev.hour_first_ts, prev.hour_first_cost
             st.first_ts, st.last_ts = prev.first_ts, prev.last_ts
+            st.first_hour = prev.first_hour
         return st
 
     def add(self, ts: float, cost: float, calls: int) -> None:
@@ -141,6 +162,7 @@ class BurnState:
         r, c = self.hour_spend / observed, self.hour_calls / observed
         if self.rate_ewma is None or self.call_ewma is None:
             self.rate_ewma, self.call_ewma = r, c
+            self.first_hour = FirstHour(self.hour_start, self.hour_spend, self.hour_calls, observed)
         else:
             self.rate_ewma += alpha * (r - self.rate_ewma)
             self.call_ewma += alpha * (c - self.call_ewma)
@@ -181,12 +203,21 @@ class BurnState:
         return self.spend + rate * max(self.period_end - ts, 0.0)
 
     def pack(self) -> list[Any]:
-        return [getattr(self, s) for s in BurnState.__slots__]
+        """JSON-ready form: the fields of :data:`_PACKED` in order, then the first hour."""
+        first = None if self.first_hour is None else list(astuple(self.first_hour))
+        return [*(getattr(self, s) for s in _PACKED), first]
 
     @classmethod
     def unpack(cls, p: list[Any]) -> BurnState:
+        """The state :meth:`pack` gave, or a state packed before the first hour was kept."""
         st = cls(0.0, 0.0)
-        for name, value in zip(BurnState.__slots__, p, strict=True):
+        for name, value in zip(_PACKED, p[: len(_PACKED)], strict=True):
             setattr(st, name, value)
         st.fired = list(st.fired)
+        first = p[len(_PACKED)] if len(p) > len(_PACKED) else None
+        st.first_hour = None if first is None else FirstHour(*first)
         return st
+
+
+#: the fields :meth:`BurnState.pack` writes, in the order of the first version's state
+_PACKED = tuple(s for s in BurnState.__slots__ if s != "first_hour")
