@@ -125,7 +125,7 @@ def test_two_workers_split_the_partitions_and_the_survivor_of_a_kill_counts_each
             for task_type in TASK_TYPES:
                 resp = replica.get("/api/recommendations", task_type=task_type, seed=1)
                 assert resp.status_code == 200, resp.text
-                assert resp.json()["arm"]["model"] == MODELS[task_type]
+                assert resp.json()["model"] == MODELS[task_type]
             tasks = replica.get("/api/tasks").json()["tasks"]
             assert sorted(tasks) == sorted(TASK_TYPES)
 
