@@ -9,21 +9,32 @@ folder, then measures:
 3. GET /api/recommendations latency at a fixed 500 requests/s from a load generator on
    loopback, next to GET /healthz of the same server at the same rate (baseline).
 
+4. with learning partitioned by task type (issue #14), the rate from topic to model update of
+   one worker and of two workers (each a process of its own, forwarding, owning and
+   publishing), over the same number of events on topics of their own: two workers next to
+   one, the baseline.
+
 Targets (issue #5): >= 5,000 events/s for one worker; recommendation p99 <= 10 ms at 500/s.
+Two partitioned workers (issue #14): >= 5,000 events/s.
 
     .venv/bin/python bench/optimizer.py [--events 50000] [--rate 500] [--seconds 10]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import random
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from _harness import ServiceBench
+from _figures import Measurement, at_least, record
+from _harness import ServiceBench, ServiceFigures, arguments, measure_service, private_stack
+from _workers import learning_rate
 
+from finops.cli.stack import Stack
 from finops.common.events import llm_call_event
 from finops.common.topics import AGENT_COST
 
@@ -78,8 +89,40 @@ BENCH = ServiceBench(
 )
 
 
+async def measure(stack: Stack, args: argparse.Namespace) -> tuple[ServiceFigures, float, float]:
+    figures = await measure_service(
+        stack,
+        BENCH.service,
+        counter=BENCH.counter,
+        topic=BENCH.topic,
+        events=cost_events(args.events),
+        n=args.events,
+        request=BENCH.request,
+        rate=args.rate,
+        seconds=args.seconds,
+    )
+    one = await learning_rate(stack, 1, cost_events(args.events), args.events)
+    two = await learning_rate(stack, 2, cost_events(args.events), args.events)
+    return figures, one, two
+
+
 def main() -> int:
-    return BENCH.main(__doc__, events=50_000)
+    args = arguments(__doc__, events=50_000, rate=500.0, seconds=10.0).parse_args()
+    with private_stack(("auth", BENCH.service)) as stack:
+        figures, one, two = asyncio.run(measure(stack, args))
+    figures.report(BENCH.title, BENCH.intake, BENCH.endpoint, rate_target=5_000, p99_target_ms=10)
+    print(f"  {'partitioned learning, one worker':<34} {one:>10,.0f} events/s   (baseline)")
+    print(
+        f"  {'partitioned learning, two workers':<34} {two:>10,.0f} events/s   = "
+        f"{two / one:.2f} x one   (target: >= 5,000/s)"
+    )
+    record(
+        Measurement("optimizer, partitioned learning, two workers", two, "events/s"),
+        Measurement("partitioned learning, one worker", one, "events/s"),
+        at_least(5_000, "#14"),
+        detail=f"{two / one:.2f} x one worker",
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
@@ -125,16 +125,8 @@ async def _one_worker(
     if settings.freeze_startup_heap:
         freeze_startup_heap()
     await intake.start()
-    app.state.intake = app.state.changes = intake
-    SPEND.source = lambda: intake.engine
-    runner = asyncio.create_task(intake.run(stop), name="optimizer-intake")
-    try:
+    async with _serving(app, intake, stop, [consumer]):
         yield
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(runner, timeout=30)
-        await consumer.stop()
 
 
 @asynccontextmanager
@@ -186,7 +178,21 @@ async def _partitioned(
     await learning.forwarder.start(
         [settings.cost_topic, settings.error_topic, settings.experiments_topic]
     )
-    app.state.intake = app.state.changes = app.state.learning = learning
+    app.state.learning = learning
+    async with _serving(app, learning, stop, [forward_consumer, owner_consumer, reader_consumer]):
+        yield
+
+
+@asynccontextmanager
+async def _serving(
+    app: FastAPI,
+    learning: EventIntake | PartitionedLearning,
+    stop: asyncio.Event,
+    consumers: list[AIOKafkaConsumer],
+) -> AsyncIterator[None]:
+    """Answer from ``learning`` and send it operator changes; run it until ``stop``, then
+    stop its consumers."""
+    app.state.intake = app.state.changes = learning
     SPEND.source = lambda: learning.engine
     runner = asyncio.create_task(learning.run(stop), name="optimizer-intake")
     try:
@@ -195,7 +201,7 @@ async def _partitioned(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(runner, timeout=30)
-        for consumer in (forward_consumer, owner_consumer, reader_consumer):
+        for consumer in consumers:
             await consumer.stop()
 
 

@@ -109,12 +109,15 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         checkpoint = Checkpoint(state, offsets, shard.analytics.events, self.cluster_id)
         return await self.store.save_at(self.checkpoint_name(partition), checkpoint, position)
 
+    async def adopt(self, partitions: set[int]) -> None:
+        await super().adopt(partitions)
+        OWNED.set(len(self.shards))
+
     def released(self, partition: int, shard: OptimizerEngine) -> None:
         self.unpublished.discard(partition)
         OWNED.set(len(self.shards))
 
     async def handle(self, partition: int, shard: OptimizerEngine, records: list[Any]) -> None:
-        OWNED.set(len(self.shards))
         for record in records:
             try:
                 alerts = self._apply(shard, record)
