@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 TASK_TYPES = [f"task-{i}" for i in range(12)]
 MODELS = {t: ("gpt-4o-mini" if i % 2 else "gpt-4o") for i, t in enumerate(TASK_TYPES)}
 ALL_PARTITIONS = list(range(OPTIMIZER_EVENTS.partitions))
+NANO = "gpt-4.1-nano|openai|default"
 
 
 def second_worker(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -129,6 +130,19 @@ def test_two_workers_split_the_partitions_and_the_survivor_of_a_kill_counts_each
             tasks = replica.get("/api/tasks").json()["tasks"]
             assert sorted(tasks) == sorted(TASK_TYPES)
 
+        offered = httpx.post(
+            f"{first.url}/api/catalog",
+            json={"model": "gpt-4.1-nano", "provider": "openai"},
+            headers=first.headers,
+            timeout=30,
+        )
+        assert offered.status_code == 201, offered.text
+        wait_for(
+            lambda: NANO in {a["arm"] for a in second.get("/api/catalog").json()["arms"]},
+            30,
+            "the other replica to show the arm offered through the first",
+        )
+
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         more = calls(agent, 300)
@@ -144,6 +158,7 @@ def test_two_workers_split_the_partitions_and_the_survivor_of_a_kill_counts_each
             row["key"]: row["calls"] for row in first.get("/api/stats/task_type").json()["totals"]
         }
         assert by_task == {t: 75 for t in TASK_TYPES}
+        assert NANO in {a["arm"] for a in first.get("/api/catalog").json()["arms"]}
     finally:
         if worker is not None and worker.poll() is None:
             worker.kill()

@@ -4,11 +4,13 @@ Every worker reads its share of ``agent.cost.v1``, ``agent.error.v1`` (keyed by 
 ``finops.experiments.v1`` (keyed by experiment) in the forwarding group, and writes each record
 unchanged to ``finops.optimizer-events.v1`` in the partition of its task type, with a header
 saying what it is (:data:`INPUT_HEADER`): all of a task type's events reach one partition,
-whose owner learns it (stage 2, :mod:`.engine_shards`). A record that does not decode is parked
-on its topic's dead-letter topic; an experiment announcement other than a decision is counted
-and not forwarded (it changes nothing the optimizer learns). The stage is an
-:class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed once a batch's
-forwarded records are acknowledged (at least once; the owner drops an event id it has counted).
+whose owner learns it (stage 2, :mod:`.engine_shards`); a task type's partition is its
+family's (:func:`~finops.optimizer.domain.fleet_view.partition_of_task`). A record that does
+not decode is parked on its topic's dead-letter topic; an experiment announcement other
+than a decision is counted and not forwarded (it changes nothing the optimizer learns). The
+stage is an :class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed once
+a batch's forwarded records are acknowledged (at least once; the owner drops an event id it
+has counted).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from prometheus_client import Counter
 
 from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.events import Event
-from finops.common.partitions import HANDLE_AT_ONCE, partition_for
+from finops.common.partitions import HANDLE_AT_ONCE
+from finops.optimizer.domain.fleet_view import partition_of_task
 
 #: what a record on the internal topic is: an event, an experiment's decision, an operator change
 INPUT_HEADER = "x-optimizer-input"
@@ -91,7 +94,7 @@ class TaskTypeForwarder:
                 self.learning_topic,
                 record.value,
                 key=task_type.encode(),
-                partition=partition_for(task_type, self.partitions),
+                partition=partition_of_task(task_type, self.partitions),
                 headers=[*(record.headers or ()), (INPUT_HEADER, kind)],
             )
         )

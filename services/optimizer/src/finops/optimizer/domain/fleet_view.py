@@ -6,8 +6,10 @@ and its owner publishes the partition's engine state. A :class:`FleetView` is bu
 latest of those states, one :class:`~.engine.OptimizerEngine` per partition, and answers like
 one engine that had seen every event:
 
-* a recommendation for a task type comes from the engine of the task type's partition, which
-  holds everything learned about it; its budget pacing reads the fleet-wide budgets;
+* a task type's partition is its family's (:func:`partition_of_task`), so the partition's
+  engine holds everything the policy pools for it; a recommendation comes from that engine,
+  with budget pacing from the fleet-wide budgets (quality estimates may differ slightly from
+  one worker's: the family priors are refit on a schedule counted by each engine's updates);
 * spend analytics and budgets are the merge of the partitions' (each saw a disjoint share of
   the events), so totals, windows and budget spend are the fleet's;
 * the fleet quality target is held partition by partition: when every partition keeps its
@@ -29,6 +31,20 @@ from finops.optimizer.domain.analytics import SpendAnalytics
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine, Recommendation
 from finops.optimizer.domain.policy import Objective
+from finops.optimizer.domain.policy.keys import family_of
+
+
+def partition_of_task(task_type: str, partitions: int) -> int:
+    """The learning partition of a task type: its family's (``mmlu/x`` -> ``mmlu``), so the
+    task types whose estimates the policy pools (its empirical-Bayes priors per family) are
+    learned together.
+
+    Examples
+    --------
+    >>> partition_of_task("mmlu/law", 6) == partition_of_task("mmlu/math", 6)
+    True
+    """
+    return partition_for(family_of(task_type), partitions)
 
 
 class FleetView:
@@ -73,7 +89,7 @@ class FleetView:
 
     def engine_for(self, task_type: str) -> OptimizerEngine:
         """The engine of the partition that learns ``task_type``."""
-        return self.engines.get(partition_for(task_type, self.partitions), self.blank)
+        return self.engines.get(partition_of_task(task_type, self.partitions), self.blank)
 
     # ---- answering ---------------------------------------------------------------------
 
@@ -92,7 +108,7 @@ class FleetView:
         found: dict[str, Any] = {}
         for partition, engine in self.engines.items():
             for task, belief in engine.tasks().items():
-                if partition_for(task, self.partitions) == partition:
+                if partition_of_task(task, self.partitions) == partition:
                     found[task] = belief
         return dict(sorted(found.items()))
 
