@@ -5,8 +5,11 @@ Written once here so each ``app.py`` keeps only what is its own (intakes, produc
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,6 +18,25 @@ from finops.common.auth.key_sources import KeySource
 from finops.common.datastores import postgres_pool, redis_client
 from finops.common.http import Lifespan
 from finops.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+async def finish(task: asyncio.Task[Any], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for a loop that was told to stop, then cancel it.
+
+    Never raises for the loop's sake (its failure is logged), so whatever a lifespan stops
+    after it (its consumers, its producer) is always stopped: a loop stuck in a broker call
+    must not leave a consumer in its group and hang the shutdown.
+    """
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("%s did not stop within %.0f s; cancelling it", task.get_name(), timeout)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
 
 
 @asynccontextmanager

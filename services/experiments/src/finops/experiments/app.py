@@ -4,7 +4,6 @@ app in one process. No I/O at import."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from finops.common.auth import TokenVerifier
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import with_shared_resources
+from finops.common.lifespan import finish, with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -69,8 +68,7 @@ def create_app(
                 yield
         finally:
             stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(runner, timeout=30)
+            await finish(runner, timeout=30)
             await consumer.stop()
             await intake.forwarder.consumer.stop()
             await producer.stop()

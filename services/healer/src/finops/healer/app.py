@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +13,7 @@ from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import with_shared_resources
+from finops.common.lifespan import finish, with_shared_resources
 from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -94,8 +93,7 @@ async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIter
         yield
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(refresh, timeout=10)
+        await finish(refresh, timeout=10)
 
 
 @asynccontextmanager
@@ -157,7 +155,6 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
         yield
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(runner, timeout=30)
+        await finish(runner, timeout=30)
         await consumer.stop()
         await producer.stop()

@@ -10,7 +10,6 @@ learns the partitions it owns and answers from every partition's published state
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -23,7 +22,7 @@ from finops.common.circuits import CircuitReader, CircuitTable
 from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import with_shared_resources
+from finops.common.lifespan import finish, with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.optimizer.adapters.engine_shards import EngineShards
@@ -62,8 +61,7 @@ def create_app(
                     yield
             finally:
                 stop.set()
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(breakers, timeout=10)
+                await finish(breakers, timeout=10)
                 await circuits.stop()
         await app.state.reclog.stop()
         await producer.stop()
@@ -199,8 +197,7 @@ async def _serving(
         yield
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(runner, timeout=30)
+        await finish(runner, timeout=30)
         for consumer in consumers:
             await consumer.stop()
 

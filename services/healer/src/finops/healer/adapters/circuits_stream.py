@@ -27,6 +27,7 @@ from finops.common.circuits import CircuitState
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
+from finops.common.lifespan import finish
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
 from finops.healer.domain.breakers import (
@@ -279,8 +280,7 @@ async def breaker_pipeline(
         yield stream
     finally:
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(runner, timeout=30)
+        await finish(runner, timeout=30)
         await calls.consumer.stop()
         await outcomes.consumer.stop()
         await producer.stop()
