@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from finops.common.log_position import ResumePlan
@@ -187,3 +188,43 @@ async def test_every_committed_offset_is_the_offset_its_checkpoint_saved():
         {f"{TOPIC}:0": 13},
     ]
     assert owner.shards == {0: Seen([9, 10, 11, 12]), 1: Seen([0, 1, 2])}
+
+
+async def test_a_checkpoint_the_database_cannot_take_is_tried_again_and_commits_nothing_meanwhile():
+    owner, consumer = stage()
+    owner.checkpoint_interval_s = 0
+    down = {"now": True}
+    save = owner.save_shard
+
+    async def flaky(partition: int, shard: Seen, offsets: dict[str, int]) -> bool:
+        if down["now"]:
+            raise ConnectionRefusedError("PostgreSQL is down")
+        return await save(partition, shard, offsets)
+
+    async def recover() -> None:
+        down["now"] = False
+
+    owner.save_shard = flaky  # type: ignore[method-assign]
+    await owner.adopt({0})
+    consumer.polls = [Poll({0: [0, 1]}), Poll({0: [2]}, during=recover)]
+    await owner.run(consumer.stop)
+    # the first checkpoint failed: nothing committed then; the loop went on learning
+    assert owner.shards == {0: Seen([0, 1, 2])}
+    assert consumer.commits == [{tp(0): 3}]
+    assert owner.saved[0] == SavedShard([0, 1, 2], {f"{TOPIC}:0": 3}, "cluster")
+
+
+async def test_a_failed_adoption_stops_the_loop_instead_of_skipping_the_partition():
+    owner, consumer = stage()
+
+    async def broken(partition: int) -> tuple[Seen, dict[str, int], str | None]:
+        raise ValueError("checkpoint table missing")
+
+    owner.load_shard = broken  # type: ignore[method-assign]
+    with pytest.raises(ValueError):
+        await owner.adopt({0})
+    consumer.polls = [Poll({0: [0]})]
+    with pytest.raises(RuntimeError) as stopped:
+        await owner.run(consumer.stop)
+    assert isinstance(stopped.value.__cause__, ValueError)
+    assert consumer.polls == [Poll({0: [0]})]  # it stopped before reading anything

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from finops.common.datastores import is_dependency_failure
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
 
@@ -81,6 +82,8 @@ class OwnedPartitions(Generic[Shard]):
         #: partitions changed since their last checkpoint
         self.dirty: set[int] = set()
         self.lock = asyncio.Lock()
+        #: what adopting partitions failed with (the loop stops on it)
+        self.failure: BaseException | None = None
         self._last_checkpoint = time.monotonic()
 
     # -- what a stage says ---------------------------------------------------------------
@@ -106,7 +109,19 @@ class OwnedPartitions(Generic[Shard]):
         """Called with :attr:`lock` held after every poll: checkpoints what changed once
         ``checkpoint_interval_s`` has passed since the last checkpoint."""
         if self.checkpoint_due():
+            await self.checkpoint_or_retry_later()
+
+    async def checkpoint_or_retry_later(self) -> None:
+        """Checkpoint what changed; when PostgreSQL (or the broker) cannot take it now, try
+        again an interval later: the records stay applied and their offsets uncommitted, so
+        nothing is lost or counted twice, and the stage keeps learning meanwhile."""
+        try:
             await self.checkpoint_locked()
+        except Exception as exc:
+            if not is_dependency_failure(exc) and not isinstance(exc, KafkaError):
+                raise
+            log.warning("checkpoint failed; retrying later", extra={"error": repr(exc)})
+            self._last_checkpoint = time.monotonic()
 
     def checkpoint_due(self) -> bool:
         """Whether something changed and ``checkpoint_interval_s`` has passed since the last
@@ -123,7 +138,19 @@ class OwnedPartitions(Generic[Shard]):
         await start_subscribed(self.consumer, [self.topic], _OwnAssignedPartitions(self))
 
     async def adopt(self, partitions: set[int]) -> None:
-        """Load the checkpoints of newly assigned partitions and seek to their offsets."""
+        """Load the checkpoints of newly assigned partitions and seek to their offsets.
+
+        aiokafka ignores what a rebalance listener raises; a partition assigned without its
+        shard would have its records skipped, so a failure here stops the loop instead
+        (:meth:`run` raises it): the stage's readiness fails and nothing is skipped."""
+        try:
+            await self._adopt(partitions)
+        except Exception as exc:
+            log.exception("adopting partitions %s failed", sorted(partitions))
+            self.failure = exc
+            raise
+
+    async def _adopt(self, partitions: set[int]) -> None:
         async with self.lock:
             saved: dict[str, int] = {}
             for partition in sorted(partitions - self.shards.keys()):
@@ -151,11 +178,16 @@ class OwnedPartitions(Generic[Shard]):
         async with self.lock:
             owned = partitions & self.shards.keys()
             self.dirty |= owned
-            await self.checkpoint_locked()
-            for partition in sorted(owned):
-                shard = self.shards.pop(partition)
-                self.offsets.pop(partition, None)
-                self.released(partition, shard)
+            try:
+                await self.checkpoint_locked()
+            finally:
+                # Forgotten even when the checkpoint failed: the next owner starts from the
+                # last one saved and replays what followed it.
+                for partition in sorted(owned):
+                    shard = self.shards.pop(partition)
+                    self.offsets.pop(partition, None)
+                    self.dirty.discard(partition)
+                    self.released(partition, shard)
             log.info("partitions released", extra={"topic": self.topic, "released": sorted(owned)})
 
     # -- the loop --------------------------------------------------------------------------
@@ -163,6 +195,8 @@ class OwnedPartitions(Generic[Shard]):
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and apply until ``stop`` is set, then checkpoint what changed."""
         while not stop.is_set():
+            if self.failure is not None:
+                raise RuntimeError(f"{self.topic}: adopting partitions failed") from self.failure
             batch = await self.consumer.getmany(
                 timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
             )

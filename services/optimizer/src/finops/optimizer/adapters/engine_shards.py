@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, serialize_in_parts
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 OWNED = Gauge("finops_optimizer_owned_partitions", "Partitions of the learning this worker owns")
 SNAPSHOTS = Counter("finops_optimizer_snapshots_total", "Partition states published")
+SNAPSHOT_FAILURES = Counter(
+    "finops_optimizer_snapshot_failures_total", "Partition states the broker did not take"
+)
 
 
 class EngineShards(OwnedPartitions[OptimizerEngine]):
@@ -88,17 +92,37 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         self.unpublished.add(partition)  # its new owner says it owns it
         if saved is not None:
             try:
-                return (
-                    OptimizerEngine.from_state(saved.state_dict()),
-                    saved.offsets,
-                    saved.cluster_id,
-                )
+                engine = OptimizerEngine.from_state(saved.state_dict())
+                return engine, saved.offsets, saved.cluster_id
             except (KeyError, ValueError, TypeError) as exc:
                 log.error(
                     "checkpoint unreadable; rebuilding the partition from the earliest offset",
                     extra={"partition": partition, "error": repr(exc)},
                 )
-        return self.new_engine(), {}, None
+        return await self._new_engine_with_settings(), {}, None
+
+    async def _new_engine_with_settings(self) -> OptimizerEngine:
+        """A new partition's engine, with the operator's settings of the one-worker engine
+        this deployment ran before, if any (catalog, withdrawals, objectives, budgets: they
+        are in no topic). What it learned is learned again from the topics: the forwarding
+        group is new and reads them from their earliest offsets."""
+        engine = self.new_engine()
+        saved = await self.store.load(self.name)
+        if saved is None:
+            return engine
+        try:
+            before = OptimizerEngine.from_state(saved.state_dict())
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("the one-worker checkpoint is unreadable", extra={"error": repr(exc)})
+            return engine
+        for spec in before.catalog.values():
+            engine.add_catalog_arm(spec)
+        engine.withdrawn = set(before.withdrawn)
+        for scope, objective in before.policy.objectives.items():
+            engine.set_objective(scope, objective)
+        for budget in before.budgets.budgets():
+            engine.set_budget(budget)
+        return engine
 
     async def save_shard(
         self, partition: int, shard: OptimizerEngine, offsets: dict[str, int]
@@ -168,7 +192,9 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
 
     async def _flush_sends(self) -> None:
         sends, self._sends = self._sends, []
-        await asyncio.gather(*sends)
+        for result in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.error("an alert or a partition state was not published", exc_info=result)
 
     async def after_batch(self) -> None:
         await super().after_batch()
@@ -182,13 +208,21 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
             engine = self.shards[partition]
             text = await serialize_in_parts(engine.view_parts())
             blob = await asyncio.to_thread(zlib.compress, text, 1)
-            self._sends.append(
-                await self.producer.send(
-                    self.shards_topic,
-                    blob,
-                    key=str(partition).encode(),
-                    headers=[("x-events", str(engine.analytics.events).encode())],
+            try:
+                self._sends.append(
+                    await self.producer.send(
+                        self.shards_topic,
+                        blob,
+                        key=str(partition).encode(),
+                        headers=[("x-events", str(engine.analytics.events).encode())],
+                    )
                 )
-            )
+            except KafkaError as exc:  # too large, say: the next change publishes again
+                SNAPSHOT_FAILURES.inc()
+                log.error(
+                    "partition state not published",
+                    extra={"partition": partition, "bytes": len(blob), "error": repr(exc)},
+                )
+                continue
             SNAPSHOTS.inc()
         self.unpublished.clear()

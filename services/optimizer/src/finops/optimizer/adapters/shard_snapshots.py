@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.optimizer.adapters.engine_shards import EngineShards
@@ -142,11 +143,15 @@ class PartitionedLearning:
         if 0 not in self.shards.shards:
             return
         for alert in view.budgets.due_alerts(emitted=self.budget_alerts_raised):
-            await self.producer.send_and_wait(
-                self.alerts_topic,
-                json.dumps(alert.to_dict(), default=str).encode(),
-                key=alert.subject.encode(),
-            )
+            try:
+                await self.producer.send_and_wait(
+                    self.alerts_topic,
+                    json.dumps(alert.to_dict(), default=str).encode(),
+                    key=alert.subject.encode(),
+                )
+            except KafkaError as exc:  # still due at the next view: raised then
+                log.error("budget alert not raised", extra={"error": repr(exc)})
+                return
             self.budget_alerts_raised.add(alert.alert_id)
             ALERTS_EMITTED.labels(alert.kind).inc()
 

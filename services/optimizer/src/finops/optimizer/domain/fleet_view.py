@@ -96,9 +96,12 @@ class FleetView:
     def recommend(self, task_type: str, *args: Any, **kwargs: Any) -> Recommendation:
         """:meth:`OptimizerEngine.recommend` of the task type's partition, paced by the
         fleet's budgets."""
-        return self.engine_for(task_type).recommend(
-            task_type, *args, budgets=self.budgets, **kwargs
-        )
+        engine = self.engine_for(task_type)
+        if not engine.candidates(task_type):
+            # a task family new to its partition: like one engine, offer every arm seen
+            for arm, spec in self.arms.items():
+                engine.arms.setdefault(arm, spec)
+        return engine.recommend(task_type, *args, budgets=self.budgets, **kwargs)
 
     def request_rng(self, task_type: str, seed: int) -> Any:
         return self.engine_for(task_type).request_rng(task_type, seed)
