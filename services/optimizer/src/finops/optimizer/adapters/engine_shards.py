@@ -19,7 +19,6 @@ of a team's spend, so those are raised from the merged view instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import zlib
@@ -32,9 +31,9 @@ from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, serialize_in_parts
 from finops.common.consumer import dead_letter, header_map
-from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.events import Event
 from finops.common.owned_partitions import OwnedPartitions, Resume
-from finops.optimizer.adapters.stream import ALERTS_EMITTED, EVENTS
+from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert
 from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import OperatorChange
@@ -157,22 +156,13 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
     def _apply(self, engine: OptimizerEngine, record: Any) -> list[dict[str, Any]]:
         kind = header_map(record.headers).get(INPUT_HEADER, "").encode()
         if kind == EVENT:
-            event = Event.from_kafka(record.value)
-            if isinstance(event, LlmCallEvent):
-                alerts = engine.observe(event)
-            elif isinstance(event, ErrorEvent):
-                alerts = engine.observe_error(event)
-            else:
-                alerts = []
+            alerts = engine.take(Event.from_kafka(record.value))
             EVENTS.labels(record.topic, "applied").inc()
             # a partition sees its share of a budget's spend: budget alerts come from the
             # merged view (see shard_snapshots), never from one partition
             return [a for a in alerts if a.get("kind") != "budget"]
         if kind == DECISION:
-            decision = json.loads(record.value)
-            if not isinstance(decision, dict):
-                raise ValueError("an experiment's decision must be a JSON object")
-            adopted = engine.adopt_decision(decision)
+            adopted = engine.adopt_decision(announcement_of(record.value))
             EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
             return []
         if kind == OPERATOR:
@@ -181,14 +171,7 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         raise ValueError(f"record without a known {INPUT_HEADER} header")
 
     async def _emit(self, alert: dict[str, Any]) -> None:
-        ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()
-        self._sends.append(
-            await self.producer.send(
-                self.alerts_topic,
-                json.dumps(alert, default=str).encode(),
-                key=str(alert.get("subject", "")).encode(),
-            )
-        )
+        self._sends.append(await send_alert(self.producer, self.alerts_topic, alert))
 
     async def _flush_sends(self) -> None:
         sends, self._sends = self._sends, []

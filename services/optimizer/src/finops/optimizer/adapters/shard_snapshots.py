@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.optimizer.adapters.engine_shards import EngineShards
-from finops.optimizer.adapters.stream import ALERTS_EMITTED
+from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView
@@ -144,16 +144,12 @@ class PartitionedLearning:
             return
         for alert in view.budgets.due_alerts(emitted=self.budget_alerts_raised):
             try:
-                await self.producer.send_and_wait(
-                    self.alerts_topic,
-                    json.dumps(alert.to_dict(), default=str).encode(),
-                    key=alert.subject.encode(),
-                )
+                sent = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
+                await sent
             except KafkaError as exc:  # still due at the next view: raised then
                 log.error("budget alert not raised", extra={"error": repr(exc)})
                 return
             self.budget_alerts_raised.add(alert.alert_id)
-            ALERTS_EMITTED.labels(alert.kind).inc()
 
     @property
     def engine(self) -> FleetView:

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 from finops.common.checkpoints import Checkpoint, CheckpointStore, serialize_in_parts
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
-from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.events import Event
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import OperatorChange
@@ -38,6 +38,24 @@ CHECKPOINT_FAILURES = Counter(
     "finops_optimizer_checkpoint_failures_total", "Periodic checkpoints the database refused"
 )
 CHECKPOINT_AGE = Gauge("finops_optimizer_checkpoint_timestamp_seconds", "Last checkpoint time")
+
+
+def announcement_of(raw: bytes) -> dict[str, Any]:
+    """An experiment announcement's JSON object; ValueError for anything else."""
+    announcement = json.loads(raw)
+    if not isinstance(announcement, dict):
+        raise ValueError("an experiment announcement must be a JSON object")
+    return announcement
+
+
+async def send_alert(
+    producer: AIOKafkaProducer, topic: str, alert: dict[str, Any]
+) -> asyncio.Future[Any]:
+    """Send one alert (keyed by its subject) and count it; the send's acknowledgement."""
+    ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()
+    return await producer.send(
+        topic, json.dumps(alert, default=str).encode(), key=str(alert.get("subject", "")).encode()
+    )
 
 
 class EventIntake(CheckpointedState):
@@ -126,12 +144,7 @@ class EventIntake(CheckpointedState):
             EVENTS.labels(record.topic, "invalid").inc()
             raise
         try:
-            if isinstance(event, LlmCallEvent):
-                alerts = self.engine.observe(event)
-            elif isinstance(event, ErrorEvent):
-                alerts = self.engine.observe_error(event)
-            else:
-                alerts = []
+            alerts = self.engine.take(event)
         except Exception:  # one bad event must not stop the stream: log, park, go on
             log.exception("engine failed on an event")
             EVENTS.labels(record.topic, "failed").inc()
@@ -153,15 +166,9 @@ class EventIntake(CheckpointedState):
         EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
 
     async def emit_alert(self, alert: dict[str, Any]) -> None:
-        ALERTS_EMITTED.labels(alert.get("kind", "?")).inc()
         if self.on_alert:
             self.on_alert(alert)
-        future = await self.producer.send(
-            self.alerts_topic,
-            json.dumps(alert, default=str).encode(),
-            key=str(alert.get("subject", "")).encode(),
-        )
-        self._pending_sends.append(future)
+        self._pending_sends.append(await send_alert(self.producer, self.alerts_topic, alert))
 
     async def _checkpoint_or_retry_later(self) -> None:
         """A periodic checkpoint PostgreSQL cannot take now is tried again an interval later.

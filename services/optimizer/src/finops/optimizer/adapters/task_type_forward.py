@@ -16,7 +16,6 @@ has counted).
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,6 +24,7 @@ from prometheus_client import Counter
 from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.events import Event
 from finops.common.partitions import HANDLE_AT_ONCE
+from finops.optimizer.adapters.stream import announcement_of
 from finops.optimizer.domain.fleet_view import partition_of_task
 
 #: what a record on the internal topic is: an event, an experiment's decision, an operator change
@@ -110,9 +110,7 @@ class TaskTypeForwarder:
 def _decision_task_type(raw: bytes) -> str | None:
     """The task type of an experiment's decision; None for another announcement.
     ValueError for one that is not a JSON object."""
-    body = json.loads(raw)
-    if not isinstance(body, dict):
-        raise ValueError("an experiment announcement must be a JSON object")
+    body = announcement_of(raw)
     task_type = body.get("task_type")
     if body.get("kind") != "decision" or not isinstance(task_type, str) or not task_type:
         return None

@@ -19,7 +19,7 @@ from typing import Any
 
 from finops.common.alerts import Alert
 from finops.common.errors import FinopsError, NotFound
-from finops.common.events import ErrorEvent, LlmCallEvent, Usage, price_call
+from finops.common.events import ErrorEvent, Event, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain import ALERT_SOURCE
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
@@ -177,6 +177,15 @@ class OptimizerEngine:
         features = {COST_FEATURE: float(tokens)} if tokens is not None else None
         self.policy.update(data.task_type, arm, features, None, None, None, False)
         return self._drift_alerts()
+
+    def take(self, event: Event) -> list[dict[str, Any]]:
+        """One decoded event of either type (:meth:`observe`, :meth:`observe_error`); the
+        alerts it raised."""
+        if isinstance(event, LlmCallEvent):
+            return self.observe(event)
+        if isinstance(event, ErrorEvent):
+            return self.observe_error(event)
+        return []
 
     def _drift_alerts(self) -> list[dict[str, Any]]:
         """The policy's drift events as alerts, drained: reported once, never checkpointed."""
