@@ -185,7 +185,10 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
             # instance counts which breaker at the end depends on rebalances (a member that
             # missed a heartbeat under load rejoins and may take every partition for a while)
             assert not counted_by_one & counted_by_other
-            assert counted_by_one | counted_by_other
+            # every breaker was counted by an owner: opening one takes breaker_min_calls of its
+            # failures (the boards may be empty by now: a late rebalance makes both forget)
+            applied = one.outcomes_applied + other.outcomes_applied
+            assert applied >= settings.breaker_min_calls * len(models)
     finally:
         for view in views:
             await view.stop()
