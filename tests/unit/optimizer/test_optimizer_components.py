@@ -20,7 +20,6 @@ from finops.optimizer.domain import budgets as budgets_mod
 from finops.optimizer.domain import burn_rate as burn_rate_mod
 from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
-from finops.optimizer.domain import id_dedupe as id_dedupe_mod
 from finops.optimizer.domain import latency_sketch as latency_sketch_mod
 from finops.optimizer.domain import windows as windows_mod
 from finops.optimizer.domain.arm_identity import Arm
@@ -51,7 +50,6 @@ from finops.optimizer.domain.policy import routing as policy_routing_mod
         burn_rate_mod,
         eventtime_mod,
         features_mod,
-        id_dedupe_mod,
         latency_sketch_mod,
         policy_costs_mod,
         policy_exploration_mod,

@@ -21,8 +21,9 @@ not start and end within years 1-9999 UTC (see :mod:`.eventtime`; counted in
 must neither break the window queries nor move the watermark past every real window. A restored
 state that holds such windows (checkpointed by an earlier version) drops them with a warning.
 
-An event id seen twice is counted once: ids are remembered in an :class:`~.id_dedupe.IdDedupe`
-(see :mod:`.id_dedupe` for its horizon), which is part of :meth:`SpendAnalytics.to_state`.
+An event id seen twice is counted once: ids are remembered in an
+:class:`~finops.common.id_dedupe.IdDedupe` (see :mod:`finops.common.id_dedupe` for its horizon),
+which is part of :meth:`SpendAnalytics.to_state`.
 
 Cost: ``observe`` updates 20 aggregates (5 dimensions x (totals + 3 window sizes)) with plain
 attribute arithmetic; the fleet row is the merge of the provider rows, computed at query time.
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.optimizer.domain.aggregates import (
     DIMENSIONS,
     FLEET,
@@ -57,7 +59,6 @@ from finops.optimizer.domain.aggregates import (
 )
 from finops.optimizer.domain.analytics_merge import merge_into, shared_retention
 from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc, windowable
-from finops.optimizer.domain.id_dedupe import IdDedupe, fingerprint
 from finops.optimizer.domain.latency_sketch import LatencySketch, latency_index
 from finops.optimizer.domain.windows import (
     GRANULARITIES,

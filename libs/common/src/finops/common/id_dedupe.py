@@ -5,9 +5,9 @@ the UUID (the two 64-bit halves XOR-ed; collision probability ~3e-8 at a million
 newest generation holds ``capacity / 4`` ids the oldest generation is dropped. Horizon: the last
 ``0.75 * capacity`` distinct ids are always remembered, up to ``capacity`` (default 1,000,000,
 i.e. at 5,000 events/s at least the last 2.5 minutes, at 100 events/s the last 2 hours).
-Redeliveries (Kafka at-least-once, SDK retries) fall well within it. The ids are part of
-:meth:`.analytics.SpendAnalytics.to_state`, so the numbers stay exact across restarts when the
-state is checkpointed with the consumer offsets.
+Redeliveries (Kafka at-least-once, SDK retries) fall well within it. The optimizer's spend
+analytics and the healer's breakers keep their ids in the checkpoints saved with their consumer
+offsets, so their numbers stay exact across restarts.
 """
 
 from __future__ import annotations
