@@ -14,6 +14,7 @@ import httpx
 import support
 
 from finops.cli.process import free_port
+from finops.common.settings import LOCAL_BROKER_ENV
 
 COMPONENTS = [
     "postgres",
@@ -74,6 +75,29 @@ def fresh_env(data_dir: Path) -> dict[str, str]:
     for name in COMPONENTS:
         env[f"FINOPS_{name.upper()}_PORT"] = str(free_port())
     return env
+
+
+def another_instance(env: dict[str, str], service: str, port: int) -> subprocess.Popen[bytes]:
+    """One more instance of ``service`` on the stack's PostgreSQL, Redis, broker and auth, on
+    ``port`` (its log: ``logs/<service>-2.log``)."""
+    instance_env = {
+        **env,
+        **LOCAL_BROKER_ENV,
+        "FINOPS_PORT": str(port),
+        "FINOPS_HOST": "127.0.0.1",
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{env['FINOPS_POSTGRES_PORT']}/finops",
+        "FINOPS_REDIS_URL": f"redis://127.0.0.1:{env['FINOPS_REDIS_PORT']}/0",
+        "FINOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{env['FINOPS_KAFKA_PORT']}",
+        "FINOPS_AUTH_URL": url_of(env, "auth"),
+    }
+    log = (Path(env["FINOPS_DATA_DIR"]) / "logs" / f"{service}-2.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", f"finops.{service}"],
+        env=instance_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def url_of(env: dict[str, str], service: str) -> str:

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cli_stack import finops, operator_token, stack_log_tails, url_of, wait_for
+from cli_stack import another_instance, finops, operator_token, stack_log_tails, url_of, wait_for
 from support import llm_call
 
 from finops.cli.process import free_port
-from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.topics import OPTIMIZER_EVENTS
 
 pytestmark = pytest.mark.e2e
@@ -29,28 +25,6 @@ TASK_TYPES = [f"task-{i}" for i in range(12)]
 MODELS = {t: ("gpt-4o-mini" if i % 2 else "gpt-4o") for i, t in enumerate(TASK_TYPES)}
 ALL_PARTITIONS = list(range(OPTIMIZER_EVENTS.partitions))
 NANO = "gpt-4.1-nano|openai|default"
-
-
-def second_worker(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """One more optimizer worker on the stack's PostgreSQL, Redis, broker and auth."""
-    worker_env = {
-        **env,
-        **LOCAL_BROKER_ENV,
-        "FINOPS_PORT": str(port),
-        "FINOPS_HOST": "127.0.0.1",
-        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{env['FINOPS_POSTGRES_PORT']}/finops",
-        "FINOPS_REDIS_URL": f"redis://127.0.0.1:{env['FINOPS_REDIS_PORT']}/0",
-        "FINOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{env['FINOPS_KAFKA_PORT']}",
-        "FINOPS_AUTH_URL": url_of(env, "auth"),
-    }
-    log = (Path(env["FINOPS_DATA_DIR"]) / "logs" / "optimizer-2.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "finops.optimizer"],
-        env=worker_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 class Replica:
@@ -107,7 +81,7 @@ def test_two_workers_split_the_partitions_and_the_survivor_of_a_kill_counts_each
         agent, token = operator_token(stack_env)
         first = Replica(url_of(stack_env, "optimizer"), token)
         port = free_port()
-        worker = second_worker(stack_env, port)
+        worker = another_instance(stack_env, "optimizer", port)
         second = Replica(f"http://127.0.0.1:{port}", token)
         wait_for(second.ready, 120, "the second worker to be ready", stack_env)
 

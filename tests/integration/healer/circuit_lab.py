@@ -7,9 +7,11 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from support import llm_call
 
+from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.events import error_event
 from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
@@ -65,6 +67,10 @@ class CircuitLab:
                 "breaker_cooldown_s": 2.0,
                 "breaker_probes_to_close": 2,
                 "breaker_publish_interval_s": 0.2,
+                # this lab's own consumer groups and checkpoint rows
+                "breaker_group": f"outcomes-{self.tag}",
+                "breaker_owner_group": f"breakers-{self.tag}",
+                "breaker_checkpoint_name": f"breakers-{self.tag}",
                 **overrides,
             }
             return HealerSettings(**options)
@@ -74,9 +80,13 @@ class CircuitLab:
         await ensure_topics(self.kafka, [*specs, dlq_spec(self.outcomes)])
         self.producer = make_producer(self.kafka)
         await self.producer.start()
+        self.pool = await asyncpg.create_pool(self.infra.database_url, min_size=1, max_size=4)
+        #: the healer's checkpoint table, as the service has it
+        self.store = PostgresCheckpointStore(self.pool, "healer_checkpoints")
 
     async def close(self) -> None:
         await self.producer.stop()
+        await self.pool.close()
 
     async def send(self, topic: str, events: list[dict[str, Any]]) -> None:
         for event in events:

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from circuit_lab import CircuitLab
 from healer_helpers import TOKENS, auth, healer
-from support import wait_until
+from support import llm_call, wait_until
 
 from finops.common.kafka import read_topic
-from finops.healer.adapters.circuits_stream import breaker_pipeline
+from finops.healer.adapters.circuits_stream import breaker_config, breaker_pipeline
+from finops.healer.domain.breaker_state import board_from_state
 from finops.healer.domain.classify import ErrorClassifier
 
 pytestmark = pytest.mark.integration
@@ -154,8 +155,8 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     models = [f"model-{i}" for i in range(12)]
     try:
         async with (
-            breaker_pipeline(settings, lambda: classifier, views[0].get) as one,
-            breaker_pipeline(settings, lambda: classifier, views[1].get) as other,
+            breaker_pipeline(settings, lambda: classifier, views[0].get, lab.store) as one,
+            breaker_pipeline(settings, lambda: classifier, views[1].get, lab.store) as other,
         ):
             # Split, not shared: each partition has one owner. The local broker (tansu) may,
             # when two members join at once, elect a leader in each of two generations for a
@@ -163,10 +164,10 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
             # revokes), so the split is awaited, not asserted at first sight.
             await wait_until(
                 lambda: (
-                    one.owned
-                    and other.owned
-                    and one.owned | other.owned == {0, 1, 2}
-                    and not one.owned & other.owned
+                    one.shards
+                    and other.shards
+                    and one.shards.keys() | other.shards.keys() == {0, 1, 2}
+                    and not one.shards.keys() & other.shards.keys()
                 ),
                 60,
                 "the two instances to split the outcome partitions between them",
@@ -179,8 +180,8 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
                     60,
                     "every breaker open in both views",
                 )
-            counted_by_one = {m for (_, m) in one.board.breakers}
-            counted_by_other = {m for (_, m) in other.board.breakers}
+            counted_by_one = {m for s in one.shards.values() for (_, m) in s.board.breakers}
+            counted_by_other = {m for s in other.shards.values() for (_, m) in s.board.breakers}
             # never on both boards (a partition that moved is forgotten by its old owner); which
             # instance counts which breaker at the end depends on rebalances (a member that
             # missed a heartbeat under load rejoins and may take every partition for a while)
@@ -192,3 +193,64 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     finally:
         for view in views:
             await view.stop()
+
+
+async def test_breakers_count_each_outcome_once_while_their_partitions_change_hands(
+    lab: CircuitLab,
+) -> None:
+    """Counts stay exact through two rebalances (a second owner joins, then leaves): each
+    partition's next owner restores its checkpoint and reads on from its offset. Events sent
+    twice (an agent's retry) are counted once."""
+    # an hour's window and no opening: a breaker's published calls are every call counted
+    settings = lab.healer_settings(breaker_window_s=3600.0, breaker_min_calls=1_000_000)
+    classifier = ErrorClassifier()
+    view = lab.reader()
+    await view.start()
+    models = [f"model-{i}" for i in range(9)]
+    sent: dict[str, int] = dict.fromkeys(models, 0)
+
+    async def send_round(n: int) -> None:
+        for model in models:
+            await lab.succeed("openai", model, n)
+            sent[model] += n
+
+    async def counted_as_sent() -> bool:
+        return all(
+            (state := view.get("openai", m)) is not None and state.calls >= sent[m] for m in models
+        )
+
+    try:
+        async with breaker_pipeline(settings, lambda: classifier, view.get, lab.store) as one:
+            await wait_until(lambda: len(one.shards) == 3, 60, "the first owner to own all")
+            await send_round(7)
+            await wait_until(counted_as_sent, 60, "the first round to be counted")
+            async with breaker_pipeline(settings, lambda: classifier, view.get, lab.store) as other:
+                await wait_until(
+                    lambda: (
+                        one.shards and other.shards and len(one.shards) + len(other.shards) == 3
+                    ),
+                    60,
+                    "the second owner to take some partitions",
+                )
+                await send_round(5)
+                duplicates = [llm_call("bot-x", provider="openai", model=m) for m in models]
+                await lab.send(lab.cost.name, duplicates + duplicates)
+                for model in models:
+                    sent[model] += 1
+                await wait_until(counted_as_sent, 60, "the second round to be counted")
+            await wait_until(lambda: len(one.shards) == 3, 60, "the first owner to own all again")
+            await send_round(3)
+            await wait_until(counted_as_sent, 60, "the third round to be counted")
+        assert {m: view.get("openai", m).calls for m in models} == sent  # type: ignore[union-attr]
+        assert set(sent.values()) == {16}
+        # the owners' checkpoints hold exactly these counts, one row per partition
+        checkpointed: dict[str, int] = {}
+        for partition in range(3):
+            saved = await lab.store.load(f"{settings.breaker_checkpoint_name}:p{partition}")
+            assert saved is not None, partition
+            board = board_from_state(saved.state_dict()["board"], breaker_config(settings))
+            for (_, model), breaker in board.breakers.items():
+                checkpointed[model] = breaker.window.calls
+        assert checkpointed == sent
+    finally:
+        await view.stop()

@@ -71,7 +71,7 @@ async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
         try:
             assert await conn.fetchval(query) == 2
             assert await conn.fetchval("SELECT version_num FROM alembic_version_healer") == (
-                "heal0003"
+                "heal0004"
             )
             await asyncio.to_thread(migrations.downgrade, url, "base", ["healer"])
             assert await conn.fetchval(query) == 0

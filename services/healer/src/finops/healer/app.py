@@ -49,7 +49,12 @@ def create_app(
         async with (
             _error_classifier(app, settings),
             _circuits_view(app, settings),
-            breaker_pipeline(settings, lambda: app.state.classifier, app.state.circuits.get),
+            breaker_pipeline(
+                settings,
+                lambda: app.state.classifier,
+                app.state.circuits.get,
+                PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
+            ),
             _advice(app, settings),
         ):
             # What start-up allocated (the taught classifier, the restored ledger, the clients)

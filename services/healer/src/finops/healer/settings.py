@@ -39,6 +39,10 @@ class HealerSettings(StreamSettings):
     #: consumer groups: stage 1 (errors and costs → outcomes), stage 2 (the breakers' owners)
     breaker_group: str = "finops-healer-breaker-outcomes"
     breaker_owner_group: str = "finops-healer-breakers"
+    #: the owners' checkpoints, one row per outcome partition (``<name>:p<partition>``), and
+    #: how often a changed one is saved (seconds)
+    breaker_checkpoint_name: str = "healer-breakers"
+    breaker_checkpoint_interval_s: float = 5.0
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name

@@ -8,7 +8,8 @@ Two stages (see docs/breakers.md):
    provider/model: every outcome of one breaker lands in one partition, owned by one instance.
 2. The owner updates the breaker (:class:`~finops.healer.domain.breakers.BreakerBoard`) and
    publishes its state to the compacted ``finops.circuits.v1``, and an alert to
-   ``finops.alerts.v1`` when it opens or closes.
+   ``finops.alerts.v1`` when it opens or closes. Each owned partition's breakers are
+   checkpointed with its offset (:mod:`.breaker_shards`): a new owner goes on from there.
 
 Every instance reads the whole circuits topic into a :class:`CircuitsView`, which answers for
 every breaker (``GET /api/healing/circuits``, and ``state_of`` for the advice).
@@ -20,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -66,23 +66,6 @@ class ProviderOutcome:
             at=float(data["at"]),
             kind=data.get("kind"),
         )
-
-
-class RecentIds:
-    """The last ``size`` event ids: a redelivered outcome is counted once."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self.size = size
-        self.ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, event_id: str) -> bool:
-        """False when ``event_id`` was already seen."""
-        if event_id in self.ids:
-            return False
-        self.ids[event_id] = None
-        if len(self.ids) > self.size:
-            self.ids.popitem(last=False)
-        return True
 
 
 def breaker_alert(transition: Transition) -> Alert | None:

@@ -1,44 +1,40 @@
-"""The circuit breakers' stream loops: forward outcomes by provider/model, update, publish.
+"""The circuit breakers' stream loops: forward outcomes by provider/model, count, publish.
 
-See :mod:`finops.healer.adapters.circuits` for the two stages. Each stage is an
-:class:`~finops.common.consumer.AtLeastOnceConsumer` in its own group that takes batches,
-produces, waits for the acknowledgements and only then commits (at least once; outcomes are
-deduplicated by event id). Events that do not decode are not handled here: the validating
-agent on ``agent.error.v1`` parks them on the dead-letter topic; stage 1 counts them and goes
-on. A forwarded outcome that does not decode (never written by anyone but this code) is parked
-by the consumer on ``finops.provider-outcomes.v1.dlq``.
+See :mod:`finops.healer.adapters.circuits` for the two stages. Stage 1 is an
+:class:`~finops.common.consumer.AtLeastOnceConsumer` that takes batches of cost and error
+events, produces their outcomes, waits for the acknowledgements and only then commits (at
+least once). Events that do not decode are not handled here: the validating agent on
+``agent.error.v1`` parks them on the dead-letter topic; stage 1 counts them and goes on.
+Stage 2 is :class:`~finops.healer.adapters.breaker_shards.BreakerShards`: the breakers of the
+outcome partitions an instance owns, checkpointed with their offsets (exactly once in the
+counts; a forwarded outcome that does not decode is parked on
+``finops.provider-outcomes.v1.dlq``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
+from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitState
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import finish
+from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.partitions import HANDLE_AT_ONCE
-from finops.healer.adapters.circuits import ProviderOutcome, RecentIds, breaker_alert
-from finops.healer.domain.breakers import (
-    BreakerBoard,
-    BreakerConfig,
-    Transition,
-    counts_against_provider,
-)
+from finops.healer.adapters.breaker_shards import BreakerShards
+from finops.healer.adapters.circuits import ProviderOutcome
+from finops.healer.domain.breakers import BreakerConfig, counts_against_provider
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.payload import from_error_data
-from finops.healer.domain.taxonomy import ErrorKind
 from finops.healer.settings import HealerSettings
 
 log = logging.getLogger(__name__)
@@ -48,10 +44,6 @@ OUTCOMES = Counter(
     "Calls read for the circuit breakers, by what they were",
     ["outcome"],
 )
-UPDATES = Counter(
-    "finops_healer_breaker_updates_total", "Outcomes counted in the breakers this instance owns"
-)
-TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state changes", ["state"])
 
 
 def breaker_config(settings: HealerSettings) -> BreakerConfig:
@@ -65,33 +57,18 @@ def breaker_config(settings: HealerSettings) -> BreakerConfig:
     )
 
 
-class BreakerStream:
-    """The breakers this instance owns, the stages that feed them and their publishing.
+class OutcomeForwarder:
+    """Stage 1: what each cost/error record says about its provider/model, forwarded keyed by
+    provider/model. ``classifier`` is looked up when needed (it learns labels while the
+    service runs)."""
 
-    ``classifier`` and ``published`` are looked up when needed (the classifier learns labels
-    while the service runs).
-    """
-
-    def __init__(
-        self,
-        settings: HealerSettings,
-        classifier: Callable[[], ErrorClassifier],
-        published: Callable[[str, str], CircuitState | None],
-    ) -> None:
+    def __init__(self, settings: HealerSettings, classifier: Callable[[], ErrorClassifier]) -> None:
         self.settings = settings
         self.classifier = classifier
-        self.board = BreakerBoard(breaker_config(settings), published=published)
-        self.seen = RecentIds()
-        self.outcomes_applied = 0
-        #: the outcomes partition each breaker's outcomes come from
-        self.partition_of: dict[tuple[str, str], int] = {}
-        #: the partitions of the outcomes topic this instance owns
-        self.owned: set[int] = set()
         self._forwarded: list[asyncio.Future[Any]] = []
-        self._transitions: list[Transition] = []
 
     def outcome(self, value: bytes) -> ProviderOutcome | None:
-        """Stage 1: what one cost/error record says about its provider/model, if anything."""
+        """What one cost/error record says about its provider/model, if anything."""
         try:
             event = Event.from_kafka(value)
         except (ValueError, TypeError):
@@ -118,19 +95,8 @@ class BreakerStream:
             )
         return None
 
-    def apply(self, outcome: ProviderOutcome) -> Transition | None:
-        """Stage 2: count one outcome in its breaker (once per event id)."""
-        if not self.seen.add(outcome.event_id):
-            return None
-        self.outcomes_applied += 1
-        UPDATES.inc()
-        if outcome.failed:
-            kind = ErrorKind(outcome.kind or ErrorKind.UNKNOWN)
-            return self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
-        return self.board.success(outcome.provider, outcome.model, at=outcome.at)
-
     async def forward(self, record: Any, producer: AIOKafkaProducer) -> None:
-        """Stage 1 for one record: send its outcome, keyed by provider/model."""
+        """Send one record's outcome, keyed by provider/model."""
         outcome = self.outcome(record.value)
         if outcome is not None:
             self._forwarded.append(
@@ -144,80 +110,15 @@ class BreakerStream:
         sends, self._forwarded = self._forwarded, []
         await asyncio.gather(*sends)
 
-    async def update(self, record: Any) -> None:
-        """Stage 2 for one record: count its outcome (raises for one that does not decode)."""
-        if record.partition not in self.owned:
-            return  # revoked while this batch was being processed: its next owner reads it
-        outcome = ProviderOutcome.from_json(record.value)
-        self.partition_of[(outcome.provider, outcome.model)] = record.partition
-        transition = self.apply(outcome)
-        if transition is not None:
-            self._transitions.append(transition)
 
-    async def publish_updates(self, producer: AIOKafkaProducer) -> None:
-        """Publish what the outcomes counted so far changed (at once, not at the next tick)."""
-        transitions, self._transitions = self._transitions, []
-        if transitions:
-            await self.publish(producer, transitions)
-
-    def release(self, partitions: set[int]) -> None:
-        """Forget the breakers of partitions another instance owns now: it publishes them,
-        starting from what this one published last."""
-        self.owned -= partitions
-        gone = [key for key, p in self.partition_of.items() if p in partitions]
-        for key in gone:
-            del self.partition_of[key]
-            self.board.forget(key)
-
-    async def publish(self, producer: AIOKafkaProducer, transitions: list[Transition]) -> None:
-        """Every changed breaker's state, and the alerts of the transitions."""
-        sends = [
-            await producer.send(self.settings.circuits_topic, s.to_json(), key=s.key.encode())
-            for s in self.board.drain_changed()
-        ]
-        for transition in transitions:
-            TRANSITIONS.labels(transition.after.value).inc()
-            alert = breaker_alert(transition)
-            if alert is not None:
-                sends.append(
-                    await producer.send(
-                        self.settings.alerts_topic,
-                        json.dumps(alert.to_dict(), default=str).encode(),
-                        key=alert.subject.encode(),
-                    )
-                )
-        await asyncio.gather(*sends)
-
-    async def run(
-        self,
-        calls: AtLeastOnceConsumer,
-        outcomes: AtLeastOnceConsumer,
-        producer: AIOKafkaProducer,
-        stop: asyncio.Event,
-    ) -> None:
-        """Both stages and the publishing tick until ``stop``; offsets are committed only
-        after what a batch produced is acknowledged (at least once)."""
-
-        async def tick() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.breaker_publish_interval_s)
-                await self.publish(producer, self.board.tick(time.time()))
-
-        await asyncio.gather(calls.run(stop), outcomes.run(stop), tick())
-
-
-def stage(
+def forwarding_loop(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
     handler: Handler,
     flush: Callable[[], Awaitable[None]],
 ) -> AtLeastOnceConsumer:
-    """One stage's loop: ``HANDLE_AT_ONCE`` records, then ``flush``, then the API's turn.
-
-    One try a record: stage 1 only skips what it cannot read, and stage 2 counts an outcome
-    once per event id, so a second try of one it failed on half-way would pass as counted.
-    """
+    """Stage 1's loop: ``HANDLE_AT_ONCE`` records, then ``flush``, then the API's turn (one
+    try a record: it only skips what it cannot read)."""
     return AtLeastOnceConsumer(
         consumer,
         producer,
@@ -229,58 +130,60 @@ def stage(
     )
 
 
-class _Release(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, stream: BreakerStream, producer: AIOKafkaProducer) -> None:
-        self.stream = stream
-        self.producer = producer
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        # The next owner starts from the published state: publish the latest counts first.
-        await self.stream.publish(self.producer, [])
-        self.stream.release({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        # Nothing to load: a breaker starts from its published state when first used.
-        self.stream.owned |= {tp.partition for tp in assigned}
-
-
 @asynccontextmanager
 async def breaker_pipeline(
     settings: HealerSettings,
     classifier: Callable[[], ErrorClassifier],
     published: Callable[[str, str], CircuitState | None],
-) -> AsyncIterator[BreakerStream]:
-    """The breakers' consumers, producer and loops, running for the ``with`` block."""
-    stream = BreakerStream(settings, classifier, published)
+    store: PostgresCheckpointStore,
+) -> AsyncIterator[BreakerShards]:
+    """The breakers' consumers, producer and loops, running for the ``with`` block; yields
+    the breakers this instance owns."""
+    forwarder = OutcomeForwarder(settings, classifier)
     producer = make_producer(settings)
 
     async def forward(record: Any) -> None:
-        await stream.forward(record, producer)
+        await forwarder.forward(record, producer)
 
-    calls = stage(
+    async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        return await plan_resume(settings, saved, cluster_id, what="healer breakers")
+
+    calls = forwarding_loop(
         make_consumer(settings, group_id=settings.breaker_group),
         producer,
         forward,
-        stream.forwarded,
+        forwarder.forwarded,
     )
-    outcomes = stage(
+    owners = BreakerShards(
         make_consumer(settings, group_id=settings.breaker_owner_group),
         producer,
-        stream.update,
-        lambda: stream.publish_updates(producer),
+        store,
+        config=breaker_config(settings),
+        topic=settings.outcomes_topic,
+        resume=resume,
+        name=settings.breaker_checkpoint_name,
+        circuits_topic=settings.circuits_topic,
+        alerts_topic=settings.alerts_topic,
+        published=published,
+        checkpoint_interval_s=settings.breaker_checkpoint_interval_s,
+        tick_interval_s=settings.breaker_publish_interval_s,
     )
     await producer.start()
     await calls.start_subscribed([settings.error_topic, settings.cost_topic])
-    await outcomes.start_subscribed([settings.outcomes_topic], _Release(stream, producer))
+    await owners.start()
     stop = asyncio.Event()
     runner = asyncio.create_task(
-        stream.run(calls, outcomes, producer, stop), name="healer-breakers"
+        _run_both(calls.run(stop), owners.run(stop)), name="healer-breakers"
     )
     try:
-        yield stream
+        yield owners
     finally:
         stop.set()
         await finish(runner, timeout=30)
         await calls.consumer.stop()
-        await outcomes.consumer.stop()
+        await owners.consumer.stop()
         await producer.stop()
+
+
+async def _run_both(*loops: Awaitable[None]) -> None:
+    await asyncio.gather(*loops)

@@ -123,6 +123,14 @@ class SlidingWindow:
         self.buckets.append(_Bucket(int(at), calls, failures))
         self.calls, self.failures = calls, failures
 
+    def restore(self, buckets: list[tuple[int, int, int]]) -> None:
+        """Start from saved ``(second, calls, failures)`` buckets, oldest first."""
+        self.clear()
+        for second, calls, failures in buckets:
+            self.buckets.append(_Bucket(second, calls, failures))
+            self.calls += calls
+            self.failures += failures
+
     def recent(self, seconds: float) -> tuple[int, int]:
         """Calls and failures in the newest ``seconds`` of the window."""
         calls = failures = 0

@@ -1,0 +1,244 @@
+"""Stage 2 of the circuit breakers: the breakers of the outcome partitions this instance owns.
+
+Outcomes arrive on ``finops.provider-outcomes.v1`` in the partition of their provider/model
+(stage 1, :mod:`.circuits_stream`). Each instance of the owner group owns some partitions and,
+per partition, a :class:`BreakerShard`: the breakers keyed there and the outcome ids they
+counted. :class:`~finops.common.owned_partitions.OwnedPartitions` does the bookkeeping, as for
+the optimizer's learning and the experiments' analysis: each shard is checkpointed in its own
+row of ``healer_checkpoints`` (``<name>:p<partition>``, with the position guard) with its
+partition's offset; offsets are committed only after the checkpoint that covers them; the next
+owner of a partition (after a rebalance, a restart or a ``kill -9``) restores the checkpoint
+and replays exactly the outcomes after it. So a breaker's counts neither lose an outcome nor
+count one twice (a redelivered outcome is dropped by its event id).
+
+After every batch the states of the breakers it changed are published to the compacted
+``finops.circuits.v1``, and an alert to ``finops.alerts.v1`` for each opening and closing,
+*before* the checkpoint: a crash in between replays the batch and publishes them again (at
+least once; an alert's id is a function of the transition, so a repeat is recognisable).
+
+A partition with no checkpoint is read from its beginning; on the first start after an
+upgrade from the version that kept no checkpoints, it resumes from the group's committed
+offset instead, its breakers starting from their published states, as that version did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter, Gauge
+
+from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
+from finops.common.circuits import CircuitState
+from finops.common.consumer import dead_letter
+from finops.common.id_dedupe import IdDedupe, fingerprint
+from finops.common.log_position import partition_key
+from finops.common.owned_partitions import OwnedPartitions, Resume
+from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert
+from finops.healer.domain.breaker_state import board_from_state, board_to_state
+from finops.healer.domain.breakers import BreakerBoard, BreakerConfig, Transition
+from finops.healer.domain.taxonomy import ErrorKind
+
+log = logging.getLogger(__name__)
+
+UPDATES = Counter(
+    "finops_healer_breaker_updates_total", "Outcomes counted in the breakers this instance owns"
+)
+DUPLICATES = Counter(
+    "finops_healer_breaker_duplicates_total", "Outcomes dropped because their event was counted"
+)
+TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state changes", ["state"])
+OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
+
+
+@dataclass
+class BreakerShard:
+    """The breakers of one outcome partition and the event ids of the outcomes they counted."""
+
+    board: BreakerBoard
+    seen: IdDedupe
+    #: outcomes counted into this shard by this instance
+    applied: int = 0
+    #: transitions of the current batch, published with it
+    transitions: list[Transition] = field(default_factory=list)
+
+    def count(self, outcome: ProviderOutcome) -> None:
+        """Count one outcome in its breaker, once per event id."""
+        if not self.seen.add(fingerprint(uuid.UUID(outcome.event_id))):
+            DUPLICATES.inc()
+            return
+        self.applied += 1
+        UPDATES.inc()
+        if outcome.failed:
+            kind = ErrorKind(outcome.kind or ErrorKind.UNKNOWN)
+            transition = self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
+        else:
+            transition = self.board.success(outcome.provider, outcome.model, at=outcome.at)
+        if transition is not None:
+            self.transitions.append(transition)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"board": board_to_state(self.board), "seen": self.seen.to_state()}
+
+
+class BreakerShards(OwnedPartitions[BreakerShard]):
+    """The breakers of the outcome partitions this instance owns, checkpointed and published.
+
+    ``published`` looks up a breaker's last published state (for a partition without a
+    checkpoint, see the module's docstring).
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        store: PostgresCheckpointStore,
+        *,
+        config: BreakerConfig,
+        topic: str,
+        resume: Resume,
+        name: str,
+        circuits_topic: str,
+        alerts_topic: str,
+        published: Callable[[str, str], CircuitState | None],
+        dedupe_ids: int = 65_536,
+        checkpoint_interval_s: float = 5.0,
+        tick_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__(
+            consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
+        )
+        self.producer = producer
+        self.store = store
+        self.config = config
+        self.name = name
+        self.circuits_topic = circuits_topic
+        self.alerts_topic = alerts_topic
+        self.published = published
+        self.dedupe_ids = dedupe_ids
+        self.tick_interval_s = tick_interval_s
+        #: outcomes counted by this instance since it started, in shards it may have released
+        self.outcomes_applied = 0
+
+    def checkpoint_name(self, partition: int) -> str:
+        return f"{self.name}:p{partition}"
+
+    def new_shard(self, board: BreakerBoard | None = None) -> BreakerShard:
+        return BreakerShard(board or BreakerBoard(self.config), IdDedupe(self.dedupe_ids))
+
+    async def load_shard(
+        self, partition: int
+    ) -> tuple[BreakerShard, Mapping[str, int], str | None]:
+        saved = await self.store.load(self.checkpoint_name(partition))
+        if saved is not None:
+            try:
+                state = saved.state_dict()
+                shard = BreakerShard(
+                    board_from_state(state["board"], self.config),
+                    IdDedupe.from_state(state["seen"]),
+                )
+                return shard, saved.offsets, saved.cluster_id
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error(
+                    "breaker checkpoint unreadable; resuming from the committed offset",
+                    extra={"partition": partition, "error": repr(exc)},
+                )
+        return await self._from_published(partition)
+
+    async def _from_published(
+        self, partition: int
+    ) -> tuple[BreakerShard, Mapping[str, int], str | None]:
+        """A partition without a checkpoint. Offsets are committed only after a checkpoint,
+        so a committed offset without one was left by the version that kept none: its
+        breakers adopt their published states and it resumes from there. Otherwise the
+        partition is new and read from its beginning."""
+        tp = TopicPartition(self.topic, partition)
+        committed = await self.consumer.committed(tp)
+        if committed is None:
+            return self.new_shard(), {}, None
+        shard = self.new_shard(BreakerBoard(self.config, published=self.published))
+        return shard, {partition_key(tp): committed}, None
+
+    async def save_shard(
+        self, partition: int, shard: BreakerShard, offsets: dict[str, int]
+    ) -> bool:
+        return await self.store.save_at(
+            self.checkpoint_name(partition),
+            Checkpoint(shard.to_state(), offsets, shard.applied, self.cluster_id),
+            self.offsets.get(partition),
+        )
+
+    async def adopt(self, partitions: set[int]) -> None:
+        await super().adopt(partitions)
+        OWNED.set(len(self.shards))
+
+    def released(self, partition: int, shard: BreakerShard) -> None:
+        OWNED.set(len(self.shards))
+
+    async def handle(self, partition: int, shard: BreakerShard, records: list[Any]) -> None:
+        """Count a partition's outcomes; a record that is not one is dead-lettered."""
+        for record in records:
+            try:
+                outcome = ProviderOutcome.from_json(record.value)
+                applied = shard.applied
+                shard.count(outcome)
+            except (ValueError, KeyError, TypeError) as exc:
+                await dead_letter(self.producer, record, exc, attempts=1, service="healer")
+                continue
+            self.outcomes_applied += shard.applied - applied
+
+    async def after_batch(self) -> None:
+        """Publish what the batch changed, then checkpoint when one is due."""
+        await self.publish()
+        await super().after_batch()
+
+    async def publish(self) -> None:
+        """Every changed breaker's state and the alerts of the transitions, acknowledged."""
+        sends = []
+        for partition, shard in self.shards.items():
+            transitions, shard.transitions = shard.transitions, []
+            for state in shard.board.drain_changed():
+                self.dirty.add(partition)
+                sends.append(
+                    await self.producer.send(
+                        self.circuits_topic, state.to_json(), key=state.key.encode()
+                    )
+                )
+            for transition in transitions:
+                TRANSITIONS.labels(transition.after.value).inc()
+                alert = breaker_alert(transition)
+                if alert is not None:
+                    sends.append(
+                        await self.producer.send(
+                            self.alerts_topic,
+                            json.dumps(alert.to_dict(), default=str).encode(),
+                            key=alert.subject.encode(),
+                        )
+                    )
+        await asyncio.gather(*sends)
+
+    async def tick(self, now: float) -> None:
+        """Half-open every owned breaker whose cool-down is over, and publish it."""
+        async with self.lock:
+            for shard in self.shards.values():
+                shard.transitions += shard.board.tick(now)
+            await self.publish()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Count and publish until ``stop``; half-open cooled-down breakers meanwhile."""
+
+        async def ticks() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.tick_interval_s)
+                await self.tick(time.time())
+
+        await asyncio.gather(super().run(stop), ticks())

@@ -1,0 +1,97 @@
+"""A breaker board's whole state, as a checkpoint holds it (pure: no I/O).
+
+:meth:`~finops.healer.domain.breakers.Breaker.snapshot` is what the circuits topic publishes:
+enough for the advice, not for counting on (the window's buckets, the cool-down, the probes
+so far and the DDM detector are not in it). A checkpoint holds all of it, so the next owner of
+a breaker's partition goes on exactly where the last one stopped.
+
+The DDM detector is river's object: its statistics are saved pickled with river's version. A
+checkpoint written by another river version starts that breaker's detector afresh (it warms
+up again over ``detector_warm_start`` outcomes; the window's counts are kept).
+
+Examples
+--------
+>>> from finops.healer.domain.breakers import BreakerBoard, BreakerConfig
+>>> from finops.healer.domain.taxonomy import ErrorKind
+>>> board = BreakerBoard(BreakerConfig(min_calls=2))
+>>> board.success("openai", "gpt-4o", at=100.0)
+>>> _ = board.failure("openai", "gpt-4o", ErrorKind.SERVER_ERROR, at=101.0)
+>>> restored = board_from_state(board_to_state(board), BreakerConfig(min_calls=2))
+>>> key = ("openai", "gpt-4o")
+>>> restored.breakers[key].snapshot() == board.breakers[key].snapshot()
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import pickle  # only the healer's own checkpoint rows are unpickled
+from collections.abc import Mapping
+from typing import Any
+
+import river
+
+from finops.common.circuits import CircuitStatus
+from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
+
+__all__ = ["board_from_state", "board_to_state", "breaker_from_state", "breaker_to_state"]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def breaker_to_state(breaker: Breaker) -> dict[str, Any]:
+    """Everything a breaker counts on, JSON-safe."""
+    return {
+        "provider": breaker.provider,
+        "model": breaker.model,
+        "status": breaker.status.value,
+        "buckets": [[b.second, b.calls, b.failures] for b in breaker.window.buckets],
+        "alarm_until": _finite_or_none(breaker.alarm_until),
+        "opened_at": breaker.opened_at,
+        "next_probe_at": breaker.next_probe_at,
+        "cooldown_s": breaker.cooldown_s,
+        "probe_successes": breaker.probe_successes,
+        "reason": breaker.reason,
+        "updated_at": breaker.updated_at,
+        "detector": {
+            "river": river.__version__,
+            "pickle": base64.b64encode(pickle.dumps(breaker.detector)).decode("ascii"),
+        },
+    }
+
+
+def breaker_from_state(state: Mapping[str, Any], config: BreakerConfig) -> Breaker:
+    """The breaker :func:`breaker_to_state` saved, counting on under ``config``."""
+    breaker = Breaker(str(state["provider"]), str(state["model"]), config)
+    breaker.status = CircuitStatus(state["status"])
+    breaker.window.restore([(int(s), int(c), int(f)) for s, c, f in state["buckets"]])
+    alarm_until = state["alarm_until"]
+    breaker.alarm_until = float("-inf") if alarm_until is None else float(alarm_until)
+    breaker.opened_at = state["opened_at"]
+    breaker.next_probe_at = state["next_probe_at"]
+    breaker.cooldown_s = float(state["cooldown_s"])
+    breaker.probe_successes = int(state["probe_successes"])
+    breaker.reason = str(state["reason"])
+    breaker.updated_at = float(state["updated_at"])
+    detector = state["detector"]
+    if detector["river"] == river.__version__:  # else the new breaker's fresh detector
+        breaker.detector = pickle.loads(base64.b64decode(detector["pickle"]))  # noqa: S301
+    return breaker
+
+
+def board_to_state(board: BreakerBoard) -> dict[str, Any]:
+    """Every breaker of ``board``, JSON-safe (what changed since the last publish is not
+    saved: a checkpoint is taken after its states are published)."""
+    return {"breakers": [breaker_to_state(b) for _, b in sorted(board.breakers.items())]}
+
+
+def board_from_state(state: Mapping[str, Any], config: BreakerConfig) -> BreakerBoard:
+    """The board :func:`board_to_state` saved; a breaker it does not hold starts closed."""
+    board = BreakerBoard(config)
+    for saved in state["breakers"]:
+        breaker = breaker_from_state(saved, config)
+        board.breakers[(breaker.provider, breaker.model)] = breaker
+    return board
