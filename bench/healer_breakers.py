@@ -8,8 +8,9 @@ produces the error events, then measures:
 2. one worker's rate from ``agent.error.v1`` to the breaker update: the healer's breaker
    loops (``finops.healer.adapters.circuits_stream.breaker_pipeline``, both stages of
    docs/breakers.md: each event decoded, classified, forwarded by provider/model, counted in
-   its breaker) run in this process over the events already on the topic, timed from the
-   first event read to the last fault counted;
+   its breaker, each partition's breakers checkpointed every 5 s) run in this process over
+   the events already on the topic, timed from the first event read to the last fault
+   counted;
 3. for a series of breakers tripped one after another: the time from the healer publishing
    a state change on ``finops.circuits.v1`` (the record's timestamp) until a second reader of
    the topic in this process holds it — what another healer or optimizer instance waits — and
@@ -31,6 +32,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 from _figures import Measurement, at_most, record
 from _harness import (
     arguments,
@@ -44,6 +46,7 @@ from _harness import (
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
 from finops.common.events import error_event
 from finops.common.kafka import ensure_topics, make_consumer, make_producer
@@ -192,6 +195,7 @@ def healer_settings(stack: Any) -> HealerSettings:
         kafka_enable_idempotence=not stack.local_broker,
         breaker_group=f"bench-outcomes-{tag}",
         breaker_owner_group=f"bench-breakers-{tag}",
+        breaker_checkpoint_name=f"bench-breakers-{tag}",
     )
 
 
@@ -214,11 +218,16 @@ def main() -> int:
             raw = await raw_consume_rate(stack.kafka_bootstrap, args.events, AGENT_ERROR.name)
             view = CircuitTable()
             classifier = ErrorClassifier()
-            async with breaker_pipeline(healer_settings(stack), lambda: classifier, view.get):
+            pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+            store = PostgresCheckpointStore(pool, "healer_checkpoints")
+            async with breaker_pipeline(
+                healer_settings(stack), lambda: classifier, view.get, store
+            ):
                 note("breaker loops started: reading the events …")
                 rate = await breaker_rate(args.events, faults)
                 note(f"tripping {args.trips} breakers …")
                 seen, end_to_end, baseline = await trips(settings, args.trips)
+            await pool.close()
             print()
             print("bench/healer_breakers (one run, one worker, loopback, shared machine)")
             print(f"  raw aiokafka consume of agent.error.v1   {raw:>10,.0f} events/s   (baseline)")
