@@ -22,12 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.cli.folder_access import FolderAccessError, grant_traverse
 from finops.cli.process import Component, free_port, tcp_open
 from finops.cli.storage_repair import repair_storage
 from finops.common.settings import DEFAULT_PORTS
+from finops.common.topics import OPTIMIZER_EVENTS
 
 #: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
 #: its log in (only for ``kafka_storage="disk"``); "broker" is the broker itself on a private
@@ -73,6 +75,10 @@ class StackSettings(BaseSettings):
     s3rver_bin: Path | None = None
     ready_timeout_s: float = 90.0
     restart_backoff_max_s: float = 30.0
+    # More than one: the optimizer learns partitioned by task type (FINOPS_PARTITIONED_LEARNING)
+    # and the extra workers (optimizer-2, ...) take free ports; at most one per learning
+    # partition.
+    optimizer_workers: int = Field(1, ge=1, le=OPTIMIZER_EVENTS.partitions)
 
     def port(self, component: str) -> int:
         return int(getattr(self, f"{component}_port"))

@@ -21,6 +21,7 @@ from finops.cli.process import pid_alive
 from finops.cli.stack import Stack, StackError, StackSettings
 from finops.cli.stack_state import probe_component, read_state, stop_recorded
 from finops.cli.typer_app import FinopsTyper
+from finops.common.topics import OPTIMIZER_EVENTS
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
 db_app = FinopsTyper(help="Database schema migrations (Alembic).")
@@ -88,13 +89,28 @@ def up(
         bool,
         typer.Option("--infra-only", help="Only PostgreSQL, Redis and the broker; no services."),
     ] = False,
+    optimizer_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--optimizer-workers",
+            min=1,
+            max=OPTIMIZER_EVENTS.partitions,
+            help="Optimizer workers; more than one learn partitioned by task type, each "
+            "answering for every task type (default 1, or FINOPS_OPTIMIZER_WORKERS).",
+        ),
+    ] = None,
 ) -> None:
     """Start the local stack: PostgreSQL, Redis, the Kafka-protocol broker and the services.
 
     Creates every topic, applies migrations, waits until each component is ready and prints
     what runs where. In the foreground, Ctrl-C stops everything; with --detach use
-    `finops down`. Crashed services are restarted with backoff.
+    `finops down`. Crashed services are restarted with backoff. With --optimizer-workers 2 or
+    more, the optimizer workers split its learning partitions and each serves every task
+    type (docs/optimizer.md, "Scaling out").
     """
+    if optimizer_workers is not None:
+        # read by this process's settings and by a detached supervisor's
+        os.environ["FINOPS_OPTIMIZER_WORKERS"] = str(optimizer_workers)
     settings = StackSettings()
     root = settings.data_dir.resolve()
     running = _running_supervisor(root)

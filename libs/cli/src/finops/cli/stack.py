@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
-from finops.cli.process import Component, last_error, port_is_free, started_at_ticks
+from finops.cli.process import Component, free_port, last_error, port_is_free, started_at_ticks
 from finops.common.settings import LOCAL_BROKER_ENV
 
 log = logging.getLogger("finops.stack")
@@ -49,6 +49,10 @@ class Stack:
         if not infra_only:
             for name in services:
                 self.components[name] = self._service(name)
+                if name == "optimizer":
+                    for worker in range(2, self.settings.optimizer_workers + 1):
+                        extra = self._service(name, instance=f"optimizer-{worker}")
+                        self.components[extra.name] = extra
 
     @property
     def infra_names(self) -> tuple[str, ...]:
@@ -96,17 +100,22 @@ class Stack:
 
     # ---- component definitions ---------------------------------------------------------
 
-    def _service(self, name: str) -> Component:
-        port = self.settings.port(name)
+    def _service(self, name: str, instance: str | None = None) -> Component:
+        """Service ``name``; a further ``instance`` of it (``optimizer-2``) takes a free port."""
+        port = self.settings.port(name) if instance is None else free_port()
+        url = f"http://{self.settings.bind_host}:{port}"
+        env = {**self.service_env(), "FINOPS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+        if name == "optimizer" and self.settings.optimizer_workers > 1:
+            env["FINOPS_PARTITIONED_LEARNING"] = "true"
         return Component(
-            name,
+            instance or name,
             "service",
             port,
             self.settings.bind_host,
-            log_file=self.root / "logs" / f"{name}.log",
+            log_file=self.root / "logs" / f"{instance or name}.log",
             command=lambda: [sys.executable, "-m", f"finops.{name}"],
-            env={**self.service_env(), "FINOPS_PORT": str(port), "PYTHONUNBUFFERED": "1"},
-            ready_probe=lambda: self._http_ready(self.service_url(name)),
+            env=env,
+            ready_probe=lambda: self._http_ready(url),
         )
 
     @staticmethod
