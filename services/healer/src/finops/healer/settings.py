@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, PROVIDER_OUTCOMES
@@ -43,6 +45,9 @@ class HealerSettings(StreamSettings):
     #: how often a changed one is saved (seconds)
     breaker_checkpoint_name: str = "healer-breakers"
     breaker_checkpoint_interval_s: float = 5.0
+    #: outcome ids each partition's breakers remember, to count a redelivered outcome once
+    #: (the last three quarters of them are always remembered; they are in the checkpoint)
+    breaker_dedupe_ids: int = Field(65_536, ge=1_024)
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name

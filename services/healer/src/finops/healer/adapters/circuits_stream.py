@@ -165,6 +165,7 @@ async def breaker_pipeline(
         circuits_topic=settings.circuits_topic,
         alerts_topic=settings.alerts_topic,
         published=published,
+        dedupe_ids=settings.breaker_dedupe_ids,
         checkpoint_interval_s=settings.breaker_checkpoint_interval_s,
         tick_interval_s=settings.breaker_publish_interval_s,
     )
