@@ -36,7 +36,7 @@ from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine, Recommendat
 from finops.optimizer.domain.policy import Objective, PolicyConfig
 from finops.optimizer.domain.policy.keys import family_of
 from finops.optimizer.domain.policy.persistence import enc_inf
-from finops.optimizer.domain.policy.planner import plan_fleet_price
+from finops.optimizer.domain.policy.planner import PlanShare, plan_fleet_price
 
 
 def partition_of_task(task_type: str, partitions: int) -> int:
@@ -98,8 +98,8 @@ class FleetView:
         if parts and settings.policy.config.fleet_quality_target is not None:
             self._plan_fleet_price(settings.policy.config)
 
-    def _plan_fleet_price(self, config: PolicyConfig) -> None:
-        """Plan one shadow price over every partition's task types; serve with it everywhere."""
+    def plan_shares(self) -> list[PlanShare]:
+        """Each partition's share of the fleet plan, over the task types it learns."""
         shares = []
         for partition, engine in sorted(self.engines.items()):
             share = engine.policy.plan_share()
@@ -109,6 +109,11 @@ class FleetView:
                 if partition_of_task(task_type, self.partitions) == partition
             }
             shares.append(replace(share, tasks=own))
+        return shares
+
+    def _plan_fleet_price(self, config: PolicyConfig) -> None:
+        """Plan one shadow price over every partition's task types; serve with it everywhere."""
+        shares = self.plan_shares()
         price = plan_fleet_price(config, shares)
         for engine in self.engines.values():
             engine.policy.install_price(price)
