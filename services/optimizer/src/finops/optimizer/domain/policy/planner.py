@@ -172,10 +172,6 @@ class FleetPlan:
         """Expected quality given up by exploratory picks, per request (its EW mean)."""
         return self.xloss / self.xloss_w if self.xloss_w > 0 else 0.0
 
-    def replan(self, config: PolicyConfig, share: PlanShare) -> None:
-        """Re-plan the shadow price for ``config.fleet_quality_target`` over one policy."""
-        self.install(plan_fleet_price(config, [share]), share.tasks)
-
     def install(self, price: FleetPrice | None, tasks: Mapping[str, TaskState]) -> None:
         """Serve with ``price``; set the audits of the task types of ``tasks`` it planned.
 

@@ -31,7 +31,14 @@ from .learning import (
     on_quality_drift,
 )
 from .persistence import enc_inf
-from .planner import FleetPlan, FleetPrice, PlannedRequest, PlanShare, PlanWindow
+from .planner import (
+    FleetPlan,
+    FleetPrice,
+    PlannedRequest,
+    PlanShare,
+    PlanWindow,
+    plan_fleet_price,
+)
 from .priors import PriorTable
 from .scoring import price_for
 from .task import TaskState
@@ -333,12 +340,14 @@ class RoutingPolicy:
         self._priors.estimate(self.config, self._tasks)
         if self.config.fleet_quality_target is None:
             return
-        self._plan.replan(self.config, self.plan_share())
+        self._plan.install(plan_fleet_price(self.config, [self.plan_share()]), self._tasks)
 
     def plan_share(self) -> PlanShare:
         """What this policy brings to a fleet plan (:func:`.planner.plan_fleet_price`)."""
         rate = self._plan.exploration_rate()
-        tasks = dict(self._tasks)  # a copy taken at once: a view plans on a thread
+        # copies taken at once (the same statistics): a replica's view plans on a thread
+        # while its API may add a task type or an arm
+        tasks = {t: task.arms_copied() for t, task in list(self._tasks.items())}
         return PlanShare(
             tasks, self._window, self._estimate, self.objective_for, rate, self._n_updates
         )
