@@ -8,22 +8,33 @@ import json
 import math
 import random
 
+import pytest
 from support import llm_call
 
 from finops.common.events import Event
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView, partition_of_task
-from finops.optimizer.domain.policy import Objective, family_of
+from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
 from finops.optimizer.domain.policy import planner as planner_mod
+
+PARTITIONS = 6
+#: USD per call
+MODELS = {"gpt-4o": 0.004, "gpt-4o-mini": 0.0005}
+#: a family's success rate per model: the small model is close on mmlu and mtbench, far
+#: behind on gsm8k and math (families on partitions 0, 2, 3 and 4 of 6)
+TRUTH = {
+    "mmlu": {"gpt-4o": 0.9, "gpt-4o-mini": 0.85},
+    "gsm8k": {"gpt-4o": 0.95, "gpt-4o-mini": 0.7},
+    "mtbench": {"gpt-4o": 0.85, "gpt-4o-mini": 0.8},
+    "math": {"gpt-4o": 0.9, "gpt-4o-mini": 0.5},
+}
+TASKS = [f"{family}/task-{i}" for family in TRUTH for i in range(3)]
 
 
 def test_planner_docstring_examples_run():
     result = doctest.testmod(planner_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
-
-
-PARTITIONS = 6
 
 
 def call(task_type: str, model: str, quality: float, cost_usd: float) -> Event:
@@ -69,23 +80,13 @@ def learned(
     parts: dict[int, OptimizerEngine] = {}
     for event in events:
         whole.observe(event)
-        parts.setdefault(partition_of_task(event.data.task_type, PARTITIONS), engine(target))
-        parts[partition_of_task(event.data.task_type, PARTITIONS)].observe(event)
+        partition = partition_of_task(event.data.task_type, PARTITIONS)
+        if partition not in parts:
+            parts[partition] = engine(target)
+        parts[partition].observe(event)
     for one in (whole, *parts.values()):
         one.policy.replan()
     return whole, parts
-
-
-MODELS = {"gpt-4o": 0.004, "gpt-4o-mini": 0.0005}
-#: a family's success rate per model: the small model is close on mmlu and mtbench, far
-#: behind on gsm8k and math (families on partitions 0, 2, 3 and 4 of 6)
-TRUTH = {
-    "mmlu": {"gpt-4o": 0.9, "gpt-4o-mini": 0.85},
-    "gsm8k": {"gpt-4o": 0.95, "gpt-4o-mini": 0.7},
-    "mtbench": {"gpt-4o": 0.85, "gpt-4o-mini": 0.8},
-    "math": {"gpt-4o": 0.9, "gpt-4o-mini": 0.5},
-}
-TASKS = [f"{family}/task-{i}" for family in TRUTH for i in range(3)]
 
 
 def same(a: float, b: float) -> bool:
@@ -132,3 +133,40 @@ def test_a_partition_with_slack_loosens_the_price_of_one_without():
     assert fleet_price > own_price
     assert same(fleet_price, whole.policy.mu)
     assert view.policy_status()["partitions"][str(strict)]["mu"] == own_price
+
+
+def policy_fed(task_type: str, n: int, target: float = 0.9) -> RoutingPolicy:
+    """A policy that recommended and learned ``n`` requests of one task type."""
+    policy = RoutingPolicy(
+        PolicyConfig(fleet_quality_target=target), default_arms=["big|p|c", "small|p|c"]
+    )
+    rng = random.Random(n)
+    truth = {"big|p|c": (0.9, 0.01), "small|p|c": (0.8, 0.001)}
+    for _ in range(n):
+        decision = policy.recommend(task_type, None, rng)
+        p, cost = truth[decision.arm]
+        policy.update(task_type, decision.arm, None, float(rng.random() < p), cost)
+    return policy
+
+
+def test_full_windows_contribute_in_proportion_to_traffic():
+    busy, quiet = policy_fed("qa/x", 600), policy_fed("code/y", 200)
+    shares = [busy.plan_share(), quiet.plan_share()]
+    assert [len(s.window.items) for s in shares] == [256, 200]
+    merged = planner_mod._merged_window(256, shares, 800)
+    # 256 x 600 / 800 and 256 x 200 / 800 requests, each share's most recent
+    assert [len(requests) for _, requests in merged] == [192, 64]
+    assert merged[0][1] == busy._window.chronological()[-192:]
+    assert merged[1][1] == quiet._window.chronological()[-64:]
+
+
+def test_the_exploration_loss_of_a_fleet_plan_is_weighted_by_traffic():
+    busy, quiet = policy_fed("qa/x", 600), policy_fed("code/y", 200)
+    shares = [busy.plan_share(), quiet.plan_share()]
+    rates = [s.exploration_loss for s in shares]
+    assert rates[0] != rates[1] and min(rates) > 0.0
+    price = planner_mod.plan_fleet_price(busy.config, shares)
+    assert price is not None
+    assert price.info["exploration_loss"] == pytest.approx((600 * rates[0] + 200 * rates[1]) / 800)
+    assert price.info["updates"] == 800
+    assert set(price.audits) == {"qa/x", "code/y"}
