@@ -115,7 +115,7 @@ class FleetView:
         """Plan one shadow price over every partition's task types; serve with it everywhere."""
         shares = self.plan_shares()
         price = plan_fleet_price(config, shares)
-        for engine in self.engines.values():
+        for engine in self._every_engine():
             engine.policy.install_price(price)
         fleet = {"updates": sum(s.updates for s in shares), "mu": 0.0}
         if price is not None:

@@ -263,14 +263,7 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
         return None
     ref_arm = ref_key or None
     var = tots[ref_key].variance
-    # the ratio must hold against every arm that may plausibly be the best one: an arm with
-    # few observations and a poor start can still turn out to be the reference
-    z = config.target_z
-    ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
-    aim = min(target * ref_ucb / ref, 1.0)
-    horizon = max(config.pacing_horizon * n_tot, config.plan_window)
-    t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
-    t_eff = min(max(t_eff, aim - 0.25), 1.5)
+    aim, t_eff = _paced_ratio(config, target, tots, ref, n_tot, q_pol)
     # greedy choices must also cover the expected loss of exploratory picks
     x_rate = sum(s.exploration_loss * (s.traffic() / n_tot) for s in shares)
     t_plan = t_eff + x_rate * n_tot / ref
@@ -292,6 +285,26 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
     audits = _plan_audits(config, tasks, ref_arm, target, var)
     candidates = frozenset(_ref_candidates(config, tots, ref_key))
     return FleetPrice(mu, mu_hi, mu_mix, candidates, info, audits)
+
+
+def _paced_ratio(
+    config: PolicyConfig,
+    target: float,
+    tots: Mapping[str, RefTotal],
+    ref: float,
+    n_tot: int,
+    q_pol: float,
+) -> tuple[float, float]:
+    """The quality ratio to aim at, and the ratio to plan for once the surplus or deficit so
+    far is paced out over the horizon."""
+    # the ratio must hold against every arm that may plausibly be the best one: an arm with
+    # few observations and a poor start can still turn out to be the reference
+    z = config.target_z
+    ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
+    aim = min(target * ref_ucb / ref, 1.0)
+    horizon = max(config.pacing_horizon * n_tot, config.plan_window)
+    t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
+    return aim, min(max(t_eff, aim - 0.25), 1.5)
 
 
 def _ref_candidates(config: PolicyConfig, tots: Mapping[str, RefTotal], ref_key: str) -> set[str]:
