@@ -12,9 +12,11 @@ one engine that had seen every event:
   one worker's: the family priors are refit on a schedule counted by each engine's updates);
 * spend analytics and budgets are the merge of the partitions' (each saw a disjoint share of
   the events), so totals, windows and budget spend are the fleet's;
-* the fleet quality target is held partition by partition: when every partition keeps its
-  quality ratio at or above the target, so does the fleet (the sum of the partitions' quality
-  over the sum of their best arms' is a mediant of ratios that are all at least the target);
+* with a fleet quality target, one shadow price is planned over every partition's task
+  types when the view is built (:func:`~.policy.planner.plan_fleet_price`: their task states
+  united, their planning windows merged in proportion to their traffic, each request estimated
+  by its own partition) and installed in every partition's engine, so the fleet is held to
+  the target as a whole, not each partition to it over its own task types;
 * operator settings (catalog, objectives, budget definitions) reach every partition (see
   :mod:`finops.optimizer.service_layer.commands`), so any partition's copy is the fleet's.
 
@@ -24,14 +26,17 @@ A view is read-only: it is rebuilt from newer states, never fed events.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from finops.common.partitions import partition_for
 from finops.optimizer.domain.analytics import SpendAnalytics
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine, Recommendation
-from finops.optimizer.domain.policy import Objective
+from finops.optimizer.domain.policy import Objective, PolicyConfig
 from finops.optimizer.domain.policy.keys import family_of
+from finops.optimizer.domain.policy.persistence import enc_inf
+from finops.optimizer.domain.policy.planner import PlanShare, plan_fleet_price
 
 
 def partition_of_task(task_type: str, partitions: int) -> int:
@@ -86,6 +91,36 @@ class FleetView:
             # adds to an engine's arms)
             for arm, spec in list(engine.arms.items()):
                 self.arms.setdefault(arm, spec)
+        #: each partition's own planning status, as published (before the fleet price)
+        self.partition_status = {str(p): e.policy_status() for p, e in sorted(self.engines.items())}
+        #: the fleet plan's status; empty without a fleet quality target
+        self.fleet_status: dict[str, Any] = {}
+        if parts and settings.policy.config.fleet_quality_target is not None:
+            self._plan_fleet_price(settings.policy.config)
+
+    def plan_shares(self) -> list[PlanShare]:
+        """Each partition's share of the fleet plan, over the task types it learns."""
+        shares = []
+        for partition, engine in sorted(self.engines.items()):
+            share = engine.policy.plan_share()
+            own = {
+                task_type: task
+                for task_type, task in share.tasks.items()
+                if partition_of_task(task_type, self.partitions) == partition
+            }
+            shares.append(replace(share, tasks=own))
+        return shares
+
+    def _plan_fleet_price(self, config: PolicyConfig) -> None:
+        """Plan one shadow price over every partition's task types; serve with it everywhere."""
+        shares = self.plan_shares()
+        price = plan_fleet_price(config, shares)
+        for engine in self._every_engine():
+            engine.policy.install_price(price)
+        fleet = {"updates": sum(s.updates for s in shares), "mu": 0.0}
+        if price is not None:
+            fleet.update(price.info)
+        self.fleet_status = {k: enc_inf(v) for k, v in fleet.items()}
 
     def engine_for(self, task_type: str) -> OptimizerEngine:
         """The engine of the partition that learns ``task_type``."""
@@ -116,10 +151,12 @@ class FleetView:
         return dict(sorted(found.items()))
 
     def policy_status(self) -> dict[str, Any]:
-        """The partitions' planning status: updates and task types summed, and each
-        partition's own (its shadow price holds the quality target over its task types)."""
-        statuses = {str(p): e.policy_status() for p, e in sorted(self.engines.items())}
+        """The fleet plan (shadow price, estimated quality ratio, ...; with a fleet quality
+        target), the partitions' updates and task types summed, and each partition's own
+        status as it published it (its price planned over its task types only)."""
+        statuses = self.partition_status
         return {
+            **self.fleet_status,
             "updates": sum(s.get("updates") or 0 for s in statuses.values()),
             "tasks": sum(s.get("tasks") or 0 for s in statuses.values()),
             "partitions": statuses,

@@ -38,7 +38,16 @@ from .estimates import Estimates
 from .scoring import INF, argmax, feasible, phi, utilities
 from .task import TaskState
 
-__all__ = ["FleetPlan", "PlanWindow", "PlannedRequest", "RefTotal", "reference_totals"]
+__all__ = [
+    "FleetPlan",
+    "FleetPrice",
+    "PlanShare",
+    "PlanWindow",
+    "PlannedRequest",
+    "RefTotal",
+    "plan_fleet_price",
+    "reference_totals",
+]
 
 #: estimates of a task's arms for one request's features
 Estimator = Callable[[TaskState, Sequence[str], Mapping[str, float] | None], Estimates]
@@ -159,56 +168,143 @@ class FleetPlan:
         self.xloss = (1.0 - w) * self.xloss + w * x_loss
         self.xloss_w = (1.0 - w) * self.xloss_w + w
 
-    def replan(
-        self,
-        config: PolicyConfig,
-        tasks: Mapping[str, TaskState],
-        window: PlanWindow,
-        estimate: Estimator,
-        objective_of: Callable[[str], Objective],
-        n_updates: int,
-    ) -> None:
-        """Re-plan the shadow price for ``config.fleet_quality_target``."""
-        target = config.fleet_quality_target
-        assert target is not None
-        tots = reference_totals(config, tasks)
-        n_tot = sum(t.n for t in tasks.values() if t.arms)
-        q_pol = sum(t.q_sum for t in tasks.values() if t.arms)
-        ref_key = best_reference(tots) if tots else ""
-        ref = tots[ref_key].total if tots else 0.0
-        if not tots or n_tot <= 0 or ref <= 0:
+    def exploration_rate(self) -> float:
+        """Expected quality given up by exploratory picks, per request (its EW mean)."""
+        return self.xloss / self.xloss_w if self.xloss_w > 0 else 0.0
+
+    def install(self, price: FleetPrice | None, tasks: Mapping[str, TaskState]) -> None:
+        """Serve with ``price``; set the audits of the task types of ``tasks`` it planned.
+
+        ``None`` (nothing to plan against yet) zeroes the price and keeps the rest."""
+        if price is None:
             self.mu = self.mu_hi = self.mu_mix = 0.0
             return
-        ref_arm = ref_key or None
-        var = tots[ref_key].variance
-        _plan_audits(config, tasks, ref_arm, target, var)
-        self.ref_candidates = _ref_candidates(config, tots, ref_key)
-        # the ratio must hold against every arm that may plausibly be the best one: an arm with
-        # few observations and a poor start can still turn out to be the reference
-        z = config.target_z
-        ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
-        aim = min(target * ref_ucb / ref, 1.0)
-        horizon = max(config.pacing_horizon * n_tot, config.plan_window)
-        t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
-        t_eff = min(max(t_eff, aim - 0.25), 1.5)
-        # greedy choices must also cover the expected loss of exploratory picks
-        x_rate = self.xloss / self.xloss_w if self.xloss_w > 0 else 0.0
-        t_plan = t_eff + x_rate * n_tot / ref
-        hull = _window_hull(tasks, window, ref_arm, estimate, objective_of)
-        self.mu, self.mu_hi, self.mu_mix = _solve_price(hull, t_plan)
-        self.info = {
-            "updates": n_updates,
-            "reference_arm": ref_arm,
-            "estimated_quality_ratio": q_pol / ref,
-            "ratio_se": math.sqrt(var) / ref,
-            "aim": aim,
-            "paced_ratio": t_eff,
-            "planned_ratio": t_plan,
-            "exploration_loss": x_rate,
-            "mu": self.mu,
-            "mu_hi": self.mu_hi,
-            "marginal_split": self.mu_mix,
-        }
+        self.mu, self.mu_hi, self.mu_mix = price.mu, price.mu_hi, price.mu_mix
+        self.ref_candidates = set(price.ref_candidates)
+        self.info = dict(price.info)
+        for task_type, task in tasks.items():
+            audit = price.audits.get(task_type)
+            if audit is not None:
+                task.audit = audit
+
+
+@dataclass(frozen=True)
+class PlanShare:
+    """One policy's share of a fleet plan: what it learned, and how it estimates.
+
+    ``tasks`` holds only the task types this policy learns (they are disjoint between the
+    shares of one plan); ``exploration_loss`` is the expected quality its exploratory picks
+    give up per request; ``updates`` the outcomes it has learned from.
+    """
+
+    tasks: Mapping[str, TaskState]
+    window: PlanWindow
+    estimate: Estimator
+    objective_of: Callable[[str], Objective]
+    exploration_loss: float
+    updates: int
+
+    def traffic(self) -> int:
+        """Outcomes learned on the task types that have arms (the fleet's accounting)."""
+        return sum(t.n for t in self.tasks.values() if t.arms)
+
+
+@dataclass(frozen=True)
+class FleetPrice:
+    """A planned shadow price: what a :class:`FleetPlan` serves with.
+
+    ``audits`` holds, per task type planned, the value of one more observation of the
+    reference arm there (:attr:`.TaskState.audit`).
+    """
+
+    mu: float
+    mu_hi: float
+    mu_mix: float
+    ref_candidates: frozenset[str]
+    info: dict[str, Any]
+    audits: dict[str, float]
+
+
+def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> FleetPrice | None:
+    """One shadow price holding ``config.fleet_quality_target`` over every share's traffic.
+
+    The task states are united, the planning windows merged (each share contributes its most
+    recent requests in proportion to its traffic, up to ``config.plan_window``), each request is
+    estimated by its own share, and the exploration loss is traffic-weighted.  With one share
+    this is exactly that policy's own plan.  ``None`` when there is no reference to plan
+    against yet.
+
+    Examples
+    --------
+    >>> from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+    >>> config = PolicyConfig(fleet_quality_target=0.9)
+    >>> policy = RoutingPolicy(config, default_arms=["big|p|c", "small|p|c"])
+    >>> for i in range(40):
+    ...     _ = policy.update("qa", "big|p|c", None, 1.0, 0.01)
+    ...     _ = policy.update("qa", "small|p|c", None, float(i % 4 != 0), 0.001)
+    >>> policy.replan()
+    >>> price = plan_fleet_price(config, [policy.plan_share()])
+    >>> price.mu == policy.mu, price.info["reference_arm"], price.info["updates"]
+    (True, 'big|p|c', 80)
+    >>> plan_fleet_price(config, []) is None
+    True
+    """
+    target = config.fleet_quality_target
+    assert target is not None
+    tasks: dict[str, TaskState] = {}
+    for share in shares:
+        tasks.update(share.tasks)
+    tots = reference_totals(config, tasks)
+    n_tot = sum(t.n for t in tasks.values() if t.arms)
+    q_pol = sum(t.q_sum for t in tasks.values() if t.arms)
+    ref_key = best_reference(tots) if tots else ""
+    ref = tots[ref_key].total if tots else 0.0
+    if not tots or n_tot <= 0 or ref <= 0:
+        return None
+    ref_arm = ref_key or None
+    var = tots[ref_key].variance
+    aim, t_eff = _paced_ratio(config, target, tots, ref, n_tot, q_pol)
+    # greedy choices must also cover the expected loss of exploratory picks
+    x_rate = sum(s.exploration_loss * (s.traffic() / n_tot) for s in shares)
+    t_plan = t_eff + x_rate * n_tot / ref
+    hull = _window_hull(_merged_window(config.plan_window, shares, n_tot), ref_arm)
+    mu, mu_hi, mu_mix = _solve_price(hull, t_plan)
+    info = {
+        "updates": sum(s.updates for s in shares),
+        "reference_arm": ref_arm,
+        "estimated_quality_ratio": q_pol / ref,
+        "ratio_se": math.sqrt(var) / ref,
+        "aim": aim,
+        "paced_ratio": t_eff,
+        "planned_ratio": t_plan,
+        "exploration_loss": x_rate,
+        "mu": mu,
+        "mu_hi": mu_hi,
+        "marginal_split": mu_mix,
+    }
+    audits = _plan_audits(config, tasks, ref_arm, target, var)
+    candidates = frozenset(_ref_candidates(config, tots, ref_key))
+    return FleetPrice(mu, mu_hi, mu_mix, candidates, info, audits)
+
+
+def _paced_ratio(
+    config: PolicyConfig,
+    target: float,
+    tots: Mapping[str, RefTotal],
+    ref: float,
+    n_tot: int,
+    q_pol: float,
+) -> tuple[float, float]:
+    """The quality ratio to aim at, and the ratio to plan for once the surplus or deficit so
+    far is paced out over the horizon."""
+    # the ratio must hold against every arm that may plausibly be the best one: an arm with
+    # few observations and a poor start can still turn out to be the reference
+    z = config.target_z
+    ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
+    aim = min(target * ref_ucb / ref, 1.0)
+    horizon = max(config.pacing_horizon * n_tot, config.plan_window)
+    t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
+    return aim, min(max(t_eff, aim - 0.25), 1.5)
 
 
 def _ref_candidates(config: PolicyConfig, tots: Mapping[str, RefTotal], ref_key: str) -> set[str]:
@@ -228,7 +324,7 @@ def _plan_audits(
     ref_arm: str | None,
     target: float,
     var: float,
-) -> None:
+) -> dict[str, float]:
     """Value of one more observation of the reference arm on each task type.
 
     The planner must deliver ``target x (reference total + z sd)``: one more observation of
@@ -239,41 +335,54 @@ def _plan_audits(
     """
     sd = math.sqrt(var) if var > 0.0 else 0.0
     scale = target * config.target_z / (2.0 * sd) if sd > 0.0 else 0.0
-    for task in tasks.values():
+    audits: dict[str, float] = {}
+    for task_type, task in tasks.items():
         st = task.arms.get(ref_arm) if ref_arm is not None else None
         if st is None or scale <= 0.0 or st.unobs_n <= 0:
-            task.audit = 0.0
+            audits[task_type] = 0.0
             continue
         _p0, m, _v0 = st.effective_prior()
-        task.audit = scale * st.unobs_n**2 * st.quality_var() / (st.quality.n + m + 1.0)
+        audits[task_type] = scale * st.unobs_n**2 * st.quality_var() / (st.quality.n + m + 1.0)
+    return audits
+
+
+def _merged_window(
+    size: int, shares: Sequence[PlanShare], n_tot: int
+) -> list[tuple[PlanShare, list[PlannedRequest]]]:
+    """Each share's most recent requests, as many as its share of the traffic of ``size``
+    (all of them while the windows together hold no more than ``size``)."""
+    merged = []
+    for share in shares:
+        recent = share.window.chronological()
+        quota = int(size * share.traffic() / n_tot)
+        merged.append((share, recent[max(len(recent) - quota, 0) :]))
+    return merged
 
 
 def _window_hull(
-    tasks: Mapping[str, TaskState],
-    window: PlanWindow,
-    ref_arm: str | None,
-    estimate: Estimator,
-    objective_of: Callable[[str], Objective],
+    windows: Sequence[tuple[PlanShare, Sequence[PlannedRequest]]], ref_arm: str | None
 ) -> _WindowHull:
-    """Quality at price 0, reference quality and the hull breakpoints of the window requests."""
+    """Quality at price 0, reference quality and the hull breakpoints of the window requests,
+    each estimated by its own share."""
     hull = _WindowHull()
-    cache: dict[str, tuple[TaskState, list[str], Objective]] = {}
-    for request in window.chronological():
-        task_type = request.task_type
-        entry = cache.get(task_type)
-        if entry is None:
-            task = tasks.get(task_type)
-            if task is None or not task.arms:
-                continue
-            entry = cache[task_type] = (task, list(task.arms), objective_of(task_type))
-        task, arm_keys, obj = entry
-        est = estimate(task, arm_keys, request.features)
-        qs = est.quality
-        if ref_arm is not None and ref_arm in task.arms:
-            hull.ref_q += qs[arm_keys.index(ref_arm)]
-        else:
-            hull.ref_q += max(qs)
-        _add_request(hull, obj, est)
+    for share, requests in windows:
+        cache: dict[str, tuple[TaskState, list[str], Objective]] = {}
+        for request in requests:
+            task_type = request.task_type
+            entry = cache.get(task_type)
+            if entry is None:
+                task = share.tasks.get(task_type)
+                if task is None or not task.arms:
+                    continue
+                entry = cache[task_type] = (task, list(task.arms), share.objective_of(task_type))
+            task, arm_keys, obj = entry
+            est = share.estimate(task, arm_keys, request.features)
+            qs = est.quality
+            if ref_arm is not None and ref_arm in task.arms:
+                hull.ref_q += qs[arm_keys.index(ref_arm)]
+            else:
+                hull.ref_q += max(qs)
+            _add_request(hull, obj, est)
     return hull
 
 

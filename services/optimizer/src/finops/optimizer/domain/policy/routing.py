@@ -9,7 +9,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..arms import ArmStats
@@ -31,7 +31,14 @@ from .learning import (
     on_quality_drift,
 )
 from .persistence import enc_inf
-from .planner import FleetPlan, PlannedRequest, PlanWindow
+from .planner import (
+    FleetPlan,
+    FleetPrice,
+    PlannedRequest,
+    PlanShare,
+    PlanWindow,
+    plan_fleet_price,
+)
 from .priors import PriorTable
 from .scoring import price_for
 from .task import TaskState
@@ -333,14 +340,24 @@ class RoutingPolicy:
         self._priors.estimate(self.config, self._tasks)
         if self.config.fleet_quality_target is None:
             return
-        self._plan.replan(
-            self.config,
-            self._tasks,
-            self._window,
-            self._estimate,
-            self.objective_for,
-            self._n_updates,
+        self._plan.install(plan_fleet_price(self.config, [self.plan_share()]), self._tasks)
+
+    def plan_share(self) -> PlanShare:
+        """What this policy brings to a fleet plan (:func:`.planner.plan_fleet_price`)."""
+        rate = self._plan.exploration_rate()
+        # copies taken at once (the same statistics): a replica's view plans on a thread
+        # while its API may add a task type or an arm
+        tasks = {t: task.arms_copied() for t, task in list(self._tasks.items())}
+        return PlanShare(
+            tasks, self._window, self._estimate, self.objective_for, rate, self._n_updates
         )
+
+    def install_price(self, price: FleetPrice | None) -> None:
+        """Serve with a price planned over several policies (its audits set here on the task
+        types it planned); ``status()["updates"]`` stays this policy's own count."""
+        if price is not None:
+            price = replace(price, info={**price.info, "updates": self._n_updates})
+        self._plan.install(price, self._tasks)
 
     # ------------------------------------------------------------------ introspection
     def status(self) -> dict[str, Any]:

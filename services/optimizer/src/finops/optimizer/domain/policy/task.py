@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,13 @@ class TaskState:
         for k, v in features.items():
             m = fm.get(k)
             fm[k] = v if m is None else m + w * (v - m)
+
+    def arms_copied(self) -> TaskState:
+        """A shallow copy with its own mapping of arms (the same statistics): a fleet plan
+        reads it on a thread while a replica's API may register an arm here."""
+        out = copy.copy(self)
+        out.arms = dict(self.arms)
+        return out
 
     def to_state(self) -> dict[str, Any]:
         return {
