@@ -69,14 +69,18 @@ exploration floor.  Arms cheaper than the greedy one whose chance of reaching ``
 task's best estimate is *undecided* -- between ``threshold_test_risk`` and one minus it -- are
 sampled, sharing that budget, until the test decides: a near-threshold cheap arm (the whole
 saving at a 0.95 target when it sits at 95 % of the best) is identified instead of being left
-to one unlucky start.  An arm's first ``first_look`` outcomes on a task are exempt from the
+to one unlucky start.  When the exploration the arms want exceeds the budget, it goes first to
+the arms likeliest to beat the greedy one per unit of quality they are expected to give up
+(``slack_to_likely_better``).  An arm's first ``first_look`` outcomes on a task are exempt from the
 budget, unless a prior pooled from the family's other task types already tells what trying it
 gives up (``first_look_counts_prior``, see :func:`.exploration.looks`).  An arm never called
 and without a list price (``cost_hints``: the live engine prices catalog arms with genai-prices)
 is priced as the task's dearest arm, not as free; one call tells its cost.
 
 Priors pooled from a handful of identical outcomes are smoothed by ``default_prior_strength``
-pseudo-observations, so that one wrong answer does not make an arm "certainly useless" everywhere.
+pseudo-observations, so that one wrong answer does not make an arm "certainly useless" everywhere;
+a prior pooled from fewer than ``eb_min_tasks`` task types leaves the task type's own outcomes
+out (``prior_leaves_task_out``): they are counted once, in the posterior.
 
 Drift
 -----

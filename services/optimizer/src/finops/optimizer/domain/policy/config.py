@@ -91,6 +91,11 @@ class PolicyConfig:
     #: that exploration's expected quality loss may spend (what is left holds the target);
     #: ``None``: exploration is not budgeted from the slack
     explore_slack_share: float | None = 0.5
+    #: the slack budget goes first to the arms likeliest to beat the greedy one per unit of
+    #: quality they are expected to give up, each at its whole rate while the budget lasts
+    #: (``False``: every arm expected to lose quality is scaled down alike, which spreads a 1 %
+    #: slack too thin over many arms to tell any of them apart)
+    slack_to_likely_better: bool = True
     #: an arm's first outcomes on a task are exempt from that budget
     first_look: int = 3
     #: a prior fitted across the family's task types (empirical Bayes; its strength is not
@@ -114,6 +119,9 @@ class PolicyConfig:
     default_prior_strength: float = 2.0
     #: task types with data needed before priors are pooled across a family
     eb_min_tasks: int = 5
+    #: a prior pooled from fewer task types than that leaves the task type's own outcomes
+    #: out (``False``: they are counted in the prior and again in the posterior)
+    prior_leaves_task_out: bool = True
 
     # --- contextual residual models ---------------------------------------------------------
     contextual: bool = True
@@ -170,4 +178,6 @@ LEGACY_SETTINGS: dict[str, object] = {
     "price_unseen_as_dearest": False,
     "threshold_test_risk": None,
     "first_look_counts_prior": False,
+    "slack_to_likely_better": False,
+    "prior_leaves_task_out": False,
 }

@@ -53,6 +53,8 @@ class _Level1:
     m: float
     v_w: float
     tau2: float
+    #: fitted across enough task types (``eb_min_tasks``), else a pooled mean
+    across_tasks: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,13 @@ class PriorTable:
                 level2[key] = fit
         for task_type, task in tasks.items():
             for arm, st in task.arms.items():
-                base = self.prior_for(task.family, arm, k0)
-                l2 = level2.get(scoped_key(task.family, arm))
+                key = scoped_key(task.family, arm)
+                pooled = level1.get(key)
+                if config.prior_leaves_task_out and pooled and not pooled.across_tasks:
+                    base = _left_out(k0, groups[key], task_type, arm_tot[arm])
+                else:
+                    base = self.prior_for(task.family, arm, k0)
+                l2 = level2.get(key)
                 x = _other_difficulty(diff, task_type, arm) if l2 is not None else None
                 if l2 is not None and x is not None:
                     p0 = min(max(base.mean + l2.beta * x, 0.001), 0.999)
@@ -165,7 +172,40 @@ def _fit_level1(config: PolicyConfig, rows: list[_TaskObs]) -> _Level1:
         m = min(max(v_w / tau2, m_min), m_cap)
         ws = [1.0 / (tau2 + v_w / r.n) for r in big]
         g = sum(w * r.mu for w, r in zip(ws, big, strict=True)) / sum(ws)
+        return _Level1(g, m, v_w, tau2, across_tasks=True)
     return _Level1(g, m, v_w, tau2)
+
+
+def _left_out(k0: float, rows: list[_TaskObs], task_type: str, arm_total: _Tally) -> Prior:
+    """The pooled-mean prior of one task type's arm without that task type's own outcomes.
+
+    A prior fitted on the outcomes it is then combined with counts them twice: alone in its
+    family, an arm whose one outcome was a failure would look like a third of a success rate
+    with the spread of three outcomes, and be written off.  The family's other task types
+    give the prior, else the arm's other families, else the default.
+
+    Examples
+    --------
+    >>> rows = [_TaskObs("solo", 1.0, 0.0, 0.0)]
+    >>> _left_out(2.0, rows, "solo", _Tally(1.0, 0.0))
+    Prior(mean=0.5, strength=2.0, variance=0.25)
+    >>> rows.append(_TaskObs("sibling", 4.0, 0.75, 0.75))
+    >>> [round(x, 4) for x in _left_out(2.0, rows, "solo", _Tally(5.0, 3.0))]  # the sibling's
+    [0.6667, 2.0, 0.1991]
+    """
+    others = [r for r in rows if r.task_type != task_type]
+    if others:
+        n = sum(r.n for r in others)
+        g = (sum(r.n * r.mu for r in others) + 0.5 * k0) / (n + k0)
+        v_w = (sum(r.m2 for r in others) + k0 * g * (1.0 - g)) / (n + k0)
+        return Prior(g, k0, v_w)
+    own = sum(r.n for r in rows)
+    rest_n = arm_total.n - own
+    if rest_n > 1e-9 * max(arm_total.n, 1.0):
+        rest_q = arm_total.q_sum - sum(r.n * r.mu for r in rows)
+        p0 = (rest_q + 0.5 * k0) / (rest_n + k0)
+        return Prior(p0, k0, max(p0 * (1 - p0), 0.01))
+    return Prior(0.5, k0, 0.25)
 
 
 def _difficulties(groups: dict[str, list[_TaskObs]], level1: dict[str, _Level1]) -> _Difficulty:

@@ -1,0 +1,91 @@
+"""Identifying the best arm under a strict fleet target (issue 15, step 2, third pass).
+
+The quality ratio is measured against the best arm in hindsight; with a 1 % slack and a dozen
+arms the policy must tell the top arms apart without spending the slack on weak ones.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+
+TOP = "top|p|c"
+NEAR = "near|p|c"
+WEAK = [f"weak-{i}|p|c" for i in range(8)]
+
+
+def _feed(policy: RoutingPolicy, arm: str, successes: int, failures: int, cost: float) -> None:
+    outcomes = [1.0] * successes + [0.0] * failures
+    random.Random(len(outcomes)).shuffle(outcomes)
+    for q in outcomes:
+        policy.update("qa", arm, None, q, cost)
+
+
+def _probabilities(slack_to_likely_better: bool) -> dict[str, float]:
+    """Choice probabilities after the greedy arm is well known (160 of 200), a near arm had a
+    poor start (5 of 8) and eight weak arms look weak (2 of 4 each), at a 0.99 fleet target:
+    the floors and the Thompson rates of the weak arms alone exceed the slack."""
+    config = PolicyConfig(
+        fleet_quality_target=0.99,
+        seed=0,
+        slack_to_likely_better=slack_to_likely_better,
+    )
+    policy = RoutingPolicy(config, default_arms=[TOP, NEAR, *WEAK])
+    _feed(policy, TOP, 160, 40, 1e-2)
+    _feed(policy, NEAR, 5, 3, 1e-2)
+    for arm in WEAK:
+        _feed(policy, arm, 2, 2, 1e-3)
+    decision = policy.recommend("qa", None, random.Random(0))
+    return {a["arm"]: a["probability"] for a in decision.alternatives}
+
+
+def test_the_slack_goes_to_the_arm_likely_to_beat_the_greedy_one_not_to_weak_arms():
+    focused, spread = _probabilities(True), _probabilities(False)
+    assert max(focused, key=focused.get) == TOP
+    # the near arm (a 5-of-8 start, maybe better than the greedy arm) gets the slack
+    assert focused[NEAR] >= 2.5 * spread[NEAR]
+    # the weak arms pay for it: each keeps less than when every arm was scaled down alike
+    assert sum(focused[a] for a in WEAK) < sum(spread[a] for a in WEAK)
+
+
+def test_focusing_the_slack_spends_no_more_of_it_than_scaling_every_arm_alike():
+    def expected_loss(probs: dict[str, float], quality: dict[str, float]) -> float:
+        return sum(p * (quality[TOP] - quality[a]) for a, p in probs.items() if a != TOP)
+
+    quality = {TOP: 0.8, NEAR: 5 / 8, **{a: 0.5 for a in WEAK}}
+    focused, spread = _probabilities(True), _probabilities(False)
+    assert expected_loss(focused, quality) <= expected_loss(spread, quality) * 1.05
+
+
+def test_an_arm_alone_in_its_family_is_not_written_off_by_a_prior_fitted_on_its_own_failure():
+    # one task type, so the family's pooled prior would rest on this arm's one outcome
+    def after_one_failure(leave_out: bool) -> dict:
+        config = PolicyConfig(fleet_quality_target=0.99, prior_leaves_task_out=leave_out)
+        policy = RoutingPolicy(config, default_arms=[TOP, NEAR])
+        _feed(policy, TOP, 8, 2, 1e-2)
+        policy.update("qa", NEAR, None, 0.0, 1e-2)
+        policy.replan()
+        return policy.arm_summary("qa")[NEAR]
+
+    left_out, counted_twice = after_one_failure(True), after_one_failure(False)
+    # the default prior (1/2, two pseudo-observations) and one failure: a Beta(1, 2) mean
+    assert left_out["quality"] == pytest.approx(1 / 3)
+    # fitted on that failure, the prior is a third and the failure counts again
+    assert counted_twice["quality"] == pytest.approx(2 / 9)
+    assert counted_twice["quality_sd"] < left_out["quality_sd"]
+
+
+def test_a_prior_left_out_of_its_task_type_comes_from_the_family_s_other_task_types():
+    config = PolicyConfig(fleet_quality_target=0.99)
+    policy = RoutingPolicy(config, default_arms=[TOP, NEAR])
+    for _ in range(6):
+        policy.update("fam/a", NEAR, None, 1.0, 1e-2)
+    policy.update("fam/b", NEAR, None, 0.0, 1e-2)
+    policy.replan()
+    # fam/b's prior is fam/a's six successes smoothed by the default: (6 + 1) / (6 + 2)
+    assert policy._tasks["fam/b"].arms[NEAR].effective_prior()[0] == pytest.approx(7 / 8)
+    # and fam/a's is fam/b's one failure: (0 + 1) / (1 + 2)
+    assert policy._tasks["fam/a"].arms[NEAR].effective_prior()[0] == pytest.approx(1 / 3)
