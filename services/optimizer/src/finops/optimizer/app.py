@@ -21,6 +21,7 @@ from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitReader, CircuitTable
 from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
+from finops.common.http import ReadinessCheck
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import finish, with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
@@ -74,20 +75,38 @@ def create_app(
         resources=with_shared_resources(
             resources, settings, postgres_pool_size=4, verifier=verifier
         ),
-        readiness=lambda app: {
-            "postgres": lambda: postgres_check(app.state.db),
-            "redis": lambda: redis_check(app.state.redis),
-            "intake": lambda: _intake_check(app),
-            "circuits": lambda: _task_check("optimizer-circuits", "the circuit-breaker reader"),
-        },
+        readiness=lambda app: _readiness(app, settings),
     )
     app.state.circuits = CircuitTable()  # filled by the reader the lifespan starts
     app.include_router(router)
     return app
 
 
+def _readiness(app: FastAPI, settings: OptimizerSettings) -> dict[str, ReadinessCheck]:
+    checks: dict[str, ReadinessCheck] = {
+        "postgres": lambda: postgres_check(app.state.db),
+        "redis": lambda: redis_check(app.state.redis),
+        "intake": lambda: _intake_check(app),
+        "circuits": lambda: _task_check("optimizer-circuits", "the circuit-breaker reader"),
+    }
+    if settings.partitioned_learning:
+        checks["view"] = lambda: _view_check(app)
+    return checks
+
+
 async def _intake_check(app: FastAPI) -> None:
     await _task_check("optimizer-intake", "the event intake")
+
+
+async def _view_check(app: FastAPI) -> None:
+    """Partitioned learning: ready once the view holds every partition state published
+    before this replica started (until then it would answer from nothing)."""
+    learning = getattr(app.state, "learning", None)
+    if learning is None:
+        raise RuntimeError("partitioned learning has not started")
+    reason = learning.reader.unready_reason()
+    if reason is not None:
+        raise RuntimeError(reason)
 
 
 async def _task_check(name: str, what: str) -> None:

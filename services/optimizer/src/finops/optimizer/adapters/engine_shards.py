@@ -13,7 +13,9 @@ At most every ``snapshot_interval_s`` each changed engine's state, without its m
 event ids, is published to the compacted ``finops.optimizer-shards.v1`` (key: the partition):
 every replica's API answers from the latest of them (:mod:`.shard_snapshots`). Alerts go to
 ``finops.alerts.v1`` as they are raised, except budget alerts: a partition sees only its share
-of a team's spend, so those are raised from the merged view instead.
+of a team's spend, so those are raised from the merged view instead, by the owner of
+partition 0 (:data:`BUDGET_ALERTS_PARTITION`), whose checkpoint also holds the ids of the
+budget alerts raised (:attr:`EngineShards.budget_alerts_raised`): they move with it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from prometheus_client import Counter, Gauge
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, serialize_in_parts
 from finops.common.consumer import dead_letter, header_map
 from finops.common.events import Event
+from finops.common.id_dedupe import IdDedupe
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert
 from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
@@ -45,6 +48,14 @@ SNAPSHOTS = Counter("finops_optimizer_snapshots_total", "Partition states publis
 SNAPSHOT_FAILURES = Counter(
     "finops_optimizer_snapshot_failures_total", "Partition states the broker did not take"
 )
+
+#: the partition whose owner raises the fleet's budget alerts and checkpoints their ids
+BUDGET_ALERTS_PARTITION = 0
+#: the checkpoint part of :data:`BUDGET_ALERTS_PARTITION` holding the ids of those alerts
+BUDGET_ALERTS_PART = "budget_alerts_raised"
+#: how many budget alert ids are remembered: three per budget and period (two thresholds
+#: and the forecast), so a day of 10,000 daily budgets at least
+BUDGET_ALERT_IDS = 40_000
 
 
 class EngineShards(OwnedPartitions[OptimizerEngine]):
@@ -78,6 +89,9 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         #: records applied by this worker since it started (not the engines' totals)
         self.events = 0
         self.unpublished: set[int] = set()
+        #: fingerprints of the fleet's budget alerts raised, saved in the checkpoint of
+        #: :data:`BUDGET_ALERTS_PARTITION` (meaningful while this worker owns it)
+        self.budget_alerts_raised = IdDedupe(BUDGET_ALERT_IDS)
         self._last_snapshot = 0.0
         self._sends: list[asyncio.Future[Any]] = []
 
@@ -89,9 +103,14 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
     ) -> tuple[OptimizerEngine, Mapping[str, int], str | None]:
         saved = await self.store.load(self.checkpoint_name(partition))
         self.unpublished.add(partition)  # its new owner says it owns it
+        if partition == BUDGET_ALERTS_PARTITION:
+            self.budget_alerts_raised = IdDedupe(BUDGET_ALERT_IDS)
         if saved is not None:
             try:
-                engine = OptimizerEngine.from_state(saved.state_dict())
+                state = saved.state_dict()
+                engine = OptimizerEngine.from_state(state)
+                if partition == BUDGET_ALERTS_PARTITION and BUDGET_ALERTS_PART in state:
+                    self.budget_alerts_raised = IdDedupe.from_state(state[BUDGET_ALERTS_PART])
                 return engine, saved.offsets, saved.cluster_id
             except (KeyError, ValueError, TypeError) as exc:
                 log.error(
@@ -127,7 +146,10 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         self, partition: int, shard: OptimizerEngine, offsets: dict[str, int]
     ) -> bool:
         await self._flush_sends()  # the alerts of the events this checkpoint covers
-        state = await serialize_in_parts(shard.state_parts())
+        parts = shard.state_parts()
+        if partition == BUDGET_ALERTS_PARTITION:
+            parts.append((BUDGET_ALERTS_PART, self.budget_alerts_raised.to_state))
+        state = await serialize_in_parts(parts)
         position = self.offsets.get(partition)
         checkpoint = Checkpoint(state, offsets, shard.analytics.events, self.cluster_id)
         return await self.store.save_at(self.checkpoint_name(partition), checkpoint, position)

@@ -10,7 +10,11 @@ a second behind the owners (their publishing interval plus this one).
 :class:`PartitionedLearning` puts the stages of one worker together for the API: the view it
 answers from, and the :class:`~finops.optimizer.service_layer.commands.ChangeTarget` that
 writes an operator change to every partition of the internal topic (each owner applies it in
-order with the events) and answers from the view.
+order with the events) and answers from the view, and raises the budget alerts of the
+merged budgets if it owns partition 0, remembering their ids in that partition's checkpoint
+(:attr:`EngineShards.budget_alerts_raised
+<finops.optimizer.adapters.engine_shards.EngineShards.budget_alerts_raised>`): the next
+owner of partition 0 does not raise them again.
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
-from finops.optimizer.adapters.engine_shards import EngineShards
+from finops.common.id_dedupe import fingerprint
+from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -40,6 +47,41 @@ VIEW_AGE = Gauge(
     "finops_optimizer_view_built_timestamp_seconds", "When this replica's view was last built"
 )
 UNREADABLE = Counter("finops_optimizer_unreadable_snapshots_total", "Snapshots not understood")
+
+
+@dataclass
+class CatchUp:
+    """How far a reader of a log still is from the end offsets it saw when it started.
+
+    Parameters
+    ----------
+    ends
+        The log-end offset of each partition when the reader started.
+    positions
+        The next offset the reader reads in each partition, as far as it has been told (a
+        partition not told yet counts as behind).
+
+    Examples
+    --------
+    An empty partition is read as soon as its position is known (it is its end):
+
+    >>> catch_up = CatchUp({0: 3, 1: 0, 2: 5})
+    >>> catch_up.behind()
+    [0, 1, 2]
+    >>> catch_up.positions.update({0: 1, 1: 0, 2: 5})
+    >>> catch_up.behind()
+    [0]
+    >>> catch_up.positions[0] = 3
+    >>> catch_up.behind()
+    []
+    """
+
+    ends: Mapping[int, int]
+    positions: dict[int, int] = field(default_factory=dict)
+
+    def behind(self) -> list[int]:
+        """The partitions not yet read up to their end at the start."""
+        return sorted(p for p, end in self.ends.items() if self.positions.get(p, -1) < end)
 
 
 class ShardSnapshotReader:
@@ -65,14 +107,47 @@ class ShardSnapshotReader:
         self.on_view: Callable[[FleetView], Awaitable[None]] | None = None
         self._changed = False
         self._last_build = 0.0
+        #: the end of every partition at the start, and how far this reader has read
+        self.catch_up: CatchUp | None = None
+        #: whether a view was built from every state published before the start
+        self.ready = False
 
     async def start(self) -> None:
+        """Read every partition from its beginning; note where each ended at this moment."""
         await self.consumer.start()
         found = self.consumer.partitions_for_topic(self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(found)]
         self.consumer.assign(tps)
-        if tps:
-            await self.consumer.seek_to_beginning(*tps)
+        if not tps:  # never ready: no state would ever be read
+            log.error("the topic of partition states does not exist", extra={"topic": self.topic})
+            return
+        ends = await self.consumer.end_offsets(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        self.catch_up = CatchUp({tp.partition: offset for tp, offset in ends.items()})
+
+    def unready_reason(self) -> str | None:
+        """Why this replica must not answer yet (None: it may): it has not read every
+        partition state published before it started, or not built a view from them."""
+        if self.ready:
+            return None
+        if self.catch_up is None:
+            return f"{self.topic} has no partitions to read (not created?)"
+        behind = self.catch_up.behind()
+        if behind:
+            return (
+                f"the view has not read {self.topic} up to where it ended at the start"
+                f" (partitions {', '.join(map(str, behind))} behind)"
+            )
+        return "the view of every partition state is being built"
+
+    async def _caught_up(self) -> bool:
+        """Whether every partition is read up to its end at the start (positions updated)."""
+        if self.catch_up is None:
+            return False
+        for partition in self.catch_up.behind():
+            tp = TopicPartition(self.topic, partition)
+            self.catch_up.positions[partition] = await self.consumer.position(tp)
+        return not self.catch_up.behind()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -89,16 +164,20 @@ class ShardSnapshotReader:
                 except (ValueError, KeyError, TypeError, zlib.error) as exc:
                     UNREADABLE.inc()
                     log.error("unreadable partition state", extra={"error": repr(exc)})
-            if self._changed and time.monotonic() - self._last_build >= self.rebuild_interval_s:
-                await self.rebuild()
+            caught_up = self.ready or await self._caught_up()
+            due = self._changed and time.monotonic() - self._last_build >= self.rebuild_interval_s
+            if due or (caught_up and not self.ready):
+                await self.rebuild(caught_up=caught_up)
             await asyncio.sleep(0)  # getmany() does not suspend while records are buffered
 
-    async def rebuild(self) -> None:
-        """Build the view from the latest states (merging runs on a thread) and swap it in."""
+    async def rebuild(self, *, caught_up: bool = False) -> None:
+        """Build the view from the latest states (merging runs on a thread) and swap it in;
+        ``caught_up``: they include every state published before the start (ready from now)."""
         self._changed = False
         self._last_build = time.monotonic()
         engines = dict(self.latest)
         self.view = await asyncio.to_thread(FleetView, engines, self.partitions, self.blank())
+        self.ready = self.ready or caught_up
         VIEW_AGE.set_to_current_time()
         if self.on_view is not None:
             await self.on_view(self.view)
@@ -132,24 +211,34 @@ class PartitionedLearning:
         self.learning_topic = learning_topic
         self.partitions = partitions
         self.alerts_topic = alerts_topic
-        #: ids of the budget alerts this worker has raised (they are deterministic)
-        self.budget_alerts_raised: set[str] = set()
         reader.on_view = self.raise_budget_alerts
 
     async def raise_budget_alerts(self, view: FleetView) -> None:
         """Raise the budget alerts due on the fleet's merged budgets, if this worker owns
-        partition 0 (one worker raises them; after partition 0 moves, its next owner may
-        raise one again under the same ``alert_id``)."""
-        if 0 not in self.shards.shards:
+        partition 0, and remember their ids in that partition's checkpointed state.
+
+        The shards' lock is held throughout: partition 0 cannot be revoked between a raise
+        and its record, so the checkpoint its next owner restores holds every id raised
+        (after a ``kill -9``, those raised since the last checkpoint are raised again, under
+        the same ``alert_id``)."""
+        shards = self.shards
+        if not self.reader.ready:  # a view without every partition's spend yet
             return
-        for alert in view.budgets.due_alerts(emitted=self.budget_alerts_raised):
-            try:
-                sent = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
-                await sent
-            except KafkaError as exc:  # still due at the next view: raised then
-                log.error("budget alert not raised", extra={"error": repr(exc)})
+        async with shards.lock:
+            if BUDGET_ALERTS_PARTITION not in shards.shards:
                 return
-            self.budget_alerts_raised.add(alert.alert_id)
+            for alert in view.budgets.due_alerts():
+                alert_fingerprint = fingerprint(uuid.UUID(alert.alert_id))
+                if alert_fingerprint in shards.budget_alerts_raised:
+                    continue
+                try:
+                    sent = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
+                    await sent
+                except KafkaError as exc:  # still due at the next view: raised then
+                    log.error("budget alert not raised", extra={"error": repr(exc)})
+                    return
+                shards.budget_alerts_raised.add(alert_fingerprint)
+                shards.dirty.add(BUDGET_ALERTS_PARTITION)
 
     @property
     def engine(self) -> FleetView:
