@@ -1,0 +1,240 @@
+"""Partitioned learning on a real broker and PostgreSQL: two known limits of issue 14 lifted.
+
+* A replica that has just started is not ready until its view holds every partition state
+  published before it started: it never answers from the empty view it starts with.
+* The ids of the fleet's budget alerts raised move with partition 0's checkpoint: the next
+  worker to own it does not raise them again, and still raises the new ones.
+
+Each ``async with lab.worker()`` is one optimizer worker (a process, in production); the next
+one to start restores the partitions' checkpoints, as a worker taking over does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from asgi_lifespan import LifespanManager
+from support import TokenFactory, llm_call, wait_until
+
+from finops.common.auth import TokenVerifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import TopicSpec, dlq_spec
+from finops.optimizer.adapters.shard_snapshots import ShardSnapshotReader
+from finops.optimizer.app import create_app
+from finops.optimizer.domain.budgets import alert_id, period_bounds
+from finops.optimizer.settings import OptimizerSettings
+
+pytestmark = pytest.mark.integration
+
+TASK_TYPES = [f"task-{i}" for i in range(8)]  # spread over several learning partitions
+DAY = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # event time: alerts are per day
+
+
+class Lab:
+    """Isolated topics and groups, a producer playing the fleet, workers to start."""
+
+    def __init__(self, infra: Any, tmp_path: Any) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
+        self.errors = TopicSpec(f"test.error.{tag}", 3, "agent_id", "test", consumed=True)
+        self.experiments = TopicSpec(f"test.experiments.{tag}", 1, "id", "test", consumed=True)
+        self.learning = TopicSpec(f"test.learning.{tag}", 6, "task_type", "test", consumed=True)
+        self.shards = TopicSpec(
+            f"test.shards.{tag}", 6, "partition", "test", None, "compact", consumed=True
+        )
+        self.alerts = TopicSpec(f"test.alerts.{tag}", 1, "subject", "test")
+        self.kafka = CommonSettings(
+            kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+        )
+        self.settings = OptimizerSettings(
+            data_dir=tmp_path,
+            partitioned_learning=True,
+            checkpoint_name=f"optimizer-{tag}",
+            checkpoint_interval_s=0.5,
+            snapshot_interval_s=0.3,
+            forward_group=f"forward-{tag}",
+            owner_group=f"owners-{tag}",
+            cost_topic=self.cost.name,
+            error_topic=self.errors.name,
+            experiments_topic=self.experiments.name,
+            learning_topic=self.learning.name,
+            shards_topic=self.shards.name,
+            alerts_topic=self.alerts.name,
+        )
+        self.tokens = TokenFactory()
+        self.token = self.tokens.token("operator-1", role="operator")
+        self.sent = 0
+
+    async def setup(self) -> None:
+        inputs = [self.cost, self.errors, self.experiments, self.learning]
+        specs = [*inputs, self.shards, self.alerts, *map(dlq_spec, inputs)]
+        await ensure_topics(self.kafka, specs)
+        self.producer = make_producer(self.kafka)
+        await self.producer.start()
+
+    @asynccontextmanager
+    async def worker(self) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(
+            self.settings,
+            verifier=TokenVerifier(
+                self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
+            ),
+        )
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
+            headers = {"Authorization": f"Bearer {self.token}"}
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://optimizer", headers=headers
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+
+    async def publish(self, n: int, cost_usd: float = 0.01) -> None:
+        for _ in range(n):
+            at = DAY + timedelta(seconds=self.sent)
+            event = llm_call(
+                "bot", at=at, task_type=TASK_TYPES[self.sent % len(TASK_TYPES)], cost_usd=cost_usd
+            )
+            await self.producer.send(self.cost.name, json.dumps(event).encode(), key=b"bot")
+            self.sent += 1
+        await self.producer.flush()
+
+
+@pytest.fixture
+async def lab(infra_env: Any, tmp_path: Any) -> AsyncIterator[Lab]:
+    lab = Lab(infra_env, tmp_path)
+    await lab.setup()
+    yield lab
+    await lab.producer.stop()
+
+
+async def events_in_view(client: httpx.AsyncClient) -> int:
+    return int((await client.get("/api/stats/summary")).json()["events"])
+
+
+async def _counts(client: httpx.AsyncClient, events: int) -> bool:
+    return await events_in_view(client) == events
+
+
+async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, str]]:
+    resp = await client.get("/readyz")
+    return resp.status_code, resp.json()["checks"]
+
+
+async def test_a_new_replica_is_ready_only_once_its_view_holds_every_published_partition(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with lab.worker() as client:
+        await lab.publish(48)
+        await wait_until(lambda: _counts(client, 48), 90, "the view to count the 48 events")
+        published = (await client.get("/api/partitions")).json()["viewed"]
+    assert len(published) > 1  # the events were learned in several partitions
+
+    start = ShardSnapshotReader.start
+
+    async def start_paused(reader: ShardSnapshotReader) -> None:
+        await start(reader)
+        reader.consumer.pause(*reader.consumer.assignment())  # it reads nothing: not ready
+
+    monkeypatch.setattr(ShardSnapshotReader, "start", start_paused)
+    async with lab.worker() as client:
+        status, checks = await readiness(client)
+        assert status == 503
+        assert {name for name, result in checks.items() if result != "ok"} == {"view"}
+        assert checks["view"].startswith("down: RuntimeError: the view has not read")
+        assert await events_in_view(client) == 0  # what a replica ready now would answer
+
+        reader = client.app.state.learning.reader  # type: ignore[attr-defined]
+        reader.consumer.resume(*reader.consumer.assignment())
+        await wait_until(
+            lambda: _status(readiness(client)), 60, "the replica to be ready once it has read"
+        )
+        assert await events_in_view(client) == 48
+        viewed = (await client.get("/api/partitions")).json()["viewed"]
+        assert set(published) <= set(viewed)
+
+
+async def _status(answer: Any) -> bool:
+    status, _ = await answer
+    return bool(status == 200)
+
+
+class AlertLog:
+    """Every alert on the lab's alerts topic, read from its beginning as they arrive."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.consumer = make_consumer(lab.kafka, group_id=None)
+        self.topic = lab.alerts.name
+        self.alerts: list[dict[str, Any]] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        tp = TopicPartition(self.topic, 0)
+        self.consumer.assign([tp])
+        await self.consumer.seek_to_beginning(tp)
+
+    async def ids(self) -> list[str]:
+        """The ids of every budget alert raised so far, in the order raised."""
+        batch = await self.consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            self.alerts.extend(json.loads(r.value) for r in records)
+        return [a["alert_id"] for a in self.alerts if a["kind"] == "budget"]
+
+
+@pytest.fixture
+async def alert_log(lab: Lab) -> AsyncIterator[AlertLog]:
+    log = AlertLog(lab)
+    await log.start()
+    yield log
+    await log.consumer.stop()
+
+
+async def test_the_next_owner_of_partition_0_does_not_raise_a_budget_alert_again_but_a_new_one(
+    lab: Lab, alert_log: AlertLog
+) -> None:
+    period_start, _ = period_bounds("day", DAY.timestamp())
+    at_80 = alert_id("bot-daily", period_start, "0.8")
+    at_100 = alert_id("bot-daily", period_start, "1")
+
+    async with lab.worker() as first:
+        put = await first.put(
+            "/api/budgets/bot-daily",
+            json={"scope": "agent", "subject": "bot", "period": "day", "limit_usd": 1.0},
+        )
+        assert put.status_code == 200, put.text
+        await lab.publish(17, cost_usd=0.05)  # $0.85: 80 % reached, 100 % not
+        await wait_until(
+            lambda: _has(alert_log.ids(), at_80), 90, "the first worker to raise the 80 % alert"
+        )
+        assert (await first.get("/api/partitions")).json()["owned"] == list(range(6))
+
+    async with lab.worker() as second:  # it owns partition 0 now, restored from its checkpoint
+        await wait_until(
+            lambda: _owns_partition_0(second), 90, "the second worker to own partition 0"
+        )
+        await lab.publish(4, cost_usd=0.05)  # $1.05: 100 % reached
+        await wait_until(
+            lambda: _has(alert_log.ids(), at_100), 90, "the second worker to raise the 100 % alert"
+        )
+        # Each view raises what is due in order, the 80 % alert (still due) before the 100 %
+        # one: had the second worker not known it was raised, it would be on the topic now.
+        raised = await alert_log.ids()
+        assert raised.count(at_80) == 1
+        assert raised.count(at_100) == 1
+
+
+async def _has(ids: Any, alert: str) -> bool:
+    return alert in await ids
+
+
+async def _owns_partition_0(client: httpx.AsyncClient) -> bool:
+    return 0 in (await client.get("/api/partitions")).json()["owned"]
