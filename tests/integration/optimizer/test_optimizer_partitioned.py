@@ -12,25 +12,20 @@ one to start restores the partitions' checkpoints, as a worker taking over does.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from asgi_lifespan import LifespanManager
-from support import TokenFactory, llm_call, wait_until
+from support import llm_call, wait_until
+from test_optimizer_live import Lab
 
-from finops.common.auth import TokenVerifier
-from finops.common.auth.blocklist import blocklist_redis
-from finops.common.kafka import ensure_topics, make_consumer, make_producer
-from finops.common.settings import CommonSettings
+from finops.common.kafka import ensure_topics, make_consumer
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.adapters.shard_snapshots import ShardSnapshotReader
-from finops.optimizer.app import create_app
 from finops.optimizer.domain.budgets import alert_id, period_bounds
 from finops.optimizer.settings import OptimizerSettings
 
@@ -40,21 +35,17 @@ TASK_TYPES = [f"task-{i}" for i in range(8)]  # spread over several learning par
 DAY = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # event time: alerts are per day
 
 
-class Lab:
-    """Isolated topics and groups, a producer playing the fleet, workers to start."""
+class PartitionedLab(Lab):
+    """The live tests' lab (isolated topics, a producer playing the fleet), its optimizer
+    one worker of partitioned learning on topics and groups of its own."""
 
     def __init__(self, infra: Any, tmp_path: Any) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
-        self.errors = TopicSpec(f"test.error.{tag}", 3, "agent_id", "test", consumed=True)
+        super().__init__(infra, tmp_path)
+        tag = self.cost.name.rsplit(".", 1)[-1]
         self.experiments = TopicSpec(f"test.experiments.{tag}", 1, "id", "test", consumed=True)
         self.learning = TopicSpec(f"test.learning.{tag}", 6, "task_type", "test", consumed=True)
         self.shards = TopicSpec(
             f"test.shards.{tag}", 6, "partition", "test", None, "compact", consumed=True
-        )
-        self.alerts = TopicSpec(f"test.alerts.{tag}", 1, "subject", "test")
-        self.kafka = CommonSettings(
-            kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
         )
         self.settings = OptimizerSettings(
             data_dir=tmp_path,
@@ -71,34 +62,18 @@ class Lab:
             shards_topic=self.shards.name,
             alerts_topic=self.alerts.name,
         )
-        self.tokens = TokenFactory()
-        self.token = self.tokens.token("operator-1", role="operator")
-        self.sent = 0
 
     async def setup(self) -> None:
-        inputs = [self.cost, self.errors, self.experiments, self.learning]
-        specs = [*inputs, self.shards, self.alerts, *map(dlq_spec, inputs)]
-        await ensure_topics(self.kafka, specs)
-        self.producer = make_producer(self.kafka)
-        await self.producer.start()
+        internal = [self.experiments, self.learning]
+        await ensure_topics(self.kafka, [*internal, self.shards, *map(dlq_spec, internal)])
+        await super().setup()
 
-    @asynccontextmanager
-    async def worker(self) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            self.settings,
-            verifier=TokenVerifier(
-                self.settings, blocklist_redis(self.settings.redis_url), self.tokens.keys
-            ),
-        )
-        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
-            headers = {"Authorization": f"Bearer {self.token}"}
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://optimizer", headers=headers
-            ) as client:
-                client.app = app  # type: ignore[attr-defined]
-                yield client
+    def worker(self) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """One optimizer worker (a process, in production)."""
+        return self.optimizer()
 
-    async def publish(self, n: int, cost_usd: float = 0.01) -> None:
+    async def publish_calls(self, n: int, cost_usd: float = 0.01) -> None:
+        """``n`` calls of agent ``bot`` over the task types, on :data:`DAY`, a second apart."""
         for _ in range(n):
             at = DAY + timedelta(seconds=self.sent)
             event = llm_call(
@@ -110,8 +85,8 @@ class Lab:
 
 
 @pytest.fixture
-async def lab(infra_env: Any, tmp_path: Any) -> AsyncIterator[Lab]:
-    lab = Lab(infra_env, tmp_path)
+async def lab(infra_env: Any, tmp_path: Any) -> AsyncIterator[PartitionedLab]:
+    lab = PartitionedLab(infra_env, tmp_path)
     await lab.setup()
     yield lab
     await lab.producer.stop()
@@ -131,10 +106,10 @@ async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, str]]:
 
 
 async def test_a_new_replica_is_ready_only_once_its_view_holds_every_published_partition(
-    lab: Lab, monkeypatch: pytest.MonkeyPatch
+    lab: PartitionedLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with lab.worker() as client:
-        await lab.publish(48)
+        await lab.publish_calls(48)
         await wait_until(lambda: _counts(client, 48), 90, "the view to count the 48 events")
         published = (await client.get("/api/partitions")).json()["viewed"]
     assert len(published) > 1  # the events were learned in several partitions
@@ -171,7 +146,7 @@ async def _status(answer: Any) -> bool:
 class AlertLog:
     """Every alert on the lab's alerts topic, read from its beginning as they arrive."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: PartitionedLab) -> None:
         self.consumer = make_consumer(lab.kafka, group_id=None)
         self.topic = lab.alerts.name
         self.alerts: list[dict[str, Any]] = []
@@ -191,7 +166,7 @@ class AlertLog:
 
 
 @pytest.fixture
-async def alert_log(lab: Lab) -> AsyncIterator[AlertLog]:
+async def alert_log(lab: PartitionedLab) -> AsyncIterator[AlertLog]:
     log = AlertLog(lab)
     await log.start()
     yield log
@@ -199,7 +174,7 @@ async def alert_log(lab: Lab) -> AsyncIterator[AlertLog]:
 
 
 async def test_the_next_owner_of_partition_0_does_not_raise_a_budget_alert_again_but_a_new_one(
-    lab: Lab, alert_log: AlertLog
+    lab: PartitionedLab, alert_log: AlertLog
 ) -> None:
     period_start, _ = period_bounds("day", DAY.timestamp())
     at_80 = alert_id("bot-daily", period_start, "0.8")
@@ -211,7 +186,7 @@ async def test_the_next_owner_of_partition_0_does_not_raise_a_budget_alert_again
             json={"scope": "agent", "subject": "bot", "period": "day", "limit_usd": 1.0},
         )
         assert put.status_code == 200, put.text
-        await lab.publish(17, cost_usd=0.05)  # $0.85: 80 % reached, 100 % not
+        await lab.publish_calls(17, cost_usd=0.05)  # $0.85: 80 % reached, 100 % not
         await wait_until(
             lambda: _has(alert_log.ids(), at_80), 90, "the first worker to raise the 80 % alert"
         )
@@ -221,7 +196,7 @@ async def test_the_next_owner_of_partition_0_does_not_raise_a_budget_alert_again
         await wait_until(
             lambda: _owns_partition_0(second), 90, "the second worker to own partition 0"
         )
-        await lab.publish(4, cost_usd=0.05)  # $1.05: 100 % reached
+        await lab.publish_calls(4, cost_usd=0.05)  # $1.05: 100 % reached
         await wait_until(
             lambda: _has(alert_log.ids(), at_100), 90, "the second worker to raise the 100 % alert"
         )

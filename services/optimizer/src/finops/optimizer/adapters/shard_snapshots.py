@@ -121,6 +121,9 @@ class ShardSnapshotReader:
         if not tps:  # never ready: no state would ever be read
             log.error("the topic of partition states does not exist", extra={"topic": self.topic})
             return
+        # Exact on Apache Kafka; the local tansu broker answers the offset after the first
+        # record of the last batch (see finops.common.log_position): the owners send one
+        # state per partition and interval, so a batch holds one and the end is right too.
         ends = await self.consumer.end_offsets(tps)
         await self.consumer.seek_to_beginning(*tps)
         self.catch_up = CatchUp({tp.partition: offset for tp, offset in ends.items()})
