@@ -53,6 +53,11 @@ class PolicyConfig:
     #: confidence (standard errors) with which the target must hold against every arm that may
     #: be the best one
     target_z: float = 1.0
+    #: the aim's margin is ``target_z`` standard errors of the reference arm's own total
+    #: (``False``: the largest upper bound over every arm, which with many arms is set by the
+    #: one with the thinnest evidence and keeps the aim near 1 for a long time; an arm that may
+    #: be the best is sampled by identification and reference-candidate trials instead)
+    aim_margin_of_reference: bool = True
     #: a surplus / deficit is paced out over this fraction of the traffic seen so far
     pacing_horizon: float = 0.25
     #: re-plan the shadow price every this many updates (more often at the start)
@@ -180,4 +185,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "first_look_counts_prior": False,
     "slack_to_likely_better": False,
     "prior_leaves_task_out": False,
+    "aim_margin_of_reference": False,
 }

@@ -7,8 +7,13 @@ have delivered on the same requests.  Every ``replan_every`` updates the policy 
 1. *Reference.*  For each arm the counterfactual total is the quality it delivered where it
    served plus, on requests it did not serve, its task mean (raised by ``ref_optimism`` posterior
    sds: adaptively sampled means are biased low) plus the calibrated residuals of those prompts.
-   The aim is ``T`` times the largest *upper confidence bound* of these totals over the best
-   one's estimate: the ratio must hold against every arm that may plausibly be the best.
+   The aim is ``T`` times an *upper confidence bound* of the reference total over its
+   estimate: the reference arm's own bound, and those of arms never observed (known by their
+   prior alone; ``aim_margin_of_reference``).  The largest bound over every arm (the legacy
+   setting) is set, with a dozen arms, by the one with the thinnest evidence: it held the aim
+   at 0.98-1 -- a saturated plan at price 0 -- through the first third of a 2,160-request
+   history (twelve arms, one task type).  Arms with some evidence that may still be the best
+   are left to identification and reference-candidate trials (see :mod:`.exploration`).
    *Reference audits* (see :mod:`.exploration`) keep that estimate honest where the policy has
    moved away from the reference arm.
 2. *Pacing.*  The realised policy quality is known exactly; the surplus / deficit against the
@@ -87,6 +92,8 @@ class RefTotal:
 
     total: float
     variance: float
+    #: the arm has no outcome on any task type yet (its total rests on its prior alone)
+    unobserved: bool = False
 
 
 @dataclass(frozen=True, order=True)
@@ -123,6 +130,7 @@ def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> di
     totals: dict[str, float] = {}
     variances: dict[str, float] = {}
     counts: dict[str, int] = {}
+    observed: set[str] = set()
     n_tasks = 0
     best_t = 0.0
     best_v = 0.0
@@ -136,11 +144,17 @@ def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> di
             totals[arm] = totals.get(arm, 0.0) + t
             variances[arm] = variances.get(arm, 0.0) + _total_variance(st)
             counts[arm] = counts.get(arm, 0) + 1
+            if st.quality.n > 0:
+                observed.add(arm)
             if best is None or t > best[0]:
                 best = (t, st)
         best_t += best[0]  # type: ignore[index]
         best_v += _total_variance(best[1])  # type: ignore[index]
-    out = {a: RefTotal(t, variances[a]) for a, t in totals.items() if counts[a] == n_tasks}
+    out = {
+        a: RefTotal(t, variances[a], a not in observed)
+        for a, t in totals.items()
+        if counts[a] == n_tasks
+    }
     if not out and n_tasks:
         out = {"": RefTotal(best_t, best_v)}
     return out
@@ -263,7 +277,7 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
         return None
     ref_arm = ref_key or None
     var = tots[ref_key].variance
-    aim, t_eff = _paced_ratio(config, target, tots, ref, n_tot, q_pol)
+    aim, t_eff = _paced_ratio(config, target, tots, tots[ref_key], n_tot, q_pol)
     # greedy choices must also cover the expected loss of exploratory picks
     x_rate = sum(s.exploration_loss * (s.traffic() / n_tot) for s in shares)
     t_plan = t_eff + x_rate * n_tot / ref
@@ -291,16 +305,27 @@ def _paced_ratio(
     config: PolicyConfig,
     target: float,
     tots: Mapping[str, RefTotal],
-    ref: float,
+    reference: RefTotal,
     n_tot: int,
     q_pol: float,
 ) -> tuple[float, float]:
     """The quality ratio to aim at, and the ratio to plan for once the surplus or deficit so
-    far is paced out over the horizon."""
-    # the ratio must hold against every arm that may plausibly be the best one: an arm with
-    # few observations and a poor start can still turn out to be the reference
+    far is paced out over the horizon.
+
+    The aim is ``target`` times an upper bound of the reference total over its estimate: the
+    reference arm's own and those of arms never observed (``aim_margin_of_reference``), else
+    the largest over every arm."""
     z = config.target_z
-    ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
+    ref = reference.total
+    if config.aim_margin_of_reference:
+        # an arm never observed is known by its prior alone: the target still holds against it
+        ref_ucb = max(
+            [ref + z * math.sqrt(reference.variance)]
+            + [t.total + z * math.sqrt(t.variance) for t in tots.values() if t.unobserved]
+        )
+    else:
+        # an arm with few observations and a poor start can still turn out to be the reference
+        ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
     aim = min(target * ref_ucb / ref, 1.0)
     horizon = max(config.pacing_horizon * n_tot, config.plan_window)
     t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)

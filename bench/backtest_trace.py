@@ -1,0 +1,116 @@
+"""Where a backtest's quality and saving go: one replay, block by block.
+
+Replays one outcomes file at one quality target and seed through the routing policy (bandit
+feedback, as ``bench/backtest.py`` does) and prints, for every block of requests, the realised
+quality ratio and saving so far, the fleet planner's state at the end of the block (aim, planned
+ratio, expected exploration loss per request as a share of the best model's quality, share of the
+block's requests served at shadow price 0, i.e. with the plan saturated) and the block's traffic
+per model.  A diagnostic, not a figure: it records nothing in ``bench/out``.
+
+    .venv/bin/python bench/backtest_trace.py FILE [--target 0.95] [--seed 0] [--block 240]
+
+``FILE`` may also name a synthetic set of ``bench/backtest.py`` (``synthetic_one_task_12_models``
+or ``synthetic_11_models``); it is written to a temporary folder first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backtest import SYNTHETIC_SETS
+
+from finops.optimizer.adapters.outcome_files import load_outcomes
+from finops.optimizer.domain.arm_identity import Arm
+from finops.optimizer.domain.backtest import REPLAY_CONFIG, REPLAY_PROVIDER, Outcomes
+from finops.optimizer.domain.features import prompt_features
+from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+
+
+@dataclass
+class _Block:
+    """What one block of requests realised."""
+
+    traffic: Counter[str] = field(default_factory=Counter)
+    saturated: int = 0
+
+
+def _best_model(data: Outcomes) -> tuple[float, float]:
+    """Mean quality and cost per prompt of the best single model (the backtest's reference)."""
+    sums = {m: [0.0, 0.0] for m in data.models}
+    for rec in data.prompts:
+        for m, (q, c) in rec.outcomes.items():
+            sums[m][0] += q
+            sums[m][1] += c
+    best = max(sums, key=lambda m: (sums[m][0], -sums[m][1]))
+    n = len(data.prompts)
+    return sums[best][0] / n, sums[best][1] / n
+
+
+def trace(data: Outcomes, target: float, seed: int, block: int) -> None:
+    """Replay ``data`` and print one line per ``block`` requests."""
+    # the arms of bench/backtest.py's replay, in the same order: the same decisions
+    arm_of = {m: Arm(m, REPLAY_PROVIDER, REPLAY_CONFIG).key for m in data.models}
+    model_of = {a: m for m, a in arm_of.items()}
+    policy = RoutingPolicy(PolicyConfig(fleet_quality_target=target, seed=seed))
+    for task_type in sorted({r.task_type for r in data.prompts}):
+        present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
+        policy.register_arms(task_type, [arm_of[m] for m in present])
+    best_q, best_c = _best_model(data)
+    order = list(range(len(data.prompts)))
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    q_sum = c_sum = 0.0
+    current = _Block()
+    for done, idx in enumerate(order, start=1):
+        rec = data.prompts[idx]
+        feats = prompt_features(rec.prompt, rec.input_tokens)
+        current.saturated += policy.mu == 0.0
+        candidates = None
+        if len(rec.outcomes) < len(data.models):
+            candidates = [arm_of[m] for m in rec.outcomes]
+        decision = policy.recommend(rec.task_type, feats, rng, candidates=candidates)
+        model = model_of[decision.arm]
+        q, c = rec.outcomes[model]
+        policy.update(rec.task_type, decision.arm, feats, q, c, None, True)
+        q_sum += q
+        c_sum += c
+        current.traffic[model] += 1
+        if done % block == 0 or done == len(order):
+            st = policy.status()
+            picks = " ".join(f"{m}:{k}" for m, k in current.traffic.most_common())
+            saving = 1 - c_sum / done / best_c
+            print(
+                f"{done:6d}  ratio {q_sum / done / best_q:.3f}  saving {saving:6.1%}"
+                f"  aim {st.get('aim', 0.0):.3f}  planned {st.get('planned_ratio', 0.0):.3f}"
+                f"  exploration loss {st.get('exploration_loss', 0.0) / best_q:.3f}"
+                f"  price 0: {current.saturated / sum(current.traffic.values()):4.0%}"
+                f"  reference {model_of.get(st.get('reference_arm') or '', '-')}  |  {picks}"
+            )
+            current = _Block()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", help="outcomes file, or the name of a synthetic set")
+    parser.add_argument("--target", type=float, default=0.95, help="fleet quality target")
+    parser.add_argument("--seed", type=int, default=0, help="prompt order and policy seed")
+    parser.add_argument("--block", type=int, default=240, help="requests per line")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.file)
+        synthetic = [name for name in SYNTHETIC_SETS if name.startswith(path.stem)]
+        if not path.exists() and synthetic:
+            path = Path(tmp) / synthetic[0]
+            SYNTHETIC_SETS[synthetic[0]](path)
+        data = load_outcomes(str(path))
+    trace(data, args.target, args.seed, args.block)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
