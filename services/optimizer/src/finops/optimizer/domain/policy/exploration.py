@@ -309,7 +309,8 @@ def _drift_floor(config: PolicyConfig, est: Estimates, g: int) -> float:
     0.02
     >>> _drift_floor(PolicyConfig(fleet_quality_target=0.85), est, 0)
     0.2
-    >>> _drift_floor(PolicyConfig(fleet_quality_target=0.99, drift_explore_from_slack=False), est, 0)
+    >>> legacy = PolicyConfig(fleet_quality_target=0.99, drift_explore_from_slack=False)
+    >>> _drift_floor(legacy, est, 0)
     0.2
     """
     floor = config.drift_explore_floor
