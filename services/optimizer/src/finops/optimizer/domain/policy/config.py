@@ -82,11 +82,12 @@ class PolicyConfig:
     max_explore_step: float = 0.5
     #: weight of sampling arms that may be materially better than the apparent best
     identify_weight: float = 0.5
-    #: with a fleet target: an arm whose chance of beating the apparent best by more than the
-    #: slack reaches ``Phi(-target_z)`` -- the confidence the planner holds the target with --
-    #: keeps that identification rate when exploration is fitted to the slack budget: the ratio
-    #: is measured against the best arm in hindsight, so while such an arm is untested the
-    #: target is at risk whatever the greedy pick saves (``False``: scaled down with the rest)
+    #: with a fleet target whose plan serves every request its best estimate (shadow price 0):
+    #: an arm whose chance of beating the apparent best by more than the slack reaches
+    #: ``Phi(-target_z)`` -- the confidence the planner holds the target with -- keeps that
+    #: identification rate when exploration is fitted to the slack budget: the ratio is
+    #: measured against the best arm in hindsight, and the price has no room left to make up
+    #: for a wrong one (``False``: scaled down with the rest)
     identify_beyond_slack: bool = True
     #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
     #: than ``explore_min_obs`` are sampled with probability ``young_explore / (arms - 1)``
@@ -97,6 +98,13 @@ class PolicyConfig:
     #: that exploration's expected quality loss may spend (what is left holds the target);
     #: ``None``: exploration is not budgeted from the slack
     explore_slack_share: float | None = 0.5
+    #: the slack is at most the fleet plan's *headroom*: the quality ratio its price-0 plan
+    #: (every request's best estimate) delivers above the target against the best estimated
+    #: arm, the surplus or deficit so far paced out like the plan's.  At a strict target the
+    #: greedy picks are already the best estimates and what exploration has spent is gone from
+    #: the slack: behind the target, the budget shrinks to the floor, first looks and
+    #: identification (``False``: ``1 - target`` however much of it was spent)
+    slack_from_headroom: bool = True
     #: the slack budget goes first to the arms likeliest to beat the greedy one per unit of
     #: quality they are expected to give up, each at its whole rate while the budget lasts
     #: (``False``: every arm expected to lose quality is scaled down alike, which spreads a 1 %
@@ -207,4 +215,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "drift_forgetting": 1.0 - 1e-4,
     "drift_explore_from_slack": False,
     "identify_beyond_slack": False,
+    "slack_from_headroom": False,
 }

@@ -254,7 +254,14 @@ class RoutingPolicy:
         cheaper side (price ``mu_hi``) with probability ``mu_mix`` (randomised rounding)."""
         plan, cfg = self._plan, self.config
         inp = ExplorationInputs(
-            cfg, task, arm_keys, obj, est, plan.ref_candidates, plan.info.get("reference_arm")
+            cfg,
+            task,
+            arm_keys,
+            obj,
+            est,
+            plan.ref_candidates,
+            plan.info.get("reference_arm"),
+            plan.info.get("headroom"),
         )
         price = price_for(obj, cfg, plan.mu)
         target = cfg.fleet_quality_target
