@@ -6,6 +6,7 @@ arms the policy must tell the top arms apart without spending the slack on weak 
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -89,3 +90,35 @@ def test_a_prior_left_out_of_its_task_type_comes_from_the_family_s_other_task_ty
     assert policy._tasks["fam/b"].arms[NEAR].effective_prior()[0] == pytest.approx(7 / 8)
     # and fam/a's is fam/b's one failure: (0 + 1) / (1 + 2)
     assert policy._tasks["fam/a"].arms[NEAR].effective_prior()[0] == pytest.approx(1 / 3)
+
+
+def _after_a_poor_start(identify_beyond_slack: bool) -> tuple[RoutingPolicy, dict[str, float]]:
+    """A 0.99 target; the greedy arm well known (380 of 500); the top arm had a poor start (4
+    of 6) and the weak arms look weak (2 of 4 each): the floors and Thompson rates of the weak
+    arms already spend the slack budget."""
+    config = PolicyConfig(
+        fleet_quality_target=0.99, seed=0, identify_beyond_slack=identify_beyond_slack
+    )
+    policy = RoutingPolicy(config, default_arms=[NEAR, TOP, *WEAK])
+    _feed(policy, NEAR, 380, 120, 1e-3)
+    _feed(policy, TOP, 4, 2, 1e-2)
+    for arm in WEAK:
+        _feed(policy, arm, 2, 2, 1e-3)
+    policy.replan()
+    decision = policy.recommend("qa", None, random.Random(0))
+    return policy, {a["arm"]: a["probability"] for a in decision.alternatives}
+
+
+def test_an_arm_that_may_beat_the_apparent_best_by_more_than_the_slack_keeps_its_rate():
+    kept_policy, kept = _after_a_poor_start(True)
+    _, squeezed = _after_a_poor_start(False)
+    assert kept_policy.mu == 0.0  # every request already gets its best estimate
+    summary = kept_policy.arm_summary("qa")
+    top, near = summary[TOP], summary[NEAR]
+    # its chance of beating the greedy arm by more than the 1 % slack is above Phi(-1) = 0.16
+    gap = top["quality"] - 1.01 * near["quality"]
+    assert gap / math.hypot(top["quality_sd"], near["quality_sd"]) > -1.0
+    assert max(kept, key=kept.get) == NEAR
+    # identify_weight x that chance, not scaled down to the slack with the weak arms
+    assert kept[TOP] >= 0.08
+    assert kept[TOP] >= 3 * squeezed[TOP]

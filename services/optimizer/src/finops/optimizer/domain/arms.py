@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 
+#: river's default forgetting factor of Page-Hinkley, the one checkpoints without ``"forget"``
+#: were written with
+RIVER_FORGETTING = 1.0 - 1e-4
+
+
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -247,6 +252,13 @@ class DriftMonitor:
         Lower bound on the scale (avoids dividing by ~0 for near-constant streams).
     clip
         Winsorisation bound of the standardised values.
+    forgetting
+        Forgetting factor of the Page-Hinkley sums.  ``1`` is Page's test: the sums of a
+        stationary stream drift away from the threshold by ``delta`` per value, and with the
+        defaults the average run length between false alarms is ~10^5 values.  Below 1 the sums
+        fade towards a fixed level, they stop drifting away, and false alarms come every ~10^4
+        values of a stationary stream (river's default, :data:`RIVER_FORGETTING`, kept for
+        checkpoints written with it).
 
     Examples
     --------
@@ -268,6 +280,7 @@ class DriftMonitor:
         "_scale",
         "clip",
         "delta",
+        "forgetting",
         "last_direction",
         "min_scale",
         "threshold",
@@ -281,8 +294,10 @@ class DriftMonitor:
         warmup: int = 30,
         min_scale: float = 0.05,
         clip: float = 3.0,
+        forgetting: float = RIVER_FORGETTING,
     ) -> None:
         self.delta = delta
+        self.forgetting = forgetting
         self.threshold = threshold
         self.warmup = warmup
         self.min_scale = min_scale
@@ -295,7 +310,10 @@ class DriftMonitor:
 
     def _make_ph(self) -> drift.PageHinkley:
         return drift.PageHinkley(
-            min_instances=self.warmup, delta=self.delta, threshold=self.threshold, alpha=1.0 - 1e-4
+            min_instances=self.warmup,
+            delta=self.delta,
+            threshold=self.threshold,
+            alpha=self.forgetting,
         )
 
     def reset(self) -> None:
@@ -304,8 +322,14 @@ class DriftMonitor:
         self._scale = 1.0
         self._ph = None
 
-    def update(self, x: float) -> bool:
-        """Feed one value; ``True`` when a change is detected (the monitor then restarts)."""
+    def update(self, x: float, scale: float | None = None) -> bool:
+        """Feed one value; ``True`` when a change is detected (the monitor then restarts).
+
+        ``scale``, if given, standardises this value instead of the scale estimated on the
+        warm-up values: e.g. the Bernoulli standard deviation ``sqrt(p (1 - p))`` of the current
+        estimate ``p`` of a quality in [0, 1] -- the largest a stream with that mean can have,
+        so the alarm threshold keeps its false-alarm rate whatever the first values were.
+        """
         if self._buf is not None:
             self._buf.append(x)
             if len(self._buf) < self.warmup:
@@ -319,15 +343,18 @@ class DriftMonitor:
             buf, self._buf = self._buf, None
             ph = self._ph
             for v in buf:  # replay; PH does not test before ``min_instances`` values
-                z = (v - mean) / self._scale
-                ph.update(self.clip if z > self.clip else (-self.clip if z < -self.clip else z))
+                ph.update(self._standardised(v, scale))
             ph._drift_detected = False  # never alarm on the warm-up sample itself
             return False
-        return self._feed(x)
+        return self._feed(x, scale)
 
-    def _feed(self, x: float) -> bool:
-        z = (x - self._center) / self._scale
-        z = self.clip if z > self.clip else (-self.clip if z < -self.clip else z)
+    def _standardised(self, x: float, scale: float | None) -> float:
+        s = self._scale if scale is None else max(scale, self.min_scale)
+        z = (x - self._center) / s
+        return self.clip if z > self.clip else (-self.clip if z < -self.clip else z)
+
+    def _feed(self, x: float, scale: float | None) -> bool:
+        z = self._standardised(x, scale)
         ph = self._ph
         assert ph is not None
         mean_before = ph._x_mean.get()
@@ -350,7 +377,7 @@ class DriftMonitor:
                 _finite_or_none(ph._min_increase),
                 ph._max_decrease,
             ]
-        return {
+        state = {
             "p": [self.delta, self.threshold, self.warmup, self.min_scale, self.clip],
             "buf": None if self._buf is None else list(self._buf),
             "center": self._center,
@@ -358,11 +385,15 @@ class DriftMonitor:
             "ph": ph_state,
             "dir": self.last_direction,
         }
+        if self.forgetting != RIVER_FORGETTING:  # a checkpoint without it used river's
+            state["forget"] = self.forgetting
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DriftMonitor:
         d, t, w, ms, c = state["p"]
-        mon = cls(delta=d, threshold=t, warmup=int(w), min_scale=ms, clip=c)
+        forgetting = state.get("forget", RIVER_FORGETTING)
+        mon = cls(delta=d, threshold=t, warmup=int(w), min_scale=ms, clip=c, forgetting=forgetting)
         mon._buf = None if state["buf"] is None else list(state["buf"])
         mon._center = state["center"]
         mon._scale = state["scale"]

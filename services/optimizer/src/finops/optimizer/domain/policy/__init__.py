@@ -82,11 +82,20 @@ pseudo-observations, so that one wrong answer does not make an arm "certainly us
 a prior pooled from fewer than ``eb_min_tasks`` task types leaves the task type's own outcomes
 out (``prior_leaves_task_out``): they are counted once, in the posterior.
 
+At a strict target, where the plan already serves every request its best estimate (price 0),
+arms that may beat the apparent best by more than the slack keep their identification rate
+beyond that budget (``identify_beyond_slack``), and the budget is at most the plan's headroom
+over the target, net of what was spent so far (``slack_from_headroom``).
+
 Drift
 -----
+The quality monitor standardises each outcome with the Bernoulli standard deviation of the arm's
+current estimate (``quality_drift_bernoulli_scale``; the first outcomes of an arm are
+selection-biased), and every monitor runs Page's test without forgetting (``drift_forgetting``).
 On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
-an exploration boost and a drift event is returned by :meth:`RoutingPolicy.update` and queued
+an exploration boost (sized from the slack under a fleet target: ``drift_explore_from_slack``)
+and a drift event is returned by :meth:`RoutingPolicy.update` and queued
 for :meth:`RoutingPolicy.drain_drift_events` (the newest ``drift_queue_max`` only: a caller that
 never drains must not grow the state without bound). Latency / cost drifts reset the latency
 window / cost statistics and are reported the same way.

@@ -87,6 +87,13 @@ class PolicyConfig:
     max_explore_step: float = 0.5
     #: weight of sampling arms that may be materially better than the apparent best
     identify_weight: float = 0.5
+    #: with a fleet target whose plan serves every request its best estimate (shadow price 0):
+    #: an arm whose chance of beating the apparent best by more than the slack reaches
+    #: ``Phi(-target_z)`` -- the confidence the planner holds the target with -- keeps that
+    #: identification rate when exploration is fitted to the slack budget: the ratio is
+    #: measured against the best arm in hindsight, and the price has no room left to make up
+    #: for a wrong one (``False``: scaled down with the rest)
+    identify_beyond_slack: bool = True
     #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
     #: than ``explore_min_obs`` are sampled with probability ``young_explore / (arms - 1)``
     #: each, unless they are implausible (see ``explore_floor``)
@@ -96,6 +103,13 @@ class PolicyConfig:
     #: that exploration's expected quality loss may spend (what is left holds the target);
     #: ``None``: exploration is not budgeted from the slack
     explore_slack_share: float | None = 0.5
+    #: the slack is at most the fleet plan's *headroom*: the quality ratio its price-0 plan
+    #: (every request's best estimate) delivers above the target against the best estimated
+    #: arm, the surplus or deficit so far paced out like the plan's.  At a strict target the
+    #: greedy picks are already the best estimates and what exploration has spent is gone from
+    #: the slack: behind the target, the budget shrinks to the floor, first looks and
+    #: identification (``False``: ``1 - target`` however much of it was spent)
+    slack_from_headroom: bool = True
     #: the slack budget goes first to the arms likeliest to beat the greedy one per unit of
     #: quality they are expected to give up, each at its whole rate while the budget lasts
     #: (``False``: every arm expected to lose quality is scaled down alike, which spreads a 1 %
@@ -145,10 +159,22 @@ class PolicyConfig:
     ctx_backfit: bool = False
 
     # --- drift ----------------------------------------------------------------------------
-    #: Page-Hinkley settings (standard-deviation units)
+    #: Page-Hinkley settings (standard-deviation units): with ``drift_forgetting = 1`` the
+    #: average run length between false alarms is ~10^5 values of a stationary stream (about
+    #: one arm in ten raises one over 10,000 outcomes) and a drop of 0.9 to 0.3 is found in ~20
     drift_delta: float = 0.1
     drift_threshold: float = 40.0
     drift_warmup: int = 30
+    #: forgetting factor of the Page-Hinkley sums (1: Page's test; river's default 1 - 1e-4
+    #: fades them, and seven arms in ten raise a false alarm over 10,000 stationary outcomes)
+    drift_forgetting: float = 1.0
+    #: the quality monitor standardises each outcome with the Bernoulli standard deviation
+    #: ``sqrt(p (1 - p))`` of the arm's current quality estimate ``p``, the largest a quality in
+    #: [0, 1] with that mean can have (``False``: with the deviation of its first
+    #: ``drift_warmup`` outcomes, frozen -- they are selection-biased: an arm is pulled while
+    #: it looks good, so its first outcomes are luckier and less spread than its later ones,
+    #: and ordinary outcomes later read as a drift)
+    quality_drift_bernoulli_scale: bool = True
     #: pseudo-observations kept (and max prior strength) after a quality drift
     drift_keep: float = 5.0
     #: weight of the exponentially weighted "recent" quality mean used after a drift
@@ -156,6 +182,11 @@ class PolicyConfig:
     #: exploration floor right after a drift, for ``drift_explore_events`` updates of the task
     drift_explore_floor: float = 0.2
     drift_explore_events: int = 100
+    #: with a fleet target and ``explore_slack_share``: the floor after a drift is at most what
+    #: the slack budget pays for at the non-greedy arms' mean expected quality loss (``False``:
+    #: ``drift_explore_floor`` whatever the target leaves; 20 % of the traffic on arms 25 % worse
+    #: spends five times the slack of a 0.99 target)
+    drift_explore_from_slack: bool = True
     #: drift events kept for :meth:`RoutingPolicy.drain_drift_events` (the oldest are dropped)
     drift_queue_max: int = 100
 
@@ -186,4 +217,9 @@ LEGACY_SETTINGS: dict[str, object] = {
     "slack_to_likely_better": False,
     "prior_leaves_task_out": False,
     "aim_margin_of_reference": False,
+    "quality_drift_bernoulli_scale": False,
+    "drift_forgetting": 1.0 - 1e-4,
+    "drift_explore_from_slack": False,
+    "identify_beyond_slack": False,
+    "slack_from_headroom": False,
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..arms import ArmStats
 from .config import Objective, PolicyConfig
@@ -36,6 +36,8 @@ class ExplorationInputs:
     ref_candidates: set[str]
     #: the fleet's reference arm at the last re-plan, if any
     reference_arm: str | None
+    #: the fleet plan's headroom at the last re-plan (``FleetPrice.info["headroom"]``), if any
+    headroom: float | None = None
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Choice:
     feasible: list[bool]
     #: no arm meets the constraints: the greedy arm is the best expected quality
     relaxed: bool
+    #: identification rates kept beyond the slack budget (``identify_beyond_slack``), by index
+    identifying: dict[int, float] = field(default_factory=dict)
 
 
 def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
@@ -70,7 +74,7 @@ def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
     raw = _cap_by_budget(inp, choice, raw)
     if raw > 0.0 and price != INF:
         _cap_waste(inp, choice, price, plausible)
-    _identify_best(inp, choice)
+    _identify_best(inp, choice, price)
     _audit_reference(inp, choice, price)
     _test_near_threshold(inp, choice)
     _floor_and_fair_trials(inp, choice, plausible)
@@ -145,12 +149,17 @@ def _cap_waste(
         choice.probs = [p * scale_down if capped[i] else p for i, p in enumerate(probs)]
 
 
-def _identify_best(inp: ExplorationInputs, choice: Choice) -> None:
+def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None:
     """Sample arms that may be materially better than the apparent best, whatever they cost.
 
     Targets relative to the best arm need to know which arm is the best: an arm that may beat
     the apparent best by more than the slack the target leaves is sampled -- otherwise an
     unlucky start can leave the reference under-estimated for a long time.
+
+    Where the fleet plan already serves every request its best estimate (``price`` 0: a strict
+    target), the price has no room left to hold the target; only knowing the best arm does.
+    There an arm whose chance of beating the apparent best by more than the slack reaches
+    ``Phi(-target_z)`` keeps its rate beyond the slack budget (``identify_beyond_slack``).
     """
     cfg = inp.config
     rel_target = cfg.fleet_quality_target
@@ -162,14 +171,23 @@ def _identify_best(inp: ExplorationInputs, choice: Choice) -> None:
     k = len(qs)
     b = max(range(k), key=lambda i: qs[i])
     slack = (1.0 - rel_target) * qs[b]
+    # with a fleet target, the chance at which an arm is kept beyond the slack budget
+    beyond_slack = (
+        phi(-cfg.target_z)
+        if cfg.identify_beyond_slack and cfg.fleet_quality_target is not None and price == 0.0
+        else INF
+    )
     for i in range(k):
         if i == g or i == b:
             continue
         scale = math.sqrt(vs[i] + vs[b])
         if scale > 0:
-            p_id = cfg.identify_weight * phi((qs[i] - qs[b] - slack) / scale)
+            p_better = phi((qs[i] - qs[b] - slack) / scale)
+            p_id = cfg.identify_weight * p_better
             if p_id > probs[i]:
                 probs[i] = min(p_id, cfg.max_explore_step)
+            if p_better >= beyond_slack:
+                choice.identifying[i] = probs[i]
 
 
 def _audit_reference(inp: ExplorationInputs, choice: Choice, price: float) -> None:
@@ -226,7 +244,7 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
             undecided.append(i)
     if not undecided:
         return
-    allowance = share * max(1.0 - target, 0.0) * qs[g] / len(undecided)
+    allowance = _slack_allowance(cfg, qs[g], inp.headroom) / len(undecided)
     for i in undecided:
         loss = qs[g] - qs[i]
         rate = cfg.max_explore_step if loss <= 0.0 else min(allowance / loss, cfg.max_explore_step)
@@ -244,7 +262,7 @@ def _floor_and_fair_trials(
     probs = choice.probs
     floor_total = cfg.explore_floor
     if task.boost_until > task.n:
-        floor_total = max(floor_total, cfg.drift_explore_floor)
+        floor_total = max(floor_total, _drift_floor(cfg, inp.est, g, inp.headroom))
     per_arm_floor = floor_total / (k - 1)
     # a task's fair-trial traffic does not grow with its number of arms
     fair_trial = cfg.young_explore / (k - 1)
@@ -266,13 +284,71 @@ def _floor_and_fair_trials(
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
     if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
         first_look = [
-            probs[i] if looks(cfg, task.arms[a]) < cfg.first_look else 0.0
+            max(
+                probs[i] if looks(cfg, task.arms[a]) < cfg.first_look else 0.0,
+                choice.identifying.get(i, 0.0),
+            )
             for i, a in enumerate(inp.arm_keys)
         ]
-        _fit_slack(cfg, inp.est, g, probs, per_arm_floor, first_look)
+        allowance = _slack_allowance(cfg, inp.est.quality[g], inp.headroom)
+        _fit_slack(cfg, inp.est, g, probs, per_arm_floor, first_look, allowance)
     probs[g] = 0.0
     probs[g] = 1.0 - sum(probs)
     choice.probs = probs
+
+
+def _slack_allowance(config: PolicyConfig, q_greedy: float, headroom: float | None) -> float:
+    """Expected quality per request exploration may give up against the greedy arm:
+    ``explore_slack_share`` of the slack ``(1 - target) x q_greedy`` the fleet target leaves --
+    or of the plan's ``headroom`` when that is less (``slack_from_headroom``).
+
+    Examples
+    --------
+    >>> config = PolicyConfig(fleet_quality_target=0.99)
+    >>> round(_slack_allowance(config, 0.8, None), 6)  # half of 1 % of 0.8
+    0.004
+    >>> round(_slack_allowance(config, 0.8, 0.004), 6)  # 0.6 % of the slack already spent
+    0.0016
+    >>> _slack_allowance(config, 0.8, -0.01)  # behind the target: nothing left to explore
+    0.0
+    """
+    target, share = config.fleet_quality_target, config.explore_slack_share
+    assert target is not None and share is not None
+    slack = max(1.0 - target, 0.0)
+    if config.slack_from_headroom and headroom is not None and headroom < slack:
+        slack = max(headroom, 0.0)
+    return share * slack * q_greedy
+
+
+def _drift_floor(
+    config: PolicyConfig, est: Estimates, g: int, headroom: float | None = None
+) -> float:
+    """Exploration floor of a task right after a drift: ``drift_explore_floor``, or with a
+    fleet target (``drift_explore_from_slack``) at most what the slack budget pays for when
+    the floor is spread over the other arms at their mean expected quality loss.
+
+    Examples
+    --------
+    >>> est = Estimates([0.8, 0.7, 0.5], [0.01] * 3, [1.0] * 3, [None] * 3)
+    >>> round(_drift_floor(PolicyConfig(fleet_quality_target=0.99), est, 0), 4)
+    0.02
+    >>> _drift_floor(PolicyConfig(fleet_quality_target=0.85), est, 0)
+    0.2
+    >>> legacy = PolicyConfig(fleet_quality_target=0.99, drift_explore_from_slack=False)
+    >>> _drift_floor(legacy, est, 0)
+    0.2
+    """
+    floor = config.drift_explore_floor
+    if (
+        not config.drift_explore_from_slack
+        or config.fleet_quality_target is None
+        or config.explore_slack_share is None
+    ):
+        return floor
+    qs = est.quality
+    loss = sum(max(qs[g] - q, 0.0) for i, q in enumerate(qs) if i != g) / (len(qs) - 1)
+    allowance = _slack_allowance(config, qs[g], headroom)
+    return floor if loss * floor <= allowance else allowance / loss
 
 
 def looks(config: PolicyConfig, st: ArmStats) -> float:
@@ -313,6 +389,7 @@ def _fit_slack(
     probs: list[float],
     floor: float,
     first_look: Sequence[float],
+    allowance: float,
 ) -> None:
     """Scale down the arms that are expected to lose quality against the greedy one so that
     exploration spends at most ``explore_slack_share`` of the slack the fleet target leaves.
@@ -326,10 +403,7 @@ def _fit_slack(
     up, and an arm never tried may be the best one, against which the target is measured.
     How the rest of the allowance is shared: see ``PolicyConfig.slack_to_likely_better``.
     """
-    target, share = config.fleet_quality_target, config.explore_slack_share
-    assert target is not None and share is not None
     qs = est.quality
-    allowance = share * max(1.0 - target, 0.0) * qs[g]
     lossy = [i for i in range(len(qs)) if i != g and qs[i] < qs[g]]
     spent = sum(probs[i] * (qs[g] - qs[i]) for i in lossy)
     if spent <= allowance:

@@ -32,6 +32,7 @@ __all__ = [
     "learn_latency",
     "learn_quality",
     "on_quality_drift",
+    "quality_drift_scale",
 ]
 
 
@@ -134,6 +135,24 @@ def _learn_residuals(
         if other is st:
             m_a.learn_one(xc, q - q_before)
     return r_chosen
+
+
+def quality_drift_scale(config: PolicyConfig, estimate: float) -> float | None:
+    """Scale of the next outcome for the quality drift monitor: the Bernoulli standard
+    deviation of the arm's current estimate (``None``: the monitor's warm-up scale, see
+    ``PolicyConfig.quality_drift_bernoulli_scale``).
+
+    Examples
+    --------
+    >>> round(quality_drift_scale(PolicyConfig(), 0.8), 6)
+    0.4
+    >>> quality_drift_scale(PolicyConfig(quality_drift_bernoulli_scale=False), 0.8) is None
+    True
+    """
+    if not config.quality_drift_bernoulli_scale:
+        return None
+    p = min(max(estimate, 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p))
 
 
 def on_quality_drift(config: PolicyConfig, task: TaskState, st: ArmStats) -> None:

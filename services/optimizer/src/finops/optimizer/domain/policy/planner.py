@@ -296,6 +296,8 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
         "mu_hi": mu_hi,
         "marginal_split": mu_mix,
     }
+    if config.slack_from_headroom and hull.ref_q > 0.0:
+        info["headroom"] = _headroom(config, target, hull, ref, n_tot, q_pol)
     audits = _plan_audits(config, tasks, ref_arm, target, var)
     candidates = frozenset(_ref_candidates(config, tots, ref_key))
     return FleetPrice(mu, mu_hi, mu_mix, candidates, info, audits)
@@ -327,9 +329,27 @@ def _paced_ratio(
         # an arm with few observations and a poor start can still turn out to be the reference
         ref_ucb = max(t.total + z * math.sqrt(t.variance) for t in tots.values())
     aim = min(target * ref_ucb / ref, 1.0)
-    horizon = max(config.pacing_horizon * n_tot, config.plan_window)
-    t_eff = aim + (aim * ref - q_pol) / (horizon * ref / n_tot)
+    t_eff = aim + (aim * ref - q_pol) / (_pacing_horizon(config, n_tot) * ref / n_tot)
     return aim, min(max(t_eff, aim - 0.25), 1.5)
+
+
+def _pacing_horizon(config: PolicyConfig, n_tot: int) -> float:
+    """Requests over which a surplus or deficit so far is paced out."""
+    return max(config.pacing_horizon * n_tot, config.plan_window)
+
+
+def _headroom(
+    config: PolicyConfig, target: float, hull: _WindowHull, ref: float, n_tot: int, q_pol: float
+) -> float:
+    """The slack left to explore (``slack_from_headroom``): the quality ratio the price-0 plan
+    (every request's best estimate) delivers on the window above the target, once the surplus
+    or deficit so far against the best estimated arm is paced out like the plan's.
+
+    Measured against the best *estimated* arm, not the upper bound the plan aims at: while the
+    best arm is uncertain, trying arms is how it becomes known, and that is not cut here.
+    """
+    paced = target + (target * ref - q_pol) / (_pacing_horizon(config, n_tot) * ref / n_tot)
+    return hull.base_q / hull.ref_q - paced
 
 
 def _ref_candidates(config: PolicyConfig, tots: Mapping[str, RefTotal], ref_key: str) -> set[str]:

@@ -29,6 +29,7 @@ from .learning import (
     learn_latency,
     learn_quality,
     on_quality_drift,
+    quality_drift_scale,
 )
 from .persistence import enc_inf
 from .planner import (
@@ -123,6 +124,7 @@ class RoutingPolicy:
             "delta": self.config.drift_delta,
             "threshold": self.config.drift_threshold,
             "warmup": self.config.drift_warmup,
+            "forgetting": self.config.drift_forgetting,
         }
         for task_type, task_arms in (arms or {}).items():
             self.register_arms(task_type, task_arms)
@@ -252,7 +254,14 @@ class RoutingPolicy:
         cheaper side (price ``mu_hi``) with probability ``mu_mix`` (randomised rounding)."""
         plan, cfg = self._plan, self.config
         inp = ExplorationInputs(
-            cfg, task, arm_keys, obj, est, plan.ref_candidates, plan.info.get("reference_arm")
+            cfg,
+            task,
+            arm_keys,
+            obj,
+            est,
+            plan.ref_candidates,
+            plan.info.get("reference_arm"),
+            plan.info.get("headroom"),
         )
         price = price_for(obj, cfg, plan.mu)
         target = cfg.fleet_quality_target
@@ -297,7 +306,7 @@ class RoutingPolicy:
         signals: list[DriftSignal | None] = []
         q_before = st.mean_quality()
         learn_quality(cfg, task, st, features, q, q_before, self._ctx)
-        if st.q_drift.update(q):
+        if st.q_drift.update(q, quality_drift_scale(cfg, q_before)):
             on_quality_drift(cfg, task, st)
             signals.append(
                 DriftSignal("quality", st.q_drift.last_direction, q_before, st.mean_quality())
