@@ -135,6 +135,26 @@ def test_a_partition_with_slack_loosens_the_price_of_one_without():
     assert view.policy_status()["partitions"][str(strict)]["mu"] == own_price
 
 
+def test_a_partitions_status_stays_its_own_across_views_of_the_same_engines():
+    # a reader keeps a partition's engine until the partition publishes again, and each view
+    # installs the fleet price in it: the status shown must still be the published one
+    truth = {family: TRUTH[family] for family in ("mmlu", "math")}
+    tasks = [t for t in TASKS if family_of(t) in truth]
+    _, parts = learned(outcomes(tasks, truth, 240), target=0.8)
+    strict = partition_of_task("math/task-0", PARTITIONS)
+    engines = {p: published(e) for p, e in parts.items()}
+    statuses = {p: e.policy_status() for p, e in engines.items()}
+    first = FleetView(engines, PARTITIONS, OptimizerEngine(), statuses)
+    second = FleetView(engines, PARTITIONS, OptimizerEngine(), statuses)
+    own_price = parts[strict].policy.mu
+    assert engines[strict].policy.mu > own_price  # the first view installed the fleet price
+    for view in (first, second):
+        assert view.policy_status()["partitions"][str(strict)]["mu"] == own_price
+    # without the published statuses, the second view reads back the installed fleet price
+    unrecorded = FleetView(engines, PARTITIONS, OptimizerEngine())
+    assert unrecorded.policy_status()["partitions"][str(strict)]["mu"] != own_price
+
+
 def policy_fed(task_type: str, n: int, target: float = 0.9) -> RoutingPolicy:
     """A policy that recommended and learned ``n`` requests of one task type."""
     policy = RoutingPolicy(

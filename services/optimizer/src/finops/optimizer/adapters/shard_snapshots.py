@@ -102,6 +102,9 @@ class ShardSnapshotReader:
         self.blank = blank
         self.rebuild_interval_s = rebuild_interval_s
         self.latest: dict[int, OptimizerEngine] = {}
+        #: each partition's planning status as published (its engine later serves at the
+        #: fleet price a view installs in it)
+        self.published_status: dict[int, dict[str, Any]] = {}
         self.view = FleetView({}, partitions, blank())
         #: awaited with each new view (the budget alerts of the merged budgets)
         self.on_view: Callable[[FleetView], Awaitable[None]] | None = None
@@ -162,7 +165,9 @@ class ShardSnapshotReader:
                         newest[int(record.key)] = record.value
             for partition, blob in newest.items():
                 try:
-                    self.latest[partition] = await asyncio.to_thread(_engine_of, blob)
+                    engine = await asyncio.to_thread(_engine_of, blob)
+                    self.latest[partition] = engine
+                    self.published_status[partition] = engine.policy_status()
                     self._changed = True
                 except (ValueError, KeyError, TypeError, zlib.error) as exc:
                     UNREADABLE.inc()
@@ -179,7 +184,9 @@ class ShardSnapshotReader:
         self._changed = False
         self._last_build = time.monotonic()
         engines = dict(self.latest)
-        self.view = await asyncio.to_thread(FleetView, engines, self.partitions, self.blank())
+        self.view = await asyncio.to_thread(
+            FleetView, engines, self.partitions, self.blank(), dict(self.published_status)
+        )
         self.ready = self.ready or caught_up
         VIEW_AGE.set_to_current_time()
         if self.on_view is not None:

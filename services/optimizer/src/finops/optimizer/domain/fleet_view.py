@@ -63,6 +63,10 @@ class FleetView:
         How many partitions the task types are spread over.
     blank
         The engine answering for a partition that has published nothing yet.
+    published_status
+        Each partition's planning status as it was published, taken before any view installed
+        the fleet price in its engine (a reader keeps an engine across views until its
+        partition publishes again); missing partitions are read from their engines.
 
     Examples
     --------
@@ -72,7 +76,11 @@ class FleetView:
     """
 
     def __init__(
-        self, engines: Mapping[int, OptimizerEngine], partitions: int, blank: OptimizerEngine
+        self,
+        engines: Mapping[int, OptimizerEngine],
+        partitions: int,
+        blank: OptimizerEngine,
+        published_status: Mapping[int, dict[str, Any]] | None = None,
     ) -> None:
         self.partitions = partitions
         self.engines = dict(engines)
@@ -92,7 +100,11 @@ class FleetView:
             for arm, spec in list(engine.arms.items()):
                 self.arms.setdefault(arm, spec)
         #: each partition's own planning status, as published (before the fleet price)
-        self.partition_status = {str(p): e.policy_status() for p, e in sorted(self.engines.items())}
+        published = published_status or {}
+        self.partition_status = {
+            str(p): published[p] if p in published else e.policy_status()
+            for p, e in sorted(self.engines.items())
+        }
         #: the fleet plan's status; empty without a fleet quality target
         self.fleet_status: dict[str, Any] = {}
         if parts and settings.policy.config.fleet_quality_target is not None:
