@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from finops.cli import failures
+from finops.cli.failures import explain
 from finops.cli.stack import Stack, StackSettings
 
 
@@ -40,3 +43,17 @@ def test_more_workers_than_learning_partitions_or_none_are_refused(
 ) -> None:
     with pytest.raises(ValidationError, match="optimizer_workers"):
         StackSettings(data_dir=tmp_path, optimizer_workers=workers)
+
+
+def test_a_bad_workers_variable_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINOPS_OPTIMIZER_WORKERS", "9")
+    with pytest.raises(ValidationError) as raised:
+        StackSettings()
+    failure = explain(raised.value)
+    assert failure is not None
+    assert failure.message == "FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6"
+
+
+def test_failures_doctests_pass() -> None:
+    result = doctest.testmod(failures)
+    assert result.attempted >= 1 and result.failed == 0

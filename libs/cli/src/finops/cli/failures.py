@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 START_STACK = "start the stack with `finops up --detach`"
 
 
@@ -68,6 +70,8 @@ def explain(exc: BaseException) -> CliError | None:
     for error in _chain(exc):
         if isinstance(error, CliError):
             return error
+        if isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES:
+            return _bad_settings(error)
     dependency = _dependency_in(exc)
     for error in _chain(exc):
         name = type(error).__name__
@@ -79,6 +83,33 @@ def explain(exc: BaseException) -> CliError | None:
         if isinstance(error, OSError) and error.filename is not None:
             return CliError(f"{error.filename}: {error.strerror or error}")
     return None
+
+
+#: settings read from ``FINOPS_*`` variables by the CLI (a bad value is the user's to fix)
+_SETTINGS_CLASSES = {"StackSettings", "CommonSettings"}
+
+
+def _bad_settings(error: ValidationError) -> CliError:
+    """``FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6``, per variable.
+
+    Examples
+    --------
+    >>> from pydantic import Field
+    >>> from pydantic_settings import BaseSettings, SettingsConfigDict
+    >>> class StackSettings(BaseSettings):
+    ...     model_config = SettingsConfigDict(env_prefix="FINOPS_")
+    ...     optimizer_workers: int = Field(1, le=6)
+    >>> try:
+    ...     StackSettings(optimizer_workers="9")
+    ... except ValidationError as exc:
+    ...     print(_bad_settings(exc).message)
+    FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6
+    """
+    problems = []
+    for problem in error.errors():
+        variable = "FINOPS_" + "_".join(str(part) for part in problem["loc"]).upper()
+        problems.append(f"{variable}={problem.get('input')}: {problem['msg']}")
+    return CliError("; ".join(problems))
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
