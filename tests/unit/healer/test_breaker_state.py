@@ -9,6 +9,9 @@ import random
 
 import pytest
 
+from finops.common.id_dedupe import IdDedupe
+from finops.healer.adapters.breaker_shards import BreakerShard
+from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain import breaker_state
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig, Transition
@@ -79,3 +82,15 @@ def test_a_detector_saved_by_another_river_version_starts_afresh():
         assert pickle.dumps(board.breakers[key].detector) != fresh  # it had learned
         assert pickle.dumps(breaker.detector) == fresh  # a new detector, warming up again
         assert breaker.window.calls == board.breakers[key].window.calls  # counts kept
+
+
+def test_a_shard_counts_an_outcome_of_an_unknown_kind_nowhere() -> None:
+    shard = BreakerShard(BreakerBoard(CONFIG), IdDedupe(1024))
+    event_id = "5b0e3b8e-2c1a-4f6e-9d7a-0b1c2d3e4f50"
+    bad = ProviderOutcome(event_id, "openai", "gpt-4o", failed=True, at=0.0, kind="no-such-kind")
+    with pytest.raises(ValueError):
+        shard.count(bad)
+    assert (shard.applied, len(shard.seen)) == (0, 0)
+    good = ProviderOutcome(event_id, "openai", "gpt-4o", failed=True, at=0.0, kind="rate_limit")
+    shard.count(good)  # the same id, now readable: counted, not taken for a duplicate
+    assert (shard.applied, len(shard.seen)) == (1, 1)

@@ -87,6 +87,27 @@ class IdDedupe:
         """Number of most recent distinct ids that are guaranteed to be remembered."""
         return self._gen_size * (self.generations - 1)
 
+    def resized(self, capacity: int) -> IdDedupe:
+        """This memory with another capacity (a setting changed since a checkpoint): its ids
+        are added again oldest generation first, so a smaller one keeps the most recent.
+
+        >>> d = IdDedupe(capacity=8, generations=4)
+        >>> for fp in range(8):
+        ...     _ = d.add(fp)
+        >>> small = d.resized(4)
+        >>> small.capacity, 7 in small, 0 in small
+        (4, True, False)
+        >>> d.resized(8) is d
+        True
+        """
+        if capacity == self.capacity:
+            return self
+        resized = IdDedupe(capacity, self.generations)
+        for generation in self._gens:
+            for fp in generation:
+                resized.add(fp)
+        return resized
+
     def to_state(self) -> dict[str, Any]:
         packed = []
         for g in self._gens:

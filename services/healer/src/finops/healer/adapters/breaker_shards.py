@@ -72,13 +72,14 @@ class BreakerShard:
 
     def count(self, outcome: ProviderOutcome) -> None:
         """Count one outcome in its breaker, once per event id."""
+        # parsed first: an outcome of an unknown kind is dead-lettered, never counted
+        kind = ErrorKind(outcome.kind or ErrorKind.UNKNOWN) if outcome.failed else None
         if not self.seen.add(fingerprint(uuid.UUID(outcome.event_id))):
             DUPLICATES.inc()
             return
         self.applied += 1
         UPDATES.inc()
-        if outcome.failed:
-            kind = ErrorKind(outcome.kind or ErrorKind.UNKNOWN)
+        if kind is not None:
             transition = self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
         else:
             transition = self.board.success(outcome.provider, outcome.model, at=outcome.at)
@@ -143,7 +144,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
                 state = saved.state_dict()
                 shard = BreakerShard(
                     board_from_state(state["board"], self.config),
-                    IdDedupe.from_state(state["seen"]),
+                    # a changed FINOPS_BREAKER_DEDUPE_IDS applies to restored partitions too
+                    IdDedupe.from_state(state["seen"]).resized(self.dedupe_ids),
                 )
                 return shard, saved.offsets, saved.cluster_id
             except (KeyError, ValueError, TypeError) as exc:
