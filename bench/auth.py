@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from finops.auth.domain.passwords import PasswordHashing
+from finops.cli.infra import INFRA
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
 from finops.common.auth import (
@@ -264,9 +265,9 @@ def main(args: argparse.Namespace) -> None:
         root = Path(tmp)
         settings = StackSettings(
             data_dir=root / "stack",
-            postgres_port=free_port(),
-            redis_port=free_port(),
-            kafka_port=free_port(),
+            # every component on a free port: the storage's default one may be another
+            # stack's (a quick run in the test suite failed at once on a taken port)
+            **{f"{component}_port": free_port() for component in INFRA},
             postgres_fsync=False,
             database_url=None,
             redis_url=None,
