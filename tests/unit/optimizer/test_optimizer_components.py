@@ -32,9 +32,9 @@ from finops.optimizer.domain.arms import (
 )
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
 from finops.optimizer.domain.policy import costs as policy_costs_mod
-from finops.optimizer.domain.policy import exploration as policy_exploration_mod
 from finops.optimizer.domain.policy import priors as policy_priors_mod
 from finops.optimizer.domain.policy import routing as policy_routing_mod
+from finops.optimizer.domain.policy import slack as policy_slack_mod
 
 
 @pytest.mark.parametrize(
@@ -53,9 +53,9 @@ from finops.optimizer.domain.policy import routing as policy_routing_mod
         features_mod,
         latency_sketch_mod,
         policy_costs_mod,
-        policy_exploration_mod,
         policy_priors_mod,
         policy_routing_mod,
+        policy_slack_mod,
         windows_mod,
     ],
 )

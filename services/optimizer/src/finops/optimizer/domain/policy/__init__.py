@@ -11,10 +11,12 @@ Where things are
 ``costs``          expected cost: per-task, pooled per arm, or an operator hint
 ``scoring``        price of cost, the quality floor (written once), feasibility, scores
 ``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials
+``slack``          the exploration budget from the quality slack, shared among lossy arms
 ``decision``       :class:`Decision` and its reason
 ``learning``       learning from one outcome: quality (contextual), cost, latency, drift
 ``priors``         empirical-Bayes priors of the quality posteriors
 ``planner``        the fleet planner: reference totals, pacing, shadow price
+``dual_solve``     the planner's dual solve over the cost/quality hull of a request window
 ``persistence``    the checkpoint format (``to_state`` / ``from_state``)
 =================  ===========================================================================
 
@@ -73,7 +75,7 @@ to one unlucky start.  When the exploration the arms want exceeds the budget, it
 the arms likeliest to beat the greedy one per unit of quality they are expected to give up
 (``slack_to_likely_better``).  An arm's first ``first_look`` outcomes on a task are exempt from the
 budget, unless a prior pooled from the family's other task types already tells what trying it
-gives up (``first_look_counts_prior``, see :func:`.exploration.looks`).  An arm never called
+gives up (``first_look_counts_prior``, see :func:`.slack.looks`).  An arm never called
 and without a list price (``cost_hints``: the live engine prices catalog arms with genai-prices)
 is priced as the task's dearest arm, not as free; one call tells its cost.
 

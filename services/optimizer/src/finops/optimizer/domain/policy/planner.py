@@ -33,14 +33,15 @@ number of arms, and there is no learning rate.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..arms import ArmStats
 from .config import Objective, PolicyConfig
+from .dual_solve import WindowHull, add_request, solve_price
 from .estimates import Estimates
-from .scoring import INF, argmax, feasible, phi, utilities
+from .scoring import phi
 from .task import TaskState
 
 __all__ = [
@@ -94,21 +95,6 @@ class RefTotal:
     variance: float
     #: the arm has no outcome on any task type yet (its total rests on its prior alone)
     unobserved: bool = False
-
-
-@dataclass(frozen=True, order=True)
-class _Breakpoint:
-    """Price at which one request switches to the next cheaper arm, and the quality change."""
-
-    price: float
-    quality_change: float
-
-
-@dataclass
-class _WindowHull:
-    base_q: float = 0.0  # planned quality at price 0
-    ref_q: float = 0.0  # reference quality on the window
-    breaks: list[_Breakpoint] = field(default_factory=list)
 
 
 def _total_variance(st: ArmStats) -> float:
@@ -282,7 +268,7 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
     x_rate = sum(s.exploration_loss * (s.traffic() / n_tot) for s in shares)
     t_plan = t_eff + x_rate * n_tot / ref
     hull = _window_hull(_merged_window(config.plan_window, shares, n_tot), ref_arm)
-    mu, mu_hi, mu_mix = _solve_price(hull, t_plan)
+    mu, mu_hi, mu_mix = solve_price(hull, t_plan)
     info = {
         "updates": sum(s.updates for s in shares),
         "reference_arm": ref_arm,
@@ -339,7 +325,7 @@ def _pacing_horizon(config: PolicyConfig, n_tot: int) -> float:
 
 
 def _headroom(
-    config: PolicyConfig, target: float, hull: _WindowHull, ref: float, n_tot: int, q_pol: float
+    config: PolicyConfig, target: float, hull: WindowHull, ref: float, n_tot: int, q_pol: float
 ) -> float:
     """The slack left to explore (``slack_from_headroom``): the quality ratio the price-0 plan
     (every request's best estimate) delivers on the window above the target, once the surplus
@@ -406,10 +392,10 @@ def _merged_window(
 
 def _window_hull(
     windows: Sequence[tuple[PlanShare, Sequence[PlannedRequest]]], ref_arm: str | None
-) -> _WindowHull:
+) -> WindowHull:
     """Quality at price 0, reference quality and the hull breakpoints of the window requests,
     each estimated by its own share."""
-    hull = _WindowHull()
+    hull = WindowHull()
     for share, requests in windows:
         cache: dict[str, tuple[TaskState, list[str], Objective]] = {}
         for request in requests:
@@ -427,75 +413,5 @@ def _window_hull(
                 hull.ref_q += qs[arm_keys.index(ref_arm)]
             else:
                 hull.ref_q += max(qs)
-            _add_request(hull, obj, est)
+            add_request(hull, obj, est)
     return hull
-
-
-def _add_request(hull: _WindowHull, obj: Objective, est: Estimates) -> None:
-    """Add one request: its best feasible arm at price 0, then walk the upper cost/quality
-    hull towards cheaper arms, one breakpoint per step."""
-    qs, cs = est.quality, est.cost
-    ok = feasible(obj, est)
-    if not any(ok):
-        hull.base_q += max(qs)
-        return
-    if obj.wtp_per_usd is not None:
-        us = utilities(obj, obj.wtp_per_usd, est)
-        hull.base_q += qs[argmax(us, cs, ok)]
-        return
-    u0 = utilities(obj, 0.0, est)
-    j = argmax(u0, cs, ok)
-    hull.base_q += qs[j]
-    while True:
-        best_k, best_bp = -1, INF
-        for i in range(len(qs)):
-            if ok[i] and cs[i] < cs[j]:
-                bp = (u0[j] - u0[i]) / (cs[j] - cs[i])
-                if bp < best_bp or (bp == best_bp and cs[i] < cs[best_k]):
-                    best_k, best_bp = i, bp
-        if best_k < 0:
-            break
-        hull.breaks.append(_Breakpoint(max(best_bp, 0.0), qs[best_k] - qs[j]))
-        j = best_k
-
-
-def _solve_price(hull: _WindowHull, t_eff: float) -> tuple[float, float, float]:
-    """Shadow price whose planned fleet quality on the window is ``t_eff``.
-
-    Returns ``(mu_lo, mu_hi, f)``: the breakpoints of all window requests are taken in
-    increasing order while the quality budget lasts; the requests at the marginal breakpoint
-    are split, a fraction ``f`` of them priced at ``mu_hi`` (switched to the cheaper arm)
-    and the rest at ``mu_lo``.  This randomised rounding matters when many requests share a
-    breakpoint (no prompt features, or a single task type).
-    """
-    budget = hull.base_q - t_eff * hull.ref_q
-    if budget <= 0:
-        return 0.0, 0.0, 0.0
-    if not hull.breaks:
-        # the quality target is slack and nothing cheaper is left: only cost matters
-        return INF, INF, 0.0
-    loss = 0.0
-    last = 0.0
-    for bp, group_loss, nxt in _breakpoint_groups(sorted(hull.breaks)):
-        if loss + group_loss > budget:
-            frac = (budget - loss) / group_loss if group_loss > 0 else 0.0
-            return 0.5 * (last + bp), 0.5 * (bp + nxt), frac
-        loss += group_loss
-        last = bp
-    # every switch is affordable: the quality constraint is slack, only cost matters
-    return INF, INF, 0.0
-
-
-def _breakpoint_groups(breaks: list[_Breakpoint]) -> Iterator[tuple[float, float, float]]:
-    """Sorted breakpoints grouped by price (within a relative 1e-9): ``(price, quality lost,
-    next group's price)``; the last group's "next" price is 4 x its own."""
-    i, n = 0, len(breaks)
-    while i < n:
-        bp = breaks[i].price
-        j = i
-        group_loss = 0.0
-        while j < n and breaks[j].price <= bp * (1.0 + 1e-9) + 1e-300:
-            group_loss -= breaks[j].quality_change
-            j += 1
-        yield bp, group_loss, breaks[j].price if j < n else 4.0 * bp
-        i = j
