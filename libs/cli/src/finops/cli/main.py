@@ -120,8 +120,12 @@ def up(
         )
     if detach:
         _up_detached(root, infra_only)
-        return
+    else:
+        _up_foreground(settings, infra_only)
 
+
+def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
+    """Start the stack in this process and supervise it until SIGTERM or Ctrl-C."""
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
