@@ -23,8 +23,8 @@ are adopted at once: the owner waits (at most ``adopt_wait_s``) until its circui
 read ``finops.circuits.v1`` up to its end, takes every published breaker keyed to the
 partition and checkpoints them, so an open breaker no outcome reaches is still half-opened on
 time, here and by the partition's later owners. When the view does not get there in time, a
-breaker adopts its published state when its next outcome arrives (and the partition is not
-checkpointed before an outcome arrives: the next start tries again).
+breaker adopts its published state when its next outcome arrives, and the adoption is tried
+again (with the same bound) before each checkpoint of the partition until it succeeds.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ class BreakerShard:
     applied: int = 0
     #: transitions of the current batch, published with it
     transitions: list[Transition] = field(default_factory=list)
+    #: an upgraded partition whose published breakers are not adopted yet (the circuits
+    #: topic was not read in time): tried again before each checkpoint
+    unadopted: bool = False
 
     def count(self, outcome: ProviderOutcome) -> None:
         """Count one outcome in its breaker, once per event id."""
@@ -150,8 +153,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self.alerts_topic = alerts_topic
         self.published = published
         self.adopt_wait_s = adopt_wait_s
-        #: whether the circuits topic was read to its end for the adoption under way (asked
-        #: once per adoption, when its first upgraded partition needs it)
+        #: whether the circuits topic was read to its end for the adoption or checkpoint under
+        #: way (asked once, when its first upgraded partition needs it)
         self._circuits_read: bool | None = None
         self.dedupe_ids = dedupe_ids
         self.tick_interval_s = tick_interval_s
@@ -195,10 +198,11 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         committed = await self.consumer.committed(tp)
         if committed is None:
             return self.new_shard(), {}, None
-        board = BreakerBoard(self.config, published=self.published.get)
-        if await self._adopt_published(partition, board):
+        shard = self.new_shard(BreakerBoard(self.config, published=self.published.get))
+        shard.unadopted = not await self._adopt_published(partition, shard.board)
+        if not shard.unadopted:
             self.dirty.add(partition)  # checkpointed soon, with the breakers no outcome reaches
-        return self.new_shard(board), {partition_key(tp): committed}, None
+        return shard, {partition_key(tp): committed}, None
 
     async def _adopt_published(self, partition: int, board: BreakerBoard) -> bool:
         """Put every published breaker keyed to ``partition`` into ``board`` once the circuits
@@ -209,8 +213,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             self._circuits_read = await self.published.read_to_now(self.adopt_wait_s)
         if not partitions or not self._circuits_read:
             log.warning(
-                "circuits topic not read in time: breakers adopt their published states when"
-                " their next outcome arrives",
+                "circuits topic not read in time: until a checkpoint finds it read, breakers"
+                " adopt their published states when their next outcome arrives",
                 extra={"partition": partition, "wait_s": self.adopt_wait_s},
             )
             return False
@@ -223,6 +227,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
     async def save_shard(
         self, partition: int, shard: BreakerShard, offsets: dict[str, int]
     ) -> bool:
+        if shard.unadopted:  # the view may have read the circuits topic since
+            shard.unadopted = not await self._adopt_published(partition, shard.board)
         return await self.store.save_at(
             self.checkpoint_name(partition),
             Checkpoint(shard.to_state(), offsets, shard.applied, self.cluster_id),
@@ -233,6 +239,10 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self._circuits_read = None
         await super().adopt(partitions)
         OWNED.set(len(self.shards))
+
+    async def checkpoint_locked(self) -> None:
+        self._circuits_read = None
+        await super().checkpoint_locked()
 
     def released(self, partition: int, shard: BreakerShard) -> None:
         OWNED.set(len(self.shards))
