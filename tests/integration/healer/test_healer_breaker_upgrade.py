@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -24,14 +23,6 @@ from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.settings import HealerSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def lab(infra_env: Any, tmp_path: Any) -> Any:
-    lab = CircuitLab(infra_env, tmp_path)
-    await lab.setup()
-    yield lab
-    await lab.close()
 
 
 async def commit_as_the_version_without_checkpoints(

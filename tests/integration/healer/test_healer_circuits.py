@@ -21,14 +21,6 @@ pytestmark = pytest.mark.integration
 OVERLOADED = "The model is overloaded. Please try again later."
 
 
-@pytest.fixture
-async def lab(infra_env: Any, tmp_path: Any) -> Any:
-    lab = CircuitLab(infra_env, tmp_path)
-    await lab.setup()
-    yield lab
-    await lab.close()
-
-
 async def circuits(client: Any, **params: str) -> dict[tuple[str, str], dict[str, Any]]:
     answer = await client.get("/api/healing/circuits", params=params, headers=auth("agent"))
     assert answer.status_code == 200, answer.text
