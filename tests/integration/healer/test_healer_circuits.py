@@ -21,14 +21,6 @@ pytestmark = pytest.mark.integration
 OVERLOADED = "The model is overloaded. Please try again later."
 
 
-@pytest.fixture
-async def lab(infra_env: Any, tmp_path: Any) -> Any:
-    lab = CircuitLab(infra_env, tmp_path)
-    await lab.setup()
-    yield lab
-    await lab.close()
-
-
 async def circuits(client: Any, **params: str) -> dict[tuple[str, str], dict[str, Any]]:
     answer = await client.get("/api/healing/circuits", params=params, headers=auth("agent"))
     assert answer.status_code == 200, answer.text
@@ -155,8 +147,8 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     models = [f"model-{i}" for i in range(12)]
     try:
         async with (
-            breaker_pipeline(settings, lambda: classifier, views[0].get, lab.store) as one,
-            breaker_pipeline(settings, lambda: classifier, views[1].get, lab.store) as other,
+            breaker_pipeline(settings, lambda: classifier, views[0], lab.store) as one,
+            breaker_pipeline(settings, lambda: classifier, views[1], lab.store) as other,
         ):
             # Split, not shared: each partition has one owner. The local broker (tansu) may,
             # when two members join at once, elect a leader in each of two generations for a
@@ -220,11 +212,11 @@ async def test_breakers_count_each_outcome_once_while_their_partitions_change_ha
         )
 
     try:
-        async with breaker_pipeline(settings, lambda: classifier, view.get, lab.store) as one:
+        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as one:
             await wait_until(lambda: len(one.shards) == 3, 60, "the first owner to own all")
             await send_round(7)
             await wait_until(counted_as_sent, 60, "the first round to be counted")
-            async with breaker_pipeline(settings, lambda: classifier, view.get, lab.store) as other:
+            async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as other:
                 await wait_until(
                     lambda: (
                         one.shards and other.shards and len(one.shards) + len(other.shards) == 3

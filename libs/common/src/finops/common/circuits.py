@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from finops.common.catch_up import CatchUp
+
 log = logging.getLogger(__name__)
 
 
@@ -177,6 +179,26 @@ class CircuitReader:
             # Written by the healer alone; an unreadable record is logged, not served.
             self.unreadable += 1
             log.error("unreadable circuit state", extra={"error": repr(exc)})
+
+    async def read_to_now(self, timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Wait until :meth:`run` has read every partition up to its end as of this call, so
+        the table holds every state published before it; False when ``timeout_s`` passed
+        first (the reader is not running, or the broker did not answer)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                tps = sorted(self.consumer.assignment(), key=lambda tp: tp.partition)
+                ends = await self.consumer.end_offsets(tps) if tps else {}
+                catch_up = CatchUp({tp.partition: end for tp, end in ends.items()})
+                while behind := catch_up.behind():
+                    for partition in behind:
+                        tp = TopicPartition(self.topic, partition)
+                        catch_up.positions[partition] = await self.consumer.position(tp)
+                    if catch_up.behind():
+                        # the positions move as run() reads on
+                        await asyncio.sleep(poll_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -52,7 +52,7 @@ def create_app(
             breaker_pipeline(
                 settings,
                 lambda: app.state.classifier,
-                app.state.circuits.get,
+                app.state.circuits,
                 PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
             ),
             _advice(app, settings),

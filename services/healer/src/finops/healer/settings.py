@@ -45,6 +45,9 @@ class HealerSettings(StreamSettings):
     #: how often a changed one is saved (seconds)
     breaker_checkpoint_name: str = "healer-breakers"
     breaker_checkpoint_interval_s: float = 5.0
+    #: how long a partition upgraded from the version without checkpoints waits for the
+    #: circuits topic to be read before adopting its published breakers (then: lazily)
+    breaker_adopt_wait_s: float = Field(5.0, gt=0)
     #: outcome ids each partition's breakers remember, to count a redelivered outcome once
     #: (the last three quarters of them are always remembered; they are in the checkpoint)
     breaker_dedupe_ids: int = Field(65_536, ge=1_024)

@@ -18,7 +18,13 @@ least once; an alert's id is a function of the transition, so a repeat is recogn
 
 A partition with no checkpoint is read from its beginning; on the first start after an
 upgrade from the version that kept no checkpoints, it resumes from the group's committed
-offset instead, its breakers starting from their published states, as that version did.
+offset instead, its breakers starting from their published states, as that version did. Those
+are adopted at once: the owner waits (at most ``adopt_wait_s``) until its circuits view has
+read ``finops.circuits.v1`` up to its end, takes every published breaker keyed to the
+partition and checkpoints them, so an open breaker no outcome reaches is still half-opened on
+time, here and by the partition's later owners. When the view does not get there in time, a
+breaker adopts its published state when its next outcome arrives, and the adoption is tried
+again (with the same bound) before each checkpoint of the partition until it succeeds.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
@@ -42,6 +48,7 @@ from finops.common.consumer import dead_letter
 from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.common.log_position import partition_key
 from finops.common.owned_partitions import OwnedPartitions, Resume
+from finops.common.partitions import partition_for
 from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breakers import BreakerBoard, BreakerConfig, Transition
@@ -59,6 +66,23 @@ TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state 
 OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
 
 
+class PublishedCircuits(Protocol):
+    """What ``finops.circuits.v1`` says: a
+    :class:`~finops.healer.adapters.circuits.CircuitsView`."""
+
+    def get(self, provider: str, model: str) -> CircuitState | None:
+        """A breaker's last published state."""
+        ...
+
+    def all(self) -> list[CircuitState]:
+        """Every breaker's last published state."""
+        ...
+
+    async def read_to_now(self, timeout_s: float) -> bool:
+        """Wait until every state published before the call is read; False on timeout."""
+        ...
+
+
 @dataclass
 class BreakerShard:
     """The breakers of one outcome partition and the event ids of the outcomes they counted."""
@@ -69,6 +93,9 @@ class BreakerShard:
     applied: int = 0
     #: transitions of the current batch, published with it
     transitions: list[Transition] = field(default_factory=list)
+    #: an upgraded partition whose published breakers are not adopted yet (the circuits
+    #: topic was not read in time): tried again before each checkpoint
+    unadopted: bool = False
 
     def count(self, outcome: ProviderOutcome) -> None:
         """Count one outcome in its breaker, once per event id."""
@@ -93,8 +120,8 @@ class BreakerShard:
 class BreakerShards(OwnedPartitions[BreakerShard]):
     """The breakers of the outcome partitions this instance owns, checkpointed and published.
 
-    ``published`` looks up a breaker's last published state (for a partition without a
-    checkpoint, see the module's docstring).
+    ``published`` is what the circuits topic says, for a partition without a checkpoint (see
+    the module's docstring); ``adopt_wait_s`` bounds the wait for it to be read.
     """
 
     def __init__(
@@ -109,7 +136,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         name: str,
         circuits_topic: str,
         alerts_topic: str,
-        published: Callable[[str, str], CircuitState | None],
+        published: PublishedCircuits,
+        adopt_wait_s: float = 5.0,
         dedupe_ids: int = 65_536,
         checkpoint_interval_s: float = 5.0,
         tick_interval_s: float = 1.0,
@@ -124,6 +152,10 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self.circuits_topic = circuits_topic
         self.alerts_topic = alerts_topic
         self.published = published
+        self.adopt_wait_s = adopt_wait_s
+        #: whether the circuits topic was read to its end for the adoption or checkpoint under
+        #: way (asked once, when its first upgraded partition needs it)
+        self._circuits_read: bool | None = None
         self.dedupe_ids = dedupe_ids
         self.tick_interval_s = tick_interval_s
         #: outcomes counted by this instance since it started, in shards it may have released
@@ -166,12 +198,37 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         committed = await self.consumer.committed(tp)
         if committed is None:
             return self.new_shard(), {}, None
-        shard = self.new_shard(BreakerBoard(self.config, published=self.published))
+        shard = self.new_shard(BreakerBoard(self.config, published=self.published.get))
+        shard.unadopted = not await self._adopt_published(partition, shard.board)
+        if not shard.unadopted:
+            self.dirty.add(partition)  # checkpointed soon, with the breakers no outcome reaches
         return shard, {partition_key(tp): committed}, None
+
+    async def _adopt_published(self, partition: int, board: BreakerBoard) -> bool:
+        """Put every published breaker keyed to ``partition`` into ``board`` once the circuits
+        topic is read up to its end; False (each adopts its state lazily, when its next
+        outcome arrives) when it was not read in time."""
+        partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
+        if self._circuits_read is None:
+            self._circuits_read = await self.published.read_to_now(self.adopt_wait_s)
+        if not partitions or not self._circuits_read:
+            log.warning(
+                "circuits topic not read in time: until a checkpoint finds it read, breakers"
+                " adopt their published states when their next outcome arrives",
+                extra={"partition": partition, "wait_s": self.adopt_wait_s},
+            )
+            return False
+        # outcomes are keyed by their breaker's key, with the producer's default partitioner
+        for state in self.published.all():
+            if partition_for(state.key, partitions) == partition:
+                board.breaker(state.provider, state.model)
+        return True
 
     async def save_shard(
         self, partition: int, shard: BreakerShard, offsets: dict[str, int]
     ) -> bool:
+        if shard.unadopted:  # the view may have read the circuits topic since
+            shard.unadopted = not await self._adopt_published(partition, shard.board)
         return await self.store.save_at(
             self.checkpoint_name(partition),
             Checkpoint(shard.to_state(), offsets, shard.applied, self.cluster_id),
@@ -179,8 +236,13 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         )
 
     async def adopt(self, partitions: set[int]) -> None:
+        self._circuits_read = None
         await super().adopt(partitions)
         OWNED.set(len(self.shards))
+
+    async def checkpoint_locked(self) -> None:
+        self._circuits_read = None
+        await super().checkpoint_locked()
 
     def released(self, partition: int, shard: BreakerShard) -> None:
         OWNED.set(len(self.shards))

@@ -129,6 +129,11 @@ class CircuitsView:
     def all(self) -> list[CircuitState]:
         return self.table.all()
 
+    async def read_to_now(self, timeout_s: float) -> bool:
+        """Wait until this view holds every state published before the call (False when
+        ``timeout_s`` passed first)."""
+        return await self.reader.read_to_now(timeout_s)
+
     async def start(self) -> None:
         await self.reader.start()
         self._task = asyncio.create_task(self.reader.run(self._stop), name="healer-circuits")

@@ -23,14 +23,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.checkpoints import PostgresCheckpointStore
-from finops.common.circuits import CircuitState
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import finish
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.partitions import HANDLE_AT_ONCE
-from finops.healer.adapters.breaker_shards import BreakerShards
+from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain.breakers import BreakerConfig, counts_against_provider
 from finops.healer.domain.classify import ErrorClassifier
@@ -134,7 +133,7 @@ def forwarding_loop(
 async def breaker_pipeline(
     settings: HealerSettings,
     classifier: Callable[[], ErrorClassifier],
-    published: Callable[[str, str], CircuitState | None],
+    published: PublishedCircuits,
     store: PostgresCheckpointStore,
 ) -> AsyncIterator[BreakerShards]:
     """The breakers' consumers, producer and loops, running for the ``with`` block; yields
@@ -165,6 +164,7 @@ async def breaker_pipeline(
         circuits_topic=settings.circuits_topic,
         alerts_topic=settings.alerts_topic,
         published=published,
+        adopt_wait_s=settings.breaker_adopt_wait_s,
         dedupe_ids=settings.breaker_dedupe_ids,
         checkpoint_interval_s=settings.breaker_checkpoint_interval_s,
         tick_interval_s=settings.breaker_publish_interval_s,

@@ -25,14 +25,14 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from finops.common.catch_up import CatchUp
 from finops.common.id_dedupe import fingerprint
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
@@ -47,41 +47,6 @@ VIEW_AGE = Gauge(
     "finops_optimizer_view_built_timestamp_seconds", "When this replica's view was last built"
 )
 UNREADABLE = Counter("finops_optimizer_unreadable_snapshots_total", "Snapshots not understood")
-
-
-@dataclass
-class CatchUp:
-    """How far a reader of a log still is from the end offsets it saw when it started.
-
-    Parameters
-    ----------
-    ends
-        The log-end offset of each partition when the reader started.
-    positions
-        The next offset the reader reads in each partition, as far as it has been told (a
-        partition not told yet counts as behind).
-
-    Examples
-    --------
-    An empty partition is read as soon as its position is known (it is its end):
-
-    >>> catch_up = CatchUp({0: 3, 1: 0, 2: 5})
-    >>> catch_up.behind()
-    [0, 1, 2]
-    >>> catch_up.positions.update({0: 1, 1: 0, 2: 5})
-    >>> catch_up.behind()
-    [0]
-    >>> catch_up.positions[0] = 3
-    >>> catch_up.behind()
-    []
-    """
-
-    ends: Mapping[int, int]
-    positions: dict[int, int] = field(default_factory=dict)
-
-    def behind(self) -> list[int]:
-        """The partitions not yet read up to their end at the start."""
-        return sorted(p for p, end in self.ends.items() if self.positions.get(p, -1) < end)
 
 
 class ShardSnapshotReader:

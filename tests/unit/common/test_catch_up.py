@@ -1,16 +1,17 @@
-"""A replica of partitioned learning is ready once it has read every partition state published
-before it started (issue 14's known limit: it answered from an empty view meanwhile)."""
+"""A reader is caught up once it has read every partition up to its end at a moment (the
+optimizer's view at its start: issue 14's known limit was an answer from an empty view; the
+healer's breakers when they adopt an upgraded partition)."""
 
 from __future__ import annotations
 
 import doctest
 
-from finops.optimizer.adapters import shard_snapshots as shard_snapshots_mod
-from finops.optimizer.adapters.shard_snapshots import CatchUp
+from finops.common import catch_up as catch_up_mod
+from finops.common.catch_up import CatchUp
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(shard_snapshots_mod, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(catch_up_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
 
