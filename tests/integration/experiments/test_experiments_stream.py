@@ -101,5 +101,8 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         await lab.publish(more)
         final = await lab.counted(client, eid, 450)
         assert [v["n"] for v in final["variants"]] == [225, 225]
-        assert final["duplicates_dropped"] == 100
+        # Every retried event was dropped. The pipeline is at least once, so a record stage 1
+        # forwarded twice (a producer retry, a commit lost to a rebalance) is dropped here too
+        # and counted with them (docs/experiments.md): at least the 100 retries, never fewer.
+        assert final["duplicates_dropped"] - after_restart["duplicates_dropped"] >= 100
         assert final["status"] == "running" and final["decision"] is None
