@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -37,6 +37,22 @@ async def finish(task: asyncio.Task[Any], timeout: float) -> None:
         return
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+async def run_together(*loops: Coroutine[Any, Any, None]) -> None:
+    """Run a stage's loops side by side until all return; when one fails, cancel the others and
+    raise its error.
+
+    ``asyncio.gather`` would raise the failure but leave the other loops running unowned (a
+    forwarder still forwarding for an analysis that died), and the service half alive.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(loop)
+    except BaseExceptionGroup as failed:
+        # one loop's failure, as its own exception: the log and the caller see what broke
+        raise failed.exceptions[0] from None
 
 
 @asynccontextmanager

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.consumer import dead_letter
+from finops.common.lifespan import run_together
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
@@ -171,7 +172,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         if self.forwarder is None:
             await super().run(stop)
         else:
-            await asyncio.gather(self.forwarder.run(stop), super().run(stop))
+            await run_together(self.forwarder.run(stop), super().run(stop))
 
     async def handle(self, partition: int, shard: ExperimentAnalysis, records: list[Any]) -> None:
         """Analyse a partition's tagged events; a record that is not one is dead-lettered."""

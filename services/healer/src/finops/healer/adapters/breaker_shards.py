@@ -46,6 +46,7 @@ from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
 from finops.common.circuits import CircuitState
 from finops.common.consumer import dead_letter
 from finops.common.id_dedupe import IdDedupe, fingerprint
+from finops.common.lifespan import run_together
 from finops.common.log_position import partition_key
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
@@ -305,4 +306,4 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
                     await asyncio.wait_for(stop.wait(), self.tick_interval_s)
                 await self.tick(time.time())
 
-        await asyncio.gather(super().run(stop), ticks())
+        await run_together(super().run(stop), ticks())

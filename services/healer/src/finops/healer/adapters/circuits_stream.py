@@ -26,7 +26,7 @@ from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import finish
+from finops.common.lifespan import finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
@@ -174,7 +174,7 @@ async def breaker_pipeline(
     await owners.start()
     stop = asyncio.Event()
     runner = asyncio.create_task(
-        _run_both(calls.run(stop), owners.run(stop)), name="healer-breakers"
+        run_together(calls.run(stop), owners.run(stop)), name="healer-breakers"
     )
     try:
         yield owners
@@ -184,7 +184,3 @@ async def breaker_pipeline(
         await calls.consumer.stop()
         await owners.consumer.stop()
         await producer.stop()
-
-
-async def _run_both(*loops: Awaitable[None]) -> None:
-    await asyncio.gather(*loops)

@@ -33,7 +33,8 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.common.catch_up import CatchUp
-from finops.common.id_dedupe import fingerprint
+from finops.common.id_dedupe import IdDedupe, fingerprint
+from finops.common.lifespan import run_together
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
@@ -202,18 +203,37 @@ class PartitionedLearning:
         async with shards.lock:
             if BUDGET_ALERTS_PARTITION not in shards.shards:
                 return
-            for alert in view.budgets.due_alerts():
-                alert_fingerprint = fingerprint(uuid.UUID(alert.alert_id))
-                if alert_fingerprint in shards.budget_alerts_raised:
-                    continue
-                try:
-                    sent = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
-                    await sent
-                except KafkaError as exc:  # still due at the next view: raised then
-                    log.error("budget alert not raised", extra={"error": repr(exc)})
-                    return
-                shards.budget_alerts_raised.add(alert_fingerprint)
-                shards.dirty.add(BUDGET_ALERTS_PARTITION)
+            sends = await self._queue_unraised(view, shards.budget_alerts_raised)
+            # their acknowledgements awaited together: one round trip under the lock, not one
+            # per alert
+            acks = await asyncio.gather(*(ack for _key, ack in sends), return_exceptions=True)
+            for (key, _ack), outcome in zip(sends, acks, strict=True):
+                if isinstance(outcome, KafkaError):  # still due at the next view: raised then
+                    log.error("budget alert not raised", extra={"error": repr(outcome)})
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    shards.budget_alerts_raised.add(key)
+                    shards.dirty.add(BUDGET_ALERTS_PARTITION)
+
+    async def _queue_unraised(
+        self, view: FleetView, raised: IdDedupe
+    ) -> list[tuple[int, asyncio.Future[Any]]]:
+        """Queue the view's due alerts not raised yet, in order, each with its id's fingerprint
+        and its acknowledgement; one that cannot be queued stops the rest (due at the next
+        view)."""
+        sends: list[tuple[int, asyncio.Future[Any]]] = []
+        for alert in view.budgets.due_alerts():
+            key = fingerprint(uuid.UUID(alert.alert_id))
+            if key in raised:
+                continue
+            try:
+                ack = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
+            except KafkaError as exc:
+                log.error("budget alert not raised", extra={"error": repr(exc)})
+                break
+            sends.append((key, ack))
+        return sends
 
     @property
     def engine(self) -> FleetView:
@@ -251,4 +271,4 @@ class PartitionedLearning:
         }
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self.forwarder.run(stop), self.shards.run(stop), self.reader.run(stop))
+        await run_together(self.forwarder.run(stop), self.shards.run(stop), self.reader.run(stop))

@@ -17,7 +17,7 @@ The tracker does not dedupe events: feed it the events :meth:`SpendAnalytics.obs
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -265,22 +265,20 @@ class BudgetTracker:
                     best = p
         return best
 
-    def due_alerts(
-        self, at: datetime | float | None = None, emitted: Collection[str] = frozenset()
-    ) -> list[Alert]:
+    def due_alerts(self, at: datetime | float | None = None) -> list[Alert]:
         """The threshold and forecast alerts whose condition holds as of ``at`` (default: the
-        newest event time), whether fired before or not, less those whose ``alert_id`` is in
-        ``emitted``: for a tracker that does not fire alerts itself (:meth:`merged`). The ids
-        are deterministic per budget, period and threshold, so a caller that polls passes the
-        ids it has sent; an alert whose condition no longer holds at the next poll (a forecast
-        that fell back, a period that ended) is not reported.
+        newest event time), whether fired before or not: for a tracker that does not fire
+        alerts itself (:meth:`merged`). The ids are deterministic per budget, period and
+        threshold, so a caller that polls skips the ids it has sent; an alert whose condition
+        no longer holds at the next poll (a forecast that fell back, a period that ended) is
+        not reported.
         """
         alerts: list[Alert] = []
         for b in self.budgets():
             st, ts = self._view(b, at)
             unfired = BurnState.unpack(st.pack())
             unfired.fired = []
-            alerts += [a for a in check_alerts(b, unfired, ts) if a.alert_id not in emitted]
+            alerts += check_alerts(b, unfired, ts)
         return alerts
 
     @classmethod
