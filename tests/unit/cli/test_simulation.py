@@ -223,6 +223,8 @@ def test_an_experiment_takes_only_the_prompts_every_variant_can_serve():
     long_prompts = [
         t.input_tokens for t in make_tasks(42, 2000, 4) if t.task_type.name == "summarize"
     ]
-    assert sum(not summarize.serves(n) for n in long_prompts) == sum(
-        n >= 130_000 for n in long_prompts
-    ) > 0
+    assert (
+        sum(not summarize.serves(n) for n in long_prompts)
+        == sum(n >= 130_000 for n in long_prompts)
+        > 0
+    )

@@ -203,13 +203,12 @@ class OperatorApi:
         while True:
             try:
                 resp = await self.http.get(f"{url}/api/experiments/{experiment.id}/results")
-            except httpx.HTTPError:
+            except httpx.HTTPError:  # restarting: the pacing waits, the outcome gives up
                 resp = None
-            if resp is not None:
-                resp.raise_for_status()
+            if resp is not None and resp.status_code == 200:
                 results = resp.json()
-                samples = sum(int(v["n"]) for v in results.get("variants", []))
-                if samples >= experiment.tagged_events or results["status"] != "running":
+                counted = sum(_samples(results)) >= experiment.tagged_events
+                if counted or results["status"] != "running":
                     return results
             if time.monotonic() > deadline:
                 return results
@@ -225,8 +224,7 @@ class OperatorApi:
         if results is None:
             return False
         if results["status"] == "running":
-            counted = sum(int(v["n"]) for v in results.get("variants", []))
-            return counted >= experiment.tagged_events
+            return sum(_samples(results)) >= experiment.tagged_events
         experiment.running = False
         if not (results.get("decision") or {}).get("winner"):
             return True
@@ -241,7 +239,7 @@ class OperatorApi:
         results = await self.counted_results(experiment, deadline)
         if results is None:
             raise CliError(f"the experiments service gave no results for {experiment.name}")
-        samples = [int(v["n"]) for v in results.get("variants", [])]
+        samples = _samples(results)
         decision = results.get("decision") or {}
         winner = decision.get("winner")
         reason = decision.get("reason")
@@ -265,12 +263,24 @@ class OperatorApi:
         """Whether the optimizer pins the winner (it reads the decision asynchronously)."""
         url = self.endpoints.service_url("optimizer") + "/api/recommendations"
         while True:
-            resp = await self.http.get(url, params={"task_type": experiment.plan.task_type})
-            if resp.status_code == 200 and experiment.id in str(resp.json().get("reason", "")):
+            try:
+                resp = await self.http.get(url, params={"task_type": experiment.plan.task_type})
+            except httpx.HTTPError:  # the optimizer is restarting
+                resp = None
+            if (
+                resp is not None
+                and resp.status_code == 200
+                and experiment.id in str(resp.json().get("reason", ""))
+            ):
                 return True
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(poll_s)
+
+
+def _samples(results: dict[str, Any]) -> list[int]:
+    """Events per variant in an experiment's results."""
+    return [int(v["n"]) for v in results.get("variants", [])]
 
 
 def _code(resp: httpx.Response) -> str | None:
