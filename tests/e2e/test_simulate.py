@@ -19,7 +19,7 @@ def test_the_default_simulation_saves_keeps_quality_heals_and_its_json_adds_up(s
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         # The issues' figures are those of the default run (2,000 tasks, 4 agents, seed 42;
-        # 1-3 min on a shared machine). Its saving used to swing (0.23 to 0.59): when the
+        # 1-8 min on a shared machine). Its saving used to swing (0.23 to 0.59): when the
         # summarize experiment's analysis caught up, and which variant its 130k-token prompts
         # were hashed to, moved it; the run now paces on the experiments too, keeps prompts a
         # variant cannot fit out of the experiment and chooses each round's models in task
