@@ -22,8 +22,8 @@ def test_the_default_simulation_saves_keeps_quality_heals_and_its_json_adds_up(s
         # 1-8 min on a shared machine). Its saving used to swing (0.23 to 0.59): when the
         # summarize experiment's analysis caught up, and which variant its 130k-token prompts
         # were hashed to, moved it; the run now paces on the experiments too, keeps prompts a
-        # variant cannot fit out of the experiment and chooses each round's models in task
-        # order (docs/simulator.md, the figures before and after).
+        # variant cannot fit out of the experiment, salts it with the seed and chooses each
+        # round's models in task order (docs/simulator.md, the figures before and after).
         run = finops("simulate", "--json", env=stack_env, timeout=600)
     finally:
         down = finops("down", env=stack_env)

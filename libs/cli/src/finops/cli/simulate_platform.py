@@ -138,9 +138,19 @@ class OperatorApi:
         await self.http.aclose()
 
     async def start_experiment(
-        self, plan: ExperimentPlan, run_id: str, min_samples: int, timeout_s: float = 30.0
+        self,
+        plan: ExperimentPlan,
+        run_id: str,
+        min_samples: int,
+        seed: int,
+        timeout_s: float = 30.0,
     ) -> RunningExperiment:
-        """Define and start ``plan``'s experiment; waits until its task type is known."""
+        """Define and start ``plan``'s experiment; waits until its task type is known.
+
+        Its salt comes from the run's seed: every run with the seed assigns each task the same
+        variant, so the experiment meets the same answers and decides at the same point (with
+        a random salt, one run happened to give gpt-4o-mini tasks it answered worse, and the
+        experiment never decided: half of its tasks went to gpt-4o to the end)."""
         url = self.endpoints.service_url("experiments") + "/api/experiments"
         name = f"sim-{run_id}-{plan.task_type}-{plan.kind.replace('_', '-')}"
         body = {
@@ -151,6 +161,7 @@ class OperatorApi:
                 {"name": "B", "model": plan.treatment.name, "provider": plan.treatment.provider},
             ],
             "min_samples": min_samples,
+            "salt": f"finops-simulate-{seed}-{plan.task_type}",
         }
         deadline = time.monotonic() + timeout_s
         while True:

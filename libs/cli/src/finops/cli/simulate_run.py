@@ -320,7 +320,7 @@ async def _start_experiments(
     run_id = uuid.uuid4().hex[:6]
     outcomes = []
     started = await asyncio.gather(
-        *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
+        *(api.start_experiment(plan, run_id, max(10, calls // 40), fleet.seed) for plan in PLANS),
         return_exceptions=True,
     )
     for experiment in started:
