@@ -178,6 +178,37 @@ async def test_assignment_is_sticky_follows_the_weights_and_needs_its_scope(api)
     assert first.json()["experiment_id"] == eid
 
 
+async def test_experiments_given_the_same_salt_assign_every_unit_alike(api) -> None:
+    async def variants(body: dict) -> list[str]:
+        created = await api.post("/api/experiments", json=body, headers=api.operator)
+        assert created.status_code == 201, created.text
+        eid = created.json()["id"]
+        await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+        return [
+            (
+                await api.get(
+                    f"/api/experiments/{eid}/assignment",
+                    params={"unit": f"task-{i}"},
+                    headers=api.agent,
+                )
+            ).json()["variant"]
+            for i in range(64)
+        ]
+
+    task_type = await known_task_type(api)
+    salted = await variants(definition(task_type, salt="seed-42"))
+    assert set(salted) == {"A", "B"}
+    assert await variants(definition(task_type, salt="seed-42")) == salted
+    # a random salt of its own: 64 units landing alike by chance is a 2^-64 event
+    assert await variants(definition(task_type)) != salted
+    for bad in ("", "s" * 129, 42):
+        refused = await api.post(
+            "/api/experiments", json=definition(task_type, salt=bad), headers=api.operator
+        )
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "validation_error"
+
+
 async def test_a_bandit_starts_from_the_declared_weights(api) -> None:
     task_type = await known_task_type(api)
     body = definition(task_type, allocation="bandit")

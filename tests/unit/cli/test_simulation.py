@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from finops.cli import simulate_platform
 from finops.cli.simulation import catalog, faults, fleet, providers, strategies, tally
 from finops.cli.simulation.catalog import GPT_4O, GPT_4O_MINI, MODELS, STRONGEST, TASK_TYPES
 from finops.cli.simulation.faults import (
@@ -25,7 +26,9 @@ from finops.cli.simulation.strategies import Healing, NaiveRetries
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
 
 
-@pytest.mark.parametrize("module", [catalog, faults, fleet, providers, strategies, tally])
+@pytest.mark.parametrize(
+    "module", [catalog, faults, fleet, providers, strategies, tally, simulate_platform]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
@@ -209,3 +212,19 @@ def _raises(attempt) -> bool:
 
 def _run(coroutine):
     return asyncio.run(coroutine)
+
+
+def test_an_experiment_takes_only_the_prompts_every_variant_can_serve():
+    summarize, knowledge = simulate_platform.PLANS
+    assert summarize.task_type == "summarize"  # gpt-4o against gpt-4o-mini: 128k windows
+    assert summarize.serves(128_000) and not summarize.serves(128_001)
+    # the A/A runs claude-haiku-4-5 in both variants: a 200k window
+    assert knowledge.serves(150_000) and not knowledge.serves(200_001)
+    long_prompts = [
+        t.input_tokens for t in make_tasks(42, 2000, 4) if t.task_type.name == "summarize"
+    ]
+    assert (
+        sum(not summarize.serves(n) for n in long_prompts)
+        == sum(n >= 130_000 for n in long_prompts)
+        > 0
+    )

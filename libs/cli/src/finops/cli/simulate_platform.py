@@ -54,6 +54,22 @@ class ExperimentPlan:
     control: SimModel
     treatment: SimModel
 
+    def serves(self, input_tokens: int) -> bool:
+        """Whether a prompt of ``input_tokens`` fits every variant's context window.
+
+        An experiment compares its variants on the requests each of them can serve: a prompt
+        beyond a variant's window measures the healer's trim, not the variant, and one
+        130k-token prompt that lands on the dear variant by the unit's hash weighs as much as
+        dozens of ordinary calls. The agent asks the optimizer for such a prompt instead.
+
+        Examples
+        --------
+        >>> plan = ExperimentPlan("cheaper_variant", "summarize", GPT_4O, GPT_4O_MINI)
+        >>> plan.serves(3_000), plan.serves(130_000)
+        (True, False)
+        """
+        return all(input_tokens <= m.context_window for m in (self.control, self.treatment))
+
 
 PLANS = (
     ExperimentPlan("cheaper_variant", "summarize", GPT_4O, GPT_4O_MINI),
@@ -122,9 +138,19 @@ class OperatorApi:
         await self.http.aclose()
 
     async def start_experiment(
-        self, plan: ExperimentPlan, run_id: str, min_samples: int, timeout_s: float = 30.0
+        self,
+        plan: ExperimentPlan,
+        run_id: str,
+        min_samples: int,
+        seed: int,
+        timeout_s: float = 30.0,
     ) -> RunningExperiment:
-        """Define and start ``plan``'s experiment; waits until its task type is known."""
+        """Define and start ``plan``'s experiment; waits until its task type is known.
+
+        Its salt comes from the run's seed: every run with the seed assigns each task the same
+        variant, so the experiment meets the same answers and decides at the same point (with
+        a random salt, one run happened to give gpt-4o-mini tasks it answered worse, and the
+        experiment never decided: half of its tasks went to gpt-4o to the end)."""
         url = self.endpoints.service_url("experiments") + "/api/experiments"
         name = f"sim-{run_id}-{plan.task_type}-{plan.kind.replace('_', '-')}"
         body = {
@@ -135,6 +161,7 @@ class OperatorApi:
                 {"name": "B", "model": plan.treatment.name, "provider": plan.treatment.provider},
             ],
             "min_samples": min_samples,
+            "salt": f"finops-simulate-{seed}-{plan.task_type}",
         }
         deadline = time.monotonic() + timeout_s
         while True:
@@ -177,22 +204,53 @@ class OperatorApi:
                 return False
             await asyncio.sleep(0.2)
 
+    async def counted_results(
+        self, experiment: RunningExperiment, deadline: float, poll_s: float = 0.5
+    ) -> dict[str, Any] | None:
+        """The experiment's results once the analysis has counted every tagged event or has
+        stopped it (at the deadline: as they are; None when the service does not answer)."""
+        url = self.endpoints.service_url("experiments")
+        results: dict[str, Any] | None = None
+        while True:
+            try:
+                resp = await self.http.get(f"{url}/api/experiments/{experiment.id}/results")
+            except httpx.HTTPError:  # restarting: the pacing waits, the outcome gives up
+                resp = None
+            if resp is not None and resp.status_code == 200:
+                results = resp.json()
+                counted = sum(_samples(results)) >= experiment.tagged_events
+                if counted or results["status"] != "running":
+                    return results
+            if time.monotonic() > deadline:
+                return results
+            await asyncio.sleep(poll_s)
+
+    async def experiment_caught_up(self, experiment: RunningExperiment, timeout_s: float) -> bool:
+        """Wait until the experiments service has analysed every tagged event of
+        ``experiment`` and, once it has decided for a winner, until the optimizer recommends
+        the winner (False at the deadline). Marks the experiment not running once the
+        analysis has ended it, so that no task takes an assignment after the decision."""
+        deadline = time.monotonic() + timeout_s
+        results = await self.counted_results(experiment, deadline, poll_s=0.2)
+        if results is None:
+            return False
+        if results["status"] == "running":
+            return sum(_samples(results)) >= experiment.tagged_events
+        experiment.running = False
+        if not (results.get("decision") or {}).get("winner"):
+            return True
+        return await self._promoted(experiment, deadline, poll_s=0.2)
+
     async def outcome(
         self, experiment: RunningExperiment, timeout_s: float = 60.0
     ) -> ExperimentOutcome:
         """Its results once the analysis has counted every tagged event (or at the deadline),
         and whether the optimizer now recommends its winner."""
-        url = self.endpoints.service_url("experiments")
         deadline = time.monotonic() + timeout_s
-        while True:
-            resp = await self.http.get(f"{url}/api/experiments/{experiment.id}/results")
-            resp.raise_for_status()
-            results = resp.json()
-            samples = [int(v["n"]) for v in results.get("variants", [])]
-            counted = sum(samples) >= experiment.tagged_events
-            if counted or results["status"] != "running" or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        results = await self.counted_results(experiment, deadline)
+        if results is None:
+            raise CliError(f"the experiments service gave no results for {experiment.name}")
+        samples = _samples(results)
         decision = results.get("decision") or {}
         winner = decision.get("winner")
         reason = decision.get("reason")
@@ -210,16 +268,30 @@ class OperatorApi:
             reason,
         )
 
-    async def _promoted(self, experiment: RunningExperiment, deadline: float) -> bool:
+    async def _promoted(
+        self, experiment: RunningExperiment, deadline: float, poll_s: float = 0.5
+    ) -> bool:
         """Whether the optimizer pins the winner (it reads the decision asynchronously)."""
         url = self.endpoints.service_url("optimizer") + "/api/recommendations"
         while True:
-            resp = await self.http.get(url, params={"task_type": experiment.plan.task_type})
-            if resp.status_code == 200 and experiment.id in str(resp.json().get("reason", "")):
+            try:
+                resp = await self.http.get(url, params={"task_type": experiment.plan.task_type})
+            except httpx.HTTPError:  # the optimizer is restarting
+                resp = None
+            if (
+                resp is not None
+                and resp.status_code == 200
+                and experiment.id in str(resp.json().get("reason", ""))
+            ):
                 return True
             if time.monotonic() > deadline:
                 return False
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(poll_s)
+
+
+def _samples(results: dict[str, Any]) -> list[int]:
+    """Events per variant in an experiment's results."""
+    return [int(v["n"]) for v in results.get("variants", [])]
 
 
 def _code(resp: httpx.Response) -> str | None:

@@ -126,19 +126,29 @@ class FleetRun:
     done: int = 0
 
     async def work(self, tasks: list[Task], done: Callable[[], None]) -> None:
-        """Every agent works through its own tasks, in order, all agents at once."""
-        mine: list[list[Task]] = [[] for _ in self.clients]
+        """One round: each task's model is chosen first, one task after the other in task
+        order, then every agent works through its own tasks, in order, all agents at once.
+
+        Choosing first makes the choices the same from run to run: every recommendation and
+        assignment of the round is asked of the state the platform had at the round's start
+        (the pacing waited for it), in the same order, instead of of whatever the services had
+        read of the round's calls when a concurrent agent asked. A round is a few simulated
+        minutes (``ROUND_TASKS``), in which a real fleet's optimizer would learn little.
+        """
+        mine: list[list[tuple[Task, Choice]]] = [[] for _ in self.clients]
         for task in tasks:
-            mine[task.agent].append(task)
+            mine[task.agent].append((task, await self._choose(self.clients[task.agent], task)))
         await asyncio.gather(
             *(self._agent(self.clients[n], queue, done) for n, queue in enumerate(mine))
         )
 
     async def _agent(
-        self, client: AsyncFinOpsClient, tasks: list[Task], done: Callable[[], None]
+        self,
+        client: AsyncFinOpsClient,
+        tasks: list[tuple[Task, Choice]],
+        done: Callable[[], None],
     ) -> None:
-        for task in tasks:
-            choice = await self._choose(client, task)
+        for task, choice in tasks:
             outcome = await self._call(client, task, choice)
             self.tally.add(outcome)
             self.timeline.add_optimized(outcome)
@@ -187,7 +197,7 @@ class FleetRun:
         if untried:  # every model once per task type, so the optimizer knows each arm
             return Choice(untried.pop(0))
         experiment = self.experiments.get(kind)
-        if experiment and experiment.running:
+        if experiment and experiment.running and experiment.plan.serves(task.input_tokens):
             try:
                 assigned = await client.assign(experiment.id, unit=f"task-{task.number}")
             except RequestRefused as refused:
@@ -256,15 +266,19 @@ ROUND_TASKS = 20
 
 @dataclass
 class Pacing:
-    """Keeps the optimizer's view as of the simulated clock.
+    """Keeps the optimizer's and the experiments' view as of the simulated clock.
 
     The run compresses two hours into seconds; in a real fleet the optimizer reads a call's
-    event long before the next tasks come. So after the warm-up and after every round of
-    tasks the agents send what they hold and the run waits until the optimizer has read every
-    answered call (``GET /api/stats/summary``). Without it the choices, and the saving, would
-    depend on how far a loaded machine let the optimizer fall behind (a 600-task run saved 19 %
-    or 35 %). A wait that times out (the optimizer down for good) is said once, and the run
-    goes on without waiting again.
+    event long before the next tasks come, and an experiment's analysis looks at it as soon.
+    So after the warm-up and after every round of tasks the agents send what they hold and the
+    run waits until the optimizer has read every answered call (``GET /api/stats/summary``)
+    and every running experiment's analysis has counted every tagged answer (its results);
+    an experiment the analysis has decided takes no more assignments, and the run waits until
+    the optimizer recommends its winner. Without it the choices, and the saving, would depend
+    on how far a loaded machine let the services fall behind: a 600-task run saved 19 % or
+    35 %, and the summarize experiment kept sending half its tasks to gpt-4o for as long as
+    its analysis lagged. A wait that times out (a service down for good) is said once, and
+    the run goes on without waiting again.
     """
 
     api: OperatorApi
@@ -281,11 +295,21 @@ class Pacing:
             await client.flush(timeout=120)
         answered = sum(fleet.models_used.values())
         if not await self.api.optimizer_caught_up(self.read_before + answered, timeout_s):
-            self.given_up = True
-            self.warn(
-                f"the optimizer had not read the fleet's calls after {timeout_s:.0f} s; "
-                "the run goes on without waiting for it"
-            )
+            self._give_up(f"the optimizer had not read the fleet's calls after {timeout_s:.0f} s")
+            return
+        for experiment in fleet.experiments.values():
+            if experiment.running and not await self.api.experiment_caught_up(
+                experiment, timeout_s
+            ):
+                self._give_up(
+                    f"experiment {experiment.name} was not analysed up to the fleet's calls, "
+                    f"or its winner not adopted, after {timeout_s:.0f} s"
+                )
+                return
+
+    def _give_up(self, why: str) -> None:
+        self.given_up = True
+        self.warn(f"{why}; the run goes on without waiting for it")
 
 
 async def _start_experiments(
@@ -296,7 +320,7 @@ async def _start_experiments(
     run_id = uuid.uuid4().hex[:6]
     outcomes = []
     started = await asyncio.gather(
-        *(api.start_experiment(plan, run_id, max(10, calls // 40)) for plan in PLANS),
+        *(api.start_experiment(plan, run_id, max(10, calls // 40), fleet.seed) for plan in PLANS),
         return_exceptions=True,
     )
     for experiment in started:
@@ -342,8 +366,9 @@ async def run_simulation(
     rounds = max(ROUND_TASKS, calls // 100)
     try:
         pacing = Pacing(api, clients, await api.optimizer_events() or 0, warn)
-        await fleet.work(tasks[:warm_up], progress)
-        await pacing.sync(fleet, timeout_s=120)
+        for start in range(0, warm_up, rounds):
+            await fleet.work(tasks[start : min(start + rounds, warm_up)], progress)
+            await pacing.sync(fleet, timeout_s=120)  # services may still be joining groups
         outcomes = await _start_experiments(api, fleet, calls, warn)
         for start in range(warm_up, len(tasks), rounds):
             await fleet.work(tasks[start : start + rounds], progress)

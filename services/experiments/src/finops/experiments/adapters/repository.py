@@ -82,7 +82,11 @@ class ExperimentRepository:
                 names,
             )
 
-    async def create(self, definition: Definition, actor: str) -> Experiment:
+    async def create(
+        self, definition: Definition, actor: str, salt: str | None = None
+    ) -> Experiment:
+        """Define a draft experiment; ``salt`` (default: a random one) is what fixed splits
+        hash each unit with."""
         experiment_id = str(uuid.uuid4())
         async with self.pool.acquire() as conn, conn.transaction():
             try:
@@ -93,7 +97,7 @@ class ExperimentRepository:
                     definition.name,
                     definition.task_type,
                     json.dumps(definition.to_dict()),
-                    secrets.token_hex(16),
+                    salt or secrets.token_hex(16),
                     actor,
                 )
             except asyncpg.UniqueViolationError as exc:

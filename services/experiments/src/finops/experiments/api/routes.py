@@ -79,6 +79,10 @@ class ExperimentIn(RequestBody):
     min_samples: Count = Field(100, ge=10, le=10_000_000)
     max_duration_s: Number = Field(DEFAULT_MAX_DURATION_S, gt=0, le=366 * 24 * 3600)
     alpha: Number = 0.05
+    #: what fixed splits hash each unit with (default: a random one per experiment); two
+    #: experiments given the same salt assign every unit alike, e.g. a seeded simulation run
+    #: again, or the same buckets tested again
+    salt: str | None = Field(None, min_length=1, max_length=128)
 
 
 @router.post(
@@ -89,7 +93,8 @@ class ExperimentIn(RequestBody):
     description=(
         "Scope `experiments:write`. The first variant is the control. Weights: all given "
         "(positive, summing to 1) or none (equal split). The task type must have been seen "
-        "on agent.cost.v1."
+        "on agent.cost.v1. `salt` (optional) is what fixed splits hash each unit with: "
+        "experiments given the same salt assign every unit alike (default: a random one)."
     ),
     responses={
         **AUTH_ERRORS,
@@ -121,7 +126,7 @@ async def create_experiment(
         max_duration_s=body.max_duration_s,
         alpha=body.alpha,
     )
-    experiment = await repo.create(definition, principal.username)
+    experiment = await repo.create(definition, principal.username, salt=body.salt)
     return experiment.to_api()
 
 
