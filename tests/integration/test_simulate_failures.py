@@ -1,12 +1,20 @@
-"""`finops simulate` without a stack to run against: one line saying what to start."""
+"""`finops simulate` without a stack to run against: one line saying what to start; and its
+count of lost events."""
 
 from __future__ import annotations
+
+import json
+import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
 from finops.cli.process import free_port
+from finops.cli.simulate_platform import lost_events
+from finops.common.kafka import ensure_topics, make_producer
+from finops.common.settings import CommonSettings
+from finops.common.topics import AGENT_COST, AGENT_ERROR
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +45,18 @@ def test_without_the_auth_service_it_names_the_auth_service(infra_env):
         f"error: cannot reach the auth service at {auth} — check that it runs and that "
         "FINOPS_AUTH_URL is right\n"
     )
+
+
+async def test_lost_events_counts_the_acknowledged_ids_on_neither_topic(infra_env):
+    settings = CommonSettings(service_name="test")
+    await ensure_topics(settings, [AGENT_COST, AGENT_ERROR])
+    on_cost, on_error, never_sent = (str(uuid.uuid4()) for _ in range(3))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(AGENT_COST.name, json.dumps({"id": on_cost}).encode())
+        await producer.send_and_wait(AGENT_ERROR.name, json.dumps({"id": on_error}).encode())
+    finally:
+        await producer.stop()
+    assert await lost_events({on_cost, on_error}, quiet_s=(1.0,)) == 0
+    assert await lost_events({on_cost, on_error, never_sent}, quiet_s=(1.0, 1.0)) == 1

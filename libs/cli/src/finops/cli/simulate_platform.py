@@ -308,9 +308,12 @@ def _message(resp: httpx.Response) -> str:
         return resp.text[:300]
 
 
-async def lost_events(sent: set[str], timeout_s: float = 120.0) -> int:
+async def lost_events(
+    sent: set[str], timeout_s: float = 120.0, quiet_s: tuple[float, ...] = (2.0, 15.0)
+) -> int:
     """How many of ``sent`` (ids ingest acknowledged) are on neither agent.cost.v1 nor
-    agent.error.v1, read back from the broker from the earliest offset."""
+    agent.error.v1, read back from the broker from the earliest offset (a read per
+    ``quiet_s``, each ending after that many quiet seconds, while ids are missing)."""
     import json
 
     from finops.common.kafka import read_topic
@@ -319,14 +322,20 @@ async def lost_events(sent: set[str], timeout_s: float = 120.0) -> int:
 
     settings = CommonSettings(service_name="cli")
     seen: set[str] = set()
-    for topic in (AGENT_COST.name, AGENT_ERROR.name):
-        async for record in read_topic(
-            settings, topic, idle_s=2.0, timeout_s=timeout_s, until=lambda: sent <= seen
-        ):
-            try:
-                event_id = json.loads(record.value)["id"]
-            except (ValueError, KeyError, TypeError):
-                continue  # not an event of this run
-            if event_id in sent:
-                seen.add(event_id)
+    # A read ends after a quiet spell (the local broker's end offsets cannot be trusted). A
+    # loaded machine can stall a read longer than the first one, so ids still missing get a
+    # second, patient read before they are called lost.
+    for idle_s in quiet_s:
+        for topic in (AGENT_COST.name, AGENT_ERROR.name):
+            async for record in read_topic(
+                settings, topic, idle_s=idle_s, timeout_s=timeout_s, until=lambda: sent <= seen
+            ):
+                try:
+                    event_id = json.loads(record.value)["id"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # not an event of this run
+                if event_id in sent:
+                    seen.add(event_id)
+        if sent <= seen:
+            break
     return len(sent - seen)
