@@ -43,7 +43,7 @@ def _weak_picks_on_new_families(target: float, first_look_slack_z: float | None)
 
 
 def test_at_a_strict_target_weak_arms_get_few_first_looks():
-    charged = _weak_picks_on_new_families(0.99, 1.0)
+    charged = _weak_picks_on_new_families(0.99, 0.0)
     exempt = _weak_picks_on_new_families(0.99, None)
     # exempt: a look of each of four weak arms on each of three families
     assert exempt >= 12
@@ -52,7 +52,7 @@ def test_at_a_strict_target_weak_arms_get_few_first_looks():
 
 def test_the_legacy_setting_keeps_first_looks_exempt():
     assert LEGACY_SETTINGS["first_look_slack_z"] is None
-    assert PolicyConfig().first_look_slack_z == 1.0
+    assert PolicyConfig().first_look_slack_z == 0.0
 
 
 def test_docstring_examples_run():

@@ -7,18 +7,21 @@ exploring the arm gives up.  But each look costs the quality the arm falls short
 one, whatever the budget says: at a 1 % target, three looks of ten weak arms on each of thirty
 task types spend several times what the target leaves before the plan can make up for it.
 
-The rule (``PolicyConfig.first_look_slack_z``): the first looks of a request are exempt only
-for as much as their *pessimistic* cost fits what the target leaves.  A look of arm ``i`` may
-cost ``q_greedy - (q_i - z sd_i)`` -- the greedy estimate less the arm's lower bound
-``z`` standard deviations under its estimate, which before the first pull is its prior (pooled
-from sibling task types or from the arm's other families); the charged looks together may
+The rule (``PolicyConfig.first_look_slack_z``, ``z``): the first looks of a request are exempt
+only for as much as their cost fits what the target leaves.  A look of arm ``i`` costs
+``q_greedy - (q_i - z sd_i)`` -- the greedy estimate less the arm's estimate lowered by ``z``
+standard deviations, which before the first pull is its prior (pooled from sibling task types
+or from the arm's other families).  ``z = 0``, the default, charges the expected cost: on the
+11-model synthetic set at 0.99 the pessimistic cost (``z = 1``) also charged a strong arm
+with an unlucky start once it had dropped out of the reference candidates, and one seed
+settled on the second-best arm as the reference (ratio 0.900).  The charged looks together may
 cost at most the slack allowance per request (:func:`.slack.slack_allowance`: a share of
 ``1 - target`` of the greedy quality, or of the plan's headroom when that is less).  When they
 cost more, the first looks of the arms that cannot be the fleet's best one (not a reference
 candidate of the last re-plan) are scaled down alike to fit; an arm that may be the best is
 looked at whatever it costs, the target being measured against it.  The allowance is
 ``1 - target`` times the greedy quality: five times larger at 0.95 than at 0.99, so looks the
-slack pays for are unchanged and a strict target looks at an arm known (or feared) to be weak
+slack pays for are unchanged and a strict target looks at an arm known to be weak
 rarely, and late -- after its siblings' outcomes have given it a prior that counts as looks
 (``first_look_counts_prior``) or the plan has built headroom.  Identification of an arm that
 may beat the best by more than the slack (``identify_beyond_slack``) is not a first look and
