@@ -121,6 +121,13 @@ class PolicyConfig:
     #: ``default_prior_strength``) counts its pseudo-observations as looks: sibling task types
     #: already tell what exploring the arm gives up (``False``: only the arm's own outcomes)
     first_look_counts_prior: bool = True
+    #: with a fleet target: those first looks are exempt only as far as their quality cost --
+    #: the greedy estimate less the arm's estimate (its prior, before the first pull) lowered by
+    #: this many standard deviations -- fits the slack allowance per request; beyond it those
+    #: of arms that cannot be the fleet's best one are scaled down alike (see
+    #: :mod:`.first_looks`).  A strict target does not pay three looks of every weak arm on
+    #: every task type (``None``: always exempt)
+    first_look_slack_z: float | None = 0.0
     #: with a fleet target: an arm cheaper than the greedy one whose chance of reaching
     #: ``target x`` the task's best estimate lies between this risk and one minus it is
     #: *undecided*; undecided arms share the slack budget and are sampled until the test
@@ -222,4 +229,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "drift_explore_from_slack": False,
     "identify_beyond_slack": False,
     "slack_from_headroom": False,
+    "first_look_slack_z": None,
 }

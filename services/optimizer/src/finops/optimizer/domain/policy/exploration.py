@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .config import Objective, PolicyConfig
 from .estimates import Estimates
+from .first_looks import charge_first_looks
 from .scoring import INF, argmax, feasible, phi, quality_floor, utilities
 from .slack import drift_floor, fit_slack, looks, slack_allowance
 from .task import TaskState
@@ -283,14 +284,16 @@ def _floor_and_fair_trials(
     if others > limit:
         probs = [p * limit / others if i != g else 0.0 for i, p in enumerate(probs)]
     if cfg.fleet_quality_target is not None and cfg.explore_slack_share is not None:
-        first_look = [
-            max(
-                probs[i] if looks(cfg, task.arms[a]) < cfg.first_look else 0.0,
-                choice.identifying.get(i, 0.0),
-            )
+        allowance = slack_allowance(cfg, inp.est.quality[g], inp.headroom)
+        unseen = [
+            probs[i] if looks(cfg, task.arms[a]) < cfg.first_look else 0.0
             for i, a in enumerate(inp.arm_keys)
         ]
-        allowance = slack_allowance(cfg, inp.est.quality[g], inp.headroom)
+        # an arm that may be the fleet's best one is looked at whatever it costs: the target
+        # is measured against it
+        charged = [a not in inp.ref_candidates for a in inp.arm_keys]
+        unseen = charge_first_looks(cfg, inp.est, g, unseen, charged, allowance)
+        first_look = [max(p, choice.identifying.get(i, 0.0)) for i, p in enumerate(unseen)]
         fit_slack(cfg, inp.est, g, probs, per_arm_floor, first_look, allowance)
     probs[g] = 0.0
     probs[g] = 1.0 - sum(probs)
