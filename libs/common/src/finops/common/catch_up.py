@@ -8,7 +8,7 @@ the healer's breakers before they adopt the published states of an upgraded part
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -45,3 +45,18 @@ class CatchUp:
     def behind(self) -> list[int]:
         """The partitions not yet read up to their end at that moment."""
         return sorted(p for p, end in self.ends.items() if self.positions.get(p, -1) < end)
+
+    async def behind_now(self, position: Callable[[int], Awaitable[int]]) -> list[int]:
+        """The partitions still behind once ``position`` (the reader's next offset in a
+        partition, e.g. the consumer's) is asked again for each partition that was behind.
+
+        >>> import asyncio
+        >>> read_to = {0: 3, 1: 2}
+        >>> async def position(partition: int) -> int:
+        ...     return read_to[partition]
+        >>> asyncio.run(CatchUp({0: 3, 1: 5}).behind_now(position))
+        [1]
+        """
+        for partition in self.behind():
+            self.positions[partition] = await position(partition)
+        return self.behind()

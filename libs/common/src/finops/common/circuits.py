@@ -189,16 +189,14 @@ class CircuitReader:
                 tps = sorted(self.consumer.assignment(), key=lambda tp: tp.partition)
                 ends = await self.consumer.end_offsets(tps) if tps else {}
                 catch_up = CatchUp({tp.partition: end for tp, end in ends.items()})
-                while behind := catch_up.behind():
-                    for partition in behind:
-                        tp = TopicPartition(self.topic, partition)
-                        catch_up.positions[partition] = await self.consumer.position(tp)
-                    if catch_up.behind():
-                        # the positions move as run() reads on
-                        await asyncio.sleep(poll_s)
+                while await catch_up.behind_now(self._position):
+                    await asyncio.sleep(poll_s)  # the positions move as run() reads on
         except TimeoutError:
             return False
         return True
+
+    async def _position(self, partition: int) -> int:
+        return await self.consumer.position(TopicPartition(self.topic, partition))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -116,10 +116,10 @@ class ShardSnapshotReader:
         """Whether every partition is read up to its end at the start (positions updated)."""
         if self.catch_up is None:
             return False
-        for partition in self.catch_up.behind():
-            tp = TopicPartition(self.topic, partition)
-            self.catch_up.positions[partition] = await self.consumer.position(tp)
-        return not self.catch_up.behind()
+        return not await self.catch_up.behind_now(self._position)
+
+    async def _position(self, partition: int) -> int:
+        return await self.consumer.position(TopicPartition(self.topic, partition))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
