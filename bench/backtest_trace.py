@@ -7,7 +7,7 @@ ratio, expected exploration loss per request as a share of the best model's qual
 block's requests served at shadow price 0, i.e. with the plan saturated) and the block's traffic
 per model.  A diagnostic, not a figure: it records nothing in ``bench/out``.
 
-    .venv/bin/python bench/backtest_trace.py FILE [--target 0.95] [--seed 0] [--block 240]
+    .venv/bin/python bench/backtest_trace.py FILE [--target 0.95] [--seed 0] [--block 240] [--arms]
 
 ``FILE`` may also name a synthetic set of ``bench/backtest.py`` (``synthetic_one_task_12_models``
 or ``synthetic_11_models``); it is written to a temporary folder first.
@@ -51,8 +51,9 @@ def _best_model(data: Outcomes) -> tuple[float, float]:
     return sums[best][0] / n, sums[best][1] / n
 
 
-def trace(data: Outcomes, target: float, seed: int, block: int) -> None:
-    """Replay ``data`` and print one line per ``block`` requests."""
+def trace(data: Outcomes, target: float, seed: int, block: int, arms: bool = False) -> None:
+    """Replay ``data`` and print one line per ``block`` requests (with ``arms``, then each arm's
+    estimate on each task type)."""
     # the arms of bench/backtest.py's replay, in the same order: the same decisions
     arm_of = {m: Arm(m, REPLAY_PROVIDER, REPLAY_CONFIG).key for m in data.models}
     model_of = {a: m for m, a in arm_of.items()}
@@ -91,7 +92,21 @@ def trace(data: Outcomes, target: float, seed: int, block: int) -> None:
                 f"  price 0: {current.saturated / sum(current.traffic.values()):4.0%}"
                 f"  reference {model_of.get(st.get('reference_arm') or '', '-')}  |  {picks}"
             )
+            if arms:
+                _print_arms(policy, model_of, sorted({r.task_type for r in data.prompts}))
             current = _Block()
+
+
+def _print_arms(policy: RoutingPolicy, model_of: dict[str, str], task_types: list[str]) -> None:
+    """Each task type's arms, the best estimate first: quality +- sd (outcomes)."""
+    for task_type in task_types:
+        summary = policy.arm_summary(task_type)
+        ranked = sorted(summary.items(), key=lambda kv: -kv[1]["quality"])
+        cells = [
+            f"{model_of[a]} {s['quality']:.3f}+-{s['quality_sd']:.3f} ({s['observations']})"
+            for a, s in ranked
+        ]
+        print(f"        {task_type}: " + "  ".join(cells))
 
 
 def main() -> int:
@@ -100,6 +115,7 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.95, help="fleet quality target")
     parser.add_argument("--seed", type=int, default=0, help="prompt order and policy seed")
     parser.add_argument("--block", type=int, default=240, help="requests per line")
+    parser.add_argument("--arms", action="store_true", help="also print every arm's estimate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.file)
@@ -108,7 +124,7 @@ def main() -> int:
             path = Path(tmp) / synthetic[0]
             SYNTHETIC_SETS[synthetic[0]](path)
         data = load_outcomes(str(path))
-    trace(data, args.target, args.seed, args.block)
+    trace(data, args.target, args.seed, args.block, args.arms)
     return 0
 
 

@@ -68,8 +68,9 @@ expected quality that non-greedy picks give up against the greedy arm is capped 
 ``explore_slack_share`` x ``(1 - target)`` x the greedy arm's quality (a 1 % target leaves 1 %
 to lose; trying ten weak arms at a fixed rate would spend several times that), down to the
 exploration floor.  Arms cheaper than the greedy one whose chance of reaching ``target`` x the
-task's best estimate is *undecided* -- between ``threshold_test_risk`` and one minus it -- are
-sampled, sharing that budget, until the test decides: a near-threshold cheap arm (the whole
+task's best estimate is *undecided* -- an anytime-valid test at the risk ``threshold_test_risk``
+has not decided (``threshold_test_mixture``) -- are sampled, sharing that budget likeliest to
+pass first, until the test decides: a near-threshold cheap arm (the whole
 saving at a 0.95 target when it sits at 95 % of the best) is identified instead of being left
 to one unlucky start.  When the exploration the arms want exceeds the budget, it goes first to
 the arms likeliest to beat the greedy one per unit of quality they are expected to give up

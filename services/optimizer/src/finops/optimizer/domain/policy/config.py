@@ -133,6 +133,12 @@ class PolicyConfig:
     #: *undecided*; undecided arms share the slack budget and are sampled until the test
     #: decides (``None``: no such tests, such arms are left to Thompson exploration)
     threshold_test_risk: float | None = 0.05
+    #: the threshold test is anytime-valid: it decides only when a normal-mixture confidence
+    #: sequence (mixing over this many pseudo-observations) leaves the bar on one side, so the
+    #: stated risk holds however often the test is looked at -- the test is looked at on every
+    #: request, and the fixed-sample rule rejects an arm whose first outcomes were unlucky far
+    #: more often than the stated risk (``None``: the fixed-sample rule)
+    threshold_test_mixture: float | None = 10.0
 
     # --- cost ---------------------------------------------------------------------------------
     #: an arm never called and without a list price is priced as the task's dearest arm
@@ -220,6 +226,7 @@ LEGACY_SETTINGS: dict[str, object] = {
     "explore_slack_share": None,
     "price_unseen_as_dearest": False,
     "threshold_test_risk": None,
+    "threshold_test_mixture": None,
     "first_look_counts_prior": False,
     "slack_to_likely_better": False,
     "prior_leaves_task_out": False,

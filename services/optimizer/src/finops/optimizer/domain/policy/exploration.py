@@ -219,13 +219,12 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
     An arm cheaper than the greedy one may be the saving a target leaves room for (an arm at
     95 % of the best's quality, 15 x cheaper, is the whole saving at a 0.95 target) -- or not.
     Left to Thompson exploration, one unlucky start leaves it looking worse than it is and it
-    is rarely sampled again; mixed in forever, it spends quality.  Here each such arm whose
-    chance of reaching ``target x`` the task's best estimate is between ``threshold_test_risk``
-    and one minus it is sampled until that chance leaves the band (the test decides, with the
-    stated risk; an arm with fewer than ``explore_min_obs`` outcomes of its own is rejected only
-    at the square of that risk); the
-    undecided arms share the slack budget, each at the rate its expected
-    quality loss against the greedy arm allows.
+    is rarely sampled again; mixed in forever, it spends quality.  Here each such arm is tested
+    for reaching ``target x`` the task's best estimate, with the risk ``threshold_test_risk`` of
+    a wrong decision (see :func:`_undecided`), and sampled until the test decides.  The
+    undecided arms share the slack budget: the likeliest to pass first, each at the whole rate
+    its expected quality loss against the greedy arm allows while the budget lasts (the legacy
+    fixed-sample test: shared equally).
     """
     cfg, est, g = inp.config, inp.est, choice.greedy
     target, risk, share = cfg.fleet_quality_target, cfg.threshold_test_risk, cfg.explore_slack_share
@@ -233,24 +232,64 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
         return
     qs, vs, cs = est.quality, est.variance, est.cost
     bar = target * max(qs)
-    undecided = []
-    for i, arm in enumerate(inp.arm_keys):
-        if i == g or cs[i] >= cs[g]:
-            continue
-        p_reach = phi((qs[i] - bar) / math.sqrt(vs[i]))
-        # on a handful of outcomes a normal approximation is trusted to reject an arm only
-        # at a far smaller risk (the square of the stated one)
-        thin = inp.task.arms[arm].quality.n < cfg.explore_min_obs
-        if (risk * risk if thin else risk) <= p_reach <= 1 - risk:
-            undecided.append(i)
+    z_of = {i: (qs[i] - bar) / math.sqrt(vs[i]) for i in range(len(qs)) if i != g and cs[i] < cs[g]}
+    undecided = [
+        i
+        for i, z in z_of.items()
+        if _undecided(cfg, risk, z, inp.task.arms[inp.arm_keys[i]].quality.n)
+    ]
     if not undecided:
         return
-    allowance = slack_allowance(cfg, qs[g], inp.headroom) / len(undecided)
+    allowance = slack_allowance(cfg, qs[g], inp.headroom)
+    anytime = cfg.threshold_test_mixture is not None
+    if anytime:
+        undecided.sort(key=lambda i: (-z_of[i], i))
+    else:
+        allowance /= len(undecided)
     for i in undecided:
         loss = qs[g] - qs[i]
         rate = cfg.max_explore_step if loss <= 0.0 else min(allowance / loss, cfg.max_explore_step)
+        if anytime:
+            allowance -= rate * max(loss, 0.0)
         if rate > choice.probs[i]:
             choice.probs[i] = rate
+
+
+def _undecided(config: PolicyConfig, risk: float, z: float, n: float) -> bool:
+    """Whether a threshold test at ``z`` standard deviations from the bar after ``n`` outcomes
+    of the arm has not decided yet (see ``PolicyConfig.threshold_test_mixture``).
+
+    Examples
+    --------
+    >>> config = PolicyConfig(fleet_quality_target=0.95)
+    >>> _undecided(config, 0.05, -2.0, 50), _undecided(config, 0.05, -3.5, 50)
+    (True, False)
+    >>> fixed = PolicyConfig(fleet_quality_target=0.95, threshold_test_mixture=None)
+    >>> _undecided(fixed, 0.05, -2.0, 50)
+    False
+    """
+    mixture = config.threshold_test_mixture
+    if mixture is None:
+        p_reach = phi(z)
+        # on a handful of outcomes a normal approximation is trusted to reject an arm only
+        # at a far smaller risk (the square of the stated one)
+        low = risk * risk if n < config.explore_min_obs else risk
+        return low <= p_reach <= 1 - risk
+    return abs(z) < anytime_boundary(max(n, 1.0), mixture, risk)
+
+
+def anytime_boundary(n: float, mixture: float, risk: float) -> float:
+    """Two-sided normal-mixture boundary (Robbins; Howard et al., 2021) in standard errors:
+    a mean of ``n`` sub-Gaussian outcomes crosses it at any ``n`` with probability at most
+    ``risk``.
+
+    Examples
+    --------
+    >>> [round(anytime_boundary(n, 10.0, 0.05), 2) for n in (10, 100, 1000)]
+    [4.02, 3.28, 3.48]
+    """
+    ratio = n / mixture
+    return math.sqrt((1.0 + 1.0 / ratio) * (math.log1p(ratio) + 2.0 * math.log(2.0 / risk)))
 
 
 def _floor_and_fair_trials(
