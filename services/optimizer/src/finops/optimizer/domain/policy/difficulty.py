@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = ["Cell", "task_difficulties"]
 
+
 @dataclass(frozen=True)
 class Cell:
     """One arm's outcomes on one task type of a family: their count and mean."""
