@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .config import PolicyConfig
-from .difficulty import Cell, task_difficulties
+from .difficulty import Cell, less_difficulty, task_difficulties
 from .keys import arm_of_key, scoped_key
 from .task import TaskState
 
@@ -152,11 +152,9 @@ def _pooled_difficulty(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> 
 
 
 def _less_difficulty(rows: list[_TaskObs], difficulty: Mapping[str, float]) -> list[_TaskObs]:
-    """The rows with each task type's difficulty taken out of its mean (kept in [0, 1])."""
-    if not difficulty:
-        return rows
+    """The rows with each task type's difficulty taken out of its mean."""
     return [
-        replace(r, mu=min(max(r.mu - difficulty.get(r.task_type, 0.0), 0.0), 1.0)) for r in rows
+        replace(r, mu=less_difficulty(r.n, r.mu, difficulty.get(r.task_type, 0.0))) for r in rows
     ]
 
 
