@@ -15,6 +15,7 @@ Where things are
 ``decision``       :class:`Decision` and its reason
 ``learning``       learning from one outcome: quality (contextual), cost, latency, drift
 ``priors``         empirical-Bayes priors of the quality posteriors
+``difficulty``     task difficulty in a family (two-way fit), taken out of pooled priors
 ``planner``        the fleet planner: reference totals, pacing, shadow price
 ``dual_solve``     the planner's dual solve over the cost/quality hull of a request window
 ``persistence``    the checkpoint format (``to_state`` / ``from_state``)

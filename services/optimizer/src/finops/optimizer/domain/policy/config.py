@@ -154,6 +154,11 @@ class PolicyConfig:
     #: a prior pooled from fewer task types than that leaves the task type's own outcomes
     #: out (``False``: they are counted in the prior and again in the posterior)
     prior_leaves_task_out: bool = True
+    #: such a pooled prior takes each task type's difficulty out of the arm's outcomes there
+    #: (a two-way task + arm fit of the family, :mod:`.difficulty`): an arm tried on the hard
+    #: task types and one tried on the easy ones are compared on the task types they share
+    #: (``False``: each arm's plain mean over the task types it happened to serve)
+    prior_adjusts_difficulty: bool = True
 
     # --- contextual residual models ---------------------------------------------------------
     contextual: bool = True
@@ -230,6 +235,7 @@ LEGACY_SETTINGS: dict[str, object] = {
     "first_look_counts_prior": False,
     "slack_to_likely_better": False,
     "prior_leaves_task_out": False,
+    "prior_adjusts_difficulty": False,
     "aim_margin_of_reference": False,
     "quality_drift_bernoulli_scale": False,
     "drift_forgetting": 1.0 - 1e-4,

@@ -16,10 +16,11 @@ strength is ``m = v_within / tau2`` pseudo-observations.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .config import PolicyConfig
+from .difficulty import Cell, less_difficulty, task_difficulties
 from .keys import arm_of_key, scoped_key
 from .task import TaskState
 
@@ -107,6 +108,7 @@ class PriorTable:
         level1 = {key: _fit_level1(config, rows) for key, rows in groups.items()}
         self.by_family_arm = {k: Prior(v.g, v.m, v.v_w) for k, v in level1.items()}
         diff = _difficulties(groups, level1)
+        pooled_difficulty = _pooled_difficulty(config, tasks)
         level2: dict[str, _Level2] = {}
         for key, rows in groups.items():
             fit = _fit_level2(config, rows, level1[key], arm_of_key(key), diff)
@@ -117,7 +119,8 @@ class PriorTable:
                 key = scoped_key(task.family, arm)
                 pooled = level1.get(key)
                 if config.prior_leaves_task_out and pooled and not pooled.across_tasks:
-                    base = _left_out(k0, groups[key], task_type, arm_tot[arm])
+                    rows = _less_difficulty(groups[key], pooled_difficulty)
+                    base = _left_out(k0, rows, task_type, arm_tot[arm])
                 else:
                     base = self.prior_for(task.family, arm, k0)
                 l2 = level2.get(key)
@@ -127,6 +130,32 @@ class PriorTable:
                     st.prior = Prior(p0, l2.m, base.variance)
                 else:
                     st.prior = base
+
+
+def _pooled_difficulty(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> dict[str, float]:
+    """Each task type's difficulty in its family's two-way fit (see :mod:`.difficulty`), to take
+    out of the pooled priors (``prior_adjusts_difficulty``; off: none)."""
+    if not config.prior_adjusts_difficulty:
+        return {}
+    cells: dict[str, list[Cell]] = {}
+    for task_type, task in tasks.items():
+        for arm, st in task.arms.items():
+            if st.quality.n > 0:
+                cells.setdefault(task.family, []).append(
+                    Cell(task_type, arm, st.quality.n, st.quality.mu)
+                )
+    ridge = config.default_prior_strength
+    out: dict[str, float] = {}
+    for family_cells in cells.values():
+        out.update(task_difficulties(family_cells, ridge))
+    return out
+
+
+def _less_difficulty(rows: list[_TaskObs], difficulty: Mapping[str, float]) -> list[_TaskObs]:
+    """The rows with each task type's difficulty taken out of its mean."""
+    return [
+        replace(r, mu=less_difficulty(r.n, r.mu, difficulty.get(r.task_type, 0.0))) for r in rows
+    ]
 
 
 def _observations(
