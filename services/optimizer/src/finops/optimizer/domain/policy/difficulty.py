@@ -127,6 +127,5 @@ def task_difficulties(cells: Sequence[Cell], ridge: float) -> dict[str, float]:
     for j in range(len(tasks)):
         design[len(cells) + j, j] = math.sqrt(ridge)
     effects = np.linalg.lstsq(design, target, rcond=None)[0]
-    traffic = {t: sum(c.n for c in cells if c.task_type == t) for t in tasks}
-    typical = sum(traffic[t] * effects[col[t]] for t in tasks) / total
+    typical = sum(c.n * effects[col[c.task_type]] for c in cells) / total
     return {t: float(effects[col[t]] - typical) for t in tasks}

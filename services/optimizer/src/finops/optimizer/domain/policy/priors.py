@@ -108,7 +108,7 @@ class PriorTable:
         level1 = {key: _fit_level1(config, rows) for key, rows in groups.items()}
         self.by_family_arm = {k: Prior(v.g, v.m, v.v_w) for k, v in level1.items()}
         diff = _difficulties(groups, level1)
-        pooled_difficulty = _pooled_difficulty(config, tasks)
+        pooled_difficulty = _pooled_difficulty(config, tasks, _left_out_families(tasks, level1))
         level2: dict[str, _Level2] = {}
         for key, rows in groups.items():
             fit = _fit_level2(config, rows, level1[key], arm_of_key(key), diff)
@@ -132,13 +132,31 @@ class PriorTable:
                     st.prior = base
 
 
-def _pooled_difficulty(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> dict[str, float]:
-    """Each task type's difficulty in its family's two-way fit (see :mod:`.difficulty`), to take
-    out of the pooled priors (``prior_adjusts_difficulty``; off: none)."""
-    if not config.prior_adjusts_difficulty:
+def _left_out_families(tasks: Mapping[str, TaskState], level1: Mapping[str, _Level1]) -> set[str]:
+    """The families with an arm whose prior is pooled without the empirical-Bayes fit across
+    task types: the only ones whose priors take task difficulty out."""
+    out = set()
+    for task in tasks.values():
+        for arm in task.arms:
+            fit = level1.get(scoped_key(task.family, arm))
+            if fit is not None and not fit.across_tasks:
+                out.add(task.family)
+                break
+    return out
+
+
+def _pooled_difficulty(
+    config: PolicyConfig, tasks: Mapping[str, TaskState], families: set[str]
+) -> dict[str, float]:
+    """Each task type's difficulty in its family's two-way fit (see :mod:`.difficulty`), for
+    the ``families`` whose pooled priors take it out (``prior_adjusts_difficulty``; off: none).
+    """
+    if not (config.prior_adjusts_difficulty and config.prior_leaves_task_out):
         return {}
     cells: dict[str, list[Cell]] = {}
     for task_type, task in tasks.items():
+        if task.family not in families:
+            continue
         for arm, st in task.arms.items():
             if st.quality.n > 0:
                 cells.setdefault(task.family, []).append(
