@@ -367,7 +367,10 @@ def _arguments() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="replay with these PolicyConfig knobs changed (values as JSON, e.g. target_z=0.5)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.shift and not args.synthetic:
+        parser.error("--shift moves models of the synthetic one-task set: drop --no-synthetic")
+    return args
 
 
 def _write_synthetic_sets(folder: Path, shift: Mapping[str, float]) -> list[str]:
