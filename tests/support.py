@@ -109,24 +109,15 @@ async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[st
         await producer.stop()
 
 
-#: every poll timeout is multiplied by this.  The timeouts are sized for a quiet two-core
-#: machine; on a loaded or throttled one (seen: the whole suite at twice its usual time, and
-#: a split-experiments test waiting over 120 s for what takes 23 s alone) tests that would
-#: pass fail.  A test that passes waits no longer for it: only a failure is reported later.
-TIMEOUT_SCALE = float(os.environ.get("FINOPS_TEST_TIMEOUT_SCALE", "3"))
-
-
 def _until(timeout: float) -> Iterator[None]:
-    """One step per try until ``timeout`` x :data:`TIMEOUT_SCALE` seconds from now have
-    passed (monotonic clock)."""
-    deadline = time.monotonic() + timeout * TIMEOUT_SCALE
+    """One step per try until ``timeout`` seconds from now have passed (monotonic clock)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         yield
 
 
 def _timed_out(timeout: float, what: str, detail: str = "") -> AssertionError:
-    waited = timeout * TIMEOUT_SCALE
-    return AssertionError(f"timed out after {waited:g}s waiting for {what}{detail}")
+    return AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
 
 
 async def wait_until(
