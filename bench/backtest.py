@@ -195,10 +195,8 @@ def parse_shift(text: str) -> tuple[str, float]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected MODEL=QUALITY, got {text!r}")
     if model not in ONE_TASK_MODELS:
-        raise argparse.ArgumentTypeError(
-            f"unknown model {model!r} (the one-task set has best, runner-up, cheap-95, "
-            "weak-0 ... weak-8)"
-        )
+        known = ", ".join(ONE_TASK_MODELS)
+        raise argparse.ArgumentTypeError(f"unknown model {model!r} (the one-task set has {known})")
     try:
         quality = float(value)
     except ValueError:
