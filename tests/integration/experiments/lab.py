@@ -37,6 +37,9 @@ class ExperimentsLab:
         )
         self.settings = ExperimentsSettings(
             data_dir=tmp_path,
+            # the lab's own Faust group: an instance of an earlier test still in the shared
+            # default group (a stop cut short) would hold every later start in a rebalance
+            faust_app_id=f"finops-experiments-{tag}",
             consumer_group=f"experiments-{tag}",
             analysis_group=f"experiments-analysis-{tag}",
             checkpoint_name=f"experiments-{tag}",

@@ -67,7 +67,8 @@ class CircuitLab:
                 "breaker_cooldown_s": 2.0,
                 "breaker_probes_to_close": 2,
                 "breaker_publish_interval_s": 0.2,
-                # this lab's own consumer groups and checkpoint rows
+                # this lab's own consumer groups (Faust's too) and checkpoint rows
+                "faust_app_id": f"finops-healer-{self.tag}",
                 "breaker_group": f"outcomes-{self.tag}",
                 "breaker_owner_group": f"breakers-{self.tag}",
                 "breaker_checkpoint_name": f"breakers-{self.tag}",

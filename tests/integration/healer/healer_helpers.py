@@ -3,6 +3,7 @@ classifier decides (``from healer_helpers import ...``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +39,12 @@ def settings_for(infra: Any, data_dir: Any) -> HealerSettings:
     with pytest.MonkeyPatch.context() as env:
         for name, value in infra.env().items():
             env.setenv(name, value)
-        return HealerSettings(data_dir=data_dir, label_refresh_interval_s=0.2)
+        # a Faust group of its own, as the labs have (circuit_lab.py)
+        return HealerSettings(
+            data_dir=data_dir,
+            label_refresh_interval_s=0.2,
+            faust_app_id=f"finops-healer-{uuid.uuid4().hex[:8]}",
+        )
 
 
 def auth(role: str = "operator") -> dict[str, str]:

@@ -6,6 +6,7 @@ The processor is a Faust app, or none where every consumer of the service is an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
@@ -37,7 +38,7 @@ def create_stream_service_app(
             Path(faust_app.conf.datadir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
         async with (
             resources(app) if resources else nullcontext(),
-            faust_app_running(faust_app) if faust_app is not None else nullcontext(),
+            faust_running(faust_app) if faust_app is not None else nullcontext(),
         ):
             try:
                 yield
@@ -60,3 +61,23 @@ def create_stream_service_app(
     app.state.settings = settings
     app.state.faust = faust_app
     return app
+
+
+@asynccontextmanager
+async def faust_running(app: faust.App) -> AsyncIterator[None]:
+    """Faust's ``faust_app_running``, which also stops an app whose start was cut short.
+
+    ``faust_app_running`` stops only an app that finished starting. One cancelled midway (a
+    startup timeout) would keep its consumer thread running, a member of its group, in a
+    process that goes on (an embedding server, a test session), and every later member of
+    that group would wait out a rebalance for it.
+    """
+    entered = False
+    try:
+        async with faust_app_running(app):
+            entered = True
+            yield
+    finally:
+        if not entered:
+            # shielded: a cancelled start is the case this is for
+            await asyncio.shield(app.stop())
