@@ -120,6 +120,74 @@ def _timed_out(timeout: float, what: str, detail: str = "") -> AssertionError:
     return AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
 
 
+class CountProgress:
+    """A count polled until it reaches a target, failing only once it stops growing.
+
+    A catch-up (a consumer counting what a test published) takes as long as the machine
+    needs; what a test must catch is a count that has stalled. ``stall_s`` is how long the
+    count may stay put before the wait fails.
+    """
+
+    def __init__(
+        self,
+        target: int,
+        stall_s: float,
+        what: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target, self.stall_s, self.what, self.clock = target, stall_s, what, clock
+        self.best: int | None = None
+        self.grew_at = clock()
+
+    def done(self, count: int) -> bool:
+        """Whether ``count`` reached the target; raises once it has not grown for stall_s."""
+        if count >= self.target:
+            return True
+        now = self.clock()
+        if self.best is None or count > self.best:
+            self.best, self.grew_at = count, now
+        elif now - self.grew_at >= self.stall_s:
+            raise AssertionError(
+                f"{self.what}: stuck at {self.best} of {self.target} for {self.stall_s}s"
+            )
+        return False
+
+
+def wait_for_count(
+    read: Callable[[], int],
+    target: int,
+    stall_s: float,
+    what: str,
+    interval: float = 0.3,
+    detail: Callable[[], str] = str,
+) -> int:
+    """Block until ``read()`` reaches ``target``; fail when it stays put for ``stall_s``
+    seconds (:class:`CountProgress`), with ``detail()`` appended."""
+    progress = CountProgress(target, stall_s, what)
+    while True:
+        count = read()
+        try:
+            if progress.done(count):
+                return count
+        except AssertionError as stuck:
+            raise AssertionError(f"{stuck}{detail()}") from None
+        time.sleep(interval)
+
+
+async def wait_until_count(
+    read: Callable[[], Any], target: int, stall_s: float, what: str, interval: float = 0.1
+) -> int:
+    """:func:`wait_for_count` for an async ``read`` (or a plain one), on the event loop."""
+    progress = CountProgress(target, stall_s, what)
+    while True:
+        count = read()
+        if inspect.isawaitable(count):
+            count = await count
+        if progress.done(int(count)):
+            return int(count)
+        await asyncio.sleep(interval)
+
+
 async def wait_until(
     condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
 ) -> Any:

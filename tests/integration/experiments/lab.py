@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from support import TokenFactory, llm_call, wait_until
+from support import TokenFactory, llm_call, wait_until, wait_until_count
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
@@ -147,12 +147,16 @@ class ExperimentsLab:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    async def counted(self, client, eid: str, n: int, timeout: float = 60) -> dict:
-        async def enough() -> dict | None:
-            body = await self.results(client, eid)
-            return body if sum(v["n"] for v in body["variants"]) >= n else None
+    async def counted(self, client, eid: str, n: int, stall_s: float = 60) -> dict:
+        """The results once n events are counted; fails when the count stalls for stall_s."""
+        latest: dict = {}
 
-        return dict(await wait_until(enough, timeout, f"{n} events counted"))
+        async def count() -> int:
+            latest.update(await self.results(client, eid))
+            return sum(v["n"] for v in latest["variants"])
+
+        await wait_until_count(count, n, stall_s, f"{n} events counted")
+        return latest
 
     async def announcements(self) -> list[dict]:
         consumer = make_consumer(

@@ -40,7 +40,7 @@ async def test_two_instances_split_experiments_and_one_takes_over_with_exact_cou
             for eid in eids:
                 await lab.publish(lab.calls(eid, 60, rng, cost=EQUAL, quality=EQUAL_QUALITY))
             for eid in eids:
-                counted = await lab.counted(first, eid, 60, timeout=120)
+                counted = await lab.counted(first, eid, 60, stall_s=90)
                 assert [v["n"] for v in counted["variants"]] == [30, 30]
 
             def split_by_owner() -> bool:
@@ -66,7 +66,7 @@ async def test_two_instances_split_experiments_and_one_takes_over_with_exact_cou
         for eid in eids:
             await lab.publish(lab.calls(eid, 40, rng, cost=EQUAL, quality=EQUAL_QUALITY, start=60))
         for eid in eids:
-            final = await lab.counted(first, eid, 100, timeout=120)
+            final = await lab.counted(first, eid, 100, stall_s=90)
             # exact: nothing lost, nothing counted twice (records that the rebalances made
             # stage 1 forward twice are dropped by event id, in duplicates_dropped)
             assert [v["n"] for v in final["variants"]] == [50, 50]
