@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from support import CountProgress
 
 from finops.cli.storage_repair import OBJECT_SUFFIX
 from finops.common.topics import PROVIDER_OUTCOMES
@@ -29,16 +30,19 @@ async def _produce(bootstrap: str, values: list[bytes]) -> list[int]:
 
 
 async def _read(bootstrap: str, count: int) -> list[bytes]:
+    """The partition's records up to its end offset (``count`` of them at most); each stored
+    batch is an object in s3rver, so a loaded machine may take seconds between fetches."""
+    partition = TopicPartition(TOPIC, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        consumer.assign([TopicPartition(TOPIC, 0)])
+        consumer.assign([partition])
         await consumer.seek_to_beginning()
+        end = (await consumer.end_offsets([partition]))[partition]
+        progress = CountProgress(count, 60, "the partition's records read back")
         values: list[bytes] = []
-        while len(values) < count:
-            batch = await consumer.getmany(timeout_ms=1000)
-            if not batch and values:
-                break
+        while not progress.done(len(values)) and await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=1000)
             values += [r.value for records in batch.values() for r in records]
         return values
     finally:
