@@ -137,6 +137,7 @@ async def platform(infra, tmp_path_factory) -> AsyncIterator[Platform]:
             data_dir=tmp_path_factory.mktemp("docs-healer"),
             auth_url=auth_url,
             effectiveness_checkpoint_name=f"docs-healer-{uuid.uuid4().hex[:8]}",
+            faust_app_id=f"docs-healer-{uuid.uuid4().hex[:8]}",
             **common,
         )
         async with (

@@ -73,9 +73,11 @@ def _settings(service: str, infra: Any, data_dir: Path) -> Any:
         "data_dir": data_dir,
         "environment": "test",
     }
+    tag = uuid.uuid4().hex[:8]
     if service == "optimizer":
-        tag = uuid.uuid4().hex[:8]
         values.update(consumer_group=f"fuzz-{tag}", checkpoint_name=f"fuzz-{tag}")
+    if service in ("healer", "experiments"):
+        values.update(faust_app_id=f"fuzz-{service}-{tag}")  # a Faust group of its own
     return settings_class(**values)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import uuid
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ SERVICES = ["auth", "ingest", "optimizer", "healer", "experiments"]
 @pytest.mark.parametrize("service", SERVICES)
 async def test_service_is_alive_ready_and_scrapeable(service, infra_env, tmp_path, monkeypatch):
     monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
+    # a Faust group of its own (healer, experiments), as every test's instances have
+    monkeypatch.setenv("FINOPS_FAUST_APP_ID", f"{service}-{uuid.uuid4().hex[:8]}")
     module = importlib.import_module(f"finops.{service}.app")
     app = module.create_app()
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
@@ -61,14 +64,13 @@ async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatc
 async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
     infra_env, tmp_path, monkeypatch
 ):
-    import uuid
-
     from finops.common.consumer import header_map
     from finops.common.kafka import make_producer, read_topic
     from finops.common.settings import CommonSettings
     from finops.common.topics import AGENT_ERROR
 
     monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINOPS_FAUST_APP_ID", f"healer-{uuid.uuid4().hex[:8]}")
     kafka = CommonSettings(
         kafka_bootstrap=infra_env.kafka_bootstrap,
         kafka_enable_idempotence=not infra_env.local_broker,
