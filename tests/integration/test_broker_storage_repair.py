@@ -30,18 +30,19 @@ async def _produce(bootstrap: str, values: list[bytes]) -> list[int]:
 
 
 async def _read(bootstrap: str, count: int) -> list[bytes]:
-    """The partition's records up to its end offset (``count`` of them at most); each stored
-    batch is an object in s3rver, so a loaded machine may take seconds between fetches."""
+    """The partition's first ``count`` records. Counted, not read to a lull: each stored batch
+    is an object in s3rver, and a loaded machine may take seconds between fetches; a record
+    lost fails the read once it has not grown for 60 s (and the broker's end offset is not
+    to be trusted: ../shared/notes/local-kafka.md)."""
     partition = TopicPartition(TOPIC, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
         consumer.assign([partition])
         await consumer.seek_to_beginning()
-        end = (await consumer.end_offsets([partition]))[partition]
         progress = CountProgress(count, 60, "the partition's records read back")
         values: list[bytes] = []
-        while not progress.done(len(values)) and await consumer.position(partition) < end:
+        while not progress.done(len(values)):
             batch = await consumer.getmany(partition, timeout_ms=1000)
             values += [r.value for records in batch.values() for r in records]
         return values
