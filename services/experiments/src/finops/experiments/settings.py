@@ -12,7 +12,7 @@ class ExperimentsSettings(StreamSettings):
     # a second deployment on the same cluster (or a test's own) needs one of its own, or its
     # members join the first's group with another subscription.
     faust_app_id: str = "finops-experiments"
-    # Not the Faust app's id ("finops-experiments"), which Faust uses as its own group: two
+    # Not the Faust app's id (faust_app_id), which Faust uses as its own group: two
     # consumers with different subscriptions in one group rebalance each other forever.
     consumer_group: str = "finops-experiments-intake"
     # The owners of finops.experiment-events.v1's partitions: each instance analyses the
