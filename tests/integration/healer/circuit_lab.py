@@ -67,6 +67,8 @@ class CircuitLab:
                 "breaker_cooldown_s": 2.0,
                 "breaker_probes_to_close": 2,
                 "breaker_publish_interval_s": 0.2,
+                # a state a deposed owner published late is overwritten within a second
+                "breaker_republish_interval_s": 1.0,
                 # this lab's own consumer groups (Faust's too) and checkpoint rows
                 "faust_app_id": f"finops-healer-{self.tag}",
                 "breaker_group": f"outcomes-{self.tag}",

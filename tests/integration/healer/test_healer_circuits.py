@@ -3,15 +3,18 @@ topic sees it, probes close it, alerts say so, and the endpoint lists it."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from circuit_lab import CircuitLab
 from healer_helpers import TOKENS, auth, healer
 from support import llm_call, wait_until, wait_until_count
 
-from finops.common.kafka import read_topic
+from finops.common.circuits import CircuitState, CircuitStatus
+from finops.common.kafka import make_consumer, read_topic
 from finops.healer.adapters.circuits_stream import breaker_config, breaker_pipeline
 from finops.healer.domain.breaker_state import board_from_state
 from finops.healer.domain.classify import ErrorClassifier
@@ -185,6 +188,62 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     finally:
         for view in views:
             await view.stop()
+
+
+async def test_a_state_a_deposed_owner_published_late_is_overwritten(lab: CircuitLab) -> None:
+    """A deposed owner's late state (fewer outcomes counted, the same newest event time: the
+    readers take the later of two equal ones) is published over by the breaker's owner."""
+    settings = lab.healer_settings(breaker_cooldown_s=600.0, breaker_republish_interval_s=1.0)
+    classifier = ErrorClassifier()
+    view = lab.reader()
+    await view.start()
+    try:
+        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as owner:
+            await wait_until(lambda: len(owner.shards) == 3, 60, "the owner to own all")
+            await lab.fail("openai", "gpt-x", 20, 500, "The server had an error")
+
+            def opened() -> CircuitState | None:
+                state = view.get("openai", "gpt-x")
+                return state if state and state.state is CircuitStatus.OPEN else None
+
+            counted = await wait_until(
+                lambda: (state := opened()) and state.calls == 20 and state,
+                60,
+                "the breaker open in the view with every failure counted",
+            )
+            # what an owner that had counted 5 of the 20 (the newest among them) says
+            stale = dataclasses.replace(
+                counted, state=CircuitStatus.CLOSED, calls=5, failures=5, opened_at=None,
+                next_probe_at=None, reason="no failures seen",
+            )  # fmt: skip
+            sent = await lab.producer.send_and_wait(
+                lab.circuits.name, stale.to_json(), key=stale.key.encode()
+            )
+            published_after = await wait_until(
+                lambda: states_after(lab, sent.partition, sent.offset, stale.key),
+                60,
+                "the breaker's state published after the stale one",
+            )
+            assert published_after[0].state is CircuitStatus.OPEN
+            assert (published_after[0].calls, published_after[0].failures) == (20, 20)
+            assert published_after[0].updated_at == stale.updated_at
+            await wait_until(opened, 60, "the view to say open again")
+    finally:
+        await view.stop()
+
+
+async def states_after(lab: CircuitLab, partition: int, offset: int, key: str) -> list[Any]:
+    """The states of breaker ``key`` published on ``partition`` after ``offset``."""
+    tp = TopicPartition(lab.circuits.name, partition)
+    consumer = make_consumer(lab.kafka, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, offset + 1)
+        batch = await consumer.getmany(tp, timeout_ms=500)
+        return [CircuitState.from_json(r.value) for r in batch.get(tp, []) if r.key == key.encode()]
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.timeout(600)  # three rounds through two rebalances, each waited on while it counts

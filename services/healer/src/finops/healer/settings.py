@@ -41,6 +41,9 @@ class HealerSettings(StreamSettings):
     breaker_probes_to_close: int = 3
     #: how often breaker counts are published and cooled-down breakers half-opened (seconds)
     breaker_publish_interval_s: float = 1.0
+    #: how often every owned breaker is published again, changed or not, so that a state a
+    #: deposed owner published late (mid-rebalance) is overwritten (seconds)
+    breaker_republish_interval_s: float = Field(10.0, gt=0)
     #: consumer groups: stage 1 (errors and costs → outcomes), stage 2 (the breakers' owners)
     breaker_group: str = "finops-healer-breaker-outcomes"
     breaker_owner_group: str = "finops-healer-breakers"

@@ -16,6 +16,14 @@ After every batch the states of the breakers it changed are published to the com
 *before* the checkpoint: a crash in between replays the batch and publishes them again (at
 least once; an alert's id is a function of the transition, so a repeat is recognisable).
 
+Every ``republish_interval_s`` the owner also publishes the state of every breaker it owns,
+changed or not. A deposed owner that has not yet noticed its partition moved (a rebalance it
+has not completed, a long pause) may publish a state after the new owner's, one that misses
+the outcomes the new owner counted since; readers keep the newest state by ``updated_at`` and
+take the later of two equal ones, and a breaker's outcomes arrive out of time order, so that
+stale state could otherwise stay the last word (on the compacted topic too) until the
+breaker's next outcome. The republish bounds how long it lasts.
+
 A partition with no checkpoint is read from its beginning; on the first start after an
 upgrade from the version that kept no checkpoints, it resumes from the group's committed
 offset instead, its breakers starting from their published states, as that version did. Those
@@ -64,6 +72,10 @@ DUPLICATES = Counter(
     "finops_healer_breaker_duplicates_total", "Outcomes dropped because their event was counted"
 )
 TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state changes", ["state"])
+REPUBLISHED = Counter(
+    "finops_healer_breaker_republished_total",
+    "Breaker states published again unchanged, every FINOPS_BREAKER_REPUBLISH_INTERVAL_S",
+)
 OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
 
 
@@ -142,6 +154,7 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         dedupe_ids: int = 65_536,
         checkpoint_interval_s: float = 5.0,
         tick_interval_s: float = 1.0,
+        republish_interval_s: float = 10.0,
     ) -> None:
         super().__init__(
             consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
@@ -159,6 +172,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self._circuits_read: bool | None = None
         self.dedupe_ids = dedupe_ids
         self.tick_interval_s = tick_interval_s
+        self.republish_interval_s = republish_interval_s
+        self._last_republish = time.monotonic()
         #: outcomes counted by this instance since it started, in shards it may have released
         self.outcomes_applied = 0
 
@@ -290,12 +305,27 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
                     )
         await asyncio.gather(*sends)
 
+    async def republish(self) -> None:
+        """Every owned breaker's state, changed or not, acknowledged (see the module's
+        docstring: it overwrites what a deposed owner published late)."""
+        sends = [
+            await self.producer.send(self.circuits_topic, state.to_json(), key=state.key.encode())
+            for shard in self.shards.values()
+            for state in shard.board.snapshots()
+        ]
+        await asyncio.gather(*sends)
+        REPUBLISHED.inc(len(sends))
+        self._last_republish = time.monotonic()
+
     async def tick(self, now: float) -> None:
-        """Half-open every owned breaker whose cool-down is over, and publish it."""
+        """Half-open every owned breaker whose cool-down is over, and publish it; publish
+        every owned breaker once ``republish_interval_s`` has passed since the last time."""
         async with self.lock:
             for shard in self.shards.values():
                 shard.transitions += shard.board.tick(now)
             await self.publish()
+            if time.monotonic() - self._last_republish >= self.republish_interval_s:
+                await self.republish()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Count and publish until ``stop``; half-open cooled-down breakers meanwhile."""

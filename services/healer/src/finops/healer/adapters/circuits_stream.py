@@ -168,6 +168,7 @@ async def breaker_pipeline(
         dedupe_ids=settings.breaker_dedupe_ids,
         checkpoint_interval_s=settings.breaker_checkpoint_interval_s,
         tick_interval_s=settings.breaker_publish_interval_s,
+        republish_interval_s=settings.breaker_republish_interval_s,
     )
     await producer.start()
     await calls.start_subscribed([settings.error_topic, settings.cost_topic])

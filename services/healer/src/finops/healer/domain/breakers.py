@@ -331,6 +331,8 @@ class BreakerBoard:
     <CircuitStatus.OPEN: 'open'>
     >>> [s.state.value for s in board.drain_changed()]
     ['open']
+    >>> board.drain_changed(), [s.calls for s in board.snapshots()]
+    ([], [2])
     """
 
     def __init__(
@@ -382,6 +384,10 @@ class BreakerBoard:
                 self.changed.add(key)
                 moved.append(transition)
         return moved
+
+    def snapshots(self) -> list[CircuitState]:
+        """The state of every breaker, changed or not (to publish again)."""
+        return [self.breakers[key].snapshot() for key in sorted(self.breakers)]
 
     def drain_changed(self) -> list[CircuitState]:
         """The state of every breaker that changed since the last call (to publish)."""
