@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from pydantic import Field
 
 from finops.common.settings import CommonSettings
 
@@ -13,6 +14,11 @@ from finops.common.settings import CommonSettings
 class StreamSettings(CommonSettings):
     """Settings of a service that runs a Faust app next to its HTTP API."""
 
+    #: the Faust app's id, which is also its consumer group (each service sets its default):
+    #: a deployment's instances share it; a second deployment on the same cluster (or a
+    #: test's own) needs one of its own, or its members join the first's group with another
+    #: subscription
+    faust_app_id: str = Field(min_length=1)
     faust_store: str = "memory://"
     faust_topic_partitions: int = 3
     # Faust's defaults, right for Apache Kafka. The local broker makes a group join wait half
@@ -22,8 +28,9 @@ class StreamSettings(CommonSettings):
     faust_table_standby_replicas: int = 0
 
 
-def make_faust_app(settings: StreamSettings, app_id: str, **overrides: Any) -> faust.App:
+def make_faust_app(settings: StreamSettings, **overrides: Any) -> faust.App:
     """An at-least-once Faust app; handlers must be idempotent on the event id."""
+    app_id = settings.faust_app_id
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     options: dict[str, Any] = {
         "broker": brokers,

@@ -34,7 +34,7 @@ def create_app(
 ) -> FastAPI:
     """The experiments app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or ExperimentsSettings()
-    faust_app = make_faust_app(settings, settings.faust_app_id)
+    faust_app = make_faust_app(settings)
     register_agents(faust_app, settings.experiments_topic)
 
     @asynccontextmanager

@@ -8,10 +8,7 @@ from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, EXPERIMENTS
 class ExperimentsSettings(StreamSettings):
     service_name: str = "experiments"
     port: int = DEFAULT_PORTS["experiments"]
-    # The Faust app's id, which is also its consumer group: a deployment's instances share it;
-    # a second deployment on the same cluster (or a test's own) needs one of its own, or its
-    # members join the first's group with another subscription.
-    faust_app_id: str = "finops-experiments"
+    faust_app_id: str = "finops-experiments"  # see StreamSettings
     # Not the Faust app's id (faust_app_id), which Faust uses as its own group: two
     # consumers with different subscriptions in one group rebalance each other forever.
     consumer_group: str = "finops-experiments-intake"

@@ -39,7 +39,7 @@ def create_app(
 ) -> FastAPI:
     """The healer app; ``verifier`` replaces the token verifier built on startup."""
     settings = settings or HealerSettings()
-    faust_app = make_faust_app(settings, settings.faust_app_id)
+    faust_app = make_faust_app(settings)
     register_agents(faust_app)
 
     @asynccontextmanager

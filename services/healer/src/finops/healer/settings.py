@@ -26,9 +26,7 @@ DEFAULT_FALLBACK_MODELS = (
 class HealerSettings(StreamSettings):
     service_name: str = "healer"
     port: int = DEFAULT_PORTS["healer"]
-    #: the Faust app's id, which is also its consumer group: a deployment's instances share
-    #: it; a second deployment on the same cluster (or a test's own) needs one of its own
-    faust_app_id: str = "finops-healer"
+    faust_app_id: str = "finops-healer"  # see StreamSettings
     #: How soon a label posted to another instance is learned here (seconds).
     label_refresh_interval_s: float = 5.0
 
