@@ -175,7 +175,12 @@ def wait_for_count(
 
 
 async def wait_until_count(
-    read: Callable[[], Any], target: int, stall_s: float, what: str, interval: float = 0.1
+    read: Callable[[], Any],
+    target: int,
+    stall_s: float,
+    what: str,
+    interval: float = 0.1,
+    detail: Callable[[], str] = str,
 ) -> int:
     """:func:`wait_for_count` for an async ``read`` (or a plain one), on the event loop."""
     progress = CountProgress(target, stall_s, what)
@@ -183,8 +188,11 @@ async def wait_until_count(
         count = read()
         if inspect.isawaitable(count):
             count = await count
-        if progress.done(int(count)):
-            return int(count)
+        try:
+            if progress.done(int(count)):
+                return int(count)
+        except AssertionError as stuck:
+            raise AssertionError(f"{stuck}{detail()}") from None
         await asyncio.sleep(interval)
 
 

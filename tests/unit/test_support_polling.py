@@ -72,3 +72,9 @@ def test_wait_until_count_awaits_an_async_read_and_fails_where_it_stuck() -> Non
 
     with pytest.raises(AssertionError, match="two: stuck at 2 of 3 for 0s"):
         asyncio.run(wait_until_count(read, 3, 0, "two", interval=0))
+
+
+def test_wait_until_count_appends_the_detail_where_it_stuck() -> None:
+    with pytest.raises(AssertionError) as stuck:
+        asyncio.run(wait_until_count(lambda: 1, 3, 0, "three", interval=0, detail=lambda: "; x"))
+    assert str(stuck.value) == "three: stuck at 1 of 3 for 0s; x"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -92,10 +93,15 @@ class CircuitLab:
         await self.pool.close()
 
     async def send(self, topic: str, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            key = event["data"]["agent_id"].encode()
-            await self.producer.send(topic, json.dumps(event).encode(), key=key)
-        await self.producer.flush()
+        """Send ``events`` keyed by agent; returns once the broker acknowledged each (a
+        failed send raises: ``flush()`` alone does not say)."""
+        sends = [
+            await self.producer.send(
+                topic, json.dumps(event).encode(), key=event["data"]["agent_id"].encode()
+            )
+            for event in events
+        ]
+        await asyncio.gather(*sends)
 
     async def fail(self, provider: str, model: str, n: int, status: int, message: str) -> None:
         events = [agent_error(f"bot-{i}", provider, model, status, message) for i in range(n)]

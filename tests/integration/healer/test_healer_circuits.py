@@ -4,6 +4,7 @@ topic sees it, probes close it, alerts say so, and the endpoint lists it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,8 @@ from support import llm_call, wait_until, wait_until_count
 
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.kafka import make_consumer, read_topic
+from finops.healer.adapters.breaker_shards import BreakerShards
+from finops.healer.adapters.circuits import CircuitsView
 from finops.healer.adapters.circuits_stream import breaker_config, breaker_pipeline
 from finops.healer.domain.breaker_state import board_from_state
 from finops.healer.domain.classify import ErrorClassifier
@@ -140,6 +143,7 @@ async def test_a_poison_outcome_is_parked_on_the_dead_letter_topic(lab: CircuitL
     assert headers["x-error-type"] == b"KeyError"
 
 
+@pytest.mark.timeout(600)  # the breakers are waited on while they open
 async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: CircuitLab) -> None:
     """Each breaker is counted by one owner; both instances' views hold every breaker."""
     settings = lab.healer_settings(breaker_cooldown_s=600.0)  # they stay open meanwhile
@@ -169,12 +173,15 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
             )
             for model in models:  # twice the minimum: a rebalance may still be settling
                 await lab.fail("openai", model, 20, 500, "The server had an error")
-            for view in views:
-                await wait_until(
-                    lambda v=view: all(v.state_of("openai", m) == "open" for m in models),
-                    60,
-                    "every breaker open in both views",
-                )
+            # as long as breakers keep opening (rebalances on a loaded machine take their
+            # time); a count that stays put for two minutes fails, saying who owns what
+            await wait_until_count(
+                lambda: sum(v.state_of("openai", m) == "open" for v in views for m in models),
+                len(views) * len(models),
+                120,
+                "every breaker open in both views",
+                detail=lambda: "\n" + owners_and_views(one, other, views, models),
+            )
             counted_by_one = {m for s in one.shards.values() for (_, m) in s.board.breakers}
             counted_by_other = {m for s in other.shards.values() for (_, m) in s.board.breakers}
             # never on both boards (a partition that moved is forgotten by its old owner); which
@@ -188,6 +195,71 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     finally:
         for view in views:
             await view.stop()
+
+
+async def where_outcomes_are(
+    lab: CircuitLab, view: CircuitsView, sent: dict[str, int], owners: list[BreakerShards]
+) -> str:
+    """Per model: calls sent, outcomes forwarded (distinct ids, and at which offsets of which
+    partition), calls the view and each owner's board have; then what each owner owns."""
+    on_cost_topic: dict[str, set[str]] = {m: set() for m in sent}
+    async for record in read_topic(lab.kafka, lab.cost.name, idle_s=2.0, timeout_s=60):
+        event = json.loads(record.value)
+        if event["data"].get("model") in on_cost_topic:
+            on_cost_topic[event["data"]["model"]].add(event["id"])
+    forwarded: dict[str, dict[str, tuple[int, int]]] = {m: {} for m in sent}
+    async for record in read_topic(lab.kafka, lab.outcomes.name, idle_s=2.0, timeout_s=60):
+        outcome = json.loads(record.value)
+        if outcome.get("model") in forwarded:
+            forwarded[outcome["model"]].setdefault(
+                outcome["event_id"], (record.partition, record.offset)
+            )
+    lines = []
+    for model, calls in sent.items():
+        state = view.get("openai", model)
+        boards = [
+            b.window.calls
+            for o in owners
+            for shard in o.shards.values()
+            for (_, m), b in shard.board.breakers.items()
+            if m == model
+        ]
+        where = sorted(forwarded[model].values())
+        lines.append(
+            f"{model}: sent {calls}, on the cost topic {len(on_cost_topic[model])},"
+            f" forwarded {len(where)} (partition/offset"
+            f" {where[0] if where else None}..{where[-1] if where else None}), view"
+            f" {state.calls if state else None}, boards {boards}"
+        )
+    for n, owner in enumerate(owners):
+        lines.append(
+            f"owner {n}: partitions {sorted(owner.shards)}, next offsets {owner.offsets},"
+            f" assigned {sorted(tp.partition for tp in owner.consumer.assignment())}, counted"
+            f" {owner.outcomes_applied}"
+        )
+    return "\n".join(lines)
+
+
+def owners_and_views(
+    one: BreakerShards, other: BreakerShards, views: list[CircuitsView], models: list[str]
+) -> str:
+    """What each owner owns and counted, and each view's breakers that are not open."""
+    lines = [
+        f"owner {n}: partitions {sorted(o.shards)}, next offsets {o.offsets}, assigned"
+        f" {sorted(tp.partition for tp in o.consumer.assignment())}, counted {o.outcomes_applied}"
+        for n, o in (("one", one), ("other", other))
+    ]
+    for n, view in enumerate(views):
+        states = {m: view.get("openai", m) for m in models}
+        lines.append(
+            f"view {n}, not open: "
+            + ", ".join(
+                f"{m}={s.state.value if s else None}/{s.calls if s else 0} calls"
+                for m, s in states.items()
+                if s is None or s.state is not CircuitStatus.OPEN
+            )
+        )
+    return "\n".join(lines)
 
 
 async def test_a_state_a_deposed_owner_published_late_is_overwritten(lab: CircuitLab) -> None:
@@ -272,17 +344,25 @@ async def test_breakers_count_each_outcome_once_while_their_partitions_change_ha
         states = {m: view.get("openai", m) for m in models}
         return sum(min(s.calls, sent[m]) for m, s in states.items() if s is not None)
 
+    owners: list[BreakerShards] = []
+
     async def counted_as_sent(what: str) -> None:
         # as long as the count grows (a rebalance on a loaded machine takes its time); a
-        # count that stays put for two minutes fails
-        await wait_until_count(counted_of_sent, sum(sent.values()), 120, what)
+        # count that stays put for two minutes fails, saying where the outcomes are
+        try:
+            await wait_until_count(counted_of_sent, sum(sent.values()), 120, what)
+        except AssertionError as stuck:
+            found = await where_outcomes_are(lab, view, sent, owners)
+            raise AssertionError(f"{stuck}\n{found}") from None
 
     try:
         async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as one:
+            owners.append(one)
             await wait_until(lambda: len(one.shards) == 3, 60, "the first owner to own all")
             await send_round(7)
             await counted_as_sent("the first round counted")
             async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as other:
+                owners.append(other)
                 await wait_until(
                     lambda: (
                         one.shards and other.shards and len(one.shards) + len(other.shards) == 3
