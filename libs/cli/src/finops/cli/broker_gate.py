@@ -16,8 +16,8 @@ connection: when
 that connection drops, the broker is gone, and the gate closes every client connection and
 its port until the broker is back and prepared again.
 
-The gate also lets one produce request at a time through to the broker. With its memory
-storage, tansu 0.6.0 gives two produce requests to one partition that arrive together (from
+The gate also lets one produce request at a time through to the broker, whatever its storage.
+tansu 0.6.0 (checked with its memory storage) gives two produce requests to one partition that arrive together (from
 two producers) the same offsets, and keeps only one of the two batches: both producers are
 acknowledged and the other batch is lost (checked: three producers writing 1,200 records each
 to three partitions left 2,976 of the 3,600 on the topic). So a produce request that asks for
