@@ -12,18 +12,17 @@ Whenever the broker (re)starts, the gate stays closed until it has
 2. fetched from every partition of every topic, so that each watermark is loaded,
 
 and then forwards requests and responses both ways. It watches the broker through one idle
-connection: when
-that connection drops, the broker is gone, and the gate closes every client connection and
-its port until the broker is back and prepared again.
+connection: when that connection drops, the broker is gone, and the gate closes every client
+connection and its port until the broker is back and prepared again.
 
 The gate also lets one produce request at a time through to the broker, whatever its storage.
-tansu 0.6.0 (checked with its memory storage) gives two produce requests to one partition that arrive together (from
-two producers) the same offsets, and keeps only one of the two batches: both producers are
-acknowledged and the other batch is lost (checked: three producers writing 1,200 records each
-to three partitions left 2,976 of the 3,600 on the topic). So a produce request that asks for
-an acknowledgement (``acks`` ≠ 0) is forwarded only once the previous one, from any client,
-has been answered; every other request passes at once. Real Apache Kafka needs none of this;
-the gate is part of the local stack only.
+tansu 0.6.0 (checked with its memory storage) gives two produce requests to one partition that
+arrive together (from two producers) the same offsets, and keeps only one of the two batches:
+both producers are acknowledged and the other batch is lost (checked: three producers writing
+1,200 records each to three partitions left 2,976 of the 3,600 on the topic). So a produce
+request that asks for an acknowledgement (``acks`` ≠ 0) is forwarded only once the previous
+one, from any client, has been answered; every other request passes at once. Real Apache
+Kafka needs none of this; the gate is part of the local stack only.
 
 Run as ``python -m finops.cli.broker_gate --listen HOST:PORT --broker HOST:PORT``.
 """
