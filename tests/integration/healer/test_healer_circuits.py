@@ -231,24 +231,24 @@ async def where_outcomes_are(
             f" {where[0] if where else None}..{where[-1] if where else None}), view"
             f" {state.calls if state else None}, boards {boards}"
         )
-    for n, owner in enumerate(owners):
-        lines.append(
-            f"owner {n}: partitions {sorted(owner.shards)}, next offsets {owner.offsets},"
-            f" assigned {sorted(tp.partition for tp in owner.consumer.assignment())}, counted"
-            f" {owner.outcomes_applied}"
-        )
+    lines += [describe_owner(str(n), owner) for n, owner in enumerate(owners)]
     return "\n".join(lines)
+
+
+def describe_owner(name: str, owner: BreakerShards) -> str:
+    """The partitions an owner holds and is assigned, its next offsets and what it counted."""
+    return (
+        f"owner {name}: partitions {sorted(owner.shards)}, next offsets {owner.offsets},"
+        f" assigned {sorted(tp.partition for tp in owner.consumer.assignment())}, counted"
+        f" {owner.outcomes_applied}"
+    )
 
 
 def owners_and_views(
     one: BreakerShards, other: BreakerShards, views: list[CircuitsView], models: list[str]
 ) -> str:
     """What each owner owns and counted, and each view's breakers that are not open."""
-    lines = [
-        f"owner {n}: partitions {sorted(o.shards)}, next offsets {o.offsets}, assigned"
-        f" {sorted(tp.partition for tp in o.consumer.assignment())}, counted {o.outcomes_applied}"
-        for n, o in (("one", one), ("other", other))
-    ]
+    lines = [describe_owner("one", one), describe_owner("other", other)]
     for n, view in enumerate(views):
         states = {m: view.get("openai", m) for m in models}
         lines.append(
