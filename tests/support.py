@@ -109,6 +109,17 @@ async def publish(settings: CommonSettings, topic: str, events: Iterable[dict[st
         await producer.stop()
 
 
+async def send_acknowledged(producer: Any, topic: str, events: Iterable[dict[str, Any]]) -> None:
+    """Send each event as JSON to ``topic`` with a started aiokafka ``producer``, keyed by its
+    agent, and return once the broker acknowledged every one: a failed send raises here, where
+    ``flush()`` alone would return and leave the test waiting for events that never come."""
+    acks = [
+        await producer.send(topic, json.dumps(e).encode(), key=str(e["data"]["agent_id"]).encode())
+        for e in events
+    ]
+    await asyncio.gather(*acks)
+
+
 def _until(timeout: float) -> Iterator[None]:
     """One step per try until ``timeout`` seconds from now have passed (monotonic clock)."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from support import TokenFactory, llm_call, wait_until, wait_until_count
+from support import TokenFactory, llm_call, send_acknowledged, wait_until, wait_until_count
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
@@ -82,11 +82,7 @@ class ExperimentsLab:
                 yield client
 
     async def publish(self, events: list[dict]) -> None:
-        for e in events:
-            await self.producer.send(
-                self.cost.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
-            )
-        await self.producer.flush()
+        await send_acknowledged(self.producer, self.cost.name, events)
         self.sent += len(events)
 
     async def announce_task_type(self, client) -> None:

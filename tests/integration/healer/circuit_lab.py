@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 import asyncpg
 import pytest
-from support import llm_call
+from support import llm_call, send_acknowledged
 
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.events import error_event
@@ -93,15 +92,8 @@ class CircuitLab:
         await self.pool.close()
 
     async def send(self, topic: str, events: list[dict[str, Any]]) -> None:
-        """Send ``events`` keyed by agent; returns once the broker acknowledged each (a
-        failed send raises: ``flush()`` alone does not say)."""
-        sends = [
-            await self.producer.send(
-                topic, json.dumps(event).encode(), key=event["data"]["agent_id"].encode()
-            )
-            for event in events
-        ]
-        await asyncio.gather(*sends)
+        """Send ``events`` keyed by agent; returns once the broker acknowledged each."""
+        await send_acknowledged(self.producer, topic, events)
 
     async def fail(self, provider: str, model: str, n: int, status: int, message: str) -> None:
         events = [agent_error(f"bot-{i}", provider, model, status, message) for i in range(n)]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from fault_injection import FaultyLink
-from support import TokenFactory, llm_call, wait_until
+from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.datastores import redis_client
@@ -138,10 +137,8 @@ async def test_the_intake_outlives_a_postgres_outage_and_checkpoints_after_it(op
     try:
         async with optimizer.fault("postgres", "down"):
             target = intake.events + 20
-            for _ in range(20):
-                event = llm_call("bot")
-                await producer.send(optimizer.cost_topic, json.dumps(event).encode(), key=b"bot")
-            await producer.flush()
+            events = [llm_call("bot") for _ in range(20)]
+            await send_acknowledged(producer, optimizer.cost_topic, events)
             await wait_until(lambda: intake.events >= target, 60, "events applied during outage")
             ready = await optimizer.client.get("/readyz")
             assert ready.json()["checks"]["intake"] == "ok"

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from support import TokenFactory, llm_call, wait_until
+from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
@@ -78,11 +78,7 @@ class Lab:
                 yield client
 
     async def publish(self, events: list[dict]) -> None:
-        for e in events:
-            await self.producer.send(
-                self.cost.name, json.dumps(e).encode(), key=e["data"]["agent_id"].encode()
-            )
-        await self.producer.flush()
+        await send_acknowledged(self.producer, self.cost.name, events)
         self.sent += len(events)
 
     async def caught_up(self, client) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from support import llm_call, wait_until
+from support import llm_call, send_acknowledged, wait_until
 from test_optimizer_live import Lab
 
 from finops.common.kafka import ensure_topics, make_consumer
@@ -74,14 +74,17 @@ class PartitionedLab(Lab):
 
     async def publish_calls(self, n: int, cost_usd: float = 0.01) -> None:
         """``n`` calls of agent ``bot`` over the task types, on :data:`DAY`, a second apart."""
-        for _ in range(n):
-            at = DAY + timedelta(seconds=self.sent)
-            event = llm_call(
-                "bot", at=at, task_type=TASK_TYPES[self.sent % len(TASK_TYPES)], cost_usd=cost_usd
+        events = [
+            llm_call(
+                "bot",
+                at=DAY + timedelta(seconds=self.sent + i),
+                task_type=TASK_TYPES[(self.sent + i) % len(TASK_TYPES)],
+                cost_usd=cost_usd,
             )
-            await self.producer.send(self.cost.name, json.dumps(event).encode(), key=b"bot")
-            self.sent += 1
-        await self.producer.flush()
+            for i in range(n)
+        ]
+        await send_acknowledged(self.producer, self.cost.name, events)
+        self.sent += n
 
 
 @pytest.fixture
