@@ -8,6 +8,11 @@ block's requests served at shadow price 0, i.e. with the plan saturated) and the
 per model.  A diagnostic, not a figure: it records nothing in ``bench/out``.
 
     .venv/bin/python bench/backtest_trace.py FILE [--target 0.95] [--seed 0] [--block 240] [--arms]
+        [--policy KEY=VALUE ...]
+
+A block's traffic per model counts, in parentheses, the requests the policy explored (served
+another arm than its greedy one).  ``--policy`` replays with ``PolicyConfig`` knobs changed, as
+``bench/backtest.py --policy`` does.
 
 ``FILE`` may also name a synthetic set of ``bench/backtest.py`` (``synthetic_one_task_12_models``
 or ``synthetic_11_models``); it is written to a temporary folder first.
@@ -19,10 +24,12 @@ import argparse
 import random
 import tempfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from backtest import SYNTHETIC_SETS
+from backtest import SYNTHETIC_SETS, parse_policy
 
 from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.arm_identity import Arm
@@ -36,6 +43,7 @@ class _Block:
     """What one block of requests realised."""
 
     traffic: Counter[str] = field(default_factory=Counter)
+    explored: Counter[str] = field(default_factory=Counter)
     saturated: int = 0
 
 
@@ -51,13 +59,21 @@ def _best_model(data: Outcomes) -> tuple[float, float]:
     return sums[best][0] / n, sums[best][1] / n
 
 
-def trace(data: Outcomes, target: float, seed: int, block: int, arms: bool = False) -> None:
+def trace(
+    data: Outcomes,
+    target: float,
+    seed: int,
+    block: int,
+    arms: bool = False,
+    knobs: Mapping[str, Any] | None = None,
+) -> None:
     """Replay ``data`` and print one line per ``block`` requests (with ``arms``, then each arm's
-    estimate on each task type)."""
+    estimate on each task type); ``knobs`` change ``PolicyConfig`` settings."""
     # the arms of bench/backtest.py's replay, in the same order: the same decisions
     arm_of = {m: Arm(m, REPLAY_PROVIDER, REPLAY_CONFIG).key for m in data.models}
     model_of = {a: m for m, a in arm_of.items()}
-    policy = RoutingPolicy(PolicyConfig(fleet_quality_target=target, seed=seed))
+    config = PolicyConfig(fleet_quality_target=target, seed=seed, **dict(knobs or {}))
+    policy = RoutingPolicy(config)
     for task_type in sorted({r.task_type for r in data.prompts}):
         present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
         policy.register_arms(task_type, [arm_of[m] for m in present])
@@ -81,9 +97,12 @@ def trace(data: Outcomes, target: float, seed: int, block: int, arms: bool = Fal
         q_sum += q
         c_sum += c
         current.traffic[model] += 1
+        current.explored[model] += decision.explored
         if done % block == 0 or done == len(order):
             st = policy.status()
-            picks = " ".join(f"{m}:{k}" for m, k in current.traffic.most_common())
+            picks = " ".join(
+                f"{m}:{k}({current.explored[m]})" for m, k in current.traffic.most_common()
+            )
             saving = 1 - c_sum / done / best_c
             print(
                 f"{done:6d}  ratio {q_sum / done / best_q:.3f}  saving {saving:6.1%}"
@@ -116,6 +135,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="prompt order and policy seed")
     parser.add_argument("--block", type=int, default=240, help="requests per line")
     parser.add_argument("--arms", action="store_true", help="also print every arm's estimate")
+    parser.add_argument(
+        "--policy",
+        type=parse_policy,
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replay with these PolicyConfig knobs changed (values as JSON)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.file)
@@ -124,7 +151,7 @@ def main() -> int:
             path = Path(tmp) / synthetic[0]
             SYNTHETIC_SETS[synthetic[0]](path)
         data = load_outcomes(str(path))
-    trace(data, args.target, args.seed, args.block, args.arms)
+    trace(data, args.target, args.seed, args.block, args.arms, dict(args.policy))
     return 0
 
 
