@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -28,8 +29,51 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+#: where Linux says its ephemeral ports are; the range below is assumed where it does not
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LINUX_EPHEMERAL = (32768, 60999)
+#: how many ports below (or above) the ephemeral range :func:`free_port` chooses among
+_BAND = 16384
+_TRIES = 200
+
+
+def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range of ephemeral ports: the local ports of outgoing connections.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     settings = Path(folder) / "ip_local_port_range"
+    ...     _ = settings.write_text("40000 50000")
+    ...     ephemeral_range(settings), ephemeral_range(Path(folder) / "missing")
+    ((40000, 50000), (32768, 60999))
+    """
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return _LINUX_EPHEMERAL
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port that is free now, chosen at random *outside* the ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, the one it also
+    gives every outgoing connection: between this call and the server's own bind, any client
+    on the machine (a test's Kafka or HTTP clients) can take it as its local port, and the
+    server fails with "address already in use".  Ports outside that range are never given to
+    a connection, so only another server can race for them; choosing at random (not seeded by
+    the caller's ``random``) keeps two test workers apart.
+    """
+    low, high = ephemeral_range()
+    first, last = (max(1024, low - _BAND), low - 1) if low > 2048 else (high + 1, 65535)
+    chooser = random.SystemRandom()
+    for _ in range(_TRIES if first <= last else 0):
+        port = chooser.randint(first, last)
+        if port_is_free(host, port):
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded band
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
