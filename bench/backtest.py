@@ -333,6 +333,18 @@ def _done_when(summary: dict[tuple[str, float], dict[str, float]]) -> list[tuple
     return checks
 
 
+def add_policy_option(parser: argparse.ArgumentParser) -> None:
+    """``--policy KEY=VALUE ...``: replay with these ``PolicyConfig`` knobs changed."""
+    parser.add_argument(
+        "--policy",
+        type=parse_policy,
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replay with these PolicyConfig knobs changed (values as JSON, e.g. target_z=0.5)",
+    )
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
@@ -357,14 +369,7 @@ def _arguments() -> argparse.Namespace:
         help="write the one-task set with these models moved to another quality relative to "
         "the best (a nearby world, e.g. cheap-95=0.93)",
     )
-    parser.add_argument(
-        "--policy",
-        type=parse_policy,
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="replay with these PolicyConfig knobs changed (values as JSON, e.g. target_z=0.5)",
-    )
+    add_policy_option(parser)
     args = parser.parse_args()
     if args.shift and not args.synthetic:
         parser.error("--shift moves models of the synthetic one-task set: drop --no-synthetic")

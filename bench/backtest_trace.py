@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backtest import SYNTHETIC_SETS, parse_policy
+from backtest import SYNTHETIC_SETS, add_policy_option
 
 from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.arm_identity import Arm
@@ -135,14 +135,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="prompt order and policy seed")
     parser.add_argument("--block", type=int, default=240, help="requests per line")
     parser.add_argument("--arms", action="store_true", help="also print every arm's estimate")
-    parser.add_argument(
-        "--policy",
-        type=parse_policy,
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="replay with these PolicyConfig knobs changed (values as JSON)",
-    )
+    add_policy_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.file)
