@@ -72,7 +72,7 @@ def trace(
     # the arms of bench/backtest.py's replay, in the same order: the same decisions
     arm_of = {m: Arm(m, REPLAY_PROVIDER, REPLAY_CONFIG).key for m in data.models}
     model_of = {a: m for m, a in arm_of.items()}
-    config = PolicyConfig(fleet_quality_target=target, seed=seed, **dict(knobs or {}))
+    config = PolicyConfig(fleet_quality_target=target, seed=seed, **(knobs or {}))
     policy = RoutingPolicy(config)
     for task_type in sorted({r.task_type for r in data.prompts}):
         present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
 import socket
 
-from finops.cli import process
 from finops.cli.process import ephemeral_range, free_port
 
 
@@ -24,8 +22,3 @@ def test_a_free_port_can_be_bound_by_a_server() -> None:
         server.bind(("127.0.0.1", port))
         server.listen()
         assert server.getsockname()[1] == port
-
-
-def test_the_process_module_examples_run() -> None:
-    result = doctest.testmod(process)
-    assert result.attempted >= 1 and result.failed == 0
