@@ -5,12 +5,15 @@ for the whole contract); the runner reads that declaration without importing the
 each script in its own process with ``$BENCH_FIGURES`` pointing at a file of its own, and writes
 ``figures.json`` and ``figures.md`` into ``--out`` (default ``bench/out/``, git-ignored).
 
-    .venv/bin/python bench/_runner.py [--quick] [--only NAME ...] [--out DIR]
+    .venv/bin/python bench/_runner.py [--quick [--jobs N]] [--only NAME ...] [--out DIR]
     .venv/bin/python bench/_runner.py --readme README.md   # paste bench/out/figures.md into it
 
 ``--quick`` runs every script with its ``QUICK_ARGS``: a smoke run, whose figures prove the
 scripts run, not the platform's speed. It and ``--only`` write into ``bench/out/partial/``
 unless ``--out`` says otherwise, so ``bench/out/figures.md`` is always a full run.
+``--jobs N`` runs a quick run's scripts N at a time (their stacks mostly wait: for processes to
+start and for consumer groups to form); a full run takes them one by one, since scripts that
+share the cores would measure each other.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,25 +87,61 @@ def discover(folder: Path = BENCH) -> tuple[list[BenchScript], list[Path]]:
     return scripts, others
 
 
-def run_script(script: BenchScript, quick: bool, position: str) -> ScriptRun:
-    """Run one script in its own process; its progress goes to this terminal."""
+def run_script(
+    script: BenchScript, quick: bool, position: str, *, together: bool = False
+) -> ScriptRun:
+    """Run one script in its own process.
+
+    Its progress goes to this terminal as it runs, or, when it runs ``together`` with other
+    scripts, all at once when it ends (so that the scripts' lines do not interleave).
+    """
     args = script.quick_args if quick else []
-    print(f"== [{position}] {script.name} {' '.join(args)}", file=sys.stderr, flush=True)
+    heading = f"== [{position}] {script.name} {' '.join(args)}"
+    if not together:
+        print(heading, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="finops-bench-figures-") as tmp:
         figures_file = Path(tmp) / "figures.jsonl"
         path = os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH")) if p)
         env = {**os.environ, FIGURES_FILE: str(figures_file), "PYTHONPATH": path}
         started = time.monotonic()
-        done = subprocess.run([sys.executable, str(script.path), *args], env=env, check=False)
+        output = subprocess.PIPE if together else None
+        done = subprocess.run(
+            [sys.executable, str(script.path), *args],
+            env=env,
+            check=False,
+            stdout=output,
+            stderr=subprocess.STDOUT if together else None,
+            text=True,
+        )
         seconds = time.monotonic() - started
         lines = figures_file.read_text().splitlines() if figures_file.exists() else []
     figures = [Figure.from_json(json.loads(line)) for line in lines]
-    print(
-        f"== {script.name}: exit {done.returncode}, {len(figures)} figures, {seconds:.0f} s",
-        file=sys.stderr,
-        flush=True,
-    )
+    ended = f"== {script.name}: exit {done.returncode}, {len(figures)} figures, {seconds:.0f} s"
+    if together:
+        print(f"{heading}\n{done.stdout}{ended}", file=sys.stderr, flush=True)
+    else:
+        print(ended, file=sys.stderr, flush=True)
     return ScriptRun(script.name, done.returncode, seconds, figures)
+
+
+def run_all(scripts: list[BenchScript], quick: bool, jobs: int) -> tuple[list[ScriptRun], float]:
+    """Every script, ``jobs`` at a time, in their order; also the highest 1-minute load
+    average seen between scripts."""
+    load_peak = os.getloadavg()[0]
+    total = len(scripts)
+    if jobs <= 1:
+        runs = []
+        for i, script in enumerate(scripts, 1):
+            runs.append(run_script(script, quick, f"{i}/{total}"))
+            load_peak = max(load_peak, os.getloadavg()[0])
+        return runs, load_peak
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [
+            pool.submit(run_script, script, quick, f"{i}/{total}", together=True)
+            for i, script in enumerate(scripts, 1)
+        ]
+        runs = [f.result() for f in futures]
+    return runs, max(load_peak, os.getloadavg()[0])
 
 
 def machine_note(load_before: float, load_peak: float) -> str:
@@ -194,6 +234,13 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", help="only scripts whose name contains one of these")
     parser.add_argument("--out", type=Path, help="folder of figures.json and figures.md")
     parser.add_argument("--readme", type=Path, help="paste bench/out/figures.md into this file")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="scripts run at once (default 1; more only for --quick: scripts that share the "
+        "cores measure each other's load)",
+    )
     args = parser.parse_args()
     if args.readme:
         paste_into(args.readme, (args.out or DEFAULT_OUT) / "figures.md")
@@ -206,12 +253,11 @@ def main() -> int:
         print(f"not run: bench/{path.name} declares no QUICK_ARGS", file=sys.stderr)
     if args.only:
         scripts = [s for s in scripts if any(o in s.path.name for o in args.only)]
+    if args.jobs > 1 and not args.quick:
+        parser.error("--jobs above 1 is for --quick runs: a full run's figures need the cores")
     started = datetime.now(UTC)
-    load_before = load_peak = os.getloadavg()[0]
-    runs = []
-    for i, script in enumerate(scripts, 1):
-        runs.append(run_script(script, args.quick, f"{i}/{len(scripts)}"))
-        load_peak = max(load_peak, os.getloadavg()[0])
+    load_before = os.getloadavg()[0]
+    runs, load_peak = run_all(scripts, args.quick, args.jobs)
     write_results(out, runs, started, machine_note(load_before, load_peak), args.quick)
     print(f"figures: {out / 'figures.md'} and {out / 'figures.json'}", file=sys.stderr)
     return 0 if all(r.exit_code == 0 and r.figures for r in runs) else 1

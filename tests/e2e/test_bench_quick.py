@@ -22,7 +22,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 def test_a_quick_run_gives_every_script_figures_with_baselines_and_targets(tmp_path):
     scripts, _ = discover()
     done = subprocess.run(
-        [sys.executable, str(BENCH / "_runner.py"), "--quick", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(BENCH / "_runner.py"),
+            "--quick",
+            "--jobs",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=850,
