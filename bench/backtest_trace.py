@@ -2,10 +2,16 @@
 
 Replays one outcomes file at one quality target and seed through the routing policy (bandit
 feedback, as ``bench/backtest.py`` does) and prints, for every block of requests, the realised
-quality ratio and saving so far, the fleet planner's state at the end of the block (aim, planned
-ratio, expected exploration loss per request as a share of the best model's quality, share of the
-block's requests served at shadow price 0, i.e. with the plan saturated) and the block's traffic
-per model.  A diagnostic, not a figure: it records nothing in ``bench/out``.
+quality ratio and saving so far, the fleet planner's state at the end of the block and the block's
+traffic per model.  The planner's state: the quality ratio as the policy estimates it (against its
+reference arm's estimated total: the gap to the realised ratio is the reference's estimation
+error), the aim (the target times the reference's upper bound, ``se`` the standard error of the
+ratio it adds ``target_z`` of), the paced ratio (the aim once the surplus or deficit so far is
+paced out), the planned ratio (paced plus the expected exploration loss), that expected loss per
+request as a share of the best model's quality, the headroom exploration is budgeted from
+(``slack_from_headroom``), and the share of the block's requests served at shadow price 0, i.e.
+with the plan saturated (planned above what every request's best estimate delivers).  A
+diagnostic, not a figure: it records nothing in ``bench/out``.
 
     .venv/bin/python bench/backtest_trace.py FILE [--target 0.95] [--seed 0] [--block 240] [--arms]
         [--policy KEY=VALUE ...]
@@ -105,9 +111,13 @@ def trace(
             )
             saving = 1 - c_sum / done / best_c
             print(
-                f"{done:6d}  ratio {q_sum / done / best_q:.3f}  saving {saving:6.1%}"
-                f"  aim {st.get('aim', 0.0):.3f}  planned {st.get('planned_ratio', 0.0):.3f}"
+                f"{done:6d}  ratio {q_sum / done / best_q:.3f}"
+                f" (estimated {st.get('estimated_quality_ratio', 0.0):.3f})  saving {saving:6.1%}"
+                f"  aim {st.get('aim', 0.0):.3f} (se {st.get('ratio_se', 0.0):.3f})"
+                f"  paced {st.get('paced_ratio', 0.0):.3f}"
+                f"  planned {st.get('planned_ratio', 0.0):.3f}"
                 f"  exploration loss {st.get('exploration_loss', 0.0) / best_q:.3f}"
+                f"  headroom {st.get('headroom') or 0.0:.3f}"
                 f"  price 0: {current.saturated / sum(current.traffic.values()):4.0%}"
                 f"  reference {model_of.get(st.get('reference_arm') or '', '-')}  |  {picks}"
             )
