@@ -291,8 +291,9 @@ class Pacing:
     async def sync(self, fleet: FleetRun, timeout_s: float) -> None:
         if self.given_up:
             return
-        for client in self.clients:
-            await client.flush(timeout=120)
+        # all agents at once: one after the other, each flush waited for its own produce round
+        # trip to the broker (on the local disk storage, 1.6 s of a 2,000-task run's round)
+        await asyncio.gather(*(client.flush(timeout=120) for client in self.clients))
         answered = sum(fleet.models_used.values())
         if not await self.api.optimizer_caught_up(self.read_before + answered, timeout_s):
             self._give_up(f"the optimizer had not read the fleet's calls after {timeout_s:.0f} s")
