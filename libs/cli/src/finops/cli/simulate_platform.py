@@ -19,6 +19,9 @@ from finops.cli.failures import CliError
 from finops.cli.simulation.catalog import CLAUDE_HAIKU, GPT_4O, GPT_4O_MINI, SimModel
 
 SERVICES = ("auth", "ingest", "optimizer", "experiments", "healer")
+#: how often the pacing after each round looks whether the services have read the round: a
+#: round's wait is a few tenths of a second, and each look is one small GET
+PACING_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ class OperatorApi:
                 return True
             if time.monotonic() > deadline:
                 return False
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(PACING_POLL_S)
 
     async def counted_results(
         self, experiment: RunningExperiment, deadline: float, poll_s: float = 0.5
@@ -231,7 +234,7 @@ class OperatorApi:
         the winner (False at the deadline). Marks the experiment not running once the
         analysis has ended it, so that no task takes an assignment after the decision."""
         deadline = time.monotonic() + timeout_s
-        results = await self.counted_results(experiment, deadline, poll_s=0.2)
+        results = await self.counted_results(experiment, deadline, poll_s=PACING_POLL_S)
         if results is None:
             return False
         if results["status"] == "running":
@@ -239,7 +242,7 @@ class OperatorApi:
         experiment.running = False
         if not (results.get("decision") or {}).get("winner"):
             return True
-        return await self._promoted(experiment, deadline, poll_s=0.2)
+        return await self._promoted(experiment, deadline, poll_s=PACING_POLL_S)
 
     async def outcome(
         self, experiment: RunningExperiment, timeout_s: float = 60.0
