@@ -15,7 +15,9 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from finops.common.settings import CommonSettings
 from finops.common.topics import ALL_TOPICS, TopicSpec
@@ -53,10 +55,43 @@ def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProduce
     return AIOKafkaProducer(**producer_config(settings, **overrides))
 
 
+def leave_groups_at_generation_zero(settings: CommonSettings) -> None:
+    """On a broker that numbers group generations from 0, make every consumer of this process
+    (aiokafka's, and the Faust apps' built on it) leave its group when it stops.
+
+    aiokafka sends a LeaveGroup only from generation 1 on, where Apache Kafka's first
+    generation is; on tansu a stopped first member would hold its group for the whole session
+    timeout, and the next member's join (a restarted service's) would wait for it. Does
+    nothing unless ``kafka_group_generations_from_zero`` is set; applying it twice is harmless.
+    """
+    global _leaves_at_generation_zero
+    if not settings.kafka_group_generations_from_zero or _leaves_at_generation_zero:
+        return
+    leave_from_generation_one = GroupCoordinator._maybe_leave_group
+
+    async def leave_from_generation_zero(coordinator: GroupCoordinator) -> None:
+        if coordinator.generation == 0 and coordinator._group_instance_id is None:
+            request = LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+            try:
+                await coordinator._send_req(request)
+            except KafkaError as err:  # a minimal effort, as aiokafka's own
+                log.warning("LeaveGroup request failed: %s", err)
+            else:
+                log.info("left group %s at generation 0", coordinator.group_id)
+        await leave_from_generation_one(coordinator)  # resets the generation
+
+    GroupCoordinator._maybe_leave_group = leave_from_generation_zero  # type: ignore[method-assign]
+    _leaves_at_generation_zero = True
+
+
+_leaves_at_generation_zero = False
+
+
 def make_consumer(
     settings: CommonSettings, *topics: str, group_id: str | None, **overrides: Any
 ) -> AIOKafkaConsumer:
     """A consumer that commits only what the caller says it has processed."""
+    leave_groups_at_generation_zero(settings)
     conf: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "group_id": group_id,

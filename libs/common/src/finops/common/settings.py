@@ -36,11 +36,14 @@ LOCAL_BROKER_ENV = {
     # tansu rejects InitProducerId v0, which idempotent aiokafka producers need.
     "FINOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
     # tansu makes every group join wait half the session timeout (a consumer's start, a
-    # restart, a rebalance), and it numbers generations from 0, which aiokafka never sends a
-    # LeaveGroup for: a stopped first member holds its group for the whole timeout. Shorter
-    # would start services faster, but 4 s left healer restarts hanging now and then with two
-    # test workers on a loaded 2-core machine (tests/integration/healer); 10 s did not.
+    # restart, a rebalance). Shorter would start services faster, but 4 s left healer restarts
+    # hanging now and then with two test workers on a loaded 2-core machine
+    # (tests/integration/healer); 10 s did not.
     "FINOPS_KAFKA_SESSION_TIMEOUT_MS": "10000",
+    # tansu numbers a group's generations from 0, and aiokafka sends no LeaveGroup from
+    # generation 0: without this a stopped first member held its group for the whole session
+    # timeout, and the next member's join waited for it (finops.common.kafka).
+    "FINOPS_KAFKA_GROUP_GENERATIONS_FROM_ZERO": "true",
     "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "10",
     "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
 }
@@ -69,6 +72,9 @@ class CommonSettings(BaseSettings):
     kafka_request_timeout_ms: int = 15000
     kafka_session_timeout_ms: int = 10000
     kafka_heartbeat_interval_ms: int = 1000
+    #: the broker numbers a group's generations from 0 (tansu; Apache Kafka from 1): a consumer
+    #: then leaves its group on stop at generation 0 too
+    kafka_group_generations_from_zero: bool = False
     kafka_replication_factor: int = 1
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None

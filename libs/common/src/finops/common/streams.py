@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from pydantic import Field
 
+from finops.common.kafka import leave_groups_at_generation_zero
 from finops.common.settings import CommonSettings
 
 
@@ -30,6 +31,7 @@ class StreamSettings(CommonSettings):
 
 def make_faust_app(settings: StreamSettings, **overrides: Any) -> faust.App:
     """An at-least-once Faust app; handlers must be idempotent on the event id."""
+    leave_groups_at_generation_zero(settings)
     app_id = settings.faust_app_id
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     options: dict[str, Any] = {
