@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from finops.cli.infra import LocalInfra
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
 from finops.common.settings import LOCAL_BROKER_ENV
@@ -132,10 +134,23 @@ def infra_env(infra: Infra, monkeypatch: pytest.MonkeyPatch) -> Infra:
     return infra
 
 
+@pytest.fixture(scope="session")
+def initialised_postgres() -> Iterator[Path]:
+    """A PostgreSQL data folder initialised once per session and never started: each test's
+    own stack starts from a copy instead of running ``initdb`` (3-4 s) again."""
+    root = Path(tempfile.mkdtemp(prefix="finops-test-postgres-"))
+    LocalInfra(own_stack_settings(root), root, echo=lambda _: None).prepare_postgres()
+    yield root / "postgres"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def stack_dir() -> Iterator[Path]:
-    """A data folder PostgreSQL's OS user can reach (see :func:`infra`)."""
+def stack_dir(initialised_postgres: Path) -> Iterator[Path]:
+    """A data folder PostgreSQL's OS user can reach (see :func:`infra`), its PostgreSQL data
+    already initialised."""
     root = Path(tempfile.mkdtemp(prefix="finops-test-stack-"))
+    # cp -a keeps the owner (PostgreSQL's OS user when the suite runs as root) and modes
+    subprocess.run(["cp", "-a", str(initialised_postgres), str(root / "postgres")], check=True)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

