@@ -192,11 +192,22 @@ class Component:
         return self.ready_probe() if self.ready_probe else tcp_open(self.host, self.port)
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.ask_to_stop()
+        self.wait_stopped(timeout)
+
+    def ask_to_stop(self) -> None:
+        """Send the stop signal to the component's process group (no wait)."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, self.stop_signal)
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        """Wait for the process to exit after :meth:`ask_to_stop`; kill its group after
+        ``timeout`` seconds."""
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, self.stop_signal)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -205,11 +205,19 @@ class Stack:
         self.echo(f"topics ready ({len(created)} created)")
 
     def stop(self) -> None:
-        """Stop services first, then the infrastructure, children of children included."""
-        order = [c for c in self.components.values() if c.kind == "service"] + [
-            self.components[n] for n in reversed(self.infra_names)
-        ]
-        for comp in order:
+        """Stop services first, then the infrastructure, children of children included.
+
+        The services stop together (they share nothing but the infrastructure, which is
+        still up while they save their state); the infrastructure one by one, in reverse start
+        order."""
+        services = [c for c in self.components.values() if c.kind == "service"]
+        for comp in services:
+            if comp.running():
+                self.echo(f"stopping {comp.name} (pid {comp.pid})")
+                comp.ask_to_stop()
+        for comp in services:
+            comp.wait_stopped()
+        for comp in (self.components[n] for n in reversed(self.infra_names)):
             if comp.running():
                 self.echo(f"stopping {comp.name} (pid {comp.pid})")
             comp.stop()
