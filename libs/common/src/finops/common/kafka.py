@@ -61,8 +61,11 @@ def leave_groups_at_generation_zero(settings: CommonSettings) -> None:
 
     aiokafka sends a LeaveGroup only from generation 1 on, where Apache Kafka's first
     generation is; on tansu a stopped first member would hold its group for the whole session
-    timeout, and the next member's join (a restarted service's) would wait for it. Does
-    nothing unless ``kafka_group_generations_from_zero`` is set; applying it twice is harmless.
+    timeout, and the next member's join (a restarted service's) would wait for it. It wraps
+    aiokafka's private ``GroupCoordinator._maybe_leave_group`` (aiokafka 0.14, as locked), so
+    ``tests/integration/test_group_leave.py`` checks on the real broker that a stopped member
+    is gone. Does nothing unless ``kafka_group_generations_from_zero`` is set; applying it
+    twice is harmless.
     """
     global _leaves_at_generation_zero
     if not settings.kafka_group_generations_from_zero or _leaves_at_generation_zero:
