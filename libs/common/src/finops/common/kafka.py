@@ -119,8 +119,9 @@ async def start_subscribed(
     The group join runs in the background and the consumer's first ``getmany`` reads once the
     group has assigned it partitions: a service's start-up never waits for a rebalance, which
     lasts up to the session timeout when a previous member went away without leaving (a
-    killed process; on tansu, any member of generation 0). aiokafka's ``start`` would wait
-    for the assignment when the consumer was subscribed first.
+    killed process; on tansu, a member of generation 0 unless
+    :func:`leave_groups_at_generation_zero` applies). aiokafka's ``start`` would wait for the
+    assignment when the consumer was subscribed first.
     """
     await consumer.start()
     consumer.subscribe(list(topics), listener=listener)
