@@ -55,6 +55,10 @@ def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProduce
     return AIOKafkaProducer(**producer_config(settings, **overrides))
 
 
+#: set once the coordinator is wrapped (see :func:`leave_groups_at_generation_zero`)
+_leaves_at_generation_zero = False
+
+
 def leave_groups_at_generation_zero(settings: CommonSettings) -> None:
     """On a broker that numbers group generations from 0, make every consumer of this process
     (aiokafka's, and the Faust apps' built on it) leave its group when it stops.
@@ -85,9 +89,6 @@ def leave_groups_at_generation_zero(settings: CommonSettings) -> None:
 
     GroupCoordinator._maybe_leave_group = leave_from_generation_zero  # type: ignore[method-assign]
     _leaves_at_generation_zero = True
-
-
-_leaves_at_generation_zero = False
 
 
 def make_consumer(
