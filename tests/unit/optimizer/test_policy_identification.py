@@ -27,12 +27,14 @@ def _feed(policy: RoutingPolicy, arm: str, successes: int, failures: int, cost: 
 
 def _probabilities(slack_to_likely_better: bool) -> dict[str, float]:
     """Choice probabilities after the greedy arm is well known (160 of 200), a near arm had a
-    poor start (5 of 8) and eight weak arms look weak (2 of 4 each), at a 0.99 fleet target:
-    the floors and the Thompson rates of the weak arms alone exceed the slack."""
+    poor start (5 of 8) and eight weak arms look weak (2 of 4 each), at a 0.99 fleet target
+    with half the slack for exploration: the floors and the Thompson rates of the weak arms
+    alone exceed it.  (With the default fifth the floors alone do, and no arm gets more.)"""
     config = PolicyConfig(
         fleet_quality_target=0.99,
         seed=0,
         slack_to_likely_better=slack_to_likely_better,
+        explore_slack_share=0.5,
     )
     policy = RoutingPolicy(config, default_arms=[TOP, NEAR, *WEAK])
     _feed(policy, TOP, 160, 40, 1e-2)

@@ -27,10 +27,10 @@ def slack_allowance(config: PolicyConfig, q_greedy: float, headroom: float | Non
     Examples
     --------
     >>> config = PolicyConfig(fleet_quality_target=0.99)
-    >>> round(slack_allowance(config, 0.8, None), 6)  # half of 1 % of 0.8
-    0.004
-    >>> round(slack_allowance(config, 0.8, 0.004), 6)  # 0.6 % of the slack already spent
+    >>> round(slack_allowance(config, 0.8, None), 6)  # a fifth of 1 % of 0.8
     0.0016
+    >>> round(slack_allowance(config, 0.8, 0.004), 6)  # 0.6 % of the slack already spent
+    0.00064
     >>> slack_allowance(config, 0.8, -0.01)  # behind the target: nothing left to explore
     0.0
     """
@@ -53,8 +53,8 @@ def drift_floor(
     --------
     >>> est = Estimates([0.8, 0.7, 0.5], [0.01] * 3, [1.0] * 3, [None] * 3)
     >>> round(drift_floor(PolicyConfig(fleet_quality_target=0.99), est, 0), 4)
-    0.02
-    >>> drift_floor(PolicyConfig(fleet_quality_target=0.85), est, 0)
+    0.008
+    >>> drift_floor(PolicyConfig(fleet_quality_target=0.7), est, 0)
     0.2
     >>> legacy = PolicyConfig(fleet_quality_target=0.99, drift_explore_from_slack=False)
     >>> drift_floor(legacy, est, 0)
