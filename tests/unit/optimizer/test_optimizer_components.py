@@ -32,6 +32,7 @@ from finops.optimizer.domain.arms import (
 )
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
 from finops.optimizer.domain.policy import costs as policy_costs_mod
+from finops.optimizer.domain.policy import estimates as policy_estimates_mod
 from finops.optimizer.domain.policy import priors as policy_priors_mod
 from finops.optimizer.domain.policy import routing as policy_routing_mod
 from finops.optimizer.domain.policy import slack as policy_slack_mod
@@ -53,6 +54,7 @@ from finops.optimizer.domain.policy import slack as policy_slack_mod
         features_mod,
         latency_sketch_mod,
         policy_costs_mod,
+        policy_estimates_mod,
         policy_priors_mod,
         policy_routing_mod,
         policy_slack_mod,

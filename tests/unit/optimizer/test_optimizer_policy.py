@@ -407,6 +407,9 @@ def test_a_prior_pooled_from_sibling_task_types_counts_as_first_looks():
             # looks exempt whatever they cost: charged to the slack, the small arm's first
             # looks are few with either setting (test_policy_first_looks.py)
             first_look_slack_z=None,
+            # plain estimates: charged its risk against the reference arm, the small arm is
+            # rarely the greedy pick with either setting, and the looks are what is compared
+            switch_risk_z=None,
         )
         policy = RoutingPolicy(config, default_arms=[BIG, SMALL])
         rng = random.Random(3)

@@ -35,6 +35,9 @@ def _probabilities(slack_to_likely_better: bool) -> dict[str, float]:
         seed=0,
         slack_to_likely_better=slack_to_likely_better,
         explore_slack_share=0.5,
+        # plain estimates: charged their risk against the reference, the cheap weak arms look
+        # worse still and the floors alone exceed the slack again
+        switch_risk_z=None,
     )
     policy = RoutingPolicy(config, default_arms=[TOP, NEAR, *WEAK])
     _feed(policy, TOP, 160, 40, 1e-2)

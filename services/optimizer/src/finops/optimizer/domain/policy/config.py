@@ -58,6 +58,13 @@ class PolicyConfig:
     #: one with the thinnest evidence and keeps the aim near 1 for a long time; an arm that may
     #: be the best is sampled by identification and reference-candidate trials instead)
     aim_margin_of_reference: bool = True
+    #: an arm cheaper than the fleet's reference arm is scored -- greedy pick, exploration and
+    #: the plan -- this many standard deviations of its difference from the reference below
+    #: its estimate (:func:`.estimates.against_reference`): the plan's quality at price 0 is
+    #: the best estimate of every request, and on thin evidence the best of several estimates
+    #: is biased up, so the plan counted surplus it did not have and served the cheaper arm
+    #: where it was merely luckier (``None``: the plain estimates)
+    switch_risk_z: float | None = 1.0
     #: a surplus / deficit is paced out over this fraction of the traffic seen so far
     pacing_horizon: float = 0.25
     #: re-plan the shadow price every this many updates (more often at the start)
@@ -247,4 +254,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "identify_beyond_slack": False,
     "slack_from_headroom": False,
     "first_look_slack_z": None,
+    "switch_risk_z": None,
 }

@@ -11,7 +11,7 @@ from .costs import CostBook, fill_unknown
 from .keys import scoped_key
 from .task import TaskState
 
-__all__ = ["Estimates", "estimate_arms"]
+__all__ = ["Estimates", "against_reference", "estimate_arms"]
 
 
 @dataclass
@@ -62,3 +62,35 @@ def estimate_arms(
     else:
         est.cost = [0.0 if c is None else c for c in costs_or_unknown]
     return est
+
+
+def against_reference(
+    est: Estimates, arm_keys: Sequence[str], ref_arm: str | None, z: float | None
+) -> Estimates:
+    """The estimates a fleet target scores a request with: every arm cheaper than the
+    fleet's reference arm ``ref_arm`` lowered by ``z`` standard deviations of its difference
+    from the reference (at least 0).
+
+    The target is measured against the reference arm, so a cheaper arm served instead of it
+    is a bet that the difference is what the estimates say; on a few outcomes per task type
+    the arm that looks as good as the reference is, more often than not, the luckier one of
+    two.  Dearer arms are left alone: one that may beat the reference is the one to find.
+    ``z`` ``None`` (or no reference among ``arm_keys``) returns ``est`` itself.
+
+    Examples
+    --------
+    >>> est = Estimates([0.80, 0.79, 0.85], [0.0009, 0.0016, 0.01], [1.0, 0.1, 2.0], [None] * 3)
+    >>> [round(q, 3) for q in against_reference(est, ["ref", "cheap", "dear"], "ref", 1.0).quality]
+    [0.8, 0.74, 0.85]
+    >>> against_reference(est, ["ref", "cheap", "dear"], "ref", None) is est
+    True
+    """
+    if z is None or ref_arm is None or ref_arm not in arm_keys:
+        return est
+    r = list(arm_keys).index(ref_arm)
+    vr, cr = est.variance[r], est.cost[r]
+    qs = [
+        max(q - z * (v + vr) ** 0.5, 0.0) if c < cr else q
+        for q, v, c in zip(est.quality, est.variance, est.cost, strict=True)
+    ]
+    return Estimates(qs, est.variance, est.cost, est.latency)

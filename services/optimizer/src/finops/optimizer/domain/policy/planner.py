@@ -40,7 +40,7 @@ from typing import Any
 from ..arms import ArmStats
 from .config import Objective, PolicyConfig
 from .dual_solve import WindowHull, add_request, solve_price
-from .estimates import Estimates
+from .estimates import Estimates, against_reference
 from .scoring import phi
 from .task import TaskState
 
@@ -267,7 +267,9 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
     # greedy choices must also cover the expected loss of exploratory picks
     x_rate = sum(s.exploration_loss * (s.traffic() / n_tot) for s in shares)
     t_plan = t_eff + x_rate * n_tot / ref
-    hull = _window_hull(_merged_window(config.plan_window, shares, n_tot), ref_arm)
+    hull = _window_hull(
+        _merged_window(config.plan_window, shares, n_tot), ref_arm, config.switch_risk_z
+    )
     mu, mu_hi, mu_mix = solve_price(hull, t_plan)
     info = {
         "updates": sum(s.updates for s in shares),
@@ -391,10 +393,13 @@ def _merged_window(
 
 
 def _window_hull(
-    windows: Sequence[tuple[PlanShare, Sequence[PlannedRequest]]], ref_arm: str | None
+    windows: Sequence[tuple[PlanShare, Sequence[PlannedRequest]]],
+    ref_arm: str | None,
+    switch_risk_z: float | None = None,
 ) -> WindowHull:
     """Quality at price 0, reference quality and the hull breakpoints of the window requests,
-    each estimated by its own share."""
+    each estimated by its own share, the arms cheaper than the reference charged
+    ``switch_risk_z`` standard deviations (:func:`.estimates.against_reference`)."""
     hull = WindowHull()
     for share, requests in windows:
         cache: dict[str, tuple[TaskState, list[str], Objective]] = {}
@@ -413,5 +418,5 @@ def _window_hull(
                 hull.ref_q += qs[arm_keys.index(ref_arm)]
             else:
                 hull.ref_q += max(qs)
-            add_request(hull, obj, est)
+            add_request(hull, obj, against_reference(est, arm_keys, ref_arm, switch_risk_z))
     return hull

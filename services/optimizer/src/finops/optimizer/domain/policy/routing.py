@@ -18,7 +18,7 @@ from . import persistence
 from .config import Objective, PolicyConfig, objective_for
 from .costs import CostBook
 from .decision import Decision, PriceState, alternatives, reason_for
-from .estimates import Estimates, estimate_arms
+from .estimates import Estimates, against_reference, estimate_arms
 from .exploration import Choice, ExplorationInputs, choice_probs
 from .keys import family_of
 from .learning import (
@@ -253,12 +253,18 @@ class RoutingPolicy:
         """Choice probabilities; with a fractional fleet plan the marginal requests take the
         cheaper side (price ``mu_hi``) with probability ``mu_mix`` (randomised rounding)."""
         plan, cfg = self._plan, self.config
+        # switching away from the reference arm is scored at its risk; the quality the
+        # planner accounts for stays the plain estimate
+        scored = est
+        if cfg.fleet_quality_target is not None:
+            ref_arm = plan.info.get("reference_arm")
+            scored = against_reference(est, arm_keys, ref_arm, cfg.switch_risk_z)
         inp = ExplorationInputs(
             cfg,
             task,
             arm_keys,
             obj,
-            est,
+            scored,
             plan.ref_candidates,
             plan.info.get("reference_arm"),
             plan.info.get("headroom"),
