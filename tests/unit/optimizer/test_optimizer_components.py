@@ -80,11 +80,15 @@ def test_quality_posterior_matches_beta():
         post.add(q)
     # Beta(1 + 3, 1 + 1): mean 4/6, variance ab / ((a+b)^2 (a+b+1)) with p0=0.5, m=2
     assert post.mean(0.5, 2.0) == pytest.approx(4 / 6)
-    # data sum of squares 0.75, prior adds 2 pseudo-observations of variance 0.25
-    assert post.variance(0.5, 2.0, 0.25) == pytest.approx((0.75 + 2 * 0.25) / 6 / 7)
+    # data sum of squares 0.75, prior adds 2 pseudo-observations of variance 0.25, and the
+    # distance of the data's mean 3/4 from the prior's 1/2: 4 x 2 / 6 x (1/4)^2
+    between = 4 * 2 / 6 * 0.25**2
+    assert post.variance(0.5, 2.0, 0.25) == pytest.approx((0.75 + 2 * 0.25 + between) / 6 / 7)
     a, b = 4.0, 2.0
     beta_var = a * b / ((a + b) ** 2 * (a + b + 1))
-    assert post.variance(0.5, 2.0, 0.25) == pytest.approx(beta_var, rel=0.1)
+    assert post.variance(0.5, 2.0, 0.25) == pytest.approx(beta_var, rel=1e-12)
+    # without the distance (checkpoints written before it): the spreads alone, less than Beta's
+    assert post.variance(0.5, 2.0, 0.25, between=False) == pytest.approx((0.75 + 0.5) / 6 / 7)
     post.discount(keep=2.0, mean=0.25, var=0.1)
     assert post.n == 2.0 and post.mu == 0.25 and post.m2 == pytest.approx(0.2)
 

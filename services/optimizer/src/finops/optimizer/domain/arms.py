@@ -81,11 +81,40 @@ class QualityPosterior:
     def mean(self, p0: float, m: float) -> float:
         return (self.n * self.mu + m * p0) / (self.n + m)
 
-    def variance(self, p0: float, m: float, v0: float) -> float:
-        """Posterior variance of the mean quality."""
+    def observation_variance(self, p0: float, m: float, v0: float, between: bool = True) -> float:
+        """Per-observation variance: the data's spread and the prior's pooled, with the
+        distance between the data's mean and the prior's (the normal-inverse-gamma update;
+        ``between`` ``False``: without it, as checkpoints written before it was added)."""
         n = self.n
-        v_data = (self.m2 + m * v0) / (n + m) if n + m > 0 else 0.25
-        return max(v_data, 1e-6) / (n + m + 1.0)
+        if n + m <= 0:
+            return 0.25
+        pooled = self.m2 + m * v0
+        if between:
+            pooled += n * m * (self.mu - p0) ** 2 / (n + m)
+        return pooled / (n + m)
+
+    def variance(self, p0: float, m: float, v0: float, between: bool = True) -> float:
+        """Posterior variance of the mean quality.
+
+        Three failures of an arm whose prior says 0.8 leave it uncertain, not confidently poor:
+        for 0/1 outcomes with ``v0 = p0 (1 - p0)`` this is the variance of the Beta posterior.
+
+        Examples
+        --------
+        >>> post = QualityPosterior()
+        >>> for q in [0, 0, 0]:
+        ...     post.add(q)
+        >>> mean = post.mean(p0=0.8, m=2.0)
+        >>> round(mean, 2), round(post.variance(0.8, 2.0, 0.8 * 0.2) ** 0.5, 3)
+        (0.32, 0.19)
+        >>> beta_variance = mean * (1 - mean) / 6  # Beta(1.6, 3.4): prior 2 x (0.8, 0.2), 0 of 3
+        >>> round(beta_variance, 6) == round(post.variance(0.8, 2.0, 0.16), 6)
+        True
+        >>> round(post.variance(0.8, 2.0, 0.16, between=False) ** 0.5, 3)  # without: too sure
+        0.103
+        """
+        v_data = self.observation_variance(p0, m, v0, between)
+        return max(v_data, 1e-6) / (self.n + m + 1.0)
 
     def discount(self, keep: float, mean: float | None = None, var: float | None = None) -> None:
         """Shrink the evidence to at most ``keep`` observations (used on drift).
@@ -474,19 +503,22 @@ class ArmStats:
         p0, m, _ = self.effective_prior()
         return self.quality.mean(p0, m)
 
-    def quality_var(self) -> float:
+    def quality_var(self, between: bool = True) -> float:
         p0, m, v0 = self.effective_prior()
-        return self.quality.variance(p0, m, v0)
+        return self.quality.variance(p0, m, v0, between)
 
-    def counterfactual_total(self, use_residuals: bool = True, optimism: float = 0.0) -> float:
+    def counterfactual_total(
+        self, use_residuals: bool = True, optimism: float = 0.0, between: bool = True
+    ) -> float:
         """Estimated total quality this arm would have delivered on all requests of its task.
 
         ``optimism`` shifts the mean used for the requests the arm did not serve by that many
-        posterior standard deviations (see ``PolicyConfig.ref_optimism``).
+        posterior standard deviations (see ``PolicyConfig.ref_optimism``; ``between``: see
+        :meth:`QualityPosterior.observation_variance`).
         """
         mean = self.mean_quality()
         if optimism:
-            mean += optimism * math.sqrt(self.quality_var())
+            mean += optimism * math.sqrt(self.quality_var(between))
         t = self.obs_sum + self.unobs_n * mean
         return t + self.unobs_r if use_residuals else t
 

@@ -157,6 +157,12 @@ class PolicyConfig:
     price_unseen_as_dearest: bool = True
 
     # --- quality posteriors (empirical Bayes) ---------------------------------------------
+    #: a posterior's per-observation variance includes the distance between the data's mean
+    #: and the prior's (the normal-inverse-gamma update; for 0/1 outcomes the Beta posterior's
+    #: variance): without it an arm whose first three outcomes failed against a prior of 0.8
+    #: read 0.32 +- 0.10 instead of +- 0.19, and the best model of a task type could stay
+    #: written off (``False``: the data's and the prior's spread alone)
+    posterior_between_variance: bool = True
     prior_strength_min: float = 1.0
     prior_strength_max: float = 100.0
     default_prior_strength: float = 2.0
@@ -255,4 +261,5 @@ LEGACY_SETTINGS: dict[str, object] = {
     "slack_from_headroom": False,
     "first_look_slack_z": None,
     "switch_risk_z": None,
+    "posterior_between_variance": False,
 }

@@ -54,7 +54,7 @@ def estimate_arms(
                     q += lam * (model.predict_one(xc) - st.r_bar)  # type: ignore[arg-type]
                 q = 0.0 if q < 0.0 else (1.0 if q > 1.0 else q)
         est.quality.append(q)
-        est.variance.append(post.variance(p0, m, v0))
+        est.variance.append(post.variance(p0, m, v0, config.posterior_between_variance))
         costs_or_unknown.append(costs.expected(a, st, tokens))
         est.latency.append(st.latency.p95() if len(st.latency) >= min_lat else None)
     if config.price_unseen_as_dearest:

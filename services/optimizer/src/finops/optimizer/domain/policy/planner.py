@@ -97,14 +97,14 @@ class RefTotal:
     unobserved: bool = False
 
 
-def _total_variance(st: ArmStats) -> float:
+def _total_variance(st: ArmStats, between: bool = True) -> float:
     """Variance of an arm's counterfactual total on its task (unserved requests only)."""
     unseen = st.unobs_n
     if unseen <= 0:
         return 0.0
-    _p0, m, v0 = st.effective_prior()
-    v_obs = (st.quality.m2 + m * v0) / (st.quality.n + m)
-    return unseen * unseen * st.quality_var() + unseen * v_obs
+    p0, m, v0 = st.effective_prior()
+    v_obs = st.quality.observation_variance(p0, m, v0, between)
+    return unseen * unseen * st.quality_var(between) + unseen * v_obs
 
 
 def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> dict[str, RefTotal]:
@@ -113,6 +113,7 @@ def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> di
     Only arms available on every task type with traffic are candidates for the fleet's
     "best single arm"; if there is none the per-task best arm is used (key ``""``).
     """
+    between = config.posterior_between_variance
     totals: dict[str, float] = {}
     variances: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -126,16 +127,16 @@ def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> di
         n_tasks += 1
         best: tuple[float, ArmStats] | None = None
         for arm, st in task.arms.items():
-            t = st.counterfactual_total(config.ref_residuals, config.ref_optimism)
+            t = st.counterfactual_total(config.ref_residuals, config.ref_optimism, between)
             totals[arm] = totals.get(arm, 0.0) + t
-            variances[arm] = variances.get(arm, 0.0) + _total_variance(st)
+            variances[arm] = variances.get(arm, 0.0) + _total_variance(st, between)
             counts[arm] = counts.get(arm, 0) + 1
             if st.quality.n > 0:
                 observed.add(arm)
             if best is None or t > best[0]:
                 best = (t, st)
         best_t += best[0]  # type: ignore[index]
-        best_v += _total_variance(best[1])  # type: ignore[index]
+        best_v += _total_variance(best[1], between)  # type: ignore[index]
     out = {
         a: RefTotal(t, variances[a], a not in observed)
         for a, t in totals.items()
@@ -375,7 +376,8 @@ def _plan_audits(
             audits[task_type] = 0.0
             continue
         _p0, m, _v0 = st.effective_prior()
-        audits[task_type] = scale * st.unobs_n**2 * st.quality_var() / (st.quality.n + m + 1.0)
+        var_mean = st.quality_var(config.posterior_between_variance)
+        audits[task_type] = scale * st.unobs_n**2 * var_mean / (st.quality.n + m + 1.0)
     return audits
 
 
