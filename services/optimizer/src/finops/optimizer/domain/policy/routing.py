@@ -253,12 +253,10 @@ class RoutingPolicy:
         """Choice probabilities; with a fractional fleet plan the marginal requests take the
         cheaper side (price ``mu_hi``) with probability ``mu_mix`` (randomised rounding)."""
         plan, cfg = self._plan, self.config
-        # switching away from the reference arm is scored at its risk; the quality the
-        # planner accounts for stays the plain estimate
-        scored = est
-        if cfg.fleet_quality_target is not None:
-            ref_arm = plan.info.get("reference_arm")
-            scored = against_reference(est, arm_keys, ref_arm, cfg.switch_risk_z)
+        # switching away from the reference arm (there is one only under a fleet target) is
+        # scored at its risk; the quality the planner accounts for stays the plain estimate
+        ref_arm = plan.info.get("reference_arm")
+        scored = against_reference(est, arm_keys, ref_arm, cfg.switch_risk_z)
         inp = ExplorationInputs(
             cfg,
             task,
@@ -266,7 +264,7 @@ class RoutingPolicy:
             obj,
             scored,
             plan.ref_candidates,
-            plan.info.get("reference_arm"),
+            ref_arm,
             plan.info.get("headroom"),
         )
         price = price_for(obj, cfg, plan.mu)
