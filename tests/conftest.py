@@ -17,11 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import worker_port_range
 
 from finops.cli.infra import LocalInfra
-from finops.cli.process import free_port
+from finops.cli.process import FREE_PORTS_ENV, free_port, free_port_range
 from finops.cli.stack import Stack, StackSettings
 from finops.common.settings import LOCAL_BROKER_ENV
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each pytest-xdist worker a range of free ports of its own (``FINOPS_FREE_PORTS``,
+    a slice of the range it would use otherwise), for itself and the stacks it starts: the
+    other worker can then never be handed a port of this one's, not even one of a stack that
+    is down between a test's ``finops down`` and ``finops up``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        low, high = worker_port_range(free_port_range(), worker, workers)
+        os.environ[FREE_PORTS_ENV] = f"{low}-{high}"
 
 
 @dataclass(frozen=True)

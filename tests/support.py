@@ -284,3 +284,22 @@ async def serve(app: Any, port: int) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def worker_port_range(band: tuple[int, int], worker: str, workers: int) -> tuple[int, int]:
+    """The slice of ``band`` (both ends included) that pytest-xdist worker ``worker`` ("gw1")
+    of ``workers`` draws its free ports from: equal slices, one per worker, never overlapping.
+
+    Two workers drawing from one band could be handed the same port: "free now" reserves
+    nothing, and a stack stopped between ``finops down`` and ``up`` keeps its ports unbound.
+    """
+    first, last = band
+    index = int(worker.removeprefix("gw"))
+    size = (last - first + 1) // workers
+    if not 0 <= index < workers or size < 64:
+        raise ValueError(
+            f"no port range for worker {worker} of {workers} in {first}-{last}"
+            " (at least 64 ports each)"
+        )
+    low = first + index * size
+    return low, low + size - 1

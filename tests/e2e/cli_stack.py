@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import support
 
-from finops.cli.process import free_port
+from finops.cli.process import FREE_PORTS_ENV, free_port
 from finops.common.settings import LOCAL_BROKER_ENV
 
 COMPONENTS = [
@@ -68,8 +68,11 @@ def stack_log_tails(env: dict[str, str], lines: int = 25) -> str:
 
 
 def fresh_env(data_dir: Path) -> dict[str, str]:
-    """The environment of a stack of its own: its data folder, free ports."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
+    """The environment of a stack of its own: its data folder, free ports (and this test
+    worker's range of them, for the ports the stack picks itself)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("FINOPS_") or k == FREE_PORTS_ENV
+    }
     env["FINOPS_DATA_DIR"] = str(data_dir)
     env["COLUMNS"] = "200"
     for name in COMPONENTS:

@@ -1,18 +1,39 @@
-"""The local stack's free ports lie outside the kernel's ephemeral range."""
+"""The local stack's free ports lie outside the kernel's ephemeral range, in the range
+``FINOPS_FREE_PORTS`` gives when it is set; no port is handed out twice, and two test
+workers draw from ranges that do not overlap."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import socket
 
-from finops.cli.process import ephemeral_range, free_port
+import pytest
+from support import worker_port_range
+
+from finops.cli import process
+from finops.cli.failures import CliError
+from finops.cli.process import (
+    FREE_PORTS_ENV,
+    ephemeral_range,
+    free_port,
+    free_port_range,
+    parse_port_range,
+)
+
+
+@pytest.fixture(autouse=True)
+def nothing_handed_out_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A memory of handed-out ports of the test's own (this worker's is put back after)."""
+    monkeypatch.setattr(process, "_handed_out", set())
 
 
 def test_free_ports_are_never_ones_an_outgoing_connection_could_take() -> None:
     low, high = ephemeral_range()
-    ports = {free_port() for _ in range(50)}
+    ports = [free_port() for _ in range(50)]
     assert all(not low <= port <= high for port in ports), sorted(ports)
-    # chosen at random, not one fixed port
-    assert len(ports) > 40
+    # chosen at random, not in order, and none of them twice
+    assert ports != sorted(ports) and len(set(ports)) == 50
 
 
 def test_a_free_port_can_be_bound_by_a_server() -> None:
@@ -22,3 +43,86 @@ def test_a_free_port_can_be_bound_by_a_server() -> None:
         server.bind(("127.0.0.1", port))
         server.listen()
         assert server.getsockname()[1] == port
+
+
+def test_without_the_setting_the_range_is_the_band_below_the_ephemeral_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(FREE_PORTS_ENV, raising=False)
+    low, _ = ephemeral_range()
+    assert free_port_range() == (max(1024, low - 16384), low - 1)
+
+
+def test_free_ports_come_from_the_range_set_and_none_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = free_port()  # in this worker's own range: no other worker binds near it
+    low = min(start, free_port_range()[1] - 63)
+    monkeypatch.setenv(FREE_PORTS_ENV, f"{low}-{low + 63}")
+    ports = [free_port() for _ in range(20)]
+    assert all(low <= port <= low + 63 for port in ports), ports
+    assert len(set(ports)) == 20
+
+
+def test_a_range_with_no_free_port_left_is_an_error_not_a_port_from_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    monkeypatch.setenv(FREE_PORTS_ENV, f"{port}-{port}")
+    monkeypatch.setattr(process, "_handed_out", set())
+    assert free_port() == port
+    with pytest.raises(CliError, match=f"no free port left in {FREE_PORTS_ENV}={port}-{port}"):
+        free_port()  # handed out already
+    monkeypatch.setattr(process, "_handed_out", set())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with pytest.raises(CliError) as taken:
+            free_port()  # another server holds it
+    assert taken.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "value", ["", "abc", "20000", "20000-", "24095-20000", "80-90", "60000-70000", "1-2-3"]
+)
+def test_a_malformed_range_is_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(FREE_PORTS_ENV, value)
+    with pytest.raises(CliError) as raised:
+        free_port()
+    assert raised.value.message == (
+        f"{FREE_PORTS_ENV}={value!r}: expected LOW-HIGH, two ports with"
+        " 1024 <= LOW <= HIGH <= 65535 (e.g. 20000-24095)"
+    )
+    assert raised.value.code == 2
+
+
+def test_a_range_reads_with_spaces_around_it() -> None:
+    assert parse_port_range(" 20000-20000\n") == (20000, 20000)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_test_workers_draw_from_ranges_that_do_not_overlap(workers: int) -> None:
+    band = (16384, 32767)
+    ranges = [worker_port_range(band, f"gw{i}", workers) for i in range(workers)]
+    for low, high in ranges:
+        assert band[0] <= low <= high <= band[1]
+        assert high - low + 1 == (band[1] - band[0] + 1) // workers
+    for (_, high), (low, _) in itertools.pairwise(ranges):
+        assert high < low
+
+
+def test_this_worker_draws_from_its_own_range_under_xdist() -> None:
+    """tests/conftest.py sets the range of an xdist worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        pytest.skip("not a pytest-xdist worker")
+    low, high = parse_port_range(os.environ[FREE_PORTS_ENV])
+    assert low <= free_port() <= high
+
+
+@pytest.mark.parametrize(("worker", "workers"), [("gw2", 2), ("gw0", 1000)])
+def test_a_worker_without_a_range_of_its_own_is_an_error(worker: str, workers: int) -> None:
+    with pytest.raises(ValueError, match=f"no port range for worker {worker} of {workers}"):
+        worker_port_range((16384, 32767), worker, workers)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finops.cli.failures import CliError
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -35,6 +37,11 @@ _LINUX_EPHEMERAL = (32768, 60999)
 #: how many ports below (or above) the ephemeral range :func:`free_port` chooses among
 _BAND = 16384
 _TRIES = 200
+#: a setting: the ports :func:`free_port` chooses among, ``LOW-HIGH`` (both included)
+FREE_PORTS_ENV = "FINOPS_FREE_PORTS"
+_PORT_RANGE = re.compile(r"(\d{1,5})-(\d{1,5})")
+#: the ports :func:`free_port` has handed out in this process (it hands out none twice)
+_handed_out: set[int] = set()
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
@@ -56,6 +63,42 @@ def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
     return low, high
 
 
+def parse_port_range(value: str) -> tuple[int, int]:
+    """``LOW-HIGH`` (both included) as two ports; a one-line :class:`CliError` naming
+    ``FINOPS_FREE_PORTS`` when it is not that.
+
+    Examples
+    --------
+    >>> parse_port_range("20000-24095")
+    (20000, 24095)
+    >>> try:
+    ...     parse_port_range("24095-20000")
+    ... except CliError as exc:
+    ...     print(exc.message.split(":")[0])
+    FINOPS_FREE_PORTS='24095-20000'
+    """
+    match = _PORT_RANGE.fullmatch(value.strip())
+    low, high = (int(match[1]), int(match[2])) if match else (0, 0)
+    if not 1024 <= low <= high <= 65535:
+        raise CliError(
+            f"{FREE_PORTS_ENV}={value!r}: expected LOW-HIGH, two ports with"
+            " 1024 <= LOW <= HIGH <= 65535 (e.g. 20000-24095)",
+            2,
+        )
+    return low, high
+
+
+def free_port_range() -> tuple[int, int]:
+    """The ports :func:`free_port` chooses among (both included): ``FINOPS_FREE_PORTS`` when
+    it is set, otherwise the band just below the ephemeral range (or above it, where the
+    range starts too low); ``first > last`` when there is no such band."""
+    setting = os.environ.get(FREE_PORTS_ENV)
+    if setting is not None:
+        return parse_port_range(setting)
+    low, high = ephemeral_range()
+    return (max(1024, low - _BAND), low - 1) if low > 2048 else (high + 1, 65535)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that is free now, chosen at random *outside* the ephemeral range.
 
@@ -63,16 +106,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     gives every outgoing connection: between this call and the server's own bind, any client
     on the machine (a test's Kafka or HTTP clients) can take it as its local port, and the
     server fails with "address already in use".  Ports outside that range are never given to
-    a connection, so only another server can race for them; choosing at random (not seeded by
-    the caller's ``random``) keeps two test workers apart.
+    a connection, so only another server can race for them.
+
+    "Free now" is no reservation: a port handed out but not yet bound, or whose server has
+    stopped for a while (a stack between ``down`` and ``up`` keeps its ports), looks free to
+    every other caller.  So one process never hands out the same port twice, and processes
+    that must never share a port (the test suite's pytest-xdist workers) each set
+    ``FINOPS_FREE_PORTS`` to a range of their own; with it set, no free port in the range is
+    an error rather than a port from elsewhere.
     """
-    low, high = ephemeral_range()
-    first, last = (max(1024, low - _BAND), low - 1) if low > 2048 else (high + 1, 65535)
+    first, last = free_port_range()
     chooser = random.SystemRandom()
     for _ in range(_TRIES if first <= last else 0):
         port = chooser.randint(first, last)
-        if port_is_free(host, port):
+        if port not in _handed_out and port_is_free(host, port):
+            _handed_out.add(port)
             return port
+    if os.environ.get(FREE_PORTS_ENV) is not None:
+        raise CliError(
+            f"no free port left in {FREE_PORTS_ENV}={first}-{last} after {_TRIES} tries", 2
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded band
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
