@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from support import worker_port_range
 
+from finops.cli.failures import CliError
 from finops.cli.infra import LocalInfra
 from finops.cli.process import FREE_PORTS_ENV, free_port, free_port_range
 from finops.cli.stack import Stack, StackSettings
@@ -31,10 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
     other worker can then never be handed a port of this one's, not even one of a stack that
     is down between a test's ``finops down`` and ``finops up``."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-        low, high = worker_port_range(free_port_range(), worker, workers)
-        os.environ[FREE_PORTS_ENV] = f"{low}-{high}"
+    planned = getattr(config.option, "numprocesses", None)
+    try:
+        if worker:
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", ""))
+            low, high = worker_port_range(free_port_range(), worker, workers)
+            os.environ[FREE_PORTS_ENV] = f"{low}-{high}"
+        elif isinstance(planned, int) and planned > 0:
+            # checked before the workers start: a worker that fails here is a traceback, and
+            # pytest-xdist starts it again and again
+            worker_port_range(free_port_range(), "gw0", planned)
+    except (ValueError, CliError) as exc:
+        raise pytest.UsageError(f"free ports of the test workers: {exc}") from None
 
 
 @dataclass(frozen=True)

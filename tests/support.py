@@ -294,8 +294,8 @@ def worker_port_range(band: tuple[int, int], worker: str, workers: int) -> tuple
     nothing, and a stack stopped between ``finops down`` and ``up`` keeps its ports unbound.
     """
     first, last = band
-    index = int(worker.removeprefix("gw"))
-    size = (last - first + 1) // workers
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else -1
+    size = (last - first + 1) // workers if workers > 0 else 0
     if not 0 <= index < workers or size < 64:
         raise ValueError(
             f"no port range for worker {worker} of {workers} in {first}-{last}"

@@ -102,7 +102,7 @@ def test_a_range_reads_with_spaces_around_it() -> None:
     assert parse_port_range(" 20000-20000\n") == (20000, 20000)
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+@pytest.mark.parametrize("workers", [1, 2, 3, 8, 12])
 def test_test_workers_draw_from_ranges_that_do_not_overlap(workers: int) -> None:
     band = (16384, 32767)
     ranges = [worker_port_range(band, f"gw{i}", workers) for i in range(workers)]
@@ -113,7 +113,7 @@ def test_test_workers_draw_from_ranges_that_do_not_overlap(workers: int) -> None
         assert high < low
 
 
-def test_this_worker_draws_from_its_own_range_under_xdist() -> None:
+def test_under_xdist_this_worker_has_a_range_and_free_port_stays_in_it() -> None:
     """tests/conftest.py sets the range of an xdist worker."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
@@ -122,7 +122,23 @@ def test_this_worker_draws_from_its_own_range_under_xdist() -> None:
     assert low <= free_port() <= high
 
 
-@pytest.mark.parametrize(("worker", "workers"), [("gw2", 2), ("gw0", 1000)])
+def test_the_last_free_port_of_a_range_is_found_without_luck(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = free_port()  # in this worker's own range: no other worker binds near it
+    low = min(start, free_port_range()[1] - 999)
+    monkeypatch.setenv(FREE_PORTS_ENV, f"{low}-{low + 999}")
+    last = low + 500
+    monkeypatch.setattr(process, "_handed_out", set(range(low, low + 1000)) - {last})
+    monkeypatch.setattr(process, "_TRIES", 0)  # no random tries: only the scan can find it
+    assert free_port() == last
+    with pytest.raises(CliError, match="no free port left"):
+        free_port()
+
+
+@pytest.mark.parametrize(
+    ("worker", "workers"), [("gw2", 2), ("gw0", 1000), ("master", 2), ("gw0", 0)]
+)
 def test_a_worker_without_a_range_of_its_own_is_an_error(worker: str, workers: int) -> None:
     with pytest.raises(ValueError, match=f"no port range for worker {worker} of {workers}"):
         worker_port_range((16384, 32767), worker, workers)

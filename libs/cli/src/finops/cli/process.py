@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +100,8 @@ def free_port_range() -> tuple[int, int]:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free now, chosen at random *outside* the ephemeral range.
+    """A port that is free now, chosen at random from ``FINOPS_FREE_PORTS`` when it is set,
+    otherwise *outside* the ephemeral range.
 
     A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, the one it also
     gives every outgoing connection: between this call and the server's own bind, any client
@@ -110,25 +111,41 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     "Free now" is no reservation: a port handed out but not yet bound, or whose server has
     stopped for a while (a stack between ``down`` and ``up`` keeps its ports), looks free to
-    every other caller.  So one process never hands out the same port twice, and processes
-    that must never share a port (the test suite's pytest-xdist workers) each set
-    ``FINOPS_FREE_PORTS`` to a range of their own; with it set, no free port in the range is
-    an error rather than a port from elsewhere.
+    every other caller.  So one process never hands out the same port twice (a range must
+    hold every port one process draws in its life), and processes that must never share a
+    port (the test suite's pytest-xdist workers) each set ``FINOPS_FREE_PORTS`` to a range of
+    their own; with it set, a range with no free port left that this process has not handed
+    out is an error rather than a port from elsewhere.
     """
     first, last = free_port_range()
-    chooser = random.SystemRandom()
-    for _ in range(_TRIES if first <= last else 0):
-        port = chooser.randint(first, last)
+    for port in _candidates(first, last):
         if port not in _handed_out and port_is_free(host, port):
             _handed_out.add(port)
             return port
     if os.environ.get(FREE_PORTS_ENV) is not None:
         raise CliError(
-            f"no free port left in {FREE_PORTS_ENV}={first}-{last} after {_TRIES} tries", 2
+            f"no free port left in {FREE_PORTS_ENV}={first}-{last}"
+            " (this process hands out none twice)",
+            2,
         )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded band
         sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _handed_out.add(port)
+    return port
+
+
+def _candidates(first: int, last: int) -> Iterator[int]:
+    """Ports of ``first..last`` to try: ``_TRIES`` at random, then every one in random order
+    (a range nearly used up still yields its last free port)."""
+    if first > last:
+        return
+    chooser = random.SystemRandom()
+    for _ in range(_TRIES):
+        yield chooser.randint(first, last)
+    rest = list(range(first, last + 1))
+    chooser.shuffle(rest)
+    yield from rest
 
 
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
