@@ -53,12 +53,19 @@ def test_without_the_setting_the_range_is_the_band_below_the_ephemeral_one(
     assert free_port_range() == (max(1024, low - 16384), low - 1)
 
 
+def _set_a_range_of_this_workers(monkeypatch: pytest.MonkeyPatch, size: int) -> int:
+    """Set ``FINOPS_FREE_PORTS`` to ``size`` ports of this worker's own range (no other
+    worker binds there); return the first."""
+    start = free_port()
+    low = min(start, free_port_range()[1] - (size - 1))
+    monkeypatch.setenv(FREE_PORTS_ENV, f"{low}-{low + size - 1}")
+    return low
+
+
 def test_free_ports_come_from_the_range_set_and_none_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    start = free_port()  # in this worker's own range: no other worker binds near it
-    low = min(start, free_port_range()[1] - 63)
-    monkeypatch.setenv(FREE_PORTS_ENV, f"{low}-{low + 63}")
+    low = _set_a_range_of_this_workers(monkeypatch, 64)
     ports = [free_port() for _ in range(20)]
     assert all(low <= port <= low + 63 for port in ports), ports
     assert len(set(ports)) == 20
@@ -125,9 +132,7 @@ def test_under_xdist_this_worker_has_a_range_and_free_port_stays_in_it() -> None
 def test_the_last_free_port_of_a_range_is_found_without_luck(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    start = free_port()  # in this worker's own range: no other worker binds near it
-    low = min(start, free_port_range()[1] - 999)
-    monkeypatch.setenv(FREE_PORTS_ENV, f"{low}-{low + 999}")
+    low = _set_a_range_of_this_workers(monkeypatch, 1000)
     last = low + 500
     monkeypatch.setattr(process, "_handed_out", set(range(low, low + 1000)) - {last})
     monkeypatch.setattr(process, "_TRIES", 0)  # no random tries: only the scan can find it
