@@ -45,12 +45,21 @@ def test_a_free_port_can_be_bound_by_a_server() -> None:
         assert server.getsockname()[1] == port
 
 
-def test_without_the_setting_the_range_is_the_band_below_the_ephemeral_one(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("ephemeral", "band"),
+    [
+        ((32768, 60999), (16384, 32767)),  # Linux's default: the 16,384 ports below
+        ((10000, 60999), (1024, 9999)),  # not below 1024
+        ((2000, 40000), (40001, 65535)),  # too low to leave a band below: the ports above
+        ((1024, 65535), (65536, 65535)),  # no band at all (first > last)
+    ],
+)
+def test_without_the_setting_the_range_is_a_band_beside_the_ephemeral_one(
+    monkeypatch: pytest.MonkeyPatch, ephemeral: tuple[int, int], band: tuple[int, int]
 ) -> None:
     monkeypatch.delenv(FREE_PORTS_ENV, raising=False)
-    low, _ = ephemeral_range()
-    assert free_port_range() == (max(1024, low - 16384), low - 1)
+    monkeypatch.setattr(process, "ephemeral_range", lambda: ephemeral)
+    assert free_port_range() == band
 
 
 def _set_a_range_of_this_workers(monkeypatch: pytest.MonkeyPatch, size: int) -> int:
