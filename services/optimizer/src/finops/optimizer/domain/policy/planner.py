@@ -97,7 +97,7 @@ class RefTotal:
     unobserved: bool = False
 
 
-def _total_variance(st: ArmStats, between: bool = True) -> float:
+def _total_variance(st: ArmStats, between: bool) -> float:
     """Variance of an arm's counterfactual total on its task (unserved requests only)."""
     unseen = st.unobs_n
     if unseen <= 0:
@@ -397,7 +397,7 @@ def _merged_window(
 def _window_hull(
     windows: Sequence[tuple[PlanShare, Sequence[PlannedRequest]]],
     ref_arm: str | None,
-    switch_risk_z: float | None = None,
+    switch_risk_z: float | None,
 ) -> WindowHull:
     """Quality at price 0, reference quality and the hull breakpoints of the window requests,
     each estimated by its own share, the arms cheaper than the reference charged
