@@ -19,6 +19,10 @@ The synthetic sets are made up, not history:
 
     .venv/bin/python bench/backtest.py [--seeds 10] [--targets 0.9 0.95 0.99] [--no-synthetic]
         [--only NAME ...] [--json RESULTS.json] [--shift MODEL=QUALITY ...] [--policy KEY=VALUE ...]
+        [--no-baseline]
+
+Next to the policy it prints issue 15's reference learner, per-task Thompson sampling with a
+cost penalty picked in hindsight (``_thompson_baseline.py``), on the same seeds and prompt orders.
 
 Two options check that the policy is not fitted to these sets. ``--shift cheap-95=0.93`` writes
 the one-task set of a *nearby world*: that model at 93 % of the best's quality instead of 95 %
@@ -44,6 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from _figures import Measurement, at_least, record
+from _thompson_baseline import PENALTIES, BaselineRun, frontier, replay
 
 from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.backtest import run_backtest
@@ -281,6 +286,13 @@ def _one(job: _Job) -> tuple[_Job, dict, float]:
     return job, result, time.perf_counter() - t0
 
 
+def _baseline(job: tuple[str, float, int]) -> tuple[str, list[BaselineRun]]:
+    """The reference learner's runs of one file at one penalty, seeds ``0..seeds-1``."""
+    path, penalty, seeds = job
+    data = load_outcomes(path)
+    return path, [replay(data, penalty, seed) for seed in range(seeds)]
+
+
 def _summarise(runs: list[dict], target: float) -> dict[str, float]:
     ratios = [r["quality_ratio"] for r in runs]
     savings = [r["saving"] for r in runs]
@@ -369,6 +381,13 @@ def _arguments() -> argparse.Namespace:
         help="write the one-task set with these models moved to another quality relative to "
         "the best (a nearby world, e.g. cheap-95=0.93)",
     )
+    parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also replay the reference learner of issue 15 (per-task Thompson sampling with "
+        "a cost penalty, swept) and print it next to the policy (default: on)",
+    )
     add_policy_option(parser)
     args = parser.parse_args()
     if args.shift and not args.synthetic:
@@ -403,6 +422,29 @@ def _print_summary(summary: dict[tuple[str, float], dict[str, float]], seeds: in
         )
 
 
+def _print_baseline(
+    summary: dict[tuple[str, float], dict[str, float]],
+    baseline: dict[str, list[BaselineRun]],
+    targets: list[float],
+) -> None:
+    print(
+        "\nreference learner of issue 15: per-task Thompson sampling with a cost penalty, "
+        "mean costs known\nfrom the start, the penalty picked in hindsight per file and target "
+        f"(of {len(PENALTIES)}: the most saving\nwith at most one miss in ten, else the fewest "
+        "misses); the same seeds and prompt order"
+    )
+    header = "data", "target", "policy saving", "misses", "TS penalty", "ratio", "saving", "misses"
+    print("{:<34} {:>6} {:>13} {:>7} {:>10} {:>6} {:>7} {:>7}".format(*header))
+    for name, runs in baseline.items():
+        for point in frontier(runs, targets, MISS_TOLERANCE):
+            s = summary[(name, point.target)]
+            print(
+                f"{name:<34} {point.target:>6.2f} {s['saving_mean']:>13.1%} "
+                f"{s['misses']:>3}/{s['runs']:<3} {point.penalty:>10g} {point.ratio_mean:>6.3f} "
+                f"{point.saving_mean:>7.1%} {point.misses:>3}/{point.runs:<3}"
+            )
+
+
 def main() -> int:
     args = _arguments()
     shift = dict(args.shift)
@@ -428,6 +470,12 @@ def main() -> int:
             seconds.setdefault(name, []).append(secs)
             records.append({"data": name, "target": job.target, "seed": job.seed, **result})
             print(f"  [{done}/{len(jobs)}] {name} target {job.target} seed {job.seed}", flush=True)
+        baseline: dict[str, list[BaselineRun]] = {}
+        if args.baseline:
+            print("reference learner: replaying every file at each penalty", flush=True)
+            ts_jobs = [(f, penalty, args.seeds) for f in files for penalty in PENALTIES]
+            for path, runs in pool.map(_baseline, ts_jobs):
+                baseline.setdefault(Path(path).name, []).extend(runs)
     tmp.cleanup()
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
@@ -437,6 +485,8 @@ def main() -> int:
         for key, runs in results.items()
     }
     _print_summary(summary, args.seeds)
+    if baseline:
+        _print_baseline(summary, baseline, args.targets)
     if shift or config is not None:
         print("\nissue 15, done when: not checked (--shift or --policy; no figure recorded)")
         return 0
