@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from finops.optimizer.domain.backtest import Outcomes
+from finops.optimizer.domain.backtest import Outcomes, best_single_model
 
 __all__ = ["PENALTIES", "BaselineRun", "FrontierPoint", "frontier", "replay"]
 
@@ -61,17 +61,6 @@ class _Posterior:
     failures: float = 1.0
 
 
-def _best_model_sums(data: Outcomes) -> tuple[float, float]:
-    """Quality and cost sums of the model of highest mean quality (the cheaper one on a tie)."""
-    sums = {m: [0.0, 0.0] for m in data.models}
-    for rec in data.prompts:
-        for m, (q, c) in rec.outcomes.items():
-            sums[m][0] += q
-            sums[m][1] += c
-    best = max(data.models, key=lambda m: (sums[m][0], -sums[m][1]))
-    return sums[best][0], sums[best][1]
-
-
 def _mean_costs(data: Outcomes) -> dict[tuple[str, str], float]:
     """Every (task type, model)'s mean cost per prompt: the learner's list prices."""
     tally: dict[tuple[str, str], list[float]] = {}
@@ -98,8 +87,7 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
     >>> round(replay(data, 2.0, seed=1).saving, 6)  # a penalty above the quality gap: the cheap one
     0.9
     """
-    best_quality, best_cost = _best_model_sums(data)
-    unit = best_cost / len(data.prompts)
+    best_quality, unit = best_single_model(data)
     prices = _mean_costs(data)
     order = list(range(len(data.prompts)))
     random.Random(seed).shuffle(order)  # the prompt order of run_backtest at this seed
@@ -121,7 +109,8 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
         post.failures += 1.0 - q
         quality += q
         cost += c
-    return BaselineRun(penalty, seed, quality / best_quality, 1.0 - cost / best_cost)
+    n = len(order)
+    return BaselineRun(penalty, seed, quality / (n * best_quality), 1.0 - cost / (n * unit))
 
 
 def frontier(

@@ -442,6 +442,7 @@ def _print_baseline(
                 f"{name:<34} {point.target:>6.2f} {s['saving_mean']:>13.1%} "
                 f"{s['misses']:>3}/{s['runs']:<3} {point.penalty:>10g} {point.ratio_mean:>6.3f} "
                 f"{point.saving_mean:>7.1%} {point.misses:>3}/{point.runs:<3}"
+                + ("" if point.holds else " no penalty holds the target")
             )
 
 

@@ -39,7 +39,12 @@ from backtest import SYNTHETIC_SETS, add_policy_option
 
 from finops.optimizer.adapters.outcome_files import load_outcomes
 from finops.optimizer.domain.arm_identity import Arm
-from finops.optimizer.domain.backtest import REPLAY_CONFIG, REPLAY_PROVIDER, Outcomes
+from finops.optimizer.domain.backtest import (
+    REPLAY_CONFIG,
+    REPLAY_PROVIDER,
+    Outcomes,
+    best_single_model,
+)
 from finops.optimizer.domain.features import prompt_features
 from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
 
@@ -51,18 +56,6 @@ class _Block:
     traffic: Counter[str] = field(default_factory=Counter)
     explored: Counter[str] = field(default_factory=Counter)
     saturated: int = 0
-
-
-def _best_model(data: Outcomes) -> tuple[float, float]:
-    """Mean quality and cost per prompt of the best single model (the backtest's reference)."""
-    sums = {m: [0.0, 0.0] for m in data.models}
-    for rec in data.prompts:
-        for m, (q, c) in rec.outcomes.items():
-            sums[m][0] += q
-            sums[m][1] += c
-    best = max(sums, key=lambda m: (sums[m][0], -sums[m][1]))
-    n = len(data.prompts)
-    return sums[best][0] / n, sums[best][1] / n
 
 
 def trace(
@@ -83,7 +76,7 @@ def trace(
     for task_type in sorted({r.task_type for r in data.prompts}):
         present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
         policy.register_arms(task_type, [arm_of[m] for m in present])
-    best_q, best_c = _best_model(data)
+    best_q, best_c = best_single_model(data)
     order = list(range(len(data.prompts)))
     rng = random.Random(seed)
     rng.shuffle(order)

@@ -13,6 +13,7 @@ from finops.optimizer.domain import aggregates as aggregates_mod
 from finops.optimizer.domain import analytics as analytics_mod
 from finops.optimizer.domain import arm_identity as arm_identity_mod
 from finops.optimizer.domain import arms as arms_mod
+from finops.optimizer.domain import backtest as backtest_mod
 from finops.optimizer.domain import budget_alerts as budget_alerts_mod
 from finops.optimizer.domain import budget_definitions as budget_definitions_mod
 from finops.optimizer.domain import budget_pacing as budget_pacing_mod
@@ -45,6 +46,7 @@ from finops.optimizer.domain.policy import slack as policy_slack_mod
         analytics_mod,
         arm_identity_mod,
         arms_mod,
+        backtest_mod,
         budget_alerts_mod,
         budget_definitions_mod,
         budget_pacing_mod,

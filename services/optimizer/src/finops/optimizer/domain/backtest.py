@@ -28,6 +28,7 @@ __all__ = [
     "Outcomes",
     "ProgressCallback",
     "PromptRecord",
+    "best_single_model",
     "frontier_points",
     "run_backtest",
 ]
@@ -110,6 +111,20 @@ def _reference_numbers(data: Outcomes) -> dict[str, Any]:
         "oracle_quality": oracle_q / n,
         "oracle_cost_per_prompt": oracle_c / n,
     }
+
+
+def best_single_model(data: Outcomes) -> tuple[float, float]:
+    """Mean quality and cost per prompt of the best single model, the reference of a backtest's
+    quality ratio and saving (highest mean quality; the cheaper one on a tie).
+
+    Examples
+    --------
+    >>> rec = PromptRecord("p", "t", "", None, {"a": (1.0, 0.02), "b": (1.0, 0.01)})
+    >>> best_single_model(Outcomes([rec], ["a", "b"]))
+    (1.0, 0.01)
+    """
+    ref = _reference_numbers(data)
+    return ref["best_quality"], ref["best_cost_per_prompt"]
 
 
 def run_backtest(
