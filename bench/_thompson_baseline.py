@@ -91,6 +91,7 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
     prices = _mean_costs(data)
     order = list(range(len(data.prompts)))
     random.Random(seed).shuffle(order)  # the prompt order of run_backtest at this seed
+    # the posterior draws from a stream of their own: the order above is the policy's
     draws = random.Random(seed + 1_000_003)
     posteriors: dict[tuple[str, str], _Posterior] = {}
     quality = cost = 0.0

@@ -286,11 +286,18 @@ def _one(job: _Job) -> tuple[_Job, dict, float]:
     return job, result, time.perf_counter() - t0
 
 
-def _baseline(job: tuple[str, float, int]) -> tuple[str, list[BaselineRun]]:
-    """The reference learner's runs of one file at one penalty, seeds ``0..seeds-1``."""
-    path, penalty, seeds = job
-    data = load_outcomes(path)
-    return path, [replay(data, penalty, seed) for seed in range(seeds)]
+@dataclasses.dataclass(frozen=True)
+class _BaselineJob:
+    """The reference learner's replays of one outcomes file at one penalty, seeds 0..N-1."""
+
+    path: str
+    penalty: float
+    seeds: int
+
+
+def _baseline(job: _BaselineJob) -> tuple[str, list[BaselineRun]]:
+    data = load_outcomes(job.path)
+    return job.path, [replay(data, job.penalty, seed) for seed in range(job.seeds)]
 
 
 def _summarise(runs: list[dict], target: float) -> dict[str, float]:
@@ -474,7 +481,7 @@ def main() -> int:
         baseline: dict[str, list[BaselineRun]] = {}
         if args.baseline:
             print("reference learner: replaying every file at each penalty", flush=True)
-            ts_jobs = [(f, penalty, args.seeds) for f in files for penalty in PENALTIES]
+            ts_jobs = [_BaselineJob(f, p, args.seeds) for f in files for p in PENALTIES]
             for path, runs in pool.map(_baseline, ts_jobs):
                 baseline.setdefault(Path(path).name, []).extend(runs)
     tmp.cleanup()
