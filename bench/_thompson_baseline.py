@@ -4,14 +4,15 @@ Issue 15 compares the routing policy with "per-task Thompson sampling with a cos
 module replays an outcomes file through that learner, with the same prompt order per seed as
 ``finops backtest``, and sweeps the penalty: :func:`frontier` reports, per quality target, the
 penalty that saves most while missing the target (ratio more than ``tolerance`` below it) in at
-most a tenth of the seeds -- the penalty picked *in hindsight*, per file and target, which no
-online learner can do.  The learner is also told every model's mean cost per prompt on each task
-type before its first call (list prices), so its figures are an upper reference for that family
-of learners, not what a user of it would reach.
+most a tenth of the seeds -- the penalty picked *in hindsight*, per file and target, on the very
+seeds it is scored on, which no online learner can do.  The learner is also told every model's
+mean cost per prompt on each task type, as the file has it, before its first call, so its figures
+are an upper reference for that family of learners, not what a user of it would reach.
 
 Each (task type, model) has a Beta(1, 1) prior; an outcome ``q`` in [0, 1] adds ``q`` to the
 first parameter and ``1 - q`` to the second.  A request goes to the model with the highest
-``draw - penalty x cost / unit``, ``unit`` being the best single model's mean cost per prompt.
+``draw - penalty x cost / unit``, ``unit`` being the best single model's mean cost per prompt
+(1 USD when that model is free).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from finops.optimizer.domain.backtest import Outcomes, best_single_model
 
 __all__ = ["PENALTIES", "BaselineRun", "FrontierPoint", "frontier", "replay"]
 
-#: penalties swept, in quality per best-model cost per prompt: 0 is Thompson sampling on quality
-#: alone; at 1 a model of the best's quality and cost scores 0
+#: penalties swept, in quality given up per best-model cost per prompt: 0 is Thompson sampling
+#: on quality alone; at 0.1 a model must be 0.1 better in quality to be worth the best's cost
 PENALTIES: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
@@ -62,7 +63,7 @@ class _Posterior:
 
 
 def _mean_costs(data: Outcomes) -> dict[tuple[str, str], float]:
-    """Every (task type, model)'s mean cost per prompt: the learner's list prices."""
+    """Every (task type, model)'s mean cost per prompt in the file, known to the learner."""
     tally: dict[tuple[str, str], list[float]] = {}
     for rec in data.prompts:
         for m, (_q, c) in rec.outcomes.items():
@@ -87,7 +88,8 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
     >>> round(replay(data, 2.0, seed=1).saving, 6)  # a penalty above the quality gap: the cheap one
     0.9
     """
-    best_quality, unit = best_single_model(data)
+    best_quality, best_cost = best_single_model(data)
+    unit = best_cost if best_cost > 0 else 1.0
     prices = _mean_costs(data)
     order = list(range(len(data.prompts)))
     random.Random(seed).shuffle(order)  # the prompt order of run_backtest at this seed
@@ -111,15 +113,19 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
         quality += q
         cost += c
     n = len(order)
-    return BaselineRun(penalty, seed, quality / (n * best_quality), 1.0 - cost / (n * unit))
+    # as the policy's backtest reports them: 0 against a best model of quality 0 or cost 0
+    ratio = quality / (n * best_quality) if best_quality > 0 else 0.0
+    saving = 1.0 - cost / (n * best_cost) if best_cost > 0 else 0.0
+    return BaselineRun(penalty, seed, ratio, saving)
 
 
 def frontier(
     runs: Sequence[BaselineRun], targets: Sequence[float], tolerance: float
 ) -> list[FrontierPoint]:
-    """Per target, the penalty of highest mean saving among those that miss the target in at
-    most a tenth of their runs; when none does, the penalty that misses least, then the one of
-    highest mean quality ratio (``holds`` False).
+    """Per target, the penalty of highest mean saving (the lower penalty on a tie) among those
+    that miss the target in at most a tenth of their runs -- with fewer than ten runs, in none;
+    when none does, the penalty that misses least, then the one of highest mean quality ratio
+    (``holds`` False).
 
     Examples
     --------

@@ -61,6 +61,30 @@ def test_ratio_and_saving_are_against_the_best_single_model_even_a_cheap_one() -
     assert run.saving == pytest.approx(-9 * (1 - run.quality_ratio))
 
 
+def test_a_model_missing_from_a_prompt_is_never_chosen_for_it() -> None:
+    # "cheap" answers only the even prompts, and never right; a penalty of 5 makes it the pick
+    # wherever it is offered: the odd half must still go to "dear"
+    records = []
+    for i in range(200):
+        outcomes = {"dear": (1.0, 0.01)}
+        if i % 2 == 0:
+            outcomes["cheap"] = (0.0, 0.001)
+        records.append(PromptRecord(f"p{i}", "t", "", None, outcomes))
+    run = baseline.replay(Outcomes(records, ["cheap", "dear"]), 5.0, seed=4)
+    assert run.quality_ratio == pytest.approx(0.5)
+    assert run.saving == pytest.approx(1 - (0.001 + 0.01) / 2 / 0.01)
+
+
+def test_a_free_best_model_gives_the_policys_zero_saving_not_an_error() -> None:
+    records = [
+        PromptRecord(f"p{i}", "t", "", None, {"local": (1.0, 0.0), "api": (0.5, 0.002)})
+        for i in range(50)
+    ]
+    run = baseline.replay(Outcomes(records, ["api", "local"]), 0.1, seed=0)
+    assert run.saving == 0.0
+    assert 0.5 < run.quality_ratio <= 1.0
+
+
 def test_frontier_takes_the_most_saving_penalty_that_misses_at_most_one_seed_in_ten() -> None:
     runs = [baseline.BaselineRun(0.0, s, 0.995, 0.05) for s in range(10)]
     runs += [baseline.BaselineRun(0.05, s, 0.95 - 0.01 * (s < 2), 0.5) for s in range(10)]
@@ -70,6 +94,15 @@ def test_frontier_takes_the_most_saving_penalty_that_misses_at_most_one_seed_in_
     assert (point.penalty, point.misses, point.holds) == (0.02, 1, True)
     assert point.saving_mean == pytest.approx(0.4)
     assert point.ratio_worst == pytest.approx(0.94)
+
+
+def test_frontier_breaks_a_saving_tie_with_the_lower_penalty_and_allows_no_miss_under_ten() -> None:
+    runs = [baseline.BaselineRun(p, s, 0.96, 0.5) for p in (0.1, 0.05) for s in range(10)]
+    assert baseline.frontier(runs, [0.95], 0.005)[0].penalty == 0.05
+    three = [baseline.BaselineRun(0.0, s, 0.99, 0.1) for s in range(3)]
+    three += [baseline.BaselineRun(0.1, s, 0.96 - 0.03 * (s == 0), 0.6) for s in range(3)]
+    # one miss in three seeds is more than a tenth: the penalty that never misses is taken
+    assert baseline.frontier(three, [0.95], 0.005)[0].penalty == 0.0
 
 
 def test_frontier_says_when_no_penalty_holds_the_target() -> None:
