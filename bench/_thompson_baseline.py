@@ -26,8 +26,8 @@ from finops.optimizer.domain.backtest import Outcomes, best_single_model
 
 __all__ = ["PENALTIES", "BaselineRun", "FrontierPoint", "frontier", "replay"]
 
-#: penalties swept, in quality given up per best-model cost per prompt: 0 is Thompson sampling
-#: on quality alone; at 0.1 a model must be 0.1 better in quality to be worth the best's cost
+#: penalties swept, in quality per best-model cost per prompt: 0 is Thompson sampling on quality
+#: alone; at 0.1 a model as dear as the best must draw 0.1 higher than a free one to be chosen
 PENALTIES: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
@@ -52,7 +52,7 @@ class FrontierPoint:
     saving_mean: float
     misses: int
     runs: int
-    #: some penalty held the target in at least nine runs of ten
+    #: this penalty missed the target in at most a tenth of its runs (else: no penalty did)
     holds: bool
 
 
