@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -51,7 +52,7 @@ from _figures import Measurement, at_least, record
 from _thompson_baseline import PENALTIES, BaselineRun, frontier, replay
 
 from finops.optimizer.adapters.outcome_files import load_outcomes
-from finops.optimizer.domain.backtest import run_backtest
+from finops.optimizer.domain.backtest import Outcomes, run_backtest
 from finops.optimizer.domain.policy import PolicyConfig
 
 OUTCOMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "outcomes"
@@ -280,9 +281,16 @@ class _Job:
     config: PolicyConfig | None = None
 
 
+@functools.cache
+def _outcomes(path: str) -> Outcomes:
+    """An outcomes file, read once per worker process: every replay of it only reads it."""
+    return load_outcomes(path)
+
+
 def _one(job: _Job) -> tuple[_Job, dict, float]:
+    data = _outcomes(job.path)
     t0 = time.perf_counter()
-    result = run_backtest(load_outcomes(job.path), job.target, job.seed, config=job.config)
+    result = run_backtest(data, job.target, job.seed, config=job.config)
     return job, result, time.perf_counter() - t0
 
 
@@ -296,7 +304,7 @@ class _BaselineJob:
 
 
 def _baseline(job: _BaselineJob) -> tuple[str, list[BaselineRun]]:
-    data = load_outcomes(job.path)
+    data = _outcomes(job.path)
     return job.path, [replay(data, job.penalty, seed) for seed in range(job.seeds)]
 
 
