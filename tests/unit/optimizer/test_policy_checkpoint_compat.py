@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from finops.optimizer.domain.features import prompt_features
 from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
+from finops.optimizer.domain.policy.exploration import Mechanism
 
 FIXTURE = Path(__file__).parent / "fixtures" / "policy_state_v1.json"
 
@@ -54,13 +56,25 @@ def test_an_old_checkpoint_restores_to_the_same_state_and_status(saved, scenario
     assert policy.status() == old["status"]
 
 
+def _as_written_then(recommendation: dict) -> dict:
+    """A recommendation as the fixture's code wrote it: without the mechanism of an explored
+    pick (``exploration``, and its name in the reason), added since."""
+    then = {k: v for k, v in recommendation.items() if k != "exploration"}
+    then["reason"] = re.sub(r"^explore \([a-z ]+, p=", "explore (p=", then["reason"])
+    return then
+
+
 @pytest.mark.parametrize("scenario", ["fleet_target", "objectives"])
 def test_an_old_checkpoint_gives_the_same_next_recommendations(saved, scenario):
     old = saved[scenario]
     policy = RoutingPolicy.from_state(old["state"])
     recommendations = _next_recommendations(policy)
     assert [r["arm"] for r in recommendations] == [r["arm"] for r in old["next_recommendations"]]
-    assert recommendations == old["next_recommendations"]
+    assert [_as_written_then(r) for r in recommendations] == old["next_recommendations"]
+    explored = [r for r in recommendations if r["explored"]]
+    assert all(r["exploration"] in set(Mechanism) for r in explored)
+    assert all(r["reason"].startswith(f"explore ({r['exploration']}, p=") for r in explored)
+    assert all(r["exploration"] is None for r in recommendations if not r["explored"])
 
 
 def test_the_fixture_covers_a_fractional_fleet_plan_drifts_and_exploration(saved):

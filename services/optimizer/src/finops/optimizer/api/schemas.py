@@ -12,6 +12,7 @@ from pydantic import Field
 
 from finops.common.response_body import Real
 from finops.common.response_body import ResponseBody as Out
+from finops.optimizer.domain.policy.exploration import Mechanism
 
 
 class ArmOut(Out):
@@ -58,6 +59,8 @@ class RecommendationOut(Out):
     alternatives: list[AlternativeOut]
     reason: str
     explored: bool
+    #: what gave an explored arm its probability; ``None`` for a greedy pick
+    exploration: Mechanism | None
     time: str
     skipped: list[SkippedArmOut]
 

@@ -59,6 +59,8 @@ class Recommendation:
     reason: str
     explored: bool
     time: str
+    #: what made an explored pick (``Decision.exploration``); ``None`` for a greedy one
+    exploration: str | None = None
     #: arms left out because their circuit breaker is open (or half-open, not probing)
     skipped: tuple[SkippedArm, ...] = ()
 
@@ -76,6 +78,7 @@ class Recommendation:
             "alternatives": self.alternatives,
             "reason": self.reason,
             "explored": self.explored,
+            "exploration": self.exploration,
             "time": self.time,
             "skipped": [s.to_dict() for s in self.skipped],
         }
@@ -316,6 +319,7 @@ class OptimizerEngine:
             alternatives=[dict(a) for a in decision.alternatives],
             reason=reason_prefix + decision.reason,
             explored=decision.explored,
+            exploration=None if decision.exploration is None else str(decision.exploration),
             time=(now or datetime.now(UTC)).isoformat(),
             skipped=tuple(skipped),
         )

@@ -10,7 +10,8 @@ Where things are
 ``estimates``      per-request estimates of every arm (:class:`~.estimates.Estimates`)
 ``costs``          expected cost: per-task, pooled per arm, or an operator hint
 ``scoring``        price of cost, the quality floor (written once), feasibility, scores
-``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials
+``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials,
+                   and what made each arm's probability (:class:`~.exploration.Mechanism`)
 ``slack``          the exploration budget from the quality slack, shared among lossy arms
 ``decision``       :class:`Decision` and its reason
 ``learning``       learning from one outcome: quality (contextual), cost, latency, drift

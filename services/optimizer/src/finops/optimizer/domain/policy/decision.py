@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import Objective
 from .estimates import Estimates
-from .exploration import Choice
+from .exploration import Choice, Mechanism
 from .scoring import INF
 
 __all__ = ["Decision", "alternatives", "reason_for"]
@@ -28,6 +28,8 @@ class Decision:
     reason: str = ""
     task_type: str = ""
     explored: bool = False
+    #: why an explored arm was tried (see :class:`.exploration.Mechanism`); ``None`` if greedy
+    exploration: Mechanism | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,7 +77,8 @@ def reason_for(
     if choice.relaxed:
         return "no arm meets the constraints: best expected quality"
     if explored:
-        return f"explore (p={choice.probs[chosen]:.3f}); greedy was {greedy_arm}"
+        why, p = choice.mechanisms[chosen], choice.probs[chosen]
+        return f"explore ({why}, p={p:.3f}); greedy was {greedy_arm}"
     if price == INF and obj.wtp_per_usd is None and prices.fleet_target:
         return "cheapest arm: the fleet quality target has slack"
     if price == INF:

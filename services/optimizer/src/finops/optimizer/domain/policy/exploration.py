@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .config import Objective, PolicyConfig
 from .estimates import Estimates
@@ -21,7 +22,33 @@ from .scoring import INF, argmax, feasible, phi, quality_floor, utilities
 from .slack import drift_floor, fit_slack, looks, slack_allowance
 from .task import TaskState
 
-__all__ = ["Choice", "ExplorationInputs", "choice_probs", "plausible_arms"]
+__all__ = ["Choice", "ExplorationInputs", "Mechanism", "choice_probs", "plausible_arms"]
+
+
+class Mechanism(StrEnum):
+    """What gave a non-greedy arm its choice probability: the last step of
+    :func:`choice_probs` that raised it (a cap or the slack budget may have lowered it since).
+
+    Examples
+    --------
+    >>> Mechanism.IDENTIFY.value
+    'identification'
+    >>> f"explore: {Mechanism.FAIR_TRIAL}"
+    'explore: fair trial'
+    """
+
+    #: its chance of beating the greedy arm (Thompson sampling)
+    THOMPSON = "thompson"
+    #: it may be materially better than the apparent best arm
+    IDENTIFY = "identification"
+    #: the fleet's reference arm, sampled where one more outcome of it is worth its cost
+    AUDIT = "reference audit"
+    #: a cheaper arm near the quality the fleet target asks for, until the test decides
+    THRESHOLD_TEST = "threshold test"
+    #: an arm whose evidence on the task is still thin
+    FAIR_TRIAL = "fair trial"
+    #: the exploration floor that keeps every propensity positive
+    FLOOR = "floor"
 
 
 @dataclass
@@ -53,6 +80,14 @@ class Choice:
     relaxed: bool
     #: identification rates kept beyond the slack budget (``identify_beyond_slack``), by index
     identifying: dict[int, float] = field(default_factory=dict)
+    #: what gave each arm its probability (``None``: the greedy arm, or an arm left at 0)
+    mechanisms: list[Mechanism | None] = field(default_factory=list)
+
+    def raise_to(self, i: int, p: float, mechanism: Mechanism) -> None:
+        """Raise arm ``i``'s probability to ``p`` for ``mechanism`` (a lower ``p`` is no-op)."""
+        if p > self.probs[i]:
+            self.probs[i] = p
+            self.mechanisms[i] = mechanism
 
 
 def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
@@ -66,7 +101,7 @@ def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
     else:
         us = utilities(inp.obj, price, est)
     g = argmax(us, est.cost, ok)
-    choice = Choice([0.0] * k, g, us, ok, relaxed)
+    choice = Choice([0.0] * k, g, us, ok, relaxed, mechanisms=[None] * k)
     if k == 1:
         choice.probs[0] = 1.0
         return choice
@@ -103,6 +138,7 @@ def _thompson(inp: ExplorationInputs, choice: Choice, price: float) -> float:
         if obj.latency_p95_ms is not None and not choice.feasible[i] and est.latency[i] is not None:
             p = 0.0  # known to violate the latency ceiling
         choice.probs[i] = p
+        choice.mechanisms[i] = Mechanism.THOMPSON if p > 0.0 else None
         raw += p
     return raw
 
@@ -186,7 +222,7 @@ def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None
             p_better = phi((qs[i] - qs[b] - slack) / scale)
             p_id = cfg.identify_weight * p_better
             if p_id > probs[i]:
-                probs[i] = min(p_id, cfg.max_explore_step)
+                choice.raise_to(i, min(p_id, cfg.max_explore_step), Mechanism.IDENTIFY)
             if p_better >= beyond_slack:
                 choice.identifying[i] = probs[i]
 
@@ -209,8 +245,7 @@ def _audit_reference(inp: ExplorationInputs, choice: Choice, price: float) -> No
     waste = price * (cs[r] - cs[g]) if cs[r] > cs[g] else 0.0
     if task.audit > waste:
         p_audit = min(cfg.max_explore_step, cfg.identify_weight * (1.0 - waste / task.audit))
-        if p_audit > choice.probs[r]:
-            choice.probs[r] = p_audit
+        choice.raise_to(r, p_audit, Mechanism.AUDIT)
 
 
 def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
@@ -251,8 +286,7 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
         rate = cfg.max_explore_step if loss <= 0.0 else min(allowance / loss, cfg.max_explore_step)
         if anytime:
             allowance -= rate * max(loss, 0.0)
-        if rate > choice.probs[i]:
-            choice.probs[i] = rate
+        choice.raise_to(i, rate, Mechanism.THRESHOLD_TEST)
 
 
 def _undecided(config: PolicyConfig, risk: float, z: float, n: float) -> bool:
@@ -299,7 +333,6 @@ def _floor_and_fair_trials(
     the total exploration limit, and the greedy arm gets the rest."""
     cfg, task, g = inp.config, inp.task, choice.greedy
     k = len(inp.arm_keys)
-    probs = choice.probs
     floor_total = cfg.explore_floor
     if task.boost_until > task.n:
         floor_total = max(floor_total, drift_floor(cfg, inp.est, g, inp.headroom))
@@ -309,15 +342,15 @@ def _floor_and_fair_trials(
     for i in range(k):
         if i == g:
             continue
-        if probs[i] < per_arm_floor:
-            probs[i] = per_arm_floor
+        choice.raise_to(i, per_arm_floor, Mechanism.FLOOR)
         # fair trial: an arm whose evidence on this task (own observations plus prior
         # pseudo-observations) is still thin is sampled at a fixed rate
         st = task.arms[inp.arm_keys[i]]
-        if probs[i] < fair_trial and plausible[i]:
+        if choice.probs[i] < fair_trial and plausible[i]:
             _p0, m, _v0 = st.effective_prior()
             if st.quality.n + m < cfg.explore_min_obs:
-                probs[i] = fair_trial
+                choice.raise_to(i, fair_trial, Mechanism.FAIR_TRIAL)
+    probs = choice.probs
     others = sum(probs) - probs[g]
     limit = max(cfg.max_explore_step, floor_total)
     if others > limit:

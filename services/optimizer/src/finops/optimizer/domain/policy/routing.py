@@ -220,6 +220,7 @@ class RoutingPolicy:
         if explored:
             task.explores += 1
         greedy_arm = arm_keys[choice.greedy]
+        exploration = choice.mechanisms[chosen] if explored else None
         reason = reason_for(obj, chosen_by.prices, choice, chosen, explored, greedy_arm)
         return Decision(
             arm=arm_keys[chosen],
@@ -231,6 +232,7 @@ class RoutingPolicy:
             reason=reason,
             task_type=task_type,
             explored=explored,
+            exploration=exploration,
         )
 
     def _candidate_arms(
@@ -281,7 +283,14 @@ class RoutingPolicy:
         g = lo.greedy if (1.0 - f) >= f else hi.greedy
         scores = hi.scores if g == hi.greedy else lo.scores
         q_greedy = (1.0 - f) * est.quality[lo.greedy] + f * est.quality[hi.greedy]
-        mixed = Choice(probs, g, scores, lo.feasible, lo.relaxed)
+        # an arm's mechanism is that of the side it is likelier to be drawn from
+        mechanisms = [
+            m_lo if (1.0 - f) * p_lo >= f * p_hi else m_hi
+            for p_lo, p_hi, m_lo, m_hi in zip(
+                lo.probs, hi.probs, lo.mechanisms, hi.mechanisms, strict=True
+            )
+        ]
+        mixed = Choice(probs, g, scores, lo.feasible, lo.relaxed, mechanisms=mechanisms)
         return _Chosen(mixed, {lo.greedy, hi.greedy}, q_greedy, prices)
 
     # ------------------------------------------------------------------ learn
