@@ -88,7 +88,8 @@ def replay(data: Outcomes, penalty: float, seed: int) -> BaselineRun:
     >>> round(replay(data, 2.0, seed=1).saving, 6)  # a penalty above the quality gap: the cheap one
     0.9
     """
-    best_quality, best_cost = best_single_model(data)
+    best = best_single_model(data)
+    best_quality, best_cost = best.quality, best.cost_per_prompt
     unit = best_cost if best_cost > 0 else 1.0
     prices = _mean_costs(data)
     order = list(range(len(data.prompts)))

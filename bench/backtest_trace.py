@@ -17,7 +17,11 @@ diagnostic, not a figure: it records nothing in ``bench/out``.
         [--policy KEY=VALUE ...]
 
 A block's traffic per model counts, in parentheses, the requests the policy explored (served
-another arm than its greedy one).  ``--policy`` replays with ``PolicyConfig`` knobs changed, as
+another arm than its greedy one).  A second line sorts the block's explored requests by what gave
+the arm its probability (``Decision.exploration``: Thompson sampling, identification of the best
+arm, reference audit, threshold test, fair trial, floor) with the quality they gave up against
+the best single model on those same prompts, in percent of the whole run's quality: where the
+run's shortfall went.  ``--policy`` replays with ``PolicyConfig`` knobs changed, as
 ``bench/backtest.py --policy`` does.
 
 ``FILE`` may also name a synthetic set of ``bench/backtest.py`` (``synthetic_one_task_12_models``
@@ -56,6 +60,33 @@ class _Block:
     traffic: Counter[str] = field(default_factory=Counter)
     explored: Counter[str] = field(default_factory=Counter)
     saturated: int = 0
+    #: explored requests by mechanism, and the quality they gave up against the best model
+    explored_by: Counter[str] = field(default_factory=Counter)
+    given_up: dict[str, float] = field(default_factory=dict)
+
+    def explored_line(self, run_quality: float) -> str:
+        """``mechanism: requests (quality given up, % of the run's)`` of the explored requests.
+
+        Examples
+        --------
+        >>> block = _Block()
+        >>> block.add_explored("thompson", 0.5)
+        >>> block.add_explored("fair trial", 1.0)
+        >>> block.add_explored("thompson", -0.5)
+        >>> block.explored_line(run_quality=100.0)
+        'explored by  thompson: 2 (+0.00%)  fair trial: 1 (+1.00%)'
+        >>> _Block().explored_line(run_quality=100.0)
+        'explored by  -'
+        """
+        cells = [
+            f"{why}: {n} ({100 * self.given_up[why] / run_quality:+.2f}%)"
+            for why, n in self.explored_by.most_common()
+        ]
+        return "explored by  " + ("  ".join(cells) or "-")
+
+    def add_explored(self, mechanism: str, given_up: float) -> None:
+        self.explored_by[mechanism] += 1
+        self.given_up[mechanism] = self.given_up.get(mechanism, 0.0) + given_up
 
 
 def trace(
@@ -76,7 +107,8 @@ def trace(
     for task_type in sorted({r.task_type for r in data.prompts}):
         present = sorted({m for r in data.prompts if r.task_type == task_type for m in r.outcomes})
         policy.register_arms(task_type, [arm_of[m] for m in present])
-    best_q, best_c = best_single_model(data)
+    best = best_single_model(data)
+    best_q, best_c = best.quality, best.cost_per_prompt
     order = list(range(len(data.prompts)))
     rng = random.Random(seed)
     rng.shuffle(order)
@@ -97,6 +129,8 @@ def trace(
         c_sum += c
         current.traffic[model] += 1
         current.explored[model] += decision.explored
+        if decision.explored and best.name in rec.outcomes:
+            current.add_explored(str(decision.exploration), rec.outcomes[best.name][0] - q)
         if done % block == 0 or done == len(order):
             st = policy.status()
             picks = " ".join(
@@ -114,6 +148,7 @@ def trace(
                 f"  price 0: {current.saturated / sum(current.traffic.values()):4.0%}"
                 f"  reference {model_of.get(st.get('reference_arm') or '', '-')}  |  {picks}"
             )
+            print(f"        {current.explored_line(best_q * len(order))}")
             if arms:
                 _print_arms(policy, model_of, sorted({r.task_type for r in data.prompts}))
             current = _Block()

@@ -25,6 +25,7 @@ from .policy import PolicyConfig, RoutingPolicy
 
 __all__ = [
     "DEFAULT_TARGETS",
+    "BestModel",
     "Outcomes",
     "ProgressCallback",
     "PromptRecord",
@@ -113,18 +114,29 @@ def _reference_numbers(data: Outcomes) -> dict[str, Any]:
     }
 
 
-def best_single_model(data: Outcomes) -> tuple[float, float]:
-    """Mean quality and cost per prompt of the best single model, the reference of a backtest's
-    quality ratio and saving (highest mean quality; the cheaper one on a tie).
+@dataclass(frozen=True)
+class BestModel:
+    """The best single model of a backtest: the reference of its quality ratio and saving."""
+
+    name: str
+    #: mean quality per prompt
+    quality: float
+    #: mean cost per prompt (USD)
+    cost_per_prompt: float
+
+
+def best_single_model(data: Outcomes) -> BestModel:
+    """The model of the highest mean quality (the cheaper one on a tie), with its mean quality
+    and cost per prompt.
 
     Examples
     --------
     >>> rec = PromptRecord("p", "t", "", None, {"a": (1.0, 0.02), "b": (1.0, 0.01)})
     >>> best_single_model(Outcomes([rec], ["a", "b"]))
-    (1.0, 0.01)
+    BestModel(name='b', quality=1.0, cost_per_prompt=0.01)
     """
     ref = _reference_numbers(data)
-    return ref["best_quality"], ref["best_cost_per_prompt"]
+    return BestModel(ref["best_model"], ref["best_quality"], ref["best_cost_per_prompt"])
 
 
 def run_backtest(
