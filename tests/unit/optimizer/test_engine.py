@@ -268,3 +268,21 @@ def test_a_request_seed_gives_the_same_answer_whatever_other_requests_drew():
         other_policy_seed.request_rng("summarize", 7).random()
         != engine.request_rng("summarize", 7).random()
     )
+
+
+def test_an_explored_recommendation_says_what_made_it_and_a_greedy_one_says_nothing():
+    engine = seeded_engine()
+    rng = random.Random(4)
+    answers = []
+    for i in range(300):
+        rec = engine.recommend("summarize", {"input_tokens": 1000.0}, rng=rng)
+        q = float(rng.random() < TRUTH[rec.arm.model])
+        engine.observe(call(rec.arm.model, q, T0 + timedelta(seconds=i)))
+        answers.append(rec.to_dict())
+    explored = [a for a in answers if a["explored"]]
+    assert explored
+    for answer in explored:
+        assert answer["exploration"] in {"thompson", "identification", "fair_trial", "floor"}
+        assert f"explore ({answer['exploration']}, p=" in answer["reason"]
+    assert all(a["exploration"] is None for a in answers if not a["explored"])
+    assert json.loads(json.dumps(answers)) == answers  # plain JSON on the decision log

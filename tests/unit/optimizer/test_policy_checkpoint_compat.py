@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from finops.optimizer.domain.features import prompt_features
-from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+from finops.optimizer.domain.policy import Mechanism, PolicyConfig, RoutingPolicy
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
-from finops.optimizer.domain.policy.exploration import Mechanism
 
 FIXTURE = Path(__file__).parent / "fixtures" / "policy_state_v1.json"
 
@@ -60,7 +59,7 @@ def _as_written_then(recommendation: dict) -> dict:
     """A recommendation as the fixture's code wrote it: without the mechanism of an explored
     pick (``exploration``, and its name in the reason), added since."""
     then = {k: v for k, v in recommendation.items() if k != "exploration"}
-    then["reason"] = re.sub(r"^explore \([a-z ]+, p=", "explore (p=", then["reason"])
+    then["reason"] = re.sub(r"^explore \([a-z_]+, p=", "explore (p=", then["reason"])
     return then
 
 

@@ -7,11 +7,21 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from finops.optimizer.domain.policy import Decision, PolicyConfig, RoutingPolicy
-from finops.optimizer.domain.policy.exploration import Mechanism
+from finops.optimizer.domain.policy import (
+    Decision,
+    Mechanism,
+    Objective,
+    PolicyConfig,
+    RoutingPolicy,
+)
 
 #: arm -> (chance of a right answer, cost in USD)
 ARMS = {"big|p|c": (0.85, 0.01), "mid|p|c": (0.8, 0.004), "small|p|c": (0.6, 0.0005)}
+#: a fleet like the one-task set of bench/backtest.py: two strong arms, many weak cheap ones
+MANY_ARMS = {
+    **ARMS,
+    **{f"weak{i}|p|c": (0.5 + 0.05 * i, 0.0002 * (i + 1)) for i in range(6)},
+}
 
 
 @dataclass(frozen=True)
@@ -23,9 +33,16 @@ class _Pick:
     reference_arm: str | None
 
 
-def _replay(target: float | None, requests: int = 600) -> list[_Pick]:
+def _replay(
+    target: float | None,
+    requests: int = 600,
+    arms: dict[str, tuple[float, float]] = ARMS,
+    objective: Objective | None = None,
+) -> list[_Pick]:
     policy = RoutingPolicy(PolicyConfig(fleet_quality_target=target, seed=3))
-    policy.register_arms("qa", list(ARMS))
+    policy.register_arms("qa", list(arms))
+    if objective is not None:
+        policy.set_objective("qa", objective)
     rng = random.Random(3)
     outcomes: Counter[str] = Counter()
     picks = []
@@ -33,15 +50,21 @@ def _replay(target: float | None, requests: int = 600) -> list[_Pick]:
         reference = policy.status().get("reference_arm")
         decision = policy.recommend("qa", None, rng)
         picks.append(_Pick(decision, outcomes[decision.arm], reference))
-        p_right, cost = ARMS[decision.arm]
+        p_right, cost = arms[decision.arm]
         policy.update("qa", decision.arm, None, float(rng.random() < p_right), cost)
         outcomes[decision.arm] += 1
     return picks
 
 
 def test_every_explored_pick_names_its_mechanism_and_no_greedy_pick_does():
-    for target in (None, 0.95):
-        decisions = [pick.decision for pick in _replay(target)]
+    unreachable = Objective(quality_floor=0.99)  # no arm meets it: the relaxed choice
+    for target, arms, objective in [
+        (None, ARMS, None),
+        (0.95, ARMS, None),
+        (0.99, MANY_ARMS, None),
+        (None, ARMS, unreachable),
+    ]:
+        decisions = [pick.decision for pick in _replay(target, arms=arms, objective=objective)]
         explored = [d for d in decisions if d.explored]
         assert explored, target
         assert all(isinstance(d.exploration, Mechanism) for d in explored)
@@ -61,6 +84,13 @@ def test_fair_trials_are_of_arms_with_thin_evidence_and_audits_of_the_reference_
             assert pick.decision.arm == pick.reference_arm
 
 
-def test_a_decision_as_a_dict_carries_the_mechanism_as_its_text():
+def test_a_strict_target_over_many_arms_identifies_the_best_and_samples_by_thompson():
+    by = Counter(pick.decision.exploration for pick in _replay(0.99, arms=MANY_ARMS))
+    assert by[Mechanism.IDENTIFY] > 0 and by[Mechanism.THOMPSON] > 0
+
+
+def test_a_decision_as_a_dict_carries_the_mechanism_as_plain_text():
     explored = next(pick.decision for pick in _replay(0.95) if pick.decision.explored)
-    assert explored.to_dict()["exploration"] == str(explored.exploration)
+    as_dict = explored.to_dict()
+    assert type(as_dict["exploration"]) is str
+    assert as_dict["exploration"] == explored.exploration.value  # type: ignore[union-attr]

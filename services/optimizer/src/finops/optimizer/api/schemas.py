@@ -12,7 +12,7 @@ from pydantic import Field
 
 from finops.common.response_body import Real
 from finops.common.response_body import ResponseBody as Out
-from finops.optimizer.domain.policy.exploration import Mechanism
+from finops.optimizer.domain.policy import Mechanism
 
 
 class ArmOut(Out):

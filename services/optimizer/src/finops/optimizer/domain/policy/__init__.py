@@ -111,7 +111,8 @@ The whole state is plain data: :meth:`RoutingPolicy.to_state` returns a JSON-abl
 
 from .config import Objective, PolicyConfig
 from .decision import Decision
+from .exploration import Mechanism
 from .keys import family_of
 from .routing import RoutingPolicy
 
-__all__ = ["Decision", "Objective", "PolicyConfig", "RoutingPolicy", "family_of"]
+__all__ = ["Decision", "Mechanism", "Objective", "PolicyConfig", "RoutingPolicy", "family_of"]

@@ -34,6 +34,7 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["alternatives"] = [dict(a) for a in self.alternatives]
+        d["exploration"] = None if self.exploration is None else str(self.exploration)
         return d
 
 
@@ -74,11 +75,11 @@ def reason_for(
 ) -> str:
     """One sentence on why this arm was chosen."""
     price = prices.price
-    if choice.relaxed:
-        return "no arm meets the constraints: best expected quality"
     if explored:
         why, p = choice.mechanisms[chosen], choice.probs[chosen]
         return f"explore ({why}, p={p:.3f}); greedy was {greedy_arm}"
+    if choice.relaxed:
+        return "no arm meets the constraints: best expected quality"
     if price == INF and obj.wtp_per_usd is None and prices.fleet_target:
         return "cheapest arm: the fleet quality target has slack"
     if price == INF:

@@ -27,14 +27,16 @@ __all__ = ["Choice", "ExplorationInputs", "Mechanism", "choice_probs", "plausibl
 
 class Mechanism(StrEnum):
     """What gave a non-greedy arm its choice probability: the last step of
-    :func:`choice_probs` that raised it (a cap or the slack budget may have lowered it since).
+    :func:`choice_probs` that raised it -- or, when the slack budget lowered the arm to what it
+    keeps whatever the budget (the floor, an identification rate kept beyond the slack), that.
+    Caps may have lowered the probability since.
 
     Examples
     --------
     >>> Mechanism.IDENTIFY.value
     'identification'
-    >>> f"explore: {Mechanism.FAIR_TRIAL}"
-    'explore: fair trial'
+    >>> f"explore ({Mechanism.FAIR_TRIAL}, p=0.020)"
+    'explore (fair_trial, p=0.020)'
     """
 
     #: its chance of beating the greedy arm (Thompson sampling)
@@ -42,12 +44,12 @@ class Mechanism(StrEnum):
     #: it may be materially better than the apparent best arm
     IDENTIFY = "identification"
     #: the fleet's reference arm, sampled where one more outcome of it is worth its cost
-    AUDIT = "reference audit"
+    AUDIT = "reference_audit"
     #: a cheaper arm near the quality the fleet target asks for, until the test decides
-    THRESHOLD_TEST = "threshold test"
+    THRESHOLD_TEST = "threshold_test"
     #: an arm whose evidence on the task is still thin
-    FAIR_TRIAL = "fair trial"
-    #: the exploration floor that keeps every propensity positive
+    FAIR_TRIAL = "fair_trial"
+    #: the exploration floor that keeps every propensity positive (raised after a drift)
     FLOOR = "floor"
 
 
@@ -78,10 +80,10 @@ class Choice:
     feasible: list[bool]
     #: no arm meets the constraints: the greedy arm is the best expected quality
     relaxed: bool
+    #: what gave each arm its probability (``None``: the greedy arm, or an arm no step gave one)
+    mechanisms: list[Mechanism | None]
     #: identification rates kept beyond the slack budget (``identify_beyond_slack``), by index
     identifying: dict[int, float] = field(default_factory=dict)
-    #: what gave each arm its probability (``None``: the greedy arm, or an arm left at 0)
-    mechanisms: list[Mechanism | None] = field(default_factory=list)
 
     def raise_to(self, i: int, p: float, mechanism: Mechanism) -> None:
         """Raise arm ``i``'s probability to ``p`` for ``mechanism`` (a lower ``p`` is no-op)."""
@@ -101,7 +103,7 @@ def choice_probs(inp: ExplorationInputs, price: float) -> Choice:
     else:
         us = utilities(inp.obj, price, est)
     g = argmax(us, est.cost, ok)
-    choice = Choice([0.0] * k, g, us, ok, relaxed, mechanisms=[None] * k)
+    choice = Choice([0.0] * k, g, us, ok, relaxed, [None] * k)
     if k == 1:
         choice.probs[0] = 1.0
         return choice
@@ -222,7 +224,9 @@ def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None
             p_better = phi((qs[i] - qs[b] - slack) / scale)
             p_id = cfg.identify_weight * p_better
             if p_id > probs[i]:
-                choice.raise_to(i, min(p_id, cfg.max_explore_step), Mechanism.IDENTIFY)
+                # capped at the step, which may lower an arm a rounding step above it
+                probs[i] = min(p_id, cfg.max_explore_step)
+                choice.mechanisms[i] = Mechanism.IDENTIFY
             if p_better >= beyond_slack:
                 choice.identifying[i] = probs[i]
 
@@ -366,10 +370,26 @@ def _floor_and_fair_trials(
         charged = [a not in inp.ref_candidates for a in inp.arm_keys]
         unseen = charge_first_looks(cfg, inp.est, g, unseen, charged, allowance)
         first_look = [max(p, choice.identifying.get(i, 0.0)) for i, p in enumerate(unseen)]
+        before = list(probs)
         fit_slack(cfg, inp.est, g, probs, per_arm_floor, first_look, allowance)
+        _relabel_kept(choice, before, probs, per_arm_floor)
     probs[g] = 0.0
     probs[g] = 1.0 - sum(probs)
     choice.probs = probs
+
+
+def _relabel_kept(
+    choice: Choice, before: Sequence[float], after: Sequence[float], floor: float
+) -> None:
+    """An arm the slack budget lowered to what it keeps whatever the budget owes that rate to
+    identification beyond the slack or to the floor, not to the step that raised it higher."""
+    for i, (was, now) in enumerate(zip(before, after, strict=True)):
+        if now >= was:
+            continue
+        if now == choice.identifying.get(i):
+            choice.mechanisms[i] = Mechanism.IDENTIFY
+        elif now == floor:
+            choice.mechanisms[i] = Mechanism.FLOOR
 
 
 def plausible_arms(
