@@ -17,12 +17,13 @@ diagnostic, not a figure: it records nothing in ``bench/out``.
         [--policy KEY=VALUE ...]
 
 A block's traffic per model counts, in parentheses, the requests the policy explored (served
-another arm than its greedy one).  A second line sorts the block's explored requests by what gave
-the arm its probability (``Decision.exploration``: Thompson sampling, identification of the best
-arm, reference audit, threshold test, fair trial, floor) with the quality they gave up against
-the best single model on those same prompts, in percent of the whole run's quality: where the
-run's shortfall went.  ``--policy`` replays with ``PolicyConfig`` knobs changed, as
-``bench/backtest.py --policy`` does.
+another arm than its greedy one).  A second line sorts the block's requests by what made the
+pick -- ``greedy``, or for an explored one what gave the arm its probability
+(``Decision.exploration``: Thompson sampling, identification of the best arm, reference audit,
+threshold test, fair trial, floor) -- with the quality they gave up against the best single
+model on those same prompts, in percent of the whole run's quality: where the run's shortfall
+went (its cells add up to the block's shortfall).  ``--policy`` replays with ``PolicyConfig``
+knobs changed, as ``bench/backtest.py --policy`` does.
 
 ``FILE`` may also name a synthetic set of ``bench/backtest.py`` (``synthetic_one_task_12_models``
 or ``synthetic_11_models``); it is written to a temporary folder first.
@@ -60,33 +61,38 @@ class _Block:
     traffic: Counter[str] = field(default_factory=Counter)
     explored: Counter[str] = field(default_factory=Counter)
     saturated: int = 0
-    #: explored requests by mechanism, and the quality they gave up against the best model
-    explored_by: Counter[str] = field(default_factory=Counter)
+    #: requests by what made the pick ("greedy" or a mechanism of exploration), and the quality
+    #: they gave up against the best model
+    picked_by: Counter[str] = field(default_factory=Counter)
     given_up: dict[str, float] = field(default_factory=dict)
 
-    def explored_line(self, run_quality: float) -> str:
-        """``mechanism: requests (quality given up, % of the run's)`` of the explored requests.
+    def add_pick(self, made_by: str, given_up: float) -> None:
+        """Count one request ``made_by`` that gave up ``given_up`` against the best model."""
+        self.picked_by[made_by] += 1
+        self.given_up[made_by] = self.given_up.get(made_by, 0.0) + given_up
+
+    def given_up_line(self, run_quality: float) -> str:
+        """``what made the pick: requests (quality given up, % of the run's)``, most requests
+        first.
 
         Examples
         --------
         >>> block = _Block()
-        >>> block.add_explored("thompson", 0.5)
-        >>> block.add_explored("fair trial", 1.0)
-        >>> block.add_explored("thompson", -0.5)
-        >>> block.explored_line(run_quality=100.0)
-        'explored by  thompson: 2 (+0.00%)  fair trial: 1 (+1.00%)'
-        >>> _Block().explored_line(run_quality=100.0)
-        'explored by  -'
+        >>> block.add_pick("greedy", 0.0)
+        >>> block.add_pick("thompson", 0.5)
+        >>> block.add_pick("greedy", 1.0)
+        >>> block.add_pick("fair trial", 1.0)
+        >>> block.add_pick("thompson", -0.5)
+        >>> block.given_up_line(run_quality=100.0)
+        'given up by  greedy: 2 (+1.00%)  thompson: 2 (+0.00%)  fair trial: 1 (+1.00%)'
+        >>> _Block().given_up_line(run_quality=100.0)
+        'given up by  -'
         """
         cells = [
             f"{why}: {n} ({100 * self.given_up[why] / run_quality:+.2f}%)"
-            for why, n in self.explored_by.most_common()
+            for why, n in self.picked_by.most_common()
         ]
-        return "explored by  " + ("  ".join(cells) or "-")
-
-    def add_explored(self, mechanism: str, given_up: float) -> None:
-        self.explored_by[mechanism] += 1
-        self.given_up[mechanism] = self.given_up.get(mechanism, 0.0) + given_up
+        return "given up by  " + ("  ".join(cells) or "-")
 
 
 def trace(
@@ -129,8 +135,10 @@ def trace(
         c_sum += c
         current.traffic[model] += 1
         current.explored[model] += decision.explored
-        if decision.explored and best.name in rec.outcomes:
-            current.add_explored(str(decision.exploration), rec.outcomes[best.name][0] - q)
+        made_by = str(decision.exploration) if decision.explored else "greedy"
+        # a prompt the best model has no outcome for gives up nothing against it
+        best_outcome = rec.outcomes.get(best.name)
+        current.add_pick(made_by, 0.0 if best_outcome is None else best_outcome[0] - q)
         if done % block == 0 or done == len(order):
             st = policy.status()
             picks = " ".join(
@@ -148,7 +156,7 @@ def trace(
                 f"  price 0: {current.saturated / sum(current.traffic.values()):4.0%}"
                 f"  reference {model_of.get(st.get('reference_arm') or '', '-')}  |  {picks}"
             )
-            print(f"        {current.explored_line(best_q * len(order))}")
+            print(f"        {current.given_up_line(best_q * len(order))}")
             if arms:
                 _print_arms(policy, model_of, sorted({r.task_type for r in data.prompts}))
             current = _Block()

@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCH))
 import backtest_trace  # noqa: E402
 
 from finops.optimizer.domain.backtest import Outcomes, PromptRecord  # noqa: E402
+from finops.optimizer.domain.policy import Mechanism  # noqa: E402
 
 #: model -> (chance of a right answer, cost in USD)
 MODELS = {"big": (0.85, 0.01), "mid": (0.8, 0.004), "small": (0.55, 0.0005)}
@@ -36,31 +37,35 @@ def _outcomes(prompts: int = 300) -> Outcomes:
     return Outcomes(records, list(MODELS))
 
 
-def test_each_block_sorts_its_explored_requests_by_mechanism(
+def test_each_block_sorts_its_requests_by_what_made_them_and_adds_up_to_its_shortfall(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    backtest_trace.trace(_outcomes(), target=0.95, seed=2, block=100)
+    data = _outcomes()
+    backtest_trace.trace(data, target=0.95, seed=2, block=100)
     lines = capsys.readouterr().out.splitlines()
     blocks = [line for line in lines if " ratio " in line]
-    explored_lines = [line.strip() for line in lines if line.strip().startswith("explored by")]
-    assert len(blocks) == len(explored_lines) == 3
+    given_up_lines = [line.strip() for line in lines if line.strip().startswith("given up by")]
+    assert len(blocks) == len(given_up_lines) == 3
     total_explored = 0
-    for block, explored in zip(blocks, explored_lines, strict=True):
-        # the explored requests in parentheses per model, and the same requests by mechanism
-        in_parentheses = sum(int(n) for n in re.findall(r":\d+\((\d+)\)", block))
-        cells = explored.removeprefix("explored by")
-        by_mechanism = re.findall(r"([a-z ]+): (\d+) \(([+-]\d+\.\d\d)%\)", cells)
-        assert sum(int(n) for _why, n, _given_up in by_mechanism) == in_parentheses
-        assert {why.strip() for why, _n, _g in by_mechanism} <= {
-            "thompson",
-            "identification",
-            "reference audit",
-            "threshold test",
-            "fair trial",
-            "floor",
-        }
-        total_explored += in_parentheses
+    given_up_pct = 0.0
+    for block, given_up in zip(blocks, given_up_lines, strict=True):
+        # the requests per model (explored ones in parentheses), and the same by what made them
+        per_model = re.findall(r":(\d+)\((\d+)\)", block)
+        cells = re.findall(
+            r"([a-z_ ]+): (\d+) \(([+-]\d+\.\d\d)%\)", given_up.removeprefix("given up by")
+        )
+        made_by = {why.strip(): int(n) for why, n, _pct in cells}
+        assert sum(made_by.values()) == sum(int(n) for n, _x in per_model) == 100
+        assert sum(n for why, n in made_by.items() if why != "greedy") == sum(
+            int(x) for _n, x in per_model
+        )
+        assert set(made_by) <= {"greedy", *(str(m) for m in Mechanism)}
+        total_explored += sum(int(x) for _n, x in per_model)
+        given_up_pct += sum(float(pct) for _why, _n, pct in cells)
     assert total_explored > 0
+    # every request's quality against the best model's on the same prompt, summed over the run
+    final_ratio = float(re.search(r"ratio (\d\.\d+)", blocks[-1]).group(1))  # type: ignore[union-attr]
+    assert abs(given_up_pct / 100 - (1 - final_ratio)) < 0.005
 
 
 def test_the_docstring_examples_run() -> None:
