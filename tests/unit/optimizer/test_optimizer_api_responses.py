@@ -8,15 +8,20 @@ changes go through the service layer, which checkpoints each one exactly once.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from support import json_bytes as encoded
 from support import llm_call
 
 from finops.common.events import apply_pricing, parse_event
 from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.domain.policy import Mechanism
+
+METRIC = "finops_optimizer_recommendations_total"
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +112,20 @@ def test_a_change_that_finds_nothing_to_remove_saves_no_checkpoint(client: TestC
     assert client.delete("/api/budgets/none-such").status_code == 404
     assert client.delete("/api/catalog/none|such|default").status_code == 404
     assert intake.checkpoints == before
+
+
+def test_each_answer_is_counted_by_what_made_the_pick(client: TestClient) -> None:
+    def counted() -> dict[str, float]:
+        made_by = ["greedy", *(str(m) for m in Mechanism)]
+        samples = {m: REGISTRY.get_sample_value(METRIC, {"made_by": m}) or 0.0 for m in made_by}
+        return samples
+
+    before = counted()
+    answers = [
+        client.get("/api/recommendations", params={"task_type": "summarize", "seed": s}).json()
+        for s in range(60)
+    ]
+    after = counted()
+    expected = Counter(a["exploration"] or "greedy" for a in answers)
+    assert 0 < expected["greedy"] < len(answers)  # greedy and explored answers both counted
+    assert {m: after[m] - before[m] for m in after if after[m] != before[m]} == expected

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from pydantic import Field
 
 from finops.common.api_errors import BEARER, ApiError, responses
@@ -48,6 +49,12 @@ router = APIRouter(default_response_class=JSONResponse)
 
 
 _rng = random.SystemRandom()
+#: every answer by what made the pick: "greedy", or the exploration's mechanism (seven values)
+ANSWERED = Counter(
+    "finops_optimizer_recommendations_total",
+    "Recommendations answered, by what made the pick (greedy or an exploration mechanism)",
+    ["made_by"],
+)
 
 INVALID = ApiError(
     422, "validation_error", "a parameter or the body is invalid (details: each field)"
@@ -133,6 +140,7 @@ async def recommend(
         breakers=circuits,
         probe_rate=request.app.state.settings.breaker_probe_rate,
     ).to_dict()
+    ANSWERED.labels(rec["exploration"] or "greedy").inc()
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
 
