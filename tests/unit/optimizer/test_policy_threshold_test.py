@@ -5,12 +5,12 @@ from __future__ import annotations
 import doctest
 
 from finops.optimizer.domain.arms import ArmStats
-from finops.optimizer.domain.policy import Objective, PolicyConfig
+from finops.optimizer.domain.policy import Mechanism, Objective, PolicyConfig
 from finops.optimizer.domain.policy import exploration as exploration_mod
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
 from finops.optimizer.domain.policy.costs import CostBook
 from finops.optimizer.domain.policy.estimates import estimate_arms
-from finops.optimizer.domain.policy.exploration import ExplorationInputs, Mechanism, choice_probs
+from finops.optimizer.domain.policy.exploration import ExplorationInputs, choice_probs
 from finops.optimizer.domain.policy.task import TaskState
 
 BIG, CHEAP = "big|p|c", "cheap|p|c"

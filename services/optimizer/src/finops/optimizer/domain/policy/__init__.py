@@ -10,8 +10,8 @@ Where things are
 ``estimates``      per-request estimates of every arm (:class:`~.estimates.Estimates`)
 ``costs``          expected cost: per-task, pooled per arm, or an operator hint
 ``scoring``        price of cost, the quality floor (written once), feasibility, scores
-``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials,
-                   and what made each arm's probability (:class:`~.exploration.Mechanism`)
+``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials
+``mechanism``      what made an explored pick (:class:`Mechanism`), also where two prices mix
 ``slack``          the exploration budget from the quality slack, shared among lossy arms
 ``decision``       :class:`Decision` and its reason
 ``learning``       learning from one outcome: quality (contextual), cost, latency, drift
@@ -111,8 +111,8 @@ The whole state is plain data: :meth:`RoutingPolicy.to_state` returns a JSON-abl
 
 from .config import Objective, PolicyConfig
 from .decision import Decision
-from .exploration import Mechanism
 from .keys import family_of
+from .mechanism import Mechanism
 from .routing import RoutingPolicy
 
 __all__ = ["Decision", "Mechanism", "Objective", "PolicyConfig", "RoutingPolicy", "family_of"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from .config import Objective
 from .estimates import Estimates
-from .exploration import Choice, Mechanism
+from .exploration import Choice
+from .mechanism import Mechanism
 from .scoring import INF
 
 __all__ = ["Decision", "alternatives", "reason_for"]
@@ -28,7 +29,7 @@ class Decision:
     reason: str = ""
     task_type: str = ""
     explored: bool = False
-    #: why an explored arm was tried (see :class:`.exploration.Mechanism`); ``None`` if greedy
+    #: why an explored arm was tried (see :class:`.mechanism.Mechanism`); ``None`` if greedy
     exploration: Mechanism | None = None
 
     def to_dict(self) -> dict[str, Any]:

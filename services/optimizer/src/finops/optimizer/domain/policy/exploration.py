@@ -13,44 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from .config import Objective, PolicyConfig
 from .estimates import Estimates
 from .first_looks import charge_first_looks
+from .mechanism import Mechanism
 from .scoring import INF, argmax, feasible, phi, quality_floor, utilities
 from .slack import drift_floor, fit_slack, looks, slack_allowance
 from .task import TaskState
 
-__all__ = ["Choice", "ExplorationInputs", "Mechanism", "choice_probs", "plausible_arms"]
-
-
-class Mechanism(StrEnum):
-    """What gave a non-greedy arm its choice probability: the last step of
-    :func:`choice_probs` that raised it -- or, when the slack budget lowered the arm to what it
-    keeps whatever the budget (the floor, an identification rate kept beyond the slack), that.
-    Caps may have lowered the probability since.
-
-    Examples
-    --------
-    >>> Mechanism.IDENTIFY.value
-    'identification'
-    >>> f"explore ({Mechanism.FAIR_TRIAL}, p=0.020)"
-    'explore (fair_trial, p=0.020)'
-    """
-
-    #: its chance of beating the greedy arm (Thompson sampling)
-    THOMPSON = "thompson"
-    #: it may be materially better than the apparent best arm
-    IDENTIFY = "identification"
-    #: the fleet's reference arm, sampled where one more outcome of it is worth its cost
-    AUDIT = "reference_audit"
-    #: a cheaper arm near the quality the fleet target asks for, until the test decides
-    THRESHOLD_TEST = "threshold_test"
-    #: an arm whose evidence on the task is still thin
-    FAIR_TRIAL = "fair_trial"
-    #: the exploration floor that keeps every propensity positive (raised after a drift)
-    FLOOR = "floor"
+__all__ = ["Choice", "ExplorationInputs", "choice_probs", "plausible_arms"]
 
 
 @dataclass
@@ -381,8 +353,9 @@ def _floor_and_fair_trials(
 def _relabel_kept(
     choice: Choice, before: Sequence[float], after: Sequence[float], floor: float
 ) -> None:
-    """An arm the slack budget lowered to what it keeps whatever the budget owes that rate to
-    identification beyond the slack or to the floor, not to the step that raised it higher."""
+    """Label each arm the slack budget lowered to a rate it keeps whatever the budget -- an
+    identification rate kept beyond the slack, or the floor -- by that, not by the step that
+    had raised it higher."""
     for i, (was, now) in enumerate(zip(before, after, strict=True)):
         if now >= was:
             continue

@@ -19,7 +19,7 @@ from .config import Objective, PolicyConfig, objective_for
 from .costs import CostBook
 from .decision import Decision, PriceState, alternatives, reason_for
 from .estimates import Estimates, against_reference, estimate_arms
-from .exploration import Choice, ExplorationInputs, Mechanism, choice_probs
+from .exploration import Choice, ExplorationInputs, choice_probs
 from .keys import family_of
 from .learning import (
     DriftSignal,
@@ -31,6 +31,7 @@ from .learning import (
     on_quality_drift,
     quality_drift_scale,
 )
+from .mechanism import mixed_mechanisms
 from .persistence import enc_inf
 from .planner import (
     FleetPlan,
@@ -283,7 +284,14 @@ class RoutingPolicy:
         g = lo.greedy if (1.0 - f) >= f else hi.greedy
         scores = hi.scores if g == hi.greedy else lo.scores
         q_greedy = (1.0 - f) * est.quality[lo.greedy] + f * est.quality[hi.greedy]
-        mixed = Choice(probs, g, scores, lo.feasible, lo.relaxed, _mixed_mechanisms(lo, hi, f))
+        mixed = Choice(
+            probs,
+            g,
+            scores,
+            lo.feasible,
+            lo.relaxed,
+            mixed_mechanisms(lo.probs, lo.mechanisms, hi.probs, hi.mechanisms, f),
+        )
         return _Chosen(mixed, {lo.greedy, hi.greedy}, q_greedy, prices)
 
     # ------------------------------------------------------------------ learn
@@ -417,27 +425,6 @@ class RoutingPolicy:
     def from_state(cls, state: Mapping[str, Any]) -> RoutingPolicy:
         """Rebuild a policy from :meth:`to_state` output (e.g. after a JSON round trip)."""
         return persistence.load(cls, state)
-
-
-def _mixed_mechanisms(lo: Choice, hi: Choice, f: float) -> list[Mechanism | None]:
-    """What gave each arm its probability when the choices at two prices are mixed (``hi`` with
-    weight ``f``): that of the side the arm is likelier to be drawn from.
-
-    Examples
-    --------
-    >>> lo = Choice([0.9, 0.1, 0.0], 0, [], [], False, [None, Mechanism.THOMPSON, None])
-    >>> hi = Choice([0.2, 0.0, 0.8], 2, [], [], False, [Mechanism.AUDIT, None, None])
-    >>> [str(m) for m in _mixed_mechanisms(lo, hi, f=0.3)]
-    ['None', 'thompson', 'None']
-    >>> [str(m) for m in _mixed_mechanisms(lo, hi, f=0.9)]  # arm 0 is drawn mostly from hi
-    ['reference_audit', 'thompson', 'None']
-    """
-    return [
-        m_lo if (1.0 - f) * p_lo >= f * p_hi else m_hi
-        for p_lo, p_hi, m_lo, m_hi in zip(
-            lo.probs, hi.probs, lo.mechanisms, hi.mechanisms, strict=True
-        )
-    ]
 
 
 def _draw(probs: Sequence[float], r: float) -> int:
