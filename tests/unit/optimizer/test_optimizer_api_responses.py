@@ -129,3 +129,15 @@ def test_each_answer_is_counted_by_what_made_the_pick(client: TestClient) -> Non
     expected = Counter(a["exploration"] or "greedy" for a in answers)
     assert 0 < expected["greedy"] < len(answers)  # greedy and explored answers both counted
     assert {m: after[m] - before[m] for m in after if after[m] != before[m]} == expected
+
+
+def test_the_openapi_schema_lists_every_exploration_value_for_api_readers(
+    client: TestClient,
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    exploration = schemas["RecommendationOut"]["properties"]["exploration"]
+    (values,) = [s["enum"] for s in exploration["anyOf"] if s.get("type") == "string"]
+    assert values == [m.value for m in Mechanism]
+    assert {"type": "null"} in exploration["anyOf"]
+    assert "docs/optimizer.md" in exploration["description"]
+    assert ">>>" not in str(schemas)  # no docstring example leaks into the API's documentation

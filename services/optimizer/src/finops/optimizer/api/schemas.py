@@ -6,9 +6,9 @@ Each model describes a dict the engine builds, field by field and in the same or
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from finops.common.response_body import Real
 from finops.common.response_body import ResponseBody as Out
@@ -46,6 +46,20 @@ class AlternativeOut(Out):
     score: Real
 
 
+#: an explored answer's mechanism (a :class:`Mechanism` value), documented for API readers:
+#: typed as text so that the enum's docstring does not become an OpenAPI component
+Exploration = Annotated[
+    str | None,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "enum": [m.value for m in Mechanism]}, {"type": "null"}],
+            "description": "what gave an explored arm its probability (see docs/optimizer.md); "
+            "null for a greedy pick",
+        }
+    ),
+]
+
+
 class RecommendationOut(Out):
     recommendation_id: str
     task_type: str
@@ -59,8 +73,7 @@ class RecommendationOut(Out):
     alternatives: list[AlternativeOut]
     reason: str
     explored: bool
-    #: what gave an explored arm its probability; ``None`` for a greedy pick
-    exploration: Mechanism | None
+    exploration: Exploration
     time: str
     skipped: list[SkippedArmOut]
 
