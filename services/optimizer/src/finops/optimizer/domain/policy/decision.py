@@ -72,13 +72,18 @@ class PriceState:
 
 
 def reason_for(
-    obj: Objective, prices: PriceState, choice: Choice, chosen: int, explored: bool, greedy_arm: str
+    obj: Objective,
+    prices: PriceState,
+    choice: Choice,
+    chosen: int,
+    exploration: Mechanism | None,
+    greedy_arm: str,
 ) -> str:
-    """One sentence on why this arm was chosen."""
+    """One sentence on why this arm was chosen (``exploration``: what made an explored pick,
+    ``None`` for a greedy one)."""
     price = prices.price
-    if explored:
-        why, p = choice.mechanisms[chosen], choice.probs[chosen]
-        return f"explore ({why}, p={p:.3f}); greedy was {greedy_arm}"
+    if exploration is not None:
+        return f"explore ({exploration}, p={choice.probs[chosen]:.3f}); greedy was {greedy_arm}"
     if choice.relaxed:
         return "no arm meets the constraints: best expected quality"
     if price == INF and obj.wtp_per_usd is None and prices.fleet_target:

@@ -222,7 +222,7 @@ class RoutingPolicy:
             task.explores += 1
         greedy_arm = arm_keys[choice.greedy]
         exploration = choice.mechanisms[chosen] if explored else None
-        reason = reason_for(obj, chosen_by.prices, choice, chosen, explored, greedy_arm)
+        reason = reason_for(obj, chosen_by.prices, choice, chosen, exploration, greedy_arm)
         return Decision(
             arm=arm_keys[chosen],
             propensity=choice.probs[chosen],
