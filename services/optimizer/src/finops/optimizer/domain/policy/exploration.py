@@ -235,7 +235,9 @@ def _test_near_threshold(inp: ExplorationInputs, choice: Choice) -> None:
     a wrong decision (see :func:`_undecided`), and sampled until the test decides.  The
     undecided arms share the slack budget: the likeliest to pass first, each at the whole rate
     its expected quality loss against the greedy arm allows while the budget lasts (the legacy
-    fixed-sample test: shared equally).
+    fixed-sample test: shared equally).  These rates are not kept as they are: with the rest of
+    the exploration they are then fitted to the slack budget (:func:`.slack.fit_slack`), which
+    serves first the arms likeliest to beat the greedy one in quality.
     """
     cfg, est, g = inp.config, inp.est, choice.greedy
     target, risk, share = cfg.fleet_quality_target, cfg.threshold_test_risk, cfg.explore_slack_share
