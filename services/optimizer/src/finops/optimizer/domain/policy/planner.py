@@ -1,7 +1,7 @@
 """Fleet planner: the shadow price of quality that holds a fleet-wide quality target.
 
 With ``fleet_quality_target = T`` the realised quality of all routed requests must stay at
-``>= T x`` the quality the best single arm (highest estimated total over all task types) would
+``>= T x`` the quality the best single arm (the *reference*, below) would
 have delivered on the same requests.  Every ``replan_every`` updates the policy re-plans ``mu``:
 
 1. *Reference.*  For each arm the counterfactual total is the quality it delivered where it
@@ -15,7 +15,8 @@ have delivered on the same requests.  Every ``replan_every`` updates the policy 
    history (twelve arms, one task type).  Arms with some evidence that may still be the best
    are left to identification and reference-candidate trials (see :mod:`.exploration`).
    *Reference audits* (see :mod:`.exploration`) keep that estimate honest where the policy has
-   moved away from the reference arm.
+   moved away from the reference arm.  Which arm is the reference: :mod:`.reference` (the
+   highest total at a lower confidence bound, unless that arm is the cheaper one).
 2. *Pacing.*  The realised policy quality is known exactly; the surplus / deficit against the
    aim is spread over a horizon of ``pacing_horizon`` x the traffic seen so far, and the
    expected loss of exploratory picks is added.
@@ -37,12 +38,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..arms import ArmStats
 from .config import Objective, PolicyConfig
 from .dual_solve import WindowHull, add_request, solve_price
 from .estimates import Estimates, against_reference
+from .reference import choose_reference
 from .scoring import phi
 from .task import TaskState
+from .totals import RefTotal, reference_totals
 
 __all__ = [
     "FleetPlan",
@@ -85,71 +87,6 @@ class PlanWindow:
     def chronological(self) -> list[PlannedRequest]:
         """Oldest first (a restored policy must sum in the same order)."""
         return self.items[self.pos :] + self.items[: self.pos]
-
-
-@dataclass(frozen=True)
-class RefTotal:
-    """Estimated total quality an arm would have delivered on all requests, and its variance."""
-
-    total: float
-    variance: float
-    #: the arm has no outcome on any task type yet (its total rests on its prior alone)
-    unobserved: bool = False
-
-
-def _total_variance(st: ArmStats, between: bool) -> float:
-    """Variance of an arm's counterfactual total on its task (unserved requests only)."""
-    unseen = st.unobs_n
-    if unseen <= 0:
-        return 0.0
-    p0, m, v0 = st.effective_prior()
-    v_obs = st.quality.observation_variance(p0, m, v0, between)
-    return unseen * unseen * st.quality_var(between) + unseen * v_obs
-
-
-def reference_totals(config: PolicyConfig, tasks: Mapping[str, TaskState]) -> dict[str, RefTotal]:
-    """Estimated total quality (and its variance) each arm would have delivered.
-
-    Only arms available on every task type with traffic are candidates for the fleet's
-    "best single arm"; if there is none the per-task best arm is used (key ``""``).
-    """
-    between = config.posterior_between_variance
-    totals: dict[str, float] = {}
-    variances: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    observed: set[str] = set()
-    n_tasks = 0
-    best_t = 0.0
-    best_v = 0.0
-    for task in tasks.values():
-        if task.n <= 0 or not task.arms:
-            continue
-        n_tasks += 1
-        best: tuple[float, ArmStats] | None = None
-        for arm, st in task.arms.items():
-            t = st.counterfactual_total(config.ref_residuals, config.ref_optimism, between)
-            totals[arm] = totals.get(arm, 0.0) + t
-            variances[arm] = variances.get(arm, 0.0) + _total_variance(st, between)
-            counts[arm] = counts.get(arm, 0) + 1
-            if st.quality.n > 0:
-                observed.add(arm)
-            if best is None or t > best[0]:
-                best = (t, st)
-        best_t += best[0]  # type: ignore[index]
-        best_v += _total_variance(best[1], between)  # type: ignore[index]
-    out = {
-        a: RefTotal(t, variances[a], a not in observed)
-        for a, t in totals.items()
-        if counts[a] == n_tasks
-    }
-    if not out and n_tasks:
-        out = {"": RefTotal(best_t, best_v)}
-    return out
-
-
-def best_reference(tots: Mapping[str, RefTotal]) -> str:
-    """Key of the highest reference total (ties: the larger name)."""
-    return max(tots, key=lambda a: (tots[a].total, a))
 
 
 @dataclass
@@ -258,7 +195,7 @@ def plan_fleet_price(config: PolicyConfig, shares: Sequence[PlanShare]) -> Fleet
     tots = reference_totals(config, tasks)
     n_tot = sum(t.n for t in tasks.values() if t.arms)
     q_pol = sum(t.q_sum for t in tasks.values() if t.arms)
-    ref_key = best_reference(tots) if tots else ""
+    ref_key = choose_reference(config, tots, tasks) if tots else ""
     ref = tots[ref_key].total if tots else 0.0
     if not tots or n_tot <= 0 or ref <= 0:
         return None
@@ -332,10 +269,10 @@ def _headroom(
 ) -> float:
     """The slack left to explore (``slack_from_headroom``): the quality ratio the price-0 plan
     (every request's best estimate) delivers on the window above the target, once the surplus
-    or deficit so far against the best estimated arm is paced out like the plan's.
+    or deficit so far against the reference arm's estimate is paced out like the plan's.
 
-    Measured against the best *estimated* arm, not the upper bound the plan aims at: while the
-    best arm is uncertain, trying arms is how it becomes known, and that is not cut here.
+    Measured against the reference arm's *estimate*, not the upper bound the plan aims at: while
+    the best arm is uncertain, trying arms is how it becomes known, and that is not cut here.
     """
     paced = target + (target * ref - q_pol) / (_pacing_horizon(config, n_tot) * ref / n_tot)
     return hull.base_q / hull.ref_q - paced
