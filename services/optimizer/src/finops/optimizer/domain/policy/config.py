@@ -59,13 +59,13 @@ class PolicyConfig:
     #: be the best is sampled by identification and reference-candidate trials instead)
     aim_margin_of_reference: bool = True
     #: the fleet's reference arm is the one of the highest total lowered by this many standard
-    #: deviations, unless that arm is cheaper than the arm of the highest estimate
-    #: (:func:`.reference.choose_reference`): the highest of a dozen thin estimates is biased
-    #: up, and the reference was whichever arm had been luckiest.  Over seeds 0-99 at 0.99
-    #: (``bench/backtest.py``) the one-task set missed the target in 22 runs instead of 31, its
-    #: nearby world ``cheap-95=0.93`` in 20 instead of 30, MT-Bench in 24 instead of 25; but
-    #: the one-task set's misses run deeper (summed shortfall 0.296 -> 0.405).  ``None``: the
-    #: highest estimate
+    #: deviations, unless that arm is cheaper than the arm of the highest estimate on the task
+    #: types both have served (:func:`.reference.choose_reference`): the highest of a dozen
+    #: thin estimates is biased up, and the reference was whichever arm had been luckiest.
+    #: Over seeds 0-99 at 0.99 (``bench/backtest.py``) the one-task set missed the target in
+    #: 22 runs instead of 31, its nearby world ``cheap-95=0.93`` in 20 instead of 30, MT-Bench
+    #: in 24 instead of 25; but the one-task set's misses run deeper (summed shortfall 0.296 ->
+    #: 0.405).  ``None``: the highest estimate
     reference_lower_bound_z: float | None = 1.0
     #: an arm cheaper than the fleet's reference arm is scored -- greedy pick, exploration and
     #: the plan -- this many standard deviations of its difference from the reference below

@@ -29,8 +29,8 @@ def choose_reference(
     config: PolicyConfig, tots: Mapping[str, RefTotal], tasks: Mapping[str, TaskState]
 ) -> str:
     """The fleet's reference arm: the highest total lowered by ``reference_lower_bound_z``
-    standard deviations, if that arm is at least as dear as the arm of the highest estimate;
-    else the latter.
+    standard deviations, if that arm is at least as dear as the arm of the highest estimate
+    on the task types both have served; else the latter.
 
     A lower bound prefers the arm whose evidence says it is good to the one that merely got
     lucky; but it also prefers the arm that has had the traffic.  A cheaper arm is never made
@@ -64,15 +64,36 @@ def choose_reference(
     if z is None:
         return leader
     bound = max(tots, key=lambda a: (tots[a].total - z * math.sqrt(tots[a].variance), a))
-    if bound != leader and _fleet_cost(tasks, bound) >= _fleet_cost(tasks, leader):
+    if bound != leader and _at_least_as_dear(tasks, bound, leader):
         return bound
     return leader
 
 
-def _fleet_cost(tasks: Mapping[str, TaskState], arm: str) -> float:
-    """An arm's mean cost per request summed over the task types where it has been called."""
-    return sum(
-        task.arms[arm].cost.mean_cost
-        for task in tasks.values()
-        if arm in task.arms and task.arms[arm].cost.n > 0
-    )
+def _at_least_as_dear(tasks: Mapping[str, TaskState], arm: str, other: str) -> bool:
+    """Whether ``arm``'s mean cost per request, summed over the task types where both arms
+    have been called, is at least ``other``'s (``False`` where they share none: an arm called
+    on more task types is not thereby the dearer one).
+
+    Examples
+    --------
+    >>> from finops.optimizer.domain.arms import ArmStats
+    >>> both, one = TaskState(family="x"), TaskState(family="x")
+    >>> for task, costs in [(both, {"cheap": 0.001, "dear": 0.01}), (one, {"cheap": 0.02})]:
+    ...     for arm, cost in costs.items():
+    ...         task.arms[arm] = ArmStats()
+    ...         _ = task.arms[arm].cost.add(None, cost)
+    >>> _at_least_as_dear({"both": both, "one": one}, "cheap", "dear")  # 0.001 against 0.01
+    False
+    >>> _at_least_as_dear({"one": one}, "cheap", "dear")  # nothing shared: not the dearer
+    False
+    """
+    mine = theirs = 0.0
+    shared = False
+    for task in tasks.values():
+        a, b = task.arms.get(arm), task.arms.get(other)
+        if a is None or b is None or a.cost.n <= 0 or b.cost.n <= 0:
+            continue
+        shared = True
+        mine += a.cost.mean_cost
+        theirs += b.cost.mean_cost
+    return shared and mine >= theirs
