@@ -17,12 +17,7 @@ from .config import PolicyConfig
 from .task import TaskState
 from .totals import RefTotal
 
-__all__ = ["choose_reference", "highest_total"]
-
-
-def highest_total(tots: Mapping[str, RefTotal]) -> str:
-    """Key of the highest reference total (ties: the larger name)."""
-    return max(tots, key=lambda a: (tots[a].total, a))
+__all__ = ["choose_reference"]
 
 
 def choose_reference(
@@ -59,14 +54,19 @@ def choose_reference(
     >>> choose_reference(PolicyConfig(), tots, {"qa": task})
     'big'
     """
-    leader = highest_total(tots)
+    leader = _highest(tots, 0.0)
     z = config.reference_lower_bound_z
     if z is None:
         return leader
-    bound = max(tots, key=lambda a: (tots[a].total - z * math.sqrt(tots[a].variance), a))
+    bound = _highest(tots, z)
     if bound != leader and _at_least_as_dear(tasks, bound, leader):
         return bound
     return leader
+
+
+def _highest(tots: Mapping[str, RefTotal], z: float) -> str:
+    """Key of the highest total lowered by ``z`` standard deviations (ties: the larger name)."""
+    return max(tots, key=lambda a: (tots[a].total - z * math.sqrt(tots[a].variance), a))
 
 
 def _at_least_as_dear(tasks: Mapping[str, TaskState], arm: str, other: str) -> bool:
