@@ -182,24 +182,29 @@ class BrokerGate:
         assert task is not None
         self._pipes.add(task)
         turns = self.produce_turns.connection()
+        broker_writer: asyncio.StreamWriter | None = None
         try:
-            broker_reader, broker_writer = await asyncio.open_connection(*self.broker)
-        except OSError:
-            client_writer.close()
-            self._pipes.discard(task)
-            return
-        try:
+            broker_reader, broker_writer = await self._connect_broker()
             await asyncio.gather(
                 _forward_requests(client_reader, broker_writer, turns),
                 _forward_responses(broker_reader, client_writer, turns),
             )
-        except asyncio.CancelledError:
-            pass  # the gate closed (the broker is gone): this connection ends here
+        except (OSError, asyncio.CancelledError):
+            # the broker is gone, or the gate closed while this connection was opening or
+            # open: it ends here.  The client's socket is closed on every path -- left open, a
+            # client that connected as the broker died waited out its request timeout (40 s
+            # for aiokafka) on a connection nothing served.
+            pass
         finally:
             turns.release()
-            for writer in (client_writer, broker_writer):
-                writer.close()
+            client_writer.close()
+            if broker_writer is not None:
+                broker_writer.close()
             self._pipes.discard(task)
+
+    async def _connect_broker(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection of one client's own to the broker."""
+        return await asyncio.open_connection(*self.broker)
 
 
 async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:

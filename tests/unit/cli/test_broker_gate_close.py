@@ -1,0 +1,88 @@
+"""The broker gate closing: a client's connection ends with the gate, whatever stage it is at.
+
+When the local broker dies the gate cancels every connection it forwards.  A connection
+cancelled while it was still opening its own connection to the broker skipped the clean-up:
+its client socket stayed open with nothing serving it, and its task stayed in the gate's set of
+connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from finops.cli.broker_gate import BrokerGate
+
+
+class _BrokerThatNeverAnswers(BrokerGate):
+    """A gate whose connections to the broker never finish opening (a broker that died)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ("127.0.0.1", 9), specs=())
+        self.connecting = asyncio.Event()
+
+    async def _connect_broker(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.connecting.set()
+        await asyncio.Event().wait()  # never set: cancelled with the gate
+        raise AssertionError("unreachable")
+
+
+class _Broker:
+    """A broker that reads what it is sent and answers nothing."""
+
+    def __init__(self) -> None:
+        self.received = asyncio.Event()
+
+    async def _serve(self, reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        self.received.set()
+
+    async def __aenter__(self) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def _close_gate(gate: BrokerGate) -> None:
+    """What ``BrokerGate.run`` does to the connections when the broker is gone."""
+    for pipe in list(gate._pipes):
+        pipe.cancel()
+    await asyncio.gather(*gate._pipes, return_exceptions=True)
+
+
+async def _connect_client(
+    gate: BrokerGate,
+) -> tuple[asyncio.Server, asyncio.StreamReader, asyncio.StreamWriter]:
+    server = await asyncio.start_server(gate._serve_client, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    return server, reader, writer
+
+
+async def test_a_client_connecting_as_the_gate_closes_is_disconnected_not_left_waiting() -> None:
+    gate = _BrokerThatNeverAnswers()
+    server, client, _ = await _connect_client(gate)
+    await gate.connecting.wait()
+    assert len(gate._pipes) == 1
+    await _close_gate(gate)
+    # end of stream: the client reconnects at once instead of waiting for its request timeout
+    assert await asyncio.wait_for(client.read(), timeout=30) == b""
+    assert gate._pipes == set()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_forwarded_connection_is_disconnected_when_the_gate_closes() -> None:
+    broker = _Broker()
+    async with broker as broker_address:
+        gate = BrokerGate(("127.0.0.1", 0), broker_address, specs=())
+        server, client, client_writer = await _connect_client(gate)
+        metadata_request = b"\x00\x00\x00\x0a" + b"\x00\x03\x00\x01" + b"\x00\x00\x00\x07\xff\xff"
+        client_writer.write(metadata_request)
+        await broker.received.wait()  # the gate is forwarding this client's requests
+        await _close_gate(gate)
+        assert await asyncio.wait_for(client.read(), timeout=30) == b""
+        assert gate._pipes == set()
+        server.close()
+        await server.wait_closed()
