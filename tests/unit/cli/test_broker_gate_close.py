@@ -45,13 +45,6 @@ class _Broker:
         await self.server.wait_closed()
 
 
-async def _close_gate(gate: BrokerGate) -> None:
-    """What ``BrokerGate.run`` does to the connections when the broker is gone."""
-    for pipe in list(gate._pipes):
-        pipe.cancel()
-    await asyncio.gather(*gate._pipes, return_exceptions=True)
-
-
 async def _connect_client(
     gate: BrokerGate,
 ) -> tuple[asyncio.Server, asyncio.StreamReader, asyncio.StreamWriter]:
@@ -65,7 +58,7 @@ async def test_a_client_connecting_as_the_gate_closes_is_disconnected_not_left_w
     server, client, _ = await _connect_client(gate)
     await gate.connecting.wait()
     assert len(gate._pipes) == 1
-    await _close_gate(gate)
+    await gate._end_connections()
     # end of stream: the client reconnects at once instead of waiting for its request timeout
     assert await asyncio.wait_for(client.read(), timeout=30) == b""
     assert gate._pipes == set()
@@ -81,7 +74,7 @@ async def test_a_forwarded_connection_is_disconnected_when_the_gate_closes() -> 
         metadata_request = b"\x00\x00\x00\x0a" + b"\x00\x03\x00\x01" + b"\x00\x00\x00\x07\xff\xff"
         client_writer.write(metadata_request)
         await broker.received.wait()  # the gate is forwarding this client's requests
-        await _close_gate(gate)
+        await gate._end_connections()
         assert await asyncio.wait_for(client.read(), timeout=30) == b""
         assert gate._pipes == set()
         server.close()

@@ -134,13 +134,17 @@ class BrokerGate:
             for task in (gone, stopping):
                 task.cancel()
             server.close()
-            for pipe in list(self._pipes):
-                pipe.cancel()
-            await asyncio.gather(*self._pipes, return_exceptions=True)
+            await self._end_connections()
             await server.wait_closed()
             watch_writer.close()
             if not stop.is_set():
                 log.warning("broker connection lost: gate closed until the broker is back")
+
+    async def _end_connections(self) -> None:
+        """End every client connection the gate forwards (the broker is gone or it stops)."""
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _open(self) -> asyncio.Server:
         for _ in range(100):  # the port of the last opening may linger for a moment
