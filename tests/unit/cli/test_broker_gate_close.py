@@ -3,7 +3,8 @@
 When the local broker dies the gate cancels every connection it forwards.  A connection
 cancelled while it was still opening its own connection to the broker skipped the clean-up:
 its client socket stayed open with nothing serving it, and its task stayed in the gate's set of
-connections.
+connections.  And a connection the listener accepted just before the gate closed starts its
+task only after the gate ended the others: it must not be forwarded either.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ class _BrokerThatNeverAnswers(BrokerGate):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ("127.0.0.1", 9), specs=())
         self.connecting = asyncio.Event()
+        self.connections_to_broker = 0
 
     async def _connect_broker(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.connections_to_broker += 1
         self.connecting.set()
         await asyncio.Event().wait()  # never set: cancelled with the gate
         raise AssertionError("unreachable")
@@ -79,3 +82,14 @@ async def test_a_forwarded_connection_is_disconnected_when_the_gate_closes() -> 
         assert gate._pipes == set()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_whose_task_starts_after_the_gate_closed_is_not_forwarded() -> None:
+    gate = _BrokerThatNeverAnswers()
+    gate._shut = True  # what run() sets before it closes the listener and ends the connections
+    server, client, _ = await _connect_client(gate)
+    assert await asyncio.wait_for(client.read(), timeout=30) == b""
+    assert gate.connections_to_broker == 0
+    assert gate._pipes == set()
+    server.close()
+    await server.wait_closed()

@@ -118,6 +118,9 @@ class BrokerGate:
         self.broker = broker
         self.specs = specs
         self._pipes: set[asyncio.Task[None]] = set()
+        #: set while the gate is closed: a connection the listener accepted just before it
+        #: closed starts its task only afterwards, too late for ``_end_connections``
+        self._shut = False
         self.produce_turns = ProduceTurns()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -127,12 +130,14 @@ class BrokerGate:
                 return
             watch_reader, watch_writer = watch
             server = await self._open()
+            self._shut = False
             log.info("gate open on %s:%s", *self.listen)
             gone = asyncio.create_task(watch_reader.read())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (gone, stopping):
                 task.cancel()
+            self._shut = True
             server.close()
             await self._end_connections()
             await server.wait_closed()
@@ -182,6 +187,11 @@ class BrokerGate:
     async def _serve_client(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
+        if self._shut:
+            # accepted as the gate closed: forwarded now, it could reach a broker that has
+            # restarted but is not prepared yet (a produce overwriting stored records)
+            client_writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._pipes.add(task)
