@@ -91,3 +91,20 @@ def test_price_prints_the_total_for_raw_and_normalized_usage():
     assert outs[0]["total_usd"] == pytest.approx(86e-6 * 2.5 + 1920e-6 * 1.25 + 300e-6 * 10)
     bad = finops("price", "--provider", "openai", "--model", "gpt-4o", "--usage", "{", env={})
     assert bad.returncode == 2
+
+
+async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
+    """``finops topics`` counted a topic as empty when its first fetch took longer than the
+    quiet it waits for; counting now runs to the end offsets first.  With no quiet at all
+    (``idle_s`` 0) the quiet-only rule read nothing."""
+    from finops.cli.ops import count_messages
+
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    specs = [TopicSpec(f"test.count.{uuid.uuid4().hex[:8]}", 3, "agent_id", "x") for _ in range(3)]
+    await ensure_topics(settings, specs)
+    for n, spec in enumerate(specs):
+        await publish(settings, spec.name, [llm_call(f"bot-{i}") for i in range(40 * (n + 1))])
+    counts = await count_messages(settings, [s.name for s in specs], idle_s=0.0)
+    assert counts == {spec.name: 40 * (n + 1) for n, spec in enumerate(specs)}

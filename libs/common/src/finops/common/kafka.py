@@ -173,11 +173,14 @@ async def read_topic(
     timeout_s: float | None = None,
     until: Any = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic`` from the earliest offset, until nothing arrives for ``idle_s``.
+    """Every record of ``topic`` from the earliest offset, until every partition has reached
+    the end offset the broker reported at the start and then nothing arrives for ``idle_s``.
 
-    Reading to quiet, rather than to the end offsets, is the only way that stays right on
-    brokers whose ListOffsets(latest) is not (the local tansu broker). ``until()`` returning
-    true ends the read early; ``timeout_s`` bounds it.
+    The end offsets alone are not enough: on the local tansu broker ListOffsets(latest) is the
+    last batch's base offset + 1, so reaching it means the last batch is being read, not that
+    it is read; the quiet after it covers that.  Quiet alone was not enough either: a topic
+    whose first fetch took longer than ``idle_s`` (several read at once, a large backlog)
+    counted as empty.  ``until()`` returning true ends the read early; ``timeout_s`` bounds it.
     """
     consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
     try:
@@ -188,8 +191,9 @@ async def read_topic(
             return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         started = quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
+        while True:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
                 return
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
@@ -198,7 +202,18 @@ async def read_topic(
                 for records in batch.values():
                     for record in records:
                         yield record
-            elif until is not None and until():
+                continue  # records may still be buffered: only an empty poll can end the read
+            if until is not None and until():
+                return
+            if time.monotonic() - quiet_since >= idle_s and await _reached(consumer, ends):
                 return
     finally:
         await consumer.stop()
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer's position is at or past ``ends`` on every partition."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
