@@ -108,3 +108,13 @@ async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
         await publish(settings, spec.name, [llm_call(f"bot-{i}") for i in range(40 * (n + 1))])
     counts = await count_messages(settings, [s.name for s in specs], idle_s=0.0)
     assert counts == {spec.name: 40 * (n + 1) for n, spec in enumerate(specs)}
+
+
+@pytest.mark.parametrize("command", ["upgrade", "downgrade"])
+def test_a_revision_alembic_cannot_find_is_one_line_naming_the_service(infra, command):
+    result = finops("db", command, "no-such-revision", env=infra.env())
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: auth: Can't locate revision identified by 'no-such-revision'\n"
+    )
+    assert result.stdout == ""

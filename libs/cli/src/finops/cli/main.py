@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -284,13 +285,12 @@ def _check_reports_folder(reports: Path) -> None:
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply the migrations of every service with a database schema (auth, optimizer)."""
+    """Apply the migrations of every service with a database schema (auth, experiments,
+    optimizer and healer)."""
     from finops.common import migrations
-    from finops.common.settings import CommonSettings
 
-    url = CommonSettings().database_url
-    migrations.upgrade(url, revision)
-    console.print(f"migrated {', '.join(migrations.services_with_migrations())} to {revision}")
+    done = _migrate(migrations.upgrade, revision)
+    console.print(f"migrated {', '.join(done)} to {revision}")
 
 
 @db_app.command("downgrade")
@@ -299,10 +299,29 @@ def db_downgrade(
 ) -> None:
     """Revert the migrations of every service with a database schema down to REVISION."""
     from finops.common import migrations
+
+    _migrate(migrations.downgrade, revision)
+    console.print(f"downgraded to {revision}")
+
+
+def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
+    """Run ``step`` (upgrade or downgrade) to ``revision`` service by service; a revision
+    Alembic cannot use is one line naming the service and those already done."""
+    from alembic.util.exc import CommandError
+
+    from finops.common import migrations
     from finops.common.settings import CommonSettings
 
-    migrations.downgrade(CommonSettings().database_url, revision)
-    console.print(f"downgraded to {revision}")
+    url = CommonSettings().database_url
+    done: list[str] = []
+    for service in migrations.services_with_migrations():
+        try:
+            step(url, revision, [service])
+        except CommandError as exc:
+            before = f" ({', '.join(done)} already at {revision})" if done else ""
+            raise CliError(f"{service}: {exc}{before}", 2) from exc
+        done.append(service)
+    return done
 
 
 ROLES = ("agent", "operator", "admin")
