@@ -170,13 +170,26 @@ def test_plot_shows_progress_on_a_terminal_and_piped_tables_keep_whole_names(tmp
     ]
 
 
-def test_help_lists_flags_without_a_value_type():
-    result = invoke("tail", "--help")
+@pytest.mark.parametrize("command", [("tail",), ("experiments", "validate")])
+def test_help_lists_flags_without_a_value_type(command):
+    result = invoke(*command, "--help")
     assert result.exit_code == 0
     flags = [line for line in result.stdout.splitlines() if "--json" in line or "--help" in line]
     assert len(flags) == 2
     assert all("<bool>" not in line for line in flags)
-    assert "<int>" in next(line for line in result.stdout.splitlines() if "--max" in line)
+    option = "--max" if command == ("tail",) else "--seed"
+    assert "<int>" in next(line for line in result.stdout.splitlines() if option in line)
+
+
+def test_help_text_is_rewrapped_not_broken_where_the_docstring_breaks():
+    """A docstring's line breaks are not the terminal's: ``simulate``'s summary broke after
+    "compare it with a" in the command list, ``up``'s text in mid-sentence."""
+    wide = {"COLUMNS": "200"}
+    listing = invoke("--help", env=wide).stdout
+    simulate = next(line for line in listing.splitlines() if " simulate " in line)
+    assert "compare it with a baseline (the strongest model" in simulate
+    up = invoke("up", "--help", env=wide).stdout
+    assert "waits until each component is ready and prints what runs where." in up
 
 
 def test_price_with_an_incomplete_usage_gives_one_line():

@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from finops.cli.typer_app import FinopsTyper
+
 console = Console()
-experiments_app = typer.Typer(help="Automated cost A/B tests.", no_args_is_help=True)
+experiments_app = FinopsTyper(help="Automated cost A/B tests.")
 
 
 @experiments_app.command()

@@ -235,7 +235,7 @@ def demo(
     simulation (`finops simulate`) runs on it: an operator and agent accounts with API keys,
     agents following the optimizer, healing provider errors, taking part in two experiments,
     under injected faults, compared with a baseline over the same tasks. Prints the summary,
-    writes a self-contained HTML report with charts to REPORTS/finops-report-<time>.html and
+    writes a self-contained HTML report with charts to REPORTS/finops-report-TIME.html and
     says where. The stack is stopped whether the run succeeds or fails.
     """
     if 0 < calls < 100:
@@ -283,7 +283,7 @@ def _check_reports_folder(reports: Path) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
 ) -> None:
     """Apply the migrations of every service with a database schema (auth, experiments,
     optimizer and healer)."""
@@ -295,7 +295,9 @@ def db_upgrade(
 
 @db_app.command("downgrade")
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision, e.g. -1 or base.")
+    ],
 ) -> None:
     """Revert the migrations of every service with a database schema down to REVISION."""
     from finops.common import migrations
@@ -387,7 +389,9 @@ def users_create(
 
 @users_app.command("deactivate")
 def users_deactivate(
-    user: Annotated[str, typer.Argument(help="Username, email or user id.", show_default=False)],
+    user: Annotated[
+        str, typer.Argument(metavar="USER", help="Username, email or user id.", show_default=False)
+    ],
 ) -> None:
     """Deactivate a user, as `POST /api/users/{id}/deactivate` does: every access token,
     refresh token and API key of it is refused on every service at once.

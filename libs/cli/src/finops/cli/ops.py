@@ -103,7 +103,7 @@ def _summary(value: dict[str, Any]) -> str:
 
 
 def tail(
-    topic: Annotated[str, typer.Argument(help="Topic name, e.g. agent.cost.v1.")],
+    topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name, e.g. agent.cost.v1.")],
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the earliest offset.")
     ] = False,

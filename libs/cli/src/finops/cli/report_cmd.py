@@ -28,7 +28,7 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Write the report here (default: REPORTS/finops-report-<time>.html).",
+            help="Write the report here (default: REPORTS/finops-report-TIME.html).",
             dir_okay=False,
         ),
     ] = None,

@@ -58,6 +58,7 @@ class FinopsTyper(typer.Typer):
         kwargs.setdefault("cls", FinopsGroup)
         kwargs.setdefault("no_args_is_help", True)
         kwargs.setdefault("add_completion", False)
+        kwargs.setdefault("rich_markup_mode", "markdown")
         super().__init__(**kwargs)
 
     def command(  # type: ignore[override]
