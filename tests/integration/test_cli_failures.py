@@ -226,3 +226,10 @@ def test_operator_commands_reach_the_stack_on_its_configured_ports():
 
 def _plain_env() -> dict[str, str]:
     return {k: v for k, v in PLAIN.items() if v is not None}
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert (result.exit_code, result.stdout) == (0, f"finops {version('finops-cli')}\n")

@@ -38,8 +38,24 @@ app.add_typer(keys_app, name="keys")
 _STACK_COMMANDS = frozenset({"up", "down", "status", "demo"})
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        console.print(f"finops {version('finops-cli')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _client_addresses(ctx: typer.Context) -> None:
+def _client_addresses(
+    ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Operator commands reach the stack on the ports it was started with
     (``FINOPS_<COMPONENT>_PORT``) unless a ``FINOPS_*_URL`` says otherwise."""
     if ctx.invoked_subcommand in _STACK_COMMANDS:
