@@ -67,9 +67,13 @@ _NOT_MIGRATED_NAMES = {"UndefinedTableError", "UndefinedTable"}  # asyncpg, psyc
 
 def explain(exc: BaseException) -> CliError | None:
     """The one-line report for ``exc``, or ``None`` when it is not the user's to fix."""
+    from finops.common.kafka import TopicReadStalled
+
     for error in _chain(exc):
         if isinstance(error, CliError):
             return error
+        if isinstance(error, TopicReadStalled):
+            return CliError(str(error))
         if isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES:
             return _bad_settings(error)
     dependency = _dependency_in(exc)

@@ -227,7 +227,8 @@ def topics(
 async def count_messages(
     settings: Any, topics: list[str], idle_s: float = 1.0, concurrency: int = 8
 ) -> dict[str, int]:
-    """Count each topic's records by reading it from the earliest offset to quiet.
+    """Count each topic's records by reading it from the earliest offset to its end
+    (:func:`finops.common.kafka.read_topic`).
 
     A few topics are read at a time, each by its own consumer, so the wait for
     quiet is not paid once per topic in a row.

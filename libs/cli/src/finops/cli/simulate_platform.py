@@ -325,9 +325,9 @@ async def lost_events(
 
     settings = CommonSettings(service_name="cli")
     seen: set[str] = set()
-    # A read ends after a quiet spell (the local broker's end offsets cannot be trusted). A
-    # loaded machine can stall a read longer than the first one, so ids still missing get a
-    # second, patient read before they are called lost.
+    # A read ends after a quiet spell once it has reached the end offsets seen at its start,
+    # which takes in every event acknowledged before it; ids still missing get a second,
+    # patient read before they are called lost.
     for idle_s in quiet_s:
         for topic in (AGENT_COST.name, AGENT_ERROR.name):
             async for record in read_topic(

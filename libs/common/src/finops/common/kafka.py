@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -19,6 +20,7 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
 
+from finops.common.catch_up import CatchUp
 from finops.common.settings import CommonSettings
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
@@ -165,6 +167,12 @@ async def ensure_topics(
         await admin.close()
 
 
+class TopicReadStalled(RuntimeError):
+    """A read of a topic got no records for a long while with some partition still short of
+    the end offset the broker reported when the read began (the broker went away, or a
+    partition cannot be read): what was read is not the whole topic."""
+
+
 async def read_topic(
     settings: CommonSettings,
     topic: str,
@@ -172,16 +180,25 @@ async def read_topic(
     idle_s: float = 1.0,
     timeout_s: float | None = None,
     until: Any = None,
+    stall_s: float | None = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from the earliest offset, until every partition has reached
     the end offset the broker reported at the start and then nothing arrives for ``idle_s``.
 
-    The end offsets alone are not enough: on the local tansu broker ListOffsets(latest) is the
-    last batch's base offset + 1, so reaching it means the last batch is being read, not that
-    it is read; the quiet after it covers that.  Quiet alone was not enough either: a topic
-    whose first fetch took longer than ``idle_s`` (several read at once, a large backlog)
-    counted as empty.  ``until()`` returning true ends the read early; ``timeout_s`` bounds it.
+    A read ends only after a poll that returned nothing: a poll returns part of a fetched batch
+    and keeps the rest, so on the local tansu broker, whose ListOffsets(latest) is the last
+    batch's base offset + 1, reaching that offset means only that the last batch is being read.
+    The end offsets are needed too: read to quiet alone, a topic whose first fetch took longer
+    than ``idle_s`` (several read at once, a large backlog) counted as empty.  The quiet after
+    them takes in what is published while the read runs.
+
+    ``until()`` returning true ends the read early; ``timeout_s`` bounds it.  With no record
+    for ``stall_s`` (default: the larger of 30 s and ten times ``idle_s``) while a partition is
+    short of its end offset, :class:`TopicReadStalled` is raised rather than the read returning
+    part of the topic as if it were all of it.
     """
+    stall = max(30.0, 10 * idle_s) if stall_s is None else stall_s
+    started = time.monotonic()
     consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
     try:
         await consumer.start()  # inside: a consumer that failed to start is stopped too
@@ -191,11 +208,9 @@ async def read_topic(
             return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        started = quiet_since = time.monotonic()
-        while True:
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                return
+        ends = CatchUp({tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()})
+        quiet_since = time.monotonic()
+        while timeout_s is None or time.monotonic() - started <= timeout_s:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
             if batch:
                 quiet_since = time.monotonic()
@@ -205,15 +220,31 @@ async def read_topic(
                 continue  # records may still be buffered: only an empty poll can end the read
             if until is not None and until():
                 return
-            if time.monotonic() - quiet_since >= idle_s and await _reached(consumer, ends):
+            quiet = time.monotonic() - quiet_since
+            if quiet >= idle_s and not await _behind(consumer, topic, ends, stall):
                 return
+            if quiet >= stall:
+                raise TopicReadStalled(_stalled(topic, ends, quiet))
     finally:
         await consumer.stop()
 
 
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    """Whether the consumer's position is at or past ``ends`` on every partition."""
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
+async def _behind(consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, stall: float) -> bool:
+    """Whether some partition is still short of its end offset (asking the consumer's
+    positions, which waits on the broker: at most ``stall`` seconds)."""
+
+    async def position(partition: int) -> int:
+        return await consumer.position(TopicPartition(topic, partition))
+
+    try:
+        return bool(await asyncio.wait_for(ends.behind_now(position), timeout=stall))
+    except TimeoutError:
+        raise TopicReadStalled(_stalled(topic, ends, stall)) from None
+
+
+def _stalled(topic: str, ends: CatchUp, quiet: float) -> str:
+    short = ", ".join(
+        f"partition {p} at {ends.positions.get(p, 'an unknown offset')} of {ends.ends[p]}"
+        for p in ends.behind()
+    )
+    return f"reading {topic}: no record for {quiet:.0f} s with {short}"

@@ -1,0 +1,96 @@
+"""``read_topic`` against a fake consumer: when a read ends, and that it never hangs.
+
+A read ends once every partition has reached the end offset the broker reported at its start
+and a poll came back empty; a partition that stops short of it for ``stall_s`` is an error,
+not a shorter topic (the broker went away, or a partition cannot be read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from finops.common import kafka
+from finops.common.kafka import TopicReadStalled, read_topic
+from finops.common.settings import CommonSettings
+
+TOPIC = "t"
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.value = b"%d" % offset
+
+
+class _FakeConsumer:
+    """One partition whose broker reports ``end`` and serves ``served`` records, one poll each
+    (``None`` in ``polls``: an empty poll); ``position`` hangs when ``hang`` is set."""
+
+    def __init__(self, end: int, polls: list[int | None], hang: bool = False) -> None:
+        self.end, self.polls, self.hang = end, deque(polls), hang
+        self.next_offset = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        pass
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        pass
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        count = self.polls.popleft() if self.polls else None
+        if count is None:
+            return {}
+        records = [_Record(self.next_offset + i) for i in range(count)]
+        self.next_offset += count
+        return {TopicPartition(TOPIC, 0): records}
+
+    async def position(self, tp: TopicPartition) -> int:
+        if self.hang:
+            await asyncio.Event().wait()
+        return self.next_offset
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, consumer: _FakeConsumer) -> None:
+    monkeypatch.setattr(kafka, "make_consumer", lambda *args, **kwargs: consumer)
+
+
+async def _read(**kwargs: Any) -> list[int]:
+    settings = CommonSettings(kafka_bootstrap="localhost:1")
+    return [r.offset async for r in read_topic(settings, TOPIC, idle_s=0.0, **kwargs)]
+
+
+async def test_a_read_goes_on_past_empty_polls_until_the_end_offset(monkeypatch) -> None:
+    # the first fetches are slow: under the old rule (quiet alone) the read ended at once
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[None, None, 3, None, 2]))
+    assert await _read(stall_s=60.0) == [0, 1, 2, 3, 4]
+
+
+async def test_a_partition_stuck_short_of_its_end_offset_is_an_error(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[3]))
+    with pytest.raises(
+        TopicReadStalled, match=r"reading t: no record for 0 s with partition 0 at 3 of 5"
+    ):
+        await _read(stall_s=0.05)
+
+
+async def test_a_broker_that_never_tells_the_position_is_an_error_not_a_hang(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[], hang=True))
+    with pytest.raises(TopicReadStalled, match="partition 0 at an unknown offset of 5"):
+        await _read(stall_s=0.05)
