@@ -116,6 +116,17 @@ def test_an_unexpected_error_is_not_explained_away():
     assert explain(ZeroDivisionError("a bug")) is None
 
 
+def test_a_topic_read_that_stalls_is_one_line():
+    from finops.common.kafka import TopicReadStalled
+
+    stalled = TopicReadStalled("reading t: no record for 30 s with partition 0 at 3 of 5")
+    failure = explain(RuntimeError("while counting"))
+    assert failure is None
+    failure = explain(stalled)
+    assert failure is not None
+    assert (failure.message, failure.code) == (str(stalled), 1)
+
+
 def test_a_file_that_is_not_an_outcomes_csv_gives_one_line(tmp_path):
     readme = Path(__file__).parents[2] / "README.md"
     result = invoke("backtest", "--data", str(readme))
