@@ -244,3 +244,28 @@ def test_version_prints_the_installed_version():
 
     result = invoke("--version")
     assert (result.exit_code, result.stdout) == (0, f"finops {version('finops-cli')}\n")
+
+
+def _leaf_commands(group, path=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_help_text_of_every_command_reaches_the_screen():
+    """Help is rendered, not copied: Rich markup or Markdown can swallow text (``<arm>`` was read
+    as an HTML tag once).  Every word of every command's and option's help must be shown."""
+    import typer.main
+
+    lost = {}
+    for path, command in _leaf_commands(typer.main.get_command(app)):
+        shown = " ".join(invoke(*path, "--help", env={"COLUMNS": "400"}).stdout.split())
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        missing = [w for text in texts for w in text.split() if w not in shown]
+        if missing:
+            lost[" ".join(path)] = missing
+    assert lost == {}

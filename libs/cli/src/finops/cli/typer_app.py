@@ -7,6 +7,7 @@ into one line on stderr (see :mod:`finops.cli.failures`), and whose commands lis
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -58,10 +59,32 @@ class FinopsTyper(typer.Typer):
         kwargs.setdefault("cls", FinopsGroup)
         kwargs.setdefault("no_args_is_help", True)
         kwargs.setdefault("add_completion", False)
-        kwargs.setdefault("rich_markup_mode", "markdown")
         super().__init__(**kwargs)
 
     def command(  # type: ignore[override]
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
     ) -> Callable[[Any], Any]:
-        return super().command(name, cls=cls or FinopsCommand, **kwargs)
+        def register(function: Callable[..., Any]) -> Any:
+            help_text = kwargs.pop("help", None) or rewrapped(inspect.getdoc(function) or "")
+            command = super(FinopsTyper, self).command
+            return command(name, cls=cls or FinopsCommand, help=help_text, **kwargs)(function)
+
+        return register
+
+
+def rewrapped(docstring: str) -> str:
+    r"""``docstring`` with each paragraph on one line, for the terminal to wrap: Typer's help
+    keeps a docstring's line breaks, which broke sentences in the middle (and a command's
+    summary in the list of commands).  A paragraph of indented lines, an example, or one that
+    starts with Click's ``\b`` is kept as it is.
+
+    Examples
+    --------
+    >>> rewrapped("Start the stack.\n\nWaits until each component\nis ready.\n\n    finops up -d")
+    'Start the stack.\n\nWaits until each component is ready.\n\n    finops up -d'
+    """
+    paragraphs = docstring.split("\n\n")
+    return "\n\n".join(
+        p if p.startswith(("\b", " ")) else " ".join(line.strip() for line in p.splitlines())
+        for p in paragraphs
+    )
