@@ -81,11 +81,13 @@ def urls(ports: dict[str, int]) -> dict[str, str | None]:
             "FINOPS_DATABASE_URL",
         ),
         (("db", "upgrade"), "PostgreSQL", "FINOPS_DATABASE_URL"),
+        # '-1' is the revision, not an unknown option
+        (("db", "downgrade", "-1"), "PostgreSQL", "FINOPS_DATABASE_URL"),
         (("topics",), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
         (("tail", "agent.cost.v1"), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
         (("evaluate-policy",), "the Kafka broker", "FINOPS_KAFKA_BOOTSTRAP"),
     ],
-    ids=["users-create", "db-upgrade", "topics", "tail", "evaluate-policy"],
+    ids=["users-create", "db-upgrade", "db-downgrade", "topics", "tail", "evaluate-policy"],
 )
 def test_a_command_without_its_dependency_prints_one_line(nothing_runs, args, component, variable):
     port = nothing_runs["postgres" if component == "PostgreSQL" else "kafka"]

@@ -301,29 +301,32 @@ def _check_reports_folder(reports: Path) -> None:
 def db_upgrade(
     revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
 ) -> None:
-    """Apply the migrations of every service with a database schema (auth, experiments,
-    optimizer and healer)."""
+    """Apply the migrations of the services with a database schema (auth, experiments,
+    optimizer and healer) up to REVISION: every service's for head, one service's for a
+    revision id (each service has its own)."""
     from finops.common import migrations
 
     done = _migrate(migrations.upgrade, revision)
     console.print(f"migrated {', '.join(done)} to {revision}")
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
     revision: Annotated[
         str, typer.Argument(metavar="REVISION", help="Target revision, e.g. -1 or base.")
     ],
 ) -> None:
-    """Revert the migrations of every service with a database schema down to REVISION."""
+    """Revert the migrations of the services with a database schema down to REVISION: every
+    service's for base or -1, one service's for a revision id (each service has its own)."""
     from finops.common import migrations
 
-    _migrate(migrations.downgrade, revision)
-    console.print(f"downgraded to {revision}")
+    done = _migrate(migrations.downgrade, revision)
+    console.print(f"downgraded {', '.join(done)} to {revision}")
 
 
 def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
-    """Run ``step`` (upgrade or downgrade) to ``revision`` service by service; a revision
+    """Run ``step`` (upgrade or downgrade) to ``revision`` on the services that know it, one
+    after the other (a revision id is one service's: the others are left alone); a revision
     Alembic cannot use is one line naming the service and those already done."""
     from alembic.util.exc import CommandError
 
@@ -331,12 +334,14 @@ def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list
     from finops.common.settings import CommonSettings
 
     url = CommonSettings().database_url
+    # none knows it without a database ('+1'): every service, and Alembic decides
+    services = migrations.services_knowing(revision) or migrations.services_with_migrations()
     done: list[str] = []
-    for service in migrations.services_with_migrations():
+    for service in services:
         try:
             step(url, revision, [service])
         except CommandError as exc:
-            before = f" ({', '.join(done)} already at {revision})" if done else ""
+            before = f" ({', '.join(done)} done)" if done else ""
             raise CliError(f"{service}: {exc}{before}", 2) from exc
         done.append(service)
     return done

@@ -46,6 +46,23 @@ def alembic_config(service: str, database_url: str) -> Config:
     return cfg
 
 
+def services_knowing(revision: str) -> list[str]:
+    """The services whose migrations resolve ``revision`` without a database: all of them for
+    ``head``, ``base`` or ``-1``, one for a revision id (each service has its own ids)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    known = []
+    for service in services_with_migrations():
+        scripts = ScriptDirectory.from_config(alembic_config(service, "postgresql://localhost/"))
+        try:
+            scripts.get_revisions(revision)
+        except CommandError:
+            continue
+        known.append(service)
+    return known
+
+
 def upgrade(database_url: str, revision: str = "head", services: list[str] | None = None) -> None:
     for service in services or services_with_migrations():
         command.upgrade(alembic_config(service, database_url), revision)
