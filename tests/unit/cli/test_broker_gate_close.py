@@ -84,12 +84,58 @@ async def test_a_forwarded_connection_is_disconnected_when_the_gate_closes() -> 
         await server.wait_closed()
 
 
+class _GateOfOneBrokerLife(_BrokerThatNeverAnswers):
+    """A gate whose broker is up once (its watch connection is ours to drop) and never again."""
+
+    def __init__(self, watch: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        super().__init__()
+        self.watch: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = watch
+        self.opened = asyncio.Event()
+        self.waiting_again = asyncio.Event()
+
+    async def _wait_for_broker(
+        self, stop: asyncio.Event
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        if self.watch is not None:
+            watch, self.watch = self.watch, None
+            return watch
+        self.waiting_again.set()
+        await stop.wait()
+        return None
+
+    async def _open(self) -> asyncio.Server:
+        server = await super()._open()
+        self.opened.set()
+        return server
+
+
 async def test_a_connection_whose_task_starts_after_the_gate_closed_is_not_forwarded() -> None:
-    gate = _BrokerThatNeverAnswers()
-    gate._shut = True  # what run() sets before it closes the listener and ends the connections
+    """``run()`` marks the gate shut when the broker goes: a connection the listener accepted
+    just before, whose task starts only now, is closed, not forwarded to a broker that may be
+    back but not prepared yet."""
+    broker_side: list[asyncio.StreamWriter] = []
+    watched = asyncio.Event()
+
+    async def keep(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        broker_side.append(writer)
+        watched.set()
+
+    broker = await asyncio.start_server(keep, "127.0.0.1", 0)
+    watch = await asyncio.open_connection(*broker.sockets[0].getsockname()[:2])
+    gate = _GateOfOneBrokerLife(watch)
+    stop = asyncio.Event()
+    running = asyncio.create_task(gate.run(stop))
+    await gate.opened.wait()
+    await watched.wait()  # the broker has taken the watch connection
+    broker_side[0].close()  # the broker dies
+    await gate.waiting_again.wait()
+    # the task of a connection accepted as the gate closed starts now
     server, client, _ = await _connect_client(gate)
     assert await asyncio.wait_for(client.read(), timeout=30) == b""
     assert gate.connections_to_broker == 0
     assert gate._pipes == set()
-    server.close()
-    await server.wait_closed()
+    stop.set()
+    await running
+    for listener in (server, broker):
+        listener.close()
+        await listener.wait_closed()
