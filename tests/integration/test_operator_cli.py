@@ -110,11 +110,21 @@ async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
     assert counts == {spec.name: 40 * (n + 1) for n, spec in enumerate(specs)}
 
 
-@pytest.mark.parametrize("command", ["upgrade", "downgrade"])
-def test_a_revision_alembic_cannot_find_is_one_line_naming_the_service(infra, command):
-    result = finops("db", command, "no-such-revision", env=infra.env())
+@pytest.mark.parametrize(
+    ("command", "revision"),
+    [
+        ("upgrade", "no-such-revision"),
+        ("downgrade", "no-such-revision"),
+        ("downgrade", "auth@base"),
+        ("downgrade", "--hlep"),  # downgrade takes '-1': a mistyped option is a revision here
+    ],
+)
+def test_a_revision_no_service_has_is_one_line_and_touches_nothing(infra, command, revision):
+    # 'auth@base': auth has no such branch label, and its Alembic alone would go to its base
+    result = finops("db", command, revision, env=infra.env())
     assert result.returncode == 2
     assert result.stderr == (
-        "error: auth: Can't locate revision identified by 'no-such-revision'\n"
+        f"error: no service has the revision '{revision}': give head, base, a step such as -1,"
+        " a service's revision id, or SERVICE@REVISION\n"
     )
     assert result.stdout == ""

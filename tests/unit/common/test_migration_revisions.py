@@ -3,12 +3,21 @@ revision ids, so an id names one service; ``head``, ``base`` and ``-1`` name eve
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
+from finops.common import migrations
 from finops.common.migrations import services_knowing, services_with_migrations
 
 
-@pytest.mark.parametrize("revision", ["head", "base", "-1"])
+def test_docstring_examples_run() -> None:
+    result = doctest.testmod(migrations)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("revision", ["head", "heads", "base", "-1", "+1"])
 def test_a_symbolic_revision_is_every_services(revision: str) -> None:
     assert services_knowing(revision) == services_with_migrations()
     assert services_with_migrations() == ["auth", "experiments", "optimizer", "healer"]
@@ -22,5 +31,7 @@ def test_a_revision_id_is_its_own_services(revision: str, service: str) -> None:
     assert services_knowing(revision) == [service]
 
 
-def test_a_revision_no_service_has_is_no_services() -> None:
-    assert services_knowing("no-such-revision") == []
+@pytest.mark.parametrize("revision", ["no-such-revision", "auth@base", "--hlep", ""])
+def test_a_revision_no_service_has_is_no_services(revision: str) -> None:
+    # 'auth@base': auth has no such branch label, and its Alembic would go down to its base
+    assert services_knowing(revision) == []

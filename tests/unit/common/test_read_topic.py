@@ -71,9 +71,9 @@ def _use(monkeypatch: pytest.MonkeyPatch, consumer: _FakeConsumer) -> None:
     monkeypatch.setattr(kafka, "make_consumer", lambda *args, **kwargs: consumer)
 
 
-async def _read(**kwargs: Any) -> list[int]:
+async def _read(idle_s: float = 0.0, **kwargs: Any) -> list[int]:
     settings = CommonSettings(kafka_bootstrap="localhost:1")
-    return [r.offset async for r in read_topic(settings, TOPIC, idle_s=0.0, **kwargs)]
+    return [r.offset async for r in read_topic(settings, TOPIC, idle_s=idle_s, **kwargs)]
 
 
 async def test_a_read_goes_on_past_empty_polls_until_the_end_offset(monkeypatch) -> None:
@@ -94,3 +94,24 @@ async def test_a_broker_that_never_tells_the_position_is_an_error_not_a_hang(mon
     _use(monkeypatch, _FakeConsumer(end=5, polls=[], hang=True))
     with pytest.raises(TopicReadStalled, match="partition 0 at an unknown offset of 5"):
         await _read(stall_s=0.05)
+
+
+async def test_a_whole_topic_ends_the_read_after_the_quiet_without_error(monkeypatch) -> None:
+    # a stall shorter than the quiet is raised to it: a topic read whole is never a stall
+    _use(monkeypatch, _FakeConsumer(end=3, polls=[None, 3]))
+    assert await _read(idle_s=0.05, stall_s=0.0) == [0, 1, 2]
+
+
+async def test_the_callers_timeout_ends_a_short_read_with_what_it_has(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[3]))
+    assert await _read(stall_s=60.0, timeout_s=0.05) == [0, 1, 2]
+
+
+async def test_the_callers_timeout_also_bounds_the_wait_for_positions(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[3], hang=True))
+    assert await _read(stall_s=60.0, timeout_s=0.05) == [0, 1, 2]
+
+
+async def test_until_ends_the_read_before_the_end_offsets(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[2]))
+    assert await _read(stall_s=60.0, until=lambda: True) == [0, 1]

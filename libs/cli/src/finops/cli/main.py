@@ -325,17 +325,22 @@ def db_downgrade(
 
 
 def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
-    """Run ``step`` (upgrade or downgrade) to ``revision`` on the services that know it, one
-    after the other (a revision id is one service's: the others are left alone); a revision
+    """Run ``step`` (upgrade or downgrade) to ``revision`` on the services it concerns
+    (:func:`finops.common.migrations.services_knowing`), one after the other; a revision
     Alembic cannot use is one line naming the service and those already done."""
     from alembic.util.exc import CommandError
 
     from finops.common import migrations
     from finops.common.settings import CommonSettings
 
+    services = migrations.services_knowing(revision)
+    if not services:
+        raise CliError(
+            f"no service has the revision {revision!r}: give head, base, a step such as -1, a"
+            " service's revision id, or SERVICE@REVISION",
+            2,
+        )
     url = CommonSettings().database_url
-    # none knows it without a database ('+1'): every service, and Alembic decides
-    services = migrations.services_knowing(revision) or migrations.services_with_migrations()
     done: list[str] = []
     for service in services:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -192,13 +193,13 @@ async def read_topic(
     than ``idle_s`` (several read at once, a large backlog) counted as empty.  The quiet after
     them takes in what is published while the read runs.
 
-    ``until()`` returning true ends the read early; ``timeout_s`` bounds it.  With no record
-    for ``stall_s`` (default: the larger of 30 s and ten times ``idle_s``) while a partition is
-    short of its end offset, :class:`TopicReadStalled` is raised rather than the read returning
-    part of the topic as if it were all of it.
+    ``until()`` returning true ends the read early; ``timeout_s`` bounds the reading (after
+    the consumer has started), and a read it ends returns what it has read without an error.
+    With no record for ``stall_s`` (default: the larger of 30 s and ten times ``idle_s``; at
+    least ``idle_s``) while a partition is short of its end offset, :class:`TopicReadStalled`
+    is raised rather than the read returning part of the topic as if it were all of it.
     """
-    stall = max(30.0, 10 * idle_s) if stall_s is None else stall_s
-    started = time.monotonic()
+    stall = max(30.0, 10 * idle_s) if stall_s is None else max(stall_s, idle_s)
     consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
     try:
         await consumer.start()  # inside: a consumer that failed to start is stopped too
@@ -209,8 +210,9 @@ async def read_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = CatchUp({tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()})
-        quiet_since = time.monotonic()
-        while timeout_s is None or time.monotonic() - started <= timeout_s:
+        started = quiet_since = time.monotonic()
+        deadline = math.inf if timeout_s is None else started + timeout_s
+        while time.monotonic() <= deadline:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
             if batch:
                 quiet_since = time.monotonic()
@@ -221,7 +223,10 @@ async def read_topic(
             if until is not None and until():
                 return
             quiet = time.monotonic() - quiet_since
-            if quiet >= idle_s and not await _behind(consumer, topic, ends, stall):
+            if quiet < idle_s:
+                continue
+            wait = min(stall, deadline - time.monotonic())
+            if not await _behind(consumer, topic, ends, wait, deadline):
                 return
             if quiet >= stall:
                 raise TopicReadStalled(_stalled(topic, ends, quiet))
@@ -229,17 +234,22 @@ async def read_topic(
         await consumer.stop()
 
 
-async def _behind(consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, stall: float) -> bool:
-    """Whether some partition is still short of its end offset (asking the consumer's
-    positions, which waits on the broker: at most ``stall`` seconds)."""
+async def _behind(
+    consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, wait: float, deadline: float
+) -> bool:
+    """Whether some partition is still short of its end offset, asking the consumer's
+    positions (which waits on the broker) for at most ``wait`` seconds: longer is a stalled
+    read, unless it is the read's own ``deadline`` that came first."""
 
     async def position(partition: int) -> int:
         return await consumer.position(TopicPartition(topic, partition))
 
     try:
-        return bool(await asyncio.wait_for(ends.behind_now(position), timeout=stall))
+        return bool(await asyncio.wait_for(ends.behind_now(position), timeout=max(wait, 0.0)))
     except TimeoutError:
-        raise TopicReadStalled(_stalled(topic, ends, stall)) from None
+        if time.monotonic() >= deadline:
+            return True  # the caller's timeout: the loop ends with what was read
+        raise TopicReadStalled(_stalled(topic, ends, wait)) from None
 
 
 def _stalled(topic: str, ends: CatchUp, quiet: float) -> str:

@@ -7,10 +7,12 @@ A service that owns tables keeps an Alembic script folder at ``finops.<service>.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 SERVICES_WITH_MIGRATIONS_CANDIDATES = ("auth", "experiments", "optimizer", "healer")
 
@@ -47,20 +49,40 @@ def alembic_config(service: str, database_url: str) -> Config:
 
 
 def services_knowing(revision: str) -> list[str]:
-    """The services whose migrations resolve ``revision`` without a database: all of them for
-    ``head``, ``base`` or ``-1``, one for a revision id (each service has its own ids)."""
-    from alembic.script import ScriptDirectory
-    from alembic.util.exc import CommandError
+    """The services a migration to ``revision`` concerns: every one for ``head``, ``heads``,
+    ``base`` or a relative step (``-1``), the service of a branch label (``optimizer@base``),
+    the one holding a revision id or a prefix of one (``opt0002``, ``opt0002+1``); none for
+    anything else.  Each service has its own revision ids and its own history, so a target
+    another service does not know must not reach it: asked for ``optimizer@base``, auth's
+    Alembic, which has no such label, would go down to its base.
 
+    Examples
+    --------
+    >>> services_knowing("-1") == services_with_migrations()
+    True
+    >>> services_knowing("optimizer@base"), services_knowing("heal0004"), services_knowing("--hlep")
+    (['optimizer'], ['healer'], [])
+    """
+    if revision in ("head", "heads", "base") or _RELATIVE_STEP.fullmatch(revision):
+        return services_with_migrations()
+    label, at, _target = revision.partition("@")
+    revision_id = _RELATIVE_STEP.sub("", revision) if not at else ""
     known = []
     for service in services_with_migrations():
-        scripts = ScriptDirectory.from_config(alembic_config(service, "postgresql://localhost/"))
-        try:
-            scripts.get_revisions(revision)
-        except CommandError:
-            continue
-        known.append(service)
+        scripts = list(_scripts(service).walk_revisions())
+        if at and any(label in script.branch_labels for script in scripts):
+            known.append(service)
+        elif revision_id and any(s.revision.startswith(revision_id) for s in scripts):
+            known.append(service)
     return known
+
+
+#: a step from the current revision, or from a named one (``opt0002+1``)
+_RELATIVE_STEP = re.compile(r"[+-]\d+$")
+
+
+def _scripts(service: str) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(service, "postgresql://localhost/"))
 
 
 def upgrade(database_url: str, revision: str = "head", services: list[str] | None = None) -> None:
