@@ -17,7 +17,7 @@ def test_docstring_examples_run() -> None:
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("revision", ["head", "heads", "base", "-1", "+1"])
+@pytest.mark.parametrize("revision", ["head", "heads", "base", "-1", "+1", "head-1"])
 def test_a_symbolic_revision_is_every_services(revision: str) -> None:
     assert services_knowing(revision) == services_with_migrations()
     assert services_with_migrations() == ["auth", "experiments", "optimizer", "healer"]

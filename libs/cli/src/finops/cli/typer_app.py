@@ -65,9 +65,12 @@ class FinopsTyper(typer.Typer):
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
     ) -> Callable[[Any], Any]:
         def register(function: Callable[..., Any]) -> Any:
-            help_text = kwargs.pop("help", None) or rewrapped(inspect.getdoc(function) or "")
+            options = {
+                **kwargs,
+                "help": kwargs.get("help") or rewrapped(inspect.getdoc(function) or ""),
+            }
             command = super(FinopsTyper, self).command
-            return command(name, cls=cls or FinopsCommand, help=help_text, **kwargs)(function)
+            return command(name, cls=cls or FinopsCommand, **options)(function)
 
         return register
 

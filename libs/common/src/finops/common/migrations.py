@@ -50,11 +50,11 @@ def alembic_config(service: str, database_url: str) -> Config:
 
 def services_knowing(revision: str) -> list[str]:
     """The services a migration to ``revision`` concerns: every one for ``head``, ``heads``,
-    ``base`` or a relative step (``-1``), the service of a branch label (``optimizer@base``),
-    the one holding a revision id or a prefix of one (``opt0002``, ``opt0002+1``); none for
-    anything else.  Each service has its own revision ids and its own history, so a target
-    another service does not know must not reach it: asked for ``optimizer@base``, auth's
-    Alembic, which has no such label, would go down to its base.
+    ``base`` or a relative step (``-1``, ``head-1``), the service of a branch label
+    (``optimizer@base``), the one holding a revision id or a prefix of one (``opt0002``,
+    ``opt0002+1``); none for anything else.  Each service has its own revision ids and its
+    own history, so a target another service does not know must not reach it: asked for
+    ``optimizer@base``, auth's Alembic, which has no such label, would go down to its base.
 
     Examples
     --------
@@ -63,10 +63,11 @@ def services_knowing(revision: str) -> list[str]:
     >>> services_knowing("optimizer@base"), services_knowing("heal0004"), services_knowing("--hlep")
     (['optimizer'], ['healer'], [])
     """
-    if revision in ("head", "heads", "base") or _RELATIVE_STEP.fullmatch(revision):
+    unstepped = _RELATIVE_STEP.sub("", revision)
+    if revision and unstepped in ("", "head", "heads", "base"):  # '-1', 'head', 'head-1'
         return services_with_migrations()
     label, at, _target = revision.partition("@")
-    revision_id = _RELATIVE_STEP.sub("", revision) if not at else ""
+    revision_id = unstepped if not at else ""
     known = []
     for service in services_with_migrations():
         scripts = list(_scripts(service).walk_revisions())
