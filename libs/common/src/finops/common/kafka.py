@@ -210,8 +210,8 @@ async def read_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = CatchUp({tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()})
-        started = quiet_since = time.monotonic()
-        deadline = math.inf if timeout_s is None else started + timeout_s
+        quiet_since = time.monotonic()
+        deadline = math.inf if timeout_s is None else quiet_since + timeout_s
         while time.monotonic() <= deadline:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
             if batch:
@@ -225,8 +225,7 @@ async def read_topic(
             quiet = time.monotonic() - quiet_since
             if quiet < idle_s:
                 continue
-            wait = min(stall, deadline - time.monotonic())
-            if not await _behind(consumer, topic, ends, wait, deadline):
+            if not await _behind(consumer, topic, ends, stall, deadline):
                 return
             if quiet >= stall:
                 raise TopicReadStalled(_stalled(topic, ends, quiet))
@@ -235,17 +234,18 @@ async def read_topic(
 
 
 async def _behind(
-    consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, wait: float, deadline: float
+    consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, stall: float, deadline: float
 ) -> bool:
     """Whether some partition is still short of its end offset, asking the consumer's
-    positions (which waits on the broker) for at most ``wait`` seconds: longer is a stalled
-    read, unless it is the read's own ``deadline`` that came first."""
+    positions (which waits on the broker) until ``stall`` seconds or the read's ``deadline``,
+    whichever comes first: past ``stall`` the read has stalled, past the deadline it ends."""
+    wait = max(min(stall, deadline - time.monotonic()), 0.0)
 
     async def position(partition: int) -> int:
         return await consumer.position(TopicPartition(topic, partition))
 
     try:
-        return bool(await asyncio.wait_for(ends.behind_now(position), timeout=max(wait, 0.0)))
+        return bool(await asyncio.wait_for(ends.behind_now(position), timeout=wait))
     except TimeoutError:
         if time.monotonic() >= deadline:
             return True  # the caller's timeout: the loop ends with what was read

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 
 SERVICES_WITH_MIGRATIONS_CANDIDATES = ("auth", "experiments", "optimizer", "healer")
 
@@ -67,15 +67,15 @@ def services_knowing(revision: str) -> list[str]:
     if revision and unstepped in ("", "head", "heads", "base"):  # '-1', 'head', 'head-1'
         return services_with_migrations()
     label, at, _target = revision.partition("@")
-    revision_id = unstepped if not at else ""
-    known = []
-    for service in services_with_migrations():
-        scripts = list(_scripts(service).walk_revisions())
-        if at and any(label in script.branch_labels for script in scripts):
-            known.append(service)
-        elif revision_id and any(s.revision.startswith(revision_id) for s in scripts):
-            known.append(service)
-    return known
+
+    def knows(script: Script) -> bool:
+        return label in script.branch_labels if at else script.revision.startswith(unstepped)
+
+    return [
+        service
+        for service in services_with_migrations()
+        if unstepped and any(map(knows, _scripts(service).walk_revisions()))
+    ]
 
 
 #: a step from the current revision, or from a named one (``opt0002+1``)
