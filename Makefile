@@ -92,8 +92,9 @@ format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-docs: $(STAMP) ## rewrite the error-code tables in README.md and docs/ from the code, and the README's bench table from bench/out/figures.md
+docs: $(STAMP) ## rewrite the error-code and settings tables in README.md and docs/ from the code, and the README's bench table from bench/out/figures.md
 	$(VENV)/bin/python -m finops.common.error_docs README.md docs/*.md
+	$(VENV)/bin/python -m finops.common.settings_docs docs/*.md
 	$(VENV)/bin/python bench/_runner.py --readme README.md
 
 bench: $(INSTALLED) ## run every benchmark under bench/; one table of figures, baselines, targets in bench/out/

@@ -51,7 +51,9 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore")
 
+    #: where the stack keeps its data (databases, topics, logs)
     data_dir: Path = Path(".finops")
+    #: the address every part of the stack listens on, and their ports
     bind_host: str = "127.0.0.1"
     postgres_port: int = DEFAULT_PORTS["postgres"]
     redis_port: int = DEFAULT_PORTS["redis"]
@@ -62,9 +64,11 @@ class StackSettings(BaseSettings):
     optimizer_port: int = DEFAULT_PORTS["optimizer"]
     healer_port: int = DEFAULT_PORTS["healer"]
     experiments_port: int = DEFAULT_PORTS["experiments"]
+    #: a PostgreSQL, Redis or broker of your own instead of the stack's (then it is not started)
     database_url: str | None = None
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
+    #: off: PostgreSQL does not wait for the disk (faster test runs; a power cut can lose data)
     postgres_fsync: bool = True
     # "disk": the broker keeps topics, records and committed offsets in a file-backed S3
     # server (s3rver) under data_dir/kafka, so they survive any restart. "memory": nothing
@@ -74,8 +78,11 @@ class StackSettings(BaseSettings):
     # An S3 server of your own instead of the local one (then nothing is started for it).
     kafka_s3_endpoint: str | None = None
     kafka_s3_bucket: str = "tansu"
+    #: the s3rver executable (default: the one `make install` put under .tools/)
     s3rver_bin: Path | None = None
+    #: how long `finops up` waits for the infrastructure, then the services, to be ready (s)
     ready_timeout_s: float = 90.0
+    #: the longest wait before a crashed service is started again (seconds)
     restart_backoff_max_s: float = 30.0
     # More than one: the optimizer learns partitioned by task type (FINOPS_PARTITIONED_LEARNING)
     # and the extra workers (optimizer-2, ...) take free ports; at most one per learning

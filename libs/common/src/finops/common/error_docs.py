@@ -19,10 +19,10 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from finops.common.api_errors import EXTENSION
+from finops.common.doc_blocks import rewrite_files
 
 BLOCK = re.compile(
     r"(?P<open><!-- generated: error codes of (?P<spec>[^>]*?) -->\n)"
@@ -129,19 +129,7 @@ def regenerate(markdown: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    check = "--check" in argv
-    stale = []
-    for name in (a for a in argv if a != "--check"):
-        path = Path(name)
-        text = path.read_text()
-        new = regenerate(text)
-        if new != text:
-            stale.append(name)
-            if not check:
-                path.write_text(new)
-    for name in stale:
-        print(f"{name}: {'stale' if check else 'rewritten'}")
-    return 1 if check and stale else 0
+    return rewrite_files(argv, regenerate)
 
 
 if __name__ == "__main__":

@@ -54,13 +54,18 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore", env_file=None)
 
+    #: the service's name in logs and metrics
     service_name: str = "finops"
     environment: str = Field("local", description="local | test | production")
+    #: address and port the HTTP API listens on
     host: str = "127.0.0.1"
     port: int = 8000
+    #: DEBUG, INFO, WARNING or ERROR (one JSON object a line on standard output)
     log_level: str = "INFO"
+    #: where the local stack keeps its data (and auth its keys, without key settings)
     data_dir: Path = Path(".finops")
 
+    #: PostgreSQL, Redis and the Kafka bootstrap servers (comma-separated host:port)
     database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
     redis_url: str = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
     kafka_bootstrap: str = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
@@ -76,6 +81,7 @@ class CommonSettings(BaseSettings):
     #: then leaves its group on stop at generation 0 too
     kafka_group_generations_from_zero: bool = False
     kafka_replication_factor: int = 1
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; with SASL, the mechanism and credentials
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
@@ -83,6 +89,7 @@ class CommonSettings(BaseSettings):
 
     # Token trust: every service verifies tokens itself against auth's JWKS.
     auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
+    #: the `iss` and `aud` every token must carry
     jwt_issuer: str = "finops-auth"
     jwt_audience: str = "finops"
     # Short, so a key auth stopped publishing stops verifying everywhere within seconds.
@@ -92,6 +99,7 @@ class CommonSettings(BaseSettings):
     # (finops.common.gc_pauses); off only to measure what that saves.
     freeze_startup_heap: bool = True
 
+    #: largest request body accepted (bytes); larger ones get 413 payload_too_large
     max_body_bytes: int = 1024 * 1024
 
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto

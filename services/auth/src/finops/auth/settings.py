@@ -14,7 +14,9 @@ from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSet
 class AuthSettings(CommonSettings):
     service_name: str = "auth"
     port: int = DEFAULT_PORTS["auth"]
+    #: largest request body accepted (bytes); larger ones get 413 payload_too_large
     max_body_bytes: int = 64 * 1024
+    #: PostgreSQL connections this instance may hold
     db_pool_max_size: int = 10
 
     # Signing keys. Either a PEM (env) or a PEM file; with neither, the service keeps its keys
@@ -25,9 +27,15 @@ class AuthSettings(CommonSettings):
     jwt_previous_key_file: Path | None = None
     key_reload_seconds: float = Field(5.0, gt=0, description="how often to look for rotated keys")
 
-    access_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
-    refresh_token_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
-    api_key_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
+    access_token_ttl_seconds: int = Field(
+        15 * 60, ge=30, le=24 * 3600, description="lifetime of an access token (seconds)"
+    )
+    refresh_token_ttl_seconds: int = Field(
+        14 * 24 * 3600, ge=60, description="lifetime of a refresh token (seconds; 14 days)"
+    )
+    api_key_token_ttl_seconds: int = Field(
+        15 * 60, ge=30, le=24 * 3600, description="lifetime of a token issued for an API key"
+    )
     refresh_token_prune_seconds: float = Field(
         3600, gt=0, description="how often expired refresh tokens are deleted"
     )
@@ -37,6 +45,7 @@ class AuthSettings(CommonSettings):
     argon2_time_cost: int = Field(2, ge=1)
     argon2_parallelism: int = Field(1, ge=1)
 
+    #: failed logins within the window before an account, or an address, is refused (429)
     login_max_failures_per_account: int = Field(5, ge=1)
     login_max_failures_per_address: int = Field(50, ge=1)
     login_failure_window_seconds: int = Field(15 * 60, ge=1)

@@ -1,0 +1,88 @@
+"""docs/settings.md lists every setting of every service, as the code declares it."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+import finops.common.settings_docs as settings_docs
+from finops.common.settings_docs import BLOCK, regenerate, render, settings_rows
+
+ROOT = Path(__file__).resolve().parents[3]
+SETTINGS_DOC = ROOT / "docs" / "settings.md"
+MODULES = [
+    "finops.common.settings",
+    "finops.common.streams",
+    "finops.cli.infra",
+    *(f"finops.{p.parent.name}.settings" for p in ROOT.glob("services/*/src/finops/*/settings.py")),
+]
+
+
+def _settings_classes() -> set[str]:
+    found = set()
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            declared_here = getattr(value, "__module__", None) == name
+            if inspect.isclass(value) and issubclass(value, BaseSettings) and declared_here:
+                found.add(f"{name}:{attr}")
+    return found
+
+
+def test_the_settings_page_is_current():
+    text = SETTINGS_DOC.read_text()
+    assert regenerate(text) == text, "docs/settings.md is stale: run `make docs`"
+
+
+def test_every_settings_class_has_its_table():
+    blocks = {m["spec"].strip() for m in BLOCK.finditer(SETTINGS_DOC.read_text())}
+    assert blocks == _settings_classes()
+    # the five services, the two shared classes and the local stack's
+    assert len(blocks) == 8
+
+
+def test_a_table_says_what_the_code_says_of_each_setting():
+    class Demo(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="DEMO_")
+        #: how long one call may take
+        #: (seconds)
+        timeout_s: float = 2.0
+        token: str = Field(min_length=1)
+        hosts: tuple[str, ...] = ("a:1", "b:2")
+        mode: str = "fast"  # or "safe"
+        quiet: bool = False
+
+    assert render(Demo) == (
+        "| variable | default | what it is |\n|---|---|---|\n"
+        "| `DEMO_TIMEOUT_S` | `2.0` | how long one call may take (seconds) |\n"
+        "| `DEMO_TOKEN` | `required` |  |\n"
+        "| `DEMO_HOSTS` | `a:1,b:2` |  |\n"
+        '| `DEMO_MODE` | `fast` | or "safe" |\n'
+        "| `DEMO_QUIET` | `False` |  |\n"
+    )
+
+
+def test_a_table_lists_only_what_its_class_declares():
+    class Base(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="X_")
+        shared: int = 1
+
+    class Service(Base):
+        shared: int = 2  # its own default
+        own: str = "yes"
+
+    assert [(r.variable, r.default) for r in settings_rows(Service)] == [
+        ("X_SHARED", "2"),
+        ("X_OWN", "yes"),
+    ]
+    assert [r.variable for r in settings_rows(Base)] == ["X_SHARED"]
+
+
+def test_settings_docs_doctests():
+    result = doctest.testmod(settings_docs)
+    assert result.attempted > 0 and result.failed == 0
