@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from finops.common.api_errors import BEARER, ApiError, responses
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.events.schemas import LlmConfig
@@ -34,14 +35,55 @@ from finops.experiments.domain.stats import VariantStats
 # json.dumps bytes with the response models: see finops.common.response_body
 router = APIRouter(tags=["experiments"], default_response_class=JSONResponse)
 
-_ERR = {"content": {"application/json": {"example": {"error": {"code": "...", "message": "..."}}}}}
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing, invalid or revoked token", **_ERR},
-    403: {"description": "`insufficient_scope`", **_ERR},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "`experiment_not_found`", **_ERR}
-}
+NOT_FOUND = ApiError(404, "experiment_not_found", "no experiment has that id")
+BAD_ID = ApiError(422, "validation_error", "the id holds a NUL character (`%00`)")
+POSTGRES_DOWN = ApiError(
+    503, "dependency_unavailable", "PostgreSQL did not answer in time; see `Retry-After`"
+)
+#: the errors of every endpoint naming one experiment
+ONE = (*BEARER, NOT_FOUND, BAD_ID, POSTGRES_DOWN)
+
+CREATE_ERRORS = (
+    *BEARER,
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
+    ApiError(409, "experiment_name_taken", "an experiment has that name"),
+    ApiError(413, "payload_too_large", "the body is over 1 MiB"),
+    ApiError(422, "unknown_task_type", "the task type has never been seen on agent.cost.v1"),
+    ApiError(422, "too_few_variants", "fewer than two variants"),
+    ApiError(422, "duplicate_variant_names", "two variants share a name"),
+    ApiError(
+        422,
+        "weights_not_summing_to_one",
+        "weights given for some variants only, not positive, or not summing to 1",
+    ),
+    ApiError(422, "alpha_out_of_range", "`alpha` outside (0, 0.5]"),
+    ApiError(
+        422,
+        "validation_error",
+        "any other problem of the body (no body, an unknown field, a wrong type, "
+        "`min_samples` < 10, ...; `details` names each field)",
+    ),
+    POSTGRES_DOWN,
+)
+LIST_ERRORS = (
+    *BEARER,
+    ApiError(422, "validation_error", "`status` is not draft, running, stopped or decided"),
+    POSTGRES_DOWN,
+)
+START_ERRORS = (
+    *ONE,
+    ApiError(409, "invalid_status_transition", "the experiment is not a draft"),
+)
+STOP_ERRORS = (
+    *ONE,
+    ApiError(409, "invalid_status_transition", "the experiment is stopped or decided"),
+)
+ASSIGN_ERRORS = (
+    *ONE,
+    ApiError(409, "experiment_not_running", "the experiment is a draft, stopped or decided"),
+    ApiError(422, "validation_error", "`unit` is missing, empty or over 256 characters"),
+)
 
 Writer = Annotated[Principal, Depends(require_scope(EXPERIMENTS_WRITE))]
 Assigner = Annotated[Principal, Depends(require_scope(EXPERIMENTS_ASSIGN))]
@@ -96,16 +138,7 @@ class ExperimentIn(RequestBody):
         "on agent.cost.v1. `salt` (optional) is what fixed splits hash each unit with: "
         "experiments given the same salt assign every unit alike (default: a random one)."
     ),
-    responses={
-        **AUTH_ERRORS,
-        400: {"description": "`invalid_json` or `bad_request`: the body cannot be parsed", **_ERR},
-        409: {"description": "`experiment_name_taken`", **_ERR},
-        422: {
-            "description": "`unknown_task_type`, `too_few_variants`, `duplicate_variant_names`, "
-            "`weights_not_summing_to_one`, `alpha_out_of_range`, `validation_error`",
-            **_ERR,
-        },
-    },
+    responses=responses(CREATE_ERRORS),
 )
 async def create_experiment(
     body: ExperimentIn, principal: Writer, repo: Repository
@@ -134,7 +167,7 @@ async def create_experiment(
     "/api/experiments",
     summary="Every experiment",
     response_model=ExperimentsOut,
-    responses=AUTH_ERRORS,
+    responses=responses(LIST_ERRORS),
 )
 async def list_experiments(
     _: Reader,
@@ -148,25 +181,18 @@ async def list_experiments(
     "/api/experiments/{experiment_id}",
     summary="One experiment with its audit trail",
     response_model=ExperimentWithAuditOut,
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=responses(ONE),
 )
 async def get_experiment(experiment_id: str, _: Reader, repo: Repository) -> dict[str, Any]:
     experiment = await repo.get(experiment_id)
     return {**experiment.to_api(), "audit": await repo.audit(experiment_id)}
 
 
-_TRANSITION_ERRORS: dict[int | str, dict[str, Any]] = {
-    **AUTH_ERRORS,
-    **NOT_FOUND,
-    409: {"description": "`invalid_status_transition`", **_ERR},
-}
-
-
 @router.post(
     "/api/experiments/{experiment_id}/start",
     summary="Start a draft experiment",
     response_model=ExperimentOut,
-    responses=_TRANSITION_ERRORS,
+    responses=responses(START_ERRORS),
 )
 async def start_experiment(
     experiment_id: str, principal: Writer, repo: Repository, request: Request
@@ -180,7 +206,7 @@ async def start_experiment(
     "/api/experiments/{experiment_id}/stop",
     summary="Stop a draft or running experiment (no winner)",
     response_model=ExperimentOut,
-    responses=_TRANSITION_ERRORS,
+    responses=responses(STOP_ERRORS),
 )
 async def stop_experiment(
     experiment_id: str, principal: Writer, repo: Repository, request: Request
@@ -207,7 +233,7 @@ async def _announce(request: Request, experiment: Experiment, kind: str) -> None
         "current results, with the unit's hash as the draw. `propensity` is the probability "
         "of the variant given."
     ),
-    responses={**AUTH_ERRORS, **NOT_FOUND, 409: {"description": "`experiment_not_running`"}},
+    responses=responses(ASSIGN_ERRORS),
 )
 async def assign(
     experiment_id: str,
@@ -253,7 +279,7 @@ async def _current_stats(request: Request, experiment: Experiment) -> list[Varia
         "metric (valid however often results are looked at); `probability_best` is the "
         "posterior probability (normal approximation) that the variant is best on it."
     ),
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=responses(ONE),
 )
 async def results(
     experiment_id: str, _: Reader, repo: Repository, request: Request
