@@ -32,6 +32,8 @@ def test_every_service_with_an_api_has_its_generated_table():
         "finops.healer.app:create_app GET /api/healing/circuits",
         "finops.healer.app:create_app POST /api/healing/advice",
         "finops.healer.app:create_app GET /api/healing/stats",
+        "finops.experiments.app:create_app summary",
+        "finops.experiments.app:create_app",
     }
 
 
