@@ -33,6 +33,7 @@ from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.domain.analysis import (
+    DROP_REASONS,
     ExperimentAnalysis,
     ExperimentState,
     Tagged,
@@ -43,6 +44,14 @@ from finops.experiments.domain.definition import ExperimentNotFound
 log = logging.getLogger(__name__)
 
 ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
+DROPPED = Counter(
+    "finops_experiments_events_dropped_total",
+    "Tagged events the analysis did not count, by reason",
+    ["reason"],
+)
+# Every reason is exported at 0 from the start, so the first drop shows in a rate().
+for reason in DROP_REASONS:
+    DROPPED.labels(reason)
 NEGATIVE_CACHE_S = 1.0
 
 
@@ -188,7 +197,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                     await self._learn(shard, event.experiment_id)
             tagged.extend(events)
         self.events += len(tagged)
+        dropped_before = dict(shard.ignored)
         self.conclusions += shard.observe_many(tagged, time.time())
+        _count_dropped(dropped_before, shard.ignored)
 
     async def after_batch(self) -> None:
         """Follow the operators, checkpoint, then announce the batch's conclusions: one is
@@ -258,3 +269,12 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             key=str(body["experiment_id"]).encode(),
         )
         ANNOUNCED.labels(body["kind"]).inc()
+
+
+def _count_dropped(before: dict[str, int], after: dict[str, int]) -> None:
+    """Add to :data:`DROPPED` what a batch added to the analysis' drop counts (the domain
+    keeps them per reason in its checkpointed state, and knows nothing of Prometheus)."""
+    for reason, count in after.items():
+        added = count - before.get(reason, 0)
+        if added:
+            DROPPED.labels(reason).inc(added)

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -24,6 +24,15 @@ STATE_VERSION = 1
 # Event ids remembered per experiment to drop a redelivered event (a client retry that sent
 # the same event twice); the checkpoint's offsets already stop a replay from counting twice.
 DEDUPE_WINDOW = 100_000
+#: Why a tagged event was not counted (the keys of :attr:`ExperimentAnalysis.ignored`).
+DropReason = Literal[
+    "duplicate_event_id",
+    "unknown_variant",
+    "unknown_or_not_running_experiment",
+    "experiment_concluded",
+    "unpriced",
+]
+DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 
 
 @dataclass
@@ -172,7 +181,7 @@ class ExperimentAnalysis:
         state = self.experiments.get(experiment_id)
         return state.stats if state else None
 
-    def _ignore(self, why: str) -> None:
+    def _ignore(self, why: DropReason) -> None:
         self.ignored[why] = self.ignored.get(why, 0) + 1
 
     def observe(self, event: Tagged, now: float) -> dict[str, Any] | None:
@@ -217,7 +226,9 @@ class ExperimentAnalysis:
     ) -> dict[str, Any] | None:
         state = self.experiments.get(experiment_id)
         if state is None or state.conclusion is not None:
-            why = "unknown_or_not_running_experiment" if state is None else "experiment_concluded"
+            why: DropReason = (
+                "unknown_or_not_running_experiment" if state is None else "experiment_concluded"
+            )
             for _ in batch:
                 self._ignore(why)
             return None
