@@ -26,10 +26,11 @@ class SpendCollector(Collector):
         self.source: Callable[[], Any] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The four families, with no samples until the optimizer's learning has started:
+        declared from the start, they are known to the registry (which refuses a second
+        metric of the same name) and listed on /metrics like every other metric."""
         engine = self.source() if self.source else None
-        if engine is None:
-            return
-        totals = engine.analytics.bounded_totals(TOP_K)
+        totals = engine.analytics.bounded_totals(TOP_K) if engine is not None else {}
         for field, name, doc in _FIELDS:
             family = GaugeMetricFamily(name, doc, labels=["dimension", "key"])
             for dimension, rows in totals.items():
