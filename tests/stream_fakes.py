@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -72,6 +74,10 @@ class NoExperiments:
 
     async def get(self, experiment_id: str) -> None:
         return None
+
+    @asynccontextmanager
+    async def unannounced(self) -> AsyncIterator[list[Any]]:
+        yield []  # no start or stop to announce
 
     async def record_task_types(self, task_types: Any) -> None:
         self.task_types |= set(task_types)

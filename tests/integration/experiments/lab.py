@@ -94,6 +94,13 @@ class ExperimentsLab:
         )
 
     async def create_and_start(self, client, **overrides: Any) -> str:
+        eid = await self.create(client, **overrides)
+        started = await client.post(f"/api/experiments/{eid}/start", headers=self.operator)
+        assert started.status_code == 200, started.text
+        return eid
+
+    async def create(self, client, **overrides: Any) -> str:
+        """A draft experiment of the lab's task type (A: gpt-4o, B: gpt-4o-mini)."""
         body = {
             "name": f"exp-{uuid.uuid4().hex[:8]}",
             "task_type": self.task_type,
@@ -105,10 +112,7 @@ class ExperimentsLab:
         }
         created = await client.post("/api/experiments", json=body, headers=self.operator)
         assert created.status_code == 201, created.text
-        eid = created.json()["id"]
-        started = await client.post(f"/api/experiments/{eid}/start", headers=self.operator)
-        assert started.status_code == 200, started.text
-        return str(eid)
+        return str(created.json()["id"])
 
     def calls(
         self,

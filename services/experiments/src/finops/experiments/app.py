@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -22,7 +21,7 @@ from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
-from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
 from finops.experiments.api.routes import router
@@ -48,19 +47,6 @@ def create_app(
         assert intake.forwarder is not None
         app.state.intake = intake
 
-        async def announce(experiment: Experiment, kind: str) -> None:
-            await intake.announce(
-                {
-                    "kind": kind,
-                    "experiment_id": experiment.id,
-                    "name": experiment.definition.name,
-                    "task_type": experiment.definition.task_type,
-                    "status": experiment.status,
-                    "at": datetime.now(UTC).isoformat(),
-                }
-            )
-
-        app.state.announce = announce
         stop = asyncio.Event()
         runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
         try:

@@ -1,7 +1,11 @@
 """Experiment definitions, their status and audit trail in PostgreSQL.
 
 Every change (creation, start, stop, a decision of the analysis) is written in the same
-transaction as its audit row, so the trail cannot miss a change.
+transaction as its audit row, so the trail cannot miss a change.  The audit row of an
+operator's start or stop is also the *outbox* of its announcement on ``finops.experiments.v1``:
+it is written unannounced, and :meth:`ExperimentRepository.unannounced` hands it to the
+publisher, which marks it announced once the broker has it.  A broker that is down when the
+operator acts delays the announcement; it never loses it, nor fails the operator's request.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +51,29 @@ class Experiment:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "decision": self.decision,
+        }
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An operator's start or stop, to be announced on ``finops.experiments.v1``."""
+
+    audit_id: int
+    experiment_id: str
+    name: str
+    task_type: str
+    action: str  # "start" or "stop"
+    status: str  # the status it led to
+    at: datetime
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": "started" if self.action == "start" else "stopped",
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "task_type": self.task_type,
+            "status": self.status,
+            "at": self.at.isoformat(),
         }
 
 
@@ -152,8 +180,41 @@ class ExperimentRepository:
                 experiment_id,
                 target,
             )
-            await _audit(conn, experiment_id, actor, action, {"from": status, "to": target})
+            await _audit(
+                conn, experiment_id, actor, action, {"from": status, "to": target}, announce=True
+            )
         return _experiment(row)
+
+    @asynccontextmanager
+    async def unannounced(self, limit: int = 100) -> AsyncIterator[list[Announcement]]:
+        """The operators' starts and stops not announced yet, oldest first; marked announced
+        when the block ends without an exception.  Rows another publisher holds are skipped,
+        so instances publishing at once do not announce a change twice."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT a.id, a.experiment_id, a.action, a.details, a.at, e.name, e.task_type "
+                "FROM experiment_audit a JOIN experiments e ON e.id = a.experiment_id "
+                "WHERE a.announced_at IS NULL ORDER BY a.id LIMIT $1 "
+                "FOR UPDATE OF a SKIP LOCKED",
+                limit,
+            )
+            yield [
+                Announcement(
+                    audit_id=r["id"],
+                    experiment_id=r["experiment_id"],
+                    name=r["name"],
+                    task_type=r["task_type"],
+                    action=r["action"],
+                    status=json.loads(r["details"])["to"],
+                    at=r["at"],
+                )
+                for r in rows
+            ]
+            if rows:
+                await conn.execute(
+                    "UPDATE experiment_audit SET announced_at = now() WHERE id = ANY($1::bigint[])",
+                    [r["id"] for r in rows],
+                )
 
     async def conclude(
         self, experiment_id: str, status: str, decision: dict[str, Any], actor: str
@@ -176,13 +237,21 @@ class ExperimentRepository:
 
 
 async def _audit(
-    conn: asyncpg.Connection, experiment_id: str, actor: str, action: str, details: Any
+    conn: asyncpg.Connection,
+    experiment_id: str,
+    actor: str,
+    action: str,
+    details: Any,
+    *,
+    announce: bool = False,
 ) -> None:
+    """Write an audit row; with ``announce``, unannounced (the outbox of its announcement)."""
     await conn.execute(
-        "INSERT INTO experiment_audit (experiment_id, actor, action, details) "
-        "VALUES ($1, $2, $3, $4)",
+        "INSERT INTO experiment_audit (experiment_id, actor, action, details, announced_at) "
+        "VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN NULL ELSE now() END)",
         experiment_id,
         actor,
         action,
         json.dumps(details),
+        announce,
     )

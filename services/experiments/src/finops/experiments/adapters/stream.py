@@ -10,7 +10,10 @@ partition is assigned its checkpoint is loaded and the consumer seeks to its off
 before one is revoked it is checkpointed: a restart or a rebalance neither loses nor
 double-counts an event. A conclusion is checkpointed *before* it is announced on
 ``finops.experiments.v1`` and written to PostgreSQL, so a crash in between re-announces it (at
-least once) and never forgets it.
+least once) and never forgets it.  An operator's start or stop is announced from its audit row
+(the outbox, :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
+(:meth:`AnalysisIntake.announce_soon`) and at every refresh, so one the broker did not take is
+announced when it is back, by this instance or another.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from finops.common.checkpoints import Checkpoint
@@ -44,6 +48,10 @@ from finops.experiments.domain.definition import ExperimentNotFound
 log = logging.getLogger(__name__)
 
 ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
+ANNOUNCE_FAILURES = Counter(
+    "finops_experiments_announce_failures_total",
+    "Attempts to announce operators' starts and stops that the broker did not take (retried)",
+)
 DROPPED = Counter(
     "finops_experiments_events_dropped_total",
     "Tagged events the analysis did not count, by reason",
@@ -95,6 +103,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
         self.known: dict[str, Experiment] = {}
+        self._announce_now = asyncio.Event()
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -205,12 +214,33 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         """Follow the operators, checkpoint, then announce the batch's conclusions: one is
         checkpointed before it is announced, so a crash in between re-announces it."""
         conclusions, self.conclusions = self.conclusions, []
-        if time.monotonic() - self._last_refresh >= self.refresh_interval_s:
+        refresh = time.monotonic() - self._last_refresh >= self.refresh_interval_s
+        if refresh or self._announce_now.is_set():
+            await self.publish_announcements()
+        if refresh:
             conclusions += await self._refresh()
         if conclusions or self.checkpoint_due():
             await self.checkpoint_locked()
         for conclusion in conclusions:
             await self._announce_conclusion(conclusion)
+
+    def announce_soon(self) -> None:
+        """An operator started or stopped an experiment: announce it after this batch."""
+        self._announce_now.set()
+
+    async def publish_announcements(self) -> int:
+        """Announce the operators' starts and stops not announced yet; how many were.  A
+        broker error leaves them for the next try (at the next refresh)."""
+        self._announce_now.clear()
+        try:
+            async with self.repo.unannounced() as pending:
+                for announcement in pending:
+                    await self.announce(announcement.body())
+        except KafkaError as exc:
+            ANNOUNCE_FAILURES.inc()
+            log.warning("announcements not published, retried later", extra={"error": repr(exc)})
+            return 0
+        return len(pending)
 
     async def _learn(self, shard: ExperimentAnalysis, experiment_id: str) -> None:
         """Look up an experiment first met on an event (it may have started a moment ago)."""

@@ -198,7 +198,7 @@ async def start_experiment(
     experiment_id: str, principal: Writer, repo: Repository, request: Request
 ) -> dict[str, Any]:
     experiment = await repo.apply(experiment_id, "start", principal.username)
-    await _announce(request, experiment, "started")
+    _announce_soon(request)
     return experiment.to_api()
 
 
@@ -213,14 +213,14 @@ async def stop_experiment(
 ) -> dict[str, Any]:
     experiment = await repo.apply(experiment_id, "stop", principal.username)
     request.app.state.intake.known[experiment.id] = experiment  # no assignment after a stop
-    await _announce(request, experiment, "stopped")
+    _announce_soon(request)
     return experiment.to_api()
 
 
-async def _announce(request: Request, experiment: Experiment, kind: str) -> None:
-    announce = getattr(request.app.state, "announce", None)
-    if announce is not None:
-        await announce(experiment, kind)
+def _announce_soon(request: Request) -> None:
+    """The change is in its audit row, the outbox of its announcement: the intake publishes
+    it after its current batch (a broker that is down delays it, and fails no request)."""
+    request.app.state.intake.announce_soon()
 
 
 @router.get(
