@@ -78,3 +78,19 @@ def test_a_valid_budget_is_stored_and_checkpointed(client: TestClient) -> None:
 
 def test_the_fleet_has_no_top_keys(client: TestClient) -> None:
     assert_refused(client.get("/api/stats/fleet/top"), "path.dimension")
+
+
+def test_a_body_over_the_limit_undecodable_or_not_json_gets_its_declared_code(
+    client: TestClient,
+) -> None:
+    url, json_type = "/api/objectives/summarize", {"Content-Type": "application/json"}
+    answers = [
+        client.put(url, content=b"{" + b" " * (1024 * 1024) + b"}", headers=json_type),
+        client.put(url, content=b'{"quality_floor": "\xff"}', headers=json_type),
+        client.put(url, content=b"{quality", headers=json_type),
+    ]
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
+        (413, "payload_too_large"),
+        (400, "bad_request"),
+        (400, "invalid_json"),
+    ]

@@ -175,6 +175,14 @@ INSUFFICIENT_SCOPE = ApiError(
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
 
+#: the errors of any endpoint that reads a JSON body: one over the limit is refused before
+#: the route runs (:mod:`finops.common.http`), one that is not UTF-8 text FastAPI cannot decode
+JSON_BODY = (
+    ApiError(400, "invalid_json", "the body is not JSON"),
+    ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
+    ApiError(413, "payload_too_large", "the body is over `FINOPS_MAX_BODY_BYTES` (1 MiB)"),
+)
+
 
 def error_response(error: FinopsError) -> JSONResponse:
     answer = http_answer(error)

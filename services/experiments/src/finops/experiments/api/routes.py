@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.events.schemas import LlmConfig
@@ -45,10 +45,8 @@ ONE = (*BEARER, NOT_FOUND, BAD_ID, POSTGRES_DOWN)
 
 CREATE_ERRORS = (
     *BEARER,
-    ApiError(400, "invalid_json", "the body is not JSON"),
-    ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
+    *JSON_BODY,
     ApiError(409, "experiment_name_taken", "an experiment has that name"),
-    ApiError(413, "payload_too_large", "the body is over 1 MiB"),
     ApiError(422, "unknown_task_type", "the task type has never been seen on agent.cost.v1"),
     ApiError(422, "too_few_variants", "fewer than two variants"),
     ApiError(422, "duplicate_variant_names", "two variants share a name"),

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
@@ -33,7 +33,7 @@ PUBLISH_TIMEOUT_S = 2.0
 
 ERRORS = (
     *BEARER,
-    ApiError(400, "invalid_json", "the body is not JSON"),
+    *JSON_BODY,
     ApiError(
         422,
         "validation_error",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import ValidationFailed
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
@@ -48,7 +48,7 @@ BODY_SCHEMA: dict[str, Any] = {
 
 ERRORS = (
     *BEARER,
-    ApiError(400, "invalid_json", "the body is not JSON"),
+    *JSON_BODY,
     ApiError(422, "validation_error", "there is no body"),
     ApiError(422, "unknown_kind", "a label's kind is not a kind, or is `unknown` (not teachable)"),
     ApiError(422, "empty_message", "a label's message is missing, not text or blank"),

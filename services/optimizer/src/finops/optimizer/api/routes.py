@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
@@ -67,8 +67,7 @@ CHECKPOINT_DOWN = ApiError(
 READ = (*BEARER, INVALID)
 WRITE = (
     *READ,
-    ApiError(400, "invalid_json", "the body is not JSON"),
-    ApiError(400, "bad_request", "the body cannot be parsed"),
+    *JSON_BODY,
     CHECKPOINT_DOWN,
 )
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
