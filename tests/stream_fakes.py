@@ -81,3 +81,24 @@ class NoExperiments:
 
     async def record_task_types(self, task_types: Any) -> None:
         self.task_types |= set(task_types)
+
+
+def analysis_intake(consumer: Any = None, **options: Any) -> Any:
+    """The experiments' :class:`AnalysisIntake` on these fakes (no producer, no experiment);
+    ``options``: its keyword arguments (``resume`` by default refuses to be called)."""
+    from finops.experiments.adapters.stream import AnalysisIntake
+
+    async def never_resumed(saved: Any, cluster_id: Any) -> Any:
+        raise AssertionError("no partition is assigned in this test")
+
+    settings: dict[str, Any] = {
+        "name": "t",
+        "events_topic": "finops.experiment-events.v1",
+        "experiments_topic": "finops.experiments.v1",
+        "partitions": 3,
+        "resume": never_resumed,
+        **options,
+    }
+    return AnalysisIntake(
+        consumer, producer=None, store=NoStore(), repo=NoExperiments(), **settings
+    )

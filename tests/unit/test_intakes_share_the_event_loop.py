@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from stream_fakes import BufferedConsumer, NoExperiments, NoStore
+from stream_fakes import BufferedConsumer, NoStore, analysis_intake
 
 from finops.common.circuits import CircuitReader, CircuitTable
 from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.log_position import ResumePlan
 from finops.common.partitions import HANDLE_AT_ONCE
-from finops.experiments.adapters.stream import AnalysisIntake
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.domain.engine import OptimizerEngine
 
@@ -47,18 +46,8 @@ async def test_experiments_intake_yields_between_batches():
     async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
         return ResumePlan("cluster", dict(saved))
 
-    intake = AnalysisIntake(
-        consumer,  # type: ignore[arg-type]
-        producer=None,  # type: ignore[arg-type]
-        store=NoStore(),  # type: ignore[arg-type]
-        repo=NoExperiments(),  # type: ignore[arg-type]
-        name="t",
-        events_topic="finops.experiment-events.v1",
-        experiments_topic="finops.experiments.v1",
-        partitions=3,
-        resume=resume,
-        checkpoint_interval_s=3600,
-        refresh_interval_s=3600,
+    intake = analysis_intake(
+        consumer, resume=resume, checkpoint_interval_s=3600, refresh_interval_s=3600
     )
     turns = await _probe_turns_while(intake.run(stop), consumer)
     assert consumer.polls == BATCHES

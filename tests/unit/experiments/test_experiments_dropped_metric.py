@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any
 
 from prometheus_client import REGISTRY
-from stream_fakes import NoExperiments, NoStore
+from stream_fakes import analysis_intake
 
-from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.domain.analysis import (
     DROP_REASONS,
     ExperimentAnalysis,
@@ -33,24 +31,6 @@ DEFINITION = build_definition(
 )
 
 
-async def _never_resumed(saved: Any, cluster_id: Any) -> Any:
-    raise AssertionError("no partition is assigned in these tests")
-
-
-def _intake() -> AnalysisIntake:
-    return AnalysisIntake(
-        None,  # type: ignore[arg-type]  # handle() is driven directly, nothing is polled
-        producer=None,  # type: ignore[arg-type]
-        store=NoStore(),  # type: ignore[arg-type]
-        repo=NoExperiments(),  # type: ignore[arg-type]
-        name="t",
-        events_topic="finops.experiment-events.v1",
-        experiments_topic="finops.experiments.v1",
-        partitions=3,
-        resume=_never_resumed,
-    )
-
-
 def _record(*events: Tagged) -> SimpleNamespace:
     return SimpleNamespace(value=encode_tagged(events))
 
@@ -68,7 +48,7 @@ def _call(event_id: str, experiment_id: str = "x", variant: str = "A") -> Tagged
 
 
 async def test_each_dropped_event_is_counted_once_under_its_reason() -> None:
-    intake = _intake()
+    intake = analysis_intake()
     shard = ExperimentAnalysis()
     shard.track("x", DEFINITION, started_at=time.time())  # running, not expired
     start = _dropped()
