@@ -58,6 +58,18 @@ class BufferedConsumer:
         return None
 
 
+class KeptProducer:
+    """Keeps what is sent and acknowledges it at once (the dead letters, for one)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict[str, bytes]]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = ()
+    ) -> None:
+        self.sent.append((topic, value, dict(headers or ())))
+
+
 class NoStore:
     async def save(self, name: str, checkpoint: Any) -> None:
         return None

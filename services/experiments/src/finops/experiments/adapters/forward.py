@@ -15,7 +15,6 @@ id it has counted already), and the event that does not decode is parked by it.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,6 +27,8 @@ from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.analysis import Tagged, encode_tagged
 
 EVENTS = Counter("finops_experiments_events_total", "Cost events read", ["outcome"])
+for outcome in ("untagged", "invalid", "tagged"):  # each at 0 from the start
+    EVENTS.labels(outcome)
 
 
 class TaggedForwarder:
@@ -104,16 +105,9 @@ class TaggedForwarder:
         self.forwarded += len(events)
 
     def _tagged(self, record: Any) -> Tagged | None:
-        if b'"experiment"' not in record.value:
-            # Untagged: only its task type matters here (an experiment needs live traffic).
-            try:
-                task_type = json.loads(record.value)["data"]["task_type"]
-            except (ValueError, KeyError, TypeError):
-                task_type = None
-            if isinstance(task_type, str) and task_type not in self._task_types:
-                self._new_task_types.add(task_type)
-            EVENTS.labels("untagged").inc()
-            return None
+        # Every record is decoded, tagged or not: one that is not an event is dead-lettered,
+        # and only an event teaches a task type (an experiment on a task type no agent
+        # reported is refused).
         try:
             event = Event.from_kafka(record.value)
         except (ValueError, TypeError):
