@@ -98,4 +98,6 @@ async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
     headers = header_map(found.headers)
     assert headers["x-origin-topic"] == AGENT_ERROR.name
     assert headers["x-error-type"] == "ValidationError"
+    # parked by the healer, at once: a second try would not decode it either
+    assert (headers["x-service"], headers["x-attempts"]) == ("healer", "1")
     assert found.key == b"poison"

@@ -80,6 +80,7 @@ async def test_offsets_follow_the_records_and_a_poison_one_is_parked_with_its_at
     headers = header_map(parked["headers"])
     assert (headers["x-origin-offset"], headers["x-attempts"]) == ("2", "2")
     assert headers["x-error-type"] == "ValueError"
+    assert headers["x-service"] == "test"
 
 
 async def test_a_dependency_failure_is_raised_and_neither_parked_nor_passed():

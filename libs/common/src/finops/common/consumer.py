@@ -48,10 +48,12 @@ Batch = dict[TopicPartition, list[Record]]
 
 
 def dlq_headers(
-    topic: str, partition: int, offset: int, error: BaseException, attempts: int
+    topic: str, partition: int, offset: int, error: BaseException, attempts: int, service: str
 ) -> list[tuple[str, bytes]]:
-    """Headers that let an operator find the original record and see why it was given up."""
+    """Headers that let an operator find the original record and see why, and by which
+    service, it was given up (each service reading a topic parks a bad record of it once)."""
     return [
+        ("x-service", service.encode()),
         ("x-origin-topic", topic.encode()),
         ("x-origin-partition", str(partition).encode()),
         ("x-origin-offset", str(offset).encode()),
@@ -71,7 +73,7 @@ async def dead_letter(
 ) -> None:
     """Park ``record`` on ``<topic>.dlq`` with its key, value and headers, plus why."""
     headers = list(record.headers or ()) + dlq_headers(
-        record.topic, record.partition, record.offset, error, attempts
+        record.topic, record.partition, record.offset, error, attempts, service
     )
     await producer.send_and_wait(
         f"{record.topic}.dlq", value=record.value, key=record.key, headers=headers
@@ -373,7 +375,7 @@ async def faust_handle(
             log.warning("handler failed", extra={"attempt": attempt, "error": repr(exc)})
     assert error is not None
     headers = list(message.headers or ()) + dlq_headers(
-        message.topic, message.partition, message.offset, error, max_attempts
+        message.topic, message.partition, message.offset, error, max_attempts, service
     )
     await app.producer.send_and_wait(
         f"{message.topic}.dlq", message.key, message.value, None, None, headers
@@ -385,8 +387,9 @@ async def faust_handle(
 def register_validating_agent(app: Any, spec: Any, event_type: Any, service: str) -> None:
     """A Faust agent on ``spec``'s topic that decodes each record as ``event_type``.
 
-    Records that do not decode are retried, then parked on the topic's DLQ (see
-    :func:`faust_handle`). Stream services start from this until their own handlers land.
+    A record that does not decode is parked on the topic's DLQ at once (see
+    :func:`faust_handle`; a second try would not decode it either): the service's other
+    readers of the topic count such a record and go on, so it is parked once by the service.
     """
     source = app.topic(spec.name, value_serializer="raw", partitions=spec.partitions)
 
@@ -395,6 +398,6 @@ def register_validating_agent(app: Any, spec: Any, event_type: Any, service: str
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():
-            await faust_handle(app, event, decode, service=service)
+            await faust_handle(app, event, decode, service=service, max_attempts=1)
 
     app.agent(source, name=f"{service}-{spec.name}")(consume)

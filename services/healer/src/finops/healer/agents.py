@@ -1,7 +1,9 @@
-"""Faust agents of the healer: decode, call the domain, emit. Nothing else.
+"""Faust agents of the healer.
 
-Until the healer's own capability lands, its agent validates what it reads; an event that
-does not decode is parked on the topic's dead-letter twin (at least once, never dropped).
+The healer reads ``agent.error.v1`` with several consumers (the breakers' stage 1, the
+effectiveness ledger), which count a record that does not decode and go on; this agent is
+the one that parks it on ``agent.error.v1.dlq`` (at least once, never dropped), so the healer
+parks each such record once.
 """
 
 from __future__ import annotations
