@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 from support import wait_until
 
 from finops.common.auth import TokenVerifier
@@ -89,6 +90,13 @@ async def test_a_cheaper_winner_is_promoted_and_a_guardrail_breaker_never_is(lab
         await wait_until(
             lambda: opt.app.state.intake.announcements_read >= 4, 90, "every announcement read"
         )
+        outcomes = {
+            outcome: REGISTRY.get_sample_value(
+                "finops_optimizer_events_total", {"topic": lab.decisions.name, "outcome": outcome}
+            )
+            for outcome in ("promoted", "no_winner", "not_a_decision", "invalid")
+        }
+        assert outcomes == {"promoted": 1, "no_winner": 1, "not_a_decision": 2, "invalid": None}
         assert poor_task not in engine().promoted
         rec = (
             await opt.get("/api/recommendations", params={"task_type": poor_task}, headers=headers)

@@ -158,7 +158,12 @@ class EventIntake(CheckpointedState):
         self.announcements_read += 1
         try:
             announcement = json.loads(record.value)
-            adopted = isinstance(announcement, dict) and self.engine.adopt_decision(announcement)
+            if not isinstance(announcement, dict):
+                raise TypeError(f"an announcement is a JSON object, not {announcement!r:.40}")
+            if announcement.get("kind") != "decision":  # a start or a stop: nothing to adopt
+                EVENTS.labels(record.topic, "not_a_decision").inc()
+                return
+            adopted = self.engine.adopt_decision(announcement)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("unreadable experiment announcement", extra={"error": repr(exc)})
             EVENTS.labels(record.topic, "invalid").inc()
