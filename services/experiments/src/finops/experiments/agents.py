@@ -18,6 +18,8 @@ READ_BACK = Counter(
     "Experiment announcements read back from finops.experiments.v1, by kind",
     ["kind"],
 )
+for kind in ("started", "stopped", "decision", "unreadable"):  # each at 0 from the start
+    READ_BACK.labels(kind)
 
 
 def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:

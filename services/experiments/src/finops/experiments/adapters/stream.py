@@ -48,6 +48,8 @@ from finops.experiments.domain.definition import ExperimentNotFound
 log = logging.getLogger(__name__)
 
 ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
+for kind in ("started", "stopped", "decision"):  # each at 0 from the start
+    ANNOUNCED.labels(kind)
 ANNOUNCE_FAILURES = Counter(
     "finops_experiments_announce_failures_total",
     "Attempts to announce operators' starts and stops that the broker did not take (retried)",
