@@ -1,8 +1,9 @@
 """The ``finops`` command's Typer classes: one error handler for every command, plain help.
 
 :class:`FinopsTyper` is a ``typer.Typer`` whose groups turn every failure the user can fix
-into one line on stderr (see :mod:`finops.cli.failures`), and whose commands list flags in
-``--help`` without a ``<bool>`` value they do not take.
+into one line on stderr (see :mod:`finops.cli.failures`), a command line they cannot parse
+included (:func:`usage_line`), and whose commands list flags in ``--help`` without a
+``<bool>`` value they do not take.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.exceptions import Abort, Exit, TyperException
 
@@ -31,17 +33,59 @@ class _FlagsTakeNoValue:
         return params
 
 
-class FinopsCommand(_FlagsTakeNoValue, TyperCommand):
-    pass
+def usage_line(error: UsageError, ctx: Any = None) -> str:
+    """Click's report of a command line it cannot parse, as one line with where to look.
+
+    Examples
+    --------
+    >>> import typer
+    >>> from typer._click.exceptions import NoSuchOption
+    >>> ctx = typer.Context(TyperCommand("tail"), info_name="finops tail")
+    >>> print(usage_line(NoSuchOption("--bogus", ctx=ctx)))
+    no such option: --bogus (see `finops tail --help`)
+    """
+    message = " ".join(error.format_message().split()).removesuffix(".")
+    message = message[:1].lower() + message[1:]
+    ctx = error.ctx or ctx  # the parser raises some without their context
+    if ctx is None:
+        return message
+    return f"{message} (see `{ctx.command_path} {ctx.help_option_names[0]}`)"
 
 
-class FinopsGroup(_FlagsTakeNoValue, TyperGroup):
+def _report_usage_error(error: UsageError, ctx: Any = None) -> Exit:
+    if isinstance(error, NoArgsIsHelpError):
+        raise error  # Typer shows the help, as `no_args_is_help` asks
+    print_error(usage_line(error, ctx))
+    return Exit(error.exit_code)
+
+
+class _UsageErrorsInOneLine:
+    """A command line this command cannot parse is one ``error:`` line, not Click's panel."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc,no-any-return]
+        except UsageError as error:
+            raise _report_usage_error(error, ctx) from None
+
+
+class FinopsCommand(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperCommand):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:  # a BadParameter the command raised itself
+            raise _report_usage_error(error, ctx) from None
+
+
+class FinopsGroup(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         # The CLI reports an unreachable broker itself, in one line; aiokafka would also log
         # every failed connection attempt.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         try:
             return super().invoke(ctx)
+        except UsageError as error:  # an unknown command
+            raise _report_usage_error(error, ctx) from None
         except (Exit, Abort, TyperException):
             raise
         except Exception as exc:

@@ -1,0 +1,105 @@
+"""A command line the `finops` command cannot parse is one line on stderr, exit status 2.
+
+Whatever is wrong (a bad value, an unknown option or command, a missing argument) and at
+whatever level (the root group, a command, a sub-app's command), the user reads
+``error: <what>`` and where to look, never a framed usage panel.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+
+# Deterministic rich output whatever the terminal running the suite: not a terminal, no width.
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+
+
+def invoke(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(app, list(args), env=PLAIN, input=stdin, prog_name="finops")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("tail", "agent.cost.v1", "--max", "abc"),
+            "error: invalid value for '--max': Input should be a valid integer, unable to parse"
+            " string as an integer (see `finops tail --help`)",
+        ),
+        (
+            ("up", "--optimizer-workers", "9"),
+            "error: invalid value for '--optimizer-workers': Input should be less than or equal"
+            " to 6 (see `finops up --help`)",
+        ),
+        (("bogus-cmd",), "error: no such command 'bogus-cmd' (see `finops --help`)"),
+        (("--bogus",), "error: no such option: --bogus (see `finops --help`)"),
+        (("tail",), "error: missing argument 'TOPIC' (see `finops tail --help`)"),
+        (("tail", "t", "--bogus"), "error: no such option: --bogus (see `finops tail --help`)"),
+        (
+            ("tail", "t", "--max"),
+            "error: option '--max' requires an argument (see `finops tail --help`)",
+        ),
+        (
+            ("db", "upgrade", "a", "b"),
+            "error: got unexpected extra argument(s) (b) (see `finops db upgrade --help`)",
+        ),
+        (
+            ("users", "create"),
+            "error: missing option '--username' (see `finops users create --help`)",
+        ),
+        (("users", "bogus"), "error: no such command 'bogus' (see `finops users --help`)"),
+        (
+            ("experiments", "validate", "--runs", "x"),
+            "error: invalid value for '--runs': Input should be a valid integer, unable to parse"
+            " string as an integer (see `finops experiments validate --help`)",
+        ),
+    ],
+    ids=[
+        "bad-value",
+        "out-of-range",
+        "unknown-command",
+        "unknown-root-option",
+        "missing-argument",
+        "unknown-option",
+        "option-without-value",
+        "extra-argument",
+        "missing-option",
+        "unknown-sub-command",
+        "sub-app-bad-value",
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_status_2(args, line):
+    result = invoke(*args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == line + "\n"
+
+
+def test_a_group_without_a_command_still_shows_its_help():
+    result = invoke("db")
+    assert result.exit_code == 2
+    assert "upgrade" in result.stdout and "downgrade" in result.stdout
+    assert "error" not in result.stderr
+
+
+def test_every_command_and_group_reports_usage_errors_in_one_line():
+    import typer
+
+    from finops.cli.typer_app import FinopsCommand, FinopsGroup
+
+    def walk(command, path):
+        yield path, command
+        for name in getattr(command, "commands", {}):
+            yield from walk(command.commands[name], f"{path} {name}")
+
+    commands = dict(walk(typer.main.get_command(app), "finops"))
+    assert {"finops", "finops tail", "finops db upgrade", "finops experiments validate"} <= set(
+        commands
+    )
+    other = {
+        path: type(command).__name__
+        for path, command in commands.items()
+        if not isinstance(command, FinopsCommand | FinopsGroup)
+    }
+    assert other == {}
