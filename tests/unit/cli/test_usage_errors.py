@@ -103,3 +103,28 @@ def test_every_command_and_group_reports_usage_errors_in_one_line():
         if not isinstance(command, FinopsCommand | FinopsGroup)
     }
     assert other == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--max", "0"), "error: invalid value for '--max': {min_1} (see `finops tail --help`)"),
+        (("--max", "-1"), "error: invalid value for '--max': {min_1} (see `finops tail --help`)"),
+        (
+            ("--idle-timeout", "-5"),
+            "error: invalid value for '--idle-timeout': must be more than 0 seconds, got -5.0"
+            " (see `finops tail --help`)",
+        ),
+        (
+            ("--idle-timeout", "0"),
+            "error: invalid value for '--idle-timeout': must be more than 0 seconds, got 0.0"
+            " (see `finops tail --help`)",
+        ),
+    ],
+    ids=["max-0", "max-negative", "idle-timeout-negative", "idle-timeout-0"],
+)
+def test_tail_refuses_limits_that_mean_nothing(args, line):
+    # refused while parsing: no broker is asked (none runs here)
+    result = invoke("tail", "agent.cost.v1", *args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == line.format(min_1="Input should be greater than or equal to 1") + "\n"

@@ -102,6 +102,12 @@ def _summary(value: dict[str, Any]) -> str:
     return " ".join(parts) or json.dumps(value)[:160]
 
 
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be more than 0 seconds, got {value}")
+    return value
+
+
 def tail(
     topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name, e.g. agent.cost.v1.")],
     from_beginning: Annotated[
@@ -116,11 +122,15 @@ def tail(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print each record as JSON.")] = False,
     max_records: Annotated[
-        int | None, typer.Option("--max", help="Stop after this many matching records.")
+        int | None, typer.Option("--max", min=1, help="Stop after this many matching records.")
     ] = None,
     idle_timeout: Annotated[
         float | None,
-        typer.Option("--idle-timeout", help="Stop when nothing arrives for this many seconds."),
+        typer.Option(
+            "--idle-timeout",
+            callback=_positive_seconds,
+            help="Stop when nothing arrives for this many seconds (more than 0).",
+        ),
     ] = None,
 ) -> None:
     """Print a topic's records as they arrive (Ctrl-C stops)."""
