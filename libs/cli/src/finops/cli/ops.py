@@ -91,15 +91,58 @@ def _lookup(obj: Any, dotted: str) -> Any:
     return obj
 
 
-def _summary(value: dict[str, Any]) -> str:
-    data = value.get("data") if isinstance(value.get("data"), dict) else value
-    fields = ("type", "agent_id", "task_type", "provider", "model", "cost_usd", "latency_ms")
+#: the fields of a record its summary shows, in this order, wherever a record has them (an
+#: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
+#: without one): what the record is (an event's type, an announcement's or alert's kind, an
+#: experiment's name, status and winner), then whom and what it concerns
+SUMMARY_FIELDS = (
+    "type",
+    "kind",
+    "name",
+    "status",
+    "winner",
+    "agent_id",
+    "task_type",
+    "provider",
+    "model",
+    "cost_usd",
+    "latency_ms",
+)
+#: the longest error a dead letter's summary shows (``--json`` shows it whole)
+SUMMARY_ERROR_CHARS = 200
+
+
+def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
+    """One line for a record: where a dead letter came from and why it was given up (from
+    the headers :func:`finops.common.consumer.dlq_headers` adds), then the value's
+    :data:`SUMMARY_FIELDS`, or its start when it has none of them."""
+    if isinstance(value, dict):
+        data = value.get("data") if isinstance(value.get("data"), dict) else value
+        found = {
+            name: value.get(name) if name == "type" else _lookup(data, name)
+            for name in SUMMARY_FIELDS
+        }
+        fields = [f"{name}={v}" for name, v in found.items() if v is not None]
+        shown = " ".join(fields) or json.dumps(value)[:160]
+    else:
+        shown = str(value)
+    return " ".join([*_dead_letter_parts(headers or {}), shown])
+
+
+def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
     parts = []
-    for name in fields:
-        found = value.get(name) if name == "type" else _lookup(data, name)
-        if found is not None:
-            parts.append(f"{name}={found}")
-    return " ".join(parts) or json.dumps(value)[:160]
+    if "x-origin-topic" in headers:
+        partition = headers.get("x-origin-partition", "?")
+        offset = headers.get("x-origin-offset", "?")
+        parts.append(f"origin={headers['x-origin-topic']}[{partition}]@{offset}")
+    if "x-error" in headers:
+        error = " ".join(headers["x-error"].split())
+        if headers.get("x-error-type"):
+            error = f"{headers['x-error-type']}: {error}"
+        if len(error) > SUMMARY_ERROR_CHARS:
+            error = error[: SUMMARY_ERROR_CHARS - 1] + "…"
+        parts.append(f"error={json.dumps(error, ensure_ascii=False)}")
+    return parts
 
 
 def _positive_seconds(value: float | None) -> float | None:
@@ -209,7 +252,7 @@ async def _tail(
                             flush=True,
                         )
                     else:
-                        text = _summary(value) if isinstance(value, dict) else str(value)
+                        text = _summary(value, header_map(r.headers))
                         where = escape(f"{r.topic}[{r.partition}]@{r.offset}")
                         console.print(f"[dim]{where}[/] {escape(text)}")
                     if max_records is not None and shown >= max_records:

@@ -1,0 +1,96 @@
+"""`finops tail`'s one line per record shows what the record is about, whatever its topic."""
+
+from __future__ import annotations
+
+from finops.cli.ops import _summary
+from finops.common.consumer import dlq_headers, header_map
+
+
+def test_a_cost_event_shows_its_agent_task_model_and_cost():
+    event = {
+        "type": "agent.llm_call",
+        "id": "e1",
+        "data": {
+            "agent_id": "a1",
+            "task_type": "summarize",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "cost_usd": 0.0125,
+            "latency_ms": 840,
+        },
+    }
+    assert _summary(event) == (
+        "type=agent.llm_call agent_id=a1 task_type=summarize provider=openai model=gpt-4o"
+        " cost_usd=0.0125 latency_ms=840"
+    )
+
+
+def test_an_experiment_announcement_shows_its_kind_name_and_status():
+    started = {
+        "kind": "started",
+        "experiment_id": "x1",
+        "name": "cheaper-summaries",
+        "task_type": "summarize",
+        "status": "running",
+        "at": "2026-01-01T00:00:00+00:00",
+    }
+    assert _summary(started) == (
+        "kind=started name=cheaper-summaries status=running task_type=summarize"
+    )
+    stopped = {**started, "kind": "stopped", "status": "stopped"}
+    assert _summary(stopped) == (
+        "kind=stopped name=cheaper-summaries status=stopped task_type=summarize"
+    )
+
+
+def test_a_decision_shows_its_winner():
+    decision = {
+        "kind": "decision",
+        "experiment_id": "x1",
+        "name": "cheaper-summaries",
+        "task_type": "summarize",
+        "status": "decided",
+        "winner": "small",
+        "reason": "small is cheaper at the same quality",
+        "winner_arm": {"model": "gpt-4o-mini", "provider": "openai", "config": {}},
+        "losers": [],
+        "n": [500, 500],
+    }
+    assert _summary(decision) == (
+        "kind=decision name=cheaper-summaries status=decided winner=small task_type=summarize"
+    )
+    no_winner = {**decision, "status": "stopped", "winner": None, "winner_arm": None}
+    assert _summary(no_winner) == (
+        "kind=decision name=cheaper-summaries status=stopped task_type=summarize"
+    )
+
+
+def test_a_dead_letter_shows_where_it_came_from_and_why_it_was_given_up():
+    error = ValueError("1 validation error for LlmCall\ndata.cost_usd\n  Input should be >= 0")
+    headers = header_map(
+        [("traceparent", b"00-abc-def-01"), *dlq_headers("agent.cost.v1", 2, 17, error, 1)]
+    )
+    event = {"type": "agent.llm_call", "data": {"agent_id": "a1", "cost_usd": -1}}
+    assert _summary(event, headers) == (
+        'origin=agent.cost.v1[2]@17 error="ValueError: 1 validation error for LlmCall'
+        ' data.cost_usd Input should be >= 0" type=agent.llm_call agent_id=a1 cost_usd=-1'
+    )
+
+
+def test_a_dead_letter_that_is_not_json_still_shows_its_error():
+    headers = header_map(dlq_headers("agent.cost.v1", 0, 3, ValueError("not JSON"), 1))
+    assert _summary("{oops", headers) == (
+        'origin=agent.cost.v1[0]@3 error="ValueError: not JSON" {oops'
+    )
+
+
+def test_a_long_error_is_cut_to_keep_the_line_short():
+    headers = header_map(dlq_headers("t", 0, 0, RuntimeError("x" * 1000), 1))
+    line = _summary({"kind": "k"}, headers)
+    assert line == f'origin=t[0]@0 error="RuntimeError: {"x" * 185}…" kind=k'
+
+
+def test_a_record_with_none_of_the_fields_shows_its_json():
+    assert _summary({"subject": "team-a", "threshold": 0.8}) == (
+        '{"subject": "team-a", "threshold": 0.8}'
+    )
