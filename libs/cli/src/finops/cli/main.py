@@ -113,7 +113,7 @@ def up(
             min=1,
             max=OPTIMIZER_EVENTS.partitions,
             help="Optimizer workers; more than one learn partitioned by task type, each "
-            "answering for every task type (default 1, or FINOPS_OPTIMIZER_WORKERS).",
+            "answering for every task type (default: see above).",
         ),
     ] = None,
 ) -> None:
@@ -121,9 +121,11 @@ def up(
 
     Creates every topic, applies migrations, waits until each component is ready and prints
     what runs where. In the foreground, Ctrl-C stops everything; with --detach use
-    `finops down`. Crashed services are restarted with backoff. With --optimizer-workers 2 or
-    more, the optimizer workers split its learning partitions and each serves every task
-    type (docs/optimizer.md, "Scaling out").
+    `finops down`. Crashed services are restarted with backoff.
+
+    With --optimizer-workers 2 or more (default: FINOPS_OPTIMIZER_WORKERS, else 1), the
+    optimizer workers split its learning partitions and each serves every task type
+    (docs/optimizer.md, "Scaling out").
     """
     if optimizer_workers is not None:
         # read by this process's settings and by a detached supervisor's
@@ -299,11 +301,20 @@ def _check_reports_folder(reports: Path) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision: head, +1, a revision id, SERVICE@REVISION."
+        ),
+    ] = "head",
 ) -> None:
     """Apply the migrations of the services with a database schema (auth, experiments,
-    optimizer and healer) up to REVISION: every service's for head, one service's for a
-    revision id (each service has its own)."""
+    optimizer and healer) up to REVISION.
+
+    REVISION is head (every service's latest, the default) or a step such as +1, for every
+    service; a revision id or the start of one, such as exp0004 or heal0002+1, for the
+    service it belongs to (each service has its own); or SERVICE@REVISION, such as
+    optimizer@head, SERVICE being experiments, optimizer or healer."""
     from finops.common import migrations
 
     done = _migrate(migrations.upgrade, revision)
@@ -313,11 +324,19 @@ def db_upgrade(
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
     revision: Annotated[
-        str, typer.Argument(metavar="REVISION", help="Target revision, e.g. -1 or base.")
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision: base, -1, a revision id, SERVICE@REVISION."
+        ),
     ],
 ) -> None:
-    """Revert the migrations of the services with a database schema down to REVISION: every
-    service's for base or -1, one service's for a revision id (each service has its own)."""
+    """Revert the migrations of the services with a database schema (auth, experiments,
+    optimizer and healer) down to REVISION.
+
+    REVISION is base (no schema left) or a step such as -1, for every service; a revision id
+    or the start of one, such as exp0003 or heal0004-1, for the service it belongs to (each
+    service has its own); or SERVICE@REVISION, such as optimizer@base, SERVICE being
+    experiments, optimizer or healer."""
     from finops.common import migrations
 
     done = _migrate(migrations.downgrade, revision)
@@ -381,9 +400,10 @@ def users_create(
 
     This is how the first admin is made (public registration only creates agents):
 
-        finops users create --username alice --email alice@example.com --role admin
+      finops users create --username alice --email alice@example.com --role admin
 
-    Connects to FINOPS_DATABASE_URL; the schema must be migrated (`finops db upgrade`).
+    Uses the local stack's PostgreSQL (`finops up`) unless FINOPS_DATABASE_URL is set; the
+    schema must be migrated (`finops db upgrade`).
     """
     from finops.auth.admin import create_user
     from finops.auth.domain.errors import AccountInvalid, EmailTaken, UsernameTaken
@@ -422,7 +442,8 @@ def users_deactivate(
     """Deactivate a user, as `POST /api/users/{id}/deactivate` does: every access token,
     refresh token and API key of it is refused on every service at once.
 
-    Connects to FINOPS_DATABASE_URL and FINOPS_REDIS_URL.
+    Uses the local stack's PostgreSQL and Redis (`finops up`) unless FINOPS_DATABASE_URL and
+    FINOPS_REDIS_URL are set.
     """
     from finops.auth.admin import deactivate_user
     from finops.auth.domain.errors import LastAdmin, UserNotFound

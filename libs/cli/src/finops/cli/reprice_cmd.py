@@ -69,9 +69,9 @@ def reprice(
     prices: Annotated[
         Path | None,
         typer.Option(
-            help="Price table CSV: provider,model,input,output[,cached_input,cache_write] in USD "
-            "per million tokens; models it does not list keep genai-prices. Default: "
-            "genai-prices alone.",
+            help="Price table CSV in USD per million tokens, columns provider, model, input, "
+            "output and optionally cached_input, cache_write; models it does not list keep "
+            "genai-prices. Default: genai-prices alone.",
             dir_okay=False,
         ),
     ] = None,
