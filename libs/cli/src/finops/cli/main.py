@@ -417,6 +417,11 @@ def users_create(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif password is None:
+        if not _terminal_to_prompt_on():
+            raise CliError(
+                "no terminal to ask for the password on: give it on stdin with --password-stdin",
+                2,
+            )
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assert password is not None
     try:
@@ -431,6 +436,18 @@ def users_create(
     console.print(
         f"created user {user.username} (id {user.id}, role {user.role.value})", soft_wrap=True
     )
+
+
+def _terminal_to_prompt_on() -> bool:
+    """Whether a password can be asked for without echoing it: :func:`getpass.getpass` asks
+    on the controlling terminal, else on stdin if that is a terminal (and otherwise reads
+    stdin, with a ``GetPassWarning``)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return sys.stdin.isatty()
+    os.close(fd)
+    return True
 
 
 @users_app.command("deactivate")
