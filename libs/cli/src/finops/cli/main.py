@@ -36,6 +36,8 @@ app.add_typer(keys_app, name="keys")
 
 #: Commands that run the stack itself: they read its settings, not a client's addresses.
 _STACK_COMMANDS = frozenset({"up", "down", "status", "demo"})
+#: what `finops down` and `finops status` say when the stack is stopped
+NO_STACK_RUNNING = "no stack is running."
 
 
 def _print_version(asked: bool) -> None:
@@ -217,7 +219,7 @@ def down() -> None:
     root = StackSettings().data_dir.resolve()
     stopped = stop_recorded(root)
     if not stopped:
-        console.print("no stack is running.")
+        console.print(NO_STACK_RUNNING)
         return
     for line in stopped:
         console.print(f"stopped {line}")
@@ -225,12 +227,20 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """One line per component: up/down, pid, port, readiness. Exit 1 unless all are ready."""
+    """One line per component: up/down, pid, port, readiness. Exit 1 unless all are ready.
+
+    A stack that was stopped (`finops down`) is one line, as `finops down` says it: no stack
+    is running.
+    """
     root = StackSettings().data_dir.resolve()
-    table, all_ready = _status_table(root)
-    if not read_state(root):
+    state = read_state(root)
+    if not state:
         console.print("no stack has been started here (no .finops/stack.json).")
         raise typer.Exit(1)
+    if state.get("status") == "stopped":  # its pids are stale: nothing to list
+        console.print(NO_STACK_RUNNING)
+        raise typer.Exit(1)
+    table, all_ready = _status_table(root)
     console.print(table)
     raise typer.Exit(0 if all_ready else 1)
 

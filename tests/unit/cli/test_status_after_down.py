@@ -1,0 +1,72 @@
+"""`finops status` after `finops down`: no stack runs, as `finops down` says, not stale pids."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+from finops.cli.process import free_port
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has ended."""
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid
+
+
+def _state(root: Path, status: str) -> None:
+    pid = _gone_pid()
+    component = {"kind": "infra", "pid": pid, "ticks": 1, "host": "127.0.0.1"}
+    state = {
+        "status": status,
+        "error": None,
+        "supervisor_pid": pid,
+        "supervisor_ticks": 1,
+        "components": {
+            "postgres": {**component, "port": free_port()},
+            "redis": {**component, "port": free_port()},
+        },
+    }
+    (root / "stack.json").write_text(json.dumps(state))
+
+
+def invoke(root: Path, *args: str):
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(root)}
+    return CliRunner().invoke(app, list(args), env=env, prog_name="finops")
+
+
+def test_a_stopped_stack_is_no_stack_running(tmp_path):
+    _state(tmp_path, "stopped")
+    status = invoke(tmp_path, "status")
+    assert (status.exit_code, status.stdout, status.stderr) == (1, "no stack is running.\n", "")
+    down = invoke(tmp_path, "down")
+    assert (down.exit_code, down.stdout) == (0, status.stdout)
+
+
+@pytest.mark.parametrize("recorded", ["ready", "failed"])
+def test_a_stack_not_stopped_lists_its_components(tmp_path, recorded):
+    _state(tmp_path, recorded)
+    status = invoke(tmp_path, "status")
+    assert status.exit_code == 1
+    rows = [line.split("│")[1:3] for line in status.stdout.splitlines() if "│" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["postgres", "down"],
+        ["redis", "down"],
+    ]
+
+
+def test_without_a_state_file_no_stack_has_been_started(tmp_path):
+    status = invoke(tmp_path, "status")
+    assert (status.exit_code, status.stdout) == (
+        1,
+        "no stack has been started here (no .finops/stack.json).\n",
+    )
