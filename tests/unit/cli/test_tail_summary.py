@@ -67,27 +67,26 @@ def test_a_decision_shows_its_winner():
 
 def test_a_dead_letter_shows_where_it_came_from_and_why_it_was_given_up():
     error = ValueError("1 validation error for LlmCall\ndata.cost_usd\n  Input should be >= 0")
-    headers = header_map(
-        [("traceparent", b"00-abc-def-01"), *dlq_headers("agent.cost.v1", 2, 17, error, 1)]
-    )
+    parked = dlq_headers("agent.cost.v1", 2, 17, error, 1, "optimizer")
+    headers = header_map([("traceparent", b"00-abc-def-01"), *parked])
     event = {"type": "agent.llm_call", "data": {"agent_id": "a1", "cost_usd": -1}}
     assert _summary(event, headers) == (
-        'origin=agent.cost.v1[2]@17 error="ValueError: 1 validation error for LlmCall'
+        'origin=agent.cost.v1[2]@17 by=optimizer error="ValueError: 1 validation error for LlmCall'
         ' data.cost_usd Input should be >= 0" type=agent.llm_call agent_id=a1 cost_usd=-1'
     )
 
 
 def test_a_dead_letter_that_is_not_json_still_shows_its_error():
-    headers = header_map(dlq_headers("agent.cost.v1", 0, 3, ValueError("not JSON"), 1))
+    headers = header_map(dlq_headers("agent.cost.v1", 0, 3, ValueError("not JSON"), 1, "healer"))
     assert _summary("{oops", headers) == (
-        'origin=agent.cost.v1[0]@3 error="ValueError: not JSON" {oops'
+        'origin=agent.cost.v1[0]@3 by=healer error="ValueError: not JSON" {oops'
     )
 
 
 def test_a_long_error_is_cut_to_keep_the_line_short():
-    headers = header_map(dlq_headers("t", 0, 0, RuntimeError("x" * 1000), 1))
+    headers = header_map(dlq_headers("t", 0, 0, RuntimeError("x" * 1000), 1, "s"))
     line = _summary({"kind": "k"}, headers)
-    assert line == f'origin=t[0]@0 error="RuntimeError: {"x" * 185}…" kind=k'
+    assert line == f'origin=t[0]@0 by=s error="RuntimeError: {"x" * 185}…" kind=k'
 
 
 def test_a_record_with_none_of_the_fields_shows_its_json():

@@ -135,6 +135,8 @@ def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
         partition = headers.get("x-origin-partition", "?")
         offset = headers.get("x-origin-offset", "?")
         parts.append(f"origin={headers['x-origin-topic']}[{partition}]@{offset}")
+    if "x-service" in headers:
+        parts.append(f"by={headers['x-service']}")
     if "x-error" in headers:
         error = " ".join(headers["x-error"].split())
         if headers.get("x-error-type"):
