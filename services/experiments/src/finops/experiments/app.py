@@ -38,7 +38,7 @@ def create_app(
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        repo = ExperimentRepository(app.state.db)
+        repo = ExperimentRepository(app.state.db, announce_on=settings.experiments_topic)
         app.state.experiments = repo
         producer = make_producer(settings)
         await producer.start()

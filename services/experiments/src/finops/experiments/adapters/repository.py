@@ -3,9 +3,9 @@
 Every change (creation, start, stop, a decision of the analysis) is written in the same
 transaction as its audit row, so the trail cannot miss a change.  The audit row of an
 operator's start or stop is also the *outbox* of its announcement on ``finops.experiments.v1``:
-it is written unannounced, and :meth:`ExperimentRepository.unannounced` hands it to the
-publisher, which marks it announced once the broker has it.  A broker that is down when the
-operator acts delays the announcement; it never loses it, nor fails the operator's request.
+it is written unannounced, and :meth:`ExperimentRepository.unannounced` hands it to one
+publisher at a time, which marks it announced once the broker has it.  A broker that is down
+when the operator acts delays the announcement; it never loses it, nor fails the request.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from finops.common.topics import EXPERIMENTS
 from finops.experiments.domain.definition import (
     Definition,
     ExperimentNotFound,
@@ -52,6 +53,11 @@ class Experiment:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "decision": self.decision,
         }
+
+
+#: the transaction lock of the announcements' publisher of a topic: this number and the
+#: topic's hash (no other lock of the platform uses the number)
+_PUBLISHER_LOCK = 0x65787030  # "exp0"
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,13 @@ def _experiment(row: asyncpg.Record) -> Experiment:
 
 
 class ExperimentRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """``announce_on``: the topic an operator's start or stop recorded here is announced on
+    (the instances of a deployment share it; another deployment on the same database, a
+    test's, announces its own changes on its own topic)."""
+
+    def __init__(self, pool: asyncpg.Pool, announce_on: str = EXPERIMENTS.name) -> None:
         self.pool = pool
+        self.announce_on = announce_on
 
     async def task_type_known(self, task_type: str) -> bool:
         found = await self.pool.fetchval(
@@ -180,22 +191,31 @@ class ExperimentRepository:
                 experiment_id,
                 target,
             )
-            await _audit(
-                conn, experiment_id, actor, action, {"from": status, "to": target}, announce=True
-            )
+            details = {"from": status, "to": target}
+            await _audit(conn, experiment_id, actor, action, details, announce_on=self.announce_on)
         return _experiment(row)
 
     @asynccontextmanager
     async def unannounced(self, limit: int = 100) -> AsyncIterator[list[Announcement]]:
         """The operators' starts and stops not announced yet, oldest first; marked announced
-        when the block ends without an exception.  Rows another publisher holds are skipped,
-        so instances publishing at once do not announce a change twice."""
+        when the block ends without an exception.  One publisher at a time (a transaction
+        lock): while one holds them, another is handed none, so no change is announced twice
+        and an experiment's stop never goes out before its start."""
         async with self.pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                _PUBLISHER_LOCK,
+                self.announce_on,
+            )
+            if not locked:
+                yield []
+                return
             rows = await conn.fetch(
                 "SELECT a.id, a.experiment_id, a.action, a.details, a.at, e.name, e.task_type "
                 "FROM experiment_audit a JOIN experiments e ON e.id = a.experiment_id "
-                "WHERE a.announced_at IS NULL ORDER BY a.id LIMIT $1 "
-                "FOR UPDATE OF a SKIP LOCKED",
+                "WHERE a.announced_at IS NULL AND a.announce_on = $1 "
+                "AND a.action IN ('start', 'stop') ORDER BY a.id LIMIT $2",
+                self.announce_on,
                 limit,
             )
             yield [
@@ -205,7 +225,7 @@ class ExperimentRepository:
                     name=r["name"],
                     task_type=r["task_type"],
                     action=r["action"],
-                    status=json.loads(r["details"])["to"],
+                    status=str(json.loads(r["details"]).get("to", "")),
                     at=r["at"],
                 )
                 for r in rows
@@ -243,15 +263,17 @@ async def _audit(
     action: str,
     details: Any,
     *,
-    announce: bool = False,
+    announce_on: str | None = None,
 ) -> None:
-    """Write an audit row; with ``announce``, unannounced (the outbox of its announcement)."""
+    """Write an audit row; with ``announce_on`` (a topic), unannounced: the outbox of its
+    announcement there."""
     await conn.execute(
-        "INSERT INTO experiment_audit (experiment_id, actor, action, details, announced_at) "
-        "VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN NULL ELSE now() END)",
+        "INSERT INTO experiment_audit "
+        "(experiment_id, actor, action, details, announce_on, announced_at) "
+        "VALUES ($1, $2, $3, $4, $5::text, CASE WHEN $5::text IS NULL THEN now() END)",
         experiment_id,
         actor,
         action,
         json.dumps(details),
-        announce,
+        announce_on,
     )

@@ -12,8 +12,8 @@ double-counts an event. A conclusion is checkpointed *before* it is announced on
 ``finops.experiments.v1`` and written to PostgreSQL, so a crash in between re-announces it (at
 least once) and never forgets it.  An operator's start or stop is announced from its audit row
 (the outbox, :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
-(:meth:`AnalysisIntake.announce_soon`) and at every refresh, so one the broker did not take is
-announced when it is back, by this instance or another.
+(:meth:`AnalysisIntake.announce_soon`) and at every refresh, so one the broker (or PostgreSQL)
+did not take is announced when it is back, by this instance or another.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from prometheus_client import Counter
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.consumer import dead_letter
+from finops.common.datastores import is_dependency_failure
 from finops.common.lifespan import run_together
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
@@ -52,7 +53,8 @@ for kind in ("started", "stopped", "decision"):  # each at 0 from the start
     ANNOUNCED.labels(kind)
 ANNOUNCE_FAILURES = Counter(
     "finops_experiments_announce_failures_total",
-    "Attempts to announce operators' starts and stops that the broker did not take (retried)",
+    "Attempts to announce operators' starts and stops that failed on the broker or PostgreSQL "
+    "(retried at the next refresh)",
 )
 DROPPED = Counter(
     "finops_experiments_events_dropped_total",
@@ -232,13 +234,15 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def publish_announcements(self) -> int:
         """Announce the operators' starts and stops not announced yet; how many were.  A
-        broker error leaves them for the next try (at the next refresh)."""
+        broker or PostgreSQL failure leaves them for the next try (at the next refresh)."""
         self._announce_now.clear()
         try:
             async with self.repo.unannounced() as pending:
                 for announcement in pending:
                     await self.announce(announcement.body())
-        except KafkaError as exc:
+        except Exception as exc:
+            if not (isinstance(exc, KafkaError) or is_dependency_failure(exc)):
+                raise
             ANNOUNCE_FAILURES.inc()
             log.warning("announcements not published, retried later", extra={"error": repr(exc)})
             return 0
