@@ -6,9 +6,10 @@ import doctest
 import importlib
 import inspect
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import finops.common.settings_docs as settings_docs
 from finops.common.settings_docs import BLOCK, regenerate, render, settings_rows
@@ -54,6 +55,7 @@ def test_a_table_says_what_the_code_says_of_each_setting():
         timeout_s: float = 2.0
         token: str = Field(min_length=1)
         hosts: tuple[str, ...] = ("a:1", "b:2")
+        proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["10.0.0.5"])
         mode: str = "fast"  # or "safe"
         quiet: bool = False
 
@@ -61,9 +63,10 @@ def test_a_table_says_what_the_code_says_of_each_setting():
         "| variable | default | what it is |\n|---|---|---|\n"
         "| `DEMO_TIMEOUT_S` | `2.0` | how long one call may take (seconds) |\n"
         "| `DEMO_TOKEN` | `required` |  |\n"
-        "| `DEMO_HOSTS` | `a:1,b:2` |  |\n"
+        '| `DEMO_HOSTS` | `["a:1", "b:2"]` |  |\n'
+        "| `DEMO_PROXIES` | `10.0.0.5` |  |\n"
         '| `DEMO_MODE` | `fast` | or "safe" |\n'
-        "| `DEMO_QUIET` | `False` |  |\n"
+        "| `DEMO_QUIET` | `false` |  |\n"
     )
 
 

@@ -53,7 +53,7 @@ class StackSettings(BaseSettings):
 
     #: where the stack keeps its data (databases, topics, logs)
     data_dir: Path = Path(".finops")
-    #: the address every part of the stack listens on, and their ports
+    #: the address every part of the stack listens on (each has its port below)
     bind_host: str = "127.0.0.1"
     postgres_port: int = DEFAULT_PORTS["postgres"]
     redis_port: int = DEFAULT_PORTS["redis"]
@@ -64,9 +64,11 @@ class StackSettings(BaseSettings):
     optimizer_port: int = DEFAULT_PORTS["optimizer"]
     healer_port: int = DEFAULT_PORTS["healer"]
     experiments_port: int = DEFAULT_PORTS["experiments"]
-    #: a PostgreSQL, Redis or broker of your own instead of the stack's (then it is not started)
+    #: a PostgreSQL of your own instead of the stack's (then the stack starts none)
     database_url: str | None = None
+    #: a Redis of your own instead of the stack's (then the stack starts none)
     redis_url: str | None = None
+    #: a Kafka broker of your own instead of the stack's (then the stack starts none)
     kafka_bootstrap: str | None = None
     #: off: PostgreSQL does not wait for the disk (faster test runs; a power cut can lose data)
     postgres_fsync: bool = True

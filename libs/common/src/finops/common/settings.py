@@ -57,20 +57,24 @@ class CommonSettings(BaseSettings):
     #: the service's name in logs and metrics
     service_name: str = "finops"
     environment: str = Field("local", description="local | test | production")
-    #: address and port the HTTP API listens on
+    #: address the HTTP API listens on
     host: str = "127.0.0.1"
+    #: port the HTTP API listens on (each service has its own default)
     port: int = 8000
     #: DEBUG, INFO, WARNING or ERROR (one JSON object a line on standard output)
     log_level: str = "INFO"
     #: where the local stack keeps its data (and auth its keys, without key settings)
     data_dir: Path = Path(".finops")
 
-    #: PostgreSQL, Redis and the Kafka bootstrap servers (comma-separated host:port)
+    #: PostgreSQL (a libpq URL)
     database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
+    #: Redis (a redis:// URL)
     redis_url: str = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
+    #: the Kafka bootstrap servers (comma-separated host:port)
     kafka_bootstrap: str = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 
-    # Apache Kafka defaults; the local tansu broker turns idempotence off (InitProducerId v0).
+    #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
+    #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
     kafka_acks: str = "all"
     kafka_linger_ms: int = 5
@@ -81,16 +85,19 @@ class CommonSettings(BaseSettings):
     #: then leaves its group on stop at generation 0 too
     kafka_group_generations_from_zero: bool = False
     kafka_replication_factor: int = 1
-    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; with SASL, the mechanism and credentials
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     kafka_security_protocol: str = "PLAINTEXT"
+    #: with SASL: the mechanism as aiokafka names it (PLAIN, SCRAM-SHA-256, ...), and the
+    #: credentials below
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
 
     # Token trust: every service verifies tokens itself against auth's JWKS.
     auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
-    #: the `iss` and `aud` every token must carry
+    #: the `iss` every token must carry
     jwt_issuer: str = "finops-auth"
+    #: the `aud` every token must carry
     jwt_audience: str = "finops"
     # Short, so a key auth stopped publishing stops verifying everywhere within seconds.
     jwks_cache_seconds: float = Field(5.0, gt=0)

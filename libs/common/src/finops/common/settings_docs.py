@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, NoDecode
 
 from finops.common.doc_blocks import rewrite_files
 
@@ -84,8 +85,15 @@ def _default(field: Any) -> str:
     value = field.default_factory() if field.default_factory is not None else field.default
     if value is None:
         return "unset"
-    if isinstance(value, tuple | list):  # how the variable is written: comma-separated
-        return ",".join(str(v) for v in value) if value else "(none)"
+    if isinstance(value, tuple | list):
+        if not value:
+            return "(none)"
+        # as the variable is written: pydantic-settings reads a list as JSON, unless the field
+        # says NoDecode and splits the text itself (comma-separated, here)
+        no_decode = any(m is NoDecode for m in field.metadata)
+        return ",".join(str(v) for v in value) if no_decode else json.dumps(list(value))
+    if isinstance(value, bool):
+        return str(value).lower()
     return str(value)
 
 
