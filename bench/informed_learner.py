@@ -15,13 +15,15 @@ with a learner far better informed than any online policy:
   arm with the share that holds the target if the cheaper arm's quality ratio were its
   estimate lowered by ``z`` standard errors (delta method on the two Beta(1, 1) posteriors).
 
-For each margin ``z`` it prints the mean saving and the misses (ratio below target - 0.005)
+With ``--aim miss-line`` the share holds ``target - 0.005`` instead, the line below which a
+run counts as a miss.  For each margin ``z`` it prints the mean saving and the misses (ratio
+below target - 0.005)
 over the seeds, on the set itself and on a nearby world where the deciding arm is slightly
 worse (``cheap-95=0.93`` at 0.95, ``runner-up=0.98`` at 0.99): the seeds and prompt orders
 are those of ``bench/backtest.py``.  A margin that saves the asked share here and misses
 often there is a margin fitted to this set.
 
-Usage: ``python bench/informed_learner.py [--seeds 30]``
+Usage: ``python bench/informed_learner.py [--seeds 30] [--aim target|miss-line]``
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from finops.optimizer.domain.backtest import Outcomes, best_single_model
 
 TOLERANCE = 0.005
 WARM_UP = 40
-MARGINS = (-0.5, 0.0, 0.5, 1.0, 1.5)
+MARGINS = (-0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,9 @@ def cheap_share(cheap: _Beta, dear: _Beta, target: float, z: float) -> float:
     return max(0.0, (1.0 - target) / (1.0 - lowered))
 
 
-def replay(data: Outcomes, question: Question, z: float, seed: int) -> Run:
-    """One run over ``data`` in ``finops backtest``'s prompt order for ``seed``."""
+def replay(data: Outcomes, question: Question, z: float, seed: int, aim: float = 0.0) -> Run:
+    """One run over ``data`` in ``finops backtest``'s prompt order for ``seed``; the share
+    holds ``question.target - aim``."""
     best = best_single_model(data)
     order = list(range(len(data.prompts)))
     random.Random(seed).shuffle(order)
@@ -120,7 +123,7 @@ def replay(data: Outcomes, question: Question, z: float, seed: int) -> Run:
         if step < WARM_UP:
             arm = (question.cheap, question.dear)[step % 2]
         else:
-            share = cheap_share(cheap, dear, question.target, z)
+            share = cheap_share(cheap, dear, question.target - aim, z)
             arm = question.cheap if coin.random() < share else question.dear
         q, c = data.prompts[idx].outcomes[arm]
         posteriors[arm].successes += q
@@ -145,7 +148,14 @@ def _worlds(folder: Path) -> dict[tuple[float, str], Outcomes]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=30, help="seeds 0..N-1 (default 30)")
+    parser.add_argument(
+        "--aim",
+        choices=("target", "miss-line"),
+        default="target",
+        help="hold the target, or the miss line 0.005 below it (default: target)",
+    )
     args = parser.parse_args()
+    aim = TOLERANCE if args.aim == "miss-line" else 0.0
     with tempfile.TemporaryDirectory() as tmp:
         worlds = _worlds(Path(tmp))
         print(f"seeds 0-{args.seeds - 1}; miss: ratio < target - {TOLERANCE}")
@@ -162,7 +172,7 @@ def main() -> int:
                 )
                 for z in MARGINS:
                     runs = [
-                        replay(worlds[(question.target, world)], question, z, s)
+                        replay(worlds[(question.target, world)], question, z, s, aim)
                         for s in range(args.seeds)
                     ]
                     ratios = [r.quality_ratio for r in runs]
