@@ -1,0 +1,87 @@
+"""Migration exp0004 (the announcement outbox) on a database of its own: rows the previous
+version writes count as announced, and a downgrade is refused while a start or stop waits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from finops.common import migrations
+
+pytestmark = pytest.mark.integration
+
+WAITING = (
+    "INSERT INTO experiment_audit (experiment_id, actor, action, details, announce_on, "
+    "announced_at) VALUES ('e1', 'ops', 'start', '{\"from\": \"draft\", \"to\": \"running\"}', "
+    "'finops.experiments.v1', NULL)"
+)
+
+
+@pytest.fixture
+async def database(infra):
+    """A database of its own on the test server, dropped afterwards."""
+    name = f"outbox_{uuid.uuid4().hex[:10]}"
+    server = await asyncpg.connect(infra.database_url)
+    await server.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(infra.database_url)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await server.close()
+
+
+async def up(url: str, revision: str) -> None:
+    """Upgrade the experiments' schema (alembic runs an event loop of its own: in a thread)."""
+    await asyncio.to_thread(migrations.upgrade, url, revision, ["experiments"])
+
+
+async def down(url: str, revision: str) -> None:
+    await asyncio.to_thread(migrations.downgrade, url, revision, ["experiments"])
+
+
+async def _columns(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'experiment_audit'"
+        )
+        return {r["column_name"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_the_outbox_columns_come_and_go_and_a_waiting_change_blocks_the_downgrade(database):
+    await up(database, "exp0003")
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "INSERT INTO experiments (id, name, task_type, definition, status, salt, created_by) "
+            "VALUES ('e1', 'e1', 't', '{}', 'draft', 's', 'ops')"
+        )
+        await conn.execute(
+            "INSERT INTO experiment_audit (experiment_id, actor, action, details) "
+            "VALUES ('e1', 'ops', 'create', '{}')"
+        )
+        await up(database, "exp0004")
+        # the row written before, and one the previous version writes now, count as announced
+        await conn.execute(
+            "INSERT INTO experiment_audit (experiment_id, actor, action, details) "
+            "VALUES ('e1', 'ops', 'start', '{\"from\": \"draft\", \"to\": \"running\"}')"
+        )
+        pending = "SELECT count(*) FROM experiment_audit WHERE announced_at IS NULL"
+        assert await conn.fetchval(pending) == 0
+        await conn.execute(WAITING)
+        with pytest.raises(RuntimeError, match="wait to be announced"):
+            await down(database, "exp0003")
+        assert {"announced_at", "announce_on"} <= await _columns(database)
+        await conn.execute("UPDATE experiment_audit SET announced_at = now()")
+    finally:
+        await conn.close()
+    await down(database, "exp0003")
+    assert not {"announced_at", "announce_on"} & await _columns(database)
