@@ -128,3 +128,16 @@ def test_tail_refuses_limits_that_mean_nothing(args, line):
     result = invoke("tail", "agent.cost.v1", *args)
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == line.format(min_1="Input should be greater than or equal to 1") + "\n"
+
+
+@pytest.mark.parametrize("command", ["reprice", "evaluate-policy"])
+def test_commands_reading_a_topic_to_its_end_refuse_an_idle_timeout_that_is_not_positive(
+    command,
+):
+    # refused while parsing: no broker is asked (none runs here)
+    result = invoke(command, "--idle-timeout", "-1")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: invalid value for '--idle-timeout': must be more than 0 seconds, got -1.0"
+        f" (see `finops {command} --help`)\n"
+    )

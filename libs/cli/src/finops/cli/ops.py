@@ -13,6 +13,7 @@ from rich.table import Table
 
 from finops.cli.failures import CliError
 from finops.cli.output import console
+from finops.cli.typer_app import positive_seconds
 
 USAGE_HELP = "give input_tokens and output_tokens, or the provider's raw usage object"
 
@@ -147,12 +148,6 @@ def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
     return parts
 
 
-def _positive_seconds(value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"must be more than 0 seconds, got {value}")
-    return value
-
-
 def tail(
     topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name, e.g. agent.cost.v1.")],
     from_beginning: Annotated[
@@ -173,7 +168,7 @@ def tail(
         float | None,
         typer.Option(
             "--idle-timeout",
-            callback=_positive_seconds,
+            callback=positive_seconds,
             help="Stop when nothing arrives for this many seconds (more than 0).",
         ),
     ] = None,

@@ -17,6 +17,7 @@ from rich.table import Table
 from finops.cli.failures import CliError
 from finops.cli.output import console
 from finops.cli.output import err_console as err
+from finops.cli.typer_app import positive_seconds
 
 if TYPE_CHECKING:
     from finops.optimizer.domain.backtest import Outcomes
@@ -183,7 +184,11 @@ def evaluate_policy(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     idle_timeout: Annotated[
-        float, typer.Option(help="Stop reading a topic after this many quiet seconds.")
+        float,
+        typer.Option(
+            callback=positive_seconds,
+            help="Stop reading a topic after this many quiet seconds (more than 0).",
+        ),
     ] = 2.0,
 ) -> None:
     """Estimate what other routing policies would have earned, from the decision log.

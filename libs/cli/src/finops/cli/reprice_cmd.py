@@ -17,6 +17,7 @@ from rich.table import Table
 from finops.cli.failures import CliError
 from finops.cli.output import console
 from finops.cli.output import err_console as err
+from finops.cli.typer_app import positive_seconds
 
 if TYPE_CHECKING:
     from finops.common.events.repricing import Pricer, Repricing, Spend
@@ -77,7 +78,11 @@ def reprice(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     idle_timeout: Annotated[
-        float, typer.Option(help="Stop reading the topic after this many quiet seconds.")
+        float,
+        typer.Option(
+            callback=positive_seconds,
+            help="Stop reading the topic after this many quiet seconds (more than 0).",
+        ),
     ] = 2.0,
 ) -> None:
     """Recompute spend from agent.cost.v1: every event's usage priced again.

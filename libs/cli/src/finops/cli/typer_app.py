@@ -119,6 +119,23 @@ class FinopsTyper(typer.Typer):
         return register
 
 
+def positive_seconds(value: float | None) -> float | None:
+    """Callback of an option of seconds that must be more than 0 (a usage error otherwise).
+
+    Examples
+    --------
+    >>> positive_seconds(0.5), positive_seconds(None)
+    (0.5, None)
+    >>> positive_seconds(0)
+    Traceback (most recent call last):
+    ...
+    typer._click.exceptions.BadParameter: must be more than 0 seconds, got 0
+    """
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be more than 0 seconds, got {value}")
+    return value
+
+
 def rewrapped(docstring: str) -> str:
     r"""``docstring`` with each paragraph on one line, for the terminal to wrap: Typer's help
     keeps a docstring's line breaks, which broke sentences in the middle (and a command's
