@@ -94,3 +94,12 @@ def test_the_checks_would_catch_a_missing_row_a_wrong_type_and_a_misspelt_name()
     assert _undocumented(defined, retyped) == {"finops_calls": "gauge"}
     misspelt = doc + "\n`finops_http_request_total`, `finops_gc_pause_seconds_bucket`\n"
     assert _unknown(defined, misspelt) == {"finops_http_request_total"}
+
+
+def test_metrics_module_doctests():
+    import doctest
+
+    import finops.common.metrics as metrics
+
+    result = doctest.testmod(metrics)
+    assert result.attempted > 0 and result.failed == 0

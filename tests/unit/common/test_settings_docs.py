@@ -89,3 +89,10 @@ def test_a_table_lists_only_what_its_class_declares():
 def test_settings_docs_doctests():
     result = doctest.testmod(settings_docs)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_doc_blocks_doctests():
+    import finops.common.doc_blocks as doc_blocks
+
+    result = doctest.testmod(doc_blocks)
+    assert result.attempted > 0 and result.failed == 0

@@ -60,7 +60,9 @@ def _report_usage_error(error: UsageError, ctx: Any = None) -> Exit:
 
 
 class _UsageErrorsInOneLine:
-    """A command line this command cannot parse is one ``error:`` line, not Click's panel."""
+    """A command line this command cannot parse is one ``error:`` line, not Click's panel:
+    while parsing, and while running (a BadParameter a command raises itself, a group's
+    unknown command)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
@@ -68,13 +70,15 @@ class _UsageErrorsInOneLine:
         except UsageError as error:
             raise _report_usage_error(error, ctx) from None
 
-
-class FinopsCommand(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperCommand):
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
-        except UsageError as error:  # a BadParameter the command raised itself
+            return super().invoke(ctx)  # type: ignore[misc]
+        except UsageError as error:
             raise _report_usage_error(error, ctx) from None
+
+
+class FinopsCommand(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperCommand):
+    pass
 
 
 class FinopsGroup(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperGroup):
@@ -84,8 +88,6 @@ class FinopsGroup(_UsageErrorsInOneLine, _FlagsTakeNoValue, TyperGroup):
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         try:
             return super().invoke(ctx)
-        except UsageError as error:  # an unknown command
-            raise _report_usage_error(error, ctx) from None
         except (Exit, Abort, TyperException):
             raise
         except Exception as exc:

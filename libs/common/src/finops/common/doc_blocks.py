@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+def block_pattern(kind: str) -> re.Pattern[str]:
+    r"""The generated blocks of one kind: ``<!-- generated: KIND SPEC -->`` ... ``<!-- end
+    generated -->``, with the groups ``open``, ``spec``, ``body`` and ``close``.
+
+    Examples
+    --------
+    >>> text = "<!-- generated: settings of a:B -->\nold\n<!-- end generated -->"
+    >>> block_pattern("settings of").search(text)["spec"]
+    'a:B'
+    """
+    return re.compile(
+        rf"(?P<open><!-- generated: {re.escape(kind)} (?P<spec>[^>]*?) -->\n)"
+        r"(?P<body>.*?)"
+        r"(?P<close><!-- end generated -->)",
+        re.DOTALL,
+    )
 
 
 def rewrite_files(argv: Sequence[str], regenerate: Callable[[str], str]) -> int:

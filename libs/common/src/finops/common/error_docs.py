@@ -22,14 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from finops.common.api_errors import EXTENSION
-from finops.common.doc_blocks import rewrite_files
+from finops.common.doc_blocks import block_pattern, rewrite_files
 
-BLOCK = re.compile(
-    r"(?P<open><!-- generated: error codes of (?P<spec>[^>]*?) -->\n)"
-    r"(?P<body>.*?)"
-    r"(?P<close><!-- end generated -->)",
-    re.DOTALL,
-)
+BLOCK = block_pattern("error codes of")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 Row = tuple[int, str, str]  # status, code, when

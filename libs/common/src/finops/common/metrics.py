@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 HTTP_REQUESTS = Counter(
     "finops_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
@@ -27,3 +36,26 @@ STREAM_EVENTS = Counter(
     "Events a stream processor took from a topic, by outcome",
     ["service", "topic", "outcome"],
 )
+
+
+def counter_by(
+    name: str,
+    documentation: str,
+    label: str,
+    values: Iterable[str],
+    registry: CollectorRegistry = REGISTRY,
+) -> Counter:
+    """A counter with one label whose every value is exported at 0 from the start, so that
+    the first count of one shows in a ``rate()`` and a dashboard lists them all.
+
+    Examples
+    --------
+    >>> registry = CollectorRegistry()
+    >>> _ = counter_by("example_total", "an example", "kind", ["a", "b"], registry)
+    >>> registry.get_sample_value("example_total", {"kind": "b"})
+    0.0
+    """
+    counter = Counter(name, documentation, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter

@@ -27,14 +27,9 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, NoDecode
 
-from finops.common.doc_blocks import rewrite_files
+from finops.common.doc_blocks import block_pattern, rewrite_files
 
-BLOCK = re.compile(
-    r"(?P<open><!-- generated: settings of (?P<spec>[^>]*?) -->\n)"
-    r"(?P<body>.*?)"
-    r"(?P<close><!-- end generated -->)",
-    re.DOTALL,
-)
+BLOCK = block_pattern("settings of")
 _FIELD_LINE = re.compile(r"^(?P<indent>\s+)(?P<name>[a-z_][a-z0-9_]*)\s*:")
 _COMMENT_LINE = re.compile(r"^\s*#:?\s?(?P<text>.*)$")
 _TRAILING_COMMENT = re.compile(r"  # (?P<text>.*)$")  # PEP 8's inline comment
@@ -120,8 +115,7 @@ def _field_comments(cls: type) -> dict[str, str]:
             trailing = _TRAILING_COMMENT.search(line)
             text = " ".join(pending) or (trailing["text"].strip() if trailing else "")
             out.setdefault(field["name"], text)
-        if not stripped.startswith("#"):
-            pending = []
+        pending = []  # a comment belongs to the line right below it
     return out
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 
 import faust
-from prometheus_client import Counter
 
+from finops.common.metrics import counter_by
 from finops.common.topics import EXPERIMENTS
+from finops.experiments.adapters.repository import ANNOUNCEMENT_KINDS
 
-READ_BACK = Counter(
+READ_BACK = counter_by(
     "finops_experiments_announcements_read_total",
     "Experiment announcements read back from finops.experiments.v1, by kind",
-    ["kind"],
+    "kind",
+    (*ANNOUNCEMENT_KINDS, "unreadable"),
 )
-for kind in ("started", "stopped", "decision", "unreadable"):  # each at 0 from the start
-    READ_BACK.labels(kind)
 
 
 def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:

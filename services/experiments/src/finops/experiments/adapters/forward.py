@@ -18,17 +18,20 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import Counter
 
 from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.events import Event, LlmCallEvent
+from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.domain.analysis import Tagged, encode_tagged
 
-EVENTS = Counter("finops_experiments_events_total", "Cost events read", ["outcome"])
-for outcome in ("untagged", "invalid", "tagged"):  # each at 0 from the start
-    EVENTS.labels(outcome)
+EVENTS = counter_by(
+    "finops_experiments_events_total",
+    "Cost events read",
+    "outcome",
+    ("untagged", "invalid", "tagged"),
+)
 
 
 class TaggedForwarder:

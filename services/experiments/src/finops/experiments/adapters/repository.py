@@ -60,6 +60,11 @@ class Experiment:
 _PUBLISHER_LOCK = 0x65787030  # "exp0"
 
 
+#: the kinds of record on ``finops.experiments.v1``: an operator's start or stop, and the
+#: analysis's decision
+ANNOUNCEMENT_KINDS = ("started", "stopped", "decision")
+
+
 @dataclass(frozen=True)
 class Announcement:
     """An operator's start or stop, to be announced on ``finops.experiments.v1``."""

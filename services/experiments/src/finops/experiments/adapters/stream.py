@@ -32,11 +32,16 @@ from finops.common.checkpoints import Checkpoint
 from finops.common.consumer import dead_letter
 from finops.common.datastores import is_dependency_failure
 from finops.common.lifespan import run_together
+from finops.common.metrics import counter_by
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
-from finops.experiments.adapters.repository import Experiment, ExperimentRepository
+from finops.experiments.adapters.repository import (
+    ANNOUNCEMENT_KINDS,
+    Experiment,
+    ExperimentRepository,
+)
 from finops.experiments.domain.analysis import (
     DROP_REASONS,
     ExperimentAnalysis,
@@ -48,22 +53,20 @@ from finops.experiments.domain.definition import ExperimentNotFound
 
 log = logging.getLogger(__name__)
 
-ANNOUNCED = Counter("finops_experiments_announcements_total", "Events announced", ["kind"])
-for kind in ("started", "stopped", "decision"):  # each at 0 from the start
-    ANNOUNCED.labels(kind)
+ANNOUNCED = counter_by(
+    "finops_experiments_announcements_total", "Events announced", "kind", ANNOUNCEMENT_KINDS
+)
 ANNOUNCE_FAILURES = Counter(
     "finops_experiments_announce_failures_total",
     "Attempts to announce operators' starts and stops that failed on the broker or PostgreSQL "
     "(retried at the next refresh)",
 )
-DROPPED = Counter(
+DROPPED = counter_by(
     "finops_experiments_events_dropped_total",
     "Tagged events the analysis did not count, by reason",
-    ["reason"],
+    "reason",
+    DROP_REASONS,
 )
-# Every reason is exported at 0 from the start, so the first drop shows in a rate().
-for reason in DROP_REASONS:
-    DROPPED.labels(reason)
 NEGATIVE_CACHE_S = 1.0
 
 
