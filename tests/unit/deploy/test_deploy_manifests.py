@@ -254,3 +254,28 @@ def test_dockerfile_passes_hadolint():
         check=False,
     )
     assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_compose_starts_each_service_after_redis_the_schema_and_the_topics():
+    """Each service needs Redis, the migrated schema and the declared topics at start-up:
+    compose must wait for all three (PostgreSQL and Kafka through migrate and create-topics)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = {
+        name: spec
+        for name, spec in compose["services"].items()
+        if spec.get("command", [None])[0] in SERVICES
+    }
+    assert len(services) == 6, sorted(services)  # two optimizer workers
+    for name, spec in services.items():
+        waits = {dep: cond["condition"] for dep, cond in spec["depends_on"].items()}
+        assert waits == {
+            "redis": "service_healthy",
+            "migrate": "service_completed_successfully",
+            "create-topics": "service_completed_successfully",
+        }, name
+    assert compose["services"]["migrate"]["depends_on"]["postgres"]["condition"] == (
+        "service_healthy"
+    )
+    assert compose["services"]["create-topics"]["depends_on"]["kafka"]["condition"] == (
+        "service_healthy"
+    )
