@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -28,8 +29,25 @@ from finops.common.topics import ALL_TOPICS, TopicSpec
 log = logging.getLogger(__name__)
 
 
+#: The security protocols that encrypt: aiokafka refuses them without an SSL context.
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+
+
+def ssl_context(settings: CommonSettings) -> ssl.SSLContext | None:
+    """The TLS context of a client (None unless the protocol is SSL or SASL_SSL): the
+    broker's certificate and host name are verified against ``kafka_ssl_cafile``, or the
+    system's CAs."""
+    if settings.kafka_security_protocol not in TLS_PROTOCOLS:
+        return None
+    cafile = settings.kafka_ssl_cafile
+    return ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
+
+
 def security_config(settings: CommonSettings) -> dict[str, Any]:
     conf: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        conf["ssl_context"] = context
     if settings.kafka_sasl_mechanism:
         conf.update(
             sasl_mechanism=settings.kafka_sasl_mechanism,

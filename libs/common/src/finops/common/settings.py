@@ -92,6 +92,9 @@ class CommonSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    #: with SSL or SASL_SSL: the CA certificates (a PEM file) the brokers' certificates are
+    #: checked against, such as Strimzi's cluster CA; unset: the system's CAs
+    kafka_ssl_cafile: Path | None = None
 
     # Token trust: every service verifies tokens itself against auth's JWKS.
     auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"

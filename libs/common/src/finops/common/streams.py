@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.auth import Credentials
 from pydantic import Field
 
-from finops.common.kafka import leave_groups_at_generation_zero
+from finops.common.kafka import leave_groups_at_generation_zero, ssl_context
 from finops.common.settings import CommonSettings
 
 
@@ -29,6 +30,24 @@ class StreamSettings(CommonSettings):
     faust_table_standby_replicas: int = 0
 
 
+def faust_credentials(settings: CommonSettings) -> Credentials | None:
+    """The Kafka security settings (``FINOPS_KAFKA_SECURITY_PROTOCOL``, ``…_SASL_*``,
+    ``…_SSL_CAFILE``) as Faust takes them: the same as the aiokafka clients'
+    (:func:`finops.common.kafka.security_config`)."""
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None  # PLAINTEXT
+
+
 def make_faust_app(settings: StreamSettings, **overrides: Any) -> faust.App:
     """An at-least-once Faust app; handlers must be idempotent on the event id."""
     leave_groups_at_generation_zero(settings)
@@ -45,6 +64,7 @@ def make_faust_app(settings: StreamSettings, **overrides: Any) -> faust.App:
         "table_standby_replicas": settings.faust_table_standby_replicas,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        "broker_credentials": faust_credentials(settings),
         "web_enabled": False,
         "autodiscover": False,
         "datadir": str(Path(settings.data_dir) / "faust" / app_id),
