@@ -3,9 +3,9 @@
 * compose.yaml against the compose-spec JSON schema (check-jsonschema's vendored copy);
 * each kustomization rendered by ``kubectl kustomize`` and every resource checked against the
   Kubernetes OpenAPI schemas (kubernetes-validate, strict: an unknown field fails); Strimzi's
-  kinds (KafkaTopic, Kafka, KafkaNodePool) have no schema there: the KafkaTopic resources are
-  checked by ``gen_topics.py --check`` and tests/unit/deploy instead, and k8s/kafka is only
-  rendered;
+  kinds (KafkaTopic, Kafka, KafkaNodePool) and the Prometheus Operator's (PodMonitor) have no
+  schema there: the KafkaTopic resources are checked by ``gen_topics.py --check`` and
+  tests/unit/deploy instead, and k8s/kafka and k8s/monitoring are only rendered;
 * the alert rules with ``promtool check rules`` and ``promtool test rules``, and Prometheus'
   configuration with ``promtool check config``;
 * the Dockerfile with hadolint.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent
-KUSTOMIZATIONS = ("base", "overlays/production", "kafka")
+KUSTOMIZATIONS = ("base", "overlays/production", "kafka", "monitoring")
 PRODUCTION_SECRET_FILES = ("database-url", "redis-url", "jwt-private-key-pem")
 
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, manifest in rendered:
             checks.append(
                 run(
-                    f"k8s/{name}: kubectl kustomize + Kubernetes schemas (Strimzi kinds: none)",
+                    f"k8s/{name}: kubectl kustomize + Kubernetes schemas (CRD kinds: none)",
                     [
                         str(tools.bin_dir / "kubernetes-validate"),
                         "--strict",

@@ -279,3 +279,38 @@ def test_compose_starts_each_service_after_redis_the_schema_and_the_topics():
     assert compose["services"]["create-topics"]["depends_on"]["kafka"]["condition"] == (
         "service_healthy"
     )
+
+
+def _service_down_jobs() -> set[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    (expr,) = [
+        rule["expr"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "FinopsServiceDown"
+    ]
+    (jobs,) = re.findall(r'up\{job=~"([^"]+)"\}', expr)
+    return set(jobs.split("|"))
+
+
+def test_the_service_down_alert_selects_the_jobs_compose_and_kubernetes_scrape():
+    """FinopsServiceDown selects `up` by job: compose's prometheus.yml and the PodMonitor of
+    k8s/monitoring must name the services' jobs that way, or the alert never fires."""
+    jobs = _service_down_jobs()
+    assert jobs == set(SERVICES)
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert jobs <= {scrape["job_name"] for scrape in config["scrape_configs"]}
+    monitors = list(
+        yaml.safe_load_all((DEPLOY / "k8s" / "monitoring" / "podmonitors.yaml").read_text())
+    )
+    (services_monitor,) = [m for m in monitors if m["metadata"]["name"] == "finops-services"]
+    label = services_monitor["spec"]["jobLabel"]
+    (selected,) = services_monitor["spec"]["selector"]["matchExpressions"]
+    assert (selected["key"], selected["operator"], set(selected["values"])) == (label, "In", jobs)
+    (endpoint,) = services_monitor["spec"]["podMetricsEndpoints"]
+    for deployment in (d for d in _k8s_documents() if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["labels"][label] == deployment["metadata"]["name"]
+        (container,) = pod["spec"]["containers"]
+        assert endpoint["port"] in {port["name"] for port in container["ports"]}
+        assert endpoint["path"] == pod["metadata"]["annotations"]["prometheus.io/path"]
