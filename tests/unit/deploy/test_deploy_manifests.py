@@ -314,3 +314,21 @@ def test_the_service_down_alert_selects_the_jobs_compose_and_kubernetes_scrape()
         (container,) = pod["spec"]["containers"]
         assert endpoint["port"] in {port["name"] for port in container["ports"]}
         assert endpoint["path"] == pod["metadata"]["annotations"]["prometheus.io/path"]
+
+
+def test_the_dashboard_asks_for_its_prometheus_instead_of_naming_one():
+    """Imported into a Grafana of one's own (deploy/README.md, Kubernetes), a dashboard that
+    names the compose datasource's uid shows "datasource not found" on every panel: each
+    panel and query uses the dashboard's datasource variable instead."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "finops.json").read_text())
+    (variable,) = dashboard["templating"]["list"]
+    assert (variable["type"], variable["query"]) == ("datasource", "prometheus")
+    wanted = {"type": "prometheus", "uid": "${" + variable["name"] + "}"}
+    sources = [
+        holder["datasource"]
+        for panel in dashboard["panels"]
+        for holder in (panel, *panel.get("targets", []))
+        if "datasource" in holder
+    ]
+    assert len(sources) >= 10
+    assert all(source == wanted for source in sources), sources
