@@ -8,7 +8,10 @@
   tests/unit/deploy instead, and k8s/kafka and k8s/monitoring are only rendered;
 * the alert rules with ``promtool check rules`` and ``promtool test rules``, and Prometheus'
   configuration with ``promtool check config``;
-* the Dockerfile with hadolint.
+* the Dockerfile with hadolint;
+* deploy/ against the code (tests/unit/deploy): every FINOPS_* variable compose and the
+  manifests set is a setting a service reads, every metric the alerts and the dashboard query
+  is exported, the probed and scraped paths are routes, the alerts' jobs are the scraped ones.
 
 ``kubectl`` and ``promtool`` come from Debian's packages, unpacked into ``.tools/deploy`` by the
 Makefile; the others are dev dependencies in ``.venv``. The production overlay reads its
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parent
+ROOT = DEPLOY.parent
 KUSTOMIZATIONS = ("base", "overlays/production", "kafka", "monitoring")
 PRODUCTION_SECRET_FILES = ("database-url", "redis-url", "jwt-private-key-pem")
 
@@ -102,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             cwd=prometheus,
         ),
         run("Dockerfile: hadolint", [str(tools.bin_dir / "hadolint"), str(DEPLOY / "Dockerfile")]),
+        run(
+            "tests/unit/deploy: settings, metrics, routes and scrape jobs against the code",
+            [str(tools.bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "tests/unit/deploy"],
+            cwd=ROOT,
+        ),
     ]
     with tempfile.TemporaryDirectory(prefix="finops-deploy-check-") as scratch:
         try:
