@@ -176,6 +176,10 @@ def _deployed_environment_names() -> dict[str, set[str]]:
     """Every FINOPS_* variable compose and the Kubernetes manifests set, by where."""
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     found = {"compose.yaml": set(compose["x-finops-env"])}
+    for name, spec in compose["services"].items():
+        environment = spec.get("environment") or {}
+        if isinstance(environment, dict):
+            found[f"compose {name}"] = {k for k in environment if k.startswith("FINOPS_")}
     for doc in _k8s_documents():
         where = f"k8s {doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] == "ConfigMap":
@@ -186,12 +190,63 @@ def _deployed_environment_names() -> dict[str, set[str]]:
     return found
 
 
+def _environment_names_read_by(service: str) -> set[str]:
+    return {f"FINOPS_{field.upper()}" for field in _settings_class(service).model_fields}
+
+
 def test_every_variable_the_deployments_set_is_a_setting_a_service_reads():
     known = _environment_names_read_by_some_service()
     deployed = _deployed_environment_names()
     assert "FINOPS_KAFKA_ENABLE_IDEMPOTENCE" in deployed["compose.yaml"]
+    assert "FINOPS_PARTITIONED_LEARNING" in deployed["compose optimizer-1"]
     unknown = {where: names - known for where, names in deployed.items() if names - known}
     assert unknown == {}
+
+
+def test_a_variable_set_for_one_service_is_a_setting_of_that_service():
+    """A setting given to one container (not the shared ConfigMap or x-finops-env) must be
+    one that service reads: FINOPS_PARTITIONED_LEARNING on the healer would do nothing."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    deployed = _deployed_environment_names()
+    shared = deployed["compose.yaml"]
+    checked = 0
+    for name, spec in compose["services"].items():
+        service = spec.get("command", [None])[0]
+        if service in SERVICES:
+            own = deployed.get(f"compose {name}", set()) - shared
+            assert own <= _environment_names_read_by(service), name
+            checked += 1
+    for doc in _k8s_documents():
+        if doc["kind"] == "Deployment":
+            service = doc["metadata"]["name"]
+            where = f"k8s Deployment/{service}"
+            assert deployed[where] <= _environment_names_read_by(service), where
+            checked += 1
+    assert checked == 11  # six compose services (two optimizer workers), five Deployments
+
+
+def test_every_secret_key_a_pod_reads_is_in_the_secret_or_optional():
+    """A secretKeyRef to a key the Secret lacks keeps the pod from starting
+    (CreateContainerConfigError): each required key is in the base's placeholder Secret
+    and in the production overlay's."""
+    base = set(_base_secret_placeholders())
+    overlay = yaml.safe_load(
+        (DEPLOY / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text()
+    )
+    (secret,) = [g for g in overlay["secretGenerator"] if g["name"] == "finops-secrets"]
+    production = {entry.split("=", 1)[0] for entry in secret["files"]}
+    required = {
+        env["valueFrom"]["secretKeyRef"]["key"]
+        for doc in _k8s_documents()
+        if doc["kind"] in {"Deployment", "Job"}
+        for container in doc["spec"]["template"]["spec"]["containers"]
+        for env in container.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+        and not env["valueFrom"]["secretKeyRef"].get("optional", False)
+    }
+    assert required == {"database-url", "redis-url", "jwt-private-key-pem"}
+    assert required <= base
+    assert required <= production
 
 
 def test_production_settings_of_compose_and_kubernetes_are_apache_kafkas():
