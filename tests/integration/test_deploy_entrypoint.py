@@ -15,6 +15,9 @@ import pytest
 from support import wait_until
 
 from finops.cli.process import free_port
+from finops.common.kafka import missing_topics, wait_for_topics
+from finops.common.settings import CommonSettings
+from finops.common.topics import ALL_TOPICS, TopicSpec
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +49,35 @@ def test_create_topics_finds_every_declared_topic_and_creates_none_twice(image_e
     result = _entrypoint("create-topics", env=image_env)
     assert result.returncode == 0, result.stderr
     assert "topics ready (0 created: none)" in result.stdout
+
+
+def test_wait_topics_exits_0_when_every_declared_topic_exists(image_env):
+    result = _entrypoint("wait-topics", "5", env=image_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "every declared topic exists"
+
+
+def test_wait_topics_names_the_missing_topics_and_creates_none(image_env):
+    never = TopicSpec("finops.never-created.v1", partitions=1, key="none", description="")
+    settings = CommonSettings(kafka_bootstrap=image_env["FINOPS_KAFKA_BOOTSTRAP"])
+    missing = asyncio.run(
+        wait_for_topics(settings, [*ALL_TOPICS, never], timeout_s=0.5, poll_s=0.1)
+    )
+    assert missing == [never.name]
+    assert asyncio.run(missing_topics(settings, [never])) == [never.name]
+
+
+def test_wait_topics_counts_an_unreachable_broker_as_every_topic_missing():
+    settings = CommonSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    specs = ALL_TOPICS[:2]
+    missing = asyncio.run(wait_for_topics(settings, specs, timeout_s=0.5, poll_s=0.1))
+    assert missing == [spec.name for spec in specs]
+
+
+def test_wait_topics_refuses_a_wait_that_is_not_more_than_0(image_env):
+    result = _entrypoint("wait-topics", "0", env=image_env)
+    assert result.returncode == 2
+    assert "--wait must be more than 0 seconds, got 0" in result.stderr
 
 
 def test_migrate_brings_every_schema_to_head(image_env):

@@ -387,3 +387,21 @@ def test_the_dashboard_asks_for_its_prometheus_instead_of_naming_one():
     ]
     assert len(sources) >= 10
     assert all(source == wanted for source in sources), sources
+
+
+#: the services that read or write Kafka topics (auth keeps to PostgreSQL and Redis)
+KAFKA_SERVICES = ("ingest", "optimizer", "healer", "experiments")
+
+
+@pytest.mark.parametrize("service", KAFKA_SERVICES)
+def test_a_kafka_service_pod_waits_for_its_topics_before_it_starts(service):
+    (deployment,) = [
+        doc
+        for doc in _k8s_documents()
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == service
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["args"] == ["wait-topics"]
+    assert init["envFrom"] == [{"configMapRef": {"name": "finops-config"}}]
+    assert {m["name"] for m in init["volumeMounts"]} <= {v["name"] for v in pod["volumes"]}

@@ -4,24 +4,58 @@ A deployment's one-shot init step (``deploy/compose.yaml`` runs it before the se
 it reads the same ``FINOPS_KAFKA_*`` settings as the services, creates each topic of the
 registry that is missing with its declared partitions and configuration, with
 ``FINOPS_KAFKA_REPLICATION_FACTOR`` replicas, and leaves existing topics alone. On
-Kubernetes, Strimzi's topic operator creates them from ``deploy/k8s/base/topics.yaml``.
+Kubernetes, Strimzi's topic operator creates them from ``deploy/k8s/base/topics.yaml``, and
+each service's init container runs ``--wait SECONDS`` instead: it creates nothing and exits 0
+once every declared topic exists, or 1 naming the missing ones when SECONDS have passed (a
+service that starts before its topics exist would read nothing from them).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
 
-from finops.common.kafka import ensure_topics
+from finops.common.kafka import ensure_topics, wait_for_topics
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
 
 
-def main() -> None:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m finops.common.create_topics",
+        description="Create every declared Kafka topic that is missing, or wait for them.",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="create nothing; wait up to SECONDS until every declared topic exists",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.wait is not None and not arguments.wait > 0:
+        parser.error(f"--wait must be more than 0 seconds, got {arguments.wait:g}")
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _arguments(argv)
     settings = CommonSettings(service_name="create-topics")
     configure_logging(settings.service_name, settings.log_level)
+    if arguments.wait is not None:
+        missing = asyncio.run(wait_for_topics(settings, timeout_s=arguments.wait))
+        if missing:
+            print(
+                f"topics still missing after {arguments.wait:g} s: {', '.join(missing)}",
+                file=sys.stderr,
+            )
+            return 1
+        print("every declared topic exists")
+        return 0
     created = asyncio.run(ensure_topics(settings))
     print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

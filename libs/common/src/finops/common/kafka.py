@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from finops.common.catch_up import CatchUp
 from finops.common.settings import CommonSettings
@@ -184,6 +185,66 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+class TopicsMissing(RuntimeError):
+    """Some declared topics do not exist on the broker (yet)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"missing topics: {', '.join(names)}")
+        self.names = names
+
+
+async def missing_topics(
+    settings: CommonSettings, specs: Iterable[TopicSpec] = ALL_TOPICS
+) -> list[str]:
+    """The names of ``specs`` that the broker does not list, in declaration order."""
+    admin = make_admin(settings)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [spec.name for spec in specs if spec.name not in existing]
+
+
+async def wait_for_topics(
+    settings: CommonSettings,
+    specs: Iterable[TopicSpec] = ALL_TOPICS,
+    *,
+    timeout_s: float,
+    poll_s: float = 2.0,
+) -> list[str]:
+    """Wait until every topic of ``specs`` exists, created by someone else (Strimzi's topic
+    operator on Kubernetes); return the names still missing after ``timeout_s`` (empty:
+    every one exists). An unreachable broker counts as every topic missing, and is asked
+    again: a pod may start before Kafka answers."""
+    wanted = list(specs)
+    missing = [spec.name for spec in wanted]
+
+    async def look() -> None:
+        nonlocal missing
+        try:
+            missing = await missing_topics(settings, wanted)
+        except KafkaError as exc:
+            log.warning("broker not answering", extra={"error": repr(exc)})
+            raise TopicsMissing(missing) from exc
+        if missing:
+            log.info("waiting for topics", extra={"topics": missing})
+            raise TopicsMissing(missing)
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TopicsMissing),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(poll_s),
+            reraise=True,
+        ):
+            with attempt:
+                await look()
+    except TopicsMissing as exc:
+        return exc.names
+    return []
 
 
 class TopicReadStalled(RuntimeError):
