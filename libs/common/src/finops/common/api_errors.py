@@ -175,10 +175,17 @@ INSUFFICIENT_SCOPE = ApiError(
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
 
+#: a body that is not JSON, whether FastAPI or the service parsed it (``InvalidJson.of``)
+INVALID_JSON = ApiError(
+    400,
+    "invalid_json",
+    "the body is not JSON; `details: {line, column, reason}` say where parsing stopped and why "
+    "(line and column count from 1)",
+)
 #: the errors of any endpoint that reads a JSON body: one over the limit is refused before
 #: the route runs (:mod:`finops.common.http`), one that is not UTF-8 text FastAPI cannot decode
 JSON_BODY = (
-    ApiError(400, "invalid_json", "the body is not JSON"),
+    INVALID_JSON,
     ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
     ApiError(413, "payload_too_large", "the body is over `FINOPS_MAX_BODY_BYTES` (1 MiB)"),
 )
@@ -248,7 +255,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errs):
-            return error_response(InvalidJson(details=field_errors(errs)))
+            # FastAPI keeps the text it could not parse: located the way ingest locates its own
+            body = exc.body if isinstance(exc.body, str | bytes) else None
+            return error_response(InvalidJson() if body is None else InvalidJson.of(body))
         return error_response(ValidationFailed(details=field_errors(errs)))
 
     @app.exception_handler(StarletteHTTPException)

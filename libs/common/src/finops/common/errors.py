@@ -15,7 +15,11 @@ domain knowing what a status code is.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Any, Self
+
+from pydantic_core import from_json
 
 
 class FinopsError(Exception):
@@ -46,7 +50,68 @@ class BadRequest(FinopsError):
 
 
 class InvalidJson(FinopsError):
+    """A body that is not JSON. Built with :meth:`of`, its details say where and why:
+    ``{"line", "column", "reason"}`` (see :func:`json_syntax_error`)."""
+
     code, message = "invalid_json", "request body is not valid JSON"
+
+    @classmethod
+    def of(cls, body: str | bytes) -> Self:
+        """The error for ``body``, located; every service answers a body that is not JSON so.
+
+        >>> error = InvalidJson.of(b'{"a": 1,\\n "b": }')
+        >>> error.message
+        'request body is not valid JSON: Expecting value at line 2 column 7'
+        >>> error.details
+        {'line': 2, 'column': 7, 'reason': 'Expecting value'}
+        """
+        where = json_syntax_error(body)
+        if where is None:
+            return cls()
+        return cls(
+            f"{cls.message}: {where['reason']} at line {where['line']} column {where['column']}",
+            details=where,
+        )
+
+
+#: how pydantic's parser (serde_json) ends its messages
+_AT_LINE_COLUMN = re.compile(r"(?P<reason>.+) at line (?P<line>\d+) column (?P<column>\d+)", re.S)
+
+
+def json_syntax_error(body: str | bytes) -> dict[str, Any] | None:
+    """Where and why ``body`` is not JSON: ``{"line", "column", "reason"}``, or None if it is.
+
+    Python's parser reads it first, as FastAPI does with every body it decodes, so a service
+    that parses the raw bytes itself (ingest) locates an error as the others do: line and
+    column count from 1, the column in characters. A body Python reads but pydantic's parser
+    refuses (nested over 200 levels deep, a lone surrogate, bytes that are not UTF-8) is located
+    by pydantic's message, whose column counts bytes.
+
+    >>> json_syntax_error('[1, 2,\\n  ]')
+    {'line': 2, 'column': 3, 'reason': 'Expecting value'}
+    >>> json_syntax_error(b"[" * 300 + b"]" * 300)
+    {'line': 1, 'column': 202, 'reason': 'recursion limit exceeded'}
+    >>> json_syntax_error(b'{"a": [1]}') is None
+    True
+    """
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as exc:
+        return {"line": exc.lineno, "column": exc.colno, "reason": exc.msg}
+    except (UnicodeDecodeError, RecursionError):
+        pass
+    try:
+        from_json(body)
+    except ValueError as exc:
+        located = _AT_LINE_COLUMN.fullmatch(str(exc))
+        if located is None:
+            return {"line": None, "column": None, "reason": str(exc)}
+        return {
+            "line": int(located["line"]),
+            "column": int(located["column"]),
+            "reason": located["reason"],
+        }
+    return None
 
 
 class NotAuthenticated(FinopsError):

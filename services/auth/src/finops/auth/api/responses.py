@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from finops.common.api_errors import INVALID_TOKEN, NOT_AUTHENTICATED, ApiError, responses
+from finops.common.api_errors import (
+    INVALID_JSON,
+    INVALID_TOKEN,
+    NOT_AUTHENTICATED,
+    ApiError,
+    responses,
+)
 
 ERRORS = (
-    ApiError(400, "invalid_json", "the body is not JSON"),
+    INVALID_JSON,
     ApiError(400, "bad_request", "the form body cannot be parsed"),
     ApiError(400, "invalid_request", "a grant type's required parameter is missing"),
     ApiError(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, INVALID_JSON, ApiError, responses
 from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
@@ -26,7 +26,7 @@ EVENTS = Counter(
 REJECTED = Counter("finops_ingest_batches_rejected_total", "Batches refused", ["code"])
 
 PUBLISH_ERRORS = (
-    ApiError(400, "invalid_json", "the body is not JSON"),
+    INVALID_JSON,
     *BEARER,
     ApiError(
         403,

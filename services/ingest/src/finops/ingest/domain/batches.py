@@ -52,10 +52,7 @@ def _events_payload(body: bytes) -> list[Any]:
     try:
         payload = from_json(body)
     except ValueError as exc:
-        raise MalformedBody(
-            "request body is not valid JSON",
-            details=[{"index": None, "field": "", "message": str(exc), "type": "json_invalid"}],
-        ) from exc
+        raise MalformedBody.of(body) from exc
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
