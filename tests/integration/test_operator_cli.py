@@ -6,10 +6,11 @@ import json
 import uuid
 
 import pytest
+from aiokafka.admin import NewTopic
 from support import finops_piped as finops
 from support import llm_call, publish
 
-from finops.common.kafka import ensure_topics
+from finops.common.kafka import ensure_topics, make_admin
 from finops.common.settings import CommonSettings
 from finops.common.topics import TopicSpec
 
@@ -23,6 +24,14 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
     # a name longer than a squeezed table column, to show it is never cut
     spec = TopicSpec(f"test.tail.{uuid.uuid4().hex}.a-rather-long-topic-name", 2, "agent_id", "x")
     await ensure_topics(settings, [spec])
+    # created as Faust creates its apps' leader topics: no cleanup.policy of its own
+    leader = f"test-{uuid.uuid4().hex[:8]}-__assignor-__leader"
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(leader, 1, 1)])
+    finally:
+        await admin.close()
     events = [llm_call("bot", model="gpt-4o" if i % 3 == 0 else "gpt-4o-mini") for i in range(30)]
     await publish(settings, spec.name, events)
 
@@ -49,8 +58,16 @@ async def test_tail_filters_and_topics_count_by_consuming(infra):
 
     topics = finops("topics", env=env)
     assert topics.returncode == 0, topics.stderr
-    line = next(ln for ln in topics.stdout.splitlines() if spec.name in ln)
-    assert [c.strip() for c in line.split("│") if c.strip()][:3] == [spec.name, "2", "30"]
+    cells = {
+        row[0]: row
+        for ln in topics.stdout.splitlines()
+        if (row := [c.strip() for c in ln.split("│") if c.strip()])
+    }
+    assert cells[spec.name][:4] == [spec.name, "2", "30", "delete"]
+    # the broker's default applies; the local broker does not say which (docs/cli.md)
+    default = "delete" if not infra.local_broker else "default"
+    assert cells[leader] == [leader, "1", "0", default, "no (internal)"]
+    assert cells["finops.circuits.v1"][3:] == ["compact", "yes"]
 
     plain = finops("tail", spec.name, "--from-beginning", "--max", "30", env=env)
     assert plain.returncode == 0, plain.stderr

@@ -263,7 +263,7 @@ def topics(
         bool, typer.Option("--count/--no-count", help="Count messages by consuming each topic.")
     ] = True,
 ) -> None:
-    """Every topic with its partitions and message count (counted by consuming)."""
+    """Every topic with its partitions, message count (counted by consuming) and cleanup policy."""
     rows = asyncio.run(_topics(count))
     table = Table(title="topics")
     table.add_column("topic", no_wrap=True)
@@ -294,7 +294,32 @@ async def count_messages(
     return dict(zip(topics, await asyncio.gather(*map(count, topics)), strict=True))
 
 
+#: the cleanup column of a topic the broker reports no ``cleanup.policy`` for (docs/cli.md)
+BROKER_DEFAULT = "default"
+
+
+def cleanup_policies(answers: list[Any]) -> dict[str, str]:
+    """Each topic's ``cleanup.policy`` from the broker's DescribeConfigs answers.
+
+    A topic created without one (Faust's ``<app>-__assignor-__leader``) has the broker's
+    default, which Apache Kafka reports as such but the local broker (tansu) does not report
+    at all: :data:`BROKER_DEFAULT`. A topic the broker could not describe is ``?``.
+    """
+    policies = {}
+    for answer in answers:
+        for resource in answer.to_object()["resources"]:
+            name = resource["resource_name"]
+            if resource["error_code"]:
+                policies[name] = "?"
+                continue
+            configs = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            policies[name] = configs.get("cleanup.policy") or BROKER_DEFAULT
+    return policies
+
+
 async def _topics(count: bool) -> list[tuple[Any, ...]]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
     from finops.common.kafka import make_admin
     from finops.common.topics import TOPICS_BY_NAME
 
@@ -304,6 +329,8 @@ async def _topics(count: bool) -> list[tuple[Any, ...]]:
     try:
         names = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
         described = {d["topic"]: d for d in await admin.describe_topics(names)} if names else {}
+        configs = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        policies = cleanup_policies(await admin.describe_configs(configs)) if names else {}
     finally:
         await admin.close()
     counts = await count_messages(settings, names, idle_s=0.5) if count else None
@@ -316,7 +343,7 @@ async def _topics(count: bool) -> list[tuple[Any, ...]]:
                 name,
                 len(described.get(name, {}).get("partitions", [])),
                 messages,
-                spec.cleanup_policy if spec else "?",
+                policies.get(name, "?"),
                 "yes" if spec else "no (internal)",
             )
         )
