@@ -94,3 +94,13 @@ def test_every_service_says_where_a_body_stops_being_json(
             400,
             expected,
         )
+
+
+def test_an_error_the_parser_does_not_locate_is_named_without_a_place(monkeypatch):
+    from finops.common import errors
+
+    unlocated = {"line": None, "column": None, "reason": "an unusual message"}
+    monkeypatch.setattr(errors, "json_syntax_error", lambda body: unlocated)
+    error = errors.InvalidJson.of(b"{")
+    assert error.message == "request body is not valid JSON: an unusual message"
+    assert error.details == unlocated

@@ -68,10 +68,8 @@ class InvalidJson(FinopsError):
         where = json_syntax_error(body)
         if where is None:
             return cls()
-        return cls(
-            f"{cls.message}: {where['reason']} at line {where['line']} column {where['column']}",
-            details=where,
-        )
+        located = f" at line {where['line']} column {where['column']}" if where["line"] else ""
+        return cls(f"{cls.message}: {where['reason']}{located}", details=where)
 
 
 #: how pydantic's parser (serde_json) ends its messages
