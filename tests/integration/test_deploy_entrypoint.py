@@ -8,13 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 from support import wait_until
 
 from finops.cli.process import free_port
+from finops.common import migrations
 from finops.common.kafka import missing_topics, wait_for_topics
 from finops.common.settings import CommonSettings
 from finops.common.topics import ALL_TOPICS, TopicSpec
@@ -78,6 +83,51 @@ def test_wait_topics_refuses_a_wait_that_is_not_more_than_0(image_env):
     result = _entrypoint("wait-topics", "0", env=image_env)
     assert result.returncode == 2
     assert "--wait must be more than 0 seconds, got 0" in result.stderr
+
+
+@pytest.fixture
+async def empty_database(infra) -> AsyncIterator[str]:
+    """A database of its own on the test server, with no schema; dropped afterwards."""
+    name = f"wait_{uuid.uuid4().hex[:10]}"
+    server = await asyncpg.connect(infra.database_url)
+    await server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(infra.database_url)._replace(path=f"/{name}"))
+    finally:
+        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await server.close()
+
+
+async def test_wait_schema_exits_1_until_the_schema_is_at_head(image_env, empty_database):
+    env = {**image_env, "FINOPS_DATABASE_URL": empty_database}
+    none = await asyncio.to_thread(_entrypoint, "wait-schema", "auth", "0.5", env=env)
+    await asyncio.to_thread(migrations.upgrade, empty_database, "0003", ["auth"])
+    behind = await asyncio.to_thread(_entrypoint, "wait-schema", "auth", "0.5", env=env)
+    await asyncio.to_thread(migrations.upgrade, empty_database, "head", ["auth"])
+    at_head = await asyncio.to_thread(_entrypoint, "wait-schema", "auth", "5", env=env)
+    assert (none.returncode, behind.returncode, at_head.returncode) == (1, 1, 0)
+    head = "0004_users_insert_updated_at"
+    assert f"auth at no schema, head {head}" in " ".join(none.stderr.split())
+    assert f"auth at 0003_refresh_tokens_expiry_idx, head {head}" in " ".join(behind.stderr.split())
+    assert at_head.stdout.strip() == "schemas at head: auth"
+
+
+async def test_a_schema_newer_than_the_code_counts_as_at_head(empty_database):
+    await asyncio.to_thread(migrations.upgrade, empty_database, "head", ["auth"])
+    newer = await asyncpg.connect(empty_database)
+    try:
+        await newer.execute("UPDATE alembic_version_auth SET version_num = '0005_from_later'")
+    finally:
+        await newer.close()
+    assert await migrations.schemas_behind(empty_database, ["auth", "healer"]) == [
+        migrations.SchemaBehind("healer", (), tuple(migrations.heads("healer")))
+    ]
+
+
+def test_wait_schema_without_a_service_exits_2_with_the_usage(image_env):
+    result = _entrypoint("wait-schema", env=image_env)
+    assert result.returncode == 2
+    assert "wait-schema SERVICE [SECONDS]" in result.stderr
 
 
 def test_migrate_brings_every_schema_to_head(image_env):

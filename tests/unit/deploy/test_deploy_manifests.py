@@ -172,6 +172,12 @@ def _k8s_documents() -> list[dict]:
     ]
 
 
+def _all_containers(workload: dict) -> list[dict]:
+    """A Deployment's or Job's containers, its init containers first."""
+    pod = workload["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
 def _deployed_environment_names() -> dict[str, set[str]]:
     """Every FINOPS_* variable compose and the Kubernetes manifests set, by where."""
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -185,8 +191,7 @@ def _deployed_environment_names() -> dict[str, set[str]]:
         if doc["kind"] == "ConfigMap":
             found[where] = set(doc["data"])
         elif doc["kind"] in {"Deployment", "Job"}:
-            containers = doc["spec"]["template"]["spec"]["containers"]
-            found[where] = {e["name"] for c in containers for e in c.get("env", [])}
+            found[where] = {e["name"] for c in _all_containers(doc) for e in c.get("env", [])}
     return found
 
 
@@ -239,7 +244,7 @@ def test_every_secret_key_a_pod_reads_is_in_the_secret_or_optional():
         env["valueFrom"]["secretKeyRef"]["key"]
         for doc in _k8s_documents()
         if doc["kind"] in {"Deployment", "Job"}
-        for container in doc["spec"]["template"]["spec"]["containers"]
+        for container in _all_containers(doc)
         for env in container.get("env", [])
         if "secretKeyRef" in env.get("valueFrom", {})
         and not env["valueFrom"]["secretKeyRef"].get("optional", False)
@@ -391,17 +396,36 @@ def test_the_dashboard_asks_for_its_prometheus_instead_of_naming_one():
 
 #: the services that read or write Kafka topics (auth keeps to PostgreSQL and Redis)
 KAFKA_SERVICES = ("ingest", "optimizer", "healer", "experiments")
+#: the services with a database schema (ingest keeps none)
+SCHEMA_SERVICES = ("auth", "optimizer", "healer", "experiments")
 
 
-@pytest.mark.parametrize("service", KAFKA_SERVICES)
-def test_a_kafka_service_pod_waits_for_its_topics_before_it_starts(service):
+def _init_containers(service: str) -> dict[str, dict]:
     (deployment,) = [
         doc
         for doc in _k8s_documents()
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] == service
     ]
     pod = deployment["spec"]["template"]["spec"]
-    (init,) = pod["initContainers"]
-    assert init["args"] == ["wait-topics"]
-    assert init["envFrom"] == [{"configMapRef": {"name": "finops-config"}}]
-    assert {m["name"] for m in init["volumeMounts"]} <= {v["name"] for v in pod["volumes"]}
+    volumes = {volume["name"] for volume in pod["volumes"]}
+    found = {}
+    for init in pod.get("initContainers", []):
+        assert {mount["name"] for mount in init["volumeMounts"]} <= volumes
+        assert init["envFrom"] == [{"configMapRef": {"name": "finops-config"}}]
+        found[init["name"]] = init
+    return found
+
+
+@pytest.mark.parametrize("service", ["auth", *KAFKA_SERVICES])
+def test_a_pod_waits_for_its_topics_and_its_schema_before_its_service_starts(service):
+    inits = _init_containers(service)
+    wanted = (["wait-topics"] if service in KAFKA_SERVICES else []) + (
+        ["wait-schema"] if service in SCHEMA_SERVICES else []
+    )
+    assert list(inits) == wanted
+    if "wait-topics" in inits:
+        assert inits["wait-topics"]["args"] == ["wait-topics"]
+    if "wait-schema" in inits:
+        schema = inits["wait-schema"]
+        assert schema["args"] == ["wait-schema", service]
+        assert [variable["name"] for variable in schema["env"]] == ["FINOPS_DATABASE_URL"]

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError
 from finops.cli.output import console, print_error
@@ -25,7 +25,6 @@ from finops.cli.typer_app import FinopsTyper
 from finops.common.topics import OPTIMIZER_EVENTS
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
-db_app = FinopsTyper(help="Database schema migrations (Alembic).")
 app.add_typer(db_app, name="db")
 users_app = FinopsTyper(
     help="User accounts, written straight to the database (no running service needed)."
@@ -307,78 +306,6 @@ def _check_reports_folder(reports: Path) -> None:
         raise CliError(f"--reports {reports}: cannot create it ({exc.strerror})", 2) from exc
     if not os.access(reports, os.W_OK):
         raise CliError(f"--reports {reports}: cannot write there", 2)
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    revision: Annotated[
-        str,
-        typer.Argument(
-            metavar="REVISION", help="Target revision: head, +1, a revision id, SERVICE@REVISION."
-        ),
-    ] = "head",
-) -> None:
-    """Apply the migrations of the services with a database schema (auth, experiments,
-    optimizer and healer) up to REVISION.
-
-    REVISION is head (every service's latest, the default) or a step such as +1, for every
-    service; a revision id or the start of one, such as exp0004 or heal0002+1, for the
-    service it belongs to (each service has its own); or SERVICE@REVISION, such as
-    optimizer@head, SERVICE being experiments, optimizer or healer."""
-    from finops.common import migrations
-
-    done = _migrate(migrations.upgrade, revision)
-    console.print(f"migrated {', '.join(done)} to {revision}")
-
-
-@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
-def db_downgrade(
-    revision: Annotated[
-        str,
-        typer.Argument(
-            metavar="REVISION", help="Target revision: base, -1, a revision id, SERVICE@REVISION."
-        ),
-    ],
-) -> None:
-    """Revert the migrations of the services with a database schema (auth, experiments,
-    optimizer and healer) down to REVISION.
-
-    REVISION is base (no schema left) or a step such as -1, for every service; a revision id
-    or the start of one, such as exp0003 or heal0004-1, for the service it belongs to (each
-    service has its own); or SERVICE@REVISION, such as optimizer@base, SERVICE being
-    experiments, optimizer or healer."""
-    from finops.common import migrations
-
-    done = _migrate(migrations.downgrade, revision)
-    console.print(f"downgraded {', '.join(done)} to {revision}")
-
-
-def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
-    """Run ``step`` (upgrade or downgrade) to ``revision`` on the services it concerns
-    (:func:`finops.common.migrations.services_knowing`), one after the other; a revision
-    Alembic cannot use is one line naming the service and those already done."""
-    from alembic.util.exc import CommandError
-
-    from finops.common import migrations
-    from finops.common.settings import CommonSettings
-
-    services = migrations.services_knowing(revision)
-    if not services:
-        raise CliError(
-            f"no service has the revision {revision!r}: give head, base, a step such as -1, a"
-            " service's revision id, or SERVICE@REVISION",
-            2,
-        )
-    url = CommonSettings().database_url
-    done: list[str] = []
-    for service in services:
-        try:
-            step(url, revision, [service])
-        except CommandError as exc:
-            before = f" ({', '.join(done)} done)" if done else ""
-            raise CliError(f"{service}: {exc}{before}", 2) from exc
-        done.append(service)
-    return done
 
 
 ROLES = ("agent", "operator", "admin")

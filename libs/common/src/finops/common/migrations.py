@@ -7,12 +7,18 @@ A service that owns tables keeps an Alembic script folder at ``finops.<service>.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+log = logging.getLogger(__name__)
 
 SERVICES_WITH_MIGRATIONS_CANDIDATES = ("auth", "experiments", "optimizer", "healer")
 
@@ -37,6 +43,16 @@ def services_with_migrations() -> list[str]:
     return [s for s in SERVICES_WITH_MIGRATIONS_CANDIDATES if migration_dir(s)]
 
 
+def heads(service: str) -> tuple[str, ...]:
+    """The revisions ``service``'s schema is at once migrated by this code."""
+    return tuple(sorted(_scripts(service).get_heads()))
+
+
+def version_table(service: str) -> str:
+    """The table holding ``service``'s revision (each service has its own history)."""
+    return f"alembic_version_{service}"
+
+
 def alembic_config(service: str, database_url: str) -> Config:
     folder = migration_dir(service)
     if folder is None:
@@ -44,7 +60,7 @@ def alembic_config(service: str, database_url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(folder))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
-    cfg.attributes["version_table"] = f"alembic_version_{service}"
+    cfg.attributes["version_table"] = version_table(service)
     return cfg
 
 
@@ -94,3 +110,82 @@ def upgrade(database_url: str, revision: str = "head", services: list[str] | Non
 def downgrade(database_url: str, revision: str, services: list[str] | None = None) -> None:
     for service in services or services_with_migrations():
         command.downgrade(alembic_config(service, database_url), revision)
+
+
+@dataclass(frozen=True)
+class SchemaBehind:
+    """A service whose schema is not at the head this code migrates to."""
+
+    service: str
+    #: the database's revisions; empty: no schema yet (or the database did not answer)
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+
+    def __str__(self) -> str:
+        at = ", ".join(self.current) or "no schema"
+        return f"{self.service} at {at}, head {', '.join(self.heads)}"
+
+
+async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaBehind]:
+    """The services of ``services`` whose schema is behind this code's head, in that order.
+
+    A revision this code does not know counts as ahead, not behind: the schema of a newer
+    release, which an older one rolled back to runs beside (its migrations only add)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        behind = []
+        for service in services:
+            head = heads(service)
+            current: tuple[str, ...] = ()
+            if await connection.fetchval("SELECT to_regclass($1)", version_table(service)):
+                # the table's name is ours, not input
+                query = f'SELECT version_num FROM "{version_table(service)}"'  # noqa: S608
+                rows = await connection.fetch(query)
+                current = tuple(sorted(row["version_num"] for row in rows))
+            known = {script.revision for script in _scripts(service).walk_revisions()}
+            if current == head or (current and not set(current) <= known):
+                continue
+            behind.append(SchemaBehind(service, current, head))
+        return behind
+    finally:
+        await connection.close()
+
+
+class _StillBehind(Exception):
+    def __init__(self, behind: list[SchemaBehind]) -> None:
+        super().__init__("; ".join(map(str, behind)))
+        self.behind = behind
+
+
+async def wait_for_schemas(
+    database_url: str, services: list[str], *, timeout_s: float, poll_s: float = 2.0
+) -> list[SchemaBehind]:
+    """Wait until every service of ``services`` has its schema at this code's head, migrated
+    by someone else (the migration Job on Kubernetes); return those still behind after
+    ``timeout_s`` (empty: none). A database that does not answer counts as no schema yet,
+    and is asked again."""
+    behind = [SchemaBehind(service, (), heads(service)) for service in services]
+
+    async def look() -> None:
+        nonlocal behind
+        try:
+            behind = await schemas_behind(database_url, services)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("database not answering", extra={"error": repr(exc)})
+            raise _StillBehind(behind) from exc
+        if behind:
+            log.info("waiting for migrations", extra={"behind": [str(b) for b in behind]})
+            raise _StillBehind(behind)
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_StillBehind),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(poll_s),
+            reraise=True,
+        ):
+            with attempt:
+                await look()
+    except _StillBehind as exc:
+        return exc.behind
+    return []

@@ -1,0 +1,129 @@
+"""`finops db …`: the services' database schemas (Alembic)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from finops.cli.failures import CliError
+from finops.cli.output import console
+from finops.cli.typer_app import FinopsTyper, positive_seconds
+
+db_app = FinopsTyper(help="Database schema migrations (Alembic).")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision: head, +1, a revision id, SERVICE@REVISION."
+        ),
+    ] = "head",
+) -> None:
+    """Apply the migrations of the services with a database schema (auth, experiments,
+    optimizer and healer) up to REVISION.
+
+    REVISION is head (every service's latest, the default) or a step such as +1, for every
+    service; a revision id or the start of one, such as exp0004 or heal0002+1, for the
+    service it belongs to (each service has its own); or SERVICE@REVISION, such as
+    optimizer@head, SERVICE being experiments, optimizer or healer."""
+    from finops.common import migrations
+
+    done = _migrate(migrations.upgrade, revision)
+    console.print(f"migrated {', '.join(done)} to {revision}")
+
+
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
+def db_downgrade(
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision: base, -1, a revision id, SERVICE@REVISION."
+        ),
+    ],
+) -> None:
+    """Revert the migrations of the services with a database schema (auth, experiments,
+    optimizer and healer) down to REVISION.
+
+    REVISION is base (no schema left) or a step such as -1, for every service; a revision id
+    or the start of one, such as exp0003 or heal0004-1, for the service it belongs to (each
+    service has its own); or SERVICE@REVISION, such as optimizer@base, SERVICE being
+    experiments, optimizer or healer."""
+    from finops.common import migrations
+
+    done = _migrate(migrations.downgrade, revision)
+    console.print(f"downgraded {', '.join(done)} to {revision}")
+
+
+def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
+    """Run ``step`` (upgrade or downgrade) to ``revision`` on the services it concerns
+    (:func:`finops.common.migrations.services_knowing`), one after the other; a revision
+    Alembic cannot use is one line naming the service and those already done."""
+    from alembic.util.exc import CommandError
+
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    services = migrations.services_knowing(revision)
+    if not services:
+        raise CliError(
+            f"no service has the revision {revision!r}: give head, base, a step such as -1, a"
+            " service's revision id, or SERVICE@REVISION",
+            2,
+        )
+    url = CommonSettings().database_url
+    done: list[str] = []
+    for service in services:
+        try:
+            step(url, revision, [service])
+        except CommandError as exc:
+            before = f" ({', '.join(done)} done)" if done else ""
+            raise CliError(f"{service}: {exc}{before}", 2) from exc
+        done.append(service)
+    return done
+
+
+@db_app.command("wait")
+def db_wait(
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="SERVICE",
+            help="auth, experiments, optimizer or healer (default: every one).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", callback=positive_seconds, help="Give up after this many seconds."
+        ),
+    ] = 300.0,
+) -> None:
+    """Wait until each SERVICE's schema is at this code's head; exit 1 after --timeout.
+
+    Creates and changes nothing: someone else migrates (`finops db upgrade`, the migration
+    Job on Kubernetes). The Kubernetes pods run it first, so that new code does not start on
+    an old schema; a schema newer than this code knows counts as at head."""
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    known = migrations.services_with_migrations()
+    unknown = [service for service in services or [] if service not in known]
+    if unknown:
+        raise CliError(
+            f"no schema of {', '.join(map(repr, unknown))}: the services with one are "
+            f"{', '.join(known)}",
+            2,
+        )
+    wanted = services or known
+    url = CommonSettings().database_url
+    behind = asyncio.run(migrations.wait_for_schemas(url, wanted, timeout_s=timeout))
+    if behind:
+        still = "; ".join(map(str, behind))
+        raise CliError(f"schemas still behind after {timeout:g} s: {still}", 1)
+    console.print(f"schemas at head: {', '.join(wanted)}")
