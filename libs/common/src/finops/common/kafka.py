@@ -21,11 +21,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from finops.common.catch_up import CatchUp
 from finops.common.settings import CommonSettings
 from finops.common.topics import ALL_TOPICS, TopicSpec
+from finops.common.waiting import wait_until_none_left
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +187,6 @@ async def ensure_topics(
         await admin.close()
 
 
-class TopicsMissing(RuntimeError):
-    """Some declared topics do not exist on the broker (yet)."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(f"missing topics: {', '.join(names)}")
-        self.names = names
-
-
 async def missing_topics(
     settings: CommonSettings, specs: Iterable[TopicSpec] = ALL_TOPICS
 ) -> list[str]:
@@ -220,31 +212,13 @@ async def wait_for_topics(
     every one exists). An unreachable broker counts as every topic missing, and is asked
     again: a pod may start before Kafka answers."""
     wanted = list(specs)
-    missing = [spec.name for spec in wanted]
-
-    async def look() -> None:
-        nonlocal missing
-        try:
-            missing = await missing_topics(settings, wanted)
-        except KafkaError as exc:
-            log.warning("broker not answering", extra={"error": repr(exc)})
-            raise TopicsMissing(missing) from exc
-        if missing:
-            log.info("waiting for topics", extra={"topics": missing})
-            raise TopicsMissing(missing)
-
-    try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TopicsMissing),
-            stop=stop_after_delay(timeout_s),
-            wait=wait_fixed(poll_s),
-            reraise=True,
-        ):
-            with attempt:
-                await look()
-    except TopicsMissing as exc:
-        return exc.names
-    return []
+    return await wait_until_none_left(
+        lambda: missing_topics(settings, wanted),
+        unanswered=[spec.name for spec in wanted],
+        unreachable=(KafkaError,),
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )
 
 
 class TopicReadStalled(RuntimeError):

@@ -7,7 +7,6 @@ A service that owns tables keeps an Alembic script folder at ``finops.<service>.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,8 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-log = logging.getLogger(__name__)
+from finops.common.waiting import wait_until_none_left
 
 SERVICES_WITH_MIGRATIONS_CANDIDATES = ("auth", "experiments", "optimizer", "healer")
 
@@ -151,12 +149,6 @@ async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaB
         await connection.close()
 
 
-class _StillBehind(Exception):
-    def __init__(self, behind: list[SchemaBehind]) -> None:
-        super().__init__("; ".join(map(str, behind)))
-        self.behind = behind
-
-
 async def wait_for_schemas(
     database_url: str, services: list[str], *, timeout_s: float, poll_s: float = 2.0
 ) -> list[SchemaBehind]:
@@ -164,28 +156,10 @@ async def wait_for_schemas(
     by someone else (the migration Job on Kubernetes); return those still behind after
     ``timeout_s`` (empty: none). A database that does not answer counts as no schema yet,
     and is asked again."""
-    behind = [SchemaBehind(service, (), heads(service)) for service in services]
-
-    async def look() -> None:
-        nonlocal behind
-        try:
-            behind = await schemas_behind(database_url, services)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("database not answering", extra={"error": repr(exc)})
-            raise _StillBehind(behind) from exc
-        if behind:
-            log.info("waiting for migrations", extra={"behind": [str(b) for b in behind]})
-            raise _StillBehind(behind)
-
-    try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(_StillBehind),
-            stop=stop_after_delay(timeout_s),
-            wait=wait_fixed(poll_s),
-            reraise=True,
-        ):
-            with attempt:
-                await look()
-    except _StillBehind as exc:
-        return exc.behind
-    return []
+    return await wait_until_none_left(
+        lambda: schemas_behind(database_url, services),
+        unanswered=[SchemaBehind(service, (), heads(service)) for service in services],
+        unreachable=(OSError, asyncpg.PostgresError),
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )

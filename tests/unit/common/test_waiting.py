@@ -1,0 +1,31 @@
+"""finops.common.waiting: the examples run; a look that raises something else is not waited on."""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+
+import pytest
+
+from finops.common import waiting
+
+
+def test_doctests():
+    result = doctest.testmod(waiting)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_error_that_is_not_unreachable_ends_the_wait_at_once():
+    calls = []
+
+    async def broken() -> list[str]:
+        calls.append(1)
+        raise ValueError("a bug, not a server that is away")
+
+    with pytest.raises(ValueError, match="a bug"):
+        asyncio.run(
+            waiting.wait_until_none_left(
+                broken, unanswered=["a"], unreachable=(OSError,), timeout_s=5, poll_s=0
+            )
+        )
+    assert calls == [1]
