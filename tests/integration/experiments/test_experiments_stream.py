@@ -3,10 +3,13 @@ restarts with nothing counted twice."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
-from support import wait_until
+from support import llm_call, wait_until
+
+from finops.common.kafka import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,22 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         # and counted with them (docs/experiments.md): at least the 100 retries, never fewer.
         assert final["duplicates_dropped"] - after_restart["duplicates_dropped"] >= 100
         assert final["status"] == "running" and final["decision"] is None
+
+
+async def test_a_record_whose_task_type_holds_a_nul_is_parked_and_the_intake_goes_on(
+    lab,
+) -> None:
+    # A call accepted before ingest refused NUL characters: its task type could not be
+    # recorded in PostgreSQL, and that failure stopped the intake for good (every later
+    # call unread, every new task type unknown, /readyz down, again after each restart).
+    poison = llm_call("bot", task_type=f"sum\x00{lab.tag}", cost_usd=0.01)
+    await lab.publish([poison])
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+    parked = [
+        json.loads(r.value)["id"]
+        async for r in read_topic(lab.kafka, lab.cost.dlq, idle_s=1.0, timeout_s=60)
+    ]
+    assert parked == [poison["id"]]

@@ -399,6 +399,38 @@ def test_batch_ok_and_not_a_list() -> None:
     assert bad_json.errors[0]["type"] == "json_invalid"
 
 
+def test_a_nul_character_in_any_string_is_refused_with_its_field() -> None:
+    # PostgreSQL's text cannot hold NUL: an event carrying one in its task type stopped the
+    # experiments' intake (its task-type insert failed) for good.
+    in_task = llm_call(task_type="sum\x00marize")
+    in_config_key = llm_call(config={"prompt\x00version": "v7"})
+    in_message = error_event()
+    in_message["data"]["error"]["message"] = "slow\x00down"
+    for batch in ([LLM, in_task, in_config_key, in_message], json.dumps([LLM, in_task])):
+        result = validate_batch(batch)
+        assert result.events is None
+        assert all(e["type"] == "invalid_text" for e in result.errors)
+    assert [(e["index"], e["field"]) for e in validate_batch([LLM, in_task]).errors] == [
+        (1, "data.task_type")
+    ]
+    assert [(e["index"], e["field"]) for e in validate_batch([in_config_key]).errors] == [
+        (0, "data.config.prompt\x00version")
+    ]
+    assert [(e["index"], e["field"]) for e in validate_batch([in_message]).errors] == [
+        (0, "data.error.message")
+    ]
+
+
+def test_a_record_with_a_nul_character_does_not_decode() -> None:
+    # one accepted before ingest refused them: consumers dead-letter it instead of storing it
+    value = json.dumps(llm_call(task_type="sum\x00marize")).encode()
+    assert b"\\u0000" in value
+    with pytest.raises(ValueError, match="NUL"):
+        Event.from_kafka(value)
+    escaped_backslash = json.dumps(llm_call(task_type="sum\\u0000marize")).encode()
+    assert Event.from_kafka(escaped_backslash).data.task_type == "sum\\u0000marize"
+
+
 # ----------------------------------------------------------------------------- usage
 def test_anthropic_raw_usage_normalizes() -> None:
     u = Usage.model_validate(ANTHROPIC_USAGE)

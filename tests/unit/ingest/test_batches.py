@@ -189,6 +189,17 @@ def test_event_times_beyond_the_clock_skew_or_the_retention_are_refused_with_the
     assert len(parse_batch(encode(events[:3]), AGENT, 1000)) == 3
 
 
+def test_a_nul_character_in_an_event_string_is_invalid_events_naming_the_field():
+    events = [call(), call(task_type="sum\x00marize"), call(model="gpt\x00-4o")]
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(encode(events), AGENT, 1000)
+    assert caught.value.code == "invalid_events"
+    assert [(d["index"], d["field"], d["type"]) for d in caught.value.details] == [
+        (1, "data.task_type", "invalid_text"),
+        (2, "data.model", "invalid_text"),
+    ]
+
+
 def test_events_for_another_agent_need_write_any():
     events = [call(), call(agent="someone-else")]
     with pytest.raises(AgentMismatch) as caught:

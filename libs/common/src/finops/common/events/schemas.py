@@ -44,7 +44,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, from_json
 
 from finops.common.events.usage import TokenCount, UsageInput
 
@@ -414,8 +414,13 @@ class Event(_Strict):
 
     @classmethod
     def from_kafka(cls, value: bytes | str) -> Event:
-        """Parse a Kafka record value (any event type); raises ``ValidationError``."""
+        """Parse a Kafka record value (any event type); raises ``ValidationError``, or
+        ``ValueError`` for a string holding a NUL (one written before ingest refused them)."""
         event = _EVENT_ADAPTER.validate_json(value)
+        if _may_hold_nul(value):
+            fields = _nul_fields(event.model_dump(), "")
+            if fields:
+                raise ValueError(f"{fields[0]}: {NUL_MESSAGE}")
         if not isinstance(event, cls):
             raise TypeError(f"expected {cls.__name__}, got {type(event).__name__}")
         return event
@@ -459,6 +464,44 @@ def stamp_principal(event: Event, principal: str | None) -> Event:
 
 # ---------------------------------------------------------------- batches
 BatchError = dict[str, Any]  # {"index": int | None, "field": str, "message": str, "type": str}
+
+NUL_MESSAGE = "strings must not hold a NUL character"
+
+
+def _may_hold_nul(text: bytes | bytearray | str) -> bool:
+    """Whether JSON ``text`` may decode to a string holding a NUL: only the escape can (JSON
+    refuses a raw control character in a string), so most texts skip the field scan."""
+    if isinstance(text, str):
+        return "\\u0000" in text
+    return b"\\u0000" in text
+
+
+def _nul_fields(value: Any, path: str) -> list[str]:
+    """The dotted paths in ``value`` (JSON containers) whose string or key holds a NUL.
+
+    PostgreSQL's text and jsonb cannot store one, so a consumer that stores what an event
+    says (the experiments' task types) would fail on it for good.
+    """
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if isinstance(key, str) and "\x00" in key else _nul_fields(item, where)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += _nul_fields(item, f"{path}.{i}" if path else str(i))
+    return found
+
+
+def _nul_errors(batch: list[Any]) -> list[BatchError]:
+    return [
+        {"index": index, "field": field, "message": NUL_MESSAGE, "type": "invalid_text"}
+        for index, event in enumerate(batch)
+        for field in _nul_fields(event, "")
+    ]
+
 
 _WHOLE_EVENT_TYPES = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
@@ -508,17 +551,24 @@ class BatchResult:
 
 
 def validate_batch(
-    batch: list[Any] | bytes | str, *, time_bounds: TimeBounds | None = None
+    batch: list[Any] | bytes | str,
+    *,
+    time_bounds: TimeBounds | None = None,
+    parsed_from: bytes | None = None,
 ) -> BatchResult:
     """Validate a whole batch, reporting EVERY bad index and field.
 
     ``batch`` is a list of event dicts or the raw JSON array (bytes / str; fastest).
-    ``time_bounds`` refuses event times outside them (see :class:`TimeBounds`).
+    ``time_bounds`` refuses event times outside them (see :class:`TimeBounds`). A string
+    holding a NUL character is refused (type ``invalid_text``); ``parsed_from``, the JSON a
+    list was parsed from, lets a batch without the escape skip that scan.
     Returns ``BatchResult(events, [])`` or ``BatchResult(None, errors)``; the caller applies
     all-or-nothing semantics. Errors are sorted by index; a non-list batch gives one error
     with ``index=None``.
     """
     context = {_TIME_BOUNDS: time_bounds} if time_bounds is not None else None
+    text = batch if isinstance(batch, (bytes, bytearray, str)) else parsed_from
+    errors: list[BatchError] = []
     try:
         if isinstance(batch, (bytes, bytearray, str)):
             events = _BATCH_ADAPTER.validate_json(batch, context=context)
@@ -526,6 +576,16 @@ def validate_batch(
             events = _BATCH_ADAPTER.validate_python(batch, context=context)
     except ValidationError as exc:
         errors = validation_errors(exc, batch=True)
+    if text is None or _may_hold_nul(text):
+        decoded: Any = batch
+        if isinstance(batch, (bytes, bytearray, str)):
+            try:
+                decoded = from_json(batch)
+            except ValueError:  # reported above as json_invalid
+                decoded = None
+        if isinstance(decoded, list):
+            errors += _nul_errors(decoded)
+    if errors:
         errors.sort(key=lambda e: -1 if e["index"] is None else e["index"])
         return BatchResult(None, errors)
     return BatchResult(events, [])

@@ -51,7 +51,8 @@ PUBLISH_ERRORS = (
         "invalid_events",
         'the body is not a batch (a JSON array or `{"events": [...]}`), or events are '
         "invalid; details: `[{index, field, message, type}]` for every bad event and field "
-        "(type `time_in_future` or `time_too_old` for an implausible `time`)",
+        "(type `time_in_future` or `time_too_old` for an implausible `time`, `invalid_text` "
+        "for a string or key holding a NUL character)",
     ),
     ApiError(
         503,

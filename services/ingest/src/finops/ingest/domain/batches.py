@@ -78,7 +78,7 @@ def parse_batch(body: bytes, caller: Caller, limits: BatchLimits, now: datetime)
             details={"max_events": limits.max_events, "events": len(payload)},
         )
     bounds = TimeBounds(now.timestamp(), limits.max_clock_skew_s, limits.max_event_age_s)
-    result = validate_batch(payload, time_bounds=bounds)
+    result = validate_batch(payload, time_bounds=bounds, parsed_from=body)
     if not result.ok:
         raise InvalidBatch(details=result.errors)
     events: list[Event] = result.events or []
