@@ -95,3 +95,38 @@ async def test_a_restored_ledger_replaces_the_fresh_one() -> None:
     assert await intake.restore() is True
     assert intake.ledger.report()["auth"]["occurrences"] == 1
     assert (intake.offsets, intake.cluster_id) == ({"agent.error.v1:0": 7}, "cluster")
+
+
+def test_an_error_delivered_twice_is_one_occurrence_across_a_checkpoint() -> None:
+    # An SDK retry after a lost 202 publishes the same error event twice (docs/events.md:
+    # consumers count an id once): the second copy, before or after a restart, is no new error.
+    from finops.common.events import error_event, parse_event
+
+    event = parse_event(
+        error_event(
+            {
+                "agent_id": "bot",
+                "task_type": "summarize",
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-5",
+                "error": {"status_code": 529, "message": "Overloaded"},
+            }
+        )
+    )
+    _, value = event.to_kafka()
+    intake = OutcomeIntake(HealingLedger(), None, MemoryStore(), ErrorClassifier(), name="t")  # type: ignore[arg-type]
+    intake.apply("agent.error.v1", value)
+    intake.apply("agent.error.v1", value)
+    assert intake.ledger.report()["overloaded"]["occurrences"] == 1
+    restored = HealingLedger.from_state(json.loads(json.dumps(intake.ledger.to_state())))
+    intake.ledger = restored
+    intake.apply("agent.error.v1", value)
+    assert intake.ledger.report()["overloaded"]["occurrences"] == 1
+
+
+def test_a_ledger_saved_before_it_remembered_error_ids_restores() -> None:
+    ledger = HealingLedger()
+    ledger.failed(ErrorKind.AUTH, None, 0.0)
+    state = ledger.to_state()
+    state.pop("error_ids", None)
+    assert HealingLedger.from_state(state).report()["auth"]["occurrences"] == 1

@@ -6,8 +6,8 @@ newest generation holds ``capacity / 4`` ids the oldest generation is dropped. H
 ``0.75 * capacity`` distinct ids are always remembered, up to ``capacity`` (default 1,000,000,
 i.e. at 5,000 events/s at least the last 2.5 minutes, at 100 events/s the last 2 hours).
 Redeliveries (Kafka at-least-once, SDK retries) fall well within it. The optimizer's spend
-analytics and the healer's breakers keep their ids in the checkpoints saved with their consumer
-offsets, so their numbers stay exact across restarts.
+analytics, the healer's breakers and its healing stats keep their ids in the checkpoints saved
+with their consumer offsets, so their numbers stay exact across restarts.
 """
 
 from __future__ import annotations
@@ -86,6 +86,20 @@ class IdDedupe:
     def horizon(self) -> int:
         """Number of most recent distinct ids that are guaranteed to be remembered."""
         return self._gen_size * (self.generations - 1)
+
+    def copy(self) -> IdDedupe:
+        """An independent copy (a snapshot to serialise elsewhere while this one goes on).
+
+        >>> d = IdDedupe(capacity=8)
+        >>> _ = d.add(1)
+        >>> c = d.copy()
+        >>> _ = d.add(2)
+        >>> 1 in c, 2 in c
+        (True, False)
+        """
+        copied = IdDedupe(self.capacity, self.generations)
+        copied._gens = [set(g) for g in self._gens]
+        return copied
 
     def resized(self, capacity: int) -> IdDedupe:
         """This memory with another capacity (a setting changed since a checkpoint): its ids

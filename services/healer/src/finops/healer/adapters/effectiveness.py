@@ -137,7 +137,7 @@ class OutcomeIntake(CheckpointedState):
             error, hint = from_error_data(event.data)
             kind = self.classifier.classify(error, hint).kind
             advice_id = event.data.remedy.advice_id if event.data.remedy else None
-            self.ledger.failed(kind, advice_id, at_s)
+            self.ledger.failed(kind, advice_id, at_s, event.id)
         elif isinstance(event, LlmCallEvent) and event.data.remedy is not None:
             data, advice_id = event.data, event.data.remedy.advice_id
             cost = data.cost_usd or 0.0

@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from uuid import UUID
 
+from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.healer.domain.effectiveness import RemedyLearner
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
@@ -32,6 +34,9 @@ from finops.healer.domain.taxonomy import ErrorKind
 MAX_PENDING = 200_000
 #: Outcomes that arrived before their advice, kept until it does.
 MAX_WAITING = 20_000
+#: Error event ids remembered, so a redelivered error is one occurrence (see IdDedupe; as
+#: many as the breakers of a partition remember by default).
+ERROR_IDS = 65_536
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class HealingLedger:
     pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
     waiting: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
     healed_chains: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    error_ids: IdDedupe = field(default_factory=lambda: IdDedupe(ERROR_IDS))
 
     def _stats(self, kind: ErrorKind) -> KindStats:
         return self.kinds.setdefault(kind, KindStats())
@@ -136,8 +142,13 @@ class HealingLedger:
         if early is not None:
             self._resolve(entry, early)
 
-    def failed(self, kind: ErrorKind, advice_id: str | None, at_s: float) -> None:
-        """One classified error; ``advice_id`` is the advice the agent had applied, if any."""
+    def failed(
+        self, kind: ErrorKind, advice_id: str | None, at_s: float, event_id: UUID | None = None
+    ) -> None:
+        """One classified error; ``advice_id`` is the advice the agent had applied, if any.
+        An ``event_id`` already counted (a redelivered event) counts nothing."""
+        if event_id is not None and not self.error_ids.add(fingerprint(event_id)):
+            return
         self._stats(kind).occurrences += 1
         if advice_id is not None:
             self._outcome(Outcome(advice_id, healed=False, at_s=at_s))
@@ -196,6 +207,7 @@ class HealingLedger:
             pending=list(self.pending.values()),
             waiting=list(self.waiting.values()),
             healed_chains=list(self.healed_chains),
+            error_ids=self.error_ids.copy(),
         )
 
     @classmethod
@@ -214,6 +226,8 @@ class HealingLedger:
         for row in state["waiting"]:
             ledger.waiting[row["advice_id"]] = Outcome(**row)
         ledger.healed_chains = OrderedDict.fromkeys(state["healed_chains"])
+        if "error_ids" in state:  # absent from checkpoints of earlier versions
+            ledger.error_ids = IdDedupe.from_state(state["error_ids"])
         return ledger
 
 
@@ -226,6 +240,7 @@ class LedgerSnapshot:
     pending: list[_Pending]
     waiting: list[Outcome]
     healed_chains: list[str]
+    error_ids: IdDedupe
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -234,6 +249,7 @@ class LedgerSnapshot:
             "pending": [_pending_state(p) for p in self.pending],
             "waiting": [asdict(o) for o in self.waiting],
             "healed_chains": self.healed_chains,
+            "error_ids": self.error_ids.to_state(),
         }
 
 
