@@ -4,14 +4,17 @@ app in one process. No I/O at import."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
+from finops.common.datastores import is_dependency_failure
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
@@ -26,6 +29,12 @@ from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
 from finops.experiments.api.routes import router
 from finops.experiments.settings import ExperimentsSettings
+
+log = logging.getLogger(__name__)
+
+#: the first wait before a new intake after a dependency failure; it doubles up to the max
+RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 10.0
 
 
 def create_app(
@@ -42,21 +51,23 @@ def create_app(
         app.state.experiments = repo
         producer = make_producer(settings)
         await producer.start()
-        intake = await open_intake(settings, app.state.db, producer, repo)
-        consumer = intake.consumer
-        assert intake.forwarder is not None
-        app.state.intake = intake
+        app.state.intake = await open_intake(settings, app.state.db, producer, repo)
+        app.state.intake_failure = None
+
+        async def reopen() -> AnalysisIntake:
+            return await open_intake(settings, app.state.db, producer, repo)
 
         stop = asyncio.Event()
-        runner = asyncio.create_task(intake.run(stop), name="experiments-intake")
+        runner = asyncio.create_task(
+            keep_intake_running(app, reopen, stop), name="experiments-intake"
+        )
         try:
             with gc_pauses_watched("experiments", freeze=settings.freeze_startup_heap):
                 yield
         finally:
             stop.set()
             await finish(runner, timeout=30)
-            await consumer.stop()
-            await intake.forwarder.consumer.stop()
+            await stop_intake(app.state.intake)
             await producer.stop()
 
     app = create_stream_service_app(
@@ -69,7 +80,7 @@ def create_app(
         readiness=lambda app: {
             "postgres": lambda: postgres_check(app.state.db),
             "redis": lambda: redis_check(app.state.redis),
-            "intake": lambda: _intake_check(),
+            "intake": lambda: _intake_check(app),
         },
         description="Automated cost A/B tests that stay valid under continuous monitoring.",
     )
@@ -120,7 +131,68 @@ async def open_intake(
     return intake
 
 
-async def _intake_check() -> None:
+async def stop_intake(intake: AnalysisIntake) -> None:
+    """Stop both stages' consumers (again is harmless)."""
+    await intake.consumer.stop()
+    if intake.forwarder is not None:
+        await intake.forwarder.consumer.stop()
+
+
+def _dependency_failed(exc: BaseException | None) -> bool:
+    """Whether PostgreSQL or the broker failed under ``exc``, or under what caused it (a
+    partition that could not be adopted)."""
+    while exc is not None:
+        if is_dependency_failure(exc) or isinstance(exc, KafkaError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+async def keep_intake_running(
+    app: FastAPI, reopen: Callable[[], Awaitable[AnalysisIntake]], stop: asyncio.Event
+) -> None:
+    """Run ``app.state.intake`` until ``stop``. When PostgreSQL or the broker fails under it,
+    stop it and open a new one, which starts from the checkpoints as a restarted service does
+    (nothing lost, nothing counted twice), retrying with backoff until the dependency answers;
+    meanwhile ``app.state.intake_failure`` says why the intake is not ready. Any other failure
+    ends the loop (and readiness)."""
+    delay = RESTART_DELAY_S
+    while True:
+        intake = app.state.intake
+        try:
+            await intake.run(stop)
+            return
+        except Exception as exc:
+            if not _dependency_failed(exc):
+                log.exception("the event intake failed")
+                raise
+            app.state.intake_failure = exc
+            log.warning(
+                "a dependency failed under the event intake; restarting it from its checkpoints",
+                extra={"error": repr(exc)},
+            )
+        finally:
+            await stop_intake(intake)
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            delay = min(2 * delay, MAX_RESTART_DELAY_S)
+            try:
+                app.state.intake = await reopen()
+                break
+            except Exception as exc:
+                if not _dependency_failed(exc):
+                    raise
+                app.state.intake_failure = exc
+        app.state.intake_failure = None
+
+
+async def _intake_check(app: FastAPI) -> None:
     runner = [t for t in asyncio.all_tasks() if t.get_name() == "experiments-intake"]
     if not runner or runner[0].done():
         raise RuntimeError("the event intake is not running")
+    failure = getattr(app.state, "intake_failure", None)
+    if failure is not None:
+        raise RuntimeError(f"the event intake is restarting after {failure!r}")
