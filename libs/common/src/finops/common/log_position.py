@@ -11,6 +11,10 @@ so the state is kept and nothing new is skipped.
 The check reads the record just before each saved offset instead of asking for the end
 offsets: some Kafka-protocol brokers (the local tansu broker) answer ListOffsets(latest)
 wrongly, while a fetch is answered right by every broker.
+A fetch that does not answer within the probe's time is ambiguous (tansu answers one past the
+end with nothing; a loaded broker is slow): then a saved offset within the end offset the
+broker reports is kept, since re-reading the partition whole would count again every event
+older than the consumer's memory of ids.
 """
 
 from __future__ import annotations
@@ -120,16 +124,47 @@ async def _offsets_the_log_holds(
             consumer.assign(list(existing))
             for tp in existing:
                 consumer.seek(tp, to_probe[tp] - 1)
-            verdict.update(await _probe(consumer, {tp: to_probe[tp] for tp in existing}, timeout_s))
+            answered, silent = await _probe(
+                consumer, {tp: to_probe[tp] for tp in existing}, timeout_s
+            )
+            verdict.update(answered)
+            if silent:
+                verdict.update(await _judge_silent(consumer, silent, timeout_s))
     finally:
         await consumer.stop()
     return verdict
 
 
+async def _judge_silent(
+    consumer: AIOKafkaConsumer, silent: dict[TopicPartition, int], timeout_s: float
+) -> dict[str, str | None]:
+    """Partitions whose probe got no record in time. The local broker answers a fetch past the
+    end with nothing, but a loaded one can be as slow: the end offset it reports decides. It
+    may report less than the true end (tansu's lags), never more, so a saved offset at or
+    below it is in the log and is kept; any other is judged past the end."""
+    ends = await consumer.end_offsets(list(silent))
+    verdict: dict[str, str | None] = {}
+    for tp, saved in silent.items():
+        key = partition_key(tp)
+        if ends.get(tp, 0) >= saved:
+            log.warning(
+                "the broker did not answer a fetch of %s within %.0f s; resuming from the saved"
+                " offset %d",
+                key,
+                timeout_s,
+                saved,
+            )
+            verdict[key] = None
+        else:
+            verdict[key] = f"offset {saved} of {key} is past the end"
+    return verdict
+
+
 async def _probe(
     consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int], timeout_s: float
-) -> dict[str, str | None]:
-    """Fetch from each saved offset minus one and judge by the first record that comes back."""
+) -> tuple[dict[str, str | None], dict[TopicPartition, int]]:
+    """Fetch from each saved offset minus one and judge by the first record that comes back;
+    also returns the partitions from which none came back in time."""
     verdict: dict[str, str | None] = {}
     pending = dict(wanted)
     deadline = time.monotonic() + timeout_s
@@ -148,6 +183,4 @@ async def _probe(
                 else f"offset {saved} of {partition_key(tp)} is past the end of the log"
             )
         await asyncio.sleep(0)
-    for tp, saved in pending.items():
-        verdict[partition_key(tp)] = f"offset {saved} of {partition_key(tp)} is past the end"
-    return verdict
+    return verdict, pending

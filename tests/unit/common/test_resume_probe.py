@@ -1,0 +1,54 @@
+"""Where a checkpointed consumer resumes when the broker is slow to answer the probe: a saved
+offset within the end offset the broker reports is kept (a probe that timed out proves
+nothing), one beyond it resumes from the earliest offset (fakes for the consumer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from finops.common import log_position
+from finops.common.settings import CommonSettings
+
+
+class SilentBroker:
+    """A consumer whose fetches never come back in time, with the end offsets given."""
+
+    def __init__(self, ends: dict[TopicPartition, int]) -> None:
+        self.ends = ends
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {tp.partition for tp in self.ends if tp.topic == topic}
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    async def getmany(self, *partitions: Any, **options: Any) -> dict[Any, list[Any]]:
+        return {}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in partitions}
+
+
+async def test_a_probe_without_answer_keeps_an_offset_within_the_reported_end(
+    monkeypatch,
+) -> None:
+    # A loaded local broker took over 3 s to answer; the healer and the optimizer then read
+    # whole partitions again from offset 0 ("past the end"), counting anew every event older
+    # than their memories of ids.
+    broker = SilentBroker(
+        {TopicPartition("t", 0): 3614, TopicPartition("t", 1): 0, TopicPartition("t", 2): 10}
+    )
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
+    verdict = await log_position._offsets_the_log_holds(
+        CommonSettings(), {"t:0": 3238, "t:1": 5, "t:2": 404}, timeout_s=0.05
+    )
+    assert verdict["t:0"] is None
+    assert verdict["t:1"] is not None and "past the end" in verdict["t:1"]
+    assert verdict["t:2"] is not None and "past the end" in verdict["t:2"]
