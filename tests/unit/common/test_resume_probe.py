@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from finops.common import log_position
 from finops.common.settings import CommonSettings
@@ -52,3 +53,21 @@ async def test_a_probe_without_answer_keeps_an_offset_within_the_reported_end(
     assert verdict["t:0"] is None
     assert verdict["t:1"] is not None and "past the end" in verdict["t:1"]
     assert verdict["t:2"] is not None and "past the end" in verdict["t:2"]
+
+
+class MuteBroker(SilentBroker):
+    """Nor does it report end offsets."""
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        raise KafkaTimeoutError()
+
+
+async def test_a_broker_that_reports_no_end_offsets_either_resumes_from_the_earliest(
+    monkeypatch,
+) -> None:
+    broker = MuteBroker({TopicPartition("t", 0): 3614})
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
+    verdict = await log_position._offsets_the_log_holds(
+        CommonSettings(), {"t:0": 3238}, timeout_s=0.05
+    )
+    assert verdict["t:0"] == "offset 3238 of t:0 is past the end"

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from finops.common.kafka import make_admin, make_consumer
 from finops.common.settings import CommonSettings
@@ -142,7 +143,11 @@ async def _judge_silent(
     end with nothing, but a loaded one can be as slow: the end offset it reports decides. It
     may report less than the true end (tansu's lags), never more, so a saved offset at or
     below it is in the log and is kept; any other is judged past the end."""
-    ends = await consumer.end_offsets(list(silent))
+    try:
+        ends = await consumer.end_offsets(list(silent))
+    except KafkaError as exc:  # no answer at all: as if past the end (state kept, re-read)
+        log.warning("the broker did not report end offsets", extra={"error": repr(exc)})
+        ends = {}
     verdict: dict[str, str | None] = {}
     for tp, saved in silent.items():
         key = partition_key(tp)

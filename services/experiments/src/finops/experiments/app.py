@@ -4,17 +4,14 @@ app in one process. No I/O at import."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
-from finops.common.datastores import is_dependency_failure
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
@@ -24,17 +21,12 @@ from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
+from finops.experiments.adapters.intake_supervisor import keep_intake_running, stop_intake
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
 from finops.experiments.api.routes import router
 from finops.experiments.settings import ExperimentsSettings
-
-log = logging.getLogger(__name__)
-
-#: the first wait before a new intake after a dependency failure; it doubles up to the max
-RESTART_DELAY_S = 1.0
-MAX_RESTART_DELAY_S = 10.0
 
 
 def create_app(
@@ -59,7 +51,7 @@ def create_app(
 
         stop = asyncio.Event()
         runner = asyncio.create_task(
-            keep_intake_running(app, reopen, stop), name="experiments-intake"
+            keep_intake_running(app.state, reopen, stop), name="experiments-intake"
         )
         try:
             with gc_pauses_watched("experiments", freeze=settings.freeze_startup_heap):
@@ -129,64 +121,6 @@ async def open_intake(
     await intake.start()
     await forwarder.start(settings.cost_topic)
     return intake
-
-
-async def stop_intake(intake: AnalysisIntake) -> None:
-    """Stop both stages' consumers (again is harmless)."""
-    await intake.consumer.stop()
-    if intake.forwarder is not None:
-        await intake.forwarder.consumer.stop()
-
-
-def _dependency_failed(exc: BaseException | None) -> bool:
-    """Whether PostgreSQL or the broker failed under ``exc``, or under what caused it (a
-    partition that could not be adopted)."""
-    while exc is not None:
-        if is_dependency_failure(exc) or isinstance(exc, KafkaError):
-            return True
-        exc = exc.__cause__
-    return False
-
-
-async def keep_intake_running(
-    app: FastAPI, reopen: Callable[[], Awaitable[AnalysisIntake]], stop: asyncio.Event
-) -> None:
-    """Run ``app.state.intake`` until ``stop``. When PostgreSQL or the broker fails under it,
-    stop it and open a new one, which starts from the checkpoints as a restarted service does
-    (nothing lost, nothing counted twice), retrying with backoff until the dependency answers;
-    meanwhile ``app.state.intake_failure`` says why the intake is not ready. Any other failure
-    ends the loop (and readiness)."""
-    delay = RESTART_DELAY_S
-    while True:
-        intake = app.state.intake
-        try:
-            await intake.run(stop)
-            return
-        except Exception as exc:
-            if not _dependency_failed(exc):
-                log.exception("the event intake failed")
-                raise
-            app.state.intake_failure = exc
-            log.warning(
-                "a dependency failed under the event intake; restarting it from its checkpoints",
-                extra={"error": repr(exc)},
-            )
-        finally:
-            await stop_intake(intake)
-        while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
-                return
-            delay = min(2 * delay, MAX_RESTART_DELAY_S)
-            try:
-                app.state.intake = await reopen()
-                break
-            except Exception as exc:
-                if not _dependency_failed(exc):
-                    raise
-                app.state.intake_failure = exc
-        app.state.intake_failure = None
 
 
 async def _intake_check(app: FastAPI) -> None:
