@@ -6,7 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 from finops.auth.domain.model import ApiKey, User
 from finops.auth.domain.policy import (
@@ -30,25 +37,25 @@ Clean = BeforeValidator(_refuse_forbidden_characters)
 SafeText = Annotated[str, Clean]
 Username = Annotated[
     str,
-    Clean,
     Field(min_length=3, max_length=32, pattern=r"^[a-z0-9_.-]+$", examples=["build-agent-7"]),
+    Clean,
 ]
-Email = Annotated[EmailStr, Clean, Field(max_length=EMAIL_MAX_CHARS, examples=["ops@example.com"])]
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_CHARS, examples=["ops@example.com"]), Clean]
 NewPassword = Annotated[
     str,
-    Clean,
     Field(
         min_length=PASSWORD_MIN_CHARS,
         max_length=PASSWORD_MAX_CHARS,
         examples=["a long passphrase of yours"],
     ),
+    Clean,
 ]
 # Login accepts what registration accepts, plus legacy passwords up to a sane bound.
-LoginPassword = Annotated[str, Clean, Field(min_length=1, max_length=1024)]
+LoginPassword = Annotated[str, Field(min_length=1, max_length=1024), Clean]
 LoginName = Annotated[
-    str, Clean, Field(min_length=1, max_length=EMAIL_MAX_CHARS, examples=["build-agent-7"])
+    str, Field(min_length=1, max_length=EMAIL_MAX_CHARS, examples=["build-agent-7"]), Clean
 ]
-OpaqueToken = Annotated[str, Clean, Field(min_length=1, max_length=512)]
+OpaqueToken = Annotated[str, Field(min_length=1, max_length=512), Clean]
 
 
 class _Strict(BaseModel):
@@ -64,7 +71,7 @@ class RegisterRequest(_Strict):
 class LoginRequest(_Strict):
     login: LoginName = Field(description="username or email address")
     password: LoginPassword
-    scope: Annotated[str, Clean, Field(max_length=1024)] | None = Field(
+    scope: Annotated[str, Field(max_length=1024), Clean] | None = Field(
         None, description="space-separated subset of the account's scopes (default: all)"
     )
 
@@ -72,18 +79,18 @@ class LoginRequest(_Strict):
 class TokenForm(BaseModel):
     """The OAuth2 token request (``application/x-www-form-urlencoded``)."""
 
-    grant_type: Annotated[str, Clean, Field(max_length=64)] | None = Field(
+    grant_type: Annotated[str, Field(max_length=64), Clean] | None = Field(
         None,
         description="password (default), client_credentials (API key) or refresh_token",
     )
-    username: Annotated[str, Clean, Field(max_length=EMAIL_MAX_CHARS)] | None = None
-    password: Annotated[str, Clean, Field(max_length=1024)] | None = None
-    scope: Annotated[str, Clean, Field(max_length=1024)] = ""
-    client_id: Annotated[str, Clean, Field(max_length=256)] | None = None
-    client_secret: Annotated[str, Clean, Field(max_length=512)] | None = Field(
+    username: Annotated[str, Field(max_length=EMAIL_MAX_CHARS), Clean] | None = None
+    password: Annotated[str, Field(max_length=1024), Clean] | None = None
+    scope: Annotated[str, Field(max_length=1024), Clean] = ""
+    client_id: Annotated[str, Field(max_length=256), Clean] | None = None
+    client_secret: Annotated[str, Field(max_length=512), Clean] | None = Field(
         None, description="the API key, for grant_type=client_credentials"
     )
-    refresh_token: Annotated[str, Clean, Field(max_length=512)] | None = None
+    refresh_token: Annotated[str, Field(max_length=512), Clean] | None = None
 
 
 class RefreshRequest(_Strict):
@@ -145,7 +152,9 @@ class RoleChange(_Strict):
 
 
 class ApiKeyCreate(_Strict):
-    name: Annotated[str, Clean, AfterValidator(str.strip), Field(min_length=1, max_length=100)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Clean
+    ]
     user_id: UUID | None = Field(
         None, description="the account the key acts as (default: yourself), e.g. an agent"
     )

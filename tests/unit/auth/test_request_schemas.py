@@ -1,0 +1,45 @@
+"""auth's request bodies: a field over its length says so in characters, and a control
+character is refused before any other check (NUL or a lone surrogate would break hashing or
+PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from finops.auth.api.schemas import ApiKeyCreate, LoginRequest, RefreshRequest, RegisterRequest
+
+
+def _errors(build: Callable[[], BaseModel]) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as caught:
+        build()
+    return [(error["type"], error["msg"]) for error in caught.value.errors()]
+
+
+@pytest.mark.parametrize(
+    ("build", "limit"),
+    [
+        # an access token sent where a refresh token goes: the first thing a user gets wrong
+        (lambda: RefreshRequest(refresh_token="x" * 600), 512),
+        (lambda: RegisterRequest(username="a" * 40, email="a@example.com", password="x" * 20), 32),
+        (lambda: LoginRequest(login="a" * 400, password="p"), 254),
+        (lambda: ApiKeyCreate(name=" " + "n" * 101), 100),
+    ],
+)
+def test_a_field_over_its_length_says_how_many_characters_it_may_have(build, limit):
+    assert _errors(build) == [("string_too_long", f"String should have at most {limit} characters")]
+
+
+def test_a_control_character_is_refused_before_the_length_is_checked():
+    assert _errors(lambda: RefreshRequest(refresh_token="x" * 600 + "\x00")) == [
+        ("value_error", "Value error, control characters and unpaired surrogates are not allowed")
+    ]
+
+
+def test_an_api_key_name_is_stripped_before_its_length_is_checked():
+    assert ApiKeyCreate(name="  deploy bot  ").name == "deploy bot"
+    assert _errors(lambda: ApiKeyCreate(name="   ")) == [
+        ("string_too_short", "String should have at least 1 character")
+    ]
