@@ -31,7 +31,7 @@ from finops.auth.settings import AuthSettings
 from finops.cli.process import free_port
 from finops.common.auth.scopes import Role
 from finops.common.kafka import read_topic
-from finops.common.settings import CommonSettings
+from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR
 from finops.healer.app import create_app as healer_app
 from finops.healer.settings import HealerSettings
@@ -120,11 +120,14 @@ async def _api_key_for_agent(http: httpx.AsyncClient, settings: AuthSettings) ->
 
 @pytest.fixture(scope="module")
 async def platform(infra, tmp_path_factory) -> AsyncIterator[Platform]:
+    # the local broker's settings, as the stack gives its services (LOCAL_BROKER_ENV): with
+    # Faust's 60 s session timeout the healer's join waited 30 s on the local broker
+    broker = LOCAL_BROKER_ENV if infra.local_broker else {}
     common = {
+        **{key.removeprefix("FINOPS_").lower(): value for key, value in broker.items()},
         "database_url": infra.database_url,
         "redis_url": infra.redis_url,
         "kafka_bootstrap": infra.kafka_bootstrap,
-        "kafka_enable_idempotence": not infra.local_broker,
         "environment": "test",
     }
     auth_settings = AuthSettings(data_dir=tmp_path_factory.mktemp("docs-auth"), **common)
