@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
 from finops.cli.process import free_port
+from finops.cli.stack import Stack
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
@@ -43,7 +44,21 @@ async def record(client: AsyncFinOpsClient, n: int, i0: int = 0) -> list[str]:
     ]
 
 
-async def test_100k_events_through_the_sdk_arrive_exactly_once_each(infra_env, tmp_path):
+def use_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the settings classes at ``stack``'s Redis and broker."""
+    monkeypatch.setenv("FINOPS_REDIS_URL", stack.redis_url)
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", stack.kafka_bootstrap)
+    for key, value in LOCAL_BROKER_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+async def test_100k_events_through_the_sdk_arrive_exactly_once_each(
+    disk_stack, tmp_path, monkeypatch
+):
+    # A stack of its own, not the session's: 100,000 more events on the session's
+    # agent.cost.v1 made every later reader of that topic on this worker (finops topics,
+    # simulate's lost-events count, the services' intakes) read them all again.
+    use_stack(disk_stack, monkeypatch)
     tokens = TokenFactory()
     agent = "fleet-" + uuid.uuid4().hex[:6]
     settings = IngestSettings(data_dir=tmp_path)
@@ -55,7 +70,7 @@ async def test_100k_events_through_the_sdk_arrive_exactly_once_each(infra_env, t
         sent = await record(client, N_EVENTS)
         await client.close(timeout=300)
     assert client.stats.delivered == N_EVENTS and client.stats.rejected == 0
-    kafka = CommonSettings(kafka_bootstrap=infra_env.kafka_bootstrap)
+    kafka = CommonSettings(kafka_bootstrap=disk_stack.kafka_bootstrap)
     # Read to quiet, not until every id was seen: a duplicate may come after the last new id.
     on_topic = Counter(await ids_on_topic(kafka, AGENT_COST.name, idle_s=3, timeout=300))
     copies = {event_id: on_topic[event_id] for event_id in sent}
@@ -67,10 +82,7 @@ async def test_100k_events_through_the_sdk_arrive_exactly_once_each(infra_env, t
 
 
 async def test_broker_outage_sdk_keeps_and_retries_nothing_lost(disk_stack, tmp_path, monkeypatch):
-    monkeypatch.setenv("FINOPS_REDIS_URL", disk_stack.redis_url)
-    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", disk_stack.kafka_bootstrap)
-    for key, value in LOCAL_BROKER_ENV.items():
-        monkeypatch.setenv(key, value)
+    use_stack(disk_stack, monkeypatch)
     tokens = TokenFactory()
     agent = "outage-" + uuid.uuid4().hex[:6]
     token = tokens.token(username=agent)
