@@ -191,3 +191,15 @@ def disk_stack(stack_dir: Path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def disk_infra(disk_stack: Stack) -> Infra:
+    """:func:`disk_stack` as an :class:`Infra`: for a test whose figures would otherwise
+    depend on what earlier tests left on the session's broker."""
+    return Infra(
+        disk_stack.database_url,
+        disk_stack.redis_url,
+        disk_stack.kafka_bootstrap,
+        disk_stack.local_broker,
+    )

@@ -17,7 +17,10 @@ from finops.common.topics import TopicSpec
 pytestmark = pytest.mark.integration
 
 
-async def test_tail_filters_and_topics_count_by_consuming(infra):
+async def test_tail_filters_and_topics_count_by_consuming(disk_infra):
+    # infrastructure of its own: `finops topics` counts every topic on the broker by reading
+    # it, and on the session's broker that was everything the worker's earlier tests sent
+    infra = disk_infra
     settings = CommonSettings(
         kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
     )
