@@ -112,6 +112,14 @@ async def test_wait_schema_exits_1_until_the_schema_is_at_head(image_env, empty_
     assert at_head.stdout.strip() == "schemas at head: auth"
 
 
+def test_wait_schema_gives_up_at_once_on_a_database_that_does_not_exist(image_env):
+    missing = urlunsplit(urlsplit(image_env["FINOPS_DATABASE_URL"])._replace(path="/nowhere"))
+    env = {**image_env, "FINOPS_DATABASE_URL": missing}
+    result = _entrypoint("wait-schema", "auth", "300", env=env)
+    assert result.returncode == 1
+    assert 'database: database "nowhere" does not exist' in result.stderr
+
+
 async def test_a_schema_newer_than_the_code_counts_as_at_head(empty_database):
     await asyncio.to_thread(migrations.upgrade, empty_database, "head", ["auth"])
     newer = await asyncpg.connect(empty_database)

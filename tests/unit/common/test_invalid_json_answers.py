@@ -104,3 +104,19 @@ def test_an_error_the_parser_does_not_locate_is_named_without_a_place(monkeypatc
     error = errors.InvalidJson.of(b"{")
     assert error.message == "request body is not valid JSON: an unusual message"
     assert error.details == unlocated
+
+
+@pytest.mark.parametrize("service", FACTORIES)
+def test_a_body_python_cannot_read_for_its_integer_limit_is_a_400_not_a_500(service: str) -> None:
+    # Python refuses integers over 4,300 digits with a bare ValueError; the trailing comma
+    # makes pydantic's parser refuse the body first in ingest, which then locates the error
+    body = b"[" + b"1" * 5000 + b",]"
+    client = _client(service)
+    for method, url in _json_body_endpoints(client.app):
+        response = client.request(method, url, content=body, headers=HEADERS)
+        error = response.json()["error"]
+        assert (url, response.status_code) == (url, 400)
+        if service == "ingest":
+            assert error["details"] == {"line": 1, "column": 4303, "reason": "number out of range"}
+        else:  # FastAPI's own answer to a body it cannot decode
+            assert error["code"] == "bad_request"

@@ -1,9 +1,11 @@
 """The experiments' intake supervisor with fake intakes: a dependency failure under the
-intake or while opening a new one is waited out; anything else ends the intake."""
+intake or while opening a new one is waited out, with pauses that grow while intakes keep
+failing; anything else ends the intake."""
 
 from __future__ import annotations
 
 import asyncio
+import doctest
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from finops.experiments.adapters import intake_supervisor
-from finops.experiments.adapters.intake_supervisor import keep_intake_running
+from finops.experiments.adapters.intake_supervisor import keep_intake_running, restarting_reason
 
 
 class FakeConsumer:
@@ -30,6 +32,7 @@ class FakeIntake:
         self.failure = failure
         self.consumer = FakeConsumer()
         self.forwarder = SimpleNamespace(consumer=FakeConsumer())
+        self.known: dict[str, Any] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.failure is not None:
@@ -37,39 +40,75 @@ class FakeIntake:
         await stop.wait()
 
 
-@pytest.fixture(autouse=True)
-def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(intake_supervisor, "FIRST_PAUSE_S", 0.0)
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the supervisor takes, none of them waited."""
+    taken: list[float] = []
+
+    async def pause(stop: asyncio.Event, seconds: float) -> bool:
+        taken.append(seconds)
+        return not stop.is_set()
+
+    monkeypatch.setattr(intake_supervisor, "_pause", pause)
+    return taken
 
 
-async def test_a_dependency_failure_opens_a_new_intake_once_the_dependency_answers() -> None:
-    first = FakeIntake("first", failure=ConnectionRefusedError("postgres went away"))
-    second = FakeIntake("second")
-    opened: list[Any] = [KafkaConnectionError("broker still away"), second]
-    failures_seen: list[str] = []
+def test_doctests():
+    result = doctest.testmod(intake_supervisor)
+    assert result.attempted > 0 and result.failed == 0
+
+
+async def test_intakes_that_fail_at_once_are_reopened_after_growing_pauses(pauses) -> None:
+    # a PostgreSQL outage: each new intake opens (the broker answers) and fails when it
+    # loads its checkpoints; the broker itself is away once, while a new one opens
+    outage = ConnectionRefusedError("postgres went away")
+    first = FakeIntake("first", failure=outage)
+    first.known["exp-1"] = "the definition of exp-1"
+    healthy = FakeIntake("healthy")
+    opened: list[Any] = [
+        FakeIntake("second", failure=outage),
+        KafkaConnectionError("broker away"),
+        FakeIntake("third", failure=outage),
+        healthy,
+    ]
     state = SimpleNamespace(intake=first, intake_failure=None)
     stop = asyncio.Event()
 
     async def reopen() -> FakeIntake:
-        failures_seen.append(repr(state.intake_failure))
         answer = opened.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        stop.set()  # the test ends once the new intake runs
+        if answer is healthy:
+            stop.set()  # the test ends once the healthy intake runs
         return answer
 
     await keep_intake_running(state, reopen, stop)
-    assert state.intake is second
-    assert state.intake_failure is None
-    assert failures_seen == [
-        "ConnectionRefusedError('postgres went away')",
-        "KafkaConnectionError('broker still away')",
-    ]
+    assert pauses == [1.0, 2.0, 4.0, 8.0]
+    assert state.intake is healthy
+    assert healthy.known == {"exp-1": "the definition of exp-1"}
     assert (first.consumer.stops, first.forwarder.consumer.stops) == (1, 1)
-    assert (second.consumer.stops, second.forwarder.consumer.stops) == (1, 1)
+    assert (healthy.consumer.stops, healthy.forwarder.consumer.stops) == (1, 1)
 
 
-async def test_any_other_failure_ends_the_intake() -> None:
+async def test_the_intake_is_not_ready_from_its_failure_until_a_new_one_has_run_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(intake_supervisor.time, "monotonic", lambda: now[0])
+    failure = ConnectionRefusedError("down")
+    assert restarting_reason(SimpleNamespace(intake_failure=None, intake_since=now[0])) is None
+    restarting = SimpleNamespace(intake_failure=failure, intake_since=None)
+    assert restarting_reason(restarting) == (
+        "the event intake is restarting after ConnectionRefusedError('down')"
+    )
+    reopened = SimpleNamespace(intake_failure=failure, intake_since=now[0])
+    now[0] += intake_supervisor.HEALTHY_S - 1
+    assert restarting_reason(reopened) is not None
+    now[0] += 1
+    assert restarting_reason(reopened) is None
+
+
+async def test_any_other_failure_ends_the_intake(pauses) -> None:
     broken = FakeIntake("broken", failure=ValueError("a bug"))
     state = SimpleNamespace(intake=broken, intake_failure=None)
 
@@ -79,9 +118,10 @@ async def test_any_other_failure_ends_the_intake() -> None:
     with pytest.raises(ValueError, match="a bug"):
         await keep_intake_running(state, reopen, asyncio.Event())
     assert broken.consumer.stops == 1
+    assert pauses == []
 
 
-async def test_no_new_intake_is_opened_once_the_service_stops() -> None:
+async def test_no_new_intake_is_opened_once_the_service_stops(pauses) -> None:
     failing = FakeIntake("failing", failure=ConnectionRefusedError("down"))
     state = SimpleNamespace(intake=failing, intake_failure=None)
     stop = asyncio.Event()
@@ -92,4 +132,6 @@ async def test_no_new_intake_is_opened_once_the_service_stops() -> None:
 
     await keep_intake_running(state, reopen, stop)
     assert state.intake is failing
-    assert repr(state.intake_failure) == "ConnectionRefusedError('down')"
+    assert restarting_reason(state) == (
+        "the event intake is restarting after ConnectionRefusedError('down')"
+    )

@@ -109,6 +109,8 @@ def db_wait(
     Creates and changes nothing: someone else migrates (`finops db upgrade`, the migration
     Job on Kubernetes). The Kubernetes pods run it first, so that new code does not start on
     an old schema; a schema newer than this code knows counts as at head."""
+    import asyncpg
+
     from finops.common import migrations
     from finops.common.settings import CommonSettings
 
@@ -122,7 +124,10 @@ def db_wait(
         )
     wanted = services or known
     url = CommonSettings().database_url
-    behind = asyncio.run(migrations.wait_for_schemas(url, wanted, timeout_s=timeout))
+    try:
+        behind = asyncio.run(migrations.wait_for_schemas(url, wanted, timeout_s=timeout))
+    except asyncpg.PostgresError as exc:  # a wrong password, no such database: no use waiting
+        raise CliError(f"database: {exc}", 1) from exc
     if behind:
         still = "; ".join(map(str, behind))
         raise CliError(f"schemas still behind after {timeout:g} s: {still}", 1)

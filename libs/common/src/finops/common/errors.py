@@ -89,6 +89,8 @@ def json_syntax_error(body: str | bytes) -> dict[str, Any] | None:
     {'line': 2, 'column': 3, 'reason': 'Expecting value'}
     >>> json_syntax_error(b"[" * 300 + b"]" * 300)
     {'line': 1, 'column': 202, 'reason': 'recursion limit exceeded'}
+    >>> json_syntax_error(b"[" + b"1" * 5000 + b",]")
+    {'line': 1, 'column': 4303, 'reason': 'number out of range'}
     >>> json_syntax_error(b'{"a": [1]}') is None
     True
     """
@@ -96,7 +98,7 @@ def json_syntax_error(body: str | bytes) -> dict[str, Any] | None:
         json.loads(body)
     except json.JSONDecodeError as exc:
         return {"line": exc.lineno, "column": exc.colno, "reason": exc.msg}
-    except (UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not UTF-8, an integer over Python's 4,300 digits
         pass
     try:
         from_json(body)

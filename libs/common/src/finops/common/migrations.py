@@ -149,17 +149,27 @@ async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaB
         await connection.close()
 
 
+#: a database that may answer later: not up yet, starting, or full; a wrong password or a
+#: database that does not exist will not, and ends the wait at once
+NOT_ANSWERING_YET = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
 async def wait_for_schemas(
     database_url: str, services: list[str], *, timeout_s: float, poll_s: float = 2.0
 ) -> list[SchemaBehind]:
     """Wait until every service of ``services`` has its schema at this code's head, migrated
     by someone else (the migration Job on Kubernetes); return those still behind after
-    ``timeout_s`` (empty: none). A database that does not answer counts as no schema yet,
-    and is asked again."""
+    ``timeout_s`` (empty: none). A database that does not answer yet counts as no schema
+    yet, and is asked again; any other database error is raised."""
     return await wait_until_none_left(
         lambda: schemas_behind(database_url, services),
         unanswered=[SchemaBehind(service, (), heads(service)) for service in services],
-        unreachable=(OSError, asyncpg.PostgresError),
+        unreachable=NOT_ANSWERING_YET,
         timeout_s=timeout_s,
         poll_s=poll_s,
     )

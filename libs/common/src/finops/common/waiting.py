@@ -54,7 +54,7 @@ async def wait_until_none_left(
         try:
             left = await look()
         except unreachable as exc:
-            log.warning("not answering yet", extra={"error": repr(exc)})
+            log.warning("not answering yet: %r", exc, extra={"error": repr(exc)})
             raise _Outstanding(left) from exc
         if left:
             log.info("waiting", extra={"left": [str(item) for item in left]})

@@ -21,7 +21,11 @@ from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
-from finops.experiments.adapters.intake_supervisor import keep_intake_running, stop_intake
+from finops.experiments.adapters.intake_supervisor import (
+    keep_intake_running,
+    restarting_reason,
+    stop_intake,
+)
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
@@ -118,8 +122,12 @@ async def open_intake(
         checkpoint_interval_s=settings.checkpoint_interval_s,
         refresh_interval_s=settings.refresh_interval_s,
     )
-    await intake.start()
-    await forwarder.start(settings.cost_topic)
+    try:
+        await intake.start()
+        await forwarder.start(settings.cost_topic)
+    except BaseException:
+        await stop_intake(intake)  # a consumer started and left behind would hold partitions
+        raise
     return intake
 
 
@@ -127,6 +135,6 @@ async def _intake_check(app: FastAPI) -> None:
     runner = [t for t in asyncio.all_tasks() if t.get_name() == "experiments-intake"]
     if not runner or runner[0].done():
         raise RuntimeError("the event intake is not running")
-    failure = getattr(app.state, "intake_failure", None)
-    if failure is not None:
-        raise RuntimeError(f"the event intake is restarting after {failure!r}")
+    reason = restarting_reason(app.state)
+    if reason is not None:
+        raise RuntimeError(reason)

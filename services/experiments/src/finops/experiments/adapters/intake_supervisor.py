@@ -1,33 +1,34 @@
 """Keeps the experiments' event intake running through PostgreSQL and broker outages.
 
 A dependency failure under the intake stops it, and a new one is opened from the
-checkpoints, as a restarted service would start (nothing lost, nothing counted twice), after a
-pause that doubles while the dependency still fails. Any other failure ends the intake.
+checkpoints, as a restarted service would start (nothing lost, nothing counted twice). The
+pause before each new intake doubles, up to :data:`MAX_PAUSE_S`, while intakes keep failing:
+during a PostgreSQL outage a new intake opens at once (it needs only the broker) and fails a
+moment later, when it loads its partitions' checkpoints; an intake that ran
+:data:`HEALTHY_S` before failing starts the pauses over. Any other failure ends the intake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from finops.common.datastores import is_dependency_failure
 from finops.experiments.adapters.stream import AnalysisIntake
 
 log = logging.getLogger(__name__)
 
-#: the pause before a new intake after a dependency failure; it doubles up to the max
+#: the pause before a new intake after one failure; it doubles with each failure in a row
 FIRST_PAUSE_S = 1.0
 MAX_PAUSE_S = 10.0
-
-
-class _Stopped(Exception):
-    """The service is stopping: no new intake."""
+#: how long an intake runs before it counts as healthy: ready, and its failure the first
+HEALTHY_S = 30.0
 
 
 def dependency_failed(exc: BaseException | None) -> bool:
@@ -40,6 +41,15 @@ def dependency_failed(exc: BaseException | None) -> bool:
     return False
 
 
+def pause_after(failures: int) -> float:
+    """The pause before the next intake after ``failures`` failures in a row.
+
+    >>> [pause_after(n) for n in range(1, 7)]
+    [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    """
+    return min(FIRST_PAUSE_S * 2 ** (failures - 1), MAX_PAUSE_S)
+
+
 async def stop_intake(intake: AnalysisIntake) -> None:
     """Stop both stages' consumers (again is harmless)."""
     await intake.consumer.stop()
@@ -47,14 +57,26 @@ async def stop_intake(intake: AnalysisIntake) -> None:
         await intake.forwarder.consumer.stop()
 
 
+def restarting_reason(state: Any) -> str | None:
+    """Why the intake is not ready while it restarts (None: it is): the failure, until a new
+    intake has run :data:`HEALTHY_S`."""
+    failure = getattr(state, "intake_failure", None)
+    since = getattr(state, "intake_since", None)
+    if failure is None or (since is not None and time.monotonic() - since >= HEALTHY_S):
+        return None
+    return f"the event intake is restarting after {failure!r}"
+
+
 async def keep_intake_running(
     state: Any, reopen: Callable[[], Awaitable[AnalysisIntake]], stop: asyncio.Event
 ) -> None:
     """Run ``state.intake`` (the app's state: the routes use it) until ``stop``, opening a
     new one with ``reopen`` whenever PostgreSQL or the broker fails under it; meanwhile
-    ``state.intake_failure`` says why the intake is not ready."""
+    ``state.intake_failure`` and ``state.intake_since`` tell :func:`restarting_reason`."""
+    failures = 0
     while True:
         intake = state.intake
+        state.intake_since = since = time.monotonic()
         try:
             await intake.run(stop)
             return
@@ -62,44 +84,37 @@ async def keep_intake_running(
             if not dependency_failed(exc):
                 log.exception("the event intake failed")
                 raise
-            state.intake_failure = exc
+            failures = 1 if time.monotonic() - since >= HEALTHY_S else failures + 1
+            state.intake_failure, state.intake_since = exc, None
             log.warning(
                 "a dependency failed under the event intake; restarting it from its checkpoints",
-                extra={"error": repr(exc)},
+                extra={"error": repr(exc), "failures_in_a_row": failures},
             )
         finally:
             await stop_intake(intake)
-        try:
-            state.intake = await _reopen_once_answered(state, reopen, stop)
-        except _Stopped:
-            return
-        state.intake_failure = None
+        while True:
+            if not await _pause(stop, pause_after(failures)):
+                return
+            try:
+                state.intake = _carry_over(intake, await reopen())
+                break
+            except Exception as exc:
+                if not dependency_failed(exc):
+                    raise
+                failures += 1
+                state.intake_failure = exc
 
 
-async def _reopen_once_answered(
-    state: Any, reopen: Callable[[], Awaitable[AnalysisIntake]], stop: asyncio.Event
-) -> AnalysisIntake:
-    """A new intake, opened after a pause and again, with longer pauses, while a dependency
-    still fails; raises :class:`_Stopped` once ``stop`` is set."""
+def _carry_over(old: AnalysisIntake, new: AnalysisIntake) -> AnalysisIntake:
+    """The new intake knows the definitions the old one did until its own refresh reads them
+    (the assignment route answers from them while PostgreSQL is away)."""
+    for experiment_id, experiment in old.known.items():
+        new.known.setdefault(experiment_id, experiment)
+    return new
 
-    async def pause(seconds: float) -> None:
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-        if stop.is_set():
-            raise _Stopped
 
-    def note_failure(retry_state: RetryCallState) -> None:
-        if retry_state.outcome is not None:
-            state.intake_failure = retry_state.outcome.exception()
-
-    await pause(FIRST_PAUSE_S)
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(dependency_failed),
-        wait=wait_exponential(multiplier=FIRST_PAUSE_S, max=MAX_PAUSE_S),
-        sleep=pause,
-        before_sleep=note_failure,
-        reraise=True,
-    ):
-        with attempt:
-            return await reopen()
-    raise AssertionError("unreachable: AsyncRetrying returns or raises")
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``; False if ``stop`` was set meanwhile."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return not stop.is_set()
