@@ -45,6 +45,7 @@ class ExperimentsLab:
             checkpoint_name=f"experiments-{tag}",
             checkpoint_interval_s=0.5,
             refresh_interval_s=0.3,
+            intake_healthy_after_s=1.0,
             cost_topic=self.cost.name,
             experiments_topic=self.decisions.name,
             events_topic=self.events.name,

@@ -47,7 +47,11 @@ async def test_the_analysis_goes_on_after_a_postgres_outage(lab) -> None:
             await wait_until(
                 lambda: repo.task_type_known(new_task_type), 60, "the new task type recorded"
             )
-            ready = await client.get("/readyz")
-            assert ready.status_code == 200, ready.text
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            # ready once the new intake has run intake_healthy_after_s (the lab's: 1 s)
+            await wait_until(ready, 60, "the intake ready again")
     finally:
         await link.close()

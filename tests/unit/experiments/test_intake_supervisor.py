@@ -15,6 +15,8 @@ from aiokafka.errors import KafkaConnectionError
 from finops.experiments.adapters import intake_supervisor
 from finops.experiments.adapters.intake_supervisor import keep_intake_running, restarting_reason
 
+HEALTHY_S = 30.0
+
 
 class FakeConsumer:
     def __init__(self) -> None:
@@ -82,7 +84,7 @@ async def test_intakes_that_fail_at_once_are_reopened_after_growing_pauses(pause
             stop.set()  # the test ends once the healthy intake runs
         return answer
 
-    await keep_intake_running(state, reopen, stop)
+    await keep_intake_running(state, reopen, stop, healthy_s=HEALTHY_S)
     assert pauses == [1.0, 2.0, 4.0, 8.0]
     assert state.intake is healthy
     assert healthy.known == {"exp-1": "the definition of exp-1"}
@@ -96,16 +98,17 @@ async def test_the_intake_is_not_ready_from_its_failure_until_a_new_one_has_run_
     now = [1000.0]
     monkeypatch.setattr(intake_supervisor.time, "monotonic", lambda: now[0])
     failure = ConnectionRefusedError("down")
-    assert restarting_reason(SimpleNamespace(intake_failure=None, intake_since=now[0])) is None
+    idle = SimpleNamespace(intake_failure=None, intake_since=now[0])
+    assert restarting_reason(idle, HEALTHY_S) is None
     restarting = SimpleNamespace(intake_failure=failure, intake_since=None)
-    assert restarting_reason(restarting) == (
+    assert restarting_reason(restarting, HEALTHY_S) == (
         "the event intake is restarting after ConnectionRefusedError('down')"
     )
     reopened = SimpleNamespace(intake_failure=failure, intake_since=now[0])
-    now[0] += intake_supervisor.HEALTHY_S - 1
-    assert restarting_reason(reopened) is not None
+    now[0] += HEALTHY_S - 1
+    assert restarting_reason(reopened, HEALTHY_S) is not None
     now[0] += 1
-    assert restarting_reason(reopened) is None
+    assert restarting_reason(reopened, HEALTHY_S) is None
 
 
 async def test_any_other_failure_ends_the_intake(pauses) -> None:
@@ -116,7 +119,7 @@ async def test_any_other_failure_ends_the_intake(pauses) -> None:
         raise AssertionError("not reopened after a bug")
 
     with pytest.raises(ValueError, match="a bug"):
-        await keep_intake_running(state, reopen, asyncio.Event())
+        await keep_intake_running(state, reopen, asyncio.Event(), healthy_s=HEALTHY_S)
     assert broken.consumer.stops == 1
     assert pauses == []
 
@@ -130,8 +133,8 @@ async def test_no_new_intake_is_opened_once_the_service_stops(pauses) -> None:
     async def reopen() -> FakeIntake:
         raise AssertionError("reopened while stopping")
 
-    await keep_intake_running(state, reopen, stop)
+    await keep_intake_running(state, reopen, stop, healthy_s=HEALTHY_S)
     assert state.intake is failing
-    assert restarting_reason(state) == (
+    assert restarting_reason(state, HEALTHY_S) == (
         "the event intake is restarting after ConnectionRefusedError('down')"
     )

@@ -55,7 +55,8 @@ def create_app(
 
         stop = asyncio.Event()
         runner = asyncio.create_task(
-            keep_intake_running(app.state, reopen, stop), name="experiments-intake"
+            keep_intake_running(app.state, reopen, stop, healthy_s=settings.intake_healthy_after_s),
+            name="experiments-intake",
         )
         try:
             with gc_pauses_watched("experiments", freeze=settings.freeze_startup_heap):
@@ -135,6 +136,6 @@ async def _intake_check(app: FastAPI) -> None:
     runner = [t for t in asyncio.all_tasks() if t.get_name() == "experiments-intake"]
     if not runner or runner[0].done():
         raise RuntimeError("the event intake is not running")
-    reason = restarting_reason(app.state)
+    reason = restarting_reason(app.state, app.state.settings.intake_healthy_after_s)
     if reason is not None:
         raise RuntimeError(reason)

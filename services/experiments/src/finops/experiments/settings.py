@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from finops.common.settings import DEFAULT_PORTS
 from finops.common.streams import StreamSettings
 from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, EXPERIMENTS
@@ -21,6 +23,9 @@ class ExperimentsSettings(StreamSettings):
     checkpoint_interval_s: float = 5.0
     # How soon the analysis follows an operator's start or stop and expires experiments.
     refresh_interval_s: float = 1.0
+    # After PostgreSQL or the broker failed under the intake: how long new stages must run
+    # before /readyz counts them up again and their failure restarts the pauses at 1 s.
+    intake_healthy_after_s: float = Field(30.0, gt=0)
     # The registry's topics; a separate deployment (or a test) may point elsewhere.
     cost_topic: str = AGENT_COST.name
     experiments_topic: str = EXPERIMENTS.name

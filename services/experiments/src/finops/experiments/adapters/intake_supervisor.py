@@ -4,8 +4,9 @@ A dependency failure under the intake stops it, and a new one is opened from the
 checkpoints, as a restarted service would start (nothing lost, nothing counted twice). The
 pause before each new intake doubles, up to :data:`MAX_PAUSE_S`, while intakes keep failing:
 during a PostgreSQL outage a new intake opens at once (it needs only the broker) and fails a
-moment later, when it loads its partitions' checkpoints; an intake that ran
-:data:`HEALTHY_S` before failing starts the pauses over. Any other failure ends the intake.
+moment later, when it loads its partitions' checkpoints; an intake that ran ``healthy_s``
+(``FINOPS_INTAKE_HEALTHY_AFTER_S``) before failing starts the pauses over. Any other failure
+ends the intake.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 #: the pause before a new intake after one failure; it doubles with each failure in a row
 FIRST_PAUSE_S = 1.0
 MAX_PAUSE_S = 10.0
-#: how long an intake runs before it counts as healthy: ready, and its failure the first
-HEALTHY_S = 30.0
 
 
 def dependency_failed(exc: BaseException | None) -> bool:
@@ -57,18 +56,22 @@ async def stop_intake(intake: AnalysisIntake) -> None:
         await intake.forwarder.consumer.stop()
 
 
-def restarting_reason(state: Any) -> str | None:
+def restarting_reason(state: Any, healthy_s: float) -> str | None:
     """Why the intake is not ready while it restarts (None: it is): the failure, until a new
-    intake has run :data:`HEALTHY_S`."""
+    intake has run ``healthy_s``."""
     failure = getattr(state, "intake_failure", None)
     since = getattr(state, "intake_since", None)
-    if failure is None or (since is not None and time.monotonic() - since >= HEALTHY_S):
+    if failure is None or (since is not None and time.monotonic() - since >= healthy_s):
         return None
     return f"the event intake is restarting after {failure!r}"
 
 
 async def keep_intake_running(
-    state: Any, reopen: Callable[[], Awaitable[AnalysisIntake]], stop: asyncio.Event
+    state: Any,
+    reopen: Callable[[], Awaitable[AnalysisIntake]],
+    stop: asyncio.Event,
+    *,
+    healthy_s: float,
 ) -> None:
     """Run ``state.intake`` (the app's state: the routes use it) until ``stop``, opening a
     new one with ``reopen`` whenever PostgreSQL or the broker fails under it; meanwhile
@@ -84,7 +87,7 @@ async def keep_intake_running(
             if not dependency_failed(exc):
                 log.exception("the event intake failed")
                 raise
-            failures = 1 if time.monotonic() - since >= HEALTHY_S else failures + 1
+            failures = 1 if time.monotonic() - since >= healthy_s else failures + 1
             state.intake_failure, state.intake_since = exc, None
             log.warning(
                 "a dependency failed under the event intake; restarting it from its checkpoints",
