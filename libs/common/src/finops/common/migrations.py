@@ -133,14 +133,15 @@ async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaB
     try:
         behind = []
         for service in services:
-            head = heads(service)
+            scripts = _scripts(service)  # read once: its heads and every revision it knows
+            head = tuple(sorted(scripts.get_heads()))
             current: tuple[str, ...] = ()
             if await connection.fetchval("SELECT to_regclass($1)", version_table(service)):
                 # the table's name is ours, not input
                 query = f'SELECT version_num FROM "{version_table(service)}"'  # noqa: S608
                 rows = await connection.fetch(query)
                 current = tuple(sorted(row["version_num"] for row in rows))
-            known = {script.revision for script in _scripts(service).walk_revisions()}
+            known = {script.revision for script in scripts.walk_revisions()}
             if current == head or (current and not set(current) <= known):
                 continue
             behind.append(SchemaBehind(service, current, head))
