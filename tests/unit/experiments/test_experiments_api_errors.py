@@ -230,3 +230,26 @@ def test_an_endpoint_answers_exactly_the_errors_it_declares(
         finally:
             dependency.down = False
     assert answered | {(503, "dependency_unavailable")} == _declared(app, method, path)
+
+
+def test_a_unit_holding_a_nul_is_422_invalid_text(app: FastAPI, client: TestClient) -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    running = Experiment("live", DEFINITION, "running", "s", "ops", at, None, None, None)
+    app.state.intake.known["live"] = running
+    try:
+        url = "/api/experiments/live/assignment"
+        refused = client.get(url, params={"unit": "user\x007"}, headers=OPERATOR)
+        answered = client.get(url, params={"unit": "user7"}, headers=OPERATOR)
+    finally:
+        del app.state.intake.known["live"]
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "validation_error"
+    assert refused.json()["error"]["details"] == [
+        {
+            "field": "query.unit",
+            "message": "the value holds a NUL character",
+            "type": "invalid_text",
+        }
+    ]
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["variant"] in {"A", "B"}

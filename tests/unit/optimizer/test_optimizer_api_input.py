@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
+from support import llm_call
+
+from finops.common.events import apply_pricing, parse_event
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +97,74 @@ def test_a_body_over_the_limit_undecodable_or_not_json_gets_its_declared_code(
         (400, "bad_request"),
         (400, "invalid_json"),
     ]
+
+
+@pytest.fixture(scope="module")
+def trained() -> TestClient:
+    """A client whose engine has seen calls of ``summarize``: a recommendation is answered."""
+    client = operator_client()
+    engine = client.app.state.intake.engine  # type: ignore[attr-defined]
+    for i, model in enumerate(["gpt-4o-mini", "gpt-4o"] * 5):
+        engine.observe(apply_pricing(parse_event(llm_call(f"agent-{i}", model=model))))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "holds"),
+    [
+        ({"task_type": "\x00"}, "task_type", "value"),
+        ({"task_type": "sum\x00marize"}, "task_type", "value"),
+        ({"task_type": "summarize", "agent_id": "bot\x00"}, "agent_id", "value"),
+        ({"task_type": "summarize", "team": "\x00search"}, "team", "value"),
+        ({"task_type": "summarize", "input\x00tokens": "12"}, "input\x00tokens", "name"),
+        ({"task_type": "summarize", "seed": "\x00"}, "seed", "value"),
+    ],
+    ids=["task_type", "task_type_inside", "agent_id", "team", "feature_name", "seed"],
+)
+def test_a_nul_in_a_query_value_or_name_is_422_invalid_text_and_nothing_is_logged(
+    trained: TestClient, query: dict[str, str], field: str, holds: str
+) -> None:
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    response = trained.get("/api/recommendations", params=query)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {
+        "code": "validation_error",
+        "message": "a query parameter holds a NUL character (%00), which no value may contain",
+        "details": [
+            {
+                "field": f"query.{field}",
+                "message": f"the {holds} holds a NUL character",
+                "type": "invalid_text",
+            }
+        ],
+    }
+    assert len(reclog.records) == logged
+    # the same request without the NUL is answered
+    clean = {k.replace("\x00", ""): v.replace("\x00", "") or "x" for k, v in query.items()}
+    if field == "seed":
+        clean["seed"] = "1"
+    assert trained.get("/api/recommendations", params=clean).status_code == 200
+    assert len(reclog.records) == logged + 1
+
+
+def test_every_query_parameter_holding_a_nul_is_named(trained: TestClient) -> None:
+    response = trained.get(
+        "/api/recommendations?task_type=a%00&team=ok&agent_id=%00&agent_id=b&x%00=%00"
+    )
+    assert response.status_code == 422, response.text
+    assert [(d["field"], d["type"]) for d in response.json()["error"]["details"]] == [
+        ("query.task_type", "invalid_text"),
+        ("query.agent_id", "invalid_text"),
+        ("query.x\x00", "invalid_text"),
+    ]
+
+
+def test_a_stats_key_holding_a_nul_is_422_invalid_text(trained: TestClient) -> None:
+    response = trained.get("/api/stats/team", params={"key": "search\x00"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {"field": "query.key", "message": "the value holds a NUL character", "type": "invalid_text"}
+    ]
+    # an escaped percent sign is not a NUL
+    assert trained.get("/api/stats/team?key=a%2500").status_code == 200

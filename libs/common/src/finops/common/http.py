@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,13 +53,9 @@ class OperationalMiddleware:
         start = time.perf_counter()
         status = 500
         try:
-            if _holds_nul(scope):
+            problem = nul_problem(scope)
+            if problem is not None:
                 status = 422
-                problem = error_body(
-                    "validation_error",
-                    _NUL_IN_PATH,
-                    [{"field": "path", "message": _NUL_IN_PATH, "type": "invalid_text"}],
-                )
                 await self._refuse(send, request_id, 422, problem)
                 return
             declared = headers.get(b"content-length")
@@ -123,14 +120,39 @@ class OperationalMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+NUL = "\x00"
 _NUL_IN_PATH = "the path holds a NUL character (%00), which no identifier may contain"
+_NUL_IN_QUERY = "a query parameter holds a NUL character (%00), which no value may contain"
 
 
-def _holds_nul(scope: Scope) -> bool:
-    # Path parameters become keys stored in PostgreSQL, which cannot hold NUL: refuse it here,
-    # once for every route, rather than as a 500 wherever one is stored. 422, as for any other
-    # invalid path parameter. Query parameters are validated by the routes that read them.
-    return "\x00" in scope.get("path", "")
+def nul_problem(scope: Scope) -> dict[str, Any] | None:
+    """The 422 body for a request whose path or query holds a NUL character, else None.
+
+    Path parameters become keys stored in PostgreSQL, and query values become keys and records
+    too (a task type, a team, a feature's name on ``finops.recommendations.v1``); PostgreSQL's
+    text cannot hold NUL, and ingest refuses it in every event. Refused here, once for every
+    route of every service, rather than by each route that reads a value: 422
+    ``validation_error``, as for any other invalid parameter, with one ``details`` entry per
+    query parameter whose name or value holds one, its ``field`` named as FastAPI names a query
+    parameter (``query.<name>``), type ``invalid_text``.
+    """
+    if NUL in scope.get("path", ""):
+        details = [{"field": "path", "message": _NUL_IN_PATH, "type": "invalid_text"}]
+        return error_body("validation_error", _NUL_IN_PATH, details)
+    raw: bytes = scope.get("query_string", b"")
+    if b"%00" not in raw and NUL.encode() not in raw:  # the only ways a decoded one can hold NUL
+        return None
+    details = [
+        {
+            "field": f"query.{name}",
+            "message": f"the {'name' if NUL in name else 'value'} holds a NUL character",
+            "type": "invalid_text",
+        }
+        # decoded as a route reads them (Request.query_params)
+        for name, value in QueryParams(raw).multi_items()
+        if NUL in name or NUL in value
+    ]
+    return error_body("validation_error", _NUL_IN_QUERY, details) if details else None
 
 
 class _BodyTooLarge(StarletteHTTPException):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, NUL_IN_QUERY, ApiError, responses
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.events.schemas import LlmConfig
@@ -81,6 +81,7 @@ ASSIGN_ERRORS = (
     *ONE,
     ApiError(409, "experiment_not_running", "the experiment is a draft, stopped or decided"),
     ApiError(422, "validation_error", "`unit` is missing, empty or over 256 characters"),
+    NUL_IN_QUERY,
 )
 
 Writer = Annotated[Principal, Depends(require_scope(EXPERIMENTS_WRITE))]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from finops.common.api_errors import BEARER, ApiError, responses
+from finops.common.api_errors import BEARER, NUL_IN_QUERY, ApiError, responses
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import HEALING_READ
 from finops.healer.adapters.circuits import CircuitsView
@@ -30,6 +30,7 @@ ERRORS = (
         "validation_error",
         "`state` is not closed, open or half_open, or `provider`/`model` is empty or too long",
     ),
+    NUL_IN_QUERY,
 )
 
 

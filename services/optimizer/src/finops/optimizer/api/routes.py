@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
+from finops.common.api_errors import BEARER, JSON_BODY, NUL_IN_QUERY, ApiError, responses
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
@@ -100,6 +100,7 @@ Dimension = KeyedDimension | Literal["fleet"]
             "`task_type` missing or too long, `seed` out of range, a feature that is not a "
             "number, over 32 features",
         ),
+        NUL_IN_QUERY,
     ),
 )
 async def recommend(
@@ -187,7 +188,7 @@ async def partitions(_: StatsReader, request: Request) -> dict[str, Any]:
     response_model=TotalsOut | WindowsOut,
     description="Calls, tokens, spend, success rate, cost per success, latency p50/p95. "
     "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
-    responses=responses(READ),
+    responses=responses(READ, NUL_IN_QUERY),
 )
 async def stats(
     _: StatsReader,
