@@ -7,7 +7,8 @@ usage() {
     echo "  a service listens on FINOPS_HOST:FINOPS_PORT (0.0.0.0:8000 in this image);" >&2
     echo "  migrate brings the database schema to head; create-topics creates every" >&2
     echo "  declared Kafka topic that is missing (FINOPS_KAFKA_REPLICATION_FACTOR replicas);" >&2
-    echo "  wait-topics creates none and exits 0 once every one exists, 1 after SECONDS (300);" >&2
+    echo "  wait-topics creates none and exits 0 once every one exists, 1 after SECONDS (300)" >&2
+    echo "  or at once when the brokers refuse the client (TLS, SASL, ACLs);" >&2
     echo "  wait-schema exits 0 once SERVICE's schema is at this release's head, 1 after SECONDS." >&2
 }
 

@@ -7,7 +7,11 @@ registry that is missing with its declared partitions and configuration, with
 Kubernetes, Strimzi's topic operator creates them from ``deploy/k8s/base/topics.yaml``, and
 each service's init container runs ``--wait SECONDS`` instead: it creates nothing and exits 0
 once every declared topic exists, or 1 naming the missing ones when SECONDS have passed (a
-service that starts before its topics exist would read nothing from them).
+service that starts before its topics exist would read nothing from them). A broker that is
+not answering yet is asked again; one that answers and refuses the client (a TLS handshake
+that fails, SASL authentication that fails, ACLs that do not let it see or create the topics)
+ends either mode at once with exit 1 and one line on stderr naming the kind of problem and the
+``FINOPS_KAFKA_*`` settings to check: waiting would not mend it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import argparse
 import asyncio
 import sys
 
-from finops.common.kafka import ensure_topics, wait_for_topics
+from finops.common.kafka import KafkaAccessRefused, ensure_topics, wait_for_topics
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
 
@@ -42,17 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
     settings = CommonSettings(service_name="create-topics")
     configure_logging(settings.service_name, settings.log_level)
-    if arguments.wait is not None:
-        missing = asyncio.run(wait_for_topics(settings, timeout_s=arguments.wait))
-        if missing:
-            print(
-                f"topics still missing after {arguments.wait:g} s: {', '.join(missing)}",
-                file=sys.stderr,
-            )
-            return 1
-        print("every declared topic exists")
-        return 0
-    created = asyncio.run(ensure_topics(settings))
+    try:
+        if arguments.wait is not None:
+            missing = asyncio.run(wait_for_topics(settings, timeout_s=arguments.wait))
+            if missing:
+                print(
+                    f"topics still missing after {arguments.wait:g} s: {', '.join(missing)}",
+                    file=sys.stderr,
+                )
+                return 1
+            print("every declared topic exists")
+            return 0
+        created = asyncio.run(ensure_topics(settings))
+    except KafkaAccessRefused as refused:
+        print(f"{refused.code}: {refused.message}", file=sys.stderr)
+        return 1
     print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")
     return 0
 
