@@ -1,0 +1,123 @@
+"""Switching the optimizer between one worker and partitioned learning, and back, on a real
+broker and PostgreSQL (``finops up --optimizer-workers 2``, later ``1``, later ``2`` again).
+
+Every event is counted once in each mode: the one worker resumes from its own checkpoint (made
+before the switch to partitions) and replays what came since; the partitions resume from theirs
+and the forwarding group from the offsets it committed. Operator settings are not carried
+across a switch back: each mode keeps those it had (docs/optimizer.md, "Scaling out").
+
+All events are of one agent, so they are in one partition of the cost topic, read in order:
+when a count reaches a phase's total, every earlier record has been read too, and how many
+records the intake or the forwarder took since it started says where it resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from support import wait_until
+from test_optimizer_partitioned import PartitionedLab, events_in_view
+
+from finops.common.auth import TokenVerifier
+from finops.common.auth.blocklist import blocklist_redis
+from finops.optimizer.app import create_app
+from finops.optimizer.settings import OptimizerSettings
+
+pytestmark = pytest.mark.integration
+
+COST = 0.25  # per call: sums of it are exact in binary floating point
+
+
+@pytest.fixture
+async def lab(infra_env: Any, tmp_path: Any) -> AsyncIterator[PartitionedLab]:
+    lab = PartitionedLab(infra_env, tmp_path)
+    await lab.setup()
+    yield lab
+    await lab.producer.stop()
+
+
+@asynccontextmanager
+async def one_worker(lab: PartitionedLab) -> AsyncIterator[httpx.AsyncClient]:
+    """The optimizer with partitioned learning off (``--optimizer-workers 1``), on the lab's
+    topics and checkpoint name, in a consumer group of its own."""
+    settings: OptimizerSettings = lab.settings.model_copy(
+        update={"partitioned_learning": False, "consumer_group": f"{lab.settings.owner_group}-1"}
+    )
+    verifier = TokenVerifier(settings, blocklist_redis(settings.redis_url), lab.tokens.keys)
+    app = create_app(settings, verifier=verifier)
+    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60):
+        headers = {"Authorization": f"Bearer {lab.token}"}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://optimizer", headers=headers
+        ) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def fleet(client: httpx.AsyncClient) -> tuple[int, int, float]:
+    summary = (await client.get("/api/stats/summary")).json()
+    return summary["events"], summary["fleet"]["calls"], summary["fleet"]["spend_usd"]
+
+
+async def budget_ids(client: httpx.AsyncClient) -> list[str]:
+    answer = (await client.get("/api/budgets")).json()
+    return [status["budget"]["id"] for status in answer["budgets"]]
+
+
+async def put_budget(client: httpx.AsyncClient, budget_id: str) -> None:
+    body = {"scope": "team", "subject": budget_id, "period": "day", "limit_usd": 100.0}
+    answer = await client.put(f"/api/budgets/{budget_id}", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_two_workers_then_one_then_two_count_every_event_once(lab: PartitionedLab) -> None:
+    # 1. One worker learns 40 events and keeps a budget.
+    async with one_worker(lab) as client:
+        await lab.publish_calls(40, COST)
+        await wait_until(lambda: _total(client, 40), 90, "the one worker to count 40 events")
+        await put_budget(client, "before")
+
+    # 2. Partitioned: the new forwarding group reads the topic from its start; the new
+    #    partitions take the one worker's settings.
+    async with lab.worker() as client:
+        await lab.publish_calls(30, COST)
+        await wait_until(lambda: _total(client, 70), 90, "the partitions to count 70 events")
+        assert client.app.state.learning.forwarder.forwarded == 70  # type: ignore[attr-defined]
+        await put_budget(client, "during")
+        await wait_until(lambda: _has(client, "during"), 30, "the view to hold the budget")
+        assert await budget_ids(client) == ["before", "during"]
+
+    # 3. One worker again: its checkpoint is the one of step 1 (40 events); it replays the 30
+    #    events the partitions learned, then the 20 new ones, each once.
+    async with one_worker(lab) as client:
+        intake = client.app.state.intake  # type: ignore[attr-defined]
+        await lab.publish_calls(20, COST)
+        await wait_until(lambda: _total(client, 90), 90, "the one worker to count 90 events")
+        assert intake.events == 90  # 40 restored + 50 records read: none from before step 2
+        assert await fleet(client) == (90, 90, 90 * COST)
+        # settings made while partitioned are not in the one worker's checkpoint
+        assert await budget_ids(client) == ["before"]
+        await put_budget(client, "after")
+
+    # 4. Partitioned again: each partition resumes from its own checkpoint and the forwarding
+    #    group from its committed offsets: only the 20 + 10 newer events are forwarded.
+    async with lab.worker() as client:
+        await lab.publish_calls(10, COST)
+        await wait_until(lambda: _total(client, 100), 90, "the partitions to count 100 events")
+        assert client.app.state.learning.forwarder.forwarded == 30  # type: ignore[attr-defined]
+        assert await fleet(client) == (100, 100, 100 * COST)
+        # the partitions keep the settings they had; the one worker's later budget is not there
+        assert await budget_ids(client) == ["before", "during"]
+
+
+async def _total(client: httpx.AsyncClient, events: int) -> bool:
+    return await events_in_view(client) == events
+
+
+async def _has(client: httpx.AsyncClient, budget_id: str) -> bool:
+    return budget_id in await budget_ids(client)
