@@ -225,11 +225,15 @@ AUTHORIZATION_REFUSED = (
 
 
 class KafkaAccessRefused(FinopsError):
-    """The broker answered, and will not let this client in: a TLS handshake that failed (an
-    untrusted certificate, a TLS client on a plaintext listener), SASL authentication that
-    failed, or an ACL that does not allow what is asked. Waiting does not mend it; the
+    """The broker answered, and will not let this client in: a TLS handshake that failed (a
+    certificate the CA given does not verify, or for another host name), SASL authentication
+    that failed, or an ACL that does not allow what is asked. Waiting does not mend it; the
     message names the ``FINOPS_KAFKA_*`` settings to check, ``details`` the kind (``tls``,
-    ``authentication`` or ``authorization``) and those settings."""
+    ``authentication`` or ``authorization``) and those settings.
+
+    A client of the wrong protocol is not told so: a broker just closes the connection of a
+    TLS client on a plaintext listener or of a plaintext one on a TLS or SASL listener, as a
+    broker that is going away does."""
 
     code, message = "kafka_access_refused", "the Kafka broker refused this client"
 
