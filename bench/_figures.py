@@ -6,7 +6,8 @@ The contract between a script under ``bench/`` and the runner (``bench/_runner.p
   smoke run (seconds, not minutes; ``[]`` when its defaults are already quick). Only scripts
   that declare it are run by ``make bench``;
 * it calls :func:`record` once per figure it measures. Each figure names the baseline measured
-  in the same run and the target an issue sets for it.
+  in the same run and the target an issue sets for it; an ``events/s`` figure or baseline says
+  how many samples it rests on (:class:`Measurement`), at least two;
 
 :func:`record` appends one JSON line to the file named by ``$BENCH_FIGURES`` (the runner sets
 it), so a script that fails midway keeps the figures it had measured. Run by hand, without the
@@ -27,11 +28,18 @@ FIGURES_FILE = "BENCH_FIGURES"
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured quantity: ``value`` in ``unit`` (``"events/s"``, ``"ms"``, ``"x"``...)."""
+    """One measured quantity: ``value`` in ``unit`` (``"events/s"``, ``"ms"``, ``"x"``...).
+
+    ``samples``, for a rate: how many steps of progress it was read over (the scrapes of a
+    counter or the batches of a consumer that saw it advance after the first, the requests or
+    events acknowledged). Every ``events/s`` figure gives it: a counter that jumps from its
+    first reading to the end in one step gives no rate at all (see ``_harness.Progress``).
+    """
 
     label: str
     value: float
     unit: str
+    samples: int | None = None
 
 
 @dataclass(frozen=True)

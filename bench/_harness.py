@@ -20,17 +20,75 @@ from typing import Literal
 
 import aiohttp
 from _figures import Measurement, at_least, at_most, record
+from aiokafka import TopicPartition
 
 from finops.cli.infra import INFRA
 from finops.cli.process import free_port
 from finops.cli.stack import Stack, StackSettings
-from finops.common.kafka import make_producer, read_topic
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST
+
+#: the fewest steps of progress a rate is read over (see :class:`Progress`)
+MIN_SAMPLES = 2
+#: the records a service's consumer takes at once (``AtLeastOnceConsumer``'s batch_max_records)
+SERVICE_BATCH = 2000
 
 
 def note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class TooFewSamples(RuntimeError):
+    """The work was seen to advance too few times for its pace to be a rate."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Events per second, and how many steps of progress they were read over."""
+
+    per_s: float
+    samples: int
+
+
+class Progress:
+    """Readings of how much work is done (a counter, records read), each with its time: the
+    rate from the first reading to the last, over the work done after the first.
+
+    A service applies a whole batch before its counter can be read again, and a consumer gets
+    its records a batch at a time: when the first reading already holds nearly all the work,
+    the rest is no rate (a counter seen at 0 and then at 2,000 gave 0 events/s; 2,000 records
+    fetched at once were "read" at 5 million a second). So :meth:`rate` refuses one read over
+    fewer than :data:`MIN_SAMPLES` readings that saw the work advance after the first.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] | None = None
+        #: readings after the first that saw the work advance
+        self.samples = 0
+
+    def saw(self, done: float, at: float | None = None) -> None:
+        """A reading: ``done`` so far, at ``at`` (``time.perf_counter()``, now by default)."""
+        reading = (time.perf_counter() if at is None else at, done)
+        if self.first is None:
+            self.first = reading
+        elif self.last is not None and done > self.last[1]:
+            self.samples += 1
+        self.last = reading
+
+    def rate(self) -> Rate:
+        if self.first is None or self.last is None or self.samples < MIN_SAMPLES:
+            first = self.first[1] if self.first else 0
+            last = self.last[1] if self.last else 0
+            raise TooFewSamples(
+                f"{self.what}: from {first:,.0f} at its first reading to {last:,.0f}, seen to "
+                f"advance {self.samples} time(s) after it; a rate needs {MIN_SAMPLES}: "
+                "give the run more events (--events)"
+            )
+        (t0, done0), (t1, done1) = self.first, self.last
+        return Rate((done1 - done0) / (t1 - t0), self.samples)
 
 
 def arguments(
@@ -162,19 +220,35 @@ async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, fl
     return await open_loop(get, rate=rate, seconds=seconds)
 
 
-async def raw_consume_rate(bootstrap: str, n: int, topic: str = AGENT_COST.name) -> float:
-    """``topic`` (default ``agent.cost.v1``) read by a bare aiokafka consumer in this process,
-    the baseline of a stream service's rate over the same records: per second from its first
-    record to the n-th (as the services are timed), so joining the broker is in neither figure."""
+async def raw_consume_rate(
+    bootstrap: str, n: int, topic: str = AGENT_COST.name, limit_s: float = 120
+) -> Rate:
+    """``topic`` (default ``agent.cost.v1``, holding ``n`` records) read from the start by a
+    bare aiokafka consumer in this process, in batches of up to :data:`SERVICE_BATCH` records
+    as a service's consumer takes them: the baseline of a stream service's rate over the same
+    records. Timed as the services are (:func:`counter_rate`): from the first batch read to
+    the n-th record, over the records after the first batch, so joining the broker and the
+    first fetch are in neither figure."""
     settings = CommonSettings(kafka_bootstrap=bootstrap)
-    start, count = 0.0, 0
-    async for _ in read_topic(settings, topic, idle_s=10.0):
-        if count == 0:
-            start = time.perf_counter()
-        count += 1
-        if count >= n:
-            break
-    return (count - 1) / (time.perf_counter() - start)
+    consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        progress, count = Progress(f"raw consume of {topic}"), 0
+        deadline = time.monotonic() + limit_s
+        while count < n:
+            batch = await consumer.getmany(timeout_ms=200, max_records=SERVICE_BATCH)
+            if batch:
+                count += sum(len(records) for records in batch.values())
+                progress.saw(min(count, n))
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"read {count} of {n} records of {topic} in {limit_s:.0f} s")
+        return progress.rate()
+    finally:
+        await consumer.stop()
 
 
 async def counter_value(session: aiohttp.ClientSession, url: str, series: str) -> int:
@@ -217,18 +291,26 @@ async def all_counted(url: str, series: tuple[Series, ...], n: int, limit_s: flo
             await asyncio.sleep(0.2)
 
 
-async def counter_rate(url: str, series: str, n: int) -> float:
-    """Per second, how fast the counter ``series`` grows from its first increment to ``n``."""
+async def counter_rate(url: str, series: str, n: int) -> Rate:
+    """Per second, how fast the counter ``series`` grows from its first increment to ``n``
+    (the events of the service's first batch and its time are left out).
+
+    The service counts a batch of up to :data:`SERVICE_BATCH` events while its API waits, so
+    ``n`` must be several batches for the counter to be seen rising (:class:`Progress`), and a
+    scrape sent during a batch is answered after it: each reading is timed when its answer
+    arrives, the moment its value holds."""
+    progress = Progress(f"{series} at {url}")
     async with aiohttp.ClientSession() as session:
-        while await counter_value(session, url, series) == 0:
+        while (done := await counter_value(session, url, series)) == 0:
             await asyncio.sleep(0.01)
-        start = time.perf_counter()
-        first = await counter_value(session, url, series)
+        progress.saw(done)
         # A scrape renders every metric of the service: polled often, it would slow what is
         # measured (the counter is read to within a fifth of a second of the end).
-        while (done := await counter_value(session, url, series)) < n:
+        while done < n:
             await asyncio.sleep(0.2)
-        return (done - first) / (time.perf_counter() - start)
+            done = await counter_value(session, url, series)
+            progress.saw(done)
+        return progress.rate()
 
 
 def latency_line(name: str, lat: dict[str, float], remark: str = "") -> str:
@@ -240,14 +322,14 @@ def latency_line(name: str, lat: dict[str, float], remark: str = "") -> str:
 
 
 def record_rate_against_raw_consume(
-    name: str, rate: float, raw: float, target: float, source: str, raw_name: str = ""
+    name: str, rate: Rate, raw: Rate, target: float, source: str, raw_name: str = ""
 ) -> None:
     """Record a stream service's events/s next to the raw consume of the same records."""
     record(
-        Measurement(name, rate, "events/s"),
-        Measurement(raw_name or "raw aiokafka consume", raw, "events/s"),
+        Measurement(name, rate.per_s, "events/s", rate.samples),
+        Measurement(raw_name or "raw aiokafka consume", raw.per_s, "events/s", raw.samples),
         at_least(target, source),
-        detail=f"{rate / raw:.3f} x raw",
+        detail=f"{rate.per_s / raw.per_s:.3f} x raw",
     )
 
 
@@ -271,8 +353,8 @@ Request = Callable[[aiohttp.ClientSession, str, int], Awaitable[bool]]
 class ServiceFigures:
     """A stream service's intake rate and one endpoint's latency, each with its baseline."""
 
-    rate: float  #: events/s the service counted, from its first event to the last
-    raw: float  #: events/s of a bare aiokafka consumer over the same records
+    rate: Rate  #: events/s the service counted, from its first batch to the last event
+    raw: Rate  #: events/s of a bare aiokafka consumer over the same records
     endpoint: dict[str, float]  #: the endpoint under an open-loop load (see open_loop)
     healthz: dict[str, float]  #: ``GET /healthz`` of the same server at the same rate
     load: float  #: the requests/s both loads were fired at
@@ -285,10 +367,14 @@ class ServiceFigures:
         script, source = title.rsplit(" ", 1)
         print()
         print(f"{script} (one run, one worker, loopback, shared machine)")
-        print(f"  {'raw aiokafka consume':<34} {self.raw:>10,.0f} events/s   (baseline)")
+        raw, rate = self.raw, self.rate
         print(
-            f"  {intake:<34} {self.rate:>10,.0f} events/s   = {self.rate / self.raw:.3f} x raw"
-            f"   (target: >= {rate_target:,.0f}/s)"
+            f"  {'raw aiokafka consume':<34} {raw.per_s:>10,.0f} events/s   (baseline, "
+            f"{raw.samples} samples)"
+        )
+        print(
+            f"  {intake:<34} {rate.per_s:>10,.0f} events/s   = {rate.per_s / raw.per_s:.3f} x raw"
+            f"   (target: >= {rate_target:,.0f}/s; {rate.samples} samples)"
         )
         print(latency_line("GET /healthz (baseline)", self.healthz))
         target = f"   (target: p99 <= {p99_target_ms:g} ms)"

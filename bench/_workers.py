@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
-from _harness import Series, kafka_settings, note, produce_events
+from _harness import Progress, Rate, Series, kafka_settings, note, produce_events
 
 from finops.cli.process import free_port
 from finops.cli.stack import Stack
@@ -126,27 +126,30 @@ def _gauge(exposition: str, name: str) -> float:
     return 0.0
 
 
-async def summed_rate(urls: list[str], series: Series, n: int, limit_s: float = 600) -> float:
+async def summed_rate(urls: list[str], series: Series, n: int, limit_s: float = 600) -> Rate:
     """Per second, ``n`` over the time from now (the events are being produced) until
     ``series`` summed over the workers reaches ``n``: forwarding, learning and the broker's
-    round trips included, the same for any number of workers."""
+    round trips included, the same for any number of workers. Its samples: the scrapes that
+    saw the sum rise."""
     deadline = time.monotonic() + limit_s
-    start = time.perf_counter()
+    progress = Progress(f"{series} summed over {len(urls)} worker(s)")
+    progress.saw(0)
     async with aiohttp.ClientSession() as session:
         while True:
             done = 0.0
             for url in urls:
                 async with session.get(f"{url}/metrics") as r:
                     done += series.total(await r.text())
+            progress.saw(min(done, n))
             if done >= n:
-                return n / (time.perf_counter() - start)
+                return progress.rate()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{series} reached {done:.0f} of {n} in {limit_s:.0f} s")
             # a scrape renders every metric: polled often, it would slow what is measured
             await asyncio.sleep(0.1)
 
 
-async def learning_rate(stack: Stack, count: int, events: Iterable[dict], n: int) -> float:
+async def learning_rate(stack: Stack, count: int, events: Iterable[dict], n: int) -> Rate:
     """Events/s the learning of ``count`` workers applies, over ``n`` events produced once
     the workers have split the partitions."""
     lane = Lane(uuid.uuid4().hex[:8])

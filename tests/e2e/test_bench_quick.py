@@ -1,5 +1,8 @@
 """`make bench --quick`: every script under bench/ runs and gives every figure a baseline and a
-target. A smoke run: the figures of a loaded machine are not asserted, only their presence."""
+target. A smoke run: the figures of a loaded machine are not asserted, only their presence and
+that each is a measurement: above zero (but a share, which can be 0 %), and an events/s figure
+read over at least two steps of progress (a counter seen at 0 and then at the end gave
+"0 events/s", and records fetched at once were "read" at millions a second)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
+from _harness import MIN_SAMPLES  # noqa: E402
 from _runner import discover  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -46,7 +50,11 @@ def test_a_quick_run_gives_every_script_figures_with_baselines_and_targets(tmp_p
         by_script[f["script"]] = by_script.get(f["script"], 0) + 1
         for measured in (f["figure"], f["baseline"]):
             assert measured["label"] and math.isfinite(measured["value"]), f
-        assert f["baseline"]["value"] > 0, f
+            assert measured["unit"] == "%" or measured["value"] > 0, f
+            if measured["unit"] == "events/s":
+                assert measured["samples"] is not None, f
+            if measured.get("samples") is not None:
+                assert measured["samples"] >= MIN_SAMPLES, f
         assert f["target"]["bound"] in ("at least", "at most"), f
         bound = f["target"]["value"]
         value = f["figure"]["value"]
