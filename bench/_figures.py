@@ -8,6 +8,8 @@ The contract between a script under ``bench/`` and the runner (``bench/_runner.p
 * it calls :func:`record` once per figure it measures. Each figure names the baseline measured
   in the same run and the target an issue sets for it; an ``events/s`` figure or baseline says
   how many samples it rests on (:class:`Measurement`), at least two;
+* it may declare ``QUICK_SECONDS = ...``: about how long its smoke run takes, so that a quick
+  run with ``--jobs`` starts the longest scripts first (a script without it starts first).
 
 :func:`record` appends one JSON line to the file named by ``$BENCH_FIGURES`` (the runner sets
 it), so a script that fails midway keeps the figures it had measured. Run by hand, without the

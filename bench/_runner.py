@@ -12,8 +12,10 @@ each script in its own process with ``$BENCH_FIGURES`` pointing at a file of its
 scripts run, not the platform's speed. It and ``--only`` write into ``bench/out/partial/``
 unless ``--out`` says otherwise, so ``bench/out/figures.md`` is always a full run.
 ``--jobs N`` runs a quick run's scripts N at a time (their stacks mostly wait: for processes to
-start and for consumer groups to form); a full run takes them one by one, since scripts that
-share the cores would measure each other.
+start and for consumer groups to form), the longest first by their ``QUICK_SECONDS`` (a script
+that declares none is taken as the longest), so that a long one does not start last; a full
+run takes them one by one, in name order, since scripts that share the cores would measure
+each other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import re
 import subprocess
@@ -46,6 +49,8 @@ README_BLOCK = re.compile(
 class BenchScript:
     path: Path
     quick_args: list[str]
+    #: about how long its smoke run takes (``QUICK_SECONDS``); ``None`` when not declared
+    quick_seconds: float | None = None
 
     @property
     def name(self) -> str:
@@ -60,19 +65,36 @@ class ScriptRun:
     figures: list[Figure]
 
 
-def quick_args_of(path: Path) -> list[str] | None:
-    """The script's ``QUICK_ARGS`` declaration, or ``None`` when it has none."""
+def _declared(path: Path, name: str) -> tuple[bool, object]:
+    """Whether the script assigns ``name`` at module level, and the literal it assigns."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
-        if isinstance(target, ast.Name) and target.id == "QUICK_ARGS" and node.value:
-            value = ast.literal_eval(node.value)
-            if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-                raise ValueError(f"{path}: QUICK_ARGS must be a list of strings")
-            return value
-    return None
+        if isinstance(target, ast.Name) and target.id == name and node.value:
+            return True, ast.literal_eval(node.value)
+    return False, None
+
+
+def quick_args_of(path: Path) -> list[str] | None:
+    """The script's ``QUICK_ARGS`` declaration, or ``None`` when it has none."""
+    found, value = _declared(path, "QUICK_ARGS")
+    if not found:
+        return None
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValueError(f"{path}: QUICK_ARGS must be a list of strings")
+    return value
+
+
+def quick_seconds_of(path: Path) -> float | None:
+    """The script's ``QUICK_SECONDS`` declaration, or ``None`` when it has none."""
+    found, value = _declared(path, "QUICK_SECONDS")
+    if not found:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{path}: QUICK_SECONDS must be a number of seconds")
+    return float(value)
 
 
 def discover(folder: Path = BENCH) -> tuple[list[BenchScript], list[Path]]:
@@ -83,8 +105,17 @@ def discover(folder: Path = BENCH) -> tuple[list[BenchScript], list[Path]]:
         if quick is None:
             others.append(path)
         else:
-            scripts.append(BenchScript(path, quick))
+            scripts.append(BenchScript(path, quick, quick_seconds_of(path)))
     return scripts, others
+
+
+def longest_first(scripts: list[BenchScript]) -> list[BenchScript]:
+    """The order a quick run with ``--jobs`` starts them in: by ``QUICK_SECONDS``, longest
+    first, the ones without it before all (unknown, so taken as the longest), else by name."""
+    return sorted(
+        scripts,
+        key=lambda s: -(math.inf if s.quick_seconds is None else s.quick_seconds),
+    )
 
 
 def run_script(
@@ -125,7 +156,8 @@ def run_script(
 
 
 def run_all(scripts: list[BenchScript], quick: bool, jobs: int) -> tuple[list[ScriptRun], float]:
-    """Every script, ``jobs`` at a time, in their order; also the highest 1-minute load
+    """Every script, ``jobs`` at a time (the longest first: :func:`longest_first`), else one
+    by one in their order; the runs in the scripts' order, and the highest 1-minute load
     average seen between scripts."""
     load_peak = os.getloadavg()[0]
     total = len(scripts)
@@ -136,11 +168,11 @@ def run_all(scripts: list[BenchScript], quick: bool, jobs: int) -> tuple[list[Sc
             load_peak = max(load_peak, os.getloadavg()[0])
         return runs, load_peak
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [
-            pool.submit(run_script, script, quick, f"{i}/{total}", together=True)
-            for i, script in enumerate(scripts, 1)
-        ]
-        runs = [f.result() for f in futures]
+        futures = {
+            script.path: pool.submit(run_script, script, quick, f"{i}/{total}", together=True)
+            for i, script in enumerate(longest_first(scripts), 1)
+        }
+        runs = [futures[script.path].result() for script in scripts]
     return runs, max(load_peak, os.getloadavg()[0])
 
 

@@ -53,6 +53,7 @@ from finops.experiments.settings import ExperimentsSettings
 
 TASK = "bench-summarize"
 QUICK_ARGS = ["--events", "10000", "--seconds", "1", "--rate", "100"]
+QUICK_SECONDS = 35
 
 
 async def running_experiment(database_url: str) -> str:

@@ -51,6 +51,7 @@ TASKS = [f"task-{i}" for i in range(20)]
 #: the counter of events done, from the service's /metrics
 SERIES = 'finops_optimizer_events_total{outcome="applied",topic="agent.cost.v1"}'
 QUICK_ARGS = ["--events", "20000", "--learning-events", "10000", "--seconds", "1", "--rate", "100"]
+QUICK_SECONDS = 50
 
 
 def cost_event(i: int, rng: random.Random, start: datetime) -> dict:

@@ -17,10 +17,13 @@ sys.path.insert(0, str(BENCH))
 from _figures import Measurement, at_least, at_most  # noqa: E402
 from _runner import (  # noqa: E402
     discover,
+    longest_first,
     machine_note,
     paste_into,
     quick_args_of,
+    quick_seconds_of,
     render_markdown,
+    run_all,
     run_script,
     write_results,
 )
@@ -62,6 +65,32 @@ def test_quick_args_must_be_a_list_of_strings(tmp_path):
         quick_args_of(bad)
     annotated = write(tmp_path, "typed.py", "QUICK_ARGS: list[str] = ['--quick']\n")
     assert quick_args_of(annotated) == ["--quick"]
+
+
+def test_a_quick_run_in_parallel_starts_the_longest_scripts_first(tmp_path, capsys):
+    write(tmp_path, "a_short.py", "QUICK_ARGS = []\nQUICK_SECONDS = 2\n")
+    write(tmp_path, "b_long.py", "QUICK_ARGS = []\nQUICK_SECONDS = 40.5\n")
+    write(tmp_path, "c_unknown.py", "QUICK_ARGS = []\n")
+    write(tmp_path, "d_middle.py", "QUICK_ARGS = []\nQUICK_SECONDS = 9\n")
+    scripts, _ = discover(tmp_path)
+    assert [s.quick_seconds for s in scripts] == [2.0, 40.5, None, 9.0]
+    # unknown is taken as the longest
+    order = ["c_unknown.py", "b_long.py", "d_middle.py", "a_short.py"]
+    assert [s.path.name for s in longest_first(scripts)] == order
+    runs, _ = run_all(scripts, quick=True, jobs=2)
+    # the runs come back in the scripts' order; they started longest first
+    assert [r.script for r in runs] == [s.name for s in scripts]
+    err = capsys.readouterr().err
+    for position, name in enumerate(order, 1):
+        assert f"== [{position}/4] bench/{name}" in err
+
+
+def test_quick_seconds_must_be_a_number(tmp_path):
+    assert quick_seconds_of(write(tmp_path, "none.py", "QUICK_ARGS = []\n")) is None
+    for bad in ("'30'", "True", "-1"):
+        path = write(tmp_path, "bad.py", f"QUICK_ARGS = []\nQUICK_SECONDS = {bad}\n")
+        with pytest.raises(ValueError, match="QUICK_SECONDS must be a number of seconds"):
+            quick_seconds_of(path)
 
 
 @pytest.mark.parametrize(("quick", "rate", "met"), [(True, 10.0, False), (False, 1000.0, True)])
