@@ -52,7 +52,7 @@ LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 LOAD_CONNECTIONS = 32
 LOGINS = 40
 QUICK_ARGS = ["--seconds", "1", "--verify-seconds", "0.5", "--logins", "5"]
-QUICK_SECONDS = 25
+QUICK_SECONDS = 18
 PASSWORD = "bench passphrase " + uuid.uuid4().hex[:8]
 
 

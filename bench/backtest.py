@@ -269,7 +269,7 @@ SAVING_FLOORS = {
     ("routellm_gsm8k.csv", 0.95): 0.15,
 }
 QUICK_ARGS = ["--seeds", "1", "--targets", "0.95", "--no-synthetic", "--only", "gsm8k"]
-QUICK_SECONDS = 10
+QUICK_SECONDS = 5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,8 +52,8 @@ from finops.experiments.domain.definition import build_definition
 from finops.experiments.settings import ExperimentsSettings
 
 TASK = "bench-summarize"
-QUICK_ARGS = ["--events", "10000", "--seconds", "1", "--rate", "100"]
-QUICK_SECONDS = 35
+QUICK_ARGS = ["--events", "20000", "--seconds", "1", "--rate", "100"]
+QUICK_SECONDS = 30
 
 
 async def running_experiment(database_url: str) -> str:

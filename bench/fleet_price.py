@@ -36,7 +36,7 @@ from finops.optimizer.domain.policy import Objective
 from finops.optimizer.domain.policy.planner import plan_fleet_price
 
 QUICK_ARGS = ["--events", "3000", "--repeats", "5"]
-QUICK_SECONDS = 10
+QUICK_SECONDS = 6
 
 PARTITIONS = 6
 TARGET = 0.95

@@ -26,8 +26,8 @@ from finops.common.events import error_event
 from finops.common.topics import AGENT_ERROR
 
 APPLIED = 'finops_healer_outcome_records_total{outcome="applied",topic="agent.error.v1"}'
-QUICK_ARGS = ["--events", "10000", "--seconds", "1", "--rate", "100"]
-QUICK_SECONDS = 25
+QUICK_ARGS = ["--events", "20000", "--seconds", "1", "--rate", "100"]
+QUICK_SECONDS = 22
 #: (status, provider, error part) of the errors agents report, round robin
 ERRORS = [
     (429, "openai", {"type": "requests", "provider_code": "rate_limit_exceeded",

@@ -72,7 +72,7 @@ MODELS = [
 ]
 
 QUICK_ARGS = ["--events", "10000", "--trips", "2"]
-QUICK_SECONDS = 20
+QUICK_SECONDS = 18
 
 
 def agent_error(i: int, provider: str, model: str, status: int, message: str) -> dict:

@@ -38,7 +38,7 @@ from finops.common.kafka import make_producer
 from finops.common.topics import AGENT_COST
 
 QUICK_ARGS = ["--events", "2000", "--seconds", "1", "--rate", "100"]
-QUICK_SECONDS = 10
+QUICK_SECONDS = 8
 
 
 def event(agent: str) -> dict:
