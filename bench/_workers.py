@@ -18,7 +18,7 @@ from _harness import Progress, Rate, Series, kafka_settings, note, produce_event
 
 from finops.cli.process import free_port
 from finops.cli.stack import Stack
-from finops.common.kafka import ensure_topics
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import (
     AGENT_COST,
     AGENT_ERROR,

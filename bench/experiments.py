@@ -44,7 +44,8 @@ from _harness import (
 
 from finops.cli.stack import Stack
 from finops.common.events import llm_call_event
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import make_producer
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, dlq_spec
 from finops.experiments.adapters.repository import ExperimentRepository
 from finops.experiments.app import open_intake

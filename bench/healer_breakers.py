@@ -51,8 +51,9 @@ from prometheus_client import REGISTRY
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
 from finops.common.events import error_event
-from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import AGENT_ERROR, CIRCUITS, TopicSpec
 from finops.healer.adapters.circuits_stream import breaker_pipeline
 from finops.healer.domain.classify import ErrorClassifier

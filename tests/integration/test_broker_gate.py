@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from finops.common.kafka import ensure_topics, make_producer, read_topic
+from finops.common.kafka import make_producer, read_topic
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from finops.common.health import BrokerProbe
-from finops.common.kafka import ensure_topics
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from finops.common.consumer import AtLeastOnceConsumer, header_map
-from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from support import wait_until
 
 from finops.cli.process import free_port
 from finops.common import migrations
-from finops.common.kafka import missing_topics, wait_for_topics
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import missing_topics, wait_for_topics
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,9 @@ import uuid
 import pytest
 from support import wait_until
 
-from finops.common.kafka import ensure_topics, make_admin, make_consumer
+from finops.common.kafka import make_admin, make_consumer
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import make_producer
 from finops.common.log_position import broker_cluster_id, plan_resume
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ from aiokafka.admin import NewTopic
 from support import finops_piped as finops
 from support import llm_call, publish
 
-from finops.common.kafka import ensure_topics, make_admin
+from finops.common.kafka import make_admin
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration

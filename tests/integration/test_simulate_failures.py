@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from finops.cli.main import app
 from finops.cli.process import free_port
 from finops.cli.simulate_platform import lost_events
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import AGENT_COST, AGENT_ERROR
 
 pytestmark = pytest.mark.integration

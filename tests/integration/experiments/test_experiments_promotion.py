@@ -15,7 +15,7 @@ from support import wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
-from finops.common.kafka import ensure_topics
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.app import create_app
 from finops.optimizer.settings import OptimizerSettings

@@ -13,8 +13,9 @@ from support import llm_call, send_acknowledged
 
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.events import error_event
-from finops.common.kafka import ensure_topics, make_consumer, make_producer, read_topic
+from finops.common.kafka import make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.healer.adapters.circuits import CircuitsView
 from finops.healer.settings import HealerSettings

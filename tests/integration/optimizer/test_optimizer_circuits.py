@@ -11,7 +11,7 @@ from support import llm_call, wait_until
 from test_optimizer_live import Lab
 
 from finops.common.circuits import CircuitState, CircuitStatus
-from finops.common.kafka import ensure_topics
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,9 @@ from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.datastores import redis_client
-from finops.common.kafka import ensure_topics, make_producer
+from finops.common.kafka import make_producer
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.app import create_app
 from finops.optimizer.settings import OptimizerSettings

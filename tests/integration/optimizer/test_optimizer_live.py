@@ -14,8 +14,9 @@ from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
-from finops.common.kafka import ensure_topics, make_consumer, make_producer
+from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.app import create_app
 from finops.optimizer.settings import OptimizerSettings

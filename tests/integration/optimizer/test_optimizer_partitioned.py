@@ -23,7 +23,8 @@ from aiokafka import TopicPartition
 from support import llm_call, send_acknowledged, wait_until
 from test_optimizer_live import Lab
 
-from finops.common.kafka import ensure_topics, make_consumer
+from finops.common.kafka import make_consumer
+from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 from finops.optimizer.adapters.shard_snapshots import ShardSnapshotReader
 from finops.optimizer.domain.budgets import alert_id, period_bounds

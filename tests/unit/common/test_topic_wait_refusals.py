@@ -37,9 +37,9 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.metadata import MetadataRequest_v4, MetadataResponse_v4
 
-from finops.common import create_topics, kafka
-from finops.common.kafka import KafkaAccessRefused, missing_topics, wait_for_topics
+from finops.common import create_topics, topic_admin
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import KafkaAccessRefused, missing_topics, wait_for_topics
 from finops.common.topics import ALL_TOPICS
 
 NAMES = [spec.name for spec in ALL_TOPICS]
@@ -123,7 +123,7 @@ def test_a_refusal_ends_the_wait_at_once_naming_the_kind_and_the_settings(
     monkeypatch: pytest.MonkeyPatch, error: BaseException, kind: str, settings_named: list[str]
 ) -> None:
     fake, asked = connecting(error)
-    monkeypatch.setattr(kafka, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
     settings = CommonSettings(kafka_bootstrap="kafka-0:9093,kafka-1:9093", **SASL)
     with pytest.raises(KafkaAccessRefused) as refused:
         # poll_s=0: had the refusal been waited on, the wait would have asked again and again
@@ -151,7 +151,7 @@ def test_a_broker_that_does_not_answer_yet_is_asked_again_until_it_lists_the_top
         KafkaConnectionError("Connection at kafka-0:9093 closed"),
         broker,
     )
-    monkeypatch.setattr(kafka, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
     settings = CommonSettings(kafka_bootstrap="kafka-0:9093", **SASL)
     assert asyncio.run(wait_for_topics(settings, timeout_s=30, poll_s=0)) == []
     assert len(asked) == 4
@@ -164,7 +164,7 @@ def test_topics_missing_for_real_are_waited_on_and_never_created_by_asking(
 ) -> None:
     broker = FakeConnection(NAMES[2:])  # the rest: UNKNOWN_TOPIC_OR_PARTITION (3)
     fake, asked = connecting(broker)
-    monkeypatch.setattr(kafka, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
     missing = asyncio.run(wait_for_topics(CommonSettings(), timeout_s=0.2, poll_s=0.01))
     assert missing == NAMES[:2]
     assert len(asked) > 1  # asked again until the timeout
@@ -179,7 +179,7 @@ def test_topics_the_acls_hide_end_the_wait_at_once_as_an_authorization_problem(
     # A broker lists only the topics the client may describe; asked by name, it says why.
     broker = FakeConnection(NAMES[2:], by_name={NAMES[0]: 29, NAMES[1]: 29})
     fake, asked = connecting(broker)
-    monkeypatch.setattr(kafka, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
     settings = CommonSettings(**SASL)
     with pytest.raises(KafkaAccessRefused) as refused:
         asyncio.run(wait_for_topics(settings, timeout_s=30, poll_s=0))
@@ -198,7 +198,7 @@ def test_the_command_prints_one_line_and_exits_1_on_a_refusal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake, asked = connecting(SaslAuthenticationFailed("Invalid username or password"))
-    monkeypatch.setattr(kafka, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
     monkeypatch.setattr(create_topics, "configure_logging", lambda *args: None)
     for name, value in {**SASL, "kafka_bootstrap": "kafka-0:9093"}.items():
         monkeypatch.setenv(f"FINOPS_{name.upper()}", value)
@@ -243,8 +243,8 @@ def test_create_topics_refused_by_the_acls_exits_1_instead_of_counting_them_crea
 ) -> None:
     admin = RefusingAdmin()
     fake, _ = connecting(FakeConnection([]))
-    monkeypatch.setattr(kafka, "create_conn", fake)
-    monkeypatch.setattr(kafka, "make_admin", lambda settings: admin)
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "make_admin", lambda settings: admin)
     monkeypatch.setattr(create_topics, "configure_logging", lambda *args: None)
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "kafka-0:9093")
     assert create_topics.main([]) == 1

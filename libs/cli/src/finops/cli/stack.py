@@ -193,7 +193,7 @@ class Stack:
         self.echo("database migrations applied")
 
     def _create_topics(self) -> None:
-        from finops.common import kafka
+        from finops.common import topic_admin
         from finops.common.settings import CommonSettings
 
         common = CommonSettings(
@@ -201,7 +201,7 @@ class Stack:
             kafka_enable_idempotence=not self.local_broker,
             service_name="stack",
         )
-        created = asyncio.run(kafka.ensure_topics(common))
+        created = asyncio.run(topic_admin.ensure_topics(common))
         self.echo(f"topics ready ({len(created)} created)")
 
     def stop(self) -> None:

@@ -20,9 +20,9 @@ import argparse
 import asyncio
 import sys
 
-from finops.common.kafka import KafkaAccessRefused, ensure_topics, wait_for_topics
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
+from finops.common.topic_admin import KafkaAccessRefused, ensure_topics, wait_for_topics
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -17,31 +17,13 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import AIOKafkaConnection, collect_hosts, create_conn
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.errors import (
-    AuthenticationFailedError,
-    AuthenticationMethodNotSupported,
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    IllegalSaslStateError,
-    KafkaConnectionError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-    UnsupportedSaslMechanismError,
-    for_code,
-)
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
-from aiokafka.protocol.metadata import MetadataRequest
 
 from finops.common.catch_up import CatchUp
-from finops.common.errors import FinopsError
 from finops.common.settings import CommonSettings
-from finops.common.topics import ALL_TOPICS, TopicSpec
-from finops.common.waiting import wait_until_none_left
 
 log = logging.getLogger(__name__)
 
@@ -171,194 +153,6 @@ def make_admin(settings: CommonSettings) -> AIOKafkaAdminClient:
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         **security_config(settings),
-    )
-
-
-async def ensure_topics(
-    settings: CommonSettings, specs: Iterable[TopicSpec] = ALL_TOPICS
-) -> list[str]:
-    """Create every missing topic with its declared partitions and config; return new names.
-
-    A broker that refuses this client (TLS, SASL) or its creation of a topic (ACLs) raises
-    :class:`KafkaAccessRefused`."""
-    (await _connect(settings)).close()  # a refusal named, not aiokafka's "Unable to bootstrap"
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [s for s in specs if s.name not in existing]
-        created = []
-        for spec in wanted:
-            topic = NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=settings.kafka_replication_factor,
-                topic_configs=spec.config(),
-            )
-            try:
-                answer = await admin.create_topics([topic])
-                where = settings.kafka_bootstrap
-                _raise_if_refused(answer.to_object()["topic_errors"], settings, where)
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass
-        if created:
-            log.info("created topics", extra={"topics": created})
-        return created
-    finally:
-        await admin.close()
-
-
-#: what a broker answers a client it will not let in: waiting does not change it
-AUTHENTICATION_REFUSED = (
-    SaslAuthenticationFailed,
-    AuthenticationFailedError,
-    AuthenticationMethodNotSupported,
-    UnsupportedSaslMechanismError,
-    IllegalSaslStateError,  # SASL asked of a listener without it
-)
-AUTHORIZATION_REFUSED = (
-    TopicAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-)
-
-
-class KafkaAccessRefused(FinopsError):
-    """The broker answered, and will not let this client in: a TLS handshake that failed (a
-    certificate the CA given does not verify, or for another host name), SASL authentication
-    that failed, or an ACL that does not allow what is asked. Waiting does not mend it; the
-    message names the ``FINOPS_KAFKA_*`` settings to check, ``details`` the kind (``tls``,
-    ``authentication`` or ``authorization``) and those settings.
-
-    A client of the wrong protocol is not told so: a broker just closes the connection of a
-    TLS client on a plaintext listener or of a plaintext one on a TLS or SASL listener, as a
-    broker that is going away does."""
-
-    code, message = "kafka_access_refused", "the Kafka broker refused this client"
-
-    @classmethod
-    def of(cls, error: BaseException, settings: CommonSettings, where: str) -> Self:
-        """The refusal ``error`` (a TLS, authentication or authorization error) means."""
-        protocol = f"FINOPS_KAFKA_SECURITY_PROTOCOL (now {settings.kafka_security_protocol})"
-        user = settings.kafka_sasl_username
-        if isinstance(error, ssl.SSLError):
-            kind, what, problem = "tls", "TLS handshake failed", "a TLS problem"
-            check = [
-                protocol,
-                "FINOPS_KAFKA_SSL_CAFILE (the CA that signed the broker's certificate; "
-                f"now {settings.kafka_ssl_cafile or 'unset: the system CAs'})",
-                "FINOPS_KAFKA_BOOTSTRAP (the broker's TLS listener, by a name its certificate "
-                "holds)",
-            ]
-        elif isinstance(error, AUTHORIZATION_REFUSED):
-            kind, what, problem = "authorization", "not authorized", "an authorization problem"
-            check = [
-                f"the ACLs of the Kafka user FINOPS_KAFKA_SASL_USERNAME (now {user or 'unset'}): "
-                "it needs Describe on the topics (Create too for create-topics)",
-            ]
-        else:
-            kind, what = "authentication", "SASL authentication failed"
-            problem = "an authentication problem"
-            check = [
-                f"FINOPS_KAFKA_SASL_USERNAME (now {user or 'unset'})",
-                "FINOPS_KAFKA_SASL_PASSWORD",
-                f"FINOPS_KAFKA_SASL_MECHANISM (now {settings.kafka_sasl_mechanism or 'unset'})",
-                protocol,
-            ]
-        # one line; aiokafka's errors name their class themselves
-        named = str(error) if isinstance(error, KafkaError) else f"{type(error).__name__}: {error}"
-        reason = " ".join(named.split())
-        return cls(
-            f"Kafka {what} at {where} ({reason}): {problem}, which waiting will not mend; "
-            f"check {', '.join(check)}",
-            details={"kind": kind, "where": where, "error": reason, "check": check},
-        )
-
-
-def _connection_config(settings: CommonSettings) -> dict[str, Any]:
-    return {
-        "client_id": f"finops-{settings.service_name}",
-        "request_timeout_ms": settings.kafka_request_timeout_ms,
-        **security_config(settings),
-    }
-
-
-async def _connect(settings: CommonSettings) -> AIOKafkaConnection:
-    """A connection to the first bootstrap server that takes one, TLS and SASL done.
-
-    Raises :class:`KafkaAccessRefused` as soon as a server refuses this client, and the last
-    server's error (``OSError``, ``TimeoutError``, ``KafkaError``) when none answers. Not
-    aiokafka's client: its bootstrap logs each server's error and raises only "Unable to
-    bootstrap", the same for a wrong password as for a broker that is not up yet."""
-    hosts = collect_hosts(settings.kafka_bootstrap, randomize=False)
-    last: BaseException = KafkaConnectionError(f"no bootstrap server in {hosts}")
-    for host, port, _ in hosts:
-        try:
-            return await create_conn(host, port, **_connection_config(settings))
-        except (ssl.SSLError, *AUTHENTICATION_REFUSED) as exc:
-            raise KafkaAccessRefused.of(exc, settings, f"{host}:{port}") from exc
-        except (OSError, TimeoutError, KafkaError) as exc:
-            last = exc
-    raise last
-
-
-async def missing_topics(
-    settings: CommonSettings, specs: Iterable[TopicSpec] = ALL_TOPICS
-) -> list[str]:
-    """The names of ``specs`` that the broker does not list, in declaration order.
-
-    Raises :class:`KafkaAccessRefused` when the broker refuses this client (TLS, SASL) or says
-    it may not see a topic it does not list (a broker does not list topics the client may not
-    describe: those are asked for by name, with topic auto-creation off, so that asking does
-    not create them), and the connection's error when no broker answers."""
-    wanted = [spec.name for spec in specs]
-    conn = await _connect(settings)
-    try:
-        listed = await conn.send(MetadataRequest(None))  # every topic the client may see
-        existing = {topic["topic"] for topic in listed.to_object()["topics"]}
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            named = await conn.send(MetadataRequest(missing, allow_auto_topic_creation=False))
-            _raise_if_refused(named.to_object()["topics"], settings, f"{conn.host}:{conn.port}")
-    finally:
-        conn.close()
-    return missing
-
-
-def _raise_if_refused(topics: list[dict[str, Any]], settings: CommonSettings, where: str) -> None:
-    """Raise :class:`KafkaAccessRefused` if the broker answered any of ``topics`` (a response's
-    per-topic ``{"topic", "error_code"}``) with an authorization error."""
-    refused = [(for_code(t["error_code"]), t["topic"]) for t in topics]
-    refused = [(error, name) for error, name in refused if issubclass(error, AUTHORIZATION_REFUSED)]
-    if refused:
-        error = refused[0][0](f"topics {', '.join(name for _, name in refused)}")
-        raise KafkaAccessRefused.of(error, settings, where)
-
-
-#: a broker that may answer later: not up yet, restarting, slow
-NOT_ANSWERING_YET = (OSError, TimeoutError, KafkaError)
-
-
-async def wait_for_topics(
-    settings: CommonSettings,
-    specs: Iterable[TopicSpec] = ALL_TOPICS,
-    *,
-    timeout_s: float,
-    poll_s: float = 2.0,
-) -> list[str]:
-    """Wait until every topic of ``specs`` exists, created by someone else (Strimzi's topic
-    operator on Kubernetes); return the names still missing after ``timeout_s`` (empty:
-    every one exists). An unreachable broker counts as every topic missing, and is asked
-    again: a pod may start before Kafka answers. A broker that refuses this client (TLS,
-    SASL, ACLs) raises :class:`KafkaAccessRefused` at once: waiting would not mend it."""
-    wanted = list(specs)
-    return await wait_until_none_left(
-        lambda: missing_topics(settings, wanted),
-        unanswered=[spec.name for spec in wanted],
-        unreachable=NOT_ANSWERING_YET,
-        timeout_s=timeout_s,
-        poll_s=poll_s,
     )
 
 
