@@ -11,6 +11,7 @@ own connection code raises them. No broker is started.
 from __future__ import annotations
 
 import asyncio
+import doctest
 import io
 import ssl
 import struct
@@ -256,6 +257,68 @@ def test_create_topics_refused_by_the_acls_exits_1_instead_of_counting_them_crea
         f"ClusterAuthorizationFailedError: topics {NAMES[0]}): an authorization problem"
     ), err
     assert err.count("\n") == 1
+
+
+def test_the_docstring_examples_of_topic_admin_hold() -> None:
+    result = doctest.testmod(topic_admin)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+class AnsweringAdmin(RefusingAdmin):
+    """An admin client whose broker answers each creation with ``code`` (and ``message``)."""
+
+    def __init__(self, code: int, message: str | None) -> None:
+        super().__init__()
+        self.code, self.message = code, message
+
+    async def create_topics(self, topics: list[Any]) -> CreateTopicsResponse_v1:
+        self.asked += [topic.name for topic in topics]
+        return CreateTopicsResponse_v1([(t.name, self.code, self.message) for t in topics])
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "exit_code", "created"),
+    [
+        (0, None, 0, len(NAMES)),
+        (36, "Topic already exists.", 0, 0),  # created meanwhile by someone else: fine
+    ],
+)
+def test_create_topics_counts_only_the_topics_the_broker_created(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    code: int,
+    message: str | None,
+    exit_code: int,
+    created: int,
+) -> None:
+    admin = AnsweringAdmin(code, message)
+    fake, _ = connecting(FakeConnection([]))
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "make_admin", lambda settings: admin)
+    monkeypatch.setattr(create_topics, "configure_logging", lambda *args: None)
+    assert create_topics.main([]) == exit_code
+    out, _err = capsys.readouterr()
+    assert out.startswith(f"topics ready ({created} created"), out
+    assert admin.asked == NAMES
+
+
+def test_create_topics_answered_another_error_exits_1_instead_of_counting_it_created(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = AnsweringAdmin(38, "Replication factor: 3 larger than available brokers: 1.")
+    fake, _ = connecting(FakeConnection([]))
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "make_admin", lambda settings: admin)
+    monkeypatch.setattr(create_topics, "configure_logging", lambda *args: None)
+    assert create_topics.main([]) == 1
+    out, err = capsys.readouterr()
+    assert "topics ready" not in out
+    assert admin.asked == [NAMES[0]]
+    assert err == (
+        f"topic_not_created: the Kafka broker did not create topic {NAMES[0]}: "
+        "InvalidReplicationFactorError (Replication factor: 3 larger than available "
+        "brokers: 1.)\n"
+    )
 
 
 # --- real handshakes on loopback -------------------------------------------------------------

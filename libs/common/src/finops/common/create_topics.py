@@ -22,7 +22,12 @@ import sys
 
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
-from finops.common.topic_admin import KafkaAccessRefused, ensure_topics, wait_for_topics
+from finops.common.topic_admin import (
+    KafkaAccessRefused,
+    TopicNotCreated,
+    ensure_topics,
+    wait_for_topics,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -58,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print("every declared topic exists")
             return 0
         created = asyncio.run(ensure_topics(settings))
-    except KafkaAccessRefused as refused:
-        print(f"{refused.code}: {refused.message}", file=sys.stderr)
+    except (KafkaAccessRefused, TopicNotCreated) as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
     print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")
     return 0

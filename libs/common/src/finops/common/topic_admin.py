@@ -57,18 +57,58 @@ async def ensure_topics(
                 replication_factor=settings.kafka_replication_factor,
                 topic_configs=spec.config(),
             )
-            try:
-                answer = await admin.create_topics([topic])
-                where = settings.kafka_bootstrap
-                _raise_if_refused(answer.to_object()["topic_errors"], settings, where)
+            answer = await admin.create_topics([topic])
+            errors = answer.to_object()["topic_errors"]
+            _raise_if_refused(errors, settings, settings.kafka_bootstrap)
+            if _created(spec.name, errors):
                 created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass
         if created:
             log.info("created topics", extra={"topics": created})
         return created
     finally:
         await admin.close()
+
+
+class TopicNotCreated(FinopsError):
+    """The broker answered a topic's creation with an error other than "it exists already"
+    (an invalid replication factor or config, say): the topic is not there, and starting
+    services on it would fail later and less clearly."""
+
+    code, message = "topic_not_created", "the Kafka broker did not create a topic"
+
+
+def _created(name: str, topic_errors: list[dict[str, Any]]) -> bool:
+    """Whether the creation of topic ``name`` succeeded (``False``: someone created it first);
+    raises :class:`TopicNotCreated` for any other error the broker answered.
+
+    aiokafka returns these per-topic errors; it does not raise them.
+
+    Examples
+    --------
+    >>> _created("a", [{"topic": "a", "error_code": 0, "error_message": None}])
+    True
+    >>> _created("a", [{"topic": "a", "error_code": 36, "error_message": "exists"}])
+    False
+    >>> answer = {"topic": "a", "error_code": 38, "error_message": "factor 3 > 1 broker"}
+    >>> try:
+    ...     _created("a", [answer])
+    ... except TopicNotCreated as error:
+    ...     print(error.message)
+    the Kafka broker did not create topic a: InvalidReplicationFactorError (factor 3 > 1 broker)
+    """
+    for answer in topic_errors:
+        code = answer["error_code"]
+        if answer["topic"] != name or code == 0:
+            continue
+        error = for_code(code)
+        if issubclass(error, TopicAlreadyExistsError):
+            return False
+        detail = answer.get("error_message") or error.description
+        raise TopicNotCreated(
+            f"the Kafka broker did not create topic {name}: {error.__name__} ({detail})",
+            details={"topic": name, "error": error.__name__, "error_code": code},
+        )
+    return True
 
 
 #: what a broker answers a client it will not let in: waiting does not change it
