@@ -201,7 +201,10 @@ class Stack:
             kafka_enable_idempotence=not self.local_broker,
             service_name="stack",
         )
-        created = asyncio.run(topic_admin.ensure_topics(common))
+        try:
+            created = asyncio.run(topic_admin.ensure_topics(common))
+        except (topic_admin.KafkaAccessRefused, topic_admin.TopicNotCreated) as exc:
+            raise StackError(f"{exc.code}: {exc.message}") from exc
         self.echo(f"topics ready ({len(created)} created)")
 
     def stop(self) -> None:
