@@ -29,6 +29,7 @@ from finops.common.stream_service import create_stream_service_app
 from finops.optimizer.adapters.engine_shards import EngineShards
 from finops.optimizer.adapters.metrics import SPEND
 from finops.optimizer.adapters.recommendation_log import RecommendationLog
+from finops.optimizer.adapters.settings_ledger import PostgresSettingsLedger
 from finops.optimizer.adapters.shard_snapshots import PartitionedLearning, ShardSnapshotReader
 from finops.optimizer.adapters.stream import EventIntake
 from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
@@ -132,6 +133,7 @@ async def _one_worker(
         topics=(settings.cost_topic, settings.error_topic),
         alerts_topic=settings.alerts_topic,
         experiments_topic=settings.experiments_topic,
+        ledger=PostgresSettingsLedger(app.state.db, settings.checkpoint_name),
     )
     await intake.restore()
     intake.resume_from(
@@ -158,6 +160,8 @@ async def _partitioned(
     async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
         return await plan_resume(settings, saved, cluster_id, what="optimizer partitions")
 
+    ledger = PostgresSettingsLedger(app.state.db, settings.checkpoint_name)
+
     learning = PartitionedLearning(
         TaskTypeForwarder(
             forward_consumer,
@@ -178,6 +182,7 @@ async def _partitioned(
             alerts_topic=settings.alerts_topic,
             checkpoint_interval_s=settings.checkpoint_interval_s,
             snapshot_interval_s=settings.snapshot_interval_s,
+            ledger=ledger,
         ),
         ShardSnapshotReader(
             reader_consumer,
@@ -189,6 +194,7 @@ async def _partitioned(
         learning_topic=settings.learning_topic,
         partitions=settings.learning_partitions,
         alerts_topic=settings.alerts_topic,
+        ledger=ledger,
     )
     await learning.reader.start()
     await learning.shards.start()

@@ -7,7 +7,9 @@ each engine is checkpointed in its own row (``<checkpoint name>:p<partition>``, 
 position guard) with its partition's offset, restored by whoever owns the partition next, so a
 rebalance or a ``kill -9`` neither loses nor double-counts an event. Operator changes arrive
 in every partition, in order with the events (see
-:mod:`finops.optimizer.service_layer.commands`).
+:mod:`finops.optimizer.service_layer.commands`); a partition's engine, once loaded, also takes
+the settings ledger's changes it has not seen (those made with one worker since its
+checkpoint), and later skips a change of a setting it holds a newer change of.
 
 At most every ``snapshot_interval_s`` each changed engine's state, without its memories of
 event ids, is published to the compacted ``finops.optimizer-shards.v1`` (key: the partition):
@@ -39,7 +41,12 @@ from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert
 from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
 from finops.optimizer.domain.engine import OptimizerEngine
-from finops.optimizer.service_layer.commands import OperatorChange
+from finops.optimizer.service_layer.commands import (
+    OperatorChange,
+    SettingsLedger,
+    reconcile,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         alerts_topic: str,
         checkpoint_interval_s: float = 5.0,
         snapshot_interval_s: float = 1.0,
+        ledger: SettingsLedger | None = None,
     ) -> None:
         super().__init__(
             consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
@@ -86,6 +94,8 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         self.shards_topic = shards_topic
         self.alerts_topic = alerts_topic
         self.snapshot_interval_s = snapshot_interval_s
+        #: the latest operator changes, taken by every engine loaded (None: none taken)
+        self.ledger = ledger
         #: records applied by this worker since it started (not the engines' totals)
         self.events = 0
         self.unpublished: set[int] = set()
@@ -99,6 +109,21 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         return f"{self.name}:p{partition}"
 
     async def load_shard(
+        self, partition: int
+    ) -> tuple[OptimizerEngine, Mapping[str, int], str | None]:
+        """The partition's engine as checkpointed (or new: :meth:`_new_engine_with_settings`),
+        with the ledger's operator changes it has not seen applied."""
+        engine, offsets, cluster_id = await self._restored(partition)
+        if self.ledger is not None:
+            taken = reconcile(engine, await self.ledger.latest())
+            if taken:
+                log.info(
+                    "operator changes taken from the settings ledger",
+                    extra={"partition": partition, "taken": taken},
+                )
+        return engine, offsets, cluster_id
+
+    async def _restored(
         self, partition: int
     ) -> tuple[OptimizerEngine, Mapping[str, int], str | None]:
         saved = await self.store.load(self.checkpoint_name(partition))
@@ -140,6 +165,7 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
             engine.set_objective(scope, objective)
         for budget in before.budgets.budgets():
             engine.set_budget(budget)
+        engine.operator_seq = dict(before.operator_seq)
         return engine
 
     async def save_shard(
@@ -187,8 +213,8 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
             adopted = engine.adopt_decision(announcement_of(record.value))
             EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
             return []
-        if kind == OPERATOR:
-            OperatorChange.from_json(record.value).apply(engine)
+        if kind == OPERATOR:  # skipped if the engine holds a newer change of that setting
+            settle(engine, OperatorChange.from_json(record.value))
             return []
         raise ValueError(f"record without a known {INPUT_HEADER} header")
 

@@ -40,7 +40,7 @@ from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView
-from finops.optimizer.service_layer.commands import OperatorChange
+from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,11 @@ class PartitionedLearning:
         learning_topic: str,
         partitions: int,
         alerts_topic: str,
+        ledger: SettingsLedger | None = None,
     ) -> None:
         self.forwarder = forwarder
+        #: where an operator change is recorded before it is written to the partitions
+        self.ledger = ledger
         self.shards = shards
         self.reader = reader
         self.producer = producer
@@ -244,8 +247,12 @@ class PartitionedLearning:
         return self.reader.view
 
     async def apply(self, change: OperatorChange) -> Any:
-        """Write ``change`` to every partition (acknowledged by the broker before this
-        returns: durable), and answer from this replica's view with the change applied."""
+        """Record ``change`` in the settings ledger (it follows a switch to one worker, and a
+        partition loaded later takes it from there), write it with its number to every
+        partition (acknowledged by the broker before this returns), and answer from this
+        replica's view with the change applied."""
+        if self.ledger is not None:
+            change = change.numbered(await self.ledger.record(change))
         sends = [
             await self.producer.send(
                 self.learning_topic,

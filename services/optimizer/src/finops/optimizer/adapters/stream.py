@@ -4,7 +4,10 @@ It is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpoin
 State and offsets are saved together (see :mod:`finops.common.checkpoints`); an event that
 cannot be applied is parked on its topic's dead-letter topic; Kafka offsets are committed
 only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
-checkpoint's offsets, so every event is applied to the state exactly once. Before it resumes,
+checkpoint's offsets, so every event is applied to the state exactly once. Operator changes
+are recorded in the settings ledger before they are applied, and a restored state takes the
+ledger's changes it has not seen (those made with partitioned learning since its checkpoint:
+:func:`~finops.optimizer.service_layer.commands.reconcile`). Before it resumes,
 :meth:`EventIntake.resume_from` drops saved offsets that no longer point into the broker's log
 (see :mod:`finops.common.log_position`); those partitions, and every partition the checkpoint
 does not name, are read from their earliest offset.
@@ -28,7 +31,7 @@ from finops.common.datastores import is_dependency_failure
 from finops.common.events import Event
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
-from finops.optimizer.service_layer.commands import OperatorChange
+from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,12 @@ class EventIntake(CheckpointedState):
         topics: tuple[str, ...] = (AGENT_COST.name, AGENT_ERROR.name),
         alerts_topic: str = ALERTS.name,
         experiments_topic: str | None = None,
+        ledger: SettingsLedger | None = None,
     ) -> None:
         super().__init__(store, name)
+        #: where operator changes are recorded first (None: only in the checkpoint)
+        self.ledger = ledger
+        self._changing = asyncio.Lock()  # changes numbered and applied in the same order
         # Experiment decisions go through the same checkpointed path as the events, so a
         # promotion is applied once and survives restarts.
         self.experiments_topic = experiments_topic
@@ -106,6 +113,17 @@ class EventIntake(CheckpointedState):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.engine = OptimizerEngine.from_state(state)
+
+    async def restore(self) -> bool:
+        """Load the last checkpoint (:meth:`CheckpointedState.restore`), then apply the
+        ledger's operator changes the state has not seen: those made with partitioned learning
+        since the checkpoint, or since the first start (no checkpoint, or one unreadable)."""
+        restored = await super().restore()
+        if self.ledger is not None:
+            taken = reconcile(self.engine, await self.ledger.latest())
+            if taken:
+                log.info("operator changes taken from the settings ledger", extra={"taken": taken})
+        return restored
 
     async def start(self) -> None:
         """Start the consumer; its group join and the seek to the checkpoint run in the
@@ -196,8 +214,14 @@ class EventIntake(CheckpointedState):
         return self.engine
 
     async def apply(self, change: OperatorChange) -> Any:
-        """Apply an operator change to the live engine and checkpoint it before answering."""
-        result = change.apply(self.engine)
+        """Record an operator change in the ledger, apply it to the live engine and checkpoint
+        it before answering (the ledger alone keeps it through a crash: :meth:`restore`)."""
+        async with self._changing:
+            if self.ledger is not None:
+                change = change.numbered(await self.ledger.record(change))
+            result = change.apply(self.engine)
+            if change.seq is not None:
+                self.engine.operator_seq[change.key] = change.seq
         await self.checkpoint()
         return result
 

@@ -132,6 +132,10 @@ class OptimizerEngine:
         #: winners of experiments (finops.experiments.v1), by task type: the arm recommended
         #: there before the policy is asked, and the arms it beat (never recommended there)
         self.promoted: dict[str, dict[str, Any]] = {}
+        #: the number of the latest operator change applied per setting (``arm:<arm>``,
+        #: ``objective:<scope>``, ``budget:<id>``): an older one arriving later is not applied
+        #: (``finops.optimizer.service_layer.commands.settle``)
+        self.operator_seq: dict[str, int] = {}
 
     # ---- learning ----------------------------------------------------------------------
 
@@ -364,6 +368,12 @@ class OptimizerEngine:
         self.withdrawn.add(arm)
         return True
 
+    def withdraw_arm(self, arm: str) -> None:
+        """Withdraw ``arm`` whether or not it is in the catalog (a withdrawal made while
+        another engine had it there)."""
+        self.catalog.pop(arm, None)
+        self.withdrawn.add(arm)
+
     def set_objective(self, scope: str, objective: Objective) -> None:
         self.policy.set_objective(scope, objective)
 
@@ -408,6 +418,7 @@ class OptimizerEngine:
             ("errors_seen", lambda: self.errors_seen),
             ("drift_alerts", lambda: self.drift_alerts),
             ("promoted", lambda: {k: dict(v) for k, v in self.promoted.items()}),
+            ("operator_seq", lambda: dict(self.operator_seq)),
         ]
 
     def view_parts(self) -> list[tuple[str, Callable[[], Any]]]:
@@ -446,6 +457,8 @@ class OptimizerEngine:
         engine.errors_seen = state["errors_seen"]
         engine.drift_alerts = state["drift_alerts"]
         engine.promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
+        # absent before operator changes were numbered: every recorded change is newer
+        engine.operator_seq = {k: int(v) for k, v in state.get("operator_seq", {}).items()}
         return engine
 
 

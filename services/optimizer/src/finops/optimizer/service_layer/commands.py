@@ -7,16 +7,24 @@ process: with one worker the event intake applies it to the live engine and chec
 with learning partitioned by task type, the change is written to every partition of the
 internal topic (each partition's owner applies it in order with the events) and the answer
 comes from the replica's view. None of the routes touches an engine's settings directly.
+
+Both kinds of learning also record every change in one place of their own, a
+:class:`SettingsLedger` (PostgreSQL's ``optimizer_settings``: the latest change of each
+setting, numbered from one sequence), before they apply it: a mode that starts after running
+the other one takes, with :func:`reconcile`, the changes it has not seen, and an engine
+applies a numbered change only when it has applied none as new for the same setting
+(:func:`settle`), so an older value never overrides a newer one, whichever way it arrives.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec
+from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
 from finops.optimizer.domain.policy import Objective
 
 ChangeKind = Literal["offer_arm", "withdraw_arm", "set_objective", "put_budget", "delete_budget"]
@@ -57,6 +65,34 @@ class OperatorChange:
 
     kind: ChangeKind
     args: dict[str, Any] = field(default_factory=dict)
+    #: its number in the :class:`SettingsLedger` (None: not recorded, as written by a version
+    #: before the ledger)
+    seq: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The setting it changes: a catalog arm, an objective's scope or a budget.
+
+        >>> OperatorChange.withdraw_arm("m|p|default").key
+        'arm:m|p|default'
+        >>> OperatorChange.offer_arm(ArmSpec("m", "p")).key
+        'arm:m|p|default'
+        """
+        args = self.args
+        if self.kind == "offer_arm":
+            spec = ArmSpec(args["model"], args["provider"], dict(args.get("config") or {}))
+            return f"arm:{spec.arm_id}"
+        if self.kind == "withdraw_arm":
+            return f"arm:{args['arm']}"
+        if self.kind == "set_objective":
+            return f"objective:{args['scope']}"
+        if self.kind in ("put_budget", "delete_budget"):
+            return f"budget:{args['id']}"
+        raise ValueError(f"unknown operator change {self.kind!r}")
+
+    def numbered(self, seq: int) -> OperatorChange:
+        """This change as the ledger numbered it."""
+        return replace(self, seq=seq)
 
     @classmethod
     def offer_arm(cls, spec: ArmSpec) -> OperatorChange:
@@ -100,13 +136,62 @@ class OperatorChange:
         raise ValueError(f"unknown operator change {self.kind!r}")
 
     def to_json(self) -> bytes:
-        return json.dumps({"kind": self.kind, "args": self.args}).encode()
+        body: dict[str, Any] = {"kind": self.kind, "args": self.args}
+        if self.seq is not None:
+            body["seq"] = self.seq
+        return json.dumps(body).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> OperatorChange:
+    def from_json(cls, raw: bytes | str) -> OperatorChange:
         """The change ``raw`` holds; ValueError, KeyError or TypeError for one it does not."""
         body = json.loads(raw)
-        return cls(body["kind"], dict(body["args"]))
+        seq = body.get("seq")
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+            raise TypeError(f"an operator change's seq is an integer, not {seq!r:.40}")
+        return cls(body["kind"], dict(body["args"]), seq)
+
+
+def settle(engine: OptimizerEngine, change: OperatorChange) -> bool:
+    """Apply a change recorded earlier (replayed from the internal topic or taken from the
+    ledger) to ``engine``, unless the engine has applied one of the same setting numbered as
+    high or higher; whether it applied it. A change without a number (written by a version
+    before the ledger) is applied as it comes.
+
+    The engine may not hold what the change removes (it was made in the other kind of
+    learning): deleting a budget it does not have is nothing, and a withdrawn arm is withdrawn
+    whether it was in its catalog or not.
+    """
+    if change.seq is not None and engine.operator_seq.get(change.key, 0) >= change.seq:
+        return False
+    if change.kind == "withdraw_arm":
+        engine.withdraw_arm(change.args["arm"])
+    elif change.kind != "delete_budget" or engine.has_budget(change.args["id"]):
+        change.apply(engine)
+    if change.seq is not None:
+        engine.operator_seq[change.key] = change.seq
+    return True
+
+
+def reconcile(engine: OptimizerEngine, latest: Iterable[OperatorChange]) -> int:
+    """Settle every change of ``latest`` (the ledger's, each setting's newest) in the order
+    they were numbered; how many the engine had not applied yet."""
+    numbered = sorted((c for c in latest if c.seq is not None), key=lambda c: c.seq or 0)
+    return sum(settle(engine, change) for change in numbered)
+
+
+class SettingsLedger(Protocol):
+    """The latest change of every operator setting, in one place both kinds of learning read
+    and write (PostgreSQL's ``optimizer_settings``; in-memory in unit tests)."""
+
+    async def record(self, change: OperatorChange) -> int:
+        """Record ``change`` durably as its setting's latest (unless a change of that setting
+        numbered higher is there already) and return its number, higher than any number
+        returned before."""
+        ...
+
+    async def latest(self) -> list[OperatorChange]:
+        """Each setting's latest change, numbered."""
+        ...
 
 
 class ChangeTarget(Protocol):
