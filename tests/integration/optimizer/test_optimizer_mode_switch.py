@@ -3,8 +3,10 @@ broker and PostgreSQL (``finops up --optimizer-workers 2``, later ``1``, later `
 
 Every event is counted once in each mode: the one worker resumes from its own checkpoint (made
 before the switch to partitions) and replays what came since; the partitions resume from theirs
-and the forwarding group from the offsets it committed. Operator settings are not carried
-across a switch back: each mode keeps those it had (docs/optimizer.md, "Scaling out").
+and the forwarding group from the offsets it committed. Operator settings follow every switch:
+each mode takes, from the record of the latest change of every setting, those made in the
+other mode since its checkpoint; a setting changed again has its latest value, a deleted one
+stays deleted (docs/optimizer.md, "Fewer workers, and back to one worker").
 
 All events are of one agent, so they are in one partition of the cost topic, read in order:
 when a count reaches a phase's total, every earlier record has been read too, and how many
@@ -31,6 +33,8 @@ from finops.optimizer.settings import OptimizerSettings
 pytestmark = pytest.mark.integration
 
 COST = 0.25  # per call: sums of it are exact in binary floating point
+SCOPE = "task-0"  # an objective's scope
+NANO = "gpt-4.1-nano|openai|default"  # a catalog arm
 
 
 @pytest.fixture
@@ -69,10 +73,47 @@ async def budget_ids(client: httpx.AsyncClient) -> list[str]:
     return [status["budget"]["id"] for status in answer["budgets"]]
 
 
-async def put_budget(client: httpx.AsyncClient, budget_id: str) -> None:
-    body = {"scope": "team", "subject": budget_id, "period": "day", "limit_usd": 100.0}
+async def put_budget(client: httpx.AsyncClient, budget_id: str, limit_usd: float = 100.0) -> None:
+    body = {"scope": "team", "subject": budget_id, "period": "day", "limit_usd": limit_usd}
     answer = await client.put(f"/api/budgets/{budget_id}", json=body)
     assert answer.status_code == 200, answer.text
+
+
+async def delete_budget(client: httpx.AsyncClient, budget_id: str) -> None:
+    answer = await client.delete(f"/api/budgets/{budget_id}")
+    assert answer.status_code == 204, answer.text
+
+
+async def set_floor(client: httpx.AsyncClient, quality_floor: float) -> None:
+    answer = await client.put(f"/api/objectives/{SCOPE}", json={"quality_floor": quality_floor})
+    assert answer.status_code == 200, answer.text
+
+
+Settings = tuple[dict[str, float], float | None, list[str], list[str]]
+
+
+async def operator_settings(client: httpx.AsyncClient) -> Settings:
+    """Budgets (id: limit), the quality floor of :data:`SCOPE`, catalog arms, withdrawn arms."""
+    answer = (await client.get("/api/budgets")).json()
+    budgets = {s["budget"]["id"]: s["budget"]["limit_usd"] for s in answer["budgets"]}
+    floor = (await client.get("/api/objectives")).json().get(SCOPE, {}).get("quality_floor")
+    catalog = (await client.get("/api/catalog")).json()
+    return budgets, floor, [a["arm"] for a in catalog["arms"]], catalog["withdrawn"]
+
+
+async def settings_reach(client: httpx.AsyncClient, expected: Settings) -> None:
+    """Wait until ``client`` answers with the ``expected`` settings (a view of the partitions
+    shows what their owners publish about a second later); fail naming what it answers."""
+    seen: list[Settings] = []
+
+    async def reached() -> bool:
+        seen[:] = [await operator_settings(client)]
+        return seen[0] == expected
+
+    try:
+        await wait_until(reached, 60, f"the settings {expected}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last answer: {seen}") from None
 
 
 async def test_two_workers_then_one_then_two_count_every_event_once(lab: PartitionedLab) -> None:
@@ -100,8 +141,6 @@ async def test_two_workers_then_one_then_two_count_every_event_once(lab: Partiti
         await wait_until(lambda: _total(client, 90), 90, "the one worker to count 90 events")
         assert intake.events == 90  # 40 restored + 50 records read: none from before step 2
         assert await fleet(client) == (90, 90, 90 * COST)
-        # settings made while partitioned are not in the one worker's checkpoint
-        assert await budget_ids(client) == ["before"]
         await put_budget(client, "after")
 
     # 4. Partitioned again: each partition resumes from its own checkpoint and the forwarding
@@ -111,8 +150,58 @@ async def test_two_workers_then_one_then_two_count_every_event_once(lab: Partiti
         await wait_until(lambda: _total(client, 100), 90, "the partitions to count 100 events")
         assert client.app.state.learning.forwarder.forwarded == 30  # type: ignore[attr-defined]
         assert await fleet(client) == (100, 100, 100 * COST)
-        # the partitions keep the settings they had; the one worker's later budget is not there
-        assert await budget_ids(client) == ["before", "during"]
+
+
+async def test_operator_settings_follow_every_switch_the_latest_change_winning(
+    lab: PartitionedLab,
+) -> None:
+    # 1. One worker: two budgets, an objective.
+    async with one_worker(lab) as client:
+        await put_budget(client, "before")
+        await put_budget(client, "gone")
+        await set_floor(client, 0.5)
+        assert await operator_settings(client) == ({"before": 100, "gone": 100}, 0.5, [], [])
+
+    # 2. Partitioned: the one worker's settings; then one budget changed, one deleted, one
+    #    created, the objective changed and an arm offered.
+    async with lab.worker() as client:
+        await settings_reach(client, ({"before": 100, "gone": 100}, 0.5, [], []))
+        await put_budget(client, "before", 200)
+        await delete_budget(client, "gone")
+        await put_budget(client, "during")
+        await set_floor(client, 0.6)
+        assert (
+            await client.post("/api/catalog", json={"model": "gpt-4.1-nano", "provider": "openai"})
+        ).is_success
+        await settings_reach(client, ({"before": 200, "during": 100}, 0.6, [NANO], []))
+
+    # 3. One worker again: what the partitions changed, from its first answer (the settings
+    #    are taken before it serves); then changes in this mode.
+    async with one_worker(lab) as client:
+        assert await operator_settings(client) == (
+            {"before": 200, "during": 100},
+            0.6,
+            [NANO],
+            [],
+        )
+        await put_budget(client, "during", 300)
+        await delete_budget(client, "before")
+        await put_budget(client, "after")
+        await set_floor(client, 0.7)
+        assert (await client.delete(f"/api/catalog/{NANO}")).status_code == 204
+
+    # 4. Partitioned again: each partition restores its own checkpoint (of step 2), then takes
+    #    the one worker's later changes; none of the older ones comes back.
+    async with lab.worker() as client:
+        expected: Settings = ({"during": 300, "after": 100}, 0.7, [], [NANO])
+        await settings_reach(client, expected)
+        await lab.publish_calls(8, COST)  # a record in every partition's way: still the same
+        await wait_until(lambda: _total(client, 8), 90, "the partitions to count 8 events")
+        await settings_reach(client, expected)
+
+    # 5. And one worker once more: unchanged.
+    async with one_worker(lab) as client:
+        assert await operator_settings(client) == expected
 
 
 async def _total(client: httpx.AsyncClient, events: int) -> bool:
