@@ -62,8 +62,7 @@ INVALID = ApiError(
 CHECKPOINT_DOWN = ApiError(
     503,
     "dependency_unavailable",
-    "PostgreSQL did not take the change (its record or its checkpoint) in time; see"
-    " `Retry-After`",
+    "PostgreSQL did not take the change (its record or its checkpoint) in time; see `Retry-After`",
 )
 READ = (*BEARER, INVALID)
 WRITE = (
