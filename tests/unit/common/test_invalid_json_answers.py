@@ -120,3 +120,74 @@ def test_a_body_python_cannot_read_for_its_integer_limit_is_a_400_not_a_500(serv
             assert error["details"] == {"line": 1, "column": 4303, "reason": "number out of range"}
         else:  # FastAPI's own answer to a body it cannot decode
             assert error["code"] == "bad_request"
+
+
+#: bodies a JSON endpoint is sent with a Content-Type that is not JSON (None: no header):
+#: ``curl -d hello``, ``-H 'content-type: text/plain'``, even valid JSON labelled as text
+NOT_DECLARED_JSON = [
+    ("application/x-www-form-urlencoded", b"hello"),
+    ("text/plain", b"hello"),
+    ("text/plain; charset=utf-8", b'{"username": "alice"}'),
+    (None, b"hello"),
+]
+
+
+@pytest.mark.parametrize("service", FACTORIES)
+@pytest.mark.parametrize(
+    ("content_type", "body"), NOT_DECLARED_JSON, ids=["form", "text", "json-as-text", "none"]
+)
+def test_every_service_refuses_a_body_not_declared_json_with_415(
+    service: str, content_type: str | None, body: bytes
+) -> None:
+    client = _client(service)
+    headers = {"Authorization": HEADERS["Authorization"]}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    received = "no Content-Type" if content_type is None else f"Content-Type {content_type}"
+    expected = {
+        "error": {
+            "code": "unsupported_media_type",
+            "message": "the body must be JSON, sent with Content-Type: application/json "
+            f"(received {received})",
+            "details": {"expected": "application/json", "received": content_type},
+        }
+    }
+    endpoints = _json_body_endpoints(client.app)
+    assert endpoints, f"{service} has no endpoint with a JSON body"
+    for method, url in endpoints:
+        response = client.request(method, url, content=body, headers=headers)
+        assert (method, url, response.status_code, response.json()) == (
+            method,
+            url,
+            415,
+            expected,
+        )
+
+
+@pytest.mark.parametrize("service", FACTORIES)
+def test_every_endpoint_with_a_json_body_declares_415_and_no_other_does(service: str) -> None:
+    document = FACTORIES[service]().openapi()
+    declared = {
+        (method.upper(), path): "415" in operation.get("responses", {})
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    json_body = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert json_body
+    assert {endpoint for endpoint, says in declared.items() if says} == json_body
+
+
+def test_a_form_endpoint_still_takes_its_form_body() -> None:
+    # OAuth2's token endpoint is form-encoded: the unknown grant type is refused by the route
+    client = _client("auth")
+    client.app.state.auth_service = None  # not reached for an unknown grant type
+    response = client.post("/api/auth/token", data={"grant_type": "magic"})
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        400,
+        "unsupported_grant_type",
+    )

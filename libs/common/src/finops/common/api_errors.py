@@ -15,19 +15,25 @@ that they are current).
 
 from __future__ import annotations
 
+import email.message
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from finops.common.errors import FinopsError, InvalidJson, ValidationFailed
+from finops.common.errors import (
+    FinopsError,
+    InvalidJson,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,7 @@ ANSWERS: Mapping[str, HttpAnswer] = {
     "not_found": HttpAnswer(404),
     "conflict": HttpAnswer(409),
     "payload_too_large": HttpAnswer(413),
+    "unsupported_media_type": HttpAnswer(415),
     "validation_error": HttpAnswer(422),
     "rate_limited": HttpAnswer(429, _retry_after),
     "internal_error": HttpAnswer(500),
@@ -190,13 +197,70 @@ INVALID_JSON = ApiError(
     "the body is not JSON; `details: {line, column, reason}` say where parsing stopped and why "
     "(line and column count from 1)",
 )
+#: a body not declared JSON, refused before it is parsed (:func:`require_json_body`)
+UNSUPPORTED_MEDIA_TYPE = ApiError(
+    415,
+    "unsupported_media_type",
+    "the body's `Content-Type` is missing or not JSON (`application/json` or `+json`): "
+    "`details: {expected, received}`",
+)
 #: the errors of any endpoint that reads a JSON body: one over the limit is refused before
 #: the route runs (:mod:`finops.common.http`), one that is not UTF-8 text FastAPI cannot decode
 JSON_BODY = (
     INVALID_JSON,
     ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
     ApiError(413, "payload_too_large", "the body is over `FINOPS_MAX_BODY_BYTES` (1 MiB)"),
+    UNSUPPORTED_MEDIA_TYPE,
 )
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters ignored (as FastAPI
+    decides whether to parse a body as JSON).
+
+    >>> [is_json_media_type(t) for t in ("application/json; charset=utf-8", "text/plain")]
+    [True, False]
+    >>> is_json_media_type("application/problem+json")
+    True
+    """
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+def reads_json_body(route: Any) -> bool:
+    """Whether a route's body is JSON: a body parameter that is not a form, or (a route that
+    reads the raw bytes itself, as ingest's ``POST /api/events``) a JSON request body declared
+    in its ``openapi_extra``."""
+    body_field = getattr(route, "body_field", None)
+    if body_field is not None:
+        return not isinstance(body_field.field_info, params.Form)
+    extra = getattr(route, "openapi_extra", None) or {}
+    return "application/json" in extra.get("requestBody", {}).get("content", {})
+
+
+async def require_json_body(request: Request) -> None:
+    """Refuse with 415 ``unsupported_media_type`` a body that a JSON endpoint would not parse.
+
+    FastAPI parses a body as JSON only when its ``Content-Type`` says so, and hands anything
+    else (``curl -d``'s form encoding, ``text/plain``, no header at all) to validation as
+    bytes, which ends in a 422 that does not say what went wrong. Browsers send such bodies
+    cross-site without asking first (no CORS preflight), which is why FastAPI does not parse
+    them. Every service installs this as an app-wide dependency (:mod:`finops.common.http`),
+    so every endpoint that reads JSON, whether FastAPI or the service parses it, answers the
+    same; an empty body is left to the endpoint.
+    """
+    if not reads_json_body(request.scope.get("route")):
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is not None and is_json_media_type(content_type):
+        return
+    if not await request.body():
+        return
+    raise UnsupportedMediaType.of(content_type)
 
 
 def error_response(error: FinopsError) -> JSONResponse:

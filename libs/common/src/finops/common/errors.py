@@ -114,6 +114,24 @@ def json_syntax_error(body: str | bytes) -> dict[str, Any] | None:
     return None
 
 
+class UnsupportedMediaType(FinopsError):
+    """A body whose ``Content-Type`` is not JSON sent to an endpoint that reads JSON.
+
+    ``details``: ``{"expected": "application/json", "received": <the header, or null>}``.
+    """
+
+    code = "unsupported_media_type"
+    message = "the body must be JSON, sent with Content-Type: application/json"
+
+    @classmethod
+    def of(cls, content_type: str | None) -> Self:
+        received = "no Content-Type" if content_type is None else f"Content-Type {content_type}"
+        return cls(
+            f"{cls.message} (received {received})",
+            details={"expected": "application/json", "received": content_type},
+        )
+
+
 class NotAuthenticated(FinopsError):
     code, message = "not_authenticated", "authentication required"
 

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from finops.common.api_errors import error_body, install_error_handlers
+from finops.common.api_errors import error_body, install_error_handlers, require_json_body
 from finops.common.datastores import install_dependency_failure_handler
 from finops.common.logging import request_id_var
 from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
@@ -189,6 +189,8 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
+        # a body not declared JSON: 415 before any other dependency (the token's) runs
+        dependencies=[Depends(require_json_body)],
     )
     install_error_handlers(app)
     install_dependency_failure_handler(app, settings.dependency_retry_after_s)

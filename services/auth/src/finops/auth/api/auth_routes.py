@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response, status
 
 from finops.auth.api.deps import ClientAddress, LoggingOutPrincipal, Service
-from finops.auth.api.responses import BODY_ERRORS, PROTECTED, errors
+from finops.auth.api.responses import BODY_ERRORS, FORM_ERRORS, PROTECTED, errors
 from finops.auth.api.schemas import (
     LoginRequest,
     RefreshRequest,
@@ -56,7 +56,7 @@ async def login(body: LoginRequest, service: Service, address: ClientAddress) ->
 @router.post(
     "/token",
     summary="OAuth2 token endpoint (password, client_credentials, refresh_token)",
-    responses=errors(*BODY_ERRORS, 401, 429),
+    responses=errors(*FORM_ERRORS, 401, 429),
 )
 async def token(
     form: Annotated[TokenForm, Form()], service: Service, address: ClientAddress

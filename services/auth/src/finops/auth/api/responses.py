@@ -8,6 +8,7 @@ from finops.common.api_errors import (
     INVALID_JSON,
     INVALID_TOKEN,
     NOT_AUTHENTICATED,
+    UNSUPPORTED_MEDIA_TYPE,
     ApiError,
     responses,
 )
@@ -36,6 +37,7 @@ ERRORS = (
     ApiError(409, "email_taken", "the email is registered (ignoring case)"),
     ApiError(409, "last_admin", "demoting or deactivating the last active admin"),
     ApiError(413, "payload_too_large", "the body is over 64 KiB"),
+    UNSUPPORTED_MEDIA_TYPE,
     ApiError(422, "validation_error", "per-field problems in `details: [{field, message, type}]`"),
     ApiError(429, "too_many_attempts", "login throttled; see `Retry-After`"),
     ApiError(
@@ -67,5 +69,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses(rows, headers=_HEADERS)
 
 
-BODY_ERRORS = (400, 413, 422, 503)
+#: an endpoint with a JSON body (the form-encoded token endpoint has FORM_ERRORS)
+BODY_ERRORS = (400, 413, 415, 422, 503)
+FORM_ERRORS = (400, 413, 422, 503)
 PROTECTED = (401, 503)

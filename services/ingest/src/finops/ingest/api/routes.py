@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
-from finops.common.api_errors import BEARER, INVALID_JSON, ApiError, responses
+from finops.common.api_errors import (
+    BEARER,
+    INVALID_JSON,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+    responses,
+)
 from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
@@ -46,6 +52,7 @@ PUBLISH_ERRORS = (
         "batch_too_large",
         "the batch holds over 1,000 events (details: `{max_events, events}`)",
     ),
+    UNSUPPORTED_MEDIA_TYPE,
     ApiError(
         422,
         "invalid_events",
