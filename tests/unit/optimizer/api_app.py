@@ -61,6 +61,7 @@ def operator_client() -> TestClient:
     app.state.circuits = CircuitTable()
     app.state.settings = OptimizerSettings()
     tokens = TokenFactory(settings)
+    app.state.tokens = tokens  # for a test that needs another caller's token
     install_verifier(app, TokenVerifier(settings, EmptyBlocklist(), tokens.keys))
     headers = {"Authorization": f"Bearer {tokens.token('operator-1', role='operator')}"}
     return TestClient(app, headers=headers, raise_server_exceptions=False)

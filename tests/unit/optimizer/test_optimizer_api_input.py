@@ -114,7 +114,8 @@ def trained() -> TestClient:
     [
         ({"task_type": "\x00"}, "task_type", "value"),
         ({"task_type": "sum\x00marize"}, "task_type", "value"),
-        ({"task_type": "summarize", "agent_id": "bot\x00"}, "agent_id", "value"),
+        # the caller's own name once the NUL is gone (another's needs events:write:any)
+        ({"task_type": "summarize", "agent_id": "operator-1\x00"}, "agent_id", "value"),
         ({"task_type": "summarize", "team": "\x00search"}, "team", "value"),
         ({"task_type": "summarize", "input\x00tokens": "12"}, "input\x00tokens", "name"),
         ({"task_type": "summarize", "seed": "\x00"}, "seed", "value"),
@@ -146,6 +147,36 @@ def test_a_nul_in_a_query_value_or_name_is_422_invalid_text_and_nothing_is_logge
         clean["seed"] = "1"
     assert trained.get("/api/recommendations", params=clean).status_code == 200
     assert len(reclog.records) == logged + 1
+
+
+def test_a_recommendation_in_another_agents_name_is_403_agent_mismatch_and_not_logged(
+    trained: TestClient,
+) -> None:
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    query = {"task_type": "summarize", "agent_id": "someone-else"}
+    response = trained.get("/api/recommendations", params=query)
+    assert (response.status_code, response.json()["error"]) == (
+        403,
+        {
+            "code": "agent_mismatch",
+            "message": "agent_id 'someone-else' is not the caller's; acting for another agent "
+            "needs events:write:any",
+            "details": {
+                "field": "agent_id",
+                "agent_id": "someone-else",
+                "required_scope": "events:write:any",
+            },
+        },
+    )
+    assert len(reclog.records) == logged
+    # the caller's own name, and any name with a token holding events:write:any (an admin's)
+    own = trained.get("/api/recommendations", params={**query, "agent_id": "operator-1"})
+    tokens = trained.app.state.tokens  # type: ignore[attr-defined]
+    admin = {"Authorization": f"Bearer {tokens.token('ops', role='admin')}"}
+    other = trained.get("/api/recommendations", params=query, headers=admin)
+    assert (own.status_code, other.status_code) == (200, 200)
+    assert [r["agent_id"] for r in reclog.records[logged:]] == ["operator-1", "someone-else"]
 
 
 def test_every_query_parameter_holding_a_nul_is_named(trained: TestClient) -> None:

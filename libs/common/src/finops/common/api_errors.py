@@ -179,6 +179,13 @@ BLOCKLIST_DOWN = ApiError(
 INSUFFICIENT_SCOPE = ApiError(
     403, "insufficient_scope", "the token lacks the endpoint's scope (`details.required_scope`)"
 )
+#: an ``agent_id`` not the caller's (``Principal.require_speaks_for``)
+AGENT_MISMATCH = ApiError(
+    403,
+    "agent_mismatch",
+    "`agent_id` is neither the caller's username nor its user id, and the token lacks "
+    "`events:write:any` (`details: {field, agent_id, required_scope}`)",
+)
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
 

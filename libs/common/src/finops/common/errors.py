@@ -140,6 +140,13 @@ class Forbidden(FinopsError):
     code, message = "forbidden", "not allowed"
 
 
+class AgentMismatch(Forbidden):
+    """An ``agent_id`` that is not the caller's, from a token without ``events:write:any``."""
+
+    code = "agent_mismatch"
+    message = "only the caller's own agent_id may be used"
+
+
 class NotFound(FinopsError):
     code, message = "not_found", "not found"
 

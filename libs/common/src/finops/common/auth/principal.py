@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from finops.common.auth.errors import InvalidToken
-from finops.common.auth.scopes import parse_scope
+from finops.common.auth.scopes import EVENTS_WRITE_ANY, parse_scope
+from finops.common.errors import AgentMismatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,26 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def agent_ids(self) -> frozenset[str]:
+        """The agent ids that are the caller itself: its user id and its username."""
+        return frozenset({self.sub, self.username})
+
+    def speaks_for(self, agent_id: str) -> bool:
+        """Whether the caller may act in ``agent_id``'s name: the id is its own, or the token
+        has ``events:write:any`` (admins). The one rule for every endpoint that takes an
+        ``agent_id``: ingest's events, the healer's advice, the optimizer's recommendations."""
+        return agent_id in self.agent_ids or self.has_scope(EVENTS_WRITE_ANY)
+
+    def require_speaks_for(self, agent_id: str, field: str = "agent_id") -> None:
+        """Raise 403 ``agent_mismatch`` unless :meth:`speaks_for` ``agent_id``."""
+        if not self.speaks_for(agent_id):
+            raise AgentMismatch(
+                f"{field} {agent_id!r} is not the caller's; acting for another agent needs "
+                f"{EVENTS_WRITE_ANY}",
+                details={"field": field, "agent_id": agent_id, "required_scope": EVENTS_WRITE_ANY},
+            )
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:

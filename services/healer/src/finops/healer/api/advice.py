@@ -1,9 +1,10 @@
 """``POST /api/healing/advice``: what to do about one failed call.
 
-The body is the ``data`` of an ``agent.error`` event (``agent_id`` defaults to the caller,
-``error.kind`` is an optional hint). The healer classifies the error, chooses a safe remedy
-(the learned effectiveness picks among the candidates), publishes the advice on
-``finops.healing.v1`` (an abort also on ``finops.alerts.v1``) and answers it.
+The body is the ``data`` of an ``agent.error`` event (``agent_id`` defaults to the caller, and
+another agent's needs ``events:write:any``, as at ingest; ``error.kind`` is an optional hint).
+The healer classifies the error, chooses a safe remedy (the learned effectiveness picks among
+the candidates), publishes the advice on ``finops.healing.v1`` (an abort also on
+``finops.alerts.v1``) and answers it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
+from finops.common.api_errors import AGENT_MISMATCH, BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
@@ -33,6 +34,7 @@ PUBLISH_TIMEOUT_S = 2.0
 
 ERRORS = (
     *BEARER,
+    AGENT_MISMATCH,
     *JSON_BODY,
     ApiError(
         422,
@@ -71,7 +73,9 @@ class AdviceIn(RequestBody):
     tags=["healing"],
     summary="What to do about a failed LLM call",
     description=(
-        "Scope `healing:read`. Body: the `data` of an `agent.error` event. Answer: "
+        "Scope `healing:read`. Body: the `data` of an `agent.error` event; `agent_id` defaults "
+        "to the caller, and another agent's (403 `agent_mismatch`) needs `events:write:any`, "
+        "as for its events at ingest. Answer: "
         "`{advice_id, kind, retryable, remedy: {action, delay_ms, model, provider, "
         "max_input_tokens, params}, reason, breaker}`; `action` is one of retry, wait, "
         "fallback, trim, repair, abort. For retry/wait, `delay_ms` is at least the wait the "
@@ -87,6 +91,8 @@ async def advise(
     advisor: Advisor,
     healing_log: HealingLog,
 ) -> dict[str, Any]:
+    agent_id = body.agent_id or principal.username
+    principal.require_speaks_for(agent_id)  # advice in another's name goes on its record
     error, hint = from_error_info(body.error, body.provider)
     verdict = classifier.classify(error, hint)
     request = body.request
@@ -99,7 +105,7 @@ async def advise(
     )
     advice = advisor.advise(
         str(uuid.uuid4()),
-        body.agent_id or principal.username,
+        agent_id,
         verdict,
         call,
         follows=body.remedy.advice_id if body.remedy else None,

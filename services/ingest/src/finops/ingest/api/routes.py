@@ -131,7 +131,7 @@ async def publish_events(
 ) -> JSONResponse:
     caller = Caller(
         subject=principal.sub,
-        agent_ids=frozenset({principal.sub, principal.username}),
+        agent_ids=principal.agent_ids,
         may_write_any=principal.has_scope(EVENTS_WRITE_ANY),
     )
     body = await request.body()

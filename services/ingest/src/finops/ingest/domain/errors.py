@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from finops.common.errors import AgentMismatch as AnyAgentMismatch
 from finops.common.errors import (
     Forbidden,
     InvalidJson,
@@ -24,8 +25,7 @@ class BatchTooLarge(PayloadTooLarge):
     code = "batch_too_large"
 
 
-class AgentMismatch(Forbidden):
-    code = "agent_mismatch"
+class AgentMismatch(AnyAgentMismatch):
     message = "events may only be sent for the caller's own agent_id"
 
 

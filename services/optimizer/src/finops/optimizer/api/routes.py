@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import Field
 
-from finops.common.api_errors import BEARER, JSON_BODY, NUL_IN_QUERY, ApiError, responses
+from finops.common.api_errors import (
+    AGENT_MISMATCH,
+    BEARER,
+    JSON_BODY,
+    NUL_IN_QUERY,
+    ApiError,
+    responses,
+)
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
@@ -89,10 +96,13 @@ Dimension = KeyedDimension | Literal["fleet"]
         "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
         "`decision.propensity` back on the cost event of the call you make with it. "
         "Arms whose circuit breaker (the healer's, `finops.circuits.v1`) is open are left out, "
-        "half-open ones but for a few probing requests; `skipped` lists them."
+        "half-open ones but for a few probing requests; `skipped` lists them. `agent_id` "
+        "(optional, logged with the answer) must be the caller's, unless the token has "
+        "`events:write:any`, as for events at ingest."
     ),
     responses=responses(
         BEARER,
+        AGENT_MISMATCH,
         ApiError(404, "no_arms", "no model is known yet (no event and no catalog arm)"),
         ApiError(
             422,
@@ -105,7 +115,7 @@ Dimension = KeyedDimension | Literal["fleet"]
 )
 async def recommend(
     request: Request,
-    _: Recommender,
+    principal: Recommender,
     engine: Engine,
     reclog: RecLog,
     circuits: Circuits,
@@ -114,6 +124,8 @@ async def recommend(
     team: Annotated[str | None, Query(max_length=128)] = None,
     seed: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
 ) -> dict[str, Any]:
+    if agent_id is not None:  # the answer is logged in its name (finops.recommendations.v1)
+        principal.require_speaks_for(agent_id)
     features: dict[str, float] = {}
     for key, value in request.query_params.items():
         if key in RESERVED_QUERY:
