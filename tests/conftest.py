@@ -31,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     a slice of the range it would use otherwise), for itself and the stacks it starts: the
     other worker can then never be handed a port of this one's, not even one of a stack that
     is down between a test's ``finops down`` and ``finops up``."""
+    # services run inside the test process: a loop failing on purpose must not SIGTERM it
+    os.environ["FINOPS_EXIT_ON_LOOP_FAILURE"] = "false"
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     planned = getattr(config.option, "numprocesses", None)
     try:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -37,6 +39,64 @@ async def finish(task: asyncio.Task[Any], timeout: float) -> None:
         return
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def end_process_if_failed(
+    task: asyncio.Task[Any],
+    what: str,
+    stopping: asyncio.Event,
+    *,
+    enabled: bool,
+    terminate: Callable[[], None] | None = None,
+) -> None:
+    """When ``task`` (a service's background loop, ``what`` in the log) ends with an error
+    while ``stopping`` is not set, log one line naming the error and ``terminate`` the process
+    (default: SIGTERM to itself: the service shuts down as on any stop, and `finops up` or Kubernetes
+    starts it again). ``enabled`` off (``FINOPS_EXIT_ON_LOOP_FAILURE=false``): only the log.
+
+    A loop that died of something its own retries do not cover (a column missing after a
+    schema downgrade, say) left the process up with the loop gone for good: /readyz said so,
+    but nothing restarted a process that was still alive.
+
+    Examples
+    --------
+    >>> async def fails() -> None:
+    ...     raise RuntimeError("column a.announced_at does not exist")
+    >>> async def demo() -> list[str]:
+    ...     ended: list[str] = []
+    ...     task = asyncio.create_task(fails())
+    ...     end_process_if_failed(
+    ...         task, "the event intake", asyncio.Event(), enabled=True,
+    ...         terminate=lambda: ended.append("terminated"),
+    ...     )
+    ...     await asyncio.wait({task})
+    ...     await asyncio.sleep(0)  # the done-callback runs on the next turn of the loop
+    ...     return ended
+    >>> asyncio.run(demo())
+    ['terminated']
+    """
+
+    def ended(done: asyncio.Task[Any]) -> None:
+        if done.cancelled() or done.exception() is None or stopping.is_set():
+            return
+        error = done.exception()
+        if not enabled:
+            log.error("%s failed; the process stays up without it", what, exc_info=error)
+            return
+        log.critical(
+            "%s failed (%s: %s); ending the process so that it is started again",
+            what,
+            type(error).__name__,
+            " ".join(str(error).split()),
+            exc_info=error,
+        )
+        (terminate or _terminate_self)()
+
+    task.add_done_callback(ended)
 
 
 async def run_together(*loops: Coroutine[Any, Any, None]) -> None:

@@ -108,6 +108,12 @@ class CommonSettings(BaseSettings):
     # Stream services freeze their start-up heap out of the garbage collector's full scans
     # (finops.common.gc_pauses); off only to measure what that saves.
     freeze_startup_heap: bool = True
+    #: a stream service's background loop (its event intake) that ends with an error while
+    #: the service is not stopping ends the process, so that what runs it (`finops up`,
+    #: Kubernetes) starts it again: a schema an operator has since mended, a bug hit once.
+    #: Off: the process stays up, answering from what it had learned, and /readyz says the
+    #: loop is not running (the test suite, which runs services inside its own process)
+    exit_on_loop_failure: bool = True
 
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
     max_body_bytes: int = 1024 * 1024

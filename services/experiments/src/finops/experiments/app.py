@@ -15,7 +15,7 @@ from finops.common.auth import TokenVerifier
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import finish, with_shared_resources
+from finops.common.lifespan import end_process_if_failed, finish, with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -57,6 +57,9 @@ def create_app(
         runner = asyncio.create_task(
             keep_intake_running(app.state, reopen, stop, healthy_s=settings.intake_healthy_after_s),
             name="experiments-intake",
+        )
+        end_process_if_failed(
+            runner, "the event intake", stop, enabled=settings.exit_on_loop_failure
         )
         try:
             with gc_pauses_watched("experiments", freeze=settings.freeze_startup_heap):

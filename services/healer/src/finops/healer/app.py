@@ -13,7 +13,7 @@ from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import finish, with_shared_resources
+from finops.common.lifespan import end_process_if_failed, finish, with_shared_resources
 from finops.common.log_position import plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
@@ -156,6 +156,7 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
     )
     stop = asyncio.Event()
     runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
+    end_process_if_failed(runner, "the outcome intake", stop, enabled=settings.exit_on_loop_failure)
     try:
         yield
     finally:

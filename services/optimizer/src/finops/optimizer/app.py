@@ -23,7 +23,7 @@ from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.http import ReadinessCheck
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import finish, with_shared_resources
+from finops.common.lifespan import end_process_if_failed, finish, with_shared_resources
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.optimizer.adapters.engine_shards import EngineShards
@@ -144,7 +144,7 @@ async def _one_worker(
     if settings.freeze_startup_heap:
         freeze_startup_heap()
     await intake.start()
-    async with _serving(app, intake, stop, [consumer]):
+    async with _serving(app, settings, intake, stop, [consumer]):
         yield
 
 
@@ -202,13 +202,16 @@ async def _partitioned(
         [settings.cost_topic, settings.error_topic, settings.experiments_topic]
     )
     app.state.learning = learning
-    async with _serving(app, learning, stop, [forward_consumer, owner_consumer, reader_consumer]):
+    async with _serving(
+        app, settings, learning, stop, [forward_consumer, owner_consumer, reader_consumer]
+    ):
         yield
 
 
 @asynccontextmanager
 async def _serving(
     app: FastAPI,
+    settings: OptimizerSettings,
     learning: EventIntake | PartitionedLearning,
     stop: asyncio.Event,
     consumers: list[AIOKafkaConsumer],
@@ -218,6 +221,7 @@ async def _serving(
     app.state.intake = app.state.changes = learning
     SPEND.source = lambda: learning.engine
     runner = asyncio.create_task(learning.run(stop), name="optimizer-intake")
+    end_process_if_failed(runner, "the event intake", stop, enabled=settings.exit_on_loop_failure)
     try:
         yield
     finally:
