@@ -21,6 +21,7 @@ from finops.cli.typer_app import positive_seconds
 
 if TYPE_CHECKING:
     from finops.optimizer.domain.backtest import Outcomes
+    from finops.optimizer.domain.offpolicy import LoggedDecision, TargetPolicy
 
 OUTCOME_COLUMNS = (
     "prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens, prompt]"
@@ -179,7 +180,9 @@ def evaluate_policy(
         typer.Option(
             "--policy",
             help="Policy to evaluate (repeatable): cheapest, best-quality, cheapest-within-95, "
-            "cheapest-within-90 or fixed:<arm>.",
+            "cheapest-within-90 or fixed:<arm>, the arm as logged, model|provider|config "
+            "(e.g. 'fixed:gpt-4o|openai|default'; a model or model|provider that names one "
+            "logged arm will do). An arm no decision took or offered is refused.",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -206,8 +209,11 @@ def evaluate_policy(
         raise CliError(str(exc), 2) from exc
     recommendations, outcomes = asyncio.run(_read_log(idle_timeout))
     samples, stats = join(recommendations, outcomes)
+    chosen, notes = _resolve_fixed(chosen, samples)
     estimates = [evaluate(samples, fn, name) for name, fn in chosen]
     if json_out:
+        for note in notes:
+            err.print(note, markup=False)
         print(json.dumps({"join": vars(stats), "estimates": [e.to_dict() for e in estimates]}))
         return
     console.print(
@@ -215,6 +221,8 @@ def evaluate_policy(
         f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
         f"{stats.unmatched:,} unmatched"
     )
+    for note in notes:
+        console.print(note, markup=False)
     if not samples:
         console.print("nothing to evaluate yet: no outcome carries a logged recommendation_id")
         raise typer.Exit(1)
@@ -243,6 +251,38 @@ def evaluate_policy(
             f"${e.dr_cost_usd:.6f}",
         )
     console.print(table)
+
+
+def _resolve_fixed(
+    chosen: list[tuple[str, TargetPolicy]], samples: list[LoggedDecision]
+) -> tuple[list[tuple[str, TargetPolicy]], list[str]]:
+    """Each ``fixed:<arm>`` policy with its arm resolved to a logged ``model|provider|config``
+    key (one line, exit 2, naming the known arms, when none or several match), and a note for
+    each resolution made and each fixed arm some decisions did not offer."""
+    from finops.optimizer.domain.offpolicy import FIXED, logged_arms, resolve_arm, target_policy
+
+    if not samples or not any(name.startswith(FIXED) for name, _ in chosen):
+        return chosen, []
+    arms = logged_arms(samples)
+    resolved, notes = [], []
+    for name, policy in chosen:
+        if name.startswith(FIXED):
+            wanted = name.removeprefix(FIXED)
+            try:
+                key = resolve_arm(wanted, arms)
+            except ValueError as exc:
+                raise CliError(str(exc), 2) from exc
+            if key != wanted:
+                notes.append(f"{name} is the logged arm {key}")
+            name, policy = FIXED + key, target_policy(FIXED + key)
+            absent = sum(1 for s in samples if s.estimates and key not in s.estimates)
+            if absent:
+                notes.append(
+                    f"{name}: not offered in {absent:,} of {len(samples):,} decisions; there it "
+                    "counts as the cheapest arm offered"
+                )
+        resolved.append((name, policy))
+    return resolved, notes
 
 
 async def _read_log(idle_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -36,6 +36,8 @@ from typing import Any
 
 from finops.optimizer.domain.arm_identity import Arm
 
+_ARM_SEP = "|"
+
 #: arm -> (expected quality, expected cost in USD), as logged with the decision
 Estimates = dict[str, tuple[float, float]]
 TargetPolicy = Callable[[str, Estimates], str]
@@ -147,16 +149,77 @@ TARGET_POLICIES: dict[str, TargetPolicy] = {
 }
 
 
+FIXED = "fixed:"
+
+
 def target_policy(name: str) -> TargetPolicy:
-    """A named policy, or ``fixed:<arm>`` (always that arm, when it was an option)."""
-    if name.startswith("fixed:"):
-        arm = name.split(":", 1)[1]
+    """A named policy, or ``fixed:<arm>``: always that arm (a ``model|provider|config`` key,
+    see :func:`resolve_arm`), and where a decision did not offer it, the cheapest arm it did.
+
+    >>> target_policy("fixed:")
+    Traceback (most recent call last):
+    ...
+    ValueError: fixed: needs an arm, e.g. fixed:gpt-4o|openai|default (model|provider|config)
+    """
+    if name.startswith(FIXED):
+        arm = name.removeprefix(FIXED)
+        if not arm:
+            raise ValueError(
+                f"{FIXED} needs an arm, e.g. {FIXED}gpt-4o|openai|default (model|provider|config)"
+            )
         return lambda _t, est: arm if arm in est else min(est, key=lambda a: est[a][1])
     try:
         return TARGET_POLICIES[name]
     except KeyError:
         known = ", ".join([*TARGET_POLICIES, "fixed:<arm>"])
         raise ValueError(f"unknown policy {name!r}; choose one of {known}") from None
+
+
+def logged_arms(samples: Iterable[LoggedDecision]) -> set[str]:
+    """Every arm a logged decision took or offered."""
+    arms: set[str] = set()
+    for s in samples:
+        arms.add(s.arm)
+        arms.update(s.estimates)
+    return arms
+
+
+def resolve_arm(wanted: str, arms: Iterable[str]) -> str:
+    """The logged arm ``wanted`` names: its exact ``model|provider|config`` key, or the one
+    arm whose model (or ``model|provider``) it is; a ValueError naming the arms otherwise.
+
+    >>> arms = {"gpt-4o|openai|default", "gpt-4o|azure|default", "llama|groq|default"}
+    >>> resolve_arm("llama", arms)
+    'llama|groq|default'
+    >>> resolve_arm("gpt-4o|azure", arms)
+    'gpt-4o|azure|default'
+    >>> resolve_arm("gpt-4o", arms)
+    Traceback (most recent call last):
+    ...
+    ValueError: fixed:gpt-4o matches 2 logged arms (gpt-4o|azure|default, gpt-4o|openai|default): give one as model|provider|config
+    """  # noqa: E501
+    known = sorted(set(arms))
+    if wanted in known:
+        return wanted
+    prefix = Arm.parse(wanted)
+    matches = [
+        a
+        for a in known
+        if (parsed := Arm.parse(a)).model == prefix.model
+        and (wanted.count(_ARM_SEP) == 0 or parsed.provider == prefix.provider)
+        and wanted.count(_ARM_SEP) < 2
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(
+            f"{FIXED}{wanted} matches {len(matches)} logged arms ({', '.join(matches)}): "
+            "give one as model|provider|config"
+        )
+    raise ValueError(
+        f"{FIXED}{wanted}: no logged decision took or offered that arm; "
+        f"known arms (model|provider|config): {', '.join(known) or 'none'}"
+    )
 
 
 def evaluate(samples: list[LoggedDecision], policy: TargetPolicy, name: str = "") -> Estimate:

@@ -1,0 +1,131 @@
+"""`finops evaluate-policy` on a stubbed decision log: no broker is asked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli import optimizer_cmds
+from finops.cli.main import app
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+#: arm -> (quality, cost): the logging policy offers both and draws each half the time
+ARMS = {"big|openai|default": (0.9, 0.010), "small|groq|default": (0.6, 0.001)}
+
+
+def decision_log(n: int = 20) -> tuple[list[dict], list[dict]]:
+    recs, outcomes = [], []
+    for i in range(n):
+        arm = list(ARMS)[i % 2]
+        model, provider, _ = arm.split("|")
+        recs.append(
+            {
+                "recommendation_id": f"r{i}",
+                "task_type": "qa",
+                "arm": arm,
+                "propensity": 0.5,
+                "alternatives": [
+                    {"arm": a, "expected_quality": q, "expected_cost_usd": c}
+                    for a, (q, c) in ARMS.items()
+                ],
+            }
+        )
+        quality, cost = ARMS[arm]
+        data = {"model": model, "provider": provider, "quality": quality, "cost_usd": cost}
+        outcomes.append({"data": {**data, "decision": {"recommendation_id": f"r{i}"}}})
+    return recs, outcomes
+
+
+@pytest.fixture
+def log(monkeypatch):
+    """The decision log `evaluate-policy` reads, instead of the broker's topics."""
+    held: dict[str, tuple[list[dict], list[dict]]] = {"log": decision_log()}
+
+    async def read_log(idle_s: float, *args, **kwargs):
+        return held["log"]
+
+    monkeypatch.setattr(optimizer_cmds, "_read_log", read_log)
+    return held
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["evaluate-policy", *args], env=PLAIN, prog_name="finops")
+
+
+def estimates(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.output
+    return {e["policy"]: e for e in json.loads(result.stdout)["estimates"]}
+
+
+def test_a_fixed_arm_is_that_arm_never_the_cheapest(log):
+    result = invoke("--json", "--policy", "cheapest", "--policy", "fixed:big|openai|default")
+    got = estimates(result)
+    # half the decisions took each arm at propensity 0.5: IPS is the arm's own quality
+    assert got["cheapest"]["ips_quality"] == pytest.approx(0.6)
+    assert got["fixed:big|openai|default"]["ips_quality"] == pytest.approx(0.9)
+    assert got["fixed:big|openai|default"]["dr_cost_usd"] == pytest.approx(0.010)
+
+
+def test_a_model_naming_one_logged_arm_resolves_to_it_and_says_so(log):
+    result = invoke("--policy", "fixed:big")
+    assert result.exit_code == 0, result.output
+    assert "fixed:big is the logged arm big|openai|default" in result.stdout
+    assert "fixed:big|openai|default" in result.stdout
+    as_json = invoke("--json", "--policy", "fixed:big", "--policy", "fixed:small|groq")
+    got = estimates(as_json)
+    assert got["fixed:big|openai|default"]["ips_quality"] == pytest.approx(0.9)
+    assert got["fixed:small|groq|default"]["ips_quality"] == pytest.approx(0.6)
+    assert as_json.stderr == (
+        "fixed:big is the logged arm big|openai|default\n"
+        "fixed:small|groq is the logged arm small|groq|default\n"
+    )
+
+
+@pytest.mark.parametrize("json_out", [(), ("--json",)], ids=["table", "json"])
+def test_an_arm_no_decision_took_or_offered_is_refused_naming_the_known_arms(log, json_out):
+    result = invoke(*json_out, "--policy", "fixed:nosuch")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: fixed:nosuch: no logged decision took or offered that arm; known arms "
+        "(model|provider|config): big|openai|default, small|groq|default\n"
+    )
+
+
+def test_an_arm_matching_several_logged_arms_is_refused(log):
+    recs, _ = log["log"]
+    for rec in recs:
+        rec["alternatives"].append(
+            {"arm": "big|azure|default", "expected_quality": 0.9, "expected_cost_usd": 0.02}
+        )
+    result = invoke("--policy", "fixed:big")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: fixed:big matches 2 logged arms (big|azure|default, big|openai|default): "
+        "give one as model|provider|config\n"
+    )
+
+
+def test_fixed_without_an_arm_is_refused_before_reading_the_log(monkeypatch):
+    async def read_log(*args, **kwargs):
+        raise AssertionError("the log was read")
+
+    monkeypatch.setattr(optimizer_cmds, "_read_log", read_log)
+    result = invoke("--policy", "fixed:")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: fixed: needs an arm, e.g. fixed:gpt-4o|openai|default (model|provider|config)\n"
+    )
+
+
+def test_decisions_that_did_not_offer_the_fixed_arm_are_counted_in_a_note(log):
+    recs, _ = log["log"]
+    for rec in recs[1::2]:  # the decisions that took the small arm offered only it
+        rec["alternatives"] = rec["alternatives"][1:]
+    result = invoke("--policy", "fixed:big|openai|default")
+    assert result.exit_code == 0, result.output
+    assert (
+        "fixed:big|openai|default: not offered in 10 of 20 decisions; there it counts as the "
+        "cheapest arm offered" in result.stdout
+    )
