@@ -129,3 +129,44 @@ def test_decisions_that_did_not_offer_the_fixed_arm_are_counted_in_a_note(log):
         "fixed:big|openai|default: not offered in 10 of 20 decisions; there it counts as the "
         "cheapest arm offered" in result.stdout
     )
+
+
+@pytest.mark.parametrize("json_out", [(), ("--json",)], ids=["table", "json"])
+def test_nothing_to_evaluate_is_a_failure_in_json_too(log, json_out):
+    recs, _ = log["log"]
+    log["log"] = (recs, [])  # decisions logged, no outcome reported yet
+    result = invoke(*json_out)
+    assert result.exit_code == 1
+    message = "error: nothing to evaluate yet: no outcome carries a logged recommendation_id"
+    counts = (
+        "20 recommendations logged · 0 outcomes reported · 0 joined · 0 not followed · 0 unmatched"
+    )
+    if json_out:
+        assert (result.stdout, result.stderr) == ("", f"{message} ({counts})\n")
+    else:
+        assert (result.stdout, result.stderr) == (f"{counts}\n", f"{message}\n")
+
+
+def test_a_figure_no_decision_defines_is_null_in_json_and_a_dash_in_the_table(log):
+    recs, outcomes = log["log"]
+    # only the big arm was ever taken: no decision matches the cheapest policy
+    log["log"] = (recs[::2], outcomes[::2])
+    result = invoke("--json", "--policy", "cheapest")
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.stdout
+    (cheapest,) = json.loads(result.stdout)["estimates"]
+    assert cheapest["matched"] == 0
+    assert (cheapest["snips_quality"], cheapest["snips_cost_usd"]) == (None, None)
+    assert cheapest["ips_quality"] == 0.0
+    table = invoke("--policy", "cheapest")
+    assert table.exit_code == 0, table.output
+    (row,) = [ln for ln in table.stdout.splitlines() if "cheapest" in ln]
+    assert [c.strip() for c in row.split("│")[1:-1]] == [
+        "cheapest",
+        "0",
+        "0",
+        "0.0000",
+        "-",
+        "0.6000",
+        "$0.001000",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -209,23 +210,29 @@ def evaluate_policy(
         raise CliError(str(exc), 2) from exc
     recommendations, outcomes = asyncio.run(_read_log(idle_timeout))
     samples, stats = join(recommendations, outcomes)
+    counts = (
+        f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
+        f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
+        f"{stats.unmatched:,} unmatched"
+    )
+    if not samples:
+        if not json_out:
+            console.print(counts)
+        raise CliError(
+            "nothing to evaluate yet: no outcome carries a logged recommendation_id"
+            + (f" ({counts})" if json_out else "")
+        )
     chosen, notes = _resolve_fixed(chosen, samples)
     estimates = [evaluate(samples, fn, name) for name, fn in chosen]
     if json_out:
         for note in notes:
             err.print(note, markup=False)
-        print(json.dumps({"join": vars(stats), "estimates": [e.to_dict() for e in estimates]}))
+        document = {"join": vars(stats), "estimates": [e.to_dict() for e in estimates]}
+        print(json.dumps(document, allow_nan=False))
         return
-    console.print(
-        f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
-        f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
-        f"{stats.unmatched:,} unmatched"
-    )
+    console.print(counts)
     for note in notes:
         console.print(note, markup=False)
-    if not samples:
-        console.print("nothing to evaluate yet: no outcome carries a logged recommendation_id")
-        raise typer.Exit(1)
     table = Table(title="off-policy estimates (per call)")
     table.add_column("policy", justify="right", no_wrap=True)
     for col in ("matched", "ESS", "quality IPS", "SNIPS", "DR", "cost DR"):
@@ -245,12 +252,17 @@ def evaluate_policy(
             e.policy,
             str(e.matched),
             f"{e.effective_sample_size:.0f}",
-            f"{e.ips_quality:.4f}",
-            f"{e.snips_quality:.4f}",
-            f"{e.dr_quality:.4f}",
-            f"${e.dr_cost_usd:.6f}",
+            _figure(e.ips_quality, "{:.4f}"),
+            _figure(e.snips_quality, "{:.4f}"),
+            _figure(e.dr_quality, "{:.4f}"),
+            _figure(e.dr_cost_usd, "${:.6f}"),
         )
     console.print(table)
+
+
+def _figure(value: float, form: str) -> str:
+    """A figure as the table shows it: ``-`` where it is undefined (no decision matched)."""
+    return form.format(value) if math.isfinite(value) else "-"
 
 
 def _resolve_fixed(

@@ -70,7 +70,12 @@ class Estimate:
     dr_cost_usd: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The estimate as JSON can hold it: None where a figure is undefined (NaN: e.g. the
+        self-normalised estimates when no decision matched the policy)."""
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in asdict(self).items()
+        }
 
 
 @dataclass
