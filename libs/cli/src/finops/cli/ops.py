@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -92,6 +93,59 @@ def _lookup(obj: Any, dotted: str) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class FieldFilter:
+    """``--filter key=value``: the field at the dotted ``key`` of a record's JSON value equals
+    ``value`` read as JSON when it parses (``true``, ``null``, ``500``, ``"x"``), else as text.
+    Numbers compare as numbers (``500`` matches ``500.0``), never a boolean; a field the record
+    lacks counts as ``null``; a text field also matches the value as written.
+
+    >>> f = FieldFilter.parse("data.latency_ms=500")
+    >>> f.matches({"data": {"latency_ms": 500.0}}), f.matches({"data": {"latency_ms": "500"}})
+    (True, True)
+    >>> FieldFilter.parse("data.success=true").matches({"data": {"success": 1}})
+    False
+    >>> FieldFilter.parse("data.team=null").matches({"data": {}})
+    True
+    """
+
+    key: str
+    text: str
+    value: Any
+    is_json: bool
+
+    @classmethod
+    def parse(cls, item: str) -> FieldFilter:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--filter takes key=value, got {item!r}", 2)
+        try:
+            return cls(key, text, json.loads(text), True)
+        except ValueError:
+            return cls(key, text, text, False)
+
+    def matches(self, record: Any) -> bool:
+        if not isinstance(record, dict):
+            return False
+        actual = _lookup(record, self.key)
+        if isinstance(actual, str) and actual == self.text:
+            return True
+        return _json_equal(actual, self.value)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equal as JSON values: true is not 1, 500 is 500.0, a text is never a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_json_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
 #: the fields of a record its summary shows, in this order, wherever a record has them (an
 #: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
 #: without one): what the record is (an event's type, an announcement's or alert's kind, an
@@ -157,7 +211,9 @@ def tail(
         list[str] | None,
         typer.Option(
             "--filter",
-            help="key=value on the JSON value (dotted paths, e.g. data.model=gpt-4o); repeatable.",
+            help="key=value on the JSON value (dotted paths, e.g. data.model=gpt-4o); the value "
+            "is read as JSON when it parses (data.success=true, data.team=null, "
+            "data.latency_ms=500 matches 500.0), else as text; repeatable, all must match.",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print each record as JSON.")] = False,
@@ -174,12 +230,7 @@ def tail(
     ] = None,
 ) -> None:
     """Print a topic's records as they arrive (Ctrl-C stops)."""
-    wanted = []
-    for item in filters or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--filter takes key=value, got {item!r}", 2)
-        wanted.append((key, value))
+    wanted = [FieldFilter.parse(item) for item in filters or []]
     try:
         asyncio.run(_tail(topic, from_beginning, wanted, json_out, max_records, idle_timeout))
     except KeyboardInterrupt:
@@ -189,7 +240,7 @@ def tail(
 async def _tail(
     topic: str,
     from_beginning: bool,
-    wanted: list[tuple[str, str]],
+    wanted: list[FieldFilter],
     json_out: bool,
     max_records: int | None,
     idle_timeout: float | None,
@@ -229,9 +280,7 @@ async def _tail(
                         value = json.loads(r.value) if r.value else None
                     except ValueError:
                         value = (r.value or b"").decode(errors="replace")
-                    if wanted and not all(
-                        isinstance(value, dict) and str(_lookup(value, k)) == v for k, v in wanted
-                    ):
+                    if not all(f.matches(value) for f in wanted):
                         continue
                     shown += 1
                     if json_out:
