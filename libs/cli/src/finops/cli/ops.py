@@ -60,10 +60,30 @@ def price(
         console.print(f"${result.total_usd:.8f}")
         console.print(
             f"input ${result.input_usd or 0:.8f} · output ${result.output_usd or 0:.8f} · "
-            f"{normalized.model_dump()} · {result.price_version}",
+            f"{_tokens(normalized)} · {result.price_version}",
             style="dim",
             markup=False,
         )
+
+
+def _tokens(usage: Any) -> str:
+    """The normalized usage in words, its parts in brackets where there are any:
+    ``20,012 input tokens (18,000 cached, 2,000 cache writes) · 500 output tokens``."""
+
+    def parts(*named: tuple[int, str]) -> str:
+        said = [f"{count:,} {name}" for count, name in named if count]
+        return f" ({', '.join(said)})" if said else ""
+
+    inputs = parts(
+        (usage.cached_input_tokens, "cached"),
+        (usage.cache_write_tokens, "cache writes"),
+        (usage.cache_write_1h_tokens, "of them 1-hour"),
+    )
+    outputs = parts((usage.reasoning_tokens, "reasoning"))
+    return (
+        f"{usage.input_tokens:,} input tokens{inputs} · {usage.output_tokens:,} output tokens"
+        f"{outputs}"
+    )
 
 
 def _usage(text: str) -> Any:

@@ -1,0 +1,42 @@
+"""`finops price` prints what docs/events.md shows, in words: no Python repr of the usage."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+
+
+def price(*args: str):
+    return CliRunner().invoke(app, ["price", *args], env=PLAIN, prog_name="finops")
+
+
+def test_the_documented_example_prints_what_the_docs_show():
+    (block,) = re.findall(r"```bash\n(finops price .*?)```", DOC.read_text(), re.DOTALL)
+    command_line, _, shown = block.replace("\\\n", "").partition("\n")
+    args = shlex.split(command_line)[2:]
+    result = price(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == shown
+    assert "{" not in result.stdout and "'" not in result.stdout
+
+
+def test_reasoning_and_one_hour_cache_writes_are_named_when_there_are_any():
+    usage = (
+        '{"input_tokens": 1000, "cache_write_tokens": 600, "cache_write_1h_tokens": 200,'
+        ' "output_tokens": 500, "reasoning_tokens": 120}'
+    )
+    result = price("--provider", "openai", "--model", "gpt-4o", "--usage", usage)
+    assert result.exit_code == 0, result.output
+    second = result.stdout.splitlines()[1]
+    assert (
+        "· 1,000 input tokens (600 cache writes, 200 of them 1-hour) · 500 output tokens "
+        "(120 reasoning) · genai-prices-"
+    ) in second
