@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -127,7 +127,16 @@ def _read(repricing: Repricing) -> str:
     return f"{repricing.records:,} records read, {repricing.repriced:,} repriced"
 
 
+#: the table's figures are rounded to the micro-dollar, half up; JSON keeps every digit
+SHOWN = Decimal("0.000001")
+
+
+def _shown(value: Decimal) -> Decimal:
+    return value.quantize(SHOWN, rounding=ROUND_HALF_UP)
+
+
 def _usd(value: Decimal) -> str:
+    value = _shown(value)
     return f"{'-' if value < 0 else ''}${abs(value):,.6f}"
 
 
@@ -151,7 +160,7 @@ def _table(title: str, column: str, spends: dict[str, Spend], total: Spend) -> T
             f"{spend.calls:,}",
             _usd(spend.before_usd),
             _usd(spend.after_usd),
-            _usd(spend.difference_usd),
+            _usd(_shown(spend.after_usd) - _shown(spend.before_usd)),  # adds up as shown
             _change(spend),
             f"{spend.unpriced_before:,}/{spend.unpriced_after:,}",
             ", ".join(sorted(spend.price_sources)),
