@@ -170,3 +170,29 @@ def test_a_figure_no_decision_defines_is_null_in_json_and_a_dash_in_the_table(lo
         "0.6000",
         "$0.001000",
     ]
+
+
+async def test_both_topics_are_read_at_once_and_progress_is_told(monkeypatch):
+    """Each topic's read ends with a quiet wait: one after the other, they added up."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import finops.common.kafka
+
+    recs, outcomes = decision_log(4)
+    outcomes.append({"data": {"model": "m"}})  # a cost event of no recommendation
+    started: dict[str, asyncio.Event] = {}
+
+    async def read_topic(settings, topic, *, idle_s):
+        started.setdefault(topic, asyncio.Event()).set()
+        other = next(t for t in ("finops.recommendations.v1", "agent.cost.v1") if t != topic)
+        # read one after the other, this waits for a read that starts only after it
+        await asyncio.wait_for(started.setdefault(other, asyncio.Event()).wait(), timeout=10)
+        for item in recs if topic == "finops.recommendations.v1" else outcomes:
+            yield SimpleNamespace(value=json.dumps(item).encode())
+
+    monkeypatch.setattr(finops.common.kafka, "read_topic", read_topic)
+    told: list[dict[str, int]] = []
+    got = await optimizer_cmds._read_log(0.5, told.append)
+    assert got == (recs, outcomes[:4])
+    assert told[-1] == {"finops.recommendations.v1": 4, "agent.cost.v1": 5}

@@ -7,12 +7,21 @@ import csv
 import json
 import math
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from finops.cli.failures import CliError
@@ -28,6 +37,10 @@ OUTCOME_COLUMNS = (
     "prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens, prompt]"
 )
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+#: how often (in records of a topic) evaluate-policy's reading reports its progress
+PROGRESS_EVERY = 1000
+#: on a pipe (no spinner), one progress line on stderr every this many records
+PROGRESS_LINES_EVERY = 100_000
 
 
 def _progress(unit: str) -> Progress:
@@ -208,7 +221,7 @@ def evaluate_policy(
         chosen = [(n, target_policy(n)) for n in names]
     except ValueError as exc:
         raise CliError(str(exc), 2) from exc
-    recommendations, outcomes = asyncio.run(_read_log(idle_timeout))
+    recommendations, outcomes = asyncio.run(_read_log_showing_progress(idle_timeout))
     samples, stats = join(recommendations, outcomes)
     counts = (
         f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
@@ -297,20 +310,56 @@ def _resolve_fixed(
     return resolved, notes
 
 
-async def _read_log(idle_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def _read_log(
+    idle_s: float, progress: Callable[[dict[str, int]], None] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The decision log and the cost events that report an outcome of it, both topics read
+    at once (each to its end, then ``idle_s`` quiet); ``progress`` is told the records read
+    per topic every :data:`PROGRESS_EVERY` records and at the end of each topic."""
     from finops.common.kafka import read_topic
     from finops.common.settings import CommonSettings
     from finops.common.topics import AGENT_COST, RECOMMENDATIONS
 
     settings = CommonSettings(service_name="cli")
-    recs = [
-        json.loads(r.value) async for r in read_topic(settings, RECOMMENDATIONS.name, idle_s=idle_s)
-    ]
-    outcomes = []
-    async for r in read_topic(settings, AGENT_COST.name, idle_s=idle_s):
-        if b'"recommendation_id"' in r.value:
-            outcomes.append(json.loads(r.value))
+    read = {RECOMMENDATIONS.name: 0, AGENT_COST.name: 0}
+
+    async def records(topic: str, marker: bytes) -> list[dict[str, Any]]:
+        kept = []
+        async for r in read_topic(settings, topic, idle_s=idle_s):
+            read[topic] += 1
+            if marker in (r.value or b""):
+                kept.append(json.loads(r.value or b""))
+            if progress is not None and read[topic] % PROGRESS_EVERY == 0:
+                progress(dict(read))
+        if progress is not None:
+            progress(dict(read))
+        return kept
+
+    recs, outcomes = await asyncio.gather(
+        records(RECOMMENDATIONS.name, b""), records(AGENT_COST.name, b'"recommendation_id"')
+    )
     return recs, outcomes
+
+
+async def _read_log_showing_progress(
+    idle_s: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`_read_log` with a spinner on a terminal, and a line on stderr every
+    :data:`PROGRESS_LINES_EVERY` records when stderr is piped."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    lines = {"printed": 0}
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("reading the decision log")
+
+        def progress(read: dict[str, int]) -> None:
+            said = " · ".join(f"{topic}: {n:,} records read" for topic, n in read.items())
+            bar.update(task, description=f"reading {said}")
+            total = sum(read.values())
+            if not err.is_terminal and total // PROGRESS_LINES_EVERY > lines["printed"]:
+                lines["printed"] = total // PROGRESS_LINES_EVERY
+                print(said, file=sys.stderr, flush=True)
+
+        return await _read_log(idle_s, progress)
 
 
 def register(app: typer.Typer) -> None:
