@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
 
 import pytest
 from aiokafka.admin import NewTopic
 from support import finops_piped as finops
-from support import llm_call, publish
+from support import llm_call, publish, send_acknowledged
 
-from finops.common.kafka import make_admin
+from finops.common.kafka import make_admin, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec
@@ -79,6 +82,61 @@ async def test_tail_filters_and_topics_count_by_consuming(disk_infra):
     assert len(lines) == 30  # one line per record, however long, never wrapped
     assert all(ln.startswith(f"{spec.name}[") and "latency_ms=850" in ln for ln in lines)
     assert max(len(ln) for ln in lines) > 80
+
+    # --filter compares JSON values: 850.0 is the events' 850, true their true
+    typed = finops(
+        "tail",
+        spec.name,
+        "--from-beginning",
+        "--filter",
+        "data.latency_ms=850.0",
+        "--filter",
+        "data.success=true",
+        "--json",
+        "--max",
+        "30",
+        "--idle-timeout",
+        "10",
+        env=env,
+    )
+    assert typed.returncode == 0, typed.stderr
+    assert len(typed.stdout.splitlines()) == 30
+
+    # Sent in batches: on the local broker the end offset a tail started from is the one after
+    # the first record of the last batch, and the rest of that batch was printed as new.
+    producer = make_producer(settings, linger_ms=100)
+    await producer.start()
+    try:
+        await send_acknowledged(producer, spec.name, [llm_call("bot") for _ in range(40)])
+    finally:
+        await producer.stop()
+    fresh = finops("tail", spec.name, "--json", "--max", "1", "--idle-timeout", "3", env=env)
+    assert (fresh.returncode, fresh.stdout) == (0, "")
+    # ... and what is published once it runs is printed: publish until it prints one
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "finops.cli", "tail", spec.name, "--json", "--max", "1"),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert follower.stdout is not None
+    line = asyncio.ensure_future(follower.stdout.readline())
+    sent: set[str] = set()
+    try:
+        for _ in range(120):
+            event = llm_call("bot")
+            await publish(settings, spec.name, [event])
+            sent.add(event["id"])
+            printed, _ = await asyncio.wait({line}, timeout=0.5)  # a bound per round
+            if printed:
+                break
+        out = await asyncio.wait_for(line, timeout=10)
+        assert await asyncio.wait_for(follower.wait(), timeout=30) == 0
+    finally:
+        if follower.returncode is None:
+            follower.kill()
+            await follower.wait()
+    assert json.loads(out)["value"]["id"] in sent
 
     missing = finops("tail", "no.such.topic", "--idle-timeout", "1", env=env)
     assert (missing.returncode, missing.stdout) == (2, "")

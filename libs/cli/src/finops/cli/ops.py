@@ -166,6 +166,10 @@ def _json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+#: how long `finops tail` waits for the last record of a partition to learn where it ends
+TAIL_END_PROBE_S = 2.0
+
+
 #: the fields of a record its summary shows, in this order, wherever a record has them (an
 #: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
 #: without one): what the record is (an event's type, an announcement's or alert's kind, an
@@ -282,10 +286,11 @@ async def _tail(
             raise CliError(f"no such topic: {topic} (`finops topics` lists them)", 2)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
+        start = {tp: 0 for tp in tps}
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:
-            await consumer.seek_to_end(*tps)
+            start = await _seek_to_end_now(consumer, tps)
         last = time.monotonic()
         while max_records is None or shown < max_records:
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
@@ -296,6 +301,8 @@ async def _tail(
             last = time.monotonic()
             for records in batch.values():
                 for r in records:
+                    if r.offset < start.get(TopicPartition(r.topic, r.partition), 0):
+                        continue  # in the log before the tail began
                     try:
                         value = json.loads(r.value) if r.value else None
                     except ValueError:
@@ -325,6 +332,34 @@ async def _tail(
                         return
     finally:
         await consumer.stop()
+
+
+async def _seek_to_end_now(
+    consumer: Any, tps: list[Any], timeout_s: float = TAIL_END_PROBE_S
+) -> dict[Any, int]:
+    """Seek each partition to its end as of now and return those offsets.
+
+    The broker's end offset is exact on Apache Kafka; the local tansu broker answers the offset
+    after the *first* record of the last batch, so reading from there printed the rest of that
+    batch (old records) first. A fetch is answered right by every broker: the last record a
+    fetch from just before the reported end returns is the last record of the log (see
+    finops.common.log_position). A partition whose fetch brings nothing within ``timeout_s``
+    keeps the reported end.
+    """
+    ends: dict[Any, int] = dict(await consumer.end_offsets(tps))
+    pending = {tp for tp, end in ends.items() if end > 0}
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        batch = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in batch.items():
+            if records and tp in pending:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                pending.discard(tp)
+    for tp, end in ends.items():
+        consumer.seek(tp, end)
+    return ends
 
 
 def topics(
