@@ -102,6 +102,35 @@ def test_a_command_without_its_dependency_prints_one_line(nothing_runs, args, co
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("notaurl", "no postgresql:// scheme"),
+        ("mysql://finops@127.0.0.1:5432/finops", "no postgresql:// scheme"),
+        ("postgresql://finops@127.0.0.1:port/finops", "the port is not a number from 0 to 65535"),
+    ],
+    ids=["not-a-url", "not-postgresql", "bad-port"],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "upgrade"),
+        ("db", "downgrade", "-1"),
+        ("db", "wait", "--timeout", "1"),
+        ("users", "deactivate", "agent7"),
+        ("users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin"),
+    ],
+    ids=["db-upgrade", "db-downgrade", "db-wait", "users-deactivate", "users-create"],
+)
+def test_a_database_url_that_does_not_parse_is_one_line(url, problem, args):
+    result = invoke(*args, env={"FINOPS_DATABASE_URL": url}, stdin="a long enough password\n")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: database: FINOPS_DATABASE_URL is not a URL of the form "
+        f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE ({problem})\n"
+    )
+
+
 async def test_without_a_configured_url_the_hint_is_to_start_the_local_stack(monkeypatch):
     monkeypatch.delenv("FINOPS_DATABASE_URL", raising=False)
     with pytest.raises(OSError) as refused:

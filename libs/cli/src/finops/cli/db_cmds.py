@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from finops.cli.failures import CliError
+from finops.cli.failures import CliError, database_refused
 from finops.cli.output import console
 from finops.cli.typer_app import FinopsTyper, positive_seconds
 
@@ -127,7 +127,7 @@ def db_wait(
     try:
         behind = asyncio.run(migrations.wait_for_schemas(url, wanted, timeout_s=timeout))
     except asyncpg.PostgresError as exc:  # a wrong password, no such database: no use waiting
-        raise CliError(f"database: {exc}", 1) from exc
+        raise database_refused(exc) from exc
     if behind:
         still = "; ".join(map(str, behind))
         raise CliError(f"schemas still behind after {timeout:g} s: {still}", 1)

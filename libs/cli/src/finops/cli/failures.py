@@ -63,6 +63,16 @@ _UNREACHABLE_NAMES = {
     "ConnectionError",  # redis.exceptions
 }
 _NOT_MIGRATED_NAMES = {"UndefinedTableError", "UndefinedTable"}  # asyncpg, psycopg
+#: SQLSTATE classes of a database that refuses the connection whatever is retried: 28, a
+#: wrong role or password; 3D, no such database (asyncpg and psycopg errors carry ``sqlstate``)
+_REFUSED_SQLSTATE_CLASSES = ("28", "3D")
+DATABASE_URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def database_refused(error: BaseException) -> CliError:
+    """What ``finops db wait`` and every other command say when PostgreSQL answers but
+    refuses: ``database: role "bad" does not exist``."""
+    return CliError(f"database: {error}", 1)
 
 
 def explain(exc: BaseException) -> CliError | None:
@@ -83,6 +93,16 @@ def explain(exc: BaseException) -> CliError | None:
             return dependency.unreachable()
         if dependency and dependency.name == "PostgreSQL" and name in _NOT_MIGRATED_NAMES:
             return CliError(f"the database schema is not there ({error}) — run `finops db upgrade`")
+    if dependency and dependency.name == "PostgreSQL":
+        for error in _chain(exc):
+            if str(getattr(error, "sqlstate", None) or "")[:2] in _REFUSED_SQLSTATE_CLASSES:
+                return database_refused(error)
+        problem = _database_url_problem()
+        if problem is not None:
+            return CliError(
+                f"database: {dependency.variable} is not a URL of the form {DATABASE_URL_FORM}"
+                f" ({problem})"
+            )
     for error in _chain(exc):
         if isinstance(error, OSError) and error.filename is not None:
             return CliError(f"{error.filename}: {error.strerror or error}")
@@ -114,6 +134,36 @@ def _bad_settings(error: ValidationError) -> CliError:
         variable = "FINOPS_" + "_".join(str(part) for part in problem["loc"]).upper()
         problems.append(f"{variable}={problem.get('input')}: {problem['msg']}")
     return CliError("; ".join(problems))
+
+
+def _database_url_problem() -> str | None:
+    """What makes the database URL the commands use one the client libraries cannot use
+    (they fail on it each in its own way: a parse error, a missing driver, a ``ValueError``).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["FINOPS_DATABASE_URL"] = "postgresql://u:p@db:5432/finops"
+    >>> _database_url_problem() is None
+    True
+    >>> for url in ("notaurl", "mysql://u@db/finops", "postgresql://u@db:port/finops"):
+    ...     os.environ["FINOPS_DATABASE_URL"] = url
+    ...     print(_database_url_problem())
+    no postgresql:// scheme
+    no postgresql:// scheme
+    the port is not a number from 0 to 65535
+    >>> del os.environ["FINOPS_DATABASE_URL"]
+    """
+    from finops.common.settings import CommonSettings
+
+    parts = urlsplit(CommonSettings().database_url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "no postgresql:// scheme"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    return None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
