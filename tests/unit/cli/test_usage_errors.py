@@ -55,6 +55,21 @@ def invoke(*args: str, stdin: str | None = None):
             "error: invalid value for '--runs': Input should be a valid integer, unable to parse"
             " string as an integer (see `finops experiments validate --help`)",
         ),
+        (
+            ("experiments", "validate", "--runs", "3", "--seed", "-5"),
+            "error: invalid value for '--seed': Input should be greater than or equal to 0"
+            " (see `finops experiments validate --help`)",
+        ),
+        (
+            ("simulate", "--seed", "-5"),
+            "error: invalid value for '--seed': Input should be greater than or equal to 0"
+            " (see `finops simulate --help`)",
+        ),
+        (
+            ("demo", "--seed", "-5"),
+            "error: invalid value for '--seed': Input should be greater than or equal to 0"
+            " (see `finops demo --help`)",
+        ),
     ],
     ids=[
         "bad-value",
@@ -68,6 +83,9 @@ def invoke(*args: str, stdin: str | None = None):
         "missing-option",
         "unknown-sub-command",
         "sub-app-bad-value",
+        "negative-seed-validate",
+        "negative-seed-simulate",
+        "negative-seed-demo",
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_status_2(args, line):

@@ -19,7 +19,7 @@ experiments_app = FinopsTyper(help="Automated cost A/B tests.")
 @experiments_app.command()
 def validate(
     runs: Annotated[int, typer.Option(min=1, help="Simulated experiments of each kind.")] = 500,
-    seed: Annotated[int, typer.Option(help="Seeds every simulated run.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds every simulated run.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Simulate A/A, A/B and SRM experiments through the live analysis, looking after every
