@@ -56,3 +56,36 @@ def test_demo_refuses_a_reports_folder_it_cannot_create_before_starting_anything
         f"error: --reports {blocker / 'reports'}: cannot create it (Not a directory)"
     )
     assert not (tmp_path / "stack").exists()  # no stack was started
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            '{"result": {"saving": 0.5}, "timeli',
+            "not JSON (Unterminated string starting at: line 1 column 29 (char 28))",
+        ),
+        ("{}", "no simulation result in it"),
+        ('{"result": {"saving": 0.5}}', "no 'timeline' in it"),
+        (
+            '{"result": {}, "timeline": {"bucket_min": 1, "buckets": [1]}}',
+            "the timeline is not one a simulation writes",
+        ),
+        (b"\xff\xfe", "not text (invalid start byte)"),
+    ],
+    ids=["truncated", "empty-object", "no-timeline", "bad-timeline", "not-text"],
+)
+def test_report_with_a_damaged_kept_run_says_to_simulate_again(tmp_path, body, reason):
+    kept = tmp_path / store.LAST_RUN
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(body if isinstance(body, bytes) else body.encode())
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}
+
+    result = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r.html")], env=env)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    line = " ".join(result.stderr.split())
+    assert line.startswith(f"error: the last simulation kept in {kept} cannot be read ({reason}")
+    assert line.endswith("): run `finops simulate` again")
+    assert result.stderr.count("\n") == 1  # one line, no traceback
+    assert not (tmp_path / "r.html").exists()

@@ -49,7 +49,13 @@ def report(
     from finops.cli.simulate_platform import Endpoints
 
     data_dir = StackSettings().data_dir.resolve()
-    last = store.load(data_dir)
+    try:
+        last = store.load(data_dir)
+    except store.UnreadableRun as exc:
+        raise CliError(
+            f"the last simulation kept in {exc.path} cannot be read ({exc.reason}): run "
+            "`finops simulate` again"
+        ) from exc
     if last is None:
         raise CliError(
             f"no simulation has run on the stack in {data_dir}: run `finops simulate` first "
