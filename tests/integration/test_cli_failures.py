@@ -102,6 +102,17 @@ def test_a_command_without_its_dependency_prints_one_line(nothing_runs, args, co
     )
 
 
+def test_db_wait_on_a_database_that_never_answers_says_it_could_not_reach_it(nothing_runs):
+    port = nothing_runs["postgres"]
+    result = invoke("db", "wait", "--timeout", "0.5", env=urls(nothing_runs))
+    assert (result.exit_code, result.stdout) == (1, "")
+    # the lines before it are the wait's log of each attempt
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot reach PostgreSQL at 127.0.0.1:{port} in 0.5 s — check that it runs and"
+        " that FINOPS_DATABASE_URL is right"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [

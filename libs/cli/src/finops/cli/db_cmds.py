@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from finops.cli.failures import CliError, database_refused
+from finops.cli.failures import POSTGRESQL, CliError, database_refused
 from finops.cli.output import console
 from finops.cli.typer_app import FinopsTyper, positive_seconds
 
@@ -128,6 +128,8 @@ def db_wait(
         behind = asyncio.run(migrations.wait_for_schemas(url, wanted, timeout_s=timeout))
     except asyncpg.PostgresError as exc:  # a wrong password, no such database: no use waiting
         raise database_refused(exc) from exc
+    if behind and not any(schema.answered for schema in behind):
+        raise POSTGRESQL.unreachable(waited_s=timeout)
     if behind:
         still = "; ".join(map(str, behind))
         raise CliError(f"schemas still behind after {timeout:g} s: {still}", 1)

@@ -44,16 +44,18 @@ class Dependency:
         parts = urlsplit(value)
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
-    def unreachable(self) -> CliError:
+    def unreachable(self, waited_s: float | None = None) -> CliError:
         if os.environ.get(self.variable):
             hint = f"check that it runs and that {self.variable} is right"
         else:
             hint = START_STACK
-        return CliError(f"cannot reach {self.name} at {self.address()} — {hint}")
+        waited = f" in {waited_s:g} s" if waited_s is not None else ""
+        return CliError(f"cannot reach {self.name} at {self.address()}{waited} — {hint}")
 
 
+POSTGRESQL = Dependency("PostgreSQL", ("asyncpg", "psycopg", "sqlalchemy"), "FINOPS_DATABASE_URL")
 DEPENDENCIES = (
-    Dependency("PostgreSQL", ("asyncpg", "psycopg", "sqlalchemy"), "FINOPS_DATABASE_URL"),
+    POSTGRESQL,
     Dependency("the Kafka broker", ("aiokafka", "kafka"), "FINOPS_KAFKA_BOOTSTRAP"),
     Dependency("Redis", ("redis",), "FINOPS_REDIS_URL"),
 )

@@ -118,8 +118,12 @@ class SchemaBehind:
     #: the database's revisions; empty: no schema yet (or the database did not answer)
     current: tuple[str, ...]
     heads: tuple[str, ...]
+    #: whether the database answered: ``False``, it was never reached, the schema is unknown
+    answered: bool = True
 
     def __str__(self) -> str:
+        if not self.answered:
+            return f"{self.service} unknown (the database did not answer)"
         at = ", ".join(self.current) or "no schema"
         return f"{self.service} at {at}, head {', '.join(self.heads)}"
 
@@ -165,11 +169,11 @@ async def wait_for_schemas(
 ) -> list[SchemaBehind]:
     """Wait until every service of ``services`` has its schema at this code's head, migrated
     by someone else (the migration Job on Kubernetes); return those still behind after
-    ``timeout_s`` (empty: none). A database that does not answer yet counts as no schema
-    yet, and is asked again; any other database error is raised."""
+    ``timeout_s`` (empty: none). A database that does not answer yet is asked again (those
+    returned are not ``answered`` if it never did); any other database error is raised."""
     return await wait_until_none_left(
         lambda: schemas_behind(database_url, services),
-        unanswered=[SchemaBehind(service, (), heads(service)) for service in services],
+        unanswered=[SchemaBehind(service, (), heads(service), False) for service in services],
         unreachable=NOT_ANSWERING_YET,
         timeout_s=timeout_s,
         poll_s=poll_s,
