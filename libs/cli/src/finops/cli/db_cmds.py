@@ -34,7 +34,7 @@ def db_upgrade(
     from finops.common import migrations
 
     done = _migrate(migrations.upgrade, revision)
-    console.print(f"migrated {', '.join(done)} to {revision}")
+    console.print(f"migrated {_reached(done)}", soft_wrap=True)
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -56,7 +56,7 @@ def db_downgrade(
     from finops.common import migrations
 
     done = _migrate(migrations.downgrade, revision)
-    console.print(f"downgraded {', '.join(done)} to {revision}")
+    console.print(f"downgraded {_reached(done)}", soft_wrap=True)
 
 
 def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
@@ -69,6 +69,16 @@ def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list
     from finops.common.settings import CommonSettings
 
     services = migrations.services_knowing(revision)
+    label, at, _ = revision.partition("@")
+    if not services and at and label in migrations.services_with_migrations():
+        labelled = migrations.services_with_branch_label()
+        raise CliError(
+            f"{label}'s migrations have no {label}@REVISION form (only "
+            f"{', '.join(labelled[:-1])} and {labelled[-1]} have one): give one of its revision"
+            f" ids, such as {migrations.heads(label)[0]}, or head, base or a step for every"
+            " service",
+            2,
+        )
     if not services:
         raise CliError(
             f"no service has the revision {revision!r}: give head, base, a step such as -1, a"
@@ -85,6 +95,19 @@ def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list
             raise CliError(f"{service}: {exc}{before}", 2) from exc
         done.append(service)
     return done
+
+
+def _reached(services: list[str]) -> str:
+    """``auth to 0004_users_insert_updated_at, optimizer to base``: where each service's
+    schema is now, read back from the database."""
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    url = CommonSettings().database_url
+    reached = asyncio.run(migrations.current_revisions(url, services))
+    return ", ".join(
+        f"{service} to {', '.join(reached[service]) or 'base (no schema)'}" for service in services
+    )
 
 
 @db_app.command("wait")

@@ -92,6 +92,16 @@ def services_knowing(revision: str) -> list[str]:
     ]
 
 
+def services_with_branch_label() -> list[str]:
+    """The services a ``SERVICE@REVISION`` target can name: those whose migrations carry
+    their service's name as branch label (auth's do not)."""
+    return [
+        service
+        for service in services_with_migrations()
+        if any(service in script.branch_labels for script in _scripts(service).walk_revisions())
+    ]
+
+
 #: a step from the current revision, or from a named one (``opt0002+1``)
 _RELATIVE_STEP = re.compile(r"[+-]\d+$")
 
@@ -139,12 +149,7 @@ async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaB
         for service in services:
             scripts = _scripts(service)  # read once: its heads and every revision it knows
             head = tuple(sorted(scripts.get_heads()))
-            current: tuple[str, ...] = ()
-            if await connection.fetchval("SELECT to_regclass($1)", version_table(service)):
-                # the table's name is ours, not input
-                query = f'SELECT version_num FROM "{version_table(service)}"'  # noqa: S608
-                rows = await connection.fetch(query)
-                current = tuple(sorted(row["version_num"] for row in rows))
+            current = await _current(connection, service)
             known = {script.revision for script in scripts.walk_revisions()}
             if current == head or (current and not set(current) <= known):
                 continue
@@ -152,6 +157,22 @@ async def schemas_behind(database_url: str, services: list[str]) -> list[SchemaB
         return behind
     finally:
         await connection.close()
+
+
+async def current_revisions(database_url: str, services: list[str]) -> dict[str, tuple[str, ...]]:
+    """The revisions each service's schema is at (empty: no schema, its base)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return {service: await _current(connection, service) for service in services}
+    finally:
+        await connection.close()
+
+
+async def _current(connection: asyncpg.Connection, service: str) -> tuple[str, ...]:
+    if not await connection.fetchval("SELECT to_regclass($1)", version_table(service)):
+        return ()
+    query = f'SELECT version_num FROM "{version_table(service)}"'  # noqa: S608 - our name
+    return tuple(sorted(row["version_num"] for row in await connection.fetch(query)))
 
 
 #: a database that may answer later: not up yet, starting, or full; a wrong password or a

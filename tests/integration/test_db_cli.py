@@ -1,0 +1,81 @@
+"""`finops db upgrade` and `finops db downgrade` say the revision each schema reached, read
+back from the database, not the target they were given (``head``, ``-1``,
+``optimizer@head``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+from finops.common import migrations
+
+pytestmark = pytest.mark.integration
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+SERVICES = migrations.services_with_migrations()
+
+
+@pytest.fixture
+async def empty_database(infra) -> AsyncIterator[str]:
+    """A database of its own on the test server, with no schema; dropped afterwards."""
+    name = f"dbcli_{uuid.uuid4().hex[:10]}"
+    server = await asyncpg.connect(infra.database_url)
+    await server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(infra.database_url)._replace(path=f"/{name}"))
+    finally:
+        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await server.close()
+
+
+def db(*args: str, url: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["db", *args], env={**PLAIN, "FINOPS_DATABASE_URL": url})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def head(service: str) -> str:
+    return migrations.heads(service)[0]
+
+
+def before_head(service: str) -> str:
+    scripts = ScriptDirectory.from_config(migrations.alembic_config(service, "postgresql://x/"))
+    down = scripts.get_revision(head(service)).down_revision
+    assert isinstance(down, str)
+    return down
+
+
+def test_upgrade_and_downgrade_print_the_revisions_reached(empty_database):
+    url = empty_database
+    assert db("upgrade", "optimizer@head", url=url) == (
+        0,
+        f"migrated optimizer to {head('optimizer')}\n",
+        "",
+    )
+    every = ", ".join(f"{service} to {head(service)}" for service in SERVICES)
+    assert db("upgrade", url=url) == (0, f"migrated {every}\n", "")
+    one_down = ", ".join(f"{service} to {before_head(service)}" for service in SERVICES)
+    assert db("downgrade", "-1", url=url) == (0, f"downgraded {one_down}\n", "")
+    assert db("downgrade", "healer@base", url=url) == (
+        0,
+        "downgraded healer to base (no schema)\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize("command", ["upgrade", "downgrade"])
+def test_auth_at_a_revision_says_auth_has_no_such_form(command, tmp_path):
+    # refused before any connection: the URL leads nowhere
+    code, out, err = db(command, "auth@head", url="postgresql://nobody@127.0.0.1:1/none")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: auth's migrations have no auth@REVISION form (only experiments, optimizer and"
+        f" healer have one): give one of its revision ids, such as {head('auth')}, or head,"
+        " base or a step for every service\n"
+    )
