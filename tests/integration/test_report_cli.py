@@ -53,7 +53,7 @@ def test_demo_refuses_a_reports_folder_it_cannot_create_before_starting_anything
 
     assert result.exit_code == 2
     assert " ".join(result.stderr.split()) == (
-        f"error: --reports {blocker / 'reports'}: cannot create it (Not a directory)"
+        f"error: --reports {blocker / 'reports'}: {blocker} is not a folder"
     )
     assert not (tmp_path / "stack").exists()  # no stack was started
 
@@ -89,3 +89,33 @@ def test_report_with_a_damaged_kept_run_says_to_simulate_again(tmp_path, body, r
     assert line.endswith("): run `finops simulate` again")
     assert result.stderr.count("\n") == 1  # one line, no traceback
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("report", "--out", "{missing}/x.html"), "--out {missing}/x.html: the folder {missing}"),
+        (("report", "--reports", "{missing}/r"), "--reports {missing}/r: the folder {missing}"),
+        (("demo", "--reports", "{missing}/r"), "--reports {missing}/r: the folder {missing}"),
+    ],
+    ids=["report-out", "report-reports", "demo-reports"],
+)
+def test_a_report_path_in_a_missing_folder_is_refused_and_no_folder_made(tmp_path, args, line):
+    stack = tmp_path / "stack"
+    store.save(stack, store.LastRun({"saving": 0.5}, Timeline.empty()))
+    missing = tmp_path / "missing"
+    env = {
+        **PLAIN,
+        "FINOPS_DATA_DIR": str(stack),
+        # nothing listens there: the refusal must come before any of it is reached
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/finops",
+    }
+    argv = [arg.format(missing=missing) for arg in args]
+
+    result = CliRunner().invoke(app, argv, env=env)
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert (
+        " ".join(result.stderr.split()) == f"error: {line.format(missing=missing)} does not exist"
+    )
+    assert not missing.exists()

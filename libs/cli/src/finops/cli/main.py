@@ -17,6 +17,7 @@ from rich.table import Table
 from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError
+from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console, print_error
 from finops.cli.process import pid_alive
 from finops.cli.stack import Stack, StackError, StackSettings
@@ -268,7 +269,7 @@ def demo(
     if 0 < calls < 100:
         raise CliError("--calls: 0 (only bring the stack up) or at least 100", 2)
     if calls:
-        _check_reports_folder(reports)
+        check_folder_to_make("--reports", reports)
     settings = StackSettings()
     root = settings.data_dir.resolve()
     if _running_supervisor(root):
@@ -296,16 +297,6 @@ def demo(
     finally:
         stack.stop()
         stack.write_state("stopped")
-
-
-def _check_reports_folder(reports: Path) -> None:
-    """Refuse a reports folder that cannot be written before the run, not after it."""
-    try:
-        reports.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"--reports {reports}: cannot create it ({exc.strerror})", 2) from exc
-    if not os.access(reports, os.W_OK):
-        raise CliError(f"--reports {reports}: cannot write there", 2)
 
 
 ROLES = ("agent", "operator", "admin")

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from finops.cli.failures import CliError
+from finops.cli.out_paths import check_file_to_write
 from finops.cli.output import console
 from finops.cli.output import err_console as err
 from finops.cli.typer_app import positive_seconds
@@ -79,15 +79,9 @@ def _load(data: Path) -> Outcomes:
 
 def _check_writable(plot: Path) -> None:
     """Refuse a plot path that cannot be written before the replay, not after it."""
-    folder = plot.parent
     if plot.suffix.lower() not in PLOT_FORMATS:
         raise CliError(f"--plot {plot}: give a {', '.join(PLOT_FORMATS)} file", 2)
-    if not folder.exists():
-        raise CliError(f"--plot {plot}: the folder {folder} does not exist", 2)
-    if not folder.is_dir():
-        raise CliError(f"--plot {plot}: {folder} is not a folder", 2)
-    if plot.is_dir() or not os.access(folder, os.W_OK):
-        raise CliError(f"--plot {plot}: cannot write there", 2)
+    check_file_to_write("--plot", plot)
 
 
 def backtest(

@@ -17,6 +17,7 @@ import httpx
 import typer
 
 from finops.cli.failures import CliError
+from finops.cli.out_paths import check_file_to_write, check_folder_to_make
 from finops.cli.output import console
 from finops.cli.report.model import Figure
 
@@ -48,6 +49,10 @@ def report(
     from finops.cli.simulate_cmd import unreachable
     from finops.cli.simulate_platform import Endpoints
 
+    if out is not None:
+        check_file_to_write("--out", out)
+    else:
+        check_folder_to_make("--reports", reports)
     data_dir = StackSettings().data_dir.resolve()
     try:
         last = store.load(data_dir)

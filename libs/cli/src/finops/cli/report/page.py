@@ -73,11 +73,10 @@ def render(report: Report) -> str:
 
 
 def write(report: Report, folder: Path, out: Path | None = None) -> Path:
-    """Write the page to ``out``, or to ``folder/finops-report-<UTC time>.html``."""
+    """Write the page to ``out``, or to ``folder/finops-report-<UTC time>.html``, making
+    ``folder`` but no folder above it."""
     if out is None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
         out = folder / f"finops-report-{report.generated_at:%Y%m%d-%H%M%S}.html"
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(report), encoding="utf-8")
     return out
