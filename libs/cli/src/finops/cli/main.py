@@ -335,6 +335,7 @@ def users_create(
     """
     from finops.auth.admin import create_user
     from finops.auth.domain.errors import AccountInvalid, EmailTaken, UsernameTaken
+    from finops.auth.domain.policy import check_new_account
     from finops.auth.settings import AuthSettings
     from finops.common.auth.scopes import Role
 
@@ -344,6 +345,10 @@ def users_create(
         raise CliError("give either --password or --password-stdin, not both", 2)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError(
+                "no password on standard input (--password-stdin reads its first line)", 2
+            )
     elif password is None:
         if not _terminal_to_prompt_on():
             raise CliError(
@@ -353,11 +358,12 @@ def users_create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assert password is not None
     try:
+        check_new_account(username, email, password)  # bad values: before reaching the database
         user = asyncio.run(create_user(AuthSettings(), username, email, password, Role(role)))
     except AccountInvalid as exc:
         for problem in exc.details:
             print_error(f"{problem['field']}: {problem['message']}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     except (UsernameTaken, EmailTaken) as exc:
         raise CliError(exc.message) from exc
     # soft_wrap: ids must stay on one line so they can be copied.

@@ -1,0 +1,65 @@
+"""`finops users create` refuses a bad value as a usage error (exit 2), before it needs the
+database: nothing listens at the URL these tests give, so reaching it would exit 1."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+from finops.cli.process import free_port
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+PASSWORD = "a long enough password"
+
+
+def create(username: str, email: str, stdin: str) -> tuple[int, str, str]:
+    env = {**PLAIN, "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/f"}
+    args = ["users", "create", "--username", username, "--email", email, "--password-stdin"]
+    result = CliRunner().invoke(app, args, env=env, input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "stdin", "line"),
+    [
+        (
+            "a!",
+            "a@example.com",
+            PASSWORD,
+            "username: username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'",
+        ),
+        (
+            "alice",
+            "nope",
+            PASSWORD,
+            "email: not a valid email address: An email address must have an @-sign.",
+        ),
+        ("alice", "a@example.com", "short", "password: password must have at least 12 characters"),
+        (
+            "alice",
+            "a@example.com",
+            "",
+            "no password on standard input (--password-stdin reads its first line)",
+        ),
+        (
+            "alice",
+            "a@example.com",
+            "\n",
+            "no password on standard input (--password-stdin reads its first line)",
+        ),
+    ],
+    ids=["username", "email", "password", "empty-stdin", "empty-line"],
+)
+def test_a_bad_value_exits_2_with_one_line_naming_it(username, email, stdin, line):
+    assert create(username, email, stdin) == (2, "", f"error: {line}\n")
+
+
+def test_every_bad_value_is_named_each_on_its_line():
+    code, out, err = create("a!", "nope", "short")
+    assert (code, out) == (2, "")
+    assert [line.split(":")[1] for line in err.splitlines()] == [
+        " username",
+        " email",
+        " password",
+    ]
