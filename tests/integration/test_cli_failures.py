@@ -190,6 +190,37 @@ def test_a_file_that_is_not_an_outcomes_csv_gives_one_line(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("quality=7", "line 4: quality 7 is not a number from 0 to 1"),
+        ("quality=-0.5", "line 4: quality -0.5 is not a number from 0 to 1"),
+        ("quality=", "line 4: quality (empty) is not a number from 0 to 1"),
+        ("cost_usd=-3", "line 4: cost_usd -3 is not a number of 0 or more"),
+        ("cost_usd=nan", "line 4: cost_usd nan is not a number of 0 or more"),
+        ("input_tokens=-1", "line 4: input_tokens -1 is not a number of 0 or more"),
+    ],
+)
+def test_an_outcome_out_of_range_is_refused_naming_its_file_line_and_field(
+    tmp_path, outcomes, value, line
+):
+    field, _, bad = value.partition("=")
+    rows = outcomes.read_text().splitlines()
+    header = rows[0].split(",")
+    cells = rows[3].split(",")
+    cells[header.index(field)] = bad
+    rows[3] = ",".join(cells)
+    data = tmp_path / "bad.csv"
+    data.write_text("\n".join(rows) + "\n")
+
+    result = invoke("backtest", "--data", str(data))
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {data} is not an outcomes CSV ({line}); columns: {OUTCOME_COLUMNS}\n"
+    )
+
+
 def test_an_unwritable_plot_path_fails_before_the_replay_and_creates_no_folder(tmp_path, outcomes):
     missing = tmp_path / "no" / "such" / "frontier.png"
     result = invoke("backtest", "--data", str(outcomes), "--plot", str(missing))

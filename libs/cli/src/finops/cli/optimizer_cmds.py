@@ -89,8 +89,8 @@ def backtest(
         Path,
         typer.Option(
             "--data",
-            help="Outcomes file (.csv or .csv.gz): prompt_id, task_type, model, quality, "
-            "cost_usd, input_tokens, output_tokens, prompt.",
+            help="Outcomes file (.csv or .csv.gz): prompt_id, task_type, model, quality "
+            "(0 to 1), cost_usd (0 or more), input_tokens, output_tokens, prompt.",
             exists=True,
             dir_okay=False,
         ),
