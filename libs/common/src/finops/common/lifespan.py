@@ -54,9 +54,10 @@ def end_process_if_failed(
     terminate: Callable[[], None] | None = None,
 ) -> None:
     """When ``task`` (a service's background loop, ``what`` in the log) ends with an error
-    while ``stopping`` is not set, log one line naming the error and ``terminate`` the process
-    (default: SIGTERM to itself: the service shuts down as on any stop, and `finops up` or Kubernetes
-    starts it again). ``enabled`` off (``FINOPS_EXIT_ON_LOOP_FAILURE=false``): only the log.
+    while ``stopping`` is not set, log one line naming the error and ``terminate`` the
+    process (default: SIGTERM to itself: the service shuts down as on any stop, and
+    `finops up` or Kubernetes starts it again). ``enabled`` off
+    (``FINOPS_EXIT_ON_LOOP_FAILURE=false``): only the log.
 
     A loop that died of something its own retries do not cover (a column missing after a
     schema downgrade, say) left the process up with the loop gone for good: /readyz said so,
