@@ -196,3 +196,38 @@ async def test_both_topics_are_read_at_once_and_progress_is_told(monkeypatch):
     got = await optimizer_cmds._read_log(0.5, told.append)
     assert got == (recs, outcomes[:4])
     assert told[-1] == {"finops.recommendations.v1": 4, "agent.cost.v1": 5}
+
+
+async def test_records_of_the_log_that_are_not_json_objects_are_left_out_and_counted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    import finops.common.kafka
+
+    good = {"recommendation_id": "r1", "chosen": "a"}
+    values = {
+        "finops.recommendations.v1": [json.dumps(good).encode(), b"{cut short", b"[1, 2]"],
+        "agent.cost.v1": [b'{"recommendation_id": "r1", "data": {}}', b'"recommendation_id" ?'],
+    }
+
+    async def read_topic(settings, topic, *, idle_s):
+        for value in values[topic]:
+            yield SimpleNamespace(value=value)
+
+    monkeypatch.setattr(finops.common.kafka, "read_topic", read_topic)
+    recs, outcomes = await optimizer_cmds._read_log(0.5)
+    assert recs == [good]
+    assert outcomes == [{"recommendation_id": "r1", "data": {}}]
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(err) == [
+        "agent.cost.v1: 1 records left out: not JSON objects",
+        "finops.recommendations.v1: 2 records left out: not JSON objects",
+    ]
+
+
+def test_the_docstring_examples_of_the_command_module_hold() -> None:
+    import doctest
+
+    result = doctest.testmod(optimizer_cmds)
+    assert result.attempted >= 1 and result.failed == 0

@@ -318,21 +318,41 @@ async def _read_log(
     read = {RECOMMENDATIONS.name: 0, AGENT_COST.name: 0}
 
     async def records(topic: str, marker: bytes) -> list[dict[str, Any]]:
-        kept = []
+        kept, unreadable = [], 0
         async for r in read_topic(settings, topic, idle_s=idle_s):
             read[topic] += 1
             if marker in (r.value or b""):
-                kept.append(json.loads(r.value or b""))
+                record = _json_object(r.value or b"")
+                if record is None:
+                    unreadable += 1
+                else:
+                    kept.append(record)
             if progress is not None and read[topic] % PROGRESS_EVERY == 0:
                 progress(dict(read))
         if progress is not None:
             progress(dict(read))
+        if unreadable:
+            # someone else's records on the topic: evaluated without them, and said so
+            print(f"{topic}: {unreadable:,} records left out: not JSON objects", file=sys.stderr)
         return kept
 
     recs, outcomes = await asyncio.gather(
         records(RECOMMENDATIONS.name, b""), records(AGENT_COST.name, b'"recommendation_id"')
     )
     return recs, outcomes
+
+
+def _json_object(value: bytes) -> dict[str, Any] | None:
+    """The JSON object ``value`` holds, else None.
+
+    >>> _json_object(b'{"a": 1}'), _json_object(b"not json"), _json_object(b"[1]")
+    ({'a': 1}, None, None)
+    """
+    try:
+        record = json.loads(value)
+    except ValueError:  # UnicodeDecodeError too
+        return None
+    return record if isinstance(record, dict) else None
 
 
 async def _read_log_showing_progress(
