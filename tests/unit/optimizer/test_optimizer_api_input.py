@@ -179,6 +179,16 @@ def test_a_recommendation_in_another_agents_name_is_403_agent_mismatch_and_not_l
     assert [r["agent_id"] for r in reclog.records[logged:]] == ["operator-1", "someone-else"]
 
 
+def test_an_empty_agent_id_is_taken_as_not_given(trained: TestClient) -> None:
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    response = trained.get(
+        "/api/recommendations", params={"task_type": "summarize", "agent_id": ""}
+    )
+    assert response.status_code == 200, response.text
+    assert [r["agent_id"] for r in reclog.records[logged:]] == [None]
+
+
 def test_every_query_parameter_holding_a_nul_is_named(trained: TestClient) -> None:
     response = trained.get(
         "/api/recommendations?task_type=a%00&team=ok&agent_id=%00&agent_id=b&x%00=%00"

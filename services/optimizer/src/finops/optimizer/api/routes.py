@@ -124,6 +124,7 @@ async def recommend(
     team: Annotated[str | None, Query(max_length=128)] = None,
     seed: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
 ) -> dict[str, Any]:
+    agent_id = agent_id or None  # empty: not given, as the healer takes it
     if agent_id is not None:  # the answer is logged in its name (finops.recommendations.v1)
         principal.require_speaks_for(agent_id)
     features: dict[str, float] = {}
