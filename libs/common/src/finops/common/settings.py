@@ -108,7 +108,8 @@ class CommonSettings(BaseSettings):
     # Stream services freeze their start-up heap out of the garbage collector's full scans
     # (finops.common.gc_pauses); off only to measure what that saves.
     freeze_startup_heap: bool = True
-    #: a stream service's background loop (its event intake) that ends with an error while
+    #: a stream service's background loop (its event intake, the healer's breakers, a reader
+    #: of the breakers' states, the healer's label refresh) that ends with an error while
     #: the service is not stopping ends the process, so that what runs it (`finops up`,
     #: Kubernetes) starts it again: a schema an operator has since mended, a bug hit once.
     #: Off: the process stays up, answering from what it had learned, and /readyz says the

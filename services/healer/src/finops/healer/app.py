@@ -94,6 +94,7 @@ async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIter
     refresh = asyncio.create_task(
         app.state.labels.run(stop, settings.label_refresh_interval_s), name="healer-labels"
     )
+    end_process_if_failed(refresh, "the label refresh", stop, enabled=settings.exit_on_loop_failure)
     try:
         yield
     finally:
@@ -108,6 +109,12 @@ async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterato
         make_consumer(settings, group_id=None), settings.circuits_topic
     )
     await app.state.circuits.start()
+    end_process_if_failed(
+        app.state.circuits.task,
+        "the circuit-breaker reader",
+        app.state.circuits.stopping,
+        enabled=settings.exit_on_loop_failure,
+    )
     try:
         yield
     finally:

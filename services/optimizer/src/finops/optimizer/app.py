@@ -58,6 +58,9 @@ def create_app(
             )
             await circuits.start()
             breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
+            end_process_if_failed(
+                breakers, "the circuit-breaker reader", stop, enabled=settings.exit_on_loop_failure
+            )
             try:
                 with gc_pauses_watched("optimizer", freeze=False):  # frozen before the intake
                     yield

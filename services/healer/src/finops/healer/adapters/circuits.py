@@ -139,6 +139,18 @@ class CircuitsView:
         self._task = asyncio.create_task(self.reader.run(self._stop), name="healer-circuits")
 
     @property
+    def task(self) -> asyncio.Task[None]:
+        """The reading loop (started by :meth:`start`)."""
+        if self._task is None:
+            raise RuntimeError("the circuit-breaker reader has not started")
+        return self._task
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once :meth:`stop` is called."""
+        return self._stop
+
+    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 

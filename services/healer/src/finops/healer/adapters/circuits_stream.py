@@ -26,7 +26,7 @@ from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, Event, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
-from finops.common.lifespan import finish, run_together
+from finops.common.lifespan import end_process_if_failed, finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
@@ -176,6 +176,9 @@ async def breaker_pipeline(
     stop = asyncio.Event()
     runner = asyncio.create_task(
         run_together(calls.run(stop), owners.run(stop)), name="healer-breakers"
+    )
+    end_process_if_failed(
+        runner, "the circuit breakers' stream loops", stop, enabled=settings.exit_on_loop_failure
     )
     try:
         yield owners
