@@ -321,6 +321,48 @@ def test_create_topics_answered_another_error_exits_1_instead_of_counting_it_cre
     )
 
 
+class ControllerMovingAdmin(RefusingAdmin):
+    """A broker that answers NOT_CONTROLLER (41, retriable) ``moving`` times, then creates."""
+
+    def __init__(self, moving: int) -> None:
+        super().__init__()
+        self.moving = moving
+
+    async def create_topics(self, topics: list[Any]) -> CreateTopicsResponse_v1:
+        self.asked += [topic.name for topic in topics]
+        code = 41 if self.moving > 0 else 0
+        self.moving -= 1
+        return CreateTopicsResponse_v1([(t.name, code, None) for t in topics])
+
+
+@pytest.mark.parametrize(("moving", "exit_code"), [(2, 0), (5, 1)])
+def test_create_topics_asks_again_while_the_broker_answers_a_retriable_error(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    moving: int,
+    exit_code: int,
+) -> None:
+    admin = ControllerMovingAdmin(moving)
+    fake, _ = connecting(FakeConnection([]))
+    monkeypatch.setattr(topic_admin, "create_conn", fake)
+    monkeypatch.setattr(topic_admin, "make_admin", lambda settings: admin)
+    monkeypatch.setattr(topic_admin, "CREATE_PAUSE_FIRST_S", 0.0)
+    monkeypatch.setattr(topic_admin, "CREATE_PAUSE_MAX_S", 0.0)
+    monkeypatch.setattr(create_topics, "configure_logging", lambda *args: None)
+    assert create_topics.main([]) == exit_code
+    out, err = capsys.readouterr()
+    if exit_code == 0:
+        # the first topic asked three times (two refusals), every other one once
+        assert admin.asked == [NAMES[0]] * 3 + NAMES[1:]
+        assert out.startswith(f"topics ready ({len(NAMES)} created")
+    else:
+        assert admin.asked == [NAMES[0]] * 5  # CREATE_ATTEMPTS, then it gives up
+        assert err.startswith(
+            f"topic_not_created: the Kafka broker did not create topic {NAMES[0]}: "
+            "NotControllerError"
+        ), err
+
+
 # --- real handshakes on loopback -------------------------------------------------------------
 
 

@@ -26,6 +26,12 @@ from aiokafka.errors import (
     for_code,
 )
 from aiokafka.protocol.metadata import MetadataRequest
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from finops.common.errors import FinopsError
 from finops.common.kafka import make_admin, security_config
@@ -57,10 +63,7 @@ async def ensure_topics(
                 replication_factor=settings.kafka_replication_factor,
                 topic_configs=spec.config(),
             )
-            answer = await admin.create_topics([topic])
-            errors = answer.to_object()["topic_errors"]
-            _raise_if_refused(errors, settings, settings.kafka_bootstrap)
-            if _created(spec.name, errors):
+            if await _create(admin, topic, settings):
                 created.append(spec.name)
         if created:
             log.info("created topics", extra={"topics": created})
@@ -69,12 +72,40 @@ async def ensure_topics(
         await admin.close()
 
 
+#: how often a creation the broker answered with a retriable error (its controller moving,
+#: a timeout) is asked in all, the first pause between two asks and the longest (seconds)
+CREATE_ATTEMPTS, CREATE_PAUSE_FIRST_S, CREATE_PAUSE_MAX_S = 5, 0.5, 4.0
+
+
 class TopicNotCreated(FinopsError):
     """The broker answered a topic's creation with an error other than "it exists already"
-    (an invalid replication factor or config, say): the topic is not there, and starting
-    services on it would fail later and less clearly."""
+    (an invalid replication factor or config, say), or with a retriable one every time it was
+    asked: the topic is not there, and starting services on it would fail later and less
+    clearly."""
 
     code, message = "topic_not_created", "the Kafka broker did not create a topic"
+
+    @property
+    def retriable(self) -> bool:
+        return bool(self.details and self.details.get("retriable"))
+
+
+async def _create(admin: Any, topic: NewTopic, settings: CommonSettings) -> bool:
+    """Ask the broker to create ``topic``: whether it did (``False``: it existed). An answer
+    the broker marks retriable (``NOT_CONTROLLER`` while its controller moves, a timeout) is
+    asked again, up to :data:`CREATE_ATTEMPTS` times in all."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(CREATE_ATTEMPTS),
+        wait=wait_exponential(multiplier=CREATE_PAUSE_FIRST_S, max=CREATE_PAUSE_MAX_S),
+        retry=retry_if_exception(lambda e: isinstance(e, TopicNotCreated) and e.retriable),
+        reraise=True,
+    ):
+        with attempt:
+            answer = await admin.create_topics([topic])
+            errors = answer.to_object()["topic_errors"]
+            _raise_if_refused(errors, settings, settings.kafka_bootstrap)
+            return _created(topic.name, errors)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
 def _created(name: str, topic_errors: list[dict[str, Any]]) -> bool:
@@ -106,7 +137,12 @@ def _created(name: str, topic_errors: list[dict[str, Any]]) -> bool:
         detail = answer.get("error_message") or error.description
         raise TopicNotCreated(
             f"the Kafka broker did not create topic {name}: {error.__name__} ({detail})",
-            details={"topic": name, "error": error.__name__, "error_code": code},
+            details={
+                "topic": name,
+                "error": error.__name__,
+                "error_code": code,
+                "retriable": bool(getattr(error, "retriable", False)),
+            },
         )
     return True
 
