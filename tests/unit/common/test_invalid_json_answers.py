@@ -191,3 +191,25 @@ def test_a_form_endpoint_still_takes_its_form_body() -> None:
         400,
         "unsupported_grant_type",
     )
+
+
+@pytest.mark.parametrize("service", FACTORIES)
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "Application/JSON", "application/vnd.finops+json"],
+)
+def test_every_service_reads_a_body_declared_json_in_any_spelling(
+    service: str, content_type: str
+) -> None:
+    """Declared JSON with a charset, in capitals or as a ``+json`` type: read as JSON (a
+    broken one is then 400 invalid_json, never 415)."""
+    client = _client(service)
+    headers = {"Authorization": HEADERS["Authorization"], "Content-Type": content_type}
+    for method, url in _json_body_endpoints(client.app):
+        response = client.request(method, url, content=b"{not json", headers=headers)
+        assert (method, url, response.status_code, response.json()["error"]["code"]) == (
+            method,
+            url,
+            400,
+            "invalid_json",
+        )
