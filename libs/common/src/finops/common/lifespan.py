@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -37,8 +38,13 @@ async def finish(task: asyncio.Task[Any], timeout: float) -> None:
         task.cancel()
         await asyncio.wait({task}, timeout=5)
         return
-    if not task.cancelled() and task.exception() is not None:
+    if not task.cancelled() and task.exception() is not None and task not in _REPORTED:
         log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+#: loops whose failure :func:`end_process_if_failed` has logged already (:func:`finish` does
+#: not log it twice)
+_REPORTED: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 
 def _terminate_self() -> None:
@@ -85,6 +91,7 @@ def end_process_if_failed(
         if done.cancelled() or done.exception() is None or stopping.is_set():
             return
         error = done.exception()
+        _REPORTED.add(done)
         if not enabled:
             log.error("%s failed; the process stays up without it", what, exc_info=error)
             return
