@@ -26,6 +26,13 @@ from finops.common.settings import CommonSettings
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+class EmptyBlocklist:
+    """A token blocklist that holds nothing (the verifier's Redis ``mget``): no token revoked."""
+
+    async def mget(self, keys: list[str]) -> list[None]:
+        return [None] * len(keys)
+
+
 class TokenFactory:
     """Mints real RS256 tokens that services verify through :class:`StaticKeys`."""
 

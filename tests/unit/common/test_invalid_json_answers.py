@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import TokenFactory
+from support import EmptyBlocklist, TokenFactory
 
 from finops.auth.app import create_app as auth_app
 from finops.common.auth import TokenVerifier, install_verifier
@@ -34,11 +34,6 @@ HEADERS = {
     "Authorization": f"Bearer {TOKENS.token('ops', role='admin', scopes=ALL_SCOPES)}",
     "Content-Type": "application/json",
 }
-
-
-class EmptyBlocklist:
-    async def mget(self, keys: list[str]) -> list[None]:
-        return [None] * len(keys)
 
 
 def _client(service: str) -> TestClient:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support import TokenFactory
+from support import EmptyBlocklist, TokenFactory
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.settings import CommonSettings
@@ -21,11 +21,6 @@ from finops.healer.settings import HealerSettings
 
 TOKENS = TokenFactory(CommonSettings())
 AGENT_SUB = "7a1c2a52-0b7e-4f7e-9d54-3f0b7b9e2c11"
-
-
-class EmptyBlocklist:
-    async def mget(self, keys: list[str]) -> list[None]:
-        return [None] * len(keys)
 
 
 class RecordedLog:

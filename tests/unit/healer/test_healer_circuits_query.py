@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from support import TokenFactory
+from support import EmptyBlocklist, TokenFactory
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.circuits import CircuitState, CircuitStatus, CircuitTable
 from finops.common.http import create_service_app
 from finops.common.settings import CommonSettings
 from finops.healer.api.circuits import router
-
-
-class EmptyBlocklist:
-    async def mget(self, keys: list[str]) -> list[None]:
-        return [None] * len(keys)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from support import TokenFactory
+from support import EmptyBlocklist, TokenFactory
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.circuits import CircuitTable
@@ -19,11 +19,6 @@ from finops.optimizer.api.routes import router
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import OperatorChange
 from finops.optimizer.settings import OptimizerSettings
-
-
-class EmptyBlocklist:
-    async def mget(self, keys: list[str]) -> list[None]:
-        return [None] * len(keys)
 
 
 class InMemoryIntake:
