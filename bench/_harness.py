@@ -39,6 +39,21 @@ def note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+class RequestsFailed(RuntimeError):
+    """Requests of a load were not answered with success: its latencies would be of refusals."""
+
+
+def require_success(what: str, statuses: dict[int, int] | dict[str, int], ok: int = 200) -> None:
+    """Raise :class:`RequestsFailed` unless every request of ``what`` was answered ``ok``
+    (``statuses``: how many requests got each status; a status may be its JSON text)."""
+    failed = {int(status): n for status, n in statuses.items() if int(status) != ok}
+    if failed:
+        raise RequestsFailed(
+            f"{what}: {sum(failed.values())} of {sum(statuses.values())} requests not answered "
+            f"{ok} (statuses {failed}): the figures would measure failures"
+        )
+
+
 class TooFewSamples(RuntimeError):
     """The work was seen to advance too few times for its pace to be a rate."""
 
@@ -178,7 +193,9 @@ async def open_loop(
     """Fire ``request(session, i)`` at a fixed rate, whether or not earlier ones returned.
 
     Open loop, so a slow server shows up as latency instead of a lower request rate.
-    Returns p50/p99 in ms, the achieved rate and the number of failed requests.
+    Returns p50/p99 in ms, the achieved rate and the number of failed requests (always 0:
+    when any request, the warm-up's included, fails, raises :class:`RequestsFailed` instead,
+    since the latencies would be those of the failures).
     """
     latencies: list[float] = []
     failures = 0
@@ -204,6 +221,11 @@ async def open_loop(
             tasks.append(asyncio.create_task(one(warmup + i)))
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
+    if failures:
+        raise RequestsFailed(
+            f"{failures:.0f} of {warmup + total} requests failed: the latencies would be "
+            "those of the failures"
+        )
     q = statistics.quantiles(latencies, n=100)
     return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
 

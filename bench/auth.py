@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 from _figures import Measurement, at_least, record
+from _harness import require_success
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -311,6 +312,8 @@ def main(args: argparse.Namespace) -> None:
             port = int(url.rsplit(":", 1)[1])
             load = run_loadgen(port, "/api/users/me", token, args.seconds)
             floor = run_loadgen(port, "/healthz", token, args.seconds)
+            require_success("GET /api/users/me", load["statuses"])
+            require_success("GET /healthz", floor["statuses"])
             print(
                 f"GET /api/users/me, one uvicorn process, {LOAD_CONNECTIONS} keep-alive"
                 f" connections, {args.seconds:.0f} s (load generator: another process, loopback):"

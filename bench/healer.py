@@ -54,8 +54,17 @@ def error_data(i: int) -> dict:
     }
 
 
+def advice_body(i: int) -> dict:
+    """The body of the i-th advice request: the error's data without ``agent_id``, which
+    defaults to the caller (the bench's agent account may only speak for itself: another
+    agent's id is refused with 403 ``agent_mismatch``)."""
+    body = error_data(i)
+    del body["agent_id"]
+    return body
+
+
 async def advise(session: aiohttp.ClientSession, url: str, i: int) -> bool:
-    async with session.post(f"{url}/api/healing/advice", json=error_data(i)) as r:
+    async with session.post(f"{url}/api/healing/advice", json=advice_body(i)) as r:
         await r.read()
         return r.status == 200
 
