@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from finops.cli.folder_access import FolderAccessError, grant_traverse
 from finops.cli.process import Component, free_port, tcp_open
 from finops.cli.storage_repair import repair_storage
-from finops.common.settings import DEFAULT_PORTS
+from finops.common.settings import DEFAULT_PORTS, LOCAL_BROKER_ENV
 from finops.common.topics import OPTIMIZER_EVENTS
 
 #: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
@@ -95,9 +95,13 @@ class StackSettings(BaseSettings):
         return int(getattr(self, f"{component}_port"))
 
     def client_addresses(self) -> dict[str, str]:
-        """The ``FINOPS_*`` addresses a client of this stack uses (URLs given win over ports)."""
+        """The ``FINOPS_*`` addresses a client of this stack uses (URLs given win over ports),
+        and, when its broker is the stack's own, that broker's settings (:data:`LOCAL_BROKER_ENV`,
+        as the stack's services get them)."""
         host = self.bind_host
+        broker = LOCAL_BROKER_ENV if self.kafka_bootstrap is None else {}
         return {
+            **broker,
             "FINOPS_DATABASE_URL": self.database_url
             or f"postgresql://postgres@{host}:{self.postgres_port}/{DATABASE_NAME}",
             "FINOPS_REDIS_URL": self.redis_url or f"redis://{host}:{self.redis_port}/0",

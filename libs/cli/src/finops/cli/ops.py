@@ -274,7 +274,8 @@ async def _tail(
     from finops.common.consumer import header_map
     from finops.common.kafka import make_consumer
 
-    consumer = make_consumer(_settings(), group_id=None)
+    settings = _settings()
+    consumer = make_consumer(settings, group_id=None)
     shown = 0
     try:
         await consumer.start()  # inside: a consumer that failed to start is stopped too
@@ -290,7 +291,9 @@ async def _tail(
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:
-            start = await _seek_to_end_now(consumer, tps)
+            start = await _seek_to_end_now(
+                consumer, tps, probe=settings.kafka_end_offset_in_last_batch
+            )
         last = time.monotonic()
         while max_records is None or shown < max_records:
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
@@ -335,19 +338,22 @@ async def _tail(
 
 
 async def _seek_to_end_now(
-    consumer: Any, tps: list[Any], timeout_s: float = TAIL_END_PROBE_S
+    consumer: Any, tps: list[Any], *, probe: bool, timeout_s: float = TAIL_END_PROBE_S
 ) -> dict[Any, int]:
     """Seek each partition to its end as of now and return those offsets.
 
-    The broker's end offset is exact on Apache Kafka; the local tansu broker answers the offset
-    after the *first* record of the last batch, so reading from there printed the rest of that
-    batch (old records) first. A fetch is answered right by every broker: the last record a
+    The broker's end offset is exact on Apache Kafka: each partition starts there, so a record
+    appended since is the first one read. The local tansu broker answers the offset after the
+    *first* record of the last batch, so reading from there printed the rest of that batch (old
+    records) first: with ``probe`` (``kafka_end_offset_in_last_batch``, set for that broker
+    only) the end is found by a fetch, which every broker answers right: the last record a
     fetch from just before the reported end returns is the last record of the log (see
     finops.common.log_position). A partition whose fetch brings nothing within ``timeout_s``
-    keeps the reported end.
+    keeps the reported end. (On Apache Kafka the probe would skip every record appended
+    between the end offsets and the fetch.)
     """
     ends: dict[Any, int] = dict(await consumer.end_offsets(tps))
-    pending = {tp for tp, end in ends.items() if end > 0}
+    pending = {tp for tp, end in ends.items() if end > 0} if probe else set()
     for tp in pending:
         consumer.seek(tp, ends[tp] - 1)
     deadline = time.monotonic() + timeout_s

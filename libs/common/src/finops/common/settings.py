@@ -44,6 +44,9 @@ LOCAL_BROKER_ENV = {
     # generation 0: without this a stopped first member held its group for the whole session
     # timeout, and the next member's join waited for it (finops.common.kafka).
     "FINOPS_KAFKA_GROUP_GENERATIONS_FROM_ZERO": "true",
+    # tansu answers ListOffsets(latest) with the offset after the first record of a partition's
+    # last batch, not the log's end (`finops tail` then reads the last record to find the end).
+    "FINOPS_KAFKA_END_OFFSET_IN_LAST_BATCH": "true",
     "FINOPS_FAUST_BROKER_SESSION_TIMEOUT_S": "10",
     "FINOPS_FAUST_BROKER_HEARTBEAT_INTERVAL_S": "1",
 }
@@ -84,6 +87,10 @@ class CommonSettings(BaseSettings):
     #: the broker numbers a group's generations from 0 (tansu; Apache Kafka from 1): a consumer
     #: then leaves its group on stop at generation 0 too
     kafka_group_generations_from_zero: bool = False
+    #: the broker answers a partition's end offset with the offset after the first record of
+    #: its last batch (tansu; Apache Kafka: the log's end): `finops tail` then reads the last
+    #: record to learn where the log ends
+    kafka_end_offset_in_last_batch: bool = False
     kafka_replication_factor: int = 1
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     kafka_security_protocol: str = "PLAINTEXT"
