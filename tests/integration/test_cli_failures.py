@@ -199,6 +199,7 @@ def test_a_file_that_is_not_an_outcomes_csv_gives_one_line(tmp_path):
         ("cost_usd=-3", "line 4: cost_usd -3 is not a number of 0 or more"),
         ("cost_usd=nan", "line 4: cost_usd nan is not a number of 0 or more"),
         ("input_tokens=-1", "line 4: input_tokens -1 is not a number of 0 or more"),
+        ("output_tokens=-20", "line 4: output_tokens -20 is not a number of 0 or more"),
     ],
 )
 def test_an_outcome_out_of_range_is_refused_naming_its_file_line_and_field(

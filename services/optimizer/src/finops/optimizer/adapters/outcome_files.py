@@ -29,8 +29,8 @@ def load_outcomes(path: str | Path) -> Outcomes:
     """Read an outcomes file (file order of prompts kept).
 
     A row whose ``quality`` is not a number from 0 to 1, or whose ``cost_usd`` (or
-    ``input_tokens``) is not a number of 0 or more, raises ``ValueError`` naming its line and
-    field: a replay over it would report figures that mean nothing.
+    ``input_tokens``, ``output_tokens``) is not a number of 0 or more, raises ``ValueError``
+    naming its line and field: a replay over it would report figures that mean nothing.
     """
     with _open_text(path) as fh:
         return Outcomes.from_rows(_checked(csv.DictReader(fh)))
@@ -66,5 +66,10 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
 
 
 #: the numeric columns and the values each may take
-_RANGES = (("quality", 0.0, 1.0), ("cost_usd", 0.0, math.inf), ("input_tokens", 0.0, math.inf))
+_RANGES = (
+    ("quality", 0.0, 1.0),
+    ("cost_usd", 0.0, math.inf),
+    ("input_tokens", 0.0, math.inf),
+    ("output_tokens", 0.0, math.inf),
+)
 _REQUIRED = {"quality", "cost_usd"}
