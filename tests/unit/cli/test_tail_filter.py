@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ops import FieldFilter
+from finops.cli.tail_cmd import FieldFilter
 
 EVENT = {
     "type": "agent.llm_call",

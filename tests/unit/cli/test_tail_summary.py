@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finops.cli.ops import _summary
+from finops.cli.tail_cmd import _summary
 from finops.common.consumer import dlq_headers, header_map
 
 

@@ -1,0 +1,280 @@
+"""`finops tail`: print a topic's records as they arrive, filtered by fields of their JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from finops.cli.failures import CliError
+from finops.cli.output import console
+from finops.cli.typer_app import positive_seconds
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+@dataclass(frozen=True)
+class FieldFilter:
+    """``--filter key=value``: the field at the dotted ``key`` of a record's JSON value equals
+    ``value`` read as JSON when it parses (``true``, ``null``, ``500``, ``"x"``), else as text.
+    Numbers compare as numbers (``500`` matches ``500.0``), never a boolean; a field the record
+    lacks counts as ``null``; a text field also matches the value as written.
+
+    >>> f = FieldFilter.parse("data.latency_ms=500")
+    >>> f.matches({"data": {"latency_ms": 500.0}}), f.matches({"data": {"latency_ms": "500"}})
+    (True, True)
+    >>> FieldFilter.parse("data.success=true").matches({"data": {"success": 1}})
+    False
+    >>> FieldFilter.parse("data.team=null").matches({"data": {}})
+    True
+    """
+
+    key: str
+    text: str
+    value: Any
+    is_json: bool
+
+    @classmethod
+    def parse(cls, item: str) -> FieldFilter:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--filter takes key=value, got {item!r}", 2)
+        try:
+            return cls(key, text, json.loads(text), True)
+        except ValueError:
+            return cls(key, text, text, False)
+
+    def matches(self, record: Any) -> bool:
+        if not isinstance(record, dict):
+            return False
+        actual = _lookup(record, self.key)
+        if isinstance(actual, str) and actual == self.text:
+            return True
+        return _json_equal(actual, self.value)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equal as JSON values: true is not 1, 500 is 500.0, a text is never a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_json_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
+#: how long `finops tail` waits for the last record of a partition to learn where it ends
+TAIL_END_PROBE_S = 2.0
+
+
+#: the fields of a record its summary shows, in this order, wherever a record has them (an
+#: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
+#: without one): what the record is (an event's type, an announcement's or alert's kind, an
+#: experiment's name, status and winner), then whom and what it concerns
+SUMMARY_FIELDS = (
+    "type",
+    "kind",
+    "name",
+    "status",
+    "winner",
+    "agent_id",
+    "task_type",
+    "provider",
+    "model",
+    "cost_usd",
+    "latency_ms",
+)
+#: the longest error a dead letter's summary shows (``--json`` shows it whole)
+SUMMARY_ERROR_CHARS = 200
+
+
+def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
+    """One line for a record: where a dead letter came from and why it was given up (from
+    the headers :func:`finops.common.consumer.dlq_headers` adds), then the value's
+    :data:`SUMMARY_FIELDS`, or its start when it has none of them."""
+    if isinstance(value, dict):
+        data = value.get("data") if isinstance(value.get("data"), dict) else value
+        found = {
+            name: value.get(name) if name == "type" else _lookup(data, name)
+            for name in SUMMARY_FIELDS
+        }
+        fields = [f"{name}={v}" for name, v in found.items() if v is not None]
+        shown = " ".join(fields) or json.dumps(value)[:160]
+    else:
+        shown = str(value)
+    return " ".join([*_dead_letter_parts(headers or {}), shown])
+
+
+def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
+    parts = []
+    if "x-origin-topic" in headers:
+        partition = headers.get("x-origin-partition", "?")
+        offset = headers.get("x-origin-offset", "?")
+        parts.append(f"origin={headers['x-origin-topic']}[{partition}]@{offset}")
+    if "x-service" in headers:
+        parts.append(f"by={headers['x-service']}")
+    if "x-error" in headers:
+        error = " ".join(headers["x-error"].split())
+        if headers.get("x-error-type"):
+            error = f"{headers['x-error-type']}: {error}"
+        if len(error) > SUMMARY_ERROR_CHARS:
+            error = error[: SUMMARY_ERROR_CHARS - 1] + "…"
+        parts.append(f"error={json.dumps(error, ensure_ascii=False)}")
+    return parts
+
+
+def tail(
+    topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name, e.g. agent.cost.v1.")],
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the earliest offset.")
+    ] = False,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="key=value on the JSON value (dotted paths, e.g. data.model=gpt-4o); the value "
+            "is read as JSON when it parses (data.success=true, data.team=null, "
+            "data.latency_ms=500 matches 500.0), else as text; repeatable, all must match.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print each record as JSON.")] = False,
+    max_records: Annotated[
+        int | None, typer.Option("--max", min=1, help="Stop after this many matching records.")
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            callback=positive_seconds,
+            help="Stop when nothing arrives for this many seconds (more than 0).",
+        ),
+    ] = None,
+) -> None:
+    """Print a topic's records as they arrive (Ctrl-C stops)."""
+    wanted = [FieldFilter.parse(item) for item in filters or []]
+    try:
+        asyncio.run(_tail(topic, from_beginning, wanted, json_out, max_records, idle_timeout))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _tail(
+    topic: str,
+    from_beginning: bool,
+    wanted: list[FieldFilter],
+    json_out: bool,
+    max_records: int | None,
+    idle_timeout: float | None,
+) -> None:
+    from aiokafka import TopicPartition
+
+    from finops.common.consumer import header_map
+    from finops.common.kafka import make_consumer
+    from finops.common.settings import CommonSettings
+
+    settings = CommonSettings(service_name="cli")
+    consumer = make_consumer(settings, group_id=None)
+    shown = 0
+    try:
+        await consumer.start()  # inside: a consumer that failed to start is stopped too
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            raise CliError(f"no such topic: {topic} (`finops topics` lists them)", 2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        start = {tp: 0 for tp in tps}
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            start = await _seek_to_end_now(
+                consumer, tps, probe=settings.kafka_end_offset_in_last_batch
+            )
+        last = time.monotonic()
+        while max_records is None or shown < max_records:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            if not batch:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    break
+                continue
+            last = time.monotonic()
+            for records in batch.values():
+                for r in records:
+                    if r.offset < start.get(TopicPartition(r.topic, r.partition), 0):
+                        continue  # in the log before the tail began
+                    try:
+                        value = json.loads(r.value) if r.value else None
+                    except ValueError:
+                        value = (r.value or b"").decode(errors="replace")
+                    if not all(f.matches(value) for f in wanted):
+                        continue
+                    shown += 1
+                    if json_out:
+                        print(
+                            json.dumps(
+                                {
+                                    "topic": r.topic,
+                                    "partition": r.partition,
+                                    "offset": r.offset,
+                                    "key": (r.key or b"").decode(errors="replace"),
+                                    "headers": header_map(r.headers),
+                                    "value": value,
+                                }
+                            ),
+                            flush=True,
+                        )
+                    else:
+                        text = _summary(value, header_map(r.headers))
+                        where = escape(f"{r.topic}[{r.partition}]@{r.offset}")
+                        console.print(f"[dim]{where}[/] {escape(text)}")
+                    if max_records is not None and shown >= max_records:
+                        return
+    finally:
+        await consumer.stop()
+
+
+async def _seek_to_end_now(
+    consumer: Any, tps: list[Any], *, probe: bool, timeout_s: float = TAIL_END_PROBE_S
+) -> dict[Any, int]:
+    """Seek each partition to its end as of now and return those offsets.
+
+    The broker's end offset is exact on Apache Kafka: each partition starts there, so a record
+    appended since is the first one read. The local tansu broker answers the offset after the
+    *first* record of the last batch, so reading from there printed the rest of that batch (old
+    records) first: with ``probe`` (``kafka_end_offset_in_last_batch``, set for that broker
+    only) the end is found by a fetch, which every broker answers right: the last record a
+    fetch from just before the reported end returns is the last record of the log (see
+    finops.common.log_position). A partition whose fetch brings nothing within ``timeout_s``
+    keeps the reported end. (On Apache Kafka the probe would skip every record appended
+    between the end offsets and the fetch.)
+    """
+    ends: dict[Any, int] = dict(await consumer.end_offsets(tps))
+    pending = {tp for tp, end in ends.items() if end > 0} if probe else set()
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        batch = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in batch.items():
+            if records and tp in pending:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                pending.discard(tp)
+    for tp, end in ends.items():
+        consumer.seek(tp, end)
+    return ends
