@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
-from _harness import Progress, Rate, Series, kafka_settings, note, produce_events
+from _harness import Series, kafka_settings, note, produce_events
+from _rates import Progress, Rate
 
 from finops.cli.process import free_port
 from finops.cli.stack import Stack

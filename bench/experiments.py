@@ -27,8 +27,6 @@ from dataclasses import replace
 import aiohttp
 import asyncpg
 from _harness import (
-    Progress,
-    Rate,
     arguments,
     healthz_latency,
     kafka_settings,
@@ -41,6 +39,7 @@ from _harness import (
     record_rate_against_raw_consume,
     register_and_login,
 )
+from _rates import Progress, Rate
 
 from finops.cli.stack import Stack
 from finops.common.events import llm_call_event

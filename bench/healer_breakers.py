@@ -35,8 +35,6 @@ from typing import Any
 import asyncpg
 from _figures import Measurement, at_most, record
 from _harness import (
-    Progress,
-    Rate,
     arguments,
     kafka_settings,
     note,
@@ -45,6 +43,7 @@ from _harness import (
     raw_consume_rate,
     record_rate_against_raw_consume,
 )
+from _rates import Progress, Rate
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 

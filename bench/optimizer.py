@@ -33,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from _figures import Measurement, at_least, record
 from _harness import (
-    Rate,
     ServiceBench,
     ServiceFigures,
     arguments,
     measure_service,
     private_stack,
 )
+from _rates import Rate
 from _workers import learning_rate
 
 from finops.cli.stack import Stack

@@ -18,7 +18,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from _harness import MIN_SAMPLES  # noqa: E402
+from _rates import MIN_SAMPLES  # noqa: E402
 from _runner import discover  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -11,7 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[3] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from _harness import MIN_SAMPLES, Progress, Rate, TooFewSamples  # noqa: E402
+from _rates import MIN_SAMPLES, Progress, Rate, TooFewSamples  # noqa: E402
 
 
 def test_a_rate_is_the_work_after_the_first_reading_over_the_time_since():
