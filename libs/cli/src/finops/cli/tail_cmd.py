@@ -182,7 +182,6 @@ async def _tail(
 ) -> None:
     from aiokafka import TopicPartition
 
-    from finops.common.consumer import header_map
     from finops.common.kafka import make_consumer
     from finops.common.settings import CommonSettings
 
@@ -191,14 +190,7 @@ async def _tail(
     shown = 0
     try:
         await consumer.start()  # inside: a consumer that failed to start is stopped too
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            raise CliError(f"no such topic: {topic} (`finops topics` lists them)", 2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = await _assign_topic(consumer, topic)
         start = {tp: 0 for tp in tps}
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
@@ -214,39 +206,57 @@ async def _tail(
                     break
                 continue
             last = time.monotonic()
-            for records in batch.values():
-                for r in records:
-                    if r.offset < start.get(TopicPartition(r.topic, r.partition), 0):
-                        continue  # in the log before the tail began
-                    try:
-                        value = json.loads(r.value) if r.value else None
-                    except ValueError:
-                        value = (r.value or b"").decode(errors="replace")
-                    if not all(f.matches(value) for f in wanted):
-                        continue
-                    shown += 1
-                    if json_out:
-                        print(
-                            json.dumps(
-                                {
-                                    "topic": r.topic,
-                                    "partition": r.partition,
-                                    "offset": r.offset,
-                                    "key": (r.key or b"").decode(errors="replace"),
-                                    "headers": header_map(r.headers),
-                                    "value": value,
-                                }
-                            ),
-                            flush=True,
-                        )
-                    else:
-                        text = _summary(value, header_map(r.headers))
-                        where = escape(f"{r.topic}[{r.partition}]@{r.offset}")
-                        console.print(f"[dim]{where}[/] {escape(text)}")
-                    if max_records is not None and shown >= max_records:
-                        return
+            for r in (r for records in batch.values() for r in records):
+                if r.offset < start.get(TopicPartition(r.topic, r.partition), 0):
+                    continue  # in the log before the tail began
+                value = _record_value(r.value)
+                if not all(f.matches(value) for f in wanted):
+                    continue
+                shown += 1
+                _print_record(r, value, json_out)
+                if max_records is not None and shown >= max_records:
+                    return
     finally:
         await consumer.stop()
+
+
+async def _assign_topic(consumer: Any, topic: str) -> list[Any]:
+    """Assign every partition of ``topic`` to ``consumer`` (after a metadata refresh if the
+    topic is not known yet); :class:`CliError` (exit 2) when the broker has no such topic."""
+    from aiokafka import TopicPartition
+
+    partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        raise CliError(f"no such topic: {topic} (`finops topics` lists them)", 2)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    return tps
+
+
+def _record_value(raw: bytes | None) -> Any:
+    """A record's value: its JSON, else its text (``None`` when empty)."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return (raw or b"").decode(errors="replace")
+
+
+def _print_record(r: Any, value: Any, json_out: bool) -> None:
+    """One record: a JSON object with its place, key and headers, or one summary line."""
+    from finops.common.consumer import header_map
+
+    if json_out:
+        where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+        key = (r.key or b"").decode(errors="replace")
+        answer = {**where, "key": key, "headers": header_map(r.headers), "value": value}
+        print(json.dumps(answer), flush=True)
+    else:
+        text = _summary(value, header_map(r.headers))
+        where_text = escape(f"{r.topic}[{r.partition}]@{r.offset}")
+        console.print(f"[dim]{where_text}[/] {escape(text)}")
 
 
 async def _seek_to_end_now(
