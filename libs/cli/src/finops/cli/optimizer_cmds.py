@@ -31,7 +31,7 @@ from finops.cli.typer_app import positive_seconds
 
 if TYPE_CHECKING:
     from finops.optimizer.domain.backtest import Outcomes
-    from finops.optimizer.domain.offpolicy import LoggedDecision, TargetPolicy
+    from finops.optimizer.domain.offpolicy import Estimate, JoinStats, LoggedDecision, TargetPolicy
 
 OUTCOME_COLUMNS = (
     "prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens, prompt]"
@@ -217,11 +217,7 @@ def evaluate_policy(
         raise CliError(str(exc), 2) from exc
     recommendations, outcomes = asyncio.run(_read_log_showing_progress(idle_timeout))
     samples, stats = join(recommendations, outcomes)
-    counts = (
-        f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
-        f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
-        f"{stats.unmatched:,} unmatched"
-    )
+    counts = _join_counts(stats)
     if not samples:
         if not json_out:
             console.print(counts)
@@ -240,6 +236,20 @@ def evaluate_policy(
     console.print(counts)
     for note in notes:
         console.print(note, markup=False)
+    console.print(_estimates_table(estimates))
+
+
+def _join_counts(stats: JoinStats) -> str:
+    """One line of how the decision log and the outcomes joined."""
+    return (
+        f"{stats.recommendations:,} recommendations logged · {stats.outcomes:,} outcomes "
+        f"reported · {stats.joined:,} joined · {stats.not_followed:,} not followed · "
+        f"{stats.unmatched:,} unmatched"
+    )
+
+
+def _estimates_table(estimates: list[Estimate]) -> Table:
+    """The table of estimates: the logged policy as run, then each policy evaluated."""
     table = Table(title="off-policy estimates (per call)")
     table.add_column("policy", justify="right", no_wrap=True)
     for col in ("matched", "ESS", "quality IPS", "SNIPS", "DR", "cost DR"):
@@ -264,7 +274,7 @@ def evaluate_policy(
             _figure(e.dr_quality, "{:.4f}"),
             _figure(e.dr_cost_usd, "${:.6f}"),
         )
-    console.print(table)
+    return table
 
 
 def _figure(value: float, form: str) -> str:
