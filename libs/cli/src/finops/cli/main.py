@@ -341,22 +341,7 @@ def users_create(
 
     if role not in ROLES:
         raise CliError(f"--role must be one of {', '.join(ROLES)}", 2)
-    if password is not None and password_stdin:
-        raise CliError("give either --password or --password-stdin, not both", 2)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise CliError(
-                "no password on standard input (--password-stdin reads its first line)", 2
-            )
-    elif password is None:
-        if not _terminal_to_prompt_on():
-            raise CliError(
-                "no terminal to ask for the password on: give it on stdin with --password-stdin",
-                2,
-            )
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    assert password is not None
+    password = _new_password(password, password_stdin)
     try:
         check_new_account(username, email, password)  # bad values: before reaching the database
         user = asyncio.run(create_user(AuthSettings(), username, email, password, Role(role)))
@@ -370,6 +355,28 @@ def users_create(
     console.print(
         f"created user {user.username} (id {user.id}, role {user.role.value})", soft_wrap=True
     )
+
+
+def _new_password(given: str | None, from_stdin: bool) -> str:
+    """The new user's password: ``--password``, the first line of stdin
+    (``--password-stdin``), else asked for twice on the terminal; one line, exit 2, when
+    both are given, stdin has none, or there is no terminal to ask on."""
+    if given is not None and from_stdin:
+        raise CliError("give either --password or --password-stdin, not both", 2)
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError(
+                "no password on standard input (--password-stdin reads its first line)", 2
+            )
+        return password
+    if given is not None:
+        return given
+    if not _terminal_to_prompt_on():
+        raise CliError(
+            "no terminal to ask for the password on: give it on stdin with --password-stdin", 2
+        )
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 def _terminal_to_prompt_on() -> bool:
