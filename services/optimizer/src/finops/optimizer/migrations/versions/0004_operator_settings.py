@@ -3,6 +3,10 @@ objective, budget), numbered from one sequence, written by the one worker and by
 learning alike, so a setting changed in one follows a switch to the other. Empty at first:
 settings made before it stay in the checkpoints of the kind of learning they were made in.
 
+The downgrade drops the table but keeps the sequence: checkpoints and the internal topic hold
+numbers it gave, and an engine skips a change numbered as low as one it applied, so numbers
+must never start again from 1 (the upgrade creates the sequence only if it is not there).
+
 Revision ID: opt0004
 Revises: opt0003
 Create Date: 2026-12-08
@@ -19,7 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("CREATE SEQUENCE optimizer_settings_seq")
+    op.execute("CREATE SEQUENCE IF NOT EXISTS optimizer_settings_seq")
     op.create_table(
         "optimizer_settings",
         sa.Column("name", sa.Text, primary_key=True),  # the checkpoint name of the deployment
@@ -33,5 +37,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # optimizer_settings_seq stays (see above): a later upgrade numbers on from it
     op.drop_table("optimizer_settings")
-    op.execute("DROP SEQUENCE optimizer_settings_seq")
