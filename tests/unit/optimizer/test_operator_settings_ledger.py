@@ -204,6 +204,46 @@ async def test_the_one_worker_restored_takes_what_was_recorded_after_its_checkpo
     assert settings_of(again.engine)[0] == {"b": 6.0, "new": 1.0}
 
 
+class Saves(Store):
+    """Also keeps every checkpoint saved, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[Checkpoint] = []
+
+    async def save(self, name: str, checkpoint: Checkpoint) -> None:
+        await super().save(name, checkpoint)
+        self.saved.append(self.rows[name])
+
+
+async def test_a_change_made_while_a_checkpoint_is_serialised_is_in_it_or_taken_again():
+    ledger, store = MemoryLedger(), Saves()
+    intake = one_worker(store, ledger)
+    budgets_done = asyncio.Event()
+    parts = intake.engine.state_parts()
+
+    def after_budgets() -> list[tuple[str, Any]]:
+        def mark(build: Any) -> Any:
+            budgets_done.set()
+            return build()
+
+        return [
+            (name, (lambda build=build: mark(build)) if name == "anomalies" else build)
+            for name, build in parts
+        ]
+
+    intake.engine.state_parts = after_budgets  # type: ignore[method-assign]
+    periodic = asyncio.create_task(intake.checkpoint())
+    await budgets_done.wait()  # its budgets are serialised, its operator numbers not yet
+    await OperatorCommands(intake).put_budget(budget("b", 4.0))
+    await periodic
+    # kill -9 right after the periodic checkpoint, before the change's own: restored from it
+    again = one_worker(Store({"optimizer": store.saved[0]}), ledger)
+    await again.restore()
+    assert settings_of(again.engine)[0] == {"b": 4.0}
+    assert again.engine.operator_seq == {"budget:b": 1}
+
+
 async def test_a_one_worker_without_a_checkpoint_starts_from_the_ledger():
     ledger = MemoryLedger()
     await ledger.record(OperatorChange.offer_arm(NANO))

@@ -215,13 +215,18 @@ class EventIntake(CheckpointedState):
 
     async def apply(self, change: OperatorChange) -> Any:
         """Record an operator change in the ledger, apply it to the live engine and checkpoint
-        it before answering (the ledger alone keeps it through a crash: :meth:`restore`)."""
+        it before answering (the ledger alone keeps it through a crash: :meth:`restore`).
+
+        The change and its number go into the engine under the checkpoint's lock: a periodic
+        checkpoint serialises the state a part at a time, yielding between parts, and one that
+        held the number without the change would make :meth:`restore` skip the change."""
         async with self._changing:
             if self.ledger is not None:
                 change = change.numbered(await self.ledger.record(change))
-            result = change.apply(self.engine)
-            if change.seq is not None:
-                self.engine.operator_seq[change.key] = change.seq
+            async with self.lock:
+                result = change.apply(self.engine)
+                if change.seq is not None:
+                    self.engine.operator_seq[change.key] = change.seq
         await self.checkpoint()
         return result
 
