@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +30,7 @@ from finops.optimizer.service_layer.commands import (
     OperatorCommands,
     reconcile,
     settle,
+    take_from_ledger,
 )
 
 NANO = ArmSpec("gpt-4.1-nano", "openai")
@@ -150,6 +152,18 @@ def test_reconcile_applies_in_number_order_only_what_the_engine_has_not_seen():
     assert reconcile(engine, latest) == 3
     assert settings_of(engine) == ({"kept": 3.0}, 0.7, [NANO.arm_id], set())
     assert reconcile(engine, latest) == 0  # again: nothing new
+
+
+async def test_taking_from_the_ledger_logs_how_many_with_the_context(caplog):
+    ledger = MemoryLedger()
+    await ledger.record(OperatorChange.put_budget(budget("b")))
+    engine = OptimizerEngine()
+    with caplog.at_level(logging.INFO, "finops.optimizer.service_layer.commands"):
+        assert await take_from_ledger(engine, ledger, partition=3) == 1
+        assert await take_from_ledger(engine, ledger, partition=3) == 0  # nothing new: no line
+        assert await take_from_ledger(engine, None) == 0
+    taken = [(r.getMessage(), r.partition, r.taken) for r in caplog.records]  # type: ignore[attr-defined]
+    assert taken == [("operator changes taken from the settings ledger", 3, 1)]
 
 
 def test_a_numbered_change_travels_as_json_and_a_bad_number_is_refused():

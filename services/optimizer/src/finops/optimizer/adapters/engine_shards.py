@@ -44,8 +44,8 @@ from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import (
     OperatorChange,
     SettingsLedger,
-    reconcile,
     settle,
+    take_from_ledger,
 )
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,7 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         """The partition's engine as checkpointed (or new: :meth:`_new_engine_with_settings`),
         with the ledger's operator changes it has not seen applied."""
         engine, offsets, cluster_id = await self._restored(partition)
-        if self.ledger is not None:
-            taken = reconcile(engine, await self.ledger.latest())
-            if taken:
-                log.info(
-                    "operator changes taken from the settings ledger",
-                    extra={"partition": partition, "taken": taken},
-                )
+        await take_from_ledger(engine, self.ledger, partition=partition)
         return engine, offsets, cluster_id
 
     async def _restored(

@@ -31,7 +31,11 @@ from finops.common.datastores import is_dependency_failure
 from finops.common.events import Event
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
-from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger, reconcile
+from finops.optimizer.service_layer.commands import (
+    OperatorChange,
+    SettingsLedger,
+    take_from_ledger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +123,7 @@ class EventIntake(CheckpointedState):
         ledger's operator changes the state has not seen: those made with partitioned learning
         since the checkpoint, or since the first start (no checkpoint, or one unreadable)."""
         restored = await super().restore()
-        if self.ledger is not None:
-            taken = reconcile(self.engine, await self.ledger.latest())
-            if taken:
-                log.info("operator changes taken from the settings ledger", extra={"taken": taken})
+        await take_from_ledger(self.engine, self.ledger)
         return restored
 
     async def start(self) -> None:

@@ -19,6 +19,7 @@ applies a numbered change only when it has applied none as new for the same sett
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -26,6 +27,8 @@ from typing import Any, Literal, Protocol
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec, OptimizerEngine
 from finops.optimizer.domain.policy import Objective
+
+log = logging.getLogger(__name__)
 
 ChangeKind = Literal["offer_arm", "withdraw_arm", "set_objective", "put_budget", "delete_budget"]
 
@@ -177,6 +180,21 @@ def reconcile(engine: OptimizerEngine, latest: Iterable[OperatorChange]) -> int:
     they were numbered; how many the engine had not applied yet."""
     numbered = sorted((c for c in latest if c.seq is not None), key=lambda c: c.seq or 0)
     return sum(settle(engine, change) for change in numbered)
+
+
+async def take_from_ledger(
+    engine: OptimizerEngine, ledger: SettingsLedger | None, **context: Any
+) -> int:
+    """:func:`reconcile` ``engine`` with the ledger's latest changes (none without a ledger)
+    and log how many it took, with ``context`` (the partition, say); that number."""
+    if ledger is None:
+        return 0
+    taken = reconcile(engine, await ledger.latest())
+    if taken:
+        log.info(
+            "operator changes taken from the settings ledger", extra={**context, "taken": taken}
+        )
+    return taken
 
 
 class SettingsLedger(Protocol):
