@@ -1,5 +1,8 @@
 """Switching the optimizer between one worker and partitioned learning, and back, on a real
-broker and PostgreSQL (``finops up --optimizer-workers 2``, later ``1``, later ``2`` again).
+broker and PostgreSQL: partitioned learning off, on, off, on again. Each partitioned phase
+runs one worker of partitioned learning (``lab.worker()``), owning all six partitions: what
+changes from ``--optimizer-workers 1`` to ``2`` is the kind of learning, and what two
+workers add (a rebalance between them) is tested in test_optimizer_partitioned.py.
 
 Every event is counted once in each mode: the one worker resumes from its own checkpoint (made
 before the switch to partitions) and replays what came since; the partitions resume from theirs
@@ -116,14 +119,16 @@ async def settings_reach(client: httpx.AsyncClient, expected: Settings) -> None:
         raise AssertionError(f"{exc}; the last answer: {seen}") from None
 
 
-async def test_two_workers_then_one_then_two_count_every_event_once(lab: PartitionedLab) -> None:
+async def test_one_worker_partitioned_one_worker_partitioned_count_every_event_once(
+    lab: PartitionedLab,
+) -> None:
     # 1. One worker learns 40 events and keeps a budget.
     async with one_worker(lab) as client:
         await lab.publish_calls(40, COST)
         await wait_until(lambda: _total(client, 40), 90, "the one worker to count 40 events")
         await put_budget(client, "before")
 
-    # 2. Partitioned: the new forwarding group reads the topic from its start; the new
+    # 2. Partitioned (one worker of it): the new forwarding group reads the topic from its start; the new
     #    partitions take the one worker's settings.
     async with lab.worker() as client:
         await lab.publish_calls(30, COST)
