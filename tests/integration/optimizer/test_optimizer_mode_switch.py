@@ -128,8 +128,8 @@ async def test_one_worker_partitioned_one_worker_partitioned_count_every_event_o
         await wait_until(lambda: _total(client, 40), 90, "the one worker to count 40 events")
         await put_budget(client, "before")
 
-    # 2. Partitioned (one worker of it): the new forwarding group reads the topic from its start; the new
-    #    partitions take the one worker's settings.
+    # 2. Partitioned (one worker of it): the new forwarding group reads the topic from its
+    #    start; the new partitions take the one worker's settings.
     async with lab.worker() as client:
         await lab.publish_calls(30, COST)
         await wait_until(lambda: _total(client, 70), 90, "the partitions to count 70 events")
