@@ -138,6 +138,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[Request, list[Request]]] = {
         ("/api/experiments", _body()),
         [
             ("/api/experiments", {"content": b"{x", "headers": JSON}),
+            ("/api/experiments", {"content": b"{}", "headers": {"Content-Type": "text/plain"}}),
             ("/api/experiments", {"content": b'{"name": "\xff"}', "headers": JSON}),
             ("/api/experiments", {"content": b" " * (1024 * 1024 + 1), "headers": JSON}),
             ("/api/experiments", _body()),  # every name is taken
