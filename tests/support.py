@@ -15,7 +15,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import uvicorn
 
 from finops.common.auth import StaticKeys, TokenSigner, generate_signing_key, scopes_for
@@ -24,6 +26,20 @@ from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@contextlib.asynccontextmanager
+async def own_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A database of its own (``<prefix>_<random>``) on the PostgreSQL server of
+    ``server_url``, with no schema: its URL; dropped afterwards, connections and all."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = await asyncpg.connect(server_url)
+    await server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await server.close()
 
 
 class EmptyBlocklist:

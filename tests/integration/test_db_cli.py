@@ -4,13 +4,11 @@ back from the database, not the target they were given (``head``, ``-1``,
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
+from support import own_database
 from typer.testing import CliRunner
 
 from finops.cli.main import app
@@ -25,14 +23,8 @@ SERVICES = migrations.services_with_migrations()
 @pytest.fixture
 async def empty_database(infra) -> AsyncIterator[str]:
     """A database of its own on the test server, with no schema; dropped afterwards."""
-    name = f"dbcli_{uuid.uuid4().hex[:10]}"
-    server = await asyncpg.connect(infra.database_url)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(infra.database_url)._replace(path=f"/{name}"))
-    finally:
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
+    async with own_database(infra.database_url, "dbcli") as url:
+        yield url
 
 
 def db(*args: str, url: str) -> tuple[int, str, str]:

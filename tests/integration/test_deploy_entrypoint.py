@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from support import wait_until
+from support import own_database, wait_until
 
 from finops.cli.process import free_port
 from finops.common import migrations
@@ -88,14 +87,8 @@ def test_wait_topics_refuses_a_wait_that_is_not_more_than_0(image_env):
 @pytest.fixture
 async def empty_database(infra) -> AsyncIterator[str]:
     """A database of its own on the test server, with no schema; dropped afterwards."""
-    name = f"wait_{uuid.uuid4().hex[:10]}"
-    server = await asyncpg.connect(infra.database_url)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(infra.database_url)._replace(path=f"/{name}"))
-    finally:
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
+    async with own_database(infra.database_url, "wait") as url:
+        yield url
 
 
 async def test_wait_schema_exits_1_until_the_schema_is_at_head(image_env, empty_database):

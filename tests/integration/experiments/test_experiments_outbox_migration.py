@@ -4,11 +4,10 @@ version writes count as announced, and a downgrade is refused while a start or s
 from __future__ import annotations
 
 import asyncio
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from support import own_database
 
 from finops.common import migrations
 
@@ -24,15 +23,8 @@ WAITING = (
 @pytest.fixture
 async def database(infra):
     """A database of its own on the test server, dropped afterwards."""
-    name = f"outbox_{uuid.uuid4().hex[:10]}"
-    server = await asyncpg.connect(infra.database_url)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(infra.database_url)
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
+    async with own_database(infra.database_url, "outbox") as url:
+        yield url
 
 
 async def up(url: str, revision: str) -> None:

@@ -6,12 +6,11 @@ missing the ledger says what to run."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from support import own_database
 
 from finops.common import migrations
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
@@ -28,16 +27,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def database(infra) -> AsyncIterator[str]:
     """A database of its own on the test server, at the optimizer's head; dropped afterwards."""
-    name = f"ledger_{uuid.uuid4().hex[:10]}"
-    server = await asyncpg.connect(infra.database_url)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(infra.database_url)._replace(path=f"/{name}"))
-    try:
+    async with own_database(infra.database_url, "ledger") as url:
         await migrate(migrations.upgrade, url, "head")
         yield url
-    finally:
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
 
 
 async def migrate(step: object, url: str, revision: str) -> None:
