@@ -101,6 +101,7 @@ def tail(log: OnePartitionLog, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_on_apache_kafka_a_record_appended_as_the_tail_starts_is_printed(monkeypatch):
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "kafka-0:9092")  # a broker of one's own
+    monkeypatch.delenv("FINOPS_KAFKA_END_OFFSET_IN_LAST_BATCH", raising=False)
     log = OnePartitionLog(old=5, reported_end=lambda end: end, late=1, later=1)
     assert tail(log, monkeypatch) == [5, 6]
     assert log.settings is not None

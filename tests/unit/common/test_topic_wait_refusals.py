@@ -321,12 +321,24 @@ def test_create_topics_answered_another_error_exits_1_instead_of_counting_it_cre
     )
 
 
+class MetadataClient:
+    """The admin's client: counts the metadata refreshes asked of it."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    async def force_metadata_update(self) -> bool:
+        self.refreshed += 1
+        return True
+
+
 class ControllerMovingAdmin(RefusingAdmin):
     """A broker that answers NOT_CONTROLLER (41, retriable) ``moving`` times, then creates."""
 
     def __init__(self, moving: int) -> None:
         super().__init__()
         self.moving = moving
+        self._client = MetadataClient()
 
     async def create_topics(self, topics: list[Any]) -> CreateTopicsResponse_v1:
         self.asked += [topic.name for topic in topics]
@@ -354,9 +366,11 @@ def test_create_topics_asks_again_while_the_broker_answers_a_retriable_error(
     if exit_code == 0:
         # the first topic asked three times (two refusals), every other one once
         assert admin.asked == [NAMES[0]] * 3 + NAMES[1:]
+        assert admin._client.refreshed == 2  # the controller asked again before each retry
         assert out.startswith(f"topics ready ({len(NAMES)} created")
     else:
         assert admin.asked == [NAMES[0]] * 5  # CREATE_ATTEMPTS, then it gives up
+        assert admin._client.refreshed == 4
         assert err.startswith(
             f"topic_not_created: the Kafka broker did not create topic {NAMES[0]}: "
             "NotControllerError"

@@ -49,7 +49,8 @@ def db_downgrade(
     """Revert the migrations of the services with a database schema (auth, experiments,
     optimizer and healer) down to REVISION.
 
-    REVISION is base (no schema left) or a step such as -1, for every service; a revision id
+    REVISION is base (no schema left; the optimizer keeps its settings ledger's number
+    sequence, optimizer_settings_seq) or a step such as -1, for every service; a revision id
     or the start of one, such as exp0003 or heal0004-1, for the service it belongs to (each
     service has its own); or SERVICE@REVISION, such as optimizer@base, SERVICE being
     experiments, optimizer or healer."""

@@ -90,10 +90,20 @@ class TopicNotCreated(FinopsError):
         return bool(self.details and self.details.get("retriable"))
 
 
+async def _refresh_controller(admin: Any) -> None:
+    """Ask the cluster again which broker is its controller: aiokafka sends creations to the
+    one it has cached and refreshes it only when the send itself fails, not when a topic's
+    answer says NOT_CONTROLLER (its client is private; an admin without one is left as is)."""
+    client = getattr(admin, "_client", None)
+    if client is not None:
+        await client.force_metadata_update()
+
+
 async def _create(admin: Any, topic: NewTopic, settings: CommonSettings) -> bool:
     """Ask the broker to create ``topic``: whether it did (``False``: it existed). An answer
     the broker marks retriable (``NOT_CONTROLLER`` while its controller moves, a timeout) is
-    asked again, up to :data:`CREATE_ATTEMPTS` times in all."""
+    asked again, up to :data:`CREATE_ATTEMPTS` times in all, of the controller the cluster
+    names then."""
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(CREATE_ATTEMPTS),
         wait=wait_exponential(multiplier=CREATE_PAUSE_FIRST_S, max=CREATE_PAUSE_MAX_S),
@@ -101,6 +111,8 @@ async def _create(admin: Any, topic: NewTopic, settings: CommonSettings) -> bool
         reraise=True,
     ):
         with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                await _refresh_controller(admin)
             answer = await admin.create_topics([topic])
             errors = answer.to_object()["topic_errors"]
             _raise_if_refused(errors, settings, settings.kafka_bootstrap)

@@ -18,7 +18,6 @@ every breaker (``GET /api/healing/circuits``, and ``state_of`` for the advice).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ from finops.common.circuits import (
     CircuitTable,
     circuit_key,
 )
+from finops.common.lifespan import finish
 from finops.healer.domain.breakers import Transition
 
 
@@ -155,8 +155,9 @@ class CircuitsView:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
+        """Stop the reading loop (its failure, if it died, is logged, not raised: the
+        consumer is stopped either way) and then the consumer."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=10)
+            await finish(self._task, timeout=10)
         await self.reader.stop()
