@@ -42,11 +42,18 @@ class RequestsFailed(RuntimeError):
     """Requests of a load were not answered with success: its latencies would be of refusals."""
 
 
+#: the share of a load's requests that may fail (a timeout on a loaded machine) before its
+#: figures count as measuring failures: a refusal of every request (a wrong token, another
+#: agent's id) is far above it; the failures are counted in the figure's detail either way
+FAILURES_ALLOWED = 0.05
+
+
 def require_success(what: str, statuses: dict[int, int] | dict[str, int], ok: int = 200) -> None:
-    """Raise :class:`RequestsFailed` unless every request of ``what`` was answered ``ok``
-    (``statuses``: how many requests got each status; a status may be its JSON text)."""
+    """Raise :class:`RequestsFailed` when more than :data:`FAILURES_ALLOWED` of the requests
+    of ``what`` were not answered ``ok`` (``statuses``: how many requests got each status; a
+    status may be its JSON text)."""
     failed = {int(status): n for status, n in statuses.items() if int(status) != ok}
-    if failed:
+    if sum(failed.values()) > FAILURES_ALLOWED * sum(statuses.values()):
         raise RequestsFailed(
             f"{what}: {sum(failed.values())} of {sum(statuses.values())} requests not answered "
             f"{ok} (statuses {failed}): the figures would measure failures"
@@ -140,9 +147,9 @@ async def open_loop(
     """Fire ``request(session, i)`` at a fixed rate, whether or not earlier ones returned.
 
     Open loop, so a slow server shows up as latency instead of a lower request rate.
-    Returns p50/p99 in ms, the achieved rate and the number of failed requests (always 0:
-    when any request, the warm-up's included, fails, raises :class:`RequestsFailed` instead,
-    since the latencies would be those of the failures).
+    Returns p50/p99 in ms, the achieved rate and the number of failed requests; when more
+    than :data:`FAILURES_ALLOWED` of them (the warm-up's included) fail, raises
+    :class:`RequestsFailed` instead, since the latencies would be those of the failures.
     """
     latencies: list[float] = []
     failures = 0
@@ -168,7 +175,7 @@ async def open_loop(
             tasks.append(asyncio.create_task(one(warmup + i)))
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
-    if failures:
+    if failures > FAILURES_ALLOWED * (warmup + total):
         raise RequestsFailed(
             f"{failures:.0f} of {warmup + total} requests failed: the latencies would be "
             "those of the failures"

@@ -40,7 +40,7 @@ def test_a_quick_run_gives_every_script_figures_with_baselines_and_targets(tmp_p
         text=True,
         timeout=850,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, _failed_scripts(done.stderr)
     document = json.loads((tmp_path / "figures.json").read_text())
     assert document["quick"] is True
     assert [(s["script"], s["exit_code"]) for s in document["scripts"]] == [
@@ -66,3 +66,14 @@ def test_a_quick_run_gives_every_script_figures_with_baselines_and_targets(tmp_p
     rows = [line for line in (tmp_path / "figures.md").read_text().splitlines() if "| `" in line]
     assert len(rows) == len(document["figures"])
     assert all(row.rstrip(" |").endswith(("met", "**missed**")) for row in rows)
+
+
+def _failed_scripts(stderr: str) -> str:
+    """Every script's exit line, and the last lines of each one that did not exit 0 (the
+    runner prints a script's output above its exit line)."""
+    lines = stderr.splitlines()
+    shown = [line for line in lines if line.startswith("== bench/") and ": exit" in line]
+    for i, line in enumerate(lines):
+        if line.startswith("== bench/") and ": exit" in line and ": exit 0," not in line:
+            shown += ["", *lines[max(i - 40, 0) : i + 1]]
+    return "\n".join(shown) or stderr[-3000:]

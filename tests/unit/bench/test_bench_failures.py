@@ -1,5 +1,6 @@
-"""A benchmark whose requests fail stops instead of reporting the failures' latencies as the
-endpoint's (bench/_harness.py's open_loop and require_success), and the healer's advice load
+"""A benchmark more than 5 % of whose requests fail (FAILURES_ALLOWED) stops instead of
+reporting the failures' latencies as the endpoint's (bench/_harness.py's open_loop and
+require_success); fewer are counted in its figures. The healer's advice load
 speaks for its own agent account (another agent's id is refused with 403 agent_mismatch)."""
 
 from __future__ import annotations
@@ -30,20 +31,30 @@ def test_a_load_whose_requests_all_succeed_gives_its_latencies():
     assert figures["p99"] >= figures["p50"] >= 0
 
 
-def test_one_failed_request_of_the_measured_load_stops_the_benchmark():
-    with pytest.raises(RequestsFailed, match=r"^1 of 22 requests failed"):
-        _load({7})
+def test_one_failed_request_in_22_is_counted_not_fatal():
+    assert _load({7})["failures"] == 1  # 4.5 %: a timeout on a loaded machine
 
 
-def test_a_failed_warm_up_request_stops_it_too():
+def test_two_failed_requests_of_the_measured_load_stop_the_benchmark():
+    with pytest.raises(RequestsFailed, match=r"^2 of 22 requests failed"):
+        _load({7, 9})
+
+
+def test_failed_warm_up_requests_count_too():
     with pytest.raises(RequestsFailed, match=r"^2 of 22 requests failed"):
         _load({0, 1})
 
 
+def test_a_load_refused_throughout_stops_the_benchmark():
+    with pytest.raises(RequestsFailed, match=r"^22 of 22 requests failed"):
+        _load(set(range(22)))
+
+
 def test_statuses_other_than_200_stop_the_auth_load_even_read_back_from_json():
     require_success("GET /healthz", {"200": 120})
-    with pytest.raises(RequestsFailed, match=r"GET /api/users/me: 3 of 123 requests not answered"):
-        require_success("GET /api/users/me", {"200": 120, "401": 3})
+    require_success("GET /api/users/me", {"200": 120, "503": 3})  # 2.4 %: counted, not fatal
+    with pytest.raises(RequestsFailed, match=r"GET /api/users/me: 7 of 127 requests not answered"):
+        require_success("GET /api/users/me", {"200": 120, "401": 7})
 
 
 def test_the_advice_requests_leave_the_agent_to_default_to_the_caller():

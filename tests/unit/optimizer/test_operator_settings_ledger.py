@@ -162,7 +162,8 @@ async def test_taking_from_the_ledger_logs_how_many_with_the_context(caplog):
         assert await take_from_ledger(engine, ledger, partition=3) == 1
         assert await take_from_ledger(engine, ledger, partition=3) == 0  # nothing new: no line
         assert await take_from_ledger(engine, None) == 0
-    taken = [(r.getMessage(), r.partition, r.taken) for r in caplog.records]  # type: ignore[attr-defined]
+    mine = [r for r in caplog.records if r.name == "finops.optimizer.service_layer.commands"]
+    taken = [(r.getMessage(), r.partition, r.taken) for r in mine]  # type: ignore[attr-defined]
     assert taken == [("operator changes taken from the settings ledger", 3, 1)]
 
 
