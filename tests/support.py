@@ -42,6 +42,21 @@ async def own_database(server_url: str, prefix: str) -> AsyncIterator[str]:
         await server.close()
 
 
+def agent_mismatch_error(agent_id: str) -> dict[str, Any]:
+    """The ``error`` of a 403 answer to a caller naming ``agent_id``, not its own, without
+    ``events:write:any`` (``Principal.require_speaks_for``)."""
+    return {
+        "code": "agent_mismatch",
+        "message": f"agent_id {agent_id!r} is not the caller's; acting for another agent "
+        "needs events:write:any",
+        "details": {
+            "field": "agent_id",
+            "agent_id": agent_id,
+            "required_scope": "events:write:any",
+        },
+    }
+
+
 class EmptyBlocklist:
     """A token blocklist that holds nothing (the verifier's Redis ``mget``): no token revoked."""
 

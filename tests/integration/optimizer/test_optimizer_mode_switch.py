@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
+import test_optimizer_partitioned
 from asgi_lifespan import LifespanManager
 from support import wait_until
 from test_optimizer_partitioned import PartitionedLab, events_in_view
@@ -39,13 +39,8 @@ COST = 0.25  # per call: sums of it are exact in binary floating point
 SCOPE = "task-0"  # an objective's scope
 NANO = "gpt-4.1-nano|openai|default"  # a catalog arm
 
-
-@pytest.fixture
-async def lab(infra_env: Any, tmp_path: Any) -> AsyncIterator[PartitionedLab]:
-    lab = PartitionedLab(infra_env, tmp_path)
-    await lab.setup()
-    yield lab
-    await lab.producer.stop()
+#: the partitioned lab of test_optimizer_partitioned.py, set up and torn down as there
+lab = test_optimizer_partitioned.lab
 
 
 @asynccontextmanager

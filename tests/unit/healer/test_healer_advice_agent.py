@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support import EmptyBlocklist, TokenFactory
+from support import EmptyBlocklist, TokenFactory, agent_mismatch_error
 
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.settings import CommonSettings
@@ -66,16 +66,7 @@ def test_an_agent_cannot_get_advice_in_another_agents_name(healer) -> None:
     answer = ask(client, token, "someone-else")
     assert (answer.status_code, answer.json()["error"]) == (
         403,
-        {
-            "code": "agent_mismatch",
-            "message": "agent_id 'someone-else' is not the caller's; acting for another agent "
-            "needs events:write:any",
-            "details": {
-                "field": "agent_id",
-                "agent_id": "someone-else",
-                "required_scope": "events:write:any",
-            },
-        },
+        agent_mismatch_error("someone-else"),
     )
     assert log.published == []
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
-from support import llm_call
+from support import agent_mismatch_error, llm_call
 
 from finops.common.events import apply_pricing, parse_event
 
@@ -158,16 +158,7 @@ def test_a_recommendation_in_another_agents_name_is_403_agent_mismatch_and_not_l
     response = trained.get("/api/recommendations", params=query)
     assert (response.status_code, response.json()["error"]) == (
         403,
-        {
-            "code": "agent_mismatch",
-            "message": "agent_id 'someone-else' is not the caller's; acting for another agent "
-            "needs events:write:any",
-            "details": {
-                "field": "agent_id",
-                "agent_id": "someone-else",
-                "required_scope": "events:write:any",
-            },
-        },
+        agent_mismatch_error("someone-else"),
     )
     assert len(reclog.records) == logged
     # the caller's own name, and any name with a token holding events:write:any (an admin's)

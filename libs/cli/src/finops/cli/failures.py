@@ -95,7 +95,7 @@ def explain(exc: BaseException) -> CliError | None:
             return dependency.unreachable()
         if dependency and dependency.name == "PostgreSQL" and name in _NOT_MIGRATED_NAMES:
             return CliError(f"the database schema is not there ({error}) — run `finops db upgrade`")
-    if dependency and dependency.name == "PostgreSQL":
+    if dependency is POSTGRESQL:
         for error in _chain(exc):
             if str(getattr(error, "sqlstate", None) or "")[:2] in _REFUSED_SQLSTATE_CLASSES:
                 return database_refused(error)
