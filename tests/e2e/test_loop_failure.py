@@ -1,18 +1,47 @@
 """A service whose event intake dies of something its own retries do not cover ends its
-process, and the stack starts it again: here the experiments schema is taken one migration
-back under the running stack (its intake then fails on a column that is gone), and the
-service is ready again once the schema is back at head, without a `down` / `up`."""
+process, and the stack starts it again: here the schemas of the experiments service, the
+optimizer and the healer are taken back under the running stack, each to a revision without a
+column that its event intake (the healer's: its circuit breakers' stream loops) reads or
+writes, and each service is ready again once the schemas are back at head, without a `down` /
+`up`. One stack run for the three: a stack's start is what takes long."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 from cli_stack import finops, stack_log_tails, url_of, wait_for
+from support import llm_call, publish
+
+from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings
+from finops.common.topics import AGENT_COST
 
 pytestmark = pytest.mark.e2e
+
+#: service -> the revision its schema is taken back to, the loop that then fails and the
+#: error it fails with:
+#: experiments' intake reads experiment_audit.announced_at (exp0004) between events; the
+#: optimizer's checkpoint writes optimizer_checkpoints.cluster_id (opt0002) and the healer's
+#: breaker checkpoints healer_checkpoints.position (heal0004), on the first checkpoint after
+#: an event.
+FAILING = {
+    "experiments": ("exp0003", "the event intake", "column a.announced_at does not exist"),
+    "optimizer": (
+        "opt0001",
+        "the event intake",
+        'column "cluster_id" of relation "optimizer_checkpoints" does not exist',
+    ),
+    "healer": (
+        "heal0003",
+        "the circuit breakers' stream loops",
+        'column "position" of relation "healer_checkpoints" does not exist',
+    ),
+}
+ENDING = "ending the process so that it is started again"
 
 
 def restarts(env: dict[str, str], name: str) -> int:
@@ -27,26 +56,53 @@ def ready(env: dict[str, str], name: str) -> bool:
         return False
 
 
-def test_an_intake_failing_on_a_schema_behind_restarts_its_service_until_mended(stack_env):
+def endings(env: dict[str, str], name: str) -> list[str]:
+    """What the service's log says each time a loop failure ended its process."""
+    said = []
+    for line in (Path(env["FINOPS_DATA_DIR"]) / "logs" / f"{name}.log").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # not a record (or one the restarted process is still writing)
+        if not isinstance(record, dict) or record.get("logger") != "finops.common.lifespan":
+            continue
+        if record.get("level") == "CRITICAL":
+            said.append(str(record.get("message")))
+    return said
+
+
+def test_intakes_failing_on_a_schema_behind_restart_their_services_until_mended(stack_env):
+    # the optimizer checkpoints after every event (default: every 30 s), so that its intake
+    # meets the missing column as soon as an event arrives
+    stack_env["FINOPS_CHECKPOINT_EVERY_EVENTS"] = "1"
     up = finops("up", "--detach", env=stack_env)
     assert up.returncode == 0, up.stdout + up.stderr + stack_log_tails(stack_env)
     try:
-        assert restarts(stack_env, "experiments") == 0
-        back = finops("db", "downgrade", "exp0003", env=stack_env)
-        assert back.returncode == 0, back.stdout + back.stderr
+        for name in FAILING:
+            assert restarts(stack_env, name) == 0, name
+        for revision, _, _ in FAILING.values():
+            back = finops("db", "downgrade", revision, env=stack_env)
+            assert back.returncode == 0, back.stdout + back.stderr
+        kafka = CommonSettings(
+            kafka_bootstrap=f"127.0.0.1:{stack_env['FINOPS_KAFKA_PORT']}",
+            **{k.removeprefix("FINOPS_").lower(): v for k, v in LOCAL_BROKER_ENV.items()},
+        )
+        # the optimizer's intake and the healer's breakers read them
+        asyncio.run(publish(kafka, AGENT_COST.name, [llm_call("loops") for _ in range(5)]))
         wait_for(
-            lambda: restarts(stack_env, "experiments") >= 1,
+            lambda: all(restarts(stack_env, name) >= 1 for name in FAILING),
             90,
-            "the experiments service to end and be started again",
+            "the experiments service, the optimizer and the healer to end and be started again",
             stack_env,
         )
-        log = (Path(stack_env["FINOPS_DATA_DIR"]) / "logs" / "experiments.log").read_text()
-        assert "the event intake failed (UndefinedColumnError" in log
-        assert "ending the process so that it is started again" in log
+        for name, (_, what, error) in FAILING.items():
+            said = f"{what} failed (UndefinedColumnError: {error}); {ENDING}"
+            assert set(endings(stack_env, name)) == {said}, name
         forward = finops("db", "upgrade", env=stack_env)
         assert forward.returncode == 0, forward.stdout + forward.stderr
-        wait_for(lambda: ready(stack_env, "experiments"), 120, "experiments ready", stack_env)
-        for other in ("optimizer", "healer", "ingest", "auth"):
+        for name in FAILING:
+            wait_for(partial(ready, stack_env, name), 120, f"{name} ready", stack_env)
+        for other in ("ingest", "auth"):
             assert restarts(stack_env, other) == 0, other
     finally:
         down = finops("down", env=stack_env)
