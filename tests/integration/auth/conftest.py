@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from auth_helpers import Accounts, asgi_client
 from fastapi import FastAPI
+from support import own_database
 
 from finops.auth.app import create_app
 from finops.auth.settings import AuthSettings
@@ -83,12 +82,5 @@ async def elsewhere(auth_app: FastAPI, infra: Any) -> AsyncIterator[Callable[...
 @pytest.fixture
 async def scratch_database(infra: Any) -> AsyncIterator[str]:
     """The URL of a database of its own, dropped afterwards (nothing migrated yet)."""
-    name = f"auth_scratch_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async with own_database(infra.database_url, "auth_scratch") as url:
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 from healer_helpers import auth, healer, kind_of, settings_for
-from support import wait_until
+from support import own_database, wait_until
 
 from finops.common import migrations
 from finops.healer.adapters.labels import LabelSync, NewLabel, PostgresLabelStore
@@ -56,15 +56,11 @@ async def test_a_label_stored_by_one_instance_reaches_another(infra_env: Any) ->
 
 
 async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
-    name = f"healer_scratch_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
     query = (
         "SELECT count(*) FROM pg_tables"
         " WHERE tablename IN ('healer_error_labels', 'healer_checkpoints')"
     )
-    try:
+    async with own_database(infra.database_url, "healer_scratch") as url:
         # Alembic's env runs its own event loop: keep it off the test's loop.
         await asyncio.to_thread(migrations.upgrade, url, "head", ["healer"])
         conn = await asyncpg.connect(url)
@@ -77,6 +73,3 @@ async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
             assert await conn.fetchval(query) == 0
         finally:
             await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
