@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 from _figures import Measurement, at_least, record
-from _harness import require_success
+from _open_loop import require_success
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 

@@ -28,17 +28,14 @@ import aiohttp
 import asyncpg
 from _harness import (
     arguments,
-    healthz_latency,
     kafka_settings,
-    latency_line,
-    open_loop,
     private_stack,
     produce_events,
     raw_consume_rate,
-    record_p99_against_healthz,
     record_rate_against_raw_consume,
     register_and_login,
 )
+from _open_loop import healthz_latency, latency_line, open_loop, record_p99_against_healthz
 from _rates import Progress, Rate
 
 from finops.cli.stack import Stack

@@ -22,16 +22,8 @@ import time
 
 import aiohttp
 from _figures import Measurement, at_least, record
-from _harness import (
-    arguments,
-    healthz_latency,
-    kafka_settings,
-    latency_line,
-    open_loop,
-    private_stack,
-    record_p99_against_healthz,
-    register_and_login,
-)
+from _harness import arguments, kafka_settings, private_stack, register_and_login
+from _open_loop import healthz_latency, latency_line, open_loop, record_p99_against_healthz
 
 from finops.common.events import llm_call_event
 from finops.common.kafka import make_producer

@@ -1,5 +1,5 @@
 """A benchmark more than 5 % of whose requests fail (FAILURES_ALLOWED) stops instead of
-reporting the failures' latencies as the endpoint's (bench/_harness.py's open_loop and
+reporting the failures' latencies as the endpoint's (bench/_open_loop.py's open_loop and
 require_success); fewer are counted in its figures. The healer's advice load
 speaks for its own agent account (another agent's id is refused with 403 agent_mismatch)."""
 
@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[3] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import healer  # noqa: E402
-from _harness import RequestsFailed, open_loop, require_success  # noqa: E402
+from _open_loop import RequestsFailed, open_loop, require_success  # noqa: E402
 
 
 def _load(fails: set[int]) -> dict[str, float]:
