@@ -35,7 +35,7 @@ class Measurement:
     ``samples``, for a rate: how many steps of progress it was read over (the scrapes of a
     counter or the batches of a consumer that saw it advance after the first, the requests or
     events acknowledged). Every ``events/s`` figure gives it: a counter that jumps from its
-    first reading to the end in one step gives no rate at all (see ``_harness.Progress``).
+    first reading to the end in one step gives no rate at all (see ``_rates.Progress``).
     """
 
     label: str

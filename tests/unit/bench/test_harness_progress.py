@@ -1,4 +1,4 @@
-"""The bench's rates read off observed progress (bench/_harness.py's Progress): a rate needs the
+"""The bench's rates read off observed progress (bench/_rates.py's Progress): a rate needs the
 work seen to advance at least twice after the first reading."""
 
 from __future__ import annotations
