@@ -49,6 +49,10 @@ def restarts(env: dict[str, str], name: str) -> int:
     return int(state["components"][name]["restarts"])
 
 
+def restarted(env: dict[str, str], name: str) -> bool:
+    return restarts(env, name) >= 1
+
+
 def ready(env: dict[str, str], name: str) -> bool:
     try:
         return httpx.get(f"{url_of(env, name)}/readyz", timeout=5).status_code == 200
@@ -89,12 +93,10 @@ def test_intakes_failing_on_a_schema_behind_restart_their_services_until_mended(
         )
         # the optimizer's intake and the healer's breakers read them
         asyncio.run(publish(kafka, AGENT_COST.name, [llm_call("loops") for _ in range(5)]))
-        wait_for(
-            lambda: all(restarts(stack_env, name) >= 1 for name in FAILING),
-            90,
-            "the experiments service, the optimizer and the healer to end and be started again",
-            stack_env,
-        )
+        for name in FAILING:
+            wait_for(
+                partial(restarted, stack_env, name), 90, f"{name} to end and be started", stack_env
+            )
         for name, (_, what, error) in FAILING.items():
             said = f"{what} failed (UndefinedColumnError: {error}); {ENDING}"
             assert set(endings(stack_env, name)) == {said}, name
