@@ -1,4 +1,4 @@
-"""Unit tests of the optimizer's building blocks (arms.py, features.py) and domain doctests."""
+"""Unit tests of the optimizer's building blocks (arms/, features.py) and domain doctests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from finops.optimizer.domain import aggregates as aggregates_mod
 from finops.optimizer.domain import analytics as analytics_mod
 from finops.optimizer.domain import arm_identity as arm_identity_mod
-from finops.optimizer.domain import arms as arms_mod
 from finops.optimizer.domain import backtest as backtest_mod
 from finops.optimizer.domain import budget_alerts as budget_alerts_mod
 from finops.optimizer.domain import budget_definitions as budget_definitions_mod
@@ -31,6 +30,10 @@ from finops.optimizer.domain.arms import (
     LatencyWindow,
     QualityPosterior,
 )
+from finops.optimizer.domain.arms import cost as arms_cost_mod
+from finops.optimizer.domain.arms import drift_monitor as arms_drift_monitor_mod
+from finops.optimizer.domain.arms import latency as arms_latency_mod
+from finops.optimizer.domain.arms import quality as arms_quality_mod
 from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
 from finops.optimizer.domain.policy import costs as policy_costs_mod
 from finops.optimizer.domain.policy import estimates as policy_estimates_mod
@@ -45,7 +48,10 @@ from finops.optimizer.domain.policy import slack as policy_slack_mod
         aggregates_mod,
         analytics_mod,
         arm_identity_mod,
-        arms_mod,
+        arms_cost_mod,
+        arms_drift_monitor_mod,
+        arms_latency_mod,
+        arms_quality_mod,
         backtest_mod,
         budget_alerts_mod,
         budget_definitions_mod,

@@ -1,0 +1,37 @@
+"""Per-arm online statistics used by the routing policy.
+
+An *arm* is one way of serving a request: a ``(model, provider, config-id)`` triple, written as
+the string ``"model|provider|config"`` (its identity is :class:`.arm_identity.Arm`).  For every
+``(task_type, arm)`` pair the policy keeps an :class:`ArmStats`, which bundles
+
+* :class:`QualityPosterior` -- a conjugate (Beta-like / Normal) posterior over mean quality whose
+  prior is supplied at query time (hierarchical shrinkage towards the arm's family-wide mean),
+* :class:`CostModel` -- expected cost of a request, linear in the prompt's input tokens,
+* :class:`LatencyWindow` -- a sliding-window latency sketch giving the mean and the p95,
+* three :class:`DriftMonitor` (quality, log-latency, log-cost residual), each a
+  :class:`river.drift.PageHinkley` detector run on standardised values.
+
+Everything here is pure Python, O(1) per update (except the lazily sorted latency window) and
+serialises to plain JSON-able dicts with ``to_state`` / ``from_state``.
+
+The concepts live in the modules of this package -- :mod:`.quality`, :mod:`.cost`,
+:mod:`.latency`, :mod:`.drift_monitor` and :mod:`.stats` -- and are re-exported here, so
+``from finops.optimizer.domain.arms import ArmStats`` keeps working.
+"""
+
+from __future__ import annotations
+
+from .cost import CostModel
+from .drift_monitor import RIVER_FORGETTING as RIVER_FORGETTING
+from .drift_monitor import DriftMonitor
+from .latency import LatencyWindow
+from .quality import QualityPosterior
+from .stats import ArmStats
+
+__all__ = [
+    "ArmStats",
+    "CostModel",
+    "DriftMonitor",
+    "LatencyWindow",
+    "QualityPosterior",
+]

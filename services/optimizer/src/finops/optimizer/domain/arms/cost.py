@@ -1,0 +1,53 @@
+"""The expected cost of a request on an arm, linear in its input tokens: :class:`CostModel`."""
+
+from __future__ import annotations
+
+__all__ = ["CostModel"]
+
+
+class CostModel:
+    """Expected request cost as ``mean_cost + slope * (input_tokens - mean_tokens)``.
+
+    Keeps Welford co-moments of (tokens, cost) for one ``(task_type, arm)``.  The slope is pooled
+    over all task types of the arm (a price per token does not depend on the task), see
+    :meth:`ArmStats.expected_cost`.
+
+    Examples
+    --------
+    >>> cm = CostModel()
+    >>> for tok in [100, 200, 300]:
+    ...     _ = cm.add(tok, 1e-3 + 1e-5 * tok)
+    >>> round(cm.mean_cost, 6), round(cm.cxy / cm.cxx, 8)
+    (0.003, 1e-05)
+    """
+
+    __slots__ = ("cxx", "cxy", "mean_cost", "mean_tok", "n")
+
+    def __init__(self, n=0.0, mean_tok=0.0, mean_cost=0.0, cxy=0.0, cxx=0.0) -> None:
+        self.n = n
+        self.mean_tok = mean_tok
+        self.mean_cost = mean_cost
+        self.cxy = cxy
+        self.cxx = cxx
+
+    def add(self, tokens: float | None, cost: float) -> tuple[float, float]:
+        """Add one observation; returns the increments of ``(cxy, cxx)``."""
+        self.n += 1.0
+        dc = cost - self.mean_cost
+        self.mean_cost += dc / self.n
+        if tokens is None:
+            return 0.0, 0.0
+        dt = tokens - self.mean_tok
+        self.mean_tok += dt / self.n
+        dxy = dt * (cost - self.mean_cost)
+        dxx = dt * (tokens - self.mean_tok)
+        self.cxy += dxy
+        self.cxx += dxx
+        return dxy, dxx
+
+    def to_state(self) -> list[float]:
+        return [self.n, self.mean_tok, self.mean_cost, self.cxy, self.cxx]
+
+    @classmethod
+    def from_state(cls, state: list[float]) -> CostModel:
+        return cls(*state)

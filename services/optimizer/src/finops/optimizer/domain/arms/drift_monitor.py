@@ -1,0 +1,203 @@
+"""Page-Hinkley change detection on a standardised stream: :class:`DriftMonitor`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import drift
+
+__all__ = ["RIVER_FORGETTING", "DriftMonitor"]
+
+
+#: river's default forgetting factor of Page-Hinkley, the one checkpoints without ``"forget"``
+#: were written with
+RIVER_FORGETTING = 1.0 - 1e-4
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _none_to(x: float | None, default: float) -> float:
+    return default if x is None else x
+
+
+class DriftMonitor:
+    """Page-Hinkley change detector on a standardised stream.
+
+    The first ``warmup`` values estimate the stream's location and scale; afterwards every value
+    is standardised with them, winsorised to +/- ``clip`` and fed to
+    :class:`river.drift.PageHinkley` (which tracks its own running mean), so that
+    ``delta`` and ``threshold`` are in standard-deviation units and the same settings work for
+    quality, log-latency and log-cost.
+
+    Parameters
+    ----------
+    delta
+        Tolerated drift magnitude, in standard deviations.
+    threshold
+        Page-Hinkley alarm threshold, in standard deviations.
+    warmup
+        Number of values used to estimate the scale before testing starts.
+    min_scale
+        Lower bound on the scale (avoids dividing by ~0 for near-constant streams).
+    clip
+        Winsorisation bound of the standardised values.
+    forgetting
+        Forgetting factor of the Page-Hinkley sums.  ``1`` is Page's test: the sums of a
+        stationary stream drift away from the threshold by ``delta`` per value, and with the
+        defaults the average run length between false alarms is ~10^5 values.  Below 1 the sums
+        fade towards a fixed level, they stop drifting away, and false alarms come every ~10^4
+        values of a stationary stream (river's default, :data:`RIVER_FORGETTING`, kept for
+        checkpoints written with it).
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> mon = DriftMonitor()
+    >>> before = [float(rng.random() < 0.9) for _ in range(300)]
+    >>> after = [float(rng.random() < 0.3) for _ in range(300)]
+    >>> stream = before + after
+    >>> detected = [i for i, q in enumerate(stream) if mon.update(q)]
+    >>> 300 <= detected[0] < 360
+    True
+    """
+
+    __slots__ = (
+        "_buf",
+        "_center",
+        "_ph",
+        "_scale",
+        "clip",
+        "delta",
+        "forgetting",
+        "last_direction",
+        "min_scale",
+        "threshold",
+        "warmup",
+    )
+
+    def __init__(
+        self,
+        delta: float = 0.1,
+        threshold: float = 40.0,
+        warmup: int = 30,
+        min_scale: float = 0.05,
+        clip: float = 3.0,
+        forgetting: float = RIVER_FORGETTING,
+    ) -> None:
+        self.delta = delta
+        self.forgetting = forgetting
+        self.threshold = threshold
+        self.warmup = warmup
+        self.min_scale = min_scale
+        self.clip = clip
+        self._buf: list[float] | None = []
+        self._center = 0.0
+        self._scale = 1.0
+        self._ph: drift.PageHinkley | None = None
+        self.last_direction = 0
+
+    def _make_ph(self) -> drift.PageHinkley:
+        return drift.PageHinkley(
+            min_instances=self.warmup,
+            delta=self.delta,
+            threshold=self.threshold,
+            alpha=self.forgetting,
+        )
+
+    def reset(self) -> None:
+        self._buf = []
+        self._center = 0.0
+        self._scale = 1.0
+        self._ph = None
+
+    def update(self, x: float, scale: float | None = None) -> bool:
+        """Feed one value; ``True`` when a change is detected (the monitor then restarts).
+
+        ``scale``, if given, standardises this value instead of the scale estimated on the
+        warm-up values: e.g. the Bernoulli standard deviation ``sqrt(p (1 - p))`` of the current
+        estimate ``p`` of a quality in [0, 1] -- the largest a stream with that mean can have,
+        so the alarm threshold keeps its false-alarm rate whatever the first values were.
+        """
+        if self._buf is not None:
+            self._buf.append(x)
+            if len(self._buf) < self.warmup:
+                return False
+            n = len(self._buf)
+            mean = sum(self._buf) / n
+            var = sum((v - mean) ** 2 for v in self._buf) / max(1, n - 1)
+            self._center = mean
+            self._scale = max(math.sqrt(var), self.min_scale)
+            self._ph = self._make_ph()
+            buf, self._buf = self._buf, None
+            ph = self._ph
+            for v in buf:  # replay; PH does not test before ``min_instances`` values
+                ph.update(self._standardised(v, scale))
+            ph._drift_detected = False  # never alarm on the warm-up sample itself
+            return False
+        return self._feed(x, scale)
+
+    def _standardised(self, x: float, scale: float | None) -> float:
+        s = self._scale if scale is None else max(scale, self.min_scale)
+        z = (x - self._center) / s
+        return self.clip if z > self.clip else (-self.clip if z < -self.clip else z)
+
+    def _feed(self, x: float, scale: float | None) -> bool:
+        z = self._standardised(x, scale)
+        ph = self._ph
+        assert ph is not None
+        mean_before = ph._x_mean.get()
+        ph.update(z)
+        if ph.drift_detected:
+            self.last_direction = 1 if z > mean_before else -1
+            self.reset()
+            return True
+        return False
+
+    def to_state(self) -> dict[str, Any]:
+        ph = self._ph
+        ph_state = None
+        if ph is not None:
+            ph_state = [
+                ph._x_mean.n,
+                ph._x_mean._mean,
+                ph._sum_increase,
+                ph._sum_decrease,
+                _finite_or_none(ph._min_increase),
+                ph._max_decrease,
+            ]
+        state = {
+            "p": [self.delta, self.threshold, self.warmup, self.min_scale, self.clip],
+            "buf": None if self._buf is None else list(self._buf),
+            "center": self._center,
+            "scale": self._scale,
+            "ph": ph_state,
+            "dir": self.last_direction,
+        }
+        if self.forgetting != RIVER_FORGETTING:  # a checkpoint without it used river's
+            state["forget"] = self.forgetting
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DriftMonitor:
+        d, t, w, ms, c = state["p"]
+        forgetting = state.get("forget", RIVER_FORGETTING)
+        mon = cls(delta=d, threshold=t, warmup=int(w), min_scale=ms, clip=c, forgetting=forgetting)
+        mon._buf = None if state["buf"] is None else list(state["buf"])
+        mon._center = state["center"]
+        mon._scale = state["scale"]
+        mon.last_direction = state["dir"]
+        if state["ph"] is not None:
+            n, mean, si, sd, mi, md = state["ph"]
+            ph = mon._make_ph()
+            ph._x_mean.n = n
+            ph._x_mean._mean = mean
+            ph._sum_increase = si
+            ph._sum_decrease = sd
+            ph._min_increase = _none_to(mi, float("inf"))
+            ph._max_decrease = md
+            mon._ph = ph
+        return mon

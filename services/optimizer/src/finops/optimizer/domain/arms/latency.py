@@ -1,0 +1,79 @@
+"""The sliding-window latency sketch of an arm (mean and p95): :class:`LatencyWindow`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["LatencyWindow"]
+
+
+class LatencyWindow:
+    """Sliding window of the last ``size`` latencies with a lazily computed p95.
+
+    Examples
+    --------
+    >>> lw = LatencyWindow(size=100)
+    >>> for i in range(1, 201):
+    ...     lw.add(float(i))
+    >>> lw.p95(), lw.mean()
+    (196.0, 150.5)
+    """
+
+    __slots__ = ("_sorted", "buf", "pos", "q", "size", "total")
+
+    def __init__(self, size: int = 256, q: float = 0.95) -> None:
+        self.size = size
+        self.q = q
+        self.buf: list[float] = []
+        self.pos = 0
+        self.total = 0.0
+        self._sorted: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def add(self, x: float) -> None:
+        if len(self.buf) < self.size:
+            self.buf.append(x)
+        else:
+            self.total -= self.buf[self.pos]
+            self.buf[self.pos] = x
+            self.pos = (self.pos + 1) % self.size
+        self.total += x
+        self._sorted = None
+
+    def mean(self) -> float | None:
+        return self.total / len(self.buf) if self.buf else None
+
+    def p95(self) -> float | None:
+        if not self.buf:
+            return None
+        if self._sorted is None:
+            self._sorted = sorted(self.buf)
+        s = self._sorted
+        return s[min(len(s) - 1, int(self.q * len(s)))]
+
+    def keep_recent(self, k: int) -> None:
+        """Forget all but the ``k`` most recent values (used on latency drift)."""
+        ordered = self.buf[self.pos :] + self.buf[: self.pos]
+        self.buf = ordered[-k:] if k > 0 else []
+        self.pos = 0
+        self.total = sum(self.buf)
+        self._sorted = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "q": self.q,
+            "buf": list(self.buf),
+            "pos": self.pos,
+            "total": self.total,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LatencyWindow:
+        lw = cls(size=state["size"], q=state["q"])
+        lw.buf = list(state["buf"])
+        lw.pos = state["pos"]
+        lw.total = state["total"]
+        return lw
