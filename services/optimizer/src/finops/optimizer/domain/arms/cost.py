@@ -10,7 +10,7 @@ class CostModel:
 
     Keeps Welford co-moments of (tokens, cost) for one ``(task_type, arm)``.  The slope is pooled
     over all task types of the arm (a price per token does not depend on the task), see
-    :meth:`ArmStats.expected_cost`.
+    :meth:`finops.optimizer.domain.policy.costs.CostBook.expected`.
 
     Examples
     --------
