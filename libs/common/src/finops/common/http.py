@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finops.common.api_errors import error_body, install_error_handlers, require_json_body
@@ -52,6 +53,7 @@ class OperationalMiddleware:
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
+        routed = False
         try:
             problem = nul_problem(scope)
             if problem is not None:
@@ -85,13 +87,14 @@ class OperationalMiddleware:
                     ]
                 await send(message)
 
+            routed = True
             try:
                 await self.app(scope, limited_receive, send_with_id)
             except _BodyTooLarge:
                 status = 413
                 await self._too_large(send, request_id)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = _route_label(scope, routed)
             method = scope.get("method", "")
             HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
             HTTP_LATENCY.labels(self.service, route, method).observe(time.perf_counter() - start)
@@ -165,6 +168,24 @@ class _BodyTooLarge(StarletteHTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body exceeds {limit} bytes")
+
+
+def _route_label(scope: Scope, routed: bool) -> str:
+    """The path template of the route that served a request, for the metrics' `route` label;
+    "unmatched" for a path no route serves and for a request refused before routing.
+
+    FastAPI records only its own API routes in ``scope["route"]``: the plain Starlette routes
+    of its pages (``/openapi.json``, ``/docs``, ``/docs/oauth2-redirect``, ``/redoc``) are
+    found by matching the path again.
+    """
+    matched = scope.get("route")
+    if matched is not None:
+        return str(getattr(matched, "path", "unmatched"))
+    if routed:
+        for route in getattr(scope.get("app"), "routes", ()):
+            if isinstance(route, Route) and route.matches(scope)[0] is Match.FULL:
+                return route.path
+    return "unmatched"
 
 
 def create_service_app(
