@@ -51,3 +51,20 @@ def test_every_json_body_endpoint_declares_the_body_errors(service: str) -> None
     wanted = BODY_CODES if service in RAW_BODY else BODY_CODES | {UNDECODABLE}
     missing = {e: sorted(wanted - codes) for e, codes in endpoints.items()}
     assert {e: m for e, m in missing.items() if m} == {}
+
+
+@pytest.mark.parametrize("service", FACTORIES)
+def test_an_endpoint_without_a_body_declares_no_body_errors(service: str) -> None:
+    """A 400 or 413 declared on an endpoint that reads no body is an answer it never gives."""
+    bodyless = {}
+    for path, operations in FACTORIES[service]().openapi()["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                continue
+            bodyless[f"{method.upper()} {path}"] = sorted(
+                (int(status), item["code"])
+                for status, answer in operation.get("responses", {}).items()
+                for item in answer.get(EXTENSION, [])
+                if int(status) in (400, 413, 415)
+            )
+    assert {e: codes for e, codes in bodyless.items() if codes} == {}

@@ -42,7 +42,7 @@ async def list_api_keys(actor: ApiKeyManager, service: Service) -> list[ApiKeyOu
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Revoke an API key and the tokens issued for it",
-    responses=errors(400, 422, *PROTECTED, 403, 404),
+    responses=errors(422, *PROTECTED, 403, 404),
 )
 async def revoke_api_key(key_id: UUID, actor: ApiKeyManager, service: Service) -> Response:
     await service.revoke_api_key(actor, key_id)
