@@ -83,6 +83,14 @@ def test_the_fleet_has_no_top_keys(client: TestClient) -> None:
     assert_refused(client.get("/api/stats/fleet/top"), "path.dimension")
 
 
+def test_an_unknown_dimension_is_one_error_naming_the_path_parameter(client: TestClient) -> None:
+    response = client.get("/api/stats/bogus")
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["error"]["details"]
+    assert detail["field"] == "path.dimension"
+    assert detail["type"] == "literal_error"
+
+
 def test_a_body_over_the_limit_undecodable_or_not_json_gets_its_declared_code(
     client: TestClient,
 ) -> None:

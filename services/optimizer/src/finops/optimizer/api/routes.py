@@ -79,7 +79,7 @@ WRITE = (
 )
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
 KeyedDimension = Literal["agent", "team", "task_type", "provider", "model"]
-Dimension = KeyedDimension | Literal["fleet"]
+Dimension = Literal["fleet", "agent", "team", "task_type", "provider", "model"]
 
 
 @router.get(
