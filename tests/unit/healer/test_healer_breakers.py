@@ -24,6 +24,18 @@ def test_docstring_examples_run(module):
     assert result.failed == 0
 
 
+def test_a_closed_breaker_with_failures_does_not_say_none_were_seen():
+    """A breaker that never opened keeps its first reason while it counts failures: the
+    reason must stay true then (GET /api/healing/circuits showed 8 failures of 58 calls with
+    "no failures seen")."""
+    breaker = Breaker("openai", "gpt-4o", BreakerConfig(min_calls=20, failure_threshold=0.5))
+    for t in range(5):
+        assert breaker.record(t % 2 == 0, at=float(t)) is None
+    state = breaker.snapshot()
+    assert (state.state, state.failures) == (CLOSED, 3)
+    assert state.reason == "never opened"
+
+
 def test_the_failure_rate_opens_only_with_the_minimum_number_of_calls():
     breaker = Breaker("openai", "gpt-4o", BreakerConfig(min_calls=10, failure_threshold=0.5))
     # 9 calls, all failed: below the minimum, stays closed

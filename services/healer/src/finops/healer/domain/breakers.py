@@ -195,7 +195,7 @@ class Breaker:
         self.next_probe_at: float | None = None
         self.cooldown_s = config.cooldown_s
         self.probe_successes = 0
-        self.reason = "no failures seen"
+        self.reason = "never opened"
         self.updated_at = 0.0
 
     def _new_detector(self) -> drift.binary.DDM:
