@@ -55,6 +55,9 @@ class HealerSettings(StreamSettings):
     #: outcome ids each partition's breakers remember, to count a redelivered outcome once
     #: (the last three quarters of them are always remembered; they are in the checkpoint)
     breaker_dedupe_ids: int = Field(65_536, ge=1_024)
+    #: provider names one instance labels ``finops_healer_breaker_provider_outcomes_total`` with,
+    #: the first it sees; the calls of further providers are counted as ``__other__``
+    breaker_metric_providers: int = Field(32, ge=1)
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name

@@ -43,6 +43,36 @@ OUTCOMES = Counter(
     "Calls read for the circuit breakers, by what they were",
     ["outcome"],
 )
+PROVIDER_OUTCOMES = Counter(
+    "finops_healer_breaker_provider_outcomes_total",
+    "Calls forwarded to the circuit breakers, by provider and outcome (success or fault)",
+    ["provider", "outcome"],
+)
+#: The provider label of the calls of providers past an instance's first
+#: ``breaker_metric_providers``.
+OTHER_PROVIDERS = "__other__"
+
+
+class ProviderOutcomeCounter:
+    """Counts forwarded outcomes by provider on ``counter``, with at most ``max_providers``
+    provider labels: the first providers seen keep their names, later ones are counted as
+    :data:`OTHER_PROVIDERS` (provider names come from agents' events)."""
+
+    def __init__(self, counter: Counter, max_providers: int) -> None:
+        self.counter = counter
+        self.max_providers = max_providers
+        self._named: set[str] = set()
+
+    def label(self, provider: str) -> str:
+        if provider in self._named:
+            return provider
+        if len(self._named) < self.max_providers:
+            self._named.add(provider)
+            return provider
+        return OTHER_PROVIDERS
+
+    def count(self, provider: str, outcome: str) -> None:
+        self.counter.labels(self.label(provider), outcome).inc()
 
 
 def breaker_config(settings: HealerSettings) -> BreakerConfig:
@@ -61,9 +91,17 @@ class OutcomeForwarder:
     provider/model. ``classifier`` is looked up when needed (it learns labels while the
     service runs)."""
 
-    def __init__(self, settings: HealerSettings, classifier: Callable[[], ErrorClassifier]) -> None:
+    def __init__(
+        self,
+        settings: HealerSettings,
+        classifier: Callable[[], ErrorClassifier],
+        by_provider: ProviderOutcomeCounter | None = None,
+    ) -> None:
         self.settings = settings
         self.classifier = classifier
+        self.by_provider = by_provider or ProviderOutcomeCounter(
+            PROVIDER_OUTCOMES, settings.breaker_metric_providers
+        )
         self._forwarded: list[asyncio.Future[Any]] = []
 
     def outcome(self, value: bytes) -> ProviderOutcome | None:
@@ -80,6 +118,7 @@ class OutcomeForwarder:
                 OUTCOMES.labels("unsuccessful_call").inc()
                 return None
             OUTCOMES.labels("success").inc()
+            self.by_provider.count(data.provider, "success")
             return ProviderOutcome(str(event.id), data.provider, data.model, False, at)
         if isinstance(event, ErrorEvent):
             reported, hint = from_error_data(event.data)
@@ -89,6 +128,7 @@ class OutcomeForwarder:
                 return None
             OUTCOMES.labels("fault").inc()
             failed = event.data
+            self.by_provider.count(failed.provider, "fault")
             return ProviderOutcome(
                 str(event.id), failed.provider, failed.model, True, at, kind.value
             )

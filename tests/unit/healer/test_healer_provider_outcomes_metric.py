@@ -1,0 +1,100 @@
+"""The breakers' intake counts each forwarded call by provider, successes and provider faults
+alike (an SDK reports a failed call as an ``agent.error``, never as ``success: false``), with
+a bounded number of provider labels."""
+
+from __future__ import annotations
+
+import json
+
+from prometheus_client import CollectorRegistry, Counter
+from support import llm_call
+
+from finops.common.events import error_event
+from finops.healer.adapters.circuits_stream import (
+    OTHER_PROVIDERS,
+    PROVIDER_OUTCOMES,
+    OutcomeForwarder,
+    ProviderOutcomeCounter,
+)
+from finops.healer.domain.classify import ErrorClassifier
+from finops.healer.settings import HealerSettings
+
+OVERLOADED = "The model is overloaded. Please try again later."
+
+
+def error(provider: str, status: int, message: str) -> bytes:
+    event = error_event(
+        {
+            "agent_id": "bot",
+            "task_type": "summarize",
+            "provider": provider,
+            "model": "m",
+            "error": {"status_code": status, "message": message},
+        }
+    )
+    return json.dumps(event).encode()
+
+
+def call(provider: str, *, success: bool = True) -> bytes:
+    return json.dumps(llm_call(provider=provider, model="m", success=success)).encode()
+
+
+def forwarder(max_providers: int) -> tuple[OutcomeForwarder, CollectorRegistry]:
+    registry = CollectorRegistry()
+    counter = Counter("provider_outcomes", "test", ["provider", "outcome"], registry=registry)
+    counted = ProviderOutcomeCounter(counter, max_providers)
+    classifier = ErrorClassifier()
+    return OutcomeForwarder(HealerSettings(), lambda: classifier, counted), registry
+
+
+def counts(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["provider"], sample.labels["outcome"]): sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "provider_outcomes_total"
+    }
+
+
+def test_successes_and_provider_faults_are_counted_by_provider():
+    intake, registry = forwarder(max_providers=8)
+    for value in [
+        call("anthropic"),
+        call("anthropic"),
+        error("anthropic", 529, OVERLOADED),
+        call("openai"),
+        error("openai", 503, OVERLOADED),
+        error("openai", 500, "Internal server error"),
+        # neither a success nor a fault of the provider: not counted by provider
+        error("openai", 400, "max_tokens: Field required"),
+        call("openai", success=False),
+        b"not an event",
+    ]:
+        intake.outcome(value)
+    assert counts(registry) == {
+        ("anthropic", "success"): 2.0,
+        ("anthropic", "fault"): 1.0,
+        ("openai", "success"): 1.0,
+        ("openai", "fault"): 2.0,
+    }
+
+
+def test_providers_past_the_cap_are_counted_together_as_other():
+    intake, registry = forwarder(max_providers=2)
+    for provider in ["a", "b", "c", "d", "a"]:
+        intake.outcome(error(provider, 503, OVERLOADED))
+        intake.outcome(call(provider))
+    assert counts(registry) == {
+        ("a", "fault"): 2.0,
+        ("a", "success"): 2.0,
+        ("b", "fault"): 1.0,
+        ("b", "success"): 1.0,
+        (OTHER_PROVIDERS, "fault"): 2.0,
+        (OTHER_PROVIDERS, "success"): 2.0,
+    }
+
+
+def test_the_service_counter_is_capped_by_the_setting():
+    intake = OutcomeForwarder(HealerSettings(breaker_metric_providers=3), ErrorClassifier)
+    assert intake.by_provider.counter is PROVIDER_OUTCOMES
+    assert intake.by_provider.max_providers == 3
