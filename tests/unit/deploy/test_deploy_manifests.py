@@ -110,6 +110,33 @@ def test_queries_use_only_metrics_the_services_export(source):
     assert unknown == set()
 
 
+#: A row of docs/metrics.md's alert table: | `Alert`, `Alert` | metrics | fires when |
+ALERT_ROW = re.compile(r"^\| (`Finops\w+`(?:, `Finops\w+`)*) \| (.*?) \|", re.MULTILINE)
+
+
+def _documented_alert_metrics() -> dict[str, set[str]]:
+    """Each alert of docs/metrics.md's table, with the metric names its row gives."""
+    rows = {}
+    for alerts, metrics in ALERT_ROW.findall((ROOT / "docs" / "metrics.md").read_text()):
+        names = set(re.findall(r"\b(?:finops_[a-z0-9_]+|kafka_[a-z0-9_]+|up)\b", metrics))
+        for alert in re.findall(r"`(Finops\w+)`", alerts):
+            rows[alert] = names
+    return rows
+
+
+def test_each_alert_has_a_row_naming_the_metrics_it_queries():
+    """An alert rebased on other metrics must say so in docs/metrics.md (the provider error
+    rate moved from the optimizer's gauges alone to the healer's counter by provider)."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    documented = _documented_alert_metrics()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            assert rule["alert"] in documented, rule["alert"]
+            queried = _queried_names([rule["expr"]])
+            assert queried, rule["alert"]
+            assert queried <= documented[rule["alert"]], (rule["alert"], queried)
+
+
 def test_the_metric_name_check_would_catch_a_misspelt_metric():
     queried = _queried_names(['sum(rate(finops_ingest_event_total{type="x"}[5m]))'])
     assert queried == {"finops_ingest_event_total"}
