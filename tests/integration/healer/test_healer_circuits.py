@@ -42,6 +42,46 @@ async def breaker_gauge(client: Any) -> dict[str, float]:
     return {state: float(value) for state, value in found}
 
 
+async def provider_outcomes(client: Any) -> dict[tuple[str, str], float]:
+    """``finops_healer_breaker_provider_outcomes_total{provider,outcome}`` from /metrics."""
+    text = (await client.get("/metrics")).text
+    found = re.findall(
+        r"^finops_healer_breaker_provider_outcomes_total\{(.*)\} (\S+)$", text, re.MULTILINE
+    )
+    counts = {}
+    for labels, value in found:
+        label = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counts[(label["provider"], label["outcome"])] = float(value)
+    return counts
+
+
+async def test_the_metrics_count_each_providers_faults_and_successes(lab: CircuitLab) -> None:
+    """Failed calls reach the breakers as agent.error events (the SDK never sends
+    ``success: false``): /metrics counts them by provider, so FinopsProviderErrorRateHigh
+    sees an outage; providers past ``breaker_metric_providers`` count as ``__other__``."""
+    first, second = f"metered-{lab.tag}", f"late-{lab.tag}"
+    async with healer(lab.healer_settings(breaker_metric_providers=1)) as client:
+        before = await provider_outcomes(client)
+        await lab.succeed(first, "m1", 3)
+        await lab.fail(first, "m1", 4, 503, OVERLOADED)
+        await lab.fail(first, "m1", 2, 400, "max_tokens: Field required")  # the caller's
+
+        async def counted(provider: str, outcome: str, n: int) -> bool:
+            now = await provider_outcomes(client)
+            return now.get((provider, outcome), 0) - before.get((provider, outcome), 0) >= n
+
+        await wait_until(lambda: counted(first, "fault", 4), 60, "the faults to be counted")
+        await wait_until(lambda: counted(first, "success", 3), 60, "the successes")
+        await lab.succeed(second, "m2", 2)
+        await lab.fail(second, "m2", 1, 429, "Rate limit reached for requests")
+        await wait_until(lambda: counted("__other__", "fault", 1), 60, "the late provider's")
+        await wait_until(lambda: counted("__other__", "success", 2), 60, "its successes")
+        after = await provider_outcomes(client)
+    assert after[(first, "fault")] - before.get((first, "fault"), 0) == 4
+    assert after[(first, "success")] - before.get((first, "success"), 0) == 3
+    assert not any(provider == second for provider, _ in after)
+
+
 async def test_an_outage_opens_the_breaker_everywhere_and_probes_close_it(lab: CircuitLab) -> None:
     second = lab.reader()
     await second.start()
