@@ -108,6 +108,23 @@ async def test_every_invalid_field_is_reported_at_once(client):
     }
 
 
+async def test_a_bad_username_and_a_common_password_are_reported_together(client):
+    body = {"username": "Bad Name", "email": "bad.name@example.com", "password": "password1234"}
+    assert fields_in(await client.post("/api/auth/register", json=body)) == {
+        "username": "username_format",
+        "password": "password_common",
+    }
+
+
+async def test_a_missing_field_is_reported_with_the_rules_the_others_break(client):
+    body = {"username": "Bad Name", "password": "password1234"}
+    assert fields_in(await client.post("/api/auth/register", json=body)) == {
+        "username": "username_format",
+        "email": "missing",
+        "password": "password_common",
+    }
+
+
 async def test_unicode_email_and_password_are_accepted_and_work(client):
     username = unique_name()
     password = "pässwörd mit ümläüten ✓ 安全"

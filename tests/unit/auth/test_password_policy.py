@@ -6,6 +6,7 @@ import pytest
 
 from finops.auth.domain.errors import AccountInvalid
 from finops.auth.domain.policy import (
+    account_problems,
     check_new_account,
     common_passwords,
     is_common_password,
@@ -41,6 +42,31 @@ def test_bad_emails(email):
     with pytest.raises(AccountInvalid) as invalid:
         check_new_account("alice", email, GOOD)
     assert [p["field"] for p in invalid.value.details] == ["email"]
+
+
+def test_every_field_is_judged_whatever_the_others_break():
+    with pytest.raises(AccountInvalid) as invalid:
+        check_new_account("Bad Name", "a@example.com", "password1234")
+    assert [(p["field"], p["type"]) for p in invalid.value.details] == [
+        ("username", "username_format"),
+        ("password", "password_common"),
+    ]
+
+
+def test_the_password_is_compared_with_the_username_as_typed_even_when_invalid():
+    assert account_problems("Bad.Name.Here", None, "bad.name.HERE") == [
+        {
+            "field": "username",
+            "message": "username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'",
+            "type": "username_format",
+        },
+        {
+            "field": "password",
+            "message": "password must not be the username or the email address",
+            "type": "password_matches_identity",
+        },
+    ]
+    assert account_problems(None, None, "violet tractor mirage 42") == []
 
 
 def test_no_network_is_needed_for_emails_of_unknown_domains():

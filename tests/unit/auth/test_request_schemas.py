@@ -1,6 +1,6 @@
 """auth's request bodies: a field over its length says so in characters, and a control
 character is refused before any other check (NUL or a lone surrogate would break hashing or
-PostgreSQL)."""
+PostgreSQL). A registration's values are judged by the domain's rules, all at once."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ def _errors(build: Callable[[], BaseModel]) -> list[tuple[str, str]]:
     [
         # an access token sent where a refresh token goes: the first thing a user gets wrong
         (lambda: RefreshRequest(refresh_token="x" * 600), 512),
-        (lambda: RegisterRequest(username="a" * 40, email="a@example.com", password="x" * 20), 32),
         (lambda: LoginRequest(login="a" * 400, password="p"), 254),
         (lambda: ApiKeyCreate(name=" " + "n" * 101), 100),
     ],
@@ -43,3 +42,30 @@ def test_an_api_key_name_is_stripped_before_its_length_is_checked():
     assert _errors(lambda: ApiKeyCreate(name="   ")) == [
         ("string_too_short", "String should have at least 1 character")
     ]
+
+
+def test_a_registration_is_only_typed_by_its_schema():
+    """Its rules are the domain's, judged all together, not the schema's one at a time."""
+    body = RegisterRequest(username="Bad Name", email="a@example.com", password="password1234")
+    assert body.username == "Bad Name"
+
+
+def test_a_missing_registration_field_is_listed_with_the_rules_the_others_break():
+    with pytest.raises(ValidationError) as caught:
+        RegisterRequest.model_validate({"username": "Bad Name", "password": "password1234"})
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [
+        (("email",), "missing"),
+        (("username",), "username_format"),
+        (("password",), "password_common"),
+    ]
+
+
+def test_a_rule_message_with_braces_is_kept_as_it_is():
+    with pytest.raises(ValidationError) as caught:
+        RegisterRequest.model_validate({"username": 7, "email": "a{b}@", "password": "x"})
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [
+        (("username",), "string_type"),
+        (("email",), "email_invalid"),
+        (("password",), "password_too_short"),
+    ]
+    assert caught.value.errors()[1]["msg"].startswith("not a valid email address: ")

@@ -10,16 +10,20 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
+    ValidationError,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from finops.auth.domain.model import ApiKey, User
 from finops.auth.domain.policy import (
     EMAIL_MAX_CHARS,
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
+    account_problems,
     email_warnings,
     has_forbidden_characters,
 )
@@ -35,20 +39,29 @@ def _refuse_forbidden_characters(value: Any) -> Any:
 
 Clean = BeforeValidator(_refuse_forbidden_characters)
 SafeText = Annotated[str, Clean]
+# A new account's fields are only typed here: their rules (format, length, characters, the
+# password policy) are the domain's (``account_problems``), so that one answer lists every
+# broken rule. The OpenAPI document still shows the rules.
 Username = Annotated[
     str,
-    Field(min_length=3, max_length=32, pattern=r"^[a-z0-9_.-]+$", examples=["build-agent-7"]),
-    Clean,
+    Field(
+        json_schema_extra={"minLength": 3, "maxLength": 32, "pattern": r"^[a-z0-9_.-]+$"},
+        examples=["build-agent-7"],
+    ),
 ]
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX_CHARS, examples=["ops@example.com"]), Clean]
+Email = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "email", "maxLength": EMAIL_MAX_CHARS},
+        examples=["ops@example.com"],
+    ),
+]
 NewPassword = Annotated[
     str,
     Field(
-        min_length=PASSWORD_MIN_CHARS,
-        max_length=PASSWORD_MAX_CHARS,
+        json_schema_extra={"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS},
         examples=["a long passphrase of yours"],
     ),
-    Clean,
 ]
 # Login accepts what registration accepts, plus legacy passwords up to a sane bound.
 LoginPassword = Annotated[str, Field(min_length=1, max_length=1024), Clean]
@@ -63,9 +76,45 @@ class _Strict(BaseModel):
 
 
 class RegisterRequest(_Strict):
+    """A new account. Every rule it breaks (username format, email, password policy, or a
+    field missing) is reported in one answer, one entry per field."""
+
     username: Username
     email: Email
     password: NewPassword
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_the_rules_the_other_fields_break(
+        cls, data: Any, handler: ModelWrapValidatorHandler[RegisterRequest]
+    ) -> RegisterRequest:
+        """A field missing or not a string, listed with the rules the other fields break:
+        one answer still reports every problem, one entry per field."""
+        try:
+            return handler(data)
+        except ValidationError as invalid:
+            if not isinstance(data, dict):
+                raise
+            shape = invalid.errors()
+            unusable = {error["loc"][0] for error in shape if error["loc"]}
+            values = {
+                name: value if name not in unusable and isinstance(value, str) else None
+                for name in ("username", "email", "password")
+                for value in [data.get(name)]
+            }
+            rules = account_problems(**values)
+            line_errors = [_line_error(e["type"], e["msg"], e["loc"], e["input"]) for e in shape]
+            line_errors += [
+                _line_error(p["type"], p["message"], (p["field"],), data.get(p["field"]))
+                for p in rules
+            ]
+            raise ValidationError.from_exception_data(invalid.title, line_errors) from None
+
+
+def _line_error(kind: str, message: str, loc: tuple[Any, ...], value: Any) -> InitErrorDetails:
+    # The message goes in the context: a template is formatted, and messages hold braces.
+    error = PydanticCustomError(kind, "{message}", {"message": message})
+    return InitErrorDetails(type=error, loc=loc, input=value)
 
 
 class LoginRequest(_Strict):

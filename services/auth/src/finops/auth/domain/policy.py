@@ -123,13 +123,29 @@ def password_problems(password: str, *, username: str, email: str) -> list[dict[
     return []
 
 
+def account_problems(
+    username: str | None, email: str | None, password: str | None
+) -> list[dict[str, Any]]:
+    """Every rule the given fields break, at most one problem per field; a field that is
+    ``None`` (absent from a request) is not judged.
+
+    No rule waits for another field to be valid: the password is compared with the
+    username and the email as they were typed, valid or not, since it must not repeat
+    either one whatever the fate of the other fields.
+    """
+    problems = [] if username is None else username_problems(username)
+    if email is not None:
+        problems += normalized_email(email)[1]
+    if password is not None:
+        problems += password_problems(password, username=username or "", email=email or "")
+    return problems
+
+
 def check_new_account(username: str, email: str, password: str) -> NewAccount:
     """The account to create, or :class:`AccountInvalid` listing every problem per field."""
-    problems = username_problems(username)
-    normalized, email_issues = normalized_email(email)
-    problems += email_issues
-    problems += password_problems(password, username=username, email=email)
+    problems = account_problems(username, email, password)
     if problems:
         raise AccountInvalid(problems)
+    normalized, _ = normalized_email(email)
     assert normalized is not None
     return NewAccount(username=username, email=normalized)
