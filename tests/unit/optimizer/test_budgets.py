@@ -217,7 +217,7 @@ def test_pacing_gets_stricter_as_the_remaining_budget_shrinks():
     def cap(spent: float) -> float:
         t = BudgetTracker([Budget("b", "agent", "bot", "day", 10.0)])
         steady(t, usd_per_hour=0.5, hours=6)
-        t.seed("b", spent, calls=36, at=at(6))
+        t.observe_cost("agent", "bot", at(6), spent - 3.0, calls=0)  # $3 spent so far
         return t.pacing("b", at=at(6))["max_cost_per_call_usd"]
 
     assert cap(3.0) > cap(5.0) > cap(8.0) > cap(9.5) > 0

@@ -165,23 +165,6 @@ class BudgetTracker:
             alerts.extend(self._apply(bid, ts, cost_usd or 0.0, calls))
         return alerts
 
-    def seed(
-        self, budget_id: str, spend_usd: float, calls: int, at: datetime | float
-    ) -> list[Alert]:
-        """Set the spend so far in the period containing ``at`` (e.g. from the analytics' day
-        windows when a budget is created mid-period); alerts it crosses are returned."""
-        b = self._budgets[budget_id]
-        ts = epoch_seconds(at)
-        start, end = period_bounds(b.period, ts)
-        st = self._states.get(budget_id)
-        if st is None or st.period_start != start:
-            st = self._states[budget_id] = BurnState.carried_over(st, start, end)
-        st.spend = float(spend_usd)
-        st.calls = int(calls)
-        if st.first_ts is None or st.first_ts > start:
-            st.first_ts = start  # the seeded spend accrued since the period start
-        return check_alerts(b, st, ts)
-
     def _apply(self, bid: str, ts: float, cost: float, calls: int) -> list[Alert]:
         b = self._budgets[bid]
         if self._watermark is None or ts > self._watermark:
