@@ -375,3 +375,23 @@ def test_scorer_and_close_window_api():
     for m in range(20):
         tiny.close_window("bot", at(0, m), 0.0001)
     assert tiny.close_window("bot", at(0, 20), 0.005) is None
+
+
+def test_a_budget_put_after_calls_it_does_not_count_is_as_of_the_latest_call_seen():
+    bt = BudgetTracker()
+    bt.observe(call("bot", 0.5, at(30)))  # 2025-03-02 06:00: no budget counts it
+    bt.observe(call("bot", 0.5, at(29)))  # an older call moves nothing back
+    bt.set_budget(Budget("b", "team", "support", "day", 10.0))
+    status = bt.status("b")
+    assert (status["period_start"], status["period_end"], status["as_of"]) == (
+        "2025-03-02T00:00:00Z",
+        "2025-03-03T00:00:00Z",
+        "2025-03-02T06:00:00Z",
+    )
+    assert (status["spend_usd"], status["calls"]) == (0.0, 0)
+    restored = BudgetTracker.from_state(bt.to_state())
+    assert restored.status("b")["as_of"] == "2025-03-02T06:00:00Z"
+    unseen = BudgetTracker([Budget("b", "team", "support", "day", 10.0)])  # a part, no call
+    assert BudgetTracker.merged([unseen, restored]).status("b")["period_start"] == (
+        "2025-03-02T00:00:00Z"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from api_app import operator_client
@@ -141,3 +142,24 @@ def test_the_openapi_schema_lists_every_exploration_value_for_api_readers(
     assert {"type": "null"} in exploration["anyOf"]
     assert "docs/optimizer.md" in exploration["description"]
     assert ">>>" not in str(schemas)  # no docstring example leaks into the API's documentation
+
+
+def test_a_new_budget_is_as_of_the_latest_call_the_optimizer_has_seen() -> None:
+    client = operator_client()
+    engine = engine_of(client)
+    engine.observe(
+        apply_pricing(parse_event(llm_call("bot", at=datetime(2026, 5, 17, 9, tzinfo=UTC))))
+    )
+    put = client.put(
+        "/api/budgets/support-daily",
+        json={"scope": "team", "subject": "support", "period": "day", "limit_usd": 5},
+    )
+    assert put.status_code == 200, put.text
+    assert (put.json()["period_start"], put.json()["as_of"]) == (
+        "2026-05-17T00:00:00Z",
+        "2026-05-17T09:00:00Z",
+    )
+    listed = client.get("/api/budgets").json()["budgets"]
+    assert [(b["period_start"], b["period_end"]) for b in listed] == [
+        ("2026-05-17T00:00:00Z", "2026-05-18T00:00:00Z")
+    ]

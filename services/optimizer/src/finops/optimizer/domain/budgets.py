@@ -138,9 +138,10 @@ class BudgetTracker:
     def observe(self, event: Any) -> list[Alert]:
         """Apply one ``LlmCallEvent`` (agent and team budgets); unpriced calls count 0 USD."""
         d = event.data
+        ts = event.time.timestamp()
+        self._see(ts)
         if not self._index:
             return []
-        ts = event.time.timestamp()
         cost = d.cost_usd or 0.0
         alerts: list[Alert] = []
         for key in (("agent", d.agent_id), ("team", d.team)):
@@ -160,15 +161,20 @@ class BudgetTracker:
     ) -> list[Alert]:
         """Apply spend of ``calls`` calls to every budget of ``(scope, subject)``."""
         ts = epoch_seconds(time)
+        self._see(ts)
         alerts: list[Alert] = []
         for bid in self._index.get((scope, subject), ()):
             alerts.extend(self._apply(bid, ts, cost_usd or 0.0, calls))
         return alerts
 
-    def _apply(self, bid: str, ts: float, cost: float, calls: int) -> list[Alert]:
-        b = self._budgets[bid]
+    def _see(self, ts: float) -> None:
+        """Move the watermark, the time statuses are as of, to a call's time: every call's,
+        counted by a budget or not, so a budget put later is as of the latest call seen."""
         if self._watermark is None or ts > self._watermark:
             self._watermark = ts
+
+    def _apply(self, bid: str, ts: float, cost: float, calls: int) -> list[Alert]:
+        b = self._budgets[bid]
         st = self._states.get(bid)
         if st is None or ts >= st.period_end:
             start, end = period_bounds(b.period, ts)
@@ -185,7 +191,8 @@ class BudgetTracker:
 
     # ------------------------------------------------------------------ queries
     def _view(self, b: Budget, at: datetime | float | None) -> tuple[BurnState, float]:
-        """The budget's state as of ``at`` (default: the newest event time seen)."""
+        """The budget's state as of ``at`` (default: the newest event time seen, whether a
+        budget counted that call or not; 0, the epoch, before any call was seen)."""
         st = self._states.get(b.id)
         if at is not None:
             ts = epoch_seconds(at)
