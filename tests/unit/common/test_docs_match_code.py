@@ -95,3 +95,16 @@ def test_the_readme_names_the_services_db_upgrade_migrates():
     [row] = [line for line in readme.splitlines() if line.startswith("| `finops db upgrade")]
     assert services_with_migrations() == ["auth", "experiments", "optimizer", "healer"]
     assert "database schema: auth, experiments, optimizer and healer" in row
+
+
+def test_the_readme_names_every_dimension_of_the_stats_endpoint():
+    from typing import get_args
+
+    from finops.optimizer.api.routes import Dimension
+
+    readme = (ROOT / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if "`GET /api/stats/{dimension}" in line]
+    assert get_args(Dimension) == ("fleet", "agent", "team", "task_type", "provider", "model")
+    assert [d for d in get_args(Dimension) if d not in row] == []
+    assert "`fleet`" in row
+
