@@ -1,4 +1,5 @@
-"""The README's table of `finops` commands names every command and only options that exist."""
+"""The README's table of `finops` commands names every command, every option of each (in its
+row) and only options that exist."""
 
 from __future__ import annotations
 
@@ -51,6 +52,38 @@ def test_every_option_a_row_names_exists():
     assert set(rows) <= set(CLI), sorted(set(rows) - set(CLI))
     unknown = {name: sorted(opts - CLI[name]) for name, opts in rows.items() if opts - CLI[name]}
     assert unknown == {}
+
+
+def _row_of(name: str) -> str:
+    """The whole README row of a command (its options may be named in the description)."""
+    [row] = [
+        line
+        for line in README.read_text().splitlines()
+        if (match := ROW.match(line)) and re.search(rf"`finops {name}[ `]", match["cell"])
+    ]
+    return row
+
+
+def test_every_option_of_a_command_is_named_in_its_row():
+    """Either name of an on/off pair (``--count/--no-count``) is enough."""
+    command = typer.main.get_command(app)
+    missing = {}
+    for name in CLI:
+        leaf: Any = command
+        for word in name.split():
+            leaf = leaf.get_command(None, word)
+        row = _row_of(name)
+        absent = [
+            param.opts[0]
+            for param in leaf.params
+            if any(o[:2] == "--" for o in param.opts)
+            and not any(
+                re.search(rf"{o}\b(?!-)", row) for o in (*param.opts, *param.secondary_opts)
+            )
+        ]
+        if absent:
+            missing[name] = absent
+    assert missing == {}
 
 
 def test_the_table_is_read_as_commands_and_options():
