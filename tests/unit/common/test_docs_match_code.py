@@ -108,3 +108,12 @@ def test_the_readme_names_every_dimension_of_the_stats_endpoint():
     assert [d for d in get_args(Dimension) if d not in row] == []
     assert "`fleet`" in row
 
+
+def test_the_healer_doc_names_every_field_of_the_healing_stats():
+    from finops.healer.api.schemas import HealingStatsOut, KindStatsOut
+
+    text = (ROOT / "docs" / "healer.md").read_text()
+    section = text[text.index("## Learned effectiveness and stats") :].split("\n## ")[0]
+    fields = [*HealingStatsOut.model_fields, *KindStatsOut.model_fields]
+    assert "records_read" in fields
+    assert [f for f in fields if f"`{f}`" not in section] == []

@@ -24,7 +24,8 @@ router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see
         "(of those, the ones that ended in a successful call), `healed_ratio`, "
         "`mean_time_to_heal_ms` (first advice to success) and `extra_cost_usd` (what the "
         "healing calls cost over the same usage on the model first asked for). `remedies` "
-        "lists the learned outcomes per (kind, provider, action)."
+        "lists the learned outcomes per (kind, provider, action); `records_read` counts the "
+        "records this instance has applied since it started (advice, calls and errors)."
     ),
     response_model=HealingStatsOut,
     responses=responses(BEARER),
