@@ -21,8 +21,20 @@ arrive together (from two producers) the same offsets, and keeps only one of the
 both producers are acknowledged and the other batch is lost (checked: three producers writing
 1,200 records each to three partitions left 2,976 of the 3,600 on the topic). So a produce
 request that asks for an acknowledgement (``acks`` ≠ 0) is forwarded only once the previous
-one, from any client, has been answered; every other request passes at once. Real Apache
-Kafka needs none of this; the gate is part of the local stack only.
+one, from any client, has been answered.
+
+The gate also keeps a consumer group's heartbeats, leaves and offset commits and fetches
+from reaching the broker while another request of that group is there (:class:`GroupTurn`;
+joins and syncs may go together, tansu answers them once the other members' have come).
+tansu 0.6.0 takes a group's state out of its cache while it handles one of its requests (a
+join holds it for seconds) and a request of the same group arriving meanwhile starts from an
+empty group, which it then stores with a conditional write that the local S3 server (s3rver
+3.7.1) does not check (it accepts a PUT with a failing ``If-Match`` or ``If-None-Match``): a
+member heartbeating on time was answered UnknownMemberId and thrown out, its rejoin made the
+others rejoin, and two optimizer workers rebalanced every few seconds (docs/optimizer.md,
+"Scaling out"). tansu's memory storage refuses such a write and tansu retries the request,
+so there nothing is lost. Every other request passes at once. Real Apache Kafka needs none
+of this; the gate is part of the local stack only.
 
 Run as ``python -m finops.cli.broker_gate --listen HOST:PORT --broker HOST:PORT``.
 """
@@ -42,12 +54,14 @@ from aiokafka.protocol.admin import CreateTopicsRequest
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
-from finops.cli.kafka_frames import PRODUCE, int32, parse_request
+from finops.cli.kafka_frames import PRODUCE, RequestHeader, int32, parse_request
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger("finops.broker_gate")
 
 _TOPIC_ALREADY_EXISTS = 36
+#: JoinGroup and SyncGroup: a group's requests that go to the broker together
+GATHERINGS = frozenset({11, 14})
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -121,7 +135,7 @@ class BrokerGate:
         #: set while the gate is closed: a connection the listener accepted just before it
         #: closed starts its task only afterwards, too late for ``_end_connections``
         self._shut = False
-        self.produce_turns = ProduceTurns()
+        self.turns = Turns()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -195,7 +209,7 @@ class BrokerGate:
         task = asyncio.current_task()
         assert task is not None
         self._pipes.add(task)
-        turns = self.produce_turns.connection()
+        turns = self.turns.connection()
         broker_writer: asyncio.StreamWriter | None = None
         try:
             broker_reader, broker_writer = await self._connect_broker()
@@ -229,46 +243,120 @@ async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
             yield size + await reader.readexactly(int.from_bytes(size, "big", signed=True))
 
 
-class ProduceTurns:
-    """Lets one acknowledged produce request at a time through to the broker (see the module's
-    docstring); one instance is shared by every connection of a gate.
+class GroupTurn:
+    """The requests of one consumer group in the broker: joins and syncs together, any other
+    (heartbeat, leave, offset commit or fetch) alone.
 
-    Each connection holds a :class:`Connection`: a produce request waits for the turn before it
+    A join or a sync waits only while another kind of request is in the broker: tansu answers
+    a member's join or sync once the other members' have arrived, so holding them back one
+    behind another would stall each rebalance until the broker gave up on it.
+    """
+
+    def __init__(self) -> None:
+        self.gatherings = 0  # joins and syncs in the broker
+        self.alone = False  # another request of the group in the broker
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def busy(self) -> bool:
+        return self.alone or self.gatherings > 0
+
+    def _free_for(self, gathering: bool) -> bool:
+        return not self.alone if gathering else not self.busy()
+
+    async def enter(self, gathering: bool) -> None:
+        while not self._free_for(gathering):
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            await waiter
+        if gathering:
+            self.gatherings += 1
+        else:
+            self.alone = True
+
+    def leave(self, gathering: bool) -> None:
+        if gathering:
+            self.gatherings -= 1
+        else:
+            self.alone = False
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:  # each looks again at what is in the broker
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class _ProduceTurn:
+    """The produce requests' turn: one at a time."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def enter(self, gathering: bool) -> None:
+        await self.lock.acquire()
+
+    def leave(self, gathering: bool) -> None:
+        self.lock.release()
+
+
+class Turns:
+    """Lets one acknowledged produce request at a time through to the broker, and a consumer
+    group's requests as :class:`GroupTurn` says (see the module's docstring); one instance is
+    shared by every connection of a gate.
+
+    Each connection holds a :class:`Connection`: such a request waits for its turn before it
     is forwarded, and the turn passes on when its response goes back to the client.
     """
 
     def __init__(self) -> None:
+        #: the produce requests' turn
         self.lock = asyncio.Lock()
+        self._produce = _ProduceTurn(self.lock)
+        #: each consumer group's turn (by group id)
+        self.groups: dict[str, GroupTurn] = {}
 
     def connection(self) -> Connection:
-        return Connection(self.lock)
+        return Connection(self)
+
+    def turn_of(self, header: RequestHeader | None) -> GroupTurn | _ProduceTurn | None:
+        """The turn the request of ``header`` waits for; None: it passes at once."""
+        if header is None:
+            return None
+        if header.api_key == PRODUCE:
+            return None if header.acks == 0 else self._produce  # acks=0: no response comes
+        if header.group is not None:
+            return self.groups.setdefault(header.group, GroupTurn())
+        return None
 
 
 class Connection:
-    """One client connection's produce requests awaiting their responses."""
+    """One client connection's requests that hold a turn, awaiting their responses."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self.lock = lock
-        #: the correlation id of this connection's produce request that holds the turn
-        self.holding: int | None = None
+    def __init__(self, turns: Turns) -> None:
+        self.turns = turns
+        #: the turn each of this connection's forwarded requests holds, by correlation id
+        self.holding: dict[int, tuple[GroupTurn | _ProduceTurn, bool]] = {}
 
     async def before_request(self, frame: bytes) -> None:
-        """Wait for the turn when ``frame`` is a produce request that will be answered."""
+        """Wait for the turn ``frame``'s request needs, if any."""
         header = parse_request(frame)
-        if header is None or header.api_key != PRODUCE or header.acks == 0:
+        turn = self.turns.turn_of(header)
+        if turn is None or header is None:
             return
-        await self.lock.acquire()
-        self.holding = header.correlation_id
+        gathering = header.api_key in GATHERINGS
+        await turn.enter(gathering)
+        self.holding[header.correlation_id] = (turn, gathering)
 
     def after_response(self, frame: bytes) -> None:
-        """Pass the turn on when ``frame`` answers the produce request that holds it."""
-        if self.holding is not None and int32(frame, 4) == self.holding:
-            self.release()
+        """Pass the turn on when ``frame`` answers a request that holds one."""
+        held = self.holding.pop(int32(frame, 4), None)
+        if held is not None:
+            turn, gathering = held
+            turn.leave(gathering)
 
     def release(self) -> None:
-        if self.holding is not None:
-            self.holding = None
-            self.lock.release()
+        """Give back every turn held (the connection ended)."""
+        held, self.holding = list(self.holding.values()), {}
+        for turn, gathering in held:
+            turn.leave(gathering)
 
 
 async def _forward_requests(
