@@ -1,5 +1,7 @@
-"""The broker gate's produce turns: one acknowledged produce request at a time reaches the
-local broker, whichever connection it comes from; other requests pass at once."""
+"""The broker gate's turns: one acknowledged produce request at a time reaches the local
+broker, whichever connection it comes from; a consumer group's heartbeats, leaves and offset
+commits go alone among its requests, for at most their group turn's wait; other requests
+pass at once."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import doctest
 
 from finops.cli import kafka_frames
-from finops.cli.broker_gate import Turns
+from finops.cli.broker_gate import GroupTurn, Turns
 
 
 def produce(correlation_id: int, acks: int = -1) -> bytes:
@@ -153,8 +155,8 @@ def test_a_groups_heartbeat_waits_until_its_previous_request_is_answered() -> No
 
 
 def test_joins_go_together_and_a_heartbeat_waits_for_them() -> None:
-    """tansu answers a join once the other members' have come: joins are not held back by
-    one another, but a heartbeat waits for them and a join for a heartbeat in the broker."""
+    """Joins are not held back by one another (so held, a rebalance stalled: see GroupTurn),
+    but a heartbeat waits for them and a join for a heartbeat in the broker."""
 
     async def scenario() -> list[str]:
         turns = Turns()
@@ -207,3 +209,53 @@ def test_a_closed_connection_gives_back_its_groups_turns() -> None:
         return any(turn.busy() for turn in turns.groups.values())
 
     assert asyncio.run(scenario()) is False
+
+
+def offset_fetch(correlation_id: int, group: str) -> bytes:
+    return group_request(correlation_id, group, api_key=9)
+
+
+def test_an_offset_fetch_passes_while_its_group_is_busy() -> None:
+    """tansu reads committed offsets from its storage, not from the group's cached state."""
+
+    async def scenario() -> bool:
+        turns = Turns()
+        one, other = turns.connection(), turns.connection()
+        await one.before_request(heartbeat(1, "owners"))
+        await asyncio.wait_for(other.before_request(offset_fetch(2, "owners")), timeout=5)
+        return bool(other.holding)
+
+    assert asyncio.run(scenario()) is False
+
+
+def test_a_request_kept_waiting_past_the_turns_wait_goes_without_holding_it() -> None:
+    """A join never answered (or joins arriving one after another) cannot keep a heartbeat
+    from the broker past ``max_wait_s``; forwarded so, it gives back no turn it did not take."""
+
+    async def scenario() -> tuple[bool, int, bool]:
+        turns = Turns()
+        turns.groups["owners"] = GroupTurn(max_wait_s=0.01)
+        one, two = turns.connection(), turns.connection()
+        await one.before_request(join(1, "owners"))  # never answered
+        await asyncio.wait_for(two.before_request(heartbeat(2, "owners")), timeout=5)
+        two.after_response(response(2))
+        group = turns.groups["owners"]
+        return bool(two.holding), group.gatherings, group.alone
+
+    assert asyncio.run(scenario()) == (False, 1, False)
+
+
+def test_a_correlation_id_reused_in_flight_takes_no_second_turn() -> None:
+    """One answer gives back one turn: a second request under the same id goes without one,
+    so the connection's close leaves the group free."""
+
+    async def scenario() -> tuple[int, bool]:
+        turns = Turns()
+        one = turns.connection()
+        await one.before_request(join(1, "owners"))
+        await asyncio.wait_for(one.before_request(join(1, "owners")), timeout=5)
+        gatherings = turns.groups["owners"].gatherings
+        one.release()
+        return gatherings, turns.groups["owners"].busy()
+
+    assert asyncio.run(scenario()) == (1, False)

@@ -23,20 +23,21 @@ both producers are acknowledged and the other batch is lost (checked: three prod
 request that asks for an acknowledgement (``acks`` ≠ 0) is forwarded only once the previous
 one, from any client, has been answered.
 
-The gate also keeps a consumer group's heartbeats, leaves and offset commits and fetches
-from reaching the broker while another request of that group is there (:class:`GroupTurn`;
-joins and syncs may go together: held back one behind another, each rebalance of two
-optimizer workers stalled 13 to 31 s). tansu 0.6.0's group coordinator (as its source
-reads) takes a group's state out of its cache while it handles one of its requests (a join
-holds it for seconds), a request of the same group arriving meanwhile starts from an empty
-group, and the state it gets is then stored with a conditional write that the local S3
-server (s3rver 3.7.1) does not check (it accepts a PUT with a failing ``If-Match`` or
-``If-None-Match``). Seen: members heartbeating every second on time answered UnknownMemberId
-and thrown out, each rejoin making the others rejoin; two optimizer workers rebalanced every
-few seconds (docs/optimizer.md, "Scaling out"), and two idle aiokafka consumers of one group
-were thrown out too, never with tansu's memory storage, which refuses such a write (tansu
-then retries the request). Every other request passes at once. Real Apache Kafka needs none
-of this; the gate is part of the local stack only.
+The gate also keeps a consumer group's heartbeats, leaves and offset commits from reaching
+the broker while another request of that group is there, for at most 5 s
+(:class:`GroupTurn`; joins and syncs may go together: held back one behind another, each
+rebalance of two optimizer workers stalled 13 to 31 s). tansu 0.6.0's group coordinator (as
+its source reads) takes a group's state out of its cache while it handles one of its
+requests but an offset fetch (a follower's join holds it for 3 s), a request of the same
+group arriving meanwhile starts from an empty group, and the state it gets is then stored
+with a conditional write that the local S3 server (s3rver 3.7.1) does not check (it accepts
+a PUT with a failing ``If-Match`` or ``If-None-Match``). Seen: members heartbeating every
+second on time answered UnknownMemberId and thrown out, each rejoin making the others
+rejoin; two optimizer workers rebalanced every few seconds (docs/optimizer.md, "Scaling
+out"), and two idle aiokafka consumers of one group were thrown out too, never with tansu's
+memory storage, which refuses such a write (tansu then retries the request). Every other
+request passes at once. Real Apache Kafka needs none of this; the gate is part of the local
+stack only.
 
 Run as ``python -m finops.cli.broker_gate --listen HOST:PORT --broker HOST:PORT``.
 """
@@ -64,6 +65,10 @@ log = logging.getLogger("finops.broker_gate")
 _TOPIC_ALREADY_EXISTS = 36
 #: JoinGroup and SyncGroup: a group's requests that go to the broker together
 GATHERINGS = frozenset({11, 14})
+#: the group requests that take a turn: OffsetCommit, JoinGroup, Heartbeat, LeaveGroup,
+#: SyncGroup (tansu takes the group's state out of its cache for each; OffsetFetch reads
+#: only its storage)
+GROUP_TURNS = frozenset({8, 11, 12, 13, 14})
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -247,15 +252,21 @@ async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
 
 class GroupTurn:
     """The requests of one consumer group in the broker: joins and syncs together, any other
-    (heartbeat, leave, offset commit or fetch) alone.
+    (heartbeat, leave, offset commit) alone; none waits longer than ``max_wait_s``.
 
     A join or a sync waits only while another kind of request is in the broker: held back one
-    behind another, they stalled each rebalance of two workers for 13 to 31 s (a member's
-    sync seemed to wait in the broker for the join queued behind it, until the broker gave
-    up on it).
+    behind another, they stalled each rebalance of two workers for 13 to 31 s (why was not
+    established: a follower's sync waits in the broker for the leader's, and a follower's join
+    pauses there for 3 s in tansu's source). So joins and syncs of one group can still meet
+    in the broker, and a rebalance stays exposed to the race (none was seen in the runs
+    measured, docs/optimizer.md). A request that has waited ``max_wait_s`` (5 s: a heartbeat
+    then still comes within the 10 s session timeout, however many joins kept it waiting, or
+    however long a request before it goes unanswered) is forwarded without its turn, as
+    every request was before the gate had turns for groups.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait_s: float = 5.0) -> None:
+        self.max_wait_s = max_wait_s
         self.gatherings = 0  # joins and syncs in the broker
         self.alone = False  # another request of the group in the broker
         self._waiting: list[asyncio.Future[None]] = []
@@ -266,15 +277,27 @@ class GroupTurn:
     def _free_for(self, gathering: bool) -> bool:
         return not self.alone if gathering else not self.busy()
 
-    async def enter(self, gathering: bool) -> None:
+    async def enter(self, gathering: bool) -> bool:
+        """Wait for the turn; False when ``max_wait_s`` passed first (the request goes
+        without it, and holds nothing)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
         while not self._free_for(gathering):
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._waiting.append(waiter)
-            await waiter
+            try:
+                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                log.warning(
+                    "a consumer group's request waited %.0f s for its turn; forwarded without it",
+                    self.max_wait_s,
+                )
+                return False
         if gathering:
             self.gatherings += 1
         else:
             self.alone = True
+        return True
 
     def leave(self, gathering: bool) -> None:
         if gathering:
@@ -293,8 +316,9 @@ class _ProduceTurn:
     def __init__(self, lock: asyncio.Lock) -> None:
         self.lock = lock
 
-    async def enter(self, gathering: bool) -> None:
+    async def enter(self, gathering: bool) -> bool:
         await self.lock.acquire()
+        return True
 
     def leave(self, gathering: bool) -> None:
         self.lock.release()
@@ -325,7 +349,7 @@ class Turns:
             return None
         if header.api_key == PRODUCE:
             return None if header.acks == 0 else self._produce  # acks=0: no response comes
-        if header.group is not None:
+        if header.group is not None and header.api_key in GROUP_TURNS:
             return self.groups.setdefault(header.group, GroupTurn())
         return None
 
@@ -344,9 +368,14 @@ class Connection:
         turn = self.turns.turn_of(header)
         if turn is None or header is None:
             return
+        if header.correlation_id in self.holding:
+            # a client reusing an id still awaiting its answer: one answer could not give
+            # back two turns, so this request goes without one
+            log.warning("correlation id %d reused in flight", header.correlation_id)
+            return
         gathering = header.api_key in GATHERINGS
-        await turn.enter(gathering)
-        self.holding[header.correlation_id] = (turn, gathering)
+        if await turn.enter(gathering):
+            self.holding[header.correlation_id] = (turn, gathering)
 
     def after_response(self, frame: bytes) -> None:
         """Pass the turn on when ``frame`` answers a request that holds one."""
