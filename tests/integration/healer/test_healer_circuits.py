@@ -56,28 +56,32 @@ async def provider_outcomes(client: Any) -> dict[tuple[str, str], float]:
 
 
 async def test_the_metrics_count_each_providers_faults_and_successes(lab: CircuitLab) -> None:
-    """Failed calls reach the breakers as agent.error events (the SDK never sends
-    ``success: false``): /metrics counts them by provider, so FinopsProviderErrorRateHigh
-    sees an outage; providers past ``breaker_metric_providers`` count as ``__other__``."""
+    """Failed calls reach the breakers as agent.error events (as the SDK's healing wrapper
+    reports them): /metrics counts them by provider, so FinopsProviderErrorRateHigh sees an
+    outage, and not the caller's own errors; providers past ``breaker_metric_providers``
+    count as ``__other__``."""
     first, second = f"metered-{lab.tag}", f"late-{lab.tag}"
     async with healer(lab.healer_settings(breaker_metric_providers=1)) as client:
         before = await provider_outcomes(client)
         await lab.succeed(first, "m1", 3)
         await lab.fail(first, "m1", 4, 503, OVERLOADED)
         await lab.fail(first, "m1", 2, 400, "max_tokens: Field required")  # the caller's
+        # two more faults after them, from the same agents (so on the same partitions): once
+        # those are counted, the caller's errors have been read too
+        await lab.fail(first, "m1", 2, 503, OVERLOADED)
 
         async def counted(provider: str, outcome: str, n: int) -> bool:
             now = await provider_outcomes(client)
             return now.get((provider, outcome), 0) - before.get((provider, outcome), 0) >= n
 
-        await wait_until(lambda: counted(first, "fault", 4), 60, "the faults to be counted")
+        await wait_until(lambda: counted(first, "fault", 6), 60, "the faults to be counted")
         await wait_until(lambda: counted(first, "success", 3), 60, "the successes")
         await lab.succeed(second, "m2", 2)
         await lab.fail(second, "m2", 1, 429, "Rate limit reached for requests")
         await wait_until(lambda: counted("__other__", "fault", 1), 60, "the late provider's")
         await wait_until(lambda: counted("__other__", "success", 2), 60, "its successes")
         after = await provider_outcomes(client)
-    assert after[(first, "fault")] - before.get((first, "fault"), 0) == 4
+    assert after[(first, "fault")] - before.get((first, "fault"), 0) == 6
     assert after[(first, "success")] - before.get((first, "success"), 0) == 3
     assert not any(provider == second for provider, _ in after)
 
@@ -326,7 +330,7 @@ async def test_a_state_a_deposed_owner_published_late_is_overwritten(lab: Circui
             # what an owner that had counted 5 of the 20 (the newest among them) says
             stale = dataclasses.replace(
                 counted, state=CircuitStatus.CLOSED, calls=5, failures=5, opened_at=None,
-                next_probe_at=None, reason="no failures seen",
+                next_probe_at=None, reason="never opened",
             )  # fmt: skip
             sent = await lab.producer.send_and_wait(
                 lab.circuits.name, stale.to_json(), key=stale.key.encode()

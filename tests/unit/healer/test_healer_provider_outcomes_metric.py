@@ -1,6 +1,6 @@
 """The breakers' intake counts each forwarded call by provider, successes and provider faults
-alike (an SDK reports a failed call as an ``agent.error``, never as ``success: false``), with
-a bounded number of provider labels."""
+alike (the SDK's healing wrapper reports a failed call as an ``agent.error``, not as
+``success: false``), with a bounded number of provider labels."""
 
 from __future__ import annotations
 
@@ -98,3 +98,17 @@ def test_the_service_counter_is_capped_by_the_setting():
     intake = OutcomeForwarder(HealerSettings(breaker_metric_providers=3), ErrorClassifier)
     assert intake.by_provider.counter is PROVIDER_OUTCOMES
     assert intake.by_provider.max_providers == 3
+
+
+def test_a_providers_first_call_starts_its_fault_series_at_zero():
+    """Prometheus' increase() counts nothing in a series' first sample: a fault series born
+    at the first fault would hide that fault from the alert."""
+    intake, registry = forwarder(max_providers=1)
+    intake.outcome(call("anthropic"))
+    intake.outcome(call("openai"))  # past the cap: __other__'s series start too
+    assert counts(registry) == {
+        ("anthropic", "success"): 1.0,
+        ("anthropic", "fault"): 0.0,
+        (OTHER_PROVIDERS, "success"): 1.0,
+        (OTHER_PROVIDERS, "fault"): 0.0,
+    }

@@ -51,6 +51,8 @@ PROVIDER_OUTCOMES = Counter(
 #: The provider label of the calls of providers past an instance's first
 #: ``breaker_metric_providers``.
 OTHER_PROVIDERS = "__other__"
+#: the outcomes counted by provider
+PROVIDER_OUTCOME_KINDS = ("success", "fault")
 
 
 class ProviderOutcomeCounter:
@@ -62,14 +64,21 @@ class ProviderOutcomeCounter:
         self.counter = counter
         self.max_providers = max_providers
         self._named: set[str] = set()
+        self._started: set[str] = set()  # labels whose series exist
 
     def label(self, provider: str) -> str:
+        """``provider``'s label; a label's first use starts both its series at 0, so that the
+        first fault is an increase (``increase()`` counts nothing in a series' first sample)."""
         if provider in self._named:
             return provider
-        if len(self._named) < self.max_providers:
+        label = provider if len(self._named) < self.max_providers else OTHER_PROVIDERS
+        if label not in self._started:
+            self._started.add(label)
+            for outcome in PROVIDER_OUTCOME_KINDS:
+                self.counter.labels(label, outcome)
+        if label == provider:
             self._named.add(provider)
-            return provider
-        return OTHER_PROVIDERS
+        return label
 
     def count(self, provider: str, outcome: str) -> None:
         self.counter.labels(self.label(provider), outcome).inc()
