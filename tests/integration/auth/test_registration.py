@@ -64,26 +64,22 @@ async def test_duplicate_email_differing_only_in_case_is_409_email_taken(client)
 @pytest.mark.parametrize(
     ("overrides", "field", "kind"),
     [
-        ({"username": "ab"}, "username", None),
-        ({"username": "x" * 33}, "username", None),
-        ({"username": "Upper"}, "username", None),
-        ({"username": "x'; DROP TABLE users;--"}, "username", None),
-        ({"username": "ユーザー名"}, "username", None),
-        ({"email": "not-an-email"}, "email", None),
-        ({"email": "a@b'; DELETE FROM users;--"}, "email", None),
-        ({"password": "short"}, "password", None),
-        ({"password": "p" * 129}, "password", None),
+        ({"username": "ab"}, "username", "username_format"),
+        ({"username": "x" * 33}, "username", "username_format"),
+        ({"username": "Upper"}, "username", "username_format"),
+        ({"username": "x'; DROP TABLE users;--"}, "username", "username_format"),
+        ({"username": "ユーザー名"}, "username", "username_format"),
+        ({"email": "not-an-email"}, "email", "email_invalid"),
+        ({"email": "a@b'; DELETE FROM users;--"}, "email", "email_invalid"),
+        ({"password": "short"}, "password", "password_too_short"),
+        ({"password": "p" * 129}, "password", "password_too_long"),
         ({"password": "Correct Horse Battery Staple"}, "password", "password_common"),
         ({"password": "qwertyuiopasdfghjkl"}, "password", "password_common"),
     ],
 )
 async def test_invalid_fields_are_422_with_the_field_named(client, overrides, field, kind):
-    """``kind`` is checked for the service's own rules; schema rules are pydantic's types."""
     response = await client.post("/api/auth/register", json=account(**overrides))
-    problems = fields_in(response)
-    assert set(problems) == {field}
-    if kind is not None:
-        assert problems[field] == kind
+    assert fields_in(response) == {field: kind}
 
 
 async def test_password_equal_to_username_or_email_is_refused(client):

@@ -1,6 +1,7 @@
 """auth's request bodies: a field over its length says so in characters, and a control
-character is refused before any other check (NUL or a lone surrogate would break hashing or
-PostgreSQL). A registration's values are judged by the domain's rules, all at once."""
+character is refused (NUL or a lone surrogate would break hashing or PostgreSQL), before any
+other check except in a registration, whose values are judged by the domain's rules, all at
+once."""
 
 from __future__ import annotations
 
