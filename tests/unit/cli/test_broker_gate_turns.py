@@ -9,7 +9,7 @@ import asyncio
 import doctest
 
 from finops.cli import kafka_frames
-from finops.cli.broker_gate import GroupTurn, Turns
+from finops.cli.gate_turns import GroupTurn, Turns
 
 
 def produce(correlation_id: int, acks: int = -1) -> bytes:
