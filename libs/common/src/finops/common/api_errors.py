@@ -16,6 +16,7 @@ that they are current).
 from __future__ import annotations
 
 import email.message
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,6 +222,7 @@ JSON_BODY = (
 )
 
 
+@functools.lru_cache(maxsize=64)  # a header parse on every JSON request; clients send few
 def is_json_media_type(content_type: str) -> bool:
     """``application/json`` or ``application/<anything>+json``, parameters ignored (as FastAPI
     decides whether to parse a body as JSON).
