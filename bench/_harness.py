@@ -297,6 +297,7 @@ async def measure_service(
         rate=rate,
         seconds=seconds,
         headers={"Authorization": f"Bearer {token}"},
+        server=url,
     )
     return ServiceFigures(service_rate, raw, endpoint, healthz, rate)
 

@@ -4,6 +4,8 @@ ones returned, the share of them that may fail, and the printed and recorded lat
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +36,15 @@ def require_success(what: str, statuses: dict[int, int] | dict[str, int], ok: in
         )
 
 
+async def service_cpu_s(url: str) -> float:
+    """CPU seconds the service at ``url`` has used (its ``process_cpu_seconds_total``, from
+    prometheus-client's process collector; NaN where the platform has none)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as r:
+        text = await r.text()
+    found = re.search(r"^process_cpu_seconds_total (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else math.nan
+
+
 async def open_loop(
     request: Callable[[aiohttp.ClientSession, int], Awaitable[bool]],
     *,
@@ -41,6 +52,7 @@ async def open_loop(
     seconds: float,
     headers: dict[str, str] | None = None,
     warmup: int = 50,
+    server: str | None = None,
 ) -> dict[str, float]:
     """Fire ``request(session, i)`` at a fixed rate, whether or not earlier ones returned.
 
@@ -48,9 +60,15 @@ async def open_loop(
     Returns p50/p99 in ms, the achieved rate and the number of failed requests; when more
     than :data:`FAILURES_ALLOWED` of them (the warm-up's included) fail, raises
     :class:`RequestsFailed` instead, since the latencies would be those of the failures.
+
+    Given the ``server``'s URL, also returns ``cpu_ms``: the CPU time that service used per
+    request (warm-up included). A tail latency on a shared machine swings with what else
+    runs; the CPU a request costs the service barely does, so it tells a slower code path
+    from a busier machine.
     """
     latencies: list[float] = []
     failures = 0
+    cpu_before = await service_cpu_s(server) if server else math.nan
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
@@ -78,8 +96,17 @@ async def open_loop(
             f"{failures:.0f} of {warmup + total} requests failed: the latencies would be "
             "those of the failures"
         )
+    cpu_ms = (
+        (await service_cpu_s(server) - cpu_before) * 1000 / (warmup + total) if server else math.nan
+    )
     q = statistics.quantiles(latencies, n=100)
-    return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+    return {
+        "p50": q[49],
+        "p99": q[98],
+        "achieved": achieved,
+        "failures": failures,
+        "cpu_ms": cpu_ms,
+    }
 
 
 async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, float]:
@@ -91,15 +118,21 @@ async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, fl
             await r.read()
             return r.status == 200
 
-    return await open_loop(get, rate=rate, seconds=seconds)
+    return await open_loop(get, rate=rate, seconds=seconds, server=url)
 
 
 def latency_line(name: str, lat: dict[str, float], remark: str = "") -> str:
     """One printed line of an open-loop run: achieved rate, p50, p99, failures."""
     return (
         f"  {name:<34} at {lat['achieved']:.0f}/s   p50 {lat['p50']:.1f} ms   "
-        f"p99 {lat['p99']:.1f} ms   failures {lat['failures']:.0f}{remark}"
+        f"p99 {lat['p99']:.1f} ms   failures {lat['failures']:.0f}{cpu_note(lat)}{remark}"
     )
+
+
+def cpu_note(lat: dict[str, float]) -> str:
+    """The service's CPU per request of a load, when it was measured."""
+    cpu_ms = lat.get("cpu_ms", math.nan)
+    return "" if math.isnan(cpu_ms) else f"   service CPU {cpu_ms:.2f} ms/request"
 
 
 def record_p99_against_healthz(
@@ -110,5 +143,14 @@ def record_p99_against_healthz(
         Measurement(name, lat["p99"], "ms"),
         Measurement("GET /healthz p99, same rate", healthz["p99"], "ms"),
         at_most(target_ms, source),
-        detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']:.0f} failures",
+        detail=f"p50 {lat['p50']:.1f} ms, {lat['failures']:.0f} failures{cpu_detail(lat, healthz)}",
     )
+
+
+def cpu_detail(lat: dict[str, float], healthz: dict[str, float]) -> str:
+    """The service's CPU per request of a load and of ``/healthz``'s, for a figure's detail."""
+    if math.isnan(lat.get("cpu_ms", math.nan)):
+        return ""
+    base = healthz.get("cpu_ms", math.nan)
+    floor = "" if math.isnan(base) else f" (/healthz {base:.2f} ms)"
+    return f", service CPU {lat['cpu_ms']:.2f} ms/request{floor}"

@@ -168,19 +168,7 @@ async def assignment_latency(
             return r.status == 200
 
     headers = {"Authorization": f"Bearer {token}"}
-    return await open_loop(get, rate=rate, seconds=seconds, headers=headers)
-
-
-#: the requests open_loop sends before it measures (they use CPU too)
-WARMUP_REQUESTS = 50
-
-
-async def service_cpu_s(url: str) -> float:
-    """CPU seconds the service's process has used (prometheus' process collector)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as r:
-        text = await r.text()
-    found = re.search(r"^process_cpu_seconds_total (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else float("nan")
+    return await open_loop(get, rate=rate, seconds=seconds, headers=headers, server=url)
 
 
 async def full_collections(url: str) -> tuple[int, float]:
@@ -207,14 +195,10 @@ def main() -> int:
             experiment_id = await running_experiment(stack.database_url)
             _, token = await register_and_login(stack.service_url("auth"))
             print(f"GET at {args.rate:.0f}/s for {args.seconds:.0f}s …", file=sys.stderr)
-            cpu_before = await service_cpu_s(url)
             base = await healthz_latency(url, args.rate, args.seconds)
-            cpu_base = await service_cpu_s(url) - cpu_before
-            gc_before, cpu_before = await full_collections(url), await service_cpu_s(url)
+            gc_before = await full_collections(url)
             lat = await assignment_latency(url, experiment_id, token, args.rate, args.seconds)
             gc_after = await full_collections(url)
-            cpu_lat = await service_cpu_s(url) - cpu_before
-            requests = args.rate * args.seconds + WARMUP_REQUESTS
             print(f"producing {args.events:,} tagged cost events …", file=sys.stderr)
             await produce(stack.kafka_bootstrap, stack.local_broker, args.events, experiment_id)
             intake, rate_cpu = await analysis_rate(stack, args.events)
@@ -229,10 +213,6 @@ def main() -> int:
                 latency_line(
                     "GET /api/experiments/{id}/assignment", lat, "   (target: p99 <= 10 ms)"
                 )
-            )
-            print(
-                f"  service CPU per request: /healthz {cpu_base / requests * 1000:.2f} ms "
-                f"(baseline), assignment {cpu_lat / requests * 1000:.2f} ms"
             )
             print(
                 f"  full (generation 2) garbage collections in the service during the "

@@ -100,7 +100,7 @@ async def single_event_latency(
             return r.status == 202
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return await open_loop(post, rate=rate, seconds=seconds, headers=headers)
+    return await open_loop(post, rate=rate, seconds=seconds, headers=headers, server=ingest)
 
 
 def main() -> int:
