@@ -73,6 +73,8 @@ async def test_duplicate_email_differing_only_in_case_is_409_email_taken(client)
         ({"email": "a@b'; DELETE FROM users;--"}, "email", "email_invalid"),
         ({"password": "short"}, "password", "password_too_short"),
         ({"password": "p" * 129}, "password", "password_too_long"),
+        # 130 code points as sent, over the schema's maxLength, though NFKC composes them to 65
+        ({"password": "e\u0301" * 65}, "password", "password_too_long"),
         ({"password": "Correct Horse Battery Staple"}, "password", "password_common"),
         ({"password": "qwertyuiopasdfghjkl"}, "password", "password_common"),
     ],
@@ -80,6 +82,16 @@ async def test_duplicate_email_differing_only_in_case_is_409_email_taken(client)
 async def test_invalid_fields_are_422_with_the_field_named(client, overrides, field, kind):
     response = await client.post("/api/auth/register", json=account(**overrides))
     assert fields_in(response) == {field: kind}
+
+
+async def test_a_password_within_the_schemas_max_length_is_accepted_though_nfkc_expands_it(
+    client,
+):
+    """128 code points, as OpenAPI's maxLength allows; NFKC makes 2,304 characters of them."""
+    body = account(password="\ufdfa" * 128)
+    assert (await client.post("/api/auth/register", json=body)).status_code == 201
+    login = {"login": body["username"], "password": body["password"]}
+    assert (await client.post("/api/auth/login", json=login)).status_code == 200
 
 
 async def test_password_equal_to_username_or_email_is_refused(client):

@@ -113,12 +113,18 @@ def test_a_fullwidth_common_password_is_refused_after_nfkc_normalisation():
     assert is_common_password(typed)
 
 
-def test_length_is_counted_after_nfkc_normalisation():
+def test_length_is_counted_in_code_points_as_sent_as_the_openapi_schema_says():
+    # The schema's minLength/maxLength count the string as sent; NFKC may shrink or grow it.
     decomposed = "e\u0301" * 6  # 12 code points, NFKC composes them into 6 "é"
-    assert len(decomposed) == 12
-    assert kinds(decomposed) == ["password_too_short"]
-    ligatures = "\ufb00" * 65  # 65 "ff" ligatures are 130 characters once normalised
-    assert kinds(ligatures) == ["password_too_long"]
+    assert kinds(decomposed) == []
+    assert kinds("e\u0301" * 5 + "e") == ["password_too_short"]  # 11 sent, 6 after NFKC
+    ligatures = "\ufb00" * 65  # 65 code points, 130 characters once normalised
+    assert kinds(ligatures) == []
+    expanding = "\ufdfa" * 8  # 8 code points sent, 144 after NFKC ("ﷺ" expands to 18)
+    assert kinds(expanding + "abcd") == []
+    assert kinds("\ufdfa" * 11) == ["password_too_short"]  # 11 sent, 198 after NFKC
+    composing = "e\u0301" * 65  # 130 code points sent, 65 after NFKC
+    assert kinds(composing) == ["password_too_long"]
 
 
 def test_identity_is_compared_after_nfkc_normalisation():

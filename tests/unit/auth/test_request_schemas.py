@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from finops.auth.api.schemas import ApiKeyCreate, LoginRequest, RefreshRequest, RegisterRequest
+from finops.auth.domain.policy import account_problems
 
 
 def _errors(build: Callable[[], BaseModel]) -> list[tuple[str, str]]:
@@ -70,3 +71,30 @@ def test_a_rule_message_with_braces_is_kept_as_it_is():
         (("password",), "password_too_short"),
     ]
     assert caught.value.errors()[1]["msg"].startswith("not a valid email address: ")
+
+
+def _password_types(password: str) -> list[str]:
+    """What the domain's rules (applied to every registration) say of a password."""
+    return [p["type"] for p in account_problems(None, None, password)]
+
+
+def test_the_password_length_rule_is_the_one_the_openapi_schema_states():
+    """minLength/maxLength count the password as sent, in code points, whatever NFKC makes
+    of it: "\ufdfa" expands to 18 characters, "e" + U+0301 composes into one."""
+    schema = RegisterRequest.model_json_schema()["properties"]["password"]
+    low, high = schema["minLength"], schema["maxLength"]
+    expanding, composing = "\ufdfa", "e\u0301"
+    assert _password_types(expanding * high) == []  # 2,304 characters once normalised
+    assert _password_types(expanding * (high + 1)) == ["password_too_long"]
+    assert _password_types(composing * (high // 2) + "x") == ["password_too_long"]
+    assert _password_types(composing * (low // 2)) == []  # 6 characters once normalised
+    assert _password_types(expanding * (low - 1)) == ["password_too_short"]
+
+
+def test_a_login_password_is_bounded_as_sent_before_anything_hashes_it():
+    """A long password is refused by the schema, in code points as sent, so no hashing (nor
+    NFKC normalisation) is spent on it; one that NFKC expands is still within the bound."""
+    assert LoginRequest(login="alice", password="\ufdfa" * 1024).password == "\ufdfa" * 1024
+    assert _errors(lambda: LoginRequest(login="alice", password="p" * 1025)) == [
+        ("string_too_long", "String should have at most 1024 characters")
+    ]

@@ -40,7 +40,8 @@ class Argon2Parameters:
 def normalized_text(password: str) -> str:
     """NFKC, as NIST SP 800-63B asks, so the same password typed on two keyboards matches.
 
-    The password rules (length, common list) judge this form: it is what gets hashed.
+    The password rules (common list, identity) judge this form: it is what gets hashed. The
+    length rule counts the password as sent, as the API's schema states it.
     """
     return unicodedata.normalize("NFKC", password)
 

@@ -100,15 +100,21 @@ def email_warnings(email: str) -> list[dict[str, Any]]:
 
 
 def password_problems(password: str, *, username: str, email: str) -> list[dict[str, Any]]:
-    """Judged on the NFKC form, the one that is hashed: a fullwidth "password" is "password",
-    and 12 code points that compose into 6 characters are 6 characters."""
-    password = normalized_text(password)
+    """The length is counted in code points of the password as sent, as the OpenAPI
+    document's ``minLength``/``maxLength`` say; every other rule judges the NFKC form, the
+    one that is hashed: a fullwidth "password" is "password".
+
+    (Counting the NFKC form instead would refuse 8 times U+FDFA, 8 code points that expand to
+    144, and accept 65 pairs "e" + U+0301, 130 code points that compose into 65: neither is
+    what the schema promises.)
+    """
     if len(password) < PASSWORD_MIN_CHARS:
         message = f"password must have at least {PASSWORD_MIN_CHARS} characters"
         return [problem("password", message, "password_too_short")]
     if len(password) > PASSWORD_MAX_CHARS:
         message = f"password must have at most {PASSWORD_MAX_CHARS} characters"
         return [problem("password", message, "password_too_long")]
+    password = normalized_text(password)
     if has_forbidden_characters(password):
         message = "password must not contain control characters"
         return [problem("password", message, "password_characters")]
