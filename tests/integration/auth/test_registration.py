@@ -71,6 +71,9 @@ async def test_duplicate_email_differing_only_in_case_is_409_email_taken(client)
         ({"username": "ユーザー名"}, "username", "username_format"),
         ({"email": "not-an-email"}, "email", "email_invalid"),
         ({"email": "a@b'; DELETE FROM users;--"}, "email", "email_invalid"),
+        # the email is a bare address: no display name, no surrounding spaces
+        ({"email": "Ann <ann@example.com>"}, "email", "email_invalid"),
+        ({"email": " ann@example.com"}, "email", "email_invalid"),
         ({"password": "short"}, "password", "password_too_short"),
         ({"password": "p" * 129}, "password", "password_too_long"),
         # 130 code points as sent, over the schema's maxLength, though NFKC composes them to 65

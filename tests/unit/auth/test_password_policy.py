@@ -44,6 +44,25 @@ def test_bad_emails(email):
     assert [p["field"] for p in invalid.value.details] == ["email"]
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "Ann <ann@example.com>",
+        '"Ann" <ann@example.com>',
+        "<ann@example.com>",
+        " ann@example.com",
+        "ann@example.com ",
+        "\tann@example.com",
+    ],
+)
+def test_an_email_is_a_bare_address_without_display_name_or_surrounding_spaces(email):
+    """pydantic's EmailStr took "Ann <ann@example.com>" and trimmed spaces; the account's
+    email is the bare address, so these are refused rather than rewritten."""
+    with pytest.raises(AccountInvalid) as invalid:
+        check_new_account("alice", email, GOOD)
+    assert [(p["field"], p["type"]) for p in invalid.value.details] == [("email", "email_invalid")]
+
+
 def test_every_field_is_judged_whatever_the_others_break():
     with pytest.raises(AccountInvalid) as invalid:
         check_new_account("Bad Name", "a@example.com", "password1234")
