@@ -6,6 +6,7 @@ real (RS256) against a blocklist that holds nothing.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from support import agent_mismatch_error, llm_call
 
 from finops.common.events import apply_pricing, parse_event
+from finops.optimizer.domain.analytics import DIMENSIONS, FLEET
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +210,21 @@ def test_a_stats_key_holding_a_nul_is_422_invalid_text(trained: TestClient) -> N
     ]
     # an escaped percent sign is not a NUL
     assert trained.get("/api/stats/team?key=a%2500").status_code == 200
+
+
+def test_the_openapi_text_of_the_stats_endpoints_names_every_dimension_they_accept(
+    client: TestClient,
+) -> None:
+    """The summaries are derived from the list of dimensions, so they cannot miss one (the
+    totals' summary once left out `fleet`)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    expected = {
+        "/api/stats/{dimension}": [FLEET, *DIMENSIONS],
+        "/api/stats/{dimension}/top": list(DIMENSIONS),
+    }
+    for path, dimensions in expected.items():
+        operation = paths[path]["get"]
+        [parameter] = [p for p in operation["parameters"] if p["name"] == "dimension"]
+        assert parameter["schema"]["enum"] == dimensions
+        for dimension in dimensions:
+            assert re.search(rf"\b{dimension}\b", operation["summary"]), (path, dimension)

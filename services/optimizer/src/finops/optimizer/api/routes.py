@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -44,7 +44,14 @@ from finops.optimizer.api.schemas import (
     TotalsOut,
     WindowsOut,
 )
-from finops.optimizer.domain.analytics import GRANULARITIES, Metric
+from finops.optimizer.domain.analytics import (
+    FLEET,
+    FLEET_KEY,
+    GRANULARITIES,
+    Dimension,
+    KeyedDimension,
+    Metric,
+)
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
@@ -78,8 +85,17 @@ WRITE = (
     CHECKPOINT_DOWN,
 )
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
-KeyedDimension = Literal["agent", "team", "task_type", "provider", "model"]
-Dimension = Literal["fleet", "agent", "team", "task_type", "provider", "model"]
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """The values of a path parameter as OpenAPI text reads them: a, b or c."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+# The OpenAPI text names the dimensions from the one list of them, so it cannot miss one.
+_KEYED_DIMENSIONS = get_args(KeyedDimension)
+STATS_SUMMARY = f"Totals or tumbling windows per dimension: {_either(get_args(Dimension))}"
+STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
 
 
 @router.get(
@@ -197,9 +213,11 @@ async def partitions(_: StatsReader, request: Request) -> dict[str, Any]:
 @router.get(
     "/api/stats/{dimension}",
     tags=["stats"],
-    summary="Totals or tumbling windows per agent, team, task_type, provider or model",
+    summary=STATS_SUMMARY,
     response_model=TotalsOut | WindowsOut,
-    description="Calls, tokens, spend, success rate, cost per success, latency p50/p95. "
+    description="Calls, tokens, spend, success rate, cost per success, latency p50/p95, per "
+    f"key of the dimension ({_either(_KEYED_DIMENSIONS)}), or in one row of key "
+    f"`{FLEET_KEY}` for `{FLEET}`, every call. "
     "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
     responses=responses(READ, NUL_IN_QUERY),
 )
@@ -227,7 +245,7 @@ async def stats(
 @router.get(
     "/api/stats/{dimension}/top",
     tags=["stats"],
-    summary="Top keys of a dimension",
+    summary=STATS_TOP_SUMMARY,
     response_model=TopOut,
     responses=responses(READ),
 )

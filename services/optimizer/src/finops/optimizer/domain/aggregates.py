@@ -25,6 +25,8 @@ __all__ = [
     "OTHER_KEY",
     "Aggregate",
     "Bucket",
+    "Dimension",
+    "KeyedDimension",
     "Metric",
     "bucket_aggregates",
     "dimension_aggregates",
@@ -35,8 +37,12 @@ __all__ = [
     "unpack_bucket",
 ]
 
-DIMENSIONS: tuple[str, ...] = ("agent", "team", "task_type", "provider", "model")
+#: the dimensions that have keys; the one list of them (the API's path values come from it)
+KeyedDimension = Literal["agent", "team", "task_type", "provider", "model"]
+DIMENSIONS: tuple[str, ...] = get_args(KeyedDimension)
 FLEET = "fleet"
+#: every dimension a total or window is read for: the fleet (one row) and the keyed ones
+Dimension = Literal["fleet", KeyedDimension]
 FLEET_KEY = "all"
 #: key used when an optional dimension (``team``) is absent from the event
 NONE_KEY = "(none)"
