@@ -63,22 +63,26 @@ class ProviderOutcomeCounter:
     def __init__(self, counter: Counter, max_providers: int) -> None:
         self.counter = counter
         self.max_providers = max_providers
-        self._named: set[str] = set()
-        self._started: set[str] = set()  # labels whose series exist
+        self._named: set[str] = set()  # labels of their own; their series exist
+        self._other_started = False  # whether the OTHER_PROVIDERS series exist
 
     def label(self, provider: str) -> str:
         """``provider``'s label; a label's first use starts both its series at 0, so that the
         first fault is an increase (``increase()`` counts nothing in a series' first sample)."""
         if provider in self._named:
             return provider
-        label = provider if len(self._named) < self.max_providers else OTHER_PROVIDERS
-        if label not in self._started:
-            self._started.add(label)
-            for outcome in PROVIDER_OUTCOME_KINDS:
-                self.counter.labels(label, outcome)
-        if label == provider:
+        if len(self._named) < self.max_providers:
             self._named.add(provider)
-        return label
+            self._start(provider)
+            return provider
+        if not self._other_started:
+            self._other_started = True
+            self._start(OTHER_PROVIDERS)
+        return OTHER_PROVIDERS
+
+    def _start(self, label: str) -> None:
+        for outcome in PROVIDER_OUTCOME_KINDS:
+            self.counter.labels(label, outcome)
 
     def count(self, provider: str, outcome: str) -> None:
         self.counter.labels(self.label(provider), outcome).inc()
