@@ -254,8 +254,66 @@ def test_a_correlation_id_reused_in_flight_takes_no_second_turn() -> None:
         one = turns.connection()
         await one.before_request(join(1, "owners"))
         await asyncio.wait_for(one.before_request(join(1, "owners")), timeout=5)
-        gatherings = turns.groups["owners"].gatherings
+        group = turns.groups["owners"]
+        gatherings = group.gatherings
         one.release()
-        return gatherings, turns.groups["owners"].busy()
+        return gatherings, group.busy()
 
     assert asyncio.run(scenario()) == (1, False)
+
+
+def test_an_idle_groups_turn_is_dropped_and_its_next_request_gets_a_fresh_one() -> None:
+    """Group ids come from clients: a group's entry goes once no request of it waits or is
+    in the broker, so they do not pile up; the group's turns work as before."""
+
+    async def scenario() -> list[object]:
+        turns = Turns()
+        one, two = turns.connection(), turns.connection()
+        seen: list[object] = []
+        await one.before_request(join(1, "owners"))
+        waiting = asyncio.create_task(two.before_request(heartbeat(2, "owners")))
+        await _settle()
+        one.after_response(response(1))  # the heartbeat, woken, has not looked again yet
+        seen.append(sorted(turns.groups))
+        await asyncio.wait_for(waiting, timeout=5)
+        seen.append(turns.groups["owners"].alone)
+        two.after_response(response(2))
+        seen.append(sorted(turns.groups))  # idle: dropped
+        await one.before_request(heartbeat(3, "owners"))  # a fresh turn, held at once
+        fresh = turns.groups["owners"]
+        late = asyncio.create_task(two.before_request(join(4, "owners")))
+        await _settle()
+        seen.append(late.done())  # the join waits for the heartbeat, as before
+        one.after_response(response(3))
+        await asyncio.wait_for(late, timeout=5)
+        seen.append(turns.groups["owners"] is fresh)
+        two.release()  # a closed connection gives its turn back: the group is idle again
+        seen.append(sorted(turns.groups))
+        await one.before_request(heartbeat(5, "owners"))
+        await one.before_request(heartbeat(5, "reused"))  # an id in flight: takes no turn
+        one.release()
+        seen.append(sorted(turns.groups))
+        return seen
+
+    assert asyncio.run(scenario()) == [["owners"], True, [], False, True, [], []]
+
+
+def test_a_request_that_waited_past_the_turns_wait_or_was_cancelled_leaves_no_entry() -> None:
+    async def scenario() -> list[object]:
+        turns = Turns()
+        one, two = turns.connection(), turns.connection()
+        await one.before_request(join(1, "owners"))
+        turns.groups["owners"].max_wait_s = 0.01
+        await asyncio.wait_for(two.before_request(heartbeat(2, "owners")), timeout=5)
+        seen: list[object] = [turns.groups["owners"].users]  # the join only
+        turns.groups["owners"].max_wait_s = 5.0
+        waiting = asyncio.create_task(two.before_request(heartbeat(3, "owners")))
+        await _settle()
+        waiting.cancel()  # the connection's task ended while its request waited
+        await asyncio.gather(waiting, return_exceptions=True)
+        seen.append(turns.groups["owners"].users)
+        one.after_response(response(1))
+        seen.append(sorted(turns.groups))
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 1, []]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from finops.cli.kafka_frames import PRODUCE, RequestHeader, int32, parse_request
 
@@ -42,6 +44,10 @@ class GroupTurn:
         self.gatherings = 0  # joins and syncs in the broker
         self.alone = False  # another request of the group in the broker
         self._waiting: list[asyncio.Future[None]] = []
+        #: requests waiting for the turn or holding it (a woken waiter counts until it has
+        #: looked again); at 0 the turn is idle and ``on_idle`` is called
+        self.users = 0
+        self.on_idle: Callable[[], None] | None = None
 
     def busy(self) -> bool:
         return self.alone or self.gatherings > 0
@@ -52,6 +58,16 @@ class GroupTurn:
     async def enter(self, gathering: bool) -> bool:
         """Wait for the turn; False when ``max_wait_s`` passed first (the request goes
         without it, and holds nothing)."""
+        self.users += 1
+        taken = False
+        try:
+            taken = await self._take(gathering)
+        finally:
+            if not taken:  # timed out, or cancelled while waiting: holds nothing
+                self._gone()
+        return taken
+
+    async def _take(self, gathering: bool) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait_s
         while not self._free_for(gathering):
@@ -80,6 +96,16 @@ class GroupTurn:
         for waiter in waiting:  # each looks again at what is in the broker
             if not waiter.done():
                 waiter.set_result(None)
+        self._gone()
+
+    def _gone(self) -> None:
+        self.users -= 1
+        self.drop_if_idle()
+
+    def drop_if_idle(self) -> None:
+        """Call ``on_idle`` if no request waits for the turn or holds it."""
+        if self.users == 0 and self.on_idle is not None:
+            self.on_idle()
 
 
 class _ProduceTurn:
@@ -109,7 +135,9 @@ class Turns:
         #: the produce requests' turn
         self.lock = asyncio.Lock()
         self._produce = _ProduceTurn(self.lock)
-        #: each consumer group's turn (by group id)
+        #: each consumer group's turn (by group id) while one of its requests waits for it
+        #: or holds it: an idle group's entry is dropped (its next request starts a fresh
+        #: one, as free as the idle one was), so group ids seen once do not pile up
         self.groups: dict[str, GroupTurn] = {}
 
     def connection(self) -> Connection:
@@ -122,8 +150,19 @@ class Turns:
         if header.api_key == PRODUCE:
             return None if header.acks == 0 else self._produce  # acks=0: no response comes
         if header.group is not None and header.api_key in GROUP_TURNS:
-            return self.groups.setdefault(header.group, GroupTurn())
+            return self._group_turn(header.group)
         return None
+
+    def _group_turn(self, group: str) -> GroupTurn:
+        turn = self.groups.get(group)
+        if turn is None:
+            turn = self.groups[group] = GroupTurn()
+            turn.on_idle = partial(self._forget, group, turn)
+        return turn
+
+    def _forget(self, group: str, turn: GroupTurn) -> None:
+        if self.groups.get(group) is turn:
+            del self.groups[group]
 
 
 class Connection:
@@ -144,6 +183,8 @@ class Connection:
             # a client reusing an id still awaiting its answer: one answer could not give
             # back two turns, so this request goes without one
             log.warning("correlation id %d reused in flight", header.correlation_id)
+            if isinstance(turn, GroupTurn):
+                turn.drop_if_idle()  # a group's turn looked up for nothing
             return
         gathering = header.api_key in GATHERINGS
         if await turn.enter(gathering):
