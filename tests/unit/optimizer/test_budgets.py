@@ -395,3 +395,33 @@ def test_a_budget_put_after_calls_it_does_not_count_is_as_of_the_latest_call_see
     assert BudgetTracker.merged([unseen, restored]).status("b")["period_start"] == (
         "2025-03-02T00:00:00Z"
     )
+
+
+def test_a_budget_on_a_tracker_that_has_seen_no_call_is_as_of_nothing_not_1970():
+    """Time is the events' time: before any call no period is current, so as_of and the
+    period are None (they said 1970-01-01), and the rest of the status is 0."""
+    bt = BudgetTracker([Budget("b", "team", "support", "day", 10.0)])
+    status = bt.status("b")
+    assert (status["period_start"], status["period_end"], status["as_of"]) == (None, None, None)
+    assert status["pacing"]["period_end"] is None
+    assert bt.pacing("b")["period_end"] is None
+    assert (status["spend_usd"], status["calls"], status["forecast_usd"]) == (0.0, 0, 0.0)
+    assert status["pacing"]["action"] == "none"
+    assert bt.due_alerts() == []
+    state = bt.to_state()
+    assert state["watermark"] is None and state["states"] == {}  # the checkpoint as before
+    unseen = BudgetTracker.merged([BudgetTracker.from_state(state), BudgetTracker(bt.budgets())])
+    assert unseen.status("b")["as_of"] is None
+    dated = bt.status("b", at=at(5))  # an explicit time still dates the answer
+    assert (dated["period_start"], dated["as_of"]) == (
+        "2025-03-01T00:00:00Z",
+        "2025-03-01T05:00:00Z",
+    )
+    bt.observe(call("bot", 0.5, at(30)))  # a call no budget counts: the period is now known
+    status = bt.status("b")
+    assert (status["period_start"], status["period_end"], status["as_of"]) == (
+        "2025-03-02T00:00:00Z",
+        "2025-03-03T00:00:00Z",
+        "2025-03-02T06:00:00Z",
+    )
+    assert status["pacing"]["period_end"] == "2025-03-03T00:00:00Z"

@@ -144,6 +144,23 @@ def test_the_openapi_schema_lists_every_exploration_value_for_api_readers(
     assert ">>>" not in str(schemas)  # no docstring example leaks into the API's documentation
 
 
+def test_a_budget_on_an_optimizer_that_has_seen_no_call_is_as_of_null_not_1970() -> None:
+    client = operator_client()
+    put = client.put(
+        "/api/budgets/support-daily",
+        json={"scope": "team", "subject": "support", "period": "day", "limit_usd": 5},
+    )
+    assert put.status_code == 200, put.text
+    [listed] = client.get("/api/budgets").json()["budgets"]
+    for status in (put.json(), listed):
+        assert (status["period_start"], status["period_end"], status["as_of"]) == (None,) * 3
+        assert status["pacing"]["period_end"] is None
+        assert (status["spend_usd"], status["calls"]) == (0, 0)
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name, field in [("BudgetStatusOut", "as_of"), ("PacingOut", "period_end")]:
+        assert {"type": "null"} in schemas[name]["properties"][field]["anyOf"]
+
+
 def test_a_new_budget_is_as_of_the_latest_call_the_optimizer_has_seen() -> None:
     client = operator_client()
     engine = engine_of(client)

@@ -206,15 +206,21 @@ class PacingOut(Out):
     spend_usd: Real
     forecast_usd: Real
     limit_usd: Real
-    period_end: str
+    period_end: str | None = Field(description="null until the optimizer has seen a call")
     reason: str
 
 
 class BudgetStatusOut(Out):
     budget: BudgetOut
-    period_start: str
-    period_end: str
-    as_of: str
+    period_start: str | None = Field(
+        description="the current period's bounds: null until the optimizer has seen a call "
+        "(time is the events' time: no period is current before one)"
+    )
+    period_end: str | None = Field(description="null until the optimizer has seen a call")
+    as_of: str | None = Field(
+        description="the newest event time seen, that the status is as of: null until the "
+        "optimizer has seen a call"
+    )
     spend_usd: Real
     calls: int
     used_fraction: Real

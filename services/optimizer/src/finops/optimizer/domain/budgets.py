@@ -190,34 +190,47 @@ class BudgetTracker:
         return ewma_alpha(self.half_life_hours[b.period])
 
     # ------------------------------------------------------------------ queries
-    def _view(self, b: Budget, at: datetime | float | None) -> tuple[BurnState, float]:
-        """The budget's state as of ``at`` (default: the newest event time seen, whether a
-        budget counted that call or not; 0, the epoch, before any call was seen)."""
-        st = self._states.get(b.id)
+    def _as_of(self, b: Budget, at: datetime | float | None) -> float | None:
+        """The time ``b``'s status is as of: ``at``, by default the newest event time seen,
+        whether a budget counted that call or not; None before any call was seen (time is
+        the events' time: no period is current yet)."""
         if at is not None:
-            ts = epoch_seconds(at)
-        elif st is not None and st.last_ts is not None:
-            ts = max(st.last_ts, self._watermark or st.last_ts)
-        else:
-            ts = self._watermark if self._watermark is not None else 0.0
+            return epoch_seconds(at)
+        st = self._states.get(b.id)
+        if st is not None and st.last_ts is not None:
+            return max(st.last_ts, self._watermark or st.last_ts)
+        return self._watermark
+
+    def _view(self, b: Budget, at: datetime | float | None) -> tuple[BurnState, float | None]:
+        """The budget's state as of :meth:`_as_of`, and that time. Before any call was seen,
+        an empty state (of the epoch's period, which no answer shows: see :meth:`status`)."""
+        as_of = self._as_of(b, at)
+        ts = 0.0 if as_of is None else as_of
+        st = self._states.get(b.id)
         start, end = period_bounds(b.period, ts)
         if st is None or st.period_start < start:
             st = BurnState.carried_over(st, start, end)
         elif st.hour_start is not None and ts >= st.hour_start + HOUR:
             st = BurnState.unpack(st.pack())  # roll the hour on a copy: queries never mutate
             st.roll_hour(self._alpha(b), ts)
-        return st, ts
+        return st, as_of
 
     def status(self, budget_id: str, at: datetime | float | None = None) -> dict[str, Any]:
-        """Spend, forecast, fired alerts and pacing of one budget (JSON-ready)."""
+        """Spend, forecast, fired alerts and pacing of one budget (JSON-ready).
+
+        ``as_of`` and the period (``period_start``, ``period_end``, the pacing's
+        ``period_end``) are None until a call has been seen (and ``at`` not given): time is
+        the events' time, so no period is current yet; spend, calls and rates are then 0.
+        """
         b = self._budgets[budget_id]
-        st, ts = self._view(b, at)
+        st, as_of = self._view(b, at)
+        ts = 0.0 if as_of is None else as_of
         rate, crate = st.rates(ts)
         return {
             "budget": b.to_dict(),
-            "period_start": iso_utc(st.period_start),
-            "period_end": iso_utc(st.period_end),
-            "as_of": iso_utc(ts),
+            "period_start": None if as_of is None else iso_utc(st.period_start),
+            "period_end": None if as_of is None else iso_utc(st.period_end),
+            "as_of": None if as_of is None else iso_utc(as_of),
             "spend_usd": st.spend,
             "calls": st.calls,
             "used_fraction": st.spend / b.limit_usd,
@@ -226,7 +239,7 @@ class BudgetTracker:
             "forecast_usd": st.forecast(ts),
             "alerts_fired": list(st.fired),
             "late_events": st.late,
-            "pacing": pacing_of(b, st, ts, self.pacing_headroom),
+            "pacing": self._pacing(b, st, as_of),
         }
 
     def statuses(self, at: datetime | float | None = None) -> list[dict[str, Any]]:
@@ -235,8 +248,13 @@ class BudgetTracker:
     def pacing(self, budget_id: str, at: datetime | float | None = None) -> dict[str, Any]:
         """Pacing recommendation of one budget (see :mod:`.budget_pacing`)."""
         b = self._budgets[budget_id]
-        st, ts = self._view(b, at)
-        return pacing_of(b, st, ts, self.pacing_headroom)
+        return self._pacing(b, *self._view(b, at))
+
+    def _pacing(self, b: Budget, st: BurnState, as_of: float | None) -> dict[str, Any]:
+        pacing = pacing_of(b, st, 0.0 if as_of is None else as_of, self.pacing_headroom)
+        if as_of is None:
+            pacing["period_end"] = None  # no call seen: no period is current yet
+        return pacing
 
     def pacing_for(
         self,
@@ -265,10 +283,12 @@ class BudgetTracker:
         """
         alerts: list[Alert] = []
         for b in self.budgets():
-            st, ts = self._view(b, at)
+            st, as_of = self._view(b, at)
+            if as_of is None:
+                continue  # no call seen: nothing spent, nothing to alert about
             unfired = BurnState.unpack(st.pack())
             unfired.fired = []
-            alerts += check_alerts(b, unfired, ts)
+            alerts += check_alerts(b, unfired, as_of)
         return alerts
 
     @classmethod
