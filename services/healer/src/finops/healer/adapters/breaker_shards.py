@@ -13,8 +13,9 @@ count one twice (a redelivered outcome is dropped by its event id).
 
 After every batch the states of the breakers it changed are published to the compacted
 ``finops.circuits.v1``, and an alert to ``finops.alerts.v1`` for each opening and closing,
-*before* the checkpoint: a crash in between replays the batch and publishes them again (at
-least once; an alert's id is a function of the transition, so a repeat is recognisable).
+*before* the checkpoint (any checkpoint: a rebalance's may come between two turns of a batch):
+a crash in between replays the batch and publishes them again (at least once; an alert's id is
+a function of the transition, so a repeat is recognisable).
 
 Every ``republish_interval_s`` the owner also publishes the state of every breaker it owns,
 changed or not. A deposed owner that has not yet noticed its partition moved (a rebalance it
@@ -257,7 +258,12 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         OWNED.set(len(self.shards))
 
     async def checkpoint_locked(self) -> None:
+        """Publish what is not published yet, then checkpoint. A rebalance may checkpoint a
+        partition between two turns of a poll, before :meth:`after_batch` publishes them:
+        published only after, its transitions would be saved yet never announced (the next
+        owner replays from the checkpoint, past them)."""
         self._circuits_read = None
+        await self.publish()
         await super().checkpoint_locked()
 
     def released(self, partition: int, shard: BreakerShard) -> None:
