@@ -5,6 +5,7 @@ covers it is saved."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from finops.common.log_position import ResumePlan
 from finops.common.owned_partitions import OwnedPartitions
+from finops.common.partitions import HANDLE_AT_ONCE
 
 TOPIC = "finops.owned.v1"
 
@@ -83,14 +85,18 @@ class Recorder(OwnedPartitions[Seen]):
     """A stage over an in-memory shard store; ``refused`` partitions' saves are refused (a
     checkpoint further along exists)."""
 
-    def __init__(self, consumer: ScriptedConsumer, saved: dict[int, SavedShard]) -> None:
+    def __init__(
+        self, consumer: ScriptedConsumer, saved: dict[int, SavedShard], **options: Any
+    ) -> None:
         async def resume(offsets: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
             return ResumePlan("cluster", dict(offsets))
 
-        super().__init__(consumer, TOPIC, resume=resume, checkpoint_interval_s=3600)  # type: ignore[arg-type]
+        super().__init__(consumer, TOPIC, resume=resume, checkpoint_interval_s=3600, **options)  # type: ignore[arg-type]
         self.saved = saved
         self.refused: set[int] = set()
         self.released_shards: dict[int, list[int]] = {}
+        #: every save asked for, in order: the partition and the offsets it was given
+        self.saves: list[tuple[int, dict[str, int]]] = []
 
     async def load_shard(self, partition: int) -> tuple[Seen, dict[str, int], str | None]:
         saved = self.saved.get(partition)
@@ -99,6 +105,7 @@ class Recorder(OwnedPartitions[Seen]):
         return Seen(list(saved.seen)), saved.offsets, saved.cluster_id
 
     async def save_shard(self, partition: int, shard: Seen, offsets: dict[str, int]) -> bool:
+        self.saves.append((partition, dict(offsets)))
         if partition in self.refused:
             return False
         self.saved[partition] = SavedShard(list(shard.offsets), dict(offsets), self.cluster_id)
@@ -111,9 +118,12 @@ class Recorder(OwnedPartitions[Seen]):
         self.released_shards[partition] = shard.offsets
 
 
-def stage(saved: dict[int, SavedShard] | None = None) -> tuple[Recorder, ScriptedConsumer]:
+def stage(
+    saved: dict[int, SavedShard] | None = None, **options: Any
+) -> tuple[Recorder, ScriptedConsumer]:
+    """A :class:`Recorder` on a :class:`ScriptedConsumer`; ``options``: OwnedPartitions'."""
     consumer = ScriptedConsumer(asyncio.Event())
-    return Recorder(consumer, saved or {}), consumer
+    return Recorder(consumer, saved or {}, **options), consumer
 
 
 async def test_adopting_loads_each_shard_and_seeks_to_its_saved_offset():
@@ -228,3 +238,147 @@ async def test_a_failed_adoption_stops_the_loop_instead_of_skipping_the_partitio
         await owner.run(consumer.stop)
     assert isinstance(stopped.value.__cause__, ValueError)
     assert consumer.polls == [Poll({0: [0]})]  # it stopped before reading anything
+
+
+# -- turns: a poll's records are applied records_per_turn at a time ---------------------------
+# A catch-up's polls are 2,000 records; the API and the consumers' heartbeats share the event
+# loop, and a rebalance the lock too: none of them may wait for a whole poll.
+
+
+class OtherTask:
+    """Another task on the loop (a request, a heartbeat): counts the turns it gets and, at its
+    first, runs ``first`` (a rebalance, which takes the stage's lock)."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.first: Callable[[], Awaitable[None]] | None = None
+
+    async def run(self) -> None:
+        while True:
+            self.turns += 1
+            if self.turns == 1 and self.first is not None:
+                await self.first()
+            await asyncio.sleep(0)
+
+
+class TurnRecorder(Recorder):
+    """Notes each record applied (partition, offset, the other task's turns then) and each
+    :meth:`after_batch` (whether the lock was held, the records applied by then)."""
+
+    def __init__(self, consumer: ScriptedConsumer, other: OtherTask, **options: Any) -> None:
+        super().__init__(consumer, {}, **options)
+        self.other = other
+        self.applied: list[tuple[int, int, int]] = []
+        self.after_batches: list[tuple[bool, int]] = []
+
+    async def handle(self, partition: int, shard: Seen, records: list[Any]) -> None:
+        self.applied += [(partition, record.offset, self.other.turns) for record in records]
+        await super().handle(partition, shard, records)
+
+    async def after_batch(self) -> None:
+        self.after_batches.append((self.lock.locked(), len(self.applied)))
+        await super().after_batch()
+
+    def offsets_applied(self, partition: int) -> list[int]:
+        return [offset for p, offset, _turns in self.applied if p == partition]
+
+
+def turn_stage(**options: Any) -> tuple[TurnRecorder, ScriptedConsumer, OtherTask]:
+    consumer = ScriptedConsumer(asyncio.Event())
+    other = OtherTask()
+    return TurnRecorder(consumer, other, **options), consumer, other
+
+
+async def run_beside(owner: Recorder, consumer: ScriptedConsumer, other: OtherTask) -> None:
+    """Run ``owner``'s loop until its scripted polls are done, ``other`` taking turns beside."""
+    beside = asyncio.create_task(other.run())
+    try:
+        await owner.run(consumer.stop)
+    finally:
+        beside.cancel()
+
+
+@pytest.mark.parametrize("per_turn", [None, 7])
+async def test_a_poll_is_applied_a_turn_at_a_time_every_record_once_in_order(per_turn):
+    options = {} if per_turn is None else {"records_per_turn": per_turn}
+    owner, consumer, other = turn_stage(**options)  # None: the default
+    size = per_turn or HANDLE_AT_ONCE
+    assert owner.records_per_turn == size
+    await owner.adopt({0, 1})
+    consumer.polls = [Poll({0: list(range(1150)), 1: list(range(850))})]  # 2,000 records
+    await run_beside(owner, consumer, other)
+    # no gap, no repeat, in order
+    assert owner.offsets_applied(0) == list(range(1150))
+    assert owner.offsets_applied(1) == list(range(850))
+    assert owner.shards == {0: Seen(list(range(1150))), 1: Seen(list(range(850)))}
+    # the other task had a turn after each turn's records: never more than a turn's between
+    between = Counter(turns for _p, _offset, turns in owner.applied)
+    assert max(between.values()) == size
+    assert len(between) == -(-1150 // size) + -(-850 // size)
+    # after_batch once a poll (the scripted one, then the empty one), under the lock, after
+    # every turn of its poll
+    assert owner.after_batches == [(True, 2000), (True, 2000)]
+    assert consumer.commits == [{tp(0): 1150, tp(1): 850}]
+
+
+def test_a_turn_holds_at_least_one_record():
+    with pytest.raises(ValueError):
+        stage(records_per_turn=0)
+
+
+async def test_a_partition_revoked_between_two_turns_leaves_the_rest_to_its_next_owner():
+    owner, consumer, other = turn_stage()
+    other.first = lambda: owner.release({0})  # a rebalance, as soon as the loop is handed back
+    await owner.adopt({0, 1})
+    consumer.polls = [Poll({0: list(range(1000)), 1: list(range(1000))})]
+    await run_beside(owner, consumer, other)
+    # partition 0 went after its first turn: the rest of the poll is not applied here...
+    assert owner.offsets_applied(0) == list(range(HANDLE_AT_ONCE))
+    assert owner.released_shards == {0: list(range(HANDLE_AT_ONCE))}
+    # ...and its checkpoint starts its next owner at the record after the last one applied
+    assert owner.saves == [(0, {f"{TOPIC}:0": HANDLE_AT_ONCE}), (1, {f"{TOPIC}:1": 1000})]
+    assert owner.saved[0].seen == list(range(HANDLE_AT_ONCE))
+    assert consumer.commits == [{tp(0): HANDLE_AT_ONCE}, {tp(1): 1000}]
+    # the partition kept is applied whole, once, in order
+    assert owner.offsets_applied(1) == list(range(1000))
+    assert set(owner.shards) == {1} and owner.offsets == {1: 1000}
+
+
+async def test_a_partition_adopted_again_between_two_turns_reads_the_rest_from_its_checkpoint():
+    owner, consumer, other = turn_stage()
+
+    async def rebalance() -> None:  # taken away and given back: a new shard, sought back
+        await owner.release({0})
+        await owner.adopt({0})
+
+    other.first = rebalance
+    await owner.adopt({0})
+    before = owner.shards[0]
+    # the poll, then what the consumer, sought back to the checkpoint, reads again
+    consumer.polls = [Poll({0: list(range(1000))}), Poll({0: list(range(HANDLE_AT_ONCE, 1000))})]
+    await run_beside(owner, consumer, other)
+    assert consumer.sought == {tp(0): HANDLE_AT_ONCE}
+    assert owner.shards[0] is not before
+    assert before.offsets == list(range(HANDLE_AT_ONCE))  # the old shard had one turn
+    # the rest of the first poll went to neither shard: read again, it is applied once
+    assert owner.offsets_applied(0) == list(range(1000))
+    assert owner.shards[0].offsets == list(range(1000))
+    assert owner.saves == [(0, {f"{TOPIC}:0": HANDLE_AT_ONCE}), (0, {f"{TOPIC}:0": 1000})]
+
+
+async def test_a_partition_adopted_again_before_its_first_turn_is_not_fed_the_poll_it_missed():
+    owner, consumer, other = turn_stage()
+
+    async def rebalance() -> None:  # during partition 0's turns, partition 1 moves and is back
+        await owner.release({1})
+        await owner.adopt({1})
+
+    other.first = rebalance
+    await owner.adopt({0, 1})
+    # partition 1 had nothing applied nor saved: adopted again, it is read from its beginning
+    consumer.polls = [Poll({0: list(range(300)), 1: list(range(300))}), Poll({1: list(range(300))})]
+    await run_beside(owner, consumer, other)
+    assert consumer.from_beginning == [tp(0), tp(1), tp(1)]
+    assert owner.offsets_applied(0) == list(range(300))
+    assert owner.offsets_applied(1) == list(range(300))  # once: from the second poll only
+    assert owner.shards == {0: Seen(list(range(300))), 1: Seen(list(range(300)))}

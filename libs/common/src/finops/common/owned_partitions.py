@@ -11,6 +11,12 @@ that covers them. So a rebalance, a restart or a ``kill -9`` neither loses nor d
 an event: the next owner replays exactly the records after the last checkpoint, which no saved
 state has seen.
 
+A poll's records (up to ``batch_max_records``, 2,000: a catch-up's polls are full) are applied
+``records_per_turn`` at a time, each turn under the stage's lock and followed by a turn of the
+event loop with the lock released: the service's API, the consumers' heartbeats, a rebalance
+and an operator's command share the loop (and the lock) and would otherwise wait for the whole
+poll, 0.3 to 0.9 s on two busy cores.
+
 :class:`OwnedPartitions` is the loop and the bookkeeping; a stage subclasses it and says how a
 shard is loaded, saved and fed a partition's batch.
 """
@@ -30,6 +36,7 @@ from aiokafka.structs import OffsetAndMetadata
 from finops.common.datastores import is_dependency_failure
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
+from finops.common.partitions import HANDLE_AT_ONCE
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,11 @@ class OwnedPartitions(Generic[Shard]):
     extend :meth:`after_batch` (called under :attr:`lock` after every poll). Changing a shard
     outside :meth:`handle` (an operator's command, say) is done under :attr:`lock` and marks
     the partition in :attr:`dirty`.
+
+    :meth:`handle` is given a partition's records ``records_per_turn`` at a time, under
+    :attr:`lock`; the lock is released between two calls, so a rebalance, a checkpoint or an
+    operator's command may come between two turns of one poll (and before its
+    :meth:`after_batch`).
     """
 
     def __init__(
@@ -68,13 +80,18 @@ class OwnedPartitions(Generic[Shard]):
         checkpoint_interval_s: float = 5.0,
         poll_timeout_ms: int = 200,
         batch_max_records: int = 2000,
+        records_per_turn: int = HANDLE_AT_ONCE,
     ) -> None:
+        if records_per_turn < 1:
+            raise ValueError(f"records_per_turn must be at least 1, not {records_per_turn}")
         self.consumer = consumer
         self.topic = topic
         self.resume = resume
         self.checkpoint_interval_s = checkpoint_interval_s
         self.poll_timeout_ms = poll_timeout_ms
         self.batch_max_records = batch_max_records
+        #: records applied between two turns of the event loop (and two holds of :attr:`lock`)
+        self.records_per_turn = records_per_turn
         #: the shard of each partition this instance owns, and the next offset to read there
         self.shards: dict[int, Shard] = {}
         self.offsets: dict[int, int] = {}
@@ -99,7 +116,8 @@ class OwnedPartitions(Generic[Shard]):
         raise NotImplementedError
 
     async def handle(self, partition: int, shard: Shard, records: list[Any]) -> None:
-        """Apply one partition's records (in order) to its shard."""
+        """Apply the next records of one partition (in order; at most ``records_per_turn``,
+        one poll's records may come in several calls) to its shard."""
         raise NotImplementedError
 
     def released(self, partition: int, shard: Shard) -> None:
@@ -193,7 +211,11 @@ class OwnedPartitions(Generic[Shard]):
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll and apply until ``stop`` is set, then checkpoint what changed."""
+        """Poll and apply until ``stop`` is set, then checkpoint what changed.
+
+        Each partition's records are applied a turn at a time (:meth:`_apply_in_turns`);
+        :meth:`after_batch` is called under :attr:`lock` once per poll, after them.
+        """
         while not stop.is_set():
             if self.failure is not None:
                 raise RuntimeError(f"{self.topic}: adopting partitions failed") from self.failure
@@ -201,18 +223,44 @@ class OwnedPartitions(Generic[Shard]):
                 timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
             )
             async with self.lock:
-                for tp, records in batch.items():
-                    shard = self.shards.get(tp.partition)
-                    if shard is None or not records:
-                        continue  # revoked while the batch was read: its next owner reads them
-                    await self.handle(tp.partition, shard, records)
-                    self.offsets[tp.partition] = records[-1].offset + 1
-                    self.dirty.add(tp.partition)
+                # The shards the batch was read for, taken once for all its partitions: one
+                # revoked while it was read has none (its next owner reads the records from its
+                # checkpoint), and one adopted again while another's turns run has a new shard,
+                # which reads them again from its own offset (see _apply_in_turns).
+                owners = {tp.partition: self.shards.get(tp.partition) for tp in batch}
+            for tp, records in batch.items():
+                shard = owners[tp.partition]
+                if shard is not None and records:
+                    await self._apply_in_turns(tp.partition, shard, records)
+            async with self.lock:
                 await self.after_batch()
             # getmany() returns without suspending while records are buffered: without this
             # the API sharing the loop would wait for a whole backlog to drain.
             await asyncio.sleep(0)
         await self.checkpoint()
+
+    async def _apply_in_turns(self, partition: int, shard: Shard, records: list[Any]) -> None:
+        """Apply ``records`` to ``shard`` ``records_per_turn`` at a time, handing the event
+        loop and :attr:`lock` back after each turn; drop the rest once the partition is no
+        longer ``shard``'s.
+
+        Between two turns a rebalance may revoke the partition (its shard is checkpointed at
+        the offset after the last turn applied, then forgotten), or revoke and adopt it again
+        (a new shard loaded from that checkpoint, the consumer sought back to its offset).
+        Either way the partition's owner reads the rest again from the checkpoint: applied
+        here too, they would be counted twice, or into a shard nobody saves.
+        """
+        for start in range(0, len(records), self.records_per_turn):
+            turn = records[start : start + self.records_per_turn]
+            async with self.lock:
+                if self.shards.get(partition) is not shard:
+                    return
+                await self.handle(partition, shard, turn)
+                # With the records and under the lock: a checkpoint between two turns (a
+                # release's, an operator's) saves exactly the records applied.
+                self.offsets[partition] = turn[-1].offset + 1
+                self.dirty.add(partition)
+            await asyncio.sleep(0)  # the API's, the heartbeats' and the lock's waiters' turn
 
     # -- checkpoints -----------------------------------------------------------------------
 

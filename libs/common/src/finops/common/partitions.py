@@ -4,8 +4,10 @@ A service that keeps state per key (a breaker per provider/model, an experiment'
 per experiment id) re-keys its input onto an internal topic by that key; each instance of the
 service's owner group then owns some partitions, and with them the state of their keys.
 :func:`partition_for` is the producer's default partitioner, so an owner knows which keys are
-its own before any of their records arrives. Both stages consume with
-:class:`~finops.common.consumer.AtLeastOnceConsumer`, ``HANDLE_AT_ONCE`` records a turn.
+its own before any of their records arrives. Both stages hand the event loop back every
+``HANDLE_AT_ONCE`` records: the forwarding stage consumes with
+:class:`~finops.common.consumer.AtLeastOnceConsumer`, the owners with
+:class:`~finops.common.owned_partitions.OwnedPartitions`.
 """
 
 from __future__ import annotations
