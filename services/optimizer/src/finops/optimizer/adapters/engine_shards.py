@@ -38,7 +38,6 @@ from finops.common.consumer import dead_letter, header_map
 from finops.common.events import Event
 from finops.common.id_dedupe import IdDedupe
 from finops.common.owned_partitions import OwnedPartitions, Resume
-from finops.common.partitions import HANDLE_AT_ONCE
 from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert
 from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -184,13 +183,10 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         OWNED.set(len(self.shards))
 
     async def handle(self, partition: int, shard: OptimizerEngine, records: list[Any]) -> None:
-        """Apply a partition's batch, handing the event loop back every
-        :data:`~finops.common.partitions.HANDLE_AT_ONCE` records: a batch is up to 2,000
-        records (a catch-up's are full), applied without it in 0.3 to 0.9 s on two busy cores
-        during which the API sharing the loop and the consumers' heartbeats waited."""
-        for done, record in enumerate(records, 1):
-            if done % HANDLE_AT_ONCE == 0:
-                await asyncio.sleep(0)
+        """Apply a turn's records of a partition (the event loop's turns between them are
+        :meth:`~finops.common.owned_partitions.OwnedPartitions.run`'s); a record the engine
+        fails on is dead-lettered."""
+        for record in records:
             try:
                 alerts = self._apply(shard, record)
             except Exception as exc:  # one bad record must not stop the partition: park it
