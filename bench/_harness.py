@@ -187,12 +187,12 @@ async def all_counted(url: str, series: tuple[Series, ...], n: int, limit_s: flo
 
 async def counter_rate(url: str, series: str, n: int) -> Rate:
     """Per second, how fast the counter ``series`` grows from its first increment to ``n``
-    (the events of the service's first batch and its time are left out).
+    (the events counted before its first reading and their time are left out).
 
-    The service counts a batch of up to :data:`SERVICE_BATCH` events while its API waits, so
-    ``n`` must be several batches for the counter to be seen rising (:class:`Progress`), and a
-    scrape sent during a batch is answered after it: each reading is timed when its answer
-    arrives, the moment its value holds."""
+    The service answers a scrape only between two turns of its consumers (a stream service
+    applies 100 records a turn), so ``n`` must be many turns for the counter to be seen
+    rising (:class:`Progress`), and a scrape sent during a turn is answered after it: each
+    reading is timed when its answer arrives, the moment its value holds."""
     progress = Progress(f"{series} at {url}")
     async with aiohttp.ClientSession() as session:
         while (done := await counter_value(session, url, series)) == 0:

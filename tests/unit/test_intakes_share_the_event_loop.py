@@ -9,6 +9,7 @@ between two batches, a probe task must get its turn.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from stream_fakes import BufferedConsumer, NoStore, analysis_intake
@@ -69,6 +70,43 @@ async def test_optimizer_intake_yields_between_batches():
     turns = await _probe_turns_while(intake.run(stop), consumer)
     assert consumer.polls == BATCHES
     assert turns >= BATCHES - 1
+
+
+async def test_optimizer_intake_yields_within_a_batch():
+    # a catch-up's polls are 2,000 records: the loop gets a turn every HANDLE_AT_ONCE of them
+    stop = asyncio.Event()
+    consumer = BufferedConsumer("finops.unused.v1", stop, polls=1, per_poll=10 * HANDLE_AT_ONCE)
+    intake = EventIntake(
+        OptimizerEngine(),
+        consumer,  # type: ignore[arg-type]
+        producer=None,  # type: ignore[arg-type]
+        store=NoStore(),  # type: ignore[arg-type]
+        checkpoint_interval_s=3600,
+        checkpoint_every_events=10**9,
+        experiments_topic="finops.unused.v1",
+    )
+    turns = 0
+    turns_seen: list[int] = []  # the probe's turns so far, as each record is applied
+    apply = intake.stream.handler
+
+    async def noting_turns(record: Any) -> None:
+        turns_seen.append(turns)
+        await apply(record)
+
+    async def probe() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    intake.stream.handler = noting_turns
+    prober = asyncio.create_task(probe())
+    await intake.run(stop)
+    prober.cancel()
+    assert len(turns_seen) == 10 * HANDLE_AT_ONCE
+    records_between_turns = Counter(turns_seen)
+    assert max(records_between_turns.values()) == HANDLE_AT_ONCE
+    assert len(records_between_turns) == 10
 
 
 async def test_circuit_reader_yields_between_batches():

@@ -29,6 +29,7 @@ from finops.common.checkpoints import Checkpoint, CheckpointStore, serialize_in_
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import Event
+from finops.common.partitions import HANDLE_AT_ONCE
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import (
@@ -112,6 +113,7 @@ class EventIntake(CheckpointedState):
             self._apply,
             service="optimizer",
             max_attempts=1,
+            records_per_turn=HANDLE_AT_ONCE,
             checkpointed=self,
         )
 
