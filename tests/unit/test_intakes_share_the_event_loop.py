@@ -55,10 +55,9 @@ async def test_experiments_intake_yields_between_batches():
     assert turns >= BATCHES - 1
 
 
-async def test_optimizer_intake_yields_between_batches():
-    stop = asyncio.Event()
-    consumer = BufferedConsumer("finops.unused.v1", stop, polls=BATCHES)
-    intake = EventIntake(
+def optimizer_intake(consumer: BufferedConsumer) -> EventIntake:
+    """The optimizer's one-worker intake on ``consumer``, checkpointing nowhere."""
+    return EventIntake(
         OptimizerEngine(),
         consumer,  # type: ignore[arg-type]
         producer=None,  # type: ignore[arg-type]
@@ -67,6 +66,12 @@ async def test_optimizer_intake_yields_between_batches():
         checkpoint_every_events=10**9,
         experiments_topic="finops.unused.v1",
     )
+
+
+async def test_optimizer_intake_yields_between_batches():
+    stop = asyncio.Event()
+    consumer = BufferedConsumer("finops.unused.v1", stop, polls=BATCHES)
+    intake = optimizer_intake(consumer)
     turns = await _probe_turns_while(intake.run(stop), consumer)
     assert consumer.polls == BATCHES
     assert turns >= BATCHES - 1
@@ -76,15 +81,7 @@ async def test_optimizer_intake_yields_within_a_batch():
     # a catch-up's polls are 2,000 records: the loop gets a turn every HANDLE_AT_ONCE of them
     stop = asyncio.Event()
     consumer = BufferedConsumer("finops.unused.v1", stop, polls=1, per_poll=10 * HANDLE_AT_ONCE)
-    intake = EventIntake(
-        OptimizerEngine(),
-        consumer,  # type: ignore[arg-type]
-        producer=None,  # type: ignore[arg-type]
-        store=NoStore(),  # type: ignore[arg-type]
-        checkpoint_interval_s=3600,
-        checkpoint_every_events=10**9,
-        experiments_topic="finops.unused.v1",
-    )
+    intake = optimizer_intake(consumer)
     turns = 0
     turns_seen: list[int] = []  # the probe's turns so far, as each record is applied
     apply = intake.stream.handler
