@@ -79,15 +79,17 @@ def _password_types(password: str) -> list[str]:
 
 
 def test_the_password_length_rule_is_the_one_the_openapi_schema_states():
-    """minLength/maxLength count the password as sent, in code points, whatever NFKC makes
-    of it: "\ufdfa" expands to 18 characters, "e" + U+0301 composes into one."""
+    """maxLength counts the password as sent, in code points, whatever NFKC makes of it
+    ("\ufdfa" expands to 18 characters); minLength holds as sent and, since the NFKC form is
+    the secret that is hashed, for that form too ("e" + U+0301 composes into one)."""
     schema = RegisterRequest.model_json_schema()["properties"]["password"]
     low, high = schema["minLength"], schema["maxLength"]
     expanding, composing = "\ufdfa", "e\u0301"
     assert _password_types(expanding * high) == []  # 2,304 characters once normalised
     assert _password_types(expanding * (high + 1)) == ["password_too_long"]
     assert _password_types(composing * (high // 2) + "x") == ["password_too_long"]
-    assert _password_types(composing * (low // 2)) == []  # 6 characters once normalised
+    assert _password_types(composing * (low // 2)) == ["password_too_short"]  # 6 once normalised
+    assert _password_types(composing * low) == []  # 12 characters once normalised
     assert _password_types(expanding * (low - 1)) == ["password_too_short"]
 
 

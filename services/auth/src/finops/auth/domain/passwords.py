@@ -40,8 +40,9 @@ class Argon2Parameters:
 def normalized_text(password: str) -> str:
     """NFKC, as NIST SP 800-63B asks, so the same password typed on two keyboards matches.
 
-    The password rules (common list, identity) judge this form: it is what gets hashed. The
-    length rule counts the password as sent, as the API's schema states it.
+    The password rules (common list, identity, the minimum length) judge this form: it is
+    what gets hashed. The maximum length counts the password as sent, as the API's schema
+    states it.
     """
     return unicodedata.normalize("NFKC", password)
 

@@ -100,21 +100,23 @@ def email_warnings(email: str) -> list[dict[str, Any]]:
 
 
 def password_problems(password: str, *, username: str, email: str) -> list[dict[str, Any]]:
-    """The length is counted in code points of the password as sent, as the OpenAPI
-    document's ``minLength``/``maxLength`` say; every other rule judges the NFKC form, the
-    one that is hashed: a fullwidth "password" is "password".
+    """The maximum length is counted in code points of the password as sent, as the OpenAPI
+    document's ``maxLength`` says; the minimum must hold both as sent (``minLength``) and in
+    the NFKC form, the one that is hashed, since that is the secret's real length; every
+    other rule judges the NFKC form: a fullwidth "password" is "password".
 
-    (Counting the NFKC form instead would refuse 8 times U+FDFA, 8 code points that expand to
-    144, and accept 65 pairs "e" + U+0301, 130 code points that compose into 65: neither is
-    what the schema promises.)
+    (Counting only the NFKC form would refuse 8 times U+FDFA, 8 code points that expand to
+    144, which the schema allows; counting only the form as sent would accept twelve Hangul
+    jamo that compose into a 4-character secret.)
     """
-    if len(password) < PASSWORD_MIN_CHARS:
+    normalized = normalized_text(password)
+    if min(len(password), len(normalized)) < PASSWORD_MIN_CHARS:
         message = f"password must have at least {PASSWORD_MIN_CHARS} characters"
         return [problem("password", message, "password_too_short")]
     if len(password) > PASSWORD_MAX_CHARS:
         message = f"password must have at most {PASSWORD_MAX_CHARS} characters"
         return [problem("password", message, "password_too_long")]
-    password = normalized_text(password)
+    password = normalized
     if has_forbidden_characters(password):
         message = "password must not contain control characters"
         return [problem("password", message, "password_characters")]
