@@ -62,13 +62,30 @@ async def open_loop(
     :class:`RequestsFailed` instead, since the latencies would be those of the failures.
 
     Given the ``server``'s URL, also returns ``cpu_ms``: the CPU time that service used per
-    request (warm-up included). A tail latency on a shared machine swings with what else
-    runs; the CPU a request costs the service barely does, so it tells a slower code path
-    from a busier machine.
+    request, read from its ``/metrics`` before and after the load, so it also holds those two
+    scrapes, the warm-up and whatever the service did in the background meanwhile (on an idle
+    service, little). A tail latency on a shared machine swings with what else runs; the CPU
+    a request costs the service barely does, so it tells a slower code path from a busier
+    machine.
     """
+    cpu_before = await service_cpu_s(server) if server else math.nan
+    figures = await _fire(request, rate=rate, seconds=seconds, headers=headers, warmup=warmup)
+    requests = warmup + int(rate * seconds)
+    cpu_used = await service_cpu_s(server) - cpu_before if server else math.nan
+    return {**figures, "cpu_ms": cpu_used * 1000 / requests}
+
+
+async def _fire(
+    request: Callable[[aiohttp.ClientSession, int], Awaitable[bool]],
+    *,
+    rate: float,
+    seconds: float,
+    headers: dict[str, str] | None,
+    warmup: int,
+) -> dict[str, float]:
+    """:func:`open_loop`'s load and its latency figures."""
     latencies: list[float] = []
     failures = 0
-    cpu_before = await service_cpu_s(server) if server else math.nan
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
@@ -96,17 +113,8 @@ async def open_loop(
             f"{failures:.0f} of {warmup + total} requests failed: the latencies would be "
             "those of the failures"
         )
-    cpu_ms = (
-        (await service_cpu_s(server) - cpu_before) * 1000 / (warmup + total) if server else math.nan
-    )
     q = statistics.quantiles(latencies, n=100)
-    return {
-        "p50": q[49],
-        "p99": q[98],
-        "achieved": achieved,
-        "failures": failures,
-        "cpu_ms": cpu_ms,
-    }
+    return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
 
 
 async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, float]:

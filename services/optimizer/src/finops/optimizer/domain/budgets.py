@@ -18,6 +18,7 @@ The tracker does not dedupe events: feed it the events :meth:`SpendAnalytics.obs
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,24 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """A budget's burn state as of a time (``as_of``: None before any call was seen)."""
+
+    state: BurnState
+    as_of: float | None
+
+    @property
+    def ts(self) -> float:
+        return self.time_of(self.as_of)
+
+    @staticmethod
+    def time_of(as_of: float | None) -> float:
+        """The time to compute with: ``as_of``, or the epoch before any call (when the
+        answers show no period: see :meth:`BudgetTracker.status`)."""
+        return 0.0 if as_of is None else as_of
 
 
 class BudgetTracker:
@@ -201,11 +220,11 @@ class BudgetTracker:
             return max(st.last_ts, self._watermark or st.last_ts)
         return self._watermark
 
-    def _view(self, b: Budget, at: datetime | float | None) -> tuple[BurnState, float | None]:
-        """The budget's state as of :meth:`_as_of`, and that time. Before any call was seen,
-        an empty state (of the epoch's period, which no answer shows: see :meth:`status`)."""
+    def _view(self, b: Budget, at: datetime | float | None) -> BudgetView:
+        """The budget's state as of :meth:`_as_of`. Before any call was seen, an empty state
+        (of the epoch's period, which no answer shows: see :meth:`status`)."""
         as_of = self._as_of(b, at)
-        ts = 0.0 if as_of is None else as_of
+        ts = BudgetView.time_of(as_of)
         st = self._states.get(b.id)
         start, end = period_bounds(b.period, ts)
         if st is None or st.period_start < start:
@@ -213,7 +232,7 @@ class BudgetTracker:
         elif st.hour_start is not None and ts >= st.hour_start + HOUR:
             st = BurnState.unpack(st.pack())  # roll the hour on a copy: queries never mutate
             st.roll_hour(self._alpha(b), ts)
-        return st, as_of
+        return BudgetView(st, as_of)
 
     def status(self, budget_id: str, at: datetime | float | None = None) -> dict[str, Any]:
         """Spend, forecast, fired alerts and pacing of one budget (JSON-ready).
@@ -223,9 +242,9 @@ class BudgetTracker:
         the events' time, so no period is current yet; spend, calls and rates are then 0.
         """
         b = self._budgets[budget_id]
-        st, as_of = self._view(b, at)
-        ts = 0.0 if as_of is None else as_of
-        rate, crate = st.rates(ts)
+        view = self._view(b, at)
+        st, as_of = view.state, view.as_of
+        rate, crate = st.rates(view.ts)
         return {
             "budget": b.to_dict(),
             "period_start": None if as_of is None else iso_utc(st.period_start),
@@ -236,10 +255,10 @@ class BudgetTracker:
             "used_fraction": st.spend / b.limit_usd,
             "burn_rate_usd_per_hour": rate * HOUR,
             "calls_per_hour": crate * HOUR,
-            "forecast_usd": st.forecast(ts),
+            "forecast_usd": st.forecast(view.ts),
             "alerts_fired": list(st.fired),
             "late_events": st.late,
-            "pacing": self._pacing(b, st, as_of),
+            "pacing": self._pacing(b, view),
         }
 
     def statuses(self, at: datetime | float | None = None) -> list[dict[str, Any]]:
@@ -248,11 +267,11 @@ class BudgetTracker:
     def pacing(self, budget_id: str, at: datetime | float | None = None) -> dict[str, Any]:
         """Pacing recommendation of one budget (see :mod:`.budget_pacing`)."""
         b = self._budgets[budget_id]
-        return self._pacing(b, *self._view(b, at))
+        return self._pacing(b, self._view(b, at))
 
-    def _pacing(self, b: Budget, st: BurnState, as_of: float | None) -> dict[str, Any]:
-        pacing = pacing_of(b, st, 0.0 if as_of is None else as_of, self.pacing_headroom)
-        if as_of is None:
+    def _pacing(self, b: Budget, view: BudgetView) -> dict[str, Any]:
+        pacing = pacing_of(b, view.state, view.ts, self.pacing_headroom)
+        if view.as_of is None:
             pacing["period_end"] = None  # no call seen: no period is current yet
         return pacing
 
@@ -283,12 +302,12 @@ class BudgetTracker:
         """
         alerts: list[Alert] = []
         for b in self.budgets():
-            st, as_of = self._view(b, at)
-            if as_of is None:
+            view = self._view(b, at)
+            if view.as_of is None:
                 continue  # no call seen: nothing spent, nothing to alert about
-            unfired = BurnState.unpack(st.pack())
+            unfired = BurnState.unpack(view.state.pack())
             unfired.fired = []
-            alerts += check_alerts(b, unfired, as_of)
+            alerts += check_alerts(b, unfired, view.as_of)
         return alerts
 
     @classmethod
