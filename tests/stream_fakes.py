@@ -58,6 +58,63 @@ class BufferedConsumer:
         return None
 
 
+class LogConsumer:
+    """A consumer over an in-memory log of ``records[partition]`` records per partition (the
+    record at offset ``o`` has offset ``o``): a poll reads on from each partition's position,
+    partition by partition, ``max_records`` in all, and moves the positions past what it
+    returns, as aiokafka does; ``seek`` moves a position. A poll first waits for
+    ``fetching`` when it is set (as aiokafka's waits for the fetcher), once. Asks the loop to
+    stop once a poll finds nothing left; remembers every seek."""
+
+    def __init__(self, topic: str, stop: asyncio.Event, records: dict[int, int]) -> None:
+        self.stop = stop
+        self.logs = {TopicPartition(topic, p): n for p, n in records.items()}
+        self.positions = dict.fromkeys(self.logs, 0)
+        self.polls = 0
+        self.sought: list[tuple[int, int]] = []  # (partition, offset)
+        self.fetching: asyncio.Event | None = None
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
+        self.polls += 1
+        if self.fetching is not None:
+            fetching, self.fetching = self.fetching, None
+            await fetching.wait()
+        batch: dict[Any, list[Any]] = {}
+        for tp, end in self.logs.items():
+            start = self.positions[tp]
+            stop = min(end, start + max_records - sum(map(len, batch.values())))
+            if stop > start:
+                batch[tp] = [
+                    SimpleNamespace(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=o,
+                        value=b"",
+                        key=None,
+                        headers=(),
+                    )
+                    for o in range(start, stop)
+                ]
+                self.positions[tp] = stop
+        if not batch:
+            self.stop.set()
+        return batch
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+        self.sought.append((tp.partition, offset))
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self.seek(tp, 0)
+
+    def assignment(self) -> set[Any]:
+        return set(self.logs)
+
+    async def commit(self, offsets: Any) -> None:
+        return None
+
+
 class KeptProducer:
     """Keeps what is sent and acknowledges it at once (the dead letters, for one)."""
 

@@ -14,7 +14,9 @@ Where offsets go is an option:
 * checkpointed (``checkpointed=``, a :class:`CheckpointedState`): the consumer advances the
   state's offsets record by record under its lock, and the state saves itself with them in
   PostgreSQL (see :mod:`finops.common.checkpoints`); on (re)assignment each partition is
-  sought to its saved offset, or to the beginning when the state has none of its events.
+  sought to its saved offset, or to the beginning when the state has none of its events, and
+  what is left of a poll read before its partition was revoked or sought is dropped (read
+  again from the offset sought to, it is applied once).
 
 Either way the loop hands the event loop back between batches, and every ``records_per_turn``
 records within one: aiokafka's ``getmany()`` returns without suspending while records are
@@ -106,6 +108,10 @@ class CheckpointedState:
         self.cluster_id: str | None = None  # the broker cluster ``offsets`` belong to
         self.events = 0  # applied to the state, as the checkpoint counts them
         self.lock = asyncio.Lock()
+        #: "topic:partition" -> how many times it was revoked or sought (changed under
+        #: :attr:`lock`): records polled before a change are read again from where the
+        #: partition was sought, so the rest of that poll's are dropped
+        self.moved: dict[str, int] = {}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Replace the live state by a checkpoint's; KeyError, ValueError or TypeError for
@@ -162,8 +168,19 @@ class CheckpointedState:
         if commit:
             await consumer.commit(commit)
 
+    def moved_now(self, partitions: Iterable[TopicPartition]) -> None:
+        """Note that ``partitions`` were revoked or sought (call with :attr:`lock` held)."""
+        for tp in partitions:
+            key = partition_key(tp)
+            self.moved[key] = self.moved.get(key, 0) + 1
+
     async def seek(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> None:
-        """Seek each partition to its saved offset; one the state has none of, to the start."""
+        """Seek each partition to its saved offset; one the state has none of, to the start.
+
+        Call with :attr:`lock` held, or before the consumer polls: the offsets must not move
+        while the consumer is sought to them."""
+        partitions = list(partitions)
+        self.moved_now(partitions)
         fresh = []
         for tp in partitions:
             offset = self.offsets.get(partition_key(tp))
@@ -176,16 +193,30 @@ class CheckpointedState:
 
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Checkpoint what is revoked; seek what is assigned to the state's offsets.
+
+    Either may run between two turns of a poll (see
+    :meth:`AtLeastOnceConsumer._advance_checkpointed`): both note the partitions as moved,
+    under the state's lock, so the poll's remaining records of those partitions are dropped.
+    A revoked partition's are no longer this consumer's to apply; an assigned one's are read
+    again from the offset it is sought to (the offset after the last record applied), and
+    applied then, once. aiokafka rebalances eagerly: every partition of the previous
+    assignment is revoked and every partition of the new one passed here as assigned.
+    """
+
     def __init__(self, consumer: AIOKafkaConsumer, state: CheckpointedState) -> None:
         self.consumer = consumer
         self.state = state
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
+            async with self.state.lock:
+                self.state.moved_now(revoked)  # before the checkpoint: nothing applied after it
             await self.state.checkpoint()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.state.seek(self.consumer, assigned)
+        async with self.state.lock:  # no turn half-applied while sought to the offsets
+            await self.state.seek(self.consumer, assigned)
 
 
 class AtLeastOnceConsumer:
@@ -295,19 +326,33 @@ class AtLeastOnceConsumer:
             log.warning("offsets not committed", extra={"tp": str(tp), "error": repr(exc)})
 
     async def _advance_checkpointed(self, batch: Batch, state: CheckpointedState) -> None:
-        """Each turn's records and their offsets change together under the state's lock."""
+        """Each turn's records and their offsets change together under the state's lock.
+
+        Called as the poll returns (no suspension in between): a partition revoked or sought
+        since (a rebalance between two turns, or while the first waits for the lock) has the
+        rest of its records dropped, since they are read again from where it was sought
+        (:class:`_SeekToCheckpoint`); applied here too they would be applied twice. Other
+        partitions' records are applied: their fetch positions are already past them.
+        """
         records = [(partition_key(tp), r) for tp, rs in batch.items() for r in rs]
+        read_at = {key: state.moved.get(key, 0) for key, _ in records}
+
+        def unmoved(turn: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+            return [(key, r) for key, r in turn if state.moved.get(key, 0) == read_at[key]]
+
         turns = self._turns(records)
         for turn in turns[:-1]:
             async with state.lock:
-                await self._apply(turn, state)
+                await self._apply(unmoved(turn), state)
             await asyncio.sleep(0)
         async with state.lock:
             if turns:
-                await self._apply(turns[-1], state)
+                await self._apply(unmoved(turns[-1]), state)
             await state.after_batch()
 
     async def _apply(self, turn: list[tuple[str, Any]], state: CheckpointedState) -> None:
+        if not turn:
+            return
         for key, record in turn:
             await self._process(record)
             state.offsets[key] = record.offset + 1
