@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 
 class BufferedConsumer:
@@ -171,3 +172,124 @@ def analysis_intake(consumer: Any = None, **options: Any) -> Any:
     return AnalysisIntake(
         consumer, producer=None, store=NoStore(), repo=NoExperiments(), **settings
     )
+
+
+# -- OwnedPartitions.run, driven poll by poll ----------------------------------------------
+
+
+@dataclass
+class Poll:
+    """What one ``getmany`` answers (partition -> record offsets), and the rebalance that
+    runs while it waits (as aiokafka runs a listener during a poll)."""
+
+    records: dict[int, list[int]]
+    during: Callable[[], Awaitable[None]] | None = None
+
+
+class ScriptedConsumer:
+    """Answers the scripted polls in turn, then asks the loop to stop; remembers every seek
+    and commit. ``value(partition, offset)``: a record's value (None without it)."""
+
+    def __init__(
+        self,
+        stop: asyncio.Event,
+        topic: str,
+        value: Callable[[int, int], bytes] | None = None,
+    ) -> None:
+        self.stop = stop
+        self.topic = topic
+        self.value = value
+        self.polls: list[Poll] = []
+        self.sought: dict[TopicPartition, int] = {}
+        self.from_beginning: list[TopicPartition] = []
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def record(self, partition: int, offset: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            topic=self.topic,
+            partition=partition,
+            offset=offset,
+            value=None if self.value is None else self.value(partition, offset),
+            key=None,
+            headers=(),
+        )
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
+        if not self.polls:
+            self.stop.set()
+            return {}
+        poll = self.polls.pop(0)
+        if poll.during is not None:
+            await poll.during()
+        return {
+            TopicPartition(self.topic, partition): [self.record(partition, o) for o in offsets]
+            for partition, offsets in poll.records.items()
+        }
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.sought[partition] = offset
+
+    async def seek_to_beginning(self, partition: TopicPartition) -> None:
+        self.from_beginning.append(partition)
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        return None  # no offset committed by a version before checkpoints
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.commits.append({p: meta.offset for p, meta in offsets.items()})
+
+
+class OtherTask:
+    """Another task on the loop (a request, a heartbeat): counts the turns it gets and, at its
+    first, runs ``first`` (a rebalance, which takes the stage's lock)."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.first: Callable[[], Awaitable[None]] | None = None
+
+    async def run(self) -> None:
+        while True:
+            self.turns += 1
+            if self.turns == 1 and self.first is not None:
+                await self.first()
+            await asyncio.sleep(0)
+
+
+async def run_beside(owner: Any, consumer: ScriptedConsumer, other: OtherTask) -> None:
+    """Run ``owner``'s loop (an :class:`~finops.common.owned_partitions.OwnedPartitions`)
+    until its scripted polls are done, ``other`` taking turns beside; ``other`` first runs
+    when the loop first hands the event loop back, after the first turn of a poll."""
+    beside = asyncio.create_task(other.run())
+    try:
+        await owner.run(consumer.stop)
+    finally:
+        beside.cancel()
+
+
+async def crash_after_first(
+    owner: Any, consumer: ScriptedConsumer, other: OtherTask
+) -> Exception | None:
+    """Like :func:`run_beside`, but the process dies (the loop is cancelled, nothing more of
+    it runs: no :meth:`after_batch`, no last checkpoint) once ``other.first`` is done; what
+    ``first`` raised (aiokafka logs and ignores what a rebalance listener raises)."""
+    loop = asyncio.create_task(owner.run(consumer.stop))  # its first turn comes first
+    first = other.first
+    raised: list[Exception] = []
+
+    async def then_crash() -> None:
+        try:
+            if first is not None:
+                await first()
+        except Exception as exc:
+            raised.append(exc)
+        finally:
+            loop.cancel()
+
+    other.first = then_crash
+    beside = asyncio.create_task(other.run())
+    try:
+        await asyncio.wait([loop])
+    finally:
+        beside.cancel()
+    assert loop.cancelled(), "the loop ended before the crash"
+    return raised[0] if raised else None

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from aiokafka.structs import TopicPartition
+from stream_fakes import OtherTask, Poll, ScriptedConsumer, run_beside
 
 from finops.common.log_position import ResumePlan
 from finops.common.owned_partitions import OwnedPartitions
@@ -37,48 +37,6 @@ class SavedShard:
     seen: list[int]
     offsets: dict[str, int]
     cluster_id: str | None
-
-
-@dataclass
-class Poll:
-    """What one ``getmany`` answers (partition -> record offsets), and the rebalance that
-    runs while it waits (as aiokafka runs a listener during a poll)."""
-
-    records: dict[int, list[int]]
-    during: Callable[[], Awaitable[None]] | None = None
-
-
-class ScriptedConsumer:
-    """Answers the scripted polls in turn, then asks the loop to stop; remembers every seek
-    and commit."""
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-        self.polls: list[Poll] = []
-        self.sought: dict[TopicPartition, int] = {}
-        self.from_beginning: list[TopicPartition] = []
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    async def getmany(self, timeout_ms: int = 0, max_records: int = 0) -> dict[Any, list[Any]]:
-        if not self.polls:
-            self.stop.set()
-            return {}
-        poll = self.polls.pop(0)
-        if poll.during is not None:
-            await poll.during()
-        return {
-            tp(partition): [SimpleNamespace(partition=partition, offset=o) for o in offsets]
-            for partition, offsets in poll.records.items()
-        }
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.sought[partition] = offset
-
-    async def seek_to_beginning(self, partition: TopicPartition) -> None:
-        self.from_beginning.append(partition)
-
-    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        self.commits.append({p: meta.offset for p, meta in offsets.items()})
 
 
 class Recorder(OwnedPartitions[Seen]):
@@ -122,7 +80,7 @@ def stage(
     saved: dict[int, SavedShard] | None = None, **options: Any
 ) -> tuple[Recorder, ScriptedConsumer]:
     """A :class:`Recorder` on a :class:`ScriptedConsumer`; ``options``: OwnedPartitions'."""
-    consumer = ScriptedConsumer(asyncio.Event())
+    consumer = ScriptedConsumer(asyncio.Event(), TOPIC)
     return Recorder(consumer, saved or {}, **options), consumer
 
 
@@ -245,22 +203,6 @@ async def test_a_failed_adoption_stops_the_loop_instead_of_skipping_the_partitio
 # loop, and a rebalance the lock too: none of them may wait for a whole poll.
 
 
-class OtherTask:
-    """Another task on the loop (a request, a heartbeat): counts the turns it gets and, at its
-    first, runs ``first`` (a rebalance, which takes the stage's lock)."""
-
-    def __init__(self) -> None:
-        self.turns = 0
-        self.first: Callable[[], Awaitable[None]] | None = None
-
-    async def run(self) -> None:
-        while True:
-            self.turns += 1
-            if self.turns == 1 and self.first is not None:
-                await self.first()
-            await asyncio.sleep(0)
-
-
 class TurnRecorder(Recorder):
     """Notes each record applied (partition, offset, the other task's turns then) and each
     :meth:`after_batch` (whether the lock was held, the records applied by then)."""
@@ -284,18 +226,9 @@ class TurnRecorder(Recorder):
 
 
 def turn_stage(**options: Any) -> tuple[TurnRecorder, ScriptedConsumer, OtherTask]:
-    consumer = ScriptedConsumer(asyncio.Event())
+    consumer = ScriptedConsumer(asyncio.Event(), TOPIC)
     other = OtherTask()
     return TurnRecorder(consumer, other, **options), consumer, other
-
-
-async def run_beside(owner: Recorder, consumer: ScriptedConsumer, other: OtherTask) -> None:
-    """Run ``owner``'s loop until its scripted polls are done, ``other`` taking turns beside."""
-    beside = asyncio.create_task(other.run())
-    try:
-        await owner.run(consumer.stop)
-    finally:
-        beside.cancel()
 
 
 @pytest.mark.parametrize("per_turn", [None, 7])
