@@ -8,10 +8,20 @@ any instance serves results from. :class:`~finops.common.owned_partitions.OwnedP
 does the rest: offsets are committed only after the checkpoint that covers them; when a
 partition is assigned its checkpoint is loaded and the consumer seeks to its offset, and
 before one is revoked it is checkpointed: a restart or a rebalance neither loses nor
-double-counts an event. A conclusion is checkpointed *before* it is announced on
-``finops.experiments.v1`` and written to PostgreSQL, so a crash in between re-announces it (at
-least once) and never forgets it.  An operator's start or stop is announced from its audit row
-(the outbox, :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
+double-counts an event.
+
+A conclusion is announced on ``finops.experiments.v1`` and written to PostgreSQL *before* any
+checkpoint that holds it is saved: after the batch that reached it, or sooner, when a
+rebalance checkpoints the partition between two turns of a poll. Saved first, it would be
+lost for good in a crash before the announcement: the next owner would load the concluded
+experiment, drop its later events and announce nothing. When the broker or PostgreSQL does not
+take it, no checkpoint is saved; the next owner (or the intake started again) replays from the
+last one, reaches the conclusion again and announces it. So a conclusion is announced at least
+once and never forgotten; a repeat is harmless (PostgreSQL takes the decision of a running
+experiment only, and the optimizer pins the winner the decision names again).
+
+An operator's start or stop is announced from its audit row (the outbox,
+:meth:`.ExperimentRepository.unannounced`) as soon as the API asks
 (:meth:`AnalysisIntake.announce_soon`) and at every refresh, so one the broker (or PostgreSQL)
 did not take is announced when it is back, by this instance or another.
 """
@@ -103,8 +113,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         self.refresh_interval_s = refresh_interval_s
         #: tagged events analysed by this instance since it started
         self.events = 0
-        #: conclusions reached in the current batch, announced once it is checkpointed
-        self.conclusions: list[dict[str, Any]] = []
+        #: conclusions not announced yet, by partition: announced before any checkpoint (see
+        #: :meth:`checkpoint_locked`)
+        self.unannounced: dict[int, list[dict[str, Any]]] = {}
         self._last_refresh = 0.0
         self._not_running: dict[str, float] = {}
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
@@ -214,22 +225,49 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             tagged.extend(events)
         self.events += len(tagged)
         dropped_before = dict(shard.ignored)
-        self.conclusions += shard.observe_many(tagged, time.time())
+        self._concluded(partition, shard.observe_many(tagged, time.time()))
         _count_dropped(dropped_before, shard.ignored)
 
+    def _concluded(self, partition: int, conclusions: list[dict[str, Any]]) -> None:
+        if conclusions:
+            self.unannounced.setdefault(partition, []).extend(conclusions)
+
     async def after_batch(self) -> None:
-        """Follow the operators, checkpoint, then announce the batch's conclusions: one is
-        checkpointed before it is announced, so a crash in between re-announces it."""
-        conclusions, self.conclusions = self.conclusions, []
+        """Follow the operators; announce the conclusions reached and checkpoint at once
+        (the snapshots other instances serve then show them), else when one is due."""
         refresh = time.monotonic() - self._last_refresh >= self.refresh_interval_s
         if refresh or self._announce_now.is_set():
             await self.publish_announcements()
         if refresh:
-            conclusions += await self._refresh()
-        if conclusions or self.checkpoint_due():
+            await self._refresh()
+        if self.unannounced or self.checkpoint_due():
             await self.checkpoint_locked()
-        for conclusion in conclusions:
-            await self._announce_conclusion(conclusion)
+
+    async def checkpoint_locked(self) -> None:
+        """Announce every conclusion not announced yet, then checkpoint.
+
+        A rebalance may checkpoint a partition between two turns of a poll, before
+        :meth:`after_batch`: saved unannounced, a conclusion would be lost in a crash before
+        the announcement (the next owner loads the concluded experiment and replays past the
+        events that concluded it). When the broker or PostgreSQL fails, this raises before
+        anything is saved; the conclusions not announced stay for the next try."""
+        await self.announce_conclusions()
+        await super().checkpoint_locked()
+
+    async def announce_conclusions(self) -> None:
+        """Announce and record the conclusions not announced yet, each forgotten once done."""
+        for partition in sorted(self.unannounced):
+            pending = self.unannounced[partition]
+            while pending:
+                await self._announce_conclusion(pending[0])
+                pending.pop(0)
+            del self.unannounced[partition]
+
+    def released(self, partition: int, shard: ExperimentAnalysis) -> None:
+        # Its checkpoint failed (every conclusion is announced before one is saved): the
+        # next owner replays from the last one saved, which precedes these conclusions, and
+        # reaches them again. Announced from here too, they could follow what it announces.
+        self.unannounced.pop(partition, None)
 
     def announce_soon(self) -> None:
         """An operator started or stopped an experiment: announce it after this batch."""
@@ -266,8 +304,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         self.known[experiment.id] = experiment
         shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
 
-    async def _refresh(self) -> list[dict[str, Any]]:
-        """Follow the operators: newly started experiments, stops; expire old ones."""
+    async def _refresh(self) -> None:
+        """Follow the operators: newly started experiments, stops; expire old ones (their
+        conclusions are announced before the next checkpoint)."""
         self._last_refresh = time.monotonic()
         now = time.time()
         everything = await self.repo.all()
@@ -283,13 +322,11 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
                 shard.halt(experiment.id, "stopped by an operator", now)
                 self.dirty.add(partition)
-        expired = []
         for partition, shard in self.shards.items():
-            found = shard.expire_all(now)
-            if found:
+            expired = shard.expire_all(now)
+            if expired:
                 self.dirty.add(partition)
-            expired += found
-        return expired
+                self._concluded(partition, expired)
 
     async def _announce_conclusion(self, conclusion: dict[str, Any]) -> None:
         self.known.pop(conclusion["experiment_id"], None)
