@@ -293,3 +293,20 @@ async def crash_after_first(
         beside.cancel()
     assert loop.cancelled(), "the loop ended before the crash"
     return raised[0] if raised else None
+
+
+def after_a_turn(
+    owner: Any, partition: int, action: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """For :attr:`OtherTask.first`: ``action`` (a rebalance) as soon as a turn of
+    ``partition``'s records is applied (its offset moved), before the loop's next turn. A
+    stage whose loop starts tasks of its own (a ticker beside it) may give ``other`` its first
+    turn before any poll."""
+
+    async def waiting() -> None:
+        before = owner.offsets.get(partition)
+        while owner.offsets.get(partition) == before:
+            await asyncio.sleep(0)
+        await action()
+
+    return waiting

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from types import SimpleNamespace
 from typing import Any
+
+from aiokafka.structs import TopicPartition
+from stream_fakes import OtherTask, Poll, ScriptedConsumer, after_a_turn, crash_after_first
 
 from finops.common.log_position import ResumePlan
 from finops.healer.adapters.breaker_shards import BreakerShards
@@ -19,6 +21,8 @@ from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain.breakers import BreakerConfig
 
 TOPIC = "finops.provider-outcomes.v1"
+#: a turn of failures that opens the breaker
+PER_TURN = BreakerConfig().min_calls
 
 
 class Log:
@@ -33,12 +37,19 @@ class Log:
         done.set_result(None)
         return done
 
+    async def load(self, name: str) -> None:
+        return None  # no checkpoint yet
+
     async def save_at(self, name: str, checkpoint: Any, position: int | None) -> bool:
         self.entries.append(("saved", name))
         return True
 
-    async def commit(self, offsets: Any) -> None:
-        return None
+
+def failure(partition: int, offset: int) -> bytes:
+    """The outcome at ``offset``: a failure of the one breaker, an event id of its own."""
+    return ProviderOutcome(
+        str(uuid.UUID(int=offset + 1)), "openai", "gpt-4o", True, 1000.0 + offset, "server_error"
+    ).to_json()
 
 
 async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
@@ -47,8 +58,9 @@ async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
 
 async def test_a_partition_released_between_two_turns_publishes_its_transitions_first():
     log = Log()
+    consumer = ScriptedConsumer(asyncio.Event(), TOPIC, failure)
     shards = BreakerShards(
-        log,  # type: ignore[arg-type]  (the consumer: commits only)
+        consumer,  # type: ignore[arg-type]
         log,  # type: ignore[arg-type]  (the producer)
         log,  # type: ignore[arg-type]  (the checkpoint store)
         config=BreakerConfig(),
@@ -59,26 +71,18 @@ async def test_a_partition_released_between_two_turns_publishes_its_transitions_
         alerts_topic="finops.alerts.v1",
         published=None,  # type: ignore[arg-type]  (no partition here is an upgraded one)
     )
-    shards.shards[0] = shard = shards.new_shard()
-    failures = [
-        SimpleNamespace(
-            offset=offset,
-            value=ProviderOutcome(
-                str(uuid.uuid4()), "openai", "gpt-4o", True, 1000.0 + offset, "server_error"
-            ).to_json(),
-        )
-        for offset in range(BreakerConfig().min_calls)
-    ]
-    # the loop's turn (what OwnedPartitions.run does under the lock), then the rebalance
-    async with shards.lock:
-        await shards.handle(0, shard, failures)
-        shards.offsets[0] = failures[-1].offset + 1
-        shards.dirty.add(0)
-    assert [t.after.value for t in shard.transitions] == ["open"]
-    await shards.release({0})
+    shards.records_per_turn = PER_TURN
+    await shards.adopt({0})
+    # a poll of two turns: the first opens the breaker
+    consumer.polls = [Poll({0: list(range(2 * PER_TURN))})]
+    other = OtherTask()
+    other.first = after_a_turn(shards, 0, lambda: shards.release({0}))  # a rebalance
+    # the process dies after the rebalance: no after_batch, no tick
+    assert await crash_after_first(shards, consumer, other) is None
     assert log.entries == [
         ("sent", "finops.circuits.v1"),
         ("sent", "finops.alerts.v1"),
         ("saved", "breakers:p0"),
     ]
     assert shards.shards == {}
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): PER_TURN}]  # the first turn only
