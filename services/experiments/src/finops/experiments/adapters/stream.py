@@ -17,8 +17,9 @@ lost for good in a crash before the announcement: the next owner would load the 
 experiment, drop its later events and announce nothing. When the broker or PostgreSQL does not
 take it, no checkpoint is saved; the next owner (or the intake started again) replays from the
 last one, reaches the conclusion again and announces it. So a conclusion is announced at least
-once and never forgotten; a repeat is harmless (PostgreSQL takes the decision of a running
-experiment only, and the optimizer pins the winner the decision names again).
+once and never forgotten. PostgreSQL keeps the first decision written (it takes one only for a
+running experiment); the optimizer pins the winner each decision names, the same one again for
+a repeat.
 
 An operator's start or stop is announced from its audit row (the outbox,
 :meth:`.ExperimentRepository.unannounced`) as soon as the API asks

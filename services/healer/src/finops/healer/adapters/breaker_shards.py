@@ -105,7 +105,8 @@ class BreakerShard:
     seen: IdDedupe
     #: outcomes counted into this shard by this instance
     applied: int = 0
-    #: transitions of the current batch, published with it
+    #: transitions not published yet (their alerts): published after the batch, at the next
+    #: tick or before any checkpoint of the partition, whichever comes first
     transitions: list[Transition] = field(default_factory=list)
     #: an upgraded partition whose published breakers are not adopted yet (the circuits
     #: topic was not read in time): tried again before each checkpoint
