@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 START_STACK = "start the stack with `finops up --detach`"
 
@@ -86,7 +87,7 @@ def explain(exc: BaseException) -> CliError | None:
             return error
         if isinstance(error, TopicReadStalled):
             return CliError(str(error))
-        if isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES:
+        if isinstance(error, ValidationError) and error.title in _settings_classes():
             return _bad_settings(error)
     dependency = _dependency_in(exc)
     for error in _chain(exc):
@@ -111,12 +112,45 @@ def explain(exc: BaseException) -> CliError | None:
     return None
 
 
-#: settings read from ``FINOPS_*`` variables by the CLI (a bad value is the user's to fix)
-_SETTINGS_CLASSES = {"StackSettings", "CommonSettings"}
+def _settings_classes() -> set[str]:
+    """The names of the settings read from ``FINOPS_*`` variables (the stack's, the common
+    ones, a service's such as ``AuthSettings``): a bad value there is the user's to fix."""
+    from pydantic_settings import BaseSettings
+
+    names, todo = set(), [BaseSettings]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names - {"BaseSettings"}
+
+
+def pydantic_message(problem: ErrorDetails) -> str:
+    """Pydantic's message for one problem without the ``Value error, `` (or ``Assertion failed,
+    ``) it puts before what a validator raised.
+
+    Examples
+    --------
+    >>> pydantic_message({"type": "value_error", "loc": (), "msg": "Value error, too many",
+    ...                   "input": 3})
+    'too many'
+    >>> pydantic_message({"type": "int_parsing", "loc": (), "msg": "Input should be an integer",
+    ...                   "input": "x"})
+    'Input should be an integer'
+    """
+    message = problem["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+#: parts of a variable's name that say its value may hold a secret (a URL's password)
+_SECRET_MARKERS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
 def _bad_settings(error: ValidationError) -> CliError:
-    """``FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6``, per variable.
+    """``FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6``, per variable
+    (without the value of one that may hold a secret, such as a URL).
 
     Examples
     --------
@@ -134,7 +168,9 @@ def _bad_settings(error: ValidationError) -> CliError:
     problems = []
     for problem in error.errors():
         variable = "FINOPS_" + "_".join(str(part) for part in problem["loc"]).upper()
-        problems.append(f"{variable}={problem.get('input')}: {problem['msg']}")
+        if not any(marker in variable for marker in _SECRET_MARKERS):
+            variable = f"{variable}={problem.get('input')}"
+        problems.append(f"{variable}: {pydantic_message(problem)}")
     return CliError("; ".join(problems))
 
 

@@ -24,13 +24,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.cli.folder_access import FolderAccessError, grant_traverse
 from finops.cli.process import Component, free_port, tcp_open
 from finops.cli.storage_repair import repair_storage
-from finops.common.settings import DEFAULT_PORTS, LOCAL_BROKER_ENV
+from finops.common.settings import (
+    DEFAULT_PORTS,
+    LOCAL_BROKER_ENV,
+    Port,
+    check_kafka_bootstrap,
+    check_redis_url,
+)
 from finops.common.topics import OPTIMIZER_EVENTS
 
 #: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
@@ -55,15 +61,16 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path(".finops")
     #: the address every part of the stack listens on (each has its port below)
     bind_host: str = "127.0.0.1"
-    postgres_port: int = DEFAULT_PORTS["postgres"]
-    redis_port: int = DEFAULT_PORTS["redis"]
-    kafka_port: int = DEFAULT_PORTS["kafka"]
-    broker_port: int = 0  # the broker's private port behind the gate; 0: any free port
-    auth_port: int = DEFAULT_PORTS["auth"]
-    ingest_port: int = DEFAULT_PORTS["ingest"]
-    optimizer_port: int = DEFAULT_PORTS["optimizer"]
-    healer_port: int = DEFAULT_PORTS["healer"]
-    experiments_port: int = DEFAULT_PORTS["experiments"]
+    postgres_port: Port = DEFAULT_PORTS["postgres"]
+    redis_port: Port = DEFAULT_PORTS["redis"]
+    kafka_port: Port = DEFAULT_PORTS["kafka"]
+    # the broker's private port behind the gate; 0: any free port
+    broker_port: int = Field(0, ge=0, le=65535)
+    auth_port: Port = DEFAULT_PORTS["auth"]
+    ingest_port: Port = DEFAULT_PORTS["ingest"]
+    optimizer_port: Port = DEFAULT_PORTS["optimizer"]
+    healer_port: Port = DEFAULT_PORTS["healer"]
+    experiments_port: Port = DEFAULT_PORTS["experiments"]
     #: a PostgreSQL of your own instead of the stack's (then the stack starts none)
     database_url: str | None = None
     #: a Redis of your own instead of the stack's (then the stack starts none)
@@ -76,7 +83,7 @@ class StackSettings(BaseSettings):
     # server (s3rver) under data_dir/kafka, so they survive any restart. "memory": nothing
     # survives a broker restart (faster to start; for throwaway runs).
     kafka_storage: Literal["disk", "memory"] = "disk"
-    storage_port: int = DEFAULT_PORTS["storage"]
+    storage_port: Port = DEFAULT_PORTS["storage"]
     # An S3 server of your own instead of the local one (then nothing is started for it).
     kafka_s3_endpoint: str | None = None
     kafka_s3_bucket: str = "tansu"
@@ -90,6 +97,18 @@ class StackSettings(BaseSettings):
     # and the extra workers (optimizer-2, ...) take free ports; at most one per learning
     # partition.
     optimizer_workers: int = Field(1, ge=1, le=OPTIMIZER_EVENTS.partitions)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _valid_kafka_bootstrap(cls, value: str | None) -> str | None:
+        check_kafka_bootstrap(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str | None) -> str | None:
+        check_redis_url(value)
+        return value
 
     def port(self, component: str) -> int:
         return int(getattr(self, f"{component}_port"))

@@ -12,6 +12,7 @@ import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +30,75 @@ DEFAULT_PORTS = {
     "healer": 8004,
     "experiments": 8005,
 }
+
+#: a TCP port a setting names (``FINOPS_*_PORT``): 1 to 65535
+Port = Annotated[int, Field(ge=1, le=65535)]
+#: the schemes redis-py connects with
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def kafka_bootstrap_problem(value: str) -> str | None:
+    """What makes ``value`` no list of Kafka bootstrap servers, or ``None`` when it is one.
+
+    aiokafka would fail on it deep in a connection attempt (``ValueError``, ``OverflowError``).
+
+    Examples
+    --------
+    >>> kafka_bootstrap_problem("kafka-0:9092, kafka-1:9092,[::1]:9092") is None
+    True
+    >>> for value in ("localhost:abc", ":::", "kafka", "kafka:70000", "a:1,,b:2", ":9092"):
+    ...     print(kafka_bootstrap_problem(value))
+    abc in localhost:abc is not a port from 1 to 65535
+    ::: is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092
+    kafka is not HOST:PORT
+    70000 in kafka:70000 is not a port from 1 to 65535
+    an empty entry is not HOST:PORT
+    :9092 is not HOST:PORT
+    """
+    for raw in value.split(","):
+        entry = raw.strip()
+        if entry.startswith("["):
+            host, closed, rest = entry[1:].partition("]")
+            if not closed or not rest.startswith(":"):
+                return f"{entry} is not [IPV6]:PORT"
+            port = rest[1:]
+        elif entry.count(":") > 1:
+            return f"{entry} is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092"
+        else:
+            host, _, port = entry.partition(":")
+        if not host:
+            return f"{entry or 'an empty entry'} is not HOST:PORT"
+        if not port:
+            return f"{entry} is not HOST:PORT"
+        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            return f"{port} in {entry} is not a port from 1 to 65535"
+    return None
+
+
+def redis_url_problem(value: str) -> str | None:
+    """What makes ``value`` a URL redis-py cannot connect with, or ``None`` when it can.
+
+    Examples
+    --------
+    >>> redis_url_problem("redis://:pw@cache:6379/0"), redis_url_problem("unix:///run/r.sock")
+    (None, None)
+    >>> for value in ("notaurl", "http://cache:6379", "redis://cache:abc/0", "redis://c:0/0"):
+    ...     print(redis_url_problem(value))
+    no redis://, rediss:// or unix:// scheme
+    no redis://, rediss:// or unix:// scheme
+    the port is not a number from 1 to 65535
+    the port is not a number from 1 to 65535
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in REDIS_SCHEMES:
+        return "no redis://, rediss:// or unix:// scheme"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    return None
 
 
 #: Settings for the embedded tansu broker; real Apache Kafka keeps the defaults.
@@ -52,6 +122,25 @@ LOCAL_BROKER_ENV = {
 }
 
 
+REDIS_URL_FORM = "redis://[:PASSWORD@]HOST:PORT/DB (or rediss://, unix://)"
+
+
+def check_kafka_bootstrap(value: str | None) -> None:
+    """A ``ValueError`` (a settings validator's) unless ``value`` is a valid
+    ``FINOPS_KAFKA_BOOTSTRAP`` or unset."""
+    problem = None if value is None else kafka_bootstrap_problem(value)
+    if problem is not None:
+        raise ValueError(f"should be a comma-separated list of HOST:PORT ({problem})")
+
+
+def check_redis_url(value: str | None) -> None:
+    """A ``ValueError`` (a settings validator's) unless ``value`` is a valid
+    ``FINOPS_REDIS_URL`` or unset."""
+    problem = None if value is None else redis_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"should be a URL of the form {REDIS_URL_FORM} ({problem})")
+
+
 class CommonSettings(BaseSettings):
     """What every service needs to know about the platform around it."""
 
@@ -63,7 +152,7 @@ class CommonSettings(BaseSettings):
     #: address the HTTP API listens on
     host: str = "127.0.0.1"
     #: port the HTTP API listens on (each service has its own default)
-    port: int = 8000
+    port: Port = 8000
     #: DEBUG, INFO, WARNING or ERROR (one JSON object a line on standard output)
     log_level: str = "INFO"
     #: where the local stack keeps its data (and auth its keys, without key settings)
@@ -71,7 +160,7 @@ class CommonSettings(BaseSettings):
 
     #: PostgreSQL (a libpq URL)
     database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
-    #: Redis (a redis:// URL)
+    #: Redis (a redis://, rediss:// or unix:// URL)
     redis_url: str = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
     #: the Kafka bootstrap servers (comma-separated host:port)
     kafka_bootstrap: str = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
@@ -139,6 +228,18 @@ class CommonSettings(BaseSettings):
     redis_connect_timeout_s: float = Field(1.0, gt=0)
     redis_timeout_s: float = Field(1.0, gt=0, description="one command, or a pool slot")
     dependency_retry_after_s: int = Field(2, ge=1, description="Retry-After of those 503s")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _valid_kafka_bootstrap(cls, value: str) -> str:
+        check_kafka_bootstrap(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: str) -> str:
+        check_redis_url(value)
+        return value
 
     @field_validator("kafka_sasl_password")
     @classmethod

@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from finops.auth.domain.passwords import Argon2Parameters
-from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSettings
+from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSettings, Port
 
 
 class AuthSettings(CommonSettings):
     service_name: str = "auth"
-    port: int = DEFAULT_PORTS["auth"]
+    port: Port = DEFAULT_PORTS["auth"]
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
     max_body_bytes: int = 64 * 1024
     #: PostgreSQL connections this instance may hold

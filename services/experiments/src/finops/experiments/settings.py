@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from finops.common.settings import DEFAULT_PORTS
+from finops.common.settings import DEFAULT_PORTS, Port
 from finops.common.streams import StreamSettings
 from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, EXPERIMENTS
 
 
 class ExperimentsSettings(StreamSettings):
     service_name: str = "experiments"
-    port: int = DEFAULT_PORTS["experiments"]
+    port: Port = DEFAULT_PORTS["experiments"]
     faust_app_id: str = "finops-experiments"  # see StreamSettings
     # Not the Faust app's id (faust_app_id), which Faust uses as its own group: two
     # consumers with different subscriptions in one group rebalance each other forever.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from finops.common.settings import DEFAULT_PORTS
+from finops.common.settings import DEFAULT_PORTS, Port
 from finops.common.streams import StreamSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, PROVIDER_OUTCOMES
 
@@ -25,7 +25,7 @@ DEFAULT_FALLBACK_MODELS = (
 
 class HealerSettings(StreamSettings):
     service_name: str = "healer"
-    port: int = DEFAULT_PORTS["healer"]
+    port: Port = DEFAULT_PORTS["healer"]
     faust_app_id: str = "finops-healer"  # see StreamSettings
     #: How soon a label posted to another instance is learned here (seconds).
     label_refresh_interval_s: float = 5.0

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from finops.common.settings import DEFAULT_PORTS, CommonSettings
+from finops.common.settings import DEFAULT_PORTS, CommonSettings, Port
 
 
 class IngestSettings(CommonSettings):
     service_name: str = "ingest"
-    port: int = DEFAULT_PORTS["ingest"]
+    port: Port = DEFAULT_PORTS["ingest"]
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
     max_body_bytes: int = 1024 * 1024
     #: most events in one POST /api/events batch

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from finops.common.settings import DEFAULT_PORTS, CommonSettings
+from finops.common.settings import DEFAULT_PORTS, CommonSettings, Port
 from finops.common.topics import (
     AGENT_COST,
     AGENT_ERROR,
@@ -14,7 +14,7 @@ from finops.common.topics import (
 
 class OptimizerSettings(CommonSettings):
     service_name: str = "optimizer"
-    port: int = DEFAULT_PORTS["optimizer"]
+    port: Port = DEFAULT_PORTS["optimizer"]
     # Changing it loses nothing: the intake resumes from the offsets stored with its
     # checkpoint. (It was kept apart from "finops-optimizer", the group of the Faust app the
     # optimizer ran until it had no job for one.)

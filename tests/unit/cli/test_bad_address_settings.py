@@ -1,0 +1,83 @@
+"""A malformed broker address, Redis URL or port is one ``error:`` line, as a malformed
+FINOPS_DATABASE_URL is: never the traceback of the client library that failed to parse it
+(``ValueError: invalid literal for int()``, ``OverflowError: connect(): port must be
+0-65535``). The values are checked where the settings are defined, so the services refuse
+them too (tests/unit/common/test_address_settings.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
+BOOTSTRAP = "should be a comma-separated list of HOST:PORT"
+REDIS = (
+    "FINOPS_REDIS_URL: should be a URL of the form redis://[:PASSWORD@]HOST:PORT/DB"
+    " (or rediss://, unix://)"
+)
+
+
+def invoke(*args: str, env: dict[str, str]):
+    return CliRunner().invoke(app, list(args), env={**PLAIN, **env}, prog_name="finops")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "FINOPS_KAFKA_BOOTSTRAP",
+            "localhost:abc",
+            f"FINOPS_KAFKA_BOOTSTRAP=localhost:abc: {BOOTSTRAP}"
+            " (abc in localhost:abc is not a port from 1 to 65535)",
+        ),
+        (
+            "FINOPS_KAFKA_BOOTSTRAP",
+            ":::",
+            f"FINOPS_KAFKA_BOOTSTRAP=:::: {BOOTSTRAP} (::: is not HOST:PORT — an IPv6 address"
+            " goes in brackets: [::1]:9092)",
+        ),
+        (
+            "FINOPS_KAFKA_PORT",
+            "70000",
+            "FINOPS_KAFKA_PORT=70000: Input should be less than or equal to 65535",
+        ),
+        (
+            "FINOPS_POSTGRES_PORT",
+            "70000",
+            "FINOPS_POSTGRES_PORT=70000: Input should be less than or equal to 65535",
+        ),
+        (
+            "FINOPS_REDIS_PORT",
+            "0",
+            "FINOPS_REDIS_PORT=0: Input should be greater than or equal to 1",
+        ),
+        # the value is left out: a URL may hold a password
+        ("FINOPS_REDIS_URL", "notaurl", f"{REDIS} (no redis://, rediss:// or unix:// scheme)"),
+        (
+            "FINOPS_REDIS_URL",
+            "redis://:hunter2@cache:99999/0",
+            f"{REDIS} (the port is not a number from 1 to 65535)",
+        ),
+    ],
+    ids=[
+        "bootstrap-port",
+        "bootstrap-colons",
+        "kafka-port",
+        "postgres-port",
+        "redis-port",
+        "redis-scheme",
+        "redis-url-port",
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [("topics",), ("reprice",), ("tail", "agent.cost.v1"), ("users", "deactivate", "nosuch")],
+    ids=["topics", "reprice", "tail", "users-deactivate"],
+)
+def test_a_malformed_address_setting_is_one_line(args, variable, value, line):
+    result = invoke(*args, env={variable: value})
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: {line}\n"

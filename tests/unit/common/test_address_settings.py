@@ -1,0 +1,64 @@
+"""Every service refuses a malformed broker address, Redis URL or port when it reads its
+settings, naming the variable, before any client library fails on it deep in a connection."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from finops.cli.infra import StackSettings
+from finops.common.settings import CommonSettings
+from finops.optimizer.settings import OptimizerSettings
+
+
+@pytest.mark.parametrize(
+    "value", ["kafka-0:9092", "kafka-0:9092, kafka-1:9093", "[::1]:9092", "127.0.0.1:1"]
+)
+def test_a_list_of_host_port_is_a_bootstrap(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
+    assert CommonSettings().kafka_bootstrap == value
+    assert StackSettings().kafka_bootstrap == value
+
+
+@pytest.mark.parametrize(
+    "value", ["localhost:abc", ":::", "kafka", "kafka:0", "kafka:65536", "a:1,,b:2", ":9092"]
+)
+def test_a_bootstrap_that_is_not_host_port_is_refused(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
+    for settings in (CommonSettings, OptimizerSettings, StackSettings):
+        with pytest.raises(ValidationError, match="comma-separated list of HOST:PORT"):
+            settings()
+
+
+@pytest.mark.parametrize(
+    "value", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/1", "unix:///run/redis.sock"]
+)
+def test_a_redis_url_is_accepted(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_REDIS_URL", value)
+    assert CommonSettings().redis_url == value
+    assert StackSettings().redis_url == value
+
+
+@pytest.mark.parametrize(
+    "value", ["notaurl", "http://cache:6379/0", "redis://cache:port/0", "redis://cache:70000/0"]
+)
+def test_a_url_redis_cannot_use_is_refused(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_REDIS_URL", value)
+    for settings in (CommonSettings, OptimizerSettings, StackSettings):
+        with pytest.raises(ValidationError, match="should be a URL of the form redis://"):
+            settings()
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "70000"])
+def test_a_port_out_of_range_is_refused(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_PORT", value)
+    with pytest.raises(ValidationError, match="port"):
+        CommonSettings()
+    with pytest.raises(ValidationError, match="port"):
+        OptimizerSettings()  # a service's own default port keeps the range
+    monkeypatch.delenv("FINOPS_PORT")
+    for component in ("postgres", "redis", "kafka", "auth", "storage"):
+        monkeypatch.setenv(f"FINOPS_{component.upper()}_PORT", value)
+        with pytest.raises(ValidationError, match=f"{component}_port"):
+            StackSettings()
+        monkeypatch.delenv(f"FINOPS_{component.upper()}_PORT")
