@@ -40,3 +40,29 @@ def test_reasoning_and_one_hour_cache_writes_are_named_when_there_are_any():
         "· 1,000 input tokens (600 cache writes, 200 of them 1-hour) · 500 output tokens "
         "(120 reasoning) · genai-prices-"
     ) in second
+
+
+def test_a_usage_the_model_refuses_is_its_reason_without_pydantic_words():
+    usage = '{"input_tokens": 100, "output_tokens": 20, "cached_input_tokens": 500}'
+    result = price("--provider", "openai", "--model", "gpt-4o", "--usage", usage)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --usage: cached_input_tokens + cache_write_tokens must not exceed input_tokens"
+        " (input_tokens counts ALL input tokens, including cached ones) (give input_tokens and"
+        " output_tokens, or the provider's raw usage object)\n"
+    )
+
+
+def test_a_bad_usage_field_is_named():
+    result = price(
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o",
+        "--usage",
+        '{"input_tokens": -1, "output_tokens": 2}',
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(
+        "error: --usage: input_tokens: Input should be greater than or equal to 0 ("
+    )

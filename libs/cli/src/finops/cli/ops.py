@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from finops.cli.failures import CliError
+from finops.cli.failures import CliError, pydantic_message
 from finops.cli.output import console
 from finops.cli.tail_cmd import tail
 
@@ -97,7 +97,8 @@ def _usage(text: str) -> Any:
         return Usage.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'usage'}: {e['msg']}" for e in exc.errors()
+            ".".join(str(p) for p in e["loc"]) + ": " * bool(e["loc"]) + pydantic_message(e)
+            for e in exc.errors()
         )
         raise CliError(f"--usage: {problems} ({USAGE_HELP})", 2) from exc
 
