@@ -231,7 +231,10 @@ def status() -> None:
     root = StackSettings().data_dir.resolve()
     state = read_state(root)
     if not state:
-        console.print("no stack has been started here (no .finops/stack.json).")
+        console.print(
+            f"no stack has been started here (no {root / 'stack.json'}); a stack started with"
+            " another FINOPS_DATA_DIR shows with that one set."
+        )
         raise typer.Exit(1)
     if state.get("status") == "stopped":  # its pids are stale: nothing to list
         console.print(NO_STACK_RUNNING)

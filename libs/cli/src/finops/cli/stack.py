@@ -137,8 +137,9 @@ class Stack:
         if taken:
             raise StackError(
                 "; ".join(taken)
-                + ". Stop whatever holds it (`finops status`, `finops down`) or choose another"
-                " port with FINOPS_<COMPONENT>_PORT."
+                + ". Stop whatever holds it (`finops status`, `finops down`; a stack started with"
+                " another FINOPS_DATA_DIR stops with `FINOPS_DATA_DIR=<its folder> finops down`)"
+                " or choose another port with FINOPS_<COMPONENT>_PORT."
             )
 
     def _wait_ready(self, names: Iterable[str], timeout: float) -> None:
