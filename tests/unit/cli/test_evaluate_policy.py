@@ -231,3 +231,21 @@ def test_the_docstring_examples_of_the_command_module_hold() -> None:
 
     result = doctest.testmod(optimizer_cmds)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_without_a_policy_every_named_policy_is_evaluated_as_help_says(log):
+    from finops.optimizer.domain.offpolicy import TARGET_POLICIES
+
+    got = estimates(invoke("--json"))
+    assert (
+        list(got)
+        == list(TARGET_POLICIES)
+        == [
+            "cheapest",
+            "best-quality",
+            "cheapest-within-95",
+            "cheapest-within-90",
+        ]
+    )
+    shown = " ".join(invoke("--help").stdout.replace("│", " ").split())
+    assert "cheapest-within-90 or fixed:<arm>; default: the four named ones." in shown

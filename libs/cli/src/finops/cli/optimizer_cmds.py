@@ -188,7 +188,8 @@ def evaluate_policy(
         typer.Option(
             "--policy",
             help="Policy to evaluate (repeatable): cheapest, best-quality, cheapest-within-95, "
-            "cheapest-within-90 or fixed:<arm>, the arm as logged, model|provider|config "
+            "cheapest-within-90 or fixed:<arm>; default: the four named ones. The arm of "
+            "fixed:<arm> is written as logged, model|provider|config "
             "(e.g. 'fixed:gpt-4o|openai|default'; a model or model|provider that names one "
             "logged arm will do). An arm no decision took or offered is refused.",
         ),
@@ -208,9 +209,10 @@ def evaluate_policy(
     per-arm estimates) with the cost events that carry its recommendation_id, and prints IPS,
     self-normalised IPS and doubly robust estimates of quality and cost per call.
     """
-    from finops.optimizer.domain.offpolicy import evaluate, join, target_policy
+    from finops.optimizer.domain.offpolicy import TARGET_POLICIES, evaluate, join, target_policy
 
-    names = policies or ["cheapest", "best-quality", "cheapest-within-95"]
+    # every named policy, so the default is the list --help and the README give
+    names = policies or list(TARGET_POLICIES)
     try:
         chosen = [(n, target_policy(n)) for n in names]
     except ValueError as exc:
