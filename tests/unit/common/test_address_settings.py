@@ -62,3 +62,13 @@ def test_a_port_out_of_range_is_refused(monkeypatch, value):
         with pytest.raises(ValidationError, match=f"{component}_port"):
             StackSettings()
         monkeypatch.delenv(f"FINOPS_{component.upper()}_PORT")
+
+
+def test_a_refused_value_is_not_repeated_in_the_error_a_service_logs(monkeypatch):
+    # a Redis URL may hold a password: the service prints the validation error in its log
+    monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:hunter2@cache:99999/0")
+    for settings in (CommonSettings, OptimizerSettings):
+        with pytest.raises(ValidationError) as refused:
+            settings()
+        assert "FINOPS_REDIS_URL" in str(refused.value) or "redis_url" in str(refused.value)
+        assert "hunter2" not in str(refused.value)

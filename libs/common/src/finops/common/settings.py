@@ -144,7 +144,11 @@ def check_redis_url(value: str | None) -> None:
 class CommonSettings(BaseSettings):
     """What every service needs to know about the platform around it."""
 
-    model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore", env_file=None)
+    # hide_input_in_errors: a refused value may be a URL holding a password, and a service
+    # prints the validation error in its log
+    model_config = SettingsConfigDict(
+        env_prefix="FINOPS_", extra="ignore", env_file=None, hide_input_in_errors=True
+    )
 
     #: the service's name in logs and metrics
     service_name: str = "finops"
