@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
+
+from finops.common.settings_errors import settings_problems
 
 START_STACK = "start the stack with `finops up --detach`"
 
@@ -125,53 +126,10 @@ def _settings_classes() -> set[str]:
     return names - {"BaseSettings"}
 
 
-def pydantic_message(problem: ErrorDetails) -> str:
-    """Pydantic's message for one problem without the ``Value error, `` (or ``Assertion failed,
-    ``) it puts before what a validator raised.
-
-    Examples
-    --------
-    >>> pydantic_message({"type": "value_error", "loc": (), "msg": "Value error, too many",
-    ...                   "input": 3})
-    'too many'
-    >>> pydantic_message({"type": "int_parsing", "loc": (), "msg": "Input should be an integer",
-    ...                   "input": "x"})
-    'Input should be an integer'
-    """
-    message = problem["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    return message
-
-
-#: parts of a variable's name that say its value may hold a secret (a URL's password)
-_SECRET_MARKERS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
-
-
 def _bad_settings(error: ValidationError) -> CliError:
-    """``FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6``, per variable
-    (without the value of one that may hold a secret, such as a URL).
-
-    Examples
-    --------
-    >>> from pydantic import Field
-    >>> from pydantic_settings import BaseSettings, SettingsConfigDict
-    >>> class StackSettings(BaseSettings):
-    ...     model_config = SettingsConfigDict(env_prefix="FINOPS_")
-    ...     optimizer_workers: int = Field(1, le=6)
-    >>> try:
-    ...     StackSettings(optimizer_workers="9")
-    ... except ValidationError as exc:
-    ...     print(_bad_settings(exc).message)
-    FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6
-    """
-    problems = []
-    for problem in error.errors():
-        variable = "FINOPS_" + "_".join(str(part) for part in problem["loc"]).upper()
-        if not any(marker in variable for marker in _SECRET_MARKERS):
-            variable = f"{variable}={problem.get('input')}"
-        problems.append(f"{variable}: {pydantic_message(problem)}")
-    return CliError("; ".join(problems))
+    """The settings' problems in one line (see
+    :func:`~finops.common.settings_errors.settings_problems`)."""
+    return CliError(settings_problems(error))
 
 
 def _database_url_problem() -> str | None:

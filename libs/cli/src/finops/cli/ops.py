@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from finops.cli.failures import CliError, pydantic_message
+from finops.cli.failures import CliError
 from finops.cli.output import console
 from finops.cli.tail_cmd import tail
+from finops.common.settings_errors import pydantic_message
 
 USAGE_HELP = "give input_tokens and output_tokens, or the provider's raw usage object"
 

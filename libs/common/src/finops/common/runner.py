@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
+from finops.common.settings_errors import settings_problems
 
 
 def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
@@ -31,6 +34,13 @@ def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
     }
 
 
-def serve(create_app: Callable[[Any], Any], settings: CommonSettings) -> None:
+def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSettings]) -> None:
+    """Read the service's settings and run it; a malformed or refused setting ends the process
+    with one line naming the variable (exit status 2), not pydantic's dump."""
+    try:
+        settings = read_settings()
+    except ValidationError as exc:
+        print(f"error: {settings_problems(exc)}", file=sys.stderr)
+        sys.exit(2)
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))

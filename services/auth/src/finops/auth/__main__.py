@@ -3,4 +3,4 @@ from finops.auth.settings import AuthSettings
 from finops.common.runner import serve
 
 if __name__ == "__main__":
-    serve(create_app, AuthSettings())
+    serve(create_app, AuthSettings)

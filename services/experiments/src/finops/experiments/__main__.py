@@ -3,4 +3,4 @@ from finops.experiments.app import create_app
 from finops.experiments.settings import ExperimentsSettings
 
 if __name__ == "__main__":
-    serve(create_app, ExperimentsSettings())
+    serve(create_app, ExperimentsSettings)

@@ -3,4 +3,4 @@ from finops.healer.app import create_app
 from finops.healer.settings import HealerSettings
 
 if __name__ == "__main__":
-    serve(create_app, HealerSettings())
+    serve(create_app, HealerSettings)

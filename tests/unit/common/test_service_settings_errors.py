@@ -1,0 +1,41 @@
+"""A service started with a malformed or refused setting ends with one line naming it."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from finops.auth.settings import AuthSettings
+from finops.common import runner, settings_errors
+from finops.healer.settings import HealerSettings
+
+
+def test_the_settings_errors_doctests_pass() -> None:
+    result = doctest.testmod(settings_errors)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def _never_built(settings: object) -> object:
+    raise AssertionError("the app was built with settings that were refused")
+
+
+def test_a_malformed_setting_ends_the_service_with_one_line(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:hunter2@cache:99999/0")
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, HealerSettings)
+    assert ended.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: FINOPS_REDIS_URL: should be a URL of the form redis://")
+    assert "hunter2" not in line
+
+
+def test_a_rule_over_several_settings_is_its_message_alone(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FINOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:changeme@cache:6379/0")
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, AuthSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: refusing a placeholder password in redis_url; set a real one"
+    ]
