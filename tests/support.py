@@ -341,3 +341,33 @@ def worker_port_range(band: tuple[int, int], worker: str, workers: int) -> tuple
         )
     low = first + index * size
     return low, low + size - 1
+
+
+@contextlib.contextmanager
+def healthz_server() -> Iterator[str]:
+    """A tiny HTTP server answering ``GET /healthz`` 200 (and 404 elsewhere), for a command
+    that asks the services whether they run before it starts; yields its base URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/healthz"
+            body = b'{"status":"ok"}' if found else b"{}"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

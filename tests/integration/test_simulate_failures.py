@@ -7,11 +7,12 @@ import json
 import uuid
 
 import pytest
+from support import healthz_server
 from typer.testing import CliRunner
 
 from finops.cli.main import app
 from finops.cli.process import free_port
-from finops.cli.simulate_platform import lost_events
+from finops.cli.simulate_platform import SERVICES, lost_events
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import ensure_topics
@@ -28,7 +29,11 @@ def simulate(env: dict[str, str | None]):
 
 def test_without_postgresql_it_names_postgresql():
     port = free_port()
-    result = simulate({"FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/finops"})
+    with healthz_server() as running:  # the services answer: PostgreSQL is what is missing
+        services = {f"FINOPS_{name.upper()}_URL": running for name in SERVICES}
+        result = simulate(
+            {"FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/finops", **services}
+        )
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == (

@@ -48,6 +48,27 @@ class Endpoints:
         return self.urls[name].rstrip("/")
 
 
+async def check_reachable(endpoints: Endpoints, services: tuple[str, ...] = SERVICES) -> None:
+    """Ask each service's ``/healthz`` once before the run, so a wrong ``FINOPS_<SERVICE>_URL``
+    or a service that is down stops the run at once rather than at its first use: the fleet
+    would otherwise wait minutes for an optimizer that is not there, retry its deliveries to
+    ingest for ever or quietly do without the healer.
+
+    Raises ``httpx.TransportError`` for a service that does not answer (``simulate`` names it
+    and its variable); a :class:`CliError` for one that answers ``/healthz`` with an error.
+    """
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in services:
+            url = endpoints.service_url(name) + "/healthz"
+            resp = await http.get(url)
+            if resp.status_code != 200:
+                raise CliError(
+                    f"the {name} service at {endpoints.urls[name]} answered GET /healthz with "
+                    f"HTTP {resp.status_code} — check that FINOPS_{name.upper()}_URL names the "
+                    f"{name} service"
+                )
+
+
 @dataclass(frozen=True)
 class ExperimentPlan:
     """An experiment the simulator runs: ``kind`` is "cheaper_variant" or "a_a"."""

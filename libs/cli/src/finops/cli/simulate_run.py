@@ -23,6 +23,7 @@ from finops.cli.simulate_platform import (
     ExperimentOutcome,
     OperatorApi,
     RunningExperiment,
+    check_reachable,
     lost_events,
 )
 from finops.cli.simulation.attempts import TaskAttempts
@@ -349,6 +350,7 @@ async def run_simulation(
     from finops.cli.accounts import operator_token
 
     began = time.monotonic()
+    await check_reachable(endpoints)
     tasks = make_tasks(seed, calls, agents)
     providers = SimulatedProviders(schedule)
     operator = await operator_token(endpoints)
