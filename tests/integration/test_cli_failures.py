@@ -223,6 +223,33 @@ def test_an_outcome_out_of_range_is_refused_naming_its_file_line_and_field(
     )
 
 
+@pytest.mark.parametrize(
+    ("rows", "line"),
+    [
+        (  # the walkthrough's file: its oracle (0.6) came out worse than its best model (0.7)
+            ["p1,t,a,0.5,1", "p2,t,b,0.7,1"],
+            "line 2: prompt p1 has no row for model b; each prompt needs a row per model: a, b",
+        ),
+        (
+            ["p1,t,a,0.5,1", "p1,t,b,0.7,1", "p1,t,a,0.9,1"],
+            "line 4: prompt p1 has a second row for model a (the first is line 2); give one row"
+            " per prompt and model",
+        ),
+    ],
+    ids=["a-model-missing", "a-row-twice"],
+)
+def test_an_incomplete_or_duplicated_outcomes_file_is_refused_naming_its_line(tmp_path, rows, line):
+    data = tmp_path / "s.csv"
+    data.write_text("\n".join(["prompt_id,task_type,model,quality,cost_usd", *rows]) + "\n")
+
+    result = invoke("backtest", "--data", str(data), "--json")
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {data} is not an outcomes CSV ({line}); columns: {OUTCOME_COLUMNS}\n"
+    )
+
+
 def test_an_unwritable_plot_path_fails_before_the_replay_and_creates_no_folder(tmp_path, outcomes):
     missing = tmp_path / "no" / "such" / "frontier.png"
     result = invoke("backtest", "--data", str(outcomes), "--plot", str(missing))

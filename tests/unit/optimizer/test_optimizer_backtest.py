@@ -175,16 +175,28 @@ def test_backtest_progress_callback_and_details(synthetic_csv):
     assert details["runtime_s"] > 0
 
 
-def test_backtest_reads_gzip_and_partial_rows(tmp_path):
-    path = _write(tmp_path / "outcomes.csv.gz", _rows(600, seed=2, drop_every=7), gz=True)
+def test_backtest_reads_gzip(tmp_path):
+    path = _write(tmp_path / "outcomes.csv.gz", _rows(600, seed=2), gz=True)
     data = load_outcomes(path)
     assert len(data.prompts) == 600
-    assert sum(1 for p in data.prompts if len(p.outcomes) == 1) == len(range(0, 600, 7))
+    assert all(len(p.outcomes) == len(MODELS) for p in data.prompts)
     result = run_backtest(load_outcomes(path), 0.95, seed=0)
     assert set(result) == EXPECTED_KEYS
     _n, _best, (bq, _bc), _oq, oc = _reference(path)
     assert result["best_quality"] == pytest.approx(bq)
     assert result["oracle_cost_per_prompt"] == pytest.approx(oc)
+
+
+def test_a_file_with_prompts_missing_a_model_is_refused(tmp_path):
+    # over rows missing here and there the best single model and the oracle are means over
+    # different prompts: the oracle could come out worse than the best model
+    path = _write(tmp_path / "outcomes.csv.gz", _rows(600, seed=2, drop_every=7), gz=True)
+    with pytest.raises(ValueError) as refused:
+        load_outcomes(path)
+    assert str(refused.value) == (
+        "line 2: prompt p0 has no row for model small-model; each prompt needs a row per model:"
+        " big-model, small-model"
+    )
 
 
 def test_plot_frontier_writes_png(tmp_path, synthetic_csv):

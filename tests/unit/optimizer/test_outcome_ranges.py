@@ -1,5 +1,6 @@
 """An outcomes file's numeric columns are checked row by row: a negative token count or cost,
-or a quality outside 0 to 1, is refused naming its line and field."""
+or a quality outside 0 to 1, is refused naming its line and field. So is a second row of the
+same prompt and model, and a prompt without a row for every model of the file."""
 
 from __future__ import annotations
 
@@ -33,3 +34,45 @@ def test_zero_and_empty_token_counts_are_read(tmp_path: Path):
     data = tmp_path / "outcomes.csv"
     data.write_text(f"{HEADER}\n{GOOD}\np2,t,m,0,0,0,,q\n")
     assert len(load_outcomes(data).prompts) == 2
+
+
+def test_a_second_row_of_the_same_prompt_and_model_is_refused(tmp_path: Path):
+    data = tmp_path / "outcomes.csv"
+    data.write_text(f"{HEADER}\n{GOOD}\np2,t,m,1,0.01,1,1,q\np1,t,m,0,0.01,100,20,again\n")
+    with pytest.raises(ValueError) as refused:
+        load_outcomes(data)
+    assert str(refused.value) == (
+        "line 4: prompt p1 has a second row for model m (the first is line 2); give one row per"
+        " prompt and model"
+    )
+
+
+def test_a_prompt_without_a_row_for_every_model_is_refused(tmp_path: Path):
+    # the walkthrough's file: the oracle (0.6) came out worse than the best model (0.7)
+    data = tmp_path / "outcomes.csv"
+    data.write_text("prompt_id,task_type,model,quality,cost_usd\np1,t,a,0.5,1\np2,t,b,0.7,1\n")
+    with pytest.raises(ValueError) as refused:
+        load_outcomes(data)
+    assert str(refused.value) == (
+        "line 2: prompt p1 has no row for model b; each prompt needs a row per model: a, b"
+    )
+
+
+def test_every_prompt_with_every_model_once_is_read(tmp_path: Path):
+    data = tmp_path / "outcomes.csv"
+    data.write_text(
+        "prompt_id,task_type,model,quality,cost_usd\np1,t,a,0.5,1\np2,t,b,0.7,1\n"
+        "p2,t,a,0.6,1\np1,t,b,0.4,1\n"
+    )
+    outcomes = load_outcomes(data)
+    assert [p.prompt_id for p in outcomes.prompts] == ["p1", "p2"]
+    assert outcomes.models == ["a", "b"]
+
+
+def test_the_loaders_doctests_run():
+    import doctest
+
+    from finops.optimizer.adapters import outcome_files
+
+    result = doctest.testmod(outcome_files)
+    assert result.attempted >= 2 and result.failed == 0

@@ -1,7 +1,7 @@
 """Outcome files (``.csv`` or ``.csv.gz``) read into :class:`.backtest.Outcomes` rows.
 
 Columns: ``prompt_id, task_type, model, quality, cost_usd[, input_tokens, output_tokens,
-prompt]``, one row per ``(prompt, model)``.
+prompt]``, exactly one row per ``(prompt, model)``: every prompt has a row for every model.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ def load_outcomes(path: str | Path) -> Outcomes:
     A row whose ``quality`` is not a number from 0 to 1, or whose ``cost_usd`` (or
     ``input_tokens``, ``output_tokens``) is not a number of 0 or more, raises ``ValueError``
     naming its line and field: a replay over it would report figures that mean nothing.
+    So does a second row of the same ``(prompt_id, model)`` (which of the two would count?)
+    and a prompt without a row for every model of the file: the best single model's and the
+    per-prompt oracle's figures are only comparable over the same prompts and models (over
+    rows missing here and there, the oracle can come out worse than the best model).
     """
     with _open_text(path) as fh:
         return Outcomes.from_rows(_checked(csv.DictReader(fh)))
@@ -48,8 +52,19 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
     ValueError: line 2: quality 7 is not a number from 0 to 1
     """
     line = 1  # the header's
+    seen: dict[tuple[str, str], int] = {}  # (prompt, model) -> its line
+    first_line: dict[str, int] = {}  # prompt -> the line of its first row
     for row in reader:
         start, line = line + 1, reader.line_num  # a quoted prompt may span several lines
+        prompt, model = row.get("prompt_id"), row.get("model")
+        if prompt is not None and model is not None:  # else Outcomes.from_rows names it
+            twin = seen.setdefault((prompt, model), start)
+            if twin != start:
+                raise ValueError(
+                    f"line {start}: prompt {prompt} has a second row for model {model} "
+                    f"(the first is line {twin}); give one row per prompt and model"
+                )
+            first_line.setdefault(prompt, start)
         for field, low, high in _RANGES:
             value = row.get(field)
             if value is None or (value == "" and field not in _REQUIRED):
@@ -63,6 +78,27 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
                 shown = value or "(empty)"
                 raise ValueError(f"line {start}: {field} {shown} is not a number {what}")
         yield row
+    _check_complete(seen, first_line)
+
+
+def _check_complete(seen: dict[tuple[str, str], int], first_line: dict[str, int]) -> None:
+    """Raise ``ValueError`` for the first prompt (in file order) lacking a row for a model.
+
+    Examples
+    --------
+    >>> _check_complete({("p1", "a"): 2, ("p2", "b"): 3}, {"p1": 2, "p2": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: line 2: prompt p1 has no row for model b; each prompt needs a row per model: a, b
+    """
+    models = sorted({model for _, model in seen})
+    for prompt, line in first_line.items():
+        for model in models:
+            if (prompt, model) not in seen:
+                raise ValueError(
+                    f"line {line}: prompt {prompt} has no row for model {model}; each prompt "
+                    f"needs a row per model: {', '.join(models)}"
+                )
 
 
 #: the numeric columns and the values each may take
