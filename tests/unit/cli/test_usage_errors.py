@@ -70,6 +70,11 @@ def invoke(*args: str, stdin: str | None = None):
             "error: invalid value for '--seed': Input should be greater than or equal to 0"
             " (see `finops demo --help`)",
         ),
+        (
+            ("backtest", "--data", __file__, "--seed", "-5"),
+            "error: invalid value for '--seed': Input should be greater than or equal to 0"
+            " (see `finops backtest --help`)",
+        ),
     ],
     ids=[
         "bad-value",
@@ -86,6 +91,7 @@ def invoke(*args: str, stdin: str | None = None):
         "negative-seed-validate",
         "negative-seed-simulate",
         "negative-seed-demo",
+        "negative-seed-backtest",
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_status_2(args, line):

@@ -104,7 +104,7 @@ def backtest(
             help="Overall quality to keep, relative to the best single model.",
         ),
     ] = 0.95,
-    seed: Annotated[int, typer.Option(help="Seeds the replay order and the policy.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the replay order and the policy.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[
         Path | None,
