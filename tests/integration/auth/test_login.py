@@ -141,6 +141,50 @@ async def test_token_endpoint_refuses_incomplete_or_unknown_grants(client, form,
     assert response.json()["error"]["code"] == code
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"username": "x", "password": "y"}'),
+        ("text/plain", b"username=x&password=y"),
+        (None, b"username=x&password=y"),
+    ],
+    ids=["json", "text", "none"],
+)
+async def test_token_endpoint_refuses_a_body_that_is_not_form_encoded_with_415(
+    client, accounts, content_type, body
+):
+    # a JSON body was read as an empty form: "username is required" though one was sent
+    user = await accounts.register()
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await client.post(
+        "/api/auth/token",
+        content=body.replace(b"x", user.username.encode()),
+        headers=headers,
+    )
+    received = "no Content-Type" if content_type is None else f"Content-Type {content_type}"
+    assert (response.status_code, response.json()) == (
+        415,
+        {
+            "error": {
+                "code": "unsupported_media_type",
+                "message": f"the body must be form-encoded, sent with Content-Type: {FORM} "
+                f"(received {received})",
+                "details": {"expected": FORM, "received": content_type},
+            }
+        },
+    )
+    # the same credentials form-encoded (any charset parameter) are taken
+    response = await client.post(
+        "/api/auth/token",
+        content=f"username={user.username}&password={PASSWORD}".replace(" ", "+").encode(),
+        headers={"Content-Type": f"{FORM}; charset=utf-8"},
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_scope_parameter_narrows_the_token_and_cannot_widen_it(client, accounts):
     user = await accounts.register()
     narrowed = await client.post(

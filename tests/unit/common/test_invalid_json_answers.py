@@ -160,21 +160,65 @@ def test_every_service_refuses_a_body_not_declared_json_with_415(
 
 
 @pytest.mark.parametrize("service", FACTORIES)
-def test_every_endpoint_with_a_json_body_declares_415_and_no_other_does(service: str) -> None:
+def test_every_endpoint_with_a_json_or_form_body_declares_415_and_no_other_does(
+    service: str,
+) -> None:
     document = FACTORIES[service]().openapi()
     declared = {
         (method.upper(), path): "415" in operation.get("responses", {})
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
     }
-    json_body = {
+    with_body = {
         (method.upper(), path)
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
-        if "application/json" in operation.get("requestBody", {}).get("content", {})
+        if {"application/json", FORM} & set(operation.get("requestBody", {}).get("content", {}))
     }
-    assert json_body
-    assert {endpoint for endpoint, says in declared.items() if says} == json_body
+    assert with_body
+    assert {endpoint for endpoint, says in declared.items() if says} == with_body
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"username": "alice"}'),
+        ("multipart/form-data; boundary=x", b"--x--"),
+        ("text/plain", b"grant_type=magic"),
+        (None, b"grant_type=magic"),
+    ],
+    ids=["json", "multipart", "text", "none"],
+)
+def test_the_form_endpoint_refuses_a_body_not_form_encoded_with_415(
+    content_type: str | None, body: bytes
+) -> None:
+    # a JSON body was read as an empty form: 400 "username is required" though one was sent
+    client = _client("auth")
+    client.app.state.auth_service = None  # not reached
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.post("/api/auth/token", content=body, headers=headers)
+    received = "no Content-Type" if content_type is None else f"Content-Type {content_type}"
+    assert (response.status_code, response.json()) == (
+        415,
+        {
+            "error": {
+                "code": "unsupported_media_type",
+                "message": f"the body must be form-encoded, sent with Content-Type: {FORM} "
+                f"(received {received})",
+                "details": {"expected": FORM, "received": content_type},
+            }
+        },
+    )
+
+
+def test_the_form_endpoints_415_names_the_form_type_in_its_openapi_answers() -> None:
+    operation = FACTORIES["auth"]().openapi()["paths"]["/api/auth/token"]["post"]
+    [row] = operation["responses"]["415"]["x-error-codes"]
+    assert row["code"] == "unsupported_media_type"
+    assert FORM in row["when"] and "`application/json`" not in row["when"]
 
 
 def test_a_form_endpoint_still_takes_its_form_body() -> None:

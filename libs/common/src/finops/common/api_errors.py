@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from finops.common.errors import (
+    FORM_MEDIA_TYPE,
     FinopsError,
     InvalidJson,
     UnsupportedMediaType,
@@ -212,6 +213,13 @@ UNSUPPORTED_MEDIA_TYPE = ApiError(
     "the body's `Content-Type` is missing or not JSON (`application/json` or `+json`): "
     "`details: {expected, received}`",
 )
+#: a form-encoded endpoint's body sent as something else, JSON included (:func:`require_json_body`)
+UNSUPPORTED_FORM_MEDIA_TYPE = ApiError(
+    415,
+    "unsupported_media_type",
+    f"a form-encoded endpoint's body has no `Content-Type` or one other than `{FORM_MEDIA_TYPE}`"
+    ", JSON included: `details: {expected, received}`",
+)
 #: the errors of any endpoint that reads a JSON body: one over the limit is refused before
 #: the route runs (:mod:`finops.common.http`), one that is not UTF-8 text FastAPI cannot decode
 JSON_BODY = (
@@ -240,6 +248,23 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+def is_form_media_type(content_type: str) -> bool:
+    """``application/x-www-form-urlencoded``, parameters ignored.
+
+    >>> [is_form_media_type(t) for t in (FORM_MEDIA_TYPE + "; charset=utf-8", "application/json")]
+    [True, False]
+    """
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_type() == FORM_MEDIA_TYPE
+
+
+def reads_form_body(route: Any) -> bool:
+    """Whether a route's body is a form (OAuth2's token endpoint)."""
+    body_field = getattr(route, "body_field", None)
+    return body_field is not None and isinstance(body_field.field_info, params.Form)
+
+
 def reads_json_body(route: Any) -> bool:
     """Whether a route's body is JSON: a body parameter that is not a form, or (a route that
     reads the raw bytes itself, as ingest's ``POST /api/events``) a JSON request body declared
@@ -261,15 +286,31 @@ async def require_json_body(request: Request) -> None:
     them. Every service installs this as an app-wide dependency (:mod:`finops.common.http`),
     so every endpoint that reads JSON, whether FastAPI or the service parses it, answers the
     same; an empty body is left to the endpoint.
+
+    A form-encoded endpoint (OAuth2's token endpoint) is held to its own type the same way:
+    FastAPI would read a JSON body there as an empty form, and the route would then say a
+    field that was sent is missing.
     """
-    if not reads_json_body(request.scope.get("route")):
+    route = request.scope.get("route")
+    if reads_form_body(route):
+        expected, accepts = FORM_MEDIA_TYPE, is_form_media_type
+    elif reads_json_body(route):
+        expected, accepts = "application/json", is_json_media_type
+    else:
         return
     content_type = request.headers.get("content-type")
-    if content_type is not None and is_json_media_type(content_type):
+    if content_type is not None and accepts(content_type):
         return
-    if not await request.body():
+    if not await _has_body(request):
         return
-    raise UnsupportedMediaType.of(content_type)
+    raise UnsupportedMediaType.of(content_type, expected)
+
+
+async def _has_body(request: Request) -> bool:
+    try:
+        return bool(await request.body())
+    except RuntimeError:  # FastAPI streamed it away parsing a multipart form: there was one
+        return True
 
 
 def error_response(error: FinopsError) -> JSONResponse:

@@ -114,21 +114,31 @@ def json_syntax_error(body: str | bytes) -> dict[str, Any] | None:
     return None
 
 
-class UnsupportedMediaType(FinopsError):
-    """A body whose ``Content-Type`` is not JSON sent to an endpoint that reads JSON.
+#: the media type of a form-encoded body (OAuth2's token endpoint takes no other)
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
-    ``details``: ``{"expected": "application/json", "received": <the header, or null>}``.
+
+class UnsupportedMediaType(FinopsError):
+    """A body whose ``Content-Type`` is not the one its endpoint reads: JSON, or for a
+    form-encoded endpoint ``application/x-www-form-urlencoded``.
+
+    ``details``: ``{"expected": <that type>, "received": <the header, or null>}``.
     """
 
     code = "unsupported_media_type"
     message = "the body must be JSON, sent with Content-Type: application/json"
 
     @classmethod
-    def of(cls, content_type: str | None) -> Self:
+    def of(cls, content_type: str | None, expected: str = "application/json") -> Self:
         received = "no Content-Type" if content_type is None else f"Content-Type {content_type}"
+        must = (
+            cls.message
+            if expected == "application/json"
+            else f"the body must be form-encoded, sent with Content-Type: {expected}"
+        )
         return cls(
-            f"{cls.message} (received {received})",
-            details={"expected": "application/json", "received": content_type},
+            f"{must} (received {received})",
+            details={"expected": expected, "received": content_type},
         )
 
 

@@ -56,14 +56,16 @@ async def login(body: LoginRequest, service: Service, address: ClientAddress) ->
 @router.post(
     "/token",
     summary="OAuth2 token endpoint (password, client_credentials, refresh_token)",
-    responses=errors(*FORM_ERRORS, 401, 429),
+    responses=errors(*FORM_ERRORS, 401, 429, form=True),
 )
 async def token(
     form: Annotated[TokenForm, Form()], service: Service, address: ClientAddress
 ) -> TokenResponse:
-    """Form-encoded, as OAuth2 asks. `grant_type=password` (the default) takes `username` and
-    `password`; `client_credentials` takes an API key as `client_secret`; `refresh_token`
-    takes `refresh_token`. `scope` narrows the token to a subset of the account's scopes."""
+    """Form-encoded (`application/x-www-form-urlencoded`, as OAuth2 asks; any other body,
+    JSON included, is refused with 415 `unsupported_media_type`). `grant_type=password` (the
+    default) takes `username` and `password`; `client_credentials` takes an API key as
+    `client_secret`; `refresh_token` takes `refresh_token`. `scope` narrows the token to a
+    subset of the account's scopes."""
     grant = form.grant_type or "password"
     if grant == "password":
         if not form.username:

@@ -8,6 +8,7 @@ from finops.common.api_errors import (
     INVALID_JSON,
     INVALID_TOKEN,
     NOT_AUTHENTICATED,
+    UNSUPPORTED_FORM_MEDIA_TYPE,
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
     responses,
@@ -63,13 +64,18 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI answers of these statuses, each with every code auth gives with it."""
-    rows = [row for row in ERRORS if row.status in statuses]
+def errors(*statuses: int, form: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of these statuses, each with every code auth gives with it
+    (``form``: the 415 of a form-encoded body, not of a JSON one)."""
+    table = [
+        UNSUPPORTED_FORM_MEDIA_TYPE if form and r is UNSUPPORTED_MEDIA_TYPE else r for r in ERRORS
+    ]
+    rows = [row for row in table if row.status in statuses]
     return responses(rows, headers=_HEADERS)
 
 
-#: an endpoint with a JSON body (the form-encoded token endpoint has FORM_ERRORS)
+#: an endpoint with a JSON body (the form-encoded token endpoint has FORM_ERRORS, and
+#: ``errors(..., form=True)`` for its own 415)
 BODY_ERRORS = (400, 413, 415, 422, 503)
-FORM_ERRORS = (400, 413, 422, 503)
+FORM_ERRORS = (400, 413, 415, 422, 503)
 PROTECTED = (401, 503)
