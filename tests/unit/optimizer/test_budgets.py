@@ -229,6 +229,45 @@ def test_pacing_gets_stricter_as_the_remaining_budget_shrinks():
     assert p["action"] == "none" and p["max_cost_per_call_usd"] > p["current_cost_per_call_usd"]
 
 
+def test_pacing_sets_no_cap_before_there_is_a_call_rate_to_divide_by():
+    bt = BudgetTracker([Budget("b", "team", "support", "month", 500.0)])
+    p = bt.pacing("b")
+    assert (p["action"], p["max_cost_per_call_usd"], p["expected_remaining_calls"]) == (
+        "none",
+        None,
+        None,
+    )
+    assert p["cost_ratio"] is None and p["remaining_usd"] == 500.0
+    assert p["reason"] == (
+        "no calls counted yet: $500.00 of the $500.00 month budget left, no cap per call until"
+        " there is a call rate"
+    )
+    # spend without a call (a cost of calls=0) is paced by the spend alone: no cap to give
+    bt.observe_cost("team", "support", at(1), 490.0, calls=0)
+    p = bt.pacing("b")
+    assert (p["action"], p["max_cost_per_call_usd"]) == ("step_down", None)
+    assert "no call rate yet" in p["reason"]
+    # once calls come, the cap is the budget left over the calls expected
+    steady(bt, usd_per_hour=0.01, hours=2, start=2, subject="support", scope="team")
+    p = bt.pacing("b")
+    assert p["max_cost_per_call_usd"] is not None and p["expected_remaining_calls"] > 1
+    assert p["max_cost_per_call_usd"] < p["remaining_usd"]
+
+
+def test_a_budget_without_a_call_rate_is_not_stricter_than_one_with_a_cap():
+    bt = BudgetTracker(
+        [
+            Budget("fresh", "agent", "bot", "day", 1000.0),
+            Budget("team", "team", "search", "day", 100.0),
+        ]
+    )
+    assert bt.pacing_for("bot", "search")["max_cost_per_call_usd"] is None
+    for i in range(36):
+        bt.observe_cost("team", "search", at(0, 10 * i), 0.125)
+    p = bt.pacing_for("bot", "search")
+    assert p["budget_id"] == "team" and p["max_cost_per_call_usd"] > 0
+
+
 def test_pacing_for_an_agent_takes_the_strictest_budget():
     bt = BudgetTracker(
         [

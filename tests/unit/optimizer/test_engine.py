@@ -203,6 +203,18 @@ def test_budget_pacing_steps_down_to_affordable_arms():
     assert rec.reason.startswith("budget pacing")
 
 
+def test_a_budget_without_a_call_rate_steps_down_to_the_cheapest_arm_naming_no_cap():
+    engine = seeded_engine()
+    engine.set_budget(Budget("b1", "agent", "bot", "day", limit_usd=1.0))
+    rec = engine.recommend("summarize", agent_id="bot", rng=random.Random(0), now=T0)
+    assert "budget pacing" not in rec.reason  # no calls counted: no cap, nothing to pace
+    # spend counted without a call (no call rate) past the headroom: cheapest arm, no cap
+    engine.budgets.observe_cost("agent", "bot", T0, 0.99, calls=0)
+    rec = engine.recommend("summarize", agent_id="bot", rng=random.Random(0), now=T0)
+    assert rec.arm.model == "gpt-4o-mini"
+    assert rec.reason.startswith("budget pacing (step_down, no call rate: cheapest); ")
+
+
 def test_state_round_trips_through_json_with_identical_decisions():
     engine = seeded_engine()
     feed(engine, 300, TRUTH, random.Random(4), T0)

@@ -180,3 +180,39 @@ def test_a_new_budget_is_as_of_the_latest_call_the_optimizer_has_seen() -> None:
     assert [(b["period_start"], b["period_end"]) for b in listed] == [
         ("2026-05-17T00:00:00Z", "2026-05-18T00:00:00Z")
     ]
+
+
+def test_a_fresh_budgets_pacing_sets_no_cap_until_there_is_a_call_rate() -> None:
+    # it said max_cost_per_call_usd 500.0: the whole monthly budget on one call
+    client = operator_client()
+    engine = engine_of(client)
+    engine.observe(  # the optimizer has seen a call, but none counted by this budget
+        apply_pricing(parse_event(llm_call("bot", at=datetime(2026, 5, 17, 9, tzinfo=UTC))))
+    )
+    put = client.put(
+        "/api/budgets/support-month",
+        json={"scope": "team", "subject": "support", "period": "month", "limit_usd": 500},
+    )
+    assert put.status_code == 200, put.text
+    fresh = operator_client()  # and on an optimizer that has seen no call at all
+    put_fresh = fresh.put(
+        "/api/budgets/support-month",
+        json={"scope": "team", "subject": "support", "period": "month", "limit_usd": 500},
+    )
+    for status in (put.json(), put_fresh.json()):
+        pacing = status["pacing"]
+        assert pacing["action"] == "none"
+        assert pacing["max_cost_per_call_usd"] is None
+        assert pacing["expected_remaining_calls"] is None
+        assert (pacing["current_cost_per_call_usd"], pacing["cost_ratio"]) == (None, None)
+        assert pacing["remaining_usd"] == 500
+        assert "no calls" in pacing["reason"] and "500" in pacing["reason"]
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for field in ("max_cost_per_call_usd", "expected_remaining_calls"):
+        assert {"type": "null"} in schemas["PacingOut"]["properties"][field]["anyOf"]
+    # a recommendation for the team goes on as without a budget
+    answer = client.get(
+        "/api/recommendations", params={"task_type": "summarize", "team": "support"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert "budget pacing" not in answer.json()["reason"]

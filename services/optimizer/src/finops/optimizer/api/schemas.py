@@ -198,11 +198,17 @@ class PacingOut(Out):
     scope: Literal["team", "agent"]
     subject: str
     action: Literal["none", "step_down", "exhausted"]
-    max_cost_per_call_usd: Real
+    max_cost_per_call_usd: Real | None = Field(
+        description="remaining budget / expected remaining calls; null until the budget has "
+        "counted a call (no call rate to divide by)"
+    )
     current_cost_per_call_usd: Real | None
     cost_ratio: Real | None
     remaining_usd: Real
-    expected_remaining_calls: Real
+    expected_remaining_calls: Real | None = Field(
+        description="calls expected in the rest of the period at the current call rate; null "
+        "until the budget has counted a call"
+    )
     spend_usd: Real
     forecast_usd: Real
     limit_usd: Real

@@ -5,10 +5,15 @@ with action ``"none"`` (forecast within ``(1 - headroom) x limit``), ``"step_dow
 arms whose expected cost per call is at most that cap) or ``"exhausted"`` (budget spent: cap 0,
 use the cheapest arm). Overspending makes the cap fall as the period advances; following it
 lowers the burn rate and relaxes it again.
+
+Before the budget has counted a call there is no call rate to divide by: the cap and the
+expected remaining calls are ``None`` (not the whole remaining budget for one call), and a
+step-down then has no cap to name (a recommendation takes the cheapest arm).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +32,7 @@ class _Outlook:
 
     forecast: float
     remaining: float
-    expected_calls: float
+    expected_calls: float | None  # None: no call rate yet
     current: float | None  # the cost per call now (None before any call)
 
 
@@ -43,13 +48,15 @@ def _outlook(b: Budget, st: BurnState, ts: float) -> _Outlook:
     return _Outlook(
         forecast=st.spend + rate * left_s,
         remaining=b.limit_usd - st.spend,
-        expected_calls=crate * left_s,
+        expected_calls=crate * left_s if crate > 0 else None,
         current=current,
     )
 
 
-def _decision(b: Budget, st: BurnState, seen: _Outlook, headroom: float) -> tuple[str, float, str]:
-    """``(action, cap, reason)`` of the pacing."""
+def _decision(
+    b: Budget, st: BurnState, seen: _Outlook, headroom: float
+) -> tuple[str, float | None, str]:
+    """``(action, cap, reason)`` of the pacing (cap None: no call rate to divide by yet)."""
     if seen.remaining <= 0:
         return (
             "exhausted",
@@ -58,8 +65,24 @@ def _decision(b: Budget, st: BurnState, seen: _Outlook, headroom: float) -> tupl
             "use the cheapest acceptable arm",
         )
     remaining, expected_calls, forecast = seen.remaining, seen.expected_calls, seen.forecast
+    over = forecast > (1.0 - headroom) * b.limit_usd
+    if expected_calls is None:
+        if over:
+            return (
+                "step_down",
+                None,
+                f"forecast ${forecast:.2f} exceeds {100 * (1 - headroom):.0f}% of the "
+                f"${b.limit_usd:.2f} {b.period} budget and there is no call rate yet to pace "
+                "by: use the cheapest acceptable arm",
+            )
+        return (
+            "none",
+            None,
+            f"no calls counted yet: ${remaining:.2f} of the ${b.limit_usd:.2f} {b.period} "
+            "budget left, no cap per call until there is a call rate",
+        )
     cap = remaining / expected_calls if expected_calls >= 1 else remaining
-    if forecast > (1.0 - headroom) * b.limit_usd:
+    if over:
         return (
             "step_down",
             cap,
@@ -83,7 +106,7 @@ def pacing_of(b: Budget, st: BurnState, ts: float, headroom: float) -> dict[str,
     seen = _outlook(b, st, ts)
     action, cap, reason = _decision(b, st, seen, headroom)
     ratio = None
-    if seen.current is not None and seen.current > 0:
+    if cap is not None and seen.current is not None and seen.current > 0:
         ratio = min(cap / seen.current, 1.0) if action != "none" else cap / seen.current
     return {
         "budget_id": b.id,
@@ -105,10 +128,15 @@ def pacing_of(b: Budget, st: BurnState, ts: float, headroom: float) -> dict[str,
 
 def stricter(p: dict[str, Any], than: dict[str, Any] | None) -> bool:
     """Whether pacing ``p`` is stricter than ``than`` (any pacing is stricter than None):
-    a stronger action first, then a lower cap."""
+    a stronger action first, then a lower cap (no cap is the loosest)."""
     if than is None:
         return True
-    return (_ACTION_RANK[p["action"]], p["max_cost_per_call_usd"]) < (
+    return (_ACTION_RANK[p["action"]], _cap_or_inf(p)) < (
         _ACTION_RANK[than["action"]],
-        than["max_cost_per_call_usd"],
+        _cap_or_inf(than),
     )
+
+
+def _cap_or_inf(p: dict[str, Any]) -> float:
+    cap = p["max_cost_per_call_usd"]
+    return math.inf if cap is None else float(cap)

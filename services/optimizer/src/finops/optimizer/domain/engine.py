@@ -285,7 +285,8 @@ class OptimizerEngine:
         budgets = budgets or self.budgets
         pacing = budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
         if pacing and pacing.get("action") in ("step_down", "exhausted"):
-            cap = pacing.get("max_cost_per_call_usd") or 0.0
+            paced = pacing.get("max_cost_per_call_usd")  # None: no call rate yet
+            cap = paced or 0.0
             summary = self.policy.arm_summary(task_type)
             affordable = [
                 a for a in candidates if (summary.get(a, {}).get("cost_usd") or 0.0) <= cap
@@ -296,7 +297,8 @@ class OptimizerEngine:
                 )
                 affordable = [cheapest]
             candidates = affordable
-            reason_prefix += f"budget pacing ({pacing.get('action')}, cap ${cap:.6f}/call); "
+            limit = f"cap ${cap:.6f}/call" if paced is not None else "no call rate: cheapest"
+            reason_prefix += f"budget pacing ({pacing.get('action')}, {limit}); "
         promoted = self.promoted.get(task_type)
         if promoted:
             if promoted["arm"] in candidates:
