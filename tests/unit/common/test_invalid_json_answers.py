@@ -219,6 +219,11 @@ def test_the_form_endpoints_415_names_the_form_type_in_its_openapi_answers() -> 
     [row] = operation["responses"]["415"]["x-error-codes"]
     assert row["code"] == "unsupported_media_type"
     assert FORM in row["when"] and "`application/json`" not in row["when"]
+    # a form body is never parsed as JSON: no invalid_json among its 400s (register has it)
+    token_400s = [r["code"] for r in operation["responses"]["400"]["x-error-codes"]]
+    assert "invalid_json" not in token_400s and "unsupported_grant_type" in token_400s
+    register = FACTORIES["auth"]().openapi()["paths"]["/api/auth/register"]["post"]
+    assert "invalid_json" in [r["code"] for r in register["responses"]["400"]["x-error-codes"]]
 
 
 def test_a_form_endpoint_still_takes_its_form_body() -> None:

@@ -66,9 +66,11 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def errors(*statuses: int, form: bool = False) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI answers of these statuses, each with every code auth gives with it
-    (``form``: the 415 of a form-encoded body, not of a JSON one)."""
+    (``form``: the 415 of a form-encoded body, not of a JSON one, and no ``invalid_json``)."""
     table = [
-        UNSUPPORTED_FORM_MEDIA_TYPE if form and r is UNSUPPORTED_MEDIA_TYPE else r for r in ERRORS
+        UNSUPPORTED_FORM_MEDIA_TYPE if form and r is UNSUPPORTED_MEDIA_TYPE else r
+        for r in ERRORS
+        if not (form and r is INVALID_JSON)  # a form body is never parsed as JSON
     ]
     rows = [row for row in table if row.status in statuses]
     return responses(rows, headers=_HEADERS)
