@@ -70,9 +70,8 @@ async def open_loop(
     """
     cpu_before = await service_cpu_s(server) if server else math.nan
     figures = await _fire(request, rate=rate, seconds=seconds, headers=headers, warmup=warmup)
-    requests = warmup + int(rate * seconds)
     cpu_used = await service_cpu_s(server) - cpu_before if server else math.nan
-    return {**figures, "cpu_ms": cpu_used * 1000 / requests}
+    return {**figures, "cpu_ms": cpu_used * 1000 / figures["requests"]}
 
 
 async def _fire(
@@ -83,7 +82,7 @@ async def _fire(
     headers: dict[str, str] | None,
     warmup: int,
 ) -> dict[str, float]:
-    """:func:`open_loop`'s load and its latency figures."""
+    """:func:`open_loop`'s load: its latency figures and the requests sent (warm-up too)."""
     latencies: list[float] = []
     failures = 0
     connector = aiohttp.TCPConnector(limit=256)
@@ -114,7 +113,13 @@ async def _fire(
             "those of the failures"
         )
     q = statistics.quantiles(latencies, n=100)
-    return {"p50": q[49], "p99": q[98], "achieved": achieved, "failures": failures}
+    return {
+        "p50": q[49],
+        "p99": q[98],
+        "achieved": achieved,
+        "failures": failures,
+        "requests": warmup + total,
+    }
 
 
 async def healthz_latency(url: str, rate: float, seconds: float) -> dict[str, float]:

@@ -295,6 +295,21 @@ async def crash_after_first(
     return raised[0] if raised else None
 
 
+#: turns of the event loop a fake waits for a state before the test fails (none of these
+#: waits needs more than a few dozen; a wait that never ends fails here, not at pytest's timeout)
+TURNS_ALLOWED = 10_000
+
+
+async def turns_until(condition: Callable[[], bool], what: str) -> None:
+    """Give the other tasks turns until ``condition()`` holds; AssertionError naming ``what``
+    after :data:`TURNS_ALLOWED` turns without it."""
+    for _ in range(TURNS_ALLOWED):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened in {TURNS_ALLOWED} turns: {what}")
+
+
 def after_a_turn(
     owner: Any, partition: int, action: Callable[[], Awaitable[None]]
 ) -> Callable[[], Awaitable[None]]:
@@ -305,8 +320,9 @@ def after_a_turn(
 
     async def waiting() -> None:
         before = owner.offsets.get(partition)
-        while owner.offsets.get(partition) == before:
-            await asyncio.sleep(0)
+        await turns_until(
+            lambda: owner.offsets.get(partition) != before, f"a turn of partition {partition}"
+        )
         await action()
 
     return waiting

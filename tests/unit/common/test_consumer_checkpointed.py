@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka.structs import TopicPartition
-from stream_fakes import BufferedConsumer, LogConsumer
+from stream_fakes import BufferedConsumer, LogConsumer, turns_until
 
 from finops.common.consumer import (
     AtLeastOnceConsumer,
@@ -172,12 +172,12 @@ async def test_a_poll_read_before_the_assignment_is_sought_is_dropped_before_its
         run.consumer.fetching = fetched = asyncio.Event()
         async with run.state.lock:  # the API's checkpoint, say
             assigned = asyncio.create_task(run.listener.on_partitions_assigned({tp(0)}))
-            while run.consumer.polls < 2:  # the listener waits for the lock, the poll to fetch
-                await asyncio.sleep(0)
+            # the listener waits for the lock, the poll to fetch
+            await turns_until(lambda: run.consumer.polls >= 2, "the second poll")
             run.consumer.positions[tp(0)] = 100  # reset to the group's committed offset
             fetched.set()
-            while run.consumer.positions[tp(0)] == 100:  # the poll reads 100-399
-                await asyncio.sleep(0)
+            # the poll reads 100-399
+            await turns_until(lambda: run.consumer.positions[tp(0)] != 100, "the poll's fetch")
         await assigned
 
     run.after[(0, 299)] = rebalance

@@ -6,14 +6,15 @@ raw bytes itself (ingest). The shape is documented in README.md and each error t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, File, Form
 from fastapi.testclient import TestClient
 from support import EmptyBlocklist, TokenFactory
 
 from finops.auth.app import create_app as auth_app
+from finops.common.api_errors import reads_form_body
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.auth.scopes import ALL_SCOPES
 from finops.common.settings import CommonSettings
@@ -257,3 +258,18 @@ def test_every_service_reads_a_body_declared_json_in_any_spelling(
             400,
             "invalid_json",
         )
+
+
+def test_a_multipart_upload_is_not_taken_for_a_form_body() -> None:
+    """FastAPI's ``File`` is a kind of ``Form``: only a URL-encoded form body is a form
+    endpoint's (a future upload route must not answer its multipart body with 415)."""
+    app = FastAPI()
+
+    @app.post("/upload")
+    async def upload(data: Annotated[bytes, File()]) -> None: ...
+
+    @app.post("/form")
+    async def form(name: Annotated[str, Form()]) -> None: ...
+
+    routes = {route.path: route for route in app.routes if hasattr(route, "body_field")}
+    assert (reads_form_body(routes["/upload"]), reads_form_body(routes["/form"])) == (False, True)

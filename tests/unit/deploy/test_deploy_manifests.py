@@ -457,3 +457,13 @@ def test_a_pod_waits_for_its_topics_and_its_schema_before_its_service_starts(ser
         schema = inits["wait-schema"]
         assert schema["args"] == ["wait-schema", service]
         assert [variable["name"] for variable in schema["env"]] == ["FINOPS_DATABASE_URL"]
+
+
+@pytest.mark.parametrize("manifest", ["auth", *KAFKA_SERVICES, "migrate-job"])
+def test_no_pod_gets_kubernetes_service_link_variables(manifest):
+    """Kubernetes sets ``<SERVICE>_PORT=tcp://…`` for every Service of the namespace unless
+    told not to; a Service named ``finops-auth`` would set ``FINOPS_AUTH_PORT``, a setting's
+    name, and the pod would refuse it."""
+    documents = yaml.safe_load_all((DEPLOY / "k8s" / "base" / f"{manifest}.yaml").read_text())
+    pods = [d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Deployment", "Job")]
+    assert pods and all(pod["enableServiceLinks"] is False for pod in pods)

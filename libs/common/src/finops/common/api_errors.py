@@ -260,9 +260,14 @@ def is_form_media_type(content_type: str) -> bool:
 
 
 def reads_form_body(route: Any) -> bool:
-    """Whether a route's body is a form (OAuth2's token endpoint)."""
+    """Whether a route's body is a URL-encoded form (OAuth2's token endpoint); a multipart
+    upload (``File``, a kind of ``Form`` to FastAPI) is not one."""
     body_field = getattr(route, "body_field", None)
-    return body_field is not None and isinstance(body_field.field_info, params.Form)
+    return (
+        body_field is not None
+        and isinstance(body_field.field_info, params.Form)
+        and body_field.field_info.media_type == FORM_MEDIA_TYPE
+    )
 
 
 def reads_json_body(route: Any) -> bool:

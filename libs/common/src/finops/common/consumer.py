@@ -292,6 +292,9 @@ class AtLeastOnceConsumer:
             await self.checkpointed.checkpoint()
 
     async def process_batch(self, batch: Batch) -> None:
+        """Handle a poll's records. Call it as the poll returns, with no suspension in
+        between: checkpointed, what a rebalance moved since the poll is measured from here
+        (see :meth:`_advance_checkpointed`)."""
         if self.checkpointed is None:
             await self._commit_each_partition(batch)
         else:

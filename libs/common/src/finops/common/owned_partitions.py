@@ -121,7 +121,8 @@ class OwnedPartitions(Generic[Shard]):
         raise NotImplementedError
 
     def released(self, partition: int, shard: Shard) -> None:
-        """Called once a revoked partition's shard is checkpointed and forgotten."""
+        """Called once a revoked partition's shard is forgotten, whether or not its last
+        checkpoint succeeded (when it failed, the next owner replays from the one before)."""
 
     async def after_batch(self) -> None:
         """Called with :attr:`lock` held after every poll: checkpoints what changed once
