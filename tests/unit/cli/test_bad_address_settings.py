@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from finops.cli.main import app
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
-BOOTSTRAP = "should be a comma-separated list of HOST:PORT"
+BOOTSTRAP = "should be a comma-separated list of HOST:PORT (port 9092 when left out)"
 REDIS = (
     "FINOPS_REDIS_URL: should be a URL of the form redis://[:PASSWORD@]HOST:PORT/DB"
     " (or rediss://, unix://)"
@@ -61,6 +61,18 @@ def invoke(*args: str, env: dict[str, str]):
             "redis://:hunter2@cache:99999/0",
             f"{REDIS} (the port is not a number from 1 to 65535)",
         ),
+        (
+            "FINOPS_REDIS_URL",
+            "redis://:p#w@cache:6379/0",
+            f"{REDIS} (the password holds a character a URL reserves (# ? /): percent-encode it"
+            " (# is %23))",
+        ),
+        (
+            "FINOPS_KAFKA_BOOTSTRAP",
+            "PLAINTEXT://kafka:9092",
+            f"FINOPS_KAFKA_BOOTSTRAP=PLAINTEXT://kafka:9092: {BOOTSTRAP}"
+            " (PLAINTEXT://kafka:9092 is not HOST:PORT — no scheme: kafka:9092)",
+        ),
     ],
     ids=[
         "bootstrap-port",
@@ -70,6 +82,8 @@ def invoke(*args: str, env: dict[str, str]):
         "redis-port",
         "redis-scheme",
         "redis-url-port",
+        "redis-url-password",
+        "bootstrap-scheme",
     ],
 )
 @pytest.mark.parametrize(

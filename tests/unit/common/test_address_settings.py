@@ -3,6 +3,8 @@ settings, naming the variable, before any client library fails on it deep in a c
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from pydantic import ValidationError
 
@@ -12,7 +14,18 @@ from finops.optimizer.settings import OptimizerSettings
 
 
 @pytest.mark.parametrize(
-    "value", ["kafka-0:9092", "kafka-0:9092, kafka-1:9093", "[::1]:9092", "127.0.0.1:1"]
+    "value",
+    [
+        "kafka-0:9092",
+        "kafka-0:9092, kafka-1:9093",
+        "[::1]:9092",
+        "127.0.0.1:1",
+        # aiokafka's collect_hosts connects to a host without a port on 9092
+        "kafka",
+        "kafka-0,kafka-1:9093",
+        "[::1]",
+        "::1",
+    ],
 )
 def test_a_list_of_host_port_is_a_bootstrap(monkeypatch, value):
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
@@ -21,13 +34,34 @@ def test_a_list_of_host_port_is_a_bootstrap(monkeypatch, value):
 
 
 @pytest.mark.parametrize(
-    "value", ["localhost:abc", ":::", "kafka", "kafka:0", "kafka:65536", "a:1,,b:2", ":9092"]
+    "value",
+    [
+        "localhost:abc",
+        ":::",
+        "kafka:abc",
+        "kafka:0",
+        "kafka:65536",
+        "a:1,,b:2",
+        ":9092",
+        "kafka:",
+        "[::1]:",
+        "PLAINTEXT://kafka:9092",
+        "kafka://kafka",
+    ],
 )
 def test_a_bootstrap_that_is_not_host_port_is_refused(monkeypatch, value):
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
     for settings in (CommonSettings, OptimizerSettings, StackSettings):
         with pytest.raises(ValidationError, match="comma-separated list of HOST:PORT"):
             settings()
+
+
+def test_a_bootstrap_with_a_scheme_is_told_to_drop_it(monkeypatch):
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "PLAINTEXT://kafka:9092")
+    with pytest.raises(ValidationError) as refused:
+        CommonSettings()
+    assert "PLAINTEXT://kafka:9092 is not HOST:PORT — no scheme: kafka:9092" in str(refused.value)
+    assert "brackets" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +81,56 @@ def test_a_url_redis_cannot_use_is_refused(monkeypatch, value):
     for settings in (CommonSettings, OptimizerSettings, StackSettings):
         with pytest.raises(ValidationError, match="should be a URL of the form redis://"):
             settings()
+
+
+@pytest.mark.parametrize(
+    "value", ["redis://:p#w@cache:6379/0", "redis://:p?w@cache:6379/0", "redis://u:a/b@cache/0"]
+)
+def test_an_unencoded_password_is_named_not_the_port(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_REDIS_URL", value)
+    for settings in (CommonSettings, StackSettings):
+        with pytest.raises(ValidationError) as refused:
+            settings()
+        assert "percent-encode it" in str(refused.value)
+        assert "the port" not in str(refused.value)
+
+
+def test_an_encoded_password_is_a_redis_url(monkeypatch):
+    monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:p%23w@cache:6379/0")
+    assert CommonSettings().redis_url == "redis://:p%23w@cache:6379/0"
+
+
+def _settings_classes() -> list[type[CommonSettings]]:
+    """CommonSettings and every service's settings class (each one's module imported)."""
+    for service in ("auth", "ingest", "optimizer", "healer", "experiments"):
+        importlib.import_module(f"finops.{service}.settings")
+    classes, todo = [], [CommonSettings]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo.extend(cls.__subclasses__())
+    return classes
+
+
+def test_every_service_settings_class_refuses_a_port_out_of_range(monkeypatch):
+    classes = _settings_classes()
+    names = {cls.__name__ for cls in classes}
+    assert {"AuthSettings", "IngestSettings", "OptimizerSettings", "HealerSettings"} <= names
+    monkeypatch.setenv("FINOPS_PORT", "70000")
+    for cls in classes:
+        with pytest.raises(ValidationError, match="port"):
+            cls()
+
+
+def test_a_port_field_declared_without_the_range_keeps_it(monkeypatch):
+    class Careless(CommonSettings):
+        port: int = 8009  # no Port: CommonSettings' validator still holds
+
+    monkeypatch.setenv("FINOPS_PORT", "70000")
+    with pytest.raises(ValidationError, match="should be a port from 1 to 65535"):
+        Careless()
+    monkeypatch.setenv("FINOPS_PORT", "8010")
+    assert Careless().port == 8010
 
 
 @pytest.mark.parametrize("value", ["0", "65536", "70000"])

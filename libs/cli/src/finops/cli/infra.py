@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.cli.folder_access import FolderAccessError, grant_traverse
@@ -33,9 +33,9 @@ from finops.cli.storage_repair import repair_storage
 from finops.common.settings import (
     DEFAULT_PORTS,
     LOCAL_BROKER_ENV,
+    KafkaBootstrap,
     Port,
-    check_kafka_bootstrap,
-    check_redis_url,
+    RedisUrl,
 )
 from finops.common.topics import OPTIMIZER_EVENTS
 
@@ -74,9 +74,9 @@ class StackSettings(BaseSettings):
     #: a PostgreSQL of your own instead of the stack's (then the stack starts none)
     database_url: str | None = None
     #: a Redis of your own instead of the stack's (then the stack starts none)
-    redis_url: str | None = None
+    redis_url: RedisUrl | None = None
     #: a Kafka broker of your own instead of the stack's (then the stack starts none)
-    kafka_bootstrap: str | None = None
+    kafka_bootstrap: KafkaBootstrap | None = None
     #: off: PostgreSQL does not wait for the disk (faster test runs; a power cut can lose data)
     postgres_fsync: bool = True
     # "disk": the broker keeps topics, records and committed offsets in a file-backed S3
@@ -97,18 +97,6 @@ class StackSettings(BaseSettings):
     # and the extra workers (optimizer-2, ...) take free ports; at most one per learning
     # partition.
     optimizer_workers: int = Field(1, ge=1, le=OPTIMIZER_EVENTS.partitions)
-
-    @field_validator("kafka_bootstrap")
-    @classmethod
-    def _valid_kafka_bootstrap(cls, value: str | None) -> str | None:
-        check_kafka_bootstrap(value)
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _valid_redis_url(cls, value: str | None) -> str | None:
-        check_redis_url(value)
-        return value
 
     def port(self, component: str) -> int:
         return int(getattr(self, f"{component}_port"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
@@ -40,39 +40,64 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def kafka_bootstrap_problem(value: str) -> str | None:
     """What makes ``value`` no list of Kafka bootstrap servers, or ``None`` when it is one.
 
-    aiokafka would fail on it deep in a connection attempt (``ValueError``, ``OverflowError``).
+    An entry is what aiokafka's ``collect_hosts`` reads: ``HOST:PORT``, ``[IPV6]:PORT``, or a
+    host alone (``kafka``, ``[::1]``, ``::1``), which connects on Kafka's port 9092. aiokafka
+    would fail on anything else deep in a connection attempt (``ValueError``,
+    ``OverflowError``), or look up a host named ``PLAINTEXT://kafka``.
 
     Examples
     --------
-    >>> kafka_bootstrap_problem("kafka-0:9092, kafka-1:9092,[::1]:9092") is None
-    True
-    >>> for value in ("localhost:abc", ":::", "kafka", "kafka:70000", "a:1,,b:2", ":9092"):
+    >>> for value in ("kafka-0:9092, kafka-1:9092,[::1]:9092", "kafka", "[::1]", "::1"):
+    ...     print(kafka_bootstrap_problem(value))
+    None
+    None
+    None
+    None
+    >>> for value in ("localhost:abc", ":::", "kafka:70000", "a:1,,b:2", ":9092",
+    ...               "PLAINTEXT://kafka:9092", "[::1]:", "kafka:"):
     ...     print(kafka_bootstrap_problem(value))
     abc in localhost:abc is not a port from 1 to 65535
     ::: is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092
-    kafka is not HOST:PORT
     70000 in kafka:70000 is not a port from 1 to 65535
     an empty entry is not HOST:PORT
     :9092 is not HOST:PORT
+    PLAINTEXT://kafka:9092 is not HOST:PORT — no scheme: kafka:9092
+    [::1]: is not [IPV6]:PORT
+    kafka: is not HOST:PORT
     """
     for raw in value.split(","):
         entry = raw.strip()
+        port: str | None
+        if "://" in entry:
+            bare = entry.partition("://")[2]
+            return f"{entry} is not HOST:PORT — no scheme: {bare or 'kafka:9092'}"
         if entry.startswith("["):
             host, closed, rest = entry[1:].partition("]")
-            if not closed or not rest.startswith(":"):
+            if not closed or not host or (rest and (rest == ":" or not rest.startswith(":"))):
                 return f"{entry} is not [IPV6]:PORT"
-            port = rest[1:]
+            port = rest[1:] or None
         elif entry.count(":") > 1:
+            if _is_ipv6(entry):  # aiokafka reads a bare IPv6 address as a host on port 9092
+                continue
             return f"{entry} is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092"
         else:
-            host, _, port = entry.partition(":")
+            host, colon, port = entry.partition(":")
+            if colon and not port:
+                return f"{entry} is not HOST:PORT"
+            port = port if colon else None
         if not host:
             return f"{entry or 'an empty entry'} is not HOST:PORT"
-        if not port:
-            return f"{entry} is not HOST:PORT"
-        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
             return f"{port} in {entry} is not a port from 1 to 65535"
     return None
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def redis_url_problem(value: str) -> str | None:
@@ -82,12 +107,17 @@ def redis_url_problem(value: str) -> str | None:
     --------
     >>> redis_url_problem("redis://:pw@cache:6379/0"), redis_url_problem("unix:///run/r.sock")
     (None, None)
-    >>> for value in ("notaurl", "http://cache:6379", "redis://cache:abc/0", "redis://c:0/0"):
+    >>> redis_url_problem("redis://:p%23w@cache:6379/0") is None
+    True
+    >>> for value in ("notaurl", "http://cache:6379", "redis://cache:abc/0", "redis://c:0/0",
+    ...               "redis://:p#w@cache:6379/0", "redis://:p/w@cache:6379/0"):
     ...     print(redis_url_problem(value))
     no redis://, rediss:// or unix:// scheme
     no redis://, rediss:// or unix:// scheme
     the port is not a number from 1 to 65535
     the port is not a number from 1 to 65535
+    the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)
+    the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)
     """
     parts = urlsplit(value)
     if parts.scheme not in REDIS_SCHEMES:
@@ -97,8 +127,21 @@ def redis_url_problem(value: str) -> str | None:
     except ValueError:
         port = 0
     if port == 0:
+        if _password_cut_short(value):
+            return (
+                "the password holds a character a URL reserves (# ? /): percent-encode it"
+                " (# is %23)"
+            )
         return "the port is not a number from 1 to 65535"
     return None
+
+
+def _password_cut_short(url: str) -> bool:
+    """Whether a ``#``, ``?`` or ``/`` before the last ``@`` ended the network location early
+    (``redis://:p#w@host:6379``): an unencoded password, not a bad port."""
+    rest = url.partition("//")[2]
+    at = rest.rfind("@")
+    return at >= 0 and any(mark in rest[:at] for mark in "#?/")
 
 
 #: Settings for the embedded tansu broker; real Apache Kafka keeps the defaults.
@@ -130,7 +173,9 @@ def check_kafka_bootstrap(value: str | None) -> None:
     ``FINOPS_KAFKA_BOOTSTRAP`` or unset."""
     problem = None if value is None else kafka_bootstrap_problem(value)
     if problem is not None:
-        raise ValueError(f"should be a comma-separated list of HOST:PORT ({problem})")
+        raise ValueError(
+            f"should be a comma-separated list of HOST:PORT (port 9092 when left out) ({problem})"
+        )
 
 
 def check_redis_url(value: str | None) -> None:
@@ -139,6 +184,23 @@ def check_redis_url(value: str | None) -> None:
     problem = None if value is None else redis_url_problem(value)
     if problem is not None:
         raise ValueError(f"should be a URL of the form {REDIS_URL_FORM} ({problem})")
+
+
+def _checked_kafka_bootstrap(value: str) -> str:
+    check_kafka_bootstrap(value)
+    return value
+
+
+def _checked_redis_url(value: str) -> str:
+    check_redis_url(value)
+    return value
+
+
+#: a ``FINOPS_KAFKA_BOOTSTRAP`` (checked by :func:`kafka_bootstrap_problem`), for every
+#: settings class that reads one (the services', the local stack's)
+KafkaBootstrap = Annotated[str, AfterValidator(_checked_kafka_bootstrap)]
+#: a ``FINOPS_REDIS_URL`` (checked by :func:`redis_url_problem`)
+RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
 
 
 class CommonSettings(BaseSettings):
@@ -165,9 +227,9 @@ class CommonSettings(BaseSettings):
     #: PostgreSQL (a libpq URL)
     database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
     #: Redis (a redis://, rediss:// or unix:// URL)
-    redis_url: str = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
+    redis_url: RedisUrl = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
     #: the Kafka bootstrap servers (comma-separated host:port)
-    kafka_bootstrap: str = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
+    kafka_bootstrap: KafkaBootstrap = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 
     #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
     #: refuses InitProducerId v0
@@ -233,16 +295,13 @@ class CommonSettings(BaseSettings):
     redis_timeout_s: float = Field(1.0, gt=0, description="one command, or a pool slot")
     dependency_retry_after_s: int = Field(2, ge=1, description="Retry-After of those 503s")
 
-    @field_validator("kafka_bootstrap")
+    @field_validator("port")
     @classmethod
-    def _valid_kafka_bootstrap(cls, value: str) -> str:
-        check_kafka_bootstrap(value)
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _valid_redis_url(cls, value: str) -> str:
-        check_redis_url(value)
+    def _port_in_range(cls, value: int) -> int:
+        # Port says so too; this holds for a service that declares its own port field without
+        # it (a validator applies to the field of that name in every subclass)
+        if not 1 <= value <= 65535:
+            raise ValueError("should be a port from 1 to 65535")
         return value
 
     @field_validator("kafka_sasl_password")
