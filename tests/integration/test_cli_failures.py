@@ -136,7 +136,7 @@ def test_db_wait_on_a_database_that_never_answers_says_it_could_not_reach_it(not
 )
 def test_a_database_url_that_does_not_parse_is_one_line(url, problem, args):
     result = invoke(*args, env={"FINOPS_DATABASE_URL": url}, stdin="a long enough password\n")
-    assert (result.exit_code, result.stdout) == (1, "")
+    assert (result.exit_code, result.stdout) == (2, "")  # a malformed setting, as a bad option
     assert result.stderr == (
         "error: database: FINOPS_DATABASE_URL is not a URL of the form "
         f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE ({problem})\n"

@@ -93,5 +93,23 @@ def invoke(*args: str, env: dict[str, str]):
 )
 def test_a_malformed_address_setting_is_one_line(args, variable, value, line):
     result = invoke(*args, env={variable: value})
-    assert (result.exit_code, result.stdout) == (1, "")
+    # a malformed setting exits 2, as a bad option or file does (docs/cli.md)
+    assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"error: {line}\n"
+
+
+def test_a_list_setting_that_is_not_json_is_one_line_naming_it(monkeypatch):
+    # pydantic-settings reads a list field as JSON and raises its SettingsError, not a
+    # ValidationError, on anything else
+    from finops.cli.failures import explain
+    from finops.healer.settings import HealerSettings
+
+    monkeypatch.setenv("FINOPS_FALLBACK_MODELS", "gpt-4o,claude")
+    with pytest.raises(Exception) as raised:
+        HealerSettings()
+    failure = explain(raised.value)
+    assert failure is not None
+    assert (failure.code, failure.message) == (
+        2,
+        'FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]',
+    )

@@ -52,6 +52,7 @@ def test_a_bad_workers_variable_is_one_line_naming_it(monkeypatch: pytest.Monkey
     failure = explain(raised.value)
     assert failure is not None
     assert failure.message == "FINOPS_OPTIMIZER_WORKERS=9: Input should be less than or equal to 6"
+    assert failure.code == 2
 
 
 def test_failures_doctests_pass() -> None:

@@ -37,5 +37,26 @@ def test_a_rule_over_several_settings_is_its_message_alone(monkeypatch, capsys) 
         runner.serve(_never_built, AuthSettings)
     assert ended.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: refusing a placeholder password in redis_url; set a real one"
+        "error: refusing a placeholder password in FINOPS_REDIS_URL; set a real one"
     ]
+
+
+def test_a_list_setting_that_is_not_json_ends_the_service_with_one_line(monkeypatch, capsys):
+    # pydantic-settings' SettingsError, not a ValidationError: it ended in a traceback
+    monkeypatch.setenv("FINOPS_FALLBACK_MODELS", "gpt-4o,claude")
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, HealerSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        'error: FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]'
+    ]
+
+
+def test_weak_argon2_parameters_name_their_variables(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FINOPS_ENVIRONMENT", "local")
+    monkeypatch.setenv("FINOPS_ARGON2_TIME_COST", "1")
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, AuthSettings)
+    assert ended.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: FINOPS_ARGON2_MEMORY_KIB, FINOPS_ARGON2_TIME_COST, ")

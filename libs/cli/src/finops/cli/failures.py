@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from finops.common.settings_errors import settings_problems
+from finops.common.settings_errors import settings_error_line
 
 START_STACK = "start the stack with `finops up --detach`"
+#: the exit status of a malformed setting, as of a bad option or file (and of a service that
+#: refuses its settings: finops.common.runner)
+BAD_SETTING = 2
 
 
 class CliError(Exception):
@@ -90,6 +94,8 @@ def explain(exc: BaseException) -> CliError | None:
             return CliError(str(error))
         if isinstance(error, ValidationError) and error.title in _settings_classes():
             return _bad_settings(error)
+        if isinstance(error, SettingsError):  # a list or other JSON setting that is no JSON
+            return _bad_settings(error)
     dependency = _dependency_in(exc)
     for error in _chain(exc):
         name = type(error).__name__
@@ -105,7 +111,8 @@ def explain(exc: BaseException) -> CliError | None:
         if problem is not None:
             return CliError(
                 f"database: {dependency.variable} is not a URL of the form {DATABASE_URL_FORM}"
-                f" ({problem})"
+                f" ({problem})",
+                BAD_SETTING,
             )
     for error in _chain(exc):
         if isinstance(error, OSError) and error.filename is not None:
@@ -126,10 +133,10 @@ def _settings_classes() -> set[str]:
     return names - {"BaseSettings"}
 
 
-def _bad_settings(error: ValidationError) -> CliError:
+def _bad_settings(error: ValidationError | SettingsError) -> CliError:
     """The settings' problems in one line (see
-    :func:`~finops.common.settings_errors.settings_problems`)."""
-    return CliError(settings_problems(error))
+    :func:`~finops.common.settings_errors.settings_error_line`), exit status 2."""
+    return CliError(settings_error_line(error), BAD_SETTING)
 
 
 def _database_url_problem() -> str | None:

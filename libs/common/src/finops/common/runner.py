@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from pydantic import ValidationError
 
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
-from finops.common.settings_errors import settings_problems
+from finops.common.settings_errors import SETTINGS_ERRORS, settings_error_line
 
 
 def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
@@ -39,8 +38,8 @@ def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSe
     with one line naming the variable (exit status 2), not pydantic's dump."""
     try:
         settings = read_settings()
-    except ValidationError as exc:
-        print(f"error: {settings_problems(exc)}", file=sys.stderr)
+    except SETTINGS_ERRORS as exc:
+        print(f"error: {settings_error_line(exc)}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))

@@ -7,11 +7,62 @@ client library's traceback; the ``finops`` command says it the same way.
 
 from __future__ import annotations
 
+import os
+import re
+
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsError
 
 #: parts of a variable's name that say its value may hold a secret (a URL's password)
 SECRET_MARKERS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
+
+
+#: what ends a settings class's construction when one of its values is malformed: a value
+#: that fails its checks (ValidationError), or one of a list or other complex field that is
+#: not JSON (pydantic-settings' SettingsError: ``FINOPS_FALLBACK_MODELS=gpt-4o,claude``)
+SETTINGS_ERRORS = (ValidationError, SettingsError)
+
+
+def settings_error_line(error: ValidationError | SettingsError, prefix: str = "FINOPS_") -> str:
+    """The one line (without ``error: ``) that says what is wrong with the settings."""
+    if isinstance(error, ValidationError):
+        return settings_problems(error, prefix)
+    return unparsed_setting(error, prefix)
+
+
+def unparsed_setting(error: SettingsError, prefix: str = "FINOPS_") -> str:
+    """A setting pydantic-settings could not parse (a list or other complex field reads its
+    variable as JSON), naming the variable, with its value unless it may hold a secret.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["FINOPS_FALLBACK_MODELS"] = "gpt-4o,claude"
+    >>> error = SettingsError(
+    ...     'error parsing value for field "fallback_models" from source "EnvSettingsSource"')
+    >>> print(unparsed_setting(error))
+    FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]
+    >>> del os.environ["FINOPS_FALLBACK_MODELS"]
+    >>> print(unparsed_setting(SettingsError("something else")))
+    a setting could not be read: something else
+    """
+    named = re.search(r'field "([^"]+)"', str(error))
+    if named is None:
+        return f"a setting could not be read: {error}"
+    variable = prefix + named.group(1).upper()
+    value = _environ_value(variable)
+    if value is not None and not any(marker in variable for marker in SECRET_MARKERS):
+        variable = f"{variable}={value}"
+    return f'{variable}: should be JSON, such as a list ["a", "b"]'
+
+
+def _environ_value(variable: str) -> str | None:
+    """The variable's value as pydantic-settings reads it (names are case-insensitive)."""
+    for name, value in os.environ.items():
+        if name.upper() == variable:
+            return value
+    return None
 
 
 def pydantic_message(problem: ErrorDetails) -> str:

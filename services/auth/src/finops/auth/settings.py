@@ -71,12 +71,17 @@ class AuthSettings(CommonSettings):
     def _refuse_weak_configuration(self) -> AuthSettings:
         if self.environment != "test" and not self.argon2.meets_owasp_minimum():
             raise ValueError(
-                "argon2 parameters below OWASP's minimum (m=19456 KiB, t=2, p=1) are only "
-                "allowed with FINOPS_ENVIRONMENT=test"
+                "FINOPS_ARGON2_MEMORY_KIB, FINOPS_ARGON2_TIME_COST, FINOPS_ARGON2_PARALLELISM"
+                " below OWASP's minimum (19456, 2, 1) are only allowed with"
+                " FINOPS_ENVIRONMENT=test"
             )
         if self.environment != "local":
             for name in ("database_url", "redis_url"):
                 password = urlsplit(getattr(self, name)).password
                 if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
-                    raise ValueError(f"refusing a placeholder password in {name}; set a real one")
+                    # a rule over several settings: its message names the variable
+                    variable = f"FINOPS_{name.upper()}"
+                    raise ValueError(
+                        f"refusing a placeholder password in {variable}; set a real one"
+                    )
         return self
