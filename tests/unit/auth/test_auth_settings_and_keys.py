@@ -32,7 +32,7 @@ def test_weak_hashing_only_in_tests():
 def test_placeholder_database_passwords_are_refused_outside_local():
     url = "postgresql://finops:changeme@db:5432/finops"
     assert AuthSettings(database_url=url)  # the local stack may do as it likes
-    with pytest.raises(ValidationError, match="database_url"):
+    with pytest.raises(ValidationError, match="FINOPS_DATABASE_URL"):
         AuthSettings(database_url=url, environment="production")
 
 
