@@ -29,3 +29,15 @@ def test_no_log_or_no_error_says_nothing(tmp_path):
 
 def test_the_docstring_example_runs():
     assert doctest.testmod(process).failed == 0
+
+
+def test_a_service_that_refused_its_settings_is_named_by_its_error_line(tmp_path):
+    # finops.common.runner.serve's one line on stderr, which the stack puts in the log
+    log = tmp_path / "ingest.log"
+    log.write_text(
+        '{"level": "ERROR", "message": "an older failure"}\n'
+        "error: FINOPS_KAFKA_BOOTSTRAP=kafka:abc: should be a comma-separated list of HOST:PORT\n"
+    )
+    assert last_error(log) == (
+        "FINOPS_KAFKA_BOOTSTRAP=kafka:abc: should be a comma-separated list of HOST:PORT"
+    )

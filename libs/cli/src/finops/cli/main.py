@@ -77,6 +77,8 @@ def _status_table(root: Path) -> tuple[Table, bool]:
             state_txt, pid_txt = "external", "-"
         else:
             state_txt, pid_txt = ("up" if alive else "down"), str(info.get("pid") or "-")
+            if info.get("failed") and not alive:  # the supervisor no longer starts it
+                state_txt = "failed"
         all_ready &= alive and readiness in ("ready", "external")
         table.add_row(
             name,
@@ -119,7 +121,8 @@ def up(
 
     Creates every topic, applies migrations, waits until each component is ready and prints
     what runs where. In the foreground, Ctrl-C stops everything; with --detach use
-    `finops down`. Crashed services are restarted with backoff.
+    `finops down`. Crashed services are restarted with backoff, except one that refused its
+    settings (exit status 2), which would fail the same way: `finops status` shows it failed.
 
     With --optimizer-workers 2 or more (default: FINOPS_OPTIMIZER_WORKERS, else 1), the
     optimizer workers split its learning partitions and each serves every task type
@@ -241,6 +244,15 @@ def status() -> None:
         raise typer.Exit(1)
     table, all_ready = _status_table(root)
     console.print(table)
+    for name, info in state["components"].items():
+        if info.get("failed"):
+            console.print(
+                f"{name} {info['failed']} — not restarted; fix it, then `finops down`"
+                " and `finops up`",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
     raise typer.Exit(0 if all_ready else 1)
 
 

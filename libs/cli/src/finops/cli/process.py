@@ -218,6 +218,8 @@ class Component:
     restarts: int = 0
     started_at: float = 0.0
     next_restart_at: float = 0.0
+    #: why the supervisor no longer starts it (a service that refused its settings)
+    failed: str | None = None
     log_file: Path | None = None
     prepare: Callable[[], None] | None = None
     command: Callable[[], list[str]] = field(default=lambda: [])
@@ -304,6 +306,13 @@ def last_error(log_file: Path | None, lines: int = 400) -> str | None:
     ... )
     >>> last_error(log)
     'OSError: [Errno 98] address in use'
+
+    A service that refuses its settings says why in one ``error: `` line
+    (:func:`finops.common.runner.serve`); that line is the error, without its ``error: ``:
+
+    >>> _ = log.write_text("error: FINOPS_REDIS_PORT=0: Input should be at least 1\n")
+    >>> last_error(log)
+    'FINOPS_REDIS_PORT=0: Input should be at least 1'
     """
     if log_file is None or not log_file.exists():
         return None
@@ -311,6 +320,8 @@ def last_error(log_file: Path | None, lines: int = 400) -> str | None:
     for line in reversed(log_file.read_text(errors="replace").splitlines()[-lines:]):
         if _EXCEPTION_LINE.match(line):
             return line[:300]
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")[:300]
         try:
             record = json.loads(line) if line.startswith("{") else None
         except ValueError:

@@ -22,6 +22,7 @@ import httpx
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
 from finops.cli.process import Component, free_port, last_error, port_is_free, started_at_ticks
 from finops.common.settings import LOCAL_BROKER_ENV
+from finops.common.settings_errors import SETTINGS_REFUSED
 
 log = logging.getLogger("finops.stack")
 
@@ -227,11 +228,18 @@ class Stack:
             comp.stop()
 
     def supervise(self, should_stop: Callable[[], bool], on_change: Callable[[], None]) -> None:
-        """Restart crashed components with exponential backoff until ``should_stop()``."""
+        """Restart crashed components with exponential backoff until ``should_stop()``.
+
+        A service that exits with :data:`SETTINGS_REFUSED` refused its settings: started again
+        with the same environment it would fail the same way, so it is marked failed with its
+        last error (``finops status`` shows it) and left down."""
         while not should_stop():
             now = time.monotonic()
             for comp in self.components.values():
-                if comp.external or comp.running() or should_stop():
+                if comp.external or comp.failed or comp.running() or should_stop():
+                    continue
+                if comp.next_restart_at == 0.0 and self._refused_its_settings(comp):
+                    on_change()
                     continue
                 if comp.next_restart_at == 0.0:
                     uptime = now - comp.started_at
@@ -248,6 +256,20 @@ class Stack:
                     self.echo(f"{comp.name} restarted (restart #{comp.restarts}, pid {comp.pid})")
                     on_change()
             time.sleep(0.25)
+
+    def _refused_its_settings(self, comp: Component) -> bool:
+        """Whether ``comp`` is a service that exited refusing its settings; it is then marked
+        failed, and the reason said."""
+        code = comp.process.returncode if comp.process else None
+        if comp.kind != "service" or code != SETTINGS_REFUSED:
+            return False
+        why = last_error(comp.log_file) or "its settings were refused"
+        comp.failed = f"exited with code {code}: {why}"
+        self.echo(
+            f"{comp.name} exited with code {code}: {why}; not restarting it, as it would fail the"
+            f" same way: fix the setting, then `finops down` and `finops up` (see {comp.log_file})"
+        )
+        return True
 
     # ---- state file --------------------------------------------------------------------
 
@@ -271,6 +293,7 @@ class Stack:
                     "port": c.port,
                     "external": c.external,
                     "restarts": c.restarts,
+                    "failed": c.failed,
                     "log": str(c.log_file) if c.log_file else None,
                 }
                 for c in self.components.values()

@@ -10,7 +10,7 @@ import uvicorn
 
 from finops.common.logging import configure_logging
 from finops.common.settings import CommonSettings
-from finops.common.settings_errors import SETTINGS_ERRORS, settings_error_line
+from finops.common.settings_errors import SETTINGS_ERRORS, SETTINGS_REFUSED, settings_error_line
 
 
 def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
@@ -40,6 +40,6 @@ def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSe
         settings = read_settings()
     except SETTINGS_ERRORS as exc:
         print(f"error: {settings_error_line(exc)}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(SETTINGS_REFUSED)
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))

@@ -18,6 +18,10 @@ from pydantic_settings import SettingsError
 SECRET_MARKERS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
+#: the exit status of a service whose settings were refused (finops.common.runner): it would
+#: fail the same way at every start, so the local stack's supervisor does not start it again
+SETTINGS_REFUSED = 2
+
 #: what ends a settings class's construction when one of its values is malformed: a value
 #: that fails its checks (ValidationError), or one of a list or other complex field that is
 #: not JSON (pydantic-settings' SettingsError: ``FINOPS_FALLBACK_MODELS=gpt-4o,claude``)

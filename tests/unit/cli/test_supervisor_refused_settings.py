@@ -1,0 +1,78 @@
+"""`finops up`'s supervisor and a service that refused its settings (exit status 2): started
+again with the same environment it would fail the same way, so it is left down, marked failed
+with its last error, which `finops status` shows; other exits are still restarted."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from finops.cli.main import app
+from finops.cli.process import Component, free_port
+from finops.cli.stack import Stack, StackSettings
+
+REFUSED = "error: FINOPS_REDIS_PORT=0: Input should be greater than or equal to 1"
+PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def _service(tmp_path: Path, name: str, code: int, line: str) -> Component:
+    script = f"import sys; print({line!r}, file=sys.stderr); sys.exit({code})"
+    return Component(
+        name,
+        "service",
+        free_port(),
+        log_file=tmp_path / "logs" / f"{name}.log",
+        command=lambda: [sys.executable, "-c", script],
+    )
+
+
+def _supervise_for(stack: Stack, seconds: float) -> None:
+    until = time.monotonic() + seconds
+    stack.supervise(lambda: time.monotonic() > until, lambda: stack.write_state("ready"))
+
+
+def test_a_service_that_refused_its_settings_is_not_restarted(tmp_path: Path) -> None:
+    lines: list[str] = []
+    stack = Stack(StackSettings(data_dir=tmp_path), infra_only=True, echo=lines.append)
+    refused = _service(tmp_path, "ingest", 2, REFUSED)
+    crashed = _service(tmp_path, "healer", 1, "RuntimeError: a bug hit once")
+    stack.components = {"ingest": refused, "healer": crashed}
+    for comp in stack.components.values():
+        comp.start()
+        assert comp.process is not None
+        comp.process.wait(10)
+
+    _supervise_for(stack, 2.5)
+    crashed.stop()
+
+    assert refused.restarts == 0 and refused.process is not None
+    assert refused.process.returncode == 2  # the first run's: never started again
+    assert refused.failed == (
+        "exited with code 2: FINOPS_REDIS_PORT=0: Input should be greater than or equal to 1"
+    )
+    said = [line for line in lines if line.startswith("ingest")]
+    assert len(said) == 1 and "not restarting it" in said[0] and "FINOPS_REDIS_PORT=0" in said[0]
+    # another exit is still restarted with backoff
+    assert crashed.restarts >= 1 and crashed.failed is None
+
+    state = json.loads((tmp_path / "stack.json").read_text())
+    assert state["components"]["ingest"]["failed"] == refused.failed
+    assert state["components"]["healer"]["failed"] is None
+    status = CliRunner().invoke(
+        app, ["status"], env={**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}, prog_name="finops"
+    )
+    assert status.exit_code == 1
+    rows = {
+        cells[0].strip(): cells[1].strip()
+        for cells in (line.split("│")[1:3] for line in status.stdout.splitlines() if "│" in line)
+        if cells
+    }
+    assert rows["ingest"] == "failed" and rows["healer"] == "down"
+    assert (
+        "ingest exited with code 2: FINOPS_REDIS_PORT=0: Input should be greater than or equal"
+        " to 1 — not restarted" in " ".join(status.stdout.split())
+    )
