@@ -1,10 +1,13 @@
-"""A conclusion is announced and recorded before any checkpoint that holds it is saved.
+"""A conclusion is recorded (and announced from its record) before any checkpoint that holds
+it is saved, and PostgreSQL's record decides.
 
 :class:`~finops.common.owned_partitions.OwnedPartitions` applies a poll a turn at a time and
 releases its lock between two turns, so a rebalance may checkpoint a partition (and forget it)
-before :meth:`AnalysisIntake.after_batch`. Saved unannounced, a conclusion would be lost in a
-crash before the announcement: the next owner loads the concluded experiment, drops its later
+before :meth:`AnalysisIntake.after_batch`. Saved unrecorded, a conclusion would be lost in a
+crash before the record: the next owner loads the concluded experiment, drops its later
 events as ``experiment_concluded``, and the experiment stays running in PostgreSQL for good.
+A replay after a crash between the record and the checkpoint may reach another conclusion:
+the one recorded first stands, in the checkpoint and on the topic.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
 from stream_fakes import OtherTask, Poll, ScriptedConsumer, crash_after_first
@@ -25,9 +30,15 @@ from stream_fakes import OtherTask, Poll, ScriptedConsumer, crash_after_first
 from finops.common.checkpoints import Checkpoint
 from finops.common.log_position import ResumePlan
 from finops.common.partitions import partition_for
-from finops.experiments.adapters.repository import Experiment
+from finops.experiments.adapters import stream
+from finops.experiments.adapters.repository import Announcement, Experiment
 from finops.experiments.adapters.stream import AnalysisIntake
-from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged, encode_tagged
+from finops.experiments.domain.analysis import (
+    OPERATOR_STOP,
+    ExperimentAnalysis,
+    Tagged,
+    encode_tagged,
+)
 from finops.experiments.domain.definition import build_definition
 
 TOPIC = "finops.experiment-events.v1"
@@ -81,13 +92,19 @@ def value(partition: int, offset: int) -> bytes:
 
 
 class World:
-    """The broker's experiments topic, PostgreSQL's experiments and checkpoint rows, and what
-    reached them, in order."""
+    """The broker's experiments topic, PostgreSQL's experiments, audit outbox and checkpoint
+    rows, and what reached them, in order."""
 
     def __init__(self) -> None:
         self.log: list[tuple[str, str]] = []
         self.broker_down = False
+        #: the checkpoints saved before PostgreSQL (or the process) goes down for good
+        self.saves_left: int | None = None
+        #: an operator stops the experiment just before the analysis records its conclusion
+        self.operator_stops_first = False
         self.checkpoints: dict[str, Checkpoint] = {}
+        self.announced: list[dict[str, Any]] = []  # the bodies on finops.experiments.v1
+        self.outbox: list[Announcement] = []  # the decisions recorded, not announced yet
         started = datetime.now(UTC)
         self.experiment = Experiment(
             EXPERIMENT, DEFINITION, "running", "salt", "op", started, started, None, None
@@ -100,6 +117,7 @@ class World:
         if self.broker_down:
             raise KafkaConnectionError("the broker is down")
         body = json.loads(value)
+        self.announced.append(body)
         self.log.append(("announced", f"{body['kind']} {body['experiment_id']}"))
 
     # the checkpoint store
@@ -109,6 +127,10 @@ class World:
     async def save(
         self, name: str, checkpoint: Checkpoint, snapshots: Any, *, position: int | None
     ) -> bool:
+        if self.saves_left is not None:
+            if self.saves_left == 0:
+                raise ConnectionResetError("PostgreSQL is gone")
+            self.saves_left -= 1
         self.log.append(("saved", name))
         self.checkpoints[name] = checkpoint
         return True
@@ -122,15 +144,45 @@ class World:
 
     @asynccontextmanager
     async def unannounced(self) -> AsyncIterator[list[Any]]:
-        yield []
+        """As the repository's: the waiting ones, marked announced when the block ends
+        without an exception."""
+        pending = list(self.outbox)
+        yield pending
+        del self.outbox[: len(pending)]
 
     async def conclude(
-        self, experiment_id: str, status: str, decision: dict[str, Any], actor: str
+        self,
+        experiment_id: str,
+        status: str,
+        decision: dict[str, Any],
+        actor: str,
+        *,
+        announce: bool = False,
     ) -> bool:
         self.log.append(("recorded", f"{status} {experiment_id}"))
+        if self.operator_stops_first:
+            stopped = self.experiment.started_at + timedelta(seconds=1)  # type: ignore[operator]
+            self.experiment = replace(self.experiment, status="stopped", ended_at=stopped)
         if self.experiment.status != "running":
             return False
-        self.experiment = replace(self.experiment, status=status, decision=decision)
+        decided = datetime.now(UTC)
+        self.experiment = replace(
+            self.experiment, status=status, ended_at=decided, decision=decision
+        )
+        if announce:
+            self.outbox.append(
+                Announcement(
+                    len(self.log),
+                    experiment_id,
+                    DEFINITION.name,
+                    DEFINITION.task_type,
+                    status,
+                    status,
+                    decided,
+                    DEFINITION,
+                    json.loads(json.dumps(decision)),
+                )
+            )
         return True
 
     def saved_conclusion(self) -> dict[str, Any] | None:
@@ -139,9 +191,11 @@ class World:
         return state.experiments[EXPERIMENT].conclusion
 
 
-async def owner(world: World) -> tuple[AnalysisIntake, ScriptedConsumer]:
-    """An instance that owns the experiment's partition; its consumer reads the poll of the
-    experiment's calls (from the partition's checkpoint, none here)."""
+async def owner(
+    world: World, polls: list[Poll] | None = None, per_turn: int = PER_TURN
+) -> tuple[AnalysisIntake, ScriptedConsumer]:
+    """An instance that owns the experiment's partition; its consumer reads ``polls`` (by
+    default one poll of all the experiment's calls) from the partition's checkpoint."""
 
     async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
         return ResumePlan("cluster", dict(saved))
@@ -158,14 +212,18 @@ async def owner(world: World) -> tuple[AnalysisIntake, ScriptedConsumer]:
         partitions=PARTITIONS,
         resume=resume,
     )
-    intake.records_per_turn = PER_TURN
+    intake.records_per_turn = per_turn
     await intake.adopt({PARTITION})
-    assert consumer.from_beginning == [TopicPartition(TOPIC, PARTITION)]
-    consumer.polls = [Poll({PARTITION: list(range(2 * PER_TURN))})]
+    consumer.polls = polls or [Poll({PARTITION: list(range(2 * PER_TURN))})]
+    first = consumer.polls[0].records[PARTITION][0]
+    if first == 0:
+        assert consumer.from_beginning == [TopicPartition(TOPIC, PARTITION)]
+    else:
+        assert consumer.sought == {TopicPartition(TOPIC, PARTITION): first}
     return intake, consumer
 
 
-async def test_a_conclusion_checkpointed_by_a_release_between_two_turns_was_announced_first():
+async def test_a_conclusion_checkpointed_by_a_release_between_two_turns_was_recorded_first():
     world = World()
     intake, consumer = await owner(world)
     other = OtherTask()
@@ -173,52 +231,123 @@ async def test_a_conclusion_checkpointed_by_a_release_between_two_turns_was_anno
     # the process dies after the rebalance: no after_batch
     assert await crash_after_first(intake, consumer, other) is None
     assert world.saved_conclusion() is not None  # the next owner drops every later call...
-    # ...so the decision went out and was written before that checkpoint was saved
+    # ...so the decision was written, and announced from its record, before that checkpoint
     assert world.log == [
-        ("announced", f"decision {EXPERIMENT}"),
         ("recorded", f"decided {EXPERIMENT}"),
+        ("announced", f"decision {EXPERIMENT}"),
         ("saved", f"experiments:{PARTITION}"),
     ]
-    assert world.experiment.status == "decided"
-    assert intake.shards == {} and intake.unannounced == {}
+    assert world.experiment.status == "decided" and world.outbox == []
+    assert world.announced == [{"kind": "decision", **world.saved_conclusion()}]
+    assert intake.shards == {} and intake.unrecorded == {}
 
 
-async def test_a_conclusion_the_broker_does_not_take_is_not_saved_and_its_next_owner_announces_it():
+async def test_a_decision_the_broker_refuses_is_recorded_saved_and_announced_when_it_is_back():
     world = World()
     world.broker_down = True
     intake, consumer = await owner(world)
     other = OtherTask()
     other.first = lambda: intake.release({PARTITION})
-    failed = await crash_after_first(intake, consumer, other)
-    # the release's checkpoint failed before saving anything; the partition is forgotten
-    assert isinstance(failed, KafkaConnectionError)
-    assert world.log == [] and world.checkpoints == {}
-    assert intake.shards == {} and intake.unannounced == {}
-    assert world.experiment.status == "running"
-    # the next owner reads the partition from the last checkpoint (none: its beginning),
-    # reaches the conclusion again and announces it, then checkpoints
-    world.broker_down = False
-    successor, successor_consumer = await owner(world)
-    await successor.run(successor_consumer.stop)
+    assert await crash_after_first(intake, consumer, other) is None
+    # recorded, so checkpointed; its announcement waits in the outbox
     assert world.log == [
-        ("announced", f"decision {EXPERIMENT}"),
         ("recorded", f"decided {EXPERIMENT}"),
         ("saved", f"experiments:{PARTITION}"),
     ]
-    assert world.saved_conclusion() is not None
-    assert world.experiment.status == "decided"
+    conclusion = world.saved_conclusion()
+    assert conclusion is not None and conclusion["winner"] == "B"
+    assert world.experiment.status == "decided" and len(world.outbox) == 1
+    # any instance announces it once the broker is back: what PostgreSQL recorded
+    world.broker_down = False
+    assert await intake.publish_announcements() == 1
+    assert world.announced == [{"kind": "decision", **conclusion}]
+    assert world.outbox == []
 
 
-async def test_a_conclusion_the_broker_does_not_take_after_a_batch_stops_the_intake_unsaved():
+async def test_a_conclusion_postgresql_does_not_take_stops_the_intake_unsaved():
     world = World()
-    world.broker_down = True
     intake, consumer = await owner(world)
+    failed = False
+
+    async def refused(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionResetError("PostgreSQL is gone")
+
+    world.conclude = refused  # type: ignore[method-assign]
     # the intake's supervisor starts a new intake from the checkpoints on this failure
     try:
         await intake.run(consumer.stop)
-    except KafkaConnectionError:
-        pass
-    else:
-        raise AssertionError("the intake went on with its conclusion unannounced")
+    except ConnectionResetError:
+        failed = True
+    assert failed, "the intake went on with its conclusion unrecorded"
     assert world.log == [] and world.checkpoints == {}
-    assert intake.unannounced == {PARTITION: [intake.shards[PARTITION].experiments["x"].conclusion]}
+    assert intake.unrecorded == {PARTITION: [intake.shards[PARTITION].experiments["x"].conclusion]}
+
+
+#: the replay's clock: past the experiment's max_duration_s
+LATER = SimpleNamespace(
+    time=lambda: datetime.now(UTC).timestamp() + 2 * DEFINITION.max_duration_s,
+    monotonic=stream.time.monotonic,
+)
+
+
+@pytest.mark.parametrize("broker_down", [False, True], ids=["announced", "not-announced"])
+async def test_a_replay_after_a_crash_before_the_checkpoint_holds_and_announces_the_recorded_one(
+    monkeypatch: pytest.MonkeyPatch, broker_down: bool
+):
+    world = World()
+    # the first owner checkpoints the first calls, then concludes on the next poll, records
+    # the decision (announced unless the broker is down), and dies at the checkpoint
+    start = 40
+    assert start < CONCLUDING
+    intake, consumer = await owner(
+        world, [Poll({PARTITION: list(range(start))}), Poll({PARTITION: list(range(start, 220))})]
+    )
+    intake.checkpoint_interval_s = 0.0
+    world.saves_left = 1
+    world.broker_down = broker_down
+    with pytest.raises(ConnectionResetError):
+        await intake.run(consumer.stop)
+    first = intake.shards[PARTITION].experiments[EXPERIMENT].conclusion
+    assert first is not None and first["status"] == "decided" and first["winner"] == "B"
+    assert world.experiment.decision is not None
+    assert world.experiment.decision["decided_at"] == first["decided_at"]
+    assert world.saved_conclusion() is None  # the checkpoint before the conclusion
+    assert len(world.outbox) == int(broker_down)
+    # the next owner replays from that checkpoint, in turns of 10 calls, an hour later: its
+    # first turn has no deciding look, and the experiment expires
+    world.saves_left, world.broker_down = None, False
+    monkeypatch.setattr(stream, "time", LATER)
+    successor, successor_consumer = await owner(
+        world, [Poll({PARTITION: list(range(start, 220))})], per_turn=10
+    )
+    await successor.run(successor_consumer.stop)
+    assert ("recorded", f"stopped {EXPERIMENT}") in world.log  # it reached a stop: refused
+    # its checkpoint holds the decision recorded, and every announcement is that one
+    assert world.saved_conclusion() == first
+    assert successor.shards[PARTITION].experiments[EXPERIMENT].conclusion == first
+    assert world.experiment.status == "decided"
+    assert world.announced == [{"kind": "decision", **first}]
+    assert world.outbox == []
+
+
+async def test_an_operators_stop_recorded_first_stands_and_no_decision_is_announced():
+    world = World()
+    world.operator_stops_first = True
+    intake, consumer = await owner(world)
+    await intake.run(consumer.stop)
+    assert world.log == [
+        ("recorded", f"decided {EXPERIMENT}"),
+        ("saved", f"experiments:{PARTITION}"),
+    ]
+    kept = world.saved_conclusion()
+    assert kept is not None
+    assert (kept["status"], kept["winner"], kept["winner_arm"], kept["losers"]) == (
+        "stopped",
+        None,
+        None,
+        [],
+    )
+    assert kept["reason"] == OPERATOR_STOP
+    assert world.experiment.ended_at is not None
+    assert kept["decided_at"] == world.experiment.ended_at.isoformat()
+    assert world.announced == [] and world.outbox == []

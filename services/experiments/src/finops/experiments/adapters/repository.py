@@ -2,10 +2,12 @@
 
 Every change (creation, start, stop, a decision of the analysis) is written in the same
 transaction as its audit row, so the trail cannot miss a change.  The audit row of an
-operator's start or stop is also the *outbox* of its announcement on ``finops.experiments.v1``:
-it is written unannounced, and :meth:`ExperimentRepository.unannounced` hands it to one
-publisher at a time, which marks it announced once the broker has it.  A broker that is down
-when the operator acts delays the announcement; it never loses it, nor fails the request.
+operator's start or stop, and of the analysis's decision, is also the *outbox* of its
+announcement on ``finops.experiments.v1``: it is written unannounced, and
+:meth:`ExperimentRepository.unannounced` hands it to one publisher at a time, which marks it
+announced once the broker has it.  A broker that is down when the operator acts (or the
+analysis decides) delays the announcement; it never loses it, nor fails the request.  A
+decision is announced from what PostgreSQL recorded, so it is the same every time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from finops.common.topics import EXPERIMENTS
+from finops.experiments.domain.analysis import conclusion_from_record
 from finops.experiments.domain.definition import (
     Definition,
     ExperimentNotFound,
@@ -63,21 +66,29 @@ _PUBLISHER_LOCK = 0x65787030  # "exp0"
 #: the kinds of record on ``finops.experiments.v1``: an operator's start or stop, and the
 #: analysis's decision
 ANNOUNCEMENT_KINDS = ("started", "stopped", "decision")
+#: the actions of the audit rows announced: an operator's, and the analysis's decision
+_ANNOUNCED_ACTIONS = ["start", "stop", "decided", "stopped"]
 
 
 @dataclass(frozen=True)
 class Announcement:
-    """An operator's start or stop, to be announced on ``finops.experiments.v1``."""
+    """An operator's start or stop, or the analysis's decision (``decision``, the one
+    recorded), to be announced on ``finops.experiments.v1``."""
 
     audit_id: int
     experiment_id: str
     name: str
     task_type: str
-    action: str  # "start" or "stop"
+    action: str  # "start", "stop", or the status a decision of the analysis led to
     status: str  # the status it led to
     at: datetime
+    definition: Definition | None = None
+    decision: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
+        if self.decision is not None and self.definition is not None:
+            recorded = conclusion_from_record(self.experiment_id, self.definition, self.decision)
+            return {"kind": "decision", **recorded}
         return {
             "kind": "started" if self.action == "start" else "stopped",
             "experiment_id": self.experiment_id,
@@ -216,25 +227,15 @@ class ExperimentRepository:
                 yield []
                 return
             rows = await conn.fetch(
-                "SELECT a.id, a.experiment_id, a.action, a.details, a.at, e.name, e.task_type "
-                "FROM experiment_audit a JOIN experiments e ON e.id = a.experiment_id "
+                "SELECT a.id, a.experiment_id, a.action, a.details, a.at, e.name, e.task_type, "
+                "e.definition FROM experiment_audit a JOIN experiments e ON e.id = a.experiment_id "
                 "WHERE a.announced_at IS NULL AND a.announce_on = $1 "
-                "AND a.action IN ('start', 'stop') ORDER BY a.id LIMIT $2",
+                "AND a.action = ANY($3::text[]) ORDER BY a.id LIMIT $2",
                 self.announce_on,
                 limit,
+                _ANNOUNCED_ACTIONS,
             )
-            yield [
-                Announcement(
-                    audit_id=r["id"],
-                    experiment_id=r["experiment_id"],
-                    name=r["name"],
-                    task_type=r["task_type"],
-                    action=r["action"],
-                    status=str(json.loads(r["details"]).get("to", "")),
-                    at=r["at"],
-                )
-                for r in rows
-            ]
+            yield [_announcement(r) for r in rows]
             if rows:
                 await conn.execute(
                     "UPDATE experiment_audit SET announced_at = now() WHERE id = ANY($1::bigint[])",
@@ -242,9 +243,18 @@ class ExperimentRepository:
                 )
 
     async def conclude(
-        self, experiment_id: str, status: str, decision: dict[str, Any], actor: str
+        self,
+        experiment_id: str,
+        status: str,
+        decision: dict[str, Any],
+        actor: str,
+        *,
+        announce: bool = False,
     ) -> bool:
-        """The analysis ends a running experiment; False if it was no longer running."""
+        """The analysis ends a running experiment; False if it was no longer running (an
+        operator stopped it, or a decision was recorded already: :meth:`get` has it).  With
+        ``announce``, the decision (:func:`~.analysis.recorded_decision`) is announced from
+        its audit row (see :meth:`unannounced`)."""
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 "UPDATE experiments SET status = $2, ended_at = now(), decision = $3 "
@@ -256,9 +266,30 @@ class ExperimentRepository:
             if updated is None:
                 return False
             await _audit(
-                conn, experiment_id, actor, status, {"from": "running", "decision": decision}
+                conn,
+                experiment_id,
+                actor,
+                status,
+                {"from": "running", "decision": decision},
+                announce_on=self.announce_on if announce else None,
             )
         return True
+
+
+def _announcement(row: asyncpg.Record) -> Announcement:
+    details = json.loads(row["details"])
+    operator = row["action"] in ("start", "stop")
+    return Announcement(
+        audit_id=row["id"],
+        experiment_id=row["experiment_id"],
+        name=row["name"],
+        task_type=row["task_type"],
+        action=row["action"],
+        status=str(details.get("to", "")) if operator else row["action"],
+        at=row["at"],
+        definition=None if operator else Definition.from_dict(json.loads(row["definition"])),
+        decision=None if operator else details["decision"],
+    )
 
 
 async def _audit(

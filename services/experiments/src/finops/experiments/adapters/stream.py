@@ -10,16 +10,19 @@ partition is assigned its checkpoint is loaded and the consumer seeks to its off
 before one is revoked it is checkpointed: a restart or a rebalance neither loses nor
 double-counts an event.
 
-A conclusion is announced on ``finops.experiments.v1`` and written to PostgreSQL *before* any
-checkpoint that holds it is saved: after the batch that reached it, or sooner, when a
-rebalance checkpoints the partition between two turns of a poll. Saved first, it would be
-lost for good in a crash before the announcement: the next owner would load the concluded
-experiment, drop its later events and announce nothing. When the broker or PostgreSQL does not
-take it, no checkpoint is saved; the next owner (or the intake started again) replays from the
-last one, reaches the conclusion again and announces it. So a conclusion is announced at least
-once and never forgotten. PostgreSQL keeps the first decision written (it takes one only for a
-running experiment); the optimizer pins the winner each decision names, the same one again for
-a repeat.
+A conclusion is recorded in PostgreSQL *before* any checkpoint that holds it is saved: after
+the batch that reached it, or sooner, when a rebalance checkpoints the partition between two
+turns of a poll. PostgreSQL decides: it takes the first decision for a running experiment and
+refuses any other, and the decision is announced on ``finops.experiments.v1`` from its audit
+row (the outbox, as an operator's start or stop), with what was recorded. When PostgreSQL does
+not take it, no checkpoint is saved: the next owner (or the intake started again) replays from
+the last one and reaches a conclusion again. A replay after a crash between the record and the
+checkpoint may reach another one (its batches split differently, or the clock past
+``max_duration_s`` before the deciding event): PostgreSQL refuses it, and the shard takes the
+decision recorded in its place (:meth:`ExperimentAnalysis.settle`), so its checkpoint, its
+results and every announcement hold the same decision, announced at least once (again, the
+same, after a crash between the send and its mark). An operator's stop recorded first stands
+the same way: the shard holds it as a stop, and no decision of the analysis is announced.
 
 An operator's start or stop is announced from its audit row (the outbox,
 :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
@@ -55,10 +58,12 @@ from finops.experiments.adapters.repository import (
 )
 from finops.experiments.domain.analysis import (
     DROP_REASONS,
+    OPERATOR_STOP,
     ExperimentAnalysis,
     ExperimentState,
     Tagged,
     decode_tagged,
+    recorded_decision,
 )
 from finops.experiments.domain.definition import ExperimentNotFound
 
@@ -114,9 +119,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         self.refresh_interval_s = refresh_interval_s
         #: tagged events analysed by this instance since it started
         self.events = 0
-        #: conclusions not announced yet, by partition: announced before any checkpoint (see
-        #: :meth:`checkpoint_locked`)
-        self.unannounced: dict[int, list[dict[str, Any]]] = {}
+        #: conclusions not recorded yet, by partition: recorded in PostgreSQL before any
+        #: checkpoint (see :meth:`checkpoint_locked`)
+        self.unrecorded: dict[int, list[dict[str, Any]]] = {}
         self._last_refresh = 0.0
         self._not_running: dict[str, float] = {}
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
@@ -231,52 +236,84 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     def _concluded(self, partition: int, conclusions: list[dict[str, Any]]) -> None:
         if conclusions:
-            self.unannounced.setdefault(partition, []).extend(conclusions)
+            self.unrecorded.setdefault(partition, []).extend(conclusions)
 
     async def after_batch(self) -> None:
-        """Follow the operators; announce the conclusions reached and checkpoint at once
-        (the snapshots other instances serve then show them), else when one is due."""
+        """Follow the operators; record and announce the conclusions reached and checkpoint at
+        once (the snapshots other instances serve then show them), else when one is due."""
         refresh = time.monotonic() - self._last_refresh >= self.refresh_interval_s
         if refresh or self._announce_now.is_set():
             await self.publish_announcements()
         if refresh:
             await self._refresh()
-        if self.unannounced or self.checkpoint_due():
+        if self.unrecorded or self.checkpoint_due():
             await self.checkpoint_locked()
 
     async def checkpoint_locked(self) -> None:
-        """Announce every conclusion not announced yet, then checkpoint.
+        """Record every conclusion not recorded yet, announce them, then checkpoint.
 
         A rebalance may checkpoint a partition between two turns of a poll, before
-        :meth:`after_batch`: saved unannounced, a conclusion would be lost in a crash before
-        the announcement (the next owner loads the concluded experiment and replays past the
-        events that concluded it). When the broker or PostgreSQL fails, this raises before
-        anything is saved; the conclusions not announced stay for the next try."""
-        await self.announce_conclusions()
+        :meth:`after_batch`: saved unrecorded, a conclusion would be lost in a crash before
+        the record (the next owner loads the concluded experiment and replays past the events
+        that concluded it). When PostgreSQL fails, this raises before anything is saved; the
+        conclusions not recorded stay for the next try. A broker that fails delays the
+        announcements, from their audit rows (the outbox), not the checkpoint."""
+        if await self.record_conclusions():
+            await self.publish_announcements()
         await super().checkpoint_locked()
 
-    async def announce_conclusions(self) -> None:
-        """Announce and record the conclusions not announced yet, each forgotten once done."""
-        for partition in sorted(self.unannounced):
-            pending = self.unannounced[partition]
+    async def record_conclusions(self) -> int:
+        """Record the conclusions not recorded yet, each forgotten once done; how many."""
+        done = 0
+        for partition in sorted(self.unrecorded):
+            pending = self.unrecorded[partition]
             while pending:
-                await self._announce_conclusion(pending[0])
+                await self._record_conclusion(partition, pending[0])
                 pending.pop(0)
-            del self.unannounced[partition]
+                done += 1
+            del self.unrecorded[partition]
+        return done
+
+    async def _record_conclusion(self, partition: int, conclusion: dict[str, Any]) -> None:
+        """Record a conclusion, announced from its audit row; when PostgreSQL holds another
+        decision of the experiment already (or an operator's stop), the shard takes that one."""
+        experiment_id = conclusion["experiment_id"]
+        self.known.pop(experiment_id, None)
+        decision = recorded_decision(conclusion)
+        if await self.repo.conclude(
+            experiment_id, conclusion["status"], decision, "analysis", announce=True
+        ):
+            return
+        experiment = await self.repo.get(experiment_id)
+        shard = self.shards.get(partition)
+        if shard is None or not shard.is_tracked(experiment_id):
+            return
+        stopped_at = experiment.ended_at.timestamp() if experiment.ended_at else time.time()
+        settled = shard.settle(experiment_id, experiment.decision, stopped_at)
+        if settled != conclusion:
+            log.info(
+                "the experiment was concluded already; its shard holds that decision",
+                extra={
+                    "experiment_id": experiment_id,
+                    "status": experiment.status,
+                    "reached": {k: conclusion[k] for k in ("winner", "reason", "decided_at")},
+                },
+            )
 
     def released(self, partition: int, shard: ExperimentAnalysis) -> None:
-        # Its checkpoint failed (every conclusion is announced before one is saved): the
-        # next owner replays from the last one saved, which precedes these conclusions, and
-        # reaches them again. Announced from here too, they could follow what it announces.
-        self.unannounced.pop(partition, None)
+        # Its checkpoint failed (every conclusion is recorded before one is saved): the next
+        # owner replays from the last one saved, which precedes these conclusions, and
+        # reaches them again (PostgreSQL keeps the first recorded).
+        self.unrecorded.pop(partition, None)
 
     def announce_soon(self) -> None:
         """An operator started or stopped an experiment: announce it after this batch."""
         self._announce_now.set()
 
     async def publish_announcements(self) -> int:
-        """Announce the operators' starts and stops not announced yet; how many were.  A
-        broker or PostgreSQL failure leaves them for the next try (at the next refresh)."""
+        """Announce the operators' starts and stops, and the decisions recorded, not announced
+        yet; how many were.  A broker or PostgreSQL failure leaves them for the next try (at
+        the next refresh)."""
         self._announce_now.clear()
         try:
             async with self.repo.unannounced() as pending:
@@ -307,7 +344,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def _refresh(self) -> None:
         """Follow the operators: newly started experiments, stops; expire old ones (their
-        conclusions are announced before the next checkpoint)."""
+        conclusions are recorded before the next checkpoint)."""
         self._last_refresh = time.monotonic()
         now = time.time()
         everything = await self.repo.all()
@@ -321,23 +358,13 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             if experiment.status == "running" and experiment.started_at and not tracked:
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
-                shard.halt(experiment.id, "stopped by an operator", now)
+                shard.halt(experiment.id, OPERATOR_STOP, now)
                 self.dirty.add(partition)
         for partition, shard in self.shards.items():
             expired = shard.expire_all(now)
             if expired:
                 self.dirty.add(partition)
                 self._concluded(partition, expired)
-
-    async def _announce_conclusion(self, conclusion: dict[str, Any]) -> None:
-        self.known.pop(conclusion["experiment_id"], None)
-        await self.announce({"kind": "decision", **conclusion})
-        await self.repo.conclude(
-            conclusion["experiment_id"],
-            conclusion["status"],
-            {k: conclusion[k] for k in ("winner", "reason", "decided_at", "winner_arm")},
-            "analysis",
-        )
 
     async def announce(self, body: dict[str, Any]) -> None:
         await self.producer.send_and_wait(

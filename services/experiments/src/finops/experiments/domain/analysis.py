@@ -295,28 +295,36 @@ class ExperimentAnalysis:
     def _conclude(
         self, experiment_id: str, state: ExperimentState, verdict: Verdict, now: float
     ) -> dict[str, Any]:
-        d = state.definition
-        winner = next((v for v in d.variants if v.name == verdict.winner), None)
-        state.conclusion = {
-            "experiment_id": experiment_id,
-            "name": d.name,
-            "task_type": d.task_type,
-            "status": "decided" if winner else "stopped",
-            "winner": verdict.winner,
-            "reason": verdict.reason,
-            "decided_at": datetime.fromtimestamp(now, UTC).isoformat(),
-            "winner_arm": (
-                {"model": winner.model, "provider": winner.provider, "config": winner.config}
-                if winner
-                else None
-            ),
-            "losers": [
-                {"name": v.name, "model": v.model, "provider": v.provider, "config": v.config}
-                for v in d.variants
-                if winner is not None and v.name != winner.name
-            ],
-            "n": [int(s.n) for s in state.stats],
-        }
+        state.conclusion = conclusion_of(
+            experiment_id,
+            state.definition,
+            verdict.winner,
+            verdict.reason,
+            datetime.fromtimestamp(now, UTC).isoformat(),
+            [int(s.n) for s in state.stats],
+        )
+        return state.conclusion
+
+    def settle(
+        self, experiment_id: str, recorded: dict[str, Any] | None, stopped_at: float
+    ) -> dict[str, Any]:
+        """Make what PostgreSQL recorded the experiment's conclusion, in place of the one
+        this analysis reached: a replay after a crash may reach another (its batches split
+        differently, or the clock past ``max_duration_s`` before the deciding event), but the
+        first decision recorded is the one that stands. ``recorded``: the decision recorded
+        (:func:`recorded_decision`); None when an operator stopped the experiment first (at
+        ``stopped_at``, epoch seconds). The conclusion now kept."""
+        state = self.experiments[experiment_id]
+        counted = [int(s.n) for s in state.stats]
+        if recorded is None:
+            decided_at = datetime.fromtimestamp(stopped_at, UTC).isoformat()
+            state.conclusion = conclusion_of(
+                experiment_id, state.definition, None, OPERATOR_STOP, decided_at, counted
+            )
+        else:
+            state.conclusion = conclusion_from_record(
+                experiment_id, state.definition, recorded, counted
+            )
         return state.conclusion
 
     def results(self, experiment_id: str, definition: Definition) -> dict[str, Any]:
@@ -346,6 +354,79 @@ class ExperimentAnalysis:
         }
         analysis.ignored = dict(state["ignored"])
         return analysis
+
+
+#: the reason of the conclusion of an experiment an operator stopped
+OPERATOR_STOP = "stopped by an operator"
+#: what PostgreSQL keeps of a conclusion (the experiment's ``decision``)
+RECORDED = ("winner", "reason", "decided_at", "winner_arm", "n")
+
+
+def conclusion_of(
+    experiment_id: str,
+    definition: Definition,
+    winner: str | None,
+    reason: str,
+    decided_at: str,
+    n: Sequence[int],
+) -> dict[str, Any]:
+    """The conclusion of an experiment (announced on ``finops.experiments.v1`` as a
+    ``decision``): ``winner``, the name of the variant that won, or None for a stop."""
+    arm = next((v for v in definition.variants if v.name == winner), None)
+    return {
+        "experiment_id": experiment_id,
+        "name": definition.name,
+        "task_type": definition.task_type,
+        "status": "decided" if arm else "stopped",
+        "winner": arm.name if arm else None,
+        "reason": reason,
+        "decided_at": decided_at,
+        "winner_arm": (
+            {"model": arm.model, "provider": arm.provider, "config": arm.config} if arm else None
+        ),
+        "losers": [
+            {"name": v.name, "model": v.model, "provider": v.provider, "config": v.config}
+            for v in definition.variants
+            if arm is not None and v.name != arm.name
+        ],
+        "n": [int(x) for x in n],
+    }
+
+
+def recorded_decision(conclusion: dict[str, Any]) -> dict[str, Any]:
+    """What PostgreSQL keeps of a conclusion: enough to announce the same one again
+    (:func:`conclusion_from_record`)."""
+    return {k: conclusion[k] for k in RECORDED}
+
+
+def conclusion_from_record(
+    experiment_id: str,
+    definition: Definition,
+    recorded: dict[str, Any],
+    counted: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The conclusion a recorded decision was made from (:func:`recorded_decision`), the
+    same again; ``counted``: its counts when the record has none (recorded by a version
+    that kept none).
+
+    Examples
+    --------
+    >>> from finops.experiments.domain.definition import build_definition
+    >>> d = build_definition(name="e", task_type="t", known_task_types={"t"}, variants=[
+    ...     {"name": "A", "model": "big", "provider": "p"},
+    ...     {"name": "B", "model": "small", "provider": "p"}])
+    >>> c = conclusion_of("x", d, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [9, 8])
+    >>> conclusion_from_record("x", d, recorded_decision(c)) == c
+    True
+    """
+    return conclusion_of(
+        experiment_id,
+        definition,
+        recorded.get("winner"),
+        str(recorded.get("reason", "")),
+        str(recorded.get("decided_at", "")),
+        recorded.get("n", counted),
+    )
 
 
 def experiment_results(
