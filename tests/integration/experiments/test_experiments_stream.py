@@ -50,6 +50,9 @@ async def test_a_variant_30_percent_cheaper_is_decided_and_announced(lab) -> Non
     assert decision["winner"] == "B" and decision["winner_arm"]["model"] == "gpt-4o-mini"
     assert decision["task_type"] == lab.task_type
     assert [loser["name"] for loser in decision["losers"]] == ["A"]
+    # announced from PostgreSQL's record (the outbox), so it is the decision recorded
+    assert {k: decision[k] for k in detail["decision"]} == detail["decision"]
+    assert decision["n"] == detail["decision"]["n"] and sum(decision["n"]) >= 100
 
 
 async def test_a_cheaper_variant_with_poor_quality_is_stopped_without_a_winner(lab) -> None:
