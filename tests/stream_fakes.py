@@ -326,3 +326,21 @@ def after_a_turn(
         await action()
 
     return waiting
+
+
+def two_variant_definition(max_duration_s: float = 3600) -> Any:
+    """An experiment on task type ``t``: variant A (model ``big``) against B (``small``),
+    deciding after 50 samples per variant at the soonest."""
+    from finops.experiments.domain.definition import build_definition
+
+    return build_definition(
+        name="e",
+        task_type="t",
+        variants=[
+            {"name": "A", "model": "big", "provider": "p"},
+            {"name": "B", "model": "small", "provider": "p"},
+        ],
+        known_task_types={"t"},
+        min_samples=50,
+        max_duration_s=max_duration_s,
+    )

@@ -25,7 +25,13 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
-from stream_fakes import OtherTask, Poll, ScriptedConsumer, crash_after_first
+from stream_fakes import (
+    OtherTask,
+    Poll,
+    ScriptedConsumer,
+    crash_after_first,
+    two_variant_definition,
+)
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.log_position import ResumePlan
@@ -39,24 +45,13 @@ from finops.experiments.domain.analysis import (
     Tagged,
     encode_tagged,
 )
-from finops.experiments.domain.definition import build_definition
 
 TOPIC = "finops.experiment-events.v1"
 EXPERIMENTS_TOPIC = "finops.experiments.v1"
 PARTITIONS = 3
 EXPERIMENT = "x"
 PARTITION = partition_for(EXPERIMENT, PARTITIONS)
-DEFINITION = build_definition(
-    name="e",
-    task_type="t",
-    variants=[
-        {"name": "A", "model": "big", "provider": "p"},
-        {"name": "B", "model": "small", "provider": "p"},
-    ],
-    known_task_types={"t"},
-    min_samples=50,
-    max_duration_s=3600,
-)
+DEFINITION = two_variant_definition(max_duration_s=3600)
 
 
 def _events() -> tuple[list[Tagged], int]:

@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+from stream_fakes import two_variant_definition
 
 from finops.experiments.domain import analysis as analysis_module
 from finops.experiments.domain.analysis import (
@@ -17,19 +18,8 @@ from finops.experiments.domain.analysis import (
     encode_tagged,
     experiment_results,
 )
-from finops.experiments.domain.definition import build_definition
 
-DEFINITION = build_definition(
-    name="e",
-    task_type="t",
-    variants=[
-        {"name": "A", "model": "big", "provider": "p"},
-        {"name": "B", "model": "small", "provider": "p"},
-    ],
-    known_task_types={"t"},
-    min_samples=50,
-    max_duration_s=100,
-)
+DEFINITION = two_variant_definition(max_duration_s=100)
 
 
 def event(i: int, variant: str, cost: float, rng: random.Random) -> Tagged:

@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 from prometheus_client import REGISTRY
-from stream_fakes import analysis_intake
+from stream_fakes import analysis_intake, two_variant_definition
 
 from finops.experiments.domain.analysis import (
     DROP_REASONS,
@@ -15,20 +15,9 @@ from finops.experiments.domain.analysis import (
     Tagged,
     encode_tagged,
 )
-from finops.experiments.domain.definition import build_definition
 
 METRIC = "finops_experiments_events_dropped_total"
-DEFINITION = build_definition(
-    name="e",
-    task_type="t",
-    variants=[
-        {"name": "A", "model": "big", "provider": "p"},
-        {"name": "B", "model": "small", "provider": "p"},
-    ],
-    known_task_types={"t"},
-    min_samples=50,
-    max_duration_s=3600,
-)
+DEFINITION = two_variant_definition(max_duration_s=3600)
 
 
 def _record(*events: Tagged) -> SimpleNamespace:
