@@ -43,7 +43,8 @@ def downgrade() -> None:
     )
     if waiting.scalar():
         raise RuntimeError(
-            "starts or stops of experiments wait to be announced on finops.experiments.v1: "
+            "starts, stops or decisions of experiments wait to be announced on "
+            "finops.experiments.v1: "
             "start the experiments service until they are, then downgrade"
         )
     op.drop_index("experiment_audit_unannounced", table_name="experiment_audit")
