@@ -24,7 +24,6 @@ from finops.optimizer.settings import OptimizerSettings
         "kafka",
         "kafka-0,kafka-1:9093",
         "[::1]",
-        "::1",
     ],
 )
 def test_a_list_of_host_port_is_a_bootstrap(monkeypatch, value):
@@ -38,6 +37,9 @@ def test_a_list_of_host_port_is_a_bootstrap(monkeypatch, value):
     [
         "localhost:abc",
         ":::",
+        # bare IPv6: ::1:9092 would be read as an address; Faust's kafka://::1 is no URL
+        "::1",
+        "::1:9092",
         "kafka:abc",
         "kafka:0",
         "kafka:65536",
@@ -74,7 +76,14 @@ def test_a_redis_url_is_accepted(monkeypatch, value):
 
 
 @pytest.mark.parametrize(
-    "value", ["notaurl", "http://cache:6379/0", "redis://cache:port/0", "redis://cache:70000/0"]
+    "value",
+    [
+        "notaurl",
+        "http://cache:6379/0",
+        "redis://cache:port/0",
+        "redis://cache:70000/0",
+        "redis:///0",  # no host: redis-py would connect to localhost
+    ],
 )
 def test_a_url_redis_cannot_use_is_refused(monkeypatch, value):
     monkeypatch.setenv("FINOPS_REDIS_URL", value)
@@ -84,7 +93,15 @@ def test_a_url_redis_cannot_use_is_refused(monkeypatch, value):
 
 
 @pytest.mark.parametrize(
-    "value", ["redis://:p#w@cache:6379/0", "redis://:p?w@cache:6379/0", "redis://u:a/b@cache/0"]
+    "value",
+    [
+        "redis://:p#w@cache:6379/0",
+        "redis://:p?w@cache:6379/0",
+        "redis://u:a/b@cache/0",
+        # cut before any port: redis-py would read no host and connect to localhost
+        "redis://:#secret@cache:6379/0",
+        "redis://:8080#x@cache:6379/0",
+    ],
 )
 def test_an_unencoded_password_is_named_not_the_port(monkeypatch, value):
     monkeypatch.setenv("FINOPS_REDIS_URL", value)

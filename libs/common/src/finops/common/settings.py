@@ -41,23 +41,23 @@ def kafka_bootstrap_problem(value: str) -> str | None:
     """What makes ``value`` no list of Kafka bootstrap servers, or ``None`` when it is one.
 
     An entry is what aiokafka's ``collect_hosts`` reads: ``HOST:PORT``, ``[IPV6]:PORT``, or a
-    host alone (``kafka``, ``[::1]``, ``::1``), which connects on Kafka's port 9092. aiokafka
+    host alone (``kafka``, ``[::1]``), which connects on Kafka's port 9092; an IPv6 address
+    goes in brackets (bare, ``::1:9092`` would be read as an address, not one with a port). aiokafka
     would fail on anything else deep in a connection attempt (``ValueError``,
     ``OverflowError``), or look up a host named ``PLAINTEXT://kafka``.
 
     Examples
     --------
-    >>> for value in ("kafka-0:9092, kafka-1:9092,[::1]:9092", "kafka", "[::1]", "::1"):
+    >>> for value in ("kafka-0:9092, kafka-1:9092,[::1]:9092", "kafka", "[::1]"):
     ...     print(kafka_bootstrap_problem(value))
     None
     None
     None
-    None
-    >>> for value in ("localhost:abc", ":::", "kafka:70000", "a:1,,b:2", ":9092",
+    >>> for value in ("localhost:abc", "::1", "kafka:70000", "a:1,,b:2", ":9092",
     ...               "PLAINTEXT://kafka:9092", "[::1]:", "kafka:"):
     ...     print(kafka_bootstrap_problem(value))
     abc in localhost:abc is not a port from 1 to 65535
-    ::: is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092
+    ::1 is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092
     70000 in kafka:70000 is not a port from 1 to 65535
     an empty entry is not HOST:PORT
     :9092 is not HOST:PORT
@@ -77,8 +77,8 @@ def kafka_bootstrap_problem(value: str) -> str | None:
                 return f"{entry} is not [IPV6]:PORT"
             port = rest[1:] or None
         elif entry.count(":") > 1:
-            if _is_ipv6(entry):  # aiokafka reads a bare IPv6 address as a host on port 9092
-                continue
+            # aiokafka would read ::1 as a host on port 9092 but ::1:9092 as a host too, and
+            # Faust's kafka://::1 is no URL: an IPv6 address goes in brackets
             return f"{entry} is not HOST:PORT — an IPv6 address goes in brackets: [::1]:9092"
         else:
             host, colon, port = entry.partition(":")
@@ -92,14 +92,6 @@ def kafka_bootstrap_problem(value: str) -> str | None:
     return None
 
 
-def _is_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def redis_url_problem(value: str) -> str | None:
     """What makes ``value`` a URL redis-py cannot connect with, or ``None`` when it can.
 
@@ -110,7 +102,8 @@ def redis_url_problem(value: str) -> str | None:
     >>> redis_url_problem("redis://:p%23w@cache:6379/0") is None
     True
     >>> for value in ("notaurl", "http://cache:6379", "redis://cache:abc/0", "redis://c:0/0",
-    ...               "redis://:p#w@cache:6379/0", "redis://:p/w@cache:6379/0"):
+    ...               "redis://:p#w@cache:6379/0", "redis://:p/w@cache:6379/0",
+    ...               "redis://:#secret@cache:6379/0", "redis:///0"):
     ...     print(redis_url_problem(value))
     no redis://, rediss:// or unix:// scheme
     no redis://, rediss:// or unix:// scheme
@@ -118,6 +111,8 @@ def redis_url_problem(value: str) -> str | None:
     the port is not a number from 1 to 65535
     the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)
     the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)
+    the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)
+    no host
     """
     parts = urlsplit(value)
     if parts.scheme not in REDIS_SCHEMES:
@@ -126,13 +121,12 @@ def redis_url_problem(value: str) -> str | None:
         port = parts.port
     except ValueError:
         port = 0
+    if _password_cut_short(value) and (port == 0 or not parts.hostname):
+        return "the password holds a character a URL reserves (# ? /): percent-encode it (# is %23)"
     if port == 0:
-        if _password_cut_short(value):
-            return (
-                "the password holds a character a URL reserves (# ? /): percent-encode it"
-                " (# is %23)"
-            )
         return "the port is not a number from 1 to 65535"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "no host"  # redis-py would connect to localhost
     return None
 
 
