@@ -346,3 +346,19 @@ async def test_an_operators_stop_recorded_first_stands_and_no_decision_is_announ
     assert world.experiment.ended_at is not None
     assert kept["decided_at"] == world.experiment.ended_at.isoformat()
     assert world.announced == [] and world.outbox == []
+
+
+async def test_an_operators_stop_seen_by_a_refresh_is_dated_at_the_stop():
+    """The refresh that finds an operator's stop halts the analysis at the stop's time, as
+    a replay that PostgreSQL refuses does (settle): one stop, one time."""
+    world = World()
+    intake, _ = await owner(world)
+    await intake._refresh()  # tracks the running experiment
+    assert intake.shards[PARTITION].is_tracked(EXPERIMENT)
+    stopped = world.experiment.started_at + timedelta(seconds=1)  # type: ignore[operator]
+    world.experiment = replace(world.experiment, status="stopped", ended_at=stopped)
+    await intake._refresh()
+    kept = intake.shards[PARTITION].experiments[EXPERIMENT].conclusion
+    assert kept is not None
+    assert (kept["status"], kept["reason"]) == ("stopped", OPERATOR_STOP)
+    assert kept["decided_at"] == stopped.isoformat()

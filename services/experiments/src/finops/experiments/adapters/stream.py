@@ -358,7 +358,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             if experiment.status == "running" and experiment.started_at and not tracked:
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
-                shard.halt(experiment.id, OPERATOR_STOP, now)
+                # dated at the stop, as settle() dates it: the same stop, the same time
+                stopped_at = experiment.ended_at.timestamp() if experiment.ended_at else now
+                shard.halt(experiment.id, OPERATOR_STOP, stopped_at)
                 self.dirty.add(partition)
         for partition, shard in self.shards.items():
             expired = shard.expire_all(now)
