@@ -1,5 +1,6 @@
-"""Migration exp0004 (the announcement outbox) on a database of its own: rows the previous
-version writes count as announced, and a downgrade is refused while a start or stop waits."""
+"""Migrations exp0004 (the announcement outbox) and exp0005 (decisions in it) on a database
+of its own: rows the previous version writes count as announced, and a downgrade is refused
+while a start, a stop or a decision waits."""
 
 from __future__ import annotations
 
@@ -77,3 +78,26 @@ async def test_the_outbox_columns_come_and_go_and_a_waiting_change_blocks_the_do
         await conn.close()
     await down(database, "exp0003")
     assert not {"announced_at", "announce_on"} & await _columns(database)
+
+
+async def test_a_decision_waiting_in_the_outbox_blocks_the_downgrade_past_exp0005(database):
+    """The code of exp0004 announces no decision: one left waiting would never go out."""
+    await up(database, "exp0005")
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "INSERT INTO experiments (id, name, task_type, definition, status, salt, created_by) "
+            "VALUES ('e1', 'e1', 't', '{}', 'decided', 's', 'ops')"
+        )
+        await conn.execute(
+            "INSERT INTO experiment_audit (experiment_id, actor, action, details, announce_on, "
+            "announced_at) VALUES ('e1', 'analysis', 'decided', '{}', 'finops.experiments.v1', "
+            "NULL)"
+        )
+        with pytest.raises(RuntimeError, match="decisions of experiments wait to be announced"):
+            await down(database, "exp0004")
+        await conn.execute("UPDATE experiment_audit SET announced_at = now()")
+    finally:
+        await conn.close()
+    await down(database, "exp0004")
+    assert {"announced_at", "announce_on"} <= await _columns(database)
