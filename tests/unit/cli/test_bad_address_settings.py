@@ -111,5 +111,6 @@ def test_a_list_setting_that_is_not_json_is_one_line_naming_it(monkeypatch):
     assert failure is not None
     assert (failure.code, failure.message) == (
         2,
-        'FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]',
+        "FINOPS_FALLBACK_MODELS=gpt-4o,claude: "
+        'should be JSON (a list such as ["a", "b"], or an object)',
     )

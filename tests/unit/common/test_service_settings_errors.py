@@ -48,7 +48,8 @@ def test_a_list_setting_that_is_not_json_ends_the_service_with_one_line(monkeypa
         runner.serve(_never_built, HealerSettings)
     assert ended.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        'error: FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]'
+        "error: FINOPS_FALLBACK_MODELS=gpt-4o,claude: "
+        'should be JSON (a list such as ["a", "b"], or an object)'
     ]
 
 

@@ -46,7 +46,7 @@ def unparsed_setting(error: SettingsError, prefix: str = "FINOPS_") -> str:
     >>> error = SettingsError(
     ...     'error parsing value for field "fallback_models" from source "EnvSettingsSource"')
     >>> print(unparsed_setting(error))
-    FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON, such as a list ["a", "b"]
+    FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON (a list such as ["a", "b"], or an object)
     >>> del os.environ["FINOPS_FALLBACK_MODELS"]
     >>> print(unparsed_setting(SettingsError("something else")))
     a setting could not be read: something else
@@ -58,7 +58,7 @@ def unparsed_setting(error: SettingsError, prefix: str = "FINOPS_") -> str:
     value = _environ_value(variable)
     if value is not None and not any(marker in variable for marker in SECRET_MARKERS):
         variable = f"{variable}={value}"
-    return f'{variable}: should be JSON, such as a list ["a", "b"]'
+    return f'{variable}: should be JSON (a list such as ["a", "b"], or an object)'
 
 
 def _environ_value(variable: str) -> str | None:
