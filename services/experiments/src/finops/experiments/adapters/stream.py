@@ -288,8 +288,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         shard = self.shards.get(partition)
         if shard is None or not shard.is_tracked(experiment_id):
             return
-        stopped_at = experiment.ended_at.timestamp() if experiment.ended_at else time.time()
-        settled = shard.settle(experiment_id, experiment.decision, stopped_at)
+        settled = shard.settle(experiment_id, experiment.decision, _ended_at(experiment))
         if settled != conclusion:
             log.info(
                 "the experiment was concluded already; its shard holds that decision",
@@ -359,8 +358,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
                 # dated at the stop, as settle() dates it: the same stop, the same time
-                stopped_at = experiment.ended_at.timestamp() if experiment.ended_at else now
-                shard.halt(experiment.id, OPERATOR_STOP, stopped_at)
+                shard.halt(experiment.id, OPERATOR_STOP, _ended_at(experiment, now))
                 self.dirty.add(partition)
         for partition, shard in self.shards.items():
             expired = shard.expire_all(now)
@@ -375,6 +373,13 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             key=str(body["experiment_id"]).encode(),
         )
         ANNOUNCED.labels(body["kind"]).inc()
+
+
+def _ended_at(experiment: Experiment, otherwise: float | None = None) -> float:
+    """When the experiment ended (its stop or decision), else ``otherwise`` (by default now)."""
+    if experiment.ended_at is not None:
+        return float(experiment.ended_at.timestamp())
+    return time.time() if otherwise is None else otherwise
 
 
 def _count_dropped(before: dict[str, int], after: dict[str, int]) -> None:
