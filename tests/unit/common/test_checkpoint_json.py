@@ -55,3 +55,11 @@ def test_a_large_list_is_encoded_in_several_calls(monkeypatch) -> None:
 def test_the_checkpoints_doctests_pass() -> None:
     result = doctest.testmod(checkpoints)
     assert result.attempted > 0 and result.failed == 0
+
+
+async def test_a_state_serialised_in_parts_is_the_one_call_json() -> None:
+    state = {"ids": list(range(2 * JSON_SLICE + 3)), "kinds": {"a": 1}, "n": 2.5}
+    parts = [(name, lambda value=value: value) for name, value in state.items()]
+    assert await checkpoints.serialize_in_parts(parts) == (
+        json.dumps(state, separators=(",", ":")).encode()
+    )

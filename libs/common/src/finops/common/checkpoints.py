@@ -40,12 +40,16 @@ async def serialize_in_parts(parts: list[tuple[str, Callable[[], Any]]]) -> byte
     """JSON of ``{name: build()}``, yielding to the event loop between parts.
 
     A large state serialised in one go would stall every request the loop serves for tens
-    of milliseconds; part by part, the longest stall is the largest part.
+    of milliseconds; part by part, and a large part :data:`JSON_SLICE` items at a time, the
+    longest stall is one slice's.
     """
     chunks = []
     for name, build in parts:
-        chunks.append(json.dumps(name) + ":" + json.dumps(build(), separators=(",", ":")))
-        await asyncio.sleep(0)
+        pieces = [json.dumps(name) + ":"]
+        for piece in _json_parts(build()):  # a large part in slices (see json_bytes)
+            pieces.append(piece)
+            await asyncio.sleep(0)
+        chunks.append("".join(pieces))
     return ("{" + ",".join(chunks) + "}").encode()
 
 
