@@ -165,3 +165,22 @@ def test_unusable_jwks_entries_are_skipped(keys):
     }
     assert StaticKeys(document).kids == {keys[0].kid}
     assert StaticKeys({"keys": "nope"}).kids == frozenset()
+
+
+async def test_its_own_http_client_is_built_at_start_up_not_at_the_first_request(keys, monkeypatch):
+    # Building an httpx client loads the CA bundle (tens of ms with the GIL held): done at
+    # the first authenticated request, it stalled every request in flight.
+    auth = FakeAuth(keys[0])
+    built: list[str] = []
+    real_client = httpx.AsyncClient
+
+    def client(**kwargs) -> httpx.AsyncClient:
+        built.append("client")
+        return real_client(transport=httpx.MockTransport(auth.handler), **kwargs)
+
+    monkeypatch.setattr(httpx, "AsyncClient", client)
+    jwks = JwksFromUrl("http://auth/.well-known/jwks.json")
+    assert built == ["client"]
+    assert (await jwks.key_for(keys[0].kid)).kid == keys[0].kid
+    assert (built, auth.requests) == (["client"], 1)
+    await jwks.aclose()
