@@ -61,3 +61,37 @@ def test_weak_argon2_parameters_name_their_variables(monkeypatch, capsys) -> Non
     assert ended.value.code == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: FINOPS_ARGON2_MEMORY_KIB, FINOPS_ARGON2_TIME_COST, ")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("FINOPS_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("FINOPS_ENVIRONMENT", "prod", "'local', 'test' or 'production'"),
+        ("FINOPS_KAFKA_ACKS", "2", "'all', '1' or '0'"),
+        (
+            "FINOPS_KAFKA_SECURITY_PROTOCOL",
+            "TLS",
+            "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'",
+        ),
+    ],
+)
+def test_a_setting_outside_its_values_ends_the_service_with_one_line(
+    monkeypatch, capsys, variable, value, allowed
+) -> None:
+    # As plain strings these passed the check and failed later, in logging or aiokafka,
+    # with a traceback (a crash `finops up` restarted, not a refused setting).
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, HealerSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {variable}={value}: Input should be {allowed}"
+    ]
+
+
+def test_log_level_and_security_protocol_are_read_in_any_case(monkeypatch) -> None:
+    monkeypatch.setenv("FINOPS_LOG_LEVEL", "debug")
+    monkeypatch.setenv("FINOPS_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    settings = HealerSettings()
+    assert (settings.log_level, settings.kafka_security_protocol) == ("DEBUG", "SASL_SSL")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
@@ -197,6 +197,18 @@ KafkaBootstrap = Annotated[str, AfterValidator(_checked_kafka_bootstrap)]
 RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+# Fields with a fixed set of values are checked here, at start-up, with the other settings:
+# as plain strings a typo passed, and failed later in logging or aiokafka with a traceback.
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+SecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+]
+
+
 class CommonSettings(BaseSettings):
     """What every service needs to know about the platform around it."""
 
@@ -208,13 +220,15 @@ class CommonSettings(BaseSettings):
 
     #: the service's name in logs and metrics
     service_name: str = "finops"
-    environment: str = Field("local", description="local | test | production")
+    environment: Literal["local", "test", "production"] = Field(
+        "local", description="local | test | production"
+    )
     #: address the HTTP API listens on
     host: str = "127.0.0.1"
     #: port the HTTP API listens on (each service has its own default)
     port: Port = 8000
     #: DEBUG, INFO, WARNING or ERROR (one JSON object a line on standard output)
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     #: where the local stack keeps its data (and auth its keys, without key settings)
     data_dir: Path = Path(".finops")
 
@@ -228,7 +242,8 @@ class CommonSettings(BaseSettings):
     #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
     #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
-    kafka_acks: str = "all"
+    #: all (every in-sync replica), 1 (the leader) or 0 (none)
+    kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_linger_ms: int = 5
     kafka_request_timeout_ms: int = 15000
     kafka_session_timeout_ms: int = 10000
@@ -242,7 +257,7 @@ class CommonSettings(BaseSettings):
     kafka_end_offset_in_last_batch: bool = False
     kafka_replication_factor: int = 1
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
-    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     #: with SASL: the mechanism as aiokafka names it (PLAIN, SCRAM-SHA-256, ...), and the
     #: credentials below
     kafka_sasl_mechanism: str | None = None

@@ -115,6 +115,8 @@ def settings_problems(error: ValidationError, prefix: str = "FINOPS_") -> str:
             continue
         variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
         if not any(marker in variable for marker in SECRET_MARKERS):
-            variable = f"{variable}={problem.get('input')}"
+            # as the user wrote it: a validator may have normalised the input (upper case)
+            given = _environ_value(variable)
+            variable = f"{variable}={problem.get('input') if given is None else given}"
         problems.append(f"{variable}: {pydantic_message(problem)}")
     return "; ".join(problems)
