@@ -72,3 +72,12 @@ def test_without_a_state_file_no_stack_has_been_started(tmp_path):
         f"no stack has been started here (no {tmp_path.resolve() / 'stack.json'}); a stack"
         " started with another FINOPS_DATA_DIR shows with that one set.",
     )
+
+
+def test_down_after_a_crash_leaves_no_stack_running(tmp_path):
+    # the supervisor was killed (kill -9, a reboot): nothing to stop, and the state says so
+    _state(tmp_path, "ready")
+    down = invoke(tmp_path, "down")
+    assert (down.exit_code, down.stdout) == (0, "no stack is running.\n")
+    status = invoke(tmp_path, "status")
+    assert (status.exit_code, status.stdout) == (1, "no stack is running.\n")

@@ -1,4 +1,5 @@
-"""`finops down` signals only the processes it started, never one that reused their pid."""
+"""`finops down` signals only the processes it started, never one that reused their pid; a
+stack whose supervisor's pid was reused is not taken for a running one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import sys
 from pathlib import Path
 
 from finops.cli.process import is_same_process, pid_alive, started_at_ticks
-from finops.cli.stack_state import stop_recorded
+from finops.cli.stack_state import (
+    mark_stopped,
+    read_state,
+    running_supervisor,
+    stop_recorded,
+)
 
 
 def _bystander() -> subprocess.Popen[bytes]:
@@ -61,3 +67,32 @@ def test_same_process_needs_the_same_start_time():
         own.kill()
         own.wait()
     assert not is_same_process(own.pid, ticks)
+
+
+def _supervised(root: Path, pid: int, ticks: int | None) -> None:
+    state = {"status": "ready", "supervisor_pid": pid, "supervisor_ticks": ticks, "components": {}}
+    (root / "stack.json").write_text(json.dumps(state))
+
+
+def test_a_supervisor_pid_reused_by_another_process_is_no_running_stack(tmp_path):
+    # after a reboot or a kill -9: `finops up` refused while `finops down` found nothing
+    other = _bystander()
+    try:
+        ticks = started_at_ticks(other.pid)
+        assert ticks is not None
+        _supervised(tmp_path, other.pid, ticks - 1)
+        assert running_supervisor(tmp_path) is None
+        _supervised(tmp_path, other.pid, ticks)
+        assert running_supervisor(tmp_path) == other.pid
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_stale_state_is_marked_stopped(tmp_path):
+    _supervised(tmp_path, 1, None)
+    mark_stopped(tmp_path)
+    state = read_state(tmp_path)
+    assert state is not None
+    assert (state["status"], state["supervisor_pid"]) == ("stopped", 1)
+    assert running_supervisor(tmp_path) is None

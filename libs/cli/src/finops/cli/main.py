@@ -18,9 +18,14 @@ from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
-from finops.cli.process import pid_alive
 from finops.cli.stack import Stack, StackError, StackSettings
-from finops.cli.stack_state import probe_component, read_state, stop_recorded
+from finops.cli.stack_state import (
+    mark_stopped,
+    probe_component,
+    read_state,
+    running_supervisor,
+    stop_recorded,
+)
 from finops.cli.typer_app import FinopsTyper
 from finops.cli.users_cmds import keys_app, users_app
 from finops.common.topics import OPTIMIZER_EVENTS
@@ -91,12 +96,6 @@ def _status_table(root: Path) -> tuple[Table, bool]:
     return table, all_ready
 
 
-def _running_supervisor(root: Path) -> int | None:
-    state = read_state(root)
-    pid = state.get("supervisor_pid") if state else None
-    return pid if pid_alive(pid) and state and state.get("status") != "stopped" else None
-
-
 @app.command()
 def up(
     detach: Annotated[
@@ -133,10 +132,10 @@ def up(
         os.environ["FINOPS_OPTIMIZER_WORKERS"] = str(optimizer_workers)
     settings = StackSettings()
     root = settings.data_dir.resolve()
-    running = _running_supervisor(root)
+    running = running_supervisor(root)
     if running:
         raise CliError(
-            f"a stack is already running (supervisor pid {running}); see `finops status`"
+            f"a stack is already running (supervisor pid {running}); see `finops status`", 2
         )
     if detach:
         _up_detached(root, infra_only)
@@ -217,6 +216,8 @@ def down() -> None:
     """Stop a detached stack and every process it started."""
     root = StackSettings().data_dir.resolve()
     stopped = stop_recorded(root)
+    if running_supervisor(root) is None:
+        mark_stopped(root)
     if not stopped:
         console.print(NO_STACK_RUNNING)
         return
@@ -283,8 +284,10 @@ def demo(
         check_folder_to_make("--reports", reports)
     settings = StackSettings()
     root = settings.data_dir.resolve()
-    if _running_supervisor(root):
-        raise CliError("a stack is already running here; `finops down` first, or use it directly")
+    if running_supervisor(root):
+        raise CliError(
+            "a stack is already running here; `finops down` first, or use it directly", 2
+        )
     use_demo_service_settings()
     stack = Stack(settings, echo=lambda line: console.print(f"• {line}"))
     started = time.monotonic()
@@ -297,7 +300,7 @@ def demo(
         table, all_ready = _status_table(root)
         console.print(table)
         if not all_ready:
-            raise CliError("not every component is ready", 1)
+            raise CliError("not every component is ready", 2)
         if calls:
             from finops.cli.demo import run_demo
 

@@ -38,6 +38,32 @@ def probe_component(name: str, info: dict[str, Any]) -> tuple[bool, str]:
     return alive, "ready" if tcp_open(host, port) else "unreachable"
 
 
+def running_supervisor(root: Path) -> int | None:
+    """The pid of the supervisor of a stack running from ``root``, else None.
+
+    The recorded pid must still be the process that started at the recorded time: after a
+    reboot or a ``kill -9`` it may be another process's, and `finops up` then refused to
+    start while `finops down` found nothing to stop.
+    """
+    state = read_state(root)
+    if not state or state.get("status") == "stopped":
+        return None
+    pid = state.get("supervisor_pid")
+    return pid if pid and is_same_process(pid, state.get("supervisor_ticks")) else None
+
+
+def mark_stopped(root: Path) -> None:
+    """Record that no stack runs from ``root`` (its pids are stale); the supervisor does it
+    itself on a clean stop, not after a ``kill -9`` or a reboot."""
+    state = read_state(root)
+    if not state or state.get("status") == "stopped":
+        return
+    path = root / "stack.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**state, "status": "stopped"}, indent=2))
+    tmp.replace(path)
+
+
 def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
     """Stop a detached stack: SIGTERM its supervisor, then anything of it still alive."""
     state = read_state(root)
