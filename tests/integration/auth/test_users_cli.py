@@ -8,6 +8,8 @@ import pytest
 from auth_helpers import PASSWORD, claims_of, unique_name
 from typer.testing import CliRunner
 
+from finops.auth.adapters.keystore import KeyStore
+from finops.auth.settings import AuthSettings
 from finops.cli.main import app as finops_cli
 from finops.common.auth import generate_signing_key
 
@@ -68,14 +70,25 @@ async def test_keys_rotate_refuses_keys_that_come_from_settings(tmp_path):
     assert "rotate it there" in result.output
 
 
+async def test_keys_rotate_refuses_a_folder_auth_never_ran_with(tmp_path):
+    result = await asyncio.to_thread(
+        finops, "keys", "rotate", env={"FINOPS_DATA_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert f"no signing key in {(tmp_path / 'keys').resolve()}" in " ".join(result.output.split())
+    assert list((tmp_path / "keys").glob("*.pem")) == []
+
+
 async def test_keys_rotate_keeps_the_previous_key_in_the_folder(tmp_path):
     env = {"FINOPS_DATA_DIR": str(tmp_path)}
+    started = KeyStore(AuthSettings(data_dir=tmp_path)).load()  # as auth does when it starts
     first = await asyncio.to_thread(finops, "keys", "rotate", env=env)
     assert first.exit_code == 0, first.output
     second = await asyncio.to_thread(finops, "keys", "rotate", env=env)
     new_kid = second.output.split("new signing key ")[1].split()[0]
     previous_kid = second.output.split("previous key ")[1].split()[0]
     assert new_kid != previous_kid and previous_kid in first.output
+    assert f"previous key {started.current.kid}" in first.output
     keys = tmp_path / "keys"
     assert sorted(p.name for p in keys.glob("*.pem")) == ["current.pem", "previous.pem"]
     assert (keys / "current.pem").stat().st_mode & 0o777 == 0o600

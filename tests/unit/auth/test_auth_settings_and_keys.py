@@ -54,6 +54,14 @@ def test_rotation_keeps_exactly_one_previous_key(tmp_path):
     assert original.current.kid not in {k["kid"] for k in again.jwks()["keys"]}
 
 
+def test_rotation_refuses_a_folder_without_a_key(tmp_path):
+    # the wrong FINOPS_DATA_DIR: rotating would make keys no running auth service reads
+    with pytest.raises(KeyConfigurationError, match=r"no signing key in .*FINOPS_DATA_DIR"):
+        KeyStore(AuthSettings(data_dir=tmp_path)).rotate()
+    assert not (tmp_path / "keys" / "current.pem").exists()
+    assert not (tmp_path / "keys" / "previous.pem").exists()
+
+
 def test_running_services_notice_a_rotation(tmp_path):
     settings = AuthSettings(data_dir=tmp_path)
     active = ActiveKeys(KeyStore(settings))

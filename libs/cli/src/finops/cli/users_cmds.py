@@ -143,7 +143,8 @@ def keys_rotate() -> None:
     within FINOPS_KEY_RELOAD_SECONDS; tokens signed with the previous key keep verifying
     until they expire. The key before the previous one is dropped, so wait at least one
     token lifetime (15 min by default) between two rotations. Refused when the key comes
-    from FINOPS_JWT_PRIVATE_KEY_PEM / _FILE: rotate it where it is configured.
+    from FINOPS_JWT_PRIVATE_KEY_PEM / _FILE (rotate it where it is configured), and when
+    the folder holds no key yet (auth never ran with this FINOPS_DATA_DIR).
     """
     from finops.auth.adapters.keystore import KeyConfigurationError
     from finops.auth.admin import rotate_signing_keys

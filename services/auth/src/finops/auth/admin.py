@@ -61,6 +61,4 @@ def _uuid_or_none(value: str) -> UUID | None:
 
 def rotate_signing_keys(settings: AuthSettings) -> KeyRing:
     """New current key; the old current key stays published as the previous one."""
-    store = KeyStore(settings)
-    store.load()  # so that a first rotation has a previous key to keep
-    return store.rotate()
+    return KeyStore(settings).rotate()

@@ -64,13 +64,20 @@ class KeyStore:
                 "the signing key comes from settings (FINOPS_JWT_PRIVATE_KEY_PEM/_FILE); rotate it "
                 "there and set the old one as FINOPS_JWT_PREVIOUS_KEY_PEM/_FILE"
             )
+        current_path = self.folder / CURRENT_KEY_FILE
+        if not current_path.exists():
+            # Most likely the wrong folder (FINOPS_DATA_DIR is relative to where the command
+            # runs): rotating would only make keys no running auth service reads.
+            raise KeyConfigurationError(
+                f"no signing key in {self.folder.resolve()}: auth has not run with this "
+                "FINOPS_DATA_DIR; set it to the local stack's data folder (auth makes the "
+                "first key when it starts)"
+            )
         with self._locked():
-            current_path = self.folder / CURRENT_KEY_FILE
             staged = self.folder / f"{CURRENT_KEY_FILE}.new"
             staged.unlink(missing_ok=True)
             _write_private(staged, generate_signing_key())
-            if current_path.exists():
-                os.replace(current_path, self.folder / PREVIOUS_KEY_FILE)
+            os.replace(current_path, self.folder / PREVIOUS_KEY_FILE)
             os.replace(staged, current_path)
             return self._read_managed()
 
