@@ -130,3 +130,39 @@ def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
 def test_the_analysis_doctests_pass() -> None:
     result = doctest.testmod(analysis_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_experiment_decided_before_its_calls_are_replayed_counts_them_up_to_the_record():
+    """track_recorded: a replay counts the calls (each once) up to the recorded decision's
+    counts, then holds that decision; it reaches none of its own, and expires nothing."""
+    rng = random.Random(5)
+    calls = [event(i, "AB"[i % 2], 0.01, rng) for i in range(12)]
+    decided = analysis_module.conclusion_of(
+        "x", DEFINITION, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [4, 4]
+    )
+    recorded = analysis_module.recorded_decision(decided)
+    analysis = ExperimentAnalysis()
+    assert analysis.track_recorded("x", DEFINITION, 0.0, recorded)
+    assert not analysis.track_recorded("x", DEFINITION, 0.0, recorded)  # tracked already
+    # past max_duration_s, and a call sent twice: neither ends it early nor counts twice
+    assert analysis.observe_many([*calls[:5], calls[2]], now=1e9) == []
+    assert analysis.expire_all(now=1e9) == []
+    assert [int(s.n) for s in analysis.variant_stats("x") or []] == [3, 2]
+    saved = ExperimentAnalysis.from_state(json.loads(json.dumps(analysis.to_state())))
+    assert saved.observe_many(calls[5:], now=1e9) == []
+    state = saved.experiments["x"]
+    assert [int(s.n) for s in state.stats] == [4, 4]
+    assert state.conclusion == decided and state.recorded is None
+    assert saved.ignored == {"duplicate_event_id": 1, "experiment_concluded": 4}
+    assert "recorded" not in state.to_dict() and "recorded" not in state.snapshot()
+
+
+def test_a_recorded_decision_without_counts_is_not_tracked_and_one_with_none_ends_at_once():
+    analysis = ExperimentAnalysis()
+    decided = analysis_module.conclusion_of("x", DEFINITION, None, "max", "2026-12-02", [0, 0])
+    old = {k: v for k, v in analysis_module.recorded_decision(decided).items() if k != "n"}
+    assert not analysis.track_recorded("x", DEFINITION, 0.0, old)  # recorded with no counts
+    assert not analysis.track_recorded("x", DEFINITION, 0.0, {**old, "n": [1]})
+    assert not analysis.is_tracked("x")
+    assert analysis.track_recorded("x", DEFINITION, 0.0, {**old, "n": [0, 0]})
+    assert analysis.experiments["x"].conclusion == decided

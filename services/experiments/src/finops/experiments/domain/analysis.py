@@ -44,6 +44,10 @@ class ExperimentState:
     seen: set[str] = field(default_factory=set)
     conclusion: dict[str, Any] | None = None
     duplicates: int = 0
+    #: the decision PostgreSQL recorded (:func:`recorded_decision`) when no checkpoint held
+    #: the experiment: its calls are counted again up to the decision's counts, then it is
+    #: the conclusion (see :meth:`ExperimentAnalysis.track_recorded`)
+    recorded: dict[str, Any] | None = None
 
     def remember(self, event_id: str) -> bool:
         """False when the id was seen already (a duplicate)."""
@@ -76,7 +80,10 @@ class ExperimentState:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.snapshot(), "recent_ids": list(self.recent_ids)}
+        data = {**self.snapshot(), "recent_ids": list(self.recent_ids)}
+        if self.recorded is not None:
+            data["recorded"] = self.recorded
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentState:
@@ -90,6 +97,7 @@ class ExperimentState:
             seen=set(ids),
             conclusion=data["conclusion"],
             duplicates=int(data["duplicates"]),
+            recorded=data.get("recorded"),
         )
 
 
@@ -174,6 +182,42 @@ class ExperimentAnalysis:
                 definition, started_at, [VariantStats() for _ in definition.variants]
             )
 
+    def track_recorded(
+        self,
+        experiment_id: str,
+        definition: Definition,
+        started_at: float,
+        recorded: dict[str, Any],
+    ) -> bool:
+        """Start analysing an experiment PostgreSQL recorded a decision of
+        (:func:`recorded_decision`) that no checkpoint holds: a crash came between the record
+        and the first checkpoint that held it, and its calls are being replayed.
+
+        They are counted (each once, as any) up to the decision's counts ``n``, the calls the
+        analysis that decided counted: the first ``sum(n)`` accepted, in the partition's
+        order, as the look after each one stopped there. Then the recorded decision is the
+        experiment's conclusion, with nothing to record or announce again, and the later calls
+        are dropped as ``experiment_concluded``. Until then it is not looked at, nor expired.
+
+        False, and nothing tracked, when the experiment is tracked already or the record has
+        no counts for the definition's variants (one recorded by a version that kept none).
+        """
+        n = recorded.get("n")
+        if (
+            experiment_id in self.experiments
+            or not isinstance(n, list)
+            or len(n) != len(definition.variants)
+            or not all(isinstance(x, int) and x >= 0 for x in n)
+        ):
+            return False
+        state = ExperimentState(
+            definition, started_at, [VariantStats() for _ in definition.variants]
+        )
+        state.recorded = dict(recorded)
+        self.experiments[experiment_id] = state
+        self._count_up_to_record(experiment_id, state, [])
+        return True
+
     def is_tracked(self, experiment_id: str) -> bool:
         return experiment_id in self.experiments
 
@@ -233,19 +277,14 @@ class ExperimentAnalysis:
                 self._ignore(why)
             return None
         accepted = self._accepted(state, batch)
+        if state.recorded is not None:
+            self._count_up_to_record(experiment_id, state, accepted)
+            return None  # recorded already: nothing to record or announce
         if not accepted:
             return self.expire(experiment_id, now)
         decisive = np.flatnonzero(self._looks(state, accepted))
         counted = accepted if decisive.size == 0 else accepted[: int(decisive[0]) + 1]
-        names = state.definition.variant_names
-        for event in counted:
-            assert event.cost_usd is not None  # unpriced events are not accepted
-            state.stats[names.index(event.variant)].add(
-                cost_usd=event.cost_usd,
-                success=event.success,
-                latency_ms=event.latency_ms,
-                quality=event.quality,
-            )
+        self._count(state, counted)
         for _ in accepted[len(counted) :]:
             self._ignore("experiment_concluded")
         if decisive.size or state.definition.guardrails.max_p95_latency_ms is not None:
@@ -253,6 +292,37 @@ class ExperimentAnalysis:
             if verdict is not None:
                 return self._conclude(experiment_id, state, verdict, now)
         return self.expire(experiment_id, now)
+
+    @staticmethod
+    def _count(state: ExperimentState, events: Sequence[Tagged]) -> None:
+        names = state.definition.variant_names
+        for event in events:
+            assert event.cost_usd is not None  # unpriced events are not accepted
+            state.stats[names.index(event.variant)].add(
+                cost_usd=event.cost_usd,
+                success=event.success,
+                latency_ms=event.latency_ms,
+                quality=event.quality,
+            )
+
+    def _count_up_to_record(
+        self, experiment_id: str, state: ExperimentState, accepted: Sequence[Tagged]
+    ) -> None:
+        """Count ``accepted`` up to the recorded decision's counts (:meth:`track_recorded`),
+        and make it the conclusion once they are reached."""
+        recorded = state.recorded
+        assert recorded is not None
+        room = sum(recorded["n"]) - sum(int(s.n) for s in state.stats)
+        counted = accepted[: max(room, 0)]
+        self._count(state, counted)
+        for _ in accepted[len(counted) :]:
+            self._ignore("experiment_concluded")
+        if len(counted) >= room:
+            counted_n = [int(s.n) for s in state.stats]
+            state.conclusion = conclusion_from_record(
+                experiment_id, state.definition, recorded, counted_n
+            )
+            state.recorded = None
 
     def _looks(self, state: ExperimentState, events: Sequence[Tagged]) -> Any:
         """Whether the look after each event reaches a verdict."""
@@ -274,6 +344,8 @@ class ExperimentAnalysis:
     def expire(self, experiment_id: str, now: float) -> dict[str, Any] | None:
         """Stop an experiment past its ``max_duration_s`` with no winner."""
         state = self.experiments[experiment_id]
+        if state.recorded is not None:
+            return None  # decided already: it ends with its calls counted
         if state.conclusion is None and now - state.started_at >= state.definition.max_duration_s:
             reason = (
                 f"max_duration_s {state.definition.max_duration_s:g} reached without a "
@@ -315,6 +387,7 @@ class ExperimentAnalysis:
         (:func:`recorded_decision`); None when an operator stopped the experiment first (at
         ``stopped_at``, epoch seconds). The conclusion now kept."""
         state = self.experiments[experiment_id]
+        state.recorded = None
         counted = [int(s.n) for s in state.stats]
         if recorded is None:
             decided_at = datetime.fromtimestamp(stopped_at, UTC).isoformat()
