@@ -44,6 +44,7 @@ from finops.experiments.domain.analysis import (
     ExperimentAnalysis,
     Tagged,
     encode_tagged,
+    experiment_results,
 )
 
 TOPIC = "finops.experiment-events.v1"
@@ -82,10 +83,6 @@ EVENTS, CONCLUDING = _events()
 PER_TURN = CONCLUDING + 10
 
 
-def value(partition: int, offset: int) -> bytes:
-    return encode_tagged([EVENTS[offset]])
-
-
 class World:
     """The broker's experiments topic, PostgreSQL's experiments, audit outbox and checkpoint
     rows, and what reached them, in order."""
@@ -98,6 +95,7 @@ class World:
         #: an operator stops the experiment just before the analysis records its conclusion
         self.operator_stops_first = False
         self.checkpoints: dict[str, Checkpoint] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}  # the results other instances serve
         self.announced: list[dict[str, Any]] = []  # the bodies on finops.experiments.v1
         self.outbox: list[Announcement] = []  # the decisions recorded, not announced yet
         started = datetime.now(UTC)
@@ -128,7 +126,11 @@ class World:
             self.saves_left -= 1
         self.log.append(("saved", name))
         self.checkpoints[name] = checkpoint
+        self.snapshots.update(snapshots or {})
         return True
+
+    async def snapshot(self, experiment_id: str) -> dict[str, Any] | None:
+        return self.snapshots.get(experiment_id)
 
     # the experiments' repository
     async def get(self, experiment_id: str) -> Experiment:
@@ -187,15 +189,21 @@ class World:
 
 
 async def owner(
-    world: World, polls: list[Poll] | None = None, per_turn: int = PER_TURN
+    world: World,
+    polls: list[Poll] | None = None,
+    per_turn: int = PER_TURN,
+    events: list[Tagged] = EVENTS,
 ) -> tuple[AnalysisIntake, ScriptedConsumer]:
     """An instance that owns the experiment's partition; its consumer reads ``polls`` (by
-    default one poll of all the experiment's calls) from the partition's checkpoint."""
+    default one poll of all the experiment's calls) from the partition's checkpoint, the
+    record at offset ``o`` holding ``events[o]``."""
 
     async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
         return ResumePlan("cluster", dict(saved))
 
-    consumer = ScriptedConsumer(asyncio.Event(), TOPIC, value)
+    consumer = ScriptedConsumer(
+        asyncio.Event(), TOPIC, lambda partition, offset: encode_tagged([events[offset]])
+    )
     intake = AnalysisIntake(
         consumer,  # type: ignore[arg-type]
         producer=world,  # type: ignore[arg-type]
@@ -362,3 +370,123 @@ async def test_an_operators_stop_seen_by_a_refresh_is_dated_at_the_stop():
     assert kept is not None
     assert (kept["status"], kept["reason"]) == ("stopped", OPERATOR_STOP)
     assert kept["decided_at"] == stopped.isoformat()
+
+
+#: the calls of the experiment as a client that retries sends them: every 9th call a second
+#: time, a few calls later (the analysis drops the second as a duplicate)
+RETRIED = [
+    e for i, e in enumerate(EVENTS[:300]) for e in [e, *([EVENTS[i - 3]] if i % 9 == 8 else [])]
+]
+
+
+def counts(state: Any) -> list[tuple[int, int, float]]:
+    """An experiment's statistics that tell which calls were counted: per variant, how many,
+    how many succeeded, and their cost."""
+    return [(int(s.n), int(s.successes), round(float(s.cost_sum), 12)) for s in state.stats]
+
+
+def _decided_on() -> tuple[list[tuple[int, int, float]], int]:
+    """The counts of the calls that decide the experiment (each once: the retried calls are
+    of earlier ones), and how many retries come before the last of them."""
+    scratch = ExperimentAnalysis()
+    scratch.track(EXPERIMENT, DEFINITION, started_at=0.0)
+    scratch.observe_many(EVENTS[:CONCLUDING], 1.0)
+    seen: set[str] = set()
+    retries = 0
+    for event in RETRIED:
+        if len(seen) == CONCLUDING:
+            break
+        retries += event.event_id in seen
+        seen.add(event.event_id)
+    return counts(scratch.experiments[EXPERIMENT]), retries
+
+
+DECIDED_ON, RETRIES_BEFORE = _decided_on()
+
+
+async def first_owner_decides_and_dies(world: World, end: int) -> Any:
+    """The first owner of the partition (no checkpoint yet) reads calls 0..end, decides,
+    records the decision and dies at the checkpoint that would hold it; its experiment's
+    state."""
+    intake, consumer = await owner(world, [Poll({PARTITION: list(range(end))})], events=RETRIED)
+    world.saves_left = 0
+    with pytest.raises(ConnectionResetError):
+        await intake.run(consumer.stop)
+    world.saves_left = None
+    state = intake.shards[PARTITION].experiments[EXPERIMENT]
+    assert state.conclusion is not None and state.conclusion["winner"] == "B"
+    assert counts(state) == DECIDED_ON and RETRIES_BEFORE > 0
+    assert world.checkpoints == {}  # no checkpoint ever held the experiment
+    assert world.experiment.status == "decided" and world.experiment.decision is not None
+    assert world.experiment.decision["n"] == [c[0] for c in counts(state)]
+    assert world.announced == [{"kind": "decision", **state.conclusion}]
+    return state
+
+
+async def test_a_replay_of_an_experiment_no_checkpoint_held_counts_it_up_to_the_recorded_decision(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The next owner meets a decided experiment it does not track: it counts its replayed
+    calls (each once) up to the decision recorded, holds that decision, and does not record or
+    announce another."""
+    world = World()
+    end = 250
+    first = await first_owner_decides_and_dies(world, end)
+    # the next owner replays the partition from its beginning, in two polls, an hour later
+    # (past max_duration_s: the experiment must not expire on fewer calls)
+    monkeypatch.setattr(stream, "time", LATER)
+    successor, consumer = await owner(
+        world,
+        [Poll({PARTITION: list(range(30))}), Poll({PARTITION: list(range(30, end))})],
+        per_turn=10,
+        events=RETRIED,
+    )
+    await successor.run(consumer.stop)
+    # the results (the owner's live state) count the calls the decision was made on
+    results = experiment_results(
+        EXPERIMENT, DEFINITION, await successor.published_state(EXPERIMENT)
+    )
+    assert [(v["n"], v["successes"]) for v in results["variants"]] == [
+        (n, successes) for n, successes, _ in counts(first)
+    ]
+    assert results["duplicates_dropped"] >= RETRIES_BEFORE
+    assert results["decision"] == {
+        k: first.conclusion[k] for k in ("winner", "reason", "decided_at")
+    }
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    assert counts(state) == counts(first)
+    assert state.conclusion == first.conclusion
+    # and so do the ones other instances serve, from the checkpoint's snapshot
+    saved = stream.ExperimentState.from_dict(world.snapshots[EXPERIMENT])
+    assert counts(saved) == counts(first) and saved.conclusion == first.conclusion
+    assert world.saved_conclusion() == first.conclusion
+    # the decision stands, recorded and announced once
+    assert [entry for entry in world.log if entry[0] == "recorded"] == [
+        ("recorded", f"decided {EXPERIMENT}")
+    ]
+    assert world.announced == [{"kind": "decision", **first.conclusion}]
+    assert world.outbox == []
+    assert world.experiment.decision == stream.recorded_decision(first.conclusion)
+
+
+async def test_a_replay_cut_by_a_checkpoint_counts_no_call_twice():
+    """The next owner checkpoints halfway through its replay (before the calls of the
+    decision) and the one after it goes on from there: every call counted once."""
+    world = World()
+    end = 250
+    first = await first_owner_decides_and_dies(world, end)
+    successor, consumer = await owner(world, [Poll({PARTITION: list(range(60))})], events=RETRIED)
+    await successor.run(consumer.stop)  # checkpoints at offset 60 on the way out
+    halfway = successor.shards[PARTITION].experiments[EXPERIMENT]
+    assert halfway.conclusion is None and 0 < sum(c[0] for c in counts(halfway)) < 60
+    assert world.saved_conclusion() is None
+    third, consumer = await owner(world, [Poll({PARTITION: list(range(60, end))})], events=RETRIED)
+    await third.run(consumer.stop)
+    state = third.shards[PARTITION].experiments[EXPERIMENT]
+    assert counts(state) == counts(first)
+    assert state.duplicates >= RETRIES_BEFORE
+    assert state.conclusion == first.conclusion == world.saved_conclusion()
+    assert [entry for entry in world.log if entry[0] == "recorded"] == [
+        ("recorded", f"decided {EXPERIMENT}")
+    ]
+    assert world.announced == [{"kind": "decision", **first.conclusion}]

@@ -22,7 +22,11 @@ checkpoint may reach another one (its batches split differently, or the clock pa
 decision recorded in its place (:meth:`ExperimentAnalysis.settle`), so its checkpoint, its
 results and every announcement hold the same decision, announced at least once (again, the
 same, after a crash between the send and its mark). An operator's stop recorded first stands
-the same way: the shard holds it as a stop, and no decision of the analysis is announced.
+the same way: the shard holds it as a stop, and no decision of the analysis is announced. When
+no checkpoint held the experiment (its calls and its decision came after the last one), the
+replay meets it decided: the shard tracks it again, counts its calls up to the decision's
+counts and holds the decision recorded (:meth:`ExperimentAnalysis.track_recorded`), so its
+results are not zeros.
 
 An operator's start or stop is announced from its audit row (the outbox,
 :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
@@ -327,7 +331,13 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         return len(pending)
 
     async def _learn(self, shard: ExperimentAnalysis, experiment_id: str) -> None:
-        """Look up an experiment first met on an event (it may have started a moment ago)."""
+        """Look up an experiment first met on an event (it may have started a moment ago).
+
+        One the analysis decided already is tracked again when its calls are being replayed:
+        a crash came between the record of its decision and the first checkpoint that held it
+        (every later checkpoint of its partition holds it). Its calls are counted up to the
+        decision's counts, and the decision recorded stands
+        (:meth:`ExperimentAnalysis.track_recorded`)."""
         checked = self._not_running.get(experiment_id)
         if checked is not None and time.monotonic() - checked < NEGATIVE_CACHE_S:
             return
@@ -335,11 +345,17 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             experiment = await self.repo.get(experiment_id)
         except ExperimentNotFound:
             experiment = None
-        if experiment is None or experiment.status != "running" or not experiment.started_at:
+        if experiment is None or not experiment.started_at:
             self._not_running[experiment_id] = time.monotonic()
             return
-        self.known[experiment.id] = experiment
-        shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
+        started_at = experiment.started_at.timestamp()
+        if experiment.status == "running":
+            self.known[experiment.id] = experiment
+            shard.track(experiment.id, experiment.definition, started_at)
+        elif experiment.decision is None or not shard.track_recorded(
+            experiment.id, experiment.definition, started_at, experiment.decision
+        ):
+            self._not_running[experiment_id] = time.monotonic()
 
     async def _refresh(self) -> None:
         """Follow the operators: newly started experiments, stops; expire old ones (their
