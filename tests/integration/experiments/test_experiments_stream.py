@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 from support import llm_call, wait_until
 
 from finops.common.kafka import read_topic
+from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +114,72 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         # and counted with them (docs/experiments.md): at least the 100 retries, never fewer.
         assert final["duplicates_dropped"] - after_restart["duplicates_dropped"] >= 100
         assert final["status"] == "running" and final["decision"] is None
+
+
+async def test_a_decision_recorded_before_any_checkpoint_held_it_keeps_its_counts(
+    lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake dies between the record of a decision and the first checkpoint that would
+    hold the experiment: the intake started again (from the checkpoints, as the next owner)
+    replays its calls. Its results show the counts the decision was made on, each call once
+    (some were sent twice before the decision), not zeros; no other decision is recorded or
+    announced."""
+    rng = random.Random(6)
+    dead: list[PostgresCheckpointStore] = []  # the store of the intake that died
+    save = PostgresCheckpointStore.save
+    eid = ""
+
+    async def dies_before_holding_it(
+        store: PostgresCheckpointStore,
+        name: str,
+        checkpoint: Any,
+        snapshots: dict[str, Any] | None = None,
+        *,
+        position: int | None = None,
+    ) -> bool:
+        held = (snapshots or {}).get(eid)
+        if held is not None and (not dead or any(store is d for d in dead)):
+            if held["conclusion"] is not None:
+                dead.append(store)  # it recorded the decision: it dies at this checkpoint
+            raise ConnectionResetError("no checkpoint holds the experiment before the crash")
+        return await save(store, name, checkpoint, snapshots, position=position)
+
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        eid = await lab.create_and_start(client, min_samples=50)
+        first_intake = client.app.state.intake
+        monkeypatch.setattr(PostgresCheckpointStore, "save", dies_before_holding_it)
+        calls = lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.007}, quality=EQUAL_QUALITY)
+        await lab.publish(calls[:60] + calls[:60] + calls[60:])  # a retry of the first 60
+        detail = await status_of(lab, client, eid, "decided")
+        decision = detail["decision"]
+        await wait_until(
+            lambda: dead and client.app.state.intake is not first_intake,
+            60,
+            "the intake to die at the checkpoint and be started again",
+        )
+        results = await lab.counted(client, eid, sum(decision["n"]), stall_s=20)
+        assert [v["n"] for v in results["variants"]] == decision["n"]
+        assert results["duplicates_dropped"] >= 60
+        assert results["decision"] == {k: decision[k] for k in ("winner", "reason", "decided_at")}
+        # the next checkpoint's snapshot (what the other instances serve) has them too
+        store = client.app.state.intake.store
+
+        async def snapshot_decided() -> dict[str, Any] | None:
+            snapshot = await store.snapshot(eid)
+            return snapshot if snapshot and snapshot["conclusion"] else None
+
+        snapshot = await wait_until(snapshot_decided, 30, "a checkpoint to hold the decision")
+        assert [s["n"] for s in snapshot["stats"]] == decision["n"]
+        assert snapshot["conclusion"]["decided_at"] == decision["decided_at"]
+        audit = (await client.get(f"/api/experiments/{eid}", headers=lab.operator)).json()
+        assert [a["action"] for a in audit["audit"]].count("decided") == 1
+    announced = [
+        m
+        for m in await lab.announcements()
+        if m["experiment_id"] == eid and m["kind"] == "decision"
+    ]
+    assert len(announced) == 1 and {k: announced[0][k] for k in decision} == decision
 
 
 async def test_a_record_whose_task_type_holds_a_nul_is_parked_and_the_intake_goes_on(
