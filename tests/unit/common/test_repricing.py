@@ -198,6 +198,27 @@ def test_token_prices_without_cache_prices_charge_cached_tokens_as_input():
     assert prices.cost(usage) == Decimal(1)
 
 
+def test_cache_writes_kept_an_hour_have_their_own_price():
+    text = "provider,model,input,output,cached_input,cache_write,cache_write_1h\n"
+    text += "anthropic,claude-sonnet-4,3,15,0.30,3.75,6\nanthropic,claude-haiku-4,1,5,,2,\n"
+    table = parse_price_table(text)
+    sonnet, haiku = (
+        table.lookup("anthropic", "claude-sonnet-4"),
+        table.lookup("anthropic", "claude-haiku-4"),
+    )
+    assert sonnet is not None and haiku is not None
+    usage = Usage(
+        input_tokens=1_000_000,
+        output_tokens=0,
+        cache_write_tokens=1_000_000,
+        cache_write_1h_tokens=400_000,
+    )
+    # 600,000 written for 5 minutes x 3.75 + 400,000 for an hour x 6 (nothing uncached)
+    assert sonnet.cost(usage) == Decimal("2.25") + Decimal("2.4")
+    # a blank cache_write_1h: the hour's writes at cache_write
+    assert haiku.cost(usage) == Decimal(2)
+
+
 def test_the_price_table_of_the_cli_page_reads_as_documented():
     page = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text()
     (example,) = re.findall(r"```csv\n(.*?)```", page, re.DOTALL)

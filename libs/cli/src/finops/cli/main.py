@@ -261,7 +261,10 @@ def status() -> None:
 def demo(
     calls: Annotated[
         int,
-        typer.Option(min=0, help="Tasks the simulated fleet works through (0: only bring up)."),
+        typer.Option(
+            help="Tasks the simulated fleet works through: at least 100, or 0 to only bring "
+            "the stack up."
+        ),
     ] = DEMO_CALLS,
     agents: Annotated[int, typer.Option(min=1, max=50, help="Agents in the fleet.")] = DEMO_AGENTS,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the tasks and every draw.")] = 42,
@@ -278,7 +281,7 @@ def demo(
     writes a self-contained HTML report with charts to REPORTS/finops-report-TIME.html and
     says where. The stack is stopped whether the run succeeds or fails.
     """
-    if 0 < calls < 100:
+    if calls < 0 or 0 < calls < 100:
         raise CliError("--calls: 0 (only bring the stack up) or at least 100", 2)
     if calls:
         check_folder_to_make("--reports", reports)

@@ -30,7 +30,8 @@ def price(
         str,
         typer.Option(
             help="Usage as JSON: normalized ({input_tokens, output_tokens, cached_input_tokens, "
-            "cache_write_tokens, reasoning_tokens}) or the provider's raw usage object."
+            "cache_write_tokens, cache_write_1h_tokens, reasoning_tokens}) or the provider's raw "
+            "usage object."
         ),
     ],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -11,7 +11,9 @@ The file ``finops reprice --prices FILE`` reads is CSV with a header row::
   matched without regard to case);
 * ``input``, ``output``: USD per million tokens (required);
 * ``cached_input``, ``cache_write``: USD per million cache-read / cache-write tokens
-  (optional columns; a blank cell prices those tokens at ``input``).
+  (optional columns; a blank cell prices those tokens at ``input``);
+* ``cache_write_1h``: USD per million of the cache-write tokens kept an hour (Anthropic's
+  1-hour cache, dearer than its 5-minute one; optional; blank: ``cache_write``).
 
 Reasoning tokens are output tokens and are priced at ``output``. One row per (provider, model).
 """
@@ -29,8 +31,10 @@ from finops.common.events.usage import Usage
 
 PER_MILLION = Decimal(1_000_000)
 REQUIRED_COLUMNS = ("provider", "model", "input", "output")
-OPTIONAL_COLUMNS = ("cached_input", "cache_write")
-COLUMNS_HELP = "provider,model,input,output[,cached_input,cache_write] (USD per million tokens)"
+OPTIONAL_COLUMNS = ("cached_input", "cache_write", "cache_write_1h")
+COLUMNS_HELP = (
+    "provider,model,input,output[,cached_input,cache_write,cache_write_1h] (USD per million tokens)"
+)
 
 
 class PriceTableError(ValueError):
@@ -52,15 +56,20 @@ class TokenPrices:
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    #: the cache writes kept an hour (``Usage.cache_write_1h_tokens``, part of the writes)
+    cache_write_1h: Decimal | None = None
 
     def cost(self, usage: Usage) -> Decimal:
         """The exact cost of ``usage`` in USD."""
         cached = self.input if self.cached_input is None else self.cached_input
         write = self.input if self.cache_write is None else self.cache_write
+        write_1h = write if self.cache_write_1h is None else self.cache_write_1h
+        hour = usage.cache_write_1h_tokens
         micro = (
             usage.uncached_input_tokens * self.input
             + usage.cached_input_tokens * cached
-            + usage.cache_write_tokens * write
+            + (usage.cache_write_tokens - hour) * write
+            + hour * write_1h
             + usage.output_tokens * self.output
         )
         return micro / PER_MILLION
@@ -79,8 +88,9 @@ class PriceTable:
     --------
     >>> csv_text = "provider,model,input,output\\ngemini,Gemini-2.0-Flash,0.1,0.4\\n"
     >>> table = parse_price_table(csv_text)
-    >>> table.lookup("google", "gemini-2.0-flash")
-    TokenPrices(input=Decimal('0.1'), output=Decimal('0.4'), cached_input=None, cache_write=None)
+    >>> prices = table.lookup("google", "gemini-2.0-flash")
+    >>> prices.input, prices.output, prices.cache_write
+    (Decimal('0.1'), Decimal('0.4'), None)
     >>> table.lookup("openai", "gpt-4o") is None
     True
     """
@@ -135,6 +145,7 @@ def parse_price_table(text: str) -> PriceTable:
             output=output_price,
             cached_input=_price(row, "cached_input", line),
             cache_write=_price(row, "cache_write", line),
+            cache_write_1h=_price(row, "cache_write_1h", line),
         )
     if not prices:
         raise PriceTableError(f"no prices: the file has a header and no rows ({COLUMNS_HELP})")
