@@ -173,3 +173,24 @@ def test_a_refused_value_is_not_repeated_in_the_error_a_service_logs(monkeypatch
             settings()
         assert "FINOPS_REDIS_URL" in str(refused.value) or "redis_url" in str(refused.value)
         assert "hunter2" not in str(refused.value)
+
+
+def test_the_stack_settings_do_not_repeat_a_refused_value(monkeypatch):
+    # the CLI's stack settings read the same URLs: a raw validation error (a traceback, a
+    # log) must not show a password either, nor the one-line error the `finops` command prints
+    from typer.testing import CliRunner
+
+    from finops.cli.main import app
+
+    url = "redis://:hunter2@cache:99999/0"
+    monkeypatch.setenv("FINOPS_REDIS_URL", url)
+    with pytest.raises(ValidationError) as refused:
+        StackSettings()
+    assert "redis_url" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    assert url not in str(refused.value)
+
+    result = CliRunner().invoke(app, ["topics"], prog_name="finops")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: FINOPS_REDIS_URL: ")
+    assert "hunter2" not in result.stderr + result.stdout

@@ -55,7 +55,11 @@ class StackError(RuntimeError):
 class StackSettings(BaseSettings):
     """Where the local stack puts its data and which ports it takes (``FINOPS_`` prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore")
+    # hide_input_in_errors: a refused value may be a URL holding a password, and a raw
+    # validation error can reach a traceback or a log (as CommonSettings does)
+    model_config = SettingsConfigDict(
+        env_prefix="FINOPS_", extra="ignore", hide_input_in_errors=True
+    )
 
     #: where the stack keeps its data (databases, topics, logs)
     data_dir: Path = Path(".finops")
