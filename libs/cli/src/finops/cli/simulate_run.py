@@ -336,6 +336,47 @@ async def _start_experiments(
     return outcomes
 
 
+def _sampler(
+    api: OperatorApi, endpoints: Endpoints, fleet: FleetRun, task_count: int
+) -> PlatformSampler:
+    """The sampler of the platform's state for the run's timeline; it reads the fleet's
+    progress and experiments as they are when it samples, not as they were when made."""
+    return PlatformSampler(
+        api.http,
+        endpoints.urls,
+        fleet.timeline,
+        progress=lambda: fleet.done / task_count,
+        experiments=lambda: [(e.name, e.id) for e in fleet.experiments.values()],
+    )
+
+
+async def _work_in_rounds(
+    api: OperatorApi,
+    fleet: FleetRun,
+    tasks: list[Task],
+    calls: int,
+    progress: Callable[[], None],
+    warn: Callable[[str], None],
+) -> list[ExperimentOutcome]:
+    """The fleet's tasks, round after round, each round's calls read by the optimizer (and
+    the experiments) before the next; the outcomes of the experiments that did not start.
+
+    The experiments start after the warm-up (the first 5 % of tasks, at least 50), in which
+    the optimizer comes to know every arm (docs/simulator.md, "The run").
+    """
+    warm_up = min(len(tasks), max(50, calls // 20))
+    rounds = max(ROUND_TASKS, calls // 100)
+    pacing = Pacing(api, fleet.clients, await api.optimizer_events() or 0, warn)
+    for start in range(0, warm_up, rounds):
+        await fleet.work(tasks[start : min(start + rounds, warm_up)], progress)
+        await pacing.sync(fleet, timeout_s=120)  # services may still be joining groups
+    outcomes = await _start_experiments(api, fleet, calls, warn)
+    for start in range(warm_up, len(tasks), rounds):
+        await fleet.work(tasks[start : start + rounds], progress)
+        await pacing.sync(fleet, timeout_s=60)
+    return outcomes
+
+
 async def run_simulation(
     endpoints: Endpoints,
     *,
@@ -357,25 +398,10 @@ async def run_simulation(
     api = OperatorApi(endpoints, operator)
     clients = await _clients(endpoints, operator, agents)
     fleet = FleetRun(clients, providers, seed)
-    sampler = PlatformSampler(
-        api.http,
-        endpoints.urls,
-        fleet.timeline,
-        progress=lambda: fleet.done / len(tasks),
-        experiments=lambda: [(e.name, e.id) for e in fleet.experiments.values()],
-    )
+    sampler = _sampler(api, endpoints, fleet, len(tasks))
     sampler.start()
-    warm_up = min(len(tasks), max(50, calls // 20))
-    rounds = max(ROUND_TASKS, calls // 100)
     try:
-        pacing = Pacing(api, clients, await api.optimizer_events() or 0, warn)
-        for start in range(0, warm_up, rounds):
-            await fleet.work(tasks[start : min(start + rounds, warm_up)], progress)
-            await pacing.sync(fleet, timeout_s=120)  # services may still be joining groups
-        outcomes = await _start_experiments(api, fleet, calls, warn)
-        for start in range(warm_up, len(tasks), rounds):
-            await fleet.work(tasks[start : start + rounds], progress)
-            await pacing.sync(fleet, timeout_s=60)
+        outcomes = await _work_in_rounds(api, fleet, tasks, calls, progress, warn)
         for client in clients:
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)

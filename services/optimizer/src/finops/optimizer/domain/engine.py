@@ -285,30 +285,10 @@ class OptimizerEngine:
         budgets = budgets or self.budgets
         pacing = budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
         if pacing and pacing.get("action") in ("step_down", "exhausted"):
-            paced = pacing.get("max_cost_per_call_usd")  # None: no call rate yet
-            cap = paced or 0.0
-            summary = self.policy.arm_summary(task_type)
-            affordable = [
-                a for a in candidates if (summary.get(a, {}).get("cost_usd") or 0.0) <= cap
-            ]
-            if not affordable:
-                cheapest = min(
-                    candidates, key=lambda a: summary.get(a, {}).get("cost_usd") or float("inf")
-                )
-                affordable = [cheapest]
-            candidates = affordable
-            limit = f"cap ${cap:.6f}/call" if paced is not None else "no call rate: cheapest"
-            reason_prefix += f"budget pacing ({pacing.get('action')}, {limit}); "
-        promoted = self.promoted.get(task_type)
-        if promoted:
-            if promoted["arm"] in candidates:
-                candidates = [promoted["arm"]]
-                reason_prefix += (
-                    f"winner of experiment {promoted['experiment']!r} "
-                    f"({promoted['experiment_id']}), variant {promoted['variant']}; "
-                )
-            else:  # withdrawn or over budget: anything but the arms it beat
-                candidates = [a for a in candidates if a not in promoted["losers"]] or candidates
+            candidates, reason = self._affordable(task_type, candidates, pacing)
+            reason_prefix += reason
+        candidates, reason = self._promoted(task_type, candidates)
+        reason_prefix += reason
         decision = self.policy.recommend(task_type, features, rng, candidates=candidates)
         spec = self.arms.get(decision.arm) or self.catalog[decision.arm]
         return Recommendation(
@@ -329,6 +309,41 @@ class OptimizerEngine:
             time=(now or datetime.now(UTC)).isoformat(),
             skipped=tuple(skipped),
         )
+
+    def _affordable(
+        self, task_type: str, candidates: list[str], pacing: Mapping[str, Any]
+    ) -> tuple[list[str], str]:
+        """Candidates whose expected cost fits the pacing's cap per call, and the reason.
+
+        An agent or team over its pace still gets an answer: when no candidate fits (or
+        there is no call rate to cap by yet) the cheapest one is kept rather than none.
+        """
+        paced = pacing.get("max_cost_per_call_usd")  # None: no call rate yet
+        cap = paced or 0.0
+        summary = self.policy.arm_summary(task_type)
+        affordable = [a for a in candidates if (summary.get(a, {}).get("cost_usd") or 0.0) <= cap]
+        if not affordable:
+            cheapest = min(
+                candidates, key=lambda a: summary.get(a, {}).get("cost_usd") or float("inf")
+            )
+            affordable = [cheapest]
+        limit = f"cap ${cap:.6f}/call" if paced is not None else "no call rate: cheapest"
+        return affordable, f"budget pacing ({pacing.get('action')}, {limit}); "
+
+    def _promoted(self, task_type: str, candidates: list[str]) -> tuple[list[str], str]:
+        """Candidates narrowed by the task's experiment winner, if one was promoted, and the
+        reason: the winner alone when it is still a candidate, else any arm but those it
+        beat (or all of them, rather than none)."""
+        promoted = self.promoted.get(task_type)
+        if not promoted:
+            return candidates, ""
+        if promoted["arm"] in candidates:
+            return [promoted["arm"]], (
+                f"winner of experiment {promoted['experiment']!r} "
+                f"({promoted['experiment_id']}), variant {promoted['variant']}; "
+            )
+        # withdrawn or over budget: anything but the arms it beat
+        return [a for a in candidates if a not in promoted["losers"]] or candidates, ""
 
     def _screen(
         self, candidates: list[str], breakers: BreakerStates, probe_rate: float, draw: Any
