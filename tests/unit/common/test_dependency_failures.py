@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 import redis.exceptions
 from fastapi.testclient import TestClient
+from pg_fakes import DroppingConnection
 
 from finops.common.datastores import is_dependency_failure
 from finops.common.errors import Unavailable
@@ -52,6 +53,48 @@ def test_failures_of_the_server_are_dependency_failures(exc: BaseException) -> N
 )
 def test_errors_of_the_request_or_the_code_are_not(exc: BaseException) -> None:
     assert not is_dependency_failure(exc)
+
+
+async def _transaction_on_a_dropped_connection(drop_after: str) -> asyncpg.InterfaceError:
+    """What asyncpg raises from a transaction (``BEGIN``, then one statement) whose connection
+    PostgreSQL drops after the statement ``drop_after``."""
+    conn = DroppingConnection(drop_after)
+    with pytest.raises(asyncpg.InterfaceError) as raised:
+        async with conn.transaction():
+            await conn.execute("UPDATE t SET x = 1")
+    assert "the underlying connection is closed" in str(raised.value)
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    "drop_after",
+    [
+        # dropped while the transaction's body awaited something else (a checkpoint's
+        # compression on a thread): its next statement meets a closed connection
+        "BEGIN",
+        # dropped after the body's last statement was answered, before the COMMIT
+        "UPDATE",
+    ],
+)
+async def test_a_connection_dropped_in_a_transaction_is_a_dependency_failure(drop_after):
+    # asyncpg raises an InterfaceError from the transaction's __aexit__, chained to nothing
+    # (or to the InterfaceError of the statement sent on the closed connection): neither is
+    # a bug to crash on, PostgreSQL went away
+    assert is_dependency_failure(await _transaction_on_a_dropped_connection(drop_after))
+
+
+def test_an_interface_error_of_the_code_on_a_closed_connection_is_not() -> None:
+    # the connection closed under a body that had failed on its own: the body's error decides
+    error = asyncpg.InterfaceError(
+        "cannot call Transaction.__aexit__(): the underlying connection is closed"
+    )
+    error.__context__ = ValueError("bug")
+    assert not is_dependency_failure(error)
+    released = asyncpg.InterfaceError(
+        "cannot call Transaction.__aexit__(): the underlying connection has been released "
+        "back to the pool"
+    )
+    assert not is_dependency_failure(released)
 
 
 def _client_raising(exc: BaseException) -> TestClient:

@@ -138,3 +138,25 @@ async def test_no_new_intake_is_opened_once_the_service_stops(pauses) -> None:
     assert restarting_reason(state, HEALTHY_S) == (
         "the event intake is restarting after ConnectionRefusedError('down')"
     )
+
+
+@pytest.mark.parametrize("drop_after", ["BEGIN", "INSERT"])
+async def test_postgres_gone_during_a_checkpoint_save_restarts_the_intake(drop_after) -> None:
+    # The analysis saves a checkpoint in a transaction and compresses it on a thread after
+    # BEGIN: PostgreSQL going away then (or just before the COMMIT) makes asyncpg raise an
+    # InterfaceError from the transaction's end. It is an outage like any other: the intake
+    # is reopened from its checkpoints, not ended (the flake of
+    # tests/integration/experiments/test_experiments_dependency_faults.py).
+    from pg_fakes import DroppingPool
+
+    from finops.common.checkpoints import Checkpoint
+    from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
+
+    pool = DroppingPool(drop_after)
+    store = PostgresCheckpointStore(pool)
+    with pytest.raises(Exception) as raised:
+        await store.save("experiments-0", Checkpoint({"n": 1}, {"t:0": 5}), position=5)
+    assert [q.split()[0] for q in pool.conn.statements] == ["BEGIN;", "INSERT"][
+        : 1 if drop_after == "BEGIN" else 2
+    ]  # no COMMIT: the connection was closed
+    assert intake_supervisor.dependency_failed(raised.value)

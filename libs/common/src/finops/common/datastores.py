@@ -39,17 +39,30 @@ DEPENDENCY_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
+#: how each of asyncpg's ``InterfaceError`` messages about a connection found closed ends:
+#: "connection is closed", "cannot perform operation: connection is closed", "cannot call
+#: Transaction.__aexit__(): the underlying connection is closed"
+_CLOSED_CONNECTION = "connection is closed"
+
+
 def is_dependency_failure(exc: BaseException) -> bool:
     """True for a failure of the server, not of the request.
 
     asyncpg reports a statement on a connection that just timed out (a rollback on the way
-    out of a transaction, say) as an ``InterfaceError`` chained to that timeout.
+    out of a transaction, say) as an ``InterfaceError`` chained to that timeout. A connection
+    the server dropped while a transaction was open, between two statements or just before
+    the COMMIT, is an ``InterfaceError`` from the transaction's end that says the connection
+    is closed, chained to nothing (or to another such error, of the statement sent on it).
+    An ``InterfaceError`` chained to anything else is decided by that: the connection was
+    found closed while the code was failing, or being cancelled, for reasons of its own.
     """
     if isinstance(exc, DEPENDENCY_FAILURES):
         return True
     if isinstance(exc, asyncpg.InterfaceError):
         cause = exc.__cause__ or exc.__context__
-        return cause is not None and is_dependency_failure(cause)
+        if cause is not None:
+            return is_dependency_failure(cause)
+        return str(exc).endswith(_CLOSED_CONNECTION)
     return False
 
 
