@@ -4,6 +4,7 @@ the learner's trials, and a state that survives a round trip through JSON."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
 from finops.healer.domain.remedies import Action
@@ -82,3 +83,22 @@ def test_the_ledger_state_round_trips_through_json() -> None:
     assert list(restored.waiting) == ["zz"] and restored.first_model("a2") == ("openai", "gpt-4o")
     restored.healed(Outcome("a2", True, 3.0))  # already resolved before the restart
     assert restored.report()["rate_limit"]["healed"] == 1
+
+
+def test_saved_entries_hold_every_field_as_asdict_wrote_them():
+    # The entries are written out field by field (asdict took ~10 µs each, seconds per
+    # checkpoint at MAX_PENDING): a field added to a dataclass must be saved too, and the
+    # checkpoint's bytes stay as they were.
+    ledger = HealingLedger()
+    advice = AdviceRecord("a1", K.OVERLOADED, "openai", "gpt-4o", Action.RETRY, 1.5, "a0")
+    early = Outcome("a9", True, 2.5, cost_usd=0.03, baseline_cost_usd=0.02)
+    ledger.advised(advice)
+    ledger.healed(early)  # before its advice: it waits
+    state = ledger.to_state()
+    as_before = {**asdict(advice), "kind": "overloaded", "action": "retry"}
+    [pending] = state["pending"]
+    assert json.dumps(pending) == json.dumps(
+        {**as_before, "chain": "a1", "chain_start_s": 1.5, "chain_kind": "overloaded",
+         "resolved": False}
+    )  # fmt: skip
+    assert json.dumps(state["waiting"]) == json.dumps([asdict(early)])
