@@ -194,3 +194,23 @@ def test_the_stack_settings_do_not_repeat_a_refused_value(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: FINOPS_REDIS_URL: ")
     assert "hunter2" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "servers"),
+    [
+        ("[::1]:9092", ["[::1]:9092"]),
+        ("[::1]", ["[::1]:9092"]),
+        ("kafka-0:9092, kafka-1:9093", ["kafka-0:9092", "kafka-1:9093"]),
+    ],
+)
+def test_faust_reaches_the_bootstrap_it_was_given(monkeypatch, value, servers):
+    # What the healer's and experiments' Faust apps hand aiokafka: a bracketed IPv6 address
+    # keeps its brackets (yarl strips them from the kafka:// URL, Faust puts them back).
+    from faust.transport.drivers.aiokafka import server_list
+
+    from finops.common.streams import StreamSettings, make_faust_app
+
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
+    app = make_faust_app(StreamSettings(faust_app_id="finops-test"))
+    assert server_list(app.conf.broker, 9092) == servers
