@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from finops.cli.process import is_same_process, pid_alive, started_at_ticks
 from finops.cli.stack_state import (
@@ -29,18 +32,24 @@ def _state(root: Path, pid: int, ticks: int | None) -> None:
     (root / "stack.json").write_text(json.dumps({"components": {"postgres": component}}))
 
 
-def test_a_pid_reused_by_another_process_is_left_alone(tmp_path):
-    other = _bystander()
+@pytest.fixture
+def other() -> Iterator[subprocess.Popen[bytes]]:
+    """Another stack's process, ended after the test."""
+    process = _bystander()
     try:
-        ticks = started_at_ticks(other.pid)
-        assert ticks is not None
-        # The recorded process started at another time: the pid was reused since.
-        _state(tmp_path, other.pid, ticks - 1)
-        assert stop_recorded(tmp_path, timeout=1) == []
-        assert pid_alive(other.pid)
+        yield process
     finally:
-        other.kill()
-        other.wait()
+        process.kill()
+        process.wait()
+
+
+def test_a_pid_reused_by_another_process_is_left_alone(tmp_path, other):
+    ticks = started_at_ticks(other.pid)
+    assert ticks is not None
+    # The recorded process started at another time: the pid was reused since.
+    _state(tmp_path, other.pid, ticks - 1)
+    assert stop_recorded(tmp_path, timeout=1) == []
+    assert pid_alive(other.pid)
 
 
 def test_the_recorded_process_itself_is_stopped(tmp_path):
@@ -74,19 +83,14 @@ def _supervised(root: Path, pid: int, ticks: int | None) -> None:
     (root / "stack.json").write_text(json.dumps(state))
 
 
-def test_a_supervisor_pid_reused_by_another_process_is_no_running_stack(tmp_path):
+def test_a_supervisor_pid_reused_by_another_process_is_no_running_stack(tmp_path, other):
     # after a reboot or a kill -9: `finops up` refused while `finops down` found nothing
-    other = _bystander()
-    try:
-        ticks = started_at_ticks(other.pid)
-        assert ticks is not None
-        _supervised(tmp_path, other.pid, ticks - 1)
-        assert running_supervisor(tmp_path) is None
-        _supervised(tmp_path, other.pid, ticks)
-        assert running_supervisor(tmp_path) == other.pid
-    finally:
-        other.kill()
-        other.wait()
+    ticks = started_at_ticks(other.pid)
+    assert ticks is not None
+    _supervised(tmp_path, other.pid, ticks - 1)
+    assert running_supervisor(tmp_path) is None
+    _supervised(tmp_path, other.pid, ticks)
+    assert running_supervisor(tmp_path) == other.pid
 
 
 def test_a_stale_state_is_marked_stopped(tmp_path):
