@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
@@ -23,12 +22,12 @@ def _gone_pid() -> int:
     return done.pid
 
 
-def _state(root: Path, status: str) -> None:
+def _state(root: Path, status: str, error: str | None = None) -> None:
     pid = _gone_pid()
     component = {"kind": "infra", "pid": pid, "ticks": 1, "host": "127.0.0.1"}
     state = {
         "status": status,
-        "error": None,
+        "error": error,
         "supervisor_pid": pid,
         "supervisor_ticks": 1,
         "components": {
@@ -52,9 +51,8 @@ def test_a_stopped_stack_is_no_stack_running(tmp_path):
     assert (down.exit_code, down.stdout) == (0, status.stdout)
 
 
-@pytest.mark.parametrize("recorded", ["ready", "failed"])
-def test_a_stack_not_stopped_lists_its_components(tmp_path, recorded):
-    _state(tmp_path, recorded)
+def test_a_stack_whose_supervisor_died_lists_its_components(tmp_path):
+    _state(tmp_path, "ready")
     status = invoke(tmp_path, "status")
     assert status.exit_code == 1
     rows = [line.split("│")[1:3] for line in status.stdout.splitlines() if "│" in line]
@@ -81,3 +79,14 @@ def test_down_after_a_crash_leaves_no_stack_running(tmp_path):
     assert (down.exit_code, down.stdout) == (0, "no stack is running.\n")
     status = invoke(tmp_path, "status")
     assert (status.exit_code, status.stdout) == (1, "no stack is running.\n")
+
+
+def test_a_failed_start_is_no_stack_running_with_its_error(tmp_path):
+    # the start stopped what it had started: a table of stale pids said nothing of why
+    error = "FINOPS_FALLBACK_MODELS=gpt-4o,claude: should be JSON"
+    _state(tmp_path, "failed", error)
+    status = invoke(tmp_path, "status")
+    assert (status.exit_code, status.stdout) == (
+        1,
+        f"no stack is running: the last start failed: {error}\n",
+    )

@@ -82,3 +82,14 @@ def test_a_service_that_refused_its_settings_is_not_restarted(tmp_path: Path) ->
         "ingest exited with code 2: FINOPS_REDIS_PORT=0: Input should be greater than or equal"
         " to 1 — not restarted" in " ".join(status.stdout.split())
     )
+
+
+def test_up_and_demo_refuse_a_bad_common_setting_before_starting_anything(tmp_path):
+    # FINOPS_LOG_LEVEL was first read once PostgreSQL, Redis and the broker were up, which
+    # were then stopped again; with --detach the error was pydantic's, on four lines.
+    env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path), "FINOPS_LOG_LEVEL": "verbose"}
+    line = "error: FINOPS_LOG_LEVEL=verbose: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"
+    for args in (["up"], ["up", "--detach"], ["demo", "--calls", "0"]):
+        result = CliRunner().invoke(app, args, env=env, prog_name="finops")
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n"), args
+        assert list(tmp_path.iterdir()) == [], args  # no state, no logs: nothing started

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
-from finops.cli.failures import CliError
+from finops.cli.failures import CliError, explain
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
 from finops.cli.stack import Stack, StackError, StackSettings
@@ -28,6 +28,7 @@ from finops.cli.stack_state import (
 )
 from finops.cli.typer_app import FinopsTyper
 from finops.cli.users_cmds import keys_app, users_app
+from finops.common.settings import CommonSettings
 from finops.common.topics import OPTIMIZER_EVENTS
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
@@ -96,6 +97,15 @@ def _status_table(root: Path) -> tuple[Table, bool]:
     return table, all_ready
 
 
+def _stack_settings() -> StackSettings:
+    """The stack's settings, and the common ones the stack itself reads (its topics, its
+    broker) checked with them, before anything starts: a bad FINOPS_LOG_LEVEL was found only
+    once the infrastructure was up, which was then stopped again."""
+    settings = StackSettings()
+    CommonSettings()
+    return settings
+
+
 @app.command()
 def up(
     detach: Annotated[
@@ -130,7 +140,7 @@ def up(
     if optimizer_workers is not None:
         # read by this process's settings and by a detached supervisor's
         os.environ["FINOPS_OPTIMIZER_WORKERS"] = str(optimizer_workers)
-    settings = StackSettings()
+    settings = _stack_settings()
     root = settings.data_dir.resolve()
     running = running_supervisor(root)
     if running:
@@ -163,7 +173,9 @@ def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
         stack.write_state("failed", str(exc))
         raise CliError(str(exc), 2) from exc
     except Exception as exc:
-        stack.write_state("failed", f"{type(exc).__name__}: {exc}")
+        # the line the user is shown (`finops up --detach` prints it), not a traceback's
+        known = explain(exc)
+        stack.write_state("failed", known.message if known else f"{type(exc).__name__}: {exc}")
         raise
     stack.write_state("ready")
     console.print(f"stack ready in {time.monotonic() - started:.1f}s")
@@ -243,6 +255,15 @@ def status() -> None:
     if state.get("status") == "stopped":  # its pids are stale: nothing to list
         console.print(NO_STACK_RUNNING)
         raise typer.Exit(1)
+    if state.get("status") == "failed" and running_supervisor(root) is None:
+        # a start that failed stopped what it had started: its pids are stale too
+        console.print(
+            f"no stack is running: the last start failed: {state.get('error')}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
     table, all_ready = _status_table(root)
     console.print(table)
     for name, info in state["components"].items():
@@ -285,7 +306,7 @@ def demo(
         raise CliError("--calls: 0 (only bring the stack up) or at least 100", 2)
     if calls:
         check_folder_to_make("--reports", reports)
-    settings = StackSettings()
+    settings = _stack_settings()
     root = settings.data_dir.resolve()
     if running_supervisor(root):
         raise CliError(
