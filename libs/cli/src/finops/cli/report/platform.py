@@ -32,17 +32,22 @@ class PlatformState:
         >>> state = PlatformState(
         ...     {"events": 10, "duplicates": 1,
         ...      "fleet": {"calls": 8, "spend_usd": 0.5, "success_rate": 0.75}},
-        ...     {"kinds": {"rate_limit": {"advised": 4, "healed": 3}}},
+        ...     {"kinds": {"rate_limit": {"occurrences": 6, "advised": 4, "healed": 3}}},
         ...     {"circuits": [{"state": "open"}, {"state": "closed"}]},
         ...     [{"status": "decided"}, {"status": "running"}, {"status": "decided"}])
         >>> [(f.label, f.value) for f in state.figures()]  # doctest: +NORMALIZE_WHITESPACE
         [('events taken in', '10'), ('fleet spend', '$0.5000'), ('healed by advice', '3 of 4'),
          ('breakers', 'closed 1, open 1'), ('experiments', 'decided 2, running 1')]
+        >>> state.figures()[1].note
+        '8 calls reported (75.0% successful), 6 more failed as errors'
         """
         fleet = self.summary.get("fleet") or {}
         kinds = (self.healing.get("kinds") or {}).values()
         advised = sum(int(k.get("advised") or 0) for k in kinds)
         healed = sum(int(k.get("healed") or 0) for k in kinds)
+        # An agent reports a failed call as an error event, not as a call (the SDK does):
+        # the calls' own success rate leaves those out, so they are named next to it.
+        errors = sum(int(k.get("occurrences") or 0) for k in kinds)
         success = fleet.get("success_rate")
         return [
             Figure(
@@ -53,8 +58,9 @@ class PlatformState:
             Figure(
                 "fleet spend",
                 f"${float(fleet.get('spend_usd') or 0.0):.4f}",
-                f"{int(fleet.get('calls') or 0):,} calls, success rate "
-                + (f"{success:.1%}" if success is not None else "-"),
+                f"{int(fleet.get('calls') or 0):,} calls reported ("
+                + (f"{success:.1%} successful" if success is not None else "none yet")
+                + f"), {errors:,} more failed as errors",
             ),
             Figure("healed by advice", f"{healed:,} of {advised:,}", "healer, every kind"),
             Figure("breakers", _by_state(s["state"] for s in self.circuits.get("circuits", []))),
