@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ async def wait_until_none_left(
         try:
             left = await look()
         except unreachable as exc:
-            log.warning("not answering yet: %r", exc, extra={"error": repr(exc)})
+            log.warning(
+                "not answering yet: %s", str(exc) or type(exc).__name__, extra={"error": repr(exc)}
+            )
             raise _Outstanding(left) from exc
         if left:
             log.info("waiting", extra={"left": [str(item) for item in left]})
@@ -64,7 +66,7 @@ async def wait_until_none_left(
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(_Outstanding),
             stop=stop_after_delay(timeout_s),
-            wait=wait_fixed(poll_s),
+            wait=until_the_end(poll_s, timeout_s),
             reraise=True,
         ):
             with attempt:
@@ -72,3 +74,22 @@ async def wait_until_none_left(
     except _Outstanding as exc:
         return list(exc.left)
     return []
+
+
+def until_the_end(poll_s: float, timeout_s: float) -> Callable[[RetryCallState], float]:
+    """A tenacity wait of ``poll_s``, cut short so the last attempt comes at ``timeout_s``
+    (a whole ``poll_s`` after it, `finops db wait --timeout 3` gave up after 4 s).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> wait = until_the_end(1.0, 3.0)
+    >>> [wait(SimpleNamespace(seconds_since_start=t)) for t in (0.5, 2.5, 3.2)]
+    [1.0, 0.5, 0.0]
+    """
+
+    def wait(state: RetryCallState) -> float:
+        left = timeout_s - (state.seconds_since_start or 0.0)
+        return max(0.0, min(poll_s, left))
+
+    return wait
