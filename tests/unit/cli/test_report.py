@@ -55,6 +55,9 @@ async def test_the_timeline_adds_up_to_the_runs_tallies():
     healed = sum(sum(b.healed_per_kind.values()) for b in timeline.buckets)
     errors = sum(sum(b.errors_per_kind.values()) for b in timeline.buckets)
     assert 0 < healed <= errors
+    # traffic per provider/model: a model two providers serve is two rows, not one
+    served = {arm for b in timeline.buckets for arm in b.calls_per_model}
+    assert GPT_4O_MINI.arm in served and served <= {m.arm for m in MODELS}
 
 
 async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path):
@@ -103,7 +106,7 @@ async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path
 
 def test_the_last_run_kept_in_the_stack_folder_reads_back_the_same(tmp_path):
     timeline = Timeline.empty(buckets=3)
-    timeline.buckets[1].calls_per_model[GPT_4O.name] = 4
+    timeline.buckets[1].calls_per_model[GPT_4O.arm] = 4
     saved = LastRun({"saving": 0.5}, timeline)
 
     store.save(tmp_path, saved)

@@ -186,8 +186,9 @@ class FleetRun:
         except ProviderError:  # the healer advised to give up, or the budget ran out
             answer = None
         if answer is not None:
-            name = answer.model.name
-            self.models_used[name] = self.models_used.get(name, 0) + 1
+            # provider/model: two providers may serve a model of one name
+            arm = answer.model.arm
+            self.models_used[arm] = self.models_used.get(arm, 0) + 1
             if choice.experiment and answer.model is choice.model:
                 self.experiments[task.task_type.name].tagged_events += 1
         return attempts.outcome(answer)

@@ -33,7 +33,7 @@ class Bucket:
     start_min: float
     optimized_cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
-    #: answered calls of the optimized fleet per model
+    #: answered calls of the optimized fleet per model, as provider/model
     calls_per_model: dict[str, int] = field(default_factory=dict)
     #: failed attempts of the optimized fleet per error kind
     errors_per_kind: dict[str, int] = field(default_factory=dict)
@@ -115,7 +115,7 @@ class Timeline:
         bucket = self._bucket_of(outcome)
         bucket.optimized_cost_usd += outcome.cost_usd
         if outcome.answer is not None:
-            _count(bucket.calls_per_model, outcome.answer.model.name)
+            _count(bucket.calls_per_model, outcome.answer.model.arm)
         for failure in outcome.failures:
             _count(bucket.errors_per_kind, failure.error.kind)
             if outcome.answer is not None and failure.error.recoverable:
