@@ -106,4 +106,4 @@ async def test_users_deactivate_refuses_the_users_tokens_everywhere(accounts, in
     assert by_id.exit_code == 0, by_id.output  # repeating it is harmless
     unknown = await asyncio.to_thread(finops, "users", "deactivate", "nobody-at-all", env=env)
     assert unknown.exit_code == 1
-    assert "no such user" in unknown.output
+    assert "no such user: 'nobody-at-all'" in unknown.output

@@ -59,4 +59,6 @@ def test_a_filter_without_a_key_is_one_line_exit_2(item):
     env = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
     result = CliRunner().invoke(app, ["tail", "t", "--filter", item], env=env, prog_name="finops")
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == f"error: --filter takes key=value, got {item!r}\n"
+    assert result.stderr == (
+        f"error: --filter takes key=value, got {item!r} (see `finops tail --help`)\n"
+    )

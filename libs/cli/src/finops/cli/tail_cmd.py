@@ -49,7 +49,7 @@ class FieldFilter:
     def parse(cls, item: str) -> FieldFilter:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise CliError(f"--filter takes key=value, got {item!r}", 2)
+            raise CliError(f"--filter takes key=value, got {item!r} (see `finops tail --help`)", 2)
         try:
             return cls(key, text, json.loads(text), True)
         except ValueError:

@@ -130,7 +130,9 @@ def users_deactivate(
 
     try:
         done = asyncio.run(deactivate_user(AuthSettings(), user))
-    except (UserNotFound, LastAdmin) as exc:
+    except UserNotFound as exc:
+        raise CliError(f"{exc.message}: {user!r} (a username, an email or a user id)") from exc
+    except LastAdmin as exc:
         raise CliError(exc.message) from exc
     console.print(f"deactivated user {done.username} (id {done.id})", soft_wrap=True)
 
