@@ -39,3 +39,23 @@ def test_validate_is_reproducible_for_a_seed() -> None:
     )
     first.pop("elapsed_s"), again.pop("elapsed_s")
     assert first == again
+
+
+def test_the_table_names_every_figure_in_words_with_its_json_key() -> None:
+    plain = {"TTY_COMPATIBLE": "0", "NO_COLOR": "1", "COLUMNS": "200"}
+    result = CliRunner().invoke(app, ["experiments", "validate", "--runs", "5"], env=plain)
+    assert result.exit_code == 0, result.output
+    rows = {
+        cells[-1]: cells[0]
+        for line in result.stdout.splitlines()
+        if (cells := [c.strip() for c in line.split("│")[1:-1]]) and cells[-1]
+    }
+    figures = json.loads(
+        CliRunner().invoke(app, ["experiments", "validate", "--runs", "5", "--json"]).stdout
+    )
+    # every figure of --json is a row, labelled in words rather than by its key
+    assert set(rows) - {"as --json names it"} == set(figures) - {"settings"}
+    assert rows["ab_power"] == "A/B, 10% lower cost per success: found (power)"
+    assert all(label != key for key, label in rows.items())
+    # the settings as name=value lines, not a JSON dump
+    assert "analysis: metric=cost_per_success, alpha=0.05," in result.stdout
