@@ -88,7 +88,10 @@ def test_up_and_demo_refuse_a_bad_common_setting_before_starting_anything(tmp_pa
     # FINOPS_LOG_LEVEL was first read once PostgreSQL, Redis and the broker were up, which
     # were then stopped again; with --detach the error was pydantic's, on four lines.
     env = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path), "FINOPS_LOG_LEVEL": "verbose"}
-    line = "error: FINOPS_LOG_LEVEL=verbose: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"
+    line = (
+        "error: FINOPS_LOG_LEVEL=verbose: "
+        "Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"
+    )
     for args in (["up"], ["up", "--detach"], ["demo", "--calls", "0"]):
         result = CliRunner().invoke(app, args, env=env, prog_name="finops")
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n"), args

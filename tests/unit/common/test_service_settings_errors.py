@@ -66,9 +66,9 @@ def test_weak_argon2_parameters_name_their_variables(monkeypatch, capsys) -> Non
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
-        ("FINOPS_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("FINOPS_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("FINOPS_ENVIRONMENT", "prod", "'local', 'test' or 'production'"),
-        ("FINOPS_KAFKA_ACKS", "2", "'all', '1' or '0'"),
+        ("FINOPS_KAFKA_ACKS", "2", "'all', '-1', '1' or '0'"),
         (
             "FINOPS_KAFKA_SECURITY_PROTOCOL",
             "TLS",
@@ -95,3 +95,26 @@ def test_log_level_and_security_protocol_are_read_in_any_case(monkeypatch) -> No
     monkeypatch.setenv("FINOPS_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
     settings = HealerSettings()
     assert (settings.log_level, settings.kafka_security_protocol) == ("DEBUG", "SASL_SSL")
+
+
+def test_values_that_worked_as_plain_strings_still_do(monkeypatch) -> None:
+    # -1 is Kafka's own name for all; CRITICAL a level logging takes
+    from finops.common.kafka import producer_config
+
+    monkeypatch.setenv("FINOPS_KAFKA_ACKS", "-1")
+    monkeypatch.setenv("FINOPS_LOG_LEVEL", "critical")
+    settings = HealerSettings()
+    assert (settings.kafka_acks, settings.log_level) == ("-1", "CRITICAL")
+    assert producer_config(settings)["acks"] == -1
+
+
+def test_a_value_refused_from_an_argument_is_named_as_given_not_as_the_environment_says(
+    monkeypatch,
+) -> None:
+    # an argument wins over the environment: the line names the value that was refused
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("FINOPS_LOG_LEVEL", "INFO")
+    with pytest.raises(ValidationError) as refused:
+        HealerSettings(log_level="loud")
+    assert settings_errors.settings_problems(refused.value).startswith("FINOPS_LOG_LEVEL=LOUD:")

@@ -203,7 +203,9 @@ def _upper(value: Any) -> Any:
 
 # Fields with a fixed set of values are checked here, at start-up, with the other settings:
 # as plain strings a typo passed, and failed later in logging or aiokafka with a traceback.
-LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
 SecurityProtocol = Annotated[
     Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
 ]
@@ -227,7 +229,7 @@ class CommonSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: port the HTTP API listens on (each service has its own default)
     port: Port = 8000
-    #: DEBUG, INFO, WARNING or ERROR (one JSON object a line on standard output)
+    #: DEBUG, INFO, WARNING, ERROR or CRITICAL (one JSON object a line on standard output)
     log_level: LogLevel = "INFO"
     #: where the local stack keeps its data (and auth its keys, without key settings)
     data_dir: Path = Path(".finops")
@@ -242,8 +244,8 @@ class CommonSettings(BaseSettings):
     #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
     #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
-    #: all (every in-sync replica), 1 (the leader) or 0 (none)
-    kafka_acks: Literal["all", "1", "0"] = "all"
+    #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none)
+    kafka_acks: Literal["all", "-1", "1", "0"] = "all"
     kafka_linger_ms: int = 5
     kafka_request_timeout_ms: int = 15000
     kafka_session_timeout_ms: int = 10000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -59,6 +60,15 @@ def unparsed_setting(error: SettingsError, prefix: str = "FINOPS_") -> str:
     if value is not None and not any(marker in variable for marker in SECRET_MARKERS):
         variable = f"{variable}={value}"
     return f'{variable}: should be JSON (a list such as ["a", "b"], or an object)'
+
+
+def _as_written(variable: str, refused: Any) -> Any:
+    """The refused value as the environment spells it (a validator may have changed its
+    case, ``verbose`` to ``VERBOSE``), or as refused when it did not come from there (an
+    argument, which wins over the environment)."""
+    given = _environ_value(variable)
+    same = given is not None and given.strip().casefold() == str(refused).strip().casefold()
+    return given if same else refused
 
 
 def _environ_value(variable: str) -> str | None:
@@ -115,8 +125,6 @@ def settings_problems(error: ValidationError, prefix: str = "FINOPS_") -> str:
             continue
         variable = prefix + "_".join(str(part) for part in problem["loc"]).upper()
         if not any(marker in variable for marker in SECRET_MARKERS):
-            # as the user wrote it: a validator may have normalised the input (upper case)
-            given = _environ_value(variable)
-            variable = f"{variable}={problem.get('input') if given is None else given}"
+            variable = f"{variable}={_as_written(variable, problem.get('input'))}"
         problems.append(f"{variable}: {pydantic_message(problem)}")
     return "; ".join(problems)
