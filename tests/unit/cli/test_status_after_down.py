@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.process import free_port
+from finops.cli.process import free_port, started_at_ticks
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 
@@ -90,3 +91,40 @@ def test_a_failed_start_is_no_stack_running_with_its_error(tmp_path):
         1,
         f"no stack is running: the last start failed: {error}\n",
     )
+
+
+def test_a_component_whose_pid_was_reused_is_down(tmp_path):
+    # the recorded pid is this test's process, started at another time than recorded
+    me = os.getpid()
+    state = {
+        "status": "ready",
+        "supervisor_pid": me,
+        "supervisor_ticks": started_at_ticks(me),
+        "components": {
+            "redis": {
+                "kind": "infra",
+                "pid": me,
+                "ticks": (started_at_ticks(me) or 0) + 1,
+                "host": "127.0.0.1",
+                "port": free_port(),
+            }
+        },
+    }
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    status = invoke(tmp_path, "status")
+    rows = [line.split("│")[1:3] for line in status.stdout.splitlines() if "│" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [["redis", "down"]]
+
+
+def test_up_and_demo_refuse_while_a_stack_runs_with_exit_2(tmp_path):
+    me = os.getpid()  # a live supervisor: this test's process, at its start time
+    state = {"status": "ready", "supervisor_pid": me, "supervisor_ticks": started_at_ticks(me)}
+    (tmp_path / "stack.json").write_text(json.dumps({**state, "components": {}}))
+    up = invoke(tmp_path, "up")
+    assert (up.exit_code, up.stderr) == (
+        2,
+        f"error: a stack is already running (supervisor pid {me}); see `finops status`\n",
+    )
+    demo = invoke(tmp_path, "demo", "--calls", "0")
+    assert demo.exit_code == 2
+    assert demo.stderr.startswith("error: a stack is already running here")

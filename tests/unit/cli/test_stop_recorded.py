@@ -4,6 +4,7 @@ stack whose supervisor's pid was reused is not taken for a running one."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -93,10 +94,22 @@ def test_a_supervisor_pid_reused_by_another_process_is_no_running_stack(tmp_path
     assert running_supervisor(tmp_path) == other.pid
 
 
-def test_a_stale_state_is_marked_stopped(tmp_path):
-    _supervised(tmp_path, 1, None)
+def test_a_stale_state_is_marked_stopped(tmp_path, other):
+    ticks = started_at_ticks(other.pid)
+    assert ticks is not None
+    _supervised(tmp_path, other.pid, ticks - 1)  # its supervisor's pid is another's now
     mark_stopped(tmp_path)
     state = read_state(tmp_path)
     assert state is not None
-    assert (state["status"], state["supervisor_pid"]) == ("stopped", 1)
+    assert (state["status"], state["supervisor_pid"]) == ("stopped", other.pid)
     assert running_supervisor(tmp_path) is None
+
+
+def test_a_state_whose_supervisor_runs_is_not_marked_stopped(tmp_path):
+    # a stack started since `finops down` read the file: its state stands
+    me = os.getpid()
+    _supervised(tmp_path, me, started_at_ticks(me))
+    mark_stopped(tmp_path)
+    state = read_state(tmp_path)
+    assert state is not None and state["status"] == "ready"
+    assert running_supervisor(tmp_path) == me

@@ -228,8 +228,7 @@ def down() -> None:
     """Stop a detached stack and every process it started."""
     root = StackSettings().data_dir.resolve()
     stopped = stop_recorded(root)
-    if running_supervisor(root) is None:
-        mark_stopped(root)
+    mark_stopped(root)
     if not stopped:
         console.print(NO_STACK_RUNNING)
         return

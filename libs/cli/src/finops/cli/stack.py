@@ -9,7 +9,6 @@ given one is used instead. The same code serves ``finops up`` and the test suite
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ import httpx
 
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
 from finops.cli.process import Component, free_port, last_error, port_is_free, started_at_ticks
+from finops.cli.stack_state import write_state_file
 from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.settings_errors import SETTINGS_REFUSED
 
@@ -299,6 +299,4 @@ class Stack:
                 for c in self.components.values()
             },
         }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        write_state_file(self.root, state)

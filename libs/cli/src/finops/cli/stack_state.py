@@ -26,7 +26,8 @@ def read_state(root: Path) -> dict[str, Any] | None:
 def probe_component(name: str, info: dict[str, Any]) -> tuple[bool, str]:
     """(alive, readiness) of one component as recorded in the state file."""
     host, port = info["host"], info["port"]
-    alive = bool(info.get("external")) or pid_alive(info.get("pid"))
+    # the process that started at the recorded time, not whichever has its pid since
+    alive = bool(info.get("external")) or is_same_process(info.get("pid"), info.get("ticks"))
     if info["kind"] == "service":
         try:
             resp = httpx.get(f"http://{host}:{port}/readyz", timeout=2.0)
@@ -54,13 +55,26 @@ def running_supervisor(root: Path) -> int | None:
 
 def mark_stopped(root: Path) -> None:
     """Record that no stack runs from ``root`` (its pids are stale); the supervisor does it
-    itself on a clean stop, not after a ``kill -9`` or a reboot."""
+    itself on a clean stop, not after a ``kill -9`` or a reboot.
+
+    Decided on the state as read here: a stack started since (its supervisor alive at its
+    recorded start time) is left as it says.
+    """
     state = read_state(root)
     if not state or state.get("status") == "stopped":
         return
+    pid = state.get("supervisor_pid")
+    if pid and is_same_process(pid, state.get("supervisor_ticks")):
+        return
+    write_state_file(root, {**state, "status": "stopped"})
+
+
+def write_state_file(root: Path, state: dict[str, Any]) -> None:
+    """Replace ``root``'s stack.json with ``state`` at once, through a file of this process's
+    own (two processes writing at once must not share one)."""
     path = root / "stack.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**state, "status": "stopped"}, indent=2))
+    tmp = path.with_name(f"stack.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(path)
 
 
