@@ -157,6 +157,23 @@ def test_an_experiment_decided_before_its_calls_are_replayed_counts_them_up_to_t
     assert "recorded" not in state.to_dict() and "recorded" not in state.snapshot()
 
 
+def test_a_replay_that_starts_after_the_first_calls_counts_no_variant_past_its_record():
+    # a log past its retention: the replay begins after A's first calls, so B reaches its
+    # recorded count first; B's later calls are not counted into the decided results
+    rng = random.Random(7)
+    decided = analysis_module.conclusion_of(
+        "x", DEFINITION, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [4, 4]
+    )
+    analysis = ExperimentAnalysis()
+    assert analysis.track_recorded("x", DEFINITION, 0.0, analysis_module.recorded_decision(decided))
+    late = [event(i, v, 0.01, rng) for i, v in enumerate("ABBBBBBA")]
+    assert analysis.observe_many(late, now=1.0) == []
+    state = analysis.experiments["x"]
+    assert [int(s.n) for s in state.stats] == [2, 4]
+    assert state.recorded is not None and state.conclusion is None  # A short of its 4
+    assert analysis.ignored == {"experiment_concluded": 2}
+
+
 def test_a_recorded_decision_without_counts_is_not_tracked_and_one_with_none_ends_at_once():
     analysis = ExperimentAnalysis()
     decided = analysis_module.conclusion_of("x", DEFINITION, None, "max", "2026-12-02", [0, 0])

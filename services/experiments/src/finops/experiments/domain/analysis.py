@@ -309,15 +309,26 @@ class ExperimentAnalysis:
         self, experiment_id: str, state: ExperimentState, accepted: Sequence[Tagged]
     ) -> None:
         """Count ``accepted`` up to the recorded decision's counts (:meth:`track_recorded`),
-        and make it the conclusion once they are reached."""
+        each variant up to its own, and make it the conclusion once every one is reached.
+
+        On a whole replay that is the first ``sum(n)`` calls (they hold ``n[i]`` of variant
+        ``i``); on one that starts after the experiment's first calls (a log past its
+        retention) no variant is counted past what the decision counted.
+        """
         recorded = state.recorded
         assert recorded is not None
-        room = sum(recorded["n"]) - sum(int(s.n) for s in state.stats)
-        counted = accepted[: max(room, 0)]
+        names = state.definition.variant_names
+        room = [want - int(s.n) for want, s in zip(recorded["n"], state.stats, strict=True)]
+        counted = []
+        for event in accepted:
+            variant = names.index(event.variant)
+            if room[variant] > 0:
+                room[variant] -= 1
+                counted.append(event)
+            else:
+                self._ignore("experiment_concluded")
         self._count(state, counted)
-        for _ in accepted[len(counted) :]:
-            self._ignore("experiment_concluded")
-        if len(counted) >= room:
+        if not any(left > 0 for left in room):
             counted_n = [int(s.n) for s in state.stats]
             state.conclusion = conclusion_from_record(
                 experiment_id, state.definition, recorded, counted_n
