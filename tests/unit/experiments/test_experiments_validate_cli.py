@@ -42,7 +42,7 @@ def test_validate_is_reproducible_for_a_seed() -> None:
 
 
 def test_the_table_names_every_figure_in_words_with_its_json_key() -> None:
-    plain = {"TTY_COMPATIBLE": "0", "NO_COLOR": "1", "COLUMNS": "200"}
+    plain = {"TTY_COMPATIBLE": "0", "NO_COLOR": "1", "COLUMNS": None}  # piped: full width
     result = CliRunner().invoke(app, ["experiments", "validate", "--runs", "5"], env=plain)
     assert result.exit_code == 0, result.output
     rows = {

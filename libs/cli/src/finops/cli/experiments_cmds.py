@@ -7,12 +7,11 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from finops.cli.output import console
 from finops.cli.typer_app import FinopsTyper
 
-console = Console()
 experiments_app = FinopsTyper(help="Automated cost A/B tests.")
 
 
