@@ -66,3 +66,10 @@ def test_a_bad_usage_field_is_named():
     assert result.stderr.startswith(
         "error: --usage: input_tokens: Input should be greater than or equal to 0 ("
     )
+
+
+def test_one_token_is_one_token():
+    usage = '{"input_tokens": 1, "output_tokens": 1}'
+    result = price("--provider", "openai", "--model", "gpt-4o", "--usage", usage)
+    assert result.exit_code == 0, result.output
+    assert "· 1 input token · 1 output token · genai-prices-" in result.stdout.splitlines()[1]

@@ -79,10 +79,14 @@ def _tokens(usage: Any) -> str:
         (usage.cache_write_1h_tokens, "of them 1-hour"),
     )
     outputs = parts((usage.reasoning_tokens, "reasoning"))
-    return (
-        f"{usage.input_tokens:,} input tokens{inputs} · {usage.output_tokens:,} output tokens"
-        f"{outputs}"
+    return f"{_count(usage.input_tokens, 'input token')}{inputs} · " + (
+        f"{_count(usage.output_tokens, 'output token')}{outputs}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 input token``, ``1,000 input tokens``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _usage(text: str) -> Any:

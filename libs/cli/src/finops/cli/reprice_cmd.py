@@ -56,7 +56,8 @@ def load_pricer(prices: Path | None) -> tuple[Pricer, str]:
         table = parse_price_table(text)
     except PriceTableError as exc:
         raise CliError(f"--prices {prices}: {exc}", 2) from None
-    names = f"{prices} ({len(table.prices)} models; others: {price_data_version()})"
+    listed = len(table.prices)
+    names = f"{prices} ({listed} model{'' if listed == 1 else 's'}; others: {price_data_version()})"
     return TablePricer(table), names
 
 
