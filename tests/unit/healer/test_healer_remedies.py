@@ -204,3 +204,24 @@ def test_a_transient_error_that_retries_did_not_heal_falls_back_by_default(kind)
         FailedCall("openai", "gpt-4o", attempt=3), None, alone, lambda p, m: False, random.Random(1)
     )
     assert [r.action for r in candidate_remedies(kind, nowhere)] == [Action.RETRY]
+
+
+@pytest.mark.parametrize("kind", [K.OVERLOADED, K.RATE_LIMIT, K.SERVER_ERROR, K.TIMEOUT])
+def test_a_transient_error_on_a_model_whose_breaker_is_open_only_falls_back(kind) -> None:
+    # the fleet stopped calling it: retrying it at the first attempts waited on a provider
+    # that keeps failing
+    def gpt_4o_open(provider: str, model: str) -> bool:
+        return (provider, model) == ("openai", "gpt-4o")
+
+    call = FailedCall("openai", "gpt-4o", attempt=1)
+    found = candidate_remedies(
+        kind, RemedyContext(call, 6000, CATALOG, gpt_4o_open, random.Random(1))
+    )
+    assert [(r.action, r.provider) for r in found] == [(Action.FALLBACK, "anthropic")]
+    assert found[0].reason.endswith("its circuit breaker is open: an equivalent model at anthropic")
+    # with nowhere to go, waiting is still the advice
+    alone = ModelCatalog([CatalogModel("openai", "gpt-4o", 128_000, 2.5, "gpt-4o")])
+    stuck = candidate_remedies(
+        kind, RemedyContext(call, 6000, alone, gpt_4o_open, random.Random(1))
+    )
+    assert [r.action for r in stuck] == [Action.WAIT]

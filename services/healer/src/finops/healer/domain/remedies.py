@@ -7,7 +7,8 @@ one of them, so learning can only ever choose between safe remedies.
 * ``rate_limit``, ``overloaded``, ``server_error``, ``timeout``, ``network``: retry after an
   exponential backoff with full jitter, never sooner than the provider's stated wait (then the
   action is ``wait``), or fall back to an equivalent model at another provider (the default
-  from the call's :data:`FALLBACK_FROM_ATTEMPT`-th attempt on, when there is one).
+  from the call's :data:`FALLBACK_FROM_ATTEMPT`-th attempt on, when there is one; the only
+  remedy when the failing model's circuit breaker is open and there is one).
 * ``context_length_exceeded``: never the same call again. Trim to the model's window (minus the
   room the answer needs) when the window is known, or fall back to a model whose window fits.
 * ``invalid_output``: repair (JSON mode, a lower temperature), or fall back.
@@ -192,6 +193,12 @@ FALLBACK_FROM_ATTEMPT = 3
 
 def _backoff_kind(why: str) -> Any:
     def remedies(ctx: RemedyContext) -> list[Remedy | None]:
+        if ctx.excluded(ctx.call.provider, ctx.call.model):
+            # Its breaker is open: the fleet has stopped calling it, so the same call again
+            # would wait on a provider that keeps failing. Elsewhere only, when there is one.
+            moved = _fallback_equivalent(ctx, f"{why}, and its circuit breaker is open")
+            if moved is not None:
+                return [moved]
         retry, elsewhere = _retry(ctx, why), _fallback_equivalent(ctx, why)
         if ctx.call.attempt >= FALLBACK_FROM_ATTEMPT and elsewhere is not None:
             return [elsewhere, retry]
