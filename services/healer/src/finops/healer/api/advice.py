@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -94,7 +95,8 @@ async def advise(
     agent_id = body.agent_id or principal.username
     principal.require_speaks_for(agent_id)  # advice in another's name goes on its record
     error, hint = from_error_info(body.error, body.provider)
-    verdict = classifier.classify(error, hint)
+    # now: a Retry-After given as a date, with no date header to read it against
+    verdict = classifier.classify(error, hint, now=datetime.now(UTC))
     request = body.request
     call = FailedCall(
         body.provider,

@@ -179,10 +179,22 @@ def message_waits_ms(message: str) -> list[float]:
     return waits
 
 
+#: The longest wait a stated one is taken as (a day, as an event's ``retry_after_ms`` may say):
+#: a header may state any number, and a wait of 10^20 ms is no advice.
+MAX_STATED_WAIT_MS = 86_400_000
+
+
 def stated_wait_ms(error: ProviderError, now: datetime | None = None) -> int | None:
-    """The longest wait the provider stated for ``error`` (ms, rounded up), or ``None``."""
+    """The longest wait the provider stated for ``error`` (ms, rounded up, at most
+    :data:`MAX_STATED_WAIT_MS`), or ``None``.
+
+    Examples
+    --------
+    >>> stated_wait_ms(ProviderError(status=429, headers={"retry-after": "99999999999"}))
+    86400000
+    """
     waits = header_waits_ms(error.headers, now)
     waits += message_waits_ms(error.message)
     if error.retry_after_ms is not None:
         waits.append(error.retry_after_ms)
-    return math.ceil(max(waits)) if waits else None
+    return min(math.ceil(max(waits)), MAX_STATED_WAIT_MS) if waits else None
