@@ -4,6 +4,8 @@ answer is 403 ``agent_mismatch`` and no advice is published on ``finops.healing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -89,3 +91,26 @@ def test_a_token_with_events_write_any_may_ask_for_any_agent(healer) -> None:
     admin = TOKENS.token("ops", role="admin")  # admins hold events:write:any
     assert ask(client, admin, "someone-else").status_code == 200
     assert log.published == [("someone-else", "summarize")]
+
+
+def test_a_retry_after_date_without_a_date_header_is_waited_for(healer) -> None:
+    # read against the time of the advice: it was ignored, and a 0.3 s retry advised
+    client, _ = healer
+    token = TOKENS.token("agent-a", role="agent", subject=AGENT_SUB)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    body = {
+        "task_type": "summarize",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "error": {
+            "message": "rate limit exceeded",
+            "status_code": 429,
+            "headers": {"retry-after": format_datetime(later, usegmt=True)},
+        },
+    }
+    answer = client.post(
+        "/api/healing/advice", json=body, headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert answer["remedy"]["action"] == "wait"
+    # two hours, less the second the date format drops and the time the request took
+    assert 7_190_000 <= answer["remedy"]["delay_ms"] <= 7_200_000 * 1.25

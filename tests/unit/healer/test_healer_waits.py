@@ -118,3 +118,10 @@ def test_the_longest_stated_wait_wins_and_is_rounded_up() -> None:
 
 def test_no_stated_wait_is_none() -> None:
     assert stated_wait_ms(ProviderError(message="Overloaded", status=529)) is None
+
+
+def test_a_stated_wait_is_taken_as_at_most_a_day() -> None:
+    # a header may say anything: 10^20 ms went into the advice and onto finops.healing.v1
+    huge = ProviderError(status=429, headers={"retry-after": "99999999999999999999"})
+    assert stated_wait_ms(huge) == 86_400_000
+    assert stated_wait_ms(ProviderError(status=429, headers={"retry-after": "30"})) == 30_000
