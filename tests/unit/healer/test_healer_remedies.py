@@ -119,6 +119,13 @@ def test_context_overflow_trims_to_the_window_or_falls_back_to_one_that_fits() -
     ]
 
 
+def test_a_trim_without_max_tokens_keeps_room_for_the_answer() -> None:
+    # the whole window (128,000) left the trimmed retry no room to answer in
+    call = FailedCall("openai", "gpt-4o", input_tokens=135_000)
+    trim = candidate_remedies(K.CONTEXT_LENGTH_EXCEEDED, context(call))[0]
+    assert (trim.action, trim.max_input_tokens) == (Action.TRIM, 128_000 - 4_096)
+
+
 def test_context_overflow_with_nothing_known_aborts() -> None:
     found = candidate_remedies(K.CONTEXT_LENGTH_EXCEEDED, context(FailedCall("acme", "x")))
     assert [r.action for r in found] == [Action.ABORT]

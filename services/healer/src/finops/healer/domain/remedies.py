@@ -185,6 +185,10 @@ def _fallback_equivalent(ctx: RemedyContext, why: str) -> Remedy | None:
     return None
 
 
+#: Tokens kept for the answer when a trimmed request does not say its ``max_tokens`` (at most
+#: a quarter of the window).
+DEFAULT_ANSWER_ROOM = 4_096
+
 #: Attempts of one call after which a transient error moves it elsewhere by default: the
 #: retries already made did not help, so the provider is likely down for longer than a
 #: backoff (an outage), and an equivalent model elsewhere answers now.
@@ -213,7 +217,14 @@ def _context_length(ctx: RemedyContext) -> list[Remedy | None]:
     remedies: list[Remedy | None] = []
     window = ctx.catalog.context_window(call.provider, call.model)
     if window is not None:
-        budget = window - (call.max_tokens or 0)
+        # the answer needs room too; when the request did not say how much, a typical
+        # answer's (the whole window left the trimmed retry no room to answer in)
+        room = (
+            call.max_tokens
+            if call.max_tokens is not None
+            else min(DEFAULT_ANSWER_ROOM, window // 4)
+        )
+        budget = window - room
         if budget > 0 and (call.input_tokens is None or budget < call.input_tokens):
             remedies.append(
                 Remedy(
