@@ -30,7 +30,9 @@ from finops.healer.domain.payload import from_error_info
 from finops.healer.domain.remedies import FailedCall
 
 router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
-#: How long the advice may wait for the broker to take its record before a 503.
+#: How long the advice may wait for room in the producer's buffer before a 503. The record is
+#: queued, not awaited: its delivery is counted (finops_healer_published_total) and a failed
+#: one logged, while the agent has its answer at once.
 PUBLISH_TIMEOUT_S = 2.0
 
 ERRORS = (
@@ -46,8 +48,8 @@ ERRORS = (
     ApiError(
         503,
         "dependency_unavailable",
-        "the broker did not take the advice record in time (nothing was advised); see "
-        "`Retry-After`",
+        "the producer's buffer stayed full (the broker has not been taking records) for 2 s, "
+        "so the advice record could not be queued (nothing was advised); see `Retry-After`",
     ),
 )
 
