@@ -69,6 +69,33 @@ async def test_assign_retries_transient_faults_and_its_answer_tags_the_call() ->
     ]
 
 
+async def test_an_assignments_config_is_the_calls_unless_it_says_otherwise() -> None:
+    # without it the experiment's calls were learned as the default config, and the winner
+    # the optimizer pinned (model and config) had no data
+    sent: list[dict] = []
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        sent.extend(json.loads(request.content))
+        return httpx.Response(202, json={"accepted": 1})
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest", agent_id="bot", token="t",
+        transport=httpx.MockTransport(ingest),
+    )  # fmt: skip
+    assignment = {**ASSIGNMENT, "config": {"temperature": 0.2}}
+    call = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
+            "usage": {"input_tokens": 10, "output_tokens": 2}, "latency_ms": 100}  # fmt: skip
+    await c.record_call(**call, experiment=assignment)
+    await c.record_call(**call, experiment=assignment, config={"temperature": 0.0})
+    await c.record_call(**call, experiment=ASSIGNMENT)  # an empty config: none sent
+    await c.close()
+    assert [e["data"].get("config") for e in sent] == [
+        {"temperature": 0.2},
+        {"temperature": 0.0},
+        None,
+    ]
+
+
 async def test_an_assignment_from_a_stopped_experiment_is_refused_at_once() -> None:
     requests: list[httpx.Request] = []
 

@@ -181,14 +181,21 @@ class AsyncFinOpsClient:
         ttft_ms: float | None = None,
         team: str | None = None,
         project: str | None = None,
-        experiment: Mapping[str, str] | None = None,
+        experiment: Mapping[str, Any] | None = None,
         decision: Mapping[str, Any] | None = None,
         remedy: Mapping[str, str] | None = None,
         features: Mapping[str, float] | None = None,
         event_id: str | None = None,
         agent_id: str | None = None,
     ) -> str:
-        """Queue one ``agent.llm_call`` event; returns its id (the dedupe key)."""
+        """Queue one ``agent.llm_call`` event; returns its id (the dedupe key).
+
+        ``experiment`` may be what :meth:`assign` answered; its ``config`` is then the call's
+        unless ``config`` says otherwise (the optimizer learns, and pins a winner, per model
+        and config: without it the experiment's calls were learned as the default config).
+        """
+        if config is None and experiment is not None and experiment.get("config"):
+            config = experiment["config"]
         data: dict[str, Any] = {
             "agent_id": agent_id or self.agent_id,
             "task_type": task_type,
