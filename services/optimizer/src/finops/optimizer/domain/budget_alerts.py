@@ -19,7 +19,7 @@ import uuid
 
 from finops.common.alerts import Alert
 from finops.optimizer.domain import ALERT_SOURCE
-from finops.optimizer.domain.budget_definitions import Budget
+from finops.optimizer.domain.budget_definitions import Budget, usd
 from finops.optimizer.domain.burn_rate import HOUR, BurnState
 from finops.optimizer.domain.eventtime import iso_utc
 
@@ -81,8 +81,8 @@ def _threshold_alerts(b: Budget, st: BurnState, ts: float, forecast: float) -> l
                     th,
                     forecast,
                     "critical" if th >= 1.0 else "warning",
-                    f"{b.scope} {b.subject!r} has spent ${st.spend:.2f}, {pct}% or more of "
-                    f"its ${b.limit_usd:.2f} {b.period} budget "
+                    f"{b.scope} {b.subject!r} has spent {usd(st.spend)}, {pct}% or more of "
+                    f"its {usd(b.limit_usd)} {b.period} budget "
                     f"(period from {iso_utc(st.period_start)[:10]})",
                 )
             )
@@ -100,8 +100,8 @@ def _forecast_alert(b: Budget, st: BurnState, ts: float, forecast: float) -> Ale
         1.0,
         forecast,
         "warning",
-        f"{b.scope} {b.subject!r} is forecast to spend ${forecast:.2f} against its "
-        f"${b.limit_usd:.2f} {b.period} budget; at the current burn rate it breaks "
+        f"{b.scope} {b.subject!r} is forecast to spend {usd(forecast)} against its "
+        f"{usd(b.limit_usd)} {b.period} budget; at the current burn rate it breaks "
         f"in about {left_h:.1f} h, before the period ends at "
         f"{iso_utc(st.period_end)}",
     )

@@ -85,3 +85,17 @@ class Budget:
             limit_usd=float(d["limit_usd"]),
             alert_thresholds=tuple(d.get("alert_thresholds", (0.8, 1.0))),
         )
+
+
+def usd(amount: float) -> str:
+    """An amount as a budget's messages show it: cents, or its first two significant digits
+    below a cent (a budget of $0.0001 read "$0.00").
+
+    Examples
+    --------
+    >>> usd(1234.5), usd(0.5), usd(0.0045), usd(0.0001), usd(0.0)
+    ('$1,234.50', '$0.50', '$0.0045', '$0.0001', '$0.00')
+    """
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:,.2f}"
+    return f"${amount:.2g}"

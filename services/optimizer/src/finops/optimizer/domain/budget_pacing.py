@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from finops.optimizer.domain.budget_definitions import Budget
+from finops.optimizer.domain.budget_definitions import Budget, usd
 from finops.optimizer.domain.burn_rate import BurnState
 from finops.optimizer.domain.eventtime import iso_utc
 
@@ -61,7 +61,7 @@ def _decision(
         return (
             "exhausted",
             0.0,
-            f"{b.period} budget of ${b.limit_usd:.2f} exhausted (${st.spend:.2f} spent): "
+            f"{b.period} budget of {usd(b.limit_usd)} exhausted ({usd(st.spend)} spent): "
             "use the cheapest acceptable arm",
         )
     remaining, expected_calls, forecast = seen.remaining, seen.expected_calls, seen.forecast
@@ -71,14 +71,14 @@ def _decision(
             return (
                 "step_down",
                 None,
-                f"forecast ${forecast:.2f} exceeds {100 * (1 - headroom):.0f}% of the "
-                f"${b.limit_usd:.2f} {b.period} budget and there is no call rate yet to pace "
+                f"forecast {usd(forecast)} exceeds {100 * (1 - headroom):.0f}% of the "
+                f"{usd(b.limit_usd)} {b.period} budget and there is no call rate yet to pace "
                 "by: use the cheapest acceptable arm",
             )
         return (
             "none",
             None,
-            f"no calls counted yet: ${remaining:.2f} of the ${b.limit_usd:.2f} {b.period} "
+            f"no calls counted yet: {usd(remaining)} of the {usd(b.limit_usd)} {b.period} "
             "budget left, no cap per call until there is a call rate",
         )
     cap = remaining / expected_calls if expected_calls >= 1 else remaining
@@ -86,12 +86,12 @@ def _decision(
         return (
             "step_down",
             cap,
-            f"forecast ${forecast:.2f} exceeds {100 * (1 - headroom):.0f}% of "
-            f"the ${b.limit_usd:.2f} {b.period} budget: keep the expected cost per call "
-            f"at or below ${cap:.6f} (${remaining:.2f} left for about "
+            f"forecast {usd(forecast)} exceeds {100 * (1 - headroom):.0f}% of "
+            f"the {usd(b.limit_usd)} {b.period} budget: keep the expected cost per call "
+            f"at or below ${cap:.6f} ({usd(remaining)} left for about "
             f"{expected_calls:.0f} calls)",
         )
-    return "none", cap, f"on pace: forecast ${forecast:.2f} of ${b.limit_usd:.2f}"
+    return "none", cap, f"on pace: forecast {usd(forecast)} of {usd(b.limit_usd)}"
 
 
 def pacing_of(b: Budget, st: BurnState, ts: float, headroom: float) -> dict[str, Any]:
