@@ -69,7 +69,22 @@ def test_numbers_that_are_not_finite_are_422(
 @pytest.mark.parametrize("value", ["inf", "nan", "many"])
 def test_a_feature_that_is_not_a_finite_number_is_422(client: TestClient, value: str) -> None:
     response = client.get("/api/recommendations", params={"task_type": "t", "tokens": value})
-    assert_refused(response, "tokens")
+    assert_refused(response, "query.tokens")
+    # the shape of every other validation error: field, message, type
+    assert response.json()["error"]["details"] == [
+        {
+            "field": "query.tokens",
+            "message": f"not a finite number: {value!r}",
+            "type": "finite_number",
+        }
+    ]
+
+
+def test_too_many_features_is_422_with_details(client: TestClient) -> None:
+    params = {"task_type": "t", **{f"f{i}": "1" for i in range(33)}}
+    response = client.get("/api/recommendations", params=params)
+    assert_refused(response, "query")  # details were null
+    assert response.json()["error"]["details"][0]["type"] == "too_many_features"
 
 
 def test_a_valid_budget_is_stored_and_checkpointed(client: TestClient) -> None:

@@ -85,6 +85,8 @@ WRITE = (
     CHECKPOINT_DOWN,
 )
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
+#: features a recommendation request may name
+MAX_FEATURES = 32
 
 
 def _either(names: tuple[str, ...]) -> str:
@@ -154,10 +156,25 @@ async def recommend(
         if not math.isfinite(features[key]):
             raise ValidationFailed(
                 f"feature {key!r} must be a finite number",
-                details=[{"field": key, "message": "not a finite number", "value": value}],
+                details=[
+                    {
+                        "field": f"query.{key}",
+                        "message": f"not a finite number: {value!r}",
+                        "type": "finite_number",
+                    }
+                ],
             )
-    if len(features) > 32:
-        raise ValidationFailed("at most 32 features")
+    if len(features) > MAX_FEATURES:
+        raise ValidationFailed(
+            f"at most {MAX_FEATURES} features",
+            details=[
+                {
+                    "field": "query",
+                    "message": f"{len(features)} features; at most {MAX_FEATURES}",
+                    "type": "too_many_features",
+                }
+            ],
+        )
     rng = _rng if seed is None else engine.request_rng(task_type, seed)
     # NoArms (no model known for the task type yet) answers 404 ``no_arms``
     rec = engine.recommend(
