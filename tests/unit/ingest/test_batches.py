@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support import llm_call
 
+from finops.common.auth import Principal
+from finops.common.auth.scopes import EVENTS_WRITE, EVENTS_WRITE_ANY
 from finops.common.events import error_event as enveloped_error
 from finops.ingest.domain import batches
 from finops.ingest.domain.batches import BatchLimits, Caller
@@ -19,7 +21,14 @@ from finops.ingest.domain.errors import (
     SourceMismatch,
 )
 
-AGENT = Caller(subject="user-1", agent_ids=frozenset({"user-1", "bot"}), may_write_any=False)
+
+def caller(sub: str, username: str, *, write_any: bool = False) -> Caller:
+    scopes = {EVENTS_WRITE, EVENTS_WRITE_ANY} if write_any else {EVENTS_WRITE}
+    role = "admin" if write_any else "agent"
+    return Caller.of(Principal(sub, username, role, frozenset(scopes), "jti", 0))
+
+
+AGENT = caller("user-1", "bot")
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LIMITS = BatchLimits(max_events=1000, max_clock_skew_s=300.0, max_event_age_s=60 * 86400.0)
 
@@ -207,7 +216,7 @@ def test_events_for_another_agent_need_write_any():
     assert caught.value.details == [
         {"index": 1, "field": "data.agent_id", "agent_id": "someone-else"}
     ]
-    admin = Caller(subject="admin", agent_ids=frozenset({"admin"}), may_write_any=True)
+    admin = caller("admin", "admin", write_any=True)
     assert len(parse_batch(encode(events), admin, 1000)) == 2
 
 
@@ -224,15 +233,37 @@ def test_an_event_must_not_claim_another_source_than_its_caller():
 
 
 def test_a_writer_for_any_agent_may_name_itself_or_that_agent_as_source():
-    admin = Caller(
-        subject="admin-id", agent_ids=frozenset({"admin-id", "root"}), may_write_any=True
-    )
+    admin = caller("admin-id", "root", write_any=True)
     for_agent, by_admin, elsewhere = call(agent="bot"), call(agent="bot"), call(agent="bot")
     by_admin["source"] = "root"
     elsewhere["source"] = "third-party"
     assert len(parse_batch(encode([for_agent, by_admin]), admin, 1000)) == 2
     with pytest.raises(SourceMismatch):
         parse_batch(encode([elsewhere]), admin, 1000)
+
+
+def test_an_event_sent_by_the_callers_user_id_is_published_under_its_username():
+    by_id = call(agent="user-1")
+    by_id["source"] = "user-1"
+    by_name, error_by_id = call(), error_event(agent="user-1")
+    records = parse_batch(encode([by_id, by_name, error_by_id]), AGENT, 1000)
+    values = [json.loads(r.value) for r in records]
+    assert [r.key for r in records] == [b"bot"] * 3  # the record's key is the username too
+    assert [(v["data"]["agent_id"], v["source"]) for v in values] == [("bot", "bot")] * 3
+    assert [v["data"]["principal"] for v in values] == ["user-1"] * 3  # who sent it: as is
+
+
+def test_an_admin_writing_for_its_own_user_id_is_recorded_by_its_username_others_as_given():
+    admin = caller("admin-id", "root", write_any=True)
+    own, other = call(agent="admin-id"), call(agent="agent-uuid")
+    own["source"], other["source"] = "admin-id", "agent-uuid"
+    records = parse_batch(encode([own, other]), admin, 1000)
+    values = [json.loads(r.value) for r in records]
+    # another agent's user id cannot be mapped without an auth lookup: kept as given
+    assert [(v["data"]["agent_id"], v["source"]) for v in values] == [
+        ("root", "root"),
+        ("agent-uuid", "agent-uuid"),
+    ]
 
 
 def test_unknown_model_is_kept_unpriced():

@@ -33,6 +33,34 @@ class Principal:
         """The agent ids that are the caller itself: its user id and its username."""
         return frozenset({self.sub, self.username})
 
+    def agent_name(self, agent_id: str) -> str:
+        """The name the platform records ``agent_id`` under: the caller's username for its user id.
+
+        A caller may name itself by its user id (``sub``) or by its username; downstream
+        everything (budgets, pacing, stats, the records on the topics) is keyed by the one
+        string, so the user id is replaced by the username. Any other id is kept as given: an
+        admin writing for another agent by that agent's user id cannot be mapped without an
+        auth lookup, and is recorded under that id. The one rule for ingest's events, the
+        optimizer's recommendations and the healer's advice.
+
+        Parameters
+        ----------
+        agent_id : str
+            An ``agent_id`` the caller sent, already allowed by :meth:`speaks_for`.
+
+        Returns
+        -------
+        str
+            ``username`` if ``agent_id`` is the caller's ``sub``, else ``agent_id``.
+
+        Examples
+        --------
+        >>> p = Principal("0b5e-uuid", "bot1", "agent", frozenset(), "jti", 0)
+        >>> p.agent_name("0b5e-uuid"), p.agent_name("bot1"), p.agent_name("other")
+        ('bot1', 'bot1', 'other')
+        """
+        return self.username if agent_id == self.sub else agent_id
+
     def speaks_for(self, agent_id: str) -> bool:
         """Whether the caller may act in ``agent_id``'s name: the id is its own, or the token
         has ``events:write:any`` (admins). The one rule for every endpoint that takes an

@@ -16,7 +16,6 @@ from finops.common.api_errors import (
     ApiError,
     responses,
 )
-from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import event_json_schemas
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
 from finops.ingest.api.schemas import Accepted, EventSchemas
@@ -129,11 +128,7 @@ def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
 async def publish_events(
     request: Request, principal: EventWriter, publisher: Publisher, settings: Settings
 ) -> JSONResponse:
-    caller = Caller(
-        subject=principal.sub,
-        agent_ids=principal.agent_ids,
-        may_write_any=principal.has_scope(EVENTS_WRITE_ANY),
-    )
+    caller = Caller.of(principal)
     body = await request.body()
     try:
         records = parse_batch(body, caller, _limits(settings), datetime.now(UTC))

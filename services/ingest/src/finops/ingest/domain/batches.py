@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic_core import from_json
 
+from finops.common.auth.principal import Principal
+from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import Event, TimeBounds, stamp_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
 from finops.ingest.domain.errors import (
@@ -30,11 +33,23 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sends the batch: the agent ids it may speak for, and whether it may speak for all."""
+    """Who sends the batch: the agent ids it may speak for, whether it may speak for all, and
+    the name each agent id is recorded under (:meth:`Principal.agent_name`: its user id is
+    recorded as its username)."""
 
     subject: str
     agent_ids: frozenset[str]
     may_write_any: bool
+    agent_name: Callable[[str], str]
+
+    @classmethod
+    def of(cls, principal: Principal) -> Caller:
+        return cls(
+            subject=principal.sub,
+            agent_ids=principal.agent_ids,
+            may_write_any=principal.has_scope(EVENTS_WRITE_ANY),
+            agent_name=principal.agent_name,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +107,7 @@ def parse_batch(body: bytes, caller: Caller, limits: BatchLimits, now: datetime)
                 ]
             )
     _check_sources(events, caller)
-    return [_record(e, caller.subject) for e in events]
+    return [_record(e, caller) for e in events]
 
 
 def _check_sources(events: list[Event], caller: Caller) -> None:
@@ -112,9 +127,12 @@ def _check_sources(events: list[Event], caller: Caller) -> None:
         )
 
 
-def _record(event: Event, subject: str) -> Record:
+def _record(event: Event, caller: Caller) -> Record:
     # The events were parsed from this request's body: stamping them in place is safe.
-    event.data.principal = subject
+    event.data.principal = caller.subject
+    # One name per agent downstream (key, stats, budgets): its user id becomes its username.
+    event.data.agent_id = caller.agent_name(event.data.agent_id)
+    event.source = caller.agent_name(event.source)
     stamp_pricing(event)
     key, value = event.to_kafka()
     return Record(

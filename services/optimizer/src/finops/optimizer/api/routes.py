@@ -145,6 +145,8 @@ async def recommend(
     agent_id = agent_id or None  # empty: not given, as the healer takes it
     if agent_id is not None:  # the answer is logged in its name (finops.recommendations.v1)
         principal.require_speaks_for(agent_id)
+        # its user id: paced by, and logged under, its username (as its events at ingest)
+        agent_id = principal.agent_name(agent_id)
     features: dict[str, float] = {}
     for key, value in request.query_params.items():
         if key in RESERVED_QUERY:
