@@ -24,6 +24,7 @@ from finops.cli.stack_state import (
     probe_component,
     read_state,
     running_supervisor,
+    state_path,
     stop_recorded,
 )
 from finops.cli.typer_app import FinopsTyper
@@ -195,8 +196,7 @@ def _up_detached(root: Path, infra_only: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     log_path = root / "logs" / "stack.log"
-    state_path = root / "stack.json"
-    state_path.unlink(missing_ok=True)
+    state_path(root).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "finops.cli", "up"] + (["--infra-only"] if infra_only else [])
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
@@ -247,7 +247,7 @@ def status() -> None:
     state = read_state(root)
     if not state:
         console.print(
-            f"no stack has been started here (no {root / 'stack.json'}); a stack started with"
+            f"no stack has been started here (no {state_path(root)}); a stack started with"
             " another FINOPS_DATA_DIR shows with that one set."
         )
         raise typer.Exit(1)

@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import httpx
 
@@ -272,10 +271,6 @@ class Stack:
         return True
 
     # ---- state file --------------------------------------------------------------------
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "stack.json"
 
     def write_state(self, status: str, error: str | None = None) -> None:
         state = {

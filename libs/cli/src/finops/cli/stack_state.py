@@ -15,8 +15,13 @@ import httpx
 from finops.cli.process import is_same_process, pid_alive, tcp_open
 
 
+def state_path(root: Path) -> Path:
+    """Where the stack of the data folder ``root`` records itself."""
+    return root / "stack.json"
+
+
 def read_state(root: Path) -> dict[str, Any] | None:
-    path = root / "stack.json"
+    path = state_path(root)
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
@@ -49,6 +54,11 @@ def running_supervisor(root: Path) -> int | None:
     state = read_state(root)
     if not state or state.get("status") == "stopped":
         return None
+    return _live_supervisor(state)
+
+
+def _live_supervisor(state: dict[str, Any]) -> int | None:
+    """The state's supervisor pid while that process, started at the recorded time, lives."""
     pid = state.get("supervisor_pid")
     return pid if pid and is_same_process(pid, state.get("supervisor_ticks")) else None
 
@@ -61,19 +71,15 @@ def mark_stopped(root: Path) -> None:
     recorded start time) is left as it says.
     """
     state = read_state(root)
-    if not state or state.get("status") == "stopped":
-        return
-    pid = state.get("supervisor_pid")
-    if pid and is_same_process(pid, state.get("supervisor_ticks")):
-        return
-    write_state_file(root, {**state, "status": "stopped"})
+    if state and state.get("status") != "stopped" and _live_supervisor(state) is None:
+        write_state_file(root, {**state, "status": "stopped"})
 
 
 def write_state_file(root: Path, state: dict[str, Any]) -> None:
     """Replace ``root``'s stack.json with ``state`` at once, through a file of this process's
     own (two processes writing at once must not share one)."""
-    path = root / "stack.json"
-    tmp = path.with_name(f"stack.json.{os.getpid()}.tmp")
+    path = state_path(root)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(path)
 
