@@ -37,6 +37,15 @@ async def down(url: str, revision: str) -> None:
     await asyncio.to_thread(migrations.downgrade, url, revision, ["experiments"])
 
 
+async def _experiment(conn: asyncpg.Connection, status: str) -> None:
+    """Experiment e1, in ``status``, for the audit rows to name."""
+    await conn.execute(
+        "INSERT INTO experiments (id, name, task_type, definition, status, salt, created_by) "
+        "VALUES ('e1', 'e1', 't', '{}', $1, 's', 'ops')",
+        status,
+    )
+
+
 async def _columns(url: str) -> set[str]:
     conn = await asyncpg.connect(url)
     try:
@@ -53,10 +62,7 @@ async def test_the_outbox_columns_come_and_go_and_a_waiting_change_blocks_the_do
     await up(database, "exp0003")
     conn = await asyncpg.connect(database)
     try:
-        await conn.execute(
-            "INSERT INTO experiments (id, name, task_type, definition, status, salt, created_by) "
-            "VALUES ('e1', 'e1', 't', '{}', 'draft', 's', 'ops')"
-        )
+        await _experiment(conn, "draft")
         await conn.execute(
             "INSERT INTO experiment_audit (experiment_id, actor, action, details) "
             "VALUES ('e1', 'ops', 'create', '{}')"
@@ -85,10 +91,7 @@ async def test_a_decision_waiting_in_the_outbox_blocks_the_downgrade_past_exp000
     await up(database, "exp0005")
     conn = await asyncpg.connect(database)
     try:
-        await conn.execute(
-            "INSERT INTO experiments (id, name, task_type, definition, status, salt, created_by) "
-            "VALUES ('e1', 'e1', 't', '{}', 'decided', 's', 'ops')"
-        )
+        await _experiment(conn, "decided")
         await conn.execute(
             "INSERT INTO experiment_audit (experiment_id, actor, action, details, announce_on, "
             "announced_at) VALUES ('e1', 'analysis', 'decided', '{}', 'finops.experiments.v1', "
