@@ -62,6 +62,19 @@ def test_a_redelivered_outcome_counts_once() -> None:
     assert sum(t.healed for t in ledger.learner.trials.values()) == 1
 
 
+def test_an_advice_delivered_twice_counts_once_and_stays_resolved() -> None:
+    # The healing topic's producer retries (without idempotence on the local broker) may
+    # write an advice twice: the copy must neither count a second chain nor reopen it.
+    ledger = HealingLedger()
+    ledger.advised(record("a1", 0.0))
+    ledger.healed(Outcome("a1", True, 1.0))
+    ledger.advised(record("a1", 0.0))
+    ledger.healed(Outcome("a1", True, 1.0))
+    stats = ledger.report()["rate_limit"]
+    assert (stats["advised"], stats["healed"]) == (1, 1)
+    assert sum(t.healed for t in ledger.learner.trials.values()) == 1
+
+
 def test_unhealed_chains_lower_the_ratio() -> None:
     ledger = HealingLedger()
     ledger.advised(record("a1", 0.0))

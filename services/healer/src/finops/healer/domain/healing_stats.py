@@ -129,6 +129,8 @@ class HealingLedger:
         return self.kinds.setdefault(kind, KindStats())
 
     def advised(self, record: AdviceRecord) -> None:
+        if record.advice_id in self.pending:  # a copy of an advice counted already
+            return
         before = self.pending.get(record.follows) if record.follows else None
         if before is not None:
             entry = _Pending(record, before.chain, before.chain_start_s, before.chain_kind)
