@@ -58,16 +58,17 @@ async def test_a_label_stored_by_one_instance_reaches_another(infra_env: Any) ->
 async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
     query = (
         "SELECT count(*) FROM pg_tables"
-        " WHERE tablename IN ('healer_error_labels', 'healer_checkpoints')"
+        " WHERE tablename IN"
+        " ('healer_error_labels', 'healer_checkpoints', 'healer_ledger_segments')"
     )
     async with own_database(infra.database_url, "healer_scratch") as url:
         # Alembic's env runs its own event loop: keep it off the test's loop.
         await asyncio.to_thread(migrations.upgrade, url, "head", ["healer"])
         conn = await asyncpg.connect(url)
         try:
-            assert await conn.fetchval(query) == 2
+            assert await conn.fetchval(query) == 3
             assert await conn.fetchval("SELECT version_num FROM alembic_version_healer") == (
-                "heal0004"
+                "heal0005"
             )
             await asyncio.to_thread(migrations.downgrade, url, "base", ["healer"])
             assert await conn.fetchval(query) == 0

@@ -7,27 +7,54 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
+import pytest
 from stream_fakes import BufferedConsumer
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.topics import HEALING
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.healing_stats import HealingLedger
+from finops.healer.domain.healing_stats import EncodedChanges, HealingLedger
+from finops.healer.domain.ledger_segments import SegmentIndex
 from finops.healer.domain.taxonomy import ErrorKind
 
 BATCHES = 50
 
 
 class MemoryStore:
+    """A ledger store in memory: the last checkpoint loaded, the changes saved.
+
+    ``gone`` plays a checkpoint removed as stale: a save that is not complete is refused
+    once, as the PostgreSQL store refuses it. ``failures`` saves fail as if PostgreSQL were
+    down.
+    """
+
     def __init__(self) -> None:
         self.saved: Checkpoint | None = None
+        self.changes: list[EncodedChanges] = []
+        self.gone = False
+        self.failures = 0
 
     async def load(self, name: str) -> Checkpoint | None:
         return self.saved
 
-    async def save(self, name: str, saved: Checkpoint) -> None:
-        self.saved = saved
+    async def save_changes(
+        self,
+        name: str,
+        writer: str,
+        changes: EncodedChanges,
+        offsets: dict[str, int],
+        cluster_id: str | None,
+    ) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionRefusedError("PostgreSQL is down")
+        if self.gone and not changes.complete:
+            self.gone = False
+            return False
+        self.changes.append(changes)
+        self.saved = Checkpoint(json.loads(changes.small), offsets, cluster_id=cluster_id)
+        return True
 
 
 def advice_value(advice_id: str) -> bytes:
@@ -130,3 +157,37 @@ def test_a_ledger_saved_before_it_remembered_error_ids_restores() -> None:
     state = ledger.to_state()
     state.pop("error_ids", None)
     assert HealingLedger.from_state(state).report()["auth"]["occurrences"] == 1
+
+
+def saved_segments(changes: EncodedChanges) -> list[tuple[str, int]]:
+    return [(s.part, s.segment) for s in changes.segments]
+
+
+async def test_a_checkpoint_removed_as_stale_is_written_whole_again() -> None:
+    store = MemoryStore()
+    ledger = HealingLedger(pending_index=SegmentIndex(segment_size=1))
+    intake = OutcomeIntake(ledger, None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
+    intake.apply(HEALING.name, advice_value("a1"))
+    await intake.checkpoint()
+    intake.apply(HEALING.name, advice_value("a2"))
+    await intake.checkpoint()
+    assert [saved_segments(c) for c in store.changes] == [[("pending", 0)], [("pending", 1)]]
+    store.gone = True  # another instance removed this one's checkpoint while it was idle
+    intake.apply(HEALING.name, advice_value("a3"))
+    await intake.checkpoint()
+    assert store.changes[-1].complete
+    assert saved_segments(store.changes[-1]) == [("pending", 0), ("pending", 1), ("pending", 2)]
+
+
+async def test_the_segments_of_a_failed_checkpoint_are_in_the_next() -> None:
+    store = MemoryStore()
+    ledger = HealingLedger(pending_index=SegmentIndex(segment_size=1))
+    intake = OutcomeIntake(ledger, None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
+    intake.apply(HEALING.name, advice_value("a1"))
+    await intake.checkpoint()
+    intake.apply(HEALING.name, advice_value("a2"))
+    store.failures = 1
+    with pytest.raises(ConnectionRefusedError):
+        await intake.checkpoint()
+    await intake.checkpoint()
+    assert saved_segments(store.changes[-1]) == [("pending", 1)]

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from finops.healer.domain import advice, catalog, effectiveness, healing_stats, remedies
+from finops.healer.domain import (
+    advice,
+    catalog,
+    effectiveness,
+    healing_stats,
+    ledger_segments,
+    remedies,
+)
 from finops.healer.domain import classify as classify_module
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
@@ -61,7 +68,8 @@ def context(call: FailedCall, wait: int | None = None) -> RemedyContext:
 
 
 @pytest.mark.parametrize(
-    "module", [advice, catalog, classify_module, effectiveness, healing_stats, remedies]
+    "module",
+    [advice, catalog, classify_module, effectiveness, healing_stats, ledger_segments, remedies],
 )
 def test_domain_doctests_pass(module: Any) -> None:
     result = doctest.testmod(module)

@@ -30,9 +30,13 @@ class Checkpoint:
         return self.state if isinstance(self.state, dict) else dict(json.loads(self.state))
 
 
-class CheckpointStore(Protocol):
+class CheckpointSource(Protocol):
+    """Where a consumer's last checkpoint is read from."""
+
     async def load(self, name: str) -> Checkpoint | None: ...
 
+
+class CheckpointStore(CheckpointSource, Protocol):
     async def save(self, name: str, checkpoint: Checkpoint) -> None: ...
 
 

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from finops.common.checkpoints import CheckpointStore
+from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
@@ -101,7 +101,8 @@ class CheckpointedState:
     each poll in :meth:`after_batch` (a periodic checkpoint, say).
     """
 
-    def __init__(self, store: CheckpointStore, name: str) -> None:
+    def __init__(self, store: CheckpointSource, name: str) -> None:
+        #: a subclass saves through a store of its own kind (restoring needs only ``load``)
         self.store = store
         self.name = name  # of the checkpoint
         self.offsets: dict[str, int] = {}  # "topic:partition" -> next offset to read

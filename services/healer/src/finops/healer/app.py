@@ -23,6 +23,7 @@ from finops.healer.adapters.circuits_stream import breaker_pipeline
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
+from finops.healer.adapters.ledger_store import PostgresLedgerStore
 from finops.healer.agents import register_agents
 from finops.healer.api.advice import router as advice_router
 from finops.healer.api.circuits import router as circuits_router
@@ -143,7 +144,7 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
     outcomes = OutcomeIntake(
         HealingLedger(),
         consumer,
-        PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
+        PostgresLedgerStore(app.state.db),
         app.state.classifier,
         name=settings.effectiveness_checkpoint_name,
         checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,

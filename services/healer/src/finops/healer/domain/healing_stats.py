@@ -20,13 +20,16 @@ most :data:`MAX_WAITING` of them) until the advice arrives.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
+from finops.common.checkpoints import json_bytes
 from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.healer.domain.effectiveness import RemedyLearner
+from finops.healer.domain.ledger_segments import SegmentIndex
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 
@@ -124,6 +127,9 @@ class HealingLedger:
     waiting: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
     healed_chains: OrderedDict[str, None] = field(default_factory=OrderedDict)
     error_ids: IdDedupe = field(default_factory=lambda: IdDedupe(ERROR_IDS))
+    #: the segments of ``pending`` and ``healed_chains`` changed since the last checkpoint
+    pending_index: SegmentIndex = field(default_factory=SegmentIndex)
+    chain_index: SegmentIndex = field(default_factory=SegmentIndex)
 
     def _stats(self, kind: ErrorKind) -> KindStats:
         return self.kinds.setdefault(kind, KindStats())
@@ -137,12 +143,17 @@ class HealingLedger:
         else:
             entry = _Pending(record, record.advice_id, record.at_s, record.kind)
             self._stats(record.kind).advised += 1
-        self.pending[record.advice_id] = entry
-        while len(self.pending) > MAX_PENDING:
-            self.pending.popitem(last=False)
+        self._remember(entry)
         early = self.waiting.pop(record.advice_id, None)
         if early is not None:
             self._resolve(entry, early)
+
+    def _remember(self, entry: _Pending) -> None:
+        self.pending[entry.record.advice_id] = entry
+        self.pending_index.add(entry.record.advice_id)
+        while len(self.pending) > MAX_PENDING:
+            forgotten, _ = self.pending.popitem(last=False)
+            self.pending_index.forget(forgotten)
 
     def failed(
         self, kind: ErrorKind, advice_id: str | None, at_s: float, event_id: UUID | None = None
@@ -171,17 +182,23 @@ class HealingLedger:
         if entry.resolved:  # a redelivered outcome counts once
             return
         self.pending[entry.record.advice_id] = replace(entry, resolved=True)
+        self.pending_index.touch(entry.record.advice_id)
         record = entry.record
         self.learner.observe(record.kind, record.provider, record.action, healed=outcome.healed)
         if not outcome.healed or entry.chain in self.healed_chains:
             return
-        self.healed_chains[entry.chain] = None
-        while len(self.healed_chains) > MAX_PENDING:
-            self.healed_chains.popitem(last=False)
+        self._chain_healed(entry.chain)
         stats = self._stats(entry.chain_kind)
         stats.healed += 1
         stats.heal_time_s += max(0.0, outcome.at_s - entry.chain_start_s)
         stats.extra_cost_usd += outcome.cost_usd - outcome.baseline_cost_usd
+
+    def _chain_healed(self, chain: str) -> None:
+        self.healed_chains[chain] = None
+        self.chain_index.add(chain)
+        while len(self.healed_chains) > MAX_PENDING:
+            forgotten, _ = self.healed_chains.popitem(last=False)
+            self.chain_index.forget(forgotten)
 
     def first_model(self, advice_id: str) -> tuple[str, str] | None:
         """(provider, model) the chain of ``advice_id`` first asked for, if the advice is known."""
@@ -197,62 +214,133 @@ class HealingLedger:
     # ---- state --------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return self.snapshot().to_state()
+        """The whole ledger as one dict (:meth:`from_state` reads it back)."""
+        return {
+            **self._small_parts(),
+            "error_ids": self.error_ids.to_state(),
+            "pending": [_pending_state(entry) for entry in self.pending.values()],
+            "healed_chains": list(self.healed_chains),
+        }
 
-    def snapshot(self) -> LedgerSnapshot:
-        """The ledger as it is now, taken in time linear in its size but without converting
-        anything: the entries are immutable and shared. The live ledger may change afterwards
-        while :meth:`LedgerSnapshot.to_state` runs elsewhere (on a thread)."""
-        return LedgerSnapshot(
-            learner=self.learner.to_state(),
-            kinds={k.value: asdict(s) for k, s in self.kinds.items()},
-            pending=list(self.pending.values()),
-            waiting=list(self.waiting.values()),
-            healed_chains=list(self.healed_chains),
-            error_ids=self.error_ids.copy(),
+    def _small_parts(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.to_state(),
+            "kinds": {k.value: asdict(s) for k, s in self.kinds.items()},
+            "waiting": [_outcome_state(o) for o in self.waiting.values()],
+        }
+
+    def take_changes(self) -> LedgerChanges:
+        """What changed since the last call: the small parts whole, the two large ones
+        (``pending``, ``healed_chains``) as the segments changed (see
+        :mod:`~finops.healer.domain.ledger_segments`). Until :meth:`give_back` the segments
+        taken count as saved."""
+        pending = self.pending_index.take_changed()
+        chains = self.chain_index.take_changed()
+        return LedgerChanges(
+            small=self._small_parts(),
+            error_ids=self.error_ids.copy(),  # packed on the thread that encodes
+            pending={
+                segment: [self.pending[key] for key in self.pending_index.keys(segment)]
+                for segment in pending
+            },
+            chains={segment: self.chain_index.keys(segment) for segment in chains},
+            complete=self.pending_index.members.keys() <= set(pending)
+            and self.chain_index.members.keys() <= set(chains),
         )
+
+    def give_back(self, changes: LedgerChanges) -> None:
+        """``changes`` were not saved: their segments count as changed again."""
+        self.pending_index.mark_changed(list(changes.pending))
+        self.chain_index.mark_changed(list(changes.chains))
+
+    def mark_all_changed(self) -> None:
+        """The next :meth:`take_changes` holds every segment (the saved ones are gone)."""
+        self.pending_index.mark_all_changed()
+        self.chain_index.mark_all_changed()
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> HealingLedger:
+        """The ledger :meth:`to_state` (or a checkpoint's small parts and segments) saved;
+        every segment of it counts as changed."""
         ledger = cls(learner=RemedyLearner.from_state(state["learner"]))
         ledger.kinds = {ErrorKind(k): KindStats(**v) for k, v in state["kinds"].items()}
         for row in state["pending"]:
             record = _record_from_state(row)
-            ledger.pending[record.advice_id] = _Pending(
-                record,
-                row["chain"],
-                float(row["chain_start_s"]),
-                ErrorKind(row["chain_kind"]),
-                bool(row["resolved"]),
+            ledger._remember(
+                _Pending(
+                    record,
+                    row["chain"],
+                    float(row["chain_start_s"]),
+                    ErrorKind(row["chain_kind"]),
+                    bool(row["resolved"]),
+                )
             )
         for row in state["waiting"]:
             ledger.waiting[row["advice_id"]] = Outcome(**row)
-        ledger.healed_chains = OrderedDict.fromkeys(state["healed_chains"])
+        for chain in state["healed_chains"]:
+            ledger._chain_healed(chain)
         if "error_ids" in state:  # absent from checkpoints of earlier versions
             ledger.error_ids = IdDedupe.from_state(state["error_ids"])
         return ledger
 
 
 @dataclass(frozen=True)
-class LedgerSnapshot:
-    """A :class:`HealingLedger` frozen at one moment, turned into its saved state on demand."""
+class LedgerChanges:
+    """A checkpoint's worth of a :class:`HealingLedger`: its small parts whole, and the changed
+    segments of ``pending`` and ``healed_chains`` (a segment with no entries left is to be
+    removed). The entries are immutable and shared with the live ledger, so :meth:`encode`
+    may run elsewhere (on a thread) while it changes."""
 
-    learner: list[dict[str, Any]]
-    kinds: dict[str, dict[str, Any]]
-    pending: list[_Pending]
-    waiting: list[Outcome]
-    healed_chains: list[str]
+    small: dict[str, Any]
     error_ids: IdDedupe
+    pending: dict[int, list[_Pending]]
+    chains: dict[int, list[str]]
+    #: every segment is in it: it needs no segment saved before
+    complete: bool
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "learner": self.learner,
-            "kinds": self.kinds,
-            "pending": [_pending_state(p) for p in self.pending],
-            "waiting": [_outcome_state(o) for o in self.waiting],
-            "healed_chains": self.healed_chains,
-            "error_ids": self.error_ids.to_state(),
-        }
+    def encode(self) -> EncodedChanges:
+        return EncodedChanges(
+            small=json_bytes({**self.small, "error_ids": self.error_ids.to_state()}),
+            segments=[
+                *(
+                    SegmentText(PENDING, segment, _segment_json([_pending_state(e) for e in rows]))
+                    for segment, rows in self.pending.items()
+                ),
+                *(
+                    SegmentText(HEALED_CHAINS, segment, _segment_json(rows))
+                    for segment, rows in self.chains.items()
+                ),
+            ],
+            complete=self.complete,
+        )
+
+
+#: the names of the two large parts, as a checkpoint's segments name them
+PENDING = "pending"
+HEALED_CHAINS = "healed_chains"
+
+
+@dataclass(frozen=True)
+class SegmentText:
+    """One changed segment as JSON (a list of its entries); ``None``: the segment is empty."""
+
+    part: str
+    segment: int
+    text: bytes | None
+
+
+@dataclass(frozen=True)
+class EncodedChanges:
+    """:class:`LedgerChanges` as JSON: the small parts' object and each changed segment's."""
+
+    small: bytes
+    segments: list[SegmentText]
+    complete: bool
+
+
+def _segment_json(rows: list[Any]) -> bytes | None:
+    # A segment is small enough (SEGMENT_SIZE entries) for one call of the encoder.
+    return json.dumps(rows, separators=(",", ":")).encode() if rows else None
 
 
 def _pending_state(entry: _Pending) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class EventIntake(CheckpointedState):
         ledger: SettingsLedger | None = None,
     ) -> None:
         super().__init__(store, name)
+        self.store: CheckpointStore = store
         #: where operator changes are recorded first (None: only in the checkpoint)
         self.ledger = ledger
         self._changing = asyncio.Lock()  # changes numbered and applied in the same order
