@@ -181,8 +181,8 @@ async def test_the_next_owner_of_partition_0_does_not_raise_a_budget_alert_again
     lab: PartitionedLab, alert_log: AlertLog
 ) -> None:
     period_start, _ = period_bounds("day", DAY.timestamp())
-    at_80 = alert_id("bot-daily", period_start, "0.8")
-    at_100 = alert_id("bot-daily", period_start, "1")
+    at_80 = alert_id("bot-daily", period_start, "0.8", 1.0)
+    at_100 = alert_id("bot-daily", period_start, "1", 1.0)
 
     async with lab.worker() as first:
         put = await first.put(

@@ -130,6 +130,35 @@ def test_80_then_100_percent_alerts_fire_once_each_per_period_and_reset():
     assert bt.status("b1")["spend_usd"] == 12.0 and bt.status("b1")["late_events"] == 1
 
 
+def test_a_budget_replaced_with_a_higher_limit_fires_its_thresholds_again_under_new_ids():
+    # The walkthrough's case: a $0.001 budget fired all three alerts; raised to $0.06 with
+    # the spend at 69 % of it, it said 0.8 and 1 had fired, and never alerted again.
+    bt = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)])
+    first = [a for h in range(12) for a in bt.observe_cost("agent", "bot", at(h), 1.0)]
+    assert bt.status("b1")["alerts_fired"] == ["forecast", "0.8", "1"]
+    bt.set_budget(Budget("b1", "agent", "bot", "day", 20.0))
+    # $12 is under 80 % of $20; $1 an hour still forecasts $24 for the day
+    assert bt.status("b1")["alerts_fired"] == ["forecast"]
+    again = [a for h in range(12, 24) for a in bt.observe_cost("agent", "bot", at(h), 1.0)]
+    thresholds = [
+        (a.details["threshold"], a.details["limit_usd"], a.details["spend_usd"])
+        for a in again
+        if a.details["alert_type"] == "threshold"
+    ]
+    assert thresholds == [(0.8, 20.0, 16.0), (1.0, 20.0, 20.0)]
+    assert {a.alert_id for a in first}.isdisjoint(a.alert_id for a in again)
+
+
+def test_a_budget_replaced_with_a_lower_limit_does_not_fire_what_it_fired_again():
+    bt = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)])
+    for h in range(9):  # $9: 0.8 fired
+        bt.observe_cost("agent", "bot", at(h), 1.0)
+    bt.set_budget(Budget("b1", "agent", "bot", "day", 10.5))
+    assert "0.8" in bt.status("b1")["alerts_fired"]  # $9 is still over 80 % of $10.5
+    later = bt.observe_cost("agent", "bot", at(9), 0.1)
+    assert [a.details["threshold"] for a in later if a.details["alert_type"] == "threshold"] == []
+
+
 def test_alert_fields_and_deterministic_ids():
     def run():
         bt = BudgetTracker([Budget("team-search-daily", "team", "search", "day", 5.0)])
@@ -151,7 +180,7 @@ def test_alert_fields_and_deterministic_ids():
         and d["details"]["period_start"] == "2025-03-01T00:00:00Z"
     )
     assert "search" in d["message"] and "80%" in d["message"]
-    assert d["alert_id"] == alert_id("team-search-daily", T0.timestamp(), "0.8")
+    assert d["alert_id"] == alert_id("team-search-daily", T0.timestamp(), "0.8", 5.0)
     uuid.UUID(d["alert_id"])
     ids = [x.alert_id for x in first]
     assert len(ids) == len(set(ids))  # distinct per threshold and per kind

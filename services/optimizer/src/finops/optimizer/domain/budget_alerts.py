@@ -23,16 +23,18 @@ from finops.optimizer.domain.budget_definitions import Budget, usd
 from finops.optimizer.domain.burn_rate import HOUR, BurnState
 from finops.optimizer.domain.eventtime import iso_utc
 
-__all__ = ["FORECAST_LABEL", "alert_id", "check_alerts", "threshold_label"]
+__all__ = ["FORECAST_LABEL", "alert_id", "check_alerts", "rearm", "threshold_label"]
 
 _NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
 #: the ``fired`` label of the forecast alert (thresholds are labelled by their value)
 FORECAST_LABEL = "forecast"
 
 
-def alert_id(budget_id: str, period_start: float, label: str) -> str:
-    """Deterministic alert id: UUID5 of ``budget|<id>|<period start>|<label>``."""
-    return str(uuid.uuid5(_NAMESPACE, f"budget|{budget_id}|{iso_utc(period_start)}|{label}"))
+def alert_id(budget_id: str, period_start: float, label: str, limit_usd: float) -> str:
+    """Deterministic alert id: UUID5 of ``budget|<id>|<period start>|<label>|<limit>``
+    (a budget replaced with another limit fires its thresholds again, under new ids)."""
+    key = f"budget|{budget_id}|{iso_utc(period_start)}|{label}|{float(limit_usd)!r}"
+    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 def threshold_label(threshold: float) -> str:
@@ -62,6 +64,35 @@ def check_alerts(b: Budget, st: BurnState, ts: float) -> list[Alert]:
         st.fired.append(FORECAST_LABEL)
         alerts.append(_forecast_alert(b, st, ts, forecast))
     return alerts
+
+
+def rearm(b: Budget, st: BurnState, ts: float) -> None:
+    """Keep fired only the alerts whose condition still holds for ``b``, a budget replaced
+    with another limit or thresholds in the period of ``st``: the others fire again when
+    the spend crosses them.
+
+    >>> st = BurnState(0.0, 86400.0)
+    >>> st.add(0.0, 9.0, 1)
+    >>> _ = check_alerts(Budget("b", "team", "search", "day", 10.0), st, 1800.0)
+    >>> st.fired, round(st.forecast(1800.0))  # $9 in the day's first half hour
+    (['0.8', 'forecast'], 220)
+    >>> rearm(Budget("b", "team", "search", "day", 100.0), st, 1800.0)
+    >>> st.fired  # $9 is under 80 % of $100; $220 is still over it
+    ['forecast']
+    >>> rearm(Budget("b", "team", "search", "day", 1000.0), st, 1800.0)
+    >>> st.fired
+    []
+    >>> [a.details["alert_type"] for a in check_alerts(Budget("b", "team", "search", "day",
+    ...                                                         11.0), st, 1800.0)]
+    ['threshold', 'forecast_exceeds']
+    """
+    crossed = {threshold_label(th) for th in b.alert_thresholds if st.spend >= th * b.limit_usd}
+    forecast_holds = st.spend >= b.limit_usd or st.forecast(ts) > b.limit_usd
+    st.fired = [
+        label
+        for label in st.fired
+        if label in crossed or (label == FORECAST_LABEL and forecast_holds)
+    ]
 
 
 def _threshold_alerts(b: Budget, st: BurnState, ts: float, forecast: float) -> list[Alert]:
@@ -120,7 +151,7 @@ def _alert(
 ) -> Alert:
     return Alert(
         kind="budget",
-        alert_id=alert_id(b.id, st.period_start, label),
+        alert_id=alert_id(b.id, st.period_start, label, b.limit_usd),
         subject=b.subject,
         severity=severity,
         message=message,

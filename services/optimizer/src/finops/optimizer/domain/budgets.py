@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from finops.common.alerts import Alert
-from finops.optimizer.domain.budget_alerts import alert_id, check_alerts
+from finops.optimizer.domain.budget_alerts import alert_id, check_alerts, rearm
 from finops.optimizer.domain.budget_definitions import PERIODS, SCOPES, Budget, period_bounds
 from finops.optimizer.domain.budget_pacing import pacing_of, stricter
 from finops.optimizer.domain.burn_merge import merged_burn_state
@@ -119,7 +119,9 @@ class BudgetTracker:
     # ------------------------------------------------------------------ budgets
     def set_budget(self, budget: Budget) -> None:
         """Add or replace a budget. Its period state is kept when scope, subject and period
-        are unchanged (a new limit then applies to the spend so far)."""
+        are unchanged: a new limit then applies to the spend so far, and an alert already
+        fired fires again when the spend crosses it under the new limit (see
+        :func:`~.budget_alerts.rearm`)."""
         old = self._budgets.get(budget.id)
         if old is not None:
             self._unindex(old)
@@ -129,6 +131,10 @@ class BudgetTracker:
                 budget.period,
             ):
                 self._states.pop(budget.id, None)
+            elif (state := self._states.get(budget.id)) is not None:
+                as_of = self._as_of(budget, None)
+                if as_of is not None:  # else no call was seen: nothing has fired
+                    rearm(budget, state, as_of)
         self._budgets[budget.id] = budget
         self._index.setdefault((budget.scope, budget.subject), []).append(budget.id)
 
