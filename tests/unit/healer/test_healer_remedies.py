@@ -35,6 +35,7 @@ from finops.healer.domain.remedies import (
     candidate_remedies,
 )
 from finops.healer.domain.taxonomy import RETRYABLE_KINDS, Classification, ErrorKind
+from finops.healer.domain.waits import MAX_STATED_WAIT_MS
 
 K = ErrorKind
 CASES: list[dict[str, Any]] = json.loads(
@@ -108,6 +109,19 @@ def test_a_stated_wait_is_a_floor_and_makes_it_a_wait() -> None:
     found = candidate_remedies(K.RATE_LIMIT, context(FailedCall("openai", "gpt-4o"), 20_000))
     assert found[0].action is Action.WAIT
     assert 20_000 <= found[0].delay_ms <= 21_000
+
+
+def test_a_wait_at_the_cap_does_not_say_the_provider_asked_for_exactly_that() -> None:
+    # retry-after "Wed, 21 Oct 2099 ..." said "wait the 86400000 ms the provider asked for"
+    capped = candidate_remedies(
+        K.RATE_LIMIT, context(FailedCall("openai", "gpt-4o"), MAX_STATED_WAIT_MS)
+    )[0]
+    assert capped.reason == (
+        "rate limited: the provider asked to wait a day or longer; "
+        "wait 86400000 ms, the longest wait advised"
+    )
+    stated = candidate_remedies(K.RATE_LIMIT, context(FailedCall("openai", "gpt-4o"), 20_000))
+    assert stated[0].reason.endswith("wait the 20000 ms the provider asked for")
 
 
 def test_backoff_cap_doubles_per_attempt_up_to_the_maximum() -> None:

@@ -31,6 +31,7 @@ from tenacity import RetryCallState, wait_exponential
 
 from finops.healer.domain.catalog import Excluded, ModelCatalog
 from finops.healer.domain.taxonomy import ErrorKind
+from finops.healer.domain.waits import MAX_STATED_WAIT_MS
 
 K = ErrorKind
 
@@ -168,6 +169,11 @@ def _retry(ctx: RemedyContext, why: str) -> Remedy:
     delay, stated = ctx.backoff.delay(ctx.call.attempt, ctx.stated_wait_ms, ctx.rng)
     if stated:
         asked = f"{why}: wait the {ctx.stated_wait_ms} ms the provider asked for"
+        if ctx.stated_wait_ms == MAX_STATED_WAIT_MS:
+            asked = (
+                f"{why}: the provider asked to wait a day or longer; "
+                f"wait {MAX_STATED_WAIT_MS} ms, the longest wait advised"
+            )
         return Remedy(Action.WAIT, delay, reason=asked)
     return Remedy(Action.RETRY, delay, reason=f"{why}: retry after a jittered backoff")
 
