@@ -63,7 +63,9 @@ PUBLISH_ERRORS = (
     ApiError(
         503,
         "broker_unavailable",
-        "the broker did not acknowledge in time; retry after `Retry-After` seconds",
+        "the broker did not acknowledge in time; retry after `Retry-After` seconds with the"
+        " same event ids: an event not acknowledged may still be written later, and the"
+        " consumers count an id once",
     ),
 )
 
