@@ -66,6 +66,7 @@ class HealerSettings(StreamSettings):
     alerts_topic: str = ALERTS.name
     #: Models a fallback may choose ("provider/model").
     fallback_models: tuple[str, ...] = DEFAULT_FALLBACK_MODELS
-    #: Where the learned effectiveness and the stats are checkpointed with their offsets.
+    #: The checkpoint name of the learned effectiveness and the stats (with their offsets):
+    #: each instance saves under ``<name>@<writer>`` and restores the freshest of the name.
     effectiveness_checkpoint_name: str = "healer-effectiveness"
     effectiveness_checkpoint_interval_s: float = 5.0
