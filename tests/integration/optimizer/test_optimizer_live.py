@@ -14,7 +14,8 @@ from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
-from finops.common.kafka import make_consumer, make_producer
+from finops.common.consumer import header_map
+from finops.common.kafka import make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
@@ -312,3 +313,39 @@ async def test_an_event_dated_9999_on_the_topic_breaks_no_stats_request(lab):
         resp = await client.get("/api/stats/model", params={"window": "day"})
         assert resp.status_code == 200
         assert resp.json()["windows"][-1]["rows"][0]["calls"] == 2
+
+
+async def dead_letters(lab: Lab, spec: TopicSpec, expected: int) -> list:
+    """The records on ``spec``'s dead-letter topic, read until ``expected`` are there."""
+    found: list = []
+    async for record in read_topic(
+        lab.kafka, spec.dlq, timeout_s=30, until=lambda: len(found) >= expected
+    ):
+        found.append(record)
+    return found
+
+
+async def test_a_call_on_the_error_topic_is_parked_and_counted_nowhere(lab):
+    # an agent.llm_call written to agent.error.v1 is a bad record, not an LLM call
+    poisoned = llm_call("bot", task_type="poison-t", model="gpt-4o")
+    real = llm_call("bot", task_type="poison-t", model="gpt-4o")
+    async with lab.optimizer() as client:
+        intake = client.app.state.intake
+        await send_acknowledged(lab.producer, lab.errors.name, [poisoned])
+        await lab.publish([real])
+        await wait_until(
+            lambda: intake.stream.processed + intake.stream.dead_lettered >= 2,
+            60,
+            "both records read",
+        )
+        totals = (await client.get("/api/stats/task_type")).json()["totals"]
+        assert {row["key"]: row["calls"] for row in totals} == {"poison-t": 1}
+        assert (intake.events, intake.stream.dead_lettered) == (1, 1)
+    [parked] = await dead_letters(lab, lab.errors, 1)
+    headers = header_map(parked.headers)
+    assert json.loads(parked.value)["id"] == poisoned["id"]
+    assert (headers["x-service"], headers["x-origin-topic"]) == ("optimizer", lab.errors.name)
+    assert headers["x-error-type"] == "WrongEventType"
+    assert headers["x-error"] == (
+        f"agent.llm_call event on {lab.errors.name}, which carries agent.error events only"
+    )

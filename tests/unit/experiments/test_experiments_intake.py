@@ -1,5 +1,6 @@
 """The experiments intake (its forwarding stage) learns every task type it sees, tagged or not,
-and parks a record that is not an event on the dead-letter topic without learning from it."""
+and parks a record that is not a call event on the dead-letter topic without learning from
+it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client import REGISTRY
 from stream_fakes import BufferedConsumer, KeptProducer, NoExperiments
 from support import llm_call
 
+from finops.common.events import error_event
 from finops.experiments.adapters.forward import TaggedForwarder
 
 
@@ -44,12 +46,29 @@ async def test_a_call_without_the_experiment_field_makes_its_task_type_known():
     assert await _task_types_recorded(json.dumps(event).encode()) == {"extract"}
 
 
+ERROR_ON_THE_COST_TOPIC = json.dumps(
+    error_event(
+        {
+            "agent_id": "bot",
+            "task_type": "poisoned-task",
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "error": {"status_code": 503, "message": "Service unavailable"},
+        }
+    )
+).encode()
+
+
 @pytest.mark.parametrize(
     "body",
-    [b"this is not json {", b'{"data": {"task_type": "poisoned-task"}}'],
-    ids=["not JSON", "not an event"],
+    [
+        b"this is not json {",
+        b'{"data": {"task_type": "poisoned-task"}}',
+        ERROR_ON_THE_COST_TOPIC,  # agent.cost.v1 carries agent.llm_call events only
+    ],
+    ids=["not JSON", "not an event", "an error event"],
 )
-async def test_a_record_that_is_not_an_event_is_dead_lettered_and_teaches_nothing(body):
+async def test_a_record_that_is_not_a_call_event_is_dead_lettered_and_teaches_nothing(body):
     producer = KeptProducer()
     invalid = _invalid()
     assert await _task_types_recorded(body, producer) == set()

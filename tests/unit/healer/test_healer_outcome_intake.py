@@ -191,3 +191,38 @@ async def test_the_segments_of_a_failed_checkpoint_are_in_the_next() -> None:
         await intake.checkpoint()
     await intake.checkpoint()
     assert saved_segments(store.changes[-1]) == [("pending", 1)]
+
+
+def test_an_event_on_the_other_types_topic_teaches_the_ledger_nothing() -> None:
+    # agent.error.v1 carries agent.error events only, agent.cost.v1 agent.llm_call ones: an
+    # event on the other topic is a bad record (the validating agent or the optimizer parks
+    # it), counted invalid here, neither an outcome of an advice nor an error occurrence
+    from support import llm_call
+
+    from finops.common.events import error_event
+
+    healed_call = json.dumps(llm_call(remedy={"advice_id": "a1"})).encode()
+    failed_call = json.dumps(
+        error_event(
+            {
+                "agent_id": "bot",
+                "task_type": "summarize",
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-5",
+                "error": {"status_code": 529, "message": "Overloaded"},
+                "remedy": {"advice_id": "a1"},
+            }
+        )
+    ).encode()
+    intake = OutcomeIntake(HealingLedger(), None, MemoryStore(), ErrorClassifier(), name="t")  # type: ignore[arg-type]
+    intake.apply(HEALING.name, advice_value("a1"))
+    intake.apply("agent.error.v1", healed_call)
+    intake.apply("agent.cost.v1", failed_call)
+    assert intake.records == 1
+    assert not intake.ledger.pending["a1"].resolved
+    assert "overloaded" not in intake.ledger.report()
+    # on their own topics the same events are an outcome and an occurrence
+    intake.apply("agent.cost.v1", healed_call)
+    intake.apply("agent.error.v1", failed_call)
+    assert intake.records == 3 and intake.ledger.pending["a1"].resolved
+    assert intake.ledger.report()["overloaded"]["occurrences"] == 1

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from support import llm_call
 
 from finops.common.events import error_event
+from finops.common.topics import AGENT_COST, AGENT_ERROR
+from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.adapters.circuits_stream import (
     OTHER_PROVIDERS,
     PROVIDER_OUTCOMES,
@@ -37,6 +39,12 @@ def error(provider: str, status: int, message: str) -> bytes:
 
 def call(provider: str, *, success: bool = True) -> bytes:
     return json.dumps(llm_call(provider=provider, model="m", success=success)).encode()
+
+
+def read(intake: OutcomeForwarder, value: bytes) -> ProviderOutcome | None:
+    """``value``'s outcome, read from the topic its event type is published to."""
+    topic = AGENT_ERROR.name if b'"type": "agent.error"' in value else AGENT_COST.name
+    return intake.outcome(topic, value)
 
 
 def forwarder(max_providers: int) -> tuple[OutcomeForwarder, CollectorRegistry]:
@@ -70,7 +78,7 @@ def test_successes_and_provider_faults_are_counted_by_provider():
         call("openai", success=False),
         b"not an event",
     ]:
-        intake.outcome(value)
+        read(intake, value)
     assert counts(registry) == {
         ("anthropic", "success"): 2.0,
         ("anthropic", "fault"): 1.0,
@@ -82,8 +90,8 @@ def test_successes_and_provider_faults_are_counted_by_provider():
 def test_providers_past_the_cap_are_counted_together_as_other():
     intake, registry = forwarder(max_providers=2)
     for provider in ["a", "b", "c", "d", "a"]:
-        intake.outcome(error(provider, 503, OVERLOADED))
-        intake.outcome(call(provider))
+        read(intake, error(provider, 503, OVERLOADED))
+        read(intake, call(provider))
     assert counts(registry) == {
         ("a", "fault"): 2.0,
         ("a", "success"): 2.0,
@@ -104,11 +112,30 @@ def test_a_providers_first_call_starts_its_fault_series_at_zero():
     """Prometheus' increase() counts nothing in a series' first sample: a fault series born
     at the first fault would hide that fault from the alert."""
     intake, registry = forwarder(max_providers=1)
-    intake.outcome(call("anthropic"))
-    intake.outcome(call("openai"))  # past the cap: __other__'s series start too
+    read(intake, call("anthropic"))
+    read(intake, call("openai"))  # past the cap: __other__'s series start too
     assert counts(registry) == {
         ("anthropic", "success"): 1.0,
         ("anthropic", "fault"): 0.0,
         (OTHER_PROVIDERS, "success"): 1.0,
         (OTHER_PROVIDERS, "fault"): 0.0,
     }
+
+
+def undecodable_count() -> float:
+    value = REGISTRY.get_sample_value(
+        "finops_healer_breaker_outcomes_total", {"outcome": "undecodable"}
+    )
+    return value or 0.0
+
+
+def test_an_event_on_the_other_types_topic_is_no_outcome():
+    # an agent.llm_call written to agent.error.v1 is a bad record (the validating agent parks
+    # it), an agent.error on agent.cost.v1 too (the optimizer parks it): neither is a success
+    # or a fault of its provider
+    intake, registry = forwarder(max_providers=8)
+    undecodable = undecodable_count()
+    assert intake.outcome(AGENT_ERROR.name, call("anthropic")) is None
+    assert intake.outcome(AGENT_COST.name, error("openai", 503, OVERLOADED)) is None
+    assert counts(registry) == {}
+    assert undecodable_count() == undecodable + 2

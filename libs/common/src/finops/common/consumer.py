@@ -37,6 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
+from finops.common.events import EventTopics
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
 from finops.common.metrics import STREAM_EVENTS
@@ -433,17 +434,21 @@ async def faust_handle(
     return False
 
 
-def register_validating_agent(app: Any, spec: Any, event_type: Any, service: str) -> None:
-    """A Faust agent on ``spec``'s topic that decodes each record as ``event_type``.
+def register_validating_agent(app: Any, spec: Any, service: str) -> None:
+    """A Faust agent on ``spec``'s topic (an event topic) that decodes each record as the
+    event type the topic carries (:meth:`~finops.common.events.EventTopics.decode`).
 
-    A record that does not decode is parked on the topic's DLQ at once (see
-    :func:`faust_handle`; a second try would not decode it either): the service's other
-    readers of the topic count such a record and go on, so it is parked once by the service.
+    A record that is not such an event (one that does not decode, or an event of another
+    type) is parked on the topic's DLQ at once (see :func:`faust_handle`; a second try would
+    not decode it either): the service's other readers of the topic count such a record and go
+    on, so it is parked once by the service.
     """
     source = app.topic(spec.name, value_serializer="raw", partitions=spec.partitions)
+    topics = EventTopics()
+    topics.event_type(spec.name)  # ValueError now for a topic that carries no events
 
     async def decode(value: bytes) -> None:
-        event_type.from_kafka(value)
+        topics.decode(spec.name, value)
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from finops.common.auth import TokenVerifier
+from finops.common.events import EventTopics
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.kafka import make_consumer, make_producer
@@ -107,6 +108,7 @@ async def open_intake(
         repo,
         events_topic=settings.events_topic,
         partitions=partitions,
+        events=EventTopics(cost=settings.cost_topic),
     )
 
     async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:

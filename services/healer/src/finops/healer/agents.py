@@ -2,7 +2,8 @@
 
 The healer reads ``agent.error.v1`` with several consumers (the breakers' stage 1, the
 effectiveness ledger), which count a record that does not decode and go on; this agent is
-the one that parks it on ``agent.error.v1.dlq`` (at least once, never dropped), so the healer
+the one that parks it, or an event of another type than ``agent.error``, on
+``agent.error.v1.dlq`` (at least once, never dropped), so the healer
 parks each such record once.
 """
 
@@ -11,9 +12,8 @@ from __future__ import annotations
 import faust
 
 from finops.common.consumer import register_validating_agent
-from finops.common.events import ErrorEvent
 from finops.common.topics import AGENT_ERROR
 
 
 def register_agents(app: faust.App) -> None:
-    register_validating_agent(app, AGENT_ERROR, ErrorEvent, "healer")
+    register_validating_agent(app, AGENT_ERROR, "healer")

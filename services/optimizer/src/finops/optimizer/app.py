@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from finops.common.auth import TokenVerifier
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.circuits import CircuitReader, CircuitTable
+from finops.common.events import EventTopics
 from finops.common.gc_pauses import freeze_startup_heap, gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
 from finops.common.http import ReadinessCheck
@@ -133,7 +134,7 @@ async def _one_worker(
         name=settings.checkpoint_name,
         checkpoint_every_events=settings.checkpoint_every_events,
         checkpoint_interval_s=settings.checkpoint_interval_s,
-        topics=(settings.cost_topic, settings.error_topic),
+        events=EventTopics(settings.cost_topic, settings.error_topic),
         alerts_topic=settings.alerts_topic,
         experiments_topic=settings.experiments_topic,
         ledger=PostgresSettingsLedger(app.state.db, settings.checkpoint_name),
@@ -172,6 +173,7 @@ async def _partitioned(
             learning_topic=settings.learning_topic,
             partitions=settings.learning_partitions,
             experiments_topic=settings.experiments_topic,
+            events=EventTopics(settings.cost_topic, settings.error_topic),
         ),
         EngineShards(
             owner_consumer,

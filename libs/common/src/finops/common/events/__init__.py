@@ -33,6 +33,7 @@ from finops.common.events.schemas import (
     validate_batch,
     validation_errors,
 )
+from finops.common.events.topic_events import EventTopics, WrongEventType
 from finops.common.events.usage import Usage, normalize_usage
 
 __all__ = [
@@ -48,11 +49,13 @@ __all__ = [
     "ErrorData",
     "ErrorEvent",
     "Event",
+    "EventTopics",
     "LlmCallData",
     "LlmCallEvent",
     "PriceResult",
     "TimeBounds",
     "Usage",
+    "WrongEventType",
     "apply_pricing",
     "envelope",
     "error_event",

@@ -1,7 +1,8 @@
 """Stage 1 of the analysis: tagged cost events re-keyed by experiment id.
 
 Every instance reads its partitions of ``agent.cost.v1`` (keyed by agent) in the intake group,
-learns the task types it sees, parks an event that does not decode on ``agent.cost.v1.dlq``,
+learns the task types it sees, parks a record that is not an ``agent.llm_call`` event (one
+that does not decode, or an ``agent.error``) on ``agent.cost.v1.dlq``,
 and forwards what the analysis needs of each tagged call (a
 :class:`~finops.experiments.domain.analysis.Tagged`; one record per experiment and slice of
 up to 100 calls) to ``finops.experiment-events.v1``, in the partition of its experiment id:
@@ -15,12 +16,12 @@ id it has counted already), and the event that does not decode is parked by it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from finops.common.consumer import AtLeastOnceConsumer
-from finops.common.events import Event, LlmCallEvent
+from finops.common.events import EventTopics, LlmCallEvent
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
@@ -43,8 +44,11 @@ class TaggedForwarder:
         *,
         events_topic: str,
         partitions: int,
+        events: EventTopics | None = None,
     ) -> None:
         self.consumer = consumer
+        #: the event topics: the cost topic read here carries ``agent.llm_call`` events only
+        self.event_topics = events or EventTopics()
         self.producer = producer
         self.repo = repo
         self.events_topic = events_topic
@@ -108,17 +112,14 @@ class TaggedForwarder:
         self.forwarded += len(events)
 
     def _tagged(self, record: Any) -> Tagged | None:
-        # Every record is decoded, tagged or not: one that is not an event is dead-lettered,
-        # and only an event teaches a task type (an experiment on a task type no agent
-        # reported is refused).
+        # Every record is decoded, tagged or not: one that is not a call event is
+        # dead-lettered, and only a call teaches a task type (an experiment on a task type no
+        # agent reported is refused).
         try:
-            event = Event.from_kafka(record.value)
+            event = cast(LlmCallEvent, self.event_topics.decode(record.topic, record.value))
         except (ValueError, TypeError):
             EVENTS.labels("invalid").inc()
             raise
-        if not isinstance(event, LlmCallEvent):
-            EVENTS.labels("untagged").inc()
-            return None
         data = event.data
         if data.task_type not in self._task_types:
             self._new_task_types.add(data.task_type)

@@ -3,8 +3,11 @@
 See :mod:`finops.healer.adapters.circuits` for the two stages. Stage 1 is an
 :class:`~finops.common.consumer.AtLeastOnceConsumer` that takes batches of cost and error
 events, produces their outcomes, waits for the acknowledgements and only then commits (at
-least once). Events that do not decode are not handled here: the validating agent on
-``agent.error.v1`` parks them on the dead-letter topic; stage 1 counts them and goes on.
+least once). Records that are not an event of the type their topic carries (one that does not
+decode, or an ``agent.llm_call`` on ``agent.error.v1`` and the other way round) are not
+handled here: the validating agent on ``agent.error.v1`` parks those of that topic on the
+dead-letter topic (the optimizer and the experiments service park those of ``agent.cost.v1``);
+stage 1 counts them and goes on.
 Stage 2 is :class:`~finops.healer.adapters.breaker_shards.BreakerShards`: the breakers of the
 outcome partitions an instance owns, checkpointed with their offsets (exactly once in the
 counts; a forwarded outcome that does not decode is parked on
@@ -24,7 +27,7 @@ from prometheus_client import Counter
 
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.consumer import AtLeastOnceConsumer, Handler
-from finops.common.events import ErrorEvent, Event, LlmCallEvent
+from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import end_process_if_failed, finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
@@ -115,14 +118,17 @@ class OutcomeForwarder:
         self.by_provider = by_provider or ProviderOutcomeCounter(
             PROVIDER_OUTCOMES, settings.breaker_metric_providers
         )
+        #: the event topics, each decoded by the event type it carries
+        self.event_topics = EventTopics(settings.cost_topic, settings.error_topic)
         self._forwarded: list[asyncio.Future[Any]] = []
 
-    def outcome(self, value: bytes) -> ProviderOutcome | None:
-        """What one cost/error record says about its provider/model, if anything."""
+    def outcome(self, topic: str, value: bytes) -> ProviderOutcome | None:
+        """What one cost/error record of ``topic`` says about its provider/model, if anything
+        (nothing for a record that is not an event of the type ``topic`` carries)."""
         try:
-            event = Event.from_kafka(value)
+            event = self.event_topics.decode(topic, value)
         except (ValueError, TypeError):
-            OUTCOMES.labels("undecodable").inc()  # parked by the validating agent
+            OUTCOMES.labels("undecodable").inc()  # parked by the service's other readers
             return None
         at = event.time.timestamp()
         if isinstance(event, LlmCallEvent):
@@ -149,7 +155,7 @@ class OutcomeForwarder:
 
     async def forward(self, record: Any, producer: AIOKafkaProducer) -> None:
         """Send one record's outcome, keyed by provider/model."""
-        outcome = self.outcome(record.value)
+        outcome = self.outcome(record.topic, record.value)
         if outcome is not None:
             self._forwarded.append(
                 await producer.send(

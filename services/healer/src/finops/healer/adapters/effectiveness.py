@@ -10,8 +10,10 @@ resumes from those offsets, after :func:`finops.common.log_position.plan_resume`
 the broker's log no longer holds (those partitions are read from the earliest offset, the
 state kept). A restart therefore neither loses what was learned nor counts an outcome twice.
 
-Records that do not decode are counted and logged, not parked again: the healer's validating
-agent and the optimizer already put them on the dead-letter topics.
+Records that are not an event of the type their topic carries (one that does not decode, or
+an ``agent.llm_call`` on ``agent.error.v1`` and the other way round) are counted and logged,
+not parked again: the healer's validating agent and the optimizer already put them on the
+dead-letter topics.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from prometheus_client import Counter
 
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
-from finops.common.events import ErrorEvent, Event, LlmCallEvent, price_call
+from finops.common.events import ErrorEvent, Event, EventTopics, LlmCallEvent, price_call
 from finops.common.topics import AGENT_COST, AGENT_ERROR, HEALING, TopicSpec
 from finops.healer.adapters.ledger_store import LedgerStore
 from finops.healer.domain.classify import ErrorClassifier
@@ -78,6 +80,7 @@ class OutcomeIntake(CheckpointedState):
         checkpoint_interval_s: float = 5.0,
         topics: tuple[TopicSpec, ...] = TOPICS,
         producer: AIOKafkaProducer | None = None,
+        events: EventTopics | None = None,
     ) -> None:
         super().__init__(store, name)
         self.store: LedgerStore = store
@@ -88,6 +91,8 @@ class OutcomeIntake(CheckpointedState):
         self.classifier = classifier
         self.checkpoint_interval_s = checkpoint_interval_s
         self.topics = topics
+        #: the event topics, each decoded by the event type it carries
+        self.event_topics = events or EventTopics()
         self.records = 0
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -132,7 +137,7 @@ class OutcomeIntake(CheckpointedState):
             if topic == HEALING.name:
                 self.ledger.advised(advice_record(value))
             else:
-                self._apply_event(Event.from_kafka(value))
+                self._apply_event(self.event_topics.decode(topic, value))
         except (ValueError, KeyError, TypeError) as exc:
             OUTCOMES.labels(topic, "invalid").inc()
             log.warning("unreadable record skipped", extra={"topic": topic, "error": repr(exc)})

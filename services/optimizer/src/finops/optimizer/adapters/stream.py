@@ -2,7 +2,8 @@
 
 It is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option.
 State and offsets are saved together (see :mod:`finops.common.checkpoints`); an event that
-cannot be applied is parked on its topic's dead-letter topic; Kafka offsets are committed
+cannot be applied (one that is not an event of the type its topic carries, or one the engine
+fails on) is parked on its topic's dead-letter topic; Kafka offsets are committed
 only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
 checkpoint's offsets, so every event is applied to the state exactly once. Operator changes
 are recorded in the settings ledger before they are applied, and a restored state takes the
@@ -28,9 +29,9 @@ from prometheus_client import Counter, Gauge
 from finops.common.checkpoints import Checkpoint, CheckpointStore, serialize_in_parts
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
-from finops.common.events import Event
+from finops.common.events import EventTopics
 from finops.common.partitions import HANDLE_AT_ONCE
-from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS
+from finops.common.topics import ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import (
     OperatorChange,
@@ -80,7 +81,7 @@ class EventIntake(CheckpointedState):
         checkpoint_every_events: int = 20_000,
         checkpoint_interval_s: float = 5.0,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
-        topics: tuple[str, ...] = (AGENT_COST.name, AGENT_ERROR.name),
+        events: EventTopics | None = None,
         alerts_topic: str = ALERTS.name,
         experiments_topic: str | None = None,
         ledger: SettingsLedger | None = None,
@@ -94,7 +95,11 @@ class EventIntake(CheckpointedState):
         # promotion is applied once and survives restarts.
         self.experiments_topic = experiments_topic
         self.announcements_read = 0
-        self.topics = topics + ((experiments_topic,) if experiments_topic else ())
+        #: the event topics, each decoded by the event type it carries
+        self.event_topics = events = events or EventTopics()
+        self.topics = (events.cost, events.error) + (
+            (experiments_topic,) if experiments_topic else ()
+        )
         self.alerts_topic = alerts_topic
         self.engine = engine
         self.consumer = consumer
@@ -160,8 +165,8 @@ class EventIntake(CheckpointedState):
         if record.topic == self.experiments_topic:
             self._adopt(record)
             return
-        try:
-            event = Event.from_kafka(record.value)
+        try:  # an event of the other type than its topic carries is refused too
+            event = self.event_topics.decode(record.topic, record.value)
         except (ValueError, TypeError):
             EVENTS.labels(record.topic, "invalid").inc()
             raise

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.consumer import AtLeastOnceConsumer
-from finops.common.events import Event
+from finops.common.events import EventTopics
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.optimizer.adapters.stream import announcement_of
 from finops.optimizer.domain.fleet_view import partition_of_task
@@ -49,11 +49,14 @@ class TaskTypeForwarder:
         learning_topic: str,
         partitions: int,
         experiments_topic: str | None,
+        events: EventTopics | None = None,
     ) -> None:
         self.producer = producer
         self.learning_topic = learning_topic
         self.partitions = partitions
         self.experiments_topic = experiments_topic
+        #: the event topics, each decoded by the event type it carries
+        self.event_topics = events or EventTopics()
         self.forwarded = 0
         self._sends: list[asyncio.Future[Any]] = []
         # One try: a record that does not decode will not decode on a second one.
@@ -85,7 +88,7 @@ class TaskTypeForwarder:
         else:
             kind = EVENT
             try:
-                task_type = Event.from_kafka(record.value).data.task_type
+                task_type = self.event_topics.decode(record.topic, record.value).data.task_type
             except (ValueError, TypeError):
                 FORWARDED.labels("event", "invalid").inc()
                 raise
