@@ -349,3 +349,18 @@ async def test_a_call_on_the_error_topic_is_parked_and_counted_nowhere(lab):
     assert headers["x-error"] == (
         f"agent.llm_call event on {lab.errors.name}, which carries agent.error events only"
     )
+
+
+async def test_an_unreadable_announcement_is_parked(lab):
+    experiments = lab.settings.experiments_topic
+    garbage = f"garbage-{uuid.uuid4().hex}".encode()
+    async with lab.optimizer() as client:
+        intake = client.app.state.intake
+        await lab.producer.send_and_wait(experiments, garbage, key=b"e1")
+        # counted once its dead letter is acknowledged
+        await wait_until(lambda: intake.stream.dead_lettered >= 1, 60, "a record parked")
+    parked = [r async for r in read_topic(lab.kafka, f"{experiments}.dlq") if r.value == garbage]
+    [record] = parked
+    headers = header_map(record.headers)
+    assert (headers["x-service"], headers["x-origin-topic"]) == ("optimizer", experiments)
+    assert headers["x-error-type"] == "JSONDecodeError"

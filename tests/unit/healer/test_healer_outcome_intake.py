@@ -8,7 +8,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from stream_fakes import BufferedConsumer
+from prometheus_client import REGISTRY
+from stream_fakes import BufferedConsumer, KeptProducer
 
 from finops.common.checkpoints import Checkpoint
 from finops.common.topics import HEALING
@@ -100,17 +101,52 @@ async def test_the_intake_yields_between_batches_and_checkpoints_at_the_end() ->
     assert intake.records == BATCHES and list(intake.ledger.pending) == ["a1"]
 
 
-def test_an_unreadable_record_is_counted_and_skipped() -> None:
+def stream_count(topic: str, outcome: str) -> float:
+    labels = {"service": "healer", "topic": topic, "outcome": outcome}
+    return REGISTRY.get_sample_value("finops_stream_events_total", labels) or 0.0
+
+
+async def read_one(topic: str, body: bytes) -> tuple[OutcomeIntake, KeptProducer]:
+    """The intake after reading one record ``body`` of ``topic``, dead letters kept."""
+    stop = asyncio.Event()
+    producer = KeptProducer()
     intake = OutcomeIntake(
         HealingLedger(),
-        None,
+        BufferedConsumer(topic, stop, polls=1, body=body),  # type: ignore[arg-type]
         MemoryStore(),
         ErrorClassifier(),
-        name="t",  # type: ignore[arg-type]
+        name="t",
+        producer=producer,  # type: ignore[arg-type]
     )
-    intake.apply(HEALING.name, b"{not json")
-    intake.apply(HEALING.name, advice_value("a2"))
-    assert intake.records == 1 and list(intake.ledger.pending) == ["a2"]
+    await intake.run(stop)
+    return intake, producer
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"garbage", b"[1, 2]", advice_value("a1").replace(b"rate_limit", b"no_such_kind")],
+    ids=["not JSON", "not an object", "unknown kind"],
+)
+async def test_an_unreadable_advice_is_parked_not_processed(body: bytes) -> None:
+    # the intake is finops.healing.v1's only reader: nobody else would park it
+    parked = stream_count(HEALING.name, "dead_lettered")
+    processed = stream_count(HEALING.name, "processed")
+    intake, producer = await read_one(HEALING.name, body)
+    [(topic, value, headers)] = producer.sent
+    assert (topic, value) == ("finops.healing.v1.dlq", body)
+    assert (headers["x-service"], headers["x-origin-topic"]) == (b"healer", b"finops.healing.v1")
+    assert headers["x-attempts"] == b"1"
+    assert intake.records == 0 and not intake.ledger.pending
+    assert stream_count(HEALING.name, "dead_lettered") == parked + 1
+    assert stream_count(HEALING.name, "processed") == processed
+
+
+@pytest.mark.parametrize("topic", ["agent.cost.v1", "agent.error.v1"])
+async def test_an_unreadable_event_is_counted_and_skipped_not_parked_again(topic: str) -> None:
+    # the validating agent (agent.error.v1), the optimizer and the experiments service park
+    # it; a second dead letter from the healer would be one too many
+    intake, producer = await read_one(topic, b"garbage")
+    assert producer.sent == [] and intake.records == 0
 
 
 async def test_a_restored_ledger_replaces_the_fresh_one() -> None:

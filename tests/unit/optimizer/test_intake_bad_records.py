@@ -9,6 +9,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from stream_fakes import BufferedConsumer, KeptProducer, NoStore
 from support import llm_call
@@ -118,3 +119,25 @@ async def test_the_forwarding_stage_parks_a_call_on_the_error_topic():
     producer = await forwarding_stage_reads(AGENT_ERROR.name, CALL)
     assert [(t, v) for t, v, _ in producer.sent] == [("agent.error.v1.dlq", CALL)]
     assert producer.forwarded == []
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"[1, 2]"], ids=["not JSON", "not an object"])
+async def test_an_unreadable_announcement_is_parked_not_processed(body: bytes):
+    parked = stream_count(EXPERIMENTS.name, "dead_lettered")
+    processed = stream_count(EXPERIMENTS.name, "processed")
+    intake, producer = await one_worker_reads(EXPERIMENTS.name, body)
+    [(topic, value, headers)] = producer.sent
+    assert (topic, value) == ("finops.experiments.v1.dlq", body)
+    assert (headers["x-service"], headers["x-origin-topic"]) == (
+        b"optimizer",
+        b"finops.experiments.v1",
+    )
+    assert intake.announcements_read == 1 and intake.engine.promoted == {}
+    assert stream_count(EXPERIMENTS.name, "dead_lettered") == parked + 1
+    assert stream_count(EXPERIMENTS.name, "processed") == processed
+
+
+async def test_a_start_announcement_is_read_not_parked():
+    body = json.dumps({"kind": "started", "experiment_id": "e1", "task_type": "t"}).encode()
+    intake, producer = await one_worker_reads(EXPERIMENTS.name, body)
+    assert (intake.announcements_read, producer.sent) == (1, [])

@@ -10,10 +10,11 @@ resumes from those offsets, after :func:`finops.common.log_position.plan_resume`
 the broker's log no longer holds (those partitions are read from the earliest offset, the
 state kept). A restart therefore neither loses what was learned nor counts an outcome twice.
 
-Records that are not an event of the type their topic carries (one that does not decode, or
-an ``agent.llm_call`` on ``agent.error.v1`` and the other way round) are counted and logged,
-not parked again: the healer's validating agent and the optimizer already put them on the
-dead-letter topics.
+A record of ``finops.healing.v1`` the ledger cannot read is parked on
+``finops.healing.v1.dlq`` (this intake is the topic's only reader). A record of
+``agent.cost.v1`` or ``agent.error.v1`` that is not an event of the type its topic carries is
+counted and logged, not parked again: the healer's validating agent parks those of
+``agent.error.v1``, the optimizer and the experiments service those of ``agent.cost.v1``.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ class OutcomeIntake(CheckpointedState):
         self.records = 0
         self._dirty = False
         self._last_checkpoint = time.monotonic()
-        # An unreadable record is counted and skipped by ``apply`` (the validating agent and
-        # the optimizer park the events); a record ``apply`` fails on is parked at once (a
-        # second try of one it failed on half-way would count it twice).
+        # An unreadable event is counted and skipped by ``apply`` (the validating agent, the
+        # optimizer and the experiments service park those); an unreadable advice, or a
+        # record ``apply`` fails on, is parked at once (a second try of one it failed on
+        # half-way would count it twice).
         self.stream = AtLeastOnceConsumer(
             consumer,
             producer,
@@ -129,10 +131,12 @@ class OutcomeIntake(CheckpointedState):
             await self._checkpoint_or_retry_later()
 
     async def _apply(self, record: Any) -> None:
+        self._dirty = True  # the offsets move past the record, applied or parked
         self.apply(record.topic, record.value)
-        self._dirty = True
 
     def apply(self, topic: str, value: bytes) -> None:
+        """One record into the ledger. An unreadable advice raises (ValueError, KeyError or
+        TypeError: the consumer parks it); an unreadable event is counted and skipped."""
         try:
             if topic == HEALING.name:
                 self.ledger.advised(advice_record(value))
@@ -140,6 +144,8 @@ class OutcomeIntake(CheckpointedState):
                 self._apply_event(self.event_topics.decode(topic, value))
         except (ValueError, KeyError, TypeError) as exc:
             OUTCOMES.labels(topic, "invalid").inc()
+            if topic == HEALING.name:
+                raise
             log.warning("unreadable record skipped", extra={"topic": topic, "error": repr(exc)})
             return
         self.records += 1

@@ -1,9 +1,10 @@
 """The optimizer's event intake: cost and error events into the engine, checkpointed.
 
 It is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option.
-State and offsets are saved together (see :mod:`finops.common.checkpoints`); an event that
-cannot be applied (one that is not an event of the type its topic carries, or one the engine
-fails on) is parked on its topic's dead-letter topic; Kafka offsets are committed
+State and offsets are saved together (see :mod:`finops.common.checkpoints`); a record that
+cannot be applied (one that is not an event of the type its topic carries, an experiment
+announcement that cannot be read, an event the engine fails on) is parked on its topic's
+dead-letter topic; Kafka offsets are committed
 only after the checkpoint that covers them, and on (re)assignment the consumer seeks to the
 checkpoint's offsets, so every event is applied to the state exactly once. Operator changes
 are recorded in the settings ledger before they are applied, and a restored state takes the
@@ -182,6 +183,8 @@ class EventIntake(CheckpointedState):
             await self.emit_alert(alert)
 
     def _adopt(self, record: Any) -> None:
+        """Adopt an experiment's decision; raises for an announcement that cannot be read
+        (ValueError, KeyError or TypeError: it is parked, as a bad event is)."""
         self.announcements_read += 1
         try:
             announcement = json.loads(record.value)
@@ -191,10 +194,9 @@ class EventIntake(CheckpointedState):
                 EVENTS.labels(record.topic, "not_a_decision").inc()
                 return
             adopted = self.engine.adopt_decision(announcement)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("unreadable experiment announcement", extra={"error": repr(exc)})
+        except (ValueError, KeyError, TypeError):
             EVENTS.labels(record.topic, "invalid").inc()
-            return
+            raise
         EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
 
     async def emit_alert(self, alert: dict[str, Any]) -> None:
