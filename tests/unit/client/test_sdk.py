@@ -205,7 +205,7 @@ async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
         "task_type": "summarize",
         "agent_id": "bot",
         "team": "search",
-        "input_tokens": "1200.0",
+        "feature.input_tokens": "1200.0",
     }
     assert calls[-1].headers["authorization"] == "Bearer t"
 

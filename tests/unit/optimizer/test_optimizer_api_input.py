@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
 from support import agent_mismatch_error, llm_call
 
+from finops.client import AsyncFinOpsClient
 from finops.common.events import apply_pricing, parse_event
 from finops.optimizer.domain.analytics import DIMENSIONS, FLEET
 
@@ -203,6 +205,53 @@ def test_an_empty_agent_id_is_taken_as_not_given(trained: TestClient) -> None:
     )
     assert response.status_code == 200, response.text
     assert [r["agent_id"] for r in reclog.records[logged:]] == [None]
+
+
+@pytest.mark.parametrize("name", ["task_type", "agent_id", "team", "seed", "feature.x", "tokens"])
+async def test_the_sdk_asks_with_a_feature_of_any_name_and_the_optimizer_takes_it_as_a_feature(
+    trained: TestClient, name: str
+) -> None:
+    """A feature named like a request parameter once overwrote it: task "3.0", 403
+    agent_mismatch, or the seed. ``record_call`` takes any feature name, so the optimizer is
+    asked with the same names it learns from."""
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    token = trained.headers["authorization"].removeprefix("Bearer ")
+    async with AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        optimizer_url="http://optimizer",
+        agent_id="operator-1",
+        token=token,
+        transport=httpx.ASGITransport(app=trained.app),
+    ) as finops:
+        answer = await finops.recommend("summarize", {name: 3}, team="search", seed=5)
+    assert answer["task_type"] == "summarize"
+    [logged_answer] = reclog.records[logged:]
+    assert (logged_answer["agent_id"], logged_answer["features"]) == ("operator-1", {name: 3.0})
+
+
+def test_a_prefixed_feature_is_that_feature_and_a_feature_given_twice_is_422(
+    trained: TestClient,
+) -> None:
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    query = "task_type=summarize&feature.task_type=3&feature.feature.x=1&tokens=2"
+    assert trained.get(f"/api/recommendations?{query}").status_code == 200
+    assert reclog.records[-1]["features"] == {"task_type": 3.0, "feature.x": 1.0, "tokens": 2.0}
+    for query, field in [
+        ("tokens=1&feature.tokens=2", "query.feature.tokens"),
+        ("tokens=1&tokens=2", "query.tokens"),
+    ]:
+        response = trained.get(f"/api/recommendations?task_type=summarize&{query}")
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"] == [
+            {
+                "field": field,
+                "message": "feature 'tokens' given more than once",
+                "type": "duplicate_feature",
+            }
+        ]
+    assert len(reclog.records) == logged + 1
 
 
 def test_every_query_parameter_holding_a_nul_is_named(trained: TestClient) -> None:

@@ -339,14 +339,16 @@ class AsyncFinOpsClient:
         :class:`PlatformUnavailable`; a refusal (e.g. 404 ``no_arms``: nothing known yet for
         this task type) raises :class:`RequestRefused` at once. ``seed`` (0 <= seed < 2**63)
         makes the optimizer's random draw reproducible: the same seed and task type against
-        the same learned state give the same answer.
+        the same learned state give the same answer. ``features`` may have any names (as
+        :meth:`record_call` takes them): each is sent as ``feature.<name>``, so a feature named
+        ``task_type``, ``agent_id``, ``team`` or ``seed`` is a feature, never that parameter.
         """
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
         if seed is not None:
             params["seed"] = seed
-        params.update({k: float(v) for k, v in (features or {}).items()})
+        params.update({f"feature.{k}": float(v) for k, v in (features or {}).items()})
         return await recommendation(
             self._http, self._tokens, self.optimizer_url, params, self.max_backoff_s
         )

@@ -85,6 +85,8 @@ WRITE = (
     CHECKPOINT_DOWN,
 )
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
+#: ``feature.<name>=<number>`` is the feature ``<name>``, whatever the name (even a reserved one)
+FEATURE_PREFIX = "feature."
 #: features a recommendation request may name
 MAX_FEATURES = 32
 
@@ -107,10 +109,12 @@ STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
     response_model=RecommendationOut,
     description=(
         "Scope `recommendations:read`. Any other numeric query parameter is a request feature "
-        "for contextual routing (e.g. `input_tokens=1200`). With `seed`, the random draw "
-        "comes from the policy's seed, the task type and this seed: the same request against "
-        "the same learned state gets the same answer (reproducible runs); without it, the "
-        "draw is unpredictable. The answer is logged with its "
+        "for contextual routing (e.g. `input_tokens=1200`); `feature.<name>=<number>` is the "
+        "feature `<name>` whatever its name, so also one named `task_type`, `agent_id`, `team` "
+        "or `seed` (the SDK sends every feature so). A feature given twice is refused. With "
+        "`seed`, the random draw comes from the policy's seed, the task type and this seed: "
+        "the same request against the same learned state gets the same answer (reproducible "
+        "runs); without it, the draw is unpredictable. The answer is logged with its "
         "propensity to `finops.recommendations.v1`; send `decision.recommendation_id` and "
         "`decision.propensity` back on the cost event of the call you make with it. "
         "Arms whose circuit breaker (the healer's, `finops.circuits.v1`) is open are left out, "
@@ -126,7 +130,7 @@ STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
             422,
             "validation_error",
             "`task_type` missing or too long, `seed` out of range, a feature that is not a "
-            "number, over 32 features",
+            "number or is given twice, over 32 features",
         ),
         NUL_IN_QUERY,
     ),
@@ -148,16 +152,28 @@ async def recommend(
         # its user id: paced by, and logged under, its username (as its events at ingest)
         agent_id = principal.agent_name(agent_id)
     features: dict[str, float] = {}
-    for key, value in request.query_params.items():
+    for key, value in request.query_params.multi_items():
         if key in RESERVED_QUERY:
             continue
-        try:
-            features[key] = float(value)
-        except ValueError:
-            features[key] = math.nan
-        if not math.isfinite(features[key]):
+        name = key.removeprefix(FEATURE_PREFIX)
+        if name in features:
             raise ValidationFailed(
-                f"feature {key!r} must be a finite number",
+                f"feature {name!r} given more than once",
+                details=[
+                    {
+                        "field": f"query.{key}",
+                        "message": f"feature {name!r} given more than once",
+                        "type": "duplicate_feature",
+                    }
+                ],
+            )
+        try:
+            features[name] = float(value)
+        except ValueError:
+            features[name] = math.nan
+        if not math.isfinite(features[name]):
+            raise ValidationFailed(
+                f"feature {name!r} must be a finite number",
                 details=[
                     {
                         "field": f"query.{key}",
