@@ -177,6 +177,24 @@ def test_sync_wrapper_delivers_everything():
     }
 
 
+async def test_record_error_refuses_a_header_given_twice_in_different_cases():
+    """Ingest refuses the same header name twice (in any case); the SDK once kept the last."""
+    ingest = ScriptedIngest()
+    c = client(ingest)
+    error = {"task_type": "qa", "provider": "openai", "model": "gpt-4o", "status_code": 429}
+    with pytest.raises(ValueError) as refused:
+        await c.record_error(**error, headers={"Retry-After": "1", "retry-after": "30"})
+    assert str(refused.value) == (
+        "headers: 'Retry-After' and 'retry-after' are the same header (names are "
+        "case-insensitive); give it once"
+    )
+    assert c.pending == 0
+    await c.record_error(**error, headers={"Retry-After": "1", "X-RateLimit-Reset": "2s"})
+    await c.close()
+    [[event]] = ingest.batches
+    assert event["data"]["error"]["headers"] == {"retry-after": "1", "x-ratelimit-reset": "2s"}
+
+
 async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
     calls = []
 

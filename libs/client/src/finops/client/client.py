@@ -90,6 +90,21 @@ def _experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
     return {"id": str(experiment["id"]), "variant": str(experiment["variant"])}
 
 
+def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with lower-cased names; a name given twice (in any case) is a ValueError."""
+    lowered: dict[str, str] = {}
+    given: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in lowered:
+            raise ValueError(
+                f"headers: {given[key]!r} and {name!r} are the same header (names are "
+                "case-insensitive); give it once"
+            )
+        lowered[key], given[key] = str(value), name
+    return lowered
+
+
 def _url(given: str | None, service: str) -> str:
     url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
     return url.rstrip("/")
@@ -244,7 +259,9 @@ class AsyncFinOpsClient:
 
         ``kind`` is only the agent's hint (the healer classifies every error itself from the
         status, the provider's ``error_type``/``provider_code``, the message and ``headers``
-        such as ``retry-after``).
+        such as ``retry-after``). ``headers`` names are sent lower-cased; two names that differ
+        only in case are one header given twice, which ingest refuses: a :class:`ValueError`
+        names them and nothing is queued.
         """
         error = {
             "kind": kind,
@@ -252,7 +269,7 @@ class AsyncFinOpsClient:
             "status_code": status_code,
             "type": error_type,
             "provider_code": provider_code,
-            "headers": {k.lower(): str(v) for k, v in headers.items()} if headers else None,
+            "headers": _lower_cased(headers) if headers else None,
             "retry_after_ms": retry_after_ms,
         }
         data: dict[str, Any] = {
