@@ -1,8 +1,9 @@
 """Every endpoint that reads a JSON body declares what any such body may get: 400
-``invalid_json``, 413 ``payload_too_large`` and, where FastAPI decodes the body, 400
-``bad_request`` for one that is not UTF-8 text (ingest reads the raw bytes: there such a body
-is ``invalid_json``).  The answers themselves: ``tests/unit/optimizer/test_optimizer_api_input.py``
-and ``tests/unit/experiments/test_experiments_api_errors.py``."""
+``invalid_json`` (also for one that is not UTF-8 text) and 413 ``payload_too_large``.  The
+answers themselves:
+``tests/unit/common/test_invalid_json_answers.py``,
+``tests/unit/optimizer/test_optimizer_api_input.py`` and
+``tests/unit/experiments/test_experiments_api_errors.py``."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ FACTORIES = {
     "experiments": experiments_app,
 }
 BODY_CODES = {(400, "invalid_json"), (413, "payload_too_large")}
-UNDECODABLE = (400, "bad_request")
-RAW_BODY = {"ingest"}
 
 
 def _json_body_endpoints(openapi: dict[str, Any]) -> dict[str, set[tuple[int, str]]]:
@@ -48,8 +47,7 @@ def _json_body_endpoints(openapi: dict[str, Any]) -> dict[str, set[tuple[int, st
 def test_every_json_body_endpoint_declares_the_body_errors(service: str) -> None:
     endpoints = _json_body_endpoints(FACTORIES[service]().openapi())
     assert endpoints, f"{service} has no endpoint with a JSON body"
-    wanted = BODY_CODES if service in RAW_BODY else BODY_CODES | {UNDECODABLE}
-    missing = {e: sorted(wanted - codes) for e, codes in endpoints.items()}
+    missing = {e: sorted(BODY_CODES - codes) for e, codes in endpoints.items()}
     assert {e: m for e, m in missing.items() if m} == {}
 
 

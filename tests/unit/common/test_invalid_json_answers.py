@@ -102,20 +102,42 @@ def test_an_error_the_parser_does_not_locate_is_named_without_a_place(monkeypatc
     assert error.details == unlocated
 
 
+#: bodies Python's parser cannot read at all (FastAPI once answered them 400 ``bad_request``
+#: "There was an error parsing the body"), and where pydantic's parser stops reading them
+UNREADABLE = [
+    # not UTF-8: the byte 0xff in a string (pydantic's column counts bytes)
+    (b'{"a": "\xff"}', 1, 8, "invalid unicode code point"),
+    # an integer over Python's 4,300 digits: a bare ValueError (the trailing comma makes
+    # pydantic's parser refuse the body first)
+    (b"[" + b"1" * 5000 + b",]", 1, 4303, "number out of range"),
+]
+
+
 @pytest.mark.parametrize("service", FACTORIES)
-def test_a_body_python_cannot_read_for_its_integer_limit_is_a_400_not_a_500(service: str) -> None:
-    # Python refuses integers over 4,300 digits with a bare ValueError; the trailing comma
-    # makes pydantic's parser refuse the body first in ingest, which then locates the error
-    body = b"[" + b"1" * 5000 + b",]"
+@pytest.mark.parametrize(
+    ("body", "line", "column", "reason"), UNREADABLE, ids=["not_utf8", "integer_limit"]
+)
+def test_every_service_answers_a_body_python_cannot_read_as_ingest_does(
+    service: str, body: bytes, line: int, column: int, reason: str
+) -> None:
     client = _client(service)
-    for method, url in _json_body_endpoints(client.app):
+    endpoints = _json_body_endpoints(client.app)
+    assert endpoints, f"{service} has no endpoint with a JSON body"
+    expected = {
+        "error": {
+            "code": "invalid_json",
+            "message": f"request body is not valid JSON: {reason} at line {line} column {column}",
+            "details": {"line": line, "column": column, "reason": reason},
+        }
+    }
+    for method, url in endpoints:
         response = client.request(method, url, content=body, headers=HEADERS)
-        error = response.json()["error"]
-        assert (url, response.status_code) == (url, 400)
-        if service == "ingest":
-            assert error["details"] == {"line": 1, "column": 4303, "reason": "number out of range"}
-        else:  # FastAPI's own answer to a body it cannot decode
-            assert error["code"] == "bad_request"
+        assert (method, url, response.status_code, response.json()) == (
+            method,
+            url,
+            400,
+            expected,
+        )
 
 
 #: bodies a JSON endpoint is sent with a Content-Type that is not JSON (None: no header):

@@ -121,7 +121,7 @@ def test_a_body_over_the_limit_undecodable_or_not_json_gets_its_declared_code(
     ]
     assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [
         (413, "payload_too_large"),
-        (400, "bad_request"),
+        (400, "invalid_json"),
         (400, "invalid_json"),
     ]
 

@@ -203,8 +203,8 @@ NUL_IN_QUERY = ApiError(
 INVALID_JSON = ApiError(
     400,
     "invalid_json",
-    "the body is not JSON; `details: {line, column, reason}` say where parsing stopped and why "
-    "(line and column count from 1)",
+    "the body is not JSON (or not UTF-8 text); `details: {line, column, reason}` say where "
+    "parsing stopped and why (line and column count from 1)",
 )
 #: a body not declared JSON, refused before it is parsed (:func:`require_json_body`)
 UNSUPPORTED_MEDIA_TYPE = ApiError(
@@ -221,10 +221,9 @@ UNSUPPORTED_FORM_MEDIA_TYPE = ApiError(
     ", JSON included: `details: {expected, received}`",
 )
 #: the errors of any endpoint that reads a JSON body: one over the limit is refused before
-#: the route runs (:mod:`finops.common.http`), one that is not UTF-8 text FastAPI cannot decode
+#: the route runs (:mod:`finops.common.http`); one that is not UTF-8 text is ``invalid_json``
 JSON_BODY = (
     INVALID_JSON,
-    ApiError(400, "bad_request", "the body cannot be decoded (not UTF-8 text)"),
     ApiError(413, "payload_too_large", "the body is over `FINOPS_MAX_BODY_BYTES` (1 MiB)"),
     UNSUPPORTED_MEDIA_TYPE,
 )
@@ -371,6 +370,13 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+async def _undecoded_body(request: Request, cause: BaseException) -> bytes:
+    """The body FastAPI could not decode (the bytes the decoder was given, else the request's)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return cause.object
+    return await request.body()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FinopsError)
     async def _finops(_: Request, exc: FinopsError) -> JSONResponse:
@@ -389,6 +395,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if (
+            exc.status_code == 400
+            and isinstance(exc.__cause__, ValueError | RecursionError)
+            and reads_json_body(request.scope.get("route"))
+        ):
+            # FastAPI's "There was an error parsing the body": Python's parser could not read
+            # it (not UTF-8, an integer over 4,300 digits); located the way ingest locates it
+            return error_response(InvalidJson.of(await _undecoded_body(request, exc.__cause__)))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         headers, details = getattr(exc, "headers", None), None
         if exc.status_code == 405:
