@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from finops.common.events import Usage, llm_call_event, price_call, price_table, repricing
+from finops.common.events import (
+    Usage,
+    error_event,
+    llm_call_event,
+    parse_event,
+    price_call,
+    price_table,
+    repricing,
+)
 from finops.common.events.price_table import PriceTableError, TokenPrices, parse_price_table
 from finops.common.events.repricing import (
     NO_TEAM,
@@ -184,6 +192,28 @@ def test_the_window_duplicates_and_invalid_records_are_counted_not_repriced():
         "2026-11-30T12:00:00+00:00",
         "2026-11-30T13:00:00+00:00",
     )
+
+
+def test_a_call_the_consumers_dead_lettered_for_a_nul_is_invalid_not_repriced():
+    """The schema takes a NUL in a string; the consumers' decoding (``from_kafka``) refuses
+    it and parks the record, so its cost was never counted: the replay must not count it."""
+    nul = json.loads(cost_event())
+    nul["data"]["task_type"] = "summa\u0000rize"
+    error = error_event(  # a valid event, but not a call
+        {
+            "agent_id": "bot",
+            "task_type": "summarize",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "error": {"message": "slow down", "status_code": 429},
+        }
+    )
+    assert parse_event(json.dumps(nul)) and parse_event(json.dumps(error))  # the schema takes both
+    replay = Repricing(genai_prices_pricer)
+    for record in (json.dumps(nul).encode(), json.dumps(error).encode(), cost_event()):
+        replay.add(record)
+    assert (replay.records, replay.repriced, replay.invalid) == (3, 1, 2)
+    assert replay.total.calls == 1
 
 
 def test_a_window_must_run_forwards():

@@ -16,14 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, cast
 from uuid import UUID
-
-from pydantic import ValidationError
 
 from finops.common.events.price_table import PriceTable
 from finops.common.events.pricing import price_call
-from finops.common.events.schemas import LlmCallEvent, parse_event
+from finops.common.events.schemas import LlmCallEvent
 from finops.common.events.usage import Usage
 
 NO_TEAM = "(no team)"
@@ -166,11 +164,9 @@ class Repricing:
         """One record's value (the event's JSON)."""
         self.records += 1
         try:
-            event = parse_event(value)
-        except (ValidationError, ValueError):
-            self.invalid += 1
-            return
-        if not isinstance(event, LlmCallEvent):
+            # decoded as the consumers decode it: the schema, then no string holding a NUL
+            event = cast(LlmCallEvent, LlmCallEvent.from_kafka(value))
+        except (ValueError, TypeError):  # ValidationError is a ValueError; TypeError: not a call
             self.invalid += 1
             return
         if not self.window.holds(event.time):
