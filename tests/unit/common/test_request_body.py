@@ -88,6 +88,35 @@ def test_nul_or_lone_surrogate_at_any_depth_is_422(body):
     assert "NUL" in resp.text
 
 
+def test_each_string_holding_a_nul_or_lone_surrogate_is_named_by_its_field():
+    """The details once had one entry with an empty field: which string was it?"""
+    content = (
+        '{"tiers": [{"name": "ok"}, {"name": "a\\u0000b"}],'
+        ' "limits": {"k\\u0000": 1, "s\\ud800": 2}, "thresholds": [1]}'
+    )
+    resp = TestClient(_app()).put(
+        "/plans/p1", content=content, headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["details"] == [
+        {
+            "field": "tiers.1.name",
+            "message": "the string holds a NUL character or an unpaired surrogate",
+            "type": "invalid_text",
+        },
+        {
+            "field": "limits.k\x00",
+            "message": "the key holds a NUL character or an unpaired surrogate",
+            "type": "invalid_text",
+        },
+        {
+            "field": "limits.s\\ud800",  # escaped: a lone surrogate is not UTF-8
+            "message": "the key holds a NUL character or an unpaired surrogate",
+            "type": "invalid_text",
+        },
+    ]
+
+
 def test_nul_in_a_path_parameter_is_422_before_any_route():
     resp = TestClient(_app()).put("/plans/a%00b", json={"tiers": []})
     assert resp.status_code == 422

@@ -89,6 +89,20 @@ def test_too_many_features_is_422_with_details(client: TestClient) -> None:
     assert response.json()["error"]["details"][0]["type"] == "too_many_features"
 
 
+def test_a_nul_in_a_body_field_is_422_naming_the_field(client: TestClient) -> None:
+    response = client.post("/api/catalog", json={"model": "a\x00b", "provider": "openai"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "field": "model",
+            "message": "the string holds a NUL character or an unpaired surrogate",
+            "type": "invalid_text",
+        }
+    ]
+    response = client.put("/api/budgets/b1", json=budget(subject="s\x00"))
+    assert [d["field"] for d in response.json()["error"]["details"]] == ["subject"]
+
+
 def test_a_valid_budget_is_stored_and_checkpointed(client: TestClient) -> None:
     intake = client.app.state.intake  # type: ignore[attr-defined]
     before = intake.checkpoints

@@ -23,8 +23,8 @@ Examples
 >>> try:
 ...     Limit.model_validate({"name": "team\\x00a", "usd": 5})
 ... except ValidationError as exc:
-...     print(exc.errors()[0]["msg"])
-Value error, strings must not hold a NUL character or an unpaired surrogate
+...     print(exc.errors()[0]["loc"], exc.errors()[0]["msg"])
+('name',) the string holds a NUL character or an unpaired surrogate
 >>> try:
 ...     Limit.model_validate({"name": "team-a", "usd": False})
 ... except ValidationError as exc:
@@ -37,7 +37,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Strict, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Number = Annotated[float, Strict()]
 """A JSON number: an integer or a float, never a boolean or a numeric string."""
@@ -47,6 +48,7 @@ Flag = Annotated[bool, Strict()]
 """``true`` or ``false``, never ``1``, ``"yes"`` or ``"true"``."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def holds_unstorable_text(value: Any) -> bool:
@@ -63,6 +65,38 @@ def holds_unstorable_text(value: Any) -> bool:
     return False
 
 
+def unstorable_text(value: Any, loc: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    """An ``invalid_text`` error for each string of ``value`` (at any depth) that holds a NUL
+    or a lone surrogate, located at its place (a key's error at the key)."""
+    if isinstance(value, str):
+        return _invalid_text(value, loc, "string")
+    errors: list[InitErrorDetails] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                errors += _invalid_text(key, (*loc, key), "key")
+            errors += unstorable_text(item, (*loc, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            errors += unstorable_text(item, (*loc, index))
+    return errors
+
+
+def _invalid_text(text: str, loc: tuple[str | int, ...], what: str) -> list[InitErrorDetails]:
+    if _UNSTORABLE.search(text) is None:
+        return []
+    message = f"the {what} holds a NUL character or an unpaired surrogate"
+    # a lone surrogate cannot be written as UTF-8: a key holding one is named with it escaped
+    named = tuple(_LONE_SURROGATE.sub(_escaped, p) if isinstance(p, str) else p for p in loc)
+    return [
+        InitErrorDetails(type=PydanticCustomError("invalid_text", message), loc=named, input=text)
+    ]
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
 class RequestBody(BaseModel):
     """A request body: finite, closed, storable. Subclass it; see the module doc."""
 
@@ -71,6 +105,7 @@ class RequestBody(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _refuse_unstorable_text(cls, data: Any) -> Any:
+        # before any other validation, each string named by its place (``config.k``, ``0.name``)
         if holds_unstorable_text(data):
-            raise ValueError("strings must not hold a NUL character or an unpaired surrogate")
+            raise ValidationError.from_exception_data(cls.__name__, unstorable_text(data))
         return data
