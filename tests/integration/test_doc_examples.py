@@ -217,5 +217,5 @@ async def test_the_readme_example_with_a_wrong_key_or_url_fails_at_once_saying_w
     assert (code, out) == (1, "")
     assert err.splitlines()[-1].endswith(
         "/api/auth/token answered 404 not_found: Not Found; is auth_url the auth service "
-        "(port 8001 on the local stack)?; 1 event was not delivered"
+        "(port 8001 on the local stack by default)?; 1 event was not delivered"
     )

@@ -289,7 +289,7 @@ async def test_a_wrong_auth_url_fails_fast_naming_the_url():
         await c.flush(timeout=5)
     assert str(refused.value) == (
         "http://auth/api/auth/token answered 404 (not a FinOps error answer); "
-        "is auth_url the auth service (port 8001 on the local stack)?"
+        "is auth_url the auth service (port 8001 on the local stack by default)?"
     )
     assert seen["token_requests"] == 1
     with pytest.raises(RequestRefused):
@@ -302,10 +302,45 @@ async def test_a_wrong_ingest_url_fails_fast_naming_the_url():
 
     c = client(handler, batch_size=1)
     await record(c, 1)
-    with pytest.raises(RequestRefused, match=r"is ingest_url the ingest service \(port 8002"):
+    with pytest.raises(RequestRefused) as refused:
         await c.flush(timeout=5)
+    # the port is only the default: a stack may run its ingest elsewhere (9102, say)
+    assert str(refused.value) == (
+        "http://ingest/api/events answered 404 (not a FinOps error answer); "
+        "is ingest_url the ingest service (port 8002 on the local stack by default)?"
+    )
     with pytest.raises(RequestRefused):
         await c.close()
+
+
+@pytest.mark.parametrize(
+    ("service", "port", "ask"),
+    [
+        ("optimizer", 8003, lambda c: c.recommend("qa")),
+        ("experiments", 8005, lambda c: c.assign("e1", "user-42")),
+    ],
+    ids=["optimizer", "experiments"],
+)
+async def test_a_wrong_optimizer_or_experiments_url_names_the_default_port(service, port, ask):
+    """The experiments service had no port to name: a KeyError instead of the refusal."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="Not Found")
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(handler),
+        **{f"{service}_url": f"http://{service}"},
+    )
+    with pytest.raises(RequestRefused) as refused:
+        await ask(c)
+    assert str(refused.value).endswith(
+        f"answered 404 (not a FinOps error answer); is {service}_url the {service} service "
+        f"(port {port} on the local stack by default)?"
+    )
+    await c.close()
 
 
 async def test_ingest_refusing_a_fresh_token_fails_after_one_renewal():

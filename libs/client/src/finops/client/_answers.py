@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import wait_random_exponential
 
 from finops.client.errors import RequestRefused
 
-#: the local stack's port of each service, for hints
-LOCAL_PORTS = {"auth": 8001, "ingest": 8002, "optimizer": 8003}
+#: each service's address on the local stack: the SDK's default, and the hint of a wrong URL
+#: (a stack may run on other ports: the hint says it is the default)
+LOCAL_URLS = {
+    "ingest": "http://127.0.0.1:8002",
+    "auth": "http://127.0.0.1:8001",
+    "optimizer": "http://127.0.0.1:8003",
+    "experiments": "http://127.0.0.1:8005",
+    "healer": "http://127.0.0.1:8004",
+}
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: statuses (and codes) that mean the URL points at the wrong place, not a bad request
 WRONG_PLACE_STATUS = frozenset({404, 405})
@@ -106,7 +114,7 @@ def wrong_place(
     """The refusal for a URL that does not lead to ``service``."""
     return RequestRefused(
         f"{url} {what or 'answered ' + describe(resp)}; is {service}_url the {service} service "
-        f"(port {LOCAL_PORTS[service]} on the local stack)?",
+        f"(port {urlsplit(LOCAL_URLS[service]).port} on the local stack by default)?",
         status=resp.status_code,
         code=error_of(resp)[0],
         url=url,

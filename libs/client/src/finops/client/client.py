@@ -42,7 +42,7 @@ from typing import Any, Literal, Unpack
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
-from finops.client._answers import RetryAfterOrJitter, Transient
+from finops.client._answers import LOCAL_URLS, RetryAfterOrJitter, Transient
 from finops.client._experiments import assignment
 from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
@@ -60,13 +60,6 @@ from finops.client.errors import (
 log = logging.getLogger("finops.client")
 
 Overflow = Literal["block", "drop_oldest", "raise"]
-LOCAL_URLS = {
-    "ingest": "http://127.0.0.1:8002",
-    "auth": "http://127.0.0.1:8001",
-    "optimizer": "http://127.0.0.1:8003",
-    "experiments": "http://127.0.0.1:8005",
-    "healer": "http://127.0.0.1:8004",
-}
 
 
 @dataclass
