@@ -59,7 +59,14 @@ class ExperimentsLab:
     async def setup(self) -> None:
         await ensure_topics(
             self.kafka,
-            [self.cost, self.decisions, self.events, dlq_spec(self.cost), dlq_spec(self.events)],
+            [
+                self.cost,
+                self.decisions,
+                self.events,
+                dlq_spec(self.cost),
+                dlq_spec(self.events),
+                dlq_spec(self.decisions),
+            ],
         )
         self.producer = make_producer(self.kafka)
         await self.producer.start()

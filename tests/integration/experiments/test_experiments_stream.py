@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from support import llm_call, wait_until
 
 from finops.common.kafka import read_topic
@@ -199,3 +200,26 @@ async def test_a_record_whose_task_type_holds_a_nul_is_parked_and_the_intake_goe
         async for r in read_topic(lab.kafka, lab.cost.dlq, idle_s=1.0, timeout_s=60)
     ]
     assert parked == [poison["id"]]
+
+
+async def test_an_unreadable_announcement_is_parked_by_the_read_back(lab) -> None:
+    # The read-back counted it as unreadable and went on: no dead letter for operators.
+    await lab.producer.send_and_wait(lab.decisions.name, b"garbage", key=b"x")
+    await lab.producer.send_and_wait(lab.decisions.name, b"[1, 2]", key=b"y")
+
+    def parked() -> float:
+        labels = {"service": "experiments", "topic": lab.decisions.name}
+        return (
+            REGISTRY.get_sample_value(
+                "finops_stream_events_total", {**labels, "outcome": "dead_lettered"}
+            )
+            or 0.0
+        )
+
+    async with lab.service():
+        await wait_until(lambda: parked() >= 2, 60, "both announcements parked")
+    letters = [
+        (r.value, dict(r.headers)["x-service"])
+        async for r in read_topic(lab.kafka, lab.decisions.dlq, idle_s=1.0, timeout_s=60)
+    ]
+    assert sorted(letters) == [(b"[1, 2]", b"experiments"), (b"garbage", b"experiments")]
