@@ -119,5 +119,9 @@ $(DEPLOY_STAMP):
 deploy-check: $(STAMP) $(DEPLOY_STAMP) ## compose schema, kustomize render + Kubernetes schemas, promtool, hadolint
 	$(VENV)/bin/python deploy/check.py --bin $(VENV)/bin --kubectl $(DEPLOY_TOOLS)/bin/kubectl --promtool $(DEPLOY_TOOLS)/bin/promtool
 
-clean: ## remove the local stack's data (.finops/)
+# A stack still running from .finops/ would keep its processes and every port once its folder
+# is gone, where no `finops` command finds it again: it is stopped first. Without .venv (nothing
+# installed yet) no stack can run, and the folder is only removed.
+clean: ## stop a stack running from .finops/ (finops down), then remove .finops/
+	@if [ -f .finops/stack.json ] && [ -x $(FINOPS) ]; then FINOPS_DATA_DIR=.finops $(FINOPS) down; fi
 	rm -rf .finops
