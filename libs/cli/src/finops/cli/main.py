@@ -18,11 +18,13 @@ from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError, explain
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
+from finops.cli.process import FREE_PORTS_ENV, parse_port_range
 from finops.cli.stack import Stack, StackError, StackSettings
 from finops.cli.stack_state import (
     mark_stopped,
     probe_component,
     read_state,
+    record_failed_start,
     running_supervisor,
     state_path,
     stop_recorded,
@@ -104,6 +106,11 @@ def _stack_settings() -> StackSettings:
     once the infrastructure was up, which was then stopped again."""
     settings = StackSettings()
     CommonSettings()
+    # where the stack draws the ports it picks itself; a detached start read it only in the
+    # supervisor, whose error reached stack.log alone
+    free_ports = os.environ.get(FREE_PORTS_ENV)
+    if free_ports is not None:
+        parse_port_range(free_ports)
     return settings
 
 
@@ -164,19 +171,27 @@ def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    stack = Stack(settings, infra_only=infra_only, echo=lambda line: console.print(f"• {line}"))
     started = time.monotonic()
+    stack: Stack | None = None
+
+    def record_failure(error: str) -> None:
+        if stack is None:  # it failed drawing its own ports (FINOPS_FREE_PORTS), say
+            record_failed_start(settings.data_dir.resolve(), error)
+        else:
+            stack.write_state("failed", error)
+
     try:
+        stack = Stack(settings, infra_only=infra_only, echo=lambda line: console.print(f"• {line}"))
         stack.root.mkdir(parents=True, exist_ok=True)
         stack.write_state("starting")
         stack.start()
     except StackError as exc:
-        stack.write_state("failed", str(exc))
+        record_failure(str(exc))
         raise CliError(str(exc), 2) from exc
     except Exception as exc:
         # the line the user is shown (`finops up --detach` prints it), not a traceback's
         known = explain(exc)
-        stack.write_state("failed", known.message if known else f"{type(exc).__name__}: {exc}")
+        record_failure(known.message if known else f"{type(exc).__name__}: {exc}")
         raise
     stack.write_state("ready")
     console.print(f"stack ready in {time.monotonic() - started:.1f}s")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from finops.cli.process import is_same_process, pid_alive, tcp_open
+from finops.cli.process import is_same_process, pid_alive, started_at_ticks, tcp_open
 
 
 def state_path(root: Path) -> Path:
@@ -82,6 +82,23 @@ def write_state_file(root: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(path)
+
+
+def record_failed_start(root: Path, error: str) -> None:
+    """Record in ``root`` a start that failed before the stack had its components (drawing
+    its own ports, say): ``finops status`` then says the last start failed, and why, and
+    ``finops up --detach`` prints ``error``, as for a start that failed later."""
+    root.mkdir(parents=True, exist_ok=True)
+    me = os.getpid()
+    state = {
+        "status": "failed",
+        "error": error,
+        "supervisor_pid": me,
+        "supervisor_ticks": started_at_ticks(me),
+        "updated": time.time(),
+        "components": {},
+    }
+    write_state_file(root, state)
 
 
 def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
