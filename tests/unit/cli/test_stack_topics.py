@@ -47,7 +47,7 @@ def test_finops_up_on_a_broker_refusing_the_topics_exits_2_with_one_line(
     async def refuse(settings: CommonSettings) -> list[str]:
         raise refusal
 
-    def start(stack: Stack) -> None:  # the infrastructure is up: the topics come next
+    def start(stack: Stack, _should_stop: object) -> None:  # the infrastructure is up: topics next
         stack._create_topics()
 
     monkeypatch.setattr(topic_admin, "ensure_topics", refuse)

@@ -19,7 +19,7 @@ from finops.cli.failures import CliError, explain
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
 from finops.cli.process import FREE_PORTS_ENV, parse_port_range
-from finops.cli.stack import Stack, StackError, StackSettings
+from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
 from finops.cli.stack_state import (
     mark_stopped,
     probe_component,
@@ -162,12 +162,18 @@ def up(
 
 
 def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
-    """Start the stack in this process and supervise it until SIGTERM or Ctrl-C."""
-    stop_requested = False
+    """Start the stack in this process and supervise it until SIGTERM or Ctrl-C.
+
+    Either signal during the start-up stops what was started, and the command exits 128 +
+    the signal's number (130 for Ctrl-C) as the start did not finish."""
+    stop_signal: int | None = None
 
     def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
+        nonlocal stop_signal
+        stop_signal = stop_signal or signum
+
+    def stop_requested() -> bool:
+        return stop_signal is not None
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -184,7 +190,12 @@ def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
         stack = Stack(settings, infra_only=infra_only, echo=lambda line: console.print(f"• {line}"))
         stack.root.mkdir(parents=True, exist_ok=True)
         stack.write_state("starting")
-        stack.start()
+        stack.start(stop_requested)
+    except StartInterrupted:
+        if stack is not None:  # start() stopped what it had started
+            stack.write_state("stopped")
+        console.print("stopped before the stack was ready.")
+        raise typer.Exit(128 + (stop_signal or signal.SIGINT)) from None
     except StackError as exc:
         record_failure(str(exc))
         raise CliError(str(exc), 2) from exc
@@ -199,7 +210,7 @@ def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
     if not os.environ.get("FINOPS_DETACHED"):
         console.print("Ctrl-C stops everything.")
     try:
-        stack.supervise(lambda: stop_requested, lambda: stack.write_state("ready"))
+        stack.supervise(stop_requested, lambda: stack.write_state("ready"))
     finally:
         console.print("stopping the stack…")
         stack.stop()
@@ -229,6 +240,8 @@ def _up_detached(root: Path, infra_only: bool) -> None:
             status = state.get("status") if state else None
             if status == "ready":
                 break
+            if status == "stopped":  # its supervisor was asked to stop (`finops down`)
+                raise CliError("the stack was stopped before it was ready", 1)
             if status == "failed" or proc.poll() is not None:
                 detail = state.get("error") if state else None
                 raise CliError(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)

@@ -26,6 +26,15 @@ from finops.common.settings_errors import SETTINGS_REFUSED
 log = logging.getLogger("finops.stack")
 
 
+class StartInterrupted(Exception):
+    """A stop was asked for (Ctrl-C, SIGTERM) while the stack started; :meth:`Stack.start`
+    stopped what it had started."""
+
+
+def _never() -> bool:
+    return False
+
+
 class Stack:
     """Starts, supervises and stops the local stack (or only its infrastructure)."""
 
@@ -142,10 +151,13 @@ class Stack:
                 " or choose another port with FINOPS_<COMPONENT>_PORT."
             )
 
-    def _wait_ready(self, names: Iterable[str], timeout: float) -> None:
+    def _wait_ready(
+        self, names: Iterable[str], timeout: float, should_stop: Callable[[], bool] = _never
+    ) -> None:
         pending = [self.components[n] for n in names]
         deadline = time.monotonic() + timeout
         while pending:
+            _check_stop(should_stop)
             for comp in list(pending):
                 if comp.ready():
                     pending.remove(comp)
@@ -166,21 +178,29 @@ class Stack:
             if pending:
                 time.sleep(0.2)
 
-    def start(self) -> None:
-        """Start infrastructure, create topics, migrate, start services; wait until ready."""
+    def start(self, should_stop: Callable[[], bool] = _never) -> None:
+        """Start infrastructure, create topics, migrate, start services; wait until ready.
+
+        ``should_stop()`` is asked between steps and while waiting for readiness: once it is
+        true (Ctrl-C, SIGTERM), what was started is stopped and :class:`StartInterrupted`
+        raised."""
+        _check_stop(should_stop)
         self.root.mkdir(parents=True, exist_ok=True)
         self.check_ports()
         try:
             infra = [self.components[n] for n in self.infra_names]
             for comp in infra:
+                _check_stop(should_stop)
                 if not comp.external:
                     comp.start()
-            self._wait_ready(self.infra_names, self.settings.ready_timeout_s)
+            self._wait_ready(self.infra_names, self.settings.ready_timeout_s, should_stop)
+            _check_stop(should_stop)
             self.bootstrap_infra()
             services = [c for c in self.components.values() if c.kind == "service"]
             for comp in services:
+                _check_stop(should_stop)
                 comp.start()
-            self._wait_ready([c.name for c in services], self.settings.ready_timeout_s)
+            self._wait_ready([c.name for c in services], self.settings.ready_timeout_s, should_stop)
         except BaseException:
             self.stop()
             raise
@@ -295,3 +315,8 @@ class Stack:
             },
         }
         write_state_file(self.root, state)
+
+
+def _check_stop(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise StartInterrupted("stopped during start-up")

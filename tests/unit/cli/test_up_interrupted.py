@@ -1,0 +1,113 @@
+"""Ctrl-C or SIGTERM while `finops up` starts the stack in the foreground stops what it had
+started and ends the command (128 + the signal: 130 for Ctrl-C). It used to be noted only
+once every component was ready, after minutes of waiting for one that never was.
+
+The stack's processes are fakes that never get ready: the start waits for them until a stop
+is asked for (or its readiness timeout, which a start that ignores the signal reaches)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import wait_for
+
+from finops.cli.process import Component, free_port, pid_alive
+from finops.cli.stack import Stack, StackSettings, StartInterrupted
+
+#: `finops up` whose infrastructure is processes that say they started (their pid in a file
+#: of the data folder) and never get ready
+FAKE_INFRA_UP = """
+import sys
+from finops.cli import infra
+from finops.cli.process import Component, free_port
+
+def fake(self, name):
+    started = self.root / f"{name}.pid"
+    code = (
+        "import os, pathlib, time; "
+        f"pathlib.Path({str(started)!r}).write_text(str(os.getpid())); time.sleep(600)"
+    )
+    return Component(
+        name,
+        "infra",
+        free_port(),
+        log_file=self.root / "logs" / f"{name}.log",
+        command=lambda: [sys.executable, "-c", code],
+        ready_probe=lambda: False,
+    )
+
+infra.LocalInfra.component = fake
+from finops.cli.main import app
+app(prog_name="finops")
+"""
+
+PLAIN = {"TTY_COMPATIBLE": "0", "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_while_waiting_for_readiness_stops_what_started(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    env = {
+        **os.environ,
+        **PLAIN,
+        "FINOPS_DATA_DIR": str(tmp_path),
+        "FINOPS_KAFKA_STORAGE": "memory",  # postgres, redis, broker, kafka
+        # what a start that ignores the signal reaches instead (exit 2)
+        "FINOPS_READY_TIMEOUT_S": "60",
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-c", FAKE_INFRA_UP, "up", "--infra-only"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    names = ("postgres", "redis", "broker", "kafka")
+    pid_files = [tmp_path / f"{name}.pid" for name in names]
+    try:
+        wait_for(lambda: all(p.exists() and p.read_text() for p in pid_files), 30, "the fakes")
+        pids = [int(p.read_text()) for p in pid_files]
+        up.send_signal(signum)
+        out, err = up.communicate(timeout=30)  # well before the readiness timeout
+    finally:
+        up.kill()
+        up.wait()
+
+    assert (up.returncode, err) == (code, ""), out
+    for name, pid in zip(names, pids, strict=True):
+        assert f"stopping {name} (pid {pid})" in out
+        assert not pid_alive(pid)
+    assert out.rstrip().endswith("stopped before the stack was ready.")
+    assert json.loads((tmp_path / "stack.json").read_text())["status"] == "stopped"
+
+
+def _fake(tmp_path: Path, name: str) -> Component:
+    return Component(
+        name,
+        "infra",
+        free_port(),
+        log_file=tmp_path / "logs" / f"{name}.log",
+        command=lambda: [sys.executable, "-c", "import time; time.sleep(600)"],
+        ready_probe=lambda: False,
+    )
+
+
+def test_a_stop_between_steps_starts_nothing_more(tmp_path: Path) -> None:
+    settings = StackSettings(data_dir=tmp_path, kafka_storage="memory", ready_timeout_s=60)
+    stack = Stack(settings, infra_only=True, echo=lambda _line: None)
+    stack.components = {name: _fake(tmp_path, name) for name in stack.infra_names}
+    first, *rest = stack.components.values()
+
+    # asked to stop once the first component runs: the next step is not taken
+    with pytest.raises(StartInterrupted):
+        stack.start(should_stop=lambda: first.process is not None)
+
+    assert first.process is not None and first.process.poll() is not None  # stopped
+    assert [comp.process for comp in rest] == [None] * len(rest)  # never started
