@@ -123,7 +123,8 @@ def test_up_and_demo_refuse_while_a_stack_runs_with_exit_2(tmp_path):
     up = invoke(tmp_path, "up")
     assert (up.exit_code, up.stderr) == (
         2,
-        f"error: a stack is already running (supervisor pid {me}); see `finops status`\n",
+        f"error: a stack is already running (supervisor pid {me});"
+        f" see `FINOPS_DATA_DIR={tmp_path} finops status`\n",
     )
     demo = invoke(tmp_path, "demo", "--calls", "0")
     assert demo.exit_code == 2

@@ -26,6 +26,7 @@ from finops.cli.stack_state import (
     read_state,
     record_failed_start,
     running_supervisor,
+    stack_command,
     state_path,
     stop_recorded,
 )
@@ -153,7 +154,9 @@ def up(
     running = running_supervisor(root)
     if running:
         raise CliError(
-            f"a stack is already running (supervisor pid {running}); see `finops status`", 2
+            f"a stack is already running (supervisor pid {running});"
+            f" see `{stack_command(root, 'status')}`",
+            2,
         )
     if detach:
         _up_detached(root, infra_only)
@@ -248,7 +251,12 @@ def _up_detached(root: Path, infra_only: bool) -> None:
             time.sleep(0.3)
     console.print(f"stack ready in {time.monotonic() - started:.1f}s (supervisor pid {proc.pid})")
     console.print(_status_table(root)[0])
-    console.print(f"logs: {root / 'logs'}   stop with: finops down")
+    console.print(
+        f"logs: {root / 'logs'}   stop with: {stack_command(root, 'down')}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()
@@ -296,8 +304,8 @@ def status() -> None:
     for name, info in state["components"].items():
         if info.get("failed"):
             console.print(
-                f"{name} {info['failed']} — not restarted; fix it, then `finops down`"
-                " and `finops up`",
+                f"{name} {info['failed']} — not restarted; fix it, then"
+                f" `{stack_command(root, 'down')}` and `{stack_command(root, 'up')}`",
                 soft_wrap=True,
                 markup=False,
                 highlight=False,
@@ -337,7 +345,9 @@ def demo(
     root = settings.data_dir.resolve()
     if running_supervisor(root):
         raise CliError(
-            "a stack is already running here; `finops down` first, or use it directly", 2
+            f"a stack is already running here; `{stack_command(root, 'down')}` first, or use it"
+            " directly",
+            2,
         )
     use_demo_service_settings()
     stack = Stack(settings, echo=lambda line: console.print(f"• {line}"))

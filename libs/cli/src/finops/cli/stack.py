@@ -19,7 +19,7 @@ import httpx
 
 from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
 from finops.cli.process import Component, free_port, last_error, port_is_free, started_at_ticks
-from finops.cli.stack_state import write_state_file
+from finops.cli.stack_state import stack_command, write_state_file
 from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.settings_errors import SETTINGS_REFUSED
 
@@ -286,7 +286,8 @@ class Stack:
         comp.failed = f"exited with code {code}: {why}"
         self.echo(
             f"{comp.name} exited with code {code}: {why}; not restarting it, as it would fail the"
-            f" same way: fix the setting, then `finops down` and `finops up` (see {comp.log_file})"
+            f" same way: fix the setting, then `{stack_command(self.root, 'down')}` and"
+            f" `{stack_command(self.root, 'up')}` (see {comp.log_file})"
         )
         return True
 

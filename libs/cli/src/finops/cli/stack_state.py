@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -12,12 +13,32 @@ from typing import Any
 
 import httpx
 
+from finops.cli.infra import StackSettings
 from finops.cli.process import is_same_process, pid_alive, started_at_ticks, tcp_open
 
 
 def state_path(root: Path) -> Path:
     """Where the stack of the data folder ``root`` records itself."""
     return root / "stack.json"
+
+
+def stack_command(root: Path, command: str) -> str:
+    """``finops <command>`` as it reaches the stack of the data folder ``root``: led by
+    ``FINOPS_DATA_DIR=<root>`` unless ``root`` is the default folder, where a plain command
+    looks (a plain `finops down` printed after `FINOPS_DATA_DIR=elsewhere finops up` stopped
+    nothing).
+
+    Examples
+    --------
+    >>> stack_command(Path(".finops").resolve(), "down")
+    'finops down'
+    >>> stack_command(Path("/tmp/my stack"), "status")
+    "FINOPS_DATA_DIR='/tmp/my stack' finops status"
+    """
+    default = Path(StackSettings.model_fields["data_dir"].default).resolve()
+    if root.resolve() == default:
+        return f"finops {command}"
+    return f"FINOPS_DATA_DIR={shlex.quote(str(root))} finops {command}"
 
 
 def read_state(root: Path) -> dict[str, Any] | None:
