@@ -366,7 +366,12 @@ def demo(
             from finops.cli.demo import run_demo
 
             run_demo(stack, calls=calls, agents=agents, seed=seed, reports=reports)
-        console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")
+            console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")
+        else:
+            console.print(
+                "[bold green]demo: every component is up and ready; with --calls 0 no fleet"
+                " runs, so the stack stops now[/]"
+            )
     except StackError as exc:
         raise CliError(str(exc), 2) from exc
     finally:
