@@ -85,6 +85,7 @@ async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path
                 "winner": None,
                 "promoted": False,
                 "samples": [12, 11],
+                "reason": "stopped at the end of the run, no winner, as an A/A test should",
             },
         ],
     }
@@ -99,6 +100,7 @@ async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path
     ) == ["spend", "traffic", "errors", "breakers", "experiments"]
     assert f"{1 - optimized / baseline:.1%}" in html
     assert "12 / 11" in html
+    assert "<td>stopped at the end of the run, no winner, as an A/A test should</td>" in html
     # nothing to fetch: no script, stylesheet or image from elsewhere (namespaces are names,
     # url(#…) an in-page clip path)
     assert not re.search(r"(src|href)=['\"]?(https?:|//)|<link|url\((?!#)", html)

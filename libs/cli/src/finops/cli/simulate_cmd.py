@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+import signal
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -19,6 +21,8 @@ from finops.client import FinOpsError
 if TYPE_CHECKING:
     from finops.cli.simulate_platform import Endpoints
     from finops.cli.simulate_run import SimulationReport
+
+T = TypeVar("T")
 
 
 def simulate(
@@ -68,20 +72,38 @@ def run_with_progress(
         job = bar.add_task("tasks", total=calls)
         try:
             return asyncio.run(
-                run_simulation(
-                    endpoints,
-                    agents=agents,
-                    calls=calls,
-                    seed=seed,
-                    schedule=default_schedule(),
-                    progress=lambda: bar.advance(job),
-                    warn=lambda line: err_console.print(f"warning: {line}", markup=False),
+                cancelled_by_sigterm(
+                    run_simulation(
+                        endpoints,
+                        agents=agents,
+                        calls=calls,
+                        seed=seed,
+                        schedule=default_schedule(),
+                        progress=lambda: bar.advance(job),
+                        warn=lambda line: err_console.print(f"warning: {line}", markup=False),
+                    )
                 )
             )
+        except asyncio.CancelledError:  # SIGTERM: the run has stopped its experiments
+            raise typer.Abort() from None
         except httpx.TransportError as exc:
             raise CliError(unreachable(endpoints, exc)) from exc
         except FinOpsError as exc:  # the SDK's own words say what to fix
             raise CliError(str(exc)) from exc
+
+
+async def cancelled_by_sigterm(run: Coroutine[Any, Any, T]) -> T:
+    """``run``, cancelled by SIGTERM as Ctrl-C cancels it (``asyncio.run``), so that its
+    ``finally`` still runs: a simulation stops the experiments it started there. Without it
+    SIGTERM ends the process at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def keep_last_run(report: SimulationReport) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -103,13 +103,17 @@ PLANS = (
 
 @dataclass
 class RunningExperiment:
-    """An experiment started for this run; ``running`` turns false once assignment refuses."""
+    """An experiment started for this run; ``running`` turns false once assignment refuses
+    (or the analysis decided it), ``stopped`` once the run stopped it at its end."""
 
     plan: ExperimentPlan
     id: str
     name: str
     running: bool = True
     tagged_events: int = 0
+    stopped: bool = False
+    #: the service refused to stop it: the analysis had decided it (or an operator stopped it)
+    ended: bool = False
 
 
 @dataclass
@@ -141,6 +145,23 @@ class ExperimentOutcome:
         }
 
 
+def stopped_at_the_end(outcome: ExperimentOutcome) -> ExperimentOutcome:
+    """``outcome`` (an experiment still running when the run ended) as the run stopped it.
+
+    Examples
+    --------
+    >>> running = ExperimentOutcome("e", "a_a", "knowledge", "x1", "running", None, False)
+    >>> stopped = stopped_at_the_end(running)
+    >>> stopped.status, stopped.reason
+    ('stopped', 'stopped at the end of the run, no winner, as an A/A test should')
+    """
+    if outcome.kind == "a_a":
+        why = "stopped at the end of the run, no winner, as an A/A test should"
+    else:
+        why = "stopped at the end of the run before the analysis decided"
+    return replace(outcome, status="stopped", reason=why)
+
+
 class ExperimentNotStarted(Exception):
     """The experiments service still did not know the task type at the deadline."""
 
@@ -157,6 +178,9 @@ class OperatorApi:
     def __init__(self, endpoints: Endpoints, token: str) -> None:
         self.endpoints = endpoints
         self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        #: every experiment this run defined, as soon as the service made it (even one whose
+        #: start was interrupted): :meth:`stop_unfinished` stops those still going
+        self.defined: list[RunningExperiment] = []
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -197,11 +221,38 @@ class OperatorApi:
             if time.monotonic() > deadline:
                 raise ExperimentNotStarted(plan, name, _message(resp))
             await asyncio.sleep(0.5)  # its intake has not read this task type's events yet
-        experiment_id = str(resp.json()["id"])
-        started = await self.http.post(f"{url}/{experiment_id}/start")
+        experiment = RunningExperiment(plan, str(resp.json()["id"]), name)
+        self.defined.append(experiment)
+        started = await self.http.post(f"{url}/{experiment.id}/start")
         if started.status_code != 200:
             raise CliError(f"the experiments service did not start {name}: {started.text[:300]}")
-        return RunningExperiment(plan, experiment_id, name)
+        return experiment
+
+    async def stop_unfinished(self, timeout_s: float = 10.0) -> list[str]:
+        """Stop every experiment of the run the analysis has not ended (``POST …/stop``), so
+        that no run leaves its experiments running: an A/A test never decides, and an
+        interrupted run ends before the analysis does. One the service already ended (409:
+        decided, or stopped by an operator) is left as it is. The names of those the service
+        could not be asked to stop (it did not answer, or refused otherwise)."""
+        url = self.endpoints.service_url("experiments") + "/api/experiments"
+        failed = []
+        for experiment in self.defined:
+            if experiment.stopped or experiment.ended:
+                continue
+            try:
+                resp = await self.http.post(f"{url}/{experiment.id}/stop", timeout=timeout_s)
+            except httpx.HTTPError:
+                failed.append(experiment.name)
+                continue
+            if resp.status_code == 200:
+                experiment.stopped = True
+                experiment.running = False
+            elif _code(resp) == "invalid_status_transition":
+                experiment.running = False
+                experiment.ended = True
+            else:
+                failed.append(experiment.name)
+        return failed
 
     async def optimizer_events(self) -> int | None:
         """How many call events the optimizer has read (None when it does not answer)."""

@@ -25,6 +25,7 @@ from finops.cli.simulate_platform import (
     RunningExperiment,
     check_reachable,
     lost_events,
+    stopped_at_the_end,
 )
 from finops.cli.simulation.attempts import TaskAttempts
 from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, serving
@@ -337,6 +338,26 @@ async def _start_experiments(
     return outcomes
 
 
+async def _final_outcomes(
+    api: OperatorApi, fleet: FleetRun, warn: Callable[[str], None]
+) -> list[ExperimentOutcome]:
+    """The started experiments' outcomes once their analysis has counted the run's events;
+    those it has not decided are then stopped (an A/A test never decides) and said so."""
+    outcomes = [await api.outcome(e) for e in fleet.experiments.values()]
+    await _stop_experiments(api, warn)
+    stopped = {e.id for e in fleet.experiments.values() if e.stopped}
+    return [stopped_at_the_end(o) if o.id in stopped else o for o in outcomes]
+
+
+async def _stop_experiments(api: OperatorApi, warn: Callable[[str], None]) -> None:
+    failed = await api.stop_unfinished()
+    if failed:
+        warn(
+            f"could not stop experiment(s) {', '.join(failed)}: stop them with "
+            "POST /api/experiments/{id}/stop (docs/experiments.md)"
+        )
+
+
 def _sampler(
     api: OperatorApi, endpoints: Endpoints, fleet: FleetRun, task_count: int
 ) -> PlatformSampler:
@@ -406,12 +427,15 @@ async def run_simulation(
         for client in clients:
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
-        outcomes += [await api.outcome(e) for e in fleet.experiments.values()]
+        outcomes += await _final_outcomes(api, fleet, warn)
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
         if sampler.missed:
             warn(f"{sampler.missed} looks at the breakers or experiments got no answer")
     finally:
+        # first, and however the run ends (an error, Ctrl-C, SIGTERM): none of its
+        # experiments is left running
+        await _stop_experiments(api, warn)
         await sampler.stop()
         for client in clients:
             await client.close(timeout=120)

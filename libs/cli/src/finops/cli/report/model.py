@@ -35,6 +35,9 @@ class ExperimentRow:
     winner: str | None
     promoted: bool
     samples: tuple[int, ...]
+    #: why it ended as it did, when the run or the service said (an A/A test the run
+    #: stopped: no winner, as it should)
+    reason: str | None = None
 
 
 @dataclass
@@ -103,6 +106,7 @@ def experiment_rows(result: dict[str, Any]) -> list[ExperimentRow]:
             e.get("winner"),
             bool(e["promoted"]),
             tuple(e.get("samples") or ()),
+            e.get("reason"),
         )
         for e in result.get("experiments", [])
     ]

@@ -34,11 +34,12 @@ def _experiments_table(experiments: list[ExperimentRow]) -> str:
     if not experiments:
         return "<p>No experiment ran.</p>"
     head = "<tr><th>experiment</th><th>kind</th><th>decision</th><th>winner</th>"
-    head += "<th>promoted</th><th>samples per variant</th></tr>"
+    head += "<th>promoted</th><th>samples per variant</th><th>why</th></tr>"
     rows = "".join(
         f"<tr><td>{escape(e.name)}</td><td>{escape(e.kind)}</td><td>{escape(e.decision)}</td>"
         f"<td>{escape(e.winner or '-')}</td><td>{'yes' if e.promoted else 'no'}</td>"
-        f"<td>{escape(' / '.join(str(n) for n in e.samples) or '-')}</td></tr>"
+        f"<td>{escape(' / '.join(str(n) for n in e.samples) or '-')}</td>"
+        f"<td>{escape(e.reason or '-')}</td></tr>"
         for e in experiments
     )
     return f"<table class='experiments'>{head}{rows}</table>"
