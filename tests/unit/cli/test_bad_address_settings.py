@@ -98,6 +98,32 @@ def test_a_malformed_address_setting_is_one_line(args, variable, value, line):
     assert result.stderr == f"error: {line}\n"
 
 
+SERVICE_URL = "should be a URL of the form http://HOST[:PORT] (or https://)"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("FINOPS_OPTIMIZER_URL", "notaurl", "no http:// or https:// scheme"),
+        ("FINOPS_INGEST_URL", "127.0.0.1:8002", "no http:// or https:// scheme"),
+        ("FINOPS_AUTH_URL", "http://", "no host"),
+        ("FINOPS_HEALER_URL", "http://healer:abc", "the port is not a number from 1 to 65535"),
+        ("FINOPS_EXPERIMENTS_URL", "ftp://experiments", "no http:// or https:// scheme"),
+    ],
+)
+@pytest.mark.parametrize(
+    "args", [("simulate", "--calls", "100"), ("report",)], ids=["simulate", "report"]
+)
+def test_a_malformed_service_url_is_a_bad_setting_not_an_unreachable_stack(
+    args, variable, value, problem
+):
+    # it used to be reported as a stack that does not answer, exit 1: `error: cannot reach
+    # /notaurl/healthz — start the stack with `finops up --detach``
+    result = invoke(*args, env={variable: value})
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {variable}: {SERVICE_URL} ({problem})\n"
+
+
 def test_a_list_setting_that_is_not_json_is_one_line_naming_it(monkeypatch):
     # pydantic-settings reads a list field as JSON and raises its SettingsError, not a
     # ValidationError, on anything else

@@ -214,3 +214,20 @@ def test_faust_reaches_the_bootstrap_it_was_given(monkeypatch, value, servers):
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", value)
     app = make_faust_app(StreamSettings(faust_app_id="finops-test"))
     assert server_list(app.conf.broker, 9092) == servers
+
+
+@pytest.mark.parametrize("value", ["notaurl", "auth:8001", "http://", "https://auth:abc"])
+def test_a_service_url_without_scheme_or_host_is_refused_by_the_services_and_the_cli(
+    monkeypatch, value
+):
+    monkeypatch.setenv("FINOPS_AUTH_URL", value)
+    for settings in (CommonSettings, OptimizerSettings, StackSettings):
+        with pytest.raises(ValidationError, match=r"http://HOST\[:PORT\]"):
+            settings()
+
+
+@pytest.mark.parametrize("value", ["http://auth:8001", "https://auth.example.com"])
+def test_an_http_url_with_a_host_is_a_service_url(monkeypatch, value):
+    monkeypatch.setenv("FINOPS_AUTH_URL", value)
+    assert CommonSettings().auth_url == value
+    assert StackSettings().service_url("auth") == value

@@ -36,6 +36,7 @@ from finops.common.settings import (
     KafkaBootstrap,
     Port,
     RedisUrl,
+    ServiceUrl,
 )
 from finops.common.topics import OPTIMIZER_EVENTS
 
@@ -81,6 +82,16 @@ class StackSettings(BaseSettings):
     redis_url: RedisUrl | None = None
     #: a Kafka broker of your own instead of the stack's (then the stack starts none)
     kafka_bootstrap: KafkaBootstrap | None = None
+    #: where the `finops` command reaches the auth service (default: the stack's, on its port)
+    auth_url: ServiceUrl | None = None
+    #: where the `finops` command reaches ingest (default: the stack's, on its port)
+    ingest_url: ServiceUrl | None = None
+    #: where the `finops` command reaches the optimizer (default: the stack's, on its port)
+    optimizer_url: ServiceUrl | None = None
+    #: where the `finops` command reaches the healer (default: the stack's, on its port)
+    healer_url: ServiceUrl | None = None
+    #: where the `finops` command reaches the experiments service (default: the stack's)
+    experiments_url: ServiceUrl | None = None
     #: off: PostgreSQL does not wait for the disk (faster test runs; a power cut can lose data)
     postgres_fsync: bool = True
     # "disk": the broker keeps topics, records and committed offsets in a file-backed S3
@@ -104,6 +115,12 @@ class StackSettings(BaseSettings):
 
     def port(self, component: str) -> int:
         return int(getattr(self, f"{component}_port"))
+
+    def service_url(self, service: str) -> str:
+        """Where the ``finops`` command reaches ``service``: its ``FINOPS_<SERVICE>_URL``, else
+        the stack's port."""
+        given: str | None = getattr(self, f"{service}_url")
+        return given.strip() if given else f"http://{self.bind_host}:{self.port(service)}"
 
     def client_addresses(self) -> dict[str, str]:
         """The ``FINOPS_*`` addresses a client of this stack uses (URLs given win over ports),

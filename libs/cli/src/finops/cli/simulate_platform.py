@@ -8,7 +8,6 @@ acknowledged reached the consumers' topics.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,12 +35,8 @@ class Endpoints:
         from finops.cli.infra import StackSettings
         from finops.common.settings import CommonSettings
 
-        stack = StackSettings()
-        urls = {
-            name: os.environ.get(f"FINOPS_{name.upper()}_URL")
-            or f"http://{stack.bind_host}:{stack.port(name)}"
-            for name in SERVICES
-        }
+        stack = StackSettings()  # refuses a malformed FINOPS_<SERVICE>_URL (exit 2)
+        urls = {name: stack.service_url(name) for name in SERVICES}
         return cls(urls, CommonSettings().database_url)
 
     def service_url(self, name: str) -> str:

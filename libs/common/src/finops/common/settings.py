@@ -160,6 +160,7 @@ LOCAL_BROKER_ENV = {
 
 
 REDIS_URL_FORM = "redis://[:PASSWORD@]HOST:PORT/DB (or rediss://, unix://)"
+SERVICE_URL_FORM = "http://HOST[:PORT] (or https://)"
 
 
 def check_kafka_bootstrap(value: str | None) -> None:
@@ -180,6 +181,42 @@ def check_redis_url(value: str | None) -> None:
         raise ValueError(f"should be a URL of the form {REDIS_URL_FORM} ({problem})")
 
 
+def service_url_problem(value: str) -> str | None:
+    """What makes ``value`` no address of an HTTP service, or ``None`` when it is one.
+
+    Examples
+    --------
+    >>> service_url_problem("http://127.0.0.1:8003"), service_url_problem("https://opt.example")
+    (None, None)
+    >>> for value in ("notaurl", "127.0.0.1:8003", "ftp://host", "http://", "http://h:abc"):
+    ...     print(service_url_problem(value))
+    no http:// or https:// scheme
+    no http:// or https:// scheme
+    no http:// or https:// scheme
+    no host
+    the port is not a number from 1 to 65535
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https"):
+        return "no http:// or https:// scheme"
+    if not parts.hostname:
+        return "no host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    return None
+
+
+def _checked_service_url(value: str) -> str:
+    problem = service_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"should be a URL of the form {SERVICE_URL_FORM} ({problem})")
+    return value
+
+
 def _checked_kafka_bootstrap(value: str) -> str:
     check_kafka_bootstrap(value)
     return value
@@ -195,6 +232,9 @@ def _checked_redis_url(value: str) -> str:
 KafkaBootstrap = Annotated[str, AfterValidator(_checked_kafka_bootstrap)]
 #: a ``FINOPS_REDIS_URL`` (checked by :func:`redis_url_problem`)
 RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
+#: a ``FINOPS_<SERVICE>_URL`` (checked by :func:`service_url_problem`), for every settings
+#: class that reads one (the services' ``auth_url``, the ``finops`` command's)
+ServiceUrl = Annotated[str, AfterValidator(_checked_service_url)]
 
 
 def _upper(value: Any) -> Any:
@@ -270,7 +310,7 @@ class CommonSettings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
 
     # Token trust: every service verifies tokens itself against auth's JWKS.
-    auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
+    auth_url: ServiceUrl = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
     #: the `iss` every token must carry
     jwt_issuer: str = "finops-auth"
     #: the `aud` every token must carry
