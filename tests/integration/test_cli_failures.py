@@ -151,7 +151,8 @@ async def test_without_a_configured_url_the_hint_is_to_start_the_local_stack(mon
     assert failure is not None and failure.code == 1
     # The address is the one the commands use: the local stack's default.
     assert failure.message == (
-        "cannot reach PostgreSQL at 127.0.0.1:55432 — start the stack with `finops up --detach`"
+        "cannot reach PostgreSQL at 127.0.0.1:55432 — start the stack with `finops up --detach`,"
+        " or set FINOPS_DATABASE_URL"
     )
 
 

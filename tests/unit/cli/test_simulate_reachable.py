@@ -58,3 +58,47 @@ def test_a_service_answering_healthz_with_an_error_is_named(healthy_url: str) ->
         f"error: the healer service at {healthy_url}/wrong answered GET /healthz with HTTP 404"
         " — check that FINOPS_HEALER_URL names the healer service"
     )
+
+
+@pytest.mark.parametrize("missing", ["optimizer", "auth"])
+def test_a_service_on_a_port_the_user_set_names_that_port_variable(
+    missing: str, healthy_url: str
+) -> None:
+    # Before, the auth service's line said "check … FINOPS_AUTH_URL is right" though the
+    # user never set it (the command filled it in from the port), and the optimizer's
+    # "start the stack …, or set FINOPS_OPTIMIZER_URL" though the user had set its port.
+    env: dict[str, str | None] = dict(PLAIN)
+    for name in ("auth", "ingest", "optimizer", "experiments", "healer"):
+        env[f"FINOPS_{name.upper()}_URL"] = None if name == missing else healthy_url
+    env[f"FINOPS_{missing.upper()}_PORT"] = "1"
+    env["FINOPS_DATABASE_URL"] = "postgresql://nobody:nothing@127.0.0.1:1/none"
+    result = CliRunner().invoke(app, ["simulate", "--calls", "100"], env=env, prog_name="finops")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"error: cannot reach the {missing} service at {CLOSED} — check that it runs and "
+        f"that FINOPS_{missing.upper()}_PORT is right"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"FINOPS_POSTGRES_PORT": "1", "FINOPS_DATABASE_URL": None}, "FINOPS_POSTGRES_PORT"),
+        (
+            {"FINOPS_POSTGRES_PORT": None, "FINOPS_DATABASE_URL": "postgresql://u@127.0.0.1:1/d"},
+            "FINOPS_DATABASE_URL",
+        ),
+    ],
+    ids=["port", "url"],
+)
+def test_db_wait_names_the_variable_in_effect(env: dict[str, str | None], variable: str) -> None:
+    # FINOPS_POSTGRES_PORT=1 used to be told to check FINOPS_DATABASE_URL, which the user had
+    # not set: the command builds that URL from the port
+    result = CliRunner().invoke(
+        app, ["db", "wait", "--timeout", "0.5"], env={**PLAIN, **env}, prog_name="finops"
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot reach PostgreSQL at 127.0.0.1:1 in 0.5 s — check that it runs and that "
+        f"{variable} is right"
+    )

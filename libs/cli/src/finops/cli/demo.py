@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finops.cli.failures import CliError
+from finops.cli.failures import CliError, fill_in
 from finops.cli.output import console
 from finops.cli.stack import Stack
 
@@ -35,8 +35,7 @@ def run_demo(stack: Stack, *, calls: int, agents: int, seed: int, reports: Path)
     from finops.cli.simulate_platform import Endpoints
 
     # the operator and agent accounts are made on this stack, on the ports it was started with
-    for key, value in stack.settings.client_addresses().items():
-        os.environ.setdefault(key, value)
+    fill_in(stack.settings.client_addresses())
     console.print(
         f"• simulating {calls:,} tasks of {agents} agents (an operator and {agents} agent "
         "accounts with API keys; faults: a rate-limit storm, an outage, a quality drift, …)"

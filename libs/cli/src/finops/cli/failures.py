@@ -35,11 +35,50 @@ class CliError(Exception):
         self.code = code
 
 
+#: the ``FINOPS_*`` addresses the ``finops`` command filled in itself from the stack's ports
+#: (``finops.cli.main``), with the value it gave each: the user did not set those
+FILLED_IN: dict[str, str] = {}
+
+
+def fill_in(addresses: dict[str, str]) -> None:
+    """Set each of ``addresses`` the user has not set (the stack's own), remembering them."""
+    for key, value in addresses.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            FILLED_IN[key] = value
+
+
+def given(variable: str) -> bool:
+    """Whether the user set ``variable`` (not the command, from the stack's ports)."""
+    value = os.environ.get(variable)
+    return bool(value) and FILLED_IN.get(variable) != value
+
+
+def reach_hint(url_variable: str, port_variable: str) -> str:
+    """What to do about a component that does not answer, naming the variable in effect: its
+    URL when the user set it, else its port when the user set that, else how to start it.
+
+    Examples
+    --------
+    >>> os.environ["FINOPS_OPTIMIZER_PORT"] = "1"
+    >>> reach_hint("FINOPS_OPTIMIZER_URL", "FINOPS_OPTIMIZER_PORT")
+    'check that it runs and that FINOPS_OPTIMIZER_PORT is right'
+    >>> del os.environ["FINOPS_OPTIMIZER_PORT"]
+    >>> reach_hint("FINOPS_OPTIMIZER_URL", "FINOPS_OPTIMIZER_PORT")
+    'start the stack with `finops up --detach`, or set FINOPS_OPTIMIZER_URL'
+    """
+    for variable in (url_variable, port_variable):
+        if given(variable):
+            return f"check that it runs and that {variable} is right"
+    return f"{START_STACK}, or set {url_variable}"
+
+
 @dataclass(frozen=True)
 class Dependency:
     name: str
     modules: tuple[str, ...]  # the client libraries that talk to it
     variable: str  # the setting that points at it
+    port_variable: str  # the local stack's port for it, when ``variable`` is not set
 
     def address(self) -> str:
         from finops.common.settings import CommonSettings
@@ -51,19 +90,23 @@ class Dependency:
         return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
     def unreachable(self, waited_s: float | None = None) -> CliError:
-        if os.environ.get(self.variable):
-            hint = f"check that it runs and that {self.variable} is right"
-        else:
-            hint = START_STACK
+        hint = reach_hint(self.variable, self.port_variable)
         waited = f" in {waited_s:g} s" if waited_s is not None else ""
         return CliError(f"cannot reach {self.name} at {self.address()}{waited} — {hint}")
 
 
-POSTGRESQL = Dependency("PostgreSQL", ("asyncpg", "psycopg", "sqlalchemy"), "FINOPS_DATABASE_URL")
+POSTGRESQL = Dependency(
+    "PostgreSQL",
+    ("asyncpg", "psycopg", "sqlalchemy"),
+    "FINOPS_DATABASE_URL",
+    "FINOPS_POSTGRES_PORT",
+)
 DEPENDENCIES = (
     POSTGRESQL,
-    Dependency("the Kafka broker", ("aiokafka", "kafka"), "FINOPS_KAFKA_BOOTSTRAP"),
-    Dependency("Redis", ("redis",), "FINOPS_REDIS_URL"),
+    Dependency(
+        "the Kafka broker", ("aiokafka", "kafka"), "FINOPS_KAFKA_BOOTSTRAP", "FINOPS_KAFKA_PORT"
+    ),
+    Dependency("Redis", ("redis",), "FINOPS_REDIS_URL", "FINOPS_REDIS_PORT"),
 )
 _UNREACHABLE_NAMES = {
     "KafkaConnectionError",  # aiokafka: "Unable to bootstrap from ..."

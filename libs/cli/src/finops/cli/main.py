@@ -15,7 +15,7 @@ from rich.table import Table
 
 from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
-from finops.cli.failures import CliError, explain
+from finops.cli.failures import CliError, explain, fill_in
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
 from finops.cli.process import FREE_PORTS_ENV, parse_port_range
@@ -68,8 +68,7 @@ def _client_addresses(
     (``FINOPS_<COMPONENT>_PORT``) unless a ``FINOPS_*_URL`` says otherwise."""
     if ctx.invoked_subcommand in _STACK_COMMANDS:
         return
-    for key, value in StackSettings().client_addresses().items():
-        os.environ.setdefault(key, value)
+    fill_in(StackSettings().client_addresses())  # an error names what the user set, not these
 
 
 def _status_table(root: Path) -> tuple[Table, bool]:

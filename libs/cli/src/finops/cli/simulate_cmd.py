@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -14,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from finops.cli.failures import START_STACK, CliError
+from finops.cli.failures import START_STACK, CliError, reach_hint
 from finops.cli.output import console, err_console
 from finops.client import FinOpsError
 
@@ -125,10 +124,7 @@ def unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
         return f"cannot reach the platform ({exc!r}) — {START_STACK}"
     for name, base in endpoints.urls.items():
         if url.startswith(base.rstrip("/")):
-            variable = f"FINOPS_{name.upper()}_URL"
-            hint = f"check that it runs and that {variable} is right"
-            if not os.environ.get(variable):
-                hint = f"{START_STACK}, or set {variable}"
+            hint = reach_hint(f"FINOPS_{name.upper()}_URL", f"FINOPS_{name.upper()}_PORT")
             return f"cannot reach the {name} service at {base} — {hint}"
     return f"cannot reach {url} — {START_STACK}"
 
