@@ -236,8 +236,12 @@ def test_an_outcome_out_of_range_is_refused_naming_its_file_line_and_field(
             "line 4: prompt p1 has a second row for model a (the first is line 2); give one row"
             " per prompt and model",
         ),
+        (  # it used to be read silently, the extra field dropped
+            ["p1,qa,a,0.9,0.01", "p1,qa,b,0.8,0.02,extra"],
+            "line 3: 6 fields where the header names 5 columns",
+        ),
     ],
-    ids=["a-model-missing", "a-row-twice"],
+    ids=["a-model-missing", "a-row-twice", "an-extra-field"],
 )
 def test_an_incomplete_or_duplicated_outcomes_file_is_refused_naming_its_line(tmp_path, rows, line):
     data = tmp_path / "s.csv"
@@ -276,6 +280,12 @@ def test_plot_shows_progress_on_a_terminal_and_piped_tables_keep_whole_names(tmp
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "frontier plot: 6 targets" in result.stderr
     assert "replaying" in result.stderr
+    # the elapsed time takes in the frontier's runs too (it gave the replay's alone)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
+    timing = r"· replay \d+\.\ds, frontier plot \d+\.\ds, \d+\.\ds in all$"
+    assert re.search(timing, plain, re.M), plain
+    help_text = " ".join(invoke("backtest", "--help").stdout.replace("│", " ").split())
+    assert "to this file (.png, .svg or .pdf)" in help_text
 
     piped = invoke("backtest", "--data", str(outcomes), "--seed", "1")
     assert piped.exit_code == 0

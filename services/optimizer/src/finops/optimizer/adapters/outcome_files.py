@@ -50,12 +50,24 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
     Traceback (most recent call last):
     ...
     ValueError: line 2: quality 7 is not a number from 0 to 1
+    >>> rows = io.StringIO("prompt_id,task_type,model,quality,cost_usd\\np,t,m,0.9,0.1,x\\n")
+    >>> list(_checked(csv.DictReader(rows)))
+    Traceback (most recent call last):
+    ...
+    ValueError: line 2: 6 fields where the header names 5 columns
     """
     line = 1  # the header's
     seen: dict[tuple[str, str], int] = {}  # (prompt, model) -> its line
     first_line: dict[str, int] = {}  # prompt -> the line of its first row
     for row in reader:
         start, line = line + 1, reader.line_num  # a quoted prompt may span several lines
+        extra = row.get(None)  # type: ignore[call-overload]  # DictReader's restkey
+        if extra:
+            columns = len(reader.fieldnames or ())
+            raise ValueError(
+                f"line {start}: {columns + len(extra)} fields where the header names "
+                f"{columns} columns"
+            )
         prompt, model = row.get("prompt_id"), row.get("model")
         if prompt is not None and model is not None:  # else Outcomes.from_rows names it
             twin = seen.setdefault((prompt, model), start)
