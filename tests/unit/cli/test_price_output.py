@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
@@ -16,6 +17,10 @@ PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR"
 
 def price(*args: str):
     return CliRunner().invoke(app, ["price", *args], env=PLAIN, prog_name="finops")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), env=PLAIN, prog_name="finops")
 
 
 def test_the_documented_example_prints_what_the_docs_show():
@@ -73,3 +78,29 @@ def test_one_token_is_one_token():
     result = price("--provider", "openai", "--model", "gpt-4o", "--usage", usage)
     assert result.exit_code == 0, result.output
     assert "· 1 input token · 1 output token · genai-prices-" in result.stdout.splitlines()[1]
+
+
+def test_an_unknown_model_is_what_the_command_was_given_exit_2():
+    usage = '{"input_tokens": 10, "output_tokens": 1}'
+    result = invoke("price", "--provider", "openai", "--model", "nosuch", "--usage", usage)
+    # it exited 1, as for a component that does not answer (docs/cli.md: given → 2)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: unpriced: no price for openai/nosuch (")
+
+
+@pytest.mark.parametrize("option", ["--provider", "--model"])
+def test_an_empty_provider_or_model_is_a_bad_option(option):
+    names = {"--provider": "openai", "--model": "gpt-4o", option: ""}
+    args = [arg for pair in names.items() for arg in pair]
+    result = invoke("price", *args, "--usage", '{"input_tokens": 10, "output_tokens": 1}')
+    # `--provider ''` reached pricing: `no price for /gpt-4o`
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: invalid value for '{option}': give a name, not an empty string "
+        "(see `finops price --help`)\n"
+    )
+
+
+def test_reprice_help_names_every_optional_price_column():
+    text = " ".join(invoke("reprice", "--help").stdout.replace("│", " ").split())
+    assert "optionally cached_input, cache_write, cache_write_1h;" in text

@@ -23,9 +23,20 @@ def _settings() -> Any:
     return CommonSettings(service_name="cli")
 
 
+def _named(value: str) -> str:
+    """A provider or model name: not empty (it would reach pricing as ``/model``)."""
+    if not value.strip():
+        raise typer.BadParameter("give a name, not an empty string")
+    return value
+
+
 def price(
-    provider: Annotated[str, typer.Option(help="Provider, e.g. openai, anthropic, google.")],
-    model: Annotated[str, typer.Option(help="Model name as the provider spells it.")],
+    provider: Annotated[
+        str, typer.Option(help="Provider, e.g. openai, anthropic, google.", callback=_named)
+    ],
+    model: Annotated[
+        str, typer.Option(help="Model name as the provider spells it.", callback=_named)
+    ],
     usage: Annotated[
         str,
         typer.Option(
@@ -54,7 +65,8 @@ def price(
         }
         print(json.dumps(answer))
     elif result.total_usd is None:
-        raise CliError(f"unpriced: no price for {provider}/{model} ({result.price_version})")
+        # what the command was given names no priced model: exit 2 (docs/cli.md)
+        raise CliError(f"unpriced: no price for {provider}/{model} ({result.price_version})", 2)
     else:
         console.print(f"${result.total_usd:.8f}")
         console.print(

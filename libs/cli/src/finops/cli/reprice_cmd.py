@@ -72,7 +72,8 @@ def reprice(
         Path | None,
         typer.Option(
             help="Price table CSV in USD per million tokens, columns provider, model, input, "
-            "output and optionally cached_input, cache_write; models it does not list keep "
+            "output and optionally cached_input, cache_write, cache_write_1h; models it does not "
+            "list keep "
             "genai-prices. Default: genai-prices alone.",
             dir_okay=False,
         ),
