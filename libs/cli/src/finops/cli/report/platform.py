@@ -38,6 +38,9 @@ class PlatformState:
         >>> [(f.label, f.value) for f in state.figures()]  # doctest: +NORMALIZE_WHITESPACE
         [('events taken in', '10'), ('fleet spend', '$0.5000'), ('healed by advice', '3 of 4'),
          ('breakers', 'closed 1, open 1'), ('experiments', 'decided 2, running 1')]
+        >>> state.figures()[0].note  # doctest: +NORMALIZE_WHITESPACE
+        'by the optimizer; 1 read again and dropped (a partition replayed after a restart or a
+         change of workers, not calls the fleet sent twice)'
         >>> state.figures()[1].note
         '8 calls reported (75.0% successful), 6 more failed as errors'
         """
@@ -53,7 +56,11 @@ class PlatformState:
             Figure(
                 "events taken in",
                 f"{self.summary.get('events', 0):,}",
-                f"by the optimizer; {self.summary.get('duplicates', 0):,} duplicates dropped",
+                # the optimizer drops an event whose id it has counted: one it reads again when
+                # a partition is replayed (a restart, a rebalance, another number of workers)
+                f"by the optimizer; {self.summary.get('duplicates', 0):,} read again and "
+                "dropped (a partition replayed after a restart or a change of workers, not "
+                "calls the fleet sent twice)",
             ),
             Figure(
                 "fleet spend",
