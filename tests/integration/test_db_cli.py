@@ -50,8 +50,21 @@ def test_upgrade_and_downgrade_print_the_revisions_reached(empty_database):
         f"migrated optimizer to {head('optimizer')}\n",
         "",
     )
-    every = ", ".join(f"{service} to {head(service)}" for service in SERVICES)
+    # optimizer was at head already: it is said so, not said to have been migrated
+    every = ", ".join(
+        f"{service} {'already at' if service == 'optimizer' else 'to'} {head(service)}"
+        for service in SERVICES
+    )
     assert db("upgrade", url=url) == (0, f"migrated {every}\n", "")
+    at_head = ", ".join(f"{service} already at {head(service)}" for service in SERVICES)
+    assert db("upgrade", url=url) == (0, f"nothing to do: {at_head}\n", "")
+    # Alembic's "Relative revision +1 didn't produce 1 migrations" was shown as it was
+    code, out, err = db("upgrade", "+1", url=url)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {SERVICES[0]}: there is no migration +1 from where its schema is — give head,"
+        " base or a step it has (see `finops db --help`)\n"
+    )
     one_down = ", ".join(f"{service} to {before_head(service)}" for service in SERVICES)
     assert db("downgrade", "-1", url=url) == (0, f"downgraded {one_down}\n", "")
     assert db("downgrade", "healer@base", url=url) == (

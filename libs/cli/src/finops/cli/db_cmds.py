@@ -33,8 +33,9 @@ def db_upgrade(
     optimizer@head, SERVICE being experiments, optimizer or healer."""
     from finops.common import migrations
 
+    before = _revisions(migrations.services_knowing(revision))
     done = _migrate(migrations.upgrade, revision)
-    console.print(f"migrated {_reached(done)}", soft_wrap=True)
+    console.print(_said("migrated", before, done), soft_wrap=True)
 
 
 @db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -56,8 +57,9 @@ def db_downgrade(
     experiments, optimizer or healer."""
     from finops.common import migrations
 
+    before = _revisions(migrations.services_knowing(revision))
     done = _migrate(migrations.downgrade, revision)
-    console.print(f"downgraded {_reached(done)}", soft_wrap=True)
+    console.print(_said("downgraded", before, done), soft_wrap=True)
 
 
 def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:
@@ -93,9 +95,40 @@ def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list
             step(url, revision, [service])
         except CommandError as exc:
             before = f" ({', '.join(done)} done)" if done else ""
+            if str(exc).startswith("Relative revision"):  # Alembic: +1 at head, -1 at base
+                raise CliError(
+                    f"{service}: there is no migration {revision} from where its schema is"
+                    f"{before} — give head, base or a step it has (see `finops db --help`)",
+                    2,
+                ) from exc
             raise CliError(f"{service}: {exc}{before}", 2) from exc
         done.append(service)
     return done
+
+
+def _revisions(services: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each service's revisions in the database now (empty when unreachable: the migration
+    then says why)."""
+    from finops.common import migrations
+    from finops.common.settings import CommonSettings
+
+    try:
+        return asyncio.run(migrations.current_revisions(CommonSettings().database_url, services))
+    except Exception:  # the migration itself names what is wrong
+        return {}
+
+
+def _said(verb: str, before: dict[str, tuple[str, ...]], services: list[str]) -> str:
+    """``migrated auth to X, optimizer already at Y``: a service whose schema did not move
+    is said to be where it already was, not to have been migrated."""
+    after = _revisions(services)
+    moved = [s for s in services if s not in before or before[s] != after.get(s)]
+    parts = [
+        f"{s} {'to' if s in moved else 'already at'} "
+        f"{', '.join(after.get(s, ())) or 'base (no schema)'}"
+        for s in services
+    ]
+    return f"{verb} {', '.join(parts)}" if moved else f"nothing to do: {', '.join(parts)}"
 
 
 def _reached(services: list[str]) -> str:
