@@ -1,12 +1,24 @@
 """The ids of the fleet's budget alerts raised live in partition 0's checkpoint: its next owner
-restores them (issue 14's known limit: they were in memory and raised again after a move)."""
+restores them (issue 14's known limit: they were in memory and raised again after a move);
+an alert raised in the period is not raised again after a new limit or the upgrade."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 from test_engine_shards_settings import shards
 
 from finops.common.checkpoints import Checkpoint
+from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PART, BUDGET_ALERTS_PARTITION
+from finops.optimizer.adapters.shard_snapshots import PartitionedLearning
+from finops.optimizer.domain.budget_alerts import label_id
+from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.engine import OptimizerEngine
 
 
@@ -45,3 +57,57 @@ async def test_a_checkpoint_from_before_the_ids_were_kept_starts_with_none_raise
     _, offsets, _ = await owner.load_shard(BUDGET_ALERTS_PARTITION)
     assert offsets == {"learning:0": 5}
     assert len(owner.budget_alerts_raised) == 0
+
+
+class SentAlerts:
+    """A producer that acknowledges every alert at once and keeps them."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        self.sent.append(json.loads(value))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def raise_due(
+    learning: Any, tracker: BudgetTracker, raised: IdDedupe
+) -> list[tuple[str, float]]:
+    """One view's turn of the partitioned alerts: (type, threshold) of the alerts raised."""
+    before = len(learning.producer.sent)
+    view = SimpleNamespace(budgets=tracker)
+    queued_alerts = await PartitionedLearning._queue_unraised(learning, view, raised)  # type: ignore[arg-type]
+    for queued in queued_alerts:
+        await queued.ack
+        raised.add(queued.key)
+        raised.add(queued.label_key)
+    return [
+        (a["details"]["alert_type"], a["details"]["threshold"])
+        for a in learning.producer.sent[before:]
+    ]
+
+
+async def test_a_new_limit_raises_again_no_alert_raised_in_the_period_when_partitioned():
+    # With the limit in the ids, every alert still due after a limit change had a new id:
+    # the partitioned view, which polls due alerts, raised all of them a second time.
+    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
+    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
+    for hour in range(9):
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    first = await raise_due(learning, tracker, raised)
+    assert ("threshold", 0.8) in first
+    tracker.set_budget(Budget("b1", "agent", "bot", "day", 10.5))
+    assert await raise_due(learning, tracker, raised) == []
+
+
+async def test_alerts_raised_under_ids_without_the_limit_are_not_raised_again():
+    # partition 0's checkpoint of the version before holds ids without the limit
+    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
+    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
+    for hour in range(9):
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    for alert in tracker.due_alerts():
+        raised.add(fingerprint(uuid.UUID(label_id(alert))))
+    assert await raise_due(learning, tracker, raised) == []

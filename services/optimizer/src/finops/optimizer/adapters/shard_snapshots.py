@@ -26,6 +26,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,6 +39,7 @@ from finops.common.lifespan import run_together
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
+from finops.optimizer.domain.budget_alerts import label_id
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView
 from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger
@@ -48,6 +50,16 @@ VIEW_AGE = Gauge(
     "finops_optimizer_view_built_timestamp_seconds", "When this replica's view was last built"
 )
 UNREADABLE = Counter("finops_optimizer_unreadable_snapshots_total", "Snapshots not understood")
+
+
+@dataclass(frozen=True)
+class QueuedAlert:
+    """A budget alert sent, not yet acknowledged: the fingerprints of its id and its
+    :func:`~finops.optimizer.domain.budget_alerts.label_id`, both raised once it is."""
+
+    key: int
+    label_key: int
+    ack: asyncio.Future[Any]
 
 
 class ShardSnapshotReader:
@@ -209,33 +221,38 @@ class PartitionedLearning:
             sends = await self._queue_unraised(view, shards.budget_alerts_raised)
             # their acknowledgements awaited together: one round trip under the lock, not one
             # per alert
-            acks = await asyncio.gather(*(ack for _key, ack in sends), return_exceptions=True)
-            for (key, _ack), outcome in zip(sends, acks, strict=True):
+            acks = await asyncio.gather(*(s.ack for s in sends), return_exceptions=True)
+            for sent, outcome in zip(sends, acks, strict=True):
                 if isinstance(outcome, KafkaError):  # still due at the next view: raised then
                     log.error("budget alert not raised", extra={"error": repr(outcome)})
                 elif isinstance(outcome, BaseException):
                     raise outcome
                 else:
-                    shards.budget_alerts_raised.add(key)
+                    shards.budget_alerts_raised.add(sent.key)
+                    shards.budget_alerts_raised.add(sent.label_key)
                     shards.dirty.add(BUDGET_ALERTS_PARTITION)
 
-    async def _queue_unraised(
-        self, view: FleetView, raised: IdDedupe
-    ) -> list[tuple[int, asyncio.Future[Any]]]:
-        """Queue the view's due alerts not raised yet, in order, each with its id's fingerprint
-        and its acknowledgement; one that cannot be queued stops the rest (due at the next
-        view)."""
-        sends: list[tuple[int, asyncio.Future[Any]]] = []
+    async def _queue_unraised(self, view: FleetView, raised: IdDedupe) -> list[QueuedAlert]:
+        """Queue the view's due alerts not raised yet, in order; one that cannot be queued
+        stops the rest (due at the next view).
+
+        An alert counts as raised when its id or its :func:`label_id` (budget, period and
+        threshold, whatever the limit) was: a budget replaced with another limit raises
+        nothing again in the period (unlike one worker, which raises again a threshold the new
+        limit put out of reach and the spend then crossed), nor does the upgrade from ids
+        without the limit."""
+        sends: list[QueuedAlert] = []
         for alert in view.budgets.due_alerts():
             key = fingerprint(uuid.UUID(alert.alert_id))
-            if key in raised:
+            label_key = fingerprint(uuid.UUID(label_id(alert)))
+            if key in raised or label_key in raised:
                 continue
             try:
                 ack = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
             except KafkaError as exc:
                 log.error("budget alert not raised", extra={"error": repr(exc)})
                 break
-            sends.append((key, ack))
+            sends.append(QueuedAlert(key, label_key, ack))
         return sends
 
     @property

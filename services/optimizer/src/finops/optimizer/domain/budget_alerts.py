@@ -23,7 +23,14 @@ from finops.optimizer.domain.budget_definitions import Budget, usd
 from finops.optimizer.domain.burn_rate import HOUR, BurnState
 from finops.optimizer.domain.eventtime import iso_utc
 
-__all__ = ["FORECAST_LABEL", "alert_id", "check_alerts", "rearm", "threshold_label"]
+__all__ = [
+    "FORECAST_LABEL",
+    "alert_id",
+    "check_alerts",
+    "label_id",
+    "rearm",
+    "threshold_label",
+]
 
 _NAMESPACE = uuid.UUID("6f1c3c1e-5d2b-4d8e-9a43-6a1b0c7e2f10")
 #: the ``fired`` label of the forecast alert (thresholds are labelled by their value)
@@ -33,8 +40,33 @@ FORECAST_LABEL = "forecast"
 def alert_id(budget_id: str, period_start: float, label: str, limit_usd: float) -> str:
     """Deterministic alert id: UUID5 of ``budget|<id>|<period start>|<label>|<limit>``
     (a budget replaced with another limit fires its thresholds again, under new ids)."""
-    key = f"budget|{budget_id}|{iso_utc(period_start)}|{label}|{float(limit_usd)!r}"
-    return str(uuid.uuid5(_NAMESPACE, key))
+    key = _label_key(budget_id, iso_utc(period_start), label)
+    return str(uuid.uuid5(_NAMESPACE, f"{key}|{float(limit_usd)!r}"))
+
+
+def label_id(alert: Alert) -> str:
+    """The id of ``alert``'s budget, period and threshold (or forecast) whatever the limit:
+    the id budget alerts had before the limit was part of it.
+
+    A partitioned optimizer counts an alert raised under either id as raised, so neither a
+    new limit nor the upgrade to limits in the ids raises again an alert raised in the
+    period (see ``adapters/shard_snapshots``).
+
+    >>> st = BurnState(0.0, 86400.0)
+    >>> st.add(0.0, 9.0, 1)
+    >>> [a] = [a for a in check_alerts(Budget("b", "team", "s", "day", 10.0), st, 1800.0)
+    ...        if a.details["alert_type"] == "threshold"]
+    >>> label_id(a) == str(uuid.uuid5(_NAMESPACE, "budget|b|1970-01-01T00:00:00Z|0.8"))
+    True
+    """
+    d = alert.details
+    forecast = d["alert_type"] == "forecast_exceeds"
+    label = FORECAST_LABEL if forecast else threshold_label(float(d["threshold"]))
+    return str(uuid.uuid5(_NAMESPACE, _label_key(str(d["budget_id"]), d["period_start"], label)))
+
+
+def _label_key(budget_id: str, period_start_iso: str, label: str) -> str:
+    return f"budget|{budget_id}|{period_start_iso}|{label}"
 
 
 def threshold_label(threshold: float) -> str:
