@@ -4,6 +4,7 @@ single-row checkpoint of the version before still restores."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -119,3 +120,59 @@ async def test_the_single_row_checkpoint_of_the_version_before_restores(pool: An
     assert loaded is not None and loaded.offsets == {"agent.cost.v1:0": 7}
     restored = HealingLedger.from_state(loaded.state_dict())
     assert restored.to_state() == ledger.to_state()
+
+
+async def checkpoint_names(pool: Any, name: str) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT name FROM healer_checkpoints WHERE starts_with(name, $1) ORDER BY name", name
+    )
+    return [row["name"] for row in rows]
+
+
+async def test_a_restart_removes_the_row_it_restored_once_it_saved_the_whole_ledger(
+    pool: Any,
+) -> None:
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    assert await save(PostgresLedgerStore(pool), name, "before", ledger_of(3), 3)
+    restarted = PostgresLedgerStore(pool)
+    loaded = await restarted.load(name)
+    assert loaded is not None
+    ledger = HealingLedger.from_state(loaded.state_dict())
+    assert await save(restarted, name, "after", ledger, 3)
+    assert await checkpoint_names(pool, name) == [writer_name(name, "after")]
+    assert await segment_versions(pool, writer_name(name, "before")) == {}
+
+
+async def test_a_restored_row_its_writer_saved_since_is_kept(pool: Any) -> None:
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    running, running_ledger = PostgresLedgerStore(pool), ledger_of(3)
+    assert await save(running, name, "running", running_ledger, 3)
+    started = PostgresLedgerStore(pool)
+    loaded = await started.load(name)
+    assert loaded is not None
+    running_ledger.healed(Outcome("a1", True, 5.0))
+    assert await save(running, name, "running", running_ledger, 4)  # it still runs
+    assert await save(started, name, "started", HealingLedger.from_state(loaded.state_dict()), 3)
+    assert await checkpoint_names(pool, name) == [
+        writer_name(name, "running"),
+        writer_name(name, "started"),
+    ]
+
+
+async def test_a_stale_row_being_saved_is_left_to_its_writer(pool: Any) -> None:
+    # Two instances saving at once, each removing the other's stale row, deadlocked: a save
+    # now skips the rows another transaction holds.
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    store = PostgresLedgerStore(pool, stale_after_s=0.0)
+    assert await save(store, name, "other", ledger_of(2), 2)
+    async with pool.acquire() as other, other.transaction():
+        await other.execute(  # the other instance, in the middle of its own save
+            "SELECT 1 FROM healer_checkpoints WHERE name = $1 FOR UPDATE",
+            writer_name(name, "other"),
+        )
+        saved = await asyncio.wait_for(save(store, name, "this", ledger_of(3), 3), 30)
+    assert saved
+    assert await checkpoint_names(pool, name) == [
+        writer_name(name, "other"),
+        writer_name(name, "this"),
+    ]

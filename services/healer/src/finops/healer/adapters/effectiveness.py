@@ -2,9 +2,9 @@
 
 Every healer instance reads every partition of ``finops.healing.v1`` (the advice of all
 instances), ``agent.cost.v1`` and ``agent.error.v1`` itself, so each one learns from the whole
-fleet and answers the same stats. The ledger and the offsets it covers are saved together in
-one PostgreSQL row (``healer_checkpoints``, see :mod:`finops.common.checkpoints`): the intake
-is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option, reading
+fleet and answers the same stats. The ledger and the offsets it covers are saved together,
+in one transaction, as the segments that changed since the last save (see
+:mod:`finops.healer.adapters.ledger_store`): the intake is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option, reading
 without a group. At start-up the instance restores them and
 resumes from those offsets, after :func:`finops.common.log_position.plan_resume` dropped any
 the broker's log no longer holds (those partitions are read from the earliest offset, the

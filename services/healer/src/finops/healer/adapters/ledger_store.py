@@ -10,9 +10,11 @@ Every healer instance reads the whole log and keeps a ledger of its own, so each
 under a name of its own, ``<name>@<writer>`` (``writer``: new each start). At start-up an
 instance restores the most recently saved checkpoint of ``<name>``: any instance's, or the
 single-row checkpoint named ``<name>`` that versions before this one saved. Its first save
-then writes every segment under its own name. A checkpoint nobody saved for
-:data:`STALE_AFTER_S` is removed by the next save of another instance; an instance whose own
-checkpoint was removed that way (it had nothing to save for that long) writes all of it again.
+then writes every segment under its own name, and removes the row it restored unless that
+row's writer saved it again since (a restart leaves no copy behind). A checkpoint nobody
+saved for :data:`STALE_AFTER_S` is removed by the next save of another instance; an instance
+whose own checkpoint was removed that way (it had nothing to save for that long) writes all
+of it again.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class PostgresLedgerStore:
     def __init__(self, pool: Any, *, stale_after_s: float = STALE_AFTER_S) -> None:
         self.pool = pool
         self.stale_after_s = stale_after_s
+        #: the row :meth:`load` restored and when it was saved: once this instance has saved
+        #: the whole ledger, that row is removed unless its writer has saved since
+        self.restored: tuple[str, Any] | None = None
 
     async def load(self, name: str) -> Checkpoint | None:
         """The most recently saved checkpoint of ``name``, its segments put back in place:
@@ -78,7 +83,7 @@ class PostgresLedgerStore:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             row = await conn.fetchrow(
                 """
-                SELECT name, state, offsets, events, cluster_id, segmented
+                SELECT name, state, offsets, events, cluster_id, segmented, saved_at
                 FROM healer_checkpoints
                 WHERE name = $1 OR starts_with(name, $1 || '@')
                 ORDER BY saved_at DESC, name LIMIT 1
@@ -95,6 +100,7 @@ class PostgresLedgerStore:
                     row["name"],
                 )
         state = await asyncio.to_thread(_assemble, row["state"], segments, row["segmented"])
+        self.restored = (row["name"], row["saved_at"])
         offsets = dict(json.loads(row["offsets"]))
         return Checkpoint(state, offsets, row["events"], row["cluster_id"])
 
@@ -132,15 +138,25 @@ class PostgresLedgerStore:
             )
             await _write_segments(conn, own, segments)
             await self._remove_stale(conn, name, own)
+            if changes.complete and self.restored is not None:
+                await _remove_if_unsaved_since(conn, *self.restored, own)
+        if changes.complete:
+            self.restored = None
         return True
 
     async def _remove_stale(self, conn: Any, name: str, own: str) -> None:
+        # Rows another save holds are not stale (SKIP LOCKED): two instances each removing
+        # the other's row while saving their own would deadlock.
         await conn.execute(
             """
             WITH stale AS (
               DELETE FROM healer_checkpoints
-              WHERE (name = $1 OR starts_with(name, $1 || '@')) AND name <> $2
-                AND saved_at < now() - make_interval(secs => $3)
+              WHERE name IN (
+                SELECT name FROM healer_checkpoints
+                WHERE (name = $1 OR starts_with(name, $1 || '@')) AND name <> $2
+                  AND saved_at < now() - make_interval(secs => $3)
+                FOR UPDATE SKIP LOCKED
+              )
               RETURNING name
             )
             DELETE FROM healer_ledger_segments WHERE checkpoint IN (SELECT name FROM stale)
@@ -149,6 +165,27 @@ class PostgresLedgerStore:
             own,
             self.stale_after_s,
         )
+
+
+async def _remove_if_unsaved_since(conn: Any, restored: str, saved_at: Any, own: str) -> None:
+    """Remove the row this instance restored once it saved the whole ledger itself, unless
+    its writer saved since (then it runs, and keeps it): a restart leaves no copy behind."""
+    if restored == own:
+        return
+    await conn.execute(
+        """
+        WITH gone AS (
+          DELETE FROM healer_checkpoints WHERE name IN (
+            SELECT name FROM healer_checkpoints WHERE name = $1 AND saved_at = $2
+            FOR UPDATE SKIP LOCKED
+          )
+          RETURNING name
+        )
+        DELETE FROM healer_ledger_segments WHERE checkpoint IN (SELECT name FROM gone)
+        """,
+        restored,
+        saved_at,
+    )
 
 
 async def _write_segments(

@@ -3,8 +3,8 @@ advices and healed chains that changed (``healer_ledger_segments``), under a che
 its own (``<name>@<writer>``, ``segmented``)
 
 Downgrading removes those rows with the table: the version before reads only the checkpoint
-named ``<name>``, so it rebuilds the ledger from the log (which it would do for a row it
-could not read, too).
+named ``<name>`` (which this version removes once it saved its own), so it rebuilds the
+ledger from the log.
 
 Revision ID: heal0005
 Revises: heal0004
