@@ -223,7 +223,7 @@ async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
         "task_type": "summarize",
         "agent_id": "bot",
         "team": "search",
-        "feature.input_tokens": "1200.0",
+        "input_tokens": "1200.0",  # a name no parameter has goes as it is
     }
     assert calls[-1].headers["authorization"] == "Bearer t"
 

@@ -145,3 +145,12 @@ def test_the_blocking_twin_awaits_a_clock_whose_sleep_is_a_coroutine() -> None:
             task_type="qa", provider="p", model="m", clock=clock,
         )  # fmt: skip
     assert clock.slept == [7.0]
+
+
+def test_docstring_examples_of_the_client_module_run() -> None:
+    import doctest
+
+    from finops.client import client
+
+    result = doctest.testmod(client)
+    assert result.failed == 0 and result.attempted >= 1

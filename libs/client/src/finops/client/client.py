@@ -350,15 +350,17 @@ class AsyncFinOpsClient:
         this task type) raises :class:`RequestRefused` at once. ``seed`` (0 <= seed < 2**63)
         makes the optimizer's random draw reproducible: the same seed and task type against
         the same learned state give the same answer. ``features`` may have any names (as
-        :meth:`record_call` takes them): each is sent as ``feature.<name>``, so a feature named
-        ``task_type``, ``agent_id``, ``team`` or ``seed`` is a feature, never that parameter.
+        :meth:`record_call` takes them): one named like a parameter (``task_type``,
+        ``agent_id``, ``team``, ``seed``) or starting ``feature.`` is sent as
+        ``feature.<name>``, so it is a feature, never that parameter; the others under their
+        own names, as every optimizer version reads them.
         """
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
         if seed is not None:
             params["seed"] = seed
-        params.update({f"feature.{k}": float(v) for k, v in (features or {}).items()})
+        params.update({_feature_parameter(k): float(v) for k, v in (features or {}).items()})
         return await recommendation(
             self._http, self._tokens, self.optimizer_url, params, self.max_backoff_s
         )
@@ -546,3 +548,20 @@ __all__ = [
     "PlatformUnavailable",
     "RequestRefused",
 ]
+
+
+#: the query parameters of a recommendation that are not features
+_PARAMETERS = frozenset({"task_type", "agent_id", "team", "seed"})
+
+
+def _feature_parameter(name: str) -> str:
+    """The query parameter a feature is sent as: ``feature.<name>`` for a name a parameter
+    has (or one that starts so), else the name itself (what optimizers before the prefix
+    read).
+
+    >>> _feature_parameter("input_tokens"), _feature_parameter("seed")
+    ('input_tokens', 'feature.seed')
+    >>> _feature_parameter("feature.x")
+    'feature.feature.x'
+    """
+    return f"feature.{name}" if name in _PARAMETERS or name.startswith("feature.") else name
