@@ -140,3 +140,14 @@ def test_a_list_setting_that_is_not_json_is_one_line_naming_it(monkeypatch):
         "FINOPS_FALLBACK_MODELS=gpt-4o,claude: "
         'should be JSON (a list such as ["a", "b"], or an object)',
     )
+
+
+def test_an_empty_service_url_is_not_set(monkeypatch):
+    # `FINOPS_OPTIMIZER_URL=` from a CI job or an .env file stopped every command, `finops
+    # down` (and so `make clean`) too, as a malformed URL
+    from finops.cli.infra import StackSettings
+
+    monkeypatch.setenv("FINOPS_OPTIMIZER_URL", "")
+    empty = StackSettings()
+    assert empty.optimizer_url is None
+    assert empty.service_url("optimizer") == f"http://127.0.0.1:{empty.optimizer_port}"

@@ -57,9 +57,11 @@ class StackSettings(BaseSettings):
     """Where the local stack puts its data and which ports it takes (``FINOPS_`` prefix)."""
 
     # hide_input_in_errors: a refused value may be a URL holding a password, and a raw
-    # validation error can reach a traceback or a log (as CommonSettings does)
+    # validation error can reach a traceback or a log (as CommonSettings does).
+    # env_ignore_empty: `FINOPS_OPTIMIZER_URL=` (a CI job's or an .env file's) means "not set",
+    # as the SDK takes it, not a malformed URL that stops every command, `finops down` too.
     model_config = SettingsConfigDict(
-        env_prefix="FINOPS_", extra="ignore", hide_input_in_errors=True
+        env_prefix="FINOPS_", extra="ignore", hide_input_in_errors=True, env_ignore_empty=True
     )
 
     #: where the stack keeps its data (databases, topics, logs)

@@ -4,10 +4,11 @@ Every healer instance reads every partition of ``finops.healing.v1`` (the advice
 instances), ``agent.cost.v1`` and ``agent.error.v1`` itself, so each one learns from the whole
 fleet and answers the same stats. The ledger and the offsets it covers are saved together,
 in one transaction, as the segments that changed since the last save (see
-:mod:`finops.healer.adapters.ledger_store`): the intake is an :class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option, reading
-without a group. At start-up the instance restores them and
-resumes from those offsets, after :func:`finops.common.log_position.plan_resume` dropped any
-the broker's log no longer holds (those partitions are read from the earliest offset, the
+:mod:`finops.healer.adapters.ledger_store`): the intake is an
+:class:`~finops.common.consumer.AtLeastOnceConsumer` with the checkpointed option, reading
+without a group. At start-up the instance restores them and resumes from those offsets,
+after :func:`finops.common.log_position.plan_resume` dropped any the broker's log no longer
+holds (those partitions are read from the earliest offset, the
 state kept). A restart therefore neither loses what was learned nor counts an outcome twice.
 
 A record of ``finops.healing.v1`` the ledger cannot read is parked on
