@@ -74,10 +74,13 @@ async def test_the_experiments_not_decided_are_stopped_once_and_a_decided_one_is
     await api.aclose()
 
 
-async def test_an_experiment_it_cannot_stop_is_named():
+async def test_an_experiment_it_cannot_stop_is_named_once():
     api = _api(Service(down=True))
     api.defined.append(RunningExperiment(A_A, "x2", "sim-a-a"))
     assert await api.stop_unfinished() == ["sim-a-a"]
+    # the run's finally asks again: no second wait for a service that did not answer, and
+    # no second warning
+    assert await api.stop_unfinished() == []
     await api.aclose()
 
 

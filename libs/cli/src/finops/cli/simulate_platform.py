@@ -172,6 +172,8 @@ class OperatorApi:
 
     def __init__(self, endpoints: Endpoints, token: str) -> None:
         self.endpoints = endpoints
+        #: the experiments :meth:`stop_unfinished` asked to stop already
+        self.stop_asked: set[str] = set()
         self.http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
         #: every experiment this run defined, as soon as the service made it (even one whose
         #: start was interrupted): :meth:`stop_unfinished` stops those still going
@@ -228,12 +230,14 @@ class OperatorApi:
         that no run leaves its experiments running: an A/A test never decides, and an
         interrupted run ends before the analysis does. One the service already ended (409:
         decided, or stopped by an operator) is left as it is. The names of those the service
-        could not be asked to stop (it did not answer, or refused otherwise)."""
+        could not be asked to stop (it did not answer, or refused otherwise); each is asked
+        once, so a run that calls this again (in its ``finally``) does not wait and warn twice."""
         url = self.endpoints.service_url("experiments") + "/api/experiments"
         failed = []
         for experiment in self.defined:
-            if experiment.stopped or experiment.ended:
+            if experiment.stopped or experiment.ended or experiment.id in self.stop_asked:
                 continue
+            self.stop_asked.add(experiment.id)
             try:
                 resp = await self.http.post(f"{url}/{experiment.id}/stop", timeout=timeout_s)
             except httpx.HTTPError:
