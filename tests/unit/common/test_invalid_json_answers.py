@@ -120,24 +120,7 @@ UNREADABLE = [
 def test_every_service_answers_a_body_python_cannot_read_as_ingest_does(
     service: str, body: bytes, line: int, column: int, reason: str
 ) -> None:
-    client = _client(service)
-    endpoints = _json_body_endpoints(client.app)
-    assert endpoints, f"{service} has no endpoint with a JSON body"
-    expected = {
-        "error": {
-            "code": "invalid_json",
-            "message": f"request body is not valid JSON: {reason} at line {line} column {column}",
-            "details": {"line": line, "column": column, "reason": reason},
-        }
-    }
-    for method, url in endpoints:
-        response = client.request(method, url, content=body, headers=HEADERS)
-        assert (method, url, response.status_code, response.json()) == (
-            method,
-            url,
-            400,
-            expected,
-        )
+    test_every_service_says_where_a_body_stops_being_json(service, body, line, column, reason)
 
 
 #: bodies a JSON endpoint is sent with a Content-Type that is not JSON (None: no header):

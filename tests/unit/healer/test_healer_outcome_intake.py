@@ -199,12 +199,18 @@ def saved_segments(changes: EncodedChanges) -> list[tuple[str, int]]:
     return [(s.part, s.segment) for s in changes.segments]
 
 
-async def test_a_checkpoint_removed_as_stale_is_written_whole_again() -> None:
+async def intake_checkpointed_once() -> tuple[MemoryStore, OutcomeIntake]:
+    """An intake whose ledger keeps one advice a segment, checkpointed after advice a1."""
     store = MemoryStore()
     ledger = HealingLedger(pending_index=SegmentIndex(segment_size=1))
     intake = OutcomeIntake(ledger, None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
     intake.apply(HEALING.name, advice_value("a1"))
     await intake.checkpoint()
+    return store, intake
+
+
+async def test_a_checkpoint_removed_as_stale_is_written_whole_again() -> None:
+    store, intake = await intake_checkpointed_once()
     intake.apply(HEALING.name, advice_value("a2"))
     await intake.checkpoint()
     assert [saved_segments(c) for c in store.changes] == [[("pending", 0)], [("pending", 1)]]
@@ -216,11 +222,7 @@ async def test_a_checkpoint_removed_as_stale_is_written_whole_again() -> None:
 
 
 async def test_the_segments_of_a_failed_checkpoint_are_in_the_next() -> None:
-    store = MemoryStore()
-    ledger = HealingLedger(pending_index=SegmentIndex(segment_size=1))
-    intake = OutcomeIntake(ledger, None, store, ErrorClassifier(), name="t")  # type: ignore[arg-type]
-    intake.apply(HEALING.name, advice_value("a1"))
-    await intake.checkpoint()
+    store, intake = await intake_checkpointed_once()
     intake.apply(HEALING.name, advice_value("a2"))
     store.failures = 1
     with pytest.raises(ConnectionRefusedError):
