@@ -310,3 +310,25 @@ def test_the_openapi_text_of_the_stats_endpoints_names_every_dimension_they_acce
         assert sorted(parameter["schema"]["enum"]) == dimensions
         for dimension in dimensions:
             assert re.search(rf"\b{dimension}\b", operation["summary"]), (path, dimension)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [("team", "a"), ("task_type", "summarize"), ("agent_id", "operator-1"), ("seed", "1")],
+)
+def test_a_parameter_given_twice_is_422_not_the_last_one(
+    trained: TestClient, parameter: str, value: str
+) -> None:
+    # `?team=a&team=b` took the last value silently
+    query = f"{parameter}={value}&{parameter}={value}"
+    if parameter != "task_type":
+        query = f"task_type=summarize&{query}"
+    response = trained.get(f"/api/recommendations?{query}")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "field": f"query.{parameter}",
+            "message": f"{parameter!r} given more than once",
+            "type": "duplicate_parameter",
+        }
+    ]

@@ -129,8 +129,8 @@ STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
         ApiError(
             422,
             "validation_error",
-            "`task_type` missing or too long, `seed` out of range, a feature that is not a "
-            "number or is given twice, over 32 features",
+            "`task_type` missing or too long, `seed` out of range, a parameter or feature "
+            "given twice, a feature that is not a number, over 32 features",
         ),
         NUL_IN_QUERY,
     ),
@@ -151,48 +151,7 @@ async def recommend(
         principal.require_speaks_for(agent_id)
         # its user id: paced by, and logged under, its username (as its events at ingest)
         agent_id = principal.agent_name(agent_id)
-    features: dict[str, float] = {}
-    for key, value in request.query_params.multi_items():
-        if key in RESERVED_QUERY:
-            continue
-        name = key.removeprefix(FEATURE_PREFIX)
-        if name in features:
-            raise ValidationFailed(
-                f"feature {name!r} given more than once",
-                details=[
-                    {
-                        "field": f"query.{key}",
-                        "message": f"feature {name!r} given more than once",
-                        "type": "duplicate_feature",
-                    }
-                ],
-            )
-        try:
-            features[name] = float(value)
-        except ValueError:
-            features[name] = math.nan
-        if not math.isfinite(features[name]):
-            raise ValidationFailed(
-                f"feature {name!r} must be a finite number",
-                details=[
-                    {
-                        "field": f"query.{key}",
-                        "message": f"not a finite number: {value!r}",
-                        "type": "finite_number",
-                    }
-                ],
-            )
-    if len(features) > MAX_FEATURES:
-        raise ValidationFailed(
-            f"at most {MAX_FEATURES} features",
-            details=[
-                {
-                    "field": "query",
-                    "message": f"{len(features)} features; at most {MAX_FEATURES}",
-                    "type": "too_many_features",
-                }
-            ],
-        )
+    features = _query_features(request)
     rng = _rng if seed is None else engine.request_rng(task_type, seed)
     # NoArms (no model known for the task type yet) answers 404 ``no_arms``
     rec = engine.recommend(
@@ -207,6 +166,52 @@ async def recommend(
     ANSWERED.labels(rec["exploration"] or "greedy").inc()
     reclog.record({**rec, "agent_id": agent_id, "features": features})
     return rec
+
+
+def _query_features(request: Request) -> dict[str, float]:
+    """The recommendation's features: every query parameter but the reserved ones, a
+    ``feature.`` prefix taken off. A parameter or feature given twice, a value that is no
+    finite number or more than :data:`MAX_FEATURES` features raise :class:`ValidationFailed`.
+    """
+    for key in sorted(RESERVED_QUERY):
+        if len(request.query_params.getlist(key)) > 1:  # the last one silently won
+            raise _query_error(
+                f"query.{key}", f"{key!r} given more than once", "duplicate_parameter"
+            )
+    features: dict[str, float] = {}
+    for key, value in request.query_params.multi_items():
+        if key in RESERVED_QUERY:
+            continue
+        name = key.removeprefix(FEATURE_PREFIX)
+        if name in features:
+            message = f"feature {name!r} given more than once"
+            raise _query_error(f"query.{key}", message, "duplicate_feature")
+        try:
+            features[name] = float(value)
+        except ValueError:
+            features[name] = math.nan
+        if not math.isfinite(features[name]):
+            raise _query_error(
+                f"query.{key}",
+                f"not a finite number: {value!r}",
+                "finite_number",
+                summary=f"feature {name!r} must be a finite number",
+            )
+    if len(features) > MAX_FEATURES:
+        message = f"{len(features)} features; at most {MAX_FEATURES}"
+        raise _query_error(
+            "query", message, "too_many_features", summary=f"at most {MAX_FEATURES} features"
+        )
+    return features
+
+
+def _query_error(
+    field: str, message: str, kind: str, *, summary: str | None = None
+) -> ValidationFailed:
+    """422 ``validation_error`` for one query parameter (``summary``: the error's message,
+    by default the detail's)."""
+    details = [{"field": field, "message": message, "type": kind}]
+    return ValidationFailed(summary or message, details=details)
 
 
 @router.get(
