@@ -145,22 +145,10 @@ class PostgresLedgerStore:
         return True
 
     async def _remove_stale(self, conn: Any, name: str, own: str) -> None:
-        # Rows another save holds are not stale (SKIP LOCKED): two instances each removing
-        # the other's row while saving their own would deadlock.
-        await conn.execute(
-            """
-            WITH stale AS (
-              DELETE FROM healer_checkpoints
-              WHERE name IN (
-                SELECT name FROM healer_checkpoints
-                WHERE (name = $1 OR starts_with(name, $1 || '@')) AND name <> $2
-                  AND saved_at < now() - make_interval(secs => $3)
-                FOR UPDATE SKIP LOCKED
-              )
-              RETURNING name
-            )
-            DELETE FROM healer_ledger_segments WHERE checkpoint IN (SELECT name FROM stale)
-            """,
+        await _remove_checkpoints(
+            conn,
+            "(name = $1 OR starts_with(name, $1 || '@')) AND name <> $2"
+            " AND saved_at < now() - make_interval(secs => $3)",
             name,
             own,
             self.stale_after_s,
@@ -170,21 +158,27 @@ class PostgresLedgerStore:
 async def _remove_if_unsaved_since(conn: Any, restored: str, saved_at: Any, own: str) -> None:
     """Remove the row this instance restored once it saved the whole ledger itself, unless
     its writer saved since (then it runs, and keeps it): a restart leaves no copy behind."""
-    if restored == own:
-        return
+    if restored != own:
+        await _remove_checkpoints(conn, "name = $1 AND saved_at = $2", restored, saved_at)
+
+
+async def _remove_checkpoints(conn: Any, condition: str, *args: Any) -> None:
+    """Remove the ledger checkpoints matching ``condition``, with their segments.
+
+    Rows another save holds are left (SKIP LOCKED): a row being saved is in use, and two
+    instances each removing the other's row while saving their own would deadlock.
+    """
     await conn.execute(
-        """
+        f"""
         WITH gone AS (
           DELETE FROM healer_checkpoints WHERE name IN (
-            SELECT name FROM healer_checkpoints WHERE name = $1 AND saved_at = $2
-            FOR UPDATE SKIP LOCKED
+            SELECT name FROM healer_checkpoints WHERE {condition} FOR UPDATE SKIP LOCKED
           )
           RETURNING name
         )
         DELETE FROM healer_ledger_segments WHERE checkpoint IN (SELECT name FROM gone)
-        """,
-        restored,
-        saved_at,
+        """,  # noqa: S608 -- the condition is one of this module's constants
+        *args,
     )
 
 
