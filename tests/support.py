@@ -65,7 +65,14 @@ class EmptyBlocklist:
 
 
 class TokenFactory:
-    """Mints real RS256 tokens that services verify through :class:`StaticKeys`."""
+    """Mints real RS256 tokens that services verify through :class:`StaticKeys`.
+
+    They live a day, not the settings' access-token lifetime: modules mint theirs at import,
+    when pytest-xdist collects, and on a loaded machine a module may run 20 minutes later.
+    """
+
+    #: long enough for a whole suite run between a module's import and its last test
+    TTL_SECONDS = 24 * 3600
 
     def __init__(self, settings: CommonSettings | None = None) -> None:
         settings = settings or CommonSettings()
@@ -87,6 +94,7 @@ class TokenFactory:
             username=username,
             role=role,
             scopes=scopes if scopes is not None else scopes_for(role),
+            ttl_seconds=self.TTL_SECONDS,
         ).token
 
 
