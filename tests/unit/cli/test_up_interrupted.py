@@ -111,3 +111,53 @@ def test_a_stop_between_steps_starts_nothing_more(tmp_path: Path) -> None:
 
     assert first.process is not None and first.process.poll() is not None  # stopped
     assert [comp.process for comp in rest] == [None] * len(rest)  # never started
+
+
+#: `finops up --detach` whose background supervisor is FAKE_INFRA_UP's
+FAKE_DETACHED_UP = f"""
+import sys
+from finops.cli import main
+main._detached_command = lambda infra_only: [
+    sys.executable, "-c", {FAKE_INFRA_UP!r}, "up", "--infra-only"
+]
+main.app(prog_name="finops")
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_while_a_detached_start_waits_stops_the_background_start(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    """The supervisor runs in a session of its own, out of reach of the terminal's Ctrl-C: the
+    waiting command passes the stop on. It used to end and leave the start going on."""
+    env = {
+        **os.environ,
+        **PLAIN,
+        "FINOPS_DATA_DIR": str(tmp_path),
+        "FINOPS_KAFKA_STORAGE": "memory",
+        "FINOPS_READY_TIMEOUT_S": "60",
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-c", FAKE_DETACHED_UP, "up", "--detach", "--infra-only"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    names = ("postgres", "redis", "broker", "kafka")
+    pid_files = [tmp_path / f"{name}.pid" for name in names]
+    try:
+        wait_for(lambda: all(p.exists() and p.read_text() for p in pid_files), 30, "the fakes")
+        pids = [int(p.read_text()) for p in pid_files]
+        up.send_signal(signum)  # to the waiting command only, as a terminal's Ctrl-C
+        out, err = up.communicate(timeout=30)  # well before the readiness timeout
+    finally:
+        up.kill()
+        up.wait()
+
+    assert (up.returncode, err) == (code, ""), out
+    assert "stopped before the stack was ready" in out
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    log = (tmp_path / "logs" / "stack.log").read_text()
+    assert log.rstrip().endswith("stopped before the stack was ready.")
+    assert json.loads((tmp_path / "stack.json").read_text())["status"] == "stopped"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -220,34 +221,50 @@ def _up_foreground(settings: StackSettings, infra_only: bool) -> None:
         console.print("stopped.")
 
 
+def _detached_command(infra_only: bool) -> list[str]:
+    """The supervisor `finops up --detach` starts in a session of its own."""
+    return [sys.executable, "-m", "finops.cli", "up"] + (["--infra-only"] if infra_only else [])
+
+
 def _up_detached(root: Path, infra_only: bool) -> None:
+    """Start the supervisor in the background and wait until its stack is ready.
+
+    Ctrl-C or SIGTERM while waiting stops the start too: the supervisor runs in a session of
+    its own, so a terminal's Ctrl-C reaches only this process, which passes the stop on and
+    waits for what had started to be stopped (exit 130, or 143)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     log_path = root / "logs" / "stack.log"
     state_path(root).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "finops.cli", "up"] + (["--infra-only"] if infra_only else [])
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
-            cmd,
+            _detached_command(infra_only),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, "FINOPS_DETACHED": "1", "COLUMNS": "120"},
         )
+    stop_signal: int | None = None
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_signal
+        stop_signal = stop_signal or signum
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
-    with console.status("starting the stack…"):
-        while True:
-            state = read_state(root)
-            status = state.get("status") if state else None
-            if status == "ready":
-                break
-            if status == "stopped":  # its supervisor was asked to stop (`finops down`)
-                raise CliError("the stack was stopped before it was ready", 1)
-            if status == "failed" or proc.poll() is not None:
-                detail = state.get("error") if state else None
-                raise CliError(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)
-            time.sleep(0.3)
+    try:
+        with console.status("starting the stack…"):
+            _wait_until_ready(root, proc, log_path, lambda: stop_signal is not None)
+        if stop_signal is not None:
+            with console.status("stopping the stack that was starting…"):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+            console.print(f"stopped before the stack was ready (log: {log_path}).")
+            raise typer.Exit(128 + stop_signal)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console.print(f"stack ready in {time.monotonic() - started:.1f}s (supervisor pid {proc.pid})")
     console.print(_status_table(root)[0])
     console.print(
@@ -256,6 +273,23 @@ def _up_detached(root: Path, infra_only: bool) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def _wait_until_ready(
+    root: Path, proc: subprocess.Popen[bytes], log_path: Path, stop_requested: Callable[[], bool]
+) -> None:
+    """Until the detached supervisor says its stack is ready, or a stop is asked for here."""
+    while not stop_requested():
+        state = read_state(root)
+        status = state.get("status") if state else None
+        if status == "ready":
+            return
+        if status == "stopped":  # its supervisor was asked to stop (`finops down`)
+            raise CliError("the stack was stopped before it was ready", 1)
+        if status == "failed" or proc.poll() is not None:
+            detail = state.get("error") if state else None
+            raise CliError(f"the stack did not start: {detail or 'see ' + str(log_path)}", 2)
+        time.sleep(0.3)
 
 
 @app.command()
