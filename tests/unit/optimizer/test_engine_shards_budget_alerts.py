@@ -1,6 +1,7 @@
 """The ids of the fleet's budget alerts raised live in partition 0's checkpoint: its next owner
 restores them (issue 14's known limit: they were in memory and raised again after a move);
-an alert raised in the period is not raised again after a new limit or the upgrade."""
+an alert raised in the period is not raised again after a new limit or the upgrade, but one a
+new limit put out of reach is, once the spend crosses it again (as one worker does)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ async def raise_due(
     """One view's turn of the partitioned alerts: (type, threshold) of the alerts raised."""
     before = len(learning.producer.sent)
     view = SimpleNamespace(budgets=tracker)
+    PartitionedLearning._rearm_quiet(view, raised)  # type: ignore[arg-type]
     queued_alerts = await PartitionedLearning._queue_unraised(learning, view, raised)  # type: ignore[arg-type]
     for queued in queued_alerts:
         await queued.ack
@@ -111,3 +113,38 @@ async def test_alerts_raised_under_ids_without_the_limit_are_not_raised_again():
     for alert in tracker.due_alerts():
         raised.add(fingerprint(uuid.UUID(label_id(alert))))
     assert await raise_due(learning, tracker, raised) == []
+
+
+async def test_a_threshold_a_new_limit_put_out_of_reach_is_raised_again_once_crossed():
+    # it was not: the threshold's label raised under the old limit kept it raised all period
+    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
+    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
+    for hour in range(9):  # $9 of $10
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    assert ("threshold", 0.8) in await raise_due(learning, tracker, raised)
+    tracker.set_budget(Budget("b1", "agent", "bot", "day", 20.0))  # 80 % is now $16
+    assert ("threshold", 0.8) not in await raise_due(learning, tracker, raised)
+    for hour in range(9, 16):  # $16 of $20
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    again = [a for a in learning.producer.sent if a["details"]["threshold"] == 0.8]
+    assert await raise_due(learning, tracker, raised) == [("threshold", 0.8)]
+    raised_again = learning.producer.sent[-1]
+    assert (raised_again["details"]["limit_usd"], raised_again["details"]["spend_usd"]) == (
+        20.0,
+        16.0,
+    )
+    assert raised_again["alert_id"] != again[0]["alert_id"]
+    # and once only
+    assert await raise_due(learning, tracker, raised) == []
+
+
+async def test_a_threshold_still_crossed_under_a_new_limit_is_not_raised_again_when_partitioned():
+    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
+    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
+    for hour in range(9):  # $9 of $10
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    assert ("threshold", 0.8) in await raise_due(learning, tracker, raised)
+    tracker.set_budget(Budget("b1", "agent", "bot", "day", 11.0))  # $9 is still over $8.80
+    for hour in range(9, 10):
+        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    assert ("threshold", 0.8) not in await raise_due(learning, tracker, raised)

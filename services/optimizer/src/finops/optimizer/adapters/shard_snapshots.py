@@ -39,7 +39,7 @@ from finops.common.lifespan import run_together
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
-from finops.optimizer.domain.budget_alerts import label_id
+from finops.optimizer.domain.budget_alerts import label_id, rearmed_id
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView
 from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger
@@ -218,6 +218,8 @@ class PartitionedLearning:
         async with shards.lock:
             if BUDGET_ALERTS_PARTITION not in shards.shards:
                 return
+            if self._rearm_quiet(view, shards.budget_alerts_raised):
+                shards.dirty.add(BUDGET_ALERTS_PARTITION)
             sends = await self._queue_unraised(view, shards.budget_alerts_raised)
             # their acknowledgements awaited together: one round trip under the lock, not one
             # per alert
@@ -232,20 +234,36 @@ class PartitionedLearning:
                     shards.budget_alerts_raised.add(sent.label_key)
                     shards.dirty.add(BUDGET_ALERTS_PARTITION)
 
+    @staticmethod
+    def _rearm_quiet(view: FleetView, raised: IdDedupe) -> bool:
+        """Note the alerts raised before whose condition does not hold under their budget's
+        limit now (:func:`rearmed_id`): once due again they are raised again, under the id
+        of that limit, as one worker does after a new limit put a threshold out of reach.
+        Whether any was noted (the checkpoint then has something new)."""
+        noted = False
+        for quiet in view.budgets.quiet_alerts():
+            mark = fingerprint(uuid.UUID(quiet.rearmed_id))
+            if fingerprint(uuid.UUID(quiet.label_id)) in raised and mark not in raised:
+                raised.add(mark)
+                noted = True
+        return noted
+
     async def _queue_unraised(self, view: FleetView, raised: IdDedupe) -> list[QueuedAlert]:
         """Queue the view's due alerts not raised yet, in order; one that cannot be queued
         stops the rest (due at the next view).
 
-        An alert counts as raised when its id or its :func:`label_id` (budget, period and
-        threshold, whatever the limit) was: a budget replaced with another limit raises
-        nothing again in the period (unlike one worker, which raises again a threshold the new
-        limit put out of reach and the spend then crossed), nor does the upgrade from ids
-        without the limit."""
+        An alert counts as raised when its id was, or its :func:`label_id` (budget, period
+        and threshold, whatever the limit) was and it has not been seen quiet under the limit
+        since (:meth:`_rearm_quiet`): a budget replaced with another limit raises again only
+        what the new limit put out of reach and the spend then crossed, and the upgrade from
+        ids without the limit raises nothing again."""
         sends: list[QueuedAlert] = []
         for alert in view.budgets.due_alerts():
             key = fingerprint(uuid.UUID(alert.alert_id))
-            label_key = fingerprint(uuid.UUID(label_id(alert)))
-            if key in raised or label_key in raised:
+            label = label_id(alert)
+            label_key = fingerprint(uuid.UUID(label))
+            rearmed = fingerprint(uuid.UUID(rearmed_id(label, float(alert.details["limit_usd"]))))
+            if key in raised or (label_key in raised and rearmed not in raised):
                 continue
             try:
                 ack = await send_alert(self.producer, self.alerts_topic, alert.to_dict())

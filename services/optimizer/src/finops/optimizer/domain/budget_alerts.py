@@ -16,6 +16,7 @@ processing the same events after a restart yields the same ids, so a consumer ca
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from finops.common.alerts import Alert
 from finops.optimizer.domain import ALERT_SOURCE
@@ -25,10 +26,13 @@ from finops.optimizer.domain.eventtime import iso_utc
 
 __all__ = [
     "FORECAST_LABEL",
+    "QuietAlert",
     "alert_id",
     "check_alerts",
     "label_id",
+    "quiet_alerts",
     "rearm",
+    "rearmed_id",
     "threshold_label",
 ]
 
@@ -67,6 +71,49 @@ def label_id(alert: Alert) -> str:
 
 def _label_key(budget_id: str, period_start_iso: str, label: str) -> str:
     return f"budget|{budget_id}|{period_start_iso}|{label}"
+
+
+def rearmed_id(label: str, limit_usd: float) -> str:
+    """The id saying that the alert of :func:`label_id` ``label`` was seen not holding under
+    ``limit_usd``: raised before, it may be raised again under that limit (what :func:`rearm`
+    does for one worker, for a tracker that does not fire alerts itself).
+
+    >>> rearmed_id("a", 10.0) == rearmed_id("a", 10), rearmed_id("a", 10.0) == rearmed_id("a", 11)
+    (True, False)
+    """
+    return str(uuid.uuid5(_NAMESPACE, f"rearmed|{label}|{float(limit_usd)!r}"))
+
+
+@dataclass(frozen=True)
+class QuietAlert:
+    """An alert of a budget's period whose condition does not hold under its limit now."""
+
+    #: :func:`label_id` of the alert: its budget, period and threshold (or forecast)
+    label_id: str
+    #: :func:`rearmed_id` of the alert under the budget's limit
+    rearmed_id: str
+
+
+def quiet_alerts(b: Budget, st: BurnState, ts: float) -> list[QuietAlert]:
+    """The alerts of ``b``'s period in ``st`` whose condition does not hold at ``ts``: those
+    :func:`rearm` would fire again, were ``b`` the budget's new definition.
+
+    >>> st = BurnState(0.0, 86400.0)
+    >>> st.add(0.0, 9.0, 1)
+    >>> b = Budget("b", "team", "search", "day", 100.0)  # $9 of $100, forecast $220
+    >>> [q.label_id == str(uuid.uuid5(_NAMESPACE, f"budget|b|1970-01-01T00:00:00Z|{label}"))
+    ...  for q, label in zip(quiet_alerts(b, st, 1800.0), ["0.8", "1"], strict=True)]
+    [True, True]
+    """
+    holding = _holding_labels(b, st, ts)
+    labels = [threshold_label(th) for th in b.alert_thresholds] + [FORECAST_LABEL]
+    period = iso_utc(st.period_start)
+    quiet = []
+    for label in labels:
+        if label not in holding:
+            key = str(uuid.uuid5(_NAMESPACE, _label_key(b.id, period, label)))
+            quiet.append(QuietAlert(key, rearmed_id(key, b.limit_usd)))
+    return quiet
 
 
 def threshold_label(threshold: float) -> str:
@@ -118,13 +165,17 @@ def rearm(b: Budget, st: BurnState, ts: float) -> None:
     ...                                                         11.0), st, 1800.0)]
     ['threshold', 'forecast_exceeds']
     """
-    crossed = {threshold_label(th) for th in b.alert_thresholds if st.spend >= th * b.limit_usd}
-    forecast_holds = st.spend >= b.limit_usd or st.forecast(ts) > b.limit_usd
-    st.fired = [
-        label
-        for label in st.fired
-        if label in crossed or (label == FORECAST_LABEL and forecast_holds)
-    ]
+    holding = _holding_labels(b, st, ts)
+    st.fired = [label for label in st.fired if label in holding]
+
+
+def _holding_labels(b: Budget, st: BurnState, ts: float) -> set[str]:
+    """The labels of the alerts whose condition holds at ``ts``: a threshold the spend
+    reached, the forecast while over the limit (or the spend at or past it)."""
+    holding = {threshold_label(th) for th in b.alert_thresholds if st.spend >= th * b.limit_usd}
+    if st.spend >= b.limit_usd or st.forecast(ts) > b.limit_usd:
+        holding.add(FORECAST_LABEL)
+    return holding
 
 
 def _threshold_alerts(b: Budget, st: BurnState, ts: float, forecast: float) -> list[Alert]:

@@ -23,7 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from finops.common.alerts import Alert
-from finops.optimizer.domain.budget_alerts import alert_id, check_alerts, rearm
+from finops.optimizer.domain.budget_alerts import (
+    QuietAlert,
+    alert_id,
+    check_alerts,
+    quiet_alerts,
+    rearm,
+)
 from finops.optimizer.domain.budget_definitions import PERIODS, SCOPES, Budget, period_bounds
 from finops.optimizer.domain.budget_pacing import pacing_of, stricter
 from finops.optimizer.domain.burn_merge import merged_burn_state
@@ -315,6 +321,19 @@ class BudgetTracker:
             unfired.fired = []
             alerts += check_alerts(b, unfired, view.as_of)
         return alerts
+
+    def quiet_alerts(self, at: datetime | float | None = None) -> list[QuietAlert]:
+        """The alerts whose condition does not hold as of ``at`` (default: the newest event
+        time) under each budget's limit now: a tracker that does not fire alerts itself
+        (:meth:`merged`) raises again one of them raised before, once it is due, as
+        :func:`~finops.optimizer.domain.budget_alerts.rearm` has one worker do after a new
+        limit. Budgets with no call seen have none."""
+        quiet: list[QuietAlert] = []
+        for b in self.budgets():
+            view = self._view(b, at)
+            if view.as_of is not None:
+                quiet += quiet_alerts(b, view.state, view.as_of)
+        return quiet
 
     @classmethod
     def merged(cls, parts: Iterable[BudgetTracker]) -> BudgetTracker:
