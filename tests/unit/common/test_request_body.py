@@ -124,3 +124,39 @@ def test_nul_in_a_path_parameter_is_422_before_any_route():
     assert error["code"] == "validation_error"
     assert error["details"][0]["field"] == "path"
     assert "NUL" in error["message"]
+
+
+def test_a_path_percent_encoding_that_is_not_utf8_is_422_not_a_replacement_character():
+    # uvicorn decodes the path with errors="replace": /plans/%ff and /plans/%fe would both
+    # have been the plan "\ufffd"
+    resp = TestClient(_app()).put("/plans/%ff", json={"tiers": []})
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [
+        {
+            "field": "path",
+            "message": "the path holds a percent-encoding that is not UTF-8 text (such as %ff)",
+            "type": "invalid_text",
+        }
+    ]
+
+
+def test_a_query_percent_encoding_that_is_not_utf8_is_422_naming_each_parameter():
+    app = _app()
+
+    @app.get("/echo")
+    async def echo(unit: str) -> dict[str, str]:
+        return {"unit": unit}
+
+    client = TestClient(app)
+    assert client.get("/echo?unit=%C3%A9+x").json() == {"unit": "é x"}
+    resp = client.get("/echo?unit=%ff&other=ok&b%fead=1")
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert error["code"] == "validation_error"
+    message = "the {} holds a percent-encoding that is not UTF-8 text"
+    assert [(d["field"], d["message"], d["type"]) for d in error["details"]] == [
+        ("query.unit", message.format("value"), "invalid_text"),
+        ("query.b\ufffdad", message.format("name"), "invalid_text"),
+    ]

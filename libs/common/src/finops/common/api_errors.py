@@ -191,12 +191,13 @@ AGENT_MISMATCH = ApiError(
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
 
-#: a query parameter holding NUL, refused before any route runs (:mod:`finops.common.http`)
+#: a query parameter holding NUL or a percent-encoding that is not UTF-8, refused before any
+#: route runs (:mod:`finops.common.http`)
 NUL_IN_QUERY = ApiError(
     422,
     "validation_error",
-    "a query parameter's value or name holds a NUL character (`%00`); `details` names each "
-    "(`query.<name>`, type `invalid_text`)",
+    "a query parameter's value or name holds a NUL character (`%00`) or a percent-encoding "
+    "that is not UTF-8 text (`%ff`); `details` names each (`query.<name>`, type `invalid_text`)",
 )
 
 #: a body that is not JSON, whether FastAPI or the service parsed it (``InvalidJson.of``)

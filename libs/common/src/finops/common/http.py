@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -126,23 +127,74 @@ class OperationalMiddleware:
 NUL = "\x00"
 _NUL_IN_PATH = "the path holds a NUL character (%00), which no identifier may contain"
 _NUL_IN_QUERY = "a query parameter holds a NUL character (%00), which no value may contain"
+_NOT_UTF8_IN_PATH = "the path holds a percent-encoding that is not UTF-8 text (such as %ff)"
+_NOT_UTF8_IN_QUERY = (
+    "a query parameter holds a percent-encoding that is not UTF-8 text (such as %ff)"
+)
+
+
+def _is_utf8(encoded: bytes, *, plus_is_space: bool) -> bool:
+    """Whether percent-decoding ``encoded`` gives UTF-8 text (Starlette and uvicorn decode
+    with ``errors="replace"``: every invalid sequence would become U+FFFD)."""
+    if plus_is_space:
+        encoded = encoded.replace(b"+", b" ")
+    try:
+        urllib.parse.unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _query_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """The query's ``(name, value)`` pairs, still percent-encoded (blank ones skipped, as
+    :class:`QueryParams` skips them)."""
+    pairs = []
+    for part in raw.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            pairs.append((name, value))
+    return pairs
+
+
+def _field_name(name: bytes) -> str:
+    return urllib.parse.unquote_plus(name.decode("latin-1"))
 
 
 def nul_problem(scope: Scope) -> dict[str, Any] | None:
-    """The 422 body for a request whose path or query holds a NUL character, else None.
+    """The 422 body for a request whose path or query holds a NUL character, or a
+    percent-encoding that does not decode as UTF-8 (``%ff``), else None.
 
     Path parameters become keys stored in PostgreSQL, and query values become keys and records
     too (a task type, a team, a feature's name on ``finops.recommendations.v1``); PostgreSQL's
-    text cannot hold NUL, and ingest refuses it in every event. Refused here, once for every
-    route of every service, rather than by each route that reads a value: 422
-    ``validation_error``, as for any other invalid parameter, with one ``details`` entry per
-    query parameter whose name or value holds one, its ``field`` named as FastAPI names a query
-    parameter (``query.<name>``), type ``invalid_text``.
+    text cannot hold NUL, and ingest refuses it in every event. A percent-encoding that is not
+    UTF-8 would reach a route as U+FFFD (the server decodes with ``errors="replace"``): ``%ff``
+    and ``%fe`` would be the same budget id, experiment unit or task type. Both are refused
+    here, once for every route of every service, rather than by each route that reads a value:
+    422 ``validation_error``, as for any other invalid parameter, with one ``details`` entry
+    per query parameter whose name or value holds one, its ``field`` named as FastAPI names a
+    query parameter (``query.<name>``), type ``invalid_text``.
     """
     if NUL in scope.get("path", ""):
         details = [{"field": "path", "message": _NUL_IN_PATH, "type": "invalid_text"}]
         return error_body("validation_error", _NUL_IN_PATH, details)
+    raw_path = scope.get("raw_path")
+    if raw_path is not None and b"%" in raw_path and not _is_utf8(raw_path, plus_is_space=False):
+        details = [{"field": "path", "message": _NOT_UTF8_IN_PATH, "type": "invalid_text"}]
+        return error_body("validation_error", _NOT_UTF8_IN_PATH, details)
     raw: bytes = scope.get("query_string", b"")
+    if b"%" in raw:
+        not_utf8 = [
+            {
+                "field": f"query.{_field_name(name)}",
+                "message": f"the {'value' if _is_utf8(name, plus_is_space=True) else 'name'}"
+                " holds a percent-encoding that is not UTF-8 text",
+                "type": "invalid_text",
+            }
+            for name, value in _query_fields(raw)
+            if not (_is_utf8(name, plus_is_space=True) and _is_utf8(value, plus_is_space=True))
+        ]
+        if not_utf8:
+            return error_body("validation_error", _NOT_UTF8_IN_QUERY, not_utf8)
     if b"%00" not in raw and NUL.encode() not in raw:  # the only ways a decoded one can hold NUL
         return None
     details = [

@@ -36,7 +36,11 @@ from finops.experiments.domain.stats import VariantStats
 router = APIRouter(tags=["experiments"], default_response_class=JSONResponse)
 
 NOT_FOUND = ApiError(404, "experiment_not_found", "no experiment has that id")
-BAD_ID = ApiError(422, "validation_error", "the id holds a NUL character (`%00`)")
+BAD_ID = ApiError(
+    422,
+    "validation_error",
+    "the id holds a NUL character (`%00`) or a percent-encoding that is not UTF-8 text (`%ff`)",
+)
 POSTGRES_DOWN = ApiError(
     503, "dependency_unavailable", "PostgreSQL did not answer in time; see `Retry-After`"
 )
