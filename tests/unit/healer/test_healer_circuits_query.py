@@ -52,3 +52,32 @@ def test_the_same_filters_without_a_nul_are_answered(client: TestClient) -> None
     response = client.get("/api/healing/circuits", params={"provider": "openai", "model": "gpt-4o"})
     assert response.status_code == 200, response.text
     assert response.json()["count"] == 1
+
+
+def test_a_filter_given_twice_is_422_not_the_last_one(client: TestClient) -> None:
+    # ?state=open&state=closed listed the closed breakers only, silently
+    response = client.get("/api/healing/circuits?state=open&state=closed")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "field": "query.state",
+            "message": "'state' given more than once",
+            "type": "duplicate_parameter",
+        }
+    ]
+
+
+def test_a_misspelt_filter_is_422_not_every_breaker(client: TestClient) -> None:
+    # ?stat=open listed every breaker, as if no filter had been asked for
+    response = client.get("/api/healing/circuits?stat=open&provider=openai")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == "'stat' is not a parameter of this endpoint"
+    assert error["details"] == [
+        {
+            "field": "query.stat",
+            "message": "'stat' is not a parameter of this endpoint",
+            "type": "unknown_parameter",
+        }
+    ]

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, params
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -199,6 +202,20 @@ NUL_IN_QUERY = ApiError(
     "a query parameter's value or name holds a NUL character (`%00`) or a percent-encoding "
     "that is not UTF-8 text (`%ff`); `details` names each (`query.<name>`, type `invalid_text`)",
 )
+#: a query parameter the endpoint does not take, or one it takes once given twice, refused
+#: before any route runs (:func:`require_known_query`); every ``/api/`` endpoint declares it
+#: (:func:`declare_query_errors`)
+UNKNOWN_QUERY = ApiError(
+    422,
+    "validation_error",
+    "a query parameter the endpoint does not take, or one it takes once given twice; "
+    "`details` names each (`query.<name>`, type `unknown_parameter` or `duplicate_parameter`)",
+)
+#: the ``openapi_extra`` key of a route that reads query parameters it does not declare
+#: (the optimizer's recommendation features): only its declared ones are held to one each
+FREE_QUERY = "x-free-query-parameters"
+#: the routes held to their declared query parameters
+API_PREFIX = "/api/"
 
 #: a body that is not JSON, whether FastAPI or the service parsed it (``InvalidJson.of``)
 INVALID_JSON = ApiError(
@@ -316,6 +333,89 @@ async def _has_body(request: Request) -> bool:
         return bool(await request.body())
     except RuntimeError:  # FastAPI streamed it away parsing a multipart form: there was one
         return True
+
+
+_DECLARED_QUERY = "_finops_declared_query"  # the route's attribute caching it
+
+
+def _declared_query(route: APIRoute) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameters a route declares (its dependencies' included), and those of them
+    that may repeat (a list); worked out once per route."""
+    cached: tuple[frozenset[str], frozenset[str]] | None = getattr(route, _DECLARED_QUERY, None)
+    if cached is None:
+        fields = [
+            f for f in get_flat_params(route.dependant) if isinstance(f.field_info, params.Query)
+        ]
+        names = frozenset(f.alias for f in fields)
+        repeatable = frozenset(
+            f.alias for f in fields if field_annotation_is_sequence(f.field_info.annotation)
+        )
+        cached = (names, repeatable)
+        setattr(route, _DECLARED_QUERY, cached)
+    return cached
+
+
+async def require_known_query(request: Request) -> None:
+    """Refuse with 422 ``validation_error`` a query parameter an ``/api/`` endpoint does not
+    take (``?stat=open`` for ``?state=open``), or one it takes once given twice
+    (``?unit=a&unit=b``): Starlette would ignore the first and FastAPI keep the last, and the
+    caller would get an answer to a question it did not ask. ``details`` names each,
+    ``query.<name>``, type ``unknown_parameter`` or ``duplicate_parameter``. A route whose
+    ``openapi_extra`` sets :data:`FREE_QUERY` reads other parameters itself: only its
+    declared ones are checked. Every service installs this as an app-wide dependency
+    (:mod:`finops.common.http`), so it runs before the token is checked.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.path.startswith(API_PREFIX):
+        return
+    names, repeatable = _declared_query(route)
+    free = bool((route.openapi_extra or {}).get(FREE_QUERY))
+    details: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        field = f"query.{name}"
+        if name not in names:
+            if not free and name not in seen:
+                message = f"{name!r} is not a parameter of this endpoint"
+                details.append({"field": field, "message": message, "type": "unknown_parameter"})
+        elif name in seen and name not in repeatable:
+            if not any(d["field"] == field for d in details):
+                message = f"{name!r} given more than once"
+                details.append({"field": field, "message": message, "type": "duplicate_parameter"})
+        seen.add(name)
+    if details:
+        summary = details[0]["message"] if len(details) == 1 else "invalid query parameters"
+        raise ValidationFailed(summary, details=details)
+
+
+def declare_query_errors(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add :data:`UNKNOWN_QUERY` to the 422 answer of every ``/api/`` operation of an OpenAPI
+    document (:func:`require_known_query` answers it on each of them)."""
+    row = {"code": UNKNOWN_QUERY.code, "when": UNKNOWN_QUERY.when}
+    line = f"`{UNKNOWN_QUERY.code}`: {UNKNOWN_QUERY.when}"
+    for path, operations in openapi.get("paths", {}).items():
+        if not path.startswith(API_PREFIX):
+            continue
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            answers = operation.setdefault("responses", {})
+            answer = answers.setdefault(
+                str(UNKNOWN_QUERY.status),
+                {
+                    "description": "",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                },
+            )
+            rows = answer.setdefault(EXTENSION, [])
+            if row not in rows:
+                rows.append(row)
+                answer["description"] = "; ".join(filter(None, (answer["description"], line)))
+    return openapi
 
 
 def error_response(error: FinopsError) -> JSONResponse:

@@ -24,7 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from finops.common.api_errors import error_body, install_error_handlers, require_json_body
+from finops.common.api_errors import (
+    declare_query_errors,
+    error_body,
+    install_error_handlers,
+    require_json_body,
+    require_known_query,
+)
 from finops.common.datastores import install_dependency_failure_handler
 from finops.common.logging import request_id_var
 from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
@@ -262,9 +268,17 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
-        # a body not declared JSON: 415 before any other dependency (the token's) runs
-        dependencies=[Depends(require_json_body)],
+        # a body not declared JSON: 415 before any other dependency (the token's) runs; an
+        # /api/ query parameter not taken or given twice: 422
+        dependencies=[Depends(require_json_body), Depends(require_known_query)],
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_query_errors(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     install_dependency_failure_handler(app, settings.dependency_retry_after_s)
     install_metrics_endpoint(app)

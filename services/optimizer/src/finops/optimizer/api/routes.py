@@ -14,6 +14,7 @@ from pydantic import Field
 from finops.common.api_errors import (
     AGENT_MISMATCH,
     BEARER,
+    FREE_QUERY,
     JSON_BODY,
     NUL_IN_QUERY,
     ApiError,
@@ -105,6 +106,7 @@ STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
 @router.get(
     "/api/recommendations",
     tags=["recommendations"],
+    openapi_extra={FREE_QUERY: True},  # every other parameter is a feature
     summary="The model and configuration to use for a task",
     response_model=RecommendationOut,
     description=(
@@ -170,14 +172,11 @@ async def recommend(
 
 def _query_features(request: Request) -> dict[str, float]:
     """The recommendation's features: every query parameter but the reserved ones, a
-    ``feature.`` prefix taken off. A parameter or feature given twice, a value that is no
-    finite number or more than :data:`MAX_FEATURES` features raise :class:`ValidationFailed`.
+    ``feature.`` prefix taken off. A feature given twice, a value that is no finite number or
+    more than :data:`MAX_FEATURES` features raise :class:`ValidationFailed` (a reserved
+    parameter given twice: :func:`~finops.common.api_errors.require_known_query`).
     """
-    for key in sorted(RESERVED_QUERY):
-        if len(request.query_params.getlist(key)) > 1:  # the last one silently won
-            raise _query_error(
-                f"query.{key}", f"{key!r} given more than once", "duplicate_parameter"
-            )
+    # a reserved parameter given twice was refused before the route ran (require_known_query)
     features: dict[str, float] = {}
     for key, value in request.query_params.multi_items():
         if key in RESERVED_QUERY:
