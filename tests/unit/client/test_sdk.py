@@ -518,3 +518,16 @@ async def test_urls_and_api_key_default_to_the_environment(monkeypatch):
     await local.close()
     with pytest.raises(ValueError, match="FINOPS_API_KEY"):
         AsyncFinOpsClient(agent_id="bot")
+
+
+async def test_a_close_that_times_out_keeps_the_batch_in_flight_pending_and_says_how_many():
+    # ingest down for good: close(timeout) gave up with a bare TimeoutError, and the batch
+    # being retried vanished with the cancelled sender (pending 0: nothing said it was lost)
+    ingest = ScriptedIngest(statuses=[503] * 100_000)
+    c = client(ingest, batch_size=2)
+    await record(c, 3)
+    with pytest.raises(TimeoutError) as raised:
+        await c.close(timeout=0.2)
+    assert str(raised.value) == "3 events were not delivered to http://ingest within 0.2 s"
+    assert c.pending == 3
+    assert ingest.batches == []

@@ -414,6 +414,13 @@ class AsyncFinOpsClient:
                 code=exc.code,
                 url=exc.url,
             ) from exc
+        except TimeoutError as exc:
+            # the batch in flight is put back in the buffer when the sender is cancelled
+            # below: ``pending`` still counts it, and the error says how many were not sent
+            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
+            message = f"{undelivered} not delivered to {self.ingest_url} within {timeout} s"
+            log.error("closing: %s", message)
+            raise TimeoutError(message) from exc
         finally:
             self._closed = True
             if self._sender:
@@ -487,6 +494,10 @@ class AsyncFinOpsClient:
             self._room.set()
             try:
                 await self._deliver(batch)
+            except asyncio.CancelledError:
+                # close() gave up waiting: what was not delivered stays pending, not lost
+                self._buffer.extendleft(reversed(batch))
+                raise
             except Exception:
                 log.exception("unexpected delivery failure; events requeued")
                 self._buffer.extendleft(reversed(batch))
@@ -507,6 +518,8 @@ class AsyncFinOpsClient:
     # ---- delivery ----------------------------------------------------------------------
 
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Send ``batch`` until none of it is left; ``batch`` always holds what is left (the
+        sender puts that back in the buffer when it is cancelled)."""
         while batch:
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(Transient),
@@ -518,7 +531,7 @@ class AsyncFinOpsClient:
             try:
                 async for attempt in retrying:
                     with attempt:
-                        batch = await self._ingest.post(batch)
+                        batch[:] = await self._ingest.post(batch)
             except RequestRefused as refusal:
                 self._stop_delivery(refusal, batch)
                 return
