@@ -332,3 +332,27 @@ def test_a_parameter_given_twice_is_422_not_the_last_one(
             "type": "duplicate_parameter",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "length"), [("", 0), ("feature.", 0), ("f" * 65, 65), ("feature." + "g" * 6000, 6000)]
+)
+def test_a_feature_name_empty_or_over_64_characters_is_422_and_nothing_is_logged(
+    trained: TestClient, key: str, length: int
+) -> None:
+    # an event's feature names have 1 to 64 characters; a recommendation took any name,
+    # even "" or thousands of characters, and logged it on finops.recommendations.v1
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    response = trained.get(f"/api/recommendations?task_type=summarize&{key}=1")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "field": f"query.{key}",
+            "message": f"a feature's name has 1 to 64 characters, not {length}",
+            "type": "feature_name_length",
+        }
+    ]
+    assert len(reclog.records) == logged
+    longest = "h" * 64
+    assert trained.get(f"/api/recommendations?task_type=summarize&{longest}=1").status_code == 200

@@ -21,6 +21,7 @@ from finops.common.api_errors import (
     responses,
 )
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
+from finops.common.events.schemas.fields import MAX_FEATURE_NAME
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
     Circuits,
@@ -132,7 +133,8 @@ STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
             422,
             "validation_error",
             "`task_type` missing or too long, `seed` out of range, a parameter or feature "
-            "given twice, a feature that is not a number, over 32 features",
+            "given twice, a feature that is not a number or whose name is empty or over 64 "
+            "characters, over 32 features",
         ),
         NUL_IN_QUERY,
     ),
@@ -182,6 +184,9 @@ def _query_features(request: Request) -> dict[str, float]:
         if key in RESERVED_QUERY:
             continue
         name = key.removeprefix(FEATURE_PREFIX)
+        if not 1 <= len(name) <= MAX_FEATURE_NAME:  # as in an event's features
+            message = f"a feature's name has 1 to {MAX_FEATURE_NAME} characters, not {len(name)}"
+            raise _query_error(f"query.{key}", message, "feature_name_length")
         if name in features:
             message = f"feature {name!r} given more than once"
             raise _query_error(f"query.{key}", message, "duplicate_feature")

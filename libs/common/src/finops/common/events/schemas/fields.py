@@ -25,7 +25,11 @@ ModelName = Annotated[str, StringConstraints(strict=True, min_length=1, max_leng
 Millis = Annotated[float, Field(strict=True, ge=0, le=86_400_000, allow_inf_nan=False)]
 Usd = Annotated[float, Field(strict=True, ge=0, le=1_000_000, allow_inf_nan=False)]
 Unit = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
-FeatureKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+#: a feature's name, in an event and in a recommendation request alike
+MAX_FEATURE_NAME = 64
+FeatureKey = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=MAX_FEATURE_NAME)
+]
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 CostSource = Literal["reported", "computed", "unpriced"]
