@@ -531,3 +531,45 @@ async def test_a_close_that_times_out_keeps_the_batch_in_flight_pending_and_says
     assert str(raised.value) == "3 events were not delivered to http://ingest within 0.2 s"
     assert c.pending == 3
     assert ingest.batches == []
+
+
+def test_a_blocking_client_never_closed_delivers_what_is_pending_when_collected(caplog):
+    # the program forgot close(): the pending events died with the daemon thread, silently
+    import gc
+
+    ingest = ScriptedIngest()
+    c = FinOpsClient(
+        ingest_url="http://ingest",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(ingest),
+        linger_s=60.0,
+    )
+    thread = c._thread
+    event_id = c.record_call(
+        task_type="qa", provider="openai", model="gpt-4o-mini", usage={}, latency_ms=1
+    )
+    assert ingest.ids == []
+    del c
+    gc.collect()
+    assert ingest.ids == [event_id]
+    thread.join(5)
+    assert not thread.is_alive()
+    assert "the client was never closed: delivering 1 pending events" in caplog.text
+
+
+def test_an_async_client_whose_loop_ends_before_close_says_what_was_not_delivered(caplog):
+    ingest = ScriptedIngest(statuses=[503] * 100_000)
+    pending: list[int] = []
+
+    async def forgets_close() -> None:
+        c = client(ingest)
+        await record(c, 2)
+        pending.append(c.pending)
+
+    asyncio.run(forgets_close())
+    assert pending == [2]
+    assert (
+        "event delivery cancelled before close() (the event loop ended?): 2 events were not "
+        "delivered" in caplog.text
+    )

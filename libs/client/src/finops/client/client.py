@@ -475,6 +475,19 @@ class AsyncFinOpsClient:
             await self._idle.wait()
 
     async def _send_loop(self) -> None:
+        try:
+            await self._send_batches()
+        except asyncio.CancelledError:
+            if self.pending and not self._closing:  # close() says so itself
+                log.error(
+                    "event delivery cancelled before close() (the event loop ended?): %d "
+                    "events were not delivered; close the client, or use it as a context "
+                    "manager",
+                    self.pending,
+                )
+            raise
+
+    async def _send_batches(self) -> None:
         while self._failure is None:
             if not self._buffer:
                 self._idle.set()

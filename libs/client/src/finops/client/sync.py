@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, Unpack
 
@@ -12,6 +14,32 @@ from finops.client._healing import CallOptions
 from finops.client.client import AsyncFinOpsClient, ClientStats
 
 T = TypeVar("T")
+
+log = logging.getLogger("finops.client")
+
+#: how long a client never closed may take to deliver what is pending at exit
+UNCLOSED_DELIVERY_TIMEOUT_S = 10.0
+
+
+def _close_unclosed(
+    loop: asyncio.AbstractEventLoop, client: AsyncFinOpsClient, thread: threading.Thread
+) -> None:
+    """Close a :class:`FinOpsClient` its program never closed (at exit, or when collected)."""
+    if not loop.is_running() or threading.current_thread() is thread:
+        return  # on the client's own thread, waiting for it would never end
+    try:
+        if client.pending:
+            log.warning(
+                "the client was never closed: delivering %d pending events (at most %.0f s)",
+                client.pending,
+                UNCLOSED_DELIVERY_TIMEOUT_S,
+            )
+        future = asyncio.run_coroutine_threadsafe(client.close(UNCLOSED_DELIVERY_TIMEOUT_S), loop)
+        future.result(UNCLOSED_DELIVERY_TIMEOUT_S + 5.0)
+    except Exception as exc:  # the program is ending: say what was lost, do not raise
+        log.error("closing a client that was never closed: %s", exc)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
 
 
 class FinOpsClient:
@@ -31,6 +59,11 @@ class FinOpsClient:
         )
         self._thread.start()
         self._client: AsyncFinOpsClient = self._run(self._make(kwargs))
+        # a client never closed delivers what is pending when it is collected or the
+        # interpreter exits, instead of losing it with the daemon thread
+        self._finalizer = weakref.finalize(
+            self, _close_unclosed, self._loop, self._client, self._thread
+        )
 
     @staticmethod
     async def _make(kwargs: dict[str, Any]) -> AsyncFinOpsClient:
@@ -80,6 +113,7 @@ class FinOpsClient:
         self._run(self._client.flush(timeout))
 
     def close(self, timeout: float | None = None) -> None:
+        self._finalizer.detach()
         if not self._loop.is_running():
             return
         try:
