@@ -93,3 +93,24 @@ def test_a_record_with_none_of_the_fields_shows_its_json():
     assert _summary({"subject": "team-a", "threshold": 0.8}) == (
         '{"subject": "team-a", "threshold": 0.8}'
     )
+
+
+def test_a_field_with_a_line_break_or_a_terminal_escape_stays_on_its_line_quoted():
+    # ingest takes control characters in an agent's strings (only NUL is refused): printed
+    # raw, this event forged a second record line and coloured the operator's terminal
+    event = {
+        "type": "agent.llm_call",
+        "data": {
+            "agent_id": "bot",
+            "task_type": "qa\nagent.cost.v1[0]@99 agent_id=admin",
+            "model": "gpt-4o-mini\x1b[31mRED",
+            "provider": "open\u202eai",
+        },
+    }
+    line = _summary(event)
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line
+    assert line == (
+        'type=agent.llm_call agent_id=bot task_type="qa\\nagent.cost.v1[0]@99 agent_id=admin"'
+        ' provider="open\\u202eai" model="gpt-4o-mini\\u001b[31mRED"'
+    )
+    assert _summary("raw\ntext") == '"raw\\ntext"'
