@@ -52,3 +52,19 @@ def test_half_a_micro_dollar_rounds_up_in_every_column():
         "$0.000002",
         "$0.000001",
     ]
+
+
+def test_a_model_name_from_an_agent_is_shown_as_text_not_as_markup_or_escapes():
+    # names come from agents' events: "[red]" was read as markup, ESC reached the terminal
+    # and a line break split the row
+    names = {"openai/[red]gpt[/red]": "1", "openai/gpt\x1b[31m": "2", "openai/a\nb": "3"}
+    out = io.StringIO()
+    spends = {name: spend(value, value) for name, value in names.items()}
+    Console(file=out, width=300, force_terminal=False).print(
+        _table("t", "model", spends, spend("6", "6"))
+    )
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert "openai/[red]gpt[/red]" in text
+    assert 'openai/gpt\\u001b[31m"' in text
+    assert '"openai/a\\nb"' in text

@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from finops.cli.failures import CliError
-from finops.cli.output import console
+from finops.cli.output import console, data_cell
 from finops.cli.output import err_console as err
 from finops.cli.typer_app import positive_seconds
 
@@ -158,7 +158,7 @@ def _table(title: str, column: str, spends: dict[str, Spend], total: Spend) -> T
         if name == "total":
             table.add_section()
         table.add_row(
-            name,
+            name if name == "total" else data_cell(name),  # an agent's model or team
             f"{spend.calls:,}",
             _usd(spend.before_usd),
             _usd(spend.after_usd),

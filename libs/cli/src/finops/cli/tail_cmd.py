@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from finops.cli.failures import CliError
-from finops.cli.output import console
+from finops.cli.output import console, printable
 from finops.cli.typer_app import positive_seconds
 
 
@@ -112,26 +112,11 @@ def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
             name: value.get(name) if name == "type" else _lookup(data, name)
             for name in SUMMARY_FIELDS
         }
-        fields = [f"{name}={_shown(v)}" for name, v in found.items() if v is not None]
+        fields = [f"{name}={printable(v)}" for name, v in found.items() if v is not None]
         shown = " ".join(fields) or json.dumps(value)[:160]
     else:
-        shown = _shown(value)
+        shown = printable(value)
     return " ".join([*_dead_letter_parts(headers or {}), shown])
-
-
-def _shown(value: Any) -> str:
-    """A field's value on the summary line: as it is, unless it holds a character that is not
-    printable (a line break, a terminal escape, a bidi override), then JSON-quoted, ASCII only.
-
-    Events come from agents, whose strings ingest takes with such characters (only NUL is
-    refused): printed raw, ``task_type="qa\\nagent.cost.v1[0]@99 agent_id=admin"`` forged a
-    second record line, and ``\\x1b[31m`` coloured the operator's terminal.
-
-    >>> _shown("gpt-4o"), _shown(0.5), _shown("qa\\nx"), _shown("m\\x1b[31m"), _shown("a\\u202eb")
-    ('gpt-4o', '0.5', '"qa\\\\nx"', '"m\\\\u001b[31m"', '"a\\\\u202eb"')
-    """
-    text = str(value)
-    return text if text.isprintable() else json.dumps(text)
 
 
 def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
