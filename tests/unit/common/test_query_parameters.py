@@ -97,3 +97,12 @@ def test_every_api_endpoint_declares_the_422(factory: Any) -> None:
         if row not in operation["responses"].get("422", {}).get(EXTENSION, [])
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_every_schema_of_the_openapi_document_has_a_name_of_its_own(factory: Any) -> None:
+    # the healer's request model ErrorInfo (an agent.error's error) and the error answers'
+    # ErrorInfo shared a name: pydantic called them ErrorInfo-Input and ErrorInfo-Output,
+    # one model to a client generator
+    names = factory().openapi()["components"]["schemas"]
+    assert [n for n in names if n.endswith(("-Input", "-Output"))] == []

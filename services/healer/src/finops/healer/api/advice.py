@@ -54,6 +54,12 @@ ERRORS = (
 )
 
 
+class CallError(ErrorInfo):
+    """The failed call's ``error``, as in an ``agent.error`` event. Its own name in the OpenAPI
+    document: the error answers' ``ErrorInfo`` is another model, and two models of one name
+    became ``ErrorInfo-Input`` and ``ErrorInfo-Output`` there."""
+
+
 class AdviceIn(RequestBody):
     """The ``data`` of an ``agent.error`` event; ``agent_id`` defaults to the caller."""
 
@@ -63,7 +69,7 @@ class AdviceIn(RequestBody):
     task_type: Name64
     provider: Name64
     model: ModelName
-    error: ErrorInfo
+    error: CallError
     request: RequestInfo | None = None
     attempt: Count = Field(1, ge=1, le=1000)
     remedy: RemedyTag | None = Field(
