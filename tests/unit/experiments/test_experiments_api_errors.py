@@ -254,3 +254,34 @@ def test_a_unit_holding_a_nul_is_422_invalid_text(app: FastAPI, client: TestClie
     ]
     assert answered.status_code == 200, answered.text
     assert answered.json()["variant"] in {"A", "B"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"name": "   "}, "name"),
+        ({"name": " lead"}, "name"),
+        ({"name": "cheaper\nsummaries"}, "name"),
+        ({"name": "a\u202eb"}, "name"),
+        (
+            {"variants": [{**BODY["variants"][0], "name": "A\x1b[31m"}, BODY["variants"][1]]},
+            "variants.0.name",
+        ),
+    ],
+    ids=["blank", "leading_space", "line_break", "bidi_override", "variant_escape"],
+)
+def test_a_name_that_is_blank_padded_or_not_printable_is_422(
+    client: TestClient, changes: dict[str, Any], field: str
+) -> None:
+    # "   " was an experiment's name, " lead" a second "lead", and a line break in a name
+    # split finops tail's line and the optimizer's reason for a promoted winner
+    response = client.post(**{"url": "/api/experiments", **_body(**changes)})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [(d["field"], d["type"]) for d in error["details"]] == [(field, "invalid_label")]
+
+
+def test_a_name_of_any_script_with_inner_spaces_is_a_label(client: TestClient) -> None:
+    response = client.post(**{"url": "/api/experiments", **_body(name="résumés moins chers 😀")})
+    assert response.json()["error"]["code"] != "validation_error", response.text

@@ -37,7 +37,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Strict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Number = Annotated[float, Strict()]
@@ -46,6 +53,22 @@ Count = Annotated[int, Strict()]
 """A JSON integer, never a float with no fraction, a boolean or a numeric string."""
 Flag = Annotated[bool, Strict()]
 """``true`` or ``false``, never ``1``, ``"yes"`` or ``"true"``."""
+
+
+def _label(value: str) -> str:
+    if not value.isprintable() or value != value.strip():
+        raise PydanticCustomError(
+            "invalid_label",
+            "printable characters only (no line break, tab, terminal escape or bidi "
+            "override), not starting or ending with a space",
+        )
+    return value
+
+
+Label = Annotated[str, AfterValidator(_label)]
+"""A name people read and tell apart (an experiment's, a variant's): printable characters
+(``str.isprintable``), no surrounding spaces, so ``" lead"`` is not a second ``"lead"``, a
+blank name is refused, and a line break cannot split a log or ``finops tail`` line."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

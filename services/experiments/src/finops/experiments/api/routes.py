@@ -13,7 +13,7 @@ from finops.common.api_errors import BEARER, JSON_BODY, NUL_IN_QUERY, ApiError, 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.events.schemas import LlmConfig
-from finops.common.request_body import Count, Number, RequestBody
+from finops.common.request_body import Count, Label, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.api.schemas import (
     AssignmentOut,
@@ -101,7 +101,7 @@ Repository = Annotated[ExperimentRepository, Depends(_repository)]
 
 
 class VariantIn(RequestBody):
-    name: str = Field(min_length=1, max_length=64)
+    name: Label = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=256)
     provider: str = Field(min_length=1, max_length=64)
     config: LlmConfig = Field(default_factory=LlmConfig)
@@ -115,7 +115,7 @@ class GuardrailsIn(RequestBody):
 
 
 class ExperimentIn(RequestBody):
-    name: str = Field(min_length=1, max_length=128)
+    name: Label = Field(min_length=1, max_length=128)
     task_type: str = Field(min_length=1, max_length=64)
     variants: list[VariantIn] = Field(max_length=16)
     allocation: Literal["fixed", "bandit"] = "fixed"
