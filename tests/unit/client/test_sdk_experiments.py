@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -115,3 +116,30 @@ async def test_an_assignment_from_a_stopped_experiment_is_refused_at_once() -> N
         await c.assign("e1", "u")
     await c.close()
     assert refused.value.code == "experiment_not_running" and len(requests) == 1
+
+
+@pytest.mark.parametrize("experiment_id", ["x?unit=other", "../healing/stats", "a/b", "é 1"])
+async def test_assign_sends_the_experiment_id_as_one_path_segment(experiment_id: str) -> None:
+    # an id holding "?", "/" or ".." reached another route or changed the query:
+    # "x?unit=other" asked for unit "other/assignment" too
+    requests: list[httpx.Request] = []
+
+    def experiments(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=ASSIGNMENT)
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        experiments_url="http://experiments",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(experiments),
+    )
+    await c.assign(experiment_id, "user-42")
+    await c.close()
+    [request] = requests
+    assert request.url.raw_path.decode().startswith("/api/experiments/")
+    segments = request.url.raw_path.decode().split("?")[0].split("/")
+    assert len(segments) == 5 and segments[4] == "assignment"
+    assert unquote(segments[3]) == experiment_id
+    assert request.url.params.multi_items() == [("unit", "user-42")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -55,7 +56,8 @@ async def _ask(
     http: httpx.AsyncClient, tokens: Tokens, experiments_url: str, experiment_id: str, unit: str
 ) -> dict[str, Any]:
     token = await tokens.bearer()
-    url = f"{experiments_url}/api/experiments/{experiment_id}/assignment"
+    # one path segment whatever the id holds: "x?unit=y" or "../x" cannot reach another route
+    url = f"{experiments_url}/api/experiments/{quote(experiment_id, safe='')}/assignment"
     try:
         resp = await http.get(
             url, params={"unit": unit}, headers={"Authorization": f"Bearer {token}"}
