@@ -355,7 +355,10 @@ class LocalInfra:
         if self.settings.s3rver_bin:
             return str(self.settings.s3rver_bin)
         relative = Path(".tools") / "s3rver" / "node_modules" / ".bin" / "s3rver"
-        for folder in (Path.cwd(), *Path.cwd().parents, self.root.parent):
+        # the checkout `make install` put it in: above the current folder, the data folder,
+        # or this code (an operator may run `.venv/bin/finops up` from any folder)
+        here = Path(__file__).resolve()
+        for folder in (Path.cwd(), *Path.cwd().parents, self.root.parent, *here.parents):
             if (folder / relative).exists():
                 return str(folder / relative)
         found = shutil.which("s3rver")
