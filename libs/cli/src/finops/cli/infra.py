@@ -60,8 +60,13 @@ class StackSettings(BaseSettings):
     # validation error can reach a traceback or a log (as CommonSettings does).
     # env_ignore_empty: `FINOPS_OPTIMIZER_URL=` (a CI job's or an .env file's) means "not set",
     # as the SDK takes it, not a malformed URL that stops every command, `finops down` too.
+    # allow_inf_nan=False: a timeout of `nan` never expired (`finops up` waited for ever).
     model_config = SettingsConfigDict(
-        env_prefix="FINOPS_", extra="ignore", hide_input_in_errors=True, env_ignore_empty=True
+        env_prefix="FINOPS_",
+        extra="ignore",
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
+        allow_inf_nan=False,
     )
 
     #: where the stack keeps its data (databases, topics, logs)
@@ -107,9 +112,9 @@ class StackSettings(BaseSettings):
     #: the s3rver executable (default: the one `make install` put under .tools/)
     s3rver_bin: Path | None = None
     #: how long `finops up` waits for the infrastructure, then the services, to be ready (s)
-    ready_timeout_s: float = 90.0
+    ready_timeout_s: float = Field(90.0, gt=0)
     #: the longest wait before a crashed service is started again (seconds)
-    restart_backoff_max_s: float = 30.0
+    restart_backoff_max_s: float = Field(30.0, ge=0)
     # More than one: the optimizer learns partitioned by task type (FINOPS_PARTITIONED_LEARNING)
     # and the extra workers (optimizer-2, ...) take free ports; at most one per learning
     # partition.

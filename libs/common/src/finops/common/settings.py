@@ -255,9 +255,15 @@ class CommonSettings(BaseSettings):
     """What every service needs to know about the platform around it."""
 
     # hide_input_in_errors: a refused value may be a URL holding a password, and a service
-    # prints the validation error in its log
+    # prints the validation error in its log. allow_inf_nan=False: no setting is a number
+    # that is not finite (`nan` never compares true, so a threshold or a deadline of `nan`
+    # was silently never reached)
     model_config = SettingsConfigDict(
-        env_prefix="FINOPS_", extra="ignore", env_file=None, hide_input_in_errors=True
+        env_prefix="FINOPS_",
+        extra="ignore",
+        env_file=None,
+        hide_input_in_errors=True,
+        allow_inf_nan=False,
     )
 
     #: the service's name in logs and metrics
@@ -286,10 +292,10 @@ class CommonSettings(BaseSettings):
     kafka_enable_idempotence: bool = True
     #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none)
     kafka_acks: Literal["all", "-1", "1", "0"] = "all"
-    kafka_linger_ms: int = 5
-    kafka_request_timeout_ms: int = 15000
-    kafka_session_timeout_ms: int = 10000
-    kafka_heartbeat_interval_ms: int = 1000
+    kafka_linger_ms: int = Field(5, ge=0)
+    kafka_request_timeout_ms: int = Field(15000, gt=0)
+    kafka_session_timeout_ms: int = Field(10000, gt=0)
+    kafka_heartbeat_interval_ms: int = Field(1000, gt=0)
     #: the broker numbers a group's generations from 0 (tansu; Apache Kafka from 1): a consumer
     #: then leaves its group on stop at generation 0 too
     kafka_group_generations_from_zero: bool = False
@@ -297,7 +303,7 @@ class CommonSettings(BaseSettings):
     #: its last batch (tansu; Apache Kafka: the log's end): `finops tail` then reads the last
     #: record to learn where the log ends
     kafka_end_offset_in_last_batch: bool = False
-    kafka_replication_factor: int = 1
+    kafka_replication_factor: int = Field(1, ge=1)
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     #: with SASL: the mechanism as aiokafka names it (PLAIN, SCRAM-SHA-256, ...), and the
@@ -317,7 +323,7 @@ class CommonSettings(BaseSettings):
     jwt_audience: str = "finops"
     # Short, so a key auth stopped publishing stops verifying everywhere within seconds.
     jwks_cache_seconds: float = Field(5.0, gt=0)
-    jwks_min_refetch_seconds: float = 5.0
+    jwks_min_refetch_seconds: float = Field(5.0, ge=0)
     # Stream services freeze their start-up heap out of the garbage collector's full scans
     # (finops.common.gc_pauses); off only to measure what that saves.
     freeze_startup_heap: bool = True
@@ -330,7 +336,7 @@ class CommonSettings(BaseSettings):
     exit_on_loop_failure: bool = True
 
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
 
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
     # are believed; none by default, so the client address is the peer's. Comma-separated or

@@ -22,12 +22,12 @@ class StreamSettings(CommonSettings):
     #: subscription
     faust_app_id: str = Field(min_length=1)
     faust_store: str = "memory://"
-    faust_topic_partitions: int = 3
+    faust_topic_partitions: int = Field(3, ge=1)
     # Faust's defaults, right for Apache Kafka. The local broker makes a group join wait half
     # the session timeout, so the local stack sets 10 s / 1 s (see LOCAL_BROKER_ENV).
-    faust_broker_session_timeout_s: float = 60.0
-    faust_broker_heartbeat_interval_s: float = 3.0
-    faust_table_standby_replicas: int = 0
+    faust_broker_session_timeout_s: float = Field(60.0, gt=0)
+    faust_broker_heartbeat_interval_s: float = Field(3.0, gt=0)
+    faust_table_standby_replicas: int = Field(0, ge=0)
 
 
 def faust_credentials(settings: CommonSettings) -> Credentials | None:

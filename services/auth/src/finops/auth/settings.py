@@ -15,9 +15,9 @@ class AuthSettings(CommonSettings):
     service_name: str = "auth"
     port: Port = DEFAULT_PORTS["auth"]
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = Field(64 * 1024, gt=0)
     #: PostgreSQL connections this instance may hold
-    db_pool_max_size: int = 10
+    db_pool_max_size: int = Field(10, ge=1)
 
     # Signing keys. Either a PEM (env) or a PEM file; with neither, the service keeps its keys
     # under <data_dir>/keys/ and generates the first one (the local stack's way).

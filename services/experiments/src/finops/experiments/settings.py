@@ -20,9 +20,9 @@ class ExperimentsSettings(StreamSettings):
     checkpoint_name: str = "experiments"
     # How much is replayed after a crash, not whether the numbers are right (they always
     # are); a decision is checkpointed at once whatever this says.
-    checkpoint_interval_s: float = 5.0
+    checkpoint_interval_s: float = Field(5.0, gt=0)
     # How soon the analysis follows an operator's start or stop and expires experiments.
-    refresh_interval_s: float = 1.0
+    refresh_interval_s: float = Field(1.0, gt=0)
     # After PostgreSQL or the broker failed under the intake: how long new stages must run
     # before /readyz counts them up again and their failure restarts the pauses at 1 s.
     intake_healthy_after_s: float = Field(30.0, gt=0)

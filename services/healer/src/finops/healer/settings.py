@@ -28,17 +28,17 @@ class HealerSettings(StreamSettings):
     port: Port = DEFAULT_PORTS["healer"]
     faust_app_id: str = "finops-healer"  # see StreamSettings
     #: How soon a label posted to another instance is learned here (seconds).
-    label_refresh_interval_s: float = 5.0
+    label_refresh_interval_s: float = Field(5.0, gt=0)
 
     # Circuit breakers per provider/model (see docs/breakers.md).
-    breaker_window_s: float = 60.0
-    breaker_min_calls: int = 20
-    breaker_failure_threshold: float = 0.5
-    breaker_cooldown_s: float = 30.0
-    breaker_max_cooldown_s: float = 600.0
-    breaker_probes_to_close: int = 3
+    breaker_window_s: float = Field(60.0, gt=0)
+    breaker_min_calls: int = Field(20, ge=1)
+    breaker_failure_threshold: float = Field(0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(30.0, gt=0)
+    breaker_max_cooldown_s: float = Field(600.0, gt=0)
+    breaker_probes_to_close: int = Field(3, ge=1)
     #: how often breaker counts are published and cooled-down breakers half-opened (seconds)
-    breaker_publish_interval_s: float = 1.0
+    breaker_publish_interval_s: float = Field(1.0, gt=0)
     #: how often every owned breaker is published again, changed or not, so that a state a
     #: deposed owner published late (mid-rebalance) is overwritten (seconds)
     breaker_republish_interval_s: float = Field(10.0, gt=0)
@@ -48,7 +48,7 @@ class HealerSettings(StreamSettings):
     #: the owners' checkpoints, one row per outcome partition (``<name>:p<partition>``), and
     #: how often a changed one is saved (seconds)
     breaker_checkpoint_name: str = "healer-breakers"
-    breaker_checkpoint_interval_s: float = 5.0
+    breaker_checkpoint_interval_s: float = Field(5.0, gt=0)
     #: how long a partition upgraded from the version without checkpoints waits for the
     #: circuits topic to be read before adopting its published breakers (then: lazily)
     breaker_adopt_wait_s: float = Field(5.0, gt=0)
@@ -69,4 +69,4 @@ class HealerSettings(StreamSettings):
     #: The checkpoint name of the learned effectiveness and the stats (with their offsets):
     #: each instance saves under ``<name>@<writer>`` and restores the freshest of the name.
     effectiveness_checkpoint_name: str = "healer-effectiveness"
-    effectiveness_checkpoint_interval_s: float = 5.0
+    effectiveness_checkpoint_interval_s: float = Field(5.0, gt=0)
