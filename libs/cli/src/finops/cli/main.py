@@ -19,7 +19,7 @@ from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError, explain, fill_in
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
-from finops.cli.process import FREE_PORTS_ENV, parse_port_range
+from finops.cli.process import FREE_PORTS_ENV, check_bind_host, parse_port_range
 from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
 from finops.cli.stack_state import (
     mark_stopped,
@@ -112,6 +112,7 @@ def _stack_settings() -> StackSettings:
     free_ports = os.environ.get(FREE_PORTS_ENV)
     if free_ports is not None:
         parse_port_range(free_ports)
+    check_bind_host(settings.bind_host)
     return settings
 
 

@@ -31,6 +31,23 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+def check_bind_host(host: str) -> None:
+    """Refuse, before anything starts, a ``FINOPS_BIND_HOST`` this machine cannot listen on (a
+    name that does not resolve, an address of another machine, an IPv6 address: the stack
+    listens on IPv4). Otherwise every port looked taken, and drawing a free one tried each of
+    the band's 16,384 ports (each a name lookup) before it failed with a traceback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CliError(
+                f"FINOPS_BIND_HOST={host}: cannot listen on it ({reason}); give an IPv4"
+                " address of this machine, such as 127.0.0.1",
+                2,
+            ) from None
+
+
 #: where Linux says its ephemeral ports are; the range below is assumed where it does not
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LINUX_EPHEMERAL = (32768, 60999)
