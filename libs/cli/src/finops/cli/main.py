@@ -13,12 +13,14 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError, explain, fill_in
+from finops.cli.known_settings import known_settings
 from finops.cli.out_paths import check_folder_to_make
-from finops.cli.output import console
+from finops.cli.output import console, err_console
 from finops.cli.process import FREE_PORTS_ENV, check_bind_host, parse_port_range
 from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
 from finops.cli.stack_state import (
@@ -33,7 +35,7 @@ from finops.cli.stack_state import (
 )
 from finops.cli.typer_app import FinopsTyper
 from finops.cli.users_cmds import keys_app, users_app
-from finops.common.settings import CommonSettings
+from finops.common.settings import CommonSettings, unknown_settings
 from finops.common.topics import OPTIMIZER_EVENTS
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
@@ -67,6 +69,8 @@ def _client_addresses(
 ) -> None:
     """Operator commands reach the stack on the ports it was started with
     (``FINOPS_<COMPONENT>_PORT``) unless a ``FINOPS_*_URL`` says otherwise."""
+    for line in unknown_settings(os.environ, known_settings()):
+        err_console.print(Text.assemble(("warning:", "bold yellow"), " ", line))
     if ctx.invoked_subcommand in _STACK_COMMANDS:
         return
     fill_in(StackSettings().client_addresses())  # an error names what the user set, not these

@@ -8,8 +8,10 @@ defaults are those of a real Apache Kafka cluster.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -249,6 +251,30 @@ LogLevel = Annotated[
 SecurityProtocol = Annotated[
     Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
 ]
+
+
+def unknown_settings(environ: Mapping[str, str], known: Iterable[str]) -> list[str]:
+    """One warning for each ``FINOPS_*`` variable of ``environ`` that is no setting of
+    ``known``, naming the closest known one when there is one: pydantic-settings ignores an
+    unknown variable, so a misspelt setting (``FINOPS_OPTIMZER_WORKERS=2``) was silently not
+    applied. ``FINOPS_TEST_*`` belong to the test suite.
+
+    >>> known = ["FINOPS_OPTIMIZER_WORKERS"]
+    >>> unknown_settings({"FINOPS_OPTIMZER_WORKERS": "2", "HOME": "/"}, known)
+    ['FINOPS_OPTIMZER_WORKERS is not a setting (did you mean FINOPS_OPTIMIZER_WORKERS?); it is \
+ignored']
+    """
+    names = sorted(set(known))
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith("FINOPS_") or variable.startswith("FINOPS_TEST_"):
+            continue
+        if variable in names:
+            continue
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{variable} is not a setting{hint}; it is ignored")
+    return warnings
 
 
 class CommonSettings(BaseSettings):
