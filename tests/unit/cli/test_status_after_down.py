@@ -61,6 +61,14 @@ def test_a_stack_whose_supervisor_died_lists_its_components(tmp_path):
         ["postgres", "down"],
         ["redis", "down"],
     ]
+    # and says that nothing supervises what may be left (it listed the rows alone, a
+    # component still up among them, as if it would be restarted)
+    supervisor = json.loads((tmp_path / "stack.json").read_text())["supervisor_pid"]
+    assert status.stdout.splitlines()[-1] == (
+        f"the supervisor (pid {supervisor}) is not running: nothing restarts a component that"
+        f" stops; run `FINOPS_DATA_DIR={tmp_path.resolve()} finops down`, then"
+        f" `FINOPS_DATA_DIR={tmp_path.resolve()} finops up`"
+    )
 
 
 def test_without_a_state_file_no_stack_has_been_started(tmp_path):

@@ -348,6 +348,17 @@ def status() -> None:
                 markup=False,
                 highlight=False,
             )
+    if running_supervisor(root) is None:
+        # killed (kill -9) or gone with a reboot: what is left runs unsupervised
+        console.print(
+            f"the supervisor (pid {state.get('supervisor_pid')}) is not running: nothing"
+            " restarts a component that stops; run"
+            f" `{stack_command(root, 'down')}`, then `{stack_command(root, 'up')}`",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        all_ready = False
     raise typer.Exit(0 if all_ready else 1)
 
 
