@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from typing import Annotated
 
 import typer
 
 from finops.cli.failures import CliError
-from finops.cli.output import console, print_error
+from finops.cli.output import console, err_console, print_error
 from finops.cli.typer_app import FinopsTyper
 
 users_app = FinopsTyper(
@@ -149,14 +150,25 @@ def keys_rotate() -> None:
     the folder holds no key yet (auth never ran with this FINOPS_DATA_DIR).
     """
     from finops.auth.adapters.keystore import KeyConfigurationError
-    from finops.auth.admin import rotate_signing_keys
+    from finops.auth.admin import rotate_signing_keys, signing_key_to_drop
     from finops.auth.settings import AuthSettings
 
     settings = AuthSettings()
     try:
+        to_drop = signing_key_to_drop(settings)
         ring = rotate_signing_keys(settings)
     except KeyConfigurationError as exc:
         raise CliError(str(exc)) from exc
+    lifetime = max(settings.access_token_ttl_seconds, settings.api_key_token_ttl_seconds)
+    if to_drop is not None and (since := time.time() - to_drop[1]) < lifetime:
+        err_console.print(
+            f"warning: the key dropped, {to_drop[0]}, signed tokens until {since:.0f} s ago:"
+            f" those not yet expired (tokens live {lifetime} s) are refused from now on; leave"
+            " one token lifetime between two rotations",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     console.print(f"new signing key {ring.current.kid}", soft_wrap=True)
     if ring.previous:
         console.print(f"previous key {ring.previous.kid} stays in the JWKS", soft_wrap=True)

@@ -59,6 +59,11 @@ def _uuid_or_none(value: str) -> UUID | None:
         return None
 
 
+def signing_key_to_drop(settings: AuthSettings) -> tuple[str, float] | None:
+    """The key the next rotation drops, with when it last signed (epoch seconds)."""
+    return KeyStore(settings).next_to_drop()
+
+
 def rotate_signing_keys(settings: AuthSettings) -> KeyRing:
     """New current key; the old current key stays published as the previous one."""
     return KeyStore(settings).rotate()

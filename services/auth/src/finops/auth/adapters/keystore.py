@@ -81,6 +81,15 @@ class KeyStore:
             os.replace(staged, current_path)
             return self._read_managed()
 
+    def next_to_drop(self) -> tuple[str, float] | None:
+        """The key the next rotation drops (the previous one), as its kid and when it last
+        signed a token (the time the current key replaced it); None when there is none."""
+        previous_path = self.folder / PREVIOUS_KEY_FILE
+        if not self.managed or not previous_path.exists():
+            return None
+        replaced_at = (self.folder / CURRENT_KEY_FILE).stat().st_mtime
+        return _read_private(previous_path).kid, replaced_at
+
     def stamp(self) -> tuple[int, ...]:
         """Changes whenever a key file changes (to notice a rotation by another process)."""
         if not self.managed:
