@@ -165,3 +165,25 @@ def test_commands_reading_a_topic_to_its_end_refuse_an_idle_timeout_that_is_not_
         "error: invalid value for '--idle-timeout': must be more than 0 seconds, got -1.0"
         f" (see `finops {command} --help`)\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("reprice", "--idle-timeout", "inf"),
+        ("evaluate-policy", "--idle-timeout", "inf"),
+        ("tail", "agent.cost.v1", "--idle-timeout", "inf"),
+        ("db", "wait", "--timeout", "inf"),
+    ],
+    ids=["reprice", "evaluate-policy", "tail", "db-wait"],
+)
+def test_a_timeout_that_is_not_finite_is_refused(args):
+    # `finops reprice --idle-timeout inf` read the topic to its end and then waited for ever
+    result = invoke(*args)
+    option = args[-2]
+    command = " ".join(arg for arg in args[:-2] if not arg.startswith("agent."))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: invalid value for '{option}': must be a finite number of seconds, got inf"
+        f" (see `finops {command} --help`)\n"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -122,7 +123,8 @@ class FinopsTyper(typer.Typer):
 
 
 def positive_seconds(value: float | None) -> float | None:
-    """Callback of an option of seconds that must be more than 0 (a usage error otherwise).
+    """Callback of an option of seconds that must be more than 0 and finite (a usage error
+    otherwise: ``--idle-timeout inf`` made `finops reprice` wait for ever).
 
     Examples
     --------
@@ -132,9 +134,15 @@ def positive_seconds(value: float | None) -> float | None:
     Traceback (most recent call last):
     ...
     typer._click.exceptions.BadParameter: must be more than 0 seconds, got 0
+    >>> positive_seconds(float("inf"))
+    Traceback (most recent call last):
+    ...
+    typer._click.exceptions.BadParameter: must be a finite number of seconds, got inf
     """
     if value is not None and not value > 0:
         raise typer.BadParameter(f"must be more than 0 seconds, got {value}")
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number of seconds, got {value}")
     return value
 
 
