@@ -187,3 +187,16 @@ def test_a_timeout_that_is_not_finite_is_refused(args):
         f"error: invalid value for '{option}': must be a finite number of seconds, got inf"
         f" (see `finops {command} --help`)\n"
     )
+
+
+@pytest.mark.parametrize("detach", [[], ["--detach"]])
+def test_optimizer_workers_with_infra_only_is_refused_not_ignored(detach, tmp_path, monkeypatch):
+    # --infra-only starts no service: the workers asked for were silently not started
+    monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path / "stack"))
+    result = invoke("up", *detach, "--infra-only", "--optimizer-workers", "2")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: --optimizer-workers has no effect with --infra-only, which starts no service"
+        " (see `finops up --help`)\n"
+    )
+    assert not (tmp_path / "stack").exists()

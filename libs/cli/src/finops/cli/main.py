@@ -151,6 +151,12 @@ def up(
     optimizer workers split its learning partitions and each serves every task type
     (docs/optimizer.md, "Scaling out").
     """
+    if optimizer_workers is not None and infra_only:
+        raise CliError(
+            "--optimizer-workers has no effect with --infra-only, which starts no service"
+            " (see `finops up --help`)",
+            2,
+        )
     if optimizer_workers is not None:
         # read by this process's settings and by a detached supervisor's
         os.environ["FINOPS_OPTIMIZER_WORKERS"] = str(optimizer_workers)
