@@ -137,3 +137,16 @@ def test_up_and_demo_refuse_while_a_stack_runs_with_exit_2(tmp_path):
     demo = invoke(tmp_path, "demo", "--calls", "0")
     assert demo.exit_code == 2
     assert demo.stderr.startswith("error: a stack is already running here")
+
+
+def test_down_where_no_stack_was_ever_started_points_at_the_data_folder(tmp_path):
+    # `finops down` run with the wrong FINOPS_DATA_DIR (or from another folder, the default
+    # .finops being relative) said `no stack is running.` while the stack ran on
+    down = invoke(tmp_path, "down")
+    assert (down.exit_code, " ".join(down.stdout.split())) == (
+        0,
+        f"no stack has been started here (no {tmp_path.resolve() / 'stack.json'}), so none is"
+        " stopped; a stack started with another FINOPS_DATA_DIR stops with that one set"
+        " (`FINOPS_DATA_DIR=<its folder> finops down`).",
+    )
+    assert not (tmp_path / "stack.json").exists()

@@ -307,6 +307,17 @@ def _wait_until_ready(
 def down() -> None:
     """Stop a detached stack and every process it started."""
     root = StackSettings().data_dir.resolve()
+    if not read_state(root):
+        # most likely the wrong folder: a plain `no stack is running.` hid the one that runs
+        console.print(
+            f"no stack has been started here (no {state_path(root)}), so none is stopped; a"
+            " stack started with another FINOPS_DATA_DIR stops with that one set"
+            " (`FINOPS_DATA_DIR=<its folder> finops down`).",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        return
     stopped = stop_recorded(root)
     mark_stopped(root)
     if not stopped:
