@@ -10,7 +10,7 @@ from functools import cache
 #: docs/settings.md tables)
 SETTINGS_CLASSES = (
     "finops.common.settings:CommonSettings",
-    "finops.common.streams:StreamSettings",
+    "finops.common.stream_settings:StreamSettings",
     "finops.auth.settings:AuthSettings",
     "finops.ingest.settings:IngestSettings",
     "finops.optimizer.settings:OptimizerSettings",

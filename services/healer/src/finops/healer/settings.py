@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from finops.common.settings import DEFAULT_PORTS, Port
-from finops.common.streams import StreamSettings
+from finops.common.stream_settings import StreamSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR, ALERTS, CIRCUITS, PROVIDER_OUTCOMES
 
 #: Models a remedy may fall back to ("provider/model"; windows and prices from genai-prices).
