@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
 MODULES = [
     "finops.common.settings",
-    "finops.common.streams",
+    "finops.common.stream_settings",
     "finops.cli.infra",
     *(f"finops.{p.parent.name}.settings" for p in ROOT.glob("services/*/src/finops/*/settings.py")),
 ]
