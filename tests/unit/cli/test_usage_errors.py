@@ -46,6 +46,11 @@ def invoke(*args: str, stdin: str | None = None):
             "error: got unexpected extra argument(s) (b) (see `finops db upgrade --help`)",
         ),
         (
+            ("db", "upgrade", "-1"),
+            "error: -1 is a step back: `finops db upgrade` goes forward (head, +1, a revision);"
+            " to go back, `finops db downgrade -1`",
+        ),
+        (
             ("users", "create"),
             "error: missing option '--username' (see `finops users create --help`)",
         ),
@@ -85,6 +90,7 @@ def invoke(*args: str, stdin: str | None = None):
         "unknown-option",
         "option-without-value",
         "extra-argument",
+        "upgrade-a-step-back",
         "missing-option",
         "unknown-sub-command",
         "sub-app-bad-value",

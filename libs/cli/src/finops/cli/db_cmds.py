@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -15,7 +16,13 @@ from finops.cli.typer_app import FinopsTyper, positive_seconds
 db_app = FinopsTyper(help="Database schema migrations (Alembic).")
 
 
-@db_app.command("upgrade")
+#: a step back, for every service or one (``-1``, ``optimizer@-2``)
+_STEP_BACK = re.compile(r"(?:[a-z]+@)?-\d+")
+
+
+# ignore_unknown_options: `-1` reaches the command as a revision, to be refused in its words,
+# not as "no such option: -1"
+@db_app.command("upgrade", context_settings={"ignore_unknown_options": True})
 def db_upgrade(
     revision: Annotated[
         str,
@@ -33,6 +40,12 @@ def db_upgrade(
     optimizer@head, SERVICE being experiments, optimizer or healer."""
     from finops.common import migrations
 
+    if _STEP_BACK.fullmatch(revision):
+        raise CliError(
+            f"{revision} is a step back: `finops db upgrade` goes forward (head, +1, a"
+            f" revision); to go back, `finops db downgrade {revision}`",
+            2,
+        )
     before = _revisions(migrations.services_knowing(revision))
     done = _migrate(migrations.upgrade, revision)
     console.print(_said("migrated", before, done), soft_wrap=True)
