@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from finops.client import (
     AsyncFinOpsClient,
     BufferFull,
+    ClientClosed,
     EventsRejected,
     FinOpsClient,
     PlatformUnavailable,
@@ -573,3 +578,93 @@ def test_an_async_client_whose_loop_ends_before_close_says_what_was_not_delivere
         "event delivery cancelled before close() (the event loop ended?): 2 events were not "
         "delivered" in caplog.text
     )
+
+
+async def test_a_flush_after_a_close_that_timed_out_says_what_was_not_delivered():
+    # it waited for ever: the batch put back stayed pending, and no sender was left to send it
+    ingest = ScriptedIngest(statuses=[503] * 100_000)
+    c = client(ingest, batch_size=2)
+    await record(c, 3)
+    with pytest.raises(TimeoutError):
+        await c.close(timeout=0.2)
+    with pytest.raises(ClientClosed) as raised:
+        await asyncio.wait_for(c.flush(), 10)
+    assert str(raised.value) == "the client is closed: 3 events were not delivered"
+
+
+async def test_a_batch_put_back_after_an_unexpected_failure_is_counted_once():
+    # pending counted it twice while the sender waited to try again: in the buffer and in flight
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise ValueError("a bug in a transport")
+
+    c = client(broken)
+    await record(c, 1)
+    with pytest.raises(TimeoutError) as raised:
+        await c.close(timeout=0.3)  # the sender waits 1 s after such a failure
+    assert str(raised.value) == "1 event was not delivered to http://ingest within 0.3 s"
+    assert c.pending == 1
+
+
+#: a program that records one event and ends without closing its client (``sys.argv``: the
+#: ingest URL; ``fork`` as a second argument: it forks first, and the child ends at once)
+UNCLOSED_PROGRAM = """
+import logging, os, sys
+from finops.client import FinOpsClient
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+c = FinOpsClient(ingest_url=sys.argv[1], agent_id="bot", token="t", linger_s=60.0)
+print(c.record_call(task_type="qa", provider="openai", model="m", usage={}, latency_ms=1))
+sys.stdout.flush()
+if sys.argv[2:] == ["fork"]:
+    child = os.fork()
+    if child == 0:
+        sys.exit(0)  # the child's exit: the parent's events are not its to deliver
+    os.waitpid(child, 0)
+    print("child done")
+"""
+
+
+class RecordingIngest(BaseHTTPRequestHandler):
+    """Ingest over real HTTP on loopback: 202 to every batch, its ids kept in ``ids``."""
+
+    ids: list[str] = []
+
+    def do_POST(self) -> None:  # http.server calls it by this name
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).ids.extend(e["id"] for e in batch)
+        body = json.dumps({"accepted": len(batch)}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["plain", "forked-child"])
+def test_a_client_never_closed_delivers_at_exit_to_an_ingest_named_by_host_name(fork):
+    # at exit the loop could no longer resolve a host name (the thread pools were shut down
+    # first): each try failed, and after 10 s the events were lost; a forked child that ended
+    # waited 15 s for the parent's thread, which it does not have
+    RecordingIngest.ids = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingIngest)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        url = f"http://localhost:{server.server_address[1]}"
+        args = [url, "fork"] if fork else [url]
+        done = subprocess.run(
+            [sys.executable, "-c", UNCLOSED_PROGRAM, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    event_id = done.stdout.split()[0]
+    assert RecordingIngest.ids == [event_id]  # once: the forked child delivered nothing
+    assert "the client was never closed: delivering 1 pending events" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "closing a client that was never closed" not in done.stderr

@@ -392,6 +392,9 @@ class AsyncFinOpsClient:
         (unless ``on_rejected`` took them).
         """
         self._raise_if_failed()
+        if self._closed and self.pending:  # no sender left to deliver them
+            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
+            raise ClientClosed(f"the client is closed: {undelivered} not delivered")
         if self.pending:
             self._flush_requested = True
             self._wakeup.set()
@@ -509,16 +512,22 @@ class AsyncFinOpsClient:
                 await self._deliver(batch)
             except asyncio.CancelledError:
                 # close() gave up waiting: what was not delivered stays pending, not lost
-                self._buffer.extendleft(reversed(batch))
+                self._requeue(batch)
                 raise
             except Exception:
                 log.exception("unexpected delivery failure; events requeued")
-                self._buffer.extendleft(reversed(batch))
+                self._requeue(batch)
                 await asyncio.sleep(1.0)
             finally:
                 self._in_flight = 0
                 if not self.pending or self._failure is not None:
                     self._idle.set()
+
+    def _requeue(self, batch: list[dict[str, Any]]) -> None:
+        """Put what is left of the batch in flight back at the buffer's head (counted once
+        in ``pending``: no longer in flight)."""
+        self._buffer.extendleft(reversed(batch))
+        self._in_flight = 0
 
     def _stop_delivery(self, refusal: RequestRefused, undelivered: list[dict[str, Any]]) -> None:
         """Keep the events, remember the refusal, wake everyone who waits on delivery."""

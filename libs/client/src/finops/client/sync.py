@@ -20,13 +20,18 @@ log = logging.getLogger("finops.client")
 #: how long a client never closed may take to deliver what is pending at exit
 UNCLOSED_DELIVERY_TIMEOUT_S = 10.0
 
+#: the finalizers of the clients alive and not closed, run when the interpreter exits
+_UNCLOSED: set[weakref.finalize[Any, Any]] = set()
+
 
 def _close_unclosed(
     loop: asyncio.AbstractEventLoop, client: AsyncFinOpsClient, thread: threading.Thread
 ) -> None:
     """Close a :class:`FinOpsClient` its program never closed (at exit, or when collected)."""
-    if not loop.is_running() or threading.current_thread() is thread:
-        return  # on the client's own thread, waiting for it would never end
+    if not thread.is_alive() or threading.current_thread() is thread:
+        # no thread: a process forked from the one that made the client (its events are the
+        # parent's to deliver); on the client's own thread, waiting for it would never end
+        return
     try:
         if client.pending:
             log.warning(
@@ -35,11 +40,38 @@ def _close_unclosed(
                 UNCLOSED_DELIVERY_TIMEOUT_S,
             )
         future = asyncio.run_coroutine_threadsafe(client.close(UNCLOSED_DELIVERY_TIMEOUT_S), loop)
-        future.result(UNCLOSED_DELIVERY_TIMEOUT_S + 5.0)
+        future.result(UNCLOSED_DELIVERY_TIMEOUT_S + 1.0)
     except Exception as exc:  # the program is ending: say what was lost, do not raise
-        log.error("closing a client that was never closed: %s", exc)
+        log.error("closing a client that was never closed: %r", exc)
     finally:
         loop.call_soon_threadsafe(loop.stop)
+
+
+def _close_unclosed_at_exit() -> None:
+    for finalizer in list(_UNCLOSED):
+        finalizer()
+
+
+def _on_interpreter_exit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` when the interpreter exits, before its thread pools shut down.
+
+    A plain ``atexit`` hook runs after them: the client's loop could then no longer resolve a
+    host name (``getaddrinfo`` runs on a pool thread), and delivery to ``https://ingest.example``
+    failed. ``threading._register_atexit`` (CPython 3.9+, how ``concurrent.futures`` stops its
+    pools) runs hooks in reverse order, so this one, registered after the pools' module is
+    imported, runs before theirs."""
+    import concurrent.futures.thread  # noqa: F401  (its hook first: ours then runs before it)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # another interpreter: at least at exit
+        import atexit
+
+        atexit.register(callback)
+    else:
+        register(callback)
+
+
+_on_interpreter_exit(_close_unclosed_at_exit)
 
 
 class FinOpsClient:
@@ -64,6 +96,9 @@ class FinOpsClient:
         self._finalizer = weakref.finalize(
             self, _close_unclosed, self._loop, self._client, self._thread
         )
+        self._finalizer.atexit = False  # _close_unclosed_at_exit runs it, earlier
+        _UNCLOSED.difference_update([f for f in _UNCLOSED if not f.alive])  # collected ones
+        _UNCLOSED.add(self._finalizer)
 
     @staticmethod
     async def _make(kwargs: dict[str, Any]) -> AsyncFinOpsClient:
@@ -114,6 +149,7 @@ class FinOpsClient:
 
     def close(self, timeout: float | None = None) -> None:
         self._finalizer.detach()
+        _UNCLOSED.discard(self._finalizer)
         if not self._loop.is_running():
             return
         try:
