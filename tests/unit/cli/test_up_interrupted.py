@@ -7,6 +7,7 @@ is asked for (or its readiness timeout, which a start that ignores the signal re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -161,3 +162,54 @@ def test_a_stop_while_a_detached_start_waits_stops_the_background_start(
     log = (tmp_path / "logs" / "stack.log").read_text()
     assert log.rstrip().endswith("stopped before the stack was ready.")
     assert json.loads((tmp_path / "stack.json").read_text())["status"] == "stopped"
+
+
+#: a background supervisor that notes it was asked to stop (SIGTERM) and goes on regardless
+STUBBORN_SUPERVISOR = """
+import os, pathlib, signal, sys, time
+folder = pathlib.Path(sys.argv[1])
+signal.signal(signal.SIGTERM, lambda *_: (folder / "asked.txt").write_text("stop"))
+(folder / "supervisor.pid").write_text(str(os.getpid()))
+while True:
+    time.sleep(0.1)
+"""
+
+STUBBORN_DETACHED_UP = f"""
+import os, sys
+from finops.cli import main
+main._detached_command = lambda infra_only: [
+    sys.executable, "-c", {STUBBORN_SUPERVISOR!r}, os.environ["FINOPS_DATA_DIR"]
+]
+main.app(prog_name="finops")
+"""
+
+
+def test_a_second_ctrl_c_stops_waiting_for_a_stop_that_does_not_end(tmp_path: Path) -> None:
+    """The first Ctrl-C asks the supervisor to stop; it went on waiting for it, and every
+    further Ctrl-C was swallowed."""
+    env = {**os.environ, **PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}
+    up = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN_DETACHED_UP, "up", "--detach", "--infra-only"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    supervisor_pid = tmp_path / "supervisor.pid"
+    try:
+        wait_for(lambda: supervisor_pid.exists() and supervisor_pid.read_text(), 30, "started")
+        up.send_signal(signal.SIGINT)
+        wait_for(lambda: (tmp_path / "asked.txt").exists(), 30, "the stop passed on")
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=30)
+        pid = int(supervisor_pid.read_text())
+        assert pid_alive(pid)  # it was left to its stop
+    finally:
+        up.kill()
+        up.wait()
+        if supervisor_pid.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(supervisor_pid.read_text()), signal.SIGKILL)
+
+    assert (up.returncode, err) == (130, ""), out
+    assert f"still stopping (supervisor pid {pid})" in " ".join(out.split())

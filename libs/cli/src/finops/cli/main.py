@@ -256,23 +256,19 @@ def _up_detached(root: Path, infra_only: bool) -> None:
             start_new_session=True,
             env={**os.environ, "FINOPS_DETACHED": "1", "COLUMNS": "120"},
         )
-    stop_signal: int | None = None
+    signals: list[int] = []
 
     def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stop_signal
-        stop_signal = stop_signal or signum
+        signals.append(signum)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
         with console.status("starting the stack…"):
-            _wait_until_ready(root, proc, log_path, lambda: stop_signal is not None)
-        if stop_signal is not None:
-            with console.status("stopping the stack that was starting…"):
-                proc.send_signal(signal.SIGTERM)
-                proc.wait()
-            console.print(f"stopped before the stack was ready (log: {log_path}).")
-            raise typer.Exit(128 + stop_signal)
+            _wait_until_ready(root, proc, log_path, lambda: bool(signals))
+        if signals:
+            _stop_detached_start(proc, log_path, signals)
+            raise typer.Exit(128 + signals[0])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -284,6 +280,25 @@ def _up_detached(root: Path, infra_only: bool) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def _stop_detached_start(proc: subprocess.Popen[bytes], log_path: Path, signals: list[int]) -> None:
+    """Ask the detached supervisor to stop what it started, and wait until it has; a second
+    Ctrl-C (or SIGTERM) stops the waiting, not the supervisor's stop."""
+    proc.send_signal(signal.SIGTERM)
+    with console.status("stopping the stack that was starting… (Ctrl-C again: stop waiting)"):
+        while proc.poll() is None and len(signals) < 2:
+            time.sleep(0.2)
+    if proc.poll() is None:
+        console.print(
+            f"still stopping (supervisor pid {proc.pid}); see {log_path} and"
+            f" `{stack_command(log_path.parents[1], 'status')}`",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    else:
+        console.print(f"stopped before the stack was ready (log: {log_path}).")
 
 
 def _wait_until_ready(
