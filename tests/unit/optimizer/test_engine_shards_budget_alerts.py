@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -148,3 +148,25 @@ async def test_a_threshold_still_crossed_under_a_new_limit_is_not_raised_again_w
     for hour in range(9, 10):
         tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
     assert ("threshold", 0.8) not in await raise_due(learning, tracker, raised)
+
+
+async def test_a_forecast_raised_before_the_upgrade_is_not_raised_again_in_its_period():
+    # it was, once it had fallen back and risen again: the view rearmed it like one raised
+    # under a limit's id, which the version before never did within a period
+    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
+    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 100.0)]), IdDedupe(64)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    for minute in range(0, 120, 10):  # a fast burn: $24 in two hours, forecast over $100
+        tracker.observe_cost("agent", "bot", start + timedelta(minutes=minute), 2.0)
+    assert [a.details["alert_type"] for a in tracker.due_alerts()] == ["forecast_exceeds"]
+    for alert in tracker.due_alerts():  # raised by the version before: under its label id
+        raised.add(fingerprint(uuid.UUID(label_id(alert))))
+    assert await raise_due(learning, tracker, raised) == []
+    for hour in range(3, 14):  # hours of almost nothing: the forecast falls back
+        tracker.observe_cost("agent", "bot", start + timedelta(hours=hour), 0.01)
+    assert tracker.due_alerts() == []
+    assert await raise_due(learning, tracker, raised) == []
+    for minute in range(0, 120, 5):  # a burst: over the limit's forecast again
+        tracker.observe_cost("agent", "bot", start + timedelta(hours=14, minutes=minute), 3.0)
+    assert "forecast_exceeds" in [a.details["alert_type"] for a in tracker.due_alerts()]
+    assert ("forecast_exceeds", 1.0) not in await raise_due(learning, tracker, raised)

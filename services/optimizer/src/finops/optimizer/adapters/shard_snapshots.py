@@ -39,7 +39,7 @@ from finops.common.lifespan import run_together
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
 from finops.optimizer.adapters.task_type_forward import INPUT_HEADER, OPERATOR, TaskTypeForwarder
-from finops.optimizer.domain.budget_alerts import label_id, rearmed_id
+from finops.optimizer.domain.budget_alerts import label_id, limited_label_id, rearmed_id
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.domain.fleet_view import FleetView
 from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedger
@@ -54,8 +54,8 @@ UNREADABLE = Counter("finops_optimizer_unreadable_snapshots_total", "Snapshots n
 
 @dataclass(frozen=True)
 class QueuedAlert:
-    """A budget alert sent, not yet acknowledged: the fingerprints of its id and its
-    :func:`~finops.optimizer.domain.budget_alerts.label_id`, both raised once it is."""
+    """A budget alert sent, not yet acknowledged: the fingerprints of its id and of its
+    :func:`~finops.optimizer.domain.budget_alerts.limited_label_id`, both raised once it is."""
 
     key: int
     label_key: int
@@ -236,14 +236,16 @@ class PartitionedLearning:
 
     @staticmethod
     def _rearm_quiet(view: FleetView, raised: IdDedupe) -> bool:
-        """Note the alerts raised before whose condition does not hold under their budget's
-        limit now (:func:`rearmed_id`): once due again they are raised again, under the id
-        of that limit, as one worker does after a new limit put a threshold out of reach.
-        Whether any was noted (the checkpoint then has something new)."""
+        """Note the alerts raised under an id with a limit whose condition does not hold
+        under their budget's limit now (:func:`rearmed_id`): once due again they are raised
+        again, under the id of that limit, as one worker does after a new limit put a
+        threshold out of reach. Whether any was noted (the checkpoint then has something
+        new)."""
         noted = False
         for quiet in view.budgets.quiet_alerts():
             mark = fingerprint(uuid.UUID(quiet.rearmed_id))
-            if fingerprint(uuid.UUID(quiet.label_id)) in raised and mark not in raised:
+            limited = fingerprint(uuid.UUID(limited_label_id(quiet.label_id)))
+            if limited in raised and mark not in raised:
                 raised.add(mark)
                 noted = True
         return noted
@@ -252,25 +254,27 @@ class PartitionedLearning:
         """Queue the view's due alerts not raised yet, in order; one that cannot be queued
         stops the rest (due at the next view).
 
-        An alert counts as raised when its id was, or its :func:`label_id` (budget, period
-        and threshold, whatever the limit) was and it has not been seen quiet under the limit
-        since (:meth:`_rearm_quiet`): a budget replaced with another limit raises again only
-        what the new limit put out of reach and the spend then crossed, and the upgrade from
-        ids without the limit raises nothing again."""
+        An alert counts as raised when its id was; or when its budget, period and threshold
+        were, whatever the limit, and it has not been seen quiet under this limit since
+        (:meth:`_rearm_quiet`): a budget replaced with another limit raises again only what
+        the new limit put out of reach and the spend then crossed. An alert raised under
+        its :func:`label_id`, the id before limits were part of the ids, is not raised again
+        in its period at all, as that version did not."""
         sends: list[QueuedAlert] = []
         for alert in view.budgets.due_alerts():
             key = fingerprint(uuid.UUID(alert.alert_id))
             label = label_id(alert)
-            label_key = fingerprint(uuid.UUID(label))
+            legacy = fingerprint(uuid.UUID(label))
+            limited = fingerprint(uuid.UUID(limited_label_id(label)))
             rearmed = fingerprint(uuid.UUID(rearmed_id(label, float(alert.details["limit_usd"]))))
-            if key in raised or (label_key in raised and rearmed not in raised):
+            if key in raised or legacy in raised or (limited in raised and rearmed not in raised):
                 continue
             try:
                 ack = await send_alert(self.producer, self.alerts_topic, alert.to_dict())
             except KafkaError as exc:
                 log.error("budget alert not raised", extra={"error": repr(exc)})
                 break
-            sends.append(QueuedAlert(key, label_key, ack))
+            sends.append(QueuedAlert(key, limited, ack))
         return sends
 
     @property

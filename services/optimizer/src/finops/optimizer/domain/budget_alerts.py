@@ -30,6 +30,7 @@ __all__ = [
     "alert_id",
     "check_alerts",
     "label_id",
+    "limited_label_id",
     "quiet_alerts",
     "rearm",
     "rearmed_id",
@@ -52,9 +53,9 @@ def label_id(alert: Alert) -> str:
     """The id of ``alert``'s budget, period and threshold (or forecast) whatever the limit:
     the id budget alerts had before the limit was part of it.
 
-    A partitioned optimizer counts an alert raised under either id as raised, so neither a
-    new limit nor the upgrade to limits in the ids raises again an alert raised in the
-    period (see ``adapters/shard_snapshots``).
+    A partitioned optimizer counts an alert raised under this id (by the version before
+    limits were part of the ids) as raised for the rest of its period, as that version did
+    (see ``adapters/shard_snapshots``).
 
     >>> st = BurnState(0.0, 86400.0)
     >>> st.add(0.0, 9.0, 1)
@@ -71,6 +72,17 @@ def label_id(alert: Alert) -> str:
 
 def _label_key(budget_id: str, period_start_iso: str, label: str) -> str:
     return f"budget|{budget_id}|{period_start_iso}|{label}"
+
+
+def limited_label_id(label: str) -> str:
+    """The id saying that the alert of :func:`label_id` ``label`` was raised under an id
+    with its budget's limit (:func:`alert_id`), not under ``label`` itself as before limits
+    were part of the ids: only such an alert is raised again after a new limit.
+
+    >>> limited_label_id("a") == limited_label_id("a") != limited_label_id("b")
+    True
+    """
+    return str(uuid.uuid5(_NAMESPACE, f"limited|{label}"))
 
 
 def rearmed_id(label: str, limit_usd: float) -> str:
