@@ -4,12 +4,14 @@ finops up` started one optimizer worker and said nothing."""
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from finops.cli.known_settings import known_settings
 from finops.cli.main import app
+from finops.common import settings as common_settings
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 
@@ -41,7 +43,14 @@ def test_settings_of_every_component_and_the_test_suites_are_not_warned_about(
         FINOPS_FREE_PORTS="20000-24095",  # read outside the settings classes
         FINOPS_API_KEY="x",  # the SDK's
         FINOPS_TEST_CONTAINERS="0",  # the test suite's
+        FINOPS_Breaker_Window_S="60",  # read whatever the case
     )
 
     assert "warning" not in result.stderr
     assert {"FINOPS_OPTIMIZER_WORKERS", "FINOPS_BREAKER_COOLDOWN_S"} <= known_settings()
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(common_settings)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -51,6 +51,10 @@ def invoke(*args: str, stdin: str | None = None):
             " to go back, `finops db downgrade -1`",
         ),
         (
+            ("db", "downgrade", "--bogus"),
+            "error: no such option: --bogus (see `finops db downgrade --help`)",
+        ),
+        (
             ("users", "create"),
             "error: missing option '--username' (see `finops users create --help`)",
         ),
@@ -91,6 +95,7 @@ def invoke(*args: str, stdin: str | None = None):
         "option-without-value",
         "extra-argument",
         "upgrade-a-step-back",
+        "unknown-option-of-a-command-taking-steps",
         "missing-option",
         "unknown-sub-command",
         "sub-app-bad-value",

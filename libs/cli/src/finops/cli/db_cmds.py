@@ -40,6 +40,7 @@ def db_upgrade(
     optimizer@head, SERVICE being experiments, optimizer or healer."""
     from finops.common import migrations
 
+    _refuse_option(revision, "upgrade")
     if _STEP_BACK.fullmatch(revision):
         raise CliError(
             f"{revision} is a step back: `finops db upgrade` goes forward (head, +1, a"
@@ -70,9 +71,17 @@ def db_downgrade(
     experiments, optimizer or healer."""
     from finops.common import migrations
 
+    _refuse_option(revision, "downgrade")
     before = _revisions(migrations.services_knowing(revision))
     done = _migrate(migrations.downgrade, revision)
     console.print(_said("downgraded", before, done), soft_wrap=True)
+
+
+def _refuse_option(revision: str, command: str) -> None:
+    """An unknown option, which the command's steps (``-1``) let through as a revision, is a
+    usage error as elsewhere, not a revision no service has."""
+    if revision.startswith("--"):
+        raise CliError(f"no such option: {revision} (see `finops db {command} --help`)", 2)
 
 
 def _migrate(step: Callable[[str, str, list[str]], None], revision: str) -> list[str]:

@@ -263,15 +263,19 @@ def unknown_settings(environ: Mapping[str, str], known: Iterable[str]) -> list[s
     >>> unknown_settings({"FINOPS_OPTIMZER_WORKERS": "2", "HOME": "/"}, known)
     ['FINOPS_OPTIMZER_WORKERS is not a setting (did you mean FINOPS_OPTIMIZER_WORKERS?); it is \
 ignored']
+    >>> unknown_settings({"FINOPS_Optimizer_Workers": "2"}, known)  # read whatever the case
+    []
     """
-    names = sorted(set(known))
+    names = sorted({name.upper() for name in known})
     warnings = []
     for variable in sorted(environ):
-        if not variable.startswith("FINOPS_") or variable.startswith("FINOPS_TEST_"):
+        # pydantic-settings reads names whatever their case: FINOPS_Optimizer_Workers is one
+        upper = variable.upper()
+        if not upper.startswith("FINOPS_") or upper.startswith("FINOPS_TEST_"):
             continue
-        if variable in names:
+        if upper in names:
             continue
-        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(upper, names, n=1, cutoff=0.8)
         hint = f" (did you mean {close[0]}?)" if close else ""
         warnings.append(f"{variable} is not a setting{hint}; it is ignored")
     return warnings
