@@ -29,7 +29,7 @@ from finops.common.settings import LOCAL_BROKER_ENV
 def pytest_configure(config: pytest.Config) -> None:
     """Give each pytest-xdist worker a range of free ports of its own (``FINOPS_FREE_PORTS``,
     a slice of the range it would use otherwise), for itself and the stacks it starts: the
-    other worker can then never be handed a port of this one's, not even one of a stack that
+    other workers can then never be handed a port of this one's, not even one of a stack that
     is down between a test's ``finops down`` and ``finops up``."""
     # services run inside the test process: a loop failing on purpose must not SIGTERM it
     os.environ["FINOPS_EXIT_ON_LOOP_FAILURE"] = "false"
