@@ -10,10 +10,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -351,27 +353,27 @@ def worker_port_range(band: tuple[int, int], worker: str, workers: int) -> tuple
     return low, low + size - 1
 
 
+def answer_json(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer the request ``handler`` serves with ``status`` and the JSON ``body``."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (http.server writes a line per request)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def healthz_server() -> Iterator[str]:
-    """A tiny HTTP server answering ``GET /healthz`` 200 (and 404 elsewhere), for a command
-    that asks the services whether they run before it starts; yields its base URL."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Healthy(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            found = self.path == "/healthz"
-            body = b'{"status":"ok"}' if found else b"{}"
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free loopback port, serving with ``handler`` on threads of its
+    own until the block ends; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -379,3 +381,17 @@ def healthz_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def healthz_server() -> Iterator[str]:
+    """A tiny HTTP server answering ``GET /healthz`` 200 (and 404 elsewhere), for a command
+    that asks the services whether they run before it starts; yields its base URL."""
+
+    class Healthy(QuietHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/healthz"
+            answer_json(self, 200 if found else 404, b'{"status":"ok"}' if found else b"{}")
+
+    with loopback_server(Healthy) as url:
+        yield url

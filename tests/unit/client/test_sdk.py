@@ -6,12 +6,11 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from support import QuietHandler, answer_json, loopback_server
 
 from finops.client import (
     AsyncFinOpsClient,
@@ -623,23 +622,15 @@ if sys.argv[2:] == ["fork"]:
 """
 
 
-class RecordingIngest(BaseHTTPRequestHandler):
-    """Ingest over real HTTP on loopback: 202 to every batch, its ids kept in ``ids``."""
+class RecordingIngest(QuietHandler):
+    """Ingest over real HTTP: 202 to every batch, its ids kept in ``ids``."""
 
     ids: list[str] = []
 
     def do_POST(self) -> None:  # http.server calls it by this name
         batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).ids.extend(e["id"] for e in batch)
-        body = json.dumps({"accepted": len(batch)}).encode()
-        self.send_response(202)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        answer_json(self, 202, json.dumps({"accepted": len(batch)}).encode())
 
 
 @pytest.mark.parametrize("fork", [False, True], ids=["plain", "forked-child"])
@@ -648,11 +639,8 @@ def test_a_client_never_closed_delivers_at_exit_to_an_ingest_named_by_host_name(
     # first): each try failed, and after 10 s the events were lost; a forked child that ended
     # waited 15 s for the parent's thread, which it does not have
     RecordingIngest.ids = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingIngest)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
-    try:
-        url = f"http://localhost:{server.server_address[1]}"
+    with loopback_server(RecordingIngest) as url:
+        url = url.replace("127.0.0.1", "localhost")  # a host name, to be resolved at exit
         args = [url, "fork"] if fork else [url]
         done = subprocess.run(
             [sys.executable, "-c", UNCLOSED_PROGRAM, *args],
@@ -660,8 +648,6 @@ def test_a_client_never_closed_delivers_at_exit_to_an_ingest_named_by_host_name(
             text=True,
             timeout=120,
         )
-    finally:
-        server.shutdown()
     assert done.returncode == 0, done.stderr
     event_id = done.stdout.split()[0]
     assert RecordingIngest.ids == [event_id]  # once: the forked child delivered nothing
