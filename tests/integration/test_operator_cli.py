@@ -194,11 +194,11 @@ async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
     [
         ("upgrade", "no-such-revision"),
         ("downgrade", "no-such-revision"),
-        ("downgrade", "--hlep"),  # downgrade takes '-1': a mistyped option is a revision here
     ],
 )
 def test_a_revision_no_service_has_is_one_line_and_touches_nothing(infra, command, revision):
-    # 'auth@base' has an answer of its own (test_db_cli.py): auth has no such branch label
+    # 'auth@base' has an answer of its own (test_db_cli.py): auth has no such branch label;
+    # a mistyped option ('--hlep') is a usage error (tests/unit/cli/test_usage_errors.py)
     result = finops("db", command, revision, env=infra.env())
     assert result.returncode == 2
     assert result.stderr == (
