@@ -51,10 +51,16 @@ app(prog_name="finops")
 PLAIN = {"TTY_COMPATIBLE": "0", "NO_COLOR": "1", "COLUMNS": "200"}
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stop_while_waiting_for_readiness_stops_what_started(
-    tmp_path: Path, signum: int, code: int
-) -> None:
+#: the fakes FAKE_INFRA_UP starts, each writing its pid to ``<name>.pid`` in the data folder
+FAKE_NAMES = ("postgres", "redis", "broker", "kafka")
+
+
+def interrupt_a_start(
+    tmp_path: Path, script: str, args: list[str], signum: int
+) -> tuple[subprocess.Popen[str], str, str, list[int]]:
+    """Run ``finops`` as ``script`` with ``args`` on fakes that never get ready, send it
+    ``signum`` once every fake runs, and wait for it: the command, its output, error output
+    and the fakes' pids."""
     env = {
         **os.environ,
         **PLAIN,
@@ -64,25 +70,32 @@ def test_a_stop_while_waiting_for_readiness_stops_what_started(
         "FINOPS_READY_TIMEOUT_S": "60",
     }
     up = subprocess.Popen(
-        [sys.executable, "-c", FAKE_INFRA_UP, "up", "--infra-only"],
+        [sys.executable, "-c", script, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    names = ("postgres", "redis", "broker", "kafka")
-    pid_files = [tmp_path / f"{name}.pid" for name in names]
+    pid_files = [tmp_path / f"{name}.pid" for name in FAKE_NAMES]
     try:
         wait_for(lambda: all(p.exists() and p.read_text() for p in pid_files), 30, "the fakes")
         pids = [int(p.read_text()) for p in pid_files]
-        up.send_signal(signum)
+        up.send_signal(signum)  # to the command only, as a terminal's Ctrl-C
         out, err = up.communicate(timeout=30)  # well before the readiness timeout
     finally:
         up.kill()
         up.wait()
+    return up, out, err, pids
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_while_waiting_for_readiness_stops_what_started(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    up, out, err, pids = interrupt_a_start(tmp_path, FAKE_INFRA_UP, ["up", "--infra-only"], signum)
 
     assert (up.returncode, err) == (code, ""), out
-    for name, pid in zip(names, pids, strict=True):
+    for name, pid in zip(FAKE_NAMES, pids, strict=True):
         assert f"stopping {name} (pid {pid})" in out
         assert not pid_alive(pid)
     assert out.rstrip().endswith("stopped before the stack was ready.")
@@ -131,30 +144,9 @@ def test_a_stop_while_a_detached_start_waits_stops_the_background_start(
 ) -> None:
     """The supervisor runs in a session of its own, out of reach of the terminal's Ctrl-C: the
     waiting command passes the stop on. It used to end and leave the start going on."""
-    env = {
-        **os.environ,
-        **PLAIN,
-        "FINOPS_DATA_DIR": str(tmp_path),
-        "FINOPS_KAFKA_STORAGE": "memory",
-        "FINOPS_READY_TIMEOUT_S": "60",
-    }
-    up = subprocess.Popen(
-        [sys.executable, "-c", FAKE_DETACHED_UP, "up", "--detach", "--infra-only"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    up, out, err, pids = interrupt_a_start(
+        tmp_path, FAKE_DETACHED_UP, ["up", "--detach", "--infra-only"], signum
     )
-    names = ("postgres", "redis", "broker", "kafka")
-    pid_files = [tmp_path / f"{name}.pid" for name in names]
-    try:
-        wait_for(lambda: all(p.exists() and p.read_text() for p in pid_files), 30, "the fakes")
-        pids = [int(p.read_text()) for p in pid_files]
-        up.send_signal(signum)  # to the waiting command only, as a terminal's Ctrl-C
-        out, err = up.communicate(timeout=30)  # well before the readiness timeout
-    finally:
-        up.kill()
-        up.wait()
 
     assert (up.returncode, err) == (code, ""), out
     assert "stopped before the stack was ready" in out

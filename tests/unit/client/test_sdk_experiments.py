@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import unquote
 
 import httpx
@@ -97,6 +98,19 @@ async def test_an_assignments_config_is_the_calls_unless_it_says_otherwise() -> 
     ]
 
 
+def experiments_client(
+    experiments: Callable[[httpx.Request], httpx.Response],
+) -> AsyncFinOpsClient:
+    """A client whose requests the experiments service stub ``experiments`` answers."""
+    return AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        experiments_url="http://experiments",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(experiments),
+    )
+
+
 async def test_an_assignment_from_a_stopped_experiment_is_refused_at_once() -> None:
     requests: list[httpx.Request] = []
 
@@ -105,13 +119,7 @@ async def test_an_assignment_from_a_stopped_experiment_is_refused_at_once() -> N
         body = {"error": {"code": "experiment_not_running", "message": "e1 is stopped"}}
         return httpx.Response(409, json=body)
 
-    c = AsyncFinOpsClient(
-        ingest_url="http://ingest",
-        experiments_url="http://experiments",
-        agent_id="bot",
-        token="t",
-        transport=httpx.MockTransport(experiments),
-    )
+    c = experiments_client(experiments)
     with pytest.raises(RequestRefused) as refused:
         await c.assign("e1", "u")
     await c.close()
@@ -128,13 +136,7 @@ async def test_assign_sends_the_experiment_id_as_one_path_segment(experiment_id:
         requests.append(request)
         return httpx.Response(200, json=ASSIGNMENT)
 
-    c = AsyncFinOpsClient(
-        ingest_url="http://ingest",
-        experiments_url="http://experiments",
-        agent_id="bot",
-        token="t",
-        transport=httpx.MockTransport(experiments),
-    )
+    c = experiments_client(experiments)
     await c.assign(experiment_id, "user-42")
     await c.close()
     [request] = requests

@@ -91,13 +91,20 @@ async def raise_due(
     ]
 
 
-async def test_a_new_limit_raises_again_no_alert_raised_in_the_period_when_partitioned():
-    # With the limit in the ids, every alert still due after a limit change had a new id:
-    # the partitioned view, which polls due alerts, raised all of them a second time.
+def nine_of_ten_spent() -> tuple[Any, BudgetTracker, IdDedupe]:
+    """The partitioned alerts' turn (as :func:`raise_due` takes it), a $10 day budget $9 into
+    its day, and the ids raised (none yet)."""
     learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
     tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
     for hour in range(9):
         tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    return learning, tracker, raised
+
+
+async def test_a_new_limit_raises_again_no_alert_raised_in_the_period_when_partitioned():
+    # With the limit in the ids, every alert still due after a limit change had a new id:
+    # the partitioned view, which polls due alerts, raised all of them a second time.
+    learning, tracker, raised = nine_of_ten_spent()
     first = await raise_due(learning, tracker, raised)
     assert ("threshold", 0.8) in first
     tracker.set_budget(Budget("b1", "agent", "bot", "day", 10.5))
@@ -106,10 +113,7 @@ async def test_a_new_limit_raises_again_no_alert_raised_in_the_period_when_parti
 
 async def test_alerts_raised_under_ids_without_the_limit_are_not_raised_again():
     # partition 0's checkpoint of the version before holds ids without the limit
-    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
-    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
-    for hour in range(9):
-        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    learning, tracker, raised = nine_of_ten_spent()
     for alert in tracker.due_alerts():
         raised.add(fingerprint(uuid.UUID(label_id(alert))))
     assert await raise_due(learning, tracker, raised) == []
@@ -117,10 +121,7 @@ async def test_alerts_raised_under_ids_without_the_limit_are_not_raised_again():
 
 async def test_a_threshold_a_new_limit_put_out_of_reach_is_raised_again_once_crossed():
     # it was not: the threshold's label raised under the old limit kept it raised all period
-    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
-    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
-    for hour in range(9):  # $9 of $10
-        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    learning, tracker, raised = nine_of_ten_spent()
     assert ("threshold", 0.8) in await raise_due(learning, tracker, raised)
     tracker.set_budget(Budget("b1", "agent", "bot", "day", 20.0))  # 80 % is now $16
     assert ("threshold", 0.8) not in await raise_due(learning, tracker, raised)
@@ -139,10 +140,7 @@ async def test_a_threshold_a_new_limit_put_out_of_reach_is_raised_again_once_cro
 
 
 async def test_a_threshold_still_crossed_under_a_new_limit_is_not_raised_again_when_partitioned():
-    learning = SimpleNamespace(producer=SentAlerts(), alerts_topic="alerts")
-    tracker, raised = BudgetTracker([Budget("b1", "agent", "bot", "day", 10.0)]), IdDedupe(64)
-    for hour in range(9):  # $9 of $10
-        tracker.observe_cost("agent", "bot", datetime(2025, 3, 1, hour, tzinfo=UTC), 1.0)
+    learning, tracker, raised = nine_of_ten_spent()
     assert ("threshold", 0.8) in await raise_due(learning, tracker, raised)
     tracker.set_budget(Budget("b1", "agent", "bot", "day", 11.0))  # $9 is still over $8.80
     for hour in range(9, 10):
