@@ -161,10 +161,13 @@ async def test_a_decision_recorded_before_any_checkpoint_held_it_keeps_its_count
         )
         results = await lab.counted(client, eid, sum(decision["n"]), stall_s=20)
         assert [v["n"] for v in results["variants"]] == decision["n"]
-        # The retried copies dropped before the decision's counts were reached: not all 60
-        # of them, since the calls come from agents on the three cost partitions and reach the
-        # experiment's partition interleaved (the run that decided read as many; CI saw 24).
-        assert 1 <= results["duplicates_dropped"] <= 60
+        # Retried copies were dropped before the decision's counts were reached (not all 60
+        # of them: the calls come from agents on the three cost partitions and reach the
+        # experiment's partition interleaved; CI saw 24). No upper bound: the intake started
+        # again forwards anew what its first stage had forwarded since its last commit, and
+        # those copies are dropped and counted too (docs/experiments.md; a loaded CI run with
+        # three test workers counted 206).
+        assert results["duplicates_dropped"] >= 1
         assert results["decision"] == {k: decision[k] for k in ("winner", "reason", "decided_at")}
         # the next checkpoint's snapshot (what the other instances serve) has them too
         store = client.app.state.intake.store
