@@ -142,7 +142,7 @@ async def test_overflow_policies():
     )
     ids = await record(dropping, 8)
     assert dropping.stats.dropped == 3
-    assert [e["id"] for e in dropping._buffer] == ids[3:]
+    assert [e["id"] for e in dropping._queue.buffer] == ids[3:]
     await dropping.close()
 
     blocking_ingest = ScriptedIngest()

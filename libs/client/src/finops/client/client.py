@@ -30,23 +30,22 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Unpack
+from typing import Any, Unpack
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
-from finops.client._answers import LOCAL_URLS, RetryAfterOrJitter, Transient
+from finops.client._answers import LOCAL_URLS
 from finops.client._experiments import assignment
 from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._optimizer import recommendation
+from finops.client._queue import EventQueue, Overflow
 from finops.client._tokens import Tokens
 from finops.client.errors import (
     BufferFull,
@@ -58,8 +57,6 @@ from finops.client.errors import (
 )
 
 log = logging.getLogger("finops.client")
-
-Overflow = Literal["block", "drop_oldest", "raise"]
 
 
 @dataclass
@@ -153,18 +150,16 @@ class AsyncFinOpsClient:
             self._http, self.ingest_url, self._tokens, self.stats, on_rejected
         )
         self._healing = Healing(self._http, self._tokens, self.healer_url, max_backoff_s)
-        self._buffer: collections.deque[dict[str, Any]] = collections.deque()
-        self._in_flight = 0
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._flush_requested = False
-        self._closing = False
+        self._queue = EventQueue(
+            self._ingest,
+            self.ingest_url,
+            batch_size=batch_size,
+            linger_s=linger_s,
+            max_buffer=max_buffer,
+            overflow=overflow,
+            max_backoff_s=max_backoff_s,
+        )
         self._closed = False
-        self._failure: RequestRefused | None = None
-        self._sender: asyncio.Task[None] | None = None
 
     # ---- public API --------------------------------------------------------------------
 
@@ -382,7 +377,7 @@ class AsyncFinOpsClient:
     @property
     def pending(self) -> int:
         """Events not yet acknowledged by the platform."""
-        return len(self._buffer) + self._in_flight
+        return self._queue.pending
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event recorded so far is delivered (or rejected as invalid).
@@ -391,22 +386,20 @@ class AsyncFinOpsClient:
         :class:`EventsRejected` for the events refused as invalid since the last flush
         (unless ``on_rejected`` took them).
         """
-        self._raise_if_failed()
+        self._queue.raise_if_failed()
         if self._closed and self.pending:  # no sender left to deliver them
             undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
             raise ClientClosed(f"the client is closed: {undelivered} not delivered")
         if self.pending:
-            self._flush_requested = True
-            self._wakeup.set()
-            await asyncio.wait_for(self._wait_idle(), timeout)
-            self._raise_if_failed()
+            await asyncio.wait_for(self._queue.drain(), timeout)
+            self._queue.raise_if_failed()
         self._ingest.raise_rejected()
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver everything pending, then release the connection."""
         if self._closed:
             return
-        self._closing = True
+        self._queue.closing = True
         try:
             await self.flush(timeout)
         except RequestRefused as exc:
@@ -426,24 +419,13 @@ class AsyncFinOpsClient:
             raise TimeoutError(message) from exc
         finally:
             self._closed = True
-            if self._sender:
-                self._sender.cancel()
-                try:
-                    await self._sender
-                except asyncio.CancelledError:
-                    pass
+            await self._queue.stop()
             await self._http.aclose()
 
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-
-    # ---- buffering ---------------------------------------------------------------------
-
     async def _enqueue(self, event_type: str, data: dict[str, Any], event_id: str | None) -> str:
-        if self._closing:
+        if self._queue.closing:
             raise ClientClosed("the client is closed")
-        self._raise_if_failed()
+        self._queue.raise_if_failed()
         event = {
             "id": event_id or str(uuid.uuid4()),
             "type": event_type,
@@ -452,124 +434,8 @@ class AsyncFinOpsClient:
             "time": _now(),
             "data": data,
         }
-        while len(self._buffer) >= self.max_buffer:
-            if self.overflow == "raise":
-                raise BufferFull(f"{self.max_buffer} events pending")
-            if self.overflow == "drop_oldest":
-                self._buffer.popleft()
-                self.stats.dropped += 1
-                break
-            self._room.clear()
-            self._wakeup.set()
-            await self._room.wait()
-            self._raise_if_failed()
-        self._buffer.append(event)
-        self._idle.clear()
-        self.stats.recorded += 1
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_loop(), name="finops-client-sender")
-        if len(self._buffer) >= self.batch_size:
-            self._wakeup.set()
+        await self._queue.put(event)
         return str(event["id"])
-
-    async def _wait_idle(self) -> None:
-        while self.pending and self._failure is None:
-            self._idle.clear()
-            await self._idle.wait()
-
-    async def _send_loop(self) -> None:
-        try:
-            await self._send_batches()
-        except asyncio.CancelledError:
-            if self.pending and not self._closing:  # close() says so itself
-                log.error(
-                    "event delivery cancelled before close() (the event loop ended?): %d "
-                    "events were not delivered; close the client, or use it as a context "
-                    "manager",
-                    self.pending,
-                )
-            raise
-
-    async def _send_batches(self) -> None:
-        while self._failure is None:
-            if not self._buffer:
-                self._idle.set()
-                self._flush_requested = False
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            if len(self._buffer) < self.batch_size and not (self._flush_requested or self._closing):
-                # Linger so small trickles still go out in batches.
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), self.linger_s)
-                except TimeoutError:
-                    pass
-            batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
-            self._in_flight = len(batch)
-            self._room.set()
-            try:
-                await self._deliver(batch)
-            except asyncio.CancelledError:
-                # close() gave up waiting: what was not delivered stays pending, not lost
-                self._requeue(batch)
-                raise
-            except Exception:
-                log.exception("unexpected delivery failure; events requeued")
-                self._requeue(batch)
-                await asyncio.sleep(1.0)
-            finally:
-                self._in_flight = 0
-                if not self.pending or self._failure is not None:
-                    self._idle.set()
-
-    def _requeue(self, batch: list[dict[str, Any]]) -> None:
-        """Put what is left of the batch in flight back at the buffer's head (counted once
-        in ``pending``: no longer in flight)."""
-        self._buffer.extendleft(reversed(batch))
-        self._in_flight = 0
-
-    def _stop_delivery(self, refusal: RequestRefused, undelivered: list[dict[str, Any]]) -> None:
-        """Keep the events, remember the refusal, wake everyone who waits on delivery."""
-        self._buffer.extendleft(reversed(undelivered))
-        self._failure = refusal
-        log.error("event delivery stopped: %s", refusal)
-        self._room.set()
-        self._idle.set()
-
-    # ---- delivery ----------------------------------------------------------------------
-
-    async def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        """Send ``batch`` until none of it is left; ``batch`` always holds what is left (the
-        sender puts that back in the buffer when it is cancelled)."""
-        while batch:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(Transient),
-                wait=RetryAfterOrJitter(self.max_backoff_s),
-                stop=stop_never,
-                reraise=True,
-                before_sleep=self._warn_retry,
-            )
-            try:
-                async for attempt in retrying:
-                    with attempt:
-                        batch[:] = await self._ingest.post(batch)
-            except RequestRefused as refusal:
-                self._stop_delivery(refusal, batch)
-                return
-
-    def _warn_retry(self, state: Any) -> None:
-        self.stats.retries += 1
-        exc = state.outcome.exception()
-        reason = getattr(exc, "reason", None) or repr(exc)
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "delivery to %s failed (%s); retry %d in %.1fs",
-            self.ingest_url,
-            reason,
-            state.attempt_number,
-            wait,
-        )
 
 
 __all__ = [
