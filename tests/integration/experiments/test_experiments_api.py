@@ -218,3 +218,27 @@ async def test_a_bandit_starts_from_the_declared_weights(api) -> None:
         f"/api/experiments/{eid}/assignment", params={"unit": "u"}, headers=api.agent
     )
     assert answer.status_code == 200 and answer.json()["propensity"] == 0.5
+
+
+async def test_the_counts_of_an_operators_stop_are_recorded_once_and_only_for_a_stop(api) -> None:
+    """What the analysis counted when it saw an operator's stop is kept with the experiment
+    (a replay counts its calls up to it); a running or decided experiment has none, and the
+    first counts recorded stand."""
+    task_type = await known_task_type(api)
+    repo = api.app.state.experiments
+    stopped, decided = [
+        (
+            await api.post("/api/experiments", json=definition(task_type), headers=api.operator)
+        ).json()["id"]
+        for _ in range(2)
+    ]
+    for eid in (stopped, decided):
+        await api.post(f"/api/experiments/{eid}/start", headers=api.operator)
+    assert not await repo.record_stop_counts(stopped, [3, 4])  # running: no stop yet
+    await api.post(f"/api/experiments/{stopped}/stop", headers=api.operator)
+    assert await repo.record_stop_counts(stopped, [3, 4])
+    assert not await repo.record_stop_counts(stopped, [9, 9])
+    assert (await repo.get(stopped)).stop_counts == [3, 4]
+    assert await repo.conclude(decided, "stopped", {"winner": None, "reason": "t"}, "analysis")
+    assert not await repo.record_stop_counts(decided, [1, 1])  # the analysis stopped it
+    assert (await repo.get(decided)).stop_counts is None

@@ -1,6 +1,6 @@
-"""Migrations exp0004 (the announcement outbox) and exp0005 (decisions in it) on a database
-of its own: rows the previous version writes count as announced, and a downgrade is refused
-while a start, a stop or a decision waits."""
+"""Migrations exp0004 (the announcement outbox), exp0005 (decisions in it) and exp0006 (an
+operator's stop's counts) on a database of its own: rows the previous version writes count as
+announced, and a downgrade is refused while a start, a stop or a decision waits."""
 
 from __future__ import annotations
 
@@ -46,12 +46,11 @@ async def _experiment(conn: asyncpg.Connection, status: str) -> None:
     )
 
 
-async def _columns(url: str) -> set[str]:
+async def _columns(url: str, table: str = "experiment_audit") -> set[str]:
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = 'experiment_audit'"
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table
         )
         return {r["column_name"] for r in rows}
     finally:
@@ -104,3 +103,12 @@ async def test_a_decision_waiting_in_the_outbox_blocks_the_downgrade_past_exp000
         await conn.close()
     await down(database, "exp0004")
     assert {"announced_at", "announce_on"} <= await _columns(database)
+
+
+async def test_the_stop_counts_come_with_exp0006_and_go_with_its_downgrade(database):
+    await up(database, "exp0005")
+    assert "stop_counts" not in await _columns(database, "experiments")
+    await up(database, "exp0006")
+    assert "stop_counts" in await _columns(database, "experiments")
+    await down(database, "exp0005")
+    assert "stop_counts" not in await _columns(database, "experiments")

@@ -189,6 +189,70 @@ async def test_a_decision_recorded_before_any_checkpoint_held_it_keeps_its_count
     assert len(announced) == 1 and {k: announced[0][k] for k in decision} == decision
 
 
+async def test_an_operators_stop_no_checkpoint_held_keeps_its_counts_after_a_crash(
+    lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake dies at the first checkpoint that would hold an operator's stop (none held
+    the experiment before it): the intake started again replays its calls and shows the counts
+    the analysis had when it saw the stop, not zeros."""
+    rng = random.Random(7)
+    dead: list[PostgresCheckpointStore] = []
+    save = PostgresCheckpointStore.save
+    eid = ""
+
+    async def dies_before_holding_it(
+        store: PostgresCheckpointStore,
+        name: str,
+        checkpoint: Any,
+        snapshots: dict[str, Any] | None = None,
+        *,
+        position: int | None = None,
+    ) -> bool:
+        held = (snapshots or {}).get(eid)
+        if held is not None and (not dead or any(store is d for d in dead)):
+            if held["conclusion"] is not None:
+                dead.append(store)  # it saw the stop: it dies at this checkpoint
+            raise ConnectionResetError("no checkpoint holds the experiment before the crash")
+        return await save(store, name, checkpoint, snapshots, position=position)
+
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        # equal variants and a high min_samples: only the operator ends it
+        eid = await lab.create_and_start(client, min_samples=100_000)
+        monkeypatch.setattr(PostgresCheckpointStore, "save", dies_before_holding_it)
+        await lab.publish(
+            lab.calls(eid, 300, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY)
+        )
+        await lab.counted(client, eid, 300)
+        stopped = await client.post(f"/api/experiments/{eid}/stop", headers=lab.operator)
+        assert stopped.status_code == 200, stopped.text
+        first_intake = client.app.state.intake
+        await wait_until(
+            lambda: dead and client.app.state.intake is not first_intake,
+            60,
+            "the intake to die at the checkpoint that holds the stop and be started again",
+        )
+        repo = client.app.state.experiments
+        assert (await repo.get(eid)).stop_counts == [150, 150]
+        results = await lab.counted(client, eid, 300, stall_s=20)
+        assert [v["n"] for v in results["variants"]] == [150, 150]
+        assert results["status"] == "stopped"
+        assert results["decision"] is not None
+        assert results["decision"]["reason"] == "stopped by an operator"
+        store = client.app.state.intake.store
+
+        async def snapshot_stopped() -> dict[str, Any] | None:
+            snapshot = await store.snapshot(eid)
+            return snapshot if snapshot and snapshot["conclusion"] else None
+
+        snapshot = await wait_until(snapshot_stopped, 30, "a checkpoint to hold the stop")
+        assert [s["n"] for s in snapshot["stats"]] == [150, 150]
+    assert [m["kind"] for m in await lab.announcements() if m["experiment_id"] == eid] == [
+        "started",
+        "stopped",
+    ]
+
+
 async def test_a_record_whose_task_type_holds_a_nul_is_parked_and_the_intake_goes_on(
     lab,
 ) -> None:

@@ -40,12 +40,12 @@ from finops.experiments.adapters import stream
 from finops.experiments.adapters.repository import Announcement, Experiment
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.domain.analysis import (
-    OPERATOR_STOP,
     ExperimentAnalysis,
     Tagged,
     encode_tagged,
     experiment_results,
 )
+from finops.experiments.domain.conclusions import OPERATOR_STOP, recorded_decision
 
 TOPIC = "finops.experiment-events.v1"
 EXPERIMENTS_TOPIC = "finops.experiments.v1"
@@ -94,6 +94,8 @@ class World:
         self.saves_left: int | None = None
         #: an operator stops the experiment just before the analysis records its conclusion
         self.operator_stops_first = False
+        #: PostgreSQL goes down as the analysis records the counts of an operator's stop
+        self.stop_counts_refused = False
         self.checkpoints: dict[str, Checkpoint] = {}
         self.snapshots: dict[str, dict[str, Any]] = {}  # the results other instances serve
         self.announced: list[dict[str, Any]] = []  # the bodies on finops.experiments.v1
@@ -181,6 +183,21 @@ class World:
                 )
             )
         return True
+
+    async def record_stop_counts(self, experiment_id: str, counts: list[int]) -> bool:
+        if self.stop_counts_refused:
+            raise ConnectionResetError("PostgreSQL is gone")
+        self.log.append(("stop counts", f"{counts} {experiment_id}"))
+        if self.experiment.status != "stopped" or self.experiment.stop_counts is not None:
+            return False
+        self.experiment = replace(self.experiment, stop_counts=list(counts))
+        return True
+
+    def stop(self, after_s: float = 1.0) -> datetime:
+        """An operator stops the experiment ``after_s`` seconds after its start; when."""
+        stopped = self.experiment.started_at + timedelta(seconds=after_s)  # type: ignore[operator]
+        self.experiment = replace(self.experiment, status="stopped", ended_at=stopped)
+        return stopped
 
     def saved_conclusion(self) -> dict[str, Any] | None:
         checkpoint = self.checkpoints[f"experiments:{PARTITION}"]
@@ -338,12 +355,15 @@ async def test_an_operators_stop_recorded_first_stands_and_no_decision_is_announ
     world.operator_stops_first = True
     intake, consumer = await owner(world)
     await intake.run(consumer.stop)
-    assert world.log == [
-        ("recorded", f"decided {EXPERIMENT}"),
-        ("saved", f"experiments:{PARTITION}"),
-    ]
     kept = world.saved_conclusion()
     assert kept is not None
+    # the stop stands, and the calls the analysis counted are recorded as its counts
+    assert world.log == [
+        ("recorded", f"decided {EXPERIMENT}"),
+        ("stop counts", f"{kept['n']} {EXPERIMENT}"),
+        ("saved", f"experiments:{PARTITION}"),
+    ]
+    assert world.experiment.stop_counts == kept["n"] and sum(kept["n"]) == CONCLUDING
     assert (kept["status"], kept["winner"], kept["winner_arm"], kept["losers"]) == (
         "stopped",
         None,
@@ -466,7 +486,7 @@ async def test_a_replay_of_an_experiment_no_checkpoint_held_counts_it_up_to_the_
     ]
     assert world.announced == [{"kind": "decision", **first.conclusion}]
     assert world.outbox == []
-    assert world.experiment.decision == stream.recorded_decision(first.conclusion)
+    assert world.experiment.decision == recorded_decision(first.conclusion)
 
 
 async def test_a_replay_cut_by_a_checkpoint_counts_no_call_twice():
@@ -490,3 +510,94 @@ async def test_a_replay_cut_by_a_checkpoint_counts_no_call_twice():
         ("recorded", f"decided {EXPERIMENT}")
     ]
     assert world.announced == [{"kind": "decision", **first.conclusion}]
+
+
+#: the calls the first owner counts before it sees the operator's stop (too few to decide)
+STOPPED_AT = 50
+assert STOPPED_AT < CONCLUDING
+#: the calls in the log when the next owner replays it
+REPLAYED = 90
+
+
+async def first_owner_sees_a_stop_and_dies(world: World) -> datetime:
+    """The first owner of the partition counts calls 0..STOPPED_AT (an operator stops the
+    experiment while it waits for the last ten), its next refresh halts it, and it dies at
+    the checkpoint that would hold the stop (no checkpoint ever held the experiment); when
+    the operator stopped it."""
+    stopped: list[datetime] = []
+
+    async def operator_stops() -> None:
+        stopped.append(world.stop())
+
+    intake, consumer = await owner(
+        world,
+        [
+            Poll({PARTITION: list(range(20))}),
+            Poll({PARTITION: list(range(20, STOPPED_AT - 10))}),
+            Poll({PARTITION: list(range(STOPPED_AT - 10, STOPPED_AT))}, during=operator_stops),
+        ],
+    )
+    intake.checkpoint_interval_s = 1e9  # no checkpoint but the one a conclusion asks for
+    intake.refresh_interval_s = 0.0
+    world.saves_left = 0
+    with pytest.raises(ConnectionResetError):
+        await intake.run(consumer.stop)
+    world.saves_left = None
+    state = intake.shards[PARTITION].experiments[EXPERIMENT]
+    assert state.conclusion is not None and state.conclusion["reason"] == OPERATOR_STOP
+    assert world.checkpoints == {}
+    return stopped[0]
+
+
+async def test_the_counts_of_an_operators_stop_are_recorded_and_a_replay_counts_up_to_them():
+    """The next owner meets an experiment an operator stopped that no checkpoint held: it
+    counts its replayed calls up to the counts recorded when the analysis saw the stop (not
+    zeros, and not the calls after the stop), holds the stop, and records nothing else."""
+    world = World()
+    stopped = await first_owner_sees_a_stop_and_dies(world)
+    half = STOPPED_AT // 2
+    # recorded before the checkpoint that died: the calls counted when the stop was seen
+    assert world.experiment.stop_counts == [half, half]
+    assert world.log == [("stop counts", f"[{half}, {half}] {EXPERIMENT}")]
+    successor, consumer = await owner(
+        world, [Poll({PARTITION: list(range(REPLAYED))})], per_turn=10
+    )
+    successor.refresh_interval_s = 0.0
+    await successor.run(consumer.stop)
+    results = experiment_results(
+        EXPERIMENT, DEFINITION, await successor.published_state(EXPERIMENT)
+    )
+    assert [v["n"] for v in results["variants"]] == [half, half]
+    assert results["decision"] == {
+        "winner": None,
+        "reason": OPERATOR_STOP,
+        "decided_at": stopped.isoformat(),
+    }
+    kept = world.saved_conclusion()
+    assert kept is not None and kept["n"] == [half, half] and kept["status"] == "stopped"
+    assert [entry[0] for entry in world.log] == ["stop counts", "saved"]
+    assert world.announced == [] and world.outbox == []
+
+
+async def test_a_replay_after_a_crash_before_the_stop_counts_counts_the_calls_and_records_them():
+    """The first owner dies recording the counts of the stop it saw: the next owner tracks
+    the stopped experiment as it replays its calls, halts it at its first refresh and records
+    what it counted then: not zeros, but the calls after the stop the poll held too (here the
+    whole replay, one poll; the first refresh comes after it)."""
+    world = World()
+    world.stop_counts_refused = True
+    await first_owner_sees_a_stop_and_dies(world)
+    assert world.experiment.stop_counts is None and world.log == []
+    world.stop_counts_refused = False
+    successor, consumer = await owner(
+        world, [Poll({PARTITION: list(range(REPLAYED))})], per_turn=40
+    )
+    successor.refresh_interval_s = 0.0
+    await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    half = REPLAYED // 2
+    assert [int(s.n) for s in state.stats] == [half, half]
+    assert world.experiment.stop_counts == [half, half]
+    assert state.conclusion is not None and state.conclusion["reason"] == OPERATOR_STOP
+    assert world.saved_conclusion() == state.conclusion
+    assert world.announced == [] and world.outbox == []

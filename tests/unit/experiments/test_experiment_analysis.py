@@ -10,6 +10,7 @@ import pytest
 from stream_fakes import two_variant_definition
 
 from finops.experiments.domain import analysis as analysis_module
+from finops.experiments.domain import conclusions
 from finops.experiments.domain.analysis import (
     ExperimentAnalysis,
     ExperimentState,
@@ -127,8 +128,9 @@ def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
             decode_tagged(garbage)
 
 
-def test_the_analysis_doctests_pass() -> None:
-    result = doctest.testmod(analysis_module, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [analysis_module, conclusions], ids=lambda m: m.__name__)
+def test_the_analysis_doctests_pass(module) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -137,10 +139,10 @@ def test_an_experiment_decided_before_its_calls_are_replayed_counts_them_up_to_t
     counts, then holds that decision; it reaches none of its own, and expires nothing."""
     rng = random.Random(5)
     calls = [event(i, "AB"[i % 2], 0.01, rng) for i in range(12)]
-    decided = analysis_module.conclusion_of(
+    decided = conclusions.conclusion_of(
         "x", DEFINITION, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [4, 4]
     )
-    recorded = analysis_module.recorded_decision(decided)
+    recorded = conclusions.recorded_decision(decided)
     analysis = ExperimentAnalysis()
     assert analysis.track_recorded("x", DEFINITION, 0.0, recorded)
     assert not analysis.track_recorded("x", DEFINITION, 0.0, recorded)  # tracked already
@@ -161,11 +163,11 @@ def test_a_replay_that_starts_after_the_first_calls_counts_no_variant_past_its_r
     # a log past its retention: the replay begins after A's first calls, so B reaches its
     # recorded count first; B's later calls are not counted into the decided results
     rng = random.Random(7)
-    decided = analysis_module.conclusion_of(
+    decided = conclusions.conclusion_of(
         "x", DEFINITION, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [4, 4]
     )
     analysis = ExperimentAnalysis()
-    assert analysis.track_recorded("x", DEFINITION, 0.0, analysis_module.recorded_decision(decided))
+    assert analysis.track_recorded("x", DEFINITION, 0.0, conclusions.recorded_decision(decided))
     late = [event(i, v, 0.01, rng) for i, v in enumerate("ABBBBBBA")]
     assert analysis.observe_many(late, now=1.0) == []
     state = analysis.experiments["x"]
@@ -176,8 +178,8 @@ def test_a_replay_that_starts_after_the_first_calls_counts_no_variant_past_its_r
 
 def test_a_recorded_decision_without_counts_is_not_tracked_and_one_with_none_ends_at_once():
     analysis = ExperimentAnalysis()
-    decided = analysis_module.conclusion_of("x", DEFINITION, None, "max", "2026-12-02", [0, 0])
-    old = {k: v for k, v in analysis_module.recorded_decision(decided).items() if k != "n"}
+    decided = conclusions.conclusion_of("x", DEFINITION, None, "max", "2026-12-02", [0, 0])
+    old = {k: v for k, v in conclusions.recorded_decision(decided).items() if k != "n"}
     assert not analysis.track_recorded("x", DEFINITION, 0.0, old)  # recorded with no counts
     assert not analysis.track_recorded("x", DEFINITION, 0.0, {**old, "n": [1]})
     assert not analysis.is_tracked("x")

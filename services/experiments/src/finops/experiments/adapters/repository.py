@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from finops.common.topics import EXPERIMENTS
-from finops.experiments.domain.analysis import conclusion_from_record
+from finops.experiments.domain.conclusions import conclusion_from_record
 from finops.experiments.domain.definition import (
     Definition,
     ExperimentNotFound,
@@ -44,6 +44,9 @@ class Experiment:
     started_at: datetime | None
     ended_at: datetime | None
     decision: dict[str, Any] | None
+    #: an operator's stop: the calls of each variant the analysis had counted when it saw
+    #: it (:meth:`ExperimentRepository.record_stop_counts`); None until then
+    stop_counts: list[int] | None = None
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -110,6 +113,7 @@ def _experiment(row: asyncpg.Record) -> Experiment:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         decision=json.loads(row["decision"]) if row["decision"] is not None else None,
+        stop_counts=json.loads(row["stop_counts"]) if row["stop_counts"] is not None else None,
     )
 
 
@@ -253,7 +257,7 @@ class ExperimentRepository:
     ) -> bool:
         """The analysis ends a running experiment; False if it was no longer running (an
         operator stopped it, or a decision was recorded already: :meth:`get` has it).  With
-        ``announce``, the decision (:func:`~.analysis.recorded_decision`) is announced from
+        ``announce``, the decision (:func:`~.conclusions.recorded_decision`) is announced from
         its audit row (see :meth:`unannounced`)."""
         async with self.pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
@@ -274,6 +278,18 @@ class ExperimentRepository:
                 announce_on=self.announce_on if announce else None,
             )
         return True
+
+    async def record_stop_counts(self, experiment_id: str, counts: list[int]) -> bool:
+        """Record what the analysis had counted of each variant when it saw an operator's
+        stop; False when the experiment is not stopped by an operator or has counts already
+        (the first recorded stand)."""
+        updated = await self.pool.fetchval(
+            "UPDATE experiments SET stop_counts = $2 WHERE id = $1 AND status = 'stopped' "
+            "AND decision IS NULL AND stop_counts IS NULL RETURNING id",
+            experiment_id,
+            json.dumps(counts),
+        )
+        return updated is not None
 
 
 def _announcement(row: asyncpg.Record) -> Announcement:

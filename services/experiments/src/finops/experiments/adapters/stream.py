@@ -26,7 +26,10 @@ the same way: the shard holds it as a stop, and no decision of the analysis is a
 no checkpoint held the experiment (its calls and its decision came after the last one), the
 replay meets it decided: the shard tracks it again, counts its calls up to the decision's
 counts and holds the decision recorded (:meth:`ExperimentAnalysis.track_recorded`), so its
-results are not zeros.
+results are not zeros. An operator's stop is the same: when a refresh sees it, the shard
+halts the experiment and its counts are recorded (``stop_counts``) before any checkpoint that
+holds the stop, and a replay counts its calls up to them; a replay after a crash before they
+were recorded counts its calls until its first refresh halts it, and records those.
 
 An operator's start or stop is announced from its audit row (the outbox,
 :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
@@ -40,6 +43,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -62,12 +66,16 @@ from finops.experiments.adapters.repository import (
 )
 from finops.experiments.domain.analysis import (
     DROP_REASONS,
-    OPERATOR_STOP,
     ExperimentAnalysis,
     ExperimentState,
     Tagged,
     decode_tagged,
+)
+from finops.experiments.domain.conclusions import (
+    OPERATOR_STOP,
+    is_operator_stop,
     recorded_decision,
+    stop_record,
 )
 from finops.experiments.domain.definition import ExperimentNotFound
 
@@ -280,9 +288,13 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def _record_conclusion(self, partition: int, conclusion: dict[str, Any]) -> None:
         """Record a conclusion, announced from its audit row; when PostgreSQL holds another
-        decision of the experiment already (or an operator's stop), the shard takes that one."""
+        decision of the experiment already (or an operator's stop), the shard takes that one.
+        An operator's stop the analysis saw is recorded already: its counts are."""
         experiment_id = conclusion["experiment_id"]
         self.known.pop(experiment_id, None)
+        if is_operator_stop(conclusion):
+            await self.repo.record_stop_counts(experiment_id, conclusion["n"])
+            return
         decision = recorded_decision(conclusion)
         if await self.repo.conclude(
             experiment_id, conclusion["status"], decision, "analysis", announce=True
@@ -293,6 +305,8 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         if shard is None or not shard.is_tracked(experiment_id):
             return
         settled = shard.settle(experiment_id, experiment.decision, _ended_at(experiment))
+        if is_operator_stop(settled):
+            await self.repo.record_stop_counts(experiment_id, settled["n"])
         if settled != conclusion:
             log.info(
                 "the experiment was concluded already; its shard holds that decision",
@@ -337,7 +351,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         a crash came between the record of its decision and the first checkpoint that held it
         (every later checkpoint of its partition holds it). Its calls are counted up to the
         decision's counts, and the decision recorded stands
-        (:meth:`ExperimentAnalysis.track_recorded`)."""
+        (:meth:`ExperimentAnalysis.track_recorded`). So is one an operator stopped, up to the
+        counts recorded when the analysis saw the stop; without them (a crash came before they
+        were recorded) it is tracked as running, and the next refresh halts it and records
+        what the replay counted by then."""
         checked = self._not_running.get(experiment_id)
         if checked is not None and time.monotonic() - checked < NEGATIVE_CACHE_S:
             return
@@ -349,11 +366,18 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             self._not_running[experiment_id] = time.monotonic()
             return
         started_at = experiment.started_at.timestamp()
+        recorded = experiment.decision
+        if experiment.status == "stopped" and recorded is None:  # by an operator
+            if experiment.stop_counts is None:
+                shard.track(experiment.id, experiment.definition, started_at)
+                return
+            stopped_at = datetime.fromtimestamp(_ended_at(experiment), UTC).isoformat()
+            recorded = stop_record(stopped_at, experiment.stop_counts)
         if experiment.status == "running":
             self.known[experiment.id] = experiment
             shard.track(experiment.id, experiment.definition, started_at)
-        elif experiment.decision is None or not shard.track_recorded(
-            experiment.id, experiment.definition, started_at, experiment.decision
+        elif recorded is None or not shard.track_recorded(
+            experiment.id, experiment.definition, started_at, recorded
         ):
             self._not_running[experiment_id] = time.monotonic()
 
@@ -373,9 +397,12 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             if experiment.status == "running" and experiment.started_at and not tracked:
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
-                # dated at the stop, as settle() dates it: the same stop, the same time
-                shard.halt(experiment.id, OPERATOR_STOP, _ended_at(experiment, now))
-                self.dirty.add(partition)
+                # dated at the stop, as settle() dates it: the same stop, the same time; its
+                # counts are recorded before the checkpoint that holds it
+                halted = shard.halt(experiment.id, OPERATOR_STOP, _ended_at(experiment, now))
+                if halted is not None:
+                    self.dirty.add(partition)
+                    self._concluded(partition, [halted])
         for partition, shard in self.shards.items():
             expired = shard.expire_all(now)
             if expired:

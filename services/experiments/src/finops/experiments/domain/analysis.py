@@ -14,6 +14,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from finops.experiments.domain.allocation import probability_best, unit_hash
+from finops.experiments.domain.conclusions import (
+    OPERATOR_STOP,
+    conclusion_from_record,
+    conclusion_of,
+)
 from finops.experiments.domain.decision import Analysis, Verdict, analyse, decisive_looks
 from finops.experiments.domain.definition import Definition
 from finops.experiments.domain.sequential import metric_value
@@ -369,11 +374,14 @@ class ExperimentAnalysis:
         found = [self.expire(eid, now) for eid in list(self.experiments)]
         return [c for c in found if c is not None]
 
-    def halt(self, experiment_id: str, reason: str, now: float) -> None:
-        """An operator stopped the experiment: its events count no more, its results stay."""
+    def halt(self, experiment_id: str, reason: str, now: float) -> dict[str, Any] | None:
+        """An operator stopped the experiment: its events count no more, its results stay.
+        The conclusion, whose counts are the stop's (:func:`stop_record`); None when the
+        experiment is not tracked, concluded already, or replayed up to recorded counts."""
         state = self.experiments.get(experiment_id)
-        if state is not None and state.conclusion is None:
-            self._conclude(experiment_id, state, Verdict(None, reason), now)
+        if state is None or state.conclusion is not None or state.recorded is not None:
+            return None
+        return self._conclude(experiment_id, state, Verdict(None, reason), now)
 
     def _conclude(
         self, experiment_id: str, state: ExperimentState, verdict: Verdict, now: float
@@ -438,79 +446,6 @@ class ExperimentAnalysis:
         }
         analysis.ignored = dict(state["ignored"])
         return analysis
-
-
-#: the reason of the conclusion of an experiment an operator stopped
-OPERATOR_STOP = "stopped by an operator"
-#: what PostgreSQL keeps of a conclusion (the experiment's ``decision``)
-RECORDED = ("winner", "reason", "decided_at", "winner_arm", "n")
-
-
-def conclusion_of(
-    experiment_id: str,
-    definition: Definition,
-    winner: str | None,
-    reason: str,
-    decided_at: str,
-    n: Sequence[int],
-) -> dict[str, Any]:
-    """The conclusion of an experiment (announced on ``finops.experiments.v1`` as a
-    ``decision``): ``winner``, the name of the variant that won, or None for a stop."""
-    arm = next((v for v in definition.variants if v.name == winner), None)
-    return {
-        "experiment_id": experiment_id,
-        "name": definition.name,
-        "task_type": definition.task_type,
-        "status": "decided" if arm else "stopped",
-        "winner": arm.name if arm else None,
-        "reason": reason,
-        "decided_at": decided_at,
-        "winner_arm": (
-            {"model": arm.model, "provider": arm.provider, "config": arm.config} if arm else None
-        ),
-        "losers": [
-            {"name": v.name, "model": v.model, "provider": v.provider, "config": v.config}
-            for v in definition.variants
-            if arm is not None and v.name != arm.name
-        ],
-        "n": [int(x) for x in n],
-    }
-
-
-def recorded_decision(conclusion: dict[str, Any]) -> dict[str, Any]:
-    """What PostgreSQL keeps of a conclusion: enough to announce the same one again
-    (:func:`conclusion_from_record`)."""
-    return {k: conclusion[k] for k in RECORDED}
-
-
-def conclusion_from_record(
-    experiment_id: str,
-    definition: Definition,
-    recorded: dict[str, Any],
-    counted: Sequence[int] = (),
-) -> dict[str, Any]:
-    """The conclusion a recorded decision was made from (:func:`recorded_decision`), the
-    same again; ``counted``: its counts when the record has none (recorded by a version
-    that kept none).
-
-    Examples
-    --------
-    >>> from finops.experiments.domain.definition import build_definition
-    >>> d = build_definition(name="e", task_type="t", known_task_types={"t"}, variants=[
-    ...     {"name": "A", "model": "big", "provider": "p"},
-    ...     {"name": "B", "model": "small", "provider": "p"}])
-    >>> c = conclusion_of("x", d, "B", "B is cheaper", "2026-12-02T08:00:00+00:00", [9, 8])
-    >>> conclusion_from_record("x", d, recorded_decision(c)) == c
-    True
-    """
-    return conclusion_of(
-        experiment_id,
-        definition,
-        recorded.get("winner"),
-        str(recorded.get("reason", "")),
-        str(recorded.get("decided_at", "")),
-        recorded.get("n", counted),
-    )
 
 
 def experiment_results(
