@@ -117,6 +117,35 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         assert final["status"] == "running" and final["decision"] is None
 
 
+class DiesBeforeHoldingIt:
+    """``PostgresCheckpointStore.save``, patched: a checkpoint whose snapshots hold the
+    experiment ``experiment_id`` fails (no checkpoint holds it before the crash), and the store
+    that saves it concluded (a decision, or an operator's stop) dies there: it is in ``dead``,
+    and the stores of the intakes started after it save."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+        self.dead: list[PostgresCheckpointStore] = []
+        save = PostgresCheckpointStore.save
+
+        async def dies_before_holding_it(
+            store: PostgresCheckpointStore,
+            name: str,
+            checkpoint: Any,
+            snapshots: dict[str, Any] | None = None,
+            *,
+            position: int | None = None,
+        ) -> bool:
+            held = (snapshots or {}).get(self.experiment_id)
+            if held is not None and (not self.dead or any(store is d for d in self.dead)):
+                if held["conclusion"] is not None:
+                    self.dead.append(store)  # it concluded: it dies at this checkpoint
+                raise ConnectionResetError("no checkpoint holds the experiment before the crash")
+            return await save(store, name, checkpoint, snapshots, position=position)
+
+        monkeypatch.setattr(PostgresCheckpointStore, "save", dies_before_holding_it)
+
+
 async def test_a_decision_recorded_before_any_checkpoint_held_it_keeps_its_counts(
     lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,36 +155,17 @@ async def test_a_decision_recorded_before_any_checkpoint_held_it_keeps_its_count
     (some were sent twice before the decision), not zeros; no other decision is recorded or
     announced."""
     rng = random.Random(6)
-    dead: list[PostgresCheckpointStore] = []  # the store of the intake that died
-    save = PostgresCheckpointStore.save
-    eid = ""
-
-    async def dies_before_holding_it(
-        store: PostgresCheckpointStore,
-        name: str,
-        checkpoint: Any,
-        snapshots: dict[str, Any] | None = None,
-        *,
-        position: int | None = None,
-    ) -> bool:
-        held = (snapshots or {}).get(eid)
-        if held is not None and (not dead or any(store is d for d in dead)):
-            if held["conclusion"] is not None:
-                dead.append(store)  # it recorded the decision: it dies at this checkpoint
-            raise ConnectionResetError("no checkpoint holds the experiment before the crash")
-        return await save(store, name, checkpoint, snapshots, position=position)
-
     async with lab.service() as client:
         await lab.announce_task_type(client)
         eid = await lab.create_and_start(client, min_samples=50)
         first_intake = client.app.state.intake
-        monkeypatch.setattr(PostgresCheckpointStore, "save", dies_before_holding_it)
+        crash = DiesBeforeHoldingIt(monkeypatch, eid)
         calls = lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.007}, quality=EQUAL_QUALITY)
         await lab.publish(calls[:60] + calls[:60] + calls[60:])  # a retry of the first 60
         detail = await status_of(lab, client, eid, "decided")
         decision = detail["decision"]
         await wait_until(
-            lambda: dead and client.app.state.intake is not first_intake,
+            lambda: crash.dead and client.app.state.intake is not first_intake,
             60,
             "the intake to die at the checkpoint and be started again",
         )
@@ -196,30 +206,11 @@ async def test_an_operators_stop_no_checkpoint_held_keeps_its_counts_after_a_cra
     the experiment before it): the intake started again replays its calls and shows the counts
     the analysis had when it saw the stop, not zeros."""
     rng = random.Random(7)
-    dead: list[PostgresCheckpointStore] = []
-    save = PostgresCheckpointStore.save
-    eid = ""
-
-    async def dies_before_holding_it(
-        store: PostgresCheckpointStore,
-        name: str,
-        checkpoint: Any,
-        snapshots: dict[str, Any] | None = None,
-        *,
-        position: int | None = None,
-    ) -> bool:
-        held = (snapshots or {}).get(eid)
-        if held is not None and (not dead or any(store is d for d in dead)):
-            if held["conclusion"] is not None:
-                dead.append(store)  # it saw the stop: it dies at this checkpoint
-            raise ConnectionResetError("no checkpoint holds the experiment before the crash")
-        return await save(store, name, checkpoint, snapshots, position=position)
-
     async with lab.service() as client:
         await lab.announce_task_type(client)
         # equal variants and a high min_samples: only the operator ends it
         eid = await lab.create_and_start(client, min_samples=100_000)
-        monkeypatch.setattr(PostgresCheckpointStore, "save", dies_before_holding_it)
+        crash = DiesBeforeHoldingIt(monkeypatch, eid)
         await lab.publish(
             lab.calls(eid, 300, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY)
         )
@@ -228,7 +219,7 @@ async def test_an_operators_stop_no_checkpoint_held_keeps_its_counts_after_a_cra
         assert stopped.status_code == 200, stopped.text
         first_intake = client.app.state.intake
         await wait_until(
-            lambda: dead and client.app.state.intake is not first_intake,
+            lambda: crash.dead and client.app.state.intake is not first_intake,
             60,
             "the intake to die at the checkpoint that holds the stop and be started again",
         )
