@@ -37,15 +37,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Unpack
+from urllib.parse import quote
 
 import httpx
 
 from finops.client._answers import LOCAL_URLS
-from finops.client._experiments import assignment
 from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
-from finops.client._optimizer import recommendation
 from finops.client._queue import EventQueue, Overflow
+from finops.client._service_get import ServiceAt, get_json
 from finops.client._tokens import Tokens
 from finops.client.errors import (
     BufferFull,
@@ -356,8 +356,9 @@ class AsyncFinOpsClient:
         if seed is not None:
             params["seed"] = seed
         params.update({_feature_parameter(k): float(v) for k, v in (features or {}).items()})
-        return await recommendation(
-            self._http, self._tokens, self.optimizer_url, params, self.max_backoff_s
+        optimizer = ServiceAt("the optimizer", "optimizer", self.optimizer_url, "optimizer_url")
+        return await get_json(
+            self._http, self._tokens, optimizer, "/api/recommendations", params, self.max_backoff_s
         )
 
     async def assign(self, experiment_id: str, unit: str) -> dict[str, Any]:
@@ -370,8 +371,13 @@ class AsyncFinOpsClient:
         times, then :class:`PlatformUnavailable`; a refusal (409 ``experiment_not_running``)
         raises :class:`RequestRefused` at once.
         """
-        return await assignment(
-            self._http, self._tokens, self.experiments_url, experiment_id, unit, self.max_backoff_s
+        experiments = ServiceAt(
+            "the experiments service", "experiments", self.experiments_url, "experiments_url"
+        )
+        # one path segment whatever the id holds: "x?unit=y" or "../x" cannot reach another route
+        path = f"/api/experiments/{quote(experiment_id, safe='')}/assignment"
+        return await get_json(
+            self._http, self._tokens, experiments, path, {"unit": unit}, self.max_backoff_s
         )
 
     @property

@@ -1,7 +1,10 @@
-"""Asking the optimizer for a recommendation: a few retries, then a clear error."""
+"""Asking a platform service a question (a recommendation, an experiment's variant): a few
+retries of transient faults, then a clear error naming the service and the client option
+that points at it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,14 +27,27 @@ from finops.client.errors import PlatformUnavailable, RequestRefused
 ATTEMPTS = 5
 
 
-async def recommendation(
+@dataclass(frozen=True)
+class ServiceAt:
+    """A service the SDK asks, as its errors name it."""
+
+    title: str  # in sentences: "the optimizer"
+    kind: str  # the service's name in an answer from the wrong one: "optimizer"
+    url: str  # its base URL
+    option: str  # the client's option that holds ``url``
+
+
+async def get_json(
     http: httpx.AsyncClient,
     tokens: Tokens,
-    optimizer_url: str,
+    service: ServiceAt,
+    path: str,
     params: dict[str, Any],
     max_backoff_s: float,
 ) -> dict[str, Any]:
-    """``GET /api/recommendations``; transient faults retried ``ATTEMPTS`` times in all."""
+    """``GET`` ``path`` (percent-encoded by the caller) of ``service``: its JSON answer;
+    transient faults retried :data:`ATTEMPTS` times in all, then
+    :class:`PlatformUnavailable`; a refusal raises :class:`RequestRefused` at once."""
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(Transient),
         wait=RetryAfterOrJitter(max_backoff_s),
@@ -41,20 +57,19 @@ async def recommendation(
     try:
         async for attempt in retrying:
             with attempt:
-                return await _ask(http, tokens, optimizer_url, params)
+                return await _ask(http, tokens, service, f"{service.url}{path}", params)
     except Transient as exc:
         raise PlatformUnavailable(
-            f"no answer from the optimizer at {optimizer_url} after {ATTEMPTS} attempts "
-            f"({exc.reason}); is it running, and is optimizer_url right?"
+            f"no answer from {service.title} at {service.url} after {ATTEMPTS} attempts "
+            f"({exc.reason}); is it running, and is {service.option} right?"
         ) from exc
     raise AssertionError("unreachable")
 
 
 async def _ask(
-    http: httpx.AsyncClient, tokens: Tokens, optimizer_url: str, params: dict[str, Any]
+    http: httpx.AsyncClient, tokens: Tokens, service: ServiceAt, url: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     token = await tokens.bearer()
-    url = f"{optimizer_url}/api/recommendations"
     try:
         resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
     except httpx.TransportError as exc:
@@ -65,11 +80,11 @@ async def _ask(
     if resp.status_code in RETRYABLE_STATUS:
         raise Transient(f"HTTP {resp.status_code}", retry_after(resp))
     if resp.status_code == 401:
-        tokens.refused("the optimizer", optimizer_url, resp)
+        tokens.refused(service.title, service.url, resp)
     if points_elsewhere(resp):
-        raise wrong_place("optimizer", url, resp)
+        raise wrong_place(service.kind, url, resp)
     raise RequestRefused(
-        f"the optimizer at {optimizer_url}: {describe(resp)}",
+        f"{service.title} at {service.url}: {describe(resp)}",
         status=resp.status_code,
         code=error_of(resp)[0],
         url=url,
