@@ -125,3 +125,20 @@ def test_a_stated_wait_is_taken_as_at_most_a_day() -> None:
     huge = ProviderError(status=429, headers={"retry-after": "99999999999999999999"})
     assert stated_wait_ms(huge) == 86_400_000
     assert stated_wait_ms(ProviderError(status=429, headers={"retry-after": "30"})) == 30_000
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # each is finite as written and infinite once in milliseconds: a 500 at the advice,
+        # and the event dead-lettered by the breakers' and the stats' intakes
+        ProviderError(status=429, headers={"retry-after": "1e308"}),
+        ProviderError(status=429, headers={"retry-after-ms": "1e308", "retry-after": "5"}),
+        ProviderError(status=429, headers={"x-ratelimit-reset-tokens": "9" * 400 + "s"}),
+        ProviderError(status=429, message="Please try again in " + "9" * 400 + "s."),
+        ProviderError(status=429, message="Please wait " + "9" * 400 + " minutes."),
+        ProviderError(status=429, message="Retry after " + "9" * 400 + " hours"),
+    ],
+)
+def test_a_stated_wait_too_large_for_a_number_is_a_day(error: ProviderError) -> None:
+    assert stated_wait_ms(error) == 86_400_000

@@ -192,9 +192,13 @@ def stated_wait_ms(error: ProviderError, now: datetime | None = None) -> int | N
     --------
     >>> stated_wait_ms(ProviderError(status=429, headers={"retry-after": "99999999999"}))
     86400000
+    >>> stated_wait_ms(ProviderError(status=429, headers={"retry-after": "1e308"}))
+    86400000
     """
     waits = header_waits_ms(error.headers, now)
     waits += message_waits_ms(error.message)
     if error.retry_after_ms is not None:
         waits.append(error.retry_after_ms)
-    return min(math.ceil(max(waits)), MAX_STATED_WAIT_MS) if waits else None
+    # Capped before rounding: a stated number may overflow to infinity once in ms
+    # ("retry-after: 1e308", or a 400-digit "try again in …s"), which no int holds.
+    return math.ceil(min(max(waits), MAX_STATED_WAIT_MS)) if waits else None
