@@ -45,6 +45,20 @@ def test_a_cheaper_variant_is_concluded_once_and_later_events_are_not_counted() 
     assert sum(int(s.n) for s in analysis.variant_stats("x") or []) == i
 
 
+def test_calls_after_an_operators_stop_are_dropped_as_concluded() -> None:
+    # docs/metrics.md: a stale assignment's calls after …/stop are experiment_concluded, not
+    # unknown_or_not_running_experiment (the docs said the latter), whatever their variant
+    rng = random.Random(4)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    analysis.observe(event(1, "A", 0.01, rng), 1)
+    analysis.halt("x", analysis_module.OPERATOR_STOP, 2)
+    analysis.observe(event(2, "B", 0.01, rng), 3)
+    analysis.observe(event(3, "C", 0.01, rng), 3)
+    assert analysis.ignored == {"experiment_concluded": 2}
+    assert [int(s.n) for s in analysis.variant_stats("x") or []] == [1, 0]
+
+
 def test_duplicates_unknown_variants_and_unknown_experiments_are_counted_as_ignored() -> None:
     rng = random.Random(1)
     analysis = ExperimentAnalysis()
