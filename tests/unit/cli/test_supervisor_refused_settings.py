@@ -96,3 +96,33 @@ def test_up_and_demo_refuse_a_bad_common_setting_before_starting_anything(tmp_pa
         result = CliRunner().invoke(app, args, env=env, prog_name="finops")
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n"), args
         assert list(tmp_path.iterdir()) == [], args  # no state, no logs: nothing started
+
+
+def test_status_counts_every_restart_not_only_those_in_a_row(tmp_path: Path) -> None:
+    # an operator killed a service twice, each time after it had run for over a minute:
+    # `finops status` said "1" after the second restart (the backoff's count, reset by a
+    # minute's run, was the column); the backoff still starts over, the count does not
+    lines: list[str] = []
+    stack = Stack(StackSettings(data_dir=tmp_path), infra_only=True, echo=lines.append)
+    killed = _service(tmp_path, "experiments", 1, "killed")
+    stack.components = {"experiments": killed}
+    killed.start()
+    for restart in (1, 2):
+        assert killed.process is not None
+        killed.process.wait(10)
+        killed.started_at -= 61  # it had run for over a minute
+        _supervise_until(
+            stack, lambda n=restart: sum("restarted (restart #" in line for line in lines) >= n
+        )
+    assert killed.process is not None
+    killed.process.wait(10)
+    assert [line for line in lines if "restarting in" in line] == [
+        "experiments exited with code 1; restarting in 0.5s",
+        "experiments exited with code 1; restarting in 0.5s",
+    ]
+    assert [line.split("(")[1].split(",")[0] for line in lines if "restarted" in line] == [
+        "restart #1",
+        "restart #2",
+    ]
+    state = json.loads((tmp_path / "stack.json").read_text())
+    assert state["components"]["experiments"]["restarts"] == 2

@@ -232,7 +232,10 @@ class Component:
     host: str = "127.0.0.1"
     external: str | None = None  # the URL used instead of starting it
     process: subprocess.Popen[bytes] | None = None
+    #: restarts since the stack started (``finops status`` shows them)
     restarts: int = 0
+    #: crashes since it last ran a minute: the restart backoff's exponent
+    crashes_in_a_row: int = 0
     started_at: float = 0.0
     next_restart_at: float = 0.0
     #: why the supervisor no longer starts it (a service that refused its settings)

@@ -263,13 +263,14 @@ class Stack:
                 if comp.next_restart_at == 0.0:
                     uptime = now - comp.started_at
                     if uptime > 60:
-                        comp.restarts = 0
-                    delay = min(self.settings.restart_backoff_max_s, 0.5 * 2**comp.restarts)
+                        comp.crashes_in_a_row = 0
+                    delay = min(self.settings.restart_backoff_max_s, 0.5 * 2**comp.crashes_in_a_row)
                     comp.next_restart_at = now + delay
                     code = comp.process.returncode if comp.process else None
                     self.echo(f"{comp.name} exited with code {code}; restarting in {delay:.1f}s")
                 elif now >= comp.next_restart_at:
                     comp.restarts += 1
+                    comp.crashes_in_a_row += 1
                     comp.next_restart_at = 0.0
                     comp.start()
                     self.echo(f"{comp.name} restarted (restart #{comp.restarts}, pid {comp.pid})")
