@@ -145,3 +145,31 @@ async def test_assign_sends_the_experiment_id_as_one_path_segment(experiment_id:
     assert len(segments) == 5 and segments[4] == "assignment"
     assert unquote(segments[3]) == experiment_id
     assert request.url.params.multi_items() == [("unit", "user-42")]
+
+
+async def test_a_refused_assignment_says_which_field_was_wrong() -> None:
+    # assign(x, unit="") raised "422 validation_error: request is invalid" and nothing more
+    def experiments(request: httpx.Request) -> httpx.Response:
+        detail = {
+            "field": "query.unit",
+            "message": "String should have at least 1 character",
+            "type": "string_too_short",
+        }
+        body = {
+            "error": {
+                "code": "validation_error",
+                "message": "request is invalid",
+                "details": [detail],
+            }
+        }
+        return httpx.Response(422, json=body)
+
+    c = experiments_client(experiments)
+    with pytest.raises(RequestRefused) as refused:
+        await c.assign("e1", "")
+    await c.close()
+    assert refused.value.code == "validation_error"
+    assert str(refused.value).endswith(
+        ": 422 validation_error: request is invalid"
+        " (query.unit: String should have at least 1 character)"
+    )

@@ -76,11 +76,19 @@ def error_of(resp: httpx.Response) -> tuple[str | None, str, Any]:
 
 
 def describe(resp: httpx.Response) -> str:
-    """``"401 invalid_client: unknown API key"``, or the status alone for a foreign answer."""
-    code, message, _ = error_of(resp)
+    """``"401 invalid_client: unknown API key"``, or the status alone for a foreign answer;
+    the fields a 422 names follow: ``"422 validation_error: request is invalid
+    (query.unit: String should have at least 1 character)"`` (the message alone says nothing
+    of what to change)."""
+    code, message, details = error_of(resp)
     if code is None:
         return f"{resp.status_code} (not a FinOps error answer)"
-    return f"{resp.status_code} {code}: {message}" if message else f"{resp.status_code} {code}"
+    text = f"{resp.status_code} {code}: {message}" if message else f"{resp.status_code} {code}"
+    named = [problem for problem in problems(details, "") if problem not in message]
+    if named:
+        more = f"; and {len(named) - 5} more" if len(named) > 5 else ""
+        text += f" ({'; '.join(named[:5])}{more})"
+    return text
 
 
 def status_and_code(resp: httpx.Response) -> str:
