@@ -59,6 +59,19 @@ def test_calls_after_an_operators_stop_are_dropped_as_concluded() -> None:
     assert [int(s.n) for s in analysis.variant_stats("x") or []] == [1, 0]
 
 
+def test_a_variant_that_costs_nothing_is_never_compared_on_cost() -> None:
+    # docs/experiments.md, Limits: a free control (cost_usd 0) against a paid variant has no
+    # log metric to compare; seen on a stack, 80 calls past min_samples and still running
+    rng = random.Random(5)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    calls = [event(i, "AB"[i % 2], 0.0 if i % 2 == 0 else 0.01, rng) for i in range(2000)]
+    assert analysis.observe_many(calls, now=1) == []
+    assert [int(s.n) for s in analysis.variant_stats("x") or []] == [1000, 1000]
+    (conclusion,) = analysis.expire_all(now=1000)
+    assert conclusion["winner"] is None and conclusion["status"] == "stopped"
+
+
 def test_duplicates_unknown_variants_and_unknown_experiments_are_counted_as_ignored() -> None:
     rng = random.Random(1)
     analysis = ExperimentAnalysis()
