@@ -151,6 +151,25 @@ def test_a_trim_without_max_tokens_keeps_room_for_the_answer() -> None:
 def test_context_overflow_with_nothing_known_aborts() -> None:
     found = candidate_remedies(K.CONTEXT_LENGTH_EXCEEDED, context(FailedCall("acme", "x")))
     assert [r.action for r in found] == [Action.ABORT]
+    assert found[0].reason == (
+        "the request does not fit the model's context window: no known model's window holds"
+        " the request and its answer, and x's window is unknown, so the input cannot be"
+        " trimmed to it: shorten the input or lower max_tokens"
+    )
+
+
+def test_context_overflow_beyond_every_window_aborts_naming_the_known_window() -> None:
+    # the abort said "the window is unknown" for gpt-4o, whose window the catalog holds
+    call = FailedCall("openai", "gpt-4o", input_tokens=5_000_000, max_tokens=10_000_000)
+    found = candidate_remedies(K.CONTEXT_LENGTH_EXCEEDED, context(call))
+    assert [(r.action, r.reason) for r in found] == [
+        (
+            Action.ABORT,
+            "the request does not fit the model's context window: no known model's window"
+            " holds the request and its answer, and trimming the input cannot make room in"
+            " gpt-4o's 128000 tokens with the answer's: shorten the input or lower max_tokens",
+        )
+    ]
 
 
 def test_invalid_output_is_repaired_with_json_mode_and_a_cold_temperature() -> None:

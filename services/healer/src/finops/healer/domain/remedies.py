@@ -250,6 +250,23 @@ def _context_length(ctx: RemedyContext) -> list[Remedy | None]:
                 reason=f"{why}: {larger.model} has a window of {larger.context_window} tokens",
             )
         )
+    if not remedies:
+        # say which of the two it is: "the window is unknown" read wrong for gpt-4o asked for
+        # more tokens than any model holds
+        if window is None:
+            cannot = f"{call.model}'s window is unknown, so the input cannot be trimmed to it"
+        else:
+            cannot = (
+                f"trimming the input cannot make room in {call.model}'s {window} tokens"
+                " with the answer's"
+            )
+        remedies.append(
+            Remedy(
+                Action.ABORT,
+                reason=f"{why}: no known model's window holds the request and its answer, and"
+                f" {cannot}: shorten the input or lower max_tokens",
+            )
+        )
     return remedies
 
 
@@ -286,7 +303,7 @@ _ABORT_REASONS = {
     K.CONTENT_POLICY: "a safety filter refused the request: change the prompt",
     K.BAD_REQUEST: "the request itself is invalid: fix it",
     K.MODEL_NOT_FOUND: "the model does not exist for this caller and has no equivalent",
-    K.CONTEXT_LENGTH_EXCEEDED: "the request fits no known model and the window is unknown",
+    K.CONTEXT_LENGTH_EXCEEDED: "the request fits no known model's context window: shorten it",
     K.INVALID_OUTPUT: "the output stayed malformed",
     K.UNKNOWN: "nothing is known about this error and a retry did not help",
 }
