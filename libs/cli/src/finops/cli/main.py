@@ -344,7 +344,8 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """One line per component: up/down, pid, port, readiness. Exit 1 unless all are ready.
+    """One line per component: up/down, pid, port, readiness, restarts since `finops up`.
+    Exit 1 unless all are ready.
 
     A stack that was stopped (`finops down`) is one line, as `finops down` says it: no stack
     is running.
