@@ -79,6 +79,18 @@ async def test_a_rate_limit_waits_at_least_the_stated_wait_and_is_published(
     )
 
 
+async def test_a_stated_wait_too_large_for_a_float_is_advised_as_a_day(
+    client: httpx.AsyncClient, settings: HealerSettings
+) -> None:
+    # "retry-after: 1e308" is 1e311 ms, infinite as a float: the answer was a 500
+    body = error_data(status_code=429, headers={"retry-after": "1e308"}, message="Slow down")
+    answer = await advise(client, body)
+    assert (answer["kind"], answer["remedy"]["action"]) == ("rate_limit", "wait")
+    assert answer["remedy"]["delay_ms"] >= 86_400_000
+    record = await on_topic(settings, HEALING.name, "advice_id", answer["advice_id"])
+    assert record["stated_wait_ms"] == 86_400_000
+
+
 @pytest.mark.parametrize(
     ("error", "request_", "action", "checks"),
     [
