@@ -94,7 +94,10 @@ async def test_an_upgraded_partition_checkpoints_and_probes_an_open_breaker_with
         return state if state is not None and state.state is CircuitStatus.HALF_OPEN else None
 
     try:
-        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as owners:
+        async with breaker_pipeline(
+            settings, lambda: classifier, view, lab.store
+        ) as owners_running:
+            owners = owners_running.owners
             await wait_until(lambda: len(owners.shards) == 3, 60, "the owner to own all")
             # without eager adoption the first checkpoint is written for the sibling alone
             await lab.succeed("openai", upgrade.sibling, 1)
@@ -130,7 +133,10 @@ async def test_an_upgraded_partition_not_adopted_in_time_is_adopted_before_its_c
     reading: asyncio.Task[None] | None = None
     try:
         with caplog.at_level("WARNING", logger="finops.healer.adapters.breaker_shards"):
-            async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as owners:
+            async with breaker_pipeline(
+                settings, lambda: classifier, view, lab.store
+            ) as owners_running:
+                owners = owners_running.owners
                 await wait_until(lambda: len(owners.shards) == 3, 60, "the owner to own all")
                 assert [shard.board.breakers for shard in owners.shards.values()] == [{}, {}, {}]
                 assert owners.dirty == set()

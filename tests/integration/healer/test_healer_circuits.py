@@ -198,9 +198,11 @@ async def test_two_instances_split_the_breakers_and_both_serve_every_one(lab: Ci
     models = [f"model-{i}" for i in range(12)]
     try:
         async with (
-            breaker_pipeline(settings, lambda: classifier, views[0], lab.store) as one,
-            breaker_pipeline(settings, lambda: classifier, views[1], lab.store) as other,
+            breaker_pipeline(settings, lambda: classifier, views[0], lab.store) as one_running,
+            breaker_pipeline(settings, lambda: classifier, views[1], lab.store) as other_running,
         ):
+            one = one_running.owners
+            other = other_running.owners
             # Split, not shared: each partition has one owner. The local broker (tansu) may,
             # when two members join at once, elect a leader in each of two generations for a
             # moment (both own a partition until the stale one's heartbeat is refused and it
@@ -314,7 +316,8 @@ async def test_a_state_a_deposed_owner_published_late_is_overwritten(lab: Circui
     view = lab.reader()
     await view.start()
     try:
-        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as owner:
+        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as owner_running:
+            owner = owner_running.owners
             await wait_until(lambda: len(owner.shards) == 3, 60, "the owner to own all")
             await lab.fail("openai", "gpt-x", 20, 500, "The server had an error")
 
@@ -400,12 +403,16 @@ async def test_breakers_count_each_outcome_once_while_their_partitions_change_ha
             raise AssertionError(f"{stuck}\n{found}") from None
 
     try:
-        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as one:
+        async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as one_running:
+            one = one_running.owners
             owners.append(one)
             await wait_until(lambda: len(one.shards) == 3, 60, "the first owner to own all")
             await send_round(7)
             await counted_as_sent("the first round counted")
-            async with breaker_pipeline(settings, lambda: classifier, view, lab.store) as other:
+            async with breaker_pipeline(
+                settings, lambda: classifier, view, lab.store
+            ) as other_running:
+                other = other_running.owners
                 owners.append(other)
                 await wait_until(
                     lambda: (

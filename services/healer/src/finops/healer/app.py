@@ -19,7 +19,7 @@ from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.healer.adapters.catalog import catalog_from_prices
 from finops.healer.adapters.circuits import CircuitsView
-from finops.healer.adapters.circuits_stream import breaker_pipeline
+from finops.healer.adapters.circuits_stream import BreakerPipeline, breaker_pipeline
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
@@ -55,9 +55,10 @@ def create_app(
                 lambda: app.state.classifier,
                 app.state.circuits,
                 PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
-            ),
+            ) as breakers,
             _advice(app, settings),
         ):
+            app.state.breakers = breakers
             # What start-up allocated (the taught classifier, the restored ledger, the clients)
             # is frozen out of the collector's full scans, which stalled requests.
             with gc_pauses_watched("healer", freeze=settings.freeze_startup_heap):
@@ -125,8 +126,8 @@ async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterato
 async def _circuits_check(app: FastAPI) -> None:
     if not app.state.circuits.running:
         raise RuntimeError("the circuit-breaker reader is not running")
-    loops = [t for t in asyncio.all_tasks() if t.get_name() == "healer-breakers"]
-    if not loops or loops[0].done():
+    breakers: BreakerPipeline = app.state.breakers
+    if breakers.loops.done():
         raise RuntimeError("the circuit breakers' stream loops are not running")
 
 

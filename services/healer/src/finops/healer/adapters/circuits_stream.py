@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -188,15 +189,23 @@ def forwarding_loop(
     )
 
 
+@dataclass(frozen=True)
+class BreakerPipeline:
+    """A running :func:`breaker_pipeline`: the breakers this instance owns, and the task that
+    runs both stages' loops (the healer's readiness checks this one, not any other's)."""
+
+    owners: BreakerShards
+    loops: asyncio.Task[None]
+
+
 @asynccontextmanager
 async def breaker_pipeline(
     settings: HealerSettings,
     classifier: Callable[[], ErrorClassifier],
     published: PublishedCircuits,
     store: PostgresCheckpointStore,
-) -> AsyncIterator[BreakerShards]:
-    """The breakers' consumers, producer and loops, running for the ``with`` block; yields
-    the breakers this instance owns."""
+) -> AsyncIterator[BreakerPipeline]:
+    """The breakers' consumers, producer and loops, running for the ``with`` block."""
     forwarder = OutcomeForwarder(settings, classifier)
     producer = make_producer(settings)
 
@@ -240,7 +249,7 @@ async def breaker_pipeline(
         runner, "the circuit breakers' stream loops", stop, enabled=settings.exit_on_loop_failure
     )
     try:
-        yield owners
+        yield BreakerPipeline(owners, runner)
     finally:
         stop.set()
         await finish(runner, timeout=30)
