@@ -50,7 +50,6 @@ class KafkaPublisher:
         self.reconnect_interval_s = reconnect_interval_s
         self.producer: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()
-        self._partition_cache: dict[str, list[int]] = {}
         self._connector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -107,12 +106,20 @@ class KafkaPublisher:
         """Group records into one batch per partition (about twice as fast as send() each).
 
         Partitions are chosen by the client's default partitioner (murmur2 of the key), so
-        an agent's events land where any other Kafka producer would put them.
+        an agent's events land where any other Kafka producer would put them. A topic's
+        partitions are read from the producer's metadata once per call, as ``send()`` reads
+        them: kept for the process's life, a topic given more partitions would have its
+        agents' events split between two partitions by batch size, out of order.
         """
         futures: list[asyncio.Future[Any]] = []
         open_batches: dict[tuple[str, int], Any] = {}
+        partitions_of: dict[str, list[int]] = {}
         for record in records:
-            partitions = await self._partitions(producer, record.topic)
+            partitions = partitions_of.get(record.topic)
+            if partitions is None:
+                partitions = partitions_of[record.topic] = sorted(
+                    await producer.partitions_for(record.topic)
+                )
             partition = self._partitioner(record.key, partitions, partitions)
             slot = (record.topic, partition)
             batch = open_batches.get(slot)
@@ -125,12 +132,6 @@ class KafkaPublisher:
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
-
-    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> list[int]:
-        known = self._partition_cache.get(topic)
-        if known is None:
-            known = self._partition_cache[topic] = sorted(await producer.partitions_for(topic))
-        return known
 
     async def check(self) -> None:
         if self.producer is None:
