@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -140,36 +140,42 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
     picks a (provider, model) whose breaker is open.
     """
     producer = make_producer(settings)
-    await producer.start()
     consumer = make_consumer(settings, group_id=None, max_poll_records=2000)
-    outcomes = OutcomeIntake(
-        HealingLedger(),
-        consumer,
-        PostgresLedgerStore(app.state.db),
-        app.state.classifier,
-        name=settings.effectiveness_checkpoint_name,
-        checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,
-        producer=producer,
-    )
-    await outcomes.restore()
-    outcomes.resume_from(
-        await plan_resume(settings, outcomes.offsets, outcomes.cluster_id, what="healer outcomes")
-    )
-    await outcomes.start()
-    app.state.outcomes = outcomes
-    app.state.healing_log = HealingLog(producer)
-    app.state.advisor = Advisor(
-        catalog_from_prices(settings.fallback_models),
-        app.state.circuits,
-        outcomes.ledger.learner,
-    )
-    stop = asyncio.Event()
-    runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
-    end_process_if_failed(runner, "the outcome intake", stop, enabled=settings.exit_on_loop_failure)
-    try:
-        yield
-    finally:
-        stop.set()
-        await finish(runner, timeout=30)
-        await consumer.stop()
-        await producer.stop()
+    async with AsyncExitStack() as clients:
+        # stopped last to first, also when the start fails (PostgreSQL down for the restore)
+        clients.push_async_callback(producer.stop)
+        clients.push_async_callback(consumer.stop)
+        await producer.start()
+        outcomes = OutcomeIntake(
+            HealingLedger(),
+            consumer,
+            PostgresLedgerStore(app.state.db),
+            app.state.classifier,
+            name=settings.effectiveness_checkpoint_name,
+            checkpoint_interval_s=settings.effectiveness_checkpoint_interval_s,
+            producer=producer,
+        )
+        await outcomes.restore()
+        outcomes.resume_from(
+            await plan_resume(
+                settings, outcomes.offsets, outcomes.cluster_id, what="healer outcomes"
+            )
+        )
+        await outcomes.start()
+        app.state.outcomes = outcomes
+        app.state.healing_log = HealingLog(producer)
+        app.state.advisor = Advisor(
+            catalog_from_prices(settings.fallback_models),
+            app.state.circuits,
+            outcomes.ledger.learner,
+        )
+        stop = asyncio.Event()
+        runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
+        end_process_if_failed(
+            runner, "the outcome intake", stop, enabled=settings.exit_on_loop_failure
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await finish(runner, timeout=30)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,21 +238,26 @@ async def breaker_pipeline(
         tick_interval_s=settings.breaker_publish_interval_s,
         republish_interval_s=settings.breaker_republish_interval_s,
     )
-    await producer.start()
-    await calls.start_subscribed([settings.error_topic, settings.cost_topic])
-    await owners.start()
-    stop = asyncio.Event()
-    runner = asyncio.create_task(
-        run_together(calls.run(stop), owners.run(stop)), name="healer-breakers"
-    )
-    end_process_if_failed(
-        runner, "the circuit breakers' stream loops", stop, enabled=settings.exit_on_loop_failure
-    )
-    try:
-        yield BreakerPipeline(owners, runner)
-    finally:
-        stop.set()
-        await finish(runner, timeout=30)
-        await calls.consumer.stop()
-        await owners.consumer.stop()
-        await producer.stop()
+    async with AsyncExitStack() as clients:
+        # stopped last to first, also when a start fails (stopping one not started is safe)
+        clients.push_async_callback(producer.stop)
+        clients.push_async_callback(owners.consumer.stop)
+        clients.push_async_callback(calls.consumer.stop)
+        await producer.start()
+        await calls.start_subscribed([settings.error_topic, settings.cost_topic])
+        await owners.start()
+        stop = asyncio.Event()
+        runner = asyncio.create_task(
+            run_together(calls.run(stop), owners.run(stop)), name="healer-breakers"
+        )
+        end_process_if_failed(
+            runner,
+            "the circuit breakers' stream loops",
+            stop,
+            enabled=settings.exit_on_loop_failure,
+        )
+        try:
+            yield BreakerPipeline(owners, runner)
+        finally:
+            stop.set()
+            await finish(runner, timeout=30)
