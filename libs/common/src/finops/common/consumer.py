@@ -409,9 +409,13 @@ async def faust_handle(
     service: str,
     max_attempts: int = 3,
 ) -> bool:
-    """The same policy inside a Faust agent: retry, then DLQ; returns False if dead-lettered.
+    """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered.
 
-    Use with ``async for event in stream.events()`` so the message's origin is known.
+    Use with ``async for event in stream.events()`` so the message's origin is known. Not
+    :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
+    no backoff, and any error is parked, a dependency failure included (that consumer raises
+    one instead). So it suits handlers that do no I/O, such as decoding a record: its callers
+    pass ``max_attempts=1``.
     """
     message = event.message
     error: BaseException | None = None

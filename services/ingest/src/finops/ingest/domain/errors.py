@@ -18,7 +18,8 @@ class InvalidBatch(ValidationFailed):
 
 
 class MalformedBody(InvalidJson):
-    """The body is not JSON, or not a batch at all (400 ``invalid_json``)."""
+    """The body is not JSON, or not UTF-8 text (400 ``invalid_json``); JSON that is not a
+    batch is :class:`InvalidBatch`."""
 
 
 class BatchTooLarge(PayloadTooLarge):
