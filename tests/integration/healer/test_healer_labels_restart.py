@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -74,3 +76,88 @@ async def test_the_healer_migrations_upgrade_and_downgrade(infra: Any) -> None:
             assert await conn.fetchval(query) == 0
         finally:
             await conn.close()
+
+
+class CommitsWhenTold:
+    """A pool whose transactions stop just before they commit until ``go`` is set (another
+    healer instance's add, slow to commit); ``waiting`` is set once one stops there."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        async with self.pool.acquire() as conn:
+            yield _CommitsWhenTold(conn, self)
+
+
+class _CommitsWhenTold:
+    def __init__(self, conn: Any, pool: CommitsWhenTold) -> None:
+        self._conn, self._pool = conn, pool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._conn.transaction():
+            yield
+            self._pool.waiting.set()
+            await self._pool.go.wait()
+
+
+class Taught:
+    """A classifier that only notes the messages it is taught."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def teach(self, message: str, kind: ErrorKind) -> None:
+        self.messages.append(message)
+
+
+async def test_a_label_that_commits_after_a_later_one_is_still_learned(infra_env: Any) -> None:
+    """Two instances add labels at once; the one that took the lower id commits last. Another
+    instance that polled between the two commits still learns both."""
+    pool = await asyncpg.create_pool(infra_env.database_url, min_size=1, max_size=4)
+    slow_pool = CommitsWhenTold(pool)
+    tag = uuid.uuid4().hex[:8]
+    slow_label, fast_label = f"slow {tag} label", f"fast {tag} label"
+    taught = Taught()
+    reader = LabelSync(PostgresLabelStore(pool), taught)  # type: ignore[arg-type]
+    slow = fast = None
+    try:
+        await reader.catch_up()
+        slow = asyncio.create_task(
+            PostgresLabelStore(slow_pool).add([NewLabel(slow_label, ErrorKind.TIMEOUT)], "a")
+        )
+        await slow_pool.waiting.wait()  # its id taken, not committed
+        fast = asyncio.create_task(
+            PostgresLabelStore(pool).add([NewLabel(fast_label, ErrorKind.TIMEOUT)], "b")
+        )
+
+        async def fast_done_or_waiting() -> bool:
+            if fast.done():
+                return True
+            waiting = await pool.fetchval(
+                "SELECT count(*) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND classid = 7401 AND NOT granted"
+            )
+            return bool(waiting)
+
+        await wait_until(fast_done_or_waiting, 10, "the second add to commit or wait its turn")
+        await reader.catch_up()  # between the two commits
+        slow_pool.go.set()
+        await slow
+        await fast
+        await reader.catch_up()
+        assert [m for m in taught.messages if tag in m] == [slow_label, fast_label]
+    finally:
+        slow_pool.go.set()
+        for task in (slow, fast):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
+        await pool.close()

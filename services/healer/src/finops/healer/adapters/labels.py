@@ -3,8 +3,10 @@
 The labels table is the classifier's state: at start-up an instance replays every label in
 order (``id``), then keeps polling for rows it has not learned yet, so a label posted to one
 healer instance reaches the others within ``label_refresh_interval_s`` and survives any
-restart. Learning goes through one path (:meth:`LabelSync.catch_up`, under a lock), so a label
-is never learned twice by the same instance.
+restart. Labels are added one transaction at a time, so ids commit in order and polling
+past the highest id read skips none. Learning goes through one path
+(:meth:`LabelSync.catch_up`, under a lock), so a label is never learned twice by the same
+instance.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from finops.healer.domain.taxonomy import ErrorKind
 log = logging.getLogger(__name__)
 
 PAGE = 5_000
+#: Adds take this transaction-scoped advisory lock in turn (class 7401 = "healer labels"), so
+#: their ids become visible in order: an instance reads new labels by id, and one committed
+#: after a higher id was read would never be learned by it.
+_ADD_IN_TURN = "SELECT pg_advisory_xact_lock(7401, 0)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class PostgresLabelStore:
 
     async def add(self, labels: Sequence[NewLabel], created_by: str) -> list[int]:
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ADD_IN_TURN)
             return [
                 await conn.fetchval(
                     "INSERT INTO healer_error_labels (message, kind, provider, status, created_by)"
