@@ -92,3 +92,23 @@ async def test_a_breaker_consumer_that_cannot_start_stops_the_pipelines_other_cl
     assert len(clients) == 3
     assert [c.started for c in clients] == [True, True, False]
     assert started_left_open(clients) == []
+
+
+class GoneAfterStart(Client):
+    """Starts, then the broker is gone before the topic's partitions are known."""
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        raise KafkaConnectionError("the broker went away")
+
+
+async def test_a_circuits_reader_that_fails_after_starting_stops_its_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = GoneAfterStart()
+    monkeypatch.setattr(healer_app, "make_consumer", lambda *args, **kwargs: consumer)
+    app: Any = SimpleNamespace(state=SimpleNamespace())
+    with pytest.raises(KafkaConnectionError):
+        async with healer_app._circuits_view(app, HealerSettings()):
+            pass
+    assert consumer.started
+    assert started_left_open([consumer]) == []

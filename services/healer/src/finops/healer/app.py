@@ -110,14 +110,14 @@ async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterato
     app.state.circuits = CircuitsView(
         make_consumer(settings, group_id=None), settings.circuits_topic
     )
-    await app.state.circuits.start()
-    end_process_if_failed(
-        app.state.circuits.task,
-        "the circuit-breaker reader",
-        app.state.circuits.stopping,
-        enabled=settings.exit_on_loop_failure,
-    )
-    try:
+    try:  # stop() stops the consumer also when the start failed after starting it
+        await app.state.circuits.start()
+        end_process_if_failed(
+            app.state.circuits.task,
+            "the circuit-breaker reader",
+            app.state.circuits.stopping,
+            enabled=settings.exit_on_loop_failure,
+        )
         yield
     finally:
         await app.state.circuits.stop()
