@@ -24,7 +24,7 @@ from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
 from finops.common.request_body import Count, RequestBody
-from finops.healer.api.deps import AdviceReader, Advisor, Classifier, HealingLog
+from finops.healer.api.deps import Advisor, Classifier, HealingLog, HealingReader
 from finops.healer.api.schemas import AdviceOut
 from finops.healer.domain.payload import from_error_info
 from finops.healer.domain.remedies import FailedCall
@@ -95,7 +95,7 @@ class AdviceIn(RequestBody):
 )
 async def advise(
     body: AdviceIn,
-    principal: AdviceReader,
+    principal: HealingReader,
     classifier: Classifier,
     advisor: Advisor,
     healing_log: HealingLog,

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, NUL_IN_QUERY, ApiError, responses
-from finops.common.auth import Principal, require_scope
-from finops.common.auth.scopes import HEALING_READ
-from finops.healer.adapters.circuits import CircuitsView
+from finops.healer.api.deps import Circuits, HealingReader
 from finops.healer.api.schemas import CircuitsOut
 
 router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 
-
-async def _circuits(request: Request) -> CircuitsView:
-    return request.app.state.circuits  # type: ignore[no-any-return]
-
-
-Circuits = Annotated[CircuitsView, Depends(_circuits)]
-HealingReader = Annotated[Principal, Depends(require_scope(HEALING_READ))]
 
 ERRORS = (
     *BEARER,

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import HEALING_READ, OPTIMIZER_WRITE, STATS_READ
+from finops.healer.adapters.circuits import CircuitsView
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.adapters.healing_log import HealingLog as HealingLogAdapter
 from finops.healer.adapters.labels import LabelSync
@@ -33,6 +34,10 @@ async def _outcomes(request: Request) -> OutcomeIntake:
     return request.app.state.outcomes  # type: ignore[no-any-return]
 
 
+async def _circuits(request: Request) -> CircuitsView:
+    return request.app.state.circuits  # type: ignore[no-any-return]
+
+
 #: The instance's rules + taught text classifier: classify with ``classifier.classify(...)``.
 Classifier = Annotated[ErrorClassifier, Depends(_classifier)]
 Labels = Annotated[LabelSync, Depends(_labels)]
@@ -40,5 +45,8 @@ LabelWriter = Annotated[Principal, Depends(require_scope(OPTIMIZER_WRITE))]
 Advisor = Annotated[AdvisorDomain, Depends(_advisor)]
 HealingLog = Annotated[HealingLogAdapter, Depends(_healing_log)]
 Outcomes = Annotated[OutcomeIntake, Depends(_outcomes)]
-AdviceReader = Annotated[Principal, Depends(require_scope(HEALING_READ))]
+#: every breaker's latest published state (``finops.circuits.v1``)
+Circuits = Annotated[CircuitsView, Depends(_circuits)]
+#: ``healing:read``: ask for advice, list the circuit breakers
+HealingReader = Annotated[Principal, Depends(require_scope(HEALING_READ))]
 StatsReader = Annotated[Principal, Depends(require_scope(STATS_READ))]
