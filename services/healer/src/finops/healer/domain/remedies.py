@@ -21,7 +21,7 @@ one of them, so learning can only ever choose between safe remedies.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import SimpleNamespace
@@ -156,6 +156,10 @@ class RemedyContext:
     backoff: Backoff = field(default_factory=Backoff)
 
 
+#: The remedies one kind allows in ``ctx``, the default first (None: not available here).
+Candidates = Callable[[RemedyContext], list[Remedy | None]]
+
+
 def candidate_remedies(kind: ErrorKind, ctx: RemedyContext) -> list[Remedy]:
     """The remedies that can succeed for ``kind``, the default first; never empty (an
     ``abort`` when nothing can)."""
@@ -201,7 +205,7 @@ DEFAULT_ANSWER_ROOM = 4_096
 FALLBACK_FROM_ATTEMPT = 3
 
 
-def _backoff_kind(why: str) -> Any:
+def _backoff_kind(why: str) -> Candidates:
     def remedies(ctx: RemedyContext) -> list[Remedy | None]:
         if ctx.excluded(ctx.call.provider, ctx.call.model):
             # Its breaker is open: the fleet has stopped calling it, so the same call again
@@ -280,7 +284,7 @@ def _invalid_output(ctx: RemedyContext) -> list[Remedy | None]:
     return [repair, _fallback_equivalent(ctx, why)]
 
 
-def _elsewhere_or_abort(why: str) -> Any:
+def _elsewhere_or_abort(why: str) -> Candidates:
     def remedies(ctx: RemedyContext) -> list[Remedy | None]:
         return [_fallback_equivalent(ctx, why)]
 
@@ -313,7 +317,7 @@ def _abort(kind: ErrorKind) -> Remedy:
     return Remedy(Action.ABORT, reason=_ABORT_REASONS.get(kind, "no remedy can succeed"))
 
 
-_CANDIDATES = {
+_CANDIDATES: dict[ErrorKind, Candidates] = {
     K.RATE_LIMIT: _backoff_kind("rate limited"),
     K.OVERLOADED: _backoff_kind("the provider is overloaded"),
     K.SERVER_ERROR: _backoff_kind("the provider failed"),
