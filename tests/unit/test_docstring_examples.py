@@ -1,0 +1,45 @@
+"""Every docstring example of libs/common and of the healer, ingest and auth services runs and
+holds, including those of modules no other test imports (found by walking the packages, so a
+new example is run without a test naming its module)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import finops.auth
+import finops.common
+import finops.healer
+import finops.ingest
+
+PACKAGES = (finops.common, finops.healer, finops.ingest, finops.auth)
+
+
+def modules_with_examples() -> list[str]:
+    found = []
+    for package in PACKAGES:
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            if info.ispkg or ".migrations." in info.name:
+                continue
+            spec = importlib.util.find_spec(info.name)
+            if spec is not None and spec.origin and ">>>" in Path(spec.origin).read_text():
+                found.append(info.name)
+    return sorted(found)
+
+
+MODULES = modules_with_examples()
+
+
+def test_the_examples_are_found() -> None:
+    assert {"finops.common.errors", "finops.healer.domain.remedies"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_the_examples_of_a_module_hold(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
