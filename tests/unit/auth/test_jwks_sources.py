@@ -184,3 +184,23 @@ async def test_its_own_http_client_is_built_at_start_up_not_at_the_first_request
     assert (await jwks.key_for(keys[0].kid)).kid == keys[0].kid
     assert (built, auth.requests) == (["client"], 1)
     await jwks.aclose()
+
+
+async def test_a_new_kid_while_auth_is_down_is_unavailable_not_an_unknown_key(keys):
+    """Auth rotated, then stopped answering: a token signed with its new key cannot be judged,
+    so it is 503 (try again), not 401 (its token is refused); once auth answers, it verifies."""
+    old, new = keys
+    auth, clock = FakeAuth(old), Clock()
+    jwks = source(auth, clock)
+    assert await jwks.key_for(old.kid)
+    auth.keys, auth.failing = [new, old], True
+    clock.now += 6
+    with pytest.raises(DependencyUnavailable):
+        await jwks.key_for(new.kid)  # the refetch fails
+    with pytest.raises(DependencyUnavailable):
+        await jwks.key_for(new.kid)  # within min_refetch_seconds: no refetch, still unknown
+    assert (await jwks.key_for(old.kid)).kid == old.kid  # known keys keep working
+    auth.failing = False
+    clock.now += 6
+    assert (await jwks.key_for(new.kid)).kid == new.kid
+    assert await jwks.key_for("made-up-kid") is None  # auth answered: unknown is unknown

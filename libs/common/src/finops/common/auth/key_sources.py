@@ -61,7 +61,9 @@ class JwksFromUrl:
 
     An unknown ``kid`` (auth rotated its key) triggers a refetch too. Fetches start at most
     once per ``min_refetch_seconds``, so a flood of tokens with made-up kids cannot hammer
-    auth; concurrent requests share one fetch.
+    auth; concurrent requests share one fetch. A kid still unknown while the last fetch failed
+    is :class:`DependencyUnavailable` (503), not an unknown key (401): it may be the key auth
+    rotated to.
     """
 
     def __init__(
@@ -87,6 +89,8 @@ class JwksFromUrl:
         self._clock = clock
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at: float | None = None
+        #: the last fetch that ended brought no keys (auth down, or an unusable answer)
+        self._last_fetch_failed = False
         self._attempted_at: float | None = None
         self._refresh: asyncio.Task[None] | None = None
         self.fetches = 0  # how many requests went to auth (observability and tests)
@@ -104,7 +108,9 @@ class JwksFromUrl:
                 # Known but stale: the refresh may say the key is gone; don't wait long.
                 await asyncio.wait({refresh}, timeout=self.stale_wait_seconds)
         key = self._keys.get(kid)
-        if key is None and self._fetched_at is None:
+        if key is None and (self._fetched_at is None or self._last_fetch_failed):
+            # Unknown to keys that may be out of date (auth rotated, then did not answer):
+            # whether the token is good cannot be told now, which is no reason to refuse it.
             raise DependencyUnavailable("the auth service's signing keys cannot be fetched")
         return key
 
@@ -138,12 +144,15 @@ class JwksFromUrl:
             keys = verification_keys(response.json())
         except Exception as exc:  # whatever went wrong, the keys already known stay in use
             log.warning("fetching the JWKS failed", extra={"url": self.url, "error": str(exc)})
+            self._last_fetch_failed = True
             return
         if not keys:
             log.warning("the JWKS has no usable RS256 key", extra={"url": self.url})
+            self._last_fetch_failed = True
             return
         self._keys = keys
         self._fetched_at = self._clock()
+        self._last_fetch_failed = False
 
     async def aclose(self) -> None:
         if self._refresh is not None and not self._refresh.done():
