@@ -287,10 +287,21 @@ def create_service_app(
         service=settings.service_name,
         max_body_bytes=max_body_bytes or settings.max_body_bytes,
     )
+    _install_probes(app, settings.service_name, readiness)
+    return app
+
+
+def _install_probes(
+    app: FastAPI,
+    service: str,
+    readiness: Callable[[], Mapping[str, ReadinessCheck]] | None,
+) -> None:
+    """``/healthz`` (the process answers) and ``/readyz`` (every check of ``readiness``
+    passes within 3 s; 503 with the same body otherwise)."""
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": settings.service_name}
+        return {"status": "ok", "service": service}
 
     @app.get(
         "/readyz",
@@ -318,5 +329,3 @@ def create_service_app(
             {"status": "ready" if ok else "not_ready", "checks": results},
             status_code=200 if ok else 503,
         )
-
-    return app
