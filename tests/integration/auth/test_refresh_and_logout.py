@@ -43,6 +43,29 @@ async def test_refresh_through_the_oauth2_token_endpoint(client, accounts):
     assert response.json()["refresh_token"] != user.refresh_token
 
 
+async def test_a_refresh_through_the_token_endpoint_narrows_to_the_scope_asked(client, accounts):
+    """OAuth2's refresh request takes ``scope`` (it was ignored: the full scopes came back);
+    asking for one the session does not hold is 400 and leaves the token unspent."""
+    user = await accounts.create()
+
+    async def refresh_for(scope: str, token: str):
+        return await client.post(
+            "/api/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token, "scope": scope},
+        )
+
+    wider = await refresh_for("users:write", user.refresh_token)
+    assert wider.status_code == 400, wider.text
+    assert wider.json()["error"]["code"] == "invalid_scope"
+    narrowed = await refresh_for("healing:read", user.refresh_token)  # still unspent
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "healing:read"
+    assert claims_of(narrowed.json()["access_token"])[1]["scope"] == "healing:read"
+    # the session is narrowed from here on: its next refresh holds no more
+    wider_again = await refresh_for("events:write", narrowed.json()["refresh_token"])
+    assert wider_again.json()["error"]["code"] == "invalid_scope"
+
+
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_family(client, accounts):
     user = await accounts.create()
     first_access, first_refresh = user.access_token, user.refresh_token

@@ -247,6 +247,15 @@ async def test_scope_requests_narrow_but_never_widen(world):
         await world.service.login("alice", PASSWORD, client_address="a", scope="users:write")
 
 
+async def test_a_refresh_narrows_to_the_scope_asked_but_never_widens(world):
+    await world.user("alice")
+    pair = await world.service.login("alice", PASSWORD, client_address="a")
+    narrowed = await world.service.refresh(pair.refresh_token, "healing:read")
+    assert narrowed.scope == "healing:read"
+    with pytest.raises(InvalidScope):
+        await world.service.refresh(narrowed.refresh_token, "events:write")
+
+
 async def test_api_keys_are_stored_hashed_and_exchange_until_revoked(world):
     operator = await world.principal("olivia", Role.OPERATOR)
     agent = await world.user("bot")

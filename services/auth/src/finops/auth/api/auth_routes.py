@@ -82,7 +82,7 @@ async def token(
     elif grant == "refresh_token":
         if not form.refresh_token:
             raise MissingParameter("refresh_token")
-        pair = await service.refresh(form.refresh_token)
+        pair = await service.refresh(form.refresh_token, form.scope)
     else:
         raise UnsupportedGrantType()
     return _token_response(pair)

@@ -12,7 +12,17 @@ from finops.common.auth.scopes import ROLE_RANK, Role, parse_scope, scopes_for
 
 def granted_scopes(role: Role, requested: str | None) -> frozenset[str]:
     """Every scope of the role, or the requested subset of it (OAuth2 ``scope`` parameter)."""
-    allowed = scopes_for(role)
+    return narrowed_scopes(scopes_for(role), requested)
+
+
+def narrowed_scopes(allowed: frozenset[str], requested: str | None) -> frozenset[str]:
+    """``allowed``, or the requested subset of it; asking for more is :class:`InvalidScope`.
+
+    >>> sorted(narrowed_scopes(frozenset({"a", "b"}), "b"))
+    ['b']
+    >>> sorted(narrowed_scopes(frozenset({"a", "b"}), " "))
+    ['a', 'b']
+    """
     if not requested or not requested.strip():
         return allowed
     wanted = parse_scope(requested)

@@ -28,6 +28,7 @@ from finops.auth.domain.rules import (
     address_throttle_key,
     granted_scopes,
     may_act_for,
+    narrowed_scopes,
     user_group,
 )
 from finops.auth.service_layer.ports import (
@@ -151,7 +152,10 @@ class AuthService:
         await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return pair
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:
+        """A new pair for a refresh token, which is spent; ``scope`` narrows it (OAuth2's
+        refresh request: asking for a scope the session does not hold is ``invalid_scope``,
+        and the token sent stays unspent)."""
         token_hash = hash_secret(refresh_token)
         now = self._clock()
         async with self._uow() as uow:
@@ -171,7 +175,9 @@ class AuthService:
                 await self._end_session(uow, record.family_id, now)
                 raise InvalidRefreshToken()
             # The role may have changed since the login: never grant more than it allows now.
-            scopes = granted_scopes(user.role, None) & parse_scope(record.scope)
+            scopes = narrowed_scopes(
+                granted_scopes(user.role, None) & parse_scope(record.scope), scope
+            )
             pair, access = await self._start_session(uow, user, scopes, family_id=record.family_id)
             # Before the commit: if Redis fails, the presented token stays unspent and the
             # client can retry, instead of the retry looking like a reuse of a spent token.
