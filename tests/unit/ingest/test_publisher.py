@@ -1,14 +1,17 @@
-"""A large batch goes to the partitions the producer's metadata names now, as a small one does
-(``send()``): a topic given more partitions keeps each agent's events on one partition."""
+"""The ingest publisher: a large batch goes to the partitions the producer's metadata names now,
+as a small one does (``send()``), so a topic given more partitions keeps each agent's events on
+one partition; a stop while it connects closes the producer it was starting."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.partitioner import DefaultPartitioner
 
 from finops.common.settings import CommonSettings
+from finops.ingest.adapters import publisher as publisher_module
 from finops.ingest.adapters.publisher import SMALL_PUBLISH, KafkaPublisher
 from finops.ingest.domain.batches import Record
 
@@ -65,3 +68,35 @@ async def test_a_large_batch_after_the_topic_grew_goes_where_the_key_now_belongs
     expected = DefaultPartitioner()(agent.encode(), [0, 1, 2], [0, 1, 2])
     assert {partition for _, partition, _ in producer.sent} == {expected}
     assert sum(len(rows) for _, _, rows in producer.sent) == SMALL_PUBLISH + 1
+
+
+class Connecting:
+    """A producer whose start fails at once (``refuse``) or waits for a broker that never
+    answers; says whether it was stopped."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+        self.connecting = asyncio.Event()
+        self.stopped = False
+
+    async def start(self) -> None:
+        if self.refuse:
+            raise KafkaConnectionError("no broker yet")
+        self.connecting.set()
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_stopping_while_a_connection_is_under_way_closes_that_producer(
+    monkeypatch: Any,
+) -> None:
+    producers = [Connecting(refuse=True), Connecting(refuse=False)]
+    made = iter(producers)
+    monkeypatch.setattr(publisher_module, "make_producer", lambda *args, **kwargs: next(made))
+    publisher = KafkaPublisher(CommonSettings(), publish_timeout_s=5.0, reconnect_interval_s=0)
+    await publisher.start()  # the first try fails: the second runs in the background
+    await producers[1].connecting.wait()
+    await publisher.stop()
+    assert [p.stopped for p in producers] == [True, True]

@@ -66,6 +66,10 @@ class KafkaPublisher:
             with contextlib.suppress(Exception):
                 await producer.stop()
             return False
+        except BaseException:  # stop() cancelled the connection under way: close it too
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
         self.producer = producer
         log.info("connected to the broker")
         return True
