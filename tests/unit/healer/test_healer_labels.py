@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import pytest
 
 from finops.common.api_errors import http_answer
@@ -151,3 +152,38 @@ def test_every_code_the_checks_send_is_declared_in_the_openapi_answers() -> None
     declared = {error.code for error in ERRORS if error.status == 422}
     assert sent | {"validation_error"} == declared
     assert "unknown" not in TEACHABLE_KINDS and len(TEACHABLE_KINDS) == len(ErrorKind) - 1
+
+
+class FailingStore(MemoryStore):
+    """A label store whose reads fail with ``error`` until it is None."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__()
+        self.error = error
+        self.reads = 0
+        self.read_twice = asyncio.Event()
+
+    async def after(self, last_id: int, limit: int) -> list[StoredLabel]:
+        self.reads += 1
+        if self.reads >= 2:
+            self.read_twice.set()
+        if self.error is not None:
+            raise self.error
+        return await super().after(last_id, limit)
+
+
+async def test_the_refresh_loop_retries_postgresql_away_and_ends_on_anything_else() -> None:
+    """A connection refused is retried at the next interval; an error a retry cannot cure (the
+    table gone after `finops db downgrade`) ends the loop, so the process is started again as
+    every other loop of the service does, instead of logging it every interval for ever."""
+    store = FailingStore(ConnectionRefusedError("PostgreSQL is away"))
+    sync = LabelSync(store, ErrorClassifier())
+    stop = asyncio.Event()
+    runner = asyncio.create_task(sync.run(stop, interval_s=0.01))
+    async with asyncio.timeout(5):
+        await store.read_twice.wait()  # failed once and tried again
+    assert not runner.done()
+    store.error = asyncpg.UndefinedTableError('relation "healer_error_labels" does not exist')
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await runner

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from finops.common.datastores import is_dependency_failure
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.taxonomy import ErrorKind
 
@@ -112,7 +113,8 @@ class LabelSync:
         return ids
 
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
-        """Learn what other instances stored, every ``interval_s``, until ``stop`` is set."""
+        """Learn what other instances stored, every ``interval_s``, until ``stop`` is set;
+        PostgreSQL away is retried at the next interval, any other error ends the loop."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
@@ -120,5 +122,9 @@ class LabelSync:
                 return
             try:
                 await self.catch_up()
-            except Exception:  # a database blip must not end the refresh loop
-                log.exception("could not read new error labels; retrying")
+            except Exception as exc:
+                if not is_dependency_failure(exc):
+                    # not a blip (the table gone after a downgrade, say): retrying would fail
+                    # the same way, so the loop ends and the process is started again
+                    raise
+                log.warning("could not read new error labels; retrying", extra={"error": repr(exc)})
