@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_labels_survive_a_restart(infra: Any, tmp_path: Any) -> None:
-    quirk = f"gateway {uuid.uuid4().hex[:8]} swallowed the completion halfway"
+    # words of its own: the labels table is shared, and test_healer_labels_api asserts that
+    # its own "gateway … swallowed the completion halfway" is not known before it teaches it
+    quirk = f"relay {uuid.uuid4().hex[:8]} truncated the stream midway"
     label = {"message": quirk, "kind": "server_error", "status": 400}
     async with healer(settings_for(infra, tmp_path / "a")) as first:
         taught = await first.post("/api/healing/labels", json=label, headers=auth())
@@ -124,7 +126,8 @@ async def test_a_label_that_commits_after_a_later_one_is_still_learned(infra_env
     pool = await asyncpg.create_pool(infra_env.database_url, min_size=1, max_size=4)
     slow_pool = CommitsWhenTold(pool)
     tag = uuid.uuid4().hex[:8]
-    slow_label, fast_label = f"slow {tag} label", f"fast {tag} label"
+    # words no other test classifies: the labels table, and so what instances learn, is shared
+    slow_label, fast_label = f"zebrafish {tag} marmalade", f"wombat {tag} tangerine"
     taught = Taught()
     reader = LabelSync(PostgresLabelStore(pool), taught)  # type: ignore[arg-type]
     slow = fast = None
