@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from finops.healer.adapters.circuits_stream import BreakerPipeline
-from finops.healer.app import _circuits_check
+from finops.healer.app import _circuits_check, _readiness
 
 
 async def _ended() -> None:
@@ -36,3 +36,24 @@ async def test_an_instance_whose_breaker_loops_ended_is_not_ready_beside_a_runni
     finally:
         stop.set()
         await theirs
+
+
+@pytest.mark.parametrize(
+    ("check", "loop", "message"),
+    [
+        ("outcomes", "outcome_loop", "the outcome intake is not running"),
+        ("labels", "label_refresh", "the label refresh is not running"),
+    ],
+)
+async def test_an_ended_outcome_intake_or_label_refresh_makes_the_healer_not_ready(
+    check: str, loop: str, message: str
+) -> None:
+    """With FINOPS_EXIT_ON_LOOP_FAILURE off the process outlives the loop, and /readyz must say
+    so (docs/settings.md); it checked only the breakers' loops and the circuits reader."""
+    ended = asyncio.create_task(_ended())
+    await ended
+    app: Any = SimpleNamespace(state=SimpleNamespace(**{loop: ended}))
+    checks = _readiness(app)
+    assert check in checks
+    with pytest.raises(RuntimeError, match=message):
+        await checks[check]()

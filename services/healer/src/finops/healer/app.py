@@ -12,6 +12,7 @@ from finops.common.auth import TokenVerifier
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.gc_pauses import gc_pauses_watched
 from finops.common.health import postgres_check, redis_check
+from finops.common.http import ReadinessCheck
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import end_process_if_failed, finish, with_shared_resources
 from finops.common.log_position import plan_resume
@@ -72,11 +73,7 @@ def create_app(
         resources=with_shared_resources(
             resources, settings, postgres_pool_size=4, verifier=verifier
         ),
-        readiness=lambda app: {
-            "postgres": lambda: postgres_check(app.state.db),
-            "redis": lambda: redis_check(app.state.redis),
-            "circuits": lambda: _circuits_check(app),
-        },
+        readiness=_readiness,
     )
     app.include_router(labels_router)
     app.include_router(circuits_router)
@@ -96,6 +93,7 @@ async def _error_classifier(app: FastAPI, settings: HealerSettings) -> AsyncIter
     refresh = asyncio.create_task(
         app.state.labels.run(stop, settings.label_refresh_interval_s), name="healer-labels"
     )
+    app.state.label_refresh = refresh
     end_process_if_failed(refresh, "the label refresh", stop, enabled=settings.exit_on_loop_failure)
     try:
         yield
@@ -123,12 +121,31 @@ async def _circuits_view(app: FastAPI, settings: HealerSettings) -> AsyncIterato
         await app.state.circuits.stop()
 
 
+def _readiness(app: FastAPI) -> dict[str, ReadinessCheck]:
+    """The instance's dependencies, and each of its loops still running."""
+    return {
+        "postgres": lambda: postgres_check(app.state.db),
+        "redis": lambda: redis_check(app.state.redis),
+        "circuits": lambda: _circuits_check(app),
+        "outcomes": lambda: _loop_check(
+            app.state.outcome_loop, "the outcome intake is not running"
+        ),
+        "labels": lambda: _loop_check(app.state.label_refresh, "the label refresh is not running"),
+    }
+
+
 async def _circuits_check(app: FastAPI) -> None:
     if not app.state.circuits.running:
         raise RuntimeError("the circuit-breaker reader is not running")
     breakers: BreakerPipeline = app.state.breakers
-    if breakers.loops.done():
-        raise RuntimeError("the circuit breakers' stream loops are not running")
+    await _loop_check(breakers.loops, "the circuit breakers' stream loops are not running")
+
+
+async def _loop_check(loop: asyncio.Task[None], not_running: str) -> None:
+    """A loop that ended (with FINOPS_EXIT_ON_LOOP_FAILURE off, the process stays up) makes
+    the instance not ready: what it serves no longer moves on."""
+    if loop.done():
+        raise RuntimeError(not_running)
 
 
 @asynccontextmanager
@@ -171,6 +188,7 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
         )
         stop = asyncio.Event()
         runner = asyncio.create_task(outcomes.run(stop), name="healer-outcomes")
+        app.state.outcome_loop = runner
         end_process_if_failed(
             runner, "the outcome intake", stop, enabled=settings.exit_on_loop_failure
         )
