@@ -81,13 +81,20 @@ async def dead_letter(
     await producer.send_and_wait(
         f"{record.topic}.dlq", value=record.value, key=record.key, headers=headers
     )
-    STREAM_EVENTS.labels(service, record.topic, "dead_lettered").inc()
+    _dead_lettered(service, record.topic, record.partition, record.offset, error)
+
+
+def _dead_lettered(
+    service: str, topic: str, partition: int, offset: int, error: BaseException
+) -> None:
+    """Count and log a record parked on its topic's DLQ (by a consumer or a Faust agent)."""
+    STREAM_EVENTS.labels(service, topic, "dead_lettered").inc()
     log.error(
         "record dead-lettered",
         extra={
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
             "error": "".join(traceback.format_exception_only(error)).strip(),
         },
     )
@@ -434,7 +441,7 @@ async def faust_handle(
     await app.producer.send_and_wait(
         f"{message.topic}.dlq", message.key, message.value, None, None, headers
     )
-    STREAM_EVENTS.labels(service, message.topic, "dead_lettered").inc()
+    _dead_lettered(service, message.topic, message.partition, message.offset, error)
     return False
 
 
