@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_detached_stack_restarts_crashes_and_leaves_nothing_behind(stack_env):
-    started = time.monotonic()
     up = finops("up", "--detach", env=stack_env)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert time.monotonic() - started < 90
     for name in COMPONENTS:
         assert name in up.stdout
 
