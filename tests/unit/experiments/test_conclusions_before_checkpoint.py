@@ -601,3 +601,27 @@ async def test_a_replay_after_a_crash_before_the_stop_counts_counts_the_calls_an
     assert state.conclusion is not None and state.conclusion["reason"] == OPERATOR_STOP
     assert world.saved_conclusion() == state.conclusion
     assert world.announced == [] and world.outbox == []
+
+
+async def test_the_calls_right_after_a_start_count_though_a_call_met_the_experiment_as_a_draft():
+    """A call tagged with the experiment while it was a draft is dropped; the calls right
+    after the operator starts it count, before any refresh (a draft is not remembered as not
+    running, as an unknown or ended experiment is for a second)."""
+    world = World()
+    world.experiment = replace(world.experiment, status="draft", started_at=None)
+
+    async def operator_starts() -> None:
+        world.experiment = replace(world.experiment, status="running", started_at=datetime.now(UTC))
+
+    intake, consumer = await owner(
+        world,
+        [
+            Poll({PARTITION: [0, 1]}),
+            Poll({PARTITION: list(range(2, 22))}, during=operator_starts),
+        ],
+    )
+    intake.refresh_interval_s = 1e9  # no refresh: the calls alone make the experiment known
+    await intake.run(consumer.stop)
+    shard = intake.shards[PARTITION]
+    assert sum(int(s.n) for s in shard.experiments[EXPERIMENT].stats) == 20
+    assert shard.ignored == {"unknown_or_not_running_experiment": 2}

@@ -231,6 +231,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
     async def handle(self, partition: int, shard: ExperimentAnalysis, records: list[Any]) -> None:
         """Analyse a partition's tagged events; a record that is not one is dead-lettered."""
         tagged: list[Tagged] = []
+        looked_up: set[str] = set()  # once a turn: a draft's calls would ask for every one
         for record in records:
             try:
                 events = decode_tagged(record.value)
@@ -238,8 +239,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                 await dead_letter(self.producer, record, exc, attempts=1, service="experiments")
                 continue
             for event in events:
-                if not shard.is_tracked(event.experiment_id):
-                    await self._learn(shard, event.experiment_id)
+                experiment_id = event.experiment_id
+                if experiment_id not in looked_up and not shard.is_tracked(experiment_id):
+                    looked_up.add(experiment_id)
+                    await self._learn(shard, experiment_id)
             tagged.extend(events)
         self.events += len(tagged)
         dropped_before = dict(shard.ignored)
@@ -363,7 +366,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         except ExperimentNotFound:
             experiment = None
         if experiment is None or not experiment.started_at:
-            self._not_running[experiment_id] = time.monotonic()
+            # A draft is not remembered as not running: it may start a moment later, and its
+            # first calls after the start must count (it is looked up again next turn).
+            if experiment is None or experiment.status != "draft":
+                self._not_running[experiment_id] = time.monotonic()
             return
         started_at = experiment.started_at.timestamp()
         recorded = experiment.decision
