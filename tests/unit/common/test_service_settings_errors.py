@@ -8,7 +8,10 @@ import pytest
 
 from finops.auth.settings import AuthSettings
 from finops.common import runner, settings_errors
+from finops.experiments.settings import ExperimentsSettings
 from finops.healer.settings import HealerSettings
+from finops.ingest.settings import IngestSettings
+from finops.optimizer.settings import OptimizerSettings
 
 
 def test_the_settings_errors_doctests_pass() -> None:
@@ -118,3 +121,36 @@ def test_a_value_refused_from_an_argument_is_named_as_given_not_as_the_environme
     with pytest.raises(ValidationError) as refused:
         HealerSettings(log_level="loud")
     assert settings_errors.settings_problems(refused.value).startswith("FINOPS_LOG_LEVEL=LOUD:")
+
+
+SERVICE_SETTINGS = [
+    AuthSettings,
+    IngestSettings,
+    OptimizerSettings,
+    HealerSettings,
+    ExperimentsSettings,
+]
+
+
+@pytest.mark.parametrize("settings_class", SERVICE_SETTINGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("FINOPS_DATABASE_URL", "postgresql://finops:changeme@db:5432/finops"),
+        ("FINOPS_REDIS_URL", "redis://:password@cache:6379/0"),
+    ],
+)
+def test_every_service_refuses_a_placeholder_password_outside_the_local_stack(
+    monkeypatch, capsys, settings_class: type, variable: str, url: str
+) -> None:
+    """Auth alone refused them: the other services started on a copied example's password."""
+    monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("FINOPS_ENVIRONMENT", "production")
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, settings_class)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: refusing a placeholder password in {variable}; set a real one"
+    ]
+    monkeypatch.setenv("FINOPS_ENVIRONMENT", "local")  # the embedded stack's own passwords
+    assert getattr(settings_class(), variable.removeprefix("FINOPS_").lower()) == url

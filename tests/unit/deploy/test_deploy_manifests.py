@@ -167,6 +167,18 @@ def test_auth_refuses_each_placeholder_of_the_base_secret(key, setting):
         AuthSettings(environment="production", **{setting: placeholder})
 
 
+@pytest.mark.parametrize("service", ["ingest", "optimizer", "healer", "experiments"])
+@pytest.mark.parametrize(
+    ("key", "setting"), [("database-url", "database_url"), ("redis-url", "redis_url")]
+)
+def test_every_service_refuses_the_base_secrets_placeholder_urls(service, key, setting):
+    from pydantic import ValidationError
+
+    placeholder = _base_secret_placeholders()[key]
+    with pytest.raises(ValidationError, match="placeholder"):
+        _settings_class(service)(environment="production", **{setting: placeholder})
+
+
 SETTINGS_CLASSES = {
     "auth": "finops.auth.settings:AuthSettings",
     "ingest": "finops.ingest.settings:IngestSettings",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
@@ -397,6 +397,20 @@ class CommonSettings(BaseSettings):
         if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("refusing a placeholder secret; set a real one")
         return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_passwords(self) -> CommonSettings:
+        """Outside the local stack, no service starts with a placeholder password in its
+        PostgreSQL or Redis URL (a deployment copied from an example)."""
+        if self.environment == "local":
+            return self
+        for name in ("database_url", "redis_url"):
+            password = urlsplit(getattr(self, name)).password
+            if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
+                # a rule over a URL's part: its message names the variable
+                variable = f"FINOPS_{name.upper()}"
+                raise ValueError(f"refusing a placeholder password in {variable}; set a real one")
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

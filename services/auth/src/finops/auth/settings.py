@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -75,13 +74,4 @@ class AuthSettings(CommonSettings):
                 " below OWASP's minimum (19456, 2, 1) are only allowed with"
                 " FINOPS_ENVIRONMENT=test"
             )
-        if self.environment != "local":
-            for name in ("database_url", "redis_url"):
-                password = urlsplit(getattr(self, name)).password
-                if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
-                    # a rule over several settings: its message names the variable
-                    variable = f"FINOPS_{name.upper()}"
-                    raise ValueError(
-                        f"refusing a placeholder password in {variable}; set a real one"
-                    )
         return self
