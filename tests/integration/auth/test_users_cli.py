@@ -103,7 +103,8 @@ async def test_users_deactivate_refuses_the_users_tokens_everywhere(accounts, in
     assert f"deactivated user {user.username} (id {user.id})" in result.output
     assert not await elsewhere(user.access_token)
     by_id = await asyncio.to_thread(finops, "users", "deactivate", user.id, env=env)
-    assert by_id.exit_code == 0, by_id.output  # repeating it is harmless
+    assert by_id.exit_code == 0, by_id.output  # repeating it is harmless, and says so
+    assert f"user {user.username} (id {user.id}) was deactivated already" in by_id.output
     unknown = await asyncio.to_thread(finops, "users", "deactivate", "nobody-at-all", env=env)
     assert unknown.exit_code == 1
     assert "no such user: 'nobody-at-all'" in unknown.output

@@ -135,7 +135,11 @@ def users_deactivate(
         raise CliError(f"{exc.message}: {user!r} (a username, an email or a user id)") from exc
     except LastAdmin as exc:
         raise CliError(exc.message) from exc
-    console.print(f"deactivated user {done.username} (id {done.id})", soft_wrap=True)
+    who = f"user {done.user.username} (id {done.user.id})"
+    if done.already_inactive:
+        console.print(f"{who} was deactivated already; nothing changed", soft_wrap=True)
+    else:
+        console.print(f"deactivated {who}", soft_wrap=True)
 
 
 @keys_app.command("rotate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -32,7 +33,16 @@ async def create_user(
         await pool.close()
 
 
-async def deactivate_user(settings: AuthSettings, who: str) -> User:
+@dataclass(frozen=True)
+class Deactivation:
+    """A user deactivated; ``already_inactive``: it was inactive before (nothing changed but
+    its tokens revoked again)."""
+
+    user: User
+    already_inactive: bool
+
+
+async def deactivate_user(settings: AuthSettings, who: str) -> Deactivation:
     """Deactivate the user named ``who`` (username, email or id), as the admin API does."""
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     redis = blocklist_redis(settings.redis_url)
@@ -44,9 +54,10 @@ async def deactivate_user(settings: AuthSettings, who: str) -> User:
             raise UserNotFound()
         max_ttl = max(settings.access_token_ttl_seconds, settings.api_key_token_ttl_seconds)
         revocations = RedisTokenRevocations(redis, max_ttl)
-        return await deactivate_account(
+        done = await deactivate_account(
             PostgresUnitOfWork(pool), revocations, user.id, datetime.now(UTC)
         )
+        return Deactivation(done, already_inactive=not user.is_active)
     finally:
         await redis.aclose()
         await pool.close()
