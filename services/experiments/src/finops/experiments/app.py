@@ -59,6 +59,7 @@ def create_app(
             keep_intake_running(app.state, reopen, stop, healthy_s=settings.intake_healthy_after_s),
             name="experiments-intake",
         )
+        app.state.intake_task = runner
         end_process_if_failed(
             runner, "the event intake", stop, enabled=settings.exit_on_loop_failure
         )
@@ -138,8 +139,9 @@ async def open_intake(
 
 
 async def _intake_check(app: FastAPI) -> None:
-    runner = [t for t in asyncio.all_tasks() if t.get_name() == "experiments-intake"]
-    if not runner or runner[0].done():
+    # this app's loop, not a task of the same name in the process (another instance's)
+    runner = getattr(app.state, "intake_task", None)
+    if runner is None or runner.done():
         raise RuntimeError("the event intake is not running")
     reason = restarting_reason(app.state, app.state.settings.intake_healthy_after_s)
     if reason is not None:

@@ -59,6 +59,7 @@ def create_app(
             )
             await circuits.start()
             breakers = asyncio.create_task(circuits.run(stop), name="optimizer-circuits")
+            app.state.circuits_task = breakers
             end_process_if_failed(
                 breakers, "the circuit-breaker reader", stop, enabled=settings.exit_on_loop_failure
             )
@@ -91,16 +92,12 @@ def _readiness(app: FastAPI, settings: OptimizerSettings) -> dict[str, Readiness
     checks: dict[str, ReadinessCheck] = {
         "postgres": lambda: postgres_check(app.state.db),
         "redis": lambda: redis_check(app.state.redis),
-        "intake": lambda: _intake_check(app),
-        "circuits": lambda: _task_check("optimizer-circuits", "the circuit-breaker reader"),
+        "intake": lambda: _loop_check(app, "intake_task", "the event intake"),
+        "circuits": lambda: _loop_check(app, "circuits_task", "the circuit-breaker reader"),
     }
     if settings.partitioned_learning:
         checks["view"] = lambda: _view_check(app)
     return checks
-
-
-async def _intake_check(app: FastAPI) -> None:
-    await _task_check("optimizer-intake", "the event intake")
 
 
 async def _view_check(app: FastAPI) -> None:
@@ -114,9 +111,11 @@ async def _view_check(app: FastAPI) -> None:
         raise RuntimeError(reason)
 
 
-async def _task_check(name: str, what: str) -> None:
-    runner = [t for t in asyncio.all_tasks() if t.get_name() == name]
-    if not runner or runner[0].done():
+async def _loop_check(app: FastAPI, attribute: str, what: str) -> None:
+    """This app's loop (``app.state.<attribute>``), not a task of the same name in the
+    process: another instance's, in a test or the embedded stack, may be running."""
+    task = getattr(app.state, attribute, None)
+    if task is None or task.done():
         raise RuntimeError(f"{what} is not running")
 
 
@@ -226,6 +225,7 @@ async def _serving(
     app.state.intake = app.state.changes = learning
     SPEND.source = lambda: learning.engine
     runner = asyncio.create_task(learning.run(stop), name="optimizer-intake")
+    app.state.intake_task = runner
     end_process_if_failed(runner, "the event intake", stop, enabled=settings.exit_on_loop_failure)
     try:
         yield
