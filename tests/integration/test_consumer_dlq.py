@@ -8,7 +8,7 @@ import uuid
 import pytest
 from aiokafka import TopicPartition
 
-from finops.common.consumer import AtLeastOnceConsumer, header_map
+from finops.common.consumer import DLQ_KEPT_BYTES, AtLeastOnceConsumer, header_map
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import ensure_topics
@@ -85,3 +85,71 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_is_committed(infra):
     assert headers["x-error-type"] == "ValueError"
     assert headers["x-error"] == "cannot handle v7"
     assert headers["x-attempts"] == "3"
+
+
+async def test_a_record_too_large_to_park_whole_is_parked_cut_and_the_reader_goes_on(infra):
+    """A 2 MB record another producer wrote (the broker took it) is more than the service's
+    producer sends: parked whole, the send failed and the reader stopped on it, restarted
+    and stopped again. It is parked with the head of its value and its original size, and
+    the record after it is handled."""
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    spec = TopicSpec(f"test.dlq.{uuid.uuid4().hex[:8]}", 1, "k", "test", consumed=True)
+    await ensure_topics(settings, [spec, dlq_spec(spec)])
+    huge = b"not an event " + b"x" * 2_000_000
+    writer = make_producer(settings, max_request_size=4_000_000)
+    await writer.start()
+    try:
+        await writer.send_and_wait(spec.name, huge, key=b"agent-7", headers=[("h", b"v")])
+        await writer.send_and_wait(spec.name, b"fine", key=b"agent-7")
+    finally:
+        await writer.stop()
+
+    handled: list[bytes] = []
+
+    async def handler(record) -> None:
+        if record.value != b"fine":
+            raise ValueError("does not decode")
+        handled.append(record.value)
+
+    producer = make_producer(settings)  # the services' own: at most 1 MiB a request
+    await producer.start()
+    consumer = make_consumer(settings, group_id=f"g-{uuid.uuid4().hex[:8]}")
+    worker = AtLeastOnceConsumer(consumer, producer, handler, service="test", max_attempts=1)
+    try:
+        await worker.start_subscribed([spec.name])
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        async with asyncio.timeout(60):
+            while worker.processed + worker.dead_lettered < 2 and not task.done():
+                await asyncio.sleep(0.05)
+        stop.set()
+        await task  # raised MessageSizeTooLargeError before the fix
+        await consumer.stop()
+    finally:
+        await producer.stop()
+    assert handled == [b"fine"] and worker.dead_lettered == 1
+
+    dlq = make_consumer(settings, group_id=None)
+    await dlq.start()
+    try:
+        dlq.assign([TopicPartition(spec.dlq, 0)])
+        await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
+        dead = []
+        async with asyncio.timeout(20):
+            while not dead:
+                for records in (await dlq.getmany(timeout_ms=500)).values():
+                    dead.extend(records)
+    finally:
+        await dlq.stop()
+    [parked] = dead
+    assert parked.key == b"agent-7"
+    assert parked.value == huge[:DLQ_KEPT_BYTES]
+    headers = header_map(parked.headers)
+    assert headers["h"] == "v"
+    assert headers["x-truncated-value-bytes"] == str(len(huge))
+    assert headers["x-origin-topic"] == spec.name
+    assert headers["x-origin-offset"] == "0"
+    assert headers["x-error-type"] == "ValueError"
+    assert "x-truncated-key-bytes" not in headers and "x-dropped-headers" not in headers

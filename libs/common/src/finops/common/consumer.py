@@ -66,6 +66,45 @@ def dlq_headers(
     ]
 
 
+#: the most a dead letter's key, value and headers may hold together: under what the
+#: producers send (aiokafka's ``max_request_size``, 1 MiB; Faust's, 1,000,000 bytes) and what
+#: Apache Kafka takes by default (``max.message.bytes``, 1,048,588), with room for the
+#: dead-letter headers and the record's framing
+DLQ_MAX_RECORD_BYTES = 900_000
+#: what is kept of a key, value or the original headers of a record too large to park whole
+DLQ_KEPT_BYTES = 64 * 1024
+
+
+def fit_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The key, value and original headers of a dead letter, cut to fit one record.
+
+    A record the broker took from another producer may be larger than the service's own
+    producer sends (or than the broker then takes with the dead-letter headers added): parked
+    whole, the send failed and the reader stopped on it, restarted and stopped again. Such a
+    record is parked with the first :data:`DLQ_KEPT_BYTES` of its key and value, its original
+    headers dropped when they are that large too, and headers saying what was cut
+    (``x-truncated-key-bytes``, ``x-truncated-value-bytes``: the original sizes;
+    ``x-dropped-headers``: how many); the whole record stays at its origin offset.
+    """
+    original = [(k, v or b"") for k, v in headers]
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in original)
+    if size <= DLQ_MAX_RECORD_BYTES:
+        return key, value, original
+    cut: list[tuple[str, bytes]] = []
+    if key is not None and len(key) > DLQ_KEPT_BYTES:
+        cut.append(("x-truncated-key-bytes", str(len(key)).encode()))
+        key = key[:DLQ_KEPT_BYTES]
+    if value is not None and len(value) > DLQ_KEPT_BYTES:
+        cut.append(("x-truncated-value-bytes", str(len(value)).encode()))
+        value = value[:DLQ_KEPT_BYTES]
+    if sum(len(k) + len(v) for k, v in original) > DLQ_KEPT_BYTES:
+        cut.append(("x-dropped-headers", str(len(original)).encode()))
+        original = []
+    return key, value, original + cut
+
+
 async def dead_letter(
     producer: AIOKafkaProducer,
     record: Record,
@@ -74,13 +113,13 @@ async def dead_letter(
     attempts: int,
     service: str,
 ) -> None:
-    """Park ``record`` on ``<topic>.dlq`` with its key, value and headers, plus why."""
-    headers = list(record.headers or ()) + dlq_headers(
+    """Park ``record`` on ``<topic>.dlq`` with its key, value and headers, plus why (a record
+    too large to park whole is cut: :func:`fit_dead_letter`)."""
+    key, value, original = fit_dead_letter(record.key, record.value, record.headers or ())
+    headers = original + dlq_headers(
         record.topic, record.partition, record.offset, error, attempts, service
     )
-    await producer.send_and_wait(
-        f"{record.topic}.dlq", value=record.value, key=record.key, headers=headers
-    )
+    await producer.send_and_wait(f"{record.topic}.dlq", value=value, key=key, headers=headers)
     _dead_lettered(service, record.topic, record.partition, record.offset, error)
 
 
@@ -435,12 +474,11 @@ async def faust_handle(
             error = exc
             log.warning("handler failed", extra={"attempt": attempt, "error": repr(exc)})
     assert error is not None
-    headers = list(message.headers or ()) + dlq_headers(
+    key, value, original = fit_dead_letter(message.key, message.value, message.headers or ())
+    headers = original + dlq_headers(
         message.topic, message.partition, message.offset, error, max_attempts, service
     )
-    await app.producer.send_and_wait(
-        f"{message.topic}.dlq", message.key, message.value, None, None, headers
-    )
+    await app.producer.send_and_wait(f"{message.topic}.dlq", key, value, None, None, headers)
     _dead_lettered(service, message.topic, message.partition, message.offset, error)
     return False
 
