@@ -7,10 +7,15 @@ import uuid
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+from support import wait_until
 
-from finops.common.consumer import DLQ_KEPT_BYTES, AtLeastOnceConsumer, header_map
+from finops.common.consumer import DLQ_KEPT_BYTES, AtLeastOnceConsumer, faust_handle, header_map
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
+from finops.common.stream_service import faust_running
+from finops.common.stream_settings import StreamSettings
+from finops.common.streams import make_faust_app
 from finops.common.topic_admin import ensure_topics
 from finops.common.topics import TopicSpec, dlq_spec
 
@@ -153,3 +158,69 @@ async def test_a_record_too_large_to_park_whole_is_parked_cut_and_the_reader_goe
     assert headers["x-origin-offset"] == "0"
     assert headers["x-error-type"] == "ValueError"
     assert "x-truncated-key-bytes" not in headers and "x-dropped-headers" not in headers
+
+
+async def test_a_faust_agent_whose_dead_letter_the_broker_refused_sends_it_again(
+    infra, tmp_path, monkeypatch
+):
+    """Faust acks an event even when its agent raises: a dead letter the broker did not take
+    (here twice) crashed the agent and the record was passed, parked nowhere. It is sent
+    again until the broker takes it, and the agent goes on to the next record."""
+    for name, value in infra.env().items():
+        monkeypatch.setenv(name, value)
+    settings = StreamSettings(data_dir=tmp_path, faust_app_id=f"test-dlq-{uuid.uuid4().hex[:8]}")
+    spec = TopicSpec(f"test.dlq.{uuid.uuid4().hex[:8]}", 1, "k", "test", consumed=True)
+    await ensure_topics(settings, [spec, dlq_spec(spec)])
+    (tmp_path / "faust").mkdir()
+    app = make_faust_app(settings)
+    handled: list[bytes] = []
+    outcomes: list[bool] = []
+
+    async def handler(value: bytes) -> None:
+        if value == b"bad":
+            raise ValueError("does not decode")
+        handled.append(value)
+
+    async def consume(stream) -> None:
+        async for event in stream.events():
+            outcomes.append(await faust_handle(app, event, handler, service="test", max_attempts=1))
+
+    app.agent(app.topic(spec.name, value_serializer="raw"), name="test-dlq-agent")(consume)
+    refusals = []
+
+    async with faust_running(app):
+        send = app.producer.send_and_wait
+
+        async def refused_twice(topic, *args, **kwargs):
+            if topic == spec.dlq and len(refusals) < 2:
+                refusals.append(topic)
+                raise KafkaTimeoutError("the broker did not acknowledge")
+            return await send(topic, *args, **kwargs)
+
+        monkeypatch.setattr(app.producer, "send_and_wait", refused_twice)
+        writer = make_producer(settings)
+        await writer.start()
+        try:
+            for value in (b"bad", b"good"):
+                await writer.send_and_wait(spec.name, value, key=b"k")
+        finally:
+            await writer.stop()
+        await wait_until(lambda: len(outcomes) == 2, 60, "both records handled")
+
+    assert outcomes == [False, True] and handled == [b"good"] and len(refusals) == 2
+    dlq = make_consumer(settings, group_id=None)
+    await dlq.start()
+    try:
+        dlq.assign([TopicPartition(spec.dlq, 0)])
+        await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
+        dead = []
+        async with asyncio.timeout(20):
+            while not dead:
+                for records in (await dlq.getmany(timeout_ms=500)).values():
+                    dead.extend(records)
+    finally:
+        await dlq.stop()
+    [parked] = dead
+    assert parked.value == b"bad"
+    headers = header_map(parked.headers)
+    assert headers["x-origin-topic"] == spec.name and headers["x-error-type"] == "ValueError"

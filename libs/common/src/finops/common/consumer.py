@@ -34,6 +34,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
@@ -447,6 +448,11 @@ def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: (v or b"").decode(errors="replace") for k, v in (headers or ())}
 
 
+#: the first and the longest wait before a Faust agent's dead letter is sent again
+FAUST_DLQ_RETRY_FIRST_S = 0.2
+FAUST_DLQ_RETRY_MAX_S = 10.0
+
+
 async def faust_handle(
     app: Any,
     event: Any,
@@ -455,7 +461,8 @@ async def faust_handle(
     service: str,
     max_attempts: int = 3,
 ) -> bool:
-    """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered.
+    """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered
+    (once the broker took the dead letter: until then it is sent again, and the agent waits).
 
     Use with ``async for event in stream.events()`` so the message's origin is known. Not
     :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
@@ -478,9 +485,38 @@ async def faust_handle(
     headers = original + dlq_headers(
         message.topic, message.partition, message.offset, error, max_attempts, service
     )
-    await app.producer.send_and_wait(f"{message.topic}.dlq", key, value, None, None, headers)
+    # Faust acks the event even when the agent raises, so a dead letter the broker did not
+    # take is tried again until it does: raised, the record was passed, parked nowhere
+    retrying = AsyncRetrying(
+        wait=wait_exponential(multiplier=FAUST_DLQ_RETRY_FIRST_S, max=FAUST_DLQ_RETRY_MAX_S),
+        retry=retry_if_exception_type(Exception),  # the broker's fault, not the record's
+        before_sleep=_dead_letter_retried(message),
+    )
+    async for sending in retrying:
+        with sending:
+            await app.producer.send_and_wait(
+                f"{message.topic}.dlq", key, value, None, None, headers
+            )
     _dead_lettered(service, message.topic, message.partition, message.offset, error)
     return False
+
+
+def _dead_letter_retried(message: Any) -> Callable[[RetryCallState], None]:
+    """Log a dead letter of ``message`` the broker did not take, before it is sent again."""
+
+    def log_retry(state: RetryCallState) -> None:
+        log.error(
+            "dead letter not written; trying again",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "retry_in_s": state.upcoming_sleep,
+                "error": repr(state.outcome.exception() if state.outcome else None),
+            },
+        )
+
+    return log_retry
 
 
 def register_validating_agent(app: Any, spec: Any, service: str) -> None:
