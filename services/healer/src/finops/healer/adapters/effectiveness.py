@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -68,6 +68,13 @@ def advice_record(value: bytes) -> AdviceRecord:
     )
 
 
+def price_baseline(provider: str, model: str, outcome: Outcome) -> float | None:
+    """An outcome's usage priced on ``provider``/``model`` at the call's time (genai-prices)."""
+    when = datetime.fromtimestamp(outcome.at_s, UTC)
+    priced = price_call(provider, model, outcome.usage or {}, when).total_usd
+    return None if priced is None else float(priced)
+
+
 class OutcomeIntake(CheckpointedState):
     """Reads advice and outcomes into a :class:`HealingLedger` and checkpoints it."""
 
@@ -89,6 +96,7 @@ class OutcomeIntake(CheckpointedState):
         #: this instance's own checkpoint is ``<name>@<writer>`` (see adapters/ledger_store)
         self.writer = uuid.uuid4().hex[:12]
         self.ledger = ledger
+        ledger.baseline_price = price_baseline
         self.consumer = consumer
         self.classifier = classifier
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -114,6 +122,7 @@ class OutcomeIntake(CheckpointedState):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.ledger = HealingLedger.from_state(state)
+        self.ledger.baseline_price = price_baseline
 
     async def start(self) -> None:
         """Start the consumer on every partition of every topic (no group), each from its
@@ -163,8 +172,22 @@ class OutcomeIntake(CheckpointedState):
             data, advice_id = event.data, event.data.remedy.advice_id
             cost = data.cost_usd or 0.0
             first = self.ledger.first_model(advice_id)
+            if first is None:  # read before its advice: priced once the advice arrives
+                self.ledger.healed(
+                    Outcome(
+                        advice_id,
+                        data.success,
+                        at_s,
+                        cost,
+                        None,
+                        data.provider,
+                        data.model,
+                        data.usage.model_dump(mode="json"),
+                    )
+                )
+                return
             baseline = cost
-            if first is not None and first != (data.provider, data.model):
+            if first != (data.provider, data.model):
                 priced = price_call(first[0], first[1], data.usage, event.time).total_usd
                 baseline = float(priced) if priced is not None else cost
             self.ledger.healed(Outcome(advice_id, data.success, at_s, cost, baseline))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from uuid import UUID
@@ -63,8 +64,17 @@ class Outcome:
     healed: bool
     at_s: float
     cost_usd: float = 0.0
-    #: what the same usage costs on the model the chain first asked for
-    baseline_cost_usd: float = 0.0
+    #: what the same usage costs on the model the chain first asked for; None while that
+    #: model is unknown (the call read before its advice): priced when the advice arrives,
+    #: from the call's provider, model and usage below
+    baseline_cost_usd: float | None = 0.0
+    provider: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+#: prices an outcome's usage on another (provider, model): None when it cannot
+BaselinePrice = Callable[[str, str, Outcome], float | None]
 
 
 @dataclass
@@ -130,6 +140,9 @@ class HealingLedger:
     #: the segments of ``pending`` and ``healed_chains`` changed since the last checkpoint
     pending_index: SegmentIndex = field(default_factory=SegmentIndex)
     chain_index: SegmentIndex = field(default_factory=SegmentIndex)
+    #: prices an outcome read before its advice once the advice says the first model (the
+    #: adapter's genai-prices); without it such an outcome costs no more than it did
+    baseline_price: BaselinePrice | None = field(default=None, repr=False, compare=False)
 
     def _stats(self, kind: ErrorKind) -> KindStats:
         return self.kinds.setdefault(kind, KindStats())
@@ -191,7 +204,21 @@ class HealingLedger:
         stats = self._stats(entry.chain_kind)
         stats.healed += 1
         stats.heal_time_s += max(0.0, outcome.at_s - entry.chain_start_s)
-        stats.extra_cost_usd += outcome.cost_usd - outcome.baseline_cost_usd
+        stats.extra_cost_usd += outcome.cost_usd - self._baseline(entry, outcome)
+
+    def _baseline(self, entry: _Pending, outcome: Outcome) -> float:
+        """What the outcome's usage costs on the model its chain first asked for."""
+        if outcome.baseline_cost_usd is not None:
+            return outcome.baseline_cost_usd
+        first = self.first_model(entry.record.advice_id)
+        if (
+            first is None
+            or first == (outcome.provider, outcome.model)
+            or self.baseline_price is None
+        ):
+            return outcome.cost_usd
+        priced = self.baseline_price(first[0], first[1], outcome)
+        return outcome.cost_usd if priced is None else priced
 
     def _chain_healed(self, chain: str) -> None:
         self.healed_chains[chain] = None
@@ -374,6 +401,9 @@ def _outcome_state(outcome: Outcome) -> dict[str, Any]:
         "at_s": outcome.at_s,
         "cost_usd": outcome.cost_usd,
         "baseline_cost_usd": outcome.baseline_cost_usd,
+        "provider": outcome.provider,
+        "model": outcome.model,
+        "usage": outcome.usage,
     }
 
 
