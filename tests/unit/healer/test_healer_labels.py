@@ -26,7 +26,7 @@ class MemoryStore:
     async def add(self, labels: Sequence[NewLabel], created_by: str) -> list[int]:
         ids = []
         for label in labels:
-            self.rows.append(StoredLabel(len(self.rows) + 1, label.message, label.kind))
+            self.rows.append(StoredLabel(len(self.rows) + 1, label.message, label.kind.value))
             ids.append(len(self.rows))
         return ids
 
@@ -104,6 +104,19 @@ async def test_sync_teaches_each_stored_label_once_in_order() -> None:
     assert (sync.last_id, classifier.text.labels_learned) == (2, 2)
     verdict = classifier.classify(ProviderError(message="The widget shard melted", status=503))
     assert (verdict.kind, verdict.rule) == (K.SERVER_ERROR, "classifier")
+
+
+async def test_a_label_of_a_kind_a_newer_version_stored_is_passed_and_the_next_learned() -> None:
+    """A rolling upgrade (or a downgrade) leaves a label whose kind this version does not
+    know: the sync passes it (it stopped the healer at start-up before) and learns on."""
+    store = MemoryStore()
+    store.rows.append(StoredLabel(1, "the quantum tunnel collapsed", "quantum_failure"))
+    await store.add([NewLabel("the widget shard melted", K.OVERLOADED)], "op")
+    sync = LabelSync(store, ErrorClassifier())
+    assert await sync.catch_up() == 2
+    assert (sync.last_id, sync.classifier.text.labels_learned) == (2, 1)
+    verdict = sync.classifier.classify(ProviderError(message="The widget shard melted"))
+    assert verdict.kind == K.OVERLOADED
 
 
 async def test_concurrent_catch_ups_learn_nothing_twice() -> None:

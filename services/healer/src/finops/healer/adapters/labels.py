@@ -25,6 +25,7 @@ from finops.healer.domain.taxonomy import ErrorKind
 log = logging.getLogger(__name__)
 
 PAGE = 5_000
+KNOWN_KINDS = frozenset(kind.value for kind in ErrorKind)
 #: Adds take this transaction-scoped advisory lock in turn (class 7401 = "healer labels"), so
 #: their ids become visible in order: an instance reads new labels by id, and one committed
 #: after a higher id was read would never be learned by it.
@@ -43,7 +44,8 @@ class NewLabel:
 class StoredLabel:
     id: int
     message: str
-    kind: ErrorKind
+    #: as stored: a newer version may have stored a kind this one does not know
+    kind: str
 
 
 class LabelStore(Protocol):
@@ -78,7 +80,7 @@ class PostgresLabelStore:
             last_id,
             limit,
         )
-        return [StoredLabel(r["id"], r["message"], ErrorKind(r["kind"])) for r in rows]
+        return [StoredLabel(r["id"], r["message"], r["kind"]) for r in rows]
 
 
 class LabelSync:
@@ -96,15 +98,22 @@ class LabelSync:
         async with self._lock:
             while batch := await self.store.after(self.last_id, PAGE):
                 for label in batch:
-                    try:
-                        self.classifier.teach(label.message, label.kind)
-                    except ValueError:
-                        # Stored before a normalisation change left it no text: not fatal.
-                        log.warning("label %s has no text to learn from", label.id)
+                    self._learn(label)
                     self.last_id = label.id
                     learned += 1
                 await asyncio.sleep(0)  # a long replay must not stall the event loop
         return learned
+
+    def _learn(self, label: StoredLabel) -> None:
+        if label.kind not in KNOWN_KINDS:
+            # Stored by a newer version (a rolling upgrade or a downgrade): this one goes on.
+            log.warning("label %s has kind %r, unknown to this version", label.id, label.kind)
+            return
+        try:
+            self.classifier.teach(label.message, ErrorKind(label.kind))
+        except ValueError:
+            # Stored before a normalisation change left it no text: not fatal.
+            log.warning("label %s has no text to learn from", label.id)
 
     async def add(self, labels: Sequence[NewLabel], created_by: str) -> list[int]:
         """Store ``labels`` and learn them (with anything else stored meanwhile)."""
