@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
+from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, ModelRef, Outcome
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 
@@ -93,7 +93,9 @@ def test_the_ledger_state_round_trips_through_json() -> None:
     restored = HealingLedger.from_state(json.loads(json.dumps(ledger.to_state())))
     assert restored.report() == ledger.report()
     assert restored.learner.trials == ledger.learner.trials
-    assert list(restored.waiting) == ["zz"] and restored.first_model("a2") == ("openai", "gpt-4o")
+    assert list(restored.waiting) == ["zz"] and restored.first_model("a2") == ModelRef(
+        "openai", "gpt-4o"
+    )
     restored.healed(Outcome("a2", True, 3.0))  # already resolved before the restart
     assert restored.report()["rate_limit"]["healed"] == 1
 

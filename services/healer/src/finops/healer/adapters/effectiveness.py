@@ -187,8 +187,8 @@ class OutcomeIntake(CheckpointedState):
                 )
                 return
             baseline = cost
-            if first != (data.provider, data.model):
-                priced = price_call(first[0], first[1], data.usage, event.time).total_usd
+            if not first.names(data.provider, data.model):
+                priced = price_call(first.provider, first.model, data.usage, event.time).total_usd
                 baseline = float(priced) if priced is not None else cost
             self.ledger.healed(Outcome(advice_id, data.success, at_s, cost, baseline))
 

@@ -44,6 +44,18 @@ ERROR_IDS = 65_536
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """A model as a provider names it."""
+
+    provider: str
+    model: str
+
+    def names(self, provider: str | None, model: str | None) -> bool:
+        """Whether ``provider`` and ``model`` are this one."""
+        return (self.provider, self.model) == (provider, model)
+
+
+@dataclass(frozen=True)
 class AdviceRecord:
     """What the ledger needs of one advice (read back from ``finops.healing.v1``)."""
 
@@ -213,11 +225,11 @@ class HealingLedger:
         first = self.first_model(entry.record.advice_id)
         if (
             first is None
-            or first == (outcome.provider, outcome.model)
+            or first.names(outcome.provider, outcome.model)
             or self.baseline_price is None
         ):
             return outcome.cost_usd
-        priced = self.baseline_price(first[0], first[1], outcome)
+        priced = self.baseline_price(first.provider, first.model, outcome)
         return outcome.cost_usd if priced is None else priced
 
     def _chain_healed(self, chain: str) -> None:
@@ -227,13 +239,13 @@ class HealingLedger:
             forgotten, _ = self.healed_chains.popitem(last=False)
             self.chain_index.forget(forgotten)
 
-    def first_model(self, advice_id: str) -> tuple[str, str] | None:
-        """(provider, model) the chain of ``advice_id`` first asked for, if the advice is known."""
+    def first_model(self, advice_id: str) -> ModelRef | None:
+        """The model the chain of ``advice_id`` first asked for, if the advice is known."""
         entry = self.pending.get(advice_id)
         if entry is None:
             return None
         root = self.pending.get(entry.chain, entry)
-        return root.record.provider, root.record.model
+        return ModelRef(root.record.provider, root.record.model)
 
     def report(self) -> dict[str, dict[str, Any]]:
         return {kind.value: stats.report() for kind, stats in sorted(self.kinds.items())}
