@@ -519,33 +519,43 @@ assert STOPPED_AT < CONCLUDING
 REPLAYED = 90
 
 
-async def first_owner_sees_a_stop_and_dies(world: World) -> datetime:
+#: the calls a checkpoint holds, the experiment running, when ``held_running``
+HELD = 20
+
+
+async def first_owner_sees_a_stop_and_dies(world: World, held_running: bool = False) -> datetime:
     """The first owner of the partition counts calls 0..STOPPED_AT (an operator stops the
     experiment while it waits for the last ten), its next refresh halts it, and it dies at
-    the checkpoint that would hold the stop (no checkpoint ever held the experiment); when
-    the operator stopped it."""
+    the checkpoint that would hold the stop; when the operator stopped it. No checkpoint
+    held the experiment before, unless ``held_running``: then one holds it running, with
+    calls 0..HELD."""
     stopped: list[datetime] = []
+    intake: AnalysisIntake | None = None
 
     async def operator_stops() -> None:
         stopped.append(world.stop())
 
+    async def no_more_checkpoints() -> None:
+        assert intake is not None
+        intake.checkpoint_interval_s = 1e9  # but the one a conclusion asks for
+
     intake, consumer = await owner(
         world,
         [
-            Poll({PARTITION: list(range(20))}),
-            Poll({PARTITION: list(range(20, STOPPED_AT - 10))}),
+            Poll({PARTITION: list(range(HELD))}),
+            Poll({PARTITION: list(range(HELD, STOPPED_AT - 10))}, during=no_more_checkpoints),
             Poll({PARTITION: list(range(STOPPED_AT - 10, STOPPED_AT))}, during=operator_stops),
         ],
     )
-    intake.checkpoint_interval_s = 1e9  # no checkpoint but the one a conclusion asks for
+    intake.checkpoint_interval_s = 0.0 if held_running else 1e9
     intake.refresh_interval_s = 0.0
-    world.saves_left = 0
+    world.saves_left = int(held_running)
     with pytest.raises(ConnectionResetError):
         await intake.run(consumer.stop)
     world.saves_left = None
     state = intake.shards[PARTITION].experiments[EXPERIMENT]
     assert state.conclusion is not None and state.conclusion["reason"] == OPERATOR_STOP
-    assert world.checkpoints == {}
+    assert list(world.checkpoints) == ([f"experiments:{PARTITION}"] if held_running else [])
     return stopped[0]
 
 
@@ -576,6 +586,31 @@ async def test_the_counts_of_an_operators_stop_are_recorded_and_a_replay_counts_
     kept = world.saved_conclusion()
     assert kept is not None and kept["n"] == [half, half] and kept["status"] == "stopped"
     assert [entry[0] for entry in world.log] == ["stop counts", "saved"]
+    assert world.announced == [] and world.outbox == []
+
+
+async def test_a_replay_from_a_checkpoint_holding_the_experiment_running_stops_at_the_counts():
+    """The checkpoint before the crash holds the experiment running (calls 0..HELD): the next
+    owner follows the stop's recorded counts from its first turn, not its first refresh after
+    the poll, so it counts the replayed calls up to them and drops the later ones."""
+    world = World()
+    stopped = await first_owner_sees_a_stop_and_dies(world, held_running=True)
+    half = STOPPED_AT // 2
+    assert world.experiment.stop_counts == [half, half]
+    held = ExperimentAnalysis.from_state(
+        world.checkpoints[f"experiments:{PARTITION}"].state_dict()
+    ).experiments[EXPERIMENT]
+    assert held.conclusion is None and [int(s.n) for s in held.stats] == [HELD // 2] * 2
+    successor, consumer = await owner(world, [Poll({PARTITION: list(range(HELD, REPLAYED))})])
+    await successor.run(consumer.stop)
+    shard = successor.shards[PARTITION]
+    state = shard.experiments[EXPERIMENT]
+    assert [int(s.n) for s in state.stats] == [half, half]
+    assert state.conclusion is not None and state.conclusion["n"] == [half, half]
+    assert state.conclusion["decided_at"] == stopped.isoformat()
+    assert shard.ignored == {"experiment_concluded": REPLAYED - STOPPED_AT}
+    assert world.saved_conclusion() == state.conclusion
+    assert [entry[0] for entry in world.log] == ["saved", "stop counts", "saved"]
     assert world.announced == [] and world.outbox == []
 
 

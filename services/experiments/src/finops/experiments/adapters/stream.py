@@ -230,6 +230,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def handle(self, partition: int, shard: ExperimentAnalysis, records: list[Any]) -> None:
         """Analyse a partition's tagged events; a record that is not one is dead-lettered."""
+        if self._last_refresh == 0.0:
+            # partitions newly adopted: follow the operators before counting their calls (a
+            # stop whose counts are recorded while the checkpoint holds the experiment running)
+            await self._refresh()
         tagged: list[Tagged] = []
         looked_up: set[str] = set()  # once a turn: a draft's calls would ask for every one
         for record in records:
@@ -296,7 +300,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         experiment_id = conclusion["experiment_id"]
         self.known.pop(experiment_id, None)
         if is_operator_stop(conclusion):
-            await self.repo.record_stop_counts(experiment_id, conclusion["n"])
+            await self._record_stop_counts(experiment_id, conclusion["n"])
             return
         decision = recorded_decision(conclusion)
         if await self.repo.conclude(
@@ -309,7 +313,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             return
         settled = shard.settle(experiment_id, experiment.decision, _ended_at(experiment))
         if is_operator_stop(settled):
-            await self.repo.record_stop_counts(experiment_id, settled["n"])
+            await self._record_stop_counts(experiment_id, settled["n"])
         if settled != conclusion:
             log.info(
                 "the experiment was concluded already; its shard holds that decision",
@@ -318,6 +322,14 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                     "status": experiment.status,
                     "reached": {k: conclusion[k] for k in ("winner", "reason", "decided_at")},
                 },
+            )
+
+    async def _record_stop_counts(self, experiment_id: str, counts: list[int]) -> None:
+        if not await self.repo.record_stop_counts(experiment_id, counts):
+            # another owner recorded them first (its refresh saw the stop before this one's)
+            log.warning(
+                "the stop's counts were recorded already; these are not",
+                extra={"experiment_id": experiment_id, "counts": counts},
             )
 
     def released(self, partition: int, shard: ExperimentAnalysis) -> None:
@@ -403,17 +415,32 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             if experiment.status == "running" and experiment.started_at and not tracked:
                 shard.track(experiment.id, experiment.definition, experiment.started_at.timestamp())
             elif experiment.status == "stopped" and tracked and experiment.decision is None:
-                # dated at the stop, as settle() dates it: the same stop, the same time; its
-                # counts are recorded before the checkpoint that holds it
-                halted = shard.halt(experiment.id, OPERATOR_STOP, _ended_at(experiment, now))
-                if halted is not None:
-                    self.dirty.add(partition)
-                    self._concluded(partition, [halted])
+                self._follow_stop(partition, shard, experiment, now)
         for partition, shard in self.shards.items():
             expired = shard.expire_all(now)
             if expired:
                 self.dirty.add(partition)
                 self._concluded(partition, expired)
+
+    def _follow_stop(
+        self, partition: int, shard: ExperimentAnalysis, experiment: Experiment, now: float
+    ) -> None:
+        """An operator stopped a tracked experiment: with its counts recorded (the analysis
+        saw the stop before this shard's checkpoint), count up to them; otherwise halt it
+        now, and record its counts before the checkpoint that holds the stop. Dated at the
+        stop, as settle() dates it: the same stop, the same time."""
+        stopped_at = _ended_at(experiment, now)
+        if experiment.stop_counts is not None:
+            recorded = stop_record(
+                datetime.fromtimestamp(stopped_at, UTC).isoformat(), experiment.stop_counts
+            )
+            if shard.follow_record(experiment.id, recorded):
+                self.dirty.add(partition)
+            return
+        halted = shard.halt(experiment.id, OPERATOR_STOP, stopped_at)
+        if halted is not None:
+            self.dirty.add(partition)
+            self._concluded(partition, [halted])
 
     async def announce(self, body: dict[str, Any]) -> None:
         await self.producer.send_and_wait(

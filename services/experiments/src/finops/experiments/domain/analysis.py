@@ -223,6 +223,19 @@ class ExperimentAnalysis:
         self._count_up_to_record(experiment_id, state, [])
         return True
 
+    def follow_record(self, experiment_id: str, recorded: dict[str, Any]) -> bool:
+        """Count a tracked experiment's calls up to ``recorded``'s counts from now on, as
+        :meth:`track_recorded` does: PostgreSQL holds an operator's stop and its counts
+        (:func:`~.conclusions.stop_record`) while this state, from a checkpoint taken before
+        the stop, holds it running. False, and nothing changed, when the experiment is not
+        tracked, is concluded or follows a record already."""
+        state = self.experiments.get(experiment_id)
+        if state is None or state.conclusion is not None or state.recorded is not None:
+            return False
+        state.recorded = dict(recorded)
+        self._count_up_to_record(experiment_id, state, [])
+        return True
+
     def is_tracked(self, experiment_id: str) -> bool:
         return experiment_id in self.experiments
 
