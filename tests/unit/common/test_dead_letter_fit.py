@@ -31,3 +31,12 @@ def test_only_what_is_large_is_cut():
     key, cut_value, headers = fit_dead_letter(b"agent", value, [("h", b"x")])
     assert key == b"agent" and cut_value == value[:DLQ_KEPT_BYTES]
     assert headers == [("h", b"x"), ("x-truncated-value-bytes", str(len(value)).encode())]
+
+
+def test_many_tiny_headers_count_their_framing_and_are_dropped():
+    """100,000 one-byte headers hold 100 kB of text but take over 1 MB in the record (each
+    header's two lengths): parked whole, the producer refused it."""
+    headers = [("h", b"")] * 100_000
+    key, value, cut_headers = fit_dead_letter(b"agent", b"v" * 100, headers)
+    assert (key, value) == (b"agent", b"v" * 100)
+    assert cut_headers == [("x-dropped-headers", b"100000")]

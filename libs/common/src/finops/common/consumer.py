@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
@@ -74,6 +74,8 @@ def dlq_headers(
 DLQ_MAX_RECORD_BYTES = 900_000
 #: what is kept of a key, value or the original headers of a record too large to park whole
 DLQ_KEPT_BYTES = 64 * 1024
+#: the most a record header's framing takes besides its key and value (two varint lengths)
+HEADER_FRAMING_BYTES = 10
 
 
 def fit_dead_letter(
@@ -90,7 +92,7 @@ def fit_dead_letter(
     ``x-dropped-headers``: how many); the whole record stays at its origin offset.
     """
     original = [(k, v or b"") for k, v in headers]
-    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in original)
+    size = len(key or b"") + len(value or b"") + _headers_size(original)
     if size <= DLQ_MAX_RECORD_BYTES:
         return key, value, original
     cut: list[tuple[str, bytes]] = []
@@ -100,10 +102,15 @@ def fit_dead_letter(
     if value is not None and len(value) > DLQ_KEPT_BYTES:
         cut.append(("x-truncated-value-bytes", str(len(value)).encode()))
         value = value[:DLQ_KEPT_BYTES]
-    if sum(len(k) + len(v) for k, v in original) > DLQ_KEPT_BYTES:
+    if _headers_size(original) > DLQ_KEPT_BYTES:
         cut.append(("x-dropped-headers", str(len(original)).encode()))
         original = []
     return key, value, original + cut
+
+
+def _headers_size(headers: Sequence[tuple[str, bytes]]) -> int:
+    """What ``headers`` take in a record, their framing counted (many tiny headers add up)."""
+    return sum(len(k.encode()) + len(v) + HEADER_FRAMING_BYTES for k, v in headers)
 
 
 async def dead_letter(
@@ -462,7 +469,8 @@ async def faust_handle(
     max_attempts: int = 3,
 ) -> bool:
     """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered
-    (once the broker took the dead letter: until then it is sent again, and the agent waits).
+    (once the broker took the dead letter: until then it is sent again, and the agent waits,
+    while the broker may take it later and the app runs; else the send's error is raised).
 
     Use with ``async for event in stream.events()`` so the message's origin is known. Not
     :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
@@ -486,11 +494,15 @@ async def faust_handle(
         message.topic, message.partition, message.offset, error, max_attempts, service
     )
     # Faust acks the event even when the agent raises, so a dead letter the broker did not
-    # take is tried again until it does: raised, the record was passed, parked nowhere
+    # take for now is tried again until it does: raised, the record was passed, parked
+    # nowhere. Not when the app stops (its stop waits for this record's ack, and would wait
+    # for ever), nor on an error that will not pass (an ACL, a record the producer refuses).
     retrying = AsyncRetrying(
         wait=wait_exponential(multiplier=FAUST_DLQ_RETRY_FIRST_S, max=FAUST_DLQ_RETRY_MAX_S),
-        retry=retry_if_exception_type(Exception),  # the broker's fault, not the record's
+        retry=retry_if_exception(broker_may_take_it_later),
+        stop=lambda _: bool(app.should_stop),
         before_sleep=_dead_letter_retried(message),
+        reraise=True,
     )
     async for sending in retrying:
         with sending:
@@ -499,6 +511,23 @@ async def faust_handle(
             )
     _dead_lettered(service, message.topic, message.partition, message.offset, error)
     return False
+
+
+def broker_may_take_it_later(error: BaseException) -> bool:
+    """Whether a send the broker refused may pass when tried again: a retriable Kafka error,
+    or no acknowledgement in time (aiokafka does not mark that one retriable).
+
+    Examples
+    --------
+    >>> from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+    >>> broker_may_take_it_later(KafkaTimeoutError())
+    True
+    >>> broker_may_take_it_later(TopicAuthorizationFailedError())
+    False
+    """
+    return isinstance(error, KafkaTimeoutError) or (
+        isinstance(error, KafkaError) and bool(error.retriable)
+    )
 
 
 def _dead_letter_retried(message: Any) -> Callable[[RetryCallState], None]:
