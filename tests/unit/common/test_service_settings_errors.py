@@ -154,3 +154,13 @@ def test_every_service_refuses_a_placeholder_password_outside_the_local_stack(
     ]
     monkeypatch.setenv("FINOPS_ENVIRONMENT", "local")  # the embedded stack's own passwords
     assert getattr(settings_class(), variable.removeprefix("FINOPS_").lower()) == url
+
+
+def test_an_empty_password_in_a_url_is_no_placeholder(monkeypatch) -> None:
+    """``user:@host`` has no password (trust, certificates, a .pgpass): not refused."""
+    monkeypatch.setenv("FINOPS_ENVIRONMENT", "production")
+    monkeypatch.setenv("FINOPS_DATABASE_URL", "postgresql://finops:@db:5432/finops")
+    monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:@cache:6379/0")
+    settings = HealerSettings()
+    assert settings.database_url == "postgresql://finops:@db:5432/finops"
+    assert settings.redis_url == "redis://:@cache:6379/0"

@@ -405,8 +405,9 @@ class CommonSettings(BaseSettings):
         if self.environment == "local":
             return self
         for name in ("database_url", "redis_url"):
+            # an empty one ("user:@host") is no password (trust, certificates, a .pgpass)
             password = urlsplit(getattr(self, name)).password
-            if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
+            if password and password.strip().lower() in PLACEHOLDER_SECRETS:
                 # a rule over a URL's part: its message names the variable
                 variable = f"FINOPS_{name.upper()}"
                 raise ValueError(f"refusing a placeholder password in {variable}; set a real one")
