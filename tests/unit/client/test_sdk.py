@@ -347,6 +347,33 @@ async def test_a_wrong_optimizer_or_experiments_url_names_the_default_port(servi
     await c.close()
 
 
+@pytest.mark.parametrize(
+    ("service", "ask"),
+    [("optimizer", lambda c: c.recommend("qa")), ("experiments", lambda c: c.assign("e1", "u"))],
+    ids=["optimizer", "experiments"],
+)
+@pytest.mark.parametrize("body", ["<html>a proxy's page</html>", "[1, 2]"], ids=["html", "list"])
+async def test_a_200_that_is_not_a_json_object_is_a_refusal_naming_the_url(service, ask, body):
+    """A ValueError (or TypeError) escaped where RequestRefused is promised."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=body)
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(handler),
+        **{f"{service}_url": f"http://{service}"},
+    )
+    with pytest.raises(RequestRefused) as refused:
+        await ask(c)
+    assert refused.value.status == 200 and refused.value.code is None
+    assert "answered 200 with a body that is not a JSON object" in str(refused.value)
+    assert f"is {service}_url the {service} service's address?" in str(refused.value)
+    await c.close()
+
+
 async def test_ingest_refusing_a_fresh_token_fails_after_one_renewal():
     refusals = 0
 

@@ -77,9 +77,9 @@ def error_of(resp: httpx.Response) -> tuple[str | None, str, Any]:
 
 def describe(resp: httpx.Response) -> str:
     """``"401 invalid_client: unknown API key"``, or the status alone for a foreign answer;
-    the fields a 422 names follow: ``"422 validation_error: request is invalid
-    (query.unit: String should have at least 1 character)"`` (the message alone says nothing
-    of what to change)."""
+    the fields the answer's details name follow (a 422's, for one):
+    ``"422 validation_error: request is invalid (query.unit: String should have at least 1
+    character)"`` (the message alone says nothing of what to change)."""
     code, message, details = error_of(resp)
     if code is None:
         return f"{resp.status_code} (not a FinOps error answer)"

@@ -76,7 +76,19 @@ async def _ask(
         raise Transient(transport_reason(exc)) from exc
     if resp.status_code == 200:
         tokens.accepted()
-        return dict(resp.json())
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return body
+        raise RequestRefused(
+            f"{service.title} at {service.url} answered 200 with a body that is not a JSON "
+            f"object: is {service.option} the {service.kind} service's address?",
+            status=resp.status_code,
+            code=None,
+            url=url,
+        )
     if resp.status_code in RETRYABLE_STATUS:
         raise Transient(f"HTTP {resp.status_code}", retry_after(resp))
     if resp.status_code == 401:
