@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -68,19 +69,7 @@ async def test_poison_records_go_to_the_dlq_and_the_rest_is_committed(infra):
     assert attempts["v7"] == 3 and attempts["v13"] == 3
     assert sum(c or 0 for c in committed) == 20
 
-    dlq = make_consumer(settings, group_id=None)
-    await dlq.start()
-    try:
-        dlq.assign([TopicPartition(spec.dlq, 0)])
-        await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
-        dead = []
-        async with asyncio.timeout(20):
-            while len(dead) < 2:
-                batch = await dlq.getmany(timeout_ms=500)
-                for records in batch.values():
-                    dead.extend(records)
-    finally:
-        await dlq.stop()
+    dead = await dead_letters(settings, spec, 2)
     by_value = {r.value.decode(): header_map(r.headers) for r in dead}
     assert set(by_value) == {"v7", "v13"}
     headers = by_value["v7"]
@@ -136,19 +125,7 @@ async def test_a_record_too_large_to_park_whole_is_parked_cut_and_the_reader_goe
         await producer.stop()
     assert handled == [b"fine"] and worker.dead_lettered == 1
 
-    dlq = make_consumer(settings, group_id=None)
-    await dlq.start()
-    try:
-        dlq.assign([TopicPartition(spec.dlq, 0)])
-        await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
-        dead = []
-        async with asyncio.timeout(20):
-            while not dead:
-                for records in (await dlq.getmany(timeout_ms=500)).values():
-                    dead.extend(records)
-    finally:
-        await dlq.stop()
-    [parked] = dead
+    [parked] = await dead_letters(settings, spec, 1)
     assert parked.key == b"agent-7"
     assert parked.value == huge[:DLQ_KEPT_BYTES]
     headers = header_map(parked.headers)
@@ -208,19 +185,24 @@ async def test_a_faust_agent_whose_dead_letter_the_broker_refused_sends_it_again
         await wait_until(lambda: len(outcomes) == 2, 60, "both records handled")
 
     assert outcomes == [False, True] and handled == [b"good"] and len(refusals) == 2
+    [parked] = await dead_letters(settings, spec, 1)
+    assert parked.value == b"bad"
+    headers = header_map(parked.headers)
+    assert headers["x-origin-topic"] == spec.name and headers["x-error-type"] == "ValueError"
+
+
+async def dead_letters(settings: CommonSettings, spec: TopicSpec, count: int) -> list[Any]:
+    """The first ``count`` records of ``spec``'s DLQ (partition 0), read from its start."""
     dlq = make_consumer(settings, group_id=None)
     await dlq.start()
     try:
         dlq.assign([TopicPartition(spec.dlq, 0)])
         await dlq.seek_to_beginning(TopicPartition(spec.dlq, 0))
-        dead = []
+        dead: list[Any] = []
         async with asyncio.timeout(20):
-            while not dead:
+            while len(dead) < count:
                 for records in (await dlq.getmany(timeout_ms=500)).values():
                     dead.extend(records)
     finally:
         await dlq.stop()
-    [parked] = dead
-    assert parked.value == b"bad"
-    headers = header_map(parked.headers)
-    assert headers["x-origin-topic"] == spec.name and headers["x-error-type"] == "ValueError"
+    return dead
