@@ -317,6 +317,17 @@ async def test_a_wrong_ingest_url_fails_fast_naming_the_url():
         await c.close()
 
 
+def answering(service: str, answer: httpx.Response) -> AsyncFinOpsClient:
+    """A client whose ``service`` (optimizer or experiments) answers every request so."""
+    return AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(lambda request: answer),
+        **{f"{service}_url": f"http://{service}"},
+    )
+
+
 @pytest.mark.parametrize(
     ("service", "port", "ask"),
     [
@@ -328,16 +339,7 @@ async def test_a_wrong_ingest_url_fails_fast_naming_the_url():
 async def test_a_wrong_optimizer_or_experiments_url_names_the_default_port(service, port, ask):
     """The experiments service had no port to name: a KeyError instead of the refusal."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, text="Not Found")
-
-    c = AsyncFinOpsClient(
-        ingest_url="http://ingest",
-        agent_id="bot",
-        token="t",
-        transport=httpx.MockTransport(handler),
-        **{f"{service}_url": f"http://{service}"},
-    )
+    c = answering(service, httpx.Response(404, text="Not Found"))
     with pytest.raises(RequestRefused) as refused:
         await ask(c)
     assert str(refused.value).endswith(
@@ -356,16 +358,7 @@ async def test_a_wrong_optimizer_or_experiments_url_names_the_default_port(servi
 async def test_a_200_that_is_not_a_json_object_is_a_refusal_naming_the_url(service, ask, body):
     """A ValueError (or TypeError) escaped where RequestRefused is promised."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=body)
-
-    c = AsyncFinOpsClient(
-        ingest_url="http://ingest",
-        agent_id="bot",
-        token="t",
-        transport=httpx.MockTransport(handler),
-        **{f"{service}_url": f"http://{service}"},
-    )
+    c = answering(service, httpx.Response(200, text=body))
     with pytest.raises(RequestRefused) as refused:
         await ask(c)
     assert refused.value.status == 200 and refused.value.code is None
