@@ -11,7 +11,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from support import wait_until
 
-from finops.common.consumer import DLQ_KEPT_BYTES, AtLeastOnceConsumer, faust_handle, header_map
+from finops.common.consumer import AtLeastOnceConsumer
+from finops.common.dead_letters import DLQ_KEPT_BYTES, faust_handle, header_map
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.stream_service import faust_running

@@ -64,7 +64,7 @@ async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatc
 async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
     infra_env, tmp_path, monkeypatch
 ):
-    from finops.common.consumer import header_map
+    from finops.common.dead_letters import header_map
     from finops.common.kafka import make_producer, read_topic
     from finops.common.settings import CommonSettings
     from finops.common.topics import AGENT_ERROR

@@ -14,7 +14,7 @@ from support import TokenFactory, llm_call, send_acknowledged, wait_until
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
-from finops.common.consumer import header_map
+from finops.common.dead_letters import header_map
 from finops.common.kafka import make_consumer, make_producer, read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import ensure_topics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from finops.cli.tail_cmd import _summary
-from finops.common.consumer import dlq_headers, header_map
+from finops.common.dead_letters import dlq_headers, header_map
 
 
 def test_a_cost_event_shows_its_agent_task_model_and_cost():

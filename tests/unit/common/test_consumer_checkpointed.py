@@ -11,12 +11,8 @@ import pytest
 from aiokafka.structs import TopicPartition
 from stream_fakes import BufferedConsumer, LogConsumer, turns_until
 
-from finops.common.consumer import (
-    AtLeastOnceConsumer,
-    CheckpointedState,
-    _SeekToCheckpoint,
-    header_map,
-)
+from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState, _SeekToCheckpoint
+from finops.common.dead_letters import header_map
 
 TOPIC = "agent.cost.v1"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finops.common.consumer import DLQ_KEPT_BYTES, DLQ_MAX_RECORD_BYTES, fit_dead_letter
+from finops.common.dead_letters import DLQ_KEPT_BYTES, DLQ_MAX_RECORD_BYTES, fit_dead_letter
 
 
 def test_a_record_that_fits_is_parked_as_it_is():

@@ -17,8 +17,8 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from finops.common import consumer
-from finops.common.consumer import faust_handle
+from finops.common import dead_letters
+from finops.common.dead_letters import faust_handle
 
 
 class FaustProducer:
@@ -40,7 +40,7 @@ async def test_a_record_a_faust_agent_parks_is_logged(caplog: pytest.LogCaptureF
     async def decode(value: bytes) -> None:
         raise ValueError("not an event")
 
-    with caplog.at_level(logging.ERROR, logger="finops.common.consumer"):
+    with caplog.at_level(logging.ERROR, logger="finops.common.dead_letters"):
         assert await faust_handle(app, event, decode, service="healer", max_attempts=1) is False
     assert [args[0] for args in producer.sent] == ["agent.error.v1.dlq"]
     [parked] = [r for r in caplog.records if r.getMessage() == "record dead-lettered"]
@@ -73,7 +73,7 @@ async def _refused(value: bytes) -> None:
 
 
 async def test_a_dead_letter_refused_for_now_is_sent_again_until_taken(monkeypatch) -> None:
-    monkeypatch.setattr(consumer, "FAUST_DLQ_RETRY_FIRST_S", 0.001)
+    monkeypatch.setattr(dead_letters, "FAUST_DLQ_RETRY_FIRST_S", 0.001)
     producer = RefusingProducer([KafkaConnectionError(), KafkaTimeoutError()])
     app = SimpleNamespace(producer=producer, should_stop=False)
     async with asyncio.timeout(10):

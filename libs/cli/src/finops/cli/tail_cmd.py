@@ -246,7 +246,7 @@ def _record_value(raw: bytes | None) -> Any:
 
 def _print_record(r: Any, value: Any, json_out: bool) -> None:
     """One record: a JSON object with its place, key and headers, or one summary line."""
-    from finops.common.consumer import header_map
+    from finops.common.dead_letters import header_map
 
     if json_out:
         where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}

@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
-from finops.common.events import EventTopics
+from finops.common.dead_letters import dead_letter
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
 from finops.common.metrics import STREAM_EVENTS
@@ -49,102 +47,6 @@ log = logging.getLogger(__name__)
 Record = Any
 Handler = Callable[[Record], Awaitable[None]]
 Batch = dict[TopicPartition, list[Record]]
-
-
-def dlq_headers(
-    topic: str, partition: int, offset: int, error: BaseException, attempts: int, service: str
-) -> list[tuple[str, bytes]]:
-    """Headers that let an operator find the original record and see why, and by which
-    service, it was given up (each service reading a topic parks a bad record of it once)."""
-    return [
-        ("x-service", service.encode()),
-        ("x-origin-topic", topic.encode()),
-        ("x-origin-partition", str(partition).encode()),
-        ("x-origin-offset", str(offset).encode()),
-        ("x-error-type", type(error).__name__.encode()),
-        ("x-error", str(error)[:1000].encode(errors="replace")),
-        ("x-attempts", str(attempts).encode()),
-    ]
-
-
-#: the most a dead letter's key, value and headers may hold together: under what the
-#: producers send (aiokafka's ``max_request_size``, 1 MiB; Faust's, 1,000,000 bytes) and what
-#: Apache Kafka takes by default (``max.message.bytes``, 1,048,588), with room for the
-#: dead-letter headers and the record's framing
-DLQ_MAX_RECORD_BYTES = 900_000
-#: what is kept of a key, value or the original headers of a record too large to park whole
-DLQ_KEPT_BYTES = 64 * 1024
-#: the most a record header's framing takes besides its key and value (two varint lengths)
-HEADER_FRAMING_BYTES = 10
-
-
-def fit_dead_letter(
-    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
-) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """The key, value and original headers of a dead letter, cut to fit one record.
-
-    A record the broker took from another producer may be larger than the service's own
-    producer sends (or than the broker then takes with the dead-letter headers added): parked
-    whole, the send failed and the reader stopped on it, restarted and stopped again. Such a
-    record is parked with the first :data:`DLQ_KEPT_BYTES` of its key and value, its original
-    headers dropped when they are that large too, and headers saying what was cut
-    (``x-truncated-key-bytes``, ``x-truncated-value-bytes``: the original sizes;
-    ``x-dropped-headers``: how many); the whole record stays at its origin offset.
-    """
-    original = [(k, v or b"") for k, v in headers]
-    size = len(key or b"") + len(value or b"") + _headers_size(original)
-    if size <= DLQ_MAX_RECORD_BYTES:
-        return key, value, original
-    cut: list[tuple[str, bytes]] = []
-    if key is not None and len(key) > DLQ_KEPT_BYTES:
-        cut.append(("x-truncated-key-bytes", str(len(key)).encode()))
-        key = key[:DLQ_KEPT_BYTES]
-    if value is not None and len(value) > DLQ_KEPT_BYTES:
-        cut.append(("x-truncated-value-bytes", str(len(value)).encode()))
-        value = value[:DLQ_KEPT_BYTES]
-    if _headers_size(original) > DLQ_KEPT_BYTES:
-        cut.append(("x-dropped-headers", str(len(original)).encode()))
-        original = []
-    return key, value, original + cut
-
-
-def _headers_size(headers: Sequence[tuple[str, bytes]]) -> int:
-    """What ``headers`` take in a record, their framing counted (many tiny headers add up)."""
-    return sum(len(k.encode()) + len(v) + HEADER_FRAMING_BYTES for k, v in headers)
-
-
-async def dead_letter(
-    producer: AIOKafkaProducer,
-    record: Record,
-    error: BaseException,
-    *,
-    attempts: int,
-    service: str,
-) -> None:
-    """Park ``record`` on ``<topic>.dlq`` with its key, value and headers, plus why (a record
-    too large to park whole is cut: :func:`fit_dead_letter`)."""
-    key, value, original = fit_dead_letter(record.key, record.value, record.headers or ())
-    headers = original + dlq_headers(
-        record.topic, record.partition, record.offset, error, attempts, service
-    )
-    await producer.send_and_wait(f"{record.topic}.dlq", value=value, key=key, headers=headers)
-    _dead_lettered(service, record.topic, record.partition, record.offset, error)
-
-
-def _dead_lettered(
-    service: str, topic: str, partition: int, offset: int, error: BaseException
-) -> None:
-    """Count and log a record parked on its topic's DLQ (by a consumer or a Faust agent)."""
-    STREAM_EVENTS.labels(service, topic, "dead_lettered").inc()
-    log.error(
-        "record dead-lettered",
-        extra={
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "error": "".join(traceback.format_exception_only(error)).strip(),
-        },
-    )
 
 
 class CheckpointedState:
@@ -449,123 +351,3 @@ class AtLeastOnceConsumer:
             self.producer, record, error, attempts=self.max_attempts, service=self.service
         )
         self.dead_lettered += 1
-
-
-def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
-    return {k: (v or b"").decode(errors="replace") for k, v in (headers or ())}
-
-
-#: the first and the longest wait before a Faust agent's dead letter is sent again
-FAUST_DLQ_RETRY_FIRST_S = 0.2
-FAUST_DLQ_RETRY_MAX_S = 10.0
-
-
-async def faust_handle(
-    app: Any,
-    event: Any,
-    handler: Callable[[bytes], Awaitable[None]],
-    *,
-    service: str,
-    max_attempts: int = 3,
-) -> bool:
-    """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered
-    (once the broker took the dead letter: until then it is sent again, and the agent waits,
-    while the broker may take it later and the app runs; else the send's error is raised).
-
-    Use with ``async for event in stream.events()`` so the message's origin is known. Not
-    :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
-    no backoff, and any error is parked, a dependency failure included (that consumer raises
-    one instead). So it suits handlers that do no I/O, such as decoding a record: its callers
-    pass ``max_attempts=1``.
-    """
-    message = event.message
-    error: BaseException | None = None
-    for attempt in range(1, max_attempts + 1):
-        try:
-            await handler(event.value)
-            STREAM_EVENTS.labels(service, message.topic, "processed").inc()
-            return True
-        except Exception as exc:
-            error = exc
-            log.warning("handler failed", extra={"attempt": attempt, "error": repr(exc)})
-    assert error is not None
-    key, value, original = fit_dead_letter(message.key, message.value, message.headers or ())
-    headers = original + dlq_headers(
-        message.topic, message.partition, message.offset, error, max_attempts, service
-    )
-    # Faust acks the event even when the agent raises, so a dead letter the broker did not
-    # take for now is tried again until it does: raised, the record was passed, parked
-    # nowhere. Not when the app stops (its stop waits for this record's ack, and would wait
-    # for ever), nor on an error that will not pass (an ACL, a record the producer refuses).
-    retrying = AsyncRetrying(
-        wait=wait_exponential(multiplier=FAUST_DLQ_RETRY_FIRST_S, max=FAUST_DLQ_RETRY_MAX_S),
-        retry=retry_if_exception(broker_may_take_it_later),
-        stop=lambda _: bool(app.should_stop),
-        before_sleep=_dead_letter_retried(message),
-        reraise=True,
-    )
-    async for sending in retrying:
-        with sending:
-            await app.producer.send_and_wait(
-                f"{message.topic}.dlq", key, value, None, None, headers
-            )
-    _dead_lettered(service, message.topic, message.partition, message.offset, error)
-    return False
-
-
-def broker_may_take_it_later(error: BaseException) -> bool:
-    """Whether a send the broker refused may pass when tried again: a retriable Kafka error,
-    or no acknowledgement in time (aiokafka does not mark that one retriable).
-
-    Examples
-    --------
-    >>> from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
-    >>> broker_may_take_it_later(KafkaTimeoutError())
-    True
-    >>> broker_may_take_it_later(TopicAuthorizationFailedError())
-    False
-    """
-    return isinstance(error, KafkaTimeoutError) or (
-        isinstance(error, KafkaError) and bool(error.retriable)
-    )
-
-
-def _dead_letter_retried(message: Any) -> Callable[[RetryCallState], None]:
-    """Log a dead letter of ``message`` the broker did not take, before it is sent again."""
-
-    def log_retry(state: RetryCallState) -> None:
-        log.error(
-            "dead letter not written; trying again",
-            extra={
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-                "retry_in_s": state.upcoming_sleep,
-                "error": repr(state.outcome.exception() if state.outcome else None),
-            },
-        )
-
-    return log_retry
-
-
-def register_validating_agent(app: Any, spec: Any, service: str) -> None:
-    """A Faust agent on ``spec``'s topic (an event topic) that decodes each record as the
-    event type the topic carries (:meth:`~finops.common.events.EventTopics.decode`).
-
-    A record that is not such an event (one that does not decode, or an event of another
-    type) is parked on the topic's DLQ at once (see :func:`faust_handle`; a second try would
-    not decode it either): the service's other readers of the topic count such a record and go
-    on, so it is parked once by the service.
-    """
-    source = app.topic(spec.name, value_serializer="raw", partitions=spec.partitions)
-    topics = EventTopics()
-    topics.event_type(spec.name)  # ValueError now for a topic that carries no events
-
-    async def decode(value: bytes) -> None:
-        topics.decode(spec.name, value)
-
-    async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            await faust_handle(app, event, decode, service=service, max_attempts=1)
-
-    app.agent(source, name=f"{service}-{spec.name}")(consume)

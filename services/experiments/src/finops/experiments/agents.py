@@ -12,7 +12,7 @@ import json
 
 import faust
 
-from finops.common.consumer import faust_handle
+from finops.common.dead_letters import faust_handle
 from finops.common.metrics import counter_by
 from finops.common.topics import EXPERIMENTS
 from finops.experiments.adapters.repository import ANNOUNCEMENT_KINDS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import faust
 
-from finops.common.consumer import register_validating_agent
+from finops.common.dead_letters import register_validating_agent
 from finops.common.topics import AGENT_ERROR
 
 

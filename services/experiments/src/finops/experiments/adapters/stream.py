@@ -51,8 +51,8 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from finops.common.checkpoints import Checkpoint
-from finops.common.consumer import dead_letter
 from finops.common.datastores import is_dependency_failure
+from finops.common.dead_letters import dead_letter
 from finops.common.lifespan import run_together
 from finops.common.metrics import counter_by
 from finops.common.owned_partitions import OwnedPartitions, Resume

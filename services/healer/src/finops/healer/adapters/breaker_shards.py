@@ -53,7 +53,7 @@ from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
 from finops.common.circuits import CircuitState
-from finops.common.consumer import dead_letter
+from finops.common.dead_letters import dead_letter
 from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.common.lifespan import run_together
 from finops.common.log_position import partition_key

@@ -34,7 +34,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, serialize_in_parts
-from finops.common.consumer import dead_letter, header_map
+from finops.common.dead_letters import dead_letter, header_map
 from finops.common.events import Event
 from finops.common.id_dedupe import IdDedupe
 from finops.common.owned_partitions import OwnedPartitions, Resume
