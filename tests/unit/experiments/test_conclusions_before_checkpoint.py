@@ -660,3 +660,24 @@ async def test_the_calls_right_after_a_start_count_though_a_call_met_the_experim
     shard = intake.shards[PARTITION]
     assert sum(int(s.n) for s in shard.experiments[EXPERIMENT].stats) == 20
     assert shard.ignored == {"unknown_or_not_running_experiment": 2}
+
+
+async def test_a_stopped_experiment_a_replay_tracks_is_halted_before_any_checkpoint():
+    """The next owner tracks a stopped experiment whose counts were not recorded as it meets
+    its calls: the refresh after that batch halts it and records its counts before the
+    checkpoint, however long the refresh interval (saved running, a crash at that checkpoint
+    made the owner after it track it again, and so on)."""
+    world = World()
+    world.stop()
+    successor, consumer = await owner(world, [Poll({PARTITION: list(range(STOPPED_AT))})])
+    successor.refresh_interval_s = 1e9
+    successor.checkpoint_interval_s = 0.0
+    await successor.run(consumer.stop)
+    half = STOPPED_AT // 2
+    assert world.experiment.stop_counts == [half, half]
+    assert world.log[:2] == [
+        ("stop counts", f"[{half}, {half}] {EXPERIMENT}"),
+        ("saved", f"experiments:{PARTITION}"),
+    ]
+    kept = world.saved_conclusion()
+    assert kept is not None and kept["reason"] == OPERATOR_STOP and kept["n"] == [half, half]

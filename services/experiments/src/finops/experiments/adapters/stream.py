@@ -135,6 +135,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         #: checkpoint (see :meth:`checkpoint_locked`)
         self.unrecorded: dict[int, list[dict[str, Any]]] = {}
         self._last_refresh = 0.0
+        #: partitions were adopted: follow the operators before counting their calls
+        self._follow_first = False
+        #: follow the operators after this batch, before any checkpoint, whatever the interval
+        self._refresh_soon = False
         self._not_running: dict[str, float] = {}
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
@@ -151,7 +155,8 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def adopt(self, partitions: set[int]) -> None:
         await super().adopt(partitions)
-        self._last_refresh = 0.0  # track the running experiments of the new partitions now
+        self._follow_first = True
+        self._refresh_soon = True  # track the running experiments of the new partitions now
 
     async def load_shard(
         self, partition: int
@@ -230,9 +235,10 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
 
     async def handle(self, partition: int, shard: ExperimentAnalysis, records: list[Any]) -> None:
         """Analyse a partition's tagged events; a record that is not one is dead-lettered."""
-        if self._last_refresh == 0.0:
+        if self._follow_first:
             # partitions newly adopted: follow the operators before counting their calls (a
             # stop whose counts are recorded while the checkpoint holds the experiment running)
+            self._follow_first = False
             await self._refresh()
         tagged: list[Tagged] = []
         looked_up: set[str] = set()  # once a turn: a draft's calls would ask for every one
@@ -260,7 +266,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
     async def after_batch(self) -> None:
         """Follow the operators; record and announce the conclusions reached and checkpoint at
         once (the snapshots other instances serve then show them), else when one is due."""
-        refresh = time.monotonic() - self._last_refresh >= self.refresh_interval_s
+        refresh = (
+            self._refresh_soon or time.monotonic() - self._last_refresh >= self.refresh_interval_s
+        )
         if refresh or self._announce_now.is_set():
             await self.publish_announcements()
         if refresh:
@@ -388,6 +396,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         if experiment.status == "stopped" and recorded is None:  # by an operator
             if experiment.stop_counts is None:
                 shard.track(experiment.id, experiment.definition, started_at)
+                self._refresh_soon = True  # halted after this batch, before any checkpoint
                 return
             stopped_at = datetime.fromtimestamp(_ended_at(experiment), UTC).isoformat()
             recorded = stop_record(stopped_at, experiment.stop_counts)
@@ -403,6 +412,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         """Follow the operators: newly started experiments, stops; expire old ones (their
         conclusions are recorded before the next checkpoint)."""
         self._last_refresh = time.monotonic()
+        self._refresh_soon = False
         now = time.time()
         everything = await self.repo.all()
         self.known = {e.id: e for e in everything}
