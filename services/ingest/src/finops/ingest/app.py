@@ -13,7 +13,7 @@ from finops.common.health import redis_check
 from finops.common.http import create_service_app
 from finops.common.lifespan import with_shared_resources
 from finops.ingest.adapters.publisher import KafkaPublisher
-from finops.ingest.api.routes import router
+from finops.ingest.api.routes import router, use_batch_limit
 from finops.ingest.settings import IngestSettings
 
 
@@ -47,4 +47,5 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(router)
+    use_batch_limit(app, settings.max_batch_events)
     return app

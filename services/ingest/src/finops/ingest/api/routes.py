@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
@@ -45,11 +45,14 @@ PUBLISH_ERRORS = (
         "an event whose `source` is not the caller (with `events:write:any`: nor its "
         "agent_id); details list the indexes",
     ),
-    ApiError(413, "payload_too_large", "the body is over 1 MiB"),
+    ApiError(
+        413, "payload_too_large", "the body is over `FINOPS_MAX_BODY_BYTES` (1 MiB by default)"
+    ),
     ApiError(
         413,
         "batch_too_large",
-        "the batch holds over 1,000 events (details: `{max_events, events}`)",
+        "the batch holds over `FINOPS_MAX_BATCH_EVENTS` events (1,000 by default; details: "
+        "`{max_events, events}`)",
     ),
     UNSUPPORTED_MEDIA_TYPE,
     ApiError(
@@ -91,7 +94,9 @@ def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
     }
 
 
-def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
+def batch_schema(max_events: int) -> dict[str, Any]:
+    """The request body of ``POST /api/events`` in the OpenAPI document: a batch of at most
+    ``max_events`` events (the app's setting, set by :func:`use_batch_limit`)."""
     events = {
         "type": "array",
         "maxItems": max_events,
@@ -105,22 +110,41 @@ def _batch_schema(max_events: int = 1000) -> dict[str, Any]:
     }
 
 
+def use_batch_limit(app: FastAPI, max_events: int) -> None:
+    """Say ``max_events`` (``FINOPS_MAX_BATCH_EVENTS``) in ``app``'s OpenAPI document, where a
+    generated client reads it: the route, shared by every app, declares the default."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            post = generate()["paths"]["/api/events"]["post"]
+            # a new body: the one generated may be the route's own declaration
+            post["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": batch_schema(max_events)}},
+            }
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 @router.post(
     "/api/events",
     status_code=202,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _batch_schema()}},
+            "content": {"application/json": {"schema": batch_schema(1000)}},
         }
     },
     summary="Publish a batch of agent events (all or nothing)",
     response_model=Accepted,
     description=(
-        'Body: a JSON array of events, or `{"events": [...]}`; at most 1,000 events and '
-        "1 MiB (counted before any event is validated). Every event is validated, its `time` "
-        "included: at most 5 minutes ahead of the server's clock and at most 60 days old "
-        "(settings); one invalid event refuses the whole batch (422 "
+        'Body: a JSON array of events, or `{"events": [...]}`; at most '
+        "`FINOPS_MAX_BATCH_EVENTS` events (1,000 by default) and `FINOPS_MAX_BODY_BYTES` "
+        "(1 MiB by default), counted before any event is validated. Every event is "
+        "validated, its `time` included: at most 5 minutes ahead of the server's clock and "
+        "at most 60 days old (settings); one invalid event refuses the whole batch (422 "
         "listing each bad index and field). 202 only after the broker acknowledged every "
         "event (acks=all). Scope `events:write`; events for another agent_id need "
         "`events:write:any`; an event's `source` must be the caller (or that agent_id)."
