@@ -169,28 +169,21 @@ class OutcomeIntake(CheckpointedState):
             advice_id = event.data.remedy.advice_id if event.data.remedy else None
             self.ledger.failed(kind, advice_id, at_s, event.id)
         elif isinstance(event, LlmCallEvent) and event.data.remedy is not None:
-            data, advice_id = event.data, event.data.remedy.advice_id
-            cost = data.cost_usd or 0.0
-            first = self.ledger.first_model(advice_id)
-            if first is None:  # read before its advice: priced once the advice arrives
-                self.ledger.healed(
-                    Outcome(
-                        advice_id,
-                        data.success,
-                        at_s,
-                        cost,
-                        None,
-                        data.provider,
-                        data.model,
-                        data.usage.model_dump(mode="json"),
-                    )
+            data = event.data
+            # priced on the model its chain first asked for by the ledger, now or once the
+            # advice arrives (read first, the call waits for it)
+            self.ledger.healed(
+                Outcome(
+                    event.data.remedy.advice_id,
+                    data.success,
+                    at_s,
+                    data.cost_usd or 0.0,
+                    None,
+                    data.provider,
+                    data.model,
+                    data.usage.model_dump(mode="json"),
                 )
-                return
-            baseline = cost
-            if not first.names(data.provider, data.model):
-                priced = price_call(first.provider, first.model, data.usage, event.time).total_usd
-                baseline = float(priced) if priced is not None else cost
-            self.ledger.healed(Outcome(advice_id, data.success, at_s, cost, baseline))
+            )
 
     async def _checkpoint_or_retry_later(self) -> None:
         try:

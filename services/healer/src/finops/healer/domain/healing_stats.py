@@ -76,9 +76,9 @@ class Outcome:
     healed: bool
     at_s: float
     cost_usd: float = 0.0
-    #: what the same usage costs on the model the chain first asked for; None while that
-    #: model is unknown (the call read before its advice): priced when the advice arrives,
-    #: from the call's provider, model and usage below
+    #: what the same usage costs on the model the chain first asked for; None: the ledger
+    #: prices it (``baseline_price``) from the call's provider, model and usage below when
+    #: it applies the outcome, at once when the advice is known, else once it arrives
     baseline_cost_usd: float | None = 0.0
     provider: str | None = None
     model: str | None = None
