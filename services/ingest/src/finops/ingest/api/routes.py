@@ -94,6 +94,10 @@ def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
     }
 
 
+#: the batch limit the route declares; each app says its own (:func:`use_batch_limit`)
+DEFAULT_MAX_BATCH_EVENTS: int = IngestSettings.model_fields["max_batch_events"].default
+
+
 def batch_schema(max_events: int) -> dict[str, Any]:
     """The request body of ``POST /api/events`` in the OpenAPI document: a batch of at most
     ``max_events`` events (the app's setting, set by :func:`use_batch_limit`)."""
@@ -134,7 +138,7 @@ def use_batch_limit(app: FastAPI, max_events: int) -> None:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": batch_schema(1000)}},
+            "content": {"application/json": {"schema": batch_schema(DEFAULT_MAX_BATCH_EVENTS)}},
         }
     },
     summary="Publish a batch of agent events (all or nothing)",
