@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
+from finops.common.datastores import is_dependency_failure
 from finops.common.lifespan import run_together
 
 
@@ -43,3 +45,21 @@ async def test_it_returns_once_every_loop_has_returned() -> None:
 
     await run_together(loop("a"), loop("b"), stopper())
     assert sorted(finished) == ["a", "b", "stopper"]
+
+
+async def test_the_raised_error_keeps_its_own_context() -> None:
+    # asyncpg's "connection is closed" at a transaction's end is told an outage by its context
+    # (the reset that closed it); the group of failed loops must not take that place
+    async def broken() -> None:
+        try:
+            raise ConnectionResetError("reset by peer")
+        except ConnectionResetError:
+            # chained implicitly, as asyncpg's Transaction.__aexit__ raises it
+            raise asyncpg.InterfaceError(  # noqa: B904
+                "cannot call Transaction.__aexit__(): the underlying connection is closed"
+            )
+
+    with pytest.raises(asyncpg.InterfaceError) as raised:
+        await run_together(broken())
+    assert isinstance(raised.value.__context__, ConnectionResetError)
+    assert is_dependency_failure(raised.value)

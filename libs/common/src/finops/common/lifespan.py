@@ -114,13 +114,19 @@ async def run_together(*loops: Coroutine[Any, Any, None]) -> None:
     ``asyncio.gather`` would raise the failure but leave the other loops running unowned (a
     forwarder still forwarding for an analysis that died), and the service half alive.
     """
+    first_failure: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as group:
             for loop in loops:
                 group.create_task(loop)
     except BaseExceptionGroup as failed:
-        # one loop's failure, as its own exception: the log and the caller see what broke
-        raise failed.exceptions[0] from None
+        first_failure = failed.exceptions[0]
+    if first_failure is not None:
+        # one loop's failure, as its own exception: the log and the caller see what broke.
+        # Raised outside the except block, so that it keeps its own context: raising it there
+        # would make the group its context, and is_dependency_failure() reads the context of
+        # asyncpg's "connection is closed" error to tell an outage from a bug.
+        raise first_failure
 
 
 @asynccontextmanager
