@@ -39,13 +39,10 @@ from finops.common.partitions import partition_for
 from finops.experiments.adapters import stream
 from finops.experiments.adapters.repository import Announcement, Experiment
 from finops.experiments.adapters.stream import AnalysisIntake
-from finops.experiments.domain.analysis import (
-    ExperimentAnalysis,
-    Tagged,
-    encode_tagged,
-    experiment_results,
-)
+from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.conclusions import OPERATOR_STOP, recorded_decision
+from finops.experiments.domain.experiment_state import experiment_results
+from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 TOPIC = "finops.experiment-events.v1"
 EXPERIMENTS_TOPIC = "finops.experiments.v1"

@@ -11,14 +11,10 @@ from stream_fakes import two_variant_definition
 
 from finops.experiments.domain import analysis as analysis_module
 from finops.experiments.domain import conclusions
-from finops.experiments.domain.analysis import (
-    ExperimentAnalysis,
-    ExperimentState,
-    Tagged,
-    decode_tagged,
-    encode_tagged,
-    experiment_results,
-)
+from finops.experiments.domain import tagged as tagged_module
+from finops.experiments.domain.analysis import ExperimentAnalysis
+from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
+from finops.experiments.domain.tagged import Tagged, decode_tagged, encode_tagged
 
 DEFINITION = two_variant_definition(max_duration_s=100)
 
@@ -155,7 +151,7 @@ def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
             decode_tagged(garbage)
 
 
-@pytest.mark.parametrize("module", [analysis_module, conclusions], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [tagged_module, conclusions], ids=lambda m: m.__name__)
 def test_the_analysis_doctests_pass(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -9,8 +9,9 @@ from support import answered_through, json_bytes
 
 from finops.experiments.adapters.repository import Experiment
 from finops.experiments.api.schemas import ExperimentWithAuditOut, ResultsOut
-from finops.experiments.domain.analysis import ExperimentAnalysis, Tagged
+from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.definition import build_definition
+from finops.experiments.domain.tagged import Tagged
 
 DEFINITION = build_definition(
     name="e",

@@ -9,12 +9,8 @@ from types import SimpleNamespace
 from prometheus_client import REGISTRY
 from stream_fakes import analysis_intake, two_variant_definition
 
-from finops.experiments.domain.analysis import (
-    DROP_REASONS,
-    ExperimentAnalysis,
-    Tagged,
-    encode_tagged,
-)
+from finops.experiments.domain.analysis import DROP_REASONS, ExperimentAnalysis
+from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 METRIC = "finops_experiments_events_dropped_total"
 DEFINITION = two_variant_definition(max_duration_s=3600)

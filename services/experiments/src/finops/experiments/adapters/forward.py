@@ -4,7 +4,7 @@ Every instance reads its partitions of ``agent.cost.v1`` (keyed by agent) in the
 learns the task types it sees, parks a record that is not an ``agent.llm_call`` event (one
 that does not decode, or an ``agent.error``) on ``agent.cost.v1.dlq``,
 and forwards what the analysis needs of each tagged call (a
-:class:`~finops.experiments.domain.analysis.Tagged`; one record per experiment and slice of
+:class:`~finops.experiments.domain.tagged.Tagged`; one record per experiment and slice of
 up to 100 calls) to ``finops.experiment-events.v1``, in the partition of its experiment id:
 all of one experiment's events reach one partition, whose owner keeps the experiment's
 statistics (stage 2, :mod:`.stream`). The stage is an
@@ -25,7 +25,7 @@ from finops.common.events import EventTopics, LlmCallEvent
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
-from finops.experiments.domain.analysis import Tagged, encode_tagged
+from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 EVENTS = counter_by(
     "finops_experiments_events_total",

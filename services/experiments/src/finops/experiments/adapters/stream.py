@@ -64,13 +64,7 @@ from finops.experiments.adapters.repository import (
     Experiment,
     ExperimentRepository,
 )
-from finops.experiments.domain.analysis import (
-    DROP_REASONS,
-    ExperimentAnalysis,
-    ExperimentState,
-    Tagged,
-    decode_tagged,
-)
+from finops.experiments.domain.analysis import DROP_REASONS, ExperimentAnalysis
 from finops.experiments.domain.conclusions import (
     OPERATOR_STOP,
     is_operator_stop,
@@ -78,6 +72,8 @@ from finops.experiments.domain.conclusions import (
     stop_record,
 )
 from finops.experiments.domain.definition import ExperimentNotFound
+from finops.experiments.domain.experiment_state import ExperimentState
+from finops.experiments.domain.tagged import Tagged, decode_tagged
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from finops.experiments.api.schemas import (
     ResultsOut,
 )
 from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
-from finops.experiments.domain.analysis import experiment_results
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
     Guardrails,
     NotRunning,
     build_definition,
 )
+from finops.experiments.domain.experiment_state import experiment_results
 from finops.experiments.domain.stats import VariantStats
 
 # json.dumps bytes with the response models: see finops.common.response_body

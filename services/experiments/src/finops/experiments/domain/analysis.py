@@ -4,31 +4,25 @@ event, and the conclusions it reaches. Pure: no I/O; its state is plain data for
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-from finops.experiments.domain.allocation import probability_best, unit_hash
 from finops.experiments.domain.conclusions import (
     OPERATOR_STOP,
     conclusion_from_record,
     conclusion_of,
 )
-from finops.experiments.domain.decision import Analysis, Verdict, analyse, decisive_looks
+from finops.experiments.domain.decision import Verdict, decisive_looks
 from finops.experiments.domain.definition import Definition
-from finops.experiments.domain.sequential import metric_value
+from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
 from finops.experiments.domain.srm import srm_p_value
 from finops.experiments.domain.stats import VariantStats, cumulative_stats
+from finops.experiments.domain.tagged import Tagged
 
 STATE_VERSION = 1
-# Event ids remembered per experiment to drop a redelivered event (a client retry that sent
-# the same event twice); the checkpoint's offsets already stop a replay from counting twice.
-DEDUPE_WINDOW = 100_000
 #: Why a tagged event was not counted (the keys of :attr:`ExperimentAnalysis.ignored`).
 DropReason = Literal[
     "duplicate_event_id",
@@ -38,139 +32,6 @@ DropReason = Literal[
     "unpriced",
 ]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
-
-
-@dataclass
-class ExperimentState:
-    definition: Definition
-    started_at: float  # epoch seconds
-    stats: list[VariantStats]
-    recent_ids: deque[str] = field(default_factory=lambda: deque(maxlen=DEDUPE_WINDOW))
-    seen: set[str] = field(default_factory=set)
-    conclusion: dict[str, Any] | None = None
-    duplicates: int = 0
-    #: the decision PostgreSQL recorded (:func:`recorded_decision`) when no checkpoint held
-    #: the experiment: its calls are counted again up to the decision's counts, then it is
-    #: the conclusion (see :meth:`ExperimentAnalysis.track_recorded`)
-    recorded: dict[str, Any] | None = None
-
-    def remember(self, event_id: str) -> bool:
-        """False when the id was seen already (a duplicate)."""
-        if event_id in self.seen:
-            self.duplicates += 1
-            return False
-        if len(self.recent_ids) == self.recent_ids.maxlen:
-            self.seen.discard(self.recent_ids[0])
-        self.recent_ids.append(event_id)
-        self.seen.add(event_id)
-        return True
-
-    def srm_p(self) -> float | None:
-        if self.definition.allocation != "fixed":
-            return None  # a bandit's split moves on purpose
-        return float(srm_p_value([s.n for s in self.stats], self.definition.weights))
-
-    def analysis(self) -> Analysis:
-        d = self.definition
-        return analyse(d.variant_names, self.stats, d.analysis_settings(), self.srm_p())
-
-    def snapshot(self) -> dict[str, Any]:
-        """Everything the results need, without the event ids kept for deduplication."""
-        return {
-            "definition": self.definition.to_dict(),
-            "started_at": self.started_at,
-            "stats": [s.to_dict() for s in self.stats],
-            "conclusion": self.conclusion,
-            "duplicates": self.duplicates,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {**self.snapshot(), "recent_ids": list(self.recent_ids)}
-        if self.recorded is not None:
-            data["recorded"] = self.recorded
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExperimentState:
-        """From :meth:`to_dict`, or from a :meth:`snapshot` (with no event ids remembered)."""
-        ids = deque(data.get("recent_ids", ()), maxlen=DEDUPE_WINDOW)
-        return cls(
-            definition=Definition.from_dict(data["definition"]),
-            started_at=float(data["started_at"]),
-            stats=[VariantStats.from_dict(s) for s in data["stats"]],
-            recent_ids=ids,
-            seen=set(ids),
-            conclusion=data["conclusion"],
-            duplicates=int(data["duplicates"]),
-            recorded=data.get("recorded"),
-        )
-
-
-@dataclass(frozen=True)
-class Tagged:
-    """What the analysis reads from one cost event (``cost_usd`` None: the call is unpriced).
-
-    Examples
-    --------
-    >>> t = Tagged("e1", "x1", "B", 0.01, True, 420.0, None)
-    >>> Tagged.from_list(t.to_list()) == t
-    True
-    """
-
-    event_id: str
-    experiment_id: str
-    variant: str
-    cost_usd: float | None
-    success: bool
-    latency_ms: float
-    quality: float | None
-
-    def to_list(self) -> list[Any]:
-        return [
-            self.event_id,
-            self.experiment_id,
-            self.variant,
-            self.cost_usd,
-            self.success,
-            self.latency_ms,
-            self.quality,
-        ]
-
-    @classmethod
-    def from_list(cls, fields: Any) -> Tagged:
-        """Raises ValueError (or TypeError) on anything :meth:`to_list` did not write."""
-        event_id, experiment_id, variant, cost, success, latency, quality = fields
-        return cls(
-            event_id=str(event_id),
-            experiment_id=str(experiment_id),
-            variant=str(variant),
-            cost_usd=None if cost is None else float(cost),
-            success=bool(success),
-            latency_ms=float(latency),
-            quality=None if quality is None else float(quality),
-        )
-
-
-def encode_tagged(events: Sequence[Tagged]) -> bytes:
-    """Several tagged events in one record (one per experiment and slice: a record per event
-    would cost more than the analysis of the event).
-
-    Examples
-    --------
-    >>> events = [Tagged("e1", "x", "A", 0.01, True, 300.0, 0.9),
-    ...           Tagged("e2", "x", "B", None, False, 250.0, None)]
-    >>> decode_tagged(encode_tagged(events)) == events
-    True
-    """
-    return json.dumps([e.to_list() for e in events]).encode()
-
-
-def decode_tagged(raw: bytes) -> list[Tagged]:
-    """Raises ValueError (or TypeError) on anything :func:`encode_tagged` did not write."""
-    rows = json.loads(raw)
-    if not isinstance(rows, list):
-        raise ValueError("a list of tagged events was expected")
-    return [Tagged.from_list(row) for row in rows]
 
 
 class ExperimentAnalysis:
@@ -459,53 +320,3 @@ class ExperimentAnalysis:
         }
         analysis.ignored = dict(state["ignored"])
         return analysis
-
-
-def experiment_results(
-    experiment_id: str, definition: Definition, state: ExperimentState | None
-) -> dict[str, Any]:
-    """The results body of the API from an experiment's state (zeros when there is none)."""
-    state = state or ExperimentState(definition, 0.0, [VariantStats() for _ in definition.variants])
-    analysis = state.analysis()
-    # Seeded by the id: the same state gives the same figures on every replica.
-    rng = np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
-    best = probability_best(state.stats, definition.metric, rng)
-    variants = []
-    for variant, stats, report, p_best in zip(
-        definition.variants, state.stats, analysis.variants, best, strict=True
-    ):
-        variants.append(
-            {
-                "name": variant.name,
-                "n": int(stats.n),
-                "successes": int(stats.successes),
-                "cost_usd": round(float(stats.cost_sum), 10),
-                "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
-                "mean_quality": _number(metric_value(stats, "quality")),
-                "p95_latency_ms": stats.p95_latency_ms(),
-                "interval": list(report.interval) if report.interval else None,
-                "probability_best": p_best,
-                "guardrails_ok": report.guardrails_ok,
-            }
-        )
-    conclusion = state.conclusion
-    return {
-        "metric": definition.metric,
-        "decision": (
-            {
-                "winner": conclusion["winner"],
-                "reason": conclusion["reason"],
-                "decided_at": conclusion["decided_at"],
-            }
-            if conclusion
-            else None
-        ),
-        "srm": {"p_value": analysis.srm_p_value, "ok": analysis.srm_ok},
-        "variants": variants,
-        "duplicates_dropped": state.duplicates,
-    }
-
-
-def _number(x: Any) -> float | None:
-    value = float(x)
-    return value if np.isfinite(value) else None
