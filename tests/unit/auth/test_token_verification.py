@@ -195,6 +195,10 @@ async def test_tampered_unknown_kid_and_foreign_signatures_are_refused(signer, v
         ({"exp": lambda: int(time.time()) - 1}, "expired"),
         ({"aud": "other"}, "audience"),
         ({"iss": "other"}, "issuer"),
+        # jose checks the audience only when the token names one: a token without ``aud``
+        # (or ``iss``) must not pass as one for every audience.
+        ({"aud": None}, "aud"),
+        ({"iss": None}, "iss"),
         ({"jti": None}, "jti"),
         ({"iat": None}, "iat"),
         ({"exp": None}, "exp"),

@@ -2,8 +2,8 @@
 
 Everything else signs through :class:`TokenSigner` and verifies through :func:`decode`, so the
 rules live in one place: verification always names the algorithm list, the audience and the
-issuer, and requires ``exp``, ``iat``, ``jti`` and ``sub``. Parsed keys are kept as jose key
-objects so a verification costs one RSA check, not a PEM/JWK parse.
+issuer, and requires ``exp``, ``iat``, ``jti``, ``sub``, ``aud`` and ``iss``. Parsed keys are
+kept as jose key objects so a verification costs one RSA check, not a PEM/JWK parse.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from finops.common.auth.scopes import format_scope
 
 ALGORITHM = "RS256"
 ALGORITHMS = [ALGORITHM]  # never taken from the token header
-REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub")
+# ``aud`` and ``iss`` too: jose checks the audience only when the token has one, so a token
+# without ``aud`` would pass for every audience.
+REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub", "aud", "iss")
 DEFAULT_TTL_SECONDS = 15 * 60
 # How far ahead of the verifier's clock a token's ``iat`` may be: clocks of two hosts differ a
 # little, but a token "issued" further in the future was not issued by a sane auth service.
