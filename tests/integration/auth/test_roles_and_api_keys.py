@@ -110,6 +110,62 @@ async def test_an_operator_creates_a_key_for_an_agent_who_exchanges_it(client, a
     ).status_code == 401
 
 
+async def exchange(client, key: str):
+    return await client.post(
+        "/api/auth/token", data={"grant_type": "client_credentials", "client_secret": key}
+    )
+
+
+async def test_a_key_an_operator_made_for_an_agent_stops_working_when_the_agent_is_promoted(
+    client, accounts
+):
+    # The operator saw the key once: after the agent became an admin, that key exchanged for
+    # an admin token (users:write), with which the operator made itself an admin.
+    operator = await accounts.create("operator")
+    agent = await accounts.create("agent")
+    admin = await accounts.create("admin")
+    created = await client.post(
+        "/api/auth/api-keys", json={"name": "bot", "user_id": agent.id}, headers=operator.headers
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    assert (await exchange(client, key)).status_code == 200
+
+    assert (await set_role(client, admin, agent.id, "admin")).status_code == 200
+    refused = await exchange(client, key)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "invalid_client"
+
+    # Back to a role the operator may make keys for: the key works again, as an agent's.
+    assert (await set_role(client, admin, agent.id, "agent")).status_code == 200
+    again = await exchange(client, key)
+    assert again.status_code == 200, again.text
+    assert claims_of(again.json()["access_token"])[1]["role"] == "agent"
+
+
+async def test_keys_an_operator_made_for_others_stop_working_when_it_is_demoted(client, accounts):
+    operator = await accounts.create("operator")
+    agent = await accounts.create("agent")
+    admin = await accounts.create("admin")
+    for_agent = await client.post(
+        "/api/auth/api-keys", json={"name": "bot", "user_id": agent.id}, headers=operator.headers
+    )
+    own = await client.post("/api/auth/api-keys", json={"name": "me"}, headers=operator.headers)
+    assert (await set_role(client, admin, operator.id, "agent")).status_code == 200
+    refused = await exchange(client, for_agent.json()["key"])
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "invalid_client"
+    # Its own key still grants its own (now lower) role.
+    mine = await exchange(client, own.json()["key"])
+    assert mine.status_code == 200, mine.text
+    assert claims_of(mine.json()["access_token"])[1]["role"] == "agent"
+    # A key an admin made for the agent is not affected by anyone's role.
+    by_admin = await client.post(
+        "/api/auth/api-keys", json={"name": "b", "user_id": agent.id}, headers=admin.headers
+    )
+    assert (await exchange(client, by_admin.json()["key"])).status_code == 200
+
+
 async def test_key_creation_rules(client, accounts):
     agent = await accounts.create("agent")
     operator = await accounts.create("operator")

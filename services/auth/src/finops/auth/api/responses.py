@@ -29,7 +29,12 @@ ERRORS = (
     ApiError(401, "invalid_credentials", "unknown user, wrong password or inactive account"),
     ApiError(401, "invalid_refresh_token", "unknown, expired or revoked refresh token"),
     ApiError(401, "refresh_token_reused", "a spent refresh token came back; its family is revoked"),
-    ApiError(401, "invalid_client", "unknown or revoked API key"),
+    ApiError(
+        401,
+        "invalid_client",
+        "unknown or revoked API key, or one whose maker may no longer make keys for its"
+        " account's role",
+    ),
     ApiError(403, "insufficient_scope", "the token lacks the scope the call needs"),
     ApiError(403, "role_not_allowed", "an API key for an account of a higher role"),
     ApiError(404, "user_not_found", "no such user"),

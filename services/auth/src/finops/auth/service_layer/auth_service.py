@@ -300,6 +300,11 @@ class AuthService:
             user = await uow.users.get(key.user_id) if key is not None else None
             if key is None or key.is_revoked or user is None or not user.is_active:
                 raise InvalidClient()
+            if not await _maker_may_still_grant(uow, key, user):
+                raise InvalidClient(
+                    "the API key was made by an account that may no longer make keys for"
+                    " this account's role"
+                )
             if not await uow.api_keys.touch(key.id, self._clock()):
                 raise InvalidClient()  # revoked since it was read
             await uow.commit()
@@ -354,6 +359,22 @@ async def deactivate_account(
         await uow.commit()
     assert updated is not None
     return updated
+
+
+async def _maker_may_still_grant(uow: UnitOfWork, key: ApiKey, owner: User) -> bool:
+    """Whether the account that made ``key`` for ``owner`` may still make it, roles as now.
+
+    A key grants its owner's current role, and its maker saw it once: an operator's key for
+    an agent must not become an admin's key when the agent is promoted (the operator would
+    hold an admin's credential), nor outlive its maker's own demotion. A key made by its
+    owner, or by an account since gone, grants the owner's role as it always did.
+    """
+    if key.created_by is None or key.created_by == owner.id:
+        return True
+    maker = await uow.users.get(key.created_by)
+    if maker is None:
+        return True
+    return may_act_for(maker.role, str(maker.id), owner.role, str(owner.id))
 
 
 async def _is_last_active_admin(uow: UnitOfWork, user: User) -> bool:
