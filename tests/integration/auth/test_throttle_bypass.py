@@ -52,6 +52,31 @@ async def test_another_spelling_of_a_locked_account_is_locked_too(client):
         assert blocked.json()["error"]["code"] == "too_many_attempts"
 
 
+async def test_concurrent_guesses_get_no_more_tries_than_the_limit(client, accounts):
+    # Each login read the counter, then spent an argon2 verification, then counted its
+    # failure: 40 guesses sent at once were all judged (401) against a limit of 5.
+    user = await accounts.register()
+    guesses = await asyncio.gather(
+        *(login(client, user.username, f"{WRONG} {n}") for n in range(40))
+    )
+    codes = sorted(response.status_code for response in guesses)
+    assert codes == [401] * 5 + [429] * 35
+    assert (await login(client, user.username, PASSWORD)).status_code == 429
+
+
+async def test_concurrent_right_passwords_use_up_no_budget(client, accounts):
+    # Attempts in flight count against the limit until judged; one that succeeds leaves no
+    # count behind. A login refused only because others are in flight waits a second.
+    user = await accounts.register()
+    logins = await asyncio.gather(*(login(client, user.username, PASSWORD) for _ in range(10)))
+    assert {response.status_code for response in logins} <= {200, 429}
+    assert [r.status_code for r in logins].count(200) >= 5
+    assert all(r.headers["retry-after"] == "1" for r in logins if r.status_code == 429)
+    for _ in range(4):
+        assert (await login(client, user.username, WRONG)).status_code == 401
+    assert (await login(client, user.username, PASSWORD)).status_code == 200
+
+
 async def test_failures_under_different_spellings_add_up(client):
     username, email = await register_ending_in_i(client)
     local, domain = email.split("@")

@@ -188,15 +188,23 @@ class FakeThrottle:
 
     def __init__(self, window_seconds: int = 900) -> None:
         self.failures: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
         self.window_seconds = window_seconds
 
-    async def retry_after(self, keys: dict[str, int]) -> int:
-        over = [k for k, limit in keys.items() if self.failures.get(k, 0) >= limit]
-        return self.window_seconds if over else 0
-
-    async def record_failure(self, keys: list[str]) -> None:
+    async def begin_attempt(self, keys: dict[str, int]) -> int:
+        if any(self.failures.get(k, 0) >= limit for k, limit in keys.items()):
+            return self.window_seconds
+        if any(self.failures.get(k, 0) + self.pending.get(k, 0) >= n for k, n in keys.items()):
+            return 1
         for key in keys:
-            self.failures[key] = self.failures.get(key, 0) + 1
+            self.pending[key] = self.pending.get(key, 0) + 1
+        return 0
+
+    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
+        for key in keys:
+            self.pending[key] -= 1
+            if failed:
+                self.failures[key] = self.failures.get(key, 0) + 1
 
     async def reset(self, key: str) -> None:
         self.failures.pop(key, None)

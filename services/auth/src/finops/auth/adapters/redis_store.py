@@ -10,37 +10,88 @@ from typing import Any
 from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
+LOGIN_PENDING_PREFIX = "finops:auth:login-pending:"
+#: Retry-After of a login refused because attempts in flight fill the budget, not failures.
+BUSY_RETRY_AFTER_SECONDS = 1
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
 
 
+# An attempt is let through only if, on every key, the failures counted plus the attempts
+# still being judged stay under the limit; it is then counted as pending, in the same atomic
+# step, so concurrent guesses cannot all pass the limit before any of them has failed.
+# KEYS: failures and pending counters, in pairs. ARGV[1]: the window (s); ARGV[2]: how long a
+# pending count outlives an attempt that never finished (a process that died); ARGV[i + 2]:
+# the limit of the i-th pair. Returns the seconds until the longest window of a key at its
+# limit ends, -1 when only attempts in flight fill the budget, 0 when the attempt goes on.
+_BEGIN_ATTEMPT = """
+local wait, busy = 0, false
+for i = 1, #KEYS, 2 do
+  local limit = tonumber(ARGV[(i + 1) / 2 + 2])
+  local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if failures >= limit then
+    local ttl = redis.call('TTL', KEYS[i])
+    if ttl <= 0 then ttl = tonumber(ARGV[1]) end
+    if ttl > wait then wait = ttl end
+  elseif failures + tonumber(redis.call('GET', KEYS[i + 1]) or '0') >= limit then
+    busy = true
+  end
+end
+if wait > 0 then return wait end
+if busy then return -1 end
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+end
+return 0
+"""
+
+# Ends an attempt: its pending count is given back and, when ARGV[1] is "1", a failure is
+# counted (the first failure opens the window of ARGV[2] seconds).
+_END_ATTEMPT = """
+for i = 1, #KEYS, 2 do
+  if tonumber(redis.call('GET', KEYS[i + 1]) or '0') > 0 then redis.call('DECR', KEYS[i + 1]) end
+  if ARGV[1] == '1' then
+    redis.call('SET', KEYS[i], 0, 'EX', ARGV[2], 'NX')
+    redis.call('INCR', KEYS[i])
+  end
+end
+return 0
+"""
+
+#: Seconds a pending count survives an attempt that never ended (the argon2 check of one
+#: attempt takes tens of milliseconds).
+PENDING_TTL_SECONDS = 60
+
+
 class RedisLoginThrottle:
-    """Fixed-window counters: the window starts at the first failure and lasts its TTL."""
+    """Fixed-window failure counters (the window starts at the first failure and lasts its
+    TTL), plus the attempts being judged, so that failures and attempts in flight together
+    never exceed the limit: a burst of concurrent guesses gets no more tries than it."""
 
     def __init__(self, redis: Any, window_seconds: int) -> None:
         self._redis = redis
         self.window_seconds = window_seconds
+        self._begin = redis.register_script(_BEGIN_ATTEMPT)
+        self._end = redis.register_script(_END_ATTEMPT)
 
-    async def retry_after(self, keys: dict[str, int]) -> int:
+    @staticmethod
+    def _keys(names: list[str]) -> list[str]:
+        return [
+            key
+            for name in names
+            for key in (LOGIN_FAILURES_PREFIX + name, LOGIN_PENDING_PREFIX + name)
+        ]
+
+    async def begin_attempt(self, keys: dict[str, int]) -> int:
         names = list(keys)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.get(LOGIN_FAILURES_PREFIX + name)
-                pipe.ttl(LOGIN_FAILURES_PREFIX + name)
-            results = await pipe.execute()
-        wait = 0
-        for index, name in enumerate(names):
-            count, ttl = results[2 * index], results[2 * index + 1]
-            if count is not None and int(count) >= keys[name]:
-                wait = max(wait, ttl if ttl and ttl > 0 else self.window_seconds)
-        return wait
+        answer = await self._begin(
+            keys=self._keys(names),
+            args=[self.window_seconds, PENDING_TTL_SECONDS, *(keys[name] for name in names)],
+        )
+        return BUSY_RETRY_AFTER_SECONDS if int(answer) < 0 else int(answer)
 
-    async def record_failure(self, keys: list[str]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for name in keys:
-                # SET NX EX then INCR: the first failure opens the window, INCR keeps its TTL.
-                pipe.set(LOGIN_FAILURES_PREFIX + name, 0, ex=self.window_seconds, nx=True)
-                pipe.incr(LOGIN_FAILURES_PREFIX + name)
-            await pipe.execute()
+    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
+        await self._end(keys=self._keys(keys), args=["1" if failed else "0", self.window_seconds])
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(LOGIN_FAILURES_PREFIX + key)

@@ -123,7 +123,9 @@ class AuthService:
             user = await uow.users.get_by_login(login)
         account_key = account_throttle_key(user.id if user else None, login)
         address_key = address_throttle_key(client_address)
-        retry_after = await self._throttle.retry_after(
+        # Failures and attempts in flight count together, checked and counted in one step,
+        # so concurrent guesses cannot all pass the limit before the first of them fails.
+        retry_after = await self._throttle.begin_attempt(
             {
                 account_key: self.policy.max_failures_per_account,
                 address_key: self.policy.max_failures_per_address,
@@ -131,14 +133,19 @@ class AuthService:
         )
         if retry_after:
             raise LoginThrottled(retry_after)
-
-        if user is None:
-            await asyncio.to_thread(self._hashing.verify_dummy, password)
-            matches = False
-        else:
-            matches = await asyncio.to_thread(self._hashing.verify, user.hashed_password, password)
-        if user is None or not matches or not user.is_active:
-            await self._throttle.record_failure([account_key, address_key])
+        failed = False
+        try:
+            if user is None:
+                await asyncio.to_thread(self._hashing.verify_dummy, password)
+                matches = False
+            else:
+                matches = await asyncio.to_thread(
+                    self._hashing.verify, user.hashed_password, password
+                )
+            failed = user is None or not matches or not user.is_active
+        finally:
+            await self._throttle.end_attempt([account_key, address_key], failed=failed)
+        if failed or user is None:
             raise InvalidCredentials()
         await self._throttle.reset(account_key)
 

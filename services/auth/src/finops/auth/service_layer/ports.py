@@ -101,12 +101,16 @@ class UnitOfWork(Protocol):
 
 
 class LoginThrottle(Protocol):
-    """Counts failed logins per key in a fixed window."""
+    """Counts failed logins per key in a fixed window, and the attempts being judged."""
 
-    async def retry_after(self, keys: dict[str, int]) -> int:
-        """Seconds until every key over its limit (key -> limit) frees up; 0 when none is."""
+    async def begin_attempt(self, keys: dict[str, int]) -> int:
+        """Let an attempt through if, on every key (key -> limit), the failures plus the
+        attempts in flight stay under the limit, and count it as in flight, atomically:
+        concurrent attempts cannot all pass before any has failed. 0 when it goes on, else
+        the seconds to wait (nothing counted)."""
 
-    async def record_failure(self, keys: list[str]) -> None: ...
+    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
+        """The attempt begun on ``keys`` is judged: no longer in flight; a failure if so."""
 
     async def reset(self, key: str) -> None: ...
 
