@@ -284,3 +284,27 @@ async def test_an_argon2_hash_with_weaker_parameters_is_rehashed(client, auth_ap
     )
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert stored != weak
+
+
+async def test_every_answer_carrying_a_credential_says_no_store(client, accounts):
+    # RFC 6749 5.1: a token response carries Cache-Control: no-store and Pragma: no-cache, so
+    # no browser or proxy cache keeps the tokens (nor an API key shown once).
+    operator = await accounts.create("operator")
+    login = await client.post(
+        "/api/auth/login", json={"login": operator.username, "password": PASSWORD}
+    )
+    form = await client.post(
+        "/api/auth/token", data={"username": operator.username, "password": PASSWORD}
+    )
+    refreshed = await client.post(
+        "/api/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    key = await client.post("/api/auth/api-keys", json={"name": "k"}, headers=operator.headers)
+    exchanged = await client.post(
+        "/api/auth/token",
+        data={"grant_type": "client_credentials", "client_secret": key.json()["key"]},
+    )
+    for answer in (login, form, refreshed, key, exchanged):
+        assert answer.status_code in (200, 201), answer.text
+        assert answer.headers.get("cache-control") == "no-store", answer.request.url
+        assert answer.headers.get("pragma") == "no-cache", answer.request.url

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from finops.auth.api.deps import ApiKeyManager, Service
+from finops.auth.api.deps import NO_STORE, ApiKeyManager, Service
 from finops.auth.api.responses import BODY_ERRORS, PROTECTED, errors
 from finops.auth.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api/auth/api-keys", tags=["api keys"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (operator+, scope api-keys:write)",
+    dependencies=NO_STORE,
     responses=errors(*BODY_ERRORS, *PROTECTED, 403, 404),
 )
 async def create_api_key(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response, status
 
-from finops.auth.api.deps import ClientAddress, LoggingOutPrincipal, Service
+from finops.auth.api.deps import NO_STORE, ClientAddress, LoggingOutPrincipal, Service
 from finops.auth.api.responses import BODY_ERRORS, FORM_ERRORS, PROTECTED, errors
 from finops.auth.api.schemas import (
     LoginRequest,
@@ -46,6 +46,7 @@ async def register(body: RegisterRequest, service: Service) -> UserOut:
 @router.post(
     "/login",
     summary="Log in with username or email and password",
+    dependencies=NO_STORE,
     responses=errors(*BODY_ERRORS, 401, 429),
 )
 async def login(body: LoginRequest, service: Service, address: ClientAddress) -> TokenResponse:
@@ -56,6 +57,7 @@ async def login(body: LoginRequest, service: Service, address: ClientAddress) ->
 @router.post(
     "/token",
     summary="OAuth2 token endpoint (password, client_credentials, refresh_token)",
+    dependencies=NO_STORE,
     responses=errors(*FORM_ERRORS, 401, 429, form=True),
 )
 async def token(
@@ -91,6 +93,7 @@ async def token(
 @router.post(
     "/refresh",
     summary="Exchange a refresh token for a new token pair",
+    dependencies=NO_STORE,
     responses=errors(*BODY_ERRORS, 401),
 )
 async def refresh(body: RefreshRequest, service: Service) -> TokenResponse:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
 from finops.auth.adapters.postgres import PostgresUserViews
@@ -94,3 +94,13 @@ async def client_address(request: Request) -> str:
 
 
 ClientAddress = Annotated[str, Depends(client_address)]
+
+
+async def no_store(response: Response) -> None:
+    """Answers that carry a credential (a token pair, an API key shown once) must not be kept
+    by any cache, as OAuth2 asks of token responses (RFC 6749 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NO_STORE = [Depends(no_store)]
