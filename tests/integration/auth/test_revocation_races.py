@@ -12,10 +12,17 @@ import asyncio
 import uuid
 
 import pytest
-from auth_helpers import CommitGate, bearer, unique_name, until_blocked_on_a_lock_or_done
+from auth_helpers import (
+    PASSWORD,
+    CommitGate,
+    bearer,
+    unique_name,
+    until_blocked_on_a_lock_or_done,
+)
 
 from finops.auth.adapters.postgres import PostgresUnitOfWork
 from finops.auth.app import build_auth_service
+from finops.auth.domain.errors import InvalidRefreshToken
 from finops.common.auth import installed_verifier
 
 pytestmark = pytest.mark.integration
@@ -174,3 +181,77 @@ async def test_concurrent_exchange_and_key_deletion_leave_no_live_token(
         if exchanged.status_code == 200 and await elsewhere(exchanged.json()["access_token"]):
             survivors.append(exchanged.json())
     assert survivors == []
+
+
+# ---- role change against login, refresh and key exchange ------------------------------------
+
+
+async def demote(client, admin, user) -> None:
+    response = await client.patch(
+        f"/api/users/{user.id}/role", json={"role": "agent"}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+async def assert_only_agent_scopes_survive(auth_app, elsewhere, token: str) -> None:
+    """The token is refused everywhere, or carries no more than the agent's scopes."""
+    if await elsewhere(token):
+        principal = await principal_of(auth_app, token)
+        assert principal.role == "agent"
+        assert not principal.has_scope("stats:read")
+
+
+async def test_a_login_that_committed_before_a_demotion_answers_no_token_of_the_old_role(
+    client, accounts, auth_app, elsewhere
+):
+    # The login had read the operator's role and committed its session, not yet recorded its
+    # token among the user's live ones; the demotion blocklisted those it knew of. The token
+    # answered carried the operator's scopes and worked on every service for 15 minutes.
+    operator = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    logging_in = asyncio.create_task(
+        service.login(operator.username, PASSWORD, client_address="race")
+    )
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await demote(client, admin, operator)
+    gate.release.set()
+    pair = await logging_in
+    assert await elsewhere(pair.access_token)
+    await assert_only_agent_scopes_survive(auth_app, elsewhere, pair.access_token)
+
+
+async def test_a_refresh_that_committed_before_a_demotion_answers_no_token_of_the_old_role(
+    client, accounts, auth_app, elsewhere
+):
+    operator = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    refreshing = asyncio.create_task(service.refresh(operator.refresh_token))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await demote(client, admin, operator)
+    gate.release.set()
+    try:
+        pair = await refreshing
+    except InvalidRefreshToken:
+        return  # the demotion ended the session: nothing was answered
+    await assert_only_agent_scopes_survive(auth_app, elsewhere, pair.access_token)
+
+
+async def test_a_key_exchange_that_committed_before_a_demotion_answers_no_token_of_the_old_role(
+    client, accounts, auth_app, elsewhere
+):
+    operator = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    created = await client.post("/api/auth/api-keys", json={"name": "k"}, headers=operator.headers)
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    exchanging = asyncio.create_task(service.exchange_api_key(created.json()["key"]))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await demote(client, admin, operator)
+    gate.release.set()
+    pair = await exchanging
+    assert await elsewhere(pair.access_token)
+    await assert_only_agent_scopes_survive(auth_app, elsewhere, pair.access_token)

@@ -40,6 +40,10 @@ from finops.common.auth.errors import InvalidToken
 from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import Role, format_scope, parse_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
+from finops.common.errors import DependencyUnavailable
+
+#: How many times a login or key exchange issues again when a role change overtook it.
+ROLE_RECHECKS = 3
 
 
 def utcnow() -> datetime:
@@ -149,15 +153,28 @@ class AuthService:
             raise InvalidCredentials()
         await self._throttle.reset(account_key)
 
-        scopes = granted_scopes(user.role, scope)
-        async with self._uow() as uow:
-            if self._hashing.needs_rehash(user.hashed_password):
-                rehashed = await asyncio.to_thread(self._hashing.hash, password)
-                await uow.users.set_password_hash(user.id, rehashed)
-            pair, access = await self._start_session(uow, user, scopes, family_id=uuid4())
-            await uow.commit()
-        await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-        return pair
+        rehash = self._hashing.needs_rehash(user.hashed_password)
+        for _ in range(ROLE_RECHECKS):
+            scopes = granted_scopes(user.role, scope)
+            family_id = uuid4()
+            async with self._uow() as uow:
+                if rehash:
+                    rehashed = await asyncio.to_thread(self._hashing.hash, password)
+                    await uow.users.set_password_hash(user.id, rehashed)
+                    rehash = False
+                pair, access = await self._start_session(uow, user, scopes, family_id=family_id)
+                await uow.commit()
+            await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
+            current = await self._role_changed(user)
+            if current is None:
+                return pair
+            # The session was issued for the role the account had before a role change that
+            # may not have seen its token: end it, and issue again for the role as it is now.
+            async with self._uow() as uow:
+                await uow.refresh_tokens.lock_family(family_id)
+                await self._end_session(uow, family_id, self._clock())
+            user = current
+        raise DependencyUnavailable("the account's role kept changing while logging in; retry")
 
     async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:
         """A new pair for a refresh token, which is spent; ``scope`` narrows it (OAuth2's
@@ -302,6 +319,30 @@ class AuthService:
 
     async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
         """OAuth2 client credentials: an API key for a short-lived access token."""
+        for _ in range(ROLE_RECHECKS):
+            pair, access, user = await self._exchange_once(api_key, scope)
+            if await self._role_changed(user) is None:
+                return pair
+            # Issued for the role the account had before a role change that may not have
+            # seen this token: withdraw it and exchange again with the roles as they are now.
+            await self._revocations.revoke(access.jti, access.expires_at)
+        raise DependencyUnavailable("the account's role kept changing during the exchange; retry")
+
+    async def _role_changed(self, user: User) -> User | None:
+        """The account as it is now if its role is no longer ``user.role``, else None.
+
+        Asked after a token was recorded among the account's live ones: a role change that
+        committed before this read blocklists only the tokens recorded when it runs, so a
+        token issued for the old role is withdrawn by the caller; one that commits after it
+        finds the token recorded and blocklists it itself.
+        """
+        async with self._uow() as uow:
+            current = await uow.users.get(user.id)
+        return current if current is not None and current.role != user.role else None
+
+    async def _exchange_once(
+        self, api_key: str, scope: str | None
+    ) -> tuple[TokenPair, IssuedToken, User]:
         async with self._uow() as uow:
             key = await uow.api_keys.get_by_hash(hash_secret(api_key))
             user = await uow.users.get(key.user_id) if key is not None else None
@@ -320,7 +361,7 @@ class AuthService:
             user, scopes, self.policy.api_key_token_ttl_seconds, session_id=str(key.id)
         )
         await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-        return TokenPair(access.token, access.expires_in, None, format_scope(scopes))
+        return TokenPair(access.token, access.expires_in, None, format_scope(scopes)), access, user
 
 
 async def register_user(
