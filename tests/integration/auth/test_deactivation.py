@@ -150,3 +150,19 @@ async def test_two_concurrent_deactivations_of_the_last_two_admins_leave_one(
     finally:
         await redis.aclose()
         await pool.close()
+
+
+async def test_a_token_of_an_account_disabled_behind_the_blocklist_is_invalid_token(
+    client, accounts, auth_app
+):
+    # An account disabled in the database without its blocklist entry (written by hand, or a
+    # Redis that lost its data) was answered 401 not_authenticated, the code for "no bearer
+    # token", though a token was sent: a client could not tell it from a missing header.
+    user = await accounts.create()
+    await auth_app.state.db.execute(
+        "UPDATE users SET is_active = false WHERE id = $1", uuid.UUID(user.id)
+    )
+    response = await client.get("/api/users/me", headers=user.headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'

@@ -16,7 +16,6 @@ from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import InvalidToken, Principal, authenticate, scope_checker
 from finops.common.auth.dependencies import PrincipalDependency
 from finops.common.auth.scopes import API_KEYS_WRITE, USERS_WRITE
-from finops.common.errors import NotAuthenticated
 
 # The OAuth2 password flow, so the Authorize button of /docs logs in with a username/password.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -71,7 +70,8 @@ async def current_user(principal: CurrentPrincipal, pool: DbPool) -> User:
         raise InvalidToken("the access token's subject is not a user id") from None
     user = await PostgresUserViews(pool).user(user_id)
     if user is None or not user.is_active:
-        raise NotAuthenticated("the account behind this token no longer exists or is disabled")
+        # A token was sent: it is invalid (as a revoked account's), not missing.
+        raise InvalidToken("the account behind this token no longer exists or is disabled")
     return user
 
 
