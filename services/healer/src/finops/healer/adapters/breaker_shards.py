@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
@@ -78,6 +79,14 @@ REPUBLISHED = Counter(
     "Breaker states published again unchanged, every FINOPS_BREAKER_REPUBLISH_INTERVAL_S",
 )
 OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
+
+
+async def _acknowledged(sends: list[asyncio.Future[Any]]) -> None:
+    """Wait for every send's acknowledgement; raise the first failure once all are settled
+    (none is left pending with its error never retrieved)."""
+    for outcome in await asyncio.gather(*sends, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class PublishedCircuits(Protocol):
@@ -283,34 +292,60 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             self.outcomes_applied += shard.applied - applied
 
     async def after_batch(self) -> None:
-        """Publish what the batch changed, then checkpoint when one is due."""
-        await self.publish()
+        """Publish what the batch changed, then checkpoint when one is due (not before what
+        it changed is published: when the broker cannot take it now, the next batch or tick
+        publishes it, and the checkpoint waits for that)."""
+        try:
+            await self.publish()
+        except KafkaError as exc:
+            log.warning(
+                "breaker states not published; publishing them again later",
+                extra={"error": repr(exc)},
+            )
+            return
         await super().after_batch()
 
     async def publish(self) -> None:
-        """Every changed breaker's state and the alerts of the transitions, acknowledged."""
+        """Every changed breaker's state and the alerts of the transitions, acknowledged.
+
+        When the broker does not take them all (a ``KafkaError``, raised), every change of
+        this call stays queued for the next one (some may then go out twice: readers keep the
+        newest state, and an alert's id is a function of its transition)."""
         sends = []
+        drained: list[tuple[BreakerShard, list[CircuitState], list[Transition]]] = []
         for partition, shard in self.shards.items():
             transitions, shard.transitions = shard.transitions, []
-            for state in shard.board.drain_changed():
+            states = shard.board.drain_changed()
+            if states:
                 self.dirty.add(partition)
-                sends.append(
-                    await self.producer.send(
-                        self.circuits_topic, state.to_json(), key=state.key.encode()
-                    )
-                )
-            for transition in transitions:
-                TRANSITIONS.labels(transition.after.value).inc()
-                alert = breaker_alert(transition)
-                if alert is not None:
+            drained.append((shard, states, transitions))
+        try:
+            for _shard, states, transitions in drained:
+                for state in states:
                     sends.append(
                         await self.producer.send(
-                            self.alerts_topic,
-                            json.dumps(alert.to_dict(), default=str).encode(),
-                            key=alert.subject.encode(),
+                            self.circuits_topic, state.to_json(), key=state.key.encode()
                         )
                     )
-        await asyncio.gather(*sends)
+                for transition in transitions:
+                    alert = breaker_alert(transition)
+                    if alert is not None:
+                        sends.append(
+                            await self.producer.send(
+                                self.alerts_topic,
+                                json.dumps(alert.to_dict(), default=str).encode(),
+                                key=alert.subject.encode(),
+                            )
+                        )
+            await _acknowledged(sends)
+        except KafkaError:
+            for shard, states, transitions in drained:
+                shard.board.unpublished(states)
+                shard.transitions[:0] = transitions
+            raise
+        for _, _, transitions in drained:
+            for transition in transitions:
+                TRANSITIONS.labels(transition.after.value).inc()
 
     async def republish(self) -> None:
         """Every owned breaker's state, changed or not, acknowledged (see the module's
@@ -320,7 +355,7 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             for shard in self.shards.values()
             for state in shard.board.snapshots()
         ]
-        await asyncio.gather(*sends)
+        await _acknowledged(sends)
         REPUBLISHED.inc(len(sends))
         self._last_republish = time.monotonic()
 
@@ -330,9 +365,17 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         async with self.lock:
             for shard in self.shards.values():
                 shard.transitions += shard.board.tick(now)
-            await self.publish()
-            if time.monotonic() - self._last_republish >= self.republish_interval_s:
-                await self.republish()
+            try:
+                await self.publish()
+                if time.monotonic() - self._last_republish >= self.republish_interval_s:
+                    await self.republish()
+            except KafkaError as exc:
+                # A broker away for a while (a leader moving, an outage): what was not
+                # published stays queued, a republish stays due; the next tick tries again.
+                log.warning(
+                    "breaker states not published; trying again at the next tick",
+                    extra={"error": repr(exc)},
+                )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Count and publish until ``stop``; half-open cooled-down breakers meanwhile."""
