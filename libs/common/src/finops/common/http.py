@@ -130,6 +130,9 @@ class OperationalMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+#: how long /readyz waits for each check (seconds)
+READY_CHECK_TIMEOUT_S = 3.0
+
 NUL = "\x00"
 _NUL_IN_PATH = "the path holds a NUL character (%00), which no identifier may contain"
 _NUL_IN_QUERY = "a query parameter holds a NUL character (%00), which no value may contain"
@@ -297,7 +300,8 @@ def _install_probes(
     readiness: Callable[[], Mapping[str, ReadinessCheck]] | None,
 ) -> None:
     """``/healthz`` (the process answers) and ``/readyz`` (every check of ``readiness``
-    passes within 3 s; 503 with the same body otherwise)."""
+    passes within ``READY_CHECK_TIMEOUT_S``, 3 s; 503 with the same body otherwise, each
+    failed check saying why)."""
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -318,8 +322,15 @@ def _install_probes(
         async def run(name: str, check: ReadinessCheck) -> None:
             nonlocal ok
             try:
-                await asyncio.wait_for(check(), timeout=3.0)
+                await asyncio.wait_for(check(), timeout=READY_CHECK_TIMEOUT_S)
                 results[name] = "ok"
+            except TimeoutError as exc:
+                ok = False
+                # the wait's own timeout has no message: say what happened
+                why = f"TimeoutError: {exc}" if str(exc) else "no answer within"
+                if not str(exc):
+                    why += f" {READY_CHECK_TIMEOUT_S:g} s"
+                results[name] = f"down: {why}"[:200]
             except Exception as exc:  # a failed check is a readiness answer, not an error
                 ok = False
                 results[name] = f"down: {type(exc).__name__}: {exc}"[:200]
