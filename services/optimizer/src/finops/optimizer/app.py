@@ -151,11 +151,29 @@ async def _one_worker(
         yield
 
 
+async def _check_learning_partitions(
+    settings: OptimizerSettings, producer: AIOKafkaProducer
+) -> None:
+    """Refuse to start unless the learning and shards topics have the partitions
+    ``FINOPS_LEARNING_PARTITIONS`` counts: a worker forwards each task type to the partition
+    that count gives it, so one counting otherwise splits task types between two partitions
+    (learned twice, answered from one) while it looks ready."""
+    for what, topic in (("learning", settings.learning_topic), ("shards", settings.shards_topic)):
+        found = len(await producer.partitions_for(topic))
+        if found != settings.learning_partitions:
+            raise RuntimeError(
+                f"FINOPS_LEARNING_PARTITIONS={settings.learning_partitions}, but the {what}"
+                f" topic {topic} has {found} partitions: every optimizer worker must count the"
+                " partitions the topic has (task types are mapped to partitions by that count)"
+            )
+
+
 @asynccontextmanager
 async def _partitioned(
     app: FastAPI, settings: OptimizerSettings, producer: AIOKafkaProducer, stop: asyncio.Event
 ) -> AsyncIterator[None]:
     """Learning partitioned by task type: forward, own some partitions, serve every one."""
+    await _check_learning_partitions(settings, producer)
     forward_consumer = make_consumer(settings, group_id=settings.forward_group)
     owner_consumer = make_consumer(settings, group_id=settings.owner_group, max_poll_records=2000)
     reader_consumer = make_consumer(settings, group_id=None)

@@ -45,6 +45,8 @@ class OptimizerSettings(CommonSettings):
     #: learns everything (the default, and the local stack's)
     partitioned_learning: bool = False
     learning_topic: str = OPTIMIZER_EVENTS.name
+    #: the partitions of the learning and shards topics, which map task types to partitions:
+    #: a worker refuses to start when either topic has another count
     learning_partitions: int = Field(OPTIMIZER_EVENTS.partitions, ge=1)
     shards_topic: str = OPTIMIZER_SHARDS.name
     forward_group: str = "finops-optimizer-forward"
