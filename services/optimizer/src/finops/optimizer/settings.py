@@ -17,11 +17,15 @@ from finops.common.topics import (
 class OptimizerSettings(CommonSettings):
     service_name: str = "optimizer"
     port: Port = DEFAULT_PORTS["optimizer"]
-    # Changing it loses nothing: the intake resumes from the offsets stored with its
-    # checkpoint. (It was kept apart from "finops-optimizer", the group of the Faust app the
-    # optimizer ran until it had no job for one.)
+    # one worker only (FINOPS_PARTITIONED_LEARNING=false; partitioned workers use
+    # `FINOPS_FORWARD_GROUP` and `FINOPS_OWNER_GROUP`): the intake's group. Changing it loses
+    # nothing: the intake resumes from the offsets stored with its checkpoint. (It was kept
+    # apart from "finops-optimizer", the group of the Faust app the optimizer ran until it had
+    # no job for one.)
     consumer_group: str = "finops-optimizer-intake"
     checkpoint_name: str = "optimizer"
+    # one worker only (partitioned workers checkpoint each changed partition every
+    # `FINOPS_CHECKPOINT_INTERVAL_S`): a checkpoint after this many events, or that interval.
     # How much is replayed after a crash, not whether the numbers are right (they always
     # are): a checkpoint costs tens of milliseconds of loop time, so not too often.
     checkpoint_every_events: int = Field(100_000, ge=1)
