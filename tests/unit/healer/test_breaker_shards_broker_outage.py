@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka.errors import RequestTimedOutError
 from stream_fakes import ScriptedConsumer
 
 from finops.common.log_position import ResumePlan
 from finops.healer.adapters.breaker_shards import BreakerShards
 from finops.healer.adapters.circuits import ProviderOutcome
+from finops.healer.adapters.circuits_stream import BreakerPipeline
+from finops.healer.app import _circuits_check
 from finops.healer.domain.breakers import BreakerConfig
 
 TOPIC = "finops.provider-outcomes.v1"
@@ -151,3 +155,32 @@ async def test_a_checkpoint_whose_publish_the_broker_times_out_keeps_the_change(
     assert states(broker) == ["open"]
     assert alerts(broker) == ["breaker_open"]
     assert store.saved == ["breakers:p0"]
+
+
+async def until(stop: asyncio.Event) -> None:
+    await stop.wait()
+
+
+async def test_the_instance_is_not_ready_while_its_breakers_states_are_not_published():
+    """Kept alive through the outage, the instance must not look ready while the broker
+    refuses its breakers' states (an ACL, too few in-sync replicas: it may last)."""
+    broker, store = Broker(), Store()
+    shards = await owner_with_an_opened_breaker(broker, store)
+    stop = asyncio.Event()
+    loops = asyncio.create_task(until(stop))
+    app: Any = SimpleNamespace(
+        state=SimpleNamespace(
+            circuits=SimpleNamespace(running=True), breakers=BreakerPipeline(shards, loops)
+        )
+    )
+    try:
+        broker.down = True
+        await shards.tick(1_000.0 + CONFIG.min_calls)
+        with pytest.raises(RuntimeError, match=r"breaker states not published .*RequestTimedOut"):
+            await _circuits_check(app)
+        broker.down = False
+        await shards.tick(1_000.0 + CONFIG.min_calls)
+        await _circuits_check(app)  # published: ready
+    finally:
+        stop.set()
+        await loops

@@ -12,6 +12,9 @@ import pytest
 from finops.healer.adapters.circuits_stream import BreakerPipeline
 from finops.healer.app import _circuits_check, _readiness
 
+#: owners whose breakers' states the broker takes
+PUBLISHED = SimpleNamespace(publishing_problem=lambda: None)
+
 
 async def _ended() -> None:
     return None
@@ -25,13 +28,13 @@ async def test_an_instance_whose_breaker_loops_ended_is_not_ready_beside_a_runni
     app: Any = SimpleNamespace(
         state=SimpleNamespace(
             circuits=SimpleNamespace(running=True),
-            breakers=BreakerPipeline(cast(Any, None), ours),
+            breakers=BreakerPipeline(cast(Any, PUBLISHED), ours),
         )
     )
     try:
         with pytest.raises(RuntimeError, match="stream loops are not running"):
             await _circuits_check(app)
-        app.state.breakers = BreakerPipeline(cast(Any, None), theirs)
+        app.state.breakers = BreakerPipeline(cast(Any, PUBLISHED), theirs)
         await _circuits_check(app)  # running: ready
     finally:
         stop.set()

@@ -183,6 +183,10 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self._circuits_read: bool | None = None
         self.dedupe_ids = dedupe_ids
         self.tick_interval_s = tick_interval_s
+        #: since when (monotonic) the broker has not taken the breakers' states, and why
+        #: (None once a publish goes through): the instance is not ready meanwhile
+        self.unpublished_since: float | None = None
+        self.publish_error: str | None = None
         self.republish_interval_s = republish_interval_s
         self._last_republish = time.monotonic()
         #: outcomes counted by this instance since it started, in shards it may have released
@@ -338,14 +342,29 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
                             )
                         )
             await _acknowledged(sends)
-        except KafkaError:
+        except KafkaError as exc:
             for shard, states, transitions in drained:
                 shard.board.unpublished(states)
                 shard.transitions[:0] = transitions
+            self._publish_failed(exc)
             raise
+        self.unpublished_since = self.publish_error = None
         for _, _, transitions in drained:
             for transition in transitions:
                 TRANSITIONS.labels(transition.after.value).inc()
+
+    def _publish_failed(self, exc: KafkaError) -> None:
+        if self.unpublished_since is None:
+            self.unpublished_since = time.monotonic()
+        self.publish_error = repr(exc)
+
+    def publishing_problem(self) -> str | None:
+        """Why the instance is not ready, while the broker does not take its breakers'
+        states (each batch and tick tries again); None while they are published."""
+        if self.unpublished_since is None:
+            return None
+        age = time.monotonic() - self.unpublished_since
+        return f"breaker states not published for {age:.0f} s ({self.publish_error})"
 
     async def republish(self) -> None:
         """Every owned breaker's state, changed or not, acknowledged (see the module's
@@ -355,7 +374,12 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             for shard in self.shards.values()
             for state in shard.board.snapshots()
         ]
-        await _acknowledged(sends)
+        try:
+            await _acknowledged(sends)
+        except KafkaError as exc:
+            self._publish_failed(exc)
+            raise
+        self.unpublished_since = self.publish_error = None
         REPUBLISHED.inc(len(sends))
         self._last_republish = time.monotonic()
 
