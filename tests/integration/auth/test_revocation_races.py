@@ -22,7 +22,7 @@ from auth_helpers import (
 
 from finops.auth.adapters.postgres import PostgresUnitOfWork
 from finops.auth.app import build_auth_service
-from finops.auth.domain.errors import InvalidRefreshToken
+from finops.auth.domain.errors import InvalidCredentials, InvalidRefreshToken
 from finops.common.auth import installed_verifier
 
 pytestmark = pytest.mark.integration
@@ -220,6 +220,27 @@ async def test_a_login_that_committed_before_a_demotion_answers_no_token_of_the_
     pair = await logging_in
     assert await elsewhere(pair.access_token)
     await assert_only_agent_scopes_survive(auth_app, elsewhere, pair.access_token)
+
+
+async def test_a_login_overtaken_by_a_demotion_and_a_deactivation_answers_no_session(
+    client, accounts, auth_app
+):
+    # The login withdraws the session issued for the old role; the account, deactivated too
+    # meanwhile, gets nothing issued again (it got a session refused at its first use).
+    operator = await accounts.create("operator")
+    admin = await accounts.create("admin")
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    logging_in = asyncio.create_task(
+        service.login(operator.username, PASSWORD, client_address="race")
+    )
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await demote(client, admin, operator)
+    deactivated = await client.post(f"/api/users/{operator.id}/deactivate", headers=admin.headers)
+    assert deactivated.status_code == 200, deactivated.text
+    gate.release.set()
+    with pytest.raises(InvalidCredentials):
+        await logging_in
 
 
 async def test_a_refresh_that_committed_before_a_demotion_answers_no_token_of_the_old_role(

@@ -12,6 +12,7 @@ from uuid import UUID
 from finops.auth.domain.errors import EmailTaken, UsernameTaken
 from finops.auth.domain.model import ApiKey, RefreshToken, User
 from finops.auth.domain.passwords import Argon2Parameters, PasswordHashing
+from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.scopes import Role
 
 
@@ -188,21 +189,24 @@ class FakeThrottle:
 
     def __init__(self, window_seconds: int = 900) -> None:
         self.failures: dict[str, int] = {}
-        self.pending: dict[str, int] = {}
+        self.in_flight: dict[str, set[str]] = {}
         self.window_seconds = window_seconds
 
-    async def begin_attempt(self, keys: dict[str, int]) -> int:
+    async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
         if any(self.failures.get(k, 0) >= limit for k, limit in keys.items()):
-            return self.window_seconds
-        if any(self.failures.get(k, 0) + self.pending.get(k, 0) >= n for k, n in keys.items()):
-            return 1
+            return AttemptVerdict(admitted=False, retry_after_seconds=self.window_seconds)
+        if any(
+            self.failures.get(k, 0) + len(self.in_flight.get(k, ())) >= limit
+            for k, limit in keys.items()
+        ):
+            return AttemptVerdict(admitted=False)
         for key in keys:
-            self.pending[key] = self.pending.get(key, 0) + 1
-        return 0
+            self.in_flight.setdefault(key, set()).add(attempt_id)
+        return AttemptVerdict(admitted=True)
 
-    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
         for key in keys:
-            self.pending[key] -= 1
+            self.in_flight.get(key, set()).discard(attempt_id)
             if failed:
                 self.failures[key] = self.failures.get(key, 0) + 1
 

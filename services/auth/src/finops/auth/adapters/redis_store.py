@@ -7,70 +7,79 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
 LOGIN_PENDING_PREFIX = "finops:auth:login-pending:"
-#: Retry-After of a login refused because attempts in flight fill the budget, not failures.
-BUSY_RETRY_AFTER_SECONDS = 1
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
+#: How long an attempt counts as in flight at most: the lease of an attempt that never ended
+#: (its process died, its answer was lost) lapses then, whatever traffic follows (the argon2
+#: check of one attempt takes tens of milliseconds).
+ATTEMPT_LEASE_SECONDS = 30
 
 
-# An attempt is let through only if, on every key, the failures counted plus the attempts
-# still being judged stay under the limit; it is then counted as pending, in the same atomic
-# step, so concurrent guesses cannot all pass the limit before any of them has failed.
-# KEYS: failures and pending counters, in pairs. ARGV[1]: the window (s); ARGV[2]: how long a
-# pending count outlives an attempt that never finished (a process that died); ARGV[i + 2]:
+# An attempt goes on only if, on every key, the failures counted plus the attempts still
+# being judged stay under the limit; it then takes a lease on each key (a member of a sorted
+# set scored by its start), in the same atomic step, so concurrent guesses cannot all pass
+# the limit before any of them has failed. Leases older than the lease time are dropped
+# first, so a leaked one lapses on its own; an attempt that holds its lease already (a
+# retried call) goes on and changes nothing.
+# KEYS: failures counter and leases set, in pairs. ARGV[1]: the failure window (s);
+# ARGV[2]: now (ms); ARGV[3]: the lease time (ms); ARGV[4]: the attempt's id; ARGV[i + 4]:
 # the limit of the i-th pair. Returns the seconds until the longest window of a key at its
-# limit ends, -1 when only attempts in flight fill the budget, 0 when the attempt goes on.
+# limit ends, -1 when only attempts in flight fill a budget, 0 when the attempt goes on.
 _BEGIN_ATTEMPT = """
+local now, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZSCORE', KEYS[2], ARGV[4]) then return 0 end
 local wait, busy = 0, false
 for i = 1, #KEYS, 2 do
-  local limit = tonumber(ARGV[(i + 1) / 2 + 2])
+  local limit = tonumber(ARGV[(i + 1) / 2 + 4])
   local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
   if failures >= limit then
     local ttl = redis.call('TTL', KEYS[i])
     if ttl <= 0 then ttl = tonumber(ARGV[1]) end
     if ttl > wait then wait = ttl end
-  elseif failures + tonumber(redis.call('GET', KEYS[i + 1]) or '0') >= limit then
-    busy = true
+  else
+    redis.call('ZREMRANGEBYSCORE', KEYS[i + 1], '-inf', now - lease)
+    if failures + redis.call('ZCARD', KEYS[i + 1]) >= limit then busy = true end
   end
 end
 if wait > 0 then return wait end
 if busy then return -1 end
 for i = 1, #KEYS, 2 do
-  redis.call('INCR', KEYS[i + 1])
-  redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+  redis.call('ZADD', KEYS[i + 1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[i + 1], lease)
 end
 return 0
 """
 
-# Ends an attempt: its pending count is given back and, when ARGV[1] is "1", a failure is
-# counted (the first failure opens the window of ARGV[2] seconds).
+# Ends an attempt: its leases are given back and, when ARGV[2] is "1", a failure is counted
+# (the first failure opens the window of ARGV[3] seconds). ARGV[1]: the attempt's id.
 _END_ATTEMPT = """
 for i = 1, #KEYS, 2 do
-  if tonumber(redis.call('GET', KEYS[i + 1]) or '0') > 0 then redis.call('DECR', KEYS[i + 1]) end
-  if ARGV[1] == '1' then
-    redis.call('SET', KEYS[i], 0, 'EX', ARGV[2], 'NX')
+  redis.call('ZREM', KEYS[i + 1], ARGV[1])
+  if ARGV[2] == '1' then
+    redis.call('SET', KEYS[i], 0, 'EX', ARGV[3], 'NX')
     redis.call('INCR', KEYS[i])
   end
 end
 return 0
 """
 
-#: Seconds a pending count survives an attempt that never ended (the argon2 check of one
-#: attempt takes tens of milliseconds).
-PENDING_TTL_SECONDS = 60
-
 
 class RedisLoginThrottle:
     """Fixed-window failure counters (the window starts at the first failure and lasts its
-    TTL), plus the attempts being judged, so that failures and attempts in flight together
-    never exceed the limit: a burst of concurrent guesses gets no more tries than it."""
+    TTL), plus leases on the attempts being judged, so that failures and attempts in flight
+    together never exceed the limit: a burst of concurrent guesses gets no more tries than
+    it."""
 
-    def __init__(self, redis: Any, window_seconds: int) -> None:
+    def __init__(
+        self, redis: Any, window_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = redis
         self.window_seconds = window_seconds
+        self._clock = clock
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._end = redis.register_script(_END_ATTEMPT)
 
@@ -82,16 +91,29 @@ class RedisLoginThrottle:
             for key in (LOGIN_FAILURES_PREFIX + name, LOGIN_PENDING_PREFIX + name)
         ]
 
-    async def begin_attempt(self, keys: dict[str, int]) -> int:
+    async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
         names = list(keys)
-        answer = await self._begin(
-            keys=self._keys(names),
-            args=[self.window_seconds, PENDING_TTL_SECONDS, *(keys[name] for name in names)],
+        answer = int(
+            await self._begin(
+                keys=self._keys(names),
+                args=[
+                    self.window_seconds,
+                    int(self._clock() * 1000),
+                    ATTEMPT_LEASE_SECONDS * 1000,
+                    attempt_id,
+                    *(keys[name] for name in names),
+                ],
+            )
         )
-        return BUSY_RETRY_AFTER_SECONDS if int(answer) < 0 else int(answer)
+        if answer < 0:
+            return AttemptVerdict(admitted=False)
+        return AttemptVerdict(admitted=answer == 0, retry_after_seconds=answer)
 
-    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
-        await self._end(keys=self._keys(keys), args=["1" if failed else "0", self.window_seconds])
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
+        await self._end(
+            keys=self._keys(keys),
+            args=[attempt_id, "1" if failed else "0", self.window_seconds],
+        )
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(LOGIN_FAILURES_PREFIX + key)

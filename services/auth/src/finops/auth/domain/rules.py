@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
 from uuid import UUID
 
 from finops.auth.domain.errors import InvalidScope
@@ -59,6 +60,19 @@ def account_throttle_key(user_id: UUID | None, login: str) -> str:
 
 def address_throttle_key(client_address: str) -> str:
     return f"address:{_digest(client_address)}"
+
+
+@dataclass(frozen=True)
+class AttemptVerdict:
+    """Whether a login attempt may be judged now.
+
+    Not admitted with ``retry_after_seconds`` 0: only attempts still in flight fill a budget,
+    and asking again in a moment may let it through.
+    """
+
+    admitted: bool
+    #: failures fill a key's limit: the seconds until its window ends
+    retry_after_seconds: int = 0
 
 
 def user_group(user_id: object) -> str:

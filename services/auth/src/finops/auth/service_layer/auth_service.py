@@ -44,6 +44,10 @@ from finops.common.errors import DependencyUnavailable
 
 #: How many times a login or key exchange issues again when a role change overtook it.
 ROLE_RECHECKS = 3
+#: A login held back only by attempts in flight asks again every BUSY_POLL_SECONDS, at most
+#: BUSY_WAIT_POLLS times (2 s; one argon2 check takes tens of milliseconds), then is 429.
+BUSY_POLL_SECONDS = 0.05
+BUSY_WAIT_POLLS = 40
 
 
 def utcnow() -> datetime:
@@ -127,16 +131,12 @@ class AuthService:
             user = await uow.users.get_by_login(login)
         account_key = account_throttle_key(user.id if user else None, login)
         address_key = address_throttle_key(client_address)
-        # Failures and attempts in flight count together, checked and counted in one step,
-        # so concurrent guesses cannot all pass the limit before the first of them fails.
-        retry_after = await self._throttle.begin_attempt(
-            {
-                account_key: self.policy.max_failures_per_account,
-                address_key: self.policy.max_failures_per_address,
-            }
-        )
-        if retry_after:
-            raise LoginThrottled(retry_after)
+        keys = {
+            account_key: self.policy.max_failures_per_account,
+            address_key: self.policy.max_failures_per_address,
+        }
+        attempt_id = uuid4().hex
+        await self._admit(keys, attempt_id)
         failed = False
         try:
             if user is None:
@@ -148,7 +148,7 @@ class AuthService:
                 )
             failed = user is None or not matches or not user.is_active
         finally:
-            await self._throttle.end_attempt([account_key, address_key], failed=failed)
+            await self._throttle.end_attempt(list(keys), attempt_id, failed=failed)
         if failed or user is None:
             raise InvalidCredentials()
         await self._throttle.reset(account_key)
@@ -173,8 +173,28 @@ class AuthService:
             async with self._uow() as uow:
                 await uow.refresh_tokens.lock_family(family_id)
                 await self._end_session(uow, family_id, self._clock())
+            if not current.is_active:
+                raise InvalidCredentials()  # deactivated meanwhile too: nothing to issue
             user = current
         raise DependencyUnavailable("the account's role kept changing while logging in; retry")
+
+    async def _admit(self, keys: dict[str, int], attempt_id: str) -> None:
+        """Raise :class:`LoginThrottled` unless the attempt may be judged now.
+
+        Failures and attempts in flight count together, checked and counted in one step, so
+        concurrent guesses cannot all pass the limit before the first of them fails. An
+        attempt held back only by others in flight (several right passwords at once, many
+        users behind one address) waits for them, up to :data:`BUSY_WAIT_POLLS` polls,
+        rather than being refused.
+        """
+        for _ in range(BUSY_WAIT_POLLS):
+            verdict = await self._throttle.begin_attempt(keys, attempt_id)
+            if verdict.admitted:
+                return
+            if verdict.retry_after_seconds:
+                raise LoginThrottled(verdict.retry_after_seconds)
+            await asyncio.sleep(BUSY_POLL_SECONDS)
+        raise LoginThrottled(1)
 
     async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:
         """A new pair for a refresh token, which is spent; ``scope`` narrows it (OAuth2's

@@ -9,6 +9,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from finops.auth.domain.model import ApiKey, RefreshToken, User
+from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.scopes import Role
 
 
@@ -103,13 +104,13 @@ class UnitOfWork(Protocol):
 class LoginThrottle(Protocol):
     """Counts failed logins per key in a fixed window, and the attempts being judged."""
 
-    async def begin_attempt(self, keys: dict[str, int]) -> int:
-        """Let an attempt through if, on every key (key -> limit), the failures plus the
-        attempts in flight stay under the limit, and count it as in flight, atomically:
-        concurrent attempts cannot all pass before any has failed. 0 when it goes on, else
-        the seconds to wait (nothing counted)."""
+    async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
+        """Let the attempt ``attempt_id`` through if, on every key (key -> limit), the
+        failures plus the attempts in flight stay under the limit, and count it as in flight,
+        atomically: concurrent attempts cannot all pass before any has failed. An attempt
+        that never ends stops counting after a while on its own."""
 
-    async def end_attempt(self, keys: list[str], *, failed: bool) -> None:
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
         """The attempt begun on ``keys`` is judged: no longer in flight; a failure if so."""
 
     async def reset(self, key: str) -> None: ...
