@@ -12,9 +12,6 @@ import pytest
 from finops.healer.adapters.circuits_stream import BreakerPipeline
 from finops.healer.app import _circuits_check, _readiness
 
-#: owners whose breakers' states the broker takes
-PUBLISHED = SimpleNamespace(publishing_problem=lambda: None)
-
 
 async def _ended() -> None:
     return None
@@ -28,13 +25,13 @@ async def test_an_instance_whose_breaker_loops_ended_is_not_ready_beside_a_runni
     app: Any = SimpleNamespace(
         state=SimpleNamespace(
             circuits=SimpleNamespace(running=True),
-            breakers=BreakerPipeline(cast(Any, PUBLISHED), ours),
+            breakers=BreakerPipeline(cast(Any, None), ours),
         )
     )
     try:
         with pytest.raises(RuntimeError, match="stream loops are not running"):
             await _circuits_check(app)
-        app.state.breakers = BreakerPipeline(cast(Any, PUBLISHED), theirs)
+        app.state.breakers = BreakerPipeline(cast(Any, None), theirs)
         await _circuits_check(app)  # running: ready
     finally:
         stop.set()

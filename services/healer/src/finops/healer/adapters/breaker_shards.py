@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
@@ -79,14 +78,6 @@ REPUBLISHED = Counter(
     "Breaker states published again unchanged, every FINOPS_BREAKER_REPUBLISH_INTERVAL_S",
 )
 OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
-
-
-async def _acknowledged(sends: list[asyncio.Future[Any]]) -> None:
-    """Wait for every send's acknowledgement; raise the first failure once all are settled
-    (none is left pending with its error never retrieved)."""
-    for outcome in await asyncio.gather(*sends, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
 
 
 class PublishedCircuits(Protocol):
@@ -183,10 +174,6 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self._circuits_read: bool | None = None
         self.dedupe_ids = dedupe_ids
         self.tick_interval_s = tick_interval_s
-        #: since when (monotonic) the broker has not taken the breakers' states, and why
-        #: (None once a publish goes through): the instance is not ready meanwhile
-        self.unpublished_since: float | None = None
-        self.publish_error: str | None = None
         self.republish_interval_s = republish_interval_s
         self._last_republish = time.monotonic()
         #: outcomes counted by this instance since it started, in shards it may have released
@@ -296,75 +283,34 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             self.outcomes_applied += shard.applied - applied
 
     async def after_batch(self) -> None:
-        """Publish what the batch changed, then checkpoint when one is due (not before what
-        it changed is published: when the broker cannot take it now, the next batch or tick
-        publishes it, and the checkpoint waits for that)."""
-        try:
-            await self.publish()
-        except KafkaError as exc:
-            log.warning(
-                "breaker states not published; publishing them again later",
-                extra={"error": repr(exc)},
-            )
-            return
+        """Publish what the batch changed, then checkpoint when one is due."""
+        await self.publish()
         await super().after_batch()
 
     async def publish(self) -> None:
-        """Every changed breaker's state and the alerts of the transitions, acknowledged.
-
-        When the broker does not take them all (a ``KafkaError``, raised), every change of
-        this call stays queued for the next one (some may then go out twice: readers keep the
-        newest state, and an alert's id is a function of its transition)."""
+        """Every changed breaker's state and the alerts of the transitions, acknowledged."""
         sends = []
-        drained: list[tuple[BreakerShard, list[CircuitState], list[Transition]]] = []
         for partition, shard in self.shards.items():
             transitions, shard.transitions = shard.transitions, []
-            states = shard.board.drain_changed()
-            if states:
+            for state in shard.board.drain_changed():
                 self.dirty.add(partition)
-            drained.append((shard, states, transitions))
-        try:
-            for _shard, states, transitions in drained:
-                for state in states:
-                    sends.append(
-                        await self.producer.send(
-                            self.circuits_topic, state.to_json(), key=state.key.encode()
-                        )
+                sends.append(
+                    await self.producer.send(
+                        self.circuits_topic, state.to_json(), key=state.key.encode()
                     )
-                for transition in transitions:
-                    alert = breaker_alert(transition)
-                    if alert is not None:
-                        sends.append(
-                            await self.producer.send(
-                                self.alerts_topic,
-                                json.dumps(alert.to_dict(), default=str).encode(),
-                                key=alert.subject.encode(),
-                            )
-                        )
-            await _acknowledged(sends)
-        except KafkaError as exc:
-            for shard, states, transitions in drained:
-                shard.board.unpublished(states)
-                shard.transitions[:0] = transitions
-            self._publish_failed(exc)
-            raise
-        self.unpublished_since = self.publish_error = None
-        for _, _, transitions in drained:
+                )
             for transition in transitions:
                 TRANSITIONS.labels(transition.after.value).inc()
-
-    def _publish_failed(self, exc: KafkaError) -> None:
-        if self.unpublished_since is None:
-            self.unpublished_since = time.monotonic()
-        self.publish_error = repr(exc)
-
-    def publishing_problem(self) -> str | None:
-        """Why the instance is not ready, while the broker does not take its breakers'
-        states (each batch and tick tries again); None while they are published."""
-        if self.unpublished_since is None:
-            return None
-        age = time.monotonic() - self.unpublished_since
-        return f"breaker states not published for {age:.0f} s ({self.publish_error})"
+                alert = breaker_alert(transition)
+                if alert is not None:
+                    sends.append(
+                        await self.producer.send(
+                            self.alerts_topic,
+                            json.dumps(alert.to_dict(), default=str).encode(),
+                            key=alert.subject.encode(),
+                        )
+                    )
+        await asyncio.gather(*sends)
 
     async def republish(self) -> None:
         """Every owned breaker's state, changed or not, acknowledged (see the module's
@@ -374,12 +320,7 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             for shard in self.shards.values()
             for state in shard.board.snapshots()
         ]
-        try:
-            await _acknowledged(sends)
-        except KafkaError as exc:
-            self._publish_failed(exc)
-            raise
-        self.unpublished_since = self.publish_error = None
+        await asyncio.gather(*sends)
         REPUBLISHED.inc(len(sends))
         self._last_republish = time.monotonic()
 
@@ -389,17 +330,9 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         async with self.lock:
             for shard in self.shards.values():
                 shard.transitions += shard.board.tick(now)
-            try:
-                await self.publish()
-                if time.monotonic() - self._last_republish >= self.republish_interval_s:
-                    await self.republish()
-            except KafkaError as exc:
-                # A broker away for a while (a leader moving, an outage): what was not
-                # published stays queued, a republish stays due; the next tick tries again.
-                log.warning(
-                    "breaker states not published; trying again at the next tick",
-                    extra={"error": repr(exc)},
-                )
+            await self.publish()
+            if time.monotonic() - self._last_republish >= self.republish_interval_s:
+                await self.republish()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Count and publish until ``stop``; half-open cooled-down breakers meanwhile."""

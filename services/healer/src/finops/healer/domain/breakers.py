@@ -394,10 +394,3 @@ class BreakerBoard:
         states = [self.breakers[key].snapshot() for key in sorted(self.changed)]
         self.changed.clear()
         return states
-
-    def unpublished(self, states: list[CircuitState]) -> None:
-        """Mark the breakers of ``states`` (drained, then not published: the broker refused)
-        changed again, so the next drain publishes their state then (those still owned)."""
-        self.changed.update(
-            key for key in ((s.provider, s.model) for s in states) if key in self.breakers
-        )
