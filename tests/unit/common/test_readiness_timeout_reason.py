@@ -38,3 +38,17 @@ async def test_a_check_that_does_not_answer_in_time_is_down_with_the_wait_named(
         "status": "not_ready",
         "checks": {"kafka": "down: no answer within 0.05 s", "redis": "ok"},
     }
+
+
+async def own_timeout() -> None:
+    raise TimeoutError  # a pool checkout's or a statement's own timeout, long before the wait's
+
+
+async def test_a_check_that_times_out_on_its_own_is_not_said_to_have_kept_the_wait() -> None:
+    app = FastAPI()
+    http._install_probes(app, "ingest", lambda: {"postgres": own_timeout})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"] == {"postgres": "down: TimeoutError"}

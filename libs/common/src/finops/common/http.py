@@ -321,15 +321,19 @@ def _install_probes(
 
         async def run(name: str, check: ReadinessCheck) -> None:
             nonlocal ok
+            deadline = asyncio.timeout(READY_CHECK_TIMEOUT_S)
             try:
-                await asyncio.wait_for(check(), timeout=READY_CHECK_TIMEOUT_S)
+                async with deadline:
+                    await check()
                 results[name] = "ok"
             except TimeoutError as exc:
                 ok = False
-                # the wait's own timeout has no message: say what happened
-                why = f"TimeoutError: {exc}" if str(exc) else "no answer within"
-                if not str(exc):
-                    why += f" {READY_CHECK_TIMEOUT_S:g} s"
+                # the wait's own timeout has no message: say what happened; a timeout of the
+                # check's own (a pool checkout, a statement) is named as any other failure
+                if deadline.expired():
+                    why = f"no answer within {READY_CHECK_TIMEOUT_S:g} s"
+                else:
+                    why = f"TimeoutError: {exc}".rstrip(": ")
                 results[name] = f"down: {why}"[:200]
             except Exception as exc:  # a failed check is a readiness answer, not an error
                 ok = False
