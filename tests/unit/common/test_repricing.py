@@ -97,6 +97,10 @@ def test_a_table_prices_every_kind_of_token_exactly():
         ("provider,model,input,output\nopenai,gpt-4o,1,x\n", "line 2: output is not a number"),
         ("provider,model,input,output\nopenai,gpt-4o,-1,2\n", "line 2: input must be a price"),
         ("provider,model,input,output\nopenai,gpt-4o,NaN,2\n", "line 2: input must be a price"),
+        # a price past a dollar a token: its sums outgrew decimal arithmetic's 28 digits, and
+        # rounding them for the table raised InvalidOperation (a traceback) after the replay
+        ("provider,model,input,output\nopenai,gpt-4o,1,1e400\n", "line 2: output must be a price"),
+        ("provider,model,input,output\nopenai,gpt-4o,1000001,2\n", "from 0 to 1,000,000"),
         ("provider,model,input,output\nopenai,gpt-4o,,2\n", "line 2: input is empty"),
         ("provider,model,input,output\n,gpt-4o,1,2\n", "line 2: provider and model"),
         ("provider,model,input,output\nopenai,gpt-4o,1,2,3\n", "line 2: more cells"),

@@ -30,6 +30,9 @@ from finops.common.events.pricing import genai_provider_id
 from finops.common.events.usage import Usage
 
 PER_MILLION = Decimal(1_000_000)
+#: the dearest price a table may give, USD per million tokens (a dollar a token): the sums and
+#: their micro-dollar rounding stay within the 28 digits of decimal arithmetic
+MAX_PRICE = Decimal(1_000_000)
 REQUIRED_COLUMNS = ("provider", "model", "input", "output")
 OPTIONAL_COLUMNS = ("cached_input", "cache_write", "cache_write_1h")
 COLUMNS_HELP = (
@@ -111,8 +114,11 @@ def _price(row: Mapping[str, str | None], column: str, line: int) -> Decimal | N
         value = Decimal(text)
     except InvalidOperation:
         raise PriceTableError(f"line {line}: {column} is not a number: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise PriceTableError(f"line {line}: {column} must be a price >= 0, got {text!r}")
+    if not value.is_finite() or not 0 <= value <= MAX_PRICE:
+        raise PriceTableError(
+            f"line {line}: {column} must be a price from 0 to {MAX_PRICE:,} "
+            f"(USD per million tokens), got {text!r}"
+        )
     return value
 
 
