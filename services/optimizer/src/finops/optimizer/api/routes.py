@@ -394,6 +394,8 @@ async def set_objective(
     return {scope: await commands.set_objective(scope, Objective(**body.model_dump()))}
 
 
+#: the smallest budget limit, a micro-dollar
+MIN_LIMIT_USD = 0.000001
 AlertThreshold = Annotated[Number, Field(gt=0, le=10, description="fraction of the limit")]
 
 
@@ -401,7 +403,9 @@ class BudgetIn(RequestBody):
     scope: Literal["team", "agent"]
     subject: str = Field(min_length=1, max_length=128)
     period: Literal["day", "month"]
-    limit_usd: Number = Field(gt=0)
+    # at least a micro-dollar: the spend of a call (up to $1,000,000) over a limit of 5e-324
+    # was an infinite used fraction, and every GET /api/budgets a 500 (not JSON)
+    limit_usd: Number = Field(ge=MIN_LIMIT_USD)
     alert_thresholds: tuple[AlertThreshold, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
 
 
