@@ -30,6 +30,36 @@ def test_a_negative_or_unreadable_token_count_is_refused(tmp_path: Path, row, me
     assert str(refused.value) == message
 
 
+def test_a_cost_over_an_events_bound_is_refused(tmp_path: Path):
+    # two prompts at $1e308 summed to inf: --json printed Infinity, which is not JSON
+    data = tmp_path / "outcomes.csv"
+    data.write_text(f"{HEADER}\n{GOOD}\np2,t,m,1,1e308,100,20,q\n")
+    with pytest.raises(ValueError) as refused:
+        load_outcomes(data)
+    assert str(refused.value) == "line 3: cost_usd 1e308 is not a number from 0 to 1,000,000"
+
+
+@pytest.mark.parametrize("field", ["prompt_id", "task_type", "model"])
+def test_an_empty_name_is_refused(tmp_path: Path, field: str):
+    # an empty model was read as a model "": "prompt p2 has no row for model m; each prompt
+    # needs a row per model: , m"
+    row = dict(zip(HEADER.split(","), "p2,t,m,1,0.01,100,20,q".split(","), strict=True))
+    row[field] = ""
+    data = tmp_path / "outcomes.csv"
+    data.write_text(f"{HEADER}\n{GOOD}\n{','.join(row.values())}\n")
+    with pytest.raises(ValueError) as refused:
+        load_outcomes(data)
+    assert str(refused.value) == f"line 3: {field} is empty"
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path):
+    # a CSV saved by Excel starts with one: it was "not an outcomes CSV: it has no prompt_id
+    # column"
+    data = tmp_path / "outcomes.csv"
+    data.write_bytes(f"\ufeff{HEADER}\n{GOOD}\n".encode())
+    assert [p.prompt_id for p in load_outcomes(data).prompts] == ["p1"]
+
+
 def test_zero_and_empty_token_counts_are_read(tmp_path: Path):
     data = tmp_path / "outcomes.csv"
     data.write_text(f"{HEADER}\n{GOOD}\np2,t,m,0,0,0,,q\n")

@@ -13,16 +13,19 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from finops.common.events.schemas.fields import MAX_USD
 from finops.optimizer.domain.backtest import Outcomes
 
 __all__ = ["load_outcomes"]
 
 
 def _open_text(path: str | Path) -> io.TextIOBase:
+    """The file as text; a UTF-8 byte order mark (a CSV saved by Excel) is skipped, where it
+    read as part of the first column's name ("it has no prompt_id column")."""
     p = str(path)
     if p.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
-    return open(p, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", newline="")
+    return open(p, encoding="utf-8-sig", newline="")
 
 
 def load_outcomes(path: str | Path) -> Outcomes:
@@ -68,6 +71,9 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
                 f"line {start}: {columns + len(extra)} fields where the header names "
                 f"{columns} columns"
             )
+        for field in _NAMES:
+            if row.get(field) == "":  # a missing column: Outcomes.from_rows names the first one
+                raise ValueError(f"line {start}: {field} is empty")
         prompt, model = row.get("prompt_id"), row.get("model")
         if prompt is not None and model is not None:  # else Outcomes.from_rows names it
             twin = seen.setdefault((prompt, model), start)
@@ -86,7 +92,8 @@ def _checked(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
             except ValueError:
                 number = math.nan
             if not (math.isfinite(number) and low <= number <= high):
-                what = f"from {low:g} to {high:g}" if high < math.inf else f"of {low:g} or more"
+                top = f"{high:,.0f}" if high.is_integer() else f"{high:g}"
+                what = f"from {low:g} to {top}" if high < math.inf else f"of {low:g} or more"
                 shown = value or "(empty)"
                 raise ValueError(f"line {start}: {field} {shown} is not a number {what}")
         yield row
@@ -116,8 +123,12 @@ def _check_complete(seen: dict[tuple[str, str], int], first_line: dict[str, int]
 #: the numeric columns and the values each may take
 _RANGES = (
     ("quality", 0.0, 1.0),
-    ("cost_usd", 0.0, math.inf),
+    # at most an event's cost_usd: the sums of dearer ones overflowed to inf, and --json printed
+    # Infinity, which is not JSON
+    ("cost_usd", 0.0, float(MAX_USD)),
     ("input_tokens", 0.0, math.inf),
     ("output_tokens", 0.0, math.inf),
 )
 _REQUIRED = {"quality", "cost_usd"}
+#: the columns that name a row: an empty one is refused (an empty model read as a model "")
+_NAMES = ("prompt_id", "task_type", "model")

@@ -23,7 +23,9 @@ Id128 = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1
 Name64 = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
 ModelName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
 Millis = Annotated[float, Field(strict=True, ge=0, le=86_400_000, allow_inf_nan=False)]
-Usd = Annotated[float, Field(strict=True, ge=0, le=1_000_000, allow_inf_nan=False)]
+#: the largest cost of one call (an event's cost_usd, an outcomes file's cost_usd)
+MAX_USD = 1_000_000
+Usd = Annotated[float, Field(strict=True, ge=0, le=MAX_USD, allow_inf_nan=False)]
 Unit = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 #: a feature's name, in an event and in a recommendation request alike
 MAX_FEATURE_NAME = 64
