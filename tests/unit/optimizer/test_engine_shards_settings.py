@@ -3,6 +3,8 @@ partition's engine starts with the one-worker checkpoint's catalog, objectives a
 
 from __future__ import annotations
 
+import json
+
 from finops.common.checkpoints import Checkpoint
 from finops.common.log_position import ResumePlan
 from finops.optimizer.adapters.engine_shards import EngineShards
@@ -68,3 +70,31 @@ async def test_a_partitions_own_checkpoint_wins_over_the_one_worker_one():
     engine, offsets, cluster_id = await shards(rows).load_shard(3)
     assert engine.has_budget("mine")
     assert (offsets, cluster_id) == ({"learning:3": 42}, "c1")
+
+
+def test_a_partition_counts_an_event_forwarded_twice_as_a_duplicate():
+    # a forwarder killed before committing sends an event again: the partition drops it by its
+    # id, and finops_optimizer_events_total said "applied" for both copies
+    from types import SimpleNamespace
+
+    from prometheus_client import REGISTRY
+    from support import llm_call
+
+    from finops.optimizer.adapters.task_type_forward import EVENT, INPUT_HEADER
+
+    def count(outcome: str) -> float:
+        labels = {"topic": "learning", "outcome": outcome}
+        return REGISTRY.get_sample_value("finops_optimizer_events_total", labels) or 0.0
+
+    applied, duplicate = count("applied"), count("duplicate")
+    record = SimpleNamespace(
+        topic="learning",
+        value=json.dumps(llm_call(task_type="twice")).encode(),
+        headers=[(INPUT_HEADER, EVENT)],
+    )
+    engine = OptimizerEngine()
+    partitions = shards({})
+    partitions._apply(engine, record)
+    partitions._apply(engine, record)
+    assert engine.counted == 1
+    assert (count("applied"), count("duplicate")) == (applied + 1, duplicate + 1)

@@ -76,6 +76,31 @@ async def test_an_event_of_each_type_on_its_own_topic_is_applied():
         assert (intake.events, producer.sent) == (1, [])
 
 
+def events_count(topic: str, outcome: str) -> float:
+    labels = {"topic": topic, "outcome": outcome}
+    return REGISTRY.get_sample_value("finops_optimizer_events_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(("topic", "body"), [(AGENT_COST.name, CALL), (AGENT_ERROR.name, ERROR)])
+async def test_an_event_read_twice_is_applied_once_and_counted_a_duplicate(topic, body):
+    # finops_optimizer_events_total said "applied" for each: 1,000 events sent again read as
+    # 1,000 more applied while the summary counted them as duplicates
+    applied, duplicate = events_count(topic, "applied"), events_count(topic, "duplicate")
+    stop = asyncio.Event()
+    intake = EventIntake(
+        OptimizerEngine(),
+        BufferedConsumer(topic, stop, polls=2, body=body),  # type: ignore[arg-type]
+        KeptProducer(),  # type: ignore[arg-type]
+        NoStore(),  # type: ignore[arg-type]
+        checkpoint_interval_s=3600,
+        experiments_topic=EXPERIMENTS.name,
+    )
+    await intake.run(stop)
+    assert intake.engine.counted == 1
+    assert events_count(topic, "applied") == applied + 1
+    assert events_count(topic, "duplicate") == duplicate + 1
+
+
 async def test_a_call_on_the_error_topic_is_parked_and_not_counted():
     parked = stream_count(AGENT_ERROR.name, "dead_lettered")
     processed = stream_count(AGENT_ERROR.name, "processed")

@@ -43,6 +43,14 @@ from finops.optimizer.service_layer.commands import (
 log = logging.getLogger(__name__)
 
 EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
+
+
+def taken(counted_before: int, engine: OptimizerEngine) -> str:
+    """The outcome of an event the engine took: ``applied``, or ``duplicate`` when its id was
+    counted already (a client retry, a record delivered again) and the engine ignored it."""
+    return "applied" if engine.counted > counted_before else "duplicate"
+
+
 ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
 CHECKPOINT_FAILURES = Counter(
     "finops_optimizer_checkpoint_failures_total", "Periodic checkpoints the database refused"
@@ -171,6 +179,7 @@ class EventIntake(CheckpointedState):
         except (ValueError, TypeError):
             EVENTS.labels(record.topic, "invalid").inc()
             raise
+        counted = self.engine.counted
         try:
             alerts = self.engine.take(event)
         except Exception:  # one bad event must not stop the stream: log, park, go on
@@ -178,7 +187,7 @@ class EventIntake(CheckpointedState):
             EVENTS.labels(record.topic, "failed").inc()
             raise
         self.events += 1
-        EVENTS.labels(record.topic, "applied").inc()
+        EVENTS.labels(record.topic, taken(counted, self.engine)).inc()
         for alert in alerts:
             await self.emit_alert(alert)
 

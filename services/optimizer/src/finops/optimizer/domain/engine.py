@@ -185,6 +185,12 @@ class OptimizerEngine:
         self.policy.update(data.task_type, arm, features, None, None, None, False)
         return self._drift_alerts()
 
+    @property
+    def counted(self) -> int:
+        """Events counted once: the calls the analytics counted and the errors learned from (a
+        duplicate id adds to neither)."""
+        return self.analytics.events + self.errors_seen
+
     def take(self, event: Event) -> list[dict[str, Any]]:
         """One decoded event of either type (:meth:`observe`, :meth:`observe_error`); the
         alerts it raised."""
