@@ -271,3 +271,19 @@ async def test_a_remembered_token_revoked_afterwards_is_refused(signer, verifier
     await revoke(redis, issued.jti, ttl_seconds=60)
     with pytest.raises(TokenRevoked):
         await verifier.verify(issued.token)
+
+
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        ("fo_rt_4QtrRP6w1Hr5rtLWlBLRiZys", "refresh token, not an access token: exchange it"),
+        ("fo_ak_4QtrRP6w1Hr5rtLWlBLRiZys", "API key, not an access token: exchange it"),
+        ("abc.def.ghi", "the access token is malformed"),
+    ],
+)
+async def test_a_refresh_token_or_api_key_sent_as_an_access_token_says_what_it_is(
+    verifier, secret, says
+):
+    # a refresh token sent as the bearer token was "the access token is malformed"
+    with pytest.raises(InvalidToken, match=says):
+        await verifier.verify(secret)

@@ -229,6 +229,27 @@ class TokenSigner:
         )
 
 
+#: the prefixes of auth's opaque secrets (``finops.auth.domain.credentials``), and what to do
+#: with one sent where an access token belongs
+API_KEY_PREFIX = "fo_ak_"
+REFRESH_PREFIX = "fo_rt_"
+NOT_AN_ACCESS_TOKEN = {
+    REFRESH_PREFIX: "this is a refresh token, not an access token: exchange it for an access "
+    "token at auth's POST /api/auth/refresh",
+    API_KEY_PREFIX: "this is an API key, not an access token: exchange it for an access token "
+    "at auth's POST /api/auth/token (grant_type=client_credentials)",
+}
+
+
+def malformed(token: str) -> InvalidToken:
+    """The error for a token that is not a JWS, saying what it is when it is a refresh token or
+    an API key (both were only "the access token is malformed")."""
+    for prefix, hint in NOT_AN_ACCESS_TOKEN.items():
+        if token.startswith(prefix):
+            return InvalidToken(hint)
+    return InvalidToken("the access token is malformed")
+
+
 def unverified_kid(token: str) -> str:
     """The ``kid`` of a token's header, read before the signature is checked (to pick a key).
 
@@ -242,7 +263,7 @@ def unverified_kid(token: str) -> str:
         raw = base64.urlsafe_b64decode(header_segment + "=" * (-len(header_segment) % 4))
         header = json.loads(raw)
     except (ValueError, TypeError, UnicodeError):  # binascii.Error is a ValueError
-        raise InvalidToken("the access token is malformed") from None
+        raise malformed(token) from None
     kid = header.get("kid") if isinstance(header, dict) else None
     if not isinstance(kid, str) or not kid:
         raise InvalidToken("the access token names no signing key (kid)")

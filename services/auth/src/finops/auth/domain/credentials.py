@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-API_KEY_PREFIX = "fo_ak_"
-REFRESH_PREFIX = "fo_rt_"
+# defined beside the token verifier, which tells a user who sends one as an access token
+from finops.common.auth.tokens import API_KEY_PREFIX as API_KEY_PREFIX
+from finops.common.auth.tokens import REFRESH_PREFIX as REFRESH_PREFIX
+
 API_KEY_DISPLAY_CHARS = 12
 
 
