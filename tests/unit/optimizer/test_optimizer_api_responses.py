@@ -111,7 +111,10 @@ def test_a_change_that_finds_nothing_to_remove_saves_no_checkpoint(client: TestC
     intake = client.app.state.intake  # type: ignore[attr-defined]
     before = intake.checkpoints
     assert client.delete("/api/budgets/none-such").status_code == 404
-    assert client.delete("/api/catalog/none|such|default").status_code == 404
+    missing = client.delete("/api/catalog/none|such|default")
+    assert missing.status_code == 404
+    # it said only "no catalog arm ...", also for an arm agents report calls with
+    assert "offer it first (POST /api/catalog" in missing.json()["error"]["message"]
     assert intake.checkpoints == before
 
 

@@ -357,7 +357,11 @@ async def add_arm(arm: ArmIn, _: OptimizerWriter, commands: Commands) -> dict[st
 )
 async def remove_arm(arm: str, _: OptimizerWriter, commands: Commands) -> None:
     if not await commands.withdraw_arm(arm):
-        raise NotFound(f"no catalog arm {arm!r}")
+        raise NotFound(
+            f"no catalog arm {arm!r} (GET /api/catalog lists them): an arm seen only in events "
+            "is not in the catalog; offer it first (POST /api/catalog with its model, provider "
+            "and config), then withdraw it"
+        )
 
 
 class ObjectiveIn(RequestBody):
