@@ -232,6 +232,22 @@ async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
     assert calls[-1].headers["authorization"] == "Bearer t"
 
 
+async def test_recommend_names_a_feature_that_is_not_a_number():
+    # it raised "could not convert string to float: 'abc'", naming no feature
+    asked = []
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest",
+        optimizer_url="http://opt",
+        agent_id="bot",
+        token="t",
+        transport=httpx.MockTransport(lambda request: asked.append(request) or httpx.Response(500)),
+    )
+    with pytest.raises(ValueError, match="feature 'input_tokens' must be a number, not 'abc'"):
+        await c.recommend("summarize", {"input_tokens": "abc"})
+    await c.close()
+    assert asked == []  # refused before anything is sent
+
+
 # ---- failing loudly: answers that retrying cannot fix --------------------------------------
 
 

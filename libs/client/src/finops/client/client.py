@@ -355,7 +355,9 @@ class AsyncFinOpsClient:
             params["team"] = team
         if seed is not None:
             params["seed"] = seed
-        params.update({_feature_parameter(k): float(v) for k, v in (features or {}).items()})
+        params.update(
+            {_feature_parameter(k): _feature_value(k, v) for k, v in (features or {}).items()}
+        )
         optimizer = ServiceAt("the optimizer", "optimizer", self.optimizer_url, "optimizer_url")
         return await get_json(
             self._http, self._tokens, optimizer, "/api/recommendations", params, self.max_backoff_s
@@ -459,6 +461,23 @@ __all__ = [
 
 #: the query parameters of a recommendation that are not features
 _PARAMETERS = frozenset({"task_type", "agent_id", "team", "seed"})
+
+
+def _feature_value(name: str, value: Any) -> float:
+    """A feature's value as a number, or ``ValueError`` naming the feature (``float()`` alone
+    said "could not convert string to float: 'abc'", not which feature).
+
+    >>> _feature_value("input_tokens", 1200), _feature_value("ratio", "0.5")
+    (1200.0, 0.5)
+    >>> _feature_value("input_tokens", "many")
+    Traceback (most recent call last):
+    ...
+    ValueError: feature 'input_tokens' must be a number, not 'many'
+    """
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"feature {name!r} must be a number, not {value!r}") from None
 
 
 def _feature_parameter(name: str) -> str:
