@@ -48,6 +48,25 @@ def test_alert_thresholds_outside_the_limit_range_are_422(
     assert_refused(client.put("/api/budgets/b1", json=budget(alert_thresholds=thresholds)), "")
 
 
+@pytest.mark.parametrize(
+    ("thresholds", "errors"),
+    [
+        ([1000], [("alert_thresholds.0", "less_than_equal")]),
+        ([], [("alert_thresholds", "value_error")]),
+    ],
+    ids=["out of range", "none"],
+)
+def test_alert_thresholds_are_refused_with_one_error_each(
+    client: TestClient, thresholds: list[float], errors: list[tuple[str, str]]
+) -> None:
+    # one threshold out of range also said "Tuple should have at least 1 item after
+    # validation, not 0", which is not what was sent
+    response = client.put("/api/budgets/b1", json=budget(alert_thresholds=thresholds))
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert [(d["field"], d["type"]) for d in details] == errors
+
+
 @pytest.mark.parametrize("limit", [-5.0, 0.0, 5e-324, 1e-300, 0.0000009], ids=repr)
 def test_a_budget_limit_below_a_micro_dollar_is_422(client: TestClient, limit: float) -> None:
     assert_refused(client.put("/api/budgets/tiny", json=budget(limit_usd=limit)), "limit_usd")

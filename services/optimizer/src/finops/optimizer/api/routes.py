@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from finops.common.api_errors import (
     AGENT_MISMATCH,
@@ -410,7 +410,18 @@ class BudgetIn(RequestBody):
     # at least a micro-dollar: the spend of a call (up to $1,000,000) over a limit of 5e-324
     # was an infinite used fraction, and every GET /api/budgets a 500 (not JSON)
     limit_usd: Number = Field(ge=MIN_LIMIT_USD)
-    alert_thresholds: tuple[AlertThreshold, ...] = Field((0.8, 1.0), min_length=1, max_length=8)
+    alert_thresholds: tuple[AlertThreshold, ...] = Field(
+        (0.8, 1.0), max_length=8, json_schema_extra={"minItems": 1}
+    )
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _some_threshold(cls, thresholds: tuple[float, ...]) -> tuple[float, ...]:
+        # checked once the thresholds are valid: as Field(min_length=1), one threshold out of
+        # range was also "Tuple should have at least 1 item after validation, not 0"
+        if not thresholds:
+            raise ValueError("give at least one threshold")
+        return thresholds
 
 
 @router.get(
