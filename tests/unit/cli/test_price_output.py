@@ -86,6 +86,10 @@ def test_an_unknown_model_is_what_the_command_was_given_exit_2():
     # it exited 1, as for a component that does not answer (docs/cli.md: given → 2)
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith("error: unpriced: no price for openai/nosuch (")
+    # it named no way out
+    assert "send cost_usd with them, or price them with `finops reprice --prices FILE`" in (
+        " ".join(result.stderr.split())
+    )
 
 
 @pytest.mark.parametrize("option", ["--provider", "--model"])

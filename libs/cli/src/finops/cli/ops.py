@@ -66,7 +66,12 @@ def price(
         print(json.dumps(answer))
     elif result.total_usd is None:
         # what the command was given names no priced model: exit 2 (docs/cli.md)
-        raise CliError(f"unpriced: no price for {provider}/{model} ({result.price_version})", 2)
+        raise CliError(
+            f"unpriced: no price for {provider}/{model} ({result.price_version}); its calls are "
+            "recorded with cost_source unpriced and count no spend: send cost_usd with them, or "
+            "price them with `finops reprice --prices FILE` (a price table, docs/cli.md)",
+            2,
+        )
     else:
         console.print(f"${result.total_usd:.8f}")
         console.print(
