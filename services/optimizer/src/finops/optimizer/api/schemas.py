@@ -160,7 +160,11 @@ class PartitionsOut(Out):
     owned: list[int] = Field(description="partitions this worker learns")
     published: list[int] = Field(description="partitions whose state this worker has read")
     viewed: list[int] = Field(description="partitions its current view answers from")
-    events_applied: int = Field(description="records this worker applied since it started")
+    events_applied: int = Field(
+        description="records of events the learning took in, duplicates included: one worker, "
+        "since its first checkpoint (the count is kept in it, so a restart goes on from it); "
+        "partitioned, since this worker started"
+    )
 
 
 class TasksOut(Out):
