@@ -90,7 +90,7 @@ def backtest(
         typer.Option(
             "--data",
             help="Outcomes file (.csv or .csv.gz): prompt_id, task_type, model, quality "
-            "(0 to 1), cost_usd (0 or more), and optional input_tokens, output_tokens, "
+            "(0 to 1), cost_usd (0 to 1,000,000), and optional input_tokens, output_tokens, "
             "prompt; one row per prompt and model, every prompt with every model.",
             exists=True,
             dir_okay=False,
