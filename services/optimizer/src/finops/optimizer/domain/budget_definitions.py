@@ -89,13 +89,18 @@ class Budget:
 
 def usd(amount: float) -> str:
     """An amount as a budget's messages show it: cents, or its first two significant digits
-    below a cent (a budget of $0.0001 read "$0.00").
+    below a cent (a budget of $0.0001 read "$0.00"), and three from a trillion on (a limit of
+    1e308 was 400 digits in every pacing reason).
 
     Examples
     --------
     >>> usd(1234.5), usd(0.5), usd(0.0045), usd(0.0001), usd(0.0)
     ('$1,234.50', '$0.50', '$0.0045', '$0.0001', '$0.00')
+    >>> usd(999_999_999_999.0), usd(1e12), usd(1e308), usd(-2.5e15)
+    ('$999,999,999,999.00', '$1e+12', '$1e+308', '$-2.5e+15')
     """
+    if abs(amount) >= 1e12:
+        return f"${amount:.3g}"
     if amount == 0 or abs(amount) >= 0.01:
         return f"${amount:,.2f}"
     return f"${amount:.2g}"
