@@ -85,11 +85,6 @@ class Aggregate:
     (2, 0.5, 0.5, None)
     >>> Aggregate.unpack(a.pack()).row("bot") == row
     True
-    >>> a.calls, a.unpriced, a.successes, a.unpriced_successes = 3, 1, 2, 1  # one unpriced success
-    >>> a.row("bot")["cost_per_success"]  # the priced calls' $0.50 over their one success
-    0.5
-    >>> Aggregate.unpack(a.pack()[:11]).unpriced_successes  # a checkpoint from before
-    0
     """
 
     __slots__ = (
@@ -104,7 +99,6 @@ class Aggregate:
         "spend",
         "successes",
         "unpriced",
-        "unpriced_successes",
     )
 
     def __init__(self) -> None:
@@ -116,9 +110,6 @@ class Aggregate:
         self.spend = 0.0
         self.successes = 0
         self.unpriced = 0
-        #: the successes among the unpriced calls: their cost is unknown, so they are left out
-        #: of the cost per success (0 in a checkpoint written before it was kept)
-        self.unpriced_successes = 0
         self.qsum = 0.0
         self.qn = 0
         self.hist: dict[int, int] = {}
@@ -132,7 +123,6 @@ class Aggregate:
         self.spend += o.spend
         self.successes += o.successes
         self.unpriced += o.unpriced
-        self.unpriced_successes += o.unpriced_successes
         self.qsum += o.qsum
         self.qn += o.qn
         h = self.hist
@@ -141,7 +131,6 @@ class Aggregate:
 
     def row(self, key: str) -> dict[str, Any]:
         calls = self.calls
-        priced = self.successes - self.unpriced_successes
         return {
             "key": key,
             "calls": calls,
@@ -152,10 +141,7 @@ class Aggregate:
             "spend_usd": self.spend,
             "successes": self.successes,
             "success_rate": self.successes / calls if calls else None,
-            # the spend of the priced calls over their successes: an unpriced call's spend is
-            # unknown (counted 0), and its success counted made a model the agents report
-            # mostly unpriced read ~3x cheaper per success than its priced calls cost
-            "cost_per_success": self.spend / priced if priced else None,
+            "cost_per_success": self.spend / self.successes if self.successes else None,
             "latency_p50_ms": hist_quantile(self.hist, calls, 0.5),
             "latency_p95_ms": hist_quantile(self.hist, calls, 0.95),
             "unpriced_calls": self.unpriced,
@@ -175,15 +161,11 @@ class Aggregate:
             self.qsum,
             self.qn,
             pack_hist(self.hist),
-            self.unpriced_successes,
         ]
 
     @classmethod
     def unpack(cls, p: list[Any]) -> Aggregate:
         a = cls()
-        # a checkpoint written before unpriced_successes was kept has 11 items: 0 (the
-        # figure it gave, over every success)
-        a.unpriced_successes = p[11] if len(p) > 11 else 0
         (
             a.calls,
             a.inp,
@@ -196,7 +178,7 @@ class Aggregate:
             a.qsum,
             a.qn,
             hist,
-        ) = p[:11]
+        ) = p
         a.hist = unpack_hist(hist)
         return a
 

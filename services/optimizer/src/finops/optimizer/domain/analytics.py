@@ -8,9 +8,8 @@ keeps, for the fleet and per key of every dimension in :data:`DIMENSIONS`
 * calls, input / output / cached-input / reasoning tokens, spend (USD), successes,
   unpriced calls (``cost_usd is None``, counted with 0 USD), mean quality;
 * derived at query time: ``success_rate = successes / calls``,
-  ``cost_per_success = spend_usd / successes`` over the priced calls (failed calls' spend
-  included: it is what a success really costs; an unpriced call's cost is unknown), latency
-  p50 / p95 from a :class:`~.latency_sketch.LatencySketch`.
+  ``cost_per_success = spend_usd / successes`` (failed calls' spend included: it is what a
+  success really costs), latency p50 / p95 from a :class:`~.latency_sketch.LatencySketch`.
 
 Numbers are kept for all time (``totals``) and in tumbling windows by **event time**
 (``minute``, ``hour``, ``day``; window start = floor of the event time in UTC). Each granularity
@@ -215,8 +214,6 @@ class SpendAnalytics:
                 a.spend += cost
             if success:
                 a.successes += 1
-                if cost is None:
-                    a.unpriced_successes += 1
             if quality is not None:
                 a.qsum += quality
                 a.qn += 1
