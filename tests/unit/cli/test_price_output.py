@@ -87,7 +87,7 @@ def test_an_unknown_model_is_what_the_command_was_given_exit_2():
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith("error: unpriced: no price for openai/nosuch (")
     # it named no way out
-    assert "send cost_usd with them, or price them with `finops reprice --prices FILE`" in (
+    assert "send cost_usd with them (see what they would have cost with `finops reprice" in (
         " ".join(result.stderr.split())
     )
 

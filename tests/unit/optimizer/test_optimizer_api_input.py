@@ -70,7 +70,7 @@ def test_alert_thresholds_are_refused_with_one_error_each(
 @pytest.mark.parametrize("limit", [-5.0, 0.0, 5e-324, 1e-300, 0.0000009], ids=repr)
 def test_a_budget_limit_below_a_micro_dollar_is_422(client: TestClient, limit: float) -> None:
     assert_refused(client.put("/api/budgets/tiny", json=budget(limit_usd=limit)), "limit_usd")
-    # the smallest limit taken is a micro-dollar, and a call over it reads as a finite fraction
+    # the smallest limit taken is a micro-dollar
     assert client.put("/api/budgets/tiny", json=budget(limit_usd=0.000001)).status_code == 200
     assert client.get("/api/budgets").status_code == 200
     assert client.delete("/api/budgets/tiny").status_code == 204

@@ -68,8 +68,8 @@ def price(
         # what the command was given names no priced model: exit 2 (docs/cli.md)
         raise CliError(
             f"unpriced: no price for {provider}/{model} ({result.price_version}); its calls are "
-            "recorded with cost_source unpriced and count no spend: send cost_usd with them, or "
-            "price them with `finops reprice --prices FILE` (a price table, docs/cli.md)",
+            "recorded with cost_source unpriced and count no spend: send cost_usd with them (see "
+            "what they would have cost with `finops reprice --prices FILE`, docs/cli.md)",
             2,
         )
     else:

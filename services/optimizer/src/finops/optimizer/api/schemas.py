@@ -162,8 +162,9 @@ class PartitionsOut(Out):
     viewed: list[int] = Field(description="partitions its current view answers from")
     events_applied: int = Field(
         description="records of events the learning took in, duplicates included: one worker, "
-        "since its first checkpoint (the count is kept in it, so a restart goes on from it); "
-        "partitioned, since this worker started"
+        "since it first started (the count is kept in its checkpoint, so a restart goes on "
+        "from the checkpoint's count, and records replayed since it are counted again; an "
+        "unreadable checkpoint starts it at 0); partitioned, since this worker started"
     )
 
 
