@@ -31,9 +31,10 @@ def _open_text(path: str | Path) -> io.TextIOBase:
 def load_outcomes(path: str | Path) -> Outcomes:
     """Read an outcomes file (file order of prompts kept).
 
-    A row whose ``quality`` is not a number from 0 to 1, or whose ``cost_usd`` (or
-    ``input_tokens``, ``output_tokens``) is not a number of 0 or more, raises ``ValueError``
-    naming its line and field: a replay over it would report figures that mean nothing.
+    A row whose ``quality`` is not a number from 0 to 1, whose ``cost_usd`` is not one from 0
+    to 1,000,000, or whose ``input_tokens`` or ``output_tokens`` is not a number of 0 or more,
+    or with an empty ``prompt_id``, ``task_type`` or ``model``, raises ``ValueError`` naming
+    its line and field: a replay over it would report figures that mean nothing.
     So does a second row of the same ``(prompt_id, model)`` (which of the two would count?)
     and a prompt without a row for every model of the file: the best single model's and the
     per-prompt oracle's figures are only comparable over the same prompts and models (over
