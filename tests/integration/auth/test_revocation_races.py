@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from auth_helpers import (
@@ -201,6 +202,16 @@ async def assert_only_agent_scopes_survive(auth_app, elsewhere, token: str) -> N
         assert not principal.has_scope("stats:read")
 
 
+async def login_held_after_its_commit(auth_app, username: str) -> tuple[asyncio.Task, Any]:
+    """A login of ``username`` held right after its commit (``gate.release.set()`` lets it
+    go on)."""
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    logging_in = asyncio.create_task(service.login(username, PASSWORD, client_address="race"))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    return logging_in, gate
+
+
 async def test_a_login_that_committed_before_a_demotion_answers_no_token_of_the_old_role(
     client, accounts, auth_app, elsewhere
 ):
@@ -209,12 +220,7 @@ async def test_a_login_that_committed_before_a_demotion_answers_no_token_of_the_
     # answered carried the operator's scopes and worked on every service for 15 minutes.
     operator = await accounts.create("operator")
     admin = await accounts.create("admin")
-    service, gate = gated_service(auth_app, "after")
-    gate.arm()
-    logging_in = asyncio.create_task(
-        service.login(operator.username, PASSWORD, client_address="race")
-    )
-    await asyncio.wait_for(gate.reached.wait(), 10)
+    logging_in, gate = await login_held_after_its_commit(auth_app, operator.username)
     await demote(client, admin, operator)
     gate.release.set()
     pair = await logging_in
@@ -229,12 +235,7 @@ async def test_a_login_overtaken_by_a_demotion_and_a_deactivation_answers_no_ses
     # meanwhile, gets nothing issued again (it got a session refused at its first use).
     operator = await accounts.create("operator")
     admin = await accounts.create("admin")
-    service, gate = gated_service(auth_app, "after")
-    gate.arm()
-    logging_in = asyncio.create_task(
-        service.login(operator.username, PASSWORD, client_address="race")
-    )
-    await asyncio.wait_for(gate.reached.wait(), 10)
+    logging_in, gate = await login_held_after_its_commit(auth_app, operator.username)
     await demote(client, admin, operator)
     deactivated = await client.post(f"/api/users/{operator.id}/deactivate", headers=admin.headers)
     assert deactivated.status_code == 200, deactivated.text
