@@ -152,7 +152,12 @@ class AuthService:
         if failed or user is None:
             raise InvalidCredentials()
         await self._throttle.reset(account_key)
+        return await self._open_session(user, password, scope)
 
+    async def _open_session(self, user: User, password: str, scope: str | None) -> TokenPair:
+        """A new login session for ``user``, whose ``password`` was just verified (rehashed
+        if its parameters are old), issued for the role the account has when it is
+        recorded."""
         rehash = self._hashing.needs_rehash(user.hashed_password)
         for _ in range(ROLE_RECHECKS):
             scopes = granted_scopes(user.role, scope)
