@@ -15,7 +15,7 @@ from support import wait_until
 
 from finops.auth.adapters.redis_store import (
     ATTEMPT_LEASE_SECONDS,
-    LOGIN_PENDING_PREFIX,
+    LOGIN_LEASES_PREFIX,
     RedisLoginThrottle,
 )
 from finops.auth.app import create_app
@@ -103,7 +103,7 @@ async def test_an_attempt_that_never_ended_stops_counting_despite_steady_traffic
         now[0] += ATTEMPT_LEASE_SECONDS / 4 + 1  # "died" started over a lease time ago
         assert (await throttle.begin_attempt(keys, "b")).admitted
         assert (await throttle.begin_attempt(keys, "b")).admitted  # a retried call
-        assert await redis.zcard(LOGIN_PENDING_PREFIX + next(iter(keys))) == 2  # "a", "b"
+        assert await redis.zcard(LOGIN_LEASES_PREFIX + next(iter(keys))) == 2  # "a", "b"
     finally:
         await redis.aclose()
 

@@ -204,11 +204,19 @@ class FakeThrottle:
             self.in_flight.setdefault(key, set()).add(attempt_id)
         return AttemptVerdict(admitted=True)
 
-    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
+        held = True
         for key in keys:
-            self.in_flight.get(key, set()).discard(attempt_id)
+            leases = self.in_flight.get(key, set())
+            held = held and attempt_id in leases
+            leases.discard(attempt_id)
             if failed:
                 self.failures[key] = self.failures.get(key, 0) + 1
+        return held
+
+    def lapse(self) -> None:
+        """Every lease held now lapses (as after the lease time)."""
+        self.in_flight.clear()
 
     async def reset(self, key: str) -> None:
         self.failures.pop(key, None)

@@ -11,7 +11,8 @@ from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
-LOGIN_PENDING_PREFIX = "finops:auth:login-pending:"
+#: the leases of the attempts being judged: a sorted set per key, scored by their start
+LOGIN_LEASES_PREFIX = "finops:auth:login-leases:"
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
 #: How long an attempt counts as in flight at most: the lease of an attempt that never ended
 #: (its process died, its answer was lost) lapses then, whatever traffic follows (the argon2
@@ -38,6 +39,7 @@ for i = 1, #KEYS, 2 do
   local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
   if failures >= limit then
     local ttl = redis.call('TTL', KEYS[i])
+    if ttl == -1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end  -- a counter with no window
     if ttl <= 0 then ttl = tonumber(ARGV[1]) end
     if ttl > wait then wait = ttl end
   else
@@ -55,16 +57,18 @@ return 0
 """
 
 # Ends an attempt: its leases are given back and, when ARGV[2] is "1", a failure is counted
-# (the first failure opens the window of ARGV[3] seconds). ARGV[1]: the attempt's id.
+# (the first failure opens the window of ARGV[3] seconds). ARGV[1]: the attempt's id. Returns
+# 1 if the attempt still held its lease on every key, 0 if one had lapsed.
 _END_ATTEMPT = """
+local held = 1
 for i = 1, #KEYS, 2 do
-  redis.call('ZREM', KEYS[i + 1], ARGV[1])
+  if redis.call('ZREM', KEYS[i + 1], ARGV[1]) == 0 then held = 0 end
   if ARGV[2] == '1' then
     redis.call('SET', KEYS[i], 0, 'EX', ARGV[3], 'NX')
     redis.call('INCR', KEYS[i])
   end
 end
-return 0
+return held
 """
 
 
@@ -88,7 +92,7 @@ class RedisLoginThrottle:
         return [
             key
             for name in names
-            for key in (LOGIN_FAILURES_PREFIX + name, LOGIN_PENDING_PREFIX + name)
+            for key in (LOGIN_FAILURES_PREFIX + name, LOGIN_LEASES_PREFIX + name)
         ]
 
     async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
@@ -109,11 +113,12 @@ class RedisLoginThrottle:
             return AttemptVerdict(admitted=False)
         return AttemptVerdict(admitted=answer == 0, retry_after_seconds=answer)
 
-    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
-        await self._end(
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
+        held = await self._end(
             keys=self._keys(keys),
             args=[attempt_id, "1" if failed else "0", self.window_seconds],
         )
+        return bool(held)
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(LOGIN_FAILURES_PREFIX + key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -44,10 +45,6 @@ from finops.common.errors import DependencyUnavailable
 
 #: How many times a login or key exchange issues again when a role change overtook it.
 ROLE_RECHECKS = 3
-#: A login held back only by attempts in flight asks again every BUSY_POLL_SECONDS, at most
-#: BUSY_WAIT_POLLS times (2 s; one argon2 check takes tens of milliseconds), then is 429.
-BUSY_POLL_SECONDS = 0.05
-BUSY_WAIT_POLLS = 40
 
 
 def utcnow() -> datetime:
@@ -60,6 +57,10 @@ class AuthPolicy:
     api_key_token_ttl_seconds: int = 15 * 60
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
+    #: a login held back only by attempts in flight asks again this often, at most this many
+    #: times (5 s; one argon2 check takes tens of milliseconds), then is 429
+    busy_poll_seconds: float = 0.05
+    busy_wait_polls: int = 100
 
 
 class AuthService:
@@ -135,22 +136,9 @@ class AuthService:
             account_key: self.policy.max_failures_per_account,
             address_key: self.policy.max_failures_per_address,
         }
-        attempt_id = uuid4().hex
-        await self._admit(keys, attempt_id)
-        failed = False
-        try:
-            if user is None:
-                await asyncio.to_thread(self._hashing.verify_dummy, password)
-                matches = False
-            else:
-                matches = await asyncio.to_thread(
-                    self._hashing.verify, user.hashed_password, password
-                )
-            failed = user is None or not matches or not user.is_active
-        finally:
-            await self._throttle.end_attempt(list(keys), attempt_id, failed=failed)
-        if failed or user is None:
+        if not await self._password_accepted(keys, user, password):
             raise InvalidCredentials()
+        assert user is not None
         await self._throttle.reset(account_key)
         return await self._open_session(user, password, scope)
 
@@ -183,22 +171,60 @@ class AuthService:
             user = current
         raise DependencyUnavailable("the account's role kept changing while logging in; retry")
 
+    async def _password_accepted(
+        self, keys: dict[str, int], user: User | None, password: str
+    ) -> bool:
+        """Whether ``password`` is the active ``user``'s, judged within the throttle's limits
+        on ``keys`` (:class:`LoginThrottled` when they leave no room).
+
+        The attempt holds a lease while it is judged; one whose lease lapsed meanwhile (a
+        queue of password checks longer than the lease) is refused as throttled, its failure
+        counted, so a flood cannot let more guesses through than the limit.
+        """
+        attempt_id = uuid4().hex
+        try:
+            await self._admit(keys, attempt_id)
+        except LoginThrottled:
+            raise
+        except BaseException:
+            # the start may have taken its leases before its answer was lost: give them back
+            with suppress(Exception):
+                await self._throttle.end_attempt(list(keys), attempt_id, failed=False)
+            raise
+        failed = True  # until judged: a check that raised counts as a failure
+        try:
+            if user is None:
+                await asyncio.to_thread(self._hashing.verify_dummy, password)
+                matches = False
+            else:
+                matches = await asyncio.to_thread(
+                    self._hashing.verify, user.hashed_password, password
+                )
+            failed = user is None or not matches or not user.is_active
+        finally:
+            held = await self._throttle.end_attempt(list(keys), attempt_id, failed=failed)
+        if not held:
+            raise LoginThrottled(1)
+        return not failed
+
     async def _admit(self, keys: dict[str, int], attempt_id: str) -> None:
         """Raise :class:`LoginThrottled` unless the attempt may be judged now.
 
         Failures and attempts in flight count together, checked and counted in one step, so
         concurrent guesses cannot all pass the limit before the first of them fails. An
         attempt held back only by others in flight (several right passwords at once, many
-        users behind one address) waits for them, up to :data:`BUSY_WAIT_POLLS` polls,
-        rather than being refused.
+        users behind one address) waits for them, asking again every
+        ``policy.busy_poll_seconds`` up to ``policy.busy_wait_polls`` times, rather than
+        being refused at once.
         """
-        for _ in range(BUSY_WAIT_POLLS):
+        for poll in range(self.policy.busy_wait_polls + 1):
             verdict = await self._throttle.begin_attempt(keys, attempt_id)
             if verdict.admitted:
                 return
             if verdict.retry_after_seconds:
                 raise LoginThrottled(verdict.retry_after_seconds)
-            await asyncio.sleep(BUSY_POLL_SECONDS)
+            if poll < self.policy.busy_wait_polls:
+                await asyncio.sleep(self.policy.busy_poll_seconds)
         raise LoginThrottled(1)
 
     async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:

@@ -110,8 +110,9 @@ class LoginThrottle(Protocol):
         atomically: concurrent attempts cannot all pass before any has failed. An attempt
         that never ends stops counting after a while on its own."""
 
-    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> None:
-        """The attempt begun on ``keys`` is judged: no longer in flight; a failure if so."""
+    async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
+        """The attempt begun on ``keys`` is judged: no longer in flight; a failure if so.
+        False if its lease had lapsed before (or it never held one)."""
 
     async def reset(self, key: str) -> None: ...
 

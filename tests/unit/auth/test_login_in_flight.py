@@ -1,0 +1,142 @@
+"""Logins judged within the throttle's limits while others are in flight: one held back only by
+attempts in flight waits for them (then 429 once its polls run out), one whose lease lapsed
+while it was judged is refused as throttled, and a start whose answer was lost gives its
+lease back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+from auth_fakes import (
+    CountingHashing,
+    FakeRevocations,
+    FakeStore,
+    FakeThrottle,
+    FakeUnitOfWork,
+)
+
+from finops.auth.domain.errors import LoginThrottled
+from finops.auth.domain.rules import AttemptVerdict
+from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.common.auth import TokenSigner, generate_signing_key
+
+PASSWORD = "violet tractor mirage 42"
+
+
+class HeldHashing(CountingHashing):
+    """Verifications that wait for ``release`` while ``hold`` is set, and run ``during``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.during: Callable[[], None] = lambda: None
+
+    def verify(self, hashed: str, password: str) -> bool:
+        self.during()
+        if self.hold.is_set():
+            self.holding.set()
+            self.release.wait(10)
+        return super().verify(hashed, password)
+
+
+class CountingThrottle(FakeThrottle):
+    def __init__(self) -> None:
+        super().__init__()
+        self.begins = 0
+        self.lose_answer = False
+
+    async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
+        self.begins += 1
+        verdict = await super().begin_attempt(keys, attempt_id)
+        if self.lose_answer:
+            raise ConnectionError("the answer was lost after the script ran")
+        return verdict
+
+
+def service(throttle: FakeThrottle, hashing: HeldHashing, polls: int) -> AuthService:
+    signer = TokenSigner(generate_signing_key(), issuer="finops-auth", audience="finops")
+    store = FakeStore()
+    return AuthService(
+        uow=lambda: FakeUnitOfWork(store),
+        hashing=hashing,
+        signer=lambda: signer,
+        throttle=throttle,
+        revocations=FakeRevocations(),
+        policy=AuthPolicy(max_failures_per_account=1, busy_poll_seconds=0, busy_wait_polls=polls),
+    )
+
+
+@pytest.fixture
+def hashing() -> HeldHashing:
+    return HeldHashing()
+
+
+@pytest.fixture
+def throttle() -> CountingThrottle:
+    return CountingThrottle()
+
+
+async def held_login(auth: AuthService, hashing: HeldHashing) -> asyncio.Task:
+    """A login of "alice" held inside its password check (its lease taken)."""
+    hashing.hold.set()
+    first = asyncio.create_task(auth.login("alice", PASSWORD, client_address="a"))
+    while not hashing.holding.is_set():
+        await asyncio.sleep(0)
+    hashing.hold.clear()
+    return first
+
+
+async def test_a_login_held_back_by_one_in_flight_waits_for_it_and_logs_in(throttle, hashing):
+    auth = service(throttle, hashing, polls=10**7)  # until the first ends
+    await auth.register("alice", "alice@example.com", PASSWORD)
+    first = await held_login(auth, hashing)
+    second = asyncio.create_task(auth.login("alice", PASSWORD, client_address="a"))
+    while throttle.begins < 3:  # the second has been refused as busy at least once
+        await asyncio.sleep(0)
+    hashing.release.set()
+    pairs = await asyncio.gather(first, second)
+    assert all(pair.access_token for pair in pairs)
+    assert throttle.in_flight == {key: set() for key in throttle.in_flight}
+
+
+async def test_a_login_still_held_back_after_its_polls_is_throttled_for_a_second(throttle, hashing):
+    auth = service(throttle, hashing, polls=3)
+    await auth.register("alice", "alice@example.com", PASSWORD)
+    first = await held_login(auth, hashing)
+    with pytest.raises(LoginThrottled) as throttled:
+        await auth.login("alice", PASSWORD, client_address="a")
+    assert throttled.value.retry_after_seconds == 1
+    assert throttle.begins == 1 + 4  # the held login's, then the first try and three polls
+    hashing.release.set()
+    assert (await first).access_token
+
+
+async def test_a_login_whose_lease_lapsed_while_judged_is_throttled_and_its_failure_counted(
+    throttle, hashing
+):
+    auth = service(throttle, hashing, polls=3)
+    await auth.register("alice", "alice@example.com", PASSWORD)
+    hashing.during = throttle.lapse  # a queue of checks longer than the lease
+    with pytest.raises(LoginThrottled) as throttled:
+        await auth.login("alice", "not the password", client_address="a")
+    assert throttled.value.retry_after_seconds == 1  # the answer tells nothing of the guess
+    assert sorted(throttle.failures.values()) == [1, 1]  # the account's and the address's
+    await auth.register("bob", "bob@example.com", PASSWORD)
+    with pytest.raises(LoginThrottled) as throttled:  # the right password, lapsed too
+        await auth.login("bob", PASSWORD, client_address="b")
+    assert throttled.value.retry_after_seconds == 1
+
+
+async def test_a_start_whose_answer_was_lost_gives_its_lease_back(throttle, hashing):
+    auth = service(throttle, hashing, polls=3)
+    await auth.register("alice", "alice@example.com", PASSWORD)
+    throttle.lose_answer = True
+    with pytest.raises(ConnectionError):
+        await auth.login("alice", PASSWORD, client_address="a")
+    assert throttle.in_flight and all(not leases for leases in throttle.in_flight.values())
+    assert throttle.failures == {}
