@@ -479,3 +479,18 @@ def test_no_pod_gets_kubernetes_service_link_variables(manifest):
     documents = yaml.safe_load_all((DEPLOY / "k8s" / "base" / f"{manifest}.yaml").read_text())
     pods = [d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Deployment", "Job")]
     assert pods and all(pod["enableServiceLinks"] is False for pod in pods)
+
+
+def test_readiness_probes_wait_longer_than_readyz_waits_for_a_check():
+    # /readyz waits READY_CHECK_TIMEOUT_S for each check, then names the one that did not
+    # answer; a probe that gives up first (Kubernetes 3 s, compose 2 s) never reads the reason
+    from finops.common.http import READY_CHECK_TIMEOUT_S
+
+    for deployment in _k8s_documents():
+        if deployment["kind"] == "Deployment":
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            probe = container["readinessProbe"]
+            assert probe["timeoutSeconds"] > READY_CHECK_TIMEOUT_S, deployment["metadata"]["name"]
+    compose = (DEPLOY / "compose.yaml").read_text()
+    (probe_timeout,) = re.findall(r"/readyz', timeout=(\d+(?:\.\d+)?)\)", compose)
+    assert float(probe_timeout) > READY_CHECK_TIMEOUT_S
