@@ -14,6 +14,7 @@ from finops.client._answers import (
     RETRYABLE_STATUS,
     RetryAfterOrJitter,
     Transient,
+    body,
     describe,
     error_of,
     points_elsewhere,
@@ -76,12 +77,9 @@ async def _ask(
         raise Transient(transport_reason(exc)) from exc
     if resp.status_code == 200:
         tokens.accepted()
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            return body
+        answer = body(resp)
+        if isinstance(answer, dict):
+            return answer
         raise RequestRefused(
             f"{service.title} at {service.url} answered 200 with a body that is not a JSON "
             f"object: is {service.option} the {service.kind} service's address?",

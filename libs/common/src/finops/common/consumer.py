@@ -36,15 +36,12 @@ from aiokafka.structs import OffsetAndMetadata
 
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
-from finops.common.dead_letters import dead_letter
+from finops.common.dead_letters import Record, dead_letter
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
 from finops.common.metrics import STREAM_EVENTS
 
 log = logging.getLogger(__name__)
-
-#: an aiokafka ``ConsumerRecord`` (typed loosely: unit tests hand in look-alikes)
-Record = Any
 Handler = Callable[[Record], Awaitable[None]]
 Batch = dict[TopicPartition, list[Record]]
 

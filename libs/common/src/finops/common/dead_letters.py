@@ -97,12 +97,19 @@ async def dead_letter(
 ) -> None:
     """Park ``record`` on ``<topic>.dlq`` with its key, value and headers, plus why (a record
     too large to park whole is cut: :func:`fit_dead_letter`)."""
-    key, value, original = fit_dead_letter(record.key, record.value, record.headers or ())
-    headers = original + dlq_headers(
-        record.topic, record.partition, record.offset, error, attempts, service
-    )
+    key, value, headers = _letter(record, error, attempts, service)
     await producer.send_and_wait(f"{record.topic}.dlq", value=value, key=key, headers=headers)
     _dead_lettered(service, record.topic, record.partition, record.offset, error)
+
+
+def _letter(
+    record: Record, error: BaseException, attempts: int, service: str
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """The dead letter of ``record`` (an aiokafka record or a Faust message: the same
+    attributes): its key, value and headers, cut to fit, plus the headers that say why."""
+    key, value, original = fit_dead_letter(record.key, record.value, record.headers or ())
+    why = dlq_headers(record.topic, record.partition, record.offset, error, attempts, service)
+    return key, value, original + why
 
 
 def _dead_lettered(
@@ -159,10 +166,7 @@ async def faust_handle(
             error = exc
             log.warning("handler failed", extra={"attempt": attempt, "error": repr(exc)})
     assert error is not None
-    key, value, original = fit_dead_letter(message.key, message.value, message.headers or ())
-    headers = original + dlq_headers(
-        message.topic, message.partition, message.offset, error, max_attempts, service
-    )
+    key, value, headers = _letter(message, error, max_attempts, service)
     # Faust acks the event even when the agent raises, so a dead letter the broker did not
     # take for now is tried again until it does: raised, the record was passed, parked
     # nowhere. Not when the app stops (its stop waits for this record's ack, and would wait

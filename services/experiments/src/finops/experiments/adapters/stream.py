@@ -394,8 +394,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                 shard.track(experiment.id, experiment.definition, started_at)
                 self._refresh_soon = True  # halted after this batch, before any checkpoint
                 return
-            stopped_at = datetime.fromtimestamp(_ended_at(experiment), UTC).isoformat()
-            recorded = stop_record(stopped_at, experiment.stop_counts)
+            recorded = _operator_stop_record(experiment)
         if experiment.status == "running":
             self.known[experiment.id] = experiment
             shard.track(experiment.id, experiment.definition, started_at)
@@ -435,15 +434,11 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         saw the stop before this shard's checkpoint), count up to them; otherwise halt it
         now, and record its counts before the checkpoint that holds the stop. Dated at the
         stop, as settle() dates it: the same stop, the same time."""
-        stopped_at = _ended_at(experiment, now)
         if experiment.stop_counts is not None:
-            recorded = stop_record(
-                datetime.fromtimestamp(stopped_at, UTC).isoformat(), experiment.stop_counts
-            )
-            if shard.follow_record(experiment.id, recorded):
+            if shard.follow_record(experiment.id, _operator_stop_record(experiment, now)):
                 self.dirty.add(partition)
             return
-        halted = shard.halt(experiment.id, OPERATOR_STOP, stopped_at)
+        halted = shard.halt(experiment.id, OPERATOR_STOP, _ended_at(experiment, now))
         if halted is not None:
             self.dirty.add(partition)
             self._concluded(partition, [halted])
@@ -462,6 +457,14 @@ def _ended_at(experiment: Experiment, otherwise: float | None = None) -> float:
     if experiment.ended_at is not None:
         return float(experiment.ended_at.timestamp())
     return time.time() if otherwise is None else otherwise
+
+
+def _operator_stop_record(experiment: Experiment, otherwise: float | None = None) -> dict[str, Any]:
+    """The record of an operator's stop from the counts the analysis recorded at it, dated at
+    the stop (else ``otherwise``, by default now)."""
+    assert experiment.stop_counts is not None
+    stopped_at = datetime.fromtimestamp(_ended_at(experiment, otherwise), UTC).isoformat()
+    return stop_record(stopped_at, experiment.stop_counts)
 
 
 def _count_dropped(before: dict[str, int], after: dict[str, int]) -> None:

@@ -121,8 +121,7 @@ class OutcomeIntake(CheckpointedState):
         )
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.ledger = HealingLedger.from_state(state)
-        self.ledger.baseline_price = price_baseline
+        self.ledger = HealingLedger.from_state(state, baseline_price=price_baseline)
 
     async def start(self) -> None:
         """Start the consumer on every partition of every topic (no group), each from its

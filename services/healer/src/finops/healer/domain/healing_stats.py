@@ -298,10 +298,15 @@ class HealingLedger:
         self.chain_index.mark_all_changed()
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> HealingLedger:
-        """The ledger :meth:`to_state` (or a checkpoint's small parts and segments) saved;
-        every segment of it counts as changed."""
-        ledger = cls(learner=RemedyLearner.from_state(state["learner"]))
+    def from_state(
+        cls, state: dict[str, Any], baseline_price: BaselinePrice | None = None
+    ) -> HealingLedger:
+        """The ledger :meth:`to_state` (or a checkpoint's small parts and segments) saved,
+        pricing with ``baseline_price`` (the function is not state); every segment of it
+        counts as changed."""
+        ledger = cls(
+            learner=RemedyLearner.from_state(state["learner"]), baseline_price=baseline_price
+        )
         ledger.kinds = {ErrorKind(k): KindStats(**v) for k, v in state["kinds"].items()}
         for row in state["pending"]:
             record = _record_from_state(row)
