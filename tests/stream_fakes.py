@@ -203,6 +203,9 @@ class ScriptedConsumer:
         self.sought: dict[TopicPartition, int] = {}
         self.from_beginning: list[TopicPartition] = []
         self.commits: list[dict[TopicPartition, int]] = []
+        #: the end of each partition's log (by default: past the last offset scripted)
+        self.ends: dict[int, int] = {}
+        self._read_to: dict[int, int] = {}
 
     def record(self, partition: int, offset: int) -> SimpleNamespace:
         return SimpleNamespace(
@@ -221,6 +224,10 @@ class ScriptedConsumer:
         poll = self.polls.pop(0)
         if poll.during is not None:
             await poll.during()
+        for partition, offsets in poll.records.items():
+            if offsets:
+                end = max(offsets) + 1
+                self._read_to[partition] = max(self._read_to.get(partition, 0), end)
         return {
             TopicPartition(self.topic, partition): [self.record(partition, o) for o in offsets]
             for partition, offsets in poll.records.items()
@@ -231,6 +238,16 @@ class ScriptedConsumer:
 
     async def seek_to_beginning(self, partition: TopicPartition) -> None:
         self.from_beginning.append(partition)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Each partition's :attr:`ends`, else the offset after the last one scripted
+        (polled or still to be)."""
+        scripted = dict(self._read_to)
+        for poll in self.polls:
+            for partition, offsets in poll.records.items():
+                if offsets:
+                    scripted[partition] = max(scripted.get(partition, 0), max(offsets) + 1)
+        return {tp: self.ends.get(tp.partition, scripted.get(tp.partition, 0)) for tp in partitions}
 
     async def committed(self, partition: TopicPartition) -> int | None:
         return None  # no offset committed by a version before checkpoints

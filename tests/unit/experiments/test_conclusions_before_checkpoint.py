@@ -207,10 +207,12 @@ async def owner(
     polls: list[Poll] | None = None,
     per_turn: int = PER_TURN,
     events: list[Tagged] = EVENTS,
+    log_start: int = 0,
 ) -> tuple[AnalysisIntake, ScriptedConsumer]:
     """An instance that owns the experiment's partition; its consumer reads ``polls`` (by
-    default one poll of all the experiment's calls) from the partition's checkpoint, the
-    record at offset ``o`` holding ``events[o]``."""
+    default one poll of all the experiment's calls) from the partition's checkpoint (else
+    from ``log_start``, the first offset the log's retention kept), the record at offset ``o``
+    holding ``events[o]``; the log ends after the last of ``events``."""
 
     async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
         return ResumePlan("cluster", dict(saved))
@@ -230,10 +232,11 @@ async def owner(
         resume=resume,
     )
     intake.records_per_turn = per_turn
+    consumer.ends = {PARTITION: len(events)}
     await intake.adopt({PARTITION})
     consumer.polls = polls or [Poll({PARTITION: list(range(2 * PER_TURN))})]
     first = consumer.polls[0].records[PARTITION][0]
-    if first == 0:
+    if first == log_start and f"experiments:{PARTITION}" not in world.checkpoints:
         assert consumer.from_beginning == [TopicPartition(TOPIC, PARTITION)]
     else:
         assert consumer.sought == {TopicPartition(TOPIC, PARTITION): first}
@@ -509,6 +512,51 @@ async def test_a_replay_cut_by_a_checkpoint_counts_no_call_twice():
     assert world.announced == [{"kind": "decision", **first.conclusion}]
 
 
+#: the first offset the log's retention kept when the next owner replays it
+KEPT_FROM = 20
+
+
+async def test_a_replay_the_logs_retention_cut_short_of_the_decision_holds_it_at_the_log_end(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The log's retention dropped the first calls the decision counted, and no call came
+    after the deciding one: the replay cannot reach the recorded counts. Once it has read
+    the log to its end it holds the recorded decision as it stands, over the calls it
+    counted (not a running experiment waiting for calls that will not come), and records and
+    announces nothing again."""
+    world = World()
+    end = CONCLUDING + RETRIES_BEFORE  # the deciding call is the log's last
+    first = await first_owner_decides_and_dies(world, end)
+    assert first.conclusion is not None
+    monkeypatch.setattr(stream, "time", LATER)  # past max_duration_s: it must not expire
+    successor, consumer = await owner(
+        world,
+        [Poll({PARTITION: list(range(KEPT_FROM, end))})],
+        per_turn=10,
+        events=RETRIED[:end],
+        log_start=KEPT_FROM,
+    )
+    await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    replayed = [int(s.n) for s in state.stats]
+    recorded = [c[0] for c in counts(first)]
+    assert all(r < c for r, c in zip(replayed, recorded, strict=True))
+    assert sum(replayed) == len({e.event_id for e in RETRIED[KEPT_FROM:end]})
+    assert state.conclusion == first.conclusion and state.recorded is None
+    assert world.saved_conclusion() == first.conclusion
+    results = experiment_results(
+        EXPERIMENT, DEFINITION, await successor.published_state(EXPERIMENT)
+    )
+    assert [v["n"] for v in results["variants"]] == replayed
+    assert results["decision"] == {
+        k: first.conclusion[k] for k in ("winner", "reason", "decided_at")
+    }
+    assert [entry for entry in world.log if entry[0] == "recorded"] == [
+        ("recorded", f"decided {EXPERIMENT}")
+    ]
+    assert world.announced == [{"kind": "decision", **first.conclusion}]
+
+
 #: the calls the first owner counts before it sees the operator's stop (too few to decide)
 STOPPED_AT = 50
 assert STOPPED_AT < CONCLUDING
@@ -678,3 +726,32 @@ async def test_a_stopped_experiment_a_replay_tracks_is_halted_before_any_checkpo
     ]
     kept = world.saved_conclusion()
     assert kept is not None and kept["reason"] == OPERATOR_STOP and kept["n"] == [half, half]
+
+
+async def test_a_stop_replayed_from_a_log_cut_short_of_its_counts_is_held_at_the_log_end():
+    """An operator's stop whose counts the replay cannot reach (the log's retention dropped
+    the first calls, and agents made none after the stop) is held at the end of the log, as
+    a decision is: stopped, over the calls replayed, nothing recorded again."""
+    world = World()
+    stopped = await first_owner_sees_a_stop_and_dies(world)
+    half = STOPPED_AT // 2
+    assert world.experiment.stop_counts == [half, half]
+    successor, consumer = await owner(
+        world,
+        [Poll({PARTITION: list(range(KEPT_FROM, STOPPED_AT))})],
+        per_turn=10,
+        events=EVENTS[:STOPPED_AT],
+        log_start=KEPT_FROM,
+    )
+    successor.refresh_interval_s = 0.0
+    await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    left = (STOPPED_AT - KEPT_FROM) // 2
+    assert [int(s.n) for s in state.stats] == [left, left]
+    kept = state.conclusion
+    assert kept is not None and kept["reason"] == OPERATOR_STOP and kept["n"] == [half, half]
+    assert kept["decided_at"] == stopped.isoformat()
+    assert world.saved_conclusion() == kept
+    assert world.experiment.stop_counts == [half, half]
+    assert [entry[0] for entry in world.log] == ["stop counts", "saved"]
+    assert world.announced == [] and world.outbox == []

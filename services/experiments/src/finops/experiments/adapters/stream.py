@@ -26,10 +26,13 @@ the same way: the shard holds it as a stop, and no decision of the analysis is a
 no checkpoint held the experiment (its calls and its decision came after the last one), the
 replay meets it decided: the shard tracks it again, counts its calls up to the decision's
 counts and holds the decision recorded (:meth:`ExperimentAnalysis.track_recorded`), so its
-results are not zeros. An operator's stop is the same: when a refresh sees it, the shard
-halts the experiment and its counts are recorded (``stop_counts``) before any checkpoint that
-holds the stop, and a replay counts its calls up to them; a replay after a crash before they
-were recorded counts its calls until its first refresh halts it, and records those.
+results are not zeros (a replay whose log no longer holds all the calls the decision counted
+holds the decision once it has read the log to its end,
+:meth:`AnalysisIntake._end_replays_at_log_end`). An operator's stop is the same: when a
+refresh sees it, the shard halts the experiment and its counts are recorded
+(``stop_counts``) before any checkpoint that holds the stop, and a replay counts its calls up
+to them; a replay after a crash before they were recorded counts its calls until its first
+refresh halts it, and records those.
 
 An operator's start or stop is announced from its audit row (the outbox,
 :meth:`.ExperimentRepository.unannounced`) as soon as the API asks
@@ -46,7 +49,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
@@ -136,6 +139,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         #: follow the operators after this batch, before any checkpoint, whatever the interval
         self._refresh_soon = False
         self._not_running: dict[str, float] = {}
+        #: the end of its partition's log noted once an experiment began to follow a recorded
+        #: decision's counts: read up to there, the replay holds every call it can still count
+        self._replay_ends: dict[str, int] = {}
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
         self.known: dict[str, Experiment] = {}
@@ -269,6 +275,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             await self.publish_announcements()
         if refresh:
             await self._refresh()
+        await self._end_replays_at_log_end()
         if self.unrecorded or self.checkpoint_due():
             await self.checkpoint_locked()
 
@@ -402,6 +409,54 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             experiment.id, experiment.definition, started_at, recorded
         ):
             self._not_running[experiment_id] = time.monotonic()
+
+    async def _end_replays_at_log_end(self) -> None:
+        """End the replays that read what the log holds short of a recorded decision's counts.
+
+        A replay counts an experiment's calls up to the counts its recorded decision (or an
+        operator's stop) was made on. When the log's retention dropped some of those calls,
+        the counts are never reached: once the partition is read up to the end its log had
+        after the experiment began to follow the record (every call the decision counted came
+        before that end), the recorded decision is taken as it stands, over the calls
+        replayed, and nothing is recorded or announced again."""
+        following = {p: shard.following_records() for p, shard in self.shards.items()}
+        live = {eid for ids in following.values() for eid in ids}
+        for eid in [e for e in self._replay_ends if e not in live]:
+            del self._replay_ends[eid]
+        unnoted = [
+            TopicPartition(self.topic, p)
+            for p, ids in following.items()
+            if any(eid not in self._replay_ends for eid in ids)
+        ]
+        if unnoted:
+            ends = await self.consumer.end_offsets(unnoted)
+            for tp in unnoted:
+                for eid in following[tp.partition]:
+                    self._replay_ends.setdefault(eid, int(ends[tp]))
+        for partition, ids in following.items():
+            position = self.offsets.get(partition, 0)
+            for eid in ids:
+                end = self._replay_ends[eid]
+                if position < end:
+                    continue
+                ended = self.shards[partition].end_replay(eid)
+                del self._replay_ends[eid]
+                if ended is None:
+                    continue
+                self.dirty.add(partition)
+                replayed, recorded = ended
+                log.warning(
+                    "the replay reached the end of the log short of the recorded counts (the "
+                    "log's retention dropped some calls); the recorded decision stands over "
+                    "the calls replayed",
+                    extra={
+                        "experiment_id": eid,
+                        "partition": partition,
+                        "offset": position,
+                        "replayed": replayed,
+                        "recorded": recorded,
+                    },
+                )
 
     async def _refresh(self) -> None:
         """Follow the operators: newly started experiments, stops; expire old ones (their

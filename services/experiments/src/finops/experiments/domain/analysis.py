@@ -97,6 +97,28 @@ class ExperimentAnalysis:
         self._count_up_to_record(experiment_id, state, [])
         return True
 
+    def following_records(self) -> list[str]:
+        """The experiments counted up to a recorded decision's counts, not reached yet
+        (:meth:`track_recorded`, :meth:`follow_record`)."""
+        return [eid for eid, state in self.experiments.items() if state.recorded is not None]
+
+    def end_replay(self, experiment_id: str) -> tuple[list[int], list[int]] | None:
+        """The replay of an experiment followed up to a recorded decision's counts reached the
+        end of what the partition's log holds short of them (the log's retention dropped some
+        of the calls the decision counted): make the recorded decision its conclusion as it
+        stands, over the calls counted. The counts replayed and the recorded ones; None when
+        the experiment does not follow a record (not tracked, or its counts were reached)."""
+        state = self.experiments.get(experiment_id)
+        if state is None or state.recorded is None:
+            return None
+        recorded = state.recorded
+        replayed = [int(s.n) for s in state.stats]
+        state.conclusion = conclusion_from_record(
+            experiment_id, state.definition, recorded, replayed
+        )
+        state.recorded = None
+        return replayed, [int(x) for x in recorded["n"]]
+
     def is_tracked(self, experiment_id: str) -> bool:
         return experiment_id in self.experiments
 
