@@ -41,6 +41,7 @@ from finops.experiments.adapters.repository import Announcement, Experiment
 from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.conclusions import OPERATOR_STOP, recorded_decision
+from finops.experiments.domain.definition import ExperimentNotFound
 from finops.experiments.domain.experiment_state import experiment_results
 from finops.experiments.domain.tagged import Tagged, encode_tagged
 
@@ -755,3 +756,31 @@ async def test_a_stop_replayed_from_a_log_cut_short_of_its_counts_is_held_at_the
     assert world.experiment.stop_counts == [half, half]
     assert [entry[0] for entry in world.log] == ["stop counts", "saved"]
     assert world.announced == [] and world.outbox == []
+
+
+async def test_calls_naming_unknown_ids_are_not_remembered_past_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Each unknown experiment id met on a call is remembered as not running for a second,
+    and forgotten at the first refresh after it: a flood of calls naming ever new ids does
+    not grow the instance's memory for good."""
+    world = World()
+
+    async def unknown(experiment_id: str) -> Experiment:
+        raise ExperimentNotFound(experiment_id)
+
+    world.get = unknown  # type: ignore[method-assign]
+    clock = [1000.0]
+    monkeypatch.setattr(
+        stream, "time", SimpleNamespace(time=stream.time.time, monotonic=lambda: clock[0])
+    )
+    calls = [replace(event, experiment_id=f"u{i}") for i, event in enumerate(EVENTS[:300])]
+    intake, consumer = await owner(
+        world, [Poll({PARTITION: list(range(300))})], per_turn=100, events=calls
+    )
+    intake.refresh_interval_s = 1e9
+    await intake.run(consumer.stop)
+    assert len(intake._not_running) == 300
+    clock[0] += stream.NEGATIVE_CACHE_S
+    await intake._refresh()
+    assert intake._not_running == {}

@@ -463,6 +463,13 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         conclusions are recorded before the next checkpoint)."""
         self._last_refresh = time.monotonic()
         self._refresh_soon = False
+        # Forget what has lapsed: a flood of distinct unknown ids would otherwise grow this
+        # map for as long as the instance runs.
+        self._not_running = {
+            eid: at
+            for eid, at in self._not_running.items()
+            if self._last_refresh - at < NEGATIVE_CACHE_S
+        }
         now = time.time()
         everything = await self.repo.all()
         self.known = {e.id: e for e in everything}
