@@ -64,7 +64,7 @@ async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatc
 async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
     infra_env, tmp_path, monkeypatch
 ):
-    from finops.common.dead_letters import header_map
+    from finops.common.dead_letters import header_map, instance_name
     from finops.common.kafka import make_producer, read_topic
     from finops.common.settings import CommonSettings
     from finops.common.topics import AGENT_ERROR
@@ -100,4 +100,5 @@ async def test_a_poison_message_reaches_the_dlq_from_a_faust_agent(
     assert headers["x-error-type"] == "ValidationError"
     # parked by the healer, at once: a second try would not decode it either
     assert (headers["x-service"], headers["x-attempts"]) == ("healer", "1")
+    assert headers["x-instance"] == instance_name()  # the process that parked it
     assert found.key == b"poison"

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from finops.cli.tail_cmd import _summary
+from finops.common import dead_letters
 from finops.common.dead_letters import dlq_headers, header_map
+
+
+@pytest.fixture(autouse=True)
+def parking_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process that parks the dead letters of these tests (``x-instance``)."""
+    monkeypatch.setattr(dead_letters, "instance_name", lambda: "healer-0:7")
 
 
 def test_a_cost_event_shows_its_agent_task_model_and_cost():
@@ -71,22 +80,29 @@ def test_a_dead_letter_shows_where_it_came_from_and_why_it_was_given_up():
     headers = header_map([("traceparent", b"00-abc-def-01"), *parked])
     event = {"type": "agent.llm_call", "data": {"agent_id": "a1", "cost_usd": -1}}
     assert _summary(event, headers) == (
-        'origin=agent.cost.v1[2]@17 by=optimizer error="ValueError: 1 validation error for LlmCall'
-        ' data.cost_usd Input should be >= 0" type=agent.llm_call agent_id=a1 cost_usd=-1'
+        'origin=agent.cost.v1[2]@17 by=optimizer@healer-0:7 error="ValueError: 1 validation'
+        ' error for LlmCall data.cost_usd Input should be >= 0" type=agent.llm_call agent_id=a1'
+        " cost_usd=-1"
     )
 
 
 def test_a_dead_letter_that_is_not_json_still_shows_its_error():
     headers = header_map(dlq_headers("agent.cost.v1", 0, 3, ValueError("not JSON"), 1, "healer"))
     assert _summary("{oops", headers) == (
-        'origin=agent.cost.v1[0]@3 by=healer error="ValueError: not JSON" {oops'
+        'origin=agent.cost.v1[0]@3 by=healer@healer-0:7 error="ValueError: not JSON" {oops'
     )
 
 
 def test_a_long_error_is_cut_to_keep_the_line_short():
     headers = header_map(dlq_headers("t", 0, 0, RuntimeError("x" * 1000), 1, "s"))
     line = _summary({"kind": "k"}, headers)
-    assert line == f'origin=t[0]@0 by=s error="RuntimeError: {"x" * 185}…" kind=k'
+    assert line == f'origin=t[0]@0 by=s@healer-0:7 error="RuntimeError: {"x" * 185}…" kind=k'
+
+
+def test_a_dead_letter_parked_by_a_version_that_did_not_name_its_instance_shows_the_service():
+    parked = [(k, v) for k, v in dlq_headers("t", 0, 0, ValueError("bad"), 1, "s")]
+    headers = header_map([(k, v) for k, v in parked if k != "x-instance"])
+    assert _summary({"kind": "k"}, headers) == 'origin=t[0]@0 by=s error="ValueError: bad" kind=k'
 
 
 def test_a_record_with_none_of_the_fields_shows_its_json():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -136,6 +138,8 @@ async def test_an_unreadable_advice_is_parked_not_processed(body: bytes) -> None
     assert (topic, value) == ("finops.healing.v1.dlq", body)
     assert (headers["x-service"], headers["x-origin-topic"]) == (b"healer", b"finops.healing.v1")
     assert headers["x-attempts"] == b"1"
+    # every instance reads the whole topic and parks it: each letter names its instance
+    assert headers["x-instance"] == f"{socket.gethostname()}:{os.getpid()}".encode()
     assert intake.records == 0 and not intake.ledger.pending
     assert stream_count(HEALING.name, "dead_lettered") == parked + 1
     assert stream_count(HEALING.name, "processed") == processed

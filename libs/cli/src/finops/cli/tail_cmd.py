@@ -126,7 +126,10 @@ def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
         offset = headers.get("x-origin-offset", "?")
         parts.append(f"origin={headers['x-origin-topic']}[{partition}]@{offset}")
     if "x-service" in headers:
-        parts.append(f"by={headers['x-service']}")
+        by = headers["x-service"]
+        if headers.get("x-instance"):
+            by = f"{by}@{headers['x-instance']}"
+        parts.append(f"by={printable(by)}")
     if "x-error" in headers:
         error = " ".join(headers["x-error"].split())
         if headers.get("x-error-type"):

@@ -8,6 +8,8 @@ whole is cut to fit (:func:`fit_dead_letter`).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -25,13 +27,22 @@ log = logging.getLogger(__name__)
 Record = Any
 
 
+def instance_name() -> str:
+    """This process as a dead letter names it: ``<host>:<pid>`` (in Kubernetes the host is
+    the pod's name, in compose the container's id)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def dlq_headers(
     topic: str, partition: int, offset: int, error: BaseException, attempts: int, service: str
 ) -> list[tuple[str, bytes]]:
     """Headers that let an operator find the original record and see why, and by which
-    service, it was given up (each service reading a topic parks a bad record of it once)."""
+    service and instance, it was given up (each service reading a topic parks a bad record of
+    it once; the healer's outcome intake, which every instance runs over the whole of
+    ``finops.healing.v1``, once per instance: ``x-instance`` tells them apart)."""
     return [
         ("x-service", service.encode()),
+        ("x-instance", instance_name().encode(errors="replace")),
         ("x-origin-topic", topic.encode()),
         ("x-origin-partition", str(partition).encode()),
         ("x-origin-offset", str(offset).encode()),
