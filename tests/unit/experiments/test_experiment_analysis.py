@@ -197,6 +197,25 @@ def test_a_replay_that_starts_after_the_first_calls_counts_no_variant_past_its_r
     assert [int(s.n) for s in state.stats] == [2, 4]
     assert state.recorded is not None and state.conclusion is None  # A short of its 4
     assert analysis.ignored == {"experiment_concluded": 2}
+    # the log holds no more of A's calls: at its end the recorded decision stands as it is
+    assert analysis.following_records() == ["x"]
+    assert analysis.end_replay("x") == ([2, 4], [4, 4])
+    assert state.conclusion == decided and state.recorded is None
+    assert analysis.following_records() == [] and analysis.end_replay("x") is None
+
+
+def test_a_record_followed_by_a_state_an_older_version_halted_is_left_as_it_is():
+    # a version before exp0006 loaded a checkpoint following a stop's counts and halted the
+    # experiment at its refresh, keeping the record: that conclusion stands
+    stop = conclusions.stop_record("2026-12-07T01:00:00+00:00", [4, 4])
+    analysis = ExperimentAnalysis()
+    assert analysis.track_recorded("x", DEFINITION, 0.0, stop)
+    halted = conclusions.conclusion_of(
+        "x", DEFINITION, None, conclusions.OPERATOR_STOP, "2026-12-07T01:00:00+00:00", [0, 0]
+    )
+    analysis.experiments["x"].conclusion = halted
+    assert analysis.following_records() == [] and analysis.end_replay("x") is None
+    assert analysis.experiments["x"].conclusion == halted
 
 
 def test_a_recorded_decision_without_counts_is_not_tracked_and_one_with_none_ends_at_once():

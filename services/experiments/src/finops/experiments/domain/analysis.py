@@ -99,8 +99,13 @@ class ExperimentAnalysis:
 
     def following_records(self) -> list[str]:
         """The experiments counted up to a recorded decision's counts, not reached yet
-        (:meth:`track_recorded`, :meth:`follow_record`)."""
-        return [eid for eid, state in self.experiments.items() if state.recorded is not None]
+        (:meth:`track_recorded`, :meth:`follow_record`); not one concluded meanwhile (a
+        version before ``exp0006`` halts an operator's stop it follows the counts of)."""
+        return [
+            eid
+            for eid, state in self.experiments.items()
+            if state.recorded is not None and state.conclusion is None
+        ]
 
     def end_replay(self, experiment_id: str) -> tuple[list[int], list[int]] | None:
         """The replay of an experiment followed up to a recorded decision's counts reached the
@@ -109,7 +114,7 @@ class ExperimentAnalysis:
         stands, over the calls counted. The counts replayed and the recorded ones; None when
         the experiment does not follow a record (not tracked, or its counts were reached)."""
         state = self.experiments.get(experiment_id)
-        if state is None or state.recorded is None:
+        if state is None or state.recorded is None or state.conclusion is not None:
             return None
         recorded = state.recorded
         replayed = [int(s.n) for s in state.stats]
