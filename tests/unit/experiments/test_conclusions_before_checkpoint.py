@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 from stream_fakes import (
     OtherTask,
@@ -556,6 +557,83 @@ async def test_a_replay_the_logs_retention_cut_short_of_the_decision_holds_it_at
         ("recorded", f"decided {EXPERIMENT}")
     ]
     assert world.announced == [{"kind": "decision", **first.conclusion}]
+
+
+async def test_a_replay_cut_short_by_retention_counts_no_call_past_the_log_end_it_was_given(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """As above, but calls made after the decision are in the log too, and one poll reads
+    across the end the log had when the replay began to follow the decision: the calls at and
+    past that end are not counted towards the recorded counts (they would fill the room the
+    dropped calls left), the recorded decision stands over the calls before it, and the
+    warning names what was replayed against what was recorded."""
+    world = World()
+    end = CONCLUDING + RETRIES_BEFORE  # the deciding call is the log's last at the decision
+    first = await first_owner_decides_and_dies(world, end)
+    monkeypatch.setattr(stream, "time", LATER)
+    later_calls = 40
+    successor, consumer = await owner(
+        world,
+        [
+            Poll({PARTITION: list(range(KEPT_FROM, KEPT_FROM + 10))}),
+            Poll({PARTITION: list(range(KEPT_FROM + 10, end + later_calls))}),
+        ],
+        per_turn=1_000,  # the second poll in one turn: it reads across the end
+        events=RETRIED[: end + later_calls],
+        log_start=KEPT_FROM,
+    )
+    consumer.ends = {PARTITION: end}  # the log's end when the replay noted it
+    with caplog.at_level(logging.WARNING, logger=stream.log.name):
+        await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    replayed = [int(s.n) for s in state.stats]
+    assert sum(replayed) == len({e.event_id for e in RETRIED[KEPT_FROM:end]})
+    assert sum(replayed) < sum(c[0] for c in counts(first))
+    assert state.conclusion == first.conclusion == world.saved_conclusion()
+    warnings = [r for r in caplog.records if "short of the recorded counts" in r.getMessage()]
+    assert [(w.replayed, w.recorded) for w in warnings] == [  # type: ignore[attr-defined]
+        (replayed, [c[0] for c in counts(first)])
+    ]
+    assert [entry for entry in world.log if entry[0] == "recorded"] == [
+        ("recorded", f"decided {EXPERIMENT}")
+    ]
+
+
+async def test_a_broker_that_does_not_answer_for_the_log_end_delays_the_end_of_a_replay(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The log's end is asked again after the next batch when the broker times out, instead
+    of ending the intake: the replay cut short by retention still ends, at the same counts."""
+    world = World()
+    end = CONCLUDING + RETRIES_BEFORE
+    first = await first_owner_decides_and_dies(world, end)
+    monkeypatch.setattr(stream, "time", LATER)
+    successor, consumer = await owner(
+        world,
+        [
+            Poll({PARTITION: list(range(KEPT_FROM, end - 30))}),
+            Poll({PARTITION: []}),
+            Poll({PARTITION: list(range(end - 30, end))}),
+        ],
+        per_turn=10,
+        events=RETRIED[:end],
+        log_start=KEPT_FROM,
+    )
+    answer = consumer.end_offsets
+    asked: list[str] = []
+
+    async def times_out_once(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        asked.append("timeout" if not asked else "answered")
+        if asked == ["timeout"]:
+            raise KafkaTimeoutError()
+        return await answer(partitions)
+
+    consumer.end_offsets = times_out_once  # type: ignore[method-assign]
+    await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    assert asked[:2] == ["timeout", "answered"]
+    assert sum(int(s.n) for s in state.stats) == len({e.event_id for e in RETRIED[KEPT_FROM:end]})
+    assert state.conclusion == first.conclusion == world.saved_conclusion()
 
 
 #: the calls the first owner counts before it sees the operator's stop (too few to decide)

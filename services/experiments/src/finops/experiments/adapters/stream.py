@@ -244,7 +244,14 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             await self._refresh()
         tagged: list[Tagged] = []
         looked_up: set[str] = set()  # once a turn: a draft's calls would ask for every one
+        dropped_before = dict(shard.ignored)
         for record in records:
+            if self._replay_ends and self._replays_end_at(partition, shard, record.offset):
+                # the calls before this record are counted first: no call at or past the end
+                # a replay was given counts towards its recorded decision
+                self._observe(partition, shard, tagged)
+                tagged = []
+                self._end_replays(partition, record.offset)
             try:
                 events = decode_tagged(record.value)
             except (ValueError, TypeError) as exc:
@@ -256,10 +263,19 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                     looked_up.add(experiment_id)
                     await self._learn(shard, experiment_id)
             tagged.extend(events)
-        self.events += len(tagged)
-        dropped_before = dict(shard.ignored)
-        self._concluded(partition, shard.observe_many(tagged, time.time()))
+        self._observe(partition, shard, tagged)
         _count_dropped(dropped_before, shard.ignored)
+
+    def _observe(self, partition: int, shard: ExperimentAnalysis, tagged: list[Tagged]) -> None:
+        self.events += len(tagged)
+        self._concluded(partition, shard.observe_many(tagged, time.time()))
+
+    def _replays_end_at(self, partition: int, shard: ExperimentAnalysis, offset: int) -> bool:
+        """Whether a replay of this partition followed up to a recorded decision's counts was
+        given an end (:meth:`_end_replays_at_log_end`) at or before ``offset``."""
+        return any(
+            self._replay_ends.get(eid, offset + 1) <= offset for eid in shard.following_records()
+        )
 
     def _concluded(self, partition: int, conclusions: list[dict[str, Any]]) -> None:
         if conclusions:
@@ -429,34 +445,42 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             if any(eid not in self._replay_ends for eid in ids)
         ]
         if unnoted:
-            ends = await self.consumer.end_offsets(unnoted)
+            try:
+                ends = await self.consumer.end_offsets(unnoted)
+            except KafkaError as exc:
+                # a broker that does not answer now is asked again after the next batch
+                log.warning("the log's end offsets could not be read: %r; tried again", exc)
+                return
             for tp in unnoted:
                 for eid in following[tp.partition]:
                     self._replay_ends.setdefault(eid, int(ends[tp]))
-        for partition, ids in following.items():
-            position = self.offsets.get(partition, 0)
-            for eid in ids:
-                end = self._replay_ends[eid]
-                if position < end:
-                    continue
-                ended = self.shards[partition].end_replay(eid)
-                del self._replay_ends[eid]
-                if ended is None:
-                    continue
-                self.dirty.add(partition)
-                replayed, recorded = ended
-                log.warning(
-                    "the replay reached the end of the log short of the recorded counts (the "
-                    "log's retention dropped some calls); the recorded decision stands over "
-                    "the calls replayed",
-                    extra={
-                        "experiment_id": eid,
-                        "partition": partition,
-                        "offset": position,
-                        "replayed": replayed,
-                        "recorded": recorded,
-                    },
-                )
+        for partition in following:
+            self._end_replays(partition, self.offsets.get(partition, 0))
+
+    def _end_replays(self, partition: int, position: int) -> None:
+        """End the replays of ``partition`` whose end is at or before ``position``."""
+        for eid in self.shards[partition].following_records():
+            end = self._replay_ends.get(eid)
+            if end is None or position < end:
+                continue
+            ended = self.shards[partition].end_replay(eid)
+            del self._replay_ends[eid]
+            if ended is None:
+                continue
+            self.dirty.add(partition)
+            replayed, recorded = ended
+            log.warning(
+                "the replay reached the end of the log short of the recorded counts (the "
+                "log's retention dropped some calls); the recorded decision stands over "
+                "the calls replayed",
+                extra={
+                    "experiment_id": eid,
+                    "partition": partition,
+                    "offset": position,
+                    "replayed": replayed,
+                    "recorded": recorded,
+                },
+            )
 
     async def _refresh(self) -> None:
         """Follow the operators: newly started experiments, stops; expire old ones (their
