@@ -102,6 +102,46 @@ def stream() -> list[LlmCallEvent]:
     ]
 
 
+def test_cost_per_success_is_over_the_priced_successes_only():
+    # a model reported at $0.01 a call but mostly unpriced read $0.0033 per success: the
+    # successes of its unpriced calls were counted over the priced calls' spend
+    sa = SpendAnalytics()
+    sa.observe_many(
+        [
+            call(model="m", cost=0.01),
+            call(model="m", cost=0.01, success=False),
+            call(model="m", cost=0.01),
+            *(call(model="m", cost=None) for _ in range(4)),
+            call(model="m", cost=None, success=False),
+            call(model="priced", cost=0.02),
+            call(model="unpriced", cost=None),
+        ]
+    )
+    models = by_key(sa.totals("model"))
+    m = models["m"]
+    assert (m["calls"], m["successes"], m["unpriced_calls"]) == (8, 6, 5)
+    assert m["priced_successes"] == 2 and m["unpriced_outcome_unknown"] == 0
+    assert m["cost_per_success"] == pytest.approx(0.03 / 2)
+    assert models["priced"]["cost_per_success"] == pytest.approx(0.02)
+    assert models["unpriced"]["cost_per_success"] is None  # no priced success: unknown
+    # the fleet row, a window, the top list and a restored state say the same
+    fleet = sa.summary()["fleet"]
+    assert (fleet["priced_successes"], fleet["unpriced_calls"]) == (3, 6)
+    assert fleet["cost_per_success"] == pytest.approx(0.05 / 3)
+    [hour] = sa.window("model", "hour")
+    assert by_key(hour["rows"])["m"]["cost_per_success"] == pytest.approx(0.015)
+    assert sa.top("model", by="cost_per_success", n=1)[0]["key"] == "priced"
+    restored = SpendAnalytics.from_state(json.loads(json.dumps(sa.to_state())))
+    assert restored.totals("model") == sa.totals("model")
+    assert restored.window("model", "hour") == sa.window("model", "hour")
+    # and the merge of two partitions' analytics (one holds the unpriced calls)
+    other = SpendAnalytics()
+    other.observe_many([call(model="m", cost=None), call(model="m", cost=0.01)])
+    merged = by_key(SpendAnalytics.merged([sa, other]).totals("model"))["m"]
+    assert (merged["priced_successes"], merged["unpriced_calls"]) == (3, 6)
+    assert merged["cost_per_success"] == pytest.approx(0.04 / 3)
+
+
 def test_counts_spend_and_tokens_per_dimension():
     sa = SpendAnalytics()
     assert sa.observe_many(stream()) == 5
@@ -118,7 +158,8 @@ def test_counts_spend_and_tokens_per_dimension():
     assert a1["quality_mean"] == pytest.approx(0.9)
     a3 = agents["a3"]
     assert a3["unpriced_calls"] == 1 and a3["spend_usd"] == 0.0
-    assert a3["cost_per_success"] == 0.0
+    assert a3["cost_per_success"] is None  # its one success's cost is unknown, not $0
+    assert (a3["priced_successes"], a3["unpriced_outcome_unknown"]) == (0, 0)
     assert agents["a2"]["quality_mean"] == pytest.approx(0.6)
 
     teams = by_key(sa.totals("team"))

@@ -90,10 +90,19 @@ class UsageRow(Out):
     spend_usd: Real
     successes: int
     success_rate: Real | None
-    cost_per_success: Real | None
+    cost_per_success: Real | None = Field(
+        description="spend_usd over priced_successes (None without one)"
+    )
+    priced_successes: int = Field(
+        description="successes of the calls that have a cost (an unpriced call's is unknown)"
+    )
     latency_p50_ms: Real | None
     latency_p95_ms: Real | None
     unpriced_calls: int
+    unpriced_outcome_unknown: int = Field(
+        description="unpriced calls restored from a checkpoint written before the successes "
+        "among unpriced calls were kept: their successes, if any, are among priced_successes"
+    )
     quality_mean: Real | None
 
 

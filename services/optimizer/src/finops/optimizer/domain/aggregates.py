@@ -2,11 +2,21 @@
 
 An :class:`Aggregate` holds, for one key of one dimension, calls, input / output /
 cached-input / reasoning tokens, spend (USD), successes, unpriced calls (``cost_usd is None``,
-counted with 0 USD), the quality sum and a latency histogram (:mod:`.latency_sketch`). A
+counted with 0 USD) and the successes among them, the quality sum and a latency histogram
+(:mod:`.latency_sketch`). A
 *bucket* (the all-time totals, or one time window) holds one ``{key: Aggregate}`` dict per
 dimension of :data:`DIMENSIONS`; the fleet row is the merge of the provider rows (every call has
 exactly one provider), which saves four aggregates per event. :meth:`Aggregate.row` derives
 ``success_rate``, ``cost_per_success`` and the latency p50 / p95 at query time.
+
+``cost_per_success`` is the spend over the *priced* successes: an unpriced call's cost is
+unknown, so its success is left out (counted, a model reported mostly unpriced read several
+times cheaper per success than its priced calls cost). The successes among the unpriced calls
+are not in the packed aggregate (:meth:`Aggregate.pack`, whose eleven items a version before
+them unpacks and would refuse a twelfth): they travel beside it (:func:`pack_unpriced`), a
+part of the state such a version skips. A state without that part (written by such a
+version) leaves the outcome of its unpriced calls unknown: :attr:`Aggregate.unsplit` counts
+them, and their successes stay in the figure as before (see :meth:`Aggregate.row`).
 """
 
 from __future__ import annotations
@@ -33,8 +43,10 @@ __all__ = [
     "key_rows",
     "new_bucket",
     "pack_bucket",
+    "pack_unpriced",
     "sort_rows",
     "unpack_bucket",
+    "unpack_unpriced",
 ]
 
 #: the dimensions that have keys; the one list of them (the API's path values come from it)
@@ -60,9 +72,11 @@ Metric = Literal[
     "successes",
     "success_rate",
     "cost_per_success",
+    "priced_successes",
     "latency_p50_ms",
     "latency_p95_ms",
     "unpriced_calls",
+    "unpriced_outcome_unknown",
     "quality_mean",
 ]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -85,6 +99,10 @@ class Aggregate:
     (2, 0.5, 0.5, None)
     >>> Aggregate.unpack(a.pack()).row("bot") == row
     True
+    >>> a.calls, a.unpriced, a.successes, a.unpriced_successes = 3, 1, 2, 1  # one unpriced success
+    >>> row = a.row("bot")  # the priced calls' $0.50 over their one success
+    >>> row["cost_per_success"], row["priced_successes"], row["unpriced_calls"]
+    (0.5, 1, 1)
     """
 
     __slots__ = (
@@ -99,6 +117,8 @@ class Aggregate:
         "spend",
         "successes",
         "unpriced",
+        "unpriced_successes",
+        "unsplit",
     )
 
     def __init__(self) -> None:
@@ -110,6 +130,12 @@ class Aggregate:
         self.spend = 0.0
         self.successes = 0
         self.unpriced = 0
+        #: the successes among the unpriced calls (left out of the cost per success)
+        self.unpriced_successes = 0
+        #: unpriced calls restored from a state that did not say which of them succeeded
+        #: (written by a version before :attr:`unpriced_successes`); their successes, if
+        #: any, are counted as priced ones, as that version did
+        self.unsplit = 0
         self.qsum = 0.0
         self.qn = 0
         self.hist: dict[int, int] = {}
@@ -123,6 +149,8 @@ class Aggregate:
         self.spend += o.spend
         self.successes += o.successes
         self.unpriced += o.unpriced
+        self.unpriced_successes += o.unpriced_successes
+        self.unsplit += o.unsplit
         self.qsum += o.qsum
         self.qn += o.qn
         h = self.hist
@@ -130,7 +158,17 @@ class Aggregate:
             h[idx] = h.get(idx, 0) + c
 
     def row(self, key: str) -> dict[str, Any]:
+        """The row of this aggregate under ``key``.
+
+        ``cost_per_success`` is the spend over ``priced_successes``, the successes of the
+        calls that have a cost (failed calls' spend included: it is what a success costs);
+        ``None`` without one. ``unpriced_outcome_unknown`` counts the unpriced calls restored
+        from a state written before their successes were kept (:attr:`unsplit`): those
+        successes are still among ``priced_successes``, so while it is not 0 the figure is
+        the earlier, lower one for those calls.
+        """
         calls = self.calls
+        priced = self.successes - self.unpriced_successes
         return {
             "key": key,
             "calls": calls,
@@ -141,14 +179,18 @@ class Aggregate:
             "spend_usd": self.spend,
             "successes": self.successes,
             "success_rate": self.successes / calls if calls else None,
-            "cost_per_success": self.spend / self.successes if self.successes else None,
+            "cost_per_success": self.spend / priced if priced else None,
+            "priced_successes": priced,
             "latency_p50_ms": hist_quantile(self.hist, calls, 0.5),
             "latency_p95_ms": hist_quantile(self.hist, calls, 0.95),
             "unpriced_calls": self.unpriced,
+            "unpriced_outcome_unknown": self.unsplit,
             "quality_mean": self.qsum / self.qn if self.qn else None,
         }
 
     def pack(self) -> list[Any]:
+        """The eleven items every version unpacks (the successes among the unpriced calls
+        are packed apart: :func:`pack_unpriced`)."""
         return [
             self.calls,
             self.inp,
@@ -228,6 +270,42 @@ def pack_bucket(b: Bucket) -> list[dict[str, list[Any]]]:
 
 def unpack_bucket(p: list[dict[str, list[Any]]]) -> Bucket:
     return [{k: Aggregate.unpack(v) for k, v in d.items()} for d in p]
+
+
+def pack_unpriced(b: Bucket) -> list[dict[str, list[int]]]:
+    """A bucket's ``[unpriced_successes, unsplit]`` per key, where either is not 0 (a part of
+    the state a version before them skips); :func:`unpack_unpriced` sets them back.
+
+    >>> b = new_bucket()
+    >>> for a in bucket_aggregates(b, ("bot", "t", "qa", "openai", "m")):
+    ...     a.calls, a.unpriced, a.unpriced_successes = 2, 1, 1
+    >>> pack_unpriced(b)[4]
+    {'m': [1, 0]}
+    """
+    return [
+        {
+            k: [a.unpriced_successes, a.unsplit]
+            for k, a in sorted(d.items())
+            if a.unpriced_successes or a.unsplit
+        }
+        for d in b
+    ]
+
+
+def unpack_unpriced(b: Bucket, p: list[dict[str, list[int]]] | None) -> None:
+    """Set the successes among a bucket's unpriced calls from :func:`pack_unpriced`'s form;
+    ``None`` (a state written before they were kept): every unpriced call's outcome is
+    unknown (:attr:`Aggregate.unsplit`)."""
+    if p is None:
+        for d in b:
+            for a in d.values():
+                a.unsplit = a.unpriced
+        return
+    for d, packed in zip(b, p, strict=True):
+        for k, (successes, unsplit) in packed.items():
+            agg = d.get(k)
+            if agg is not None:
+                agg.unpriced_successes, agg.unsplit = int(successes), int(unsplit)
 
 
 def sort_rows(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:

@@ -6,10 +6,11 @@ keeps, for the fleet and per key of every dimension in :data:`DIMENSIONS`
 :class:`~.aggregates.Aggregate`:
 
 * calls, input / output / cached-input / reasoning tokens, spend (USD), successes,
-  unpriced calls (``cost_usd is None``, counted with 0 USD), mean quality;
+  unpriced calls (``cost_usd is None``, counted with 0 USD) and their successes, mean quality;
 * derived at query time: ``success_rate = successes / calls``,
-  ``cost_per_success = spend_usd / successes`` (failed calls' spend included: it is what a
-  success really costs), latency p50 / p95 from a :class:`~.latency_sketch.LatencySketch`.
+  ``cost_per_success = spend_usd / priced_successes``, the successes of the calls that have a
+  cost (failed calls' spend included: it is what a success really costs; an unpriced call's
+  cost is unknown), latency p50 / p95 from a :class:`~.latency_sketch.LatencySketch`.
 
 Numbers are kept for all time (``totals``) and in tumbling windows by **event time**
 (``minute``, ``hour``, ``day``; window start = floor of the event time in UTC). Each granularity
@@ -56,8 +57,10 @@ from finops.optimizer.domain.aggregates import (
     key_rows,
     new_bucket,
     pack_bucket,
+    pack_unpriced,
     sort_rows,
     unpack_bucket,
+    unpack_unpriced,
 )
 from finops.optimizer.domain.analytics_merge import merge_into, shared_retention
 from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc, windowable
@@ -210,6 +213,7 @@ class SpendAnalytics:
             a.reasoning += reasoning
             if cost is None:
                 a.unpriced += 1
+                a.unpriced_successes += success
             else:
                 a.spend += cost
             if success:
@@ -407,6 +411,15 @@ class SpendAnalytics:
             "dedupe": (
                 self._dedupe if remember_ids else IdDedupe(self._dedupe.capacity)
             ).to_state(),
+            # beside the packed aggregates, not in them: a version before it unpacks exactly
+            # eleven items per aggregate, and skips a key it does not know
+            "unpriced_successes": {
+                "totals": pack_unpriced(self._totals),
+                "windows": {
+                    g: [[s, pack_unpriced(b)] for s, b in sorted(w.items())]
+                    for g, w in self._windows.items()
+                },
+            },
         }
 
     @classmethod
@@ -425,9 +438,28 @@ class SpendAnalytics:
             target = sa._windows[g]  # same dict object the hot path holds
             for s, b in wins:
                 target[int(s)] = unpack_bucket(b)
+        sa._restore_unpriced_successes(state.get("unpriced_successes"))
         sa._dedupe = IdDedupe.from_state(state["dedupe"])
         sa._drop_unrepresentable_windows()
         return sa
+
+    def _restore_unpriced_successes(self, packed: Mapping[str, Any] | None) -> None:
+        """The successes among the unpriced calls, from :meth:`to_state`'s part; without it (a
+        state written by a version before it) every restored unpriced call's outcome is
+        unknown (:attr:`~.aggregates.Aggregate.unsplit`): its success, if it was one, stays
+        among the priced successes, as that version counted it."""
+        if packed is None:
+            unpack_unpriced(self._totals, None)
+            for wins in self._windows.values():
+                for b in wins.values():
+                    unpack_unpriced(b, None)
+            return
+        unpack_unpriced(self._totals, packed["totals"])
+        for g, wins in packed["windows"].items():
+            for s, b in wins:
+                bucket = self._windows[g].get(int(s))
+                if bucket is not None:
+                    unpack_unpriced(bucket, b)
 
     def _drop_unrepresentable_windows(self) -> None:
         """Forget windows outside years 1-9999 UTC, which an earlier version could
