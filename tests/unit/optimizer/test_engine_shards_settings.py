@@ -73,8 +73,10 @@ async def test_a_partitions_own_checkpoint_wins_over_the_one_worker_one():
 
 
 def test_a_partition_counts_an_event_forwarded_twice_as_a_duplicate():
-    # a forwarder killed before committing sends an event again: the partition drops it by its
-    # id, and finops_optimizer_events_total said "applied" for both copies
+    # a record forwarded by a version that did not say where it read it (no
+    # x-optimizer-source), twice: the partition drops it by its id and counts a duplicate
+    # (finops_optimizer_events_total said "applied" for both copies); test_redelivered_events
+    # has what a forwarder of this version sends
     from types import SimpleNamespace
 
     from prometheus_client import REGISTRY

@@ -30,7 +30,7 @@ class PlatformState:
         Examples
         --------
         >>> state = PlatformState(
-        ...     {"events": 10, "duplicates": 1,
+        ...     {"events": 10, "duplicates": 1, "redelivered": 2,
         ...      "fleet": {"calls": 8, "spend_usd": 0.5, "success_rate": 0.75}},
         ...     {"kinds": {"rate_limit": {"occurrences": 6, "advised": 4, "healed": 3}}},
         ...     {"circuits": [{"state": "open"}, {"state": "closed"}]},
@@ -39,8 +39,8 @@ class PlatformState:
         [('events taken in', '10'), ('fleet spend', '$0.5000'), ('healed by advice', '3 of 4'),
          ('breakers', 'closed 1, open 1'), ('experiments', 'decided 2, running 1')]
         >>> state.figures()[0].note  # doctest: +NORMALIZE_WHITESPACE
-        'by the optimizer; 1 read again and dropped (a partition replayed after a restart or a
-         change of workers, not calls the fleet sent twice)'
+        'by the optimizer; 2 read again and dropped (records forwarded again after a restart
+         or a change of workers), 1 sent twice by the fleet (dropped by their ids)'
         >>> state.figures()[1].note
         '8 calls reported (75.0% successful), 6 more failed as errors'
         """
@@ -56,11 +56,13 @@ class PlatformState:
             Figure(
                 "events taken in",
                 f"{self.summary.get('events', 0):,}",
-                # the optimizer drops an event whose id it has counted: one it reads again when
-                # a partition is replayed (a restart, a rebalance, another number of workers)
-                f"by the optimizer; {self.summary.get('duplicates', 0):,} read again and "
-                "dropped (a partition replayed after a restart or a change of workers, not "
-                "calls the fleet sent twice)",
+                # the optimizer drops an event whose id it has counted: a record read again
+                # (forwarded again after a restart, a rebalance, another number of workers) or
+                # the same event sent again by an agent, counted apart
+                f"by the optimizer; {self.summary.get('redelivered', 0):,} read again and "
+                "dropped (records forwarded again after a restart or a change of workers), "
+                f"{self.summary.get('duplicates', 0):,} sent twice by the fleet (dropped by "
+                "their ids)",
             ),
             Figure(
                 "fleet spend",

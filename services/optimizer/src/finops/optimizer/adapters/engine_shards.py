@@ -39,7 +39,13 @@ from finops.common.events import Event
 from finops.common.id_dedupe import IdDedupe
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert, taken
-from finops.optimizer.adapters.task_type_forward import DECISION, EVENT, INPUT_HEADER, OPERATOR
+from finops.optimizer.adapters.task_type_forward import (
+    DECISION,
+    EVENT,
+    INPUT_HEADER,
+    OPERATOR,
+    source_of,
+)
 from finops.optimizer.domain.engine import OptimizerEngine
 from finops.optimizer.service_layer.commands import (
     OperatorChange,
@@ -199,11 +205,12 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
         self.unpublished.add(partition)
 
     def _apply(self, engine: OptimizerEngine, record: Any) -> list[dict[str, Any]]:
-        kind = header_map(record.headers).get(INPUT_HEADER, "").encode()
+        headers = header_map(record.headers)
+        kind = headers.get(INPUT_HEADER, "").encode()
         if kind == EVENT:
-            counted = engine.counted
-            alerts = engine.take(Event.from_kafka(record.value))
-            EVENTS.labels(record.topic, taken(counted, engine)).inc()
+            before = engine.tally
+            alerts = engine.take(Event.from_kafka(record.value), source_of(headers))
+            EVENTS.labels(record.topic, taken(before, engine)).inc()
             # a partition sees its share of a budget's spend: budget alerts come from the
             # merged view (see shard_snapshots), never from one partition
             return [a for a in alerts if a.get("kind") != "budget"]

@@ -45,10 +45,15 @@ log = logging.getLogger(__name__)
 EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
 
 
-def taken(counted_before: int, engine: OptimizerEngine) -> str:
-    """The outcome of an event the engine took: ``applied``, or ``duplicate`` when its id was
-    counted already (a client retry, a record delivered again) and the engine ignored it."""
-    return "applied" if engine.counted > counted_before else "duplicate"
+def taken(before: tuple[int, int], engine: OptimizerEngine) -> str:
+    """The outcome of an event the engine took, given its :attr:`~OptimizerEngine.tally`
+    before: ``applied``; ``redelivered`` when its id was counted already and its record is one
+    read again (forwarded twice); ``duplicate`` when its id was counted already in another
+    record (an agent sent it again). The last two are ignored."""
+    counted, redelivered = before
+    if engine.counted > counted:
+        return "applied"
+    return "redelivered" if engine.analytics.redelivered > redelivered else "duplicate"
 
 
 ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
@@ -179,15 +184,15 @@ class EventIntake(CheckpointedState):
         except (ValueError, TypeError):
             EVENTS.labels(record.topic, "invalid").inc()
             raise
-        counted = self.engine.counted
+        before = self.engine.tally
         try:
-            alerts = self.engine.take(event)
+            alerts = self.engine.take(event, (f"{record.topic}:{record.partition}", record.offset))
         except Exception:  # one bad event must not stop the stream: log, park, go on
             log.exception("engine failed on an event")
             EVENTS.labels(record.topic, "failed").inc()
             raise
         self.events += 1
-        EVENTS.labels(record.topic, taken(counted, self.engine)).inc()
+        EVENTS.labels(record.topic, taken(before, self.engine)).inc()
         for alert in alerts:
             await self.emit_alert(alert)
 

@@ -29,6 +29,10 @@ from finops.optimizer.domain.fleet_view import partition_of_task
 
 #: what a record on the internal topic is: an event, an experiment's decision, an operator change
 INPUT_HEADER = "x-optimizer-input"
+#: where a forwarded event was read: ``topic:partition:offset`` of its input topic, so the owner
+#: tells the same record forwarded again (after a forwarder's restart or rebalance: at least
+#: once) from an event an agent sent again (see :func:`source_of`)
+SOURCE_HEADER = "x-optimizer-source"
 EVENT, DECISION, OPERATOR = b"event", b"decision", b"operator"
 
 FORWARDED = Counter(
@@ -98,7 +102,11 @@ class TaskTypeForwarder:
                 record.value,
                 key=task_type.encode(),
                 partition=partition_of_task(task_type, self.partitions),
-                headers=[*(record.headers or ()), (INPUT_HEADER, kind)],
+                headers=[
+                    *(record.headers or ()),
+                    (INPUT_HEADER, kind),
+                    (SOURCE_HEADER, f"{record.topic}:{record.partition}:{record.offset}".encode()),
+                ],
             )
         )
         self.forwarded += 1
@@ -108,6 +116,21 @@ class TaskTypeForwarder:
         """Wait for the acknowledgements of what was sent (before offsets are committed)."""
         sends, self._sends = self._sends, []
         await asyncio.gather(*sends)
+
+
+def source_of(headers: dict[str, str]) -> tuple[str, int] | None:
+    """``("topic:partition", offset)`` of :data:`SOURCE_HEADER` among a record's headers;
+    None without one (forwarded by a version before it) or for one that does not parse.
+
+    >>> source_of({SOURCE_HEADER: "agent.cost.v1:2:1234"})
+    ('agent.cost.v1:2', 1234)
+    >>> source_of({}) is None, source_of({SOURCE_HEADER: "agent.cost.v1"}) is None
+    (True, True)
+    """
+    partition, _, offset = headers.get(SOURCE_HEADER, "").rpartition(":")
+    if not partition or not offset.isdigit():
+        return None
+    return partition, int(offset)
 
 
 def _decision_task_type(raw: bytes) -> str | None:

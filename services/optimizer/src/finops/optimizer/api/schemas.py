@@ -114,7 +114,15 @@ class DedupeOut(Out):
 
 class SummaryOut(Out):
     events: int
-    duplicates: int
+    duplicates: int = Field(
+        description="calls not counted: their event id was counted already, in a record of "
+        "its own (an agent sent the event again)"
+    )
+    redelivered: int = Field(
+        description="calls not counted: a record counted already, read again (partitioned "
+        "learning forwards again what a forwarder had not committed when it stopped or was "
+        "rebalanced; a log read again from its start with the state kept)"
+    )
     fleet: UsageRow
     keys: dict[str, int]
     windows: dict[str, int]

@@ -24,7 +24,16 @@ state that holds such windows (checkpointed by an earlier version) drops them wi
 
 An event id seen twice is counted once: ids are remembered in an
 :class:`~finops.common.id_dedupe.IdDedupe` (see :mod:`finops.common.id_dedupe` for its horizon),
-which is part of :meth:`SpendAnalytics.to_state`.
+which is part of :meth:`SpendAnalytics.to_state`. An id seen again is counted apart by why,
+when the caller says where the record was read (``source``: a position in the log the agents'
+events were written to, e.g. ``("agent.cost.v1:2", 1234)``): ``redelivered`` when that
+position is at or before the newest one taken from the same source partition (the same record
+read again: forwarded twice by partitioned learning's forwarders, whose at-least-once delivery
+re-sends after a restart or a rebalance what they had not committed), ``duplicates`` otherwise
+(a record of its own: an agent sent the event again). A record without a source counts in
+``duplicates``. Exact while one forwarder at a time writes a source partition's records; while
+two overlap during a rebalance (the old one finishing a batch the new one reads again), an
+agent's resend in the range both send may be counted ``redelivered``.
 
 Cost: ``observe`` updates 20 aggregates (5 dimensions x (totals + 3 window sizes)) with plain
 attribute arithmetic; the fleet row is the merge of the provider rows, computed at query time.
@@ -147,7 +156,12 @@ class SpendAnalytics:
         self._late: dict[str, int] = {g: 0 for g in GRANULARITIES}
         self._out_of_range = 0
         self.events = 0
+        #: ids counted already, in records of their own (an agent sent the event again)
         self.duplicates = 0
+        #: ids counted already, in a record read again (see the module docstring)
+        self.redelivered = 0
+        #: the newest position taken per source partition (``"topic:partition"``)
+        self._positions: dict[str, int] = {}
         self._max_ts: float | None = None
         # keys -> aggregates of the newest (minute, hour, day) windows, see _record
         self._cache_starts: tuple[int | None, ...] | None = None
@@ -158,10 +172,24 @@ class SpendAnalytics:
         ]
 
     # ------------------------------------------------------------------ ingestion
-    def observe(self, event: Any) -> bool:
-        """Count one ``LlmCallEvent``; False (nothing counted) when its id was already seen."""
+    def observe(self, event: Any, source: tuple[str, int] | None = None) -> bool:
+        """Count one ``LlmCallEvent``; False (nothing counted) when its id was already seen.
+
+        ``source`` is where the record was read (``("topic:partition", offset)`` of the log
+        the agents' events were written to): an id seen again at a position already taken is
+        ``redelivered``, anywhere else a ``duplicate``."""
+        again = False
+        if source is not None:
+            partition, offset = source
+            newest = self._positions.get(partition)
+            again = newest is not None and offset <= newest
+            if not again:
+                self._positions[partition] = offset
         if not self._dedupe.add(fingerprint(event.id)):
-            self.duplicates += 1
+            if again:
+                self.redelivered += 1
+            else:
+                self.duplicates += 1
             return False
         d = event.data
         u = d.usage
@@ -368,6 +396,7 @@ class SpendAnalytics:
         return {
             "events": self.events,
             "duplicates": self.duplicates,
+            "redelivered": self.redelivered,
             "fleet": (fleet or Aggregate()).row(FLEET_KEY),
             "keys": {dim: len(dimension_aggregates(self._totals, dim)) for dim in DIMENSIONS},
             "windows": {g: len(w) for g, w in self._windows.items()},
@@ -392,13 +421,17 @@ class SpendAnalytics:
 
     # ------------------------------------------------------------------ state
     def to_state(self, *, remember_ids: bool = True) -> dict[str, Any]:
-        """JSON-serialisable snapshot (aggregates, sketches, windows and the dedupe memory;
-        without ``remember_ids``, an empty memory: a read-only view for answering queries)."""
+        """JSON-serialisable snapshot (aggregates, sketches, windows, the dedupe memory and the
+        positions taken; without ``remember_ids``, neither memory: a read-only view for
+        answering queries)."""
         return {
             "version": STATE_VERSION,
             "retain": dict(self.retain),
             "events": self.events,
             "duplicates": self.duplicates,
+            # both absent before redeliveries were counted apart (a version before skips them)
+            "redelivered": self.redelivered,
+            "positions": dict(self._positions) if remember_ids else {},
             "max_ts": self._max_ts,
             "watermark": dict(self._watermark),
             "late": dict(self._late),
@@ -429,6 +462,9 @@ class SpendAnalytics:
         sa = cls(retain=state["retain"], dedupe_capacity=state["dedupe"]["capacity"])
         sa.events = state["events"]
         sa.duplicates = state["duplicates"]
+        # a state written before redeliveries were counted apart has them among duplicates
+        sa.redelivered = state.get("redelivered", 0)
+        sa._positions = {str(k): int(v) for k, v in state.get("positions", {}).items()}
         sa._max_ts = state["max_ts"]
         sa._watermark.update(state["watermark"])
         sa._late.update(state["late"])

@@ -7,8 +7,8 @@ empty instance with what one instance would hold had it observed the union, expo
 :meth:`SpendAnalytics.merged <.analytics.SpendAnalytics.merged>`:
 
 * the all-time totals and every window merged key by key (:meth:`.aggregates.Aggregate.merge`);
-* ``events``, ``duplicates`` and ``out_of_range_for_windows`` summed, the watermarks and the
-  newest event time the maximum of the parts';
+* ``events``, ``duplicates``, ``redelivered`` and ``out_of_range_for_windows`` summed, the
+  watermarks and the newest event time the maximum of the parts';
 * the windows the newer watermark no longer retains dropped, as observing would have: a window
   one instance keeps received every one of its events in every part (a part's watermark is never
   ahead of the union's), so the windows kept are exact.
@@ -22,8 +22,8 @@ Two figures are the parts' and not exactly one instance's:
 * float sums (spend, quality) are added in another order, so they may differ from one
   instance's in the last bits.
 
-The dedupe memory is not merged: the result is a read-only view for queries, with an empty
-dedupe (feeding it events would count again what the parts counted).
+Neither the dedupe memory nor the positions taken are merged: the result is a read-only view
+for queries, with an empty dedupe (feeding it events would count again what the parts counted).
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def merge_into(merged: SpendAnalytics, parts: Sequence[SpendAnalytics]) -> None:
     """
     merged.events = sum(p.events for p in parts)
     merged.duplicates = sum(p.duplicates for p in parts)
+    merged.redelivered = sum(p.redelivered for p in parts)
     merged._out_of_range = sum(p._out_of_range for p in parts)
     merged._max_ts = newest(p._max_ts for p in parts)
     merged._totals = merge_buckets(p._totals for p in parts)

@@ -139,9 +139,12 @@ class OptimizerEngine:
 
     # ---- learning ----------------------------------------------------------------------
 
-    def observe(self, event: LlmCallEvent) -> list[dict[str, Any]]:
-        """Take one ``agent.llm_call`` in; return the alerts it raised. Idempotent on its id."""
-        if not self.analytics.observe(event):
+    def observe(
+        self, event: LlmCallEvent, source: tuple[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Take one ``agent.llm_call`` in; return the alerts it raised. Idempotent on its id
+        (``source``: where its record was read, see :meth:`.SpendAnalytics.observe`)."""
+        if not self.analytics.observe(event, source):
             return []
         data = event.data
         spec = ArmSpec(data.model, data.provider, _config_dict(data.config))
@@ -191,11 +194,19 @@ class OptimizerEngine:
         duplicate id adds to neither)."""
         return self.analytics.events + self.errors_seen
 
-    def take(self, event: Event) -> list[dict[str, Any]]:
+    @property
+    def tally(self) -> tuple[int, int]:
+        """:attr:`counted` and the calls read again and dropped (``redelivered``): what
+        :func:`~finops.optimizer.adapters.stream.taken` compares before and after an event."""
+        return self.counted, self.analytics.redelivered
+
+    def take(self, event: Event, source: tuple[str, int] | None = None) -> list[dict[str, Any]]:
         """One decoded event of either type (:meth:`observe`, :meth:`observe_error`); the
-        alerts it raised."""
+        alerts it raised. ``source``: where its record was read (``("topic:partition",
+        offset)`` of the topic the agents' events were written to), which tells a record read
+        again from an event sent again (:meth:`.SpendAnalytics.observe`)."""
         if isinstance(event, LlmCallEvent):
-            return self.observe(event)
+            return self.observe(event, source)
         if isinstance(event, ErrorEvent):
             return self.observe_error(event)
         return []

@@ -1,0 +1,167 @@
+"""Records read again are counted apart from events the agents sent again.
+
+With two partitioned workers, ``/api/stats/summary``'s ``duplicates`` read 3,229 where the
+agents had sent 3,000 events again (local stack, 12,000 events, a ``kill -9`` of one worker):
+``finops.optimizer-events.v1`` held 15,229 records for 15,000 sent, the 229 records the killed
+worker had forwarded but not committed, forwarded again by the other (at least once). The
+owners dropped them by their ids, so calls and spend were right, but counted them as the
+agents' resends. The forwarder now says where it read each event (``x-optimizer-source``), and
+an id seen again at a position already taken is ``redelivered``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from support import llm_call
+
+from finops.common.events import LlmCallEvent
+from finops.optimizer.adapters.engine_shards import EngineShards
+from finops.optimizer.adapters.stream import taken
+from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
+from finops.optimizer.domain.analytics import SpendAnalytics
+from finops.optimizer.domain.engine import OptimizerEngine
+
+LEARNING = "finops.optimizer-events.v1"
+#: where the forwarder read an event (``task_type_forward.SOURCE_HEADER``)
+SOURCE_HEADER = "x-optimizer-source"
+
+
+class Producer:
+    """Keeps what is sent to the learning topic, in order, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.records: list[SimpleNamespace] = []
+
+    async def send(self, topic: str, value: bytes, **kw: Any) -> asyncio.Future[None]:
+        assert topic == LEARNING
+        self.records.append(
+            SimpleNamespace(
+                topic=topic,
+                partition=kw["partition"],
+                offset=len(self.records),
+                value=value,
+                headers=list(kw["headers"]),
+            )
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def source_log(unique: int, resent: list[int]) -> list[SimpleNamespace]:
+    """``agent.cost.v1`` partition 0: ``unique`` events, then the agents' resends of the
+    events numbered ``resent`` (new records of the same events)."""
+    events = [llm_call(task_type=f"task-{n % 4}", cost_usd=0.01) for n in range(unique)]
+    bodies = [json.dumps(e).encode() for e in events] + [
+        json.dumps(events[n]).encode() for n in resent
+    ]
+    return [
+        SimpleNamespace(topic="agent.cost.v1", partition=0, offset=o, value=body, headers=[])
+        for o, body in enumerate(bodies)
+    ]
+
+
+def owners() -> EngineShards:
+    return EngineShards(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        topic=LEARNING,
+        resume=None,  # type: ignore[arg-type]
+        name="optimizer",
+        new_engine=OptimizerEngine,
+        shards_topic="shards",
+        alerts_topic="alerts",
+    )
+
+
+def count(outcome: str) -> float:
+    labels = {"topic": LEARNING, "outcome": outcome}
+    return REGISTRY.get_sample_value("finops_optimizer_events_total", labels) or 0.0
+
+
+async def test_records_forwarded_again_after_a_kill_are_not_counted_as_agents_resends():
+    log = source_log(40, resent=[3, 7, 11, 30, 31])  # 45 records, 5 of them resends
+    producer = Producer()
+    forwarder = TaskTypeForwarder(
+        None,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        learning_topic=LEARNING,
+        partitions=6,
+        experiments_topic=None,
+    )
+    # a forwarder forwards every record, is killed before it commits the last 12; the next
+    # one reads them again from the committed offset and forwards them again
+    for record in log:
+        await forwarder.forward(record)
+    for record in log[-12:]:
+        await forwarder.forward(record)
+    assert len(producer.records) == 57
+
+    # each learning partition's owner takes its records in the order they were written
+    shards = owners()
+    engines: dict[int, OptimizerEngine] = {}
+    before = {outcome: count(outcome) for outcome in ("applied", "duplicate", "redelivered")}
+    for record in producer.records:
+        shards._apply(engines.setdefault(record.partition, OptimizerEngine()), record)
+    summary = SpendAnalytics.merged(e.analytics for e in engines.values()).summary()
+    assert (summary["events"], summary["fleet"]["calls"]) == (40, 40)
+    assert summary["fleet"]["spend_usd"] == pytest.approx(0.4)
+    # the five resends the agents sent; the twelve records read again apart
+    assert summary["duplicates"] == 5
+    assert summary["redelivered"] == 12
+    after = {outcome: count(outcome) for outcome in before}
+    assert {k: after[k] - before[k] for k in before} == {
+        "applied": 40,
+        "duplicate": 5,
+        "redelivered": 12,
+    }
+    # told by where the forwarder read them
+    assert {dict(r.headers).get(SOURCE_HEADER) for r in producer.records[-12:]} == {
+        f"agent.cost.v1:0:{o}".encode() for o in range(33, 45)
+    }
+
+
+def test_an_id_seen_again_is_redelivered_only_at_a_position_already_taken():
+    sa = SpendAnalytics()
+    first, second = (LlmCallEvent.model_validate(llm_call(cost_usd=0.01)) for _ in range(2))
+    assert sa.observe(first, ("agent.cost.v1:0", 10))
+    assert not sa.observe(first, ("agent.cost.v1:0", 11))  # the agent sent it again
+    assert not sa.observe(first, ("agent.cost.v1:0", 10))  # the first record, read again
+    assert not sa.observe(first, ("agent.cost.v1:0", 11))  # the resend, read again
+    assert not sa.observe(first)  # where it was read is not known: a resend, as before
+    assert sa.observe(second, ("agent.cost.v1:1", 3))  # another partition's positions
+    assert not sa.observe(second, ("agent.cost.v1:1", 2))
+    s = sa.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (2, 2, 3)
+
+    # the positions and the count go through a checkpoint; a view has the count only
+    restored = SpendAnalytics.from_state(json.loads(json.dumps(sa.to_state())))
+    assert not restored.observe(second, ("agent.cost.v1:1", 3))
+    assert restored.summary()["redelivered"] == 4
+    view = SpendAnalytics.from_state(sa.to_state(remember_ids=False))
+    assert view.summary()["redelivered"] == 3
+    # a checkpoint written before they were counted apart: every one was a duplicate
+    old = sa.to_state()
+    del old["redelivered"], old["positions"]
+    older = SpendAnalytics.from_state(old)
+    assert (older.summary()["duplicates"], older.summary()["redelivered"]) == (2, 0)
+    assert not older.observe(first, ("agent.cost.v1:0", 10))  # no position known yet
+    assert older.summary()["duplicates"] == 3
+
+
+def test_the_outcome_of_an_event_says_which():
+    engine = OptimizerEngine()
+    event = LlmCallEvent.model_validate(llm_call(cost_usd=0.01))
+    outcomes = []
+    for offset in (5, 6, 5):
+        before = engine.tally
+        engine.take(event, ("agent.cost.v1:0", offset))
+        outcomes.append(taken(before, engine))
+    assert outcomes == ["applied", "duplicate", "redelivered"]
