@@ -18,11 +18,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from stream_fakes import NoStore
 from support import llm_call
 
 from finops.common.events import LlmCallEvent
+from finops.common.log_position import ResumePlan
+from finops.common.topics import AGENT_COST
 from finops.optimizer.adapters.engine_shards import EngineShards
-from finops.optimizer.adapters.stream import taken
+from finops.optimizer.adapters.stream import EventIntake, taken
 from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
 from finops.optimizer.domain.analytics import SpendAnalytics
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -165,3 +168,79 @@ def test_the_outcome_of_an_event_says_which():
         engine.take(event, ("agent.cost.v1:0", offset))
         outcomes.append(taken(before, engine))
     assert outcomes == ["applied", "duplicate", "redelivered"]
+
+
+def calls(n: int) -> list[LlmCallEvent]:
+    return [LlmCallEvent.model_validate(llm_call(cost_usd=0.01)) for _ in range(n)]
+
+
+def test_resends_in_a_replaced_log_are_duplicates_not_redelivered():
+    # 1,000 records taken from agent.cost.v1:0, then the log is replaced (a new broker, the
+    # topic recreated): its offsets start again at 0, below the positions taken. Agents send
+    # 10 new events, then 5 of the old ones again. Before, the positions stayed at 999 and
+    # the 5 resends read ``redelivered`` until new offsets passed the old high-water mark.
+    sa = SpendAnalytics()
+    old = calls(1000)
+    for offset, event in enumerate(old):
+        assert sa.observe(event, ("agent.cost.v1:0", offset))
+    replaced = calls(10) + old[:5]
+    for offset, event in enumerate(replaced):
+        sa.observe(event, ("agent.cost.v1:0", offset))
+    s = sa.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (1010, 5, 0)
+    # the new log's records read again are still told apart
+    assert not sa.observe(replaced[3], ("agent.cost.v1:0", 3))
+    assert not sa.observe(replaced[12], ("agent.cost.v1:0", 12))
+    assert (sa.summary()["duplicates"], sa.summary()["redelivered"]) == (5, 2)
+
+
+def intake() -> EventIntake:
+    return EventIntake(
+        OptimizerEngine(),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        NoStore(),  # type: ignore[arg-type]
+    )
+
+
+def cost_record(event: LlmCallEvent, offset: int) -> SimpleNamespace:
+    body = json.dumps(event.model_dump(mode="json")).encode()
+    return SimpleNamespace(topic=AGENT_COST.name, partition=0, offset=offset, value=body)
+
+
+def cost_count(outcome: str) -> float:
+    labels = {"topic": AGENT_COST.name, "outcome": outcome}
+    return REGISTRY.get_sample_value("finops_optimizer_events_total", labels) or 0.0
+
+
+async def test_the_one_worker_intake_counts_a_record_read_again_as_redelivered():
+    one = intake()
+    event = calls(1)[0]
+    outcomes = ("applied", "duplicate", "redelivered")
+    before = {o: cost_count(o) for o in outcomes}
+    await one._apply(cost_record(event, 0))
+    await one._apply(cost_record(event, 1))  # an agent sent it again
+    await one._apply(cost_record(event, 0))  # the first record, read again
+    after = {o: cost_count(o) for o in outcomes}
+    assert {o: after[o] - before[o] for o in outcomes} == dict.fromkeys(outcomes, 1)
+    s = one.engine.analytics.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (1, 1, 1)
+
+
+async def test_the_one_worker_intake_forgets_the_positions_of_a_log_read_again_as_another():
+    # a checkpoint that took 1,000 records of agent.cost.v1:0; the broker lost its data
+    # (a new cluster id): the partition is read from its earliest offset, the state kept
+    one = intake()
+    old = calls(1000)
+    for offset, event in enumerate(old):
+        await one._apply(cost_record(event, offset))
+    one.offsets = {f"{AGENT_COST.name}:0": 1000}
+    one.resume_from(
+        ResumePlan("new-cluster", {}, {f"{AGENT_COST.name}:0": "the broker's cluster id changed"})
+    )
+    # the agents send 3 of the old events again before any new one, then 2 new events
+    for offset, event in enumerate(old[:3] + calls(2)):
+        await one._apply(cost_record(event, offset))
+    s = one.engine.analytics.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (1002, 3, 0)
+    assert one.offsets == {}

@@ -31,6 +31,7 @@ from finops.common.checkpoints import Checkpoint, CheckpointStore, serialize_in_
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import EventTopics
+from finops.common.log_position import ResumePlan
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.common.topics import ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -147,6 +148,14 @@ class EventIntake(CheckpointedState):
         restored = await super().restore()
         await take_from_ledger(self.engine, self.ledger)
         return restored
+
+    def resume_from(self, plan: ResumePlan) -> None:
+        """Keep the offsets the broker's log still holds (:meth:`CheckpointedState.resume_from`)
+        and drop the positions the state took from the partitions read again from their earliest
+        offset: theirs is another log, whose records are not ones read again (an event sent
+        again there is a duplicate, see :meth:`.SpendAnalytics.read_again`)."""
+        super().resume_from(plan)
+        self.engine.analytics.forget_positions(plan.reset)
 
     async def start(self) -> None:
         """Start the consumer; its group join and the seek to the checkpoint run in the

@@ -119,9 +119,10 @@ class SummaryOut(Out):
         "its own (an agent sent the event again)"
     )
     redelivered: int = Field(
-        description="calls not counted: a record counted already, read again (partitioned "
-        "learning forwards again what a forwarder had not committed when it stopped or was "
-        "rebalanced; a log read again from its start with the state kept)"
+        description="calls not counted: a record counted already, read again at a position "
+        "taken already (partitioned learning forwards again what a forwarder had not committed "
+        "when it stopped or was rebalanced); a log replaced (a new broker, a topic recreated) "
+        "starts its positions afresh, so an event sent again there is among duplicates"
     )
     fleet: UsageRow
     keys: dict[str, int]

@@ -31,9 +31,15 @@ position is at or before the newest one taken from the same source partition (th
 read again: forwarded twice by partitioned learning's forwarders, whose at-least-once delivery
 re-sends after a restart or a rebalance what they had not committed), ``duplicates`` otherwise
 (a record of its own: an agent sent the event again). A record without a source counts in
-``duplicates``. Exact while one forwarder at a time writes a source partition's records; while
-two overlap during a rebalance (the old one finishing a batch the new one reads again), an
-agent's resend in the range both send may be counted ``redelivered``.
+``duplicates``. A new id sets its partition's position to its offset even when that is lower (a
+new event at a position taken already: the log was replaced, e.g. a new broker or a topic
+recreated, or read again from its start), so the agents' resends in a replaced log count as
+``duplicates`` from its first new event on; :meth:`SpendAnalytics.forget_positions` drops the
+positions of a partition known to be read again as another log (the one-worker intake does so
+for the partitions whose saved offsets the log no longer holds), so even the resends before
+that first new event do. Exact while one forwarder at a time writes a source partition's
+records; while two overlap during a rebalance (the old one finishing a batch the new one reads
+again), an agent's resend in the range both send may be counted ``redelivered``.
 
 Cost: ``observe`` updates 20 aggregates (5 dimensions x (totals + 3 window sizes)) with plain
 attribute arithmetic; the fleet row is the merge of the provider rows, computed at query time.
@@ -178,18 +184,12 @@ class SpendAnalytics:
         ``source`` is where the record was read (``("topic:partition", offset)`` of the log
         the agents' events were written to): an id seen again at a position already taken is
         ``redelivered``, anywhere else a ``duplicate``."""
-        again = False
-        if source is not None:
-            partition, offset = source
-            newest = self._positions.get(partition)
-            again = newest is not None and offset <= newest
-            if not again:
-                self._positions[partition] = offset
-        if not self._dedupe.add(fingerprint(event.id)):
-            if again:
-                self.redelivered += 1
-            else:
-                self.duplicates += 1
+        new = self._dedupe.add(fingerprint(event.id))
+        if self.read_again(source, new):
+            self.redelivered += 1
+            return False
+        if not new:
+            self.duplicates += 1
             return False
         d = event.data
         u = d.usage
@@ -206,6 +206,29 @@ class SpendAnalytics:
             d.latency_ms,
         )
         return True
+
+    def read_again(self, source: tuple[str, int] | None, new: bool) -> bool:
+        """Note where a record was read (``source``, None: unknown) and whether its event id
+        was ``new``; True when it is a record read again: an id counted already, at or before
+        the newest position its source partition took. A new id sets its partition's position
+        to its offset, lower ones too: a new event at a position taken already means the log
+        was replaced (a new broker, a topic recreated) or read again from its earliest offset,
+        and the positions taken before belong to the old one."""
+        if source is None:
+            return False
+        partition, offset = source
+        newest = self._positions.get(partition)
+        if new or newest is None or offset > newest:
+            self._positions[partition] = offset
+            return False
+        return True
+
+    def forget_positions(self, partitions: Iterable[str]) -> None:
+        """Drop the positions taken from these source partitions (``"topic:partition"``): their
+        log is read again from its earliest offset as another log (see
+        :mod:`finops.common.log_position`), so none of its records is one read again."""
+        for partition in partitions:
+            self._positions.pop(partition, None)
 
     def observe_many(self, events: Iterable[Any]) -> int:
         """Count events; returns how many were new."""
