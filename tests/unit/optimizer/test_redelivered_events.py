@@ -21,9 +21,9 @@ from prometheus_client import REGISTRY
 from stream_fakes import NoStore
 from support import llm_call
 
-from finops.common.events import LlmCallEvent
+from finops.common.events import LlmCallEvent, error_event
 from finops.common.log_position import ResumePlan
-from finops.common.topics import AGENT_COST
+from finops.common.topics import AGENT_COST, AGENT_ERROR
 from finops.optimizer.adapters.engine_shards import EngineShards
 from finops.optimizer.adapters.stream import EventIntake, taken
 from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
@@ -244,3 +244,43 @@ async def test_the_one_worker_intake_forgets_the_positions_of_a_log_read_again_a
     s = one.engine.analytics.summary()
     assert (s["events"], s["duplicates"], s["redelivered"]) == (1002, 3, 0)
     assert one.offsets == {}
+
+
+def error_record(body: bytes, offset: int, forwarded_from: int) -> SimpleNamespace:
+    """An error event on the learning topic, forwarded from ``agent.error.v1:0``."""
+    return SimpleNamespace(
+        topic=LEARNING,
+        partition=0,
+        offset=offset,
+        value=body,
+        headers=[
+            ("x-optimizer-input", b"event"),
+            (SOURCE_HEADER, f"{AGENT_ERROR.name}:0:{forwarded_from}".encode()),
+        ],
+    )
+
+
+def test_an_error_event_forwarded_again_is_redelivered_not_a_duplicate():
+    body = json.dumps(
+        error_event(
+            {
+                "agent_id": "bot",
+                "task_type": "qa",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "error": {"status_code": 503, "message": "Service unavailable"},
+            }
+        )
+    ).encode()
+    shards, engine = owners(), OptimizerEngine()
+    outcomes = ("applied", "duplicate", "redelivered")
+    before = {o: count(o) for o in outcomes}
+    shards._apply(engine, error_record(body, 0, forwarded_from=7))
+    shards._apply(engine, error_record(body, 1, forwarded_from=8))  # the agent sent it again
+    shards._apply(engine, error_record(body, 2, forwarded_from=7))  # forwarded again
+    after = {o: count(o) for o in outcomes}
+    assert {o: after[o] - before[o] for o in outcomes} == dict.fromkeys(outcomes, 1)
+    assert (engine.errors_seen, engine.errors_redelivered) == (1, 1)
+    # the summary counts calls only
+    s = engine.analytics.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (0, 0, 0)

@@ -54,7 +54,7 @@ def taken(before: tuple[int, int], engine: OptimizerEngine) -> str:
     counted, redelivered = before
     if engine.counted > counted:
         return "applied"
-    return "redelivered" if engine.analytics.redelivered > redelivered else "duplicate"
+    return "redelivered" if engine.tally[1] > redelivered else "duplicate"
 
 
 ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])

@@ -128,6 +128,9 @@ class OptimizerEngine:
         self.withdrawn: set[str] = set()
         self.task_arms: dict[str, list[str]] = {}
         self.errors_seen = 0
+        #: error events read again at a position taken already and dropped (never
+        #: checkpointed: only the ``redelivered`` outcome of ``finops_optimizer_events_total``)
+        self.errors_redelivered = 0
         self.drift_alerts = 0
         #: winners of experiments (finops.experiments.v1), by task type: the arm recommended
         #: there before the policy is asked, and the arms it beat (never recommended there)
@@ -167,9 +170,17 @@ class OptimizerEngine:
             alerts += [a.to_dict() for a in self.anomalies.observe(event)]
         return alerts
 
-    def observe_error(self, event: ErrorEvent) -> list[dict[str, Any]]:
-        """A failed call counts against its arm's reliability (a quality-0 outcome)."""
-        if not self.error_ids.add(fingerprint(event.id)):
+    def observe_error(
+        self, event: ErrorEvent, source: tuple[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """A failed call counts against its arm's reliability (a quality-0 outcome). Idempotent
+        on its id; ``source`` tells a record read again (:attr:`errors_redelivered`) from an
+        error sent again, with the same positions as calls (:meth:`.SpendAnalytics.read_again`)."""
+        new = self.error_ids.add(fingerprint(event.id))
+        if self.analytics.read_again(source, new):
+            self.errors_redelivered += 1
+            return []
+        if not new:
             return []
         self.errors_seen += 1
         data = event.data
@@ -196,9 +207,10 @@ class OptimizerEngine:
 
     @property
     def tally(self) -> tuple[int, int]:
-        """:attr:`counted` and the calls read again and dropped (``redelivered``): what
-        :func:`~finops.optimizer.adapters.stream.taken` compares before and after an event."""
-        return self.counted, self.analytics.redelivered
+        """:attr:`counted` and the events read again and dropped (the calls' ``redelivered``
+        and :attr:`errors_redelivered`): what :func:`~finops.optimizer.adapters.stream.taken`
+        compares before and after an event."""
+        return self.counted, self.analytics.redelivered + self.errors_redelivered
 
     def take(self, event: Event, source: tuple[str, int] | None = None) -> list[dict[str, Any]]:
         """One decoded event of either type (:meth:`observe`, :meth:`observe_error`); the
@@ -208,7 +220,7 @@ class OptimizerEngine:
         if isinstance(event, LlmCallEvent):
             return self.observe(event, source)
         if isinstance(event, ErrorEvent):
-            return self.observe_error(event)
+            return self.observe_error(event, source)
         return []
 
     def _drift_alerts(self) -> list[dict[str, Any]]:
