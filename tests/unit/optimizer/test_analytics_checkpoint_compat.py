@@ -142,3 +142,37 @@ def test_a_new_checkpoint_restores_in_the_old_version_with_its_figures():
     back = rows(restored(checkpoint_bytes(old)))["m"]
     assert (back["calls"], back["unpriced_calls"], back["unpriced_outcome_unknown"]) == (5, 3, 3)
     assert back["cost_per_success"] == pytest.approx(0.04 / 3)
+
+
+def as_dc7d1d8_wrote_it(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as commit dc7d1d8 (reverted; an ancestor of 34d8d9c) wrote it: each packed
+    aggregate with a twelfth item, its unpriced successes, and no part beside them."""
+    part = state.pop("unpriced_successes")
+
+    def twelve(bucket: list[dict[str, list[Any]]], beside: list[dict[str, list[int]]]) -> None:
+        for packed, extra in zip(bucket, beside, strict=True):
+            for key, items in packed.items():
+                items.append(extra.get(key, [0, 0])[0])
+
+    twelve(state["totals"], part["totals"])
+    for g, wins in state["windows"].items():
+        for (_, bucket), (_, beside) in zip(wins, part["windows"][g], strict=True):
+            twelve(bucket, beside)
+    return state
+
+
+def test_a_checkpoint_of_dc7d1d8_restores_with_its_unpriced_successes():
+    sa = SpendAnalytics(dedupe_capacity=1000)
+    for n, (cost, success) in enumerate([(0.01, True), (None, True), (None, False), (0.03, True)]):
+        assert sa.observe(call("m", cost, success, n, n + 1))
+    state = as_dc7d1d8_wrote_it(json.loads(checkpoint_bytes(sa))["analytics"])
+    assert {len(items) for items in state["totals"][4].values()} == {12}
+    # before: ValueError "too many values to unpack"
+    m = rows(SpendAnalytics.from_state(state))["m"]
+    assert (m["calls"], m["unpriced_calls"], m["successes"]) == (4, 2, 3)
+    # it kept which unpriced calls succeeded: the figure is exact, no outcome unknown
+    assert (m["unpriced_outcome_unknown"], m["priced_successes"]) == (0, 2)
+    assert m["cost_per_success"] == pytest.approx(0.02)
+    [window] = SpendAnalytics.from_state(state).window("model", "hour")
+    [row] = window["rows"]
+    assert (row["unpriced_outcome_unknown"], row["priced_successes"]) == (0, 2)

@@ -207,6 +207,18 @@ class Aggregate:
 
     @classmethod
     def unpack(cls, p: list[Any]) -> Aggregate:
+        """An aggregate from :meth:`pack`'s eleven items, its unpriced calls' outcome unknown
+        (:attr:`unsplit`) until :func:`unpack_unpriced` sets it from the part beside; from
+        twelve, as commit dc7d1d8 (reverted, an ancestor of 34d8d9c) packed them, the twelfth
+        is :attr:`unpriced_successes`, and the outcome is known.
+
+        >>> a = Aggregate()
+        >>> a.calls, a.unpriced, a.successes = 3, 2, 2
+        >>> (b := Aggregate.unpack(a.pack())).unsplit, b.unpriced_successes
+        (2, 0)
+        >>> (c := Aggregate.unpack([*a.pack(), 1])).unsplit, c.unpriced_successes
+        (0, 1)
+        """
         a = cls()
         (
             a.calls,
@@ -220,8 +232,12 @@ class Aggregate:
             a.qsum,
             a.qn,
             hist,
-        ) = p
+        ) = p[:11]
         a.hist = unpack_hist(hist)
+        if len(p) > 11:
+            a.unpriced_successes = int(p[11])
+        else:
+            a.unsplit = a.unpriced
         return a
 
 
@@ -293,19 +309,16 @@ def pack_unpriced(b: Bucket) -> list[dict[str, list[int]]]:
 
 
 def unpack_unpriced(b: Bucket, p: list[dict[str, list[int]]] | None) -> None:
-    """Set the successes among a bucket's unpriced calls from :func:`pack_unpriced`'s form;
-    ``None`` (a state written before they were kept): every unpriced call's outcome is
-    unknown (:attr:`Aggregate.unsplit`)."""
+    """Set the successes among a bucket's unpriced calls from :func:`pack_unpriced`'s form
+    (a key it leaves out has neither); ``None`` (a state written before they were kept beside
+    the packed aggregates) leaves them as :meth:`Aggregate.unpack` found them: unknown
+    (:attr:`Aggregate.unsplit`) from eleven items, the twelfth from twelve."""
     if p is None:
-        for d in b:
-            for a in d.values():
-                a.unsplit = a.unpriced
         return
     for d, packed in zip(b, p, strict=True):
-        for k, (successes, unsplit) in packed.items():
-            agg = d.get(k)
-            if agg is not None:
-                agg.unpriced_successes, agg.unsplit = int(successes), int(unsplit)
+        for k, agg in d.items():
+            successes, unsplit = packed.get(k, (0, 0))
+            agg.unpriced_successes, agg.unsplit = int(successes), int(unsplit)
 
 
 def sort_rows(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:

@@ -506,19 +506,16 @@ class SpendAnalytics:
         """The successes among the unpriced calls, from :meth:`to_state`'s part; without it (a
         state written by a version before it) every restored unpriced call's outcome is
         unknown (:attr:`~.aggregates.Aggregate.unsplit`): its success, if it was one, stays
-        among the priced successes, as that version counted it."""
+        among the priced successes, as that version counted it; except in a state of commit
+        dc7d1d8 (reverted), whose aggregates packed them as a twelfth item
+        (:meth:`~.aggregates.Aggregate.unpack`)."""
         if packed is None:
-            unpack_unpriced(self._totals, None)
-            for wins in self._windows.values():
-                for b in wins.values():
-                    unpack_unpriced(b, None)
             return
         unpack_unpriced(self._totals, packed["totals"])
-        for g, wins in packed["windows"].items():
-            for s, b in wins:
-                bucket = self._windows[g].get(int(s))
-                if bucket is not None:
-                    unpack_unpriced(bucket, b)
+        for g, wins in self._windows.items():
+            parts = {int(s): b for s, b in packed["windows"].get(g, [])}
+            for s, bucket in wins.items():
+                unpack_unpriced(bucket, parts.get(s, [{} for _ in bucket]))
 
     def _drop_unrepresentable_windows(self) -> None:
         """Forget windows outside years 1-9999 UTC, which an earlier version could
