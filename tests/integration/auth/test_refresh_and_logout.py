@@ -129,6 +129,7 @@ async def test_logout_revokes_the_refresh_token_of_its_session(client, accounts)
     response = await refresh(client, rotated["refresh_token"])
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_refresh_token"
+    assert response.headers["www-authenticate"] == "Bearer"  # no bearer token was refused
     # The session's earlier access token is revoked with it.
     assert await me_status(client, user.access_token) == 401
 
@@ -136,4 +137,5 @@ async def test_logout_revokes_the_refresh_token_of_its_session(client, accounts)
 async def test_logout_without_a_token_is_401(client):
     response = await client.post("/api/auth/logout")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.headers["www-authenticate"] == "Bearer"  # no token: no error code
+    assert response.json()["error"]["code"] == "not_authenticated"

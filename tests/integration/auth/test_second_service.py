@@ -145,7 +145,9 @@ async def test_a_missing_scope_is_403_insufficient_scope(auth_http, second):
     assert response.json()["error"]["code"] == "insufficient_scope"
     assert response.json()["error"]["details"] == {"required_scope": "users:write"}
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
-    assert (await second.http.get("/admin-only")).status_code == 401
+    anonymous = await second.http.get("/admin-only")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"  # no token, no error code
 
 
 async def test_unknown_kids_cannot_make_the_verifier_hammer_auth(auth_server, infra):

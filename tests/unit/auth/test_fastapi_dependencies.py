@@ -56,13 +56,25 @@ def test_a_valid_token_reaches_the_route(setup):
     assert response.json() == {"by": "u9"}
 
 
-def test_missing_or_bad_tokens_are_401_with_a_bearer_challenge(setup):
+def test_a_request_without_a_bearer_token_gets_a_challenge_with_no_error_code(setup):
+    # RFC 6750 section 3.1: a request that lacks authentication gets no error code in its
+    # challenge (it said error="invalid_token", as if a token had been sent and refused).
     client, _ = setup
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Token x"}):
+    for headers in ({}, {"Authorization": "Token x"}, {"Authorization": "Bearer "}):
         response = client.get("/me", headers=headers)
         assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_bad_bearer_token_is_401_with_an_invalid_token_challenge(setup):
+    client, signer = setup
+    expired = signer.issue(subject="u9", username="bot", role="agent", scopes=[], ttl_seconds=-60)
+    for token in ("nope", expired.token):
+        response = client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-        assert response.json()["error"]["code"] in {"not_authenticated", "invalid_token"}
+        assert response.json()["error"]["code"] == "invalid_token"
 
 
 def test_a_missing_scope_is_403_insufficient_scope(setup):

@@ -14,7 +14,7 @@ import finops.common.api_errors as api_errors
 import finops.common.errors as errors
 from finops.common.api_errors import http_answer
 from finops.common.auth.errors import InsufficientScope, InvalidToken
-from finops.common.errors import DependencyUnavailable, FinopsError, RateLimited
+from finops.common.errors import DependencyUnavailable, FinopsError, NotAuthenticated, RateLimited
 
 ROOT = Path(__file__).resolve().parents[3]
 HTTP_PACKAGES = ("fastapi", "starlette")
@@ -116,6 +116,8 @@ def test_a_code_missing_from_the_table_takes_its_base_class_s_answer():
         (DependencyUnavailable(retry_after_seconds=1), 503, {"Retry-After": "1"}),
         (DependencyUnavailable(), 503, {}),
         (InvalidToken(), 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}),
+        # no token at all: a challenge with no error code (RFC 6750 section 3.1)
+        (NotAuthenticated(), 401, {"WWW-Authenticate": "Bearer"}),
         (
             InsufficientScope("stats:read"),
             403,

@@ -90,10 +90,12 @@ class HttpAnswer:
 ANSWERS: Mapping[str, HttpAnswer] = {
     "bad_request": HttpAnswer(400),
     "invalid_json": HttpAnswer(400),
-    "not_authenticated": HttpAnswer(401, _challenge('Bearer error="invalid_token"')),
-    # a bad password or API key: the plain challenge, as OAuth 2 asks (RFC 6750 section 3)
-    "invalid_credentials": HttpAnswer(401, _challenge("Bearer")),
-    "invalid_client": HttpAnswer(401, _challenge("Bearer")),
+    # No credentials (no bearer token; a bad password, API key or refresh token, which are
+    # not bearer tokens): the plain challenge, with no error code, as RFC 6750 section 3.1
+    # asks of a request that lacks authentication.
+    "not_authenticated": HttpAnswer(401, _challenge("Bearer")),
+    # a bearer token was sent and refused
+    "invalid_token": HttpAnswer(401, _challenge('Bearer error="invalid_token"')),
     "forbidden": HttpAnswer(403),
     "insufficient_scope": HttpAnswer(403, _scope_challenge),
     "not_found": HttpAnswer(404),
