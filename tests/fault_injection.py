@@ -25,6 +25,7 @@ class FaultyLink:
         self._down = False  # cut: also refuse connections accepted just before the cut
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._drop_answer = False
         self.port = 0
 
     @property
@@ -49,6 +50,12 @@ class FaultyLink:
 
     def thaw(self) -> None:
         self._flowing.set()
+
+    def drop_next_answer(self) -> None:
+        """Reset the connection that next carries bytes back from the server, instead of
+        passing them on: the server did what it was asked, and the client never hears so (a
+        link that dropped just before the answer came)."""
+        self._drop_answer = True
 
     async def cut(self) -> None:
         """Reset every connection and refuse new ones, as a server that went down."""
@@ -91,7 +98,7 @@ class FaultyLink:
             self._writers.add(up_writer)
             pumps = [
                 asyncio.create_task(self._pump(reader, up_writer)),
-                asyncio.create_task(self._pump(up_reader, writer)),
+                asyncio.create_task(self._pump(up_reader, writer, answers=True)),
             ]
             try:
                 await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -107,9 +114,14 @@ class FaultyLink:
                 self._writers.discard(end)
             self._tasks.discard(this)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, answers: bool = False
+    ) -> None:
         with contextlib.suppress(OSError):
             while chunk := await reader.read(65536):
                 await self._flowing.wait()
+                if answers and self._drop_answer:
+                    self._drop_answer = False
+                    return  # the connection is reset, the answer never sent
                 writer.write(chunk)
                 await writer.drain()

@@ -10,17 +10,20 @@ import httpx
 import pytest
 import uvicorn
 from auth_helpers import PASSWORD, unique_name
+from fault_injection import FaultyLink
 from redis.asyncio import Redis
 from support import wait_until
 
 from finops.auth.adapters.redis_store import (
     ATTEMPT_LEASE_SECONDS,
+    LOGIN_FAILURES_PREFIX,
     LOGIN_LEASES_PREFIX,
     RedisLoginThrottle,
 )
 from finops.auth.app import create_app
 from finops.auth.domain.rules import AttemptVerdict
 from finops.cli.process import free_port
+from finops.common.auth import blocklist_redis
 from finops.common.runner import uvicorn_options
 
 pytestmark = pytest.mark.integration
@@ -94,16 +97,57 @@ async def test_an_attempt_that_never_ended_stops_counting_despite_steady_traffic
         throttle = RedisLoginThrottle(redis, window_seconds=900, clock=lambda: now[0])
         keys = {f"account:{uuid.uuid4()}": 2}
         assert (await throttle.begin_attempt(keys, "died")).admitted
-        for _ in range(3):  # steady traffic, each attempt ended, within the lease time
+        for n in range(3):  # steady traffic, each attempt ended, within the lease time
             now[0] += ATTEMPT_LEASE_SECONDS / 4
-            assert (await throttle.begin_attempt(keys, "live")).admitted
-            await throttle.end_attempt(list(keys), "live", failed=False)
+            live = f"live-{uuid.uuid4()}-{n}"  # each attempt has its own id
+            assert (await throttle.begin_attempt(keys, live)).admitted
+            await throttle.end_attempt(list(keys), live, failed=False)
         assert (await throttle.begin_attempt(keys, "a")).admitted  # "died" and "a": 2 of 2
         assert await throttle.begin_attempt(keys, "b") == AttemptVerdict(admitted=False)
         now[0] += ATTEMPT_LEASE_SECONDS / 4 + 1  # "died" started over a lease time ago
         assert (await throttle.begin_attempt(keys, "b")).admitted
         assert (await throttle.begin_attempt(keys, "b")).admitted  # a retried call
         assert await redis.zcard(LOGIN_LEASES_PREFIX + next(iter(keys))) == 2  # "a", "b"
+    finally:
+        await redis.aclose()
+
+
+async def test_an_attempt_whose_end_is_sent_again_after_a_dropped_link_counts_once(infra):
+    # The Redis client sends a command again on a new connection when the link drops before
+    # the answer comes (finops.common.auth.blocklist_redis): the end of an attempt then ran
+    # twice, counting one wrong password as two failures, and the second run, finding the
+    # lease given back, answered "lapsed" (429 whatever the password).
+    link = await FaultyLink(infra.redis_url).start()
+    redis = blocklist_redis(link.url)
+    try:
+        throttle = RedisLoginThrottle(redis, window_seconds=900)
+        account, address = f"account:{uuid.uuid4()}", f"address:{uuid.uuid4()}"
+        keys = {account: 5, address: 50}
+        await throttle.end_attempt(list(keys), f"warm-{uuid.uuid4()}", failed=False)  # loaded
+        guess = f"guess-{uuid.uuid4()}"
+        assert (await throttle.begin_attempt(keys, guess)).admitted
+        link.drop_next_answer()
+        assert await throttle.end_attempt(list(keys), guess, failed=True)  # held, judged once
+        counts = await redis.mget([LOGIN_FAILURES_PREFIX + k for k in keys])
+        assert counts == [b"1", b"1"]
+    finally:
+        await redis.aclose()
+        await link.close()
+
+
+async def test_an_attempt_ended_twice_answers_the_same_and_counts_once(infra):
+    now = [1_000_000.0]
+    redis = Redis.from_url(infra.redis_url)
+    try:
+        throttle = RedisLoginThrottle(redis, window_seconds=900, clock=lambda: now[0])
+        keys = {f"account:{uuid.uuid4()}": 5}
+        late = f"late-{uuid.uuid4()}"
+        assert (await throttle.begin_attempt(keys, late)).admitted
+        now[0] += ATTEMPT_LEASE_SECONDS + 1  # its lease lapses while it is judged
+        assert (await throttle.begin_attempt(keys, f"next-{uuid.uuid4()}")).admitted
+        assert not await throttle.end_attempt(list(keys), late, failed=True)
+        assert not await throttle.end_attempt(list(keys), late, failed=True)  # sent again
+        assert await redis.get(LOGIN_FAILURES_PREFIX + next(iter(keys))) == b"1"
     finally:
         await redis.aclose()
 

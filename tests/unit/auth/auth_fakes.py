@@ -190,6 +190,7 @@ class FakeThrottle:
     def __init__(self, window_seconds: int = 900) -> None:
         self.failures: dict[str, int] = {}
         self.in_flight: dict[str, set[str]] = {}
+        self.ended: dict[str, bool] = {}
         self.window_seconds = window_seconds
 
     async def begin_attempt(self, keys: dict[str, int], attempt_id: str) -> AttemptVerdict:
@@ -205,6 +206,8 @@ class FakeThrottle:
         return AttemptVerdict(admitted=True)
 
     async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
+        if attempt_id in self.ended:  # sent again: answered as the first time, nothing counted
+            return self.ended[attempt_id]
         held = True
         for key in keys:
             leases = self.in_flight.get(key, set())
@@ -212,6 +215,7 @@ class FakeThrottle:
             leases.discard(attempt_id)
             if failed:
                 self.failures[key] = self.failures.get(key, 0) + 1
+        self.ended[attempt_id] = held
         return held
 
     def lapse(self) -> None:

@@ -13,6 +13,8 @@ from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
 #: the leases of the attempts being judged: a sorted set per key, scored by their start
 LOGIN_LEASES_PREFIX = "finops:auth:login-leases:"
+#: an ended attempt's outcome, kept a lease time so that ending it again counts nothing twice
+LOGIN_ENDED_PREFIX = "finops:auth:login-ended:"
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
 #: How long an attempt counts as in flight at most: the lease of an attempt that never ended
 #: (its process died, its answer was lost) lapses then, whatever traffic follows (the argon2
@@ -57,17 +59,25 @@ return 0
 """
 
 # Ends an attempt: its leases are given back and, when ARGV[2] is "1", a failure is counted
-# (the first failure opens the window of ARGV[3] seconds). ARGV[1]: the attempt's id. Returns
-# 1 if the attempt still held its lease on every key, 0 if one had lapsed.
+# (the first failure opens the window of ARGV[3] seconds). Idempotent: the outcome is kept
+# under the attempt's id (the last key) for ARGV[4] ms, and a second call for the same attempt
+# (the client sending it again after the link dropped with the first one's answer) returns
+# it without counting anything. KEYS: failures counter and leases set, in pairs, then the
+# attempt's end marker. ARGV[1]: the attempt's id. Returns 1 if the attempt still held its
+# lease on every key, 0 if one had lapsed.
 _END_ATTEMPT = """
+local marker = KEYS[#KEYS]
+local ended = redis.call('GET', marker)
+if ended then return tonumber(ended) end
 local held = 1
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS - 1, 2 do
   if redis.call('ZREM', KEYS[i + 1], ARGV[1]) == 0 then held = 0 end
   if ARGV[2] == '1' then
     redis.call('SET', KEYS[i], 0, 'EX', ARGV[3], 'NX')
     redis.call('INCR', KEYS[i])
   end
 end
+redis.call('SET', marker, held, 'PX', ARGV[4])
 return held
 """
 
@@ -115,8 +125,13 @@ class RedisLoginThrottle:
 
     async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
         held = await self._end(
-            keys=self._keys(keys),
-            args=[attempt_id, "1" if failed else "0", self.window_seconds],
+            keys=[*self._keys(keys), LOGIN_ENDED_PREFIX + attempt_id],
+            args=[
+                attempt_id,
+                "1" if failed else "0",
+                self.window_seconds,
+                ATTEMPT_LEASE_SECONDS * 1000,
+            ],
         )
         return bool(held)
 

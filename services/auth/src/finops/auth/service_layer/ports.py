@@ -112,7 +112,9 @@ class LoginThrottle(Protocol):
 
     async def end_attempt(self, keys: list[str], attempt_id: str, *, failed: bool) -> bool:
         """The attempt begun on ``keys`` is judged: no longer in flight; a failure if so.
-        False if its lease had lapsed before (or it never held one)."""
+        False if its lease had lapsed before (or it never held one). Idempotent: ending the
+        same attempt again (a call the client sent twice) counts nothing more and answers as
+        the first did."""
 
     async def reset(self, key: str) -> None: ...
 
