@@ -1,5 +1,6 @@
 """Logins judged within the throttle's limits while others are in flight: one held back only by
-attempts in flight waits for them (then 429 once its polls run out), one whose lease lapsed
+attempts in flight waits for them, asking again after a growing wait (then 429 once it has
+waited its while), one whose lease lapsed
 while it was judged is refused as throttled, and a start whose answer was lost gives its
 lease back."""
 
@@ -58,7 +59,20 @@ class CountingThrottle(FakeThrottle):
         return verdict
 
 
-def service(throttle: FakeThrottle, hashing: HeldHashing, polls: int) -> AuthService:
+class Waits:
+    """The service's sleep: records each wait and only lets the other tasks run."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+
+def service(
+    throttle: FakeThrottle, hashing: HeldHashing, wait_seconds: float, waits: Waits | None = None
+) -> AuthService:
     signer = TokenSigner(generate_signing_key(), issuer="finops-auth", audience="finops")
     store = FakeStore()
     return AuthService(
@@ -67,7 +81,8 @@ def service(throttle: FakeThrottle, hashing: HeldHashing, polls: int) -> AuthSer
         signer=lambda: signer,
         throttle=throttle,
         revocations=FakeRevocations(),
-        policy=AuthPolicy(max_failures_per_account=1, busy_poll_seconds=0, busy_wait_polls=polls),
+        policy=AuthPolicy(max_failures_per_account=1, busy_wait_seconds=wait_seconds),
+        sleep=waits or Waits(),
     )
 
 
@@ -92,7 +107,7 @@ async def held_login(auth: AuthService, hashing: HeldHashing) -> asyncio.Task:
 
 
 async def test_a_login_held_back_by_one_in_flight_waits_for_it_and_logs_in(throttle, hashing):
-    auth = service(throttle, hashing, polls=10**7)  # until the first ends
+    auth = service(throttle, hashing, wait_seconds=10**7)  # until the first ends
     await auth.register("alice", "alice@example.com", PASSWORD)
     first = await held_login(auth, hashing)
     second = asyncio.create_task(auth.login("alice", PASSWORD, client_address="a"))
@@ -104,22 +119,46 @@ async def test_a_login_held_back_by_one_in_flight_waits_for_it_and_logs_in(throt
     assert throttle.in_flight == {key: set() for key in throttle.in_flight}
 
 
-async def test_a_login_still_held_back_after_its_polls_is_throttled_for_a_second(throttle, hashing):
-    auth = service(throttle, hashing, polls=3)
+async def test_a_login_still_held_back_after_its_wait_is_throttled_for_a_second(throttle, hashing):
+    waits = Waits()
+    auth = service(throttle, hashing, wait_seconds=5.0, waits=waits)
     await auth.register("alice", "alice@example.com", PASSWORD)
     first = await held_login(auth, hashing)
     with pytest.raises(LoginThrottled) as throttled:
         await auth.login("alice", PASSWORD, client_address="a")
     assert throttled.value.retry_after_seconds == 1
-    assert throttle.begins == 1 + 4  # the held login's, then the first try and three polls
+    # the held login's, then the first try and one after each wait
+    assert throttle.begins == 1 + 1 + len(waits.waits)
     hashing.release.set()
     assert (await first).access_token
+
+
+async def test_a_login_held_back_asks_again_after_a_growing_wait_for_the_same_total(
+    throttle, hashing
+):
+    # It asked Redis every 50 ms, a hundred times in 5 s, however long the others took.
+    waits = Waits()
+    policy = AuthPolicy()
+    auth = service(throttle, hashing, wait_seconds=policy.busy_wait_seconds, waits=waits)
+    await auth.register("alice", "alice@example.com", PASSWORD)
+    first = await held_login(auth, hashing)
+    with pytest.raises(LoginThrottled):
+        await auth.login("alice", PASSWORD, client_address="a")
+    hashing.release.set()
+    await first
+    assert sum(waits.waits) == pytest.approx(5.0)  # the same wait in all as before
+    assert len(waits.waits) <= 16  # asked Redis 17 times at most, not 101
+    first_wait, longest = policy.busy_first_wait_seconds, policy.busy_longest_wait_seconds
+    assert first_wait <= waits.waits[0] <= 2 * first_wait
+    assert waits.waits[2] >= 2 * waits.waits[0]  # it grows, up to the longest
+    assert max(waits.waits) == pytest.approx(longest)
+    assert all(wait <= longest for wait in waits.waits)
 
 
 async def test_a_login_whose_lease_lapsed_while_judged_is_throttled_and_its_failure_counted(
     throttle, hashing
 ):
-    auth = service(throttle, hashing, polls=3)
+    auth = service(throttle, hashing, wait_seconds=1.0)
     await auth.register("alice", "alice@example.com", PASSWORD)
     hashing.during = throttle.lapse  # a queue of checks longer than the lease
     with pytest.raises(LoginThrottled) as throttled:
@@ -133,7 +172,7 @@ async def test_a_login_whose_lease_lapsed_while_judged_is_throttled_and_its_fail
 
 
 async def test_a_start_whose_answer_was_lost_gives_its_lease_back(throttle, hashing):
-    auth = service(throttle, hashing, polls=3)
+    auth = service(throttle, hashing, wait_seconds=1.0)
     await auth.register("alice", "alice@example.com", PASSWORD)
     throttle.lose_answer = True
     with pytest.raises(ConnectionError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
 from finops.auth.domain.credentials import hash_secret, new_api_key, new_refresh_token
 from finops.auth.domain.errors import (
@@ -25,6 +27,7 @@ from finops.auth.domain.model import ApiKey, RefreshToken, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.domain.policy import check_new_account
 from finops.auth.domain.rules import (
+    AttemptVerdict,
     account_throttle_key,
     address_throttle_key,
     granted_scopes,
@@ -57,10 +60,12 @@ class AuthPolicy:
     api_key_token_ttl_seconds: int = 15 * 60
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
-    #: a login held back only by attempts in flight asks again this often, at most this many
-    #: times (5 s; one argon2 check takes tens of milliseconds), then is 429
-    busy_poll_seconds: float = 0.05
-    busy_wait_polls: int = 100
+    #: a login held back only by attempts in flight waits for them this long at most, then is
+    #: 429; it asks again after a backoff that doubles from the first wait (with up to as
+    #: much again of jitter) up to the longest (one argon2 check takes tens of milliseconds)
+    busy_wait_seconds: float = 5.0
+    busy_first_wait_seconds: float = 0.02
+    busy_longest_wait_seconds: float = 0.5
 
 
 class AuthService:
@@ -74,6 +79,7 @@ class AuthService:
         revocations: AccessTokenRevocations,
         policy: AuthPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._uow = uow
         self._hashing = hashing
@@ -82,6 +88,7 @@ class AuthService:
         self._revocations = revocations
         self.policy = policy or AuthPolicy()
         self._clock = clock
+        self._sleep = sleep
 
     # ---- accounts --------------------------------------------------------------------
 
@@ -213,19 +220,23 @@ class AuthService:
         Failures and attempts in flight count together, checked and counted in one step, so
         concurrent guesses cannot all pass the limit before the first of them fails. An
         attempt held back only by others in flight (several right passwords at once, many
-        users behind one address) waits for them, asking again every
-        ``policy.busy_poll_seconds`` up to ``policy.busy_wait_polls`` times, rather than
-        being refused at once.
+        users behind one address) waits for them, asking again after a backoff
+        (:func:`busy_backoff`) for ``policy.busy_wait_seconds`` of waiting at most, rather
+        than being refused at once.
         """
-        for poll in range(self.policy.busy_wait_polls + 1):
-            verdict = await self._throttle.begin_attempt(keys, attempt_id)
-            if verdict.admitted:
-                return
-            if verdict.retry_after_seconds:
-                raise LoginThrottled(verdict.retry_after_seconds)
-            if poll < self.policy.busy_wait_polls:
-                await asyncio.sleep(self.policy.busy_poll_seconds)
-        raise LoginThrottled(1)
+        budget = self.policy.busy_wait_seconds
+        retrying = AsyncRetrying(
+            retry=retry_if_result(_held_back_by_attempts_in_flight),
+            wait=busy_backoff(self.policy),
+            # the waits, not the clock: the last ask comes once the whole budget is waited
+            stop=lambda state: state.idle_for >= budget - 1e-9,
+            sleep=self._sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        verdict: AttemptVerdict = await retrying(self._throttle.begin_attempt, keys, attempt_id)
+        if verdict.admitted:
+            return
+        raise LoginThrottled(verdict.retry_after_seconds or 1)
 
     async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:
         """A new pair for a refresh token, which is spent; ``scope`` narrows it (OAuth2's
@@ -413,6 +424,38 @@ class AuthService:
         )
         await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
         return TokenPair(access.token, access.expires_in, None, format_scope(scopes)), access, user
+
+
+def _held_back_by_attempts_in_flight(verdict: AttemptVerdict) -> bool:
+    return not verdict.admitted and not verdict.retry_after_seconds
+
+
+def busy_backoff(policy: AuthPolicy) -> Callable[[RetryCallState], float]:
+    """The waits of a login held back by attempts in flight: doubling from
+    ``busy_first_wait_seconds`` (plus up to as much again of jitter, so logins held back
+    together do not all ask again at once) to ``busy_longest_wait_seconds``, the last one cut
+    short so that all of them add up to ``busy_wait_seconds`` exactly.
+
+    >>> policy = AuthPolicy(busy_wait_seconds=1.0, busy_first_wait_seconds=0.1,
+    ...                     busy_longest_wait_seconds=0.3)
+    >>> waits, state = [], RetryCallState(None, None, (), {})
+    >>> while state.idle_for < 1.0:
+    ...     state.attempt_number = len(waits) + 1
+    ...     waits.append(busy_backoff(policy)(state))
+    ...     state.idle_for += waits[-1]
+    >>> 4 <= len(waits) <= 5, round(sum(waits), 9), all(w <= 0.3 for w in waits)
+    (True, 1.0, True)
+    """
+    grow = wait_exponential_jitter(
+        initial=policy.busy_first_wait_seconds,
+        max=policy.busy_longest_wait_seconds,
+        jitter=policy.busy_first_wait_seconds,
+    )
+
+    def wait(state: RetryCallState) -> float:
+        return max(0.0, min(grow(state), policy.busy_wait_seconds - state.idle_for))
+
+    return wait
 
 
 async def register_user(
