@@ -34,8 +34,9 @@ def make_auth_settings(infra: Any, auth_data_dir: Path) -> Callable[..., AuthSet
             "data_dir": auth_data_dir,
             "environment": "test",
             "key_reload_seconds": 0.2,
-            # Tests share one client address; the per-address limit has its own test.
+            # Tests share one client address; the per-address limits have their own tests.
             "login_max_failures_per_address": 100_000,
+            "registration_max_per_address": 100_000,
         }
         values.update(overrides)
         return AuthSettings(**values)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
-from auth_helpers import PASSWORD, unique_name
+from asgi_lifespan import LifespanManager
+from auth_helpers import PASSWORD, asgi_client, unique_name
+
+from finops.auth.adapters.redis_store import REGISTRATIONS_PREFIX
+from finops.auth.app import create_app
+from finops.auth.domain.rules import registration_throttle_key
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +210,29 @@ async def test_sql_metacharacters_in_login_are_plain_data(client, auth_app):
         assert response.status_code == 401, (login, response.text)
         assert response.json()["error"]["code"] == "invalid_credentials"
     assert await auth_app.state.db.fetchval("SELECT count(*) FROM users") >= users_before
+
+
+async def test_registrations_are_throttled_per_client_address(make_auth_settings):
+    # A script could register in a loop, each registration an argon2 hash of a core's time.
+    app = create_app(make_auth_settings(registration_max_per_address=3))
+    attacker_address = f"192.0.2.{random.randrange(1, 255)}"
+    async with LifespanManager(app), asgi_client(app, attacker_address) as attacker:
+        await app.state.redis.delete(
+            REGISTRATIONS_PREFIX + registration_throttle_key(attacker_address)
+        )
+        first = account()
+        answers = [await attacker.post("/api/auth/register", json=first)]
+        answers.append(await attacker.post("/api/auth/register", json=first))  # taken: counts
+        answers.append(await attacker.post("/api/auth/register", json=account()))
+        assert [a.status_code for a in answers] == [201, 409, 201]
+        refused = await attacker.post("/api/auth/register", json=account())
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "too_many_registrations"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.json()["error"]["details"] == {
+            "retry_after_seconds": int(refused.headers["retry-after"])
+        }
+        neighbour_address = f"198.51.100.{random.randrange(1, 255)}"
+        async with asgi_client(app, neighbour_address) as neighbour:
+            answer = await neighbour.post("/api/auth/register", json=account())
+            assert answer.status_code == 201, answer.text

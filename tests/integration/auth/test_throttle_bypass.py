@@ -1,5 +1,5 @@
-"""Login throttling that cannot be sidestepped: by another spelling of the same account, or
-by a forged X-Forwarded-For header (only configured proxies are believed)."""
+"""Login and registration throttling that cannot be sidestepped: by another spelling of the
+same account, or by a forged X-Forwarded-For header (only configured proxies are believed)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from finops.auth.adapters.redis_store import (
     ATTEMPT_LEASE_SECONDS,
     LOGIN_FAILURES_PREFIX,
     LOGIN_LEASES_PREFIX,
+    REGISTRATIONS_PREFIX,
     RedisLoginThrottle,
 )
 from finops.auth.app import create_app
-from finops.auth.domain.rules import AttemptVerdict
+from finops.auth.domain.rules import AttemptVerdict, registration_throttle_key
 from finops.cli.process import free_port
 from finops.common.auth import blocklist_redis
 from finops.common.runner import uvicorn_options
@@ -192,6 +193,47 @@ async def test_forged_forwarded_for_headers_get_no_fresh_budget(auth_under_uvico
             assert response.status_code == 401
         blocked = await login(http, "ghost-x", WRONG, headers={"X-Forwarded-For": "203.0.113.4"})
         assert blocked.status_code == 429, blocked.text
+
+
+async def register_from(http: httpx.AsyncClient, forwarded_for: str) -> httpx.Response:
+    username = unique_name()
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    return await http.post(
+        "/api/auth/register", json=body, headers={"X-Forwarded-For": forwarded_for}
+    )
+
+
+async def forget_registrations(infra, address: str) -> None:
+    """Earlier tests of the session registered from this address too."""
+    redis = Redis.from_url(infra.redis_url)
+    try:
+        await redis.delete(REGISTRATIONS_PREFIX + registration_throttle_key(address))
+    finally:
+        await redis.aclose()
+
+
+async def test_forged_forwarded_for_headers_get_no_fresh_registrations(auth_under_uvicorn, infra):
+    async with await auth_under_uvicorn(registration_max_per_address=2) as http:
+        await forget_registrations(infra, "127.0.0.1")
+        for forged in ("203.0.113.1", "203.0.113.2"):
+            assert (await register_from(http, forged)).status_code == 201
+        blocked = await register_from(http, "203.0.113.3")
+        assert blocked.status_code == 429, blocked.text
+        assert blocked.json()["error"]["code"] == "too_many_registrations"
+
+
+async def test_behind_a_configured_proxy_each_client_registers_on_its_own_budget(
+    auth_under_uvicorn,
+):
+    async with await auth_under_uvicorn(
+        trusted_proxies=["127.0.0.1"], registration_max_per_address=2
+    ) as http:
+        client, other = (f"2001:db8:{uuid.uuid4().hex[:4]}:{n}::7" for n in (1, 2))
+        assert (await register_from(http, client)).status_code == 201
+        assert (await register_from(http, client.replace("::7", "::8"))).status_code == 201
+        blocked = await register_from(http, client.replace("::7", "::9"))  # the same /64
+        assert blocked.status_code == 429, blocked.text
+        assert (await register_from(http, other)).status_code == 201
 
 
 async def test_a_configured_proxy_is_believed(auth_under_uvicorn):

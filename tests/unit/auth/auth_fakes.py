@@ -14,6 +14,7 @@ from finops.auth.domain.model import ApiKey, RefreshToken, User
 from finops.auth.domain.passwords import Argon2Parameters, PasswordHashing
 from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.scopes import Role
+from finops.common.errors import DependencyUnavailable
 
 
 class FakeStore:
@@ -226,6 +227,23 @@ class FakeThrottle:
         self.failures.pop(key, None)
 
 
+class FakeRegistrations:
+    """Registration counters without a clock: a window never ends within a unit test."""
+
+    def __init__(self, window_seconds: int = 60) -> None:
+        self.counts: dict[str, int] = {}
+        self.window_seconds = window_seconds
+        self.down = False
+
+    async def admit(self, key: str, limit: int) -> int:
+        if self.down:
+            raise DependencyUnavailable("Redis did not answer the registration count")
+        if self.counts.get(key, 0) >= limit:
+            return self.window_seconds
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return 0
+
+
 class FakeRevocations:
     def __init__(self) -> None:
         self.blocklist: dict[str, int] = {}
@@ -262,11 +280,16 @@ class FakeRevocations:
 
 
 class CountingHashing(PasswordHashing):
-    """The real hasher at the lowest cost, counting dummy verifications."""
+    """The real hasher at the lowest cost, counting dummy verifications and hashes."""
 
     def __init__(self) -> None:
         super().__init__(Argon2Parameters(memory_kib=64, time_cost=1, parallelism=1))
         self.dummy_verifications = 0
+        self.hashes = 0
+
+    def hash(self, password: str) -> str:
+        self.hashes += 1
+        return super().hash(password)
 
     def verify_dummy(self, password: str) -> None:
         self.dummy_verifications += 1

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from auth_fakes import (
     CountingHashing,
+    FakeRegistrations,
     FakeRevocations,
     FakeStore,
     FakeThrottle,
@@ -45,6 +46,7 @@ class World:
     def __init__(self, signer: TokenSigner) -> None:
         self.store = FakeStore()
         self.throttle = FakeThrottle()
+        self.registrations = FakeRegistrations()
         self.revocations = FakeRevocations()
         self.hashing = CountingHashing()
         self.signer = signer
@@ -53,6 +55,7 @@ class World:
             hashing=self.hashing,
             signer=lambda: signer,
             throttle=self.throttle,
+            registrations=self.registrations,
             revocations=self.revocations,
             policy=AuthPolicy(max_failures_per_account=3, max_failures_per_address=5),
         )

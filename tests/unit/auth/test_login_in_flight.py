@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 from auth_fakes import (
     CountingHashing,
+    FakeRegistrations,
     FakeRevocations,
     FakeStore,
     FakeThrottle,
@@ -80,6 +81,7 @@ def service(
         hashing=hashing,
         signer=lambda: signer,
         throttle=throttle,
+        registrations=FakeRegistrations(),
         revocations=FakeRevocations(),
         policy=AuthPolicy(max_failures_per_account=1, busy_wait_seconds=wait_seconds),
         sleep=waits or Waits(),

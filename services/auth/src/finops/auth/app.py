@@ -14,7 +14,11 @@ from fastapi import FastAPI
 
 from finops.auth.adapters.keystore import ActiveKeys, KeyStore
 from finops.auth.adapters.postgres import PostgresUnitOfWork
-from finops.auth.adapters.redis_store import RedisLoginThrottle, RedisTokenRevocations
+from finops.auth.adapters.redis_store import (
+    RedisLoginThrottle,
+    RedisRegistrationThrottle,
+    RedisTokenRevocations,
+)
 from finops.auth.api import ROUTERS
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
@@ -104,6 +108,7 @@ def build_auth_service(
         hashing=hashing,
         signer=keys.signer,
         throttle=RedisLoginThrottle(redis, settings.login_failure_window_seconds),
+        registrations=RedisRegistrationThrottle(redis, settings.registration_window_seconds),
         revocations=RedisTokenRevocations(
             redis, max(settings.access_token_ttl_seconds, settings.api_key_token_ttl_seconds)
         ),
@@ -112,6 +117,9 @@ def build_auth_service(
             api_key_token_ttl_seconds=settings.api_key_token_ttl_seconds,
             max_failures_per_account=settings.login_max_failures_per_account,
             max_failures_per_address=settings.login_max_failures_per_address,
+            max_registrations_per_address=settings.registration_max_per_address,
+            registration_hashes_in_flight=settings.registration_hashes_in_flight,
+            registration_hash_wait_seconds=settings.registration_hash_wait_seconds,
         ),
     )
 

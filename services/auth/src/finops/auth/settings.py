@@ -49,6 +49,16 @@ class AuthSettings(CommonSettings):
     login_max_failures_per_address: int = Field(50, ge=1)
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
 
+    #: registrations one client may start per window (429 too_many_registrations beyond); a
+    #: client is its address (an IPv6 one by its /64), the proxy's unless trusted_proxies
+    registration_max_per_address: int = Field(60, ge=1)
+    #: the registration window (seconds), opened by a client's first registration
+    registration_window_seconds: int = Field(60, ge=1)
+    #: registration password hashes (argon2, tens of ms of a core each) at once per process
+    registration_hashes_in_flight: int = Field(2, ge=1)
+    #: how long a registration waits for one of those (seconds), then 429 registration_busy
+    registration_hash_wait_seconds: float = Field(2.0, ge=0)
+
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"

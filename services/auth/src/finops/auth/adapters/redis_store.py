@@ -1,4 +1,5 @@
-"""Redis adapters: failed-login counters and access-token revocation (blocklist + groups)."""
+"""Redis adapters: failed-login and registration counters, and access-token revocation
+(blocklist + groups)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 
 from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
+from finops.common.datastores import is_dependency_failure
+from finops.common.errors import DependencyUnavailable
 
 LOGIN_FAILURES_PREFIX = "finops:auth:login-failures:"
 #: the leases of the attempts being judged: a sorted set per key, scored by their start
 LOGIN_LEASES_PREFIX = "finops:auth:login-leases:"
 #: an ended attempt's outcome, kept a lease time so that ending it again counts nothing twice
 LOGIN_ENDED_PREFIX = "finops:auth:login-ended:"
+#: registrations per client in the current window (a counter whose TTL is the window)
+REGISTRATIONS_PREFIX = "finops:auth:registrations:"
 REVOCATION_GROUP_PREFIX = "finops:auth:token-group:"
 #: How long an attempt counts as in flight at most: the lease of an attempt that never ended
 #: (its process died, its answer was lost) lapses then, whatever traffic follows (the argon2
@@ -137,6 +142,43 @@ class RedisLoginThrottle:
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(LOGIN_FAILURES_PREFIX + key)
+
+
+# Counts a registration unless the client's window already holds the limit; the first one
+# opens the window. KEYS[1]: the counter; ARGV[1]: the limit; ARGV[2]: the window (s).
+# Returns 0 when counted, else the seconds until the window ends.
+_ADMIT_REGISTRATION = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl == -1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end  -- a counter with no window
+  if ttl <= 0 then ttl = tonumber(ARGV[2]) end
+  return ttl
+end
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[2], 'NX')
+redis.call('INCR', KEYS[1])
+return 0
+"""
+
+
+class RedisRegistrationThrottle:
+    """Fixed-window registration counters, checked and counted in one step, so concurrent
+    registrations from one client cannot all pass its limit."""
+
+    def __init__(self, redis: Any, window_seconds: int) -> None:
+        self.window_seconds = window_seconds
+        self._admit = redis.register_script(_ADMIT_REGISTRATION)
+
+    async def admit(self, key: str, limit: int) -> int:
+        try:
+            answer = await self._admit(
+                keys=[REGISTRATIONS_PREFIX + key], args=[limit, self.window_seconds]
+            )
+        except Exception as exc:
+            if is_dependency_failure(exc):
+                raise DependencyUnavailable("Redis did not answer the registration count") from exc
+            raise
+        return int(answer)
 
 
 class RedisTokenRevocations:

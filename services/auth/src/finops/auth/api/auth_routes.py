@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response, status
 
 from finops.auth.api.deps import NO_STORE, ClientAddress, LoggingOutPrincipal, Service
-from finops.auth.api.responses import BODY_ERRORS, FORM_ERRORS, PROTECTED, errors
+from finops.auth.api.responses import (
+    BODY_ERRORS,
+    FORM_ERRORS,
+    LOGIN_THROTTLING,
+    PROTECTED,
+    REGISTRATION_THROTTLING,
+    errors,
+)
 from finops.auth.api.schemas import (
     LoginRequest,
     RefreshRequest,
@@ -35,11 +42,17 @@ def _token_response(pair: TokenPair) -> TokenResponse:
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an agent account",
-    responses=errors(*BODY_ERRORS, 409),
+    responses=errors(*BODY_ERRORS, 409, throttling=REGISTRATION_THROTTLING),
 )
-async def register(body: RegisterRequest, service: Service) -> UserOut:
-    """Public registration always creates role `agent`; admins change roles later."""
-    user = await service.register(body.username, str(body.email), body.password)
+async def register(body: RegisterRequest, service: Service, address: ClientAddress) -> UserOut:
+    """Public registration always creates role `agent`; admins change roles later. Each
+    client address may start `FINOPS_REGISTRATION_MAX_PER_ADDRESS` registrations per
+    `FINOPS_REGISTRATION_WINDOW_SECONDS` (429 `too_many_registrations` beyond, with
+    `Retry-After`); 429 `registration_busy` says the service is hashing as many passwords
+    for registrations as it may at once."""
+    user = await service.register(
+        body.username, str(body.email), body.password, client_address=address
+    )
     return UserOut.of(user)
 
 
@@ -47,7 +60,7 @@ async def register(body: RegisterRequest, service: Service) -> UserOut:
     "/login",
     summary="Log in with username or email and password",
     dependencies=NO_STORE,
-    responses=errors(*BODY_ERRORS, 401, 429),
+    responses=errors(*BODY_ERRORS, 401, throttling=LOGIN_THROTTLING),
 )
 async def login(body: LoginRequest, service: Service, address: ClientAddress) -> TokenResponse:
     pair = await service.login(body.login, body.password, client_address=address, scope=body.scope)
@@ -58,7 +71,7 @@ async def login(body: LoginRequest, service: Service, address: ClientAddress) ->
     "/token",
     summary="OAuth2 token endpoint (password, client_credentials, refresh_token)",
     dependencies=NO_STORE,
-    responses=errors(*FORM_ERRORS, 401, 429, form=True),
+    responses=errors(*FORM_ERRORS, 401, form=True, throttling=LOGIN_THROTTLING),
 )
 async def token(
     form: Annotated[TokenForm, Form()], service: Service, address: ClientAddress

@@ -45,11 +45,27 @@ ERRORS = (
     ApiError(413, "payload_too_large", "the body is over 64 KiB"),
     UNSUPPORTED_MEDIA_TYPE,
     ApiError(422, "validation_error", "per-field problems in `details: [{field, message, type}]`"),
-    ApiError(429, "too_many_attempts", "login throttled; see `Retry-After`"),
     ApiError(
         503,
         "dependency_unavailable",
         "PostgreSQL or Redis is down or did not answer in time; see `Retry-After`",
+    ),
+)
+#: the 429 of the login endpoints
+LOGIN_THROTTLING = (ApiError(429, "too_many_attempts", "login throttled; see `Retry-After`"),)
+#: the 429s of registration
+REGISTRATION_THROTTLING = (
+    ApiError(
+        429,
+        "too_many_registrations",
+        "the client address used its registrations of the window "
+        "(`FINOPS_REGISTRATION_MAX_PER_ADDRESS`); see `Retry-After`",
+    ),
+    ApiError(
+        429,
+        "registration_busy",
+        "as many registration passwords are being hashed as the service allows at once "
+        "(`FINOPS_REGISTRATION_HASHES_IN_FLIGHT`); `Retry-After: 1`",
     ),
 )
 _HEADERS: dict[int, dict[str, Any]] = {
@@ -69,16 +85,19 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def errors(*statuses: int, form: bool = False) -> dict[int | str, dict[str, Any]]:
+def errors(
+    *statuses: int, form: bool = False, throttling: tuple[ApiError, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI answers of these statuses, each with every code auth gives with it
-    (``form``: the 415 of a form-encoded body, not of a JSON one, and no ``invalid_json``)."""
+    (``form``: the 415 of a form-encoded body, not of a JSON one, and no ``invalid_json``),
+    and the endpoint's own 429s (``throttling``)."""
     table = [
         UNSUPPORTED_FORM_MEDIA_TYPE if form and r is UNSUPPORTED_MEDIA_TYPE else r
         for r in ERRORS
         if not (form and r is INVALID_JSON)  # a form body is never parsed as JSON
     ]
     rows = [row for row in table if row.status in statuses]
-    return responses(rows, headers=_HEADERS)
+    return responses(rows, throttling, headers=_HEADERS)
 
 
 #: an endpoint with a JSON body (the form-encoded token endpoint has FORM_ERRORS, and

@@ -21,8 +21,8 @@ class InvalidCredentials(NotAuthenticated):
     code, message = "invalid_credentials", "incorrect login or password"
 
 
-class LoginThrottled(RateLimited):
-    code, message = "too_many_attempts", "too many failed logins; try again later"
+class Throttled(RateLimited):
+    """A 429 whose ``Retry-After`` (and ``details.retry_after_seconds``) says when to retry."""
 
     def __init__(self, retry_after_seconds: int) -> None:
         self.retry_after_seconds = max(1, int(retry_after_seconds))
@@ -30,6 +30,24 @@ class LoginThrottled(RateLimited):
             details={"retry_after_seconds": self.retry_after_seconds},
             retry_after_seconds=self.retry_after_seconds,
         )
+
+
+class LoginThrottled(Throttled):
+    code, message = "too_many_attempts", "too many failed logins; try again later"
+
+
+class RegistrationThrottled(Throttled):
+    """The client address has used its registrations of the window."""
+
+    code = "too_many_registrations"
+    message = "too many registrations from this address; try again later"
+
+
+class RegistrationBusy(Throttled):
+    """Every password-hashing slot for registrations stayed taken while this one waited."""
+
+    code = "registration_busy"
+    message = "too many registrations at once; try again in a moment"
 
 
 class AccountInvalid(ValidationFailed):

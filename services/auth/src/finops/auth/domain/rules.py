@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import unicodedata
 from dataclasses import dataclass
 from uuid import UUID
@@ -60,6 +61,34 @@ def account_throttle_key(user_id: UUID | None, login: str) -> str:
 
 def address_throttle_key(client_address: str) -> str:
     return f"address:{_digest(client_address)}"
+
+
+def registering_client(client_address: str) -> str:
+    """Who registers, for the registration throttle: an IPv4 address as it is, an IPv6 one by
+    its /64 network (one host, or one customer's link, commonly holds a whole /64 and may
+    pick any address in it), an IPv4 address written as IPv6 (``::ffff:a.b.c.d``) as IPv4,
+    anything else (no peer address known) as it is.
+
+    >>> registering_client("203.0.113.9")
+    '203.0.113.9'
+    >>> registering_client("2001:db8:1:2:aaaa::1") == registering_client("2001:db8:1:2::ffff")
+    True
+    >>> registering_client("2001:db8:1:2::1"), registering_client("::ffff:192.0.2.1")
+    ('2001:db8:1:2::/64', '192.0.2.1')
+    """
+    try:
+        address = ipaddress.ip_address(client_address)
+    except ValueError:
+        return client_address
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def registration_throttle_key(client_address: str) -> str:
+    return f"register:{_digest(registering_client(client_address))}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from finops.auth.domain.errors import (
     LastAdmin,
     LoginThrottled,
     RefreshTokenReused,
+    RegistrationThrottled,
     RoleNotAllowed,
     UserNotFound,
 )
 from finops.auth.domain.model import ApiKey, RefreshToken, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
-from finops.auth.domain.policy import check_new_account
+from finops.auth.domain.policy import NewAccount, check_new_account
 from finops.auth.domain.rules import (
     AttemptVerdict,
     account_throttle_key,
@@ -33,11 +35,14 @@ from finops.auth.domain.rules import (
     granted_scopes,
     may_act_for,
     narrowed_scopes,
+    registration_throttle_key,
     user_group,
 )
+from finops.auth.service_layer.hash_slots import HashSlots
 from finops.auth.service_layer.ports import (
     AccessTokenRevocations,
     LoginThrottle,
+    RegistrationThrottle,
     UnitOfWork,
 )
 from finops.common.auth.errors import InvalidToken
@@ -45,6 +50,8 @@ from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import Role, format_scope, parse_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
 from finops.common.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
 
 #: How many times a login or key exchange issues again when a role change overtook it.
 ROLE_RECHECKS = 3
@@ -60,6 +67,11 @@ class AuthPolicy:
     api_key_token_ttl_seconds: int = 15 * 60
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
+    #: registrations one client (``rules.registering_client``) may start per window
+    max_registrations_per_address: int = 60
+    #: registration hashes at once in this process, and how long one waits for a slot
+    registration_hashes_in_flight: int = 2
+    registration_hash_wait_seconds: float = 2.0
     #: a login held back only by attempts in flight waits for them this long at most, then is
     #: 429; it asks again after a backoff that doubles from the first wait (with up to as
     #: much again of jitter) up to the longest (one argon2 check takes tens of milliseconds)
@@ -76,6 +88,7 @@ class AuthService:
         hashing: PasswordHashing,
         signer: Callable[[], TokenSigner],
         throttle: LoginThrottle,
+        registrations: RegistrationThrottle,
         revocations: AccessTokenRevocations,
         policy: AuthPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -85,19 +98,49 @@ class AuthService:
         self._hashing = hashing
         self._signer = signer
         self._throttle = throttle
+        self._registrations = registrations
         self._revocations = revocations
         self.policy = policy or AuthPolicy()
+        self._hash_slots = HashSlots(
+            self.policy.registration_hashes_in_flight, self.policy.registration_hash_wait_seconds
+        )
         self._clock = clock
         self._sleep = sleep
 
     # ---- accounts --------------------------------------------------------------------
 
     async def register(
-        self, username: str, email: str, password: str, role: Role = Role.AGENT
+        self,
+        username: str,
+        email: str,
+        password: str,
+        role: Role = Role.AGENT,
+        *,
+        client_address: str | None = None,
     ) -> User:
-        return await register_user(
-            self._uow(), self._hashing, username, email, password, role, now=self._clock()
-        )
+        """Create an account. Its password hash waits for one of this process's slots
+        (:class:`HashSlots`); a registration from ``client_address`` (the API always names
+        it) counts against that client's budget of the window first. An invalid account is
+        refused before either: it costs no hash.
+        """
+        account = check_new_account(username, email, password)
+        if client_address is not None:
+            await self._count_registration(client_address)
+        hashed = await self._hash_slots.hash(self._hashing, password)
+        return await store_new_user(self._uow(), account, hashed, role, now=self._clock())
+
+    async def _count_registration(self, client_address: str) -> None:
+        """:class:`RegistrationThrottled` once the client has used its registrations of the
+        window. Without Redis the count is skipped, not the registration: it needs no Redis
+        otherwise, and the hash slots still bound what registrations cost."""
+        key = registration_throttle_key(client_address)
+        try:
+            wait = await self._registrations.admit(key, self.policy.max_registrations_per_address)
+        except DependencyUnavailable as exc:
+            log.warning("a registration went uncounted", extra={"error": exc.message})
+            return
+        if wait:
+            raise RegistrationThrottled(wait)
 
     async def deactivate_user(self, user_id: UUID) -> User:
         return await deactivate_account(self._uow(), self._revocations, user_id, self._clock())
@@ -468,9 +511,17 @@ async def register_user(
     *,
     now: datetime | None = None,
 ) -> User:
-    """Create an account (the API's registration and `finops users create` both use this)."""
+    """Create an account (`finops users create`; the API's registration is
+    :meth:`AuthService.register`, throttled)."""
     account = check_new_account(username, email, password)
     hashed = await asyncio.to_thread(hashing.hash, password)
+    return await store_new_user(uow, account, hashed, role, now=now)
+
+
+async def store_new_user(
+    uow: UnitOfWork, account: NewAccount, hashed: str, role: Role, *, now: datetime | None = None
+) -> User:
+    """Store a checked account with its password hash."""
     now = now or utcnow()
     user = User(uuid4(), account.username, account.email, hashed, role, True, now, now)
     async with uow:

@@ -119,6 +119,16 @@ class LoginThrottle(Protocol):
     async def reset(self, key: str) -> None: ...
 
 
+class RegistrationThrottle(Protocol):
+    """Counts registrations per key (a client) in a fixed window."""
+
+    async def admit(self, key: str, limit: int) -> int:
+        """Count one registration on ``key`` if fewer than ``limit`` were counted in its
+        window, and answer 0; else count nothing and answer the seconds until the window
+        ends. Raises :class:`~finops.common.errors.DependencyUnavailable` when the count can
+        be neither read nor written."""
+
+
 class AccessTokenRevocations(Protocol):
     """The blocklist every service checks: tokens, sessions (``sid``), and groups of tokens."""
 
