@@ -74,10 +74,11 @@ class AuthPolicy:
     registration_hash_wait_seconds: float = 2.0
     #: a login held back only by attempts in flight waits for them this long at most, then is
     #: 429; it asks again after a backoff that doubles from the first wait (with up to as
-    #: much again of jitter) up to the longest (one argon2 check takes tens of milliseconds)
+    #: much again of jitter) up to the longest (one argon2 check takes tens of milliseconds;
+    #: the longest wait is how late a login may be let in once the others are done)
     busy_wait_seconds: float = 5.0
     busy_first_wait_seconds: float = 0.02
-    busy_longest_wait_seconds: float = 0.5
+    busy_longest_wait_seconds: float = 0.15
 
 
 class AuthService:
