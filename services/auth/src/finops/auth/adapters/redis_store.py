@@ -36,7 +36,8 @@ ATTEMPT_LEASE_SECONDS = 30
 # KEYS: failures counter and leases set, in pairs. ARGV[1]: the failure window (s);
 # ARGV[2]: now (ms); ARGV[3]: the lease time (ms); ARGV[4]: the attempt's id; ARGV[i + 4]:
 # the limit of the i-th pair. Returns the seconds until the longest window of a key at its
-# limit ends, -1 when only attempts in flight fill a budget, 0 when the attempt goes on.
+# limit ends (rounded up, at least 1), -1 when only attempts in flight fill a budget, 0 when
+# the attempt goes on.
 _BEGIN_ATTEMPT = """
 local now, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('ZSCORE', KEYS[2], ARGV[4]) then return 0 end
@@ -45,9 +46,15 @@ for i = 1, #KEYS, 2 do
   local limit = tonumber(ARGV[(i + 1) / 2 + 4])
   local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
   if failures >= limit then
-    local ttl = redis.call('TTL', KEYS[i])
-    if ttl == -1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end  -- a counter with no window
-    if ttl <= 0 then ttl = tonumber(ARGV[1]) end
+    -- the window's end in whole seconds, rounded up (TTL rounds to the nearest: a client
+    -- told 1 s with 1.4 s left came back too early, one with 0.4 s left was told the window)
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('EXPIRE', KEYS[i], ARGV[1])  -- a counter with no window
+      ttl = tonumber(ARGV[1])
+    else
+      ttl = math.max(1, math.ceil(ttl / 1000))
+    end
     if ttl > wait then wait = ttl end
   else
     redis.call('ZREMRANGEBYSCORE', KEYS[i + 1], '-inf', now - lease)
@@ -146,13 +153,16 @@ class RedisLoginThrottle:
 
 # Counts a registration unless the client's window already holds the limit; the first one
 # opens the window. KEYS[1]: the counter; ARGV[1]: the limit; ARGV[2]: the window (s).
-# Returns 0 when counted, else the seconds until the window ends.
+# Returns 0 when counted, else the seconds until the window ends, rounded up (at least 1).
 _ADMIT_REGISTRATION = """
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count >= tonumber(ARGV[1]) then
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl == -1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end  -- a counter with no window
-  if ttl <= 0 then ttl = tonumber(ARGV[2]) end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])  -- a counter with no window
+    return tonumber(ARGV[2])
+  end
+  ttl = math.max(1, math.ceil(ttl / 1000))  -- rounded up, as for logins
   return ttl
 end
 redis.call('SET', KEYS[1], 0, 'EX', ARGV[2], 'NX')
