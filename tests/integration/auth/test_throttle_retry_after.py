@@ -1,5 +1,6 @@
-"""The Retry-After of a throttled login or registration: the seconds until the window ends,
-rounded up and at least 1, so a client that waits it is not refused again."""
+"""The Redis counters of logins and registrations: the Retry-After of a throttled one (the
+seconds until the window ends, rounded up and at least 1, so a client that waits it is not
+refused again), and a registration given back."""
 
 from __future__ import annotations
 
@@ -62,3 +63,18 @@ async def test_a_counter_with_no_window_gets_one_and_says_so(redis):
     assert (await logins.begin_attempt({key: 5}, "a")).retry_after_seconds == 900
     assert 0 < await redis.ttl(REGISTRATIONS_PREFIX + key) <= 60
     assert 0 < await redis.ttl(LOGIN_FAILURES_PREFIX + key) <= 900
+
+
+async def test_a_registration_given_back_is_uncounted_in_the_same_window(redis):
+    throttle = RedisRegistrationThrottle(redis, window_seconds=60)
+    key = f"address:{uuid.uuid4()}"
+    assert await throttle.admit(key, 2) == 0
+    assert await throttle.admit(key, 2) == 0
+    await throttle.give_back(key)
+    assert await redis.get(REGISTRATIONS_PREFIX + key) == b"1"
+    assert 0 < await redis.pttl(REGISTRATIONS_PREFIX + key) <= 60_000  # its window kept
+    assert await throttle.admit(key, 2) == 0  # the budget has room again
+    assert await throttle.admit(key, 2) > 0
+    gone = f"address:{uuid.uuid4()}"
+    await throttle.give_back(gone)  # a window that ended: nothing to give back
+    assert await redis.exists(REGISTRATIONS_PREFIX + gone) == 0

@@ -243,6 +243,12 @@ class FakeRegistrations:
         self.counts[key] = self.counts.get(key, 0) + 1
         return 0
 
+    async def give_back(self, key: str) -> None:
+        if self.down:
+            raise DependencyUnavailable("Redis did not answer the registration count")
+        if self.counts.get(key, 0) > 0:
+            self.counts[key] -= 1
+
 
 class FakeRevocations:
     def __init__(self) -> None:

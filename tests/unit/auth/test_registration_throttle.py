@@ -138,6 +138,44 @@ async def test_registrations_beyond_the_hash_slots_are_429_once_their_wait_is_ov
     assert (await world.register("198.51.100.3")).username  # slots free again
 
 
+async def test_a_registration_that_gets_no_hash_slot_costs_its_client_nothing():
+    # It was counted before it waited for a slot: a 429 registration_busy (or a request
+    # cancelled while it waited) used up the client's budget with no hash spent.
+    world = World(
+        max_registrations_per_address=5,
+        registration_hashes_in_flight=1,
+        registration_hash_wait_seconds=0,
+    )
+    world.hashing.hold.set()
+    held = asyncio.create_task(world.register("198.51.100.1"))
+    await world.until(lambda: world.hashing.started == 1)
+    key = registration_throttle_key("198.51.100.2")
+    for _ in range(3):
+        with pytest.raises(RegistrationBusy):
+            await world.register("198.51.100.2")
+    assert world.registrations.counts[key] == 0
+    world.hashing.release.set()
+    await held
+    assert world.registrations.counts[registration_throttle_key("198.51.100.1")] == 1
+
+
+async def test_a_registration_cancelled_while_it_waits_for_a_slot_is_uncounted():
+    world = World(registration_hashes_in_flight=1, registration_hash_wait_seconds=60)
+    world.hashing.hold.set()
+    held = asyncio.create_task(world.register("198.51.100.1"))
+    await world.until(lambda: world.hashing.started == 1)
+    key = registration_throttle_key("198.51.100.2")
+    waiting = asyncio.create_task(world.register("198.51.100.2"))
+    await world.until(lambda: world.registrations.counts.get(key) == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert world.registrations.counts[key] == 0
+    assert world.hashing.started == 1
+    world.hashing.release.set()
+    await held
+
+
 async def test_a_registration_waits_for_a_free_slot_and_goes_on():
     world = World(registration_hashes_in_flight=1, registration_hash_wait_seconds=60)
     world.hashing.hold.set()

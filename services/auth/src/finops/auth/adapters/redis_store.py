@@ -171,6 +171,14 @@ return 0
 """
 
 
+# Uncounts one registration, the window unchanged; a counter at zero or gone (its window
+# ended) is left as it is. KEYS[1]: the counter.
+_GIVE_BACK_REGISTRATION = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
 class RedisRegistrationThrottle:
     """Fixed-window registration counters, checked and counted in one step, so concurrent
     registrations from one client cannot all pass its limit."""
@@ -178,6 +186,7 @@ class RedisRegistrationThrottle:
     def __init__(self, redis: Any, window_seconds: int) -> None:
         self.window_seconds = window_seconds
         self._admit = redis.register_script(_ADMIT_REGISTRATION)
+        self._give_back = redis.register_script(_GIVE_BACK_REGISTRATION)
 
     async def admit(self, key: str, limit: int) -> int:
         try:
@@ -189,6 +198,9 @@ class RedisRegistrationThrottle:
                 raise DependencyUnavailable("Redis did not answer the registration count") from exc
             raise
         return int(answer)
+
+    async def give_back(self, key: str) -> None:
+        await self._give_back(keys=[REGISTRATIONS_PREFIX + key])
 
 
 class RedisTokenRevocations:

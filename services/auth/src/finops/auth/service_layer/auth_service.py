@@ -121,27 +121,47 @@ class AuthService:
     ) -> User:
         """Create an account. Its password hash waits for one of this process's slots
         (:class:`HashSlots`); a registration from ``client_address`` (the API always names
-        it) counts against that client's budget of the window first. An invalid account is
+        it) counts against that client's budget of the window first (so one over its budget
+        waits for no slot), and is uncounted if it never gets a slot (429
+        ``registration_busy``, or its request cancelled while it waited): what a client's
+        budget counts is the registrations that reached their hash. An invalid account is
         refused before either: it costs no hash.
         """
         account = check_new_account(username, email, password)
+        counted = None
         if client_address is not None:
-            await self._count_registration(client_address)
-        hashed = await self._hash_slots.hash(self._hashing, password)
+            counted = await self._count_registration(client_address)
+        try:
+            await self._hash_slots.take()
+        except BaseException:
+            if counted is not None:
+                await self._give_back_registration(counted)
+            raise
+        hashed = await self._hash_slots.run(self._hashing, password)
         return await store_new_user(self._uow(), account, hashed, role, now=self._clock())
 
-    async def _count_registration(self, client_address: str) -> None:
-        """:class:`RegistrationThrottled` once the client has used its registrations of the
-        window. Without Redis the count is skipped, not the registration: it needs no Redis
-        otherwise, and the hash slots still bound what registrations cost."""
+    async def _count_registration(self, client_address: str) -> str | None:
+        """The client's key, its registration counted; :class:`RegistrationThrottled` once
+        the client has used its registrations of the window. Without Redis the count is
+        skipped (None), not the registration: it needs no Redis otherwise, and the hash
+        slots still bound what registrations cost."""
         key = registration_throttle_key(client_address)
         try:
             wait = await self._registrations.admit(key, self.policy.max_registrations_per_address)
         except DependencyUnavailable as exc:
             log.warning("a registration went uncounted", extra={"error": exc.message})
-            return
+            return None
         if wait:
             raise RegistrationThrottled(wait)
+        return key
+
+    async def _give_back_registration(self, key: str) -> None:
+        """Uncount a registration that got no hash slot; if Redis fails meanwhile, it stays
+        counted (logged): the budget errs on the side of the logins."""
+        try:
+            await self._registrations.give_back(key)
+        except Exception as exc:
+            log.warning("a registration that got no hash slot stayed counted", exc_info=exc)
 
     async def deactivate_user(self, user_id: UUID) -> User:
         return await deactivate_account(self._uow(), self._revocations, user_id, self._clock())

@@ -24,11 +24,20 @@ class HashSlots:
         self.wait_seconds = wait_seconds
 
     async def hash(self, hashing: PasswordHashing, password: str) -> str:
+        await self.take()
+        return await self.run(hashing, password)
+
+    async def take(self) -> None:
+        """Take a slot, waiting ``wait_seconds`` at most, else :class:`RegistrationBusy`.
+        The caller must then :meth:`run` the hash, which gives the slot back."""
         try:
             async with asyncio.timeout(self.wait_seconds):
                 await self._free.acquire()
         except TimeoutError:
             raise RegistrationBusy(1) from None
+
+    async def run(self, hashing: PasswordHashing, password: str) -> str:
+        """Hash ``password`` in a slot taken by :meth:`take`, giving it back at the end."""
         work = asyncio.ensure_future(asyncio.to_thread(hashing.hash, password))
         work.add_done_callback(self._give_back)
         return await asyncio.shield(work)

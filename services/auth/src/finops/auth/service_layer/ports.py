@@ -128,6 +128,10 @@ class RegistrationThrottle(Protocol):
         ends. Raises :class:`~finops.common.errors.DependencyUnavailable` when the count can
         be neither read nor written."""
 
+    async def give_back(self, key: str) -> None:
+        """Uncount one registration counted on ``key`` that never reached its hash (its
+        window unchanged, never below zero)."""
+
 
 class AccessTokenRevocations(Protocol):
     """The blocklist every service checks: tokens, sessions (``sid``), and groups of tokens."""
