@@ -16,7 +16,9 @@ from auth_fakes import (
     FakeThrottle,
     FakeUnitOfWork,
 )
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
+from finops.auth.adapters.redis_store import RedisRegistrationThrottle
 from finops.auth.domain.errors import (
     AccountInvalid,
     RegistrationBusy,
@@ -120,6 +122,36 @@ async def test_without_redis_a_registration_goes_on_uncounted():
     await world.register()
     assert (await world.register()).username
     assert world.registrations.counts == {}
+
+
+class RedisAnsweringWith:
+    """A Redis client whose scripts are answered with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def register_script(self, script: str):
+        async def run(keys=(), args=()):
+            raise self.error
+
+        return run
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadOnlyError("You can't write against a read only replica."),  # after a failover
+        OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        ResponseError("NOSCRIPT No matching script."),
+    ],
+)
+async def test_a_registration_redis_answers_with_an_error_goes_on_uncounted(error):
+    # Only a refused or timed-out connection was taken for Redis failing; an error answer
+    # (READONLY after a failover, OOM) made every registration a 500.
+    world = World(max_registrations_per_address=1)
+    world.service._registrations = RedisRegistrationThrottle(RedisAnsweringWith(error), 60)
+    assert (await world.register()).username
+    assert (await world.register()).username
 
 
 async def test_registrations_beyond_the_hash_slots_are_429_once_their_wait_is_over():

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from finops.auth.domain.rules import AttemptVerdict
 from finops.common.auth.blocklist import blocklist_key, revoke, revoke_session, revoke_subject
 from finops.common.datastores import is_dependency_failure
@@ -194,8 +196,12 @@ class RedisRegistrationThrottle:
                 keys=[REGISTRATIONS_PREFIX + key], args=[limit, self.window_seconds]
             )
         except Exception as exc:
-            if is_dependency_failure(exc):
-                raise DependencyUnavailable("Redis did not answer the registration count") from exc
+            # Any Redis failure, an error answer included (READONLY from a replica after a
+            # failover, OOM at maxmemory): the registration goes on uncounted, not a 500.
+            if isinstance(exc, RedisError) or is_dependency_failure(exc):
+                raise DependencyUnavailable(
+                    f"Redis failed the registration count: {type(exc).__name__}: {exc}"
+                ) from exc
             raise
         return int(answer)
 
