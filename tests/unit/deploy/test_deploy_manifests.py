@@ -494,3 +494,23 @@ def test_readiness_probes_wait_longer_than_readyz_waits_for_a_check():
     compose = (DEPLOY / "compose.yaml").read_text()
     (probe_timeout,) = re.findall(r"/readyz', timeout=(\d+(?:\.\d+)?)\)", compose)
     assert float(probe_timeout) > READY_CHECK_TIMEOUT_S
+
+
+def _cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def test_the_auth_container_hashes_no_more_registrations_at_once_than_its_cores():
+    # With cpu: "1" and the default of 2 registration hashes at once, registrations sent at
+    # once took the whole core, leaving the logins' verifications nothing.
+    from finops.auth.settings import AuthSettings
+
+    deployment = next(yaml.safe_load_all((DEPLOY / "k8s" / "base" / "auth.yaml").read_text()))
+    (container,) = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "auth"
+    ]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    default = AuthSettings.model_fields["registration_hashes_in_flight"].default
+    in_flight = int(env.get("FINOPS_REGISTRATION_HASHES_IN_FLIGHT") or default)
+    cores = _cores(container["resources"]["limits"]["cpu"])
+    assert in_flight <= max(1, int(cores) - 1)  # a core left for the logins, if it has two
