@@ -240,7 +240,9 @@ def _quality(answer: Answer) -> float:
     return answer.quality
 
 
-async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[AsyncFinOpsClient]:
+async def _clients(
+    endpoints: Endpoints, operator: str, agents: int, warn: Callable[[str], None]
+) -> list[AsyncFinOpsClient]:
     from finops.cli.accounts import agent_api_key
 
     suffix = uuid.uuid4().hex[:4]
@@ -250,7 +252,7 @@ async def _clients(endpoints: Endpoints, operator: str, agents: int) -> list[Asy
         clients.append(
             AsyncFinOpsClient(
                 agent_id=name,
-                api_key=await agent_api_key(endpoints, operator, name),
+                api_key=await agent_api_key(endpoints, operator, name, warn=warn),
                 ingest_url=endpoints.service_url("ingest"),
                 auth_url=endpoints.service_url("auth"),
                 optimizer_url=endpoints.service_url("optimizer"),
@@ -418,7 +420,7 @@ async def run_simulation(
     providers = SimulatedProviders(schedule)
     operator = await operator_token(endpoints)
     api = OperatorApi(endpoints, operator)
-    clients = await _clients(endpoints, operator, agents)
+    clients = await _clients(endpoints, operator, agents, warn)
     fleet = FleetRun(clients, providers, seed)
     sampler = _sampler(api, endpoints, fleet, len(tasks))
     sampler.start()
