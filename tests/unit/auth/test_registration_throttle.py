@@ -104,6 +104,18 @@ async def test_the_addresses_of_one_ipv6_64_are_one_client():
     assert registration_throttle_key("::ffff:192.0.2.1") == registration_throttle_key("192.0.2.1")
 
 
+async def test_ipv4_clients_behind_a_nat64_gateway_each_have_their_own_budget():
+    # 64:ff9b::/96 embeds the IPv4 client: its /64 made every client of the gateway one.
+    world = World(max_registrations_per_address=1)
+    await world.register("64:ff9b::c000:201")  # 192.0.2.1
+    assert (await world.register("64:ff9b::c000:202")).username  # 192.0.2.2: its own budget
+    with pytest.raises(RegistrationThrottled):
+        await world.register("192.0.2.1")  # the same client, reached without NAT64
+    assert registration_throttle_key("64:ff9b::198.51.100.4") == registration_throttle_key(
+        "198.51.100.4"
+    )
+
+
 async def test_an_invalid_account_costs_neither_budget_nor_hash():
     world = World(max_registrations_per_address=1)
     with pytest.raises(AccountInvalid):

@@ -63,11 +63,17 @@ def address_throttle_key(client_address: str) -> str:
     return f"address:{_digest(client_address)}"
 
 
+#: NAT64's well-known prefix (RFC 6052): the IPv4 address is the last 32 bits
+NAT64_WELL_KNOWN_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def registering_client(client_address: str) -> str:
     """Who registers, for the registration throttle: an IPv4 address as it is, an IPv6 one by
     its /64 network (one host, or one customer's link, commonly holds a whole /64 and may
-    pick any address in it), an IPv4 address written as IPv6 (``::ffff:a.b.c.d``) as IPv4,
-    anything else (no peer address known) as it is.
+    pick any address in it), an IPv4 address written as IPv6 (``::ffff:a.b.c.d``) or
+    translated by NAT64 (the well-known prefix ``64:ff9b::/96``, RFC 6052: every IPv4 client
+    of the gateway behind one /64) as that IPv4 address, anything else (no peer address
+    known) as it is.
 
     >>> registering_client("203.0.113.9")
     '203.0.113.9'
@@ -75,6 +81,8 @@ def registering_client(client_address: str) -> str:
     True
     >>> registering_client("2001:db8:1:2::1"), registering_client("::ffff:192.0.2.1")
     ('2001:db8:1:2::/64', '192.0.2.1')
+    >>> registering_client("64:ff9b::c000:201"), registering_client("64:ff9b::203.0.113.7")
+    ('192.0.2.1', '203.0.113.7')
     """
     try:
         address = ipaddress.ip_address(client_address)
@@ -83,6 +91,8 @@ def registering_client(client_address: str) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
+        if address in NAT64_WELL_KNOWN_PREFIX:
+            return str(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 
