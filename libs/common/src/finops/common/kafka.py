@@ -56,10 +56,23 @@ def security_config(settings: CommonSettings) -> dict[str, Any]:
     return conf
 
 
+def producer_acks(settings: CommonSettings) -> int:
+    """``FINOPS_KAFKA_ACKS`` as a number: -1 for ``all`` (every in-sync replica), 1 or 0.
+
+    Every producer a service builds takes it: the aiokafka ones (:func:`producer_config`) and
+    the Faust apps' (:func:`finops.common.streams.make_faust_app`), which before always sent
+    with -1 whatever the setting said.
+
+    >>> [producer_acks(CommonSettings(kafka_acks=v)) for v in ("all", "-1", "1", "0")]
+    [-1, -1, 1, 0]
+    """
+    return -1 if settings.kafka_acks == "all" else int(settings.kafka_acks)
+
+
 def producer_config(settings: CommonSettings, **overrides: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
-        "acks": "all" if settings.kafka_acks == "all" else int(settings.kafka_acks),
+        "acks": producer_acks(settings),
         "enable_idempotence": settings.kafka_enable_idempotence,
         "linger_ms": settings.kafka_linger_ms,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
@@ -71,7 +84,8 @@ def producer_config(settings: CommonSettings, **overrides: Any) -> dict[str, Any
 
 
 def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for every in-sync replica (acks=all)."""
+    """A producer that waits for what ``FINOPS_KAFKA_ACKS`` says (every in-sync replica by
+    default)."""
     return AIOKafkaProducer(**producer_config(settings, **overrides))
 
 

@@ -320,7 +320,8 @@ class CommonSettings(BaseSettings):
     #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
     #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
-    #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none)
+    #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none): what every
+    #: producer of a service waits for, its Faust app's (healer, experiments) included
     kafka_acks: Literal["all", "-1", "1", "0"] = "all"
     kafka_linger_ms: int = Field(5, ge=0)
     kafka_request_timeout_ms: int = Field(15000, gt=0)

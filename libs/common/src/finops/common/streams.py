@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from faust.auth import Credentials
 
-from finops.common.kafka import leave_groups_at_generation_zero, ssl_context
+from finops.common.kafka import leave_groups_at_generation_zero, producer_acks, ssl_context
 from finops.common.settings import CommonSettings
 from finops.common.stream_settings import StreamSettings
 
@@ -48,7 +48,8 @@ def make_faust_app(settings: StreamSettings, **overrides: Any) -> faust.App:
         "broker_heartbeat_interval": settings.faust_broker_heartbeat_interval_s,
         "table_standby_replicas": settings.faust_table_standby_replicas,
         "consumer_auto_offset_reset": "earliest",
-        "producer_acks": -1,
+        # FINOPS_KAFKA_ACKS, as the aiokafka producers take it (it was -1 whatever it said)
+        "producer_acks": producer_acks(settings),
         "broker_credentials": faust_credentials(settings),
         "web_enabled": False,
         "autodiscover": False,
