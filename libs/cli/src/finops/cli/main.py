@@ -24,6 +24,7 @@ from finops.cli.output import console, err_console
 from finops.cli.process import FREE_PORTS_ENV, check_bind_host, parse_port_range
 from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
 from finops.cli.stack_state import (
+    is_starting,
     mark_stopped,
     probe_component,
     read_state,
@@ -85,7 +86,13 @@ def _status_table(root: Path) -> tuple[Table, bool]:
     all_ready = bool(state)
     if not state:
         return table, False
+    starting = is_starting(root, state)
     for name, info in state["components"].items():
+        if starting and not info.get("external") and not info.get("pid"):
+            # `finops up` has not started it yet: whatever answers on its port is not it
+            table.add_row(name, "starting", "-", str(info["port"]), "-", "0")
+            all_ready = False
+            continue
         alive, readiness = probe_component(name, info)
         if info.get("external"):
             state_txt, pid_txt = "external", "-"
@@ -381,7 +388,15 @@ def status() -> None:
                 markup=False,
                 highlight=False,
             )
-    if running_supervisor(root) is None:
+    if is_starting(root, state):
+        console.print(
+            "the stack is starting: `finops up` has not finished (a component it has not"
+            " started yet shows `starting`)",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    elif running_supervisor(root) is None:
         # killed (kill -9) or gone with a reboot: what is left runs unsupervised
         console.print(
             f"the supervisor (pid {state.get('supervisor_pid')}) is not running: nothing"

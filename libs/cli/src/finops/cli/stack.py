@@ -183,16 +183,23 @@ class Stack:
 
         ``should_stop()`` is asked between steps and while waiting for readiness: once it is
         true (Ctrl-C, SIGTERM), what was started is stopped and :class:`StartInterrupted`
-        raised."""
+        raised.
+
+        The state file says ``starting`` with each component's pid as soon as it is started:
+        written once before the first, it listed every component without a pid until the
+        whole stack was ready, so `finops status` showed them ``down`` and, probing their
+        ports, ``ready``."""
         _check_stop(should_stop)
         self.root.mkdir(parents=True, exist_ok=True)
         self.check_ports()
+        self.write_state("starting")
         try:
             infra = [self.components[n] for n in self.infra_names]
             for comp in infra:
                 _check_stop(should_stop)
                 if not comp.external:
                     comp.start()
+                    self.write_state("starting")
             self._wait_ready(self.infra_names, self.settings.ready_timeout_s, should_stop)
             _check_stop(should_stop)
             self.bootstrap_infra()
@@ -200,6 +207,7 @@ class Stack:
             for comp in services:
                 _check_stop(should_stop)
                 comp.start()
+                self.write_state("starting")
             self._wait_ready([c.name for c in services], self.settings.ready_timeout_s, should_stop)
         except BaseException:
             self.stop()

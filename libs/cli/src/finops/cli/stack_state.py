@@ -78,6 +78,12 @@ def running_supervisor(root: Path) -> int | None:
     return _live_supervisor(state)
 
 
+def is_starting(root: Path, state: dict[str, Any]) -> bool:
+    """Whether ``state`` (``root``'s) is a stack whose `finops up` is still starting it, its
+    supervisor alive."""
+    return state.get("status") == "starting" and running_supervisor(root) is not None
+
+
 def _live_supervisor(state: dict[str, Any]) -> int | None:
     """The state's supervisor pid while that process, started at the recorded time, lives."""
     pid = state.get("supervisor_pid")
