@@ -9,9 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from finops.cli.known_settings import known_settings
 from finops.cli.main import app
 from finops.common import settings as common_settings
+from finops.common.settings import known_settings
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 

@@ -18,7 +18,6 @@ from rich.text import Text
 from finops.cli.db_cmds import db_app
 from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError, explain, fill_in
-from finops.cli.known_settings import known_settings
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console, err_console
 from finops.cli.process import FREE_PORTS_ENV, check_bind_host, parse_port_range
@@ -36,7 +35,7 @@ from finops.cli.stack_state import (
 )
 from finops.cli.typer_app import FinopsTyper
 from finops.cli.users_cmds import keys_app, users_app
-from finops.common.settings import CommonSettings, unknown_settings
+from finops.common.settings import CommonSettings, known_settings, unknown_settings
 from finops.common.topics import OPTIMIZER_EVENTS
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")

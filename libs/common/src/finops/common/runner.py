@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,12 @@ from typing import Any
 import uvicorn
 
 from finops.common.logging import configure_logging
-from finops.common.settings import CommonSettings
+from finops.common.settings import (
+    CommonSettings,
+    known_settings,
+    unknown_settings,
+    warn_about_unknown_settings,
+)
 from finops.common.settings_errors import SETTINGS_ERRORS, SETTINGS_REFUSED, settings_error_line
 
 
@@ -35,11 +41,18 @@ def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
 
 def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSettings]) -> None:
     """Read the service's settings and run it; a malformed or refused setting ends the process
-    with one line naming the variable (exit status 2), not pydantic's dump."""
+    with one line naming the variable (exit status 2), not pydantic's dump.
+
+    A ``FINOPS_*`` variable no part of the platform reads (a misspelt one) is logged as a
+    warning naming the closest setting; when the settings are refused, it is printed above
+    the error (it may be the cause: the misspelt name of a required setting)."""
     try:
         settings = read_settings()
     except SETTINGS_ERRORS as exc:
+        for line in unknown_settings(os.environ, known_settings()):
+            print(f"warning: {line}", file=sys.stderr)
         print(f"error: {settings_error_line(exc)}", file=sys.stderr)
         sys.exit(SETTINGS_REFUSED)
     configure_logging(settings.service_name, settings.log_level)
+    warn_about_unknown_settings()
     uvicorn.run(create_app(settings), **uvicorn_options(settings))

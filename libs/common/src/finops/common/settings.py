@@ -9,9 +9,13 @@ defaults are those of a real Apache Kafka cluster.
 from __future__ import annotations
 
 import difflib
+import importlib
 import ipaddress
 import json
+import logging
+import os
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -279,6 +283,62 @@ ignored']
         hint = f" (did you mean {close[0]}?)" if close else ""
         warnings.append(f"{variable} is not a setting{hint}; it is ignored")
     return warnings
+
+
+#: the settings classes, one per service, the common ones and the local stack's (those
+#: docs/settings.md tables); named, not imported, as they import this module
+SETTINGS_CLASSES = (
+    "finops.common.settings:CommonSettings",
+    "finops.common.stream_settings:StreamSettings",
+    "finops.auth.settings:AuthSettings",
+    "finops.ingest.settings:IngestSettings",
+    "finops.optimizer.settings:OptimizerSettings",
+    "finops.healer.settings:HealerSettings",
+    "finops.experiments.settings:ExperimentsSettings",
+    "finops.cli.infra:StackSettings",
+)
+#: variables read outside those classes: where the stack draws its own ports, the SDK's API
+#: key, the detached supervisor's mark, and deploy/'s and the benchmarks' own
+OTHER_VARIABLES = frozenset(
+    {
+        "FINOPS_FREE_PORTS",
+        "FINOPS_API_KEY",
+        "FINOPS_DETACHED",
+        "FINOPS_IMAGE",
+        "FINOPS_SHARED_DATA",
+    }
+)
+
+
+@cache
+def known_settings() -> frozenset[str]:
+    """Every ``FINOPS_*`` variable some part of the platform reads: a variable one service
+    does not read may be another's, set for the whole fleet (compose's common environment, a
+    shared ConfigMap), and is no mistake.
+
+    A class whose package is not installed is left out (the image holds them all)."""
+    names = set(OTHER_VARIABLES)
+    for spec in SETTINGS_CLASSES:
+        module, _, name = spec.partition(":")
+        try:
+            settings = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError:
+            continue
+        prefix = settings.model_config.get("env_prefix", "")
+        names.update(f"{prefix}{field}".upper() for field in settings.model_fields)
+    return frozenset(names)
+
+
+def warn_about_unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log :func:`unknown_settings` of ``environ`` (the process's environment), one warning
+    each, and return them: every service does at start-up (:func:`finops.common.runner.serve`),
+    as the `finops` command does, so a misspelt variable in compose or a Kubernetes manifest
+    (``FINOPS_KAFKA_ACK``) is named in the service's log rather than silently ignored."""
+    lines = unknown_settings(os.environ if environ is None else environ, known_settings())
+    log = logging.getLogger("finops.settings")
+    for line in lines:
+        log.warning(line)
+    return lines
 
 
 class CommonSettings(BaseSettings):
