@@ -13,6 +13,7 @@ from support import TokenFactory, ids_on_topic, llm_call
 
 from finops.cli.process import free_port
 from finops.common.auth import TokenVerifier, revoke
+from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST, AGENT_ERROR
 from finops.ingest.app import create_app
@@ -151,6 +152,56 @@ async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
     seen = set(await ids_on_topic(ingest.kafka, AGENT_COST.name, expect={sentinel["id"]}))
     assert sentinel["id"] in seen
     assert not set(refused) & seen
+
+
+async def test_a_control_character_in_a_name_is_refused_and_kept_in_free_text(ingest):
+    """A name (task type, model, team, an experiment's variant, a config or feature key) holding
+    a control character is refused, naming each field; an error's message, a header's value and
+    a config's string value are free text and arrive as they were sent."""
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    token = ingest.tokens.token(username=agent)
+    names = [
+        llm_call(agent, task_type="sum\nmarize"),
+        llm_call(agent, model="gpt-4o\x1b[2J"),
+        llm_call(agent, team="ops\tteam", experiment={"id": "exp-1", "variant": "b\x85"}),
+        llm_call(agent, config={"te\x7fmp": 1}, features={"len\r": 1.0}),
+        llm_call(agent, task_type="nul\x00\n"),  # a NUL anywhere is invalid_text, once
+    ]
+    resp = await ingest.post("/api/events", json=names, headers=auth(token))
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_events"
+    assert [(d["index"], d["field"], d["type"]) for d in error["details"]] == [
+        (0, "data.task_type", "control_character"),
+        (1, "data.model", "control_character"),
+        (2, "data.experiment.variant", "control_character"),
+        (2, "data.team", "control_character"),
+        (3, "data.config.te\x7fmp", "control_character"),
+        (3, "data.features.len\r", "control_character"),
+        (4, "data.task_type", "invalid_text"),
+    ]
+    assert "control character" in error["details"][0]["message"]
+
+    free = error_event(agent)
+    free["data"]["error"]["message"] = "line 1\nline 2\t\x1b[31mred\x85"
+    free["data"]["error"]["headers"] = {"x-note": "a\tb"}
+    text = llm_call(agent, config={"system": "be brief\nand kind"})
+    resp = await ingest.post("/api/events", json=[free], headers=auth(token))
+    assert resp.status_code == 202, resp.text
+    resp = await ingest.post("/api/events", json=[text], headers=auth(token))
+    assert resp.status_code == 202, resp.text
+    found: list[dict] = []
+    async for record in read_topic(
+        ingest.kafka, AGENT_ERROR.name, idle_s=120, timeout_s=120, until=lambda: bool(found)
+    ):
+        value = json.loads(record.value)
+        if value["id"] == free["id"]:
+            found.append(value)
+    [error_record] = found
+    assert error_record["data"]["error"]["message"] == "line 1\nline 2\t\x1b[31mred\x85"
+    assert error_record["data"]["error"]["headers"] == {"x-note": "a\tb"}
+    on_cost = await ids_on_topic(ingest.kafka, AGENT_COST.name, expect={text["id"]})
+    assert text["id"] in on_cost and not {e["id"] for e in names} & set(on_cost)
 
 
 async def test_revoked_token_is_refused(ingest):

@@ -209,6 +209,49 @@ def test_a_nul_character_in_an_event_string_is_invalid_events_naming_the_field()
     ]
 
 
+def _with_error(**fields) -> dict:
+    event = error_event()
+    event["data"]["error"].update(fields)
+    return event
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])  # escaped, or raw DEL and C1 bytes
+def test_a_control_character_in_a_name_is_invalid_events_naming_the_field(ensure_ascii):
+    events = [
+        call(task_type="sum\nmarize"),
+        call(model="gpt-4o\x7f", provider="open\x9bai"),
+        call(decision={"recommendation_id": "r\x1b[1m", "propensity": 0.5}),
+        _with_error(type="rate\rlimit", provider_code="quota\x85"),
+        call(config={"k\tey": 1}, features={"f\x00": 1.0}),
+    ]
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(json.dumps(events, ensure_ascii=ensure_ascii).encode(), AGENT, 1000)
+    assert caught.value.code == "invalid_events"
+    assert [(d["index"], d["field"], d["type"]) for d in caught.value.details] == [
+        (0, "data.task_type", "control_character"),
+        (1, "data.model", "control_character"),
+        (1, "data.provider", "control_character"),
+        (2, "data.decision.recommendation_id", "control_character"),
+        (3, "data.error.provider_code", "control_character"),
+        (3, "data.error.type", "control_character"),
+        (4, "data.features.f\x00", "invalid_text"),  # a NUL is invalid_text anywhere
+        (4, "data.config.k\tey", "control_character"),
+    ]
+
+
+def test_free_text_keeps_its_control_characters():
+    # an error's message, a header's value, a config's string value; and a name holding an
+    # escaped backslash before an n (no line break) is a name
+    message = "line 1\nline 2\t\x1b[31mred\x85"
+    events = [
+        _with_error(message=message, headers={"x-note": "a\tb"}),
+        call(config={"system": "be brief\nand kind"}, task_type="back\\nslash"),
+    ]
+    records = parse_batch(encode(events), AGENT, 1000)
+    assert json.loads(records[0].value)["data"]["error"]["message"] == message
+    assert json.loads(records[1].value)["data"]["task_type"] == "back\\nslash"
+
+
 def test_events_for_another_agent_need_write_any():
     events = [call(), call(agent="someone-else")]
     with pytest.raises(AgentMismatch) as caught:

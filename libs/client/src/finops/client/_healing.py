@@ -26,6 +26,7 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
+from finops.client._names import refuse_control_characters
 from finops.client._tokens import Tokens
 
 log = logging.getLogger("finops.client")
@@ -383,6 +384,21 @@ class SelfHealingCall:
             dict(options.get("params") or {}),
             options.get("input_tokens"),
             options.get("max_tokens"),
+        )
+        # the names every report of this call carries, refused before the agent's call runs
+        # (and is paid for) rather than when its outcome is reported
+        refuse_control_characters(
+            {
+                "data": {
+                    "agent_id": agent_id,
+                    "team": options.get("team"),
+                    "project": options.get("project"),
+                    "task_type": state.task_type,
+                    "provider": state.provider,
+                    "model": state.model,
+                    "features": options.get("features"),
+                }
+            }
         )
         limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
         return cls(healing, enqueue, record_call, agent_id, state, limits, options)

@@ -44,6 +44,7 @@ import httpx
 from finops.client._answers import LOCAL_URLS
 from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
 from finops.client._ingest import IngestPoster, OnRejected
+from finops.client._names import refuse_control_characters
 from finops.client._queue import EventQueue, Overflow
 from finops.client._service_get import ServiceAt, get_json
 from finops.client._tokens import Tokens
@@ -442,6 +443,7 @@ class AsyncFinOpsClient:
             "time": _now(),
             "data": data,
         }
+        refuse_control_characters(event)  # ingest would refuse it: say so before queueing
         await self._queue.put(event)
         return str(event["id"])
 

@@ -61,7 +61,9 @@ PUBLISH_ERRORS = (
         'the body is not a batch (a JSON array or `{"events": [...]}`), or events are '
         "invalid; details: `[{index, field, message, type}]` for every bad event and field "
         "(type `time_in_future` or `time_too_old` for an implausible `time`, `invalid_text` "
-        "for a string or key holding a NUL character)",
+        "for a string or key holding a NUL character, `control_character` for a name (agent, "
+        "team, project, task type, provider, model, an id, an experiment or variant, a config or "
+        "feature key, the error's type or provider code) holding another control character)",
     ),
     ApiError(
         503,

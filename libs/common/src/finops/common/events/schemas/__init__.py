@@ -23,7 +23,8 @@ Schema version: :data:`SCHEMA_VERSION`. A breaking change gets new ``*V2`` class
 The schema is a package, one module per part, every name re-exported here (import them from
 ``finops.common.events.schemas``): :mod:`.fields` (the version, type names, limits and shared
 field types), :mod:`.call_data` (``agent.llm_call``'s data and the identity fields),
-:mod:`.error_data` (``agent.error``'s), :mod:`.time_bounds`, :mod:`.nul_text`, :mod:`.event`
+:mod:`.error_data` (``agent.error``'s), :mod:`.time_bounds`, :mod:`.nul_text`,
+:mod:`.name_text` (the names, refused with a control character), :mod:`.event`
 (the envelope and the event types) and :mod:`.batch`.
 """
 
@@ -91,10 +92,18 @@ from finops.common.events.schemas.fields import (
     Unit,
     Usd,
 )
+from finops.common.events.schemas.name_text import (
+    CONTROL_MESSAGE,
+    CONTROL_TYPE,
+    NAME_FIELDS,
+    NAME_KEYS,
+)
 from finops.common.events.schemas.nul_text import NUL_MESSAGE
 from finops.common.events.schemas.time_bounds import TimeBounds
 
 __all__ = [
+    "CONTROL_MESSAGE",
+    "CONTROL_TYPE",
     "ERROR",
     "ERROR_KINDS",
     "ERROR_KIND_ALIASES",
@@ -106,6 +115,8 @@ __all__ = [
     "MAX_FEATURES",
     "MAX_HEADER_NAME",
     "MAX_HEADER_VALUE",
+    "NAME_FIELDS",
+    "NAME_KEYS",
     "NUL_MESSAGE",
     "SCHEMA_VERSION",
     "SPEC_VERSION",

@@ -9,18 +9,35 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from finops.common.events.schemas.event import _BATCH_ADAPTER, EVENT_TYPES, Event
+from finops.common.events.schemas.name_text import (
+    CONTROL_MESSAGE,
+    CONTROL_TYPE,
+    control_fields,
+    may_hold_control,
+)
 from finops.common.events.schemas.nul_text import NUL_MESSAGE, _may_hold_nul, _nul_fields
 from finops.common.events.schemas.time_bounds import _TIME_BOUNDS, TimeBounds
 
 BatchError = dict[str, Any]  # {"index": int | None, "field": str, "message": str, "type": str}
 
 
-def _nul_errors(batch: list[Any]) -> list[BatchError]:
-    return [
-        {"index": index, "field": field, "message": NUL_MESSAGE, "type": "invalid_text"}
-        for index, event in enumerate(batch)
-        for field in _nul_fields(event, "")
-    ]
+def _text_errors(batch: list[Any], nul: bool, control: bool) -> list[BatchError]:
+    """Any string or key holding a NUL (``invalid_text``), and a name holding another
+    control character (``control_character``); one error a field."""
+    errors: list[BatchError] = []
+    for index, event in enumerate(batch):
+        nuls = _nul_fields(event, "") if nul else []
+        errors += [
+            {"index": index, "field": field, "message": NUL_MESSAGE, "type": "invalid_text"}
+            for field in nuls
+        ]
+        if control:
+            errors += [
+                {"index": index, "field": field, "message": CONTROL_MESSAGE, "type": CONTROL_TYPE}
+                for field in control_fields(event)
+                if field not in nuls
+            ]
+    return errors
 
 
 _WHOLE_EVENT_TYPES = frozenset({"union_tag_invalid", "union_tag_not_found"})
@@ -80,8 +97,9 @@ def validate_batch(
 
     ``batch`` is a list of event dicts or the raw JSON array (bytes / str; fastest).
     ``time_bounds`` refuses event times outside them (see :class:`TimeBounds`). A string
-    holding a NUL character is refused (type ``invalid_text``); ``parsed_from``, the JSON a
-    list was parsed from, lets a batch without the escape skip that scan.
+    holding a NUL character is refused (type ``invalid_text``), and so is a name holding any
+    control character (type ``control_character``: :mod:`.name_text`); ``parsed_from``, the
+    JSON a list was parsed from, lets a batch without the escapes skip those scans.
     Returns ``BatchResult(events, [])`` or ``BatchResult(None, errors)``; the caller applies
     all-or-nothing semantics. Errors are sorted by index; a non-list batch gives one error
     with ``index=None``.
@@ -96,7 +114,9 @@ def validate_batch(
             events = _BATCH_ADAPTER.validate_python(batch, context=context)
     except ValidationError as exc:
         errors = validation_errors(exc, batch=True)
-    if text is None or _may_hold_nul(text):
+    nul = text is None or _may_hold_nul(text)
+    control = text is None or may_hold_control(text)
+    if nul or control:
         decoded: Any = batch
         if isinstance(batch, (bytes, bytearray, str)):
             try:
@@ -104,7 +124,7 @@ def validate_batch(
             except ValueError:  # reported above as json_invalid
                 decoded = None
         if isinstance(decoded, list):
-            errors += _nul_errors(decoded)
+            errors += _text_errors(decoded, nul, control)
     if errors:
         errors.sort(key=lambda e: -1 if e["index"] is None else e["index"])
         return BatchResult(None, errors)

@@ -1,0 +1,127 @@
+"""The SDK refuses a name holding a control character before sending, as ingest refuses it:
+`record_call(task_type="qa\\n")` was queued, sent, and came back as `EventsRejected` from a
+later `flush()` (or, before ingest refused it, was stored as a task type with a line break).
+Free text (an error's message) is sent as it is. The SDK has its own copy of ingest's table of
+names (it has no server dependencies): both are checked to be the same here, and to give the
+same answer on the same events."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from finops.client import AsyncFinOpsClient
+from finops.client import _names as sdk_names
+from finops.common.events.schemas import CONTROL_MESSAGE, NAME_FIELDS, NAME_KEYS, validate_batch
+
+CALL: dict[str, Any] = {
+    "task_type": "summarize",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "usage": {"input_tokens": 10, "output_tokens": 2},
+    "latency_ms": 5.0,
+}
+
+
+def _sdk(sent: list[Any]) -> AsyncFinOpsClient:
+    def platform(request: httpx.Request) -> httpx.Response:
+        batch = json.loads(request.content)
+        sent.extend(batch)
+        return httpx.Response(202, json={"accepted": len(batch)})
+
+    return AsyncFinOpsClient(
+        agent_id="bot",
+        token="static",
+        ingest_url="http://ingest",
+        transport=httpx.MockTransport(platform),
+        max_backoff_s=0.01,
+    )
+
+
+def test_the_sdk_names_the_fields_ingest_names() -> None:
+    assert sdk_names.NAME_FIELDS == NAME_FIELDS
+    assert sdk_names.NAME_KEYS == NAME_KEYS
+    assert sdk_names.CONTROL_MESSAGE == CONTROL_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"task_type": "sum\nmarize"}, "data.task_type"),
+        ({"model": "gpt-4o\x1b[2J"}, "data.model"),
+        ({"team": "ops\tteam"}, "data.team"),
+        ({"agent_id": "bot\x85"}, "data.agent_id"),
+        ({"experiment": {"id": "exp-1", "variant": "b\x7f"}}, "data.experiment.variant"),
+        ({"config": {"k\ney": 1}}, "data.config.k\ney"),
+        ({"features": {"len\r": 1.0}}, "data.features.len\r"),
+    ],
+)
+async def test_record_call_refuses_a_control_character_in_a_name_before_sending(
+    arguments: dict[str, Any], field: str
+) -> None:
+    sent: list[Any] = []
+    async with _sdk(sent) as finops:
+        with pytest.raises(
+            ValueError, match="^" + re.escape(f"{field}: {CONTROL_MESSAGE}")
+        ) as refused:
+            await finops.record_call(**{**CALL, **arguments})
+        assert finops.stats.recorded == 0 and finops.pending == 0
+        await finops.record_call(**CALL)  # the client goes on
+    assert len(sent) == 1
+    # ingest gives the same answer on the event the SDK would have sent (its first error:
+    # an agent_id is the event's source too, which ingest names as well)
+    details = validate_batch([_event(arguments)]).errors
+    assert [d["field"] for d in details] == [field] + (
+        ["source"] if "agent_id" in arguments else []
+    )
+    detail = details[0]
+    assert (detail["field"], detail["type"], detail["message"]) == (
+        field,
+        "control_character",
+        CONTROL_MESSAGE,
+    )
+    assert str(refused.value).startswith(f"{detail['field']}: {detail['message']}")
+
+
+def _event(arguments: dict[str, Any]) -> dict[str, Any]:
+    data = {**CALL, "agent_id": "bot", "success": True, **arguments}
+    return {
+        "id": "6f1c1c52-2d1b-4f64-8f3e-9a1f4c1e0a01",
+        "type": "agent.llm_call",
+        "source": data["agent_id"],
+        "time": "2026-12-07T06:00:00+00:00",
+        "data": data,
+    }
+
+
+async def test_record_error_refuses_a_control_character_in_a_name_but_sends_free_text() -> None:
+    sent: list[Any] = []
+    error: dict[str, Any] = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini"}
+    message = "Traceback:\n  line 1\n\x1b[31mboom\x85"
+    async with _sdk(sent) as finops:
+        with pytest.raises(
+            ValueError, match="^" + re.escape(f"data.error.type: {CONTROL_MESSAGE}")
+        ):
+            await finops.record_error(**error, error_type="rate\nlimit", message="m")
+        await finops.record_error(**error, message=message, headers={"x-note": "a\tb"})
+    [event] = sent
+    assert event["data"]["error"]["message"] == message
+    assert event["data"]["error"]["headers"] == {"x-note": "a\tb"}
+    assert validate_batch([event]).ok
+
+
+async def test_call_refuses_a_control_character_in_a_name_before_the_agent_s_call_runs() -> None:
+    calls: list[Any] = []
+    async with _sdk([]) as finops:
+        with pytest.raises(ValueError, match="^" + re.escape(f"data.task_type: {CONTROL_MESSAGE}")):
+            await finops.call(
+                lambda **kw: calls.append(kw),
+                task_type="qa\n",
+                provider="openai",
+                model="gpt-4o-mini",
+            )
+    assert calls == []
