@@ -161,6 +161,23 @@ async def test_bad_advice_requests_get_a_4xx_with_a_code(
     assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
 
 
+async def test_a_control_character_in_a_name_is_refused_as_ingest_refuses_it(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {**error_data(type="rate\nlimit"), "task_type": "sum\x1b[2Jmarize", "team": "a\tb"}
+    answer = await client.post("/api/healing/advice", json=body, headers=auth("agent"))
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert sorted((d["field"], d["type"]) for d in error["details"]) == [
+        ("error.type", "control_character"),
+        ("task_type", "control_character"),
+        ("team", "control_character"),
+    ]
+    # the message is free text: a stack trace keeps its line breaks
+    await advise(client, error_data(message="Traceback:\n  line 1\n\x1b[31mboom"))
+
+
 async def test_advice_and_stats_need_their_scopes(client: httpx.AsyncClient) -> None:
     anonymous = await client.post("/api/healing/advice", json=error_data())
     broken = await client.post(

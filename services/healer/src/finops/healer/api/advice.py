@@ -17,12 +17,14 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from finops.common.api_errors import AGENT_MISMATCH, BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
+from finops.common.events.schemas.name_text import CONTROL_MESSAGE, CONTROL_TYPE, control_fields
 from finops.common.request_body import Count, RequestBody
 from finops.healer.api.deps import Advisor, Classifier, HealingLog, HealingReader
 from finops.healer.api.schemas import AdviceOut
@@ -43,7 +45,8 @@ ERRORS = (
         422,
         "validation_error",
         "the body is not the `data` of an `agent.error` event (a field missing, of the wrong "
-        "type or unknown; `details` names each)",
+        "type or unknown, or a name holding a control character as ingest refuses it: type "
+        "`control_character`; `details` names each)",
     ),
     ApiError(
         503,
@@ -75,6 +78,26 @@ class AdviceIn(RequestBody):
     remedy: RemedyTag | None = Field(
         None, description="The advice the agent applied before this failure, if any."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_control_characters_in_names(cls, data: Any) -> Any:
+        """A name holding a control character is refused as ingest refuses it in the event
+        (type ``control_character``, the field named: ``task_type``, ``error.type``)."""
+        names = control_fields({"data": data}) if isinstance(data, dict) else []
+        if names:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(CONTROL_TYPE, CONTROL_MESSAGE),
+                        loc=tuple(name.split(".")[1:]),
+                        input=data,
+                    )
+                    for name in names
+                ],
+            )
+        return data
 
 
 @router.post(
