@@ -93,6 +93,41 @@ def test_a_setting_outside_its_values_ends_the_service_with_one_line(
     ]
 
 
+@pytest.mark.parametrize("acks", ["1", "0"])
+def test_acks_below_all_with_idempotent_producers_ends_the_service_with_one_line(
+    monkeypatch, capsys, acks
+) -> None:
+    # aiokafka refuses acks 1 or 0 with idempotence (the default) only when a producer is
+    # built: every service ended its start in a ValueError traceback, restarted for ever
+    from finops.common.kafka import producer_config
+
+    monkeypatch.setenv("FINOPS_KAFKA_ACKS", acks)
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, HealerSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: FINOPS_KAFKA_ACKS={acks} needs FINOPS_KAFKA_ENABLE_IDEMPOTENCE=false (an"
+        " idempotent producer waits for every in-sync replica: acks=all)"
+    ]
+    monkeypatch.setenv("FINOPS_KAFKA_ENABLE_IDEMPOTENCE", "false")
+    conf = producer_config(HealerSettings())
+    assert (conf["acks"], conf["enable_idempotence"]) == (int(acks), False)
+
+
+def test_the_local_stack_takes_acks_1_as_its_services_do(monkeypatch, tmp_path) -> None:
+    # the stack's own broker turns idempotence off for its services (LOCAL_BROKER_ENV), so
+    # `FINOPS_KAFKA_ACKS=1 finops up` is no conflict; with a broker of one's own it is
+    from finops.cli.main import _stack_settings
+    from finops.common.settings_errors import SETTINGS_ERRORS
+
+    monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINOPS_KAFKA_ACKS", "1")
+    _stack_settings()
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "kafka.example.internal:9092")
+    with pytest.raises(SETTINGS_ERRORS, match="FINOPS_KAFKA_ENABLE_IDEMPOTENCE=false"):
+        _stack_settings()
+
+
 def test_log_level_and_security_protocol_are_read_in_any_case(monkeypatch) -> None:
     monkeypatch.setenv("FINOPS_LOG_LEVEL", "debug")
     monkeypatch.setenv("FINOPS_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")

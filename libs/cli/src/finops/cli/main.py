@@ -116,7 +116,11 @@ def _stack_settings() -> StackSettings:
     broker) checked with them, before anything starts: a bad FINOPS_LOG_LEVEL was found only
     once the infrastructure was up, which was then stopped again."""
     settings = StackSettings()
-    CommonSettings()
+    # as the stack's services get them: its own broker's settings win over the environment
+    if settings.kafka_bootstrap is None:
+        CommonSettings(kafka_enable_idempotence=False)
+    else:
+        CommonSettings()
     # where the stack draws the ports it picks itself; a detached start read it only in the
     # supervisor, whose error reached stack.log alone
     free_ports = os.environ.get(FREE_PORTS_ENV)

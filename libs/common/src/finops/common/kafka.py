@@ -63,7 +63,8 @@ def producer_acks(settings: CommonSettings) -> int:
     the Faust apps' (:func:`finops.common.streams.make_faust_app`), which before always sent
     with -1 whatever the setting said.
 
-    >>> [producer_acks(CommonSettings(kafka_acks=v)) for v in ("all", "-1", "1", "0")]
+    >>> [producer_acks(CommonSettings(kafka_acks=v, kafka_enable_idempotence=False))
+    ...  for v in ("all", "-1", "1", "0")]
     [-1, -1, 1, 0]
     """
     return -1 if settings.kafka_acks == "all" else int(settings.kafka_acks)

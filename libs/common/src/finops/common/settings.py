@@ -381,7 +381,8 @@ class CommonSettings(BaseSettings):
     #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
     #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none): what every
-    #: producer of a service waits for, its Faust app's (healer, experiments) included
+    #: producer of a service waits for, its Faust app's (healer, experiments) included; 1 and 0
+    #: need FINOPS_KAFKA_ENABLE_IDEMPOTENCE=false (an idempotent producer waits for all)
     kafka_acks: Literal["all", "-1", "1", "0"] = "all"
     kafka_linger_ms: int = Field(5, ge=0)
     kafka_request_timeout_ms: int = Field(15000, gt=0)
@@ -472,6 +473,19 @@ class CommonSettings(BaseSettings):
                 # a rule over a URL's part: its message names the variable
                 variable = f"FINOPS_{name.upper()}"
                 raise ValueError(f"refusing a placeholder password in {variable}; set a real one")
+        return self
+
+    @model_validator(mode="after")
+    def _acks_fit_idempotence(self) -> CommonSettings:
+        """An idempotent producer waits for every in-sync replica: aiokafka refuses acks 1 or
+        0 with it, only when a producer is built, so ``FINOPS_KAFKA_ACKS=1`` alone ended every
+        service's start in a ``ValueError`` traceback (and the local stack restarted it for
+        ever); now the settings refuse it, naming both variables."""
+        if self.kafka_enable_idempotence and self.kafka_acks in ("0", "1"):
+            raise ValueError(
+                f"FINOPS_KAFKA_ACKS={self.kafka_acks} needs FINOPS_KAFKA_ENABLE_IDEMPOTENCE=false"
+                " (an idempotent producer waits for every in-sync replica: acks=all)"
+            )
         return self
 
     @field_validator("trusted_proxies", mode="before")
