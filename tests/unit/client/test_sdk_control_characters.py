@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from finops.client import AsyncFinOpsClient
+from finops.client import AsyncFinOpsClient, FinOpsClient
 from finops.client import _names as sdk_names
 from finops.common.events.schemas import CONTROL_MESSAGE, NAME_FIELDS, NAME_KEYS, validate_batch
 
@@ -125,3 +125,83 @@ async def test_call_refuses_a_control_character_in_a_name_before_the_agent_s_cal
                 model="gpt-4o-mini",
             )
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"experiment": {"id": "exp-1", "variant": "b\n"}}, "data.experiment.variant"),
+        ({"experiment": {"experiment_id": "exp\t1", "variant": "b"}}, "data.experiment.id"),
+        (
+            {"decision": {"recommendation_id": "rec\x1b1", "propensity": 0.5}},
+            "data.decision.recommendation_id",
+        ),
+        (
+            {"experiment": {"id": "exp-1", "variant": "b", "config": {"temp\nerature": 0.2}}},
+            "data.config.temp\nerature",
+        ),
+        (
+            {"experiment": {"id": "exp-1", "variant": "b", "config": {"prompt_version": "v\r2"}}},
+            "data.config.prompt_version",
+        ),
+        ({"features": {"len\x85": 1.0}}, "data.features.len\x85"),
+    ],
+)
+async def test_call_refuses_a_control_character_in_its_tags_before_the_agent_s_call_runs(
+    options: dict[str, Any], field: str
+) -> None:
+    """`call(fn, experiment={"id": "e", "variant": "b\\n"})` ran fn (the agent's paid call),
+    then raised the ValueError when it reported the success and lost fn's result: the early
+    check covered the names but not the success event's tags or an experiment's config."""
+    calls: list[Any] = []
+    sent: list[Any] = []
+    async with _sdk(sent) as finops:
+        with pytest.raises(ValueError, match="^" + re.escape(f"{field}: {CONTROL_MESSAGE}")):
+            await finops.call(
+                lambda **kw: calls.append(kw),
+                task_type="qa",
+                provider="openai",
+                model="gpt-4o-mini",
+                usage=lambda result: {"input_tokens": 1, "output_tokens": 1},
+                **options,
+            )
+        assert finops.pending == 0
+    assert calls == [] and sent == []
+
+
+def test_the_blocking_call_refuses_an_experiment_s_control_character_before_fn_runs() -> None:
+    calls: list[Any] = []
+    with FinOpsClient(
+        agent_id="bot",
+        token="static",
+        ingest_url="http://ingest",
+        transport=httpx.MockTransport(lambda request: httpx.Response(202, json={})),
+    ) as finops:
+        with pytest.raises(ValueError, match=r"^data\.experiment\.variant: "):
+            finops.call(
+                lambda **kw: calls.append(kw),
+                task_type="qa",
+                provider="openai",
+                model="gpt-4o-mini",
+                experiment={"id": "exp-1", "variant": "b\n"},
+            )
+    assert calls == []
+
+
+async def test_call_with_clean_tags_reports_them_on_its_successful_call() -> None:
+    sent: list[Any] = []
+    async with _sdk(sent) as finops:
+        await finops.call(
+            lambda **kw: "answer",
+            task_type="qa",
+            provider="openai",
+            model="gpt-4o-mini",
+            usage=lambda result: {"input_tokens": 1, "output_tokens": 1},
+            decision={"recommendation_id": "rec-1", "propensity": 0.5},
+            experiment={"id": "exp-1", "variant": "b", "config": {"prompt_version": "v2"}},
+        )
+    [event] = sent
+    assert event["data"]["experiment"] == {"id": "exp-1", "variant": "b"}
+    assert event["data"]["decision"] == {"recommendation_id": "rec-1", "propensity": 0.5}
+    assert event["data"]["config"] == {"prompt_version": "v2"}
+    assert validate_batch([event]).ok

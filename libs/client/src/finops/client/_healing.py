@@ -355,6 +355,8 @@ class CallOptions(TypedDict, total=False):
 
 Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
 RecordCall = Callable[..., Awaitable[str]]
+#: the ``data`` of the ``agent.llm_call`` event record_call queues, from the same arguments
+CallData = Callable[..., dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -374,6 +376,7 @@ class SelfHealingCall:
         healing: Healing,
         enqueue: Enqueue,
         record_call: RecordCall,
+        call_data: CallData,
         agent_id: str,
         options: CallOptions,
     ) -> SelfHealingCall:
@@ -385,23 +388,14 @@ class SelfHealingCall:
             options.get("input_tokens"),
             options.get("max_tokens"),
         )
-        # the names every report of this call carries, refused before the agent's call runs
-        # (and is paid for) rather than when its outcome is reported
-        refuse_control_characters(
-            {
-                "data": {
-                    "agent_id": agent_id,
-                    "team": options.get("team"),
-                    "project": options.get("project"),
-                    "task_type": state.task_type,
-                    "provider": state.provider,
-                    "model": state.model,
-                    "features": options.get("features"),
-                }
-            }
-        )
         limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
-        return cls(healing, enqueue, record_call, agent_id, state, limits, options)
+        call = cls(healing, enqueue, record_call, agent_id, state, limits, options)
+        # the successful call's event as record_call would build it (its names, tags, the
+        # experiment's config; every error report carries a subset of those names), built
+        # and refused before the agent's call runs (and is paid for), not after it
+        data = call_data(**call._success_arguments(usage={}, latency_ms=0.0, quality=None))
+        refuse_control_characters({"source": data["agent_id"], "data": data})
+        return call
 
     def __init__(
         self,
@@ -456,23 +450,36 @@ class SelfHealingCall:
             return Step(True, reason=f"waiting {step.delay_s:.1f}s would pass the time budget")
         return step
 
-    async def succeeded(self, result: Any, latency_ms: float) -> None:
-        """Report the successful call (its tags only when it ran on the model first asked)."""
+    def _success_arguments(
+        self, usage: Mapping[str, Any], latency_ms: float, quality: float | None
+    ) -> dict[str, Any]:
+        """record_call's arguments for the successful call (its tags only when it ran on the
+        model first asked)."""
         options, state = self.options, self.state
-        quality = options.get("quality")
         tags = {k: options.get(k) for k in ("decision", "experiment")}
-        event_id = await self.record_call(
-            task_type=state.task_type,
-            provider=state.provider,
-            model=state.model,
-            usage=usage_of(result, options.get("usage")),
-            latency_ms=latency_ms,
-            quality=quality(result) if callable(quality) else quality,
-            team=options.get("team"),
-            project=options.get("project"),
-            features=options.get("features"),
-            remedy={"advice_id": state.advice_id} if state.advice_id else None,
-            event_id=options.get("event_id"),
+        return {
+            "task_type": state.task_type,
+            "provider": state.provider,
+            "model": state.model,
+            "usage": usage,
+            "latency_ms": latency_ms,
+            "quality": quality,
+            "team": options.get("team"),
+            "project": options.get("project"),
+            "features": options.get("features"),
+            "remedy": {"advice_id": state.advice_id} if state.advice_id else None,
             **(tags if state.on_first_arm else {}),
+        }
+
+    async def succeeded(self, result: Any, latency_ms: float) -> None:
+        """Report the successful call."""
+        quality = self.options.get("quality")
+        event_id = await self.record_call(
+            **self._success_arguments(
+                usage_of(result, self.options.get("usage")),
+                latency_ms,
+                quality(result) if callable(quality) else quality,
+            ),
+            event_id=self.options.get("event_id"),
         )
         self._reported(event_id)

@@ -198,6 +198,50 @@ class AsyncFinOpsClient:
         unless ``config`` says otherwise (the optimizer learns, and pins a winner, per model
         and config: without it the experiment's calls were learned as the default config).
         """
+        data = self._call_data(
+            task_type=task_type,
+            provider=provider,
+            model=model,
+            usage=usage,
+            latency_ms=latency_ms,
+            success=success,
+            quality=quality,
+            cost_usd=cost_usd,
+            config=config,
+            ttft_ms=ttft_ms,
+            team=team,
+            project=project,
+            experiment=experiment,
+            decision=decision,
+            remedy=remedy,
+            features=features,
+            agent_id=agent_id,
+        )
+        return await self._enqueue("agent.llm_call", data, event_id)
+
+    def _call_data(
+        self,
+        *,
+        task_type: str,
+        provider: str,
+        model: str,
+        usage: Mapping[str, Any],
+        latency_ms: float,
+        success: bool = True,
+        quality: float | None = None,
+        cost_usd: float | None = None,
+        config: Mapping[str, Any] | None = None,
+        ttft_ms: float | None = None,
+        team: str | None = None,
+        project: str | None = None,
+        experiment: Mapping[str, Any] | None = None,
+        decision: Mapping[str, Any] | None = None,
+        remedy: Mapping[str, str] | None = None,
+        features: Mapping[str, float] | None = None,
+        agent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``data`` of the ``agent.llm_call`` event :meth:`record_call` queues (also
+        built, and checked, by :meth:`call` before the agent's call runs)."""
         if config is None and experiment is not None and experiment.get("config"):
             config = experiment["config"]
         data: dict[str, Any] = {
@@ -222,7 +266,7 @@ class AsyncFinOpsClient:
             "features": dict(features) if features else None,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
-        return await self._enqueue("agent.llm_call", data, event_id)
+        return data
 
     async def record_error(
         self,
@@ -324,7 +368,12 @@ class AsyncFinOpsClient:
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
         return SelfHealingCall.start(
-            self._healing, self._enqueue, self.record_call, self.agent_id, options
+            self._healing,
+            self._enqueue,
+            self.record_call,
+            self._call_data,
+            self.agent_id,
+            options,
         )
 
     async def recommend(
