@@ -277,3 +277,35 @@ async def test_record_error_takes_no_kind_and_sends_type_and_headers() -> None:
         "type": "rate_limit_exceeded",
         "headers": {"retry-after": "2"},
     }
+
+
+async def test_a_provider_code_holding_a_control_character_is_left_out_not_raised() -> None:
+    """A provider whose error body said `"code": "quota\\texceeded"` turned the agent's 429
+    into the SDK's ValueError (the code was copied into the error report, a name the SDK
+    refuses): the provider's exception was hidden and the call not healed. Such a type or
+    code is now left out of the report, as one too long is; the message keeps the body."""
+    quota = APIStatusError(
+        429, {"error": {"type": "rate\nlimit", "code": "quota\texceeded", "message": "slow"}}
+    )
+    failure = read_failure(quota)
+    assert (failure.status, failure.error_type, failure.provider_code) == (429, None, None)
+    assert "quota\\texceeded" in failure.message
+    platform = Platform([advice("retry")])
+    provider = Provider(quota)
+    async with sdk(platform) as finops:
+        result = await finops.call(provider, task_type="qa", provider="openai", model="gpt-4o")
+    assert result["text"] == "ok" and len(provider.calls) == 2
+    (error,) = platform.of_type("agent.error")
+    assert error["error"]["status_code"] == 429
+    assert "type" not in error["error"] and "provider_code" not in error["error"]
+
+
+def test_a_provider_type_with_a_control_character_is_read_from_its_status_instead() -> None:
+    failure = read_failure(
+        {
+            "status": 503,
+            "message": "down",
+            "body": {"error": {"type": "x\x85", "status": "UNAVAILABLE"}},
+        }
+    )
+    assert failure.error_type == "UNAVAILABLE"

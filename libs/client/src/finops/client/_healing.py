@@ -26,7 +26,7 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
-from finops.client._names import refuse_control_characters
+from finops.client._names import CONTROL_CHARACTER, refuse_control_characters
 from finops.client._tokens import Tokens
 
 log = logging.getLogger("finops.client")
@@ -123,7 +123,13 @@ def _body_of(exc: Any) -> Any:
 
 
 def _identifier(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+    """A provider's error type or code as the error report's name, or None: the provider's
+    body is not the agent's to fix, so one that is no name (too long, or holding a control
+    character, which ingest and the SDK refuse in a name) is left out of the report rather
+    than turning the agent's failure into the SDK's ValueError."""
+    if isinstance(value, str) and 0 < len(value) <= 128 and not CONTROL_CHARACTER.search(value):
+        return value
+    return None
 
 
 def read_failure(exc: Any) -> Failure:
