@@ -25,7 +25,7 @@ from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
 from finops.common.events.schemas.name_text import CONTROL_MESSAGE, CONTROL_TYPE, control_fields
-from finops.common.request_body import Count, RequestBody
+from finops.common.request_body import Count, RequestBody, holds_unstorable_text
 from finops.healer.api.deps import Advisor, Classifier, HealingLog, HealingReader
 from finops.healer.api.schemas import AdviceOut
 from finops.healer.domain.payload import from_error_info
@@ -46,7 +46,7 @@ ERRORS = (
         "validation_error",
         "the body is not the `data` of an `agent.error` event (a field missing, of the wrong "
         "type or unknown, or a name holding a control character as ingest refuses it: type "
-        "`control_character`; `details` names each)",
+        "`control_character`, and a NUL anywhere `invalid_text`; `details` names each)",
     ),
     ApiError(
         503,
@@ -83,7 +83,11 @@ class AdviceIn(RequestBody):
     @classmethod
     def _refuse_control_characters_in_names(cls, data: Any) -> Any:
         """A name holding a control character is refused as ingest refuses it in the event
-        (type ``control_character``, the field named: ``task_type``, ``error.type``)."""
+        (type ``control_character``, the field named: ``task_type``, ``error.type``). A body
+        holding a NUL is left to RequestBody's check (this one runs first), which refuses it as
+        ingest does: type ``invalid_text``."""
+        if holds_unstorable_text(data):
+            return data
         names = control_fields({"data": data}) if isinstance(data, dict) else []
         if names:
             raise ValidationError.from_exception_data(
