@@ -17,6 +17,7 @@ import pytest
 from finops.client import AsyncFinOpsClient, FinOpsClient
 from finops.client import _names as sdk_names
 from finops.common.events.schemas import CONTROL_MESSAGE, NAME_FIELDS, NAME_KEYS, validate_batch
+from finops.common.events.schemas.name_text import CONTROL_CHARACTER
 
 CALL: dict[str, Any] = {
     "task_type": "summarize",
@@ -46,6 +47,9 @@ def test_the_sdk_names_the_fields_ingest_names() -> None:
     assert sdk_names.NAME_FIELDS == NAME_FIELDS
     assert sdk_names.NAME_KEYS == NAME_KEYS
     assert sdk_names.CONTROL_MESSAGE == CONTROL_MESSAGE
+    # the same characters: the SDK's copy of the pattern is ingest's
+    assert sdk_names.CONTROL_CHARACTER.pattern == CONTROL_CHARACTER.pattern
+    assert sdk_names.CONTROL_CHARACTER.flags == CONTROL_CHARACTER.flags
 
 
 @pytest.mark.parametrize(
