@@ -114,15 +114,24 @@ def test_acks_below_all_with_idempotent_producers_ends_the_service_with_one_line
     assert (conf["acks"], conf["enable_idempotence"]) == (int(acks), False)
 
 
-def test_the_local_stack_takes_acks_1_as_its_services_do(monkeypatch, tmp_path) -> None:
+def test_the_local_stack_takes_acks_1_and_its_services_get_it(monkeypatch, tmp_path) -> None:
     # the stack's own broker turns idempotence off for its services (LOCAL_BROKER_ENV), so
     # `FINOPS_KAFKA_ACKS=1 finops up` is no conflict; with a broker of one's own it is
     from finops.cli.main import _stack_settings
+    from finops.cli.stack import Stack
+    from finops.common.kafka import producer_config
     from finops.common.settings_errors import SETTINGS_ERRORS
 
     monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINOPS_KAFKA_ACKS", "1")
-    _stack_settings()
+    stack = Stack(_stack_settings())
+    # what a service of the stack reads: the environment with the stack's own on top
+    for name, value in stack.service_env().items():
+        monkeypatch.setenv(name, value)
+    for service_settings in (HealerSettings, IngestSettings, ExperimentsSettings):
+        conf = producer_config(service_settings())
+        assert (conf["acks"], conf["enable_idempotence"]) == (1, False)
+    monkeypatch.delenv("FINOPS_KAFKA_ENABLE_IDEMPOTENCE")
     monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "kafka.example.internal:9092")
     with pytest.raises(SETTINGS_ERRORS, match="FINOPS_KAFKA_ENABLE_IDEMPOTENCE=false"):
         _stack_settings()
