@@ -11,6 +11,7 @@ from support import llm_call
 from finops.common.auth import Principal
 from finops.common.auth.scopes import EVENTS_WRITE, EVENTS_WRITE_ANY
 from finops.common.events import error_event as enveloped_error
+from finops.common.events.schemas.name_text import may_hold_control
 from finops.ingest.domain import batches
 from finops.ingest.domain.batches import BatchLimits, Caller
 from finops.ingest.domain.errors import (
@@ -237,6 +238,49 @@ def test_a_control_character_in_a_name_is_invalid_events_naming_the_field(ensure
         (4, "data.features.f\x00", "invalid_text"),  # a NUL is invalid_text anywhere
         (4, "data.config.k\tey", "control_character"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"model": "gpt-4o\x7f"}, "data.model"),  # DEL: one raw byte
+        ({"provider": "open\x85ai"}, "data.provider"),  # C1: \xc2\x85 in UTF-8
+        ({"features": {"len\x9b": 1.0}}, "data.features.len\x9b"),
+    ],
+)
+def test_a_raw_del_or_c1_character_in_a_batch_with_no_backslash_is_found(changes, field):
+    # the batch's only control character is raw (no JSON escape, no backslash anywhere): the
+    # byte pre-check, not a \n elsewhere in the batch, must send it to the scan
+    body = json.dumps([call(), call(**changes)], ensure_ascii=False).encode()
+    assert b"\\" not in body
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(body, AGENT, 1000)
+    assert [(d["index"], d["field"], d["type"]) for d in caught.value.details] == [
+        (1, field, "control_character")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "may"),
+    [
+        (b'{"model": "gpt-4o", "time": "2026-12-07T06:00:00+00:00"}', False),
+        (b'{"name": "caf\\u00e9 \\u00a0"}', False),  # escaped, not control
+        ('{"name": "caf\xe9\xa0"}'.encode(), False),  # raw U+00E9 and NBSP (\xc2\xa0)
+        (b'{"a": "x\x7f"}', True),
+        ('{"a": "x\x80"}'.encode(), True),
+        ('{"a": "x\x9f"}'.encode(), True),
+        (b'{"a": "x\\n"}', True),
+        (b'{"a": "x\\u001b"}', True),
+        (b'{"a": "x\\u007F"}', True),
+        (b'{"a": "x\\u0085"}', True),
+        (b'{"a": "x\\u00a0"}', False),
+        (b'{"a": "x\\"/"}', False),
+    ],
+)
+def test_may_hold_control_reads_raw_and_escaped_control_characters(text, may):
+    assert may_hold_control(text) is may
+    assert may_hold_control(bytearray(text)) is may
+    assert may_hold_control(text.decode()) is may
 
 
 def test_free_text_keeps_its_control_characters():
