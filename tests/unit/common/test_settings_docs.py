@@ -96,3 +96,34 @@ def test_doc_blocks_doctests():
 
     result = doctest.testmod(doc_blocks)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_known_settings_list_is_current():
+    # every service names a misspelt FINOPS_ variable from this list (fleet-wide variables of
+    # other services included), without importing those services' settings
+    assert settings_docs.KNOWN_SETTINGS_MODULE.read_text() == settings_docs.known_settings_source(
+        settings_docs.settings_variables()
+    ), "finops/common/known_settings.py is stale: run `make docs`"
+    assert set(settings_docs.SETTINGS_CLASSES) == _settings_classes()
+
+
+def test_the_known_settings_check_would_catch_a_variable_the_list_lacks(tmp_path, monkeypatch):
+    from finops.common import known_settings
+    from finops.common.settings import known_settings as known
+
+    module = tmp_path / "known_settings.py"
+    module.write_text(settings_docs.KNOWN_SETTINGS_MODULE.read_text())
+    assert not settings_docs.rewrite_known_settings(check=True, path=module)
+    # a settings class gains a variable: the list is stale until rewritten
+    fields = settings_docs.settings_variables()
+    monkeypatch.setattr(
+        settings_docs, "settings_variables", lambda: sorted([*fields, "FINOPS_NEW_THING"])
+    )
+    assert settings_docs.rewrite_known_settings(check=True, path=module)
+    assert "FINOPS_NEW_THING" not in module.read_text()
+    assert settings_docs.rewrite_known_settings(check=False, path=module)
+    assert '"FINOPS_NEW_THING",' in module.read_text()
+    assert not settings_docs.rewrite_known_settings(check=True, path=module)
+    # every class's variable is known at run time, and nothing else but the few read elsewhere
+    assert set(fields) == known_settings.SETTINGS_VARIABLES
+    assert {"FINOPS_BREAKER_COOLDOWN_S", "FINOPS_ARGON2_TIME_COST", "FINOPS_BIND_HOST"} <= known()

@@ -9,19 +9,19 @@ defaults are those of a real Apache Kafka cluster.
 from __future__ import annotations
 
 import difflib
-import importlib
 import ipaddress
 import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from finops.common.known_settings import SETTINGS_VARIABLES
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
 
@@ -285,20 +285,8 @@ ignored']
     return warnings
 
 
-#: the settings classes, one per service, the common ones and the local stack's (those
-#: docs/settings.md tables); named, not imported, as they import this module
-SETTINGS_CLASSES = (
-    "finops.common.settings:CommonSettings",
-    "finops.common.stream_settings:StreamSettings",
-    "finops.auth.settings:AuthSettings",
-    "finops.ingest.settings:IngestSettings",
-    "finops.optimizer.settings:OptimizerSettings",
-    "finops.healer.settings:HealerSettings",
-    "finops.experiments.settings:ExperimentsSettings",
-    "finops.cli.infra:StackSettings",
-)
-#: variables read outside those classes: where the stack draws its own ports, the SDK's API
-#: key, the detached supervisor's mark, and deploy/'s and the benchmarks' own
+#: variables read outside the settings classes: where the stack draws its own ports, the
+#: SDK's API key, the detached supervisor's mark, and deploy/'s and the benchmarks' own
 OTHER_VARIABLES = frozenset(
     {
         "FINOPS_FREE_PORTS",
@@ -310,23 +298,17 @@ OTHER_VARIABLES = frozenset(
 )
 
 
-@cache
 def known_settings() -> frozenset[str]:
     """Every ``FINOPS_*`` variable some part of the platform reads: a variable one service
     does not read may be another's, set for the whole fleet (compose's common environment, a
     shared ConfigMap), and is no mistake.
 
-    A class whose package is not installed is left out (the image holds them all)."""
-    names = set(OTHER_VARIABLES)
-    for spec in SETTINGS_CLASSES:
-        module, _, name = spec.partition(":")
-        try:
-            settings = getattr(importlib.import_module(module), name)
-        except ModuleNotFoundError:
-            continue
-        prefix = settings.model_config.get("env_prefix", "")
-        names.update(f"{prefix}{field}".upper() for field in settings.model_fields)
-    return frozenset(names)
+    The settings classes' variables are a list written into
+    :mod:`finops.common.known_settings` by ``python -m finops.common.settings_docs`` (which
+    imports every class to write docs/settings.md; a test fails when the list is stale), so a
+    service names another's variables without importing its code, which its image may not
+    hold."""
+    return SETTINGS_VARIABLES | OTHER_VARIABLES
 
 
 def warn_about_unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
