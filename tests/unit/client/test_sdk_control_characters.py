@@ -62,6 +62,8 @@ def test_the_sdk_names_the_fields_ingest_names() -> None:
         ({"experiment": {"id": "exp-1", "variant": "b\x7f"}}, "data.experiment.variant"),
         ({"config": {"k\ney": 1}}, "data.config.k\ney"),
         ({"features": {"len\r": 1.0}}, "data.features.len\r"),
+        ({"project": "p\u2028q"}, "data.project"),  # a line separator splits a log line too
+        ({"task_type": "qa\u2029"}, "data.task_type"),
     ],
 )
 async def test_record_call_refuses_a_control_character_in_a_name_before_sending(
@@ -105,7 +107,7 @@ def _event(arguments: dict[str, Any]) -> dict[str, Any]:
 async def test_record_error_refuses_a_control_character_in_a_name_but_sends_free_text() -> None:
     sent: list[Any] = []
     error: dict[str, Any] = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini"}
-    message = "Traceback:\n  line 1\n\x1b[31mboom\x85"
+    message = "Traceback:\n  line 1\n\x1b[31mboom\x85\u2028"
     async with _sdk(sent) as finops:
         with pytest.raises(
             ValueError, match="^" + re.escape(f"data.error.type: {CONTROL_MESSAGE}")

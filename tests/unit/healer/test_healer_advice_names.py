@@ -57,6 +57,9 @@ def test_a_nul_in_a_name_is_invalid_text_as_at_ingest(changes: dict[str, Any]) -
     assert healer == [f for f in _ingest_says(data) if f[1] == "invalid_text"]
 
 
-def test_another_control_character_in_a_name_is_control_character_as_at_ingest() -> None:
-    data = _data(task_type="q\na")
+@pytest.mark.parametrize("task_type", ["q\na", "q\u2028a"])
+def test_another_control_character_in_a_name_is_control_character_as_at_ingest(
+    task_type: str,
+) -> None:
+    data = _data(task_type=task_type)
     assert _healer_says(data) == _ingest_says(data) == [("task_type", "control_character")]

@@ -246,9 +246,11 @@ def test_a_control_character_in_a_name_is_invalid_events_naming_the_field(ensure
         ({"model": "gpt-4o\x7f"}, "data.model"),  # DEL: one raw byte
         ({"provider": "open\x85ai"}, "data.provider"),  # C1: \xc2\x85 in UTF-8
         ({"features": {"len\x9b": 1.0}}, "data.features.len\x9b"),
+        ({"task_type": "sum\u2028marize"}, "data.task_type"),  # line separator: \xe2\x80\xa8
+        ({"team": "ops\u2029"}, "data.team"),  # paragraph separator
     ],
 )
-def test_a_raw_del_or_c1_character_in_a_batch_with_no_backslash_is_found(changes, field):
+def test_a_raw_del_c1_or_line_separator_in_a_batch_with_no_backslash_is_found(changes, field):
     # the batch's only control character is raw (no JSON escape, no backslash anywhere): the
     # byte pre-check, not a \n elsewhere in the batch, must send it to the scan
     body = json.dumps([call(), call(**changes)], ensure_ascii=False).encode()
@@ -274,6 +276,12 @@ def test_a_raw_del_or_c1_character_in_a_batch_with_no_backslash_is_found(changes
         (b'{"a": "x\\u007F"}', True),
         (b'{"a": "x\\u0085"}', True),
         (b'{"a": "x\\u00a0"}', False),
+        (b'{"a": "x\\u2028"}', True),
+        (b'{"a": "x\\u2029"}', True),
+        (b'{"a": "x\\u2027"}', False),
+        ('{"a": "x\u2028"}'.encode(), True),
+        ('{"a": "x\u2029"}'.encode(), True),
+        ('{"a": "x\u2026 \u20ac"}'.encode(), False),  # an ellipsis, a euro sign: \xe2\x80\xa6
         (b'{"a": "x\\"/"}', False),
     ],
 )

@@ -15,9 +15,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: C0 (U+0000-U+001F), DEL and C1 (U+007F-U+009F): Unicode's control characters (Cc)
-CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
-CONTROL_MESSAGE = "a name must not hold a control character (U+0000-U+001F, U+007F-U+009F)"
+#: C0 (U+0000-U+001F), DEL and C1 (U+007F-U+009F): Unicode's control characters (Cc); and the
+#: line and paragraph separators (U+2028, U+2029), which end a line in many log viewers
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_MESSAGE = (
+    "a name must not hold a control character (U+0000-U+001F, U+007F-U+009F) or a line "
+    "separator (U+2028, U+2029)"
+)
 
 #: the name fields of an event, as ingest names them
 NAME_FIELDS = (
