@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from stream_fakes import NoStore
 from support import llm_call
 
-from finops.common.events import LlmCallEvent, error_event
+from finops.common.events import ErrorEvent, LlmCallEvent, error_event
 from finops.common.log_position import ResumePlan
 from finops.common.topics import AGENT_COST, AGENT_ERROR
 from finops.optimizer.adapters.engine_shards import EngineShards
@@ -168,6 +168,37 @@ def test_the_outcome_of_an_event_says_which():
         engine.take(event, ("agent.cost.v1:0", offset))
         outcomes.append(taken(before, engine))
     assert outcomes == ["applied", "duplicate", "redelivered"]
+
+
+def test_an_engine_restored_from_its_checkpoint_tells_the_outcomes_apart():
+    # every event after a restart went to the dead-letter topic: from_state, which builds
+    # the engine without __init__, left the error counter of read-again records unset
+    engine = OptimizerEngine()
+    engine.take(LlmCallEvent.model_validate(llm_call(cost_usd=0.01)), ("agent.cost.v1:0", 0))
+    restored = OptimizerEngine.from_state(json.loads(json.dumps(engine.to_state())))
+    event = LlmCallEvent.model_validate(llm_call(cost_usd=0.01))
+    error = ErrorEvent.model_validate(
+        error_event(
+            {
+                "agent_id": "bot",
+                "task_type": "qa",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "error": {"status_code": 503, "message": "Service unavailable"},
+            }
+        )
+    )
+    outcomes = []
+    for take in (
+        lambda: restored.take(event, ("agent.cost.v1:0", 1)),
+        lambda: restored.take(event, ("agent.cost.v1:0", 1)),
+        lambda: restored.take(error, ("agent.error.v1:0", 0)),
+        lambda: restored.take(error, ("agent.error.v1:0", 0)),
+    ):
+        before = restored.tally
+        take()
+        outcomes.append(taken(before, restored))
+    assert outcomes == ["applied", "redelivered", "applied", "redelivered"]
 
 
 def calls(n: int) -> list[LlmCallEvent]:

@@ -501,6 +501,7 @@ class OptimizerEngine:
         engine.withdrawn = set(state.get("withdrawn", ()))  # absent before deletions stuck
         engine.task_arms = {k: list(v) for k, v in state["task_arms"].items()}
         engine.errors_seen = state["errors_seen"]
+        engine.errors_redelivered = 0  # never checkpointed: a metric's outcome only
         engine.drift_alerts = state["drift_alerts"]
         engine.promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
         # absent before operator changes were numbered: every recorded change is newer
