@@ -39,7 +39,7 @@ from finops.common.datastores import is_dependency_failure
 from finops.common.dead_letters import Record, dead_letter
 from finops.common.kafka import start_subscribed
 from finops.common.log_position import ResumePlan, partition_key
-from finops.common.metrics import STREAM_EVENTS
+from finops.common.metrics import STREAM_EVENTS, export_stream_counts
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Record], Awaitable[None]]
@@ -213,6 +213,12 @@ class AtLeastOnceConsumer:
         self.processed = 0
         self.dead_lettered = 0
 
+    def _export_counts(self, topics: Iterable[str]) -> None:
+        """Export this reader's counts at 0 (``dead_lettered`` only with a producer to park
+        records with: without one, a record given up on stops the consumer)."""
+        outcomes = ("processed", "dead_lettered") if self.producer else ("processed",)
+        export_stream_counts(self.service, topics, outcomes)
+
     async def start_subscribed(
         self, topics: Sequence[str], listener: ConsumerRebalanceListener | None = None
     ) -> None:
@@ -223,6 +229,7 @@ class AtLeastOnceConsumer:
             if listener is not None:
                 raise ValueError("a checkpointed consumer listens to its assignments itself")
             listener = _SeekToCheckpoint(self.consumer, self.checkpointed)
+        self._export_counts(topics)
         await start_subscribed(self.consumer, topics, listener)
 
     async def start_assigned(self, partitions: Sequence[TopicPartition]) -> None:
@@ -230,6 +237,7 @@ class AtLeastOnceConsumer:
         (checkpointed only: without a group, nowhere else keeps them)."""
         if self.checkpointed is None:
             raise ValueError("assigning without a group needs a checkpointed state")
+        self._export_counts(sorted({tp.topic for tp in partitions}))
         await self.consumer.start()
         self.consumer.assign(list(partitions))
         await self.checkpointed.seek(self.consumer, partitions)

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from finops.common.events import EventTopics
-from finops.common.metrics import STREAM_EVENTS
+from finops.common.metrics import STREAM_EVENTS, export_stream_counts
 
 log = logging.getLogger(__name__)
 
@@ -253,4 +253,5 @@ def register_validating_agent(app: Any, spec: Any, service: str) -> None:
         async for event in stream.events():
             await faust_handle(app, event, decode, service=service, max_attempts=1)
 
+    export_stream_counts(service, [spec.name])
     app.agent(source, name=f"{service}-{spec.name}")(consume)

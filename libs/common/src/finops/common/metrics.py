@@ -33,9 +33,33 @@ def install_metrics_endpoint(app: FastAPI) -> None:
 
 STREAM_EVENTS = Counter(
     "finops_stream_events_total",
-    "Events a stream processor took from a topic, by outcome",
+    "Records a stream service's consumers handled, by service, topic and outcome"
+    " (processed, or dead_lettered: parked on the topic's .dlq)",
     ["service", "topic", "outcome"],
 )
+STREAM_OUTCOMES = ("processed", "dead_lettered")
+
+
+def export_stream_counts(
+    service: str, topics: Iterable[str], outcomes: Iterable[str] = STREAM_OUTCOMES
+) -> None:
+    """Export ``finops_stream_events_total`` of ``service`` on each of ``topics`` at 0 for
+    each outcome, before a record is counted.
+
+    A series that appears with its first count holds 1 from its first sample on, so
+    ``increase()`` over any window sees no increase: the alert ``FinopsDeadLetters`` would
+    miss the first record parked on a topic after each start. Called where a reader starts.
+
+    Examples
+    --------
+    >>> export_stream_counts("example", ["example.v1"], ["dead_lettered"])
+    >>> labels = {"service": "example", "topic": "example.v1", "outcome": "dead_lettered"}
+    >>> REGISTRY.get_sample_value("finops_stream_events_total", labels)
+    0.0
+    """
+    for topic in topics:
+        for outcome in outcomes:
+            STREAM_EVENTS.labels(service, topic, outcome)
 
 
 def counter_by(

@@ -13,7 +13,7 @@ import json
 import faust
 
 from finops.common.dead_letters import faust_handle
-from finops.common.metrics import counter_by
+from finops.common.metrics import counter_by, export_stream_counts
 from finops.common.topics import EXPERIMENTS
 from finops.experiments.adapters.repository import ANNOUNCEMENT_KINDS
 
@@ -53,6 +53,7 @@ async def read_announcement(value: bytes) -> None:
 
 def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:
     source = app.topic(topic, value_serializer="raw", partitions=EXPERIMENTS.partitions)
+    export_stream_counts("experiments", [topic])
 
     @app.agent(source, name="experiments-announcements")
     async def read_back(stream: faust.StreamT[bytes]) -> None:

@@ -57,7 +57,7 @@ from finops.common.checkpoints import Checkpoint
 from finops.common.datastores import is_dependency_failure
 from finops.common.dead_letters import dead_letter
 from finops.common.lifespan import run_together
-from finops.common.metrics import counter_by
+from finops.common.metrics import counter_by, export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
@@ -121,6 +121,8 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             consumer, events_topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
         )
         self.producer = producer
+        # what this intake parks (it counts no processed records there)
+        export_stream_counts("experiments", [events_topic], ["dead_lettered"])
         self.store = store
         self.repo = repo
         self.name = name

@@ -52,11 +52,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
-from finops.common.circuits import CircuitState
+from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.dead_letters import dead_letter
 from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.common.lifespan import run_together
 from finops.common.log_position import partition_key
+from finops.common.metrics import counter_by, export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert
@@ -72,7 +73,15 @@ UPDATES = Counter(
 DUPLICATES = Counter(
     "finops_healer_breaker_duplicates_total", "Outcomes dropped because their event was counted"
 )
-TRANSITIONS = Counter("finops_healer_breaker_transitions_total", "Breaker state changes", ["state"])
+#: every state at 0 from the start: an ``open`` series that appeared with the first opening
+#: would hold 1 from its first sample, and ``increase()`` (the alert FinopsBreakerOpened)
+#: would miss it
+TRANSITIONS = counter_by(
+    "finops_healer_breaker_transitions_total",
+    "State changes of the breakers this instance owns, by the state entered",
+    "state",
+    [status.value for status in CircuitStatus],
+)
 REPUBLISHED = Counter(
     "finops_healer_breaker_republished_total",
     "Breaker states published again unchanged, every FINOPS_BREAKER_REPUBLISH_INTERVAL_S",
@@ -162,6 +171,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
             consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
         )
         self.producer = producer
+        # what this intake parks (it counts no processed records there)
+        export_stream_counts("healer", [topic], ["dead_lettered"])
         self.store = store
         self.config = config
         self.name = name

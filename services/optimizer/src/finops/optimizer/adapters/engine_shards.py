@@ -37,6 +37,7 @@ from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore, seria
 from finops.common.dead_letters import dead_letter, header_map
 from finops.common.events import Event
 from finops.common.id_dedupe import IdDedupe
+from finops.common.metrics import export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert, taken
 from finops.optimizer.adapters.task_type_forward import (
@@ -94,6 +95,8 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
             consumer, topic, resume=resume, checkpoint_interval_s=checkpoint_interval_s
         )
         self.producer = producer
+        # what this intake parks (it counts no processed records there)
+        export_stream_counts("optimizer", [topic], ["dead_lettered"])
         self.store = store
         self.name = name
         self.new_engine = new_engine

@@ -32,6 +32,7 @@ from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import EventTopics
 from finops.common.log_position import ResumePlan
+from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.common.topics import ALERTS
 from finops.optimizer.domain.engine import OptimizerEngine
@@ -57,7 +58,17 @@ def taken(before: tuple[int, int], engine: OptimizerEngine) -> str:
     return "redelivered" if engine.tally[1] > redelivered else "duplicate"
 
 
-ALERTS_EMITTED = Counter("finops_optimizer_alerts_total", "Alerts emitted", ["kind"])
+#: the kinds the optimizer raises
+ALERT_KINDS = ("budget", "anomaly", "drift")
+#: every kind at 0 from the start: a series that appeared with its first alert would hold 1
+#: from its first sample, and ``increase()`` (the alerts FinopsBudgetBurn and
+#: FinopsSpendAnomaly) would miss the first alert after each start
+ALERTS_EMITTED = counter_by(
+    "finops_optimizer_alerts_total",
+    "Alerts the optimizer wrote to finops.alerts.v1, by kind (budget, anomaly, drift)",
+    "kind",
+    ALERT_KINDS,
+)
 CHECKPOINT_FAILURES = Counter(
     "finops_optimizer_checkpoint_failures_total", "Periodic checkpoints the database refused"
 )
