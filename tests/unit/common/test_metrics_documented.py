@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, REGISTRY
 
@@ -103,3 +104,56 @@ def test_metrics_module_doctests():
 
     result = doctest.testmod(metrics)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _help_texts() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, help text, label names) of every metric the platform's code defines."""
+    _defined_metrics()  # imports every module that defines one
+    library = set(LIBRARY_COLLECTORS)
+    found = []
+    for collector in list(REGISTRY._collector_to_names):
+        if collector in library:
+            continue
+        metric: Any = collector
+        if hasattr(metric, "_labelnames"):  # Counter, Gauge, Histogram
+            found.append((metric._name, metric._documentation, tuple(metric._labelnames)))
+        else:  # a custom collector (the optimizer's spend figures): its families say
+            for family in metric.collect():
+                found.append((family.name, family.documentation, tuple(family._labelnames)))
+    return found
+
+
+def _vague_help(name: str, text: str, labels: tuple[str, ...]) -> list[str]:
+    """What the help text of a metric leaves unsaid: a label it does not name (its name, or
+    with ``_`` read as a space), and for a ``…_timestamp_seconds`` gauge that it is a Unix
+    time. A help text is what an operator reads next to the series in Prometheus or Grafana:
+    "Records read" says neither what was read nor what ``topic`` and ``outcome`` split."""
+    words = text.lower()
+    missing = [
+        f"label {label}"
+        for label in labels
+        if label not in words and label.replace("_", " ") not in words
+    ]
+    if name.endswith("_timestamp_seconds") and "unix time" not in words:
+        missing.append("Unix time")
+    return missing
+
+
+def test_every_help_text_names_the_metrics_labels_and_unit():
+    texts = _help_texts()
+    assert len(texts) >= 30
+    vague = {name: _vague_help(name, text, labels) for name, text, labels in texts}
+    assert {name: what for name, what in vague.items() if what} == {}
+
+
+def test_the_help_check_would_catch_a_vague_text():
+    assert _vague_help("finops_x_total", "Records read", ("topic", "outcome")) == [
+        "label topic",
+        "label outcome",
+    ]
+    assert _vague_help("finops_x", "Last checkpoint time", ()) == []
+    assert _vague_help("finops_x_timestamp_seconds", "Last checkpoint time", ()) == ["Unix time"]
+    assert (
+        _vague_help("finops_x_total", "by made_by and cost source", ("made_by", "cost_source"))
+        == []
+    )

@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 
 GC_PAUSES = Histogram(
     "finops_gc_pause_seconds",
-    "Garbage collections of the process (each one pauses the event loop), by generation",
+    "Seconds each garbage collection paused the process's event loop, by service and generation",
     ["service", "generation"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
 )

@@ -15,11 +15,14 @@ from prometheus_client import (
 )
 
 HTTP_REQUESTS = Counter(
-    "finops_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
+    "finops_http_requests_total",
+    "HTTP requests answered (health, readiness and metrics included), by service, route (path"
+    " template, or unmatched), method and status code",
+    ["service", "route", "method", "status"],
 )
 HTTP_LATENCY = Histogram(
     "finops_http_request_duration_seconds",
-    "HTTP request latency",
+    "Seconds from a request's arrival to its answer, by service, route and method",
     ["service", "route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

@@ -29,7 +29,8 @@ from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 EVENTS = counter_by(
     "finops_experiments_events_total",
-    "Cost events read",
+    "Cost events the forwarding stage read from agent.cost.v1, by outcome (tagged: in an"
+    " experiment, forwarded; untagged; invalid: parked)",
     "outcome",
     ("untagged", "invalid", "tagged"),
 )

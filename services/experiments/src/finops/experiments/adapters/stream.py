@@ -81,7 +81,10 @@ from finops.experiments.domain.tagged import Tagged, decode_tagged
 log = logging.getLogger(__name__)
 
 ANNOUNCED = counter_by(
-    "finops_experiments_announcements_total", "Events announced", "kind", ANNOUNCEMENT_KINDS
+    "finops_experiments_announcements_total",
+    "Announcements this instance wrote to finops.experiments.v1, by kind",
+    "kind",
+    ANNOUNCEMENT_KINDS,
 )
 ANNOUNCE_FAILURES = Counter(
     "finops_experiments_announce_failures_total",

@@ -68,10 +68,12 @@ from finops.healer.domain.taxonomy import ErrorKind
 log = logging.getLogger(__name__)
 
 UPDATES = Counter(
-    "finops_healer_breaker_updates_total", "Outcomes counted in the breakers this instance owns"
+    "finops_healer_breaker_updates_total",
+    "Call outcomes counted in the breakers this instance owns",
 )
 DUPLICATES = Counter(
-    "finops_healer_breaker_duplicates_total", "Outcomes dropped because their event was counted"
+    "finops_healer_breaker_duplicates_total",
+    "Call outcomes dropped because their event was counted already (forwarded twice)",
 )
 #: every state at 0 from the start: an ``open`` series that appeared with the first opening
 #: would hold 1 from its first sample, and ``increase()`` (the alert FinopsBreakerOpened)
@@ -86,7 +88,10 @@ REPUBLISHED = Counter(
     "finops_healer_breaker_republished_total",
     "Breaker states published again unchanged, every FINOPS_BREAKER_REPUBLISH_INTERVAL_S",
 )
-OWNED = Gauge("finops_healer_owned_partitions", "Outcome partitions this instance owns")
+OWNED = Gauge(
+    "finops_healer_owned_partitions",
+    "Partitions of finops.provider-outcomes.v1 this instance owns (whose breakers it keeps)",
+)
 
 
 class PublishedCircuits(Protocol):

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = Counter(
     "finops_healer_breaker_outcomes_total",
-    "Calls read for the circuit breakers, by what they were",
+    "Calls read for the circuit breakers, by outcome (success, fault, not_a_provider_fault,"
+    " unsuccessful_call, undecodable)",
     ["outcome"],
 )
 PROVIDER_OUTCOMES = Counter(

@@ -48,7 +48,11 @@ from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 
 log = logging.getLogger(__name__)
-OUTCOMES = Counter("finops_healer_outcome_records_total", "Records read", ["topic", "outcome"])
+OUTCOMES = Counter(
+    "finops_healer_outcome_records_total",
+    "Records the effectiveness learning read, by topic and outcome (applied or invalid)",
+    ["topic", "outcome"],
+)
 TOPICS: tuple[TopicSpec, ...] = (HEALING, AGENT_COST, AGENT_ERROR)
 #: Records applied between two turns of the event loop (about 5 ms of classifying).
 YIELD_EVERY = 100

@@ -24,9 +24,16 @@ from finops.healer.domain.advice import Advice
 from finops.healer.domain.remedies import Action
 
 log = logging.getLogger(__name__)
-ADVICE = Counter("finops_healer_advice_total", "Advice given", ["kind", "action"])
+ADVICE = Counter(
+    "finops_healer_advice_total",
+    "Advice given by POST /api/healing/advice, by the error kind and the remedy's action",
+    ["kind", "action"],
+)
 PUBLISHED = Counter(
-    "finops_healer_published_total", "Advice and alerts by delivery outcome", ["topic", "outcome"]
+    "finops_healer_published_total",
+    "Advice records and abort alerts written, by topic and outcome (sent, or failed: the"
+    " broker did not acknowledge)",
+    ["topic", "outcome"],
 )
 
 

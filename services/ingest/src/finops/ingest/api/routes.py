@@ -26,9 +26,17 @@ from finops.ingest.settings import IngestSettings
 router = APIRouter(tags=["events"], default_response_class=JSONResponse)
 
 EVENTS = Counter(
-    "finops_ingest_events_total", "Events accepted and acknowledged", ["type", "cost_source"]
+    "finops_ingest_events_total",
+    "Events the broker acknowledged, by event type and cost_source (reported, computed,"
+    " unpriced; n/a for errors)",
+    ["type", "cost_source"],
 )
-REJECTED = Counter("finops_ingest_batches_rejected_total", "Batches refused", ["code"])
+REJECTED = Counter(
+    "finops_ingest_batches_rejected_total",
+    "Batches refused whole while parsed and checked (nothing published), by the answer's"
+    " error code",
+    ["code"],
+)
 
 PUBLISH_ERRORS = (
     INVALID_JSON,

@@ -57,10 +57,17 @@ from finops.optimizer.service_layer.commands import (
 
 log = logging.getLogger(__name__)
 
-OWNED = Gauge("finops_optimizer_owned_partitions", "Partitions of the learning this worker owns")
-SNAPSHOTS = Counter("finops_optimizer_snapshots_total", "Partition states published")
+OWNED = Gauge(
+    "finops_optimizer_owned_partitions",
+    "Partitions of finops.optimizer-events.v1 this worker owns and learns",
+)
+SNAPSHOTS = Counter(
+    "finops_optimizer_snapshots_total",
+    "Partition states of the learning published to finops.optimizer-shards.v1",
+)
 SNAPSHOT_FAILURES = Counter(
-    "finops_optimizer_snapshot_failures_total", "Partition states the broker did not take"
+    "finops_optimizer_snapshot_failures_total",
+    "Partition states of the learning the broker did not take (too large, say)",
 )
 
 #: the partition whose owner raises the fleet's budget alerts and checkpoints their ids

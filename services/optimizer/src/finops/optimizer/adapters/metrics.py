@@ -14,10 +14,27 @@ from prometheus_client.registry import Collector
 
 TOP_K = 10
 _FIELDS = (
-    ("spend_usd", "finops_spend_usd", "Spend in USD since the optimizer's state began"),
-    ("calls", "finops_calls", "LLM calls"),
-    ("success_rate", "finops_success_ratio", "Share of successful calls"),
-    ("latency_p95_ms", "finops_latency_p95_ms", "p95 latency in milliseconds"),
+    (
+        "spend_usd",
+        "finops_spend_usd",
+        "Spend in USD since the optimizer's state began, by dimension and key (the top keys"
+        " by spend, the rest summed as __other__)",
+    ),
+    (
+        "calls",
+        "finops_calls",
+        "LLM calls counted since the optimizer's state began, by dimension and key",
+    ),
+    (
+        "success_rate",
+        "finops_success_ratio",
+        "Share of those calls that succeeded (success true), by dimension and key",
+    ),
+    (
+        "latency_p95_ms",
+        "finops_latency_p95_ms",
+        "p95 latency of those calls in milliseconds, by dimension and key",
+    ),
 )
 
 

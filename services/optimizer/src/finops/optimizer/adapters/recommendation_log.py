@@ -20,7 +20,10 @@ from finops.common.topics import RECOMMENDATIONS
 
 log = logging.getLogger(__name__)
 LOGGED = Counter(
-    "finops_optimizer_recommendations_logged_total", "Recommendations by log outcome", ["outcome"]
+    "finops_optimizer_recommendations_logged_total",
+    "Recommendations written to finops.recommendations.v1, by outcome (sent, failed, or"
+    " dropped: the queue was full)",
+    ["outcome"],
 )
 
 

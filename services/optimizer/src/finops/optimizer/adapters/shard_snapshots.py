@@ -47,9 +47,13 @@ from finops.optimizer.service_layer.commands import OperatorChange, SettingsLedg
 log = logging.getLogger(__name__)
 
 VIEW_AGE = Gauge(
-    "finops_optimizer_view_built_timestamp_seconds", "When this replica's view was last built"
+    "finops_optimizer_view_built_timestamp_seconds",
+    "Unix time in seconds this replica last rebuilt the view it answers from",
 )
-UNREADABLE = Counter("finops_optimizer_unreadable_snapshots_total", "Snapshots not understood")
+UNREADABLE = Counter(
+    "finops_optimizer_unreadable_snapshots_total",
+    "Partition states this replica could not decode (its view keeps the previous one)",
+)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,12 @@ from finops.optimizer.service_layer.commands import (
 
 log = logging.getLogger(__name__)
 
-EVENTS = Counter("finops_optimizer_events_total", "Events taken in", ["topic", "outcome"])
+EVENTS = Counter(
+    "finops_optimizer_events_total",
+    "Records the learning took in, by topic and outcome (applied, duplicate, invalid, failed;"
+    " promoted, no_winner, not_a_decision for experiment announcements)",
+    ["topic", "outcome"],
+)
 
 
 def taken(before: tuple[int, int], engine: OptimizerEngine) -> str:
@@ -70,9 +75,13 @@ ALERTS_EMITTED = counter_by(
     ALERT_KINDS,
 )
 CHECKPOINT_FAILURES = Counter(
-    "finops_optimizer_checkpoint_failures_total", "Periodic checkpoints the database refused"
+    "finops_optimizer_checkpoint_failures_total",
+    "Periodic checkpoints of the learning PostgreSQL refused (each tried again an interval later)",
 )
-CHECKPOINT_AGE = Gauge("finops_optimizer_checkpoint_timestamp_seconds", "Last checkpoint time")
+CHECKPOINT_AGE = Gauge(
+    "finops_optimizer_checkpoint_timestamp_seconds",
+    "Unix time in seconds of the last checkpoint of the learning (state and offsets)",
+)
 
 
 def announcement_of(raw: bytes) -> dict[str, Any]:

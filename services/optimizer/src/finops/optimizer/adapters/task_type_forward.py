@@ -37,7 +37,8 @@ EVENT, DECISION, OPERATOR = b"event", b"decision", b"operator"
 
 FORWARDED = Counter(
     "finops_optimizer_forwarded_total",
-    "Records re-keyed by task type onto the optimizer's internal topic",
+    "Records the forwarding stage read, by input (event or decision) and outcome (forwarded"
+    " by task type onto finops.optimizer-events.v1, invalid, not_a_decision)",
     ["input", "outcome"],
 )
 

@@ -68,7 +68,7 @@ _rng = random.SystemRandom()
 #: every answer by what made the pick: "greedy", or the exploration's mechanism (seven values)
 ANSWERED = Counter(
     "finops_optimizer_recommendations_total",
-    "Recommendations answered, by what made the pick (greedy or an exploration mechanism)",
+    "Recommendations answered, by made_by: what made the pick (greedy or an exploration mechanism)",
     ["made_by"],
 )
 
