@@ -60,3 +60,18 @@ def test_unserved_paths_and_refusals_before_routing_are_unmatched():
         _count("unmatched", "POST", 413),
         _count("unmatched", "GET", 422),
     ) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+def test_a_method_http_does_not_define_is_labelled_other():
+    """The client picks the method token: each unknown one must not be a series of its own."""
+    client = _client()
+    before = (_count("/items/{item_id}", "other", 405), _count("unmatched", "other", 404))
+    for method in ("PROPFIND", "PURGE", "BREW-1", "BREW-2"):
+        client.request(method, "/items/a1")
+    client.request("BREW-3", "/nowhere")
+    assert (_count("/items/{item_id}", "other", 405), _count("unmatched", "other", 404)) == (
+        before[0] + 4,
+        before[1] + 1,
+    )
+    assert _count("/items/{item_id}", "BREW-1", 405) == 0.0
+    assert _count("/items/{item_id}", "PROPFIND", 405) == 0.0

@@ -102,7 +102,7 @@ class OperationalMiddleware:
                 await self._too_large(send, request_id)
         finally:
             route = _route_label(scope, routed)
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
             HTTP_LATENCY.labels(self.service, route, method).observe(time.perf_counter() - start)
             request_id_var.reset(token)
@@ -229,6 +229,25 @@ class _BodyTooLarge(StarletteHTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body exceeds {limit} bytes")
+
+
+#: the request methods of HTTP (RFC 9110 and PATCH) the metrics name; any other is "other"
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+def method_label(method: str) -> str:
+    """The metrics' ``method`` label: the method, or ``other`` for one HTTP does not define.
+
+    A client chooses the method token, and the server takes any (uvicorn's h11 parser, where
+    httptools is not installed, takes any token; httptools some thirty WebDAV and other
+    methods): each would be a series of its own for every route and status.
+
+    >>> method_label("GET"), method_label("PROPFIND"), method_label("X" * 40)
+    ('GET', 'other', 'other')
+    """
+    return method if method in METHODS else "other"
 
 
 def _route_label(scope: Scope, routed: bool) -> str:
