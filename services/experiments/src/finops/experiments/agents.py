@@ -21,7 +21,7 @@ READ_BACK = counter_by(
     "finops_experiments_announcements_read_total",
     "Experiment announcements read back from finops.experiments.v1, by kind",
     "kind",
-    (*ANNOUNCEMENT_KINDS, "unreadable"),
+    (*ANNOUNCEMENT_KINDS, "other", "unreadable"),
 )
 
 
@@ -41,14 +41,15 @@ def announcement_kind(value: bytes) -> str:
 
 
 async def read_announcement(value: bytes) -> None:
-    """Count one announcement by kind; one that does not decode is counted ``unreadable``
-    and raises (the caller parks it)."""
+    """Count one announcement by kind (``other`` for a kind this version does not write: the
+    label takes no value a record brings); one that does not decode is counted
+    ``unreadable`` and raises (the caller parks it)."""
     try:
         kind = announcement_kind(value)
     except ValueError:
         READ_BACK.labels("unreadable").inc()
         raise
-    READ_BACK.labels(kind).inc()
+    READ_BACK.labels(kind if kind in ANNOUNCEMENT_KINDS else "other").inc()
 
 
 def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:
