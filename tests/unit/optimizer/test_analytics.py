@@ -444,3 +444,18 @@ def test_a_restored_state_with_windows_in_9999_serves_every_stats_request(caplog
     day = sa.window("fleet", "day")
     assert [(w["start"], w["rows"][0]["calls"]) for w in day] == [("2025-03-02T00:00:00Z", 1)]
     assert sa.summary()["late_for_windows"] == {"minute": 0, "hour": 0, "day": 0}
+
+
+def test_a_key_named_like_the_other_row_is_summed_into_it_not_listed_twice():
+    """A task type (or agent) an agent names ``__other__`` would be a second series of the
+    label set ``key="__other__"`` on /metrics, which Prometheus keeps only one of."""
+    sa = SpendAnalytics()
+    for agent, spend in {"a": 5.0, "b": 4.0, "c": 3.0, OTHER_KEY: 9.0}.items():
+        sa.observe(call(agent, cost=spend, latency=100))
+    rows = sa.top_k_with_other("agent", k=2)
+    assert [r["key"] for r in rows] == ["a", "b", OTHER_KEY]
+    assert (rows[-1]["calls"], rows[-1]["spend_usd"]) == (2, pytest.approx(12.0))
+    # every key fits in k: the named one is still the only __other__ row
+    rows = sa.top_k_with_other("agent", k=10)
+    assert [r["key"] for r in rows] == ["a", "b", "c", OTHER_KEY]
+    assert rows[-1]["spend_usd"] == pytest.approx(9.0)

@@ -394,15 +394,18 @@ class SpendAnalytics:
         """All-time rows of the top ``k`` keys plus one :data:`OTHER_KEY` row summing the rest.
 
         At most ``k + 1`` rows whatever the number of keys: the bounded label set for the
-        Prometheus gauges. The ``__other__`` row is present only when some key is left out.
+        Prometheus gauges. The ``__other__`` row is present only when some key is left out,
+        or when a key is itself named ``__other__`` (an agent may name its task type so): that
+        key is counted in the ``__other__`` row, never listed apart, so that no two rows (two
+        series of one label set on /metrics) share the name.
         """
         d = dimension_aggregates(self._totals, dimension)
-        rows = key_rows(d, by)
+        rows = [row for row in key_rows(d, by) if row["key"] != OTHER_KEY]
         top, rest = rows[:k], rows[k:]
-        if rest:
+        if rest or OTHER_KEY in d:
             other = Aggregate()
-            for r in rest:
-                other.merge(d[r["key"]])
+            for key in [r["key"] for r in rest] + ([OTHER_KEY] if OTHER_KEY in d else []):
+                other.merge(d[key])
             top.append(other.row(OTHER_KEY))
         return top
 
