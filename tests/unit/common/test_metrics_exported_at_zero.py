@@ -159,7 +159,8 @@ def test_each_partitioned_intake_exports_its_dead_letters_at_zero():
     assert stream_count("healer", "zero.outcomes.v1", "processed") is None
 
 
-#: the series the alert rules read with increase(), each with its labels
+#: the series the alert rules read with increase(), and the other counters of one label with
+#: a fixed set of values (docs/metrics.md), each with its labels
 ALERTED = [
     ("finops_healer_breaker_transitions_total", {"state": "open"}),
     ("finops_healer_breaker_transitions_total", {"state": "closed"}),
@@ -167,18 +168,55 @@ ALERTED = [
     ("finops_optimizer_alerts_total", {"kind": "budget"}),
     ("finops_optimizer_alerts_total", {"kind": "anomaly"}),
     ("finops_optimizer_alerts_total", {"kind": "drift"}),
+    *(
+        ("finops_ingest_batches_rejected_total", {"code": code})
+        for code in (
+            "invalid_json",
+            "invalid_events",
+            "batch_too_large",
+            "agent_mismatch",
+            "source_mismatch",
+            "error",
+        )
+    ),
+    *(
+        ("finops_optimizer_recommendations_logged_total", {"outcome": outcome})
+        for outcome in ("sent", "failed", "dropped")
+    ),
+    *(
+        ("finops_optimizer_recommendations_total", {"made_by": made_by})
+        for made_by in (
+            "greedy",
+            "thompson",
+            "identification",
+            "reference_audit",
+            "threshold_test",
+            "fair_trial",
+            "floor",
+        )
+    ),
+    *(
+        ("finops_healer_breaker_outcomes_total", {"outcome": outcome})
+        for outcome in (
+            "success",
+            "fault",
+            "not_a_provider_fault",
+            "unsuccessful_call",
+            "undecodable",
+        )
+    ),
 ]
 
 READ_AT_START = """
 import json, sys
-import finops.healer.app, finops.optimizer.app
+import finops.healer.app, finops.ingest.app, finops.optimizer.app
 from prometheus_client import REGISTRY
 wanted = json.loads(sys.argv[1])
 print(json.dumps([REGISTRY.get_sample_value(name, labels) for name, labels in wanted]))
 """
 
 
-def test_the_alerted_counters_of_the_healer_and_the_optimizer_are_at_zero_from_the_start():
+def test_the_alerted_and_fixed_label_counters_are_at_zero_from_the_start():
     answer = subprocess.run(
         [sys.executable, "-c", READ_AT_START, json.dumps(ALERTED)],
         capture_output=True,

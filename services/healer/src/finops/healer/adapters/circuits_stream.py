@@ -32,6 +32,7 @@ from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import end_process_if_failed, finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
+from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
 from finops.healer.adapters.circuits import ProviderOutcome
@@ -42,11 +43,12 @@ from finops.healer.settings import HealerSettings
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = Counter(
+OUTCOMES = counter_by(
     "finops_healer_breaker_outcomes_total",
     "Calls read for the circuit breakers, by outcome (success, fault, not_a_provider_fault,"
     " unsuccessful_call, undecodable)",
-    ["outcome"],
+    "outcome",
+    ("success", "fault", "not_a_provider_fault", "unsuccessful_call", "undecodable"),
 )
 PROVIDER_OUTCOMES = Counter(
     "finops_healer_breaker_provider_outcomes_total",

@@ -17,6 +17,7 @@ from finops.common.api_errors import (
     responses,
 )
 from finops.common.events import event_json_schemas
+from finops.common.metrics import counter_by
 from finops.ingest.api.deps import EventWriter, Publisher, Settings
 from finops.ingest.api.schemas import Accepted, EventSchemas
 from finops.ingest.domain.batches import BatchLimits, Caller, parse_batch
@@ -31,11 +32,19 @@ EVENTS = Counter(
     " unpriced; n/a for errors)",
     ["type", "cost_source"],
 )
-REJECTED = Counter(
+REJECTED = counter_by(
     "finops_ingest_batches_rejected_total",
     "Batches refused whole while parsed and checked (nothing published), by the answer's"
     " error code",
-    ["code"],
+    "code",
+    (
+        "invalid_json",
+        "invalid_events",
+        "batch_too_large",
+        "agent_mismatch",
+        "source_mismatch",
+        "error",
+    ),
 )
 
 PUBLISH_ERRORS = (

@@ -14,16 +14,17 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter
 
+from finops.common.metrics import counter_by
 from finops.common.topics import RECOMMENDATIONS
 
 log = logging.getLogger(__name__)
-LOGGED = Counter(
+LOGGED = counter_by(
     "finops_optimizer_recommendations_logged_total",
     "Recommendations written to finops.recommendations.v1, by outcome (sent, failed, or"
     " dropped: the queue was full)",
-    ["outcome"],
+    "outcome",
+    ("sent", "failed", "dropped"),
 )
 
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from pydantic import Field, field_validator
 
 from finops.common.api_errors import (
@@ -22,6 +21,7 @@ from finops.common.api_errors import (
 )
 from finops.common.errors import BadRequest, NotFound, ValidationFailed
 from finops.common.events.schemas.fields import MAX_FEATURE_NAME
+from finops.common.metrics import counter_by
 from finops.common.request_body import Count, Flag, Number, RequestBody
 from finops.optimizer.api.deps import (
     Circuits,
@@ -57,6 +57,7 @@ from finops.optimizer.domain.analytics import (
 from finops.optimizer.domain.budgets import Budget
 from finops.optimizer.domain.engine import ArmSpec
 from finops.optimizer.domain.policy import Objective
+from finops.optimizer.domain.policy.mechanism import Mechanism
 
 # An explicit JSONResponse: the response models validate the answer, and the bytes stay those
 # of ``json.dumps`` (FastAPI's default with a response model is pydantic's own encoder, which
@@ -66,10 +67,11 @@ router = APIRouter(default_response_class=JSONResponse)
 
 _rng = random.SystemRandom()
 #: every answer by what made the pick: "greedy", or the exploration's mechanism (seven values)
-ANSWERED = Counter(
+ANSWERED = counter_by(
     "finops_optimizer_recommendations_total",
     "Recommendations answered, by made_by: what made the pick (greedy or an exploration mechanism)",
-    ["made_by"],
+    "made_by",
+    ["greedy", *(mechanism.value for mechanism in Mechanism)],
 )
 
 INVALID = ApiError(
