@@ -19,10 +19,20 @@ from typing import Any
 from urllib.parse import quote
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter
 
 from finops.common.catch_up import CatchUp
 
 log = logging.getLogger(__name__)
+
+#: the records of the breakers' topic no reader of this process could read: no dead-letter
+#: topic holds them (the topic is compacted and read whole at every start), so this is where
+#: an operator sees one
+UNREADABLE = Counter(
+    "finops_circuit_states_unreadable_total",
+    "Records of finops.circuits.v1 this process's breaker table could not read (not a breaker"
+    " state: logged and skipped; counted again at each start, as the topic is read whole)",
+)
 
 
 class CircuitStatus(StrEnum):
@@ -178,6 +188,7 @@ class CircuitReader:
         except (ValueError, KeyError, TypeError) as exc:
             # Written by the healer alone; an unreadable record is logged, not served.
             self.unreadable += 1
+            UNREADABLE.inc()
             log.error("unreadable circuit state", extra={"error": repr(exc)})
 
     async def read_to_now(self, timeout_s: float, poll_s: float = 0.05) -> bool:
