@@ -1,6 +1,6 @@
 """The optimizer's spend gauges read from its analytics at each scrape: the p95 latency in
 seconds (Prometheus' base unit, which `promtool check metrics` asks for) next to the first
-name's milliseconds, and one series per label set."""
+name's milliseconds."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 EVENTS = Counter(
     "finops_optimizer_events_total",
-    "Records the learning took in, by topic and outcome (applied, duplicate, invalid, failed;"
-    " promoted, no_winner, not_a_decision for experiment announcements)",
+    "Records the learning took in, by topic and outcome (applied, duplicate, redelivered,"
+    " invalid, failed; promoted, no_winner, not_a_decision for experiment announcements)",
     ["topic", "outcome"],
 )
 
