@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from finops.common.broker_outage import BrokerOutage
 from finops.healer.adapters.circuits_stream import BreakerPipeline
 from finops.healer.app import _circuits_check, _readiness
 
@@ -25,17 +26,42 @@ async def test_an_instance_whose_breaker_loops_ended_is_not_ready_beside_a_runni
     app: Any = SimpleNamespace(
         state=SimpleNamespace(
             circuits=SimpleNamespace(running=True),
-            breakers=BreakerPipeline(cast(Any, None), ours),
+            breakers=BreakerPipeline(cast(Any, None), ours, BrokerOutage(60.0, 5.0)),
         )
     )
     try:
         with pytest.raises(RuntimeError, match="stream loops are not running"):
             await _circuits_check(app)
-        app.state.breakers = BreakerPipeline(cast(Any, None), theirs)
+        app.state.breakers = BreakerPipeline(cast(Any, None), theirs, BrokerOutage(60.0, 5.0))
         await _circuits_check(app)  # running: ready
     finally:
         stop.set()
         await theirs
+
+
+async def test_a_healer_waiting_for_the_broker_is_not_ready_until_a_publish_goes_through():
+    """Its loops ride out a frozen broker (up to FINOPS_BROKER_OUTAGE_TOLERANCE_S): /readyz
+    says why it is down meanwhile."""
+    stop = asyncio.Event()
+    loops = asyncio.create_task(stop.wait(), name="healer-breakers")
+    outage = BrokerOutage(60.0, 5.0)
+    app: Any = SimpleNamespace(
+        state=SimpleNamespace(
+            circuits=SimpleNamespace(running=True),
+            breakers=BreakerPipeline(cast(Any, None), loops, outage),
+        )
+    )
+    try:
+        await _circuits_check(app)
+        waiter = object()
+        outage.started(waiter, "RequestTimedOutError()")
+        with pytest.raises(RuntimeError, match=r"waiting for the broker .*RequestTimedOutError"):
+            await _circuits_check(app)
+        outage.ended(waiter)
+        await _circuits_check(app)
+    finally:
+        stop.set()
+        await loops
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,11 @@ from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
 from finops.healer.adapters.catalog import catalog_from_prices
 from finops.healer.adapters.circuits import CircuitsView
-from finops.healer.adapters.circuits_stream import BreakerPipeline, breaker_pipeline
+from finops.healer.adapters.circuits_stream import (
+    BreakerPipeline,
+    breaker_pipeline,
+    broker_outage,
+)
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.adapters.labels import LabelSync, PostgresLabelStore
@@ -47,7 +51,8 @@ def create_app(
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         # Their background tasks stop (and checkpoint) before the pool closes; the advisor
-        # reads breaker states from the circuits view.
+        # reads breaker states from the circuits view. One bound for every wait for the broker.
+        app.state.broker_outage = broker_outage(settings)
         async with (
             _error_classifier(app, settings),
             _circuits_view(app, settings),
@@ -56,6 +61,7 @@ def create_app(
                 lambda: app.state.classifier,
                 app.state.circuits,
                 PostgresCheckpointStore(app.state.db, "healer_checkpoints"),
+                app.state.broker_outage,
             ) as breakers,
             _advice(app, settings),
         ):
@@ -139,6 +145,10 @@ async def _circuits_check(app: FastAPI) -> None:
         raise RuntimeError("the circuit-breaker reader is not running")
     breakers: BreakerPipeline = app.state.breakers
     await _loop_check(breakers.loops, "the circuit breakers' stream loops are not running")
+    # set when a publish starts waiting for the broker, cleared when one is acknowledged
+    problem = breakers.outage.problem()
+    if problem is not None:
+        raise RuntimeError(problem)
 
 
 async def _loop_check(loop: asyncio.Task[None], not_running: str) -> None:
@@ -180,7 +190,8 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
         )
         await outcomes.start()
         app.state.outcomes = outcomes
-        app.state.healing_log = HealingLog(producer)
+        # a delivery the broker timed out is sent again, within the breakers' outage bound
+        app.state.healing_log = HealingLog(producer, app.state.broker_outage)
         app.state.advisor = Advisor(
             catalog_from_prices(settings.fallback_models),
             app.state.circuits,

@@ -58,6 +58,13 @@ class HealerSettings(StreamSettings):
     #: provider names one instance labels ``finops_healer_breaker_provider_outcomes_total`` with,
     #: the first it sees; the calls of further providers are counted as ``__other__``
     breaker_metric_providers: int = Field(32, ge=1)
+    #: how long the healer waits for a broker that does not take its records (outcomes,
+    #: breaker states, alerts) before its loops end and the process restarts from its
+    #: checkpoint (seconds); /readyz is down meanwhile
+    broker_outage_tolerance_s: float = Field(60.0, gt=0)
+    #: how long a record may go unacknowledged before the wait counts as an outage (an
+    #: idempotent producer retries it itself and never fails it) (seconds)
+    broker_ack_wait_s: float = Field(5.0, gt=0)
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name

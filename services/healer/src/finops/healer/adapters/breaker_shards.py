@@ -51,6 +51,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter, Gauge
 
+from finops.common.broker_outage import BrokerOutage, Outgoing, publish_acknowledged
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.dead_letters import dead_letter
@@ -166,6 +167,7 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         circuits_topic: str,
         alerts_topic: str,
         published: PublishedCircuits,
+        outage: BrokerOutage | None = None,
         adopt_wait_s: float = 5.0,
         dedupe_ids: int = 65_536,
         checkpoint_interval_s: float = 5.0,
@@ -184,6 +186,8 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         self.circuits_topic = circuits_topic
         self.alerts_topic = alerts_topic
         self.published = published
+        #: the instance's wait for a broker that does not take records (see publish)
+        self.outage = outage or BrokerOutage(tolerance_s=60.0, ack_wait_s=5.0)
         self.adopt_wait_s = adopt_wait_s
         #: whether the circuits topic was read to its end for the adoption or checkpoint under
         #: way (asked once, when its first upgraded partition needs it)
@@ -304,40 +308,41 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         await super().after_batch()
 
     async def publish(self) -> None:
-        """Every changed breaker's state and the alerts of the transitions, acknowledged."""
-        sends = []
+        """Every changed breaker's state and the alerts of the transitions, acknowledged.
+
+        A broker that does not take them is waited for (:mod:`finops.common.broker_outage`):
+        only what it refused is sent again, with backoff; past the outage tolerance, or on an
+        error sending again cannot fix, this raises and the process ends, to restart from the
+        last checkpoint (taken only after a publish: nothing it drained is lost)."""
+        records = []
         for partition, shard in self.shards.items():
             transitions, shard.transitions = shard.transitions, []
             for state in shard.board.drain_changed():
                 self.dirty.add(partition)
-                sends.append(
-                    await self.producer.send(
-                        self.circuits_topic, state.to_json(), key=state.key.encode()
-                    )
-                )
+                records.append(Outgoing(self.circuits_topic, state.to_json(), state.key.encode()))
             for transition in transitions:
                 TRANSITIONS.labels(transition.after.value).inc()
                 alert = breaker_alert(transition)
                 if alert is not None:
-                    sends.append(
-                        await self.producer.send(
+                    records.append(
+                        Outgoing(
                             self.alerts_topic,
                             json.dumps(alert.to_dict(), default=str).encode(),
-                            key=alert.subject.encode(),
+                            alert.subject.encode(),
                         )
                     )
-        await asyncio.gather(*sends)
+        await publish_acknowledged(self.producer, records, self.outage, what="breaker states")
 
     async def republish(self) -> None:
         """Every owned breaker's state, changed or not, acknowledged (see the module's
         docstring: it overwrites what a deposed owner published late)."""
-        sends = [
-            await self.producer.send(self.circuits_topic, state.to_json(), key=state.key.encode())
+        records = [
+            Outgoing(self.circuits_topic, state.to_json(), state.key.encode())
             for shard in self.shards.values()
             for state in shard.board.snapshots()
         ]
-        await asyncio.gather(*sends)
-        REPUBLISHED.inc(len(sends))
+        await publish_acknowledged(self.producer, records, self.outage, what="breaker states")
+        REPUBLISHED.inc(len(records))
         self._last_republish = time.monotonic()
 
     async def tick(self, now: float) -> None:

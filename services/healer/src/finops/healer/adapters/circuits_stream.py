@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
+from finops.common.broker_outage import BrokerOutage, Outgoing, publish_acknowledged
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
@@ -95,6 +96,11 @@ class ProviderOutcomeCounter:
         self.counter.labels(self.label(provider), outcome).inc()
 
 
+def broker_outage(settings: HealerSettings) -> BrokerOutage:
+    """The bound of the healer's wait for a broker that does not take its records."""
+    return BrokerOutage(settings.broker_outage_tolerance_s, settings.broker_ack_wait_s)
+
+
 def breaker_config(settings: HealerSettings) -> BreakerConfig:
     return BreakerConfig(
         window_s=settings.breaker_window_s,
@@ -116,15 +122,19 @@ class OutcomeForwarder:
         settings: HealerSettings,
         classifier: Callable[[], ErrorClassifier],
         by_provider: ProviderOutcomeCounter | None = None,
+        *,
+        outage: BrokerOutage | None = None,
     ) -> None:
         self.settings = settings
+        #: the instance's wait for a broker that does not take records (see forwarded)
+        self.outage = outage or broker_outage(settings)
         self.classifier = classifier
         self.by_provider = by_provider or ProviderOutcomeCounter(
             PROVIDER_OUTCOMES, settings.breaker_metric_providers
         )
         #: the event topics, each decoded by the event type it carries
         self.event_topics = EventTopics(settings.cost_topic, settings.error_topic)
-        self._forwarded: list[asyncio.Future[Any]] = []
+        self._forwarded: list[Outgoing] = []
 
     def outcome(self, topic: str, value: bytes) -> ProviderOutcome | None:
         """What one cost/error record of ``topic`` says about its provider/model, if anything
@@ -157,20 +167,20 @@ class OutcomeForwarder:
             )
         return None
 
-    async def forward(self, record: Any, producer: AIOKafkaProducer) -> None:
-        """Send one record's outcome, keyed by provider/model."""
+    async def forward(self, record: Any) -> None:
+        """Queue one record's outcome, keyed by provider/model (sent by :meth:`forwarded`)."""
         outcome = self.outcome(record.topic, record.value)
         if outcome is not None:
             self._forwarded.append(
-                await producer.send(
-                    self.settings.outcomes_topic, outcome.to_json(), key=outcome.key.encode()
-                )
+                Outgoing(self.settings.outcomes_topic, outcome.to_json(), outcome.key.encode())
             )
 
-    async def forwarded(self) -> None:
-        """Wait until every outcome sent so far is acknowledged."""
-        sends, self._forwarded = self._forwarded, []
-        await asyncio.gather(*sends)
+    async def forwarded(self, producer: AIOKafkaProducer) -> None:
+        """Send every outcome queued so far and wait until each is acknowledged; a broker
+        that does not take them is waited for (:mod:`finops.common.broker_outage`; an outcome
+        sent twice is counted once, by its event id)."""
+        records, self._forwarded = self._forwarded, []
+        await publish_acknowledged(producer, records, self.outage, what="provider outcomes")
 
 
 def forwarding_loop(
@@ -199,6 +209,8 @@ class BreakerPipeline:
 
     owners: BreakerShards
     loops: asyncio.Task[None]
+    #: the wait for a broker that does not take the loops' records (readiness reports it)
+    outage: BrokerOutage
 
 
 @asynccontextmanager
@@ -207,13 +219,16 @@ async def breaker_pipeline(
     classifier: Callable[[], ErrorClassifier],
     published: PublishedCircuits,
     store: PostgresCheckpointStore,
+    outage: BrokerOutage | None = None,
 ) -> AsyncIterator[BreakerPipeline]:
-    """The breakers' consumers, producer and loops, running for the ``with`` block."""
-    forwarder = OutcomeForwarder(settings, classifier)
+    """The breakers' consumers, producer and loops, running for the ``with`` block;
+    ``outage`` is the instance's wait for a broker that does not take records."""
+    waits = outage or broker_outage(settings)
+    forwarder = OutcomeForwarder(settings, classifier, outage=waits)
     producer = make_producer(settings)
 
-    async def forward(record: Any) -> None:
-        await forwarder.forward(record, producer)
+    async def flush() -> None:
+        await forwarder.forwarded(producer)
 
     async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
         return await plan_resume(settings, saved, cluster_id, what="healer breakers")
@@ -221,8 +236,8 @@ async def breaker_pipeline(
     calls = forwarding_loop(
         make_consumer(settings, group_id=settings.breaker_group),
         producer,
-        forward,
-        forwarder.forwarded,
+        forwarder.forward,
+        flush,
     )
     owners = BreakerShards(
         make_consumer(settings, group_id=settings.breaker_owner_group),
@@ -235,6 +250,7 @@ async def breaker_pipeline(
         circuits_topic=settings.circuits_topic,
         alerts_topic=settings.alerts_topic,
         published=published,
+        outage=waits,
         adopt_wait_s=settings.breaker_adopt_wait_s,
         dedupe_ids=settings.breaker_dedupe_ids,
         checkpoint_interval_s=settings.breaker_checkpoint_interval_s,
@@ -260,7 +276,7 @@ async def breaker_pipeline(
             enabled=settings.exit_on_loop_failure,
         )
         try:
-            yield BreakerPipeline(owners, runner)
+            yield BreakerPipeline(owners, runner, waits)
         finally:
             stop.set()
             await finish(runner, timeout=30)

@@ -2,8 +2,12 @@
 ``finops.alerts.v1`` (the platform's one alert shape, ``source: "healer"``).
 
 ``publish`` hands the record to the producer's buffer (it waits only when that buffer is
-full: back-pressure, never a silent drop); delivery completes in the background and a
-failed delivery is logged and counted.
+full: back-pressure, never a silent drop); delivery completes in the background. A delivery
+the broker failed with an error sending again may fix (its timeout, while it is frozen) is
+sent again in the background (:func:`~finops.common.broker_outage.publish_acknowledged`: with
+backoff, for at most the outage tolerance); a record it still could not deliver is logged and
+counted as failed. A record sent again may be written twice (its first acknowledgement lost):
+an advice record carries its ``advice_id``, an abort alert its ``alert_id``, to deduplicate by.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.alerts import Alert
+from finops.common.broker_outage import (
+    BrokerOutage,
+    BrokerOutageTooLong,
+    BrokerRefused,
+    Outgoing,
+    publish_acknowledged,
+    refused,
+)
 from finops.common.topics import ALERTS, HEALING
 from finops.healer.domain.advice import Advice
 from finops.healer.domain.remedies import Action
@@ -73,8 +85,12 @@ def abort_alert(advice: Advice) -> Alert:
 
 
 class HealingLog:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, outage: BrokerOutage | None = None) -> None:
         self.producer = producer
+        #: the instance's wait for a broker that does not take records (None: no resend)
+        self.outage = outage
+        #: deliveries being sent again in the background
+        self.resending: set[asyncio.Task[None]] = set()
 
     async def publish(self, advice: Advice, task_type: str) -> None:
         ADVICE.labels(advice.kind.value, advice.remedy.action.value).inc()
@@ -85,10 +101,37 @@ class HealingLog:
             await self._send(ALERTS.name, alert.to_dict(), alert.subject)
 
     async def _send(self, topic: str, record: dict[str, Any], key: str) -> None:
-        delivery = await self.producer.send(
-            topic, json.dumps(record, separators=(",", ":")).encode(), key=key.encode()
+        outgoing = Outgoing(topic, json.dumps(record, separators=(",", ":")).encode(), key.encode())
+        delivery = await self.producer.send(outgoing.topic, outgoing.value, key=outgoing.key)
+        delivery.add_done_callback(lambda done: self._delivered(outgoing, done))
+
+    def _delivered(self, outgoing: Outgoing, delivery: asyncio.Future[Any]) -> None:
+        error = None if delivery.cancelled() else delivery.exception()
+        if error is None or self.outage is None or delivery.cancelled() or refused(error):
+            _count(outgoing.topic, delivery)
+            return
+        resend = asyncio.get_running_loop().create_task(self._resend(outgoing, error))
+        self.resending.add(resend)
+        resend.add_done_callback(self.resending.discard)
+
+    async def _resend(self, outgoing: Outgoing, error: BaseException) -> None:
+        assert self.outage is not None
+        log.warning(
+            "an advice record was not delivered; sending it again",
+            extra={"topic": outgoing.topic, "error": repr(error)},
         )
-        delivery.add_done_callback(lambda done: _count(topic, done))
+        try:
+            await publish_acknowledged(
+                self.producer, [outgoing], self.outage, what="advice records"
+            )
+        except (BrokerOutageTooLong, BrokerRefused) as exc:
+            PUBLISHED.labels(outgoing.topic, "failed").inc()
+            log.error(
+                "an advice record was not delivered",
+                extra={"topic": outgoing.topic, "error": str(exc)},
+            )
+        else:
+            PUBLISHED.labels(outgoing.topic, "sent").inc()
 
 
 def _count(topic: str, delivery: asyncio.Future[Any]) -> None:

@@ -1,0 +1,120 @@
+"""A healer rides out a broker that freezes (SIGSTOP) for longer than its producers' request
+timeout: every loop still runs after SIGCONT, /readyz said why it was down meanwhile, and the
+breaker states on finops.circuits.v1 are the healer's own.
+
+Freezing the local broker for about ten seconds under a running stack ended the healer's
+process ('the circuit breakers' stream loops failed (RequestTimedOutError)'). The broker here
+is the test's own (``disk_stack``): the session's is shared with the other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from typing import Any
+
+import pytest
+from circuit_lab import CircuitLab
+from healer_helpers import healer
+
+from finops.common.kafka import read_topic
+
+#: longer than the producers' request timeout (FINOPS_KAFKA_REQUEST_TIMEOUT_MS, 15 s), after
+#: which a send that is not idempotent fails with the broker's timeout
+FREEZE_S = 20.0
+
+
+async def until(condition: Any, timeout_s: float, what: str) -> None:
+    """Poll ``condition`` (a function, or a coroutine function) until it holds."""
+
+    async def poll() -> None:
+        while True:
+            held = condition()
+            if asyncio.iscoroutine(held):
+                held = await held
+            if held:
+                return
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.wait_for(poll(), timeout_s)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(300)
+async def test_a_broker_frozen_past_the_request_timeout_is_ridden_out(
+    disk_stack, disk_infra, tmp_path
+):
+    lab = CircuitLab(disk_infra, tmp_path)
+    await lab.setup()
+    try:
+        settings = lab.healer_settings(broker_outage_tolerance_s=120.0, broker_ack_wait_s=1.0)
+        async with healer(settings) as client:
+            app: Any = client.app  # type: ignore[attr-defined]
+            breakers = app.state.breakers
+            await lab.fail("openai", "gpt-4o", 20, 500, "Internal server error")
+            await until(
+                lambda: (
+                    (state := app.state.circuits.get("openai", "gpt-4o")) is not None
+                    and state.state.value == "open"
+                ),
+                60,
+                "the breaker to open",
+            )
+            broker_pid = disk_stack.components["broker"].pid
+            os.kill(broker_pid, signal.SIGSTOP)
+            try:
+                # the republish (every second here) meets the frozen broker: the wait starts
+                await until(lambda: waiting(client), 30, "/readyz to say the healer waits")
+                await asyncio.sleep(FREEZE_S)  # the freeze itself, not a synchronisation
+            finally:
+                os.kill(broker_pid, signal.SIGCONT)
+            await until(lambda: ready(client), 120, "/readyz to say ready again")
+            for loop in (breakers.loops, app.state.outcome_loop, app.state.label_refresh):
+                assert not loop.done(), loop
+            # the freeze the healer waited through, as it measured it
+            assert breakers.outage.longest_s >= FREEZE_S
+            assert app.state.circuits.running
+            # both stages count again: new successes close the breaker (half-opened meanwhile)
+            applied = breakers.owners.outcomes_applied
+            await lab.succeed("openai", "gpt-4o", 5)
+            await until(
+                lambda: (
+                    breakers.owners.outcomes_applied == applied + 5
+                    and app.state.circuits.get("openai", "gpt-4o").state.value == "closed"
+                ),
+                90,
+                "the successes to be counted and the breaker closed",
+            )
+            assert await ready(client)
+            # what the topic says is what the owner holds (the latest record per breaker), once
+            # the owner has published again on its own after the breaker's state was taken
+            async with breakers.owners.lock:
+                own = {
+                    state.key: state.to_dict()
+                    for shard in breakers.owners.shards.values()
+                    for state in shard.board.snapshots()
+                }
+                taken = breakers.owners._last_republish
+            await until(lambda: breakers.owners._last_republish > taken, 30, "a republish")
+            topic: dict[str, Any] = {}
+            async for record in read_topic(lab.kafka, lab.circuits.name, idle_s=1.5):
+                topic[record.key.decode()] = json.loads(record.value)
+            assert own.keys() == topic.keys() == {"openai/gpt-4o"}
+            assert topic == own
+    finally:
+        await lab.close()
+
+
+async def waiting(client: Any) -> bool:
+    """/readyz is down and its circuits check says the healer waits for the broker."""
+    answer = await client.get("/readyz")
+    circuits = answer.json()["checks"]["circuits"]
+    return answer.status_code == 503 and "waiting for the broker to take records" in circuits
+
+
+async def ready(client: Any) -> bool:
+    return bool((await client.get("/readyz")).status_code == 200)

@@ -1,0 +1,78 @@
+"""An advice record whose delivery the broker timed out (the local stack's producer, not
+idempotent, under a frozen broker) is sent again until it is delivered; it was logged 'not
+delivered' and lost. A refusal sending again cannot fix is not retried."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka.errors import RequestTimedOutError, TopicAuthorizationFailedError
+
+from finops.common.broker_outage import BrokerOutage
+from finops.healer.adapters.catalog import catalog_from_prices
+from finops.healer.adapters.healing_log import HealingLog
+from finops.healer.domain.advice import Advisor, NoBreakers
+from finops.healer.domain.healing_stats import HealingLedger
+from finops.healer.domain.remedies import FailedCall
+from finops.healer.domain.taxonomy import Classification, ErrorKind
+from finops.healer.settings import HealerSettings
+
+
+class TimingOutBroker:
+    """Fails the first ``failures`` deliveries with ``error``, then writes each record."""
+
+    def __init__(self, failures: int, error: BaseException) -> None:
+        self.failures = failures
+        self.error = error
+        self.written: list[dict[str, Any]] = []
+        self.sends = 0
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        self.sends += 1
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.failures:
+            self.failures -= 1
+            done.set_exception(self.error)
+        else:
+            self.written.append(json.loads(value))
+            done.set_result(None)
+        return done
+
+
+def advice() -> Any:
+    advisor = Advisor(
+        catalog_from_prices(HealerSettings().fallback_models), NoBreakers(), HealingLedger().learner
+    )
+    return advisor.advise(
+        "advice-1",
+        "agent-a",
+        Classification(ErrorKind.RATE_LIMIT, "test", None),
+        FailedCall("openai", "gpt-4o"),
+    )
+
+
+async def settled(log: HealingLog) -> None:
+    while log.resending:
+        await asyncio.gather(*log.resending)
+    await asyncio.sleep(0)  # the done-callbacks
+
+
+async def test_a_delivery_the_broker_timed_out_is_sent_again_once() -> None:
+    broker = TimingOutBroker(failures=2, error=RequestTimedOutError())
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)  # the delivery's callback starts the resend
+    await settled(log)
+    assert [record["advice_id"] for record in broker.written] == ["advice-1"]
+    assert broker.sends == 3
+
+
+async def test_a_refused_delivery_is_not_sent_again() -> None:
+    broker = TimingOutBroker(failures=1, error=TopicAuthorizationFailedError("finops.healing.v1"))
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    await settled(log)
+    assert (broker.written, broker.sends) == ([], 1)
