@@ -28,6 +28,20 @@ LOGGED = counter_by(
 )
 
 
+def _failed(exc: BaseException) -> None:
+    LOGGED.labels("failed").inc()
+    log.warning("could not log a recommendation", extra={"error": repr(exc)})
+
+
+def _delivered(delivery: asyncio.Future[Any]) -> None:
+    if delivery.cancelled():
+        _failed(asyncio.CancelledError())
+    elif (error := delivery.exception()) is not None:
+        _failed(error)
+    else:
+        LOGGED.labels("sent").inc()
+
+
 class RecommendationLog:
     def __init__(self, producer: AIOKafkaProducer, capacity: int = 50_000) -> None:
         self.producer = producer
@@ -47,15 +61,17 @@ class RecommendationLog:
         while True:
             item = await self.queue.get()
             try:
-                await self.producer.send(
+                delivery = await self.producer.send(
                     RECOMMENDATIONS.name,
                     json.dumps(item, default=str).encode(),
                     key=str(item.get("task_type", "")).encode(),
                 )
-                LOGGED.labels("sent").inc()
             except Exception as exc:  # log and continue: the broker may come back
-                LOGGED.labels("failed").inc()
-                log.warning("could not log a recommendation", extra={"error": repr(exc)})
+                _failed(exc)
+            else:
+                # counted when the broker answers: a send it timed out (a frozen broker) was
+                # counted sent, its failure never read ('Future exception was never retrieved')
+                delivery.add_done_callback(_delivered)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Give queued records a moment to leave, then stop."""
