@@ -313,15 +313,19 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
         A broker that does not take them is waited for (:mod:`finops.common.broker_outage`):
         only what it refused is sent again, with backoff; past the outage tolerance, or on an
         error sending again cannot fix, this raises and the process ends, to restart from the
-        last checkpoint (taken only after a publish: nothing it drained is lost)."""
+        last checkpoint. What it drained is put back first: a checkpoint after it (a
+        rebalance's) publishes them before saving, or is not taken."""
         records = []
+        drained: list[tuple[BreakerShard, list[CircuitState], list[Transition]]] = []
         for partition, shard in self.shards.items():
             transitions, shard.transitions = shard.transitions, []
-            for state in shard.board.drain_changed():
+            states = shard.board.drain_changed()
+            drained.append((shard, states, transitions))
+            if states:
                 self.dirty.add(partition)
+            for state in states:
                 records.append(Outgoing(self.circuits_topic, state.to_json(), state.key.encode()))
             for transition in transitions:
-                TRANSITIONS.labels(transition.after.value).inc()
                 alert = breaker_alert(transition)
                 if alert is not None:
                     records.append(
@@ -331,7 +335,19 @@ class BreakerShards(OwnedPartitions[BreakerShard]):
                             alert.subject.encode(),
                         )
                     )
-        await publish_acknowledged(self.producer, records, self.outage, what="breaker states")
+        try:
+            await publish_acknowledged(self.producer, records, self.outage, what="breaker states")
+        except BaseException:
+            # Not published (the loop ends with the error): put back, so that a checkpoint
+            # after this (a rebalance's release) publishes them first or is not taken at all;
+            # saved unpublished, the transitions' alerts would never be sent.
+            for shard, states, transitions in drained:
+                shard.board.unpublished(states)
+                shard.transitions[:0] = transitions
+            raise
+        for _shard, _states, transitions in drained:
+            for transition in transitions:
+                TRANSITIONS.labels(transition.after.value).inc()
 
     async def republish(self) -> None:
         """Every owned breaker's state, changed or not, acknowledged (see the module's

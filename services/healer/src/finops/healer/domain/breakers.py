@@ -394,3 +394,10 @@ class BreakerBoard:
         states = [self.breakers[key].snapshot() for key in sorted(self.changed)]
         self.changed.clear()
         return states
+
+    def unpublished(self, states: list[CircuitState]) -> None:
+        """Mark the breakers of ``states`` (drained, then not published) changed again, so
+        that the next drain (the next publish, before any checkpoint) has them."""
+        self.changed.update(
+            key for key in ((s.provider, s.model) for s in states) if key in self.breakers
+        )
