@@ -8,7 +8,8 @@ import asyncio
 import json
 from typing import Any
 
-from aiokafka.errors import RequestTimedOutError, TopicAuthorizationFailedError
+from aiokafka.errors import ProducerClosed, RequestTimedOutError, TopicAuthorizationFailedError
+from prometheus_client import REGISTRY
 
 from finops.common.broker_outage import BrokerOutage
 from finops.healer.adapters.catalog import catalog_from_prices
@@ -76,3 +77,57 @@ async def test_a_refused_delivery_is_not_sent_again() -> None:
     await asyncio.sleep(0)
     await settled(log)
     assert (broker.written, broker.sends) == ([], 1)
+
+
+def failed(topic: str = "finops.healing.v1") -> float:
+    value = REGISTRY.get_sample_value(
+        "finops_healer_published_total", {"topic": topic, "outcome": "failed"}
+    )
+    return value or 0.0
+
+
+class ClosedAfterFirst(TimingOutBroker):
+    """Times out the first delivery; every later send finds the producer closed."""
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        if self.sends:
+            self.sends += 1
+            raise ProducerClosed()
+        return await super().send(topic, value, key)
+
+
+async def test_a_resend_through_a_closed_producer_ends_at_once_counted_failed() -> None:
+    # it was retried as transient until the outage tolerance ran out
+    broker = ClosedAfterFirst(failures=1, error=RequestTimedOutError())
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    before = failed()
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    await settled(log)
+    assert (broker.written, broker.sends, failed() - before) == ([], 2, 1.0)
+
+
+async def test_close_cancels_a_running_resend_and_counts_it_failed() -> None:
+    # the broker never takes it: the resend would wait out the whole tolerance
+    broker = TimingOutBroker(failures=10**6, error=RequestTimedOutError())
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    before = failed()
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    resends = set(log.resending)
+    assert len(resends) == 1
+    await log.close(timeout=0.0)
+    assert all(task.cancelled() for task in resends)
+    await asyncio.sleep(0)  # the done-callbacks
+    assert (log.resending, broker.written, failed() - before) == (set(), [], 1.0)
+
+
+async def test_a_delivery_failing_after_close_is_counted_failed_not_sent_again() -> None:
+    # producer.stop()'s flush fails what it holds: a resend then would use a closed producer
+    broker = TimingOutBroker(failures=1, error=RequestTimedOutError())
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    await log.close(timeout=1.0)
+    before = failed()
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    assert (log.resending, broker.sends, failed() - before) == (set(), 1, 1.0)

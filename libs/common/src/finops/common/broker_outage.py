@@ -42,6 +42,9 @@ from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
     RecordListTooLargeError,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
@@ -53,7 +56,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 log = logging.getLogger(__name__)
 
 #: Errors sending again cannot fix. aiokafka calls an unknown topic retriable (a topic being
-#: created); here the topics are declared before the services start, so it is not.
+#: created); here the topics are declared before the services start, so it is not. A closed
+#: (shutting down) or fenced producer, or a broken idempotent sequence, fails every later send
+#: of the same producer.
 PERMANENT_ERRORS: tuple[type[KafkaError], ...] = (
     TopicAuthorizationFailedError,
     ClusterAuthorizationFailedError,
@@ -64,6 +69,9 @@ PERMANENT_ERRORS: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     UnsupportedVersionError,
+    ProducerClosed,
+    ProducerFenced,
+    OutOfOrderSequenceNumber,
 )
 
 

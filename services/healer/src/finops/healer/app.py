@@ -208,3 +208,5 @@ async def _advice(app: FastAPI, settings: HealerSettings) -> AsyncIterator[None]
         finally:
             stop.set()
             await finish(runner, timeout=30)
+            # before producer.stop(): its flush fails what it holds; nothing is sent again then
+            await app.state.healing_log.close(timeout=5.0)

@@ -6,7 +6,9 @@ full: back-pressure, never a silent drop); delivery completes in the background.
 the broker failed with an error sending again may fix (its timeout, while it is frozen) is
 sent again in the background (:func:`~finops.common.broker_outage.publish_acknowledged`: with
 backoff, for at most the outage tolerance); a record it still could not deliver is logged and
-counted as failed. A record sent again may be written twice (its first acknowledgement lost):
+counted as failed. At shutdown (:meth:`HealingLog.close`) no new resend starts, the running
+ones get a short bound to finish and the rest are cancelled and counted as failed, before the
+producer stops. A record sent again may be written twice (its first acknowledgement lost):
 an advice record carries its ``advice_id``, an abort alert its ``alert_id``, to deduplicate by.
 """
 
@@ -91,6 +93,22 @@ class HealingLog:
         self.outage = outage
         #: deliveries being sent again in the background
         self.resending: set[asyncio.Task[None]] = set()
+        #: shutting down: a failed delivery is counted as failed, not sent again
+        self.closing = False
+
+    async def close(self, timeout: float) -> None:
+        """Start no more resends; wait at most ``timeout`` s for those running, cancel the
+        rest (each counted as failed). Call it before the producer stops: its flush fails
+        what it still holds, and a resend through a closed producer could not succeed."""
+        self.closing = True
+        running = set(self.resending)
+        if not running:
+            return
+        _done, pending = await asyncio.wait(running, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def publish(self, advice: Advice, task_type: str) -> None:
         ADVICE.labels(advice.kind.value, advice.remedy.action.value).inc()
@@ -107,7 +125,13 @@ class HealingLog:
 
     def _delivered(self, outgoing: Outgoing, delivery: asyncio.Future[Any]) -> None:
         error = None if delivery.cancelled() else delivery.exception()
-        if error is None or self.outage is None or delivery.cancelled() or refused(error):
+        if (
+            error is None
+            or self.outage is None
+            or self.closing
+            or delivery.cancelled()
+            or refused(error)
+        ):
             _count(outgoing.topic, delivery)
             return
         resend = asyncio.get_running_loop().create_task(self._resend(outgoing, error))
@@ -130,6 +154,13 @@ class HealingLog:
                 "an advice record was not delivered",
                 extra={"topic": outgoing.topic, "error": str(exc)},
             )
+        except asyncio.CancelledError:  # the service stops before the broker took it
+            PUBLISHED.labels(outgoing.topic, "failed").inc()
+            log.error(
+                "an advice record was not delivered",
+                extra={"topic": outgoing.topic, "error": "the service stopped while resending"},
+            )
+            raise
         else:
             PUBLISHED.labels(outgoing.topic, "sent").inc()
 
