@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from finops.common.settings import DEFAULT_PORTS, Port
 from finops.common.stream_settings import StreamSettings
@@ -21,6 +21,10 @@ DEFAULT_FALLBACK_MODELS = (
     "mistral/mistral-large-2512",
     "mistral/mistral-small-2603",
 )
+
+#: The longest ``broker_outage_tolerance_s``: a wait, plus a send blocked on a full batch for
+#: up to the request timeout before it and after it, stays under max.poll.interval (300 s).
+MAX_BROKER_OUTAGE_TOLERANCE_S = 240.0
 
 
 class HealerSettings(StreamSettings):
@@ -60,11 +64,25 @@ class HealerSettings(StreamSettings):
     breaker_metric_providers: int = Field(32, ge=1)
     #: how long the healer waits for a broker that does not take its records (outcomes,
     #: breaker states, alerts) before its loops end and the process restarts from its
-    #: checkpoint (seconds); /readyz is down meanwhile
+    #: checkpoint (seconds, at most 240: stage 2 does not poll while it waits, and past the
+    #: consumer's max.poll.interval, 300 s, the broker would take its partitions away);
+    #: /readyz is down meanwhile
     broker_outage_tolerance_s: float = Field(60.0, gt=0)
     #: how long a record may go unacknowledged before the wait counts as an outage (an
     #: idempotent producer retries it itself and never fails it) (seconds)
     broker_ack_wait_s: float = Field(5.0, gt=0)
+
+    @field_validator("broker_outage_tolerance_s")
+    @classmethod
+    def _tolerance_within_poll_interval(cls, value: float) -> float:
+        if value > MAX_BROKER_OUTAGE_TOLERANCE_S:
+            raise ValueError(
+                f"at most {MAX_BROKER_OUTAGE_TOLERANCE_S:g} s: the breakers' stage 2 does not"
+                " poll while it waits for the broker, and a consumer that has not polled for"
+                " max.poll.interval (300 s) loses its partitions"
+            )
+        return value
+
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
     error_topic: str = AGENT_ERROR.name
