@@ -10,10 +10,15 @@ acknowledgements just do not come while the broker is frozen; and the local stac
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
-from aiokafka.errors import RequestTimedOutError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from finops.common.broker_outage import (
     BrokerOutage,
@@ -142,3 +147,47 @@ async def test_an_error_retrying_cannot_fix_ends_at_once():
         await publish_acknowledged(broker, records("a", "b"), outage, what="breaker states")  # type: ignore[arg-type]
     assert broker.sends == 2  # each sent once, none again
     assert outage.problem() is None
+
+
+class Cluster:
+    """What the producer knows of the cluster: when a metadata request last got an answer."""
+
+    def __init__(self) -> None:
+        self._last_successful_refresh_ms = 0.0
+
+
+class UnknownTopicBroker(FakeBroker):
+    """Fails the first ``failures`` sends with UnknownTopicOrPartitionError; ``answers``: the
+    broker answered a metadata request while each of those sends ran (a topic it does not
+    know), or not (frozen: the send got no metadata in its request timeout)."""
+
+    def __init__(self, *, failures: int, answers: bool) -> None:
+        super().__init__(idempotent=False)
+        self.failures = failures
+        self.answers = answers
+        self.client = type("Client", (), {"cluster": Cluster()})()
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        if not self.failures:
+            return await super().send(topic, value, key)
+        self.failures -= 1
+        self.sends += 1
+        if self.answers:
+            self.client.cluster._last_successful_refresh_ms = time.time() * 1000
+        raise UnknownTopicOrPartitionError()
+
+
+async def test_an_unknown_topic_the_broker_answered_about_ends_at_once():
+    broker = UnknownTopicBroker(failures=1, answers=True)
+    outage = BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0)
+    with pytest.raises(BrokerRefused, match="UnknownTopicOrPartitionError"):
+        await publish_acknowledged(broker, records("a"), outage, what="breaker states")  # type: ignore[arg-type]
+    assert (broker.sends, broker.written, outage.problem()) == (1, [], None)
+
+
+async def test_an_unknown_topic_without_a_metadata_answer_is_waited_for():
+    # a frozen broker: the send got no metadata within its request timeout
+    broker = UnknownTopicBroker(failures=2, answers=False)
+    outage = BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0)
+    await publish_acknowledged(broker, records("a"), outage, what="breaker states")  # type: ignore[arg-type]
+    assert (broker.sends, broker.written, outage.survived) == (3, [b"a"], 1)
