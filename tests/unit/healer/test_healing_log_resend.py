@@ -131,3 +131,26 @@ async def test_a_delivery_failing_after_close_is_counted_failed_not_sent_again()
     await log.publish(advice(), "summarize")
     await asyncio.sleep(0)
     assert (log.resending, broker.sends, failed() - before) == (set(), 1, 1.0)
+
+
+class BrokenAfterFirst(TimingOutBroker):
+    """Times out the first delivery; every later send fails with an error no retry covers."""
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        if self.sends:
+            self.sends += 1
+            raise ValueError("a serializer's bug")
+        return await super().send(topic, value, key)
+
+
+async def test_a_resend_failing_with_an_error_no_retry_covers_is_counted_failed() -> None:
+    # the task failed with 'Task exception was never retrieved', counted neither way
+    broker = BrokenAfterFirst(failures=1, error=RequestTimedOutError())
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    before = failed()
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    resends = set(log.resending)
+    await settled(log)
+    assert all(task.exception() is None for task in resends)
+    assert (broker.written, broker.sends, failed() - before) == ([], 2, 1.0)

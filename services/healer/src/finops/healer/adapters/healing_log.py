@@ -45,8 +45,9 @@ ADVICE = Counter(
 )
 PUBLISHED = Counter(
     "finops_healer_published_total",
-    "Advice records and abort alerts written, by topic and outcome (sent, or failed: the"
-    " broker did not acknowledge)",
+    "Advice records and abort alerts written, by topic and outcome (sent, possibly after"
+    " sending again; failed: refused, not taken within the broker outage tolerance, or cut off"
+    " at shutdown)",
     ["topic", "outcome"],
 )
 
@@ -161,6 +162,12 @@ class HealingLog:
                 extra={"topic": outgoing.topic, "error": "the service stopped while resending"},
             )
             raise
+        except Exception as exc:  # a failure no retry covers: counted, never left unretrieved
+            PUBLISHED.labels(outgoing.topic, "failed").inc()
+            log.exception(
+                "an advice record was not delivered",
+                extra={"topic": outgoing.topic, "error": repr(exc)},
+            )
         else:
             PUBLISHED.labels(outgoing.topic, "sent").inc()
 
