@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from finops.common.settings import DEFAULT_PORTS, Port
 from finops.common.stream_settings import StreamSettings
@@ -22,9 +22,10 @@ DEFAULT_FALLBACK_MODELS = (
     "mistral/mistral-small-2603",
 )
 
-#: The longest ``broker_outage_tolerance_s``: a wait, plus a send blocked on a full batch for
-#: up to the request timeout before it and after it, stays under max.poll.interval (300 s).
-MAX_BROKER_OUTAGE_TOLERANCE_S = 240.0
+#: The consumers' max.poll.interval (aiokafka's default, which the project keeps): the longest
+#: wait for the broker (the tolerance, the acknowledgement wait, and a send blocked on a full
+#: batch for up to the request timeout before the wait and after it) must stay under it.
+MAX_POLL_INTERVAL_S = 300.0
 
 
 class HealerSettings(StreamSettings):
@@ -64,24 +65,27 @@ class HealerSettings(StreamSettings):
     breaker_metric_providers: int = Field(32, ge=1)
     #: how long the healer waits for a broker that does not take its records (outcomes,
     #: breaker states, alerts) before its loops end and the process restarts from its
-    #: checkpoint (seconds, at most 240: stage 2 does not poll while it waits, and past the
-    #: consumer's max.poll.interval, 300 s, the broker would take its partitions away);
-    #: /readyz is down meanwhile
+    #: checkpoint (seconds; with the acknowledgement wait and twice the request timeout under
+    #: the consumer's max.poll.interval, 300 s: stage 2 does not poll while it waits, and
+    #: past it the broker would take its partitions away); /readyz is down meanwhile
     broker_outage_tolerance_s: float = Field(60.0, gt=0)
     #: how long a record may go unacknowledged before the wait counts as an outage (an
     #: idempotent producer retries it itself and never fails it) (seconds)
     broker_ack_wait_s: float = Field(5.0, gt=0)
 
-    @field_validator("broker_outage_tolerance_s")
-    @classmethod
-    def _tolerance_within_poll_interval(cls, value: float) -> float:
-        if value > MAX_BROKER_OUTAGE_TOLERANCE_S:
+    @model_validator(mode="after")
+    def _longest_wait_within_poll_interval(self) -> HealerSettings:
+        request_timeout_s = self.kafka_request_timeout_ms / 1000
+        longest = self.broker_outage_tolerance_s + self.broker_ack_wait_s + 2 * request_timeout_s
+        if longest >= MAX_POLL_INTERVAL_S:
             raise ValueError(
-                f"at most {MAX_BROKER_OUTAGE_TOLERANCE_S:g} s: the breakers' stage 2 does not"
-                " poll while it waits for the broker, and a consumer that has not polled for"
-                " max.poll.interval (300 s) loses its partitions"
+                "FINOPS_BROKER_OUTAGE_TOLERANCE_S + FINOPS_BROKER_ACK_WAIT_S + twice"
+                f" FINOPS_KAFKA_REQUEST_TIMEOUT_MS make a wait of up to {longest:g} s: it must"
+                f" stay under max.poll.interval ({MAX_POLL_INTERVAL_S:g} s), as the breakers'"
+                " stage 2 does not poll while it waits, and a consumer that has not polled for"
+                " that long loses its partitions"
             )
-        return value
+        return self
 
     # The registry's topics; a test may point elsewhere.
     cost_topic: str = AGENT_COST.name
