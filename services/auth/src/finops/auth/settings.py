@@ -50,7 +50,8 @@ class AuthSettings(CommonSettings):
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
 
     #: registrations one client may start per window (429 too_many_registrations beyond); a
-    #: client is its address (an IPv6 one by its /64), the proxy's unless trusted_proxies
+    #: client is its address (an IPv6 one by its /64, a NAT64 one, 64:ff9b::/96, by the IPv4
+    #: address it embeds), the proxy's unless trusted_proxies
     registration_max_per_address: int = Field(60, ge=1)
     #: the registration window (seconds), opened by a client's first registration
     registration_window_seconds: int = Field(60, ge=1)
