@@ -29,7 +29,8 @@ from finops.auth.domain.errors import (
     UsernameTaken,
     UserNotFound,
 )
-from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.auth.service_layer.auth_policy import AuthPolicy
+from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import Principal, StaticKeys, TokenSigner, generate_signing_key
 from finops.common.auth.scopes import ROLE_SCOPES, Role, parse_scope
 from finops.common.auth.tokens import decode

@@ -22,7 +22,8 @@ from auth_fakes import (
 
 from finops.auth.domain.errors import LoginThrottled
 from finops.auth.domain.rules import AttemptVerdict
-from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.auth.service_layer.auth_policy import AuthPolicy
+from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import TokenSigner, generate_signing_key
 
 PASSWORD = "violet tractor mirage 42"

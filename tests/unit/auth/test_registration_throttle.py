@@ -26,7 +26,8 @@ from finops.auth.domain.errors import (
     UsernameTaken,
 )
 from finops.auth.domain.rules import registration_throttle_key
-from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.auth.service_layer.auth_policy import AuthPolicy
+from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import TokenSigner, generate_signing_key
 
 PASSWORD = "violet tractor mirage 42"

@@ -21,7 +21,8 @@ from finops.auth.adapters.redis_store import (
 )
 from finops.auth.api import ROUTERS
 from finops.auth.domain.passwords import PasswordHashing
-from finops.auth.service_layer.auth_service import AuthPolicy, AuthService
+from finops.auth.service_layer.auth_policy import AuthPolicy
+from finops.auth.service_layer.auth_service import AuthService
 from finops.auth.service_layer.ports import UnitOfWork
 from finops.auth.settings import AuthSettings
 from finops.common.health import postgres_check, redis_check
