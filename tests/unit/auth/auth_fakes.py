@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -300,6 +302,37 @@ class CountingHashing(PasswordHashing):
     def verify_dummy(self, password: str) -> None:
         self.dummy_verifications += 1
         super().verify_dummy(password)
+
+
+class HeldHashing(CountingHashing):
+    """Hashes and verifications that wait for ``release`` while ``hold`` is set: ``holding``
+    is set once one waits, ``started`` counts the hashes begun, ``during`` runs at the start
+    of each verification."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.during: Callable[[], None] = lambda: None
+        self.started = 0
+        self._lock = threading.Lock()
+
+    def _wait_while_held(self) -> None:
+        if self.hold.is_set():
+            self.holding.set()
+            self.release.wait(10)
+
+    def hash(self, password: str) -> str:
+        with self._lock:
+            self.started += 1
+        self._wait_while_held()
+        return super().hash(password)
+
+    def verify(self, hashed: str, password: str) -> bool:
+        self.during()
+        self._wait_while_held()
+        return super().verify(hashed, password)
 
 
 class FakeRedis:

@@ -7,17 +7,15 @@ lease back."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 
 import pytest
 from auth_fakes import (
-    CountingHashing,
     FakeRegistrations,
     FakeRevocations,
     FakeStore,
     FakeThrottle,
     FakeUnitOfWork,
+    HeldHashing,
 )
 
 from finops.auth.domain.errors import LoginThrottled
@@ -27,24 +25,6 @@ from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import TokenSigner, generate_signing_key
 
 PASSWORD = "violet tractor mirage 42"
-
-
-class HeldHashing(CountingHashing):
-    """Verifications that wait for ``release`` while ``hold`` is set, and run ``during``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = threading.Event()
-        self.release = threading.Event()
-        self.holding = threading.Event()
-        self.during: Callable[[], None] = lambda: None
-
-    def verify(self, hashed: str, password: str) -> bool:
-        self.during()
-        if self.hold.is_set():
-            self.holding.set()
-            self.release.wait(10)
-        return super().verify(hashed, password)
 
 
 class CountingThrottle(FakeThrottle):

@@ -5,16 +5,15 @@ hashes a bounded number of registration passwords at once, so a script registeri
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 from auth_fakes import (
-    CountingHashing,
     FakeRegistrations,
     FakeRevocations,
     FakeStore,
     FakeThrottle,
     FakeUnitOfWork,
+    HeldHashing,
 )
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
@@ -31,24 +30,6 @@ from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import TokenSigner, generate_signing_key
 
 PASSWORD = "violet tractor mirage 42"
-
-
-class HeldHashing(CountingHashing):
-    """Hashes that wait for ``release`` while ``hold`` is set; ``started`` counts them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = threading.Event()
-        self.release = threading.Event()
-        self.started = 0
-        self._lock = threading.Lock()
-
-    def hash(self, password: str) -> str:
-        with self._lock:
-            self.started += 1
-        if self.hold.is_set():
-            self.release.wait(10)
-        return super().hash(password)
 
 
 class World:
