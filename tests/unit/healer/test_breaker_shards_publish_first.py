@@ -56,8 +56,9 @@ async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
     return ResumePlan("cluster", dict(saved))
 
 
-async def test_a_partition_released_between_two_turns_publishes_its_transitions_first():
-    log = Log()
+def breaker_shards(log: Log) -> tuple[ScriptedConsumer, BreakerShards]:
+    """The breakers' owners over a consumer of failures; ``log`` is their producer and
+    checkpoint store."""
     consumer = ScriptedConsumer(asyncio.Event(), TOPIC, failure)
     shards = BreakerShards(
         consumer,  # type: ignore[arg-type]
@@ -71,6 +72,12 @@ async def test_a_partition_released_between_two_turns_publishes_its_transitions_
         alerts_topic="finops.alerts.v1",
         published=None,  # type: ignore[arg-type]  (no partition here is an upgraded one)
     )
+    return consumer, shards
+
+
+async def test_a_partition_released_between_two_turns_publishes_its_transitions_first():
+    log = Log()
+    consumer, shards = breaker_shards(log)
     shards.records_per_turn = PER_TURN
     await shards.adopt({0})
     # a poll of two turns: the first opens the breaker

@@ -10,11 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
-from stream_fakes import ScriptedConsumer
-from test_breaker_shards_publish_first import PER_TURN, TOPIC, Log, failure, resume
-
-from finops.healer.adapters.breaker_shards import BreakerShards
-from finops.healer.domain.breakers import BreakerConfig
+from test_breaker_shards_publish_first import PER_TURN, Log, breaker_shards
 
 
 class RefusingLog(Log):
@@ -32,19 +28,7 @@ class RefusingLog(Log):
 
 async def test_a_refused_publish_is_published_before_the_next_checkpoint() -> None:
     log = RefusingLog()
-    consumer = ScriptedConsumer(asyncio.Event(), TOPIC, failure)
-    shards = BreakerShards(
-        consumer,  # type: ignore[arg-type]
-        log,  # type: ignore[arg-type]  (the producer)
-        log,  # type: ignore[arg-type]  (the checkpoint store)
-        config=BreakerConfig(),
-        topic=TOPIC,
-        resume=resume,
-        name="breakers",
-        circuits_topic="finops.circuits.v1",
-        alerts_topic="finops.alerts.v1",
-        published=None,  # type: ignore[arg-type]
-    )
+    consumer, shards = breaker_shards(log)
     await shards.adopt({0})
     async with shards.lock:  # a turn of failures opens the breaker
         shard = shards.shards[0]
