@@ -8,7 +8,7 @@ from fastapi import FastAPI, Form
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from finops.common.api_errors import install_error_handlers
+from finops.common.error_handlers import install_error_handlers
 from finops.common.errors import Conflict
 from finops.common.http import create_service_app
 from finops.common.settings import CommonSettings

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from support import EmptyBlocklist, TokenFactory
 
 from finops.auth.app import create_app as auth_app
-from finops.common.api_errors import reads_form_body
 from finops.common.auth import TokenVerifier, install_verifier
 from finops.common.auth.scopes import ALL_SCOPES
+from finops.common.request_checks import reads_form_body
 from finops.common.settings import CommonSettings
 from finops.experiments.app import create_app as experiments_app
 from finops.healer.app import create_app as healer_app

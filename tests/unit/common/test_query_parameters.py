@@ -1,5 +1,5 @@
 """Every ``/api/`` endpoint of every service refuses a query parameter it does not take, or
-one it takes once given twice (``finops.common.api_errors.require_known_query``), and
+one it takes once given twice (``finops.common.request_checks.require_known_query``), and
 declares that 422 in its OpenAPI document."""
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from finops.common.api_errors import error_response
 from finops.common.auth.blocklist import blocklist_redis
+from finops.common.error_handlers import error_response
 from finops.common.errors import DependencyUnavailable, Unavailable
 from finops.common.settings import CommonSettings
 

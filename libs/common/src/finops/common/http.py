@@ -24,16 +24,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from finops.common.api_errors import (
+from finops.common.api_errors import error_body
+from finops.common.datastores import install_dependency_failure_handler
+from finops.common.error_handlers import install_error_handlers
+from finops.common.logging import request_id_var
+from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
+from finops.common.request_checks import (
     declare_query_errors,
-    error_body,
-    install_error_handlers,
     require_json_body,
     require_known_query,
 )
-from finops.common.datastores import install_dependency_failure_handler
-from finops.common.logging import request_id_var
-from finops.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics_endpoint
 from finops.common.response_body import Readiness
 from finops.common.settings import CommonSettings
 

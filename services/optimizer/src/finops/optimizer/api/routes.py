@@ -178,7 +178,7 @@ def _query_features(request: Request) -> dict[str, float]:
     """The recommendation's features: every query parameter but the reserved ones, a
     ``feature.`` prefix taken off. A feature given twice, a value that is no finite number or
     more than :data:`MAX_FEATURES` features raise :class:`ValidationFailed` (a reserved
-    parameter given twice: :func:`~finops.common.api_errors.require_known_query`).
+    parameter given twice: :func:`~finops.common.request_checks.require_known_query`).
     """
     # a reserved parameter given twice was refused before the route ran (require_known_query)
     features: dict[str, float] = {}
