@@ -92,25 +92,29 @@ async def test_an_attempt_that_never_ended_stops_counting_despite_steady_traffic
     # A process that died between an attempt's start and end leaves its lease; it lapses
     # after ATTEMPT_LEASE_SECONDS even while other attempts keep coming (a counter whose
     # expiry each attempt re-armed kept it for as long as traffic did).
-    now = [1_000_000.0]
     redis = Redis.from_url(infra.redis_url)
     try:
-        throttle = RedisLoginThrottle(redis, window_seconds=900, clock=lambda: now[0])
+        throttle = RedisLoginThrottle(redis, window_seconds=900)
         keys = {f"account:{uuid.uuid4()}": 2}
         assert (await throttle.begin_attempt(keys, "died")).admitted
         for n in range(3):  # steady traffic, each attempt ended, within the lease time
-            now[0] += ATTEMPT_LEASE_SECONDS / 4
             live = f"live-{uuid.uuid4()}-{n}"  # each attempt has its own id
             assert (await throttle.begin_attempt(keys, live)).admitted
             await throttle.end_attempt(list(keys), live, failed=False)
         assert (await throttle.begin_attempt(keys, "a")).admitted  # "died" and "a": 2 of 2
         assert await throttle.begin_attempt(keys, "b") == AttemptVerdict(admitted=False)
-        now[0] += ATTEMPT_LEASE_SECONDS / 4 + 1  # "died" started over a lease time ago
+        await began_earlier(redis, next(iter(keys)), "died", ATTEMPT_LEASE_SECONDS + 1)
         assert (await throttle.begin_attempt(keys, "b")).admitted
         assert (await throttle.begin_attempt(keys, "b")).admitted  # a retried call
         assert await redis.zcard(LOGIN_LEASES_PREFIX + next(iter(keys))) == 2  # "a", "b"
     finally:
         await redis.aclose()
+
+
+async def began_earlier(redis: Redis, key: str, attempt_id: str, seconds: float) -> None:
+    """Move the start of ``attempt_id``'s lease on ``key`` ``seconds`` back: leases are timed
+    by the Redis server's clock, which a test cannot move."""
+    await redis.zincrby(LOGIN_LEASES_PREFIX + key, -seconds * 1000, attempt_id)
 
 
 async def test_an_attempt_whose_end_is_sent_again_after_a_dropped_link_counts_once(infra):
@@ -137,14 +141,14 @@ async def test_an_attempt_whose_end_is_sent_again_after_a_dropped_link_counts_on
 
 
 async def test_an_attempt_ended_twice_answers_the_same_and_counts_once(infra):
-    now = [1_000_000.0]
     redis = Redis.from_url(infra.redis_url)
     try:
-        throttle = RedisLoginThrottle(redis, window_seconds=900, clock=lambda: now[0])
+        throttle = RedisLoginThrottle(redis, window_seconds=900)
         keys = {f"account:{uuid.uuid4()}": 5}
         late = f"late-{uuid.uuid4()}"
         assert (await throttle.begin_attempt(keys, late)).admitted
-        now[0] += ATTEMPT_LEASE_SECONDS + 1  # its lease lapses while it is judged
+        # its lease lapses while it is judged
+        await began_earlier(redis, next(iter(keys)), late, ATTEMPT_LEASE_SECONDS + 1)
         assert (await throttle.begin_attempt(keys, f"next-{uuid.uuid4()}")).admitted
         assert not await throttle.end_attempt(list(keys), late, failed=True)
         assert not await throttle.end_attempt(list(keys), late, failed=True)  # sent again

@@ -35,17 +35,25 @@ ATTEMPT_LEASE_SECONDS = 30
 # the limit before any of them has failed. Leases older than the lease time are dropped
 # first, so a leaked one lapses on its own; an attempt that holds its lease already (a
 # retried call) goes on and changes nothing.
+# A lease's start and its lapse are read from the Redis server's clock (TIME), not from the
+# replica that calls: with each replica's own clock, one whose clock ran ahead by more than
+# the lease time dropped the others' leases as lapsed (and let a guess past the limit), and
+# one running behind wrote leases the others dropped at once. Redis replicates scripts by
+# their effects (the default since 5.0, the only way since 7.0), so TIME is allowed before
+# the writes.
 # KEYS: failures counter and leases set, in pairs. ARGV[1]: the failure window (s);
-# ARGV[2]: now (ms); ARGV[3]: the lease time (ms); ARGV[4]: the attempt's id; ARGV[i + 4]:
-# the limit of the i-th pair. Returns the seconds until the longest window of a key at its
-# limit ends (rounded up, at least 1), -1 when only attempts in flight fill a budget, 0 when
-# the attempt goes on.
+# ARGV[2]: the lease time (ms); ARGV[3]: the attempt's id; ARGV[i + 3]: the limit of the
+# i-th pair. Returns the seconds until the longest window of a key at its limit ends
+# (rounded up, at least 1), -1 when only attempts in flight fill a budget, 0 when the
+# attempt goes on.
 _BEGIN_ATTEMPT = """
-local now, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('ZSCORE', KEYS[2], ARGV[4]) then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local lease = tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 0 end
 local wait, busy = 0, false
 for i = 1, #KEYS, 2 do
-  local limit = tonumber(ARGV[(i + 1) / 2 + 4])
+  local limit = tonumber(ARGV[(i + 1) / 2 + 3])
   local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
   if failures >= limit then
     -- the window's end in whole seconds, rounded up (TTL rounds to the nearest: a client
@@ -66,7 +74,7 @@ end
 if wait > 0 then return wait end
 if busy then return -1 end
 for i = 1, #KEYS, 2 do
-  redis.call('ZADD', KEYS[i + 1], now, ARGV[4])
+  redis.call('ZADD', KEYS[i + 1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[i + 1], lease)
 end
 return 0
@@ -100,14 +108,12 @@ class RedisLoginThrottle:
     """Fixed-window failure counters (the window starts at the first failure and lasts its
     TTL), plus leases on the attempts being judged, so that failures and attempts in flight
     together never exceed the limit: a burst of concurrent guesses gets no more tries than
-    it."""
+    it. Leases are timed by the Redis server's clock, so replicas whose clocks differ judge
+    each other's leases alike."""
 
-    def __init__(
-        self, redis: Any, window_seconds: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, redis: Any, window_seconds: int) -> None:
         self._redis = redis
         self.window_seconds = window_seconds
-        self._clock = clock
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._end = redis.register_script(_END_ATTEMPT)
 
@@ -126,7 +132,6 @@ class RedisLoginThrottle:
                 keys=self._keys(names),
                 args=[
                     self.window_seconds,
-                    int(self._clock() * 1000),
                     ATTEMPT_LEASE_SECONDS * 1000,
                     attempt_id,
                     *(keys[name] for name in names),
