@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.process import is_same_process, pid_alive, started_at_ticks
+from finops.cli.process import Component, free_port, is_same_process, pid_alive, started_at_ticks
+from finops.cli.stack import Stack, StackError, StackSettings
 from finops.cli.stack_state import (
     mark_stopped,
     read_state,
@@ -72,7 +73,8 @@ def test_same_process_needs_the_same_start_time():
         ticks = started_at_ticks(own.pid)
         assert is_same_process(own.pid, ticks)
         assert not is_same_process(own.pid, (ticks or 0) + 1)
-        assert is_same_process(own.pid, None)  # an older state file: the pid alone decides
+        # a pid without its start time is nobody known (see below): never taken for this one
+        assert not is_same_process(own.pid, None)
     finally:
         own.kill()
         own.wait()
@@ -113,3 +115,55 @@ def test_a_state_whose_supervisor_runs_is_not_marked_stopped(tmp_path):
     state = read_state(tmp_path)
     assert state is not None and state["status"] == "ready"
     assert running_supervisor(tmp_path) == me
+
+
+def _exits_at_once(root: Path, name: str, code: str) -> Component:
+    return Component(
+        name,
+        "infra",
+        free_port(),
+        log_file=root / "logs" / f"{name}.log",
+        command=lambda: [sys.executable, "-c", code],
+        ready_probe=lambda: False,
+    )
+
+
+def test_a_start_that_failed_records_no_pid_a_later_down_could_signal(tmp_path, other):
+    """`finops up` that failed part-way stopped what it had started, then recorded each
+    component's pid without a start time (a reaped process has none to read); `finops down`
+    took a pid alone for the process, so whoever the OS gave one of those numbers since had
+    its process group SIGKILLed."""
+    settings = StackSettings(data_dir=tmp_path, kafka_storage="memory", ready_timeout_s=60)
+    stack = Stack(settings, infra_only=True, echo=lambda _line: None)
+    first, *rest = stack.infra_names
+    stack.components = {first: _exits_at_once(tmp_path, first, "raise SystemExit(3)")}
+    for name in rest:
+        stack.components[name] = _exits_at_once(tmp_path, name, "import time; time.sleep(600)")
+    with pytest.raises(StackError, match=f"{first} exited during start-up"):
+        stack.start()
+    stack.write_state("failed", "a start that failed")  # as `finops up` records it
+
+    state = read_state(tmp_path)
+    assert state is not None and state["status"] == "failed"
+    recorded = {name: (c["pid"], c["ticks"]) for name, c in state["components"].items()}
+    assert recorded == {name: (None, None) for name in stack.infra_names}
+    # `finops up` has ended (this test's process is no supervisor to stop); the OS gives one
+    # of the numbers it recorded to somebody else's process: `finops down` leaves it alone.
+    state["supervisor_pid"] = other.pid
+    for component in state["components"].values():
+        component["pid"] = other.pid
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    assert stop_recorded(tmp_path, timeout=1) == []
+    assert other.poll() is None
+
+
+def test_a_pid_recorded_without_its_start_time_is_not_signalled(tmp_path, other):
+    # a state file written so (by the start above before the fix, or by a version before
+    # start times were recorded): the number alone may be anyone's by now
+    _state(tmp_path, other.pid, None)
+    state = json.loads((tmp_path / "stack.json").read_text())
+    state.update(supervisor_pid=other.pid, supervisor_ticks=None)
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    assert stop_recorded(tmp_path, timeout=1) == []
+    assert other.poll() is None
+    assert running_supervisor(tmp_path) is None

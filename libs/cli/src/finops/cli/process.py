@@ -209,11 +209,14 @@ def started_at_ticks(pid: int | None) -> int | None:
 def is_same_process(pid: int | None, ticks: int | None) -> bool:
     """Whether ``pid`` is still the process that started at ``ticks`` (alive, not reused).
 
-    Without recorded ticks (a state file of an older version) the pid alone decides.
+    A pid without its start time is nobody known: it used to be taken for the process on its
+    own, and a start that failed recorded its stopped components' pids so (their start time
+    no longer readable), so a later `finops down` SIGKILLed the process group of whoever had
+    been given one of those numbers since.
     """
-    if not pid_alive(pid):
+    if ticks is None or not pid_alive(pid):
         return False
-    return ticks is None or started_at_ticks(pid) == ticks
+    return started_at_ticks(pid) == ticks
 
 
 def _die_with_parent() -> None:

@@ -309,22 +309,40 @@ class Stack:
             "supervisor_pid": os.getpid(),
             "supervisor_ticks": started_at_ticks(os.getpid()),
             "updated": time.time(),
-            "components": {
-                c.name: {
-                    "kind": c.kind,
-                    "pid": None if c.external else c.pid,
-                    "ticks": None if c.external else started_at_ticks(c.pid),
-                    "host": c.host,
-                    "port": c.port,
-                    "external": c.external,
-                    "restarts": c.restarts,
-                    "failed": c.failed,
-                    "log": str(c.log_file) if c.log_file else None,
-                }
-                for c in self.components.values()
-            },
+            "components": {c.name: _component_record(c) for c in self.components.values()},
         }
         write_state_file(self.root, state)
+
+
+def _component_record(comp: Component) -> dict[str, object]:
+    """What the state file says of ``comp``."""
+    pid, ticks = _running_process(comp)
+    return {
+        "kind": comp.kind,
+        "pid": pid,
+        "ticks": ticks,
+        "host": comp.host,
+        "port": comp.port,
+        "external": comp.external,
+        "restarts": comp.restarts,
+        "failed": comp.failed,
+        "log": str(comp.log_file) if comp.log_file else None,
+    }
+
+
+def _running_process(comp: Component) -> tuple[int | None, int | None]:
+    """The pid of ``comp``'s process and when it started, while it runs; else no pid.
+
+    A process that has exited (and been reaped: :meth:`Component.running` reaps it) has no
+    start time to read, and its pid is free for the OS to give anyone: recorded alone, after a
+    start that failed or a stop, `finops down` took whoever got that number for the stack's.
+    An unreaped child keeps its pid and its ``/proc`` entry, so the two read here are one
+    process's.
+    """
+    if comp.external or not comp.running():
+        return None, None
+    ticks = started_at_ticks(comp.pid)
+    return (comp.pid, ticks) if ticks is not None else (None, None)
 
 
 def _check_stop(should_stop: Callable[[], bool]) -> None:
