@@ -204,6 +204,38 @@ async def test_a_control_character_in_a_name_is_refused_and_kept_in_free_text(in
     assert text["id"] in on_cost and not {e["id"] for e in names} & set(on_cost)
 
 
+async def test_a_format_character_in_a_name_is_refused_naming_its_code_point(ingest):
+    """A bidi override, a zero-width space or a byte order mark in a name passed and was
+    stored (only control characters and line separators were refused); a name of any script,
+    its spaces included, is taken."""
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    token = ingest.tokens.token(username=agent)
+    names = [
+        llm_call(agent, task_type="invoice\u202egpj.exe"),
+        llm_call(agent, model="gpt-4o\u200b", features={"\ufefflen": 1.0}),
+    ]
+    resp = await ingest.post("/api/events", json=names, headers=auth(token))
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_events"
+    assert [
+        (d["index"], d["field"], d["type"], d["message"].rsplit("; ", 1)[1])
+        for d in error["details"]
+    ] == [
+        (0, "data.task_type", "control_character", "got U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        (
+            1,
+            "data.features.\ufefflen",
+            "control_character",
+            "got U+FEFF (ZERO WIDTH NO-BREAK SPACE)",
+        ),
+        (1, "data.model", "control_character", "got U+200B (ZERO WIDTH SPACE)"),
+    ]
+    kept = llm_call(agent, task_type="東京\u3000要約", model="gpt\u00a0x")
+    resp = await ingest.post("/api/events", json=[kept], headers=auth(token))
+    assert resp.status_code == 202, resp.text
+
+
 async def test_revoked_token_is_refused(ingest):
     agent = "agent-" + uuid.uuid4().hex[:8]
     principal_token = ingest.tokens.token(username=agent)

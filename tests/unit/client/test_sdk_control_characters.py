@@ -1,9 +1,11 @@
-"""The SDK refuses a name holding a control character before sending, as ingest refuses it:
+"""The SDK refuses a name holding a control character, a line separator or a format character
+(a bidi override, a zero-width space) before sending, as ingest refuses it:
 `record_call(task_type="qa\\n")` was queued, sent, and came back as `EventsRejected` from a
-later `flush()` (or, before ingest refused it, was stored as a task type with a line break).
-Free text (an error's message) is sent as it is. The SDK has its own copy of ingest's table of
-names (it has no server dependencies): both are checked to be the same here, and to give the
-same answer on the same events."""
+later `flush()` (or, before ingest refused it, was stored as a task type with a line break);
+a bidi override or a zero-width space in a name was sent and stored. Free text (an error's
+message) is sent as it is. The SDK has its own copy of the rule and of ingest's table of names
+(it has no server dependencies): both are checked to be the same here, and to give the same
+answer on the same events."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import pytest
 
 from finops.client import AsyncFinOpsClient, FinOpsClient
 from finops.client import _names as sdk_names
-from finops.common.events.schemas import CONTROL_MESSAGE, NAME_FIELDS, NAME_KEYS, validate_batch
-from finops.common.events.schemas.name_text import CONTROL_CHARACTER
+from finops.common import name_characters
+from finops.common.events.schemas import NAME_FIELDS, NAME_KEYS, validate_batch
+from finops.common.name_characters import NAME_CHARACTERS_MESSAGE as CONTROL_MESSAGE
 
 CALL: dict[str, Any] = {
     "task_type": "summarize",
@@ -46,10 +49,13 @@ def _sdk(sent: list[Any]) -> AsyncFinOpsClient:
 def test_the_sdk_names_the_fields_ingest_names() -> None:
     assert sdk_names.NAME_FIELDS == NAME_FIELDS
     assert sdk_names.NAME_KEYS == NAME_KEYS
-    assert sdk_names.CONTROL_MESSAGE == CONTROL_MESSAGE
-    # the same characters: the SDK's copy of the pattern is ingest's
-    assert sdk_names.CONTROL_CHARACTER.pattern == CONTROL_CHARACTER.pattern
-    assert sdk_names.CONTROL_CHARACTER.flags == CONTROL_CHARACTER.flags
+    assert sdk_names.NAME_CHARACTERS_MESSAGE == CONTROL_MESSAGE
+    # the same characters: the SDK's copy of the pattern is the rule's
+    rule = name_characters.REFUSED_IN_NAMES
+    assert sdk_names.REFUSED_IN_NAMES.pattern == rule.pattern
+    assert sdk_names.REFUSED_IN_NAMES.flags == rule.flags
+    for char in ("\n", "\x85", "\u2028", "\u202e", "\u200b", "\ufeff", "\U000e0041"):
+        assert sdk_names.name_refusal(char) == name_characters.name_refusal(char)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +70,13 @@ def test_the_sdk_names_the_fields_ingest_names() -> None:
         ({"features": {"len\r": 1.0}}, "data.features.len\r"),
         ({"project": "p\u2028q"}, "data.project"),  # a line separator splits a log line too
         ({"task_type": "qa\u2029"}, "data.task_type"),
+        # format characters (Cf): invisible, they reorder what is shown or make names alike
+        ({"task_type": "sum\u202emarize"}, "data.task_type"),  # right-to-left override
+        ({"model": "gpt-4o\u200b"}, "data.model"),  # zero-width space
+        ({"team": "\u2066ops\u2069"}, "data.team"),  # a bidi isolate
+        ({"provider": "open\u200dai"}, "data.provider"),  # zero-width joiner
+        ({"features": {"\ufefflen": 1.0}}, "data.features.\ufefflen"),  # byte order mark
+        ({"project": "p\U000e0041"}, "data.project"),  # a tag character (astral)
     ],
 )
 async def test_record_call_refuses_a_control_character_in_a_name_before_sending(
@@ -85,12 +98,28 @@ async def test_record_call_refuses_a_control_character_in_a_name_before_sending(
         ["source"] if "agent_id" in arguments else []
     )
     detail = details[0]
-    assert (detail["field"], detail["type"], detail["message"]) == (
-        field,
-        "control_character",
-        CONTROL_MESSAGE,
-    )
+    assert (detail["field"], detail["type"]) == (field, "control_character")
+    assert detail["message"].startswith(f"{CONTROL_MESSAGE}; got U+")
     assert str(refused.value).startswith(f"{detail['field']}: {detail['message']}")
+    # the message names the character's code point
+    value = _at(_event(arguments), field)
+    char = next(c for c in value if name_characters.REFUSED_IN_NAMES.match(c))
+    assert detail["message"].endswith(f"; got U+{ord(char):04X}" + _named(char))
+
+
+def _at(event: dict[str, Any], field: str) -> str:
+    parent, _, last = field.rpartition(".")
+    holder: Any = event
+    for part in parent.split("."):
+        holder = holder[part]
+    return last if last not in holder or not isinstance(holder[last], str) else holder[last]
+
+
+def _named(char: str) -> str:
+    import unicodedata
+
+    name = unicodedata.name(char, "")
+    return f" ({name})" if name else ""
 
 
 def _event(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +180,12 @@ async def test_call_refuses_a_control_character_in_a_name_before_the_agent_s_cal
             "data.config.prompt_version",
         ),
         ({"features": {"len\x85": 1.0}}, "data.features.len\x85"),
+        ({"experiment": {"id": "exp-1", "variant": "b\u202e"}}, "data.experiment.variant"),
+        ({"features": {"len\u200b": 1.0}}, "data.features.len\u200b"),
+        (
+            {"decision": {"recommendation_id": "\ufeffrec", "propensity": 0.5}},
+            "data.decision.recommendation_id",
+        ),
     ],
 )
 async def test_call_refuses_a_control_character_in_its_tags_before_the_agent_s_call_runs(

@@ -285,3 +285,49 @@ def test_a_name_that_is_blank_padded_or_not_printable_is_422(
 def test_a_name_of_any_script_with_inner_spaces_is_a_label(client: TestClient) -> None:
     response = client.post(**{"url": "/api/experiments", **_body(name="résumés moins chers 😀")})
     assert response.json()["error"]["code"] != "validation_error", response.text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["東京\u3000要約", "cheaper\u00a0summaries", "a\ue000b"],
+    ids=["ideographic_space", "no_break_space", "private_use"],
+)
+def test_a_label_takes_every_character_an_event_name_takes(client: TestClient, name: str) -> None:
+    # one rule for names: an ideographic or no-break space inside, as an event's
+    # experiment.variant may hold (isprintable() refused them in a label alone)
+    variants = [{**BODY["variants"][0], "name": name}, BODY["variants"][1]]
+    response = client.post(**{"url": "/api/experiments", **_body(name=name, variants=variants)})
+    assert response.json()["error"]["code"] != "validation_error", response.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "code_point"),
+    [
+        ({"name": "cheaper\u200bsummaries"}, "name", "U+200B (ZERO WIDTH SPACE)"),
+        ({"task_type": "kno\u202ewn"}, "task_type", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        (
+            {"variants": [{**BODY["variants"][0], "model": "m\ufeff"}, BODY["variants"][1]]},
+            "variants.0.model",
+            "U+FEFF (ZERO WIDTH NO-BREAK SPACE)",
+        ),
+        (
+            {"variants": [BODY["variants"][0], {**BODY["variants"][1], "provider": "p\n"}]},
+            "variants.1.provider",
+            "U+000A",
+        ),
+    ],
+    ids=["label_zero_width", "task_type_bidi", "model_bom", "provider_line_break"],
+)
+def test_a_name_holding_a_format_or_control_character_is_422_naming_its_code_point(
+    client: TestClient, changes: dict[str, Any], field: str, code_point: str
+) -> None:
+    """A task type, model or provider holding one was taken: the experiment could never run,
+    as ingest and the SDK refuse the name in its events (the SDK before the paid call)."""
+    response = client.post(**{"url": "/api/experiments", **_body(**changes)})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    [detail] = error["details"]
+    kind = "invalid_label" if field == "name" else "control_character"
+    assert (detail["field"], detail["type"]) == (field, kind)
+    assert detail["message"].endswith(f"; got {code_point}")

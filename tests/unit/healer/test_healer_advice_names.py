@@ -57,9 +57,23 @@ def test_a_nul_in_a_name_is_invalid_text_as_at_ingest(changes: dict[str, Any]) -
     assert healer == [f for f in _ingest_says(data) if f[1] == "invalid_text"]
 
 
-@pytest.mark.parametrize("task_type", ["q\na", "q\u2028a"])
+@pytest.mark.parametrize("task_type", ["q\na", "q\u2028a", "q\u202ea", "q\u200ba", "\ufeffqa"])
 def test_another_control_character_in_a_name_is_control_character_as_at_ingest(
     task_type: str,
 ) -> None:
     data = _data(task_type=task_type)
     assert _healer_says(data) == _ingest_says(data) == [("task_type", "control_character")]
+
+
+def test_the_refusal_names_the_format_character_s_code_point_as_at_ingest() -> None:
+    # a bidi override in a name passed both (only control characters were refused)
+    data = _data(task_type="invoice\u202egpj", error={"message": "m", "type": "rate\u200blimit"})
+    with pytest.raises(ValidationError) as refused:
+        AdviceIn.model_validate(data)
+    said = {
+        ".".join(map(str, e["loc"])): e["msg"].rsplit("; ", 1)[1] for e in refused.value.errors()
+    }
+    assert said == {
+        "task_type": "got U+202E (RIGHT-TO-LEFT OVERRIDE)",
+        "error.type": "got U+200B (ZERO WIDTH SPACE)",
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from finops.common.auth import Principal
 from finops.common.auth.scopes import EVENTS_WRITE, EVENTS_WRITE_ANY
 from finops.common.events import error_event as enveloped_error
 from finops.common.events.schemas.name_text import may_hold_control
+from finops.common.name_characters import REFUSED_IN_NAMES
 from finops.ingest.domain import batches
 from finops.ingest.domain.batches import BatchLimits, Caller
 from finops.ingest.domain.errors import (
@@ -248,6 +250,9 @@ def test_a_control_character_in_a_name_is_invalid_events_naming_the_field(ensure
         ({"features": {"len\x9b": 1.0}}, "data.features.len\x9b"),
         ({"task_type": "sum\u2028marize"}, "data.task_type"),  # line separator: \xe2\x80\xa8
         ({"team": "ops\u2029"}, "data.team"),  # paragraph separator
+        ({"task_type": "sum\u202emarize"}, "data.task_type"),  # right-to-left override
+        ({"model": "gpt-4o\u200b"}, "data.model"),  # zero-width space
+        ({"features": {"\ufefflen": 1.0}}, "data.features.\ufefflen"),  # byte order mark
     ],
 )
 def test_a_raw_del_c1_or_line_separator_in_a_batch_with_no_backslash_is_found(changes, field):
@@ -283,6 +288,17 @@ def test_a_raw_del_c1_or_line_separator_in_a_batch_with_no_backslash_is_found(ch
         ('{"a": "x\u2029"}'.encode(), True),
         ('{"a": "x\u2026 \u20ac"}'.encode(), False),  # an ellipsis, a euro sign: \xe2\x80\xa6
         (b'{"a": "x\\"/"}', False),
+        # format characters (Cf): raw (UTF-8) and escaped, in either case of hex
+        ('{"a": "x\u202e"}'.encode(), True),  # right-to-left override: \xe2\x80\xae
+        ('{"a": "x\u200b"}'.encode(), True),  # zero-width space
+        ('{"a": "x\ufeff"}'.encode(), True),  # byte order mark: \xef\xbb\xbf
+        ('{"a": "x\u00ad"}'.encode(), True),  # soft hyphen: \xc2\xad
+        ('{"a": "x\U000e0041"}'.encode(), True),  # a tag character (4 bytes)
+        (b'{"a": "x\\u202E"}', True),
+        (b'{"a": "x\\u2066"}', True),
+        (b'{"a": "x\\udb40\\udc41"}', True),  # a tag character's surrogate pair
+        (b'{"a": "x\\u00e9\\u3000"}', False),  # an accent, an ideographic space
+        ('{"a": "\u6771\u4eac\u3000\u00a0"}'.encode(), False),
     ],
 )
 def test_may_hold_control_reads_raw_and_escaped_control_characters(text, may):
@@ -367,3 +383,54 @@ def test_unknown_model_is_kept_unpriced():
     assert value["data"]["cost_source"] == "unpriced"
     assert value["data"]["cost_usd"] is None
     assert records[0].cost_source == "unpriced"
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])  # escaped, or raw UTF-8
+def test_a_format_character_in_a_name_is_refused_naming_the_field_and_its_code_point(
+    ensure_ascii,
+):
+    """A bidi override, a bidi isolate, a zero-width space or joiner, a byte order mark in a
+    name passed (stored, then shown reordered or looking like another name): only control
+    characters and line separators were refused."""
+    events = [
+        call(task_type="invoice\u202egpj.exe"),
+        call(model="gpt-4o\u200b", team="\u2066ops\u2069"),
+        call(experiment={"id": "exp-1", "variant": "b\u200d"}, features={"\ufefflen": 1.0}),
+        call(project="p\U000e0041"),  # a tag character: a surrogate pair when escaped
+        call(task_type="東京\u3000要約", model="gpt\u00a0x"),  # spaces of any script: kept
+    ]
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(json.dumps(events, ensure_ascii=ensure_ascii).encode(), AGENT, 1000)
+    assert caught.value.code == "invalid_events"
+    details = [(d["index"], d["field"], d["type"]) for d in caught.value.details]
+    assert details == [
+        (0, "data.task_type", "control_character"),
+        (1, "data.model", "control_character"),
+        (1, "data.team", "control_character"),
+        (2, "data.experiment.variant", "control_character"),
+        (2, "data.features.\ufefflen", "control_character"),
+        (3, "data.project", "control_character"),
+    ]
+    got = [d["message"].rsplit("; ", 1)[1] for d in caught.value.details]
+    assert got == [
+        "got U+202E (RIGHT-TO-LEFT OVERRIDE)",
+        "got U+200B (ZERO WIDTH SPACE)",
+        "got U+2066 (LEFT-TO-RIGHT ISOLATE)",
+        "got U+200D (ZERO WIDTH JOINER)",
+        "got U+FEFF (ZERO WIDTH NO-BREAK SPACE)",
+        "got U+E0041 (TAG LATIN CAPITAL LETTER A)",
+    ]
+    assert all(d["message"].startswith("a name must not hold") for d in caught.value.details)
+
+
+def test_may_hold_control_finds_every_character_names_refuse_raw_or_escaped():
+    # the pre-checks are built from the rule's list: none of its characters slips past them
+    refused = [c for c in map(chr, range(0x110000)) if REFUSED_IN_NAMES.match(c)]
+    assert len(refused) > 200
+    for char in refused:
+        escaped = json.dumps({"a": f"x{char}"})  # \n, \u202e, a surrogate pair
+        upper = re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m[1].upper(), escaped)
+        texts = [escaped, upper] + ([] if char < " " else [json.dumps([char], ensure_ascii=False)])
+        for text in texts:  # (a raw C0 control is no JSON)
+            assert may_hold_control(text.encode()), (hex(ord(char)), text)
+            assert may_hold_control(text), (hex(ord(char)), text)

@@ -1,27 +1,45 @@
-"""The names an event carries, refused with a control character before anything is queued.
+"""The names an event carries, refused with a control or format character before anything is
+queued.
 
 Ingest refuses an event whose name (its agent, task type, model, an id, a config or feature
-key, ...) holds a control character: 422 ``invalid_events``, type ``control_character``, the
-field named (``finops.common.events.schemas.name_text``, which this SDK cannot import: it has
-no server dependencies). The SDK gives the same answer before sending, as a ``ValueError``
-naming the same field, so an agent learns it where it passed the name, not from
+key, ...) holds a control character, a line separator or a format character (a bidi override,
+a zero-width space): 422 ``invalid_events``, type ``control_character``, the field named, the
+character's code point in the message (``finops.common.name_characters``, the one rule, and
+``finops.common.events.schemas.name_text``, which this SDK cannot import: it has no server
+dependencies). The SDK gives the same answer before sending, as a ``ValueError`` naming the
+same field and code point, so an agent learns it where it passed the name, not from
 ``EventsRejected`` at ``flush()``. ``tests/unit/client/test_sdk_control_characters.py`` checks
-that these paths are ingest's.
+that the pattern, the message and these paths are ingest's.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-#: C0 (U+0000-U+001F), DEL and C1 (U+007F-U+009F): Unicode's control characters (Cc); and the
-#: line and paragraph separators (U+2028, U+2029), which end a line in many log viewers
-CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-CONTROL_MESSAGE = (
-    "a name must not hold a control character (U+0000-U+001F, U+007F-U+009F) or a line "
-    "separator (U+2028, U+2029)"
+#: a copy of ``finops.common.name_characters.REFUSED_IN_NAMES``: control characters (Cc), the
+#: line and paragraph separators (Zl, Zp) and the format characters (Cf)
+REFUSED_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
 )
+#: a copy of ``finops.common.name_characters.NAME_CHARACTERS_MESSAGE``
+NAME_CHARACTERS_MESSAGE = (
+    "a name must not hold a control character (U+0000-U+001F, U+007F-U+009F), a line or "
+    "paragraph separator (U+2028, U+2029) or an invisible format character (a bidi override "
+    "or isolate, a zero-width space or joiner, a byte order mark: Unicode category Cf)"
+)
+
+
+def name_refusal(char: str) -> str:
+    """A copy of ``finops.common.name_characters.name_refusal``."""
+    name = unicodedata.name(char, "")
+    return f"{NAME_CHARACTERS_MESSAGE}; got U+{ord(char):04X}" + (f" ({name})" if name else "")
+
 
 #: the name fields of an event, as ingest names them
 NAME_FIELDS = (
@@ -53,23 +71,23 @@ def _at(value: Any, path: str) -> Any:
 
 
 def refuse_control_characters(event: Mapping[str, Any]) -> None:
-    """A ``ValueError`` naming the first name of ``event`` (an event as sent) that holds a
-    control character; nothing when none does.
+    r"""A ``ValueError`` naming the first name of ``event`` (an event as sent) that holds a
+    character names refuse, and that character's code point; nothing when none does.
 
     >>> refuse_control_characters({"data": {"task_type": "qa", "features": {"len": 1.0}}})
-    >>> refuse_control_characters({"data": {"task_type": "q\\na"}})
-    Traceback (most recent call last):
-    ...
-    ValueError: data.task_type: a name must not hold a control character (U+0000-U+001F, \
-U+007F-U+009F); got 'q\\na'
+    >>> try:
+    ...     refuse_control_characters({"data": {"task_type": "q\u202ea"}})
+    ... except ValueError as exc:
+    ...     print(str(exc).split(": ")[0], "...", str(exc).split("; ")[-1])
+    data.task_type ... got U+202E (RIGHT-TO-LEFT OVERRIDE) in 'q\u202ea'
     """
     for path in NAME_FIELDS:
         value = _at(event, path)
-        if isinstance(value, str) and CONTROL_CHARACTER.search(value):
-            raise ValueError(f"{path}: {CONTROL_MESSAGE}; got {value!r}")
+        if isinstance(value, str) and (found := REFUSED_IN_NAMES.search(value)):
+            raise ValueError(f"{path}: {name_refusal(found[0])} in {value!r}")
     for path in NAME_KEYS:
         keys = _at(event, path)
         if isinstance(keys, Mapping):
             for key in keys:
-                if isinstance(key, str) and CONTROL_CHARACTER.search(key):
-                    raise ValueError(f"{path}.{key}: {CONTROL_MESSAGE}; got {key!r}")
+                if isinstance(key, str) and (found := REFUSED_IN_NAMES.search(key)):
+                    raise ValueError(f"{path}.{key}: {name_refusal(found[0])} in {key!r}")

@@ -47,6 +47,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from finops.common.name_characters import name_refusal, refused_character
+
 Number = Annotated[float, Strict()]
 """A JSON number: an integer or a float, never a boolean or a numeric string."""
 Count = Annotated[int, Strict()]
@@ -56,19 +58,35 @@ Flag = Annotated[bool, Strict()]
 
 
 def _label(value: str) -> str:
-    if not value.isprintable() or value != value.strip():
+    char = refused_character(value)
+    if char is not None:
+        raise PydanticCustomError("invalid_label", "{refusal}", {"refusal": name_refusal(char)})
+    if value != value.strip():
         raise PydanticCustomError(
-            "invalid_label",
-            "printable characters only (no line break, tab, terminal escape or bidi "
-            "override), not starting or ending with a space",
+            "invalid_label", "a label must not start or end with a space (or another blank)"
         )
     return value
 
 
+def _name(value: str) -> str:
+    char = refused_character(value)
+    if char is not None:
+        raise PydanticCustomError("control_character", "{refusal}", {"refusal": name_refusal(char)})
+    return value
+
+
+NameText = Annotated[str, AfterValidator(_name)]
+"""A name a request body gives that events carry too (an experiment's task type, a variant's
+model and provider): refused, type ``control_character``, when it holds a character no name
+may hold (:mod:`finops.common.name_characters`), as ingest and the SDK refuse it in an event
+(an experiment whose variant's model held one could never be run: the SDK refuses the call)."""
+
 Label = Annotated[str, AfterValidator(_label)]
-"""A name people read and tell apart (an experiment's, a variant's): printable characters
-(``str.isprintable``), no surrounding spaces, so ``" lead"`` is not a second ``"lead"``, a
-blank name is refused, and a line break cannot split a log or ``finops tail`` line."""
+"""A name people read and tell apart (an experiment's, a variant's): the characters of any
+name (:mod:`finops.common.name_characters`: no control character, line separator, bidi
+override or zero-width character; a variant's name is an event's ``experiment.variant``),
+and no surrounding blanks, so ``" lead"`` is not a second ``"lead"`` and a blank name is
+refused. Event names keep surrounding spaces: ingest stores them as agents send them."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -13,7 +13,7 @@ from finops.common.api_errors import BEARER, JSON_BODY, NUL_IN_QUERY, ApiError, 
 from finops.common.auth import Principal, require_scope
 from finops.common.auth.scopes import EXPERIMENTS_ASSIGN, EXPERIMENTS_WRITE, STATS_READ
 from finops.common.events.schemas import LlmConfig
-from finops.common.request_body import Count, Label, Number, RequestBody
+from finops.common.request_body import Count, Label, NameText, Number, RequestBody
 from finops.experiments.adapters.repository import Experiment, ExperimentRepository
 from finops.experiments.api.schemas import (
     AssignmentOut,
@@ -64,7 +64,10 @@ CREATE_ERRORS = (
         422,
         "validation_error",
         "any other problem of the body (no body, an unknown field, a wrong type, "
-        "`min_samples` < 10, ...; `details` names each field)",
+        "`min_samples` < 10, a name or variant name holding a control or format character or "
+        "surrounding blanks: type `invalid_label`, a task type, model or provider holding "
+        "one: type `control_character`, the message naming its code point, ...; `details` "
+        "names each field)",
     ),
     POSTGRES_DOWN,
 )
@@ -102,8 +105,8 @@ Repository = Annotated[ExperimentRepository, Depends(_repository)]
 
 class VariantIn(RequestBody):
     name: Label = Field(min_length=1, max_length=64)
-    model: str = Field(min_length=1, max_length=256)
-    provider: str = Field(min_length=1, max_length=64)
+    model: NameText = Field(min_length=1, max_length=256)
+    provider: NameText = Field(min_length=1, max_length=64)
     config: LlmConfig = Field(default_factory=LlmConfig)
     weight: Number | None = None
 
@@ -116,7 +119,7 @@ class GuardrailsIn(RequestBody):
 
 class ExperimentIn(RequestBody):
     name: Label = Field(min_length=1, max_length=128)
-    task_type: str = Field(min_length=1, max_length=64)
+    task_type: NameText = Field(min_length=1, max_length=64)
     variants: list[VariantIn] = Field(max_length=16)
     allocation: Literal["fixed", "bandit"] = "fixed"
     metric: Literal["cost_per_success", "cost", "quality"] = "cost_per_success"

@@ -24,7 +24,8 @@ from finops.common.api_errors import AGENT_MISMATCH, BEARER, JSON_BODY, ApiError
 from finops.common.errors import DependencyUnavailable
 from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, RequestInfo
 from finops.common.events.schemas import Remedy as RemedyTag
-from finops.common.events.schemas.name_text import CONTROL_MESSAGE, CONTROL_TYPE, control_fields
+from finops.common.events.schemas.name_text import CONTROL_TYPE, control_fields
+from finops.common.name_characters import name_refusal
 from finops.common.request_body import Count, RequestBody, holds_unstorable_text
 from finops.healer.api.deps import Advisor, Classifier, HealingLog, HealingReader
 from finops.healer.api.schemas import AdviceOut
@@ -45,8 +46,10 @@ ERRORS = (
         422,
         "validation_error",
         "the body is not the `data` of an `agent.error` event (a field missing, of the wrong "
-        "type or unknown, or a name holding a control character as ingest refuses it: type "
-        "`control_character`, and a NUL anywhere `invalid_text`; `details` names each)",
+        "type or unknown, or a name holding a control character, a line separator or a format "
+        "character such as a bidi override or a zero-width space, as ingest refuses it: type "
+        "`control_character`, its code point in the message, and a NUL anywhere "
+        "`invalid_text`; `details` names each)",
     ),
     ApiError(
         503,
@@ -82,8 +85,9 @@ class AdviceIn(RequestBody):
     @model_validator(mode="before")
     @classmethod
     def _refuse_control_characters_in_names(cls, data: Any) -> Any:
-        """A name holding a control character is refused as ingest refuses it in the event
-        (type ``control_character``, the field named: ``task_type``, ``error.type``). A body
+        """A name holding a control or format character is refused as ingest refuses it in the
+        event (type ``control_character``, the field named: ``task_type``, ``error.type``, and
+        the character's code point). A body
         holding a NUL is left to RequestBody's check (this one runs first), which refuses it as
         ingest does: type ``invalid_text``."""
         if holds_unstorable_text(data):
@@ -94,11 +98,13 @@ class AdviceIn(RequestBody):
                 cls.__name__,
                 [
                     InitErrorDetails(
-                        type=PydanticCustomError(CONTROL_TYPE, CONTROL_MESSAGE),
+                        type=PydanticCustomError(
+                            CONTROL_TYPE, "{refusal}", {"refusal": name_refusal(char)}
+                        ),
                         loc=tuple(name.split(".")[1:]),
                         input=data,
                     )
-                    for name in names
+                    for name, char in names
                 ],
             )
         return data

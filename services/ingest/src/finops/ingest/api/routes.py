@@ -80,8 +80,10 @@ PUBLISH_ERRORS = (
         "(type `time_in_future` or `time_too_old` for an implausible `time`, `invalid_text` "
         "for a string or key holding a NUL character, `control_character` for a name (agent, "
         "team, project, task type, provider, model, an id, an experiment or variant, a config or "
-        "feature key, the error's type or provider code) holding another control character or "
-        "a line separator, U+2028 or U+2029)",
+        "feature key, the error's type or provider code) holding another control character, "
+        "a line separator (U+2028, U+2029) or a format character (a bidi override, a "
+        "zero-width space or joiner, a byte order mark: Unicode category Cf), the message "
+        "naming its code point)",
     ),
     ApiError(
         503,

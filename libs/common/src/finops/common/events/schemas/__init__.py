@@ -24,7 +24,7 @@ The schema is a package, one module per part, every name re-exported here (impor
 ``finops.common.events.schemas``): :mod:`.fields` (the version, type names, limits and shared
 field types), :mod:`.call_data` (``agent.llm_call``'s data and the identity fields),
 :mod:`.error_data` (``agent.error``'s), :mod:`.time_bounds`, :mod:`.nul_text`,
-:mod:`.name_text` (the names, refused with a control character), :mod:`.event`
+:mod:`.name_text` (the names, refused with a control or format character), :mod:`.event`
 (the envelope and the event types) and :mod:`.batch`.
 """
 
@@ -92,17 +92,11 @@ from finops.common.events.schemas.fields import (
     Unit,
     Usd,
 )
-from finops.common.events.schemas.name_text import (
-    CONTROL_MESSAGE,
-    CONTROL_TYPE,
-    NAME_FIELDS,
-    NAME_KEYS,
-)
+from finops.common.events.schemas.name_text import CONTROL_TYPE, NAME_FIELDS, NAME_KEYS
 from finops.common.events.schemas.nul_text import NUL_MESSAGE
 from finops.common.events.schemas.time_bounds import TimeBounds
 
 __all__ = [
-    "CONTROL_MESSAGE",
     "CONTROL_TYPE",
     "ERROR",
     "ERROR_KINDS",

@@ -9,21 +9,18 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from finops.common.events.schemas.event import _BATCH_ADAPTER, EVENT_TYPES, Event
-from finops.common.events.schemas.name_text import (
-    CONTROL_MESSAGE,
-    CONTROL_TYPE,
-    control_fields,
-    may_hold_control,
-)
+from finops.common.events.schemas.name_text import CONTROL_TYPE, control_fields, may_hold_control
 from finops.common.events.schemas.nul_text import NUL_MESSAGE, _may_hold_nul, _nul_fields
 from finops.common.events.schemas.time_bounds import _TIME_BOUNDS, TimeBounds
+from finops.common.name_characters import name_refusal
 
 BatchError = dict[str, Any]  # {"index": int | None, "field": str, "message": str, "type": str}
 
 
 def _text_errors(batch: list[Any], nul: bool, control: bool) -> list[BatchError]:
     """Any string or key holding a NUL (``invalid_text``), and a name holding another
-    control character (``control_character``); one error a field."""
+    control character, a line separator or a format character (``control_character``, the
+    character's code point in the message); one error a field."""
     errors: list[BatchError] = []
     for index, event in enumerate(batch):
         nuls = _nul_fields(event, "") if nul else []
@@ -33,9 +30,9 @@ def _text_errors(batch: list[Any], nul: bool, control: bool) -> list[BatchError]
         ]
         if control:
             errors += [
-                {"index": index, "field": field, "message": CONTROL_MESSAGE, "type": CONTROL_TYPE}
-                for field in control_fields(event)
-                if field not in nuls
+                {"index": index, "field": field, "message": refusal, "type": CONTROL_TYPE}
+                for field, char in control_fields(event)
+                if field not in nuls and (refusal := name_refusal(char))
             ]
     return errors
 
@@ -98,7 +95,8 @@ def validate_batch(
     ``batch`` is a list of event dicts or the raw JSON array (bytes / str; fastest).
     ``time_bounds`` refuses event times outside them (see :class:`TimeBounds`). A string
     holding a NUL character is refused (type ``invalid_text``), and so is a name holding any
-    control character (type ``control_character``: :mod:`.name_text`); ``parsed_from``, the
+    control character, line separator or format character (type ``control_character``:
+    :mod:`.name_text`); ``parsed_from``, the
     JSON a list was parsed from, lets a batch without the escapes skip those scans.
     Returns ``BatchResult(events, [])`` or ``BatchResult(None, errors)``; the caller applies
     all-or-nothing semantics. Errors are sorted by index; a non-list batch gives one error
