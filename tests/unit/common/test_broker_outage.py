@@ -150,21 +150,42 @@ async def test_an_error_retrying_cannot_fix_ends_at_once():
 
 
 class Cluster:
-    """What the producer knows of the cluster: when a metadata request last got an answer."""
+    """What the producer knows of the cluster: when a metadata request last got an answer,
+    and the topics that answer held."""
 
     def __init__(self) -> None:
         self._last_successful_refresh_ms = 0.0
+        self.topics: set[str] = set()
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {0} if topic in self.topics else None
+
+    def answered(self, *topics: str) -> None:
+        self._last_successful_refresh_ms = time.time() * 1000
+        self.topics = set(topics)
 
 
 class UnknownTopicBroker(FakeBroker):
     """Fails the first ``failures`` sends with UnknownTopicOrPartitionError; ``answers``: the
-    broker answered a metadata request while each of those sends ran (a topic it does not
-    know), or not (frozen: the send got no metadata in its request timeout)."""
+    broker answered a metadata request while each of those sends ran, with the topics of
+    ``known`` (none: a topic it does not know; the topic: its partition moved away from the
+    broker the send went to), or not (frozen: the send got no metadata in its request
+    timeout). ``through``: the error is raised by ``send`` (its wait for metadata) or set on
+    the delivery (aiokafka's produce answer, after its own retries)."""
 
-    def __init__(self, *, failures: int, answers: bool) -> None:
+    def __init__(
+        self,
+        *,
+        failures: int,
+        answers: bool,
+        known: tuple[str, ...] = (),
+        through: str = "send",
+    ) -> None:
         super().__init__(idempotent=False)
         self.failures = failures
         self.answers = answers
+        self.known = known
+        self.through = through
         self.client = type("Client", (), {"cluster": Cluster()})()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
@@ -173,12 +194,18 @@ class UnknownTopicBroker(FakeBroker):
         self.failures -= 1
         self.sends += 1
         if self.answers:
-            self.client.cluster._last_successful_refresh_ms = time.time() * 1000
-        raise UnknownTopicOrPartitionError()
+            self.client.cluster.answered(*self.known)
+        if self.through == "send":
+            raise UnknownTopicOrPartitionError()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_exception(UnknownTopicOrPartitionError())
+        return done
 
 
-async def test_an_unknown_topic_the_broker_answered_about_ends_at_once():
-    broker = UnknownTopicBroker(failures=1, answers=True)
+@pytest.mark.parametrize("through", ["send", "delivery"])
+async def test_an_unknown_topic_the_broker_answered_about_ends_at_once(through):
+    # the metadata the broker answered since the send began lacks the topic: it is gone
+    broker = UnknownTopicBroker(failures=1, answers=True, through=through)
     outage = BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0)
     with pytest.raises(BrokerRefused, match="UnknownTopicOrPartitionError"):
         await publish_acknowledged(broker, records("a"), outage, what="breaker states")  # type: ignore[arg-type]
@@ -191,3 +218,25 @@ async def test_an_unknown_topic_without_a_metadata_answer_is_waited_for():
     outage = BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0)
     await publish_acknowledged(broker, records("a"), outage, what="breaker states")  # type: ignore[arg-type]
     assert (broker.sends, broker.written, outage.survived) == (3, [b"a"], 1)
+
+
+@pytest.mark.parametrize("through", ["send", "delivery"])
+async def test_a_partition_moving_to_another_broker_is_waited_for(through):
+    """The broker a batch went to no longer hosts its partition (moved in a reassignment):
+    it answers UNKNOWN_TOPIC_OR_PARTITION, aiokafka refreshes its metadata (which holds the
+    topic, its new leader) and gives up on the batch at its request timeout. That ended the
+    healer's loops, and its process, once any metadata refresh had succeeded."""
+    broker = UnknownTopicBroker(failures=2, answers=True, known=("t",), through=through)
+    outage = BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0)
+    await publish_acknowledged(broker, records("a", "b"), outage, what="breaker states")  # type: ignore[arg-type]
+    assert sorted(broker.written) == [b"a", b"b"]
+    assert (outage.survived, outage.problem()) == (1, None)
+
+
+async def test_a_partition_that_stays_unknown_ends_past_the_tolerance():
+    # metadata keeps naming the topic, but no broker takes its records: an outage like any
+    broker = UnknownTopicBroker(failures=10**6, answers=True, known=("t",))
+    outage = BrokerOutage(tolerance_s=0.3, ack_wait_s=0.05)
+    with pytest.raises(BrokerOutageTooLong, match="UnknownTopicOrPartitionError"):
+        await publish_acknowledged(broker, records("a"), outage, what="breaker states")  # type: ignore[arg-type]
+    assert broker.written == []

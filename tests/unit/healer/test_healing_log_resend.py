@@ -8,7 +8,12 @@ import asyncio
 import json
 from typing import Any
 
-from aiokafka.errors import ProducerClosed, RequestTimedOutError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    ProducerClosed,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from prometheus_client import REGISTRY
 
 from finops.common.broker_outage import BrokerOutage
@@ -154,3 +159,27 @@ async def test_a_resend_failing_with_an_error_no_retry_covers_is_counted_failed(
     await settled(log)
     assert all(task.exception() is None for task in resends)
     assert (broker.written, broker.sends, failed() - before) == ([], 2, 1.0)
+
+
+class MovedPartitionBroker(TimingOutBroker):
+    """Fails the first delivery with UnknownTopicOrPartitionError (its partition moved away
+    from the broker it went to), its metadata answered since, holding the topic."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=1, error=UnknownTopicOrPartitionError())
+        cluster = type("Cluster", (), {})()
+        cluster._last_successful_refresh_ms = float("inf")  # answered, after any send
+        cluster.partitions_for_topic = lambda topic: {0}
+        self.client = type("Client", (), {"cluster": cluster})()
+
+
+async def test_a_delivery_to_a_moved_partition_is_sent_again() -> None:
+    # an unknown topic counted as refused: the advice record was dropped, counted failed
+    broker = MovedPartitionBroker()
+    log = HealingLog(broker, BrokerOutage(tolerance_s=60.0, ack_wait_s=1.0))  # type: ignore[arg-type]
+    before = failed()
+    await log.publish(advice(), "summarize")
+    await asyncio.sleep(0)
+    await settled(log)
+    assert [record["advice_id"] for record in broker.written] == ["advice-1"]
+    assert (broker.sends, failed() - before) == (2, 0.0)

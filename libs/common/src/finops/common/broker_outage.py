@@ -20,6 +20,14 @@ not come. :func:`publish_acknowledged` handles both the same way:
   record too large) at once with :class:`BrokerRefused`; either is logged in one line and
   raised, so the loop ends and the service restarts from its checkpoint.
 
+``UnknownTopicOrPartitionError`` is the broker's answer to a produce sent to a broker that no
+longer hosts the partition (its replica moved away in a reassignment: aio-libs/aiokafka#176,
+KAFKA-6796; Kafka calls it retriable, and aiokafka retries such a batch, refreshing its
+metadata, until the request timeout), and a send's when it got no metadata for the topic
+within that timeout (a frozen broker). So it is waited for as any outage, and counts as
+permanent only when metadata the broker answered since the send began lacks the topic: a
+topic deleted, or never created. A partition whose leader moves is in that metadata still.
+
 A record whose acknowledgement was lost (the broker wrote it, then froze before answering) is
 written twice when it is sent again with a producer that is not idempotent: what is published
 this way must be deduplicable by its key or id (a breaker's state is the latest per key; an
@@ -55,16 +63,14 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 log = logging.getLogger(__name__)
 
-#: Errors sending again cannot fix. aiokafka calls an unknown topic retriable (a topic being
-#: created); here the topics are declared before the services start, so it is not. A closed
-#: (shutting down) or fenced producer, or a broken idempotent sequence, fails every later send
-#: of the same producer.
+#: Errors sending again cannot fix. A closed (shutting down) or fenced producer, or a broken
+#: idempotent sequence, fails every later send of the same producer. An unknown topic is not
+#: one of them by itself: see the module (:func:`topic_gone`).
 PERMANENT_ERRORS: tuple[type[KafkaError], ...] = (
     TopicAuthorizationFailedError,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
-    UnknownTopicOrPartitionError,
     InvalidTopicError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
@@ -165,17 +171,27 @@ class BrokerOutage:
 
 
 def refused(exc: BaseException) -> bool:
-    """Whether ``exc``, a send's failure, is one sending again cannot fix."""
+    """Whether ``exc``, a send's failure, is one sending again cannot fix whatever the
+    cluster's metadata says (an unknown topic is not: see :func:`topic_gone`)."""
     return isinstance(exc, PERMANENT_ERRORS)
 
 
-def _refused(exc: BaseException, producer: AIOKafkaProducer, sent_at_ms: float) -> bool:
-    """Whether sending again cannot fix ``exc``. A send raises UnknownTopicOrPartitionError
-    also when it got no metadata at all in its request timeout (a frozen broker): unknown
-    only when the broker answered a metadata request since the send began."""
+def topic_gone(producer: AIOKafkaProducer, topic: str, since_ms: float) -> bool:
+    """Whether ``producer``'s metadata, answered by the broker at or after ``since_ms`` (epoch
+    milliseconds), lacks ``topic``. Metadata older than that, or none (a frozen broker), says
+    nothing: the topic may only have been out of reach."""
+    cluster = producer.client.cluster
+    answered_ms = getattr(cluster, "_last_successful_refresh_ms", 0)
+    return bool(answered_ms >= since_ms) and cluster.partitions_for_topic(topic) is None
+
+
+def _refused(exc: BaseException, topic: str, producer: AIOKafkaProducer, sent_at_ms: float) -> bool:
+    """Whether sending again cannot fix ``exc``, a send's failure to ``topic``. An
+    UnknownTopicOrPartitionError did not mean the topic is gone: it is refused only when fresh
+    metadata lacks the topic (a partition moving to another broker is retried, within the
+    outage tolerance)."""
     if isinstance(exc, UnknownTopicOrPartitionError):
-        answered_ms = getattr(producer.client.cluster, "_last_successful_refresh_ms", 0)
-        return bool(answered_ms >= sent_at_ms)
+        return topic_gone(producer, topic, sent_at_ms)
     return refused(exc)
 
 
@@ -230,13 +246,14 @@ async def _round(
     """Send what is unsent, wait for the acknowledgements in flight; _NotYet when some are
     missing (the failed ones are unsent again)."""
     failure: BaseException | None = None
+    failed_topic = ""
     sent_at_ms = time.time() * 1000
     while unsent and failure is None:
         record = unsent[0]
         try:
             future = await producer.send(record.topic, record.value, key=record.key)
         except KafkaError as exc:
-            failure = exc
+            failure, failed_topic = exc, record.topic
         else:
             unsent.pop(0)
             inflight[future] = record
@@ -249,8 +266,9 @@ async def _round(
             error = future.exception() if not future.cancelled() else asyncio.CancelledError()
             if error is not None:
                 unsent.append(record)
-                failure = failure or error
-    if failure is not None and _refused(failure, producer, sent_at_ms):
+                if failure is None:
+                    failure, failed_topic = error, record.topic
+    if failure is not None and _refused(failure, failed_topic, producer, sent_at_ms):
         message = (
             f"{what}: the broker refused a record ({failure!r}); sending it again cannot fix that"
         )
