@@ -29,6 +29,7 @@ from finops.optimizer.adapters.stream import EventIntake, taken
 from finops.optimizer.adapters.task_type_forward import TaskTypeForwarder
 from finops.optimizer.domain.analytics import SpendAnalytics
 from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.domain.records_taken import RecordsTaken
 
 LEARNING = "finops.optimizer-events.v1"
 #: where the forwarder read an event (``task_type_forward.SOURCE_HEADER``)
@@ -131,7 +132,7 @@ async def test_records_forwarded_again_after_a_kill_are_not_counted_as_agents_re
     }
 
 
-def test_an_id_seen_again_is_redelivered_only_at_a_position_already_taken():
+def test_an_id_seen_again_is_redelivered_only_in_a_record_already_taken():
     sa = SpendAnalytics()
     first, second = (LlmCallEvent.model_validate(llm_call(cost_usd=0.01)) for _ in range(2))
     assert sa.observe(first, ("agent.cost.v1:0", 10))
@@ -139,10 +140,11 @@ def test_an_id_seen_again_is_redelivered_only_at_a_position_already_taken():
     assert not sa.observe(first, ("agent.cost.v1:0", 10))  # the first record, read again
     assert not sa.observe(first, ("agent.cost.v1:0", 11))  # the resend, read again
     assert not sa.observe(first)  # where it was read is not known: a resend, as before
-    assert sa.observe(second, ("agent.cost.v1:1", 3))  # another partition's positions
-    assert not sa.observe(second, ("agent.cost.v1:1", 2))
+    assert sa.observe(second, ("agent.cost.v1:1", 3))  # another partition's records
+    assert not sa.observe(second, ("agent.cost.v1:1", 3))
+    assert not sa.observe(second, ("agent.cost.v1:1", 2))  # sent again: not the record at 3
     s = sa.summary()
-    assert (s["events"], s["duplicates"], s["redelivered"]) == (2, 2, 3)
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (2, 3, 3)
 
     # the positions and the count go through a checkpoint; a view has the count only
     restored = SpendAnalytics.from_state(json.loads(json.dumps(sa.to_state())))
@@ -150,13 +152,14 @@ def test_an_id_seen_again_is_redelivered_only_at_a_position_already_taken():
     assert restored.summary()["redelivered"] == 4
     view = SpendAnalytics.from_state(sa.to_state(remember_ids=False))
     assert view.summary()["redelivered"] == 3
+    assert view.to_state()["records_taken"]["partitions"] == {}
     # a checkpoint written before they were counted apart: every one was a duplicate
     old = sa.to_state()
-    del old["redelivered"], old["positions"]
+    del old["redelivered"], old["records_taken"]
     older = SpendAnalytics.from_state(old)
-    assert (older.summary()["duplicates"], older.summary()["redelivered"]) == (2, 0)
-    assert not older.observe(first, ("agent.cost.v1:0", 10))  # no position known yet
-    assert older.summary()["duplicates"] == 3
+    assert (older.summary()["duplicates"], older.summary()["redelivered"]) == (3, 0)
+    assert not older.observe(first, ("agent.cost.v1:0", 10))  # no record known yet
+    assert older.summary()["duplicates"] == 4
 
 
 def test_the_outcome_of_an_event_says_which():
@@ -207,9 +210,9 @@ def calls(n: int) -> list[LlmCallEvent]:
 
 def test_resends_in_a_replaced_log_are_duplicates_not_redelivered():
     # 1,000 records taken from agent.cost.v1:0, then the log is replaced (a new broker, the
-    # topic recreated): its offsets start again at 0, below the positions taken. Agents send
-    # 10 new events, then 5 of the old ones again. Before, the positions stayed at 999 and
-    # the 5 resends read ``redelivered`` until new offsets passed the old high-water mark.
+    # topic recreated): its offsets start again at 0, below the offsets taken. Agents send
+    # 10 new events, then 5 of the old ones again. Before 2c67f41's follow-up the 5 resends
+    # read ``redelivered`` until new offsets passed the old high-water mark.
     sa = SpendAnalytics()
     old = calls(1000)
     for offset, event in enumerate(old):
@@ -223,6 +226,62 @@ def test_resends_in_a_replaced_log_are_duplicates_not_redelivered():
     assert not sa.observe(replaced[3], ("agent.cost.v1:0", 3))
     assert not sa.observe(replaced[12], ("agent.cost.v1:0", 12))
     assert (sa.summary()["duplicates"], sa.summary()["redelivered"]) == (5, 2)
+
+
+def test_a_resend_read_first_from_a_replaced_log_is_a_duplicate():
+    # the same, but the agents' resends come first: the positions kept before (the newest
+    # offset taken per partition, set back by a new event only) read them ``redelivered``
+    sa = SpendAnalytics()
+    old = calls(1000)
+    for offset, event in enumerate(old):
+        assert sa.observe(event, ("agent.cost.v1:0", offset))
+    replaced = [old[500], old[7], old[999], *calls(2), old[1]]
+    for offset, event in enumerate(replaced):
+        sa.observe(event, ("agent.cost.v1:0", offset))
+    s = sa.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (1002, 4, 0)
+    # read again, each of the new log's records is one
+    for offset, event in enumerate(replaced):
+        assert not sa.observe(event, ("agent.cost.v1:0", offset))
+    s = sa.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (1002, 4, 6)
+
+
+async def test_partitioned_learning_counts_a_resend_read_first_from_a_replaced_log_as_a_duplicate():
+    # two-worker path: the forwarder names each record's source position; the owners had
+    # taken 200 records of agent.cost.v1:0 when the topic was recreated. The new log starts
+    # with 3 of the agents' resends, then 20 new events; its forwarder is killed before it
+    # commits the last 8 records and they are forwarded again.
+    old = source_log(200, resent=[])
+    new_events = [llm_call(task_type=f"task-{n % 4}", cost_usd=0.01) for n in range(20)]
+    bodies = [old[n].value for n in (150, 3, 199)] + [json.dumps(e).encode() for e in new_events]
+    replaced = [
+        SimpleNamespace(topic="agent.cost.v1", partition=0, offset=o, value=body, headers=[])
+        for o, body in enumerate(bodies)
+    ]
+    producer = Producer()
+    forwarder = TaskTypeForwarder(
+        None,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        learning_topic=LEARNING,
+        partitions=6,
+        experiments_topic=None,
+    )
+    for record in old + replaced + replaced[-8:]:
+        await forwarder.forward(record)
+    shards = owners()
+    engines: dict[int, OptimizerEngine] = {}
+    before = {outcome: count(outcome) for outcome in ("applied", "duplicate", "redelivered")}
+    for record in producer.records:
+        shards._apply(engines.setdefault(record.partition, OptimizerEngine()), record)
+    summary = SpendAnalytics.merged(e.analytics for e in engines.values()).summary()
+    assert (summary["events"], summary["duplicates"], summary["redelivered"]) == (220, 3, 8)
+    after = {outcome: count(outcome) for outcome in before}
+    assert {k: after[k] - before[k] for k in before} == {
+        "applied": 220,
+        "duplicate": 3,
+        "redelivered": 8,
+    }
 
 
 def intake() -> EventIntake:
@@ -315,3 +374,21 @@ def test_an_error_event_forwarded_again_is_redelivered_not_a_duplicate():
     # the summary counts calls only
     s = engine.analytics.summary()
     assert (s["events"], s["duplicates"], s["redelivered"]) == (0, 0, 0)
+
+
+def test_the_records_taken_are_bounded_per_partition_and_go_through_a_checkpoint():
+    taken = RecordsTaken(per_partition=4)
+    for offset in range(10):
+        assert not taken.read_again("agent.cost.v1:0", offset, 100 + offset, new=True)
+    assert not taken.read_again("agent.error.v1:0", 0, 7, new=True)
+    # between 4 and 8 kept per partition, the newest ones: the 9th left the last 4, then 1
+    assert len(taken) == 1 + 5
+    restored = RecordsTaken.from_state(json.loads(json.dumps(taken.to_state())))
+    assert restored.read_again("agent.cost.v1:0", 9, 109, new=False)
+    assert restored.read_again("agent.cost.v1:0", 5, 105, new=False)
+    assert not restored.read_again("agent.cost.v1:0", 4, 104, new=False)  # forgotten
+    assert restored.read_again("agent.error.v1:0", 0, 7, new=False)
+    restored.forget(["agent.error.v1:0"])
+    assert not restored.read_again("agent.error.v1:0", 0, 7, new=False)
+    # a state written before the records were kept has none
+    assert len(RecordsTaken.from_state(None)) == 0

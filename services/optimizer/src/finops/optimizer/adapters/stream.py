@@ -171,7 +171,7 @@ class EventIntake(CheckpointedState):
 
     def resume_from(self, plan: ResumePlan) -> None:
         """Keep the offsets the broker's log still holds (:meth:`CheckpointedState.resume_from`)
-        and drop the positions the state took from the partitions read again from their earliest
+        and forget the records the state took from the partitions read again from their earliest
         offset: theirs is another log, whose records are not ones read again (an event sent
         again there is a duplicate, see :meth:`.SpendAnalytics.read_again`)."""
         super().resume_from(plan)

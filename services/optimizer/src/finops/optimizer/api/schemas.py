@@ -119,10 +119,10 @@ class SummaryOut(Out):
         "its own (an agent sent the event again)"
     )
     redelivered: int = Field(
-        description="calls not counted: a record counted already, read again at a position "
-        "taken already (partitioned learning forwards again what a forwarder had not committed "
-        "when it stopped or was rebalanced); a log replaced (a new broker, a topic recreated) "
-        "starts its positions afresh, so an event sent again there is among duplicates"
+        description="calls not counted: a record taken already, read again (the same event "
+        "id at the same position of the input topic: partitioned learning forwards again what "
+        "a forwarder had not committed when it stopped or was rebalanced); an event sent again "
+        "is among duplicates, also in a log replaced since (a new broker, a topic recreated)"
     )
     fleet: UsageRow
     keys: dict[str, int]

@@ -26,20 +26,13 @@ An event id seen twice is counted once: ids are remembered in an
 :class:`~finops.common.id_dedupe.IdDedupe` (see :mod:`finops.common.id_dedupe` for its horizon),
 which is part of :meth:`SpendAnalytics.to_state`. An id seen again is counted apart by why,
 when the caller says where the record was read (``source``: a position in the log the agents'
-events were written to, e.g. ``("agent.cost.v1:2", 1234)``): ``redelivered`` when that
-position is at or before the newest one taken from the same source partition (the same record
-read again: forwarded twice by partitioned learning's forwarders, whose at-least-once delivery
-re-sends after a restart or a rebalance what they had not committed), ``duplicates`` otherwise
-(a record of its own: an agent sent the event again). A record without a source counts in
-``duplicates``. A new id sets its partition's position to its offset even when that is lower (a
-new event at a position taken already: the log was replaced, e.g. a new broker or a topic
-recreated, or read again from its start), so the agents' resends in a replaced log count as
-``duplicates`` from its first new event on; :meth:`SpendAnalytics.forget_positions` drops the
-positions of a partition known to be read again as another log (the one-worker intake does so
-for the partitions whose saved offsets the log no longer holds), so even the resends before
-that first new event do. Exact while one forwarder at a time writes a source partition's
-records; while two overlap during a rebalance (the old one finishing a batch the new one reads
-again), an agent's resend in the range both send may be counted ``redelivered``.
+events were written to, e.g. ``("agent.cost.v1:2", 1234)``): ``redelivered`` when that record
+was taken already (the same event at the same position: forwarded twice by partitioned
+learning's forwarders, whose at-least-once delivery re-sends after a restart or a rebalance
+what they had not committed), ``duplicates`` otherwise (a record of its own: an agent sent the
+event again; also in a log replaced since, e.g. a new broker or a topic recreated, whose
+offsets start again at 0, from its first record on). See :mod:`.records_taken` for how many
+records are remembered. A record without a source counts in ``duplicates``.
 
 Cost: ``observe`` updates 20 aggregates (5 dimensions x (totals + 3 window sizes)) with plain
 attribute arithmetic; the fleet row is the merge of the provider rows, computed at query time.
@@ -80,6 +73,7 @@ from finops.optimizer.domain.aggregates import (
 from finops.optimizer.domain.analytics_merge import merge_into, shared_retention
 from finops.optimizer.domain.eventtime import epoch_seconds, iso_utc, windowable
 from finops.optimizer.domain.latency_sketch import LatencySketch, latency_index
+from finops.optimizer.domain.records_taken import RecordsTaken
 from finops.optimizer.domain.windows import (
     GRANULARITIES,
     drop_unrepresentable,
@@ -166,8 +160,8 @@ class SpendAnalytics:
         self.duplicates = 0
         #: ids counted already, in a record read again (see the module docstring)
         self.redelivered = 0
-        #: the newest position taken per source partition (``"topic:partition"``)
-        self._positions: dict[str, int] = {}
+        #: the records taken, by source partition (``"topic:partition"``) and offset
+        self.records_taken = RecordsTaken()
         self._max_ts: float | None = None
         # keys -> aggregates of the newest (minute, hour, day) windows, see _record
         self._cache_starts: tuple[int | None, ...] | None = None
@@ -182,10 +176,11 @@ class SpendAnalytics:
         """Count one ``LlmCallEvent``; False (nothing counted) when its id was already seen.
 
         ``source`` is where the record was read (``("topic:partition", offset)`` of the log
-        the agents' events were written to): an id seen again at a position already taken is
-        ``redelivered``, anywhere else a ``duplicate``."""
-        new = self._dedupe.add(fingerprint(event.id))
-        if self.read_again(source, new):
+        the agents' events were written to): an id seen again in a record taken already (the
+        same id at that position) is ``redelivered``, in any other a ``duplicate``."""
+        fp = fingerprint(event.id)
+        new = self._dedupe.add(fp)
+        if self.read_again(source, fp, new):
             self.redelivered += 1
             return False
         if not new:
@@ -207,28 +202,19 @@ class SpendAnalytics:
         )
         return True
 
-    def read_again(self, source: tuple[str, int] | None, new: bool) -> bool:
-        """Note where a record was read (``source``, None: unknown) and whether its event id
-        was ``new``; True when it is a record read again: an id counted already, at or before
-        the newest position its source partition took. A new id sets its partition's position
-        to its offset, lower ones too: a new event at a position taken already means the log
-        was replaced (a new broker, a topic recreated) or read again from its earliest offset,
-        and the positions taken before belong to the old one."""
+    def read_again(self, source: tuple[str, int] | None, fp: int, new: bool) -> bool:
+        """Note where a record was read (``source``, None: unknown), the fingerprint of its
+        event id (``fp``) and whether that id was ``new``; True when it is a record read again:
+        the same event taken already at the same position (:class:`.RecordsTaken`)."""
         if source is None:
             return False
-        partition, offset = source
-        newest = self._positions.get(partition)
-        if new or newest is None or offset > newest:
-            self._positions[partition] = offset
-            return False
-        return True
+        return self.records_taken.read_again(source[0], source[1], fp, new=new)
 
     def forget_positions(self, partitions: Iterable[str]) -> None:
-        """Drop the positions taken from these source partitions (``"topic:partition"``): their
+        """Drop the records taken from these source partitions (``"topic:partition"``): their
         log is read again from its earliest offset as another log (see
         :mod:`finops.common.log_position`), so none of its records is one read again."""
-        for partition in partitions:
-            self._positions.pop(partition, None)
+        self.records_taken.forget(partitions)
 
     def observe_many(self, events: Iterable[Any]) -> int:
         """Count events; returns how many were new."""
@@ -448,7 +434,7 @@ class SpendAnalytics:
     # ------------------------------------------------------------------ state
     def to_state(self, *, remember_ids: bool = True) -> dict[str, Any]:
         """JSON-serialisable snapshot (aggregates, sketches, windows, the dedupe memory and the
-        positions taken; without ``remember_ids``, neither memory: a read-only view for
+        records taken; without ``remember_ids``, neither memory: a read-only view for
         answering queries)."""
         return {
             "version": STATE_VERSION,
@@ -457,7 +443,7 @@ class SpendAnalytics:
             "duplicates": self.duplicates,
             # both absent before redeliveries were counted apart (a version before skips them)
             "redelivered": self.redelivered,
-            "positions": dict(self._positions) if remember_ids else {},
+            "records_taken": (self.records_taken if remember_ids else RecordsTaken()).to_state(),
             "max_ts": self._max_ts,
             "watermark": dict(self._watermark),
             "late": dict(self._late),
@@ -490,7 +476,9 @@ class SpendAnalytics:
         sa.duplicates = state["duplicates"]
         # a state written before redeliveries were counted apart has them among duplicates
         sa.redelivered = state.get("redelivered", 0)
-        sa._positions = {str(k): int(v) for k, v in state.get("positions", {}).items()}
+        # a state of commit 2c67f41 to e87b306 kept the newest offset taken per partition
+        # ("positions") instead, which cannot tell a replaced log's records: not used
+        sa.records_taken = RecordsTaken.from_state(state.get("records_taken"))
         sa._max_ts = state["max_ts"]
         sa._watermark.update(state["watermark"])
         sa._late.update(state["late"])

@@ -128,7 +128,7 @@ class OptimizerEngine:
         self.withdrawn: set[str] = set()
         self.task_arms: dict[str, list[str]] = {}
         self.errors_seen = 0
-        #: error events read again at a position taken already and dropped (never
+        #: error events in a record taken already, read again and dropped (never
         #: checkpointed: only the ``redelivered`` outcome of ``finops_optimizer_events_total``)
         self.errors_redelivered = 0
         self.drift_alerts = 0
@@ -175,9 +175,11 @@ class OptimizerEngine:
     ) -> list[dict[str, Any]]:
         """A failed call counts against its arm's reliability (a quality-0 outcome). Idempotent
         on its id; ``source`` tells a record read again (:attr:`errors_redelivered`) from an
-        error sent again, with the same positions as calls (:meth:`.SpendAnalytics.read_again`)."""
-        new = self.error_ids.add(fingerprint(event.id))
-        if self.analytics.read_again(source, new):
+        error sent again, with the same records taken as calls
+        (:meth:`.SpendAnalytics.read_again`)."""
+        fp = fingerprint(event.id)
+        new = self.error_ids.add(fp)
+        if self.analytics.read_again(source, fp, new):
             self.errors_redelivered += 1
             return []
         if not new:
