@@ -155,11 +155,11 @@ def test_an_id_seen_again_is_redelivered_only_in_a_record_already_taken():
     assert view.to_state()["records_taken"]["partitions"] == {}
     # a checkpoint written before they were counted apart: every one was a duplicate
     old = sa.to_state()
-    del old["redelivered"], old["records_taken"]
+    del old["redelivered"], old["records_taken"], old["duplicates_include_redelivered"]
     older = SpendAnalytics.from_state(old)
-    assert (older.summary()["duplicates"], older.summary()["redelivered"]) == (3, 0)
+    assert (older.summary()["duplicates"], older.summary()["redelivered"]) == (6, 0)
     assert not older.observe(first, ("agent.cost.v1:0", 10))  # no record known yet
-    assert older.summary()["duplicates"] == 4
+    assert older.summary()["duplicates"] == 7
 
 
 def test_the_outcome_of_an_event_says_which():
