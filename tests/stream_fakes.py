@@ -205,6 +205,8 @@ class ScriptedConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         #: the end of each partition's log (by default: past the last offset scripted)
         self.ends: dict[int, int] = {}
+        #: the start of each partition's log, the first offset retention kept (by default 0)
+        self.starts: dict[int, int] = {}
         self._read_to: dict[int, int] = {}
 
     def record(self, partition: int, offset: int) -> SimpleNamespace:
@@ -248,6 +250,12 @@ class ScriptedConsumer:
                 if offsets:
                     scripted[partition] = max(scripted.get(partition, 0), max(offsets) + 1)
         return {tp: self.ends.get(tp.partition, scripted.get(tp.partition, 0)) for tp in partitions}
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Each partition's :attr:`starts` (by default 0)."""
+        return {tp: self.starts.get(tp.partition, 0) for tp in partitions}
 
     async def committed(self, partition: TopicPartition) -> int | None:
         return None  # no offset committed by a version before checkpoints

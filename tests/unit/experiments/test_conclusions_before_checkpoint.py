@@ -235,6 +235,7 @@ async def owner(
     )
     intake.records_per_turn = per_turn
     consumer.ends = {PARTITION: len(events)}
+    consumer.starts = {PARTITION: log_start}
     await intake.adopt({PARTITION})
     consumer.polls = polls or [Poll({PARTITION: list(range(2 * PER_TURN))})]
     first = consumer.polls[0].records[PARTITION][0]
@@ -862,3 +863,29 @@ async def test_calls_naming_unknown_ids_are_not_remembered_past_a_second(
     clock[0] += stream.NEGATIVE_CACHE_S
     await intake._refresh()
     assert intake._not_running == {}
+
+
+async def test_a_stop_replayed_from_a_log_whose_records_all_expired_is_held_at_once():
+    """The checkpoint holds the experiment running (calls 0..HELD); an operator's stop was
+    recorded with its counts after it; then the log's retention dropped every record (its
+    start is its end). The replay has nothing left to read: the stop is held at the first
+    refresh, over the calls the checkpoint held, instead of waiting for a new record to read
+    past the end."""
+    world = World()
+    stopped = await first_owner_sees_a_stop_and_dies(world, held_running=True)
+    half = STOPPED_AT // 2
+    assert world.experiment.stop_counts == [half, half]
+    successor, consumer = await owner(world, [Poll({PARTITION: [HELD]})])
+    successor.refresh_interval_s = 0.0
+    # nothing to read: every record expired, the log starts where it ends
+    consumer.polls = [Poll({PARTITION: []}), Poll({PARTITION: []})]
+    consumer.starts = consumer.ends = {PARTITION: STOPPED_AT}
+    await successor.run(consumer.stop)
+    state = successor.shards[PARTITION].experiments[EXPERIMENT]
+    assert [int(s.n) for s in state.stats] == [HELD // 2] * 2
+    kept = state.conclusion
+    assert kept is not None and kept["reason"] == OPERATOR_STOP and kept["n"] == [half, half]
+    assert kept["decided_at"] == stopped.isoformat()
+    assert world.saved_conclusion() == kept
+    assert world.experiment.stop_counts == [half, half]
+    assert world.announced == [] and world.outbox == []

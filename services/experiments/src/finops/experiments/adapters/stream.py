@@ -459,8 +459,30 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
             for tp in unnoted:
                 for eid in following[tp.partition]:
                     self._replay_ends.setdefault(eid, int(ends[tp]))
+        positions = await self._read_up_to(following)
         for partition in following:
-            self._end_replays(partition, self.offsets.get(partition, 0))
+            self._end_replays(partition, positions[partition])
+
+    async def _read_up_to(self, following: dict[int, list[str]]) -> dict[int, int]:
+        """Where each partition is read up to: its next offset, or the log's start when that
+        is further (the records before it expired: none of them will be read). Asked only of
+        a partition short of a replay's end: one whose records up to the end all expired
+        holds no record left to read before it, and waits for none."""
+        positions = {p: self.offsets.get(p, 0) for p in following}
+        short = [
+            TopicPartition(self.topic, p)
+            for p, ids in following.items()
+            if any(positions[p] < self._replay_ends.get(eid, positions[p]) for eid in ids)
+        ]
+        if short:
+            try:
+                starts = await self.consumer.beginning_offsets(short)
+            except KafkaError as exc:  # asked again after the next batch
+                log.warning("the log's start offsets could not be read: %r; tried again", exc)
+                return positions
+            for tp in short:
+                positions[tp.partition] = max(positions[tp.partition], int(starts[tp]))
+        return positions
 
     def _end_replays(self, partition: int, position: int) -> None:
         """End the replays of ``partition`` whose end is at or before ``position``."""
