@@ -68,3 +68,28 @@ def test_a_model_name_from_an_agent_is_shown_as_text_not_as_markup_or_escapes():
     assert "openai/[red]gpt[/red]" in text
     assert 'openai/gpt\\u001b[31m"' in text
     assert '"openai/a\\nb"' in text
+
+
+def test_a_model_the_new_prices_cannot_price_reads_unpriced_not_minus_100_percent():
+    unpriced = Spend(calls=2, before_usd=Decimal("0.5"), unpriced_after=2)
+    cheaper = spend("1", "0.75")
+    out = io.StringIO()
+    total = Spend(calls=3, before_usd=Decimal("1.5"), after_usd=Decimal("0.75"), unpriced_after=2)
+    Console(file=out, width=300, no_color=True).print(
+        _table(
+            "t", "model", {"unknown": unpriced, "cheaper": cheaper, "none": Spend(calls=1)}, total
+        )
+    )
+    change = {
+        cells[0]: cells[5]
+        for cells in (
+            [c.strip() for c in line.split("│")[1:-1]] for line in out.getvalue().splitlines()
+        )
+        if len(cells) > 5 and cells[0]
+    }
+    assert change == {
+        "unknown": "unpriced",
+        "cheaper": "-25.0%",
+        "none": "-",
+        "total": "-50.0%",
+    }

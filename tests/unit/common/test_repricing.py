@@ -172,6 +172,28 @@ def test_an_unknown_model_is_counted_unpriced_after_and_adds_nothing():
     )
 
 
+def test_a_model_the_new_prices_cannot_price_has_no_change_not_minus_100_percent():
+    # before, its change read -100 %, as if the model had become free
+    replay = Repricing(genai_prices_pricer)
+    replay.add(cost_event("no-such-model-xyz", cost_usd=0.5, team="search"))
+    replay.add(cost_event("gpt-4o", cost_usd=0.01, team="search"))
+    unknown = replay.to_json()["by_model"]["openai/no-such-model-xyz"]  # type: ignore[index]
+    assert (unknown["after_usd"], unknown["unpriced_after"]) == (0.0, 1)
+    assert (unknown["change"], unknown["change_unknown"]) == (None, "unpriced after")
+    # a group some of whose calls are priced after keeps a change (documented)
+    team = replay.to_json()["by_team"]["search"]  # type: ignore[index]
+    assert team["change_unknown"] is None and team["change"] == pytest.approx(
+        float(replay.by_team["search"].difference_usd / Decimal("0.51"))
+    )
+    gpt = replay.to_json()["by_model"]["openai/gpt-4o"]  # type: ignore[index]
+    assert gpt["change"] == pytest.approx(gpt["difference_usd"] / 0.01)
+    assert gpt["change_unknown"] is None
+    # a call recorded without a cost: no change either, for another reason
+    replay.add(cost_event("gpt-4o-mini", cost_usd=None))
+    mini = replay.to_json()["by_model"]["openai/gpt-4o-mini"]  # type: ignore[index]
+    assert (mini["change"], mini["change_unknown"]) == (None, "no cost before")
+
+
 def test_the_window_duplicates_and_invalid_records_are_counted_not_repriced():
     window = TimeWindow(
         datetime(2026, 11, 30, 12, tzinfo=UTC), datetime(2026, 11, 30, 13, tzinfo=UTC)

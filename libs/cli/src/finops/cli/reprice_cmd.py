@@ -143,9 +143,11 @@ def _usd(value: Decimal) -> str:
 
 
 def _change(spend: Spend) -> str:
-    if not spend.before_usd:
-        return "-"
-    return f"{spend.difference_usd / spend.before_usd:+.1%}"
+    """The change in percent; ``unpriced`` when the new prices price none of the calls (a
+    percentage would read -100 %: a free model), ``-`` when they had no cost before."""
+    if spend.change is None:
+        return "unpriced" if spend.change_unknown == "unpriced after" else "-"
+    return f"{spend.change:+.1%}"
 
 
 def _table(title: str, column: str, spends: dict[str, Spend], total: Spend) -> Table:

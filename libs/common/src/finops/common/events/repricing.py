@@ -101,12 +101,40 @@ class Spend:
     def difference_usd(self) -> Decimal:
         return self.after_usd - self.before_usd
 
+    @property
+    def change_unknown(self) -> str | None:
+        """Why there is no :attr:`change`: ``"unpriced after"`` when the new prices price none
+        of the calls (their after is no price, not a free model: a change would read
+        -100 %), ``"no cost before"`` when the calls had none; None when there is one.
+
+        >>> unpriced = Spend()
+        >>> unpriced.add(Decimal("0.010"), NewPrice(None, "genai-prices"))
+        >>> unpriced.change_unknown, unpriced.change
+        ('unpriced after', None)
+        """
+        if self.calls and self.unpriced_after == self.calls:
+            return "unpriced after"
+        if not self.before_usd:
+            return "no cost before"
+        return None
+
+    @property
+    def change(self) -> Decimal | None:
+        """``difference / before`` (-0.25: a quarter less); None when :attr:`change_unknown`
+        says why not."""
+        if self.change_unknown is not None:
+            return None
+        return self.difference_usd / self.before_usd
+
     def to_json(self) -> dict[str, object]:
+        change = self.change
         return {
             "calls": self.calls,
             "before_usd": float(self.before_usd),
             "after_usd": float(self.after_usd),
             "difference_usd": float(self.difference_usd),
+            "change": None if change is None else float(change),
+            "change_unknown": self.change_unknown,
             "unpriced_before": self.unpriced_before,
             "unpriced_after": self.unpriced_after,
             "price_sources": sorted(self.price_sources),
