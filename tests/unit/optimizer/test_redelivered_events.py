@@ -376,19 +376,34 @@ def test_an_error_event_forwarded_again_is_redelivered_not_a_duplicate():
     assert (s["events"], s["duplicates"], s["redelivered"]) == (0, 0, 0)
 
 
-def test_the_records_taken_are_bounded_per_partition_and_go_through_a_checkpoint():
+def test_the_records_taken_are_bounded_by_offsets_and_go_through_a_checkpoint():
     taken = RecordsTaken(per_partition=4)
     for offset in range(10):
         assert not taken.read_again("agent.cost.v1:0", offset, 100 + offset, new=True)
     assert not taken.read_again("agent.error.v1:0", 0, 7, new=True)
-    # between 4 and 8 kept per partition, the newest ones: the 9th left the last 4, then 1
-    assert len(taken) == 1 + 5
+    # pruned around offset 5, then 6 to 9 added: offsets 1 to 9
+    assert len(taken) == 9 + 1
     restored = RecordsTaken.from_state(json.loads(json.dumps(taken.to_state())))
     assert restored.read_again("agent.cost.v1:0", 9, 109, new=False)
-    assert restored.read_again("agent.cost.v1:0", 5, 105, new=False)
-    assert not restored.read_again("agent.cost.v1:0", 4, 104, new=False)  # forgotten
+    assert restored.read_again("agent.cost.v1:0", 5, 105, new=False)  # 4 offsets back
+    assert not restored.read_again("agent.cost.v1:0", 0, 100, new=False)  # forgotten
     assert restored.read_again("agent.error.v1:0", 0, 7, new=False)
     restored.forget(["agent.error.v1:0"])
     assert not restored.read_again("agent.error.v1:0", 0, 7, new=False)
     # a state written before the records were kept has none
     assert len(RecordsTaken.from_state(None)) == 0
+
+
+def test_an_engine_taking_a_share_of_a_partition_keeps_a_share_of_its_offsets():
+    # partitioned learning: each engine takes the records of its task types, a sixth here;
+    # what it keeps is bounded by offsets, so about a sixth of them, not as many records
+    taken = RecordsTaken(per_partition=600)
+    for offset in range(0, 60_000, 6):
+        taken.read_again("agent.cost.v1:0", offset, offset, new=True)
+    assert len(taken) <= 2 * 600 // 6 + 1
+    assert taken.read_again("agent.cost.v1:0", 59_400, 59_400, new=False)  # 600 back
+    # a replaced log (offsets from 0 again) drops the old log's records with its first prune
+    for offset in range(0, 1200, 6):
+        taken.read_again("agent.cost.v1:0", offset, -offset & 0xFFFF, new=True)
+    assert len(taken) <= 2 * 600 // 6 + 1
+    assert taken.read_again("agent.cost.v1:0", 1194, -1194 & 0xFFFF, new=False)

@@ -11,10 +11,12 @@ start again at 0) holds another event than the old log's record at the same offs
 resend read first from a replaced log is not mistaken for one read again, whatever offsets the
 old log had taken.
 
-It remembers the last :data:`RECORDS_PER_PARTITION` records taken from each source partition
-(between that many and twice as many): a forwarder commits its offsets after each poll (at most
-2,000 records), so what it sends again is well within them; a record read again from further
-back counts as an event sent again.
+It remembers the records taken within the last :data:`OFFSETS_PER_PARTITION` offsets of each
+source partition (those up to twice as far back may still be there): a forwarder commits its
+offsets after each poll (at most 2,000 records), so what it sends again is well within them;
+a record read again from further back counts as an event sent again. Bounded by offsets, not
+by records: partitioned learning's engines each take a share of a source partition's records,
+and together they keep about that many of them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-#: records remembered per source partition (at least; up to twice as many)
-RECORDS_PER_PARTITION = 10_000
+#: how far back from the latest offset taken the records of a source partition are remembered
+OFFSETS_PER_PARTITION = 10_000
 
 
 class RecordsTaken:
@@ -43,11 +45,14 @@ class RecordsTaken:
     False
     """
 
-    __slots__ = ("_taken", "per_partition")
+    __slots__ = ("_pruned_at", "_taken", "per_partition")
 
-    def __init__(self, per_partition: int = RECORDS_PER_PARTITION) -> None:
+    def __init__(self, per_partition: int = OFFSETS_PER_PARTITION) -> None:
+        #: offsets remembered back from the latest taken (up to twice as many)
         self.per_partition = per_partition
         self._taken: dict[str, dict[int, int]] = {}
+        #: per partition, the offset around which it was last pruned
+        self._pruned_at: dict[str, int] = {}
 
     def read_again(self, partition: str, offset: int, fp: int, *, new: bool) -> bool:
         """Note a record taken (its event id's fingerprint ``fp``, ``new`` when that id was not
@@ -56,19 +61,28 @@ class RecordsTaken:
         records = self._taken.get(partition)
         if records is None:
             records = self._taken[partition] = {}
+            self._pruned_at[partition] = offset
         elif not new and records.get(offset) == fp:
             return True
         records[offset] = fp
-        if len(records) > 2 * self.per_partition:  # keep the newest ones (insertion order)
-            kept = list(records.items())[-self.per_partition :]
-            records.clear()
-            records.update(kept)
+        if abs(offset - self._pruned_at[partition]) > self.per_partition:
+            self._prune(partition, offset)
         return False
+
+    def _prune(self, partition: str, offset: int) -> None:
+        """Keep the records within :attr:`per_partition` offsets of ``offset`` (a replaced
+        log's first records drop the old log's, far above them)."""
+        reach = self.per_partition
+        self._taken[partition] = {
+            o: fp for o, fp in self._taken[partition].items() if abs(o - offset) <= reach
+        }
+        self._pruned_at[partition] = offset
 
     def forget(self, partitions: Iterable[str]) -> None:
         """Drop what was taken from these source partitions (their log is another one now)."""
         for partition in partitions:
             self._taken.pop(partition, None)
+            self._pruned_at.pop(partition, None)
 
     def __len__(self) -> int:
         return sum(len(r) for r in self._taken.values())
@@ -87,7 +101,10 @@ class RecordsTaken:
         if not state:
             return cls()
         taken = cls(int(state["per_partition"]))
-        taken._taken = {str(p): _unpack(blob) for p, blob in state["partitions"].items()}
+        for partition, blob in state["partitions"].items():
+            records = taken._taken[str(partition)] = _unpack(blob)
+            # pruned next once the offsets taken move that far from the latest one saved
+            taken._pruned_at[str(partition)] = next(reversed(records), 0)
         return taken
 
 
