@@ -377,7 +377,7 @@ def test_an_error_event_forwarded_again_is_redelivered_not_a_duplicate():
 
 
 def test_the_records_taken_are_bounded_by_offsets_and_go_through_a_checkpoint():
-    taken = RecordsTaken(per_partition=4)
+    taken = RecordsTaken(reach=4)
     for offset in range(10):
         assert not taken.read_again("agent.cost.v1:0", offset, 100 + offset, new=True)
     assert not taken.read_again("agent.error.v1:0", 0, 7, new=True)
@@ -397,7 +397,7 @@ def test_the_records_taken_are_bounded_by_offsets_and_go_through_a_checkpoint():
 def test_an_engine_taking_a_share_of_a_partition_keeps_a_share_of_its_offsets():
     # partitioned learning: each engine takes the records of its task types, a sixth here;
     # what it keeps is bounded by offsets, so about a sixth of them, not as many records
-    taken = RecordsTaken(per_partition=600)
+    taken = RecordsTaken(reach=600)
     for offset in range(0, 60_000, 6):
         taken.read_again("agent.cost.v1:0", offset, offset, new=True)
     assert len(taken) <= 2 * 600 // 6 + 1

@@ -45,11 +45,11 @@ class RecordsTaken:
     False
     """
 
-    __slots__ = ("_pruned_at", "_taken", "per_partition")
+    __slots__ = ("_pruned_at", "_taken", "reach")
 
-    def __init__(self, per_partition: int = OFFSETS_PER_PARTITION) -> None:
+    def __init__(self, reach: int = OFFSETS_PER_PARTITION) -> None:
         #: offsets remembered back from the latest taken (up to twice as many)
-        self.per_partition = per_partition
+        self.reach = reach
         self._taken: dict[str, dict[int, int]] = {}
         #: per partition, the offset around which it was last pruned
         self._pruned_at: dict[str, int] = {}
@@ -65,14 +65,14 @@ class RecordsTaken:
         elif not new and records.get(offset) == fp:
             return True
         records[offset] = fp
-        if abs(offset - self._pruned_at[partition]) > self.per_partition:
+        if abs(offset - self._pruned_at[partition]) > self.reach:
             self._prune(partition, offset)
         return False
 
     def _prune(self, partition: str, offset: int) -> None:
-        """Keep the records within :attr:`per_partition` offsets of ``offset`` (a replaced
+        """Keep the records within :attr:`reach` offsets of ``offset`` (a replaced
         log's first records drop the old log's, far above them)."""
-        reach = self.per_partition
+        reach = self.reach
         self._taken[partition] = {
             o: fp for o, fp in self._taken[partition].items() if abs(o - offset) <= reach
         }
@@ -90,7 +90,7 @@ class RecordsTaken:
     def to_state(self) -> dict[str, Any]:
         """Per partition, the (offset, fingerprint) pairs in the order taken, packed."""
         return {
-            "per_partition": self.per_partition,
+            "reach": self.reach,
             "partitions": {p: _pack(r) for p, r in self._taken.items()},
         }
 
@@ -100,7 +100,7 @@ class RecordsTaken:
         (the records read again from then on count as events sent again until taken anew)."""
         if not state:
             return cls()
-        taken = cls(int(state["per_partition"]))
+        taken = cls(int(state["reach"]))
         for partition, blob in state["partitions"].items():
             records = taken._taken[str(partition)] = _unpack(blob)
             # pruned next once the offsets taken move that far from the latest one saved
