@@ -176,34 +176,3 @@ def test_a_checkpoint_of_dc7d1d8_restores_with_its_unpriced_successes():
     [window] = SpendAnalytics.from_state(state).window("model", "hour")
     [row] = window["rows"]
     assert (row["unpriced_outcome_unknown"], row["priced_successes"]) == (0, 2)
-
-
-def test_a_rollback_and_an_upgrade_again_keep_every_id_seen_again():
-    # this version counts apart the records read again (redelivered) from the events sent
-    # again (duplicates); the version before counts both in duplicates and writes its
-    # checkpoint without the keys it does not know. Before, a rollback dropped the records
-    # read again from its duplicates (5 where it would have counted 8) and the upgrade again
-    # from both counts.
-    sa = SpendAnalytics(dedupe_capacity=1000)
-    for n in range(1, 5):
-        assert sa.observe(call("m", 0.01, True, n, n), ("agent.cost.v1:0", n))
-    sa.observe(call("m", 0.01, True, 1, 1), ("agent.cost.v1:0", 9))  # sent again
-    sa.observe(call("m", 0.01, True, 2, 2), ("agent.cost.v1:0", 2))  # read again
-    sa.observe(call("m", 0.01, True, 3, 3), ("agent.cost.v1:0", 3))  # read again
-    s = sa.summary()
-    assert (s["events"], s["duplicates"], s["redelivered"]) == (4, 1, 2)
-    assert restored(checkpoint_bytes(sa)).summary() == s
-
-    old = restored(checkpoint_bytes(sa), _old_reader().SpendAnalytics)
-    assert (old.summary()["events"], old.summary()["duplicates"]) == (4, 3)
-    assert not old.observe(call("m", 0.01, True, 4, 4))  # read again, or sent again
-    assert old.observe(call("m", 0.01, True, 5, 5))
-
-    back = restored(checkpoint_bytes(old)).summary()
-    assert (back["events"], back["duplicates"], back["redelivered"]) == (5, 4, 0)
-    # a checkpoint of 2c67f41 to e87b306 had them apart, duplicates without the redelivered
-    between = sa.to_state()
-    between["duplicates"] = 1
-    del between["duplicates_include_redelivered"]
-    s = SpendAnalytics.from_state(between).summary()
-    assert (s["duplicates"], s["redelivered"]) == (1, 2)

@@ -101,8 +101,6 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
-#: the state key saying its ``duplicates`` count ``redelivered`` too (see ``to_state``)
-DUPLICATES_INCLUDE_REDELIVERED = "duplicates_include_redelivered"
 
 log = logging.getLogger(__name__)
 
@@ -442,12 +440,9 @@ class SpendAnalytics:
             "version": STATE_VERSION,
             "retain": dict(self.retain),
             "events": self.events,
-            # every id seen again, what a version before the split counts there: rolled back to
-            # it, whose reader skips the two keys below and writes without them, the summary
-            # keeps them all (see from_state)
-            "duplicates": self.duplicates + self.redelivered,
+            "duplicates": self.duplicates,
+            # both absent before redeliveries were counted apart (a version before skips them)
             "redelivered": self.redelivered,
-            DUPLICATES_INCLUDE_REDELIVERED: True,
             "records_taken": (self.records_taken if remember_ids else RecordsTaken()).to_state(),
             "max_ts": self._max_ts,
             "watermark": dict(self._watermark),
@@ -478,13 +473,9 @@ class SpendAnalytics:
             raise ValueError(f"unsupported analytics state version {state.get('version')!r}")
         sa = cls(retain=state["retain"], dedupe_capacity=state["dedupe"]["capacity"])
         sa.events = state["events"]
-        # a state written before redeliveries were counted apart has them among duplicates,
-        # as has one this version wrote and that version wrote again (a rollback and an upgrade
-        # again: the split is lost, not the count); one of 2c67f41 to e87b306 has them apart
+        sa.duplicates = state["duplicates"]
+        # a state written before redeliveries were counted apart has them among duplicates
         sa.redelivered = state.get("redelivered", 0)
-        sa.duplicates = state["duplicates"] - (
-            sa.redelivered if state.get(DUPLICATES_INCLUDE_REDELIVERED) else 0
-        )
         # a state of commit 2c67f41 to e87b306 kept the newest offset taken per partition
         # ("positions") instead, which cannot tell a replaced log's records: not used
         sa.records_taken = RecordsTaken.from_state(state.get("records_taken"))
