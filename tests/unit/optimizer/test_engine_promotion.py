@@ -80,3 +80,57 @@ def test_a_promotion_survives_a_state_round_trip() -> None:
     restored = OptimizerEngine.from_state(engine.to_state())
     assert restored.promoted == engine.promoted
     assert restored.recommend("summarize", rng=random.Random(3)).arm.model == "gpt-4o-mini"
+
+
+def collapse(engine: OptimizerEngine, model: str, quality: float, calls: int = 200) -> list[dict]:
+    """Calls of ``model`` on summarize at a new, steady quality; the alerts they raised."""
+    rng = random.Random(5)
+    alerts = []
+    for _ in range(calls):
+        alerts += engine.observe(call(model, "summarize", max(0.0, rng.gauss(quality, 0.02))))
+    return alerts
+
+
+def test_a_winner_whose_quality_then_falls_is_no_longer_pinned() -> None:
+    engine = trained_engine()
+    engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o"))
+    alerts = collapse(engine, "gpt-4o-mini", 0.2)  # the winner was 0.6 when it won
+    drifts = [a for a in alerts if a["kind"] == "drift"]
+    assert [(a["details"]["metric"], a["details"]["direction"]) for a in drifts][:1] == [
+        ("quality", "decrease")
+    ]
+    assert drifts[0]["details"]["unpinned_experiment_id"] == "exp-1"
+    assert "winner of experiment 'mini-vs-4o' (exp-1): the pin is lifted" in drifts[0]["message"]
+    assert engine.promoted["summarize"]["lifted"]["metric"] == "quality"
+    rng = random.Random(6)
+    picks = [engine.recommend("summarize", rng=rng) for _ in range(30)]
+    # the policy chooses again, among every arm: the big model it beat (0.95) comes back
+    assert not any(p.reason.startswith("winner of experiment") for p in picks)
+    assert "gpt-4o" in {p.arm.model for p in picks}
+    # the same decision announced again (at least once) does not pin it again, nor a restore
+    assert engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) is True
+    restored = OptimizerEngine.from_state(engine.to_state())
+    for e in (engine, restored):
+        assert not e.recommend("summarize", rng=rng).reason.startswith("winner of experiment")
+
+
+def test_a_drift_of_another_arm_or_for_the_better_keeps_the_pin() -> None:
+    engine = trained_engine()
+    engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o"))
+    alerts = collapse(engine, "gpt-4o", 0.3) + collapse(engine, "gpt-4o-mini", 0.9)
+    drifts = [
+        (a["details"]["arm"], a["details"]["metric"], a["details"]["direction"])
+        for a in alerts
+        if a["kind"] == "drift"
+    ]
+    assert ("gpt-4o|openai|default", "quality", "decrease") in drifts
+    assert ("gpt-4o-mini|openai|default", "quality", "increase") in drifts
+    assert not any("unpinned_experiment_id" in a["details"] for a in alerts)
+    assert all(
+        "stays pinned to the winner of experiment 'mini-vs-4o'" in a["message"]
+        for a in alerts
+        if a["kind"] == "drift"
+    )
+    assert "lifted" not in engine.promoted["summarize"]
+    pick = engine.recommend("summarize", rng=random.Random(7))
+    assert (pick.arm.model, pick.propensity) == ("gpt-4o-mini", 1.0)

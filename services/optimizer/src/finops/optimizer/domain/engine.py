@@ -29,6 +29,7 @@ from finops.optimizer.domain.circuits import BreakerStates, SkippedArm, screen
 from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
+from finops.optimizer.domain.promotion import drift_note, lift_on_drift, pinned
 
 STATE_VERSION = 1
 
@@ -84,7 +85,7 @@ class Recommendation:
         }
 
 
-def _drift_alert(event: Mapping[str, Any], seen: int) -> dict[str, Any]:
+def _drift_alert(event: Mapping[str, Any], seen: int, note: str) -> dict[str, Any]:
     subject = f"{event.get('task_type')}/{event.get('arm')}"
     metric = event.get("metric", "quality")
     alert_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"drift:{subject}:{metric}:{seen}"))
@@ -93,8 +94,7 @@ def _drift_alert(event: Mapping[str, Any], seen: int) -> dict[str, Any]:
         alert_id,
         subject,
         "warning",
-        f"{metric} of {event.get('arm')} on {event.get('task_type')} changed; "
-        "its history was discounted and the task is re-exploring",
+        f"{metric} of {event.get('arm')} on {event.get('task_type')} changed; {note}",
         ALERT_SOURCE,
         {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))},
     ).to_dict()
@@ -230,7 +230,14 @@ class OptimizerEngine:
         alerts = []
         for event in self.policy.drain_drift_events():
             self.drift_alerts += 1
-            alerts.append(_drift_alert(event, self.drift_alerts))
+            promotion = self.promoted.get(str(event.get("task_type")))
+            lifted = lift_on_drift(self.promoted, event) is not None
+            note = drift_note(promotion if lifted or pinned(promotion) else None, lifted)
+            alert = _drift_alert(event, self.drift_alerts, note)
+            if lifted:
+                assert promotion is not None
+                alert["details"]["unpinned_experiment_id"] = promotion.get("experiment_id")
+            alerts.append(alert)
         return alerts
 
     def _know_arm(self, task_type: str, spec: ArmSpec) -> str:
@@ -257,13 +264,22 @@ class OptimizerEngine:
         return hints
 
     def adopt_decision(self, decision: Mapping[str, Any]) -> bool:
-        """Adopt an experiment's winner for its task type; False when there is none."""
+        """Adopt an experiment's winner for its task type; False when there is none. A
+        decision announced again after a drift lifted its pin (:mod:`.promotion`) leaves it
+        lifted."""
         winner = decision.get("winner_arm")
         task_type = decision.get("task_type")
         if decision.get("kind") != "decision" or not winner or not isinstance(task_type, str):
             return False
         arm = self._know_arm(task_type, _arm_spec(winner))
         losers = [self._know_arm(task_type, _arm_spec(loser)) for loser in decision["losers"]]
+        held = self.promoted.get(task_type)
+        if (
+            held
+            and held.get("lifted")
+            and held.get("experiment_id") == decision.get("experiment_id")
+        ):
+            return True  # announced again (at least once): its pin stays lifted
         self.promoted[task_type] = {
             "arm": arm,
             "losers": [a for a in losers if a != arm],
@@ -366,8 +382,9 @@ class OptimizerEngine:
         reason: the winner alone when it is still a candidate, else any arm but those it
         beat (or all of them, rather than none)."""
         promoted = self.promoted.get(task_type)
-        if not promoted:
-            return candidates, ""
+        if not pinned(promoted):
+            return candidates, ""  # none, or lifted by a drift for the worse (promotion.py)
+        assert promoted is not None
         if promoted["arm"] in candidates:
             return [promoted["arm"]], (
                 f"winner of experiment {promoted['experiment']!r} "
