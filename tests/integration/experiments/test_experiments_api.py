@@ -69,21 +69,24 @@ async def test_an_experiment_is_created_started_and_stopped_with_an_audit_trail(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "code"),
+    ("overrides", "code", "fields"),
     [
-        ({"task_type": "never-seen-task"}, "unknown_task_type"),
+        ({"task_type": "never-seen-task"}, "unknown_task_type", ["task_type"]),
         (
             {"variants": [{"name": "A", "model": "m", "provider": "p"}]},
             "too_few_variants",
+            ["variants"],
         ),
         (
             {
                 "variants": [
                     {"name": "A", "model": "m", "provider": "p"},
+                    {"name": "B", "model": "n", "provider": "p"},
                     {"name": "A", "model": "n", "provider": "p"},
                 ]
             },
             "duplicate_variant_names",
+            ["variants.2.name"],
         ),
         (
             {
@@ -93,18 +96,48 @@ async def test_an_experiment_is_created_started_and_stopped_with_an_audit_trail(
                 ]
             },
             "weights_not_summing_to_one",
+            ["variants.0.weight", "variants.1.weight"],
         ),
-        ({"alpha": 0.0}, "alpha_out_of_range"),
-        ({"alpha": 0.6}, "alpha_out_of_range"),
-        ({"allocation": "round-robin"}, "validation_error"),
+        (
+            {
+                "variants": [
+                    {"name": "A", "model": "m", "provider": "p", "weight": 1.5},
+                    {"name": "B", "model": "n", "provider": "p", "weight": -0.5},
+                ]
+            },
+            "weights_not_summing_to_one",
+            ["variants.1.weight"],
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "A", "model": "m", "provider": "p", "weight": 1.0},
+                    {"name": "B", "model": "n", "provider": "p"},
+                ]
+            },
+            "weights_not_summing_to_one",
+            ["variants.1.weight"],
+        ),
+        ({"alpha": 0.0}, "alpha_out_of_range", ["alpha"]),
+        ({"alpha": 0.6}, "alpha_out_of_range", ["alpha"]),
+        ({"allocation": "round-robin"}, "validation_error", ["allocation"]),
     ],
 )
-async def test_a_bad_definition_is_refused_with_its_code(api, overrides, code) -> None:
+async def test_a_bad_definition_is_refused_with_its_code_naming_the_field(
+    api, overrides, code, fields
+) -> None:
+    # an operator's tool shows the error beside the field, as with validation_error: the
+    # definition's own rules answered details null, naming none
     task_type = await known_task_type(api)
     body = {**definition(task_type), **overrides}
     response = await api.post("/api/experiments", json=body, headers=api.operator)
     assert response.status_code == 422, response.text
-    assert response.json()["error"]["code"] == code
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert [d["field"] for d in error["details"]] == fields
+    if code != "validation_error":
+        assert {d["type"] for d in error["details"]} == {code}
+        assert {d["message"] for d in error["details"]} == {error["message"]}
 
 
 async def test_names_are_unique_and_decided_or_draft_experiments_refuse_start_and_assign(
@@ -116,6 +149,7 @@ async def test_names_are_unique_and_decided_or_draft_experiments_refuse_start_an
     duplicate = await api.post("/api/experiments", json=body, headers=api.operator)
     assert duplicate.status_code == 409
     assert duplicate.json()["error"]["code"] == "experiment_name_taken"
+    assert [d["field"] for d in duplicate.json()["error"]["details"]] == ["name"]
     draft_assign = await api.get(
         f"/api/experiments/{eid}/assignment", params={"unit": "u1"}, headers=api.agent
     )

@@ -160,7 +160,9 @@ class ExperimentRepository:
                     actor,
                 )
             except asyncpg.UniqueViolationError as exc:
-                raise NameTaken(f"an experiment named {definition.name!r} exists") from exc
+                raise NameTaken.at(
+                    ["name"], f"an experiment named {definition.name!r} exists"
+                ) from exc
             await _audit(conn, experiment_id, actor, "create", definition.to_dict())
         return _experiment(row)
 

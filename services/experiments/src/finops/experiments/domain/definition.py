@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from finops.common.errors import Conflict, NotFound, ValidationFailed
 from finops.experiments.domain.decision import AnalysisSettings
@@ -24,6 +24,13 @@ class ExperimentError(ValidationFailed):
     is also a :class:`NotFound` or :class:`Conflict`."""
 
     code = "experiment_error"
+
+    @classmethod
+    def at(cls, fields: list[str], message: str) -> Self:
+        """The error naming the fields of the body it is about, in the shape of the
+        ``validation_error`` details: ``[{field, message, type}]`` (``type``: the code)."""
+        details = [{"field": f, "message": message, "type": cls.code} for f in fields]
+        return cls(message, details=details)
 
 
 class UnknownTaskType(ExperimentError):
@@ -149,31 +156,42 @@ def build_definition(
     a task type no agent runs would never get a result.
     """
     if task_type not in known_task_types:
-        raise UnknownTaskType(
+        raise UnknownTaskType.at(
+            ["task_type"],
             f"task type {task_type!r} has not been seen on agent.cost.v1; an experiment needs "
-            "live traffic of its task type"
+            "live traffic of its task type",
         )
     if len(variants) < 2:
-        raise TooFewVariants("an experiment needs at least two variants (the first is control)")
+        raise TooFewVariants.at(
+            ["variants"], "an experiment needs at least two variants (the first is control)"
+        )
     names = [v["name"] for v in variants]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise DuplicateVariantNames(f"variant names must be unique: {', '.join(duplicates)}")
+        raise DuplicateVariantNames.at(
+            [f"variants.{i}.name" for i, n in enumerate(names) if n in names[:i]],
+            f"variant names must be unique: {', '.join(duplicates)}",
+        )
     given = [v.get("weight") for v in variants]
     if all(w is None for w in given):
         weights = [1.0 / len(variants)] * len(variants)
     elif any(w is None for w in given):
-        raise WeightsDoNotSumToOne("give a weight to every variant, or to none (equal split)")
+        raise WeightsDoNotSumToOne.at(
+            [f"variants.{i}.weight" for i, w in enumerate(given) if w is None],
+            "give a weight to every variant, or to none (equal split)",
+        )
     else:
         weights = [float(w) for w in given if w is not None]
         if any(w <= 0 for w in weights) or not math.isclose(
             sum(weights), 1.0, abs_tol=WEIGHT_TOLERANCE
         ):
-            raise WeightsDoNotSumToOne(
-                f"weights must be positive and sum to 1 (they sum to {sum(weights):g})"
+            not_positive = [i for i, w in enumerate(weights) if w <= 0]
+            raise WeightsDoNotSumToOne.at(
+                [f"variants.{i}.weight" for i in not_positive or range(len(weights))],
+                f"weights must be positive and sum to 1 (they sum to {sum(weights):g})",
             )
     if not 0.0 < alpha <= 0.5:
-        raise AlphaOutOfRange(f"alpha must be in (0, 0.5], got {alpha:g}")
+        raise AlphaOutOfRange.at(["alpha"], f"alpha must be in (0, 0.5], got {alpha:g}")
     return Definition(
         name=name,
         task_type=task_type,
