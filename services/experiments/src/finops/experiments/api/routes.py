@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -22,7 +21,12 @@ from finops.experiments.api.schemas import (
     ExperimentWithAuditOut,
     ResultsOut,
 )
-from finops.experiments.domain.allocation import pick, thompson_propensities, unit_hash
+from finops.experiments.domain.allocation import (
+    figures_rng,
+    pick,
+    thompson_propensities,
+    unit_hash,
+)
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
     Guardrails,
@@ -257,7 +261,8 @@ async def assign(
     weights = definition.weights
     if definition.allocation == "bandit":
         stats = await _current_stats(request, experiment)
-        weights = thompson_propensities(stats, weights, definition.metric, np.random.default_rng())
+        rng = figures_rng(experiment.id)  # the same state, the same allocation
+        weights = thompson_propensities(stats, weights, definition.metric, rng)
     index = pick(weights, unit_hash(experiment.salt, unit))
     variant = definition.variants[index]
     return {

@@ -28,6 +28,13 @@ def unit_hash(salt: str, unit: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
+def figures_rng(experiment_id: str) -> np.random.Generator:
+    """The draws of an experiment's Monte-Carlo figures (``probability_best``, a bandit's
+    allocation), seeded by its id: the same statistics give the same figures on every request
+    and every replica, so a unit keeps its variant while no event comes in."""
+    return np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
+
+
 def pick(weights: Sequence[float], u: float) -> int:
     """The index whose cumulative-weight slot holds ``u`` (plain Python: it runs per request)."""
     edges = list(itertools.accumulate(weights))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from finops.experiments.domain.allocation import probability_best, unit_hash
+from finops.experiments.domain.allocation import figures_rng, probability_best
 from finops.experiments.domain.decision import Analysis, analyse
 from finops.experiments.domain.definition import Definition
 from finops.experiments.domain.sequential import metric_value
@@ -93,9 +93,7 @@ def experiment_results(
     """The results body of the API from an experiment's state (zeros when there is none)."""
     state = state or ExperimentState(definition, 0.0, [VariantStats() for _ in definition.variants])
     analysis = state.analysis()
-    # Seeded by the id: the same state gives the same figures on every replica.
-    rng = np.random.default_rng(int(unit_hash("results", experiment_id) * 2**32))
-    best = probability_best(state.stats, definition.metric, rng)
+    best = probability_best(state.stats, definition.metric, figures_rng(experiment_id))
     variants = []
     for variant, stats, report, p_best in zip(
         definition.variants, state.stats, analysis.variants, best, strict=True
