@@ -119,6 +119,43 @@ def test_a_cheaper_variant_with_poor_quality_is_stopped_with_no_winner() -> None
     assert result.variants[1].guardrails_ok is False
 
 
+def test_a_cheaper_variant_that_reports_no_quality_does_not_win_while_the_control_does() -> None:
+    # B's answers break the agent's quality scorer (quality None on every call): 30 % cheaper,
+    # it won with "guardrails hold" though min_quality_ratio was never checked
+    rng = np.random.default_rng(6)
+    control = variant(rng, 2000)
+    cheaper = variant(rng, 2000, mean_cost=0.007)
+    unrated = VariantStats(
+        **{**vars(cheaper), "quality_n": 0, "quality_sum": 0.0, "quality_sq_sum": 0.0}
+    )
+    settings = AnalysisSettings()
+    assert look(control, unrated, settings) == Outcome.CONTINUE
+    result = analyse(["A", "B"], [control, unrated], settings, None)
+    assert result.verdict is None
+    assert result.variants[1].guardrails_ok is False
+    assert result.variants[1].guardrail_reasons == [
+        "no quality reported: min_quality_ratio cannot be checked"
+    ]
+    # once its calls report a quality, it wins as any; with no quality on either side the
+    # guardrail has nothing to compare, as before
+    assert look(control, cheaper, settings) == Outcome.TREATMENT_WINS
+    blind = VariantStats(
+        **{**vars(control), "quality_n": 0, "quality_sum": 0.0, "quality_sq_sum": 0.0}
+    )
+    assert look(blind, unrated, settings) == Outcome.TREATMENT_WINS
+    # the looks of a turn, on cumulative arrays, follow the same rule
+    looks = look(
+        VariantStats(
+            **{k: np.full(3, v) if k != "latency_counts" else v for k, v in vars(control).items()}
+        ),
+        VariantStats(
+            **{k: np.full(3, v) if k != "latency_counts" else v for k, v in vars(unrated).items()}
+        ),
+        settings,
+    )
+    assert list(looks) == [Outcome.CONTINUE] * 3
+
+
 def test_success_rate_and_latency_guardrails_stop_a_variant() -> None:
     rng = np.random.default_rng(5)
     control = variant(rng, 3000)

@@ -9,7 +9,8 @@ variant), in this order:
    control below ``min_quality_ratio``, success-rate drop above ``max_success_rate_drop``)
    or a p95 latency over ``max_p95_latency_ms`` stops the experiment with no winner;
 3. a treatment whose interval on the primary metric lies wholly on the better side wins,
-   provided its guardrails hold at their point estimates;
+   provided its guardrails hold at their point estimates (the quality ratio does not hold
+   while the control's calls report a quality and the treatment's none);
 4. when every treatment's interval lies wholly on the worse side, the control wins.
 
 With more than two variants each comparison runs at alpha / (number of treatments)
@@ -81,12 +82,17 @@ def guardrails(
     broken: Any = np.zeros_like(np.asarray(treatment.n), dtype=bool)
     holds: Any = np.ones_like(np.asarray(treatment.n), dtype=bool)
     reasons: list[str] = []
-    has_quality = (np.asarray(control.quality_n) > 0) & (np.asarray(treatment.quality_n) > 0)
+    control_rated = np.asarray(control.quality_n) > 0
+    treatment_rated = np.asarray(treatment.quality_n) > 0
+    has_quality = control_rated & treatment_rated
+    # the control's calls report a quality and the treatment's none (its answers break the
+    # agent's scorer, say): the ratio cannot be checked, so it does not hold, nor is it broken
+    unrated = control_rated & ~treatment_rated
     quality = compare(control, treatment, "quality", alpha, settings.guardrail_tau)
     floor = math.log(settings.min_quality_ratio)
     with np.errstate(invalid="ignore"):
         quality_broken = has_quality & (quality.upper < floor)
-        quality_holds = ~has_quality | (quality.estimate >= floor)
+        quality_holds = ~unrated & (~has_quality | (quality.estimate >= floor))
     broken = broken | quality_broken
     holds = holds & quality_holds
     if np.ndim(quality_broken) == 0 and bool(quality_broken):
@@ -95,6 +101,8 @@ def guardrails(
             f"{math.exp(float(quality.upper)):.3f}) below min_quality_ratio "
             f"{settings.min_quality_ratio}"
         )
+    if np.ndim(unrated) == 0 and bool(unrated):
+        reasons.append("no quality reported: min_quality_ratio cannot be checked")
     if settings.max_success_rate_drop is not None:
         drop = success_rate_drop(control, treatment, alpha, settings.guardrail_tau)
         with np.errstate(invalid="ignore"):
