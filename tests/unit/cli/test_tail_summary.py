@@ -67,11 +67,24 @@ def test_a_decision_shows_its_winner():
     }
     assert _summary(decision) == (
         "kind=decision name=cheaper-summaries status=decided winner=small task_type=summarize"
+        ' reason="small is cheaper at the same quality"'
     )
     no_winner = {**decision, "status": "stopped", "winner": None, "winner_arm": None}
+    no_winner["reason"] = "guardrail broken:\nquality ratio 0.81 below min_quality_ratio 0.95"
     assert _summary(no_winner) == (
         "kind=decision name=cheaper-summaries status=stopped task_type=summarize"
+        ' reason="guardrail broken: quality ratio 0.81 below min_quality_ratio 0.95"'
     )
+
+
+def test_a_reason_or_an_error_holding_a_bidi_override_is_shown_escaped():
+    # raw, U+202E would show the rest of the operator's line reversed
+    assert _summary({"kind": "opened", "reason": "rate \u202e0.9"}) == (
+        'kind=opened reason="rate \\u202e0.9"'
+    )
+    headers = header_map(dlq_headers("t", 0, 0, ValueError("bad \u202eevil"), 1, "s"))
+    assert 'error="ValueError: bad \\u202eevil"' in _summary({"kind": "k"}, headers)
+    assert "\u202e" not in _summary({"kind": "k"}, headers)
 
 
 def test_a_dead_letter_shows_where_it_came_from_and_why_it_was_given_up():

@@ -84,7 +84,8 @@ TAIL_END_PROBE_S = 2.0
 #: the fields of a record its summary shows, in this order, wherever a record has them (an
 #: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
 #: without one): what the record is (an event's type, an announcement's or alert's kind, an
-#: experiment's name, status and winner), then whom and what it concerns
+#: experiment's name, status and winner), then whom and what it concerns; last, quoted, why
+#: (:data:`QUOTED_FIELDS`: an experiment stopped or decided, a breaker opened, a pick made)
 SUMMARY_FIELDS = (
     "type",
     "kind",
@@ -97,9 +98,22 @@ SUMMARY_FIELDS = (
     "model",
     "cost_usd",
     "latency_ms",
+    "reason",
 )
-#: the longest error a dead letter's summary shows (``--json`` shows it whole)
+#: the summary fields that are sentences, shown JSON-quoted (their spaces would read as fields)
+QUOTED_FIELDS = frozenset({"reason"})
+#: the longest error a dead letter's summary shows, and the longest reason (``--json`` shows
+#: them whole)
 SUMMARY_ERROR_CHARS = 200
+
+
+def _quoted(text: str) -> str:
+    """``text`` on one line, cut to :data:`SUMMARY_ERROR_CHARS`, JSON-quoted: ASCII only when
+    it holds a character that is not printable (a bidi override would reorder the line)."""
+    text = " ".join(text.split())
+    if len(text) > SUMMARY_ERROR_CHARS:
+        text = text[: SUMMARY_ERROR_CHARS - 1] + "…"
+    return json.dumps(text, ensure_ascii=not text.isprintable())
 
 
 def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
@@ -112,7 +126,11 @@ def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
             name: value.get(name) if name == "type" else _lookup(data, name)
             for name in SUMMARY_FIELDS
         }
-        fields = [f"{name}={printable(v)}" for name, v in found.items() if v is not None]
+        fields = [
+            f"{name}={_quoted(str(v)) if name in QUOTED_FIELDS else printable(v)}"
+            for name, v in found.items()
+            if v is not None
+        ]
         shown = " ".join(fields) or json.dumps(value)[:160]
     else:
         shown = printable(value)
@@ -131,12 +149,10 @@ def _dead_letter_parts(headers: dict[str, str]) -> list[str]:
             by = f"{by}@{headers['x-instance']}"
         parts.append(f"by={printable(by)}")
     if "x-error" in headers:
-        error = " ".join(headers["x-error"].split())
+        error = headers["x-error"]
         if headers.get("x-error-type"):
             error = f"{headers['x-error-type']}: {error}"
-        if len(error) > SUMMARY_ERROR_CHARS:
-            error = error[: SUMMARY_ERROR_CHARS - 1] + "…"
-        parts.append(f"error={json.dumps(error, ensure_ascii=False)}")
+        parts.append(f"error={_quoted(error)}")
     return parts
 
 
