@@ -127,3 +127,55 @@ def test_an_arm_that_may_beat_the_apparent_best_by_more_than_the_slack_keeps_its
     # identify_weight x that chance, not scaled down to the slack with the weak arms
     assert kept[TOP] >= 0.08
     assert kept[TOP] >= 3 * squeezed[TOP]
+
+
+def _weak_reference_and_a_thin_dearer_arm(
+    target: float = 0.95, **knobs: object
+) -> tuple[RoutingPolicy, dict[str, float]]:
+    """The fleet's reference arm is a cheap, weaker arm, well known (290 of 400); the top arm,
+    ten times dearer, had a poor start (3 of 6); eight weak arms, cheaper still, look weak (2
+    of 4 each).  At 0.95 the plan has a price of cost and headroom over the target: the dearer
+    arm is never the greedy pick, and the slack budget goes to the arms likeliest to beat the
+    greedy one, which is the reference itself."""
+    config = PolicyConfig(fleet_quality_target=target, seed=0, **knobs)  # type: ignore[arg-type]
+    policy = RoutingPolicy(config, default_arms=[NEAR, TOP, *WEAK])
+    _feed(policy, NEAR, 290, 110, 1e-3)
+    _feed(policy, TOP, 3, 3, 1e-2)
+    for arm in WEAK:
+        _feed(policy, arm, 2, 2, 1e-4)
+    policy.replan()
+    decision = policy.recommend("qa", None, random.Random(0))
+    return policy, {a["arm"]: a["probability"] for a in decision.alternatives}
+
+
+def _chance_of_beating_by_the_slack(policy: RoutingPolicy, target: float) -> float:
+    summary = policy.arm_summary("qa")
+    top, near = summary[TOP], summary[NEAR]
+    gap = top["quality"] - (2.0 - target) * near["quality"]
+    z = gap / math.hypot(top["quality_sd"], near["quality_sd"])
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def test_a_dearer_arm_that_may_be_the_best_keeps_its_identification_rate_at_a_price():
+    kept_policy, kept = _weak_reference_and_a_thin_dearer_arm(identify_dearer_candidates=True)
+    _, squeezed = _weak_reference_and_a_thin_dearer_arm(identify_dearer_candidates=False)
+    assert kept_policy.mu > 0.0  # not the price-0 case identify_beyond_slack covers
+    status = kept_policy.status()
+    assert status["reference_arm"] == NEAR
+    assert status["headroom"] > 0.05  # the allowance is a fifth of the whole 5 % slack
+    # its chance of beating the reference by more than the slack is below Phi(-1)
+    p_better = _chance_of_beating_by_the_slack(kept_policy, 0.95)
+    assert 0.03 < p_better < 0.16
+    # kept at identify_weight x that chance (the second allowance pays for it), not squeezed
+    # to what the slack budget leaves after the arms likeliest to beat the greedy pick
+    assert kept[TOP] == pytest.approx(0.5 * p_better, rel=0.1)
+    assert kept[TOP] >= 1.5 * squeezed[TOP]
+
+
+def test_behind_a_strict_target_a_dearer_arm_gets_no_second_allowance():
+    policy, kept = _weak_reference_and_a_thin_dearer_arm(0.99, identify_dearer_candidates=True)
+    _, without = _weak_reference_and_a_thin_dearer_arm(0.99, identify_dearer_candidates=False)
+    # the allowance is capped by the plan's headroom, which the run so far has spent
+    assert policy.status()["headroom"] <= 0.0
+    assert _chance_of_beating_by_the_slack(policy, 0.99) < 0.16
+    assert kept == without

@@ -90,7 +90,11 @@ out (``prior_leaves_task_out``): they are counted once, in the posterior.
 At a strict target, where the plan already serves every request its best estimate (price 0),
 arms that may beat the apparent best by more than the slack keep their identification rate
 beyond that budget (``identify_beyond_slack``), and the budget is at most the plan's headroom
-over the target, net of what was spent so far (``slack_from_headroom``).
+over the target, net of what was spent so far (``slack_from_headroom``).  At any price, arms
+dearer than the fleet's reference arm that may still be the fleet's best one keep their
+identification rate as far as a second allowance of that size pays for it
+(``identify_dearer_candidates``): the plan never serves them for their price, and the budget goes
+first to the arms likeliest to beat the greedy pick, a weaker reference arm itself.
 
 Drift
 -----

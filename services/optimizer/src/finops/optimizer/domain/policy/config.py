@@ -113,6 +113,17 @@ class PolicyConfig:
     #: misses instead of 10): identifying the best arm sooner pays for the quality it spends
     #: (``False``: scaled down with the rest)
     identify_beyond_slack: bool = True
+    #: with a fleet target, at any price: an arm dearer than the fleet's reference arm that may
+    #: still be the fleet's best one (a reference candidate) keeps its identification rate
+    #: beyond the slack budget, as far as a second allowance of the same size (a fifth of
+    #: the slack, at most of the plan's headroom) pays for it, the likeliest to beat the
+    #: apparent best first (:mod:`.exploration`).  The plan never serves a dearer arm
+    #: for its price, so exploration is its only way back; and the slack budget goes to the
+    #: arms likeliest to beat the *greedy* pick, which, when a cheaper and weaker arm is the
+    #: reference after an unlucky start of the top arms, is that weaker arm itself: the best
+    #: arm was then sampled at the floor and the target was measured against the weaker arm
+    #: (``False``: such arms keep their rate only under ``identify_beyond_slack``)
+    identify_dearer_candidates: bool = True
     #: fair trial: arms with less evidence (observations + prior pseudo-observations) on a task
     #: than ``explore_min_obs`` are sampled with probability ``young_explore / (arms - 1)``
     #: each, unless they are implausible (see ``explore_floor``)
@@ -270,6 +281,7 @@ LEGACY_SETTINGS: dict[str, object] = {
     "drift_forgetting": 1.0 - 1e-4,
     "drift_explore_from_slack": False,
     "identify_beyond_slack": False,
+    "identify_dearer_candidates": False,
     "slack_from_headroom": False,
     "first_look_slack_z": None,
     "switch_risk_z": None,

@@ -171,6 +171,9 @@ def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None
     target), the price has no room left to hold the target; only knowing the best arm does.
     There an arm whose chance of beating the apparent best by more than the slack reaches
     ``Phi(-target_z)`` keeps its rate beyond the slack budget (``identify_beyond_slack``).
+    At any price, an arm dearer than the fleet's reference arm that may still be the fleet's
+    best one keeps its rate as far as a second slack allowance pays for it
+    (``identify_dearer_candidates``, :func:`_keep_challengers`).
     """
     cfg = inp.config
     rel_target = cfg.fleet_quality_target
@@ -188,6 +191,8 @@ def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None
         if cfg.identify_beyond_slack and cfg.fleet_quality_target is not None and price == 0.0
         else INF
     )
+    challengers = _dearer_candidates(inp)
+    challenged: dict[int, float] = {}
     for i in range(k):
         if i == g or i == b:
             continue
@@ -201,6 +206,37 @@ def _identify_best(inp: ExplorationInputs, choice: Choice, price: float) -> None
                 choice.mechanisms[i] = Mechanism.IDENTIFY
             if p_better >= beyond_slack:
                 choice.identifying[i] = probs[i]
+            elif i in challengers and p_id > 0.0:
+                challenged[i] = min(p_id, cfg.max_explore_step)
+    if challenged:
+        _keep_challengers(inp, choice, challenged)
+
+
+def _dearer_candidates(inp: ExplorationInputs) -> set[int]:
+    """Indices of the arms dearer than the fleet's reference arm (on this request's cost
+    estimates) that may still be the fleet's best one (``identify_dearer_candidates``)."""
+    cfg, ref_arm, keys = inp.config, inp.reference_arm, inp.arm_keys
+    if not cfg.identify_dearer_candidates or cfg.fleet_quality_target is None:
+        return set()
+    if cfg.explore_slack_share is None or ref_arm is None or ref_arm not in keys:
+        return set()
+    cs = inp.est.cost
+    c_ref = cs[keys.index(ref_arm)]
+    return {i for i, a in enumerate(keys) if a in inp.ref_candidates and cs[i] > c_ref}
+
+
+def _keep_challengers(inp: ExplorationInputs, choice: Choice, rates: dict[int, float]) -> None:
+    """Keep the identification rates of dearer reference candidates beyond the slack budget
+    (``identify_dearer_candidates``), the likeliest to beat the apparent best first, each at
+    its whole rate while a second slack allowance lasts, the one at the margin at what is left."""
+    qs, g = inp.est.quality, choice.greedy
+    allowance = slack_allowance(inp.config, qs[g], inp.headroom)
+    for i in sorted(rates, key=lambda j: (-rates[j], j)):
+        loss = max(qs[g] - qs[i], 0.0)
+        rate = rates[i] if loss <= 0.0 else min(rates[i], allowance / loss)
+        allowance -= rate * loss
+        if rate > 0.0:
+            choice.identifying[i] = max(choice.identifying.get(i, 0.0), rate)
 
 
 def _audit_reference(inp: ExplorationInputs, choice: Choice, price: float) -> None:
