@@ -101,7 +101,10 @@ def test_a_winner_whose_quality_then_falls_is_no_longer_pinned() -> None:
     ]
     assert drifts[0]["details"]["unpinned_experiment_id"] == "exp-1"
     assert "winner of experiment 'mini-vs-4o' (exp-1): the pin is lifted" in drifts[0]["message"]
-    assert engine.promoted["summarize"]["lifted"]["metric"] == "quality"
+    assert engine.promotions_lifted["summarize"]["lifted"]["metric"] == "quality"
+    # kept apart from the pins: a version before lifted pins (e87b306), rolled back to, reads
+    # only "promoted" and would otherwise pin the drifted winner again
+    assert "summarize" not in engine.to_state()["promoted"]
     rng = random.Random(6)
     picks = [engine.recommend("summarize", rng=rng) for _ in range(30)]
     # the policy chooses again, among every arm: the big model it beat (0.95) comes back
@@ -112,6 +115,10 @@ def test_a_winner_whose_quality_then_falls_is_no_longer_pinned() -> None:
     restored = OptimizerEngine.from_state(engine.to_state())
     for e in (engine, restored):
         assert not e.recommend("summarize", rng=rng).reason.startswith("winner of experiment")
+    # another experiment's winner for the task type is pinned
+    engine.adopt_decision({**decision("summarize", "gpt-4o", "gpt-4o-mini"), "experiment_id": "x2"})
+    assert engine.promotions_lifted == {}
+    assert engine.recommend("summarize", rng=rng).reason.startswith("winner of experiment")
 
 
 def test_a_drift_of_another_arm_or_for_the_better_keeps_the_pin() -> None:
@@ -131,6 +138,6 @@ def test_a_drift_of_another_arm_or_for_the_better_keeps_the_pin() -> None:
         for a in alerts
         if a["kind"] == "drift"
     )
-    assert "lifted" not in engine.promoted["summarize"]
+    assert "lifted" not in engine.promoted["summarize"] and engine.promotions_lifted == {}
     pick = engine.recommend("summarize", rng=random.Random(7))
     assert (pick.arm.model, pick.propensity) == ("gpt-4o-mini", 1.0)

@@ -29,7 +29,7 @@ from finops.optimizer.domain.circuits import BreakerStates, SkippedArm, screen
 from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
-from finops.optimizer.domain.promotion import drift_note, lift_on_drift, pinned
+from finops.optimizer.domain.promotion import drift_note, lift_on_drift
 
 STATE_VERSION = 1
 
@@ -134,7 +134,10 @@ class OptimizerEngine:
         self.drift_alerts = 0
         #: winners of experiments (finops.experiments.v1), by task type: the arm recommended
         #: there before the policy is asked, and the arms it beat (never recommended there)
+        #: experiment winners pinned per task type, and those a drift for the worse lifted
+        #: (:mod:`.promotion`)
         self.promoted: dict[str, dict[str, Any]] = {}
+        self.promotions_lifted: dict[str, dict[str, Any]] = {}
         #: the number of the latest operator change applied per setting (``arm:<arm>``,
         #: ``objective:<scope>``, ``budget:<id>``): an older one arriving later is not applied
         #: (``finops.optimizer.service_layer.commands.settle``)
@@ -230,13 +233,12 @@ class OptimizerEngine:
         alerts = []
         for event in self.policy.drain_drift_events():
             self.drift_alerts += 1
-            promotion = self.promoted.get(str(event.get("task_type")))
-            lifted = lift_on_drift(self.promoted, event) is not None
-            note = drift_note(promotion if lifted or pinned(promotion) else None, lifted)
+            pinned = self.promoted.get(str(event.get("task_type")))
+            lifted = lift_on_drift(self.promoted, self.promotions_lifted, event)
+            note = drift_note(lifted or pinned, lifted is not None)
             alert = _drift_alert(event, self.drift_alerts, note)
-            if lifted:
-                assert promotion is not None
-                alert["details"]["unpinned_experiment_id"] = promotion.get("experiment_id")
+            if lifted is not None:
+                alert["details"]["unpinned_experiment_id"] = lifted.get("experiment_id")
             alerts.append(alert)
         return alerts
 
@@ -273,13 +275,10 @@ class OptimizerEngine:
             return False
         arm = self._know_arm(task_type, _arm_spec(winner))
         losers = [self._know_arm(task_type, _arm_spec(loser)) for loser in decision["losers"]]
-        held = self.promoted.get(task_type)
-        if (
-            held
-            and held.get("lifted")
-            and held.get("experiment_id") == decision.get("experiment_id")
-        ):
+        held = self.promotions_lifted.get(task_type)
+        if held and held.get("experiment_id") == decision.get("experiment_id"):
             return True  # announced again (at least once): its pin stays lifted
+        self.promotions_lifted.pop(task_type, None)  # another experiment's winner: pinned
         self.promoted[task_type] = {
             "arm": arm,
             "losers": [a for a in losers if a != arm],
@@ -382,9 +381,8 @@ class OptimizerEngine:
         reason: the winner alone when it is still a candidate, else any arm but those it
         beat (or all of them, rather than none)."""
         promoted = self.promoted.get(task_type)
-        if not pinned(promoted):
+        if promoted is None:
             return candidates, ""  # none, or lifted by a drift for the worse (promotion.py)
-        assert promoted is not None
         if promoted["arm"] in candidates:
             return [promoted["arm"]], (
                 f"winner of experiment {promoted['experiment']!r} "
@@ -483,6 +481,8 @@ class OptimizerEngine:
             ("errors_seen", lambda: self.errors_seen),
             ("drift_alerts", lambda: self.drift_alerts),
             ("promoted", lambda: {k: dict(v) for k, v in self.promoted.items()}),
+            # apart from the pins: a version before them, which skips this key, pins nothing
+            ("promotions_lifted", lambda: {k: dict(v) for k, v in self.promotions_lifted.items()}),
             ("operator_seq", lambda: dict(self.operator_seq)),
         ]
 
@@ -523,6 +523,9 @@ class OptimizerEngine:
         engine.errors_redelivered = 0  # never checkpointed: a metric's outcome only
         engine.drift_alerts = state["drift_alerts"]
         engine.promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
+        engine.promotions_lifted = {
+            k: dict(v) for k, v in state.get("promotions_lifted", {}).items()
+        }
         # absent before operator changes were numbered: every recorded change is newer
         engine.operator_seq = {k: int(v) for k, v in state.get("operator_seq", {}).items()}
         return engine

@@ -5,8 +5,10 @@ call and, through the guardrails, its quality. When the policy's drift detector 
 the winner's quality fallen or its cost risen on that task type (a model update, a price
 change), that evidence no longer describes the arm: the pin is lifted, so that the policy,
 which discounted the arm's history and re-explores, chooses among every arm again, the ones
-the winner beat included. The promotion's entry stays, marked ``lifted``, so that the same
-decision announced again (at least once) does not pin the arm again.
+the winner beat included. The promotion moves from the pinned ones to the lifted ones, so
+that the same decision announced again (at least once) does not pin the arm again; kept
+apart, a version that knows no lifted promotions (e87b306 and before), rolled back to, finds
+no pin for that task type either (it would take one still among the pinned for a pin).
 """
 
 from __future__ import annotations
@@ -19,29 +21,40 @@ WORSE = frozenset({("quality", "decrease"), ("cost", "increase")})
 
 
 def lift_on_drift(
-    promoted: dict[str, dict[str, Any]], drift: Mapping[str, Any]
+    pinned: dict[str, dict[str, Any]],
+    lifted: dict[str, dict[str, Any]],
+    drift: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     """Lift the pin that ``drift`` (a policy drift event: ``task_type``, ``arm``, ``metric``,
-    ``direction``) undoes, in place; the promotion lifted, or None when nothing changed."""
-    promotion = promoted.get(str(drift.get("task_type")))
+    ``direction``) undoes: its promotion moves from ``pinned`` to ``lifted`` (by task type),
+    noting the drift under ``"lifted"``; the promotion lifted, or None when nothing changed.
+
+    >>> pinned = {"qa": {"arm": "mini", "experiment_id": "x1"}}
+    >>> lifted = {}
+    >>> drift = {"task_type": "qa", "arm": "mini", "metric": "quality", "direction": "decrease"}
+    >>> lift_on_drift(pinned, lifted, drift)["lifted"]["metric"], pinned, list(lifted)
+    ('quality', {}, ['qa'])
+    >>> lift_on_drift(pinned, lifted, drift) is None  # lifted already
+    True
+    """
+    task_type = str(drift.get("task_type"))
+    promotion = pinned.get(task_type)
     if (
         promotion is None
-        or promotion.get("lifted")
         or promotion.get("arm") != drift.get("arm")
         or (drift.get("metric"), drift.get("direction")) not in WORSE
     ):
         return None
-    promotion["lifted"] = {
-        "metric": drift.get("metric"),
-        "direction": drift.get("direction"),
-        "update_index": drift.get("update_index"),
+    promotion = {
+        **pinned.pop(task_type),
+        "lifted": {
+            "metric": drift.get("metric"),
+            "direction": drift.get("direction"),
+            "update_index": drift.get("update_index"),
+        },
     }
+    lifted[task_type] = promotion
     return promotion
-
-
-def pinned(promotion: Mapping[str, Any] | None) -> bool:
-    """Whether a task type's promotion still pins its winner."""
-    return promotion is not None and not promotion.get("lifted")
 
 
 def drift_note(promotion: Mapping[str, Any] | None, lifted: bool) -> str:
