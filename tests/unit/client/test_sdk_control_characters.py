@@ -56,6 +56,33 @@ def test_the_sdk_names_the_fields_ingest_names() -> None:
     assert sdk_names.REFUSED_IN_NAMES.flags == rule.flags
     for char in ("\n", "\x85", "\u2028", "\u202e", "\u200b", "\ufeff", "\U000e0041"):
         assert sdk_names.name_refusal(char) == name_characters.name_refusal(char)
+    # and the same joiner rule (the SDK's copy of joiner_allowed)
+    assert sdk_names.JOINING_LETTERS.pattern == name_characters.JOINING_LETTERS.pattern
+    for name in JOINER_NAMES:
+        assert sdk_names.refused_character(name) == name_characters.refused_character(name)
+
+
+#: names with a zero-width non-joiner or joiner: taken where a script needs one, else refused
+JOINER_NAMES = (
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, a ZWNJ between letters
+    "\u0915\u094d\u200c\u0937",  # Devanagari, a ZWNJ after a virama
+    "\u0915\u094d\u200d\u0937",  # Devanagari, a ZWJ after a virama
+    "\u0628\u064e\u200c\u062a",  # Arabic, a mark between the letter and the ZWNJ
+    "sum\u200cmarize",  # Latin: refused
+    "sum\u200dmarize",
+    "\U0001f469\u200d\U0001f4bb",  # an emoji sequence: refused
+    "\u200c\u0645",  # at an end: refused
+    "\u0645\u200c",
+    "\u0645\u200d\u0645",  # a ZWJ between Arabic letters: refused
+)
+
+
+def test_the_sdk_takes_a_joiner_only_where_a_script_needs_it() -> None:
+    taken = [name for name in JOINER_NAMES if sdk_names.refused_character(name) is None]
+    assert taken == list(JOINER_NAMES[:4])
+    sdk_names.refuse_control_characters({"data": {"task_type": JOINER_NAMES[0]}})
+    with pytest.raises(ValueError, match=r"data\.task_type: .*got U\+200C"):
+        sdk_names.refuse_control_characters({"data": {"task_type": "sum\u200cmarize"}})
 
 
 @pytest.mark.parametrize(

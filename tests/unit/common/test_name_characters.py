@@ -78,7 +78,27 @@ def test_a_name_holding_a_format_control_or_separator_character_is_refused(char:
         "gpt-4o 😀",
         "עברית",  # right-to-left letters (no override)
         "\ue000",  # private use
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: a ZWNJ between letters
+        "\u0915\u094d\u200c\u0937",  # Devanagari: a ZWNJ after a virama
+        "\u0915\u094d\u200d\u0937",  # Devanagari: a ZWJ after a virama
+        "\u0628\u064e\u200c\u062a",  # Arabic: a mark between the letter and the ZWNJ
     ],
 )
 def test_a_name_of_any_script_and_spaces_is_kept(name: str) -> None:
     assert refused_character(name) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sum\u200cmarize",  # between Latin letters it only makes two names look alike
+        "sum\u200dmarize",
+        "\U0001f469\u200d\U0001f4bb",  # an emoji sequence
+        "\u200c\u0645",  # at an end
+        "\u0645\u200c",
+        "\u0645\u200d\u0645",  # a ZWJ between Arabic letters, no virama
+        "\u0645\u200c1",  # a digit after it
+    ],
+)
+def test_a_joiner_where_no_script_needs_it_is_refused(name: str) -> None:
+    assert refused_character(name) in ("\u200c", "\u200d")

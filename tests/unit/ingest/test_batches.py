@@ -434,3 +434,19 @@ def test_may_hold_control_finds_every_character_names_refuse_raw_or_escaped():
         for text in texts:  # (a raw C0 control is no JSON)
             assert may_hold_control(text.encode()), (hex(ord(char)), text)
             assert may_hold_control(text), (hex(ord(char)), text)
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])  # escaped, or raw UTF-8
+def test_a_joiner_a_script_needs_is_taken_in_a_name_and_one_elsewhere_refused(ensure_ascii):
+    """Persian writes a zero-width non-joiner between letters and Devanagari a joiner after a
+    virama: such names were refused with the other format characters."""
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    devanagari = "\u0915\u094d\u200d\u0937"
+    taken = [call(task_type=persian, team=devanagari)]
+    parsed = parse_batch(json.dumps(taken, ensure_ascii=ensure_ascii).encode(), AGENT, 1000)
+    assert len(parsed) == 1
+    refused = [*taken, call(task_type="sum\u200cmarize")]  # between Latin letters: a lookalike
+    with pytest.raises(InvalidBatch) as caught:
+        parse_batch(json.dumps(refused, ensure_ascii=ensure_ascii).encode(), AGENT, 1000)
+    assert [(d["index"], d["field"]) for d in caught.value.details] == [(1, "data.task_type")]
+    assert caught.value.details[0]["message"].endswith("got U+200C (ZERO WIDTH NON-JOINER)")

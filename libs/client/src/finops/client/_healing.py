@@ -26,7 +26,7 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
-from finops.client._names import REFUSED_IN_NAMES, refuse_control_characters
+from finops.client._names import refuse_control_characters, refused_character
 from finops.client._tokens import Tokens
 
 log = logging.getLogger("finops.client")
@@ -127,7 +127,7 @@ def _identifier(value: Any) -> str | None:
     body is not the agent's to fix, so one that is no name (too long, or holding a control
     character, which ingest and the SDK refuse in a name) is left out of the report rather
     than turning the agent's failure into the SDK's ValueError."""
-    if isinstance(value, str) and 0 < len(value) <= 128 and not REFUSED_IN_NAMES.search(value):
+    if isinstance(value, str) and 0 < len(value) <= 128 and refused_character(value) is None:
         return value
     return None
 

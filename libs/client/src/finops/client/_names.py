@@ -35,6 +35,45 @@ NAME_CHARACTERS_MESSAGE = (
 )
 
 
+#: copies of ``finops.common.name_characters``'s joiner rule: the zero-width non-joiner and
+#: joiner are taken after a virama, and the non-joiner between two letters of a joining script
+ZWNJ, ZWJ = "\u200c", "\u200d"
+JOINING_LETTERS = re.compile(
+    "[\u0620-\u06ff\u0700-\u074f\u0750-\u077f\u07c0-\u07ff\u0860-\u08ff"
+    "\u1800-\u18af\ufb50-\ufdff\ufe70-\ufeff]"
+)
+VIRAMA = 9
+
+
+def joiner_allowed(value: str, at: int) -> bool:
+    """A copy of ``finops.common.name_characters.joiner_allowed``."""
+    if at > 0 and unicodedata.combining(value[at - 1]) == VIRAMA:
+        return True
+    if value[at] != ZWNJ:
+        return False
+    before, after = at - 1, at + 1
+    while before >= 0 and unicodedata.category(value[before]) == "Mn":
+        before -= 1
+    while after < len(value) and unicodedata.category(value[after]) == "Mn":
+        after += 1
+    return (
+        before >= 0
+        and after < len(value)
+        and all(
+            unicodedata.category(value[i]).startswith("L") and JOINING_LETTERS.match(value[i])
+            for i in (before, after)
+        )
+    )
+
+
+def refused_character(value: str) -> str | None:
+    """A copy of ``finops.common.name_characters.refused_character``."""
+    for found in REFUSED_IN_NAMES.finditer(value):
+        if found[0] not in (ZWNJ, ZWJ) or not joiner_allowed(value, found.start()):
+            return found[0]
+    return None
+
+
 def name_refusal(char: str) -> str:
     """A copy of ``finops.common.name_characters.name_refusal``."""
     name = unicodedata.name(char, "")
@@ -83,11 +122,11 @@ def refuse_control_characters(event: Mapping[str, Any]) -> None:
     """
     for path in NAME_FIELDS:
         value = _at(event, path)
-        if isinstance(value, str) and (found := REFUSED_IN_NAMES.search(value)):
-            raise ValueError(f"{path}: {name_refusal(found[0])} in {value!r}")
+        if isinstance(value, str) and (char := refused_character(value)):
+            raise ValueError(f"{path}: {name_refusal(char)} in {value!r}")
     for path in NAME_KEYS:
         keys = _at(event, path)
         if isinstance(keys, Mapping):
             for key in keys:
-                if isinstance(key, str) and (found := REFUSED_IN_NAMES.search(key)):
-                    raise ValueError(f"{path}.{key}: {name_refusal(found[0])} in {key!r}")
+                if isinstance(key, str) and (char := refused_character(key)):
+                    raise ValueError(f"{path}.{key}: {name_refusal(char)} in {key!r}")

@@ -16,6 +16,8 @@ may hold:
   invisible operators (U+2060-U+2064), a byte order mark (U+FEFF), a soft hyphen (U+00AD),
   tag characters (U+E0000-U+E007F) and the rest of Cf. So is a name holding an emoji
   sequence joined by U+200D (a zero-width joiner) or a flag written with tag characters.
+  The zero-width non-joiner and joiner are taken only where a script needs them: after a
+  virama, and the non-joiner between two letters of a joining script (:data:`ZWNJ`).
 
 The list below is Unicode's (14.0, Python 3.11's ``unicodedata``), plus the Egyptian format
 controls Unicode 15 adds (U+13439-U+1343F); ``tests/unit/common/test_name_characters.py``
@@ -49,6 +51,51 @@ NAME_CHARACTERS_MESSAGE = (
 )
 
 
+#: the zero-width non-joiner and joiner: format characters, yet words of some scripts need
+#: them, so a name takes them where IDNA does (RFC 5892, appendix A.1 and A.2, "ContextJ"):
+#: either after a virama (Devanagari and the other Indic scripts shape conjuncts with them),
+#: and the non-joiner between two letters of a joining script (Persian writes "می‌خواهم"),
+#: marks between them aside. Elsewhere (between Latin letters, in an emoji sequence, at an
+#: end) they are refused as every other format character: there they only make two names
+#: look alike.
+ZWNJ, ZWJ = "\u200c", "\u200d"
+#: the letters of the joining scripts (Arabic, Syriac, N'Ko, Mongolian and their extended
+#: blocks; IDNA reads Unicode's joining types, which Python's ``unicodedata`` does not have)
+JOINING_LETTERS = re.compile(
+    "[\u0620-\u06ff\u0700-\u074f\u0750-\u077f\u07c0-\u07ff\u0860-\u08ff"
+    "\u1800-\u18af\ufb50-\ufdff\ufe70-\ufeff]"
+)
+VIRAMA = 9  # the canonical combining class of a virama
+
+
+def joiner_allowed(value: str, at: int) -> bool:
+    r"""Whether the joiner at ``value[at]`` (:data:`ZWNJ` or :data:`ZWJ`) stands where a
+    script needs it (see :data:`ZWNJ`).
+
+    >>> joiner_allowed("क्\u200cष", 2), joiner_allowed("\u0645\u06cc\u200c\u062e", 2)
+    (True, True)
+    >>> joiner_allowed("sum\u200cmarize", 3), joiner_allowed("\U0001f469\u200d\U0001f4bb", 1)
+    (False, False)
+    """
+    if at > 0 and unicodedata.combining(value[at - 1]) == VIRAMA:
+        return True
+    if value[at] != ZWNJ:
+        return False
+    before, after = at - 1, at + 1
+    while before >= 0 and unicodedata.category(value[before]) == "Mn":
+        before -= 1
+    while after < len(value) and unicodedata.category(value[after]) == "Mn":
+        after += 1
+    return (
+        before >= 0
+        and after < len(value)
+        and all(
+            unicodedata.category(value[i]).startswith("L") and JOINING_LETTERS.match(value[i])
+            for i in (before, after)
+        )
+    )
+
+
 def refused_character(value: str) -> str | None:
     r"""The first character of ``value`` no name may hold, or None.
 
@@ -56,9 +103,13 @@ def refused_character(value: str) -> str | None:
     (None, None)
     >>> refused_character("invoice\u202egpj.exe")
     '\u202e'
+    >>> refused_character("\u0645\u06cc\u200c\u062e"), refused_character("sum\u200cmarize")
+    (None, '\u200c')
     """
-    found = REFUSED_IN_NAMES.search(value)
-    return found[0] if found else None
+    for found in REFUSED_IN_NAMES.finditer(value):
+        if found[0] not in (ZWNJ, ZWJ) or not joiner_allowed(value, found.start()):
+            return found[0]
+    return None
 
 
 def name_refusal(char: str) -> str:
