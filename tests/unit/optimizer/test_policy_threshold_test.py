@@ -6,7 +6,7 @@ import doctest
 
 from finops.optimizer.domain.arms import ArmStats
 from finops.optimizer.domain.policy import Mechanism, Objective, PolicyConfig
-from finops.optimizer.domain.policy import exploration as exploration_mod
+from finops.optimizer.domain.policy import threshold_tests as threshold_tests_mod
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
 from finops.optimizer.domain.policy.costs import CostBook
 from finops.optimizer.domain.policy.estimates import estimate_arms
@@ -56,6 +56,6 @@ def test_the_legacy_setting_keeps_the_fixed_sample_test():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(exploration_mod, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(threshold_tests_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3
     assert result.failed == 0
