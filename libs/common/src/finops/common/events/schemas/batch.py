@@ -30,9 +30,14 @@ def _text_errors(batch: list[Any], nul: bool, control: bool) -> list[BatchError]
         ]
         if control:
             errors += [
-                {"index": index, "field": field, "message": refusal, "type": CONTROL_TYPE}
+                {
+                    "index": index,
+                    "field": field,
+                    "message": name_refusal(char),
+                    "type": CONTROL_TYPE,
+                }
                 for field, char in control_fields(event)
-                if field not in nuls and (refusal := name_refusal(char))
+                if field not in nuls
             ]
     return errors
 
