@@ -1,6 +1,8 @@
 """``call()``'s options for agents that keep their own time and tag their calls: a clock that
 does the waits and measures the latency, a quality read from the result, the decision and
-experiment tags (only for the model first asked), and the ids of every event queued."""
+experiment tags (the decision only for the model first asked; the experiment on every call
+assigned, a fallback's and the error of one that gives up), and the ids of every event
+queued."""
 
 from __future__ import annotations
 
@@ -91,8 +93,16 @@ async def test_quality_from_the_result_and_tags_when_the_first_model_answers() -
     assert [e["type"] for e in platform.events] == ["agent.error", "agent.llm_call"]
 
 
-async def test_after_a_fallback_the_call_carries_no_decision_or_experiment() -> None:
+async def test_after_a_fallback_the_call_carries_its_experiment_but_no_decision() -> None:
+    # Intention-to-treat: the experiment counts every call assigned to a variant, the one
+    # a fallback answered too (left out, a flaky variant looked better than it was and its
+    # split drifted until the sample-ratio check blocked the experiment). The optimizer did
+    # not choose the fallback's model: no decision, and not the variant's config either.
     platform = Platform([advice("fallback", provider="openai", model="gpt-4o")])
+    assignment = {
+        "experiment_id": "exp-1", "variant": "A", "model": "claude", "provider": "anthropic",
+        "config": {"temperature": 0.2}, "propensity": 0.5,
+    }  # fmt: skip
     async with sdk(platform) as finops:
         await finops.call(
             Provider(OVERLOADED),
@@ -100,11 +110,67 @@ async def test_after_a_fallback_the_call_carries_no_decision_or_experiment() -> 
             provider="anthropic",
             model="claude",
             decision={"recommendation_id": "rec-1", "propensity": 0.5},
-            experiment={"id": "exp-1", "variant": "A"},
+            experiment=assignment,
         )
     (success,) = platform.of_type("agent.llm_call")
+    # what says it fell back: another model than the variant's, and the advice that moved it
     assert success["model"] == "gpt-4o" and success["remedy"] == {"advice_id": "adv-1"}
-    assert "decision" not in success and "experiment" not in success
+    assert success["experiment"] == {"id": "exp-1", "variant": "A"}
+    assert "decision" not in success and "config" not in success
+
+
+async def test_on_the_model_first_asked_the_call_carries_both_tags_and_the_config() -> None:
+    platform = Platform([advice("retry")])
+    async with sdk(platform) as finops:
+        await finops.call(
+            Provider(OVERLOADED),
+            task_type="qa",
+            provider="anthropic",
+            model="claude",
+            decision={"recommendation_id": "rec-1", "propensity": 0.5},
+            experiment={"experiment_id": "exp-1", "variant": "A", "config": {"top_p": 0.9}},
+        )
+    (success,) = platform.of_type("agent.llm_call")
+    assert success["experiment"] == {"id": "exp-1", "variant": "A"}
+    assert success["decision"] == {"recommendation_id": "rec-1", "propensity": 0.5}
+    assert success["config"] == {"top_p": 0.9}
+
+
+async def test_the_error_a_call_gives_up_after_carries_its_experiment() -> None:
+    # A call assigned to a variant that gives up (every attempt failed) is a failure of its
+    # variant: the last error carries the assignment (the experiments service counts it),
+    # the earlier ones do not, and the healer's advice requests never carry it.
+    platform = Platform([advice("fallback", provider="openai", model="gpt-4o"), advice("abort")])
+    provider = Provider(OVERLOADED, APIStatusError(503, {}))
+    async with sdk(platform) as finops:
+        with pytest.raises(APIStatusError):
+            await finops.call(
+                provider,
+                task_type="qa",
+                provider="anthropic",
+                model="claude",
+                experiment={"id": "exp-1", "variant": "B"},
+            )
+    first, last = platform.of_type("agent.error")
+    assert "experiment" not in first
+    assert last["experiment"] == {"id": "exp-1", "variant": "B"} and last["model"] == "gpt-4o"
+    assert platform.of_type("agent.llm_call") == []
+    assert all("experiment" not in asked for asked in platform.asked)
+
+
+async def test_a_call_out_of_attempts_tags_its_last_error_and_an_untagged_call_none() -> None:
+    platform = Platform([advice("retry", "a1"), advice("retry", "a2")])
+    failing = Provider(*[APIStatusError(503, {}) for _ in range(4)])
+    async with sdk(platform) as finops:
+        with pytest.raises(APIStatusError):
+            await finops.call(
+                failing, task_type="qa", provider="p", model="m", max_attempts=2,
+                experiment={"id": "exp-1", "variant": "A"},
+            )  # fmt: skip
+        with pytest.raises(APIStatusError):
+            await finops.call(failing, task_type="qa", provider="p", model="m", max_attempts=1)
+    tags = [e.get("experiment") for e in platform.of_type("agent.error")]
+    assert tags == [None, {"id": "exp-1", "variant": "A"}, None]
 
 
 def test_the_blocking_twin_waits_on_the_agents_clock() -> None:

@@ -158,6 +158,13 @@ def read_failure(exc: Any) -> Failure:
     )
 
 
+def experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """``{id, variant}`` from a tag, or from what ``assign()`` answered."""
+    if "experiment_id" in experiment:
+        return {"id": str(experiment["experiment_id"]), "variant": str(experiment["variant"])}
+    return {"id": str(experiment["id"]), "variant": str(experiment["variant"])}
+
+
 @dataclass
 class CallState:
     """Where a self-healing call stands: the model it uses now and what it changed."""
@@ -170,7 +177,7 @@ class CallState:
     max_tokens: int | None = None
     attempt: int = 1
     advice_id: str | None = None
-    #: the model and provider first asked for (a decision or experiment tag is about them)
+    #: the model and provider first asked for (a decision tag is about them)
     first_arm: tuple[str, str] = ("", "")
 
     def __post_init__(self) -> None:
@@ -349,9 +356,11 @@ class CallOptions(TypedDict, total=False):
     team: str
     project: str
     event_id: str
-    #: the recommendation (or experiment assignment) the first model came from; reported
-    #: only when the call succeeds on that model, not after a fallback
+    #: the recommendation the first model came from; reported only when the call succeeds
+    #: on that model, not after a fallback
     decision: Mapping[str, Any]
+    #: the experiment assignment the first model came from; reported with the call however
+    #: it ends (after a fallback too, and on the error after which it gives up)
     experiment: Mapping[str, Any]
     features: Mapping[str, float]
     clock: Clock
@@ -434,8 +443,18 @@ class SelfHealingCall:
         why when the step gives up."""
         failure = read_failure(exc)
         data = error_data(self.state, failure, self.agent_id)
+        try:
+            step = self._within_limits(await self._step(failure, data))
+        except BaseException:
+            self._reported(await self.enqueue("agent.error", data, None))
+            raise
+        # The error is queued once the step is known (the advice request is the same data,
+        # without the tag): the one after which the call gives up carries the experiment
+        # assignment, so the experiment counts the call as a failure of its variant.
+        experiment = self.options.get("experiment")
+        if step.give_up and experiment:
+            data = {**data, "experiment": experiment_tag(experiment)}
         self._reported(await self.enqueue("agent.error", data, None))
-        step = self._within_limits(await self._step(failure, data))
         if step.give_up:
             exc.add_note(f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}")
         else:
@@ -459,10 +478,18 @@ class SelfHealingCall:
     def _success_arguments(
         self, usage: Mapping[str, Any], latency_ms: float, quality: float | None
     ) -> dict[str, Any]:
-        """record_call's arguments for the successful call (its tags only when it ran on the
-        model first asked)."""
+        """record_call's arguments for the successful call: its experiment assignment
+        always (the experiment counts every call assigned to a variant, whatever model it
+        ended on), its decision only when it ran on the model first asked (the optimizer did
+        not choose a fallback's model)."""
         options, state = self.options, self.state
-        tags = {k: options.get(k) for k in ("decision", "experiment")}
+        tags: dict[str, Any] = {"experiment": options.get("experiment")}
+        if state.on_first_arm:
+            tags["decision"] = options.get("decision")
+        elif tags["experiment"]:
+            # the variant's config is not the call's after a fallback: learned as today
+            # (the fallback model's outcome, under the config it was reported with)
+            tags["config"] = {}
         return {
             "task_type": state.task_type,
             "provider": state.provider,
@@ -474,7 +501,7 @@ class SelfHealingCall:
             "project": options.get("project"),
             "features": options.get("features"),
             "remedy": {"advice_id": state.advice_id} if state.advice_id else None,
-            **(tags if state.on_first_arm else {}),
+            **tags,
         }
 
     async def succeeded(self, result: Any, latency_ms: float) -> None:

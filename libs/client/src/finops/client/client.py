@@ -42,7 +42,13 @@ from urllib.parse import quote
 import httpx
 
 from finops.client._answers import LOCAL_URLS
-from finops.client._healing import CallOptions, Healing, SelfHealingCall, maybe_await
+from finops.client._healing import (
+    CallOptions,
+    Healing,
+    SelfHealingCall,
+    experiment_tag,
+    maybe_await,
+)
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._names import refuse_control_characters
 from finops.client._queue import EventQueue, Overflow
@@ -72,13 +78,6 @@ class ClientStats:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
-    """``{id, variant}`` from a tag, or from what :meth:`AsyncFinOpsClient.assign` answered."""
-    if "experiment_id" in experiment:
-        return {"id": str(experiment["experiment_id"]), "variant": str(experiment["variant"])}
-    return {"id": str(experiment["id"]), "variant": str(experiment["variant"])}
 
 
 def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
@@ -260,7 +259,7 @@ class AsyncFinOpsClient:
             "ttft_ms": ttft_ms,
             "team": team,
             "project": project,
-            "experiment": _experiment_tag(experiment) if experiment else None,
+            "experiment": experiment_tag(experiment) if experiment else None,
             "decision": dict(decision) if decision else None,
             "remedy": dict(remedy) if remedy else None,
             "features": dict(features) if features else None,

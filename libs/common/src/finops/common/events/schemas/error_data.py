@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
 
-from finops.common.events.schemas.call_data import CallIdentity, Remedy
+from finops.common.events.schemas.call_data import CallIdentity, Experiment, Remedy
 from finops.common.events.schemas.fields import (
     _SERVER,
     ERROR_KIND_ALIASES,
@@ -129,6 +129,15 @@ class ErrorDataV1(CallIdentity):
     request: RequestInfo | None = None
     attempt: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
     remedy: Remedy | None = None
+    # Left out of the record when absent: a reader of a version before it (one that refuses
+    # fields it does not know) reads every other error as before.
+    experiment: Experiment | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only on the error after which a call assigned to an experiment gave up "
+        "(every attempt failed): the assignment, so the experiment counts the call as a "
+        "failure of its variant. The healer and the optimizer read the error as any other.",
+    )
     principal: Annotated[str, StringConstraints(max_length=256)] | None = Field(
         None, json_schema_extra=_SERVER
     )
