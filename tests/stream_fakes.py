@@ -353,10 +353,11 @@ def after_a_turn(
     return waiting
 
 
-def two_variant_definition(max_duration_s: float = 3600) -> Any:
+def two_variant_definition(max_duration_s: float = 3600, guardrails: Any = None) -> Any:
     """An experiment on task type ``t``: variant A (model ``big``) against B (``small``),
-    deciding after 50 samples per variant at the soonest."""
-    from finops.experiments.domain.definition import build_definition
+    deciding after 50 samples per variant at the soonest (``guardrails``: a dict of
+    :class:`~finops.experiments.domain.definition.Guardrails`' fields)."""
+    from finops.experiments.domain.definition import Guardrails, build_definition
 
     return build_definition(
         name="e",
@@ -368,4 +369,5 @@ def two_variant_definition(max_duration_s: float = 3600) -> Any:
         known_task_types={"t"},
         min_samples=50,
         max_duration_s=max_duration_s,
+        guardrails=Guardrails(**guardrails) if guardrails else None,
     )

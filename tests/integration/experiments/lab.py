@@ -29,6 +29,7 @@ class ExperimentsLab:
         self.tag = tag
         self.task_type = f"summarize-{tag}"
         self.cost = TopicSpec(f"test.cost.{tag}", 3, "agent_id", "test", consumed=True)
+        self.errors = TopicSpec(f"test.errors.{tag}", 3, "agent_id", "test", consumed=True)
         self.decisions = TopicSpec(f"test.experiments.{tag}", 3, "experiment_id", "test")
         self.events = TopicSpec(
             f"test.experiment-events.{tag}", 3, "experiment_id", "test", consumed=True
@@ -48,6 +49,7 @@ class ExperimentsLab:
             refresh_interval_s=0.3,
             intake_healthy_after_s=1.0,
             cost_topic=self.cost.name,
+            error_topic=self.errors.name,
             experiments_topic=self.decisions.name,
             events_topic=self.events.name,
         )
@@ -61,9 +63,11 @@ class ExperimentsLab:
             self.kafka,
             [
                 self.cost,
+                self.errors,
                 self.decisions,
                 self.events,
                 dlq_spec(self.cost),
+                dlq_spec(self.errors),
                 dlq_spec(self.events),
                 dlq_spec(self.decisions),
             ],
@@ -93,6 +97,9 @@ class ExperimentsLab:
     async def publish(self, events: list[dict]) -> None:
         await send_acknowledged(self.producer, self.cost.name, events)
         self.sent += len(events)
+
+    async def publish_errors(self, events: list[dict]) -> None:
+        await send_acknowledged(self.producer, self.errors.name, events)
 
     async def announce_task_type(self, client) -> None:
         """One untagged call of the lab's task type, until the service knows it."""

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from support import llm_call, wait_until
 
+from finops.common.events import error_event
 from finops.common.kafka import read_topic
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 
@@ -56,6 +57,53 @@ async def test_a_variant_30_percent_cheaper_is_decided_and_announced(lab) -> Non
     # announced from PostgreSQL's record (the outbox), so it is the decision recorded
     assert {k: decision[k] for k in detail["decision"]} == detail["decision"]
     assert decision["n"] == detail["decision"]["n"] and sum(decision["n"]) >= 100
+
+
+def gave_up(lab, eid: str, variant: str, model: str, agent: str) -> dict:
+    """The error after which a call assigned to ``variant`` gave up, as the SDK tags it."""
+    return error_event(
+        {
+            "agent_id": agent,
+            "task_type": lab.task_type,
+            "provider": "openai",
+            "model": model,
+            "error": {"status_code": 503, "message": "Service unavailable"},
+            "attempt": 3,
+            "experiment": {"id": eid, "variant": variant},
+        }
+    )
+
+
+async def test_a_cheaper_variant_whose_calls_give_up_is_stopped_by_its_success_rate(
+    lab,
+) -> None:
+    # Intention-to-treat: a third of B's assigned calls give up (every attempt failed). Its
+    # calls that answered are 30 % cheaper, so counting those alone (as before) decided B
+    # the winner; counted as failures of B, its success rate breaks the guardrail.
+    rng = random.Random(5)
+    async with lab.service() as client:
+        await lab.announce_task_type(client)
+        eid = await lab.create_and_start(
+            client, min_samples=50, guardrails={"max_success_rate_drop": 0.05}
+        )
+        calls = lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.007}, quality=EQUAL_QUALITY)
+        for chunk in range(0, len(calls), 150):  # the two topics side by side, as agents go
+            answered, errors = [], []
+            for i, call in enumerate(calls[chunk : chunk + 150], start=chunk):
+                data = call["data"]
+                if data["experiment"]["variant"] == "B" and i % 3 == 1:
+                    errors.append(gave_up(lab, eid, "B", data["model"], data["agent_id"]))
+                else:
+                    answered.append(call)
+            await lab.publish_errors(errors)
+            await lab.publish(answered)
+        detail = await status_of(lab, client, eid, "stopped")
+        assert detail["decision"]["winner"] is None
+        assert "max_success_rate_drop" in detail["decision"]["reason"]
+        a, b = (await lab.results(client, eid))["variants"]
+    assert b["successes"] < 0.8 * b["n"] and a["successes"] > 0.9 * a["n"]
+    # the split stays even: B's give-ups count in B (the sample-ratio check sees them)
+    assert abs(a["n"] - b["n"]) < 0.2 * (a["n"] + b["n"])
 
 
 async def test_a_cheaper_variant_with_poor_quality_is_stopped_without_a_winner(lab) -> None:

@@ -227,3 +227,50 @@ def test_a_recorded_decision_without_counts_is_not_tracked_and_one_with_none_end
     assert not analysis.is_tracked("x")
     assert analysis.track_recorded("x", DEFINITION, 0.0, {**old, "n": [0, 0]})
     assert analysis.experiments["x"].conclusion == decided
+
+
+def gave_up(i: int, variant: str) -> Tagged:
+    """The error after which a call assigned to ``variant`` gave up, as stage 1 forwards it."""
+    return Tagged(f"gave-up-{i}", "x", variant, 0.0, False, None, None)
+
+
+def test_a_call_that_gave_up_counts_in_its_variant_as_a_failure_without_a_latency() -> None:
+    # Intention-to-treat: every call assigned to a variant counts in it. A give-up is a
+    # failure (the success rate and the split see it), costs nothing and has no latency:
+    # the p95 is the answered calls' (a give-up counted as 0 ms would lower it).
+    rng = random.Random(6)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, started_at=0.0)
+    calls = [event(i, "B", 0.01, rng) for i in range(19)]
+    analysis.observe_many([*calls, gave_up(1, "B"), gave_up(1, "B")], now=1)  # one sent twice
+    _, b = analysis.variant_stats("x") or []
+    assert (int(b.n), int(b.successes), int(b.quality_n)) == (20, 19, 19)
+    assert float(b.cost_sum) == pytest.approx(sum(c.cost_usd or 0 for c in calls))
+    assert b.p95_latency_ms() == pytest.approx(500.0, rel=0.05)
+    results = analysis.results("x", DEFINITION)
+    assert results["variants"][1]["successes"] == 19 and results["duplicates_dropped"] == 1
+    assert decode_tagged(encode_tagged([gave_up(2, "A")])) == [gave_up(2, "A")]
+
+
+def test_a_variant_that_gives_up_more_is_stopped_by_its_success_rate() -> None:
+    # B is 30 % cheaper on the calls that answered; a fifth of its calls give up. Counting
+    # the answered calls only (as before) decided B the winner.
+    definition = two_variant_definition(
+        max_duration_s=10_000, guardrails={"max_success_rate_drop": 0.05}
+    )
+    rng = random.Random(7)
+    analysis = ExperimentAnalysis()
+    analysis.track("x", definition, started_at=0.0)
+    conclusion = None
+    for i in range(6000):
+        variant = "AB"[i % 2]
+        if variant == "B" and i % 10 == 1:
+            batch = [gave_up(i, "B")]
+        else:
+            batch = [event(i, variant, 0.01 if variant == "A" else 0.007, rng)]
+        conclusions_ = analysis.observe_many(batch, now=1)
+        if conclusions_:
+            conclusion = conclusions_[0]
+            break
+    assert conclusion is not None and conclusion["winner"] is None
+    assert "max_success_rate_drop" in conclusion["reason"]

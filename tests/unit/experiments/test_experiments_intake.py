@@ -1,11 +1,14 @@
-"""The experiments intake (its forwarding stage) learns every task type it sees, tagged or not,
-and parks a record that is not a call event on the dead-letter topic without learning from
-it."""
+"""The experiments intake (its forwarding stage) learns every task type it sees on calls, tagged
+or not, forwards the error a call assigned to an experiment gave up after as a failure of its
+variant, and parks a record that is not an event of its topic's type on the dead-letter topic
+without learning from it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -14,6 +17,7 @@ from support import llm_call
 
 from finops.common.events import error_event
 from finops.experiments.adapters.forward import TaggedForwarder
+from finops.experiments.domain.tagged import Tagged, decode_tagged
 
 
 async def _task_types_recorded(body: bytes, producer: KeptProducer | None = None) -> set[str]:
@@ -75,3 +79,77 @@ async def test_a_record_that_is_not_a_call_event_is_dead_lettered_and_teaches_no
     [(topic, value, headers)] = producer.sent
     assert (topic, value, headers["x-attempts"]) == ("agent.cost.v1.dlq", body, b"1")
     assert _invalid() == invalid + 1
+
+
+class SendingProducer(KeptProducer):
+    """Keeps what the forwarder sends, with its partition, and acknowledges it at once."""
+
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int) -> Any:
+        self.sent.append((topic, value, {"key": key, "partition": bytes([partition])}))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _error(experiment: dict | None) -> dict:
+    data = {
+        "agent_id": "bot",
+        "task_type": "error-only-task",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "error": {"status_code": 503, "message": "Service unavailable"},
+        "attempt": 3,
+    }
+    if experiment is not None:
+        data["experiment"] = experiment
+    return error_event(data)
+
+
+async def test_the_error_a_call_gave_up_after_is_forwarded_as_a_failure_of_its_variant():
+    # Intention-to-treat: a call assigned to a variant that gave up reaches the experiment
+    # as a failure (the SDK tags that error only); untagged errors are read and left, and
+    # the give-ups travel in a record of their own (no latency: an older analysis parks
+    # that record, not the calls beside it).
+    producer = SendingProducer()
+    repo = NoExperiments()
+    forwarder = TaggedForwarder(
+        None,  # type: ignore[arg-type]  # records are handed to forward() here
+        producer,  # type: ignore[arg-type]
+        repo,  # type: ignore[arg-type]
+        events_topic="finops.experiment-events.v1",
+        partitions=3,
+    )
+    tag = {"id": "exp-1", "variant": "B"}
+    call = llm_call(task_type="t", cost_usd=0.01, experiment=tag)
+    gave_up, other = _error(tag), _error(None)
+    for topic, event in [
+        ("agent.error.v1", gave_up),
+        ("agent.error.v1", other),
+        ("agent.cost.v1", call),
+    ]:
+        record = SimpleNamespace(topic=topic, value=json.dumps(event).encode())
+        await forwarder.forward(record)
+    await forwarder.flush()
+    records = [decode_tagged(value) for _, value, _ in producer.sent]
+    assert sorted(records, key=lambda r: r[0].success) == [
+        [Tagged(gave_up["id"], "exp-1", "B", 0.0, False, None, None)],
+        [Tagged(call["id"], "exp-1", "B", 0.01, True, 850.0, 0.9)],
+    ]
+    assert {headers["key"] for _, _, headers in producer.sent} == {b"exp-1"}
+    assert repo.task_types == {"t"}  # an error teaches no task type (as before)
+
+
+async def test_a_call_event_on_the_error_topic_is_dead_lettered():
+    producer = KeptProducer()
+    stop = asyncio.Event()
+    body = json.dumps(llm_call(task_type="t", experiment={"id": "x", "variant": "A"})).encode()
+    forwarder = TaggedForwarder(
+        BufferedConsumer("agent.error.v1", stop, polls=1, body=body),  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        repo=NoExperiments(),  # type: ignore[arg-type]
+        events_topic="finops.experiment-events.v1",
+        partitions=3,
+    )
+    await forwarder.run(stop)
+    [(topic, value, _)] = producer.sent
+    assert (topic, value) == ("agent.error.v1.dlq", body)

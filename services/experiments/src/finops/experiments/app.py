@@ -109,7 +109,7 @@ async def open_intake(
         repo,
         events_topic=settings.events_topic,
         partitions=partitions,
-        events=EventTopics(cost=settings.cost_topic),
+        events=EventTopics(cost=settings.cost_topic, error=settings.error_topic),
     )
 
     async def resume(saved: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
@@ -131,7 +131,7 @@ async def open_intake(
     )
     try:
         await intake.start()
-        await forwarder.start(settings.cost_topic)
+        await forwarder.start()
     except BaseException:
         await stop_intake(intake)  # a consumer started and left behind would hold partitions
         raise

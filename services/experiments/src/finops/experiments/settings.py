@@ -4,7 +4,7 @@ from pydantic import Field
 
 from finops.common.settings import DEFAULT_PORTS, Port
 from finops.common.stream_settings import StreamSettings
-from finops.common.topics import AGENT_COST, EXPERIMENT_EVENTS, EXPERIMENTS
+from finops.common.topics import AGENT_COST, AGENT_ERROR, EXPERIMENT_EVENTS, EXPERIMENTS
 
 
 class ExperimentsSettings(StreamSettings):
@@ -28,5 +28,6 @@ class ExperimentsSettings(StreamSettings):
     intake_healthy_after_s: float = Field(30.0, gt=0)
     # The registry's topics; a separate deployment (or a test) may point elsewhere.
     cost_topic: str = AGENT_COST.name
+    error_topic: str = AGENT_ERROR.name
     experiments_topic: str = EXPERIMENTS.name
     events_topic: str = EXPERIMENT_EVENTS.name

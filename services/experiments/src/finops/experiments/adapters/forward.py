@@ -1,11 +1,14 @@
 """Stage 1 of the analysis: tagged cost events re-keyed by experiment id.
 
-Every instance reads its partitions of ``agent.cost.v1`` (keyed by agent) in the intake group,
-learns the task types it sees, parks a record that is not an ``agent.llm_call`` event (one
-that does not decode, or an ``agent.error``) on ``agent.cost.v1.dlq``,
-and forwards what the analysis needs of each tagged call (a
-:class:`~finops.experiments.domain.tagged.Tagged`; one record per experiment and slice of
-up to 100 calls) to ``finops.experiment-events.v1``, in the partition of its experiment id:
+Every instance reads its partitions of ``agent.cost.v1`` and ``agent.error.v1`` (keyed by
+agent) in the intake group, learns the task types it sees on calls, parks a record that is
+not an event of the type its topic carries (one that does not decode, or an event of the
+other type) on ``<topic>.dlq``, and forwards what the analysis needs of each tagged call,
+and of each error tagged with an experiment (the one after which a call assigned to it gave
+up: a failure of its variant), as a :class:`~finops.experiments.domain.tagged.Tagged` (one
+record per experiment and slice of up to 100 calls; the give-ups in slices of their own,
+whose missing latency an analysis of a version before them cannot read: it parks those, not
+the calls beside them) to ``finops.experiment-events.v1``, in the partition of its experiment id:
 all of one experiment's events reach one partition, whose owner keeps the experiment's
 statistics (stage 2, :mod:`.stream`). The stage is an
 :class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed after a batch's
@@ -21,7 +24,7 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from finops.common.consumer import AtLeastOnceConsumer
-from finops.common.events import EventTopics, LlmCallEvent
+from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
@@ -29,8 +32,9 @@ from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 EVENTS = counter_by(
     "finops_experiments_events_total",
-    "Cost events the forwarding stage read from agent.cost.v1, by outcome (tagged: in an"
-    " experiment, forwarded; untagged; invalid: parked)",
+    "Events the forwarding stage read from agent.cost.v1 and agent.error.v1, by outcome"
+    " (tagged: in an experiment, forwarded, an error only when its call gave up; untagged;"
+    " invalid: parked)",
     "outcome",
     ("untagged", "invalid", "tagged"),
 )
@@ -57,8 +61,9 @@ class TaggedForwarder:
         self.forwarded = 0
         self._task_types: set[str] = set()
         self._new_task_types: set[str] = set()
-        #: tagged calls not sent yet, by experiment id (sent at HANDLE_AT_ONCE or batch end)
-        self._unsent: dict[str, list[Tagged]] = {}
+        #: tagged calls not sent yet, by experiment id and whether they gave up (sent at
+        #: HANDLE_AT_ONCE or batch end)
+        self._unsent: dict[tuple[str, bool], list[Tagged]] = {}
         self._sends: list[asyncio.Future[Any]] = []
         # One try: a record that does not decode will not decode on a second one.
         self.stream = AtLeastOnceConsumer(
@@ -71,9 +76,9 @@ class TaggedForwarder:
             flush=self.flush,
         )
 
-    async def start(self, topic: str) -> None:
-        """Start the consumer; its group join runs in the background."""
-        await self.stream.start_subscribed([topic])
+    async def start(self) -> None:
+        """Start the consumer on both event topics; its group join runs in the background."""
+        await self.stream.start_subscribed([self.event_topics.cost, self.event_topics.error])
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.stream.run(stop)
@@ -84,15 +89,16 @@ class TaggedForwarder:
         tagged = self._tagged(record)
         if tagged is None:
             return
-        unsent = self._unsent.setdefault(tagged.experiment_id, [])
+        slice_key = (tagged.experiment_id, tagged.latency_ms is None)
+        unsent = self._unsent.setdefault(slice_key, [])
         unsent.append(tagged)
         if len(unsent) >= HANDLE_AT_ONCE:
-            await self._send(tagged.experiment_id)
+            await self._send(slice_key)
 
     async def flush(self) -> None:
         """Send what is queued, wait for the acknowledgements, record new task types."""
-        for experiment_id in list(self._unsent):
-            await self._send(experiment_id)
+        for slice_key in list(self._unsent):
+            await self._send(slice_key)
         sends, self._sends = self._sends, []
         await asyncio.gather(*sends)
         if self._new_task_types:
@@ -100,8 +106,9 @@ class TaggedForwarder:
             self._task_types |= self._new_task_types
             self._new_task_types = set()
 
-    async def _send(self, experiment_id: str) -> None:
-        events = self._unsent.pop(experiment_id)
+    async def _send(self, slice_key: tuple[str, bool]) -> None:
+        events = self._unsent.pop(slice_key)
+        experiment_id = slice_key[0]
         self._sends.append(
             await self.producer.send(
                 self.events_topic,
@@ -117,10 +124,13 @@ class TaggedForwarder:
         # dead-lettered, and only a call teaches a task type (an experiment on a task type no
         # agent reported is refused).
         try:
-            event = cast(LlmCallEvent, self.event_topics.decode(record.topic, record.value))
+            decoded = self.event_topics.decode(record.topic, record.value)
         except (ValueError, TypeError):
             EVENTS.labels("invalid").inc()
             raise
+        if isinstance(decoded, ErrorEvent):
+            return self._gave_up(decoded)
+        event = cast(LlmCallEvent, decoded)
         data = event.data
         if data.task_type not in self._task_types:
             self._new_task_types.add(data.task_type)
@@ -136,4 +146,23 @@ class TaggedForwarder:
             success=data.success,
             latency_ms=data.latency_ms,
             quality=data.quality,
+        )
+
+    def _gave_up(self, event: ErrorEvent) -> Tagged | None:
+        """A failure of its variant, when the error is the one after which a call assigned to
+        an experiment gave up (the SDK tags that one only); every other error is untagged.
+        Nothing was paid for it (cost 0) and no answer came (no latency)."""
+        tag = event.data.experiment
+        if tag is None:
+            EVENTS.labels("untagged").inc()
+            return None
+        EVENTS.labels("tagged").inc()
+        return Tagged(
+            event_id=str(event.id),
+            experiment_id=tag.id,
+            variant=tag.variant,
+            cost_usd=0.0,
+            success=False,
+            latency_ms=None,
+            quality=None,
         )

@@ -51,8 +51,10 @@ class VariantStats:
     latency_counts: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
 
     def add(
-        self, *, cost_usd: float, success: bool, latency_ms: float, quality: float | None
+        self, *, cost_usd: float, success: bool, latency_ms: float | None, quality: float | None
     ) -> None:
+        """Count one call; ``latency_ms`` None (a call that gave up: no answer came) leaves
+        the latency histogram as it is."""
         self.n += 1
         self.cost_sum += cost_usd
         self.cost_sq_sum += cost_usd * cost_usd
@@ -63,19 +65,22 @@ class VariantStats:
             self.quality_n += 1
             self.quality_sum += quality
             self.quality_sq_sum += quality * quality
-        self.latency_counts[latency_bucket(latency_ms)] += 1
+        if latency_ms is not None:
+            self.latency_counts[latency_bucket(latency_ms)] += 1
 
     def p95_latency_ms(self) -> float | None:
-        """Upper edge of the bucket holding the 95th percentile (≤ 5 % above the true one)."""
-        if not self.n:
+        """Upper edge of the bucket holding the 95th percentile (≤ 5 % above the true one) of
+        the calls that have a latency (the calls that gave up have none)."""
+        timed = sum(self.latency_counts)
+        if not timed:
             return None
-        rank = math.ceil(0.95 * self.n)
+        rank = math.ceil(0.95 * timed)
         seen = 0
         for index, count in enumerate(self.latency_counts):
             seen += count
             if seen >= rank:
                 return bucket_upper_ms(index)
-        return bucket_upper_ms(LATENCY_BUCKETS - 1)  # pragma: no cover - counts sum to n
+        return bucket_upper_ms(LATENCY_BUCKETS - 1)  # pragma: no cover - rank <= timed
 
     def to_dict(self) -> dict[str, Any]:
         return {

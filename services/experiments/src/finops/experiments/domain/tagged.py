@@ -11,7 +11,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Tagged:
-    """What the analysis reads from one cost event (``cost_usd`` None: the call is unpriced).
+    """What the analysis reads from one cost event (``cost_usd`` None: the call is unpriced),
+    or from the error after which a call assigned to the experiment gave up (``success``
+    false, ``cost_usd`` 0, ``latency_ms`` None: it has no answer's latency).
 
     Examples
     --------
@@ -25,7 +27,7 @@ class Tagged:
     variant: str
     cost_usd: float | None
     success: bool
-    latency_ms: float
+    latency_ms: float | None
     quality: float | None
 
     def to_list(self) -> list[Any]:
@@ -49,7 +51,7 @@ class Tagged:
             variant=str(variant),
             cost_usd=None if cost is None else float(cost),
             success=bool(success),
-            latency_ms=float(latency),
+            latency_ms=None if latency is None else float(latency),
             quality=None if quality is None else float(quality),
         )
 
