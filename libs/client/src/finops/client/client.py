@@ -341,12 +341,15 @@ class AsyncFinOpsClient:
         healer is unreachable, 408/429/5xx, timeouts and connection errors get plain
         backoff and anything else is raised at once. ``usage(result)`` extracts the usage
         (default: ``result.usage``); ``event_id`` is the id of the reported successful call.
-        ``quality`` is a number or a function of the result. ``decision`` and ``experiment``
-        (as for :meth:`record_call`) tag the successful call only when it ran on the model
-        first asked for: after a fallback it is not the recommended (or assigned) model's
-        outcome. ``clock`` (``now()`` in seconds, ``sleep(seconds)``; default real time)
-        measures the latency and the time budget and does the waits: a simulation passes
-        its simulated clock. ``on_reported(event_id)`` is told the id of every event queued.
+        ``quality`` is a number or a function of the result. ``decision`` (as for
+        :meth:`record_call`) tags the successful call only when it ran on the model first
+        asked for: after a fallback the optimizer did not choose the model. ``experiment``
+        tags every call made on the assignment (an experiment counts each in its variant):
+        the successful call, after a fallback too (without the variant's config), and the
+        ``agent.error`` of the attempt after which the call gives up. ``clock`` (``now()``
+        in seconds, ``sleep(seconds)``; default real time) measures the latency and the time
+        budget and does the waits: a simulation passes its simulated clock.
+        ``on_reported(event_id)`` is told the id of every event queued.
         """
         healing = self._self_healing(options)
         while True:
