@@ -186,12 +186,14 @@ class FleetRun:
             answer: Answer | None = await client.call(attempts, **options)
         except ProviderError:  # the healer advised to give up, or the budget ran out
             answer = None
+        if choice.experiment:
+            # every assigned call counts in its variant: answered, after a fallback, or as
+            # the failure its last error reports when it gave up
+            self.experiments[task.task_type.name].tagged_events += 1
         if answer is not None:
             # provider/model: two providers may serve a model of one name
             arm = answer.model.arm
             self.models_used[arm] = self.models_used.get(arm, 0) + 1
-            if choice.experiment and answer.model is choice.model:
-                self.experiments[task.task_type.name].tagged_events += 1
         return attempts.outcome(answer)
 
     async def _choose(self, client: AsyncFinOpsClient, task: Task) -> Choice:
