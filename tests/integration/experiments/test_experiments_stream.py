@@ -87,6 +87,7 @@ async def test_a_cheaper_variant_whose_calls_give_up_is_stopped_by_its_success_r
             client, min_samples=50, guardrails={"max_success_rate_drop": 0.05}
         )
         calls = lab.calls(eid, 1500, rng, cost={"A": 0.01, "B": 0.007}, quality=EQUAL_QUALITY)
+        counted = 0
         for chunk in range(0, len(calls), 150):  # the two topics side by side, as agents go
             answered, errors = [], []
             for i, call in enumerate(calls[chunk : chunk + 150], start=chunk):
@@ -95,8 +96,20 @@ async def test_a_cheaper_variant_whose_calls_give_up_is_stopped_by_its_success_r
                     errors.append(gave_up(lab, eid, "B", data["model"], data["agent_id"]))
                 else:
                     answered.append(call)
+            # each chunk's give-ups counted before its answers (the two topics are read side
+            # by side in no set order: B's answers alone could decide it in the first chunk)
             await lab.publish_errors(errors)
+            counted += len(errors)
+
+            async def caught_up(n: int = counted) -> dict | None:
+                results = await lab.results(client, eid)
+                done = sum(v["n"] for v in results["variants"]) >= n
+                return results if done or results["status"] != "running" else None
+
+            if (await wait_until(caught_up, 60, "the give-ups counted"))["status"] != "running":
+                break
             await lab.publish(answered)
+            counted += len(answered)
         detail = await status_of(lab, client, eid, "stopped")
         assert detail["decision"]["winner"] is None
         assert "max_success_rate_drop" in detail["decision"]["reason"]
