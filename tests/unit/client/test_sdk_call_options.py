@@ -6,6 +6,7 @@ queued."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -220,3 +221,37 @@ def test_docstring_examples_of_the_client_module_run() -> None:
 
     result = doctest.testmod(client)
     assert result.failed == 0 and result.attempted >= 1
+
+
+class OlderIngest(Platform):
+    """An ingest of a version before the experiment tag of an error: it refuses the field
+    (422, the fields at fault by index), as its strict schema does, and takes the rest."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "healer":
+            return super().__call__(request)
+        batch = json.loads(request.content)
+        details = [
+            {"index": i, "field": "data.experiment", "message": "Extra inputs are not permitted",
+             "type": "extra_forbidden"}
+            for i, e in enumerate(batch)
+            if e["type"] == "agent.error" and "experiment" in e["data"]
+        ]  # fmt: skip
+        if details:
+            error = {"code": "invalid_events", "message": "invalid events", "details": details}
+            return httpx.Response(422, json={"error": error})
+        return super().__call__(request)
+
+
+async def test_an_older_ingest_gets_the_give_up_without_its_experiment_tag() -> None:
+    # The SDK before the tag kept working against it; this one would have had the error
+    # refused and raised EventsRejected from close(): the healer and the optimizer lost it.
+    platform = OlderIngest([advice("abort")])
+    async with sdk(platform) as finops:
+        with pytest.raises(APIStatusError):
+            await finops.call(
+                Provider(APIStatusError(401, {})), task_type="qa", provider="p", model="m",
+                experiment={"id": "exp-1", "variant": "B"},
+            )  # fmt: skip
+    (error,) = platform.of_type("agent.error")
+    assert "experiment" not in error and error["model"] == "m"
