@@ -207,6 +207,8 @@ class ScriptedConsumer:
         self.ends: dict[int, int] = {}
         #: the start of each partition's log, the first offset retention kept (by default 0)
         self.starts: dict[int, int] = {}
+        #: how many times the log's start was asked (one request to the broker each)
+        self.start_asks = 0
         self._read_to: dict[int, int] = {}
 
     def record(self, partition: int, offset: int) -> SimpleNamespace:
@@ -255,6 +257,7 @@ class ScriptedConsumer:
         self, partitions: list[TopicPartition]
     ) -> dict[TopicPartition, int]:
         """Each partition's :attr:`starts` (by default 0)."""
+        self.start_asks += 1
         return {tp: self.starts.get(tp.partition, 0) for tp in partitions}
 
     async def committed(self, partition: TopicPartition) -> int | None:

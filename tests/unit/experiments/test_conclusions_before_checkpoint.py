@@ -889,3 +889,19 @@ async def test_a_stop_replayed_from_a_log_whose_records_all_expired_is_held_at_o
     assert world.saved_conclusion() == kept
     assert world.experiment.stop_counts == [half, half]
     assert world.announced == [] and world.outbox == []
+
+
+async def test_a_replay_that_reads_on_asks_the_broker_for_the_logs_start_only_once_stuck():
+    """Where a replay is read up to was asked of the broker (its log's start) after every
+    batch while any replay was short of its end: one request a batch over a long replay. It is
+    asked only of a partition whose next offset has not moved since the last batch."""
+    intake, consumer = await owner(World(), [])
+    intake._replay_ends = {EXPERIMENT: 100}
+    following = {PARTITION: [EXPERIMENT]}
+    for offset in (10, 20, 30):  # a replay reading on
+        intake.offsets[PARTITION] = offset
+        assert await intake._read_up_to(following) == {PARTITION: offset}
+    assert consumer.start_asks == 0
+    consumer.starts = {PARTITION: 100}  # the records from 30 on expired meanwhile
+    assert await intake._read_up_to(following) == {PARTITION: 100}  # stuck at 30: asked
+    assert consumer.start_asks == 1

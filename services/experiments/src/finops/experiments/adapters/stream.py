@@ -147,6 +147,9 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
         #: the end of its partition's log noted once an experiment began to follow a recorded
         #: decision's counts: read up to there, the replay holds every call it can still count
         self._replay_ends: dict[str, int] = {}
+        #: the next offset of each partition short of a replay's end at the last batch: its
+        #: log's start is asked only once it has not moved since (see _read_up_to)
+        self._short_at: dict[int, int] = {}
         #: every experiment as of the last refresh (at most ``refresh_interval_s`` old), for
         #: the assignment API; a status other than running is always re-read from PostgreSQL
         self.known: dict[str, Experiment] = {}
@@ -466,14 +469,20 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
     async def _read_up_to(self, following: dict[int, list[str]]) -> dict[int, int]:
         """Where each partition is read up to: its next offset, or the log's start when that
         is further (the records before it expired: none of them will be read). Asked only of
-        a partition short of a replay's end: one whose records up to the end all expired
-        holds no record left to read before it, and waits for none."""
+        a partition short of a replay's end whose next offset has not moved since the last
+        batch (a replay that reads on costs the broker no request a batch): one whose records
+        up to the end all expired holds no record left to read before it, and waits for
+        none."""
         positions = {p: self.offsets.get(p, 0) for p in following}
-        short = [
-            TopicPartition(self.topic, p)
+        behind = [
+            p
             for p, ids in following.items()
             if any(positions[p] < self._replay_ends.get(eid, positions[p]) for eid in ids)
         ]
+        short = [
+            TopicPartition(self.topic, p) for p in behind if self._short_at.get(p) == positions[p]
+        ]
+        self._short_at = {p: positions[p] for p in behind}
         if short:
             try:
                 starts = await self.consumer.beginning_offsets(short)
