@@ -356,7 +356,9 @@ def after_a_turn(
     return waiting
 
 
-def two_variant_definition(max_duration_s: float = 3600, guardrails: Any = None) -> Any:
+def two_variant_definition(
+    max_duration_s: float = 3600, guardrails: Any = None, metric: str = "cost_per_success"
+) -> Any:
     """An experiment on task type ``t``: variant A (model ``big``) against B (``small``),
     deciding after 50 samples per variant at the soonest (``guardrails``: a dict of
     :class:`~finops.experiments.domain.definition.Guardrails`' fields)."""
@@ -373,4 +375,5 @@ def two_variant_definition(max_duration_s: float = 3600, guardrails: Any = None)
         min_samples=50,
         max_duration_s=max_duration_s,
         guardrails=Guardrails(**guardrails) if guardrails else None,
+        metric=metric,
     )

@@ -14,6 +14,7 @@ from finops.experiments.domain import conclusions
 from finops.experiments.domain import tagged as tagged_module
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
+from finops.experiments.domain.stats import VariantStats
 from finops.experiments.domain.tagged import Tagged, decode_tagged, encode_tagged
 
 DEFINITION = two_variant_definition(max_duration_s=100)
@@ -250,6 +251,14 @@ def test_a_call_that_gave_up_counts_in_its_variant_as_a_failure_without_a_latenc
     results = analysis.results("x", DEFINITION)
     assert results["variants"][1]["successes"] == 19 and results["duplicates_dropped"] == 1
     assert decode_tagged(encode_tagged([gave_up(2, "A")])) == [gave_up(2, "A")]
+    # a quarter of the calls giving up: the rank over every call (20) fell past the 15
+    # answered ones, and the p95 read the top bucket
+    stats = VariantStats()
+    for _ in range(15):
+        stats.add(cost_usd=0.01, success=True, latency_ms=100.0, quality=None)
+    for _ in range(5):
+        stats.add(cost_usd=0.0, success=False, latency_ms=None, quality=None)
+    assert stats.p95_latency_ms() == pytest.approx(100.0, rel=0.05)
 
 
 def test_a_variant_that_gives_up_more_is_stopped_by_its_success_rate() -> None:
@@ -274,3 +283,31 @@ def test_a_variant_that_gives_up_more_is_stopped_by_its_success_rate() -> None:
             break
     assert conclusion is not None and conclusion["winner"] is None
     assert "max_success_rate_drop" in conclusion["reason"]
+
+
+def run_cost_experiment(gives_up_every: int | None) -> dict | None:
+    """An experiment on the mean cost per call, default guardrails: A and B cost 0.01 an
+    answered call; B gives up on every ``gives_up_every``-th of its calls (None: never), or
+    is 30 % cheaper when it never gives up. Its conclusion, if one came in 6,000 calls."""
+    analysis = ExperimentAnalysis()
+    analysis.track("x", two_variant_definition(max_duration_s=10_000, metric="cost"), 0.0)
+    rng = random.Random(8)
+    for i in range(6000):
+        variant = "AB"[i % 2]
+        if variant == "B" and gives_up_every and (i // 2) % gives_up_every == 0:
+            batch = [gave_up(i, "B")]
+        else:
+            cheaper = variant == "B" and gives_up_every is None
+            batch = [event(i, variant, 0.007 if cheaper else 0.01, rng)]
+        if concluded := analysis.observe_many(batch, now=1):
+            return concluded[0]
+    return None
+
+
+def test_under_the_cost_metric_a_variant_does_not_win_by_giving_up() -> None:
+    # a give-up costs 0 and counts in n: B's mean cost per call fell by a third as it failed
+    # on a third of its calls, and it won "on cost", no guardrail set to stop it
+    assert run_cost_experiment(gives_up_every=3) is None
+    # a variant as reliable as the control and cheaper still wins
+    decided = run_cost_experiment(gives_up_every=None)
+    assert decided is not None and decided["winner"] == "B"

@@ -116,6 +116,8 @@ def guardrails(
                 f"{float(drop.lower):.3f}) above max_success_rate_drop "
                 f"{settings.max_success_rate_drop}"
             )
+    if settings.metric == "cost":
+        holds = holds & _no_fewer_successes(control, treatment, reasons)
     if settings.max_p95_latency_ms is not None and treatment_p95_ms is not None:
         if treatment_p95_ms > settings.max_p95_latency_ms:
             broken = broken | True
@@ -125,6 +127,23 @@ def guardrails(
                 f"{settings.max_p95_latency_ms:g}"
             )
     return GuardrailCheck(broken, holds, reasons)
+
+
+def _no_fewer_successes(control: VariantStats, treatment: VariantStats, reasons: list[str]) -> Any:
+    """Whether the treatment's success rate is at least the control's (point estimates): under
+    ``metric`` ``cost``, the mean cost per call, a call that gave up counts at cost 0, so a
+    variant that fails more looks cheaper; it does not win on cost then (whether such a drop
+    breaks the experiment is ``max_success_rate_drop``'s to say)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_a = np.divide(control.successes, control.n)
+        rate_b = np.divide(treatment.successes, treatment.n)
+        fewer = rate_b < rate_a
+    if np.ndim(fewer) == 0 and bool(fewer):
+        reasons.append(
+            f"success rate {float(rate_b):.3f} below the control's {float(rate_a):.3f}: under "
+            "metric cost, calls that gave up (cost 0) would count as savings"
+        )
+    return ~fewer
 
 
 def look(
