@@ -139,6 +139,32 @@ async def test_the_error_a_call_gave_up_after_is_forwarded_as_a_failure_of_its_v
     assert repo.task_types == {"t"}  # an error teaches no task type (as before)
 
 
+async def test_a_variants_give_ups_are_sent_before_the_answers_read_with_them():
+    # The analysis looks after every call: a slice of answers sent ahead of the give-ups read
+    # in the same poll could decide a variant on its answers alone. A full slice of answers
+    # sent at once, and the rest at the batch's end, now go after the experiment's give-ups.
+    from finops.common.partitions import HANDLE_AT_ONCE
+
+    for answers_first in (False, True):
+        producer = SendingProducer()
+        forwarder = TaggedForwarder(
+            None,  # type: ignore[arg-type]
+            producer,  # type: ignore[arg-type]
+            NoExperiments(),  # type: ignore[arg-type]
+            events_topic="finops.experiment-events.v1",
+            partitions=3,
+        )
+        tag = {"id": "exp-1", "variant": "B"}
+        answers = HANDLE_AT_ONCE - 1 if answers_first else HANDLE_AT_ONCE
+        records = [("agent.error.v1", _error(tag))]
+        calls = [("agent.cost.v1", llm_call(task_type="t", experiment=tag))] * answers
+        for topic, event in [*calls, *records] if answers_first else [*records, *calls]:
+            await forwarder.forward(SimpleNamespace(topic=topic, value=json.dumps(event).encode()))
+        await forwarder.flush()
+        sent = [decode_tagged(value) for _, value, _ in producer.sent]
+        assert [(len(r), r[0].success) for r in sent] == [(1, False), (answers, True)]
+
+
 async def test_a_call_event_on_the_error_topic_is_dead_lettered():
     producer = KeptProducer()
     stop = asyncio.Event()

@@ -93,11 +93,16 @@ class TaggedForwarder:
         unsent = self._unsent.setdefault(slice_key, [])
         unsent.append(tagged)
         if len(unsent) >= HANDLE_AT_ONCE:
+            gave_up = (tagged.experiment_id, True)
+            if slice_key != gave_up and gave_up in self._unsent:
+                await self._send(gave_up)  # the give-ups read before these answers go first
             await self._send(slice_key)
 
     async def flush(self) -> None:
-        """Send what is queued, wait for the acknowledgements, record new task types."""
-        for slice_key in list(self._unsent):
+        """Send what is queued (each experiment's give-ups before its answers: the analysis
+        looks after every call, and a variant's answers alone must not decide it while its
+        failures wait behind them), wait for the acknowledgements, record new task types."""
+        for slice_key in sorted(self._unsent, key=lambda key: not key[1]):
             await self._send(slice_key)
         sends, self._sends = self._sends, []
         await asyncio.gather(*sends)
