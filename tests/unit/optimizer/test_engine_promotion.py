@@ -141,3 +141,17 @@ def test_a_drift_of_another_arm_or_for_the_better_keeps_the_pin() -> None:
     assert "lifted" not in engine.promoted["summarize"] and engine.promotions_lifted == {}
     pick = engine.recommend("summarize", rng=random.Random(7))
     assert (pick.arm.model, pick.propensity) == ("gpt-4o-mini", 1.0)
+
+
+def test_a_checkpoint_marking_a_lifted_pin_inside_the_pins_restores_it_lifted() -> None:
+    # commits 0ea63b8 to e4b92c9 (never landed) kept a lifted pin in "promoted", marked
+    engine = trained_engine()
+    engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o"))
+    state = engine.to_state()
+    state["promoted"]["summarize"]["lifted"] = {"metric": "quality", "direction": "decrease"}
+    del state["promotions_lifted"]
+    restored = OptimizerEngine.from_state(state)
+    assert restored.promoted == {}
+    assert restored.promotions_lifted["summarize"]["experiment_id"] == "exp-1"
+    pick = restored.recommend("summarize", rng=random.Random(9))
+    assert not pick.reason.startswith("winner of experiment")

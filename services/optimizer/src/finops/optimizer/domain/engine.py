@@ -133,9 +133,8 @@ class OptimizerEngine:
         self.errors_redelivered = 0
         self.drift_alerts = 0
         #: winners of experiments (finops.experiments.v1), by task type: the arm recommended
-        #: there before the policy is asked, and the arms it beat (never recommended there)
-        #: experiment winners pinned per task type, and those a drift for the worse lifted
-        #: (:mod:`.promotion`)
+        #: there before the policy is asked, and the arms it beat (never recommended there);
+        #: apart, those a drift for the worse lifted (:mod:`.promotion`)
         self.promoted: dict[str, dict[str, Any]] = {}
         self.promotions_lifted: dict[str, dict[str, Any]] = {}
         #: the number of the latest operator change applied per setting (``arm:<arm>``,
@@ -522,10 +521,14 @@ class OptimizerEngine:
         engine.errors_seen = state["errors_seen"]
         engine.errors_redelivered = 0  # never checkpointed: a metric's outcome only
         engine.drift_alerts = state["drift_alerts"]
-        engine.promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
+        promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
         engine.promotions_lifted = {
             k: dict(v) for k, v in state.get("promotions_lifted", {}).items()
         }
+        # a checkpoint of the commits that marked a lifted pin inside "promoted" (0ea63b8 up
+        # to e4b92c9, never landed) holds it there
+        engine.promotions_lifted |= {k: v for k, v in promoted.items() if v.get("lifted")}
+        engine.promoted = {k: v for k, v in promoted.items() if not v.get("lifted")}
         # absent before operator changes were numbered: every recorded change is newer
         engine.operator_seq = {k: int(v) for k, v in state.get("operator_seq", {}).items()}
         return engine
