@@ -173,3 +173,26 @@ def test_sigterm_cancels_the_run_so_that_its_finally_runs():
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(asyncio.wait_for(cancelled_by_sigterm(run()), 5))
     assert cleaned == ["stopped its experiments"]
+
+
+async def test_a_winner_a_drift_unpinned_reads_promoted_then_unpinned_without_a_wait():
+    """The demo's quality drift hits the cheaper variant's winner: the optimizer lifts its pin
+    (its drift alert says so). The run's outcome read "not promoted" after waiting a minute
+    for the optimizer to recommend the winner again."""
+    asked: list[str] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/api/recommendations":  # the pin is lifted: another reason
+            return httpx.Response(200, json={"reason": "cheapest arm meeting the target"})
+        results = {"status": "decided", "decision": {"winner": "B", "reason": "cheaper"}}
+        return httpx.Response(200, json={**results, "variants": [{"n": 250}, {"n": 277}]})
+
+    api = OperatorApi(Endpoints(URLS, "postgresql://x"), "token")
+    api.http = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    experiment = RunningExperiment(CHEAPER, "x1", "sim-cheaper", promoted_seen=True)
+    outcome = await api.outcome(experiment, timeout_s=60.0)
+    assert (outcome.promoted, outcome.pin_lifted) == (True, True)
+    assert asked.count("/api/recommendations") == 1
+    assert outcome.as_json()["pin_lifted"] is True
+    await api.aclose()

@@ -158,6 +158,8 @@ def print_summary(result: dict[str, Any]) -> None:
     )
     for exp in result["experiments"]:
         promoted = "promoted" if exp["promoted"] else "not promoted"
+        if exp.get("pin_lifted"):
+            promoted += ", then unpinned by a drift of the winner (see finops.alerts.v1)"
         console.print(
             f"experiment {exp['name']} ({exp['kind']}): {exp['decision']}, winner "
             f"{exp['winner'] or '-'}, {promoted}, samples {exp['samples']}"

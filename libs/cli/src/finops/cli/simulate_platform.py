@@ -109,6 +109,8 @@ class RunningExperiment:
     stopped: bool = False
     #: the service refused to stop it: the analysis had decided it (or an operator stopped it)
     ended: bool = False
+    #: the optimizer was seen recommending its winner (a drift may lift the pin later)
+    promoted_seen: bool = False
 
 
 @dataclass
@@ -125,6 +127,9 @@ class ExperimentOutcome:
     samples: list[int] = field(default_factory=list)
     #: why it did not start or decide, when the service said
     reason: str | None = None
+    #: promoted, then no longer pinned by the end: a drift of the winner for the worse
+    #: lifted the pin (the optimizer's drift alert says so)
+    pin_lifted: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +140,7 @@ class ExperimentOutcome:
             "decision": self.status,
             "winner": self.winner,
             "promoted": self.promoted,
+            "pin_lifted": self.pin_lifted,
             "samples": self.samples,
             "reason": self.reason,
         }
@@ -313,7 +319,9 @@ class OperatorApi:
         experiment.running = False
         if not (results.get("decision") or {}).get("winner"):
             return True
-        return await self._promoted(experiment, deadline, poll_s=PACING_POLL_S)
+        promoted = await self._promoted(experiment, deadline, poll_s=PACING_POLL_S)
+        experiment.promoted_seen |= promoted
+        return promoted
 
     async def outcome(
         self, experiment: RunningExperiment, timeout_s: float = 60.0
@@ -328,7 +336,9 @@ class OperatorApi:
         decision = results.get("decision") or {}
         winner = decision.get("winner")
         reason = decision.get("reason")
-        promoted = bool(winner) and await self._promoted(experiment, deadline)
+        # once seen promoted, asked once: a pin a drift lifted does not come back
+        asked_until = time.monotonic() if experiment.promoted_seen else deadline
+        pinned = bool(winner) and await self._promoted(experiment, asked_until)
         plan = experiment.plan
         return ExperimentOutcome(
             experiment.name,
@@ -337,9 +347,10 @@ class OperatorApi:
             experiment.id,
             str(results["status"]),
             winner,
-            promoted,
+            pinned or experiment.promoted_seen,
             samples,
             reason,
+            pin_lifted=experiment.promoted_seen and not pinned,
         )
 
     async def _promoted(

@@ -38,6 +38,8 @@ class ExperimentRow:
     #: why it ended as it did, when the run or the service said (an A/A test the run
     #: stopped: no winner, as it should)
     reason: str | None = None
+    #: promoted, then unpinned by a drift of the winner for the worse
+    pin_lifted: bool = False
 
 
 @dataclass
@@ -107,6 +109,7 @@ def experiment_rows(result: dict[str, Any]) -> list[ExperimentRow]:
             bool(e["promoted"]),
             tuple(e.get("samples") or ()),
             e.get("reason"),
+            bool(e.get("pin_lifted")),
         )
         for e in result.get("experiments", [])
     ]

@@ -30,6 +30,12 @@ def _figures_table(figures: list[Figure]) -> str:
     return f"<table class='summary'>{rows}</table>"
 
 
+def _promoted(row: ExperimentRow) -> str:
+    if row.pin_lifted:
+        return "yes, then unpinned by a drift"
+    return "yes" if row.promoted else "no"
+
+
 def _experiments_table(experiments: list[ExperimentRow]) -> str:
     if not experiments:
         return "<p>No experiment ran.</p>"
@@ -37,7 +43,7 @@ def _experiments_table(experiments: list[ExperimentRow]) -> str:
     head += "<th>promoted</th><th>samples per variant</th><th>why</th></tr>"
     rows = "".join(
         f"<tr><td>{escape(e.name)}</td><td>{escape(e.kind)}</td><td>{escape(e.decision)}</td>"
-        f"<td>{escape(e.winner or '-')}</td><td>{'yes' if e.promoted else 'no'}</td>"
+        f"<td>{escape(e.winner or '-')}</td><td>{_promoted(e)}</td>"
         f"<td>{escape(' / '.join(str(n) for n in e.samples) or '-')}</td>"
         f"<td>{escape(e.reason or '-')}</td></tr>"
         for e in experiments
