@@ -357,22 +357,25 @@ def after_a_turn(
 
 
 def two_variant_definition(
-    max_duration_s: float = 3600, guardrails: Any = None, metric: str = "cost_per_success"
+    max_duration_s: float = 3600,
+    guardrails: Any = None,
+    metric: str = "cost_per_success",
+    **options: Any,
 ) -> Any:
     """An experiment on task type ``t``: variant A (model ``big``) against B (``small``),
     deciding after 50 samples per variant at the soonest (``guardrails``: a dict of
-    :class:`~finops.experiments.domain.definition.Guardrails`' fields)."""
+    :class:`~finops.experiments.domain.definition.Guardrails`' fields; ``options``: the
+    other arguments of ``build_definition``, ``name``, ``min_samples``, ``alpha``, ...)."""
     from finops.experiments.domain.definition import Guardrails, build_definition
 
     return build_definition(
-        name="e",
+        **{"name": "e", "min_samples": 50, **options},
         task_type="t",
         variants=[
             {"name": "A", "model": "big", "provider": "p"},
             {"name": "B", "model": "small", "provider": "p"},
         ],
         known_task_types={"t"},
-        min_samples=50,
         max_duration_s=max_duration_s,
         guardrails=Guardrails(**guardrails) if guardrails else None,
         metric=metric,

@@ -9,22 +9,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from stream_fakes import two_variant_definition
 
 from finops.experiments.domain.analysis import ExperimentAnalysis
-from finops.experiments.domain.definition import build_definition
+from finops.experiments.domain.definition import DEFAULT_MAX_DURATION_S
 from finops.experiments.domain.tagged import Tagged
 
 ALPHA = 0.05
-DEFINITION = build_definition(
-    name="aa",
-    task_type="t",
-    variants=[
-        {"name": "A", "model": "big", "provider": "p"},
-        {"name": "B", "model": "small", "provider": "p"},
-    ],
-    known_task_types={"t"},
-    alpha=ALPHA,  # min_samples 100, cost per success, quality guardrail 0.95: the defaults
-)
+# min_samples 100, cost per success, quality guardrail 0.95: the service's defaults
+DEFINITION = two_variant_definition(DEFAULT_MAX_DURATION_S, name="aa", min_samples=100, alpha=ALPHA)
 EVENTS_PER_RUN = 2_000
 TURN = 100  # OwnedPartitions' records_per_turn: one observe_many per turn
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from stream_fakes import two_variant_definition
 from support import TokenFactory
 
 from finops.common.auth import TokenVerifier, install_verifier
@@ -17,19 +18,12 @@ from finops.common.settings import CommonSettings
 from finops.experiments.adapters.repository import Experiment
 from finops.experiments.api.routes import router
 from finops.experiments.domain.allocation import BANDIT_MIN_SHARE
-from finops.experiments.domain.definition import build_definition
+from finops.experiments.domain.definition import DEFAULT_MAX_DURATION_S
 from finops.experiments.domain.experiment_state import ExperimentState
 from finops.experiments.domain.stats import VariantStats
 
-DEFINITION = build_definition(
-    name="bandit",
-    task_type="t",
-    variants=[
-        {"name": "A", "model": "big", "provider": "p"},
-        {"name": "B", "model": "small", "provider": "p"},
-    ],
-    known_task_types={"t"},
-    allocation="bandit",
+DEFINITION = two_variant_definition(
+    DEFAULT_MAX_DURATION_S, name="bandit", min_samples=100, allocation="bandit"
 )
 EXPERIMENT = Experiment(
     "live",
