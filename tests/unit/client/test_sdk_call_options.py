@@ -6,6 +6,7 @@ queued."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -255,3 +256,57 @@ async def test_an_older_ingest_gets_the_give_up_without_its_experiment_tag() -> 
             )  # fmt: skip
     (error,) = platform.of_type("agent.error")
     assert "experiment" not in error and error["model"] == "m"
+
+
+async def test_a_call_cancelled_while_the_healer_is_asked_tags_its_last_error() -> None:
+    # The agent's own timeout cancels the call while the SDK waits for the healer's advice:
+    # the call ends there, after this error, so the experiment must count it (intention-to-
+    # treat). Whatever raised in the advice step, the error went out untagged, and the
+    # experiment missed a failure of its variant.
+    asked = asyncio.Event()
+    events: list[dict[str, Any]] = []
+
+    async def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "healer":
+            asked.set()
+            await asyncio.Event().wait()  # the healer never answers
+        events.extend(json.loads(request.content))
+        return httpx.Response(202, json={"accepted": len(events)})
+
+    async with sdk(platform) as finops:  # type: ignore[arg-type]
+        call = asyncio.create_task(
+            finops.call(
+                Provider(OVERLOADED), task_type="qa", provider="anthropic", model="claude",
+                experiment={"experiment_id": "exp-1", "variant": "B", "model": "claude"},
+            )
+        )  # fmt: skip
+        await asked.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    (error,) = [e["data"] for e in events if e["type"] == "agent.error"]
+    assert error["experiment"] == {"id": "exp-1", "variant": "B"}
+    assert error["model"] == "claude" and events[0]["type"] == "agent.error"
+
+
+class FailingClock(SimulatedClock):
+    """A clock that fails once the call has started (its ``now()`` after the first)."""
+
+    def now(self) -> float:
+        self.reads = getattr(self, "reads", 0) + 1
+        if self.reads > 2:
+            raise OSError("the clock failed")
+        return super().now()
+
+
+async def test_a_call_whose_advice_step_raises_tags_the_error_it_gives_up_after() -> None:
+    platform = Platform([advice("retry")])
+    async with sdk(platform) as finops:
+        with pytest.raises(OSError, match="the clock failed"):
+            await finops.call(
+                Provider(APIStatusError(503, {})), task_type="qa", provider="p", model="m",
+                clock=FailingClock(call_s=0.0), experiment={"id": "exp-1", "variant": "A"},
+            )  # fmt: skip
+    (error,) = platform.of_type("agent.error")
+    assert error["experiment"] == {"id": "exp-1", "variant": "A"}
+    assert platform.asked and all("experiment" not in asked for asked in platform.asked)

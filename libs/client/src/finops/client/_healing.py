@@ -446,20 +446,28 @@ class SelfHealingCall:
         try:
             step = self._within_limits(await self._step(failure, data))
         except BaseException:
-            self._reported(await self.enqueue("agent.error", data, None))
+            # the call ends here, whatever raised (the agent's timeout cancelling it while the
+            # healer is asked, its clock): this is the error it gives up after
+            self._reported(await self.enqueue("agent.error", self._given_up(data), None))
             raise
         # The error is queued once the step is known (the advice request is the same data,
         # without the tag): the one after which the call gives up carries the experiment
         # assignment, so the experiment counts the call as a failure of its variant.
-        experiment = self.options.get("experiment")
-        if step.give_up and experiment:
-            data = {**data, "experiment": experiment_tag(experiment)}
+        if step.give_up:
+            data = self._given_up(data)
         self._reported(await self.enqueue("agent.error", data, None))
         if step.give_up:
             exc.add_note(f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}")
         else:
             self.state.attempt += 1
         return step
+
+    def _given_up(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` of the error the call gives up after: tagged with the call's experiment
+        assignment, if any (intention-to-treat: the experiment counts a failure of the
+        variant)."""
+        experiment = self.options.get("experiment")
+        return {**data, "experiment": experiment_tag(experiment)} if experiment else data
 
     async def _step(self, failure: Failure, data: dict[str, Any]) -> Step:
         if self.state.attempt >= self.limits.max_attempts:
