@@ -1,0 +1,92 @@
+"""The SDK as an agent installs it: typed (PEP 561's ``py.typed``, so mypy reads its
+annotations instead of skipping it as an untyped module), and free of the platform's server
+packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+AGENT = """
+import asyncio
+
+from finops.client import AsyncFinOpsClient, FinOpsClient
+
+
+async def main() -> None:
+    async with AsyncFinOpsClient(agent_id="bot", token="t") as finops:
+        event_id: int = await finops.record_call(
+            task_type="qa", provider="openai", model="gpt-4o-mini",
+            usage={"input_tokens": 1}, latency_ms=5,
+        )
+
+
+with FinOpsClient(agent_id="bot", token="t") as blocking:
+    pending: str = blocking.pending
+asyncio.run(main())
+"""
+
+
+def test_mypy_reads_the_sdks_types_in_an_agents_script(tmp_path: Path) -> None:
+    (tmp_path / "agent.py").write_text(AGENT)
+    # the SDK found on the path as an installed package is (PYTHONPATH, as site-packages)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "libs" / "client" / "src")}
+    env.pop("MYPYPATH", None)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file=", "--strict", "--no-incremental",
+         "--cache-dir", str(tmp_path / "cache"), "agent.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
+    assert errors == [
+        'agent.py:9: error: Incompatible types in assignment (expression has type "str", '
+        'variable has type "int")  [assignment]',
+        'agent.py:16: error: Incompatible types in assignment (expression has type "int", '
+        'variable has type "str")  [assignment]',
+    ], checked.stdout
+
+
+#: the platform's server packages (and its own libraries): none may be imported by the SDK
+SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "faust", "sqlalchemy", "asyncpg",
+                   "alembic", "redis", "aiokafka", "pydantic", "finops.common")  # fmt: skip
+
+IMPORT_WITHOUT_SERVER_PACKAGES = f"""
+import sys
+
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith({SERVER_PACKAGES!r}):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed)")
+
+
+sys.meta_path.insert(0, Absent())
+import asyncio
+import finops.client
+
+
+async def main():
+    async with finops.client.AsyncFinOpsClient(agent_id="bot", token="t"):
+        pass
+
+
+asyncio.run(main())
+finops.client.FinOpsClient(agent_id="bot", token="t").close()
+print(sorted(m for m in sys.modules if m.startswith({SERVER_PACKAGES!r})))
+"""
+
+
+def test_the_sdk_needs_no_server_package() -> None:
+    project = tomllib.loads((ROOT / "libs" / "client" / "pyproject.toml").read_text())
+    assert sorted(project["project"]["dependencies"]) == ["httpx>=0.27", "tenacity>=9.0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "libs" / "client" / "src")}
+    ran = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT_SERVER_PACKAGES],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (ran.returncode, ran.stdout) == (0, "[]\n"), ran.stderr
