@@ -309,3 +309,51 @@ def test_a_provider_type_with_a_control_character_is_read_from_its_status_instea
         }
     )
     assert failure.error_type == "UNAVAILABLE"
+
+
+class ForeignHealer(Platform):
+    """``healer_url`` leads to a server that answers 200 with something that is not advice
+    (a proxy's page, another service, a healer that lost a field)."""
+
+    def __init__(self, answer: httpx.Response) -> None:
+        super().__init__([])
+        self.answer = answer
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "healer":
+            self.asked.append(json.loads(request.content))
+            return self.answer
+        return super().__call__(request)
+
+
+NOT_ADVICE = [
+    httpx.Response(200, text="<html>Sign in to the proxy</html>"),
+    httpx.Response(200, json={"status": "ok"}),
+    httpx.Response(200, json=[advice("retry")]),
+    httpx.Response(200, json={**advice("fallback"), "advice_id": None}),
+    httpx.Response(200, json=advice("fallback")),  # no model to fall back to
+    httpx.Response(200, json=advice("trim", max_input_tokens="many")),
+    httpx.Response(200, json=advice("wait", delay_ms="soon")),
+    httpx.Response(200, json=advice("repair", params=["temperature"])),
+    httpx.Response(200, json={**advice("retry"), "remedy": {"action": 3}}),
+]
+
+
+@pytest.mark.parametrize("answer", NOT_ADVICE, ids=range(len(NOT_ADVICE)))
+async def test_a_healer_answer_that_is_not_advice_is_no_advice(
+    answer: httpx.Response, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It raised the SDK's KeyError or JSONDecodeError out of call() in place of the
+    # provider's exception (or half-applied the advice): the healer's absence must never
+    # break the agent's call, and an answer that is not advice is no advice (plain backoff).
+    platform = ForeignHealer(answer)
+    transient = Provider(APIStatusError(503, {}))
+    refused = Provider(APIStatusError(400, {"error": {"message": "bad"}}))
+    async with sdk(platform) as finops:
+        assert (await finops.call(transient, task_type="qa", provider="p", model="m"))["text"]
+        with pytest.raises(APIStatusError) as raised:
+            await finops.call(refused, task_type="qa", provider="p", model="m")
+    assert [c["model"] for c in transient.calls] == ["m", "m"]
+    assert "not retryable and the healer is unreachable" in raised.value.__notes__[0]
+    assert len(platform.asked) == 2 and "remedy" not in platform.of_type("agent.llm_call")[0]
+    assert "is not advice" in caplog.text

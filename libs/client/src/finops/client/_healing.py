@@ -6,9 +6,9 @@ only run the loop (call, and on an exception: report, ask, apply, sleep, call ag
 A provider exception is read duck-typed (:func:`read_failure`): ``.status_code``, ``.body``
 and ``.response.headers`` (the openai and anthropic SDKs), ``.response`` of
 ``httpx.HTTPStatusError``, or a plain dict with ``status``/``body``/``headers``/``message``.
-When the healer cannot be reached the remedy is plain backoff (full jitter, honouring
-``Retry-After``) on 408/429/5xx, timeouts and connection errors, and the exception on anything
-else.
+When the healer cannot be reached, or its answer is not advice the SDK can follow
+(:func:`advice_fault`), the remedy is plain backoff (full jitter, honouring ``Retry-After``)
+on 408/429/5xx, timeouts and connection errors, and the exception on anything else.
 """
 
 from __future__ import annotations
@@ -231,7 +231,15 @@ class Healing:
         if resp.status_code != 200:
             log.warning("no advice from %s (HTTP %s); plain backoff", url, resp.status_code)
             return None
-        return dict(resp.json())
+        try:
+            answer = resp.json()
+        except ValueError:
+            answer = resp.text[:200]
+        fault = advice_fault(answer)
+        if fault is not None:
+            log.warning("the answer of %s is not advice (%s); plain backoff", url, fault)
+            return None
+        return dict(answer)
 
     def offline_step(self, failure: Failure, state: CallState) -> Step:
         if not failure.transient:
@@ -256,6 +264,42 @@ class Healing:
             state.input_tokens = int(remedy["max_input_tokens"])
             return Step(False, delay, trim_to=state.input_tokens, reason=str(advice["reason"]))
         return Step(False, delay, reason=str(advice.get("reason", action)))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def advice_fault(answer: Any) -> str | None:
+    """What keeps ``answer`` (a 200 of ``healer_url``) from being advice that
+    :meth:`Healing.apply` can follow, or ``None`` when it is: another server's page, or a
+    healer's answer missing what its action needs (a fallback's model), is no advice.
+
+    >>> advice_fault({"advice_id": "a1", "remedy": {"action": "wait", "delay_ms": 500}})
+    >>> advice_fault({"advice_id": "a1", "remedy": {"action": "fallback", "delay_ms": 0}})
+    'a fallback names no provider and model'
+    >>> advice_fault("<html>Sign in</html>")
+    "not a JSON object: '<html>Sign in</html>'"
+    """
+    if not isinstance(answer, Mapping):
+        return f"not a JSON object: {answer!r:.80}"
+    remedy = answer.get("remedy")
+    if not isinstance(answer.get("advice_id"), str) or not isinstance(remedy, Mapping):
+        return "no advice_id and remedy"
+    action = remedy.get("action")
+    if not isinstance(action, str):
+        return "the remedy has no action"
+    if not (remedy.get("delay_ms") is None or _number(remedy.get("delay_ms"))):
+        return f"delay_ms {remedy.get('delay_ms')!r} is not a number"
+    if action == "fallback" and not (
+        isinstance(remedy.get("provider"), str) and isinstance(remedy.get("model"), str)
+    ):
+        return "a fallback names no provider and model"
+    if action == "trim" and not _number(remedy.get("max_input_tokens")):
+        return "a trim names no max_input_tokens"
+    if action == "repair" and not isinstance(remedy.get("params") or {}, Mapping):
+        return "a repair's params are not an object"
+    return None
 
 
 def error_data(state: CallState, failure: Failure, agent_id: str) -> dict[str, Any]:
