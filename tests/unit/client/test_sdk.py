@@ -690,3 +690,36 @@ def test_a_client_never_closed_delivers_at_exit_to_an_ingest_named_by_host_name(
     assert "the client was never closed: delivering 1 pending events" in done.stderr
     assert "Traceback" not in done.stderr
     assert "closing a client that was never closed" not in done.stderr
+
+
+class Opaque:
+    """A value JSON cannot carry (a provider SDK's object, a numpy scalar...)."""
+
+
+CALL = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
+        "usage": {"input_tokens": 10, "output_tokens": 2}, "latency_ms": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"quality": __import__("decimal").Decimal("0.9")}, "data.quality: Decimal('0.9')"),
+        ({"usage": {"input_tokens": 10, "details": Opaque()}}, "data.usage.details: <"),
+        ({"config": {"stop": ["a", b"b"]}}, "data.config.stop[1]: b'b'"),
+        ({"features": {("x", 1): 1.0}}, "data.features: the key ('x', 1)"),
+    ],
+)
+async def test_a_value_json_cannot_carry_is_refused_when_recorded_and_the_rest_delivered(
+    change: dict, named: str
+) -> None:
+    # The event was queued; its batch then failed to encode at every send ("unexpected
+    # delivery failure; events requeued", once a second), so close() never returned and the
+    # good events of its batch were never delivered either.
+    ingest = ScriptedIngest()
+    c = client(ingest)
+    good = await c.record_call(**CALL)
+    with pytest.raises(ValueError) as refused:
+        await c.record_call(**{**CALL, **change})
+    assert str(refused.value).startswith(named) and "JSON" in str(refused.value)
+    await asyncio.wait_for(c.close(), 60)  # a guard: it never returned
+    assert ingest.ids == [good] and c.stats.recorded == 1 and c.pending == 0

@@ -310,3 +310,15 @@ async def test_a_call_whose_advice_step_raises_tags_the_error_it_gives_up_after(
     (error,) = platform.of_type("agent.error")
     assert error["experiment"] == {"id": "exp-1", "variant": "A"}
     assert platform.asked and all("experiment" not in asked for asked in platform.asked)
+
+
+async def test_an_option_json_cannot_carry_is_refused_before_the_agents_call_runs() -> None:
+    platform = Platform([])
+    provider = Provider()
+    async with sdk(platform) as finops:
+        with pytest.raises(ValueError, match=r"^data\.config\.stop\[0\]: b'\\n' \(bytes\)"):
+            await finops.call(
+                provider, task_type="qa", provider="p", model="m",
+                experiment={"id": "exp-1", "variant": "A", "config": {"stop": [b"\n"]}},
+            )  # fmt: skip
+    assert provider.calls == [] and platform.events == []

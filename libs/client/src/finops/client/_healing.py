@@ -26,6 +26,7 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
+from finops.client._ingest import refuse_unencodable
 from finops.client._names import refuse_control_characters, refused_character
 from finops.client._tokens import Tokens
 
@@ -454,6 +455,7 @@ class SelfHealingCall:
         # and refused before the agent's call runs (and is paid for), not after it
         data = call_data(**call._success_arguments(usage={}, latency_ms=0.0, quality=None))
         refuse_control_characters({"source": data["agent_id"], "data": data})
+        refuse_unencodable({"data": data})
         return call
 
     def __init__(

@@ -49,7 +49,7 @@ from finops.client._healing import (
     experiment_tag,
     maybe_await,
 )
-from finops.client._ingest import IngestPoster, OnRejected
+from finops.client._ingest import IngestPoster, OnRejected, refuse_unencodable
 from finops.client._names import refuse_control_characters
 from finops.client._queue import EventQueue, Overflow
 from finops.client._service_get import ServiceAt, get_json
@@ -495,6 +495,7 @@ class AsyncFinOpsClient:
             "data": data,
         }
         refuse_control_characters(event)  # ingest would refuse it: say so before queueing
+        refuse_unencodable(event)  # it could never be sent
         await self._queue.put(event)
         return str(event["id"])
 
