@@ -1,6 +1,6 @@
-"""Every docstring example of libs/common and of the healer, ingest and auth services runs and
-holds, including those of modules no other test imports (found by walking the packages, so a
-new example is run without a test naming its module)."""
+"""Every docstring example of libs/common, of the agent SDK (libs/client) and of the healer,
+ingest and auth services runs and holds, including those of modules no other test imports
+(found by walking the packages, so a new example is run without a test naming its module)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 import finops.auth
+import finops.client
 import finops.common
 import finops.healer
 import finops.ingest
 
-PACKAGES = (finops.common, finops.healer, finops.ingest, finops.auth)
+PACKAGES = (finops.common, finops.client, finops.healer, finops.ingest, finops.auth)
 
 
 def modules_with_examples() -> list[str]:
@@ -36,7 +37,13 @@ MODULES = modules_with_examples()
 
 
 def test_the_examples_are_found() -> None:
-    assert {"finops.common.errors", "finops.healer.domain.remedies"} <= set(MODULES)
+    # the SDK's too: its names' refusal (_names) was run by no test
+    assert {
+        "finops.common.errors",
+        "finops.healer.domain.remedies",
+        "finops.client._names",
+        "finops.client._ingest",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
