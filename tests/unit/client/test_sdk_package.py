@@ -4,11 +4,14 @@ packages."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from finops.client import AsyncFinOpsClient, FinOpsClient
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -26,8 +29,12 @@ async def main() -> None:
         )
 
 
-with FinOpsClient(agent_id="bot", token="t") as blocking:
+with FinOpsClient(agent_id="bot", token="t", ingest_ulr="http://ingest") as blocking:
     pending: str = blocking.pending
+    blocking.record_call(
+        task_typ="qa", provider="openai", model="gpt-4o-mini", usage={}, latency_ms=5
+    )
+    choice: int = blocking.recommend("qa", seed=1)
 asyncio.run(main())
 """
 
@@ -46,9 +53,27 @@ def test_mypy_reads_the_sdks_types_in_an_agents_script(tmp_path: Path) -> None:
     assert errors == [
         'agent.py:9: error: Incompatible types in assignment (expression has type "str", '
         'variable has type "int")  [assignment]',
+        # the blocking twin's arguments and answers are the async client's (they were
+        # **kwargs: Any, so mypy let every misspelt name through)
+        'agent.py:15: error: Unexpected keyword argument "ingest_ulr" for "FinOpsClient"; '
+        'did you mean "ingest_url"?  [call-arg]',
         'agent.py:16: error: Incompatible types in assignment (expression has type "int", '
         'variable has type "str")  [assignment]',
+        'agent.py:17: error: Unexpected keyword argument "task_typ"; did you mean '
+        '"task_type"?  [call-arg]',
+        "agent.py:20: error: Incompatible types in assignment (expression has type "
+        '"dict[str, Any]", variable has type "int")  [assignment]',
     ], checked.stdout
+
+
+def test_the_blocking_client_has_the_async_clients_parameters_and_docstrings() -> None:
+    # help(FinOpsClient.record_call) said "record_call(self, **kwargs: Any) -> str", no more
+    for name in ("record_call", "record_error", "recommend", "assign", "flush"):
+        blocking, awaited = getattr(FinOpsClient, name), getattr(AsyncFinOpsClient, name)
+        assert inspect.signature(blocking) == inspect.signature(awaited), name
+        assert blocking.__doc__ == awaited.__doc__ and blocking.__doc__, name
+    assert inspect.signature(FinOpsClient) == inspect.signature(AsyncFinOpsClient)
+    assert FinOpsClient.close.__doc__ and FinOpsClient.call.__doc__
 
 
 #: the platform's server packages (and its own libraries): none may be imported by the SDK

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar, Unpack
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from finops.client._healing import CallOptions
 from finops.client.client import AsyncFinOpsClient, ClientStats
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 log = logging.getLogger("finops.client")
 
@@ -74,6 +76,33 @@ def _on_interpreter_exit(callback: Callable[[], None]) -> None:
 _on_interpreter_exit(_close_unclosed_at_exit)
 
 
+def _blocking(
+    method: Callable[Concatenate[AsyncFinOpsClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[FinOpsClient, P], T]:
+    """The blocking twin of an :class:`AsyncFinOpsClient` method: its parameters (for mypy,
+    ``help()`` and ``inspect.signature``), its docstring, run on the client's thread."""
+
+    @functools.wraps(method)
+    def blocking(self: FinOpsClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._client, *args, **kwargs))
+
+    blocking.__qualname__ = f"FinOpsClient.{method.__name__}"
+    return blocking
+
+
+def _arguments_of(
+    init: Callable[Concatenate[AsyncFinOpsClient, P], None],
+) -> Callable[[Callable[..., None]], Callable[Concatenate[FinOpsClient, P], None]]:
+    """Give ``FinOpsClient.__init__`` the parameters of ``AsyncFinOpsClient.__init__``."""
+
+    def same(blocking_init: Callable[..., None]) -> Callable[Concatenate[FinOpsClient, P], None]:
+        functools.update_wrapper(blocking_init, init, assigned=("__doc__",))
+        blocking_init.__wrapped__ = init  # type: ignore[attr-defined]
+        return blocking_init
+
+    return same
+
+
 class FinOpsClient:
     """Same arguments and methods as :class:`AsyncFinOpsClient`, but blocking.
 
@@ -84,6 +113,7 @@ class FinOpsClient:
                                usage={"input_tokens": 10, "output_tokens": 5}, latency_ms=300)
     """
 
+    @_arguments_of(AsyncFinOpsClient.__init__)
     def __init__(self, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -107,11 +137,8 @@ class FinOpsClient:
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def record_call(self, **kwargs: Any) -> str:
-        return self._run(self._client.record_call(**kwargs))
-
-    def record_error(self, **kwargs: Any) -> str:
-        return self._run(self._client.record_error(**kwargs))
+    record_call = _blocking(AsyncFinOpsClient.record_call)
+    record_error = _blocking(AsyncFinOpsClient.record_error)
 
     def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
         """:meth:`AsyncFinOpsClient.call` (same options) for a blocking ``fn`` and ``trim``:
@@ -138,16 +165,13 @@ class FinOpsClient:
             self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
             return result
 
-    def recommend(self, task_type: str, features: Any = None, **kwargs: Any) -> dict[str, Any]:
-        return self._run(self._client.recommend(task_type, features, **kwargs))
-
-    def assign(self, experiment_id: str, unit: str) -> dict[str, Any]:
-        return self._run(self._client.assign(experiment_id, unit))
-
-    def flush(self, timeout: float | None = None) -> None:
-        self._run(self._client.flush(timeout))
+    recommend = _blocking(AsyncFinOpsClient.recommend)
+    assign = _blocking(AsyncFinOpsClient.assign)
+    flush = _blocking(AsyncFinOpsClient.flush)
 
     def close(self, timeout: float | None = None) -> None:
+        """Deliver everything pending, then release the connection and the client's thread
+        (as :meth:`AsyncFinOpsClient.close`)."""
         self._finalizer.detach()
         _UNCLOSED.discard(self._finalizer)
         if not self._loop.is_running():
@@ -160,10 +184,13 @@ class FinOpsClient:
 
     @property
     def pending(self) -> int:
+        """Events not yet acknowledged by the platform."""
         return self._client.pending
 
     @property
     def stats(self) -> ClientStats:
+        """Counts of the events recorded, delivered, rejected and dropped, retries and
+        batches."""
         return self._client.stats
 
     def __enter__(self) -> FinOpsClient:
