@@ -723,3 +723,33 @@ async def test_a_value_json_cannot_carry_is_refused_when_recorded_and_the_rest_d
     assert str(refused.value).startswith(named) and "JSON" in str(refused.value)
     await asyncio.wait_for(c.close(), 60)  # a guard: it never returned
     assert ingest.ids == [good] and c.stats.recorded == 1 and c.pending == 0
+
+
+@pytest.mark.parametrize(
+    ("ask", "service"),
+    [
+        (lambda c: c.recommend("qa"), "the optimizer at http://opt"),
+        (lambda c: c.assign("e1", "u1"), "the experiments service at http://exp"),
+    ],
+)
+async def test_an_unreachable_auth_is_named_when_a_question_gets_no_answer(ask, service):
+    # The optimizer and the experiments service were up; the API key's exchange at auth
+    # failed. The error blamed the service asked ("is it running, and is optimizer_url
+    # right?"), so the agent checked the wrong address.
+    def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth":
+            raise httpx.ConnectError("connection refused", request=request)
+        raise AssertionError(f"asked {request.url} without a token")
+
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest", auth_url="http://auth", optimizer_url="http://opt",
+        experiments_url="http://exp", agent_id="bot", api_key="fo_ak_x",
+        transport=httpx.MockTransport(platform), max_backoff_s=0.01,
+    )  # fmt: skip
+    with pytest.raises(PlatformUnavailable) as unavailable:
+        await ask(c)
+    assert str(unavailable.value) == (
+        f"no token from the auth service at http://auth to ask {service}, after 5 attempts "
+        "(ConnectError: connection refused); is auth running, and is auth_url right?"
+    )
+    await c.close()

@@ -26,11 +26,16 @@ WRONG_PLACE_CODES = frozenset({None, "not_found", "method_not_allowed"})
 
 
 class Transient(Exception):
-    """A fault worth retrying (connection error, timeout, 429, 5xx)."""
+    """A fault worth retrying (connection error, timeout, 429, 5xx). ``auth_url`` is set when
+    it was the API key's exchange for a token at auth that failed, not the service asked."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(
+        self, fault: str, retry_after: float | None = None, *, auth_url: str | None = None
+    ) -> None:
+        self.fault = fault
+        self.auth_url = auth_url
+        self.reason = f"auth at {auth_url}: {fault}" if auth_url else fault
+        super().__init__(self.reason)
         self.retry_after = retry_after
 
 

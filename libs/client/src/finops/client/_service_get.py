@@ -60,6 +60,12 @@ async def get_json(
             with attempt:
                 return await _ask(http, tokens, service, f"{service.url}{path}", params)
     except Transient as exc:
+        if exc.auth_url:  # the token, not the service asked: name the one to check
+            raise PlatformUnavailable(
+                f"no token from the auth service at {exc.auth_url} to ask {service.title} at "
+                f"{service.url}, after {ATTEMPTS} attempts ({exc.fault}); is auth running, "
+                "and is auth_url right?"
+            ) from exc
         raise PlatformUnavailable(
             f"no answer from {service.title} at {service.url} after {ATTEMPTS} attempts "
             f"({exc.reason}); is it running, and is {service.option} right?"

@@ -84,9 +84,10 @@ class Tokens:
                 url, data={"grant_type": "client_credentials", "client_secret": self.api_key}
             )
         except httpx.TransportError as exc:
-            raise Transient(f"auth at {self.auth_url}: {transport_reason(exc)}") from exc
+            raise Transient(transport_reason(exc), auth_url=self.auth_url) from exc
         if resp.status_code in RETRYABLE_STATUS:
-            raise Transient(f"auth HTTP {resp.status_code}", retry_after(resp))
+            fault = f"HTTP {resp.status_code}"
+            raise Transient(fault, retry_after(resp), auth_url=self.auth_url)
         if resp.status_code == 200:
             return self._keep(resp, url)
         code = error_of(resp)[0]
