@@ -753,3 +753,35 @@ async def test_an_unreachable_auth_is_named_when_a_question_gets_no_answer(ask, 
         "(ConnectError: connection refused); is auth running, and is auth_url right?"
     )
     await c.close()
+
+
+async def test_an_on_rejected_callback_that_raises_neither_stalls_delivery_nor_loses_events(
+    caplog,
+):
+    # The callback's exception escaped the sender, which put the whole batch back and sent
+    # it again, once a second, for ever: the good events were never delivered, close()
+    # never returned.
+    delivered: list[dict] = []
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        batch = json.loads(request.content)
+        bad = [i for i, e in enumerate(batch) if e["data"]["model"] == "bad"]
+        if bad:
+            details = [{"index": i, "field": "data.model", "message": "unknown"} for i in bad]
+            error = {"code": "invalid_events", "message": "invalid events", "details": details}
+            return httpx.Response(422, json={"error": error})
+        delivered.extend(batch)
+        return httpx.Response(202, json={"accepted": len(batch)})
+
+    def on_rejected(events: list[dict], reason: object) -> None:
+        raise RuntimeError("the agent's callback failed")
+
+    c = client(ingest, on_rejected=on_rejected)
+    good = await record(c, 1)
+    bad = await c.record_call(**{**CALL, "model": "bad"})
+    good += await record(c, 1)
+    with pytest.raises(EventsRejected) as rejected:
+        await asyncio.wait_for(c.close(), 60)  # a guard: it never returned
+    assert [e["id"] for e in delivered] == good
+    assert [e["id"] for e in rejected.value.events] == [bad]
+    assert "on_rejected raised" in caplog.text and "the agent's callback failed" in caplog.text

@@ -183,9 +183,16 @@ class IngestPoster:
         self.stats.rejected += len(events)
         log.error("%s", text)
         if self.on_rejected:
-            self.on_rejected(events, body(resp))
-        else:
-            self._unreported.append((events, text, body(resp)))
+            try:
+                self.on_rejected(events, body(resp))
+                return
+            except Exception:  # the agent's callback: its failure must not stall delivery
+                log.exception(
+                    "on_rejected raised; flush() and close() raise the %d rejected %s instead",
+                    len(events),
+                    plural,
+                )
+        self._unreported.append((events, text, body(resp)))
 
 
 def _untagged_by_an_older_ingest(batch: list[Event], details: Any) -> list[int]:
