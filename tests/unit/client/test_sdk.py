@@ -469,14 +469,25 @@ async def test_events_refused_for_their_agent_or_source_are_rejected_not_fatal(c
 
 
 async def test_transient_faults_are_logged_as_warnings_with_the_reason(caplog):
-    ingest = ScriptedIngest(statuses=[503])
+    # the platform's code says which of its dependencies failed (the broker, Redis, auth's
+    # keys): the warning said "HTTP 503" alone
+    broker = {"error": {"code": "broker_unavailable", "message": "the broker did not ack"}}
+    answers = [httpx.Response(503, headers={"Retry-After": "0"}, json=broker),
+               httpx.Response(502, text="<html>Bad Gateway</html>")]  # fmt: skip
+
+    def ingest(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(202, json={"accepted": 1})
+
     c = client(ingest, batch_size=1)
     with caplog.at_level("WARNING", logger="finops.client"):
         await record(c, 1)
         await c.flush(timeout=5)
     await c.close()
-    [warning] = [r.getMessage() for r in caplog.records]
-    assert warning.startswith("delivery to http://ingest failed (HTTP 503); retry 1 in ")
+    warnings = [r.getMessage() for r in caplog.records]
+    assert [w.split("; retry")[0] for w in warnings] == [
+        "delivery to http://ingest failed (HTTP 503 broker_unavailable)",
+        "delivery to http://ingest failed (HTTP 502)",
+    ]
 
 
 async def test_recommend_raises_what_the_optimizer_said():

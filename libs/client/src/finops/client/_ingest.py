@@ -19,6 +19,7 @@ from finops.client._answers import (
     problems,
     retry_after,
     status_and_code,
+    transient_status,
     transport_reason,
     wrong_place,
 )
@@ -125,7 +126,7 @@ class IngestPoster:
             self.stats.batches += 1
             return []
         if status in RETRYABLE_STATUS:
-            raise Transient(f"HTTP {status}", retry_after(resp))
+            raise Transient(transient_status(resp), retry_after(resp))
         if status == 401:
             self.tokens.refused("ingest", self.ingest_url, resp)
         if points_elsewhere(resp):

@@ -19,6 +19,7 @@ from finops.client._answers import (
     error_of,
     points_elsewhere,
     retry_after,
+    transient_status,
     transport_reason,
     wrong_place,
 )
@@ -94,7 +95,7 @@ async def _ask(
             url=url,
         )
     if resp.status_code in RETRYABLE_STATUS:
-        raise Transient(f"HTTP {resp.status_code}", retry_after(resp))
+        raise Transient(transient_status(resp), retry_after(resp))
     if resp.status_code == 401:
         tokens.refused(service.title, service.url, resp)
     if points_elsewhere(resp):

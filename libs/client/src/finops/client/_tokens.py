@@ -13,6 +13,7 @@ from finops.client._answers import (
     error_of,
     points_elsewhere,
     retry_after,
+    transient_status,
     transport_reason,
     wrong_place,
 )
@@ -86,7 +87,7 @@ class Tokens:
         except httpx.TransportError as exc:
             raise Transient(transport_reason(exc), auth_url=self.auth_url) from exc
         if resp.status_code in RETRYABLE_STATUS:
-            fault = f"HTTP {resp.status_code}"
+            fault = transient_status(resp)
             raise Transient(fault, retry_after(resp), auth_url=self.auth_url)
         if resp.status_code == 200:
             return self._keep(resp, url)
