@@ -796,3 +796,23 @@ async def test_an_on_rejected_callback_that_raises_neither_stalls_delivery_nor_l
     assert [e["id"] for e in delivered] == good
     assert [e["id"] for e in rejected.value.events] == [bad]
     assert "on_rejected raised" in caplog.text and "the agent's callback failed" in caplog.text
+
+
+async def test_a_token_of_a_short_lifetime_is_used_before_it_is_renewed():
+    # Auth may issue API-key tokens of 30 s (FINOPS_API_KEY_TOKEN_TTL_SECONDS >= 30); renewed
+    # 30 s before its expiry, such a token was stale at once: every batch and every question
+    # exchanged the key again (an API-key check at auth each time).
+    ingest = ScriptedIngest()
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/auth/token":
+            ingest.token_requests += 1
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 30})
+        return ingest(request)
+
+    c = client(platform, token=None, api_key="fo_ak_x", auth_url="http://auth")
+    for _ in range(3):
+        await record(c, 1)
+        await c.flush()
+    await c.close()
+    assert (ingest.token_requests, len(ingest.batches)) == (1, 3)
