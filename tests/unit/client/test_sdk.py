@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -816,3 +818,54 @@ async def test_a_token_of_a_short_lifetime_is_used_before_it_is_renewed():
         await c.flush()
     await c.close()
     assert (ingest.token_requests, len(ingest.batches)) == (1, 3)
+
+
+def test_a_blocking_client_used_after_close_raises_client_closed():
+    # It waited for ever: the call went to the client's event loop, stopped by close().
+    ingest = ScriptedIngest()
+    llm_calls: list[dict] = []
+
+    def llm(**arguments: object) -> dict:
+        llm_calls.append(arguments)
+        return {"text": "ok"}
+
+    with FinOpsClient(
+        ingest_url="http://ingest", agent_id="bot", token="t",
+        transport=httpx.MockTransport(ingest),
+    ) as c:  # fmt: skip
+        c.record_call(**CALL)
+    asked = {
+        "record_call": lambda: c.record_call(**CALL),
+        "flush": c.flush,
+        "recommend": lambda: c.recommend("qa"),
+        "call": lambda: c.call(llm, task_type="qa", provider="p", model="m"),
+    }
+    for name, ask in asked.items():
+        answer: queue.Queue[BaseException | None] = queue.Queue()
+
+        def run(ask=ask, answer=answer) -> None:
+            try:
+                ask()
+                answer.put(None)
+            except BaseException as exc:
+                answer.put(exc)
+
+        threading.Thread(target=run, daemon=True).start()
+        raised = answer.get(timeout=30)  # a guard: it never returned
+        assert isinstance(raised, ClientClosed), (name, raised)
+        assert str(raised).startswith("the client is closed"), name
+    assert len(ingest.ids) == 1 and llm_calls == []  # refused before the agent's call ran
+
+
+async def test_a_call_or_a_question_after_close_raises_client_closed():
+    c = client(ScriptedIngest())
+    await c.close()
+    llm_calls: list[dict] = []
+    with pytest.raises(ClientClosed, match="the client is closed"):
+        await c.call(lambda **a: llm_calls.append(a), task_type="qa", provider="p", model="m")
+    assert llm_calls == []  # it ran (and was paid for), then its report raised
+    # httpx's RuntimeError "Cannot send a request, as the client has been closed"
+    with pytest.raises(ClientClosed, match="the client is closed"):
+        await c.recommend("qa")
+    with pytest.raises(ClientClosed, match="the client is closed"):
+        await c.assign("e1", "u1")

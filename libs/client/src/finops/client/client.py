@@ -369,6 +369,8 @@ class AsyncFinOpsClient:
 
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
+        if self._queue.closing:  # before the agent's call runs (and is paid for)
+            raise ClientClosed("the client is closed")
         return SelfHealingCall.start(
             self._healing,
             self._enqueue,
@@ -402,6 +404,8 @@ class AsyncFinOpsClient:
         ``feature.<name>``, so it is a feature, never that parameter; the others under their
         own names, as every optimizer version reads them.
         """
+        if self._closed:  # its connections are released
+            raise ClientClosed("the client is closed")
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
@@ -425,6 +429,8 @@ class AsyncFinOpsClient:
         times, then :class:`PlatformUnavailable`; a refusal (409 ``experiment_not_running``)
         raises :class:`RequestRefused` at once.
         """
+        if self._closed:  # its connections are released
+            raise ClientClosed("the client is closed")
         experiments = ServiceAt(
             "the experiments service", "experiments", self.experiments_url, "experiments_url"
         )

@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from finops.client._healing import CallOptions
 from finops.client.client import AsyncFinOpsClient, ClientStats
+from finops.client.errors import ClientClosed
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -135,6 +136,9 @@ class FinOpsClient:
         return AsyncFinOpsClient(**kwargs)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if not self._loop.is_running():  # closed: nothing would ever run it
+            coro.close()
+            raise ClientClosed("the client is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     record_call = _blocking(AsyncFinOpsClient.record_call)
