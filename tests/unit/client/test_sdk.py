@@ -586,6 +586,23 @@ async def test_a_close_that_times_out_keeps_the_batch_in_flight_pending_and_says
     assert ingest.batches == []
 
 
+async def test_a_flush_that_times_out_says_how_many_are_still_being_retried():
+    # it raised a bare TimeoutError: no message, nothing said what was left or where
+    ingest = ScriptedIngest(statuses=[503] * 100_000)
+    c = client(ingest, batch_size=2)
+    await record(c, 3)
+    with pytest.raises(TimeoutError) as raised:
+        await c.flush(timeout=0.2)
+    assert str(raised.value) == (
+        "3 events not delivered to http://ingest within 0.2 s; still retrying them (flush() "
+        "again, or close() to deliver them or say what was lost)"
+    )
+    assert c.pending == 3
+    ingest.statuses.clear()
+    await c.close()
+    assert len(ingest.ids) == 3
+
+
 def test_a_blocking_client_never_closed_delivers_what_is_pending_when_collected(caplog):
     # the program forgot close(): the pending events died with the daemon thread, silently
     import gc

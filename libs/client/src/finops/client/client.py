@@ -450,14 +450,25 @@ class AsyncFinOpsClient:
 
         Raises :class:`RequestRefused` when delivery stopped on a refusal, and
         :class:`EventsRejected` for the events refused as invalid since the last flush
-        (unless ``on_rejected`` took them).
+        (unless ``on_rejected`` took them). Past ``timeout`` seconds, ``TimeoutError`` says
+        how many are not delivered yet; delivery goes on.
         """
         self._queue.raise_if_failed()
         if self._closed and self.pending:  # no sender left to deliver them
             undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
             raise ClientClosed(f"the client is closed: {undelivered} not delivered")
         if self.pending:
-            await asyncio.wait_for(self._queue.drain(), timeout)
+            try:
+                await asyncio.wait_for(self._queue.drain(), timeout)
+            except TimeoutError as exc:
+                if self._queue.closing:  # close() says what was not delivered
+                    raise
+                events = "1 event" if self.pending == 1 else f"{self.pending} events"
+                raise TimeoutError(
+                    f"{events} not delivered to {self.ingest_url} within {timeout} s; still "
+                    "retrying them (flush() again, or close() to deliver them or say what was "
+                    "lost)"
+                ) from exc
             self._queue.raise_if_failed()
         self._ingest.raise_rejected()
 
