@@ -886,3 +886,19 @@ async def test_a_call_or_a_question_after_close_raises_client_closed():
         await c.recommend("qa")
     with pytest.raises(ClientClosed, match="the client is closed"):
         await c.assign("e1", "u1")
+
+
+def test_a_blocking_client_whose_arguments_are_refused_leaves_no_thread(monkeypatch):
+    # its event loop's thread was started first and ran on, one more per attempt
+    monkeypatch.delenv("FINOPS_API_KEY", raising=False)
+
+    def loops() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "finops-client"]
+
+    before = loops()
+    for _ in range(3):
+        with pytest.raises(ValueError, match="give an api_key"):
+            FinOpsClient(agent_id="bot")
+        with pytest.raises(ValueError, match="unknown overflow policy"):
+            FinOpsClient(agent_id="bot", token="t", overflow="drop")  # type: ignore[arg-type]
+    assert [t for t in loops() if t not in before] == []

@@ -121,7 +121,13 @@ class FinOpsClient:
             target=self._loop.run_forever, name="finops-client", daemon=True
         )
         self._thread.start()
-        self._client: AsyncFinOpsClient = self._run(self._make(kwargs))
+        try:
+            self._client: AsyncFinOpsClient = self._run(self._make(kwargs))
+        except BaseException:  # refused arguments: no thread left running for nothing
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+            raise
         # a client never closed delivers what is pending when it is collected or the
         # interpreter exits, instead of losing it with the daemon thread
         self._finalizer = weakref.finalize(
