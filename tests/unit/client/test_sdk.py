@@ -902,3 +902,18 @@ def test_a_blocking_client_whose_arguments_are_refused_leaves_no_thread(monkeypa
         with pytest.raises(ValueError, match="unknown overflow policy"):
             FinOpsClient(agent_id="bot", token="t", overflow="drop")  # type: ignore[arg-type]
     assert [t for t in loops() if t not in before] == []
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("batch_size", 0),  # the sender spun on empty batches, holding the event loop for ever
+        ("max_buffer", 0),  # record_* waited for room for ever (or IndexError: drop_oldest)
+        ("linger_s", -1.0),
+        ("request_timeout_s", 0),  # every request timed out at once, retried for ever
+        ("max_backoff_s", 0),  # retries with no wait between them
+    ],
+)
+async def test_a_setting_out_of_range_is_refused_naming_it(argument, value):
+    with pytest.raises(ValueError, match=f"^{argument} must be .*, not {value!r}$"):
+        AsyncFinOpsClient(agent_id="bot", token="t", **{argument: value})

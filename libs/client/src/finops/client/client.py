@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -95,6 +96,25 @@ def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
     return lowered
 
 
+def _refuse_out_of_range(counts: dict[str, int], seconds: dict[str, float]) -> None:
+    """A ``ValueError`` naming the first setting out of its range: ``counts`` are integers of
+    at least 1, ``seconds`` finite and above 0 (``linger_s`` may be 0). (``batch_size=0`` made
+    the sender spin on empty batches, holding the event loop for ever.)"""
+    for name, count in counts.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, not {count!r}")
+    for name, value in seconds.items():
+        least = "at least 0" if name == "linger_s" else "above 0"
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and name != "linger_s")
+        ):
+            raise ValueError(f"{name} must be a number of seconds {least}, not {value!r}")
+
+
 def _url(given: str | None, service: str) -> str:
     url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
     return url.rstrip("/")
@@ -132,6 +152,14 @@ class AsyncFinOpsClient:
             )
         if overflow not in ("block", "drop_oldest", "raise"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
+        _refuse_out_of_range(
+            {"batch_size": batch_size, "max_buffer": max_buffer},
+            {
+                "linger_s": linger_s,
+                "request_timeout_s": request_timeout_s,
+                "max_backoff_s": max_backoff_s,
+            },
+        )
         self.ingest_url = _url(ingest_url, "ingest")
         self.auth_url = _url(auth_url, "auth")
         self.optimizer_url = _url(optimizer_url, "optimizer")
