@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import typing
 from typing import Any
 
 import httpx
 import pytest
 from test_sdk_healing import OVERLOADED, APIStatusError, Platform, Provider, advice, sdk
 
-from finops.client import FinOpsClient
+from finops.client import CallOptions, FinOpsClient
 
 
 class SimulatedClock:
@@ -322,3 +323,34 @@ async def test_an_option_json_cannot_carry_is_refused_before_the_agents_call_run
                 experiment={"id": "exp-1", "variant": "A", "config": {"stop": [b"\n"]}},
             )  # fmt: skip
     assert provider.calls == [] and platform.events == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        # a misspelt option was ignored: the call ran with 5 attempts, not the 2 asked for
+        ({"task_type": "qa", "provider": "p", "model": "m", "max_attempt": 2},
+         "call() got an unexpected keyword argument 'max_attempt'"),
+        # KeyError: 'model'
+        ({"task_type": "qa", "provider": "p"},
+         "call() missing a required keyword argument: 'model'"),
+    ],
+)  # fmt: skip
+async def test_an_unknown_or_missing_option_is_refused_before_the_agents_call_runs(
+    options: dict[str, Any], message: str
+) -> None:
+    platform = Platform([])
+    provider = Provider()
+    async with sdk(platform) as finops:
+        with pytest.raises(TypeError) as refused:
+            await finops.call(provider, **options)
+    assert str(refused.value) == message
+    assert provider.calls == [] and platform.events == []
+
+
+def test_the_required_options_are_those_call_options_marks_required() -> None:
+    from finops.client._healing import REQUIRED_OPTIONS
+
+    hints = typing.get_type_hints(CallOptions, include_extras=True)
+    marked = [name for name, hint in hints.items() if typing.get_origin(hint) is typing.Required]
+    assert list(REQUIRED_OPTIONS) == marked

@@ -413,6 +413,29 @@ class CallOptions(TypedDict, total=False):
     on_reported: Callable[[str], None]
 
 
+#: the options :class:`CallOptions` marks ``Required`` (its ``__required_keys__`` is empty
+#: on Python 3.11, its annotations being strings here)
+REQUIRED_OPTIONS = ("task_type", "provider", "model")
+
+
+def refuse_unknown_options(options: Mapping[str, Any]) -> None:
+    """The ``TypeError`` Python gives a function for an option :class:`CallOptions` does not
+    have (a misspelt one was ignored: the call ran on the defaults), or a required one
+    missing (it was a ``KeyError``).
+
+    >>> refuse_unknown_options({"task_type": "qa", "provider": "p", "model": "m", "budget": 9})
+    Traceback (most recent call last):
+    ...
+    TypeError: call() got an unexpected keyword argument 'budget'
+    """
+    for name in options:
+        if name not in CallOptions.__annotations__:
+            raise TypeError(f"call() got an unexpected keyword argument {name!r}")
+    for name in REQUIRED_OPTIONS:
+        if name not in options:
+            raise TypeError(f"call() missing a required keyword argument: {name!r}")
+
+
 Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
 RecordCall = Callable[..., Awaitable[str]]
 #: the ``data`` of the ``agent.llm_call`` event record_call queues, from the same arguments
@@ -440,6 +463,7 @@ class SelfHealingCall:
         agent_id: str,
         options: CallOptions,
     ) -> SelfHealingCall:
+        refuse_unknown_options(options)
         state = CallState(
             options["task_type"],
             options["provider"],
