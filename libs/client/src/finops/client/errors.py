@@ -14,7 +14,8 @@ class BufferFull(FinOpsError):
 
 
 class ClientClosed(FinOpsError):
-    """The client was closed; it takes no more events."""
+    """The client was closed: it takes no more events, calls or questions (and a ``flush()``
+    after a ``close()`` that timed out says how many events were not delivered)."""
 
 
 class RequestRefused(FinOpsError):
