@@ -115,3 +115,22 @@ def test_the_sdk_needs_no_server_package() -> None:
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (ran.returncode, ran.stdout) == (0, "[]\n"), ran.stderr
+
+
+def test_every_public_call_and_parameter_of_the_sdk_is_documented() -> None:
+    # help(AsyncFinOpsClient) named none of its constructor's parameters (batch_size,
+    # overflow, on_rejected, transport...): an agent's developer had to read the source
+    import finops.client
+
+    for name in finops.client.__all__:
+        assert getattr(finops.client, name).__doc__, name
+    for cls in (AsyncFinOpsClient, FinOpsClient):
+        for name, member in vars(cls).items():
+            if not name.startswith("_") and (callable(member) or isinstance(member, property)):
+                assert member.__doc__, f"{cls.__name__}.{name}"
+    undocumented = [
+        name
+        for name in inspect.signature(AsyncFinOpsClient).parameters
+        if f"``{name}``" not in (AsyncFinOpsClient.__doc__ or "")
+    ]
+    assert undocumented == []

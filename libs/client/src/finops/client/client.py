@@ -121,7 +121,22 @@ def _url(given: str | None, service: str) -> str:
 
 
 class AsyncFinOpsClient:
-    """Asynchronous client for agents. Use as ``async with`` or call :meth:`close`."""
+    """Asynchronous client for agents. Use as ``async with`` or call :meth:`close`.
+
+    ``agent_id``: the agent the events report as (its account's username).
+    ``api_key`` (``fo_ak_…``, exchanged for short-lived tokens and renewed; default
+    ``FINOPS_API_KEY``) or ``token`` (a fixed bearer token): one is required.
+    ``ingest_url``, ``auth_url``, ``optimizer_url``, ``experiments_url``, ``healer_url``: the
+    services' addresses (default ``FINOPS_<SERVICE>_URL``, else the local stack's ports).
+    ``batch_size`` (500): events per request to ingest; ``linger_s`` (0.2): how long a
+    batch waits to fill. ``max_buffer`` (100,000): events pending at most; ``overflow``
+    (``"block"``, ``"drop_oldest"`` or ``"raise"``): what ``record_*`` does when it is full.
+    ``request_timeout_s`` (10): each request's timeout; ``max_backoff_s`` (30): the longest
+    wait between two retries. ``on_rejected``: called with the events ingest refuses as
+    invalid and its answer (default: :meth:`flush` and :meth:`close` raise
+    :class:`EventsRejected`). ``transport``: an ``httpx`` transport (tests, proxies).
+    A value out of range is a ``ValueError`` naming it.
+    """
 
     def __init__(
         self,
