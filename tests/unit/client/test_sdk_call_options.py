@@ -291,22 +291,30 @@ async def test_a_call_cancelled_while_the_healer_is_asked_tags_its_last_error() 
 
 
 class FailingClock(SimulatedClock):
-    """A clock that fails once the call has started (its ``now()`` after the first)."""
+    """A clock that fails once the agent's call has failed (``broken``), as the SDK reads it
+    to weigh the advice against the time budget."""
+
+    broken = False
 
     def now(self) -> float:
-        self.reads = getattr(self, "reads", 0) + 1
-        if self.reads > 2:
+        if self.broken:
             raise OSError("the clock failed")
         return super().now()
 
 
 async def test_a_call_whose_advice_step_raises_tags_the_error_it_gives_up_after() -> None:
     platform = Platform([advice("retry")])
+    clock = FailingClock(call_s=0.0)
+
+    def llm(**arguments: Any) -> Any:
+        clock.broken = True
+        raise APIStatusError(503, {})
+
     async with sdk(platform) as finops:
         with pytest.raises(OSError, match="the clock failed"):
             await finops.call(
-                Provider(APIStatusError(503, {})), task_type="qa", provider="p", model="m",
-                clock=FailingClock(call_s=0.0), experiment={"id": "exp-1", "variant": "A"},
+                llm, task_type="qa", provider="p", model="m", clock=clock,
+                experiment={"id": "exp-1", "variant": "A"},
             )  # fmt: skip
     (error,) = platform.of_type("agent.error")
     assert error["experiment"] == {"id": "exp-1", "variant": "A"}
