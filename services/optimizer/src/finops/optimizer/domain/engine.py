@@ -5,6 +5,10 @@ anomalies, the routing policy all learn from the same event), answers recommenda
 requests, and turns what it notices (drift, budget thresholds, spend spikes) into alerts.
 Its state is plain data, so the service can checkpoint it together with the offsets of the
 events it has taken in.
+
+Its parts: the errors (:mod:`.errors`), a recommendation and the steps that narrow its
+candidates (:mod:`.recommendation`), what it reads from an event (:mod:`.event_inputs`), the
+drift alert (:mod:`.drift_alerts`) and the checkpoint format (:mod:`.engine_state`).
 """
 
 from __future__ import annotations
@@ -13,91 +17,41 @@ import hashlib
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from finops.common.alerts import Alert
-from finops.common.errors import FinopsError, NotFound
 from finops.common.events import ErrorEvent, Event, LlmCallEvent, Usage, price_call
-from finops.optimizer.domain import ALERT_SOURCE
+from finops.optimizer.domain import engine_state
 from finops.optimizer.domain.analytics import IdDedupe, SpendAnalytics, fingerprint
 from finops.optimizer.domain.anomaly import SpendAnomalyDetector
 from finops.optimizer.domain.arm_identity import ArmSpec
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
-from finops.optimizer.domain.circuits import BreakerStates, SkippedArm, screen
+from finops.optimizer.domain.circuits import BreakerStates, SkippedArm
+from finops.optimizer.domain.drift_alerts import drift_alert
+from finops.optimizer.domain.engine_state import STATE_VERSION
+from finops.optimizer.domain.errors import NoArms, OptimizerError, UnknownBudget
+from finops.optimizer.domain.event_inputs import arm_spec, call_features, config_dict
 from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
 from finops.optimizer.domain.promotion import drift_note, lift_on_drift
+from finops.optimizer.domain.recommendation import (
+    Recommendation,
+    affordable,
+    narrowed_by_promotion,
+    screened,
+)
 
-STATE_VERSION = 1
-
-
-class OptimizerError(FinopsError):
-    """Base of the optimizer's domain errors; ``code`` is stable for API clients."""
-
-    code = "optimizer_error"
-
-
-class NoArms(NotFound, OptimizerError):
-    code = "no_arms"
-
-
-class UnknownBudget(NotFound, OptimizerError):
-    code = "unknown_budget"
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    recommendation_id: str
-    task_type: str
-    arm: ArmSpec
-    expected: dict[str, float | None]
-    propensity: float
-    policy_version: str
-    alternatives: list[dict[str, Any]]
-    reason: str
-    explored: bool
-    time: str
-    #: what made an explored pick (``Decision.exploration``); ``None`` for a greedy one
-    exploration: str | None = None
-    #: arms left out because their circuit breaker is open (or half-open, not probing)
-    skipped: tuple[SkippedArm, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recommendation_id": self.recommendation_id,
-            "task_type": self.task_type,
-            "model": self.arm.model,
-            "provider": self.arm.provider,
-            "config": self.arm.config,
-            "arm": self.arm.arm_id,
-            "expected": self.expected,
-            "propensity": self.propensity,
-            "policy_version": self.policy_version,
-            "alternatives": self.alternatives,
-            "reason": self.reason,
-            "explored": self.explored,
-            "exploration": self.exploration,
-            "time": self.time,
-            "skipped": [s.to_dict() for s in self.skipped],
-        }
-
-
-def _drift_alert(event: Mapping[str, Any], seen: int, note: str) -> dict[str, Any]:
-    subject = f"{event.get('task_type')}/{event.get('arm')}"
-    metric = event.get("metric", "quality")
-    alert_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"drift:{subject}:{metric}:{seen}"))
-    return Alert(
-        "drift",
-        alert_id,
-        subject,
-        "warning",
-        f"{metric} of {event.get('arm')} on {event.get('task_type')} changed; {note}",
-        ALERT_SOURCE,
-        {k: v for k, v in event.items() if isinstance(v, (str, int, float, bool, type(None)))},
-    ).to_dict()
+__all__ = [
+    "STATE_VERSION",
+    "ArmSpec",
+    "NoArms",
+    "OptimizerEngine",
+    "OptimizerError",
+    "Recommendation",
+    "UnknownBudget",
+]
 
 
 class OptimizerEngine:
@@ -152,9 +106,9 @@ class OptimizerEngine:
         if not self.analytics.observe(event, source):
             return []
         data = event.data
-        spec = ArmSpec(data.model, data.provider, _config_dict(data.config))
+        spec = ArmSpec(data.model, data.provider, config_dict(data.config))
         arm = self._know_arm(data.task_type, spec)
-        features = _features(data.features, data.usage)
+        features = call_features(data.features, data.usage)
         self.policy.update(
             data.task_type,
             arm,
@@ -235,7 +189,7 @@ class OptimizerEngine:
             pinned = self.promoted.get(str(event.get("task_type")))
             lifted = lift_on_drift(self.promoted, self.promotions_lifted, event)
             note = drift_note(lifted or pinned, lifted is not None)
-            alert = _drift_alert(event, self.drift_alerts, note)
+            alert = drift_alert(event, self.drift_alerts, note)
             if lifted is not None:
                 alert["details"]["unpinned_experiment_id"] = lifted.get("experiment_id")
             alerts.append(alert)
@@ -272,8 +226,8 @@ class OptimizerEngine:
         task_type = decision.get("task_type")
         if decision.get("kind") != "decision" or not winner or not isinstance(task_type, str):
             return False
-        arm = self._know_arm(task_type, _arm_spec(winner))
-        losers = [self._know_arm(task_type, _arm_spec(loser)) for loser in decision["losers"]]
+        arm = self._know_arm(task_type, arm_spec(winner))
+        losers = [self._know_arm(task_type, arm_spec(loser)) for loser in decision["losers"]]
         held = self.promotions_lifted.get(task_type)
         if held and held.get("experiment_id") == decision.get("experiment_id"):
             return True  # announced again (at least once): its pin stays lifted
@@ -324,15 +278,17 @@ class OptimizerEngine:
         skipped: list[SkippedArm] = []
         reason_prefix = ""
         if breakers is not None:
-            candidates, skipped, reason_prefix = self._screen(
-                candidates, breakers, probe_rate, rng or random
+            specs = [self.arms.get(a) or self.catalog[a] for a in candidates]
+            candidates, skipped, reason_prefix = screened(
+                specs, breakers, probe_rate, rng or random
             )
         budgets = budgets or self.budgets
         pacing = budgets.pacing_for(agent_id, team, at=now) if (agent_id or team) else None
         if pacing and pacing.get("action") in ("step_down", "exhausted"):
-            candidates, reason = self._affordable(task_type, candidates, pacing)
+            summary = self.policy.arm_summary(task_type)
+            candidates, reason = affordable(summary, candidates, pacing)
             reason_prefix += reason
-        candidates, reason = self._promoted(task_type, candidates)
+        candidates, reason = narrowed_by_promotion(self.promoted.get(task_type), candidates)
         reason_prefix += reason
         decision = self.policy.recommend(task_type, features, rng, candidates=candidates)
         spec = self.arms.get(decision.arm) or self.catalog[decision.arm]
@@ -354,54 +310,6 @@ class OptimizerEngine:
             time=(now or datetime.now(UTC)).isoformat(),
             skipped=tuple(skipped),
         )
-
-    def _affordable(
-        self, task_type: str, candidates: list[str], pacing: Mapping[str, Any]
-    ) -> tuple[list[str], str]:
-        """Candidates whose expected cost fits the pacing's cap per call, and the reason.
-
-        An agent or team over its pace still gets an answer: when no candidate fits (or
-        there is no call rate to cap by yet) the cheapest one is kept rather than none.
-        """
-        paced = pacing.get("max_cost_per_call_usd")  # None: no call rate yet
-        cap = paced or 0.0
-        summary = self.policy.arm_summary(task_type)
-        affordable = [a for a in candidates if (summary.get(a, {}).get("cost_usd") or 0.0) <= cap]
-        if not affordable:
-            cheapest = min(
-                candidates, key=lambda a: summary.get(a, {}).get("cost_usd") or float("inf")
-            )
-            affordable = [cheapest]
-        limit = f"cap ${cap:.6f}/call" if paced is not None else "no call rate: cheapest"
-        return affordable, f"budget pacing ({pacing.get('action')}, {limit}); "
-
-    def _promoted(self, task_type: str, candidates: list[str]) -> tuple[list[str], str]:
-        """Candidates narrowed by the task's experiment winner, if one was promoted, and the
-        reason: the winner alone when it is still a candidate, else any arm but those it
-        beat (or all of them, rather than none)."""
-        promoted = self.promoted.get(task_type)
-        if promoted is None:
-            return candidates, ""  # none, or lifted by a drift for the worse (promotion.py)
-        if promoted["arm"] in candidates:
-            return [promoted["arm"]], (
-                f"winner of experiment {promoted['experiment']!r} "
-                f"({promoted['experiment_id']}), variant {promoted['variant']}; "
-            )
-        # withdrawn or over budget: anything but the arms it beat
-        return [a for a in candidates if a not in promoted["losers"]] or candidates, ""
-
-    def _screen(
-        self, candidates: list[str], breakers: BreakerStates, probe_rate: float, draw: Any
-    ) -> tuple[list[str], list[SkippedArm], str]:
-        """Candidates without the arms whose breaker stops them, those arms, and the reason."""
-        specs = [self.arms.get(a) or self.catalog[a] for a in candidates]
-        kept, skipped = screen(specs, breakers, probe_rate, draw)
-        if not skipped:
-            return kept, [], ""
-        if len(skipped) == len(specs):
-            return kept, [], "every candidate's circuit breaker is open: none skipped; "
-        names = ", ".join(f"{s.arm} ({s.breaker})" for s in skipped)
-        return kept, skipped, f"circuit breaker skipped {names}; "
 
     def request_rng(self, task_type: str, seed: int) -> random.Random:
         """The random generator of one request, from the policy's seed, the task type and the
@@ -466,34 +374,12 @@ class OptimizerEngine:
 
     def state_parts(self) -> list[tuple[str, Callable[[], Any]]]:
         """The state as named parts, so a caller can serialise it a piece at a time."""
-        return [
-            ("version", lambda: STATE_VERSION),
-            ("analytics", self.analytics.to_state),
-            ("policy", self.policy.to_state),
-            ("budgets", self.budgets.to_state),
-            ("anomalies", self.anomalies.to_state),
-            ("error_ids", self.error_ids.to_state),
-            ("arms", lambda: {k: asdict(v) for k, v in self.arms.items()}),
-            ("catalog", lambda: {k: asdict(v) for k, v in self.catalog.items()}),
-            ("withdrawn", lambda: sorted(self.withdrawn)),
-            ("task_arms", lambda: {k: list(v) for k, v in self.task_arms.items()}),
-            ("errors_seen", lambda: self.errors_seen),
-            ("drift_alerts", lambda: self.drift_alerts),
-            ("promoted", lambda: {k: dict(v) for k, v in self.promoted.items()}),
-            # apart from the pins: a version before them, which skips this key, pins nothing
-            ("promotions_lifted", lambda: {k: dict(v) for k, v in self.promotions_lifted.items()}),
-            ("operator_seq", lambda: dict(self.operator_seq)),
-        ]
+        return engine_state.state_parts(self)
 
     def view_parts(self) -> list[tuple[str, Callable[[], Any]]]:
         """:meth:`state_parts` without the memories of event ids: what a replica needs to
         answer queries and recommendations (a view restored from it must not be fed events)."""
-        capacity = self.error_ids.capacity
-        replaced: dict[str, Callable[[], Any]] = {
-            "analytics": lambda: self.analytics.to_state(remember_ids=False),
-            "error_ids": lambda: IdDedupe(capacity).to_state(),
-        }
-        return [(name, replaced.get(name, build)) for name, build in self.state_parts()]
+        return engine_state.view_parts(self)
 
     def policy_status(self) -> dict[str, Any]:
         """Fleet-level planning status of the routing policy (shadow price, updates, ...)."""
@@ -504,48 +390,6 @@ class OptimizerEngine:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> OptimizerEngine:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported optimizer state version {state.get('version')!r}")
         engine = cls.__new__(cls)
-        engine.analytics = SpendAnalytics.from_state(state["analytics"])
-        engine.policy = RoutingPolicy.from_state(state["policy"])
-        # an earlier version checkpointed drift events it had already reported as alerts
-        engine.policy.drain_drift_events()
-        engine.budgets = BudgetTracker.from_state(state["budgets"])
-        engine.anomalies = SpendAnomalyDetector.from_state(state["anomalies"])
-        engine.error_ids = IdDedupe.from_state(state["error_ids"])
-        engine.arms = {k: ArmSpec(**v) for k, v in state["arms"].items()}
-        engine.catalog = {k: ArmSpec(**v) for k, v in state["catalog"].items()}
-        engine.withdrawn = set(state.get("withdrawn", ()))  # absent before deletions stuck
-        engine.task_arms = {k: list(v) for k, v in state["task_arms"].items()}
-        engine.errors_seen = state["errors_seen"]
-        engine.errors_redelivered = 0  # never checkpointed: a metric's outcome only
-        engine.drift_alerts = state["drift_alerts"]
-        promoted = {k: dict(v) for k, v in state.get("promoted", {}).items()}
-        engine.promotions_lifted = {
-            k: dict(v) for k, v in state.get("promotions_lifted", {}).items()
-        }
-        # a checkpoint of the commits that marked a lifted pin inside "promoted" (0ea63b8 up
-        # to e4b92c9, never landed) holds it there
-        engine.promotions_lifted |= {k: v for k, v in promoted.items() if v.get("lifted")}
-        engine.promoted = {k: v for k, v in promoted.items() if not v.get("lifted")}
-        # absent before operator changes were numbered: every recorded change is newer
-        engine.operator_seq = {k: int(v) for k, v in state.get("operator_seq", {}).items()}
+        engine_state.restore(engine, state)
         return engine
-
-
-def _arm_spec(arm: Mapping[str, Any]) -> ArmSpec:
-    return ArmSpec(str(arm["model"]), str(arm["provider"]), _config_dict(arm.get("config")))
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if config is None:
-        return {}
-    raw = config.model_dump() if hasattr(config, "model_dump") else dict(config)
-    return {k: v for k, v in raw.items() if v is not None}
-
-
-def _features(features: Mapping[str, float] | None, usage: Usage) -> dict[str, float]:
-    out = dict(features or {})
-    out.setdefault(COST_FEATURE, float(usage.input_tokens))
-    return out
