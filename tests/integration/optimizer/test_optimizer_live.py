@@ -364,3 +364,39 @@ async def test_an_unreadable_announcement_is_parked(lab):
     headers = header_map(record.headers)
     assert (headers["x-service"], headers["x-origin-topic"]) == ("optimizer", experiments)
     assert headers["x-error-type"] == "JSONDecodeError"
+
+
+async def test_the_checkpoint_keeps_no_records_taken_and_a_restart_counts_nothing_twice(lab):
+    # the one-worker checkpoint held every record taken within the last 10,000 offsets of each
+    # partition (up to 2.6 MB), though its intake never reads a record before the offsets it
+    # saved again: a restart seeks to them, a rebalance to the offsets of the records applied
+    first = [llm_call("bot", cost_usd=0.01) for _ in range(300)]
+    async with lab.optimizer() as client:
+        intake = client.app.state.intake
+        await lab.publish(first)
+        await lab.caught_up(client)
+        await intake.checkpoint()
+        saved = await intake.store.load(intake.name)
+        assert saved is not None
+        assert sum(o for p, o in saved.offsets.items() if p.startswith(lab.cost.name)) == 300
+        assert saved.state_dict()["analytics"]["records_taken"]["partitions"] == {}
+        assert saved.state_dict()["analytics"]["events"] == 300
+        # the records stay remembered while it runs (a record read again there is redelivered)
+        assert len(intake.engine.analytics.records_taken) == 300
+
+        async def no_checkpoint() -> None:  # the process dies before it can save again
+            return None
+
+        intake._checkpoint_locked = no_checkpoint
+        await lab.publish([llm_call("bot", cost_usd=0.01) for _ in range(40)])
+        await lab.caught_up(client)
+
+    # restarted: the 40 records after the checkpoint are read again and counted once, and
+    # two events the agents send again (new records of events counted) are duplicates
+    async with lab.optimizer() as client:
+        await lab.caught_up(client)
+        await lab.publish([first[0], first[299]])
+        await lab.caught_up(client)
+        summary = (await client.get("/api/stats/summary")).json()
+        assert (summary["events"], summary["duplicates"], summary["redelivered"]) == (340, 2, 0)
+        assert summary["fleet"]["spend_usd"] == pytest.approx(3.4)

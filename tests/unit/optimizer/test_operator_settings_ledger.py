@@ -237,7 +237,7 @@ async def test_a_change_made_while_a_checkpoint_is_serialised_is_in_it_or_taken_
     budgets_done = asyncio.Event()
     parts = intake.engine.state_parts()
 
-    def after_budgets() -> list[tuple[str, Any]]:
+    def after_budgets(resume_at: Any = None) -> list[tuple[str, Any]]:
         def mark(build: Any) -> Any:
             budgets_done.set()
             return build()

@@ -415,3 +415,41 @@ def test_an_engine_taking_a_share_of_a_partition_keeps_a_share_of_its_offsets():
         taken.read_again("agent.cost.v1:0", offset, -offset & 0xFFFF, new=True)
     assert len(taken) <= 2 * 600 // 6 + 1
     assert taken.read_again("agent.cost.v1:0", 1194, -1194 & 0xFFFF, new=False)
+
+
+def test_a_one_worker_checkpoint_keeps_only_the_records_its_intake_can_read_again():
+    # the one worker's intake resumes from its saved offsets: the records before them were
+    # checkpointed too (up to 2.6 MB), though it never reads them again
+    taken = RecordsTaken()
+    for offset in range(10):
+        taken.read_again("agent.cost.v1:0", offset, 100 + offset, new=True)
+    taken.read_again("agent.error.v1:0", 0, 7, new=True)
+    kept = RecordsTaken.from_state(json.loads(json.dumps(taken.to_state({"agent.cost.v1:0": 8}))))
+    assert len(kept) == 2 + 1  # offsets 8 and 9; a partition without an offset keeps them all
+    assert kept.read_again("agent.cost.v1:0", 9, 109, new=False)
+    assert not kept.read_again("agent.cost.v1:0", 5, 105, new=False)
+    # a checkpoint's offsets follow every record taken: none is kept, nor its partitions
+    done = {"agent.cost.v1:0": 10, "agent.error.v1:0": 1}
+    assert taken.to_state(done) == {"reach": taken.reach, "partitions": {}}
+    # without offsets (partitioned learning's engines, whose records are forwarded) all of them
+    assert len(RecordsTaken.from_state(taken.to_state())) == 11
+
+
+def test_an_event_read_again_after_a_restart_of_the_one_worker_counts_once():
+    engine = OptimizerEngine()
+    events = calls(10)
+    for offset, event in enumerate(events):
+        engine.take(event, ("agent.cost.v1:0", offset))
+    state = dict((name, build()) for name, build in engine.state_parts({"agent.cost.v1:0": 10}))
+    assert state["analytics"]["records_taken"]["partitions"] == {}
+    restored = OptimizerEngine.from_state(json.loads(json.dumps(state)))
+    outcomes = []
+    for event, offset in ((events[5], 5), (events[9], 10), (calls(1)[0], 11)):
+        before = restored.tally
+        restored.take(event, ("agent.cost.v1:0", offset))
+        outcomes.append(taken(before, restored))
+    # a record before the offsets (which the intake does not read again) and an agent's
+    # resend are not counted again; only the new event is
+    assert outcomes == ["duplicate", "duplicate", "applied"]
+    s = restored.analytics.summary()
+    assert (s["events"], s["duplicates"], s["redelivered"]) == (11, 2, 0)

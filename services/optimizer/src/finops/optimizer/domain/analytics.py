@@ -432,10 +432,13 @@ class SpendAnalytics:
         return merged
 
     # ------------------------------------------------------------------ state
-    def to_state(self, *, remember_ids: bool = True) -> dict[str, Any]:
+    def to_state(
+        self, *, remember_ids: bool = True, resume_at: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
         """JSON-serialisable snapshot (aggregates, sketches, windows, the dedupe memory and the
         records taken; without ``remember_ids``, neither memory: a read-only view for
-        answering queries)."""
+        answering queries). ``resume_at``: the offsets the one worker's intake resumes from,
+        before which no record taken is kept (:meth:`.RecordsTaken.to_state`)."""
         return {
             "version": STATE_VERSION,
             "retain": dict(self.retain),
@@ -443,7 +446,9 @@ class SpendAnalytics:
             "duplicates": self.duplicates,
             # both absent before redeliveries were counted apart (a version before skips them)
             "redelivered": self.redelivered,
-            "records_taken": (self.records_taken if remember_ids else RecordsTaken()).to_state(),
+            "records_taken": (self.records_taken if remember_ids else RecordsTaken()).to_state(
+                resume_at
+            ),
             "max_ts": self._max_ts,
             "watermark": dict(self._watermark),
             "late": dict(self._late),

@@ -372,9 +372,12 @@ class OptimizerEngine:
 
     # ---- state -------------------------------------------------------------------------
 
-    def state_parts(self) -> list[tuple[str, Callable[[], Any]]]:
-        """The state as named parts, so a caller can serialise it a piece at a time."""
-        return engine_state.state_parts(self)
+    def state_parts(
+        self, resume_at: Mapping[str, int] | None = None
+    ) -> list[tuple[str, Callable[[], Any]]]:
+        """The state as named parts, so a caller can serialise it a piece at a time
+        (``resume_at``: see :func:`.engine_state.state_parts`)."""
+        return engine_state.state_parts(self, resume_at)
 
     def view_parts(self) -> list[tuple[str, Callable[[], Any]]]:
         """:meth:`state_parts` without the memories of event ids: what a replica needs to

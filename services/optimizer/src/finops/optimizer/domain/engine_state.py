@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 STATE_VERSION = 1
 
 
-def state_parts(engine: OptimizerEngine) -> list[tuple[str, Callable[[], Any]]]:
-    """The state as named parts, so a caller can serialise it a piece at a time."""
+def state_parts(
+    engine: OptimizerEngine, resume_at: Mapping[str, int] | None = None
+) -> list[tuple[str, Callable[[], Any]]]:
+    """The state as named parts, so a caller can serialise it a piece at a time.
+    ``resume_at``: the offsets the one worker's intake resumes from with this state, before
+    which no record taken is kept (:meth:`.RecordsTaken.to_state`)."""
     return [
         ("version", lambda: STATE_VERSION),
-        ("analytics", engine.analytics.to_state),
+        ("analytics", lambda: engine.analytics.to_state(resume_at=resume_at)),
         ("policy", engine.policy.to_state),
         ("budgets", engine.budgets.to_state),
         ("anomalies", engine.anomalies.to_state),

@@ -87,12 +87,25 @@ class RecordsTaken:
     def __len__(self) -> int:
         return sum(len(r) for r in self._taken.values())
 
-    def to_state(self) -> dict[str, Any]:
-        """Per partition, the (offset, fingerprint) pairs in the order taken, packed."""
-        return {
-            "reach": self.reach,
-            "partitions": {p: _pack(r) for p, r in self._taken.items()},
+    def to_state(self, resume_at: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Per partition, the (offset, fingerprint) pairs in the order taken, packed.
+
+        ``resume_at``: where the consumer that took the records resumes from this state
+        (``"topic:partition"`` -> the next offset to read), when it reads the source
+        partitions themselves (one worker): a record before that offset is never read again by
+        it, so only the records at or past it are kept (none, as the offsets of a checkpoint
+        follow every record taken; a partition left with none is left out), and a partition
+        without an offset keeps them all.
+        Partitioned learning's engines read the records forwarded elsewhere, where a forwarder
+        can send again a record from before the offsets their own topic resumes from: they
+        keep every record (no ``resume_at``).
+        """
+        at = resume_at or {}
+        kept = {
+            p: r if p not in at else {o: fp for o, fp in r.items() if o >= at[p]}
+            for p, r in self._taken.items()
         }
+        return {"reach": self.reach, "partitions": {p: _pack(r) for p, r in kept.items() if r}}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any] | None) -> RecordsTaken:
