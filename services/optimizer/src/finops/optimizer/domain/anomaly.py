@@ -165,7 +165,7 @@ class SpendAnomalyDetector:
     ...     spend = 0.5 if minute == 45 else 0.05 + 0.005 * (minute % 3)
     ...     alerts += det.observe_cost("bot", t0 + timedelta(minutes=minute, seconds=5), spend)
     >>> alerts += det.flush()
-    >>> [(a.subject, a.window_start, a.severity) for a in alerts]
+    >>> [(a.subject, a.details["window_start"], a.severity) for a in alerts]
     [('bot', '2025-01-01T00:45:00Z', 'critical')]
     """
 
