@@ -14,6 +14,7 @@ from finops.experiments.domain import conclusions
 from finops.experiments.domain import tagged as tagged_module
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
+from finops.experiments.domain.sequential import metric_value
 from finops.experiments.domain.stats import VariantStats
 from finops.experiments.domain.tagged import Tagged, decode_tagged, encode_tagged
 
@@ -311,3 +312,74 @@ def test_under_the_cost_metric_a_variant_does_not_win_by_giving_up() -> None:
     # a variant as reliable as the control and cheaper still wins
     decided = run_cost_experiment(gives_up_every=None)
     assert decided is not None and decided["winner"] == "B"
+
+
+def run_quality_experiment(
+    b_quality: float, b_gives_up_every: int, a_gives_up_every: int | None = None
+) -> tuple[dict | None, ExperimentAnalysis]:
+    """An experiment on ``quality``, default guardrails (no ``max_success_rate_drop``): A's
+    answers score about 0.8, B's about ``b_quality``; each variant gives up on every
+    ``..._gives_up_every``-th of its calls (None: never). Its conclusion if one came in
+    6,000 calls, and the analysis."""
+    analysis = ExperimentAnalysis()
+    analysis.track("x", two_variant_definition(max_duration_s=10_000, metric="quality"), 0.0)
+    rng = random.Random(9)
+    for i in range(6000):
+        variant = "AB"[i % 2]
+        every = b_gives_up_every if variant == "B" else a_gives_up_every
+        if every and (i // 2) % every == 0:
+            batch = [gave_up(i, variant)]
+        else:
+            quality = min(1.0, rng.gauss(b_quality if variant == "B" else 0.8, 0.1))
+            batch = [Tagged(f"id-{i}", "x", variant, 0.01, True, 500.0, quality)]
+        if concluded := analysis.observe_many(batch, now=1):
+            return concluded[0], analysis
+    return None, analysis
+
+
+def test_under_the_quality_metric_a_call_that_gave_up_counts_as_quality_0() -> None:
+    # B's answers score 0.9 against A's 0.8, but a third of B's calls give up: per assigned
+    # call B delivers 0.6. Averaged over its answers only (as before), B won on quality, no
+    # guardrail set to stop it; intention-to-treat, A is the better variant.
+    conclusion, analysis = run_quality_experiment(b_quality=0.9, b_gives_up_every=3)
+    assert conclusion is not None and conclusion["winner"] == "A"
+    a, b = analysis.variant_stats("x") or []
+    assert int(a.unrated_failures) == 0 and int(b.unrated_failures) == int(b.n - b.successes)
+    assert int(b.unrated_failures) == pytest.approx(int(b.n) / 3, abs=1)
+    results = analysis.results("x", analysis.experiments["x"].definition)
+    # mean_quality stays the answers' (the guardrail's figure); the interval is per call
+    assert results["variants"][1]["mean_quality"] == pytest.approx(0.9, abs=0.02)
+    assert metric_value(b, "quality") == pytest.approx(0.9 * 2 / 3, abs=0.02)
+    low, high = results["variants"][1]["interval"]
+    assert low < metric_value(b, "quality") < high < metric_value(a, "quality")
+    # an A/A whose variants give up alike stays an A/A: the give-ups lower both the same
+    conclusion, analysis = run_quality_experiment(0.8, b_gives_up_every=3, a_gives_up_every=3)
+    assert conclusion is None
+    for s in analysis.variant_stats("x") or []:
+        assert int(s.unrated_failures) == 1000 and int(s.n) == 3000
+        assert metric_value(s, "quality") == pytest.approx(0.8 * 2 / 3, abs=0.01)
+
+
+def test_a_failed_call_that_reports_a_quality_keeps_it_and_old_states_load() -> None:
+    # a failed call with a quality counts its quality; a failure without one counts 0;
+    # an answered call without one stays out (nothing was scored, something was delivered)
+    stats = VariantStats()
+    stats.add(cost_usd=0.01, success=False, latency_ms=100.0, quality=0.5)
+    stats.add(cost_usd=0.01, success=False, latency_ms=100.0, quality=None)
+    stats.add(cost_usd=0.01, success=True, latency_ms=100.0, quality=None)
+    stats.add(cost_usd=0.0, success=False, latency_ms=None, quality=None)
+    assert (int(stats.quality_n), int(stats.unrated_failures)) == (1, 2)
+    assert VariantStats.from_dict(stats.to_dict()) == stats
+    # a state saved before the count loads with none: the failures counted before the
+    # upgrade stay out of the quality mean, the later ones count 0
+    old = {k: v for k, v in stats.to_dict().items() if k != "unrated_failures"}
+    assert VariantStats.from_dict(old).unrated_failures == 0
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, 0.0)
+    analysis.observe_many([gave_up(1, "A")], now=1)
+    state = json.loads(json.dumps(analysis.to_state()))
+    for variant in state["experiments"]["x"]["stats"]:
+        del variant["unrated_failures"]
+    restored = ExperimentAnalysis.from_state(state)
+    assert [int(s.n) for s in restored.variant_stats("x") or []] == [1, 0]
+    assert [int(s.unrated_failures) for s in restored.variant_stats("x") or []] == [0, 0]

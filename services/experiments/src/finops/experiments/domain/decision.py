@@ -34,6 +34,7 @@ from finops.experiments.domain.sequential import (
     LOWER_IS_BETTER,
     Metric,
     compare,
+    compare_answered_quality,
     metric_value,
     success_rate_drop,
     variant_interval,
@@ -88,7 +89,7 @@ def guardrails(
     # the control's calls report a quality and the treatment's none (its answers break the
     # agent's scorer, say): the ratio cannot be checked, so it does not hold, nor is it broken
     unrated = control_rated & ~treatment_rated
-    quality = compare(control, treatment, "quality", alpha, settings.guardrail_tau)
+    quality = compare_answered_quality(control, treatment, alpha, settings.guardrail_tau)
     floor = math.log(settings.min_quality_ratio)
     with np.errstate(invalid="ignore"):
         quality_broken = has_quality & (quality.upper < floor)

@@ -44,24 +44,44 @@ def _safe_div(a: Any, b: Any) -> Any:
         return np.divide(a, b)
 
 
+def _quality_calls(stats: VariantStats) -> Any:
+    """The calls the metric ``quality`` averages over: those that reported a quality, and
+    those that failed with none (a call that gave up delivered nothing: quality 0, as its
+    cost 0 enters the cost metrics; intention-to-treat)."""
+    return np.add(stats.quality_n, stats.unrated_failures)
+
+
 def metric_value(stats: VariantStats, metric: Metric) -> Any:
-    """Point estimate of a metric: cost per success is total cost over successes."""
+    """Point estimate of a metric: cost per success is total cost over successes; quality is
+    the mean over the calls that reported one and those that failed without one (at 0)."""
     if metric == "cost_per_success":
         return _safe_div(stats.cost_sum, stats.successes)
     if metric == "cost":
         return _safe_div(stats.cost_sum, stats.n)
+    return _safe_div(stats.quality_sum, _quality_calls(stats))
+
+
+def answered_quality(stats: VariantStats) -> Any:
+    """The mean quality of the calls that reported one (the ``min_quality_ratio``
+    guardrail's figure, and the results' ``mean_quality``)."""
     return _safe_div(stats.quality_sum, stats.quality_n)
+
+
+def _quality_log_estimate(stats: VariantStats, calls: Any) -> LogEstimate:
+    """log of the mean quality over ``calls`` calls (those without a quality at 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.asarray(calls, dtype=float)
+        mean = np.divide(stats.quality_sum, n)
+        var = np.divide(stats.quality_sq_sum, n) - mean * mean
+        variance = np.divide(np.maximum(var, 0.0), n * mean * mean)
+        return LogEstimate(np.log(mean), np.maximum(variance, _TINY))
 
 
 def log_estimate(stats: VariantStats, metric: Metric) -> LogEstimate:
     """log(metric) with its variance; nan where the variant has no usable data yet."""
+    if metric == "quality":
+        return _quality_log_estimate(stats, _quality_calls(stats))
     with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "quality":
-            n = np.asarray(stats.quality_n, dtype=float)
-            mean = np.divide(stats.quality_sum, n)
-            var = np.divide(stats.quality_sq_sum, n) - mean * mean
-            variance = np.divide(np.maximum(var, 0.0), n * mean * mean)
-            return LogEstimate(np.log(mean), np.maximum(variance, _TINY))
         n = np.asarray(stats.n, dtype=float)
         cost_mean = np.divide(stats.cost_sum, n)
         cost_var = np.maximum(np.divide(stats.cost_sq_sum, n) - cost_mean * cost_mean, 0.0)
@@ -100,8 +120,23 @@ class Comparison:
 def compare(
     control: VariantStats, treatment: VariantStats, metric: Metric, alpha: float, tau: float
 ) -> Comparison:
-    a = log_estimate(control, metric)
-    b = log_estimate(treatment, metric)
+    return _compare(log_estimate(control, metric), log_estimate(treatment, metric), alpha, tau)
+
+
+def compare_answered_quality(
+    control: VariantStats, treatment: VariantStats, alpha: float, tau: float
+) -> Comparison:
+    """The quality ratio of the calls that reported a quality (the ``min_quality_ratio``
+    guardrail: the answers' quality; calls that failed are the success rate's to judge)."""
+    return _compare(
+        _quality_log_estimate(control, control.quality_n),
+        _quality_log_estimate(treatment, treatment.quality_n),
+        alpha,
+        tau,
+    )
+
+
+def _compare(a: LogEstimate, b: LogEstimate, alpha: float, tau: float) -> Comparison:
     with np.errstate(invalid="ignore"):
         estimate = b.log_value - a.log_value
     half = mixture_half_width(a.variance + b.variance, alpha, tau)

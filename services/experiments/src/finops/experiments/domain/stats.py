@@ -49,6 +49,10 @@ class VariantStats:
     quality_sum: Any = 0.0
     quality_sq_sum: Any = 0.0
     latency_counts: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+    #: calls that failed with no quality reported (a call that gave up, among them): they
+    #: delivered nothing, so the primary metric ``quality`` counts each as quality 0 (the
+    #: ``min_quality_ratio`` guardrail compares the qualities reported, as before)
+    unrated_failures: Any = 0
 
     def add(
         self, *, cost_usd: float, success: bool, latency_ms: float | None, quality: float | None
@@ -65,6 +69,8 @@ class VariantStats:
             self.quality_n += 1
             self.quality_sum += quality
             self.quality_sq_sum += quality * quality
+        elif not success:
+            self.unrated_failures += 1
         if latency_ms is not None:
             self.latency_counts[latency_bucket(latency_ms)] += 1
 
@@ -93,6 +99,7 @@ class VariantStats:
             "quality_sum": float(self.quality_sum),
             "quality_sq_sum": float(self.quality_sq_sum),
             "latency_counts": {str(i): c for i, c in enumerate(self.latency_counts) if c},
+            "unrated_failures": int(self.unrated_failures),
         }
 
     @classmethod
@@ -110,6 +117,8 @@ class VariantStats:
             quality_sum=float(data["quality_sum"]),
             quality_sq_sum=float(data["quality_sq_sum"]),
             latency_counts=counts,
+            # a state saved before the count: the failures counted then stay out of the mean
+            unrated_failures=int(data.get("unrated_failures", 0)),
         )
 
 
@@ -125,11 +134,13 @@ def cumulative_stats(
 
     Element ``t`` holds ``base`` plus the sums over events ``0..t`` that went to this
     variant: the look after event ``t``. Latency is left out (the histogram stays ``base``'s).
+    ``has_quality`` None: every event reports a quality.
     """
     base = base or VariantStats()
     mask = in_variant.astype(float)
     won = mask * success
     rated = mask if has_quality is None else mask * has_quality
+    unrated_failures = (mask - rated) * (1.0 - success)
     q = np.where(rated > 0, quality, 0.0)
     return VariantStats(
         n=base.n + np.cumsum(mask),
@@ -141,4 +152,5 @@ def cumulative_stats(
         quality_sum=base.quality_sum + np.cumsum(rated * q),
         quality_sq_sum=base.quality_sq_sum + np.cumsum(rated * q * q),
         latency_counts=base.latency_counts,
+        unrated_failures=base.unrated_failures + np.cumsum(unrated_failures),
     )
