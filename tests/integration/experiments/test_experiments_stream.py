@@ -159,8 +159,11 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         # Equal variants and a high min_samples: nothing decides while the test runs.
         eid = await lab.create_and_start(client, min_samples=100_000)
         first = lab.calls(eid, 400, rng, cost={"A": 0.01, "B": 0.01}, quality=EQUAL_QUALITY)
+        for call in first[1::8]:  # 50 of B's calls answered after a fallback
+            call["data"].update(provider="anthropic", model="claude-3-5-haiku")
         await lab.publish(first)
         before = await lab.counted(client, eid, 400)
+        assert [v["fallbacks"] for v in before["variants"]] == [0, 50]
     async with lab.service() as client:
         after_restart = await lab.results(client, eid)
         assert after_restart["variants"] == before["variants"]
@@ -171,6 +174,7 @@ async def test_results_survive_a_restart_and_redelivered_events_count_once(lab) 
         await lab.publish(more)
         final = await lab.counted(client, eid, 450)
         assert [v["n"] for v in final["variants"]] == [225, 225]
+        assert [v["fallbacks"] for v in final["variants"]] == [0, 50]  # the retries not again
         # Every retried event was dropped. The pipeline is at least once, so a record stage 1
         # forwarded twice (a producer retry, a commit lost to a rebalance) is dropped here too
         # and counted with them (docs/experiments.md): at least the 100 retries, never fewer.

@@ -85,7 +85,18 @@ async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path
                 "winner": None,
                 "promoted": False,
                 "samples": [12, 11],
+                "fallbacks": [0, 3],
                 "reason": "stopped at the end of the run, no winner, as an A/A test should",
+            },
+            # a run's result written before the fallbacks were counted
+            {
+                "name": "e0",
+                "kind": "a_a",
+                "decision": "stopped",
+                "winner": None,
+                "promoted": False,
+                "samples": [5, 4],
+                "reason": None,
             },
         ],
     }
@@ -99,7 +110,8 @@ async def test_the_page_holds_the_summary_and_every_chart_as_inline_svg(tmp_path
         r"<figure class='chart' id='chart-(\w+)'><figcaption>[^<]*</figcaption><svg", html
     ) == ["spend", "traffic", "errors", "breakers", "experiments"]
     assert f"{1 - optimized / baseline:.1%}" in html
-    assert "12 / 11" in html
+    assert "<td>12 / 11</td><td>0 / 3</td>" in html  # of them answered after a fallback
+    assert "<td>5 / 4</td><td>-</td>" in html
     assert "<td>stopped at the end of the run, no winner, as an A/A test should</td>" in html
     # nothing to fetch: no script, stylesheet or image from elsewhere (namespaces are names,
     # url(#…) an in-page clip path)

@@ -383,3 +383,33 @@ def test_a_failed_call_that_reports_a_quality_keeps_it_and_old_states_load() -> 
     restored = ExperimentAnalysis.from_state(state)
     assert [int(s.n) for s in restored.variant_stats("x") or []] == [1, 0]
     assert [int(s.unrated_failures) for s in restored.variant_stats("x") or []] == [0, 0]
+
+
+def test_calls_answered_after_a_fallback_are_counted_per_variant_and_checkpointed() -> None:
+    # A call answered on a model other than its variant's (the SDK's fallback) counts in
+    # its variant (intention-to-treat) and in the variant's fallbacks, shown in the results;
+    # a give-up, or a call whose arm is unknown (forwarded by an older version), is none.
+    analysis = ExperimentAnalysis()
+    analysis.track("x", DEFINITION, 0.0)
+    on_a = Tagged("a1", "x", "A", 0.01, True, 500.0, 0.9, ("p", "big"))
+    on_b = Tagged("b1", "x", "B", 0.01, True, 500.0, 0.9, ("p", "small"))
+    b_fell_back = Tagged("b2", "x", "B", 0.02, True, 900.0, 0.8, ("p", "big"))
+    b_other_provider = Tagged("b3", "x", "B", 0.02, True, 900.0, 0.8, ("q", "small"))
+    unknown = Tagged("b4", "x", "B", 0.01, True, 500.0, 0.9)
+    batch = [on_a, on_b, b_fell_back, b_other_provider, unknown, gave_up(5, "B"), b_fell_back]
+    analysis.observe_many(batch, now=1)
+    results = analysis.results("x", DEFINITION)
+    assert [(v["n"], v["fallbacks"]) for v in results["variants"]] == [(1, 0), (5, 2)]
+    assert results["duplicates_dropped"] == 1  # the fallback sent twice counts once
+    state = json.loads(json.dumps(analysis.to_state()))
+    restored = ExperimentAnalysis.from_state(state)
+    assert [v["fallbacks"] for v in restored.results("x", DEFINITION)["variants"]] == [0, 2]
+    snapshot = ExperimentState.from_dict(
+        json.loads(json.dumps(analysis.experiments["x"].snapshot()))
+    )
+    assert [int(s.fallbacks) for s in snapshot.stats] == [0, 2]
+    # a checkpoint or snapshot written before the count loads with none
+    for variant in state["experiments"]["x"]["stats"]:
+        del variant["fallbacks"]
+    restored = ExperimentAnalysis.from_state(state)
+    assert [v["fallbacks"] for v in restored.results("x", DEFINITION)["variants"]] == [0, 0]

@@ -17,7 +17,7 @@ DEFINITION = two_variant_definition(max_duration_s=3600)
 
 
 def _record(*events: Tagged) -> SimpleNamespace:
-    return SimpleNamespace(value=encode_tagged(events))
+    return SimpleNamespace(value=encode_tagged(events), headers=())
 
 
 def _dropped() -> dict[str, float]:

@@ -17,7 +17,7 @@ from support import llm_call
 
 from finops.common.events import error_event
 from finops.experiments.adapters.forward import TaggedForwarder
-from finops.experiments.domain.tagged import Tagged, decode_tagged
+from finops.experiments.domain.tagged import ARMS_HEADER, Tagged, decode_tagged
 
 
 async def _task_types_recorded(body: bytes, producer: KeptProducer | None = None) -> set[str]:
@@ -84,8 +84,11 @@ async def test_a_record_that_is_not_a_call_event_is_dead_lettered_and_teaches_no
 class SendingProducer(KeptProducer):
     """Keeps what the forwarder sends, with its partition, and acknowledges it at once."""
 
-    async def send(self, topic: str, value: bytes, key: bytes, partition: int) -> Any:
-        self.sent.append((topic, value, {"key": key, "partition": bytes([partition])}))
+    async def send(
+        self, topic: str, value: bytes, key: bytes, partition: int, headers: Any = ()
+    ) -> Any:
+        kept = {"key": key, "partition": bytes([partition]), **dict(headers)}
+        self.sent.append((topic, value, kept))
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -130,10 +133,10 @@ async def test_the_error_a_call_gave_up_after_is_forwarded_as_a_failure_of_its_v
         record = SimpleNamespace(topic=topic, value=json.dumps(event).encode())
         await forwarder.forward(record)
     await forwarder.flush()
-    records = [decode_tagged(value) for _, value, _ in producer.sent]
+    records = [decode_tagged(value, h[ARMS_HEADER]) for _, value, h in producer.sent]
     assert sorted(records, key=lambda r: r[0].success) == [
         [Tagged(gave_up["id"], "exp-1", "B", 0.0, False, None, None)],
-        [Tagged(call["id"], "exp-1", "B", 0.01, True, 850.0, 0.9)],
+        [Tagged(call["id"], "exp-1", "B", 0.01, True, 850.0, 0.9, ("openai", "gpt-4o-mini"))],
     ]
     assert {headers["key"] for _, _, headers in producer.sent} == {b"exp-1"}
     assert repo.task_types == {"t"}  # an error teaches no task type (as before)
@@ -179,3 +182,34 @@ async def test_a_call_event_on_the_error_topic_is_dead_lettered():
     await forwarder.run(stop)
     [(topic, value, _)] = producer.sent
     assert (topic, value) == ("agent.error.v1.dlq", body)
+
+
+async def test_each_forwarded_call_carries_the_arm_it_was_answered_on_in_a_header():
+    # The analysis counts the calls answered after a fallback per variant: it compares the
+    # model a call was answered on with its variant's. The arms travel in a header, so an
+    # analysis of the version before reads the record's calls as it did.
+    producer = SendingProducer()
+    forwarder = TaggedForwarder(
+        None,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        NoExperiments(),  # type: ignore[arg-type]
+        events_topic="finops.experiment-events.v1",
+        partitions=3,
+    )
+    tag = {"id": "exp-1", "variant": "B"}
+    on_variant = llm_call(task_type="t", model="gpt-4o-mini", experiment=tag)
+    fell_back = llm_call(
+        task_type="t", provider="anthropic", model="claude-3-5-haiku", experiment=tag
+    )
+    for event in (on_variant, fell_back):
+        await forwarder.forward(
+            SimpleNamespace(topic="agent.cost.v1", value=json.dumps(event).encode())
+        )
+    await forwarder.flush()
+    [(_, value, headers)] = producer.sent
+    assert json.loads(headers[ARMS_HEADER]) == [
+        ["openai", "gpt-4o-mini"],
+        ["anthropic", "claude-3-5-haiku"],
+    ]
+    assert len(json.loads(value)[0]) == 7  # the rows an older analysis reads, unchanged
+    assert [e.arm for e in decode_tagged(value)] == [None, None]

@@ -162,7 +162,8 @@ def print_summary(result: dict[str, Any]) -> None:
             promoted += ", then unpinned by a drift of the winner (see finops.alerts.v1)"
         console.print(
             f"experiment {exp['name']} ({exp['kind']}): {exp['decision']}, winner "
-            f"{exp['winner'] or '-'}, {promoted}, samples {exp['samples']}"
+            f"{exp['winner'] or '-'}, {promoted}, samples {exp['samples']}, fallbacks "
+            f"{exp.get('fallbacks') or [0] * len(exp['samples'])}"
             + (f" ({exp['reason']})" if exp["reason"] else ""),
             markup=False,
         )

@@ -130,6 +130,8 @@ class ExperimentOutcome:
     #: promoted, then no longer pinned by the end: a drift of the winner for the worse
     #: lifted the pin (the optimizer's drift alert says so)
     pin_lifted: bool = False
+    #: calls per variant answered after a fallback (counted in its samples)
+    fallbacks: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +144,7 @@ class ExperimentOutcome:
             "promoted": self.promoted,
             "pin_lifted": self.pin_lifted,
             "samples": self.samples,
+            "fallbacks": self.fallbacks,
             "reason": self.reason,
         }
 
@@ -351,6 +354,7 @@ class OperatorApi:
             samples,
             reason,
             pin_lifted=experiment.promoted_seen and not pinned,
+            fallbacks=[int(v.get("fallbacks", 0)) for v in results.get("variants", [])],
         )
 
     async def _promoted(

@@ -40,6 +40,9 @@ class ExperimentRow:
     reason: str | None = None
     #: promoted, then unpinned by a drift of the winner for the worse
     pin_lifted: bool = False
+    #: calls per variant answered after a fallback (counted in ``samples``); none in the
+    #: result of a run before the count
+    fallbacks: tuple[int, ...] = ()
 
 
 @dataclass
@@ -110,6 +113,7 @@ def experiment_rows(result: dict[str, Any]) -> list[ExperimentRow]:
             tuple(e.get("samples") or ()),
             e.get("reason"),
             bool(e.get("pin_lifted")),
+            tuple(e.get("fallbacks") or ()),
         )
         for e in result.get("experiments", [])
     ]

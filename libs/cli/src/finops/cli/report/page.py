@@ -40,11 +40,13 @@ def _experiments_table(experiments: list[ExperimentRow]) -> str:
     if not experiments:
         return "<p>No experiment ran.</p>"
     head = "<tr><th>experiment</th><th>kind</th><th>decision</th><th>winner</th>"
-    head += "<th>promoted</th><th>samples per variant</th><th>why</th></tr>"
+    head += "<th>promoted</th><th>samples per variant</th><th>of them after a fallback</th>"
+    head += "<th>why</th></tr>"
     rows = "".join(
         f"<tr><td>{escape(e.name)}</td><td>{escape(e.kind)}</td><td>{escape(e.decision)}</td>"
         f"<td>{escape(e.winner or '-')}</td><td>{_promoted(e)}</td>"
         f"<td>{escape(' / '.join(str(n) for n in e.samples) or '-')}</td>"
+        f"<td>{escape(' / '.join(str(n) for n in e.fallbacks) or '-')}</td>"
         f"<td>{escape(e.reason or '-')}</td></tr>"
         for e in experiments
     )

@@ -8,7 +8,9 @@ and of each error tagged with an experiment (the one after which a call assigned
 up: a failure of its variant), as a :class:`~finops.experiments.domain.tagged.Tagged` (one
 record per experiment and slice of up to 100 calls; the give-ups in slices of their own,
 whose missing latency an analysis of a version before them cannot read: it parks those, not
-the calls beside them) to ``finops.experiment-events.v1``, in the partition of its experiment id:
+the calls beside them; each call's ``[provider, model]`` in the record's
+:data:`~finops.experiments.domain.tagged.ARMS_HEADER`, which tells a fallback from its
+variant's model) to ``finops.experiment-events.v1``, in the partition of its experiment id:
 all of one experiment's events reach one partition, whose owner keeps the experiment's
 statistics (stage 2, :mod:`.stream`). The stage is an
 :class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed after a batch's
@@ -28,7 +30,7 @@ from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE, partition_for
 from finops.experiments.adapters.repository import ExperimentRepository
-from finops.experiments.domain.tagged import Tagged, encode_tagged
+from finops.experiments.domain.tagged import ARMS_HEADER, Tagged, encode_arms, encode_tagged
 
 EVENTS = counter_by(
     "finops_experiments_events_total",
@@ -120,6 +122,7 @@ class TaggedForwarder:
                 encode_tagged(events),
                 key=experiment_id.encode(),
                 partition=partition_for(experiment_id, self.partitions),
+                headers=[(ARMS_HEADER, encode_arms(events))],
             )
         )
         self.forwarded += len(events)
@@ -151,6 +154,9 @@ class TaggedForwarder:
             success=data.success,
             latency_ms=data.latency_ms,
             quality=data.quality,
+            # not its variant's after a fallback (the SDK's self-healing call reports the
+            # model that answered): the analysis counts those per variant
+            arm=(data.provider, data.model),
         )
 
     def _gave_up(self, event: ErrorEvent) -> Tagged | None:

@@ -76,7 +76,7 @@ from finops.experiments.domain.conclusions import (
 )
 from finops.experiments.domain.definition import ExperimentNotFound
 from finops.experiments.domain.experiment_state import ExperimentState
-from finops.experiments.domain.tagged import Tagged, decode_tagged
+from finops.experiments.domain.tagged import ARMS_HEADER, Tagged, decode_tagged
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class AnalysisIntake(OwnedPartitions[ExperimentAnalysis]):
                 tagged = []
                 self._end_replays(partition, record.offset)
             try:
-                events = decode_tagged(record.value)
+                events = decode_tagged(record.value, _arms(record))
             except (ValueError, TypeError) as exc:
                 await dead_letter(self.producer, record, exc, attempts=1, service="experiments")
                 continue
@@ -587,6 +587,14 @@ def _operator_stop_record(experiment: Experiment, otherwise: float | None = None
     assert experiment.stop_counts is not None
     stopped_at = datetime.fromtimestamp(_ended_at(experiment, otherwise), UTC).isoformat()
     return stop_record(stopped_at, experiment.stop_counts)
+
+
+def _arms(record: Any) -> bytes | None:
+    """The record's :data:`ARMS_HEADER` (None: forwarded by a version before it)."""
+    for key, value in record.headers or ():
+        if key == ARMS_HEADER:
+            return bytes(value)
+    return None
 
 
 def _count_dropped(before: dict[str, int], after: dict[str, int]) -> None:

@@ -89,6 +89,11 @@ class VariantResultsOut(ResponseBody):
     name: str
     n: int
     successes: int
+    fallbacks: int = Field(
+        description="Calls answered after a fallback, on a model other than the variant's "
+        "(counted in n, intention-to-treat; 0 for calls forwarded by a version before the "
+        "count)."
+    )
     cost_usd: Real
     mean_cost_per_success: Real | None
     mean_quality: Real | None

@@ -201,14 +201,18 @@ class ExperimentAnalysis:
 
     @staticmethod
     def _count(state: ExperimentState, events: Sequence[Tagged]) -> None:
+        variants = state.definition.variants
         names = state.definition.variant_names
         for event in events:
             assert event.cost_usd is not None  # unpriced events are not accepted
-            state.stats[names.index(event.variant)].add(
+            index = names.index(event.variant)
+            arm = (variants[index].provider, variants[index].model)
+            state.stats[index].add(
                 cost_usd=event.cost_usd,
                 success=event.success,
                 latency_ms=event.latency_ms,
                 quality=event.quality,
+                fell_back=event.arm is not None and event.arm != arm,
             )
 
     def _count_up_to_record(

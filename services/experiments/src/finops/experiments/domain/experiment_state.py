@@ -103,6 +103,7 @@ def experiment_results(
                 "name": variant.name,
                 "n": int(stats.n),
                 "successes": int(stats.successes),
+                "fallbacks": int(stats.fallbacks),
                 "cost_usd": round(float(stats.cost_sum), 10),
                 "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
                 "mean_quality": _number(answered_quality(stats)),

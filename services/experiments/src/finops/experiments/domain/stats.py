@@ -53,13 +53,24 @@ class VariantStats:
     #: delivered nothing, so the primary metric ``quality`` counts each as quality 0 (the
     #: ``min_quality_ratio`` guardrail compares the qualities reported, as before)
     unrated_failures: Any = 0
+    #: calls answered after a fallback, on a model other than the variant's (counted in the
+    #: variant, intention-to-treat; what they cost and scored is in the sums above)
+    fallbacks: Any = 0
 
     def add(
-        self, *, cost_usd: float, success: bool, latency_ms: float | None, quality: float | None
+        self,
+        *,
+        cost_usd: float,
+        success: bool,
+        latency_ms: float | None,
+        quality: float | None,
+        fell_back: bool = False,
     ) -> None:
         """Count one call; ``latency_ms`` None (a call that gave up: no answer came) leaves
-        the latency histogram as it is."""
+        the latency histogram as it is; ``fell_back``: answered after a fallback."""
         self.n += 1
+        if fell_back:
+            self.fallbacks += 1
         self.cost_sum += cost_usd
         self.cost_sq_sum += cost_usd * cost_usd
         if success:
@@ -100,6 +111,7 @@ class VariantStats:
             "quality_sq_sum": float(self.quality_sq_sum),
             "latency_counts": {str(i): c for i, c in enumerate(self.latency_counts) if c},
             "unrated_failures": int(self.unrated_failures),
+            "fallbacks": int(self.fallbacks),
         }
 
     @classmethod
@@ -119,6 +131,7 @@ class VariantStats:
             latency_counts=counts,
             # a state saved before the count: the failures counted then stay out of the mean
             unrated_failures=int(data.get("unrated_failures", 0)),
+            fallbacks=int(data.get("fallbacks", 0)),  # none counted before the count
         )
 
 
@@ -153,4 +166,5 @@ def cumulative_stats(
         quality_sq_sum=base.quality_sq_sum + np.cumsum(rated * q * q),
         latency_counts=base.latency_counts,
         unrated_failures=base.unrated_failures + np.cumsum(unrated_failures),
+        fallbacks=base.fallbacks,  # no rule reads them
     )

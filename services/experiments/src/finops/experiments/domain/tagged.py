@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+#: the header of a record of tagged events that holds, for each of them, the ``[provider,
+#: model]`` its call was answered on (null for a give-up): a record header, so that an
+#: analysis of a version before it reads the record as before (it parks a row it does not
+#: know)
+ARMS_HEADER = "x-experiment-arms"
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,10 @@ class Tagged:
     """What the analysis reads from one cost event (``cost_usd`` None: the call is unpriced),
     or from the error after which a call assigned to the experiment gave up (``success``
     false, ``cost_usd`` 0, ``latency_ms`` None: it has no answer's latency).
+
+    ``arm``: the ``(provider, model)`` the call was answered on, which is not its variant's
+    after a fallback; None for a give-up, or a call forwarded by a version before
+    :data:`ARMS_HEADER`. It travels in that header, not in :meth:`to_list`.
 
     Examples
     --------
@@ -29,6 +39,7 @@ class Tagged:
     success: bool
     latency_ms: float | None
     quality: float | None
+    arm: tuple[str, str] | None = None
 
     def to_list(self) -> list[Any]:
         return [
@@ -70,9 +81,39 @@ def encode_tagged(events: Sequence[Tagged]) -> bytes:
     return json.dumps([e.to_list() for e in events]).encode()
 
 
-def decode_tagged(raw: bytes) -> list[Tagged]:
-    """Raises ValueError (or TypeError) on anything :func:`encode_tagged` did not write."""
+def encode_arms(events: Sequence[Tagged]) -> bytes:
+    """The :data:`ARMS_HEADER` of the record of ``events``.
+
+    Examples
+    --------
+    >>> events = [Tagged("e1", "x", "A", 0.01, True, 300.0, 0.9, ("openai", "gpt-4o")),
+    ...           Tagged("e2", "x", "B", 0.0, False, None, None)]
+    >>> decode_tagged(encode_tagged(events), encode_arms(events)) == events
+    True
+    """
+    return json.dumps([list(e.arm) if e.arm else None for e in events]).encode()
+
+
+def decode_tagged(raw: bytes, arms: bytes | None = None) -> list[Tagged]:
+    """The events of a record, with the arms of its :data:`ARMS_HEADER` (None: a record
+    without one, its events' arms unknown). Raises ValueError (or TypeError) on anything
+    :func:`encode_tagged` and :func:`encode_arms` did not write."""
     rows = json.loads(raw)
     if not isinstance(rows, list):
         raise ValueError("a list of tagged events was expected")
-    return [Tagged.from_list(row) for row in rows]
+    events = [Tagged.from_list(row) for row in rows]
+    if arms is None:
+        return events
+    answered_on = json.loads(arms)
+    if not isinstance(answered_on, list) or len(answered_on) != len(events):
+        raise ValueError(f"{ARMS_HEADER} does not hold one arm per event")
+    return [
+        event if arm is None else replace(event, arm=_arm(arm))
+        for event, arm in zip(events, answered_on, strict=True)
+    ]
+
+
+def _arm(value: Any) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"an arm is [provider, model], not {value!r:.60}")
+    return value[0], value[1]
