@@ -39,7 +39,13 @@ from finops.common.events import Event
 from finops.common.id_dedupe import IdDedupe
 from finops.common.metrics import export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
-from finops.optimizer.adapters.stream import EVENTS, announcement_of, send_alert, taken
+from finops.optimizer.adapters.stream import (
+    EVENTS,
+    adopt,
+    announcement_of,
+    send_alert,
+    taken,
+)
 from finops.optimizer.adapters.task_type_forward import (
     DECISION,
     EVENT,
@@ -225,8 +231,7 @@ class EngineShards(OwnedPartitions[OptimizerEngine]):
             # merged view (see shard_snapshots), never from one partition
             return [a for a in alerts if a.get("kind") != "budget"]
         if kind == DECISION:
-            adopted = engine.adopt_decision(announcement_of(record.value))
-            EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
+            EVENTS.labels(record.topic, adopt(engine, announcement_of(record.value))).inc()
             return []
         if kind == OPERATOR:  # skipped if the engine holds a newer change of that setting
             settle(engine, OperatorChange.from_json(record.value))

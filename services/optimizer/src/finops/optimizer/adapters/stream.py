@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 EVENTS = Counter(
     "finops_optimizer_events_total",
     "Records the learning took in, by topic and outcome (applied, duplicate, redelivered,"
-    " invalid, failed; promoted, no_winner, not_a_decision for experiment announcements)",
+    " invalid, failed; promoted, repeated, no_winner, not_a_decision for experiment"
+    " announcements)",
     ["topic", "outcome"],
 )
 
@@ -90,6 +91,21 @@ def announcement_of(raw: bytes) -> dict[str, Any]:
     if not isinstance(announcement, dict):
         raise ValueError("an experiment announcement must be a JSON object")
     return announcement
+
+
+def adopt(engine: OptimizerEngine, announcement: dict[str, Any]) -> str:
+    """Adopt an experiment's decision into ``engine``; its outcome on :data:`EVENTS`:
+    ``promoted``, ``no_winner``, or ``repeated`` when the engine holds that experiment's
+    winner for the task type already, pinned or with its pin lifted by a drift (the outbox
+    announces at least once: the same decision again is not a new promotion)."""
+    task_type = announcement.get("task_type")
+    held = None
+    if isinstance(task_type, str):
+        held = engine.promoted.get(task_type) or engine.promotions_lifted.get(task_type)
+    again = held is not None and held.get("experiment_id") == announcement.get("experiment_id")
+    if not engine.adopt_decision(announcement):
+        return "no_winner"
+    return "repeated" if again else "promoted"
 
 
 async def send_alert(
@@ -236,11 +252,11 @@ class EventIntake(CheckpointedState):
             if announcement.get("kind") != "decision":  # a start or a stop: nothing to adopt
                 EVENTS.labels(record.topic, "not_a_decision").inc()
                 return
-            adopted = self.engine.adopt_decision(announcement)
+            outcome = adopt(self.engine, announcement)
         except (ValueError, KeyError, TypeError):
             EVENTS.labels(record.topic, "invalid").inc()
             raise
-        EVENTS.labels(record.topic, "promoted" if adopted else "no_winner").inc()
+        EVENTS.labels(record.topic, outcome).inc()
 
     async def emit_alert(self, alert: dict[str, Any]) -> None:
         if self.on_alert:
