@@ -156,7 +156,7 @@ class NoExperiments:
 def analysis_intake(consumer: Any = None, **options: Any) -> Any:
     """The experiments' :class:`AnalysisIntake` on these fakes (no producer, no experiment);
     ``options``: its keyword arguments (``resume`` by default refuses to be called)."""
-    from finops.experiments.adapters.stream import AnalysisIntake
+    from finops.experiments.adapters.analysis_intake import AnalysisIntake
 
     async def never_resumed(saved: Any, cluster_id: Any) -> Any:
         raise AssertionError("no partition is assigned in this test")

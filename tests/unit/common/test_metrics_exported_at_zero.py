@@ -112,7 +112,7 @@ async def resume(saved: Any, cluster_id: Any) -> ResumePlan:
 
 
 def test_each_partitioned_intake_exports_its_dead_letters_at_zero():
-    from finops.experiments.adapters.stream import AnalysisIntake
+    from finops.experiments.adapters.analysis_intake import AnalysisIntake
     from finops.healer.adapters.breaker_shards import BreakerShards
     from finops.healer.domain.breakers import BreakerConfig
     from finops.optimizer.adapters.engine_shards import EngineShards

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -37,13 +38,13 @@ from stream_fakes import (
 from finops.common.checkpoints import Checkpoint
 from finops.common.log_position import ResumePlan
 from finops.common.partitions import partition_for
-from finops.experiments.adapters import stream
+from finops.experiments.adapters import analysis_intake, operator_follow, replay_ends
+from finops.experiments.adapters.analysis_intake import AnalysisIntake
 from finops.experiments.adapters.repository import Announcement, Experiment
-from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.conclusions import OPERATOR_STOP, recorded_decision
 from finops.experiments.domain.definition import ExperimentNotFound
-from finops.experiments.domain.experiment_state import experiment_results
+from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
 from finops.experiments.domain.tagged import Tagged, encode_tagged
 
 TOPIC = "finops.experiment-events.v1"
@@ -309,8 +310,14 @@ async def test_a_conclusion_postgresql_does_not_take_stops_the_intake_unsaved():
 #: the replay's clock: past the experiment's max_duration_s
 LATER = SimpleNamespace(
     time=lambda: datetime.now(UTC).timestamp() + 2 * DEFINITION.max_duration_s,
-    monotonic=stream.time.monotonic,
+    monotonic=time.monotonic,
 )
+
+
+def set_clock(monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:
+    """The intake's clock (``time``, in each module of the intake that reads it)."""
+    for module in (analysis_intake, operator_follow):
+        monkeypatch.setattr(module, "time", clock)
 
 
 @pytest.mark.parametrize("broker_down", [False, True], ids=["announced", "not-announced"])
@@ -339,7 +346,7 @@ async def test_a_replay_after_a_crash_before_the_checkpoint_holds_and_announces_
     # the next owner replays from that checkpoint, in turns of 10 calls, an hour later: its
     # first turn has no deciding look, and the experiment expires
     world.saves_left, world.broker_down = None, False
-    monkeypatch.setattr(stream, "time", LATER)
+    set_clock(monkeypatch, LATER)
     successor, successor_consumer = await owner(
         world, [Poll({PARTITION: list(range(start, 220))})], per_turn=10
     )
@@ -457,7 +464,7 @@ async def test_a_replay_of_an_experiment_no_checkpoint_held_counts_it_up_to_the_
     first = await first_owner_decides_and_dies(world, end)
     # the next owner replays the partition from its beginning, in two polls, an hour later
     # (past max_duration_s: the experiment must not expire on fewer calls)
-    monkeypatch.setattr(stream, "time", LATER)
+    set_clock(monkeypatch, LATER)
     successor, consumer = await owner(
         world,
         [Poll({PARTITION: list(range(30))}), Poll({PARTITION: list(range(30, end))})],
@@ -480,7 +487,7 @@ async def test_a_replay_of_an_experiment_no_checkpoint_held_counts_it_up_to_the_
     assert counts(state) == counts(first)
     assert state.conclusion == first.conclusion
     # and so do the ones other instances serve, from the checkpoint's snapshot
-    saved = stream.ExperimentState.from_dict(world.snapshots[EXPERIMENT])
+    saved = ExperimentState.from_dict(world.snapshots[EXPERIMENT])
     assert counts(saved) == counts(first) and saved.conclusion == first.conclusion
     assert world.saved_conclusion() == first.conclusion
     # the decision stands, recorded and announced once
@@ -531,7 +538,7 @@ async def test_a_replay_the_logs_retention_cut_short_of_the_decision_holds_it_at
     end = CONCLUDING + RETRIES_BEFORE  # the deciding call is the log's last
     first = await first_owner_decides_and_dies(world, end)
     assert first.conclusion is not None
-    monkeypatch.setattr(stream, "time", LATER)  # past max_duration_s: it must not expire
+    set_clock(monkeypatch, LATER)  # past max_duration_s: it must not expire
     successor, consumer = await owner(
         world,
         [Poll({PARTITION: list(range(KEPT_FROM, end))})],
@@ -571,7 +578,7 @@ async def test_a_replay_cut_short_by_retention_counts_no_call_past_the_log_end_i
     world = World()
     end = CONCLUDING + RETRIES_BEFORE  # the deciding call is the log's last at the decision
     first = await first_owner_decides_and_dies(world, end)
-    monkeypatch.setattr(stream, "time", LATER)
+    set_clock(monkeypatch, LATER)
     later_calls = 40
     successor, consumer = await owner(
         world,
@@ -584,7 +591,7 @@ async def test_a_replay_cut_short_by_retention_counts_no_call_past_the_log_end_i
         log_start=KEPT_FROM,
     )
     consumer.ends = {PARTITION: end}  # the log's end when the replay noted it
-    with caplog.at_level(logging.WARNING, logger=stream.log.name):
+    with caplog.at_level(logging.WARNING, logger=replay_ends.log.name):
         await successor.run(consumer.stop)
     state = successor.shards[PARTITION].experiments[EXPERIMENT]
     replayed = [int(s.n) for s in state.stats]
@@ -608,7 +615,7 @@ async def test_a_broker_that_does_not_answer_for_the_log_end_delays_the_end_of_a
     world = World()
     end = CONCLUDING + RETRIES_BEFORE
     first = await first_owner_decides_and_dies(world, end)
-    monkeypatch.setattr(stream, "time", LATER)
+    set_clock(monkeypatch, LATER)
     successor, consumer = await owner(
         world,
         [
@@ -850,9 +857,7 @@ async def test_calls_naming_unknown_ids_are_not_remembered_past_a_second(
 
     world.get = unknown  # type: ignore[method-assign]
     clock = [1000.0]
-    monkeypatch.setattr(
-        stream, "time", SimpleNamespace(time=stream.time.time, monotonic=lambda: clock[0])
-    )
+    set_clock(monkeypatch, SimpleNamespace(time=time.time, monotonic=lambda: clock[0]))
     calls = [replace(event, experiment_id=f"u{i}") for i, event in enumerate(EVENTS[:300])]
     intake, consumer = await owner(
         world, [Poll({PARTITION: list(range(300))})], per_turn=100, events=calls
@@ -860,7 +865,7 @@ async def test_calls_naming_unknown_ids_are_not_remembered_past_a_second(
     intake.refresh_interval_s = 1e9
     await intake.run(consumer.stop)
     assert len(intake._not_running) == 300
-    clock[0] += stream.NEGATIVE_CACHE_S
+    clock[0] += operator_follow.NEGATIVE_CACHE_S
     await intake._refresh()
     assert intake._not_running == {}
 

@@ -1,7 +1,8 @@
 """Faust agents of the experiments: decode, count, park what does not decode.
 
-The cost-event intake is checkpointed with its offsets (see ``adapters/stream.py``); the Faust
-app reads ``finops.experiments.v1`` back, so operators see every announcement on /metrics.
+The cost-event intake is checkpointed with its offsets (see ``adapters/analysis_intake.py``);
+the Faust app reads ``finops.experiments.v1`` back, so operators see every announcement on
+/metrics.
 An announcement that is not a JSON object is parked on ``finops.experiments.v1.dlq`` (the
 service's one reader of the topic in a consumer group, so once per service).
 """

@@ -20,6 +20,7 @@ from finops.common.lifespan import end_process_if_failed, finish, with_shared_re
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.stream_service import create_stream_service_app
 from finops.common.streams import make_faust_app
+from finops.experiments.adapters.analysis_intake import AnalysisIntake
 from finops.experiments.adapters.checkpoints import PostgresCheckpointStore
 from finops.experiments.adapters.forward import TaggedForwarder
 from finops.experiments.adapters.intake_supervisor import (
@@ -28,7 +29,6 @@ from finops.experiments.adapters.intake_supervisor import (
     stop_intake,
 )
 from finops.experiments.adapters.repository import ExperimentRepository
-from finops.experiments.adapters.stream import AnalysisIntake
 from finops.experiments.agents import register_agents
 from finops.experiments.api.routes import router
 from finops.experiments.settings import ExperimentsSettings

@@ -12,7 +12,7 @@ the calls beside them; each call's ``[provider, model]`` in the record's
 :data:`~finops.experiments.domain.tagged.ARMS_HEADER`, which tells a fallback from its
 variant's model) to ``finops.experiment-events.v1``, in the partition of its experiment id:
 all of one experiment's events reach one partition, whose owner keeps the experiment's
-statistics (stage 2, :mod:`.stream`). The stage is an
+statistics (stage 2, :mod:`.analysis_intake`). The stage is an
 :class:`~finops.common.consumer.AtLeastOnceConsumer`: offsets are committed after a batch's
 forwarded records are acknowledged, once a batch (at least once; the analysis drops an event
 id it has counted already), and the event that does not decode is parked by it.

@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from finops.common.datastores import is_dependency_failure
-from finops.experiments.adapters.stream import AnalysisIntake
+from finops.experiments.adapters.analysis_intake import AnalysisIntake
 
 log = logging.getLogger(__name__)
 
