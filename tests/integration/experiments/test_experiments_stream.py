@@ -96,20 +96,25 @@ async def test_a_cheaper_variant_whose_calls_give_up_is_stopped_by_its_success_r
                     errors.append(gave_up(lab, eid, "B", data["model"], data["agent_id"]))
                 else:
                     answered.append(call)
-            # each chunk's give-ups counted before its answers (the two topics are read side
-            # by side in no set order: B's answers alone could decide it in the first chunk)
-            await lab.publish_errors(errors)
-            counted += len(errors)
+            # each chunk's give-ups counted before its answers, and its answers before the
+            # next chunk's give-ups (the two topics are read side by side in no set order: B's
+            # answers alone could decide it in the first chunk, and the next chunk's give-ups
+            # counted ahead of this chunk's answers would skew the split at the stop)
+            stopped = False
+            for publish, events in ((lab.publish_errors, errors), (lab.publish, answered)):
+                await publish(events)
+                counted += len(events)
 
-            async def caught_up(n: int = counted) -> dict | None:
-                results = await lab.results(client, eid)
-                done = sum(v["n"] for v in results["variants"]) >= n
-                return results if done or results["status"] != "running" else None
+                async def caught_up(n: int = counted) -> dict | None:
+                    results = await lab.results(client, eid)
+                    done = sum(v["n"] for v in results["variants"]) >= n
+                    return results if done or results["status"] != "running" else None
 
-            if (await wait_until(caught_up, 60, "the give-ups counted"))["status"] != "running":
+                if (await wait_until(caught_up, 60, "the calls counted"))["status"] != "running":
+                    stopped = True
+                    break
+            if stopped:
                 break
-            await lab.publish(answered)
-            counted += len(answered)
         detail = await status_of(lab, client, eid, "stopped")
         assert detail["decision"]["winner"] is None
         assert "max_success_rate_drop" in detail["decision"]["reason"]
