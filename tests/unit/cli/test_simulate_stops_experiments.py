@@ -196,3 +196,26 @@ async def test_a_winner_a_drift_unpinned_reads_promoted_then_unpinned_without_a_
     assert asked.count("/api/recommendations") == 1
     assert outcome.as_json()["pin_lifted"] is True
     await api.aclose()
+
+
+@pytest.mark.parametrize(
+    ("variants", "fallbacks"),
+    [
+        ([{"n": 250, "fallbacks": 0}, {"n": 277, "fallbacks": 12}], [0, 12]),
+        ([{"n": 250}, {"n": 277}], [0, 0]),  # a service before the count
+    ],
+    ids=["counted", "older service"],
+)
+async def test_the_outcome_holds_each_variants_calls_answered_after_a_fallback(
+    variants: list[dict], fallbacks: list[int]
+):
+    def service(request: httpx.Request) -> httpx.Response:
+        results = {"status": "stopped", "decision": {"winner": None, "reason": "a guardrail"}}
+        return httpx.Response(200, json={**results, "variants": variants})
+
+    api = OperatorApi(Endpoints(URLS, "postgresql://x"), "token")
+    api.http = httpx.AsyncClient(transport=httpx.MockTransport(service))
+    outcome = await api.outcome(RunningExperiment(CHEAPER, "x1", "sim-cheaper"), timeout_s=1.0)
+    assert (outcome.samples, outcome.fallbacks) == ([250, 277], fallbacks)
+    assert outcome.as_json()["fallbacks"] == fallbacks
+    await api.aclose()
