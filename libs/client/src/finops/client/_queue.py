@@ -12,7 +12,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
 from finops.client._answers import RetryAfterOrJitter, Transient
 from finops.client._ingest import IngestPoster
-from finops.client.errors import BufferFull, RequestRefused
+from finops.client.errors import BufferFull, ClientClosed, RequestRefused
 
 log = logging.getLogger("finops.client")
 
@@ -55,6 +55,8 @@ class EventQueue:
         #: when cancelled
         self.closing = False
         self.failure: RequestRefused | None = None
+        #: set by stop(): no sender any more (a record_* waiting for room is woken to fail)
+        self.stopped = False
         self._sender: asyncio.Task[None] | None = None
 
     @property
@@ -79,6 +81,8 @@ class EventQueue:
             self._room.clear()
             self._wakeup.set()
             await self._room.wait()
+            if self.stopped:  # close() ended: no room will ever come
+                raise ClientClosed("the client was closed before this event found room")
             self.raise_if_failed()
         self.buffer.append(event)
         self._idle.clear()
@@ -98,6 +102,8 @@ class EventQueue:
 
     async def stop(self) -> None:
         """Stop the sender; what it was sending goes back to the buffer, still pending."""
+        self.stopped = True
+        self._room.set()
         if self._sender:
             self._sender.cancel()
             try:

@@ -413,7 +413,7 @@ class AsyncFinOpsClient:
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
         if self._queue.closing:  # before the agent's call runs (and is paid for)
-            raise ClientClosed("the client is closed")
+            raise self._closed_error()
         return SelfHealingCall.start(
             self._healing,
             self._enqueue,
@@ -448,7 +448,7 @@ class AsyncFinOpsClient:
         own names, as every optimizer version reads them.
         """
         if self._closed:  # its connections are released
-            raise ClientClosed("the client is closed")
+            raise self._closed_error()
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
             params["team"] = team
@@ -473,7 +473,7 @@ class AsyncFinOpsClient:
         raises :class:`RequestRefused` at once.
         """
         if self._closed:  # its connections are released
-            raise ClientClosed("the client is closed")
+            raise self._closed_error()
         experiments = ServiceAt(
             "the experiments service", "experiments", self.experiments_url, "experiments_url"
         )
@@ -496,10 +496,9 @@ class AsyncFinOpsClient:
         (unless ``on_rejected`` took them). Past ``timeout`` seconds, ``TimeoutError`` says
         how many are not delivered yet; delivery goes on.
         """
+        if self._closed:  # no sender left: nothing more is delivered
+            raise self._closed_error()
         self._queue.raise_if_failed()
-        if self._closed and self.pending:  # no sender left to deliver them
-            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
-            raise ClientClosed(f"the client is closed: {undelivered} not delivered")
         if self.pending:
             try:
                 await asyncio.wait_for(self._queue.drain(), timeout)
@@ -515,8 +514,17 @@ class AsyncFinOpsClient:
             self._queue.raise_if_failed()
         self._ingest.raise_rejected()
 
+    def _closed_error(self) -> ClientClosed:
+        """What a closed client raises when used: with the number of events its ``close()``
+        did not deliver, if any."""
+        if self._closed and self.pending:
+            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
+            return ClientClosed(f"the client is closed: {undelivered} not delivered")
+        return ClientClosed("the client is closed")
+
     async def close(self, timeout: float | None = None) -> None:
-        """Deliver everything pending, then release the connection."""
+        """Deliver everything pending, then release the connection. Once closed, the client
+        raises :class:`ClientClosed` from every call but ``close()`` (which returns)."""
         if self._closed:
             return
         self._queue.closing = True
@@ -544,7 +552,7 @@ class AsyncFinOpsClient:
 
     async def _enqueue(self, event_type: str, data: dict[str, Any], event_id: str | None) -> str:
         if self._queue.closing:
-            raise ClientClosed("the client is closed")
+            raise self._closed_error()
         self._queue.raise_if_failed()
         event = {
             "id": event_id or str(uuid.uuid4()),

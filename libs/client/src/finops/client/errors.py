@@ -14,8 +14,9 @@ class BufferFull(FinOpsError):
 
 
 class ClientClosed(FinOpsError):
-    """The client was closed: it takes no more events, calls or questions (and a ``flush()``
-    after a ``close()`` that timed out says how many events were not delivered)."""
+    """The client was closed: every use but ``close()`` raises it (``record_*``, ``flush()``,
+    ``call()``, ``recommend()``, ``assign()``); after a ``close()`` that did not deliver
+    everything, its message says how many events were not delivered."""
 
 
 class RequestRefused(FinOpsError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import threading
@@ -116,6 +117,14 @@ class FinOpsClient:
 
     @_arguments_of(AsyncFinOpsClient.__init__)
     def __init__(self, **kwargs: Any) -> None:
+        #: set by close() (and a refused construction) under ``_lock``, which every
+        #: submission to the loop holds too: nothing is submitted to a loop being stopped
+        #: (the loop's ``is_running()`` is no test: false until the new thread runs it)
+        self._lock = threading.Lock()
+        self._closed = False
+        #: what was submitted and has not finished: failed with ClientClosed once the loop
+        #: stops, so no thread waits for ever on a coroutine that will never run
+        self._submitted: set[concurrent.futures.Future[Any]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="finops-client", daemon=True
@@ -124,8 +133,9 @@ class FinOpsClient:
         try:
             self._client: AsyncFinOpsClient = self._run(self._make(kwargs))
         except BaseException:  # refused arguments: no thread left running for nothing
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
+            with self._lock:
+                self._closed = True
+            self._stop_loop()
             self._loop.close()
             raise
         # a client never closed delivers what is pending when it is collected or the
@@ -141,11 +151,32 @@ class FinOpsClient:
     async def _make(kwargs: dict[str, Any]) -> AsyncFinOpsClient:
         return AsyncFinOpsClient(**kwargs)
 
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Hand ``coro`` to the client's loop, or raise ClientClosed when it is closed."""
+        with self._lock:
+            if self._closed:
+                coro.close()
+                client = getattr(self, "_client", None)
+                raise client._closed_error() if client else ClientClosed("the client is closed")
+            return self._submit_unlocked(coro)
+
+    def _submit_unlocked(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._submitted.add(future)
+        future.add_done_callback(self._submitted.discard)
+        return future
+
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if not self._loop.is_running():  # closed: nothing would ever run it
-            coro.close()
-            raise ClientClosed("the client is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._submit(coro).result(timeout)
+
+    def _stop_loop(self) -> None:
+        """Stop the loop (``_closed`` is set: nothing more is submitted) and fail what it will
+        never run with ClientClosed."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        for future in list(self._submitted):
+            if not future.done():
+                future.set_exception(ClientClosed("the client was closed before this finished"))
 
     record_call = _blocking(AsyncFinOpsClient.record_call)
     record_error = _blocking(AsyncFinOpsClient.record_error)
@@ -184,13 +215,15 @@ class FinOpsClient:
         (as :meth:`AsyncFinOpsClient.close`)."""
         self._finalizer.detach()
         _UNCLOSED.discard(self._finalizer)
-        if not self._loop.is_running():
-            return
+        with self._lock:
+            if self._closed:
+                return
+            closing = self._submit_unlocked(self._client.close(timeout))
+            self._closed = True  # what comes after the close is refused, not left waiting
         try:
-            self._run(self._client.close(timeout))
+            closing.result()
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+            self._stop_loop()
 
     @property
     def pending(self) -> int:
