@@ -55,7 +55,7 @@ def test_the_examples_are_found() -> None:
         "finops.common.errors",
         "finops.healer.domain.remedies",
         "finops.client._names",
-        "finops.client._ingest",
+        "finops.client._json_values",
         # the optimizer's: its spend detector's example was run by no test, and had gone stale
         "finops.optimizer.domain.anomaly",
         "finops.experiments.domain.conclusions",

@@ -26,9 +26,10 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
-from finops.client._ingest import refuse_unencodable
+from finops.client._json_values import json_values
 from finops.client._names import refuse_control_characters, refused_character
 from finops.client._tokens import Tokens
+from finops.client.errors import FinOpsError
 
 log = logging.getLogger("finops.client")
 
@@ -479,7 +480,7 @@ class SelfHealingCall:
         # and refused before the agent's call runs (and is paid for), not after it
         data = call_data(**call._success_arguments(usage={}, latency_ms=0.0, quality=None))
         refuse_control_characters({"source": data["agent_id"], "data": data})
-        refuse_unencodable({"data": data})
+        json_values(data, "data")
         return call
 
     def __init__(
@@ -583,14 +584,55 @@ class SelfHealingCall:
         }
 
     async def succeeded(self, result: Any, latency_ms: float) -> None:
-        """Report the successful call."""
-        quality = self.options.get("quality")
-        event_id = await self.record_call(
-            **self._success_arguments(
-                usage_of(result, self.options.get("usage")),
-                latency_ms,
-                quality(result) if callable(quality) else quality,
-            ),
-            event_id=self.options.get("event_id"),
-        )
+        """Report the successful call. The agent's call has run (and was paid for): nothing
+        here raises, so its answer is never lost; a usage or quality that cannot be sent is
+        logged and left out of the report, and a report that cannot be queued is logged."""
+        try:
+            event_id = await self.record_call(
+                **self._success_arguments(self._usage(result), latency_ms, self._quality(result)),
+                event_id=self.options.get("event_id"),
+            )
+        except (FinOpsError, ValueError) as exc:
+            self.report_lost(exc)
+            return
         self._reported(event_id)
+
+    def report_lost(self, exc: BaseException) -> None:
+        """Log a successful call whose report could not be queued (the client closed, or its
+        buffer full under ``overflow="raise"``, while the agent's call ran)."""
+        log.error(
+            "the call to %s/%s succeeded but was not reported: %s",
+            self.state.provider,
+            self.state.model,
+            exc,
+        )
+
+    def _usage(self, result: Any) -> dict[str, Any]:
+        """The usage to report: its entries JSON carries (numpy's numbers as plain ones)."""
+        try:
+            usage = usage_of(result, self.options.get("usage"))
+        except Exception:
+            log.exception("usage() raised on the call's result; it is reported with no tokens")
+            return {"input_tokens": 0, "output_tokens": 0}
+        kept: dict[str, Any] = {}
+        for name, value in usage.items():
+            try:
+                kept.update(json_values({name: value}, "usage"))
+            except ValueError as exc:
+                log.error("the call is reported without it: %s", exc)
+        return kept
+
+    def _quality(self, result: Any) -> float | None:
+        """The quality to report, or None (left out) when it cannot be had or sent."""
+        quality = self.options.get("quality")
+        try:
+            value = quality(result) if callable(quality) else quality
+        except Exception:
+            log.exception("quality() raised on the call's result; it is reported without one")
+            return None
+        try:
+            plain: float | None = json_values(value, "quality")
+        except ValueError as exc:
+            log.error("the call is reported without its quality: %s", exc)
+            return None
+        return plain

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,57 +32,6 @@ Event = dict[str, Any]
 #: 403 codes about some events of a batch (details list their indexes), not about the caller
 PER_EVENT_REFUSALS = frozenset({"agent_mismatch", "source_mismatch"})
 OnRejected = Callable[[list[Event], Any], None]
-
-
-#: what JSON carries as a key (``json.dumps`` writes the scalars as strings)
-JSON_KEYS = (str, int, float, bool, type(None))
-
-
-def _unencodable(value: Any, path: str, seen: set[int]) -> str | None:
-    """``"path: what"`` of the first value under ``value`` that JSON cannot carry, or None."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return None
-    if isinstance(value, (dict, list, tuple)):
-        if id(value) in seen:
-            return f"{path}: holds itself (a circular reference)"
-        seen.add(id(value))
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, JSON_KEYS):
-                return f"{path}: the key {key!r} ({type(key).__name__}) is not a string"
-            found = _unencodable(item, f"{path}.{key}", seen)
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = _unencodable(item, f"{path}[{i}]", seen)
-            if found:
-                return found
-        return None
-    return f"{path}: {value!r:.80} ({type(value).__name__})"
-
-
-def refuse_unencodable(event: Mapping[str, Any]) -> None:
-    """A ``ValueError`` naming the first value of ``event`` (an event as sent) that JSON
-    cannot carry; nothing when it encodes. Queued, it made its whole batch fail at every
-    send, for as long as the client ran (and ``close()`` waited on it).
-
-    >>> refuse_unencodable({"data": {"quality": 0.9, "usage": {"input_tokens": 3}}})
-    >>> from decimal import Decimal
-    >>> refuse_unencodable({"data": {"usage": {"cost": Decimal("0.1")}}})
-    Traceback (most recent call last):
-    ...
-    ValueError: data.usage.cost: Decimal('0.1') (Decimal) cannot be sent as JSON; give a ...
-    """
-    try:
-        json.dumps(event)
-    except (TypeError, ValueError) as exc:
-        found = _unencodable(event, "", set())
-        raise ValueError(
-            f"{(found or str(exc)).removeprefix('.')} cannot be sent as JSON; give a number, "
-            "a string, a bool, None, a list or a dict with string keys"
-        ) from None
 
 
 class IngestPoster:

@@ -50,7 +50,8 @@ from finops.client._healing import (
     experiment_tag,
     maybe_await,
 )
-from finops.client._ingest import IngestPoster, OnRejected, refuse_unencodable
+from finops.client._ingest import IngestPoster, OnRejected
+from finops.client._json_values import json_values
 from finops.client._names import refuse_control_characters
 from finops.client._queue import EventQueue, Overflow
 from finops.client._service_get import ServiceAt, get_json
@@ -560,10 +561,10 @@ class AsyncFinOpsClient:
             "source": data["agent_id"],
             "specversion": "1.0",
             "time": _now(),
-            "data": data,
+            # numpy's numbers as plain ones; a value JSON cannot carry could never be sent
+            "data": json_values(data, "data"),
         }
         refuse_control_characters(event)  # ingest would refuse it: say so before queueing
-        refuse_unencodable(event)  # it could never be sent
         await self._queue.put(event)
         return str(event["id"])
 

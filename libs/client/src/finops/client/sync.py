@@ -203,7 +203,10 @@ class FinOpsClient:
                     if asyncio.iscoroutine(waited):
                         self._run(waited)
                 continue
-            self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
+            try:
+                self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
+            except ClientClosed as exc:  # closed while fn ran: its answer is not lost
+                healing.report_lost(exc)
             return result
 
     recommend = _blocking(AsyncFinOpsClient.recommend)
