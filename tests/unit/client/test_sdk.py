@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import queue
+import re
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 
 import httpx
+import numpy as np
 import pytest
 from support import QuietHandler, answer_json, loopback_server
 
@@ -911,9 +914,36 @@ def test_a_blocking_client_whose_arguments_are_refused_leaves_no_thread(monkeypa
         ("max_buffer", 0),  # record_* waited for room for ever (or IndexError: drop_oldest)
         ("linger_s", -1.0),
         ("request_timeout_s", 0),  # every request timed out at once, retried for ever
-        ("max_backoff_s", 0),  # retries with no wait between them
+        ("max_backoff_s", -1.0),
+        ("max_backoff_s", float("inf")),  # a wait of inf s
+        ("batch_size", 2.5),
+        ("max_buffer", float("nan")),
     ],
 )
 async def test_a_setting_out_of_range_is_refused_naming_it(argument, value):
-    with pytest.raises(ValueError, match=f"^{argument} must be .*, not {value!r}$"):
+    with pytest.raises(ValueError, match=f"^{argument} must be .*, not {re.escape(repr(value))}$"):
         AsyncFinOpsClient(agent_id="bot", token="t", **{argument: value})
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        # refused since 0c5104a, taken at f0e76da
+        {"max_buffer": 1e6},
+        {"max_buffer": math.inf},  # unbounded
+        {"max_buffer": np.int64(1000), "batch_size": np.int64(2)},
+        {"batch_size": 2.0},
+        {"request_timeout_s": None},  # httpx: no timeout
+        {"request_timeout_s": httpx.Timeout(5)},
+        {"max_backoff_s": 0},
+    ],
+)
+async def test_an_unusual_setting_that_works_is_taken_and_delivers(setting):
+    ingest = ScriptedIngest(statuses=[503])
+    c = AsyncFinOpsClient(
+        ingest_url="http://ingest", agent_id="bot", token="static",
+        transport=httpx.MockTransport(ingest), **{"max_backoff_s": 0.01, **setting},
+    )  # fmt: skip
+    ids = await record(c, 3)
+    await asyncio.wait_for(c.close(), 60)
+    assert ingest.ids == ids and c.pending == 0

@@ -26,7 +26,7 @@ from typing import Any, Protocol, Required, TypedDict
 import httpx
 
 from finops.client._answers import RETRYABLE_STATUS
-from finops.client._json_values import json_values
+from finops.client._json_values import is_number, json_values
 from finops.client._names import refuse_control_characters, refused_character
 from finops.client._tokens import Tokens
 from finops.client.errors import FinOpsError
@@ -268,10 +268,6 @@ class Healing:
         return Step(False, delay, reason=str(advice.get("reason", action)))
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def advice_fault(answer: Any) -> str | None:
     """What keeps ``answer`` (a 200 of ``healer_url``) from being advice that
     :meth:`Healing.apply` can follow, or ``None`` when it is: another server's page, or a
@@ -291,13 +287,13 @@ def advice_fault(answer: Any) -> str | None:
     action = remedy.get("action")
     if not isinstance(action, str):
         return "the remedy has no action"
-    if not (remedy.get("delay_ms") is None or _number(remedy.get("delay_ms"))):
+    if not (remedy.get("delay_ms") is None or is_number(remedy.get("delay_ms"))):
         return f"delay_ms {remedy.get('delay_ms')!r} is not a number"
     if action == "fallback" and not (
         isinstance(remedy.get("provider"), str) and isinstance(remedy.get("model"), str)
     ):
         return "a fallback names no provider and model"
-    if action == "trim" and not _number(remedy.get("max_input_tokens")):
+    if action == "trim" and not is_number(remedy.get("max_input_tokens")):
         return "a trim names no max_input_tokens"
     if action == "repair" and not isinstance(remedy.get("params") or {}, Mapping):
         return "a repair's params are not an object"

@@ -39,6 +39,11 @@ def json_values(value: Any, path: str) -> Any:
     return _plain(value, path, set())
 
 
+def is_number(value: Any) -> bool:
+    """A real number (of any library), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> int | float | bool | None:
     """``value`` as a plain number (numpy's bool as a bool), or None when it is none."""
     if isinstance(value, numbers.Integral):

@@ -32,7 +32,7 @@ class EventQueue:
         *,
         batch_size: int,
         linger_s: float,
-        max_buffer: int,
+        max_buffer: float,
         overflow: Overflow,
         max_backoff_s: float,
     ) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -42,6 +41,7 @@ from urllib.parse import quote
 
 import httpx
 
+from finops.client import _settings
 from finops.client._answers import LOCAL_URLS
 from finops.client._healing import (
     CallOptions,
@@ -97,25 +97,6 @@ def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
     return lowered
 
 
-def _refuse_out_of_range(counts: dict[str, int], seconds: dict[str, float]) -> None:
-    """A ``ValueError`` naming the first setting out of its range: ``counts`` are integers of
-    at least 1, ``seconds`` finite and above 0 (``linger_s`` may be 0). (``batch_size=0`` made
-    the sender spin on empty batches, holding the event loop for ever.)"""
-    for name, count in counts.items():
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ValueError(f"{name} must be an integer of at least 1, not {count!r}")
-    for name, value in seconds.items():
-        least = "at least 0" if name == "linger_s" else "above 0"
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value < 0
-            or (value == 0 and name != "linger_s")
-        ):
-            raise ValueError(f"{name} must be a number of seconds {least}, not {value!r}")
-
-
 def _url(given: str | None, service: str) -> str:
     url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
     return url.rstrip("/")
@@ -130,10 +111,11 @@ class AsyncFinOpsClient:
     ``ingest_url``, ``auth_url``, ``optimizer_url``, ``experiments_url``, ``healer_url``: the
     services' addresses (default ``FINOPS_<SERVICE>_URL``, else the local stack's ports).
     ``batch_size`` (500): events per request to ingest; ``linger_s`` (0.2): how long a
-    batch waits to fill. ``max_buffer`` (100,000): events pending at most; ``overflow``
-    (``"block"``, ``"drop_oldest"`` or ``"raise"``): what ``record_*`` does when it is full.
-    ``request_timeout_s`` (10): each request's timeout; ``max_backoff_s`` (30): the longest
-    wait between two retries. ``on_rejected``: called with the events ingest refuses as
+    batch waits to fill. ``max_buffer`` (100,000; ``math.inf``: unbounded): events pending
+    at most; ``overflow`` (``"block"``, ``"drop_oldest"`` or ``"raise"``): what ``record_*``
+    does when it is full. ``request_timeout_s`` (10; an ``httpx.Timeout``, or None: no
+    timeout): each request's timeout; ``max_backoff_s`` (30; 0: none): the longest wait
+    between two retries. ``on_rejected``: called with the events ingest refuses as
     invalid and its answer (default: :meth:`flush` and :meth:`close` raise
     :class:`EventsRejected`). ``transport``: an ``httpx`` transport (tests, proxies).
     A value out of range is a ``ValueError`` naming it.
@@ -152,9 +134,9 @@ class AsyncFinOpsClient:
         token: str | None = None,
         batch_size: int = 500,
         linger_s: float = 0.2,
-        max_buffer: int = 100_000,
+        max_buffer: float = 100_000,
         overflow: Overflow = "block",
-        request_timeout_s: float = 10.0,
+        request_timeout_s: float | httpx.Timeout | None = 10.0,
         max_backoff_s: float = 30.0,
         on_rejected: OnRejected | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -168,14 +150,11 @@ class AsyncFinOpsClient:
             )
         if overflow not in ("block", "drop_oldest", "raise"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
-        _refuse_out_of_range(
-            {"batch_size": batch_size, "max_buffer": max_buffer},
-            {
-                "linger_s": linger_s,
-                "request_timeout_s": request_timeout_s,
-                "max_backoff_s": max_backoff_s,
-            },
-        )
+        batch_size = int(_settings.count("batch_size", batch_size))
+        max_buffer = _settings.count("max_buffer", max_buffer, unbounded=True)
+        linger_s = _settings.seconds("linger_s", linger_s, zero=True)
+        timeout = _settings.request_timeout(request_timeout_s)
+        max_backoff_s = _settings.seconds("max_backoff_s", max_backoff_s, zero=True)
         self.ingest_url = _url(ingest_url, "ingest")
         self.auth_url = _url(auth_url, "auth")
         self.optimizer_url = _url(optimizer_url, "optimizer")
@@ -188,7 +167,7 @@ class AsyncFinOpsClient:
         self.overflow = overflow
         self.max_backoff_s = max_backoff_s
         self.stats = ClientStats()
-        self._http = httpx.AsyncClient(timeout=request_timeout_s, transport=transport)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
         self._tokens = Tokens(self._http, self.auth_url, agent_id, api_key=api_key, token=token)
         self._ingest = IngestPoster(
             self._http, self.ingest_url, self._tokens, self.stats, on_rejected

@@ -1,0 +1,63 @@
+"""The client's settings read and checked at construction: what hangs or breaks is refused
+with a ``ValueError`` naming it (``batch_size=0`` made the sender spin on empty batches,
+holding the event loop for ever); what merely looks unusual works (``max_buffer=1e6`` or
+``math.inf``, numpy's integers, ``request_timeout_s=None``, ``max_backoff_s=0``)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import httpx
+
+from finops.client._json_values import is_number
+
+
+def count(name: str, value: Any, *, unbounded: bool = False) -> int | float:
+    """A count of at least 1 as an ``int`` (from an integral float or numpy's integer too),
+    or ``math.inf`` when ``unbounded`` may be asked for.
+
+    >>> count("max_buffer", 1e6), count("max_buffer", float("inf"), unbounded=True)
+    (1000000, inf)
+    >>> count("batch_size", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be an integer of at least 1, not 0
+    """
+    if is_number(value):
+        if unbounded and value == math.inf:
+            return math.inf
+        try:
+            whole: int | None = operator.index(value)
+        except TypeError:
+            number = float(value)
+            whole = int(number) if number.is_integer() else None
+        if whole is not None and whole >= 1:
+            return whole
+    more = " (or math.inf: unbounded)" if unbounded else ""
+    raise ValueError(f"{name} must be an integer of at least 1{more}, not {value!r}")
+
+
+def seconds(name: str, value: Any, *, zero: bool) -> float:
+    """A finite number of seconds, above 0 (or at least 0 when ``zero`` is allowed)."""
+    if is_number(value):
+        number = float(value)
+        if math.isfinite(number) and (number > 0 or (zero and number == 0)):
+            return number
+    least = "at least 0" if zero else "above 0"
+    raise ValueError(f"{name} must be a number of seconds {least}, not {value!r}")
+
+
+def request_timeout(value: Any) -> float | httpx.Timeout | None:
+    """``request_timeout_s``: seconds above 0, an ``httpx.Timeout``, or None (no timeout,
+    as httpx reads it). A timeout of 0 timed every request out, retried for ever."""
+    if value is None or isinstance(value, httpx.Timeout):
+        return value
+    try:
+        return seconds("request_timeout_s", value, zero=False)
+    except ValueError:
+        raise ValueError(
+            f"request_timeout_s must be a number of seconds above 0, an httpx.Timeout or "
+            f"None (no timeout), not {value!r}"
+        ) from None
