@@ -338,7 +338,17 @@ async def test_an_option_json_cannot_carry_is_refused_before_the_agents_call_run
     [
         # a misspelt option was ignored: the call ran with 5 attempts, not the 2 asked for
         ({"task_type": "qa", "provider": "p", "model": "m", "max_attempt": 2},
-         "call() got an unexpected keyword argument 'max_attempt'"),
+         "call() got an unexpected keyword argument 'max_attempt'; its options are task_type,"
+         " provider, model, params, trim, input_tokens, max_tokens, usage, max_attempts,"
+         " budget_s, quality, team, project, event_id, decision, experiment, features, config,"
+         " clock, on_reported"),
+        # copied from record_call: said nothing of why it is not an option
+        ({"task_type": "qa", "provider": "p", "model": "m", "cost_usd": 0.1},
+         "call() got an unexpected keyword argument 'cost_usd' (cost_usd is record_call's:"
+         " call() leaves the cost to the platform, priced from the usage; report such a call"
+         " with record_call); its options are task_type, provider, model, params, trim,"
+         " input_tokens, max_tokens, usage, max_attempts, budget_s, quality, team, project,"
+         " event_id, decision, experiment, features, config, clock, on_reported"),
         # KeyError: 'model'
         ({"task_type": "qa", "provider": "p"},
          "call() missing a required keyword argument: 'model'"),
@@ -362,3 +372,18 @@ def test_the_required_options_are_those_call_options_marks_required() -> None:
     hints = typing.get_type_hints(CallOptions, include_extras=True)
     marked = [name for name, hint in hints.items() if typing.get_origin(hint) is typing.Required]
     assert list(REQUIRED_OPTIONS) == marked
+
+
+async def test_the_config_of_the_call_is_reported_unless_it_fell_back() -> None:
+    # docs/events.md told agents to pass config= to call(): a TypeError since 630f6cd
+    platform = Platform([advice("fallback", provider="azure", model="gpt-4o")])
+    config = {"temperature": 0.2}
+    async with sdk(platform) as finops:
+        await finops.call(Provider(), task_type="qa", provider="p", model="m", config=config)
+        await finops.call(
+            Provider(OVERLOADED), task_type="qa", provider="p", model="m", config=config,
+            experiment={"id": "exp-1", "variant": "A", "config": {"temperature": 0.9}},
+        )  # fmt: skip
+    first, fell_back = platform.of_type("agent.llm_call")
+    assert first["config"] == config
+    assert fell_back["model"] == "gpt-4o" and "config" not in fell_back

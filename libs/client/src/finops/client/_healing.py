@@ -405,6 +405,9 @@ class CallOptions(TypedDict, total=False):
     #: it ends (after a fallback too, and on the error after which it gives up)
     experiment: Mapping[str, Any]
     features: Mapping[str, float]
+    #: the configuration the call is made with (a recommendation's ``config``): reported with
+    #: the successful call when it ran on the model first asked for, as ``decision``
+    config: Mapping[str, Any]
     clock: Clock
     #: told the id of every event the call queues (its errors and its successful call)
     on_reported: Callable[[str], None]
@@ -415,19 +418,36 @@ class CallOptions(TypedDict, total=False):
 REQUIRED_OPTIONS = ("task_type", "provider", "model")
 
 
+#: record_call's arguments that call() measures itself or cannot know, and why
+RECORD_CALL_ONLY = {
+    name: f" ({name} is record_call's: {why}; report such a call with record_call)"
+    for name, why in {
+        "cost_usd": "call() leaves the cost to the platform, priced from the usage",
+        "ttft_ms": "call() does not see the first token of a stream",
+        "latency_ms": "call() measures it",
+        "success": "call() reports the successful call",
+    }.items()
+}
+
+
 def refuse_unknown_options(options: Mapping[str, Any]) -> None:
     """The ``TypeError`` Python gives a function for an option :class:`CallOptions` does not
     have (a misspelt one was ignored: the call ran on the defaults), or a required one
     missing (it was a ``KeyError``).
 
     >>> refuse_unknown_options({"task_type": "qa", "provider": "p", "model": "m", "budget": 9})
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: call() got an unexpected keyword argument 'budget'
+    TypeError: call() got an unexpected keyword argument 'budget'; its options are task_type, ...
     """
     for name in options:
         if name not in CallOptions.__annotations__:
-            raise TypeError(f"call() got an unexpected keyword argument {name!r}")
+            raise TypeError(
+                f"call() got an unexpected keyword argument {name!r}"
+                + RECORD_CALL_ONLY.get(name, "")
+                + f"; its options are {', '.join(CallOptions.__annotations__)}"
+            )
     for name in REQUIRED_OPTIONS:
         if name not in options:
             raise TypeError(f"call() missing a required keyword argument: {name!r}")
@@ -561,9 +581,10 @@ class SelfHealingCall:
         tags: dict[str, Any] = {"experiment": options.get("experiment")}
         if state.on_first_arm:
             tags["decision"] = options.get("decision")
-        elif tags["experiment"]:
-            # the variant's config is not the call's after a fallback: learned as today
-            # (the fallback model's outcome, under the config it was reported with)
+            tags["config"] = options.get("config")  # None: the experiment's, if any
+        elif tags["experiment"] or options.get("config"):
+            # the variant's (or the recommendation's) config is not the call's after a
+            # fallback: the fallback model's outcome is learned under the default config
             tags["config"] = {}
         return {
             "task_type": state.task_type,

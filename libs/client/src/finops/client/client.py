@@ -352,7 +352,7 @@ class AsyncFinOpsClient:
         ``provider``, ``model`` (required); ``params``, ``trim``, ``input_tokens``,
         ``max_tokens``, ``usage``, ``max_attempts`` (5), ``budget_s`` (120), ``quality``,
         ``team``, ``project``, ``event_id``, ``decision``, ``experiment``, ``features``,
-        ``clock``, ``on_reported``.
+        ``config``, ``clock``, ``on_reported``; another is a ``TypeError`` naming them.
 
         ``fn(provider=..., model=..., **params)`` makes the call (sync or async). On an
         exception the SDK reports the ``agent.error``, asks the healer for advice and applies
@@ -365,8 +365,9 @@ class AsyncFinOpsClient:
         backoff and anything else is raised at once. ``usage(result)`` extracts the usage
         (default: ``result.usage``); ``event_id`` is the id of the reported successful call.
         ``quality`` is a number or a function of the result. ``decision`` (as for
-        :meth:`record_call`) tags the successful call only when it ran on the model first
-        asked for: after a fallback the optimizer did not choose the model. ``experiment``
+        :meth:`record_call`) and ``config`` (the configuration the call is made with) tag
+        the successful call only when it ran on the model first asked for: after a fallback
+        the optimizer did not choose the model. ``experiment``
         tags every call made on the assignment (an experiment counts each in its variant):
         the successful call, after a fallback too (without the variant's config), and the
         ``agent.error`` of the attempt after which the call gives up. ``clock`` (``now()``
