@@ -4,6 +4,7 @@ its remedy (fakes: a scripted healer and ingest behind one mock transport)."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import httpx
@@ -333,6 +334,9 @@ NOT_ADVICE = [
     httpx.Response(200, json={**advice("fallback"), "advice_id": None}),
     httpx.Response(200, json=advice("fallback")),  # no model to fall back to
     httpx.Response(200, json=advice("trim", max_input_tokens="many")),
+    # json.loads reads Infinity and NaN: int(inf) raised OverflowError out of call()
+    httpx.Response(200, content=json.dumps(advice("trim", max_input_tokens=math.inf)).encode()),
+    httpx.Response(200, content=json.dumps(advice("wait", delay_ms=math.nan)).encode()),
     httpx.Response(200, json=advice("wait", delay_ms="soon")),
     httpx.Response(200, json=advice("repair", params=["temperature"])),
     httpx.Response(200, json={**advice("retry"), "remedy": {"action": 3}}),
@@ -357,3 +361,18 @@ async def test_a_healer_answer_that_is_not_advice_is_no_advice(
     assert "not retryable and the healer is unreachable" in raised.value.__notes__[0]
     assert len(platform.asked) == 2 and "remedy" not in platform.of_type("agent.llm_call")[0]
     assert "is not advice" in caplog.text
+
+
+async def test_a_trim_advice_without_a_reason_is_followed() -> None:
+    # advice_fault took it as advice, then apply() read advice["reason"]: a KeyError out of
+    # call() in place of the provider's exception
+    answer = advice("trim", max_input_tokens=1000)
+    del answer["reason"]
+    platform = Platform([answer])
+    trimmed: list[int] = []
+    async with sdk(platform) as finops:
+        result = await finops.call(
+            Provider(APIStatusError(400, {"error": {"message": "too long"}})),
+            task_type="qa", provider="p", model="m", trim=trimmed.append,
+        )  # fmt: skip
+    assert result["text"] == "ok" and trimmed == [1000]

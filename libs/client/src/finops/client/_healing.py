@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -264,7 +265,9 @@ class Healing:
             state.params.update(remedy.get("params") or {})
         elif action == "trim":
             state.input_tokens = int(remedy["max_input_tokens"])
-            return Step(False, delay, trim_to=state.input_tokens, reason=str(advice["reason"]))
+            return Step(
+                False, delay, trim_to=state.input_tokens, reason=str(advice.get("reason", action))
+            )
         return Step(False, delay, reason=str(advice.get("reason", action)))
 
 
@@ -287,14 +290,16 @@ def advice_fault(answer: Any) -> str | None:
     action = remedy.get("action")
     if not isinstance(action, str):
         return "the remedy has no action"
-    if not (remedy.get("delay_ms") is None or is_number(remedy.get("delay_ms"))):
-        return f"delay_ms {remedy.get('delay_ms')!r} is not a number"
+    delay_ms = remedy.get("delay_ms")
+    if not (delay_ms is None or (is_number(delay_ms) and 0 <= delay_ms < math.inf)):
+        return f"delay_ms {delay_ms!r} is not a number of milliseconds"
     if action == "fallback" and not (
         isinstance(remedy.get("provider"), str) and isinstance(remedy.get("model"), str)
     ):
         return "a fallback names no provider and model"
-    if action == "trim" and not is_number(remedy.get("max_input_tokens")):
-        return "a trim names no max_input_tokens"
+    tokens = remedy.get("max_input_tokens")
+    if action == "trim" and not (is_number(tokens) and 1 <= tokens < math.inf):
+        return f"a trim names no max_input_tokens (a count of at least 1), but {tokens!r}"
     if action == "repair" and not isinstance(remedy.get("params") or {}, Mapping):
         return "a repair's params are not an object"
     return None

@@ -11,7 +11,7 @@ batch is encoded once, when it is sent).
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, TypeGuard
 
 #: the keys of a dict JSON carries: strings, and the scalars ``json.dumps`` writes as strings
 JSON_KEYS = (str, int, float, bool, type(None))
@@ -39,7 +39,7 @@ def json_values(value: Any, path: str) -> Any:
     return _plain(value, path, set())
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[float]:
     """A real number (of any library), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

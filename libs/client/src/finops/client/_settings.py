@@ -29,7 +29,7 @@ def count(name: str, value: Any, *, unbounded: bool = False) -> int | float:
         if unbounded and value == math.inf:
             return math.inf
         try:
-            whole: int | None = operator.index(value)
+            whole: int | None = operator.index(value)  # type: ignore[arg-type]
         except TypeError:
             number = float(value)
             whole = int(number) if number.is_integer() else None
