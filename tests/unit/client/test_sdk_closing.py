@@ -198,3 +198,27 @@ def test_both_clients_after_close_raise_client_closed_with_the_events_not_delive
         await a.close()
 
     asyncio.run(async_client_after_a_clean_close())
+
+
+async def test_a_flush_timing_out_while_another_task_closes_says_how_many_and_why() -> None:
+    # it raised a bare TimeoutError, with no message
+    release = asyncio.Event()
+    ingest = ScriptedIngest()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return ingest(request)
+
+    c = client(slow)
+    await c.record_call(**CALL)
+    closing = asyncio.create_task(c.close())
+    await asyncio.sleep(0)  # one turn of the loop (no wait): the close sets closing first
+    with pytest.raises(TimeoutError) as raised:
+        await c.flush(timeout=0.05)
+    assert str(raised.value) == (
+        "1 event not delivered to http://ingest within 0.05 s; the client is closing (close() "
+        "says what was lost)"
+    )
+    release.set()
+    await asyncio.wait_for(closing, 30)
+    assert len(ingest.ids) == 1

@@ -67,8 +67,7 @@ def retry_after(resp: httpx.Response) -> float | None:
 def transient_status(resp: httpx.Response) -> str:
     """``"HTTP 503 broker_unavailable"`` (the platform's code says which of its dependencies
     failed), or ``"HTTP 502"`` for an answer that is not a FinOps error (a proxy's)."""
-    code = error_of(resp)[0]
-    return f"HTTP {resp.status_code} {code}" if code else f"HTTP {resp.status_code}"
+    return f"HTTP {status_and_code(resp)}"
 
 
 def body(resp: httpx.Response) -> Any:

@@ -479,18 +479,26 @@ class AsyncFinOpsClient:
         """
         if self._closed:  # no sender left: nothing more is delivered
             raise self._closed_error()
+        await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None, *, closing: bool = False) -> None:
+        """:meth:`flush`; ``closing``: close()'s, which says itself what was not delivered."""
         self._queue.raise_if_failed()
         if self.pending:
             try:
                 await asyncio.wait_for(self._queue.drain(), timeout)
             except TimeoutError as exc:
-                if self._queue.closing:  # close() says what was not delivered
+                if closing:
                     raise
                 events = "1 event" if self.pending == 1 else f"{self.pending} events"
+                then = (
+                    "the client is closing (close() says what was lost)"
+                    if self._queue.closing
+                    else "still retrying them (flush() again, or close() to deliver them or "
+                    "say what was lost)"
+                )
                 raise TimeoutError(
-                    f"{events} not delivered to {self.ingest_url} within {timeout} s; still "
-                    "retrying them (flush() again, or close() to deliver them or say what was "
-                    "lost)"
+                    f"{events} not delivered to {self.ingest_url} within {timeout} s; {then}"
                 ) from exc
             self._queue.raise_if_failed()
         self._ingest.raise_rejected()
@@ -510,7 +518,7 @@ class AsyncFinOpsClient:
             return
         self._queue.closing = True
         try:
-            await self.flush(timeout)
+            await self._flush(timeout, closing=True)
         except RequestRefused as exc:
             undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
             raise RequestRefused(
