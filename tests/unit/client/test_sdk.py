@@ -833,11 +833,17 @@ async def test_a_token_of_a_short_lifetime_is_used_before_it_is_renewed():
         return ingest(request)
 
     c = client(platform, token=None, api_key="fo_ak_x", auth_url="http://auth")
-    for _ in range(3):
+    now = [1000.0]
+    c._tokens.clock = lambda: now[0]
+    for at in (1000.0, 1010.0, 1014.9):  # used until half its lifetime has passed
+        now[0] = at
         await record(c, 1)
         await c.flush()
-    await c.close()
     assert (ingest.token_requests, len(ingest.batches)) == (1, 3)
+    now[0] = 1015.0  # then renewed
+    await record(c, 1)
+    await c.close()
+    assert (ingest.token_requests, len(ingest.batches)) == (2, 4)
 
 
 def test_a_blocking_client_used_after_close_raises_client_closed():

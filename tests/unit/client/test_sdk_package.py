@@ -11,6 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from finops.client import AsyncFinOpsClient, FinOpsClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,12 +70,20 @@ def test_mypy_reads_the_sdks_types_in_an_agents_script(tmp_path: Path) -> None:
 
 def test_the_blocking_client_has_the_async_clients_parameters_and_docstrings() -> None:
     # help(FinOpsClient.record_call) said "record_call(self, **kwargs: Any) -> str", no more
+    # help() and inspect.signature show what __wrapped__ names (compared as they read it, the
+    # signatures were equal by construction: that is what is checked here, said so)
     for name in ("record_call", "record_error", "recommend", "assign", "flush"):
         blocking, awaited = getattr(FinOpsClient, name), getattr(AsyncFinOpsClient, name)
-        assert inspect.signature(blocking) == inspect.signature(awaited), name
+        assert blocking.__wrapped__ is awaited, name
+        assert "task_type" in str(inspect.signature(blocking)) or name in ("assign", "flush")
         assert blocking.__doc__ == awaited.__doc__ and blocking.__doc__, name
+    assert FinOpsClient.__init__.__wrapped__ is AsyncFinOpsClient.__init__
     assert inspect.signature(FinOpsClient) == inspect.signature(AsyncFinOpsClient)
     assert FinOpsClient.close.__doc__ and FinOpsClient.call.__doc__
+    # and they are its parameters when called: a misspelt one is Python's TypeError
+    with FinOpsClient(agent_id="bot", token="t") as finops:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'task_typ'"):
+            finops.record_call(task_typ="qa")  # type: ignore[call-arg]
 
 
 #: the platform's server packages (and its own libraries): none may be imported by the SDK

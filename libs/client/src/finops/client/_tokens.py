@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -38,8 +39,11 @@ class Tokens:
         *,
         api_key: str | None,
         token: str | None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
+        #: monotonic seconds: when a token is renewed (a test's clock, not the wall's)
+        self.clock = clock
         self.auth_url = auth_url
         self.agent_id = agent_id
         self.api_key = api_key
@@ -48,7 +52,7 @@ class Tokens:
         self._renewed_after_refusal = False
 
     async def bearer(self) -> str:
-        if self._token and time.monotonic() < self._renew_at:
+        if self._token and self.clock() < self._renew_at:
             return self._token
         if not self.api_key:
             assert self._token is not None
@@ -117,5 +121,5 @@ class Tokens:
             raise wrong_place("auth", url, resp, "answered 200 without an access token") from exc
         self._token = token
         # a token of 30 s (auth's least) renewed 30 s early was renewed at every request
-        self._renew_at = time.monotonic() + expires_in - min(RENEW_EARLY_S, expires_in / 2)
+        self._renew_at = self.clock() + expires_in - min(RENEW_EARLY_S, expires_in / 2)
         return token
