@@ -13,152 +13,33 @@ on 408/429/5xx, timeouts and connection errors, and the exception on anything el
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import json
 import logging
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Required, TypedDict
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from finops.client._answers import RETRYABLE_STATUS
+from finops.client._call_options import (
+    REQUIRED_OPTIONS,
+    CallOptions,
+    Clock,
+    Trim,
+    WallClock,
+    maybe_await,
+    refuse_unknown_options,
+)
+from finops.client._failures import Failure, _get, read_failure
 from finops.client._json_values import is_number, json_values
-from finops.client._names import refuse_control_characters, refused_character
+from finops.client._names import refuse_control_characters
 from finops.client._tokens import Tokens
 from finops.client.errors import FinOpsError
 
 log = logging.getLogger("finops.client")
 
-#: Response headers the healer reads (a prefix ending in "-" matches every header under it).
-REMEDY_HEADERS = (
-    "retry-after",
-    "retry-after-ms",
-    "x-ratelimit-",
-    "x-rate-limit-",
-    "anthropic-ratelimit-",
-    "x-amzn-errortype",
-    "date",
-)
-MAX_HEADERS = 32
-MAX_MESSAGE = 2000
-OFFLINE_STATUS = RETRYABLE_STATUS | {529}
-#: Exception names (of any library) that mean no complete answer came back.
-TRANSPORT_NAMES = ("Timeout", "TimedOut", "Connect", "Connection", "Network", "Protocol")
 ADVICE_TIMEOUT_S = 2.0
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One failed call as the SDK reads it from the exception."""
-
-    message: str
-    status: int | None = None
-    error_type: str | None = None
-    provider_code: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    transport: bool = False  # a timeout or connection error: no complete answer
-
-    @property
-    def transient(self) -> bool:
-        """Worth a plain retry when the healer cannot be asked."""
-        return self.transport or self.status in OFFLINE_STATUS
-
-    def retry_after_s(self) -> float | None:
-        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-            try:
-                return float(self.headers[name]) * scale
-            except (KeyError, ValueError):
-                continue
-        return None
-
-
-def _get(source: Any, name: str) -> Any:
-    if isinstance(source, Mapping):
-        return source.get(name)
-    return getattr(source, name, None)
-
-
-def _headers_of(exc: Any) -> dict[str, str]:
-    raw = _get(exc, "headers") or _get(_get(exc, "response"), "headers") or {}
-    try:
-        items = list(raw.items())
-    except AttributeError:
-        return {}
-    kept: dict[str, str] = {}
-    for name, value in items:
-        key = str(name).lower()
-        if any(key == h or (h.endswith("-") and key.startswith(h)) for h in REMEDY_HEADERS):
-            kept[key] = str(value)[:512]
-        if len(kept) >= MAX_HEADERS:
-            break
-    return kept
-
-
-def _status_of(exc: Any) -> int | None:
-    for candidate in (
-        _get(exc, "status_code"),
-        _get(exc, "status"),
-        _get(_get(exc, "response"), "status_code"),
-        _get(exc, "code"),
-    ):
-        if (
-            isinstance(candidate, int)
-            and not isinstance(candidate, bool)
-            and 100 <= candidate <= 599
-        ):
-            return candidate
-    return None
-
-
-def _body_of(exc: Any) -> Any:
-    body = _get(exc, "body")
-    if body is None and isinstance(_get(exc, "response"), httpx.Response):
-        try:
-            body = exc.response.json()
-        except (ValueError, httpx.ResponseNotRead):
-            body = None
-    return body
-
-
-def _identifier(value: Any) -> str | None:
-    """A provider's error type or code as the error report's name, or None: the provider's
-    body is not the agent's to fix, so one that is no name (too long, or holding a control
-    character, which ingest and the SDK refuse in a name) is left out of the report rather
-    than turning the agent's failure into the SDK's ValueError."""
-    if isinstance(value, str) and 0 < len(value) <= 128 and refused_character(value) is None:
-        return value
-    return None
-
-
-def read_failure(exc: Any) -> Failure:
-    """What an exception (or a dict describing one) says about the failed call."""
-    body = _body_of(exc)
-    inner = _get(body, "error") if isinstance(body, Mapping) else None
-    inner = inner if isinstance(inner, Mapping) else body if isinstance(body, Mapping) else {}
-    name = type(exc).__name__
-    transport = not isinstance(exc, Mapping) and (
-        isinstance(exc, (TimeoutError, ConnectionError, httpx.TransportError))
-        or any(part in name for part in TRANSPORT_NAMES)
-    )
-    if isinstance(exc, Mapping):
-        text = str(exc.get("message") or "")
-    else:
-        text = f"{type(exc).__module__}.{name}: {exc}"
-    if isinstance(body, (Mapping, list)) and json.dumps(body, default=str)[:40] not in text:
-        text = f"{text} - {json.dumps(body, default=str)}"
-    return Failure(
-        message=text[:MAX_MESSAGE],
-        status=_status_of(exc),
-        error_type=_identifier(_get(inner, "type")) or _identifier(_get(inner, "status")),
-        provider_code=_identifier(_get(inner, "code")),
-        headers=_headers_of(exc),
-        transport=transport,
-    )
 
 
 def experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
@@ -346,116 +227,6 @@ def usage_of(result: Any, extract: Callable[[Any], Mapping[str, Any]] | None) ->
     if isinstance(usage, Mapping):
         return dict(usage)
     return {k: v for k, v in vars(usage).items() if isinstance(v, int)}
-
-
-async def maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-Trim = Callable[[int], Awaitable[None] | None]
-
-
-class Clock(Protocol):
-    """The time a self-healing call reads and waits in: :class:`WallClock` unless the agent
-    gives another (a simulation passes its simulated clock, so waits cost no wall time).
-
-    ``now()`` is monotonic seconds (the time budget and the reported ``latency_ms``);
-    ``sleep(seconds)`` waits, blocking or awaitable.
-    """
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> Awaitable[None] | None: ...
-
-
-class WallClock:
-    """Real time: ``time.monotonic`` and ``asyncio.sleep``.
-
-    Examples
-    --------
-    >>> clock = WallClock()
-    >>> clock.now() <= clock.now()
-    True
-    """
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> Awaitable[None]:
-        return asyncio.sleep(seconds)
-
-
-class CallOptions(TypedDict, total=False):
-    """The options of :meth:`~finops.client.AsyncFinOpsClient.call` (and its blocking twin)."""
-
-    task_type: Required[str]
-    provider: Required[str]
-    model: Required[str]
-    params: Mapping[str, Any]
-    trim: Trim
-    input_tokens: int
-    max_tokens: int
-    usage: Callable[[Any], Mapping[str, Any]]
-    max_attempts: int
-    budget_s: float
-    #: the answer's quality: a number, or a function of the result
-    quality: float | Callable[[Any], float]
-    team: str
-    project: str
-    event_id: str
-    #: the recommendation the first model came from; reported only when the call succeeds
-    #: on that model, not after a fallback
-    decision: Mapping[str, Any]
-    #: the experiment assignment the first model came from; reported with the call however
-    #: it ends (after a fallback too, and on the error after which it gives up)
-    experiment: Mapping[str, Any]
-    features: Mapping[str, float]
-    #: the configuration the call is made with (a recommendation's ``config``): reported with
-    #: the successful call when it ran on the model first asked for, as ``decision``
-    config: Mapping[str, Any]
-    clock: Clock
-    #: told the id of every event the call queues (its errors and its successful call)
-    on_reported: Callable[[str], None]
-
-
-#: the options :class:`CallOptions` marks ``Required`` (its ``__required_keys__`` is empty
-#: on Python 3.11, its annotations being strings here)
-REQUIRED_OPTIONS = ("task_type", "provider", "model")
-
-
-#: record_call's arguments that call() measures itself or cannot know, and why
-RECORD_CALL_ONLY = {
-    name: f" ({name} is record_call's: {why}; report such a call with record_call)"
-    for name, why in {
-        "cost_usd": "call() leaves the cost to the platform, priced from the usage",
-        "ttft_ms": "call() does not see the first token of a stream",
-        "latency_ms": "call() measures it",
-        "success": "call() reports the successful call",
-    }.items()
-}
-
-
-def refuse_unknown_options(options: Mapping[str, Any]) -> None:
-    """The ``TypeError`` Python gives a function for an option :class:`CallOptions` does not
-    have (a misspelt one was ignored: the call ran on the defaults), or a required one
-    missing (it was a ``KeyError``).
-
-    >>> refuse_unknown_options({"task_type": "qa", "provider": "p", "model": "m", "budget": 9})
-    ... # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    TypeError: call() got an unexpected keyword argument 'budget'; its options are task_type, ...
-    """
-    for name in options:
-        if name not in CallOptions.__annotations__:
-            raise TypeError(
-                f"call() got an unexpected keyword argument {name!r}"
-                + RECORD_CALL_ONLY.get(name, "")
-                + f"; its options are {', '.join(CallOptions.__annotations__)}"
-            )
-    for name in REQUIRED_OPTIONS:
-        if name not in options:
-            raise TypeError(f"call() missing a required keyword argument: {name!r}")
 
 
 Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
@@ -658,3 +429,18 @@ class SelfHealingCall:
             log.error("the call is reported without its quality: %s", exc)
             return None
         return plain
+
+
+__all__ = [
+    "REQUIRED_OPTIONS",
+    "CallOptions",
+    "Clock",
+    "Failure",
+    "Healing",
+    "SelfHealingCall",
+    "Trim",
+    "WallClock",
+    "maybe_await",
+    "read_failure",
+    "refuse_unknown_options",
+]
