@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from typing import Any
 
 import httpx
@@ -61,3 +62,21 @@ def request_timeout(value: Any) -> float | httpx.Timeout | None:
             f"request_timeout_s must be a number of seconds above 0, an httpx.Timeout or "
             f"None (no timeout), not {value!r}"
         ) from None
+
+
+def api_key(given: str | None, token: str | None) -> str | None:
+    """The API key: ``given``, else ``FINOPS_API_KEY`` unless a ``token`` is given; a
+    ``ValueError`` when there is neither key nor token."""
+    if not (given or token):
+        given = os.environ.get("FINOPS_API_KEY")
+    if not (given or token):
+        raise ValueError(
+            "give an api_key (or set FINOPS_API_KEY; it is exchanged for tokens) or a bearer token"
+        )
+    return given
+
+
+def overflow(policy: Any) -> None:
+    """A ``ValueError`` for an overflow policy that is none of the three."""
+    if policy not in ("block", "drop_oldest", "raise"):
+        raise ValueError(f"unknown overflow policy {policy!r}")

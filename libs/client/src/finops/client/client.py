@@ -43,11 +43,17 @@ import httpx
 
 from finops.client import _settings
 from finops.client._answers import LOCAL_URLS
+from finops.client._event_data import (
+    call_data,
+    error_event_data,
+    feature_parameter,
+    feature_value,
+    lower_cased,
+)
 from finops.client._healing import (
     CallOptions,
     Healing,
     SelfHealingCall,
-    experiment_tag,
     maybe_await,
 )
 from finops.client._ingest import IngestPoster, OnRejected
@@ -80,21 +86,6 @@ class ClientStats:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _lower_cased(headers: Mapping[str, str]) -> dict[str, str]:
-    """``headers`` with lower-cased names; a name given twice (in any case) is a ValueError."""
-    lowered: dict[str, str] = {}
-    given: dict[str, str] = {}
-    for name, value in headers.items():
-        key = name.lower()
-        if key in lowered:
-            raise ValueError(
-                f"headers: {given[key]!r} and {name!r} are the same header (names are "
-                "case-insensitive); give it once"
-            )
-        lowered[key], given[key] = str(value), name
-    return lowered
 
 
 def _url(given: str | None, service: str) -> str:
@@ -141,15 +132,8 @@ class AsyncFinOpsClient:
         on_rejected: OnRejected | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not (api_key or token):
-            api_key = os.environ.get("FINOPS_API_KEY")
-        if not (api_key or token):
-            raise ValueError(
-                "give an api_key (or set FINOPS_API_KEY; it is exchanged for tokens) "
-                "or a bearer token"
-            )
-        if overflow not in ("block", "drop_oldest", "raise"):
-            raise ValueError(f"unknown overflow policy {overflow!r}")
+        api_key = _settings.api_key(api_key, token)
+        _settings.overflow(overflow)
         batch_size = int(_settings.count("batch_size", batch_size))
         max_buffer = _settings.count("max_buffer", max_buffer, unbounded=True)
         linger_s = _settings.seconds("linger_s", linger_s, zero=True)
@@ -220,7 +204,8 @@ class AsyncFinOpsClient:
         unless ``config`` says otherwise (the optimizer learns, and pins a winner, per model
         and config: without it the experiment's calls were learned as the default config).
         """
-        data = self._call_data(
+        data = call_data(
+            self.agent_id,
             task_type=task_type,
             provider=provider,
             model=model,
@@ -241,54 +226,9 @@ class AsyncFinOpsClient:
         )
         return await self._enqueue("agent.llm_call", data, event_id)
 
-    def _call_data(
-        self,
-        *,
-        task_type: str,
-        provider: str,
-        model: str,
-        usage: Mapping[str, Any],
-        latency_ms: float,
-        success: bool = True,
-        quality: float | None = None,
-        cost_usd: float | None = None,
-        config: Mapping[str, Any] | None = None,
-        ttft_ms: float | None = None,
-        team: str | None = None,
-        project: str | None = None,
-        experiment: Mapping[str, Any] | None = None,
-        decision: Mapping[str, Any] | None = None,
-        remedy: Mapping[str, str] | None = None,
-        features: Mapping[str, float] | None = None,
-        agent_id: str | None = None,
-    ) -> dict[str, Any]:
-        """The ``data`` of the ``agent.llm_call`` event :meth:`record_call` queues (also
-        built, and checked, by :meth:`call` before the agent's call runs)."""
-        if config is None and experiment is not None and experiment.get("config"):
-            config = experiment["config"]
-        data: dict[str, Any] = {
-            "agent_id": agent_id or self.agent_id,
-            "task_type": task_type,
-            "provider": provider,
-            "model": model,
-            "usage": dict(usage),
-            "latency_ms": latency_ms,
-            "success": success,
-        }
-        optional = {
-            "quality": quality,
-            "cost_usd": cost_usd,
-            "config": dict(config) if config else None,
-            "ttft_ms": ttft_ms,
-            "team": team,
-            "project": project,
-            "experiment": experiment_tag(experiment) if experiment else None,
-            "decision": dict(decision) if decision else None,
-            "remedy": dict(remedy) if remedy else None,
-            "features": dict(features) if features else None,
-        }
-        data.update({k: v for k, v in optional.items() if v is not None})
-        return data
+    def _call_data(self, **fields: Any) -> dict[str, Any]:
+        """:func:`call_data` of this client's agent (what :meth:`call` reports)."""
+        return call_data(self.agent_id, **fields)
 
     async def record_error(
         self,
@@ -318,31 +258,24 @@ class AsyncFinOpsClient:
         only in case are one header given twice, which ingest refuses: a :class:`ValueError`
         names them and nothing is queued.
         """
-        error = {
-            "kind": kind,
-            "message": message,
-            "status_code": status_code,
-            "type": error_type,
-            "provider_code": provider_code,
-            "headers": _lower_cased(headers) if headers else None,
-            "retry_after_ms": retry_after_ms,
-        }
-        data: dict[str, Any] = {
-            "agent_id": agent_id or self.agent_id,
-            "task_type": task_type,
-            "provider": provider,
-            "model": model,
-            "error": {k: v for k, v in error.items() if v is not None},
-            "attempt": attempt,
-        }
-        if input_tokens is not None or max_tokens is not None:
-            data["request"] = {
-                k: v
-                for k, v in {"input_tokens": input_tokens, "max_tokens": max_tokens}.items()
-                if v is not None
-            }
-        if remedy:
-            data["remedy"] = dict(remedy)
+        data = error_event_data(
+            agent_id or self.agent_id,
+            task_type=task_type,
+            provider=provider,
+            model=model,
+            error={
+                "kind": kind,
+                "message": message,
+                "status_code": status_code,
+                "type": error_type,
+                "provider_code": provider_code,
+                "headers": lower_cased(headers) if headers else None,
+                "retry_after_ms": retry_after_ms,
+            },
+            request={"input_tokens": input_tokens, "max_tokens": max_tokens},
+            attempt=attempt,
+            remedy=remedy,
+        )
         return await self._enqueue("agent.error", data, event_id)
 
     async def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
@@ -436,7 +369,7 @@ class AsyncFinOpsClient:
         if seed is not None:
             params["seed"] = seed
         params.update(
-            {_feature_parameter(k): _feature_value(k, v) for k, v in (features or {}).items()}
+            {feature_parameter(k): feature_value(k, v) for k, v in (features or {}).items()}
         )
         optimizer = ServiceAt("the optimizer", "optimizer", self.optimizer_url, "optimizer_url")
         return await get_json(
@@ -568,37 +501,3 @@ __all__ = [
     "PlatformUnavailable",
     "RequestRefused",
 ]
-
-
-#: the query parameters of a recommendation that are not features
-_PARAMETERS = frozenset({"task_type", "agent_id", "team", "seed"})
-
-
-def _feature_value(name: str, value: Any) -> float:
-    """A feature's value as a number, or ``ValueError`` naming the feature (``float()`` alone
-    said "could not convert string to float: 'abc'", not which feature).
-
-    >>> _feature_value("input_tokens", 1200), _feature_value("ratio", "0.5")
-    (1200.0, 0.5)
-    >>> _feature_value("input_tokens", "many")
-    Traceback (most recent call last):
-    ...
-    ValueError: feature 'input_tokens' must be a number, not 'many'
-    """
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"feature {name!r} must be a number, not {value!r}") from None
-
-
-def _feature_parameter(name: str) -> str:
-    """The query parameter a feature is sent as: ``feature.<name>`` for a name a parameter
-    has (or one that starts so), else the name itself (what optimizers before the prefix
-    read).
-
-    >>> _feature_parameter("input_tokens"), _feature_parameter("seed")
-    ('input_tokens', 'feature.seed')
-    >>> _feature_parameter("feature.x")
-    'feature.feature.x'
-    """
-    return f"feature.{name}" if name in _PARAMETERS or name.startswith("feature.") else name
