@@ -13,6 +13,9 @@ variant), in this order:
    while the control's calls report a quality and the treatment's none);
 4. when every treatment's interval lies wholly on the worse side, the control wins.
 
+Under ``metric`` ``quality`` the primary interval decides once each variant has
+``MIN_RATED_ANSWERS`` scored answers.
+
 With more than two variants each comparison runs at alpha / (number of treatments)
 (Bonferroni), so the chance of any false winner stays at most alpha.
 
@@ -36,6 +39,8 @@ from finops.experiments.domain.sequential import (
     compare,
     compare_answered_quality,
     metric_value,
+    quality_is_nil,
+    quality_per_call,
     success_rate_drop,
     variant_interval,
 )
@@ -44,6 +49,10 @@ from finops.experiments.domain.stats import VariantStats
 
 DEFAULT_TAU = 0.1
 DEFAULT_GUARDRAIL_TAU = 0.05
+#: under ``metric`` ``quality``, the scored answers each variant needs before the answers' mean
+#: (and its variance, estimated from them) decides: an agent that scores one answer in twenty
+#: has 5 per variant at 100 calls, and identical variants were told apart in 9 % of A/A runs
+MIN_RATED_ANSWERS = 30
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,18 @@ def look(
             better, worse = primary.upper < 0, primary.lower > 0
         else:
             better, worse = primary.lower > 0, primary.upper < 0
+    if settings.metric == "quality":
+        rated = (np.asarray(control.quality_n) >= MIN_RATED_ANSWERS) & (
+            np.asarray(treatment.quality_n) >= MIN_RATED_ANSWERS
+        )
+        # a variant every call of which failed without a quality delivers 0 for certain (no
+        # log to compare): it loses to one that delivers more
+        control_nil, treatment_nil = quality_is_nil(control), quality_is_nil(treatment)
+        with np.errstate(invalid="ignore"):
+            control_above = ~control_nil & (quality_per_call(control) > 0)
+            treatment_above = ~treatment_nil & (quality_per_call(treatment) > 0)
+        better = (rated & better) | (control_nil & treatment_above)
+        worse = (rated & worse) | (treatment_nil & control_above)
     guard = guardrails(control, treatment, settings, alpha, treatment_p95_ms)
     return np.select(
         [~active, guard.broken, better & guard.holds, worse],

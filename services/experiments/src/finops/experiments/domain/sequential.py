@@ -44,21 +44,39 @@ def _safe_div(a: Any, b: Any) -> Any:
         return np.divide(a, b)
 
 
-def _quality_calls(stats: VariantStats) -> Any:
-    """The calls the metric ``quality`` averages over: those that reported a quality, and
-    those that failed with none (a call that gave up delivered nothing: quality 0, as its
-    cost 0 enters the cost metrics; intention-to-treat)."""
-    return np.add(stats.quality_n, stats.unrated_failures)
+def delivered_share(stats: VariantStats) -> Any:
+    """The share of calls that are not failures without a quality (a call that gave up
+    delivered nothing)."""
+    return 1.0 - _safe_div(stats.unrated_failures, stats.n)
+
+
+def quality_per_call(stats: VariantStats) -> Any:
+    """The metric ``quality``: the mean quality of the calls that reported one times the
+    share of calls that did not fail without one (intention-to-treat: a call that gave up
+    counts at 0, as its cost 0 enters the cost metrics). Each call that did not fail counts
+    at its answers' mean whether or not the agent scored it, so an agent that scores some of
+    its answers does not weigh its failures more than its answers. 0 when every call failed
+    without a quality."""
+    share = delivered_share(stats)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(share) == 0.0, 0.0, answered_quality(stats) * share)
+
+
+def quality_is_nil(stats: VariantStats) -> Any:
+    """Whether every call of a variant failed without a quality: its per-call quality is 0
+    for certain (no log, no variance; the rules judge it apart)."""
+    n = np.asarray(stats.n)
+    return (n > 0) & (np.asarray(stats.unrated_failures) >= n)
 
 
 def metric_value(stats: VariantStats, metric: Metric) -> Any:
     """Point estimate of a metric: cost per success is total cost over successes; quality is
-    the mean over the calls that reported one and those that failed without one (at 0)."""
+    :func:`quality_per_call`."""
     if metric == "cost_per_success":
         return _safe_div(stats.cost_sum, stats.successes)
     if metric == "cost":
         return _safe_div(stats.cost_sum, stats.n)
-    return _safe_div(stats.quality_sum, _quality_calls(stats))
+    return quality_per_call(stats)
 
 
 def answered_quality(stats: VariantStats) -> Any:
@@ -67,20 +85,35 @@ def answered_quality(stats: VariantStats) -> Any:
     return _safe_div(stats.quality_sum, stats.quality_n)
 
 
-def _quality_log_estimate(stats: VariantStats, calls: Any) -> LogEstimate:
-    """log of the mean quality over ``calls`` calls (those without a quality at 0)."""
+def _answered_quality_log_estimate(stats: VariantStats) -> LogEstimate:
+    """log of the mean quality of the calls that reported one."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        n = np.asarray(calls, dtype=float)
+        n = np.asarray(stats.quality_n, dtype=float)
         mean = np.divide(stats.quality_sum, n)
         var = np.divide(stats.quality_sq_sum, n) - mean * mean
         variance = np.divide(np.maximum(var, 0.0), n * mean * mean)
         return LogEstimate(np.log(mean), np.maximum(variance, _TINY))
 
 
+def _quality_log_estimate(stats: VariantStats) -> LogEstimate:
+    """log of :func:`quality_per_call`: log of the answers' mean plus log of the delivered
+    share, the variance of each by the delta method, added (the share of a binomial count:
+    Var(log r) ~ (1 - r) / (n r)). -inf where every call failed without a quality."""
+    answered = _answered_quality_log_estimate(stats)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.asarray(stats.n, dtype=float)
+        share = delivered_share(stats)
+        share_variance = np.divide(1.0 - share, n * share)
+        return LogEstimate(
+            answered.log_value + np.log(share),
+            np.maximum(answered.variance + share_variance, _TINY),
+        )
+
+
 def log_estimate(stats: VariantStats, metric: Metric) -> LogEstimate:
     """log(metric) with its variance; nan where the variant has no usable data yet."""
     if metric == "quality":
-        return _quality_log_estimate(stats, _quality_calls(stats))
+        return _quality_log_estimate(stats)
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.asarray(stats.n, dtype=float)
         cost_mean = np.divide(stats.cost_sum, n)
@@ -129,8 +162,8 @@ def compare_answered_quality(
     """The quality ratio of the calls that reported a quality (the ``min_quality_ratio``
     guardrail: the answers' quality; calls that failed are the success rate's to judge)."""
     return _compare(
-        _quality_log_estimate(control, control.quality_n),
-        _quality_log_estimate(treatment, treatment.quality_n),
+        _answered_quality_log_estimate(control),
+        _answered_quality_log_estimate(treatment),
         alpha,
         tau,
     )

@@ -50,8 +50,9 @@ class VariantStats:
     quality_sq_sum: Any = 0.0
     latency_counts: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
     #: calls that failed with no quality reported (a call that gave up, among them): they
-    #: delivered nothing, so the primary metric ``quality`` counts each as quality 0 (the
-    #: ``min_quality_ratio`` guardrail compares the qualities reported, as before)
+    #: delivered nothing, so the primary metric ``quality`` counts each as quality 0 and each
+    #: other call at the reported mean (the ``min_quality_ratio`` guardrail compares the
+    #: qualities reported, as before)
     unrated_failures: Any = 0
     #: calls answered after a fallback, on a model other than the variant's (counted in the
     #: variant, intention-to-treat; what they cost and scored is in the sums above)
