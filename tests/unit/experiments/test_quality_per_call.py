@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 from stream_fakes import two_variant_definition
 
-from finops.experiments.domain.allocation import probability_best
+from finops.experiments.domain.allocation import (
+    BANDIT_MIN_SHARE,
+    probability_best,
+    thompson_propensities,
+)
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.decision import AnalysisSettings, Outcome, look
 from finops.experiments.domain.sequential import metric_value
@@ -101,3 +105,36 @@ def test_the_per_call_quality_is_the_answers_mean_times_the_delivered_share() ->
     for _ in range(2):  # failed without a quality: 0
         stats.add(cost_usd=0.0, success=False, latency_ms=None, quality=None)
     assert float(metric_value(stats, "quality")) == pytest.approx(0.8 * 8 / 10)
+
+
+def test_a_variant_that_fails_every_call_loses_on_quality_and_gets_the_bandits_floor() -> None:
+    # Its per-call quality is 0, whose log is -inf and variance NaN: the comparison stayed
+    # CONTINUE until max_duration_s, and probability_best gave it an equal share for ever.
+    analysis = ExperimentAnalysis()
+    definition = two_variant_definition(10**9, metric="quality", min_samples=100)
+    analysis.track("x", definition, 0.0)
+    rng = random.Random(3)
+    conclusion = None
+    for i in range(0, 4000, 100):
+        batch = [
+            Tagged(f"a{j}", "x", "A", 0.01, True, 500.0, rng.uniform(0.6, 0.9))
+            if j % 2 == 0
+            else Tagged(f"b{j}", "x", "B", 0.0, False, None, None)
+            for j in range(i, i + 100)
+        ]
+        if concluded := analysis.observe_many(batch, now=1):
+            conclusion = concluded[0]
+            break
+    assert conclusion is not None and conclusion["winner"] == "A", conclusion
+    a, b = analysis.variant_stats("x") or []
+    assert int(b.n) == 100 and float(metric_value(b, "quality")) == 0.0
+    assert probability_best([a, b], "quality", np.random.default_rng(0)) == [1.0, 0.0]
+    shares = thompson_propensities([a, b], [0.5, 0.5], "quality", np.random.default_rng(0))
+    floor = BANDIT_MIN_SHARE
+    assert shares == pytest.approx([1 / (1 + floor), floor / (1 + floor)])
+    # and the other way round: a treatment that delivers beats a control that failed every call
+    settings = AnalysisSettings(metric="quality", min_samples=100)
+    assert look(b, a, settings) == Outcome.TREATMENT_WINS
+    # two variants that failed every call: nothing to tell apart
+    assert look(b, b, settings) == Outcome.CONTINUE
+    assert probability_best([b, b], "quality", np.random.default_rng(0)) == [0.5, 0.5]

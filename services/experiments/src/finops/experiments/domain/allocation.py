@@ -11,7 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from finops.experiments.domain.sequential import LOWER_IS_BETTER, Metric, log_estimate
+from finops.experiments.domain.sequential import (
+    LOWER_IS_BETTER,
+    Metric,
+    log_estimate,
+    quality_is_nil,
+)
 from finops.experiments.domain.stats import VariantStats
 
 # Bandit allocation starts from the declared weights until every variant has this many
@@ -48,7 +53,15 @@ def probability_best(
     draws: int = THOMPSON_DRAWS,
 ) -> list[float]:
     """Posterior probability that each variant has the best metric (normal approximation of
-    the log metric); equal shares while some variant has no usable data."""
+    the log metric); equal shares while some variant has no usable data. Under ``quality`` a
+    variant every call of which failed without a quality (0 for certain, no log) is never
+    best while another is not so: the others share the draws."""
+    if metric == "quality":
+        nil = [bool(quality_is_nil(s)) for s in stats]
+        if any(nil) and not all(nil):
+            others = [s for s, z in zip(stats, nil, strict=True) if not z]
+            live = iter(probability_best(others, metric, rng, draws))
+            return [0.0 if z else next(live) for z in nil]
     means = []
     sds = []
     for s in stats:
