@@ -13,6 +13,7 @@ from finops.experiments.domain import analysis as analysis_module
 from finops.experiments.domain import conclusions
 from finops.experiments.domain import tagged as tagged_module
 from finops.experiments.domain.analysis import ExperimentAnalysis
+from finops.experiments.domain.definition import build_definition
 from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
 from finops.experiments.domain.sequential import metric_value
 from finops.experiments.domain.stats import VariantStats
@@ -413,3 +414,32 @@ def test_calls_answered_after_a_fallback_are_counted_per_variant_and_checkpointe
         del variant["fallbacks"]
     restored = ExperimentAnalysis.from_state(state)
     assert [v["fallbacks"] for v in restored.results("x", DEFINITION)["variants"]] == [0, 0]
+
+
+def test_a_call_on_the_variants_arm_spelt_in_another_case_is_no_fallback() -> None:
+    # The variant says provider "OpenAI", the agent reports "openai" (as the SDK's own
+    # examples do): compared exactly, every call of the variant counted as a fallback.
+    definition = build_definition(
+        name="e",
+        min_samples=50,
+        task_type="t",
+        variants=[
+            {"name": "A", "model": "GPT-4o", "provider": "OpenAI"},
+            {"name": "B", "model": "gpt-4o-mini", "provider": "openai"},
+        ],
+        known_task_types={"t"},
+        max_duration_s=100,
+    )
+    analysis = ExperimentAnalysis()
+    analysis.track("x", definition, 0.0)
+    batch = [
+        Tagged("a1", "x", "A", 0.01, True, 500.0, 0.9, ("openai", "gpt-4o")),
+        Tagged("a2", "x", "A", 0.01, True, 500.0, 0.9, (" OPENAI", "GPT-4o ")),
+        Tagged("a3", "x", "A", 0.01, True, 500.0, 0.9, ("openai", "gpt-4o-mini")),  # fell back
+        Tagged("b1", "x", "B", 0.01, True, 500.0, 0.9, ("OpenAI", "GPT-4o-Mini")),
+        # no aliases: another spelling of the model is another model
+        Tagged("b2", "x", "B", 0.01, True, 500.0, 0.9, ("openai", "gpt-4o-mini-2024-07-18")),
+    ]
+    analysis.observe_many(batch, now=1)
+    results = analysis.results("x", definition)
+    assert [(v["n"], v["fallbacks"]) for v in results["variants"]] == [(3, 1), (2, 1)]

@@ -34,6 +34,18 @@ DropReason = Literal[
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 
 
+def same_arm(provider: str, model: str) -> tuple[str, str]:
+    """What a call's arm is compared on with its variant's to count a fallback: provider and
+    model with the spaces around them dropped and case ignored (as pricing takes a provider's
+    name), no aliases: ``OpenAI`` is ``openai``, ``gemini`` is not ``google``, a model's
+    dated version is not its alias.
+
+    >>> same_arm(" OpenAI ", "GPT-4o") == same_arm("openai", "gpt-4o")
+    True
+    """
+    return provider.strip().lower(), model.strip().lower()
+
+
 class ExperimentAnalysis:
     """Every running experiment's statistics, looked at after each of its events."""
 
@@ -206,13 +218,13 @@ class ExperimentAnalysis:
         for event in events:
             assert event.cost_usd is not None  # unpriced events are not accepted
             index = names.index(event.variant)
-            arm = (variants[index].provider, variants[index].model)
+            arm = same_arm(variants[index].provider, variants[index].model)
             state.stats[index].add(
                 cost_usd=event.cost_usd,
                 success=event.success,
                 latency_ms=event.latency_ms,
                 quality=event.quality,
-                fell_back=event.arm is not None and event.arm != arm,
+                fell_back=event.arm is not None and same_arm(*event.arm) != arm,
             )
 
     def _count_up_to_record(
