@@ -62,7 +62,7 @@ from finops.experiments.adapters.operator_follow import FollowOperators
 from finops.experiments.adapters.replay_ends import ReplayEnds
 from finops.experiments.domain.analysis import DROP_REASONS, ExperimentAnalysis
 from finops.experiments.domain.experiment_state import ExperimentState
-from finops.experiments.domain.tagged import ARMS_HEADER, Tagged, decode_tagged
+from finops.experiments.domain.tagged import ARMS_HEADER, Tagged, decode_tagged, with_arms
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +175,11 @@ class AnalysisIntake(ConclusionRecords, FollowOperators, ReplayEnds, Announcemen
                 tagged = []
                 self._end_replays(partition, record.offset)
             try:
-                events = decode_tagged(record.value, _arms(record))
+                events = decode_tagged(record.value)
             except (ValueError, TypeError) as exc:
                 await dead_letter(self.producer, record, exc, attempts=1, service="experiments")
                 continue
+            events = _with_arms(record, events)
             for event in events:
                 experiment_id = event.experiment_id
                 if experiment_id not in looked_up and not shard.is_tracked(experiment_id):
@@ -224,6 +225,29 @@ class AnalysisIntake(ConclusionRecords, FollowOperators, ReplayEnds, Announcemen
         # owner replays from the last one saved, which precedes these conclusions, and
         # reaches them again (PostgreSQL keeps the first recorded).
         self.unrecorded.pop(partition, None)
+
+
+def _with_arms(record: Any, events: list[Tagged]) -> list[Tagged]:
+    """``events`` with the arms of the record's :data:`ARMS_HEADER`; a header that does not
+    decode (a later forwarder's, say) is optional information: ignored with a warning, the
+    events counted with no arm (no fallback) rather than dead-lettered."""
+    arms = _arms(record)
+    if arms is None:
+        return events
+    try:
+        return with_arms(events, arms)
+    except (ValueError, TypeError) as exc:
+        log.warning(
+            "record %s/%s@%s: its %s header ignored (%s); its %d events are counted with no "
+            "arm (none a fallback)",
+            getattr(record, "topic", "?"),
+            getattr(record, "partition", "?"),
+            getattr(record, "offset", "?"),
+            ARMS_HEADER,
+            exc,
+            len(events),
+        )
+        return events
 
 
 def _arms(record: Any) -> bytes | None:

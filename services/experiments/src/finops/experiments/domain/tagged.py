@@ -102,8 +102,19 @@ def decode_tagged(raw: bytes, arms: bytes | None = None) -> list[Tagged]:
     if not isinstance(rows, list):
         raise ValueError("a list of tagged events was expected")
     events = [Tagged.from_list(row) for row in rows]
-    if arms is None:
-        return events
+    return events if arms is None else with_arms(events, arms)
+
+
+def with_arms(events: list[Tagged], arms: bytes) -> list[Tagged]:
+    """``events`` with the arms an :data:`ARMS_HEADER` holds. Raises ValueError (or
+    TypeError) on a header :func:`encode_arms` did not write: the caller may count the
+    events without it (the header is optional information: no arm, no fallback).
+
+    >>> with_arms([Tagged("e1", "x", "A", 0.01, True, 500.0, 0.9)], b'[["p", "m", 1]]')
+    Traceback (most recent call last):
+    ...
+    ValueError: an arm is [provider, model], not ['p', 'm', 1]
+    """
     answered_on = json.loads(arms)
     if not isinstance(answered_on, list) or len(answered_on) != len(events):
         raise ValueError(f"{ARMS_HEADER} does not hold one arm per event")
