@@ -350,6 +350,13 @@ def test_under_the_quality_metric_a_call_that_gave_up_counts_as_quality_0() -> N
     results = analysis.results("x", analysis.experiments["x"].definition)
     # mean_quality stays the answers' (the guardrail's figure); the interval is per call
     assert results["variants"][1]["mean_quality"] == pytest.approx(0.9, abs=0.02)
+    # and the figure the decision compared, with the failures it counted at 0, are shown
+    for shown, s in zip(results["variants"], (a, b), strict=True):
+        assert shown["quality_per_call"] == pytest.approx(float(metric_value(s, "quality")))
+        assert shown["unrated_failures"] == int(s.unrated_failures)
+    assert results["variants"][1]["quality_per_call"] == pytest.approx(
+        results["variants"][1]["mean_quality"] * (1 - int(b.unrated_failures) / int(b.n))
+    )
     assert metric_value(b, "quality") == pytest.approx(0.9 * 2 / 3, abs=0.02)
     low, high = results["variants"][1]["interval"]
     assert low < metric_value(b, "quality") < high < metric_value(a, "quality")

@@ -96,7 +96,19 @@ class VariantResultsOut(ResponseBody):
     )
     cost_usd: Real
     mean_cost_per_success: Real | None
-    mean_quality: Real | None
+    mean_quality: Real | None = Field(
+        description="Mean quality of the calls that reported one (the min_quality_ratio "
+        "guardrail's figure); null while none did."
+    )
+    quality_per_call: Real | None = Field(
+        description="What metric quality compares: mean_quality times the share of calls "
+        "that did not fail without a quality (each such failure at 0, intention-to-treat); "
+        "0 when every call did, null while no call reported a quality."
+    )
+    unrated_failures: int = Field(
+        description="Calls of n that failed without a quality (a call that gave up, among "
+        "them); 0 for those counted by a version before the count."
+    )
     p95_latency_ms: Real | None
     interval: list[Real] | None
     probability_best: Real

@@ -12,7 +12,7 @@ import numpy as np
 from finops.experiments.domain.allocation import figures_rng, probability_best
 from finops.experiments.domain.decision import Analysis, analyse
 from finops.experiments.domain.definition import Definition
-from finops.experiments.domain.sequential import answered_quality, metric_value
+from finops.experiments.domain.sequential import answered_quality, metric_value, quality_per_call
 from finops.experiments.domain.srm import srm_p_value
 from finops.experiments.domain.stats import VariantStats
 
@@ -107,6 +107,8 @@ def experiment_results(
                 "cost_usd": round(float(stats.cost_sum), 10),
                 "mean_cost_per_success": _number(metric_value(stats, "cost_per_success")),
                 "mean_quality": _number(answered_quality(stats)),
+                "quality_per_call": _number(quality_per_call(stats)),
+                "unrated_failures": int(stats.unrated_failures),
                 "p95_latency_ms": stats.p95_latency_ms(),
                 "interval": list(report.interval) if report.interval else None,
                 "probability_best": p_best,
