@@ -6,13 +6,17 @@ or a drift lifted its pin, by the one-worker intake and the partitioned one alik
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from support import llm_call
 
+from finops.common.events import LlmCallEvent, apply_pricing, parse_event
 from finops.common.topics import EXPERIMENTS
 from finops.optimizer.adapters.engine_shards import EngineShards
 from finops.optimizer.adapters.stream import EventIntake
@@ -20,6 +24,7 @@ from finops.optimizer.adapters.task_type_forward import DECISION, INPUT_HEADER
 from finops.optimizer.domain.engine import OptimizerEngine
 
 LEARNING = "finops.optimizer-events.v1"
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 def decision(experiment_id: str = "exp-1", winner: str | None = "gpt-4o-mini") -> dict:
@@ -48,9 +53,26 @@ def counts(topic: str) -> dict[str, float]:
     }
 
 
+def call(model: str, quality: float) -> LlmCallEvent:
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    data = {"task_type": "summarize", "model": model, "usage": usage, "latency_ms": 500.0}
+    return apply_pricing(parse_event(llm_call("bot", at=T0, quality=quality, **data)))  # type: ignore[return-value]
+
+
+def trained_engine() -> OptimizerEngine:
+    """An engine that has seen both models on summarize (the winner at about 0.6): the
+    baseline a drift of the winner is measured against."""
+    engine = OptimizerEngine(seed=0)
+    rng = random.Random(0)
+    for _ in range(200):
+        engine.observe(call("gpt-4o", min(1.0, rng.gauss(0.95, 0.02))))
+        engine.observe(call("gpt-4o-mini", min(1.0, rng.gauss(0.6, 0.02))))
+    return engine
+
+
 def one_worker() -> tuple[OptimizerEngine, Callable[[dict], None], str]:
     intake = EventIntake(
-        OptimizerEngine(),
+        trained_engine(),
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
@@ -75,7 +97,7 @@ def partitioned() -> tuple[OptimizerEngine, Callable[[dict], None], str]:
         shards_topic="shards",
         alerts_topic="alerts",
     )
-    engine = OptimizerEngine()
+    engine = trained_engine()
 
     def read(body: dict) -> None:
         record: Any = SimpleNamespace(
@@ -98,11 +120,13 @@ def test_a_decision_announced_again_is_counted_repeated_not_promoted(intake) -> 
     assert added() == {"promoted": 1, "repeated": 0, "no_winner": 0}
     read(decision())  # announced again while pinned
     assert added() == {"promoted": 1, "repeated": 1, "no_winner": 0}
-    # a drift of the winner lifted the pin (the engine keeps it apart from the pins)
-    engine.promotions_lifted["summarize"] = {
-        **engine.promoted.pop("summarize"),
-        "lifted": {"metric": "quality", "direction": "decrease"},
-    }
+    # the winner's quality collapses: the engine's drift detector lifts the pin (kept apart
+    # from the pins)
+    rng = random.Random(5)
+    for _ in range(200):
+        engine.observe(call("gpt-4o-mini", max(0.0, rng.gauss(0.2, 0.02))))
+    assert engine.promotions_lifted["summarize"]["lifted"]["metric"] == "quality"
+    assert "summarize" not in engine.promoted
     read(decision())  # announced again after the lift: the pin stays lifted
     assert added() == {"promoted": 1, "repeated": 2, "no_winner": 0}
     assert "summarize" not in engine.promoted

@@ -51,7 +51,7 @@ def test_the_winner_is_recommended_for_its_task_type_with_the_experiment_named()
     engine = trained_engine()
     rng = random.Random(1)
     assert engine.recommend("summarize", rng=rng).arm.model == "gpt-4o"
-    assert engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) is True
+    assert engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) == "promoted"
     picks = [engine.recommend("summarize", rng=rng) for _ in range(50)]
     assert {p.arm.model for p in picks} == {"gpt-4o-mini"}
     assert all(p.propensity == 1.0 for p in picks)
@@ -63,7 +63,7 @@ def test_the_winner_is_recommended_for_its_task_type_with_the_experiment_named()
 def test_a_stop_without_winner_changes_nothing_and_a_withdrawn_winner_keeps_losers_out() -> None:
     engine = trained_engine()
     stopped = {**decision("summarize", "gpt-4o-mini", "gpt-4o"), "winner_arm": None}
-    assert engine.adopt_decision(stopped) is False
+    assert engine.adopt_decision(stopped) == "no_winner"
     assert engine.promoted == {}
     engine.observe(call("gpt-3.5", "summarize", 0.5))
     engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o"))
@@ -78,6 +78,9 @@ def test_a_promotion_survives_a_state_round_trip() -> None:
     engine = trained_engine()
     engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o"))
     restored = OptimizerEngine.from_state(engine.to_state())
+    assert restored.promoted == engine.promoted
+    # the same decision announced again while pinned: the pin is the same, not a promotion
+    assert restored.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) == "repeated"
     assert restored.promoted == engine.promoted
     assert restored.recommend("summarize", rng=random.Random(3)).arm.model == "gpt-4o-mini"
 
@@ -111,12 +114,13 @@ def test_a_winner_whose_quality_then_falls_is_no_longer_pinned() -> None:
     assert not any(p.reason.startswith("winner of experiment") for p in picks)
     assert "gpt-4o" in {p.arm.model for p in picks}
     # the same decision announced again (at least once) does not pin it again, nor a restore
-    assert engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) is True
+    assert engine.adopt_decision(decision("summarize", "gpt-4o-mini", "gpt-4o")) == "repeated"
     restored = OptimizerEngine.from_state(engine.to_state())
     for e in (engine, restored):
         assert not e.recommend("summarize", rng=rng).reason.startswith("winner of experiment")
     # another experiment's winner for the task type is pinned
-    engine.adopt_decision({**decision("summarize", "gpt-4o", "gpt-4o-mini"), "experiment_id": "x2"})
+    another = {**decision("summarize", "gpt-4o", "gpt-4o-mini"), "experiment_id": "x2"}
+    assert engine.adopt_decision(another) == "promoted"
     assert engine.promotions_lifted == {}
     assert engine.recommend("summarize", rng=rng).reason.startswith("winner of experiment")
 

@@ -35,7 +35,7 @@ from finops.common.log_position import ResumePlan
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.common.topics import ALERTS
-from finops.optimizer.domain.engine import OptimizerEngine
+from finops.optimizer.domain.engine import Adoption, OptimizerEngine
 from finops.optimizer.service_layer.commands import (
     OperatorChange,
     SettingsLedger,
@@ -93,19 +93,11 @@ def announcement_of(raw: bytes) -> dict[str, Any]:
     return announcement
 
 
-def adopt(engine: OptimizerEngine, announcement: dict[str, Any]) -> str:
-    """Adopt an experiment's decision into ``engine``; its outcome on :data:`EVENTS`:
-    ``promoted``, ``no_winner``, or ``repeated`` when the engine holds that experiment's
-    winner for the task type already, pinned or with its pin lifted by a drift (the outbox
-    announces at least once: the same decision again is not a new promotion)."""
-    task_type = announcement.get("task_type")
-    held = None
-    if isinstance(task_type, str):
-        held = engine.promoted.get(task_type) or engine.promotions_lifted.get(task_type)
-    again = held is not None and held.get("experiment_id") == announcement.get("experiment_id")
-    if not engine.adopt_decision(announcement):
-        return "no_winner"
-    return "repeated" if again else "promoted"
+def adopt(engine: OptimizerEngine, announcement: dict[str, Any]) -> Adoption:
+    """Adopt an experiment's decision into ``engine``; its outcome on :data:`EVENTS`, as the
+    engine says: ``promoted``, ``no_winner``, or ``repeated`` (the outbox announces at least
+    once: the same decision again is not a new promotion)."""
+    return engine.adopt_decision(announcement)
 
 
 async def send_alert(

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from finops.common.events import ErrorEvent, Event, LlmCallEvent, Usage, price_call
 from finops.optimizer.domain import engine_state
@@ -45,6 +45,7 @@ from finops.optimizer.domain.recommendation import (
 
 __all__ = [
     "STATE_VERSION",
+    "Adoption",
     "ArmSpec",
     "NoArms",
     "OptimizerEngine",
@@ -52,6 +53,9 @@ __all__ = [
     "Recommendation",
     "UnknownBudget",
 ]
+
+#: what adopting an experiment's announcement did (its outcome on the events counter)
+Adoption = Literal["promoted", "repeated", "no_winner"]
 
 
 class OptimizerEngine:
@@ -218,19 +222,22 @@ class OptimizerEngine:
                 hints[arm] = priced.total_usd
         return hints
 
-    def adopt_decision(self, decision: Mapping[str, Any]) -> bool:
-        """Adopt an experiment's winner for its task type; False when there is none. A
-        decision announced again after a drift lifted its pin (:mod:`.promotion`) leaves it
-        lifted."""
+    def adopt_decision(self, decision: Mapping[str, Any]) -> Adoption:
+        """Adopt an experiment's winner for its task type: ``promoted``; ``no_winner`` when
+        there is none; ``repeated`` when it is the decision of the experiment whose winner the
+        task type holds already (the outbox announces at least once), pinned or with its pin
+        lifted by a drift (:mod:`.promotion`), which stays lifted."""
         winner = decision.get("winner_arm")
         task_type = decision.get("task_type")
         if decision.get("kind") != "decision" or not winner or not isinstance(task_type, str):
-            return False
+            return "no_winner"
         arm = self._know_arm(task_type, arm_spec(winner))
         losers = [self._know_arm(task_type, arm_spec(loser)) for loser in decision["losers"]]
         held = self.promotions_lifted.get(task_type)
         if held and held.get("experiment_id") == decision.get("experiment_id"):
-            return True  # announced again (at least once): its pin stays lifted
+            return "repeated"  # its pin stays lifted
+        pinned = self.promoted.get(task_type)
+        again = pinned is not None and pinned.get("experiment_id") == decision.get("experiment_id")
         self.promotions_lifted.pop(task_type, None)  # another experiment's winner: pinned
         self.promoted[task_type] = {
             "arm": arm,
@@ -240,7 +247,7 @@ class OptimizerEngine:
             "variant": decision.get("winner"),
             "decided_at": decision.get("decided_at"),
         }
-        return True
+        return "repeated" if again else "promoted"
 
     # ---- answering ---------------------------------------------------------------------
 
