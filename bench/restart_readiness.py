@@ -14,7 +14,7 @@ SIGKILL, then prints, in seconds from the kill:
 * ``ready``: ``GET /readyz`` answered 200 (polled every 0.1 s; the time ``finops status``
   and an orchestrator see);
 * ``adopted``: the healer's and the experiments' owned partitions adopted again ("partitions
-  adopted": their consumer group rejoined, which readiness does not wait for; up to 20 s
+  adopted": their consumer group rejoined, which readiness does not wait for; up to 23 s
   after the kill, when the broker waits out the killed member's session first).
 
 Before each kill it waits until the service's ``/readyz`` has answered 200 for ``--settle``
