@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from typer.testing import CliRunner
 
 from finops.cli.main import app
+from finops.experiments.domain.decision import AnalysisSettings
+from finops.experiments.domain.simulation import SimulationSettings, simulated_stats, validate
 
 
 def test_validate_prints_figures_within_their_bounds_and_the_settings_used() -> None:
@@ -59,3 +62,26 @@ def test_the_table_names_every_figure_in_words_with_its_json_key() -> None:
     assert all(label != key for key, label in rows.items())
     # the settings as name=value lines, not a JSON dump
     assert "analysis: metric=cost_per_success, alpha=0.05," in result.stdout
+
+
+def test_a_simulated_quality_experiments_failures_report_no_quality() -> None:
+    # every simulated call reported a quality, so the rule that counts a failure without one
+    # at 0 (metric quality) was never exercised by the simulations
+    sim = SimulationSettings(events_per_run=2000)
+    quality = AnalysisSettings(metric="quality")
+    control, treatment = simulated_stats(
+        np.random.default_rng(0), sim, quality, effect=0.0, treatment_share=0.5
+    )
+    for s in (control, treatment):
+        failures = int(s.n[-1] - s.successes[-1])
+        assert failures > 0 and int(s.unrated_failures[-1]) == failures
+        assert int(s.quality_n[-1]) == int(s.successes[-1])
+    # on the cost metrics every call reports one, as before (the printed figures unchanged)
+    control, _ = simulated_stats(
+        np.random.default_rng(0), sim, AnalysisSettings(), effect=0.0, treatment_share=0.5
+    )
+    assert int(control.unrated_failures[-1]) == 0 and control.quality_n[-1] == control.n[-1]
+    figures = validate(runs=20, sim=sim, analysis=quality)
+    assert (
+        figures["aa_false_positive_rate"] <= 0.05 + 3 * figures["aa_false_positive_rate_mc_error"]
+    )

@@ -10,6 +10,9 @@ the statistics after each event are cumulative sums, so one run is a few numpy p
   share of runs that pick it before the horizon.
 * SRM: an A/A whose real split is 45/55 while 50/50 is declared; detection is the share of
   runs in which the chi-square check flags it (and so blocks any decision).
+
+Under ``metric`` ``quality`` (the command runs the default metric) a failed call reports no
+quality, as a call that gave up, so the per-call rule is what the runs check.
 """
 
 from __future__ import annotations
@@ -52,14 +55,9 @@ def simulate_run(
     effect: float,
     treatment_share: float,
 ) -> RunResult:
-    n = sim.events_per_run
-    to_treatment = rng.random(n) < treatment_share
-    mu = math.log(sim.control_mean_cost_usd) - sim.cost_log_sd**2 / 2
-    cost = rng.lognormal(mu, sim.cost_log_sd, n) * np.where(to_treatment, 1.0 - effect, 1.0)
-    success = (rng.random(n) < sim.success_rate).astype(float)
-    quality = np.clip(rng.normal(sim.mean_quality, sim.quality_sd, n), 0.0, 1.0)
-    control = cumulative_stats(~to_treatment, cost, success, quality)
-    treatment = cumulative_stats(to_treatment, cost, success, quality)
+    control, treatment = simulated_stats(
+        rng, sim, analysis, effect=effect, treatment_share=treatment_share
+    )
     srm_p = srm_p_value([control.n, treatment.n], [0.5, 0.5])
     outcomes = look(control, treatment, analysis, srm_p=srm_p)
     decided = np.flatnonzero(outcomes != Outcome.CONTINUE)
@@ -69,6 +67,31 @@ def simulate_run(
         return RunResult(Outcome.CONTINUE, None, srm_flagged)
     first = int(decided[0])
     return RunResult(Outcome(int(outcomes[first])), first + 1, srm_flagged)
+
+
+def simulated_stats(
+    rng: np.random.Generator,
+    sim: SimulationSettings,
+    analysis: AnalysisSettings,
+    *,
+    effect: float,
+    treatment_share: float,
+) -> tuple[VariantStats, VariantStats]:
+    """One run's calls, the control's and the treatment's statistics after each. Under
+    ``metric`` ``quality`` a failed call reports no quality (as a call that gave up), so
+    the per-call rule (each such failure at 0) is what the run checks; otherwise every call
+    reports one."""
+    n = sim.events_per_run
+    to_treatment = rng.random(n) < treatment_share
+    mu = math.log(sim.control_mean_cost_usd) - sim.cost_log_sd**2 / 2
+    cost = rng.lognormal(mu, sim.cost_log_sd, n) * np.where(to_treatment, 1.0 - effect, 1.0)
+    success = (rng.random(n) < sim.success_rate).astype(float)
+    quality = np.clip(rng.normal(sim.mean_quality, sim.quality_sd, n), 0.0, 1.0)
+    has_quality = success if analysis.metric == "quality" else None
+    return (
+        cumulative_stats(~to_treatment, cost, success, quality, has_quality),
+        cumulative_stats(to_treatment, cost, success, quality, has_quality),
+    )
 
 
 def _enough(control: VariantStats, treatment: VariantStats, min_samples: int) -> Any:
