@@ -4,9 +4,12 @@ workers draw from ranges that do not overlap."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from support import worker_port_range
@@ -156,3 +159,43 @@ def test_the_last_free_port_of_a_range_is_found_without_luck(
 def test_a_worker_without_a_range_of_its_own_is_an_error(worker: str, workers: int) -> None:
     with pytest.raises(ValueError, match=f"no port range for worker {worker} of {workers}"):
         worker_port_range((16384, 32767), worker, workers)
+
+
+def _draw_in_another_process(free_ports: str) -> subprocess.CompletedProcess[str]:
+    """``free_port()`` in a child process that inherited ``FINOPS_FREE_PORTS`` (as the
+    `finops up` a test starts, or a bench script beside two others, does)."""
+    code = (
+        "from finops.cli.failures import CliError\n"
+        "from finops.cli.process import free_port\n"
+        "try:\n    print(free_port())\n"
+        "except CliError as exc:\n    print(exc.message)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, FREE_PORTS_ENV: free_ports},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_process() -> None:
+    """A child process inheriting the range drew, with a memory of its own, a port its parent
+    had handed out and not bound yet: both servers then raced for it ("address already in
+    use" in `test_simulate` and the bench smoke run)."""
+    mine = free_port()  # handed out, not bound
+    theirs = _draw_in_another_process(f"{mine}-{mine}").stdout.strip()
+    assert theirs == (
+        f"no free port left in {FREE_PORTS_ENV}={mine}-{mine}"
+        " (this process hands out none twice, nor one another process holds)"
+    )
+
+
+def test_a_port_another_process_held_is_free_again_once_that_process_ended() -> None:
+    port = free_port()
+    # let go of it here (as if this process had never drawn it), for the children to draw
+    held = process._reservations[process.RESERVATIONS_FILE]
+    fcntl.lockf(held, fcntl.LOCK_UN, 1, port)
+    drawn = [_draw_in_another_process(f"{port}-{port}").stdout.strip() for _ in range(2)]
+    assert drawn == [str(port), str(port)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +61,13 @@ FREE_PORTS_ENV = "FINOPS_FREE_PORTS"
 _PORT_RANGE = re.compile(r"(\d{1,5})-(\d{1,5})")
 #: the ports :func:`free_port` has handed out in this process (it hands out none twice)
 _handed_out: set[int] = set()
+#: where the processes of this machine's user hold the ports they handed out: byte N of this
+#: file is locked (a POSIX record lock, dropped by the kernel when its process ends) by the
+#: process that handed out port N
+RESERVATIONS_FILE = Path(tempfile.gettempdir()) / f"finops-free-ports-{os.getuid()}.lock"
+#: this process's descriptor of :data:`RESERVATIONS_FILE`, open for its whole life (closing
+#: any descriptor of the file would drop every lock this process holds on it)
+_reservations: dict[Path, int] = {}
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
@@ -129,20 +138,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     "Free now" is no reservation: a port handed out but not yet bound, or whose server has
     stopped for a while (a stack between ``down`` and ``up`` keeps its ports), looks free to
     every other caller.  So one process never hands out the same port twice (a range must
-    hold every port one process draws in its life), and processes that must never share a
+    hold every port one process draws in its life), nor one that another process of this
+    user still holds (:func:`_reserve`: a child that inherited its parent's
+    ``FINOPS_FREE_PORTS``, the `finops up` a test started, a bench script beside two others,
+    once drew a port its parent or a sibling had drawn and not bound yet, and one of the two
+    servers failed with "address already in use"); and processes that must never share a
     port (the test suite's pytest-xdist workers) each set ``FINOPS_FREE_PORTS`` to a range of
     their own; with it set, a range with no free port left that this process has not handed
     out is an error rather than a port from elsewhere.
     """
     first, last = free_port_range()
     for port in _candidates(first, last):
-        if port not in _handed_out and port_is_free(host, port):
+        if port not in _handed_out and port_is_free(host, port) and _reserve(port):
             _handed_out.add(port)
             return port
     if os.environ.get(FREE_PORTS_ENV) is not None:
         raise CliError(
             f"no free port left in {FREE_PORTS_ENV}={first}-{last}"
-            " (this process hands out none twice)",
+            " (this process hands out none twice, nor one another process holds)",
             2,
         )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded band
@@ -150,6 +163,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         port = int(sock.getsockname()[1])
     _handed_out.add(port)
     return port
+
+
+def _reserve(port: int, path: Path | None = None) -> bool:
+    """Hold ``port`` for this process's life unless another process holds it: whether this
+    one now does. Where the reservations file cannot be used (a read-only temporary folder, a
+    file system without record locks), every port counts as held: :func:`free_port` then
+    falls back on this process's memory."""
+    path = path or RESERVATIONS_FILE
+    fd = _reservations.get(path)
+    if fd is None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return True
+        _reservations[path] = fd
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+    except (BlockingIOError, PermissionError):  # EAGAIN, EACCES: another process holds it
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _candidates(first: int, last: int) -> Iterator[int]:
