@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka.admin import NewTopic
@@ -187,6 +188,62 @@ async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
         await publish(settings, spec.name, [llm_call(f"bot-{i}") for i in range(40 * (n + 1))])
     counts = await count_messages(settings, [s.name for s in specs], idle_s=0.0)
     assert counts == {spec.name: 40 * (n + 1) for n, spec in enumerate(specs)}
+
+
+class _BrokerAsTansuAnswersOnALoadedMachine:
+    """A real consumer whose ListOffsets(latest) answers 0 for every partition, as the local
+    tansu broker answers offsets far short of the log's end (1, 13 and 16 for partitions
+    holding 9, 15 and 16 records), and whose first poll comes back empty, as one does when
+    the fetch is slow to come back on a loaded machine."""
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+        self._polls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def getmany(self, *partitions: Any, **kwargs: Any) -> dict[Any, list[Any]]:
+        self._polls += 1
+        if self._polls == 1:
+            return {}
+        return await self._consumer.getmany(*partitions, **kwargs)
+
+
+async def test_topic_counts_run_to_the_end_the_fetches_report_not_the_brokers_end_offsets(
+    infra, monkeypatch
+):
+    """`finops topics` on a busy machine counted 66 (and 78) of a topic's 80 records: the
+    read ended at the first empty poll past the end offsets the local broker reported, which
+    were short of the records it had acknowledged. The end is now the high watermark the
+    partition's first fetch reports; one no fetch has answered yet is not read to its end."""
+    from finops.cli.ops import count_messages
+    from finops.common import kafka
+
+    settings = CommonSettings(
+        kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
+    )
+    # three partitions, two of them empty: a fetch of an empty one reports its end too
+    specs = [
+        TopicSpec(f"test.count.{uuid.uuid4().hex[:8]}", 3, "agent_id", "x"),
+        TopicSpec(f"test.count.{uuid.uuid4().hex[:8]}", 3, "agent_id", "x"),
+    ]
+    await ensure_topics(settings, specs)
+    await publish(settings, specs[0].name, [llm_call(f"bot-{i}") for i in range(30)])
+    await publish(settings, specs[1].name, [llm_call("one-bot") for _ in range(7)])
+    make_consumer = kafka.make_consumer
+    monkeypatch.setattr(
+        kafka,
+        "make_consumer",
+        lambda *args, **kwargs: _BrokerAsTansuAnswersOnALoadedMachine(
+            make_consumer(*args, **kwargs)
+        ),
+    )
+    counts = await count_messages(settings, [s.name for s in specs], idle_s=0.0)
+    assert counts == {specs[0].name: 30, specs[1].name: 7}
 
 
 @pytest.mark.parametrize(

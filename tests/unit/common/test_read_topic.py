@@ -1,8 +1,9 @@
 """``read_topic`` against a fake consumer: when a read ends, and that it never hangs.
 
-A read ends once every partition has reached the end offset the broker reported at its start
-and a poll came back empty; a partition that stops short of it for ``stall_s`` is an error,
-not a shorter topic (the broker went away, or a partition cannot be read).
+A read ends once every partition has reached its end (the end offset the broker reported at
+its start, or the high watermark its fetches report, the larger) and a poll came back empty; a
+partition that stops short of it for ``stall_s`` is an error, not a shorter topic (the broker
+went away, or a partition cannot be read).
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ class _Record:
 
 class _FakeConsumer:
     """One partition whose broker reports ``end`` and serves ``served`` records, one poll each
-    (``None`` in ``polls``: an empty poll); ``position`` hangs when ``hang`` is set."""
+    (``None`` in ``polls``: an empty poll, no fetch answered yet; ``0``: a fetch answered
+    with no record); ``position`` hangs when ``hang`` is set. Once a fetch has been answered,
+    the high watermark is ``highwater`` (default: ``end``)."""
 
-    def __init__(self, end: int, polls: list[int | None], hang: bool = False) -> None:
+    def __init__(
+        self, end: int, polls: list[int | None], hang: bool = False, highwater: int | None = None
+    ) -> None:
         self.end, self.polls, self.hang = end, deque(polls), hang
         self.next_offset = 0
+        self.fetched_highwater = end if highwater is None else highwater
+        self.answered = False
 
     async def start(self) -> None:
         pass
@@ -57,9 +64,15 @@ class _FakeConsumer:
         count = self.polls.popleft() if self.polls else None
         if count is None:
             return {}
+        self.answered = True
+        if count == 0:
+            return {}
         records = [_Record(self.next_offset + i) for i in range(count)]
         self.next_offset += count
         return {TopicPartition(TOPIC, 0): records}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.fetched_highwater if self.answered else None
 
     async def position(self, tp: TopicPartition) -> int:
         if self.hang:
@@ -82,6 +95,29 @@ async def test_a_read_goes_on_past_empty_polls_until_the_end_offset(monkeypatch)
     assert await _read(stall_s=60.0) == [0, 1, 2, 3, 4]
 
 
+async def test_a_read_goes_on_to_the_high_watermark_past_an_end_offset_short_of_it(
+    monkeypatch,
+) -> None:
+    # the local broker reported end offsets far short of the log's end (1 for a partition of
+    # 9 records): the read ended at the first empty poll past them, a count came out short
+    _use(monkeypatch, _FakeConsumer(end=1, highwater=5, polls=[2, None, 3]))
+    assert await _read(stall_s=60.0) == [0, 1, 2, 3, 4]
+
+
+async def test_a_partition_no_fetch_answered_yet_is_not_read_to_its_end(monkeypatch) -> None:
+    # an end offset of 0 (reported short, or an empty partition) is no end until a fetch says
+    _use(monkeypatch, _FakeConsumer(end=0, highwater=4, polls=[None, None, 4]))
+    assert await _read(stall_s=60.0) == [0, 1, 2, 3]
+    _use(monkeypatch, _FakeConsumer(end=0, polls=[None, 0]))  # empty: read once answered
+    assert await _read(stall_s=60.0) == []
+
+
+async def test_a_partition_never_fetched_is_a_stall_that_says_so(monkeypatch) -> None:
+    _use(monkeypatch, _FakeConsumer(end=0, polls=[]))
+    with pytest.raises(TopicReadStalled, match=r"with partition 0 never fetched$"):
+        await _read(stall_s=0.05)
+
+
 async def test_a_partition_stuck_short_of_its_end_offset_is_an_error(monkeypatch) -> None:
     _use(monkeypatch, _FakeConsumer(end=5, polls=[3]))
     with pytest.raises(
@@ -91,7 +127,7 @@ async def test_a_partition_stuck_short_of_its_end_offset_is_an_error(monkeypatch
 
 
 async def test_a_broker_that_never_tells_the_position_is_an_error_not_a_hang(monkeypatch) -> None:
-    _use(monkeypatch, _FakeConsumer(end=5, polls=[], hang=True))
+    _use(monkeypatch, _FakeConsumer(end=5, polls=[0], hang=True))
     with pytest.raises(TopicReadStalled, match="partition 0 at an unknown offset of 5"):
         await _read(stall_s=0.05)
 

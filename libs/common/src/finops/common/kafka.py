@@ -187,14 +187,22 @@ async def read_topic(
     stall_s: float | None = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from the earliest offset, until every partition has reached
-    the end offset the broker reported at the start and then nothing arrives for ``idle_s``.
+    its end offset as of the read's start and then nothing arrives for ``idle_s``.
+
+    A partition's end is the larger of the end offset the broker reports at the start
+    (ListOffsets) and the high watermark its fetches had reported when the read first found
+    the topic quiet (:func:`_fetched_ends`); a partition no fetch has answered yet is not at
+    its end. The
+    local tansu broker's ListOffsets(latest) is no end at all: it answered 1, 13 and 16 for
+    partitions holding 9, 15 and 16 acknowledged records (and the same after they were read),
+    so a read that trusted it ended at the first poll that came back empty past those
+    offsets, and on a loaded machine `finops topics` counted 66 of a topic's 80 records. The
+    high watermark its fetches report is the log's end.
 
     A read ends only after a poll that returned nothing: a poll returns part of a fetched batch
-    and keeps the rest, so on the local tansu broker, whose ListOffsets(latest) is the last
-    batch's base offset + 1, reaching that offset means only that the last batch is being read.
-    The end offsets are needed too: read to quiet alone, a topic whose first fetch took longer
-    than ``idle_s`` (several read at once, a large backlog) counted as empty.  The quiet after
-    them takes in what is published while the read runs.
+    and keeps the rest. The end offsets are needed too: read to quiet alone, a topic whose
+    first fetch took longer than ``idle_s`` (several read at once, a large backlog) counted as
+    empty.  The quiet after them takes in what is published while the read runs.
 
     ``until()`` returning true ends the read early; ``timeout_s`` bounds the reading (after
     the consumer has started), and a read it ends returns what it has read without an error.
@@ -213,6 +221,7 @@ async def read_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = CatchUp({tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()})
+        fetched: set[int] = set()  # the partitions whose end a fetch has reported
         quiet_since = time.monotonic()
         deadline = math.inf if timeout_s is None else quiet_since + timeout_s
         while time.monotonic() <= deadline:
@@ -228,12 +237,28 @@ async def read_topic(
             quiet = time.monotonic() - quiet_since
             if quiet < idle_s:
                 continue
-            if not await _behind(consumer, topic, ends, stall, deadline):
+            _fetched_ends(consumer, topic, ends, fetched)
+            if len(fetched) == len(tps) and not await _behind(
+                consumer, topic, ends, stall, deadline
+            ):
                 return
             if quiet >= stall:
-                raise TopicReadStalled(_stalled(topic, ends, quiet))
+                raise TopicReadStalled(_stalled(topic, ends, quiet, fetched))
     finally:
         await consumer.stop()
+
+
+def _fetched_ends(consumer: AIOKafkaConsumer, topic: str, ends: CatchUp, fetched: set[int]) -> None:
+    """Raise each partition's end in ``ends`` to the high watermark of the last fetch answered
+    for it, once per partition (so that a topic written to all along still has an end), and
+    note it in ``fetched``. That fetch was sent after the read started: its high watermark is
+    at least the log's end at the start, on every broker."""
+    assert isinstance(ends.ends, dict)
+    for partition in ends.ends.keys() - fetched:
+        highwater = consumer.highwater(TopicPartition(topic, partition))
+        if highwater is not None:
+            ends.ends[partition] = max(ends.ends[partition], highwater)
+            fetched.add(partition)
 
 
 async def _behind(
@@ -255,9 +280,14 @@ async def _behind(
         raise TopicReadStalled(_stalled(topic, ends, wait)) from None
 
 
-def _stalled(topic: str, ends: CatchUp, quiet: float) -> str:
-    short = ", ".join(
-        f"partition {p} at {ends.positions.get(p, 'an unknown offset')} of {ends.ends[p]}"
-        for p in ends.behind()
-    )
-    return f"reading {topic}: no record for {quiet:.0f} s with {short}"
+def _stalled(topic: str, ends: CatchUp, quiet: float, fetched: set[int] | None = None) -> str:
+    """Why a read stalled: each partition short of its end, or (``fetched`` given: the
+    partitions a fetch has answered) that no fetch of it was ever answered."""
+    short = [
+        f"partition {p} never fetched"
+        if fetched is not None and p not in fetched
+        else f"partition {p} at {ends.positions.get(p, 'an unknown offset')} of {ends.ends[p]}"
+        for p in sorted(ends.ends)
+        if p in ends.behind() or (fetched is not None and p not in fetched)
+    ]
+    return f"reading {topic}: no record for {quiet:.0f} s with {', '.join(short)}"
