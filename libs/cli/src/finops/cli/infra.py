@@ -220,6 +220,7 @@ class LocalInfra:
                 "env": _legacy_ciphers_env(),
             },
             "broker": {
+                "port_drawn": not self.settings.broker_port,
                 "prepare": self._prepare_kafka,
                 "command": lambda: self._kafka_command(host, port, self.settings.kafka_port),
                 "env": self._kafka_env(),

@@ -285,6 +285,10 @@ class Component:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     ready_probe: Callable[[], bool] | None = None
+    #: the stack drew its port itself (no setting names it): it may take another one
+    port_drawn: bool = False
+    #: the size of its log when it was last started: what it logged since starts there
+    log_offset: int = 0
 
     @property
     def pid(self) -> int | None:
@@ -299,6 +303,7 @@ class Component:
         assert self.log_file is not None
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_file.open("ab")
+        self.log_offset = out.tell()
         try:
             self.process = subprocess.Popen(
                 self.command(),
@@ -313,6 +318,15 @@ class Component:
         finally:
             out.close()
         self.started_at = time.monotonic()
+
+    def found_its_port_taken(self) -> bool:
+        """Whether it logged, since it was last started, that its port was in use (uvicorn:
+        ``[Errno 98] ... address already in use``; the broker: ``AddrInUse``)."""
+        if self.log_file is None or not self.log_file.exists():
+            return False
+        with self.log_file.open("rb") as log:
+            log.seek(self.log_offset)
+            return _PORT_IN_USE.search(log.read().decode(errors="replace")) is not None
 
     def ready(self) -> bool:
         if self.external:
@@ -393,4 +407,5 @@ def last_error(log_file: Path | None, lines: int = 400) -> str | None:
     return message
 
 
+_PORT_IN_USE = re.compile(r"Errno 98\b|AddrInUse|[Aa]ddress already in use")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")

@@ -25,6 +25,10 @@ from finops.common.settings_errors import SETTINGS_REFUSED
 
 log = logging.getLogger("finops.stack")
 
+#: how many times a component whose port the stack drew itself is moved to another port when
+#: it finds its port taken at start-up (:meth:`Stack._start_on_another_port`)
+PORT_MOVES = 3
+
 
 class StartInterrupted(Exception):
     """A stop was asked for (Ctrl-C, SIGTERM) while the stack started; :meth:`Stack.start`
@@ -121,6 +125,7 @@ class Stack:
             "service",
             port,
             self.settings.bind_host,
+            port_drawn=instance is not None,
             log_file=self.root / "logs" / f"{instance or name}.log",
             command=lambda: [sys.executable, "-m", f"finops.{name}"],
             env=env,
@@ -137,11 +142,13 @@ class Stack:
     # ---- lifecycle ---------------------------------------------------------------------
 
     def check_ports(self) -> None:
-        """Refuse to start when a port we need is taken, naming the port and its owner."""
+        """Refuse to start when a port a setting names is taken, naming the port and its
+        owner (a port the stack drew itself is drawn anew when taken: see
+        :meth:`_start_on_another_port`)."""
         taken = [
             f"port {c.port} ({c.name}) is already in use on {c.host}"
             for c in self.components.values()
-            if not c.external and not port_is_free(c.host, c.port)
+            if not c.external and not c.port_drawn and not port_is_free(c.host, c.port)
         ]
         if taken:
             raise StackError(
@@ -155,6 +162,7 @@ class Stack:
         self, names: Iterable[str], timeout: float, should_stop: Callable[[], bool] = _never
     ) -> None:
         pending = [self.components[n] for n in names]
+        moves: dict[str, int] = {}
         deadline = time.monotonic() + timeout
         while pending:
             _check_stop(should_stop)
@@ -162,6 +170,15 @@ class Stack:
                 if comp.ready():
                     pending.remove(comp)
                     self.echo(f"{comp.name} ready on port {comp.port}")
+                elif (
+                    not comp.external
+                    and not comp.running()
+                    and comp.port_drawn
+                    and moves.get(comp.name, 0) < PORT_MOVES
+                    and comp.found_its_port_taken()
+                ):
+                    moves[comp.name] = moves.get(comp.name, 0) + 1
+                    pending[pending.index(comp)] = self._start_on_another_port(comp)
                 elif not comp.external and not comp.running():
                     code = comp.process.returncode if comp.process else None
                     why = last_error(comp.log_file)
@@ -177,6 +194,29 @@ class Stack:
                 )
             if pending:
                 time.sleep(0.2)
+
+    def _start_on_another_port(self, comp: Component) -> Component:
+        """Start again, on a port drawn anew, a component whose port the stack drew itself and
+        found taken when it came to listen on it (another program bound it in between); the
+        gate is started again too when it is the broker that moved, to forward to its new
+        port. A port a setting names is never changed: its start-up error stands."""
+        if comp.kind == "infra":  # the broker, its port drawn when FINOPS_BROKER_PORT is 0
+            self.infra.broker_port = free_port(self.settings.bind_host)
+            moved = self.infra.component(comp.name)
+        else:  # a further optimizer worker: optimizer-2, ...
+            moved = self._service(comp.name.rsplit("-", 1)[0], instance=comp.name)
+        self.echo(
+            f"{comp.name}: port {comp.port} was taken before it could listen on it;"
+            f" starting it on port {moved.port}"
+        )
+        self.components[comp.name] = moved
+        moved.start()
+        gate = self.components.get("kafka")
+        if comp.name == "broker" and gate is not None and not gate.external:
+            gate.stop()
+            gate.start()
+        self.write_state("starting")
+        return moved
 
     def start(self, should_stop: Callable[[], bool] = _never) -> None:
         """Start infrastructure, create topics, migrate, start services; wait until ready.
