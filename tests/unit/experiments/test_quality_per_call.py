@@ -18,7 +18,7 @@ from finops.experiments.domain.allocation import (
     thompson_propensities,
 )
 from finops.experiments.domain.analysis import ExperimentAnalysis
-from finops.experiments.domain.decision import AnalysisSettings, Outcome, look
+from finops.experiments.domain.decision import AnalysisSettings, Outcome, analyse, look
 from finops.experiments.domain.sequential import metric_value
 from finops.experiments.domain.srm import srm_p_value
 from finops.experiments.domain.stats import VariantStats, cumulative_stats
@@ -138,3 +138,52 @@ def test_a_variant_that_fails_every_call_loses_on_quality_and_gets_the_bandits_f
     # two variants that failed every call: nothing to tell apart
     assert look(b, b, settings) == Outcome.CONTINUE
     assert probability_best([b, b], "quality", np.random.default_rng(0)) == [0.5, 0.5]
+
+
+def calls(n: int, scores: list[float], *, failures: int = 0) -> VariantStats:
+    """``n`` calls: ``failures`` of them failed without a quality, the scored answers
+    ``scores`` among the others, the rest answered and not scored."""
+    stats = VariantStats()
+    for i in range(n - failures):
+        quality = scores[i] if i < len(scores) else None
+        stats.add(cost_usd=0.01, success=True, latency_ms=100.0, quality=quality)
+    for _ in range(failures):
+        stats.add(cost_usd=0.0, success=False, latency_ms=None, quality=None)
+    return stats
+
+
+def test_a_variant_whose_every_scored_answer_is_0_loses_and_no_figure_is_nan() -> None:
+    # A 0/1 judge and a variant whose output always fails it: its log was -inf with a NaN
+    # variance, so no rule decided (the experiment ran to max_duration_s), the
+    # min_quality_ratio bound was NaN and the bandit gave it an equal share.
+    settings = AnalysisSettings(metric="quality", min_samples=100)
+    judged = calls(200, [float(i % 5 != 0) for i in range(40)])  # 0.8 per answer
+    zeros = calls(200, [0.0] * 40)
+    # the control at 0 loses to a treatment delivering more (the guardrail is the
+    # treatment's: its ratio to a control at 0 is not below min_quality_ratio)
+    assert look(zeros, judged, settings) == Outcome.TREATMENT_WINS
+    # a treatment at 0: its quality ratio is confirmed below min_quality_ratio
+    assert look(judged, zeros, settings) == Outcome.GUARDRAIL_BROKEN
+    result = analyse(["A", "B"], [judged, zeros], settings, srm_p=None)
+    assert result.verdict is not None and result.verdict.winner is None
+    assert "quality ratio 0.000" in result.verdict.reason
+    for report in result.variants:
+        assert report.metric_value is not None and math.isfinite(report.metric_value)
+        assert report.interval is not None and all(map(math.isfinite, report.interval))
+    assert result.variants[1].metric_value == 0.0 and result.variants[1].interval == (0.0, 0.0)
+    assert probability_best([judged, zeros], "quality", np.random.default_rng(0)) == [1.0, 0.0]
+    assert probability_best([zeros, judged], "quality", np.random.default_rng(0)) == [0.0, 1.0]
+    shares = thompson_propensities([judged, zeros], [0.5, 0.5], "quality", np.random.default_rng(0))
+    floor = BANDIT_MIN_SHARE
+    assert shares == pytest.approx([1 / (1 + floor), floor / (1 + floor)])
+    # it is treated as a variant that failed every call: at 0 either way, nothing between them
+    failed = calls(200, [], failures=200)
+    assert look(zeros, failed, settings) == Outcome.CONTINUE
+    assert look(failed, zeros, settings) == Outcome.CONTINUE
+    assert look(zeros, zeros, settings) == Outcome.CONTINUE
+    # and, as any answers, judged from MIN_RATED_ANSWERS scored answers on: 29 zeros are not
+    # enough, nor is a control delivering more from 29 answers
+    assert look(calls(200, [0.0] * 29), judged, settings) == Outcome.CONTINUE
+    assert look(zeros, calls(200, [1.0] * 29), settings) == Outcome.CONTINUE
+    assert look(failed, calls(200, [1.0] * 29), settings) == Outcome.CONTINUE
+    assert look(failed, calls(200, [1.0] * 30), settings) == Outcome.TREATMENT_WINS

@@ -14,7 +14,9 @@ variant), in this order:
 4. when every treatment's interval lies wholly on the worse side, the control wins.
 
 Under ``metric`` ``quality`` the primary interval decides once each variant has
-``MIN_RATED_ANSWERS`` scored answers.
+``MIN_RATED_ANSWERS`` scored answers; a variant whose per-call quality is 0 (every call failed
+without a quality, or every scored answer is 0) loses to one delivering more once both have
+them (none for one that failed every call).
 
 With more than two variants each comparison runs at alpha / (number of treatments)
 (Bonferroni), so the chance of any false winner stays at most alpha.
@@ -35,7 +37,9 @@ import numpy as np
 
 from finops.experiments.domain.sequential import (
     LOWER_IS_BETTER,
+    MIN_RATED_ANSWERS,
     Metric,
+    answers_judge,
     compare,
     compare_answered_quality,
     metric_value,
@@ -49,10 +53,6 @@ from finops.experiments.domain.stats import VariantStats
 
 DEFAULT_TAU = 0.1
 DEFAULT_GUARDRAIL_TAU = 0.05
-#: under ``metric`` ``quality``, the scored answers each variant needs before the answers' mean
-#: (and its variance, estimated from them) decides: an agent that scores one answer in twenty
-#: has 5 per variant at 100 calls, and identical variants were told apart in 9 % of A/A runs
-MIN_RATED_ANSWERS = 30
 
 
 @dataclass(frozen=True)
@@ -181,14 +181,16 @@ def look(
         rated = (np.asarray(control.quality_n) >= MIN_RATED_ANSWERS) & (
             np.asarray(treatment.quality_n) >= MIN_RATED_ANSWERS
         )
-        # a variant every call of which failed without a quality delivers 0 for certain (no
-        # log to compare): it loses to one that delivers more
+        # a variant whose per-call quality is 0 (every call failed without a quality, or every
+        # scored answer is 0) has no log to compare: it loses to one that delivers more, once
+        # each has MIN_RATED_ANSWERS scored answers (none for one that failed every call)
         control_nil, treatment_nil = quality_is_nil(control), quality_is_nil(treatment)
+        both_judge = answers_judge(control) & answers_judge(treatment)
         with np.errstate(invalid="ignore"):
             control_above = ~control_nil & (quality_per_call(control) > 0)
             treatment_above = ~treatment_nil & (quality_per_call(treatment) > 0)
-        better = (rated & better) | (control_nil & treatment_above)
-        worse = (rated & worse) | (treatment_nil & control_above)
+        better = (rated & ~control_nil & better) | (both_judge & control_nil & treatment_above)
+        worse = (rated & ~treatment_nil & worse) | (both_judge & treatment_nil & control_above)
     guard = guardrails(control, treatment, settings, alpha, treatment_p95_ms)
     return np.select(
         [~active, guard.broken, better & guard.holds, worse],

@@ -29,6 +29,12 @@ from finops.experiments.domain.stats import VariantStats
 Metric = Literal["cost_per_success", "cost", "quality"]
 LOWER_IS_BETTER: dict[str, bool] = {"cost_per_success": True, "cost": True, "quality": False}
 _TINY = 1e-18
+#: the scored answers each variant needs before they judge it (the primary metric ``quality``,
+#: the ``min_quality_ratio`` guardrail, a bandit's allocation under ``quality``): an agent that
+#: scores one answer in twenty has 5 per variant at 100 calls, the answers' variance estimated
+#: from so few (0 from identical scores, floored at 1e-18) told identical variants apart in
+#: 9 % of A/A runs
+MIN_RATED_ANSWERS = 30
 
 
 @dataclass(frozen=True)
@@ -62,11 +68,25 @@ def quality_per_call(stats: VariantStats) -> Any:
         return np.where(np.asarray(share) == 0.0, 0.0, answered_quality(stats) * share)
 
 
-def quality_is_nil(stats: VariantStats) -> Any:
-    """Whether every call of a variant failed without a quality: its per-call quality is 0
-    for certain (no log, no variance; the rules judge it apart)."""
+def _all_failed(stats: VariantStats) -> Any:
     n = np.asarray(stats.n)
     return (n > 0) & (np.asarray(stats.unrated_failures) >= n)
+
+
+def quality_is_nil(stats: VariantStats) -> Any:
+    """Whether a variant's per-call quality is 0 with data: every call failed without a
+    quality, or every scored answer is 0 (a 0/1 judge its output always fails). No log, no
+    variance to compare: the rules judge it apart."""
+    scored = np.asarray(stats.quality_n) > 0
+    return _all_failed(stats) | (
+        (np.asarray(stats.n) > 0) & scored & (np.asarray(stats.quality_sq_sum) == 0.0)
+    )
+
+
+def answers_judge(stats: VariantStats) -> Any:
+    """Whether a variant's scored answers are enough to judge it by: ``MIN_RATED_ANSWERS`` of
+    them, or none ever because every call failed without a quality (0 for certain)."""
+    return (np.asarray(stats.quality_n) >= MIN_RATED_ANSWERS) | _all_failed(stats)
 
 
 def metric_value(stats: VariantStats, metric: Metric) -> Any:
@@ -90,8 +110,10 @@ def _answered_quality_log_estimate(stats: VariantStats) -> LogEstimate:
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.asarray(stats.quality_n, dtype=float)
         mean = np.divide(stats.quality_sum, n)
-        var = np.divide(stats.quality_sq_sum, n) - mean * mean
-        variance = np.divide(np.maximum(var, 0.0), n * mean * mean)
+        var = np.maximum(np.divide(stats.quality_sq_sum, n) - mean * mean, 0.0)
+        # answers all 0: log -inf, and no spread to speak of (0 / 0 was a NaN variance, which
+        # no interval, guardrail or bandit draw could read)
+        variance = np.where(mean == 0.0, 0.0, np.divide(var, n * mean * mean))
         return LogEstimate(np.log(mean), np.maximum(variance, _TINY))
 
 
