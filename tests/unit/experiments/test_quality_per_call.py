@@ -18,7 +18,7 @@ from finops.experiments.domain.allocation import (
     thompson_propensities,
 )
 from finops.experiments.domain.analysis import ExperimentAnalysis
-from finops.experiments.domain.decision import AnalysisSettings, Outcome, analyse, look
+from finops.experiments.domain.decision import AnalysisSettings, Outcome, analyse, guardrails, look
 from finops.experiments.domain.sequential import metric_value
 from finops.experiments.domain.srm import srm_p_value
 from finops.experiments.domain.stats import VariantStats, cumulative_stats
@@ -187,3 +187,19 @@ def test_a_variant_whose_every_scored_answer_is_0_loses_and_no_figure_is_nan() -
     assert look(zeros, calls(200, [1.0] * 29), settings) == Outcome.CONTINUE
     assert look(failed, calls(200, [1.0] * 29), settings) == Outcome.CONTINUE
     assert look(failed, calls(200, [1.0] * 30), settings) == Outcome.TREATMENT_WINS
+
+
+def test_the_quality_ratio_guardrail_waits_for_30_scored_answers_per_variant() -> None:
+    # min_samples 10, sparse scoring, identical scores within each arm (control 1.0, 1.0,
+    # treatment 0.8, 0.8): both variances floored at 1e-18, an interval ~1e-8 wide, and the
+    # experiment stopped with GUARDRAIL_BROKEN from 4 answers
+    for metric in ("quality", "cost_per_success"):
+        settings = AnalysisSettings(metric=metric, min_samples=10)  # type: ignore[arg-type]
+        control, treatment = calls(10, [1.0, 1.0]), calls(10, [0.8, 0.8])
+        assert look(control, treatment, settings) == Outcome.CONTINUE
+        assert bool(guardrails(control, treatment, settings, 0.05).broken) is False
+        # from 30 answers each it judges
+        control, treatment = calls(40, [1.0] * 30), calls(40, [0.8] * 30)
+        assert look(control, treatment, settings) == Outcome.GUARDRAIL_BROKEN
+        control, treatment = calls(40, [1.0] * 30), calls(40, [0.8] * 29)
+        assert bool(guardrails(control, treatment, settings, 0.05).broken) is False

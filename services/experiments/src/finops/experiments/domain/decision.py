@@ -16,7 +16,8 @@ variant), in this order:
 Under ``metric`` ``quality`` the primary interval decides once each variant has
 ``MIN_RATED_ANSWERS`` scored answers; a variant whose per-call quality is 0 (every call failed
 without a quality, or every scored answer is 0) loses to one delivering more once both have
-them (none for one that failed every call).
+them (none for one that failed every call). The ``min_quality_ratio`` guardrail is confirmed
+broken only from ``MIN_RATED_ANSWERS`` scored answers per variant.
 
 With more than two variants each comparison runs at alpha / (number of treatments)
 (Bonferroni), so the chance of any false winner stays at most alpha.
@@ -100,8 +101,13 @@ def guardrails(
     unrated = control_rated & ~treatment_rated
     quality = compare_answered_quality(control, treatment, alpha, settings.guardrail_tau)
     floor = math.log(settings.min_quality_ratio)
+    # confirmed broken only from MIN_RATED_ANSWERS scored answers per variant: from a few
+    # identical scores (variance 0, floored) the interval was ~1e-8 wide
+    judged = (np.asarray(control.quality_n) >= MIN_RATED_ANSWERS) & (
+        np.asarray(treatment.quality_n) >= MIN_RATED_ANSWERS
+    )
     with np.errstate(invalid="ignore"):
-        quality_broken = has_quality & (quality.upper < floor)
+        quality_broken = has_quality & judged & (quality.upper < floor)
         quality_holds = ~unrated & (~has_quality | (quality.estimate >= floor))
     broken = broken | quality_broken
     holds = holds & quality_holds
