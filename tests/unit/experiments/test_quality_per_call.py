@@ -189,6 +189,37 @@ def test_a_variant_whose_every_scored_answer_is_0_loses_and_no_figure_is_nan() -
     assert look(failed, calls(200, [1.0] * 30), settings) == Outcome.TREATMENT_WINS
 
 
+def test_the_bandit_keeps_the_declared_shares_until_every_variant_has_30_scored_answers() -> None:
+    # one answer in twenty scored: at 40 calls each variant had 1 scored answer, variance 0
+    # (floored at 1e-18), and the one that scored higher got probability_best 1, the other
+    # the 2 % floor
+    a, b = calls(40, [0.9]), calls(40, [0.7])
+    for weights in ([0.5, 0.5], [0.7, 0.3]):
+        rng = np.random.default_rng(7)
+        assert thompson_propensities([a, b], weights, "quality", rng) == pytest.approx(weights)
+    # from 30 scored answers each, Thompson sampling: A, answering better, gets the most
+    a = calls(600, [0.9 if i % 2 else 0.7 for i in range(30)])
+    b = calls(600, [0.7 if i % 2 else 0.5 for i in range(30)])
+    shares = thompson_propensities([a, b], [0.5, 0.5], "quality", np.random.default_rng(7))
+    assert shares[0] > 0.9 and shares[1] == pytest.approx(1 - shares[0])
+    # a variant with 29 scored answers holds them all back; one that failed every call does
+    # not (it has no answers to wait for, and gets the floor)
+    held = thompson_propensities(
+        [a, calls(600, [0.5] * 29)], [0.5, 0.5], "quality", np.random.default_rng(7)
+    )
+    assert held == [0.5, 0.5]
+    failed = calls(600, [], failures=600)
+    shares = thompson_propensities([a, failed], [0.5, 0.5], "quality", np.random.default_rng(7))
+    assert shares == pytest.approx(
+        [1 / (1 + BANDIT_MIN_SHARE), BANDIT_MIN_SHARE / (1 + BANDIT_MIN_SHARE)]
+    )
+    # the other metrics do not wait for answers
+    shares = thompson_propensities(
+        [calls(40, []), calls(40, [])], [0.7, 0.3], "cost", np.random.default_rng(7)
+    )
+    assert shares != pytest.approx([0.7, 0.3])
+
+
 def test_the_quality_ratio_guardrail_waits_for_30_scored_answers_per_variant() -> None:
     # min_samples 10, sparse scoring, identical scores within each arm (control 1.0, 1.0,
     # treatment 0.8, 0.8): both variances floored at 1e-18, an interval ~1e-8 wide, and the

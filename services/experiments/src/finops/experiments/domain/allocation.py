@@ -14,6 +14,7 @@ import numpy as np
 from finops.experiments.domain.sequential import (
     LOWER_IS_BETTER,
     Metric,
+    answers_judge,
     log_estimate,
     quality_is_nil,
 )
@@ -83,8 +84,15 @@ def thompson_propensities(
     rng: np.random.Generator,
 ) -> list[float]:
     """Thompson sampling's allocation: each variant's probability of being best, floored at
-    ``BANDIT_MIN_SHARE`` and renormalised; the declared weights during warm-up."""
-    if min(int(s.n) for s in stats) < BANDIT_WARMUP:
+    ``BANDIT_MIN_SHARE`` and renormalised; the declared weights during warm-up: until every
+    variant has ``BANDIT_WARMUP`` events and, under ``quality``, ``MIN_RATED_ANSWERS`` scored
+    answers (none for a variant that failed every call: it delivers 0 for certain), as the
+    decision rules wait for them (from one scored answer a variance of 0 gave whichever
+    scored higher a probability_best of 1)."""
+    warm = min(int(s.n) for s in stats) >= BANDIT_WARMUP
+    if metric == "quality":
+        warm = warm and all(bool(answers_judge(s)) for s in stats)
+    if not warm:
         total = float(sum(weights))
         return [w / total for w in weights]
     raw = np.maximum(np.asarray(probability_best(stats, metric, rng)), BANDIT_MIN_SHARE)
