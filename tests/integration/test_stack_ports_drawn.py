@@ -1,6 +1,8 @@
 """A port the stack drew itself (the broker's private one, the optimizer workers after the
 first) that another program binds between the draw and the component's own bind: the
-component is started again on a port drawn anew, and says so; a port a setting names is never
+component is started again on a port drawn anew, and says so (the other program's listener
+accepts connections and answers no Kafka request: the broker is never taken to be ready
+there, however slowly it gets to its bind and exits); a port a setting names is never
 changed (tests/unit/cli/test_port_taken.py)."""
 
 from __future__ import annotations
@@ -70,6 +72,41 @@ def test_a_broker_whose_drawn_port_was_taken_before_it_bound_starts_on_another(
                 kafka_bootstrap=stack.kafka_bootstrap, kafka_enable_idempotence=False
             )
             assert asyncio.run(_send_and_read_back(common)) == 1
+        finally:
+            stack.stop()
+    finally:
+        for squatter in held:
+            squatter.close()
+
+
+def test_a_broker_whose_drawn_port_is_taken_before_the_start_is_never_started_on_it(
+    infra, tmp_path: Path
+) -> None:
+    """Taken between the draw and the start: the port is drawn anew before the broker starts
+    (started on the taken port, its probe reached the other program's listener)."""
+    settings = StackSettings(
+        data_dir=tmp_path,
+        database_url=infra.database_url,
+        redis_url=infra.redis_url,
+        kafka_port=free_port(),
+        kafka_storage="memory",
+    )
+    said: list[str] = []
+    stack = Stack(settings, infra_only=True, echo=said.append)
+    taken = stack.components["broker"].port
+    held: list[socket.socket] = []
+    _taken_just_before(None, taken, held)()
+    try:
+        stack.start()
+        try:
+            moved = stack.components["broker"]
+            assert moved.port != taken
+            assert said[0] == (
+                f"broker: port {taken} was taken before it could listen on it;"
+                f" starting it on port {moved.port}"
+            )
+            assert moved.found_its_port_taken() is False
+            assert moved.log_offset == 0  # its only start: on the port drawn anew
         finally:
             stack.stop()
     finally:

@@ -224,6 +224,7 @@ class LocalInfra:
                 "prepare": self._prepare_kafka,
                 "command": lambda: self._kafka_command(host, port, self.settings.kafka_port),
                 "env": self._kafka_env(),
+                "ready_probe": lambda: self._broker_ready(host, port),
             },
             "kafka": {
                 "external": self.settings.kafka_bootstrap,
@@ -443,6 +444,31 @@ class LocalInfra:
                 AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "S3RVER"),
             )
         return env
+
+    @staticmethod
+    def _broker_ready(host: str, port: int) -> bool:
+        """Whether a Kafka broker answers an ApiVersions request on ``port``: a connection
+        alone could be accepted by another program that listens on the port the stack drew
+        for the broker (the broker then exits with AddrInUse), and the start went on as if
+        the broker were up."""
+        if not tcp_open(host, port):
+            return False
+
+        async def api_versions() -> None:
+            from aiokafka.conn import create_conn
+            from aiokafka.protocol.admin import ApiVersionRequest
+
+            conn = await create_conn(host, port, request_timeout_ms=2000)
+            try:
+                await conn.send(ApiVersionRequest())
+            finally:
+                conn.close()
+
+        try:
+            asyncio.run(api_versions())
+        except Exception:  # not listening yet, or not a Kafka broker that listens there
+            return False
+        return True
 
     def _kafka_ready(self, host: str, port: int) -> bool:
         if not tcp_open(host, port):

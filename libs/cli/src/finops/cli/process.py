@@ -329,11 +329,15 @@ class Component:
             return _PORT_IN_USE.search(log.read().decode(errors="replace")) is not None
 
     def ready(self) -> bool:
+        """Whether it answers its probe, and its process still runs once it did: an answer
+        from whatever else listens on its port (a program that bound it before the component
+        could; the component then exits, "address already in use") is not the component's."""
         if self.external:
             return True
         if not self.running():
             return False
-        return self.ready_probe() if self.ready_probe else tcp_open(self.host, self.port)
+        answered = self.ready_probe() if self.ready_probe else tcp_open(self.host, self.port)
+        return answered and self.running()
 
     def stop(self, timeout: float = 15.0) -> None:
         self.ask_to_stop()

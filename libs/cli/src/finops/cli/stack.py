@@ -200,6 +200,17 @@ class Stack:
         found taken when it came to listen on it (another program bound it in between); the
         gate is started again too when it is the broker that moved, to forward to its new
         port. A port a setting names is never changed: its start-up error stands."""
+        moved = self._on_another_port(comp)
+        moved.start()
+        gate = self.components.get("kafka")
+        if comp.name == "broker" and gate is not None and not gate.external:
+            gate.stop()
+            gate.start()
+        self.write_state("starting")
+        return moved
+
+    def _on_another_port(self, comp: Component) -> Component:
+        """``comp`` (not started) on a port drawn anew, in its place among the components."""
         if comp.kind == "infra":  # the broker, its port drawn when FINOPS_BROKER_PORT is 0
             self.infra.broker_port = free_port(self.settings.bind_host)
             moved = self.infra.component(comp.name)
@@ -210,13 +221,17 @@ class Stack:
             f" starting it on port {moved.port}"
         )
         self.components[comp.name] = moved
-        moved.start()
-        gate = self.components.get("kafka")
-        if comp.name == "broker" and gate is not None and not gate.external:
-            gate.stop()
-            gate.start()
-        self.write_state("starting")
         return moved
+
+    def _start(self, comp: Component) -> None:
+        """Start ``comp``; one whose port the stack drew itself and another program has
+        bound since the draw is first moved to a port drawn anew (started on the taken
+        port, the broker answered the other program's connections as if it were up, until
+        it exited with AddrInUse)."""
+        if comp.port_drawn and not port_is_free(comp.host, comp.port):
+            comp = self._on_another_port(comp)
+        comp.start()
+        self.write_state("starting")
 
     def start(self, should_stop: Callable[[], bool] = _never) -> None:
         """Start infrastructure, create topics, migrate, start services; wait until ready.
@@ -238,16 +253,14 @@ class Stack:
             for comp in infra:
                 _check_stop(should_stop)
                 if not comp.external:
-                    comp.start()
-                    self.write_state("starting")
+                    self._start(comp)
             self._wait_ready(self.infra_names, self.settings.ready_timeout_s, should_stop)
             _check_stop(should_stop)
             self.bootstrap_infra()
             services = [c for c in self.components.values() if c.kind == "service"]
             for comp in services:
                 _check_stop(should_stop)
-                comp.start()
-                self.write_state("starting")
+                self._start(comp)
             self._wait_ready([c.name for c in services], self.settings.ready_timeout_s, should_stop)
         except BaseException:
             self.stop()
