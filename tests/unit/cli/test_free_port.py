@@ -195,7 +195,120 @@ def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_proces
 def test_a_port_another_process_held_is_free_again_once_that_process_ended() -> None:
     port = free_port()
     # let go of it here (as if this process had never drawn it), for the children to draw
-    held = process._reservations[process.RESERVATIONS_FILE]
+    held = process._reservations[process._reservations_file()]
+    assert held is not None
     fcntl.lockf(held, fcntl.LOCK_UN, 1, port)
     drawn = [_draw_in_another_process(f"{port}-{port}").stdout.strip() for _ in range(2)]
     assert drawn == [str(port), str(port)]
+
+
+def _reserve_in(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], system: tuple[str, ...]
+) -> None:
+    """Make this process look for its reservations file afresh: in ``env``'s temporary
+    folder, else the first of the system folders ``system`` that exists."""
+    for name in process._TEMP_FOLDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(process, "_SYSTEM_TEMP_FOLDERS", system)
+    monkeypatch.setattr(process, "_reservations", {})
+    process._reservations_file.cache_clear()
+    monkeypatch.setattr(process, "_handed_out", set())
+
+
+@pytest.fixture
+def fresh_reservations():
+    yield
+    process._reservations_file.cache_clear()
+
+
+def test_importing_the_cli_does_not_look_for_a_temporary_folder() -> None:
+    """With no usable temporary folder (tempfile.gettempdir raises FileNotFoundError, or
+    falls back on the current folder), importing the module every `finops` command imports
+    raised, and the lock file would land in the current folder; it also test-wrote in the
+    temporary folder at every start of the command."""
+    code = (
+        "import tempfile\n"
+        "def nowhere():\n    raise FileNotFoundError('No usable temporary directory found')\n"
+        "tempfile.gettempdir = nowhere\n"
+        "from finops.cli import process\n"
+        "print('imported')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "imported\n", "")
+
+
+def test_without_a_temporary_folder_ports_are_drawn_from_memory_and_no_file_lands_here(
+    tmp_path, monkeypatch, fresh_reservations
+) -> None:
+    here = tmp_path / "project"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    _reserve_in(monkeypatch, {}, (str(tmp_path / "no-tmp"), str(tmp_path / "no-var-tmp")))
+    first, second = free_port(), free_port()
+    assert first != second
+    assert process._reservations == {}
+    assert list(here.iterdir()) == []
+
+
+def test_a_reservations_file_of_another_user_is_not_used(
+    tmp_path, monkeypatch, fresh_reservations
+) -> None:
+    """Another user who created the file (0666) and locked every byte would deny this user
+    every port: this process relies on its memory instead."""
+    _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ())
+    path = process._reservations_file()
+    assert path == tmp_path / f"finops-free-ports-{os.getuid()}.lock"
+    path.touch(mode=0o666)
+    os.chown(path, os.getuid() + 1, -1)
+    if path.stat().st_uid == os.getuid():
+        pytest.skip("cannot give the file to another user here")
+    port = free_port()
+    assert port in process._handed_out
+    assert process._reservations == {path: None}
+
+
+def test_a_link_in_place_of_the_reservations_file_is_not_followed(
+    tmp_path, monkeypatch, fresh_reservations
+) -> None:
+    _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ())
+    path = process._reservations_file()
+    target = tmp_path / "elsewhere"
+    path.symlink_to(target)
+    free_port()
+    assert process._reservations == {path: None}
+    assert not target.exists()
+
+
+def test_the_reservations_file_is_in_the_temporary_folder_the_environment_names(
+    tmp_path, monkeypatch, fresh_reservations
+) -> None:
+    _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ("/tmp",))
+    port = free_port()
+    path = tmp_path / f"finops-free-ports-{os.getuid()}.lock"
+    fd = process._reservations[path]
+    assert fd is not None and os.fstat(fd).st_ino == path.stat().st_ino
+    assert _draw_in_another_process_with(f"{port}-{port}", {"TMPDIR": str(tmp_path)}) == (
+        f"no free port left in {FREE_PORTS_ENV}={port}-{port}"
+        " (this process hands out none twice, nor one another process holds)"
+    )
+
+
+def _draw_in_another_process_with(free_ports: str, env: dict[str, str]) -> str:
+    code = (
+        "from finops.cli.failures import CliError\n"
+        "from finops.cli.process import free_port\n"
+        "try:\n    print(free_port())\n"
+        "except CliError as exc:\n    print(exc.message)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, FREE_PORTS_ENV: free_ports, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import random
 import re
 import signal
 import socket
+import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,13 +62,45 @@ FREE_PORTS_ENV = "FINOPS_FREE_PORTS"
 _PORT_RANGE = re.compile(r"(\d{1,5})-(\d{1,5})")
 #: the ports :func:`free_port` has handed out in this process (it hands out none twice)
 _handed_out: set[int] = set()
-#: where the processes of this machine's user hold the ports they handed out: byte N of this
-#: file is locked (a POSIX record lock, dropped by the kernel when its process ends) by the
-#: process that handed out port N
-RESERVATIONS_FILE = Path(tempfile.gettempdir()) / f"finops-free-ports-{os.getuid()}.lock"
-#: this process's descriptor of :data:`RESERVATIONS_FILE`, open for its whole life (closing
-#: any descriptor of the file would drop every lock this process holds on it)
-_reservations: dict[Path, int] = {}
+#: the settings naming the temporary folder, the first set wins; else the first of
+#: :data:`_SYSTEM_TEMP_FOLDERS` that exists (never the current folder, where
+#: :func:`tempfile.gettempdir` ends up when none is writable)
+_TEMP_FOLDER_ENV = ("TMPDIR", "TEMP", "TMP")
+#: (the file is opened without following a link and used only when it is this user's own)
+_SYSTEM_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/usr/tmp")  # noqa: S108
+#: this process's descriptor of each reservations file (:func:`_reservations_file`), open
+#: for its whole life (closing any descriptor of the file would drop every lock this process
+#: holds on it); None: the file cannot be used
+_reservations: dict[Path, int | None] = {}
+
+
+@functools.cache
+def _reservations_file() -> Path | None:
+    """Where the processes of this machine's user hold the ports they handed out: byte N of
+    this file is locked (a POSIX record lock, dropped by the kernel when its process ends) by
+    the process that handed out port N. Worked out when a port is first drawn, not when the
+    module is imported (every `finops` command imports it)."""
+    named = [os.environ.get(name) for name in _TEMP_FOLDER_ENV]
+    folders = [f for f in named if f] or [f for f in _SYSTEM_TEMP_FOLDERS if Path(f).is_dir()]
+    return Path(folders[0]) / f"finops-free-ports-{os.getuid()}.lock" if folders else None
+
+
+def _open_reservations(path: Path) -> int | None:
+    """A descriptor of ``path``, created if need be; None where it is no regular file of this
+    OS user's (another user who created it could lock every byte and deny every port) or
+    cannot be opened (no such folder, a read-only one, a symbolic link in its place)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        info = None
+    if info is None or info.st_uid != os.getuid() or not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
@@ -167,17 +200,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _reserve(port: int, path: Path | None = None) -> bool:
     """Hold ``port`` for this process's life unless another process holds it: whether this
-    one now does. Where the reservations file cannot be used (a read-only temporary folder, a
-    file system without record locks), every port counts as held: :func:`free_port` then
-    falls back on this process's memory."""
-    path = path or RESERVATIONS_FILE
-    fd = _reservations.get(path)
+    one now does. Where the reservations file cannot be used (no temporary folder, a
+    read-only one, a file of another user's or a link in its place, a file system without
+    record locks), every port counts as held by this process (reserved for it):
+    :func:`free_port` then falls back on this process's memory."""
+    try:
+        path = path or _reservations_file()
+    except OSError:  # a system folder it may not even look at
+        return True
+    if path is None:
+        return True
+    if path not in _reservations:
+        _reservations[path] = _open_reservations(path)
+    fd = _reservations[path]
     if fd is None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return True
-        _reservations[path] = fd
+        return True
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
     except (BlockingIOError, PermissionError):  # EAGAIN, EACCES: another process holds it
