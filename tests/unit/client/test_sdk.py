@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import queue
 import re
@@ -155,6 +156,19 @@ async def test_overflow_policies():
     ids = await asyncio.wait_for(record(blocking, 20), timeout=10)
     await blocking.close()
     assert blocking_ingest.ids == ids and blocking.stats.dropped == 0
+
+
+async def test_drops_under_drop_oldest_are_logged_at_the_first_and_every_power_of_two(caplog):
+    # they were counted in stats.dropped only: an agent losing events saw nothing in its log
+    dropping = client(
+        ScriptedIngest(), batch_size=1000, max_buffer=2, overflow="drop_oldest", linger_s=10
+    )
+    with caplog.at_level(logging.WARNING, logger="finops.client"):
+        await record(dropping, 2 + 9)
+    said = [r.getMessage() for r in caplog.records if "dropped the oldest" in r.getMessage()]
+    assert [message.split(": ")[1].split(" dropped")[0] for message in said] == ["1", "2", "4", "8"]
+    assert dropping.stats.dropped == 9
+    await dropping.close()
 
 
 def test_sync_wrapper_delivers_everything():

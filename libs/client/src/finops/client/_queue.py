@@ -77,6 +77,7 @@ class EventQueue:
             if self.overflow == "drop_oldest":
                 self.buffer.popleft()
                 stats.dropped += 1
+                self._say_dropped(stats.dropped)
                 break
             self._room.clear()
             self._wakeup.set()
@@ -91,6 +92,19 @@ class EventQueue:
             self._sender = asyncio.create_task(self._send_loop(), name="finops-client-sender")
         if len(self.buffer) >= self.batch_size:
             self._wakeup.set()
+
+    def _say_dropped(self, dropped: int) -> None:
+        """Log a drop under ``drop_oldest``: the first, then at every power of two (an agent
+        that chose to lose events sees that it does, and how many, without a line per
+        event)."""
+        if dropped & (dropped - 1) == 0:
+            log.warning(
+                "dropped the oldest pending event: %d dropped so far (overflow='drop_oldest',"
+                " %s events pending for %s)",
+                dropped,
+                self.max_buffer,
+                self.ingest_url,
+            )
 
     async def drain(self) -> None:
         """Send what is pending without lingering, and wait until none is (or a refusal)."""
