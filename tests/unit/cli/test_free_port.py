@@ -161,9 +161,10 @@ def test_a_worker_without_a_range_of_its_own_is_an_error(worker: str, workers: i
         worker_port_range((16384, 32767), worker, workers)
 
 
-def _draw_in_another_process(free_ports: str) -> subprocess.CompletedProcess[str]:
-    """``free_port()`` in a child process that inherited ``FINOPS_FREE_PORTS`` (as the
-    `finops up` a test starts, or a bench script beside two others, does)."""
+def _draw_in_another_process(free_ports: str, env: dict[str, str] | None = None) -> str:
+    """What ``free_port()`` answers (a port, or its one-line error) in a child process that
+    inherited ``FINOPS_FREE_PORTS`` (as the `finops up` a test starts, or a bench script beside
+    two others, does), with ``env`` added to its environment."""
     code = (
         "from finops.cli.failures import CliError\n"
         "from finops.cli.process import free_port\n"
@@ -172,12 +173,12 @@ def _draw_in_another_process(free_ports: str) -> subprocess.CompletedProcess[str
     )
     return subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, FREE_PORTS_ENV: free_ports},
+        env={**os.environ, FREE_PORTS_ENV: free_ports, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
-    )
+    ).stdout.strip()
 
 
 def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_process() -> None:
@@ -185,7 +186,7 @@ def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_proces
     had handed out and not bound yet: both servers then raced for it ("address already in
     use" in `test_simulate` and the bench smoke run)."""
     mine = free_port()  # handed out, not bound
-    theirs = _draw_in_another_process(f"{mine}-{mine}").stdout.strip()
+    theirs = _draw_in_another_process(f"{mine}-{mine}")
     assert theirs == (
         f"no free port left in {FREE_PORTS_ENV}={mine}-{mine}"
         " (this process hands out none twice, nor one another process holds)"
@@ -198,7 +199,7 @@ def test_a_port_another_process_held_is_free_again_once_that_process_ended() -> 
     held = process._reservations[process._reservations_file()]
     assert held is not None
     fcntl.lockf(held, fcntl.LOCK_UN, 1, port)
-    drawn = [_draw_in_another_process(f"{port}-{port}").stdout.strip() for _ in range(2)]
+    drawn = [_draw_in_another_process(f"{port}-{port}") for _ in range(2)]
     assert drawn == [str(port), str(port)]
 
 
@@ -291,24 +292,7 @@ def test_the_reservations_file_is_in_the_temporary_folder_the_environment_names(
     path = tmp_path / f"finops-free-ports-{os.getuid()}.lock"
     fd = process._reservations[path]
     assert fd is not None and os.fstat(fd).st_ino == path.stat().st_ino
-    assert _draw_in_another_process_with(f"{port}-{port}", {"TMPDIR": str(tmp_path)}) == (
+    assert _draw_in_another_process(f"{port}-{port}", {"TMPDIR": str(tmp_path)}) == (
         f"no free port left in {FREE_PORTS_ENV}={port}-{port}"
         " (this process hands out none twice, nor one another process holds)"
     )
-
-
-def _draw_in_another_process_with(free_ports: str, env: dict[str, str]) -> str:
-    code = (
-        "from finops.cli.failures import CliError\n"
-        "from finops.cli.process import free_port\n"
-        "try:\n    print(free_port())\n"
-        "except CliError as exc:\n    print(exc.message)\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, FREE_PORTS_ENV: free_ports, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()

@@ -34,6 +34,18 @@ async def _task_types_recorded(body: bytes, producer: KeptProducer | None = None
     return repo.task_types
 
 
+def _forwarding_to(producer: Any, repo: NoExperiments | None = None) -> TaggedForwarder:
+    """A forwarder whose records are handed to its forward() by the test (no consumer),
+    sending what it forwards with ``producer``."""
+    return TaggedForwarder(
+        None,  # type: ignore[arg-type]
+        producer,
+        repo or NoExperiments(),  # type: ignore[arg-type]
+        events_topic="finops.experiment-events.v1",
+        partitions=3,
+    )
+
+
 def _invalid() -> float:
     value = REGISTRY.get_sample_value("finops_experiments_events_total", {"outcome": "invalid"})
     return value or 0.0
@@ -115,13 +127,7 @@ async def test_the_error_a_call_gave_up_after_is_forwarded_as_a_failure_of_its_v
     # that record, not the calls beside it).
     producer = SendingProducer()
     repo = NoExperiments()
-    forwarder = TaggedForwarder(
-        None,  # type: ignore[arg-type]  # records are handed to forward() here
-        producer,  # type: ignore[arg-type]
-        repo,  # type: ignore[arg-type]
-        events_topic="finops.experiment-events.v1",
-        partitions=3,
-    )
+    forwarder = _forwarding_to(producer, repo)
     tag = {"id": "exp-1", "variant": "B"}
     call = llm_call(task_type="t", cost_usd=0.01, experiment=tag)
     gave_up, other = _error(tag), _error(None)
@@ -150,13 +156,7 @@ async def test_a_variants_give_ups_are_sent_before_the_answers_read_with_them():
 
     for answers_first in (False, True):
         producer = SendingProducer()
-        forwarder = TaggedForwarder(
-            None,  # type: ignore[arg-type]
-            producer,  # type: ignore[arg-type]
-            NoExperiments(),  # type: ignore[arg-type]
-            events_topic="finops.experiment-events.v1",
-            partitions=3,
-        )
+        forwarder = _forwarding_to(producer)
         tag = {"id": "exp-1", "variant": "B"}
         answers = HANDLE_AT_ONCE - 1 if answers_first else HANDLE_AT_ONCE
         records = [("agent.error.v1", _error(tag))]
@@ -189,13 +189,7 @@ async def test_each_forwarded_call_carries_the_arm_it_was_answered_on_in_a_heade
     # model a call was answered on with its variant's. The arms travel in a header, so an
     # analysis of the version before reads the record's calls as it did.
     producer = SendingProducer()
-    forwarder = TaggedForwarder(
-        None,  # type: ignore[arg-type]
-        producer,  # type: ignore[arg-type]
-        NoExperiments(),  # type: ignore[arg-type]
-        events_topic="finops.experiment-events.v1",
-        partitions=3,
-    )
+    forwarder = _forwarding_to(producer)
     tag = {"id": "exp-1", "variant": "B"}
     on_variant = llm_call(task_type="t", model="gpt-4o-mini", experiment=tag)
     fell_back = llm_call(
