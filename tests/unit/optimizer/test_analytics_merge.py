@@ -1,4 +1,4 @@
-"""SpendAnalytics.merged (analytics_merge.py): the merge of analytics that saw disjoint events
+"""SpendAnalytics.merged (analytics/merge.py): the merge of analytics that saw disjoint events
 (split by task type) answers like one instance fed every event (see merge_streams.py)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from merge_streams import T0, TASK_TYPES, fed, random_call, split_by_task_type
 
 from finops.common.events import LlmCallEvent
-from finops.optimizer.domain import analytics_merge as analytics_merge_mod
 from finops.optimizer.domain.aggregates import DIMENSIONS, FLEET
 from finops.optimizer.domain.analytics import SpendAnalytics
+from finops.optimizer.domain.analytics import merge as analytics_merge_mod
 from finops.optimizer.domain.windows import GRANULARITIES
 
 RETAIN = {"minute": 7, "hour": 5, "day": 2}

@@ -10,7 +10,6 @@ import random
 import pytest
 
 from finops.optimizer.domain import aggregates as aggregates_mod
-from finops.optimizer.domain import analytics as analytics_mod
 from finops.optimizer.domain import arm_identity as arm_identity_mod
 from finops.optimizer.domain import backtest as backtest_mod
 from finops.optimizer.domain import budget_alerts as budget_alerts_mod
@@ -22,6 +21,9 @@ from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
 from finops.optimizer.domain import latency_sketch as latency_sketch_mod
 from finops.optimizer.domain import windows as windows_mod
+from finops.optimizer.domain.analytics import counts as analytics_counts_mod
+from finops.optimizer.domain.analytics import spend as analytics_spend_mod
+from finops.optimizer.domain.analytics import state as analytics_state_mod
 from finops.optimizer.domain.arm_identity import Arm
 from finops.optimizer.domain.arms import (
     ArmStats,
@@ -46,7 +48,9 @@ from finops.optimizer.domain.policy import slack as policy_slack_mod
     "module",
     [
         aggregates_mod,
-        analytics_mod,
+        analytics_counts_mod,
+        analytics_spend_mod,
+        analytics_state_mod,
         arm_identity_mod,
         arms_cost_mod,
         arms_drift_monitor_mod,

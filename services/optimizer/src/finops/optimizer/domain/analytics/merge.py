@@ -1,12 +1,12 @@
 """The spend analytics of a union of disjoint event streams (pure domain code, no I/O).
 
 When the optimizer is split into partitions by ``task_type``, each partition's
-:class:`~.analytics.SpendAnalytics` sees a disjoint part of the events (every event of a task
+:class:`~.spend.SpendAnalytics` sees a disjoint part of the events (every event of a task
 type, and so every redelivery of an event, lands in one partition). :func:`merge_into` fills an
 empty instance with what one instance would hold had it observed the union, exposed as
-:meth:`SpendAnalytics.merged <.analytics.SpendAnalytics.merged>`:
+:meth:`SpendAnalytics.merged <.spend.SpendAnalytics.merged>`:
 
-* the all-time totals and every window merged key by key (:meth:`.aggregates.Aggregate.merge`);
+* the all-time totals and every window merged key by key (:meth:`..aggregates.Aggregate.merge`);
 * ``events``, ``duplicates``, ``redelivered`` and ``out_of_range_for_windows`` summed, the
   watermarks and the newest event time the maximum of the parts';
 * the windows the newer watermark no longer retains dropped, as observing would have: a window
@@ -32,10 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from finops.optimizer.domain.aggregates import Aggregate, Bucket, new_bucket
-from finops.optimizer.domain.windows import GRANULARITIES
 
 if TYPE_CHECKING:
-    from finops.optimizer.domain.analytics import SpendAnalytics
+    from finops.optimizer.domain.analytics.spend import SpendAnalytics
 
 __all__ = ["merge_buckets", "merge_into", "newest", "retained_windows", "shared_retention"]
 
@@ -120,8 +119,9 @@ def shared_retention(retains: Iterable[Mapping[str, int]]) -> dict[str, int] | N
 def merge_into(merged: SpendAnalytics, parts: Sequence[SpendAnalytics]) -> None:
     """Fill ``merged`` (empty, with the parts' retention) with the union of ``parts``.
 
-    This module is the analytics' merge half: it sets the state :class:`SpendAnalytics`
-    keeps to itself, and must change with it (see the module docstring for what is exact).
+    This module is the analytics' merge half: it sets the state :class:`SpendAnalytics` and
+    its :class:`~.counts.SpendCounts` keep to themselves, and must change with them (see the
+    module docstring for what is exact).
 
     Examples
     --------
@@ -149,14 +149,14 @@ def merge_into(merged: SpendAnalytics, parts: Sequence[SpendAnalytics]) -> None:
     merged.events = sum(p.events for p in parts)
     merged.duplicates = sum(p.duplicates for p in parts)
     merged.redelivered = sum(p.redelivered for p in parts)
-    merged._out_of_range = sum(p._out_of_range for p in parts)
-    merged._max_ts = newest(p._max_ts for p in parts)
-    merged._totals = merge_buckets(p._totals for p in parts)
-    for g, size in GRANULARITIES.items():
-        watermark = newest(p._watermark[g] for p in parts)
-        merged._watermark[g] = watermark
-        merged._late[g] = sum(p._late[g] for p in parts)
-        # the hot path holds this very dict (SpendAnalytics._grans): update it in place
-        merged._windows[g].update(
-            retained_windows((p._windows[g] for p in parts), watermark, merged.retain[g], size)
+    counts = merged.counts
+    counts.out_of_range = sum(p.counts.out_of_range for p in parts)
+    counts.max_ts = newest(p.counts.max_ts for p in parts)
+    counts.totals = merge_buckets(p.counts.totals for p in parts)
+    for g, series in counts.series.items():
+        of_parts = [p.counts.series[g] for p in parts]
+        series.watermark = newest(s.watermark for s in of_parts)
+        series.late = sum(s.late for s in of_parts)
+        series.windows = retained_windows(
+            (s.windows for s in of_parts), series.watermark, series.retain, series.size
         )
