@@ -24,7 +24,7 @@ from _rates import Progress, Rate
 from aiokafka import TopicPartition
 
 from finops.cli.infra import INFRA
-from finops.cli.process import free_port
+from finops.cli.ports import free_port
 from finops.cli.stack import Stack, StackSettings
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from finops.auth.domain.passwords import PasswordHashing
 from finops.cli.infra import INFRA
-from finops.cli.process import free_port
+from finops.cli.ports import free_port
 from finops.cli.stack import Stack, StackSettings
 from finops.common.auth import (
     SigningKey,

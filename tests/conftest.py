@@ -21,7 +21,7 @@ from support import worker_port_range
 
 from finops.cli.failures import CliError
 from finops.cli.infra import LocalInfra
-from finops.cli.process import FREE_PORTS_ENV, free_port, free_port_range
+from finops.cli.ports import FREE_PORTS_ENV, free_port, free_port_range
 from finops.cli.stack import Stack, StackSettings
 from finops.common.settings import LOCAL_BROKER_ENV
 

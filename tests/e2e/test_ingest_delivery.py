@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
-from finops.cli.process import free_port
+from finops.cli.ports import free_port
 from finops.cli.stack import Stack
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.process import free_port
+from finops.cli.ports import free_port
 from finops.cli.report import store
 from finops.cli.simulation.timeline import Timeline
 

@@ -16,7 +16,7 @@ import pytest
 from support import llm_call, publish
 
 from finops.cli.infra import StackSettings
-from finops.cli.process import free_port
+from finops.cli.ports import free_port
 from finops.cli.stack import Stack
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings

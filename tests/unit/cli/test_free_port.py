@@ -14,9 +14,9 @@ import sys
 import pytest
 from support import worker_port_range
 
-from finops.cli import process
+from finops.cli import ports
 from finops.cli.failures import CliError
-from finops.cli.process import (
+from finops.cli.ports import (
     FREE_PORTS_ENV,
     ephemeral_range,
     free_port,
@@ -28,7 +28,7 @@ from finops.cli.process import (
 @pytest.fixture(autouse=True)
 def nothing_handed_out_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """A memory of handed-out ports of the test's own (this worker's is put back after)."""
-    monkeypatch.setattr(process, "_handed_out", set())
+    monkeypatch.setattr(ports, "_handed_out", set())
 
 
 def test_free_ports_are_never_ones_an_outgoing_connection_could_take() -> None:
@@ -61,7 +61,7 @@ def test_without_the_setting_the_range_is_a_band_beside_the_ephemeral_one(
     monkeypatch: pytest.MonkeyPatch, ephemeral: tuple[int, int], band: tuple[int, int]
 ) -> None:
     monkeypatch.delenv(FREE_PORTS_ENV, raising=False)
-    monkeypatch.setattr(process, "ephemeral_range", lambda: ephemeral)
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: ephemeral)
     assert free_port_range() == band
 
 
@@ -88,11 +88,11 @@ def test_a_range_with_no_free_port_left_is_an_error_not_a_port_from_elsewhere(
 ) -> None:
     port = free_port()
     monkeypatch.setenv(FREE_PORTS_ENV, f"{port}-{port}")
-    monkeypatch.setattr(process, "_handed_out", set())
+    monkeypatch.setattr(ports, "_handed_out", set())
     assert free_port() == port
     with pytest.raises(CliError, match=f"no free port left in {FREE_PORTS_ENV}={port}-{port}"):
         free_port()  # handed out already
-    monkeypatch.setattr(process, "_handed_out", set())
+    monkeypatch.setattr(ports, "_handed_out", set())
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.bind(("127.0.0.1", port))
         server.listen()
@@ -146,8 +146,8 @@ def test_the_last_free_port_of_a_range_is_found_without_luck(
 ) -> None:
     low = _set_a_range_of_this_workers(monkeypatch, 1000)
     last = low + 500
-    monkeypatch.setattr(process, "_handed_out", set(range(low, low + 1000)) - {last})
-    monkeypatch.setattr(process, "_TRIES", 0)  # no random tries: only the scan can find it
+    monkeypatch.setattr(ports, "_handed_out", set(range(low, low + 1000)) - {last})
+    monkeypatch.setattr(ports, "_TRIES", 0)  # no random tries: only the scan can find it
     assert free_port() == last
     with pytest.raises(CliError, match="no free port left"):
         free_port()
@@ -167,7 +167,7 @@ def _draw_in_another_process(free_ports: str, env: dict[str, str] | None = None)
     two others, does), with ``env`` added to its environment."""
     code = (
         "from finops.cli.failures import CliError\n"
-        "from finops.cli.process import free_port\n"
+        "from finops.cli.ports import free_port\n"
         "try:\n    print(free_port())\n"
         "except CliError as exc:\n    print(exc.message)\n"
     )
@@ -196,7 +196,7 @@ def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_proces
 def test_a_port_another_process_held_is_free_again_once_that_process_ended() -> None:
     port = free_port()
     # let go of it here (as if this process had never drawn it), for the children to draw
-    held = process._reservations[process._reservations_file()]
+    held = ports._reservations[ports._reservations_file()]
     assert held is not None
     fcntl.lockf(held, fcntl.LOCK_UN, 1, port)
     drawn = [_draw_in_another_process(f"{port}-{port}") for _ in range(2)]
@@ -208,20 +208,20 @@ def _reserve_in(
 ) -> None:
     """Make this process look for its reservations file afresh: in ``env``'s temporary
     folder, else the first of the system folders ``system`` that exists."""
-    for name in process._TEMP_FOLDER_ENV:
+    for name in ports._TEMP_FOLDER_ENV:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(process, "_SYSTEM_TEMP_FOLDERS", system)
-    monkeypatch.setattr(process, "_reservations", {})
-    process._reservations_file.cache_clear()
-    monkeypatch.setattr(process, "_handed_out", set())
+    monkeypatch.setattr(ports, "_SYSTEM_TEMP_FOLDERS", system)
+    monkeypatch.setattr(ports, "_reservations", {})
+    ports._reservations_file.cache_clear()
+    monkeypatch.setattr(ports, "_handed_out", set())
 
 
 @pytest.fixture
 def fresh_reservations():
     yield
-    process._reservations_file.cache_clear()
+    ports._reservations_file.cache_clear()
 
 
 def test_importing_the_cli_does_not_look_for_a_temporary_folder() -> None:
@@ -233,7 +233,7 @@ def test_importing_the_cli_does_not_look_for_a_temporary_folder() -> None:
         "import tempfile\n"
         "def nowhere():\n    raise FileNotFoundError('No usable temporary directory found')\n"
         "tempfile.gettempdir = nowhere\n"
-        "from finops.cli import process\n"
+        "from finops.cli import ports\n"
         "print('imported')\n"
     )
     done = subprocess.run(
@@ -251,7 +251,7 @@ def test_without_a_temporary_folder_ports_are_drawn_from_memory_and_no_file_land
     _reserve_in(monkeypatch, {}, (str(tmp_path / "no-tmp"), str(tmp_path / "no-var-tmp")))
     first, second = free_port(), free_port()
     assert first != second
-    assert process._reservations == {}
+    assert ports._reservations == {}
     assert list(here.iterdir()) == []
 
 
@@ -261,26 +261,26 @@ def test_a_reservations_file_of_another_user_is_not_used(
     """Another user who created the file (0666) and locked every byte would deny this user
     every port: this process relies on its memory instead."""
     _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ())
-    path = process._reservations_file()
+    path = ports._reservations_file()
     assert path == tmp_path / f"finops-free-ports-{os.getuid()}.lock"
     path.touch(mode=0o666)
     os.chown(path, os.getuid() + 1, -1)
     if path.stat().st_uid == os.getuid():
         pytest.skip("cannot give the file to another user here")
     port = free_port()
-    assert port in process._handed_out
-    assert process._reservations == {path: None}
+    assert port in ports._handed_out
+    assert ports._reservations == {path: None}
 
 
 def test_a_link_in_place_of_the_reservations_file_is_not_followed(
     tmp_path, monkeypatch, fresh_reservations
 ) -> None:
     _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ())
-    path = process._reservations_file()
+    path = ports._reservations_file()
     target = tmp_path / "elsewhere"
     path.symlink_to(target)
     free_port()
-    assert process._reservations == {path: None}
+    assert ports._reservations == {path: None}
     assert not target.exists()
 
 
@@ -290,7 +290,7 @@ def test_the_reservations_file_is_in_the_temporary_folder_the_environment_names(
     _reserve_in(monkeypatch, {"TMPDIR": str(tmp_path)}, ("/tmp",))
     port = free_port()
     path = tmp_path / f"finops-free-ports-{os.getuid()}.lock"
-    fd = process._reservations[path]
+    fd = ports._reservations[path]
     assert fd is not None and os.fstat(fd).st_ino == path.stat().st_ino
     assert _draw_in_another_process(f"{port}-{port}", {"TMPDIR": str(tmp_path)}) == (
         f"no free port left in {FREE_PORTS_ENV}={port}-{port}"

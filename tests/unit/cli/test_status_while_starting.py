@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.process import Component, free_port
+from finops.cli.ports import free_port
+from finops.cli.process import Component
 from finops.cli.stack import Stack, StackSettings, StartInterrupted
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.process import Component, free_port, is_same_process, pid_alive, started_at_ticks
+from finops.cli.ports import free_port
+from finops.cli.process import Component, is_same_process, pid_alive, started_at_ticks
 from finops.cli.stack import Stack, StackError, StackSettings
 from finops.cli.stack_state import (
     mark_stopped,

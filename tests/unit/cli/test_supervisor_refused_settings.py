@@ -13,7 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.process import Component, free_port
+from finops.cli.ports import free_port
+from finops.cli.process import Component
 from finops.cli.stack import Stack, StackSettings
 
 REFUSED = "error: FINOPS_REDIS_PORT=0: Input should be greater than or equal to 1"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from support import wait_for
 
-from finops.cli.process import Component, free_port, pid_alive
+from finops.cli.ports import free_port
+from finops.cli.process import Component, pid_alive
 from finops.cli.stack import Stack, StackSettings, StartInterrupted
 
 #: `finops up` whose infrastructure is processes that say they started (their pid in a file
@@ -26,7 +27,8 @@ from finops.cli.stack import Stack, StackSettings, StartInterrupted
 FAKE_INFRA_UP = """
 import sys
 from finops.cli import infra
-from finops.cli.process import Component, free_port
+from finops.cli.ports import free_port
+from finops.cli.process import Component
 
 def fake(self, name):
     started = self.root / f"{name}.pid"

@@ -28,7 +28,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.cli.folder_access import FolderAccessError, grant_traverse
-from finops.cli.process import Component, free_port, tcp_open
+from finops.cli.ports import free_port, tcp_open
+from finops.cli.process import Component
 from finops.cli.storage_repair import repair_storage
 from finops.common.settings import (
     DEFAULT_PORTS,

@@ -20,7 +20,7 @@ from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError, explain, fill_in
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console, err_console
-from finops.cli.process import FREE_PORTS_ENV, check_bind_host, parse_port_range
+from finops.cli.ports import FREE_PORTS_ENV, check_bind_host, parse_port_range
 from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
 from finops.cli.stack_state import (
     is_starting,

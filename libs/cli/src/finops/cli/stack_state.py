@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 
 from finops.cli.infra import StackSettings
-from finops.cli.process import is_same_process, pid_alive, started_at_ticks, tcp_open
+from finops.cli.ports import tcp_open
+from finops.cli.process import is_same_process, pid_alive, started_at_ticks
 
 
 def state_path(root: Path) -> Path:
