@@ -13,12 +13,15 @@ on 408/429/5xx, timeouts and connection errors, and the exception on anything el
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import httpx
 
@@ -229,10 +232,36 @@ def usage_of(result: Any, extract: Callable[[Any], Mapping[str, Any]] | None) ->
     return {k: v for k, v in vars(usage).items() if isinstance(v, int)}
 
 
-Enqueue = Callable[[str, dict[str, Any], str | None], Awaitable[str]]
+class Enqueue(Protocol):
+    """The client's ``_enqueue``: queue an event (``time``: its time, default now;
+    ``wait=False``: without waiting for room in the buffer); its id."""
+
+    def __call__(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        event_id: str | None,
+        *,
+        time: str | None = None,
+        wait: bool = True,
+    ) -> Awaitable[str]: ...
+
+
 RecordCall = Callable[..., Awaitable[str]]
 #: the ``data`` of the ``agent.llm_call`` event record_call queues, from the same arguments
 CallData = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class LastError:
+    """The ``agent.error`` of a call's last failed attempt: its event id and time, fixed
+    when the attempt failed, so that the error sent again is the same event."""
+
+    event_id: str
+    time: str
+    data: dict[str, Any]
+    #: queued (untagged: another attempt was to follow)
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -295,6 +324,15 @@ class SelfHealingCall:
         self.trim = options.get("trim")
         self.clock: Clock = options.get("clock") or WallClock()
         self.started = self.clock.now()
+        #: the error the call would give up after if it ended now: its last attempt's,
+        #: until it is queued as the give-up (tagged) or, untagged, when no experiment
+        #: needs it again; None once the call answered (:meth:`ended`)
+        self.last_error: LastError | None = None
+        #: the advice step in flight (:meth:`after_failure`), which :meth:`ended` ends first
+        #: when the blocking client's agent is interrupted while it runs on the client's loop
+        self._advising: asyncio.Task[Any] | None = None
+        #: set once the call answered (:meth:`succeeded`): it did not give up
+        self._answered = False
 
     def _reported(self, event_id: str) -> None:
         on_reported = self.options.get("on_reported")
@@ -303,27 +341,70 @@ class SelfHealingCall:
 
     async def after_failure(self, exc: BaseException) -> Step:
         """Report the failure, ask for advice, apply it; the exception gets a note saying
-        why when the step gives up."""
+        why when the step gives up. When this raises (the agent's timeout cancelling the
+        call while the healer is asked, its clock failing), the call ends: :meth:`ended`
+        reports the error."""
         failure = read_failure(exc)
         data = error_data(self.state, failure, self.agent_id)
+        last = self.last_error = LastError(str(uuid.uuid4()), _now(), data)
+        self._advising = asyncio.current_task()
         try:
             step = self._within_limits(await self._step(failure, data))
-        except BaseException:
-            # the call ends here, whatever raised (the agent's timeout cancelling it while the
-            # healer is asked, its clock): this is the error it gives up after
-            self._reported(await self.enqueue("agent.error", self._given_up(data), None))
-            raise
-        # The error is queued once the step is known (the advice request is the same data,
-        # without the tag): the one after which the call gives up carries the experiment
-        # assignment, so the experiment counts the call as a failure of its variant.
-        if step.give_up:
-            data = self._given_up(data)
-        self._reported(await self.enqueue("agent.error", data, None))
-        if step.give_up:
-            exc.add_note(f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}")
-        else:
-            self.state.attempt += 1
-        return step
+            # The error is queued once the step is known (the advice request is the same
+            # data, without the tag): the one after which the call gives up carries the
+            # experiment assignment, so the experiment counts the call as a failure of its
+            # variant.
+            if step.give_up:
+                self._reported(await self._enqueue_error(self._given_up(data), last))
+                self.last_error = None
+                exc.add_note(
+                    f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}"
+                )
+            else:
+                self._reported(await self._enqueue_error(data, last))
+                last.queued = True
+                if not self.options.get("experiment"):
+                    self.last_error = None  # nothing to add to it if the call ends now
+                self.state.attempt += 1
+            return step
+        finally:
+            self._advising = None
+
+    def _enqueue_error(
+        self, data: dict[str, Any], last: LastError, *, wait: bool = True
+    ) -> Awaitable[str]:
+        return self.enqueue("agent.error", data, last.event_id, time=last.time, wait=wait)
+
+    async def ended(self) -> None:
+        """The call ends, whatever ended it: when that is not its own give-up nor its
+        answer (the agent's timeout cancelling it while the healer is asked or while it
+        waits before its next attempt, Ctrl-C, the loop closing, its trim hook or clock
+        raising), the error of its last attempt is the one it gave up after. It is queued
+        with the experiment's tag: if it went out untagged already (another attempt was to
+        follow), the same event again (its id and time: every reader of ``agent.error.v1``
+        counts an id once; the experiments service reads the tagged copy alone). It never
+        waits for room in the buffer (the agent's cancellation takes effect at once) and
+        raises nothing but its own cancellation: what cannot be queued (the client is
+        closing) is logged."""
+        advising = self._advising
+        if advising is not None and advising is not asyncio.current_task():
+            # the blocking client's agent was interrupted while the advice step ran on the
+            # client's loop: end it first (it queues nothing once cancelled)
+            advising.cancel()
+            await asyncio.wait([advising])
+        last, self.last_error = self.last_error, None
+        if last is None or self._answered:
+            return
+        try:
+            self._reported(await self._enqueue_error(self._given_up(last.data), last, wait=False))
+        except Exception as exc:
+            log.error(
+                "the call to %s/%s ended after an error that could not be reported%s: %s",
+                self.state.provider,
+                self.state.model,
+                " as its give-up" if last.queued else "",
+                exc,
+            )
 
     def _given_up(self, data: dict[str, Any]) -> dict[str, Any]:
         """``data`` of the error the call gives up after: tagged with the call's experiment
@@ -380,6 +461,7 @@ class SelfHealingCall:
         """Report the successful call. The agent's call has run (and was paid for): nothing
         here raises, so its answer is never lost; a usage or quality that cannot be sent is
         logged and left out of the report, and a report that cannot be queued is logged."""
+        self._answered = True
         try:
             event_id = await self.record_call(
                 **self._success_arguments(self._usage(result), latency_ms, self._quality(result)),
@@ -429,6 +511,10 @@ class SelfHealingCall:
             log.error("the call is reported without its quality: %s", exc)
             return None
         return plain
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 __all__ = [

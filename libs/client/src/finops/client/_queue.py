@@ -68,10 +68,13 @@ class EventQueue:
         if self.failure is not None:
             raise self.failure
 
-    async def put(self, event: dict[str, Any]) -> None:
-        """Queue ``event`` under the overflow policy, and start the sender if need be."""
+    async def put(self, event: dict[str, Any], *, wait: bool = True) -> None:
+        """Queue ``event`` under the overflow policy, and start the sender if need be.
+        ``wait=False``: never wait for room, even under ``"block"`` (the event is taken past
+        ``max_buffer``): the report of a call that ends, cancelled, must not hold the agent
+        back until ingest takes what is pending."""
         stats = self.ingest.stats
-        while len(self.buffer) >= self.max_buffer:
+        while len(self.buffer) >= self.max_buffer and (wait or self.overflow != "block"):
             if self.overflow == "raise":
                 raise BufferFull(f"{self.max_buffer} events pending")
             if self.overflow == "drop_oldest":

@@ -303,26 +303,37 @@ class AsyncFinOpsClient:
         the optimizer did not choose the model. ``experiment``
         tags every call made on the assignment (an experiment counts each in its variant):
         the successful call, after a fallback too (without the variant's config), and the
-        ``agent.error`` of the attempt after which the call gives up. ``clock`` (``now()``
+        ``agent.error`` of the attempt after which the call gives up or ends otherwise
+        (cancelled, interrupted: an error reported untagged already is sent again, the same
+        event, tagged; the cancellation is raised as it came). ``clock`` (``now()``
         in seconds, ``sleep(seconds)``; default real time) measures the latency and the time
         budget and does the waits: a simulation passes its simulated clock.
         ``on_reported(event_id)`` is told the id of every event queued.
         """
         healing = self._self_healing(options)
-        while True:
-            began = healing.clock.now()
-            try:
-                result = await maybe_await(fn(**healing.state.arguments()))
-            except Exception as exc:
-                step = await healing.after_failure(exc)
-                if step.give_up:
-                    raise
-                if healing.trim is not None and step.trim_to is not None:
-                    await maybe_await(healing.trim(step.trim_to))
-                await maybe_await(healing.clock.sleep(step.delay_s))
-                continue
-            await healing.succeeded(result, (healing.clock.now() - began) * 1000.0)
-            return result
+        try:
+            while True:
+                began = healing.clock.now()
+                try:
+                    result = await maybe_await(fn(**healing.state.arguments()))
+                except Exception as exc:
+                    step = await healing.after_failure(exc)
+                    if step.give_up:
+                        raise
+                    if healing.trim is not None and step.trim_to is not None:
+                        await maybe_await(healing.trim(step.trim_to))
+                    await maybe_await(healing.clock.sleep(step.delay_s))
+                    continue
+                await healing.succeeded(result, (healing.clock.now() - began) * 1000.0)
+                return result
+        except GeneratorExit:  # destroyed, never to run again: no loop left to report on
+            raise
+        except BaseException:
+            # whatever ends the call (its give-up, the agent's timeout cancelling it in the
+            # healer's advice or the wait before the next attempt, the loop closing, its trim
+            # hook or clock raising): the error it ended after is reported as its give-up
+            await healing.ended()
+            raise
 
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""
@@ -472,7 +483,17 @@ class AsyncFinOpsClient:
             await self._queue.stop()
             await self._http.aclose()
 
-    async def _enqueue(self, event_type: str, data: dict[str, Any], event_id: str | None) -> str:
+    async def _enqueue(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        event_id: str | None,
+        *,
+        time: str | None = None,
+        wait: bool = True,
+    ) -> str:
+        """Queue one event; ``time``: its time (default now); ``wait=False``: never wait for
+        room in the buffer (:meth:`EventQueue.put`)."""
         if self._queue.closing:
             raise self._closed_error()
         self._queue.raise_if_failed()
@@ -481,12 +502,12 @@ class AsyncFinOpsClient:
             "type": event_type,
             "source": data["agent_id"],
             "specversion": "1.0",
-            "time": _now(),
+            "time": time or _now(),
             # numpy's numbers as plain ones; a value JSON cannot carry could never be sent
             "data": json_values(data, "data"),
         }
         refuse_control_characters(event)  # ingest would refuse it: say so before queueing
-        await self._queue.put(event)
+        await self._queue.put(event, wait=wait)
         return str(event["id"])
 
 

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
-from finops.client._healing import CallOptions
+from finops.client._healing import CallOptions, Clock, SelfHealingCall
 from finops.client.client import AsyncFinOpsClient, ClientStats
 from finops.client.errors import ClientClosed
 
@@ -23,6 +23,11 @@ log = logging.getLogger("finops.client")
 
 #: how long a client never closed may take to deliver what is pending at exit
 UNCLOSED_DELIVERY_TIMEOUT_S = 10.0
+
+#: how long the blocking ``call()`` waits, once it ended on an exception, for its give-up to
+#: be queued on the client's loop (no send: a put that never waits for room; ending the
+#: advice step still in flight there)
+ENDED_TIMEOUT_S = 5.0
 
 #: the finalizers of the clients alive and not closed, run when the interpreter exits
 _UNCLOSED: set[weakref.finalize[Any, Any]] = set()
@@ -185,7 +190,16 @@ class FinOpsClient:
         """:meth:`AsyncFinOpsClient.call` (same options) for a blocking ``fn`` and ``trim``:
         they run on the calling thread, the reporting and advice on the client's."""
         healing = self._client._self_healing(options)
-        clock = options.get("clock")
+        try:
+            return self._heal(fn, healing, options.get("clock"))
+        except BaseException:
+            # whatever ended the call (its give-up, Ctrl-C while the healer is asked or
+            # while it waits before its next attempt): its give-up is reported
+            self._ended(healing)
+            raise
+
+    def _heal(self, fn: Callable[..., Any], healing: SelfHealingCall, clock: Clock | None) -> Any:
+        """:meth:`call`'s loop."""
         while True:
             began = healing.clock.now()
             try:
@@ -208,6 +222,22 @@ class FinOpsClient:
             except ClientClosed as exc:  # closed while fn ran: its answer is not lost
                 healing.report_lost(exc)
             return result
+
+    def _ended(self, healing: SelfHealingCall) -> None:
+        """:meth:`SelfHealingCall.ended` on the client's loop, waited for at most
+        :data:`ENDED_TIMEOUT_S`; the agent's exception stands whatever happens here (the
+        client closed meanwhile: nothing is left to queue the report on, which is logged)."""
+        try:
+            self._submit(healing.ended()).result(ENDED_TIMEOUT_S)
+        except Exception as exc:
+            if healing.last_error is None:  # nothing was left to report
+                return
+            log.error(
+                "the call to %s/%s ended; its last error could not be reported as its give-up: %r",
+                healing.state.provider,
+                healing.state.model,
+                exc,
+            )
 
     recommend = _blocking(AsyncFinOpsClient.recommend)
     assign = _blocking(AsyncFinOpsClient.assign)
