@@ -22,18 +22,30 @@ EXPERIMENT = {"experiment_id": "exp-1", "variant": "B", "model": "claude"}
 TAG = {"id": "exp-1", "variant": "B"}
 
 
-class WaitingClock:
-    """A clock whose wait before the next attempt lasts until the test ends it: ``waiting``
-    says it began (an async sleep: the async client awaits it)."""
+class Hold:
+    """A wait before the next attempt, or that next attempt, lasting until the test ends the
+    call: ``reached`` says it began."""
 
-    def __init__(self) -> None:
-        self.waiting = asyncio.Event()
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.reached = asyncio.Event()
+        self.failed = False
 
-    def now(self) -> float:
+    def now(self) -> float:  # the clock
         return 0.0
 
     async def sleep(self, seconds: float) -> None:
-        self.waiting.set()
+        if self.where == "wait":
+            await self.hold()
+
+    async def __call__(self, **arguments: Any) -> Any:  # the agent's LLM call
+        if not self.failed:
+            self.failed = True
+            raise OVERLOADED
+        await self.hold()
+
+    async def hold(self) -> None:
+        self.reached.set()
         await asyncio.Event().wait()
 
 
@@ -41,20 +53,22 @@ def errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == "agent.error"]
 
 
-async def test_a_call_cancelled_in_its_wait_sends_its_last_error_again_tagged() -> None:
+@pytest.mark.parametrize("where", ["wait", "next attempt"])
+async def test_a_call_cancelled_after_an_untagged_error_sends_it_again_tagged(where) -> None:
     # Its error went out untagged before the wait (another attempt was to follow), and the
-    # agent's timeout cancelling the wait ended the call: the experiment never counted it.
+    # agent's timeout cancelling the wait, or the next attempt, ended the call: the
+    # experiment never counted it.
     platform = Platform([advice("wait", delay_ms=60_000)])
-    clock = WaitingClock()
+    hold = Hold(where)
     reported: list[str] = []
     async with sdk(platform) as finops:
         call = asyncio.create_task(
             finops.call(
-                Provider(OVERLOADED), task_type="qa", provider="anthropic", model="claude",
-                experiment=EXPERIMENT, clock=clock, on_reported=reported.append,
+                hold, task_type="qa", provider="anthropic", model="claude",
+                experiment=EXPERIMENT, clock=hold, on_reported=reported.append,
             )
         )  # fmt: skip
-        await clock.waiting.wait()
+        await hold.reached.wait()
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
