@@ -247,7 +247,6 @@ class Enqueue(Protocol):
     ) -> Awaitable[str]: ...
 
 
-RecordCall = Callable[..., Awaitable[str]]
 #: the ``data`` of the ``agent.llm_call`` event record_call queues, from the same arguments
 CallData = Callable[..., dict[str, Any]]
 
@@ -260,8 +259,6 @@ class LastError:
     event_id: str
     time: str
     data: dict[str, Any]
-    #: queued (untagged: another attempt was to follow)
-    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,7 +277,6 @@ class SelfHealingCall:
         cls,
         healing: Healing,
         enqueue: Enqueue,
-        record_call: RecordCall,
         call_data: CallData,
         agent_id: str,
         options: CallOptions,
@@ -295,7 +291,7 @@ class SelfHealingCall:
             options.get("max_tokens"),
         )
         limits = Limits(options.get("max_attempts", 5), options.get("budget_s", 120.0))
-        call = cls(healing, enqueue, record_call, agent_id, state, limits, options)
+        call = cls(healing, enqueue, call_data, agent_id, state, limits, options)
         # the successful call's event as record_call would build it (its names, tags, the
         # experiment's config; every error report carries a subset of those names), built
         # and refused before the agent's call runs (and is paid for), not after it
@@ -308,7 +304,7 @@ class SelfHealingCall:
         self,
         healing: Healing,
         enqueue: Enqueue,
-        record_call: RecordCall,
+        call_data: CallData,
         agent_id: str,
         state: CallState,
         limits: Limits,
@@ -316,7 +312,7 @@ class SelfHealingCall:
     ) -> None:
         self.healing = healing
         self.enqueue = enqueue
-        self.record_call = record_call
+        self.call_data = call_data
         self.agent_id = agent_id
         self.state = state
         self.limits = limits
@@ -331,13 +327,22 @@ class SelfHealingCall:
         #: the advice step in flight (:meth:`after_failure`), which :meth:`ended` ends first
         #: when the blocking client's agent is interrupted while it runs on the client's loop
         self._advising: asyncio.Task[Any] | None = None
-        #: set once the call answered (:meth:`succeeded`): it did not give up
-        self._answered = False
+        #: set by the call's loop as soon as the agent's call returned: it did not give up,
+        #: whatever ends it after that (its clock, Ctrl-C, a cancellation while it is reported)
+        self.answered = False
 
     def _reported(self, event_id: str) -> None:
         on_reported = self.options.get("on_reported")
         if on_reported is not None:
             on_reported(event_id)
+
+    def _reported_at_end(self, event_id: str) -> None:
+        """:meth:`_reported` while the call ends on another exception, which stands: an
+        ``on_reported`` that raises is logged."""
+        try:
+            self._reported(event_id)
+        except Exception:
+            log.exception("on_reported(%r) raised; the event was queued", event_id)
 
     async def after_failure(self, exc: BaseException) -> Step:
         """Report the failure, ask for advice, apply it; the exception gets a note saying
@@ -354,18 +359,20 @@ class SelfHealingCall:
             # data, without the tag): the one after which the call gives up carries the
             # experiment assignment, so the experiment counts the call as a failure of its
             # variant.
+            # The state is brought up to date before on_reported is told the id: a callback
+            # that raises ends the call, and :meth:`ended` must not send the error again.
             if step.give_up:
-                self._reported(await self._enqueue_error(self._given_up(data), last))
+                event_id = await self._enqueue_error(self._given_up(data), last)
                 self.last_error = None
                 exc.add_note(
                     f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}"
                 )
             else:
-                self._reported(await self._enqueue_error(data, last))
-                last.queued = True
+                event_id = await self._enqueue_error(data, last)
                 if not self.options.get("experiment"):
                     self.last_error = None  # nothing to add to it if the call ends now
                 self.state.attempt += 1
+            self._reported(event_id)
             return step
         finally:
             self._advising = None
@@ -378,14 +385,16 @@ class SelfHealingCall:
     async def ended(self) -> None:
         """The call ends, whatever ended it: when that is not its own give-up nor its
         answer (the agent's timeout cancelling it while the healer is asked or while it
-        waits before its next attempt, Ctrl-C, the loop closing, its trim hook or clock
-        raising), the error of its last attempt is the one it gave up after. It is queued
+        waits before its next attempt, Ctrl-C, its trim hook or clock raising; the loop
+        closing too, but the sender is then cancelled with the loop, which it logs as events
+        not delivered), the error of its last attempt is the one it gave up after. It is queued
         with the experiment's tag: if it went out untagged already (another attempt was to
-        follow), the same event again (its id and time: every reader of ``agent.error.v1``
-        counts an id once; the experiments service reads the tagged copy alone). It never
-        waits for room in the buffer (the agent's cancellation takes effect at once) and
-        raises nothing but its own cancellation: what cannot be queued (the client is
-        closing) is logged."""
+        follow), the same event again (its id and time: the readers of ``agent.error.v1``
+        count an id once, within what they remember; the experiments service reads the
+        tagged copy alone). It never waits for room in the buffer (the agent's cancellation
+        takes effect at once: :data:`~finops.client._queue.ENDED_CALLS_RESERVE`) and raises
+        nothing but its own cancellation: what cannot be queued (the client is closing, the
+        reserve is full) is logged."""
         advising = self._advising
         if advising is not None and advising is not asyncio.current_task():
             # the blocking client's agent was interrupted while the advice step ran on the
@@ -393,18 +402,20 @@ class SelfHealingCall:
             advising.cancel()
             await asyncio.wait([advising])
         last, self.last_error = self.last_error, None
-        if last is None or self._answered:
+        if last is None or self.answered:
             return
         try:
-            self._reported(await self._enqueue_error(self._given_up(last.data), last, wait=False))
+            event_id = await self._enqueue_error(self._given_up(last.data), last, wait=False)
         except Exception as exc:
             log.error(
-                "the call to %s/%s ended after an error that could not be reported%s: %s",
+                "the call to %s/%s ended after an error; it could not be queued as the"
+                " call's give-up: %s",
                 self.state.provider,
                 self.state.model,
-                " as its give-up" if last.queued else "",
                 exc,
             )
+            return
+        self._reported_at_end(event_id)
 
     def _given_up(self, data: dict[str, Any]) -> dict[str, Any]:
         """``data`` of the error the call gives up after: tagged with the call's experiment
@@ -459,14 +470,26 @@ class SelfHealingCall:
 
     async def succeeded(self, result: Any, latency_ms: float) -> None:
         """Report the successful call. The agent's call has run (and was paid for): nothing
-        here raises, so its answer is never lost; a usage or quality that cannot be sent is
-        logged and left out of the report, and a report that cannot be queued is logged."""
-        self._answered = True
+        here raises but a cancellation, so its answer is never lost; a usage or quality that
+        cannot be sent is logged and left out of the report, and a report that cannot be
+        queued is logged. Cancelled while its report waits for room in the buffer, the
+        report is queued without waiting, as a give-up's is (:meth:`ended`)."""
+        self.answered = True
+        arguments = self._success_arguments(self._usage(result), latency_ms, self._quality(result))
+        event_id = self.options.get("event_id") or str(uuid.uuid4())
+        at = _now()
         try:
-            event_id = await self.record_call(
-                **self._success_arguments(self._usage(result), latency_ms, self._quality(result)),
-                event_id=self.options.get("event_id"),
-            )
+            data = self.call_data(**arguments)
+            try:
+                await self.enqueue("agent.llm_call", data, event_id, time=at)
+            except asyncio.CancelledError:
+                try:
+                    await self.enqueue("agent.llm_call", data, event_id, time=at, wait=False)
+                except (FinOpsError, ValueError) as exc:
+                    self.report_lost(exc)
+                else:
+                    self._reported_at_end(event_id)
+                raise
         except (FinOpsError, ValueError) as exc:
             self.report_lost(exc)
             return

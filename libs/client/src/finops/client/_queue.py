@@ -18,6 +18,12 @@ log = logging.getLogger("finops.client")
 
 Overflow = Literal["block", "drop_oldest", "raise"]
 
+#: events a full buffer under ``overflow="block"`` takes past ``max_buffer`` without waiting:
+#: the reports of ``call()``s that ended (cancelled, interrupted) while the buffer was full;
+#: past it such a report is dropped (logged, counted in ``stats.dropped``), so memory stays
+#: bounded however many calls end so
+ENDED_CALLS_RESERVE = 64
+
 
 class EventQueue:
     """Events waiting for delivery (``buffer``, and ``in_flight`` being sent) and the sender
@@ -70,18 +76,37 @@ class EventQueue:
 
     async def put(self, event: dict[str, Any], *, wait: bool = True) -> None:
         """Queue ``event`` under the overflow policy, and start the sender if need be.
-        ``wait=False``: never wait for room, even under ``"block"`` (the event is taken past
-        ``max_buffer``): the report of a call that ends, cancelled, must not hold the agent
-        back until ingest takes what is pending."""
+        ``wait=False``: never wait for room (the report of a call that ends, cancelled, must
+        not hold the agent back until ingest takes what is pending): under ``"block"`` the
+        event is taken past ``max_buffer``, at most :data:`ENDED_CALLS_RESERVE` events past
+        it; an event that finds no room (that reserve full, or ``"raise"``) is counted in
+        ``stats.dropped`` and refused with :class:`BufferFull`."""
         stats = self.ingest.stats
-        while len(self.buffer) >= self.max_buffer and (wait or self.overflow != "block"):
-            if self.overflow == "raise":
-                raise BufferFull(f"{self.max_buffer} events pending")
+        while len(self.buffer) >= self.max_buffer:
             if self.overflow == "drop_oldest":
                 self.buffer.popleft()
                 stats.dropped += 1
                 self._say_dropped(stats.dropped)
                 break
+            if not wait:
+                if (
+                    self.overflow == "block"
+                    and len(self.buffer) < self.max_buffer + ENDED_CALLS_RESERVE
+                ):
+                    break
+                stats.dropped += 1
+                raise BufferFull(
+                    f"{len(self.buffer)} events pending: the buffer"
+                    + (
+                        f" and its reserve of {ENDED_CALLS_RESERVE} for the reports of calls"
+                        " that ended are"
+                        if self.overflow == "block"
+                        else " is"
+                    )
+                    + " full; this report is dropped"
+                )
+            if self.overflow == "raise":
+                raise BufferFull(f"{self.max_buffer} events pending")
             self._room.clear()
             self._wakeup.set()
             await self._room.wait()

@@ -316,6 +316,7 @@ class AsyncFinOpsClient:
                 began = healing.clock.now()
                 try:
                     result = await maybe_await(fn(**healing.state.arguments()))
+                    healing.answered = True  # (paid for) whatever ends the call now
                 except Exception as exc:
                     step = await healing.after_failure(exc)
                     if step.give_up:
@@ -330,8 +331,10 @@ class AsyncFinOpsClient:
             raise
         except BaseException:
             # whatever ends the call (its give-up, the agent's timeout cancelling it in the
-            # healer's advice or the wait before the next attempt, the loop closing, its trim
-            # hook or clock raising): the error it ended after is reported as its give-up
+            # healer's advice or the wait before the next attempt, its trim hook or clock
+            # raising; the loop closing too, but then the sender is cancelled with the loop
+            # and logs the report as not delivered): the error it ended after is queued as
+            # its give-up
             await healing.ended()
             raise
 
@@ -342,7 +345,6 @@ class AsyncFinOpsClient:
         return SelfHealingCall.start(
             self._healing,
             self._enqueue,
-            self.record_call,
             self._call_data,
             self.agent_id,
             options,

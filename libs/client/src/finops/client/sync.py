@@ -204,6 +204,7 @@ class FinOpsClient:
             began = healing.clock.now()
             try:
                 result = fn(**healing.state.arguments())
+                healing.answered = True  # (paid for) whatever ends the call now
             except Exception as exc:
                 step = self._run(healing.after_failure(exc))
                 if step.give_up:
@@ -229,6 +230,14 @@ class FinOpsClient:
         client closed meanwhile: nothing is left to queue the report on, which is logged)."""
         try:
             self._submit(healing.ended()).result(ENDED_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "the call to %s/%s ended; its last error was not queued as its give-up within"
+                " %.0f s (the client's loop is busy: it may still be)",
+                healing.state.provider,
+                healing.state.model,
+                ENDED_TIMEOUT_S,
+            )
         except Exception as exc:
             if healing.last_error is None:  # nothing was left to report
                 return
