@@ -58,9 +58,7 @@ class HealerSettings(StreamSettings):
     #: circuits topic to be read before adopting its published breakers (then: lazily)
     breaker_adopt_wait_s: float = Field(5.0, gt=0)
     #: outcome ids each partition's breakers remember, to count a redelivered outcome once
-    #: (the last three quarters of them are always remembered; they are in the checkpoint),
-    #: and provider fault ids each instance's intake remembers, to count an error read again
-    #: once in its metrics (not checkpointed)
+    #: (the last three quarters of them are always remembered; they are in the checkpoint)
     breaker_dedupe_ids: int = Field(65_536, ge=1_024)
     #: provider names one instance labels ``finops_healer_breaker_provider_outcomes_total`` with,
     #: the first it sees; the calls of further providers are counted as ``__other__``

@@ -52,6 +52,9 @@ OUTCOMES = counter_by(
     "outcome",
     ("success", "fault", "not_a_provider_fault", "unsuccessful_call", "undecodable", "repeated"),
 )
+#: provider fault ids one instance's intake remembers (in memory only: a restart or a
+#: rebalance forgets them), so that an error read again counts once in the metrics below
+FAULT_IDS = 65_536
 PROVIDER_OUTCOMES = Counter(
     "finops_healer_breaker_provider_outcomes_total",
     "Calls forwarded to the circuit breakers, by provider and outcome (success or fault)",
@@ -139,7 +142,7 @@ class OutcomeForwarder:
         #: the ids of the provider faults this instance read: one read again (the SDK sends
         #: the error a cancelled call gave up after again, the same event with its experiment
         #: tag) is forwarded (the breaker counts an id once) but not counted again by provider
-        self.fault_ids = IdDedupe(settings.breaker_dedupe_ids)
+        self.fault_ids = IdDedupe(FAULT_IDS)
 
     def outcome(self, topic: str, value: bytes) -> ProviderOutcome | None:
         """What one cost/error record of ``topic`` says about its provider/model, if anything
