@@ -6,16 +6,20 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+from asgi_lifespan import LifespanManager
 from support import wait_until
 
+from finops.common import dead_letters as dead_letters_module
+from finops.common import lifespan
 from finops.common.consumer import AtLeastOnceConsumer
 from finops.common.dead_letters import DLQ_KEPT_BYTES, faust_handle, header_map
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
-from finops.common.stream_service import faust_running
+from finops.common.stream_service import create_stream_service_app, faust_running
 from finops.common.stream_settings import StreamSettings
 from finops.common.streams import make_faust_app
 from finops.common.topic_admin import ensure_topics
@@ -190,6 +194,143 @@ async def test_a_faust_agent_whose_dead_letter_the_broker_refused_sends_it_again
     assert parked.value == b"bad"
     headers = header_map(parked.headers)
     assert headers["x-origin-topic"] == spec.name and headers["x-error-type"] == "ValueError"
+
+
+def _agent(app: Any, spec: TopicSpec, handled: list[bytes], outcomes: list[bool]) -> None:
+    """A Faust agent on ``spec`` that handles each record but ``b"bad"`` (parked)."""
+
+    async def handler(value: bytes) -> None:
+        if value == b"bad":
+            raise ValueError("does not decode")
+        handled.append(value)
+
+    async def consume(stream) -> None:
+        async for event in stream.events():
+            outcomes.append(await faust_handle(app, event, handler, service="test", max_attempts=1))
+
+    app.agent(app.topic(spec.name, value_serializer="raw"), name="test-dlq-agent")(consume)
+
+
+def _refusing_the_dlq(app: Any, spec: TopicSpec, monkeypatch, error: Exception) -> list[str]:
+    """Make ``app``'s producer refuse every send to ``spec``'s DLQ with ``error``."""
+    send = app.producer.send_and_wait
+    refusals: list[str] = []
+
+    async def refused(topic, *args, **kwargs):
+        if topic == spec.dlq:
+            refusals.append(topic)
+            raise error
+        return await send(topic, *args, **kwargs)
+
+    monkeypatch.setattr(app.producer, "send_and_wait", refused)
+    return refusals
+
+
+async def _write(settings: CommonSettings, spec: TopicSpec, values: list[bytes]) -> None:
+    writer = make_producer(settings)
+    await writer.start()
+    try:
+        for value in values:
+            await writer.send_and_wait(spec.name, value, key=b"k")
+    finally:
+        await writer.stop()
+
+
+async def _committed(settings: CommonSettings, group: str, spec: TopicSpec) -> int | None:
+    """The offset ``group`` committed on ``spec``'s partition 0 (None: none)."""
+    reader = make_consumer(settings, group_id=group)
+    await reader.start()
+    try:
+        return await reader.committed(TopicPartition(spec.name, 0))
+    finally:
+        await reader.stop()
+
+
+async def _next_run_parks_it(settings: StreamSettings, spec: TopicSpec) -> None:
+    """A new app on the group, the DLQ open again: reads the record left uncommitted again
+    (and the one after it), parks it once, and commits both."""
+    app = make_faust_app(settings)
+    handled: list[bytes] = []
+    outcomes: list[bool] = []
+    _agent(app, spec, handled, outcomes)
+    async with faust_running(app):
+        await wait_until(lambda: len(outcomes) == 2, 60, "the records left read again")
+    assert outcomes == [False, True] and handled == [b"later"]
+    [parked] = await dead_letters(settings, spec, 1)
+    assert parked.value == b"bad"
+    assert header_map(parked.headers)["x-origin-offset"] == "1"
+    assert await _committed(settings, settings.faust_app_id, spec) == 3
+
+
+async def test_a_faust_agent_whose_dead_letter_the_broker_refuses_for_good_leaves_the_record(
+    infra, tmp_path, monkeypatch, caplog
+):
+    """An ACL on the DLQ topic: the agent raised, Faust acked the record anyway and its
+    offset was committed, the record parked nowhere. It is left uncommitted (and so is the
+    next one), the app crashes (/readyz fails, the service ends its process), and the next
+    run reads it again and parks it."""
+    for name, value in infra.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FINOPS_EXIT_ON_LOOP_FAILURE", "true")
+    settings = StreamSettings(data_dir=tmp_path, faust_app_id=f"test-dlq-{uuid.uuid4().hex[:8]}")
+    spec = TopicSpec(f"test.dlq.{uuid.uuid4().hex[:8]}", 1, "k", "test", consumed=True)
+    await ensure_topics(settings, [spec, dlq_spec(spec)])
+    (tmp_path / "faust").mkdir()
+    ended: list[str] = []
+    monkeypatch.setattr(lifespan, "_terminate_self", lambda: ended.append("SIGTERM"))
+    app = make_faust_app(settings)
+    handled: list[bytes] = []
+    outcomes: list[bool] = []
+    _agent(app, spec, handled, outcomes)
+    service = create_stream_service_app(settings, app, title="test", description="test")
+
+    async with LifespanManager(service, startup_timeout=60, shutdown_timeout=30):
+        refusals = _refusing_the_dlq(app, spec, monkeypatch, TopicAuthorizationFailedError())
+        await _write(settings, spec, [b"fine", b"bad", b"later"])
+        await wait_until(
+            lambda: ended or len(outcomes) > 1, 60, "the service ending its process (or going on)"
+        )
+        transport = httpx.ASGITransport(app=service)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert "TopicAuthorizationFailedError" in ready.json()["checks"]["streams"]
+    assert outcomes == [True] and handled == [b"fine"] and refusals == [spec.dlq]
+    [left] = [r for r in caplog.records if r.getMessage().startswith("record neither handled nor")]
+    assert (left.topic, left.partition, left.offset) == (spec.name, 0, 1)  # type: ignore[attr-defined]
+    # "bad" (offset 1) is the next the group reads: before the fix, 2 or 3
+    assert await _committed(settings, settings.faust_app_id, spec) == 1
+
+    await _next_run_parks_it(settings, spec)
+
+
+async def test_a_faust_agent_stopped_while_the_broker_refuses_its_dead_letter_leaves_the_record(
+    infra, tmp_path, monkeypatch
+):
+    """A stop while the dead letter is sent again (the broker does not take it for now): the
+    agent raised, Faust acked the record and the stop committed it, parked nowhere. It is
+    left uncommitted and the next run reads it again and parks it."""
+    for name, value in infra.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(dead_letters_module, "FAUST_DLQ_RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(dead_letters_module, "FAUST_DLQ_RETRY_MAX_S", 0.05)
+    settings = StreamSettings(data_dir=tmp_path, faust_app_id=f"test-dlq-{uuid.uuid4().hex[:8]}")
+    spec = TopicSpec(f"test.dlq.{uuid.uuid4().hex[:8]}", 1, "k", "test", consumed=True)
+    await ensure_topics(settings, [spec, dlq_spec(spec)])
+    (tmp_path / "faust").mkdir()
+    app = make_faust_app(settings)
+    handled: list[bytes] = []
+    outcomes: list[bool] = []
+    _agent(app, spec, handled, outcomes)
+
+    async with faust_running(app):
+        refusals = _refusing_the_dlq(app, spec, monkeypatch, KafkaTimeoutError("no ack"))
+        await _write(settings, spec, [b"fine", b"bad", b"later"])
+        await wait_until(lambda: len(refusals) >= 2, 60, "the dead letter sent again")
+    assert outcomes == [True] and handled == [b"fine"] and not app.crashed
+    assert await _committed(settings, settings.faust_app_id, spec) == 1
+
+    await _next_run_parks_it(settings, spec)
 
 
 async def dead_letters(settings: CommonSettings, spec: TopicSpec, count: int) -> list[Any]:

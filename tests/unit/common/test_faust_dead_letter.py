@@ -1,7 +1,8 @@
 """A record a Faust agent parks (faust_handle) is logged as one a consumer parks is: an
 operator reading the logs sees every dead-lettered record, whichever reader parked it. A dead
 letter the broker refuses for now is sent again; not one it refuses for good, nor while the
-app stops."""
+app stops: that record is then left unacknowledged (read again by the next run), and a refusal
+for good crashes the app."""
 
 from __future__ import annotations
 
@@ -21,6 +22,27 @@ from finops.common import dead_letters
 from finops.common.dead_letters import faust_handle
 
 
+class FaustApp:
+    """What faust_handle uses of a Faust app."""
+
+    def __init__(self, producer: Any, *, should_stop: bool = False) -> None:
+        self.producer = producer
+        self.stopping = should_stop
+        self.crash_reason: BaseException | None = None
+        self.consumer = SimpleNamespace(unacked=set())
+
+    @property
+    def crashed(self) -> bool:
+        return self.crash_reason is not None
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stopping or self.crashed
+
+    async def crash(self, reason: BaseException) -> None:
+        self.crash_reason = reason
+
+
 class FaustProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[Any, ...]] = []
@@ -31,7 +53,7 @@ class FaustProducer:
 
 async def test_a_record_a_faust_agent_parks_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     producer = FaustProducer()
-    app = SimpleNamespace(producer=producer)
+    app = FaustApp(producer)
     message = SimpleNamespace(
         topic="agent.error.v1", partition=2, offset=41, key=b"agent-1", value=b"{", headers=()
     )
@@ -61,8 +83,15 @@ class RefusingProducer:
         self.sent.append(args)
 
 
+class Message:
+    """A Faust message as faust_handle reads it (hashable, as Faust's is)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
 def _poison() -> Any:
-    message = SimpleNamespace(
+    message = Message(
         topic="agent.error.v1", partition=0, offset=7, key=b"a", value=b"{", headers=()
     )
     return SimpleNamespace(message=message, value=b"{")
@@ -75,7 +104,7 @@ async def _refused(value: bytes) -> None:
 async def test_a_dead_letter_refused_for_now_is_sent_again_until_taken(monkeypatch) -> None:
     monkeypatch.setattr(dead_letters, "FAUST_DLQ_RETRY_FIRST_S", 0.001)
     producer = RefusingProducer([KafkaConnectionError(), KafkaTimeoutError()])
-    app = SimpleNamespace(producer=producer, should_stop=False)
+    app = FaustApp(producer)
     async with asyncio.timeout(10):
         assert await faust_handle(app, _poison(), _refused, service="t", max_attempts=1) is False
     assert [args[0] for args in producer.sent] == ["agent.error.v1.dlq"]
@@ -85,17 +114,42 @@ async def test_a_dead_letter_the_broker_refuses_for_good_is_not_sent_for_ever() 
     """An ACL that refuses the DLQ topic: sent again for ever, the agent waited for ever
     (and so did the app's stop, which waits for the record's ack)."""
     producer = RefusingProducer([TopicAuthorizationFailedError()])
-    app = SimpleNamespace(producer=producer, should_stop=False)
+    app = FaustApp(producer)
+    poison = _poison()
+    app.consumer.unacked.add(poison.message)
     async with asyncio.timeout(10):
         with pytest.raises(TopicAuthorizationFailedError):
-            await faust_handle(app, _poison(), _refused, service="t", max_attempts=1)
+            await faust_handle(app, poison, _refused, service="t", max_attempts=1)
     assert producer.sent == []
+    # never acked (so never committed: read again by the next run), nor waited for by a stop
+    assert poison.message.acked is True and app.consumer.unacked == set()
+    # the app crashed: /readyz fails and the service ends its process
+    assert isinstance(app.crash_reason, TopicAuthorizationFailedError)
+
+
+async def test_a_record_reaching_a_crashed_app_is_left_unacknowledged() -> None:
+    """A record after the one left unparked, acked, would be committed past it."""
+    producer = RefusingProducer([])
+    app = FaustApp(producer)
+    app.crash_reason = TopicAuthorizationFailedError()
+    handled: list[bytes] = []
+
+    async def handler(value: bytes) -> None:
+        handled.append(value)
+
+    later = _poison()
+    with pytest.raises(RuntimeError, match="stream processor crashed"):
+        await faust_handle(app, later, handler, service="t", max_attempts=1)
+    assert handled == [] and later.message.acked is True
 
 
 async def test_a_stopping_app_does_not_wait_for_a_dead_letter_the_broker_refuses() -> None:
     producer = RefusingProducer([KafkaConnectionError() for _ in range(100)])
-    app = SimpleNamespace(producer=producer, should_stop=True)
+    app = FaustApp(producer, should_stop=True)
+    poison = _poison()
     async with asyncio.timeout(10):
         with pytest.raises(KafkaConnectionError):
-            await faust_handle(app, _poison(), _refused, service="t", max_attempts=1)
+            await faust_handle(app, poison, _refused, service="t", max_attempts=1)
     assert len(producer.errors) == 99  # tried once
+    assert poison.message.acked is True  # read again by the next run
+    assert app.crash_reason is None  # a stop, not a crash

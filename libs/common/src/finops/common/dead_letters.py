@@ -158,7 +158,15 @@ async def faust_handle(
 ) -> bool:
     """Park what ``handler`` fails on inside a Faust agent; returns False if dead-lettered
     (once the broker took the dead letter: until then it is sent again, and the agent waits,
-    while the broker may take it later and the app runs; else the send's error is raised).
+    while the broker may take it later and the app runs).
+
+    A record it neither handled nor parked (the broker refused its dead letter for good, the
+    app stopped meanwhile, or the agent was cancelled) is left unacknowledged, so its offset
+    is never committed and the next run reads it again (:func:`leave_uncommitted`), and the
+    error is raised; a refusal for good also crashes the app, so /readyz fails and the stream
+    service ends its process (:func:`finops.common.stream_service.create_stream_service_app`),
+    as an :class:`~finops.common.consumer.AtLeastOnceConsumer`'s loop does. A record that
+    reaches an agent of a crashed app is left unacknowledged too.
 
     Use with ``async for event in stream.events()`` so the message's origin is known. Not
     :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
@@ -166,6 +174,37 @@ async def faust_handle(
     one instead). So it suits handlers that do no I/O, such as decoding a record: its callers
     pass ``max_attempts=1``.
     """
+    message = event.message
+    try:
+        if app.crashed:
+            # an agent restarted after the crash below: a later record of the partition
+            # acked would have its offset committed, and Faust commits past one unacked offset
+            raise RuntimeError(f"the stream processor crashed: {app.crash_reason!r}")
+        return await _handle_or_park(app, event, handler, service, max_attempts)
+    except BaseException as error:
+        leave_uncommitted(app, message)
+        log.error(
+            "record neither handled nor dead-lettered; left uncommitted for the next run",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "error": "".join(traceback.format_exception_only(error)).strip(),
+            },
+        )
+        if isinstance(error, Exception) and not app.should_stop:
+            await app.crash(error)
+        raise
+
+
+async def _handle_or_park(
+    app: Any,
+    event: Any,
+    handler: Callable[[bytes], Awaitable[None]],
+    service: str,
+    max_attempts: int,
+) -> bool:
+    """Handle ``event``'s record or park it (False); raise when it can do neither."""
     message = event.message
     error: BaseException | None = None
     for attempt in range(1, max_attempts + 1):
@@ -178,10 +217,9 @@ async def faust_handle(
             log.warning("handler failed", extra={"attempt": attempt, "error": repr(exc)})
     assert error is not None
     key, value, headers = _letter(message, error, max_attempts, service)
-    # Faust acks the event even when the agent raises, so a dead letter the broker did not
-    # take for now is tried again until it does: raised, the record was passed, parked
-    # nowhere. Not when the app stops (its stop waits for this record's ack, and would wait
-    # for ever), nor on an error that will not pass (an ACL, a record the producer refuses).
+    # A dead letter the broker did not take for now is sent again until it does. Not when the
+    # app stops (its stop waits for this record), nor on an error that will not pass (an ACL,
+    # a record the producer refuses): raised, the caller leaves the record uncommitted.
     retrying = AsyncRetrying(
         wait=wait_exponential(multiplier=FAUST_DLQ_RETRY_FIRST_S, max=FAUST_DLQ_RETRY_MAX_S),
         retry=retry_if_exception(broker_may_take_it_later),
@@ -196,6 +234,23 @@ async def faust_handle(
             )
     _dead_lettered(service, message.topic, message.partition, message.offset, error)
     return False
+
+
+def leave_uncommitted(app: Any, message: Any) -> None:
+    """Keep Faust (faust-streaming 0.15) from ever committing ``message``'s offset, nor one
+    past it, in this run: the next run of the app's group reads it again.
+
+    A Faust stream acks every event it yielded once the agent is done with it, even when
+    the agent raised (``Stream.__aiter__``'s ``finally``), and the consumer commits the acked
+    offsets. ``Message.ack`` does nothing for a message already marked acked, so marked
+    here, its offset never joins those the consumer commits (``Consumer.ack``); and it no
+    longer counts among the unacked messages a stop or a rebalance waits for
+    (``Consumer.wait_empty``). A later offset of the partition acked would be committed past
+    it (``Consumer._new_offset`` skips a gap of one offset): that is why :func:`faust_handle`
+    crashes the app, whose agents then leave every record they get unacknowledged too.
+    """
+    message.acked = True
+    app.consumer.unacked.discard(message)
 
 
 def broker_may_take_it_later(error: BaseException) -> bool:

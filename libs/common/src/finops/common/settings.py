@@ -214,9 +214,10 @@ class CommonSettings(BaseSettings):
     # (finops.common.gc_pauses); off only to measure what that saves.
     freeze_startup_heap: bool = True
     #: a stream service's background loop (its event intake, the healer's breakers, a reader
-    #: of the breakers' states, the healer's label refresh) that ends with an error while
-    #: the service is not stopping ends the process, so that what runs it (`finops up`,
-    #: Kubernetes) starts it again: a schema an operator has since mended, a bug hit once.
+    #: of the breakers' states, the healer's label refresh, its Faust app: crashed by a dead
+    #: letter the broker refused for good) that ends with an error while the service is not
+    #: stopping ends the process, so that what runs it (`finops up`, Kubernetes) starts it
+    #: again: a schema an operator has since mended, a bug hit once, an ACL since granted.
     #: Off: the process stays up, answering from what it had learned, and /readyz says the
     #: loop is not running (the test suite, which runs services inside its own process)
     exit_on_loop_failure: bool = True

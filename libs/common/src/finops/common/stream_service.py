@@ -17,6 +17,7 @@ from faust.contrib.asgi import faust_app_running
 
 from finops.common.health import BrokerProbe
 from finops.common.http import ReadinessCheck, create_service_app
+from finops.common.lifespan import end_process_if_failed
 from finops.common.settings import CommonSettings
 from finops.common.streams import faust_check
 
@@ -40,9 +41,19 @@ def create_stream_service_app(
             resources(app) if resources else nullcontext(),
             faust_running(faust_app) if faust_app is not None else nullcontext(),
         ):
+            stopping = asyncio.Event()
+            watch = None
+            if faust_app is not None:
+                watch = asyncio.create_task(_until_crashed(faust_app), name="faust-watch")
+                end_process_if_failed(
+                    watch, "the stream processor", stopping, enabled=settings.exit_on_loop_failure
+                )
             try:
                 yield
             finally:
+                stopping.set()
+                if watch is not None:
+                    watch.cancel()
                 await broker.close()
 
     broker = BrokerProbe(settings)
@@ -61,6 +72,17 @@ def create_stream_service_app(
     app.state.settings = settings
     app.state.faust = faust_app
     return app
+
+
+async def _until_crashed(app: faust.App) -> None:
+    """Return when ``app`` stops; raise why when it crashes instead (a Faust agent whose
+    dead letter the broker refused for good, :func:`finops.common.dead_letters.faust_handle`;
+    a commit Faust could not make): Faust does not start a crashed app again, so the service
+    ends its process to be started again (``FINOPS_EXIT_ON_LOOP_FAILURE``), as when an
+    :class:`~finops.common.consumer.AtLeastOnceConsumer`'s loop fails."""
+    await app.wait_until_stopped()
+    if app.crashed:
+        raise app.crash_reason or RuntimeError("the stream processor crashed")
 
 
 @asynccontextmanager
