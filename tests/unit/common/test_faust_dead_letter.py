@@ -153,3 +153,22 @@ async def test_a_stopping_app_does_not_wait_for_a_dead_letter_the_broker_refuses
     assert len(producer.errors) == 99  # tried once
     assert poison.message.acked is True  # read again by the next run
     assert app.crash_reason is None  # a stop, not a crash
+
+
+async def test_a_record_whose_agent_is_cancelled_is_left_unacknowledged() -> None:
+    """Cancelled (the app stopping) before its record was handled: Faust acked it all the
+    same, and the stop committed it."""
+    app = FaustApp(RefusingProducer([]))
+    started = asyncio.Event()
+
+    async def never_done(value: bytes) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    poison = _poison()
+    task = asyncio.create_task(faust_handle(app, poison, never_done, service="t", max_attempts=1))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert poison.message.acked is True and app.crash_reason is None
