@@ -16,7 +16,7 @@ import httpx
 import pytest
 from test_sdk_healing import OVERLOADED, APIStatusError, Platform, Provider, advice, sdk
 
-from finops.client import AsyncFinOpsClient, FinOpsClient, _queue
+from finops.client import AsyncFinOpsClient, BufferFull, FinOpsClient, _queue
 
 EXPERIMENT = {"experiment_id": "exp-1", "variant": "B", "model": "claude"}
 TAG = {"id": "exp-1", "variant": "B"}
@@ -213,7 +213,7 @@ async def test_an_answered_call_whose_clock_raises_sends_no_error() -> None:
     ("experiment", "action", "tags"),
     [(None, "wait", [None]), (EXPERIMENT, "abort", [TAG]), (EXPERIMENT, "wait", [None, TAG])],
 )
-async def test_an_on_reported_that_raises_sends_no_error_twice(
+async def test_an_on_reported_that_raises_sends_its_error_again_only_as_a_give_up(
     experiment, action, tags, caplog
 ) -> None:
     # on_reported raised on the error's id before the call had noted it was queued: the call
@@ -333,6 +333,39 @@ async def test_calls_cancelled_while_the_buffer_is_full_report_within_a_reserve(
     assert (finops.pending, finops.stats.dropped) == (4, 1)
     assert "p/failed too ended after an error; it could not be queued" in caplog.text
     with pytest.raises(TimeoutError):  # ingest never answers: close() says what is lost
+        await finops.close(timeout=0)
+
+
+@pytest.mark.parametrize("experiment", [EXPERIMENT, None])
+async def test_an_error_the_full_buffer_refuses_under_raise_is_told_once_not_dropped(
+    experiment, caplog
+) -> None:
+    # overflow="raise", the buffer full: the call's error raises BufferFull to the agent, as
+    # before. The call's end then tried it again as its give-up, counted it dropped and
+    # logged it as a lost give-up, with no experiment too.
+    stuck = asyncio.Event()
+
+    async def platform(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "healer":
+            return httpx.Response(200, json=advice("wait", delay_ms=1))
+        stuck.set()
+        await asyncio.Event().wait()  # ingest never answers
+        raise AssertionError
+
+    finops = AsyncFinOpsClient(
+        agent_id="bot", token="static", ingest_url="http://ingest", healer_url="http://healer",
+        transport=httpx.MockTransport(platform), batch_size=1, max_buffer=1, overflow="raise",
+    )  # fmt: skip
+    await finops.record_error(task_type="qa", provider="p", model="m", message="x")
+    await asyncio.wait_for(stuck.wait(), 5)  # in flight, stuck
+    await finops.record_error(task_type="qa", provider="p", model="m", message="x")  # full
+    with caplog.at_level("ERROR", logger="finops.client"), pytest.raises(BufferFull):
+        await finops.call(
+            Provider(OVERLOADED), task_type="qa", provider="p", model="m", experiment=experiment
+        )
+    assert (finops.pending, finops.stats.dropped) == (2, 0)
+    assert "could not be queued" not in caplog.text
+    with pytest.raises(TimeoutError):
         await finops.close(timeout=0)
 
 

@@ -362,13 +362,13 @@ class SelfHealingCall:
             # The state is brought up to date before on_reported is told the id: a callback
             # that raises ends the call, and :meth:`ended` must not send the error again.
             if step.give_up:
-                event_id = await self._enqueue_error(self._given_up(data), last)
+                event_id = await self._queue_or_forget(self._given_up(data), last)
                 self.last_error = None
                 exc.add_note(
                     f"finops: gave up after {self.state.attempt} attempt(s): {step.reason}"
                 )
             else:
-                event_id = await self._enqueue_error(data, last)
+                event_id = await self._queue_or_forget(data, last)
                 if not self.options.get("experiment"):
                     self.last_error = None  # nothing to add to it if the call ends now
                 self.state.attempt += 1
@@ -376,6 +376,17 @@ class SelfHealingCall:
             return step
         finally:
             self._advising = None
+
+    async def _queue_or_forget(self, data: dict[str, Any], last: LastError) -> str:
+        """Queue the attempt's error; when the client refuses it (``BufferFull`` under
+        ``overflow="raise"``, ``ClientClosed``), the agent is told by that exception and
+        :meth:`ended` does not try it again (which counted it dropped and logged it as a
+        lost give-up, with no experiment too). A cancellation leaves it to :meth:`ended`."""
+        try:
+            return await self._enqueue_error(data, last)
+        except Exception:
+            self.last_error = None
+            raise
 
     def _enqueue_error(
         self, data: dict[str, Any], last: LastError, *, wait: bool = True
@@ -385,9 +396,10 @@ class SelfHealingCall:
     async def ended(self) -> None:
         """The call ends, whatever ended it: when that is not its own give-up nor its
         answer (the agent's timeout cancelling it while the healer is asked or while it
-        waits before its next attempt, Ctrl-C, its trim hook or clock raising; the loop
-        closing too, but the sender is then cancelled with the loop, which it logs as events
-        not delivered), the error of its last attempt is the one it gave up after. It is queued
+        waits before its next attempt, Ctrl-C, its trim hook or clock raising), the error of
+        its last attempt is the one it gave up after. (A call still running when its event
+        loop closes is not reported: the client's sender is cancelled with the loop, most
+        often before this runs, and the give-up is lost with no log.) It is queued
         with the experiment's tag: if it went out untagged already (another attempt was to
         follow), the same event again (its id and time: the readers of ``agent.error.v1``
         count an id once, within what they remember; the experiments service reads the

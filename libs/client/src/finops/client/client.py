@@ -12,8 +12,10 @@ missing scope) stop delivery at once: the events stay pending and every later ``
 ``flush()`` and ``close()`` raises :class:`RequestRefused` saying what to fix.
 
 Overflow policy (``overflow=``): ``"block"`` (default) makes ``record_*`` wait for room, so
-back-pressure reaches the agent and nothing is dropped; ``"drop_oldest"`` discards the oldest
-pending event; ``"raise"`` raises :class:`BufferFull`.
+back-pressure reaches the agent and nothing it records is dropped (the report of a ``call()``
+that ends, cancelled, never waits: it takes a bounded reserve past the buffer, and is dropped,
+logged and counted once that is full); ``"drop_oldest"`` discards the oldest pending event;
+``"raise"`` raises :class:`BufferFull`.
 
 Addresses and the API key default to ``FINOPS_INGEST_URL``, ``FINOPS_AUTH_URL``,
 ``FINOPS_OPTIMIZER_URL`` and ``FINOPS_API_KEY``, then to the local stack's ports.
@@ -332,9 +334,8 @@ class AsyncFinOpsClient:
         except BaseException:
             # whatever ends the call (its give-up, the agent's timeout cancelling it in the
             # healer's advice or the wait before the next attempt, its trim hook or clock
-            # raising; the loop closing too, but then the sender is cancelled with the loop
-            # and logs the report as not delivered): the error it ended after is queued as
-            # its give-up
+            # raising): the error it ended after is queued as its give-up (not when its event
+            # loop closes under it: the sender is cancelled with the loop, the report lost)
             await healing.ended()
             raise
 
