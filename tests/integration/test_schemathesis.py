@@ -86,7 +86,7 @@ async def _auth_admin_tokens(settings: Any) -> Tokens:
     from finops.auth.adapters.keystore import ActiveKeys, KeyStore
     from finops.auth.adapters.postgres import PostgresUnitOfWork
     from finops.auth.domain.passwords import PasswordHashing
-    from finops.auth.service_layer.auth_service import register_user
+    from finops.auth.service_layer.accounts import register_user
     from finops.common.auth.scopes import ALL_SCOPES, Role
 
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)

@@ -16,7 +16,7 @@ from finops.auth.adapters.postgres import PostgresUnitOfWork
 from finops.auth.adapters.redis_store import RedisTokenRevocations
 from finops.auth.app import build_auth_service
 from finops.auth.domain.errors import LastAdmin
-from finops.auth.service_layer.auth_service import deactivate_account
+from finops.auth.service_layer.accounts import deactivate_account
 from finops.common import migrations
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from finops.auth.adapters.redis_store import RedisTokenRevocations
 from finops.auth.domain.errors import UserNotFound
 from finops.auth.domain.model import User
 from finops.auth.domain.passwords import PasswordHashing
-from finops.auth.service_layer.auth_service import deactivate_account, register_user
+from finops.auth.service_layer.accounts import deactivate_account, register_user
 from finops.auth.settings import AuthSettings
 from finops.common.auth import blocklist_redis
 from finops.common.auth.scopes import Role

@@ -1,4 +1,9 @@
-"""The auth use cases: register, log in, refresh, log out, roles and API keys."""
+"""The auth use cases: register, log in, refresh, log out, roles and API keys.
+
+:class:`AuthService` is their facade; the accounts' functions (shared with `finops users`)
+are in :mod:`~finops.auth.service_layer.accounts`, the API keys' in
+:mod:`~finops.auth.service_layer.api_keys`.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,39 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from tenacity import AsyncRetrying, retry_if_result
 
-from finops.auth.domain.credentials import hash_secret, new_api_key, new_refresh_token
+from finops.auth.domain.credentials import hash_secret, new_refresh_token
 from finops.auth.domain.errors import (
-    ApiKeyNotFound,
-    InvalidClient,
     InvalidCredentials,
     InvalidRefreshToken,
     LastAdmin,
     LoginThrottled,
     RefreshTokenReused,
     RegistrationThrottled,
-    RoleNotAllowed,
     UserNotFound,
 )
 from finops.auth.domain.model import ApiKey, RefreshToken, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
-from finops.auth.domain.policy import NewAccount, check_new_account
+from finops.auth.domain.policy import check_new_account
 from finops.auth.domain.rules import (
     AttemptVerdict,
     account_throttle_key,
     address_throttle_key,
     granted_scopes,
-    may_act_for,
     narrowed_scopes,
     registration_throttle_key,
     user_group,
+)
+from finops.auth.service_layer import api_keys
+from finops.auth.service_layer.accounts import (
+    deactivate_account,
+    is_last_active_admin,
+    store_new_user,
+    utcnow,
 )
 from finops.auth.service_layer.auth_policy import (
     AuthPolicy,
@@ -49,7 +57,6 @@ from finops.auth.service_layer.ports import (
     RegistrationThrottle,
     UnitOfWork,
 )
-from finops.common.auth.errors import InvalidToken
 from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import Role, format_scope, parse_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
@@ -59,10 +66,6 @@ log = logging.getLogger(__name__)
 
 #: How many times a login or key exchange issues again when a role change overtook it.
 ROLE_RECHECKS = 3
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuthService:
@@ -168,7 +171,7 @@ class AuthService:
                 raise UserNotFound()
             if user.role == role:
                 return user
-            if await _is_last_active_admin(uow, user):
+            if await is_last_active_admin(uow, user):
                 raise LastAdmin()
             updated = await uow.users.set_role(user_id, role)
             # Tokens carry their scopes: end the user's sessions so none keeps the old ones.
@@ -385,47 +388,14 @@ class AuthService:
         self, actor: Principal, name: str, user_id: UUID | None = None
     ) -> tuple[ApiKey, str]:
         """The stored key and its only plaintext copy."""
-        owner_id = user_id or _as_uuid(actor.sub)
-        async with self._uow() as uow:
-            owner = await uow.users.get(owner_id)
-            if owner is None or not owner.is_active:
-                raise UserNotFound()
-            if not may_act_for(Role(actor.role), actor.sub, owner.role, str(owner.id)):
-                raise RoleNotAllowed()
-            plain, key_hash, prefix = new_api_key()
-            key = ApiKey(
-                id=uuid4(),
-                user_id=owner.id,
-                created_by=_as_uuid(actor.sub),
-                name=name,
-                prefix=prefix,
-                key_hash=key_hash,
-                created_at=self._clock(),
-            )
-            await uow.api_keys.add(key)
-            await uow.commit()
-        return key, plain
+        return await api_keys.create_api_key(self._uow(), actor, name, user_id, self._clock())
 
     async def list_api_keys(self, actor: Principal) -> list[ApiKey]:
-        visible_to = None if actor.role == Role.ADMIN else _as_uuid(actor.sub)
-        async with self._uow() as uow:
-            return await uow.api_keys.list(visible_to)
+        return await api_keys.list_api_keys(self._uow(), actor)
 
     async def revoke_api_key(self, actor: Principal, key_id: UUID) -> None:
         """Revoke a key and every access token it was exchanged for. Safe to repeat."""
-        async with self._uow() as uow:
-            key = await uow.api_keys.get(key_id)
-            visible = key is not None and (
-                actor.role == Role.ADMIN or actor.sub in {str(key.user_id), str(key.created_by)}
-            )
-            if key is None or not visible:
-                raise ApiKeyNotFound()
-            # Tokens exchanged for the key carry its id as sid: this refuses all of them,
-            # including one an exchange racing with this deletion issues a moment later.
-            await self._revocations.revoke_session(str(key_id))
-            if not key.is_revoked:
-                await uow.api_keys.revoke(key_id, self._clock())
-                await uow.commit()
+        await api_keys.revoke_api_key(self._uow(), self._revocations, actor, key_id, self._clock())
 
     async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
         """OAuth2 client credentials: an API key for a short-lived access token."""
@@ -453,19 +423,7 @@ class AuthService:
     async def _exchange_once(
         self, api_key: str, scope: str | None
     ) -> tuple[TokenPair, IssuedToken, User]:
-        async with self._uow() as uow:
-            key = await uow.api_keys.get_by_hash(hash_secret(api_key))
-            user = await uow.users.get(key.user_id) if key is not None else None
-            if key is None or key.is_revoked or user is None or not user.is_active:
-                raise InvalidClient()
-            if not await _maker_may_still_grant(uow, key, user):
-                raise InvalidClient(
-                    "the API key was made by an account that may no longer make keys for"
-                    " this account's role"
-                )
-            if not await uow.api_keys.touch(key.id, self._clock()):
-                raise InvalidClient()  # revoked since it was read
-            await uow.commit()
+        key, user = await api_keys.redeem_api_key(self._uow(), api_key, self._clock())
         scopes = granted_scopes(user.role, scope)
         access = self._issue_access(
             user, scopes, self.policy.api_key_token_ttl_seconds, session_id=str(key.id)
@@ -474,90 +432,9 @@ class AuthService:
         return TokenPair(access.token, access.expires_in, None, format_scope(scopes)), access, user
 
 
-async def register_user(
-    uow: UnitOfWork,
-    hashing: PasswordHashing,
-    username: str,
-    email: str,
-    password: str,
-    role: Role = Role.AGENT,
-    *,
-    now: datetime | None = None,
-) -> User:
-    """Create an account (`finops users create`; the API's registration is
-    :meth:`AuthService.register`, throttled)."""
-    account = check_new_account(username, email, password)
-    hashed = await asyncio.to_thread(hashing.hash, password)
-    return await store_new_user(uow, account, hashed, role, now=now)
-
-
-async def store_new_user(
-    uow: UnitOfWork, account: NewAccount, hashed: str, role: Role, *, now: datetime | None = None
-) -> User:
-    """Store a checked account with its password hash."""
-    now = now or utcnow()
-    user = User(uuid4(), account.username, account.email, hashed, role, True, now, now)
-    async with uow:
-        await uow.users.add(user)
-        stored = await uow.users.get(user.id)
-        await uow.commit()
-    assert stored is not None
-    return stored
-
-
-async def deactivate_account(
-    uow: UnitOfWork, revocations: AccessTokenRevocations, user_id: UUID, now: datetime
-) -> User:
-    """Refuse every credential of the account at once, on every service: its access tokens
-    (the blocklist entry for its ``sub``), refresh tokens, API keys and password. Safe to
-    repeat. The API's deactivation and `finops users deactivate` both use this."""
-    async with uow:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise UserNotFound()
-        if await _is_last_active_admin(uow, user):
-            raise LastAdmin("the last active admin cannot be deactivated")
-        # Before the commit: a token issued by a login racing with this one is refused too.
-        await revocations.revoke_user(str(user_id))
-        updated = await uow.users.set_active(user_id, False)
-        await uow.refresh_tokens.revoke_all_of_user(user_id, now)
-        await uow.api_keys.revoke_all_of_user(user_id, now)
-        await uow.commit()
-    assert updated is not None
-    return updated
-
-
-async def _maker_may_still_grant(uow: UnitOfWork, key: ApiKey, owner: User) -> bool:
-    """Whether the account that made ``key`` for ``owner`` may still make it, roles as now.
-
-    A key grants its owner's current role, and its maker saw it once: an operator's key for
-    an agent must not become an admin's key when the agent is promoted (the operator would
-    hold an admin's credential), nor outlive its maker's own demotion. A key made by its
-    owner, or by an account since gone, grants the owner's role as it always did.
-    """
-    if key.created_by is None or key.created_by == owner.id:
-        return True
-    maker = await uow.users.get(key.created_by)
-    if maker is None:
-        return True
-    return may_act_for(maker.role, str(maker.id), owner.role, str(owner.id))
-
-
-async def _is_last_active_admin(uow: UnitOfWork, user: User) -> bool:
-    active_admin = user.role == Role.ADMIN and user.is_active
-    return active_admin and await uow.users.count_active_admins() <= 1
-
-
 def _session_uuid(principal: Principal) -> UUID | None:
     """The login session (refresh-token family) id a token names, if it names one."""
     try:
         return UUID(principal.session_id) if principal.session_id else None
     except ValueError:
         return None
-
-
-def _as_uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise InvalidToken("the access token's subject is not a user id") from None
