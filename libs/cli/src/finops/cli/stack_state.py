@@ -1,4 +1,5 @@
-"""The detached stack's state file (``.finops/stack.json``): read it, probe it, stop it."""
+"""The detached stack's state file (``.finops/stack.json``): read it, probe it, show it,
+stop it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.table import Table
 
 from finops.cli.infra import StackSettings
 from finops.cli.ports import tcp_open
@@ -151,3 +153,40 @@ def stop_recorded(root: Path, timeout: float = 30.0) -> list[str]:
                 os.killpg(pid, signal.SIGKILL)
             stopped.append(f"{name} (pid {pid}, killed)")
     return stopped
+
+
+def status_table(root: Path) -> tuple[Table, bool]:
+    """The stack's table, one row per component (`finops status`), and whether every
+    component is ready."""
+    state = read_state(root)
+    table = Table(title=f"finops stack ({root})")
+    table.add_column("component", no_wrap=True)
+    for col in ("state", "pid", "port", "readiness", "restarts"):
+        table.add_column(col)
+    all_ready = bool(state)
+    if not state:
+        return table, False
+    starting = is_starting(root, state)
+    for name, info in state["components"].items():
+        if starting and not info.get("external") and not info.get("pid"):
+            # `finops up` has not started it yet: whatever answers on its port is not it
+            table.add_row(name, "starting", "-", str(info["port"]), "-", "0")
+            all_ready = False
+            continue
+        alive, readiness = probe_component(name, info)
+        if info.get("external"):
+            state_txt, pid_txt = "external", "-"
+        else:
+            state_txt, pid_txt = ("up" if alive else "down"), str(info.get("pid") or "-")
+            if info.get("failed") and not alive:  # the supervisor no longer starts it
+                state_txt = "failed"
+        all_ready &= alive and readiness in ("ready", "external")
+        table.add_row(
+            name,
+            state_txt,
+            pid_txt,
+            str(info["port"]) if not info.get("external") else info["external"],
+            readiness,
+            str(info.get("restarts", 0)),
+        )
+    return table, all_ready
