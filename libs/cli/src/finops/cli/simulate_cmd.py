@@ -108,8 +108,8 @@ async def cancelled_by_sigterm(run: Coroutine[Any, Any, T]) -> T:
 def keep_last_run(report: SimulationReport) -> None:
     """Leave the run's result and timeline in the stack's folder for ``finops report``
     (when the folder is there: a simulation against a remote stack keeps nothing)."""
-    from finops.cli.infra import StackSettings
     from finops.cli.report import store
+    from finops.cli.stack_settings import StackSettings
 
     data_dir = StackSettings().data_dir.resolve()
     if data_dir.is_dir():

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from finops.cli.infra import DATABASE_NAME, SERVICES, LocalInfra, StackError, StackSettings
+from finops.cli.infra import SERVICES, LocalInfra
+from finops.cli.infra_commands import StackError
 from finops.cli.ports import free_port, port_is_free
 from finops.cli.process import Component, last_error, started_at_ticks
+from finops.cli.stack_settings import DATABASE_NAME, StackSettings
 from finops.cli.stack_state import stack_command, write_state_file
 from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.settings_errors import SETTINGS_REFUSED
