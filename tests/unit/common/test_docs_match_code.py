@@ -100,7 +100,7 @@ def test_the_readme_names_the_services_db_upgrade_migrates():
 def test_the_readme_names_every_dimension_of_the_stats_endpoint():
     from typing import get_args
 
-    from finops.optimizer.api.routes import Dimension
+    from finops.optimizer.api.stats import Dimension
 
     readme = (ROOT / "README.md").read_text()
     [row] = [line for line in readme.splitlines() if "`GET /api/stats/{dimension}" in line]

@@ -1,62 +1,29 @@
-"""HTTP layer of the optimizer: recommendations, spend statistics, operator settings."""
+"""HTTP layer of the optimizer: recommendations here, and the one router that includes the
+others (:mod:`.stats`, :mod:`.catalog` with the objectives, :mod:`.budgets`)."""
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, field_validator
 
 from finops.common.api_errors import (
     AGENT_MISMATCH,
     BEARER,
     FREE_QUERY,
-    JSON_BODY,
     NUL_IN_QUERY,
     ApiError,
     responses,
 )
-from finops.common.errors import BadRequest, NotFound, ValidationFailed
+from finops.common.errors import ValidationFailed
 from finops.common.events.schemas.fields import MAX_FEATURE_NAME
 from finops.common.metrics import counter_by
-from finops.common.request_body import Count, Flag, Number, RequestBody
-from finops.optimizer.api.deps import (
-    Circuits,
-    Commands,
-    Engine,
-    OptimizerWriter,
-    RecLog,
-    Recommender,
-    StatsReader,
-)
-from finops.optimizer.api.schemas import (
-    ArmOut,
-    BudgetsOut,
-    BudgetStatusOut,
-    CatalogOut,
-    ObjectiveOut,
-    PartitionsOut,
-    RecommendationOut,
-    SummaryOut,
-    TasksOut,
-    TopOut,
-    TotalsOut,
-    WindowsOut,
-)
-from finops.optimizer.domain.analytics import (
-    FLEET,
-    FLEET_KEY,
-    GRANULARITIES,
-    Dimension,
-    KeyedDimension,
-    Metric,
-)
-from finops.optimizer.domain.budgets import Budget
-from finops.optimizer.domain.engine import ArmSpec
-from finops.optimizer.domain.policy import Objective
+from finops.optimizer.api import budgets, catalog, stats
+from finops.optimizer.api.deps import Circuits, Engine, RecLog, Recommender
+from finops.optimizer.api.schemas import RecommendationOut
 from finops.optimizer.domain.policy.mechanism import Mechanism
 
 # An explicit JSONResponse: the response models validate the answer, and the bytes stay those
@@ -73,37 +40,11 @@ ANSWERED = counter_by(
     "made_by",
     ["greedy", *(mechanism.value for mechanism in Mechanism)],
 )
-
-INVALID = ApiError(
-    422, "validation_error", "a parameter or the body is invalid (details: each field)"
-)
-CHECKPOINT_DOWN = ApiError(
-    503,
-    "dependency_unavailable",
-    "PostgreSQL did not take the change (its record or its checkpoint) in time; see `Retry-After`",
-)
-READ = (*BEARER, INVALID)
-WRITE = (
-    *READ,
-    *JSON_BODY,
-    CHECKPOINT_DOWN,
-)
 RESERVED_QUERY = {"task_type", "agent_id", "team", "seed"}
 #: ``feature.<name>=<number>`` is the feature ``<name>``, whatever the name (even a reserved one)
 FEATURE_PREFIX = "feature."
 #: features a recommendation request may name
 MAX_FEATURES = 32
-
-
-def _either(names: tuple[str, ...]) -> str:
-    """The values of a path parameter as OpenAPI text reads them: a, b or c."""
-    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
-
-
-# The OpenAPI text names the dimensions from the one list of them, so it cannot miss one.
-_KEYED_DIMENSIONS = get_args(KeyedDimension)
-STATS_SUMMARY = f"Totals or tumbling windows per dimension: {_either(get_args(Dimension))}"
-STATS_TOP_SUMMARY = f"Top keys of a dimension: {_either(_KEYED_DIMENSIONS)}"
 
 
 @router.get(
@@ -220,247 +161,7 @@ def _query_error(
     return ValidationFailed(summary or message, details=details)
 
 
-@router.get(
-    "/api/stats/summary",
-    tags=["stats"],
-    summary="Fleet totals and top spenders",
-    response_model=SummaryOut,
-    responses=responses(READ),
-)
-async def stats_summary(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return engine.analytics.summary()
-
-
-@router.get(
-    "/api/partitions",
-    tags=["stats"],
-    summary="Which learning partitions this worker owns, and which its view holds",
-    response_model=PartitionsOut,
-    description="With partitioned learning (`FINOPS_PARTITIONED_LEARNING=true`), the "
-    "partitions of `finops.optimizer-events.v1` this worker owns and learns, those whose state "
-    "it has read from `finops.optimizer-shards.v1`, and those its current view answers from. "
-    "With one worker (the default): one partition, owned.",
-    responses=responses(READ),
-)
-async def partitions(_: StatsReader, request: Request) -> dict[str, Any]:
-    learning = getattr(request.app.state, "learning", None)
-    if learning is None:
-        return {
-            "partitioned": False,
-            "partitions": 1,
-            "owned": [0],
-            "published": [0],
-            "viewed": [0],
-            "events_applied": request.app.state.intake.events,
-        }
-    return {"partitioned": True, **learning.ownership()}
-
-
-@router.get(
-    "/api/stats/{dimension}",
-    tags=["stats"],
-    summary=STATS_SUMMARY,
-    response_model=TotalsOut | WindowsOut,
-    description="Calls, tokens, spend, success rate, cost per success, latency p50/p95, per "
-    f"key of the dimension ({_either(_KEYED_DIMENSIONS)}), or in one row of key "
-    f"`{FLEET_KEY}` for `{FLEET}`, every call. "
-    "Without `window`: all-time totals; with `window`: the most recent windows by event time.",
-    responses=responses(READ, NUL_IN_QUERY),
-)
-async def stats(
-    _: StatsReader,
-    engine: Engine,
-    dimension: Annotated[Dimension, Path()],
-    window: Annotated[Literal["minute", "hour", "day"] | None, Query()] = None,
-    key: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 60,
-    by: Annotated[Metric, Query()] = "spend_usd",
-) -> dict[str, Any]:
-    dim = dimension
-    if window is None:
-        return {"dimension": dim, "totals": engine.analytics.totals(dim, key=key, by=by)}
-    if window not in GRANULARITIES:
-        raise BadRequest(f"window must be one of {GRANULARITIES}")
-    return {
-        "dimension": dim,
-        "window": window,
-        "windows": engine.analytics.window(dim, window, limit=limit, key=key, by=by),
-    }
-
-
-@router.get(
-    "/api/stats/{dimension}/top",
-    tags=["stats"],
-    summary=STATS_TOP_SUMMARY,
-    response_model=TopOut,
-    responses=responses(READ),
-)
-async def stats_top(
-    _: StatsReader,
-    engine: Engine,
-    dimension: Annotated[KeyedDimension, Path()],
-    by: Annotated[Metric, Query()] = "spend_usd",
-    n: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> dict[str, Any]:
-    return {"dimension": dimension, "by": by, "top": engine.analytics.top(dimension, by=by, n=n)}
-
-
-@router.get(
-    "/api/tasks",
-    tags=["recommendations"],
-    summary="What the policy believes per task",
-    response_model=TasksOut,
-    responses=responses(READ),
-)
-async def tasks(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return {"policy": engine.policy_status(), "tasks": engine.tasks()}
-
-
-class ArmIn(RequestBody):
-    model: str = Field(min_length=1, max_length=128)
-    provider: str = Field(min_length=1, max_length=64)
-    config: dict[str, str | Count | Number | Flag] = Field(default_factory=dict, max_length=32)
-
-
-@router.get(
-    "/api/catalog",
-    tags=["catalog"],
-    summary="Operator-managed arms",
-    response_model=CatalogOut,
-    responses=responses(READ),
-)
-async def catalog(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return {
-        "arms": [spec.to_dict() for spec in engine.catalog.values()],
-        "seen": [spec.to_dict() for spec in engine.arms.values()],
-        "withdrawn": sorted(engine.withdrawn),
-    }
-
-
-@router.post(
-    "/api/catalog",
-    tags=["catalog"],
-    status_code=201,
-    summary="Offer an arm (model, provider, config) to every task",
-    response_model=ArmOut,
-    responses=responses(WRITE),
-)
-async def add_arm(arm: ArmIn, _: OptimizerWriter, commands: Commands) -> dict[str, Any]:
-    spec = await commands.offer_arm(ArmSpec(arm.model, arm.provider, dict(arm.config)))
-    return spec.to_dict()
-
-
-@router.delete(
-    "/api/catalog/{arm}",
-    tags=["catalog"],
-    status_code=204,
-    summary="Withdraw an arm: never recommended again until it is offered again",
-    responses=responses(READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "not in the catalog")),
-)
-async def remove_arm(arm: str, _: OptimizerWriter, commands: Commands) -> None:
-    if not await commands.withdraw_arm(arm):
-        raise NotFound(
-            f"no catalog arm {arm!r} (GET /api/catalog lists them): an arm seen only in events "
-            "is not in the catalog; offer it first (POST /api/catalog with its model, provider "
-            "and config), then withdraw it"
-        )
-
-
-class ObjectiveIn(RequestBody):
-    quality_floor: Number | None = Field(None, ge=0, le=1)
-    relative_quality_floor: Number | None = Field(None, gt=0, le=1)
-    latency_p95_ms: Number | None = Field(None, gt=0)
-    wtp_per_usd: Number | None = Field(None, ge=0)
-    latency_weight_per_s: Number = Field(0.0, ge=0)
-
-
-@router.get(
-    "/api/objectives",
-    tags=["objectives"],
-    response_model=dict[str, ObjectiveOut],
-    responses=responses(READ),
-)
-async def objectives(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return engine.objectives()
-
-
-@router.put(
-    "/api/objectives/{scope}",
-    tags=["objectives"],
-    summary="Set the objective of a task type, a task family or `*`",
-    response_model=dict[str, ObjectiveOut],
-    responses=responses(WRITE),
-)
-async def set_objective(
-    scope: Annotated[str, Path(min_length=1, max_length=128)],
-    body: ObjectiveIn,
-    _: OptimizerWriter,
-    commands: Commands,
-) -> dict[str, Any]:
-    return {scope: await commands.set_objective(scope, Objective(**body.model_dump()))}
-
-
-#: the smallest budget limit, a micro-dollar
-MIN_LIMIT_USD = 0.000001
-AlertThreshold = Annotated[Number, Field(gt=0, le=10, description="fraction of the limit")]
-
-
-class BudgetIn(RequestBody):
-    scope: Literal["team", "agent"]
-    subject: str = Field(min_length=1, max_length=128)
-    period: Literal["day", "month"]
-    # at least a micro-dollar: the spend of a call (up to $1,000,000) over a limit of 5e-324
-    # was an infinite used fraction, and every GET /api/budgets a 500 (not JSON)
-    limit_usd: Number = Field(ge=MIN_LIMIT_USD)
-    alert_thresholds: tuple[AlertThreshold, ...] = Field(
-        (0.8, 1.0), max_length=8, json_schema_extra={"minItems": 1}
-    )
-
-    @field_validator("alert_thresholds")
-    @classmethod
-    def _some_threshold(cls, thresholds: tuple[float, ...]) -> tuple[float, ...]:
-        # checked once the thresholds are valid: as Field(min_length=1), one threshold out of
-        # range was also "Tuple should have at least 1 item after validation, not 0"
-        if not thresholds:
-            raise ValueError("give at least one threshold")
-        return thresholds
-
-
-@router.get(
-    "/api/budgets",
-    tags=["budgets"],
-    summary="Budgets with spend, forecast, pacing",
-    response_model=BudgetsOut,
-    responses=responses(READ),
-)
-async def budgets(_: StatsReader, engine: Engine) -> dict[str, Any]:
-    return {"budgets": engine.budgets.statuses()}
-
-
-@router.put(
-    "/api/budgets/{budget_id}",
-    tags=["budgets"],
-    summary="Create or replace a budget",
-    response_model=BudgetStatusOut,
-    responses=responses(WRITE),
-)
-async def put_budget(
-    budget_id: Annotated[str, Path(min_length=1, max_length=64)],
-    body: BudgetIn,
-    _: OptimizerWriter,
-    commands: Commands,
-) -> dict[str, Any]:
-    return await commands.put_budget(Budget(budget_id, **body.model_dump()))
-
-
-@router.delete(
-    "/api/budgets/{budget_id}",
-    tags=["budgets"],
-    status_code=204,
-    responses=responses(
-        READ, CHECKPOINT_DOWN, ApiError(404, "not_found", "no budget with that id")
-    ),
-)
-async def delete_budget(budget_id: str, _: OptimizerWriter, commands: Commands) -> None:
-    if not await commands.delete_budget(budget_id):
-        raise NotFound(f"no budget {budget_id!r}")
+# after the recommendations, in the order the OpenAPI document lists them
+router.include_router(stats.router)
+router.include_router(catalog.router)
+router.include_router(budgets.router)
