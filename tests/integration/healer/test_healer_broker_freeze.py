@@ -32,8 +32,9 @@ FREEZE_S = 8.0
 DURING_FREEZE = 4
 
 
-async def until(condition: Any, timeout_s: float, what: str) -> None:
-    """Poll ``condition`` (a function, or a coroutine function) until it holds."""
+async def until(condition: Any, timeout_s: float, what: str, detail: Any = None) -> None:
+    """Poll ``condition`` (a function, or a coroutine function) until it holds; a failure
+    says ``detail()`` too, when given."""
 
     async def poll() -> None:
         while True:
@@ -47,7 +48,7 @@ async def until(condition: Any, timeout_s: float, what: str) -> None:
     try:
         await asyncio.wait_for(poll(), timeout_s)
     except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
+        pytest.fail(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
 
 
 @pytest.mark.timeout(300)
@@ -85,10 +86,18 @@ async def test_a_broker_frozen_past_the_request_timeout_is_ridden_out(
                 for i in range(DURING_FREEZE)
             ]
             broker_pid = disk_stack.components["broker"].pid
+            last_answer: dict[str, Any] = {}
             os.kill(broker_pid, signal.SIGSTOP)
             try:
-                # the republish (every second here) meets the frozen broker: the wait starts
-                await until(lambda: waiting(client), 30, "/readyz to say the healer waits")
+                # the republish (every second here) meets the frozen broker: the wait starts.
+                # A CI run beside other work (a loaded machine) saw 30 s run out: the failure
+                # says what /readyz last answered.
+                await until(
+                    lambda: waiting(client, last_answer),
+                    60,
+                    "/readyz to say the healer waits",
+                    detail=lambda: last_answer,
+                )
                 sending = asyncio.create_task(
                     send_acknowledged(frozen_sender, lab.errors.name, during)
                 )
@@ -147,9 +156,11 @@ async def test_a_broker_frozen_past_the_request_timeout_is_ridden_out(
         await lab.close()
 
 
-async def waiting(client: Any) -> bool:
-    """/readyz is down and its circuits check says the healer waits for the broker."""
+async def waiting(client: Any, last_answer: dict[str, Any]) -> bool:
+    """/readyz is down and its circuits check says the healer waits for the broker
+    (``last_answer`` is given its status and checks)."""
     answer = await client.get("/readyz")
+    last_answer.update(status=answer.status_code, checks=answer.json()["checks"])
     circuits = answer.json()["checks"]["circuits"]
     return answer.status_code == 503 and "waiting for the broker to take records" in circuits
 
