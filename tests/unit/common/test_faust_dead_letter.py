@@ -110,9 +110,10 @@ async def test_a_dead_letter_refused_for_now_is_sent_again_until_taken(monkeypat
     assert [args[0] for args in producer.sent] == ["agent.error.v1.dlq"]
 
 
-async def test_a_dead_letter_the_broker_refuses_for_good_is_not_sent_for_ever() -> None:
-    """An ACL that refuses the DLQ topic: sent again for ever, the agent waited for ever
-    (and so did the app's stop, which waits for the record's ack)."""
+async def test_a_dead_letter_the_broker_refuses_for_good_leaves_the_record_and_crashes() -> None:
+    """An ACL that refuses the DLQ topic: the send is not tried again (it would wait for
+    ever, and so would the app's stop), the record is marked so Faust's ack of it does
+    nothing and no stop waits for it, and the app crashes."""
     producer = RefusingProducer([TopicAuthorizationFailedError()])
     app = FaustApp(producer)
     poison = _poison()

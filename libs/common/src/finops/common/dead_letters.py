@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from faust.exceptions import ProducerSendError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from finops.common.events import EventTopics
@@ -168,7 +169,10 @@ async def faust_handle(
     as an :class:`~finops.common.consumer.AtLeastOnceConsumer`'s loop does. A record that
     reaches an agent of a crashed app is left unacknowledged too.
 
-    Use with ``async for event in stream.events()`` so the message's origin is known. Not
+    Use with ``async for event in stream.events()`` (not ``take_events()``, whose batch is
+    acked as a whole) in an agent of ``concurrency=1``, so the message's origin is known and
+    no later record of its partition is acked while it is in flight: Faust commits past one
+    unacked offset, so with two actors a record refused for good was skipped. Not
     :class:`AtLeastOnceConsumer`'s policy: the ``max_attempts`` tries follow each other with
     no backoff, and any error is parked, a dependency failure included (that consumer raises
     one instead). So it suits handlers that do no I/O, such as decoding a record: its callers
@@ -255,16 +259,25 @@ def leave_uncommitted(app: Any, message: Any) -> None:
 
 def broker_may_take_it_later(error: BaseException) -> bool:
     """Whether a send the broker refused may pass when tried again: a retriable Kafka error,
-    or no acknowledgement in time (aiokafka does not mark that one retriable).
+    or no acknowledgement in time (aiokafka does not mark that one retriable), also as the
+    cause of Faust's ``ProducerSendError`` (its producer wraps a Kafka error raised while the
+    send is queued: read as it came, a transient error was taken for a refusal for good).
 
     Examples
     --------
     >>> from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+    >>> from faust.exceptions import ProducerSendError
     >>> broker_may_take_it_later(KafkaTimeoutError())
     True
     >>> broker_may_take_it_later(TopicAuthorizationFailedError())
     False
+    >>> wrapped = ProducerSendError("Error while sending")
+    >>> wrapped.__cause__ = KafkaTimeoutError()
+    >>> broker_may_take_it_later(wrapped)
+    True
     """
+    if isinstance(error, ProducerSendError) and error.__cause__ is not None:
+        error = error.__cause__
     return isinstance(error, KafkaTimeoutError) or (
         isinstance(error, KafkaError) and bool(error.retriable)
     )
@@ -309,4 +322,5 @@ def register_validating_agent(app: Any, spec: Any, service: str) -> None:
             await faust_handle(app, event, decode, service=service, max_attempts=1)
 
     export_stream_counts(service, [spec.name])
-    app.agent(source, name=f"{service}-{spec.name}")(consume)
+    # one actor, one event at a time: faust_handle's uncommitted record needs it
+    app.agent(source, name=f"{service}-{spec.name}", concurrency=1)(consume)

@@ -57,7 +57,8 @@ def register_agents(app: faust.App, topic: str = EXPERIMENTS.name) -> None:
     source = app.topic(topic, value_serializer="raw", partitions=EXPERIMENTS.partitions)
     export_stream_counts("experiments", [topic])
 
-    @app.agent(source, name="experiments-announcements")
+    # one actor, one event at a time: faust_handle's uncommitted record needs it
+    @app.agent(source, name="experiments-announcements", concurrency=1)
     async def read_back(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await faust_handle(app, event, read_announcement, service="experiments", max_attempts=1)
