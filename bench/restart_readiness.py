@@ -40,8 +40,8 @@ from typing import Any
 
 import httpx
 
-from finops.cli.infra import StackSettings
 from finops.cli.process import is_same_process
+from finops.cli.stack_settings import StackSettings
 from finops.cli.stack_state import read_state
 
 SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")

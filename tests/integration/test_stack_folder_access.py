@@ -14,7 +14,7 @@ import pytest
 from support import wait_for
 
 from finops.cli.folder_access import PosixAcl, can_traverse, grant_traverse
-from finops.cli.infra_commands import POSTGRES_OS_USER
+from finops.cli.infra_processes import POSTGRES_OS_USER
 from finops.cli.ports import free_port
 from finops.cli.stack import Stack, StackSettings
 

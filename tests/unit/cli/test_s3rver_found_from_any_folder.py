@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finops.cli import infra_commands
+from finops.cli import infra_processes
 from finops.cli.stack_settings import StackSettings
 
 
@@ -15,15 +15,15 @@ def test_s3rver_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypat
     installed = checkout / ".tools" / "s3rver" / "node_modules" / ".bin" / "s3rver"
     installed.parent.mkdir(parents=True)
     installed.write_text("#!/bin/sh\n")
-    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "infra_commands.py"
+    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "infra_processes.py"
     module.parent.mkdir(parents=True)
     module.write_text("")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    monkeypatch.setattr(infra_commands, "__file__", str(module))
+    monkeypatch.setattr(infra_processes, "__file__", str(module))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     data = tmp_path / "data" / "stack"
-    found = infra_commands.s3rver_bin(StackSettings(data_dir=data), data)
+    found = infra_processes.s3rver_bin(StackSettings(data_dir=data), data)
 
     assert Path(found) == installed.resolve()

