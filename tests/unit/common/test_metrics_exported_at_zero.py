@@ -215,7 +215,6 @@ ALERTED = [
             "not_a_provider_fault",
             "unsuccessful_call",
             "undecodable",
-            "repeated",
         )
     ),
 ]
