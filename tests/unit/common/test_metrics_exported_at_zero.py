@@ -215,6 +215,7 @@ ALERTED = [
             "not_a_provider_fault",
             "unsuccessful_call",
             "undecodable",
+            "repeated",
         )
     ),
 ]

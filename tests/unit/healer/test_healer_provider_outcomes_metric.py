@@ -87,6 +87,18 @@ def test_successes_and_provider_faults_are_counted_by_provider():
     }
 
 
+def test_an_error_sent_again_with_its_experiment_tag_is_one_fault():
+    # The SDK sends the error a cancelled call gave up after again, the same event with its
+    # experiment tag: it counted twice in the provider's fault rate (the alert's), while the
+    # breakers, which count an id once, saw one fault.
+    intake, registry = forwarder(max_providers=8)
+    first = json.loads(error("anthropic", 529, OVERLOADED))
+    again = {**first, "data": {**first["data"], "experiment": {"id": "e", "variant": "B"}}}
+    outcomes = [read(intake, json.dumps(event).encode()) for event in (first, again)]
+    assert [o.event_id if o else None for o in outcomes] == [first["id"]] * 2  # forwarded
+    assert counts(registry) == {("anthropic", "success"): 0.0, ("anthropic", "fault"): 1.0}
+
+
 def test_providers_past_the_cap_are_counted_together_as_other():
     intake, registry = forwarder(max_providers=2)
     for provider in ["a", "b", "c", "d", "a"]:

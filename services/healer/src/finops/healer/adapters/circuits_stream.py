@@ -30,6 +30,7 @@ from finops.common.broker_outage import BrokerOutage, Outgoing, publish_acknowle
 from finops.common.checkpoints import PostgresCheckpointStore
 from finops.common.consumer import AtLeastOnceConsumer, Handler
 from finops.common.events import ErrorEvent, EventTopics, LlmCallEvent
+from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.lifespan import end_process_if_failed, finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
@@ -47,10 +48,13 @@ log = logging.getLogger(__name__)
 OUTCOMES = counter_by(
     "finops_healer_breaker_outcomes_total",
     "Calls read for the circuit breakers, by outcome (success, fault, not_a_provider_fault,"
-    " unsuccessful_call, undecodable)",
+    " unsuccessful_call, undecodable; repeated: a fault whose event id was read already)",
     "outcome",
-    ("success", "fault", "not_a_provider_fault", "unsuccessful_call", "undecodable"),
+    ("success", "fault", "not_a_provider_fault", "unsuccessful_call", "undecodable", "repeated"),
 )
+#: provider fault ids one instance's intake remembers (in memory only: a restart or a
+#: rebalance forgets them), so that an error read again counts once in the metrics below
+FAULT_IDS = 65_536
 PROVIDER_OUTCOMES = Counter(
     "finops_healer_breaker_provider_outcomes_total",
     "Calls forwarded to the circuit breakers, by provider and outcome (success or fault)",
@@ -135,6 +139,10 @@ class OutcomeForwarder:
         #: the event topics, each decoded by the event type it carries
         self.event_topics = EventTopics(settings.cost_topic, settings.error_topic)
         self._forwarded: list[Outgoing] = []
+        #: the ids of the provider faults this instance read: one read again (the SDK sends
+        #: the error a cancelled call gave up after again, the same event with its experiment
+        #: tag) is forwarded (the breaker counts an id once) but not counted again by provider
+        self.fault_ids = IdDedupe(FAULT_IDS)
 
     def outcome(self, topic: str, value: bytes) -> ProviderOutcome | None:
         """What one cost/error record of ``topic`` says about its provider/model, if anything
@@ -159,9 +167,12 @@ class OutcomeForwarder:
             if not counts_against_provider(kind):
                 OUTCOMES.labels("not_a_provider_fault").inc()
                 return None
-            OUTCOMES.labels("fault").inc()
             failed = event.data
-            self.by_provider.count(failed.provider, "fault")
+            if self.fault_ids.add(fingerprint(event.id)):
+                OUTCOMES.labels("fault").inc()
+                self.by_provider.count(failed.provider, "fault")
+            else:
+                OUTCOMES.labels("repeated").inc()
             return ProviderOutcome(
                 str(event.id), failed.provider, failed.model, True, at, kind.value
             )
