@@ -52,8 +52,9 @@ def create_stream_service_app(
                 yield
             finally:
                 stopping.set()
-                if watch is not None:
+                if watch is not None:  # it waits for the app's stop, which comes after this
                     watch.cancel()
+                    await asyncio.wait({watch})
                 await broker.close()
 
     broker = BrokerProbe(settings)
