@@ -157,17 +157,7 @@ async def test_a_faust_agent_whose_dead_letter_the_broker_refused_sends_it_again
     app = make_faust_app(settings)
     handled: list[bytes] = []
     outcomes: list[bool] = []
-
-    async def handler(value: bytes) -> None:
-        if value == b"bad":
-            raise ValueError("does not decode")
-        handled.append(value)
-
-    async def consume(stream) -> None:
-        async for event in stream.events():
-            outcomes.append(await faust_handle(app, event, handler, service="test", max_attempts=1))
-
-    app.agent(app.topic(spec.name, value_serializer="raw"), name="test-dlq-agent")(consume)
+    _agent(app, spec, handled, outcomes)
     refusals = []
 
     async with faust_running(app):
@@ -180,13 +170,7 @@ async def test_a_faust_agent_whose_dead_letter_the_broker_refused_sends_it_again
             return await send(topic, *args, **kwargs)
 
         monkeypatch.setattr(app.producer, "send_and_wait", refused_twice)
-        writer = make_producer(settings)
-        await writer.start()
-        try:
-            for value in (b"bad", b"good"):
-                await writer.send_and_wait(spec.name, value, key=b"k")
-        finally:
-            await writer.stop()
+        await _write(settings, spec, [b"bad", b"good"])
         await wait_until(lambda: len(outcomes) == 2, 60, "both records handled")
 
     assert outcomes == [False, True] and handled == [b"good"] and len(refusals) == 2
