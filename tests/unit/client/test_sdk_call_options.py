@@ -189,12 +189,12 @@ def test_the_blocking_twin_waits_on_the_agents_clock() -> None:
     assert platform.of_type("agent.llm_call")[0]["latency_ms"] == pytest.approx(500.0)
 
 
-def test_docstring_examples_of_the_healing_module_run() -> None:
+def test_docstring_examples_of_the_advice_module_run() -> None:
     import doctest
 
-    from finops.client import _healing
+    from finops.client import _advice
 
-    result = doctest.testmod(_healing)
+    result = doctest.testmod(_advice)
     assert result.failed == 0 and result.attempted >= 1
 
 

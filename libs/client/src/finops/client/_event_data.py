@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from finops.client._healing import experiment_tag
+
+def experiment_tag(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """``{id, variant}`` from a tag, or from what ``assign()`` answered."""
+    if "experiment_id" in experiment:
+        return {"id": str(experiment["experiment_id"]), "variant": str(experiment["variant"])}
+    return {"id": str(experiment["id"]), "variant": str(experiment["variant"])}
 
 
 def call_data(

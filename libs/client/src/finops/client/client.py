@@ -44,7 +44,9 @@ from urllib.parse import quote
 import httpx
 
 from finops.client import _settings
+from finops.client._advice import Healing
 from finops.client._answers import LOCAL_URLS
+from finops.client._call_options import CallOptions
 from finops.client._event_data import (
     call_data,
     error_event_data,
@@ -52,12 +54,7 @@ from finops.client._event_data import (
     feature_value,
     lower_cased,
 )
-from finops.client._healing import (
-    CallOptions,
-    Healing,
-    SelfHealingCall,
-    maybe_await,
-)
+from finops.client._healing import SelfHealingCall, heal
 from finops.client._ingest import IngestPoster, OnRejected
 from finops.client._json_values import json_values
 from finops.client._names import refuse_control_characters
@@ -312,32 +309,7 @@ class AsyncFinOpsClient:
         budget and does the waits: a simulation passes its simulated clock.
         ``on_reported(event_id)`` is told the id of every event queued.
         """
-        healing = self._self_healing(options)
-        try:
-            while True:
-                began = healing.clock.now()
-                try:
-                    result = await maybe_await(fn(**healing.state.arguments()))
-                    healing.answered = True  # (paid for) whatever ends the call now
-                except Exception as exc:
-                    step = await healing.after_failure(exc)
-                    if step.give_up:
-                        raise
-                    if healing.trim is not None and step.trim_to is not None:
-                        await maybe_await(healing.trim(step.trim_to))
-                    await maybe_await(healing.clock.sleep(step.delay_s))
-                    continue
-                await healing.succeeded(result, (healing.clock.now() - began) * 1000.0)
-                return result
-        except GeneratorExit:  # destroyed, never to run again: no loop left to report on
-            raise
-        except BaseException:
-            # whatever ends the call (its give-up, the agent's timeout cancelling it in the
-            # healer's advice or the wait before the next attempt, its trim hook or clock
-            # raising): the error it ended after is queued as its give-up (not when its event
-            # loop closes under it: the sender is cancelled with the loop, the report lost)
-            await healing.ended()
-            raise
+        return await heal(fn, self._self_healing(options))
 
     def _self_healing(self, options: CallOptions) -> SelfHealingCall:
         """The reporting and advice of one :meth:`call` (shared with the blocking twin)."""

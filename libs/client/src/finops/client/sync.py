@@ -221,7 +221,7 @@ class FinOpsClient:
             try:
                 self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
             except ClientClosed as exc:  # closed while fn ran: its answer is not lost
-                healing.report_lost(exc)
+                healing.reports.report_lost(exc)
             return result
 
     def _ended(self, healing: SelfHealingCall) -> None:
