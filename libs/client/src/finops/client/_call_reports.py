@@ -65,8 +65,9 @@ def usage_of(result: Any, extract: Callable[[Any], Mapping[str, Any]] | None) ->
 
 
 class Enqueue(Protocol):
-    """The client's ``_enqueue``: queue an event (``time``: its time, default now;
-    ``wait=False``: without waiting for room in the buffer); its id."""
+    """The client's :meth:`~finops.client._delivery.Delivery.enqueue`: queue an event
+    (``time``: its time, default now; ``wait=False``: without waiting for room in the
+    buffer); its id."""
 
     def __call__(
         self,

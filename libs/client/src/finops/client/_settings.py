@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from finops.client._answers import LOCAL_URLS
 from finops.client._json_values import is_number
 
 
@@ -62,6 +63,13 @@ def request_timeout(value: Any) -> float | httpx.Timeout | None:
             f"request_timeout_s must be a number of seconds above 0, an httpx.Timeout or "
             f"None (no timeout), not {value!r}"
         ) from None
+
+
+def url(given: str | None, service: str) -> str:
+    """The address of ``service``: ``given``, else ``FINOPS_<SERVICE>_URL``, else the local
+    stack's port; without a trailing slash."""
+    url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
+    return url.rstrip("/")
 
 
 def api_key(given: str | None, token: str | None) -> str | None:

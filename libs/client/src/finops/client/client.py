@@ -31,13 +31,8 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Unpack
 from urllib.parse import quote
 
@@ -45,8 +40,8 @@ import httpx
 
 from finops.client import _settings
 from finops.client._advice import Healing
-from finops.client._answers import LOCAL_URLS
 from finops.client._call_options import CallOptions
+from finops.client._delivery import Delivery
 from finops.client._event_data import (
     call_data,
     error_event_data,
@@ -56,8 +51,6 @@ from finops.client._event_data import (
 )
 from finops.client._healing import SelfHealingCall, heal
 from finops.client._ingest import IngestPoster, OnRejected
-from finops.client._json_values import json_values
-from finops.client._names import refuse_control_characters
 from finops.client._queue import EventQueue, Overflow
 from finops.client._service_get import ServiceAt, get_json
 from finops.client._tokens import Tokens
@@ -70,8 +63,6 @@ from finops.client.errors import (
     RequestRefused,
 )
 
-log = logging.getLogger("finops.client")
-
 
 @dataclass
 class ClientStats:
@@ -81,15 +72,6 @@ class ClientStats:
     dropped: int = 0
     retries: int = 0
     batches: int = 0
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _url(given: str | None, service: str) -> str:
-    url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
-    return url.rstrip("/")
 
 
 class AsyncFinOpsClient:
@@ -138,11 +120,11 @@ class AsyncFinOpsClient:
         linger_s = _settings.seconds("linger_s", linger_s, zero=True)
         timeout = _settings.request_timeout(request_timeout_s)
         max_backoff_s = _settings.seconds("max_backoff_s", max_backoff_s, zero=True)
-        self.ingest_url = _url(ingest_url, "ingest")
-        self.auth_url = _url(auth_url, "auth")
-        self.optimizer_url = _url(optimizer_url, "optimizer")
-        self.experiments_url = _url(experiments_url, "experiments")
-        self.healer_url = _url(healer_url, "healer")
+        self.ingest_url = _settings.url(ingest_url, "ingest")
+        self.auth_url = _settings.url(auth_url, "auth")
+        self.optimizer_url = _settings.url(optimizer_url, "optimizer")
+        self.experiments_url = _settings.url(experiments_url, "experiments")
+        self.healer_url = _settings.url(healer_url, "healer")
         self.agent_id = agent_id
         self.batch_size = batch_size
         self.linger_s = linger_s
@@ -165,7 +147,7 @@ class AsyncFinOpsClient:
             overflow=overflow,
             max_backoff_s=max_backoff_s,
         )
-        self._closed = False
+        self._delivery = Delivery(self._queue, self._http)
 
     # ---- public API --------------------------------------------------------------------
 
@@ -223,7 +205,7 @@ class AsyncFinOpsClient:
             features=features,
             agent_id=agent_id,
         )
-        return await self._enqueue("agent.llm_call", data, event_id)
+        return await self._delivery.enqueue("agent.llm_call", data, event_id)
 
     def _call_data(self, **fields: Any) -> dict[str, Any]:
         """:func:`call_data` of this client's agent (what :meth:`call` reports)."""
@@ -275,7 +257,7 @@ class AsyncFinOpsClient:
             attempt=attempt,
             remedy=remedy,
         )
-        return await self._enqueue("agent.error", data, event_id)
+        return await self._delivery.enqueue("agent.error", data, event_id)
 
     async def call(self, fn: Callable[..., Any], **options: Unpack[CallOptions]) -> Any:
         """Run the agent's LLM call ``fn`` and heal its failures; returns what ``fn`` returns.
@@ -317,7 +299,7 @@ class AsyncFinOpsClient:
             raise self._closed_error()
         return SelfHealingCall.start(
             self._healing,
-            self._enqueue,
+            self._delivery.enqueue,
             self._call_data,
             self.agent_id,
             options,
@@ -347,7 +329,7 @@ class AsyncFinOpsClient:
         ``feature.<name>``, so it is a feature, never that parameter; the others under their
         own names, as every optimizer version reads them.
         """
-        if self._closed:  # its connections are released
+        if self._delivery.closed:  # its connections are released
             raise self._closed_error()
         params: dict[str, Any] = {"task_type": task_type, "agent_id": self.agent_id}
         if team:
@@ -372,7 +354,7 @@ class AsyncFinOpsClient:
         times, then :class:`PlatformUnavailable`; a refusal (409 ``experiment_not_running``)
         raises :class:`RequestRefused` at once.
         """
-        if self._closed:  # its connections are released
+        if self._delivery.closed:  # its connections are released
             raise self._closed_error()
         experiments = ServiceAt(
             "the experiments service", "experiments", self.experiments_url, "experiments_url"
@@ -386,7 +368,7 @@ class AsyncFinOpsClient:
     @property
     def pending(self) -> int:
         """Events not yet acknowledged by the platform."""
-        return self._queue.pending
+        return self._delivery.pending
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event recorded so far is delivered (or rejected as invalid).
@@ -396,94 +378,18 @@ class AsyncFinOpsClient:
         (unless ``on_rejected`` took them). Past ``timeout`` seconds, ``TimeoutError`` says
         how many are not delivered yet; delivery goes on.
         """
-        if self._closed:  # no sender left: nothing more is delivered
+        if self._delivery.closed:  # no sender left: nothing more is delivered
             raise self._closed_error()
-        await self._flush(timeout)
-
-    async def _flush(self, timeout: float | None, *, closing: bool = False) -> None:
-        """:meth:`flush`; ``closing``: close()'s, which says itself what was not delivered."""
-        self._queue.raise_if_failed()
-        if self.pending:
-            try:
-                await asyncio.wait_for(self._queue.drain(), timeout)
-            except TimeoutError as exc:
-                if closing:
-                    raise
-                events = "1 event" if self.pending == 1 else f"{self.pending} events"
-                then = (
-                    "the client is closing (close() says what was lost)"
-                    if self._queue.closing
-                    else "still retrying them (flush() again, or close() to deliver them or "
-                    "say what was lost)"
-                )
-                raise TimeoutError(
-                    f"{events} not delivered to {self.ingest_url} within {timeout} s; {then}"
-                ) from exc
-            self._queue.raise_if_failed()
-        self._ingest.raise_rejected()
+        await self._delivery.flush(timeout)
 
     def _closed_error(self) -> ClientClosed:
-        """What a closed client raises when used: with the number of events its ``close()``
-        did not deliver, if any."""
-        if self._closed and self.pending:
-            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
-            return ClientClosed(f"the client is closed: {undelivered} not delivered")
-        return ClientClosed("the client is closed")
+        """What a closed client raises when used (:meth:`Delivery.closed_error`)."""
+        return self._delivery.closed_error()
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver everything pending, then release the connection. Once closed, the client
         raises :class:`ClientClosed` from every call but ``close()`` (which returns)."""
-        if self._closed:
-            return
-        self._queue.closing = True
-        try:
-            await self._flush(timeout, closing=True)
-        except RequestRefused as exc:
-            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
-            raise RequestRefused(
-                f"{exc}; {undelivered} not delivered",
-                status=exc.status,
-                code=exc.code,
-                url=exc.url,
-            ) from exc
-        except TimeoutError as exc:
-            # the batch in flight is put back in the buffer when the sender is cancelled
-            # below: ``pending`` still counts it, and the error says how many were not sent
-            undelivered = "1 event was" if self.pending == 1 else f"{self.pending} events were"
-            message = f"{undelivered} not delivered to {self.ingest_url} within {timeout} s"
-            log.error("closing: %s", message)
-            raise TimeoutError(message) from exc
-        finally:
-            self._closed = True
-            await self._queue.stop()
-            await self._http.aclose()
-
-    async def _enqueue(
-        self,
-        event_type: str,
-        data: dict[str, Any],
-        event_id: str | None,
-        *,
-        time: str | None = None,
-        wait: bool = True,
-    ) -> str:
-        """Queue one event; ``time``: its time (default now); ``wait=False``: never wait for
-        room in the buffer (:meth:`EventQueue.put`)."""
-        if self._queue.closing:
-            raise self._closed_error()
-        self._queue.raise_if_failed()
-        event = {
-            "id": event_id or str(uuid.uuid4()),
-            "type": event_type,
-            "source": data["agent_id"],
-            "specversion": "1.0",
-            "time": time or _now(),
-            # numpy's numbers as plain ones; a value JSON cannot carry could never be sent
-            "data": json_values(data, "data"),
-        }
-        refuse_control_characters(event)  # ingest would refuse it: say so before queueing
-        await self._queue.put(event, wait=wait)
-        return str(event["id"])
+        await self._delivery.close(timeout)
 
 
 __all__ = [
