@@ -23,9 +23,9 @@ from _open_loop import healthz_latency, latency_line, open_loop, record_p99_agai
 from _rates import Progress, Rate
 from aiokafka import TopicPartition
 
-from finops.cli.infra import INFRA
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.infra import INFRA
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.ports import free_port
 from finops.common.kafka import make_consumer, make_producer
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST

@@ -17,8 +17,8 @@ import aiohttp
 from _harness import Series, kafka_settings, note, produce_events
 from _rates import Progress, Rate
 
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack
+from finops.cli.stack.local_stack import Stack
+from finops.cli.stack.ports import free_port
 from finops.common.topic_admin import ensure_topics
 from finops.common.topics import (
     AGENT_COST,

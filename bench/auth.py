@@ -9,8 +9,8 @@
    load on `GET /healthz` of the same server.
 3. Login p50 next to one bare argon2id hash at the same parameters.
 
-Starts its own PostgreSQL, Redis and broker (finops.cli.stack, infra only) on free ports in a
-temporary folder, and stops everything at the end. Run: .venv/bin/python bench/auth.py
+Starts its own PostgreSQL, Redis and broker (finops.cli.stack.local_stack, infra only) on free
+ports in a temporary folder, and stops everything at the end. Run: .venv/bin/python bench/auth.py
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from finops.auth.domain.passwords import PasswordHashing
-from finops.cli.infra import INFRA
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.infra import INFRA
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.ports import free_port
 from finops.common.auth import (
     SigningKey,
     StaticKeys,

@@ -38,7 +38,7 @@ from _harness import (
 from _open_loop import healthz_latency, latency_line, open_loop, record_p99_against_healthz
 from _rates import Progress, Rate
 
-from finops.cli.stack import Stack
+from finops.cli.stack.local_stack import Stack
 from finops.common.events import llm_call_event
 from finops.common.kafka import make_producer
 from finops.common.topic_admin import ensure_topics

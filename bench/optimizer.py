@@ -42,7 +42,7 @@ from _harness import (
 from _rates import Rate
 from _workers import learning_rate
 
-from finops.cli.stack import Stack
+from finops.cli.stack.local_stack import Stack
 from finops.common.events import llm_call_event
 from finops.common.topics import AGENT_COST
 

@@ -40,9 +40,9 @@ from typing import Any
 
 import httpx
 
-from finops.cli.process import is_same_process
-from finops.cli.stack_settings import StackSettings
-from finops.cli.stack_state import read_state
+from finops.cli.stack.process import is_same_process
+from finops.cli.stack.settings import StackSettings
+from finops.cli.stack.state import read_state
 
 SERVICES = ("auth", "ingest", "optimizer", "healer", "experiments")
 PHASES = ("restarted", "started", "serving", "ready", "adopted")

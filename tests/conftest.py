@@ -20,9 +20,9 @@ import pytest
 from support import worker_port_range
 
 from finops.cli.failures import CliError
-from finops.cli.infra import LocalInfra
-from finops.cli.ports import FREE_PORTS_ENV, free_port, free_port_range
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.infra import LocalInfra
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.ports import FREE_PORTS_ENV, free_port, free_port_range
 from finops.common.settings import LOCAL_BROKER_ENV
 
 
@@ -117,7 +117,7 @@ def _containers() -> Iterator[Infra]:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
-    from finops.cli.stack import Stack
+    from finops.cli.stack.local_stack import Stack
 
     with (
         PostgresContainer("postgres:17", driver=None) as pg,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import support
 
-from finops.cli.ports import FREE_PORTS_ENV, free_port
+from finops.cli.stack.ports import FREE_PORTS_ENV, free_port
 from finops.common.settings import LOCAL_BROKER_ENV
 
 COMPONENTS = [

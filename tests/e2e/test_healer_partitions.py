@@ -17,7 +17,7 @@ import pytest
 from cli_stack import another_instance, finops, operator_token, stack_log_tails, url_of, wait_for
 from support import llm_call
 
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.circuits import circuit_key
 from finops.common.partitions import partition_for
 from finops.common.topics import PROVIDER_OUTCOMES

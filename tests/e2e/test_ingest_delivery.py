@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from support import TokenFactory, ids_on_topic, llm_call, serve, wait_until
 
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack
+from finops.cli.stack.local_stack import Stack
+from finops.cli.stack.ports import free_port
 from finops.client import AsyncFinOpsClient
 from finops.common.auth import TokenVerifier
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings

@@ -16,7 +16,7 @@ import pytest
 from cli_stack import another_instance, finops, operator_token, stack_log_tails, url_of, wait_for
 from support import llm_call
 
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.topics import OPTIMIZER_EVENTS
 
 pytestmark = pytest.mark.e2e

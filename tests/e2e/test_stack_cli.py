@@ -13,8 +13,8 @@ import pytest
 from cli_stack import COMPONENTS, finops, wait_for
 from headless_chromium import painted_charts
 
-from finops.cli.process import pid_alive
 from finops.cli.report.store import LAST_RUN
+from finops.cli.stack.process import pid_alive
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """The local stack's broker gate: producers writing at once to the same partitions lose no
 acknowledged record (tansu 0.6.0 alone gives two concurrent batches the same offsets and keeps
-one of them; see ``finops.cli.broker_gate``)."""
+one of them; see ``finops.cli.stack.broker_gate``)."""
 
 from __future__ import annotations
 

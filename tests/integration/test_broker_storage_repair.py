@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support import CountProgress
 
-from finops.cli.storage_repair import OBJECT_SUFFIX
+from finops.cli.stack.storage_repair import OBJECT_SUFFIX
 from finops.common.topics import PROVIDER_OUTCOMES
 
 pytestmark = pytest.mark.integration

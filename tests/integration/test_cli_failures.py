@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from finops.cli.failures import explain
 from finops.cli.main import app
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from support import own_database, wait_until
 
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common import migrations
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import missing_topics, wait_for_topics

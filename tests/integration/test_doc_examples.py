@@ -28,7 +28,7 @@ from support import serve
 from finops.auth.admin import create_user
 from finops.auth.app import create_app as auth_app
 from finops.auth.settings import AuthSettings
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.auth.scopes import Role
 from finops.common.kafka import read_topic
 from finops.common.settings import LOCAL_BROKER_ENV, CommonSettings

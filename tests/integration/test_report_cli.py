@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import free_port
 from finops.cli.report import store
 from finops.cli.simulation.timeline import Timeline
+from finops.cli.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -44,7 +44,7 @@ async def test_service_is_alive_ready_and_scrapeable(service, infra_env, tmp_pat
 
 
 async def test_readiness_names_the_dependency_that_is_down(infra_env, monkeypatch):
-    from finops.cli.ports import free_port
+    from finops.cli.stack.ports import free_port
 
     monkeypatch.setenv("FINOPS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     from finops.auth.app import create_app

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from support import wait_for
 
-from finops.cli.folder_access import PosixAcl, can_traverse, grant_traverse
-from finops.cli.infra_processes import POSTGRES_OS_USER
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.folder_access import PosixAcl, can_traverse, grant_traverse
+from finops.cli.stack.infra_processes import POSTGRES_OS_USER
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

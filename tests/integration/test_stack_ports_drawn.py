@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from support import llm_call, publish
 
-from finops.cli.ports import free_port
-from finops.cli.stack import Stack
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack.local_stack import Stack
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.settings import StackSettings
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings
 from finops.common.topics import AGENT_COST

@@ -59,7 +59,7 @@ def test_the_examples_are_found() -> None:
         # the optimizer's: its spend detector's example was run by no test, and had gone stale
         "finops.optimizer.domain.anomaly",
         "finops.experiments.domain.conclusions",
-        "finops.cli.process",
+        "finops.cli.stack.process",
     } <= set(MODULES)
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from finops.auth.app import create_app
 from finops.cli.main import app as finops_cli
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.auth import (
     CurrentPrincipal,
     Principal,

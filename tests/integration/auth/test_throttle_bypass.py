@@ -25,7 +25,7 @@ from finops.auth.adapters.redis_store import (
 )
 from finops.auth.app import create_app
 from finops.auth.domain.rules import AttemptVerdict, registration_throttle_key
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.auth import blocklist_redis
 from finops.common.runner import uvicorn_options
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from support import TokenFactory, ids_on_topic, llm_call
 
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 from finops.common.auth import TokenVerifier, revoke
 from finops.common.kafka import read_topic
 from finops.common.settings import CommonSettings

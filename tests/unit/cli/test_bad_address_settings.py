@@ -145,7 +145,7 @@ def test_a_list_setting_that_is_not_json_is_one_line_naming_it(monkeypatch):
 def test_an_empty_service_url_is_not_set(monkeypatch):
     # `FINOPS_OPTIMIZER_URL=` from a CI job or an .env file stopped every command, `finops
     # down` (and so `make clean`) too, as a malformed URL
-    from finops.cli.stack_settings import StackSettings
+    from finops.cli.stack.settings import StackSettings
 
     monkeypatch.setenv("FINOPS_OPTIMIZER_URL", "")
     empty = StackSettings()

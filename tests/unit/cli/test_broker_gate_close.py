@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from finops.cli.broker_gate import BrokerGate
+from finops.cli.stack.broker_gate import BrokerGate
 
 
 class _BrokerThatNeverAnswers(BrokerGate):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import doctest
 
-from finops.cli import kafka_frames
-from finops.cli.gate_turns import GroupTurn, Turns
+from finops.cli.stack import kafka_frames
+from finops.cli.stack.gate_turns import GroupTurn, Turns
 
 
 def produce(correlation_id: int, acks: int = -1) -> bytes:

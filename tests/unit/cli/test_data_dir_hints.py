@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from finops.cli import stack_start, stack_state
+from finops.cli import stack_start
 from finops.cli.main import app
-from finops.cli.process import started_at_ticks
+from finops.cli.stack import state as stack_state
+from finops.cli.stack.process import started_at_ticks
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 

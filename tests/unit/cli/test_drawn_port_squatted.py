@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.process import Component
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.process import Component
 
 
 @pytest.fixture

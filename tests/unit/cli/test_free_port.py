@@ -14,9 +14,9 @@ import sys
 import pytest
 from support import worker_port_range
 
-from finops.cli import ports
 from finops.cli.failures import CliError
-from finops.cli.ports import (
+from finops.cli.stack import ports
+from finops.cli.stack.ports import (
     FREE_PORTS_ENV,
     ephemeral_range,
     free_port,
@@ -167,7 +167,7 @@ def _draw_in_another_process(free_ports: str, env: dict[str, str] | None = None)
     two others, does), with ``env`` added to its environment."""
     code = (
         "from finops.cli.failures import CliError\n"
-        "from finops.cli.ports import free_port\n"
+        "from finops.cli.stack.ports import free_port\n"
         "try:\n    print(free_port())\n"
         "except CliError as exc:\n    print(exc.message)\n"
     )
@@ -233,7 +233,7 @@ def test_importing_the_cli_does_not_look_for_a_temporary_folder() -> None:
         "import tempfile\n"
         "def nowhere():\n    raise FileNotFoundError('No usable temporary directory found')\n"
         "tempfile.gettempdir = nowhere\n"
-        "from finops.cli import ports\n"
+        "from finops.cli.stack import ports\n"
         "print('imported')\n"
     )
     done = subprocess.run(

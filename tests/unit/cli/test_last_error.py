@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import doctest
 
-from finops.cli import process
-from finops.cli.process import last_error
+from finops.cli.stack import process
+from finops.cli.stack.process import last_error
 
 
 def test_the_last_error_line_of_a_json_log_is_named(tmp_path):

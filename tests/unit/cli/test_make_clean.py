@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.process import pid_alive, started_at_ticks
+from finops.cli.stack.process import pid_alive, started_at_ticks
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from finops.cli.stack import Stack, StackError, StackSettings
+from finops.cli.stack.local_stack import Stack, StackError, StackSettings
 
 
 def test_a_taken_port_names_it_and_how_to_stop_a_stack_of_another_data_dir(tmp_path):

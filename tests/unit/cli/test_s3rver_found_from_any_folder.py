@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finops.cli import infra_processes
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack import infra_processes
+from finops.cli.stack.settings import StackSettings
 
 
 def test_s3rver_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypatch):
@@ -15,7 +15,7 @@ def test_s3rver_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypat
     installed = checkout / ".tools" / "s3rver" / "node_modules" / ".bin" / "s3rver"
     installed.parent.mkdir(parents=True)
     installed.write_text("#!/bin/sh\n")
-    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "infra_processes.py"
+    module = checkout / "libs" / "cli" / "src" / "finops" / "cli" / "stack" / "infra_processes.py"
     module.parent.mkdir(parents=True)
     module.write_text("")
     elsewhere = tmp_path / "elsewhere"

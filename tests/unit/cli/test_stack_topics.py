@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.stack import Stack, StackError, StackSettings
+from finops.cli.stack.local_stack import Stack, StackError, StackSettings
 from finops.common import topic_admin
 from finops.common.settings import CommonSettings
 

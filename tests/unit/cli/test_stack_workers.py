@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from finops.cli import failures
 from finops.cli.failures import explain
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.local_stack import Stack, StackSettings
 
 
 def services_of(stack: Stack) -> dict[str, dict[str, str]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import free_port
-from finops.cli.process import started_at_ticks
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import started_at_ticks
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import free_port
-from finops.cli.process import Component
-from finops.cli.stack import Stack, StackSettings, StartInterrupted
+from finops.cli.stack.local_stack import Stack, StackSettings, StartInterrupted
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 

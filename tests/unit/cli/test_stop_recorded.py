@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli.ports import free_port
-from finops.cli.process import Component, is_same_process, pid_alive, started_at_ticks
-from finops.cli.stack import Stack, StackError, StackSettings
-from finops.cli.stack_state import (
+from finops.cli.stack.local_stack import Stack, StackError, StackSettings
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component, is_same_process, pid_alive, started_at_ticks
+from finops.cli.stack.state import (
     mark_stopped,
     read_state,
     running_supervisor,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from finops.cli import storage_repair
-from finops.cli.storage_repair import OBJECT_SUFFIX, repair_storage
+from finops.cli.stack import storage_repair
+from finops.cli.stack.storage_repair import OBJECT_SUFFIX, repair_storage
 
 PARTITION = "clusters/c/topics/finops.provider-outcomes.v1/partitions/0000000000"
 

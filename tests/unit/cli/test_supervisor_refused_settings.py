@@ -13,9 +13,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import free_port
-from finops.cli.process import Component
-from finops.cli.stack import Stack, StackSettings
+from finops.cli.stack.local_stack import Stack, StackSettings
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component
 
 REFUSED = "error: FINOPS_REDIS_PORT=0: Input should be greater than or equal to 1"
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import FREE_PORTS_ENV, free_port
+from finops.cli.stack.ports import FREE_PORTS_ENV, free_port
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
 

@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 from support import wait_for
 
-from finops.cli.ports import free_port
-from finops.cli.process import Component, pid_alive
-from finops.cli.stack import Stack, StackSettings, StartInterrupted
+from finops.cli.stack.local_stack import Stack, StackSettings, StartInterrupted
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component, pid_alive
 
 #: `finops up` whose infrastructure is processes that say they started (their pid in a file
 #: of the data folder) and never get ready
 FAKE_INFRA_UP = """
 import sys
-from finops.cli import infra
-from finops.cli.ports import free_port
-from finops.cli.process import Component
+from finops.cli.stack import infra
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component
 
 def fake(self, name):
     started = self.root / f"{name}.pid"

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.ports import free_port
+from finops.cli.stack.ports import free_port
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
 PASSWORD = "a long enough password"

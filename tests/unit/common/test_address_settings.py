@@ -8,7 +8,7 @@ import importlib
 import pytest
 from pydantic import ValidationError
 
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack.settings import StackSettings
 from finops.common.settings import CommonSettings
 from finops.optimizer.settings import OptimizerSettings
 

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from finops.auth.settings import AuthSettings
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack.settings import StackSettings
 from finops.experiments.settings import ExperimentsSettings
 from finops.healer.settings import HealerSettings
 from finops.ingest.settings import IngestSettings

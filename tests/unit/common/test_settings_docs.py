@@ -19,7 +19,7 @@ SETTINGS_DOC = ROOT / "docs" / "settings.md"
 MODULES = [
     "finops.common.settings",
     "finops.common.stream_settings",
-    "finops.cli.stack_settings",
+    "finops.cli.stack.settings",
     *(f"finops.{p.parent.name}.settings" for p in ROOT.glob("services/*/src/finops/*/settings.py")),
 ]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from finops.cli.failures import CliError, fill_in
 from finops.cli.output import console
-from finops.cli.stack import Stack
+from finops.cli.stack.local_stack import Stack
 
 #: a simulation of one to three minutes on a laptop
 DEMO_CALLS = 10000

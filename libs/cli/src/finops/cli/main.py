@@ -12,7 +12,7 @@ from finops.cli import stack_cmds
 from finops.cli.db_cmds import db_app
 from finops.cli.failures import fill_in
 from finops.cli.output import console, err_console
-from finops.cli.stack import StackSettings
+from finops.cli.stack.local_stack import StackSettings
 from finops.cli.typer_app import FinopsTyper
 from finops.cli.users_cmds import keys_app, users_app
 from finops.common.settings import known_settings, unknown_settings

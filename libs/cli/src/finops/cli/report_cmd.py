@@ -47,7 +47,7 @@ def report(
     from finops.cli.report.model import from_simulation
     from finops.cli.simulate_cmd import unreachable
     from finops.cli.simulate_platform import Endpoints
-    from finops.cli.stack_settings import StackSettings
+    from finops.cli.stack.settings import StackSettings
 
     if out is not None:
         check_file_to_write("--out", out)

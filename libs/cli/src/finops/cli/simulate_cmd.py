@@ -109,7 +109,7 @@ def keep_last_run(report: SimulationReport) -> None:
     """Leave the run's result and timeline in the stack's folder for ``finops report``
     (when the folder is there: a simulation against a remote stack keeps nothing)."""
     from finops.cli.report import store
-    from finops.cli.stack_settings import StackSettings
+    from finops.cli.stack.settings import StackSettings
 
     data_dir = StackSettings().data_dir.resolve()
     if data_dir.is_dir():

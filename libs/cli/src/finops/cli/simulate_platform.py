@@ -32,7 +32,7 @@ class Endpoints:
 
     @classmethod
     def from_environment(cls) -> Endpoints:
-        from finops.cli.stack_settings import StackSettings
+        from finops.cli.stack.settings import StackSettings
         from finops.common.settings import CommonSettings
 
         stack = StackSettings()  # refuses a malformed FINOPS_<SERVICE>_URL (exit 2)

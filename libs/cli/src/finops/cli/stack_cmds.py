@@ -13,10 +13,9 @@ from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
 from finops.cli.failures import CliError
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
-from finops.cli.ports import FREE_PORTS_ENV, check_bind_host, parse_port_range
-from finops.cli.stack import Stack, StackError, StackSettings
-from finops.cli.stack_start import up_detached, up_foreground
-from finops.cli.stack_state import (
+from finops.cli.stack.local_stack import Stack, StackError, StackSettings
+from finops.cli.stack.ports import FREE_PORTS_ENV, check_bind_host, parse_port_range
+from finops.cli.stack.state import (
     is_starting,
     mark_stopped,
     read_state,
@@ -26,6 +25,7 @@ from finops.cli.stack_state import (
     status_table,
     stop_recorded,
 )
+from finops.cli.stack_start import up_detached, up_foreground
 from finops.common.settings import CommonSettings
 from finops.common.topics import OPTIMIZER_EVENTS
 

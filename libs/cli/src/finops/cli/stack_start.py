@@ -15,8 +15,8 @@ import typer
 
 from finops.cli.failures import CliError, explain
 from finops.cli.output import console
-from finops.cli.stack import Stack, StackError, StackSettings, StartInterrupted
-from finops.cli.stack_state import (
+from finops.cli.stack.local_stack import Stack, StackError, StackSettings, StartInterrupted
+from finops.cli.stack.state import (
     read_state,
     record_failed_start,
     stack_command,

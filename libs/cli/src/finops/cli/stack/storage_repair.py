@@ -3,7 +3,7 @@
 The local broker (tansu) keeps its log as objects in s3rver, which writes each object's file
 as the bytes arrive. When the broker is killed in the middle of a write, the object stays
 empty or cut short. Tansu then fails every fetch of that partition ("EOF while parsing a
-value"), so the broker gate (:mod:`finops.cli.broker_gate`) never opens again. The stack
+value"), so the broker gate (:mod:`finops.cli.stack.broker_gate`) never opens again. The stack
 runs :func:`repair_storage` before every (re)start of the broker:
 
 - a record batch cut short was never acknowledged to its producer (the broker acknowledges a

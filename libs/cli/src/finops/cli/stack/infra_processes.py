@@ -1,6 +1,6 @@
 """Each piece of the local stack's infrastructure: the command that starts it, what it needs
 first, and how it is known to be ready (PostgreSQL, Redis, the broker's storage, the broker
-and its gate). :class:`finops.cli.infra.LocalInfra` assembles them into components.
+and its gate). :class:`finops.cli.stack.infra.LocalInfra` assembles them into components.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from finops.cli.folder_access import FolderAccessError, grant_traverse
-from finops.cli.ports import tcp_open
-from finops.cli.stack_settings import DATABASE_NAME, StackSettings
-from finops.cli.storage_repair import repair_storage
+from finops.cli.stack.folder_access import FolderAccessError, grant_traverse
+from finops.cli.stack.ports import tcp_open
+from finops.cli.stack.settings import DATABASE_NAME, StackSettings
+from finops.cli.stack.storage_repair import repair_storage
 
 POSTGRES_OS_USER = "embedded_postgres"
 

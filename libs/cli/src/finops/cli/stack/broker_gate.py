@@ -25,7 +25,7 @@ one, from any client, has been answered.
 
 The gate also keeps a consumer group's heartbeats, leaves and offset commits from reaching
 the broker while another request of that group is there, for at most 5 s
-(:class:`~finops.cli.gate_turns.GroupTurn`; joins and syncs may go together: held back one
+(:class:`~finops.cli.stack.gate_turns.GroupTurn`; joins and syncs may go together: held back one
 behind another, each rebalance of two optimizer workers stalled 13 to 31 s). tansu 0.6.0's
 group coordinator (as its source reads) takes a group's state out of its cache while it
 handles one of its requests but an offset fetch (a follower's join holds it for 3 s), a
@@ -39,7 +39,7 @@ out too, never with tansu's memory storage, which refuses such a write (tansu th
 the request). Every other request passes at once. Real Apache Kafka needs none of this; the
 gate is part of the local stack only.
 
-Run as ``python -m finops.cli.broker_gate --listen HOST:PORT --broker HOST:PORT``.
+Run as ``python -m finops.cli.stack.broker_gate --listen HOST:PORT --broker HOST:PORT``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from aiokafka.protocol.admin import CreateTopicsRequest
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
-from finops.cli.gate_turns import Connection, Turns
+from finops.cli.stack.gate_turns import Connection, Turns
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger("finops.broker_gate")
@@ -272,7 +272,9 @@ async def _forward_responses(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m finops.cli.broker_gate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m finops.cli.stack.broker_gate", description=__doc__
+    )
     parser.add_argument("--listen", required=True, help="HOST:PORT clients connect to")
     parser.add_argument("--broker", required=True, help="HOST:PORT of the broker itself")
     args = parser.parse_args(argv)

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from finops.cli.ports import tcp_open
-from finops.cli.process import is_same_process, pid_alive, started_at_ticks
-from finops.cli.stack_settings import StackSettings
+from finops.cli.stack.ports import tcp_open
+from finops.cli.stack.process import is_same_process, pid_alive, started_at_ticks
+from finops.cli.stack.settings import StackSettings
 
 
 def state_path(root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The broker gate's turns (:mod:`finops.cli.broker_gate` says why each is needed): one
+"""The broker gate's turns (:mod:`finops.cli.stack.broker_gate` says why each is needed): one
 acknowledged produce request at a time, from any client; a consumer group's heartbeats,
 leaves and offset commits alone among its requests, for at most their turn's wait. A
 connection's request waits for its turn before it is forwarded, and the turn passes on when
@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from finops.cli.kafka_frames import PRODUCE, RequestHeader, int32, parse_request
+from finops.cli.stack.kafka_frames import PRODUCE, RequestHeader, int32, parse_request
 
 log = logging.getLogger("finops.broker_gate")
 

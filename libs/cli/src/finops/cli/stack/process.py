@@ -1,5 +1,6 @@
 """Processes of the local stack: liveness (a pid and its start time) and one supervised child
-process (:class:`Component`); the ports they listen on are drawn by :mod:`finops.cli.ports`."""
+process (:class:`Component`); the ports they listen on are drawn by
+:mod:`finops.cli.stack.ports`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finops.cli.ports import tcp_open
+from finops.cli.stack.ports import tcp_open
 
 _PR_SET_PDEATHSIG = 1
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from finops.cli.infra import SERVICES, LocalInfra
-from finops.cli.infra_processes import StackError
-from finops.cli.ports import free_port, port_is_free
-from finops.cli.process import Component, last_error, started_at_ticks
-from finops.cli.stack_settings import DATABASE_NAME, StackSettings
-from finops.cli.stack_state import stack_command, write_state_file
+from finops.cli.stack.infra import SERVICES, LocalInfra
+from finops.cli.stack.infra_processes import StackError
+from finops.cli.stack.ports import free_port, port_is_free
+from finops.cli.stack.process import Component, last_error, started_at_ticks
+from finops.cli.stack.settings import DATABASE_NAME, StackSettings
+from finops.cli.stack.state import stack_command, write_state_file
 from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.settings_errors import SETTINGS_REFUSED
 
