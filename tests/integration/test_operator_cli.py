@@ -177,7 +177,7 @@ async def test_topic_counts_do_not_stop_at_the_first_quiet_moment(infra):
     """``finops topics`` counted a topic as empty when its first fetch took longer than the
     quiet it waits for; counting now runs to the end offsets first.  With no quiet at all
     (``idle_s`` 0) the quiet-only rule read nothing."""
-    from finops.cli.ops import count_messages
+    from finops.cli.commands.ops import count_messages
 
     settings = CommonSettings(
         kafka_bootstrap=infra.kafka_bootstrap, kafka_enable_idempotence=not infra.local_broker
@@ -220,7 +220,7 @@ async def test_topic_counts_run_to_the_end_the_fetches_report_not_the_brokers_en
     read ended at the first empty poll past the end offsets the local broker reported, which
     were short of the records it had acknowledged. The end is now the high watermark the
     partition's first fetch reports; one no fetch has answered yet is not read to its end."""
-    from finops.cli.ops import count_messages
+    from finops.cli.commands.ops import count_messages
     from finops.common import kafka
 
     settings = CommonSettings(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from finops.cli import stack_start
+from finops.cli.commands import up as up_command
 from finops.cli.main import app
 from finops.cli.stack import state as stack_state
 from finops.cli.stack.process import started_at_ticks
@@ -44,7 +44,7 @@ def test_up_detached_says_how_to_stop_the_stack_of_its_folder(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     root = (tmp_path / ".finops") if default_folder else (tmp_path / "tf" / "dd")
-    monkeypatch.setattr(stack_start.subprocess, "Popen", lambda *_a, **_k: _Supervisor(root))
+    monkeypatch.setattr(up_command.subprocess, "Popen", lambda *_a, **_k: _Supervisor(root))
     env: dict[str, Any] = {**PLAIN, "FINOPS_DATA_DIR": None if default_folder else "tf/dd"}
 
     up = CliRunner().invoke(app, ["up", "--detach", "--infra-only"], env=env)

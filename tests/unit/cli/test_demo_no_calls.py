@@ -10,7 +10,7 @@ import pytest
 from rich.table import Table
 from typer.testing import CliRunner
 
-from finops.cli import stack_cmds
+from finops.cli.commands import stack as stack_commands
 from finops.cli.main import app
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "NO_COLOR": "1", "COLUMNS": "200"}
@@ -37,10 +37,10 @@ class _Stack:
 def test_demo_with_no_calls_says_the_stack_only_came_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stack_cmds, "Stack", _Stack)
+    monkeypatch.setattr(stack_commands, "Stack", _Stack)
     monkeypatch.setattr(_Stack, "done", [])
-    monkeypatch.setattr(stack_cmds, "status_table", lambda _root: (Table(), True))
-    monkeypatch.setattr(stack_cmds, "use_demo_service_settings", lambda: None)
+    monkeypatch.setattr(stack_commands, "status_table", lambda _root: (Table(), True))
+    monkeypatch.setattr(stack_commands, "use_demo_service_settings", lambda: None)
 
     demo = CliRunner().invoke(
         app, ["demo", "--calls", "0"], env={**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from rich.console import Console
 
-from finops.cli.reprice_cmd import _table
+from finops.cli.commands.reprice import _table
 from finops.common.events.repricing import Spend
 
 

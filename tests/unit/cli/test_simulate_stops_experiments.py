@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from finops.cli import simulate_run
-from finops.cli.simulate_cmd import cancelled_by_sigterm
+from finops.cli.commands.simulate import cancelled_by_sigterm
 from finops.cli.simulate_platform import (
     PLANS,
     Endpoints,

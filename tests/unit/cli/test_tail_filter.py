@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from finops.cli.commands.tail import FieldFilter
 from finops.cli.main import app
-from finops.cli.tail_cmd import FieldFilter
 
 EVENT = {
     "type": "agent.llm_call",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finops.cli.tail_cmd import _summary
+from finops.cli.commands.tail import _summary
 from finops.common import dead_letters
 from finops.common.dead_letters import dlq_headers, header_map
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka.protocol.admin import DescribeConfigsResponse_v2
 
-from finops.cli import ops
+from finops.cli.commands import ops
 
 LEADER = "finops-healer-__assignor-__leader"  # Faust creates it with no cleanup.policy
 CHANGELOG = "finops-healer-breakers-changelog"  # a Faust table's, created compacted

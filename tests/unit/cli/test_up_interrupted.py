@@ -132,8 +132,9 @@ def test_a_stop_between_steps_starts_nothing_more(tmp_path: Path) -> None:
 #: `finops up --detach` whose background supervisor is FAKE_INFRA_UP's
 FAKE_DETACHED_UP = f"""
 import sys
-from finops.cli import main, stack_start
-stack_start._detached_command = lambda infra_only: [
+from finops.cli import main
+from finops.cli.commands import up
+up._detached_command = lambda infra_only: [
     sys.executable, "-c", {FAKE_INFRA_UP!r}, "up", "--infra-only"
 ]
 main.app(prog_name="finops")
@@ -170,8 +171,9 @@ while True:
 
 STUBBORN_DETACHED_UP = f"""
 import os, sys
-from finops.cli import main, stack_start
-stack_start._detached_command = lambda infra_only: [
+from finops.cli import main
+from finops.cli.commands import up
+up._detached_command = lambda infra_only: [
     sys.executable, "-c", {STUBBORN_SUPERVISOR!r}, os.environ["FINOPS_DATA_DIR"]
 ]
 main.app(prog_name="finops")

@@ -117,8 +117,8 @@ def test_acks_below_all_with_idempotent_producers_ends_the_service_with_one_line
 def test_the_local_stack_takes_acks_1_and_its_services_get_it(monkeypatch, tmp_path) -> None:
     # the stack's own broker turns idempotence off for its services (LOCAL_BROKER_ENV), so
     # `FINOPS_KAFKA_ACKS=1 finops up` is no conflict; with a broker of one's own it is
+    from finops.cli.commands.stack import _stack_settings
     from finops.cli.stack.local_stack import Stack
-    from finops.cli.stack_cmds import _stack_settings
     from finops.common.kafka import producer_config
     from finops.common.settings_errors import SETTINGS_ERRORS
 

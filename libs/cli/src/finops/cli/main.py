@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from finops.cli import stack_cmds
-from finops.cli.db_cmds import db_app
+from finops.cli.commands import stack as stack_commands
+from finops.cli.commands.db import db_app
+from finops.cli.commands.users import keys_app, users_app
 from finops.cli.failures import fill_in
 from finops.cli.output import console, err_console
 from finops.cli.stack.local_stack import StackSettings
 from finops.cli.typer_app import FinopsTyper
-from finops.cli.users_cmds import keys_app, users_app
 from finops.common.settings import known_settings, unknown_settings
 
 app = FinopsTyper(help="Meta-Agent FinOps: run the local stack and operate the platform.")
@@ -45,28 +45,28 @@ def _client_addresses(
     (``FINOPS_<COMPONENT>_PORT``) unless a ``FINOPS_*_URL`` says otherwise."""
     for line in unknown_settings(os.environ, known_settings()):
         err_console.print(Text.assemble(("warning:", "bold yellow"), " ", line))
-    if ctx.invoked_subcommand in stack_cmds.STACK_COMMANDS:
+    if ctx.invoked_subcommand in stack_commands.STACK_COMMANDS:
         return
     fill_in(StackSettings().client_addresses())  # an error names what the user set, not these
 
 
 def _register_operator_commands() -> None:
-    from finops.cli import (
-        experiments_cmds,
+    from finops.cli.commands import (
+        experiments,
         ops,
-        optimizer_cmds,
-        report_cmd,
-        reprice_cmd,
-        simulate_cmd,
+        optimizer,
+        report,
+        reprice,
+        simulate,
     )
 
-    stack_cmds.register(app)  # first: `finops --help` lists them first
+    stack_commands.register(app)  # first: `finops --help` lists them first
     ops.register(app)
-    optimizer_cmds.register(app)
-    experiments_cmds.register(app)
-    reprice_cmd.register(app)
-    simulate_cmd.register(app)
-    report_cmd.register(app)
+    optimizer.register(app)
+    experiments.register(app)
+    reprice.register(app)
+    simulate.register(app)
+    report.register(app)
 
 
 _register_operator_commands()

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from finops.cli.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
+from finops.cli.commands.demo import DEMO_AGENTS, DEMO_CALLS, use_demo_service_settings
+from finops.cli.commands.up import up_detached, up_foreground
 from finops.cli.failures import CliError
 from finops.cli.out_paths import check_folder_to_make
 from finops.cli.output import console
@@ -25,7 +26,6 @@ from finops.cli.stack.state import (
     status_table,
     stop_recorded,
 )
-from finops.cli.stack_start import up_detached, up_foreground
 from finops.common.settings import CommonSettings
 from finops.common.topics import OPTIMIZER_EVENTS
 
@@ -257,7 +257,7 @@ def _run_demo_fleet(stack: Stack, *, calls: int, agents: int, seed: int, reports
     """The demo's fleet on the ready ``stack``: its accounts and keys made, its ``calls``
     simulated, the report written (none with ``calls`` 0)."""
     if calls:
-        from finops.cli.demo import run_demo
+        from finops.cli.commands.demo import run_demo
 
         run_demo(stack, calls=calls, agents=agents, seed=seed, reports=reports)
         console.print("[bold green]demo: every component is up and the fleet ran end to end[/]")

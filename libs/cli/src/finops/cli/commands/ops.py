@@ -1,4 +1,4 @@
-"""Operator commands: `finops price`, `finops topics` (and `finops tail`, in tail_cmd)."""
+"""Operator commands: `finops price`, `finops topics` (and `finops tail`, in commands.tail)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from finops.cli.commands.tail import tail
 from finops.cli.failures import CliError
 from finops.cli.output import console
-from finops.cli.tail_cmd import tail
 from finops.common.settings_errors import pydantic_message
 
 USAGE_HELP = "give input_tokens and output_tokens, or the provider's raw usage object"

@@ -43,9 +43,9 @@ def report(
     Run `finops simulate` (or `make demo`) first: the charts come from the timeline it left
     in the stack's folder. Prints where the report is.
     """
+    from finops.cli.commands.simulate import unreachable
     from finops.cli.report import page, store
     from finops.cli.report.model import from_simulation
-    from finops.cli.simulate_cmd import unreachable
     from finops.cli.simulate_platform import Endpoints
     from finops.cli.stack.settings import StackSettings
 

@@ -29,9 +29,9 @@ def use_demo_service_settings() -> None:
 
 def run_demo(stack: Stack, *, calls: int, agents: int, seed: int, reports: Path) -> Path:
     """Simulate the fleet on ``stack``, print the summary, write the report; its path."""
+    from finops.cli.commands.simulate import keep_last_run, print_summary, run_with_progress
     from finops.cli.report import page
     from finops.cli.report.model import from_simulation
-    from finops.cli.simulate_cmd import keep_last_run, print_summary, run_with_progress
     from finops.cli.simulate_platform import Endpoints
 
     # the operator and agent accounts are made on this stack, on the ports it was started with
