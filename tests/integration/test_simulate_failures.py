@@ -11,7 +11,7 @@ from support import healthz_server
 from typer.testing import CliRunner
 
 from finops.cli.main import app
-from finops.cli.simulate_platform import SERVICES, lost_events
+from finops.cli.simulator.platform import SERVICES, lost_events
 from finops.cli.stack.ports import free_port
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings

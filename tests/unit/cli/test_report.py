@@ -19,7 +19,7 @@ from finops.cli.simulation.providers import SimulatedProviders
 from finops.cli.simulation.strategies import Healing, NaiveRetries
 from finops.cli.simulation.tally import run_fixed_policy
 from finops.cli.simulation.timeline import Timeline
-from finops.cli.timeline_sampler import PlatformSampler
+from finops.cli.simulator.timeline_sampler import PlatformSampler
 
 
 @pytest.mark.parametrize("module", [timeline_module, model, platform])

@@ -16,16 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from finops.cli import simulate_run
 from finops.cli.commands.simulate import cancelled_by_sigterm
-from finops.cli.simulate_platform import (
+from finops.cli.simulation.faults import default_schedule
+from finops.cli.simulator import run as simulator_run
+from finops.cli.simulator.platform import (
     PLANS,
     Endpoints,
     ExperimentOutcome,
     OperatorApi,
     RunningExperiment,
 )
-from finops.cli.simulation.faults import default_schedule
 
 URLS = {name: f"http://{name}" for name in ("auth", "ingest", "optimizer", "experiments", "healer")}
 CHEAPER, A_A = PLANS
@@ -86,7 +86,7 @@ async def test_an_experiment_it_cannot_stop_is_named_once():
 
 async def test_the_outcome_of_an_a_a_test_the_run_stopped_says_no_winner_as_it_should():
     api = _api(Service(decided={"x1"}))
-    fleet = simulate_run.FleetRun([], None, 1)  # type: ignore[arg-type]
+    fleet = simulator_run.FleetRun([], None, 1)  # type: ignore[arg-type]
     for experiment in (RunningExperiment(CHEAPER, "x1", "c"), RunningExperiment(A_A, "x2", "a")):
         api.defined.append(experiment)
         fleet.experiments[experiment.plan.task_type] = experiment
@@ -99,7 +99,7 @@ async def test_the_outcome_of_an_a_a_test_the_run_stopped_says_no_winner_as_it_s
         )
 
     api.outcome = outcome  # type: ignore[method-assign]
-    outcomes = await simulate_run._final_outcomes(api, fleet, warn=print)
+    outcomes = await simulator_run._final_outcomes(api, fleet, warn=print)
 
     assert [(o.kind, o.status, o.winner, o.reason) for o in outcomes] == [
         ("cheaper_variant", "decided", "B", None),
@@ -140,15 +140,15 @@ async def test_an_interrupted_run_stops_the_experiments_it_started(
     async def no_clients(*args: Any) -> list[Any]:
         return []
 
-    monkeypatch.setattr(simulate_run, "OperatorApi", operator_api)
-    monkeypatch.setattr(simulate_run, "check_reachable", nothing)
+    monkeypatch.setattr(simulator_run, "OperatorApi", operator_api)
+    monkeypatch.setattr(simulator_run, "check_reachable", nothing)
     monkeypatch.setattr("finops.cli.accounts.operator_token", nothing)
-    monkeypatch.setattr(simulate_run, "_clients", no_clients)
-    monkeypatch.setattr(simulate_run, "_sampler", lambda *args: Sampler())
-    monkeypatch.setattr(simulate_run, "_work_in_rounds", rounds)
+    monkeypatch.setattr(simulator_run, "_clients", no_clients)
+    monkeypatch.setattr(simulator_run, "_sampler", lambda *args: Sampler())
+    monkeypatch.setattr(simulator_run, "_work_in_rounds", rounds)
 
     with pytest.raises(interruption):
-        await simulate_run.run_simulation(
+        await simulator_run.run_simulation(
             Endpoints(URLS, "postgresql://x"),
             agents=1,
             calls=100,

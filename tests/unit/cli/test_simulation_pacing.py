@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from finops.cli.simulate_run import FleetRun, Pacing
+from finops.cli.simulator.run import FleetRun, Pacing
 
 
 @dataclass

@@ -18,8 +18,8 @@ from finops.cli.output import console, err_console
 from finops.client import FinOpsError
 
 if TYPE_CHECKING:
-    from finops.cli.simulate_platform import Endpoints
-    from finops.cli.simulate_run import SimulationReport
+    from finops.cli.simulator.platform import Endpoints
+    from finops.cli.simulator.run import SimulationReport
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ def simulate(
     refused prompts and one model's quality drifting mid-run. See docs/simulator.md.
     The run's result and timeline stay in the stack's folder for `finops report`.
     """
-    from finops.cli.simulate_platform import Endpoints
+    from finops.cli.simulator.platform import Endpoints
 
     endpoints = Endpoints.from_environment()
     report = run_with_progress(endpoints, agents=agents, calls=calls, seed=seed)
@@ -56,8 +56,8 @@ def run_with_progress(
 ) -> SimulationReport:
     """The simulation under a progress bar (on a terminal); the platform's failures as one
     line saying what to do."""
-    from finops.cli.simulate_run import run_simulation
     from finops.cli.simulation.faults import default_schedule
+    from finops.cli.simulator.run import run_simulation
 
     with Progress(
         TextColumn("simulating"),

@@ -16,7 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from finops.cli.simulate_platform import (
+from finops.cli.simulation.attempts import TaskAttempts
+from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, serving
+from finops.cli.simulation.faults import FaultSchedule
+from finops.cli.simulation.fleet import Task, make_tasks
+from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProviders
+from finops.cli.simulation.strategies import NaiveRetries, TaskOutcome
+from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
+from finops.cli.simulation.timeline import Timeline
+from finops.cli.simulator.platform import (
     PLANS,
     Endpoints,
     ExperimentNotStarted,
@@ -27,15 +35,7 @@ from finops.cli.simulate_platform import (
     lost_events,
     stopped_at_the_end,
 )
-from finops.cli.simulation.attempts import TaskAttempts
-from finops.cli.simulation.catalog import MODELS, STRONGEST, TASK_TYPES, SimModel, serving
-from finops.cli.simulation.faults import FaultSchedule
-from finops.cli.simulation.fleet import Task, make_tasks
-from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProviders
-from finops.cli.simulation.strategies import NaiveRetries, TaskOutcome
-from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
-from finops.cli.simulation.timeline import Timeline
-from finops.cli.timeline_sampler import PlatformSampler
+from finops.cli.simulator.timeline_sampler import PlatformSampler
 from finops.client import AsyncFinOpsClient, CallOptions, PlatformUnavailable, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")
