@@ -19,13 +19,8 @@ import pytest
 from finops.cli.commands.simulate import cancelled_by_sigterm
 from finops.cli.simulation.faults import default_schedule
 from finops.cli.simulator import run as simulator_run
-from finops.cli.simulator.platform import (
-    PLANS,
-    Endpoints,
-    ExperimentOutcome,
-    OperatorApi,
-    RunningExperiment,
-)
+from finops.cli.simulator.experiments import PLANS, ExperimentOutcome, RunningExperiment
+from finops.cli.simulator.platform import Endpoints, OperatorApi
 
 URLS = {name: f"http://{name}" for name in ("auth", "ingest", "optimizer", "experiments", "healer")}
 CHEAPER, A_A = PLANS

@@ -23,10 +23,12 @@ from finops.cli.simulation.fleet import RUN_MS, Task, make_tasks
 from finops.cli.simulation.providers import ProviderError, SimulatedProviders
 from finops.cli.simulation.strategies import Healing, NaiveRetries
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
-from finops.cli.simulator import platform
+from finops.cli.simulator import experiments
 
 
-@pytest.mark.parametrize("module", [catalog, faults, fleet, providers, strategies, tally, platform])
+@pytest.mark.parametrize(
+    "module", [catalog, faults, fleet, providers, strategies, tally, experiments]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
@@ -213,7 +215,7 @@ def _run(coroutine):
 
 
 def test_an_experiment_takes_only_the_prompts_every_variant_can_serve():
-    summarize, knowledge = platform.PLANS
+    summarize, knowledge = experiments.PLANS
     assert summarize.task_type == "summarize"  # gpt-4o against gpt-4o-mini: 128k windows
     assert summarize.serves(128_000) and not summarize.serves(128_001)
     # the A/A runs claude-haiku-4-5 in both variants: a 200k window

@@ -7,7 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from finops.cli.simulator.run import FleetRun, Pacing
+from finops.cli.simulator.fleet_run import FleetRun
+from finops.cli.simulator.run import Pacing
 
 
 @dataclass
