@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from finops.cli.commands import optimizer
+from finops.cli.commands import evaluate_policy
 from finops.cli.main import app
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
@@ -46,7 +46,7 @@ def log(monkeypatch):
     async def read_log(idle_s: float, *args, **kwargs):
         return held["log"]
 
-    monkeypatch.setattr(optimizer, "_read_log", read_log)
+    monkeypatch.setattr(evaluate_policy, "_read_log", read_log)
     return held
 
 
@@ -111,7 +111,7 @@ def test_fixed_without_an_arm_is_refused_before_reading_the_log(monkeypatch):
     async def read_log(*args, **kwargs):
         raise AssertionError("the log was read")
 
-    monkeypatch.setattr(optimizer, "_read_log", read_log)
+    monkeypatch.setattr(evaluate_policy, "_read_log", read_log)
     result = invoke("--policy", "fixed:")
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
@@ -193,7 +193,7 @@ async def test_both_topics_are_read_at_once_and_progress_is_told(monkeypatch):
 
     monkeypatch.setattr(finops.common.kafka, "read_topic", read_topic)
     told: list[dict[str, int]] = []
-    got = await optimizer._read_log(0.5, told.append)
+    got = await evaluate_policy._read_log(0.5, told.append)
     assert got == (recs, outcomes[:4])
     assert told[-1] == {"finops.recommendations.v1": 4, "agent.cost.v1": 5}
 
@@ -216,7 +216,7 @@ async def test_records_of_the_log_that_are_not_json_objects_are_left_out_and_cou
             yield SimpleNamespace(value=value)
 
     monkeypatch.setattr(finops.common.kafka, "read_topic", read_topic)
-    recs, outcomes = await optimizer._read_log(0.5)
+    recs, outcomes = await evaluate_policy._read_log(0.5)
     assert recs == [good]
     assert outcomes == [{"recommendation_id": "r1", "data": {}}]
     err = capsys.readouterr().err.splitlines()
@@ -229,7 +229,7 @@ async def test_records_of_the_log_that_are_not_json_objects_are_left_out_and_cou
 def test_the_docstring_examples_of_the_command_module_hold() -> None:
     import doctest
 
-    result = doctest.testmod(optimizer)
+    result = doctest.testmod(evaluate_policy)
     assert result.attempted >= 1 and result.failed == 0
 
 

@@ -52,9 +52,10 @@ def _client_addresses(
 
 def _register_operator_commands() -> None:
     from finops.cli.commands import (
+        backtest,
+        evaluate_policy,
         experiments,
         ops,
-        optimizer,
         report,
         reprice,
         simulate,
@@ -62,7 +63,8 @@ def _register_operator_commands() -> None:
 
     stack_commands.register(app)  # first: `finops --help` lists them first
     ops.register(app)
-    optimizer.register(app)
+    backtest.register(app)
+    evaluate_policy.register(app)
     experiments.register(app)
     reprice.register(app)
     simulate.register(app)
