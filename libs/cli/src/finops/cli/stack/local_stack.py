@@ -22,7 +22,7 @@ from finops.cli.stack.infra_processes import StackError
 from finops.cli.stack.ports import free_port, port_is_free
 from finops.cli.stack.process import Component, last_error, started_at_ticks
 from finops.cli.stack.settings import DATABASE_NAME, StackSettings
-from finops.cli.stack.state import stack_command, write_state_file
+from finops.cli.stack.state import component_record, stack_command, write_state_file
 from finops.common.settings import LOCAL_BROKER_ENV
 from finops.common.settings_errors import SETTINGS_REFUSED
 
@@ -365,40 +365,9 @@ class Stack:
             "supervisor_pid": os.getpid(),
             "supervisor_ticks": started_at_ticks(os.getpid()),
             "updated": time.time(),
-            "components": {c.name: _component_record(c) for c in self.components.values()},
+            "components": {c.name: component_record(c) for c in self.components.values()},
         }
         write_state_file(self.root, state)
-
-
-def _component_record(comp: Component) -> dict[str, object]:
-    """What the state file says of ``comp``."""
-    pid, ticks = _running_process(comp)
-    return {
-        "kind": comp.kind,
-        "pid": pid,
-        "ticks": ticks,
-        "host": comp.host,
-        "port": comp.port,
-        "external": comp.external,
-        "restarts": comp.restarts,
-        "failed": comp.failed,
-        "log": str(comp.log_file) if comp.log_file else None,
-    }
-
-
-def _running_process(comp: Component) -> tuple[int | None, int | None]:
-    """The pid of ``comp``'s process and when it started, while it runs; else no pid.
-
-    A process that has exited (and been reaped: :meth:`Component.running` reaps it) has no
-    start time to read, and its pid is free for the OS to give anyone: recorded alone, after a
-    start that failed or a stop, `finops down` took whoever got that number for the stack's.
-    An unreaped child keeps its pid and its ``/proc`` entry, so the two read here are one
-    process's.
-    """
-    if comp.external or not comp.running():
-        return None, None
-    ticks = started_at_ticks(comp.pid)
-    return (comp.pid, ticks) if ticks is not None else (None, None)
 
 
 def _check_stop(should_stop: Callable[[], bool]) -> None:

@@ -1,5 +1,5 @@
-"""The detached stack's state file (``.finops/stack.json``): read it, probe it, show it,
-stop it."""
+"""The detached stack's state file (``.finops/stack.json``): write it (each component's
+record), read it, probe it, show it, stop it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import httpx
 from rich.table import Table
 
 from finops.cli.stack.ports import tcp_open
-from finops.cli.stack.process import is_same_process, pid_alive, started_at_ticks
+from finops.cli.stack.process import Component, is_same_process, pid_alive, started_at_ticks
 from finops.cli.stack.settings import StackSettings
 
 
@@ -112,6 +112,37 @@ def write_state_file(root: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(path)
+
+
+def component_record(comp: Component) -> dict[str, object]:
+    """What the state file says of ``comp``, one of the stack's components."""
+    pid, ticks = _running_process(comp)
+    return {
+        "kind": comp.kind,
+        "pid": pid,
+        "ticks": ticks,
+        "host": comp.host,
+        "port": comp.port,
+        "external": comp.external,
+        "restarts": comp.restarts,
+        "failed": comp.failed,
+        "log": str(comp.log_file) if comp.log_file else None,
+    }
+
+
+def _running_process(comp: Component) -> tuple[int | None, int | None]:
+    """The pid of ``comp``'s process and when it started, while it runs; else no pid.
+
+    A process that has exited (and been reaped: :meth:`Component.running` reaps it) has no
+    start time to read, and its pid is free for the OS to give anyone: recorded alone, after a
+    start that failed or a stop, `finops down` took whoever got that number for the stack's.
+    An unreaped child keeps its pid and its ``/proc`` entry, so the two read here are one
+    process's.
+    """
+    if comp.external or not comp.running():
+        return None, None
+    ticks = started_at_ticks(comp.pid)
+    return (comp.pid, ticks) if ticks is not None else (None, None)
 
 
 def record_failed_start(root: Path, error: str) -> None:
