@@ -33,7 +33,8 @@ from itertools import count
 from _figures import Measurement, at_most, record
 
 from finops.common.checkpoints import json_bytes
-from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
+from finops.healer.domain.healing_records import AdviceRecord, Outcome
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 

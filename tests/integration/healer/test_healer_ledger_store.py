@@ -15,7 +15,8 @@ import pytest
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
 from finops.healer.adapters.ledger_store import PostgresLedgerStore, writer_name
-from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
+from finops.healer.domain.healing_records import AdviceRecord, Outcome
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.ledger_segments import SegmentIndex
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind

@@ -12,7 +12,8 @@ from finops.healer.api.schemas import AdviceOut, CircuitOut, HealingStatsOut
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
 from finops.healer.domain.effectiveness import RemedyLearner
-from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, Outcome
+from finops.healer.domain.healing_records import AdviceRecord, Outcome
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action, FailedCall
 from finops.healer.domain.taxonomy import Classification, ErrorKind
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from finops.healer.domain.healing_stats import AdviceRecord, HealingLedger, ModelRef, Outcome
+from finops.healer.domain.healing_records import AdviceRecord, ModelRef, Outcome
+from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 

@@ -37,12 +37,9 @@ from finops.common.events import ErrorEvent, Event, EventTopics, LlmCallEvent, p
 from finops.common.topics import AGENT_COST, AGENT_ERROR, HEALING, TopicSpec
 from finops.healer.adapters.ledger_store import LedgerStore
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.healing_stats import (
-    AdviceRecord,
-    HealingLedger,
-    LedgerChanges,
-    Outcome,
-)
+from finops.healer.domain.healing_records import AdviceRecord, Outcome
+from finops.healer.domain.healing_stats import HealingLedger
+from finops.healer.domain.ledger_checkpoint import LedgerChanges
 from finops.healer.domain.payload import from_error_data
 from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
-from finops.healer.domain.healing_stats import HEALED_CHAINS, PENDING, EncodedChanges
+from finops.healer.domain.ledger_checkpoint import HEALED_CHAINS, PENDING, EncodedChanges
 
 log = logging.getLogger(__name__)
 

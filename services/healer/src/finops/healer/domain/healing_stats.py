@@ -16,22 +16,35 @@ healing call cost over the same usage on the model first asked for.
 
 The streams are separate topics, so an outcome can be read before its advice: it waits (at
 most :data:`MAX_WAITING` of them) until the advice arrives.
+
+The records the ledger counts are :mod:`finops.healer.domain.healing_records`; the form its
+checkpoint saves is :mod:`finops.healer.domain.ledger_checkpoint`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
-from finops.common.checkpoints import json_bytes
 from finops.common.id_dedupe import IdDedupe, fingerprint
 from finops.healer.domain.effectiveness import RemedyLearner
+from finops.healer.domain.healing_records import (
+    AdviceRecord,
+    BaselinePrice,
+    KindStats,
+    ModelRef,
+    Outcome,
+    PendingAdvice,
+)
+from finops.healer.domain.ledger_checkpoint import (
+    LedgerChanges,
+    outcome_state,
+    pending_state,
+    record_from_state,
+)
 from finops.healer.domain.ledger_segments import SegmentIndex
-from finops.healer.domain.remedies import Action
 from finops.healer.domain.taxonomy import ErrorKind
 
 #: Advices remembered while their outcome is awaited (the oldest is forgotten first).
@@ -43,93 +56,13 @@ MAX_WAITING = 20_000
 ERROR_IDS = 65_536
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """A model as a provider names it."""
-
-    provider: str
-    model: str
-
-    def names(self, provider: str | None, model: str | None) -> bool:
-        """Whether ``provider`` and ``model`` are this one."""
-        return (self.provider, self.model) == (provider, model)
-
-
-@dataclass(frozen=True)
-class AdviceRecord:
-    """What the ledger needs of one advice (read back from ``finops.healing.v1``)."""
-
-    advice_id: str
-    kind: ErrorKind
-    provider: str
-    model: str
-    action: Action
-    at_s: float
-    follows: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A call that followed an advice: it succeeded (``healed``) or failed again."""
-
-    advice_id: str
-    healed: bool
-    at_s: float
-    cost_usd: float = 0.0
-    #: what the same usage costs on the model the chain first asked for; None: the ledger
-    #: prices it (``baseline_price``) from the call's provider, model and usage below when
-    #: it applies the outcome, at once when the advice is known, else once it arrives
-    baseline_cost_usd: float | None = 0.0
-    provider: str | None = None
-    model: str | None = None
-    usage: dict[str, Any] | None = None
-
-
-#: prices an outcome's usage on another (provider, model): None when it cannot
-BaselinePrice = Callable[[str, str, Outcome], float | None]
-
-
-@dataclass
-class KindStats:
-    """Per kind: errors seen, chains advised, chains healed, time to heal, extra cost."""
-
-    occurrences: int = 0
-    advised: int = 0
-    healed: int = 0
-    heal_time_s: float = 0.0
-    extra_cost_usd: float = 0.0
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "occurrences": self.occurrences,
-            "advised": self.advised,
-            "healed": self.healed,
-            "healed_ratio": self.healed / self.advised if self.advised else None,
-            "mean_time_to_heal_ms": (
-                round(self.heal_time_s / self.healed * 1000.0, 1) if self.healed else None
-            ),
-            "extra_cost_usd": round(self.extra_cost_usd, 9),
-        }
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """An advice awaiting its outcome. Immutable, so a snapshot may share it (see
-    :meth:`HealingLedger.snapshot`); resolving it replaces the entry."""
-
-    record: AdviceRecord
-    chain: str  # the advice id that started the chain
-    chain_start_s: float
-    chain_kind: ErrorKind
-    resolved: bool = False
-
-
 @dataclass
 class HealingLedger:
     """Stats per kind and the learner's trials, from advice and outcomes.
 
     Examples
     --------
+    >>> from finops.healer.domain.remedies import Action
     >>> ledger = HealingLedger()
     >>> first = AdviceRecord("a1", ErrorKind.OVERLOADED, "openai", "gpt-4o", Action.RETRY, 0.0)
     >>> ledger.failed(ErrorKind.OVERLOADED, None, 0.0)
@@ -145,7 +78,7 @@ class HealingLedger:
 
     learner: RemedyLearner = field(default_factory=RemedyLearner)
     kinds: dict[ErrorKind, KindStats] = field(default_factory=dict)
-    pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
+    pending: OrderedDict[str, PendingAdvice] = field(default_factory=OrderedDict)
     waiting: OrderedDict[str, Outcome] = field(default_factory=OrderedDict)
     healed_chains: OrderedDict[str, None] = field(default_factory=OrderedDict)
     error_ids: IdDedupe = field(default_factory=lambda: IdDedupe(ERROR_IDS))
@@ -164,16 +97,16 @@ class HealingLedger:
             return
         before = self.pending.get(record.follows) if record.follows else None
         if before is not None:
-            entry = _Pending(record, before.chain, before.chain_start_s, before.chain_kind)
+            entry = PendingAdvice(record, before.chain, before.chain_start_s, before.chain_kind)
         else:
-            entry = _Pending(record, record.advice_id, record.at_s, record.kind)
+            entry = PendingAdvice(record, record.advice_id, record.at_s, record.kind)
             self._stats(record.kind).advised += 1
         self._remember(entry)
         early = self.waiting.pop(record.advice_id, None)
         if early is not None:
             self._resolve(entry, early)
 
-    def _remember(self, entry: _Pending) -> None:
+    def _remember(self, entry: PendingAdvice) -> None:
         self.pending[entry.record.advice_id] = entry
         self.pending_index.add(entry.record.advice_id)
         while len(self.pending) > MAX_PENDING:
@@ -203,7 +136,7 @@ class HealingLedger:
             return
         self._resolve(entry, outcome)
 
-    def _resolve(self, entry: _Pending, outcome: Outcome) -> None:
+    def _resolve(self, entry: PendingAdvice, outcome: Outcome) -> None:
         if entry.resolved:  # a redelivered outcome counts once
             return
         self.pending[entry.record.advice_id] = replace(entry, resolved=True)
@@ -218,7 +151,7 @@ class HealingLedger:
         stats.heal_time_s += max(0.0, outcome.at_s - entry.chain_start_s)
         stats.extra_cost_usd += outcome.cost_usd - self._baseline(entry, outcome)
 
-    def _baseline(self, entry: _Pending, outcome: Outcome) -> float:
+    def _baseline(self, entry: PendingAdvice, outcome: Outcome) -> float:
         """What the outcome's usage costs on the model its chain first asked for."""
         if outcome.baseline_cost_usd is not None:
             return outcome.baseline_cost_usd
@@ -257,7 +190,7 @@ class HealingLedger:
         return {
             **self._small_parts(),
             "error_ids": self.error_ids.to_state(),
-            "pending": [_pending_state(entry) for entry in self.pending.values()],
+            "pending": [pending_state(entry) for entry in self.pending.values()],
             "healed_chains": list(self.healed_chains),
         }
 
@@ -265,7 +198,7 @@ class HealingLedger:
         return {
             "learner": self.learner.to_state(),
             "kinds": {k.value: asdict(s) for k, s in self.kinds.items()},
-            "waiting": [_outcome_state(o) for o in self.waiting.values()],
+            "waiting": [outcome_state(o) for o in self.waiting.values()],
         }
 
     def take_changes(self) -> LedgerChanges:
@@ -309,9 +242,9 @@ class HealingLedger:
         )
         ledger.kinds = {ErrorKind(k): KindStats(**v) for k, v in state["kinds"].items()}
         for row in state["pending"]:
-            record = _record_from_state(row)
+            record = record_from_state(row)
             ledger._remember(
-                _Pending(
+                PendingAdvice(
                     record,
                     row["chain"],
                     float(row["chain_start_s"]),
@@ -326,111 +259,3 @@ class HealingLedger:
         if "error_ids" in state:  # absent from checkpoints of earlier versions
             ledger.error_ids = IdDedupe.from_state(state["error_ids"])
         return ledger
-
-
-@dataclass(frozen=True)
-class LedgerChanges:
-    """A checkpoint's worth of a :class:`HealingLedger`: its small parts whole, and the changed
-    segments of ``pending`` and ``healed_chains`` (a segment with no entries left is to be
-    removed). The entries are immutable and shared with the live ledger, so :meth:`encode`
-    may run elsewhere (on a thread) while it changes."""
-
-    small: dict[str, Any]
-    error_ids: IdDedupe
-    pending: dict[int, list[_Pending]]
-    chains: dict[int, list[str]]
-    #: every segment is in it: it needs no segment saved before
-    complete: bool
-
-    def encode(self) -> EncodedChanges:
-        return EncodedChanges(
-            small=json_bytes({**self.small, "error_ids": self.error_ids.to_state()}),
-            segments=[
-                *(
-                    SegmentText(PENDING, segment, _segment_json([_pending_state(e) for e in rows]))
-                    for segment, rows in self.pending.items()
-                ),
-                *(
-                    SegmentText(HEALED_CHAINS, segment, _segment_json(rows))
-                    for segment, rows in self.chains.items()
-                ),
-            ],
-            complete=self.complete,
-        )
-
-
-#: the names of the two large parts, as a checkpoint's segments name them
-PENDING = "pending"
-HEALED_CHAINS = "healed_chains"
-
-
-@dataclass(frozen=True)
-class SegmentText:
-    """One changed segment as JSON (a list of its entries); ``None``: the segment is empty."""
-
-    part: str
-    segment: int
-    text: bytes | None
-
-
-@dataclass(frozen=True)
-class EncodedChanges:
-    """:class:`LedgerChanges` as JSON: the small parts' object and each changed segment's."""
-
-    small: bytes
-    segments: list[SegmentText]
-    complete: bool
-
-
-def _segment_json(rows: list[Any]) -> bytes | None:
-    # A segment is small enough (SEGMENT_SIZE entries) for one call of the encoder.
-    return json.dumps(rows, separators=(",", ":")).encode() if rows else None
-
-
-def _pending_state(entry: _Pending) -> dict[str, Any]:
-    return {
-        **_record_state(entry.record),
-        "chain": entry.chain,
-        "chain_start_s": entry.chain_start_s,
-        "chain_kind": entry.chain_kind.value,
-        "resolved": entry.resolved,
-    }
-
-
-# Written out field by field: ``dataclasses.asdict`` deep-copies every value and took about
-# 10 µs an entry, 2 s of a checkpoint at MAX_PENDING. Same keys, same order.
-def _record_state(record: AdviceRecord) -> dict[str, Any]:
-    return {
-        "advice_id": record.advice_id,
-        "kind": record.kind.value,
-        "provider": record.provider,
-        "model": record.model,
-        "action": record.action.value,
-        "at_s": record.at_s,
-        "follows": record.follows,
-    }
-
-
-def _outcome_state(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "advice_id": outcome.advice_id,
-        "healed": outcome.healed,
-        "at_s": outcome.at_s,
-        "cost_usd": outcome.cost_usd,
-        "baseline_cost_usd": outcome.baseline_cost_usd,
-        "provider": outcome.provider,
-        "model": outcome.model,
-        "usage": outcome.usage,
-    }
-
-
-def _record_from_state(row: dict[str, Any]) -> AdviceRecord:
-    return AdviceRecord(
-        row["advice_id"],
-        ErrorKind(row["kind"]),
-        row["provider"],
-        row["model"],
-        Action(row["action"]),
-        float(row["at_s"]),
-        row.get("follows"),
-    )
