@@ -6,7 +6,8 @@ import pytest
 
 from finops.healer.domain.classify import CLASSIFIER, HINT, NO_RULE, ErrorClassifier, classify
 from finops.healer.domain.matching import PROVIDER_FAMILIES, provider_family
-from finops.healer.domain.rules import RULES, SPECIFIC_RULES, STATUS_RULES
+from finops.healer.domain.rules import RULES, SPECIFIC_RULES
+from finops.healer.domain.status_rules import STATUS_RULES
 from finops.healer.domain.taxonomy import RETRYABLE_KINDS, ErrorKind, ProviderError
 from finops.healer.domain.text_classifier import TextClassifier, normalize
 

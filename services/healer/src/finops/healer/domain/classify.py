@@ -5,7 +5,7 @@
 2. Otherwise the learned :class:`~finops.healer.domain.text_classifier.TextClassifier` reads
    the message, and decides if it is confident enough.
 3. Otherwise the agent's own ``error.kind`` (the hint) is taken, when it sent one.
-4. Otherwise the status code alone decides (:data:`~finops.healer.domain.rules.STATUS_RULES`:
+4. Otherwise the status code alone decides (:data:`~finops.healer.domain.status_rules.STATUS_RULES`:
    401/403 → auth, 404 → model_not_found, 429 → rate_limit, 503 → overloaded, 5xx → …).
 5. Otherwise the kind is ``unknown``.
 
@@ -21,7 +21,8 @@ from datetime import datetime
 
 from finops.healer.domain.matching import first_match
 from finops.healer.domain.payload import enrich
-from finops.healer.domain.rules import SPECIFIC_RULES, STATUS_RULES
+from finops.healer.domain.rules import SPECIFIC_RULES
+from finops.healer.domain.status_rules import STATUS_RULES
 from finops.healer.domain.taxonomy import Classification, ErrorKind, ProviderError
 from finops.healer.domain.text_classifier import TextClassifier
 from finops.healer.domain.waits import stated_wait_ms

@@ -7,9 +7,11 @@ names where the payload shape comes from (provider documentation or a public iss
 a test checks that every rule has one and that every kind has at least one rule. Patterns are
 matched against lower-cased text; the matching itself is :mod:`finops.healer.domain.matching`.
 
-Two tiers: ``SPECIFIC_RULES`` name something the provider said (type, code, message, header)
-and run first; ``STATUS_RULES`` look at the status alone and run only after the learned text
-classifier and the agent's hint had their say (see :mod:`finops.healer.domain.classify`).
+Two tiers: ``SPECIFIC_RULES`` (this module) name something the provider said (type, code,
+message, header) and run first; ``STATUS_RULES`` (:mod:`finops.healer.domain.status_rules`)
+look at the status alone and run only after the learned text classifier and the agent's hint
+had their say (see :mod:`finops.healer.domain.classify`). ``RULES`` is both, in that order.
+The documents the sources cite most are named in :mod:`finops.healer.domain.rule_sources`.
 
 Order matters where messages overlap: quota before rate limits (OpenAI sends "You exceeded
 your current quota" as a 429), Google's per-minute quotas before the generic quota wording
@@ -20,27 +22,22 @@ throttling before overload ("Too many tokens, please wait" is Bedrock throttling
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from finops.healer.domain.matching import Rule, header_pattern, idset, pattern
+from finops.healer.domain.rule_sources import (
+    ANTHROPIC_ERRORS,
+    AZURE_FILTER,
+    BEDROCK_ERRORS,
+    BEDROCK_RUNTIME,
+    HTTPX_ERRORS,
+    LITELLM_MAP,
+    OPENAI_ERRORS,
+    PI_OVERFLOW,
+    VERTEX_429,
+)
+from finops.healer.domain.status_rules import STATUS_RULES
 from finops.healer.domain.taxonomy import ErrorKind
 
 K = ErrorKind
-
-OPENAI_ERRORS = "https://platform.openai.com/docs/guides/error-codes/api-errors"
-ANTHROPIC_ERRORS = "https://docs.anthropic.com/en/api/errors"
-VERTEX_429 = "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
-BEDROCK_ERRORS = "https://docs.aws.amazon.com/bedrock/latest/APIReference/CommonErrors.html"
-BEDROCK_RUNTIME = (
-    "https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html"
-)
-AZURE_FILTER = "https://learn.microsoft.com/azure/ai-services/openai/concepts/content-filter"
-PI_OVERFLOW = "https://github.com/badlogic/pi-mono/blob/main/packages/ai/src/utils/overflow.ts"
-LITELLM_MAP = (
-    "https://github.com/BerriAI/litellm/blob/main/"
-    "litellm/litellm_core_utils/exception_mapping_utils.py"
-)
-HTTPX_ERRORS = "https://www.python-httpx.org/exceptions/"
 
 SPECIFIC_RULES: tuple[Rule, ...] = (
     # ---- quota and billing: used up, not retryable (before rate limits: both are 429s)
@@ -392,35 +389,5 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
     ),
 )
 
-
-def _statuses(values: Iterable[int]) -> frozenset[int]:
-    return frozenset(values)
-
-
-RFC9110 = "https://www.rfc-editor.org/rfc/rfc9110#name-status-codes"
-STATUS_RULES: tuple[Rule, ...] = (
-    Rule(name="status_401_403", kind=K.AUTH, source=RFC9110, statuses=_statuses((401, 403))),
-    Rule(name="status_402", kind=K.QUOTA_EXHAUSTED, source=RFC9110, statuses=_statuses((402,))),
-    Rule(
-        name="status_404", kind=K.MODEL_NOT_FOUND, source=OPENAI_ERRORS, statuses=_statuses((404,))
-    ),
-    Rule(name="status_408", kind=K.TIMEOUT, source=RFC9110, statuses=_statuses((408,))),
-    Rule(
-        name="status_413",
-        kind=K.CONTEXT_LENGTH_EXCEEDED,
-        source="https://docs.anthropic.com/en/api/errors#http-errors",
-        statuses=_statuses((413,)),
-    ),
-    Rule(name="status_429", kind=K.RATE_LIMIT, source=RFC9110, statuses=_statuses((429,))),
-    Rule(name="status_529", kind=K.OVERLOADED, source=ANTHROPIC_ERRORS, statuses=_statuses((529,))),
-    Rule(name="status_503", kind=K.OVERLOADED, source=RFC9110, statuses=_statuses((503,))),
-    Rule(name="status_504", kind=K.TIMEOUT, source=RFC9110, statuses=_statuses((504, 524))),
-    Rule(
-        name="status_5xx", kind=K.SERVER_ERROR, source=RFC9110, statuses=_statuses(range(500, 600))
-    ),
-    Rule(
-        name="status_4xx", kind=K.BAD_REQUEST, source=RFC9110, statuses=_statuses(range(400, 500))
-    ),
-)
 
 RULES: tuple[Rule, ...] = SPECIFIC_RULES + STATUS_RULES
