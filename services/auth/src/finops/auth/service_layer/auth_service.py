@@ -2,7 +2,8 @@
 
 :class:`AuthService` is their facade; the accounts' functions (shared with `finops users`)
 are in :mod:`~finops.auth.service_layer.accounts`, the API keys' in
-:mod:`~finops.auth.service_layer.api_keys`.
+:mod:`~finops.auth.service_layer.api_keys`, the login sessions' (password login, refresh,
+logout) in :mod:`~finops.auth.service_layer.sessions`.
 """
 
 from __future__ import annotations
@@ -10,34 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
-from datetime import datetime, timedelta
-from uuid import UUID, uuid4
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
-from tenacity import AsyncRetrying, retry_if_result
-
-from finops.auth.domain.credentials import hash_secret, new_refresh_token
-from finops.auth.domain.errors import (
-    InvalidCredentials,
-    InvalidRefreshToken,
-    LastAdmin,
-    LoginThrottled,
-    RefreshTokenReused,
-    RegistrationThrottled,
-    UserNotFound,
-)
-from finops.auth.domain.model import ApiKey, RefreshToken, TokenPair, User
+from finops.auth.domain.errors import LastAdmin, RegistrationThrottled, UserNotFound
+from finops.auth.domain.model import ApiKey, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.domain.policy import check_new_account
-from finops.auth.domain.rules import (
-    AttemptVerdict,
-    account_throttle_key,
-    address_throttle_key,
-    granted_scopes,
-    narrowed_scopes,
-    registration_throttle_key,
-    user_group,
-)
+from finops.auth.domain.rules import granted_scopes, registration_throttle_key, user_group
 from finops.auth.service_layer import api_keys
 from finops.auth.service_layer.accounts import (
     deactivate_account,
@@ -45,11 +27,7 @@ from finops.auth.service_layer.accounts import (
     store_new_user,
     utcnow,
 )
-from finops.auth.service_layer.auth_policy import (
-    AuthPolicy,
-    busy_backoff,
-    held_back_by_attempts_in_flight,
-)
+from finops.auth.service_layer.auth_policy import AuthPolicy
 from finops.auth.service_layer.hash_slots import HashSlots
 from finops.auth.service_layer.ports import (
     AccessTokenRevocations,
@@ -57,15 +35,13 @@ from finops.auth.service_layer.ports import (
     RegistrationThrottle,
     UnitOfWork,
 )
+from finops.auth.service_layer.sessions import ROLE_RECHECKS, LoginSessions
 from finops.common.auth.principal import Principal
-from finops.common.auth.scopes import Role, format_scope, parse_scope
+from finops.common.auth.scopes import Role, format_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
 from finops.common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
-
-#: How many times a login or key exchange issues again when a role change overtook it.
-ROLE_RECHECKS = 3
 
 
 class AuthService:
@@ -84,16 +60,32 @@ class AuthService:
     ) -> None:
         self._uow = uow
         self._hashing = hashing
-        self._signer = signer
-        self._throttle = throttle
         self._registrations = registrations
         self._revocations = revocations
-        self.policy = policy or AuthPolicy()
+        self._sessions = LoginSessions(
+            uow=uow,
+            hashing=hashing,
+            signer=signer,
+            throttle=throttle,
+            revocations=revocations,
+            policy=policy or AuthPolicy(),
+            clock=clock,
+            sleep=sleep,
+        )
         self._hash_slots = HashSlots(
             self.policy.registration_hashes_in_flight, self.policy.registration_hash_wait_seconds
         )
         self._clock = clock
-        self._sleep = sleep
+
+    @property
+    def policy(self) -> AuthPolicy:
+        """The limits and lifetimes; one set here applies from the next call (the login
+        sessions read it too), except the hash slots, sized when the service is built."""
+        return self._sessions.policy
+
+    @policy.setter
+    def policy(self, policy: AuthPolicy) -> None:
+        self._sessions.policy = policy
 
     # ---- accounts --------------------------------------------------------------------
 
@@ -186,201 +178,18 @@ class AuthService:
     async def login(
         self, login: str, password: str, *, client_address: str, scope: str | None = None
     ) -> TokenPair:
-        async with self._uow() as uow:
-            user = await uow.users.get_by_login(login)
-        account_key = account_throttle_key(user.id if user else None, login)
-        address_key = address_throttle_key(client_address)
-        keys = {
-            account_key: self.policy.max_failures_per_account,
-            address_key: self.policy.max_failures_per_address,
-        }
-        if not await self._password_accepted(keys, user, password):
-            raise InvalidCredentials()
-        assert user is not None
-        await self._throttle.reset(account_key)
-        return await self._open_session(user, password, scope)
-
-    async def _open_session(self, user: User, password: str, scope: str | None) -> TokenPair:
-        """A new login session for ``user``, whose ``password`` was just verified (rehashed
-        if its parameters are old), issued for the role the account has when it is
-        recorded."""
-        rehash = self._hashing.needs_rehash(user.hashed_password)
-        for _ in range(ROLE_RECHECKS):
-            scopes = granted_scopes(user.role, scope)
-            family_id = uuid4()
-            async with self._uow() as uow:
-                if rehash:
-                    rehashed = await asyncio.to_thread(self._hashing.hash, password)
-                    await uow.users.set_password_hash(user.id, rehashed)
-                    rehash = False
-                pair, access = await self._start_session(uow, user, scopes, family_id=family_id)
-                await uow.commit()
-            await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-            current = await self._role_changed(user)
-            if current is None:
-                return pair
-            # The session was issued for the role the account had before a role change that
-            # may not have seen its token: end it, and issue again for the role as it is now.
-            async with self._uow() as uow:
-                await uow.refresh_tokens.lock_family(family_id)
-                await self._end_session(uow, family_id, self._clock())
-            if not current.is_active:
-                raise InvalidCredentials()  # deactivated meanwhile too: nothing to issue
-            user = current
-        raise DependencyUnavailable("the account's role kept changing while logging in; retry")
-
-    async def _password_accepted(
-        self, keys: dict[str, int], user: User | None, password: str
-    ) -> bool:
-        """Whether ``password`` is the active ``user``'s, judged within the throttle's limits
-        on ``keys`` (:class:`LoginThrottled` when they leave no room).
-
-        The attempt holds a lease while it is judged; one whose lease lapsed meanwhile (a
-        queue of password checks longer than the lease) is refused as throttled, its failure
-        counted, so a flood cannot let more guesses through than the limit.
-        """
-        attempt_id = uuid4().hex
-        try:
-            await self._admit(keys, attempt_id)
-        except LoginThrottled:
-            raise
-        except BaseException:
-            # the start may have taken its leases before its answer was lost: give them back
-            with suppress(Exception):
-                await self._throttle.end_attempt(list(keys), attempt_id, failed=False)
-            raise
-        failed = True  # until judged: a check that raised counts as a failure
-        try:
-            if user is None:
-                await asyncio.to_thread(self._hashing.verify_dummy, password)
-                matches = False
-            else:
-                matches = await asyncio.to_thread(
-                    self._hashing.verify, user.hashed_password, password
-                )
-            failed = user is None or not matches or not user.is_active
-        finally:
-            held = await self._throttle.end_attempt(list(keys), attempt_id, failed=failed)
-        if not held:
-            raise LoginThrottled(1)
-        return not failed
-
-    async def _admit(self, keys: dict[str, int], attempt_id: str) -> None:
-        """Raise :class:`LoginThrottled` unless the attempt may be judged now.
-
-        Failures and attempts in flight count together, checked and counted in one step, so
-        concurrent guesses cannot all pass the limit before the first of them fails. An
-        attempt held back only by others in flight (several right passwords at once, many
-        users behind one address) waits for them, asking again after a backoff
-        (:func:`busy_backoff`) for ``policy.busy_wait_seconds`` of waiting at most, rather
-        than being refused at once.
-        """
-        budget = self.policy.busy_wait_seconds
-        retrying = AsyncRetrying(
-            retry=retry_if_result(held_back_by_attempts_in_flight),
-            wait=busy_backoff(self.policy),
-            # the waits, not the clock: the last ask comes once the whole budget is waited
-            stop=lambda state: state.idle_for >= budget - 1e-9,
-            sleep=self._sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        """A new login session, once ``password`` is judged within the login throttle."""
+        return await self._sessions.login(
+            login, password, client_address=client_address, scope=scope
         )
-        verdict: AttemptVerdict = await retrying(self._throttle.begin_attempt, keys, attempt_id)
-        if verdict.admitted:
-            return
-        raise LoginThrottled(verdict.retry_after_seconds or 1)
 
     async def refresh(self, refresh_token: str, scope: str | None = None) -> TokenPair:
-        """A new pair for a refresh token, which is spent; ``scope`` narrows it (OAuth2's
-        refresh request: asking for a scope the session does not hold is ``invalid_scope``,
-        and the token sent stays unspent)."""
-        token_hash = hash_secret(refresh_token)
-        now = self._clock()
-        async with self._uow() as uow:
-            # Under the family's lock: a logout or reuse revocation of this family either
-            # waits for this refresh (and then revokes what it wrote) or is seen by it.
-            family_id = await uow.refresh_tokens.lock_family_of(token_hash)
-            record = None if family_id is None else await uow.refresh_tokens.claim(token_hash, now)
-            if record is None:
-                known = await uow.refresh_tokens.get_by_hash(token_hash)
-                if known is not None and known.was_used() and known.revoked_at is None:
-                    # A used token came back: one of its holders is not the user. End it all.
-                    await self._end_session(uow, known.family_id, now)
-                    raise RefreshTokenReused()
-                raise InvalidRefreshToken()
-            user = await uow.users.get(record.user_id)
-            if user is None or not user.is_active:
-                await self._end_session(uow, record.family_id, now)
-                raise InvalidRefreshToken()
-            # The role may have changed since the login: never grant more than it allows now.
-            scopes = narrowed_scopes(
-                granted_scopes(user.role, None) & parse_scope(record.scope), scope
-            )
-            pair, access = await self._start_session(uow, user, scopes, family_id=record.family_id)
-            # Before the commit: if Redis fails, the presented token stays unspent and the
-            # client can retry, instead of the retry looking like a reuse of a spent token.
-            await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-            await uow.commit()
-        return pair
+        """A new pair for a refresh token, which is spent (see :meth:`LoginSessions.refresh`)."""
+        return await self._sessions.refresh(refresh_token, scope)
 
     async def logout(self, principal: Principal) -> None:
-        """Blocklist this access token and end the login session it belongs to, whichever
-        generation of it the token is. Safe to repeat."""
-        await self._revocations.revoke(principal.jti, principal.expires_at)
-        family_id = _session_uuid(principal)
-        if family_id is None:
-            return
-        async with self._uow() as uow:
-            # No refresh tokens: the token came from an API key, whose other tokens stay valid.
-            if await uow.refresh_tokens.lock_family(family_id):
-                await self._end_session(uow, family_id, self._clock())
-
-    async def _end_session(self, uow: UnitOfWork, family_id: UUID, now: datetime) -> None:
-        """Revoke a login session: its refresh tokens, and every access token with its sid.
-
-        The family's lock is held. The blocklist entry is written before the commit, so a
-        failure leaves the session refused rather than half ended.
-        """
-        await self._revocations.revoke_session(str(family_id))
-        await uow.refresh_tokens.revoke_family(family_id, now)
-        await uow.commit()
-
-    async def _start_session(
-        self, uow: UnitOfWork, user: User, scopes: frozenset[str], *, family_id: UUID
-    ) -> tuple[TokenPair, IssuedToken]:
-        access = self._issue_access(user, scopes, session_id=str(family_id))
-        plain, token_hash = new_refresh_token()
-        now = self._clock()
-        await uow.refresh_tokens.add(
-            RefreshToken(
-                id=uuid4(),
-                family_id=family_id,
-                user_id=user.id,
-                token_hash=token_hash,
-                scope=format_scope(scopes),
-                access_jti=access.jti,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=self.policy.refresh_token_ttl_seconds),
-            )
-        )
-        pair = TokenPair(access.token, access.expires_in, plain, format_scope(scopes))
-        return pair, access
-
-    def _issue_access(
-        self,
-        user: User,
-        scopes: frozenset[str],
-        ttl_seconds: int | None = None,
-        *,
-        session_id: str,
-    ) -> IssuedToken:
-        return self._signer().issue(
-            subject=str(user.id),
-            username=user.username,
-            role=user.role.value,
-            scopes=scopes,
-            ttl_seconds=ttl_seconds,
-            session_id=session_id,
-        )
+        """End the login session of this access token (see :meth:`LoginSessions.logout`)."""
+        await self._sessions.logout(principal)
 
     # ---- API keys --------------------------------------------------------------------
 
@@ -400,41 +209,29 @@ class AuthService:
     async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
         """OAuth2 client credentials: an API key for a short-lived access token."""
         for _ in range(ROLE_RECHECKS):
-            pair, access, user = await self._exchange_once(api_key, scope)
-            if await self._role_changed(user) is None:
-                return pair
+            exchanged = await self._exchange_once(api_key, scope)
+            if await self._sessions.role_changed(exchanged.user) is None:
+                return exchanged.pair
             # Issued for the role the account had before a role change that may not have
             # seen this token: withdraw it and exchange again with the roles as they are now.
-            await self._revocations.revoke(access.jti, access.expires_at)
+            await self._revocations.revoke(exchanged.access.jti, exchanged.access.expires_at)
         raise DependencyUnavailable("the account's role kept changing during the exchange; retry")
 
-    async def _role_changed(self, user: User) -> User | None:
-        """The account as it is now if its role is no longer ``user.role``, else None.
-
-        Asked after a token was recorded among the account's live ones: a role change that
-        committed before this read blocklists only the tokens recorded when it runs, so a
-        token issued for the old role is withdrawn by the caller; one that commits after it
-        finds the token recorded and blocklists it itself.
-        """
-        async with self._uow() as uow:
-            current = await uow.users.get(user.id)
-        return current if current is not None and current.role != user.role else None
-
-    async def _exchange_once(
-        self, api_key: str, scope: str | None
-    ) -> tuple[TokenPair, IssuedToken, User]:
+    async def _exchange_once(self, api_key: str, scope: str | None) -> KeyExchange:
         key, user = await api_keys.redeem_api_key(self._uow(), api_key, self._clock())
         scopes = granted_scopes(user.role, scope)
-        access = self._issue_access(
+        access = self._sessions.issue_access(
             user, scopes, self.policy.api_key_token_ttl_seconds, session_id=str(key.id)
         )
         await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-        return TokenPair(access.token, access.expires_in, None, format_scope(scopes)), access, user
+        pair = TokenPair(access.token, access.expires_in, None, format_scope(scopes))
+        return KeyExchange(pair, access, user)
 
 
-def _session_uuid(principal: Principal) -> UUID | None:
-    """The login session (refresh-token family) id a token names, if it names one."""
-    try:
-        return UUID(principal.session_id) if principal.session_id else None
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class KeyExchange:
+    """What one exchange of an API key issued, and the account it was issued for."""
+
+    pair: TokenPair
+    access: IssuedToken
+    user: User
