@@ -1,4 +1,5 @@
-"""Unit tests of the optimizer's building blocks (arms/, features.py) and domain doctests."""
+"""Unit tests of the optimizer's building blocks (arms/, features.py, residual_quality.py) and
+domain doctests."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from finops.optimizer.domain import burn_rate as burn_rate_mod
 from finops.optimizer.domain import eventtime as eventtime_mod
 from finops.optimizer.domain import features as features_mod
 from finops.optimizer.domain import latency_sketch as latency_sketch_mod
+from finops.optimizer.domain import residual_quality as residual_quality_mod
 from finops.optimizer.domain import windows as windows_mod
 from finops.optimizer.domain.analytics import counts as analytics_counts_mod
 from finops.optimizer.domain.analytics import spend as analytics_spend_mod
@@ -36,12 +38,13 @@ from finops.optimizer.domain.arms import cost as arms_cost_mod
 from finops.optimizer.domain.arms import drift_monitor as arms_drift_monitor_mod
 from finops.optimizer.domain.arms import latency as arms_latency_mod
 from finops.optimizer.domain.arms import quality as arms_quality_mod
-from finops.optimizer.domain.features import ResidualQualityModel, prompt_features
+from finops.optimizer.domain.features import prompt_features
 from finops.optimizer.domain.policy import costs as policy_costs_mod
 from finops.optimizer.domain.policy import estimates as policy_estimates_mod
 from finops.optimizer.domain.policy import priors as policy_priors_mod
 from finops.optimizer.domain.policy import routing as policy_routing_mod
 from finops.optimizer.domain.policy import slack as policy_slack_mod
+from finops.optimizer.domain.residual_quality import ResidualQualityModel
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,7 @@ from finops.optimizer.domain.policy import slack as policy_slack_mod
         policy_priors_mod,
         policy_routing_mod,
         policy_slack_mod,
+        residual_quality_mod,
         windows_mod,
     ],
 )

@@ -36,11 +36,11 @@ each ``(task_type, arm)`` it keeps (see :mod:`..arms`)
 * Page-Hinkley drift monitors on quality, log-latency and log-cost residuals.
 
 With request features (:func:`..features.prompt_features`) a
-:class:`..features.ResidualQualityModel` per ``(family, arm)`` -- river StandardScaler + Bayesian
-linear regression with evidence-optimised prior, on features centred per task type -- predicts
-how this prompt deviates from the arm's task-level mean.  Its predictions are centred per task
-(they rank prompts *within* a task) and scaled by a prequentially measured calibration slope, so
-``q_hat(x, a) = mean(task, a) + lam_a * (r_a(x) - rbar(task, a))``.
+:class:`..residual_quality.ResidualQualityModel` per ``(family, arm)`` -- river StandardScaler +
+Bayesian linear regression with evidence-optimised prior, on features centred per task type --
+predicts how this prompt deviates from the arm's task-level mean.  Its predictions are centred
+per task (they rank prompts *within* a task) and scaled by a prequentially measured calibration
+slope, so ``q_hat(x, a) = mean(task, a) + lam_a * (r_a(x) - rbar(task, a))``.
 
 Decision rule
 -------------

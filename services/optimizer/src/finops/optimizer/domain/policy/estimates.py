@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..features import COST_FEATURE, ResidualQualityModel
+from ..features import COST_FEATURE
+from ..residual_quality import ResidualQualityModel
 from .config import PolicyConfig
 from .costs import CostBook, fill_unknown
 from .keys import scoped_key

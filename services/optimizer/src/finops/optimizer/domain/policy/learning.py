@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..arms import ArmStats
-from ..features import ResidualQualityModel
+from ..residual_quality import ResidualQualityModel
 from .config import PolicyConfig
 from .costs import CostBook
 from .keys import scoped_key

@@ -12,7 +12,7 @@ from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
 from ..arms import CostModel
-from ..features import ResidualQualityModel
+from ..residual_quality import ResidualQualityModel
 from .config import LEGACY_SETTINGS, Objective, PolicyConfig
 from .costs import PooledCost
 from .planner import PlannedRequest

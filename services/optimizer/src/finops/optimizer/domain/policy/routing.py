@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..arms import ArmStats
-from ..features import COST_FEATURE, ResidualQualityModel
+from ..features import COST_FEATURE
+from ..residual_quality import ResidualQualityModel
 from . import persistence
 from .config import Objective, PolicyConfig, objective_for
 from .costs import CostBook
