@@ -11,6 +11,7 @@ Where things are
 ``costs``          expected cost: per-task, pooled per arm, or an operator hint
 ``scoring``        price of cost, the quality floor (written once), feasibility, scores
 ``exploration``    choice probabilities: Thompson, caps, identification, audits, fair trials
+``choosing``       one request's choice: probabilities at the plan's price(s), mixed; the draw
 ``mechanism``      what made an explored pick (:class:`Mechanism`), also where two prices mix
 ``slack``          the exploration budget from the quality slack, shared among lossy arms
 ``decision``       :class:`Decision` and its reason

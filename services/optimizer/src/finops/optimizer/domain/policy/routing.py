@@ -9,18 +9,18 @@ import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ..arms import ArmStats
 from ..features import COST_FEATURE
 from ..residual_quality import ResidualQualityModel
 from . import persistence
+from .choosing import choose, draw
 from .config import Objective, PolicyConfig, objective_for
 from .costs import CostBook
-from .decision import Decision, PriceState, alternatives, reason_for
-from .estimates import Estimates, against_reference, estimate_arms
-from .exploration import Choice, ExplorationInputs, choice_probs
+from .decision import Decision, alternatives, reason_for
+from .estimates import Estimates, estimate_arms
 from .keys import family_of
 from .learning import (
     DriftSignal,
@@ -32,7 +32,6 @@ from .learning import (
     on_quality_drift,
     quality_drift_scale,
 )
-from .mechanism import mixed_mechanisms
 from .persistence import enc_inf
 from .planner import (
     FleetPlan,
@@ -43,7 +42,6 @@ from .planner import (
     plan_fleet_price,
 )
 from .priors import PriorTable
-from .scoring import price_for
 from .task import TaskState
 
 __all__ = ["RoutingPolicy"]
@@ -51,16 +49,6 @@ __all__ = ["RoutingPolicy"]
 
 class _Rng(Protocol):
     def random(self) -> float: ...
-
-
-@dataclass
-class _Chosen:
-    """Choice probabilities of one request, mixed over the two marginal prices if need be."""
-
-    choice: Choice
-    greedy: set[int]  # the greedy arm at each price
-    q_greedy: float  # expected quality of the greedy choice (the mix of the two)
-    prices: PriceState
 
 
 class RoutingPolicy:
@@ -209,9 +197,9 @@ class RoutingPolicy:
         arm_keys = self._candidate_arms(task, task_type, candidates)
         obj = self.objective_for(task_type)
         est = self._estimate(task, arm_keys, features)
-        chosen_by = self._choose(task, arm_keys, obj, est)
+        chosen_by = choose(self.config, self._plan, task, arm_keys, obj, est)
         choice = chosen_by.choice
-        chosen = _draw(choice.probs, (rng or self._rng).random())
+        chosen = draw(choice.probs, (rng or self._rng).random())
         explored = chosen not in chosen_by.greedy
         # expected quality given up by exploring (the planner compensates for it)
         x_loss = chosen_by.q_greedy
@@ -250,50 +238,6 @@ class RoutingPolicy:
         if not arm_keys:
             raise ValueError(f"no arms registered for task type {task_type!r}")
         return arm_keys
-
-    def _choose(
-        self, task: TaskState, arm_keys: Sequence[str], obj: Objective, est: Estimates
-    ) -> _Chosen:
-        """Choice probabilities; with a fractional fleet plan the marginal requests take the
-        cheaper side (price ``mu_hi``) with probability ``mu_mix`` (randomised rounding)."""
-        plan, cfg = self._plan, self.config
-        # switching away from the reference arm (there is one only under a fleet target) is
-        # scored at its risk; the quality the planner accounts for stays the plain estimate
-        ref_arm = plan.info.get("reference_arm")
-        scored = against_reference(est, arm_keys, ref_arm, cfg.switch_risk_z)
-        inp = ExplorationInputs(
-            cfg,
-            task,
-            arm_keys,
-            obj,
-            scored,
-            plan.ref_candidates,
-            ref_arm,
-            plan.info.get("headroom"),
-        )
-        price = price_for(obj, cfg, plan.mu)
-        target = cfg.fleet_quality_target
-        mixing = obj.wtp_per_usd is None and target is not None and 0.0 < plan.mu_mix < 1.0
-        prices = PriceState(price, plan.mu, plan.mu_hi, plan.mu_mix, mixing, target)
-        if not mixing:
-            choice = choice_probs(inp, price)
-            return _Chosen(choice, {choice.greedy}, est.quality[choice.greedy], prices)
-        lo = choice_probs(inp, plan.mu)
-        hi = choice_probs(inp, plan.mu_hi)
-        f = plan.mu_mix
-        probs = [(1.0 - f) * p_lo + f * p_hi for p_lo, p_hi in zip(lo.probs, hi.probs, strict=True)]
-        g = lo.greedy if (1.0 - f) >= f else hi.greedy
-        scores = hi.scores if g == hi.greedy else lo.scores
-        q_greedy = (1.0 - f) * est.quality[lo.greedy] + f * est.quality[hi.greedy]
-        mixed = Choice(
-            probs,
-            g,
-            scores,
-            lo.feasible,
-            lo.relaxed,
-            mixed_mechanisms(lo.probs, lo.mechanisms, hi.probs, hi.mechanisms, f),
-        )
-        return _Chosen(mixed, {lo.greedy, hi.greedy}, q_greedy, prices)
 
     # ------------------------------------------------------------------ learn
     def update(
@@ -426,14 +370,3 @@ class RoutingPolicy:
     def from_state(cls, state: Mapping[str, Any]) -> RoutingPolicy:
         """Rebuild a policy from :meth:`to_state` output (e.g. after a JSON round trip)."""
         return persistence.load(cls, state)
-
-
-def _draw(probs: Sequence[float], r: float) -> int:
-    """Index drawn from ``probs`` with the uniform number ``r`` (the last arm if they fall
-    short of ``r`` by rounding)."""
-    acc = 0.0
-    for i, p in enumerate(probs):
-        acc += p
-        if r < acc:
-            return i
-    return len(probs) - 1
