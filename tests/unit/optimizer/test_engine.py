@@ -112,30 +112,8 @@ def test_duplicates_are_counted_once_everywhere():
     assert engine.policy.status()["updates"] == 1
 
 
-def test_errors_count_against_reliability_once():
-    engine = seeded_engine()
-    error = parse_event(
-        error_event(
-            {
-                "agent_id": "bot",
-                "task_type": "summarize",
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "error": {"kind": "timeout", "message": "t"},
-                "attempt": 1,
-            },
-            time=T0,
-        )
-    )
-    assert isinstance(error, ErrorEvent)
-    before = engine.policy.status()["updates"]
-    engine.observe_error(error)
-    engine.observe_error(error)
-    assert engine.errors_seen == 1
-    assert engine.policy.status()["updates"] == before + 1
-
-
-def timeout_error(model: str, provider: str = "openai") -> ErrorEvent:
+def error(model: str, provider: str = "openai", **info) -> ErrorEvent:
+    """An ``agent.error`` of ``model`` on summarize; ``info`` is its ``error`` object."""
     event = parse_event(
         error_event(
             {
@@ -143,7 +121,7 @@ def timeout_error(model: str, provider: str = "openai") -> ErrorEvent:
                 "task_type": "summarize",
                 "provider": provider,
                 "model": model,
-                "error": {"kind": "timeout", "message": "t"},
+                "error": {"message": "failed", **info},
                 "attempt": 1,
             },
             time=T0,
@@ -153,21 +131,72 @@ def timeout_error(model: str, provider: str = "openai") -> ErrorEvent:
     return event
 
 
+def unusable_answer(model: str, provider: str = "openai") -> ErrorEvent:
+    return error(model, provider, kind="invalid_output", status_code=500)
+
+
+def test_an_unusable_answer_counts_as_a_quality_0_outcome_once():
+    engine = seeded_engine()
+    failed = unusable_answer("gpt-4o-mini")
+    before = engine.policy.status()["updates"]
+    engine.observe_error(failed)
+    engine.observe_error(failed)
+    assert engine.errors_seen == 1
+    assert engine.policy.status()["updates"] == before + 1
+
+
 def test_an_error_counts_against_the_known_arm_of_its_model_and_provider_only():
     engine = OptimizerEngine()
     configured = ArmSpec("gpt-4o", "openai", {"temperature": 0.2}).arm_id
     engine.observe(call("gpt-4o", 0.9, T0, config={"temperature": 0.2}))
     # a model whose name starts like the known one's, and the same model at another provider,
     # are other arms: each error is attributed to a new default arm of its own
-    engine.observe_error(timeout_error("gpt-4o-mini"))
-    engine.observe_error(timeout_error("gpt-4o", provider="azure"))
-    engine.observe_error(timeout_error("gpt-4o"))
+    engine.observe_error(unusable_answer("gpt-4o-mini"))
+    engine.observe_error(unusable_answer("gpt-4o", provider="azure"))
+    engine.observe_error(unusable_answer("gpt-4o"))
     assert engine.task_arms["summarize"] == [
         configured,
         "gpt-4o-mini|openai|default",
         "gpt-4o|azure|default",
     ]
     assert engine.policy.status()["updates"] == 4
+
+
+def arm_quality(engine: OptimizerEngine, model: str) -> float:
+    [arm] = [a for a in engine.task_arms["summarize"] if engine.arms[a].arm.model == model]
+    return float(engine.policy.arm_summary("summarize")[arm]["quality"])
+
+
+def test_a_rate_limit_storm_is_no_drop_in_quality_and_raises_no_drift():
+    engine = OptimizerEngine()
+    rng = random.Random(3)
+    for i in range(300):
+        engine.observe(call("gpt-4o-mini", float(rng.random() < 0.9), T0 + timedelta(seconds=i)))
+    before = arm_quality(engine, "gpt-4o-mini")
+    updates = engine.policy.status()["updates"]
+    alerts = []
+    for _ in range(40):
+        storm = error(
+            "gpt-4o-mini",
+            status_code=429,
+            provider_code="rate_limit_exceeded",
+            headers={"retry-after": "6"},
+        )
+        alerts += engine.observe_error(storm)
+    outage = error("gpt-4o-mini", status_code=503, provider_code="overloaded_error")
+    alerts += engine.observe_error(outage)
+    alerts += engine.observe_error(error("gpt-4o-mini", kind="timeout"))
+    assert alerts == []
+    assert engine.errors_seen == 42
+    assert engine.policy.status()["updates"] == updates
+    assert arm_quality(engine, "gpt-4o-mini") == before > 0.85
+
+
+def test_an_arm_known_only_from_a_rate_limit_is_known_without_an_outcome():
+    engine = seeded_engine()
+    engine.observe_error(error("gpt-4.1", status_code=429))
+    assert "gpt-4.1|openai|default" in engine.task_arms["summarize"]
+    assert engine.policy.status()["updates"] == 2
 
 
 def test_unknown_task_uses_known_arms_and_no_arms_is_an_error():

@@ -30,6 +30,7 @@ from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.circuits import BreakerStates, SkippedArm
 from finops.optimizer.domain.drift_alerts import drift_alert
 from finops.optimizer.domain.engine_state import STATE_VERSION
+from finops.optimizer.domain.error_outcomes import says_about_quality
 from finops.optimizer.domain.errors import NoArms, OptimizerError, UnknownBudget
 from finops.optimizer.domain.event_inputs import arm_spec, call_features, config_dict
 from finops.optimizer.domain.eventtime import windowable
@@ -133,9 +134,12 @@ class OptimizerEngine:
     def observe_error(
         self, event: ErrorEvent, source: tuple[str, int] | None = None
     ) -> list[dict[str, Any]]:
-        """A failed call counts against its arm's reliability (a quality-0 outcome). Idempotent
-        on its id; ``source`` tells a record read again (:attr:`errors_redelivered`) from an
-        error sent again, with the same records taken as calls
+        """A failed call of the model's own (an unusable answer, a refusal, a prompt over its
+        context window, an unknown model: :func:`.says_about_quality`) counts as a quality-0
+        outcome of its arm; a provider's rate limit, overload, server error or timeout, and the
+        agent's bad request, only make the arm known: the breakers route around the provider.
+        Idempotent on its id; ``source`` tells a record read again (:attr:`errors_redelivered`)
+        from an error sent again, with the same records taken as calls
         (:meth:`.SpendAnalytics.read_again`)."""
         fp = fingerprint(event.id)
         new = self.error_ids.add(fp)
@@ -156,6 +160,8 @@ class OptimizerEngine:
             if known
             else self._know_arm(data.task_type, ArmSpec(data.model, data.provider))
         )
+        if not says_about_quality(data.error):
+            return []
         tokens = data.request.input_tokens if data.request else None
         features = {COST_FEATURE: float(tokens)} if tokens is not None else None
         self.policy.update(data.task_type, arm, features, None, None, None, False)
