@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import zlib
+from dataclasses import dataclass, replace
+
 import pytest
 
-from finops.cli.commands.tail import _summary
+from finops.cli.commands.tail import BinaryValue, _print_record, _record_value, _summary
 from finops.common import dead_letters
+from finops.common.alerts import Alert
+from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.dead_letters import dlq_headers, header_map
+from finops.experiments.domain.tagged import Tagged, encode_tagged
+from finops.healer.adapters.circuits import ProviderOutcome
+from finops.optimizer.domain.drift_alerts import drift_alert
+from finops.optimizer.domain.engine import ArmSpec
+from finops.optimizer.service_layer.commands import OperatorChange
 
 
 @pytest.fixture(autouse=True)
@@ -119,9 +130,7 @@ def test_a_dead_letter_parked_by_a_version_that_did_not_name_its_instance_shows_
 
 
 def test_a_record_with_none_of_the_fields_shows_its_json():
-    assert _summary({"subject": "team-a", "threshold": 0.8}) == (
-        '{"subject": "team-a", "threshold": 0.8}'
-    )
+    assert _summary({"team": "team-a", "threshold": 0.8}) == '{"team":"team-a","threshold":0.8}'
 
 
 def test_a_field_with_a_line_break_or_a_terminal_escape_stays_on_its_line_quoted():
@@ -143,3 +152,150 @@ def test_a_field_with_a_line_break_or_a_terminal_escape_stays_on_its_line_quoted
         ' provider="open\\u202eai" model="gpt-4o-mini\\u001b[31mRED"'
     )
     assert _summary("raw\ntext") == '"raw\\ntext"'
+
+
+def test_a_breaker_state_shows_whether_it_is_open_closed_or_half_open():
+    opened = CircuitState(
+        "openai", "gpt-4o", CircuitStatus.OPEN, 0.6, 20, 12, 60.0,
+        opened_at=0.0, next_probe_at=30.0, reason="failure rate 0.60 over 20 calls",
+        updated_at=0.0,
+    )  # fmt: skip
+    assert _summary(_record_value(opened.to_json())) == (
+        "state=open provider=openai model=gpt-4o failure_rate=0.6"
+        ' reason="failure rate 0.60 over 20 calls"'
+    )
+    never = replace(opened, state=CircuitStatus.CLOSED, failure_rate=0.0, reason="never opened")
+    assert _summary(_record_value(never.to_json())).startswith("state=closed provider=openai")
+
+
+def test_an_alert_shows_its_subject_severity_and_message():
+    abort = Alert(
+        "healing_abort", "a1", "openai/gpt-4o", "warning",
+        "content_filter on openai/gpt-4o: the provider refused the prompt", "healer",
+        {"advice_id": "h1", "agent_id": "bot", "kind": "content_filter", "rule": "refusal"},
+    )  # fmt: skip
+    assert _summary(abort.to_dict()) == (
+        "kind=healing_abort subject=openai/gpt-4o severity=warning"
+        ' message="content_filter on openai/gpt-4o: the provider refused the prompt"'
+    )
+    drift = drift_alert({"task_type": "qa", "arm": "gpt-4o|openai|default"}, 1, "kept")
+    assert _summary(drift) == (
+        'kind=drift subject=qa/gpt-4o|openai|default severity=warning message="quality of'
+        ' gpt-4o|openai|default on qa changed; kept"'
+    )
+
+
+def test_a_healing_advice_shows_its_remedy():
+    advice = {
+        "advice_id": "h1",
+        "kind": "rate_limit",
+        "retryable": True,
+        "remedy": {"action": "retry", "delay_ms": 800, "model": None, "provider": None},
+        "reason": "rate limited: wait as the provider asks",
+        "breaker": "closed",
+        "agent_id": "bot",
+        "task_type": "qa",
+        "provider": "openai",
+        "model": "gpt-4o",
+    }
+    assert _summary(advice) == (
+        "kind=rate_limit agent_id=bot task_type=qa provider=openai model=gpt-4o"
+        ' remedy.action=retry reason="rate limited: wait as the provider asks"'
+    )
+
+
+def test_a_provider_outcome_shows_its_verdict_as_json():
+    success = ProviderOutcome("e1", "openai", "gpt-4o", failed=False, at=0.0)
+    assert _summary(_record_value(success.to_json())) == (
+        "provider=openai model=gpt-4o failed=false"
+    )
+    fault = ProviderOutcome("e2", "openai", "gpt-4o", failed=True, at=0.0, kind="server_error")
+    assert _summary(_record_value(fault.to_json())) == (
+        "kind=server_error provider=openai model=gpt-4o failed=true"
+    )
+
+
+def test_an_operator_change_shows_what_it_changes():
+    change = OperatorChange.offer_arm(ArmSpec("gpt-4o-mini", "openai")).numbered(4)
+    assert _summary(_record_value(change.to_json())) == (
+        'kind=offer_arm seq=4 args={"model":"gpt-4o-mini","provider":"openai","config":{}}'
+    )
+
+
+def test_a_slice_of_tagged_events_shows_how_many_it_holds():
+    events = [Tagged(f"e{i}", "x1", "B", 0.01, True, 420.0, None) for i in range(100)]
+    line = _summary(_record_value(encode_tagged(events)))
+    assert line.startswith('items=100 [["e0","x1","B",0.01,true,420.0,null],')
+    assert len(line) < 200
+
+
+def test_a_compressed_record_shows_its_size_and_key_not_its_bytes():
+    shard = zlib.compress(json.dumps({"policy": {"arms": list(range(500))}}).encode())
+    value = _record_value(shard)
+    assert value == BinaryValue(len(shard))
+    assert _summary(value, key=b"3") == f"key=3 <binary, {len(shard)} bytes>"
+
+
+def test_a_record_of_text_that_is_not_json_is_still_shown_as_text():
+    assert _record_value("caf\u00e9 {".encode()) == "caf\u00e9 {"
+    assert _record_value(b"") is None
+
+
+def test_a_compressed_record_in_json_has_its_size_not_its_bytes(capsys):
+    @dataclass(frozen=True)
+    class Record:
+        topic: str = "finops.optimizer-shards.v1"
+        partition: int = 3
+        offset: int = 7
+        key: bytes = b"3"
+        headers: tuple[tuple[str, bytes], ...] = ()
+
+    _print_record(Record(), BinaryValue(1234), json_out=True)
+    assert json.loads(capsys.readouterr().out) == {
+        "topic": "finops.optimizer-shards.v1",
+        "partition": 3,
+        "offset": 7,
+        "key": "3",
+        "headers": {},
+        "value": None,
+        "binary_bytes": 1234,
+    }
+
+
+def test_an_error_event_shows_its_error_kind():
+    event = {
+        "type": "agent.error",
+        "id": "e1",
+        "data": {
+            "agent_id": "a1",
+            "task_type": "qa",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "error": {"kind": "rate_limit", "status_code": 429, "message": "slow down"},
+            "attempt": 1,
+        },
+    }
+    assert _summary(event) == (
+        "type=agent.error error.kind=rate_limit agent_id=a1 task_type=qa provider=openai"
+        " model=gpt-4o"
+    )
+
+
+def test_a_logged_recommendation_shows_whom_it_answered_and_why():
+    logged = {
+        "recommendation_id": "r1",
+        "task_type": "qa",
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "config": {},
+        "arm": "gpt-4o-mini|openai|default",
+        "propensity": 0.9,
+        "reason": "cheapest arm within the quality floor",
+        "explored": False,
+        "agent_id": "bot",
+        "features": {},
+    }
+    assert _summary(logged) == (
+        "agent_id=bot task_type=qa provider=openai model=gpt-4o-mini"
+        ' reason="cheapest arm within the quality floor"'
+    )

@@ -83,55 +83,103 @@ TAIL_END_PROBE_S = 2.0
 
 #: the fields of a record its summary shows, in this order, wherever a record has them (an
 #: event's ``type`` on its envelope, the others in its ``data``, or at the top of a record
-#: without one): what the record is (an event's type, an announcement's or alert's kind, an
-#: experiment's name, status and winner), then whom and what it concerns; last, quoted, why
-#: (:data:`QUOTED_FIELDS`: an experiment stopped or decided, a breaker opened, a pick made)
+#: without one; a dotted name reads inside a field, as ``--filter`` does): what the record is
+#: (an event's type, an announcement's, alert's or advice's kind, an error event's error
+#: kind, an experiment's name, status and winner, a breaker's state), whom and what it
+#: concerns (an alert's subject and severity, a provider outcome's verdict, a breaker's
+#: failure rate, an advice's remedy, an operator change's number and arguments); last,
+#: quoted, why (:data:`QUOTED_FIELDS`). tests/unit/cli/test_tail_summary.py holds the line
+#: of a record of each topic of :mod:`finops.common.topics`.
 SUMMARY_FIELDS = (
     "type",
     "kind",
+    "error.kind",
     "name",
     "status",
+    "state",
     "winner",
+    "subject",
+    "severity",
     "agent_id",
     "task_type",
     "provider",
     "model",
+    "failed",
+    "failure_rate",
+    "remedy.action",
     "cost_usd",
     "latency_ms",
+    "seq",
+    "args",
     "reason",
+    "message",
 )
-#: the summary fields that are sentences, shown JSON-quoted (their spaces would read as fields)
-QUOTED_FIELDS = frozenset({"reason"})
-#: the longest error a dead letter's summary shows, and the longest reason (``--json`` shows
-#: them whole)
+#: the summary fields that are sentences, shown JSON-quoted (their spaces would read as fields):
+#: why an experiment stopped or was decided, a breaker opened, a pick or a remedy was made;
+#: what an alert says
+QUOTED_FIELDS = frozenset({"reason", "message"})
+#: the longest error a dead letter's summary shows, and the longest reason, message or
+#: argument list (``--json`` shows them whole)
 SUMMARY_ERROR_CHARS = 200
+#: how much of the JSON of a record without any :data:`SUMMARY_FIELDS` its summary shows
+SUMMARY_JSON_CHARS = 160
+
+
+@dataclass(frozen=True)
+class BinaryValue:
+    """A record value that is not UTF-8 text (an optimizer shard is zlib-compressed JSON):
+    only its size is shown, never its bytes."""
+
+    size: int
+
+    def __str__(self) -> str:
+        return f"<binary, {self.size} bytes>"
+
+
+def _cut(text: str, limit: int = SUMMARY_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _quoted(text: str) -> str:
     """``text`` on one line, cut to :data:`SUMMARY_ERROR_CHARS`, JSON-quoted: ASCII only when
     it holds a character that is not printable (a bidi override would reorder the line)."""
-    text = " ".join(text.split())
-    if len(text) > SUMMARY_ERROR_CHARS:
-        text = text[: SUMMARY_ERROR_CHARS - 1] + "…"
+    text = _cut(" ".join(text.split()))
     return json.dumps(text, ensure_ascii=not text.isprintable())
 
 
-def _summary(value: Any, headers: dict[str, str] | None = None) -> str:
+def _compact_json(value: Any) -> str:
+    """JSON on one line without spaces, ASCII only (no character of it can reorder or break
+    the line)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _field_text(name: str, value: Any) -> str:
+    """A summary field's value: a sentence quoted, a flag, list or object as JSON (``false``,
+    not Python's ``False``), anything else as it is when printable."""
+    if name in QUOTED_FIELDS:
+        return _quoted(str(value))
+    if isinstance(value, bool | list | dict):
+        return _cut(_compact_json(value))
+    return printable(value)
+
+
+def _summary(value: Any, headers: dict[str, str] | None = None, key: bytes | None = None) -> str:
     """One line for a record: where a dead letter came from and why it was given up (from
     the headers :func:`finops.common.consumer.dlq_headers` adds), then the value's
-    :data:`SUMMARY_FIELDS`, or its start when it has none of them."""
+    :data:`SUMMARY_FIELDS`, or its start when it has none of them; a list's length first; a
+    :class:`BinaryValue`'s ``key`` and size."""
     if isinstance(value, dict):
         data = value.get("data") if isinstance(value.get("data"), dict) else value
         found = {
             name: value.get(name) if name == "type" else _lookup(data, name)
             for name in SUMMARY_FIELDS
         }
-        fields = [
-            f"{name}={_quoted(str(v)) if name in QUOTED_FIELDS else printable(v)}"
-            for name, v in found.items()
-            if v is not None
-        ]
-        shown = " ".join(fields) or json.dumps(value)[:160]
+        fields = [f"{name}={_field_text(name, v)}" for name, v in found.items() if v is not None]
+        shown = " ".join(fields) or _compact_json(value)[:SUMMARY_JSON_CHARS]
+    elif isinstance(value, list):
+        shown = f"items={len(value)} {_compact_json(value)[:SUMMARY_JSON_CHARS]}"
+    elif isinstance(value, BinaryValue):
+        shown = f"key={printable((key or b'').decode(errors='replace'))} {value}"
     else:
         shown = printable(value)
     return " ".join([*_dead_letter_parts(headers or {}), shown])
@@ -256,11 +304,18 @@ async def _assign_topic(consumer: Any, topic: str) -> list[Any]:
 
 
 def _record_value(raw: bytes | None) -> Any:
-    """A record's value: its JSON, else its text (``None`` when empty)."""
+    """A record's value: its JSON, else its text, else (not UTF-8: compressed or other bytes)
+    a :class:`BinaryValue` of its size; ``None`` when empty."""
+    if not raw:
+        return None
     try:
-        return json.loads(raw) if raw else None
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return BinaryValue(len(raw))
+    try:
+        return json.loads(text)
     except ValueError:
-        return (raw or b"").decode(errors="replace")
+        return text
 
 
 def _print_record(r: Any, value: Any, json_out: bool) -> None:
@@ -271,9 +326,11 @@ def _print_record(r: Any, value: Any, json_out: bool) -> None:
         where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
         key = (r.key or b"").decode(errors="replace")
         answer = {**where, "key": key, "headers": header_map(r.headers), "value": value}
+        if isinstance(value, BinaryValue):  # its bytes are no JSON value; its size is
+            answer.update(value=None, binary_bytes=value.size)
         print(json.dumps(answer), flush=True)
     else:
-        text = _summary(value, header_map(r.headers))
+        text = _summary(value, header_map(r.headers), r.key)
         where_text = escape(f"{r.topic}[{r.partition}]@{r.offset}")
         console.print(f"[dim]{where_text}[/] {escape(text)}")
 
