@@ -8,13 +8,17 @@ services are a tiny HTTP server answering ``/healthz``; the missing one is a clo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import healthz_server
 from typer.testing import CliRunner
 
 from finops.cli.main import app
+from finops.cli.stack.process import started_at_ticks
+from finops.cli.stack.state import write_state_file
 
 PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR": "1"}
 CLOSED = "http://127.0.0.1:1"
@@ -101,4 +105,49 @@ def test_db_wait_names_the_variable_in_effect(env: dict[str, str | None], variab
     assert result.stderr.splitlines()[-1] == (
         f"error: cannot reach PostgreSQL at 127.0.0.1:1 in 0.5 s — check that it runs and that "
         f"{variable} is right"
+    )
+
+
+def test_a_stack_running_without_its_services_is_named_with_how_to_start_them(
+    tmp_path: Path,
+) -> None:
+    # Before, an `--infra-only` stack's missing services read "start the stack with
+    # `finops up --detach`", though a stack ran: that `up` refuses, a stack is running.
+    me = os.getpid()
+    infra = {"kind": "infra", "host": "127.0.0.1", "port": 1, "pid": None, "external": False}
+    write_state_file(
+        tmp_path,
+        {
+            "status": "ready",
+            "supervisor_pid": me,  # this test's process stands for the stack's supervisor
+            "supervisor_ticks": started_at_ticks(me),
+            "components": {name: infra for name in ("postgres", "redis", "kafka")},
+        },
+    )
+    env: dict[str, str | None] = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}
+    for name in ("auth", "ingest", "optimizer", "experiments", "healer"):
+        env[f"FINOPS_{name.upper()}_URL"] = None
+        env[f"FINOPS_{name.upper()}_PORT"] = "1"  # not the default ports: a demo may run there
+    env["FINOPS_DATABASE_URL"] = "postgresql://nobody:nothing@127.0.0.1:1/none"
+    result = CliRunner().invoke(app, ["simulate", "--calls", "100"], env=env, prog_name="finops")
+    assert result.exit_code == 1, result.output
+    stack = f"FINOPS_DATA_DIR={tmp_path}"
+    assert result.stderr.strip() == (
+        f"error: cannot reach the auth service at {CLOSED} — the stack running from {tmp_path}"
+        " has no services (started with --infra-only): stop it with"
+        f" `{stack} finops down`, then start it whole with `{stack} finops up --detach`"
+    )
+
+
+def test_a_stopped_stack_still_gets_the_hint_to_start_one(tmp_path: Path) -> None:
+    write_state_file(tmp_path, {"status": "stopped", "supervisor_pid": None, "components": {}})
+    env: dict[str, str | None] = {**PLAIN, "FINOPS_DATA_DIR": str(tmp_path)}
+    for name in ("auth", "ingest", "optimizer", "experiments", "healer"):
+        env[f"FINOPS_{name.upper()}_URL"] = None
+        env[f"FINOPS_{name.upper()}_PORT"] = "1"
+    env["FINOPS_DATABASE_URL"] = "postgresql://nobody:nothing@127.0.0.1:1/none"
+    result = CliRunner().invoke(app, ["simulate", "--calls", "100"], env=env, prog_name="finops")
+    assert result.stderr.strip() == (
+        f"error: cannot reach the auth service at {CLOSED} — check that it runs and that"
+        " FINOPS_AUTH_PORT is right"
     )

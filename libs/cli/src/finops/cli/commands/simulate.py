@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from finops.cli.failures import START_STACK, CliError, reach_hint
+from finops.cli.failures import START_STACK, CliError, given, reach_hint
 from finops.cli.output import console, err_console
 from finops.client import FinOpsError
 
@@ -124,9 +124,29 @@ def unreachable(endpoints: Any, exc: httpx.TransportError) -> str:
         return f"cannot reach the platform ({exc!r}) — {START_STACK}"
     for name, base in endpoints.urls.items():
         if url.startswith(base.rstrip("/")):
-            hint = reach_hint(f"FINOPS_{name.upper()}_URL", f"FINOPS_{name.upper()}_PORT")
+            url_variable = f"FINOPS_{name.upper()}_URL"
+            hint = _services_missing_hint(url_variable) or reach_hint(
+                url_variable, f"FINOPS_{name.upper()}_PORT"
+            )
             return f"cannot reach the {name} service at {base} — {hint}"
     return f"cannot reach {url} — {START_STACK}"
+
+
+def _services_missing_hint(url_variable: str) -> str | None:
+    """What to do when the stack of this data folder, which the service's address comes from
+    (``url_variable`` not set), runs without its services (``finops up --infra-only``): `finops
+    up --detach` would refuse, a stack is running; None for any other stack, or none."""
+    from finops.cli.stack.settings import StackSettings
+    from finops.cli.stack.state import runs_without_services, stack_command
+
+    root = StackSettings().data_dir.resolve()
+    if given(url_variable) or not runs_without_services(root):
+        return None
+    return (
+        f"the stack running from {root} has no services (started with --infra-only): stop it"
+        f" with `{stack_command(root, 'down')}`, then start it whole with"
+        f" `{stack_command(root, 'up --detach')}`"
+    )
 
 
 def print_summary(result: dict[str, Any]) -> None:

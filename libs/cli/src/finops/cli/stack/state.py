@@ -81,6 +81,18 @@ def running_supervisor(root: Path) -> int | None:
     return _live_supervisor(state)
 
 
+def runs_without_services(root: Path) -> bool:
+    """Whether a stack runs from ``root`` (its supervisor alive) with no service among its
+    components: one started with ``finops up --infra-only``."""
+    state = read_state(root)
+    if not state or state.get("status") in ("stopped", "failed"):
+        return False
+    if _live_supervisor(state) is None:
+        return False
+    components = state.get("components") or {}
+    return not any(info.get("kind") == "service" for info in components.values())
+
+
 def is_starting(root: Path, state: dict[str, Any]) -> bool:
     """Whether ``state`` (``root``'s) is a stack whose `finops up` is still starting it, its
     supervisor alive."""
