@@ -327,3 +327,14 @@ def test_an_explored_recommendation_says_what_made_it_and_a_greedy_one_says_noth
         assert f"explore ({answer['exploration']}, p=" in answer["reason"]
     assert all(a["exploration"] is None for a in answers if not a["explored"])
     assert json.loads(json.dumps(answers)) == answers  # plain JSON on the decision log
+
+
+def test_a_spent_quota_counts_against_its_arm_as_no_breaker_routes_around_it():
+    engine = seeded_engine()
+    before = arm_quality(engine, "gpt-4o-mini")
+    for _ in range(5):
+        engine.observe_error(
+            error("gpt-4o-mini", status_code=429, provider_code="insufficient_quota")
+        )
+    assert engine.policy.status()["updates"] == 2 + 5
+    assert arm_quality(engine, "gpt-4o-mini") < before

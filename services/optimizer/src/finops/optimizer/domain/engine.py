@@ -134,10 +134,10 @@ class OptimizerEngine:
     def observe_error(
         self, event: ErrorEvent, source: tuple[str, int] | None = None
     ) -> list[dict[str, Any]]:
-        """A failed call of the model's own (an unusable answer, a refusal, a prompt over its
-        context window, an unknown model: :func:`.says_about_quality`) counts as a quality-0
-        outcome of its arm; a provider's rate limit, overload, server error or timeout, and the
-        agent's bad request, only make the arm known: the breakers route around the provider.
+        """A failed call counts as a quality-0 outcome of its arm (:func:`.says_about_quality`),
+        unless it is the provider's passing unavailability (a rate limit, an overload, a server
+        error, a timeout, the network): that only makes the arm known, and the breakers route
+        around the provider.
         Idempotent on its id; ``source`` tells a record read again (:attr:`errors_redelivered`)
         from an error sent again, with the same records taken as calls
         (:meth:`.SpendAnalytics.read_again`)."""
@@ -169,8 +169,8 @@ class OptimizerEngine:
 
     @property
     def counted(self) -> int:
-        """Events counted once: the calls the analytics counted and the errors learned from (a
-        duplicate id adds to neither)."""
+        """Events counted once: the calls the analytics counted and the errors taken in, learned
+        as quality or not (a duplicate id adds to neither)."""
         return self.analytics.events + self.errors_seen
 
     @property
