@@ -1,5 +1,7 @@
-"""`finops up` refusing a taken port says how to stop a stack that holds it, including one
-started with another FINOPS_DATA_DIR, which `finops status` and `finops down` do not see."""
+"""`finops up` refusing a taken port says what holds it: a server, and how to stop a stack
+that holds it, including one started with another FINOPS_DATA_DIR, which `finops status` and
+`finops down` do not see; or a socket that does not listen (most often another program's
+connection given the port as its local one), which frees it by itself."""
 
 from __future__ import annotations
 
@@ -8,6 +10,16 @@ import socket
 import pytest
 
 from finops.cli.stack.local_stack import Stack, StackError, StackSettings
+from finops.cli.stack.ports import free_port
+
+INFRA_PORTS = ("postgres", "redis", "kafka", "storage")
+
+
+def _settings(tmp_path, **ports: int) -> StackSettings:
+    """The stack's settings with ``ports`` and a free port for the rest of its infrastructure
+    (a default port may be in use on this machine: the message would name it too)."""
+    chosen = {f"{name}_port": ports.get(name) or free_port() for name in INFRA_PORTS}
+    return StackSettings(data_dir=tmp_path, **chosen)
 
 
 def test_a_taken_port_names_it_and_how_to_stop_a_stack_of_another_data_dir(tmp_path):
@@ -15,7 +27,7 @@ def test_a_taken_port_names_it_and_how_to_stop_a_stack_of_another_data_dir(tmp_p
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        stack = Stack(StackSettings(data_dir=tmp_path, redis_port=port), infra_only=True)
+        stack = Stack(_settings(tmp_path, redis=port), infra_only=True)
         with pytest.raises(StackError) as refused:
             stack.check_ports()
     message = str(refused.value)
@@ -24,3 +36,37 @@ def test_a_taken_port_names_it_and_how_to_stop_a_stack_of_another_data_dir(tmp_p
         "a stack started with another FINOPS_DATA_DIR stops with"
         " `FINOPS_DATA_DIR=<its folder> finops down`"
     ) in message
+
+
+def test_a_port_held_by_a_socket_that_does_not_listen_is_said_to_free_itself(tmp_path):
+    """An outgoing connection, closed, holds its local port in TIME-WAIT for about a minute:
+    no server to stop, and `finops down` stops none. A socket bound without listen() holds a
+    port alike (no server answers on it)."""
+    with socket.socket() as connection_like:
+        connection_like.bind(("127.0.0.1", 0))
+        port = connection_like.getsockname()[1]
+        stack = Stack(_settings(tmp_path, kafka=port), infra_only=True)
+        with pytest.raises(StackError) as refused:
+            stack.check_ports()
+    assert str(refused.value) == (
+        f"port {port} (kafka) on 127.0.0.1 is taken by another connection on this machine, not"
+        " by a server (most likely one the system gave this port as its own); it frees itself"
+        " within about a minute: start again then, or set FINOPS_KAFKA_PORT to another port."
+    )
+
+
+def test_a_server_and_a_held_port_are_each_told_in_one_line(tmp_path):
+    with socket.socket() as server, socket.socket() as connection_like:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        connection_like.bind(("127.0.0.1", 0))
+        served, held = server.getsockname()[1], connection_like.getsockname()[1]
+        settings = _settings(tmp_path, redis=served, postgres=held)
+        with pytest.raises(StackError) as refused:
+            Stack(settings, infra_only=True).check_ports()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"port {served} (redis) is already in use on 127.0.0.1. Stop whatever" in message
+    assert f"port {held} (postgres) on 127.0.0.1 is taken by another connection" in message
+    assert f"port {served} (redis) on 127.0.0.1 is taken" not in message
+    assert f"port {held} (postgres) is already in use" not in message

@@ -19,7 +19,7 @@ import httpx
 
 from finops.cli.stack.infra import SERVICES, LocalInfra
 from finops.cli.stack.infra_processes import StackError
-from finops.cli.stack.ports import free_port, port_is_free
+from finops.cli.stack.ports import free_port, port_is_free, server_listens
 from finops.cli.stack.process import Component, last_error, started_at_ticks
 from finops.cli.stack.settings import DATABASE_NAME, StackSettings
 from finops.cli.stack.state import component_record, stack_command, write_state_file
@@ -146,20 +146,34 @@ class Stack:
 
     def check_ports(self) -> None:
         """Refuse to start when a port a setting names is taken, naming the port and its
-        owner (a port the stack drew itself is drawn anew when taken: see
-        :meth:`_start_on_another_port`)."""
+        component (a port the stack drew itself is drawn anew when taken: see
+        :meth:`_start_on_another_port`), and what holds it: a server, which is to be stopped,
+        or a socket that does not listen, most often another program's connection that was
+        given the port as its local one and holds it for about a minute after it closes."""
         taken = [
-            f"port {c.port} ({c.name}) is already in use on {c.host}"
+            c
             for c in self.components.values()
             if not c.external and not c.port_drawn and not port_is_free(c.host, c.port)
         ]
-        if taken:
-            raise StackError(
-                "; ".join(taken)
+        served = [c for c in taken if server_listens(c.host, c.port)]
+        held = [c for c in taken if c not in served]
+        reasons = []
+        if served:
+            reasons.append(
+                "; ".join(f"port {c.port} ({c.name}) is already in use on {c.host}" for c in served)
                 + ". Stop whatever holds it (`finops status`, `finops down`; a stack started with"
                 " another FINOPS_DATA_DIR stops with `FINOPS_DATA_DIR=<its folder> finops down`)"
                 " or choose another port with FINOPS_<COMPONENT>_PORT."
             )
+        reasons += [
+            f"port {c.port} ({c.name}) on {c.host} is taken by another connection on this"
+            " machine, not by a server (most likely one the system gave this port as its own);"
+            " it frees itself within about a minute: start again then, or set"
+            f" FINOPS_{c.name.upper()}_PORT to another port."
+            for c in held
+        ]
+        if reasons:
+            raise StackError(" ".join(reasons))
 
     def _wait_ready(
         self, names: Iterable[str], timeout: float, should_stop: Callable[[], bool] = _never

@@ -4,7 +4,7 @@
 ``FINOPS_FREE_PORTS``), never one twice in a process nor one another process of this OS user
 holds (a byte lock in a reservations file), nor a default port of the stack;
 :func:`check_bind_host` refuses a bind host this machine cannot listen on;
-:func:`port_is_free` and :func:`tcp_open` probe a port.
+:func:`port_is_free`, :func:`server_listens` and :func:`tcp_open` probe a port.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def server_listens(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether a server accepts connections on ``port``: of a port that is not free
+    (:func:`port_is_free`), whether a server holds it or a socket that does not listen (most
+    often a connection's local port). On this machine a port nothing listens on refuses at
+    once, so the probe costs no wait."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            # The kernel may give the probe the very port it probes as its local one (the
+            # port is in the ephemeral range and held by a connection only): the probe then
+            # connects to itself, and no server answered.
+            return bool(sock.getsockname() != sock.getpeername())
+    except OSError:
+        return False
 
 
 def check_bind_host(host: str) -> None:
