@@ -151,7 +151,7 @@ async def test_without_a_configured_url_the_hint_is_to_start_the_local_stack(mon
     assert failure is not None and failure.code == 1
     # The address is the one the commands use: the local stack's default.
     assert failure.message == (
-        "cannot reach PostgreSQL at 127.0.0.1:15432 — start the stack with `finops up --detach`,"
+        "cannot reach PostgreSQL at 127.0.0.1:55432 — start the stack with `finops up --detach`,"
         " or set FINOPS_DATABASE_URL"
     )
 
@@ -351,7 +351,7 @@ def test_piped_price_output_is_not_wrapped():
 
 
 def test_operator_commands_reach_the_stack_on_its_configured_ports():
-    """After `FINOPS_KAFKA_PORT=… finops up`, `finops topics` looks on that port, not 19092."""
+    """After `FINOPS_KAFKA_PORT=… finops up`, `finops topics` looks on that port, not 59092."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINOPS_")}
     result = finops("topics", env={**env, "FINOPS_KAFKA_PORT": str(port), **_plain_env()})

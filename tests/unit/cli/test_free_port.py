@@ -23,7 +23,6 @@ from finops.cli.stack.ports import (
     free_port_range,
     parse_port_range,
 )
-from finops.common.settings import DEFAULT_PORTS
 
 
 @pytest.fixture(autouse=True)
@@ -100,24 +99,6 @@ def test_a_range_with_no_free_port_left_is_an_error_not_a_port_from_elsewhere(
         with pytest.raises(CliError) as taken:
             free_port()  # another server holds it
     assert taken.value.code == 2
-
-
-def test_a_default_port_of_the_stack_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The defaults lie in the band ports are drawn from: a port drawn while its stack is down
-    (by a test, or the stack's own broker before the gate listens) would take it from the
-    stack, whose `finops up` would then find it in use."""
-    kafka, storage = DEFAULT_PORTS["kafka"], DEFAULT_PORTS["storage"]
-    assert storage == kafka + 1
-    monkeypatch.setenv(FREE_PORTS_ENV, f"{kafka}-{storage}")
-    monkeypatch.setattr(ports, "port_is_free", lambda host, port: True)  # whoever runs there
-    with pytest.raises(CliError, match="nor a default port of the stack"):
-        free_port()
-
-
-def test_no_default_port_of_the_stack_is_one_an_outgoing_connection_could_take() -> None:
-    low, high = 32768, 60999  # Linux's default ephemeral range
-    inside = {name: port for name, port in DEFAULT_PORTS.items() if low <= port <= high}
-    assert inside == {}
 
 
 @pytest.mark.parametrize(
@@ -208,8 +189,7 @@ def test_a_port_handed_out_and_not_yet_bound_is_not_handed_out_by_another_proces
     theirs = _draw_in_another_process(f"{mine}-{mine}")
     assert theirs == (
         f"no free port left in {FREE_PORTS_ENV}={mine}-{mine}"
-        " (this process hands out none twice, nor one another process holds,"
-        " nor a default port of the stack)"
+        " (this process hands out none twice, nor one another process holds)"
     )
 
 
@@ -314,6 +294,5 @@ def test_the_reservations_file_is_in_the_temporary_folder_the_environment_names(
     assert fd is not None and os.fstat(fd).st_ino == path.stat().st_ino
     assert _draw_in_another_process(f"{port}-{port}", {"TMPDIR": str(tmp_path)}) == (
         f"no free port left in {FREE_PORTS_ENV}={port}-{port}"
-        " (this process hands out none twice, nor one another process holds,"
-        " nor a default port of the stack)"
+        " (this process hands out none twice, nor one another process holds)"
     )

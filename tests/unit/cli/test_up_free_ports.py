@@ -65,8 +65,7 @@ def test_a_start_that_found_no_free_port_is_a_failed_start(tmp_path: Path, detac
         )
     why = (
         f"no free port left in {FREE_PORTS_ENV}={port}-{port}"
-        " (this process hands out none twice, nor one another process holds,"
-        " nor a default port of the stack)"
+        " (this process hands out none twice, nor one another process holds)"
     )
     said = f"the stack did not start: {why}" if detach else why
     assert (up.returncode, up.stderr) == (2, f"error: {said}\n")

@@ -36,16 +36,11 @@ from finops.common.settings_values import (
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "changethis", "secret", "password", ""})
 
-#: The local stack's ports. None lies in Linux's ephemeral range (32768-60999), whose ports
-#: the kernel gives outgoing connections as their local port: a closed one holds its port for
-#: about a minute (TIME-WAIT), and `finops up` found a default port taken though nothing
-#: listened on it. Each is its component's well-known port with a 1 before it (5432 -> 15432),
-#: the broker's storage next to the broker; the services' keep 8001-8005.
 DEFAULT_PORTS = {
-    "postgres": 15432,
-    "redis": 16379,
-    "kafka": 19092,
-    "storage": 19093,
+    "postgres": 55432,
+    "redis": 56379,
+    "kafka": 59092,
+    "storage": 59093,
     "auth": 8001,
     "ingest": 8002,
     "optimizer": 8003,

@@ -2,9 +2,9 @@
 
 :func:`free_port` hands out ports outside the kernel's ephemeral range (or in
 ``FINOPS_FREE_PORTS``), never one twice in a process nor one another process of this OS user
-holds (a byte lock in a reservations file), nor a default port of the stack;
-:func:`check_bind_host` refuses a bind host this machine cannot listen on;
-:func:`port_is_free`, :func:`server_listens` and :func:`tcp_open` probe a port.
+holds (a byte lock in a reservations file); :func:`check_bind_host` refuses a bind host this
+machine cannot listen on; :func:`port_is_free`, :func:`server_listens` and :func:`tcp_open`
+probe a port.
 """
 
 from __future__ import annotations
@@ -20,17 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from finops.cli.failures import CliError
-from finops.common.settings import DEFAULT_PORTS
-
-#: ports :func:`free_port` never hands out: the stack's defaults lie in its band, and a port
-#: drawn before a default one is bound (the broker's, a test's) would take it from its stack
-_DEFAULT_PORTS = frozenset(DEFAULT_PORTS.values())
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could listen on ``port`` now. No: a server listens on it, or another
-    socket is bound to it; an outgoing connection that was given it as its local port holds it
-    too, even closed (in TIME-WAIT, about a minute on Linux), whatever ``SO_REUSEADDR`` says."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -199,22 +191,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     servers failed with "address already in use"); and processes that must never share a
     port (the test suite's pytest-xdist workers) each set ``FINOPS_FREE_PORTS`` to a range of
     their own; with it set, a range with no free port left that this process has not handed
-    out is an error rather than a port from elsewhere. Nor is a default port of the stack
-    ever handed out (:data:`_DEFAULT_PORTS`): free while its stack is down, it is not free to
-    take.
+    out is an error rather than a port from elsewhere.
     """
     first, last = free_port_range()
     for port in _candidates(first, last):
-        if port in _handed_out or port in _DEFAULT_PORTS:
-            continue
-        if port_is_free(host, port) and _reserve(port):
+        if port not in _handed_out and port_is_free(host, port) and _reserve(port):
             _handed_out.add(port)
             return port
     if os.environ.get(FREE_PORTS_ENV) is not None:
         raise CliError(
             f"no free port left in {FREE_PORTS_ENV}={first}-{last}"
-            " (this process hands out none twice, nor one another process holds,"
-            " nor a default port of the stack)",
+            " (this process hands out none twice, nor one another process holds)",
             2,
         )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded band
