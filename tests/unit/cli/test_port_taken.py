@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from finops.cli.stack.local_stack import Stack, StackError, StackSettings
-from finops.cli.stack.ports import free_port
+from finops.cli.stack.ports import free_port, server_listens
 
 INFRA_PORTS = ("postgres", "redis", "kafka", "storage")
 
@@ -38,7 +38,7 @@ def test_a_taken_port_names_it_and_how_to_stop_a_stack_of_another_data_dir(tmp_p
     ) in message
 
 
-def test_a_port_held_by_a_socket_that_does_not_listen_is_said_to_free_itself(tmp_path):
+def test_a_port_held_by_a_socket_that_does_not_listen_is_told_from_a_server(tmp_path):
     """An outgoing connection, closed, holds its local port in TIME-WAIT for about a minute:
     no server to stop, and `finops down` stops none. A socket bound without listen() holds a
     port alike (no server answers on it)."""
@@ -49,9 +49,10 @@ def test_a_port_held_by_a_socket_that_does_not_listen_is_said_to_free_itself(tmp
         with pytest.raises(StackError) as refused:
             stack.check_ports()
     assert str(refused.value) == (
-        f"port {port} (kafka) on 127.0.0.1 is taken by another connection on this machine, not"
-        " by a server (most likely one the system gave this port as its own); it frees itself"
-        " within about a minute: start again then, or set FINOPS_KAFKA_PORT to another port."
+        f"port {port} (kafka) on 127.0.0.1 is taken, but no server answers on it: most likely"
+        " a connection of this machine that the system gave this port as its own (a closed one"
+        " holds it for about a minute): start again in a minute, or set FINOPS_KAFKA_PORT to"
+        " another port."
     )
 
 
@@ -67,6 +68,39 @@ def test_a_server_and_a_held_port_are_each_told_in_one_line(tmp_path):
     message = str(refused.value)
     assert "\n" not in message
     assert f"port {served} (redis) is already in use on 127.0.0.1. Stop whatever" in message
-    assert f"port {held} (postgres) on 127.0.0.1 is taken by another connection" in message
-    assert f"port {served} (redis) on 127.0.0.1 is taken" not in message
+    assert f"port {held} (postgres) on 127.0.0.1 is taken, but no server answers" in message
+    assert f"port {served} (redis) on 127.0.0.1 is taken," not in message
     assert f"port {held} (postgres) is already in use" not in message
+
+
+def test_a_server_on_another_address_is_not_ruled_out_when_the_stack_binds_every_address(
+    tmp_path,
+):
+    """Bound to 0.0.0.0, the stack's port is blocked by a server on any address of the
+    machine, while the probe reaches only 127.0.0.1: the message must not say no server."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.2", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        settings = _settings(tmp_path, redis=port).model_copy(update={"bind_host": "0.0.0.0"})
+        with pytest.raises(StackError) as refused:
+            Stack(settings, infra_only=True).check_ports()
+    message = str(refused.value)
+    assert (
+        f"port {port} (redis) on 0.0.0.0 is taken, but no server answers on it at 127.0.0.1"
+        in message
+    )
+    assert "a server on another address of this machine would hold it too" in message
+
+
+def test_the_probe_closes_with_a_reset_and_leaves_no_time_wait_behind():
+    """A probe closed with a FIN would hold its local port in TIME-WAIT for a minute, and the
+    kernel may have given it the probed port itself; the server's end of a reset connection
+    reads ECONNRESET, of a FIN an empty read."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert server_listens("127.0.0.1", server.getsockname()[1])
+        accepted, _ = server.accept()
+        with accepted, pytest.raises(ConnectionResetError):
+            accepted.recv(1)

@@ -28,6 +28,11 @@ from finops.common.settings_errors import SETTINGS_REFUSED
 
 log = logging.getLogger("finops.stack")
 
+#: bind hosts that take a port on every address of the machine: a server listening on one
+#: of them blocks the port, but the probe of :func:`server_listens` reaches only 127.0.0.1
+WILDCARD_HOSTS = frozenset({"0.0.0.0", ""})
+_OTHER_ADDRESSES = " at 127.0.0.1 (a server on another address of this machine would hold it too)"
+
 #: how many times a component whose port the stack drew itself is moved to another port when
 #: it finds its port taken at start-up (:meth:`Stack._start_on_another_port`)
 PORT_MOVES = 3
@@ -166,9 +171,10 @@ class Stack:
                 " or choose another port with FINOPS_<COMPONENT>_PORT."
             )
         reasons += [
-            f"port {c.port} ({c.name}) on {c.host} is taken by another connection on this"
-            " machine, not by a server (most likely one the system gave this port as its own);"
-            " it frees itself within about a minute: start again then, or set"
+            f"port {c.port} ({c.name}) on {c.host} is taken, but no server answers on it"
+            f"{_OTHER_ADDRESSES if c.host in WILDCARD_HOSTS else ''}: most likely a connection"
+            " of this machine that the system gave this port as its own (a closed one holds it"
+            " for about a minute): start again in a minute, or set"
             f" FINOPS_{c.name.upper()}_PORT to another port."
             for c in held
         ]

@@ -16,6 +16,7 @@ import random
 import re
 import socket
 import stat
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def server_listens(host: str, port: int, timeout: float = 0.5) -> bool:
     once, so the probe costs no wait."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
+            # Closed with a reset, not a FIN: a closed probe would otherwise hold its local
+            # port in TIME-WAIT for a minute, and that may be the very port it probes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             # The kernel may give the probe the very port it probes as its local one (the
             # port is in the ephemeral range and held by a connection only): the probe then
             # connects to itself, and no server answered.
