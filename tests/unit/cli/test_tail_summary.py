@@ -299,3 +299,19 @@ def test_a_logged_recommendation_shows_whom_it_answered_and_why():
         "agent_id=bot task_type=qa provider=openai model=gpt-4o-mini"
         ' reason="cheapest arm within the quality floor"'
     )
+
+
+@pytest.mark.parametrize(("raw", "line"), [(b"null", "null"), (b"true", "true"), (b"7", "7")])
+def test_a_record_that_is_a_json_scalar_shows_as_json_not_python(raw: bytes, line: str) -> None:
+    assert _summary(_record_value(raw)) == line
+
+
+def test_a_record_nested_deeper_than_the_parser_goes_shows_as_text() -> None:
+    raw = b"[" * 100_000
+    value = _record_value(raw)
+    assert value == raw.decode()
+    assert _summary(value).startswith("[[[")
+
+
+def test_a_sentence_field_holding_an_object_is_quoted_json() -> None:
+    assert _summary({"kind": "drift", "message": {"a": 1}}) == 'kind=drift message="{\\"a\\":1}"'

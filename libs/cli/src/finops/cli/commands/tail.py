@@ -157,7 +157,7 @@ def _field_text(name: str, value: Any) -> str:
     """A summary field's value: a sentence quoted, a flag, list or object as JSON (``false``,
     not Python's ``False``), anything else as it is when printable."""
     if name in QUOTED_FIELDS:
-        return _quoted(str(value))
+        return _quoted(value if isinstance(value, str) else _compact_json(value))
     if isinstance(value, bool | list | dict):
         return _cut(_compact_json(value))
     return printable(value)
@@ -180,8 +180,10 @@ def _summary(value: Any, headers: dict[str, str] | None = None, key: bytes | Non
         shown = f"items={len(value)} {_compact_json(value)[:SUMMARY_JSON_CHARS]}"
     elif isinstance(value, BinaryValue):
         shown = f"key={printable((key or b'').decode(errors='replace'))} {value}"
-    else:
+    elif isinstance(value, str):
         shown = printable(value)
+    else:  # a JSON scalar, or an empty record: as JSON (null, true), not as Python
+        shown = _compact_json(value)
     return " ".join([*_dead_letter_parts(headers or {}), shown])
 
 
@@ -314,7 +316,7 @@ def _record_value(raw: bytes | None) -> Any:
         return BinaryValue(len(raw))
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes: its text
         return text
 
 
