@@ -134,8 +134,9 @@ def test_a_stack_running_without_its_services_is_named_with_how_to_start_them(
     stack = f"FINOPS_DATA_DIR={tmp_path}"
     assert result.stderr.strip() == (
         f"error: cannot reach the auth service at {CLOSED} — the stack running from {tmp_path}"
-        " has no services (started with --infra-only): stop it with"
-        f" `{stack} finops down`, then start it whole with `{stack} finops up --detach`"
+        " has no services (started with --infra-only): start the service if you run the"
+        f" services yourself, or stop the stack with `{stack} finops down` and start it whole"
+        f" with `{stack} finops up --detach`"
     )
 
 

@@ -143,8 +143,9 @@ def _services_missing_hint(url_variable: str) -> str | None:
     if given(url_variable) or not runs_without_services(root):
         return None
     return (
-        f"the stack running from {root} has no services (started with --infra-only): stop it"
-        f" with `{stack_command(root, 'down')}`, then start it whole with"
+        f"the stack running from {root} has no services (started with --infra-only): start"
+        " the service if you run the services yourself, or stop the stack with"
+        f" `{stack_command(root, 'down')}` and start it whole with"
         f" `{stack_command(root, 'up --detach')}`"
     )
 
