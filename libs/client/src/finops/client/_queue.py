@@ -118,7 +118,10 @@ class EventQueue:
         stats.recorded += 1
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_loop(), name="finops-client-sender")
-        if len(self.buffer) >= self.batch_size:
+        # The first pending event wakes an idle sender, which then lingers for more; a full
+        # batch ends the linger. Waking it only at a full batch left a trickle of events
+        # pending until a flush, close() or batch_size of them.
+        if len(self.buffer) == 1 or len(self.buffer) >= self.batch_size:
             self._wakeup.set()
 
     def _say_dropped(self, dropped: int) -> None:
