@@ -376,3 +376,26 @@ async def test_a_trim_advice_without_a_reason_is_followed() -> None:
             task_type="qa", provider="p", model="m", trim=trimmed.append,
         )  # fmt: skip
     assert result["text"] == "ok" and trimmed == [1000]
+
+
+def test_a_bedrock_error_from_boto3_gives_its_status_code_and_headers() -> None:
+    """botocore's ClientError keeps what the healer reads in a dict (``.response``), not in
+    attributes: read as a bare message, a Bedrock throttle reached the healer and the
+    optimizer with no status and no type."""
+    from botocore.exceptions import ClientError
+
+    throttled = ClientError(
+        {
+            "Error": {"Code": "ThrottlingException", "Message": "Too many requests"},
+            "ResponseMetadata": {
+                "HTTPStatusCode": 429,
+                "HTTPHeaders": {"x-amzn-errortype": "ThrottlingException:http://internal"},
+            },
+        },
+        "InvokeModel",
+    )
+    failure = read_failure(throttled)
+    assert (failure.status, failure.error_type) == (429, "ThrottlingException")
+    assert failure.headers == {"x-amzn-errortype": "ThrottlingException:http://internal"}
+    assert "Too many requests" in failure.message
+    assert failure.transient

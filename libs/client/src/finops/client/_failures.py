@@ -1,8 +1,10 @@
 """Reading a failed LLM call from its exception (:func:`read_failure`), duck-typed.
 
 ``.status_code``, ``.body`` and ``.response.headers`` (the openai and anthropic SDKs),
-``.response`` of ``httpx.HTTPStatusError``, or a plain dict with
-``status``/``body``/``headers``/``message``.
+``.response`` of ``httpx.HTTPStatusError``, the ``.response`` dict of botocore's
+``ClientError`` (Bedrock through boto3), or a plain dict with
+``status``/``body``/``headers``/``message`` (what :func:`read_failure` takes: ``call()``
+gets exceptions).
 """
 
 from __future__ import annotations
@@ -65,8 +67,19 @@ def _get(source: Any, name: str) -> Any:
     return getattr(source, name, None)
 
 
+def _aws_metadata(exc: Any) -> Any:
+    """``ResponseMetadata`` of botocore's ``ClientError`` (its ``.response`` is a dict with
+    ``Error`` and ``ResponseMetadata``: Bedrock called through boto3), or None."""
+    return _get(_get(exc, "response"), "ResponseMetadata")
+
+
 def _headers_of(exc: Any) -> dict[str, str]:
-    raw = _get(exc, "headers") or _get(_get(exc, "response"), "headers") or {}
+    raw = (
+        _get(exc, "headers")
+        or _get(_get(exc, "response"), "headers")
+        or _get(_aws_metadata(exc), "HTTPHeaders")
+        or {}
+    )
     try:
         items = list(raw.items())
     except AttributeError:
@@ -86,6 +99,7 @@ def _status_of(exc: Any) -> int | None:
         _get(exc, "status_code"),
         _get(exc, "status"),
         _get(_get(exc, "response"), "status_code"),
+        _get(_aws_metadata(exc), "HTTPStatusCode"),
         _get(exc, "code"),
     ):
         if (
@@ -99,11 +113,17 @@ def _status_of(exc: Any) -> int | None:
 
 def _body_of(exc: Any) -> Any:
     body = _get(exc, "body")
-    if body is None and isinstance(_get(exc, "response"), httpx.Response):
+    response = _get(exc, "response")
+    if body is None and isinstance(response, httpx.Response):
         try:
-            body = exc.response.json()
+            body = response.json()
         except (ValueError, httpx.ResponseNotRead):
             body = None
+    aws_error = _get(response, "Error") if isinstance(response, Mapping) else None
+    if body is None and isinstance(aws_error, Mapping):
+        # botocore's ClientError: the error's code is the provider's error type
+        # (ThrottlingException, ValidationException, ...)
+        body = {"error": {"type": aws_error.get("Code"), "message": aws_error.get("Message")}}
     return body
 
 
