@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from finops.cli.commands.simulate import cancelled_by_sigterm
+from finops.cli.simulation.drift_findings import TopicRecord
 from finops.cli.simulation.faults import default_schedule
 from finops.cli.simulator import run as simulator_run
+from finops.cli.simulator.drift_watch import DriftWatch
 from finops.cli.simulator.experiments import PLANS, ExperimentOutcome, RunningExperiment
 from finops.cli.simulator.platform import Endpoints, OperatorApi
 
@@ -141,6 +143,14 @@ async def test_an_interrupted_run_stops_the_experiments_it_started(
     monkeypatch.setattr(simulator_run, "_clients", no_clients)
     monkeypatch.setattr(simulator_run, "_sampler", lambda *args: Sampler())
     monkeypatch.setattr(simulator_run, "_work_in_rounds", rounds)
+
+    async def no_alerts() -> list[TopicRecord]:
+        return []
+
+    # the drift alerts' topic, read at the start: no broker here
+    monkeypatch.setattr(
+        simulator_run, "DriftWatch", lambda drifts, warn: DriftWatch(drifts, warn, read=no_alerts)
+    )
 
     with pytest.raises(interruption):
         await simulator_run.run_simulation(

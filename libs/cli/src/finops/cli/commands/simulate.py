@@ -151,6 +151,8 @@ def _services_missing_hint(url_variable: str) -> str | None:
 
 
 def print_summary(result: dict[str, Any]) -> None:
+    from finops.cli.simulation.drift_findings import DriftFindings
+
     table = Table(
         title=f"{result['calls']:,} tasks, {result['agents']} agents, seed {result['seed']}: "
         "optimized fleet vs baseline (strongest model, naive retries)"
@@ -188,6 +190,9 @@ def print_summary(result: dict[str, Any]) -> None:
             + (f" ({exp['reason']})" if exp["reason"] else ""),
             markup=False,
         )
+    drift = DriftFindings.from_json(result)
+    for line in drift.summary_lines() if drift is not None else []:
+        console.print(line, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from finops.cli.simulation.drift_findings import DriftFindings, figure_value
 from finops.cli.simulation.timeline import Timeline
 
 
@@ -94,12 +95,46 @@ def summary_figures(result: dict[str, Any]) -> list[Figure]:
             str(result["lost_events"]),
             f"of {result['events_sent']:,} acknowledged by ingest",
         ),
+        *drift_figures(result),
         Figure(
             "run",
             f"{result['calls']:,} tasks",
             f"{result['agents']} agents, seed {result['seed']}",
         ),
     ]
+
+
+def drift_figures(result: dict[str, Any]) -> list[Figure]:
+    """A row per injected drift (noticed or not, by a drift alert of the run), and one of
+    the run's other drift alerts; none for the result of a run before they were reported.
+
+    Examples
+    --------
+    >>> rows = drift_figures({"drifts": [{"model": "m", "task_type": "qa", "injected_at": 0.5,
+    ...     "noticed": True, "noticed_at": 0.56}], "other_drift_alerts": []})
+    >>> [(r.label, r.value) for r in rows]
+    [('drift of m on qa', 'noticed at 56 %'), ('other drift alerts', '0')]
+    """
+    found = DriftFindings.from_json(result)
+    if found is None:
+        return []
+    rows = [
+        Figure(
+            f"drift of {d.model} on {d.task_type}",
+            figure_value(d),
+            f"injected at {d.injected_at * 100:.0f} % of the run",
+        )
+        for d in found.drifts
+    ]
+    if found.others is not None:
+        rows.append(
+            Figure(
+                "other drift alerts",
+                str(len(found.others)),
+                ", ".join(f"{o.what} of {o.subject}" for o in found.others),
+            )
+        )
+    return rows
 
 
 def experiment_rows(result: dict[str, Any]) -> list[ExperimentRow]:

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finops.cli.simulation.catalog import STRONGEST
+from finops.cli.simulation.drift_findings import DriftFindings
 from finops.cli.simulation.faults import FaultSchedule
 from finops.cli.simulation.fleet import Task, make_tasks
 from finops.cli.simulation.providers import SimulatedProviders
 from finops.cli.simulation.strategies import NaiveRetries
 from finops.cli.simulation.tally import Comparison, run_fixed_policy
 from finops.cli.simulation.timeline import Timeline
+from finops.cli.simulator.drift_watch import DriftWatch
 from finops.cli.simulator.experiments import (
     PLANS,
     ExperimentNotStarted,
@@ -54,6 +56,8 @@ class SimulationReport:
     elapsed_s: float
     #: the run bucket by bucket, with the platform's breaker and experiment samples
     timeline: Timeline = field(default_factory=Timeline.empty)
+    #: whether the optimizer's drift alerts noticed the injected drifts, and its other ones
+    drift: DriftFindings = field(default_factory=DriftFindings)
 
     def as_json(self) -> dict[str, Any]:
         base, opt = self.comparison.baseline, self.comparison.optimized
@@ -85,6 +89,7 @@ class SimulationReport:
             "unknown_recommendations": self.unknown_recommendations,
             "recommendations_unavailable": self.recommendations_unavailable,
             "experiments": [e.as_json() for e in self.experiments],
+            **self.drift.as_json(),
             "elapsed_s": round(self.elapsed_s, 1),
         }
 
@@ -230,6 +235,7 @@ async def _work_in_rounds(
     calls: int,
     progress: Callable[[], None],
     warn: Callable[[str], None],
+    watch: DriftWatch,
 ) -> list[ExperimentOutcome]:
     """The fleet's tasks, round after round, each round's calls read by the optimizer (and
     the experiments) before the next; the outcomes of the experiments that did not start.
@@ -241,10 +247,12 @@ async def _work_in_rounds(
     rounds = max(ROUND_TASKS, calls // 100)
     pacing = Pacing(api, fleet.clients, await api.optimizer_events() or 0, warn)
     for start in range(0, warm_up, rounds):
+        watch.round_starts(fleet.done / len(tasks))
         await fleet.work(tasks[start : min(start + rounds, warm_up)], progress)
         await pacing.sync(fleet, timeout_s=120)  # services may still be joining groups
     outcomes = await _start_experiments(api, fleet, calls, warn)
     for start in range(warm_up, len(tasks), rounds):
+        watch.round_starts(fleet.done / len(tasks))
         await fleet.work(tasks[start : start + rounds], progress)
         await pacing.sync(fleet, timeout_s=60)
     return outcomes
@@ -272,12 +280,15 @@ async def run_simulation(
     clients = await _clients(endpoints, operator, agents, warn)
     fleet = FleetRun(clients, providers, seed)
     sampler = _sampler(api, endpoints, fleet, len(tasks))
+    watch = DriftWatch(schedule.drifts, warn)
     sampler.start()
     try:
-        outcomes = await _work_in_rounds(api, fleet, tasks, calls, progress, warn)
+        await watch.start()  # before the fleet's first call: the alerts after it are the run's
+        outcomes = await _work_in_rounds(api, fleet, tasks, calls, progress, warn, watch)
         for client in clients:
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
+        drift = await watch.findings()
         outcomes += await _final_outcomes(api, fleet, warn)
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
@@ -307,4 +318,5 @@ async def run_simulation(
         recommendations_unavailable=fleet.recommendations_unavailable,
         elapsed_s=time.monotonic() - began,
         timeline=fleet.timeline,
+        drift=drift,
     )
