@@ -288,8 +288,8 @@ async def run_simulation(
         for client in clients:
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
-        drift = await watch.findings()
         outcomes += await _final_outcomes(api, fleet, warn)
+        drift = await watch.findings()
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
         if sampler.missed:
