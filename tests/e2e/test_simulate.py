@@ -66,3 +66,17 @@ def test_the_default_simulation_saves_keeps_quality_heals_and_its_json_adds_up(s
         assert experiment["decision"] in DECISIONS
         assert experiment["promoted"] <= (experiment["winner"] is not None)
         assert sum(experiment["samples"]) > 0
+
+    # the injected quality drift, and whether a drift alert of the run said so: the broker
+    # answered, so it is known either way. Whether the optimizer's detector fires in 2,000
+    # tasks is not asserted (it did not in the first run of 2026-12-07); the other drift
+    # alerts are listed with their metric
+    (drift,) = result["drifts"]
+    assert (drift["model"], drift["task_type"], drift["injected_at"]) == (
+        "gpt-4o-mini",
+        "extract",
+        0.5,
+    )
+    assert isinstance(drift["noticed"], bool)
+    assert 0 < drift.get("noticed_at", 1) <= 1
+    assert all(o["what"] in {"quality", "cost", "latency"} for o in result["other_drift_alerts"])
