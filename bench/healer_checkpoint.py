@@ -33,10 +33,10 @@ from itertools import count
 from _figures import Measurement, at_most, record
 
 from finops.common.checkpoints import json_bytes
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.healing_records import AdviceRecord, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 QUICK_ARGS = ["--advices", "20000", "--repeats", "3"]
 QUICK_SECONDS = 5

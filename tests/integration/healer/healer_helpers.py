@@ -15,8 +15,8 @@ from support import TokenFactory
 
 from finops.common.auth import TokenVerifier
 from finops.common.auth.blocklist import blocklist_redis
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 from finops.healer.app import create_app
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 from finops.healer.settings import HealerSettings
 
 TOKENS = TokenFactory()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from healer_helpers import auth, healer, kind_of, settings_for
 
-from finops.healer.domain.taxonomy import ErrorKind
+from finops.common.provider_errors.taxonomy import ErrorKind
 
 pytestmark = pytest.mark.integration
 

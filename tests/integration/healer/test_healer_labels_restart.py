@@ -14,9 +14,9 @@ from healer_helpers import auth, healer, kind_of, settings_for
 from support import own_database, wait_until
 
 from finops.common import migrations
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 from finops.healer.adapters.labels import LabelSync, NewLabel, PostgresLabelStore
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 
 from finops.common.checkpoints import Checkpoint, PostgresCheckpointStore
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.ledger_store import PostgresLedgerStore, writer_name
 from finops.healer.domain.healing_records import AdviceRecord, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.ledger_segments import SegmentIndex
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from support import llm_call, wait_until
 
 from finops.common.events import price_call
 from finops.common.kafka import make_producer
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.common.topics import AGENT_COST, HEALING
-from finops.healer.domain.taxonomy import ErrorKind
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ import random
 import pytest
 
 from finops.common.id_dedupe import IdDedupe
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.breaker_shards import BreakerShard
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain import breaker_state
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig, Transition
-from finops.healer.domain.taxonomy import ErrorKind
 
 CONFIG = BreakerConfig(min_calls=10, cooldown_s=5.0, window_s=30.0)
 MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku"), ("openai", "gpt-4o-mini")]

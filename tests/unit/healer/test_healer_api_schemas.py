@@ -8,6 +8,7 @@ import pytest
 from support import answered_through, json_bytes
 
 from finops.common.circuits import CircuitState, CircuitStatus
+from finops.common.provider_errors.taxonomy import Classification, ErrorKind
 from finops.healer.api.schemas import AdviceOut, CircuitOut, HealingStatsOut
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
@@ -15,7 +16,6 @@ from finops.healer.domain.effectiveness import RemedyLearner
 from finops.healer.domain.healing_records import AdviceRecord, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action, FailedCall
-from finops.healer.domain.taxonomy import Classification, ErrorKind
 
 CATALOG = ModelCatalog(
     [

@@ -10,9 +10,9 @@ import pytest
 from finops.common import alerts as alerts_mod
 from finops.common import circuits as circuits_mod
 from finops.common.circuits import CircuitState, CircuitStatus
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain import breakers as breakers_mod
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
-from finops.healer.domain.taxonomy import ErrorKind
 
 OPEN, HALF_OPEN, CLOSED = CircuitStatus.OPEN, CircuitStatus.HALF_OPEN, CircuitStatus.CLOSED
 

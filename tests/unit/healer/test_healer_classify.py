@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from finops.common.provider_errors.matching import PROVIDER_FAMILIES, provider_family
+from finops.common.provider_errors.rules import RULES, SPECIFIC_RULES
+from finops.common.provider_errors.status_rules import STATUS_RULES
+from finops.common.provider_errors.taxonomy import RETRYABLE_KINDS, ErrorKind, ProviderError
 from finops.healer.domain.classify import CLASSIFIER, HINT, NO_RULE, ErrorClassifier, classify
-from finops.healer.domain.matching import PROVIDER_FAMILIES, provider_family
-from finops.healer.domain.rules import RULES, SPECIFIC_RULES
-from finops.healer.domain.status_rules import STATUS_RULES
-from finops.healer.domain.taxonomy import RETRYABLE_KINDS, ErrorKind, ProviderError
 from finops.healer.domain.text_classifier import TextClassifier, normalize
 
 K = ErrorKind

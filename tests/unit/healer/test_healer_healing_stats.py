@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.healing_records import AdviceRecord, ModelRef, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 K = ErrorKind
 

@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from finops.common.api_errors import http_answer
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 from finops.healer.adapters.labels import LabelSync, NewLabel, StoredLabel
 from finops.healer.api.labels import MAX_LABELS, LabelRejected, parse_labels
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
 K = ErrorKind
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain import healing_stats
 from finops.healer.domain.healing_records import AdviceRecord, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.ledger_checkpoint import HEALED_CHAINS, PENDING, EncodedChanges
 from finops.healer.domain.ledger_segments import SegmentIndex
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 
 def small_ledger(segment_size: int = 2) -> HealingLedger:

@@ -14,13 +14,13 @@ from prometheus_client import REGISTRY
 from stream_fakes import BufferedConsumer, KeptProducer
 
 from finops.common.checkpoints import Checkpoint
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.common.topics import HEALING
 from finops.healer.adapters.effectiveness import OutcomeIntake
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.ledger_checkpoint import EncodedChanges
 from finops.healer.domain.ledger_segments import SegmentIndex
-from finops.healer.domain.taxonomy import ErrorKind
 
 BATCHES = 50
 

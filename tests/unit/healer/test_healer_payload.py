@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import json
 
-from finops.healer.domain.payload import MAX_MESSAGE, enrich, from_error_data, provider_error
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+from finops.common.provider_errors.payload import (
+    MAX_MESSAGE,
+    enrich,
+    from_error_data,
+    provider_error,
+)
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 
 
 def test_openai_body_gives_message_type_and_code() -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from finops.common.provider_errors.matching import provider_family
+from finops.common.provider_errors.payload import provider_error
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.classify import classify
-from finops.healer.domain.matching import provider_family
-from finops.healer.domain.payload import provider_error
-from finops.healer.domain.taxonomy import ErrorKind
 
 CASES: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "provider_errors.json").read_text(encoding="utf-8")

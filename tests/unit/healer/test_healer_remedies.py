@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from finops.common.provider_errors.payload import provider_error
+from finops.common.provider_errors.taxonomy import RETRYABLE_KINDS, Classification, ErrorKind
+from finops.common.provider_errors.waits import MAX_STATED_WAIT_MS
 from finops.healer.domain import (
     advice,
     catalog,
@@ -24,7 +27,6 @@ from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.catalog import CatalogModel, ModelCatalog
 from finops.healer.domain.classify import classify
 from finops.healer.domain.effectiveness import RemedyLearner
-from finops.healer.domain.payload import provider_error
 from finops.healer.domain.remedies import (
     NEVER_AGAIN,
     SAME_CALL_AGAIN,
@@ -34,8 +36,6 @@ from finops.healer.domain.remedies import (
     RemedyContext,
     candidate_remedies,
 )
-from finops.healer.domain.taxonomy import RETRYABLE_KINDS, Classification, ErrorKind
-from finops.healer.domain.waits import MAX_STATED_WAIT_MS
 
 K = ErrorKind
 CASES: list[dict[str, Any]] = json.loads(

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from finops.healer.domain.taxonomy import ProviderError
-from finops.healer.domain.waits import (
+from finops.common.provider_errors.taxonomy import ProviderError
+from finops.common.provider_errors.waits import (
     header_waits_ms,
     message_waits_ms,
     parse_duration_ms,

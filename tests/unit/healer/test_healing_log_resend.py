@@ -17,12 +17,12 @@ from aiokafka.errors import (
 from prometheus_client import REGISTRY
 
 from finops.common.broker_outage import BrokerOutage
+from finops.common.provider_errors.taxonomy import Classification, ErrorKind
 from finops.healer.adapters.catalog import catalog_from_prices
 from finops.healer.adapters.healing_log import HealingLog
 from finops.healer.domain.advice import Advisor, NoBreakers
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.remedies import FailedCall
-from finops.healer.domain.taxonomy import Classification, ErrorKind
 from finops.healer.settings import HealerSettings
 
 

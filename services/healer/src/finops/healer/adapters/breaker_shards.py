@@ -61,10 +61,10 @@ from finops.common.log_position import partition_key
 from finops.common.metrics import counter_by, export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breakers import BreakerBoard, BreakerConfig, Transition
-from finops.healer.domain.taxonomy import ErrorKind
 
 log = logging.getLogger(__name__)
 

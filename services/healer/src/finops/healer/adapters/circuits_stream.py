@@ -36,11 +36,11 @@ from finops.common.lifespan import end_process_if_failed, finish, run_together
 from finops.common.log_position import ResumePlan, plan_resume
 from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE
+from finops.common.provider_errors.payload import from_error_data
 from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain.breakers import BreakerConfig, counts_against_provider
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.payload import from_error_data
 from finops.healer.settings import HealerSettings
 
 log = logging.getLogger(__name__)

@@ -34,15 +34,15 @@ from prometheus_client import Counter
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
 from finops.common.datastores import is_dependency_failure
 from finops.common.events import ErrorEvent, Event, EventTopics, LlmCallEvent, price_call
+from finops.common.provider_errors.payload import from_error_data
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.common.topics import AGENT_COST, AGENT_ERROR, HEALING, TopicSpec
 from finops.healer.adapters.ledger_store import LedgerStore
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.domain.healing_records import AdviceRecord, Outcome
 from finops.healer.domain.healing_stats import HealingLedger
 from finops.healer.domain.ledger_checkpoint import LedgerChanges
-from finops.healer.domain.payload import from_error_data
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 log = logging.getLogger(__name__)
 OUTCOMES = Counter(

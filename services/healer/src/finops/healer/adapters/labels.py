@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from finops.common.datastores import is_dependency_failure
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.classify import ErrorClassifier
-from finops.healer.domain.taxonomy import ErrorKind
 
 log = logging.getLogger(__name__)
 

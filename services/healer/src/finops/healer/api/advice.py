@@ -26,10 +26,10 @@ from finops.common.events.schemas import ErrorInfo, Id128, ModelName, Name64, Re
 from finops.common.events.schemas import Remedy as RemedyTag
 from finops.common.events.schemas.name_text import CONTROL_TYPE, control_fields
 from finops.common.name_characters import name_refusal
+from finops.common.provider_errors.payload import from_error_info
 from finops.common.request_body import Count, RequestBody, holds_unstorable_text
 from finops.healer.api.deps import Advisor, Classifier, HealingLog, HealingReader
 from finops.healer.api.schemas import AdviceOut
-from finops.healer.domain.payload import from_error_info
 from finops.healer.domain.remedies import FailedCall
 
 router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 
 from finops.common.api_errors import BEARER, JSON_BODY, ApiError, responses
 from finops.common.errors import ValidationFailed
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 from finops.healer.adapters.labels import NewLabel
 from finops.healer.api.deps import Classifier, Labels, LabelWriter
 from finops.healer.api.schemas import LabelsOut
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
 
 router = APIRouter(default_response_class=JSONResponse)  # json.dumps bytes: see response_body
 

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from finops.common.provider_errors.taxonomy import Classification, ErrorKind
 from finops.healer.domain.catalog import ModelCatalog
 from finops.healer.domain.effectiveness import RemedyLearner
 from finops.healer.domain.remedies import (
@@ -21,7 +22,6 @@ from finops.healer.domain.remedies import (
     RemedyContext,
     candidate_remedies,
 )
-from finops.healer.domain.taxonomy import Classification, ErrorKind
 
 OPEN = "open"
 

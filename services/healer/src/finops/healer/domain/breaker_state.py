@@ -12,7 +12,7 @@ up again over ``detector_warm_start`` outcomes; the window's counts are kept).
 Examples
 --------
 >>> from finops.healer.domain.breakers import BreakerBoard, BreakerConfig
->>> from finops.healer.domain.taxonomy import ErrorKind
+>>> from finops.common.provider_errors.taxonomy import ErrorKind
 >>> board = BreakerBoard(BreakerConfig(min_calls=2))
 >>> board.success("openai", "gpt-4o", at=100.0)
 >>> _ = board.failure("openai", "gpt-4o", ErrorKind.SERVER_ERROR, at=101.0)

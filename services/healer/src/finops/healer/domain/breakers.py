@@ -2,7 +2,7 @@
 
 A breaker counts the calls to one provider/model over a sliding window: every successful
 call (``agent.llm_call``) and every error whose kind says the provider is unhealthy
-(:data:`~finops.healer.domain.taxonomy.PROVIDER_FAULT_KINDS`: rate_limit, overloaded,
+(:data:`~finops.common.provider_errors.taxonomy.PROVIDER_FAULT_KINDS`: rate_limit, overloaded,
 server_error, timeout, network). Other errors (bad_request, auth, ...) are the caller's
 fault and say nothing about the provider: they are not counted at all.
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from river import drift
 
 from finops.common.circuits import CircuitState, CircuitStatus
-from finops.healer.domain.taxonomy import PROVIDER_FAULT_KINDS, ErrorKind
+from finops.common.provider_errors.taxonomy import PROVIDER_FAULT_KINDS, ErrorKind
 
 BreakerKey = tuple[str, str]
 

@@ -1,35 +1,45 @@
 """Classify one provider error: rules → learned text classifier → agent's hint → status.
 
-1. The specific rules of :data:`~finops.healer.domain.rules.SPECIFIC_RULES` (the provider's
-   error type or code, a known message, a header) decide when one matches.
+The shared, stateless classification is :mod:`finops.common.provider_errors.classify` (the
+optimizer reads it too); the healer puts its learned state between its first two steps:
+
+1. The specific rules of :data:`~finops.common.provider_errors.rules.SPECIFIC_RULES` (the
+   provider's error type or code, a known message, a header) decide when one matches.
 2. Otherwise the learned :class:`~finops.healer.domain.text_classifier.TextClassifier` reads
    the message, and decides if it is confident enough.
 3. Otherwise the agent's own ``error.kind`` (the hint) is taken, when it sent one.
-4. Otherwise the status code alone decides (:data:`~finops.healer.domain.status_rules.STATUS_RULES`:
-   401/403 → auth, 404 → model_not_found, 429 → rate_limit, 503 → overloaded, 5xx → …).
+4. Otherwise the status code alone decides
+   (:data:`~finops.common.provider_errors.status_rules.STATUS_RULES`: 401/403 → auth,
+   404 → model_not_found, 429 → rate_limit, 503 → overloaded, 5xx → …).
 5. Otherwise the kind is ``unknown``.
 
-Before that, :func:`~finops.healer.domain.payload.enrich` pulls the provider's type, code and
-status out of messages that embed the response body (``Error code: 429 - {'error': …}``), and
-:func:`~finops.healer.domain.waits.stated_wait_ms` reads the wait the provider asked for.
-Pure: no I/O.
+Before that, :func:`~finops.common.provider_errors.payload.enrich` pulls the provider's type,
+code and status out of messages that embed the response body (``Error code: 429 - {'error':
+…}``), and :func:`~finops.common.provider_errors.waits.stated_wait_ms` reads the wait the
+provider asked for. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from finops.healer.domain.matching import first_match
-from finops.healer.domain.payload import enrich
-from finops.healer.domain.rules import SPECIFIC_RULES
-from finops.healer.domain.status_rules import STATUS_RULES
-from finops.healer.domain.taxonomy import Classification, ErrorKind, ProviderError
+from finops.common.provider_errors.classify import (
+    HINT,
+    NO_RULE,
+    fallback_verdict,
+    specific_verdict,
+)
+from finops.common.provider_errors.matching import first_match
+from finops.common.provider_errors.payload import enrich
+from finops.common.provider_errors.rules import SPECIFIC_RULES
+from finops.common.provider_errors.status_rules import STATUS_RULES
+from finops.common.provider_errors.taxonomy import Classification, ErrorKind, ProviderError
+from finops.common.provider_errors.waits import stated_wait_ms
 from finops.healer.domain.text_classifier import TextClassifier
-from finops.healer.domain.waits import stated_wait_ms
+
+__all__ = ["CLASSIFIER", "HINT", "NO_RULE", "ErrorClassifier", "classify"]
 
 CLASSIFIER = "classifier"
-HINT = "hint"
-NO_RULE = "none"
 
 
 def classify(
@@ -42,24 +52,19 @@ def classify(
     """The kind of ``error`` and the wait its provider stated.
 
     ``learned`` is the service's taught classifier (see :class:`ErrorClassifier`); without
-    one, step 2 is skipped. ``now`` anchors absolute times (``Retry-After`` as an HTTP date)
-    when the response carries no ``date`` header.
+    one, step 2 is skipped and the verdict is
+    :func:`~finops.common.provider_errors.classify.classify_by_rules`'s. ``now`` anchors
+    absolute times (``Retry-After`` as an HTTP date) when the response carries no ``date``
+    header.
     """
     error = enrich(error)
     wait = stated_wait_ms(error, now)
-    rule = first_match(SPECIFIC_RULES, error)
-    if rule is not None:
-        return Classification(rule.kind, rule.name, wait)
-    if learned is not None and error.message:
+    verdict = specific_verdict(error, wait)
+    if verdict is None and learned is not None and error.message:
         guess = learned.predict(error.message)
         if guess is not None:
-            return Classification(guess.kind, CLASSIFIER, wait)
-    if hint is not None and hint is not ErrorKind.UNKNOWN:
-        return Classification(hint, HINT, wait)
-    rule = first_match(STATUS_RULES, error)
-    if rule is not None:
-        return Classification(rule.kind, rule.name, wait)
-    return Classification(ErrorKind.UNKNOWN, NO_RULE, wait)
+            verdict = Classification(guess.kind, CLASSIFIER, wait)
+    return verdict or fallback_verdict(error, hint, wait)
 
 
 #: Response headers some rule reads: the only ones a verdict can depend on.

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 #: Extra prior successes of the default remedy.
 DEFAULT_PRIOR = 3.0

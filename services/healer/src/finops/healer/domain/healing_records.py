@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from finops.common.id_dedupe import IdDedupe, fingerprint
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.effectiveness import RemedyLearner
 from finops.healer.domain.healing_records import (
     AdviceRecord,
@@ -45,7 +46,6 @@ from finops.healer.domain.ledger_checkpoint import (
     record_from_state,
 )
 from finops.healer.domain.ledger_segments import SegmentIndex
-from finops.healer.domain.taxonomy import ErrorKind
 
 #: Advices remembered while their outcome is awaited (the oldest is forgotten first).
 MAX_PENDING = 200_000

@@ -14,9 +14,9 @@ from typing import Any
 
 from finops.common.checkpoints import json_bytes
 from finops.common.id_dedupe import IdDedupe
+from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.healing_records import AdviceRecord, Outcome, PendingAdvice
 from finops.healer.domain.remedies import Action
-from finops.healer.domain.taxonomy import ErrorKind
 
 
 @dataclass(frozen=True)

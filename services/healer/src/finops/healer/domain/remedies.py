@@ -29,9 +29,9 @@ from typing import Any, cast
 
 from tenacity import RetryCallState, wait_exponential
 
+from finops.common.provider_errors.taxonomy import ErrorKind
+from finops.common.provider_errors.waits import MAX_STATED_WAIT_MS
 from finops.healer.domain.catalog import Excluded, ModelCatalog
-from finops.healer.domain.taxonomy import ErrorKind
-from finops.healer.domain.waits import MAX_STATED_WAIT_MS
 
 K = ErrorKind
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from river import feature_extraction, naive_bayes
 
-from finops.healer.domain.taxonomy import ErrorKind
+from finops.common.provider_errors.taxonomy import ErrorKind
 
 _URL = re.compile(r"https?://\S+")
 _QUOTED = re.compile(r"`[^`]{1,120}`|'[^'\s]{1,120}'|\"[^\"\s]{1,120}\"")

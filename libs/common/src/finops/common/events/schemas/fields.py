@@ -35,7 +35,8 @@ FeatureKey = Annotated[
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 CostSource = Literal["reported", "computed", "unpriced"]
-# The healer's taxonomy (finops.healer.domain.taxonomy.ErrorKind has the same values).
+# The shared taxonomy (finops.common.provider_errors.taxonomy.ErrorKind has the same values,
+# a test keeps them equal; a Literal here keeps the events' JSON schema a plain string enum).
 ErrorKind = Literal[
     "rate_limit",
     "quota_exhausted",

@@ -1,6 +1,6 @@
 """How a rule of the table is matched: provider families, ids, patterns on lower-cased text.
 
-Pure: no I/O. The table itself is :mod:`finops.healer.domain.rules`.
+Pure: no I/O. The table itself is :mod:`finops.common.provider_errors.rules`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
 
 #: Provider names agents use → the family a rule names.
 PROVIDER_FAMILIES = {

@@ -5,13 +5,16 @@ error type or code (``ids``, either field, case-insensitive; ``id_pattern`` for 
 such as Google's ``...PerDay...`` quota ids), a message regex, a header regex. ``source``
 names where the payload shape comes from (provider documentation or a public issue thread);
 a test checks that every rule has one and that every kind has at least one rule. Patterns are
-matched against lower-cased text; the matching itself is :mod:`finops.healer.domain.matching`.
+matched against lower-cased text; the matching itself is
+:mod:`finops.common.provider_errors.matching`.
 
 Two tiers: ``SPECIFIC_RULES`` (this module) name something the provider said (type, code,
-message, header) and run first; ``STATUS_RULES`` (:mod:`finops.healer.domain.status_rules`)
-look at the status alone and run only after the learned text classifier and the agent's hint
-had their say (see :mod:`finops.healer.domain.classify`). ``RULES`` is both, in that order.
-The documents the sources cite most are named in :mod:`finops.healer.domain.rule_sources`.
+message, header) and run first; ``STATUS_RULES``
+(:mod:`finops.common.provider_errors.status_rules`) look at the status alone and run only after
+the agent's hint had its say (see :mod:`finops.common.provider_errors.classify`; the healer's
+learned text classifier comes before the hint, see ``finops.healer.domain.classify``).
+``RULES`` is both, in that order. The documents the sources cite most are named in
+:mod:`finops.common.provider_errors.rule_sources`.
 
 Order matters where messages overlap: quota before rate limits (OpenAI sends "You exceeded
 your current quota" as a 429), Google's per-minute quotas before the generic quota wording
@@ -22,8 +25,8 @@ throttling before overload ("Too many tokens, please wait" is Bedrock throttling
 
 from __future__ import annotations
 
-from finops.healer.domain.matching import Rule, header_pattern, idset, pattern
-from finops.healer.domain.rule_sources import (
+from finops.common.provider_errors.matching import Rule, header_pattern, idset, pattern
+from finops.common.provider_errors.rule_sources import (
     ANTHROPIC_ERRORS,
     AZURE_FILTER,
     BEDROCK_ERRORS,
@@ -34,8 +37,8 @@ from finops.healer.domain.rule_sources import (
     PI_OVERFLOW,
     VERTEX_429,
 )
-from finops.healer.domain.status_rules import STATUS_RULES
-from finops.healer.domain.taxonomy import ErrorKind
+from finops.common.provider_errors.status_rules import STATUS_RULES
+from finops.common.provider_errors.taxonomy import ErrorKind
 
 K = ErrorKind
 

@@ -1,7 +1,8 @@
 """Where the classification rules' payload shapes come from: the documents several rules cite.
 
-Each rule of :mod:`finops.healer.domain.rules` and :mod:`finops.healer.domain.status_rules`
-names its ``source``; a page only one rule cites is written in that rule.
+Each rule of :mod:`finops.common.provider_errors.rules` and
+:mod:`finops.common.provider_errors.status_rules` names its ``source``; a page only one rule
+cites is written in that rule.
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """The status-only classification rules: the last tier, the status code alone decides.
 
-They run only after the specific rules of :mod:`finops.healer.domain.rules`, the learned text
-classifier and the agent's hint had their say (see :mod:`finops.healer.domain.classify`); first
-match wins, so the single statuses come before the ``5xx`` and ``4xx`` ranges.
+They run only after the specific rules of :mod:`finops.common.provider_errors.rules` and the
+agent's hint (and, in the healer, its learned text classifier) had their say (see
+:mod:`finops.common.provider_errors.classify`); first match wins, so the single statuses come
+before the ``5xx`` and ``4xx`` ranges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from finops.healer.domain.matching import Rule
-from finops.healer.domain.rule_sources import ANTHROPIC_ERRORS, OPENAI_ERRORS
-from finops.healer.domain.taxonomy import ErrorKind
+from finops.common.provider_errors.matching import Rule
+from finops.common.provider_errors.rule_sources import ANTHROPIC_ERRORS, OPENAI_ERRORS
+from finops.common.provider_errors.taxonomy import ErrorKind
 
 K = ErrorKind
 

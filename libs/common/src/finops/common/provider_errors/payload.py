@@ -32,8 +32,8 @@ from typing import Any
 
 from finops.common.events import ErrorData
 from finops.common.events.schemas import ErrorInfo
-from finops.healer.domain.taxonomy import ErrorKind, ProviderError
-from finops.healer.domain.waits import parse_duration_ms
+from finops.common.provider_errors.taxonomy import ErrorKind, ProviderError
+from finops.common.provider_errors.waits import parse_duration_ms
 
 MAX_MESSAGE = 2000
 _MAX_PARSE = 16_000

@@ -1,8 +1,11 @@
-"""The healer's error taxonomy: every provider error falls into exactly one of these kinds.
+"""The error taxonomy of the healer and the optimizer: every provider error falls into exactly
+one of these kinds.
 
 Pure: no I/O. The rules that map a provider's status, error type/code, message and headers
-to a kind live in :mod:`finops.healer.domain.rules` (one data table); messages no rule knows go
-to the online text classifier. This module holds only the shared vocabulary.
+to a kind live in :mod:`finops.common.provider_errors.rules` (one data table); the healer
+gives messages no rule knows to its learned text classifier. This module holds only the
+shared vocabulary (``finops.common.events.schemas.fields.ErrorKind``, the event schema's
+Literal, has the same values: a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -66,11 +69,11 @@ class ProviderError:
 
 @dataclass(frozen=True)
 class Classification:
-    """The healer's verdict on one error.
+    """The verdict on one error (the healer's, or :func:`.classify_by_rules`'s).
 
-    ``rule`` names the rule of the table that matched, ``"classifier"`` for the learned text
-    classifier, ``"hint"`` when only the agent's own ``error.kind`` was there to go on, or
-    ``"none"`` when nothing was (kind ``unknown``).
+    ``rule`` names the rule of the table that matched, ``"classifier"`` for the healer's
+    learned text classifier, ``"hint"`` when only the agent's own ``error.kind`` was there to
+    go on, or ``"none"`` when nothing was (kind ``unknown``).
     ``stated_wait_ms`` is the wait the provider asked for (header or message), if any.
     """
 
