@@ -287,8 +287,11 @@ def from_error_data(data: ErrorData) -> tuple[ProviderError, ErrorKind | None]:
     return from_error_info(data.error, data.provider)
 
 
-def from_error_info(error: ErrorInfo, provider: str) -> tuple[ProviderError, ErrorKind | None]:
-    """The provider error of an event's ``error`` part, and the agent's kind (its hint)."""
+def from_error_info(
+    error: ErrorInfo, provider: str | None
+) -> tuple[ProviderError, ErrorKind | None]:
+    """The provider error of an event's ``error`` part, and the agent's kind (its hint);
+    ``provider`` is the event's (``None`` when the caller does not know it)."""
     reported = ProviderError(
         message=error.message,
         status=error.status_code,

@@ -160,7 +160,7 @@ class OptimizerEngine:
             if known
             else self._know_arm(data.task_type, ArmSpec(data.model, data.provider))
         )
-        if not says_about_quality(data.error):
+        if not says_about_quality(data.error, data.provider):
             return []
         tokens = data.request.input_tokens if data.request else None
         features = {COST_FEATURE: float(tokens)} if tokens is not None else None

@@ -3,7 +3,7 @@
 A failed call reaches the optimizer as an ``agent.error`` event. It counts as a quality-0
 outcome of its arm (:func:`says_about_quality`) unless it is the provider's passing
 unavailability: a rate limit, an overload, a server error, a timeout or a network error, the
-kinds the healer's circuit breakers count (its ``PROVIDER_FAULT_KINDS``). The breakers route
+kinds the healer's circuit breakers count (``PROVIDER_FAULT_KINDS``). The breakers route
 the fleet around a provider in that state (recommendations leave out an arm whose breaker is
 open), and it passes; learned as quality, a rate-limit storm read as a collapse of the arm's
 quality: its drift detector fired, its estimate fell from 0.88 to 0.09, and an experiment's
@@ -12,13 +12,16 @@ promoted winner lost its pin.
 Everything else still counts: an answer the agent could not use, a refusal, a prompt over
 the context window, an unknown model, and also a spent quota or refused credentials, which no
 breaker counts and which leave the arm unable to answer until someone acts (not learned, such
-an arm would stay a candidate for exploration for good). So does a failure the optimizer
-cannot read (only a message, as the SDK reports an answer it could not parse).
+an arm would stay a candidate for exploration for good). So does a failure nothing reads a
+kind from (only a message no rule knows, as the SDK reports an answer it could not parse).
 
-The reading follows the healer's order (``finops.healer.domain.classify``) in a small form:
-the provider's error type and code first, then the agent's hint (``error.kind``, other than
-``unknown``), then the status code alone (408, 429, 5xx: passing; a 500 whose code names a
-model error is an unusable answer, read from the code first).
+The kind is the healer's, read by the same rules:
+:func:`~finops.common.provider_errors.classify.classify_by_rules` (the provider's error type
+and code, known messages and headers, including what an SDK's exception string embeds, then
+the agent's ``error.kind``, then the status alone). Only the healer's learned text
+classifier, taught by its operators, is not in it. So a 429 that says "Request too large …
+on tokens per min" is a prompt over the limit (learned), and Bedrock's "An error occurred
+(ThrottlingException) …" with no status is a rate limit (passing).
 
 Examples
 --------
@@ -38,61 +41,18 @@ True
 from __future__ import annotations
 
 from finops.common.events.schemas.error_data import ErrorInfo
-
-#: the kinds of the shared taxonomy that are the provider's passing unavailability: the
-#: healer's circuit breakers count these and no other
-PASSING_KINDS = frozenset({"rate_limit", "overloaded", "server_error", "timeout", "network"})
-#: words of a provider's error type or code that name a failure of the arm itself, which
-#: no breaker counts: the model's answer, its context window, the model's existence, the
-#: account's quota or credentials (they win over the passing words below: OpenAI's
-#: ``insufficient_quota`` comes with a 429)
-ARM_CODE_WORDS = (
-    "model_error",
-    "invalid_output",
-    "content_policy",
-    "content_filter",
-    "invalid_prompt",
-    "context_length",
-    "too_large",
-    "model_not_found",
-    "quota",
-    "billing",
-    "credit",
-    "permission",
-    "authentication",
-    "api_key",
-)
-#: words of a provider's error type or code that name passing unavailability
-PASSING_CODE_WORDS = (
-    "rate_limit",
-    "ratelimit",
-    "throttl",
-    "overloaded",
-    "server_error",
-    "internal",
-    "unavailable",
-    "timeout",
-    "deadline_exceeded",
-    "resource_exhausted",
-)
-#: statuses that alone say the provider is passingly unavailable
-PASSING_STATUSES = frozenset({408, 429})
+from finops.common.provider_errors import PROVIDER_FAULT_KINDS, classify_by_rules, from_error_info
 
 
-def passing_unavailability(error: ErrorInfo) -> bool:
-    """Whether a failed call is the provider's passing unavailability (see the module)."""
-    codes = " ".join(c for c in (error.type, error.provider_code) if c).lower()
-    if any(word in codes for word in ARM_CODE_WORDS):
-        return False
-    if any(word in codes for word in PASSING_CODE_WORDS):
-        return True
-    if error.kind is not None and error.kind != "unknown":
-        return error.kind in PASSING_KINDS
-    status = error.status_code
-    return status is not None and (status in PASSING_STATUSES or status >= 500)
+def passing_unavailability(error: ErrorInfo, provider: str | None = None) -> bool:
+    """Whether a failed call is the provider's passing unavailability: its kind, by the shared
+    rules, is one the healer's breakers count (see the module). ``provider`` is the event's:
+    a few rules hold for one provider family only."""
+    reported, hint = from_error_info(error, provider)
+    return classify_by_rules(reported, hint).kind in PROVIDER_FAULT_KINDS
 
 
-def says_about_quality(error: ErrorInfo) -> bool:
+def says_about_quality(error: ErrorInfo, provider: str | None = None) -> bool:
     """Whether a failed call is a quality-0 outcome of its arm: every one but the provider's
     passing unavailability (:func:`passing_unavailability`)."""
-    return not passing_unavailability(error)
+    return not passing_unavailability(error, provider)
