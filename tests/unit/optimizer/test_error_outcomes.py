@@ -68,6 +68,13 @@ GROQ_TPM = (
     "please reduce your message size and try again. Visit "
     "https://console.groq.com/docs/rate-limits for more information."
 )
+# https://github.com/cottongeeks/podscript/issues/20: Groq's wording since its service tiers
+GROQ_TPM_TIER = (
+    "Request too large for model `llama-3.3-70b-versatile` in organization "
+    "`org_01j2g5d88hfvjrgw64hnapqk8y` service tier `on_demand` on tokens per minute (TPM): "
+    "Limit 6000, Requested 10338, please reduce your message size and try again. Visit "
+    "https://console.groq.com/docs/rate-limits for more information."
+)
 GEMINI_LIMIT_ZERO = (
     "You exceeded your current quota, please check your plan and billing details.\n* Quota "
     "exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, "
@@ -133,6 +140,16 @@ REAL_CASES = [
             "type": "tokens",
             "provider_code": "rate_limit_exceeded",
             "message": GROQ_TPM,
+        },
+        True,
+    ),
+    (
+        "groq",
+        {
+            "status_code": 413,
+            "type": "tokens",
+            "provider_code": "rate_limit_exceeded",
+            "message": GROQ_TPM_TIER,
         },
         True,
     ),

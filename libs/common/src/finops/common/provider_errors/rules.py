@@ -136,11 +136,14 @@ SPECIFIC_RULES: tuple[Rule, ...] = (
         ),
     ),
     # OpenAI: a request larger than the whole per-minute token limit can never pass as it is.
+    # Groq says the same, its model, organisation and service tier between ("Request too large
+    # for model `…` in organization `org_…` service tier `on_demand` on tokens per minute"):
+    # over 80 characters, so the span is wider than OpenAI's "for gpt-4o in organization org-…".
     Rule(
         name="openai_request_too_large",
         kind=K.CONTEXT_LENGTH_EXCEEDED,
         source="https://github.com/TheR1D/shell_gpt/issues/653",
-        message=pattern(r"request too large for .{1,80} on tokens per min"),
+        message=pattern(r"request too large for .{1,200} on tokens per min"),
     ),
     # ---- content policy: do not retry the same prompt
     Rule(
