@@ -46,7 +46,11 @@ async def test_an_experiment_is_created_started_and_stopped_with_an_audit_trail(
     body = created.json()
     assert body["status"] == "draft" and body["task_type"] == task_type
     assert body["alpha"] == 0.05 and body["metric"] == "cost_per_success"
-    assert body["guardrails"]["min_quality_ratio"] == 0.95
+    assert body["guardrails"] == {
+        "min_quality_ratio": 0.95,
+        "max_p95_latency_ms": None,
+        "max_success_rate_drop": 0.05,
+    }
     assert [v["weight"] for v in body["variants"]] == [0.5, 0.5]
     eid = body["id"]
     listed = await api.get("/api/experiments", params={"status": "draft"}, headers=api.operator)
@@ -66,6 +70,22 @@ async def test_an_experiment_is_created_started_and_stopped_with_an_audit_trail(
         ("stop", "ops-ann"),
     ]
     assert detail["audit"][1]["details"] == {"from": "draft", "to": "running"}
+
+
+async def test_a_guardrail_given_as_null_is_off_and_stays_off_once_stored(api) -> None:
+    # left out, max_success_rate_drop is on at 0.05; null turns it off, and the definition
+    # read back from PostgreSQL keeps it off (not the default)
+    task_type = await known_task_type(api)
+    body = definition(task_type, guardrails={"max_success_rate_drop": None})
+    created = await api.post("/api/experiments", json=body, headers=api.operator)
+    assert created.status_code == 201, created.text
+    assert created.json()["guardrails"]["max_success_rate_drop"] is None
+    read = await api.get(f"/api/experiments/{created.json()['id']}", headers=api.operator)
+    assert read.json()["guardrails"] == {
+        "min_quality_ratio": 0.95,
+        "max_p95_latency_ms": None,
+        "max_success_rate_drop": None,
+    }
 
 
 @pytest.mark.parametrize(

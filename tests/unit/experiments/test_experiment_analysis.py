@@ -287,12 +287,15 @@ def test_a_variant_that_gives_up_more_is_stopped_by_its_success_rate() -> None:
     assert "max_success_rate_drop" in conclusion["reason"]
 
 
-def run_cost_experiment(gives_up_every: int | None) -> dict | None:
-    """An experiment on the mean cost per call, default guardrails: A and B cost 0.01 an
-    answered call; B gives up on every ``gives_up_every``-th of its calls (None: never), or
+def run_cost_experiment(gives_up_every: int | None, *, drop_guardrail: bool = False) -> dict | None:
+    """An experiment on the mean cost per call, the success-rate guardrail off (null) unless
+    ``drop_guardrail`` (then at its default), the others at their defaults: A and B cost 0.01
+    an answered call; B gives up on every ``gives_up_every``-th of its calls (None: never), or
     is 30 % cheaper when it never gives up. Its conclusion, if one came in 6,000 calls."""
     analysis = ExperimentAnalysis()
-    analysis.track("x", two_variant_definition(max_duration_s=10_000, metric="cost"), 0.0)
+    guardrails = None if drop_guardrail else {"max_success_rate_drop": None}
+    definition = two_variant_definition(max_duration_s=10_000, metric="cost", guardrails=guardrails)
+    analysis.track("x", definition, 0.0)
     rng = random.Random(8)
     for i in range(6000):
         variant = "AB"[i % 2]
@@ -310,6 +313,10 @@ def test_under_the_cost_metric_a_variant_does_not_win_by_giving_up() -> None:
     # a give-up costs 0 and counts in n: B's mean cost per call fell by a third as it failed
     # on a third of its calls, and it won "on cost", no guardrail set to stop it
     assert run_cost_experiment(gives_up_every=3) is None
+    # with the success-rate guardrail at its default, the drop stops it with no winner
+    stopped = run_cost_experiment(gives_up_every=3, drop_guardrail=True)
+    assert stopped is not None and stopped["status"] == "stopped" and stopped["winner"] is None
+    assert "max_success_rate_drop" in stopped["reason"]
     # a variant as reliable as the control and cheaper still wins
     decided = run_cost_experiment(gives_up_every=None)
     assert decided is not None and decided["winner"] == "B"
@@ -318,12 +325,15 @@ def test_under_the_cost_metric_a_variant_does_not_win_by_giving_up() -> None:
 def run_quality_experiment(
     b_quality: float, b_gives_up_every: int, a_gives_up_every: int | None = None
 ) -> tuple[dict | None, ExperimentAnalysis]:
-    """An experiment on ``quality``, default guardrails (no ``max_success_rate_drop``): A's
-    answers score about 0.8, B's about ``b_quality``; each variant gives up on every
-    ``..._gives_up_every``-th of its calls (None: never). Its conclusion if one came in
-    6,000 calls, and the analysis."""
+    """An experiment on ``quality``, ``max_success_rate_drop`` off (null), the other
+    guardrails at their defaults: A's answers score about 0.8, B's about ``b_quality``; each
+    variant gives up on every ``..._gives_up_every``-th of its calls (None: never). Its
+    conclusion if one came in 6,000 calls, and the analysis."""
     analysis = ExperimentAnalysis()
-    analysis.track("x", two_variant_definition(max_duration_s=10_000, metric="quality"), 0.0)
+    definition = two_variant_definition(
+        max_duration_s=10_000, metric="quality", guardrails={"max_success_rate_drop": None}
+    )
+    analysis.track("x", definition, 0.0)
     rng = random.Random(9)
     for i in range(6000):
         variant = "AB"[i % 2]

@@ -110,8 +110,12 @@ def test_the_per_call_quality_is_the_answers_mean_times_the_delivered_share() ->
 def test_a_variant_that_fails_every_call_loses_on_quality_and_gets_the_bandits_floor() -> None:
     # Its per-call quality is 0, whose log is -inf and variance NaN: the comparison stayed
     # CONTINUE until max_duration_s, and probability_best gave it an equal share for ever.
+    # (The success-rate guardrail, on by default, would stop it first with no winner: off here,
+    # so that the quality rule is what decides.)
     analysis = ExperimentAnalysis()
-    definition = two_variant_definition(10**9, metric="quality", min_samples=100)
+    definition = two_variant_definition(
+        10**9, metric="quality", min_samples=100, guardrails={"max_success_rate_drop": None}
+    )
     analysis.track("x", definition, 0.0)
     rng = random.Random(3)
     conclusion = None
@@ -156,7 +160,9 @@ def test_a_variant_whose_every_scored_answer_is_0_loses_and_no_figure_is_nan() -
     # A 0/1 judge and a variant whose output always fails it: its log was -inf with a NaN
     # variance, so no rule decided (the experiment ran to max_duration_s), the
     # min_quality_ratio bound was NaN and the bandit gave it an equal share.
-    settings = AnalysisSettings(metric="quality", min_samples=100)
+    # The success-rate guardrail is off: a variant that failed every call against one that
+    # answered would break it; what is checked here is the quality rule.
+    settings = AnalysisSettings(metric="quality", min_samples=100, max_success_rate_drop=None)
     judged = calls(200, [float(i % 5 != 0) for i in range(40)])  # 0.8 per answer
     zeros = calls(200, [0.0] * 40)
     # the control at 0 loses to a treatment delivering more (the guardrail is the

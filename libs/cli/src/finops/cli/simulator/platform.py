@@ -109,6 +109,9 @@ class OperatorApi:
                 {"name": "B", "model": plan.treatment.name, "provider": plan.treatment.provider},
             ],
             "min_samples": min_samples,
+            # the default guardrails, max_success_rate_drop 0.05 among them: both variants are
+            # at one provider and meet the same faults, so the A/A's success rates differ by
+            # noise only, which does not break the guardrail (docs/experiments.md#guardrails)
             "salt": f"finops-simulate-{seed}-{plan.task_type}",
         }
         deadline = time.monotonic() + timeout_s

@@ -27,6 +27,7 @@ from finops.experiments.domain.allocation import (
     thompson_propensities,
     unit_hash,
 )
+from finops.experiments.domain.decision import DEFAULT_MAX_SUCCESS_RATE_DROP
 from finops.experiments.domain.definition import (
     DEFAULT_MAX_DURATION_S,
     Guardrails,
@@ -118,7 +119,18 @@ class VariantIn(RequestBody):
 class GuardrailsIn(RequestBody):
     min_quality_ratio: Number = Field(0.95, gt=0, le=1)
     max_p95_latency_ms: Number | None = Field(None, gt=0)
-    max_success_rate_drop: Number | None = Field(None, ge=0, le=1)
+    #: left out: on at the default; given as null: off (pydantic applies a default only to a
+    #: field left out, so the two are told apart)
+    max_success_rate_drop: Number | None = Field(
+        DEFAULT_MAX_SUCCESS_RATE_DROP,
+        ge=0,
+        le=1,
+        description=(
+            "The largest drop of the treatment's success rate below the control's (absolute: "
+            "0.05 = 5 points) that lets it win; a drop confirmed above it stops the experiment "
+            "with no winner. Left out: 0.05. `null` turns the guardrail off."
+        ),
+    )
 
 
 class ExperimentIn(RequestBody):
@@ -146,7 +158,10 @@ class ExperimentIn(RequestBody):
         "Scope `experiments:write`. The first variant is the control. Weights: all given "
         "(positive, summing to 1) or none (equal split). The task type must have been seen "
         "on agent.cost.v1. `salt` (optional) is what fixed splits hash each unit with: "
-        "experiments given the same salt assign every unit alike (default: a random one)."
+        "experiments given the same salt assign every unit alike (default: a random one). "
+        "Guardrails left out: `min_quality_ratio` 0.95, `max_success_rate_drop` 0.05 (a "
+        "treatment whose success rate is more than 5 points below the control's does not win), "
+        "`max_p95_latency_ms` off; a guardrail given as `null` is off."
     ),
     responses=responses(CREATE_ERRORS),
 )

@@ -6,8 +6,9 @@ variant), in this order:
 1. nothing while a variant has fewer than ``min_samples`` events, or while the SRM check
    rejects the declared split (fixed allocation only);
 2. a guardrail *confirmed* broken by its always-valid interval (quality ratio against the
-   control below ``min_quality_ratio``, success-rate drop above ``max_success_rate_drop``)
-   or a p95 latency over ``max_p95_latency_ms`` stops the experiment with no winner;
+   control below ``min_quality_ratio``, success-rate drop above ``max_success_rate_drop``,
+   0.05 unless set to None) or a p95 latency over ``max_p95_latency_ms`` stops the
+   experiment with no winner;
 3. a treatment whose interval on the primary metric lies wholly on the better side wins,
    provided its guardrails hold at their point estimates (the quality ratio does not hold
    while the control's calls report a quality and the treatment's none);
@@ -54,6 +55,10 @@ from finops.experiments.domain.stats import VariantStats
 
 DEFAULT_TAU = 0.1
 DEFAULT_GUARDRAIL_TAU = 0.05
+#: the success-rate guardrail is on unless a definition turns it off (None): under the default
+#: metric, cost per success, a call that gave up costs 0 and the variant's cost is spread over
+#: its successes, so a variant failing most of its calls won on cost and was pinned
+DEFAULT_MAX_SUCCESS_RATE_DROP = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class AnalysisSettings:
     min_samples: int = 100
     min_quality_ratio: float = 0.95
     max_p95_latency_ms: float | None = None
-    max_success_rate_drop: float | None = None
+    max_success_rate_drop: float | None = DEFAULT_MAX_SUCCESS_RATE_DROP
     tau: float = DEFAULT_TAU
     guardrail_tau: float = DEFAULT_GUARDRAIL_TAU
     srm_threshold: float = SRM_P_THRESHOLD

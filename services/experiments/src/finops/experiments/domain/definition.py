@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Self
 
 from finops.common.errors import Conflict, NotFound, ValidationFailed
-from finops.experiments.domain.decision import AnalysisSettings
+from finops.experiments.domain.decision import DEFAULT_MAX_SUCCESS_RATE_DROP, AnalysisSettings
 
 Allocation = Literal["fixed", "bandit"]
 Status = Literal["draft", "running", "stopped", "decided"]
@@ -80,9 +80,13 @@ class Variant:
 
 @dataclass(frozen=True)
 class Guardrails:
+    """What stops a treatment winning, or stops the experiment (``None``: that guardrail is
+    off). ``max_success_rate_drop`` is on by default: a definition stored before that default
+    holds its ``None`` explicitly, so it keeps running as it was defined."""
+
     min_quality_ratio: float = 0.95
     max_p95_latency_ms: float | None = None
-    max_success_rate_drop: float | None = None
+    max_success_rate_drop: float | None = DEFAULT_MAX_SUCCESS_RATE_DROP
 
 
 @dataclass(frozen=True)
