@@ -62,6 +62,11 @@ def test_a_variant_failing_most_of_its_calls_does_not_win_under_the_defaults() -
     early = look_at(a, calls(4, 6, cost_usd=0.0006, quality=0.89), settings)
     assert early.verdict is None
     assert early.variants[1].guardrails_ok is False
+    # and says why (the results' guardrail_reasons), with no reason for the control
+    [reason] = early.variants[1].guardrail_reasons
+    assert reason.startswith("success rate drop 0.600 above max_success_rate_drop 0.05, not yet")
+    assert reason.endswith(": held back")
+    assert early.variants[0].guardrail_reasons == []
 
 
 def test_the_drop_is_confirmed_with_more_calls_and_stops_the_experiment() -> None:

@@ -113,6 +113,11 @@ class VariantResultsOut(ResponseBody):
     interval: list[Real] | None
     probability_best: Real
     guardrails_ok: bool
+    guardrail_reasons: list[str] = Field(
+        description="Why guardrails_ok is false: each guardrail the treatment breaks or is held "
+        "back by (a success-rate drop or a quality ratio past its bound but not yet confirmed, "
+        "a lower success rate under metric cost); empty for the control and when they hold."
+    )
 
 
 class ResultsOut(ResponseBody):

@@ -122,6 +122,12 @@ def guardrails(
             f"{math.exp(float(quality.upper)):.3f}) below min_quality_ratio "
             f"{settings.min_quality_ratio}"
         )
+    held_back = ~quality_holds & ~quality_broken
+    if np.ndim(held_back) == 0 and bool(held_back) and not bool(unrated):
+        reasons.append(
+            f"quality ratio {math.exp(float(quality.estimate)):.3f} below min_quality_ratio "
+            f"{settings.min_quality_ratio}, not yet confirmed: held back"
+        )
     if np.ndim(unrated) == 0 and bool(unrated):
         reasons.append("no quality reported: min_quality_ratio cannot be checked")
     if settings.max_success_rate_drop is not None:
@@ -136,6 +142,12 @@ def guardrails(
                 f"success rate drop {float(drop.estimate):.3f} (interval lower "
                 f"{float(drop.lower):.3f}) above max_success_rate_drop "
                 f"{settings.max_success_rate_drop}"
+            )
+        elif np.ndim(drop_holds) == 0 and not bool(drop_holds):
+            reasons.append(
+                f"success rate drop {float(drop.estimate):.3f} above max_success_rate_drop "
+                f"{settings.max_success_rate_drop}, not yet confirmed (interval lower "
+                f"{float(drop.lower):.3f}): held back"
             )
     if settings.metric == "cost":
         holds = holds & _no_fewer_successes(control, treatment, reasons)

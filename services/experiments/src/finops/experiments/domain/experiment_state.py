@@ -113,6 +113,7 @@ def experiment_results(
                 "interval": list(report.interval) if report.interval else None,
                 "probability_best": p_best,
                 "guardrails_ok": report.guardrails_ok,
+                "guardrail_reasons": report.guardrail_reasons,
             }
         )
     conclusion = state.conclusion
