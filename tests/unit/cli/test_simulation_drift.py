@@ -54,9 +54,35 @@ def record(value: dict[str, Any] | bytes | None, offset: int, at_ms: int = 0) ->
     return TopicRecord(0, offset, raw, at_ms)
 
 
-def found(*alerts: dict[str, Any]) -> DriftFindings:
-    seen = [DriftAlertSeen.from_record(record(a, n)) for n, a in enumerate(alerts)]
-    return find_drifts(INJECTED, [s for s in seen if s is not None])
+#: a run of ten rounds, one a second from t = 0 ms, each a tenth of the tasks
+ROUNDS = [RoundStart(1000 * i, i / 10) for i in range(10)]
+
+
+def found(*alerts: dict[str, Any], at_ms: int = 7500) -> DriftFindings:
+    """What the run finds of ``alerts``, each raised at ``at_ms`` (by default in the round
+    that ends at 80 % of the run: after the drift began, at 50 %)."""
+    seen = [DriftAlertSeen.from_record(record(a, n, at_ms)) for n, a in enumerate(alerts)]
+    return find_drifts(INJECTED, [s for s in seen if s is not None], ROUNDS)
+
+
+def test_an_alert_of_the_drifted_arm_raised_before_the_drift_began_does_not_notice_it():
+    """A false alarm on the drifted arm (in the rate-limit storm at 30-40 %, say) is counted
+    with the others, not taken for the injected drift noticed."""
+    findings = found(alert(), at_ms=3500)
+    assert findings.drifts[0].noticed is False
+    assert [(o.subject, o.what) for o in findings.others or ()] == [
+        ("extract/gpt-4o-mini|openai|default", "quality")
+    ]
+    # the round that ends at the drift's start is before it, the next one after it
+    assert found(alert(), at_ms=4500).drifts[0].noticed is False
+    later = found(alert(), at_ms=5500).drifts[0]
+    assert (later.noticed, later.noticed_at) == (True, 0.6)
+
+
+def test_an_alert_of_the_drifted_arm_with_no_time_leaves_it_unknown():
+    findings = find_drifts(INJECTED, [DriftAlertSeen.from_record(record(alert(), 0, 0))], ROUNDS)
+    assert findings.drifts[0].noticed is None
+    assert findings.others == ()
 
 
 def test_a_quality_drop_of_the_drifted_model_on_its_task_type_notices_it():

@@ -260,22 +260,29 @@ def find_drifts(
     """
     injected = list(injected)
     drifts = []
+    counted: set[int] = set()  # the alerts that notice an injected drift, by position
     for drift in injected:
-        noticing = [a for a in alerts if a.notices(drift)]
-        times = [t for t in (share_at(rounds, a.at_ms) for a in noticing) if t is not None]
+        # an alert of the drifted arm raised before the drift began (in a round that ended
+        # by its start) is a false alarm, not the drift noticed; one with no time is neither
+        matching = [
+            (i, share_at(rounds, a.at_ms)) for i, a in enumerate(alerts) if a.notices(drift)
+        ]
+        after = [(i, t) for i, t in matching if t is not None and t > drift.start]
+        untimed = [i for i, t in matching if t is None]
+        counted.update(i for i, _ in after)
+        counted.update(untimed)
+        noticed: bool | None = True if after else (None if untimed else False)
         drifts.append(
             DriftNoticed(
                 drift.model,
                 drift.task_type,
                 drift.start,
-                bool(noticing),
-                min(times) if times else None,
+                noticed,
+                min(t for _, t in after) if after else None,
             )
         )
     others = tuple(
-        OtherDriftAlert(a.subject, a.metric)
-        for a in alerts
-        if not any(a.notices(d) for d in injected)
+        OtherDriftAlert(a.subject, a.metric) for i, a in enumerate(alerts) if i not in counted
     )
     return DriftFindings(tuple(drifts), others)
 

@@ -25,8 +25,12 @@ from finops.cli.simulation.drift_findings import (
 from finops.cli.simulation.faults import QualityDrift
 
 
-async def read_alerts(idle_s: float = 1.0, timeout_s: float = 60.0) -> list[TopicRecord]:
-    """Every record of ``finops.alerts.v1`` (raises the broker's errors)."""
+async def read_alerts(idle_s: float = 1.0, timeout_s: float | None = None) -> list[TopicRecord]:
+    """Every record of ``finops.alerts.v1`` (raises the broker's errors). No deadline by
+    default: a read that a deadline cut short would return part of the topic as the whole
+    (a mark too early at the start counts an earlier run's alerts; a read too short at the
+    end misses this run's), while a read that stops making progress raises
+    :class:`~finops.common.kafka.TopicReadStalled`, and the findings are then unknown."""
     from finops.common.kafka import read_topic
     from finops.common.settings import CommonSettings
     from finops.common.topics import ALERTS
