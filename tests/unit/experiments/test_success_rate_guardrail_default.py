@@ -107,3 +107,26 @@ def test_the_api_tells_a_guardrail_left_out_from_one_given_as_null() -> None:
     ).to_dict()
     assert stored["guardrails"]["max_success_rate_drop"] is None
     assert Definition.from_dict(stored).analysis_settings().max_success_rate_drop is None
+
+
+def test_a_stop_for_a_broken_guardrail_names_only_what_is_broken() -> None:
+    """A treatment whose success-rate drop is confirmed while its quality ratio is only held
+    back: the stop's reason names the drop, not the quality (not confirmed), which the
+    results' guardrail_reasons still show."""
+    settings = review_settings()
+    a = calls(380, 20, 0.01, 0.9)
+    b = VariantStats()
+    for i in range(400):
+        if i < 320:
+            # B's qualities alternate to a mean of 0.84 (ratio 0.933 < 0.95), too spread to
+            # confirm at this size
+            b.add(cost_usd=0.0006, success=True, latency_ms=800.0, quality=0.98 if i % 2 else 0.7)
+        else:
+            b.add(cost_usd=0.0, success=False, latency_ms=None, quality=None)
+    result = look_at(a, b, settings)
+    assert result.verdict is not None and result.verdict.winner is None
+    assert "success rate drop 0.150" in result.verdict.reason
+    assert "quality ratio" not in result.verdict.reason
+    assert any(
+        "quality ratio" in r and "held back" in r for r in result.variants[1].guardrail_reasons
+    )

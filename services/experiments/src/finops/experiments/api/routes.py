@@ -161,7 +161,8 @@ class ExperimentIn(RequestBody):
         "experiments given the same salt assign every unit alike (default: a random one). "
         "Guardrails left out: `min_quality_ratio` 0.95, `max_success_rate_drop` 0.05 (a "
         "treatment whose success rate is more than 5 points below the control's does not win), "
-        "`max_p95_latency_ms` off; a guardrail given as `null` is off."
+        "`max_p95_latency_ms` off; `max_success_rate_drop` or `max_p95_latency_ms` given as "
+        "`null` is off (`min_quality_ratio` takes a number only)."
     ),
     responses=responses(CREATE_ERRORS),
 )

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -86,6 +86,9 @@ class GuardrailCheck:
     broken: Any  # confirmed by the always-valid interval (or p95 over the ceiling)
     holds: Any  # holds at the point estimates
     reasons: Any  # text per check, only for scalar looks
+    #: text per guardrail that does not hold and is not broken yet (scalar looks only): it
+    #: keeps the treatment from winning, and is no reason for a stop
+    held_back: list[str] = field(default_factory=list)
 
 
 def guardrails(
@@ -122,9 +125,10 @@ def guardrails(
             f"{math.exp(float(quality.upper)):.3f}) below min_quality_ratio "
             f"{settings.min_quality_ratio}"
         )
+    held: list[str] = []
     held_back = ~quality_holds & ~quality_broken
     if np.ndim(held_back) == 0 and bool(held_back) and not bool(unrated):
-        reasons.append(
+        held.append(
             f"quality ratio {math.exp(float(quality.estimate)):.3f} below min_quality_ratio "
             f"{settings.min_quality_ratio}, not yet confirmed: held back"
         )
@@ -144,7 +148,7 @@ def guardrails(
                 f"{settings.max_success_rate_drop}"
             )
         elif np.ndim(drop_holds) == 0 and not bool(drop_holds):
-            reasons.append(
+            held.append(
                 f"success rate drop {float(drop.estimate):.3f} above max_success_rate_drop "
                 f"{settings.max_success_rate_drop}, not yet confirmed (interval lower "
                 f"{float(drop.lower):.3f}): held back"
@@ -159,7 +163,7 @@ def guardrails(
                 f"p95 latency {treatment_p95_ms:.0f} ms above max_p95_latency_ms "
                 f"{settings.max_p95_latency_ms:g}"
             )
-    return GuardrailCheck(broken, holds, reasons)
+    return GuardrailCheck(broken, holds, reasons, held)
 
 
 def _no_fewer_successes(control: VariantStats, treatment: VariantStats, reasons: list[str]) -> Any:
@@ -250,7 +254,10 @@ class VariantReport:
     metric_value: float | None
     interval: tuple[float, float] | None
     guardrails_ok: bool
+    #: every guardrail broken or holding the treatment back (the results' guardrail_reasons)
     guardrail_reasons: list[str]
+    #: the broken ones alone: a stop's reason
+    broken_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -319,6 +326,7 @@ def _report(
         _finite(metric_value(s, settings.metric)),
         _pair(interval),
         bool(guard.holds) and not bool(guard.broken),
+        [*guard.reasons, *guard.held_back],
         list(guard.reasons),
     )
 
@@ -336,7 +344,7 @@ def _verdict(
     for name, outcome, report in outcomes:
         if outcome == Outcome.GUARDRAIL_BROKEN:
             return Verdict(
-                None, f"variant {name} broke a guardrail: " + "; ".join(report.guardrail_reasons)
+                None, f"variant {name} broke a guardrail: " + "; ".join(report.broken_reasons)
             )
     winners = [
         (name, report) for name, outcome, report in outcomes if outcome == Outcome.TREATMENT_WINS
