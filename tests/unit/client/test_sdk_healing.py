@@ -399,3 +399,21 @@ def test_a_bedrock_error_from_boto3_gives_its_status_code_and_headers() -> None:
     assert failure.headers == {"x-amzn-errortype": "ThrottlingException:http://internal"}
     assert "Too many requests" in failure.message
     assert failure.transient
+
+
+def test_a_bedrock_stream_error_with_no_status_is_retried_by_its_code() -> None:
+    """An error of Bedrock's response stream (botocore's EventStreamError) has its code and no
+    HTTP status: a throttle is still worth a plain retry when the healer cannot be asked; a
+    validation error is not."""
+    from botocore.exceptions import EventStreamError
+
+    def stream_error(code: str) -> EventStreamError:
+        return EventStreamError({"Error": {"Code": code, "Message": "m"}}, "InvokeModelStream")
+
+    throttled = read_failure(stream_error("throttlingException"))
+    assert (throttled.status, throttled.error_type, throttled.transient) == (
+        None,
+        "throttlingException",
+        True,
+    )
+    assert read_failure(stream_error("validationException")).transient is False

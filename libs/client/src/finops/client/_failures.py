@@ -32,6 +32,17 @@ REMEDY_HEADERS = (
 MAX_HEADERS = 32
 MAX_MESSAGE = 2000
 OFFLINE_STATUS = RETRYABLE_STATUS | {529}
+#: Bedrock's error codes of passing unavailability, lower-cased: an error of its response
+#: stream (botocore's EventStreamError) carries its code and no HTTP status.
+OFFLINE_AWS_CODES = frozenset(
+    {
+        "throttlingexception",
+        "serviceunavailableexception",
+        "modeltimeoutexception",
+        "internalserverexception",
+        "modelnotreadyexception",
+    }
+)
 #: Exception names (of any library) that mean no complete answer came back.
 TRANSPORT_NAMES = ("Timeout", "TimedOut", "Connect", "Connection", "Network", "Protocol")
 
@@ -50,7 +61,11 @@ class Failure:
     @property
     def transient(self) -> bool:
         """Worth a plain retry when the healer cannot be asked."""
-        return self.transport or self.status in OFFLINE_STATUS
+        return (
+            self.transport
+            or self.status in OFFLINE_STATUS
+            or (self.status is None and (self.error_type or "").lower() in OFFLINE_AWS_CODES)
+        )
 
     def retry_after_s(self) -> float | None:
         for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
