@@ -197,7 +197,9 @@ async def test_a_winner_a_drift_unpinned_reads_promoted_then_unpinned_without_a_
     api.http = httpx.AsyncClient(transport=httpx.MockTransport(service))
     experiment = RunningExperiment(CHEAPER, "x1", "sim-cheaper", promoted_seen=True)
     outcome = await api.outcome(experiment, timeout_s=60.0)
-    assert (outcome.promoted, outcome.pin_lifted) == (True, True)
+    # promoted and no longer recommended: lifted by a drift only if a drift alert of the run
+    # says so (with_lifted_pin, once the alerts are read)
+    assert (outcome.promoted, outcome.pin_lifted, outcome.pinned_at_end) == (True, True, False)
     assert asked.count("/api/recommendations") == 1
     assert outcome.as_json()["pin_lifted"] is True
     await api.aclose()

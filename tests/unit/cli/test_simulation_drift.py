@@ -8,6 +8,7 @@ change of their shape fails here. The topic's reads are a test's own (:class:`To
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from finops.cli.simulation.drift_findings import (
 )
 from finops.cli.simulation.faults import QualityDrift, default_schedule
 from finops.cli.simulator.drift_watch import DriftWatch
+from finops.cli.simulator.experiments import ExperimentOutcome, with_lifted_pin
 from finops.common.alerts import Alert
 from finops.optimizer.domain.arm_identity import ArmSpec
 from finops.optimizer.domain.drift_alerts import drift_alert
@@ -237,3 +239,38 @@ def test_the_result_of_a_run_before_the_drift_was_reported_shows_no_drift_row():
     result = _result(DriftFindings())
     del result["drifts"], result["other_drift_alerts"]
     assert not [f for f in summary_figures(result) if "drift" in f.label]
+
+
+def unpinning_alert(experiment_id: str) -> DriftAlertSeen:
+    """The optimizer's drift alert of a winner whose pin the drift lifted."""
+    arm = ArmSpec("gpt-4o-mini", "openai").arm_id
+    event = {
+        **drift_event("summarize", arm, DriftSignal("quality", -1, 0.9, 0.6), 700),
+        "unpinned_experiment_id": experiment_id,
+    }
+    promotion = {"experiment": "sim-cheaper", "experiment_id": experiment_id}
+    value = drift_alert(event, 1, drift_note(promotion, True))
+    seen = DriftAlertSeen.from_record(record(value, 0, 7500))
+    assert seen is not None
+    return seen
+
+
+def test_a_pin_is_said_lifted_only_when_a_drift_alert_of_the_run_names_its_experiment():
+    findings = find_drifts(INJECTED, [unpinning_alert("x1")], ROUNDS)
+    assert (findings.lifted_pin_of("x1"), findings.lifted_pin_of("x2")) == (True, False)
+    assert DriftFindings.unread(INJECTED).lifted_pin_of("x1") is None
+    unpinned = ExperimentOutcome("e", "cheaper_variant", "summarize", "x2", "decided", "B", True)
+    # promoted, not recommended at the end, and no alert names it: not "unpinned by a drift"
+    outcome = with_lifted_pin(unpinned, findings.lifted_pin_of("x2"))
+    assert (outcome.pin_lifted, outcome.pinned_at_end) == (False, False)
+    assert with_lifted_pin(replace(unpinned, id="x1"), True).pin_lifted is True
+
+
+def test_the_summary_says_a_winner_no_longer_recommended_without_a_drift_alert(capsys):
+    result = _result(DriftFindings())
+    unpinned = ExperimentOutcome("e", "cheaper_variant", "summarize", "x2", "decided", "B", True)
+    result["experiments"] = [with_lifted_pin(unpinned, False).as_json()]
+    print_summary(result)
+    out = capsys.readouterr().out
+    assert "promoted, not recommended at the end (no drift alert of the run lifted its pin)" in out
+    assert "unpinned by a drift" not in out

@@ -183,6 +183,12 @@ def print_summary(result: dict[str, Any]) -> None:
         promoted = "promoted" if exp["promoted"] else "not promoted"
         if exp.get("pin_lifted"):
             promoted += ", then unpinned by a drift of the winner (see finops.alerts.v1)"
+        elif exp["promoted"] and exp.get("pinned_at_end") is False:
+            promoted += ", not recommended at the end " + (
+                "(the alerts could not be read)"
+                if exp.get("pin_lifted") is None
+                else "(no drift alert of the run lifted its pin)"
+            )
         console.print(
             f"experiment {exp['name']} ({exp['kind']}): {exp['decision']}, winner "
             f"{exp['winner'] or '-'}, {promoted}, samples {exp['samples']}, fallbacks "

@@ -44,6 +44,9 @@ class ExperimentRow:
     #: calls per variant answered after a fallback (counted in ``samples``); none in the
     #: result of a run before the count
     fallbacks: tuple[int, ...] = ()
+    #: the optimizer recommended the winner at the end; None in the result of a run before
+    #: it was said
+    pinned_at_end: bool | None = None
 
 
 @dataclass
@@ -149,6 +152,7 @@ def experiment_rows(result: dict[str, Any]) -> list[ExperimentRow]:
             e.get("reason"),
             bool(e.get("pin_lifted")),
             tuple(e.get("fallbacks") or ()),
+            e.get("pinned_at_end") if isinstance(e.get("pinned_at_end"), bool) else None,
         )
         for e in result.get("experiments", [])
     ]

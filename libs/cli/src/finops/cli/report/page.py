@@ -33,6 +33,8 @@ def _figures_table(figures: list[Figure]) -> str:
 def _promoted(row: ExperimentRow) -> str:
     if row.pin_lifted:
         return "yes, then unpinned by a drift"
+    if row.promoted and row.pinned_at_end is False:
+        return "yes, not recommended at the end"
     return "yes" if row.promoted else "no"
 
 

@@ -82,6 +82,9 @@ class DriftAlertSeen:
     direction: str | None
     #: the record's timestamp (ms since the epoch), None when the broker gave none
     at_ms: float | None = None
+    #: the experiment whose winner's pin this drift lifted (``details``'
+    #: ``unpinned_experiment_id``), None when it lifted none
+    unpinned_experiment: str | None = None
 
     @property
     def model(self) -> str:
@@ -113,7 +116,16 @@ class DriftAlertSeen:
         ):
             return None
         at_ms = record.timestamp_ms if record.timestamp_ms and record.timestamp_ms > 0 else None
-        return cls(subject, task_type, arm, str(metric), direction, at_ms)
+        unpinned = details.get("unpinned_experiment_id")
+        return cls(
+            subject,
+            task_type,
+            arm,
+            str(metric),
+            direction,
+            at_ms,
+            unpinned if isinstance(unpinned, str) else None,
+        )
 
     def notices(self, drift: QualityDrift) -> bool:
         """Whether this alert says ``drift`` happened: a quality drift of its model (any
@@ -188,6 +200,14 @@ class DriftFindings:
     drifts: tuple[DriftNoticed, ...] = ()
     #: None when the alerts could not be read
     others: tuple[OtherDriftAlert, ...] | None = ()
+    #: the experiments whose winner's pin a drift alert of the run lifted (not in the JSON:
+    #: each experiment's ``pin_lifted`` says it)
+    unpinned: frozenset[str] = frozenset()
+
+    def lifted_pin_of(self, experiment_id: str) -> bool | None:
+        """Whether a drift alert of the run lifted the pin of ``experiment_id``'s winner;
+        None when the alerts could not be read."""
+        return None if self.others is None else experiment_id in self.unpinned
 
     @classmethod
     def unread(cls, injected: Iterable[QualityDrift]) -> DriftFindings:
@@ -284,7 +304,8 @@ def find_drifts(
     others = tuple(
         OtherDriftAlert(a.subject, a.metric) for i, a in enumerate(alerts) if i not in counted
     )
-    return DriftFindings(tuple(drifts), others)
+    unpinned = frozenset(a.unpinned_experiment for a in alerts if a.unpinned_experiment)
+    return DriftFindings(tuple(drifts), others, unpinned)
 
 
 def summary_line(drift: DriftNoticed) -> str:

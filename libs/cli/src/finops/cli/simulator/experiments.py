@@ -73,9 +73,13 @@ class ExperimentOutcome:
     samples: list[int] = field(default_factory=list)
     #: why it did not start or decide, when the service said
     reason: str | None = None
-    #: promoted, then no longer pinned by the end: a drift of the winner for the worse
-    #: lifted the pin (the optimizer's drift alert says so)
-    pin_lifted: bool = False
+    #: promoted, then unpinned by the end by a drift of the winner for the worse: a drift
+    #: alert of the run names the experiment (``unpinned_experiment_id``); None when the
+    #: alerts could not be read
+    pin_lifted: bool | None = False
+    #: the optimizer recommended the winner at the end (False also when it was never
+    #: promoted)
+    pinned_at_end: bool = False
     #: calls per variant answered after a fallback (counted in its samples)
     fallbacks: list[int] = field(default_factory=list)
 
@@ -89,10 +93,30 @@ class ExperimentOutcome:
             "winner": self.winner,
             "promoted": self.promoted,
             "pin_lifted": self.pin_lifted,
+            "pinned_at_end": self.pinned_at_end,
             "samples": self.samples,
             "fallbacks": self.fallbacks,
             "reason": self.reason,
         }
+
+
+def with_lifted_pin(outcome: ExperimentOutcome, lifted: bool | None) -> ExperimentOutcome:
+    """``outcome`` with whether a drift alert of the run lifted its winner's pin (``lifted``:
+    None when the alerts could not be read): only a winner promoted and no longer pinned at
+    the end can have had its pin lifted.
+
+    Examples
+    --------
+    >>> unpinned = ExperimentOutcome("e", "cheaper_variant", "qa", "x1", "decided", "B", True)
+    >>> with_lifted_pin(unpinned, True).pin_lifted, with_lifted_pin(unpinned, False).pin_lifted
+    (True, False)
+    >>> pinned = replace(unpinned, pinned_at_end=True)
+    >>> with_lifted_pin(pinned, True).pin_lifted
+    False
+    """
+    if not outcome.promoted or outcome.pinned_at_end:
+        return replace(outcome, pin_lifted=False)
+    return replace(outcome, pin_lifted=lifted)
 
 
 def stopped_at_the_end(outcome: ExperimentOutcome) -> ExperimentOutcome:

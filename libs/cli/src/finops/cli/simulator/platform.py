@@ -250,7 +250,9 @@ class OperatorApi:
             pinned or experiment.promoted_seen,
             samples,
             reason,
+            # confirmed (or not) by the run's drift alerts: :func:`.with_lifted_pin`
             pin_lifted=experiment.promoted_seen and not pinned,
+            pinned_at_end=pinned,
             fallbacks=[int(v.get("fallbacks", 0)) for v in results.get("variants", [])],
         )
 

@@ -32,6 +32,7 @@ from finops.cli.simulator.experiments import (
     ExperimentNotStarted,
     ExperimentOutcome,
     stopped_at_the_end,
+    with_lifted_pin,
 )
 from finops.cli.simulator.fleet_run import FleetRun
 from finops.cli.simulator.platform import Endpoints, OperatorApi, check_reachable, lost_events
@@ -290,6 +291,7 @@ async def run_simulation(
         lost = await lost_events(fleet.sent_ids)
         outcomes += await _final_outcomes(api, fleet, warn)
         drift = await watch.findings()
+        outcomes = [with_lifted_pin(o, drift.lifted_pin_of(o.id)) for o in outcomes]
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
         if sampler.missed:
