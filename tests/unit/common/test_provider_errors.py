@@ -4,11 +4,10 @@ payload of the healer's table."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from provider_error_cases import CASES, to_error
 
 from finops.common.events import ERROR_KINDS
 from finops.common.provider_errors import (
@@ -17,13 +16,8 @@ from finops.common.provider_errors import (
     ProviderError,
     classify_by_rules,
 )
-from finops.common.provider_errors.payload import provider_error
 from finops.healer.domain.classify import classify
 
-ROOT = Path(__file__).resolve().parents[3]
-CASES: list[dict[str, Any]] = json.loads(
-    (ROOT / "tests" / "unit" / "healer" / "provider_errors.json").read_text(encoding="utf-8")
-)["cases"]
 K = ErrorKind
 
 
@@ -63,13 +57,7 @@ def test_rules_then_hint_then_status(
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_the_healers_untaught_classifier_says_what_the_rules_say(case: dict[str, Any]) -> None:
-    error = provider_error(
-        status=case.get("status"),
-        body=case.get("body"),
-        headers=case.get("headers"),
-        provider=case["provider"],
-        message=case.get("message"),
-    )
+    error = to_error(case)
     verdict = classify_by_rules(error)
     assert verdict == classify(error)
     assert (verdict.kind.value, verdict.stated_wait_ms) == (case["kind"], case["stated_wait_ms"])

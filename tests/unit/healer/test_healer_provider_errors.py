@@ -8,21 +8,15 @@ the agent and without taught labels: what is tested is the rules and the parsing
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from provider_error_cases import CASES, to_error
 
 from finops.common.provider_errors.matching import provider_family
-from finops.common.provider_errors.payload import provider_error
 from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.domain.classify import classify
-
-CASES: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "provider_errors.json").read_text(encoding="utf-8")
-)["cases"]
 
 SEVEN_PROVIDERS = {"openai", "azure", "anthropic", "google", "bedrock", "mistral", "http"}
 
@@ -30,16 +24,6 @@ SEVEN_PROVIDERS = {"openai", "azure", "anthropic", "google", "bedrock", "mistral
 def family_of(case: dict[str, Any]) -> str:
     """The provider family a case counts for; every other name is plain HTTP."""
     return provider_family(case["provider"]) or "http"
-
-
-def to_error(case: dict[str, Any]) -> Any:
-    return provider_error(
-        status=case.get("status"),
-        body=case.get("body"),
-        headers=case.get("headers"),
-        provider=case["provider"],
-        message=case.get("message"),
-    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

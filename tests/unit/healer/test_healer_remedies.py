@@ -6,12 +6,11 @@ from __future__ import annotations
 import doctest
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
+from provider_error_cases import CASES, to_error
 
-from finops.common.provider_errors.payload import provider_error
 from finops.common.provider_errors.taxonomy import RETRYABLE_KINDS, Classification, ErrorKind
 from finops.common.provider_errors.waits import MAX_STATED_WAIT_MS
 from finops.healer.domain import (
@@ -38,9 +37,6 @@ from finops.healer.domain.remedies import (
 )
 
 K = ErrorKind
-CASES: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "provider_errors.json").read_text(encoding="utf-8")
-)["cases"]
 CATALOG = ModelCatalog(
     [
         CatalogModel("openai", "gpt-4o", 128_000, 2.5, "gpt-4o"),
@@ -79,14 +75,7 @@ def test_domain_doctests_pass(module: Any) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_every_real_payload_gets_a_safe_remedy(case: dict[str, Any]) -> None:
-    error = provider_error(
-        status=case.get("status"),
-        body=case.get("body"),
-        headers=case.get("headers"),
-        provider=case["provider"],
-        message=case.get("message"),
-    )
-    verdict = classify(error)
+    verdict = classify(to_error(case))
     call = FailedCall(case["provider"], "gpt-4o")
     for seed in range(5):
         remedy = advisor(seed=seed).advise("a", "agent", verdict, call).remedy
