@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cli_stack import finops, operator_token, url_of
 
-from finops.client import AsyncFinOpsClient
+from finops.client import AsyncFinOpsClient, RequestRefused
 
 pytestmark = pytest.mark.e2e
 
@@ -181,9 +181,18 @@ async def _experiment_decided_and_promoted(
     started = await op.post(f"{experiments}/{experiment_id}/start")
     assert started.status_code == 200, started.text
 
+    assigned_units = 0
     for unit in range(80):
-        assigned = await agent.assign(experiment_id, unit=f"unit-{unit}")
+        try:
+            assigned = await agent.assign(experiment_id, unit=f"unit-{unit}")
+        except RequestRefused as refused:
+            # The SDK sends events as they come, so the experiment can decide (min_samples
+            # 10) while units are still being assigned: a decided experiment assigns no more.
+            assert refused.code == "experiment_not_running", refused
+            break
         await record(agent, task_type, assigned["model"], rng, experiment=assigned)
+        assigned_units += 1
+    assert assigned_units >= 2 * body["min_samples"], assigned_units
     await agent.flush(timeout=60)
     results = await poll(
         lambda: op.get(f"{experiments}/{experiment_id}/results"),
