@@ -338,3 +338,42 @@ def test_a_spent_quota_counts_against_its_arm_as_no_breaker_routes_around_it():
         )
     assert engine.policy.status()["updates"] == 2 + 5
     assert arm_quality(engine, "gpt-4o-mini") < before
+
+
+def test_the_cost_model_learns_the_billed_tokens_not_the_requests_features():
+    # A context overflow healed by truncation is billed for the tokens sent (usage), while its
+    # features keep the prompt the decision was made on. Learned from the features, those
+    # calls flattened the arm's pooled cost slope, so extract's larger prompts cost more
+    # than estimated, and a shift to larger prompts raised a cost drift alert.
+    engine = OptimizerEngine()
+    rng = random.Random(5)
+    alerts = []
+
+    def observe(task: str, prompt_tokens: int, billed_tokens: int, output_tokens: int, i: int):
+        usage = {"input_tokens": billed_tokens, "output_tokens": output_tokens}
+        event = call(
+            "gpt-4o-mini",
+            1.0,
+            T0 + timedelta(seconds=i),
+            task=task,
+            usage=usage,
+            features={"input_tokens": float(prompt_tokens)},
+        )
+        alerts.extend(engine.observe(event))
+
+    for i in range(1200):
+        if i % 2:
+            tokens = round(3000 * rng.lognormvariate(0, 0.5))
+            if i % 20 == 1:  # healed overflow: a 150k-185k prompt sent as 127,800 tokens
+                observe("summarize", rng.randrange(150_000, 185_000), 127_800, 200, i)
+            else:
+                observe("summarize", tokens, tokens, 200, i)
+        else:
+            scale = 1500 if i < 600 else 4500  # extract's traffic moves to larger prompts
+            tokens = round(scale * rng.lognormvariate(0, 0.5))
+            observe("extract", tokens, tokens, 150, i)
+
+    assert [a for a in alerts if a["details"]["metric"] == "cost"] == []
+    expected = engine.recommend("extract", {"input_tokens": 4500.0}).to_dict()["expected"]
+    billed = call("gpt-4o-mini", 1.0, T0, usage={"input_tokens": 4500, "output_tokens": 150})
+    assert expected["cost_usd"] == pytest.approx(billed.data.cost_usd, rel=0.03)

@@ -122,6 +122,7 @@ class OptimizerEngine:
             data.cost_usd,
             data.latency_ms,
             data.success,
+            billed_input_tokens=float(data.usage.input_tokens),
         )
         alerts = self._drift_alerts()
         if windowable(event.time.timestamp()):

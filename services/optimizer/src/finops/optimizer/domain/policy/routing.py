@@ -249,8 +249,14 @@ class RoutingPolicy:
         cost_usd: float | None,
         latency_ms: float | None = None,
         success: bool = True,
+        *,
+        billed_input_tokens: float | None = None,
     ) -> list[dict[str, Any]]:
         """Learn from the outcome of the arm that served a request (bandit feedback).
+
+        ``features`` are the request's, as it was decided on; ``billed_input_tokens``, the
+        input tokens the call was billed for, teach the cost model when they differ (a prompt
+        truncated to fit the model's window). Without them, the features' ``input_tokens``.
 
         Returns the drift events raised by this update (they are also queued for
         :meth:`drain_drift_events`).
@@ -261,7 +267,9 @@ class RoutingPolicy:
         if st is None:
             st = task.arms[arm] = self._new_arm_stats(task.family, arm)
         q = clipped_quality(quality, success)
-        tokens = features.get(COST_FEATURE) if features else None
+        tokens = billed_input_tokens
+        if tokens is None and features:
+            tokens = features.get(COST_FEATURE)
         signals: list[DriftSignal | None] = []
         q_before = st.mean_quality()
         learn_quality(cfg, task, st, features, q, q_before, self._ctx)
