@@ -113,6 +113,32 @@ def test_quality_drift_lowers_one_model_on_one_task_type_from_its_start():
     assert sim.attempt(summarize_task(1), GPT_4O, 1, RUN_MS * 0.6).model is GPT_4O
 
 
+def test_a_drift_that_follows_the_traffic_lands_on_the_model_serving_most_calls_before_it():
+    drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    # gpt-4o-mini answers most summarize calls early on, gpt-4o most in the tenth before 50 %
+    for n in range(30):
+        sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.1)
+    for n in range(20):
+        sim.attempt(summarize_task(n), GPT_4O, 1, RUN_MS * 0.45)
+    sim.attempt(summarize_task(99), GPT_4O_MINI, 1, RUN_MS * 0.48)
+    after = RUN_MS * 0.6
+    assert sum(sim.attempt(summarize_task(n), GPT_4O, 1, after).quality for n in range(50)) == 0
+    mini = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, after).quality for n in range(50)]
+    assert sum(mini) > 35
+    assert [d.model for d in sim.drifts.injected()] == ["gpt-4o"]
+    # the baseline, run afterwards over the same providers, meets the same drift
+    assert sim.attempt(summarize_task(1), GPT_4O, 1, RUN_MS * 0.9).quality == 0
+
+
+def test_a_drift_that_follows_the_traffic_keeps_its_model_when_the_task_type_had_no_call():
+    drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    after = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.6) for n in range(20)]
+    assert sum(a.quality for a in after) == 0
+    assert [d.model for d in sim.drifts.injected()] == ["gpt-4o-mini"]
+
+
 def test_healing_waits_as_long_as_the_rate_limit_says_in_simulated_time():
     storm = RateLimitStorm("openai", Window(0.0, 1.0), share=0.5, retry_after_ms=(5000, 5000))
     sim = SimulatedProviders(FaultSchedule(storms=(storm,)))

@@ -34,7 +34,7 @@ from finops.optimizer.domain.promotion import drift_note
 
 INJECTED = default_schedule().drifts
 (DRIFT,) = INJECTED
-assert DRIFT == QualityDrift("gpt-4o-mini", "extract", start=0.5, drop=0.3)
+assert DRIFT == QualityDrift("gpt-4o-mini", "extract", start=0.5, drop=0.3, follow_traffic=True)
 
 
 def alert(
@@ -172,6 +172,27 @@ async def test_an_alert_after_the_mark_counts_and_is_placed_in_the_run():
     ]
 
 
+async def test_the_drift_is_matched_on_the_model_it_landed_on():
+    """The default drift follows the traffic: on the model serving most extract calls at its
+    start (a cheaper fallback the optimizer moved extract to, say), whose alert notices it;
+    an alert of the model first named is then one of the others."""
+    landed = replace(DRIFT, model="mistral-small-2603")
+    now = [
+        record(alert(model="mistral-small-2603", provider="mistral", seen=1), 0, 3_500),
+        record(alert(seen=2), 1, 3_500),
+    ]
+    watch = DriftWatch(INJECTED, print, read=Topic([], now))
+    await watch.start()
+    for at_ms, done in ((1_000, 0.0), (2_000, 0.25), (3_000, 0.5), (4_000, 0.75)):
+        watch.rounds.append(RoundStart(at_ms, done))
+    findings = await watch.findings([landed])
+    (drift,) = findings.drifts
+    assert (drift.model, drift.noticed, drift.noticed_at) == ("mistral-small-2603", True, 0.75)
+    assert [(o.subject, o.what) for o in findings.others or ()] == [
+        ("extract/gpt-4o-mini|openai|default", "quality")
+    ]
+
+
 @pytest.mark.parametrize("failing_read", [0, 1], ids=["at the start", "at the end"])
 async def test_a_broker_that_does_not_answer_leaves_it_unknown_with_a_warning(failing_read: int):
     reads: list[list[TopicRecord] | BaseException] = [[record(alert(), 0)], [record(alert(), 0)]]
@@ -185,7 +206,13 @@ async def test_a_broker_that_does_not_answer_leaves_it_unknown_with_a_warning(fa
     assert len(warnings) == 1 and "finops.alerts.v1" in warnings[0]
     assert findings.as_json() == {
         "drifts": [
-            {"model": "gpt-4o-mini", "task_type": "extract", "injected_at": 0.5, "noticed": None}
+            {
+                "model": "gpt-4o-mini",
+                "task_type": "extract",
+                "injected_at": 0.5,
+                "followed_traffic": True,
+                "noticed": None,
+            }
         ],
         "other_drift_alerts": None,
     }
@@ -227,11 +254,15 @@ def test_the_summary_and_the_report_say_whether_it_was_noticed(capsys):
 
     print_summary(result)
     out = capsys.readouterr().out
-    assert "drift: gpt-4o-mini on extract (injected at 50 %) not noticed" in out
+    served = "on the model serving most extract calls then"
+    assert f"drift: gpt-4o-mini on extract (injected at 50 % {served}) not noticed" in out
     assert "other drift alerts: 1 (quality of extract/gpt-4o|openai|default)" in out
 
     rows = {f.label: (f.value, f.note) for f in summary_figures(result)}
-    assert rows["drift of gpt-4o-mini on extract"] == ("not noticed", "injected at 50 % of the run")
+    assert rows["drift of gpt-4o-mini on extract"] == (
+        "not noticed",
+        f"injected at 50 % of the run {served}",
+    )
     assert rows["other drift alerts"] == ("1", "quality of extract/gpt-4o|openai|default")
 
 

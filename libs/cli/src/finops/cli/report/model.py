@@ -125,7 +125,7 @@ def drift_figures(result: dict[str, Any]) -> list[Figure]:
         Figure(
             f"drift of {d.model} on {d.task_type}",
             figure_value(d),
-            f"injected at {d.injected_at * 100:.0f} % of the run",
+            d.where(of_the_run=True),
         )
         for d in found.drifts
     ]

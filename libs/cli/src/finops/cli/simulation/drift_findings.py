@@ -168,17 +168,35 @@ class DriftNoticed:
     #: the share of the run's tasks done by the round of the first alert that noticed it
     #: (None when not noticed, or its time is unknown)
     noticed_at: float | None = None
+    #: the drift landed on the model serving most of the task type's calls at its start
+    followed_traffic: bool = False
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "model": self.model,
             "task_type": self.task_type,
             "injected_at": self.injected_at,
+            "followed_traffic": self.followed_traffic,
             "noticed": self.noticed,
         }
         if self.noticed_at is not None:
             out["noticed_at"] = round(self.noticed_at, 4)
         return out
+
+    def where(self, of_the_run: bool = False) -> str:
+        """Where the drift was injected, for a person.
+
+        >>> DriftNoticed("m", "qa", 0.5, None, followed_traffic=True).where()
+        'injected at 50 % on the model serving most qa calls then'
+        >>> DriftNoticed("m", "qa", 0.5, None).where(of_the_run=True)
+        'injected at 50 % of the run'
+        """
+        where = f"injected at {self.injected_at * 100:.0f} %"
+        if of_the_run:
+            where += " of the run"
+        if self.followed_traffic:
+            where += f" on the model serving most {self.task_type} calls then"
+        return where
 
 
 @dataclass(frozen=True)
@@ -212,7 +230,13 @@ class DriftFindings:
     @classmethod
     def unread(cls, injected: Iterable[QualityDrift]) -> DriftFindings:
         """The findings when the alerts could not be read: nothing known."""
-        return cls(tuple(DriftNoticed(d.model, d.task_type, d.start, None) for d in injected), None)
+        return cls(
+            tuple(
+                DriftNoticed(d.model, d.task_type, d.start, None, None, d.follow_traffic)
+                for d in injected
+            ),
+            None,
+        )
 
     @classmethod
     def from_json(cls, result: Mapping[str, Any]) -> DriftFindings | None:
@@ -234,6 +258,7 @@ class DriftFindings:
                 float(d["injected_at"]),
                 d.get("noticed"),
                 d.get("noticed_at"),
+                bool(d.get("followed_traffic", False)),
             )
             for d in result["drifts"]
         )
@@ -299,6 +324,7 @@ def find_drifts(
                 drift.start,
                 noticed,
                 min(t for _, t in after) if after else None,
+                drift.follow_traffic,
             )
         )
     others = tuple(
@@ -319,10 +345,7 @@ def summary_line(drift: DriftNoticed) -> str:
     'drift: gpt-4o-mini on extract (injected at 50 %) unknown: the alerts could not be read'
     """
     said = {True: "noticed", False: "not noticed", None: "unknown: the alerts could not be read"}
-    line = (
-        f"drift: {drift.model} on {drift.task_type} (injected at {drift.injected_at * 100:.0f} %)"
-        f" {said[drift.noticed]}"
-    )
+    line = f"drift: {drift.model} on {drift.task_type} ({drift.where()}) {said[drift.noticed]}"
     if drift.noticed_at is not None:
         line += f" at {drift.noticed_at * 100:.0f} %"
     return line

@@ -47,12 +47,18 @@ class Outage:
 
 @dataclass(frozen=True)
 class QualityDrift:
-    """From ``start`` on, a model's answers on a task type are right ``drop`` less often."""
+    """From ``start`` on, a model's answers on a task type are right ``drop`` less often.
+
+    With ``follow_traffic``, the model is the one the fleet relies on for the task type when
+    the drift starts, ``model`` only if the task type had no answered call by then
+    (:class:`~finops.cli.simulation.drift_targets.DriftTargets`).
+    """
 
     model: str
     task_type: str
     start: float
     drop: float
+    follow_traffic: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,20 +83,13 @@ class FaultSchedule:
     def is_down(self, provider: str, fraction: float) -> bool:
         return any(o.provider == provider and o.window.holds(fraction) for o in self.outages)
 
-    def quality_drop(self, model: str, task_type: str, fraction: float) -> float:
-        return sum(
-            d.drop
-            for d in self.drifts
-            if d.model == model and d.task_type == task_type and fraction >= d.start
-        )
-
 
 def default_schedule() -> FaultSchedule:
     """The faults ``finops simulate`` injects unless told otherwise."""
     return FaultSchedule(
         storms=(RateLimitStorm("openai", Window(0.30, 0.40), share=0.5),),
         outages=(Outage("anthropic", Window(0.60, 0.70)),),
-        drifts=(QualityDrift("gpt-4o-mini", "extract", start=0.5, drop=0.3),),
+        drifts=(QualityDrift("gpt-4o-mini", "extract", start=0.5, drop=0.3, follow_traffic=True),),
         malformed_share=0.01,
         refusal_share=0.002,
         server_error_share=0.005,

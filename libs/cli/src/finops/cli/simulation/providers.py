@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from finops.cli.simulation.catalog import SimModel
+from finops.cli.simulation.drift_targets import DriftTargets
 from finops.cli.simulation.faults import FaultSchedule
 from finops.cli.simulation.fleet import Task, run_fraction
 from finops.common.events import price_call
@@ -86,6 +87,8 @@ class SimulatedProviders:
 
     def __init__(self, schedule: FaultSchedule) -> None:
         self.schedule = schedule
+        #: the quality drifts and the models they land on
+        self.drifts = DriftTargets(schedule.drifts)
 
     def attempt(self, task: Task, model: SimModel, attempt: int, at_ms: float) -> Answer:
         """Attempt number ``attempt`` (1, 2, ...) of ``task`` on ``model`` at ``at_ms``."""
@@ -93,11 +96,12 @@ class SimulatedProviders:
         fraction = run_fraction(at_ms)
         full_ms = model.latency.latency_ms(task.output_tokens, draws.z_ttft, draws.z_itl)
         self._raise_fault(task, model, fraction, draws.fault, draws.wait, full_ms)
+        task_type = task.task_type.name
         right = max(
             0.0,
-            model.quality[task.task_type.name]
-            - self.schedule.quality_drop(model.name, task.task_type.name, fraction),
+            model.quality[task_type] - self.drifts.quality_drop(model.name, task_type, fraction),
         )
+        self.drifts.answered(model.name, task_type, fraction)
         usage = {"input_tokens": task.input_tokens, "output_tokens": task.output_tokens}
         cost = price_call(model.provider, model.name, usage).total_usd
         if cost is None:

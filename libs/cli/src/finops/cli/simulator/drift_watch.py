@@ -11,7 +11,7 @@ with one request, but the local tansu broker's ListOffsets is no end at all
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from finops.cli.simulation.drift_findings import (
@@ -80,11 +80,13 @@ class DriftWatch:
         """A round of tasks starts now, with ``done`` of the run's tasks done before it."""
         self.rounds.append(RoundStart(time.time() * 1000, done))
 
-    async def findings(self) -> DriftFindings:
-        """The run's drift alerts matched with the injected drifts; unknown (with a warning)
-        when the topic could not be read."""
+    async def findings(self, landed: Sequence[QualityDrift] | None = None) -> DriftFindings:
+        """The run's drift alerts matched with the injected drifts (``landed``: as they
+        landed, each on its model, :meth:`.DriftTargets.injected`; else :attr:`injected`);
+        unknown (with a warning) when the topic could not be read."""
+        injected = self.injected if landed is None else tuple(landed)
         if self.mark is None:
-            return DriftFindings.unread(self.injected)
+            return DriftFindings.unread(injected)
         try:
             records = await self.read()
         except _read_failures() as exc:
@@ -92,11 +94,11 @@ class DriftWatch:
                 f"could not read finops.alerts.v1 at the end ({exc!r}): whether the "
                 "injected drift was noticed is not known"
             )
-            return DriftFindings.unread(self.injected)
+            return DriftFindings.unread(injected)
         mark = self.mark
         alerts = [
             alert
             for alert in (DriftAlertSeen.from_record(r) for r in records if mark.holds(r))
             if alert is not None
         ]
-        return find_drifts(self.injected, alerts, self.rounds)
+        return find_drifts(injected, alerts, self.rounds)

@@ -1,0 +1,96 @@
+"""Which model an injected quality drift lands on: :class:`DriftTargets`.
+
+A drift that follows the traffic lands on the model the fleet relies on for its task type
+when it starts, not on a model named in advance: the optimizer may have moved the task type
+to another model by then (a cheaper fallback the healer introduced, served as a stand-in),
+and a drift of a model that only gets exploratory calls says little about whether the
+platform notices one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from finops.cli.simulation.faults import QualityDrift
+
+__all__ = ["LOOKBACK", "DriftTargets"]
+
+#: the share of the run before a drift's start whose answered calls choose its model
+LOOKBACK = 0.1
+
+
+@dataclass
+class _Target:
+    drift: QualityDrift
+    #: answered calls of the drift's task type per model, in the lookback window
+    recent: Counter[str] = field(default_factory=Counter)
+    #: answered calls of the drift's task type per model, before the lookback window
+    earlier: Counter[str] = field(default_factory=Counter)
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.drift.follow_traffic:
+            self.model = self.drift.model
+
+    def answered(self, model: str, fraction: float) -> None:
+        if self.model is None and fraction < self.drift.start:
+            window = self.recent if fraction >= self.drift.start - LOOKBACK else self.earlier
+            window[model] += 1
+
+    def model_at(self, fraction: float) -> str | None:
+        """The drifted model at ``fraction`` of the run (None before the drift starts)."""
+        if fraction < self.drift.start:
+            return None
+        if self.model is None:
+            counts = self.recent or self.earlier
+            # the most answered; ties go to the model named first (Counter keeps insertion
+            # order), and with no answered call at all, to the drift's own model
+            self.model = counts.most_common(1)[0][0] if counts else self.drift.model
+        return self.model
+
+
+class DriftTargets:
+    """The quality drifts of a run, each with the model it lands on.
+
+    A drift with ``follow_traffic`` lands on the model that answered most calls of its task
+    type in the tenth of the run before its start (before that, if none did), chosen at the
+    first attempt of that task type from its start on; with no answered call at all, on its
+    own ``model``. Once chosen, the model stays (the baseline, run afterwards over the same
+    tasks, meets the same drift).
+
+    Examples
+    --------
+    >>> targets = DriftTargets([QualityDrift("a", "qa", start=0.5, drop=0.3, follow_traffic=True)])
+    >>> for model, at in [("a", 0.1), ("b", 0.42), ("b", 0.45), ("a", 0.47)]:
+    ...     targets.answered(model, "qa", at)
+    >>> targets.quality_drop("b", "qa", 0.49), targets.quality_drop("b", "qa", 0.5)
+    (0.0, 0.3)
+    >>> targets.quality_drop("a", "qa", 0.9), [d.model for d in targets.injected()]
+    (0.0, ['b'])
+    """
+
+    def __init__(self, drifts: Iterable[QualityDrift]) -> None:
+        self._targets = [_Target(d) for d in drifts]
+
+    def answered(self, model: str, task_type: str, fraction: float) -> None:
+        """An attempt of ``task_type`` answered on ``model`` at ``fraction`` of the run."""
+        for target in self._targets:
+            if target.drift.task_type == task_type:
+                target.answered(model, fraction)
+
+    def quality_drop(self, model: str, task_type: str, fraction: float) -> float:
+        """How much less often ``model``'s answers on ``task_type`` are right at ``fraction``."""
+        return sum(
+            (
+                t.drift.drop
+                for t in self._targets
+                if t.drift.task_type == task_type and t.model_at(fraction) == model
+            ),
+            0.0,
+        )
+
+    def injected(self) -> tuple[QualityDrift, ...]:
+        """The drifts with the model each landed on (a drift that never began: its own)."""
+        return tuple(replace(t.drift, model=t.model or t.drift.model) for t in self._targets)
