@@ -213,8 +213,8 @@ def test_an_error_event_becomes_a_provider_error_and_a_hint() -> None:
             },
         }
     )
-    error, hint = from_error_data(data)
-    assert error == ProviderError(
+    reported = from_error_data(data)
+    assert reported.error == ProviderError(
         message="Too many tokens",
         status=429,
         provider="bedrock",
@@ -223,7 +223,7 @@ def test_an_error_event_becomes_a_provider_error_and_a_hint() -> None:
         headers={"retry-after": "3"},
         retry_after_ms=2500,
     )
-    assert hint is ErrorKind.NETWORK
+    assert reported.hint is ErrorKind.NETWORK
     assert {k.value for k in ErrorKind} == set(ERROR_KINDS)
     bare = data.model_copy(update={"error": data.error.model_copy(update={"kind": None})})
-    assert from_error_data(bare)[1] is None
+    assert from_error_data(bare).hint is None

@@ -11,7 +11,7 @@ no learned state (the healer's learned text classifier stays the healer's).
 from __future__ import annotations
 
 from finops.common.provider_errors.classify import classify_by_rules
-from finops.common.provider_errors.payload import from_error_data, from_error_info
+from finops.common.provider_errors.payload import ReportedError, from_error_data, from_error_info
 from finops.common.provider_errors.taxonomy import (
     PROVIDER_FAULT_KINDS,
     RETRYABLE_KINDS,
@@ -26,6 +26,7 @@ __all__ = [
     "Classification",
     "ErrorKind",
     "ProviderError",
+    "ReportedError",
     "classify_by_rules",
     "from_error_data",
     "from_error_info",

@@ -282,16 +282,23 @@ def enrich(error: ProviderError) -> ProviderError:
     return replace(error, **updates) if updates else error
 
 
-def from_error_data(data: ErrorData) -> tuple[ProviderError, ErrorKind | None]:
-    """The provider error an ``agent.error`` event reports, and the agent's kind (its hint)."""
+@dataclass(frozen=True)
+class ReportedError:
+    """A failed call as an event reports it: the provider's error, and the kind the agent
+    gave it (its hint to the classification; ``None`` when it gave none)."""
+
+    error: ProviderError
+    hint: ErrorKind | None
+
+
+def from_error_data(data: ErrorData) -> ReportedError:
+    """The failed call an ``agent.error`` event reports."""
     return from_error_info(data.error, data.provider)
 
 
-def from_error_info(
-    error: ErrorInfo, provider: str | None
-) -> tuple[ProviderError, ErrorKind | None]:
-    """The provider error of an event's ``error`` part, and the agent's kind (its hint);
-    ``provider`` is the event's (``None`` when the caller does not know it)."""
+def from_error_info(error: ErrorInfo, provider: str | None) -> ReportedError:
+    """The failed call of an event's ``error`` part; ``provider`` is the event's (``None``
+    when the caller does not know it)."""
     reported = ProviderError(
         message=error.message,
         status=error.status_code,
@@ -301,4 +308,4 @@ def from_error_info(
         headers=dict(error.headers or {}),
         retry_after_ms=error.retry_after_ms,
     )
-    return reported, ErrorKind(error.kind) if error.kind else None
+    return ReportedError(reported, ErrorKind(error.kind) if error.kind else None)

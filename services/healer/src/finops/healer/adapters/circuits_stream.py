@@ -162,8 +162,8 @@ class OutcomeForwarder:
             self.by_provider.count(data.provider, "success")
             return ProviderOutcome(str(event.id), data.provider, data.model, False, at)
         if isinstance(event, ErrorEvent):
-            reported, hint = from_error_data(event.data)
-            kind = self.classifier().classify(reported, hint).kind
+            reported = from_error_data(event.data)
+            kind = self.classifier().classify(reported.error, reported.hint).kind
             if not counts_against_provider(kind):
                 OUTCOMES.labels("not_a_provider_fault").inc()
                 return None

@@ -164,8 +164,8 @@ class OutcomeIntake(CheckpointedState):
     def _apply_event(self, event: Event) -> None:
         at_s = event.time.timestamp()
         if isinstance(event, ErrorEvent):
-            error, hint = from_error_data(event.data)
-            kind = self.classifier.classify(error, hint).kind
+            reported = from_error_data(event.data)
+            kind = self.classifier.classify(reported.error, reported.hint).kind
             advice_id = event.data.remedy.advice_id if event.data.remedy else None
             self.ledger.failed(kind, advice_id, at_s, event.id)
         elif isinstance(event, LlmCallEvent) and event.data.remedy is not None:

@@ -136,9 +136,9 @@ async def advise(
     agent_id = body.agent_id or principal.username
     principal.require_speaks_for(agent_id)  # advice in another's name goes on its record
     agent_id = principal.agent_name(agent_id)  # its user id: recorded under its username
-    error, hint = from_error_info(body.error, body.provider)
+    reported = from_error_info(body.error, body.provider)
     # now: a Retry-After given as a date, with no date header to read it against
-    verdict = classifier.classify(error, hint, now=datetime.now(UTC))
+    verdict = classifier.classify(reported.error, reported.hint, now=datetime.now(UTC))
     request = body.request
     call = FailedCall(
         body.provider,

@@ -48,8 +48,8 @@ def passing_unavailability(error: ErrorInfo, provider: str | None = None) -> boo
     """Whether a failed call is the provider's passing unavailability: its kind, by the shared
     rules, is one the healer's breakers count (see the module). ``provider`` is the event's:
     a few rules hold for one provider family only."""
-    reported, hint = from_error_info(error, provider)
-    return classify_by_rules(reported, hint).kind in PROVIDER_FAULT_KINDS
+    reported = from_error_info(error, provider)
+    return classify_by_rules(reported.error, reported.hint).kind in PROVIDER_FAULT_KINDS
 
 
 def says_about_quality(error: ErrorInfo, provider: str | None = None) -> bool:
