@@ -42,7 +42,10 @@ class ArmStats:
     )
 
     def __init__(
-        self, latency_window: int = 256, drift_params: dict[str, Any] | None = None
+        self,
+        latency_window: int = 256,
+        drift_params: dict[str, Any] | None = None,
+        latency_running_scale: bool = False,
     ) -> None:
         dp = drift_params or {}
         self.quality = QualityPosterior()
@@ -52,7 +55,8 @@ class ArmStats:
         self.recent_q2: float | None = None  # EW mean of squared quality
         self.prior_cap: float | None = None  # max prior strength after a drift
         self.q_drift = DriftMonitor(**dp)
-        self.lat_drift = DriftMonitor(**dp)
+        # see ``PolicyConfig.latency_drift_running_scale``
+        self.lat_drift = DriftMonitor(**dp, running_scale=latency_running_scale)
         self.cost_drift = DriftMonitor(**dp)
         self.n_drifts = 0
         # counterfactual bookkeeping for the fleet reference: realised quality when this arm

@@ -101,7 +101,10 @@ Drift
 -----
 The quality monitor standardises each outcome with the Bernoulli standard deviation of the arm's
 current estimate (``quality_drift_bernoulli_scale``; the first outcomes of an arm are
-selection-biased), and every monitor runs Page's test without forgetting (``drift_forgetting``).
+selection-biased), the latency monitor keeps learning its scale from every latency since its
+(re)start (``latency_drift_running_scale``; the deviation of 30 values, frozen, is too rough:
+an arm whose first latencies came out tight raised false drifts), and every monitor runs Page's
+test without forgetting (``drift_forgetting``).
 On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
 an exploration boost (sized from the slack under a fleet target: ``drift_explore_from_slack``)

@@ -233,6 +233,11 @@ class PolicyConfig:
     #: it looks good, so its first outcomes are luckier and less spread than its later ones,
     #: and ordinary outcomes later read as a drift)
     quality_drift_bernoulli_scale: bool = True
+    #: the log-latency monitor keeps learning its scale from every latency since its (re)start
+    #: (``DriftMonitor(running_scale=True)``; ``False``: the deviation of its first
+    #: ``drift_warmup`` latencies, frozen -- 30 values misjudge it by ~13 %, and an arm whose
+    #: first latencies came out tight raised false latency drifts on a stationary stream)
+    latency_drift_running_scale: bool = True
     #: pseudo-observations kept (and max prior strength) after a quality drift
     drift_keep: float = 5.0
     #: weight of the exponentially weighted "recent" quality mean used after a drift
@@ -278,6 +283,7 @@ LEGACY_SETTINGS: dict[str, object] = {
     "prior_adjusts_difficulty": False,
     "aim_margin_of_reference": False,
     "quality_drift_bernoulli_scale": False,
+    "latency_drift_running_scale": False,
     "drift_forgetting": 1.0 - 1e-4,
     "drift_explore_from_slack": False,
     "identify_beyond_slack": False,

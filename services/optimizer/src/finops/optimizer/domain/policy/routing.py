@@ -155,7 +155,11 @@ class RoutingPolicy:
         return task
 
     def _new_arm_stats(self, family: str, arm: str) -> ArmStats:
-        st = ArmStats(latency_window=self.config.latency_window, drift_params=self._drift_params)
+        st = ArmStats(
+            latency_window=self.config.latency_window,
+            drift_params=self._drift_params,
+            latency_running_scale=self.config.latency_drift_running_scale,
+        )
         st.prior = self._priors.prior_for(family, arm, self.config.default_prior_strength)
         return st
 

@@ -1,0 +1,128 @@
+"""False latency-drift alarms on stationary latencies (the simulate demo's second run).
+
+The log-latency monitor standardised every latency with the deviation of the arm's first 30,
+frozen.  Thirty values misjudge it by ~13 % (one standard deviation), and Page's test's
+false-alarm rate grows exponentially as the scale shrinks: the demo's
+``math/claude-sonnet-4-5`` arm, whose first 30 latencies came out 0.74 as spread as its
+stream (log-sd 0.20 against 0.27; nothing in the simulation changes a latency), raised a
+latency drift "increase" at its 207th call.  The monitor now keeps learning its scale from
+every latency since its (re)start; a real change is found about as fast as before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+
+from finops.optimizer.domain.arms import DriftMonitor
+from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
+
+#: log-latency of the demo's math calls (4.4 s, log-sd 0.27: 250 +- 30 % output tokens)
+CENTRE, SPREAD = math.log(4400.0), 0.27
+#: how spread the arm's first 30 latencies were, relative to the stream's
+TIGHT = 0.74
+STREAMS = 20
+
+
+def _tight_start(seed: int, n: int = 3000) -> list[float]:
+    """30 log-latencies drawn from the stream, spread ``TIGHT`` times its deviation (a draw
+    that comes about once in 43 arms), then ``n`` more of the same stream."""
+    rng = random.Random(seed)
+    raw = [rng.gauss(0.0, 1.0) for _ in range(30)]
+    mean, sd = statistics.mean(raw), statistics.stdev(raw)
+    start = [CENTRE + TIGHT * SPREAD * (x - mean) / sd for x in raw]
+    return start + [rng.gauss(CENTRE, SPREAD) for _ in range(n)]
+
+
+def _alarms(stream: list[float], running_scale: bool) -> list[int]:
+    monitor = DriftMonitor(forgetting=1.0, running_scale=running_scale)
+    return [i for i, x in enumerate(stream) if monitor.update(x)]
+
+
+def _arms_alarmed(streams: list[list[float]], running_scale: bool) -> int:
+    return sum(bool(_alarms(s, running_scale)) for s in streams)
+
+
+def test_a_tight_start_no_longer_reads_as_a_latency_drift_later():
+    streams = [_tight_start(seed) for seed in range(STREAMS)]
+    frozen, running = _arms_alarmed(streams, False), _arms_alarmed(streams, True)
+    assert frozen >= 0.25 * STREAMS  # 8 of 20 within 3,000 stationary latencies
+    assert running <= 0.05 * STREAMS  # none
+    assert running * 4 < frozen
+
+
+def test_the_scale_learns_the_streams_deviation():
+    monitor = DriftMonitor(forgetting=1.0, running_scale=True)
+    stream = _tight_start(seed=1, n=2000)
+    scales = []
+    for x in stream:
+        assert not monitor.update(x)
+        scales.append(monitor._scale / SPREAD)
+    # the warm-up's 0.74 (where the frozen scale stayed), 0.90 after 100 latencies, then 1.00
+    assert abs(scales[29] - TIGHT) < 1e-9
+    assert 0.85 < scales[100] < 0.95
+    assert 0.97 < scales[-1] < 1.03
+
+
+def test_one_outlier_barely_moves_the_scale():
+    rng = random.Random(5)
+    monitor = DriftMonitor(forgetting=1.0, running_scale=True)
+    for _ in range(300):
+        monitor.update(rng.gauss(CENTRE, SPREAD))
+    before = monitor._scale
+    monitor.update(CENTRE + math.log(30.0))  # a 30x slower call (a 2-minute timeout): 12.6 sd
+    assert before < monitor._scale < 1.03 * before  # 1.013x, winsorised at 3 sd (1.21x raw)
+
+
+def _delays(factor: float, running_scale: bool) -> list[int]:
+    """Latencies after every call of the arm got ``factor`` times slower until the alarm."""
+    out = []
+    for seed in range(STREAMS):
+        rng = random.Random(1000 + seed)
+        stream = [rng.gauss(CENTRE, SPREAD) for _ in range(500)]
+        stream += [rng.gauss(CENTRE + math.log(factor), SPREAD) for _ in range(1000)]
+        found = [i - 500 for i in _alarms(stream, running_scale) if i >= 500]
+        out.append(found[0] if found else 1000)
+    return out
+
+
+def test_a_real_latency_change_is_found_as_fast_as_before():
+    # 1.5x slower: 28 calls (median) either way; 0.7x: 32
+    for factor in (1.5, 0.7):
+        frozen, running = _delays(factor, False), _delays(factor, True)
+        assert statistics.median(running) <= 40 and max(running) <= 80
+        assert statistics.median(running) <= statistics.median(frozen) + 3
+
+
+def _latency_drifts(config: PolicyConfig, stream: list[float]) -> int:
+    policy = RoutingPolicy(config, default_arms=["only|p|c"])
+    events = []
+    for x in stream:
+        events += policy.update("math", "only|p|c", None, 1.0, 1e-3, latency_ms=math.exp(x))
+    return sum(e["metric"] == "latency" for e in events)
+
+
+def test_the_policy_raises_no_latency_drift_on_a_stationary_arm_with_a_tight_start():
+    stream = _tight_start(seed=11)  # the frozen scale alarms at its 300th latency
+    assert _latency_drifts(PolicyConfig(latency_drift_running_scale=False), stream) >= 1
+    assert _latency_drifts(PolicyConfig(), stream) == 0
+
+
+def test_the_running_scale_survives_a_checkpoint_and_older_ones_keep_the_frozen_one():
+    stream = _tight_start(seed=2, n=400)
+    a = DriftMonitor(forgetting=1.0, running_scale=True)
+    for x in stream[:200]:
+        a.update(x)
+    b = DriftMonitor.from_state(json.loads(json.dumps(a.to_state())))
+    shifted = [x + (0.0 if i < 100 else 0.4) for i, x in enumerate(stream[200:])]
+    assert [a.update(x) for x in shifted] == [b.update(x) for x in shifted]
+    assert b.running_scale
+    older = a.to_state()
+    del older["spread"]  # written before the running scale
+    assert not DriftMonitor.from_state(older).running_scale
+    policy = RoutingPolicy(PolicyConfig(), default_arms=["only|p|c"])
+    state = policy.to_state()
+    del state["config"]["latency_drift_running_scale"]
+    assert not RoutingPolicy.from_state(state).config.latency_drift_running_scale
