@@ -32,7 +32,12 @@ from finops.optimizer.domain.drift_alerts import drift_alert
 from finops.optimizer.domain.engine_state import STATE_VERSION
 from finops.optimizer.domain.error_outcomes import says_about_quality
 from finops.optimizer.domain.errors import NoArms, OptimizerError, UnknownBudget
-from finops.optimizer.domain.event_inputs import arm_spec, call_features, config_dict
+from finops.optimizer.domain.event_inputs import (
+    arm_spec,
+    call_features,
+    config_dict,
+    learned_cost,
+)
 from finops.optimizer.domain.eventtime import windowable
 from finops.optimizer.domain.features import COST_FEATURE
 from finops.optimizer.domain.policy import Objective, PolicyConfig, RoutingPolicy, family_of
@@ -119,10 +124,9 @@ class OptimizerEngine:
             arm,
             features,
             data.quality,
-            data.cost_usd,
+            learned_cost(data),
             data.latency_ms,
             data.success,
-            billed_input_tokens=float(data.usage.input_tokens),
         )
         alerts = self._drift_alerts()
         if windowable(event.time.timestamp()):

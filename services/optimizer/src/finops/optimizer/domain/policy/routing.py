@@ -253,14 +253,13 @@ class RoutingPolicy:
         cost_usd: float | None,
         latency_ms: float | None = None,
         success: bool = True,
-        *,
-        billed_input_tokens: float | None = None,
     ) -> list[dict[str, Any]]:
         """Learn from the outcome of the arm that served a request (bandit feedback).
 
-        ``features`` are the request's, as it was decided on; ``billed_input_tokens``, the
-        input tokens the call was billed for, teach the cost model when they differ (a prompt
-        truncated to fit the model's window). Without them, the features' ``input_tokens``.
+        ``cost_usd`` teaches the cost model, linear in the features' ``input_tokens`` (the
+        request's, as it was decided on and as a recommendation is asked for); ``None``
+        leaves it out (the engine does so for a call whose cost is another request's: see
+        :func:`~finops.optimizer.domain.event_inputs.learned_cost`).
 
         Returns the drift events raised by this update (they are also queued for
         :meth:`drain_drift_events`).
@@ -271,9 +270,7 @@ class RoutingPolicy:
         if st is None:
             st = task.arms[arm] = self._new_arm_stats(task.family, arm)
         q = clipped_quality(quality, success)
-        tokens = billed_input_tokens
-        if tokens is None and features:
-            tokens = features.get(COST_FEATURE)
+        tokens = features.get(COST_FEATURE) if features else None
         signals: list[DriftSignal | None] = []
         q_before = st.mean_quality()
         learn_quality(cfg, task, st, features, q, q_before, self._ctx)
