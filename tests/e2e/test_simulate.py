@@ -77,7 +77,7 @@ def test_the_default_simulation_saves_keeps_quality_heals_and_its_json_adds_up(s
         0.5,
         True,
     )
-    # it landed on a model the fleet used (the one answering most extract calls before 50 %)
+    # it landed on a model the fleet answered with (drift_targets' unit tests: which one)
     assert drift["model"] in {arm.split("/", 1)[1] for arm in result["models_used"]}
     assert isinstance(drift["noticed"], bool)
     assert 0 < drift.get("noticed_at", 1) <= 1

@@ -101,42 +101,71 @@ def test_a_prompt_beyond_the_window_overflows_and_healing_moves_to_a_larger_wind
     assert naive.answer is None and len(naive.failures) == 3
 
 
+def _answered(sim: SimulatedProviders, model, at: float, n: int, first: int = 0) -> list[float]:
+    """The qualities of ``n`` summarize tasks that start (and are attempted) at ``at``."""
+    return [
+        sim.attempt(summarize_task(first + k, at_fraction=at), model, 1, RUN_MS * at).quality
+        for k in range(n)
+    ]
+
+
 def test_quality_drift_lowers_one_model_on_one_task_type_from_its_start():
     drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0)
     sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
-    before = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, 0.0).quality for n in range(200)]
-    after = [
-        sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.6).quality for n in range(200)
-    ]
-    assert sum(before) > 150
-    assert sum(after) == 0
-    assert sim.attempt(summarize_task(1), GPT_4O, 1, RUN_MS * 0.6).model is GPT_4O
+    assert sum(_answered(sim, GPT_4O_MINI, 0.0, 200)) > 150
+    assert sum(_answered(sim, GPT_4O_MINI, 0.6, 200)) == 0
+    assert sum(_answered(sim, GPT_4O, 0.6, 200)) > 150
+    # a retry after the start of a task that started before it is not drifted
+    early = summarize_task(7, at_fraction=0.45)
+    retries = [sim.attempt(early, GPT_4O_MINI, n, RUN_MS * 0.55).quality for n in range(2, 40)]
+    assert sum(retries) > 25
 
 
 def test_a_drift_that_follows_the_traffic_lands_on_the_model_serving_most_calls_before_it():
     drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
     sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
-    # gpt-4o-mini answers most summarize calls early on, gpt-4o most in the tenth before 50 %
-    for n in range(30):
-        sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.1)
-    for n in range(20):
-        sim.attempt(summarize_task(n), GPT_4O, 1, RUN_MS * 0.45)
-    sim.attempt(summarize_task(99), GPT_4O_MINI, 1, RUN_MS * 0.48)
-    after = RUN_MS * 0.6
-    assert sum(sim.attempt(summarize_task(n), GPT_4O, 1, after).quality for n in range(50)) == 0
-    mini = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, after).quality for n in range(50)]
-    assert sum(mini) > 35
-    assert [d.model for d in sim.drifts.injected()] == ["gpt-4o"]
+    # gpt-4o-mini answers most summarize tasks early on, gpt-4o most in the tenth before 50 %
+    _answered(sim, GPT_4O_MINI, 0.1, 30)
+    _answered(sim, GPT_4O, 0.45, 20)
+    _answered(sim, GPT_4O_MINI, 0.48, 1)
+    assert sum(_answered(sim, GPT_4O, 0.6, 50)) == 0
+    assert sum(_answered(sim, GPT_4O_MINI, 0.6, 50)) > 35
+    (landed,) = sim.drifts.injected()
+    assert (landed.model, landed.follow_traffic) == ("gpt-4o", True)
     # the baseline, run afterwards over the same providers, meets the same drift
-    assert sim.attempt(summarize_task(1), GPT_4O, 1, RUN_MS * 0.9).quality == 0
+    assert _answered(sim, GPT_4O, 0.9, 1) == [0.0]
+
+
+def test_retries_of_earlier_tasks_count_with_their_task_and_do_not_choose_the_model():
+    drift = QualityDrift("gpt-4o", "summarize", start=0.5, drop=1.0, follow_traffic=True)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    _answered(sim, GPT_4O, 0.45, 20)
+    # 25 tasks that started at 49 %, answered by gpt-4o-mini on a retry after 50 %: had the
+    # first retry chosen the model, it would be gpt-4o (20 to 0)
+    for n in range(25):
+        sim.attempt(summarize_task(100 + n, at_fraction=0.49), GPT_4O_MINI, 2, RUN_MS * 0.51)
+    assert sum(_answered(sim, GPT_4O_MINI, 0.6, 20)) == 0
+    assert sim.drifts.injected()[0].model == "gpt-4o-mini"
+
+
+def test_a_drift_that_follows_the_traffic_uses_earlier_calls_when_the_tenth_before_had_none():
+    drift = QualityDrift("gpt-4o", "summarize", start=0.5, drop=1.0, follow_traffic=True)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    _answered(sim, GPT_4O_MINI, 0.2, 3)
+    _answered(sim, GPT_4O, 0.3, 2)
+    assert sum(_answered(sim, GPT_4O_MINI, 0.7, 20)) == 0
+    (landed,) = sim.drifts.injected()
+    assert (landed.model, landed.follow_traffic) == ("gpt-4o-mini", True)
 
 
 def test_a_drift_that_follows_the_traffic_keeps_its_model_when_the_task_type_had_no_call():
     drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
     sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
-    after = [sim.attempt(summarize_task(n), GPT_4O_MINI, 1, RUN_MS * 0.6) for n in range(20)]
-    assert sum(a.quality for a in after) == 0
-    assert [d.model for d in sim.drifts.injected()] == ["gpt-4o-mini"]
+    assert sim.drifts.injected()[0].follow_traffic is False  # not begun: its own model
+    assert sum(_answered(sim, GPT_4O_MINI, 0.6, 20)) == 0
+    (landed,) = sim.drifts.injected()
+    # the traffic chose nothing: reported as its own model, not as the model serving most
+    assert (landed.model, landed.follow_traffic) == ("gpt-4o-mini", False)
 
 
 def test_healing_waits_as_long_as_the_rate_limit_says_in_simulated_time():

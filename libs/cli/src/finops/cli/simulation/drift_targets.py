@@ -29,6 +29,8 @@ class _Target:
     #: answered calls of the drift's task type per model, before the lookback window
     earlier: Counter[str] = field(default_factory=Counter)
     model: str | None = None
+    #: the model is the one the counts chose (not the drift's own, for want of a call)
+    followed: bool = False
 
     def __post_init__(self) -> None:
         if not self.drift.follow_traffic:
@@ -48,17 +50,22 @@ class _Target:
             # the most answered; ties go to the model named first (Counter keeps insertion
             # order), and with no answered call at all, to the drift's own model
             self.model = counts.most_common(1)[0][0] if counts else self.drift.model
+            self.followed = bool(counts)
         return self.model
 
 
 class DriftTargets:
     """The quality drifts of a run, each with the model it lands on.
 
-    A drift with ``follow_traffic`` lands on the model that answered most calls of its task
-    type in the tenth of the run before its start (before that, if none did), chosen at the
-    first attempt of that task type from its start on; with no answered call at all, on its
-    own ``model``. Once chosen, the model stays (the baseline, run afterwards over the same
-    tasks, meets the same drift).
+    Fractions are the tasks' (where each starts in the run), not their attempts': a drift
+    hits every attempt of the tasks that start from its start on, and a retry of an earlier
+    task counts with that task. A drift with ``follow_traffic`` lands on the model that
+    answered most tasks of its task type that started in the tenth of the run before its
+    start (before that, if none did), chosen at the first attempt of a task of that type
+    from its start on (the simulator's rounds run one after the other, so every earlier
+    round has answered by then); with no answered call at all, on its own ``model``. Once
+    chosen, the model stays (the baseline, run afterwards over the same tasks, meets the
+    same drift).
 
     Examples
     --------
@@ -67,8 +74,8 @@ class DriftTargets:
     ...     targets.answered(model, "qa", at)
     >>> targets.quality_drop("b", "qa", 0.49), targets.quality_drop("b", "qa", 0.5)
     (0.0, 0.3)
-    >>> targets.quality_drop("a", "qa", 0.9), [d.model for d in targets.injected()]
-    (0.0, ['b'])
+    >>> targets.quality_drop("a", "qa", 0.9), targets.injected()[0].model
+    (0.0, 'b')
     """
 
     def __init__(self, drifts: Iterable[QualityDrift]) -> None:
@@ -92,5 +99,10 @@ class DriftTargets:
         )
 
     def injected(self) -> tuple[QualityDrift, ...]:
-        """The drifts with the model each landed on (a drift that never began: its own)."""
-        return tuple(replace(t.drift, model=t.model or t.drift.model) for t in self._targets)
+        """The drifts with the model each landed on, ``follow_traffic`` only for one the
+        traffic chose (a drift that never began, or whose task type had no answered call:
+        its own model)."""
+        return tuple(
+            replace(t.drift, model=t.model or t.drift.model, follow_traffic=t.followed)
+            for t in self._targets
+        )

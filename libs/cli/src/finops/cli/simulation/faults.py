@@ -47,7 +47,8 @@ class Outage:
 
 @dataclass(frozen=True)
 class QualityDrift:
-    """From ``start`` on, a model's answers on a task type are right ``drop`` less often.
+    """From ``start`` on, a model's answers on a task type are right ``drop`` less often (in
+    every attempt of the tasks that start from then on).
 
     With ``follow_traffic``, the model is the one the fleet relies on for the task type when
     the drift starts, ``model`` only if the task type had no answered call by then

@@ -96,12 +96,12 @@ class SimulatedProviders:
         fraction = run_fraction(at_ms)
         full_ms = model.latency.latency_ms(task.output_tokens, draws.z_ttft, draws.z_itl)
         self._raise_fault(task, model, fraction, draws.fault, draws.wait, full_ms)
-        task_type = task.task_type.name
+        task_type, task_at = task.task_type.name, run_fraction(task.start_ms)
         right = max(
             0.0,
-            model.quality[task_type] - self.drifts.quality_drop(model.name, task_type, fraction),
+            model.quality[task_type] - self.drifts.quality_drop(model.name, task_type, task_at),
         )
-        self.drifts.answered(model.name, task_type, fraction)
+        self.drifts.answered(model.name, task_type, task_at)
         usage = {"input_tokens": task.input_tokens, "output_tokens": task.output_tokens}
         cost = price_call(model.provider, model.name, usage).total_usd
         if cost is None:
