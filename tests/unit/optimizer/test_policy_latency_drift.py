@@ -126,3 +126,55 @@ def test_the_running_scale_survives_a_checkpoint_and_older_ones_keep_the_frozen_
     state = policy.to_state()
     del state["config"]["latency_drift_running_scale"]
     assert not RoutingPolicy.from_state(state).config.latency_drift_running_scale
+
+
+def _latency_drift_after_a_change(before_ms: float, after_ms: float, seed: int = 3):
+    """An arm serving ~``before_ms`` for 300 calls, then ~``after_ms``: its first latency
+    drift event, the calls after the change until it, and the arm's p95 20 calls later."""
+    rng = random.Random(seed)
+    policy = RoutingPolicy(PolicyConfig(), default_arms=["only|p|c"])
+
+    def serve(level_ms: float) -> list[dict]:
+        latency = level_ms * rng.lognormvariate(0, 0.2)
+        events = policy.update("chat", "only|p|c", None, 1.0, 1e-3, latency_ms=latency)
+        return [e for e in events if e["metric"] == "latency"]
+
+    for _ in range(300):
+        assert serve(before_ms) == []
+    calls, drifts = 0, []
+    while not drifts and calls < 200:
+        calls += 1
+        drifts = serve(after_ms)
+    for _ in range(20):
+        serve(after_ms)
+    p95 = policy._tasks["chat"].arms["only|p|c"].latency.p95()  # what the router scores
+    return drifts[0], calls, p95
+
+
+def test_after_a_latency_fall_the_alert_and_the_router_see_the_new_level():
+    # a review's case: 6.6 s, then 100 ms. The window kept the last 20 latencies, mostly the
+    # old level (the alarm comes ~16 calls in): "decrease", before 6,595 ms, after 6,697 ms,
+    # and the router's p95 stayed there
+    drift, calls, p95 = _latency_drift_after_a_change(6600.0, 100.0)
+    assert drift["direction"] == "decrease" and calls <= 20
+    assert drift["after"] < 200.0 < 5000.0 < drift["before"]
+    assert p95 < 200.0
+
+
+def test_after_a_latency_rise_the_alert_says_the_new_level():
+    drift, calls, p95 = _latency_drift_after_a_change(500.0, 1500.0)
+    assert drift["direction"] == "increase" and calls <= 40
+    assert drift["before"] < 1000.0 < drift["after"]
+    assert p95 > 1000.0
+
+
+def test_the_change_point_is_estimated_where_the_stream_moved():
+    rng = random.Random(8)
+    monitor = DriftMonitor(forgetting=1.0, running_scale=True)
+    stream = [rng.gauss(0.0, 1.0) for _ in range(400)] + [rng.gauss(1.5, 1.0) for _ in range(200)]
+    alarm = next(i for i, x in enumerate(stream) if monitor.update(x))
+    since_change = alarm - 400 + 1  # the values from the change to the alarm, both counted
+    assert monitor.last_direction == 1
+    assert abs(monitor.last_change_age - since_change) <= 5, (monitor.last_change_age, since_change)
+    restored = DriftMonitor.from_state(json.loads(json.dumps(monitor.to_state())))
+    assert restored.last_change_age == monitor.last_change_age

@@ -24,7 +24,7 @@ from __future__ import annotations
 from .cost import CostModel
 from .drift_monitor import RIVER_FORGETTING as RIVER_FORGETTING
 from .drift_monitor import DriftMonitor
-from .latency import LatencyWindow
+from .latency import LatencyWindow, newest_level, quantile
 from .quality import QualityPosterior
 from .stats import ArmStats
 
@@ -34,4 +34,6 @@ __all__ = [
     "DriftMonitor",
     "LatencyWindow",
     "QualityPosterior",
+    "newest_level",
+    "quantile",
 ]

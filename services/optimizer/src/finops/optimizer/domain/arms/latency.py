@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["LatencyWindow"]
+__all__ = ["LatencyWindow", "newest_level", "quantile"]
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` as the window reads it (``None`` for none).
+
+    >>> quantile([3.0, 1.0, 2.0], 0.95), quantile([], 0.95)
+    (3.0, None)
+    """
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def newest_level(values: Sequence[float]) -> int:
+    """How many of the newest ``values`` make up their latest level: the split of the series
+    in two that best separates their means (the CUSUM statistic binary segmentation uses),
+    counted from the split to the end.
+
+    Examples
+    --------
+    >>> newest_level([5.0, 5.1, 4.9, 5.2, 5.0, 1.0, 1.1, 0.9])
+    3
+    >>> newest_level([2.0])
+    1
+    """
+    n = len(values)
+    if n < 2:
+        return n
+    total = sum(values)
+    best_split, best = n, -1.0
+    before = 0.0
+    for k in range(1, n):
+        before += values[k - 1]
+        gap = abs((total - before) / (n - k) - before / k)
+        statistic = gap * math.sqrt(k * (n - k) / n)
+        if statistic > best:
+            best_split, best = k, statistic
+    return n - best_split
 
 
 class LatencyWindow:
@@ -52,6 +93,10 @@ class LatencyWindow:
             self._sorted = sorted(self.buf)
         s = self._sorted
         return s[min(len(s) - 1, int(self.q * len(s)))]
+
+    def ordered(self) -> list[float]:
+        """The window's latencies, oldest first."""
+        return self.buf[self.pos :] + self.buf[: self.pos]
 
     def keep_recent(self, k: int) -> None:
         """Forget all but the ``k`` most recent values (used on latency drift)."""
