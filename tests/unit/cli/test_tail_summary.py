@@ -241,16 +241,20 @@ def test_a_record_of_text_that_is_not_json_is_still_shown_as_text():
     assert _record_value(b"") is None
 
 
-def test_a_compressed_record_in_json_has_its_size_not_its_bytes(capsys):
-    @dataclass(frozen=True)
-    class Record:
-        topic: str = "finops.optimizer-shards.v1"
-        partition: int = 3
-        offset: int = 7
-        key: bytes = b"3"
-        headers: tuple[tuple[str, bytes], ...] = ()
+@dataclass(frozen=True)
+class Record:
+    """A consumed record, as aiokafka gives it."""
 
-    _print_record(Record(), BinaryValue(1234), json_out=True)
+    value: bytes | None
+    topic: str = "finops.optimizer-shards.v1"
+    partition: int = 3
+    offset: int = 7
+    key: bytes = b"3"
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def test_a_compressed_record_in_json_has_its_size_not_its_bytes(capsys):
+    _print_record(Record(b"\x78\x9c" + bytes(1232)), BinaryValue(1234), json_out=True)
     assert json.loads(capsys.readouterr().out) == {
         "topic": "finops.optimizer-shards.v1",
         "partition": 3,
@@ -260,6 +264,22 @@ def test_a_compressed_record_in_json_has_its_size_not_its_bytes(capsys):
         "value": None,
         "binary_bytes": 1234,
     }
+
+
+def test_a_record_with_no_value_is_told_from_a_record_holding_null(capsys):
+    dead = (("x-error", b"not JSON"), ("x-original-topic", b"agent.cost.v1"))
+    for raw in (None, b"", b"null"):
+        _print_record(Record(raw, topic="agent.cost.v1.dlq", headers=dead), None, json_out=True)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["value"], line.get("empty")) for line in lines] == [
+        (None, True),
+        (None, True),
+        (None, None),
+    ]
+    for raw in (None, b"null"):
+        _print_record(Record(raw, topic="agent.cost.v1.dlq"), _record_value(raw), json_out=False)
+    no_value, null = capsys.readouterr().out.splitlines()
+    assert no_value.endswith("(no value)") and null.endswith(" null"), (no_value, null)
 
 
 def test_an_error_event_shows_its_error_kind():

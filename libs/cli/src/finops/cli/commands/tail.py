@@ -321,18 +321,27 @@ def _record_value(raw: bytes | None) -> Any:
 
 
 def _print_record(r: Any, value: Any, json_out: bool) -> None:
-    """One record: a JSON object with its place, key and headers, or one summary line."""
+    """One record: a JSON object with its place, key and headers, or one summary line. A
+    record with no value at all (or zero bytes) says so: ``"empty": true`` beside its null
+    value, ``(no value)`` on its line, apart from a record holding the JSON ``null``."""
     from finops.common.dead_letters import header_map
 
+    empty = not r.value
     if json_out:
         where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
         key = (r.key or b"").decode(errors="replace")
         answer = {**where, "key": key, "headers": header_map(r.headers), "value": value}
         if isinstance(value, BinaryValue):  # its bytes are no JSON value; its size is
             answer.update(value=None, binary_bytes=value.size)
+        if empty:
+            answer["empty"] = True
         print(json.dumps(answer), flush=True)
     else:
-        text = _summary(value, header_map(r.headers), r.key)
+        headers = header_map(r.headers)
+        if empty:
+            text = " ".join([*_dead_letter_parts(headers), "(no value)"])
+        else:
+            text = _summary(value, headers, r.key)
         where_text = escape(f"{r.topic}[{r.partition}]@{r.offset}")
         console.print(f"[dim]{where_text}[/] {escape(text)}")
 
