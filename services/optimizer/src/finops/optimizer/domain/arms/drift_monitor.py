@@ -122,13 +122,10 @@ class DriftMonitor:
         "_center",
         "_ph",
         "_scale",
-        "_since_high",
-        "_since_low",
         "_spread",
         "clip",
         "delta",
         "forgetting",
-        "last_change_age",
         "last_direction",
         "min_scale",
         "threshold",
@@ -158,12 +155,6 @@ class DriftMonitor:
         #: the values seen since the (re)start, when the scale keeps learning from them
         self._spread: RunningSpread | None = RunningSpread() if running_scale else None
         self.last_direction = 0
-        #: values since the change the last alarm found began (Page-Hinkley's estimate of the
-        #: change point: where its cumulative sum was last at its extreme); 0 when unknown
-        self.last_change_age = 0
-        # values since the increase sum's minimum and the decrease sum's maximum
-        self._since_low = 0
-        self._since_high = 0
 
     @property
     def running_scale(self) -> bool:
@@ -183,7 +174,6 @@ class DriftMonitor:
         self._center = 0.0
         self._scale = 1.0
         self._ph = None
-        self._since_low = self._since_high = 0
         if self._spread is not None:
             self._spread = RunningSpread()
 
@@ -211,7 +201,6 @@ class DriftMonitor:
             ph = self._ph
             for v in buf:  # replay; PH does not test before ``min_instances`` values
                 ph.update(self._standardised(v, scale))
-                self._track_extremes(ph)
             ph._drift_detected = False  # never alarm on the warm-up sample itself
             return False
         return self._feed(x, scale)
@@ -225,23 +214,17 @@ class DriftMonitor:
         z = self._standardised(x, scale)
         ph = self._ph
         assert ph is not None
-        mean_before = ph._x_mean.get()
         ph.update(z)
-        self._track_extremes(ph)
         if ph.drift_detected:
-            self.last_direction = 1 if z > mean_before else -1
-            self.last_change_age = self._since_low if self.last_direction > 0 else self._since_high
+            # the test that fired (with a forgetting factor below 1 the value that tips a rise
+            # over the threshold may lie below the running mean)
+            rose = ph._sum_increase - ph._min_increase > ph.threshold
+            self.last_direction = 1 if rose else -1
             self.reset()
             return True
         if self._spread is not None:
             self._learn_scale(x)
         return False
-
-    def _track_extremes(self, ph: drift.PageHinkley) -> None:
-        """Count the values since each cumulative sum was last at its extreme: a rise began
-        after the increase sum's minimum, a fall after the decrease sum's maximum."""
-        self._since_low = 0 if ph._sum_increase <= ph._min_increase else self._since_low + 1
-        self._since_high = 0 if ph._sum_decrease >= ph._max_decrease else self._since_high + 1
 
     def _learn_scale(self, x: float) -> None:
         """Add ``x``, winsorised to ``clip`` times the current scale around the running mean,
@@ -264,7 +247,7 @@ class DriftMonitor:
                 _finite_or_none(ph._min_increase),
                 ph._max_decrease,
             ]
-        state: dict[str, Any] = {
+        state = {
             "p": [self.delta, self.threshold, self.warmup, self.min_scale, self.clip],
             "buf": None if self._buf is None else list(self._buf),
             "center": self._center,
@@ -276,10 +259,6 @@ class DriftMonitor:
             state["forget"] = self.forgetting
         if self._spread is not None:  # a checkpoint without it froze the warm-up's scale
             state["spread"] = self._spread.to_state()
-        if self._since_low or self._since_high:  # a checkpoint without them: counted from 0
-            state["since"] = [self._since_low, self._since_high]
-        if self.last_change_age:
-            state["age"] = self.last_change_age
         return state
 
     @classmethod
@@ -293,8 +272,6 @@ class DriftMonitor:
         mon._center = state["center"]
         mon._scale = state["scale"]
         mon.last_direction = state["dir"]
-        mon.last_change_age = state.get("age", 0)
-        mon._since_low, mon._since_high = state.get("since", (0, 0))
         if state["ph"] is not None:
             n, mean, si, sd, mi, md = state["ph"]
             ph = mon._make_ph()

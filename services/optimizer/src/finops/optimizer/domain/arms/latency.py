@@ -21,31 +21,51 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def newest_level(values: Sequence[float]) -> int:
+def newest_level(values: Sequence[float], min_segment: int = 3) -> int:
     """How many of the newest ``values`` make up their latest level: the split of the series
-    in two that best separates their means (the CUSUM statistic binary segmentation uses),
-    counted from the split to the end.
+    in two that best separates their mean ranks (the CUSUM statistic of binary segmentation,
+    on ranks: one outlier, a timeout among ordinary latencies, weighs as one rank, not as its
+    size), counted from the split to the end; each side holds at least ``min_segment``
+    values (all of them when there are fewer than twice that).
 
     Examples
     --------
     >>> newest_level([5.0, 5.1, 4.9, 5.2, 5.0, 1.0, 1.1, 0.9])
     3
-    >>> newest_level([2.0])
-    1
+    >>> newest_level([5.0, 5.1, 4.9, 5.2, 5.0, 5.1, 1.0, 1.1, 0.9, 99.0])  # a timeout last
+    4
+    >>> newest_level([2.0, 1.0])
+    2
     """
     n = len(values)
-    if n < 2:
+    if n < 2 * min_segment:
         return n
-    total = sum(values)
+    ranks = _ranks(values)
+    total = sum(ranks)
     best_split, best = n, -1.0
-    before = 0.0
-    for k in range(1, n):
-        before += values[k - 1]
+    before = sum(ranks[: min_segment - 1])
+    for k in range(min_segment, n - min_segment + 1):
+        before += ranks[k - 1]
         gap = abs((total - before) / (n - k) - before / k)
         statistic = gap * math.sqrt(k * (n - k) / n)
         if statistic > best:
             best_split, best = k, statistic
     return n - best_split
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Each value's rank (1 = smallest; ties share their mean rank)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
 
 class LatencyWindow:

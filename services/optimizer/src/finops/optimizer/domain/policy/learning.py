@@ -183,26 +183,27 @@ def learn_cost(
 
 
 def learn_latency(config: PolicyConfig, st: ArmStats, latency_ms: float) -> DriftSignal | None:
-    """Latency window; a drift of log-latency keeps only the latencies of the new level, so
-    that the p95 the router uses is the new level's once ``min_latency_obs`` of them are in.
-    The signal's ``before`` is the p95 of the older latencies, ``after`` the new level's.
+    """Latency window; a drift of log-latency keeps the latencies of the new level: those
+    after the window's best split in two (:func:`~finops.optimizer.domain.arms.newest_level`,
+    on ranks), and after a rise at least ``min_latency_obs``. The signal's ``before`` is the
+    p95 of the latencies before the split, ``after`` of those after it.
 
-    The new level starts where the newest latencies split best in two
-    (:func:`~finops.optimizer.domain.arms.newest_level`), looked for among the detector's
-    estimate of the values since the change (where its cumulative sum was last at its
-    extreme, a few values early or late) and ``min_latency_obs`` more. Keeping the last 20
-    kept mostly the old level (the detector alarms a few values in: 16 at a 6.6 s to 0.1 s
-    fall): the alarm of a fall read as a rise (``before`` 6,595 ms, ``after`` 6,697 ms), and
-    the router's p95 stayed at the old level for another hundred calls and more.
+    The detector alarms a few calls into a change (16 into a fall from 6.6 s to 0.1 s):
+    keeping the last 20 kept mostly the old level, so the alert of that fall read ``before``
+    6,595 ms ``after`` 6,697 ms, and the router's p95 stayed at the old level for over a
+    hundred calls. After a fall fewer than ``min_latency_obs`` may be kept: the arm's latency
+    is unknown (no penalty, no ceiling) until that many are in, no harm for an arm that got
+    faster. After a rise the older values kept to make up ``min_latency_obs`` hardly lower a
+    p95 of the new level, and the slowed arm stays under its penalty and ceiling.
     """
     lat = float(latency_ms)
     st.latency.add(lat)
     if st.lat_drift.update(math.log(lat if lat > 1e-3 else 1e-3)):
         ordered = st.latency.ordered()
-        looked = (st.lat_drift.last_change_age or config.min_latency_obs) + config.min_latency_obs
-        recent = ordered[-looked:]
-        new = newest_level([math.log(x if x > 1e-3 else 1e-3) for x in recent])
+        new = newest_level([math.log(x if x > 1e-3 else 1e-3) for x in ordered])
         before = quantile(ordered[:-new], st.latency.q) if new < len(ordered) else None
-        st.latency.keep_recent(new)
-        return DriftSignal("latency", st.lat_drift.last_direction, before, st.latency.p95())
+        after = quantile(ordered[-new:], st.latency.q)
+        rose = st.lat_drift.last_direction > 0
+        st.latency.keep_recent(max(new, config.min_latency_obs) if rose else new)
+        return DriftSignal("latency", st.lat_drift.last_direction, before, after)
     return None
