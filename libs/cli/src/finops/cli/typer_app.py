@@ -12,7 +12,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -162,3 +162,15 @@ def rewrapped(docstring: str) -> str:
         p if p.startswith(("\b", " ")) else " ".join(line.strip() for line in p.splitlines())
         for p in paragraphs
     )
+
+
+#: ``--json``: the command prints one JSON object, its result, instead of text
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+#: ``--idle-timeout``: a read of a topic ends after this many seconds without a record
+IdleTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        callback=positive_seconds,
+        help="Stop reading a topic after this many quiet seconds (more than 0).",
+    ),
+]

@@ -16,6 +16,7 @@ from finops.cli.failures import CliError
 from finops.cli.out_paths import check_file_to_write
 from finops.cli.output import console
 from finops.cli.output import err_console as err
+from finops.cli.typer_app import JsonOption
 
 if TYPE_CHECKING:
     from finops.optimizer.domain.backtest import Outcomes
@@ -88,7 +89,7 @@ def backtest(
         ),
     ] = 0.95,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the replay order and the policy.")] = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOption = False,
     plot: Annotated[
         Path | None,
         typer.Option(

@@ -22,7 +22,7 @@ from rich.table import Table
 from finops.cli.failures import CliError
 from finops.cli.output import console
 from finops.cli.output import err_console as err
-from finops.cli.typer_app import positive_seconds
+from finops.cli.typer_app import IdleTimeoutOption, JsonOption
 
 if TYPE_CHECKING:
     from finops.optimizer.domain.offpolicy import Estimate, JoinStats, LoggedDecision, TargetPolicy
@@ -45,14 +45,8 @@ def evaluate_policy(
             "logged arm will do). An arm no decision took or offered is refused.",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    idle_timeout: Annotated[
-        float,
-        typer.Option(
-            callback=positive_seconds,
-            help="Stop reading a topic after this many quiet seconds (more than 0).",
-        ),
-    ] = 2.0,
+    json_out: JsonOption = False,
+    idle_timeout: IdleTimeoutOption = 2.0,
 ) -> None:
     """Estimate what other routing policies would have earned, from the decision log.
 

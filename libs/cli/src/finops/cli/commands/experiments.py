@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from finops.cli.output import console
-from finops.cli.typer_app import FinopsTyper
+from finops.cli.typer_app import FinopsTyper, JsonOption
 
 experiments_app = FinopsTyper(help="Automated cost A/B tests.")
 
@@ -36,7 +36,7 @@ FIGURES: dict[str, tuple[str, str]] = {
 def validate(
     runs: Annotated[int, typer.Option(min=1, help="Simulated experiments of each kind.")] = 500,
     seed: Annotated[int, typer.Option(min=0, help="Seeds every simulated run.")] = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Simulate A/A, A/B and SRM experiments through the live analysis, looking after every
     event, and print the false-positive rate, power, samples to decision and SRM detection.

@@ -12,6 +12,7 @@ from rich.table import Table
 from finops.cli.commands.tail import tail
 from finops.cli.failures import CliError
 from finops.cli.output import console
+from finops.cli.typer_app import JsonOption
 from finops.common.settings_errors import pydantic_message
 
 USAGE_HELP = "give input_tokens and output_tokens, or the provider's raw usage object"
@@ -45,7 +46,7 @@ def price(
             "usage object."
         ),
     ],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Price one call's usage with genai-prices and print the total in USD."""
     from finops.common.events import price_call

@@ -17,7 +17,7 @@ from rich.table import Table
 from finops.cli.failures import CliError
 from finops.cli.output import console, data_cell
 from finops.cli.output import err_console as err
-from finops.cli.typer_app import positive_seconds
+from finops.cli.typer_app import IdleTimeoutOption, JsonOption
 
 if TYPE_CHECKING:
     from finops.common.events.repricing import Pricer, Repricing, Spend
@@ -78,14 +78,8 @@ def reprice(
             dir_okay=False,
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    idle_timeout: Annotated[
-        float,
-        typer.Option(
-            callback=positive_seconds,
-            help="Stop reading the topic after this many quiet seconds (more than 0).",
-        ),
-    ] = 2.0,
+    json_out: JsonOption = False,
+    idle_timeout: IdleTimeoutOption = 2.0,
 ) -> None:
     """Recompute spend from agent.cost.v1: every event's usage priced again.
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from finops.cli.failures import START_STACK, CliError, given, reach_hint
 from finops.cli.output import console, err_console
+from finops.cli.typer_app import JsonOption
 from finops.client import FinOpsError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def simulate(
     agents: Annotated[int, typer.Option(min=1, max=50, help="Agents in the fleet.")] = 4,
     calls: Annotated[int, typer.Option(min=100, help="Tasks the fleet works through.")] = 2000,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the tasks and every draw.")] = 42,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Run a simulated fleet through the SDK against the running stack and compare it with a
     baseline (the strongest model, naive retries) over the same tasks, draws and faults.
