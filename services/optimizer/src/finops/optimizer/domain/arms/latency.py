@@ -15,10 +15,11 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     >>> quantile([3.0, 1.0, 2.0], 0.95), quantile([], 0.95)
     (3.0, None)
     """
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
+    return _quantile_of_sorted(sorted(values), q)
+
+
+def _quantile_of_sorted(s: Sequence[float], q: float) -> float | None:
+    return s[min(len(s) - 1, int(q * len(s)))] if s else None
 
 
 def newest_level(values: Sequence[float], min_segment: int = 3) -> int:
@@ -111,8 +112,7 @@ class LatencyWindow:
             return None
         if self._sorted is None:
             self._sorted = sorted(self.buf)
-        s = self._sorted
-        return s[min(len(s) - 1, int(self.q * len(s)))]
+        return _quantile_of_sorted(self._sorted, self.q)
 
     def ordered(self) -> list[float]:
         """The window's latencies, oldest first."""

@@ -200,7 +200,7 @@ def learn_latency(config: PolicyConfig, st: ArmStats, latency_ms: float) -> Drif
     st.latency.add(lat)
     if st.lat_drift.update(math.log(lat if lat > 1e-3 else 1e-3)):
         ordered = st.latency.ordered()
-        new = newest_level([math.log(x if x > 1e-3 else 1e-3) for x in ordered])
+        new = newest_level(ordered)  # on ranks: the latencies or their logs split alike
         before = quantile(ordered[:-new], st.latency.q) if new < len(ordered) else None
         after = quantile(ordered[-new:], st.latency.q)
         rose = st.lat_drift.last_direction > 0
