@@ -79,6 +79,7 @@ def test_the_default_simulation_saves_keeps_quality_heals_and_its_json_adds_up(s
     )
     # it landed on a model the fleet answered with (drift_targets' unit tests: which one)
     assert drift["model"] in {arm.split("/", 1)[1] for arm in result["models_used"]}
+    assert 0.0 < drift["served_before"] <= 1.0 and 0.0 <= drift["served_after"] <= 1.0
     assert isinstance(drift["noticed"], bool)
     assert 0 < drift.get("noticed_at", 1) <= 1
     assert all(o["what"] in {"quality", "cost", "latency"} for o in result["other_drift_alerts"])

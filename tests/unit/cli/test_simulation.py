@@ -136,6 +136,18 @@ def test_a_drift_that_follows_the_traffic_lands_on_the_model_serving_most_calls_
     assert _answered(sim, GPT_4O, 0.9, 1) == [0.0]
 
 
+def test_the_share_of_calls_the_drifted_model_served_just_before_and_just_after_it():
+    drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
+    sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
+    _answered(sim, GPT_4O_MINI, 0.45, 30)
+    _answered(sim, GPT_4O, 0.46, 10)
+    _answered(sim, GPT_4O_MINI, 0.52, 3)  # the routing moved off it within the tenth after
+    _answered(sim, GPT_4O, 0.55, 27)
+    _answered(sim, GPT_4O_MINI, 0.7, 50)  # past the tenth after: not counted
+    (served,) = sim.drifts.served()
+    assert (served.before, served.after) == (0.75, 0.1)
+
+
 def test_retries_of_earlier_tasks_count_with_their_task_and_do_not_choose_the_model():
     drift = QualityDrift("gpt-4o", "summarize", start=0.5, drop=1.0, follow_traffic=True)
     sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))

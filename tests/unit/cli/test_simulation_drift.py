@@ -23,6 +23,7 @@ from finops.cli.simulation.drift_findings import (
     TopicRecord,
     find_drifts,
 )
+from finops.cli.simulation.drift_targets import ServedShare
 from finops.cli.simulation.faults import QualityDrift, default_schedule
 from finops.cli.simulator.drift_watch import DriftWatch
 from finops.cli.simulator.experiments import ExperimentOutcome, with_lifted_pin
@@ -264,6 +265,25 @@ def test_the_summary_and_the_report_say_whether_it_was_noticed(capsys):
         f"injected at 50 % of the run {served}",
     )
     assert rows["other drift alerts"] == ("1", "quality of extract/gpt-4o|openai|default")
+
+
+def test_the_summary_and_the_report_say_how_much_the_drifted_model_served_around_it(capsys):
+    findings = DriftFindings.unread(INJECTED)
+    findings = replace(findings, others=()).with_served([ServedShare(0.82, 0.05)])
+    result = _result(findings)
+    assert (result["drifts"][0]["served_before"], result["drifts"][0]["served_after"]) == (
+        0.82,
+        0.05,
+    )
+    assert DriftFindings.from_json(result) == findings
+    print_summary(result)
+    assert (
+        "; it served 82 % of extract calls just before, 5 % just after" in capsys.readouterr().out
+    )
+    rows = {f.label: f.note for f in summary_figures(result)}
+    assert rows["drift of gpt-4o-mini on extract"].endswith(
+        "; it served 82 % of extract calls just before, 5 % just after"
+    )
 
 
 def test_the_result_of_a_run_before_the_drift_was_reported_shows_no_drift_row():

@@ -125,7 +125,7 @@ def drift_figures(result: dict[str, Any]) -> list[Figure]:
         Figure(
             f"drift of {d.model} on {d.task_type}",
             figure_value(d),
-            d.where(of_the_run=True),
+            "; ".join(part for part in (d.where(of_the_run=True), d.served()) if part),
         )
         for d in found.drifts
     ]

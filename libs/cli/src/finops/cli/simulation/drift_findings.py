@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from finops.cli.simulation.drift_targets import ServedShare
 from finops.cli.simulation.faults import QualityDrift
 
 #: what a drift alert's ``details.metric`` may say
@@ -170,6 +171,10 @@ class DriftNoticed:
     noticed_at: float | None = None
     #: the drift landed on the model serving most of the task type's calls at its start
     followed_traffic: bool = False
+    #: the share of the task type's answered tasks the model served in the tenth of the run
+    #: before the drift and in the tenth after (None: unknown, or no answered task there)
+    served_before: float | None = None
+    served_after: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -181,7 +186,24 @@ class DriftNoticed:
         }
         if self.noticed_at is not None:
             out["noticed_at"] = round(self.noticed_at, 4)
+        for name in ("served_before", "served_after"):
+            share = getattr(self, name)
+            if share is not None:
+                out[name] = round(share, 4)
         return out
+
+    def served(self) -> str | None:
+        """How the routing treated the drifted model, for a person (None when unknown).
+
+        >>> DriftNoticed("m", "qa", 0.5, False, served_before=0.82, served_after=0.05).served()
+        'it served 82 % of qa calls just before, 5 % just after'
+        """
+        if self.served_before is None or self.served_after is None:
+            return None
+        return (
+            f"it served {self.served_before * 100:.0f} % of {self.task_type} calls just before,"
+            f" {self.served_after * 100:.0f} % just after"
+        )
 
     def where(self, of_the_run: bool = False) -> str:
         """Where the drift was injected, for a person.
@@ -259,6 +281,8 @@ class DriftFindings:
                 d.get("noticed"),
                 d.get("noticed_at"),
                 bool(d.get("followed_traffic", False)),
+                d.get("served_before"),
+                d.get("served_after"),
             )
             for d in result["drifts"]
         )
@@ -269,6 +293,15 @@ class DriftFindings:
             if others is None
             else tuple(OtherDriftAlert(str(o["subject"]), str(o["what"])) for o in others),
         )
+
+    def with_served(self, served: Sequence[ServedShare]) -> DriftFindings:
+        """These findings with, per drift (in order), the share of its task type's calls its
+        model served just before and just after it."""
+        drifts = tuple(
+            replace(d, served_before=share.before, served_after=share.after)
+            for d, share in zip(self.drifts, served, strict=True)
+        )
+        return replace(self, drifts=drifts)
 
     def summary_lines(self) -> list[str]:
         """One line per injected drift, then one of the other drift alerts (when read)."""
@@ -348,7 +381,8 @@ def summary_line(drift: DriftNoticed) -> str:
     line = f"drift: {drift.model} on {drift.task_type} ({drift.where()}) {said[drift.noticed]}"
     if drift.noticed_at is not None:
         line += f" at {drift.noticed_at * 100:.0f} %"
-    return line
+    served = drift.served()
+    return line if served is None else f"{line}; {served}"
 
 
 def figure_value(drift: DriftNoticed) -> str:

@@ -15,10 +15,25 @@ from dataclasses import dataclass, field, replace
 
 from finops.cli.simulation.faults import QualityDrift
 
-__all__ = ["LOOKBACK", "DriftTargets"]
+__all__ = ["LOOKBACK", "DriftTargets", "ServedShare"]
 
 #: the share of the run before a drift's start whose answered calls choose its model
 LOOKBACK = 0.1
+
+
+@dataclass(frozen=True)
+class ServedShare:
+    """The share of a drift's task type's answered tasks its model served, in the tenth of
+    the run before the drift and in the tenth after it (``None``: no answered task there):
+    whether the routing moved off the model, alert or not."""
+
+    before: float | None
+    after: float | None
+
+
+def _share(counts: Counter[str], model: str | None) -> float | None:
+    total = sum(counts.values())
+    return counts[model] / total if total and model is not None else None
 
 
 @dataclass
@@ -31,22 +46,33 @@ class _Target:
     model: str | None = None
     #: the model is the one the counts chose (not the drift's own, for want of a call)
     followed: bool = False
+    #: answered calls of the drift's task type per model, in the tenth of the run after it
+    following: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         if not self.drift.follow_traffic:
             self.model = self.drift.model
 
     def answered(self, model: str, fraction: float) -> None:
-        if self.model is None and fraction < self.drift.start:
-            window = self.recent if fraction >= self.drift.start - LOOKBACK else self.earlier
+        start = self.drift.start
+        if fraction < start:
+            window = self.recent if fraction >= start - LOOKBACK else self.earlier
             window[model] += 1
+        elif fraction < start + LOOKBACK:
+            self.following[model] += 1
+
+    def served(self) -> ServedShare:
+        model = self.model or self.drift.model
+        return ServedShare(
+            _share(self.recent or self.earlier, model), _share(self.following, model)
+        )
 
     def model_at(self, fraction: float) -> str | None:
         """The drifted model at ``fraction`` of the run (None before the drift starts)."""
         if fraction < self.drift.start:
             return None
         if self.model is None:
-            counts = self.recent or self.earlier
+            counts = self.recent or self.earlier  # all answered before the first after it
             # the most answered; ties go to the model named first (Counter keeps insertion
             # order), and with no answered call at all, to the drift's own model
             self.model = counts.most_common(1)[0][0] if counts else self.drift.model
@@ -76,6 +102,10 @@ class DriftTargets:
     (0.0, 0.3)
     >>> targets.quality_drop("a", "qa", 0.9), targets.injected()[0].model
     (0.0, 'b')
+    >>> for model in ("b", "a", "a", "a"):
+    ...     targets.answered(model, "qa", 0.55)
+    >>> targets.served()
+    (ServedShare(before=0.6666666666666666, after=0.25),)
     """
 
     def __init__(self, drifts: Iterable[QualityDrift]) -> None:
@@ -97,6 +127,11 @@ class DriftTargets:
             ),
             0.0,
         )
+
+    def served(self) -> tuple[ServedShare, ...]:
+        """Per drift (as :meth:`injected` lists them), the share of its task type's answered
+        tasks its model served just before it and just after it."""
+        return tuple(t.served() for t in self._targets)
 
     def injected(self) -> tuple[QualityDrift, ...]:
         """The drifts with the model each landed on, ``follow_traffic`` only for one the

@@ -290,7 +290,8 @@ async def run_simulation(
             await client.close(timeout=120)
         lost = await lost_events(fleet.sent_ids)
         outcomes += await _final_outcomes(api, fleet, warn)
-        drift = await watch.findings(providers.drifts.injected())
+        found = await watch.findings(providers.drifts.injected())
+        drift = found.with_served(providers.drifts.served())
         outcomes = [with_lifted_pin(o, drift.lifted_pin_of(o.id)) for o in outcomes]
         await sampler.stop()
         await sampler.sample(progress=1.0)  # the decisions and breakers at the end
