@@ -174,6 +174,7 @@ def test_a_drift_that_follows_the_traffic_keeps_its_model_when_the_task_type_had
     drift = QualityDrift("gpt-4o-mini", "summarize", start=0.5, drop=1.0, follow_traffic=True)
     sim = SimulatedProviders(FaultSchedule(drifts=(drift,)))
     assert sim.drifts.injected()[0].follow_traffic is False  # not begun: its own model
+    assert [(s.before, s.after) for s in sim.drifts.served()] == [(None, None)]
     assert sum(_answered(sim, GPT_4O_MINI, 0.6, 20)) == 0
     (landed,) = sim.drifts.injected()
     # the traffic chose nothing: reported as its own model, not as the model serving most

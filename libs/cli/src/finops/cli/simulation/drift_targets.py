@@ -62,9 +62,11 @@ class _Target:
             self.following[model] += 1
 
     def served(self) -> ServedShare:
-        model = self.model or self.drift.model
+        """Of the tasks its model was chosen from (the tenth before, else all before), and
+        of the tenth after; unknown for a drift that never began."""
         return ServedShare(
-            _share(self.recent or self.earlier, model), _share(self.following, model)
+            _share(self.recent or self.earlier, self.model),
+            _share(self.following, self.model),
         )
 
     def model_at(self, fraction: float) -> str | None:

@@ -127,6 +127,7 @@ class DriftMonitor:
         "delta",
         "forgetting",
         "last_direction",
+        "last_run_length",
         "min_scale",
         "threshold",
         "warmup",
@@ -155,6 +156,9 @@ class DriftMonitor:
         #: the values seen since the (re)start, when the scale keeps learning from them
         self._spread: RunningSpread | None = RunningSpread() if running_scale else None
         self.last_direction = 0
+        #: the values from the monitor's (re)start to its last alarm, that one included: the
+        #: change it found lies among them (read right after the alarm; not checkpointed)
+        self.last_run_length = 0
 
     @property
     def running_scale(self) -> bool:
@@ -220,6 +224,7 @@ class DriftMonitor:
             # over the threshold may lie below the running mean)
             rose = ph._sum_increase - ph._min_increase > ph.threshold
             self.last_direction = 1 if rose else -1
+            self.last_run_length = int(ph._x_mean.n)
             self.reset()
             return True
         if self._spread is not None:

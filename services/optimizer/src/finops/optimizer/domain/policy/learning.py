@@ -184,9 +184,11 @@ def learn_cost(
 
 def learn_latency(config: PolicyConfig, st: ArmStats, latency_ms: float) -> DriftSignal | None:
     """Latency window; a drift of log-latency keeps the latencies of the new level: those
-    after the window's best split in two (:func:`~finops.optimizer.domain.arms.newest_level`,
-    on ranks), and after a rise at least ``min_latency_obs``. The signal's ``before`` is the
-    p95 of the latencies before the split, ``after`` of those after it.
+    after the best split in two (:func:`~finops.optimizer.domain.arms.newest_level`, on
+    ranks) of the latencies the detector saw since its (re)start, where the change it found
+    lies, and after a rise at least ``min_latency_obs``. The signal's ``before`` and
+    ``after`` are the median latencies before and after the split (a p95 of a few values is
+    their largest: one timeout).
 
     The detector alarms a few calls into a change (16 into a fall from 6.6 s to 0.1 s):
     keeping the last 20 kept mostly the old level, so the alert of that fall read ``before``
@@ -200,9 +202,10 @@ def learn_latency(config: PolicyConfig, st: ArmStats, latency_ms: float) -> Drif
     st.latency.add(lat)
     if st.lat_drift.update(math.log(lat if lat > 1e-3 else 1e-3)):
         ordered = st.latency.ordered()
-        new = newest_level(ordered)  # on ranks: the latencies or their logs split alike
-        before = quantile(ordered[:-new], st.latency.q) if new < len(ordered) else None
-        after = quantile(ordered[-new:], st.latency.q)
+        seen = ordered[-st.lat_drift.last_run_length :]  # an older level may precede them
+        new = newest_level(seen)  # on ranks: the latencies or their logs split alike
+        before = quantile(ordered[:-new], 0.5) if new < len(ordered) else None
+        after = quantile(ordered[-new:], 0.5)
         rose = st.lat_drift.last_direction > 0
         st.latency.keep_recent(max(new, config.min_latency_obs) if rose else new)
         return DriftSignal("latency", st.lat_drift.last_direction, before, after)
