@@ -1,22 +1,11 @@
 """Classify one provider error: rules → learned text classifier → agent's hint → status.
 
-The shared, stateless classification is :mod:`finops.common.provider_errors.classify` (the
-optimizer reads it too); the healer puts its learned state between its first two steps:
-
-1. The specific rules of :data:`~finops.common.provider_errors.rules.SPECIFIC_RULES` (the
-   provider's error type or code, a known message, a header) decide when one matches.
-2. Otherwise the learned :class:`~finops.healer.domain.text_classifier.TextClassifier` reads
-   the message, and decides if it is confident enough.
-3. Otherwise the agent's own ``error.kind`` (the hint) is taken, when it sent one.
-4. Otherwise the status code alone decides
-   (:data:`~finops.common.provider_errors.status_rules.STATUS_RULES`: 401/403 → auth,
-   404 → model_not_found, 429 → rate_limit, 503 → overloaded, 5xx → …).
-5. Otherwise the kind is ``unknown``.
-
-Before that, :func:`~finops.common.provider_errors.payload.enrich` pulls the provider's type,
-code and status out of messages that embed the response body (``Error code: 429 - {'error':
-…}``), and :func:`~finops.common.provider_errors.waits.stated_wait_ms` reads the wait the
-provider asked for. Pure: no I/O.
+The steps are those of the shared, stateless classification,
+:mod:`finops.common.provider_errors.classify` (the optimizer reads it as it is): the specific
+rules, then the agent's hint, then the status code, then ``unknown``. The healer puts its
+learned state between the first two: when no specific rule matches, the
+:class:`~finops.healer.domain.text_classifier.TextClassifier` reads the message and decides
+if it is confident enough. Pure: no I/O.
 """
 
 from __future__ import annotations
