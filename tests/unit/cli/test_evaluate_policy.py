@@ -226,13 +226,6 @@ async def test_records_of_the_log_that_are_not_json_objects_are_left_out_and_cou
     ]
 
 
-def test_the_docstring_examples_of_the_command_module_hold() -> None:
-    import doctest
-
-    result = doctest.testmod(evaluate_policy)
-    assert result.attempted >= 1 and result.failed == 0
-
-
 def test_without_a_policy_every_named_policy_is_evaluated_as_help_says(log):
     from finops.optimizer.domain.offpolicy import TARGET_POLICIES
 

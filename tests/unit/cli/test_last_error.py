@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
-from finops.cli.stack import process
 from finops.cli.stack.process import last_error
 
 
@@ -25,10 +22,6 @@ def test_no_log_or_no_error_says_nothing(tmp_path):
     assert last_error(quiet) is None
     assert last_error(tmp_path / "missing.log") is None
     assert last_error(None) is None
-
-
-def test_the_docstring_example_runs():
-    assert doctest.testmod(process).failed == 0
 
 
 def test_a_service_that_refused_its_settings_is_named_by_its_error_line(tmp_path):

@@ -3,14 +3,12 @@ is kept (real files laid out as s3rver stores tansu's objects)."""
 
 from __future__ import annotations
 
-import doctest
 import hashlib
 import json
 from pathlib import Path
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from finops.cli.stack import storage_repair
 from finops.cli.stack.storage_repair import OBJECT_SUFFIX, repair_storage
 
 PARTITION = "clusters/c/topics/finops.provider-outcomes.v1/partitions/0000000000"
@@ -81,7 +79,3 @@ def test_unreadable_group_state_goes_and_whole_objects_stay_byte_for_byte(tmp_pa
 
 def test_a_missing_bucket_needs_no_repair(tmp_path):
     assert repair_storage(tmp_path / "not-created-yet") == []
-
-
-def test_the_docstring_example_runs():
-    assert doctest.testmod(storage_repair).failed == 0

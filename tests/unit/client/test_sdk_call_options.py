@@ -189,15 +189,6 @@ def test_the_blocking_twin_waits_on_the_agents_clock() -> None:
     assert platform.of_type("agent.llm_call")[0]["latency_ms"] == pytest.approx(500.0)
 
 
-def test_docstring_examples_of_the_advice_module_run() -> None:
-    import doctest
-
-    from finops.client import _advice
-
-    result = doctest.testmod(_advice)
-    assert result.failed == 0 and result.attempted >= 1
-
-
 def test_the_blocking_twin_awaits_a_clock_whose_sleep_is_a_coroutine() -> None:
     class AsyncSleepClock(SimulatedClock):
         async def sleep(self, seconds: float) -> None:  # type: ignore[override]
@@ -214,15 +205,6 @@ def test_the_blocking_twin_awaits_a_clock_whose_sleep_is_a_coroutine() -> None:
             task_type="qa", provider="p", model="m", clock=clock,
         )  # fmt: skip
     assert clock.slept == [7.0]
-
-
-def test_docstring_examples_of_the_client_module_run() -> None:
-    import doctest
-
-    from finops.client import _event_data  # the client's features, moved out of client.py
-
-    result = doctest.testmod(_event_data)
-    assert result.failed == 0 and result.attempted >= 1
 
 
 class OlderIngest(Platform):

@@ -4,16 +4,7 @@ healer's breakers when they adopt an upgraded partition)."""
 
 from __future__ import annotations
 
-import doctest
-
-from finops.common import catch_up as catch_up_mod
 from finops.common.catch_up import CatchUp
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(catch_up_mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_a_partition_is_behind_until_its_position_reaches_its_end_at_the_start():

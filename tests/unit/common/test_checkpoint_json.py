@@ -4,7 +4,6 @@ byte what one ``json.dumps`` makes."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import random
 from typing import Any
@@ -50,11 +49,6 @@ def test_a_large_list_is_encoded_in_several_calls(monkeypatch) -> None:
     state = {"ids": list(range(3 * JSON_SLICE)), "small": {"a": 1}}
     assert json_bytes(state) == json.dumps(state, separators=(",", ":")).encode()
     assert max(calls) == JSON_SLICE and calls.count(JSON_SLICE) == 3
-
-
-def test_the_checkpoints_doctests_pass() -> None:
-    result = doctest.testmod(checkpoints)
-    assert result.attempted > 0 and result.failed == 0
 
 
 async def test_a_state_serialised_in_parts_is_the_one_call_json() -> None:

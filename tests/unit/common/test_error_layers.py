@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import doctest
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 
 import finops.common.api_errors as api_errors
 import finops.common.errors as errors
-import finops.common.request_checks as request_checks
 from finops.common.api_errors import http_answer
 from finops.common.auth.errors import InsufficientScope, InvalidToken
 from finops.common.errors import DependencyUnavailable, FinopsError, NotAuthenticated, RateLimited
@@ -131,9 +129,3 @@ def test_the_table_builds_status_and_headers_from_the_error(
 ):
     answer = http_answer(error)
     assert (answer.status, answer.headers(error)) == (status, headers)
-
-
-@pytest.mark.parametrize("module", [errors, api_errors, request_checks])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0

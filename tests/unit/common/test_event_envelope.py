@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from datetime import UTC, datetime
 
@@ -12,7 +11,6 @@ from finops.common.events import (
     ErrorData,
     LlmCallData,
     envelope,
-    envelopes,
     error_event,
     parse_event,
 )
@@ -33,12 +31,6 @@ def test_a_cost_event_on_kafka_starts_its_data_with_the_identity() -> None:
     data = json.loads(value)["data"]
     assert list(data)[:7] == [*IDENTITY, "config"]
     assert (data["agent_id"], data["team"], data["project"]) == ("bot-1", "search", None)
-
-
-def test_the_envelope_docstring_examples_run() -> None:
-    result = doctest.testmod(envelopes)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_an_enveloped_error_parses_with_its_time_id_and_source() -> None:

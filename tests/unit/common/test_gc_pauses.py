@@ -3,16 +3,9 @@ callback goes with the block."""
 
 from __future__ import annotations
 
-import doctest
 import gc
 
-from finops.common import gc_pauses
 from finops.common.gc_pauses import GC_PAUSES, gc_pauses_watched
-
-
-def test_doctests_pass() -> None:
-    result = doctest.testmod(gc_pauses)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_the_block_freezes_the_heap_times_full_collections_and_cleans_up() -> None:

@@ -97,15 +97,6 @@ def test_the_checks_would_catch_a_missing_row_a_wrong_type_and_a_misspelt_name()
     assert _unknown(defined, misspelt) == {"finops_http_request_total"}
 
 
-def test_metrics_module_doctests():
-    import doctest
-
-    import finops.common.metrics as metrics
-
-    result = doctest.testmod(metrics)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def _help_texts() -> list[tuple[str, str, tuple[str, ...]]]:
     """(name, help text, label names) of every metric the platform's code defines."""
     _defined_metrics()  # imports every module that defines one

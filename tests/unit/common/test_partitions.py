@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
-
 from aiokafka.partitioner import DefaultPartitioner
 
-from finops.common import partitions
 from finops.common.partitions import partition_for
 
 
@@ -15,8 +12,3 @@ def test_partition_for_is_the_default_partitioners_choice() -> None:
     chosen = [DefaultPartitioner()(k.encode(), [0, 1, 2], [0, 1, 2]) for k in keys]
     assert [partition_for(k, 3) for k in keys] == chosen
     assert set(chosen) == {0, 1, 2}
-
-
-def test_the_partitions_doctests_pass() -> None:
-    result = doctest.testmod(partitions, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
-
-from finops.common.auth import principal as principal_module
 from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import EVENTS_WRITE_ANY
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(principal_module)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_the_callers_user_id_is_named_by_its_username_any_other_id_as_given():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
 from finops.auth.settings import AuthSettings
@@ -12,11 +10,6 @@ from finops.experiments.settings import ExperimentsSettings
 from finops.healer.settings import HealerSettings
 from finops.ingest.settings import IngestSettings
 from finops.optimizer.settings import OptimizerSettings
-
-
-def test_the_settings_errors_doctests_pass() -> None:
-    result = doctest.testmod(settings_errors)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def _never_built(settings: object) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import importlib
 import inspect
 from pathlib import Path
@@ -84,18 +83,6 @@ def test_a_table_lists_only_what_its_class_declares():
         ("X_OWN", "yes"),
     ]
     assert [r.variable for r in settings_rows(Base)] == ["X_SHARED"]
-
-
-def test_settings_docs_doctests():
-    result = doctest.testmod(settings_docs)
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_doc_blocks_doctests():
-    import finops.common.doc_blocks as doc_blocks
-
-    result = doctest.testmod(doc_blocks)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_the_known_settings_list_is_current():

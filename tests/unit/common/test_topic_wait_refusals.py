@@ -11,7 +11,6 @@ own connection code raises them. No broker is started.
 from __future__ import annotations
 
 import asyncio
-import doctest
 import io
 import ssl
 import struct
@@ -257,11 +256,6 @@ def test_create_topics_refused_by_the_acls_exits_1_instead_of_counting_them_crea
         f"ClusterAuthorizationFailedError: topics {NAMES[0]}): an authorization problem"
     ), err
     assert err.count("\n") == 1
-
-
-def test_the_docstring_examples_of_topic_admin_hold() -> None:
-    result = doctest.testmod(topic_admin)
-    assert result.attempted >= 3 and result.failed == 0
 
 
 class AnsweringAdmin(RefusingAdmin):

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import doctest
 
 import pytest
 
 from finops.common import waiting
-
-
-def test_doctests():
-    result = doctest.testmod(waiting)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_an_error_that_is_not_unreachable_ends_the_wait_at_once():

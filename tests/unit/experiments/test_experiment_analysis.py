@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import random
 
@@ -11,7 +10,6 @@ from stream_fakes import two_variant_definition
 
 from finops.experiments.domain import analysis as analysis_module
 from finops.experiments.domain import conclusions
-from finops.experiments.domain import tagged as tagged_module
 from finops.experiments.domain.analysis import ExperimentAnalysis
 from finops.experiments.domain.definition import build_definition
 from finops.experiments.domain.experiment_state import ExperimentState, experiment_results
@@ -152,12 +150,6 @@ def test_tagged_events_round_trip_and_garbage_is_refused() -> None:
     for garbage in (b"{}", b"[[1, 2]]", b"[1]", b"not json"):
         with pytest.raises((ValueError, TypeError)):
             decode_tagged(garbage)
-
-
-@pytest.mark.parametrize("module", [tagged_module, conclusions], ids=lambda m: m.__name__)
-def test_the_analysis_doctests_pass(module) -> None:
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_an_experiment_decided_before_its_calls_are_replayed_counts_them_up_to_the_record():

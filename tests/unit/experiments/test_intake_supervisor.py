@@ -5,7 +5,6 @@ failing; anything else ends the intake."""
 from __future__ import annotations
 
 import asyncio
-import doctest
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,11 +52,6 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(intake_supervisor, "_pause", pause)
     return taken
-
-
-def test_doctests():
-    result = doctest.testmod(intake_supervisor)
-    assert result.attempted > 0 and result.failed == 0
 
 
 async def test_intakes_that_fail_at_once_are_reopened_after_growing_pauses(pauses) -> None:

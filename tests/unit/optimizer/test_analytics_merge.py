@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import doctest
 import random
 from datetime import timedelta
 from typing import Any
@@ -14,7 +13,6 @@ from merge_streams import T0, TASK_TYPES, fed, random_call, split_by_task_type
 from finops.common.events import LlmCallEvent
 from finops.optimizer.domain.aggregates import DIMENSIONS, FLEET
 from finops.optimizer.domain.analytics import SpendAnalytics
-from finops.optimizer.domain.analytics import merge as analytics_merge_mod
 from finops.optimizer.domain.windows import GRANULARITIES
 
 RETAIN = {"minute": 7, "hour": 5, "day": 2}
@@ -119,10 +117,3 @@ def test_the_merge_leaves_its_parts_unchanged():
     merged = SpendAnalytics.merged(parts)
     merged.observe(random_call(rng, T0))  # the merge shares no aggregate with the parts
     assert [p.to_state() for p in parts] == before
-
-
-@pytest.mark.parametrize("module", [analytics_merge_mod])
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0

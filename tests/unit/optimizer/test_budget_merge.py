@@ -4,7 +4,6 @@ merge_streams.py)."""
 
 from __future__ import annotations
 
-import doctest
 import math
 import random
 from datetime import datetime, timedelta
@@ -14,8 +13,6 @@ import pytest
 from merge_streams import AGENT_TEAM, T0, TASK_TYPES, fed, random_call, split_by_task_type
 
 from finops.common.events import LlmCallEvent
-from finops.optimizer.domain import budget_definitions as budget_definitions_mod
-from finops.optimizer.domain import burn_merge as burn_merge_mod
 from finops.optimizer.domain.budgets import Budget, BudgetTracker
 from finops.optimizer.domain.burn_rate import HOUR, BurnState, FirstHour, ewma_alpha
 
@@ -231,10 +228,3 @@ def test_a_burn_state_keeps_its_first_hour_through_pack_and_unpacks_a_first_vers
     legacy = BurnState.unpack(first_version)
     assert legacy.first_hour is None
     assert legacy.pack() == [*first_version, None]
-
-
-@pytest.mark.parametrize("module", [burn_merge_mod, budget_definitions_mod])
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -3,29 +3,12 @@ domain doctests."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 import random
 
 import pytest
 
-from finops.optimizer.domain import aggregates as aggregates_mod
-from finops.optimizer.domain import arm_identity as arm_identity_mod
-from finops.optimizer.domain import backtest as backtest_mod
-from finops.optimizer.domain import budget_alerts as budget_alerts_mod
-from finops.optimizer.domain import budget_definitions as budget_definitions_mod
-from finops.optimizer.domain import budget_pacing as budget_pacing_mod
-from finops.optimizer.domain import budgets as budgets_mod
-from finops.optimizer.domain import burn_rate as burn_rate_mod
-from finops.optimizer.domain import eventtime as eventtime_mod
-from finops.optimizer.domain import features as features_mod
-from finops.optimizer.domain import latency_sketch as latency_sketch_mod
-from finops.optimizer.domain import residual_quality as residual_quality_mod
-from finops.optimizer.domain import windows as windows_mod
-from finops.optimizer.domain.analytics import counts as analytics_counts_mod
-from finops.optimizer.domain.analytics import spend as analytics_spend_mod
-from finops.optimizer.domain.analytics import state as analytics_state_mod
 from finops.optimizer.domain.arm_identity import Arm
 from finops.optimizer.domain.arms import (
     ArmStats,
@@ -34,53 +17,8 @@ from finops.optimizer.domain.arms import (
     LatencyWindow,
     QualityPosterior,
 )
-from finops.optimizer.domain.arms import cost as arms_cost_mod
-from finops.optimizer.domain.arms import drift_monitor as arms_drift_monitor_mod
-from finops.optimizer.domain.arms import latency as arms_latency_mod
-from finops.optimizer.domain.arms import quality as arms_quality_mod
 from finops.optimizer.domain.features import prompt_features
-from finops.optimizer.domain.policy import costs as policy_costs_mod
-from finops.optimizer.domain.policy import estimates as policy_estimates_mod
-from finops.optimizer.domain.policy import priors as policy_priors_mod
-from finops.optimizer.domain.policy import routing as policy_routing_mod
-from finops.optimizer.domain.policy import slack as policy_slack_mod
 from finops.optimizer.domain.residual_quality import ResidualQualityModel
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        aggregates_mod,
-        analytics_counts_mod,
-        analytics_spend_mod,
-        analytics_state_mod,
-        arm_identity_mod,
-        arms_cost_mod,
-        arms_drift_monitor_mod,
-        arms_latency_mod,
-        arms_quality_mod,
-        backtest_mod,
-        budget_alerts_mod,
-        budget_definitions_mod,
-        budget_pacing_mod,
-        budgets_mod,
-        burn_rate_mod,
-        eventtime_mod,
-        features_mod,
-        latency_sketch_mod,
-        policy_costs_mod,
-        policy_estimates_mod,
-        policy_priors_mod,
-        policy_routing_mod,
-        policy_slack_mod,
-        residual_quality_mod,
-        windows_mod,
-    ],
-)
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_arm_key_round_trip():

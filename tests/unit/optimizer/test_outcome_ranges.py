@@ -97,12 +97,3 @@ def test_every_prompt_with_every_model_once_is_read(tmp_path: Path):
     outcomes = load_outcomes(data)
     assert [p.prompt_id for p in outcomes.prompts] == ["p1", "p2"]
     assert outcomes.models == ["a", "b"]
-
-
-def test_the_loaders_doctests_run():
-    import doctest
-
-    from finops.optimizer.adapters import outcome_files
-
-    result = doctest.testmod(outcome_files)
-    assert result.attempted >= 2 and result.failed == 0

@@ -9,11 +9,9 @@ they are unchanged: the doctests of :mod:`.first_looks`).
 
 from __future__ import annotations
 
-import doctest
 import random
 
 from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
-from finops.optimizer.domain.policy import first_looks as first_looks_mod
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
 
 BIG = "big|p|c"
@@ -53,9 +51,3 @@ def test_at_a_strict_target_weak_arms_get_few_first_looks():
 def test_the_legacy_setting_keeps_first_looks_exempt():
     assert LEGACY_SETTINGS["first_look_slack_z"] is None
     assert PolicyConfig().first_look_slack_z == 0.0
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(first_looks_mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0

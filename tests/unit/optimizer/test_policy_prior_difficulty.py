@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
 
 from finops.optimizer.domain.policy import PolicyConfig, RoutingPolicy
-from finops.optimizer.domain.policy import difficulty as difficulty_mod
 from finops.optimizer.domain.policy.config import LEGACY_SETTINGS
 from finops.optimizer.domain.policy.difficulty import Cell, task_difficulties
 
@@ -63,9 +61,3 @@ def test_arms_that_share_no_task_type_keep_their_pooled_means():
 def test_the_legacy_setting_keeps_plain_pooled_means():
     assert LEGACY_SETTINGS["prior_adjusts_difficulty"] is False
     assert PolicyConfig().prior_adjusts_difficulty is True
-
-
-def test_difficulty_doctests():
-    result = doctest.testmod(difficulty_mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5
-    assert result.failed == 0
