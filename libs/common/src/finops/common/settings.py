@@ -171,7 +171,9 @@ class CommonSettings(BaseSettings):
     #: the Kafka bootstrap servers (comma-separated host:port)
     kafka_bootstrap: KafkaBootstrap = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 
-    #: idempotent producers (Apache Kafka's default); the local broker turns it off: it
+    #: idempotent producers (Apache Kafka's default): every producer of a service, its Faust
+    #: app's (healer, experiments) included, sends a record again after a lost
+    #: acknowledgement itself and the broker keeps it once; the local broker turns it off: it
     #: refuses InitProducerId v0
     kafka_enable_idempotence: bool = True
     #: all (every in-sync replica; -1 says the same), 1 (the leader) or 0 (none): what every
