@@ -9,6 +9,7 @@ from .cost import CostModel
 from .drift_monitor import DriftMonitor
 from .latency import LatencyWindow
 from .quality import QualityPosterior
+from .rank_drift import RANKS_KIND, RankDriftMonitor
 
 __all__ = ["ArmStats"]
 
@@ -46,6 +47,7 @@ class ArmStats:
         latency_window: int = 256,
         drift_params: dict[str, Any] | None = None,
         latency_running_scale: bool = False,
+        cost_ranks: bool = False,
     ) -> None:
         dp = drift_params or {}
         self.quality = QualityPosterior()
@@ -57,7 +59,10 @@ class ArmStats:
         self.q_drift = DriftMonitor(**dp)
         # see ``PolicyConfig.latency_drift_running_scale``
         self.lat_drift = DriftMonitor(**dp, running_scale=latency_running_scale)
-        self.cost_drift = DriftMonitor(**dp)
+        # see ``PolicyConfig.cost_drift_ranks``
+        self.cost_drift: DriftMonitor | RankDriftMonitor = (
+            RankDriftMonitor() if cost_ranks else DriftMonitor(**dp)
+        )
         self.n_drifts = 0
         # counterfactual bookkeeping for the fleet reference: realised quality when this arm
         # served, and count / summed contextual residual of the requests it did not serve
@@ -139,9 +144,16 @@ class ArmStats:
         st.prior_cap = state["cap"]
         st.q_drift = DriftMonitor.from_state(state["dq"])
         st.lat_drift = DriftMonitor.from_state(state["dl"])
-        st.cost_drift = DriftMonitor.from_state(state["dc"])
+        st.cost_drift = _cost_monitor_from_state(state["dc"])
         st.n_drifts = state["nd"]
         st.obs_sum, st.unobs_n, st.unobs_r = state["ref"]
         st.r_bar, st.r_n = state["rbar"]
         st.prior = tuple(state["prior"])
         return st
+
+
+def _cost_monitor_from_state(state: dict[str, Any]) -> DriftMonitor | RankDriftMonitor:
+    """The cost monitor a checkpoint holds (one written before ranks holds a Page-Hinkley)."""
+    if state.get("kind") == RANKS_KIND:
+        return RankDriftMonitor.from_state(state)
+    return DriftMonitor.from_state(state)

@@ -159,6 +159,7 @@ class RoutingPolicy:
             latency_window=self.config.latency_window,
             drift_params=self._drift_params,
             latency_running_scale=self.config.latency_drift_running_scale,
+            cost_ranks=self.config.cost_drift_ranks,
         )
         st.prior = self._priors.prior_for(family, arm, self.config.default_prior_strength)
         return st
