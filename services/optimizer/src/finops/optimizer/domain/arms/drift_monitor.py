@@ -101,7 +101,8 @@ class DriftMonitor:
         stream (one in seven) raised a false alarm within 10,000 values in seven cases of ten
         with the frozen scale, in one of seven with the running one.  A change right after
         the warm-up is found a little later (its values widen the scale too).  ``False`` (the
-        default: the quality and cost monitors, and checkpoints written before) freezes the
+        default: the quality monitor, the cost monitor of checkpoints written before
+        :class:`.RankDriftMonitor` took its place, and checkpoints written before) freezes the
         warm-up's scale.
 
     Examples

@@ -34,7 +34,8 @@ each ``(task_type, arm)`` it keeps (see :mod:`..arms`)
   for the expensive one too),
 * an expected-cost model (linear in the request's input tokens, slope pooled per arm),
 * a latency window (mean and p95),
-* Page-Hinkley drift monitors on quality, log-latency and log-cost residuals.
+* Page-Hinkley drift monitors on quality and log-latency, a CUSUM on the sequential ranks
+  of the log-cost residual.
 
 With request features (:func:`..features.prompt_features`) a
 :class:`..residual_quality.ResidualQualityModel` per ``(family, arm)`` -- river StandardScaler +
@@ -103,8 +104,10 @@ The quality monitor standardises each outcome with the Bernoulli standard deviat
 current estimate (``quality_drift_bernoulli_scale``; the first outcomes of an arm are
 selection-biased), the latency monitor keeps learning its scale from every latency since its
 (re)start (``latency_drift_running_scale``; the deviation of 30 values, frozen, is too rough:
-an arm whose first latencies came out tight raised false drifts), and every monitor runs Page's
-test without forgetting (``drift_forgetting``).
+an arm whose first latencies came out tight raised false drifts), the log-cost residual is
+watched by a CUSUM on its sequential ranks (``cost_drift_ranks``; its false-alarm rate does not
+depend on the residual's skew or scale), and the Page-Hinkley monitors run Page's test without
+forgetting (``drift_forgetting``).
 On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
 an exploration boost (sized from the slack under a fleet target: ``drift_explore_from_slack``)
