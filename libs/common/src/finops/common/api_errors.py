@@ -175,6 +175,14 @@ AGENT_MISMATCH = ApiError(
     "`agent_id` is neither the caller's username nor its user id, and the token lacks "
     "`events:write:any` (`details: {field, agent_id, required_scope}`)",
 )
+#: a ``team`` outside the teams the caller's account is bound to
+#: (``Principal.require_may_claim_team``)
+TEAM_MISMATCH = ApiError(
+    403,
+    "team_mismatch",
+    "`team` is not one of the teams an admin bound the caller's account to, and the token "
+    "lacks `events:write:any` (`details: {field, team, required_scope}`)",
+)
 #: the errors of any endpoint that takes a bearer token
 BEARER = (NOT_AUTHENTICATED, INVALID_TOKEN, INSUFFICIENT_SCOPE, BLOCKLIST_DOWN)
 

@@ -157,6 +157,14 @@ class AgentMismatch(Forbidden):
     message = "only the caller's own agent_id may be used"
 
 
+class TeamMismatch(Forbidden):
+    """A ``team`` outside the teams the caller's account is bound to, from a token without
+    ``events:write:any``."""
+
+    code = "team_mismatch"
+    message = "only the teams the caller's account is bound to may be named"
+
+
 class NotFound(FinopsError):
     code, message = "not_found", "not found"
 

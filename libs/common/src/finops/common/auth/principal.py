@@ -8,12 +8,13 @@ from typing import Any
 
 from finops.common.auth.errors import InvalidToken
 from finops.common.auth.scopes import EVENTS_WRITE_ANY, parse_scope
-from finops.common.errors import AgentMismatch
+from finops.common.errors import AgentMismatch, TeamMismatch
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller, as the token says: user id, name, role and granted scopes."""
+    """The caller, as the token says: user id, name, role, granted scopes and, for an account
+    bound to its teams, those teams."""
 
     sub: str
     username: str
@@ -24,6 +25,8 @@ class Principal:
     # The session the token belongs to (claim ``sid``): the login it descends from, or the
     # API key it was exchanged for. Revoking the session refuses every token carrying it.
     session_id: str | None = None
+    # The teams the account is bound to (claim ``teams``); None: not bound, any team.
+    teams: frozenset[str] | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -76,6 +79,36 @@ class Principal:
                 details={"field": field, "agent_id": agent_id, "required_scope": EVENTS_WRITE_ANY},
             )
 
+    def may_claim_team(self, team: str | None) -> bool:
+        """Whether the caller may name ``team`` (an event's ``data.team``, a recommendation's
+        ``team``): no team is named, the account is not bound to teams, ``team`` is one of
+        its teams, or the token has ``events:write:any`` (admins). The one rule for ingest's
+        events and the optimizer's recommendations.
+
+        Examples
+        --------
+        >>> bound = Principal("id", "bot1", "agent", frozenset(), "jti", 0, teams={"ops"})
+        >>> bound.may_claim_team("ops"), bound.may_claim_team(None), bound.may_claim_team("fin")
+        (True, True, False)
+        >>> Principal("id", "bot1", "agent", frozenset(), "jti", 0).may_claim_team("fin")
+        True
+        """
+        return (
+            team is None
+            or self.teams is None
+            or team in self.teams
+            or self.has_scope(EVENTS_WRITE_ANY)
+        )
+
+    def require_may_claim_team(self, team: str | None, field: str = "team") -> None:
+        """Raise 403 ``team_mismatch`` unless :meth:`may_claim_team` ``team``."""
+        if not self.may_claim_team(team):
+            raise TeamMismatch(
+                f"{field} {team!r} is not one of the teams the caller's account is bound to; "
+                f"naming another team needs {EVENTS_WRITE_ANY}",
+                details={"field": field, "team": team, "required_scope": EVENTS_WRITE_ANY},
+            )
+
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
         """Build from verified claims; a claim of the wrong type makes the token invalid."""
@@ -100,4 +133,17 @@ class Principal:
             jti=jti,
             expires_at=expires_at,
             session_id=session_id,
+            teams=_teams_claim(claims),
         )
+
+
+def _teams_claim(claims: Mapping[str, Any]) -> frozenset[str] | None:
+    """The ``teams`` claim as a set; None when the token has none (an unbound account). One
+    that is not a list of strings makes the token invalid: a bound account's token must not
+    pass for an unbound one's."""
+    if "teams" not in claims:
+        return None
+    teams = claims["teams"]
+    if not isinstance(teams, list) or not all(isinstance(team, str) for team in teams):
+        raise InvalidToken("the access token's teams claim is not a list of team names")
+    return frozenset(teams)

@@ -201,9 +201,12 @@ class TokenSigner:
         scopes: Iterable[str],
         ttl_seconds: int | None = None,
         session_id: str | None = None,
+        teams: Iterable[str] | None = None,
     ) -> IssuedToken:
         """A signed access token; ``session_id`` becomes the ``sid`` claim that revoking the
-        session (logout, deleting an API key) refuses everywhere."""
+        session (logout, deleting an API key) refuses everywhere; ``teams``, the teams a bound
+        account may name (None: unbound), the ``teams`` claim (a sorted list; absent when
+        unbound)."""
         now = int(self._clock())
         expires_at = now + (ttl_seconds if ttl_seconds is not None else self.ttl_seconds)
         jti = uuid.uuid4().hex
@@ -220,6 +223,8 @@ class TokenSigner:
         }
         if session_id is not None:
             claims["sid"] = session_id
+        if teams is not None:
+            claims["teams"] = sorted(teams)
         return IssuedToken(self.sign_claims(claims), jti, now, expires_at)
 
     def sign_claims(self, claims: Mapping[str, Any]) -> str:
