@@ -33,12 +33,18 @@ async def test_upgrade_and_downgrade_both_work(scratch_database):
     try:
         assert await tables(conn) == TABLES
         version = await conn.fetchval("SELECT version_num FROM alembic_version_auth")
-        assert version == "0004_users_insert_updated_at"
+        assert version == "0005_users_teams"
         indexes = await conn.fetchval(
             "SELECT count(*) FROM pg_indexes WHERE indexname = 'refresh_tokens_expires_at_idx'"
         )
         assert indexes == 1
 
+        await migrate("down", url, "0004_users_insert_updated_at")
+        columns = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'users' AND column_name = 'teams'"
+        )
+        assert columns == 0
         await migrate("down", url, "0001_users")
         assert await tables(conn) == {"users"}
         await migrate("down", url, "base")
@@ -70,6 +76,7 @@ async def test_the_users_table_enforces_its_rules(infra):
             assert isinstance(user_id, uuid.UUID)
             row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
             assert row["role"] == "agent" and row["is_active"] is True
+            assert row["teams"] is None  # not bound: any team
             assert row["created_at"] == row["updated_at"]
 
             await conn.execute("UPDATE users SET role = 'operator' WHERE id = $1", user_id)
@@ -87,6 +94,18 @@ async def test_the_users_table_enforces_its_rules(infra):
             with pytest.raises(asyncpg.CheckViolationError):
                 async with conn.transaction():
                     await conn.execute("UPDATE users SET role = 'root' WHERE id = $1", user_id)
+            with pytest.raises(asyncpg.CheckViolationError):
+                async with conn.transaction():
+                    await conn.execute(
+                        "UPDATE users SET teams = $2 WHERE id = $1",
+                        user_id,
+                        [f"team-{i}" for i in range(33)],
+                    )
+            with pytest.raises(asyncpg.CheckViolationError):
+                async with conn.transaction():
+                    await conn.execute(
+                        "UPDATE users SET teams = ARRAY['ops', NULL] WHERE id = $1", user_id
+                    )
             plan = await conn.fetchval(
                 "EXPLAIN SELECT * FROM users WHERE lower(email) = lower('a@b.c')"
             )

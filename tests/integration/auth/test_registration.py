@@ -38,7 +38,8 @@ async def test_register_returns_the_user_without_any_secret(client, auth_app):
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "username", "email", "role", "is_active", "created_at"}
+    assert set(body) == {"id", "username", "email", "role", "is_active", "created_at", "teams"}
+    assert body["teams"] is None  # a new account is not bound to teams
     assert body["username"] == username
     assert body["is_active"] is True
     assert body["email"] == f"{username}@example.com"  # the domain part is normalised

@@ -1,4 +1,5 @@
-"""Role changes by admins; API keys created by operators and exchanged by agents."""
+"""Role changes and team bindings by admins; API keys created by operators and exchanged by
+agents."""
 
 from __future__ import annotations
 
@@ -56,6 +57,92 @@ async def test_role_change_errors(client, accounts):
     assert bad_role.status_code == 422
     assert bad_role.json()["error"]["details"][0]["field"] == "role"
     anonymous = await client.patch(f"/api/users/{admin.id}/role", json={"role": "agent"})
+    assert anonymous.status_code == 401
+
+
+async def set_teams(client, actor, user_id: str, teams: list[str] | None):
+    return await client.put(
+        f"/api/users/{user_id}/teams", json={"teams": teams}, headers=actor.headers
+    )
+
+
+async def test_an_admin_binds_teams_ends_the_users_sessions_and_tokens_carry_them(client, accounts):
+    admin = await accounts.create("admin")
+    agent = await accounts.create("agent")
+    assert "teams" not in claims_of(agent.access_token)[1]
+    me = await client.get("/api/users/me", headers=agent.headers)
+    assert me.json()["teams"] is None
+    created = await client.post(
+        "/api/auth/api-keys", json={"name": "k", "user_id": agent.id}, headers=admin.headers
+    )
+    key = created.json()["key"]
+    by_key = (await exchange(client, key)).json()["access_token"]
+
+    response = await set_teams(client, admin, agent.id, ["search", "finance", "search"])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == agent.id
+    assert response.json()["teams"] == ["finance", "search"]
+    # Old tokens carried no teams claim: they are revoked, the key's and refresh tokens too.
+    assert (await client.get("/api/users/me", headers=agent.headers)).status_code == 401
+    assert (await client.get("/api/users/me", headers=bearer(by_key))).status_code == 401
+    stale = await client.post("/api/auth/refresh", json={"refresh_token": agent.refresh_token})
+    assert stale.status_code == 401
+    fresh = await accounts.login(agent)
+    assert claims_of(fresh.access_token)[1]["teams"] == ["finance", "search"]
+    refreshed = await client.post("/api/auth/refresh", json={"refresh_token": fresh.refresh_token})
+    assert claims_of(refreshed.json()["access_token"])[1]["teams"] == ["finance", "search"]
+    exchanged = (await exchange(client, key)).json()["access_token"]
+    assert claims_of(exchanged)[1]["teams"] == ["finance", "search"]
+    me = await client.get("/api/users/me", headers=bearer(exchanged))
+    assert me.json()["teams"] == ["finance", "search"]
+
+    # Unbound again: the claim disappears, and the bound tokens are ended.
+    unbound = await set_teams(client, admin, agent.id, None)
+    assert unbound.status_code == 200 and unbound.json()["teams"] is None
+    assert (await client.get("/api/users/me", headers=bearer(exchanged))).status_code == 401
+    again = (await exchange(client, key)).json()["access_token"]
+    assert "teams" not in claims_of(again)[1]
+    listed = await client.get("/api/users", params={"limit": 1000}, headers=admin.headers)
+    assert next(u for u in listed.json() if u["id"] == agent.id)["teams"] is None
+
+
+async def test_binding_the_same_teams_again_ends_no_session(client, accounts):
+    admin = await accounts.create("admin")
+    agent = await accounts.create("agent")
+    assert (await set_teams(client, admin, agent.id, None)).status_code == 200
+    assert (await client.get("/api/users/me", headers=agent.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["agent", "operator"])
+async def test_only_admins_bind_teams(client, accounts, role):
+    actor = await accounts.create(role)
+    response = await set_teams(client, actor, actor.id, None)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+async def test_team_binding_errors(client, accounts):
+    admin = await accounts.create("admin")
+    missing = await set_teams(client, admin, str(uuid.uuid4()), ["ops"])
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "user_not_found"
+    bad = await set_teams(client, admin, admin.id, ["ops", "", "x" * 129, "a\u202eb"])
+    assert bad.status_code == 422
+    fields = [d["field"] for d in bad.json()["error"]["details"]]
+    assert fields == ["teams.1", "teams.2", "teams.3"]
+    too_many = await set_teams(client, admin, admin.id, [f"t{i}" for i in range(33)])
+    assert too_many.status_code == 422
+    assert too_many.json()["error"]["details"][0]["field"] == "teams"
+    not_a_list = await client.put(
+        f"/api/users/{admin.id}/teams", json={"teams": "ops"}, headers=admin.headers
+    )
+    assert not_a_list.status_code == 422
+    absent = await client.put(f"/api/users/{admin.id}/teams", json={}, headers=admin.headers)
+    assert absent.status_code == 422
+    me = await client.get("/api/users/me", headers=admin.headers)
+    assert me.json()["teams"] is None  # nothing of a refused binding was stored
+    anonymous = await client.put(f"/api/users/{admin.id}/teams", json={"teams": None})
     assert anonymous.status_code == 401
 
 

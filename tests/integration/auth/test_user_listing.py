@@ -41,7 +41,7 @@ async def test_admins_see_lookalike_emails_flagged(client, accounts):
     assert flagged["warnings"][0]["scripts"] == ["Cyrillic", "Latin"]
     assert by_id[genuine.id]["warnings"] == []
     assert set(by_id[admin.id]) == {
-        "id", "username", "email", "role", "is_active", "created_at", "warnings",
+        "id", "username", "email", "role", "is_active", "created_at", "teams", "warnings",
     }  # fmt: skip
 
 

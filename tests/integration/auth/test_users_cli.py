@@ -40,6 +40,22 @@ async def test_users_create_makes_an_admin_who_can_log_in(client, infra):
     assert "users:write" in claims["scope"].split()
 
 
+async def test_users_create_binds_an_agent_to_its_teams(client, infra):
+    username = unique_name("bot")
+    result = await asyncio.to_thread(
+        finops,
+        "users", "create", "--username", username, "--email", f"{username}@example.com",
+        "--password-stdin", "--team", "search", "--team", "finance", "--team", "search",
+        env={"FINOPS_DATABASE_URL": infra.database_url},
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "role agent, teams finance, search)" in result.output
+    login = await client.post("/api/auth/login", json={"login": username, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    assert claims_of(login.json()["access_token"])[1]["teams"] == ["finance", "search"]
+
+
 async def test_users_create_applies_the_registration_rules(infra):
     env = {"FINOPS_DATABASE_URL": infra.database_url}
     weak = await asyncio.to_thread(

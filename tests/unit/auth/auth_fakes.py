@@ -69,6 +69,12 @@ class FakeUsers:
         self.rows[user_id] = dataclasses.replace(self.rows[user_id], is_active=active)
         return self.rows[user_id]
 
+    async def set_teams(self, user_id: UUID, teams: frozenset[str] | None) -> User | None:
+        if user_id not in self.rows:
+            return None
+        self.rows[user_id] = dataclasses.replace(self.rows[user_id], teams=teams)
+        return self.rows[user_id]
+
     async def count_active_admins(self) -> int:
         return sum(1 for u in self.rows.values() if u.role == Role.ADMIN and u.is_active)
 

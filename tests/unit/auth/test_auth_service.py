@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -26,6 +27,7 @@ from finops.auth.domain.errors import (
     LoginThrottled,
     RefreshTokenReused,
     RoleNotAllowed,
+    TeamsInvalid,
     UsernameTaken,
     UserNotFound,
 )
@@ -201,6 +203,71 @@ async def test_role_changes_end_sessions_and_keep_one_admin(world):
         await world.service.change_role(admin, uuid.UUID(admin.sub), Role.AGENT)
     with pytest.raises(UserNotFound):
         await world.service.change_role(admin, uuid.uuid4(), Role.AGENT)
+
+
+async def test_team_changes_end_sessions_and_tokens_carry_the_teams(world):
+    admin = await world.principal("root", Role.ADMIN)
+    agent = await world.principal("alice")
+    assert agent.teams is None
+    _key, plaintext = await world.service.create_api_key(admin, "ci", uuid.UUID(agent.sub))
+    exchanged = await world.verify((await world.service.exchange_api_key(plaintext)).access_token)
+
+    changed = await world.service.change_teams(
+        admin, uuid.UUID(agent.sub), ["finance", "ops", "finance"]
+    )
+
+    assert changed.teams == frozenset({"finance", "ops"})
+    assert world.store.users[changed.id].teams == frozenset({"finance", "ops"})
+    # Tokens carry the teams: every one issued before the change is refused, refresh too.
+    assert agent.jti in world.revocations.blocklist
+    assert exchanged.jti in world.revocations.blocklist
+    assert all(
+        t.revoked_at is not None
+        for t in world.store.refresh_tokens.values()
+        if str(t.user_id) == agent.sub
+    )
+    pair = await world.service.login("alice", PASSWORD, client_address="10.0.0.1")
+    assert (await world.verify(pair.access_token)).teams == frozenset({"finance", "ops"})
+    refreshed = await world.service.refresh(pair.refresh_token or "")
+    assert (await world.verify(refreshed.access_token)).teams == frozenset({"finance", "ops"})
+    by_key = await world.service.exchange_api_key(plaintext)
+    assert (await world.verify(by_key.access_token)).teams == frozenset({"finance", "ops"})
+
+    unbound = await world.service.change_teams(admin, uuid.UUID(agent.sub), None)
+    assert unbound.teams is None
+    by_key = await world.service.exchange_api_key(plaintext)
+    assert (await world.verify(by_key.access_token)).teams is None
+
+
+async def test_an_unchanged_binding_ends_no_session_and_errors_are_refused(world):
+    admin = await world.principal("root", Role.ADMIN)
+    agent = await world.principal("alice")
+    await world.service.change_teams(admin, uuid.UUID(agent.sub), None)
+    assert agent.jti not in world.revocations.blocklist
+    with pytest.raises(UserNotFound):
+        await world.service.change_teams(admin, uuid.uuid4(), ["ops"])
+    with pytest.raises(TeamsInvalid):
+        await world.service.change_teams(admin, uuid.UUID(agent.sub), ["ops", ""])
+    assert world.store.users[uuid.UUID(agent.sub)].teams is None
+
+
+async def test_a_login_overtaken_by_a_team_change_issues_for_the_new_teams(world):
+    user = await world.user("alice")
+    store, service = world.store, world.service
+    recorded = world.revocations.remember
+
+    async def bind_while_recording(groups, jti, expires_at):
+        # The change commits after the session was stored, before the token was recorded
+        # among the account's live ones: its revocation cannot have seen this token.
+        await recorded(groups, jti, expires_at)
+        if store.users[user.id].teams is None:
+            store.users[user.id] = dataclasses.replace(
+                store.users[user.id], teams=frozenset({"ops"})
+            )
+
+    world.revocations.remember = bind_while_recording
+    pair = await service.login("alice", PASSWORD, client_address="10.0.0.1")
+    assert (await world.verify(pair.access_token)).teams == frozenset({"ops"})
 
 
 async def test_deactivation_refuses_every_credential_and_keeps_one_admin(world):

@@ -13,9 +13,10 @@ PLAIN = {"TTY_COMPATIBLE": "0", "FORCE_COLOR": None, "COLUMNS": None, "NO_COLOR"
 PASSWORD = "a long enough password"
 
 
-def create(username: str, email: str, stdin: str) -> tuple[int, str, str]:
+def create(username: str, email: str, stdin: str, *more: str) -> tuple[int, str, str]:
     env = {**PLAIN, "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/f"}
     args = ["users", "create", "--username", username, "--email", email, "--password-stdin"]
+    args += more
     result = CliRunner().invoke(app, args, env=env, input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
@@ -63,3 +64,9 @@ def test_every_bad_value_is_named_each_on_its_line():
         " email",
         " password",
     ]
+
+
+def test_a_bad_team_exits_2_naming_it_before_the_database():
+    code, out, err = create("alice", "a@example.com", PASSWORD, "--team", "ok", "--team", "")
+    assert (code, out) == (2, "")
+    assert err == "error: teams.1: a team name must have 1 to 128 characters\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -21,14 +22,20 @@ from finops.common.auth.scopes import Role
 
 
 async def create_user(
-    settings: AuthSettings, username: str, email: str, password: str, role: Role
+    settings: AuthSettings,
+    username: str,
+    email: str,
+    password: str,
+    role: Role,
+    teams: Iterable[str] | None = None,
 ) -> User:
-    """Create a user straight in the database, with the same rules as registration."""
+    """Create a user straight in the database, with the same rules as registration, bound to
+    ``teams`` unless they are None (as ``PUT /api/users/{id}/teams`` binds one)."""
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         hashing = PasswordHashing(settings.argon2)
         uow = PostgresUnitOfWork(pool)
-        return await register_user(uow, hashing, username, email, password, role)
+        return await register_user(uow, hashing, username, email, password, role, teams=teams)
     finally:
         await pool.close()
 

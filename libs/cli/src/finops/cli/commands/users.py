@@ -45,6 +45,15 @@ def users_create(
     role: Annotated[
         str, typer.Option(help=f"One of: {', '.join(ROLES)}. Use admin for the first admin.")
     ] = "agent",
+    teams: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--team",
+            help="Bind the account to this team (repeat for several): its events and "
+            "recommendations may name only these teams. Without it, any team.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create a user in the database with the same rules as registration.
 
@@ -52,12 +61,18 @@ def users_create(
 
       finops users create --username alice --email alice@example.com --role admin
 
+    An agent that may spend only its teams' budgets (an admin changes them later with
+    `PUT /api/users/{id}/teams`):
+
+      finops users create --username bot1 --email bot1@example.com --team finance
+
     Uses the local stack's PostgreSQL (`finops up`) unless FINOPS_DATABASE_URL is set; the
     schema must be migrated (`finops db upgrade`).
     """
     from finops.auth.admin import create_user
-    from finops.auth.domain.errors import AccountInvalid, EmailTaken, UsernameTaken
+    from finops.auth.domain.errors import AccountInvalid, EmailTaken, TeamsInvalid, UsernameTaken
     from finops.auth.domain.policy import check_new_account
+    from finops.auth.domain.teams import team_binding
     from finops.auth.settings import AuthSettings
     from finops.common.auth.scopes import Role
 
@@ -66,16 +81,21 @@ def users_create(
     password = _new_password(password, password_stdin)
     try:
         check_new_account(username, email, password)  # bad values: before reaching the database
-        user = asyncio.run(create_user(AuthSettings(), username, email, password, Role(role)))
-    except AccountInvalid as exc:
+        team_binding(teams)
+        user = asyncio.run(
+            create_user(AuthSettings(), username, email, password, Role(role), teams)
+        )
+    except (AccountInvalid, TeamsInvalid) as exc:
         for problem in exc.details:
             print_error(f"{problem['field']}: {problem['message']}")
         raise typer.Exit(2) from None
     except (UsernameTaken, EmailTaken) as exc:
         raise CliError(exc.message) from exc
     # soft_wrap: ids must stay on one line so they can be copied.
+    bound = "" if user.teams is None else f", teams {', '.join(sorted(user.teams)) or '(none)'}"
     console.print(
-        f"created user {user.username} (id {user.id}, role {user.role.value})", soft_wrap=True
+        f"created user {user.username} (id {user.id}, role {user.role.value}{bound})",
+        soft_wrap=True,
     )
 
 

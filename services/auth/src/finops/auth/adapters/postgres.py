@@ -15,28 +15,35 @@ from finops.common.auth.scopes import Role
 
 # Queries are spelled out in full: no SQL is ever assembled from strings at run time.
 _USER_BY_ID = (
-    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at, teams"
     " FROM users WHERE id = $1"
 )
 _USER_BY_EMAIL = (
-    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at, teams"
     " FROM users WHERE lower(email) = lower($1)"
 )
 _USER_BY_USERNAME = (
-    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at, teams"
     " FROM users WHERE username = lower($1)"
 )
 _USERS_PAGE = (
-    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    "SELECT id, username, email, hashed_password, role, is_active, created_at, updated_at, teams"
     " FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
 )
 _SET_ROLE = (
     "UPDATE users SET role = $2 WHERE id = $1"
-    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at,"
+    " teams"
 )
 _SET_ACTIVE = (
     "UPDATE users SET is_active = $2 WHERE id = $1"
-    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at"
+    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at,"
+    " teams"
+)
+_SET_TEAMS = (
+    "UPDATE users SET teams = $2 WHERE id = $1"
+    " RETURNING id, username, email, hashed_password, role, is_active, created_at, updated_at,"
+    " teams"
 )
 # FOR UPDATE: see UserRepository.count_active_admins.
 _COUNT_ACTIVE_ADMINS = (
@@ -91,7 +98,19 @@ _DUPLICATE_ERRORS = {"users_username_key": UsernameTaken, "users_email_lower_key
 def _user(row: asyncpg.Record | None) -> User | None:
     if row is None:
         return None
-    return User(**{**dict(row), "role": Role(row["role"])})
+    teams = row["teams"]
+    return User(
+        **{
+            **dict(row),
+            "role": Role(row["role"]),
+            "teams": None if teams is None else frozenset(teams),
+        }
+    )
+
+
+def _teams_column(teams: frozenset[str] | None) -> list[str] | None:
+    """The ``teams`` column's value: the names sorted, or NULL for an unbound account."""
+    return None if teams is None else sorted(teams)
 
 
 def _affected(status: str) -> int:
@@ -106,14 +125,15 @@ class PostgresUsers:
     async def add(self, user: User) -> None:
         try:
             await self._conn.execute(
-                "INSERT INTO users (id, username, email, hashed_password, role, is_active)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO users (id, username, email, hashed_password, role, is_active, teams)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 user.id,
                 user.username,
                 user.email,
                 user.hashed_password,
                 user.role.value,
                 user.is_active,
+                _teams_column(user.teams),
             )
         except asyncpg.UniqueViolationError as exc:
             error = _DUPLICATE_ERRORS.get(exc.constraint_name or "")
@@ -145,6 +165,9 @@ class PostgresUsers:
 
     async def set_active(self, user_id: UUID, active: bool) -> User | None:
         return _user(await self._conn.fetchrow(_SET_ACTIVE, user_id, active))
+
+    async def set_teams(self, user_id: UUID, teams: frozenset[str] | None) -> User | None:
+        return _user(await self._conn.fetchrow(_SET_TEAMS, user_id, _teams_column(teams)))
 
     async def count_active_admins(self) -> int:
         return int(await self._conn.fetchval(_COUNT_ACTIVE_ADMINS))
@@ -324,4 +347,4 @@ class PostgresUserViews:
     async def users(self, limit: int, offset: int) -> list[User]:
         """A page of every account, oldest first."""
         rows = await self._pool.fetch(_USERS_PAGE, limit, offset)
-        return [User(**{**dict(row), "role": Role(row["role"])}) for row in rows]
+        return [user for row in rows if (user := _user(row)) is not None]

@@ -27,6 +27,7 @@ from finops.auth.domain.policy import (
     email_warnings,
     has_forbidden_characters,
 )
+from finops.auth.domain.teams import MAX_TEAMS, TEAM_MAX_CHARS
 from finops.common.auth.scopes import Role
 
 
@@ -163,6 +164,10 @@ class UserOut(BaseModel):
     role: Role
     is_active: bool = Field(description="false once an admin deactivated the account")
     created_at: datetime
+    teams: list[str] | None = Field(
+        description="the teams its events and recommendations may name, sorted; null: any "
+        "team (not bound)"
+    )
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -173,6 +178,7 @@ class UserOut(BaseModel):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
+            teams=None if user.teams is None else sorted(user.teams),
         )
 
 
@@ -198,6 +204,21 @@ class AdminUserOut(UserOut):
 
 class RoleChange(_Strict):
     role: Role
+
+
+# Each name's rules are the domain's (``team_problems``), so one answer lists every bad name.
+TeamName = Annotated[
+    str,
+    Field(json_schema_extra={"minLength": 1, "maxLength": TEAM_MAX_CHARS}, examples=["finance"]),
+    Clean,
+]
+
+
+class TeamsChange(_Strict):
+    teams: list[TeamName] | None = Field(
+        description=f"the team names (at most {MAX_TEAMS} distinct; duplicates removed) the "
+        "account's events and recommendations may name; [] none; null any (unbound)",
+    )
 
 
 class ApiKeyCreate(_Strict):

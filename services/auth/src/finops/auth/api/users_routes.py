@@ -1,4 +1,4 @@
-"""The caller's account; role changes and deactivation by admins."""
+"""The caller's account; role changes, team bindings and deactivation by admins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from finops.auth.adapters.postgres import PostgresUserViews
 from finops.auth.api.deps import CurrentUser, DbPool, Service, UserAdmin
 from finops.auth.api.responses import BODY_ERRORS, PROTECTED, errors
-from finops.auth.api.schemas import AdminUserOut, RoleChange, UserOut
+from finops.auth.api.schemas import AdminUserOut, RoleChange, TeamsChange, UserOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -47,6 +47,21 @@ async def change_role(
 ) -> UserOut:
     """Ends the user's sessions: tokens carry their scopes, and none may keep the old ones."""
     return UserOut.of(await service.change_role(admin, user_id, body.role))
+
+
+@router.put(
+    "/{user_id}/teams",
+    summary="Bind a user to its teams, or unbind it (admin, scope users:write)",
+    responses=errors(*BODY_ERRORS, *PROTECTED, 403, 404),
+)
+async def change_teams(
+    user_id: UUID, body: TeamsChange, admin: UserAdmin, service: Service
+) -> UserOut:
+    """A bound account's events and recommendations may name only these teams (or none):
+    ingest and the optimizer answer 403 `team_mismatch` for another one. `null` unbinds it
+    (any team, as an account never bound). Ends the user's sessions: tokens carry their
+    teams, and none may keep the old ones."""
+    return UserOut.of(await service.change_teams(admin, user_id, body.teams))
 
 
 @router.post(

@@ -57,6 +57,13 @@ class AccountInvalid(ValidationFailed):
         super().__init__("the account details are invalid", details=problems)
 
 
+class TeamsInvalid(ValidationFailed):
+    """Team names an account cannot be bound to (details: per name, as ``teams.<index>``)."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("the teams are invalid", details=problems)
+
+
 class UsernameTaken(Conflict):
     code, message = "username_taken", "this username is already registered"
 

@@ -19,6 +19,8 @@ class User:
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    #: the teams its events may name (``finops.auth.domain.teams``); None: any team
+    teams: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

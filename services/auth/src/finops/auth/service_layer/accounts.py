@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -10,6 +11,7 @@ from finops.auth.domain.errors import LastAdmin, UserNotFound
 from finops.auth.domain.model import User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.domain.policy import NewAccount, check_new_account
+from finops.auth.domain.teams import team_binding
 from finops.auth.service_layer.ports import AccessTokenRevocations, UnitOfWork
 from finops.common.auth.scopes import Role
 
@@ -26,21 +28,29 @@ async def register_user(
     password: str,
     role: Role = Role.AGENT,
     *,
+    teams: Iterable[str] | None = None,
     now: datetime | None = None,
 ) -> User:
     """Create an account (`finops users create`; the API's registration is
-    :meth:`AuthService.register`, throttled)."""
+    :meth:`AuthService.register`, throttled), bound to ``teams`` unless they are None."""
     account = check_new_account(username, email, password)
+    binding = team_binding(teams)
     hashed = await asyncio.to_thread(hashing.hash, password)
-    return await store_new_user(uow, account, hashed, role, now=now)
+    return await store_new_user(uow, account, hashed, role, teams=binding, now=now)
 
 
 async def store_new_user(
-    uow: UnitOfWork, account: NewAccount, hashed: str, role: Role, *, now: datetime | None = None
+    uow: UnitOfWork,
+    account: NewAccount,
+    hashed: str,
+    role: Role,
+    *,
+    teams: frozenset[str] | None = None,
+    now: datetime | None = None,
 ) -> User:
-    """Store a checked account with its password hash."""
+    """Store a checked account with its password hash (and its checked teams, if bound)."""
     now = now or utcnow()
-    user = User(uuid4(), account.username, account.email, hashed, role, True, now, now)
+    user = User(uuid4(), account.username, account.email, hashed, role, True, now, now, teams=teams)
     async with uow:
         await uow.users.add(user)
         stored = await uow.users.get(user.id)

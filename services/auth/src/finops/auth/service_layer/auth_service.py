@@ -1,4 +1,4 @@
-"""The auth use cases: register, log in, refresh, log out, roles and API keys.
+"""The auth use cases: register, log in, refresh, log out, roles, teams and API keys.
 
 :class:`AuthService` is their facade; the accounts' functions (shared with `finops users`)
 are in :mod:`~finops.auth.service_layer.accounts`, the API keys' in
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -20,6 +20,7 @@ from finops.auth.domain.model import ApiKey, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.domain.policy import check_new_account
 from finops.auth.domain.rules import granted_scopes, registration_throttle_key, user_group
+from finops.auth.domain.teams import team_binding
 from finops.auth.service_layer import api_keys
 from finops.auth.service_layer.accounts import (
     deactivate_account,
@@ -35,7 +36,7 @@ from finops.auth.service_layer.ports import (
     RegistrationThrottle,
     UnitOfWork,
 )
-from finops.auth.service_layer.sessions import ROLE_RECHECKS, LoginSessions
+from finops.auth.service_layer.sessions import GRANT_RECHECKS, LoginSessions
 from finops.common.auth.principal import Principal
 from finops.common.auth.scopes import Role, format_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
@@ -173,6 +174,29 @@ class AuthService:
         assert updated is not None
         return updated
 
+    async def change_teams(
+        self, actor: Principal, user_id: UUID, teams: Iterable[str] | None
+    ) -> User:
+        """Bind the account to ``teams`` (None: unbind it; see :mod:`finops.auth.domain.teams`).
+
+        Raises :class:`TeamsInvalid` for names no event's ``team`` could hold,
+        :class:`UserNotFound` for no such account.
+        """
+        binding = team_binding(teams)
+        async with self._uow() as uow:
+            user = await uow.users.get(user_id)
+            if user is None:
+                raise UserNotFound()
+            if user.teams == binding:
+                return user
+            updated = await uow.users.set_teams(user_id, binding)
+            # Tokens carry the teams: end the user's sessions so none keeps the old ones.
+            await uow.refresh_tokens.revoke_all_of_user(user_id, self._clock())
+            await uow.commit()
+        await self._revocations.revoke_group(user_group(user_id))
+        assert updated is not None
+        return updated
+
     # ---- password login and sessions -------------------------------------------------
 
     async def login(
@@ -208,14 +232,16 @@ class AuthService:
 
     async def exchange_api_key(self, api_key: str, scope: str | None = None) -> TokenPair:
         """OAuth2 client credentials: an API key for a short-lived access token."""
-        for _ in range(ROLE_RECHECKS):
+        for _ in range(GRANT_RECHECKS):
             exchanged = await self._exchange_once(api_key, scope)
-            if await self._sessions.role_changed(exchanged.user) is None:
+            if await self._sessions.grants_changed(exchanged.user) is None:
                 return exchanged.pair
-            # Issued for the role the account had before a role change that may not have
-            # seen this token: withdraw it and exchange again with the roles as they are now.
+            # Issued for the role or teams the account had before a change that may not have
+            # seen this token: withdraw it and exchange again with the account as it is now.
             await self._revocations.revoke(exchanged.access.jti, exchanged.access.expires_at)
-        raise DependencyUnavailable("the account's role kept changing during the exchange; retry")
+        raise DependencyUnavailable(
+            "the account's role or teams kept changing during the exchange; retry"
+        )
 
     async def _exchange_once(self, api_key: str, scope: str | None) -> KeyExchange:
         key, user = await api_keys.redeem_api_key(self._uow(), api_key, self._clock())

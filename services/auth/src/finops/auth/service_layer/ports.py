@@ -28,6 +28,9 @@ class UserRepository(Protocol):
 
     async def set_active(self, user_id: UUID, active: bool) -> User | None: ...
 
+    async def set_teams(self, user_id: UUID, teams: frozenset[str] | None) -> User | None:
+        """Bind the account to ``teams`` (None: unbind it); the account as it is now."""
+
     async def count_active_admins(self) -> int:
         """Locks the active admins until the transaction ends, so that two concurrent
         demotions or deactivations cannot both see a second admin and leave none."""

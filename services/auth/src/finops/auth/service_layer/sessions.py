@@ -44,8 +44,9 @@ from finops.common.auth.scopes import format_scope, parse_scope
 from finops.common.auth.tokens import IssuedToken, TokenSigner
 from finops.common.errors import DependencyUnavailable
 
-#: How many times a login or key exchange issues again when a role change overtook it.
-ROLE_RECHECKS = 3
+#: How many times a login or key exchange issues again when a change of the account's role
+#: or teams overtook it.
+GRANT_RECHECKS = 3
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,10 @@ class LoginSessions:
 
     async def _open_session(self, user: User, password: str, scope: str | None) -> TokenPair:
         """A new login session for ``user``, whose ``password`` was just verified (rehashed
-        if its parameters are old), issued for the role the account has when it is
+        if its parameters are old), issued for the role and teams the account has when it is
         recorded."""
         rehash = self._hashing.needs_rehash(user.hashed_password)
-        for _ in range(ROLE_RECHECKS):
+        for _ in range(GRANT_RECHECKS):
             scopes = granted_scopes(user.role, scope)
             family_id = uuid4()
             async with self._uow() as uow:
@@ -117,18 +118,21 @@ class LoginSessions:
                 await uow.commit()
             access = started.access
             await self._revocations.remember([user_group(user.id)], access.jti, access.expires_at)
-            current = await self.role_changed(user)
+            current = await self.grants_changed(user)
             if current is None:
                 return started.pair
-            # The session was issued for the role the account had before a role change that
-            # may not have seen its token: end it, and issue again for the role as it is now.
+            # The session was issued for the role or teams the account had before a change
+            # that may not have seen its token: end it, and issue again for the account as it
+            # is now.
             async with self._uow() as uow:
                 await uow.refresh_tokens.lock_family(family_id)
                 await self._end_session(uow, family_id, self._clock())
             if not current.is_active:
                 raise InvalidCredentials()  # deactivated meanwhile too: nothing to issue
             user = current
-        raise DependencyUnavailable("the account's role kept changing while logging in; retry")
+        raise DependencyUnavailable(
+            "the account's role or teams kept changing while logging in; retry"
+        )
 
     async def _password_accepted(
         self, keys: dict[str, int], user: User | None, password: str
@@ -212,7 +216,8 @@ class LoginSessions:
             if user is None or not user.is_active:
                 await self._end_session(uow, record.family_id, now)
                 raise InvalidRefreshToken()
-            # The role may have changed since the login: never grant more than it allows now.
+            # The role may have changed since the login: never grant more than it allows now
+            # (the teams are the account's as it is now: the token issued below carries them).
             scopes = narrowed_scopes(
                 granted_scopes(user.role, None) & parse_scope(record.scope), scope
             )
@@ -282,19 +287,22 @@ class LoginSessions:
             scopes=scopes,
             ttl_seconds=ttl_seconds,
             session_id=session_id,
+            teams=user.teams,
         )
 
-    async def role_changed(self, user: User) -> User | None:
-        """The account as it is now if its role is no longer ``user.role``, else None.
+    async def grants_changed(self, user: User) -> User | None:
+        """The account as it is now if its role or teams are no longer ``user``'s, else None.
 
-        Asked after a token was recorded among the account's live ones: a role change that
-        committed before this read blocklists only the tokens recorded when it runs, so a
-        token issued for the old role is withdrawn by the caller; one that commits after it
-        finds the token recorded and blocklists it itself.
+        Asked after a token was recorded among the account's live ones: a change of role or
+        teams that committed before this read blocklists only the tokens recorded when it
+        runs, so a token issued for the old role or teams is withdrawn by the caller; one that
+        commits after it finds the token recorded and blocklists it itself.
         """
         async with self._uow() as uow:
             current = await uow.users.get(user.id)
-        return current if current is not None and current.role != user.role else None
+        if current is None or (current.role, current.teams) == (user.role, user.teams):
+            return None
+        return current
 
 
 def _session_uuid(principal: Principal) -> UUID | None:
