@@ -59,6 +59,17 @@ def agent_mismatch_error(agent_id: str) -> dict[str, Any]:
     }
 
 
+def team_mismatch_error(team: str) -> dict[str, Any]:
+    """The ``error`` of a 403 answer to a caller bound to its teams naming ``team``, not one
+    of them, without ``events:write:any`` (``Principal.require_may_claim_team``)."""
+    return {
+        "code": "team_mismatch",
+        "message": f"team {team!r} is not one of the teams the caller's account is bound to; "
+        "naming another team needs events:write:any",
+        "details": {"field": "team", "team": team, "required_scope": "events:write:any"},
+    }
+
+
 class EmptyBlocklist:
     """A token blocklist that holds nothing (the verifier's Redis ``mget``): no token revoked."""
 
@@ -90,6 +101,7 @@ class TokenFactory:
         role: str = "agent",
         scopes: Iterable[str] | None = None,
         subject: str | None = None,
+        teams: Iterable[str] | None = None,
     ) -> str:
         return self.signer.issue(
             subject=subject or str(uuid.uuid4()),
@@ -97,6 +109,7 @@ class TokenFactory:
             role=role,
             scopes=scopes if scopes is not None else scopes_for(role),
             ttl_seconds=self.TTL_SECONDS,
+            teams=teams,
         ).token
 
 

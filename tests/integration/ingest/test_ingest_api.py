@@ -44,10 +44,11 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def error_event(agent: str) -> dict:
+def error_event(agent: str, **identity) -> dict:
     event = llm_call(agent)
     event["type"] = "agent.error"
     event["data"] = {
+        **identity,
         "agent_id": agent,
         "task_type": "summarize",
         "provider": "openai",
@@ -152,6 +153,40 @@ async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
     seen = set(await ids_on_topic(ingest.kafka, AGENT_COST.name, expect={sentinel["id"]}))
     assert sentinel["id"] in seen
     assert not set(refused) & seen
+
+
+async def test_an_agent_bound_to_its_teams_spends_only_their_budgets(ingest):
+    """A team's budget is spent by the events that name it: an account an admin bound to its
+    teams may name only those (403 ``team_mismatch``, nothing of the batch published); an
+    unbound account names any team, as before."""
+    agent = "agent-" + uuid.uuid4().hex[:8]
+    bound = auth(ingest.tokens.token(username=agent, teams=["search"]))
+    own = [llm_call(agent, team="search"), llm_call(agent), error_event(agent, team="search")]
+    resp = await ingest.post("/api/events", json=own, headers=bound)
+    assert (resp.status_code, resp.json()) == (202, {"accepted": 3}), resp.text
+
+    foreign = [
+        llm_call(agent, team="search"),
+        llm_call(agent, team="finance", cost_usd=0.5),
+        error_event(agent, team="finance"),
+    ]
+    resp = await ingest.post("/api/events", json=foreign, headers=bound)
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["error"]["code"] == "team_mismatch"
+    assert resp.json()["error"]["details"] == [
+        {"index": 1, "field": "data.team", "team": "finance"},
+        {"index": 2, "field": "data.team", "team": "finance"},
+    ]
+
+    unbound = auth(ingest.tokens.token(username=agent))
+    for_finance = llm_call(agent, team="finance")
+    resp = await ingest.post("/api/events", json=[for_finance], headers=unbound)
+    assert resp.status_code == 202, resp.text
+    want = {own[0]["id"], own[1]["id"], for_finance["id"]}
+    on_cost = set(await ids_on_topic(ingest.kafka, AGENT_COST.name, expect=want))
+    on_error = set(await ids_on_topic(ingest.kafka, AGENT_ERROR.name, expect={own[2]["id"]}))
+    assert want <= on_cost and own[2]["id"] in on_error
+    assert not {e["id"] for e in foreign} & (on_cost | on_error)
 
 
 async def test_a_control_character_in_a_name_is_refused_and_kept_in_free_text(ingest):

@@ -455,8 +455,8 @@ async def test_rejected_events_raise_on_flush_and_are_logged_by_default(caplog):
     assert c.stats.rejected == 2
 
 
-@pytest.mark.parametrize("code", ["agent_mismatch", "source_mismatch"])
-async def test_events_refused_for_their_agent_or_source_are_rejected_not_fatal(code):
+@pytest.mark.parametrize("code", ["agent_mismatch", "team_mismatch", "source_mismatch"])
+async def test_events_refused_for_their_agent_team_or_source_are_rejected_not_fatal(code):
     delivered: list[dict] = []
 
     def ingest(request: httpx.Request) -> httpx.Response:

@@ -187,6 +187,7 @@ ALERTED = [
             "invalid_events",
             "batch_too_large",
             "agent_mismatch",
+            "team_mismatch",
             "source_mismatch",
             "error",
         )

@@ -22,13 +22,16 @@ from finops.ingest.domain.errors import (
     InvalidBatch,
     MalformedBody,
     SourceMismatch,
+    TeamMismatch,
 )
 
 
-def caller(sub: str, username: str, *, write_any: bool = False) -> Caller:
+def caller(
+    sub: str, username: str, *, write_any: bool = False, teams: frozenset[str] | None = None
+) -> Caller:
     scopes = {EVENTS_WRITE, EVENTS_WRITE_ANY} if write_any else {EVENTS_WRITE}
     role = "admin" if write_any else "agent"
-    return Caller.of(Principal(sub, username, role, frozenset(scopes), "jti", 0))
+    return Caller.of(Principal(sub, username, role, frozenset(scopes), "jti", 0, teams=teams))
 
 
 AGENT = caller("user-1", "bot")
@@ -49,9 +52,10 @@ def call(agent: str = "bot", at: datetime | str = NOW, **data) -> dict:
     return event
 
 
-def error_event(agent: str = "bot") -> dict:
+def error_event(agent: str = "bot", **identity) -> dict:
     return enveloped_error(
         {
+            **identity,
             "agent_id": agent,
             "task_type": "summarize",
             "provider": "openai",
@@ -329,6 +333,30 @@ def test_events_for_another_agent_need_write_any():
     ]
     admin = caller("admin", "admin", write_any=True)
     assert len(parse_batch(encode(events), admin, 1000)) == 2
+
+
+def test_a_caller_bound_to_its_teams_names_only_those_in_both_event_types():
+    bound = caller("user-1", "bot", teams=frozenset({"search"}))
+    own = [call(team="search"), call(), error_event(team="search"), error_event()]
+    assert len(parse_batch(encode(own), bound, 1000)) == 4
+    foreign = [call(team="search"), call(team="finance"), error_event(team="finance")]
+    with pytest.raises(TeamMismatch) as caught:
+        parse_batch(encode(foreign), bound, 1000)
+    assert caught.value.code == "team_mismatch"
+    assert caught.value.details == [
+        {"index": 1, "field": "data.team", "team": "finance"},
+        {"index": 2, "field": "data.team", "team": "finance"},
+    ]
+    # bound to no team: only events without one
+    with pytest.raises(TeamMismatch):
+        parse_batch(encode([call(team="search")]), caller("user-1", "bot", teams=frozenset()), 1)
+
+
+def test_an_unbound_caller_and_a_writer_for_any_agent_name_any_team():
+    events = [call(team="finance"), error_event(team="ops")]
+    assert len(parse_batch(encode(events), AGENT, 1000)) == 2
+    admin = caller("admin", "root", write_any=True, teams=frozenset({"ops"}))
+    assert len(parse_batch(encode([call(team="finance")]), admin, 1000)) == 1
 
 
 def test_an_event_must_not_claim_another_source_than_its_caller():

@@ -30,7 +30,7 @@ log = logging.getLogger("finops.client")
 
 Event = dict[str, Any]
 #: 403 codes about some events of a batch (details list their indexes), not about the caller
-PER_EVENT_REFUSALS = frozenset({"agent_mismatch", "source_mismatch"})
+PER_EVENT_REFUSALS = frozenset({"agent_mismatch", "team_mismatch", "source_mismatch"})
 OnRejected = Callable[[list[Event], Any], None]
 
 

@@ -42,6 +42,7 @@ REJECTED = counter_by(
         "invalid_events",
         "batch_too_large",
         "agent_mismatch",
+        "team_mismatch",
         "source_mismatch",
         "error",
     ),
@@ -55,6 +56,12 @@ PUBLISH_ERRORS = (
         "agent_mismatch",
         "an event for another agent than the caller, without `events:write:any` "
         "(details list the indexes)",
+    ),
+    ApiError(
+        403,
+        "team_mismatch",
+        "an event whose `team` is not one of the teams an admin bound the caller's account "
+        "to, without `events:write:any` (details list the indexes)",
     ),
     ApiError(
         403,
@@ -173,7 +180,8 @@ def use_batch_limit(app: FastAPI, max_events: int) -> None:
         "at most 60 days old (settings); one invalid event refuses the whole batch (422 "
         "listing each bad index and field). 202 only after the broker acknowledged every "
         "event (acks=all). Scope `events:write`; events for another agent_id need "
-        "`events:write:any`; an event's `source` must be the caller (or that agent_id)."
+        "`events:write:any`; an event's `source` must be the caller (or that agent_id); an "
+        "account an admin bound to its teams may name only those as an event's `team`."
     ),
     responses=responses(PUBLISH_ERRORS),
 )

@@ -19,6 +19,7 @@ from finops.ingest.domain.errors import (
     InvalidBatch,
     MalformedBody,
     SourceMismatch,
+    TeamMismatch,
 )
 
 
@@ -33,14 +34,16 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sends the batch: the agent ids it may speak for, whether it may speak for all, and
-    the name each agent id is recorded under (:meth:`Principal.agent_name`: its user id is
-    recorded as its username)."""
+    """Who sends the batch: the agent ids it may speak for, whether it may speak for all, the
+    name each agent id is recorded under (:meth:`Principal.agent_name`: its user id is
+    recorded as its username), and which teams its events may name
+    (:meth:`Principal.may_claim_team`)."""
 
     subject: str
     agent_ids: frozenset[str]
     may_write_any: bool
     agent_name: Callable[[str], str]
+    may_claim_team: Callable[[str | None], bool]
 
     @classmethod
     def of(cls, principal: Principal) -> Caller:
@@ -49,6 +52,7 @@ class Caller:
             agent_ids=principal.agent_ids,
             may_write_any=principal.has_scope(EVENTS_WRITE_ANY),
             agent_name=principal.agent_name,
+            may_claim_team=principal.may_claim_team,
         )
 
 
@@ -106,8 +110,22 @@ def parse_batch(body: bytes, caller: Caller, limits: BatchLimits, now: datetime)
                     for i in foreign[:50]
                 ]
             )
+    _check_teams(events, caller)
     _check_sources(events, caller)
     return [_record(e, caller) for e in events]
+
+
+def _check_teams(events: list[Event], caller: Caller) -> None:
+    """An event's ``team`` spends that team's budget: a caller bound to its teams names only
+    those (or none)."""
+    foreign = [i for i, e in enumerate(events) if not caller.may_claim_team(e.data.team)]
+    if foreign:
+        raise TeamMismatch(
+            details=[
+                {"index": i, "field": "data.team", "team": events[i].data.team}
+                for i in foreign[:50]
+            ]
+        )
 
 
 def _check_sources(events: list[Event], caller: Caller) -> None:

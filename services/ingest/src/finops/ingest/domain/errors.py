@@ -10,6 +10,7 @@ from finops.common.errors import (
     Unavailable,
     ValidationFailed,
 )
+from finops.common.errors import TeamMismatch as AnyTeamMismatch
 
 
 class InvalidBatch(ValidationFailed):
@@ -28,6 +29,10 @@ class BatchTooLarge(PayloadTooLarge):
 
 class AgentMismatch(AnyAgentMismatch):
     message = "events may only be sent for the caller's own agent_id"
+
+
+class TeamMismatch(AnyTeamMismatch):
+    message = "events may only name the teams the caller's account is bound to"
 
 
 class SourceMismatch(Forbidden):
