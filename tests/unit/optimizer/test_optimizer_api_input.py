@@ -13,7 +13,7 @@ import httpx
 import pytest
 from api_app import operator_client
 from fastapi.testclient import TestClient
-from support import agent_mismatch_error, llm_call
+from support import agent_mismatch_error, llm_call, team_mismatch_error
 
 from finops.client import AsyncFinOpsClient
 from finops.common.events import apply_pricing, parse_event
@@ -237,6 +237,37 @@ def test_a_recommendation_in_another_agents_name_is_403_agent_mismatch_and_not_l
     other = trained.get("/api/recommendations", params=query, headers=admin)
     assert (own.status_code, other.status_code) == (200, 200)
     assert [r["agent_id"] for r in reclog.records[logged:]] == ["operator-1", "someone-else"]
+
+
+def test_a_recommendation_for_a_team_a_bound_caller_is_not_bound_to_is_403_team_mismatch(
+    trained: TestClient,
+) -> None:
+    reclog = trained.app.state.reclog  # type: ignore[attr-defined]
+    logged = len(reclog.records)
+    tokens = trained.app.state.tokens  # type: ignore[attr-defined]
+
+    def as_caller(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    bound = as_caller(tokens.token("bot1", role="agent", teams=["search"]))
+    query = {"task_type": "summarize", "team": "finance"}
+    response = trained.get("/api/recommendations", params=query, headers=bound)
+    assert (response.status_code, response.json()["error"]) == (
+        403,
+        team_mismatch_error("finance"),
+    )
+    assert len(reclog.records) == logged
+    # its own team, no team, an unbound caller and a token holding events:write:any
+    own = trained.get("/api/recommendations", params={**query, "team": "search"}, headers=bound)
+    none = trained.get("/api/recommendations", params={"task_type": "summarize"}, headers=bound)
+    unbound = as_caller(tokens.token("bot2", role="agent"))
+    admin = as_caller(tokens.token("ops", role="admin", teams=["search"]))
+    answers = [own, none] + [
+        trained.get("/api/recommendations", params=query, headers=headers)
+        for headers in (unbound, admin)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200]
+    assert len(reclog.records) == logged + 4
 
 
 def test_an_empty_agent_id_is_taken_as_not_given(trained: TestClient) -> None:

@@ -15,6 +15,7 @@ from finops.common.api_errors import (
     BEARER,
     FREE_QUERY,
     NUL_IN_QUERY,
+    TEAM_MISMATCH,
     ApiError,
     responses,
 )
@@ -66,11 +67,13 @@ MAX_FEATURES = 32
         "Arms whose circuit breaker (the healer's, `finops.circuits.v1`) is open are left out, "
         "half-open ones but for a few probing requests; `skipped` lists them. `agent_id` "
         "(optional, logged with the answer) must be the caller's, unless the token has "
-        "`events:write:any`, as for events at ingest."
+        "`events:write:any`, as for events at ingest; `team` (optional, paced by its budget) "
+        "must be one of the teams an admin bound the caller's account to, if it is bound."
     ),
     responses=responses(
         BEARER,
         AGENT_MISMATCH,
+        TEAM_MISMATCH,
         ApiError(404, "no_arms", "no model is known yet (no event and no catalog arm)"),
         ApiError(
             422,
@@ -98,6 +101,9 @@ async def recommend(
         principal.require_speaks_for(agent_id)
         # its user id: paced by, and logged under, its username (as its events at ingest)
         agent_id = principal.agent_name(agent_id)
+    team = team or None
+    # the team's budget caps the answer: a bound account asks only for its own teams
+    principal.require_may_claim_team(team)
     features = _query_features(request)
     rng = _rng if seed is None else engine.request_rng(task_type, seed)
     # NoArms (no model known for the task type yet) answers 404 ``no_arms``
