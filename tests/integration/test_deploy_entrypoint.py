@@ -99,7 +99,7 @@ async def test_wait_schema_exits_1_until_the_schema_is_at_head(image_env, empty_
     await asyncio.to_thread(migrations.upgrade, empty_database, "head", ["auth"])
     at_head = await asyncio.to_thread(_entrypoint, "wait-schema", "auth", "5", env=env)
     assert (none.returncode, behind.returncode, at_head.returncode) == (1, 1, 0)
-    head = "0004_users_insert_updated_at"
+    head = "0005_users_teams"
     assert f"auth at no schema, head {head}" in " ".join(none.stderr.split())
     assert f"auth at 0003_refresh_tokens_expiry_idx, head {head}" in " ".join(behind.stderr.split())
     assert at_head.stdout.strip() == "schemas at head: auth"
