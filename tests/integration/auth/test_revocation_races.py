@@ -277,3 +277,47 @@ async def test_a_key_exchange_that_committed_before_a_demotion_answers_no_token_
     pair = await exchanging
     assert await elsewhere(pair.access_token)
     await assert_only_agent_scopes_survive(auth_app, elsewhere, pair.access_token)
+
+
+# ---- team binding against login and key exchange --------------------------------------------
+
+
+async def bind(client, admin, user, teams: list[str]) -> None:
+    response = await client.put(
+        f"/api/users/{user.id}/teams", json={"teams": teams}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_login_that_committed_before_a_team_binding_answers_a_token_of_the_new_teams(
+    client, accounts, auth_app, elsewhere
+):
+    # The login had read the unbound account and committed its session, not yet recorded its
+    # token; a token without the teams claim would name any team for 15 minutes.
+    agent = await accounts.create("agent")
+    admin = await accounts.create("admin")
+    logging_in, gate = await login_held_after_its_commit(auth_app, agent.username)
+    await bind(client, admin, agent, ["search"])
+    gate.release.set()
+    pair = await logging_in
+    assert await elsewhere(pair.access_token)
+    assert (await principal_of(auth_app, pair.access_token)).teams == frozenset({"search"})
+
+
+async def test_a_key_exchange_that_committed_before_a_team_binding_answers_the_new_teams(
+    client, accounts, auth_app, elsewhere
+):
+    agent = await accounts.create("agent")
+    admin = await accounts.create("admin")
+    created = await client.post(
+        "/api/auth/api-keys", json={"name": "k", "user_id": agent.id}, headers=admin.headers
+    )
+    service, gate = gated_service(auth_app, "after")
+    gate.arm()
+    exchanging = asyncio.create_task(service.exchange_api_key(created.json()["key"]))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await bind(client, admin, agent, ["search"])
+    gate.release.set()
+    pair = await exchanging
+    assert await elsewhere(pair.access_token)
+    assert (await principal_of(auth_app, pair.access_token)).teams == frozenset({"search"})
