@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
 from finops.auth.adapters.keystore import ActiveKeys, KeyConfigurationError, KeyStore
 from finops.auth.settings import AuthSettings
 from finops.common.auth import generate_signing_key
+from finops.common.settings_errors import settings_error_line
 
 
 def test_defaults_meet_owasp_and_limit_bodies_to_64_kib():
@@ -87,11 +90,79 @@ def test_keys_from_settings_are_used_and_not_rotated(tmp_path):
     assert not (tmp_path / "keys").exists()
 
 
-def test_an_unreadable_key_file_is_a_clear_error(tmp_path):
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+UNUSABLE_KEYS = {
+    "not PEM": (b"not a key\n", "not a usable PEM private key"),
+    "short RSA": (
+        _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),  # noqa: S505 (must be refused)
+        "must have at least 2048 bits",
+    ),
+    "EC": (_pem(ec.generate_private_key(ec.SECP256R1())), "must be an RSA private key"),
+}
+
+
+@pytest.mark.parametrize("setting", ["jwt_private_key_file", "jwt_previous_key_file"])
+@pytest.mark.parametrize("unusable", UNUSABLE_KEYS.values(), ids=UNUSABLE_KEYS.keys())
+def test_an_unusable_key_file_is_refused_with_the_settings(tmp_path, setting, unusable):
+    # it was found only in the service's lifespan: a traceback and exit status 3
+    content, reason = unusable
     bad = tmp_path / "key.pem"
-    bad.write_text("not a key")
-    with pytest.raises(KeyConfigurationError, match=r"key\.pem"):
-        KeyStore(AuthSettings(jwt_private_key_file=bad)).load()
+    bad.write_bytes(content)
+    with pytest.raises(ValidationError) as refused:
+        AuthSettings(**{setting: bad})
+    line = settings_error_line(refused.value)
+    assert line.startswith(f"FINOPS_{setting.upper()}: {bad}: ")
+    assert reason in line
+
+
+@pytest.mark.parametrize("setting", ["jwt_private_key_pem", "jwt_previous_key_pem"])
+@pytest.mark.parametrize("unusable", UNUSABLE_KEYS.values(), ids=UNUSABLE_KEYS.keys())
+def test_an_unusable_key_pem_is_refused_with_the_settings(setting, unusable):
+    content, reason = unusable
+    with pytest.raises(ValidationError) as refused:
+        AuthSettings(**{setting: content.decode()})
+    line = settings_error_line(refused.value)
+    assert line.startswith(f"FINOPS_{setting.upper()}: ")
+    assert reason in line
+
+
+def test_a_missing_key_file_is_refused_with_the_settings(tmp_path):
+    missing = tmp_path / "absent.pem"
+    with pytest.raises(ValidationError) as refused:
+        AuthSettings(jwt_private_key_file=missing)
+    assert settings_error_line(refused.value) == (
+        f"FINOPS_JWT_PRIVATE_KEY_FILE: cannot read {missing}: No such file or directory"
+    )
+
+
+def test_a_service_given_an_unusable_key_file_ends_with_one_line(monkeypatch, capsys, tmp_path):
+    from finops.common import runner
+
+    def never_built(settings: object) -> object:
+        raise AssertionError("the app was built with a key that cannot sign")
+
+    monkeypatch.setenv("FINOPS_JWT_PRIVATE_KEY_FILE", str(tmp_path / "absent.pem"))
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(never_built, AuthSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: FINOPS_JWT_PRIVATE_KEY_FILE: cannot read {tmp_path / 'absent.pem'}:"
+        " No such file or directory"
+    ]
+
+
+def test_a_usable_key_file_is_used(tmp_path):
+    key = generate_signing_key()
+    good = tmp_path / "key.pem"
+    good.write_bytes(key.private_pem)
+    assert KeyStore(AuthSettings(jwt_private_key_file=good)).load().current.kid == key.kid
 
 
 def test_forwarded_headers_are_believed_only_from_configured_proxies(monkeypatch):

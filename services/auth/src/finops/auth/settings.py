@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from finops.auth.domain.passwords import Argon2Parameters
+from finops.common.auth.tokens import SigningKey
 from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSettings, Port
 
 
@@ -70,11 +71,34 @@ class AuthSettings(CommonSettings):
             self.argon2_memory_kib, self.argon2_time_cost, self.argon2_parallelism
         )
 
+    # The configured keys are read and checked here, not first when the service starts
+    # serving: a key that cannot sign stops the service with the one line naming the
+    # variable that every other refused setting gets (exit status 2), and the service's
+    # start-up code can trust them. Keys of the managed folder are made by auth itself.
     @field_validator("jwt_private_key_pem", "jwt_previous_key_pem")
     @classmethod
-    def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+    def _refuse_unusable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        pem = value.get_secret_value()
+        if pem.strip().lower() in PLACEHOLDER_SECRETS:
             raise ValueError("refusing a placeholder secret; set a real PEM private key")
+        SigningKey.from_pem(pem)  # its ValueError says what is wrong (not PEM, not RSA, short)
+        return value
+
+    @field_validator("jwt_private_key_file", "jwt_previous_key_file")
+    @classmethod
+    def _refuse_unusable_key_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        try:
+            pem = value.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        try:
+            SigningKey.from_pem(pem)
+        except ValueError as exc:
+            raise ValueError(f"{value}: {exc}") from None
         return value
 
     @model_validator(mode="after")
