@@ -137,8 +137,9 @@ def test_db_wait_on_a_database_that_never_answers_says_it_could_not_reach_it(not
 def test_a_database_url_that_does_not_parse_is_one_line(url, problem, args):
     result = invoke(*args, env={"FINOPS_DATABASE_URL": url}, stdin="a long enough password\n")
     assert (result.exit_code, result.stdout) == (2, "")  # a malformed setting, as a bad option
+    # refused with the settings, in the words a service uses for it
     assert result.stderr == (
-        "error: database: FINOPS_DATABASE_URL is not a URL of the form "
+        "error: FINOPS_DATABASE_URL: should be a URL of the form "
         f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE ({problem})\n"
     )
 

@@ -26,6 +26,28 @@ def test_a_malformed_setting_ends_the_service_with_one_line(monkeypatch, capsys)
     assert "hunter2" not in line
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("localhost/finops", "no postgresql:// scheme"),
+        ("mysql://finops:pw@db:3306/finops", "no postgresql:// scheme"),
+        ("postgresql://finops@db:port/finops", "the port is not a number from 0 to 65535"),
+    ],
+)
+def test_a_malformed_database_url_ends_the_service_with_one_line(
+    monkeypatch, capsys, url, problem
+) -> None:
+    # it passed as a plain string and ended in asyncpg's "invalid DSN" traceback (exit 3)
+    monkeypatch.setenv("FINOPS_DATABASE_URL", url)
+    with pytest.raises(SystemExit) as ended:
+        runner.serve(_never_built, AuthSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: FINOPS_DATABASE_URL: should be a URL of the form"
+        f" postgresql://USER:PASSWORD@HOST:PORT/DATABASE ({problem})"
+    ]
+
+
 def test_a_rule_over_several_settings_is_its_message_alone(monkeypatch, capsys) -> None:
     monkeypatch.setenv("FINOPS_ENVIRONMENT", "production")
     monkeypatch.setenv("FINOPS_REDIS_URL", "redis://:changeme@cache:6379/0")

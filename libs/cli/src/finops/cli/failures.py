@@ -117,7 +117,6 @@ _NOT_MIGRATED_NAMES = {"UndefinedTableError", "UndefinedTable"}  # asyncpg, psyc
 #: SQLSTATE classes of a database that refuses the connection whatever is retried: 28, a
 #: wrong role or password; 3D, no such database (asyncpg and psycopg errors carry ``sqlstate``)
 _REFUSED_SQLSTATE_CLASSES = ("28", "3D")
-DATABASE_URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 
 
 def database_refused(error: BaseException) -> CliError:
@@ -150,13 +149,6 @@ def explain(exc: BaseException) -> CliError | None:
         for error in _chain(exc):
             if str(getattr(error, "sqlstate", None) or "")[:2] in _REFUSED_SQLSTATE_CLASSES:
                 return database_refused(error)
-        problem = _database_url_problem()
-        if problem is not None:
-            return CliError(
-                f"database: {dependency.variable} is not a URL of the form {DATABASE_URL_FORM}"
-                f" ({problem})",
-                BAD_SETTING,
-            )
     for error in _chain(exc):
         if isinstance(error, OSError) and error.filename is not None:
             return CliError(f"{error.filename}: {error.strerror or error}")
@@ -180,36 +172,6 @@ def _bad_settings(error: ValidationError | SettingsError) -> CliError:
     """The settings' problems in one line (see
     :func:`~finops.common.settings_errors.settings_error_line`), exit status 2."""
     return CliError(settings_error_line(error), BAD_SETTING)
-
-
-def _database_url_problem() -> str | None:
-    """What makes the database URL the commands use one the client libraries cannot use
-    (they fail on it each in its own way: a parse error, a missing driver, a ``ValueError``).
-
-    Examples
-    --------
-    >>> import os
-    >>> os.environ["FINOPS_DATABASE_URL"] = "postgresql://u:p@db:5432/finops"
-    >>> _database_url_problem() is None
-    True
-    >>> for url in ("notaurl", "mysql://u@db/finops", "postgresql://u@db:port/finops"):
-    ...     os.environ["FINOPS_DATABASE_URL"] = url
-    ...     print(_database_url_problem())
-    no postgresql:// scheme
-    no postgresql:// scheme
-    the port is not a number from 0 to 65535
-    >>> del os.environ["FINOPS_DATABASE_URL"]
-    """
-    from finops.common.settings import CommonSettings
-
-    parts = urlsplit(CommonSettings().database_url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        return "no postgresql:// scheme"
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        return "the port is not a number from 0 to 65535"
-    return None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

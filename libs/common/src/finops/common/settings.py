@@ -26,6 +26,7 @@ from finops.common.known_settings import SETTINGS_VARIABLES
 # The checked types of addresses and ports live in settings_values; the services' settings and
 # the CLI import Port, KafkaBootstrap, RedisUrl and ServiceUrl from here as before.
 from finops.common.settings_values import (
+    DatabaseUrl,
     KafkaBootstrap,
     LogLevel,
     Port,
@@ -164,8 +165,10 @@ class CommonSettings(BaseSettings):
     #: where the local stack keeps its data (and auth its keys, without key settings)
     data_dir: Path = Path(".finops")
 
-    #: PostgreSQL (a libpq URL)
-    database_url: str = f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
+    #: PostgreSQL (a libpq URL: postgresql:// or postgres://)
+    database_url: DatabaseUrl = (
+        f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/finops"
+    )
     #: Redis (a redis://, rediss:// or unix:// URL)
     redis_url: RedisUrl = f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
     #: the Kafka bootstrap servers (comma-separated host:port)

@@ -1,8 +1,9 @@
 """The values of settings that are more than a plain type: an address (Kafka bootstrap servers,
-a Redis URL, a service's URL), a port, a log level, a security protocol. Each is an annotated
-type a settings class declares a field with (:class:`finops.common.settings.CommonSettings`, a
-service's, the local stack's), checked at start-up with the other settings, so a bad value is
-refused in one line naming the variable instead of failing later deep in a client library.
+a PostgreSQL or Redis URL, a service's URL), a port, a log level, a security protocol. Each is
+an annotated type a settings class declares a field with
+(:class:`finops.common.settings.CommonSettings`, a service's, the local stack's), checked at
+start-up with the other settings, so a bad value is refused in one line naming the variable
+instead of failing later deep in a client library.
 """
 
 from __future__ import annotations
@@ -119,6 +120,43 @@ def _password_cut_short(url: str) -> bool:
     return at >= 0 and any(mark in rest[:at] for mark in "#?/")
 
 
+def database_url_problem(value: str) -> str | None:
+    """What makes ``value`` a URL the PostgreSQL clients (asyncpg, psycopg, SQLAlchemy)
+    cannot use, or ``None`` when they can; each fails on it in its own way (asyncpg's
+    ``invalid DSN`` traceback, a missing driver, a ``ValueError``). A libpq URL may name
+    several hosts (``postgresql://u@db-1:5432,db-2:5432/finops``), each with its port.
+
+    Examples
+    --------
+    >>> for value in ("postgresql://u:p@db:5432/finops", "postgres://db/finops",
+    ...               "postgresql://u@db-1:5432,db-2:5433/finops", "postgresql:///finops"):
+    ...     print(database_url_problem(value))
+    None
+    None
+    None
+    None
+    >>> for value in ("notaurl", "localhost/finops", "mysql://u@db/finops",
+    ...               "postgresql://u@db:port/finops", "postgresql://u@db-1:5432,db-2:x/finops"):
+    ...     print(database_url_problem(value))
+    no postgresql:// scheme
+    no postgresql:// scheme
+    no postgresql:// scheme
+    the port is not a number from 0 to 65535
+    the port is not a number from 0 to 65535
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "no postgresql:// scheme"
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(","):
+        try:
+            urlsplit(f"//{host}").port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            return "the port is not a number from 0 to 65535"
+    return None
+
+
+DATABASE_URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 REDIS_URL_FORM = "redis://[:PASSWORD@]HOST:PORT/DB (or rediss://, unix://)"
 SERVICE_URL_FORM = "http://HOST[:PORT] (or https://)"
 
@@ -139,6 +177,14 @@ def check_redis_url(value: str | None) -> None:
     problem = None if value is None else redis_url_problem(value)
     if problem is not None:
         raise ValueError(f"should be a URL of the form {REDIS_URL_FORM} ({problem})")
+
+
+def check_database_url(value: str | None) -> None:
+    """A ``ValueError`` (a settings validator's) unless ``value`` is a valid
+    ``FINOPS_DATABASE_URL`` or unset."""
+    problem = None if value is None else database_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"should be a URL of the form {DATABASE_URL_FORM} ({problem})")
 
 
 def service_url_problem(value: str) -> str | None:
@@ -187,11 +233,19 @@ def _checked_redis_url(value: str) -> str:
     return value
 
 
+def _checked_database_url(value: str) -> str:
+    check_database_url(value)
+    return value
+
+
 #: a ``FINOPS_KAFKA_BOOTSTRAP`` (checked by :func:`kafka_bootstrap_problem`), for every
 #: settings class that reads one (the services', the local stack's)
 KafkaBootstrap = Annotated[str, AfterValidator(_checked_kafka_bootstrap)]
 #: a ``FINOPS_REDIS_URL`` (checked by :func:`redis_url_problem`)
 RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
+#: a ``FINOPS_DATABASE_URL`` (checked by :func:`database_url_problem`), for the services' and
+#: the ``finops`` command's settings
+DatabaseUrl = Annotated[str, AfterValidator(_checked_database_url)]
 #: a ``FINOPS_<SERVICE>_URL`` (checked by :func:`service_url_problem`), for every settings
 #: class that reads one (the services' ``auth_url``, the ``finops`` command's)
 ServiceUrl = Annotated[str, AfterValidator(_checked_service_url)]

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from finops.common.settings import (
     DEFAULT_PORTS,
     LOCAL_BROKER_ENV,
+    DatabaseUrl,
     KafkaBootstrap,
     Port,
     RedisUrl,
@@ -53,7 +54,7 @@ class StackSettings(BaseSettings):
     healer_port: Port = DEFAULT_PORTS["healer"]
     experiments_port: Port = DEFAULT_PORTS["experiments"]
     #: a PostgreSQL of your own instead of the stack's (then the stack starts none)
-    database_url: str | None = None
+    database_url: DatabaseUrl | None = None
     #: a Redis of your own instead of the stack's (then the stack starts none)
     redis_url: RedisUrl | None = None
     #: a Kafka broker of your own instead of the stack's (then the stack starts none)
