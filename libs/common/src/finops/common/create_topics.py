@@ -11,7 +11,10 @@ service that starts before its topics exist would read nothing from them). A bro
 not answering yet is asked again; one that answers and refuses the client (a TLS handshake
 that fails, SASL authentication that fails, ACLs that do not let it see or create the topics)
 ends either mode at once with exit 1 and one line on stderr naming the kind of problem and the
-``FINOPS_KAFKA_*`` settings to check: waiting would not mend it.
+``FINOPS_KAFKA_*`` settings to check: waiting would not mend it. Creating, a broker that does
+not answer ends it with exit 1 and one line naming ``FINOPS_KAFKA_BOOTSTRAP``
+(``kafka_unreachable: …``); a malformed or refused setting with exit 2 and the one line a
+service prints for it (``error: FINOPS_KAFKA_BOOTSTRAP=kafka:abc: …``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import asyncio
 import sys
 
 from finops.common.logging import configure_logging
+from finops.common.runner import settings_or_exit
 from finops.common.settings import CommonSettings
 from finops.common.topic_admin import (
     KafkaAccessRefused,
+    KafkaUnreachable,
     TopicNotCreated,
     ensure_topics,
     wait_for_topics,
@@ -49,7 +54,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
-    settings = CommonSettings(service_name="create-topics")
+    settings = settings_or_exit(lambda: CommonSettings(service_name="create-topics"))
     configure_logging(settings.service_name, settings.log_level)
     try:
         if arguments.wait is not None:
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print("every declared topic exists")
             return 0
         created = asyncio.run(ensure_topics(settings))
-    except (KafkaAccessRefused, TopicNotCreated) as error:
+    except (KafkaAccessRefused, KafkaUnreachable, TopicNotCreated) as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
     print(f"topics ready ({len(created)} created: {', '.join(created) or 'none'})")

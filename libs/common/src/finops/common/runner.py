@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -17,6 +17,8 @@ from finops.common.settings import (
     warn_about_unknown_settings,
 )
 from finops.common.settings_errors import SETTINGS_ERRORS, SETTINGS_REFUSED, settings_error_line
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
 def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
@@ -39,20 +41,32 @@ def uvicorn_options(settings: CommonSettings) -> dict[str, Any]:
     }
 
 
-def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSettings]) -> None:
-    """Read the service's settings and run it; a malformed or refused setting ends the process
-    with one line naming the variable (exit status 2), not pydantic's dump.
+def settings_or_exit(read_settings: Callable[[], SettingsT]) -> SettingsT:
+    """The settings ``read_settings`` reads; a malformed or refused setting ends the process
+    with one line naming the variable (exit status 2), not pydantic's dump. For a service
+    (:func:`serve`) and the image's other commands (``create_topics``).
 
-    A ``FINOPS_*`` variable no part of the platform reads (a misspelt one) is logged as a
-    warning naming the closest setting; when the settings are refused, it is printed above
-    the error (it may be the cause: the misspelt name of a required setting)."""
+    A ``FINOPS_*`` variable no part of the platform reads (a misspelt one) is printed as a
+    ``warning:`` line above the error: it may be the cause (the misspelt name of a required
+    setting)."""
     try:
-        settings = read_settings()
+        return read_settings()
     except SETTINGS_ERRORS as exc:
         for line in unknown_settings(os.environ, known_settings()):
             print(f"warning: {line}", file=sys.stderr)
         print(f"error: {settings_error_line(exc)}", file=sys.stderr)
         sys.exit(SETTINGS_REFUSED)
+
+
+def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSettings]) -> None:
+    """Read the service's settings and run it; a malformed or refused setting ends the process
+    with one line naming the variable (exit status 2), not pydantic's dump
+    (:func:`settings_or_exit`).
+
+    A ``FINOPS_*`` variable no part of the platform reads (a misspelt one) is logged as a
+    warning naming the closest setting; when the settings are refused, it is printed above
+    the error (it may be the cause: the misspelt name of a required setting)."""
+    settings = settings_or_exit(read_settings)
     configure_logging(settings.service_name, settings.log_level)
     warn_about_unknown_settings()
     uvicorn.run(create_app(settings), **uvicorn_options(settings))

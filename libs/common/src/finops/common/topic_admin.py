@@ -48,10 +48,15 @@ async def ensure_topics(
     """Create every missing topic with its declared partitions and config; return new names.
 
     A broker that refuses this client (TLS, SASL) or its creation of a topic (ACLs) raises
-    :class:`KafkaAccessRefused`."""
-    (await _connect(settings)).close()  # a refusal named, not aiokafka's "Unable to bootstrap"
-    admin = make_admin(settings)
-    await admin.start()
+    :class:`KafkaAccessRefused`, one that does not answer (not up, a host name that does
+    not resolve) :class:`KafkaUnreachable`."""
+    try:
+        # a refusal named, not aiokafka's "Unable to bootstrap"
+        (await _connect(settings)).close()
+        admin = make_admin(settings)
+        await admin.start()
+    except NOT_ANSWERING_YET as exc:
+        raise KafkaUnreachable.of(exc, settings) from exc
     try:
         existing = set(await admin.list_topics())
         wanted = [s for s in specs if s.name not in existing]
@@ -223,6 +228,26 @@ class KafkaAccessRefused(FinopsError):
             f"Kafka {what} at {where} ({reason}): {problem}, which waiting will not mend; "
             f"check {', '.join(check)}",
             details={"kind": kind, "where": where, "error": reason, "check": check},
+        )
+
+
+class KafkaUnreachable(FinopsError):
+    """No bootstrap server of ``FINOPS_KAFKA_BOOTSTRAP`` answered: none listens there yet, its
+    host name does not resolve, or the network does not reach it."""
+
+    code, message = "kafka_unreachable", "no Kafka bootstrap server answered"
+
+    @classmethod
+    def of(cls, error: BaseException, settings: CommonSettings) -> Self:
+        """What the last server's ``error`` (an ``OSError``, ``TimeoutError`` or
+        ``KafkaError``) means, naming the servers tried."""
+        named = str(error) if isinstance(error, KafkaError) else f"{type(error).__name__}: {error}"
+        reason = " ".join(named.split())  # one line
+        bootstrap = settings.kafka_bootstrap
+        return cls(
+            f"cannot reach Kafka at FINOPS_KAFKA_BOOTSTRAP={bootstrap} ({reason}): check that"
+            " the brokers run and that FINOPS_KAFKA_BOOTSTRAP names them",
+            details={"bootstrap": bootstrap, "error": reason},
         )
 
 
