@@ -7,6 +7,7 @@ from finops.client.errors import (
     ClientClosed,
     EventsRejected,
     FinOpsError,
+    InvalidSetting,
     PlatformUnavailable,
     RequestRefused,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "EventsRejected",
     "FinOpsClient",
     "FinOpsError",
+    "InvalidSetting",
     "PlatformUnavailable",
     "RequestRefused",
     "WallClock",

@@ -52,8 +52,28 @@ class RetryAfterOrJitter(wait_random_exponential):
         return max(backoff, retry_after) if retry_after else backoff
 
 
-def transport_reason(exc: httpx.TransportError) -> str:
+def transport_reason(exc: httpx.TransportError | httpx.InvalidURL) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+#: httpx's errors for a URL it cannot send a request to (no http:// or https://, no host):
+#: asking again cannot mend them, unlike the other transport errors (UnsupportedProtocol is
+#: one of those; InvalidURL is not, and would end delivery with no word of the URL)
+UNUSABLE_URL = (httpx.UnsupportedProtocol, httpx.InvalidURL)
+
+
+def unusable_url(
+    service: str, url: str, exc: httpx.UnsupportedProtocol | httpx.InvalidURL
+) -> RequestRefused:
+    """The refusal for a URL of ``service`` that httpx cannot send to."""
+    return RequestRefused(
+        f"cannot send a request to {url} ({transport_reason(exc)}); {service}_url (or "
+        f"FINOPS_{service.upper()}_URL) must be an http:// or https:// URL such as "
+        f"{LOCAL_URLS[service]}",
+        status=0,
+        code=None,
+        url=url,
+    )
 
 
 def retry_after(resp: httpx.Response) -> float | None:

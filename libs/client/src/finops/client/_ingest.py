@@ -11,6 +11,7 @@ import httpx
 
 from finops.client._answers import (
     RETRYABLE_STATUS,
+    UNUSABLE_URL,
     Transient,
     body,
     describe,
@@ -21,6 +22,7 @@ from finops.client._answers import (
     status_and_code,
     transient_status,
     transport_reason,
+    unusable_url,
     wrong_place,
 )
 from finops.client._tokens import Tokens
@@ -66,6 +68,8 @@ class IngestPoster:
                 content=json.dumps(batch, separators=(",", ":")).encode(),
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             )
+        except UNUSABLE_URL as exc:
+            raise unusable_url("ingest", self.url, exc) from exc
         except httpx.TransportError as exc:
             raise Transient(transport_reason(exc)) from exc
         status = resp.status_code

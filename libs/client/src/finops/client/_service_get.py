@@ -12,6 +12,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from finops.client._answers import (
     RETRYABLE_STATUS,
+    UNUSABLE_URL,
     RetryAfterOrJitter,
     Transient,
     body,
@@ -21,6 +22,7 @@ from finops.client._answers import (
     retry_after,
     transient_status,
     transport_reason,
+    unusable_url,
     wrong_place,
 )
 from finops.client._tokens import Tokens
@@ -80,6 +82,8 @@ async def _ask(
     token = await tokens.bearer()
     try:
         resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+    except UNUSABLE_URL as exc:
+        raise unusable_url(service.kind, url, exc) from exc
     except httpx.TransportError as exc:
         raise Transient(transport_reason(exc)) from exc
     if resp.status_code == 200:

@@ -9,11 +9,13 @@ import math
 import operator
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from finops.client._answers import LOCAL_URLS
 from finops.client._json_values import is_number
+from finops.client.errors import InvalidSetting
 
 
 def count(name: str, value: Any, *, unbounded: bool = False) -> int | float:
@@ -67,9 +69,41 @@ def request_timeout(value: Any) -> float | httpx.Timeout | None:
 
 def url(given: str | None, service: str) -> str:
     """The address of ``service``: ``given``, else ``FINOPS_<SERVICE>_URL``, else the local
-    stack's port; without a trailing slash."""
-    url = given or os.environ.get(f"FINOPS_{service.upper()}_URL") or LOCAL_URLS[service]
-    return url.rstrip("/")
+    stack's port; without a trailing slash. One without an ``http://`` or ``https://`` scheme
+    or a host is refused with :class:`InvalidSetting` naming where it came from: httpx cannot
+    send to it, and delivery retried it for ever.
+
+    >>> url("http://127.0.0.1:8002/", "ingest")
+    'http://127.0.0.1:8002'
+    >>> url("127.0.0.1:8002", "ingest")
+    Traceback (most recent call last):
+    ...
+    finops.client.errors.InvalidSetting: ingest_url must be an http:// or https:// URL such as ...
+    """
+    variable = f"FINOPS_{service.upper()}_URL"
+    from_environment = os.environ.get(variable)
+    address = given or from_environment or LOCAL_URLS[service]
+    problem = _url_problem(address)
+    if problem is not None:
+        source = f"{service}_url" if given else variable
+        raise InvalidSetting(
+            f"{source} must be an http:// or https:// URL such as {LOCAL_URLS[service]}, not "
+            f"{address!r} ({problem})"
+        )
+    return address.rstrip("/")
+
+
+def _url_problem(address: str) -> str | None:
+    parts = urlsplit(address.strip())
+    if parts.scheme not in ("http", "https"):
+        return "no http:// or https:// scheme"
+    if not parts.hostname:
+        return "no host"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    return None
 
 
 def api_key(given: str | None, token: str | None) -> str | None:

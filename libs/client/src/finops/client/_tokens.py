@@ -9,6 +9,7 @@ import httpx
 
 from finops.client._answers import (
     RETRYABLE_STATUS,
+    UNUSABLE_URL,
     Transient,
     describe,
     error_of,
@@ -16,6 +17,7 @@ from finops.client._answers import (
     retry_after,
     transient_status,
     transport_reason,
+    unusable_url,
     wrong_place,
 )
 from finops.client.errors import RequestRefused
@@ -88,6 +90,8 @@ class Tokens:
             resp = await self.http.post(
                 url, data={"grant_type": "client_credentials", "client_secret": self.api_key}
             )
+        except UNUSABLE_URL as exc:
+            raise unusable_url("auth", url, exc) from exc
         except httpx.TransportError as exc:
             raise Transient(transport_reason(exc), auth_url=self.auth_url) from exc
         if resp.status_code in RETRYABLE_STATUS:

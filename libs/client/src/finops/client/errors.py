@@ -19,6 +19,13 @@ class ClientClosed(FinOpsError):
     everything, its message says how many events were not delivered."""
 
 
+class InvalidSetting(FinOpsError, ValueError):
+    """A setting of the client (an argument, or the ``FINOPS_*`` variable it defaults to) that
+    cannot work, raised when the client is built; the message names the argument and the
+    variable and says what it takes. A ``ValueError`` too, as the client's other argument
+    checks raise."""
+
+
 class RequestRefused(FinOpsError):
     """The platform refused a request in a way that retrying cannot fix.
 
@@ -26,7 +33,8 @@ class RequestRefused(FinOpsError):
     unknown task type for a recommendation. ``status`` and ``code`` are the platform's answer
     (``code`` is ``None`` when the answer was not a FinOps error, e.g. another server's 404).
     Once delivery meets one, the client keeps its pending events and raises it from every
-    later ``record_*``, ``flush`` and ``close``.
+    later ``record_*``, ``flush`` and ``close``. ``status`` is 0 when there was no answer to
+    read: a URL the HTTP client cannot send to (no ``http://`` or ``https://``).
     """
 
     def __init__(self, message: str, *, status: int, code: str | None, url: str) -> None:
