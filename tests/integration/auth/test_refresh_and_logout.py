@@ -64,6 +64,11 @@ async def test_a_refresh_through_the_token_endpoint_narrows_to_the_scope_asked(c
     # the session is narrowed from here on: its next refresh holds no more
     wider_again = await refresh_for("events:write", narrowed.json()["refresh_token"])
     assert wider_again.json()["error"]["code"] == "invalid_scope"
+    # the account has events:write: the answer says it is the session that lacks it
+    assert wider_again.json()["error"]["message"].startswith(
+        "the requested scope exceeds what this session holds"
+    )
+    assert wider_again.json()["error"]["details"] == {"not_granted": ["events:write"]}
 
 
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_family(client, accounts):

@@ -314,8 +314,9 @@ async def test_scope_requests_narrow_but_never_widen(world):
     await world.user("alice")
     pair = await world.service.login("alice", PASSWORD, client_address="a", scope="healing:read")
     assert pair.scope == "healing:read"
-    with pytest.raises(InvalidScope):
+    with pytest.raises(InvalidScope) as refused:
         await world.service.login("alice", PASSWORD, client_address="a", scope="users:write")
+    assert refused.value.message == "the requested scope exceeds what the account is granted"
 
 
 async def test_a_refresh_narrows_to_the_scope_asked_but_never_widens(world):
@@ -323,8 +324,12 @@ async def test_a_refresh_narrows_to_the_scope_asked_but_never_widens(world):
     pair = await world.service.login("alice", PASSWORD, client_address="a")
     narrowed = await world.service.refresh(pair.refresh_token, "healing:read")
     assert narrowed.scope == "healing:read"
-    with pytest.raises(InvalidScope):
-        await world.service.refresh(narrowed.refresh_token, "events:write")
+    with pytest.raises(InvalidScope) as refused:
+        await world.service.refresh(narrowed.refresh_token, "events:write healing:read")
+    # the account has events:write: it is the narrowed session that lacks it
+    assert refused.value.code == "invalid_scope"
+    assert refused.value.message.startswith("the requested scope exceeds what this session holds")
+    assert refused.value.details == {"not_granted": ["events:write"]}
 
 
 async def test_api_keys_are_stored_hashed_and_exchange_until_revoked(world):

@@ -23,7 +23,12 @@ ERRORS = (
         "unsupported_grant_type",
         "`grant_type` is not password, client_credentials or refresh_token",
     ),
-    ApiError(400, "invalid_scope", "the requested scope exceeds the account's"),
+    ApiError(
+        400,
+        "invalid_scope",
+        "the requested scope exceeds the account's (login) or the session's (refresh: a login"
+        " or an earlier refresh narrowed it)",
+    ),
     NOT_AUTHENTICATED,
     INVALID_TOKEN,
     ApiError(401, "invalid_credentials", "unknown user, wrong password or inactive account"),

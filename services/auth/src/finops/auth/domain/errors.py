@@ -98,6 +98,17 @@ class InvalidScope(BadRequest):
     code, message = "invalid_scope", "the requested scope exceeds what the account is granted"
 
 
+class ScopeBeyondSession(InvalidScope):
+    """A refresh asked for a scope its session does not hold: the login (or an earlier
+    refresh) narrowed it, or the account's role lost it since. The account may well have the
+    scope: saying it does not sent users after its role."""
+
+    message = (
+        "the requested scope exceeds what this session holds (its login or an earlier refresh"
+        " narrowed it); a refresh can only narrow a session: log in again for more"
+    )
+
+
 class MissingParameter(BadRequest):
     code = "invalid_request"
 

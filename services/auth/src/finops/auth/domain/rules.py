@@ -17,8 +17,13 @@ def granted_scopes(role: Role, requested: str | None) -> frozenset[str]:
     return narrowed_scopes(scopes_for(role), requested)
 
 
-def narrowed_scopes(allowed: frozenset[str], requested: str | None) -> frozenset[str]:
-    """``allowed``, or the requested subset of it; asking for more is :class:`InvalidScope`.
+def narrowed_scopes(
+    allowed: frozenset[str],
+    requested: str | None,
+    beyond: type[InvalidScope] = InvalidScope,
+) -> frozenset[str]:
+    """``allowed``, or the requested subset of it; asking for more is ``beyond``
+    (:class:`InvalidScope`, or a subclass that says what ``allowed`` is).
 
     >>> sorted(narrowed_scopes(frozenset({"a", "b"}), "b"))
     ['b']
@@ -29,7 +34,7 @@ def narrowed_scopes(allowed: frozenset[str], requested: str | None) -> frozenset
         return allowed
     wanted = parse_scope(requested)
     if not wanted <= allowed:
-        raise InvalidScope(details={"not_granted": sorted(wanted - allowed)})
+        raise beyond(details={"not_granted": sorted(wanted - allowed)})
     return wanted
 
 

@@ -22,6 +22,7 @@ from finops.auth.domain.errors import (
     InvalidRefreshToken,
     LoginThrottled,
     RefreshTokenReused,
+    ScopeBeyondSession,
 )
 from finops.auth.domain.model import RefreshToken, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
@@ -219,7 +220,9 @@ class LoginSessions:
             # The role may have changed since the login: never grant more than it allows now
             # (the teams are the account's as it is now: the token issued below carries them).
             scopes = narrowed_scopes(
-                granted_scopes(user.role, None) & parse_scope(record.scope), scope
+                granted_scopes(user.role, None) & parse_scope(record.scope),
+                scope,
+                beyond=ScopeBeyondSession,
             )
             started = await self._start_session(uow, user, scopes, family_id=record.family_id)
             access = started.access
