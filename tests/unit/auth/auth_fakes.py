@@ -264,6 +264,8 @@ class FakeRevocations:
         self.sessions: set[str] = set()
         self.users: set[str] = set()
         self.groups: dict[str, dict[str, int]] = {}
+        #: revoke_group fails as a Redis that does not answer would
+        self.groups_down = False
 
     def refuses(self, principal) -> bool:
         """What every verifier answers: revoked by jti, by session or by account."""
@@ -288,6 +290,8 @@ class FakeRevocations:
             self.groups.setdefault(group, {})[jti] = expires_at
 
     async def revoke_group(self, group: str) -> int:
+        if self.groups_down:
+            raise DependencyUnavailable("Redis did not answer the revocation")
         live = self.groups.pop(group, {})
         self.blocklist.update(live)
         return len(live)

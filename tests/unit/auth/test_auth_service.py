@@ -36,6 +36,7 @@ from finops.auth.service_layer.auth_service import AuthService
 from finops.common.auth import Principal, StaticKeys, TokenSigner, generate_signing_key
 from finops.common.auth.scopes import ROLE_SCOPES, Role, parse_scope
 from finops.common.auth.tokens import decode
+from finops.common.errors import DependencyUnavailable
 
 PASSWORD = "violet tractor mirage 42"
 
@@ -249,6 +250,27 @@ async def test_an_unchanged_binding_ends_no_session_and_errors_are_refused(world
     with pytest.raises(TeamsInvalid):
         await world.service.change_teams(admin, uuid.UUID(agent.sub), ["ops", ""])
     assert world.store.users[uuid.UUID(agent.sub)].teams is None
+
+
+async def test_a_binding_or_role_change_redis_refuses_is_not_made_and_its_retry_ends_the_tokens(
+    world,
+):
+    admin = await world.principal("root", Role.ADMIN)
+    agent = await world.principal("alice")
+    user_id = uuid.UUID(agent.sub)
+    world.revocations.groups_down = True
+    with pytest.raises(DependencyUnavailable):
+        await world.service.change_teams(admin, user_id, ["ops"])
+    with pytest.raises(DependencyUnavailable):
+        await world.service.change_role(admin, user_id, Role.OPERATOR)
+    # nothing committed: a retry is not an unchanged binding that would refuse no token
+    assert world.store.users[user_id].teams is None
+    assert world.store.users[user_id].role == Role.AGENT
+    assert agent.jti not in world.revocations.blocklist
+
+    world.revocations.groups_down = False
+    assert (await world.service.change_teams(admin, user_id, ["ops"])).teams == {"ops"}
+    assert agent.jti in world.revocations.blocklist
 
 
 async def test_a_login_overtaken_by_a_team_change_issues_for_the_new_teams(world):

@@ -157,6 +157,17 @@ class AuthService:
             if deleted < batch_size:
                 return pruned
 
+    async def _commit_ending_tokens(self, uow: UnitOfWork, user_id: UUID) -> None:
+        """Commit a change the account's tokens carry (its role, its teams), refusing every
+        access token it has: before the commit, so a Redis that fails aborts the change and
+        the admin's retry makes all of it (once committed, a retry finds nothing to change
+        and would refuse nothing); and after it, for tokens issued meanwhile (a login or key
+        exchange that read the account before the commit: its own recheck,
+        ``grants_changed``, withdraws them too)."""
+        await self._revocations.revoke_group(user_group(user_id))
+        await uow.commit()
+        await self._revocations.revoke_group(user_group(user_id))
+
     async def change_role(self, actor: Principal, user_id: UUID, role: Role) -> User:
         async with self._uow() as uow:
             user = await uow.users.get(user_id)
@@ -169,8 +180,7 @@ class AuthService:
             updated = await uow.users.set_role(user_id, role)
             # Tokens carry their scopes: end the user's sessions so none keeps the old ones.
             await uow.refresh_tokens.revoke_all_of_user(user_id, self._clock())
-            await uow.commit()
-        await self._revocations.revoke_group(user_group(user_id))
+            await self._commit_ending_tokens(uow, user_id)
         assert updated is not None
         return updated
 
@@ -192,8 +202,7 @@ class AuthService:
             updated = await uow.users.set_teams(user_id, binding)
             # Tokens carry the teams: end the user's sessions so none keeps the old ones.
             await uow.refresh_tokens.revoke_all_of_user(user_id, self._clock())
-            await uow.commit()
-        await self._revocations.revoke_group(user_group(user_id))
+            await self._commit_ending_tokens(uow, user_id)
         assert updated is not None
         return updated
 
