@@ -110,8 +110,19 @@ async def test_an_admin_binds_teams_ends_the_users_sessions_and_tokens_carry_the
 async def test_binding_the_same_teams_again_ends_no_session(client, accounts):
     admin = await accounts.create("admin")
     agent = await accounts.create("agent")
+    # never bound: unbinding it changes nothing
     assert (await set_teams(client, admin, agent.id, None)).status_code == 200
     assert (await client.get("/api/users/me", headers=agent.headers)).status_code == 200
+    assert (await set_teams(client, admin, agent.id, ["ops", "search"])).status_code == 200
+    bound = await accounts.login(agent)
+    assert sorted(claims_of(bound.access_token)[1]["teams"]) == ["ops", "search"]
+    # the same teams again, in another order and with a duplicate: the session lives on
+    again = await set_teams(client, admin, agent.id, ["search", "ops", "ops"])
+    assert again.status_code == 200
+    assert sorted(again.json()["teams"]) == ["ops", "search"]
+    assert (await client.get("/api/users/me", headers=bound.headers)).status_code == 200
+    refreshed = await client.post("/api/auth/refresh", json={"refresh_token": bound.refresh_token})
+    assert refreshed.status_code == 200
 
 
 @pytest.mark.parametrize("role", ["agent", "operator"])

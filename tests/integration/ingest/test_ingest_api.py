@@ -155,7 +155,7 @@ async def test_bad_inputs_get_their_4xx_and_never_reach_the_topic(ingest):
     assert not set(refused) & seen
 
 
-async def test_an_agent_bound_to_its_teams_spends_only_their_budgets(ingest):
+async def test_an_agent_bound_to_its_teams_names_only_them_in_its_events(ingest):
     """A team's budget is spent by the events that name it: an account an admin bound to its
     teams may name only those (403 ``team_mismatch``, nothing of the batch published); an
     unbound account names any team, as before."""
