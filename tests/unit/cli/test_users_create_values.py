@@ -70,3 +70,10 @@ def test_a_bad_team_exits_2_naming_it_before_the_database():
     code, out, err = create("alice", "a@example.com", PASSWORD, "--team", "ok", "--team", "")
     assert (code, out) == (2, "")
     assert err == "error: teams.1: a team name must have 1 to 128 characters\n"
+
+
+def test_teams_for_an_admin_exit_2_before_the_database():
+    code, out, err = create("alice", "a@example.com", PASSWORD, "--role", "admin", "--team", "x")
+    assert code == 2 and out == ""
+    assert err.startswith("error: --team binds an account's events to its teams")
+    assert err.count("\n") == 1

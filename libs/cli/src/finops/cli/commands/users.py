@@ -78,6 +78,12 @@ def users_create(
 
     if role not in ROLES:
         raise CliError(f"--role must be one of {', '.join(ROLES)}", 2)
+    if role == "admin" and teams:
+        raise CliError(
+            "--team binds an account's events to its teams, but an admin's tokens"
+            " (events:write:any) name any team: give --team to agents and operators",
+            2,
+        )
     password = _new_password(password, password_stdin)
     try:
         check_new_account(username, email, password)  # bad values: before reaching the database
