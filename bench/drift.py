@@ -2,8 +2,10 @@
 
 Compares, from the same run, the cost detector before ``cost_drift_ranks`` (Page-Hinkley on
 the log-cost residual standardised by its first 30 values, frozen: the *baseline*) with the
-CUSUM on sequential ranks (``RankDriftMonitor``), both fed through the policy's own
-``learn_cost`` (the cost model restarts on an alarm, as in the platform):
+CUSUM on sequential ranks (``RankDriftMonitor``) on the residual against the learning cost
+model (the policy's), both fed through the policy's own ``learn_cost`` (the cost model
+restarts on an alarm, as in the platform), and the ranks on the residual against the model's
+level kept as it was when the detector settled (tried and not kept: ``bench/_cost_level.py``):
 
 (a) per-call cost streams built like the demo's (``finops.cli.simulation``: input tokens
     lognormal around the task type's, output tokens lognormal with sd 0.3, priced with
@@ -14,7 +16,11 @@ CUSUM on sequential ranks (``RankDriftMonitor``), both fed through the policy's 
 (b) the same streams without a change over ``--calls`` calls, and a skewed, heavy-tailed one
     (output tokens lognormal with sd 1): runs with a false alarm, and alarms in all;
 (c) the cost alarms raised while replaying the backtest's one-task set
-    (``bench/_backtest_sets.py``) at target 0.99, seeds 0-9 (the backtest raises none).
+    (``bench/_backtest_sets.py``) at targets 0.9, 0.95 and 0.99, seeds 0-9 (the policy
+    raises none);
+(d) the streams of (a) with the prompts four times longer from call 300 on and no price
+    change (an arm the router starts sending longer prompts to): runs with an alarm, all
+    false.
 
 Seeds are fixed and the output deterministic::
 
@@ -31,10 +37,12 @@ import statistics
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from _backtest_sets import write_one_task
+from _cost_level import FrozenLevels, policy_with_frozen_levels
 
 from finops.cli.simulation.catalog import TASK_TYPES, TaskType
 from finops.common.events import price_call
@@ -45,10 +53,26 @@ from finops.optimizer.domain.policy import PolicyConfig
 from finops.optimizer.domain.policy.costs import CostBook
 from finops.optimizer.domain.policy.learning import learn_cost
 
-#: the two detectors compared, by their ``PolicyConfig.cost_drift_ranks``
-DETECTORS = {"baseline (Page-Hinkley)": False, "sequential ranks": True}
+
+@dataclass(frozen=True)
+class Detector:
+    """One cost drift detector: ``PolicyConfig.cost_drift_ranks``, and whether its residual
+    is taken against the frozen level (``bench/_cost_level.py``) or the learning model."""
+
+    ranks: bool
+    frozen_level: bool = False
+
+
+DETECTORS = {
+    "baseline (Page-Hinkley)": Detector(ranks=False),
+    "ranks, learning model": Detector(ranks=True),
+    "ranks, frozen level": Detector(ranks=True, frozen_level=True),
+}
+BACKTEST_TARGETS = (0.9, 0.95, 0.99)
 RISE = 1.15  # output tokens after the change
+GROWN = 4.0  # input tokens after the prompts grow (no price change)
 FOUND_WITHIN = 1000
+GROW_AT = 300
 
 
 @dataclass(frozen=True)
@@ -71,9 +95,12 @@ class CostStream:
             per_m.append(float(price.total_usd) / 1e6)
         return per_m[0], per_m[1]
 
-    def calls(self, seed: int, n: int, change_at: int | None) -> Iterator[tuple[int, float]]:
+    def calls(
+        self, seed: int, n: int, change_at: int | None, grow_at: int | None = None
+    ) -> Iterator[tuple[int, float]]:
         """``(input_tokens, cost_usd)`` of ``n`` calls, output tokens x ``RISE`` from
-        ``change_at`` on (drawn like ``finops.cli.simulation.fleet.make_tasks``)."""
+        ``change_at`` on, input tokens x ``GROWN`` from ``grow_at`` on (drawn like
+        ``finops.cli.simulation.fleet.make_tasks``)."""
         rng = random.Random(f"{self.label}:{seed}")
         p_in, p_out = self.usd_per_token()
         kind = self.task
@@ -85,6 +112,8 @@ class CostStream:
             out = kind.output_tokens * math.exp(rng.gauss(0, self.output_sd))
             if change_at is not None and i >= change_at:
                 out *= RISE
+            if grow_at is not None and i >= grow_at:
+                tokens = round(tokens * GROWN)
             yield tokens, tokens * p_in + max(1, round(out)) * p_out
 
 
@@ -101,31 +130,45 @@ PLATFORM_STREAMS = (
 HEAVY_STREAM = CostStream("chat on gpt-4o, output sd 1", _task("chat"), "openai", "gpt-4o", 1.0)
 
 
-def alarms(stream: CostStream, ranks: bool, seed: int, n: int, change_at: int | None) -> list[int]:
+def alarms(
+    stream: CostStream,
+    detector: Detector,
+    seed: int,
+    n: int,
+    change_at: int | None,
+    grow_at: int | None = None,
+) -> list[int]:
     """The calls at which the cost detector alarmed, fed through ``learn_cost``."""
-    costs, st = CostBook(), ArmStats(cost_ranks=ranks)
+    costs, st = CostBook(), ArmStats(cost_ranks=detector.ranks)
+    learn = FrozenLevels().learn_cost if detector.frozen_level else learn_cost
     found = []
-    for i, (tokens, cost) in enumerate(stream.calls(seed, n, change_at)):
-        if learn_cost(costs, "arm", st, tokens, cost) is not None:
+    for i, (tokens, cost) in enumerate(stream.calls(seed, n, change_at, grow_at)):
+        if learn(costs, "arm", st, tokens, cost) is not None:
             found.append(i)
     return found
 
 
-def _rises(job: tuple[CostStream, bool, int, int]) -> list[int]:
-    stream, ranks, seed, change_at = job
-    return alarms(stream, ranks, seed, change_at + FOUND_WITHIN, change_at)
+def _rises(job: tuple[CostStream, Detector, int, int]) -> list[int]:
+    stream, detector, seed, change_at = job
+    return alarms(stream, detector, seed, change_at + FOUND_WITHIN, change_at)
 
 
-def _stationary(job: tuple[CostStream, bool, int, int]) -> list[int]:
-    stream, ranks, seed, n = job
-    return alarms(stream, ranks, seed, n, None)
+def _stationary(job: tuple[CostStream, Detector, int, int]) -> list[int]:
+    stream, detector, seed, n = job
+    return alarms(stream, detector, seed, n, None)
 
 
-def _backtest_cost_alarms(job: tuple[str, bool, int]) -> int:
-    path, ranks, seed = job
+def _grown(job: tuple[CostStream, Detector, int, int]) -> list[int]:
+    stream, detector, seed, n = job
+    return alarms(stream, detector, seed, n, None, grow_at=GROW_AT)
+
+
+def _backtest_cost_alarms(job: tuple[str, Detector, float, int]) -> int:
+    path, detector, target, seed = job
     details: dict = {}
-    config = PolicyConfig(cost_drift_ranks=ranks)
-    run_backtest(load_outcomes(path), 0.99, seed, config=config, details=details)
+    config = PolicyConfig(cost_drift_ranks=detector.ranks)
+    with policy_with_frozen_levels() if detector.frozen_level else nullcontext():
+        run_backtest(load_outcomes(path), target, seed, config=config, details=details)
     return sum(1 for e in details["drift_events"] if e["metric"] == "cost")
 
 
@@ -142,6 +185,47 @@ def _stationary_row(found: list[list[int]]) -> str:
     return f"runs with a false alarm {runs:2d}/{len(found)}, alarms {sum(map(len, found))}"
 
 
+def _print_rises(pool: ProcessPoolExecutor, seeds: range, change_at: int) -> None:
+    print(f"(a) output tokens x{RISE} from call {change_at} on, {len(seeds)} seeds:")
+    for stream in PLATFORM_STREAMS:
+        for name, detector in DETECTORS.items():
+            jobs = [(stream, detector, s, change_at) for s in seeds]
+            row = _rise_row(change_at, list(pool.map(_rises, jobs)))
+            print(f"  {stream.label:32s} {name:24s} {row}")
+
+
+def _print_stationary(pool: ProcessPoolExecutor, seeds: range, calls: int) -> None:
+    print(f"(b) no change, {calls:,} calls, {len(seeds)} seeds:")
+    for stream in (*PLATFORM_STREAMS, HEAVY_STREAM):
+        for name, detector in DETECTORS.items():
+            jobs = [(stream, detector, s, calls) for s in seeds]
+            row = _stationary_row(list(pool.map(_stationary, jobs)))
+            print(f"  {stream.label:32s} {name:24s} {row}")
+
+
+def _print_grown(pool: ProcessPoolExecutor, seeds: range, calls: int) -> None:
+    print(f"(d) input tokens x{GROWN:g} from call {GROW_AT} on, no price change, {calls:,} calls:")
+    for stream in PLATFORM_STREAMS:
+        for name, detector in DETECTORS.items():
+            jobs = [(stream, detector, s, calls) for s in seeds]
+            row = _stationary_row(list(pool.map(_grown, jobs)))
+            print(f"  {stream.label:32s} {name:24s} {row}")
+
+
+def _print_backtest(pool: ProcessPoolExecutor, seeds: int) -> None:
+    print(f"(c) backtest one-task set, seeds 0-{seeds - 1}:")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "synthetic_one_task_12_models.csv")
+        write_one_task(Path(path))
+        for target in BACKTEST_TARGETS:
+            for name, detector in DETECTORS.items():
+                jobs = [(path, detector, target, s) for s in range(seeds)]
+                counts = list(pool.map(_backtest_cost_alarms, jobs))
+                with_alarm = [s for s, c in enumerate(counts) if c]
+                row = f"runs with a cost alarm {len(with_alarm)}/{len(counts)} {with_alarm}"
+                print(f"  target {target:<4} {name:24s} {row}, alarms {sum(counts)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per stream (default 20)")
@@ -150,35 +234,17 @@ def main() -> int:
         "--change-at", type=int, nargs="+", default=[300, 2000], help="calls of the rise"
     )
     parser.add_argument("--backtest-seeds", type=int, default=10, help="one-task set seeds")
-    parser.add_argument("--quick", action="store_true", help="5 seeds, 2,000 calls, 2 replays")
+    parser.add_argument("--quick", action="store_true", help="5 seeds, 2,000 calls, 2 replay seeds")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.calls, args.backtest_seeds, args.change_at = 5, 2000, 2, [300]
     seeds = range(args.seeds)
     with ProcessPoolExecutor(max_workers=2) as pool:
         for change_at in args.change_at:
-            print(f"(a) output tokens x{RISE} from call {change_at} on, {args.seeds} seeds:")
-            for stream in PLATFORM_STREAMS:
-                for name, ranks in DETECTORS.items():
-                    jobs = [(stream, ranks, s, change_at) for s in seeds]
-                    row = _rise_row(change_at, list(pool.map(_rises, jobs)))
-                    print(f"  {stream.label:32s} {name:24s} {row}")
-        print(f"(b) no change, {args.calls:,} calls, {args.seeds} seeds:")
-        for stream in (*PLATFORM_STREAMS, HEAVY_STREAM):
-            for name, ranks in DETECTORS.items():
-                jobs = [(stream, ranks, s, args.calls) for s in seeds]
-                row = _stationary_row(list(pool.map(_stationary, jobs)))
-                print(f"  {stream.label:32s} {name:24s} {row}")
-        print(f"(c) backtest one-task set, target 0.99, seeds 0-{args.backtest_seeds - 1}:")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = str(Path(tmp) / "synthetic_one_task_12_models.csv")
-            write_one_task(Path(path))
-            for name, ranks in DETECTORS.items():
-                jobs = [(path, ranks, s) for s in range(args.backtest_seeds)]
-                counts = list(pool.map(_backtest_cost_alarms, jobs))
-                runs = sum(1 for c in counts if c)
-                row = f"runs with a cost alarm {runs}/{len(counts)}, alarms {sum(counts)}"
-                print(f"  {name:24s} {row}")
+            _print_rises(pool, seeds, change_at)
+        _print_stationary(pool, seeds, args.calls)
+        _print_backtest(pool, args.backtest_seeds)
+        _print_grown(pool, seeds, args.calls)
     return 0
 
 
