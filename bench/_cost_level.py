@@ -8,7 +8,9 @@ settles (the task's means of input tokens and cost at its 100th residual, kept u
 next alarm, with the arm's current pooled slope for the prompt's size) it does not fade.
 It is not in the policy: one backtest replay (the one-task set at 0.9, seed 4) raised a cost
 alarm with it, the router's choice of prompts for an arm drifting its residual (see
-docs/optimizer.md). Routing is the same either way: only the detector's input differs.
+docs/optimizer.md). Nor is a reference halfway (in log) between the frozen level and the
+learning model (``FrozenLevels(weight=0.5)``), measured after that replay. Routing is the
+same either way: only the detector's input differs.
 """
 
 from __future__ import annotations
@@ -45,9 +47,15 @@ class CostLevel:
 
 class FrozenLevels:
     """The level each arm's detector compares costs with, by the arm's ``ArmStats`` (its
-    slots leave no room; the stats are kept alive here so their ids stay theirs)."""
+    slots leave no room; the stats are kept alive here so their ids stay theirs).
 
-    def __init__(self) -> None:
+    ``weight`` 1: the residual is against the frozen level; below 1, against the weighted
+    geometric mean of the frozen level's expected cost and the learning model's (0.5:
+    halfway in log, a reference that takes in half as much of a change).
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
         self._levels: dict[int, tuple[ArmStats, CostLevel]] = {}
 
     def learn_cost(
@@ -61,7 +69,10 @@ class FrozenLevels:
         if c_hat is None or cost <= 0 or c_hat <= 0:
             return None
         kept = self._levels.get(id(st))
-        c_ref = c_hat if kept is None else kept[1].expected(tokens, costs.slope(arm))
+        c_ref = c_hat
+        if kept is not None:
+            frozen = kept[1].expected(tokens, costs.slope(arm))
+            c_ref = frozen**self.weight * c_hat ** (1.0 - self.weight)
         monitor = st.cost_drift
         if monitor.update(math.log(cost / c_ref)):
             costs.restart(arm, st, tokens, cost)
@@ -74,10 +85,10 @@ class FrozenLevels:
 
 
 @contextmanager
-def policy_with_frozen_levels() -> Iterator[None]:
+def policy_with_frozen_levels(weight: float = 1.0) -> Iterator[None]:
     """Within it, the routing policy learns costs with a fresh :class:`FrozenLevels`."""
     saved = routing.learn_cost
-    routing.learn_cost = FrozenLevels().learn_cost
+    routing.learn_cost = FrozenLevels(weight).learn_cost
     try:
         yield
     finally:

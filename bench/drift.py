@@ -5,7 +5,8 @@ the log-cost residual standardised by its first 30 values, frozen: the *baseline
 CUSUM on sequential ranks (``RankDriftMonitor``) on the residual against the learning cost
 model (the policy's), both fed through the policy's own ``learn_cost`` (the cost model
 restarts on an alarm, as in the platform), and the ranks on the residual against the model's
-level kept as it was when the detector settled (tried and not kept: ``bench/_cost_level.py``):
+level kept as it was when the detector settled, and halfway (in log) between the two (tried
+and not kept: ``bench/_cost_level.py``):
 
 (a) per-call cost streams built like the demo's (``finops.cli.simulation``: input tokens
     lognormal around the task type's, output tokens lognormal with sd 0.3, priced with
@@ -56,17 +57,19 @@ from finops.optimizer.domain.policy.learning import learn_cost
 
 @dataclass(frozen=True)
 class Detector:
-    """One cost drift detector: ``PolicyConfig.cost_drift_ranks``, and whether its residual
-    is taken against the frozen level (``bench/_cost_level.py``) or the learning model."""
+    """One cost drift detector: ``PolicyConfig.cost_drift_ranks``, and the weight of the
+    frozen level in its residual's reference (``bench/_cost_level.py``; 0: the learning
+    model, the policy's)."""
 
     ranks: bool
-    frozen_level: bool = False
+    level_weight: float = 0.0
 
 
 DETECTORS = {
     "baseline (Page-Hinkley)": Detector(ranks=False),
     "ranks, learning model": Detector(ranks=True),
-    "ranks, frozen level": Detector(ranks=True, frozen_level=True),
+    "ranks, frozen level": Detector(ranks=True, level_weight=1.0),
+    "ranks, halfway": Detector(ranks=True, level_weight=0.5),
 }
 BACKTEST_TARGETS = (0.9, 0.95, 0.99)
 RISE = 1.15  # output tokens after the change
@@ -140,7 +143,7 @@ def alarms(
 ) -> list[int]:
     """The calls at which the cost detector alarmed, fed through ``learn_cost``."""
     costs, st = CostBook(), ArmStats(cost_ranks=detector.ranks)
-    learn = FrozenLevels().learn_cost if detector.frozen_level else learn_cost
+    learn = FrozenLevels(detector.level_weight).learn_cost if detector.level_weight else learn_cost
     found = []
     for i, (tokens, cost) in enumerate(stream.calls(seed, n, change_at, grow_at)):
         if learn(costs, "arm", st, tokens, cost) is not None:
@@ -167,7 +170,8 @@ def _backtest_cost_alarms(job: tuple[str, Detector, float, int]) -> int:
     path, detector, target, seed = job
     details: dict = {}
     config = PolicyConfig(cost_drift_ranks=detector.ranks)
-    with policy_with_frozen_levels() if detector.frozen_level else nullcontext():
+    frozen = detector.level_weight
+    with policy_with_frozen_levels(frozen) if frozen else nullcontext():
         run_backtest(load_outcomes(path), target, seed, config=config, details=details)
     return sum(1 for e in details["drift_events"] if e["metric"] == "cost")
 

@@ -49,6 +49,17 @@ def test_a_rise_from_call_300_is_found_more_often_against_the_frozen_level():
     assert sum(1 for calls in streams if _found(calls, False)) <= 4  # 3 of 10
 
 
+def test_a_weight_of_zero_is_the_learning_model():
+    costs, st = CostBook(), ArmStats(cost_ranks=True)
+    calls = _calls(8, 1300, rise_at=300)
+    learned = [i for i, (t, c) in enumerate(calls) if learn_cost(costs, ARM, st, t, c)]
+    costs, st, levels = CostBook(), ArmStats(cost_ranks=True), FrozenLevels(weight=0.0)
+    weighed = [i for i, (t, c) in enumerate(calls) if levels.learn_cost(costs, ARM, st, t, c)]
+    assert weighed == learned
+    assert learned  # seed 8: one of the rises the learning model finds
+    assert _found(calls, True) != learned  # the frozen level reads the same costs otherwise
+
+
 def test_a_stationary_stream_raises_no_alarm():
     for seed in range(5):
         assert _found(_calls(seed, 5000), True) == [], seed
