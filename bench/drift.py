@@ -3,10 +3,10 @@
 Compares, from the same run, the cost detector before ``cost_drift_ranks`` (Page-Hinkley on
 the log-cost residual standardised by its first 30 values, frozen: the *baseline*) with the
 CUSUM on sequential ranks (``RankDriftMonitor``) on the residual against the learning cost
-model (the policy's), both fed through the policy's own ``learn_cost`` (the cost model
-restarts on an alarm, as in the platform), and the ranks on the residual against the model's
-level kept as it was when the detector settled, and halfway (in log) between the two (tried
-and not kept: ``bench/_cost_level.py``):
+model, against the model's level kept as it was when the detector settled, and against a
+reference halfway (in log) between the two (``PolicyConfig.cost_drift_level_weight`` 0, 1 and
+0.5, the policy's), all fed through the policy's own ``learn_cost`` (the cost model restarts
+on an alarm, as in the platform):
 
 (a) per-call cost streams built like the demo's (``finops.cli.simulation``: input tokens
     lognormal around the task type's, output tokens lognormal with sd 0.3, priced with
@@ -38,12 +38,10 @@ import statistics
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from _backtest_sets import write_one_task
-from _cost_level import FrozenLevels, policy_with_frozen_levels
 
 from finops.cli.simulation.catalog import TASK_TYPES, TaskType
 from finops.common.events import price_call
@@ -54,22 +52,12 @@ from finops.optimizer.domain.policy import PolicyConfig
 from finops.optimizer.domain.policy.costs import CostBook
 from finops.optimizer.domain.policy.learning import learn_cost
 
-
-@dataclass(frozen=True)
-class Detector:
-    """One cost drift detector: ``PolicyConfig.cost_drift_ranks``, and the weight of the
-    frozen level in its residual's reference (``bench/_cost_level.py``; 0: the learning
-    model, the policy's)."""
-
-    ranks: bool
-    level_weight: float = 0.0
-
-
+#: the detectors compared, by their ``PolicyConfig``
 DETECTORS = {
-    "baseline (Page-Hinkley)": Detector(ranks=False),
-    "ranks, learning model": Detector(ranks=True),
-    "ranks, frozen level": Detector(ranks=True, level_weight=1.0),
-    "ranks, halfway": Detector(ranks=True, level_weight=0.5),
+    "baseline (Page-Hinkley)": PolicyConfig(cost_drift_ranks=False, cost_drift_level_weight=0.0),
+    "ranks, learning model": PolicyConfig(cost_drift_ranks=True, cost_drift_level_weight=0.0),
+    "ranks, frozen level": PolicyConfig(cost_drift_ranks=True, cost_drift_level_weight=1.0),
+    "ranks, halfway": PolicyConfig(cost_drift_ranks=True, cost_drift_level_weight=0.5),
 }
 BACKTEST_TARGETS = (0.9, 0.95, 0.99)
 RISE = 1.15  # output tokens after the change
@@ -135,44 +123,41 @@ HEAVY_STREAM = CostStream("chat on gpt-4o, output sd 1", _task("chat"), "openai"
 
 def alarms(
     stream: CostStream,
-    detector: Detector,
+    config: PolicyConfig,
     seed: int,
     n: int,
     change_at: int | None,
     grow_at: int | None = None,
 ) -> list[int]:
     """The calls at which the cost detector alarmed, fed through ``learn_cost``."""
-    costs, st = CostBook(), ArmStats(cost_ranks=detector.ranks)
-    learn = FrozenLevels(detector.level_weight).learn_cost if detector.level_weight else learn_cost
+    costs, st = CostBook(), ArmStats(cost_ranks=config.cost_drift_ranks)
+    weight = config.cost_drift_level_weight
     found = []
     for i, (tokens, cost) in enumerate(stream.calls(seed, n, change_at, grow_at)):
-        if learn(costs, "arm", st, tokens, cost) is not None:
+        if learn_cost(costs, "arm", st, tokens, cost, weight) is not None:
             found.append(i)
     return found
 
 
-def _rises(job: tuple[CostStream, Detector, int, int]) -> list[int]:
-    stream, detector, seed, change_at = job
-    return alarms(stream, detector, seed, change_at + FOUND_WITHIN, change_at)
+def _rises(job: tuple[CostStream, PolicyConfig, int, int]) -> list[int]:
+    stream, config, seed, change_at = job
+    return alarms(stream, config, seed, change_at + FOUND_WITHIN, change_at)
 
 
-def _stationary(job: tuple[CostStream, Detector, int, int]) -> list[int]:
-    stream, detector, seed, n = job
-    return alarms(stream, detector, seed, n, None)
+def _stationary(job: tuple[CostStream, PolicyConfig, int, int]) -> list[int]:
+    stream, config, seed, n = job
+    return alarms(stream, config, seed, n, None)
 
 
-def _grown(job: tuple[CostStream, Detector, int, int]) -> list[int]:
-    stream, detector, seed, n = job
-    return alarms(stream, detector, seed, n, None, grow_at=GROW_AT)
+def _grown(job: tuple[CostStream, PolicyConfig, int, int]) -> list[int]:
+    stream, config, seed, n = job
+    return alarms(stream, config, seed, n, None, grow_at=GROW_AT)
 
 
-def _backtest_cost_alarms(job: tuple[str, Detector, float, int]) -> int:
-    path, detector, target, seed = job
+def _backtest_cost_alarms(job: tuple[str, PolicyConfig, float, int]) -> int:
+    path, config, target, seed = job
     details: dict = {}
-    config = PolicyConfig(cost_drift_ranks=detector.ranks)
-    frozen = detector.level_weight
-    with policy_with_frozen_levels(frozen) if frozen else nullcontext():
-        run_backtest(load_outcomes(path), target, seed, config=config, details=details)
+    run_backtest(load_outcomes(path), target, seed, config=config, details=details)
     return sum(1 for e in details["drift_events"] if e["metric"] == "cost")
 
 
@@ -192,8 +177,8 @@ def _stationary_row(found: list[list[int]]) -> str:
 def _print_rises(pool: ProcessPoolExecutor, seeds: range, change_at: int) -> None:
     print(f"(a) output tokens x{RISE} from call {change_at} on, {len(seeds)} seeds:")
     for stream in PLATFORM_STREAMS:
-        for name, detector in DETECTORS.items():
-            jobs = [(stream, detector, s, change_at) for s in seeds]
+        for name, config in DETECTORS.items():
+            jobs = [(stream, config, s, change_at) for s in seeds]
             row = _rise_row(change_at, list(pool.map(_rises, jobs)))
             print(f"  {stream.label:32s} {name:24s} {row}")
 
@@ -201,8 +186,8 @@ def _print_rises(pool: ProcessPoolExecutor, seeds: range, change_at: int) -> Non
 def _print_stationary(pool: ProcessPoolExecutor, seeds: range, calls: int) -> None:
     print(f"(b) no change, {calls:,} calls, {len(seeds)} seeds:")
     for stream in (*PLATFORM_STREAMS, HEAVY_STREAM):
-        for name, detector in DETECTORS.items():
-            jobs = [(stream, detector, s, calls) for s in seeds]
+        for name, config in DETECTORS.items():
+            jobs = [(stream, config, s, calls) for s in seeds]
             row = _stationary_row(list(pool.map(_stationary, jobs)))
             print(f"  {stream.label:32s} {name:24s} {row}")
 
@@ -210,8 +195,8 @@ def _print_stationary(pool: ProcessPoolExecutor, seeds: range, calls: int) -> No
 def _print_grown(pool: ProcessPoolExecutor, seeds: range, calls: int) -> None:
     print(f"(d) input tokens x{GROWN:g} from call {GROW_AT} on, no price change, {calls:,} calls:")
     for stream in PLATFORM_STREAMS:
-        for name, detector in DETECTORS.items():
-            jobs = [(stream, detector, s, calls) for s in seeds]
+        for name, config in DETECTORS.items():
+            jobs = [(stream, config, s, calls) for s in seeds]
             row = _stationary_row(list(pool.map(_grown, jobs)))
             print(f"  {stream.label:32s} {name:24s} {row}")
 
@@ -222,8 +207,8 @@ def _print_backtest(pool: ProcessPoolExecutor, seeds: int) -> None:
         path = str(Path(tmp) / "synthetic_one_task_12_models.csv")
         write_one_task(Path(path))
         for target in BACKTEST_TARGETS:
-            for name, detector in DETECTORS.items():
-                jobs = [(path, detector, target, s) for s in range(seeds)]
+            for name, config in DETECTORS.items():
+                jobs = [(path, config, target, s) for s in range(seeds)]
                 counts = list(pool.map(_backtest_cost_alarms, jobs))
                 with_alarm = [s for s, c in enumerate(counts) if c]
                 row = f"runs with a cost alarm {len(with_alarm)}/{len(counts)} {with_alarm}"

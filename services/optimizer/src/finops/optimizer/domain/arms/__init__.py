@@ -23,7 +23,7 @@ re-exported here, so ``from finops.optimizer.domain.arms import ArmStats`` keeps
 
 from __future__ import annotations
 
-from .cost import CostModel
+from .cost import CostLevel, CostModel
 from .drift_monitor import RIVER_FORGETTING as RIVER_FORGETTING
 from .drift_monitor import DriftMonitor
 from .latency import LatencyWindow, newest_level, quantile
@@ -33,6 +33,7 @@ from .stats import ArmStats
 
 __all__ = [
     "ArmStats",
+    "CostLevel",
     "CostModel",
     "DriftMonitor",
     "LatencyWindow",

@@ -1,8 +1,11 @@
-"""The expected cost of a request on an arm, linear in its input tokens: :class:`CostModel`."""
+"""The expected cost of a request on an arm, linear in its input tokens: :class:`CostModel`;
+a model's level kept as it was, for the cost drift detector: :class:`CostLevel`."""
 
 from __future__ import annotations
 
-__all__ = ["CostModel"]
+from dataclasses import dataclass
+
+__all__ = ["CostLevel", "CostModel"]
 
 
 class CostModel:
@@ -51,3 +54,44 @@ class CostModel:
     @classmethod
     def from_state(cls, state: list[float]) -> CostModel:
         return cls(*state)
+
+
+@dataclass(frozen=True)
+class CostLevel:
+    """A cost model's means of input tokens and cost at one moment, kept as they were: the
+    level a cost drift detector compares later costs with (see
+    ``PolicyConfig.cost_drift_level_weight``).
+
+    Examples
+    --------
+    >>> level = CostLevel.of(CostModel(n=100.0, mean_tok=200.0, mean_cost=0.003))
+    >>> level.expected(300.0, slope=1e-5)
+    0.004
+    >>> CostLevel.from_state(level.to_state()) == level
+    True
+    """
+
+    mean_tok: float
+    mean_cost: float
+
+    @classmethod
+    def of(cls, model: CostModel) -> CostLevel:
+        return cls(model.mean_tok, model.mean_cost)
+
+    def expected(self, tokens: float | None, slope: float) -> float:
+        """Expected cost of a request of ``tokens`` input tokens at this level, with the
+        arm's current pooled ``slope`` (floored at 5 % of the mean, as
+        :meth:`~finops.optimizer.domain.policy.costs.CostBook.expected`)."""
+        c = self.mean_cost
+        if tokens is not None:
+            c += slope * (tokens - self.mean_tok)
+        floor = 0.05 * self.mean_cost
+        return c if c > floor else floor
+
+    def to_state(self) -> list[float]:
+        return [self.mean_tok, self.mean_cost]
+
+    @classmethod
+    def from_state(cls, state: list[float]) -> CostLevel:
+        mean_tok, mean_cost = state
+        return cls(mean_tok, mean_cost)

@@ -108,6 +108,11 @@ class RankDriftMonitor:
         self._seen = 0
         self._up = self._down = 0.0
 
+    @property
+    def settled(self) -> bool:
+        """Whether the values after the (re)start that are not tested are all in."""
+        return self._seen >= self.settle
+
     def standardised_rank(self, x: float) -> float:
         """The rank of ``x`` among the window, as a value of mean 0 and variance ~1 for a
         stationary stream (0 when the window is empty)."""

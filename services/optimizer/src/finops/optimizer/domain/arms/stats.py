@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .cost import CostModel
+from .cost import CostLevel, CostModel
 from .drift_monitor import DriftMonitor
 from .latency import LatencyWindow
 from .quality import QualityPosterior
@@ -26,6 +26,7 @@ class ArmStats:
     __slots__ = (
         "cost",
         "cost_drift",
+        "cost_level",
         "lat_drift",
         "latency",
         "n_drifts",
@@ -63,6 +64,9 @@ class ArmStats:
         self.cost_drift: DriftMonitor | RankDriftMonitor = (
             RankDriftMonitor() if cost_ranks else DriftMonitor(**dp)
         )
+        # the cost level the detector compares costs with, kept as it was when it settled
+        # (see ``PolicyConfig.cost_drift_level_weight``; ``None`` while it settles or off)
+        self.cost_level: CostLevel | None = None
         self.n_drifts = 0
         # counterfactual bookkeeping for the fleet reference: realised quality when this arm
         # served, and count / summed contextual residual of the requests it did not serve
@@ -119,7 +123,7 @@ class ArmStats:
             self.recent_q2 = rq2 + alpha * (q * q - rq2)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "q": self.quality.to_state(),
             "c": self.cost.to_state(),
             "l": self.latency.to_state(),
@@ -133,6 +137,9 @@ class ArmStats:
             "rbar": [self.r_bar, self.r_n],
             "prior": list(self.prior),
         }
+        if self.cost_level is not None:  # absent: none kept (and in checkpoints before it)
+            state["cl"] = self.cost_level.to_state()
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ArmStats:
@@ -145,6 +152,8 @@ class ArmStats:
         st.q_drift = DriftMonitor.from_state(state["dq"])
         st.lat_drift = DriftMonitor.from_state(state["dl"])
         st.cost_drift = _cost_monitor_from_state(state["dc"])
+        level = state.get("cl")
+        st.cost_level = None if level is None else CostLevel.from_state(level)
         st.n_drifts = state["nd"]
         st.obs_sum, st.unobs_n, st.unobs_r = state["ref"]
         st.r_bar, st.r_n = state["rbar"]

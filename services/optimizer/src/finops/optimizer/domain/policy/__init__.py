@@ -106,8 +106,11 @@ selection-biased), the latency monitor keeps learning its scale from every laten
 (re)start (``latency_drift_running_scale``; the deviation of 30 values, frozen, is too rough:
 an arm whose first latencies came out tight raised false drifts), the log-cost residual is
 watched by a CUSUM on its sequential ranks (``cost_drift_ranks``; its false-alarm rate does not
-depend on the residual's skew or scale), and the Page-Hinkley monitors run Page's test without
-forgetting (``drift_forgetting``).
+depend on the residual's skew or scale), the residual taken against a reference halfway
+(in log) between the learning cost model and its level kept as it was when that detector
+settled (``cost_drift_level_weight``; the learning model alone takes in a rise before the
+ranks have the evidence), and the Page-Hinkley monitors run Page's
+test without forgetting (``drift_forgetting``).
 On a detected change of an arm's quality its posterior is shrunk to a few pseudo-observations
 centred on the recent (exponentially weighted) mean, its prior strength is capped, the task gets
 an exploration boost (sized from the slack under a fleet target: ``drift_explore_from_slack``)

@@ -246,6 +246,15 @@ class PolicyConfig:
     #: demo's and a heavier-tailed one, 20 runs of 10,000 stationary calls each, it raised
     #: false alarms in 29 runs of 100, the ranks in none; ``bench/drift.py``)
     cost_drift_ranks: bool = True
+    #: with ``cost_drift_ranks``: the weight ``w`` of the cost model's level kept as it was
+    #: when the detector settled (its means of input tokens and cost, with the arm's current
+    #: slope: ``CostLevel``, kept until the next alarm) in the residual's reference
+    #: ``frozen ** w * expected ** (1 - w)`` (0: the learning model alone, a running mean that
+    #: takes in half of a rise within ~300 calls, so the residual's shift fades before the
+    #: ranks have the evidence; 1: the frozen level alone, which raised a cost alarm in one
+    #: backtest replay of 150, its residual drifting with the prompts the router chose for an
+    #: arm; 0.5 takes in half as much of either; ``bench/drift.py``)
+    cost_drift_level_weight: float = 0.5
     #: pseudo-observations kept (and max prior strength) after a quality drift
     drift_keep: float = 5.0
     #: weight of the exponentially weighted "recent" quality mean used after a drift
@@ -293,6 +302,7 @@ LEGACY_SETTINGS: dict[str, object] = {
     "quality_drift_bernoulli_scale": False,
     "latency_drift_running_scale": False,
     "cost_drift_ranks": False,
+    "cost_drift_level_weight": 0.0,
     "drift_forgetting": 1.0 - 1e-4,
     "drift_explore_from_slack": False,
     "identify_beyond_slack": False,

@@ -17,7 +17,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..arms import ArmStats, newest_level, quantile
+from ..arms import ArmStats, CostLevel, RankDriftMonitor, newest_level, quantile
 from ..residual_quality import ResidualQualityModel
 from .config import PolicyConfig
 from .costs import CostBook
@@ -170,15 +170,37 @@ def on_quality_drift(config: PolicyConfig, task: TaskState, st: ArmStats) -> Non
 
 
 def learn_cost(
-    costs: CostBook, arm: str, st: ArmStats, tokens: float | None, cost: float
+    costs: CostBook,
+    arm: str,
+    st: ArmStats,
+    tokens: float | None,
+    cost: float,
+    level_weight: float = 0.0,
 ) -> DriftSignal | None:
-    """Cost models (task and pooled); a drift of the log-cost residual restarts the task's."""
+    """Cost models (task and pooled); a drift of the log-cost residual restarts the task's.
+
+    The residual is ``log(cost / reference)``: the learning cost model's expected cost, or
+    with a ``level_weight`` ``w > 0`` (``PolicyConfig.cost_drift_level_weight``; only for a
+    :class:`.RankDriftMonitor`) ``frozen ** w * expected ** (1 - w)``, ``frozen`` from the
+    model's level kept as it was when the detector settled (:class:`.CostLevel`, with the
+    arm's current slope), kept until the next alarm.
+    """
     c_hat = costs.expected(arm, st, tokens) if st.cost.n > 0 else None
     costs.learn(arm, st, tokens, cost)
     if c_hat is not None and cost > 0 and c_hat > 0:
-        if st.cost_drift.update(math.log(cost / c_hat)):
+        level = st.cost_level if level_weight > 0 else None
+        c_ref = c_hat
+        if level is not None:
+            frozen = level.expected(tokens, costs.slope(arm))
+            c_ref = frozen**level_weight * c_hat ** (1.0 - level_weight)
+        if st.cost_drift.update(math.log(cost / c_ref)):
             costs.restart(arm, st, tokens, cost)
+            st.cost_level = None
             return DriftSignal("cost", st.cost_drift.last_direction, c_hat, cost)
+        monitor = st.cost_drift
+        if level_weight > 0 and st.cost_level is None:
+            if isinstance(monitor, RankDriftMonitor) and monitor.settled:
+                st.cost_level = CostLevel.of(st.cost)
     return None
 
 

@@ -281,7 +281,8 @@ class RoutingPolicy:
                 DriftSignal("quality", st.q_drift.last_direction, q_before, st.mean_quality())
             )
         if cost_usd is not None:
-            signals.append(learn_cost(self._costs, arm, st, tokens, float(cost_usd)))
+            weight = cfg.cost_drift_level_weight
+            signals.append(learn_cost(self._costs, arm, st, tokens, float(cost_usd), weight))
         if latency_ms is not None:
             signals.append(learn_latency(cfg, st, latency_ms))
         events = [drift_event(task_type, arm, s, self._n_updates) for s in signals if s is not None]
