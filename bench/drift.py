@@ -5,7 +5,7 @@ the log-cost residual standardised by its first 30 values, frozen: the *baseline
 CUSUM on sequential ranks (``RankDriftMonitor``) on the residual against the learning cost
 model, against the model's level kept as it was when the detector settled, and against a
 reference halfway (in log) between the two (``PolicyConfig.cost_drift_level_weight`` 0, 1 and
-0.5, the policy's), all fed through the policy's own ``learn_cost`` (the cost model restarts
+0.5, the policy's default), all fed through the policy's own ``learn_cost`` (the cost model restarts
 on an alarm, as in the platform):
 
 (a) per-call cost streams built like the demo's (``finops.cli.simulation``: input tokens
