@@ -20,7 +20,7 @@ from support import own_database, wait_until
 from finops.cli.stack.ports import free_port
 from finops.common import migrations
 from finops.common.settings import CommonSettings
-from finops.common.topic_admin import missing_topics, wait_for_topics
+from finops.common.topic_admin import KafkaUnreachable, missing_topics, wait_for_topics
 from finops.common.topics import ALL_TOPICS, TopicSpec
 
 pytestmark = pytest.mark.integration
@@ -71,11 +71,22 @@ def test_wait_topics_names_the_missing_topics_and_creates_none(image_env):
     assert asyncio.run(missing_topics(settings, [never])) == [never.name]
 
 
-def test_wait_topics_counts_an_unreachable_broker_as_every_topic_missing():
-    settings = CommonSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
-    specs = ALL_TOPICS[:2]
-    missing = asyncio.run(wait_for_topics(settings, specs, timeout_s=0.5, poll_s=0.1))
-    assert missing == [spec.name for spec in specs]
+def test_wait_topics_ends_on_a_broker_that_never_answered_naming_the_bootstrap():
+    bootstrap = f"127.0.0.1:{free_port()}"
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    with pytest.raises(KafkaUnreachable) as unreachable:
+        asyncio.run(wait_for_topics(settings, ALL_TOPICS[:2], timeout_s=0.5, poll_s=0.1))
+    assert f"FINOPS_KAFKA_BOOTSTRAP={bootstrap}" in unreachable.value.message
+
+
+def test_wait_topics_run_against_a_silent_broker_says_so_in_one_line(image_env):
+    bootstrap = f"127.0.0.1:{free_port()}"
+    result = _entrypoint("wait-topics", "1", env={**image_env, "FINOPS_KAFKA_BOOTSTRAP": bootstrap})
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"kafka_unreachable: cannot reach Kafka at FINOPS_KAFKA_BOOTSTRAP={bootstrap} ("
+    )
+    assert result.stderr.count("\n") == 1
 
 
 def test_wait_topics_refuses_a_wait_that_is_not_more_than_0(image_env):

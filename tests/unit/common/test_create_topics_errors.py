@@ -87,3 +87,26 @@ def test_an_unreachable_broker_ends_create_topics_in_one_line_naming_the_bootstr
         f" ({type(error).__name__}: {error}): check that the brokers run and that"
         " FINOPS_KAFKA_BOOTSTRAP names them\n"
     )
+
+
+def test_a_broker_that_never_answers_ends_the_wait_naming_the_bootstrap_not_the_topics(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it ended "topics still missing after 0.2 s: <every topic>", the broker never named
+    asked: list[str] = []
+
+    async def create_conn(host: str, port: int, **config: Any) -> Any:
+        asked.append(f"{host}:{port}")
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    monkeypatch.setattr(topic_admin, "create_conn", create_conn)
+    monkeypatch.setenv("FINOPS_KAFKA_BOOTSTRAP", "kafka-0:9092")
+    assert create_topics.main(["--wait", "0.2"]) == 1
+    out, err = capsys.readouterr()
+    assert len(asked) > 1  # asked again while it waited
+    assert out == ""
+    assert err == (
+        "kafka_unreachable: cannot reach Kafka at FINOPS_KAFKA_BOOTSTRAP=kafka-0:9092"
+        " (ConnectionRefusedError: [Errno 111] Connect call failed): check that the brokers"
+        " run and that FINOPS_KAFKA_BOOTSTRAP names them\n"
+    )

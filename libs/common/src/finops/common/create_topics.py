@@ -8,9 +8,10 @@ Strimzi's topic operator creates them from ``deploy/k8s/base/topics.yaml``, and 
 init container runs ``--wait SECONDS`` instead: it creates nothing and exits 0 once every
 declared topic exists, or 1 naming the missing ones when SECONDS have passed (a service that
 starts before its topics exist would read nothing from them). Waiting, a broker that is not
-answering yet is asked again (each time logged as ``not answering yet``); one that answers and
-refuses the client (a TLS handshake that fails, SASL authentication that fails, ACLs that do
-not let it see or create the topics) ends either mode at once with exit 1 and one line on
+answering yet is asked again (each time logged as ``not answering yet``), and one that never
+answered ends it with ``kafka_unreachable: …`` instead of the missing topics; one that answers
+and refuses the client (a TLS handshake that fails, SASL authentication that fails, ACLs that
+do not let it see or create the topics) ends either mode at once with exit 1 and one line on
 stderr naming the kind of problem and the ``FINOPS_KAFKA_*`` settings to check: waiting would
 not mend it. Creating, a broker that does not answer ends it with exit 1 and one line naming
 ``FINOPS_KAFKA_BOOTSTRAP`` (``kafka_unreachable: …``); a malformed or refused setting with exit

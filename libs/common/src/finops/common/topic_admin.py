@@ -324,14 +324,32 @@ async def wait_for_topics(
 ) -> list[str]:
     """Wait until every topic of ``specs`` exists, created by someone else (Strimzi's topic
     operator on Kubernetes); return the names still missing after ``timeout_s`` (empty:
-    every one exists). An unreachable broker counts as every topic missing, and is asked
-    again: a pod may start before Kafka answers. A broker that refuses this client (TLS,
-    SASL, ACLs) raises :class:`KafkaAccessRefused` at once: waiting would not mend it."""
+    every one exists). An unreachable broker is asked again: a pod may start before Kafka
+    answers; one that never answered by ``timeout_s`` raises :class:`KafkaUnreachable` (what
+    is wrong is the broker or ``FINOPS_KAFKA_BOOTSTRAP``, not the topics). A broker that
+    refuses this client (TLS, SASL, ACLs) raises :class:`KafkaAccessRefused` at once:
+    waiting would not mend it."""
     wanted = list(specs)
-    return await wait_until_none_left(
-        lambda: missing_topics(settings, wanted),
+    answered = False
+    last_error: BaseException | None = None
+
+    async def look() -> list[str]:
+        nonlocal answered, last_error
+        try:
+            left = await missing_topics(settings, wanted)
+        except NOT_ANSWERING_YET as error:
+            last_error = error
+            raise
+        answered = True
+        return left
+
+    missing = await wait_until_none_left(
+        look,
         unanswered=[spec.name for spec in wanted],
         unreachable=NOT_ANSWERING_YET,
         timeout_s=timeout_s,
         poll_s=poll_s,
     )
+    if missing and not answered and last_error is not None:
+        raise KafkaUnreachable.of(last_error, settings)
+    return missing
