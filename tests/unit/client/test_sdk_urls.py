@@ -5,6 +5,9 @@ met while delivering, are a :class:`RequestRefused`, not a fault worth retrying.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import httpx
 import pytest
 
@@ -54,6 +57,7 @@ def test_a_url_variable_without_a_scheme_is_refused_naming_the_variable(
         ("ftp://ingest:8002", "no http:// or https:// scheme"),
         ("http://", "no host"),
         ("http://ingest:port", "the port is not a number from 0 to 65535"),
+        ("http://[::1", "Invalid IPv6 URL"),  # a bare ValueError naming no variable
     ],
 )
 def test_other_unusable_urls_are_refused_saying_why(url, problem):
@@ -149,3 +153,45 @@ async def test_an_unusable_url_met_asking_the_optimizer_is_refused_not_retried()
         refused.value
     )
     await c.close()
+
+
+async def _plain_http_server() -> asyncio.Server:
+    """A server on loopback that answers every connection in plain HTTP, TLS or not."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("service", ["ingest", "auth", "optimizer"])
+async def test_an_https_url_at_a_server_without_tls_is_refused_not_retried(service):
+    # FINOPS_INGEST_URL=https://127.0.0.1:8002 retried for ever (ConnectError:
+    # [SSL: WRONG_VERSION_NUMBER]), as a fault worth retrying
+    server = await _plain_http_server()
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    credentials = {"api_key": "fo_ak_x"} if service == "auth" else {"token": "t"}
+    c = AsyncFinOpsClient(
+        agent_id="bot", max_backoff_s=0.01, **{f"{service}_url": url}, **credentials
+    )
+    try:
+        with pytest.raises(RequestRefused) as refused:
+            if service == "optimizer":
+                await c.recommend("qa")
+            else:
+                await _record(c)
+                await c.flush(timeout=10)
+        assert str(refused.value).startswith(f"cannot talk TLS with {url}/api/")
+        assert str(refused.value).endswith(
+            f"the server does not speak TLS there; is {service}_url (or"
+            f" FINOPS_{service.upper()}_URL) http:// rather than https://?"
+        )
+        assert (refused.value.status, refused.value.code) == (0, None)
+        assert c.stats.retries == 0
+    finally:
+        server.close()
+        with contextlib.suppress(RequestRefused):
+            await c.close(timeout=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +71,51 @@ def unusable_url(
         f"cannot send a request to {url} ({transport_reason(exc)}); {service}_url (or "
         f"FINOPS_{service.upper()}_URL) must be an http:// or https:// URL such as "
         f"{LOCAL_URLS[service]}",
+        status=0,
+        code=None,
+        url=url,
+    )
+
+
+def tls_refusal(service: str, url: str, exc: httpx.TransportError) -> RequestRefused | None:
+    """The refusal for a TLS handshake no retry mends, under a transport error: a
+    certificate the client does not trust, or a server that does not speak TLS at an
+    ``https://`` URL (``WRONG_VERSION_NUMBER``). ``None`` for any other fault, which stays
+    worth retrying (a handshake cut short while a server restarts).
+
+    Examples
+    --------
+    >>> cause = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    >>> cause.reason = "WRONG_VERSION_NUMBER"
+    >>> error = httpx.ConnectError("[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    >>> error.__cause__ = cause
+    >>> print(tls_refusal("ingest", "https://127.0.0.1:8002/api/events", error))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    cannot talk TLS with https://127.0.0.1:8002/api/events (ConnectError: [SSL:
+    WRONG_VERSION_NUMBER] wrong version number): the server does not speak TLS there; is
+    ingest_url (or FINOPS_INGEST_URL) http:// rather than https://?
+    >>> tls_refusal("ingest", "http://x", httpx.ConnectError("connection refused")) is None
+    True
+    """
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx's error, httpcore's, then the ssl module's
+        if cause is None or isinstance(cause, ssl.SSLError):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        fix = (
+            f"the client does not trust the server's certificate; check {service}_url (or "
+            f"FINOPS_{service.upper()}_URL) and the CA bundle (SSL_CERT_FILE)"
+        )
+    elif isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
+        fix = (
+            f"the server does not speak TLS there; is {service}_url (or "
+            f"FINOPS_{service.upper()}_URL) http:// rather than https://?"
+        )
+    else:
+        return None
+    return RequestRefused(
+        f"cannot talk TLS with {url} ({transport_reason(exc)}): {fix}",
         status=0,
         code=None,
         url=url,

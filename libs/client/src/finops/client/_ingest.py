@@ -20,6 +20,7 @@ from finops.client._answers import (
     problems,
     retry_after,
     status_and_code,
+    tls_refusal,
     transient_status,
     transport_reason,
     unusable_url,
@@ -71,7 +72,7 @@ class IngestPoster:
         except UNUSABLE_URL as exc:
             raise unusable_url("ingest", self.url, exc) from exc
         except httpx.TransportError as exc:
-            raise Transient(transport_reason(exc)) from exc
+            raise tls_refusal("ingest", self.url, exc) or Transient(transport_reason(exc)) from exc
         status = resp.status_code
         if status == 202:
             self.tokens.accepted()

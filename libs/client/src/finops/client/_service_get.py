@@ -20,6 +20,7 @@ from finops.client._answers import (
     error_of,
     points_elsewhere,
     retry_after,
+    tls_refusal,
     transient_status,
     transport_reason,
     unusable_url,
@@ -85,7 +86,7 @@ async def _ask(
     except UNUSABLE_URL as exc:
         raise unusable_url(service.kind, url, exc) from exc
     except httpx.TransportError as exc:
-        raise Transient(transport_reason(exc)) from exc
+        raise tls_refusal(service.kind, url, exc) or Transient(transport_reason(exc)) from exc
     if resp.status_code == 200:
         tokens.accepted()
         answer = body(resp)

@@ -94,7 +94,10 @@ def url(given: str | None, service: str) -> str:
 
 
 def _url_problem(address: str) -> str | None:
-    parts = urlsplit(address.strip())
+    try:
+        parts = urlsplit(address.strip())
+    except ValueError as exc:  # an unclosed IPv6 bracket: 'http://[::1'
+        return str(exc)
     if parts.scheme not in ("http", "https"):
         return "no http:// or https:// scheme"
     if not parts.hostname:

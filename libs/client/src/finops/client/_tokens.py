@@ -15,6 +15,7 @@ from finops.client._answers import (
     error_of,
     points_elsewhere,
     retry_after,
+    tls_refusal,
     transient_status,
     transport_reason,
     unusable_url,
@@ -93,7 +94,8 @@ class Tokens:
         except UNUSABLE_URL as exc:
             raise unusable_url("auth", url, exc) from exc
         except httpx.TransportError as exc:
-            raise Transient(transport_reason(exc), auth_url=self.auth_url) from exc
+            transient = Transient(transport_reason(exc), auth_url=self.auth_url)
+            raise tls_refusal("auth", url, exc) or transient from exc
         if resp.status_code in RETRYABLE_STATUS:
             fault = transient_status(resp)
             raise Transient(fault, retry_after(resp), auth_url=self.auth_url)
