@@ -64,8 +64,8 @@ def team_mismatch_error(team: str) -> dict[str, Any]:
     of them, without ``events:write:any`` (``Principal.require_may_claim_team``)."""
     return {
         "code": "team_mismatch",
-        "message": f"team {team!r} is not one of the teams the caller's account is bound to; "
-        "naming another team needs events:write:any",
+        "message": f"team {team!r} is not one of the teams the caller's account is bound to:"
+        " an admin binds it to another (PUT /api/users/{id}/teams)",
         "details": {"field": "team", "team": team, "required_scope": "events:write:any"},
     }
 

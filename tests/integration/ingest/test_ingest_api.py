@@ -174,8 +174,20 @@ async def test_an_agent_bound_to_its_teams_names_only_them_in_its_events(ingest)
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"]["code"] == "team_mismatch"
     assert resp.json()["error"]["details"] == [
-        {"index": 1, "field": "data.team", "team": "finance"},
-        {"index": 2, "field": "data.team", "team": "finance"},
+        {
+            "index": 1,
+            "field": "data.team",
+            "team": "finance",
+            "message": "'finance' is not one of the teams the caller's account is bound to:"
+            " an admin binds it to another (PUT /api/users/{id}/teams)",
+        },
+        {
+            "index": 2,
+            "field": "data.team",
+            "team": "finance",
+            "message": "'finance' is not one of the teams the caller's account is bound to:"
+            " an admin binds it to another (PUT /api/users/{id}/teams)",
+        },
     ]
 
     unbound = auth(ingest.tokens.token(username=agent))

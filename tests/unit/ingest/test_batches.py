@@ -329,7 +329,12 @@ def test_events_for_another_agent_need_write_any():
     with pytest.raises(AgentMismatch) as caught:
         parse_batch(encode(events), AGENT, 1000)
     assert caught.value.details == [
-        {"index": 1, "field": "data.agent_id", "agent_id": "someone-else"}
+        {
+            "index": 1,
+            "field": "data.agent_id",
+            "agent_id": "someone-else",
+            "message": "'someone-else' is not the caller's agent id",
+        }
     ]
     admin = caller("admin", "admin", write_any=True)
     assert len(parse_batch(encode(events), admin, 1000)) == 2
@@ -344,8 +349,20 @@ def test_a_caller_bound_to_its_teams_names_only_those_in_both_event_types():
         parse_batch(encode(foreign), bound, 1000)
     assert caught.value.code == "team_mismatch"
     assert caught.value.details == [
-        {"index": 1, "field": "data.team", "team": "finance"},
-        {"index": 2, "field": "data.team", "team": "finance"},
+        {
+            "index": 1,
+            "field": "data.team",
+            "team": "finance",
+            "message": "'finance' is not one of the teams the caller's account is bound to:"
+            " an admin binds it to another (PUT /api/users/{id}/teams)",
+        },
+        {
+            "index": 2,
+            "field": "data.team",
+            "team": "finance",
+            "message": "'finance' is not one of the teams the caller's account is bound to:"
+            " an admin binds it to another (PUT /api/users/{id}/teams)",
+        },
     ]
     # bound to no team: only events without one
     with pytest.raises(TeamMismatch):

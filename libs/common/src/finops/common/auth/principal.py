@@ -10,6 +10,12 @@ from finops.common.auth.errors import InvalidToken
 from finops.common.auth.scopes import EVENTS_WRITE_ANY, parse_scope
 from finops.common.errors import AgentMismatch, TeamMismatch
 
+#: why a bound account may not name a team, and who can change that
+NOT_A_BOUND_TEAM = (
+    "is not one of the teams the caller's account is bound to: an admin binds it to another"
+    " (PUT /api/users/{id}/teams)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -104,8 +110,7 @@ class Principal:
         """Raise 403 ``team_mismatch`` unless :meth:`may_claim_team` ``team``."""
         if not self.may_claim_team(team):
             raise TeamMismatch(
-                f"{field} {team!r} is not one of the teams the caller's account is bound to; "
-                f"naming another team needs {EVENTS_WRITE_ANY}",
+                f"{field} {team!r} {NOT_A_BOUND_TEAM}",
                 details={"field": field, "team": team, "required_scope": EVENTS_WRITE_ANY},
             )
 

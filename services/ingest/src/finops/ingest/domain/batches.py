@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from finops.common.auth.principal import Principal
+from finops.common.auth.principal import NOT_A_BOUND_TEAM, Principal
 from finops.common.auth.scopes import EVENTS_WRITE_ANY
 from finops.common.events import Event, TimeBounds, stamp_pricing, validate_batch
 from finops.common.topics import TOPIC_FOR_EVENT_TYPE
@@ -106,7 +106,12 @@ def parse_batch(body: bytes, caller: Caller, limits: BatchLimits, now: datetime)
         if foreign:
             raise AgentMismatch(
                 details=[
-                    {"index": i, "field": "data.agent_id", "agent_id": events[i].agent_id}
+                    {
+                        "index": i,
+                        "field": "data.agent_id",
+                        "agent_id": events[i].agent_id,
+                        "message": f"{events[i].agent_id!r} is not the caller's agent id",
+                    }
                     for i in foreign[:50]
                 ]
             )
@@ -122,7 +127,12 @@ def _check_teams(events: list[Event], caller: Caller) -> None:
     if foreign:
         raise TeamMismatch(
             details=[
-                {"index": i, "field": "data.team", "team": events[i].data.team}
+                {
+                    "index": i,
+                    "field": "data.team",
+                    "team": events[i].data.team,
+                    "message": f"{events[i].data.team!r} {NOT_A_BOUND_TEAM}",
+                }
                 for i in foreign[:50]
             ]
         )
