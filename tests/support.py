@@ -59,13 +59,29 @@ def agent_mismatch_error(agent_id: str) -> dict[str, Any]:
     }
 
 
+#: why a bound account may not name a team (``Principal.require_may_claim_team``, ingest)
+NOT_A_BOUND_TEAM = (
+    "is not one of the teams the caller's account is bound to:"
+    " an admin binds it to another (PUT /api/users/{id}/teams)"
+)
+
+
+def team_mismatch_detail(index: int, team: str) -> dict[str, Any]:
+    """Ingest's detail of the event at ``index`` of a batch refused 403 ``team_mismatch``."""
+    return {
+        "index": index,
+        "field": "data.team",
+        "team": team,
+        "message": f"{team!r} {NOT_A_BOUND_TEAM}",
+    }
+
+
 def team_mismatch_error(team: str) -> dict[str, Any]:
     """The ``error`` of a 403 answer to a caller bound to its teams naming ``team``, not one
     of them, without ``events:write:any`` (``Principal.require_may_claim_team``)."""
     return {
         "code": "team_mismatch",
-        "message": f"team {team!r} is not one of the teams the caller's account is bound to:"
-        " an admin binds it to another (PUT /api/users/{id}/teams)",
+        "message": f"team {team!r} {NOT_A_BOUND_TEAM}",
         "details": {"field": "team", "team": team, "required_scope": "events:write:any"},
     }
 

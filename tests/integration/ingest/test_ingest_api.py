@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
-from support import TokenFactory, ids_on_topic, llm_call
+from support import TokenFactory, ids_on_topic, llm_call, team_mismatch_detail
 
 from finops.cli.stack.ports import free_port
 from finops.common.auth import TokenVerifier, revoke
@@ -174,20 +174,8 @@ async def test_an_agent_bound_to_its_teams_names_only_them_in_its_events(ingest)
     assert resp.status_code == 403, resp.text
     assert resp.json()["error"]["code"] == "team_mismatch"
     assert resp.json()["error"]["details"] == [
-        {
-            "index": 1,
-            "field": "data.team",
-            "team": "finance",
-            "message": "'finance' is not one of the teams the caller's account is bound to:"
-            " an admin binds it to another (PUT /api/users/{id}/teams)",
-        },
-        {
-            "index": 2,
-            "field": "data.team",
-            "team": "finance",
-            "message": "'finance' is not one of the teams the caller's account is bound to:"
-            " an admin binds it to another (PUT /api/users/{id}/teams)",
-        },
+        team_mismatch_detail(1, "finance"),
+        team_mismatch_detail(2, "finance"),
     ]
 
     unbound = auth(ingest.tokens.token(username=agent))

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import llm_call
+from support import llm_call, team_mismatch_detail
 
 from finops.common.auth import Principal
 from finops.common.auth.scopes import EVENTS_WRITE, EVENTS_WRITE_ANY
@@ -349,20 +349,8 @@ def test_a_caller_bound_to_its_teams_names_only_those_in_both_event_types():
         parse_batch(encode(foreign), bound, 1000)
     assert caught.value.code == "team_mismatch"
     assert caught.value.details == [
-        {
-            "index": 1,
-            "field": "data.team",
-            "team": "finance",
-            "message": "'finance' is not one of the teams the caller's account is bound to:"
-            " an admin binds it to another (PUT /api/users/{id}/teams)",
-        },
-        {
-            "index": 2,
-            "field": "data.team",
-            "team": "finance",
-            "message": "'finance' is not one of the teams the caller's account is bound to:"
-            " an admin binds it to another (PUT /api/users/{id}/teams)",
-        },
+        team_mismatch_detail(1, "finance"),
+        team_mismatch_detail(2, "finance"),
     ]
     # bound to no team: only events without one
     with pytest.raises(TeamMismatch):
