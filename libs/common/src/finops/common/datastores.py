@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -23,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from finops.common.auth.blocklist import blocklist_redis
 from finops.common.error_handlers import error_response
-from finops.common.errors import DependencyUnavailable, Unavailable
+from finops.common.errors import DependencyUnavailable, FinopsError, Unavailable
 from finops.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -85,10 +86,59 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
 
 
+#: SQLSTATE classes of a server that answers but refuses the connection whatever is retried:
+#: 28, a wrong role or password; 3D, no such database
+_REFUSED_SQLSTATE_CLASSES = ("28", "3D")
+
+
+class DatabaseUnreachable(FinopsError):
+    """A service could not open its PostgreSQL pool at start-up: nothing answered at
+    ``FINOPS_DATABASE_URL``'s address, or the server refused its role, password or database.
+    Built with :meth:`of`, which names the address (never the password) and the reason.
+
+    Examples
+    --------
+    >>> settings = CommonSettings(database_url="postgresql://u:secret@db.internal:5999/finops")
+    >>> error = DatabaseUnreachable.of(ConnectionRefusedError(111, "Connection refused"), settings)
+    >>> error.code, error.details["where"], "secret" in error.message
+    ('database_unreachable', 'db.internal:5999', False)
+    >>> error.message.endswith("check that it runs and that FINOPS_DATABASE_URL names it")
+    True
+    """
+
+    code, message = "database_unreachable", "cannot reach PostgreSQL"
+
+    @classmethod
+    def of(cls, error: BaseException, settings: CommonSettings) -> DatabaseUnreachable:
+        parts = urlsplit(settings.database_url)
+        where = f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else "its socket"
+        reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
+        sqlstate = str(getattr(error, "sqlstate", "") or "")
+        if sqlstate.startswith(_REFUSED_SQLSTATE_CLASSES):
+            message = (
+                f"PostgreSQL at {where} refused the connection ({reason}): check the role,"
+                " password and database FINOPS_DATABASE_URL names"
+            )
+        else:
+            message = (
+                f"cannot reach PostgreSQL at {where} ({reason}): check that it runs and that"
+                " FINOPS_DATABASE_URL names it"
+            )
+        return cls(message, details={"where": where, "error": reason})
+
+
 async def postgres_pool(
     settings: CommonSettings, *, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
-    """A pool on ``settings.database_url`` with connect, checkout and statement timeouts."""
+    """A pool on ``settings.database_url`` with connect, checkout and statement timeouts;
+    :class:`DatabaseUnreachable` when its first connection cannot be opened."""
+    try:
+        return await _open_pool(settings, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnreachable.of(exc, settings) from exc
+
+
+async def _open_pool(settings: CommonSettings, *, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = BoundedPool(
         settings.database_url,
         acquire_timeout=settings.postgres_acquire_timeout_s,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from finops.common.errors import FinopsError
 from finops.common.logging import configure_logging
 from finops.common.settings import (
     CommonSettings,
@@ -69,4 +70,41 @@ def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSe
     settings = settings_or_exit(read_settings)
     configure_logging(settings.service_name, settings.log_level)
     warn_about_unknown_settings()
-    uvicorn.run(create_app(settings), **uvicorn_options(settings))
+    uvicorn.run(OneLineStartupFailure(create_app(settings)), **uvicorn_options(settings))
+
+
+class OneLineStartupFailure:
+    """An ASGI app that reports a start-up stopped by a :class:`FinopsError` (a database that
+    does not answer: :class:`~finops.common.datastores.DatabaseUnreachable`) as one line,
+    ``<code>: <message>``, instead of the traceback Starlette hands uvicorn to log.
+
+    Such an error is the deployer's to fix and says how; any other failure at start-up is a bug
+    and keeps its traceback. Either way uvicorn then exits with status 3.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Any] = []
+
+        async def hold_startup_failure(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # sent below, once the error it reports is known
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_startup_failure)
+        except FinopsError as exc:
+            if held:
+                line = " ".join(f"{exc.code}: {exc.message}".split())
+                await send({"type": "lifespan.startup.failed", "message": line})
+            raise
+        except BaseException:
+            if held:
+                await send(held[0])
+            raise
