@@ -87,7 +87,8 @@ status: $(INSTALLED) ## one line per component
 lint: $(INSTALLED) deploy-check ## ruff (lint + format check), mypy, and the deploy/ checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs services
+	# the SDK's tests too: they use it as an agent's typed code would
+	$(VENV)/bin/mypy libs services tests/unit/client
 
 format: $(INSTALLED) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import numpy as np
@@ -204,7 +205,12 @@ async def test_record_error_refuses_a_header_given_twice_in_different_cases():
     """Ingest refuses the same header name twice (in any case); the SDK once kept the last."""
     ingest = ScriptedIngest()
     c = client(ingest)
-    error = {"task_type": "qa", "provider": "openai", "model": "gpt-4o", "status_code": 429}
+    error: dict[str, Any] = {
+        "task_type": "qa",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "status_code": 429,
+    }
     with pytest.raises(ValueError) as refused:
         await c.record_error(**error, headers={"Retry-After": "1", "retry-after": "30"})
     assert str(refused.value) == (
@@ -253,16 +259,21 @@ async def test_recommend_asks_the_optimizer_and_retries_transient_faults():
 
 async def test_recommend_names_a_feature_that_is_not_a_number():
     # it raised "could not convert string to float: 'abc'", naming no feature
-    asked = []
+    asked: list[httpx.Request] = []
+
+    def optimizer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(500)
+
     c = AsyncFinOpsClient(
         ingest_url="http://ingest",
         optimizer_url="http://opt",
         agent_id="bot",
         token="t",
-        transport=httpx.MockTransport(lambda request: asked.append(request) or httpx.Response(500)),
+        transport=httpx.MockTransport(optimizer),
     )
     with pytest.raises(ValueError, match="feature 'input_tokens' must be a number, not 'abc'"):
-        await c.recommend("summarize", {"input_tokens": "abc"})
+        await c.recommend("summarize", {"input_tokens": "abc"})  # type: ignore[dict-item]
     await c.close()
     assert asked == []  # refused before anything is sent
 
@@ -270,7 +281,11 @@ async def test_recommend_names_a_feature_that_is_not_a_number():
 # ---- failing loudly: answers that retrying cannot fix --------------------------------------
 
 
-def auth_answering(status: int, body: dict | str, ingest: ScriptedIngest | None = None):
+def auth_answering(
+    status: int,
+    body: dict | str,
+    ingest: Callable[[httpx.Request], httpx.Response] | None = None,
+):
     """A transport whose token endpoint answers ``status``/``body``; counts token requests."""
     seen = {"token_requests": 0}
 
@@ -359,7 +374,7 @@ def answering(service: str, answer: httpx.Response) -> AsyncFinOpsClient:
         agent_id="bot",
         token="t",
         transport=httpx.MockTransport(lambda request: answer),
-        **{f"{service}_url": f"http://{service}"},
+        **dict[str, Any]({f"{service}_url": f"http://{service}"}),
     )
 
 
@@ -743,7 +758,7 @@ class Opaque:
     """A value JSON cannot carry (a provider SDK's object, a numpy scalar...)."""
 
 
-CALL = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
+CALL: dict[str, Any] = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
         "usage": {"input_tokens": 10, "output_tokens": 2}, "latency_ms": 100}  # fmt: skip
 
 

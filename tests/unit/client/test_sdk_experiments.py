@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -85,7 +86,7 @@ async def test_an_assignments_config_is_the_calls_unless_it_says_otherwise() -> 
         transport=httpx.MockTransport(ingest),
     )  # fmt: skip
     assignment = {**ASSIGNMENT, "config": {"temperature": 0.2}}
-    call = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
+    call: dict[str, Any] = {"task_type": "qa", "provider": "openai", "model": "gpt-4o-mini",
             "usage": {"input_tokens": 10, "output_tokens": 2}, "latency_ms": 100}  # fmt: skip
     await c.record_call(**call, experiment=assignment)
     await c.record_call(**call, experiment=assignment, config={"temperature": 0.0})

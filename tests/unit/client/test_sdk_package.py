@@ -77,7 +77,7 @@ def test_the_blocking_client_has_the_async_clients_parameters_and_docstrings() -
         assert blocking.__wrapped__ is awaited, name
         assert "task_type" in str(inspect.signature(blocking)) or name in ("assign", "flush")
         assert blocking.__doc__ == awaited.__doc__ and blocking.__doc__, name
-    assert FinOpsClient.__init__.__wrapped__ is AsyncFinOpsClient.__init__
+    assert FinOpsClient.__init__.__wrapped__ is AsyncFinOpsClient.__init__  # type: ignore[attr-defined]
     assert inspect.signature(FinOpsClient) == inspect.signature(AsyncFinOpsClient)
     assert FinOpsClient.close.__doc__ and FinOpsClient.call.__doc__
     # and they are its parameters when called: a misspelt one is Python's TypeError

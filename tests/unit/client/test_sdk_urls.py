@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import httpx
 import pytest
@@ -22,10 +23,15 @@ from finops.client import (
 SERVICES = ["ingest", "auth", "optimizer", "experiments", "healer"]
 
 
+def _url_of(service: str, url: str) -> dict[str, Any]:
+    """The client's keyword argument for ``service``'s address."""
+    return {f"{service}_url": url}
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_url_argument_without_a_scheme_is_refused_when_the_client_is_built(service):
     with pytest.raises(InvalidSetting) as refused:
-        AsyncFinOpsClient(agent_id="bot", token="t", **{f"{service}_url": "127.0.0.1:8002"})
+        AsyncFinOpsClient(agent_id="bot", token="t", **_url_of(service, "127.0.0.1:8002"))
     assert isinstance(refused.value, ValueError) and isinstance(refused.value, FinOpsError)
     assert str(refused.value).startswith(
         f"{service}_url must be an http:// or https:// URL such as http://127.0.0.1:80"
@@ -173,9 +179,9 @@ async def test_an_https_url_at_a_server_without_tls_is_refused_not_retried(servi
     # [SSL: WRONG_VERSION_NUMBER]), as a fault worth retrying
     server = await _plain_http_server()
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    credentials = {"api_key": "fo_ak_x"} if service == "auth" else {"token": "t"}
+    credentials: dict[str, Any] = {"api_key": "fo_ak_x"} if service == "auth" else {"token": "t"}
     c = AsyncFinOpsClient(
-        agent_id="bot", max_backoff_s=0.01, **{f"{service}_url": url}, **credentials
+        agent_id="bot", max_backoff_s=0.01, **_url_of(service, url), **credentials
     )
     try:
         with pytest.raises(RequestRefused) as refused:
