@@ -90,6 +90,57 @@ async def test_a_call_cancelled_after_an_untagged_error_sends_it_again_tagged(
     assert reported == [first["id"], first["id"]]
 
 
+@pytest.mark.parametrize("experiment", [EXPERIMENT, None])
+async def test_a_call_cancelled_during_its_first_attempt_is_its_variants_give_up(
+    experiment,
+) -> None:
+    # It reported nothing: the variant whose slow calls the agents' timeouts cut short was
+    # judged on its fast ones alone. Without an experiment nothing is reported (an agent may
+    # cancel the slower of two raced calls on purpose).
+    started = asyncio.Event()
+
+    async def slow_provider(**arguments: Any) -> Any:
+        started.set()
+        await asyncio.Event().wait()
+
+    platform = Platform([])
+    reported: list[str] = []
+    async with sdk(platform) as finops:
+        call = asyncio.create_task(
+            finops.call(
+                slow_provider, task_type="qa", provider="anthropic", model="claude",
+                experiment=experiment, on_reported=reported.append,
+            )
+        )  # fmt: skip
+        await started.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert platform.asked == []  # a give-up: the healer is not asked what to do
+    if experiment is None:
+        assert platform.events == [] and reported == []
+        return
+    [given_up] = platform.events
+    assert given_up["type"] == "agent.error" and reported == [given_up["id"]]
+    assert (given_up["data"]["experiment"], given_up["data"]["model"]) == (TAG, "claude")
+    assert given_up["data"]["error"]["message"].startswith("asyncio.exceptions.CancelledError")
+
+
+def test_ctrl_c_during_the_blocking_first_attempt_is_its_variants_give_up() -> None:
+    def interrupted_provider(**arguments: Any) -> Any:
+        raise KeyboardInterrupt  # Ctrl-C while the provider is slow
+
+    platform = Platform([])
+    with blocking(platform) as finops, pytest.raises(KeyboardInterrupt):
+        finops.call(
+            interrupted_provider, task_type="qa", provider="anthropic", model="claude",
+            experiment=EXPERIMENT,
+        )  # fmt: skip
+    [given_up] = platform.events
+    assert (given_up["data"]["experiment"], given_up["data"]["model"]) == (TAG, "claude")
+    assert given_up["data"]["error"]["message"].startswith("builtins.KeyboardInterrupt")
+
+
 def test_ctrl_c_in_the_blocking_wait_sends_the_last_error_again_tagged() -> None:
     class InterruptedClock:
         def now(self) -> float:

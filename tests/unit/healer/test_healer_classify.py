@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -20,8 +22,26 @@ def test_every_rule_names_its_source_and_has_a_unique_name() -> None:
     assert len({rule.name for rule in RULES}) == len(RULES)
 
 
-def test_every_kind_but_unknown_has_a_specific_rule() -> None:
-    assert {rule.kind for rule in SPECIFIC_RULES} == set(ErrorKind) - {K.UNKNOWN}
+def test_every_kind_has_a_specific_rule_and_unknown_only_the_agents_own_ending() -> None:
+    assert {rule.kind for rule in SPECIFIC_RULES} == set(ErrorKind)
+    assert [r.name for r in SPECIFIC_RULES if r.kind is K.UNKNOWN] == ["ended_by_the_agent"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["asyncio.exceptions.CancelledError: ", "builtins.KeyboardInterrupt: "],
+)
+def test_a_call_the_agent_ended_is_no_provider_fault_even_where_a_classifier_says_timeout(
+    message,
+) -> None:
+    # the SDK's give-up of a call cancelled during its first attempt: a learned classifier
+    # taught "cancelled" reads as a timeout must not make it one (breakers count timeouts)
+    class SaysTimeout:
+        def predict(self, text: str) -> Any:
+            return SimpleNamespace(kind=K.TIMEOUT)
+
+    verdict = classify(ProviderError(message=message), learned=SaysTimeout())  # type: ignore[arg-type]
+    assert (verdict.kind, verdict.rule) == (K.UNKNOWN, "ended_by_the_agent")
 
 
 def test_status_rules_look_at_the_status_only() -> None:

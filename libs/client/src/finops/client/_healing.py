@@ -136,6 +136,18 @@ class SelfHealingCall:
         finally:
             self._advising = None
 
+    def interrupted(self, exc: BaseException) -> None:
+        """The agent's call ``fn`` was cancelled or interrupted while it ran (the agent's
+        timeout, Ctrl-C). In an experiment, an attempt cut short with no earlier error is the
+        error the call gives up after (:meth:`ended` queues it, tagged): the variant keeps
+        every call assigned to it, and one whose slow calls the agents abandon is not seen
+        only through its fast ones. After a failed attempt, that attempt's error stays the
+        give-up, as before. Without an experiment nothing is reported: an agent may cancel
+        calls on purpose (the slower of two raced calls)."""
+        if self.options.get("experiment") and self.last_error is None and not self.answered:
+            failure = read_failure(exc)
+            self.last_error = LastError.now(error_data(self.state, failure, self.agent_id))
+
     async def _queue_or_forget(self, data: dict[str, Any], last: LastError) -> str:
         """Queue the attempt's error; when the client refuses it (``BufferFull`` under
         ``overflow="raise"``, ``ClientClosed``), the agent is told by that exception and
@@ -203,6 +215,8 @@ async def heal(fn: Callable[..., Any], healing: SelfHealingCall) -> Any:
             try:
                 result = await maybe_await(fn(**healing.state.arguments()))
                 healing.answered = True  # (paid for) whatever ends the call now
+            except GeneratorExit:
+                raise
             except Exception as exc:
                 step = await healing.after_failure(exc)
                 if step.give_up:
@@ -211,6 +225,9 @@ async def heal(fn: Callable[..., Any], healing: SelfHealingCall) -> Any:
                     await maybe_await(healing.trim(step.trim_to))
                 await maybe_await(healing.clock.sleep(step.delay_s))
                 continue
+            except BaseException as exc:  # cancelled or interrupted while fn ran
+                healing.interrupted(exc)
+                raise
             await healing.succeeded(result, (healing.clock.now() - began) * 1000.0)
             return result
     except GeneratorExit:  # destroyed, never to run again: no loop left to report on

@@ -286,7 +286,8 @@ class AsyncFinOpsClient:
         the successful call, after a fallback too (without the variant's config), and the
         ``agent.error`` of the attempt after which the call gives up or ends otherwise
         (cancelled, interrupted: an error reported untagged already is sent again, the same
-        event, tagged; the cancellation is raised as it came). ``clock`` (``now()``
+        event, tagged; cancelled or interrupted during its first attempt, the cancellation
+        itself is that error; the cancellation is raised as it came). ``clock`` (``now()``
         in seconds, ``sleep(seconds)``; default real time) measures the latency and the time
         budget and does the waits: a simulation passes its simulated clock.
         ``on_reported(event_id)`` is told the id of every event queued.

@@ -218,6 +218,9 @@ class FinOpsClient:
                     if asyncio.iscoroutine(waited):
                         self._run(waited)
                 continue
+            except BaseException as exc:  # interrupted while fn ran (Ctrl-C)
+                healing.interrupted(exc)
+                raise
             try:
                 self._run(healing.succeeded(result, (healing.clock.now() - began) * 1000.0))
             except ClientClosed as exc:  # closed while fn ran: its answer is not lost

@@ -43,6 +43,16 @@ from finops.common.provider_errors.taxonomy import ErrorKind
 K = ErrorKind
 
 SPECIFIC_RULES: tuple[Rule, ...] = (
+    # ---- the agent's own doing, nothing the provider said: the SDK reports a call its agent
+    # cancelled (a timeout) or interrupted (Ctrl-C) during its first attempt as the give-up
+    # its experiment counts, the exception's qualified name first. Decided here, before the
+    # healer's learned classifier could read "cancelled" as a timeout and open a breaker.
+    Rule(
+        name="ended_by_the_agent",
+        kind=K.UNKNOWN,
+        source="https://docs.python.org/3/library/asyncio-exceptions.html",
+        message=pattern(r"^(?:asyncio\.exceptions\.CancelledError|builtins\.KeyboardInterrupt)\b"),
+    ),
     # ---- quota and billing: used up, not retryable (before rate limits: both are 429s)
     Rule(
         name="openai_insufficient_quota",
