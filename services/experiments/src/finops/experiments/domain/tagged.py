@@ -4,6 +4,7 @@ from the forwarder to the analysis."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,17 +55,38 @@ class Tagged:
 
     @classmethod
     def from_list(cls, fields: Any) -> Tagged:
-        """Raises ValueError (or TypeError) on anything :meth:`to_list` did not write."""
+        """Raises ValueError (or TypeError) on anything :meth:`to_list` did not write: a
+        number that is not finite or out of its event field's range too (JSON's ``NaN`` and
+        ``Infinity`` parse; the analysis would raise on them later, outside the decoding
+        that parks a bad record, and stop the partition for good).
+
+        Examples
+        --------
+        >>> Tagged.from_list(["e1", "x1", "B", float("nan"), True, 420.0, None])
+        Traceback (most recent call last):
+        ValueError: cost_usd nan is not a finite number >= 0
+        """
         event_id, experiment_id, variant, cost, success, latency, quality = fields
         return cls(
             event_id=str(event_id),
             experiment_id=str(experiment_id),
             variant=str(variant),
-            cost_usd=None if cost is None else float(cost),
+            cost_usd=_measure("cost_usd", cost),
             success=bool(success),
-            latency_ms=None if latency is None else float(latency),
-            quality=None if quality is None else float(quality),
+            latency_ms=_measure("latency_ms", latency),
+            quality=_measure("quality", quality, most=1.0),
         )
+
+
+def _measure(name: str, value: Any, most: float = math.inf) -> float | None:
+    """``value`` (None or a number from 0 to ``most``) as a float; ValueError otherwise."""
+    if value is None:
+        return None
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 <= number <= most):
+        bound = "" if math.isinf(most) else f" and <= {most:g}"
+        raise ValueError(f"{name} {number!r} is not a finite number >= 0{bound}")
+    return number
 
 
 def encode_tagged(events: Sequence[Tagged]) -> bytes:
