@@ -303,7 +303,7 @@ def create_service_app(
     app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     install_dependency_failure_handler(app, settings.dependency_retry_after_s)
-    install_metrics_endpoint(app)
+    install_metrics_endpoint(app, settings.metrics_token)
     app.add_middleware(
         OperationalMiddleware,
         service=settings.service_name,

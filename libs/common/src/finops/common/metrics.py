@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -13,6 +14,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from finops.common.errors import NotAuthenticated
 
 HTTP_REQUESTS = Counter(
     "finops_http_requests_total",
@@ -28,9 +31,20 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def install_metrics_endpoint(app: FastAPI) -> None:
+def install_metrics_endpoint(app: FastAPI, token: str | None = None) -> None:
+    """``GET /metrics``. With ``token`` (``FINOPS_METRICS_TOKEN``) it answers only a request
+    that carries it, ``Authorization: Bearer <token>``, and anything else 401
+    ``not_authenticated``: the spend gauges name agents and teams and what each spent."""
+    expected = f"Bearer {token}".encode() if token else None
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise NotAuthenticated(
+                    "GET /metrics asks for the bearer token FINOPS_METRICS_TOKEN holds"
+                )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -234,6 +234,11 @@ class CommonSettings(BaseSettings):
     # are believed; none by default, so the client address is the peer's. Comma-separated or
     # a JSON list: FINOPS_TRUSTED_PROXIES=10.0.0.5,10.1.0.0/16
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_token: str | None = Field(
+        None,
+        description="the bearer token GET /metrics asks for (Authorization: Bearer <token>);"
+        " unset: /metrics answers anyone who reaches it",
+    )
 
     # Every PostgreSQL and Redis call is bounded: a server that is down or frozen costs a
     # request about two seconds and a 503 dependency_unavailable, never a hang.
@@ -253,7 +258,7 @@ class CommonSettings(BaseSettings):
             raise ValueError("should be a port from 1 to 65535")
         return value
 
-    @field_validator("kafka_sasl_password")
+    @field_validator("kafka_sasl_password", "metrics_token")
     @classmethod
     def _refuse_placeholder_secret(cls, value: str | None) -> str | None:
         if value is not None and value.strip().lower() in PLACEHOLDER_SECRETS:
