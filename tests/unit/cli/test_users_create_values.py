@@ -77,3 +77,24 @@ def test_teams_for_an_admin_exit_2_before_the_database():
     assert code == 2 and out == ""
     assert err.startswith("error: --team binds an account's events to its teams")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["create", "deactivate"])
+def test_a_signing_key_the_command_never_uses_does_not_refuse_it(command, tmp_path):
+    # FINOPS_JWT_PRIVATE_KEY_FILE, set for the auth service but unreadable where an admin
+    # runs the command, refused it (exit 2) though creating an account signs nothing: it
+    # now goes on to the database, which nothing answers here (exit 1)
+    port = free_port()
+    env = {
+        **PLAIN,
+        "FINOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/f",
+        "FINOPS_JWT_PRIVATE_KEY_FILE": str(tmp_path / "absent.pem"),
+    }
+    args = (
+        ["users", "create", "--username", "alice", "--email", "a@example.com", "--password-stdin"]
+        if command == "create"
+        else ["users", "deactivate", "alice"]
+    )
+    result = CliRunner().invoke(app, args, env=env, input=PASSWORD)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"error: cannot reach PostgreSQL at 127.0.0.1:{port}")

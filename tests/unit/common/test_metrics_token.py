@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -49,22 +51,23 @@ def test_a_placeholder_metrics_token_is_refused() -> None:
         CommonSettings(metrics_token="changeme")
 
 
-@pytest.mark.parametrize("service", ["auth", "ingest", "optimizer", "healer", "experiments"])
-def test_every_service_asks_for_the_token_it_is_given(service, monkeypatch, tmp_path) -> None:
-    import importlib
-
+@pytest.mark.parametrize(
+    ("service", "settings_class"),
+    [
+        ("auth", "AuthSettings"),
+        ("ingest", "IngestSettings"),
+        ("optimizer", "OptimizerSettings"),
+        ("healer", "HealerSettings"),
+        ("experiments", "ExperimentsSettings"),
+    ],
+)
+def test_every_service_asks_for_the_token_it_is_given(
+    service, settings_class, monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv("FINOPS_METRICS_TOKEN", TOKEN)
     monkeypatch.setenv("FINOPS_DATA_DIR", str(tmp_path))
-    app_module = importlib.import_module(f"finops.{service}.app")
-    settings_module = importlib.import_module(f"finops.{service}.settings")
-    [settings_class] = [
-        value
-        for name, value in vars(settings_module).items()
-        if name.endswith("Settings")
-        and name != "CommonSettings"
-        and isinstance(value, type)
-        and value.__module__ == settings_module.__name__
-    ]
-    client = TestClient(app_module.create_app(settings_class()))  # no lifespan: nothing opened
+    create_app = importlib.import_module(f"finops.{service}.app").create_app
+    settings = getattr(importlib.import_module(f"finops.{service}.settings"), settings_class)
+    client = TestClient(create_app(settings()))  # no lifespan: nothing is opened
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200

@@ -24,13 +24,20 @@ MODULES = [
 
 
 def _settings_classes() -> set[str]:
+    """Each module's settings classes but the bases of another class of that module (auth's
+    ``AccountSettings``): the fields of those are in that class's table."""
     found = set()
     for name in MODULES:
         module = importlib.import_module(name)
-        for attr, value in vars(module).items():
-            declared_here = getattr(value, "__module__", None) == name
-            if inspect.isclass(value) and issubclass(value, BaseSettings) and declared_here:
-                found.add(f"{name}:{attr}")
+        declared = {
+            attr: value
+            for attr, value in vars(module).items()
+            if inspect.isclass(value)
+            and issubclass(value, BaseSettings)
+            and getattr(value, "__module__", None) == name
+        }
+        bases = {base for value in declared.values() for base in value.__mro__[1:]}
+        found |= {f"{name}:{attr}" for attr, value in declared.items() if value not in bases}
     return found
 
 

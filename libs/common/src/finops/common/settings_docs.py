@@ -74,7 +74,8 @@ class SettingRow:
 
 
 def settings_rows(cls: type[BaseSettings]) -> list[SettingRow]:
-    """The rows of the fields ``cls`` declares itself, in source order.
+    """The rows of the fields ``cls`` declares itself, or a base class of its own module does
+    (auth's ``AccountSettings``), in source order.
 
     Examples
     --------
@@ -91,8 +92,11 @@ def settings_rows(cls: type[BaseSettings]) -> list[SettingRow]:
     [('DEMO_TIMEOUT_S', '2.0', 'how long a call may take'), ('DEMO_NAME', 'unset', '')]
     """
     prefix = str(cls.model_config.get("env_prefix", ""))
-    own = set(cls.__annotations__)
-    comments = _field_comments(cls)
+    declaring = [c for c in cls.__mro__ if c.__module__ == cls.__module__]
+    own = {name for c in declaring for name in inspect.get_annotations(c)}
+    comments = {
+        name: text for c in reversed(declaring) for name, text in _field_comments(c).items()
+    }
     rows = []
     for name, field in cls.model_fields.items():
         if name not in own:

@@ -16,13 +16,13 @@ from finops.auth.domain.errors import UserNotFound
 from finops.auth.domain.model import User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.service_layer.accounts import deactivate_account, register_user
-from finops.auth.settings import AuthSettings
+from finops.auth.settings import AccountSettings, AuthSettings
 from finops.common.auth import blocklist_redis
 from finops.common.auth.scopes import Role
 
 
 async def create_user(
-    settings: AuthSettings,
+    settings: AccountSettings,
     username: str,
     email: str,
     password: str,
@@ -49,7 +49,7 @@ class Deactivation:
     already_inactive: bool
 
 
-async def deactivate_user(settings: AuthSettings, who: str) -> Deactivation:
+async def deactivate_user(settings: AccountSettings, who: str) -> Deactivation:
     """Deactivate the user named ``who`` (username, email or id), as the admin API does."""
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     redis = blocklist_redis(settings.redis_url)

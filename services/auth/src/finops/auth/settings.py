@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -11,7 +12,44 @@ from finops.common.auth.tokens import SigningKey
 from finops.common.settings import DEFAULT_PORTS, PLACEHOLDER_SECRETS, CommonSettings, Port
 
 
-class AuthSettings(CommonSettings):
+class AccountSettings(CommonSettings):
+    """What creating or deactivating an account needs: the database, the password hashing and
+    the tokens' lifetimes (how long a deactivated account's tokens stay refused). ``finops
+    users create`` and ``deactivate`` read these alone, so a signing key they never use,
+    unreadable where they run, does not refuse them."""
+
+    service_name: str = "auth"
+
+    access_token_ttl_seconds: int = Field(
+        15 * 60, ge=30, le=24 * 3600, description="lifetime of an access token (seconds)"
+    )
+    api_key_token_ttl_seconds: int = Field(
+        15 * 60, ge=30, le=24 * 3600, description="lifetime of a token issued for an API key"
+    )
+
+    # argon2id cost; below OWASP's minimum only with environment=test (fast test suites).
+    argon2_memory_kib: int = Field(19 * 1024, ge=8)
+    argon2_time_cost: int = Field(2, ge=1)
+    argon2_parallelism: int = Field(1, ge=1)
+
+    @property
+    def argon2(self) -> Argon2Parameters:
+        return Argon2Parameters(
+            self.argon2_memory_kib, self.argon2_time_cost, self.argon2_parallelism
+        )
+
+    @model_validator(mode="after")
+    def _refuse_weak_configuration(self) -> Self:
+        if self.environment != "test" and not self.argon2.meets_owasp_minimum():
+            raise ValueError(
+                "FINOPS_ARGON2_MEMORY_KIB, FINOPS_ARGON2_TIME_COST, FINOPS_ARGON2_PARALLELISM"
+                " below OWASP's minimum (19456, 2, 1) are only allowed with"
+                " FINOPS_ENVIRONMENT=test"
+            )
+        return self
+
+
+class AuthSettings(AccountSettings):
     service_name: str = "auth"
     port: Port = DEFAULT_PORTS["auth"]
     #: largest request body accepted (bytes); larger ones get 413 payload_too_large
@@ -27,23 +65,12 @@ class AuthSettings(CommonSettings):
     jwt_previous_key_file: Path | None = None
     key_reload_seconds: float = Field(5.0, gt=0, description="how often to look for rotated keys")
 
-    access_token_ttl_seconds: int = Field(
-        15 * 60, ge=30, le=24 * 3600, description="lifetime of an access token (seconds)"
-    )
     refresh_token_ttl_seconds: int = Field(
         14 * 24 * 3600, ge=60, description="lifetime of a refresh token (seconds; 14 days)"
-    )
-    api_key_token_ttl_seconds: int = Field(
-        15 * 60, ge=30, le=24 * 3600, description="lifetime of a token issued for an API key"
     )
     refresh_token_prune_seconds: float = Field(
         3600, gt=0, description="how often expired refresh tokens are deleted"
     )
-
-    # argon2id cost; below OWASP's minimum only with environment=test (fast test suites).
-    argon2_memory_kib: int = Field(19 * 1024, ge=8)
-    argon2_time_cost: int = Field(2, ge=1)
-    argon2_parallelism: int = Field(1, ge=1)
 
     #: failed logins within the window before an account, or an address, is refused (429)
     login_max_failures_per_account: int = Field(5, ge=1)
@@ -64,12 +91,6 @@ class AuthSettings(CommonSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
-
-    @property
-    def argon2(self) -> Argon2Parameters:
-        return Argon2Parameters(
-            self.argon2_memory_kib, self.argon2_time_cost, self.argon2_parallelism
-        )
 
     # The configured keys are read and checked here, not first when the service starts
     # serving: a key that cannot sign stops the service with the one line naming the
@@ -100,13 +121,3 @@ class AuthSettings(CommonSettings):
         except ValueError as exc:
             raise ValueError(f"{value}: {exc}") from None
         return value
-
-    @model_validator(mode="after")
-    def _refuse_weak_configuration(self) -> AuthSettings:
-        if self.environment != "test" and not self.argon2.meets_owasp_minimum():
-            raise ValueError(
-                "FINOPS_ARGON2_MEMORY_KIB, FINOPS_ARGON2_TIME_COST, FINOPS_ARGON2_PARALLELISM"
-                " below OWASP's minimum (19456, 2, 1) are only allowed with"
-                " FINOPS_ENVIRONMENT=test"
-            )
-        return self

@@ -73,7 +73,7 @@ def users_create(
     from finops.auth.domain.errors import AccountInvalid, EmailTaken, TeamsInvalid, UsernameTaken
     from finops.auth.domain.policy import check_new_account
     from finops.auth.domain.teams import team_binding
-    from finops.auth.settings import AuthSettings
+    from finops.auth.settings import AccountSettings
     from finops.common.auth.scopes import Role
 
     if role not in ROLES:
@@ -89,7 +89,7 @@ def users_create(
         check_new_account(username, email, password)  # bad values: before reaching the database
         team_binding(teams)
         user = asyncio.run(
-            create_user(AuthSettings(), username, email, password, Role(role), teams)
+            create_user(AccountSettings(), username, email, password, Role(role), teams)
         )
     except (AccountInvalid, TeamsInvalid) as exc:
         for problem in exc.details:
@@ -153,10 +153,10 @@ def users_deactivate(
     """
     from finops.auth.admin import deactivate_user
     from finops.auth.domain.errors import LastAdmin, UserNotFound
-    from finops.auth.settings import AuthSettings
+    from finops.auth.settings import AccountSettings
 
     try:
-        done = asyncio.run(deactivate_user(AuthSettings(), user))
+        done = asyncio.run(deactivate_user(AccountSettings(), user))
     except UserNotFound as exc:
         raise CliError(f"{exc.message}: {user!r} (a username, an email or a user id)") from exc
     except LastAdmin as exc:
