@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+from dataclasses import dataclass
 
 import pytest
 
@@ -13,6 +14,7 @@ from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.breaker_shards import BreakerShard
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
+from finops.healer.domain.breaker_trips import HeldBack
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig, Transition
 
 CONFIG = BreakerConfig(min_calls=10, cooldown_s=5.0, window_s=30.0)
@@ -86,3 +88,125 @@ def test_a_shard_counts_an_outcome_of_an_unknown_kind_nowhere() -> None:
     good = ProviderOutcome(event_id, "openai", "gpt-4o", failed=True, at=0.0, kind="rate_limit")
     shard.count(good)  # the same id, now readable: counted, not taken for a duplicate
     assert (shard.applied, len(shard.seen)) == (1, 1)
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """One call to a model, by ``agent``: ``failed`` a provider fault."""
+
+    model: str
+    agent: str
+    failed: bool
+    at: float
+
+
+def calls_of_agents(seed: int) -> list[AgentCall]:
+    """Calls of four agents to two models over about 190 s: each model has outages every
+    agent sees, and spells where only agent-0 reports faults (the others succeed), so that
+    breakers open, hold trips back for want of a quorum, probe, re-open and close."""
+    rng = random.Random(seed)
+    models = ["gpt-4o", "gpt-4o-mini"]
+    out = []
+    at = 1_000.0
+    for step in range(1_500):
+        at += rng.expovariate(8.0)
+        model = rng.choice(models)
+        phase = (step // 150 + 2 * models.index(model)) % 4
+        if phase == 2:  # agent-0's own trouble: most of the calls are its, and fail
+            agent = "agent-0" if rng.random() < 0.7 else f"agent-{rng.randrange(1, 4)}"
+            failed = agent == "agent-0" and rng.random() < 0.95
+        else:  # an outage everyone sees (phase 0), or a quiet spell
+            agent = f"agent-{rng.randrange(4)}"
+            failed = phase == 0 and rng.random() < 0.8
+        out.append(AgentCall(model, agent, failed, at))
+    return out
+
+
+def feed_agents(
+    board: BreakerBoard, calls: list[AgentCall]
+) -> tuple[list[Transition], list[HeldBack]]:
+    moved, held = [], []
+    for call in calls:
+        if call.failed:
+            transition = board.failure(
+                "openai", call.model, ErrorKind.TIMEOUT, at=call.at, agent=call.agent
+            )
+        else:
+            transition = board.success("openai", call.model, at=call.at, agent=call.agent)
+        if transition is not None:
+            moved.append(transition)
+        if board.held_back is not None:
+            held.append(board.held_back)
+        moved += board.tick(call.at)
+    return moved, held
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_board_restored_midway_keeps_the_agents_of_its_quorum(seed):
+    calls = calls_of_agents(seed)
+    expected = feed_agents(BreakerBoard(CONFIG), calls)
+    moved, held = expected
+    assert {t.after.value for t in moved} == {"open", "half_open", "closed"}
+    assert {h.rule.value for h in held} >= {"failure_rate", "probe"}  # the quorum mattered
+
+    for cut in (211, 640, 1_205):
+        first = BreakerBoard(CONFIG)
+        before = feed_agents(first, calls[:cut])
+        saved = json.loads(json.dumps(board_to_state(first)))
+        restored = board_from_state(saved, CONFIG)
+        for key, breaker in first.breakers.items():
+            again = restored.breakers[key]
+            assert [(b.callers, b.faulters) for b in again.window.buckets] == [
+                (b.callers, b.faulters) for b in breaker.window.buckets
+            ]
+            assert again.probe_faulters == breaker.probe_faulters
+        after = feed_agents(restored, calls[cut:])
+        assert (before[0] + after[0], before[1] + after[1]) == expected, f"cut at {cut}"
+
+
+def test_a_checkpoint_keeps_the_buckets_the_version_before_the_quorum_reads():
+    board = BreakerBoard(CONFIG)
+    board.success("openai", "gpt-4o", at=10.0, agent="bot1")
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=11.0, agent="bot2")
+    (saved,) = board_to_state(board)["breakers"]
+    assert saved["buckets"] == [[10, 1, 0], [11, 1, 1]]  # what that version unpacks
+    assert saved["bucket_agents"] == [
+        {"second": 10, "callers": ["bot1"], "faulters": []},
+        {"second": 11, "callers": ["bot2"], "faulters": ["bot2"]},
+    ]
+
+
+def test_a_checkpoint_of_the_version_before_the_quorum_loads_with_unknown_agents():
+    """Its buckets hold no agents: their faults count in the rate, for no agent. So one agent's
+    faults do not open the breaker on the strength of the old faults (as they would if the
+    old buckets were taken for a met quorum), and a second agent's do."""
+    before = BreakerBoard(CONFIG)
+    for t in range(8):  # 8 faults of agents the old version did not record
+        before.failure("openai", "gpt-4o", ErrorKind.OVERLOADED, at=100.0 + t)
+    state = board_to_state(before)
+    for saved in state["breakers"]:  # as the version before the quorum wrote it
+        for key in ("bucket_agents", "probe_faulters", "holding_back"):
+            del saved[key]
+    board = board_from_state(json.loads(json.dumps(state)), CONFIG)
+    breaker = board.breakers[("openai", "gpt-4o")]
+    assert (breaker.window.calls, breaker.window.failures) == (8, 8)
+    assert all(not b.callers and not b.faulters for b in breaker.window.buckets)
+    assert board.success("openai", "gpt-4o", at=109.0, agent="honest") is None
+    # 10 calls, 9 failed: the rate trips, but the only known fault is one agent's of two
+    assert board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=110.0, agent="liar") is None
+    assert board.held_back is not None and breaker.status.value == "closed"
+    opened = board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=111.0, agent="other")
+    assert opened is not None and opened.after.value == "open"
+
+
+def test_a_half_open_breaker_restored_remembers_whose_probes_failed():
+    board = BreakerBoard(BreakerConfig(min_calls=2, cooldown_s=5.0))
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.0, agent="a")
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.5, agent="b")
+    board.tick(now=6.0)
+    assert board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=6.5, agent="a") is None
+    restored = board_from_state(json.loads(json.dumps(board_to_state(board))), CONFIG)
+    assert restored.breakers[("openai", "gpt-4o")].probe_faulters == {"a"}
+    # b's probe fails too: with a's, the probes' faults make the quorum
+    reopened = restored.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=7.0, agent="b")
+    assert reopened is not None and reopened.after.value == "open"

@@ -21,11 +21,23 @@ fault and say nothing about the provider: they are not counted at all.
   through at a small rate (the optimizer's probe rate) to test the provider.
 * **half_open → closed** after ``probes_to_close`` successes; a fault re-opens it with the
   cool-down doubled (up to ``max_cooldown_s``).
+
+**The quorum.** Every outcome names the agent that reported it. A breaker opens (either way)
+only when the faults that make the case -- the window's for the failure rate, the recent
+span's for DDM -- come from at least ``min(quorum, agents that called in that span)``
+distinct agents, and a half-open breaker re-opens only when the faults of its probes do (out
+of the agents that called in the window). So a model's only caller still opens its breaker
+on its own faults, but one agent among several cannot open it for the others: neither one
+that makes faults up with its own key, nor an honest one whose own network is broken (its
+timeouts say nothing about the provider). A trip held back for want of a quorum leaves the
+breaker as it was and is reported (:class:`HeldBack`); the outcomes still count, so the
+breaker opens as soon as a further agent's fault completes the quorum. ``quorum`` 1 is the
+rule before it. Agents are kept per second of the window, at most ``quorum`` of each kind
+(:mod:`.breaker_window`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +45,8 @@ from river import drift
 
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.provider_errors.taxonomy import PROVIDER_FAULT_KINDS, ErrorKind
+from finops.healer.domain.breaker_trips import HeldBack, Trip, TripRule, whose_faults
+from finops.healer.domain.breaker_window import Reporters, SlidingWindow, keep_agent
 
 BreakerKey = tuple[str, str]
 
@@ -69,88 +83,8 @@ class BreakerConfig:
     min_detector_failures: int = 5
     detector_min_failure_rate: float = 0.2
     detector_recent_s: float = 10.0
-
-
-@dataclass
-class _Bucket:
-    second: int
-    calls: int = 0
-    failures: int = 0
-
-
-class SlidingWindow:
-    """Calls and failures over the last ``window_s`` seconds, in one-second buckets.
-
-    Examples
-    --------
-    >>> w = SlidingWindow(10.0)
-    >>> w.add(100.0, failed=True); w.add(101.5, failed=False)
-    >>> (w.calls, w.failures, w.failure_rate)
-    (2, 1, 0.5)
-    >>> w.add(110.2, failed=False)  # the call at 100 s is now out of the window
-    >>> (w.calls, w.failures)
-    (2, 0)
-    """
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.buckets: deque[_Bucket] = deque()
-        self.calls = 0
-        self.failures = 0
-
-    def add(self, at: float, *, failed: bool) -> None:
-        second = int(at)
-        if not self.buckets or second > self.buckets[-1].second:
-            self.buckets.append(_Bucket(second))
-        # An event older than the newest bucket (agents' clocks, partitions read out of step)
-        # is counted in the newest one: the window moves forward only.
-        bucket = self.buckets[-1]
-        bucket.calls += 1
-        bucket.failures += failed
-        self.calls += 1
-        self.failures += failed
-        self._evict(self.buckets[-1].second)
-
-    def _evict(self, newest: int) -> None:
-        while self.buckets and self.buckets[0].second <= newest - self.window_s:
-            old = self.buckets.popleft()
-            self.calls -= old.calls
-            self.failures -= old.failures
-
-    def seed(self, at: float, calls: int, failures: int) -> None:
-        """Start from counts another instance published (as one bucket at ``at``)."""
-        self.clear()
-        self.buckets.append(_Bucket(int(at), calls, failures))
-        self.calls, self.failures = calls, failures
-
-    def restore(self, buckets: list[tuple[int, int, int]]) -> None:
-        """Start from saved ``(second, calls, failures)`` buckets, oldest first."""
-        self.clear()
-        for second, calls, failures in buckets:
-            self.buckets.append(_Bucket(second, calls, failures))
-            self.calls += calls
-            self.failures += failures
-
-    def recent(self, seconds: float) -> tuple[int, int]:
-        """Calls and failures in the newest ``seconds`` of the window."""
-        calls = failures = 0
-        if not self.buckets:
-            return calls, failures
-        newest = self.buckets[-1].second
-        for bucket in reversed(self.buckets):
-            if bucket.second <= newest - seconds:
-                break
-            calls += bucket.calls
-            failures += bucket.failures
-        return calls, failures
-
-    def clear(self) -> None:
-        self.buckets.clear()
-        self.calls = self.failures = 0
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failures / self.calls if self.calls else 0.0
+    #: distinct agents whose faults open a breaker, when that many called (see the module)
+    quorum: int = 2
 
 
 @dataclass(frozen=True)
@@ -171,15 +105,18 @@ class Breaker:
     Examples
     --------
     >>> b = Breaker("openai", "gpt-4o", BreakerConfig(min_calls=4, cooldown_s=30))
-    >>> [b.record(True, at=float(t)) for t in range(3)]
+    >>> [b.record(True, at=float(t), agent="bot1") for t in range(3)]
     [None, None, None]
-    >>> b.record(True, at=3.0).after  # 4 calls, all failed
-    <CircuitStatus.OPEN: 'open'>
-    >>> b.tick(now=33.0).after        # cool-down over: probing
+    >>> b.record(False, at=3.0, agent="bot2"), b.held_back.rule.value  # 3 of 4: one agent's
+    (None, 'failure_rate')
+    >>> opened = b.record(True, at=4.0, agent="bot2")  # 4 of 5, from two agents
+    >>> opened.after, opened.state.reason.endswith("faults from 2+ agents")
+    (<CircuitStatus.OPEN: 'open'>, True)
+    >>> b.tick(now=34.0).after        # cool-down over: probing
     <CircuitStatus.HALF_OPEN: 'half_open'>
-    >>> [b.record(False, at=34.0 + i) for i in range(2)]
+    >>> [b.record(False, at=35.0 + i, agent="bot1") for i in range(2)]
     [None, None]
-    >>> b.record(False, at=36.0).after  # third probe succeeded
+    >>> b.record(False, at=37.0, agent="bot2").after  # third probe succeeded
     <CircuitStatus.CLOSED: 'closed'>
     """
 
@@ -188,15 +125,21 @@ class Breaker:
         self.model = model
         self.config = config
         self.status = CircuitStatus.CLOSED
-        self.window = SlidingWindow(config.window_s)
+        self.window = SlidingWindow(config.window_s, agents_kept=config.quorum)
         self.detector = self._new_detector()
         self.alarm_until = float("-inf")
         self.opened_at: float | None = None
         self.next_probe_at: float | None = None
         self.cooldown_s = config.cooldown_s
         self.probe_successes = 0
+        #: up to ``quorum`` distinct agents whose probes failed since it half-opened
+        self.probe_faulters: set[str] = set()
         self.reason = "never opened"
         self.updated_at = 0.0
+        #: the trip the last :meth:`record` held back for want of a quorum, if any
+        self.held_back: HeldBack | None = None
+        #: whether the last trip was held back (so a run of them is reported once)
+        self.holding_back = False
 
     def _new_detector(self) -> drift.binary.DDM:
         return drift.binary.DDM(
@@ -204,31 +147,40 @@ class Breaker:
             drift_threshold=self.config.detector_drift_threshold,
         )
 
-    def record(self, failed: bool, *, at: float) -> Transition | None:
-        """Count one call (``failed``: a provider fault); the transition it caused, if any."""
+    def record(self, failed: bool, *, at: float, agent: str | None = None) -> Transition | None:
+        """Count one call of ``agent`` (None: unknown; ``failed``: a provider fault); the
+        transition it caused, if any (:attr:`held_back` says whether it held one back)."""
+        self.held_back = None
         self.updated_at = max(self.updated_at, at)
-        self.window.add(at, failed=failed)
+        self.window.add(at, failed=failed, agent=agent)
         if self.status is CircuitStatus.OPEN:
             if self.next_probe_at is None or at < self.next_probe_at:
                 return None
             before = self._to_half_open(at)
-            probe = self._probe(failed, at)
+            probe = self._probe(failed, at, agent)
             return probe or Transition(before, self.snapshot())
         if self.status is CircuitStatus.HALF_OPEN:
-            return self._probe(failed, at)
+            return self._probe(failed, at, agent)
         self.detector.update(failed)
-        reason = self._trip_reason()
-        if reason is None:
+        trip = self._trip()
+        if trip is None:
+            self.holding_back = False
             return None
+        reporters = self.window.reporters(trip.span_s)
+        if not reporters.quorum_met(self.config.quorum):
+            self._hold_back(trip.rule, reporters, at)
+            return None
+        reason = trip.reason + whose_faults(reporters, self.config.quorum)
         return self._open(at, reason, self.config.cooldown_s)
 
-    def _trip_reason(self) -> str | None:
+    def _trip(self) -> Trip | None:
         window, config = self.window, self.config
         if window.calls >= config.min_calls and window.failure_rate >= config.failure_threshold:
-            return (
+            reason = (
                 f"failure rate {window.failure_rate:.0%} over {window.calls} calls in "
                 f"{config.window_s:g} s (threshold {config.failure_threshold:.0%})"
             )
+            return Trip(TripRule.FAILURE_RATE, reason, None)
         if self.detector.drift_detected:
             # DDM signals once and starts over; the signal holds for the recent span, in
             # which the faults that confirm it may still arrive.
@@ -240,11 +192,25 @@ class Breaker:
             failures >= config.min_detector_failures
             and failures >= config.detector_min_failure_rate * calls
         ):
-            return (
+            reason = (
                 f"error rate rose (DDM detector; {failures} of the last {calls} calls "
                 f"failed in {config.detector_recent_s:g} s)"
             )
+            # the recent faults make the case: they are the ones that need a quorum
+            return Trip(TripRule.DETECTOR, reason, config.detector_recent_s)
         return None
+
+    def _hold_back(self, rule: TripRule, reporters: Reporters, at: float) -> None:
+        self.held_back = HeldBack(
+            self.provider,
+            self.model,
+            rule,
+            reporters,
+            self.config.quorum,
+            at,
+            first=not self.holding_back,
+        )
+        self.holding_back = True
 
     def _open(self, at: float, reason: str, cooldown_s: float) -> Transition:
         before = self.status
@@ -253,6 +219,8 @@ class Breaker:
         self.cooldown_s = min(cooldown_s, self.config.max_cooldown_s)
         self.next_probe_at = at + self.cooldown_s
         self.probe_successes = 0
+        self.probe_faulters = set()
+        self.holding_back = False
         self.reason = reason
         return Transition(before, self.snapshot())
 
@@ -260,13 +228,15 @@ class Breaker:
         before = self.status
         self.status = CircuitStatus.HALF_OPEN
         self.probe_successes = 0
+        self.probe_faulters = set()
+        self.holding_back = False
         self.updated_at = max(self.updated_at, now)
         self.reason = f"cool-down of {self.cooldown_s:g} s over: probing"
         return before
 
-    def _probe(self, failed: bool, at: float) -> Transition | None:
+    def _probe(self, failed: bool, at: float, agent: str | None) -> Transition | None:
         if failed:
-            return self._open(at, "a probe failed", self.cooldown_s * 2)
+            return self._probe_failed(at, agent)
         self.probe_successes += 1
         if self.probe_successes < self.config.probes_to_close:
             return None
@@ -277,7 +247,23 @@ class Breaker:
         self.window.clear()
         self.detector = self._new_detector()
         self.alarm_until = float("-inf")
+        self.probe_faulters = set()
+        self.holding_back = False
         return Transition(CircuitStatus.HALF_OPEN, self.snapshot())
+
+    def _probe_failed(self, at: float, agent: str | None) -> Transition | None:
+        """A probe's fault re-opens the breaker once the probes' faults come from a quorum of
+        the agents that called in the window (the agents that probe successfully among them:
+        one agent's faults among another's successes leave it probing)."""
+        quorum = self.config.quorum
+        keep_agent(self.probe_faulters, agent, quorum)
+        callers = self.window.reporters().callers
+        reporters = Reporters(callers, min(len(self.probe_faulters), quorum))
+        if not reporters.quorum_met(quorum):
+            self._hold_back(TripRule.PROBE, reporters, at)
+            return None
+        reason = "a probe failed" + whose_faults(reporters, quorum)
+        return self._open(at, reason, self.cooldown_s * 2)
 
     def tick(self, now: float) -> Transition | None:
         """Move an open breaker whose cool-down is over to half-open."""
@@ -289,7 +275,8 @@ class Breaker:
         return Transition(before, self.snapshot())
 
     def adopt(self, published: CircuitState) -> None:
-        """Take over the state another instance published (a partition moved here)."""
+        """Take over the state another instance published (a partition moved here). A
+        published state names no agents: its counts are of unknown agents."""
         self.status = published.state
         self.opened_at = published.opened_at
         self.next_probe_at = published.next_probe_at
@@ -344,6 +331,9 @@ class BreakerBoard:
         self.published = published
         self.breakers: dict[BreakerKey, Breaker] = {}
         self.changed: set[BreakerKey] = set()
+        #: the trip the last call given to :meth:`failure` or :meth:`success` held back for
+        #: want of a quorum, if any
+        self.held_back: HeldBack | None = None
 
     def breaker(self, provider: str, model: str) -> Breaker:
         key = (provider, model)
@@ -356,19 +346,29 @@ class BreakerBoard:
         return found
 
     def failure(
-        self, provider: str, model: str, kind: ErrorKind, *, at: float
+        self, provider: str, model: str, kind: ErrorKind, *, at: float, agent: str | None = None
     ) -> Transition | None:
-        """One failed call; only provider faults count."""
+        """One failed call of ``agent`` (None: unknown); only provider faults count."""
+        self.held_back = None
         if not counts_against_provider(kind):
             return None
-        return self._record(provider, model, True, at)
+        return self._record(provider, model, True, at, agent)
 
-    def success(self, provider: str, model: str, *, at: float) -> Transition | None:
-        return self._record(provider, model, False, at)
+    def success(
+        self, provider: str, model: str, *, at: float, agent: str | None = None
+    ) -> Transition | None:
+        """One successful call of ``agent`` (None: unknown)."""
+        self.held_back = None
+        return self._record(provider, model, False, at, agent)
 
-    def _record(self, provider: str, model: str, failed: bool, at: float) -> Transition | None:
+    def _record(
+        self, provider: str, model: str, failed: bool, at: float, agent: str | None
+    ) -> Transition | None:
         self.changed.add((provider, model))
-        return self.breaker(provider, model).record(failed, at=at)
+        breaker = self.breaker(provider, model)
+        transition = breaker.record(failed, at=at, agent=agent)
+        self.held_back = breaker.held_back
+        return transition
 
     def forget(self, key: BreakerKey) -> None:
         """Drop a breaker this instance no longer owns."""
