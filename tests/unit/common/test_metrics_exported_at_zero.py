@@ -219,6 +219,10 @@ ALERTED = [
             "repeated",
         )
     ),
+    *(
+        ("finops_healer_breaker_trips_held_back_total", {"rule": rule})
+        for rule in ("failure_rate", "detector", "probe")
+    ),
 ]
 
 READ_AT_START = """

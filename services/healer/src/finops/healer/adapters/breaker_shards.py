@@ -62,7 +62,7 @@ from finops.common.metrics import counter_by, export_stream_counts
 from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.common.provider_errors.taxonomy import ErrorKind
-from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert
+from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert, report_held_back
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breakers import BreakerBoard, BreakerConfig, Transition
 
@@ -136,12 +136,15 @@ class BreakerShard:
             return
         self.applied += 1
         UPDATES.inc()
+        provider, model, at, agent = outcome.provider, outcome.model, outcome.at, outcome.agent
         if kind is not None:
-            transition = self.board.failure(outcome.provider, outcome.model, kind, at=outcome.at)
+            transition = self.board.failure(provider, model, kind, at=at, agent=agent)
         else:
-            transition = self.board.success(outcome.provider, outcome.model, at=outcome.at)
+            transition = self.board.success(provider, model, at=at, agent=agent)
         if transition is not None:
             self.transitions.append(transition)
+        if self.board.held_back is not None:
+            report_held_back(self.board.held_back)
 
     def to_state(self) -> dict[str, Any]:
         return {"board": board_to_state(self.board), "seen": self.seen.to_state()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from dataclasses import asdict, dataclass
 
@@ -34,12 +35,28 @@ from finops.common.circuits import (
     circuit_key,
 )
 from finops.common.lifespan import finish
+from finops.common.metrics import counter_by
+from finops.healer.domain.breaker_trips import HeldBack, TripRule
 from finops.healer.domain.breakers import Transition
+
+log = logging.getLogger(__name__)
+
+#: every rule at 0 from the start, so that the first trip held back shows in ``increase()``
+HELD_BACK = counter_by(
+    "finops_healer_breaker_trips_held_back_total",
+    "Outcomes that would have opened (or re-opened) a breaker this instance owns, had their"
+    " faults come from FINOPS_BREAKER_QUORUM distinct agents, by the rule that would have"
+    " opened it",
+    "rule",
+    [rule.value for rule in TripRule],
+)
 
 
 @dataclass(frozen=True)
 class ProviderOutcome:
-    """One call's verdict on a provider/model: a success, or a provider fault of ``kind``."""
+    """One call's verdict on a provider/model: a success, or a provider fault of ``kind``,
+    reported by ``agent`` (:func:`reporting_agent`; None in an outcome the version before the
+    breakers' quorum forwarded: an unknown agent)."""
 
     event_id: str
     provider: str
@@ -47,6 +64,7 @@ class ProviderOutcome:
     failed: bool
     at: float
     kind: str | None = None
+    agent: str | None = None
 
     @property
     def key(self) -> str:
@@ -65,7 +83,26 @@ class ProviderOutcome:
             failed=bool(data["failed"]),
             at=float(data["at"]),
             kind=data.get("kind"),
+            agent=None if data.get("agent") is None else str(data["agent"]),
         )
+
+
+def reporting_agent(agent_id: str, principal: str | None) -> str:
+    """Who reported an event, for the breakers' quorum: the user id ingest stamped on it
+    (``data.principal``, from the verified token), else its ``agent_id``.
+
+    The principal comes first because ingest guarantees it: one key is one reporter, even a
+    key with ``events:write:any``, which may name any ``agent_id`` and so could otherwise make
+    up a quorum of agents on its own. An agent's own key may name only itself, so there the
+    two say the same. An event without a principal did not come through ingest (a producer
+    with access to the broker wrote it): its ``agent_id`` is all there is.
+
+    Examples
+    --------
+    >>> reporting_agent("bot1", "0b5e-uuid"), reporting_agent("bot1", None)
+    ('0b5e-uuid', 'bot1')
+    """
+    return principal or agent_id
 
 
 def breaker_alert(transition: Transition) -> Alert | None:
@@ -90,6 +127,25 @@ def breaker_alert(transition: Transition) -> Alert | None:
         source="healer",
         details=state.to_dict(),
     )
+
+
+def report_held_back(held: HeldBack) -> None:
+    """Count a trip held back for want of a quorum; log the first of a run of them (one
+    agent's faults may hold a breaker's trips back for every outcome it sends)."""
+    HELD_BACK.labels(held.rule.value).inc()
+    if held.first:
+        log.warning(
+            "circuit breaker not opened: its faults come from fewer agents than the quorum",
+            extra={
+                "provider": held.provider,
+                "model": held.model,
+                "rule": held.rule.value,
+                "faulting_agents": held.reporters.faulters,
+                "calling_agents": held.reporters.callers,
+                "quorum": held.quorum,
+                "detail": held.message,
+            },
+        )
 
 
 BREAKERS = Gauge(

@@ -38,7 +38,7 @@ from finops.common.metrics import counter_by
 from finops.common.partitions import HANDLE_AT_ONCE
 from finops.common.provider_errors.payload import from_error_data
 from finops.healer.adapters.breaker_shards import BreakerShards, PublishedCircuits
-from finops.healer.adapters.circuits import ProviderOutcome
+from finops.healer.adapters.circuits import ProviderOutcome, reporting_agent
 from finops.healer.domain.breakers import BreakerConfig, counts_against_provider
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.settings import HealerSettings
@@ -113,6 +113,7 @@ def breaker_config(settings: HealerSettings) -> BreakerConfig:
         cooldown_s=settings.breaker_cooldown_s,
         max_cooldown_s=settings.breaker_max_cooldown_s,
         probes_to_close=settings.breaker_probes_to_close,
+        quorum=settings.breaker_quorum,
     )
 
 
@@ -160,7 +161,14 @@ class OutcomeForwarder:
                 return None
             OUTCOMES.labels("success").inc()
             self.by_provider.count(data.provider, "success")
-            return ProviderOutcome(str(event.id), data.provider, data.model, False, at)
+            return ProviderOutcome(
+                str(event.id),
+                data.provider,
+                data.model,
+                False,
+                at,
+                agent=reporting_agent(event.agent_id, data.principal),
+            )
         if isinstance(event, ErrorEvent):
             reported = from_error_data(event.data)
             kind = self.classifier().classify(reported.error, reported.hint).kind
@@ -174,7 +182,13 @@ class OutcomeForwarder:
             else:
                 OUTCOMES.labels("repeated").inc()
             return ProviderOutcome(
-                str(event.id), failed.provider, failed.model, True, at, kind.value
+                str(event.id),
+                failed.provider,
+                failed.model,
+                True,
+                at,
+                kind.value,
+                agent=reporting_agent(event.agent_id, failed.principal),
             )
         return None
 
