@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from circuit_lab import CircuitLab
+from circuit_lab import CircuitLab, agent_error
 from healer_helpers import TOKENS, auth, healer
 from support import llm_call, wait_until, wait_until_count
 
@@ -151,6 +151,56 @@ async def test_an_outage_opens_the_breaker_everywhere_and_probes_close_it(lab: C
     assert alerts[0]["source"] == "healer" and alerts[0]["severity"] == "critical"
     assert alerts[0]["details"]["state"] == "open"
     assert alerts[1]["details"]["state"] == "closed"
+
+
+async def held_back_trips(client: Any) -> float:
+    """``finops_healer_breaker_trips_held_back_total`` summed over its rules, from /metrics."""
+    text = (await client.get("/metrics")).text
+    found = re.findall(
+        r"^finops_healer_breaker_trips_held_back_total\{.*\} (\S+)$", text, re.MULTILINE
+    )
+    return sum(float(value) for value in found)
+
+
+def stamped(event: dict[str, Any], principal: str) -> dict[str, Any]:
+    """``event`` as ingest publishes it for the key of user ``principal``."""
+    return {**event, "data": {**event["data"], "principal": principal}}
+
+
+async def test_one_keys_faults_open_nothing_while_another_agent_calls(lab: CircuitLab) -> None:
+    """One key (the principal ingest stamps; here one that names 20 agent ids, as a key with
+    events:write:any may) reports 20 faults of a model another key calls without trouble: the
+    breaker stays closed and /metrics counts the trips held back; a second key's faults then
+    open it."""
+    async with healer(lab.healer_settings()) as client:
+        held_before = await held_back_trips(client)
+        honest = [stamped(llm_call("honest", model="gpt-q"), "user-honest") for _ in range(5)]
+        await lab.send(lab.cost.name, honest)
+
+        def counted(calls: int) -> CircuitState | None:
+            state = client.app.state.circuits.get("openai", "gpt-q")
+            return state if state is not None and state.calls == calls else None
+
+        # the honest calls first: the faults below must not find the key the only caller
+        await wait_until(lambda: counted(5), 60, "the honest key's calls to be counted")
+        made_up = [
+            stamped(agent_error(f"made-up-{i}", "openai", "gpt-q", 500, "Internal error"), "liar")
+            for i in range(20)
+        ]
+        await lab.send(lab.errors.name, made_up)
+        state = await wait_until(lambda: counted(25), 60, "the made-up faults to be counted")
+        assert (state.state, state.failures) == (CircuitStatus.CLOSED, 20)
+        assert state.reason == "never opened"
+        # with min_calls 10: from the 5th fault on (5 of 10 calls), each would have opened it
+        assert await held_back_trips(client) - held_before == 16
+        second = stamped(agent_error("bot-2", "openai", "gpt-q", 500, "Internal error"), "u2")
+        await lab.send(lab.errors.name, [second])
+        opened = await wait_until(
+            lambda: (s := counted(26)) is not None and s.state is CircuitStatus.OPEN and s,
+            60,
+            "a second key's fault to open the breaker",
+        )
+        assert opened.reason.endswith("; faults from 2+ agents")
 
 
 async def test_the_circuits_endpoint_refuses_bad_input_with_a_code(lab: CircuitLab) -> None:
