@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from finops.cli.main import app
 from finops.cli.simulation.faults import QualityDrift
-from finops.cli.simulator.drift_watch import DriftWatch
-from finops.cli.simulator.platform import SERVICES, lost_events
+from finops.cli.simulation_driver.drift_watch import DriftWatch
+from finops.cli.simulation_driver.platform import SERVICES, lost_events
 from finops.cli.stack.ports import free_port
 from finops.common.kafka import make_producer
 from finops.common.settings import CommonSettings

@@ -17,7 +17,7 @@ from finops.cli.simulation.providers import SimulatedProviders
 from finops.cli.simulation.strategies import Healing, NaiveRetries
 from finops.cli.simulation.tally import run_fixed_policy
 from finops.cli.simulation.timeline import Timeline
-from finops.cli.simulator.timeline_sampler import PlatformSampler
+from finops.cli.simulation_driver.timeline_sampler import PlatformSampler
 
 
 async def _offline_timeline(calls: int = 400) -> tuple[Timeline, float, float]:

@@ -19,10 +19,10 @@ import pytest
 from finops.cli.commands.simulate import cancelled_by_sigterm
 from finops.cli.simulation.drift_findings import TopicRecord
 from finops.cli.simulation.faults import default_schedule
-from finops.cli.simulator import run as simulator_run
-from finops.cli.simulator.drift_watch import DriftWatch
-from finops.cli.simulator.experiments import PLANS, ExperimentOutcome, RunningExperiment
-from finops.cli.simulator.platform import Endpoints, OperatorApi
+from finops.cli.simulation_driver import run as simulator_run
+from finops.cli.simulation_driver.drift_watch import DriftWatch
+from finops.cli.simulation_driver.experiments import PLANS, ExperimentOutcome, RunningExperiment
+from finops.cli.simulation_driver.platform import Endpoints, OperatorApi
 
 URLS = {name: f"http://{name}" for name in ("auth", "ingest", "optimizer", "experiments", "healer")}
 CHEAPER, A_A = PLANS

@@ -22,7 +22,7 @@ from finops.cli.simulation.fleet import RUN_MS, Task, make_tasks
 from finops.cli.simulation.providers import ProviderError, SimulatedProviders
 from finops.cli.simulation.strategies import Healing, NaiveRetries
 from finops.cli.simulation.tally import Comparison, PolicyTally, run_fixed_policy
-from finops.cli.simulator import experiments
+from finops.cli.simulation_driver import experiments
 
 
 def summarize_task(number: int = 0, input_tokens: int = 3000, at_fraction: float = 0.0) -> Task:

@@ -25,8 +25,8 @@ from finops.cli.simulation.drift_findings import (
 )
 from finops.cli.simulation.drift_targets import ServedShare
 from finops.cli.simulation.faults import QualityDrift, default_schedule
-from finops.cli.simulator.drift_watch import DriftWatch
-from finops.cli.simulator.experiments import ExperimentOutcome, with_lifted_pin
+from finops.cli.simulation_driver.drift_watch import DriftWatch
+from finops.cli.simulation_driver.experiments import ExperimentOutcome, with_lifted_pin
 from finops.common.alerts import Alert
 from finops.optimizer.domain.arm_identity import ArmSpec
 from finops.optimizer.domain.drift_alerts import drift_alert

@@ -7,8 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from finops.cli.simulator.fleet_run import FleetRun
-from finops.cli.simulator.run import Pacing
+from finops.cli.simulation_driver.fleet_run import FleetRun
+from finops.cli.simulation_driver.run import Pacing
 
 
 @dataclass

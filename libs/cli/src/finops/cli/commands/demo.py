@@ -32,7 +32,7 @@ def run_demo(stack: Stack, *, calls: int, agents: int, seed: int, reports: Path)
     from finops.cli.commands.simulate import keep_last_run, print_summary, run_with_progress
     from finops.cli.report import page
     from finops.cli.report.model import from_simulation
-    from finops.cli.simulator.platform import Endpoints
+    from finops.cli.simulation_driver.platform import Endpoints
 
     # the operator and agent accounts are made on this stack, on the ports it was started with
     fill_in(stack.settings.client_addresses())

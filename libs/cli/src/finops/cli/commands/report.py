@@ -22,7 +22,7 @@ from finops.cli.output import console
 from finops.cli.report.model import Figure
 
 if TYPE_CHECKING:
-    from finops.cli.simulator.platform import Endpoints
+    from finops.cli.simulation_driver.platform import Endpoints
 
 
 def report(
@@ -46,7 +46,7 @@ def report(
     from finops.cli.commands.simulate import unreachable
     from finops.cli.report import page, store
     from finops.cli.report.model import from_simulation
-    from finops.cli.simulator.platform import Endpoints
+    from finops.cli.simulation_driver.platform import Endpoints
     from finops.cli.stack.settings import StackSettings
 
     if out is not None:

@@ -19,8 +19,8 @@ from finops.cli.typer_app import JsonOption
 from finops.client import FinOpsError
 
 if TYPE_CHECKING:
-    from finops.cli.simulator.platform import Endpoints
-    from finops.cli.simulator.run import SimulationReport
+    from finops.cli.simulation_driver.platform import Endpoints
+    from finops.cli.simulation_driver.run import SimulationReport
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def simulate(
     refused prompts and one model's quality drifting mid-run. See docs/simulator.md.
     The run's result and timeline stay in the stack's folder for `finops report`.
     """
-    from finops.cli.simulator.platform import Endpoints
+    from finops.cli.simulation_driver.platform import Endpoints
 
     endpoints = Endpoints.from_environment()
     report = run_with_progress(endpoints, agents=agents, calls=calls, seed=seed)
@@ -58,7 +58,7 @@ def run_with_progress(
     """The simulation under a progress bar (on a terminal); the platform's failures as one
     line saying what to do."""
     from finops.cli.simulation.faults import default_schedule
-    from finops.cli.simulator.run import run_simulation
+    from finops.cli.simulation_driver.run import run_simulation
 
     with Progress(
         TextColumn("simulating"),

@@ -4,9 +4,10 @@ The optimizer writes a drift alert to ``finops.alerts.v1`` when its drift detect
 (:func:`finops.optimizer.domain.drift_alerts.drift_alert`: an
 :class:`~finops.common.alerts.Alert` of kind ``drift`` whose ``details`` hold the policy's
 drift event: ``task_type``, ``arm``, ``metric``, ``direction``, ...). The run reads the
-topic's records back (:mod:`finops.cli.simulator.drift_watch`); this module keeps those of the
-run (:class:`TopicMark`), parses the drift alerts among them (:meth:`DriftAlertSeen.from_record`)
-and matches them with the injected drifts (:func:`find_drifts`).
+topic's records back (:mod:`finops.cli.simulation_driver.drift_watch`); this module keeps
+those of the run (:class:`TopicMark`), parses the drift alerts among them
+(:meth:`DriftAlertSeen.from_record`) and matches them with the injected drifts
+(:func:`find_drifts`).
 """
 
 from __future__ import annotations

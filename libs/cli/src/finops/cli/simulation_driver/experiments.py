@@ -1,6 +1,6 @@
 """The experiments ``finops simulate`` runs on the platform: their plans, the state of one
 started for a run, and what became of it (the calls that start, follow and stop them are
-:class:`finops.cli.simulator.platform.OperatorApi`'s)."""
+:class:`finops.cli.simulation_driver.platform.OperatorApi`'s)."""
 
 from __future__ import annotations
 

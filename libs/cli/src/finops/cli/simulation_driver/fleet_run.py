@@ -1,7 +1,7 @@
 """The fleet's agents at work in one round of ``finops simulate``: each task's model chosen
 (an experiment's assignment, else the optimizer's recommendation), then its call through the
-SDK's self-healing ``call()`` against the simulated providers. :mod:`finops.cli.simulator.run`
-runs the rounds."""
+SDK's self-healing ``call()`` against the simulated providers.
+:mod:`finops.cli.simulation_driver.run` runs the rounds."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from finops.cli.simulation.providers import Answer, ProviderError, SimulatedProv
 from finops.cli.simulation.strategies import TaskOutcome
 from finops.cli.simulation.tally import PolicyTally
 from finops.cli.simulation.timeline import Timeline
-from finops.cli.simulator.experiments import RunningExperiment
+from finops.cli.simulation_driver.experiments import RunningExperiment
 from finops.client import AsyncFinOpsClient, CallOptions, PlatformUnavailable, RequestRefused
 
 TEAMS = ("support", "research", "sales", "ops")

@@ -3,10 +3,10 @@
 Each agent (an SDK client with an API key of its own) asks the optimizer for a model for each
 task, or takes an experiment's assignment when one runs for the task type, makes the call
 against the simulated providers through the healing strategy, and reports every failed attempt
-(``record_error``) and every answer (``record_call``): :mod:`finops.cli.simulator.fleet_run`.
-This module runs the rounds, paced to what the services have read. The baseline (the
-strongest model, naive retries) runs offline over the same tasks, draws and faults: see
-:mod:`finops.cli.simulation`.
+(``record_error``) and every answer (``record_call``):
+:mod:`finops.cli.simulation_driver.fleet_run`. This module runs the rounds, paced to what
+the services have read. The baseline (the strongest model, naive retries) runs offline over
+the same tasks, draws and faults: see :mod:`finops.cli.simulation`.
 """
 
 from __future__ import annotations
@@ -26,17 +26,22 @@ from finops.cli.simulation.providers import SimulatedProviders
 from finops.cli.simulation.strategies import NaiveRetries
 from finops.cli.simulation.tally import Comparison, run_fixed_policy
 from finops.cli.simulation.timeline import Timeline
-from finops.cli.simulator.drift_watch import DriftWatch
-from finops.cli.simulator.experiments import (
+from finops.cli.simulation_driver.drift_watch import DriftWatch
+from finops.cli.simulation_driver.experiments import (
     PLANS,
     ExperimentNotStarted,
     ExperimentOutcome,
     stopped_at_the_end,
     with_lifted_pin,
 )
-from finops.cli.simulator.fleet_run import FleetRun
-from finops.cli.simulator.platform import Endpoints, OperatorApi, check_reachable, lost_events
-from finops.cli.simulator.timeline_sampler import PlatformSampler
+from finops.cli.simulation_driver.fleet_run import FleetRun
+from finops.cli.simulation_driver.platform import (
+    Endpoints,
+    OperatorApi,
+    check_reachable,
+    lost_events,
+)
+from finops.cli.simulation_driver.timeline_sampler import PlatformSampler
 from finops.client import AsyncFinOpsClient
 
 

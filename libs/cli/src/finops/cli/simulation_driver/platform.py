@@ -2,7 +2,7 @@
 
 Accounts (an operator, one API key per agent, made by :mod:`finops.cli.accounts`), the two
 experiments it defines and starts, their outcome (the plans and outcomes themselves:
-:mod:`finops.cli.simulator.experiments`), and the check that every event ingest acknowledged
+:mod:`finops.cli.simulation_driver.experiments`), and the check that every event ingest acknowledged
 reached the consumers' topics.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from finops.cli.failures import CliError
-from finops.cli.simulator.experiments import (
+from finops.cli.simulation_driver.experiments import (
     ExperimentNotStarted,
     ExperimentOutcome,
     ExperimentPlan,
