@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 from stream_fakes import OtherTask, Poll, ScriptedConsumer, run_beside
 
@@ -196,6 +197,32 @@ async def test_a_failed_adoption_stops_the_loop_instead_of_skipping_the_partitio
         await owner.run(consumer.stop)
     assert isinstance(stopped.value.__cause__, ValueError)
     assert consumer.polls == [Poll({0: [0]})]  # it stopped before reading anything
+
+
+async def test_a_partition_whose_resume_is_not_planned_is_not_owned_meanwhile():
+    # The broker did not say where the partition resumes (plan_resume raised): a shard
+    # installed anyway took the records the consumer fetched from the group's offset (or from
+    # the log's beginning), unsought, into the restored state, and a checkpoint saved them.
+    owner, consumer = stage({0: SavedShard([0, 1, 2], {f"{TOPIC}:0": 3}, "cluster")})
+    owner.checkpoint_interval_s = 0  # a checkpoint after every poll
+
+    async def unanswered(offsets: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        raise KafkaTimeoutError()
+
+    owner.resume = unanswered
+
+    async def assigned() -> None:  # as aiokafka does: what the listener raises is ignored
+        with pytest.raises(KafkaTimeoutError):
+            await owner.adopt({0})
+
+    consumer.polls = [Poll({0: [0, 1, 2, 3]}, during=assigned)]
+    with pytest.raises(RuntimeError) as stopped:
+        await owner.run(consumer.stop)
+    assert isinstance(stopped.value.__cause__, KafkaTimeoutError)  # the stage retries on it
+    assert owner.shards == {}
+    assert owner.saved[0] == SavedShard([0, 1, 2], {f"{TOPIC}:0": 3}, "cluster")
+    assert consumer.sought == {} and consumer.from_beginning == []
+    assert consumer.commits == []
 
 
 # -- turns: a poll's records are applied records_per_turn at a time ---------------------------

@@ -1,13 +1,15 @@
 """Where a checkpointed consumer resumes when the broker is slow to answer the probe: a saved
 offset within the end offset the broker reports is kept (a probe that timed out proves
-nothing), one beyond it resumes from the earliest offset (fakes for the consumer)."""
+nothing), one beyond it resumes from the earliest offset, and without an end offset reported
+nothing is decided: the error is raised (fakes for the consumer)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from finops.common import log_position
 from finops.common.settings import CommonSettings
@@ -56,18 +58,37 @@ async def test_a_probe_without_answer_keeps_an_offset_within_the_reported_end(
 
 
 class MuteBroker(SilentBroker):
-    """Nor does it report end offsets."""
+    """Nor does it report end offsets (a leader moving in a rolling restart)."""
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         raise KafkaTimeoutError()
 
 
-async def test_a_broker_that_reports_no_end_offsets_either_resumes_from_the_earliest(
+async def test_a_broker_that_reports_no_end_offsets_either_is_not_taken_as_past_the_end(
     monkeypatch,
 ) -> None:
+    # Judged past the end, the partition was read again from its earliest offset into the
+    # restored state: every retained record applied a second time. No answer decides nothing:
+    # the error goes to the caller (a start-up or an adoption that fails, and is tried again).
     broker = MuteBroker({TopicPartition("t", 0): 3614})
     monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
-    verdict = await log_position._offsets_the_log_holds(
-        CommonSettings(), {"t:0": 3238}, timeout_s=0.05
-    )
-    assert verdict["t:0"] == "offset 3238 of t:0 is past the end"
+    with pytest.raises(KafkaTimeoutError):
+        await log_position._offsets_the_log_holds(CommonSettings(), {"t:0": 3238}, timeout_s=0.05)
+
+
+class ForgetfulBroker(SilentBroker):
+    """Reports end offsets, but not of every partition asked."""
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in partitions if tp.partition != 0}
+
+
+async def test_a_partition_whose_end_offset_is_not_reported_is_not_taken_as_past_the_end(
+    monkeypatch,
+) -> None:
+    broker = ForgetfulBroker({TopicPartition("t", 0): 3614, TopicPartition("t", 1): 10})
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
+    with pytest.raises(KafkaError, match="t:0"):
+        await log_position._offsets_the_log_holds(
+            CommonSettings(), {"t:0": 3238, "t:1": 5}, timeout_s=0.05
+        )

@@ -14,7 +14,11 @@ wrongly, while a fetch is answered right by every broker.
 A fetch that does not answer within the probe's time is ambiguous (tansu answers one past the
 end with nothing; a loaded broker is slow): then a saved offset within the end offset the
 broker reports is kept, since re-reading the partition whole would count again every event
-older than the consumer's memory of ids.
+older than the consumer's memory of ids. A partition is reset only on the broker's answer (a
+record before the one asked for, or an end offset below the saved one): when it reports no
+end offset either (a leader moving in a rolling restart), nothing is decided and the
+:class:`~aiokafka.errors.KafkaError` is raised, so the start-up or the adoption fails and is
+tried again, as for any broker failure.
 """
 
 from __future__ import annotations
@@ -77,6 +81,12 @@ async def plan_resume(
     ``what`` names the consumer in the warnings. An offset is kept when the record just
     before it is still in the log (offset 0 always is); otherwise the partition resumes from
     the earliest offset the broker has.
+
+    Raises
+    ------
+    KafkaError
+        The broker did not answer (its cluster id, or the end offset of a partition whose
+        probe got no record in time): nothing is decided, the caller tries again later.
     """
     cluster_id = await broker_cluster_id(settings)
     if saved_cluster_id and cluster_id and saved_cluster_id != cluster_id:
@@ -142,16 +152,30 @@ async def _judge_silent(
     """Partitions whose probe got no record in time. The local broker answers a fetch past the
     end with nothing, but a loaded one can be as slow: the end offset it reports decides. It
     may report less than the true end (tansu's lags), never more, so a saved offset at or
-    below it is in the log and is kept; any other is judged past the end."""
+    below it is in the log and is kept; any other is judged past the end.
+
+    Raises
+    ------
+    KafkaError
+        The broker reported no end offset of some partition: judged past the end, its whole
+        retained log would be applied again to the state kept.
+    """
     try:
         ends = await consumer.end_offsets(list(silent))
-    except KafkaError as exc:  # no answer at all: as if past the end (state kept, re-read)
-        log.warning("the broker did not report end offsets", extra={"error": repr(exc)})
-        ends = {}
+    except KafkaError as exc:
+        log.warning(
+            "the broker did not report end offsets: where %s resume is not decided",
+            ", ".join(sorted(map(partition_key, silent))),
+            extra={"error": repr(exc)},
+        )
+        raise
+    unreported = sorted(partition_key(tp) for tp in silent if tp not in ends)
+    if unreported:
+        raise KafkaError(f"the broker reported no end offset of {', '.join(unreported)}")
     verdict: dict[str, str | None] = {}
     for tp, saved in silent.items():
         key = partition_key(tp)
-        if ends.get(tp, 0) >= saved:
+        if ends[tp] >= saved:
             log.warning(
                 "the broker did not answer a fetch of %s within %.0f s; resuming from the saved"
                 " offset %d",

@@ -172,12 +172,16 @@ class OwnedPartitions(Generic[Shard]):
     async def _adopt(self, partitions: set[int]) -> None:
         async with self.lock:
             saved: dict[str, int] = {}
+            loaded: dict[int, Shard] = {}
             for partition in sorted(partitions - self.shards.keys()):
                 shard, offsets, cluster_id = await self.load_shard(partition)
-                self.shards[partition] = shard
+                loaded[partition] = shard
                 saved.update(offsets)
                 self.cluster_id = self.cluster_id or cluster_id
             plan = await self.resume(saved, self.cluster_id)
+            # Installed once the resume is planned: one installed before (the plan failed) took
+            # the records fetched from wherever the consumer stood, and a checkpoint saved them.
+            self.shards.update(loaded)
             self.cluster_id = plan.cluster_id
             for partition in sorted(partitions):
                 tp = TopicPartition(self.topic, partition)
