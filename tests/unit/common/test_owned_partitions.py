@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
-from stream_fakes import OtherTask, Poll, ScriptedConsumer, run_beside
+from stream_fakes import OtherTask, Poll, ScriptedConsumer, run_beside, turns_until
 
 from finops.common.log_position import ResumePlan
 from finops.common.owned_partitions import OwnedPartitions
@@ -225,6 +225,35 @@ async def test_a_partition_whose_resume_is_not_planned_is_not_owned_meanwhile():
     assert consumer.commits == []
 
 
+async def test_records_fetched_before_a_new_partition_is_sought_are_applied_once():
+    # aiokafka sets the new assignment before it calls the listener, and its fetcher reads on
+    # from the group's committed offset: a poll returns those records while adopt holds the
+    # lock (loading the checkpoint, planning the resume), then waits for it. Adopt seeks to the
+    # checkpoint's offset, from which the next poll reads them again.
+    owner, consumer = stage({0: SavedShard([0, 1, 2, 3, 4], {f"{TOPIC}:0": 5}, "cluster")})
+    loaded = asyncio.Event()
+    load = owner.load_shard
+
+    async def slow_load(partition: int) -> tuple[Seen, dict[str, int], str | None]:
+        await loaded.wait()
+        return await load(partition)
+
+    owner.load_shard = slow_load  # type: ignore[method-assign]
+    adopting: list[asyncio.Task[None]] = []
+
+    async def assigned() -> None:
+        adopting.append(asyncio.create_task(owner.adopt({0})))
+        await turns_until(owner.lock.locked, "the adoption holding the lock")
+        loaded.set()  # the checkpoint is loaded once the poll has returned
+
+    consumer.polls = [Poll({0: [5, 6, 7]}, during=assigned), Poll({0: [5, 6, 7, 8]})]
+    await owner.run(consumer.stop)
+    await adopting[0]
+    assert consumer.sought == {tp(0): 5}
+    assert owner.shards[0].offsets == list(range(9))  # 5, 6 and 7 once
+    assert owner.saved[0] == SavedShard(list(range(9)), {f"{TOPIC}:0": 9}, "cluster")
+
+
 # -- turns: a poll's records are applied records_per_turn at a time ---------------------------
 # A catch-up's polls are 2,000 records; the API and the consumers' heartbeats share the event
 # loop, and a rebalance the lock too: none of them may wait for a whole poll.
@@ -324,6 +353,22 @@ async def test_a_partition_adopted_again_between_two_turns_reads_the_rest_from_i
     assert owner.offsets_applied(0) == list(range(1000))
     assert owner.shards[0].offsets == list(range(1000))
     assert owner.saves == [(0, {f"{TOPIC}:0": HANDLE_AT_ONCE}), (0, {f"{TOPIC}:0": 1000})]
+
+
+async def test_a_partition_sought_again_between_two_turns_reads_the_rest_from_there():
+    owner, consumer, other = turn_stage()
+
+    async def assigned_again() -> None:  # still owned: its shard kept, sought to its offset
+        await owner.adopt({0})
+
+    other.first = assigned_again
+    await owner.adopt({0})
+    before = owner.shards[0]
+    consumer.polls = [Poll({0: list(range(1000))}), Poll({0: list(range(HANDLE_AT_ONCE, 1000))})]
+    await run_beside(owner, consumer, other)
+    assert consumer.sought == {tp(0): HANDLE_AT_ONCE}
+    assert owner.shards[0] is before
+    assert owner.offsets_applied(0) == list(range(1000))  # the rest once, as read again
 
 
 async def test_a_partition_adopted_again_before_its_first_turn_is_not_fed_the_poll_it_missed():

@@ -5,8 +5,9 @@ learning by task type) reads an internal topic partitioned by that key (a forwar
 re-keys its input there, see :mod:`finops.common.partitions`). Each instance of the owner
 group owns some partitions and, per partition, one *shard* of the state, checkpointed in a row
 of its own with that partition's next offset. When a partition is assigned, its checkpoint is
-loaded and the consumer seeks to its offset (to the beginning when there is none); before one
-is revoked it is checkpointed; offsets are committed to the group only after the checkpoint
+loaded and the consumer seeks to its offset (to the beginning when there is none), and what a
+poll returned from before that seek is dropped (read again from there); before one is revoked
+it is checkpointed; offsets are committed to the group only after the checkpoint
 that covers them. So a rebalance, a restart or a ``kill -9`` neither loses nor double-counts
 an event: the next owner replays exactly the records after the last checkpoint, which no saved
 state has seen.
@@ -98,6 +99,9 @@ class OwnedPartitions(Generic[Shard]):
         self.cluster_id: str | None = None
         #: partitions changed since their last checkpoint
         self.dirty: set[int] = set()
+        #: how many times each partition was adopted, and sought (changed under :attr:`lock`):
+        #: records polled before an adoption are read again from where it sought the partition
+        self.adoptions: dict[int, int] = {}
         self.lock = asyncio.Lock()
         #: what adopting partitions failed with (the loop stops on it)
         self.failure: BaseException | None = None
@@ -192,6 +196,7 @@ class OwnedPartitions(Generic[Shard]):
                 else:
                     self.offsets[partition] = offset
                     self.consumer.seek(tp, offset)
+                self.adoptions[partition] = self.adoptions.get(partition, 0) + 1
             log.info(
                 "partitions adopted", extra={"topic": self.topic, "adopted": sorted(partitions)}
             )
@@ -227,16 +232,21 @@ class OwnedPartitions(Generic[Shard]):
             batch = await self.consumer.getmany(
                 timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
             )
+            # As the poll returns, before any suspension: aiokafka fetches a newly assigned
+            # partition from the group's offset before the listener adopts it, and the poll
+            # may return those records while the adoption holds the lock.
+            read_at = {tp.partition: self.adoptions.get(tp.partition, 0) for tp in batch}
             async with self.lock:
                 # The shards the batch was read for, taken once for all its partitions: one
                 # revoked while it was read has none (its next owner reads the records from its
-                # checkpoint), and one adopted again while another's turns run has a new shard,
-                # which reads them again from its own offset (see _apply_in_turns).
-                owners = {tp.partition: self.shards.get(tp.partition) for tp in batch}
+                # checkpoint), and one adopted since, at once or between another's turns, has
+                # its records read again from the offset it was sought to (see
+                # _apply_in_turns).
+                owners = {partition: self.shards.get(partition) for partition in read_at}
             for tp, records in batch.items():
                 shard = owners[tp.partition]
                 if shard is not None and records:
-                    await self._apply_in_turns(tp.partition, shard, records)
+                    await self._apply_in_turns(tp.partition, shard, read_at[tp.partition], records)
             async with self.lock:
                 await self.after_batch()
             # getmany() returns without suspending while records are buffered: without this
@@ -244,10 +254,13 @@ class OwnedPartitions(Generic[Shard]):
             await asyncio.sleep(0)
         await self.checkpoint()
 
-    async def _apply_in_turns(self, partition: int, shard: Shard, records: list[Any]) -> None:
+    async def _apply_in_turns(
+        self, partition: int, shard: Shard, adoption: int, records: list[Any]
+    ) -> None:
         """Apply ``records`` to ``shard`` ``records_per_turn`` at a time, handing the event
         loop and :attr:`lock` back after each turn; drop the rest once the partition is no
-        longer ``shard``'s.
+        longer ``shard``'s or was adopted since the poll (``adoption``: its
+        :attr:`adoptions` as the poll returned).
 
         Between two turns a rebalance may revoke the partition (its shard is checkpointed at
         the offset after the last turn applied, then forgotten), or revoke and adopt it again
@@ -258,7 +271,10 @@ class OwnedPartitions(Generic[Shard]):
         for start in range(0, len(records), self.records_per_turn):
             turn = records[start : start + self.records_per_turn]
             async with self.lock:
-                if self.shards.get(partition) is not shard:
+                if (
+                    self.shards.get(partition) is not shard
+                    or self.adoptions.get(partition, 0) != adoption
+                ):
                     return
                 await self.handle(partition, shard, turn)
                 # With the records and under the lock: a checkpoint between two turns (a
