@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from finops.experiments.adapters import intake_supervisor
 from finops.experiments.adapters.intake_supervisor import keep_intake_running, restarting_reason
@@ -103,6 +103,27 @@ async def test_the_intake_is_not_ready_from_its_failure_until_a_new_one_has_run_
     assert restarting_reason(reopened, HEALTHY_S) is not None
     now[0] += 1
     assert restarting_reason(reopened, HEALTHY_S) is None
+
+
+async def test_an_adoption_the_broker_left_undecided_reopens_the_intake(pauses) -> None:
+    # plan_resume raises the broker's error when it reports no end offset for a partition
+    # (rather than reading it whole again), the adoption fails and the loop stops on it
+    # (OwnedPartitions.run): a new intake is opened, whose adoption plans the resume again.
+    undecided = RuntimeError("finops.experiment-events.v1: adopting partitions failed")
+    undecided.__cause__ = KafkaTimeoutError()
+    failed = FakeIntake("failed", failure=undecided)
+    state = SimpleNamespace(intake=failed, intake_failure=None)
+    stop = asyncio.Event()
+    reopened = FakeIntake("reopened")
+
+    async def reopen() -> FakeIntake:
+        stop.set()  # the test ends once the new intake runs
+        return reopened
+
+    await keep_intake_running(state, reopen, stop, healthy_s=HEALTHY_S)
+    assert state.intake is reopened
+    assert state.intake_failure is undecided
+    assert pauses == [1.0]
 
 
 async def test_any_other_failure_ends_the_intake(pauses) -> None:
