@@ -92,3 +92,38 @@ async def test_a_partition_whose_end_offset_is_not_reported_is_not_taken_as_past
         await log_position._offsets_the_log_holds(
             CommonSettings(), {"t:0": 3238, "t:1": 5}, timeout_s=0.05
         )
+
+
+class MetadataHiccupBroker(SilentBroker):
+    """Its first metadata leaves the topic out (a topic-level error, which aiokafka drops);
+    a fresh metadata request holds it again unless ``lasting``."""
+
+    def __init__(self, ends: dict[TopicPartition, int], *, lasting: bool) -> None:
+        super().__init__(ends)
+        self.lasting = lasting
+        self.refreshed = 0
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:  # type: ignore[override]
+        return None if self.lasting or not self.refreshed else super().partitions_for_topic(topic)
+
+    async def topics(self) -> set[str]:
+        self.refreshed += 1
+        return {tp.topic for tp in self.ends}
+
+
+async def test_a_topic_missing_from_the_metadata_is_asked_again_then_not_taken_as_gone(
+    monkeypatch,
+) -> None:
+    # Read as "partition t:0 no longer exists", the partition was reset to its earliest
+    # offset under the restored state: every retained record applied a second time.
+    recovering = MetadataHiccupBroker({TopicPartition("t", 0): 3614}, lasting=False)
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: recovering)
+    verdict = await log_position._offsets_the_log_holds(
+        CommonSettings(), {"t:0": 3238}, timeout_s=0.05
+    )
+    assert (verdict, recovering.refreshed) == ({"t:0": None}, 1)
+
+    lasting = MetadataHiccupBroker({TopicPartition("t", 0): 3614}, lasting=True)
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: lasting)
+    with pytest.raises(KafkaError, match="the broker's metadata holds no topic t"):
+        await log_position._offsets_the_log_holds(CommonSettings(), {"t:0": 3238}, timeout_s=0.05)

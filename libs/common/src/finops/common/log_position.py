@@ -16,9 +16,9 @@ end with nothing; a loaded broker is slow): then a saved offset within the end o
 broker reports is kept, since re-reading the partition whole would count again every event
 older than the consumer's memory of ids. A partition is reset only on the broker's answer (a
 record before the one asked for, or an end offset below the saved one): when it reports no
-end offset either (a leader moving in a rolling restart), nothing is decided and the
-:class:`~aiokafka.errors.KafkaError` is raised, so the start-up or the adoption fails and is
-tried again, as for any broker failure.
+end offset either (a leader moving in a rolling restart), or its metadata does not hold the
+topic, nothing is decided and the :class:`~aiokafka.errors.KafkaError` is raised, so the
+start-up or the adoption fails and is tried again, as for any broker failure.
 """
 
 from __future__ import annotations
@@ -124,11 +124,8 @@ async def _offsets_the_log_holds(
     consumer = make_consumer(settings, group_id=None)
     await consumer.start()
     try:
-        existing = {
-            tp
-            for tp in to_probe
-            if tp.partition in (consumer.partitions_for_topic(tp.topic) or set())
-        }
+        partitions = await _partitions_of(consumer, {tp.topic for tp in to_probe})
+        existing = {tp for tp in to_probe if tp.partition in partitions[tp.topic]}
         for tp in set(to_probe) - existing:
             verdict[partition_key(tp)] = f"partition {partition_key(tp)} no longer exists"
         if existing:
@@ -144,6 +141,26 @@ async def _offsets_the_log_holds(
     finally:
         await consumer.stop()
     return verdict
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topics: set[str]) -> dict[str, set[int]]:
+    """Each topic's partitions in the broker's metadata. aiokafka leaves out of its metadata
+    a topic the broker answered with a topic-level error (a leader being elected), as if it
+    did not exist; read as "no such partition", that would reset the partition and count
+    its log again. So a topic missing after a fresh metadata request raises
+    :class:`~aiokafka.errors.KafkaError`: nothing is decided (a deleted topic cannot be
+    read either; the services' topics are created before they start)."""
+    known = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    if any(partitions is None for partitions in known.values()):
+        await consumer.topics()  # a metadata request of every topic
+        known = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    missing = sorted(topic for topic, partitions in known.items() if partitions is None)
+    if missing:
+        raise KafkaError(
+            f"the broker's metadata holds no topic {', '.join(missing)}: whether the saved"
+            " offsets still point into it cannot be told"
+        )
+    return {topic: set(partitions or ()) for topic, partitions in known.items()}
 
 
 async def _judge_silent(
