@@ -95,6 +95,37 @@ async def test_adopting_loads_each_shard_and_seeks_to_its_saved_offset():
     assert owner.cluster_id == "cluster"
 
 
+async def test_each_checkpoint_is_checked_against_the_cluster_it_was_saved_on():
+    # Checked against the instance's cluster id (the first checkpoint's, or the broker's once
+    # one adoption ran), a checkpoint of the broker before it was replaced kept offsets of
+    # the old log: the new log's records below them were skipped.
+    owner, consumer = stage(
+        {
+            0: SavedShard([1], {f"{TOPIC}:0": 2}, "new"),
+            1: SavedShard([8], {f"{TOPIC}:1": 9}, "old"),
+            2: SavedShard([], {f"{TOPIC}:2": 4}, None),  # saved by a version without ids
+        }
+    )
+    asked: list[tuple[dict[str, int], str | None]] = []
+
+    async def resume(offsets: Mapping[str, int], cluster_id: str | None) -> ResumePlan:
+        asked.append((dict(offsets), cluster_id))
+        kept = {} if cluster_id == "old" else dict(offsets)
+        return ResumePlan(
+            "new", kept, {key: "cluster changed" for key in offsets if key not in kept}
+        )
+
+    owner.resume = resume  # type: ignore[method-assign]
+    owner.cluster_id = "new"  # an earlier adoption read the new broker's id
+    await owner.adopt({0, 1, 2})
+    assert sorted(asked, key=str) == sorted(
+        [({f"{TOPIC}:0": 2, f"{TOPIC}:2": 4}, "new"), ({f"{TOPIC}:1": 9}, "old")], key=str
+    )
+    assert consumer.sought == {tp(0): 2, tp(2): 4}
+    assert consumer.from_beginning == [tp(1)]
+    assert owner.cluster_id == "new"
+
+
 async def test_releasing_checkpoints_the_shard_then_forgets_it():
     owner, consumer = stage()
     await owner.adopt({0, 1})

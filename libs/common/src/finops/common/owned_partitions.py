@@ -175,21 +175,26 @@ class OwnedPartitions(Generic[Shard]):
 
     async def _adopt(self, partitions: set[int]) -> None:
         async with self.lock:
-            saved: dict[str, int] = {}
+            # Each checkpoint's offsets are checked against the cluster it was saved on: one
+            # saved before the broker was replaced holds offsets of the old log, even when this
+            # instance adopted another partition's checkpoint of the new one first.
+            saved_on: dict[str | None, dict[str, int]] = {}
             loaded: dict[int, Shard] = {}
             for partition in sorted(partitions - self.shards.keys()):
                 shard, offsets, cluster_id = await self.load_shard(partition)
                 loaded[partition] = shard
-                saved.update(offsets)
-                self.cluster_id = self.cluster_id or cluster_id
-            plan = await self.resume(saved, self.cluster_id)
+                saved_on.setdefault(cluster_id or self.cluster_id, {}).update(offsets)
+            resumed: dict[str, int] = {}
+            for cluster_id, offsets in (saved_on or {self.cluster_id: {}}).items():
+                plan = await self.resume(offsets, cluster_id)
+                resumed.update(plan.offsets)
             # Installed once the resume is planned: one installed before (the plan failed) took
             # the records fetched from wherever the consumer stood, and a checkpoint saved them.
             self.shards.update(loaded)
             self.cluster_id = plan.cluster_id
             for partition in sorted(partitions):
                 tp = TopicPartition(self.topic, partition)
-                offset = plan.offsets.get(partition_key(tp), self.offsets.get(partition))
+                offset = resumed.get(partition_key(tp), self.offsets.get(partition))
                 if offset is None:
                     self.offsets.pop(partition, None)
                     await self.consumer.seek_to_beginning(tp)
