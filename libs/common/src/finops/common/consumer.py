@@ -242,6 +242,35 @@ class AtLeastOnceConsumer:
         self.consumer.assign(list(partitions))
         await self.checkpointed.seek(self.consumer, partitions)
 
+    async def start_assigned_topics(self, topics: Sequence[str]) -> None:
+        """:meth:`start_assigned` on every partition the broker has of ``topics`` as the
+        consumer starts: a topic an operator gave more partitions than the platform declares
+        is read whole, not its declared ones alone (a group reader is assigned the new
+        ones; this one would never read them, and nothing would say so). A partition added
+        later is read from the next start."""
+        if self.checkpointed is None:
+            raise ValueError("assigning without a group needs a checkpointed state")
+        self._export_counts(sorted(topics))
+        await self.consumer.start()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(await self._partitions_of(topic))
+        ]
+        self.consumer.assign(partitions)
+        await self.checkpointed.seek(self.consumer, partitions)
+
+    async def _partitions_of(self, topic: str) -> set[int]:
+        """``topic``'s partitions in the broker's metadata, asked for again once when it is
+        missing (aiokafka leaves out a topic answered with a topic-level error)."""
+        found = self.consumer.partitions_for_topic(topic)
+        if found is None:
+            await self.consumer.topics()
+            found = self.consumer.partitions_for_topic(topic)
+        if not found:
+            raise KafkaError(f"the broker's metadata holds no partition of topic {topic}")
+        return set(found)
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop`` is set (or forever); checkpointed, save once more at the end."""
         stop = stop or asyncio.Event()

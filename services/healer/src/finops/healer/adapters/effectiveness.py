@@ -28,7 +28,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from finops.common.consumer import AtLeastOnceConsumer, CheckpointedState
@@ -125,10 +125,9 @@ class OutcomeIntake(CheckpointedState):
         self.ledger = HealingLedger.from_state(state, baseline_price=price_baseline)
 
     async def start(self) -> None:
-        """Start the consumer on every partition of every topic (no group), each from its
-        saved offset or the beginning."""
-        partitions = [TopicPartition(t.name, p) for t in self.topics for p in range(t.partitions)]
-        await self.stream.start_assigned(partitions)
+        """Start the consumer on every partition the broker has of every topic (no group),
+        each from its saved offset or the beginning."""
+        await self.stream.start_assigned_topics([t.name for t in self.topics])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until ``stop``: ``YIELD_EVERY`` records and their offsets at a time under the
