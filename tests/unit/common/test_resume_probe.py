@@ -5,6 +5,7 @@ nothing is decided: the error is raised (fakes for the consumer)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -127,3 +128,55 @@ async def test_a_topic_missing_from_the_metadata_is_asked_again_then_not_taken_a
     monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: lasting)
     with pytest.raises(KafkaError, match="the broker's metadata holds no topic t"):
         await log_position._offsets_the_log_holds(CommonSettings(), {"t:0": 3238}, timeout_s=0.05)
+
+
+class LastBatchBroker(SilentBroker):
+    """tansu under load: a fetch of the saved offset gets nothing in time, its end offsets are
+    the offset after the first record of the last batch, and a fetch of that batch answers
+    with its records up to ``true_ends`` (none when ``answers`` is false)."""
+
+    def __init__(
+        self, ends: dict[TopicPartition, int], true_ends: dict[TopicPartition, int], answers: bool
+    ) -> None:
+        super().__init__(ends)
+        self.true_ends = true_ends
+        self.answers = answers
+        self.position: dict[TopicPartition, int] = {}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position[tp] = offset
+
+    async def getmany(self, *partitions: Any, **options: Any) -> dict[Any, list[Any]]:
+        answered = {}
+        for tp in partitions:
+            at = self.position[tp]
+            if self.answers and at == self.ends[tp] - 1:  # the last batch, never the probe
+                answered[tp] = [SimpleNamespace(offset=o) for o in range(at, self.true_ends[tp])]
+        return answered
+
+
+async def test_an_offset_in_the_last_batch_of_a_broker_reporting_its_start_is_kept(
+    monkeypatch,
+) -> None:
+    # A review (2 optimizer workers, one stopped under load): saved 2100, reported end 2087,
+    # true end 2119; judged past the end, the partition was read again from offset 0 into
+    # the kept state (928 events redelivered).
+    t0, t1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    broker = LastBatchBroker({t0: 2087, t1: 50}, {t0: 2119, t1: 60}, answers=True)
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
+    settings = CommonSettings(kafka_end_offset_in_last_batch=True)
+    verdict = await log_position._offsets_the_log_holds(
+        settings, {"t:0": 2100, "t:1": 404}, timeout_s=0.05
+    )
+    assert verdict["t:0"] is None
+    assert verdict["t:1"] is not None and "past the end" in verdict["t:1"]
+
+
+async def test_a_last_batch_the_broker_does_not_answer_either_decides_nothing(monkeypatch):
+    broker = LastBatchBroker(
+        {TopicPartition("t", 0): 2087}, {TopicPartition("t", 0): 2119}, answers=False
+    )
+    monkeypatch.setattr(log_position, "make_consumer", lambda *args, **kwargs: broker)
+    settings = CommonSettings(kafka_end_offset_in_last_batch=True)
+    with pytest.raises(KafkaError, match="no fetch of the last batch of t:0"):
+        await log_position._offsets_the_log_holds(settings, {"t:0": 2100}, timeout_s=0.05)

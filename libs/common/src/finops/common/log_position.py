@@ -137,7 +137,11 @@ async def _offsets_the_log_holds(
             )
             verdict.update(answered)
             if silent:
-                verdict.update(await _judge_silent(consumer, silent, timeout_s))
+                verdict.update(
+                    await _judge_silent(
+                        consumer, silent, timeout_s, settings.kafka_end_offset_in_last_batch
+                    )
+                )
     finally:
         await consumer.stop()
     return verdict
@@ -164,17 +168,24 @@ async def _partitions_of(consumer: AIOKafkaConsumer, topics: set[str]) -> dict[s
 
 
 async def _judge_silent(
-    consumer: AIOKafkaConsumer, silent: dict[TopicPartition, int], timeout_s: float
+    consumer: AIOKafkaConsumer,
+    silent: dict[TopicPartition, int],
+    timeout_s: float,
+    ends_in_last_batch: bool = False,
 ) -> dict[str, str | None]:
     """Partitions whose probe got no record in time. The local broker answers a fetch past the
     end with nothing, but a loaded one can be as slow: the end offset it reports decides. It
-    may report less than the true end (tansu's lags), never more, so a saved offset at or
-    below it is in the log and is kept; any other is judged past the end.
+    never reports more than the true end, so a saved offset at or below it is in the log and
+    is kept. Above it: past the end, unless the broker reports the offset after the first
+    record of its last batch (``ends_in_last_batch``: tansu, ``FINOPS_KAFKA_END_OFFSET_IN_
+    LAST_BATCH``), when the saved offset may lie in that batch (a review saw 2100 saved, 2087
+    reported, 2119 true): then the log's end is read from that batch (:func:`_true_ends`).
 
     Raises
     ------
     KafkaError
-        The broker reported no end offset of some partition: judged past the end, its whole
+        The broker reported no end offset of some partition, or (``ends_in_last_batch``)
+        did not answer the fetch of its last batch either: judged past the end, its whole
         retained log would be applied again to the state kept.
     """
     try:
@@ -189,6 +200,9 @@ async def _judge_silent(
     unreported = sorted(partition_key(tp) for tp in silent if tp not in ends)
     if unreported:
         raise KafkaError(f"the broker reported no end offset of {', '.join(unreported)}")
+    beyond = {tp: ends[tp] for tp, saved in silent.items() if ends[tp] < saved}
+    if ends_in_last_batch and beyond:
+        ends = {**ends, **await _true_ends(consumer, beyond, 2 * timeout_s)}
     verdict: dict[str, str | None] = {}
     for tp, saved in silent.items():
         key = partition_key(tp)
@@ -204,6 +218,34 @@ async def _judge_silent(
         else:
             verdict[key] = f"offset {saved} of {key} is past the end"
     return verdict
+
+
+async def _true_ends(
+    consumer: AIOKafkaConsumer, reported: dict[TopicPartition, int], timeout_s: float
+) -> dict[TopicPartition, int]:
+    """The end of each partition whose broker reports the offset after the first record of its
+    last batch: one past the last record a fetch from just before that offset returns (the
+    batch, which every broker answers right). A partition whose fetch brings nothing within
+    ``timeout_s`` raises KafkaError: nothing is decided."""
+    pending = {tp for tp, end in reported.items() if end > 0}
+    true = {tp: end for tp, end in reported.items() if end <= 0}
+    for tp in pending:
+        consumer.seek(tp, reported[tp] - 1)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        batch = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in batch.items():
+            if records and tp in pending:
+                true[tp] = max(reported[tp], records[-1].offset + 1)
+                pending.discard(tp)
+        await asyncio.sleep(0)
+    if pending:
+        keys = ", ".join(sorted(map(partition_key, pending)))
+        raise KafkaError(
+            f"the broker answered no fetch of the last batch of {keys} within {timeout_s:.0f} s:"
+            " whether the saved offsets are past the end cannot be told"
+        )
+    return true
 
 
 async def _probe(
