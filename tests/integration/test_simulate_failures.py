@@ -77,7 +77,7 @@ def _drift_alert(drift: QualityDrift, metric: str, seen: int) -> bytes:
     """A drift alert of ``drift``'s model on its task type, as the optimizer writes it."""
     arm = ArmSpec(drift.model, "openai").arm_id
     event = drift_event(drift.task_type, arm, DriftSignal(metric, -1, 0.9, 0.5), seen)
-    return json.dumps(drift_alert(event, seen, "note")).encode()
+    return json.dumps(drift_alert(event, f"event-{seen}", "note")).encode()
 
 
 async def test_the_drift_alerts_counted_are_those_written_after_the_run_began(infra_env):

@@ -49,7 +49,7 @@ def alert(
     """A drift alert as the optimizer writes it."""
     arm = ArmSpec(model, provider).arm_id
     event = drift_event(task_type, arm, DriftSignal(metric, direction, 0.9, 0.6), 500 + seen)
-    return drift_alert(event, seen, drift_note(None, False))
+    return drift_alert(event, f"event-{seen}", drift_note(None, False))
 
 
 def record(value: dict[str, Any] | bytes | None, offset: int, at_ms: int = 0) -> TopicRecord:
@@ -300,7 +300,7 @@ def unpinning_alert(experiment_id: str) -> DriftAlertSeen:
         "unpinned_experiment_id": experiment_id,
     }
     promotion = {"experiment": "sim-cheaper", "experiment_id": experiment_id}
-    value = drift_alert(event, 1, drift_note(promotion, True))
+    value = drift_alert(event, "event-1", drift_note(promotion, True))
     seen = DriftAlertSeen.from_record(record(value, 0, 7500))
     assert seen is not None
     return seen

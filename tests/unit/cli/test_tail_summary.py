@@ -178,7 +178,7 @@ def test_an_alert_shows_its_subject_severity_and_message():
         "kind=healing_abort subject=openai/gpt-4o severity=warning"
         ' message="content_filter on openai/gpt-4o: the provider refused the prompt"'
     )
-    drift = drift_alert({"task_type": "qa", "arm": "gpt-4o|openai|default"}, 1, "kept")
+    drift = drift_alert({"task_type": "qa", "arm": "gpt-4o|openai|default"}, "event-1", "kept")
     assert _summary(drift) == (
         'kind=drift subject=qa/gpt-4o|openai|default severity=warning message="quality of'
         ' gpt-4o|openai|default on qa changed; kept"'

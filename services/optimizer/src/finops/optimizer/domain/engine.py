@@ -128,7 +128,7 @@ class OptimizerEngine:
             data.latency_ms,
             data.success,
         )
-        alerts = self._drift_alerts()
+        alerts = self._drift_alerts(str(event.id))
         if windowable(event.time.timestamp()):
             # beyond years 1-9999 UTC an event counts in the all-time totals only (the
             # analytics count it as out of range): no period or window could hold it
@@ -170,7 +170,7 @@ class OptimizerEngine:
         tokens = data.request.input_tokens if data.request else None
         features = {COST_FEATURE: float(tokens)} if tokens is not None else None
         self.policy.update(data.task_type, arm, features, None, None, None, False)
-        return self._drift_alerts()
+        return self._drift_alerts(str(event.id))
 
     @property
     def counted(self) -> int:
@@ -196,15 +196,16 @@ class OptimizerEngine:
             return self.observe_error(event, source)
         return []
 
-    def _drift_alerts(self) -> list[dict[str, Any]]:
-        """The policy's drift events as alerts, drained: reported once, never checkpointed."""
+    def _drift_alerts(self, cause: str) -> list[dict[str, Any]]:
+        """The policy's drift events as alerts, drained right after the update of the event
+        ``cause`` (its id) that raised them: reported once, never checkpointed."""
         alerts = []
         for event in self.policy.drain_drift_events():
             self.drift_alerts += 1
             pinned = self.promoted.get(str(event.get("task_type")))
             lifted = lift_on_drift(self.promoted, self.promotions_lifted, event)
             note = drift_note(lifted or pinned, lifted is not None)
-            alert = drift_alert(event, self.drift_alerts, note)
+            alert = drift_alert(event, cause, note)
             if lifted is not None:
                 alert["details"]["unpinned_experiment_id"] = lifted.get("experiment_id")
             alerts.append(alert)
