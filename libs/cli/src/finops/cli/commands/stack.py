@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ from finops.common.settings import CommonSettings
 from finops.common.topics import OPTIMIZER_EVENTS
 
 #: Commands that run the stack itself: they read its settings, not a client's addresses.
-STACK_COMMANDS = frozenset({"up", "down", "status", "demo"})
+STACK_COMMANDS = frozenset({"up", "down", "status", "env", "demo"})
 #: what `finops down` and `finops status` say when the stack is stopped
 NO_STACK_RUNNING = "no stack is running."
 
@@ -268,8 +269,28 @@ def _run_demo_fleet(stack: Stack, *, calls: int, agents: int, seed: int, reports
         )
 
 
+def env() -> None:
+    """Print, as `export` lines, the FINOPS_* settings a process needs to join the local
+    stack: its addresses and, when its broker is the stack's own, that broker's settings (the
+    services get them from `finops up`; without them a service's producer fails at start-up
+    with `UnknownError` from InitProducerIdRequest).
+
+    Another instance of a stream service, by hand (its own port and data folder):
+
+      eval "$(finops env)"
+      FINOPS_PORT=8014 FINOPS_DATA_DIR=.finops/healer-2 python -m finops.healer
+
+    An address you set before (FINOPS_DATABASE_URL, FINOPS_REDIS_URL, FINOPS_KAFKA_BOOTSTRAP:
+    then the broker is not the stack's, and no broker settings are printed) wins, as for the
+    other commands.
+    """
+    for key, value in sorted(StackSettings().client_addresses().items()):
+        print(f"export {key}={shlex.quote(value)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(down)
     app.command()(status)
+    app.command()(env)
     app.command()(demo)
