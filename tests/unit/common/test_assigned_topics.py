@@ -3,6 +3,7 @@ ones the platform declares (fakes for the consumer)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,9 +30,13 @@ class BrokerMetadata:
             return None
         return self.known.get(topic)
 
-    async def topics(self) -> set[str]:
+    @property
+    def _client(self) -> Any:  # aiokafka's client: asking for a topic by name refreshes
+        return SimpleNamespace(add_topic=lambda topic: None, force_metadata_update=self._refresh)
+
+    async def _refresh(self) -> bool:
         self.refreshed += 1
-        return set(self.known)
+        return True
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = partitions

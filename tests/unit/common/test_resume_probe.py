@@ -107,9 +107,13 @@ class MetadataHiccupBroker(SilentBroker):
     def partitions_for_topic(self, topic: str) -> set[int] | None:  # type: ignore[override]
         return None if self.lasting or not self.refreshed else super().partitions_for_topic(topic)
 
-    async def topics(self) -> set[str]:
+    @property
+    def _client(self) -> Any:  # aiokafka's client: asking for a topic by name refreshes
+        return SimpleNamespace(add_topic=lambda topic: None, force_metadata_update=self._refresh)
+
+    async def _refresh(self) -> bool:
         self.refreshed += 1
-        return {tp.topic for tp in self.ends}
+        return True
 
 
 async def test_a_topic_missing_from_the_metadata_is_asked_again_then_not_taken_as_gone(

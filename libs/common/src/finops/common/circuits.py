@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
 from finops.common.catch_up import CatchUp
+from finops.common.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class CircuitReader:
 
     async def start(self) -> None:
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        partitions = await topic_partitions(self.consumer, self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(tps)
         if tps:

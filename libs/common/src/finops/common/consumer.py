@@ -37,7 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 from finops.common.checkpoints import CheckpointSource
 from finops.common.datastores import is_dependency_failure
 from finops.common.dead_letters import Record, dead_letter
-from finops.common.kafka import start_subscribed
+from finops.common.kafka import start_subscribed, topic_partitions
 from finops.common.log_position import ResumePlan, partition_key
 from finops.common.metrics import STREAM_EVENTS, export_stream_counts
 
@@ -261,12 +261,9 @@ class AtLeastOnceConsumer:
         await self.checkpointed.seek(self.consumer, partitions)
 
     async def _partitions_of(self, topic: str) -> set[int]:
-        """``topic``'s partitions in the broker's metadata, asked for again once when it is
-        missing (aiokafka leaves out a topic answered with a topic-level error)."""
-        found = self.consumer.partitions_for_topic(topic)
-        if found is None:
-            await self.consumer.topics()
-            found = self.consumer.partitions_for_topic(topic)
+        """``topic``'s partitions in the broker's metadata (:func:`~finops.common.kafka.
+        topic_partitions`); KafkaError when it holds none."""
+        found = await topic_partitions(self.consumer, topic)
         if not found:
             raise KafkaError(f"the broker's metadata holds no partition of topic {topic}")
         return set(found)

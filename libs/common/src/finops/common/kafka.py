@@ -163,6 +163,24 @@ async def start_subscribed(
     consumer.subscribe(list(topics), listener=listener)
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
+    """``topic``'s partitions in the broker's metadata (None: the broker holds no such topic),
+    for a consumer started without a subscription.
+
+    aiokafka starts a consumer with a metadata request of no topics, which Apache Kafka
+    answers with none (tansu with every topic), and leaves out of its metadata a topic the
+    broker answered with a topic-level error (a leader being elected): a topic missing from
+    it is then asked for by name before it is taken to be missing.
+    """
+    found = consumer.partitions_for_topic(topic)
+    if found is None:
+        client = consumer._client  # aiokafka has no public refresh; `finops tail` does the same
+        client.add_topic(topic)  # tracked: the update asks for it
+        await client.force_metadata_update()
+        found = consumer.partitions_for_topic(topic)
+    return None if found is None else set(found)
+
+
 def make_admin(settings: CommonSettings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -214,7 +232,7 @@ async def read_topic(
     consumer = make_consumer(settings, group_id=None, fetch_max_bytes=16 * 1024 * 1024)
     try:
         await consumer.start()  # inside: a consumer that failed to start is stopped too
-        partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await topic_partitions(consumer, topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             return

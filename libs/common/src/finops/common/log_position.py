@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from finops.common.kafka import make_admin, make_consumer
+from finops.common.kafka import make_admin, make_consumer, topic_partitions
 from finops.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -148,16 +148,15 @@ async def _offsets_the_log_holds(
 
 
 async def _partitions_of(consumer: AIOKafkaConsumer, topics: set[str]) -> dict[str, set[int]]:
-    """Each topic's partitions in the broker's metadata. aiokafka leaves out of its metadata
-    a topic the broker answered with a topic-level error (a leader being elected), as if it
-    did not exist; read as "no such partition", that would reset the partition and count
-    its log again. So a topic missing after a fresh metadata request raises
+    """Each topic's partitions in the broker's metadata (:func:`~finops.common.kafka.
+    topic_partitions`, which asks for a topic the consumer's metadata lacks: Apache Kafka
+    answers a new consumer's first metadata request with no topics, and aiokafka leaves out
+    one the broker answered with a topic-level error). Read as "no such partition", a
+    missing topic would reset the partition and count its log again. So a topic missing
+    after a metadata request naming it raises
     :class:`~aiokafka.errors.KafkaError`: nothing is decided (a deleted topic cannot be
     read either; the services' topics are created before they start)."""
-    known = {topic: consumer.partitions_for_topic(topic) for topic in topics}
-    if any(partitions is None for partitions in known.values()):
-        await consumer.topics()  # a metadata request of every topic
-        known = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    known = {topic: await topic_partitions(consumer, topic) for topic in sorted(topics)}
     missing = sorted(topic for topic, partitions in known.items() if partitions is None)
     if missing:
         raise KafkaError(

@@ -35,6 +35,7 @@ from prometheus_client import Counter, Gauge
 
 from finops.common.catch_up import CatchUp
 from finops.common.id_dedupe import IdDedupe, fingerprint
+from finops.common.kafka import topic_partitions
 from finops.common.lifespan import run_together
 from finops.optimizer.adapters.engine_shards import BUDGET_ALERTS_PARTITION, EngineShards
 from finops.optimizer.adapters.stream import send_alert
@@ -100,7 +101,7 @@ class ShardSnapshotReader:
     async def start(self) -> None:
         """Read every partition from its beginning; note where each ended at this moment."""
         await self.consumer.start()
-        found = self.consumer.partitions_for_topic(self.topic) or set()
+        found = await topic_partitions(self.consumer, self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(found)]
         self.consumer.assign(tps)
         if not tps:  # never ready: no state would ever be read
