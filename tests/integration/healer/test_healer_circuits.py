@@ -168,10 +168,11 @@ def stamped(event: dict[str, Any], principal: str) -> dict[str, Any]:
 
 
 async def test_one_keys_faults_open_nothing_while_another_agent_calls(lab: CircuitLab) -> None:
-    """One key (the principal ingest stamps; here one that names 20 agent ids, as a key with
-    events:write:any may) reports 20 faults of a model another key calls without trouble: the
-    breaker stays closed and /metrics counts the trips held back; a second key's faults then
-    open it."""
+    """One key (the principal ingest stamps; here one that names 60 agent ids, as a key with
+    events:write:any may) reports 60 faults of a model another key calls without trouble,
+    and a third key one real fault: the breaker stays closed (without the first key's calls
+    and faults, 1 of 6 calls failed) and /metrics counts the trips held back; the third
+    key's further faults then make the case without the first key's, and open it."""
     async with healer(lab.healer_settings()) as client:
         held_before = await held_back_trips(client)
         honest = [stamped(llm_call("honest", model="gpt-q"), "user-honest") for _ in range(5)]
@@ -181,26 +182,28 @@ async def test_one_keys_faults_open_nothing_while_another_agent_calls(lab: Circu
             state = client.app.state.circuits.get("openai", "gpt-q")
             return state if state is not None and state.calls == calls else None
 
+        def fault_of(agent: str, principal: str) -> dict[str, Any]:
+            return stamped(agent_error(agent, "openai", "gpt-q", 500, "Internal error"), principal)
+
         # the honest calls first: the faults below must not find the key the only caller
         await wait_until(lambda: counted(5), 60, "the honest key's calls to be counted")
-        made_up = [
-            stamped(agent_error(f"made-up-{i}", "openai", "gpt-q", 500, "Internal error"), "liar")
-            for i in range(20)
-        ]
-        await lab.send(lab.errors.name, made_up)
-        state = await wait_until(lambda: counted(25), 60, "the made-up faults to be counted")
-        assert (state.state, state.failures) == (CircuitStatus.CLOSED, 20)
+        await lab.send(lab.errors.name, [fault_of(f"made-up-{i}", "liar") for i in range(60)])
+        await lab.send(lab.errors.name, [fault_of("bot-2", "u2")])
+        state = await wait_until(lambda: counted(66), 60, "the 61 faults to be counted")
+        assert (state.state, state.failures) == (CircuitStatus.CLOSED, 61)
         assert state.reason == "never opened"
-        # with min_calls 10: from the 5th fault on (5 of 10 calls), each would have opened it
-        assert await held_back_trips(client) - held_before == 16
-        second = stamped(agent_error("bot-2", "openai", "gpt-q", 500, "Internal error"), "u2")
-        await lab.send(lab.errors.name, [second])
+        # with min_calls 10: from liar's 5th fault on (5 of 10 calls), each would have opened
+        # it, and u2's: 56 + 1
+        assert await held_back_trips(client) - held_before == 57
+        # u2's 4 more: without liar's, 5 of 10 calls failed (3 more held back on the way)
+        await lab.send(lab.errors.name, [fault_of("bot-2", "u2") for _ in range(4)])
         opened = await wait_until(
-            lambda: (s := counted(26)) is not None and s.state is CircuitStatus.OPEN and s,
+            lambda: (s := counted(70)) is not None and s.state is CircuitStatus.OPEN and s,
             60,
-            "a second key's fault to open the breaker",
+            "u2's faults to open the breaker without liar's",
         )
         assert opened.reason.endswith("; faults from 2+ agents")
+        assert await held_back_trips(client) - held_before == 60
 
 
 async def test_the_circuits_endpoint_refuses_bad_input_with_a_code(lab: CircuitLab) -> None:

@@ -1,5 +1,6 @@
 """Who reported each outcome reaches the breakers: the principal ingest stamped, else the
-agent id; an owner counts and logs the trips it holds back for want of a quorum."""
+agent id; an owner counts and logs the trips it holds back because they do not hold without
+the top faulter's faults."""
 
 from __future__ import annotations
 
@@ -99,12 +100,18 @@ def test_one_key_writing_for_many_agent_ids_is_one_reporter(caplog: Any):
             shard.count(outcome)
     assert shard.transitions == []  # not opened
     assert held_back("failure_rate") - before == 4  # the 3rd to the 6th fault would have
-    logged = [r for r in caplog.records if "fewer agents than the quorum" in r.getMessage()]
+    logged = [r for r in caplog.records if "the case does not hold" in r.getMessage()]
     assert len(logged) == 1
     said = logged[0].__dict__
-    assert (said["faulting_agents"], said["calling_agents"], said["quorum"]) == (1, 2, 2)
-    # a second key's fault makes the quorum
-    second = intake.outcome(AGENT_ERROR.name, overloaded("x", principal="user-2"))
-    assert second is not None
-    shard.count(second)
+    assert (said["left_out_agents"], said["left_out_faults"], said["faults"]) == (1, 3, 3)
+    assert (said["calling_agents"], said["quorum"]) == (2, 2)
+    # a second key's fault: without the first key's faults, 1 of 2 calls, under min_calls
+    for i in range(4):
+        second = intake.outcome(AGENT_ERROR.name, overloaded("x", principal="user-2"))
+        assert second is not None
+        shard.count(second)
+        if i == 0:
+            assert shard.transitions == []
+            assert held_back("failure_rate") - before == 5
+    # its 4th: without the first key's, 4 of 5 calls failed
     assert [t.after.value for t in shard.transitions] == ["open"]

@@ -6,6 +6,7 @@ import json
 import pickle
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from finops.healer.adapters.breaker_shards import BreakerShard
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breaker_trips import HeldBack
+from finops.healer.domain.breaker_window import AgentCounts, Counts
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig, Transition
 
 CONFIG = BreakerConfig(min_calls=10, cooldown_s=5.0, window_s=30.0)
@@ -103,7 +105,8 @@ class AgentCall:
 def calls_of_agents(seed: int) -> list[AgentCall]:
     """Calls of four agents to two models over about 190 s: each model has outages every
     agent sees, and spells where only agent-0 reports faults (the others succeed), so that
-    breakers open, hold trips back for want of a quorum, probe, re-open and close."""
+    breakers open, hold trips back (no case without agent-0's faults), probe, re-open and
+    close."""
     rng = random.Random(seed)
     models = ["gpt-4o", "gpt-4o-mini"]
     out = []
@@ -156,57 +159,98 @@ def test_a_board_restored_midway_keeps_the_agents_of_its_quorum(seed):
         restored = board_from_state(saved, CONFIG)
         for key, breaker in first.breakers.items():
             again = restored.breakers[key]
-            assert [(b.callers, b.faulters) for b in again.window.buckets] == [
-                (b.callers, b.faulters) for b in breaker.window.buckets
+            assert [b.agents for b in again.window.buckets] == [
+                b.agents for b in breaker.window.buckets
             ]
-            assert again.probe_faulters == breaker.probe_faulters
+            assert again.probe_agents == breaker.probe_agents
         after = feed_agents(restored, calls[cut:])
         assert (before[0] + after[0], before[1] + after[1]) == expected, f"cut at {cut}"
 
 
-def test_a_checkpoint_keeps_the_buckets_the_version_before_the_quorum_reads():
+def test_a_checkpoint_keeps_the_buckets_the_versions_before_read():
     board = BreakerBoard(CONFIG)
     board.success("openai", "gpt-4o", at=10.0, agent="bot1")
     board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=11.0, agent="bot2")
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=11.5, agent="bot2")
+    board.success("openai", "gpt-4o", at=11.7)  # forwarded without an agent
     (saved,) = board_to_state(board)["breakers"]
-    assert saved["buckets"] == [[10, 1, 0], [11, 1, 1]]  # what that version unpacks
-    assert saved["bucket_agents"] == [
-        {"second": 10, "callers": ["bot1"], "faulters": []},
-        {"second": 11, "callers": ["bot2"], "faulters": ["bot2"]},
+    assert saved["buckets"] == [[10, 1, 0], [11, 3, 2]]  # what those versions unpack
+    assert saved["bucket_counts"] == [
+        {"second": 10, "agents": [["bot1", 1, 0]]},
+        {"second": 11, "agents": [["bot2", 2, 2], [None, 1, 0]]},
     ]
+    assert "bucket_agents" not in saved  # the first quorum's: restored as unknown agents
 
 
-def test_a_checkpoint_of_the_version_before_the_quorum_loads_with_unknown_agents():
-    """Its buckets hold no agents: their faults count in the rate, for no agent. So one agent's
-    faults do not open the breaker on the strength of the old faults (as they would if the
-    old buckets were taken for a met quorum), and a second agent's do."""
-    before = BreakerBoard(CONFIG)
-    for t in range(8):  # 8 faults of agents the old version did not record
-        before.failure("openai", "gpt-4o", ErrorKind.OVERLOADED, at=100.0 + t)
-    state = board_to_state(before)
-    for saved in state["breakers"]:  # as the version before the quorum wrote it
-        for key in ("bucket_agents", "probe_faulters", "holding_back"):
-            del saved[key]
-    board = board_from_state(json.loads(json.dumps(state)), CONFIG)
+def checkpoint_of_an_earlier_version(first_quorum: bool) -> dict[str, Any]:
+    """A board that counted 8 faults at 100..107 s, 4 of them a's, saved as the version
+    before the quorum wrote it (no agents) or the first version of the quorum (up to
+    ``quorum`` ids of the callers and faulters of each second, and of the probes' faulters)."""
+    board = BreakerBoard(CONFIG)
+    for t in range(8):
+        agent = "a" if t % 2 else "b"
+        board.failure("openai", "gpt-4o", ErrorKind.OVERLOADED, at=100.0 + t, agent=agent)
+    state = board_to_state(board)
+    for saved in state["breakers"]:
+        del saved["bucket_counts"], saved["probe_agents"]
+        if first_quorum:
+            saved["bucket_agents"] = [
+                {"second": second, "callers": ["a" if second % 2 else "b"], "faulters": []}
+                for second, _, _ in saved["buckets"]
+            ]
+            saved["probe_faulters"] = ["a"]
+        else:
+            del saved["holding_back"]
+    return json.loads(json.dumps(state))
+
+
+@pytest.mark.parametrize("first_quorum", [False, True])
+def test_a_checkpoint_of_an_earlier_version_loads_as_the_unknown_agents_counts(first_quorum):
+    """Its buckets' calls and faults are the unknown agent's (the first quorum's ids say not
+    who made how many faults). Beside a known agent they are left out: the 8 old faults,
+    whoever sent them, do not help one agent open the breaker, and an outage of two agents
+    known since opens it on their own counts."""
+    board = board_from_state(checkpoint_of_an_earlier_version(first_quorum), CONFIG)
     breaker = board.breakers[("openai", "gpt-4o")]
     assert (breaker.window.calls, breaker.window.failures) == (8, 8)
-    assert all(not b.callers and not b.faulters for b in breaker.window.buckets)
-    assert board.success("openai", "gpt-4o", at=109.0, agent="honest") is None
-    # 10 calls, 9 failed: the rate trips, but the only known fault is one agent's of two
-    assert board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=110.0, agent="liar") is None
-    assert board.held_back is not None and breaker.status.value == "closed"
-    opened = board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=111.0, agent="other")
+    assert [b.agents for b in breaker.window.buckets] == [{None: AgentCounts(1, 1)}] * 8
+    assert breaker.probe_agents == ({"a": AgentCounts(1, 1)} if first_quorum else {})
+    board.success("openai", "gpt-4o", at=108.0, agent="honest")
+    board.success("openai", "gpt-4o", at=108.5, agent="honest")
+    for t in range(12):  # without liar's faults: the old 8 of 10 calls, were they counted
+        fault = board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=109.0 + t, agent="liar")
+        assert fault is None
+    assert board.held_back is not None and board.held_back.split.unknown_left_out
+    assert board.held_back.split.kept == Counts(calls=2, failures=0)
+    moved = [
+        board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=121.0 + t / 10, agent="other")
+        for t in range(10)
+    ]
+    # without liar's and the unknown agent's: other's 8 faults of 10 calls, min_calls 10
+    assert moved[:7] == [None] * 7
+    assert moved[7] is not None and moved[7].after.value == "open"
+
+
+def test_a_checkpoint_of_the_version_before_the_quorum_opens_on_the_counts_alone():
+    """With no agent known since, nothing is left out: the rule before the quorum."""
+    board = board_from_state(checkpoint_of_an_earlier_version(first_quorum=False), CONFIG)
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=108.0)
+    opened = board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=109.0)
     assert opened is not None and opened.after.value == "open"
+    assert opened.state.reason == "failure rate 100% over 10 calls in 30 s (threshold 50%)"
 
 
 def test_a_half_open_breaker_restored_remembers_whose_probes_failed():
     board = BreakerBoard(BreakerConfig(min_calls=2, cooldown_s=5.0))
     board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.0, agent="a")
     board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.5, agent="b")
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.7, agent="b")
+    board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=0.9, agent="a")
     board.tick(now=6.0)
+    assert board.breakers[("openai", "gpt-4o")].status.value == "half_open"
     assert board.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=6.5, agent="a") is None
     restored = board_from_state(json.loads(json.dumps(board_to_state(board))), CONFIG)
-    assert restored.breakers[("openai", "gpt-4o")].probe_faulters == {"a"}
-    # b's probe fails too: with a's, the probes' faults make the quorum
+    assert restored.breakers[("openai", "gpt-4o")].probe_agents == {"a": AgentCounts(1, 1)}
+    # b's probe fails too: without a's, b's is left
     reopened = restored.failure("openai", "gpt-4o", ErrorKind.TIMEOUT, at=7.0, agent="b")
     assert reopened is not None and reopened.after.value == "open"

@@ -42,9 +42,10 @@ class HealerSettings(StreamSettings):
     breaker_cooldown_s: float = Field(30.0, gt=0)
     breaker_max_cooldown_s: float = Field(600.0, gt=0)
     breaker_probes_to_close: int = Field(3, ge=1)
-    #: distinct agents whose faults open a breaker (and re-open a half-open one) when at least
-    #: that many called the provider/model in the window; when fewer did, all of them (a
-    #: model's only caller opens it alone). 1: any agent's faults, as before the quorum
+    #: a breaker opens (and a half-open one re-opens) only if the case still holds without the
+    #: calls and faults of the QUORUM - 1 agents that reported the most faults (of all but one
+    #: when fewer called): one agent's faults never open it for others; a model's only caller
+    #: opens it alone. 1: nothing left out, as before the quorum
     breaker_quorum: int = Field(2, ge=1)
     #: how often breaker counts are published and cooled-down breakers half-opened (seconds)
     breaker_publish_interval_s: float = Field(1.0, gt=0)

@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 #: every rule at 0 from the start, so that the first trip held back shows in ``increase()``
 HELD_BACK = counter_by(
     "finops_healer_breaker_trips_held_back_total",
-    "Outcomes that would have opened (or re-opened) a breaker this instance owns, had their"
-    " faults come from FINOPS_BREAKER_QUORUM distinct agents, by the rule that would have"
-    " opened it",
+    "Outcomes that would have opened (or re-opened) a breaker this instance owns, but for"
+    " which the case does not hold without the faults of the FINOPS_BREAKER_QUORUM - 1"
+    " agents that reported the most, by the rule that would have opened it",
     "rule",
     [rule.value for rule in TripRule],
 )
@@ -130,18 +130,23 @@ def breaker_alert(transition: Transition) -> Alert | None:
 
 
 def report_held_back(held: HeldBack) -> None:
-    """Count a trip held back for want of a quorum; log the first of a run of them (one
-    agent's faults may hold a breaker's trips back for every outcome it sends)."""
+    """Count a trip held back because it does not hold without the top faulters' faults; log
+    the first of a run of them (one agent's faults may hold a breaker's trips back for every
+    outcome it sends)."""
     HELD_BACK.labels(held.rule.value).inc()
     if held.first:
+        split = held.split
         log.warning(
-            "circuit breaker not opened: its faults come from fewer agents than the quorum",
+            "circuit breaker not opened: without the faults of the agents that reported the"
+            " most, the case does not hold",
             extra={
                 "provider": held.provider,
                 "model": held.model,
                 "rule": held.rule.value,
-                "faulting_agents": held.reporters.faulters,
-                "calling_agents": held.reporters.callers,
+                "left_out_agents": split.left_out,
+                "left_out_faults": split.left_out_faults,
+                "faults": split.total.failures,
+                "calling_agents": split.callers,
                 "quorum": held.quorum,
                 "detail": held.message,
             },

@@ -9,16 +9,26 @@ The DDM detector is river's object: its statistics are saved pickled with river'
 checkpoint written by another river version starts that breaker's detector afresh (it warms
 up again over ``detector_warm_start`` outcomes; the window's counts are kept).
 
-The agents of the quorum (each bucket's callers and faulters, the probes' faulters) are saved
-beside the buckets, under keys of their own (``bucket_agents``, ``probe_faulters``): the
-buckets keep the ``[second, calls, failures]`` the version before the quorum wrote and reads,
-so each version reads the other's checkpoints. A checkpoint of the version before restores
-its buckets with no agents, as outcomes of unknown agents: they count in the failure rate and
-the recent faults, and for no agent. The alternative, taking them for a met quorum, would let
-one agent's faults open the breaker for the whole fleet for up to a window after the upgrade,
-which is what the quorum forbids; unknown, they delay an opening until the faults of the
-agents known since make a quorum, or open it at once when no agent is known yet (the rule
-before the quorum, see :meth:`~finops.healer.domain.breaker_window.Reporters.quorum_met`).
+The counts of each agent the quorum keeps apart (per second of the window, and the probes'
+since the breaker half-opened) are saved beside the buckets, under keys of their own
+(``bucket_counts``: ``{"second": s, "agents": [[agent, calls, faults], ...]}`` per bucket that
+has any, ``probe_agents``: ``[[agent, calls, faults], ...]``; ``null``: the unknown agent).
+The buckets keep the ``[second, calls, failures]`` every version wrote and reads, so each
+version reads the others' checkpoints:
+
+- a checkpoint of the version before the quorum (no agents) and one of the first version of
+  the quorum (``bucket_agents``: up to ``quorum`` ids of the callers and faulters of each
+  second, with no counts; ``probe_faulters``: ids) restore each bucket's calls and faults as
+  the unknown agent's: those ids cannot say who made how many faults. Beside a known agent
+  the unknown agent's outcomes are left out
+  (:func:`~finops.healer.domain.breaker_window.leave_out_top_faulters`), so faults from
+  before the upgrade, whoever sent them, do not help one agent open a breaker; for up to a
+  window (60 s) after the upgrade the agents known since must make the case on their own
+  counts (a model's only caller too). With no agent known since, nothing is left out: the
+  rule before the quorum. The first version's probe faulters restore with one probe fault
+  each;
+- those versions read a checkpoint of this one as they read their own, without the agents'
+  counts (the first version of the quorum: as outcomes of unknown agents).
 
 Examples
 --------
@@ -38,13 +48,13 @@ from __future__ import annotations
 import base64
 import math
 import pickle  # only the healer's own checkpoint rows are unpickled
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import river
 
 from finops.common.circuits import CircuitStatus
-from finops.healer.domain.breaker_window import Bucket
+from finops.healer.domain.breaker_window import Agent, AgentCounts, Bucket
 from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
 
 __all__ = ["board_from_state", "board_to_state", "breaker_from_state", "breaker_to_state"]
@@ -61,12 +71,12 @@ def breaker_to_state(breaker: Breaker) -> dict[str, Any]:
         "model": breaker.model,
         "status": breaker.status.value,
         "buckets": [[b.second, b.calls, b.failures] for b in breaker.window.buckets],
-        "bucket_agents": [
-            {"second": b.second, "callers": sorted(b.callers), "faulters": sorted(b.faulters)}
+        "bucket_counts": [
+            {"second": b.second, "agents": _agents_to_state(b.agents)}
             for b in breaker.window.buckets
-            if b.callers or b.faulters
+            if b.agents
         ],
-        "probe_faulters": sorted(breaker.probe_faulters),
+        "probe_agents": _agents_to_state(breaker.probe_agents),
         "holding_back": breaker.holding_back,
         "alarm_until": _finite_or_none(breaker.alarm_until),
         "opened_at": breaker.opened_at,
@@ -95,7 +105,7 @@ def breaker_from_state(state: Mapping[str, Any], config: BreakerConfig) -> Break
     breaker.probe_successes = int(state["probe_successes"])
     breaker.reason = str(state["reason"])
     breaker.updated_at = float(state["updated_at"])
-    breaker.probe_faulters = {str(agent) for agent in state.get("probe_faulters", ())}
+    breaker.probe_agents = _probe_agents(state)
     breaker.holding_back = bool(state.get("holding_back", False))
     detector = state["detector"]
     if detector["river"] == river.__version__:  # else the new breaker's fresh detector
@@ -103,23 +113,39 @@ def breaker_from_state(state: Mapping[str, Any], config: BreakerConfig) -> Break
     return breaker
 
 
+def _agents_to_state(agents: Mapping[Agent, AgentCounts]) -> list[list[Any]]:
+    return [[agent, counts.calls, counts.faults] for agent, counts in agents.items()]
+
+
+def _agents_from_state(saved: Iterable[Sequence[Any]]) -> dict[Agent, AgentCounts]:
+    return {
+        None if agent is None else str(agent): AgentCounts(int(calls), int(faults))
+        for agent, calls, faults in saved
+    }
+
+
 def _buckets(state: Mapping[str, Any]) -> list[Bucket]:
-    """The saved window's buckets with their agents (none in a checkpoint of the version
-    before the quorum: see the module's docstring)."""
-    agents = {int(saved["second"]): saved for saved in state.get("bucket_agents", ())}
+    """The saved window's buckets with their agents' counts (the unknown agent's, in a
+    checkpoint of a version that kept none: see the module's docstring)."""
+    saved_counts = state.get("bucket_counts")
+    agents = {int(saved["second"]): saved["agents"] for saved in saved_counts or ()}
     buckets = []
     for second, calls, failures in state["buckets"]:
-        saved = agents.get(int(second), {})
-        buckets.append(
-            Bucket(
-                int(second),
-                int(calls),
-                int(failures),
-                {str(agent) for agent in saved.get("callers", ())},
-                {str(agent) for agent in saved.get("faulters", ())},
-            )
-        )
+        bucket = Bucket(int(second), int(calls), int(failures))
+        if saved_counts is not None:
+            bucket.agents = _agents_from_state(agents.get(bucket.second, ()))
+        elif bucket.calls:
+            bucket.agents = {None: AgentCounts(bucket.calls, bucket.failures)}
+        buckets.append(bucket)
     return buckets
+
+
+def _probe_agents(state: Mapping[str, Any]) -> dict[Agent, AgentCounts]:
+    """The probes' counts per agent; the first version of the quorum saved only who failed a
+    probe (``probe_faulters``): one probe fault each."""
+    if "probe_agents" in state:
+        return _agents_from_state(state["probe_agents"])
+    return {str(agent): AgentCounts(1, 1) for agent in state.get("probe_faulters", ())}
 
 
 def board_to_state(board: BreakerBoard) -> dict[str, Any]:

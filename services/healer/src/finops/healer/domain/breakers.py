@@ -22,18 +22,16 @@ fault and say nothing about the provider: they are not counted at all.
 * **half_open → closed** after ``probes_to_close`` successes; a fault re-opens it with the
   cool-down doubled (up to ``max_cooldown_s``).
 
-**The quorum.** Every outcome names the agent that reported it. A breaker opens (either way)
-only when the faults that make the case -- the window's for the failure rate, the recent
-span's for DDM -- come from at least ``min(quorum, agents that called in that span)``
-distinct agents, and a half-open breaker re-opens only when the faults of its probes do (out
-of the agents that called in the window). So a model's only caller still opens its breaker
-on its own faults, but one agent among several cannot open it for the others: neither one
-that makes faults up with its own key, nor an honest one whose own network is broken (its
-timeouts say nothing about the provider). A trip held back for want of a quorum leaves the
-breaker as it was and is reported (:class:`HeldBack`); the outcomes still count, so the
-breaker opens as soon as a further agent's fault completes the quorum. ``quorum`` 1 is the
-rule before it. Agents are kept per second of the window, at most ``quorum`` of each kind
-(:mod:`.breaker_window`).
+**The quorum.** Every outcome names the agent that reported it. A case for opening (either
+way) counts only if it still holds without the calls and faults of the ``quorum - 1`` agents
+that reported the most faults (of all but one, when fewer called), and of the unknown agent
+beside known ones: the window's for the failure rate (``min_calls`` included), the recent
+span's for DDM, the probes' since it half-opened for a probe (a fault must remain). So one
+agent (quorum 2) never tips it, however many faults it sends, while an outage several agents
+see still opens it, and a model's only caller opens its own. Faults of fewer than ``quorum``
+agents never remain: no count of distinct faulters is needed. A trip held back is reported
+(:class:`HeldBack`); the outcomes still count. ``quorum`` 1: nothing is left out, the rule
+before it. Per-agent counts are bounded (:mod:`.breaker_window`).
 """
 
 from __future__ import annotations
@@ -46,7 +44,17 @@ from river import drift
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.provider_errors.taxonomy import PROVIDER_FAULT_KINDS, ErrorKind
 from finops.healer.domain.breaker_trips import HeldBack, Trip, TripRule, whose_faults
-from finops.healer.domain.breaker_window import Reporters, SlidingWindow, keep_agent
+from finops.healer.domain.breaker_window import (
+    AGENTS_KEPT,
+    Agent,
+    AgentCounts,
+    Counts,
+    SlidingWindow,
+    Split,
+    known_callers,
+    leave_out_top_faulters,
+    tally,
+)
 
 BreakerKey = tuple[str, str]
 
@@ -83,8 +91,14 @@ class BreakerConfig:
     min_detector_failures: int = 5
     detector_min_failure_rate: float = 0.2
     detector_recent_s: float = 10.0
-    #: distinct agents whose faults open a breaker, when that many called (see the module)
+    #: an opening must hold without the faults of the ``quorum - 1`` agents that reported the
+    #: most (see the module)
     quorum: int = 2
+
+    @property
+    def agents_kept(self) -> int:
+        """Agents whose counts each second of the window (and the probes) keep apart."""
+        return max(AGENTS_KEPT, self.quorum + 1)
 
 
 @dataclass(frozen=True)
@@ -105,18 +119,23 @@ class Breaker:
     Examples
     --------
     >>> b = Breaker("openai", "gpt-4o", BreakerConfig(min_calls=4, cooldown_s=30))
-    >>> [b.record(True, at=float(t), agent="bot1") for t in range(3)]
-    [None, None, None]
-    >>> b.record(False, at=3.0, agent="bot2"), b.held_back.rule.value  # 3 of 4: one agent's
-    (None, 'failure_rate')
-    >>> opened = b.record(True, at=4.0, agent="bot2")  # 4 of 5, from two agents
-    >>> opened.after, opened.state.reason.endswith("faults from 2+ agents")
-    (<CircuitStatus.OPEN: 'open'>, True)
-    >>> b.tick(now=34.0).after        # cool-down over: probing
-    <CircuitStatus.HALF_OPEN: 'half_open'>
-    >>> [b.record(False, at=35.0 + i, agent="bot1") for i in range(2)]
+    >>> [b.record(False, at=float(t), agent="bot2") for t in range(2)]
     [None, None]
-    >>> b.record(False, at=37.0, agent="bot2").after  # third probe succeeded
+    >>> [b.record(True, at=float(t), agent="bot1") for t in range(2, 6)]  # 4 of 6 failed
+    [None, None, None, None]
+    >>> b.held_back.rule.value, b.held_back.split.kept  # without bot1's: 2 calls, no fault
+    ('failure_rate', Counts(calls=2, failures=0))
+    >>> b.record(True, at=6.0, agent="bot2")  # without bot1's: 1 of 3 failed, < min_calls
+    >>> opened = b.record(True, at=7.0, agent="bot2")  # without bot1's: 2 of 4, 50 %
+    >>> opened.after
+    <CircuitStatus.OPEN: 'open'>
+    >>> opened.state.reason
+    'failure rate 75% over 8 calls in 60 s (threshold 50%); faults from 2+ agents'
+    >>> b.tick(now=37.0).after        # cool-down over: probing
+    <CircuitStatus.HALF_OPEN: 'half_open'>
+    >>> [b.record(False, at=38.0 + i, agent="bot1") for i in range(2)]
+    [None, None]
+    >>> b.record(False, at=40.0, agent="bot2").after  # third probe succeeded
     <CircuitStatus.CLOSED: 'closed'>
     """
 
@@ -125,18 +144,18 @@ class Breaker:
         self.model = model
         self.config = config
         self.status = CircuitStatus.CLOSED
-        self.window = SlidingWindow(config.window_s, agents_kept=config.quorum)
+        self.window = SlidingWindow(config.window_s, agents_kept=config.agents_kept)
         self.detector = self._new_detector()
         self.alarm_until = float("-inf")
         self.opened_at: float | None = None
         self.next_probe_at: float | None = None
         self.cooldown_s = config.cooldown_s
         self.probe_successes = 0
-        #: up to ``quorum`` distinct agents whose probes failed since it half-opened
-        self.probe_faulters: set[str] = set()
+        #: the probes' calls and faults since it half-opened, of up to ``agents_kept`` agents
+        self.probe_agents: dict[Agent, AgentCounts] = {}
         self.reason = "never opened"
         self.updated_at = 0.0
-        #: the trip the last :meth:`record` held back for want of a quorum, if any
+        #: the trip the last :meth:`record` held back (no case without the top faulters), if any
         self.held_back: HeldBack | None = None
         #: whether the last trip was held back (so a run of them is reported once)
         self.holding_back = False
@@ -147,7 +166,7 @@ class Breaker:
             drift_threshold=self.config.detector_drift_threshold,
         )
 
-    def record(self, failed: bool, *, at: float, agent: str | None = None) -> Transition | None:
+    def record(self, failed: bool, *, at: float, agent: Agent = None) -> Transition | None:
         """Count one call of ``agent`` (None: unknown; ``failed``: a provider fault); the
         transition it caused, if any (:attr:`held_back` says whether it held one back)."""
         self.held_back = None
@@ -166,16 +185,35 @@ class Breaker:
         if trip is None:
             self.holding_back = False
             return None
-        reporters = self.window.reporters(trip.span_s)
-        if not reporters.quorum_met(self.config.quorum):
-            self._hold_back(trip.rule, reporters, at)
+        split = self.window.split(trip.span_s, self.config.quorum)
+        return self._take(trip, split, at, self.config.cooldown_s)
+
+    def _take(self, trip: Trip, split: Split, at: float, cooldown_s: float) -> Transition | None:
+        """Open the breaker on ``trip`` if it still holds without the top faulters of
+        ``split``; else hold it back."""
+        if not self._holds(trip.rule, split.kept):
+            self._hold_back(trip.rule, split, at)
             return None
-        reason = trip.reason + whose_faults(reporters, self.config.quorum)
-        return self._open(at, reason, self.config.cooldown_s)
+        return self._open(at, trip.reason + whose_faults(split, self.config.quorum), cooldown_s)
+
+    def _holds(self, rule: TripRule, counts: Counts) -> bool:
+        """Whether ``counts`` (of the window, the recent span, the probes) make a case by
+        ``rule``."""
+        config, calls, failures = self.config, counts.calls, counts.failures
+        if rule is TripRule.FAILURE_RATE:
+            return (
+                calls >= max(config.min_calls, 1) and failures / calls >= config.failure_threshold
+            )
+        if rule is TripRule.DETECTOR:
+            return (
+                failures >= config.min_detector_failures
+                and failures >= config.detector_min_failure_rate * calls
+            )
+        return failures > 0
 
     def _trip(self) -> Trip | None:
         window, config = self.window, self.config
-        if window.calls >= config.min_calls and window.failure_rate >= config.failure_threshold:
+        if self._holds(TripRule.FAILURE_RATE, Counts(window.calls, window.failures)):
             reason = (
                 f"failure rate {window.failure_rate:.0%} over {window.calls} calls in "
                 f"{config.window_s:g} s (threshold {config.failure_threshold:.0%})"
@@ -188,24 +226,21 @@ class Breaker:
         if self.updated_at > self.alarm_until:
             return None
         calls, failures = window.recent(config.detector_recent_s)
-        if (
-            failures >= config.min_detector_failures
-            and failures >= config.detector_min_failure_rate * calls
-        ):
+        if self._holds(TripRule.DETECTOR, Counts(calls, failures)):
             reason = (
                 f"error rate rose (DDM detector; {failures} of the last {calls} calls "
                 f"failed in {config.detector_recent_s:g} s)"
             )
-            # the recent faults make the case: they are the ones that need a quorum
+            # the recent faults make the case: they are the ones the top faulters leave
             return Trip(TripRule.DETECTOR, reason, config.detector_recent_s)
         return None
 
-    def _hold_back(self, rule: TripRule, reporters: Reporters, at: float) -> None:
+    def _hold_back(self, rule: TripRule, split: Split, at: float) -> None:
         self.held_back = HeldBack(
             self.provider,
             self.model,
             rule,
-            reporters,
+            split,
             self.config.quorum,
             at,
             first=not self.holding_back,
@@ -219,7 +254,7 @@ class Breaker:
         self.cooldown_s = min(cooldown_s, self.config.max_cooldown_s)
         self.next_probe_at = at + self.cooldown_s
         self.probe_successes = 0
-        self.probe_faulters = set()
+        self.probe_agents = {}
         self.holding_back = False
         self.reason = reason
         return Transition(before, self.snapshot())
@@ -228,15 +263,16 @@ class Breaker:
         before = self.status
         self.status = CircuitStatus.HALF_OPEN
         self.probe_successes = 0
-        self.probe_faulters = set()
+        self.probe_agents = {}
         self.holding_back = False
         self.updated_at = max(self.updated_at, now)
         self.reason = f"cool-down of {self.cooldown_s:g} s over: probing"
         return before
 
-    def _probe(self, failed: bool, at: float, agent: str | None) -> Transition | None:
+    def _probe(self, failed: bool, at: float, agent: Agent) -> Transition | None:
+        tally(self.probe_agents, agent, failed=failed, cap=self.config.agents_kept)
         if failed:
-            return self._probe_failed(at, agent)
+            return self._probe_failed(at)
         self.probe_successes += 1
         if self.probe_successes < self.config.probes_to_close:
             return None
@@ -247,23 +283,22 @@ class Breaker:
         self.window.clear()
         self.detector = self._new_detector()
         self.alarm_until = float("-inf")
-        self.probe_faulters = set()
+        self.probe_agents = {}
         self.holding_back = False
         return Transition(CircuitStatus.HALF_OPEN, self.snapshot())
 
-    def _probe_failed(self, at: float, agent: str | None) -> Transition | None:
-        """A probe's fault re-opens the breaker once the probes' faults come from a quorum of
-        the agents that called in the window (the agents that probe successfully among them:
-        one agent's faults among another's successes leave it probing)."""
-        quorum = self.config.quorum
-        keep_agent(self.probe_faulters, agent, quorum)
-        callers = self.window.reporters().callers
-        reporters = Reporters(callers, min(len(self.probe_faulters), quorum))
-        if not reporters.quorum_met(quorum):
-            self._hold_back(TripRule.PROBE, reporters, at)
-            return None
-        reason = "a probe failed" + whose_faults(reporters, quorum)
-        return self._open(at, reason, self.cooldown_s * 2)
+    def _probe_failed(self, at: float) -> Transition | None:
+        """A probe's fault re-opens the breaker if some probe fault remains without those of
+        the top faulters among the probes, out of the agents that called in the window (one
+        agent's probe faults while another's probes succeed leave it probing)."""
+        probes = Counts(
+            sum(c.calls for c in self.probe_agents.values()),
+            sum(c.faults for c in self.probe_agents.values()),
+        )
+        callers = known_callers(self.window.agents())
+        split = leave_out_top_faulters(self.probe_agents, probes, callers, self.config.quorum)
+        trip = Trip(TripRule.PROBE, "a probe failed", None)
+        return self._take(trip, split, at, self.cooldown_s * 2)
 
     def tick(self, now: float) -> Transition | None:
         """Move an open breaker whose cool-down is over to half-open."""
@@ -332,7 +367,7 @@ class BreakerBoard:
         self.breakers: dict[BreakerKey, Breaker] = {}
         self.changed: set[BreakerKey] = set()
         #: the trip the last call given to :meth:`failure` or :meth:`success` held back for
-        #: want of a quorum, if any
+        #: lack of a case without the top faulters, if any
         self.held_back: HeldBack | None = None
 
     def breaker(self, provider: str, model: str) -> Breaker:
