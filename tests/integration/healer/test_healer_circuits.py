@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from support import llm_call, wait_until, wait_until_count
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.kafka import make_consumer, read_topic
 from finops.healer.adapters.breaker_shards import BreakerShards
-from finops.healer.adapters.circuits import CircuitsView
+from finops.healer.adapters.circuits import CircuitsView, ProviderOutcome
 from finops.healer.adapters.circuits_stream import breaker_config, breaker_pipeline
 from finops.healer.domain.breaker_state import board_from_state
 from finops.healer.domain.classify import ErrorClassifier
@@ -222,9 +223,15 @@ async def test_the_circuits_endpoint_refuses_bad_input_with_a_code(lab: CircuitL
 
 
 async def test_a_poison_outcome_is_parked_on_the_dead_letter_topic(lab: CircuitLab) -> None:
-    poison = b'{"provider": "openai"}'  # no model, no verdict
+    missing = b'{"provider": "openai"}'  # no model, no verdict
+    # JSON's Infinity: the window's int(at) raised OverflowError, which parked nothing
+    endless = ProviderOutcome(
+        str(uuid.uuid4()), "openai", "x", True, float("inf"), "server_error", "bot"
+    ).to_json()
+    assert b'"at": Infinity' in endless
     async with healer(lab.healer_settings()) as client:
-        await lab.producer.send_and_wait(lab.outcomes.name, poison, key=b"openai/x")
+        for poison in (missing, endless):
+            await lab.producer.send_and_wait(lab.outcomes.name, poison, key=b"openai/x")
         await lab.succeed("openai", "gpt-4o", 3)  # and the stream goes on
         await wait_until(
             lambda: client.app.state.circuits.state_of("openai", "gpt-4o") == "closed",
@@ -234,10 +241,10 @@ async def test_a_poison_outcome_is_parked_on_the_dead_letter_topic(lab: CircuitL
     parked = [
         record async for record in read_topic(lab.kafka, f"{lab.outcomes.name}.dlq", idle_s=2.0)
     ]
-    assert [r.value for r in parked] == [poison]
-    headers = dict(parked[0].headers)
-    assert headers["x-origin-topic"] == lab.outcomes.name.encode()
-    assert headers["x-error-type"] == b"KeyError"
+    assert [r.value for r in parked] == [missing, endless]
+    headers = [dict(r.headers) for r in parked]
+    assert headers[0]["x-origin-topic"] == lab.outcomes.name.encode()
+    assert [h["x-error-type"] for h in headers] == [b"KeyError", b"ValueError"]
 
 
 @pytest.mark.timeout(600)  # the breakers are waited on while they open

@@ -22,6 +22,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import Gauge
@@ -52,6 +53,36 @@ HELD_BACK = counter_by(
 )
 
 
+#: The last second of year 9999 (seconds since 1970, UTC): the latest an event's ``time`` (a
+#: datetime) can say, so the latest time a forwarded outcome can carry.
+LATEST_AT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def outcome_time(value: float | str) -> float:
+    """An outcome's ``at`` (seconds since 1970): refused (ValueError, so the record is
+    parked) unless between 1970 and the end of year 9999.
+
+    JSON parses ``Infinity`` and ``NaN``, on which the breaker's window raises
+    (OverflowError, ValueError) where nothing parks the record, and a time beyond any
+    datetime's would move the window past every real outcome. Every outcome the forwarder
+    writes comes from an event's datetime, and no call was made before 1970: a replay of
+    old outcomes, however old, is never refused.
+
+    Examples
+    --------
+    >>> outcome_time(1_765_000_000), outcome_time("0")
+    (1765000000.0, 0.0)
+    >>> outcome_time(float("inf"))
+    Traceback (most recent call last):
+    ...
+    ValueError: an outcome's time is seconds since 1970 up to year 9999, not inf
+    """
+    at = float(value)
+    if not 0.0 <= at <= LATEST_AT:  # NaN too: it compares false
+        raise ValueError(f"an outcome's time is seconds since 1970 up to year 9999, not {at!r}")
+    return at
+
+
 @dataclass(frozen=True)
 class ProviderOutcome:
     """One call's verdict on a provider/model: a success, or a provider fault of ``kind``,
@@ -75,13 +106,15 @@ class ProviderOutcome:
 
     @classmethod
     def from_json(cls, raw: bytes) -> ProviderOutcome:
+        """The outcome :meth:`to_json` wrote; ValueError, KeyError or TypeError for a record
+        that is not one (its ``at`` too: :func:`outcome_time`), which the owner parks."""
         data = json.loads(raw)
         return cls(
             event_id=str(data["event_id"]),
             provider=str(data["provider"]),
             model=str(data["model"]),
             failed=bool(data["failed"]),
-            at=float(data["at"]),
+            at=outcome_time(data["at"]),
             kind=data.get("kind"),
             agent=None if data.get("agent") is None else str(data["agent"]),
         )
