@@ -141,6 +141,20 @@ def test_ctrl_c_during_the_blocking_first_attempt_is_its_variants_give_up() -> N
     assert given_up["data"]["error"]["message"].startswith("builtins.KeyboardInterrupt")
 
 
+def test_a_first_attempt_ended_by_system_exit_reports_no_give_up() -> None:
+    # only a cancellation or Ctrl-C is the agent ending the call; SystemExit ends the process
+    def exiting_provider(**arguments: Any) -> Any:
+        raise SystemExit(3)
+
+    platform = Platform([])
+    with blocking(platform) as finops, pytest.raises(SystemExit):
+        finops.call(
+            exiting_provider, task_type="qa", provider="anthropic", model="claude",
+            experiment=EXPERIMENT,
+        )  # fmt: skip
+    assert platform.events == []
+
+
 def test_ctrl_c_in_the_blocking_wait_sends_the_last_error_again_tagged() -> None:
     class InterruptedClock:
         def now(self) -> float:

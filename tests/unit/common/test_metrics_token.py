@@ -71,3 +71,7 @@ def test_every_service_asks_for_the_token_it_is_given(
     client = TestClient(create_app(settings()))  # no lifespan: nothing is opened
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_a_token_read_from_a_file_loses_its_trailing_newline() -> None:
+    assert CommonSettings(metrics_token=f"{TOKEN}\n").metrics_token == TOKEN

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from finops.common.datastores import DatabaseUnreachable
+from finops.common.errors import NotFound
 from finops.common.runner import OneLineStartupFailure
 from finops.common.settings import CommonSettings
 
@@ -70,13 +71,20 @@ def test_a_database_that_does_not_answer_is_reported_as_its_code_and_message() -
     ]
 
 
-def test_any_other_start_up_failure_keeps_its_traceback() -> None:
-    sent, raised = _start(OneLineStartupFailure(_app_failing_with(RuntimeError("a bug"))))
-    assert isinstance(raised, RuntimeError)
+@pytest.mark.parametrize(
+    ("bug", "last_line"),
+    [
+        (RuntimeError("a bug"), "RuntimeError: a bug"),
+        (NotFound("no checkpoint row"), "NotFound: no checkpoint row"),
+    ],
+)
+def test_any_other_start_up_failure_keeps_its_traceback(bug, last_line) -> None:
+    sent, raised = _start(OneLineStartupFailure(_app_failing_with(bug)))
+    assert raised is bug
     [message] = sent
     assert message["type"] == "lifespan.startup.failed"
     assert message["message"].startswith("Traceback (most recent call last):")
-    assert message["message"].rstrip().endswith("RuntimeError: a bug")
+    assert message["message"].rstrip().endswith(last_line)
 
 
 def test_a_refused_role_or_password_says_what_to_check_without_the_password() -> None:
@@ -119,3 +127,39 @@ def test_a_service_started_without_its_database_logs_one_line_and_exits(
         " (ConnectionRefusedError: [Errno 111] Connection refused)"
     ) in output
     assert "hunter2" not in output
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql://u:hunter2@127.0.0.1:{port},127.0.0.1:{port}/db",
+            "cannot reach PostgreSQL at 127.0.0.1:{port},127.0.0.1:{port} (",
+        ),
+        (
+            "postgresql://u:hunter2@127.0.0.1:{port}/db?sslmode=bogus",
+            "FINOPS_DATABASE_URL's connection settings for PostgreSQL at 127.0.0.1:{port} are"
+            " refused (ClientConfigurationError: `sslmode` parameter must be one of",
+        ),
+        (
+            "postgresql://u:hunter2@127.0.0.1:{port}/db?sslmode=verify-full&sslrootcert=/absent",
+            "a file FINOPS_DATABASE_URL names cannot be read (FileNotFoundError",
+        ),
+    ],
+    ids=["several-hosts", "bad-sslmode", "absent-certificate"],
+)
+def test_a_database_url_the_client_cannot_use_says_why_in_one_line(url, said) -> None:
+    # several hosts raised a ValueError from the port while the error was being written (a
+    # traceback again); the others read as "cannot reach PostgreSQL: check that it runs"
+    from finops.common.datastores import postgres_pool
+
+    port = _closed_port()
+    settings = CommonSettings(database_url=url.format(port=port))
+
+    async def open_pool() -> None:
+        await postgres_pool(settings)
+
+    with pytest.raises(DatabaseUnreachable) as refused:
+        asyncio.run(open_pool())
+    assert refused.value.message.startswith(said.format(port=port))
+    assert "hunter2" not in refused.value.message

@@ -144,6 +144,8 @@ class SelfHealingCall:
         only through its fast ones. After a failed attempt, that attempt's error stays the
         give-up, as before. Without an experiment nothing is reported: an agent may cancel
         calls on purpose (the slower of two raced calls)."""
+        if not isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+            return  # SystemExit, GeneratorExit: the process or the caller ends, not the call
         if self.options.get("experiment") and self.last_error is None and not self.answered:
             failure = read_failure(exc)
             self.last_error = LastError.now(error_data(self.state, failure, self.agent_id))

@@ -110,11 +110,20 @@ class DatabaseUnreachable(FinopsError):
 
     @classmethod
     def of(cls, error: BaseException, settings: CommonSettings) -> DatabaseUnreachable:
-        parts = urlsplit(settings.database_url)
-        where = f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else "its socket"
+        where = _database_address(settings.database_url)
         reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
         sqlstate = str(getattr(error, "sqlstate", "") or "")
-        if sqlstate.startswith(_REFUSED_SQLSTATE_CLASSES):
+        if isinstance(error, asyncpg.exceptions.ClientConfigurationError):
+            message = (
+                f"FINOPS_DATABASE_URL's connection settings for PostgreSQL at {where} are"
+                f" refused ({reason})"
+            )
+        elif isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            message = (
+                f"a file FINOPS_DATABASE_URL names cannot be read ({reason}): check its"
+                " sslrootcert, sslcert and sslkey"
+            )
+        elif sqlstate.startswith(_REFUSED_SQLSTATE_CLASSES):
             message = (
                 f"PostgreSQL at {where} refused the connection ({reason}): check the role,"
                 " password and database FINOPS_DATABASE_URL names"
@@ -125,6 +134,32 @@ class DatabaseUnreachable(FinopsError):
                 " FINOPS_DATABASE_URL names it"
             )
         return cls(message, details={"where": where, "error": reason})
+
+
+def _database_address(url: str) -> str:
+    """Where a PostgreSQL URL points, without its user or password: ``host:port``, the hosts
+    as written when it names several (``h1:5432,h2:5433``), or ``its socket``.
+
+    Examples
+    --------
+    >>> _database_address("postgresql://u:p@db:5999/finops")
+    'db:5999'
+    >>> _database_address("postgresql://u:p@h1:5432,h2:5433/finops")
+    'h1:5432,h2:5433'
+    >>> _database_address("postgresql:///finops?host=/run/postgresql")
+    'its socket'
+    """
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if "," in hosts:
+        return hosts
+    if not parts.hostname:
+        return "its socket"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: the settings refuse that; say what is written
+        return hosts
+    return f"{parts.hostname}:{port or 5432}"
 
 
 async def postgres_pool(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from finops.common.errors import FinopsError
+from finops.common.datastores import DatabaseUnreachable
 from finops.common.logging import configure_logging
 from finops.common.settings import (
     CommonSettings,
@@ -73,13 +73,18 @@ def serve(create_app: Callable[[Any], Any], read_settings: Callable[[], CommonSe
     uvicorn.run(OneLineStartupFailure(create_app(settings)), **uvicorn_options(settings))
 
 
+#: what stops a service's start-up for a reason of the deployment, which its message names
+DEPLOYMENT_FAILURES = (DatabaseUnreachable,)
+
+
 class OneLineStartupFailure:
-    """An ASGI app that reports a start-up stopped by a :class:`FinopsError` (a database that
-    does not answer: :class:`~finops.common.datastores.DatabaseUnreachable`) as one line,
+    """An ASGI app that reports a start-up stopped by :data:`DEPLOYMENT_FAILURES` (a database
+    that does not answer: :class:`~finops.common.datastores.DatabaseUnreachable`) as one line,
     ``<code>: <message>``, instead of the traceback Starlette hands uvicorn to log.
 
-    Such an error is the deployer's to fix and says how; any other failure at start-up is a bug
-    and keeps its traceback. Either way uvicorn then exits with status 3.
+    Such an error is the deployer's to fix and says how; any other failure at start-up (another
+    ``FinopsError`` too: a restore that finds no row is a bug) keeps its traceback. Either way
+    uvicorn then exits with status 3.
     """
 
     def __init__(self, app: Any) -> None:
@@ -99,7 +104,7 @@ class OneLineStartupFailure:
 
         try:
             await self.app(scope, receive, hold_startup_failure)
-        except FinopsError as exc:
+        except DEPLOYMENT_FAILURES as exc:
             if held:
                 line = " ".join(f"{exc.code}: {exc.message}".split())
                 await send({"type": "lifespan.startup.failed", "message": line})

@@ -258,6 +258,13 @@ class CommonSettings(BaseSettings):
             raise ValueError("should be a port from 1 to 65535")
         return value
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _token_without_surrounding_whitespace(cls, value: Any) -> Any:
+        # a token read from a file (a Kubernetes secret made --from-file) ends with a newline
+        # the scraper's header never has: every scrape would be refused
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("kafka_sasl_password", "metrics_token")
     @classmethod
     def _refuse_placeholder_secret(cls, value: str | None) -> str | None:

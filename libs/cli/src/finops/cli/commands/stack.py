@@ -275,10 +275,12 @@ def env() -> None:
     services get them from `finops up`; without them a service's producer fails at start-up
     with `UnknownError` from InitProducerIdRequest).
 
-    Another instance of a stream service, by hand (its own port and data folder):
+    Another instance of a stream service, by hand (its own port and data folder), in a
+    subshell: exported in your shell, the addresses would make a later `finops up` there take
+    PostgreSQL, Redis and the broker for external ones.
 
-      eval "$(finops env)"
-      FINOPS_PORT=8014 FINOPS_DATA_DIR=.finops/healer-2 python -m finops.healer
+      (eval "$(finops env)"
+       FINOPS_PORT=8014 FINOPS_DATA_DIR=.finops/healer-2 python -m finops.healer)
 
     An address you set before (FINOPS_DATABASE_URL, FINOPS_REDIS_URL, FINOPS_KAFKA_BOOTSTRAP:
     then the broker is not the stack's, and no broker settings are printed) wins, as for the

@@ -124,10 +124,11 @@ def reporting_agent(agent_id: str, principal: str | None) -> str:
     """Who reported an event, for the breakers' quorum: the user id ingest stamped on it
     (``data.principal``, from the verified token), else its ``agent_id``.
 
-    The principal comes first because ingest guarantees it: one key is one reporter, even a
-    key with ``events:write:any``, which may name any ``agent_id`` and so could otherwise make
-    up a quorum of agents on its own. An agent's own key may name only itself, so there the
-    two say the same. An event without a principal did not come through ingest (a producer
+    The principal comes first because ingest guarantees it: one account is one reporter,
+    whichever of its API keys sent the event, even one with ``events:write:any``, which may
+    name any ``agent_id`` and so could otherwise make up a quorum of agents on its own (agents
+    sharing an account are therefore one reporter). An agent's own key may name only its
+    account's agent, so there the two say the same. An event without a principal did not come through ingest (a producer
     with access to the broker wrote it): its ``agent_id`` is all there is.
 
     Examples
