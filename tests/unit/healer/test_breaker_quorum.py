@@ -10,9 +10,10 @@ import pytest
 
 from finops.common.circuits import CircuitStatus
 from finops.common.provider_errors.taxonomy import ErrorKind
+from finops.healer.domain.breaker_board import BreakerBoard
 from finops.healer.domain.breaker_trips import TripRule
 from finops.healer.domain.breaker_window import AGENTS_KEPT, Counts, SlidingWindow
-from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
+from finops.healer.domain.breakers import Breaker, BreakerConfig
 
 OPEN, HALF_OPEN, CLOSED = CircuitStatus.OPEN, CircuitStatus.HALF_OPEN, CircuitStatus.CLOSED
 CONFIG = BreakerConfig(min_calls=20, failure_threshold=0.5, cooldown_s=30.0, probes_to_close=3)

@@ -19,7 +19,8 @@ from finops.common.topics import AGENT_COST, AGENT_ERROR
 from finops.healer.adapters.breaker_shards import BreakerShard
 from finops.healer.adapters.circuits import ProviderOutcome
 from finops.healer.adapters.circuits_stream import OutcomeForwarder, breaker_config
-from finops.healer.domain.breakers import BreakerBoard, BreakerConfig
+from finops.healer.domain.breaker_board import BreakerBoard
+from finops.healer.domain.breakers import BreakerConfig
 from finops.healer.domain.classify import ErrorClassifier
 from finops.healer.settings import HealerSettings
 

@@ -14,10 +14,11 @@ from finops.common.id_dedupe import IdDedupe
 from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.breaker_shards import BreakerShard
 from finops.healer.adapters.circuits import ProviderOutcome
+from finops.healer.domain.breaker_board import BreakerBoard
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
 from finops.healer.domain.breaker_trips import HeldBack
 from finops.healer.domain.breaker_window import AgentCounts, Counts
-from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig, Transition
+from finops.healer.domain.breakers import Breaker, BreakerConfig, Transition
 
 CONFIG = BreakerConfig(min_calls=10, cooldown_s=5.0, window_s=30.0)
 MODELS = [("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku"), ("openai", "gpt-4o-mini")]

@@ -8,7 +8,8 @@ import pytest
 
 from finops.common.circuits import CircuitState, CircuitStatus
 from finops.common.provider_errors.taxonomy import ErrorKind
-from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
+from finops.healer.domain.breaker_board import BreakerBoard
+from finops.healer.domain.breakers import Breaker, BreakerConfig
 
 OPEN, HALF_OPEN, CLOSED = CircuitStatus.OPEN, CircuitStatus.HALF_OPEN, CircuitStatus.CLOSED
 

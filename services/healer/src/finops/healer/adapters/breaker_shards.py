@@ -63,8 +63,9 @@ from finops.common.owned_partitions import OwnedPartitions, Resume
 from finops.common.partitions import partition_for
 from finops.common.provider_errors.taxonomy import ErrorKind
 from finops.healer.adapters.circuits import ProviderOutcome, breaker_alert, report_held_back
+from finops.healer.domain.breaker_board import BreakerBoard
 from finops.healer.domain.breaker_state import board_from_state, board_to_state
-from finops.healer.domain.breakers import BreakerBoard, BreakerConfig, Transition
+from finops.healer.domain.breakers import BreakerConfig, Transition
 
 log = logging.getLogger(__name__)
 

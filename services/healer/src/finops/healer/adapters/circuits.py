@@ -6,7 +6,7 @@ Two stages (see docs/breakers.md):
    agent), classifies each error, and forwards one :class:`ProviderOutcome` per call that
    says something about a provider's health to ``finops.provider-outcomes.v1``, keyed by
    provider/model: every outcome of one breaker lands in one partition, owned by one instance.
-2. The owner updates the breaker (:class:`~finops.healer.domain.breakers.BreakerBoard`) and
+2. The owner updates the breaker (:class:`~finops.healer.domain.breaker_board.BreakerBoard`) and
    publishes its state to the compacted ``finops.circuits.v1``, and an alert to
    ``finops.alerts.v1`` when it opens or closes. Each owned partition's breakers are
    checkpointed with its offset (:mod:`.breaker_shards`): a new owner goes on from there.
@@ -128,8 +128,9 @@ def reporting_agent(agent_id: str, principal: str | None) -> str:
     whichever of its API keys sent the event, even one with ``events:write:any``, which may
     name any ``agent_id`` and so could otherwise make up a quorum of agents on its own (agents
     sharing an account are therefore one reporter). An agent's own key may name only its
-    account's agent, so there the two say the same. An event without a principal did not come through ingest (a producer
-    with access to the broker wrote it): its ``agent_id`` is all there is.
+    account's agent, so there the two say the same. An event without a principal did not come
+    through ingest (a producer with access to the broker wrote it): its ``agent_id`` is all
+    there is.
 
     Examples
     --------

@@ -32,7 +32,8 @@ version reads the others' checkpoints:
 
 Examples
 --------
->>> from finops.healer.domain.breakers import BreakerBoard, BreakerConfig
+>>> from finops.healer.domain.breaker_board import BreakerBoard
+>>> from finops.healer.domain.breakers import BreakerConfig
 >>> from finops.common.provider_errors.taxonomy import ErrorKind
 >>> board = BreakerBoard(BreakerConfig(min_calls=2))
 >>> board.success("openai", "gpt-4o", at=100.0)
@@ -54,8 +55,9 @@ from typing import Any
 import river
 
 from finops.common.circuits import CircuitStatus
+from finops.healer.domain.breaker_board import BreakerBoard
 from finops.healer.domain.breaker_window import Agent, AgentCounts, Bucket
-from finops.healer.domain.breakers import Breaker, BreakerBoard, BreakerConfig
+from finops.healer.domain.breakers import Breaker, BreakerConfig
 
 __all__ = ["board_from_state", "board_to_state", "breaker_from_state", "breaker_to_state"]
 
