@@ -59,11 +59,7 @@ Tokens = Callable[[], str]
 
 def _settings(service: str, infra: Any, data_dir: Path) -> Any:
     module = importlib.import_module(f"finops.{service}.settings")
-    settings_class = next(
-        value
-        for name, value in vars(module).items()
-        if name.endswith("Settings") and value.__module__ == module.__name__
-    )
+    settings_class = getattr(module, f"{service.capitalize()}Settings")
     broker = LOCAL_BROKER_ENV if infra.local_broker else {}
     values: dict[str, Any] = {
         **{key.removeprefix("FINOPS_").lower(): value for key, value in broker.items()},
