@@ -53,6 +53,18 @@ FAILING: dict[str, tuple[str, dict[str, str]]] = {
 ENDING = "ending the process so that it is started again"
 
 
+def _said_of_a_schema_behind(ending: str, may_say: set[str]) -> bool:
+    """One of ``may_say``, or a loop's query that met the downgrade itself: its transaction
+    (several steps, several tables) and a query reading two of those tables can deadlock, and
+    PostgreSQL then ends the query (a CI run saw the experiments' intake end so, once)."""
+    loops = {said.partition(" failed (")[0] for said in may_say}
+    return ending in may_say or any(
+        ending.startswith(f"{loop} failed (DeadlockDetectedError: deadlock detected")
+        and ending.endswith(ENDING)
+        for loop in loops
+    )
+
+
 def restarts(env: dict[str, str], name: str) -> int:
     state = json.loads((Path(env["FINOPS_DATA_DIR"]) / "stack.json").read_text())
     return int(state["components"][name]["restarts"])
@@ -112,7 +124,7 @@ def test_intakes_failing_on_a_schema_behind_restart_their_services_until_mended(
                 for what, error in loops.items()
             }
             said = set(endings(stack_env, name))
-            assert said and said <= may_say, (name, said)
+            assert said and all(_said_of_a_schema_behind(e, may_say) for e in said), (name, said)
         forward = finops("db", "upgrade", env=stack_env)
         assert forward.returncode == 0, forward.stdout + forward.stderr
         for name in FAILING:
