@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -219,15 +220,16 @@ async def _judge_silent(
     return verdict
 
 
-async def _true_ends(
-    consumer: AIOKafkaConsumer, reported: dict[TopicPartition, int], timeout_s: float
-) -> dict[TopicPartition, int]:
+async def ends_after_last_batches(
+    consumer: Any, reported: Mapping[TopicPartition, int], timeout_s: float
+) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
     """The end of each partition whose broker reports the offset after the first record of its
-    last batch: one past the last record a fetch from just before that offset returns (the
-    batch, which every broker answers right). A partition whose fetch brings nothing within
-    ``timeout_s`` raises KafkaError: nothing is decided."""
+    last batch (tansu: ``FINOPS_KAFKA_END_OFFSET_IN_LAST_BATCH``): one past the last record a
+    fetch from just before that offset returns (the batch, which every broker answers right);
+    and the partitions whose fetch brought nothing within ``timeout_s``. It seeks the
+    consumer's partitions there. Also ``finops tail``'s way to the end of a topic."""
     pending = {tp for tp, end in reported.items() if end > 0}
-    true = {tp: end for tp, end in reported.items() if end <= 0}
+    ends = {tp: end for tp, end in reported.items() if end <= 0}
     for tp in pending:
         consumer.seek(tp, reported[tp] - 1)
     deadline = time.monotonic() + timeout_s
@@ -235,9 +237,18 @@ async def _true_ends(
         batch = await consumer.getmany(*pending, timeout_ms=200)
         for tp, records in batch.items():
             if records and tp in pending:
-                true[tp] = max(reported[tp], records[-1].offset + 1)
+                ends[tp] = max(reported[tp], records[-1].offset + 1)
                 pending.discard(tp)
         await asyncio.sleep(0)
+    return ends, pending
+
+
+async def _true_ends(
+    consumer: AIOKafkaConsumer, reported: dict[TopicPartition, int], timeout_s: float
+) -> dict[TopicPartition, int]:
+    """:func:`ends_after_last_batches`; a partition whose fetch brings nothing in time raises
+    KafkaError: nothing is decided."""
+    true, pending = await ends_after_last_batches(consumer, reported, timeout_s)
     if pending:
         keys = ", ".join(sorted(map(partition_key, pending)))
         raise KafkaError(

@@ -361,17 +361,12 @@ async def _seek_to_end_now(
     keeps the reported end. (On Apache Kafka the probe would skip every record appended
     between the end offsets and the fetch.)
     """
+    from finops.common.log_position import ends_after_last_batches
+
     ends: dict[Any, int] = dict(await consumer.end_offsets(tps))
-    pending = {tp for tp, end in ends.items() if end > 0} if probe else set()
-    for tp in pending:
-        consumer.seek(tp, ends[tp] - 1)
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        batch = await consumer.getmany(*pending, timeout_ms=200)
-        for tp, records in batch.items():
-            if records and tp in pending:
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
-                pending.discard(tp)
+    if probe:  # a partition whose fetch brings nothing keeps the reported end
+        found, _ = await ends_after_last_batches(consumer, ends, timeout_s)
+        ends.update(found)
     for tp, end in ends.items():
         consumer.seek(tp, end)
     return ends
