@@ -133,7 +133,10 @@ def run_script(
     with tempfile.TemporaryDirectory(prefix="finops-bench-figures-") as tmp:
         figures_file = Path(tmp) / "figures.jsonl"
         path = os.pathsep.join(p for p in (str(BENCH), os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, FIGURES_FILE: str(figures_file), "PYTHONPATH": path}
+        # the benches read their stacks' /metrics without a token: one exported for a real
+        # deployment would make every read a 401
+        inherited = {k: v for k, v in os.environ.items() if k != "FINOPS_METRICS_TOKEN"}
+        env = {**inherited, FIGURES_FILE: str(figures_file), "PYTHONPATH": path}
         started = time.monotonic()
         output = subprocess.PIPE if together else None
         done = subprocess.run(

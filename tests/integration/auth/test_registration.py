@@ -237,3 +237,15 @@ async def test_registrations_are_throttled_per_client_address(make_auth_settings
         async with asgi_client(app, neighbour_address) as neighbour:
             answer = await neighbour.post("/api/auth/register", json=account())
             assert answer.status_code == 201, answer.text
+
+
+async def test_closed_registration_is_403_registration_closed(make_auth_settings):
+    # open, anyone makes a second account, and with two accounts the breakers' quorum
+    app = create_app(make_auth_settings(registration_open=False))
+    async with LifespanManager(app), asgi_client(app) as http:
+        refused = await http.post("/api/auth/register", json=account())
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "registration_closed"
+    assert refused.json()["error"]["message"] == (
+        "public registration is closed on this platform: an admin creates accounts"
+    )

@@ -26,6 +26,7 @@ from finops.auth.domain.errors import (
     LastAdmin,
     LoginThrottled,
     RefreshTokenReused,
+    RegistrationClosed,
     RoleNotAllowed,
     TeamsInvalid,
     UsernameTaken,
@@ -94,6 +95,17 @@ async def test_register_then_login_issues_a_token_pair_for_the_role(world):
     assert pair.refresh_token and pair.expires_in == 900
     [stored] = world.store.refresh_tokens.values()
     assert stored.access_jti == principal.jti and stored.user_id == user.id
+
+
+async def test_closed_registration_refuses_before_any_count_or_hash(world):
+    # open, anyone could make a second account and with it the breakers' quorum of two
+    world.service.policy = AuthPolicy(registration_open=False)
+    with pytest.raises(RegistrationClosed) as refused:
+        await world.service.register(
+            "mallory2", "m2@example.com", PASSWORD, client_address="10.0.0.9"
+        )
+    assert refused.value.code == "registration_closed"
+    assert (world.store.users, world.hashing.hashes, world.registrations.counts) == ({}, 0, {})
 
 
 async def test_duplicates_and_invalid_accounts_are_refused(world):

@@ -40,8 +40,9 @@ def test_metrics_refuse_a_request_without_the_token(authorization) -> None:
 
 def test_metrics_answer_the_token_and_without_one_set_anyone() -> None:
     scraped = _metrics(TOKEN).get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    lower = _metrics(TOKEN).get("/metrics", headers={"Authorization": f"bearer {TOKEN}"})
     unguarded = _metrics(None).get("/metrics")
-    for answer in (scraped, unguarded):
+    for answer in (scraped, lower, unguarded):
         assert answer.status_code == 200
         assert "# TYPE finops_http_requests_total counter" in answer.text
 

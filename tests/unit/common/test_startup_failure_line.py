@@ -87,6 +87,18 @@ def test_any_other_start_up_failure_keeps_its_traceback(bug, last_line) -> None:
     assert message["message"].rstrip().endswith(last_line)
 
 
+def test_an_unknown_connection_parameter_is_a_refusal_not_an_unreachable_server() -> None:
+    # ?connect_timeout=10 (libpq's, not a server setting): the server answered 42704, which
+    # read "cannot reach PostgreSQL ... check that it runs"
+    settings = CommonSettings(database_url="postgresql://finops:hunter2@db.internal/finops")
+    unknown = asyncpg.exceptions.UndefinedObjectError(
+        'unrecognized configuration parameter "connect_timeout"'
+    )
+    assert DatabaseUnreachable.of(unknown, settings).message.startswith(
+        "PostgreSQL at db.internal:5432 refused the connection (UndefinedObjectError:"
+    )
+
+
 def test_a_refused_role_or_password_says_what_to_check_without_the_password() -> None:
     settings = CommonSettings(database_url="postgresql://finops:hunter2@db.internal/finops")
     refused = asyncpg.exceptions.InvalidPasswordError(
@@ -95,8 +107,8 @@ def test_a_refused_role_or_password_says_what_to_check_without_the_password() ->
     error = DatabaseUnreachable.of(refused, settings)
     assert error.message == (
         "PostgreSQL at db.internal:5432 refused the connection (InvalidPasswordError: password"
-        ' authentication failed for user "finops"): check the role, password and database'
-        " FINOPS_DATABASE_URL names"
+        ' authentication failed for user "finops"): check the role, password, database and'
+        " parameters FINOPS_DATABASE_URL names"
     )
     assert "hunter2" not in error.message
 

@@ -86,9 +86,11 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
 
 
-#: SQLSTATE classes of a server that answers but refuses the connection whatever is retried:
-#: 28, a wrong role or password; 3D, no such database
-_REFUSED_SQLSTATE_CLASSES = ("28", "3D")
+#: SQLSTATE classes of a server that answered but may take the connection if tried again: 08,
+#: the connection failed; 53, too many connections; 57, starting up or shutting down. Any
+#: other (28, a wrong role or password; 3D, no such database; 42, an unknown parameter) is a
+#: refusal that waiting will not mend
+_PASSING_SQLSTATE_CLASSES = ("08", "53", "57")
 
 
 class DatabaseUnreachable(FinopsError):
@@ -123,10 +125,12 @@ class DatabaseUnreachable(FinopsError):
                 f"a file FINOPS_DATABASE_URL names cannot be read ({reason}): check its"
                 " sslrootcert, sslcert and sslkey"
             )
-        elif sqlstate.startswith(_REFUSED_SQLSTATE_CLASSES):
+        elif isinstance(error, asyncpg.PostgresError) and not sqlstate.startswith(
+            _PASSING_SQLSTATE_CLASSES
+        ):
             message = (
                 f"PostgreSQL at {where} refused the connection ({reason}): check the role,"
-                " password and database FINOPS_DATABASE_URL names"
+                " password, database and parameters FINOPS_DATABASE_URL names"
             )
         else:
             message = (

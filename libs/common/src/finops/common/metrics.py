@@ -35,13 +35,14 @@ def install_metrics_endpoint(app: FastAPI, token: str | None = None) -> None:
     """``GET /metrics``. With ``token`` (``FINOPS_METRICS_TOKEN``) it answers only a request
     that carries it, ``Authorization: Bearer <token>``, and anything else 401
     ``not_authenticated``: the spend gauges name agents and teams and what each spent."""
-    expected = f"Bearer {token}".encode() if token else None
+    expected = token.encode() if token else None
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            # the scheme's case does not matter (RFC 9110), the token's does
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
                 raise NotAuthenticated(
                     "GET /metrics asks for the bearer token FINOPS_METRICS_TOKEN holds"
                 )

@@ -118,6 +118,7 @@ def build_auth_service(
             api_key_token_ttl_seconds=settings.api_key_token_ttl_seconds,
             max_failures_per_account=settings.login_max_failures_per_account,
             max_failures_per_address=settings.login_max_failures_per_address,
+            registration_open=settings.registration_open,
             max_registrations_per_address=settings.registration_max_per_address,
             registration_hashes_in_flight=settings.registration_hashes_in_flight,
             registration_hash_wait_seconds=settings.registration_hash_wait_seconds,

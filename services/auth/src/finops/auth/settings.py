@@ -77,6 +77,9 @@ class AuthSettings(AccountSettings):
     login_max_failures_per_address: int = Field(50, ge=1)
     login_failure_window_seconds: int = Field(15 * 60, ge=1)
 
+    #: whether POST /api/auth/register creates agent accounts for anyone (false: 403
+    #: registration_closed, accounts made by an admin: `finops users create`)
+    registration_open: bool = True
     #: registrations one client may start per window (429 too_many_registrations beyond); a
     #: client is its address (an IPv6 one by its /64, a NAT64 one, 64:ff9b::/96, by the IPv4
     #: address it embeds), the proxy's unless trusted_proxies

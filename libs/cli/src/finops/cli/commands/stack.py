@@ -279,8 +279,8 @@ def env() -> None:
     subshell: exported in your shell, the addresses would make a later `finops up` there take
     PostgreSQL, Redis and the broker for external ones.
 
-      (eval "$(finops env)"
-       FINOPS_PORT=8014 FINOPS_DATA_DIR=.finops/healer-2 python -m finops.healer)
+      (eval "$(.venv/bin/finops env)"
+       FINOPS_PORT=8014 FINOPS_DATA_DIR=.finops/healer-2 .venv/bin/python -m finops.healer)
 
     An address you set before (FINOPS_DATABASE_URL, FINOPS_REDIS_URL, FINOPS_KAFKA_BOOTSTRAP:
     then the broker is not the stack's, and no broker settings are printed) wins, as for the

@@ -12,6 +12,7 @@ from finops.auth.api.responses import (
     FORM_ERRORS,
     LOGIN_THROTTLING,
     PROTECTED,
+    REGISTRATION_CLOSED,
     REGISTRATION_THROTTLING,
     errors,
 )
@@ -42,10 +43,13 @@ def _token_response(pair: TokenPair) -> TokenResponse:
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an agent account",
-    responses=errors(*BODY_ERRORS, 409, throttling=REGISTRATION_THROTTLING),
+    responses=errors(
+        *BODY_ERRORS, 409, throttling=REGISTRATION_THROTTLING, own=(REGISTRATION_CLOSED,)
+    ),
 )
 async def register(body: RegisterRequest, service: Service, address: ClientAddress) -> UserOut:
-    """Public registration always creates role `agent`; admins change roles later. Each
+    """Public registration always creates role `agent`; admins change roles later. With
+    `FINOPS_REGISTRATION_OPEN=false` it is closed: 403 `registration_closed`. Each
     client address may start `FINOPS_REGISTRATION_MAX_PER_ADDRESS` registrations per
     `FINOPS_REGISTRATION_WINDOW_SECONDS` (429 `too_many_registrations` beyond, with
     `Retry-After`); 429 `registration_busy` says the service is hashing as many passwords

@@ -59,6 +59,12 @@ ERRORS = (
 #: the 429 of the login endpoints
 LOGIN_THROTTLING = (ApiError(429, "too_many_attempts", "login throttled; see `Retry-After`"),)
 #: the 429s of registration
+#: the 403 of registration alone
+REGISTRATION_CLOSED = ApiError(
+    403,
+    "registration_closed",
+    "public registration is closed (`FINOPS_REGISTRATION_OPEN=false`): an admin creates accounts",
+)
 REGISTRATION_THROTTLING = (
     ApiError(
         429,
@@ -91,18 +97,21 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 
 def errors(
-    *statuses: int, form: bool = False, throttling: tuple[ApiError, ...] = ()
+    *statuses: int,
+    form: bool = False,
+    throttling: tuple[ApiError, ...] = (),
+    own: tuple[ApiError, ...] = (),
 ) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI answers of these statuses, each with every code auth gives with it
     (``form``: the 415 of a form-encoded body, not of a JSON one, and no ``invalid_json``),
-    and the endpoint's own 429s (``throttling``)."""
+    the endpoint's own 429s (``throttling``) and its other codes of its own (``own``)."""
     table = [
         UNSUPPORTED_FORM_MEDIA_TYPE if form and r is UNSUPPORTED_MEDIA_TYPE else r
         for r in ERRORS
         if not (form and r is INVALID_JSON)  # a form body is never parsed as JSON
     ]
     rows = [row for row in table if row.status in statuses]
-    return responses(rows, throttling, headers=_HEADERS)
+    return responses(rows, own, throttling, headers=_HEADERS)
 
 
 #: an endpoint with a JSON body (the form-encoded token endpoint has FORM_ERRORS, and

@@ -124,5 +124,16 @@ class ApiKeyNotFound(NotFound):
     code, message = "api_key_not_found", "no such API key"
 
 
+class RegistrationClosed(Forbidden):
+    """Public registration is closed (``FINOPS_REGISTRATION_OPEN=false``): accounts are made by
+    an admin, so that no one else can add a reporter of events (a second account makes the
+    breakers' quorum, reports costs, tags experiments)."""
+
+    code, message = (
+        "registration_closed",
+        "public registration is closed on this platform: an admin creates accounts",
+    )
+
+
 class RoleNotAllowed(Forbidden):
     code, message = "role_not_allowed", "you may not act for an account with this role"

@@ -17,6 +17,9 @@ class AuthPolicy:
     api_key_token_ttl_seconds: int = 15 * 60
     max_failures_per_account: int = 5
     max_failures_per_address: int = 50
+    #: whether anyone may create an agent account (``POST /api/auth/register``); closed, only
+    #: an admin does (``finops users create``)
+    registration_open: bool = True
     #: registrations one client (``rules.registering_client``) may start per window
     max_registrations_per_address: int = 60
     #: registration hashes at once in this process, and how long one waits for a slot

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from finops.auth.domain.errors import LastAdmin, RegistrationThrottled, UserNotFound
+from finops.auth.domain.errors import (
+    LastAdmin,
+    RegistrationClosed,
+    RegistrationThrottled,
+    UserNotFound,
+)
 from finops.auth.domain.model import ApiKey, TokenPair, User
 from finops.auth.domain.passwords import PasswordHashing
 from finops.auth.domain.policy import check_new_account
@@ -107,6 +112,8 @@ class AuthService:
         budget counts is the registrations that reached their hash. An invalid account is
         refused before either: it costs no hash.
         """
+        if not self.policy.registration_open:
+            raise RegistrationClosed()
         account = check_new_account(username, email, password)
         counted = None
         if client_address is not None:
