@@ -43,6 +43,9 @@ class IdleConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.partitions = partitions
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
 
 class NoCheckpoint:
     async def seek(self, consumer: Any, partitions: Any) -> None:
@@ -87,7 +90,7 @@ async def test_a_consumer_assigned_without_a_group_exports_its_topics_counts_at_
         service="zero-assigned",
         checkpointed=NoCheckpoint(),  # type: ignore[arg-type]
     )
-    await reader.start_assigned([TopicPartition("zero.d.v1", 0), TopicPartition("zero.d.v1", 1)])
+    await reader.start_assigned_topics(["zero.d.v1"])
     assert stream_count("zero-assigned", "zero.d.v1", "dead_lettered") == 0.0
 
 

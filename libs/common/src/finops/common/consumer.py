@@ -232,22 +232,13 @@ class AtLeastOnceConsumer:
         self._export_counts(topics)
         await start_subscribed(self.consumer, topics, listener)
 
-    async def start_assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """Start and read ``partitions`` without a group, from the state's offsets
-        (checkpointed only: without a group, nowhere else keeps them)."""
-        if self.checkpointed is None:
-            raise ValueError("assigning without a group needs a checkpointed state")
-        self._export_counts(sorted({tp.topic for tp in partitions}))
-        await self.consumer.start()
-        self.consumer.assign(list(partitions))
-        await self.checkpointed.seek(self.consumer, partitions)
-
     async def start_assigned_topics(self, topics: Sequence[str]) -> None:
-        """:meth:`start_assigned` on every partition the broker has of ``topics`` as the
-        consumer starts: a topic an operator gave more partitions than the platform declares
-        is read whole, not its declared ones alone (a group reader is assigned the new
-        ones; this one would never read them, and nothing would say so). A partition added
-        later is read from the next start."""
+        """Start and read, without a group, every partition the broker has of ``topics`` as
+        the consumer starts, from the state's offsets (checkpointed only: without a group,
+        nowhere else keeps them). A topic an operator gave more partitions than the platform
+        declares is read whole, not its declared ones alone (a group reader is assigned the
+        new ones; this one would never read them, and nothing would say so). A partition
+        added later is read from the next start."""
         if self.checkpointed is None:
             raise ValueError("assigning without a group needs a checkpointed state")
         self._export_counts(sorted(topics))
