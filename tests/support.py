@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -424,3 +425,18 @@ def healthz_server() -> Iterator[str]:
 
     with loopback_server(Healthy) as url:
         yield url
+
+
+class MetadataRefreshes:
+    """For a fake consumer: aiokafka's client as :func:`finops.common.kafka.topic_partitions`
+    uses it, asking for a topic by name (``refreshed`` counts the metadata requests)."""
+
+    refreshed = 0
+
+    @property
+    def _client(self) -> Any:  # aiokafka's client: asking for a topic by name refreshes
+        return SimpleNamespace(add_topic=lambda topic: None, force_metadata_update=self._refresh)
+
+    async def _refresh(self) -> bool:
+        self.refreshed += 1
+        return True

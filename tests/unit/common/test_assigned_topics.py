@@ -3,17 +3,17 @@ ones the platform declares (fakes for the consumer)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
+from support import MetadataRefreshes
 
 from finops.common.consumer import AtLeastOnceConsumer
 
 
-class BrokerMetadata:
+class BrokerMetadata(MetadataRefreshes):
     """A consumer that starts without a broker and knows ``partitions`` per topic; the first
     metadata leaves out the topics in ``late`` (a topic-level error), a fresh one holds them."""
 
@@ -29,14 +29,6 @@ class BrokerMetadata:
         if topic in self.late and not self.refreshed:
             return None
         return self.known.get(topic)
-
-    @property
-    def _client(self) -> Any:  # aiokafka's client: asking for a topic by name refreshes
-        return SimpleNamespace(add_topic=lambda topic: None, force_metadata_update=self._refresh)
-
-    async def _refresh(self) -> bool:
-        self.refreshed += 1
-        return True
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = partitions

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from support import MetadataRefreshes
 
 from finops.common import log_position
 from finops.common.settings import CommonSettings
@@ -95,7 +96,7 @@ async def test_a_partition_whose_end_offset_is_not_reported_is_not_taken_as_past
         )
 
 
-class MetadataHiccupBroker(SilentBroker):
+class MetadataHiccupBroker(MetadataRefreshes, SilentBroker):
     """Its first metadata leaves the topic out (a topic-level error, which aiokafka drops);
     a fresh metadata request holds it again unless ``lasting``."""
 
@@ -106,14 +107,6 @@ class MetadataHiccupBroker(SilentBroker):
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:  # type: ignore[override]
         return None if self.lasting or not self.refreshed else super().partitions_for_topic(topic)
-
-    @property
-    def _client(self) -> Any:  # aiokafka's client: asking for a topic by name refreshes
-        return SimpleNamespace(add_topic=lambda topic: None, force_metadata_update=self._refresh)
-
-    async def _refresh(self) -> bool:
-        self.refreshed += 1
-        return True
 
 
 async def test_a_topic_missing_from_the_metadata_is_asked_again_then_not_taken_as_gone(
